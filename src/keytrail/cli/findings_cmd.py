@@ -1,0 +1,7 @@
+"""Subcommands for the findings layer (being built; see the issue tracker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COMMANDS: dict[str, Any] = {}

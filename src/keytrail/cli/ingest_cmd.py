@@ -1,0 +1,176 @@
+"""``keytrail ingest``, ``info`` and ``sql``: getting evidence in and looking at it raw."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from keytrail.errors import InputError, StrictRejectError, UsageError
+
+if TYPE_CHECKING:
+    from keytrail.ingest.runner import Progress
+
+
+def _add_ingest(p: argparse.ArgumentParser) -> None:
+    p.add_argument("case", help="case file (DuckDB); created when missing")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="log files or directories (walked recursively)")
+    p.add_argument("--inventory", action="append", default=[], metavar="FILE",
+                   help="agent inventory (TOML, JSON or CSV); repeatable")
+    p.add_argument("--strict", action="store_true", help="exit 3 when any record was rejected")
+    p.add_argument("--json", action="store_true", help="print a machine summary on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
+class _ProgressPrinter:
+    """Progress on stderr: one updating line on a terminal, periodic lines otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = -1.0
+
+    def __call__(self, p: Progress) -> None:
+        mb = p.bytes_done / 1e6
+        rate = mb / p.elapsed if p.elapsed > 0 else 0.0
+        line = (f"ingest: {p.files_done}/{p.files_total} files, {p.records:,} records, "
+                f"{p.rejected:,} rejected, {mb:,.1f} MB at {rate:,.1f} MB/s")
+        if p.current == "finalising":
+            line += " - finalising (dedup, graph)"
+        if self.tty:
+            sys.stderr.write("\r\x1b[2K" + line)
+            sys.stderr.flush()
+        elif p.elapsed - self.last >= 2.0 or p.current == "finalising":
+            self.last = p.elapsed
+            print(line, file=sys.stderr)
+
+    def done(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from keytrail.ingest.runner import ingest
+
+    printer = None if args.quiet else _ProgressPrinter()
+    summary = ingest(args.case, args.paths, inventory=args.inventory, progress=printer)
+    if printer:
+        printer.done()
+    doc = summary.as_dict()
+    if args.json:
+        from keytrail.cli.main import print_json
+
+        print_json(doc)
+    for f in summary.files:
+        if f.status in ("skipped", "failed", "partial") or f.rejected:
+            print(f"  {f.status:>8}  {f.path}: {f.note or ''} ({f.rejected} rejected)", file=sys.stderr)
+    by = doc["files_by_status"]
+    print(
+        f"keytrail: {summary.loaded_files} files loaded, {by.get('already-ingested', 0)} already in the case, "
+        f"{by.get('skipped', 0)} skipped, {by.get('failed', 0)} failed; {summary.records:,} records, "
+        f"{summary.rejected:,} rejected; {summary.events_in_case:,} events in {args.case} "
+        f"({summary.elapsed:.1f}s)",
+        file=sys.stderr,
+    )
+    if summary.rejected:
+        print(f"  see them with: keytrail sql {args.case} \"SELECT * FROM rejects\"", file=sys.stderr)
+    new_files = [f for f in summary.files if f.status != "already-ingested"]
+    if new_files and summary.loaded_files == 0:
+        raise InputError("nothing was loaded: no file was in a known format (see the list above)")
+    if args.strict and summary.rejected:
+        raise StrictRejectError(f"--strict: {summary.rejected} records were rejected")
+    return 0
+
+
+def _add_info(p: argparse.ArgumentParser) -> None:
+    p.add_argument("case")
+    p.add_argument("--json", action="store_true")
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from keytrail.analysis.summary import case_info
+    from keytrail.store.case import CaseStore
+
+    with CaseStore.open(args.case) as store:
+        info = case_info(store)
+    if args.json:
+        from keytrail.cli.main import print_json
+
+        print_json(info)
+        return 0
+    out = sys.stdout
+    tr = info["time_range"]
+    out.write(f"case {info['case']}{'' if info['finalized'] else '  (INGEST INCOMPLETE: re-run ingest)'}\n")
+    out.write(f"time range  {tr[0]} .. {tr[1]}\n")
+    out.write(f"events      {info['events']:,}   rejected {info['rejected']:,}\n")
+    out.write("\nsource       files     events  rejected  first                  last\n")
+    for name, s in info["sources"].items():
+        out.write(f"{name:<12}{s['files']:>6}{s['events']:>11,}{s['rejected']:>10,}  "
+                  f"{s['time_range'][0] or '-':<22} {s['time_range'][1] or '-'}\n")
+    c = info["counts"]
+    out.write(f"\ncredentials {c['credentials']:,}  principals {c['principals']:,}  links {c['links']:,}  "
+              f"inventory agents {c['inventory_agents']:,}\n")
+    out.write("\nevidence\n")
+    for e in info["evidence"]:
+        out.write(f"  [{e['file_id']}] {e['status']:<8} {e['source'] or '-':<10} {e['integrity'] or '-':<14} "
+                  f"{e['sha256'][:16]}  {e['events'] or 0:>8,} ev {e['rejected'] or 0:>5} rej  {e['path']}\n")
+        if e["note"]:
+            out.write(f"      note: {e['note']}\n")
+    return 0
+
+
+def _add_sql(p: argparse.ArgumentParser) -> None:
+    p.add_argument("case")
+    p.add_argument("query", help="SQL (the case is opened read-only)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="rows as a JSON array")
+    fmt.add_argument("--csv", action="store_true", help="CSV with formula-looking cells neutralised")
+
+
+def run_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from keytrail.store.case import CaseStore
+
+    with CaseStore.open(args.case) as store:
+        try:
+            rel = store.con.execute(args.query)
+        except duckdb.Error as e:
+            raise UsageError(f"query failed: {e}") from e
+        names = [d[0] for d in rel.description or []]
+        rows = rel.fetchall()
+    if args.json:
+        from keytrail.cli.main import print_json
+
+        print_json([dict(zip(names, r)) for r in rows])
+    elif args.csv:
+        import csv
+
+        from keytrail.redact import csv_safe
+
+        w = csv.writer(sys.stdout)
+        w.writerow(names)
+        for r in rows:
+            w.writerow([csv_safe(v) for v in r])
+    else:
+        _print_table(names, rows)
+    return 0
+
+
+def _print_table(names: list[str], rows: list[tuple[Any, ...]]) -> None:
+    from keytrail.redact import plain
+
+    cells = [[plain("" if v is None else str(v), 80) for v in r] for r in rows]
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    print("  ".join(n.ljust(w) for n, w in zip(names, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+    print(f"({len(rows)} rows)", file=sys.stderr)
+
+
+COMMANDS = {
+    "ingest": ("load logs (CloudTrail, Vault audit, agent logs) and inventories into a case", _add_ingest,
+               run_ingest),
+    "info": ("sources, time range, counts, rejects and evidence integrity of a case", _add_info, run_info),
+    "sql": ("run a read-only SQL query on a case", _add_sql, run_sql),
+}

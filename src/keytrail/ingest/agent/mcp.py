@@ -1,0 +1,17 @@
+"""Placeholder: this adapter is being written (see the issue tracker)."""
+
+from __future__ import annotations
+
+from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
+
+
+class McpAdapter(SourceAdapter):
+    NAME = "mcp"
+    SOURCE = "agent"
+
+    @classmethod
+    def sniff(cls, sample: Sample) -> str | None:
+        return None
+
+    def load(self, ctx: LoadContext) -> None:
+        raise NotImplementedError

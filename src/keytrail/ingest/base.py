@@ -1,0 +1,278 @@
+"""The adapter contract: how a log family gets from files into the case.
+
+An adapter is a class with a content sniffer and a loader. The runner
+(:mod:`keytrail.ingest.runner`) hashes each file, asks every adapter's ``sniff``
+in priority order, opens one transaction per file (or per batch for adapters that
+set ``BATCH_FILES``), and hands the adapter a :class:`LoadContext` to write through.
+
+Adapters write only the *ingested* tables (``events``, ``event_resources``,
+``credential_issues``, ``inventory_agents``, ``rejects``). De-duplication, per-file
+counts and time ranges, and every derived table are computed afterwards in bulk by
+:mod:`keytrail.store.finalize`, so adapters may insert an event that is already in
+the case; the earliest copy wins.
+
+Invariants an adapter must keep:
+- never raise on a bad record: call :meth:`LoadContext.reject` and carry on;
+- never drop a record silently: every record is an event, a reject, or counted in
+  ``ctx.skipped_records`` with a reason (e.g. a Vault request entry merged into its
+  response);
+- keep the raw record text in ``events.raw``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pyarrow as pa
+
+from keytrail.store.schema import TABLES_BY_NAME
+
+if TYPE_CHECKING:
+    import duckdb
+
+SNIFF_BYTES = 256 * 1024
+EXCERPT_CHARS = 512
+
+#: Tables an adapter may append to.
+WRITABLE_TABLES = ("events", "event_resources", "credential_issues", "inventory_agents", "rejects")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What a sniffer sees: the path and the first bytes (decompressed when gz)."""
+
+    path: Path
+    head: bytes
+    gzipped: bool
+
+    @property
+    def text(self) -> str:
+        return self.head.decode("utf-8", errors="replace")
+
+
+def is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def read_sample(path: Path, limit: int = SNIFF_BYTES) -> Sample:
+    gz = is_gzip(path)
+    if gz:
+        head = b""
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(limit)
+        except (OSError, EOFError, zlib.error):
+            # Truncated or corrupt gzip: sniff what decompresses.
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            with path.open("rb") as fh:
+                try:
+                    head = d.decompress(fh.read(limit * 4), limit)
+                except zlib.error:
+                    head = b""
+    else:
+        with path.open("rb") as fh:
+            head = fh.read(limit)
+    return Sample(path, head, gz)
+
+
+@dataclass
+class LoadContext:
+    """One input file being loaded inside the runner's transaction."""
+
+    con: duckdb.DuckDBPyConnection
+    path: Path
+    file_id: int
+    format: str
+    gzipped: bool
+    records: int = 0
+    rejected: int = 0
+    skipped_records: int = 0
+    #: Set when the file stopped early (truncated gzip, unreadable tail); status becomes ``partial``.
+    break_note: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    # -- reading -----------------------------------------------------------------
+    def open_binary(self) -> io.BufferedIOBase:
+        """The file's bytes, decompressed when gz. Prefer :meth:`iter_lines` for line formats."""
+        if self.gzipped:
+            return gzip.open(self.path, "rb")  # type: ignore[return-value]
+        return self.path.open("rb")
+
+    def read_all(self) -> bytes:
+        """Whole (decompressed) content; on a truncated gzip returns what was readable and sets ``break_note``."""
+        if not self.gzipped:
+            return self.path.read_bytes()
+        out = bytearray()
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        with self.path.open("rb") as fh:
+            while True:
+                chunk = fh.read(1 << 20)
+                if not chunk:
+                    break
+                try:
+                    out += d.decompress(chunk)
+                except zlib.error as e:
+                    self.note_break(f"gzip data corrupt after {len(out)} decompressed bytes: {e}")
+                    return bytes(out)
+                # Concatenated gzip members (common in log rotation).
+                while d.eof and d.unused_data:
+                    rest = d.unused_data
+                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    try:
+                        out += d.decompress(rest)
+                    except zlib.error as e:
+                        self.note_break(f"gzip member corrupt after {len(out)} bytes: {e}")
+                        return bytes(out)
+        if not d.eof:
+            self.note_break(f"gzip stream truncated after {len(out)} decompressed bytes")
+        return bytes(out)
+
+    def iter_lines(self) -> Iterator[tuple[int, int, bytes]]:
+        """Yield ``(line_no, byte_offset, line)`` for non-blank lines (1-based numbers).
+
+        A truncated gzip yields every complete line before the break (the partial
+        last line too, so it can be rejected with its position) and sets ``break_note``.
+        """
+        data = self.read_all()
+        offset = 0
+        for line_no, line in enumerate(data.splitlines(keepends=True), start=1):
+            stripped = line.strip()
+            if stripped:
+                yield line_no, offset, stripped
+            offset += len(line)
+
+    # -- writing -----------------------------------------------------------------
+    def insert(self, table: str, rows: pa.Table | list[dict[str, Any]]) -> int:
+        """Append rows (an Arrow table or a list of dicts) to an ingested table.
+
+        Columns are matched by name; missing columns become NULL; ``file_id`` is filled
+        in for tables that have it. Returns the number of rows inserted.
+        """
+        if table not in WRITABLE_TABLES:
+            raise ValueError(f"adapters may not write {table}")
+        if isinstance(rows, list):
+            if not rows:
+                return 0
+            rows = _rows_to_arrow(table, rows)
+        if rows.num_rows == 0:
+            return 0
+        schema_cols = TABLES_BY_NAME[table].column_names
+        if "file_id" in schema_cols and "file_id" not in rows.column_names:
+            rows = rows.append_column("file_id", pa.array([self.file_id] * rows.num_rows, pa.int32()))
+        unknown = [c for c in rows.column_names if c not in schema_cols]
+        if unknown:
+            raise ValueError(f"{table} has no columns {unknown}")
+        self.con.register("_kt_staged", rows)
+        try:
+            cols = ", ".join(rows.column_names)
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _kt_staged")
+        finally:
+            self.con.unregister("_kt_staged")
+        return rows.num_rows
+
+    def insert_sql(self, table: str, select_sql: str, params: list[Any] | None = None) -> int:
+        """Append the result of a SELECT (columns named as in the schema) to an ingested table.
+
+        This is the bulk path: DuckDB reads and reshapes the file, Python never sees a record.
+        """
+        if table not in WRITABLE_TABLES:
+            raise ValueError(f"adapters may not write {table}")
+        before = self._count(table)
+        self.con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or [])
+        return self._count(table) - before
+
+    def _count(self, table: str) -> int:
+        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return int(row[0]) if row else 0
+
+    def reject(self, reason: str, *, record_no: int | None = None, byte_offset: int | None = None,
+               excerpt: bytes | str | None = None) -> None:
+        """Quarantine one record: where it was, why, and what it looked like."""
+        if isinstance(excerpt, bytes):
+            excerpt = excerpt.decode("utf-8", errors="replace")
+        self.con.execute(
+            "INSERT INTO rejects VALUES (?, ?, ?, ?, ?)",
+            [self.file_id, record_no, byte_offset, reason, (excerpt or "")[:EXCERPT_CHARS]],
+        )
+        self.rejected += 1
+
+    def note_break(self, note: str) -> None:
+        """Record that the file stopped early; the rows read before the break are kept."""
+        self.break_note = note
+        self.reject(note, excerpt="")
+
+
+def _rows_to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
+    """Build an Arrow table typed like the case table, from dicts (small batches, Python adapters)."""
+    cols = TABLES_BY_NAME[table].columns
+    present = [c for c in cols if any(c.name in r for r in rows)]
+    arrays = {}
+    for c in present:
+        arrays[c.name] = pa.array([r.get(c.name) for r in rows], type=_arrow_type(c.type))
+    return pa.table(arrays)
+
+
+def _arrow_type(sql_type: str) -> pa.DataType:
+    base = sql_type.split()[0].upper()
+    return {
+        "VARCHAR": pa.string(),
+        "JSON": pa.string(),
+        "TIMESTAMP": pa.timestamp("us"),
+        "BIGINT": pa.int64(),
+        "INTEGER": pa.int32(),
+        "BOOLEAN": pa.bool_(),
+        "VARCHAR[]": pa.list_(pa.string()),
+    }[base]
+
+
+class SourceAdapter(ABC):
+    """A log family's reader. Subclasses are registered under ``keytrail.sources``."""
+
+    #: Registry name (the entry-point name).
+    NAME: ClassVar[str]
+    #: Value written to ``events.source`` / ``evidence.source``.
+    SOURCE: ClassVar[str]
+    #: Lower runs first; a specific sniffer should precede a lenient one.
+    PRIORITY: ClassVar[int] = 50
+    #: Files per transaction; >1 lets an adapter bulk-load many files with one DuckDB scan.
+    BATCH_FILES: ClassVar[int] = 1
+
+    @classmethod
+    @abstractmethod
+    def sniff(cls, sample: Sample) -> str | None:
+        """Return a format label (e.g. ``cloudtrail-records``) if this adapter reads the file.
+
+        Must look at content, not the file name, and must not raise.
+        """
+
+    @abstractmethod
+    def load(self, ctx: LoadContext) -> None:
+        """Load one file through ``ctx``.
+
+        Raises:
+            Nothing for bad records (they go to ``ctx.reject``). An exception means
+            the adapter itself failed; the runner rolls back the file's transaction,
+            records the file as failed with the message, and continues with the next.
+        """
+
+    def load_batch(self, ctxs: list[LoadContext]) -> None:
+        """Load several files in one transaction. Default: one by one.
+
+        An adapter overriding this must contain per-file failures itself (fall back
+        to :meth:`load` for the file that broke the bulk path), because an exception
+        here fails every file of the batch.
+        """
+        for ctx in ctxs:
+            self.load(ctx)
+
+    @classmethod
+    def finalize(cls, con: duckdb.DuckDBPyConnection) -> None:
+        """Optional end-of-ingest fix-up over the whole case (runs before de-duplication)."""

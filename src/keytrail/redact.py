@@ -1,0 +1,87 @@
+"""Treat log text as hostile: neutralise it for terminals and CSV, mask secrets.
+
+Every string in a log may have been written by an attacker. The TUI, the CLI's
+tables, the reports and the exports all pass log text through these functions:
+
+- :func:`plain` removes ANSI/OSC escape sequences, control and zero-width/bidi
+  characters, and truncates very long values, so text is displayed, never obeyed;
+- :func:`csv_safe` stops spreadsheet formula injection (OWASP: prefix ``'``);
+- :func:`mask_secrets` / :func:`mask_record` hide secrets that logs sometimes carry
+  (STS session tokens, secret access keys, passwords, raw Vault tokens) unless the
+  user asks to reveal them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+# C0/C1 controls (except tab), zero-width and bidi overrides.
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+MASK = "****"
+
+#: Keys whose values are secrets wherever they appear (case-insensitive).
+SECRET_KEYS = frozenset(
+    k.lower()
+    for k in (
+        "sessionToken", "secretAccessKey", "secret_key", "secret_access_key", "security_token",
+        "password", "passwd", "client_token", "clientToken", "token", "secret_id", "private_key",
+        "privateKey", "apiKey", "api_key", "authorization", "x-amz-security-token", "refresh_token",
+        "access_token", "id_token",
+    )
+)
+
+_SECRET_VALUE = re.compile(
+    r"(?P<key>\"?(?:sessionToken|secretAccessKey|SecretAccessKey|SessionToken|password|client_token|"
+    r"secret_id|api_key|apiKey|access_token|refresh_token|id_token)\"?\s*[:=]\s*\"?)(?P<val>[^\"\s,}]+)",
+)
+#: Vault service tokens (hvs./s.), batch tokens (hvb./b.), recovery tokens (hvr.) that are not HMACs.
+_VAULT_TOKEN = re.compile(r"\b(hv[sbr]\.[A-Za-z0-9_-]{20,}|[sb]\.[A-Za-z0-9]{24,})")
+
+
+def plain(text: str, max_len: int | None = None) -> str:
+    """Text safe to put on a terminal: escapes and invisible characters removed, newlines shown as ⏎."""
+    out = _ANSI.sub("", text)
+    out = out.replace("\r\n", "\n").replace("\n", "⏎").replace("\t", " ")
+    out = _INVISIBLE.sub("", out)
+    if max_len is not None and len(out) > max_len:
+        out = out[: max(0, max_len - 1)] + "…"
+    return out
+
+
+def plain_block(text: str) -> str:
+    """Like :func:`plain` but keeps line breaks (for showing a raw record over many lines)."""
+    return "\n".join(plain(line) for line in text.splitlines())
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet will not evaluate (cells starting ``= + - @``, tab or CR get a ``'``)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def mask_secrets(text: str) -> str:
+    """Mask secret values inside a text (a raw JSON record, a log line)."""
+    text = _SECRET_VALUE.sub(lambda m: m.group("key") + MASK, text)
+    return _VAULT_TOKEN.sub(MASK, text)
+
+
+def mask_record(obj: Any) -> Any:
+    """A copy of a parsed JSON record with secret-named keys masked (HMAC'd values are kept)."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if isinstance(k, str) and k.lower() in SECRET_KEYS and isinstance(v, str) and v and \
+                    not v.startswith("hmac-sha256:"):
+                out[k] = MASK
+            else:
+                out[k] = mask_record(v)
+        return out
+    if isinstance(obj, list):
+        return [mask_record(v) for v in obj]
+    if isinstance(obj, str):
+        return _VAULT_TOKEN.sub(MASK, obj)
+    return obj

@@ -1,0 +1,3 @@
+"""The case store: DuckDB schema, opening rules, ingest bookkeeping and finalisation."""
+
+from __future__ import annotations

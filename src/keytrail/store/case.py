@@ -1,0 +1,140 @@
+"""Opening a case file: one writer (ingest), any number of read-only viewers.
+
+DuckDB allows one process to hold a database file for writing; everything except
+ingest opens the case read-only, so the TUI, ``serve``, reports and queries can run
+side by side. Threads must not share a connection: use :meth:`CaseStore.cursor`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from keytrail import __version__
+from keytrail.errors import CaseError, CaseLockedError
+from keytrail.store.schema import SCHEMA_VERSION, TABLES
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def _lock_message(path: Path, err: Exception) -> str:
+    text = str(err)
+    m = _LOCK_HOLDER.search(text)
+    holder = f"{m.group('prog')} (PID {m.group('pid')})" if m else "another process"
+    return (
+        f"case {path} is locked by {holder}: DuckDB allows one writer at a time. "
+        f"Wait for that process to finish (or stop it), then run the command again."
+    )
+
+
+class CaseStore:
+    """A keytrail case: a DuckDB file with the schema in :mod:`keytrail.store.schema`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+        self._lock = threading.Lock()
+
+    # -- opening -----------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, *, read_only: bool = True, create: bool = False) -> CaseStore:
+        """Open (or with ``create`` make) a case.
+
+        Raises:
+            CaseError: the file is missing (read-only), or not a keytrail case.
+            CaseLockedError: another process holds the write lock.
+        """
+        p = Path(path)
+        if read_only and not p.exists():
+            raise CaseError(
+                f"case {p} does not exist. Create it with: keytrail ingest {p} PATH...",
+                "no such case",
+            )
+        try:
+            con = duckdb.connect(str(p), read_only=read_only)
+        except duckdb.IOException as e:
+            if "lock" in str(e).lower():
+                raise CaseLockedError(_lock_message(p, e), "case locked") from e
+            raise CaseError(f"cannot open case {p}: {e}", "cannot open case") from e
+        except duckdb.Error as e:
+            raise CaseError(f"{p} is not a DuckDB case file: {e}", "not a case") from e
+        store = cls(con, p, read_only)
+        if read_only:
+            store._check_schema()
+        else:
+            store._ensure_schema()
+        return store
+
+    def _check_schema(self) -> None:
+        try:
+            row = self.con.execute("SELECT value FROM case_meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException as e:
+            raise CaseError(f"{self.path} is not a keytrail case (no case_meta table)") from e
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise CaseError(
+                f"{self.path} was written by a newer keytrail (schema {version} > {SCHEMA_VERSION}); upgrade keytrail"
+            )
+
+    def _ensure_schema(self) -> None:
+        for table in TABLES:
+            self.con.execute(table.ddl())
+        self.con.execute("CREATE SEQUENCE IF NOT EXISTS file_id_seq START 1")
+        now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+        self.con.execute(
+            "INSERT OR IGNORE INTO case_meta VALUES ('schema_version', ?), ('created_at', ?)",
+            [str(SCHEMA_VERSION), now],
+        )
+        self.set_meta("keytrail_version", __version__)
+
+    # -- helpers -----------------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor for the calling thread (DuckDB connections are not thread-safe)."""
+        return self.con.cursor()
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.con.execute("INSERT OR REPLACE INTO case_meta VALUES (?, ?)", [key, value])
+
+    def meta(self, key: str) -> str | None:
+        row = self.con.execute("SELECT value FROM case_meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Run SQL on a fresh cursor and return rows as dicts (small results only)."""
+        cur = self.cursor()
+        try:
+            rel = cur.execute(sql, params or [])
+            names = [d[0] for d in rel.description or []]
+            return [dict(zip(names, row)) for row in rel.fetchall()]
+        finally:
+            cur.close()
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        cur = self.cursor()
+        try:
+            row = cur.execute(sql, params or []).fetchone()
+            return None if row is None else row[0]
+        finally:
+            cur.close()
+
+    def interrupt(self) -> None:
+        """Cancel the running query on the main connection (used by the TUI's Escape)."""
+        self.con.interrupt()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> CaseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,91 @@
+"""End-of-ingest bookkeeping, all in bulk SQL: de-duplicate, count, derive.
+
+Adapters append freely (an event may arrive twice: CloudTrail duplicate delivery,
+several Vault audit devices, the same span exported twice). Here, once per ingest:
+
+1. adapter hooks (``SourceAdapter.finalize``), e.g. Vault pairing request-only
+   events with responses that arrived in a later file;
+2. de-duplication: the earliest copy of an event (lowest ``file_id``, ``record_no``)
+   wins; per-file ``duplicates`` count what was removed;
+3. per-file ``events`` and time ranges;
+4. CloudTrail digest integrity checks;
+5. the derived tables (``credentials``, ``principals``, ``links``) via
+   :func:`keytrail.graph.derive.derive`.
+
+``case_meta.finalized`` is ``false`` while an ingest runs and ``true`` after this
+completes, so readers can warn about a case whose ingest was interrupted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from keytrail.store.case import CaseStore
+
+
+def _dedup(con: object, table: str, partition: str, order: str) -> None:
+    con.execute(  # type: ignore[attr-defined]
+        f"""DELETE FROM {table} WHERE rowid IN (
+              SELECT rid FROM (
+                SELECT rowid AS rid, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) AS rn
+                FROM {table}) WHERE rn > 1)"""
+    )
+
+
+def dedup_events(store: CaseStore) -> None:
+    con = store.con
+    total, distinct = con.execute("SELECT count(*), count(DISTINCT event_uid) FROM events").fetchone() or (0, 0)
+    if total != distinct:
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _kt_dups AS
+               SELECT rid, file_id FROM (
+                 SELECT rowid AS rid, file_id,
+                        row_number() OVER (PARTITION BY event_uid ORDER BY file_id, record_no) AS rn
+                 FROM events) WHERE rn > 1"""
+        )
+        con.execute(
+            """UPDATE evidence SET duplicates = coalesce(duplicates, 0) + d.n
+               FROM (SELECT file_id, count(*) AS n FROM _kt_dups GROUP BY file_id) d
+               WHERE evidence.file_id = d.file_id"""
+        )
+        con.execute("DELETE FROM events WHERE rowid IN (SELECT rid FROM _kt_dups)")
+        con.execute("DROP TABLE _kt_dups")
+    _dedup(con, "event_resources", "event_uid, resource_id, resource_type, account", "event_uid")
+    _dedup(con, "credential_issues", "credential_id, event_uid", "issued_at")
+
+
+def file_counts(store: CaseStore) -> None:
+    store.con.execute(
+        """UPDATE evidence SET events = coalesce(s.n, 0), first_time = s.t0, last_time = s.t1,
+                  duplicates = coalesce(duplicates, 0)
+           FROM (SELECT e.file_id, s.n, s.t0, s.t1 FROM evidence e LEFT JOIN
+                   (SELECT file_id, count(*) AS n, min(time) AS t0, max(time) AS t1
+                    FROM events GROUP BY file_id) s ON s.file_id = e.file_id) s
+           WHERE evidence.file_id = s.file_id"""
+    )
+    store.con.execute(
+        "UPDATE evidence SET integrity = 'not-applicable' WHERE integrity IS NULL AND source <> 'cloudtrail'"
+    )
+
+
+def finalize(store: CaseStore) -> None:
+    """Run every end-of-ingest step in one transaction and mark the case finalized."""
+    from keytrail.graph.derive import derive
+    from keytrail.ingest import adapter_names, load_adapter
+    from keytrail.ingest.cloudtrail_digest import verify_integrity
+
+    con = store.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name in adapter_names():
+            load_adapter(name).finalize(con)
+        dedup_events(store)
+        file_counts(store)
+        verify_integrity(con)
+        derive(con)
+        store.set_meta("finalized", "true")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

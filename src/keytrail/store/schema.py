@@ -1,0 +1,261 @@
+"""The case schema as data: every table, column, type and meaning in one place.
+
+``docs/schema.md`` is generated from this module (``python -m keytrail.store.schema``)
+and a test checks the two agree, so the documentation cannot drift from the DDL.
+
+Conventions:
+- Times are ``TIMESTAMP`` holding UTC (naive); the source's own string is kept in a
+  ``*_raw`` column where sources disagree on formats.
+- Identifiers are exactly as logged (access key ids, Vault accessors or their HMACs,
+  lease ids, ARNs, Vault paths, agent ids) so a responder can grep for them.
+- Column names follow OCSF where OCSF has a name, flattened (``actor_uid``,
+  ``src_ip``, ``user_agent``, ``action``).
+- Tables marked *derived* are rebuilt from the others at the end of every ingest
+  (``store.finalize``); ingest adapters write only the *ingested* tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+    derived: bool = False
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(f"{c.name} {c.type}" for c in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _t(name: str, doc: str, *cols: tuple[str, str, str], derived: bool = False) -> Table:
+    return Table(name, doc, tuple(Column(*c) for c in cols), derived)
+
+
+CASE_META = _t(
+    "case_meta",
+    "Key/value facts about the case: schema version, keytrail version, whether the last ingest finished.",
+    ("key", "VARCHAR PRIMARY KEY", "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`)"),
+    ("value", "VARCHAR", "its value as text"),
+)
+
+EVIDENCE = _t(
+    "evidence",
+    "One row per input file ever offered to the case, including skipped and digest files.",
+    ("file_id", "INTEGER PRIMARY KEY", "case-local file number, referenced by events and rejects"),
+    ("path", "VARCHAR NOT NULL", "absolute path at ingest time"),
+    ("sha256", "VARCHAR NOT NULL", "SHA-256 of the file's bytes as stored (compressed if gz); re-ingest key"),
+    ("bytes", "BIGINT", "file size in bytes"),
+    ("source", "VARCHAR", "`cloudtrail`, `vault`, `agent`, `inventory`, `digest` or NULL when unrecognised"),
+    ("format", "VARCHAR", "detected format, e.g. `cloudtrail-records`, `vault-audit-jsonl`, `otlp-traces`"),
+    ("adapter", "VARCHAR", "name of the adapter that read it"),
+    ("status", "VARCHAR", "`loaded`, `partial` (stopped at a break such as truncated gzip; records before it kept), `skipped` (no known format), `digest`"),
+    ("records", "BIGINT", "records read from the file (events + rejects + non-event records)"),
+    ("events", "BIGINT", "events stored from this file after de-duplication"),
+    ("duplicates", "BIGINT", "events in this file already present from earlier files or records"),
+    ("rejected", "BIGINT", "records quarantined in `rejects`"),
+    ("first_time", "TIMESTAMP", "earliest event time in the file (UTC)"),
+    ("last_time", "TIMESTAMP", "latest event time in the file (UTC)"),
+    ("ingested_at", "TIMESTAMP", "when keytrail read it (UTC)"),
+    ("integrity", "VARCHAR", "`verified`, `failed`, `no-digest` (CloudTrail without a digest naming it), `not-applicable`"),
+    ("integrity_detail", "VARCHAR", "which digest file checked it, or why it failed"),
+    ("note", "VARCHAR", "why a file was skipped or where it broke"),
+)
+
+EVENTS = _t(
+    "events",
+    "One normalised action from any source. `raw` is the original record.",
+    ("event_uid", "VARCHAR NOT NULL", "case-unique id: `<source>:<source id>` (CloudTrail `cloudtrail:<eventID>`, Vault `vault:<request.id>`, spans `otlp:<traceId>:<spanId>`, see docs/formats)"),
+    ("source", "VARCHAR NOT NULL", "`cloudtrail`, `vault` or `agent`"),
+    ("format", "VARCHAR", "detected format of the file it came from"),
+    ("source_event_id", "VARCHAR", "the source's own id: CloudTrail `eventID`, Vault `request.id`, span id, MCP/native event id"),
+    ("time", "TIMESTAMP", "event time, UTC"),
+    ("time_raw", "VARCHAR", "the time as written in the source"),
+    ("action", "VARCHAR", "`<service>:<operation>`: `s3:GetObject`, `vault:read`, `tool:<tool name>`, `mcp:tools/call`"),
+    ("service", "VARCHAR", "service part of action: `s3`, `sts`, `vault`, `tool`, `llm`, `mcp`"),
+    ("operation", "VARCHAR", "operation part of action: `GetObject`, `read`, tool name"),
+    ("read_only", "BOOLEAN", "CloudTrail `readOnly` / Vault read-like operation when known"),
+    ("outcome", "VARCHAR", "`success`, `failure`, `denied` or `unknown`"),
+    ("error_code", "VARCHAR", "CloudTrail `errorCode`, Vault/MCP/span error type"),
+    ("error_message", "VARCHAR", "error text as logged"),
+    ("actor_uid", "VARCHAR", "acting identity: CloudTrail `userIdentity.arn` (or principalId), Vault `auth.entity_id` or display name, agent id"),
+    ("actor_type", "VARCHAR", "CloudTrail `userIdentity.type`; `vault-token`; `agent`; `human`"),
+    ("actor_name", "VARCHAR", "human-readable actor: user name, session name, Vault `display_name`, agent name"),
+    ("credential_id", "VARCHAR", "credential used, as logged: AKIA/ASIA key id, Vault token accessor (or its HMAC), agent credential ref"),
+    ("credential_kind", "VARCHAR", "`aws-access-key`, `aws-temporary-key`, `vault-token`, `agent-credential-ref`, ..."),
+    ("session_id", "VARCHAR", "session: CloudTrail role session ARN / session name, agent `session.id` / conversation id"),
+    ("agent_id", "VARCHAR", "agent id or name when the source says (`gen_ai.agent.id`, native `agent_id`)"),
+    ("human_id", "VARCHAR", "human on whose behalf: `enduser.id`, `user.id`, `onBehalfOf.userId`, `sourceIdentity`"),
+    ("src_ip", "VARCHAR", "CloudTrail `sourceIPAddress`, Vault `request.remote_address`"),
+    ("user_agent", "VARCHAR", "CloudTrail `userAgent`, HTTP user agent"),
+    ("account", "VARCHAR", "AWS account the event was recorded in (`recipientAccountId`), Vault namespace"),
+    ("region", "VARCHAR", "AWS region"),
+    ("target", "VARCHAR", "main target as text: Vault path, tool target, primary resource ARN"),
+    ("trace_id", "VARCHAR", "OTLP trace id (lower-case hex)"),
+    ("span_id", "VARCHAR", "OTLP span id (lower-case hex)"),
+    ("parent_span_id", "VARCHAR", "OTLP parent span id"),
+    ("shared_event_id", "VARCHAR", "CloudTrail `sharedEventID` (cross-account copies of one call)"),
+    ("request_id", "VARCHAR", "CloudTrail `requestID`, MCP JSON-RPC id"),
+    ("details", "JSON", "source-specific extracted fields (request parameters, tool arguments, mint details)"),
+    ("raw", "VARCHAR", "the original record as JSON text (for Vault: the response entry, which repeats the request)"),
+    ("file_id", "INTEGER", "evidence file it came from"),
+    ("record_no", "BIGINT", "1-based record number in that file (line for line formats, array index for `Records`)"),
+    ("byte_offset", "BIGINT", "byte offset of the record in the (decompressed) file when known"),
+)
+
+EVENT_RESOURCES = _t(
+    "event_resources",
+    "Resources an event touched: (event, resource) pairs.",
+    ("event_uid", "VARCHAR NOT NULL", "the event"),
+    ("resource_id", "VARCHAR NOT NULL", "ARN, `s3://bucket/key`, Vault path (`vault:<mount>/<path>`), tool target"),
+    ("resource_type", "VARCHAR", "`AWS::S3::Object`, `AWS::IAM::Role`, `vault-secret`, `tool-target`, ..."),
+    ("account", "VARCHAR", "owning AWS account when known"),
+)
+
+CREDENTIAL_ISSUES = _t(
+    "credential_issues",
+    "Credentials created by an event (ingested): the raw material of `MINTED` edges.",
+    ("credential_id", "VARCHAR NOT NULL", "the new credential as logged (ASIA/AKIA key id, Vault accessor or HMAC, lease id)"),
+    ("kind", "VARCHAR", "`aws-temporary-key`, `aws-access-key`, `vault-token`, `vault-lease`, `vault-secret-id`"),
+    ("parent_credential_id", "VARCHAR", "credential that made the call (NULL when the call carried none, e.g. a Vault login)"),
+    ("event_uid", "VARCHAR NOT NULL", "issuing event"),
+    ("issued_at", "TIMESTAMP", "issue time (UTC)"),
+    ("expires_at", "TIMESTAMP", "expiry when logged (STS `expiration`, Vault `ttl`)"),
+    ("principal_uid", "VARCHAR", "identity the new credential acts as: assumed-role ARN, federated user ARN, Vault entity id, IAM user"),
+    ("principal_name", "VARCHAR", "session name, Vault display name, IAM user name"),
+    ("attributes", "JSON", "source facts: Vault role, policies, metadata, token type, renewable, STS source identity"),
+    ("confidence", "VARCHAR", "`proven` (same identifier logged on both sides) or `strong` (documented rule)"),
+    ("reason", "VARCHAR", "why this is an issuance, e.g. `AssumeRole responseElements.credentials.accessKeyId`"),
+)
+
+INVENTORY_AGENTS = _t(
+    "inventory_agents",
+    "The agent register from `--inventory` files.",
+    ("agent_id", "VARCHAR NOT NULL", "agent id as the inventory names it"),
+    ("name", "VARCHAR", "display name"),
+    ("owner", "VARCHAR", "accountable human or team"),
+    ("purpose", "VARCHAR", "what it is for"),
+    ("created", "TIMESTAMP", "lifecycle start (UTC)"),
+    ("retired", "TIMESTAMP", "lifecycle end (UTC), NULL while active"),
+    ("identities", "VARCHAR[]", "IAM role/user ARNs, AWS access key ids, `vault:<mount>/<role>` it is meant to use"),
+    ("environment", "VARCHAR", "optional environment label (prod, staging)"),
+    ("file_id", "INTEGER", "inventory file"),
+    ("record_no", "BIGINT", "row or table number in that file"),
+    ("raw", "VARCHAR", "the entry as JSON text"),
+)
+
+REJECTS = _t(
+    "rejects",
+    "Records that could not be ingested, with where and why. Nothing is dropped silently.",
+    ("file_id", "INTEGER", "evidence file"),
+    ("record_no", "BIGINT", "record/line number when known"),
+    ("byte_offset", "BIGINT", "byte offset in the (decompressed) file when known"),
+    ("reason", "VARCHAR", "what was wrong, in words"),
+    ("excerpt", "VARCHAR", "up to 512 characters of the record"),
+)
+
+CREDENTIALS = _t(
+    "credentials",
+    "Every credential seen used or issued (derived).",
+    ("credential_id", "VARCHAR NOT NULL", "as logged"),
+    ("kind", "VARCHAR", "see `credential_issues.kind` and `events.credential_kind`"),
+    ("origin", "VARCHAR", "`issued` (issuing event in evidence) or `unknown` (no issuing event)"),
+    ("parent_credential_id", "VARCHAR", "minting credential when known"),
+    ("issued_at", "TIMESTAMP", "when issued"),
+    ("issued_by_event", "VARCHAR", "event_uid of the issuing event"),
+    ("expires_at", "TIMESTAMP", "expiry when known"),
+    ("principal_uid", "VARCHAR", "identity it authenticates as"),
+    ("first_seen", "TIMESTAMP", "first use or issue"),
+    ("last_seen", "TIMESTAMP", "last use"),
+    ("events", "BIGINT", "events signed with it"),
+    ("sources", "VARCHAR[]", "sources it appears in"),
+    derived=True,
+)
+
+PRINCIPALS = _t(
+    "principals",
+    "Identities: humans, agents, IAM users/roles/sessions, Vault entities, services (derived).",
+    ("principal_id", "VARCHAR NOT NULL", "ARN, Vault entity id, agent id, human id"),
+    ("kind", "VARCHAR", "`human`, `agent`, `iam-user`, `iam-role`, `assumed-role`, `federated-user`, `root`, `aws-service`, `vault-entity`, `vault-role`"),
+    ("name", "VARCHAR", "display name"),
+    ("account", "VARCHAR", "AWS account or Vault namespace"),
+    ("first_seen", "TIMESTAMP", "first event"),
+    ("last_seen", "TIMESTAMP", "last event"),
+    ("events", "BIGINT", "events by it"),
+    ("attributes", "JSON", "inventory fields for agents, metadata for Vault entities"),
+    derived=True,
+)
+
+LINKS = _t(
+    "links",
+    "Edges of the identity graph (derived). Every edge has a reason, a confidence and evidence.",
+    ("src_kind", "VARCHAR NOT NULL", "`human`, `agent`, `credential`, `principal`, `resource`, `account`"),
+    ("src", "VARCHAR NOT NULL", "source node id as logged"),
+    ("dst_kind", "VARCHAR NOT NULL", "node kind"),
+    ("dst", "VARCHAR NOT NULL", "destination node id"),
+    ("kind", "VARCHAR NOT NULL", "`DELEGATED`, `USES`, `MINTED`, `AUTHENTICATES_AS`, `ACTED_ON`"),
+    ("reason", "VARCHAR NOT NULL", "why the edge exists, in words"),
+    ("confidence", "VARCHAR NOT NULL", "`proven`, `strong` or `inferred`"),
+    ("evidence", "VARCHAR[]", "event_uids that prove it (at most 100; `evidence_count` has the total)"),
+    ("evidence_count", "BIGINT", "number of events behind the edge"),
+    ("first_seen", "TIMESTAMP", "earliest evidence"),
+    ("last_seen", "TIMESTAMP", "latest evidence"),
+    ("attributes", "JSON", "edge facts: for `ACTED_ON` the actions with counts and denied count"),
+    derived=True,
+)
+
+TABLES: tuple[Table, ...] = (
+    CASE_META,
+    EVIDENCE,
+    EVENTS,
+    EVENT_RESOURCES,
+    CREDENTIAL_ISSUES,
+    INVENTORY_AGENTS,
+    REJECTS,
+    CREDENTIALS,
+    PRINCIPALS,
+    LINKS,
+)
+
+TABLES_BY_NAME = {t.name: t for t in TABLES}
+
+
+def render_markdown() -> str:
+    """The text of docs/schema.md."""
+    out = [
+        "# Case schema",
+        "",
+        "A case is one DuckDB file. Generated from `src/keytrail/store/schema.py` "
+        "(`python -m keytrail.store.schema > docs/schema.md`); a test keeps them equal.",
+        "",
+        f"Schema version: {SCHEMA_VERSION}. Times are UTC `TIMESTAMP`s. *Derived* tables are "
+        "rebuilt from the ingested ones at the end of every ingest.",
+        "",
+    ]
+    for table in TABLES:
+        suffix = " *(derived)*" if table.derived else ""
+        out += [f"## `{table.name}`{suffix}", "", table.doc, "", "| column | type | meaning |", "|---|---|---|"]
+        for c in table.columns:
+            out.append(f"| `{c.name}` | {c.type} | {c.doc} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")
