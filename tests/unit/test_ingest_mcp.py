@@ -146,3 +146,18 @@ def test_sniff(tmp_path: Path, text: str, label: str | None) -> None:
     p = tmp_path / "x.json"
     p.write_text(text)
     assert McpAdapter.sniff(read_sample(p)) == label
+
+
+def test_documented_examples_load(tmp_path: Path, case_path: Path) -> None:
+    """Each jsonl example in docs/formats/mcp.md is a valid log: a paired call, no rejects."""
+    doc = (Path(__file__).resolve().parents[2] / "docs/formats/mcp.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in doc.split("```jsonl\n")[1:]]
+    assert len(blocks) == 2
+    for i, block in enumerate(blocks):
+        p = tmp_path / f"example{i}.jsonl"
+        p.write_text(block)
+    summary = ingest(case_path, [tmp_path / "example0.jsonl", tmp_path / "example1.jsonl"])
+    assert [(f.records, f.rejected) for f in summary.files] == [(2, 0), (2, 0)]
+    got = rows(case_path, "SELECT action, outcome FROM events ORDER BY outcome")
+    assert got == [{"action": "mcp:tools/call", "outcome": "failure"}, {"action": "mcp:tools/call",
+                                                                          "outcome": "success"}]

@@ -38,7 +38,9 @@ _IAM_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(?:role|user)/[\w+=,.@/-]+$"
 _ACCESS_KEY = re.compile(r"^(?:AKIA|ASIA)[A-Z0-9]{16}$")
 _VAULT_ROLE = re.compile(r"^vault:[\w.-]+(?:/[\w.-]+)+$")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TOML_HEAD = re.compile(rb"^(?:\s*(?:#[^\n]*)?\n)*\s*\[\[\s*agents\s*\]\]", re.MULTILINE)
+_TOML_TABLE = re.compile(rb"^[ \t]*\[\[[ \t]*agents[ \t]*\]\][ \t]*(?:#.*)?$", re.MULTILINE)
+_JSON_ARRAY = re.compile(rb'^\[\s*(?:\]|\{\s*(?:\}|"(?:' + "|".join(FIELDS).encode() + rb')"\s*:))')
+_JSON_OBJECT = re.compile(rb'^\{\s*"agents"\s*:\s*\[')
 _CSV_HEADER = re.compile(r"^[\w ,\"]+$")
 
 
@@ -108,13 +110,11 @@ def validate(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
 
 def _detect(head: bytes) -> str | None:
     text = head.lstrip(b"\xef\xbb\xbf")
-    if _TOML_HEAD.search(text):
-        return "inventory-toml"
     stripped = text.lstrip()
-    if stripped.startswith(b"[") and re.match(rb"^\[\s*(\{|\])", stripped):
+    if _JSON_ARRAY.match(stripped) or _JSON_OBJECT.match(stripped):
         return "inventory-json"
-    if stripped.startswith(b"{") and re.match(rb'^\{\s*"agents"\s*:', stripped):
-        return "inventory-json"
+    if not stripped.startswith((b"{", b"[{", b"[\n")) and _TOML_TABLE.search(text):
+        return "inventory-toml"
     first = stripped.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
     if _CSV_HEADER.match(first):
         cols = [c.strip().strip('"').lower() for c in first.split(",")]
