@@ -44,6 +44,18 @@ _AGENT_OPS = ("invoke_agent", "create_agent")
 
 
 @dataclass
+class _Scope:
+    """A resource and scope, decoded once for all the spans or log records under them."""
+
+    res_attrs: dict[str, Any]
+    scope_name: Any
+    raw_prefix: str  # '{"resource":...,"scope":...,' : each record's raw is this + its own JSON
+
+    def raw(self, kind: str, item: dict[str, Any]) -> str:
+        return f'{self.raw_prefix}"{kind}":{json_text(item)}}}'
+
+
+@dataclass
 class _Pending:
     """A span row waiting for the file-wide inheritance pass."""
 
@@ -86,16 +98,16 @@ class OtlpAdapter(SourceAdapter):
                            record_no=record_no, byte_offset=offset, excerpt=text)
                 continue
             where = (record_no, offset, text)
-            for res, scope, item, path in _walk(doc, ctx, where):
+            for sc, item, path in _walk(doc, ctx, where):
                 ctx.records += 1
                 if path[0] == "span":
-                    p = _span_row(res, scope, item, uid, where)
+                    p = _span_row(sc, item, uid, where)
                     if isinstance(p, str):
                         ctx.reject(f"{path[1]}: {p}", record_no=record_no, byte_offset=offset, excerpt=text)
                     else:
                         pending.append(p)
                 else:
-                    row, resources = _log_row(res, scope, item, uid, where)
+                    row, resources = _log_row(sc, item, uid, where)
                     if row is None:
                         ctx.reject(f"{path[1]}: log record has neither timeUnixNano nor observedTimeUnixNano",
                                    record_no=record_no, byte_offset=offset, excerpt=text)
@@ -108,7 +120,7 @@ class OtlpAdapter(SourceAdapter):
 
 
 def _walk(doc: dict[str, Any], ctx: LoadContext, where: tuple[int, int, bytes]) -> Any:
-    """Yield ``(resource, scope, span_or_log, (kind, path))``; reject malformed containers."""
+    """Yield ``(scope context, span_or_log, (kind, path))``; reject malformed containers."""
     for kind, outer, inner, leaf in (("span", "resourceSpans", "scopeSpans", "spans"),
                                      ("log", "resourceLogs", "scopeLogs", "logRecords")):
         for i, rs in enumerate(arr(doc.get(outer))):
@@ -118,16 +130,22 @@ def _walk(doc: dict[str, Any], ctx: LoadContext, where: tuple[int, int, bytes]) 
                            excerpt=where[2])
                 continue
             res = obj(rs.get("resource"))
+            res_attrs = key_values(res.get("attributes"))
             # instrumentationLibrary* are the pre-1.0 names of scope*; old exporters still write them.
             scopes = arr(rs.get(inner) or rs.get(inner.replace("scope", "instrumentationLibrary")))
             for j, ss in enumerate(scopes):
                 if not isinstance(ss, dict):
+                    ctx.records += 1
+                    ctx.reject(f"{outer}[{i}].{inner}[{j}] is not an object", record_no=where[0],
+                               byte_offset=where[1], excerpt=where[2])
                     continue
                 scope = obj(ss.get("scope") or ss.get("instrumentationLibrary"))
+                sc = _Scope(res_attrs, scope.get("name"),
+                            f'{{"resource":{json_text(res)},"scope":{json_text(scope)},')
                 for k, item in enumerate(arr(ss.get(leaf))):
                     path = f"{outer}[{i}].{inner}[{j}].{leaf}[{k}]"
                     if isinstance(item, dict):
-                        yield res, scope, item, (kind, path)
+                        yield sc, item, (kind, path)
                     else:
                         ctx.records += 1
                         ctx.reject(f"{path} is not an object", record_no=where[0], byte_offset=where[1],
@@ -165,18 +183,18 @@ def _resources(view: AgentView, attrs: Mapping[str, Any]) -> list[Resource]:
     return found
 
 
-def _span_row(res: dict[str, Any], scope: dict[str, Any], span: dict[str, Any], uid: UidMaker,
+def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
               where: tuple[int, int, bytes]) -> _Pending | str:
     start = span.get("startTimeUnixNano")
     time = unix_nano(start)
     if time is None:
         return f"span {span.get('name')!r} has no usable startTimeUnixNano ({start!r})"
-    res_attrs = key_values(res.get("attributes"))
+    res_attrs = sc.res_attrs
     attrs = {**res_attrs, **key_values(span.get("attributes"))}
     view = normalise(attrs)
     trace_id, span_id = otlp_id(span.get("traceId"), 16), otlp_id(span.get("spanId"), 8)
     parent_id = otlp_id(span.get("parentSpanId"), 8)
-    raw = json_text({"resource": res, "scope": scope, "span": span})
+    raw = sc.raw("span", span)
     event_uid = f"otlp:{trace_id}:{span_id}" if trace_id and span_id else uid("otlp:noid", raw)
     name = span.get("name") if isinstance(span.get("name"), str) else ""
     service, operation = view.action or ("span", name or "unnamed")
@@ -188,7 +206,7 @@ def _span_row(res: dict[str, Any], scope: dict[str, Any], span: dict[str, Any], 
     outcome = "failure" if failed else "success"
     resources = _resources(view, attrs)
     end = unix_nano(span.get("endTimeUnixNano"))
-    details = {"span_name": name, "span_kind": span.get("kind"), "scope": scope.get("name"),
+    details = {"span_name": name, "span_kind": span.get("kind"), "scope": sc.scope_name,
                "service_name": res_attrs.get("service.name"), **view.details()}
     if code is not None:
         details["status_code"] = code
@@ -211,7 +229,7 @@ def _span_row(res: dict[str, Any], scope: dict[str, Any], span: dict[str, Any], 
     return _Pending(row, view, key, parent, _str(res_attrs.get("service.name")))
 
 
-def _log_row(res: dict[str, Any], scope: dict[str, Any], rec: dict[str, Any], uid: UidMaker,
+def _log_row(sc: _Scope, rec: dict[str, Any], uid: UidMaker,
              where: tuple[int, int, bytes]) -> tuple[dict[str, Any] | None, list[Resource]]:
     ts = rec.get("timeUnixNano")
     time = unix_nano(ts)
@@ -220,10 +238,10 @@ def _log_row(res: dict[str, Any], scope: dict[str, Any], rec: dict[str, Any], ui
         time = unix_nano(ts)
     if time is None:
         return None, []
-    res_attrs = key_values(res.get("attributes"))
+    res_attrs = sc.res_attrs
     attrs = {**res_attrs, **key_values(rec.get("attributes"))}
     view = normalise(attrs, log_record=True)
-    raw = json_text({"resource": res, "scope": scope, "logRecord": rec})
+    raw = sc.raw("logRecord", rec)
     event_name = _str(rec.get("eventName")) or _str(attrs.get("event.name"))
     service, operation = view.action or ("log", event_name or _str(rec.get("severityText")) or "record")
     # Claude Code tool_result / tool_decision events say success and the permission decision.
@@ -244,7 +262,7 @@ def _log_row(res: dict[str, Any], scope: dict[str, Any], rec: dict[str, Any], ui
     resources = _resources(view, attrs)
     body = rec.get("body")
     details = {"event_name": event_name, "severity_text": rec.get("severityText"), "severity_number": severity,
-               "scope": scope.get("name"), "service_name": res_attrs.get("service.name"), **view.details()}
+               "scope": sc.scope_name, "service_name": res_attrs.get("service.name"), **view.details()}
     body_value = any_value(body)
     if body_value is not None:
         details["body"] = body_value if not isinstance(body_value, str) else body_value[:2000]
