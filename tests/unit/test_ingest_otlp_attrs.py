@@ -8,7 +8,11 @@ from datetime import datetime
 import pytest
 
 from keytrail.ingest.agent.attrs import any_value, key_values, normalise, otlp_id, unix_nano
-from keytrail.ingest.agent.refs import credential_kind, credentials_in_arguments, resources_in_arguments
+from keytrail.ingest.agent.refs import (
+    credential_kind,
+    credentials_in_arguments,
+    resources_in_arguments,
+)
 
 
 def test_any_value_every_type() -> None:
