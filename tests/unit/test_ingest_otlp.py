@@ -308,6 +308,8 @@ def test_log_records_with_genai_tool_attributes(tmp_path: Path, case_path: Path)
     got = rows(case_path, "SELECT event_uid, action, outcome, agent_id, human_id, session_id, trace_id, span_id "
                           "FROM events ORDER BY time")
     assert got[0]["event_uid"].startswith("otlplog:") and got[0]["action"] == "tool:Bash"
-    assert (got[0]["outcome"], got[0]["agent_id"], got[0]["human_id"]) == ("failure", None, "bob@example.com")
+    # a recognised tool action with no agent attribute falls back to the resource's service.name
+    assert (got[0]["outcome"], got[0]["agent_id"], got[0]["human_id"]) == ("failure", "claude-code",
+                                                                          "bob@example.com")
     assert (got[0]["trace_id"], got[0]["span_id"]) == ("ab" * 16, "cd" * 8)
     assert (got[1]["action"], got[1]["outcome"]) == ("tool:Write", "denied")

@@ -188,6 +188,7 @@ class AgentView:
     credential_id: str | None = None
     credential_kind: str | None = None
     credential_source: str | None = None
+    #: GenAI attributes (``gen_ai.*``, ``openinference.span.kind``) or recognised as a tool/LLM/agent action.
     has_genai: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -236,6 +237,7 @@ def normalise(attrs: Mapping[str, Any], *, log_record: bool = False) -> AgentVie
         v.kind = "llm"
     elif op is not None:
         v.kind = "agent"  # invoke_agent, create_agent, invoke_workflow, retrieval, custom operations
+    v.has_genai = v.has_genai or v.kind != "other"  # e.g. Claude Code tool_result log records (tool_name)
 
     # who
     for key in ("gen_ai.agent.id", "gen_ai.agent.name"):

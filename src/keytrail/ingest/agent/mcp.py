@@ -156,6 +156,8 @@ def _emit(batch: EventBatch, uid: UidMaker, m: _Msg, resp: _Msg | None) -> None:
         target = params["uri"]
     elif method == "prompts/get":
         target = _str(params.get("name"))
+    elif method == "notifications/message":
+        details["level"], details["logger"] = _str(params.get("level")), _str(params.get("logger"))
     creds = credentials_in_arguments(args) if args is not None else []
     credential = _str(env.get("credential")) or (creds[0] if creds else None)
     if len(creds) > 1:
