@@ -3,9 +3,11 @@
 One event per span and per log record. Span attributes are read over their resource
 attributes and normalised by :mod:`keytrail.ingest.agent.attrs` (OTel GenAI current
 and deprecated names, OpenInference). The agent, human and session of a span that
-does not name them are inherited from its nearest ancestor in the same trace, in one
-pass over the file after it is parsed (spans of one trace are spread over many lines
-and arrive in no particular order). Format reference for users: ``docs/formats/otlp.md``.
+does not name them are inherited from its nearest ancestor in the same trace
+(:mod:`keytrail.ingest.agent.inherit`): rows are written as they are read and the
+inherited values applied in bulk once the file is read, because the spans of one
+trace are spread over many lines in no particular order. Format reference for
+users: ``docs/formats/otlp.md``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from keytrail.ingest.agent.common import (
     obj,
     sniff_object,
 )
+from keytrail.ingest.agent.inherit import SpanNode, apply, resolve
 from keytrail.ingest.agent.refs import Resource, classify, resources_in_arguments
 from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
 
@@ -55,17 +58,6 @@ class _Scope:
         return f'{self.raw_prefix}"{kind}":{json_text(item)}}}'
 
 
-@dataclass
-class _Pending:
-    """A span row waiting for the file-wide inheritance pass."""
-
-    row: dict[str, Any]
-    view: AgentView
-    key: tuple[str, str] | None
-    parent: tuple[str, str] | None
-    service: str | None
-
-
 class OtlpAdapter(SourceAdapter):
     NAME = "otlp"
     SOURCE = "agent"
@@ -86,7 +78,7 @@ class OtlpAdapter(SourceAdapter):
     def load(self, ctx: LoadContext) -> None:
         batch = EventBatch(ctx)
         uid = UidMaker()
-        pending: list[_Pending] = []
+        nodes: list[SpanNode] = []
         for record_no, offset, text, doc in iter_json_records(ctx):
             if isinstance(doc, Exception):
                 ctx.records += 1
@@ -101,11 +93,12 @@ class OtlpAdapter(SourceAdapter):
             for sc, item, path in _walk(doc, ctx, where):
                 ctx.records += 1
                 if path[0] == "span":
-                    p = _span_row(sc, item, uid, where)
-                    if isinstance(p, str):
-                        ctx.reject(f"{path[1]}: {p}", record_no=record_no, byte_offset=offset, excerpt=text)
+                    got = _span_row(sc, item, uid, where)
+                    if isinstance(got, str):
+                        ctx.reject(f"{path[1]}: {got}", record_no=record_no, byte_offset=offset, excerpt=text)
                     else:
-                        pending.append(p)
+                        batch.add(got[0], got[1])
+                        nodes.append(got[2])
                 else:
                     row, resources = _log_row(sc, item, uid, where)
                     if row is None:
@@ -113,10 +106,8 @@ class OtlpAdapter(SourceAdapter):
                                    record_no=record_no, byte_offset=offset, excerpt=text)
                     else:
                         batch.add(row, resources)
-        _inherit(pending)
-        for p in pending:
-            batch.add(p.row, p.row.pop("_resources"))
         batch.flush()
+        apply(ctx, resolve(nodes))
 
 
 def _walk(doc: dict[str, Any], ctx: LoadContext, where: tuple[int, int, bytes]) -> Any:
@@ -184,7 +175,7 @@ def _resources(view: AgentView, attrs: Mapping[str, Any]) -> list[Resource]:
 
 
 def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
-              where: tuple[int, int, bytes]) -> _Pending | str:
+              where: tuple[int, int, bytes]) -> tuple[dict[str, Any], list[Resource], SpanNode] | str:
     start = span.get("startTimeUnixNano")
     time = unix_nano(start)
     if time is None:
@@ -221,12 +212,21 @@ def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
         "error_message": _str(status.get("message")) or _str((exc or {}).get("exception.message")),
         "target": resources[0][0] if resources else None,
         "trace_id": trace_id, "span_id": span_id, "parent_span_id": parent_id,
-        "details": details, "raw": raw,
-        "record_no": where[0], "byte_offset": where[1], "_resources": resources,
+        "actor_uid": view.agent_id, "actor_type": "agent" if view.agent_id else None,
+        "details": json_text({k: v for k, v in details.items() if v is not None}), "raw": raw,
+        "record_no": where[0], "byte_offset": where[1],
     }
     key = (trace_id, span_id) if trace_id and span_id else None
     parent = (trace_id, parent_id) if trace_id and parent_id else None
-    return _Pending(row, view, key, parent, _str(res_attrs.get("service.name")))
+    node = SpanNode(event_uid, key, parent, view.agent_id, view.human_id, view.session_id,
+                    view.operation in _AGENT_OPS, _fallback_agent(view, res_attrs))
+    return row, resources, node
+
+
+def _fallback_agent(view: AgentView, res_attrs: Mapping[str, Any]) -> str | None:
+    """The resource's ``service.name`` as a last-resort agent id, when the rules allow it."""
+    svc = _str(res_attrs.get("service.name"))
+    return svc if view.has_genai and svc and not _DEFAULT_SERVICE.match(svc) else None
 
 
 def _log_row(sc: _Scope, rec: dict[str, Any], uid: UidMaker,
@@ -255,10 +255,8 @@ def _log_row(sc: _Scope, rec: dict[str, Any], uid: UidMaker,
         outcome = "success"
     else:
         outcome = "unknown"
-    if view.agent_id is None and view.has_genai:
-        svc = _str(res_attrs.get("service.name"))
-        if svc and not _DEFAULT_SERVICE.match(svc):
-            view.agent_id, view.agent_id_source = svc, "service.name"
+    if view.agent_id is None and (svc := _fallback_agent(view, res_attrs)):
+        view.agent_id, view.agent_id_source = svc, "service.name"
     resources = _resources(view, attrs)
     body = rec.get("body")
     details = {"event_name": event_name, "severity_text": rec.get("severityText"), "severity_number": severity,
@@ -279,56 +277,3 @@ def _log_row(sc: _Scope, rec: dict[str, Any], uid: UidMaker,
     }
     row["details"] = json_text(row["details"])
     return row, resources
-
-
-def _inherit(pending: list[_Pending]) -> None:
-    """Fill agent, human and session from the nearest ancestor that names them (one pass per file).
-
-    An agent span (``invoke_agent``/``create_agent``) never inherits an agent: a nested
-    agent span is another agent, invoked by its parent (delegation), not the parent itself;
-    and the search for an agent stops at the nearest agent span, named or not.
-    The ``service.name`` fallback for the agent applies only to spans with GenAI attributes.
-    """
-    by_key = {p.key: p for p in pending if p.key}
-    fields = (("agent_id", "agent_id_source"), ("human_id", "human_id_source"), ("session_id", "session_id_source"))
-    memo: dict[tuple[str, tuple[str, str]], tuple[str, str] | None] = {}
-
-    def lookup(attr: str, key: tuple[str, str] | None) -> tuple[str, str] | None:
-        """(value, span id it came from) from ``key`` or its ancestors; iterative, cycle-safe."""
-        chain: list[tuple[str, str]] = []
-        seen: set[tuple[str, str]] = set()
-        found: tuple[str, str] | None = None
-        while key and key in by_key and key not in seen:
-            if (attr, key) in memo:
-                found = memo[(attr, key)]
-                break
-            seen.add(key)
-            chain.append(key)
-            node = by_key[key]
-            own = getattr(node.view, attr)
-            if own:
-                found = (own, key[1])
-                break
-            if attr == "agent_id" and node.view.operation in _AGENT_OPS:
-                break  # the nearest agent span is an unnamed agent: not the outer one
-            key = node.parent
-        for k in chain:
-            memo[(attr, k)] = found
-        return found
-
-    for p in pending:
-        for attr, src in fields:
-            if getattr(p.view, attr):
-                continue
-            if attr == "agent_id" and p.view.operation in _AGENT_OPS:
-                continue
-            hit = lookup(attr, p.parent)
-            if hit:
-                p.row[attr] = hit[0]
-                p.row["details"][src] = f"inherited from span {hit[1]}"
-        if not p.row.get("agent_id") and p.view.has_genai and p.service and not _DEFAULT_SERVICE.match(p.service):
-            p.row["agent_id"] = p.service
-            p.row["details"]["agent_id_source"] = "service.name"
-        p.row["actor_uid"] = p.row.get("agent_id")
-        p.row["actor_type"] = "agent" if p.row.get("agent_id") else None
-        p.row["details"] = json_text({k: v for k, v in p.row["details"].items() if v is not None})
