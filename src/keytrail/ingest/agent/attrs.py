@@ -147,13 +147,17 @@ def _int(value: Any) -> int | None:
 
 
 def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, str | None]:
-    """The first non-empty string value among ``keys`` and the key it came from."""
+    """The first non-empty string value among ``keys`` and the key it came from (numbers as text)."""
     for k in keys:
         v = attrs.get(k)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = str(v)
-        if isinstance(v, str) and v.strip():
-            return v.strip(), k
+        if v is None:
+            continue
+        if isinstance(v, str):
+            v = v.strip()
+            if v:
+                return v, k
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            return str(v), k
     return None, None
 
 
