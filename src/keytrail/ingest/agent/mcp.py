@@ -103,7 +103,7 @@ class McpAdapter(SourceAdapter):
             is_request = "method" in msg and msg.get("id") is not None
             is_response = "method" not in msg and ("result" in msg or "error" in msg)
             if is_request:
-                key = _key(m, env.get("direction"))
+                key = _key(m, _str(env.get("direction")))
                 if key in pending:  # id reused before a response: the earlier request stays unanswered
                     _emit(batch, uid, pending.pop(key), None)
                 pending[key] = m
@@ -125,7 +125,8 @@ class McpAdapter(SourceAdapter):
 
 def _key(m: _Msg, request_direction: Any) -> tuple[Any, ...]:
     rid = m.msg.get("id")
-    return (m.env.get("session"), m.env.get("server"), type(rid).__name__, str(rid), request_direction)
+    # str() of each part: envelope values are untrusted and may be unhashable (objects, arrays)
+    return (str(m.env.get("session")), str(m.env.get("server")), type(rid).__name__, str(rid), request_direction)
 
 
 def _str(v: Any) -> str | None:

@@ -40,7 +40,6 @@ from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
 
 _HEAD = re.compile(rb'^\s*(?:\xef\xbb\xbf)?\{\s*"(resourceSpans|resourceLogs)"\s*:')
 _ERROR_CODES = (2, "2", "STATUS_CODE_ERROR")
-_OK_CODES = (1, "1", "STATUS_CODE_OK")
 #: ``service.name`` values the SDKs write when the application set none: never an agent id.
 _DEFAULT_SERVICE = re.compile(r"^unknown_service(:.*)?$")
 _AGENT_OPS = ("invoke_agent", "create_agent")
