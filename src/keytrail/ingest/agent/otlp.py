@@ -43,6 +43,9 @@ _ERROR_CODES = (2, "2", "STATUS_CODE_ERROR")
 #: ``service.name`` values the SDKs write when the application set none: never an agent id.
 _DEFAULT_SERVICE = re.compile(r"^unknown_service(:.*)?$")
 _AGENT_OPS = ("invoke_agent", "create_agent")
+#: Agent span names that carry the agent's name: the GenAI rule ``invoke_agent {gen_ai.agent.name}``
+#: (also ``create_agent``) and Google ADK's ``agent_run [name]``.
+_SPAN_AGENT = re.compile(r"^(?:(?:invoke|create)_agent (\S.{0,199})|agent_run \[([^\]]{1,200})\])$")
 
 
 @dataclass
@@ -187,6 +190,9 @@ def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
     raw = sc.raw("span", span)
     event_uid = f"otlp:{trace_id}:{span_id}" if trace_id and span_id else uid("otlp:noid", raw)
     name = span.get("name") if isinstance(span.get("name"), str) else ""
+    if view.operation in _AGENT_OPS and not view.agent_id and (named := _SPAN_AGENT.match(name)):
+        view.agent_id = view.agent_name = (named.group(1) or named.group(2)).strip()
+        view.agent_id_source = "span name"
     service, operation = view.action or ("span", name or "unnamed")
     status = obj(span.get("status"))
     exc: dict[str, Any] | None = next((key_values(e.get("attributes")) for e in arr(span.get("events"))
