@@ -65,9 +65,10 @@ def mutate(line: bytes, m: tuple[Any, ...]) -> bytes:
     pos = int(m[1] * len(line))
     if m[0] == "truncate":
         return line[:pos]
+    extra: bytes = m[2]
     if m[0] == "replace":
-        return line[:pos] + m[2] + line[pos + len(m[2]):]
-    return line[:pos] + m[2] + line[pos:]
+        return line[:pos] + extra + line[pos + len(extra):]
+    return line[:pos] + extra + line[pos:]
 
 
 def load(adapter: type[SourceAdapter], data: bytes, fmt: str) -> tuple[LoadContext, duckdb.DuckDBPyConnection]:

@@ -189,7 +189,7 @@ def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
     parent_id = otlp_id(span.get("parentSpanId"), 8)
     raw = sc.raw("span", span)
     event_uid = f"otlp:{trace_id}:{span_id}" if trace_id and span_id else uid("otlp:noid", raw)
-    name = span.get("name") if isinstance(span.get("name"), str) else ""
+    name = _str(span.get("name")) or ""
     if view.operation in _AGENT_OPS and not view.agent_id and (named := _SPAN_AGENT.match(name)):
         view.agent_id = view.agent_name = (named.group(1) or named.group(2)).strip()
         view.agent_id_source = "span name"
