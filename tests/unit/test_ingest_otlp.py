@@ -329,3 +329,17 @@ def test_agent_named_only_in_the_span_name(tmp_path: Path, case_path: Path) -> N
     assert got["00000000000000e1"]["actor_name"] == "Math Tutor"
     assert got["00000000000000e2"]["agent_id"] == "Math Tutor"
     assert got["00000000000000e3"]["agent_id"] is None
+
+
+def test_gzip_and_truncated_gzip(shared_fixtures: Path, tmp_path: Path, case_path: Path) -> None:
+    import gzip
+
+    src = shared_fixtures / AGENT / "otlp-json/otel-spec-file-exporter-example-traces.jsonl"
+    whole = gzip.compress(src.read_bytes())
+    (tmp_path / "t.jsonl.gz").write_bytes(whole)
+    (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(src.read_bytes()[:2500])[:-12])
+    summary = ingest(case_path, [tmp_path / "t.jsonl.gz", tmp_path / "cut.jsonl.gz"])
+    full, cut = sorted(summary.files, key=lambda f: f.path, reverse=True)
+    assert (full.status, full.records, full.rejected) == ("loaded", 8, 0)
+    # the cut file keeps the complete lines before the break; the partial line and the break are rejected
+    assert (cut.status, cut.records, cut.rejected) == ("partial", 5, 2)
