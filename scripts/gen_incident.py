@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import samplegen as g  # noqa: E402
+import samplegen as g
 
 SEED = 20260302
 BASE = datetime(2026, 3, 2)
@@ -224,7 +224,7 @@ class Story:
     def incident(self, run: dict[str, Any]) -> datetime:
         """2026-03-10: the poisoned invoice, secret sprawl, a proven key, recon, cross-account, a backdoor."""
         ids, rng, tool, child = self.ids, self.rng, run["tool"], run["child"]
-        ident, key = run["ident"], run["key"]
+        ident, _key = run["ident"], run["key"]
         t: datetime = run["t"] + timedelta(seconds=5)
         poisoned = "inbound-invoices/2026/03/10/INV-88412.pdf"
         tool(t - timedelta(milliseconds=300), 0.4, "s3_get_object", {"Bucket": "finco-ledger-prod", "Key": poisoned})
@@ -365,9 +365,9 @@ class Story:
         out.append(self.ctev(t, A, RA, bi, "secretsmanager", "GetSecretValue", ip=OUTSIDE_IP,
                              ua=UA_OUTSIDE.replace("s3.cp", "secretsmanager.get-secret-value"), read_only=True,
                              request={"secretId": "prod/ledger/db"},
-                             error=("AccessDenied", f"User: arn:aws:iam::{A}:user/{bname} is not authorized to "
+                             error=("AccessDenied", (f"User: arn:aws:iam::{A}:user/{bname} is not authorized to "
                                     "perform: secretsmanager:GetSecretValue on resource: prod/ledger/db because no "
-                                    "identity-based policy allows the secretsmanager:GetSecretValue action"))["eventID"])
+                                    "identity-based policy allows the secretsmanager:GetSecretValue action")))["eventID"])
         self.answers["backdoor_events"] = out
         return end
 

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import samplegen as g  # noqa: E402
+import samplegen as g
 
 try:
     import orjson
@@ -97,7 +97,7 @@ class ScaleWriter:
                                                                  agent.aroa[A], key))
                 self.vault_issue(agent, t, key, vault)
             else:
-                parent_key, parent_ident = self.key_for(agent, A, t, vault)
+                _parent_key, parent_ident = self.key_for(agent, A, t, vault)
                 session = f"{agent.id}-xacct"
                 rec = g.ct_event(self.ids, t, A, REGIONS[A], parent_ident, "sts", "AssumeRole", ip=agent.ip, ua=UA,
                                  read_only=True,
@@ -158,8 +158,8 @@ class ScaleWriter:
                               request={"maxResults": 100}, response=None)
         src, name = ("iam", "ListRoles") if r < 0.99 else ("organizations", "ListAccounts")
         return g.ct_event(self.ids, t, acct, region, ident, src, name, ip=agent.ip, ua=UA, read_only=True,
-                          request=None, error=("AccessDenied", f"User: {ident['arn']} is not authorized to perform: "
-                                                               f"{src}:{name}"))
+                          request=None, error=("AccessDenied", (f"User: {ident['arn']} is not authorized to perform: "
+                                                               f"{src}:{name}")))
 
     def run(self) -> dict[str, int]:
         self.out.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ import json
 import random
 import string
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +111,11 @@ def aws_display_time(t: datetime) -> str:
 
 
 def unix_nanos(t: datetime) -> str:
-    return str(int(t.replace(tzinfo=timezone.utc).timestamp()) * 1_000_000_000 + t.microsecond * 1000)
+    return str(int(t.replace(tzinfo=UTC).timestamp()) * 1_000_000_000 + t.microsecond * 1000)
 
 
 def unix(t: datetime) -> int:
-    return int(t.replace(tzinfo=timezone.utc).timestamp())
+    return int(t.replace(tzinfo=UTC).timestamp())
 
 
 # ---------------------------------------------------------------- CloudTrail
