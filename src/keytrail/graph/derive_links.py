@@ -25,8 +25,9 @@ def minted(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_INSERT + f"""
         SELECT 'credential', src, 'credential', dst, 'MINTED', first(reason ORDER BY t), confidence,
                list_distinct(flatten(list(evidence ORDER BY t)))[1:{EVIDENCE_CAP}],
-               count(DISTINCT call_id), min(t), max(t),
-               to_json({{'sources': list(DISTINCT src_source), 'preferred_parent': bool_or(prio = 0)}})
+               len(list_distinct(flatten(list(evidence)))), min(t), max(t),
+               to_json({{'sources': list(DISTINCT src_source), 'preferred_parent': bool_or(prio = 0),
+                         'calls': count(DISTINCT call_id)}})
         FROM _kt_mint GROUP BY src, dst, confidence""")
 
 
@@ -43,7 +44,7 @@ def authenticates_as(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_INSERT + """
         SELECT 'credential', credential_id, 'principal', principal_uid, 'AUTHENTICATES_AS',
                'issued for this identity: ' || first(reason), first(confidence ORDER BY confidence),
-               list(event_uid ORDER BY issued_at), count(DISTINCT call_id), min(issued_at), max(issued_at), NULL
+               list(DISTINCT event_uid), count(DISTINCT event_uid), min(issued_at), max(issued_at), NULL
         FROM _kt_issue i
         WHERE principal_uid IS NOT NULL AND NOT EXISTS (
           SELECT 1 FROM events e WHERE e.credential_id = i.credential_id AND e.actor_uid = i.principal_uid)
@@ -95,7 +96,8 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
         )
         SELECT 'agent', m.agent_id, 'credential', m.credential_id, 'USES', first(m.reason), m.confidence,
                list_distinct(list(m.ref) || list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL)),
-               count(*) + count(c.issued_by_event), min(c.first_seen), max(c.last_seen),
+               len(list_distinct(list(m.ref) || list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL))),
+               min(c.first_seen), max(c.last_seen),
                to_json({'inventory_identities': list(DISTINCT m.ident)})
         FROM m JOIN credentials c ON c.credential_id = m.credential_id
         GROUP BY m.agent_id, m.credential_id, m.confidence""")
@@ -125,7 +127,7 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
                'tool calls of the agent were followed within {window_s} s by API calls with this credential '
                  || 'on the same target (time and target correlation)', 'inferred',
                list_distinct(flatten(list([tool_event, api_event] ORDER BY t_tool)))[1:{EVIDENCE_CAP}],
-               count(DISTINCT api_event), min(t_tool), max(t_api),
+               count(DISTINCT tool_event) + count(DISTINCT api_event), min(t_tool), max(t_api),
                to_json({{'matched_calls': count(DISTINCT tool_event), 'targets': list(DISTINCT rkey)[1:20]}})
         FROM p GROUP BY agent_id, credential_id""")
 
@@ -165,7 +167,8 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
                'the agent uses credential ' || u.dst || ' (' || u.confidence || ': ' || u.reason || '); ' || first(d.why),
                CASE WHEN bool_and(u.confidence = 'inferred') THEN 'inferred' ELSE 'strong' END,
                list_distinct(flatten(list(d.evidence) || list(u.evidence)))[1:{EVIDENCE_CAP}],
-               count(*), min(u.first_seen), max(u.last_seen), to_json({{'via_credential': u.dst}})
+               len(list_distinct(flatten(list(d.evidence) || list(u.evidence)))), min(u.first_seen),
+               max(u.last_seen), to_json({{'via_credential': u.dst}})
         FROM d JOIN links u ON u.kind = 'USES' AND u.dst = d.credential_id
         GROUP BY d.human_id, u.src, u.dst, u.confidence, u.reason""")
 
