@@ -47,7 +47,8 @@ def authenticates_as(con: duckdb.DuckDBPyConnection) -> None:
                list(DISTINCT event_uid), count(DISTINCT event_uid), min(issued_at), max(issued_at), NULL
         FROM _kt_issue i
         WHERE principal_uid IS NOT NULL AND NOT EXISTS (
-          SELECT 1 FROM events e WHERE e.credential_id = i.credential_id AND e.actor_uid = i.principal_uid)
+          SELECT 1 FROM links l WHERE l.kind = 'AUTHENTICATES_AS' AND l.src = i.credential_id
+                                  AND l.dst = i.principal_uid)
         GROUP BY credential_id, principal_uid""")
 
 
@@ -103,16 +104,25 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
         GROUP BY m.agent_id, m.credential_id, m.confidence""")
     # Tool calls matched to API calls on the same target within the window. Hash-join on
     # (target, time bucket) so a popular bucket cannot turn the join quadratic.
+    # Only resources that some agent event names are candidates, so the big join of API
+    # events to their resources is limited to those targets.
+    rkey = """rtrim(CASE WHEN starts_with(r.resource_id, 'arn:aws:s3:::') THEN r.resource_id[14:]
+                        WHEN starts_with(r.resource_id, 's3://') THEN r.resource_id[6:]
+                        WHEN starts_with(r.resource_id, 'vault:') THEN r.resource_id[7:]
+                        ELSE r.resource_id END, '/')"""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _kt_res AS
         SELECT r.event_uid, e.source, e.agent_id, e.credential_id, e.time,
-               epoch(e.time)::BIGINT // {window_s} AS bucket,
-               regexp_replace(regexp_replace(lower(r.resource_id), '^(arn:aws[a-z-]*:s3:::|s3://|vault:)', ''),
-                              '/+$', '') AS rkey
-        FROM event_resources r JOIN events e ON e.event_uid = r.event_uid
-        WHERE e.time IS NOT NULL AND (
-          (e.source = 'agent' AND e.agent_id IS NOT NULL AND e.credential_id IS NULL)
-          OR (e.source IN ('cloudtrail', 'vault') AND e.credential_id IS NOT NULL))""")
+               epoch(e.time)::BIGINT // {window_s} AS bucket, {rkey} AS rkey
+        FROM events e JOIN event_resources r ON r.event_uid = e.event_uid
+        WHERE e.source = 'agent' AND e.agent_id IS NOT NULL AND e.credential_id IS NULL AND e.time IS NOT NULL""")
+    con.execute(f"""
+        INSERT INTO _kt_res
+        SELECT r.event_uid, e.source, e.agent_id, e.credential_id, e.time, epoch(e.time)::BIGINT // {window_s}, r.rkey
+        FROM (SELECT r.event_uid, {rkey} AS rkey FROM event_resources r) r
+        JOIN events e ON e.event_uid = r.event_uid
+        WHERE r.rkey IN (SELECT rkey FROM _kt_res)
+          AND e.source IN ('cloudtrail', 'vault') AND e.credential_id IS NOT NULL AND e.time IS NOT NULL""")
     con.execute(_INSERT + f"""
         WITH a AS (
           SELECT event_uid, agent_id, time, rkey, bucket + d AS bucket
@@ -176,25 +186,25 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
 def acted_on(con: duckdb.DuckDBPyConnection) -> None:
     """ACTED_ON credential -> resource, aggregated (actions with counts, denied, first/last)."""
     con.execute(_INSERT + f"""
-        WITH x AS (
-          SELECT e.credential_id, r.resource_id, e.action, e.outcome, e.time, e.event_uid,
-                 r.resource_type, r.account
+        WITH x AS MATERIALIZED (
+          SELECT e.credential_id, r.resource_id, coalesce(e.action, '?') AS action, e.outcome, e.time,
+                 e.event_uid, r.resource_type, r.account
           FROM events e JOIN event_resources r ON r.event_uid = e.event_uid
           WHERE e.credential_id IS NOT NULL
-        ), per_action AS (
-          SELECT credential_id, resource_id, coalesce(action, '?') AS action, count(*) AS n
-          FROM x GROUP BY ALL
         ), acts AS (
-          SELECT credential_id, resource_id, map(list(action ORDER BY n DESC), list(n ORDER BY n DESC)) AS actions
-          FROM per_action GROUP BY ALL
+          SELECT credential_id, resource_id, map(list(action ORDER BY n DESC, action), list(n ORDER BY n DESC, action))
+                   AS actions
+          FROM (SELECT credential_id, resource_id, action, count(*) AS n FROM x GROUP BY ALL) GROUP BY ALL
+        ), agg AS (
+          SELECT credential_id, resource_id, list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}] AS ev, count(*) AS n,
+                 min(time) AS t0, max(time) AS t1, count(*) FILTER (WHERE outcome = 'denied') AS denied,
+                 any_value(resource_type) AS rtype, any_value(account) AS account
+          FROM x GROUP BY ALL
         )
-        SELECT 'credential', x.credential_id, 'resource', x.resource_id, 'ACTED_ON',
-               'events signed with this credential acted on this resource', 'proven',
-               list(x.event_uid ORDER BY x.time)[1:{EVIDENCE_CAP}], count(*), min(x.time), max(x.time),
-               to_json({{'actions': any_value(a.actions), 'denied': count(*) FILTER (WHERE x.outcome = 'denied'),
-                         'resource_type': any_value(x.resource_type), 'account': any_value(x.account)}})
-        FROM x JOIN acts a ON a.credential_id = x.credential_id AND a.resource_id = x.resource_id
-        GROUP BY x.credential_id, x.resource_id""")
+        SELECT 'credential', agg.credential_id, 'resource', agg.resource_id, 'ACTED_ON',
+               'events signed with this credential acted on this resource', 'proven', ev, n, t0, t1,
+               to_json({{'actions': acts.actions, 'denied': denied, 'resource_type': rtype, 'account': account}})
+        FROM agg JOIN acts ON acts.credential_id = agg.credential_id AND acts.resource_id = agg.resource_id""")
 
 
 _ACTOR_KIND = """CASE
