@@ -139,7 +139,8 @@ def _emit(batch: EventBatch, uid: UidMaker, m: _Msg, resp: _Msg | None) -> None:
     method = _str(msg.get("method"))
     params = obj(msg.get("params"))
     meta = obj(params.get("_meta"))
-    client_info = obj(meta.get(_CLIENT_INFO))
+    # 2026-07-28 sends clientInfo in every request's _meta; earlier versions only in initialize's params
+    client_info = obj(meta.get(_CLIENT_INFO)) or (obj(params.get("clientInfo")) if method == "initialize" else {})
     details: dict[str, Any] = {"jsonrpc_id": msg.get("id"), "direction": env.get("direction"),
                                "server": env.get("server"), "client_info": client_info or None,
                                "protocol_version": meta.get("io.modelcontextprotocol/protocolVersion")}
