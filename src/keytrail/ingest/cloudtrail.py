@@ -52,12 +52,12 @@ _STAGE_SCHEMA = pa.schema([("file_id", pa.int32()), ("record_no", pa.int64()), (
 
 _BULK_READ = f"""
 CREATE OR REPLACE TEMP TABLE _kt_ct_obj AS
-SELECT filename, json_type(json, '$.Records') AS kind, json_extract(json, '$.Records[*]') AS recs
+SELECT filename, json_extract(json, '$.Records[*]') AS recs
 FROM read_json_objects(?, format = 'auto', filename = true, maximum_object_size = {MAX_OBJECT_BYTES})
 """
 _BULK_BAD = """
 SELECT f.filename FROM _kt_ct_files f LEFT JOIN _kt_ct_obj o USING (filename)
-GROUP BY f.filename HAVING count(o.filename) <> 1 OR any_value(o.kind) IS DISTINCT FROM 'ARRAY'
+GROUP BY f.filename HAVING count(o.filename) <> 1 OR coalesce(len(any_value(o.recs)), 0) = 0
 """
 _BULK_ROWS = """
 SELECT f.file_id::INTEGER AS file_id, r.record_no::BIGINT AS record_no, NULL::BIGINT AS byte_offset,
@@ -105,7 +105,7 @@ class CloudTrailAdapter(SourceAdapter):
     SOURCE = "cloudtrail"
     PRIORITY = 30
     #: Files per DuckDB scan: large enough to amortise the scan, small enough to keep memory flat.
-    BATCH_FILES: ClassVar[int] = 128
+    BATCH_FILES: ClassVar[int] = 64
 
     @classmethod
     def sniff(cls, sample: Sample) -> str | None:

@@ -42,7 +42,7 @@ _SECRET_RE = (
 
 #: Error codes meaning "not allowed" (outcome ``denied``); other error codes are ``failure``.
 _DENIED = (
-    "r.errorCode LIKE 'AccessDenied%' OR r.errorCode ILIKE '%UnauthorizedOperation%' "
+    "r.errorCode ILIKE '%AccessDenied%' OR r.errorCode ILIKE '%UnauthorizedOperation%' "
     "OR r.errorCode ILIKE '%NotAuthorized%' OR r.errorCode ILIKE '%Unauthorized%Access%'"
 )
 
