@@ -10,7 +10,9 @@ import gzip
 import json
 import shutil
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -50,7 +52,8 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def fixture_case(tmp_path_factory: pytest.TempPathFactory, shared_fixtures: Path) -> duckdb.DuckDBPyConnection:
+def fixture_case(tmp_path_factory: pytest.TempPathFactory,
+                 shared_fixtures: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     case = tmp_path_factory.mktemp("ct") / "case.duckdb"
     summary = ingest(case, [shared_fixtures / CT])
     assert not [f for f in summary.files if f.status == "failed"]
@@ -59,7 +62,7 @@ def fixture_case(tmp_path_factory: pytest.TempPathFactory, shared_fixtures: Path
     con.close()
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> list[tuple]:
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
     return con.execute(sql, params or []).fetchall()
 
 
@@ -96,8 +99,8 @@ def test_assume_role_chain_and_derived_credential_use(fixture_case: duckdb.DuckD
                                           expires_at::VARCHAR, reason
                                    FROM credential_issues WHERE credential_id = 'ASIANQQHHS551LWULIWD'""")
     assert issue == [("aws-temporary-key", "AKIAWOGXN38MFN92ING5",
-                      "arn:aws:sts::457448411975:assumed-role/stratus-red-team-ec2-get-password-data-role/"
-                      "aws-go-sdk-1722375070115152000", "aws-go-sdk-1722375070115152000", "proven",
+                      ("arn:aws:sts::457448411975:assumed-role/stratus-red-team-ec2-get-password-data-role/"
+                       "aws-go-sdk-1722375070115152000"), "aws-go-sdk-1722375070115152000", "proven",
                       "2024-07-30 21:46:15", "AssumeRole responseElements.credentials.accessKeyId")]
     used = _rows(fixture_case, """SELECT count(*), min(outcome), max(outcome), min(credential_kind), min(actor_type)
                                   FROM events WHERE credential_id = 'ASIANQQHHS551LWULIWD'""")

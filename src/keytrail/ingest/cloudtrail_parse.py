@@ -61,7 +61,7 @@ class _Reader:
         self._line_pos = 0
         self._line_no = 1
 
-    def offset(self, pos: int) -> int | None:
+    def offset(self, pos: int) -> int:
         """Byte offset of a character position (exact for ASCII; computed for rejects otherwise)."""
         return pos if self.ascii else len(self.text[:pos].encode("utf-8"))
 
