@@ -29,7 +29,7 @@ _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\r\n]*")
 _ARRAY_HEAD = re.compile(r'\{\s*"(Records|Events)"\s*:\s*\[')
 _CWL_PREFIX = re.compile(r"(\d{4}-\d\d-\d\d[T ][0-9:.]+(?:Z|[+-]\d\d:?\d\d)?)[ \t]+")
-_CANDIDATE = re.compile(r"[,\[]\s*(?=\{)")
+_CANDIDATE = re.compile(r"\{")
 _EVENT_KEYS = ("eventName", "eventSource", "eventID", "eventTime", "CloudTrailEvent", "EventId")
 _NEXT_TOP = re.compile(r"\n(?=[{\[\d])")
 
@@ -189,11 +189,11 @@ class _Reader:
         """Start of the next element that parses and looks like an event, after a broken one."""
         for m in _CANDIDATE.finditer(self.text, start):
             try:
-                value, _ = _DECODER.raw_decode(self.text, m.end())
+                value, _ = _DECODER.raw_decode(self.text, m.start())
             except json.JSONDecodeError:
                 continue
             if isinstance(value, dict) and any(k in value for k in _EVENT_KEYS):
-                return m.end()
+                return m.start()
         return None
 
     # -- dispatch ----------------------------------------------------------------
