@@ -132,10 +132,12 @@ def test_corruption_never_loses_an_untouched_record(data: st.DataObject) -> None
     truncate = data.draw(st.booleans())
     broken = text[:a] if truncate else text[:a] + junk + text[b:]
     items = list(parse_json(broken))  # must not raise
-    got = {i.text for i in items if isinstance(i, Rec)}
+    got = [i.text for i in items if isinstance(i, Rec)]
     assert all(isinstance(i, (Rec, Bad)) for i in items)
     for (s, e), p in zip(spans, parts):
         untouched = e <= a if truncate else (e <= a or s >= b)
-        # a record just after the damage may lose its separator, never its content
-        if untouched and not (truncate and e > a):
-            assert p in got, (a, b, junk, truncate)
+        if untouched:
+            # Normally the record comes back on its own. A deletion can also splice two records into
+            # one *valid* JSON object (duplicate keys are legal); then its text is kept inside that
+            # record's raw, still findable, never dropped.
+            assert p in got or any(p in t for t in got), (a, b, junk, truncate)
