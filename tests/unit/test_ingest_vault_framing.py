@@ -161,8 +161,10 @@ def test_gz_and_truncated_gz(lines: list[str], tmp_path: Path) -> None:
     cut.write_bytes(blob[: len(blob) * 2 // 3])
     summary, con = _case(tmp_path / "cut.duckdb", cut)
     assert summary.files[0].status == "partial"
-    status, records, events, note = _rows(con, "SELECT status, records, events, note FROM evidence")[0]
+    status, records, events, rejected, skipped, note = _rows(
+        con, "SELECT status, records, events, rejected, skipped, note FROM evidence")[0]
     assert status == "partial" and "truncated" in note
+    assert events + skipped + rejected == records + 1  # + 1: the break itself is recorded as a reject
     kept = _rows(con, "SELECT max(record_no) FROM events")[0][0]
     assert 10 < kept < N
     # Every whole line before the break is an event (or merged into one); the cut line is a reject.
