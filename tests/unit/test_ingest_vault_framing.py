@@ -203,3 +203,18 @@ def test_same_entries_from_two_devices_stored_once(lines: list[str], tmp_path: P
     assert _rows(con, "SELECT count(*), count(DISTINCT event_uid) FROM events") == [(N // 2, N // 2)]
     assert _rows(con, "SELECT events, duplicates FROM evidence ORDER BY file_id") == [(N // 2, 0), (0, 10)]
     con.close()
+
+
+def test_first_entry_longer_than_the_sniff_sample(lines: list[str], tmp_path: Path) -> None:
+    """A multi-megabyte list response first in the file: the sniffer sees only part of one line."""
+    big = json.loads(lines[1])
+    big["response"] = {"data": {"keys": [f"hmac-sha256:{i:064x}" for i in range(6000)]}}
+    f = tmp_path / "audit.log"
+    f.write_text(json.dumps(big) + "\n" + "\n".join(lines[2:]) + "\n")
+    assert f.stat().st_size > 300 * 1024
+    _, con = _case(tmp_path / "c.duckdb", f)
+    assert _rows(con, "SELECT format, records, events, rejected FROM evidence") == [("vault-audit-jsonl", N - 1, N // 2, 0)]
+    keys = _rows(con, f"SELECT json_array_length(raw::JSON -> '$.response.data.keys') FROM events"
+                      f" WHERE source_event_id = '{big['request']['id']}'")
+    assert keys == [(6000,)]
+    con.close()
