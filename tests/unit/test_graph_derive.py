@@ -148,3 +148,16 @@ def test_derive_is_idempotent(tmp_path: Path) -> None:
     after = w.query("SELECT kind, src, dst, confidence FROM links ORDER BY ALL")
     w.close()
     assert before == after
+
+
+def test_identity_center_session_names_the_human(tmp_path: Path) -> None:
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    arn = f"arn:aws:sts::{ACCT}:assumed-role/AWSReservedSSO_Admin_5b1c/j.park@example.com"
+    b.event("cloudtrail", "sso", 0, "iam:CreateLoginProfile", cred="ASIASSO0000000000001",
+            cred_kind="aws-temporary-key", actor=arn, actor_type="AssumedRole")
+    s = b.finalize()
+    try:
+        d = _links(s, "DELEGATED")[("j.park@example.com", "ASIASSO0000000000001", "strong")]
+        assert d["evidence"] == ["cloudtrail:sso"]
+    finally:
+        s.close()

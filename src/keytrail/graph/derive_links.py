@@ -158,6 +158,14 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
                'strong', list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source IN ('cloudtrail', 'vault') AND human_id IS NOT NULL AND credential_id IS NOT NULL
         GROUP BY human_id, credential_id, source""")
+    # IAM Identity Center: the role session of an AWSReservedSSO_* role is named after the user.
+    con.execute(_INSERT + """
+        SELECT 'human', regexp_extract(dst, '/([^/]+)$', 1), 'credential', src, 'DELEGATED',
+               'IAM Identity Center session: role ' || regexp_extract(dst, 'assumed-role/([^/]+)/', 1)
+                 || ' is assumed under the signed-in user''s name', 'strong', evidence, evidence_count,
+               first_seen, last_seen, NULL
+        FROM links WHERE kind = 'AUTHENTICATES_AS' AND regexp_matches(dst, ':assumed-role/AWSReservedSSO_[^/]+/[^/]+$')
+          AND NOT starts_with(reason, 'issued for')""")
     # A person's Vault login (OIDC, userpass, ...) produced the token.
     con.execute(_INSERT + """
         SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
