@@ -150,14 +150,6 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
                list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source = 'agent' AND human_id IS NOT NULL AND agent_id IS NOT NULL
         GROUP BY human_id, agent_id""")
-    # CloudTrail onBehalfOf / sourceIdentity (and any human_id on a credential-signed event).
-    con.execute(_INSERT + f"""
-        SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
-               CASE source WHEN 'cloudtrail' THEN 'CloudTrail onBehalfOf / sourceIdentity on events signed with it'
-                           ELSE 'events signed with it name the user' END,
-               'strong', list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
-        FROM events WHERE source IN ('cloudtrail', 'vault') AND human_id IS NOT NULL AND credential_id IS NOT NULL
-        GROUP BY human_id, credential_id, source""")
     # IAM Identity Center: the role session of an AWSReservedSSO_* role is named after the user.
     con.execute(_INSERT + """
         SELECT 'human', regexp_extract(dst, '/([^/]+)$', 1), 'credential', src, 'DELEGATED',
@@ -172,6 +164,16 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
                'a person logged in to Vault (' || coalesce(principal_name, mount) || ') and received this token',
                'proven', [event_uid], 1, issued_at, issued_at, NULL
         FROM _kt_vault_login WHERE human AND human_id IS NOT NULL""")
+    # CloudTrail onBehalfOf / sourceIdentity (and any human_id on a credential-signed event).
+    con.execute(_INSERT + f"""
+        SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
+               CASE source WHEN 'cloudtrail' THEN 'CloudTrail onBehalfOf / sourceIdentity on events signed with it'
+                           ELSE 'events signed with it name the user' END,
+               'strong', list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+        FROM events WHERE source IN ('cloudtrail', 'vault') AND human_id IS NOT NULL AND credential_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM links l WHERE l.kind = 'DELEGATED' AND l.src = events.human_id
+                          AND l.dst = events.credential_id)
+        GROUP BY human_id, credential_id, source""")
     # Human -> credential (and everything minted from it) that an agent uses => human -> agent.
     con.execute(_INSERT + f"""
         WITH RECURSIVE d(human_id, credential_id, evidence, conf, why) AS (
