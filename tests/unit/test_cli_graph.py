@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> object:
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> Any:
     assert main(argv) == 0
     return json.loads(capsys.readouterr().out)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaseStore]:
     s.close()
 
 
-def _links(store: CaseStore, kind: str) -> dict[tuple[str, str, str], dict]:
+def _links(store: CaseStore, kind: str) -> dict[tuple[str, str, str], dict[str, Any]]:
     return {(r["src"], r["dst"], r["confidence"]): r
             for r in store.query("SELECT * FROM links WHERE kind = ?", [kind])}
 

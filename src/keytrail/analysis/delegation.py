@@ -121,7 +121,7 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     """
     rows = resolve_event(store, event_id)
     ev = {k: rows[0].get(k) for k in _EVENT_KEYS}
-    uid = ev["event_uid"]
+    uid: str = str(rows[0]["event_uid"])
     gaps: list[str] = []
     candidates: dict[str, list[dict[str, Any]]] = {}
     if len(rows) > 1:
@@ -157,7 +157,7 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
                       + " (root of the chain: the request carried no credential)")
             cred_links.append(ChainLink("credential", root, _credential_label(rrow, root), reason,
                                         issue[0]["confidence"] if issue else "strong",
-                                        (rrow["issued_by_event"],)))
+                                        (str(rrow["issued_by_event"]),)))
         else:
             gaps.append(_origin_gap(root, rrow))
             cred_links.append(ChainLink("credential", root, _credential_label(rrow, root),
