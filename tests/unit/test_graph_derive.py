@@ -162,3 +162,16 @@ def test_identity_center_session_names_the_human(tmp_path: Path) -> None:
         assert d["evidence"] == ["cloudtrail:sso"]
     finally:
         s.close()
+
+
+def test_vault_token_metadata_names_the_agent(tmp_path: Path) -> None:
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.event("vault", "r1", 0, "vault:read", cred="acc-meta", cred_kind="vault-token", actor="ent-1",
+            agent="billing-agent", target="secret/data/billing")
+    s = b.finalize()
+    try:
+        u = _links(s, "USES")[("billing-agent", "acc-meta", "strong")]
+        assert u["evidence"] == ["vault:r1"]
+        assert s.scalar("SELECT kind FROM principals WHERE principal_id = 'billing-agent'") == "agent"
+    finally:
+        s.close()

@@ -69,6 +69,13 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
                list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source = 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
         GROUP BY agent_id, credential_id""")
+    # Vault token metadata naming the agent (set when the token was created for it).
+    con.execute(_INSERT + f"""
+        SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
+               'the credential''s own metadata names the agent (Vault token metadata)', 'strong',
+               list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+        FROM events WHERE source <> 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
+        GROUP BY agent_id, credential_id""")
     _cred_principal(con)
     con.execute(_INSERT + """
         WITH inv AS (
@@ -259,7 +266,7 @@ def principals(con: duckdb.DuckDBPyConnection) -> None:
           UNION ALL
           SELECT agent_id, 'agent', agent_id, NULL, min(time), max(time), count(*),
                  to_json({{'inventory': false}}), 2
-          FROM events WHERE agent_id IS NOT NULL AND source = 'agent' GROUP BY agent_id
+          FROM events WHERE agent_id IS NOT NULL GROUP BY agent_id
         ), humans AS (
           SELECT human_id, 'human', human_id, NULL, min(time), max(time), count(*), NULL::JSON, 0
           FROM events WHERE human_id IS NOT NULL GROUP BY human_id
