@@ -26,7 +26,8 @@ def _links(store: CaseStore, kind: str) -> dict[tuple[str, str, str], dict[str, 
 
 
 def test_every_link_has_reason_confidence_and_evidence(store: CaseStore) -> None:
-    bad = store.query("""SELECT * FROM links WHERE reason IS NULL OR reason = '' OR len(evidence) = 0
+    bad = store.query("""SELECT * FROM links WHERE reason IS NULL OR reason = '' OR evidence IS NULL
+                         OR len(evidence) = 0 OR evidence_count IS NULL
                          OR confidence NOT IN ('proven', 'strong', 'inferred') OR evidence_count < len(evidence)""")
     assert bad == []
     assert store.scalar("SELECT count(DISTINCT kind) FROM links") == 5

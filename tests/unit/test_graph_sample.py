@@ -54,6 +54,11 @@ def test_lineage_edges(store: CaseStore) -> None:
     assert len(daily) >= 9 and all(r["parent_credential_id"].startswith("aws/sts/reconciler/") for r in daily)
 
 
+def test_every_edge_is_explained(store: CaseStore) -> None:
+    assert store.scalar("""SELECT count(*) FROM links WHERE reason IS NULL OR reason = '' OR evidence IS NULL
+                           OR len(evidence) = 0 OR evidence_count IS NULL OR evidence_count < len(evidence)""") == 0
+
+
 def test_origin_unknown_roots(store: CaseStore) -> None:
     roots = {r["credential_id"] for r in store.query("SELECT credential_id FROM credentials WHERE origin = 'unknown'")}
     assert roots == {ENGINE, SHARED, SUPPORT, "ASIAKZXHRBTR3FDXXBKW", "ASIAPWBXYZZP45VEIFM4", ORPHAN}

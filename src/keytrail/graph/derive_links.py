@@ -103,8 +103,8 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
           FROM inv JOIN credentials c ON c.credential_id = inv.ident
         )
         SELECT 'agent', m.agent_id, 'credential', m.credential_id, 'USES', first(m.reason), m.confidence,
-               list_distinct(list(m.ref) || list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL)),
-               len(list_distinct(list(m.ref) || list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL))),
+               list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), [])),
+               len(list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), []))),
                min(c.first_seen), max(c.last_seen),
                to_json({'inventory_identities': list(DISTINCT m.ident)})
         FROM m JOIN credentials c ON c.credential_id = m.credential_id
