@@ -103,7 +103,7 @@ WITH vi AS (
 )
 SELECT vi.credential_id AS vault_credential, vi.parent, ct.credential_id AS aws_credential,
        vi.event_uid AS vault_event, vi.call_id, vi.issued_at, min(vi.prefix) AS prefix,
-       list(DISTINCT ct.event_uid) AS ct_events, min(ct.t) AS first_t, max(ct.t) AS last_t
+       list(ct.event_uid ORDER BY ct.t, ct.event_uid) AS ct_events, min(ct.t) AS first_t, max(ct.t) AS last_t
 FROM vi JOIN ct
   ON (starts_with(ct.name, vi.prefix || '-') OR ct.uid LIKE '%/' || vi.prefix || '-%')
  AND ct.credential_id <> vi.credential_id

@@ -24,7 +24,9 @@ def minted(con: duckdb.DuckDBPyConnection) -> None:
     """MINTED credential -> credential; copies of one call (``sharedEventID``) count once."""
     con.execute(_INSERT + f"""
         SELECT 'credential', src, 'credential', dst, 'MINTED', first(reason ORDER BY t), confidence,
-               list_distinct(flatten(list(evidence ORDER BY t)))[1:{EVIDENCE_CAP}],
+               -- first occurrences, in issue-time order (list_distinct would lose the order)
+               list_filter(flatten(list(evidence ORDER BY t)),
+                           lambda x, i: list_position(flatten(list(evidence ORDER BY t)), x) = i)[1:{EVIDENCE_CAP}],
                len(list_distinct(flatten(list(evidence)))), min(t), max(t),
                to_json({{'sources': list(DISTINCT src_source), 'preferred_parent': bool_or(prio = 0),
                          'calls': count(DISTINCT call_id)}})
