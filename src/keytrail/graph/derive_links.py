@@ -137,7 +137,8 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
           SELECT event_uid, agent_id, time, rkey, bucket + d AS bucket
           FROM _kt_res, (SELECT unnest([-1, 0, 1]) AS d) WHERE source = 'agent'
         ), p AS (
-          SELECT DISTINCT a.agent_id, c.credential_id, a.event_uid AS tool_event, c.event_uid AS api_event,
+          -- each (tool call, API call) pair meets in exactly one bucket copy: no DISTINCT needed
+          SELECT a.agent_id, c.credential_id, a.event_uid AS tool_event, c.event_uid AS api_event,
                  a.time AS t_tool, c.time AS t_api, a.rkey
           FROM a JOIN _kt_res c ON c.bucket = a.bucket AND c.rkey = a.rkey AND c.source <> 'agent'
           WHERE c.time BETWEEN a.time - INTERVAL {skew_s} SECOND AND a.time + INTERVAL {window_s} SECOND
@@ -145,7 +146,7 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
         SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
                'tool calls of the agent were followed within {window_s} s by API calls with this credential '
                  || 'on the same target (time and target correlation)', 'inferred',
-               list_distinct(flatten(list([tool_event, api_event] ORDER BY t_tool)))[1:{EVIDENCE_CAP}],
+               list_distinct(flatten(min_by([tool_event, api_event], t_tool, {EVIDENCE_CAP // 2}))),
                count(DISTINCT tool_event) + count(DISTINCT api_event), min(t_tool), max(t_api),
                to_json({{'matched_calls': count(DISTINCT tool_event), 'targets': list(DISTINCT rkey)[1:20]}})
         FROM p GROUP BY agent_id, credential_id""")
@@ -204,26 +205,28 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
 
 def acted_on(con: duckdb.DuckDBPyConnection) -> None:
     """ACTED_ON credential -> resource, aggregated (actions with counts, denied, first/last)."""
+    # Counts per action, then one JSON object per edge (json_group_object is several times
+    # cheaper than building maps); the evidence is a top-100-by-time aggregate (min_by).
+    join = "FROM events e JOIN event_resources r ON r.event_uid = e.event_uid WHERE e.credential_id IS NOT NULL"
     con.execute(_INSERT + f"""
-        WITH x AS MATERIALIZED (
-          SELECT e.credential_id, r.resource_id, coalesce(e.action, '?') AS action, e.outcome, e.time,
-                 e.event_uid, r.resource_type, r.account
-          FROM events e JOIN event_resources r ON r.event_uid = e.event_uid
-          WHERE e.credential_id IS NOT NULL
-        ), acts AS (
-          SELECT credential_id, resource_id, map(list(action ORDER BY n DESC, action), list(n ORDER BY n DESC, action))
-                   AS actions
-          FROM (SELECT credential_id, resource_id, action, count(*) AS n FROM x GROUP BY ALL) GROUP BY ALL
-        ), agg AS (
-          SELECT credential_id, resource_id, list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}] AS ev, count(*) AS n,
-                 min(time) AS t0, max(time) AS t1, count(*) FILTER (WHERE outcome = 'denied') AS denied,
-                 any_value(resource_type) AS rtype, any_value(account) AS account
-          FROM x GROUP BY ALL
+        WITH pa AS (
+          SELECT e.credential_id, r.resource_id, coalesce(e.action, '?') AS action, count(*) AS n,
+                 count(*) FILTER (WHERE e.outcome = 'denied') AS denied, min(e.time) AS t0, max(e.time) AS t1,
+                 any_value(r.resource_type) AS rtype, any_value(r.account) AS account
+          {join} GROUP BY ALL
+        ), a AS (
+          SELECT credential_id, resource_id, json_group_object(action, n) AS actions, sum(n) AS n,
+                 sum(denied) AS denied, min(t0) AS t0, max(t1) AS t1, any_value(rtype) AS rtype,
+                 any_value(account) AS account
+          FROM pa GROUP BY ALL
+        ), ev AS (
+          SELECT e.credential_id, r.resource_id, min_by(e.event_uid, e.time, {EVIDENCE_CAP}) AS ev
+          {join} GROUP BY ALL
         )
-        SELECT 'credential', agg.credential_id, 'resource', agg.resource_id, 'ACTED_ON',
-               'events signed with this credential acted on this resource', 'proven', ev, n, t0, t1,
-               to_json({{'actions': acts.actions, 'denied': denied, 'resource_type': rtype, 'account': account}})
-        FROM agg JOIN acts ON acts.credential_id = agg.credential_id AND acts.resource_id = agg.resource_id""")
+        SELECT 'credential', a.credential_id, 'resource', a.resource_id, 'ACTED_ON',
+               'events signed with this credential acted on this resource', 'proven', ev.ev, a.n, a.t0, a.t1,
+               to_json({{'actions': a.actions, 'denied': a.denied, 'resource_type': a.rtype, 'account': a.account}})
+        FROM a JOIN ev ON ev.credential_id = a.credential_id AND ev.resource_id = a.resource_id""")
 
 
 _ACTOR_KIND = """CASE
