@@ -129,6 +129,9 @@ def test_blast_radius_of_the_incident_sts_key(case: str) -> None:
     assert "arn:aws:s3:::finco-ledger-prod/exports/vendor-bank-details.csv" in resources  # read from outside
     assert "arn:aws:s3:::finco-ledger-prod/inbound-invoices/2026/03/10/INV-88412.pdf" in resources
     assert doc["score"] > 0 and doc["score_terms"]
+    # 14 denied recon calls + the outside GetSecretValue; the chain minted two keys.
+    assert doc["counts"]["denied"] == 15 and doc["counts"]["credentials_minted"] == 2
+    assert set(doc["services"]) >= {"s3", "sts", "iam", "glue", "athena", "organizations", "kms", "secretsmanager"}
 
 
 def test_blast_radius_of_the_vault_login_reaches_both_accounts_and_the_secrets(case: str) -> None:
@@ -137,6 +140,8 @@ def test_blast_radius_of_the_vault_login_reaches_both_accounts_and_the_secrets(c
     derived = _ids(doc["derived_credentials"], "credential", "id")
     assert derived >= {CHILD_ACCESSOR, INCIDENT_KEY, EXPORTER_KEY, XACCT_KEY, BACKDOOR_KEY}
     assert STRONG_KEY not in derived  # yesterday's key belongs to yesterday's login
+    # child token, two leases, four AWS keys; 15 AWS denials + 5 Vault "permission denied".
+    assert doc["counts"]["credentials_minted"] == 7 and doc["counts"]["denied"] == 20
     assert _ids(doc["accounts"], "account", "id") >= {A, B}
     resources = {r["resource"] for r in doc["resources"]}
     assert {"vault:secret/data/hr/payroll-db", "vault:secret/data/payments/stripe",
