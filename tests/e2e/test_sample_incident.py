@@ -205,3 +205,18 @@ def test_trace_of_the_orphan_session_names_its_gaps(case: str) -> None:
     assert not {link["kind"] for link in doc["chain"]} & {"agent", "human"}
     assert doc["gaps"]
 
+
+
+def test_trace_of_the_proven_exporter_key_runs_through_the_vault_chain(case: str) -> None:
+    doc, _ = _trace(case, "69f934dd-35ab-4ad3-a7de-9a71ef86bd49")
+    chain = [bare(link["id"]) for link in doc["chain"]]
+    expected = [MARIA, "ledger-reconciler", LOGIN_ACCESSOR, CHILD_ACCESSOR,
+                "aws/creds/ledger-exporter/M7HqtHrAoA9vPcsGRAxV3Pre", EXPORTER_KEY]
+    assert chain[:len(expected)] == expected
+    assert all(link["confidence"] == "proven" for link in doc["chain"][2:]) and not doc["gaps"]
+
+
+def test_trace_of_the_shared_key_cannot_pick_one_agent(case: str) -> None:
+    doc, ids = _trace(case, "088baecd-f6ac-4f6e-a61d-6eb1252da81e")  # vendor-sync, after retirement
+    assert SHARED_KEY in ids
+    assert any("invoice-triage" in gap and "vendor-sync" in gap for gap in doc["gaps"])
