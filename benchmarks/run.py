@@ -204,9 +204,14 @@ def analysis_rows(case: Path, rows: list[Row]) -> None:
         trace = optional("keytrail.analysis.delegation", "trace_event")
         if trace:
             event_id = deep_event(store)
-            guard("trace", "<= 200 ms", lambda: rows.append(Row(
-                f"delegation trace of {event_id}", fmt_s(s := timed(lambda: trace(store, event_id))[0]),
-                "<= 200 ms", verdict(s, 0.2))))
+
+            def trace_step() -> None:
+                # The first trace after opening the case reads cold pages; later ones are warm. Judge the first.
+                cold = timed(lambda: trace(store, event_id))[0]
+                warm = sorted(timed(lambda: trace(store, event_id))[0] for _ in range(3))[1]
+                rows.append(Row(f"delegation trace of {event_id} (first; warm median)",
+                                f"{fmt_s(cold)}; {fmt_s(warm)}", "<= 200 ms", verdict(cold, 0.2)))
+            guard("trace", "<= 200 ms", trace_step)
         else:
             rows.append(Row("delegation trace", "-", "<= 200 ms", "not measured (no analysis code)"))
         build_report = optional("keytrail.report.content", "build_report")
