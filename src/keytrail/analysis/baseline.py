@@ -30,16 +30,18 @@ DIMENSIONS = ("services", "actions", "resource_types", "source_networks", "hours
 
 
 def _network_sql(v4: int, v6: int) -> str:
-    v4_mask = 2 ** (32 - v4)
+    """SQL text: ``src_ip`` as its network (IPv4 /v4, IPv6 first v6/16 groups), else as logged."""
+    mask = 2 ** (32 - v4)
     groups = max(1, v6 // 16)
+    octet = "try_cast(split_part(src_ip, '.', {i}) AS BIGINT)"
+    n = " + ".join(f"{octet.format(i=i)} * {256 ** (4 - i)}" for i in range(1, 5))
+    m = f"(({n}) // {mask} * {mask})"
+    v4_text = " || '.' || ".join(f"({m} // {256 ** (3 - i)} % 256)::VARCHAR" for i in range(4))
     return f"""CASE
-      WHEN regexp_full_match(src_ip, '(\\d{{1,3}}\\.){{3}}\\d{{1,3}}') THEN (
-        SELECT (m // 16777216 % 256)::VARCHAR || '.' || (m // 65536 % 256)::VARCHAR || '.' ||
-               (m // 256 % 256)::VARCHAR || '.' || (m % 256)::VARCHAR || '/{v4}'
-        FROM (SELECT (o[1] * 16777216 + o[2] * 65536 + o[3] * 256 + o[4]) // {v4_mask} * {v4_mask} AS m
-              FROM (SELECT list_transform(string_split(src_ip, '.'), lambda x: x::BIGINT) AS o)))
+      WHEN regexp_full_match(src_ip, '(\\d{{1,3}}\\.){{3}}\\d{{1,3}}') THEN {v4_text} || '/{v4}'
       WHEN contains(src_ip, ':') AND regexp_full_match(src_ip, '[0-9A-Fa-f:.]+') THEN
-        array_to_string(list_transform(string_split(src_ip, ':')[1:{groups}], lambda g: CASE WHEN g = '' THEN '0' ELSE lower(g) END), ':')
+        array_to_string(list_transform(string_split(src_ip, ':')[1:{groups}],
+                                       lambda g: CASE WHEN g = '' THEN '0' ELSE lower(g) END), ':')
         || '::/{v6}'
       ELSE src_ip END"""
 

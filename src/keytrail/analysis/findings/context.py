@@ -204,13 +204,14 @@ class Context:
                  SELECT DISTINCT credential_id, human_id FROM events
                  WHERE credential_id IS NOT NULL AND human_id IS NOT NULL) h
                  ON h.credential_id = a.ancestor_id)""")
-        # Events an agent did: logged with its id, or signed by a credential it (or a credential
-        # it owns upstream) holds.
+        # Events an agent did: logged with its id, or (when the event names no agent) signed by a
+        # credential it holds or one minted from it.
         x("""CREATE OR REPLACE TEMP TABLE _kt_agent_event AS
              SELECT agent_id, event_uid FROM events WHERE agent_id IS NOT NULL
-             UNION
+             UNION ALL
              SELECT ca.agent_id, e.event_uid FROM events e
-               JOIN _kt_chain_agent ca ON ca.credential_id = e.credential_id""")
+               JOIN _kt_chain_agent ca ON ca.credential_id = e.credential_id
+             WHERE e.agent_id IS NULL""")
         # AWS principal key: account + role or user name, so an assumed-role session ARN, the
         # role ARN (with or without a path) and an inventory entry compare equal.
         x(r"""CREATE OR REPLACE TEMP MACRO _kt_pkey(a) AS CASE
