@@ -53,16 +53,16 @@ class CredentialReuseConfig:
 @dataclass(frozen=True)
 class LongLivedConfig:
     enabled: bool = True
-    max_vault_token_ttl_hours: float = 24
+    max_vault_token_ttl_hours: float = 24.0
     """Vault token TTL above this (or 0 = none) is reported."""
-    max_active_hours: float = 168
+    max_active_hours: float = 168.0
     """An agent credential used over a longer span is reported."""
 
 
 @dataclass(frozen=True)
 class OffboardingConfig:
     enabled: bool = True
-    grace_minutes: float = 0
+    grace_minutes: float = 0.0
     """Tolerance after `retired`."""
 
 
@@ -131,7 +131,7 @@ class ReconnaissanceConfig:
     enabled: bool = True
     min_denied: int = 10
     """Denied calls that make a burst."""
-    window_minutes: float = 10
+    window_minutes: float = 10.0
     """Burst window."""
     min_distinct_actions: int = 3
     """Distinct actions in the burst."""

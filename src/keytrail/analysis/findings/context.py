@@ -226,12 +226,14 @@ class Context:
         drafts = [d for d in self.drafts if d.uids]
         all_uids = sorted({u for d in drafts for u in d.uids})
         ids: dict[str, str] = {}
+        order: dict[str, int] = {}
         if all_uids:
-            for uid, sid in self.cur.execute(
+            for i, (uid, sid) in enumerate(self.cur.execute(
                 """SELECT event_uid, coalesce(source_event_id, event_uid) FROM events
-                   WHERE event_uid IN (SELECT unnest(?::VARCHAR[]))""", [all_uids]
-            ).fetchall():
+                   WHERE event_uid IN (SELECT unnest(?::VARCHAR[])) ORDER BY time, event_uid""", [all_uids]
+            ).fetchall()):
                 ids[uid] = sid
+                order[uid] = i
         creds = sorted({c for d in drafts for c in d.contain})
         info: dict[str, dict[str, Any]] = {}
         if creds:
@@ -244,7 +246,7 @@ class Context:
                 info[r["credential_id"]] = r
         out: list[Finding] = []
         for d in drafts:
-            uids = [u for u in dict.fromkeys(d.uids) if u in ids]
+            uids = sorted((u for u in set(d.uids) if u in ids), key=order.__getitem__)  # chronological
             if not uids:
                 continue  # evidence that is not in the case cannot be cited
             shown = uids[:MAX_EVIDENCE]

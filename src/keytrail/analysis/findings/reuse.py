@@ -21,7 +21,7 @@ IP_SQL = r"regexp_full_match(src_ip, '(\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]*:[0-9A-F
 def run(ctx: Context) -> None:
     cfg = ctx.cfg.credential_reuse
     for r in ctx.rows(
-        """SELECT credential_id, list(agent_id ORDER BY t0) AS agents, flatten(list(uids ORDER BY t0)) AS uids,
+        """SELECT credential_id, list(agent_id ORDER BY t0, agent_id) AS agents, flatten(list(uids ORDER BY t0, agent_id)) AS uids,
                   min(t0) AS t0, max(t1) AS t1, list(how) AS how
            FROM _kt_owner GROUP BY credential_id HAVING count(*) >= ?""",
         [cfg.min_agents],
@@ -41,7 +41,7 @@ def run(ctx: Context) -> None:
               SELECT credential_id, src_ip, arg_min(event_uid, time) AS uid, min(time) AS t0, max(time) AS t1,
                      count(*) AS n
               FROM events WHERE credential_id IS NOT NULL AND {IP_SQL} GROUP BY credential_id, src_ip)
-            SELECT credential_id, list(src_ip ORDER BY t0) AS ips, list(uid ORDER BY t0) AS uids,
+            SELECT credential_id, list(src_ip ORDER BY t0, src_ip) AS ips, list(uid ORDER BY t0) AS uids,
                    min(t0) AS t0, max(t1) AS t1, sum(n) AS n
             FROM per GROUP BY credential_id HAVING count(*) >= ?""",
         [cfg.min_source_ips],
@@ -62,7 +62,7 @@ def run(ctx: Context) -> None:
               SELECT credential_id, session_id, arg_min(event_uid, time) AS uid, min(time) AS t0, max(time) AS t1
               FROM events WHERE source = 'agent' AND credential_id IS NOT NULL AND session_id IS NOT NULL
               GROUP BY credential_id, session_id)
-            SELECT credential_id, list(session_id ORDER BY t0) AS sessions, list(uid ORDER BY t0) AS uids,
+            SELECT credential_id, list(session_id ORDER BY t0, session_id) AS sessions, list(uid ORDER BY t0) AS uids,
                    min(t0) AS t0, max(t1) AS t1
             FROM per GROUP BY credential_id HAVING count(*) >= ?""",
         [cfg.min_sessions],
