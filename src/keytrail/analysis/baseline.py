@@ -29,45 +29,54 @@ if TYPE_CHECKING:
 DIMENSIONS = ("services", "actions", "resource_types", "source_networks", "hours")
 
 
-def _network_sql(v4: int, v6: int) -> str:
-    """SQL text: ``src_ip`` as its network (IPv4 /v4, IPv6 first v6/16 groups), else as logged."""
+def _network_table_sql(v4: int, v6: int) -> str:
+    """SQL: one row per distinct ``src_ip`` with its network (IPv4 /v4, IPv6 first v6/16 groups,
+    anything else as logged). Computed per distinct address, not per event."""
     mask = 2 ** (32 - v4)
     groups = max(1, v6 // 16)
-    octet = "try_cast(split_part(src_ip, '.', {i}) AS BIGINT)"
-    n = " + ".join(f"{octet.format(i=i)} * {256 ** (4 - i)}" for i in range(1, 5))
-    m = f"(({n}) // {mask} * {mask})"
-    v4_text = " || '.' || ".join(f"({m} // {256 ** (3 - i)} % 256)::VARCHAR" for i in range(4))
-    return f"""CASE
-      WHEN regexp_full_match(src_ip, '(\\d{{1,3}}\\.){{3}}\\d{{1,3}}') THEN {v4_text} || '/{v4}'
-      WHEN contains(src_ip, ':') AND regexp_full_match(src_ip, '[0-9A-Fa-f:.]+') THEN
+    octets = ", ".join(f"try_cast(split_part(src_ip, '.', {i}) AS BIGINT) AS o{i}" for i in range(1, 5))
+    v4_text = " || '.' || ".join(f"(m // {256 ** (3 - i)} % 256)::VARCHAR" for i in range(4))
+    return f"""
+      SELECT src_ip, {v4_text} || '/{v4}' AS network FROM (
+        SELECT src_ip, (o1 * 16777216 + o2 * 65536 + o3 * 256 + o4) // {mask} * {mask} AS m FROM (
+          SELECT src_ip, {octets} FROM (SELECT DISTINCT src_ip FROM events)
+          WHERE regexp_full_match(src_ip, '(\\d{{1,3}}\\.){{3}}\\d{{1,3}}')))
+      UNION ALL
+      SELECT src_ip, CASE WHEN contains(src_ip, ':') AND regexp_full_match(src_ip, '[0-9A-Fa-f:.]+') THEN
         array_to_string(list_transform(string_split(src_ip, ':')[1:{groups}],
-                                       lambda g: CASE WHEN g = '' THEN '0' ELSE lower(g) END), ':')
-        || '::/{v6}'
-      ELSE src_ip END"""
+                                       lambda g: CASE WHEN g = '' THEN '0' ELSE lower(g) END), ':') || '::/{v6}'
+        ELSE src_ip END
+      FROM (SELECT DISTINCT src_ip FROM events)
+      WHERE src_ip IS NOT NULL AND NOT regexp_full_match(src_ip, '(\\d{{1,3}}\\.){{3}}\\d{{1,3}}')"""
 
 
 def build(cur: duckdb.DuckDBPyConnection, cfg: FindingsConfig, until: datetime | None,
-          subject: tuple[str, str] | None = None) -> None:
-    """Create ``_kt_win`` (one row per subject and window) and ``_kt_dims`` (per subject,
-    dimension, value and side of the window: count, first/last time, evidence uids).
+          subject: tuple[str, str] | None = None, min_events: int = 0) -> None:
+    """Create ``_kt_win`` (subject, window, baseline event count), ``_kt_base`` (values seen in
+    the window, with counts) and ``_kt_dep`` (values first seen after it, for subjects with at
+    least ``min_events`` baseline events: count, first/last time, first event).
 
     Needs the context tables (``_kt_agent_event``). ``subject`` = (kind, id) restricts to one.
     """
     b = cfg.baseline
     filt_a = filt_c = ""
-    params: list[Any] = []
     if subject is not None:
         kind, sid = subject
         filt_a = "AND ae.agent_id = $s" if kind == "agent" else "AND FALSE"
         filt_c = "AND e.credential_id = $s" if kind == "credential" else "AND FALSE"
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _kt_net AS {_network_table_sql(b.ipv4_prefix, b.ipv6_prefix)}")
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE _kt_sev AS
-            SELECT 'agent' AS subject_kind, ae.agent_id AS subject, e.event_uid, e.time, e.service, e.action,
-                   e.src_ip, e.outcome
-            FROM _kt_agent_event ae JOIN events e USING (event_uid) WHERE e.time IS NOT NULL {filt_a}
-            UNION ALL
-            SELECT 'credential', e.credential_id, e.event_uid, e.time, e.service, e.action, e.src_ip, e.outcome
-            FROM events e WHERE e.credential_id IS NOT NULL AND e.time IS NOT NULL {filt_c}""",
+            WITH se AS (
+              SELECT 'agent' AS subject_kind, ae.agent_id AS subject, ae.event_uid
+              FROM _kt_agent_event ae {"JOIN events e USING (event_uid) WHERE TRUE " + filt_a if filt_a else ""}
+              UNION ALL
+              SELECT 'credential', e.credential_id, e.event_uid FROM events e
+              WHERE e.credential_id IS NOT NULL {filt_c})
+            SELECT se.subject_kind, se.subject, se.event_uid, e.time, e.service, e.action,
+                   n.network, lpad(hour(e.time)::VARCHAR, 2, '0') AS hour
+            FROM se JOIN (SELECT event_uid, time, service, action, src_ip FROM events WHERE time IS NOT NULL) e
+            USING (event_uid) LEFT JOIN _kt_net n ON n.src_ip = e.src_ip""",
         {"s": subject[1]} if subject is not None else None,
     )
     end = "$until::TIMESTAMP" if until is not None else f"min(time) + INTERVAL {int(b.days)} DAY"
@@ -83,38 +92,42 @@ def build(cur: duckdb.DuckDBPyConnection, cfg: FindingsConfig, until: datetime |
              JOIN _kt_win w USING (subject_kind, subject) WHERE s.time < w.end_t GROUP BY ALL) c
            WHERE _kt_win.subject_kind = c.subject_kind AND _kt_win.subject = c.subject"""
     )
-    net = _network_sql(b.ipv4_prefix, b.ipv6_prefix)
     dims = [
         ("services", "service", "_kt_sev"),
         ("actions", "action", "_kt_sev"),
-        ("source_networks", net, "_kt_sev"),
-        ("hours", "lpad(hour(time)::VARCHAR, 2, '0')", "_kt_sev"),
+        ("source_networks", "network", "_kt_sev"),
+        ("hours", "hour", "_kt_sev"),
         ("resource_types", "r.resource_type", "_kt_sev JOIN event_resources r USING (event_uid)"),
     ]
-    selects = [
-        f"""SELECT subject_kind, subject, '{name}' AS dim, {expr} AS value, event_uid, time FROM {src}"""
+    rows = " UNION ALL ".join(
+        f"SELECT subject_kind, subject, '{name}' AS dim, {expr} AS value, event_uid, time FROM {src}"
         for name, expr, src in dims
-    ]
+    )
+    dimrows = f"""(SELECT d.*, d.time >= w.end_t AS after, w.n_base FROM ({rows}) d
+                   JOIN _kt_win w USING (subject_kind, subject) WHERE d.value IS NOT NULL)"""
     cur.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _kt_dims AS
-            SELECT d.subject_kind, d.subject, d.dim, d.value, d.time >= w.end_t AS after,
-                   count(*) AS n, min(d.time) AS t0, max(d.time) AS t1, arg_min(d.event_uid, d.time, 3) AS uids
-            FROM ({' UNION ALL '.join(selects)}) d JOIN _kt_win w USING (subject_kind, subject)
-            WHERE d.value IS NOT NULL
+        f"""CREATE OR REPLACE TEMP TABLE _kt_base AS
+            SELECT subject_kind, subject, dim, value, count(*) AS n FROM {dimrows} WHERE NOT after GROUP BY ALL"""
+    )
+    # Anti-join before aggregating: in real evidence most later activity matches the baseline,
+    # so only the departures are grouped.
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _kt_dep AS
+            SELECT subject_kind, subject, dim, value, count(*) AS n, min(time) AS t0, max(time) AS t1,
+                   arg_min(event_uid, time) AS uid
+            FROM (SELECT * FROM {dimrows} WHERE after AND n_base >= {int(min_events)}) d
+            ANTI JOIN _kt_base b USING (subject_kind, subject, dim, value)
             GROUP BY ALL"""
     )
 
 
-def departures(cur: duckdb.DuckDBPyConnection, min_events: int) -> list[dict[str, Any]]:
-    """Per subject with a baseline of at least ``min_events`` events: values new after the window."""
+def departures(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Values first seen after each subject's window (from :func:`build`), ordered by subject."""
     rel = cur.execute(
-        """SELECT a.subject_kind, a.subject, a.dim, a.value, a.n, a.t0, a.t1, a.uids, w.start_t, w.end_t, w.n_base
-           FROM _kt_dims a JOIN _kt_win w USING (subject_kind, subject)
-           LEFT JOIN _kt_dims b ON b.subject_kind = a.subject_kind AND b.subject = a.subject
-                               AND b.dim = a.dim AND b.value = a.value AND NOT b.after
-           WHERE a.after AND b.value IS NULL AND w.n_base >= ?
-           ORDER BY a.subject_kind, a.subject, a.dim, a.t0""",
-        [min_events],
+        """SELECT a.subject_kind, a.subject, a.dim, a.value, a.n, a.t0, a.t1, [a.uid] AS uids,
+                  w.start_t, w.end_t, w.n_base
+           FROM _kt_dep a JOIN _kt_win w USING (subject_kind, subject)
+           ORDER BY a.subject_kind, a.subject, a.dim, a.t0, a.value"""
     )
     names = [d[0] for d in rel.description or []]
     return [dict(zip(names, r)) for r in rel.fetchall()]
@@ -181,12 +194,10 @@ def baseline(store: CaseStore, subject_id: str, *, baseline_until: datetime | st
         build(cur, cfg, until, (kind, sid))
         win = cur.execute("SELECT start_t, end_t, n_base, last_t FROM _kt_win").fetchone()
         values: dict[str, list[dict[str, Any]]] = {d: [] for d in DIMENSIONS}
-        for dim, value, n in cur.execute(
-            "SELECT dim, value, n FROM _kt_dims WHERE NOT after ORDER BY dim, n DESC, value"
-        ).fetchall():
+        for dim, value, n in cur.execute("SELECT dim, value, n FROM _kt_base ORDER BY dim, n DESC, value").fetchall():
             values[dim].append({"value": value, "events": int(n)})
         departed: dict[str, list[dict[str, Any]]] = {d: [] for d in DIMENSIONS}
-        for r in departures(cur, 0):
+        for r in departures(cur):
             ids = dict(cur.execute(
                 "SELECT event_uid, coalesce(source_event_id, event_uid) FROM events WHERE event_uid IN "
                 "(SELECT unnest(?::VARCHAR[]))", [r["uids"]]).fetchall())

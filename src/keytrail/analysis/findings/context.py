@@ -221,6 +221,11 @@ class Context:
                 THEN regexp_replace(a, '^arn:aws[a-z-]*:iam::(\d+):(role|user)/(.*/)?([^/]+)$', '\1:\2/\4')
               ELSE a END""")
 
+    def _register(self, name: str, values: list[str]) -> None:
+        import pyarrow as pa
+
+        self.cur.register(name, pa.table({"id": pa.array(values, pa.string())}))
+
     # -- output ----------------------------------------------------------------------
     def finish(self) -> list[Finding]:
         drafts = [d for d in self.drafts if d.uids]
@@ -228,20 +233,23 @@ class Context:
         ids: dict[str, str] = {}
         order: dict[str, int] = {}
         if all_uids:
+            self._register("_kt_want", all_uids)
             for i, (uid, sid) in enumerate(self.cur.execute(
                 """SELECT event_uid, coalesce(source_event_id, event_uid) FROM events
-                   WHERE event_uid IN (SELECT unnest(?::VARCHAR[])) ORDER BY time, event_uid""", [all_uids]
+                   SEMI JOIN _kt_want ON _kt_want.id = events.event_uid ORDER BY time, event_uid"""
             ).fetchall()):
                 ids[uid] = sid
                 order[uid] = i
         creds = sorted({c for d in drafts for c in d.contain})
         info: dict[str, dict[str, Any]] = {}
         if creds:
+            self._register("_kt_wantc", creds)
             for r in self.rows(
-                """SELECT c.credential_id, c.kind, c.principal, r.root_id,
-                          (SELECT list(parent) FROM _kt_minted m WHERE m.child = c.credential_id) AS parents
-                   FROM _kt_creds c LEFT JOIN _kt_root r USING (credential_id)
-                   WHERE c.credential_id IN (SELECT unnest(?::VARCHAR[]))""", [creds]
+                """SELECT c.credential_id, c.kind, c.principal, list(m.parent) FILTER (WHERE m.parent IS NOT NULL)
+                          AS parents
+                   FROM _kt_creds c SEMI JOIN _kt_wantc w ON w.id = c.credential_id
+                   LEFT JOIN _kt_minted m ON m.child = c.credential_id
+                   GROUP BY c.credential_id, c.kind, c.principal"""
             ):
                 info[r["credential_id"]] = r
         out: list[Finding] = []

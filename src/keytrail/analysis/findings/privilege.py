@@ -89,25 +89,34 @@ def run(ctx: Context) -> None:
             advice="Review and revert each change in the evidence; remove iam:* / policy-write rights from NHIs.",
             details={"actions": sorted(r["actions"]), "by_agent": bool(r["by_agent"])},
         ))
-    admin_name = glob_sql("regexp_extract(_kt_pkey(e.actor_uid), '[^/]+$')", cfg.admin_role_patterns)
-    admin_pol = ", ".join("'" + p.replace("'", "''") + "'" for p in cfg.admin_vault_policies) or "NULL"
+    admin_name = glob_sql("regexp_extract(pk, '[^/]+$')", cfg.admin_role_patterns)
+    pols = list(cfg.admin_vault_policies)
+    admin_pol = ", ".join("'" + p.replace("'", "''") + "'" for p in pols) or "NULL"
+    prefilter = " OR ".join("contains(raw, '\"" + p.replace("'", "''") + "\"')" for p in pols) or "FALSE"
+    # Classify each distinct actor once (regexes per actor, not per event), then join back.
     for r in ctx.rows(
-        f"""WITH ev AS (
-              SELECT e.*, CASE
-                WHEN e.actor_type = 'Root' OR regexp_matches(coalesce(e.actor_uid, ''), '^arn:aws[a-z-]*:iam::\\d+:root$')
-                  THEN 'root'
-                WHEN e.source = 'vault' AND contains(e.raw, '"auth"')
-                     AND list_has_any(json_extract_string(e.raw, '$.auth.policies[*]'), [{admin_pol}])
-                  THEN 'vault-admin'
-                WHEN e.source = 'cloudtrail' AND _kt_pkey(e.actor_uid) LIKE '%:role/%' AND {admin_name}
-                  THEN 'admin-role'
-                WHEN e.source = 'cloudtrail' AND _kt_pkey(e.actor_uid) LIKE '%:user/%' AND {admin_name}
-                  THEN 'admin-user' END AS how
-              FROM events e)
+        f"""WITH actors AS (
+              SELECT actor_uid, actor_type, _kt_pkey(actor_uid) AS pk
+              FROM (SELECT DISTINCT actor_uid, actor_type FROM events
+                    WHERE source = 'cloudtrail' AND actor_uid IS NOT NULL)),
+            cls AS (
+              SELECT actor_uid, actor_type, CASE
+                WHEN actor_type = 'Root' OR regexp_matches(actor_uid, '^arn:aws[a-z-]*:iam::\\d+:root$') THEN 'root'
+                WHEN pk LIKE '%:role/%' AND {admin_name} THEN 'admin-role'
+                WHEN pk LIKE '%:user/%' AND {admin_name} THEN 'admin-user' END AS how
+              FROM actors),
+            ev AS (
+              SELECT e.credential_id, e.actor_uid, e.event_uid, e.time, c.how FROM events e
+              JOIN cls c ON c.actor_uid = e.actor_uid AND c.actor_type IS NOT DISTINCT FROM e.actor_type
+              WHERE e.source = 'cloudtrail' AND c.how IS NOT NULL
+              UNION ALL
+              SELECT credential_id, actor_uid, event_uid, time, 'vault-admin' FROM events
+              WHERE source = 'vault' AND ({prefilter})
+                AND list_has_any(json_extract_string(raw, '$.auth.policies[*]'), [{admin_pol}]))
             SELECT coalesce(credential_id, actor_uid) AS subject, any_value(credential_id) AS cred,
                    any_value(actor_uid) AS actor, how, count(*) AS n, min(time) AS t0, max(time) AS t1,
                    arg_min(event_uid, time, 25) AS uids
-            FROM ev WHERE how IS NOT NULL AND coalesce(credential_id, actor_uid) IS NOT NULL
+            FROM ev WHERE coalesce(credential_id, actor_uid) IS NOT NULL
             GROUP BY subject, how"""
     ):
         what = {
