@@ -42,7 +42,7 @@ class CredentialReuseConfig:
     enabled: bool = True
     min_agents: int = 2
     """Distinct agents on one credential."""
-    min_source_ips: int = 3
+    min_source_ips: int = 2
     """Distinct source IP addresses for one credential."""
     min_sessions: int = 5
     """Distinct agent sessions for one credential."""

@@ -72,10 +72,24 @@ def test_long_term_key_used_by_agent(case: Case) -> None:
     assert "--user-name ledger-bot" in f.recommendation and "NHI7:2025" in f.frameworks
 
 
-def test_long_term_key_with_only_inferred_edge_is_not_reported(case: Case) -> None:
+def test_long_term_key_inferred_link_is_said_and_unowned_key_is_not_reported(case: Case) -> None:
     u = case.event(time=at(0), action="s3:ListBuckets", credential=KEY, actor=BOT)
     case.uses("ledger-bot", KEY, [u], confidence="inferred")
-    assert case.findings("long-term-key-used-by-agent") == []
+    case.event(time=at(1), action="s3:ListBuckets", credential="AKIANOBODYSKEY000001")
+    [f] = case.findings("long-term-key-used-by-agent")
+    assert f.subjects[0] == KEY and "inferred from timing" in f.description
+
+
+def test_key_created_by_agent_chain_is_its_own_identity(case: Case) -> None:
+    # A backdoor key made with an agent's session is not the agent's: its use is unattributed.
+    _agent_ref(case, "ledger-bot", "ref-9", 0, human="maria@example.com")
+    u = case.event(time=at(0), action="s3:ListBuckets", credential=TMP)
+    case.uses("ledger-bot", TMP, [u])
+    c = case.event(time=at(1), action="iam:CreateAccessKey", credential=TMP)
+    case.issue("AKIABACKDOORKEY00001", "aws-access-key", parent=TMP, event_uid=c, issued_at=at(1))
+    out = case.event(time=at(9), action="s3:GetObject", credential="AKIABACKDOORKEY00001", src_ip="203.0.113.77")
+    rules = {f.rule: f for f in case.findings() if "AKIABACKDOORKEY00001" in f.subjects[:1]}
+    assert set(rules) == {"unattributed-actions"} and rules["unattributed-actions"].evidence_uids == (out,)
 
 
 def test_vault_token_without_ttl_and_with_long_ttl(case: Case) -> None:
@@ -242,7 +256,8 @@ def test_admin_and_root_use(case: Case) -> None:
 def _two_accounts(case: Case) -> None:
     for i, (child, acct) in enumerate([("ASIACHILDONE00000001", "111111111111"),
                                        ("ASIACHILDTWO00000001", "222222222222")]):
-        u = case.event(time=at(i), action="sts:AssumeRole", credential=KEY, account="111111111111")
+        u = case.event(time=at(i), action="sts:AssumeRole", credential=KEY, account="111111111111",
+                       resources=[(f"arn:aws:iam::{acct}:role/reader", "AWS::IAM::Role", acct)])
         case.issue(child, "aws-temporary-key", parent=KEY, event_uid=u, issued_at=at(i))
         case.event(time=at(i + 1), action="s3:GetObject", credential=child, account=acct)
 
@@ -250,6 +265,7 @@ def _two_accounts(case: Case) -> None:
 def test_environment_crossing(case: Case) -> None:
     _two_accounts(case)
     case.event(time=at(0), action="vault:read", source="vault", credential="acc-1", kind="vault-token", account="root")
+    # Only the key that crossed is reported, not the children that each stayed in one account.
     [f] = case.findings("environment-crossing")
     assert f.subjects[0] == KEY and f.details["accounts"] == ["111111111111", "222222222222"]
 

@@ -35,7 +35,7 @@ class Case:
               source: str = "cloudtrail", src_ip: str | None = None, user_agent: str | None = None,
               account: str | None = None, actor: str | None = None, actor_type: str | None = None,
               session: str | None = None, target: str | None = None, raw: dict[str, Any] | None = None,
-              resources: list[tuple[str, str]] | None = None, source_id: str | None = None) -> str:
+              resources: list[tuple[str, ...]] | None = None, source_id: str | None = None) -> str:
         self.n += 1
         sid = source_id or f"ev-{self.n:04d}"
         uid = f"{source}:{sid}"
@@ -51,8 +51,9 @@ class Case:
             [uid, source, sid, time, action, service, operation, outcome, credential, kind, agent, human, src_ip,
              user_agent, account, actor, actor_type, session, target, json.dumps(raw or {"id": sid}), self.n],
         )
-        for rid, rtype in resources or []:
-            self.store.con.execute("INSERT INTO event_resources VALUES (?, ?, ?, ?)", [uid, rid, rtype, account])
+        for res in resources or []:
+            rid, rtype, racct = (*res, account) if len(res) == 2 else res
+            self.store.con.execute("INSERT INTO event_resources VALUES (?, ?, ?, ?)", [uid, rid, rtype, racct])
         return uid
 
     def issue(self, credential: str, kind: str, *, parent: str | None, event_uid: str, issued_at: datetime,

@@ -80,7 +80,7 @@ RULES: dict[str, RuleInfo] = {
         _r("admin-or-root-use", "privilege", "critical",
            "Root or administrator identity used", "NHI5:2025", "NHI4:2025"),
         _r("environment-crossing", "environment_crossing", "medium",
-           "One credential chain acting in several accounts or environments", "NHI8:2025"),
+           "One credential acting in several accounts or environments", "NHI8:2025"),
         _r("unattributed-actions", "unattributed", "medium",
            "Actions no agent or human can be tied to", "ASI03", "NIST-800-207"),
         _r("agent-actions-without-human", "unattributed", "low",

@@ -7,14 +7,17 @@ rules share, once and in bulk:
   ``credential_issues``, so the rules also work on a case whose graph is partial);
 - ``_kt_creds``: one row per credential with kind, principal, first/last use;
 - ``_kt_anc(credential_id, ancestor_id)``: every credential with itself and all the
-  credentials that minted it, transitively (cycles terminate: set semantics);
+  credentials that minted it, transitively (cycles terminate: set semantics), stopping
+  at long-term access keys, which are identities of their own;
 - ``_kt_root(credential_id, root_id)``: the chain's root (no known parent);
-- ``_kt_owner(credential_id, agent_id, uids, t0, t1)``: agents that use a credential
-  directly: USES edges at or above the configured confidence, and agent ids logged on
-  its events;
+- ``_kt_owner(credential_id, agent_id, uids, t0, t1, how, rank)``: agents that use a
+  credential directly: USES edges (rank 3 proven, 2 strong, 1 inferred) and agent ids
+  logged on its events (rank 3); the sharing rule counts only ranks at or above
+  ``[credential_reuse] min_confidence``;
 - ``_kt_chain_agent`` / ``_kt_chain_human``: agents and humans the chain reaches
-  (owners of the credential or of any ancestor; humans delegating to those agents, or
-  logged on the chain's events, or principals of kind ``human``).
+  (owners of the credential or of any ancestor; humans delegating to those agents or to
+  a chain credential, logged on the chain's events, principals of kind ``human``, or
+  IAM Identity Center sessions, whose session name is the user).
 
 Rules add :class:`Draft` findings; :meth:`Context.finish` resolves evidence uids to
 the source's own ids and containment steps for the credentials involved in one query
@@ -130,8 +133,6 @@ class Context:
 
     # -- shared tables -------------------------------------------------------------
     def _build(self) -> None:
-        min_conf = _CONF_RANK[self.cfg.credential_reuse.min_confidence]
-        conf_ok = " OR ".join(f"confidence = '{c}'" for c, r in _CONF_RANK.items() if r >= min_conf)
         x = self.cur.execute
         x("""CREATE OR REPLACE TEMP TABLE _kt_minted AS
              SELECT DISTINCT parent, child FROM (
@@ -159,28 +160,36 @@ class Context:
                     iss.issued_at, iss.expires_at, iss.issue_uid,
                     ev.t0, ev.t1, coalesce(ev.n, 0) AS n, ev.first_uid, ev.last_uid
              FROM ev FULL JOIN iss USING (credential_id) FULL JOIN der USING (credential_id)""")
+        # A long-term access key is an identity of its own: whoever created it (CreateAccessKey)
+        # is reported by the privilege rules, but its later use is not the creator's session, so
+        # chains stop there and the key is its own root.
         x("""CREATE OR REPLACE TEMP TABLE _kt_anc AS
              WITH RECURSIVE anc(credential_id, ancestor_id) AS (
                SELECT credential_id, credential_id FROM _kt_creds
                UNION
-               SELECT a.credential_id, m.parent FROM anc a JOIN _kt_minted m ON m.child = a.ancestor_id)
+               SELECT a.credential_id, m.parent FROM anc a JOIN _kt_minted m ON m.child = a.ancestor_id
+               WHERE m.child NOT IN (SELECT credential_id FROM _kt_creds
+                                     WHERE kind = 'aws-access-key' OR credential_id LIKE 'AKIA%'))
              SELECT * FROM anc""")
         x("""CREATE OR REPLACE TEMP TABLE _kt_root AS
              SELECT c.credential_id, coalesce(r.root_id, c.credential_id) AS root_id
              FROM _kt_creds c LEFT JOIN (
-               SELECT credential_id, min(ancestor_id) AS root_id FROM _kt_anc
-               WHERE ancestor_id NOT IN (SELECT child FROM _kt_minted) GROUP BY credential_id) r
+               SELECT credential_id, min(ancestor_id) AS root_id FROM _kt_anc a
+               WHERE NOT EXISTS (SELECT 1 FROM _kt_anc b WHERE b.credential_id = a.ancestor_id
+                                 AND b.ancestor_id <> a.ancestor_id)
+               GROUP BY credential_id) r
              USING (credential_id)""")
-        x(f"""CREATE OR REPLACE TEMP TABLE _kt_owner AS
+        x("""CREATE OR REPLACE TEMP TABLE _kt_owner AS
               SELECT credential_id, agent_id, flatten(list(uids)) AS uids, min(t0) AS t0, max(t1) AS t1,
-                     list_distinct(list(how)) AS how
+                     list_distinct(list(how)) AS how, max(rank) AS rank
               FROM (
                 SELECT dst AS credential_id, src AS agent_id, evidence[1:5] AS uids,
-                       first_seen AS t0, last_seen AS t1, reason AS how
-                FROM links WHERE kind = 'USES' AND src_kind = 'agent' AND dst_kind = 'credential' AND ({conf_ok})
+                       first_seen AS t0, last_seen AS t1, reason AS how,
+                       CASE confidence WHEN 'proven' THEN 3 WHEN 'strong' THEN 2 ELSE 1 END AS rank
+                FROM links WHERE kind = 'USES' AND src_kind = 'agent' AND dst_kind = 'credential'
                 UNION ALL
                 SELECT credential_id, agent_id, arg_min(event_uid, time, 5), min(time), max(time),
-                       'agent id logged on its events'
+                       'agent id logged on its events', 3
                 FROM events WHERE credential_id IS NOT NULL AND agent_id IS NOT NULL
                 GROUP BY credential_id, agent_id)
               GROUP BY credential_id, agent_id""")
@@ -199,6 +208,12 @@ class Context:
                SELECT a.credential_id, l.dst FROM _kt_anc a
                  JOIN links l ON l.kind = 'AUTHENTICATES_AS' AND l.src = a.ancestor_id
                  JOIN principals p ON p.principal_id = l.dst AND p.kind = 'human'
+               UNION ALL
+               -- IAM Identity Center sessions (AWSReservedSSO_* roles) are people; the session
+               -- name is the user name.
+               SELECT a.credential_id, regexp_extract(c.principal, '/([^/]+)$', 1) FROM _kt_anc a
+                 JOIN _kt_creds c ON c.credential_id = a.ancestor_id
+               WHERE regexp_matches(c.principal, ':assumed-role/AWSReservedSSO_[^/]+/[^/]+$')
                UNION ALL
                SELECT a.credential_id, h.human_id FROM _kt_anc a JOIN (
                  SELECT DISTINCT credential_id, human_id FROM events

@@ -1,6 +1,7 @@
-"""NHI8:2025 Environment Isolation: one credential chain acting in several accounts.
+"""NHI8:2025 Environment Isolation: one credential acting in several accounts.
 
-A chain is a root credential and everything minted from it (role chaining crosses
+The credential reported is the one that crossed: its own calls were recorded in, or
+named resources of, several accounts (a cross-account ``AssumeRole`` is recorded in both
 accounts). Accounts are compared within one source: AWS accounts for CloudTrail,
 namespaces for Vault. With ``environments`` labels configured, accounts sharing a
 label are one environment, and production mixed with anything else is high.
@@ -21,24 +22,28 @@ def run(ctx: Context) -> None:
     cfg = ctx.cfg.environment_crossing
     labels = cfg.environments
     prod = {p.lower() for p in cfg.production_labels}
+    # Per credential: the accounts its own calls were recorded in, plus the accounts owning
+    # the resources they named (a cross-account AssumeRole is recorded in both accounts and
+    # names the role in the other one). The credential that crossed is the one reported.
     rows = ctx.rows(
         """WITH acts AS (
-              SELECT rt.root_id, e.source, e.account, e.credential_id, e.event_uid, e.time
-              FROM events e JOIN _kt_root rt ON rt.credential_id = e.credential_id
-              WHERE e.account IS NOT NULL AND e.account NOT IN ('', 'root')
+              SELECT e.source, e.account, e.credential_id, e.event_uid, e.time
+              FROM events e
+              WHERE e.credential_id IS NOT NULL AND e.account IS NOT NULL AND e.account NOT IN ('', 'root')
                 AND e.source IN ('cloudtrail', 'vault')
               UNION ALL
-              SELECT rt.root_id, e.source, r.account, e.credential_id, e.event_uid, e.time
+              SELECT e.source, r.account, e.credential_id, e.event_uid, e.time
               FROM event_resources r JOIN events e USING (event_uid)
-              JOIN _kt_root rt ON rt.credential_id = e.credential_id
-              WHERE e.source = 'cloudtrail' AND r.account IS NOT NULL AND r.account <> ''),
+              WHERE e.source = 'cloudtrail' AND e.credential_id IS NOT NULL
+                AND r.account IS NOT NULL AND r.account <> ''),
             per AS (
-              SELECT root_id, source, account, arg_min(event_uid, time) AS uid, min(time) AS t0, max(time) AS t1,
-                     count(*) AS n, list(DISTINCT credential_id) AS creds
+              SELECT credential_id, source, account, arg_min(event_uid, time) AS uid, min(time) AS t0,
+                     max(time) AS t1, count(DISTINCT event_uid) AS n
               FROM acts GROUP BY ALL)
-            SELECT root_id, source, list(account ORDER BY t0) AS accounts, list(uid ORDER BY t0) AS uids,
-                   min(t0) AS t0, max(t1) AS t1, sum(n) AS n, list_distinct(flatten(list(creds))) AS creds
-            FROM per GROUP BY root_id, source HAVING count(*) >= ?""",
+            SELECT p.credential_id AS root_id, p.source, list(p.account ORDER BY p.t0, p.account) AS accounts,
+                   list(p.uid ORDER BY p.t0) AS uids, min(p.t0) AS t0, max(p.t1) AS t1, sum(p.n) AS n,
+                   (SELECT list(child) FROM _kt_minted m WHERE m.parent = p.credential_id) AS creds
+            FROM per p GROUP BY p.credential_id, p.source HAVING count(*) >= ?""",
         [cfg.min_accounts],
     )
     for r in rows:
@@ -51,11 +56,11 @@ def run(ctx: Context) -> None:
             level = max(Level.HIGH, ctx.level("environment-crossing"))
         where = "AWS accounts" if r["source"] == "cloudtrail" else "Vault namespaces"
         shown = ", ".join(f"{a} ({labels[a]})" if a in labels else a for a in accounts)
-        creds = r["creds"]
+        creds = r["creds"] or []
+        minted = f"; it minted {', '.join(creds[:5])}" if creds else ""
         ctx.add(Draft(
             "environment-crossing", [r["root_id"], *creds[:10], *accounts], r["uids"],
-            f"The credential chain rooted at {r['root_id']} ({len(creds)} credential(s)) acted in "
-            f"{len(accounts)} {where}: {shown}.",
+            f"Credential {r['root_id']} acted in {len(accounts)} {where}: {shown}{minted}.",
             "One compromised credential reaches every environment it crosses.",
             r["t0"], r["t1"], contain=[r["root_id"]], count=int(r["n"]), level=level,
             advice="Give each environment its own identity and remove cross-account trust not needed.",

@@ -19,11 +19,10 @@ def run(ctx: Context) -> None:
     cfg = ctx.cfg.long_lived
     for r in ctx.rows(
         """SELECT *, list_concat([first_uid, last_uid], owner_uids) AS uids FROM (
-             SELECT c.credential_id, c.principal, list(DISTINCT ca.agent_id ORDER BY ca.agent_id) AS agents,
-                    c.t0, c.t1, c.n, c.first_uid, c.last_uid,
-                    flatten(list(coalesce(o.uids, []))) AS owner_uids
-             FROM _kt_creds c JOIN _kt_chain_agent ca USING (credential_id)
-             LEFT JOIN _kt_owner o ON o.credential_id = c.credential_id AND o.agent_id = ca.agent_id
+             SELECT c.credential_id, c.principal, list(o.agent_id ORDER BY o.agent_id) AS agents,
+                    c.t0, c.t1, c.n, c.first_uid, c.last_uid, min(o.rank) AS rank,
+                    flatten(list(o.uids)) AS owner_uids
+             FROM _kt_creds c JOIN _kt_owner o USING (credential_id)
              WHERE (c.kind = 'aws-access-key' OR c.credential_id LIKE 'AKIA%') AND c.n > 0
              GROUP BY c.credential_id, c.principal, c.t0, c.t1, c.n, c.first_uid, c.last_uid)"""
     ):
@@ -31,7 +30,8 @@ def run(ctx: Context) -> None:
             "long-term-key-used-by-agent", [r["credential_id"], *r["agents"], r["principal"]],
             [u for u in r["uids"] if u],
             f"Agent(s) {', '.join(r['agents'])} sign requests with long-term IAM access key "
-            f"{r['credential_id']} ({r['principal'] or 'user unknown'}), seen in {r['n']} events. "
+            f"{r['credential_id']} ({r['principal'] or 'user unknown'}), seen in {r['n']} events"
+            f"{' (the agent link is inferred from timing)' if r['rank'] == 1 else ''}. "
             "Long-term keys do not expire; agents should use short-lived role or Vault-issued credentials.",
             "A leaked long-term key stays valid until someone notices and deactivates it.",
             r["t0"], r["t1"], contain=[r["credential_id"]], count=int(r["n"]),

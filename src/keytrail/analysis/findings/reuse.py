@@ -23,8 +23,8 @@ def run(ctx: Context) -> None:
     for r in ctx.rows(
         """SELECT credential_id, list(agent_id ORDER BY t0, agent_id) AS agents, flatten(list(uids ORDER BY t0, agent_id)) AS uids,
                   min(t0) AS t0, max(t1) AS t1, list(how) AS how
-           FROM _kt_owner GROUP BY credential_id HAVING count(*) >= ?""",
-        [cfg.min_agents],
+           FROM _kt_owner WHERE rank >= ? GROUP BY credential_id HAVING count(*) >= ?""",
+        [{"proven": 3, "strong": 2, "inferred": 1}[cfg.min_confidence], cfg.min_agents],
     ):
         agents = r["agents"]
         ctx.add(Draft(

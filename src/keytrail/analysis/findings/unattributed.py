@@ -29,6 +29,12 @@ def run(ctx: Context) -> None:
            WHERE e.agent_id IS NULL AND e.human_id IS NULL
              AND e.credential_id NOT IN (SELECT credential_id FROM _kt_chain_agent)
              AND e.credential_id NOT IN (SELECT credential_id FROM _kt_chain_human)
+             -- a call that issued an attributed credential (e.g. Vault's AssumeRole for an agent's
+             -- lease) was made for that agent or human
+             AND e.event_uid NOT IN (
+               SELECT ci.event_uid FROM credential_issues ci
+               WHERE ci.credential_id IN (SELECT credential_id FROM _kt_chain_agent)
+                  OR ci.credential_id IN (SELECT credential_id FROM _kt_chain_human))
            GROUP BY rt.root_id HAVING count(*) >= ?""",
         [cfg.min_events],
     ):
