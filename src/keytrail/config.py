@@ -64,6 +64,8 @@ class OffboardingConfig:
     enabled: bool = True
     grace_minutes: float = 0.0
     """Tolerance after `retired`."""
+    correlation_seconds: int = 120
+    """Calls with a retired agent's credentials this close to its own logged actions are its."""
 
 
 @dataclass(frozen=True)

@@ -383,3 +383,27 @@ def test_disabled_family_emits_nothing(tmp_path: Path) -> None:
     _agent_ref(case, "agent-b", "ref-1", 5)
     assert case.findings("credential-shared-by-agents", config=cfg) == []
     assert default_config().credential_reuse.enabled
+
+
+def test_retired_agent_on_shared_key_counts_only_its_own_calls(case: Case) -> None:
+    case.agent("vendor-sync", retired=at(0, days=1))
+    case.agent("invoice-triage")
+    u = case.event(time=at(0), action="s3:GetObject", credential=KEY)
+    case.uses("vendor-sync", KEY, [u])
+    case.uses("invoice-triage", KEY, [u])
+    own = _agent_ref(case, "vendor-sync", KEY, 60 * 24 * 3)
+    near = case.event(time=at(60 * 24 * 3 + 1), action="s3:PutObject", credential=KEY)
+    case.event(time=at(60 * 24 * 3 + 30), action="s3:GetObject", credential=KEY)  # invoice-triage's day
+    [f] = case.findings("agent-active-after-retirement")
+    assert f.evidence_uids == (own, near)
+    assert case.findings("credential-used-after-agent-retired") == []  # still held by an active agent
+
+
+def test_people_in_their_own_sessions_are_not_nhi_privilege_findings(case: Case) -> None:
+    sso = "arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_AdministratorAccess_0a1b/j.park@example.com"
+    case.event(time=at(0), action="iam:CreateLoginProfile", credential=TMP, actor=sso)
+    root = case.event(time=at(1), action="s3:ListBuckets", credential="ASIAROOTSESSION00001", actor_type="Root",
+                      actor="arn:aws:iam::111111111111:root", human="admin@example.com")
+    assert case.findings("iam-or-policy-change") == []
+    [f] = case.findings("admin-or-root-use")
+    assert f.evidence_uids == (root,)

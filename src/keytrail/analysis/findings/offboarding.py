@@ -18,27 +18,42 @@ if TYPE_CHECKING:
 def run(ctx: Context) -> None:
     if not ctx.has_inventory:
         return
-    grace = ctx.cfg.offboarding.grace_minutes * 60
+    cfg = ctx.cfg.offboarding
+    grace = cfg.grace_minutes * 60
+    near = int(cfg.correlation_seconds)
+    # The retired agent's own logged actions, plus calls signed by its credentials (with no agent
+    # logged) within `correlation_seconds` of them: what the agent did through the cloud APIs.
     for r in ctx.rows(
-        """SELECT i.agent_id, i.retired, i.owner, count(*) AS n, min(e.time) AS t0, max(e.time) AS t1,
-                  arg_min(e.event_uid, e.time, 25) AS uids,
-                  list(DISTINCT e.credential_id) FILTER (WHERE e.credential_id IS NOT NULL) AS creds
-           FROM inventory_agents i JOIN events e ON e.agent_id = i.agent_id
-           WHERE i.retired IS NOT NULL AND epoch(e.time) > epoch(i.retired) + ?
-           GROUP BY ALL""",
+        f"""WITH post AS (
+              SELECT i.agent_id, i.retired, i.owner, e.event_uid, e.time, e.credential_id
+              FROM inventory_agents i JOIN events e ON e.agent_id = i.agent_id
+              WHERE i.retired IS NOT NULL AND epoch(e.time) > epoch(i.retired) + ?),
+            near AS (
+              SELECT DISTINCT p.agent_id, c.event_uid, c.time, c.credential_id FROM post p
+              JOIN _kt_chain_agent ca ON ca.agent_id = p.agent_id
+              JOIN events c ON c.credential_id = ca.credential_id AND c.agent_id IS NULL
+               AND c.time BETWEEN p.time - INTERVAL '{near} seconds' AND p.time + INTERVAL '{near} seconds'),
+            allev AS (SELECT agent_id, event_uid, time, credential_id FROM post UNION SELECT * FROM near)
+            SELECT a.agent_id, any_value(p.retired) AS retired, any_value(p.owner) AS owner,
+                   count(*) AS n, min(a.time) AS t0, max(a.time) AS t1, arg_min(a.event_uid, a.time, 25) AS uids,
+                   list(DISTINCT a.credential_id) FILTER (WHERE a.credential_id IS NOT NULL) AS creds
+            FROM allev a JOIN (SELECT DISTINCT agent_id, retired, owner FROM post) p USING (agent_id)
+            GROUP BY a.agent_id""",
         [grace],
     ):
         creds = r["creds"] or []
         ctx.add(Draft(
             "agent-active-after-retirement", [r["agent_id"], *creds], r["uids"],
-            f"Agent {r['agent_id']} was retired on {r['retired']:%Y-%m-%d %H:%M}Z (inventory) but logged "
-            f"{r['n']} actions afterwards, the last at {r['t1']:%Y-%m-%d %H:%M}Z.",
+            f"Agent {r['agent_id']} was retired on {r['retired']:%Y-%m-%d %H:%M}Z (inventory) but acted "
+            f"{r['n']} times afterwards (its own log, and calls with its credentials within {near} s of it), "
+            f"the last at {r['t1']:%Y-%m-%d %H:%M}Z.",
             "A retired agent that still runs holds access nobody is accountable for.",
             r["t0"], r["t1"], contain=creds, count=int(r["n"]),
             advice=f"Stop the agent's runtime and tell its owner ({r['owner'] or 'unknown'}).",
         ))
-    # Credentials a retired agent holds (directly or upstream) used after retirement by anyone
-    # else: the agent's own logged actions are the rule above.
+    # Credentials that only retired agents hold (directly or upstream), used after retirement.
+    # A credential also held by an active agent is that agent's daily use: the sharing itself is
+    # the reuse finding, and the retired agent's own activity the finding above.
     for r in ctx.rows(
         """SELECT i.agent_id, e.credential_id, i.retired, count(*) AS n, min(e.time) AS t0, max(e.time) AS t1,
                   arg_min(e.event_uid, e.time, 25) AS uids
@@ -47,8 +62,12 @@ def run(ctx: Context) -> None:
            JOIN events e ON e.credential_id = ca.credential_id
            WHERE i.retired IS NOT NULL AND epoch(e.time) > epoch(i.retired) + ?
              AND e.agent_id IS DISTINCT FROM i.agent_id
+             AND ca.credential_id NOT IN (
+               SELECT x.credential_id FROM _kt_chain_agent x
+               LEFT JOIN inventory_agents j ON j.agent_id = x.agent_id
+               WHERE j.retired IS NULL OR epoch(e.time) <= epoch(j.retired) + ?)
            GROUP BY ALL""",
-        [grace],
+        [grace, grace],
     ):
         ctx.add(Draft(
             "credential-used-after-agent-retired", [r["credential_id"], r["agent_id"]], r["uids"],

@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from keytrail.analysis.findings.context import Context
 
 
+#: People acting through their own sessions (a chain that reaches a human and no agent) are not
+#: NHI findings here; root is reported whoever uses it.
+_HUMAN_ONLY = """(e.credential_id IN (SELECT credential_id FROM _kt_chain_human)
+                  AND e.credential_id NOT IN (SELECT credential_id FROM _kt_chain_agent))"""
+
+
 def _lower(level: Level) -> Level:
     return Level(max(0, int(level) - 1))
 
@@ -74,7 +80,7 @@ def run(ctx: Context) -> None:
                    bool_or(e.credential_id IN (SELECT credential_id FROM _kt_chain_agent)) AS by_agent
             FROM events e
             WHERE e.outcome IN ('success', 'unknown') AND ({iam} OR {vault_change})
-              AND coalesce(e.credential_id, e.actor_uid) IS NOT NULL
+              AND coalesce(e.credential_id, e.actor_uid) IS NOT NULL AND NOT coalesce({_HUMAN_ONLY}, FALSE)
             GROUP BY 1"""
     ):
         who = "an agent's credential" if r["by_agent"] else "a credential no agent is known to hold"
@@ -116,7 +122,8 @@ def run(ctx: Context) -> None:
             SELECT coalesce(credential_id, actor_uid) AS subject, any_value(credential_id) AS cred,
                    any_value(actor_uid) AS actor, how, count(*) AS n, min(time) AS t0, max(time) AS t1,
                    arg_min(event_uid, time, 25) AS uids
-            FROM ev WHERE coalesce(credential_id, actor_uid) IS NOT NULL
+            FROM ev e WHERE coalesce(credential_id, actor_uid) IS NOT NULL
+              AND (how = 'root' OR NOT coalesce({_HUMAN_ONLY}, FALSE))
             GROUP BY subject, how"""
     ):
         what = {
