@@ -1,0 +1,288 @@
+"""The SQL the explorer runs directly on the case (no textual import here).
+
+Analysis answers (ranking, blast radius, traces, findings, baselines) come from
+``keytrail.analysis``; this module only holds what the screens need to *browse* the
+store: the filtered, paged timeline, one event's raw record, counts by kind, the
+lineage rows around a credential and palette look-ups. Every function takes a DuckDB
+cursor (the caller's thread-local one) so a worker can ``interrupt()`` it.
+
+Timeline paging is keyset paging on ``(time, event_uid)``: a page is at most
+:data:`PAGE_SIZE` rows, so no widget ever holds more than one page, whatever the
+case size. Events without a time sort first (as ``TIMESTAMP '0001-01-01'``).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from keytrail.timefmt import to_utc
+
+if TYPE_CHECKING:
+    import duckdb
+
+PAGE_SIZE = 1000
+#: Rows kept in any result table (SQL console, lists).
+TABLE_CAP = 10_000
+
+TIMELINE_COLUMNS = (
+    "time", "source", "action", "outcome", "actor_name", "credential_id", "agent_id",
+    "human_id", "target", "source_event_id", "event_uid",
+)
+_SORT = "coalesce(time, TIMESTAMP '0001-01-01')"
+_FILTER_KEYS = {
+    "source": "source = ?",
+    "action": "action ILIKE ?",
+    "outcome": "outcome = ?",
+    "cred": "credential_id = ?",
+    "credential": "credential_id = ?",
+    "agent": "agent_id = ?",
+    "human": "human_id = ?",
+    "actor": "actor_uid ILIKE ?",
+    "resource": "event_uid IN (SELECT event_uid FROM event_resources WHERE resource_id = ?)",
+    "file": "file_id = ?",
+}
+_TIME_KEYS = ("since", "until")
+
+
+@dataclass
+class TimelineFilter:
+    """A parsed filter line: ``source:vault action:s3:* since:2024-05-01T00:00Z some text``."""
+
+    terms: dict[str, str] = field(default_factory=dict)
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str = ""
+
+    @classmethod
+    def parse(cls, line: str) -> TimelineFilter:
+        """Parse a filter line; ``key:value`` for known keys, everything else is free text.
+
+        Raises:
+            ValueError: a ``since:``/``until:`` value is not a timestamp.
+        """
+        f = cls()
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            words = line.split()
+        rest: list[str] = []
+        for w in words:
+            key, sep, value = w.partition(":")
+            key = key.lower()
+            if sep and value and key in _FILTER_KEYS:
+                f.terms[key] = value
+            elif sep and value and key in _TIME_KEYS:
+                t = to_utc(value)
+                if t is None:
+                    raise ValueError(f"{key}: {value!r} is not a time (use 2024-05-01T12:00:00Z)")
+                setattr(f, key, t)
+            else:
+                rest.append(w)
+        f.text = " ".join(rest)
+        return f
+
+    def where(self) -> tuple[str, list[Any]]:
+        """The SQL ``WHERE`` body and its parameters (``TRUE`` for no filter)."""
+        parts: list[str] = []
+        params: list[Any] = []
+        for key, value in self.terms.items():
+            sql = _FILTER_KEYS[key]
+            if key == "action":
+                value = value.replace("*", "%")
+            if key == "actor":
+                value = f"%{value}%"
+            if key == "file":
+                value = int(value) if value.isdigit() else -1  # type: ignore[assignment]
+            parts.append(sql)
+            params.append(value)
+        if self.since is not None:
+            parts.append("time >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            parts.append("time <= ?")
+            params.append(self.until)
+        if self.text:
+            parts.append("(raw ILIKE ? OR event_uid ILIKE ? OR coalesce(action, '') ILIKE ?)")
+            params += [f"%{self.text}%"] * 3
+        return (" AND ".join(parts) or "TRUE"), params
+
+
+@dataclass
+class Page:
+    """One timeline page: rows (tuples in :data:`TIMELINE_COLUMNS` order) and the keys around it."""
+
+    rows: list[tuple[Any, ...]]
+    first_key: tuple[Any, str] | None
+    last_key: tuple[Any, str] | None
+    offset: int
+
+
+def _key(row: tuple[Any, ...]) -> tuple[Any, str]:
+    t = row[0] if row[0] is not None else datetime(1, 1, 1)
+    return (t, row[-1])
+
+
+def timeline_page(cur: duckdb.DuckDBPyConnection, flt: TimelineFilter, *, after: tuple[Any, str] | None = None,
+                  before: tuple[Any, str] | None = None, offset: int = 0, size: int = PAGE_SIZE) -> Page:
+    """A page of events in ``(time, event_uid)`` order.
+
+    ``after``/``before`` are keyset cursors (the last/first key of the neighbouring
+    page); without them the page starts at ``offset`` rows into the filtered timeline.
+    The returned ``offset`` is the page's row number (0-based) when known cheaply.
+    """
+    where, params = flt.where()
+    cols = ", ".join(TIMELINE_COLUMNS)
+    if after is not None:
+        sql = (f"SELECT {cols} FROM events WHERE {where} AND ({_SORT}, event_uid) > (?, ?) "
+               f"ORDER BY {_SORT}, event_uid LIMIT ?")
+        rows = cur.execute(sql, [*params, after[0], after[1], size]).fetchall()
+    elif before is not None:
+        sql = (f"SELECT {cols} FROM events WHERE {where} AND ({_SORT}, event_uid) < (?, ?) "
+               f"ORDER BY {_SORT} DESC, event_uid DESC LIMIT ?")
+        rows = cur.execute(sql, [*params, before[0], before[1], size]).fetchall()[::-1]
+    else:
+        sql = f"SELECT {cols} FROM events WHERE {where} ORDER BY {_SORT}, event_uid LIMIT ? OFFSET ?"
+        rows = cur.execute(sql, [*params, size, offset]).fetchall()
+    if not rows:
+        return Page([], None, None, offset)
+    return Page(rows, _key(rows[0]), _key(rows[-1]), offset)
+
+
+def timeline_count(cur: duckdb.DuckDBPyConnection, flt: TimelineFilter) -> int:
+    where, params = flt.where()
+    row = cur.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def event_record(cur: duckdb.DuckDBPyConnection, event_uid: str) -> dict[str, Any] | None:
+    """One event with its raw record and where it came from (file path and record number)."""
+    rel = cur.execute(
+        """SELECT e.*, v.path AS file_path FROM events e LEFT JOIN evidence v USING (file_id)
+           WHERE e.event_uid = ? OR e.source_event_id = ? ORDER BY (e.event_uid = ?) DESC LIMIT 1""",
+        [event_uid, event_uid, event_uid],
+    )
+    names = [d[0] for d in rel.description or []]
+    row = rel.fetchone()
+    return None if row is None else dict(zip(names, row))
+
+
+def principal_kinds(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Principals per kind (``human``, ``agent``, ``assumed-role`` ...)."""
+    rows = cur.execute("SELECT kind, count(*) FROM principals GROUP BY kind ORDER BY 2 DESC").fetchall()
+    return {str(k): int(n) for k, n in rows}
+
+
+def credential_lineage(cur: duckdb.DuckDBPyConnection, credential_id: str) -> dict[str, Any]:
+    """The minted-from chain up to the root and every credential minted from ``credential_id``.
+
+    Returns ``{"ancestors": [row, ...] (root first), "descendants": [row, ...]}`` where a
+    row is ``(credential_id, parent_credential_id, kind, origin, issued_at, issued_by_event)``.
+    Walks the ``credentials`` table (derived from ``credential_issues`` by the graph layer).
+    """
+    cols = "credential_id, parent_credential_id, kind, origin, issued_at, issued_by_event"
+    ancestors: list[tuple[Any, ...]] = []
+    seen = {credential_id}
+    current = credential_id
+    while True:
+        row = cur.execute(f"SELECT {cols} FROM credentials WHERE credential_id = ? LIMIT 1", [current]).fetchone()
+        if row is None:
+            break
+        ancestors.append(row)
+        parent = row[1]
+        if parent is None or parent in seen:
+            break
+        seen.add(parent)
+        current = parent
+    descendants = cur.execute(
+        f"""WITH RECURSIVE d(credential_id, depth) AS (
+              SELECT credential_id, 1 FROM credentials WHERE parent_credential_id = ?
+              UNION SELECT c.credential_id, d.depth + 1 FROM credentials c
+                    JOIN d ON c.parent_credential_id = d.credential_id WHERE d.depth < 32)
+            SELECT DISTINCT {", ".join('c.' + c.strip() for c in cols.split(','))}
+            FROM credentials c JOIN d USING (credential_id) ORDER BY c.issued_at LIMIT ?""",
+        [credential_id, TABLE_CAP],
+    ).fetchall()
+    return {"ancestors": ancestors[::-1], "descendants": descendants}
+
+
+def linked_identities(cur: duckdb.DuckDBPyConnection, node: str) -> list[tuple[Any, ...]]:
+    """Graph edges touching ``node`` other than ``ACTED_ON``: (direction, kind, other kind, other, confidence, reason, evidence count)."""
+    return cur.execute(
+        """SELECT 'in', kind, src_kind, src, confidence, reason, evidence_count FROM links
+             WHERE dst = ? AND kind <> 'ACTED_ON'
+           UNION ALL
+           SELECT 'out', kind, dst_kind, dst, confidence, reason, evidence_count FROM links
+             WHERE src = ? AND kind <> 'ACTED_ON'
+           ORDER BY 2, 4 LIMIT 1000""",
+        [node, node],
+    ).fetchall()
+
+
+def activity(cur: duckdb.DuckDBPyConnection, column: str, value: str, buckets: int = 60) -> list[tuple[datetime, int]]:
+    """Events per time bucket for ``events.<column> = value`` (bucket width adapts to the span)."""
+    if column not in ("credential_id", "agent_id", "human_id"):
+        raise ValueError(column)
+    span = cur.execute(f"SELECT min(time), max(time) FROM events WHERE {column} = ?", [value]).fetchone()
+    if not span or span[0] is None:
+        return []
+    seconds = max(1.0, (span[1] - span[0]).total_seconds() / buckets)
+    width = next((w for w in (1, 60, 300, 900, 3600, 21600, 86400, 604800) if w >= seconds), 2592000)
+    rows = cur.execute(
+        f"""SELECT time_bucket(INTERVAL '{width} seconds', time) AS b, count(*) FROM events
+            WHERE {column} = ? AND time IS NOT NULL GROUP BY b ORDER BY b""",
+        [value],
+    ).fetchall()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def agents(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every agent seen in events, principals or the inventory, with owner, humans and credentials."""
+    rel = cur.execute(
+        """WITH ids AS (
+             SELECT principal_id AS agent_id FROM principals WHERE kind = 'agent'
+             UNION SELECT agent_id FROM inventory_agents
+             UNION SELECT DISTINCT agent_id FROM events WHERE agent_id IS NOT NULL)
+           SELECT ids.agent_id,
+                  any_value(i.owner) AS owner,
+                  any_value(i.retired) AS retired,
+                  (SELECT string_agg(DISTINCT src, ', ') FROM links
+                     WHERE kind = 'DELEGATED' AND dst = ids.agent_id) AS humans,
+                  (SELECT count(DISTINCT dst) FROM links WHERE kind = 'USES' AND src = ids.agent_id) AS credentials,
+                  (SELECT count(*) FROM events e WHERE e.agent_id = ids.agent_id) AS events
+           FROM ids LEFT JOIN inventory_agents i ON i.agent_id = ids.agent_id
+           GROUP BY ids.agent_id ORDER BY events DESC, ids.agent_id LIMIT ?""",
+        [TABLE_CAP],
+    )
+    names = [d[0] for d in rel.description or []]
+    return [dict(zip(names, r)) for r in rel.fetchall()]
+
+
+_SAFE_LIKE = re.compile(r"([%_\\])")
+
+
+def search_ids(cur: duckdb.DuckDBPyConnection, text: str, limit: int = 8) -> list[tuple[str, str]]:
+    """Palette look-up: ``(kind, id)`` for credentials, agents, humans, resources and events matching ``text``."""
+    pattern = "%" + _SAFE_LIKE.sub(r"\\\1", text) + "%"
+    out: list[tuple[str, str]] = []
+    queries = (
+        ("credential", "SELECT DISTINCT credential_id FROM credentials WHERE credential_id ILIKE ? ESCAPE '\\' LIMIT ?"),
+        ("agent", ("SELECT DISTINCT principal_id FROM principals WHERE kind = 'agent' AND principal_id ILIKE ? "
+                   "ESCAPE '\\' UNION SELECT agent_id FROM inventory_agents WHERE agent_id ILIKE ? ESCAPE '\\' LIMIT ?")),
+        ("resource", "SELECT DISTINCT resource_id FROM event_resources WHERE resource_id ILIKE ? ESCAPE '\\' LIMIT ?"),
+        ("event", ("SELECT event_uid FROM events WHERE event_uid ILIKE ? ESCAPE '\\' OR source_event_id ILIKE ? "
+                   "ESCAPE '\\' LIMIT ?")),
+    )
+    for kind, sql in queries:
+        n = sql.count("ILIKE ?")
+        for (value,) in cur.execute(sql, [pattern] * n + [limit]).fetchall():
+            out.append((kind, str(value)))
+    if not any(k == "credential" for k, _ in out):
+        for (value,) in cur.execute(
+            "SELECT DISTINCT credential_id FROM events WHERE credential_id ILIKE ? ESCAPE '\\' LIMIT ?", [pattern, limit]
+        ).fetchall():
+            out.append(("credential", str(value)))
+    return out
