@@ -9,7 +9,7 @@ from textual.message import Message
 
 
 @dataclass
-class Loaded(Message):
+class Loaded(Message, bubble=False):
     """A worker finished: ``key`` names what was loaded, ``data`` is the result."""
 
     key: str
@@ -17,7 +17,7 @@ class Loaded(Message):
 
 
 @dataclass
-class Unavailable(Message):
+class Unavailable(Message, bubble=False):
     """An analysis module this view needs is not in this build (``module`` names it)."""
 
     key: str

@@ -24,7 +24,7 @@ from keytrail.timefmt import to_utc
 if TYPE_CHECKING:
     import duckdb
 
-PAGE_SIZE = 1000
+PAGE_SIZE = 200
 #: Rows kept in any result table (SQL console, lists).
 TABLE_CAP = 10_000
 

@@ -63,9 +63,14 @@ class CredentialsScreen(CaseScreen):
     def _fill(self, text: str) -> None:
         needle = text.lower()
         rows = [r for r in self.rows if not needle or needle in " ".join(fmt(v) for v in r.values()).lower()]
-        box = self.query_one("#list", VerticalScroll)
-        box.remove_children()
-        box.mount(DocTable("credentials", rows, id="creds"))
+        tables = self.query("#creds").results(DocTable)
+        table = next(tables, None)
+        if table is None:
+            table = DocTable("credentials", rows, id="creds")
+            self.query_one("#list", VerticalScroll).mount(table)
+            table.focus()
+        else:
+            table.set_rows(rows)
         note = "" if self._how == "ranked" else \
             f"  ·  not ranked: {core.RANK[0]} is not in this build (listed by event count)"
         cap = f" (first {TABLE_CAP:,})" if len(rows) >= TABLE_CAP else ""

@@ -71,6 +71,12 @@ class DocTable(DataTable[Text]):
 
     def on_mount(self) -> None:
         self.add_columns(*[lit(_title(c)) for c in self.cols])
+        self.set_rows(self.rows_doc)
+
+    def set_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Show ``rows`` (a subset of the section, e.g. after filtering) with the same columns."""
+        self.clear()
+        self.rows_doc = rows[:TABLE_CAP]
         self.add_rows([[lit(r.get(c), 60) for c in self.cols] for r in self.rows_doc])
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
