@@ -32,6 +32,7 @@ from keytrail.tui.widgets.text import lit
 
 HEADERS = ("time (UTC)", "source", "action", "outcome", "actor", "credential", "agent", "human", "target",
            "event id")
+OUTCOME_STYLE = {"denied": "bold red", "failure": "red"}
 WIDTHS = (20, 10, 26, 8, 24, 22, 16, 18, 40, 38)
 
 
@@ -102,7 +103,9 @@ class TimelineScreen(CaseScreen):
         table = self.query_one(PagedTable)
         table.clear()
         for row in page.rows:
-            table.add_row(*[lit(v, 200) for v in row[:-1]], key=row[-1])
+            cells = [lit(v, 200) for v in row[:-1]]
+            cells[3].stylize(OUTCOME_STYLE.get(str(row[3]), ""))
+            table.add_row(*cells, key=row[-1])
         if page.rows:
             table.move_cursor(row=min(self._pending_cursor, len(page.rows) - 1) if self._pending_cursor >= 0
                               else len(page.rows) - 1)
