@@ -36,6 +36,12 @@ from keytrail.tui.screens.timeline import TimelineScreen
 from keytrail.tui.screens.trace import TraceScreen
 from keytrail.tui.widgets.doc_view import DocView
 
+#: What a row of a named section opens: (column, kind). Checked before :data:`ROW_TARGETS`.
+SECTION_TARGETS = {
+    "agents": ("agent", "agent"), "humans": ("human", "human"), "resources": ("resource", "resource"),
+    "credentials": ("credential", "credential"), "top credentials": ("credential", "credential"),
+    "derived_credentials": ("value", "credential"), "principals": ("value", "actor"),
+}
 #: How a row from an analysis document names what to open, strongest first.
 ROW_TARGETS = (("event_uid", "event"), ("event_id", "event"), ("credential_id", "credential"),
                ("credential", "credential"), ("agent_id", "agent"), ("agent", "agent"),
@@ -99,6 +105,8 @@ class KeytrailApp(App[None]):
             self.push_screen(AgentScreen(ident))
         elif kind == "human":
             self.push_screen(TimelineScreen(shlex.quote(f"human:{ident}")))
+        elif kind == "actor":
+            self.push_screen(TimelineScreen(shlex.quote(f"actor:{ident}")))
         elif kind == "resource":
             self.push_screen(TimelineScreen(shlex.quote(f"resource:{ident}")))
         elif kind == "timeline":
@@ -109,6 +117,13 @@ class KeytrailApp(App[None]):
     def on_doc_view_picked(self, message: DocView.Picked) -> None:
         """A row of an analysis document was chosen: open the first thing it names."""
         row = message.row
+        if message.section == "chain" and row.get("kind") and row.get("id"):
+            self.open_target(str(row["kind"]), str(row["id"]))
+            return
+        target = SECTION_TARGETS.get(message.section)
+        if target and isinstance(row.get(target[0]), str):
+            self.open_target(target[1], row[target[0]])
+            return
         for key, kind in ROW_TARGETS:
             value = row.get(key)
             if isinstance(value, str) and value:

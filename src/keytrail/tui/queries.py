@@ -176,39 +176,6 @@ def principal_kinds(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {str(k): int(n) for k, n in rows}
 
 
-def credential_lineage(cur: duckdb.DuckDBPyConnection, credential_id: str) -> dict[str, Any]:
-    """The minted-from chain up to the root and every credential minted from ``credential_id``.
-
-    Returns ``{"ancestors": [row, ...] (root first), "descendants": [row, ...]}`` where a
-    row is ``(credential_id, parent_credential_id, kind, origin, issued_at, issued_by_event)``.
-    Walks the ``credentials`` table (derived from ``credential_issues`` by the graph layer).
-    """
-    cols = "credential_id, parent_credential_id, kind, origin, issued_at, issued_by_event"
-    ancestors: list[tuple[Any, ...]] = []
-    seen = {credential_id}
-    current = credential_id
-    while True:
-        row = cur.execute(f"SELECT {cols} FROM credentials WHERE credential_id = ? LIMIT 1", [current]).fetchone()
-        if row is None:
-            break
-        ancestors.append(row)
-        parent = row[1]
-        if parent is None or parent in seen:
-            break
-        seen.add(parent)
-        current = parent
-    descendants = cur.execute(
-        f"""WITH RECURSIVE d(credential_id, depth) AS (
-              SELECT credential_id, 1 FROM credentials WHERE parent_credential_id = ?
-              UNION SELECT c.credential_id, d.depth + 1 FROM credentials c
-                    JOIN d ON c.parent_credential_id = d.credential_id WHERE d.depth < 32)
-            SELECT DISTINCT {", ".join('c.' + c.strip() for c in cols.split(','))}
-            FROM credentials c JOIN d USING (credential_id) ORDER BY c.issued_at LIMIT ?""",
-        [credential_id, TABLE_CAP],
-    ).fetchall()
-    return {"ancestors": ancestors[::-1], "descendants": descendants}
-
-
 def linked_identities(cur: duckdb.DuckDBPyConnection, node: str) -> list[tuple[Any, ...]]:
     """Graph edges touching ``node`` other than ``ACTED_ON``: (direction, kind, other kind, other, confidence, reason, evidence count)."""
     return cur.execute(
@@ -222,19 +189,21 @@ def linked_identities(cur: duckdb.DuckDBPyConnection, node: str) -> list[tuple[A
     ).fetchall()
 
 
-def activity(cur: duckdb.DuckDBPyConnection, column: str, value: str, buckets: int = 60) -> list[tuple[datetime, int]]:
-    """Events per time bucket for ``events.<column> = value`` (bucket width adapts to the span)."""
+def activity(cur: duckdb.DuckDBPyConnection, column: str, values: list[str],
+             buckets: int = 60) -> list[tuple[datetime, int]]:
+    """Events per time bucket for ``events.<column>`` in ``values`` (bucket width adapts to the span)."""
     if column not in ("credential_id", "agent_id", "human_id"):
         raise ValueError(column)
-    span = cur.execute(f"SELECT min(time), max(time) FROM events WHERE {column} = ?", [value]).fetchone()
+    span = cur.execute(f"SELECT min(time), max(time) FROM events WHERE list_contains(?, {column})",
+                       [values]).fetchone()
     if not span or span[0] is None:
         return []
     seconds = max(1.0, (span[1] - span[0]).total_seconds() / buckets)
     width = next((w for w in (1, 60, 300, 900, 3600, 21600, 86400, 604800) if w >= seconds), 2592000)
     rows = cur.execute(
         f"""SELECT time_bucket(INTERVAL '{width} seconds', time) AS b, count(*) FROM events
-            WHERE {column} = ? AND time IS NOT NULL GROUP BY b ORDER BY b""",
-        [value],
+            WHERE list_contains(?, {column}) AND time IS NOT NULL GROUP BY b ORDER BY b""",
+        [values],
     ).fetchall()
     return [(r[0], int(r[1])) for r in rows]
 

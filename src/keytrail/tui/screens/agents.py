@@ -68,7 +68,7 @@ class AgentScreen(CaseScreen):
         self.sub_title = self.agent_id
         aid = self.agent_id
         self.load("ids", lambda cur: linked_identities(cur, aid))
-        self.load("activity", lambda cur: activity(cur, "agent_id", aid))
+        self.load("activity", lambda cur: activity(cur, "agent_id", [aid]))
         base = core.engine(core.BASELINE)
         if base is None:
             self._baseline(Static(Text(f"unavailable: {core.BASELINE[0]} is not in this build", style="dim")))

@@ -35,12 +35,12 @@ class OverviewScreen(CaseScreen):
         yield from self.compose_frame()
         with VerticalScroll():
             yield Static(Text("loading case…", style="dim"), id="facts")
-            yield Label("sources", classes="head")
-            yield DataTable(id="sources", cursor_type="row")
             yield Label("findings per level", classes="head")
             yield Static(Text("…", style="dim"), id="findings")
             yield Label("top credentials by blast radius", classes="head")
             yield Static(Text("…", style="dim"), id="top-note")
+            yield Label("sources", classes="head")
+            yield DataTable(id="sources", cursor_type="row")
             yield Label("evidence", classes="head")
             yield DataTable(id="evidence", cursor_type="row")
         yield Static(id="status")
@@ -108,7 +108,9 @@ class OverviewScreen(CaseScreen):
             note.update(Text("no credentials in this case", style="dim"))
             return
         note.update(Text("Enter opens a credential", style="dim"))
-        self.query_one(VerticalScroll).mount(DocTable("top credentials", rows, id="top"), after=note)
+        table = DocTable("top credentials", rows, id="top")
+        self.query_one(VerticalScroll).mount(table, after=note)
+        table.focus()
 
     def _show_findings(self, docs: list[dict[str, Any]]) -> None:
         counts = Counter(str(d.get("level") or d.get("severity") or "informational").lower() for d in docs)

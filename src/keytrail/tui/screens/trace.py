@@ -49,7 +49,9 @@ class TraceScreen(CaseScreen):
         body.mount(widget)
 
     def on_loaded(self, message: Loaded) -> None:
-        self._show(DocView(message.data))
+        doc = message.data
+        first = ("chain", "gaps")  # the answer first, the event's own fields after
+        self._show(DocView({k: doc[k] for k in first if k in doc} | {k: v for k, v in doc.items() if k not in first}))
 
     def action_raw(self) -> None:
         self.kt.open_target("event", self.event_id)

@@ -27,8 +27,23 @@ from keytrail.tui.widgets.text import fmt, kv, lit
 #: Keys whose list-of-strings values are event uids.
 EVENT_LIST_KEYS = ("evidence", "event_uids", "events", "evidence_event_uids", "event_ids")
 #: Column order preferred when present; other columns follow in document order.
-PREFERRED = ("level", "severity", "score", "credential_id", "id", "title", "kind", "action", "resource_id",
-             "count", "denied", "first_seen", "last_seen", "confidence", "reason")
+PREFERRED = ("level", "severity", "score", "credential", "credential_id", "agent", "human", "resource", "kind", "id",
+             "title", "agents", "humans", "category", "action", "resource_id", "count", "events", "denied", "first_seen", "last_seen",
+             "confidence", "reason")
+#: Columns whose text is an explanation worth reading in full (wider cells).
+LONG_TEXT = ("explanation", "reason", "description", "recommendation", "impact", "label", "title")
+
+
+def cell(key: str, value: Any) -> Text:
+    """A table cell: nested lists and objects summarised, evidence lists counted."""
+    if isinstance(value, (list, tuple)):
+        if key.endswith("evidence") or key in EVENT_LIST_KEYS:
+            return Text(f"{len(value)} events" if value else "", style="dim")
+        if value and all(isinstance(v, dict) for v in value):
+            return lit(", ".join(" ".join(fmt(x) for x in v.values() if _is_scalar(x)) for v in value), 80)
+    if isinstance(value, dict):
+        return lit(", ".join(f"{k}={fmt(v)}" for k, v in value.items() if _is_scalar(v)), 80)
+    return lit(value, 200 if key in LONG_TEXT else 80)
 
 
 def _is_scalar(v: Any) -> bool:
@@ -77,7 +92,7 @@ class DocTable(DataTable[Text]):
         """Show ``rows`` (a subset of the section, e.g. after filtering) with the same columns."""
         self.clear()
         self.rows_doc = rows[:TABLE_CAP]
-        self.add_rows([[lit(r.get(c), 60) for c in self.cols] for r in self.rows_doc])
+        self.add_rows([[cell(c, r.get(c)) for c in self.cols] for r in self.rows_doc])
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -102,9 +117,9 @@ class DocView(Vertical):
         section: str
         row: dict[str, Any]
 
-    def __init__(self, doc: Any, *, depth: int = 0, **kw: Any) -> None:
+    def __init__(self, doc: Any, *, depth: int = 0, skip: tuple[str, ...] = (), **kw: Any) -> None:
         super().__init__(**kw)
-        self.doc = doc
+        self.doc = {k: v for k, v in doc.items() if k not in skip} if isinstance(doc, dict) else doc
         self.depth = depth
 
     def compose(self) -> ComposeResult:
