@@ -5,9 +5,8 @@ AKIA1 assumes a role (minting ASIA1), which reads S3 objects and is denied once;
 Vault token is used to read a secret. One event carries hostile text (Rich markup,
 ANSI escapes, zero-width characters, a 100 kB line) and one record carries an STS
 session token that must be masked. Ingested tables are written, then
-:func:`keytrail.store.finalize.finalize` runs as after a real ingest; when the graph
-layer's ``derive`` leaves the derived tables empty (before it lands), the few derived
-rows the views browse are added by hand so lineage and edges have something to show.
+:func:`keytrail.store.finalize.finalize` runs as after a real ingest, so credentials,
+principals and graph edges are derived by the real graph layer.
 """
 
 from __future__ import annotations
@@ -99,31 +98,7 @@ def make_case(path: Path, extra_events: int = 0) -> Path:
              'AssumeRole responseElements.credentials.accessKeyId')""", [T0 + timedelta(minutes=1)])
         con.execute("""INSERT INTO inventory_agents (agent_id, name, owner, purpose, identities, file_id, record_no)
             VALUES ('ledger-bot', 'Ledger bot', 'finance-team', 'reconcile ledgers', ['AKIA1'], 4, 1)""")
-        finalize(store)
-        if not con.execute("SELECT count(*) FROM credentials").fetchone()[0]:  # type: ignore[index]
-            _derived_by_hand(con)
-        store.set_meta("finalized", "true")
+        finalize(store)  # dedup, counts and the graph layer's derived tables, as after a real ingest
     finally:
         store.close()
     return path
-
-
-def _derived_by_hand(con: Any) -> None:
-    con.execute("""INSERT INTO credentials (credential_id, kind, origin, parent_credential_id, issued_at,
-                    issued_by_event, principal_uid, first_seen, last_seen, events) VALUES
-        ('AKIA1', 'aws-access-key', 'unknown', NULL, NULL, NULL, 'arn:aws:iam::111122223333:user/ledger-bot',
-         ?, ?, 2),
-        ('ASIA1', 'aws-temporary-key', 'issued', 'AKIA1', ?, 'cloudtrail:ev-assume',
-         'arn:aws:sts::111122223333:assumed-role/ledger/bot', ?, ?, 4),
-        ('hmac-sha256:abc', 'vault-token', 'unknown', NULL, NULL, NULL, 'entity-1', ?, ?, 1)""",
-                [T0, T0, T0, T0, T0, T0, T0])
-    con.execute("""INSERT INTO principals (principal_id, kind, name, events) VALUES
-        ('ledger-bot', 'agent', 'Ledger bot', 1), ('alice@example.com', 'human', 'alice', 0)""")
-    con.execute("""INSERT INTO links (src_kind, src, dst_kind, dst, kind, reason, confidence, evidence,
-                    evidence_count) VALUES
-        ('human', 'alice@example.com', 'agent', 'ledger-bot', 'DELEGATED', 'agent log enduser.id', 'proven',
-         ['agent:span-1'], 1),
-        ('agent', 'ledger-bot', 'credential', 'AKIA1', 'USES', 'credential ref in agent log', 'proven',
-         ['agent:span-1'], 1),
-        ('credential', 'AKIA1', 'credential', 'ASIA1', 'MINTED', 'AssumeRole accessKeyId', 'proven',
-         ['cloudtrail:ev-assume'], 1)""")
