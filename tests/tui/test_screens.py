@@ -292,7 +292,7 @@ def test_palette_search_finds_ids(small_case: Path) -> None:
         assert ("credential", "ASIA1") in search_ids(cur, "asia")
         assert ("agent", "ledger-bot") in search_ids(cur, "ledger-b")
         assert ("resource", "arn:aws:s3:::ledger/payroll.csv") in search_ids(cur, "payroll")
-        assert ("event", "cloudtrail:ev-denied") in search_ids(cur, "ev-denied")
+        assert ("event", "cloudtrail:ev-denied") in search_ids(cur, "ev-den")
         assert search_ids(cur, "100%_") == []  # LIKE wildcards are literal
 
 

@@ -8,7 +8,7 @@ cursor (the caller's thread-local one) so a worker can ``interrupt()`` it.
 
 Timeline paging is keyset paging on ``(time, event_uid)``: a page is at most
 :data:`PAGE_SIZE` rows, so no widget ever holds more than one page, whatever the
-case size. Events without a time sort first (as ``TIMESTAMP '0001-01-01'``).
+case size. Events without a time sort first.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ TIMELINE_COLUMNS = (
     "time", "source", "action", "outcome", "actor_name", "credential_id", "agent_id",
     "human_id", "target", "source_event_id", "event_uid",
 )
-_SORT = "coalesce(time, TIMESTAMP '0001-01-01')"
 _FILTER_KEYS = {
     "source": "source = ?",
     "action": "action ILIKE ?",
@@ -122,33 +121,64 @@ class Page:
 
 
 def _key(row: tuple[Any, ...]) -> tuple[Any, str]:
-    t = row[0] if row[0] is not None else datetime(1, 1, 1)
-    return (t, row[-1])
+    return (row[0], row[-1])
+
+
+_ASC = "ORDER BY time NULLS FIRST, event_uid"
+_DESC = "ORDER BY time DESC NULLS LAST, event_uid DESC"
+
+
+def _after(key: tuple[Any, str]) -> tuple[str, list[Any]]:
+    # Written as plain range predicates (not a row comparison on an expression) so DuckDB
+    # can skip row groups by their time zone maps: a page costs tens of ms at 1M events.
+    t, uid = key
+    if t is None:
+        return "((time IS NULL AND event_uid > ?) OR time IS NOT NULL)", [uid]
+    return "(time >= ? AND (time > ? OR event_uid > ?))", [t, t, uid]
+
+
+def _before(key: tuple[Any, str]) -> tuple[str, list[Any]]:
+    t, uid = key
+    if t is None:
+        return "(time IS NULL AND event_uid < ?)", [uid]
+    return "((time <= ? AND (time < ? OR event_uid < ?)) OR time IS NULL)", [t, t, uid]
 
 
 def timeline_page(cur: duckdb.DuckDBPyConnection, flt: TimelineFilter, *, after: tuple[Any, str] | None = None,
                   before: tuple[Any, str] | None = None, offset: int = 0, size: int = PAGE_SIZE) -> Page:
-    """A page of events in ``(time, event_uid)`` order.
+    """A page of events in ``(time, event_uid)`` order (events without a time first).
 
     ``after``/``before`` are keyset cursors (the last/first key of the neighbouring
     page); without them the page starts at ``offset`` rows into the filtered timeline.
-    The returned ``offset`` is the page's row number (0-based) when known cheaply.
+    ``offset`` on the result is the caller's bookkeeping of the page's first row number.
     """
     where, params = flt.where()
     cols = ", ".join(TIMELINE_COLUMNS)
     if after is not None:
-        sql = (f"SELECT {cols} FROM events WHERE {where} AND ({_SORT}, event_uid) > (?, ?) "
-               f"ORDER BY {_SORT}, event_uid LIMIT ?")
-        rows = cur.execute(sql, [*params, after[0], after[1], size]).fetchall()
+        cond, extra = _after(after)
+        sql = f"SELECT {cols} FROM events WHERE {where} AND {cond} {_ASC} LIMIT ?"
+        rows = cur.execute(sql, [*params, *extra, size]).fetchall()
     elif before is not None:
-        sql = (f"SELECT {cols} FROM events WHERE {where} AND ({_SORT}, event_uid) < (?, ?) "
-               f"ORDER BY {_SORT} DESC, event_uid DESC LIMIT ?")
-        rows = cur.execute(sql, [*params, before[0], before[1], size]).fetchall()[::-1]
+        cond, extra = _before(before)
+        sql = f"SELECT {cols} FROM events WHERE {where} AND {cond} {_DESC} LIMIT ?"
+        rows = cur.execute(sql, [*params, *extra, size]).fetchall()[::-1]
     else:
-        sql = f"SELECT {cols} FROM events WHERE {where} ORDER BY {_SORT}, event_uid LIMIT ? OFFSET ?"
+        sql = f"SELECT {cols} FROM events WHERE {where} {_ASC} LIMIT ? OFFSET ?"
         rows = cur.execute(sql, [*params, size, offset]).fetchall()
     if not rows:
         return Page([], None, None, offset)
+    return Page(rows, _key(rows[0]), _key(rows[-1]), offset)
+
+
+def timeline_last_page(cur: duckdb.DuckDBPyConnection, flt: TimelineFilter, size: int = PAGE_SIZE) -> Page:
+    """The last page (a top-N in reverse order, not an OFFSET scan) with its row offset."""
+    where, params = flt.where()
+    total = timeline_count(cur, flt)
+    rows = cur.execute(f"SELECT {', '.join(TIMELINE_COLUMNS)} FROM events WHERE {where} {_DESC} LIMIT ?",
+                       [*params, size]).fetchall()[::-1]
+    offset = max(0, total - len(rows))
+    if not rows:
+        return Page([], None, None, 0)
     return Page(rows, _key(rows[0]), _key(rows[-1]), offset)
 
 
@@ -242,16 +272,16 @@ def search_ids(cur: duckdb.DuckDBPyConnection, text: str, limit: int = 8) -> lis
         ("agent", ("SELECT DISTINCT principal_id FROM principals WHERE kind = 'agent' AND principal_id ILIKE ? "
                    "ESCAPE '\\' UNION SELECT agent_id FROM inventory_agents WHERE agent_id ILIKE ? ESCAPE '\\' LIMIT ?")),
         ("resource", "SELECT DISTINCT resource_id FROM event_resources WHERE resource_id ILIKE ? ESCAPE '\\' LIMIT ?"),
-        ("event", ("SELECT event_uid FROM events WHERE event_uid ILIKE ? ESCAPE '\\' OR source_event_id ILIKE ? "
-                   "ESCAPE '\\' LIMIT ?")),
     )
     for kind, sql in queries:
         n = sql.count("ILIKE ?")
         for (value,) in cur.execute(sql, [pattern] * n + [limit]).fetchall():
             out.append((kind, str(value)))
-    if not any(k == "credential" for k, _ in out):
-        for (value,) in cur.execute(
-            "SELECT DISTINCT credential_id FROM events WHERE credential_id ILIKE ? ESCAPE '\\' LIMIT ?", [pattern, limit]
-        ).fetchall():
-            out.append(("credential", str(value)))
+    # events: prefix match only (a substring scan of a million ids is too slow to run per keystroke)
+    prefix = _SAFE_LIKE.sub(r"\\\1", text) + "%"
+    for (value,) in cur.execute(
+        "SELECT event_uid FROM events WHERE source_event_id LIKE ? ESCAPE '\\' OR event_uid LIKE ? ESCAPE '\\' "
+        "LIMIT ?", [prefix, prefix, limit]
+    ).fetchall():
+        out.append(("event", str(value)))
     return out

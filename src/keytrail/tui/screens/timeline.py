@@ -24,6 +24,7 @@ from keytrail.tui.queries import (
     Page,
     TimelineFilter,
     timeline_count,
+    timeline_last_page,
     timeline_page,
 )
 from keytrail.tui.screens.base import CaseScreen
@@ -161,10 +162,7 @@ class TimelineScreen(CaseScreen):
         flt = self.flt
         self._pending_cursor = -1
 
-        def fetch(cur: Any) -> Page:
-            total = timeline_count(cur, flt)
-            return timeline_page(cur, flt, offset=max(0, total - PAGE_SIZE))
-        self.load("page", fetch)
+        self.load("page", lambda cur: timeline_last_page(cur, flt))
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter", Input).focus()
