@@ -41,8 +41,11 @@ def _source_sql(cur: duckdb.DuckDBPyConnection, table: str) -> str:
 
 def findings_rows(store: CaseStore) -> list[dict[str, Any]]:
     """One flat row per finding: scalars as they are, lists and objects as JSON text."""
-    from keytrail.analysis.findings import run_findings
+    from keytrail.report.content import _analysis
 
+    run_findings = _analysis("keytrail.analysis.findings", "run_findings")
+    if run_findings is None:
+        raise UsageError("findings are not available in this build of keytrail; export another --table")
     rows: list[dict[str, Any]] = []
     for finding in run_findings(store):
         doc = finding.as_dict()
