@@ -1,17 +1,200 @@
-"""Placeholder: this adapter is being written (see the issue tracker)."""
+"""CloudTrail adapter: every shape a responder is handed, bulk-loaded through DuckDB.
+
+Formats (recognised by content, never by file name; see ``docs/formats/cloudtrail.md``):
+
+- ``cloudtrail-records``: ``{"Records":[...]}`` files, gz or plain, one line or pretty;
+  S3 delivery trees (account and organization layouts) are directories of these;
+- ``cloudtrail-array``: a JSON array of records (console Event history JSON, Stratus logs);
+- ``cloudtrail-json``: one or more (pretty-printed) record objects back to back;
+- ``cloudtrail-jsonl``: one record per line (SIEM exports, ``jq -c '.Records[]'``);
+- ``cloudtrail-lookup-events``: ``aws cloudtrail lookup-events`` output (``CloudTrailEvent``
+  is the record as an embedded JSON string);
+- ``cloudtrail-cwl``: CloudWatch Logs exports (``<timestamp> <json>`` lines or
+  ``{"timestamp":..,"message":"<json>"}``);
+- ``cloudtrail-eventbridge``: ``AWS API Call via CloudTrail`` envelopes (record in ``detail``);
+- ``cloudtrail-console-csv``: console Event history CSV (``CloudTrail event`` column).
+
+Speed: ``Records`` files are read ``BATCH_FILES`` at a time by one DuckDB
+``read_json_objects`` scan on a separate cursor (so a malformed file cannot abort the
+ingest transaction), unnested into an Arrow table of record texts, and mapped to case
+rows in SQL (:mod:`keytrail.ingest.cloudtrail_sql`). Python never loops over those
+records. A batch the scan refuses is retried file by file; a file it still refuses, and
+every other shape, goes through the tolerant reader (:mod:`keytrail.ingest.cloudtrail_parse`),
+which keeps every good record and rejects the bad ones with their position.
+"""
 
 from __future__ import annotations
 
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import duckdb
+import pyarrow as pa
+
 from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
+from keytrail.ingest.cloudtrail_parse import Bad, Rec, parse_console_csv, parse_json
+from keytrail.ingest.cloudtrail_sql import map_staged
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+#: A CloudTrail record is somewhere in the sample (also inside escaped JSON strings).
+_CT_SOURCE = re.compile(r'\\*"eventSource\\*"\s*:\s*\\*"[A-Za-z0-9.-]+\.amazonaws\.com\\*"')
+_CT_NAME = re.compile(r'\\*"eventName\\*"\s*:')
+_CWL_LINE = re.compile(r"\d{4}-\d\d-\d\d[T ][0-9:.]+(?:Z|[+-]\d\d:?\d\d)?[ \t]+\{")
+_DIGEST = re.compile(r'"digestStartTime"\s*:|"logFiles"\s*:\s*\[')
+
+#: Largest single JSON document the bulk scan accepts; bigger files use the tolerant reader.
+MAX_OBJECT_BYTES = 512 * 1024 * 1024
+
+_STAGE_SCHEMA = pa.schema([("file_id", pa.int32()), ("record_no", pa.int64()), ("byte_offset", pa.int64()),
+                           ("format", pa.string()), ("rec", pa.string())])
+
+_BULK_READ = f"""
+CREATE OR REPLACE TEMP TABLE _kt_ct_obj AS
+SELECT filename, json_type(json, '$.Records') AS kind, json_extract(json, '$.Records[*]') AS recs
+FROM read_json_objects(?, format = 'auto', filename = true, maximum_object_size = {MAX_OBJECT_BYTES})
+"""
+_BULK_BAD = """
+SELECT f.filename FROM _kt_ct_files f LEFT JOIN _kt_ct_obj o USING (filename)
+GROUP BY f.filename HAVING count(o.filename) <> 1 OR any_value(o.kind) IS DISTINCT FROM 'ARRAY'
+"""
+_BULK_ROWS = """
+SELECT f.file_id::INTEGER AS file_id, r.record_no::BIGINT AS record_no, NULL::BIGINT AS byte_offset,
+       f.format, r.rec::VARCHAR AS rec
+FROM (SELECT filename, unnest(recs) AS rec, generate_subscripts(recs, 1) AS record_no
+      FROM _kt_ct_obj WHERE filename NOT IN (SELECT filename FROM _kt_ct_bad)) r
+JOIN _kt_ct_files f USING (filename)
+"""
+
+
+def _sniff_text(text: str) -> str | None:
+    t = text.lstrip("\ufeff").lstrip()
+    if not t:
+        return None
+    head = t[:4096]
+    first_line = head.split("\n", 1)[0]
+    if "cloudtrail event" in first_line.lower() and ("event id" in first_line.lower()
+                                                     or "event name" in first_line.lower()):
+        return "cloudtrail-console-csv"
+    if not (_CT_SOURCE.search(t) and _CT_NAME.search(t)):
+        return None
+    if t[0] == "{":
+        if _DIGEST.search(head) and '"Records"' not in head:
+            return None
+        if re.match(r'\{\s*"Records"\s*:', t) or '"Records"' in head[:2048]:
+            return "cloudtrail-records"
+        if '"CloudTrailEvent"' in head:
+            return "cloudtrail-lookup-events"
+        if '"detail-type"' in head:
+            return "cloudtrail-eventbridge"
+        if '"message"' in first_line and '"eventSource"' not in first_line:
+            return "cloudtrail-cwl"
+        if first_line.rstrip().endswith("}") and _CT_SOURCE.search(first_line):
+            return "cloudtrail-jsonl"
+        return "cloudtrail-json"
+    if t[0] == "[":
+        return "cloudtrail-lookup-events" if '"CloudTrailEvent"' in head else "cloudtrail-array"
+    if _CWL_LINE.match(t):
+        return "cloudtrail-cwl"
+    return None
 
 
 class CloudTrailAdapter(SourceAdapter):
     NAME = "cloudtrail"
     SOURCE = "cloudtrail"
+    PRIORITY = 30
+    #: Files per DuckDB scan: large enough to amortise the scan, small enough to keep memory flat.
+    BATCH_FILES: ClassVar[int] = 128
 
     @classmethod
     def sniff(cls, sample: Sample) -> str | None:
-        return None
+        return _sniff_text(sample.text)
 
     def load(self, ctx: LoadContext) -> None:
-        raise NotImplementedError
+        self.load_batch([ctx])
+
+    def load_batch(self, ctxs: list[LoadContext]) -> None:
+        if not ctxs:
+            return
+        con = ctxs[0].con
+        bulk = [c for c in ctxs if c.format == "cloudtrail-records"]
+        slow = [c for c in ctxs if c.format != "cloudtrail-records"]
+        parts: list[pa.Table] = []
+        if bulk:
+            table, refused = _bulk_read(con, bulk)
+            if table is not None:
+                parts.append(table)
+            slow = refused + slow
+        for ctx in slow:
+            parts.append(_tolerant_read(ctx))
+        staged = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        counts = map_staged(con, staged)
+        for ctx in ctxs:
+            records, rejected = counts.get(ctx.file_id, (0, 0))
+            ctx.records += records
+            ctx.rejected += rejected
+
+
+def _bulk_read(con: duckdb.DuckDBPyConnection, ctxs: list[LoadContext]) -> tuple[pa.Table | None, list[LoadContext]]:
+    """One DuckDB scan over the files; returns the staged records and the files it refused."""
+    by_name = {str(c.path): c for c in ctxs}
+    cur = con.cursor()  # its own connection: a failing scan cannot abort the ingest transaction
+    try:
+        cur.register("_kt_ct_files", pa.table({
+            "filename": list(by_name), "file_id": pa.array([c.file_id for c in ctxs], pa.int32()),
+            "format": [c.format for c in ctxs]}))
+        try:
+            cur.execute(_BULK_READ, [list(by_name)])
+        except duckdb.Error:
+            if len(ctxs) == 1:
+                return None, ctxs
+            tables, refused = [], []
+            for c in ctxs:
+                t, r = _bulk_read(con, [c])
+                if t is not None:
+                    tables.append(t)
+                refused += r
+            return (pa.concat_tables(tables) if tables else None), refused
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _kt_ct_bad AS {_BULK_BAD}")
+        bad = {row[0] for row in cur.execute("SELECT filename FROM _kt_ct_bad").fetchall()}
+        table = _fetch_arrow(cur.sql(_BULK_ROWS)).cast(_STAGE_SCHEMA)
+        return table, [by_name[name] for name in by_name if name in bad]
+    finally:
+        cur.close()
+
+
+def _fetch_arrow(rel: Any) -> pa.Table:
+    for name in ("to_arrow_table", "fetch_arrow_table"):  # DuckDB 2 / 1.x spelling
+        if hasattr(rel, name):
+            result = getattr(rel, name)()
+            return result if isinstance(result, pa.Table) else result.read_all()
+    raise RuntimeError("this DuckDB build cannot return Arrow tables")
+
+
+def _tolerant_read(ctx: LoadContext) -> pa.Table:
+    """Salvage every good record of one file; reject the rest with position and reason."""
+    data = ctx.read_all()
+    text = data.decode("utf-8", errors="replace")
+    items: Iterable[Rec | Bad] = (parse_console_csv(text) if ctx.format == "cloudtrail-console-csv"
+                                  else parse_json(text))
+    nos: list[int] = []
+    offs: list[int | None] = []
+    recs: list[str] = []
+    for item in items:
+        if isinstance(item, Rec):
+            nos.append(item.record_no)
+            offs.append(item.byte_offset)
+            recs.append(item.text)
+            continue
+        ctx.reject(item.reason, record_no=item.record_no, byte_offset=item.byte_offset, excerpt=item.excerpt)
+        if item.is_record:
+            ctx.records += 1
+        if "(truncated)" in item.reason and ctx.break_note is None:
+            ctx.break_note = item.reason
+    n = len(recs)
+    return pa.table({
+        "file_id": pa.array([ctx.file_id] * n, pa.int32()), "record_no": pa.array(nos, pa.int64()),
+        "byte_offset": pa.array(offs, pa.int64()), "format": pa.array([ctx.format] * n, pa.string()),
+        "rec": pa.array(recs, pa.string()),
+    }, schema=_STAGE_SCHEMA)

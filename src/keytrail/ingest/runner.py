@@ -38,6 +38,7 @@ class FileResult:
     format: str | None = None
     records: int = 0
     rejected: int = 0
+    skipped: int = 0
     note: str | None = None
 
 
@@ -255,10 +256,10 @@ def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
             assert ctx is not None
             status = "digest" if adapter_cls.SOURCE == "digest" else ("partial" if ctx.break_note else "loaded")
             note = "; ".join(([ctx.break_note] if ctx.break_note else []) + ctx.notes) or None
-            con.execute("UPDATE evidence SET status = ?, records = ?, rejected = ?, note = ? WHERE file_id = ?",
-                        [status, ctx.records, ctx.rejected, note, ctx.file_id])
+            con.execute("UPDATE evidence SET status = ?, records = ?, rejected = ?, skipped = ?, note = ?"
+                        " WHERE file_id = ?", [status, ctx.records, ctx.rejected, ctx.skipped_records, note, ctx.file_id])
             results.append(FileResult(str(item.path), item.sha, item.size, status, adapter_cls.SOURCE,
-                                      item.fmt, ctx.records, ctx.rejected, note))
+                                      item.fmt, ctx.records, ctx.rejected, ctx.skipped_records, note))
         con.execute("COMMIT")
         return results
     except Exception as e:  # the adapter failed as a whole: keep the case consistent, go on

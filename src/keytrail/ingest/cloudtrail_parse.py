@@ -1,0 +1,269 @@
+"""Tolerant CloudTrail reader: salvage every good record from any shape, reject the rest.
+
+The bulk DuckDB path reads well-formed S3 ``Records`` files. Everything else comes
+here: JSON arrays, single or back-to-back (pretty-printed) objects, JSON lines,
+``lookup-events`` output, CloudWatch Logs exports, EventBridge envelopes, console CSV,
+and any ``Records`` file the bulk reader refused (malformed, truncated). The reader
+walks the text itself (``raw_decode`` element by element), so one broken record, a
+missing comma or a cut-off tail costs exactly the records involved, never the file.
+
+It yields :class:`Rec` (record number, byte offset when known, the record's JSON text
+as found) and :class:`Bad` (where, why, an excerpt). ``record_no`` is the 1-based index
+inside ``Records``/``Events``/a top-level array, else the line the record starts on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+
+import orjson
+
+EXCERPT = 512
+
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"[ \t\r\n]*")
+_ARRAY_HEAD = re.compile(r'\{\s*"(Records|Events)"\s*:\s*\[')
+_CWL_PREFIX = re.compile(r"(\d{4}-\d\d-\d\d[T ][0-9:.]+(?:Z|[+-]\d\d:?\d\d)?)[ \t]+")
+_RESYNC = re.compile(r"\}\s*,\s*(?=\{)")
+_NEXT_TOP = re.compile(r"\n(?=[{\[\d])")
+
+
+@dataclass(frozen=True)
+class Rec:
+    record_no: int
+    byte_offset: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Bad:
+    record_no: int | None
+    byte_offset: int | None
+    reason: str
+    excerpt: str
+    #: False for structural faults between records (a missing comma): no record was lost.
+    is_record: bool = True
+
+
+Item = Rec | Bad
+
+
+class _Reader:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.ascii = text.isascii()
+        self._line_pos = 0
+        self._line_no = 1
+
+    def offset(self, pos: int) -> int | None:
+        """Byte offset of a character position (exact for ASCII; computed for rejects otherwise)."""
+        return pos if self.ascii else len(self.text[:pos].encode("utf-8"))
+
+    def rec_offset(self, pos: int) -> int | None:
+        return pos if self.ascii else None
+
+    def line_of(self, pos: int) -> int:
+        if pos < self._line_pos:
+            return self.text.count("\n", 0, pos) + 1
+        self._line_no += self.text.count("\n", self._line_pos, pos)
+        self._line_pos = pos
+        return self._line_no
+
+    def skip(self, pos: int) -> int:
+        m = _WS.match(self.text, pos)
+        return m.end() if m else pos
+
+    def excerpt(self, pos: int) -> str:
+        return self.text[pos:pos + EXCERPT]
+
+    # -- top level ---------------------------------------------------------------
+    def items(self) -> Iterator[Item]:
+        text, n = self.text, len(self.text)
+        pos = self.skip(0)
+        while pos < n:
+            ch = text[pos]
+            line = self.line_of(pos)
+            if ch == "[":
+                pos = yield from self._array(pos + 1, None)
+            elif ch == "{" and (m := _ARRAY_HEAD.match(text, pos)):
+                pos = yield from self._array(m.end(), m.group(1))
+                pos = yield from self._object_tail(pos)
+            elif ch == "{":
+                try:
+                    value, end = _DECODER.raw_decode(text, pos)
+                except json.JSONDecodeError as e:
+                    nxt = _NEXT_TOP.search(text, pos + 1)
+                    stop = nxt.end() if nxt else n
+                    where = "data ends inside this record (truncated)" if e.pos >= n - 1 or stop == n and \
+                        not text[pos:stop].rstrip().endswith("}") else f"invalid JSON: {e.msg}"
+                    yield Bad(line, self.offset(pos), where, self.excerpt(pos))
+                    pos = self.skip(stop)
+                    continue
+                yield from self._value(value, text[pos:end], line, self.rec_offset(pos))
+                pos = end
+            elif ch.isdigit() and (m := _CWL_PREFIX.match(text, pos)):
+                start = m.end()
+                eol = text.find("\n", start)
+                eol = n if eol < 0 else eol
+                yield from self._json_text(text[start:eol].strip(), line, self.rec_offset(start))
+                pos = eol
+            else:
+                eol = text.find("\n", pos)
+                eol = n if eol < 0 else eol
+                yield Bad(line, self.offset(pos), "not JSON and not a CloudWatch Logs export line",
+                          self.excerpt(pos))
+                pos = eol
+            pos = self.skip(pos)
+
+    def _object_tail(self, pos: int) -> Generator[Item, None, int]:
+        """Consume ``, "key": value ...}`` after the records array (e.g. ``NextToken``)."""
+        text, n = self.text, len(self.text)
+        pos = self.skip(pos)
+        while pos < n and text[pos] == ",":
+            try:
+                _, pos = _DECODER.raw_decode(text, self.skip(pos + 1))
+                pos = self.skip(pos)
+                if pos < n and text[pos] == ":":
+                    _, pos = _DECODER.raw_decode(text, self.skip(pos + 1))
+                pos = self.skip(pos)
+            except json.JSONDecodeError:
+                yield Bad(None, self.offset(pos), "unreadable data after the records array", self.excerpt(pos),
+                          is_record=False)
+                return n
+        if pos < n and text[pos] == "}":
+            return pos + 1
+        if pos < n:
+            yield Bad(None, self.offset(pos), "unexpected data after the records array", self.excerpt(pos),
+                      is_record=False)
+            nxt = _NEXT_TOP.search(text, pos)
+            return nxt.end() if nxt else n
+        return n
+
+    def _array(self, pos: int, key: str | None) -> Generator[Item, None, int]:
+        """Yield the elements of an array whose ``[`` ends just before ``pos``; return the position after ``]``."""
+        text, n = self.text, len(self.text)
+        idx = 0
+        while True:
+            pos = self.skip(pos)
+            if pos >= n:
+                if idx == 0 or text[pos - 1:pos] != "]":
+                    yield Bad(None, self.offset(pos), f"data ends inside the {key or 'top-level'} array "
+                              f"after record {idx} (truncated)", "", is_record=False)
+                return n
+            if text[pos] == "]":
+                return pos + 1
+            idx += 1
+            try:
+                value, end = _DECODER.raw_decode(text, pos)
+            except json.JSONDecodeError as e:
+                m = _RESYNC.search(text, max(e.pos, pos + 1))
+                truncated = m is None and e.pos >= len(text.rstrip()) - 1
+                reason = ("data ends inside this record (truncated)" if truncated
+                          else f"invalid JSON in record: {e.msg}")
+                yield Bad(idx, self.offset(pos), reason, self.excerpt(pos))
+                if m is None:
+                    return n
+                pos = m.end()
+                continue
+            yield from self._element(value, text[pos:end], idx, self.rec_offset(pos), key)
+            pos = self.skip(end)
+            if pos < n and text[pos] == ",":
+                pos += 1
+            elif pos < n and text[pos] == "]":
+                return pos + 1
+            elif pos < n:
+                yield Bad(None, self.offset(pos), f"missing ',' after record {idx}; reading on",
+                          self.excerpt(pos), is_record=False)
+
+    # -- dispatch ----------------------------------------------------------------
+    def _element(self, value: object, raw: str, idx: int, off: int | None, key: str | None) -> Iterator[Item]:
+        if key == "Events":
+            yield from self._lookup_item(value, idx, off)
+        elif key == "Records" and isinstance(value, dict):
+            yield Rec(idx, off, raw)
+        elif isinstance(value, dict):
+            yield from self._value(value, raw, idx, off)
+        else:
+            yield Bad(idx, off, "record is not a JSON object", raw[:EXCERPT])
+
+    def _value(self, value: object, raw: str, no: int, off: int | None) -> Iterator[Item]:
+        """A parsed top-level value: an envelope (Records, Events, CWL, EventBridge) or a record."""
+        if isinstance(value, list):
+            for i, v in enumerate(value, start=1):
+                yield from self._value(v, _dumps(v), i, None)
+            return
+        if not isinstance(value, dict):
+            yield Bad(no, off, "record is not a JSON object", raw[:EXCERPT])
+            return
+        if isinstance(value.get("Records"), list):
+            for i, v in enumerate(value["Records"], start=1):
+                yield from self._element(v, _dumps(v), i, None, "Records")
+        elif isinstance(value.get("Events"), list):
+            for i, v in enumerate(value["Events"], start=1):
+                yield from self._lookup_item(v, i, None)
+        elif "CloudTrailEvent" in value:
+            yield from self._lookup_item(value, no, off)
+        elif isinstance(value.get("message"), str) and "eventVersion" not in value:
+            yield from self._json_text(value["message"].strip(), no, off)
+        elif isinstance(value.get("detail"), dict) and "detail-type" in value:
+            yield Rec(no, off, _dumps(value["detail"]))
+        else:
+            yield Rec(no, off, raw)
+
+    def _lookup_item(self, value: object, no: int, off: int | None) -> Iterator[Item]:
+        event = value.get("CloudTrailEvent") if isinstance(value, dict) else None
+        if isinstance(event, str):
+            yield from self._json_text(event, no, off, what="CloudTrailEvent")
+        elif isinstance(event, dict):
+            yield Rec(no, off, _dumps(event))
+        else:
+            yield Bad(no, off, "lookup-events item without a CloudTrailEvent", _dumps(value)[:EXCERPT])
+
+    def _json_text(self, raw: str, no: int, off: int | None, what: str = "message") -> Iterator[Item]:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            yield Bad(no, off, f"{what} is not valid JSON: {e}", raw[:EXCERPT])
+            return
+        if isinstance(value, dict):
+            yield Rec(no, off, raw)
+        else:
+            yield Bad(no, off, f"{what} is not a JSON object", raw[:EXCERPT])
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode("utf-8")
+
+
+def parse_json(text: str) -> Iterator[Item]:
+    """Records from any JSON-based CloudTrail shape."""
+    return _Reader(text.lstrip("\ufeff")).items()
+
+
+def parse_console_csv(text: str) -> Iterator[Item]:
+    """Console Event history CSV: the ``CloudTrail event`` column holds the full record."""
+    csv.field_size_limit(1 << 26)
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    header = next(reader, None)
+    if not header:
+        return
+    names = [h.strip().lower() for h in header]
+    if "cloudtrail event" not in names:
+        yield Bad(1, 0, "CSV has no 'CloudTrail event' column", ",".join(header)[:EXCERPT])
+        return
+    col = names.index("cloudtrail event")
+    sub = _Reader("")
+    line = reader.line_num
+    for row in reader:
+        start, line = line + 1, reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) <= col or not row[col].strip():
+            yield Bad(start, None, "CSV row has no CloudTrail event JSON", ",".join(row)[:EXCERPT])
+            continue
+        yield from sub._json_text(row[col].strip(), start, None, what="CloudTrail event column")
