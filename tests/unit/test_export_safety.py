@@ -176,9 +176,9 @@ def test_cli_export_exit_codes(case: Path, tmp_path: Path) -> None:
     out = tmp_path / "e.csv"
     out.write_text("x")
     cmd = [sys.executable, "-m", "keytrail", "export", str(case), "-o", str(out), "--format", "csv"]
-    refused = subprocess.run(cmd, capture_output=True, text=True)
+    refused = subprocess.run(cmd, check=False, capture_output=True, text=True)
     assert refused.returncode == 2 and "--force" in refused.stderr and out.read_text() == "x"
-    done = subprocess.run(cmd + ["--force", "--table", "links"], capture_output=True, text=True)
+    done = subprocess.run(cmd + ["--force", "--table", "links"], check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    bad = subprocess.run(cmd[:-2] + ["--format", "ocsf", "--table", "links", "--force"], capture_output=True, text=True)
+    bad = subprocess.run(cmd[:-2] + ["--format", "ocsf", "--table", "links", "--force"], check=False, capture_output=True, text=True)
     assert bad.returncode == 2

@@ -17,7 +17,14 @@ from keytrail.report.content import build_report
 from keytrail.report.html import render_html
 from keytrail.report.markdown import c, render_markdown, t
 from keytrail.store.case import CaseStore
-from tests.golden.case_fixture import AGENT_KEY, SESSION_KEY, SESSION_TOKEN, XSS_KEY, XSS_UA, build_case
+from tests.golden.case_fixture import (
+    AGENT_KEY,
+    SESSION_KEY,
+    SESSION_TOKEN,
+    XSS_KEY,
+    XSS_UA,
+    build_case,
+)
 
 CREDS = ["AKIAEXAMPLEALICE0001", AGENT_KEY, SESSION_KEY]
 
@@ -77,8 +84,8 @@ def test_html_has_csp_and_no_network_reference(doc: dict[str, object]) -> None:
     audit = _Audit()
     audit.feed(page)
     assert audit.csp and audit.csp[0].startswith("default-src 'none'")
-    assert re.search(r"https?:", page, re.I) is None
-    assert re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:|//|javascript:)", page, re.I) is None
+    assert re.search(r"https?:", page, re.IGNORECASE) is None
+    assert re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:|//|javascript:)", page, re.IGNORECASE) is None
     assert "@import" not in page and "url(" not in page
 
 
@@ -144,15 +151,15 @@ def test_cli_report_refuses_overwrite_and_writes_each_format(case: Path, tmp_pat
     out.write_text("old")
     base = [sys.executable, "-m", "keytrail", "report", str(case), "-o", str(out), "--credential", SESSION_KEY]
     env_run = {"env": {**__import__("os").environ, "SOURCE_DATE_EPOCH": "1772528400"}}
-    refused = subprocess.run(base, capture_output=True, text=True, **env_run)  # type: ignore[call-overload]
+    refused = subprocess.run(base, check=False, capture_output=True, text=True, **env_run)  # type: ignore[call-overload]
     assert refused.returncode == 2 and "--force" in refused.stderr and out.read_text() == "old"
-    done = subprocess.run(base + ["--force"], capture_output=True, text=True, **env_run)  # type: ignore[call-overload]
+    done = subprocess.run(base + ["--force"], check=False, capture_output=True, text=True, **env_run)  # type: ignore[call-overload]
     assert done.returncode == 0, done.stderr
     assert "2026-03-03T09:00:00Z" in out.read_text()
     for suffix in ("md", "json"):
         target = tmp_path / f"r.{suffix}"
-        ok = subprocess.run(base[:6] + [str(target)] + base[7:], capture_output=True, text=True)
+        ok = subprocess.run(base[:6] + [str(target)] + base[7:], check=False, capture_output=True, text=True)
         assert ok.returncode == 0, ok.stderr
     assert json.loads((tmp_path / "r.json").read_text())["credentials"][0]["credential"] == SESSION_KEY
-    missing = subprocess.run(base[:8] + ["NOPE", "--force"], capture_output=True, text=True)
+    missing = subprocess.run(base[:8] + ["NOPE", "--force"], check=False, capture_output=True, text=True)
     assert missing.returncode == 1

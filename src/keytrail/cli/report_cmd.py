@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import UTC
 from typing import Any
 
 REPORT_FORMATS = ("html", "md", "json")
@@ -32,12 +33,12 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 
 
 def _generated_at() -> Any:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch and epoch.strip().isdigit():
-        return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
-    return datetime.now(timezone.utc)
+        return datetime.fromtimestamp(int(epoch), tz=UTC)
+    return datetime.now(UTC)
 
 
 def run_report(args: argparse.Namespace) -> int:

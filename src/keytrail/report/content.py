@@ -18,7 +18,7 @@ generation time is a parameter (the CLI honours ``SOURCE_DATE_EPOCH``).
 from __future__ import annotations
 
 import importlib
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from keytrail import __version__, redact
@@ -308,7 +308,7 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
         selected = [r["credential"] for r in ranked[:top]]
     sections = [_credential_section(store, c, by_id.get(c), since_dt, until_dt) for c in selected]
     findings, findings_note = _findings(store)
-    when = generated_at or datetime.now(timezone.utc)
+    when = generated_at or datetime.now(UTC)
     doc = {
         "report_version": REPORT_VERSION,
         "keytrail_version": __version__,

@@ -38,4 +38,4 @@ def export_graphml(store: CaseStore, path: Path) -> int:
         attrs["kind"] = e.kind
         graph.add_edge(e.src, e.dst, key=f"e{i}", **attrs)
     nx.write_graphml(graph, str(path), encoding="utf-8", prettyprint=True)
-    return graph.number_of_nodes() + graph.number_of_edges()
+    return int(graph.number_of_nodes()) + int(graph.number_of_edges())

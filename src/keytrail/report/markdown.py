@@ -52,9 +52,9 @@ def _header(doc: dict[str, Any]) -> list[str]:
     h = doc["header"]
     w = h["window"]
     out = ["## 1. Case and evidence", "",
-           f"Case {c(h['case'])}; events from {t(h['time_range'][0])} to {t(h['time_range'][1])} (UTC); "
+           (f"Case {c(h['case'])}; events from {t(h['time_range'][0])} to {t(h['time_range'][1])} (UTC); "
            f"analysis window: {t(w['since'] or 'start of evidence')} to {t(w['until'] or 'end of evidence')}; "
-           f"ingest finalized: {t(h['finalized'])}.", "", "### Evidence files", ""]
+           f"ingest finalized: {t(h['finalized'])}."), "", "### Evidence files", ""]
     out += _table(["#", "file", "SHA-256", "source", "status", "events", "rejected", "integrity"],
                   [[t(f["file_id"]), c(f["path"]), c(f["sha256"]), t(f["source"]), t(f["status"]), t(f["events"]),
                     t(f["rejected"]), t(f["integrity"])] for f in h["evidence"]])
@@ -91,9 +91,9 @@ def _ranking(doc: dict[str, Any]) -> list[str]:
 def _credential(i: int, cr: dict[str, Any]) -> list[str]:
     a = cr["activity"]
     out = [f"### 3.{i} {c(cr['credential'])} ({t(cr['kind'])})", "",
-           f"Score **{t(cr['score'])}**. The credential and {len(cr['derived_credentials']) - 1} credential(s) "
+           (f"Score **{t(cr['score'])}**. The credential and {len(cr['derived_credentials']) - 1} credential(s) "
            f"minted from it signed **{t(a['events'])}** events ({t(a['denied'])} denied, {t(a['actions'])} distinct "
-           f"actions, {t(a['accounts'])} account(s)) from {t(a['first_seen'])} to {t(a['last_seen'])}.", "",
+           f"actions, {t(a['accounts'])} account(s)) from {t(a['first_seen'])} to {t(a['last_seen'])}."), "",
            "#### Lineage", ""]
     out += _table(["from", "edge", "to", "confidence", "reason"],
                   [[c(e["src"]), t(e["kind"]), c(e["dst"]), t(e["confidence"]), t(e["reason"])]
@@ -165,8 +165,8 @@ def _containment(doc: dict[str, Any]) -> list[str]:
 def _appendix(doc: dict[str, Any]) -> list[str]:
     a = doc["appendix"]
     out = ["## 6. Appendix: queries and versions", "",
-           f"keytrail {t(a['keytrail_version'])}; report format {t(doc['report_version'])}; parameters: "
-           f"{t(a['parameters'])}.", ""]
+           (f"keytrail {t(a['keytrail_version'])}; report format {t(doc['report_version'])}; parameters: "
+           f"{t(a['parameters'])}."), ""]
     for q in a["queries"]:
         fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", q["sql"])), default=0) + 1)
         out += [f"### {t(q['name'])}", "", f"{fence}sql", q["sql"], fence, ""]
@@ -177,8 +177,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
     """The report document as Markdown that renders cleanly on GitHub."""
     h, s = doc["header"], doc["summary"]
     out = ["# Blast-radius report", "",
-           f"Case {c(h['case'])} · evidence {t(h['time_range'][0])} to {t(h['time_range'][1])} UTC · generated "
-           f"{t(doc['generated_at'])} by keytrail {t(doc['keytrail_version'])}", "", "## Executive summary", ""]
+           (f"Case {c(h['case'])} · evidence {t(h['time_range'][0])} to {t(h['time_range'][1])} UTC · generated "
+           f"{t(doc['generated_at'])} by keytrail {t(doc['keytrail_version'])}"), "", "## Executive summary", ""]
     for sentence in s["sentences"]:
         out += [t(sentence), ""]
     out += _header(doc) + _ranking(doc) + ["## 3. Blast radius per credential", ""]

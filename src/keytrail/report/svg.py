@@ -62,7 +62,7 @@ def render_lineage_svg(lineage: dict[str, Any], uid: str = "g") -> str:
     for e in edges:
         neighbours.setdefault(e["src"], set()).add(e["dst"])
         neighbours.setdefault(e["dst"], set()).add(e["src"])
-    pos: dict[str, tuple[float, float]] = {}
+    pos: dict[str, tuple[int, int]] = {}
     row_of: dict[str, float] = {}
     for ci, column in enumerate(columns):
         def key(n: dict[str, Any]) -> tuple[float, str]:
@@ -75,8 +75,8 @@ def render_lineage_svg(lineage: dict[str, Any], uid: str = "g") -> str:
             pos[n["id"]] = (PAD + ci * (NODE_W + COL_GAP), PAD + 18 + ri * (NODE_H + ROW_GAP))
     width = PAD * 2 + len(columns) * NODE_W + (len(columns) - 1) * COL_GAP
     height = PAD * 2 + 18 + max(len(c) for c in columns) * (NODE_H + ROW_GAP)
-    out = [f'<svg class="lineage" viewBox="0 0 {width} {height}" '
-           f'width="{width}" height="{height}" role="img" aria-label="credential lineage graph">']
+    out = [(f'<svg class="lineage" viewBox="0 0 {width} {height}" '
+           f'width="{width}" height="{height}" role="img" aria-label="credential lineage graph">')]
     out.append("<defs>")
     for kind, color in EDGE_COLOR.items():
         out.append(f'<marker id="{uid}-{kind}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
@@ -86,10 +86,10 @@ def render_lineage_svg(lineage: dict[str, Any], uid: str = "g") -> str:
         if e["src"] not in pos or e["dst"] not in pos:
             continue
         (x1, y1), (x2, y2) = pos[e["src"]], pos[e["dst"]]
-        sx, sy, tx, ty = x1 + NODE_W, y1 + NODE_H / 2, x2, y2 + NODE_H / 2
+        sx, sy, tx, ty = float(x1 + NODE_W), y1 + NODE_H / 2, float(x2), y2 + NODE_H / 2
         if tx <= sx:  # same or earlier column: loop around below
             sx, tx = x1 + NODE_W / 2, x2 + NODE_W / 2
-            sy, ty = y1 + NODE_H, y2 + NODE_H
+            sy, ty = float(y1 + NODE_H), float(y2 + NODE_H)
             d = f"M{sx:.0f},{sy:.0f} C{sx:.0f},{sy + 30:.0f} {tx:.0f},{ty + 30:.0f} {tx:.0f},{ty:.0f}"
         else:
             mid = (sx + tx) / 2
@@ -107,8 +107,8 @@ def render_lineage_svg(lineage: dict[str, Any], uid: str = "g") -> str:
         if "credential" in kinds:
             depths = {int(n.get("depth") or 0) for n in column}
             head = "CREDENTIAL" if depths == {0} else f"MINTED (DEPTH {max(depths)})"
-        x = PAD + ci * (NODE_W + COL_GAP)
-        out.append(f'<text x="{x}" y="{PAD + 8}" class="colhead">{escape(head)}</text>')
+        head_x = PAD + ci * (NODE_W + COL_GAP)
+        out.append(f'<text x="{head_x}" y="{PAD + 8}" class="colhead">{escape(head)}</text>')
     for column in columns:
         for n in column:
             x, y = pos[n["id"]]
