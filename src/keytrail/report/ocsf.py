@@ -6,7 +6,7 @@ credential issuance, Account Change (3001) for IAM user/key/role/policy lifecycl
 API Activity (6003) for everything else. ``type_uid`` is ``class_uid * 100 + activity_id``.
 Field names are OCSF 1.1.0 (``actor.user.uid`` = ARN, ``actor.user.uid_alt`` = principal id).
 Secrets in request/response data are masked (:func:`keytrail.redact.mask_record`); absent
-values are omitted rather than written as ``null``. Other sources (Vault, agents) have no
+values are omitted rather than written as ``null`` (request and response data stay as logged). Other sources (Vault, agents) have no
 agreed OCSF mapping yet and are not exported here.
 
 The extraction from the raw record runs in DuckDB; Python only assembles the objects,
@@ -102,14 +102,10 @@ def classify(event_name: str, request: dict[str, Any] | None = None) -> tuple[tu
     return API_ACTIVITY, 99, "Other"
 
 
-def _prune(obj: Any) -> Any:
-    """Drop ``None`` values and objects left empty, recursively."""
-    if isinstance(obj, dict):
-        out = {k: _prune(v) for k, v in obj.items() if v is not None}
-        return {k: v for k, v in out.items() if v != {} and v != []}
-    if isinstance(obj, list):
-        return [_prune(v) for v in obj if v is not None]
-    return obj
+def _d(**fields: Any) -> dict[str, Any] | None:
+    """An OCSF object without its absent attributes (``None`` and empty objects), or None when empty."""
+    out = {k: v for k, v in fields.items() if v is not None and v != {} and v != []}
+    return out or None
 
 
 def _masked(text: str | None) -> str | None:
@@ -149,8 +145,8 @@ SELECT e.event_uid, e.source_event_id, epoch_ms(e.time) AS time_ms, e.time, e.ac
        CAST(json_extract(e.raw, '$.responseElements') AS VARCHAR) AS response_elements,
        r.resources
 FROM events e
-LEFT JOIN (SELECT event_uid, list(struct_pack(uid := resource_id, type := resource_type, account := account)
-                                  ORDER BY resource_id) AS resources
+LEFT JOIN (SELECT event_uid, list(struct_pack(uid := resource_id, type := resource_type, account := account))
+                  AS resources
            FROM event_resources GROUP BY event_uid) r ON r.event_uid = e.event_uid
 WHERE e.source = 'cloudtrail'
 ORDER BY e.time NULLS LAST, e.event_uid
@@ -169,58 +165,35 @@ def ocsf_event(row: dict[str, Any]) -> dict[str, Any]:
                          "denied": (2, "Failure")}.get(row["outcome"] or "", (0, "Unknown"))
     mfa = row["mfa"]
     time_dt = row["time"].isoformat(timespec="milliseconds") + "Z" if row["time"] else None
-    doc: dict[str, Any] = {
-        "class_uid": class_uid,
-        "class_name": class_name,
-        "category_uid": category_uid,
-        "category_name": category_name,
-        "activity_id": activity_id,
-        "activity_name": activity_name,
-        "type_uid": class_uid * 100 + activity_id,
-        "type_name": f"{class_name}: {activity_name}",
-        "severity_id": 1,
-        "severity": "Informational",
-        "status_id": status_id,
-        "status": status,
-        "status_code": row["error_code"],
-        "status_detail": _masked(row["error_message"]),
-        "time": row["time_ms"],
-        "time_dt": time_dt,
-        "metadata": {
-            "version": OCSF_VERSION,
-            "uid": row["source_event_id"],
-            "event_code": row["event_type"],
-            "profiles": ["cloud", "datetime"],
-            "product": {"name": "CloudTrail", "vendor_name": "AWS", "version": row["event_version"],
-                        "feature": {"name": row["event_category"]}},
-        },
-        "actor": {
-            "user": {"uid": row["actor_uid"], "uid_alt": row["principal_id"], "type": row["actor_type"],
-                     "name": row["user_name"], "credential_uid": row["credential_id"],
-                     "account": {"uid": row["identity_account"]}},
-            "session": {"uid": row["session_id"], "issuer": row["session_issuer"],
-                        "created_time_dt": row["session_created"],
-                        "is_mfa": None if mfa is None else mfa.lower() == "true"},
-            "invoked_by": row["invoked_by"],
-            "idp": {"name": row["idp"]},
-        },
-        "api": {
-            "operation": name,
-            "service": {"name": row["event_source"]},
-            "version": row["api_version"],
-            "request": {"uid": row["request_id"], "data": request},
-            "response": {"data": response, "error": row["error_code"],
-                         "message": _masked(row["error_message"])},
-        },
-        "src_endpoint": {"ip": row["src_ip"], "uid": row["vpc_endpoint_id"]},
-        "http_request": {"user_agent": _masked(row["user_agent"])},
-        "cloud": {"provider": "AWS", "region": row["region"], "account": {"uid": row["account"]}},
-        "resources": [{"uid": r["uid"], "type": r["type"], "account": {"uid": r["account"]}}
-                      for r in row["resources"] or []],
-        "unmapped": {"keytrail.event_uid": row["event_uid"]},
-    }
-    pruned: dict[str, Any] = _prune(doc)
-    return pruned
+    resources = sorted(row["resources"] or [], key=lambda r: r["uid"])
+    doc = _d(
+        class_uid=class_uid, class_name=class_name, category_uid=category_uid, category_name=category_name,
+        activity_id=activity_id, activity_name=activity_name, type_uid=class_uid * 100 + activity_id,
+        type_name=f"{class_name}: {activity_name}", severity_id=1, severity="Informational",
+        status_id=status_id, status=status, status_code=row["error_code"],
+        status_detail=_masked(row["error_message"]), time=row["time_ms"], time_dt=time_dt,
+        metadata=_d(version=OCSF_VERSION, uid=row["source_event_id"], event_code=row["event_type"],
+                    profiles=["cloud", "datetime"],
+                    product=_d(name="CloudTrail", vendor_name="AWS", version=row["event_version"],
+                               feature=_d(name=row["event_category"]))),
+        actor=_d(
+            user=_d(uid=row["actor_uid"], uid_alt=row["principal_id"], type=row["actor_type"],
+                    name=row["user_name"], credential_uid=_masked(row["credential_id"]),
+                    account=_d(uid=row["identity_account"])),
+            session=_d(uid=row["session_id"], issuer=row["session_issuer"],
+                       created_time_dt=row["session_created"],
+                       is_mfa=None if mfa is None else mfa.lower() == "true"),
+            invoked_by=row["invoked_by"], idp=_d(name=row["idp"])),
+        api=_d(operation=name, service=_d(name=row["event_source"]), version=row["api_version"],
+               request=_d(uid=row["request_id"], data=request),
+               response=_d(data=response, error=row["error_code"], message=_masked(row["error_message"]))),
+        src_endpoint=_d(ip=row["src_ip"], uid=row["vpc_endpoint_id"]),
+        http_request=_d(user_agent=_masked(row["user_agent"])),
+        cloud=_d(provider="AWS", region=row["region"], account=_d(uid=row["account"])),
+        resources=[_d(uid=r["uid"], type=r["type"], account=_d(uid=r["account"])) for r in resources] or None,
+        unmapped={"keytrail.event_uid": row["event_uid"]},
+    )
+    return doc or {}
 
 
 def export_ocsf(store: CaseStore, path: Path) -> int:

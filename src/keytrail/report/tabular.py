@@ -32,6 +32,16 @@ ORDER = {
 }
 
 
+#: Structured columns (ids, enums, codes) that never carry free text; every other text column is
+#: secret-masked. Masking is a regular expression per cell, the costliest part of a large export.
+NOT_MASKED = frozenset({
+    "event_uid", "source", "format", "source_event_id", "time_raw", "action", "service", "operation",
+    "outcome", "error_code", "actor_type", "credential_kind", "account", "region", "trace_id", "span_id",
+    "parent_span_id", "shared_event_id", "request_id", "src_ip", "kind", "origin", "confidence",
+    "src_kind", "dst_kind", "issued_by_event",
+})
+
+
 def _source_sql(cur: duckdb.DuckDBPyConnection, table: str) -> str:
     """SELECT over ``table`` (or the registered ``_kt_findings`` view) in export order."""
     if table == "findings":
@@ -85,10 +95,13 @@ def export_table(store: CaseStore, path: Path, fmt: str, table: str) -> int:
         columns = cur.execute(f"DESCRIBE {src}").fetchall()
         exprs = []
         for name, col_type, *_ in columns:
+            text_col = col_type.upper() in ("VARCHAR", "JSON")
             if fmt == "csv":
-                cell = csv_cell_sql(mask_sql(text_sql(name, col_type)))
-                exprs.append(f"{cell} AS {quote_ident(name)}")
-            elif col_type.upper() in ("VARCHAR", "JSON"):
+                text = text_sql(name, col_type)
+                if text_col and name not in NOT_MASKED:
+                    text = mask_sql(text)
+                exprs.append(f"{csv_cell_sql(text)} AS {quote_ident(name)}")
+            elif text_col and name not in NOT_MASKED:
                 exprs.append(f"{mask_sql(f'CAST({quote_ident(name)} AS VARCHAR)')} AS {quote_ident(name)}")
             else:
                 exprs.append(quote_ident(name))
