@@ -33,13 +33,19 @@ def test_sql_csv_rule_equals_redact_csv_safe(text: str) -> None:
     assert got == [(redact.csv_safe(text),)]
 
 
+_KEYS = ["sessionToken", "secretAccessKey", "SecretAccessKey", "SessionToken", "password", "client_token",
+         "secret_id", "api_key", "apiKey", "access_token", "refresh_token", "id_token"]
+
+
 @pytest.mark.parametrize("text", [
     '{"sessionToken": "IQoJb3JpZ2luX2Vj", "x": 1}', "password=hunter2 rest", "token hvs.CAESIabcdefghijklmnopqrstuv",
-    "nothing secret here", 'api_key: "k-123"',
+    "nothing secret here", 'api_key: "k-123"', "hvr.ABCDEFGHIJKLMNOPQRSTUVWX1", "b.AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    "s.ABCDEFGHIJKLMNOPQRSTUVWXYZ", "hvb.CAESIabcdefghijklmnopqrstuv", None,
+    *[f'{{"{k}": "v4lue"}}' for k in _KEYS], *[f"{k}=v4lue" for k in _KEYS],
 ])
-def test_sql_mask_equals_redact_mask_secrets(text: str) -> None:
-    got = duckdb.connect().execute(f"SELECT {mask_sql('$v')}", {"v": text}).fetchall()
-    assert got == [(redact.mask_secrets(text),)]
+def test_sql_mask_equals_redact_mask_secrets(text: str | None) -> None:
+    got = duckdb.connect().execute(f"SELECT {mask_sql('CAST($v AS VARCHAR)')}", {"v": text}).fetchall()
+    assert got == [(None if text is None else redact.mask_secrets(text),)]
 
 
 @pytest.mark.parametrize("table", ["events", "credentials", "links"])
@@ -182,3 +188,17 @@ def test_cli_export_exit_codes(case: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     bad = subprocess.run(cmd[:-2] + ["--format", "ocsf", "--table", "links", "--force"], check=False, capture_output=True, text=True)
     assert bad.returncode == 2
+
+
+def test_ocsf_sql_classification_equals_python() -> None:
+    from keytrail.report import ocsf
+
+    names = sorted(ocsf._LOGON | ocsf._TOKEN | set(ocsf._ACCOUNT_CHANGE_ACTIVITY) | ocsf._ACCOUNT_CHANGE_OTHER)
+    names += ["GetObject", "PutObject", "DeleteBucket", "RunInstances", "Frobnicate", "UpdateAccessKey", ""]
+    cls, act, act_name = ocsf.classification_sql("n", "r")
+    con = duckdb.connect()
+    rows = con.execute(f"SELECT n, {cls}, {act}, {act_name} FROM (SELECT unnest($names) AS n, "
+                       "'{\"requestParameters\": {\"status\": \"Inactive\"}}' AS r)", {"names": names}).fetchall()
+    for name, class_uid, activity_id, activity_name in rows:
+        (py_cls, *_), py_act, py_name = classify(name, {"status": "Inactive"})
+        assert (class_uid, activity_id, activity_name) == (py_cls, py_act, py_name), name

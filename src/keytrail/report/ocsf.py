@@ -5,20 +5,23 @@ CloudTrail is split across three OCSF classes by ``eventName`` (``ocsf/examples`
 credential issuance, Account Change (3001) for IAM user/key/role/policy lifecycle calls,
 API Activity (6003) for everything else. ``type_uid`` is ``class_uid * 100 + activity_id``.
 Field names are OCSF 1.1.0 (``actor.user.uid`` = ARN, ``actor.user.uid_alt`` = principal id).
-Secrets in request/response data are masked (:func:`keytrail.redact.mask_record`); absent
-values are omitted rather than written as ``null`` (request and response data stay as logged). Other sources (Vault, agents) have no
-agreed OCSF mapping yet and are not exported here.
+String values under secret keys (:data:`keytrail.redact.SECRET_KEYS`) in request/response data,
+and secrets in free text, are masked; absent attributes are omitted rather than written as ``null``
+(request and response data stay as logged otherwise). Vault and agent events have no agreed OCSF
+mapping yet and are not exported here.
 
-The extraction from the raw record runs in DuckDB; Python only assembles the objects,
-one Arrow batch at a time, so memory stays flat on large cases.
+Set-based: DuckDB builds each JSON line (``to_json`` escapes every value; ``concat_ws`` drops
+absent members), Python only writes the lines one Arrow batch at a time. :func:`classify` is the
+same mapping in Python, for tests and for callers classifying one event.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from typing import TYPE_CHECKING, Any
 
-from keytrail.redact import mask_record, mask_secrets
+from keytrail.redact import MASK, SECRET_KEYS
+from keytrail.report._sql import mask_sql, quiet_cursor
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -102,111 +105,153 @@ def classify(event_name: str, request: dict[str, Any] | None = None) -> tuple[tu
     return API_ACTIVITY, 99, "Other"
 
 
-def _d(**fields: Any) -> dict[str, Any] | None:
-    """An OCSF object without its absent attributes (``None`` and empty objects), or None when empty."""
-    out = {k: v for k, v in fields.items() if v is not None and v != {} and v != []}
-    return out or None
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def _masked(text: str | None) -> str | None:
-    return None if text is None else mask_secrets(text)
+def _obj(*pairs: tuple[str, str]) -> str:
+    """SQL for a JSON object's text from (key, JSON-text expression) pairs. Absent members are left
+    out (``concat_ws`` skips NULLs) and an object with no member is NULL, so it disappears too."""
+    members = ", ".join(f"{_lit(chr(34) + k + chr(34) + ':')} || ({v})" for k, v in pairs)
+    return f"('{{' || nullif(concat_ws(',', {members}), '') || '}}')"
 
 
-def _json(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
+def _j(expr: str) -> str:
+    """JSON text of a scalar SQL expression (NULL stays NULL)."""
+    return f"to_json({expr})"
 
 
-_SELECT = """
-SELECT e.event_uid, e.source_event_id, epoch_ms(e.time) AS time_ms, e.time, e.action, e.operation,
-       e.outcome, e.error_code, e.error_message, e.actor_uid, e.actor_type, e.actor_name,
-       e.credential_id, e.session_id, e.src_ip, e.user_agent, e.account, e.region, e.request_id,
-       json_extract_string(e.raw, '$.eventName') AS event_name,
-       json_extract_string(e.raw, '$.eventSource') AS event_source,
-       json_extract_string(e.raw, '$.eventVersion') AS event_version,
-       json_extract_string(e.raw, '$.eventType') AS event_type,
-       json_extract_string(e.raw, '$.eventCategory') AS event_category,
-       json_extract_string(e.raw, '$.apiVersion') AS api_version,
-       json_extract_string(e.raw, '$.vpcEndpointId') AS vpc_endpoint_id,
-       json_extract_string(e.raw, '$.userIdentity.principalId') AS principal_id,
-       json_extract_string(e.raw, '$.userIdentity.accountId') AS identity_account,
-       json_extract_string(e.raw, '$.userIdentity.userName') AS user_name,
-       json_extract_string(e.raw, '$.userIdentity.invokedBy') AS invoked_by,
-       json_extract_string(e.raw, '$.userIdentity.sessionContext.sessionIssuer.arn') AS session_issuer,
-       json_extract_string(e.raw, '$.userIdentity.sessionContext.attributes.mfaAuthenticated') AS mfa,
-       json_extract_string(e.raw, '$.userIdentity.sessionContext.attributes.creationDate') AS session_created,
-       coalesce(json_extract_string(e.raw, '$.userIdentity.webIdFederationData.federatedProvider'),
-                json_extract_string(e.raw, '$.userIdentity.identityProvider')) AS idp,
-       CAST(json_extract(e.raw, '$.requestParameters') AS VARCHAR) AS request_parameters,
-       CAST(json_extract(e.raw, '$.responseElements') AS VARCHAR) AS response_elements,
-       r.resources
-FROM events e
-LEFT JOIN (SELECT event_uid, list(struct_pack(uid := resource_id, type := resource_type, account := account))
-                  AS resources
-           FROM event_resources GROUP BY event_uid) r ON r.event_uid = e.event_uid
-WHERE e.source = 'cloudtrail'
-ORDER BY e.time NULLS LAST, e.event_uid
-"""
+def _secret_keys_pattern() -> str:
+    keys = "|".join(sorted(re.escape(k) for k in SECRET_KEYS))
+    return f'("(?i:{keys})"\\s*:\\s*")[^"]*(")'
 
 
-def ocsf_event(row: dict[str, Any]) -> dict[str, Any]:
-    """One OCSF event object from a row of :data:`_SELECT`."""
-    request = mask_record(_json(row["request_parameters"]))
-    response = mask_record(_json(row["response_elements"]))
-    name = row["event_name"] or row["operation"] or ""
-    (class_uid, class_name, category_uid, category_name), activity_id, activity_name = classify(
-        name, request if isinstance(request, dict) else None
+def _keys_masked_sql(expr: str) -> str:
+    """JSON text ``expr`` (object or array) with string values under secret keys masked, else NULL."""
+    return (f"CASE WHEN json_type({expr}) IN ('OBJECT', 'ARRAY') THEN regexp_replace(CAST({expr} AS VARCHAR), "
+            f"{_lit(_secret_keys_pattern())}, '\\1' || {_lit(MASK)} || '\\2', 'g') END")
+
+
+def classification_sql(name: str, request: str) -> tuple[str, str, str]:
+    """SQL for (class_uid, activity_id, activity_name) of ``name`` (eventName), as :func:`classify`."""
+    status = f"lower(json_extract_string({request}, '$.requestParameters.status'))"
+    parts: list[tuple[str, int, int, str]] = [
+        (f"{name} = 'UpdateAccessKey' AND {status} = 'active'", ACCOUNT_CHANGE[0], 2, "Enable"),
+        (f"{name} = 'UpdateAccessKey' AND {status} = 'inactive'", ACCOUNT_CHANGE[0], 5, "Disable"),
+        (f"{name} = 'UpdateAccessKey'", ACCOUNT_CHANGE[0], 99, "Other"),
+    ]
+
+    def among(names: set[str] | dict[str, tuple[int, str]]) -> str:
+        return f"{name} IN ({', '.join(_lit(n) for n in sorted(names))})"
+
+    parts.append((among(_LOGON), AUTHENTICATION[0], 1, "Logon"))
+    parts.append((among(_TOKEN), AUTHENTICATION[0], 99, "Other"))
+    for n, (a, an) in sorted(_ACCOUNT_CHANGE_ACTIVITY.items()):
+        parts.append((f"{name} = {_lit(n)}", ACCOUNT_CHANGE[0], a, an))
+    parts.append((among(_ACCOUNT_CHANGE_OTHER), ACCOUNT_CHANGE[0], 99, "Other"))
+    for prefixes, act, act_name in _API_PREFIX:
+        parts.append((f"regexp_matches({name}, '^({'|'.join(prefixes)})')", API_ACTIVITY[0], act, act_name))
+    cls_sql = "CASE " + " ".join(f"WHEN {c} THEN {k}" for c, k, _, _ in parts) + f" ELSE {API_ACTIVITY[0]} END"
+    act_sql = "CASE " + " ".join(f"WHEN {c} THEN {a}" for c, _, a, _ in parts) + " ELSE 99 END"
+    name_sql = "CASE " + " ".join(f"WHEN {c} THEN {_lit(n)}" for c, _, _, n in parts) + " ELSE 'Other' END"
+    return cls_sql, act_sql, name_sql
+
+
+_CLASS_INFO = {c[0]: c for c in (AUTHENTICATION, ACCOUNT_CHANGE, API_ACTIVITY)}
+_IDENT = "json_extract_string(x.raw, '$.userIdentity."
+
+
+def _by_class(i: int) -> str:
+    return "CASE x.class_uid " + " ".join(f"WHEN {k} THEN {_lit(str(v[i]))}" for k, v in _CLASS_INFO.items()) + " END"
+
+
+def _raw(path: str) -> str:
+    return _j(f"json_extract_string(x.raw, '$.{path}')")
+
+
+def _ident(path: str) -> str:
+    return f"{_IDENT}{path}')"
+
+
+def ocsf_sql() -> str:
+    """One row per CloudTrail event: its OCSF object as JSON text, in time order."""
+    cls, act, act_name = classification_sql("b.event_name", "b.raw")
+    failed = "x.outcome IN ('failure', 'denied')"
+    status = f"CASE WHEN x.outcome = 'success' THEN 1 WHEN {failed} THEN 2 ELSE 0 END"
+    status_name = f"CASE WHEN x.outcome = 'success' THEN 'Success' WHEN {failed} THEN 'Failure' ELSE 'Unknown' END"
+    mfa = f"lower({_ident('sessionContext.attributes.mfaAuthenticated')}) = 'true'"
+    idp = f"coalesce({_ident('webIdFederationData.federatedProvider')}, {_ident('identityProvider')})"
+    doc = _obj(
+        ("class_uid", _j("x.class_uid")), ("class_name", _j(_by_class(1))),
+        ("category_uid", _j(f"CAST({_by_class(2)} AS INTEGER)")), ("category_name", _j(_by_class(3))),
+        ("activity_id", _j("x.activity_id")), ("activity_name", _j("x.activity_name")),
+        ("type_uid", _j("x.class_uid * 100 + x.activity_id")),
+        ("type_name", _j(f"{_by_class(1)} || ': ' || x.activity_name")),
+        ("severity_id", "'1'"), ("severity", "'\"Informational\"'"),
+        ("status_id", _j(status)), ("status", _j(status_name)), ("status_code", _j("x.error_code")),
+        ("status_detail", _j(mask_sql("x.error_message"))),
+        ("time", _j("epoch_ms(x.time)")), ("time_dt", _j("strftime(x.time, '%Y-%m-%dT%H:%M:%S.%g') || 'Z'")),
+        ("metadata", _obj(
+            ("version", _j(_lit(OCSF_VERSION))), ("uid", _j("x.source_event_id")),
+            ("event_code", _raw("eventType")), ("profiles", "'[\"cloud\",\"datetime\"]'"),
+            ("product", _obj(("name", "'\"CloudTrail\"'"), ("vendor_name", "'\"AWS\"'"),
+                             ("version", _raw("eventVersion")),
+                             ("feature", _obj(("name", _raw("eventCategory")))))))),
+        ("actor", _obj(
+            ("user", _obj(("uid", _j("x.actor_uid")), ("uid_alt", _j(_ident("principalId"))),
+                          ("type", _j("x.actor_type")), ("name", _j(_ident("userName"))),
+                          ("credential_uid", _j(mask_sql("x.credential_id"))),
+                          ("account", _obj(("uid", _j(_ident("accountId"))))))),
+            ("session", _obj(("uid", _j("x.session_id")),
+                             ("issuer", _j(_ident("sessionContext.sessionIssuer.arn"))),
+                             ("created_time_dt", _j(_ident("sessionContext.attributes.creationDate"))),
+                             ("is_mfa", _j(f"CASE WHEN {_ident('sessionContext.attributes.mfaAuthenticated')} "
+                                           f"IS NOT NULL THEN {mfa} END")))),
+            ("invoked_by", _j(_ident("invokedBy"))),
+            ("idp", _obj(("name", _j(idp)))))),
+        ("api", _obj(
+            ("operation", _j("x.event_name")), ("service", _obj(("name", _raw("eventSource")))),
+            ("version", _raw("apiVersion")),
+            ("request", _obj(("uid", _j("x.request_id")),
+                             ("data", mask_sql("x.request_data")))),
+            ("response", _obj(("data", mask_sql("x.response_data")),
+                              ("error", _j("x.error_code")), ("message", _j(mask_sql("x.error_message"))))))),
+        ("src_endpoint", _obj(("ip", _j("x.src_ip")), ("uid", _raw("vpcEndpointId")))),
+        ("http_request", _obj(("user_agent", _j(mask_sql("x.user_agent"))))),
+        ("cloud", _obj(("provider", "'\"AWS\"'"), ("region", _j("x.region")),
+                       ("account", _obj(("uid", _j("x.account")))))),
+        ("resources", "x.resources"),
+        ("unmapped", _obj(("keytrail.event_uid", _j("x.event_uid")))),
     )
-    status_id, status = {"success": (1, "Success"), "failure": (2, "Failure"),
-                         "denied": (2, "Failure")}.get(row["outcome"] or "", (0, "Unknown"))
-    mfa = row["mfa"]
-    time_dt = row["time"].isoformat(timespec="milliseconds") + "Z" if row["time"] else None
-    resources = sorted(row["resources"] or [], key=lambda r: r["uid"])
-    doc = _d(
-        class_uid=class_uid, class_name=class_name, category_uid=category_uid, category_name=category_name,
-        activity_id=activity_id, activity_name=activity_name, type_uid=class_uid * 100 + activity_id,
-        type_name=f"{class_name}: {activity_name}", severity_id=1, severity="Informational",
-        status_id=status_id, status=status, status_code=row["error_code"],
-        status_detail=_masked(row["error_message"]), time=row["time_ms"], time_dt=time_dt,
-        metadata=_d(version=OCSF_VERSION, uid=row["source_event_id"], event_code=row["event_type"],
-                    profiles=["cloud", "datetime"],
-                    product=_d(name="CloudTrail", vendor_name="AWS", version=row["event_version"],
-                               feature=_d(name=row["event_category"]))),
-        actor=_d(
-            user=_d(uid=row["actor_uid"], uid_alt=row["principal_id"], type=row["actor_type"],
-                    name=row["user_name"], credential_uid=_masked(row["credential_id"]),
-                    account=_d(uid=row["identity_account"])),
-            session=_d(uid=row["session_id"], issuer=row["session_issuer"],
-                       created_time_dt=row["session_created"],
-                       is_mfa=None if mfa is None else mfa.lower() == "true"),
-            invoked_by=row["invoked_by"], idp=_d(name=row["idp"])),
-        api=_d(operation=name, service=_d(name=row["event_source"]), version=row["api_version"],
-               request=_d(uid=row["request_id"], data=request),
-               response=_d(data=response, error=row["error_code"], message=_masked(row["error_message"]))),
-        src_endpoint=_d(ip=row["src_ip"], uid=row["vpc_endpoint_id"]),
-        http_request=_d(user_agent=_masked(row["user_agent"])),
-        cloud=_d(provider="AWS", region=row["region"], account=_d(uid=row["account"])),
-        resources=[_d(uid=r["uid"], type=r["type"], account=_d(uid=r["account"])) for r in resources] or None,
-        unmapped={"keytrail.event_uid": row["event_uid"]},
-    )
-    return doc or {}
+    resource = _obj(("uid", _j("resource_id")), ("type", _j("resource_type")),
+                    ("account", _obj(("uid", _j("account")))))
+    return f"""
+WITH base AS (
+  SELECT e.*, coalesce(json_extract_string(e.raw, '$.eventName'), e.operation, '') AS event_name
+  FROM events e WHERE e.source = 'cloudtrail'),
+res AS (
+  SELECT event_uid, '[' || string_agg({resource}, ',' ORDER BY resource_id) || ']' AS resources
+  FROM event_resources WHERE event_uid IN (SELECT event_uid FROM base) GROUP BY event_uid),
+x AS (
+  SELECT b.*, r.resources, {cls} AS class_uid, {act} AS activity_id, {act_name} AS activity_name,
+         {_keys_masked_sql("json_extract(b.raw, '$.requestParameters')")} AS request_data,
+         {_keys_masked_sql("json_extract(b.raw, '$.responseElements')")} AS response_data
+  FROM base b LEFT JOIN res r ON r.event_uid = b.event_uid)
+SELECT {doc} AS line FROM x ORDER BY x.time NULLS LAST, x.event_uid"""
 
 
 def export_ocsf(store: CaseStore, path: Path) -> int:
-    cur = store.cursor()
+    cur = quiet_cursor(store)
     count = 0
     try:
-        reader = cur.sql(_SELECT).to_arrow_reader(8192)
+        reader = cur.sql(ocsf_sql()).to_arrow_reader(65536)
         with open(path, "w", encoding="utf-8", newline="\n") as out:
             for batch in reader:
-                for row in batch.to_pylist():
-                    out.write(json.dumps(ocsf_event(row), ensure_ascii=False, separators=(",", ":")))
+                lines = batch.column(0).to_pylist()
+                if lines:
+                    out.write("\n".join(lines))
                     out.write("\n")
-                    count += 1
+                    count += len(lines)
     finally:
         cur.close()
     return count

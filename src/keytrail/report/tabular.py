@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keytrail.errors import UsageError
-from keytrail.report._sql import csv_cell_sql, mask_sql, quote_ident, quote_literal, text_sql
+from keytrail.report._sql import (
+    csv_cell_sql,
+    mask_sql,
+    quiet_cursor,
+    quote_ident,
+    quote_literal,
+    text_sql,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -87,7 +94,7 @@ def export_table(store: CaseStore, path: Path, fmt: str, table: str) -> int:
     """Write ``table`` to ``path`` as ``csv`` or ``parquet``; returns the rows written."""
     if table not in TABLES:
         raise UsageError(f"unknown table {table!r}; choose one of: {', '.join(TABLES)}")
-    cur = store.cursor()
+    cur = quiet_cursor(store)
     try:
         if table == "findings":
             _register_findings(store, cur)

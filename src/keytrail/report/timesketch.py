@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from keytrail.report._sql import mask_sql, quote_literal
+from keytrail.report._sql import mask_sql, quiet_cursor, quote_literal
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,12 +34,17 @@ FIELDS = (
 )
 
 
+#: Fields that may carry free text from a log (masked); the others are ids, enums and codes.
+FREE_TEXT = frozenset({"error_message", "actor_name", "credential_id", "session_id", "agent_id", "human_id",
+                       "user_agent", "target"})
+
+
 def _message_sql() -> str:
     # "<actor> <action> <target> [<outcome>]", short, like a Plaso message.
     actor = "coalesce(e.actor_name, e.actor_uid, e.agent_id, e.credential_id, '(unknown actor)')"
     parts = [actor, "coalesce(e.action, '(no action)')", "e.target",
              "CASE WHEN e.outcome IN ('denied', 'failure') THEN '[' || e.outcome || ']' END"]
-    return mask_sql(f"concat_ws(' ', {', '.join(parts)})")
+    return f"concat_ws(' ', {', '.join(parts)})"
 
 
 def untimed_events(store: CaseStore) -> int:
@@ -50,22 +55,21 @@ def export_timesketch(store: CaseStore, path: Path) -> int:
     desc = "CASE e.source " + " ".join(
         f"WHEN {quote_literal(k)} THEN {quote_literal(v)}" for k, v in TIMESTAMP_DESC.items()
     ) + " ELSE 'Event time' END"
-    fields = ", ".join(f"{mask_sql(f'e.{f}')} AS {f}" if f not in ("event_uid", "source") else f"e.{f}"
-                       for f in FIELDS)
+    fields = ", ".join(f"{mask_sql(f'e.{f}')} AS {f}" if f in FREE_TEXT else f"e.{f}" for f in FIELDS)
     select = f"""
-      SELECT {_message_sql()} AS message,
+      SELECT {mask_sql("e.message")} AS message,
              strftime(e.time, '%Y-%m-%dT%H:%M:%S.%f') || '+00:00' AS datetime,
              epoch_us(e.time) AS timestamp,
              {desc} AS timestamp_desc,
              {fields},
-             r.resources,
+             {mask_sql("r.resources")} AS resources,
              ev.path AS evidence_file, e.record_no
-      FROM events e LEFT JOIN evidence ev ON ev.file_id = e.file_id
+      FROM (SELECT *, {_message_sql()} AS message FROM events e) e LEFT JOIN evidence ev ON ev.file_id = e.file_id
       LEFT JOIN (SELECT event_uid, string_agg(DISTINCT resource_id, ' ' ORDER BY resource_id) AS resources
                  FROM event_resources GROUP BY event_uid) r ON r.event_uid = e.event_uid
       WHERE e.time IS NOT NULL
       ORDER BY e.time, e.event_uid"""
-    cur = store.cursor()
+    cur = quiet_cursor(store)
     try:
         cur.execute(f"COPY ({select}) TO {quote_literal(str(path))} (FORMAT json)")
         return int(cur.execute("SELECT count(*) FROM events WHERE time IS NOT NULL").fetchone()[0])  # type: ignore[index]
