@@ -160,7 +160,7 @@ def _ranking(store: CaseStore, since: datetime | None, until: datetime | None) -
 
 
 def _lineage(identities: list[dict[str, Any]], derived: list[dict[str, Any]], cred: str,
-             resources: list[dict[str, Any]]) -> dict[str, Any]:
+             acted_on: list[dict[str, Any]]) -> dict[str, Any]:
     """Nodes and edges for the lineage drawing: humans -> agents -> D(c) -> principals, resources."""
     nodes: dict[str, dict[str, Any]] = {}
 
@@ -178,10 +178,17 @@ def _lineage(identities: list[dict[str, Any]], derived: list[dict[str, Any]], cr
         edges.append({"src": s, "dst": t, "kind": link["kind"], "confidence": link["confidence"],
                       "reason": link["reason"], "evidence_count": link["evidence_count"]})
     by_resource: dict[str, int] = {}
-    for r in resources:
+    for r in acted_on:
         by_resource[r["resource_id"]] = by_resource.get(r["resource_id"], 0) + int(r["events"])
-    for rid in sorted(by_resource, key=lambda k: (-by_resource[k], k))[:12]:
+    drawn = sorted(by_resource, key=lambda k: (-by_resource[k], k))[:12]
+    for rid in drawn:
         add("resource", rid, events=by_resource[rid])
+    for r in acted_on:
+        if r["resource_id"] in drawn:
+            denied = f", {r['denied']} denied" if r["denied"] else ""
+            edges.append({"src": f"credential:{r['credential_id']}", "dst": f"resource:{r['resource_id']}",
+                          "kind": "ACTED_ON", "confidence": "proven", "evidence_count": r["events"],
+                          "reason": f"{r['events']} events signed with the credential{denied}"})
     return {"nodes": [nodes[k] for k in sorted(nodes)], "edges": edges,
             "resources_omitted": max(0, len(by_resource) - 12)}
 
@@ -232,7 +239,7 @@ def _credential_section(store: CaseStore, cred: str, rank: dict[str, Any] | None
         "agents": agents,
         "humans": humans,
         "links": identities,
-        "lineage": _lineage(identities, derived, cred, resources),
+        "lineage": _lineage(identities, derived, cred, _run(store, "acted_on", p)),
         "timeline": timeline,
         "timeline_truncated": int(activity["events"] or 0) > len(timeline),
         "traces": _traces(store, key_events),

@@ -36,6 +36,7 @@ table{border-collapse:collapse;width:100%;margin:6px 0 14px;font-size:12.5px}
 th,td{border:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
 th{background:var(--bg);font-weight:600;color:#334155}
 tr:nth-child(even) td{background:#fcfdfe}
+td.nw{white-space:nowrap}
 code,.mono{font-family:"SFMono-Regular",Menlo,Consolas,"Liberation Mono",monospace;font-size:12px;word-break:break-all}
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin:14px 0}
 .card{flex:1 1 150px;border:1px solid var(--line);border-radius:6px;padding:10px 14px;background:var(--bg)}
@@ -79,15 +80,17 @@ def e(value: Any) -> str:
 
 
 def _table(headers: list[str], rows: list[list[Any]], *, mono: set[int] | None = None,
-           row_class: list[str] | None = None) -> str:
+           row_class: list[str] | None = None, nowrap: set[int] | None = None) -> str:
     if not rows:
         return '<p class="note">None.</p>'
     mono = mono or set()
+    nowrap = nowrap or set()
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
     body = []
     for i, row in enumerate(rows):
         cls = f' class="{e(row_class[i])}"' if row_class and row_class[i] else ""
-        cells = "".join(f'<td class="mono">{e(v)}</td>' if j in mono else f"<td>{e(v)}</td>"
+        cells = "".join(f'<td class="mono">{e(v)}</td>' if j in mono
+                        else f'<td class="nw">{e(v)}</td>' if j in nowrap else f"<td>{e(v)}</td>"
                         for j, v in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -115,7 +118,7 @@ def _header(doc: dict[str, Any]) -> str:
                 f"<th>events</th><th>rejected</th><th>integrity</th></tr></thead><tbody>{ev_rows}</tbody></table>")
     sources = _table(["source", "files", "events", "rejected", "first event", "last event"],
                      [[s, v["files"], v["events"], v["rejected"], v["time_range"][0], v["time_range"][1]]
-                      for s, v in sorted(h["sources"].items())])
+                      for s, v in sorted(h["sources"].items())], nowrap={4, 5})
     gaps = _table(["gap", "detail"], [[g["kind"], g["detail"]] for g in h["coverage_gaps"]])
     rejects = _table(["file", "path", "rejected", "first record", "example reason"],
                      [[r["file_id"], r["path"], r["rejected"], r["first_record"], r["example_reason"]]
@@ -182,19 +185,19 @@ def _credential(i: int, c: dict[str, Any]) -> str:
     parts.append("<h4>Resources reached</h4>" + _table(
         ["resource", "type", "action", "events", "denied", "first", "last"],
         [[r["resource_id"], r["resource_type"], r["action"], r["events"], r["denied"], r["first_seen"],
-          r["last_seen"]] for r in c["resources"]], mono={0},
+          r["last_seen"]] for r in c["resources"]], mono={0}, nowrap={5, 6},
         row_class=["denied" if r["denied"] else "" for r in c["resources"]]))
     parts.append("<h4>Derived credentials</h4>" + _table(
         ["credential", "depth", "kind", "minted by", "issued", "expires", "acts as"],
         [[d["credential_id"], d["depth"], d["kind"], d["parent_credential_id"], d["issued_at"], d["expires_at"],
-          d["principal_uid"]] for d in c["derived_credentials"]], mono={0, 3, 6}))
+          d["principal_uid"]] for d in c["derived_credentials"]], mono={0, 3, 6}, nowrap={4, 5}))
     parts.append("<h4>Agents, humans and principals</h4>" + _table(
         ["role", "identities"], [["humans", c["humans"]], ["agents", c["agents"]], ["principals", c["principals"]]]))
     parts.append("<h4>Timeline (UTC)</h4>" + _table(
         ["time", "event id", "credential", "actor", "action", "target", "outcome", "user agent"],
         [[t["time"], t["source_event_id"], t["credential_id"], t["actor_name"], t["action"], t["target"],
           t["outcome"] + (f" ({t['error_code']})" if t["error_code"] else ""), t["user_agent"]]
-         for t in c["timeline"]], mono={1, 2, 5},
+         for t in c["timeline"]], mono={1, 2, 5}, nowrap={0},
         row_class=["denied" if t["outcome"] == "denied" else "" for t in c["timeline"]]))
     if c["timeline_truncated"]:
         parts.append(f'<p class="note">First {len(c["timeline"])} of {e(a["events"])} events; '

@@ -31,6 +31,12 @@ FROM events e JOIN closure ON closure.credential_id = e.credential_id
 JOIN event_resources r ON r.event_uid = e.event_uid
 WHERE {WINDOW}
 GROUP BY r.resource_id, e.action ORDER BY r.resource_id, e.action""",
+    "acted_on": CLOSURE + f"""
+SELECT e.credential_id, r.resource_id, count(*) AS events, count(*) FILTER (WHERE e.outcome = 'denied') AS denied
+FROM events e JOIN closure ON closure.credential_id = e.credential_id
+JOIN event_resources r ON r.event_uid = e.event_uid
+WHERE {WINDOW}
+GROUP BY e.credential_id, r.resource_id ORDER BY e.credential_id, r.resource_id""",
     "activity": CLOSURE + f"""
 SELECT count(*) AS events, count(*) FILTER (WHERE e.outcome = 'denied') AS denied,
        count(DISTINCT e.action) AS actions, count(DISTINCT e.account) AS accounts,
