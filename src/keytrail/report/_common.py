@@ -22,12 +22,13 @@ def chain_steps(trace: Any) -> tuple[list[dict[str, Any]], list[str]]:
     steps = []
     for s in steps_raw if isinstance(steps_raw, list) else []:
         if not isinstance(s, dict):
-            steps.append({"kind": "", "id": str(s), "reason": "", "confidence": "", "evidence": []})
+            steps.append({"kind": "", "id": str(s), "label": "", "reason": "", "confidence": "", "evidence": []})
             continue
         node = s.get("node") if isinstance(s.get("node"), dict) else {}
         steps.append({
             "kind": get(s, "kind", "node_kind", "role", "type", default="") or get(node, "kind", default=""),
-            "id": get(s, "id", "node_id", "value", "label", "name", default="") or get(node, "id", default=""),
+            "id": get(s, "id", "node_id", "value", "name", default="") or get(node, "id", default=""),
+            "label": get(s, "label", default=""),
             "reason": get(s, "reason", default=""),
             "confidence": get(s, "confidence", default=""),
             "evidence": get(s, "evidence", default=[]) or [],
@@ -52,20 +53,24 @@ def scalar_text(value: Any) -> str:
     return str(value)
 
 
-def terms_rows(terms: Any) -> list[tuple[str, str, str]]:
-    """Score terms as (name, value, explanation) rows, from a dict or a list of term objects."""
+def terms_rows(terms: Any) -> list[tuple[str, str, str, str]]:
+    """Score terms as (name, value, points, explanation) rows, from a list of term objects or a dict."""
     rows = []
-    if isinstance(terms, dict):
-        for k, v in terms.items():
-            if isinstance(v, dict):
-                rows.append((k, scalar_text(get(v, "value", "points", "score")),
-                             scalar_text(get(v, "why", "explanation", "reason", "detail", default=""))))
-            else:
-                rows.append((k, scalar_text(v), ""))
-    elif isinstance(terms, list):
-        for t in terms:
-            if isinstance(t, dict):
-                rows.append((scalar_text(get(t, "name", "term", "key")),
-                             scalar_text(get(t, "value", "points", "score")),
-                             scalar_text(get(t, "why", "explanation", "reason", "detail", default=""))))
+    items = terms.items() if isinstance(terms, dict) else (
+        (get(t, "name", "term", "key", default=""), t) for t in terms) if isinstance(terms, list) else ()
+    for name, t in items:
+        if isinstance(t, dict):
+            rows.append((scalar_text(name), scalar_text(get(t, "value")), scalar_text(get(t, "points", "score")),
+                         scalar_text(get(t, "explanation", "why", "reason", "detail", default=""))))
+        else:
+            rows.append((scalar_text(name), scalar_text(t), "", ""))
     return rows
+
+
+def dict_rows(items: Any, limit: int = 50) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows for a list of flat dicts whose keys are not fixed (analysis results)."""
+    rows_in = [i for i in (items if isinstance(items, list) else []) if isinstance(i, dict)][:limit]
+    headers: list[str] = []
+    for r in rows_in:
+        headers += [k for k in r if k not in headers]
+    return headers, [[r.get(h) for h in headers] for r in rows_in]

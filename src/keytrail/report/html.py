@@ -13,7 +13,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from keytrail.report._common import LEVEL_ORDER, chain_steps, get, scalar_text, terms_rows
+from keytrail.report._common import LEVEL_ORDER, chain_steps, dict_rows, get, scalar_text, terms_rows
 from keytrail.report.svg import EDGE_COLOR, render_lineage_svg
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -149,17 +149,19 @@ def _ranking(doc: dict[str, Any]) -> str:
     r = doc["ranking"]
     rows, detail = [], []
     for i, c in enumerate(r["credentials"][:50], 1):
-        rows.append([i, get(c, "credential"), get(c, "kind"), get(c, "score"),
-                     get(c, "events", "event_count"), get(c, "resources", "resource_count")])
+        rows.append([i, get(c, "credential"), get(c, "kind"), get(c, "score"), get(c, "events", "event_count"),
+                     len(get(c, "derived_credentials", default=[]) or []), get(c, "agents"), get(c, "humans"),
+                     get(c, "last_seen")])
         terms = terms_rows(get(c, "terms", "score_terms", default={}))
         if terms and i <= 10:
             detail.append(f"<h4>Score terms: <code>{e(get(c, 'credential'))}</code></h4>"
-                          + _table(["term", "value", "why"], [list(t) for t in terms]))
+                          + _table(["term", "value", "points", "explanation"], [list(t) for t in terms]))
     note = f'<p class="note">{e(r["note"])}</p>' if r.get("note") else ""
     more = (f'<p class="note">{len(r["credentials"]) - 50} more credentials in the JSON report.</p>'
             if len(r["credentials"]) > 50 else "")
     return (f'<section id="ranking"><h2>2. Credentials ranked by blast radius</h2>{note}'
-            + _table(["#", "credential", "kind", "score", "events", "resources"], rows, mono={1}) + more
+            + _table(["#", "credential", "kind", "score", "events", "derived", "agents", "humans", "last seen"],
+                     rows, mono={1}, nowrap={8}) + more
             + "".join(detail) + "</section>")
 
 
@@ -187,6 +189,15 @@ def _credential(i: int, c: dict[str, Any]) -> str:
         [[r["resource_id"], r["resource_type"], r["action"], r["events"], r["denied"], r["first_seen"],
           r["last_seen"]] for r in c["resources"]], mono={0}, nowrap={5, 6},
         row_class=["denied" if r["denied"] else "" for r in c["resources"]]))
+    terms = terms_rows(c.get("terms"))
+    if terms:
+        parts.append("<h4>Score terms</h4>" + _table(["term", "value", "points", "explanation"], [list(x) for x in terms]))
+    blast = c.get("blast_radius") or {}
+    for key, title in (("sensitive_actions", "Write, delete and permission-changing actions"),
+                       ("secrets_read", "Secrets read")):
+        headers, rows = dict_rows(blast.get(key))
+        if rows:
+            parts.append(f"<h4>{e(title)}</h4>" + _table(headers, rows))
     parts.append("<h4>Derived credentials</h4>" + _table(
         ["credential", "depth", "kind", "minted by", "issued", "expires", "acts as"],
         [[d["credential_id"], d["depth"], d["kind"], d["parent_credential_id"], d["issued_at"], d["expires_at"],
@@ -207,6 +218,7 @@ def _credential(i: int, c: dict[str, Any]) -> str:
         for t in c["traces"]:
             steps, gaps = chain_steps(t["trace"])
             items = "".join(f"<li><b>{e(s['kind'])}</b> <code>{e(s['id'])}</code>"
+                            + (f" <small>{e(s['label'])}</small>" if s["label"] and s["label"] != s["id"] else "")
                             + (f" — {e(s['reason'])}" if s["reason"] else "")
                             + (f" <i>({e(s['confidence'])})</i>" if s["confidence"] else "") + "</li>"
                             for s in steps)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from keytrail.report._common import LEVEL_ORDER, chain_steps, get, scalar_text, terms_rows
+from keytrail.report._common import LEVEL_ORDER, chain_steps, dict_rows, get, scalar_text, terms_rows
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]|~!])")
 
@@ -76,15 +76,17 @@ def _ranking(doc: dict[str, Any]) -> list[str]:
     out = ["## 2. Credentials ranked by blast radius", ""]
     if r.get("note"):
         out += [f"*{t(r['note'])}*", ""]
-    out += _table(["#", "credential", "kind", "score", "events", "resources"],
+    out += _table(["#", "credential", "kind", "score", "events", "derived", "agents", "humans", "last seen"],
                   [[t(i), c(get(x, "credential")), t(get(x, "kind")), t(get(x, "score")),
-                    t(get(x, "events", "event_count")), t(get(x, "resources", "resource_count"))]
+                    t(get(x, "events", "event_count")), t(len(get(x, "derived_credentials", default=[]) or [])),
+                    t(get(x, "agents")), t(get(x, "humans")), t(get(x, "last_seen"))]
                    for i, x in enumerate(r["credentials"][:50], 1)])
     for x in r["credentials"][:10]:
         terms = terms_rows(get(x, "terms", "score_terms", default={}))
         if terms:
             out += [f"Score terms of {c(get(x, 'credential'))}:", ""]
-            out += _table(["term", "value", "why"], [[t(a), t(b), t(w)] for a, b, w in terms])
+            out += _table(["term", "value", "points", "explanation"],
+                          [[t(a), t(b), t(p), t(w)] for a, b, p, w in terms])
     return out
 
 
@@ -103,6 +105,17 @@ def _credential(i: int, cr: dict[str, Any]) -> list[str]:
                   [[c(r["resource_id"]), t(r["resource_type"]), t(r["action"]), t(r["events"]),
                     ("**" + t(r["denied"]) + "**") if r["denied"] else t(r["denied"]), t(r["first_seen"]),
                     t(r["last_seen"])] for r in cr["resources"]])
+    terms = terms_rows(cr.get("terms"))
+    if terms:
+        out += ["#### Score terms", ""]
+        out += _table(["term", "value", "points", "explanation"], [[t(a), t(b), t(p), t(w)] for a, b, p, w in terms])
+    blast = cr.get("blast_radius") or {}
+    for key, title in (("sensitive_actions", "Write, delete and permission-changing actions"),
+                       ("secrets_read", "Secrets read")):
+        headers, rows = dict_rows(blast.get(key))
+        if rows:
+            out += [f"#### {title}", ""]
+            out += _table([t(h) for h in headers], [[t(v) for v in r] for r in rows])
     out += ["#### Derived credentials", ""]
     out += _table(["credential", "depth", "kind", "minted by", "issued", "expires", "acts as"],
                   [[c(d["credential_id"]), t(d["depth"]), t(d["kind"]), c(d["parent_credential_id"]),
