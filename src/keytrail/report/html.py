@@ -13,7 +13,14 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from keytrail.report._common import LEVEL_ORDER, chain_steps, dict_rows, get, scalar_text, terms_rows
+from keytrail.report._common import (
+    LEVEL_ORDER,
+    chain_steps,
+    dict_rows,
+    get,
+    scalar_text,
+    terms_rows,
+)
 from keytrail.report.svg import EDGE_COLOR, render_lineage_svg
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"

@@ -14,7 +14,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from keytrail.report._common import LEVEL_ORDER, chain_steps, dict_rows, get, scalar_text, terms_rows
+from keytrail.report._common import (
+    LEVEL_ORDER,
+    chain_steps,
+    dict_rows,
+    get,
+    scalar_text,
+    terms_rows,
+)
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]|~!])")
 
