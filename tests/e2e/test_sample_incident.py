@@ -148,6 +148,14 @@ def test_blast_radius_of_the_vault_login_reaches_both_accounts_and_the_secrets(c
             "arn:aws:s3:::finco-ledger-exports/tmp/recon-dump-20260310.tar.gz"} <= resources
 
 
+def test_blast_radius_through_the_name_template_is_strong_only(case: str) -> None:
+    login_0309 = "hmac-sha256:668bbf32963303e631ac724ec96636d4165a48af14935625f0342e9f6d4090b0"
+    rc, doc = run("blast", case, login_0309, "--json")
+    assert rc == 0 and STRONG_KEY in _ids(doc["derived_credentials"], "credential", "id")
+    rc, doc = run("blast", case, login_0309, "--min-confidence", "proven", "--json")
+    assert rc == 0 and STRONG_KEY not in _ids(doc["derived_credentials"], "credential", "id")
+
+
 def test_blast_radius_of_the_shared_key_names_both_agents(case: str) -> None:
     rc, doc = run("blast", case, SHARED_KEY, "--json")
     assert rc == 0
@@ -188,8 +196,9 @@ def test_trace_of_a_template_matched_key_is_strong(case: str) -> None:
     doc, ids = _trace(case, "da964f93-6e30-4563-bec8-b24c6788f3d2")
     assert {STRONG_KEY, "ledger-reconciler"} <= ids
     link = next(link for link in doc["chain"] if bare(link["id"]) == STRONG_KEY)
-    confidences = {link["confidence"] for link in doc["chain"]}
-    assert link["confidence"] in ("proven", "strong") and "strong" in confidences
+    # The key's Vault parent is known only by the session-name template: strong, never proven.
+    assert link["confidence"] == "strong"
+    assert "hmac-sha256:3ae37ecf668173f6922112c249c167fa67bbbb550b2f1a30aa698c2f99a79fd0" in ids  # 03-09 child
 
 
 def test_trace_of_the_time_correlated_tool_call_is_inferred(case: str) -> None:
@@ -216,7 +225,47 @@ def test_trace_of_the_proven_exporter_key_runs_through_the_vault_chain(case: str
     assert all(link["confidence"] == "proven" for link in doc["chain"][2:]) and not doc["gaps"]
 
 
-def test_trace_of_the_shared_key_cannot_pick_one_agent(case: str) -> None:
+def test_trace_of_the_shared_key_picks_the_agent_by_time_only(case: str) -> None:
     doc, ids = _trace(case, "088baecd-f6ac-4f6e-a61d-6eb1252da81e")  # vendor-sync, after retirement
-    assert SHARED_KEY in ids
-    assert any("invoice-triage" in gap and "vendor-sync" in gap for gap in doc["gaps"])
+    assert SHARED_KEY in ids and "invoice-triage" not in ids
+    agent = next(link for link in doc["chain"] if link["kind"] == "agent")
+    # Only vendor-sync's log names the key at that time: chosen by time, so inferred, and said so.
+    assert bare(agent["id"]) == "vendor-sync" and agent["confidence"] == "inferred"
+    assert "human" not in {link["kind"] for link in doc["chain"]}
+    assert any("vendor-sync" in gap for gap in doc["gaps"])
+
+
+# ---------------------------------------------------------------- findings
+
+
+def _findings(case: str) -> list[dict[str, Any]]:
+    rc, doc = run("findings", case, "--json")
+    assert rc in (0, 1)
+    return list(_items(doc, "findings"))
+
+
+def _about(findings: list[dict[str, Any]], subject: str, framework: str | None = None) -> list[dict[str, Any]]:
+    return [f for f in findings if subject in {bare(s) for s in f["subjects"]}
+            and (framework is None or any(framework in x for x in f["frameworks"]))]
+
+
+def test_every_finding_has_evidence_and_a_level(case: str) -> None:
+    findings = _findings(case)
+    assert findings
+    levels = {"informational", "low", "medium", "high", "critical"}
+    for f in findings:
+        assert f["evidence"] and f["level"] in levels and f["recommendation"], f["rule"]
+
+
+def test_expected_findings_by_rule(case: str) -> None:
+    findings = _findings(case)
+    assert _about(findings, SHARED_KEY, "NHI9"), "credential shared by invoice-triage and vendor-sync"
+    assert _about(findings, "vendor-sync", "NHI1"), "vendor-sync acted after its retirement"
+    assert (_about(findings, "invoice-triage", "NHI10") or
+            _about(findings, f"arn:aws:iam::{A}:user/svc-invoice-triage", "NHI10")), "console login as the agent"
+    assert _about(findings, ORPHAN_KEY), "actions no agent or human can be tied to"
+    assert _about(findings, "ledger-reconciler", "ASI02"), "scope drift of the reconciler on 2026-03-10"
+    assert any(len(f["evidence"]) >= 14 for f in _about(findings, INCIDENT_KEY)), "denied recon burst"
+    assert _about(findings, CHILD_ACCESSOR), "secret sprawl by the 2026-03-10 child token"
+    assert _about(findings, XACCT_KEY, "NHI8"), "one chain in two accounts"
+    assert _about(findings, BACKDOOR_KEY), "CreateAccessKey backdoor used with the AWS CLI"
