@@ -248,18 +248,20 @@ def tui_row(case: Path, rows: list[Row]) -> None:
         return
     import asyncio
 
-    async def first_screen() -> float:
+    async def first_screen() -> tuple[float, float]:
         t0 = time.perf_counter()
         app = app_cls(case)
         async with app.run_test(size=(160, 50)) as pilot:
             await pilot.pause()
+            painted = time.perf_counter() - t0  # the overview is mounted and drawn (loading placeholders)
             await app.workers.wait_for_complete()
             await pilot.pause()
-            return time.perf_counter() - t0
+            return painted, time.perf_counter() - t0  # every overview worker finished and drew its numbers
 
     try:
-        secs = asyncio.run(first_screen())
-        rows.append(Row("TUI first screen (headless, overview loaded)", fmt_s(secs), "<= 1.5 s", verdict(secs, 1.5)))
+        painted, loaded = asyncio.run(first_screen())
+        rows.append(Row("TUI first screen, headless (first paint; overview loaded)",
+                        f"{fmt_s(painted)}; {fmt_s(loaded)}", "<= 1.5 s", verdict(loaded, 1.5)))
     except Exception as e:  # noqa: BLE001 - report it in the table, keep the other rows
         rows.append(Row("TUI first screen (headless)", "failed", "<= 1.5 s", f"error: {type(e).__name__}: {e}"[:200]))
 
