@@ -51,6 +51,15 @@ class Row:
         return f"| {self.step} | {self.measured} | {self.target} | {self.result} |"
 
 
+class Rows(list[Row]):
+    """The table so far; each row also goes to stderr as soon as it is measured, so a long run
+    that is stopped early still leaves its numbers behind."""
+
+    def append(self, row: Row) -> None:
+        super().append(row)
+        print(row.line(), file=sys.stderr, flush=True)
+
+
 @dataclass
 class Child:
     seconds: float
@@ -284,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     case = args.workdir / f"case-{args.events}.duckdb"
     for p in (case, case.with_name(case.name + ".wal")):
         p.unlink(missing_ok=True)
-    rows: list[Row] = []
+    rows = Rows()
     if ingest_rows(data, case, rows):
         analysis_rows(case, rows)
     print(render(rows, args.events, data), end="")
