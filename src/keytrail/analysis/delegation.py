@@ -180,7 +180,8 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         uses = store.query(
             """SELECT src AS agent, dst AS credential, reason, confidence, evidence,
                       list_contains(evidence, $u) AS specific
-               FROM links WHERE kind = 'USES' AND list_contains($ids, dst)""",
+               FROM links WHERE rowid IN (
+                 SELECT rowid FROM links WHERE kind = 'USES' AND list_contains($ids, dst))""",
             {"ids": chain_ids, "u": uid},  # type: ignore[arg-type]
         )
         for r in uses:
@@ -221,8 +222,8 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     else:
         dels = store.query(
             """SELECT src AS human, dst_kind, dst, reason, confidence, evidence, false AS specific
-               FROM links WHERE kind = 'DELEGATED' AND (
-                 (dst_kind = 'agent' AND dst = $a) OR (dst_kind = 'credential' AND list_contains($ids, dst)))""",
+               FROM links WHERE rowid IN (SELECT rowid FROM links WHERE kind = 'DELEGATED' AND (
+                 (dst_kind = 'agent' AND dst = $a) OR (dst_kind = 'credential' AND list_contains($ids, dst))))""",
             {"a": agent_link.id if agent_link else "", "ids": chain_ids},  # type: ignore[arg-type]
         )
         for r in dels:
