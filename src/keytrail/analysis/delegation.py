@@ -202,8 +202,8 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
                     "agent", who, who,
                     f"{len(agents)} agents ({', '.join(agents)}) use {tier[0]['credential']}; only {who}'s log "
                     f"references it within {NEAR_S} s of this event", "inferred", tuple(refs))
-                gaps.append(f"agent {who} was chosen among {len(agents)} agents sharing {tier[0]['credential']} by "
-                            f"time only (inferred); see candidates")
+                gaps.append(f"agent {who} was chosen among {len(agents)} agents ({', '.join(agents)}) sharing "
+                            f"{tier[0]['credential']} by time only (inferred); see candidates")
             else:
                 gaps.append(f"{len(agents)} agents ({', '.join(agents)}) use credential {tier[0]['credential']} "
                             f"with the same confidence; the event cannot be attributed to one of them")
