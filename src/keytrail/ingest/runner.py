@@ -213,7 +213,9 @@ def ingest(
 
 
 def _next_file_id(store: CaseStore) -> int:
-    return int(store.scalar("SELECT nextval('file_id_seq')"))
+    # Not a DuckDB sequence: after a killed ingest a sequence can restart below ids that
+    # committed rows already hold. The runner is the only writer, so max + 1 is safe.
+    return int(store.con.execute("SELECT coalesce(max(file_id), 0) + 1 FROM evidence").fetchone()[0])  # type: ignore[index]
 
 
 def _insert_evidence(store: CaseStore, file_id: int, path: Path, sha: str, size: int, source: str | None,
