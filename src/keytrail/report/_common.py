@@ -16,6 +16,11 @@ def get(d: Any, *keys: str, default: Any = None) -> Any:
     return default
 
 
+def count(value: Any) -> Any:
+    """A count given either as a number or as the list it counts."""
+    return len(value) if isinstance(value, (list, tuple)) else value
+
+
 def chain_steps(trace: Any) -> tuple[list[dict[str, Any]], list[str]]:
     """(steps, gaps) of a delegation trace document, whatever its exact key names."""
     steps_raw = get(trace, "chain", "steps", "links", "path", default=[])

@@ -16,6 +16,7 @@ from typing import Any
 from keytrail.report._common import (
     LEVEL_ORDER,
     chain_steps,
+    count,
     dict_rows,
     get,
     scalar_text,
@@ -41,6 +42,8 @@ h3{font-size:16px;margin:24px 0 8px}
 h4{font-size:13.5px;margin:16px 0 6px;color:var(--muted);text-transform:uppercase;letter-spacing:.5px}
 table{border-collapse:collapse;width:100%;margin:6px 0 14px;font-size:12.5px}
 th,td{border:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
+td.brk,td.mono{overflow-wrap:anywhere}
+th{white-space:nowrap}
 th{background:var(--bg);font-weight:600;color:#334155}
 tr:nth-child(even) td{background:#fcfdfe}
 td.nw{white-space:nowrap}
@@ -65,10 +68,11 @@ svg.lineage text.colhead{font:700 10px sans-serif;fill:#64748b;letter-spacing:.6
 .legend{font-size:11.5px;color:var(--muted);margin:4px 0 10px}
 .legend span{margin-right:14px}.sw{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:4px}
 .chain{list-style:none;padding:0;margin:4px 0 10px}
-.chain li{border-left:3px solid var(--accent);padding:3px 10px;margin:0 0 4px 8px;background:var(--bg)}
+.chain li{overflow-wrap:anywhere;border-left:3px solid var(--accent);padding:3px 10px;margin:0 0 4px 8px;background:var(--bg)}
 ul.check{list-style:none;padding-left:0}ul.check li{margin:6px 0;padding-left:26px;position:relative}
 ul.check li:before{content:"";position:absolute;left:0;top:3px;width:14px;height:14px;border:1.5px solid #334155;border-radius:2px}
-pre{background:#0f172a;color:#e2e8f0;padding:10px 12px;border-radius:6px;font-size:11.5px;overflow-x:auto;white-space:pre-wrap}
+pre{background:#0f172a;color:#e2e8f0;padding:10px 12px;border-radius:6px;font-size:11.5px;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere}
+table.kv th.k{width:130px;text-align:left;vertical-align:top}
 footer{margin-top:40px;border-top:1px solid var(--line);padding-top:10px;color:var(--muted);font-size:12px}
 @media print{
   @page{size:A4;margin:14mm 12mm}
@@ -86,6 +90,11 @@ def e(value: Any) -> str:
     return escape(scalar_text(value), quote=True)
 
 
+def _long_token(value: Any) -> bool:
+    """A value with a run of 24+ characters and no space (an id, ARN or hash) may break anywhere."""
+    return any(len(part) >= 24 for part in scalar_text(value).split())
+
+
 def _table(headers: list[str], rows: list[list[Any]], *, mono: set[int] | None = None,
            row_class: list[str] | None = None, nowrap: set[int] | None = None) -> str:
     if not rows:
@@ -97,10 +106,16 @@ def _table(headers: list[str], rows: list[list[Any]], *, mono: set[int] | None =
     for i, row in enumerate(rows):
         cls = f' class="{e(row_class[i])}"' if row_class and row_class[i] else ""
         cells = "".join(f'<td class="mono">{e(v)}</td>' if j in mono
-                        else f'<td class="nw">{e(v)}</td>' if j in nowrap else f"<td>{e(v)}</td>"
+                        else f'<td class="nw">{e(v)}</td>' if j in nowrap
+                        else f'<td class="brk">{e(v)}</td>' if _long_token(v) else f"<td>{e(v)}</td>"
                         for j, v in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _kv(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(f'<tr><th class="k">{e(k)}</th><td class="brk">{e(v)}</td></tr>' for k, v in rows)
+    return f'<table class="kv"><tbody>{body}</tbody></table>'
 
 
 def _badge(level: Any) -> str:
@@ -157,7 +172,7 @@ def _ranking(doc: dict[str, Any]) -> str:
     rows, detail = [], []
     for i, c in enumerate(r["credentials"][:50], 1):
         rows.append([i, get(c, "credential"), get(c, "kind"), get(c, "score"), get(c, "events", "event_count"),
-                     len(get(c, "derived_credentials", default=[]) or []), get(c, "agents"), get(c, "humans"),
+                     count(get(c, "derived_credentials")), get(c, "agents"), get(c, "humans"),
                      get(c, "last_seen")])
         terms = terms_rows(get(c, "terms", "score_terms", default={}))
         if terms and i <= 10:
@@ -244,12 +259,11 @@ def _findings(doc: dict[str, Any]) -> str:
     for item in sorted(f["items"], key=lambda x: LEVEL_ORDER.index(x["level"]) if x["level"] in LEVEL_ORDER else 9):
         blocks.append(
             f"<h3>{_badge(item['level'])} {e(item['title'])} <small><code>{e(item['rule'])}</code></small></h3>"
-            + _table(["", ""], [["frameworks", item.get("frameworks")], ["subjects", item.get("subjects")],
-                                ["impact", item.get("impact")], ["description", item.get("description")],
-                                ["recommendation", item.get("recommendation")],
-                                ["seen", f"{scalar_text(item.get('first_seen'))} to {scalar_text(item.get('last_seen'))}"],
-                                ["evidence", (f"{scalar_text(item.get('evidence'))} "
-                                             f"({scalar_text(item.get('evidence_count'))} events)")]]))
+            + _kv([("frameworks", item.get("frameworks")), ("subjects", item.get("subjects")),
+                   ("impact", item.get("impact")), ("description", item.get("description")),
+                   ("recommendation", item.get("recommendation")),
+                   ("seen", f"{scalar_text(item.get('first_seen'))} to {scalar_text(item.get('last_seen'))}"),
+                   ("evidence", f"{scalar_text(item.get('evidence'))} ({scalar_text(item.get('evidence_count'))} events)")]))
     return f'<section id="findings"><h2>4. Findings</h2>{note}{"".join(blocks)}</section>'
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from keytrail.report._common import (
     LEVEL_ORDER,
     chain_steps,
+    count,
     dict_rows,
     get,
     scalar_text,
@@ -85,7 +86,7 @@ def _ranking(doc: dict[str, Any]) -> list[str]:
         out += [f"*{t(r['note'])}*", ""]
     out += _table(["#", "credential", "kind", "score", "events", "derived", "agents", "humans", "last seen"],
                   [[t(i), c(get(x, "credential")), t(get(x, "kind")), t(get(x, "score")),
-                    t(get(x, "events", "event_count")), t(len(get(x, "derived_credentials", default=[]) or [])),
+                    t(get(x, "events", "event_count")), t(count(get(x, "derived_credentials"))),
                     t(get(x, "agents")), t(get(x, "humans")), t(get(x, "last_seen"))]
                    for i, x in enumerate(r["credentials"][:50], 1)])
     for x in r["credentials"][:10]:
