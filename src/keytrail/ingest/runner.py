@@ -141,8 +141,9 @@ def ingest(
         InputError: a path is missing (checked before the case is touched).
         CaseLockedError: another process is writing the case.
     """
-    files = expand_paths(paths)
     inv_files = expand_paths(inventory)
+    # An inventory inside a walked directory is read once, as the inventory (not skipped as a log first).
+    files = [p for p in expand_paths(paths) if p not in set(inv_files)]
     start = time.monotonic()
     summary = IngestSummary(case=str(case_path))
     total_bytes = sum(p.stat().st_size for p in files + inv_files)
