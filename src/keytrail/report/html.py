@@ -279,7 +279,9 @@ def _containment(doc: dict[str, Any]) -> str:
             category = it["category"]
             out.append(f"<h4>{e(category)}</h4><ul class=\"check\">")
         ev = f" Evidence: <code>{e(it['evidence'])}</code>." if it["evidence"] else ""
-        out.append(f"<li><code>{e(it['target'])}</code> — {e(it['why'])}.{ev}<pre>{e(it['command'])}</pre></li>")
+        todo = (f"<pre>{e(it['command'])}</pre>" if it.get("command")
+                else f"<div>{e(it.get('recommendation') or '')}</div>")
+        out.append(f"<li><code>{e(it['target'])}</code> — {e(it['why'])}.{ev}{todo}</li>")
     out.append("</ul>")
     return f'<section id="containment"><h2>5. Containment checklist</h2>{"".join(out)}</section>'
 

@@ -161,7 +161,7 @@ def _findings(doc: dict[str, Any]) -> list[str]:
     items = sorted(f["items"], key=lambda x: LEVEL_ORDER.index(x["level"]) if x["level"] in LEVEL_ORDER else 9)
     for x in items:
         out += [f"### {t(str(x['level']).upper())}: {t(x['title'])} ({c(x['rule'])})", ""]
-        out += _table(["", ""], [["frameworks", t(x.get("frameworks"))], ["subjects", t(x.get("subjects"))],
+        out += _table(["field", "value"], [["frameworks", t(x.get("frameworks"))], ["subjects", t(x.get("subjects"))],
                                  ["impact", t(x.get("impact"))], ["description", t(x.get("description"))],
                                  ["recommendation", t(x.get("recommendation"))],
                                  ["seen", f"{t(x.get('first_seen'))} to {t(x.get('last_seen'))}"],
@@ -177,9 +177,10 @@ def _containment(doc: dict[str, Any]) -> list[str]:
     for it in doc["containment"]:
         if it["category"] != category:
             category = it["category"]
-            out += ["", f"### {t(category)}", ""]
+            out += ([""] if out[-1] else []) + [f"### {t(category)}", ""]
         ev = (" Evidence: " + ", ".join(c(v) for v in it["evidence"]) + ".") if it["evidence"] else ""
-        out += [f"- [ ] {c(it['target'])}: {t(it['why'])}.{ev}", f"  - {c(it['command'])}"]
+        todo = c(it["command"]) if it.get("command") else t(it.get("recommendation") or "")
+        out += [f"- [ ] {c(it['target'])}: {t(it['why'])}.{ev}", f"  - {todo}"]
     return out + [""]
 
 
