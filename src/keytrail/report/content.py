@@ -299,9 +299,6 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
         UsageError: ``since``/``until`` is not a time.
     """
     since_dt, until_dt = _parse_time(since, "--since"), _parse_time(until, "--until")
-    header = _header(store, since_dt, until_dt)
-    ranked, rank_note = _ranking(store, since_dt, until_dt)
-    by_id = {r["credential"]: r for r in ranked}
     if credentials:
         known = {r["credential_id"] for r in store.query("SELECT credential_id FROM credentials")}
         known |= {r["credential_id"] for r in store.query(
@@ -310,9 +307,10 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
             if c not in known:
                 close = sorted(k for k in known if c.lower() in k.lower() or k.lower() in c.lower())[:5]
                 raise NotFoundError(f"credential {c!r} is not in this case", close)
-        selected = list(dict.fromkeys(credentials))
-    else:
-        selected = [r["credential"] for r in ranked[:top]]
+    header = _header(store, since_dt, until_dt)
+    ranked, rank_note = _ranking(store, since_dt, until_dt)
+    by_id = {r["credential"]: r for r in ranked}
+    selected = list(dict.fromkeys(credentials)) if credentials else [r["credential"] for r in ranked[:top]]
     sections = [_credential_section(store, c, by_id.get(c), since_dt, until_dt) for c in selected]
     findings, findings_note = _findings(store)
     when = generated_at or datetime.now(UTC)
