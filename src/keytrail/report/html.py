@@ -16,9 +16,11 @@ from typing import Any
 from keytrail.report._common import (
     LEVEL_ORDER,
     chain_steps,
+    common_root,
     count,
     dict_rows,
     get,
+    relative,
     scalar_text,
     terms_rows,
 )
@@ -132,8 +134,9 @@ def _integrity(value: Any) -> str:
 def _header(doc: dict[str, Any]) -> str:
     h = doc["header"]
     t0, t1 = h["time_range"]
+    root = common_root([f["path"] for f in h["evidence"]])
     ev_rows = "".join(
-        f"<tr><td>{e(f['file_id'])}</td><td class=\"mono\">{e(f['path'])}</td><td class=\"mono\">{e(f['sha256'])}</td>"
+        f"<tr><td>{e(f['file_id'])}</td><td class=\"mono\">{e(relative(f['path'], root))}</td><td class=\"mono\">{e(f['sha256'])}</td>"
         f"<td>{e(f['source'])}</td><td>{e(f['status'])}</td><td>{e(f['events'])}</td><td>{e(f['rejected'])}</td>"
         f"<td>{_integrity(f['integrity'])}</td></tr>" for f in h["evidence"])
     evidence = ("<table><thead><tr><th>#</th><th>file</th><th>SHA-256</th><th>source</th><th>status</th>"
@@ -150,7 +153,9 @@ def _header(doc: dict[str, Any]) -> str:
     return (f'<section id="case"><h2>1. Case and evidence</h2>'
             f"<p>Case <code>{e(h['case'])}</code>; events from <b>{e(t0)}</b> to <b>{e(t1)}</b> (UTC); "
             f"analysis window: {scope}. Ingest finalized: {e(h['finalized'])}.</p>"
-            f"<h4>Evidence files</h4>{evidence}<h4>Sources</h4>{sources}"
+            f"<h4>Evidence files</h4>"
+            + (f"<p>Paths relative to <code>{e(root)}</code>.</p>" if root else "")
+            + f"{evidence}<h4>Sources</h4>{sources}"
             f"<h4>Coverage gaps and integrity</h4>{gaps}<h4>Rejected records</h4>{rejects}</section>")
 
 

@@ -17,9 +17,11 @@ from typing import Any
 from keytrail.report._common import (
     LEVEL_ORDER,
     chain_steps,
+    common_root,
     count,
     dict_rows,
     get,
+    relative,
     scalar_text,
     terms_rows,
 )
@@ -63,8 +65,11 @@ def _header(doc: dict[str, Any]) -> list[str]:
            (f"Case {c(h['case'])}; events from {t(h['time_range'][0])} to {t(h['time_range'][1])} (UTC); "
            f"analysis window: {t(w['since'] or 'start of evidence')} to {t(w['until'] or 'end of evidence')}; "
            f"ingest finalized: {t(h['finalized'])}."), "", "### Evidence files", ""]
+    root = common_root([f["path"] for f in h["evidence"]])
+    if root:
+        out += [f"Paths relative to {c(root)}.", ""]
     out += _table(["#", "file", "SHA-256", "source", "status", "events", "rejected", "integrity"],
-                  [[t(f["file_id"]), c(f["path"]), c(f["sha256"]), t(f["source"]), t(f["status"]), t(f["events"]),
+                  [[t(f["file_id"]), c(relative(f["path"], root)), c(f["sha256"]), t(f["source"]), t(f["status"]), t(f["events"]),
                     t(f["rejected"]), t(f["integrity"])] for f in h["evidence"]])
     out += ["### Sources", ""]
     out += _table(["source", "files", "events", "rejected", "first event", "last event"],
