@@ -63,7 +63,7 @@ code,.mono{font-family:"SFMono-Regular",Menlo,Consolas,"Liberation Mono",monospa
 .note{color:var(--muted);font-style:italic}
 .cred{border:1px solid var(--line);border-radius:8px;padding:4px 18px 14px;margin:18px 0}
 .graph{overflow-x:auto;border:1px solid var(--line);border-radius:6px;padding:6px;background:#fff}
-svg.lineage{max-width:100%;height:auto}
+svg.lineage{display:block;max-width:100%;height:auto}svg.lineage.wide{max-width:none}
 svg.lineage text.nlabel{font:600 11px Menlo,Consolas,monospace;fill:#0f172a}
 svg.lineage text.nsub{font:10.5px sans-serif;fill:#475569}
 svg.lineage text.colhead{font:700 10px sans-serif;fill:#64748b;letter-spacing:.6px}
@@ -81,7 +81,7 @@ footer{margin-top:40px;border-top:1px solid var(--line);padding-top:10px;color:v
   body{font-size:11px}header.top{background:#fff;color:var(--ink);border-bottom:3px solid var(--accent);padding:0 0 8px}
   header.top .meta{color:var(--muted)}main{padding:0;max-width:none}nav.toc{display:none}
   h2{break-after:avoid}.cred,table,.graph,pre{break-inside:avoid}
-  .graph{overflow:visible;border:none}svg.lineage{max-width:100%;height:auto}
+  .graph{overflow:visible;border:none}svg.lineage,svg.lineage.wide{max-width:100%;height:auto}
   *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 }
 """
@@ -208,8 +208,9 @@ def _credential(i: int, c: dict[str, Any]) -> str:
                  f"from {e(a['first_seen'])} to {e(a['last_seen'])}.</p>")
     svg = render_lineage_svg(c["lineage"], uid=f"g{i}")
     if svg:
-        omitted = c["lineage"].get("resources_omitted") or 0
-        more = f'<p class="note">{omitted} less-used resources are not drawn.</p>' if omitted else ""
+        omitted = [(c["lineage"].get(f"{k}_omitted") or 0, k) for k in ("principals", "resources")]
+        text = " and ".join(f"{n} less-used {k}" for n, k in omitted if n)
+        more = f'<p class="note">{e(text)} are not drawn (the tables below list them all).</p>' if text else ""
         parts.append(f"<h4>Lineage</h4><div class=\"graph\">{svg}</div>{_legend()}{more}")
     parts.append("<h4>Resources reached</h4>" + _table(
         ["resource", "type", "action", "events", "denied", "first", "last"],
