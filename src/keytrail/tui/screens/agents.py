@@ -39,12 +39,13 @@ class AgentsScreen(CaseScreen):
         if not message.data:
             box.mount(Static(Text("no agents in this case (no agent logs, no inventory)", style="dim")))
         else:
-            box.mount(DocTable("agents", message.data, id="agents"))
+            box.mount(DocTable("agents", message.data, id="agents", columns=list(message.data[0])))
             self.query_one(DocTable).focus()
         self.status(Text(f"{len(message.data):,} agents · Enter opens (baseline, drift, identities)"))
 
 
 class AgentScreen(CaseScreen):
+    TITLE = "Agent"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("t", "timeline", "Its events", id="agent.timeline")]
 
     def __init__(self, agent_id: str, **kw: Any) -> None:

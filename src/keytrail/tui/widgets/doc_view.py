@@ -78,11 +78,12 @@ class EventLinks(OptionList):
 class DocTable(DataTable[Text]):
     """Rows of a list-of-objects section; Enter posts :class:`DocView.Picked`."""
 
-    def __init__(self, section: str, rows: list[dict[str, Any]], **kw: Any) -> None:
+    def __init__(self, section: str, rows: list[dict[str, Any]], *, columns: list[str] | None = None,
+                 **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.section = section
         self.rows_doc = rows[:TABLE_CAP]
-        self.cols = _columns(self.rows_doc)
+        self.cols = columns or _columns(self.rows_doc)
 
     def on_mount(self) -> None:
         self.add_columns(*[lit(_title(c)) for c in self.cols])
