@@ -97,7 +97,10 @@ class AgentScreen(CaseScreen):
                 Text(f"{sum(n for _, n in data):,} events, {fmt(data[0][0])} .. {fmt(data[-1][0])}") if data
                 else Text("no timed events name this agent", style="dim"))
         elif message.key == "baseline":
-            self._baseline(DocView(message.data))
+            doc = message.data
+            first = ("departures",)  # the drift first, the baseline after
+            self._baseline(DocView({k: doc[k] for k in first if k in doc} |
+                                   {k: v for k, v in doc.items() if k not in first}))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id != "ids":
