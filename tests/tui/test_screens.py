@@ -261,6 +261,9 @@ def test_agents_and_agent_view(small_case: Path) -> None:
             assert "alice@example.com" in edges and "AKIA1" in edges
             if core.engine(core.BASELINE) is None:
                 assert "unavailable: keytrail.analysis.baseline" in texts(app)
+            else:
+                heads = " ".join(str(w.content) for w in app.screen.query("Label"))
+                assert "departures" in heads and "actions" in heads
     run(body)
 
 
