@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from rich.text import Text
+from textual.command import CommandList
 from textual.message import Message
-from textual.widgets import DataTable, Input, Markdown, TextArea, Tree
+from textual.widgets import DataTable, Input, Label, Markdown, TextArea, Tree
 from textual.worker import WorkerFailed
 
 from keytrail.tui import core
@@ -236,7 +237,7 @@ def test_credentials_list_and_credential_view(small_case: Path) -> None:
             assert "MINTED" in cells(ids_table, 1)
             assert "events signed by this credential" in texts(app)
             if core.engine(core.BLAST) is not None:
-                assert "score terms" in " ".join(str(w.content) for w in app.screen.query("Label"))
+                assert "score terms" in " ".join(str(w.content) for w in app.screen.query(Label))
             await pilot.press("t")
             await settle(pilot)
             assert isinstance(app.screen, TimelineScreen)
@@ -262,7 +263,7 @@ def test_agents_and_agent_view(small_case: Path) -> None:
             if core.engine(core.BASELINE) is None:
                 assert "unavailable: keytrail.analysis.baseline" in texts(app)
             else:
-                heads = " ".join(str(w.content) for w in app.screen.query("Label"))
+                heads = " ".join(str(w.content) for w in app.screen.query(Label))
                 assert "departures" in heads and "actions" in heads
     run(body)
 
@@ -310,7 +311,7 @@ def test_palette_opens_a_credential(small_case: Path) -> None:
             await pilot.press(*"ASIA1")
             for _ in range(100):
                 await pilot.pause(0.05)
-                if "credential: ASIA1" in app.screen.query_one("CommandList").get_option_at_index(0).prompt.plain:
+                if "credential: ASIA1" in app.screen.query_one(CommandList).get_option_at_index(0).prompt.plain:
                     break
             await pilot.press("enter")
             await settle(pilot)
@@ -341,7 +342,7 @@ def test_hostile_text_renders_literally(small_case: Path) -> None:
             await pilot.press("escape")
             await settle(pilot)
             assert isinstance(app.screen, TimelineScreen)  # still alive and navigable
-            return svg
+            return str(svg)
     svg = run(body)
     assert "[bold&#160;red]x[/]" in svg or "[bold red]x[/]" in svg
 
