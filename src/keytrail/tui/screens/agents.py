@@ -14,6 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Sparkline, Static
 
+from keytrail.redact import plain
 from keytrail.tui import core
 from keytrail.tui.messages import Loaded
 from keytrail.tui.queries import activity, agents, linked_identities
@@ -66,7 +67,7 @@ class AgentScreen(CaseScreen):
         yield Static(id="status")
 
     def on_mount(self) -> None:
-        self.sub_title = self.agent_id
+        self.sub_title = plain(self.agent_id, 100)
         aid = self.agent_id
         self.load("ids", lambda cur: linked_identities(cur, aid))
         self.load("activity", lambda cur: activity(cur, "agent_id", [aid]))

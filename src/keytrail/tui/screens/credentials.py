@@ -18,6 +18,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Input, Label, Sparkline, Static, TabbedContent, TabPane, Tree
 
 from keytrail.analysis.lineage import ancestry, lineage_tree
+from keytrail.redact import plain
 from keytrail.tui import core
 from keytrail.tui.messages import Loaded
 from keytrail.tui.queries import TABLE_CAP, activity, linked_identities
@@ -125,7 +126,7 @@ class CredentialScreen(CaseScreen):
         yield Static(id="status")
 
     def on_mount(self) -> None:
-        self.sub_title = self.credential_id
+        self.sub_title = plain(self.credential_id, 100)
         cid = self.credential_id
         blast = core.engine(core.BLAST)
         if blast is None:
