@@ -35,6 +35,14 @@ def _fallback_rank(cur: Any) -> list[dict[str, Any]]:
     return [dict(zip(names, r)) for r in rel.fetchall()]
 
 
+FILTER_KEYS = ("credential", "credential_id", "kind", "origin", "principal", "principal_uid", "agents", "humans")
+
+
+def _haystack(row: dict[str, Any]) -> str:
+    """What the filter searches: the credential's own id, kind, origin, principal, agents and humans."""
+    return " ".join(fmt(row.get(k)) for k in FILTER_KEYS).lower()
+
+
 class CredentialsScreen(CaseScreen):
     TITLE = "Credentials"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("slash", "focus_filter", "Filter", id="credentials.filter")]
@@ -64,7 +72,7 @@ class CredentialsScreen(CaseScreen):
 
     def _fill(self, text: str) -> None:
         needle = text.lower()
-        rows = [r for r in self.rows if not needle or needle in " ".join(fmt(v) for v in r.values()).lower()]
+        rows = [r for r in self.rows if not needle or needle in _haystack(r)]
         tables = self.query("#creds").results(DocTable)
         table = next(tables, None)
         if table is None:
