@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +117,11 @@ def sha256_file(path: Path) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class _Planned:
-    __slots__ = ("path", "sha", "size", "adapter", "fmt", "ctx")
+    __slots__ = ("adapter", "ctx", "fmt", "path", "sha", "size")
 
     def __init__(self, path: Path, sha: str, size: int, adapter: type[SourceAdapter], fmt: str) -> None:
         self.path, self.sha, self.size, self.adapter, self.fmt = path, sha, size, adapter, fmt
@@ -265,7 +265,7 @@ def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
                                       item.fmt, ctx.records, ctx.rejected, ctx.skipped_records, note))
         con.execute("COMMIT")
         return results
-    except Exception as e:  # the adapter failed as a whole: keep the case consistent, go on
+    except Exception as e:  # noqa: BLE001 - an adapter failure costs one file, never the case
         con.execute("ROLLBACK")
         results = []
         for item in batch:
