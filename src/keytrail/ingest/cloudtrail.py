@@ -99,7 +99,7 @@ class CloudTrailAdapter(SourceAdapter):
     SOURCE = "cloudtrail"
     PRIORITY = 30
     #: Files per DuckDB scan: large enough to amortise the scan, small enough to keep memory flat.
-    BATCH_FILES: ClassVar[int] = 64
+    BATCH_FILES: ClassVar[int] = 128
 
     @classmethod
     def sniff(cls, sample: Sample) -> str | None:
