@@ -1,7 +1,142 @@
-"""Subcommands for the findings layer (being built; see the issue tracker)."""
+"""``keytrail findings`` and ``keytrail baseline``: governance gaps and behaviour baselines.
+
+Text output is a list grouped by level, highest first; every log-derived string goes
+through :func:`keytrail.redact.plain`. ``--json`` prints one document:
+``{"findings": [Finding.as_dict(), ...], "counts": {level: n}}``. ``--fail-on LEVEL``
+exits 1 when any finding is at or above LEVEL (a CI gate); a bad configuration exits 2
+with a message naming the key and the allowed values.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
 
-COMMANDS: dict[str, Any] = {}
+if TYPE_CHECKING:
+    from keytrail.analysis.baseline import Baseline
+    from keytrail.analysis.findings import Finding
+
+_LEVELS = "informational, low, medium, high, critical"
+
+
+def _add_findings(p: argparse.ArgumentParser) -> None:
+    p.add_argument("case", help="case file")
+    p.add_argument("--json", action="store_true", help='one JSON document: {"findings": [...], "counts": {...}}')
+    p.add_argument("--min-level", default="informational", metavar="LEVEL", help=f"show only LEVEL and above ({_LEVELS})")
+    p.add_argument("--config", metavar="FILE", help="thresholds TOML (default: $KEYTRAIL_CONFIG, else built-in)")
+    p.add_argument("--baseline-until", metavar="TIME", help="end every baseline window at TIME (ISO 8601, UTC)")
+    p.add_argument("--fail-on", metavar="LEVEL", help="exit 1 when a finding at or above LEVEL exists")
+
+
+def _add_baseline(p: argparse.ArgumentParser) -> None:
+    p.add_argument("case", help="case file")
+    p.add_argument("id", help="agent id or credential id as logged")
+    p.add_argument("--json", action="store_true", help="one JSON document (Baseline.as_dict)")
+    p.add_argument("--config", metavar="FILE", help="thresholds TOML (baseline window and networks)")
+    p.add_argument("--baseline-until", metavar="TIME", help="end the baseline window at TIME (ISO 8601, UTC)")
+
+
+def _text(value: Any, width: int | None = None) -> str:
+    from keytrail.redact import plain
+
+    return plain(str(value), width)
+
+
+def render_findings(findings: list[Finding], counts: dict[str, int]) -> str:
+    """The text report: one block per level, one entry per finding."""
+    from keytrail.timefmt import format_utc
+
+    lines: list[str] = []
+    total = sum(counts.values())
+    lines.append(f"{total} finding(s): " + ", ".join(f"{n} {lvl}" for lvl, n in counts.items() if n))
+    for level in counts:
+        group = [f for f in findings if f.level.label == level]
+        if not group:
+            continue
+        lines += ["", f"== {level.upper()} ({len(group)}) " + "=" * 40]
+        for f in group:
+            span = f"{format_utc(f.first_seen) or '?'} .. {format_utc(f.last_seen) or '?'}"
+            lines.append(f"- [{f.rule}] {f.title}   {span}")
+            lines.append(f"    frameworks: {', '.join(f.frameworks)}")
+            lines.append(f"    subjects:   {_text(', '.join(f.subjects), 300)}")
+            lines.append(f"    what:       {_text(f.description, 600)}")
+            lines.append(f"    impact:     {_text(f.impact, 300)}")
+            lines.append(f"    contain:    {_text(f.recommendation, 800)}")
+            more = f" (showing {len(f.evidence)} of {f.evidence_count})" if f.evidence_count > len(f.evidence) else ""
+            lines.append(f"    evidence{more}: {_text(', '.join(f.evidence), 400)}")
+    return "\n".join(lines)
+
+
+def run_findings_cmd(args: argparse.Namespace) -> int:
+    from keytrail.analysis.findings import count_levels, run_findings
+    from keytrail.config import load_config
+    from keytrail.levels import Level
+    from keytrail.store.case import CaseStore
+
+    min_level = Level.parse(args.min_level, what="--min-level")
+    fail_on = Level.parse(args.fail_on, what="--fail-on") if args.fail_on else None
+    cfg = load_config(args.config)
+    with CaseStore.open(args.case) as store:
+        findings = run_findings(store, config=cfg, min_level=min_level, baseline_until=args.baseline_until)
+    counts = count_levels(findings)
+    if args.json:
+        from keytrail.cli.main import print_json
+
+        print_json({"findings": [f.as_dict() for f in findings], "counts": counts})
+    else:
+        print(render_findings(findings, counts))
+    if fail_on is not None and any(f.level >= fail_on for f in findings):
+        print(f"keytrail: findings at or above {fail_on.label} (--fail-on)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def render_baseline(b: Baseline) -> str:
+    from keytrail.analysis.baseline import DIMENSIONS
+    from keytrail.timefmt import format_utc
+
+    lines = [
+        f"{b.kind} {_text(b.subject, 200)}",
+        f"baseline window: {format_utc(b.window_start)} .. {format_utc(b.window_end)} ({b.baseline_events} events"
+        + (", too few to judge drift" if b.thin else "") + f"); last seen {format_utc(b.last_seen)}",
+    ]
+    for dim in DIMENSIONS:
+        vals = b.values.get(dim, [])
+        shown = ", ".join(f"{_text(v['value'], 80)} ({v['events']})" for v in vals[:20])
+        lines.append(f"  {dim:<16} {shown or '-'}{' ...' if len(vals) > 20 else ''}")
+    lines += ["", "departed after the window:"]
+    any_dep = False
+    for dim in DIMENSIONS:
+        for d in b.departed.get(dim, []):
+            any_dep = True
+            lines.append(f"  {dim:<16} {_text(d['value'], 80)}: {d['events']} event(s) from {d['first_seen']}; "
+                         f"evidence {_text(', '.join(d['evidence']), 200)}")
+    if not any_dep:
+        lines.append("  nothing")
+    return "\n".join(lines)
+
+
+def run_baseline_cmd(args: argparse.Namespace) -> int:
+    from keytrail.analysis.baseline import baseline
+    from keytrail.config import load_config
+    from keytrail.store.case import CaseStore
+
+    cfg = load_config(args.config)
+    with CaseStore.open(args.case) as store:
+        b = baseline(store, args.id, baseline_until=args.baseline_until, config=cfg)
+    if args.json:
+        from keytrail.cli.main import print_json
+
+        print_json(b.as_dict())
+    else:
+        print(render_baseline(b))
+    return 0
+
+
+COMMANDS: dict[str, Any] = {
+    "findings": ("NHI governance findings mapped to OWASP NHI Top 10 / ASI / NIST SP 800-207",
+                 _add_findings, run_findings_cmd),
+    "baseline": ("behaviour baseline of an agent or credential, and what departed from it",
+                 _add_baseline, run_baseline_cmd),
+}

@@ -1,12 +1,191 @@
-"""Derived tables (placeholder until the graph layer lands)."""
+"""Rebuild the derived tables (``credentials``, ``principals``, ``links``) in bulk SQL.
+
+Runs at the end of every ingest (:mod:`keytrail.store.finalize`) inside its
+transaction. Everything is set-based: no Python loop touches individual events, so
+the cost grows with a few hash joins and group-bys over ``events`` (seconds at 1M
+events). The edge rules and their confidences are documented in ``docs/graph.md``;
+the SQL for each edge kind lives in :mod:`keytrail.graph.derive_links`.
+
+Order matters: issuance facts (``_kt_issue``, ``_kt_mint``) first, then
+``credentials``, then ``AUTHENTICATES_AS`` (needed to map inventory roles to
+sessions), then ``USES``, ``DELEGATED``, ``ACTED_ON``, and last ``principals``.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from keytrail.graph import derive_links
+
 if TYPE_CHECKING:
     import duckdb
+
+#: Seconds an API call may follow a tool call on the same target to count as its execution.
+TOOL_CALL_WINDOW_S = 120
+#: Seconds an API call may precede the tool call's logged time (clock skew between hosts).
+TOOL_CALL_SKEW_S = 5
+#: Seconds a CloudTrail name match may precede the Vault issue time (clock skew).
+VAULT_AWS_SKEW_S = 10
+
+#: Vault auth methods whose logins are people, by display-name prefix or mount type.
+HUMAN_AUTH_METHODS = ("oidc", "jwt", "userpass", "ldap", "okta", "github", "radius", "saml")
+
+# Issuance facts joined to their events. ``call_id`` collapses CloudTrail's
+# cross-account copies of one call (same ``sharedEventID``) so they count once.
+_ISSUE = """
+CREATE OR REPLACE TEMP TABLE _kt_issue AS
+SELECT ci.credential_id, ci.kind, ci.parent_credential_id, ci.event_uid,
+       coalesce(ci.issued_at, e.time) AS issued_at, ci.expires_at, ci.principal_uid, ci.principal_name,
+       ci.attributes, coalesce(ci.confidence, 'strong') AS confidence,
+       coalesce(ci.reason, 'issued by ' || coalesce(e.action, 'an event')) AS reason,
+       coalesce(e.source, split_part(ci.event_uid, ':', 1)) AS src_source,
+       coalesce(e.shared_event_id, ci.event_uid) AS call_id,
+       e.target AS ev_target, e.action AS ev_action
+FROM credential_issues ci LEFT JOIN events e ON e.event_uid = ci.event_uid
+"""
+
+# Vault logins: the auth mount (from the request path ``auth/<mount>/login``), the role
+# name (AppRole ``role_name``, JWT/OIDC/Kubernetes ``role``), and whether a person logged in.
+_VAULT_LOGIN = f"""
+CREATE OR REPLACE TEMP TABLE _kt_vault_login AS
+SELECT credential_id, event_uid, issued_at, principal_name, mount, role,
+       (lower(coalesce(mount_type, '')) IN {HUMAN_AUTH_METHODS}
+        OR regexp_matches(lower(coalesce(principal_name, '')), '^({"|".join(HUMAN_AUTH_METHODS)})-')) AS human,
+       coalesce(nullif(email, ''), nullif(username, ''),
+                nullif(regexp_replace(coalesce(principal_name, ''), '^({"|".join(HUMAN_AUTH_METHODS)})-', ''), ''))
+         AS human_id
+FROM (
+  SELECT i.*,
+    coalesce(attributes->>'mount', nullif(regexp_extract(coalesce(attributes->>'login_path', ev_target, ''),
+             'auth/(.+?)/login', 1), '')) AS mount,
+    coalesce(attributes->>'mount_type', attributes->>'auth_method', attributes->>'method') AS mount_type,
+    coalesce(attributes->>'role_name', attributes->'metadata'->>'role_name', attributes->>'role',
+             attributes->'metadata'->>'role', attributes->'metadata'->>'service_account_name',
+             attributes->'metadata'->>'username', attributes->>'username') AS role,
+    coalesce(attributes->'metadata'->>'email', attributes->>'email') AS email,
+    coalesce(attributes->'metadata'->>'username', attributes->>'username') AS username
+  FROM _kt_issue i
+  WHERE src_source = 'vault' AND kind = 'vault-token'
+    AND NOT starts_with(coalesce(attributes->>'path', ''), 'auth/token/create')
+    AND coalesce(attributes->>'wrapping', 'false') <> 'true'
+    AND (attributes->>'login_path' IS NOT NULL OR parent_credential_id IS NULL)
+) s
+"""
+
+# The Vault AWS secrets engine when the key id is HMAC'd: match the
+# ``vault-<display>-<role>-<unix>`` stem against CloudTrail names (IAM user names,
+# role session names, federated user names) at or after the Vault issue time.
+_VAULT_AWS = f"""
+CREATE OR REPLACE TEMP TABLE _kt_vault_aws AS
+WITH vi AS (
+  -- The Vault side: the lease (or key) row of an AWS secrets engine read whose key id is not
+  -- logged in clear. The matched key hangs under the lease, as a clear key would.
+  SELECT CASE WHEN kind = 'vault-lease' THEN credential_id ELSE parent_credential_id END AS parent,
+         credential_id, event_uid, call_id, issued_at, u.prefix
+  FROM (
+    SELECT *, list_distinct(list_concat(
+             [attributes->>'username_prefix'],
+             coalesce(CAST(attributes->'username_prefix_candidates' AS VARCHAR[]), []))) AS prefixes
+    FROM _kt_issue
+    WHERE src_source = 'vault' AND coalesce(attributes->>'username_prefix', '') LIKE 'vault-%'
+      AND NOT regexp_matches(coalesce(attributes->>'access_key', ''), '^(AKIA|ASIA)')
+      AND NOT (kind = 'vault-lease' AND EXISTS (
+        SELECT 1 FROM _kt_issue k WHERE k.event_uid = _kt_issue.event_uid
+          AND k.kind IN ('aws-access-key', 'aws-temporary-key')))
+  ) i, unnest(i.prefixes) AS u(prefix) WHERE u.prefix IS NOT NULL
+), ct AS (
+  SELECT credential_id, principal_name AS name, principal_uid AS uid, event_uid, issued_at AS t
+  FROM _kt_issue WHERE src_source = 'cloudtrail' AND (principal_name LIKE 'vault-%' OR principal_uid LIKE '%vault-%')
+  UNION ALL
+  SELECT credential_id, actor_name, actor_uid, event_uid, time
+  FROM events WHERE source = 'cloudtrail' AND credential_id IS NOT NULL
+    AND (actor_name LIKE 'vault-%' OR actor_uid LIKE '%vault-%')
+)
+SELECT vi.credential_id AS vault_credential, vi.parent, ct.credential_id AS aws_credential,
+       vi.event_uid AS vault_event, vi.call_id, vi.issued_at, min(vi.prefix) AS prefix,
+       list(ct.event_uid ORDER BY ct.t, ct.event_uid) AS ct_events, min(ct.t) AS first_t, max(ct.t) AS last_t
+FROM vi JOIN ct
+  ON (starts_with(ct.name, vi.prefix || '-') OR ct.uid LIKE '%/' || vi.prefix || '-%')
+ AND ct.credential_id <> vi.credential_id
+ AND ct.t >= vi.issued_at - INTERVAL {VAULT_AWS_SKEW_S} SECOND
+GROUP BY ALL
+"""
+
+# Every MINTED fact, one row per (parent, child, issuing call).
+_MINT = """
+CREATE OR REPLACE TEMP TABLE _kt_mint AS
+SELECT parent_credential_id AS src, credential_id AS dst, reason, confidence, src_source,
+       [event_uid] AS evidence, call_id, issued_at AS t,
+       CASE WHEN src_source = 'vault' THEN 0 WHEN confidence = 'proven' THEN 1 ELSE 2 END AS prio
+FROM _kt_issue
+WHERE parent_credential_id IS NOT NULL AND parent_credential_id <> credential_id
+UNION ALL
+SELECT parent, aws_credential,
+       'Vault AWS secrets engine issued a key named ' || prefix || '-... (its username template); '
+         || 'CloudTrail shows that name on this key', 'strong', 'vault',
+       list_prepend(vault_event, ct_events), call_id, issued_at, 0
+FROM _kt_vault_aws WHERE parent IS NOT NULL AND parent <> aws_credential
+"""
+
+# One row per credential: issuance facts (the preferred parent is the Vault token that
+# asked for a key over the AWS call Vault made with its own key) joined with usage.
+_CREDENTIALS = """
+INSERT INTO credentials
+WITH cand AS (
+  SELECT credential_id, kind, parent_credential_id AS parent, issued_at, event_uid, expires_at, principal_uid,
+         src_source,
+         CASE WHEN parent_credential_id IS NULL THEN 3
+              WHEN src_source = 'vault' THEN 0 WHEN confidence = 'proven' THEN 1 ELSE 2 END AS prio
+  FROM _kt_issue
+  UNION ALL
+  SELECT aws_credential, NULL, parent, issued_at, vault_event, NULL, NULL, 'vault', CASE WHEN parent IS NULL THEN 3 ELSE 0 END
+  FROM _kt_vault_aws
+), iss AS (
+  SELECT credential_id,
+         first(kind ORDER BY prio, issued_at) FILTER (WHERE kind IS NOT NULL) AS kind,
+         first(parent ORDER BY prio, issued_at) AS parent,
+         min(issued_at) AS issued_at,
+         first(event_uid ORDER BY prio, issued_at) AS issued_by_event,
+         max(expires_at) AS expires_at,
+         first(principal_uid ORDER BY prio, issued_at) FILTER (WHERE principal_uid IS NOT NULL) AS principal_uid,
+         list(DISTINCT src_source) AS sources
+  FROM cand GROUP BY credential_id
+), used AS (
+  SELECT credential_id, mode(credential_kind) AS kind, min(time) AS first_t, max(time) AS last_t,
+         count(*) AS n, list(DISTINCT source) AS sources,
+         mode(actor_uid) FILTER (WHERE source IN ('cloudtrail', 'vault')) AS principal_uid
+  FROM events WHERE credential_id IS NOT NULL GROUP BY credential_id
+)
+SELECT coalesce(i.credential_id, u.credential_id),
+       coalesce(i.kind, u.kind, CASE WHEN regexp_matches(coalesce(i.credential_id, u.credential_id), '^ASIA')
+                                     THEN 'aws-temporary-key'
+                                     WHEN regexp_matches(coalesce(i.credential_id, u.credential_id), '^AKIA')
+                                     THEN 'aws-access-key' END),
+       CASE WHEN i.credential_id IS NOT NULL THEN 'issued' ELSE 'unknown' END,
+       i.parent, i.issued_at, i.issued_by_event, i.expires_at,
+       coalesce(i.principal_uid, u.principal_uid),
+       CASE WHEN i.issued_at IS NULL THEN u.first_t WHEN u.first_t IS NULL THEN i.issued_at
+            ELSE least(i.issued_at, u.first_t) END,
+       u.last_t, coalesce(u.n, 0),
+       list_sort(list_distinct(list_concat(coalesce(i.sources, []), coalesce(u.sources, []))))
+FROM iss i FULL OUTER JOIN used u ON i.credential_id = u.credential_id
+"""
 
 
 def derive(con: duckdb.DuckDBPyConnection) -> None:
     """Rebuild credentials, principals and links from the ingested tables."""
+    for table in ("credentials", "principals", "links"):
+        con.execute(f"DELETE FROM {table}")
+    con.execute(_ISSUE)
+    con.execute(_VAULT_LOGIN)
+    con.execute(_VAULT_AWS)
+    con.execute(_MINT)
+    con.execute(_CREDENTIALS)
+    derive_links.minted(con)
+    derive_links.authenticates_as(con)
+    derive_links.uses(con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S)
+    derive_links.delegated(con)
+    derive_links.acted_on(con)
+    derive_links.principals(con)
+    for t in ("_kt_issue", "_kt_vault_login", "_kt_vault_aws", "_kt_mint"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")

@@ -38,6 +38,7 @@ class FileResult:
     format: str | None = None
     records: int = 0
     rejected: int = 0
+    skipped: int = 0
     note: str | None = None
 
 
@@ -140,8 +141,9 @@ def ingest(
         InputError: a path is missing (checked before the case is touched).
         CaseLockedError: another process is writing the case.
     """
-    files = expand_paths(paths)
     inv_files = expand_paths(inventory)
+    # An inventory inside a walked directory is read once, as the inventory (not skipped as a log first).
+    files = [p for p in expand_paths(paths) if p not in set(inv_files)]
     start = time.monotonic()
     summary = IngestSummary(case=str(case_path))
     total_bytes = sum(p.stat().st_size for p in files + inv_files)
@@ -255,10 +257,10 @@ def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
             assert ctx is not None
             status = "digest" if adapter_cls.SOURCE == "digest" else ("partial" if ctx.break_note else "loaded")
             note = "; ".join(([ctx.break_note] if ctx.break_note else []) + ctx.notes) or None
-            con.execute("UPDATE evidence SET status = ?, records = ?, rejected = ?, note = ? WHERE file_id = ?",
-                        [status, ctx.records, ctx.rejected, note, ctx.file_id])
+            con.execute("UPDATE evidence SET status = ?, records = ?, rejected = ?, skipped = ?, note = ?"
+                        " WHERE file_id = ?", [status, ctx.records, ctx.rejected, ctx.skipped_records, note, ctx.file_id])
             results.append(FileResult(str(item.path), item.sha, item.size, status, adapter_cls.SOURCE,
-                                      item.fmt, ctx.records, ctx.rejected, note))
+                                      item.fmt, ctx.records, ctx.rejected, ctx.skipped_records, note))
         con.execute("COMMIT")
         return results
     except Exception as e:  # the adapter failed as a whole: keep the case consistent, go on

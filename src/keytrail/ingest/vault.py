@@ -1,17 +1,196 @@
-"""Placeholder: this adapter is being written (see the issue tracker)."""
+"""HashiCorp Vault / OpenBao audit logs -> events, resources and minted credentials.
+
+Reads every framing Vault output arrives in (file-device JSON lines with or without an
+operator ``prefix``, syslog headers, pretty-printed objects back to back, gz; see
+:mod:`keytrail.ingest.vault_framing`) and pairs request and response entries on
+``request.id`` into one event ``vault:<request.id>`` whose ``raw`` is the response
+line (it repeats ``auth`` and ``request``). KMIP entries become ``vault:kmip-<Op>``
+events; Vault server log lines mixed into the file become ``vault:server-log`` events
+(they are the only record of automatic lease and token revocation).
+
+Accounting, per file: every record is an event, a reject, or counted in
+``skipped_records`` with the reason in the file's note (a request entry merged into
+its response event, a repeated request entry). A request whose response arrives in a
+later file is upgraded by :meth:`VaultAdapter.finalize`, in bulk SQL, before the
+case-wide de-duplication.
+"""
 
 from __future__ import annotations
 
-from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pyarrow as pa
+
+from keytrail.ingest.base import SNIFF_BYTES, LoadContext, Sample, SourceAdapter, _arrow_type
+from keytrail.ingest.vault_framing import iter_records, sniff_label
+from keytrail.ingest.vault_rows import Entry, Rows, build, build_kmip, build_server_log, raw_hash
+from keytrail.store.schema import TABLES_BY_NAME
+
+if TYPE_CHECKING:
+    import duckdb
+
+#: Events per insert batch (bounds memory on big files).
+BATCH_EVENTS = 20_000
+
+
+class _Writer:
+    """Buffers rows and appends them to the case in Arrow batches."""
+
+    def __init__(self, ctx: LoadContext) -> None:
+        self.ctx = ctx
+        self.events: list[dict[str, Any]] = []
+        self.resources: list[dict[str, Any]] = []
+        self.issues: list[dict[str, Any]] = []
+        self.count = 0
+
+    def add(self, rows: Rows) -> None:
+        self.events.append(rows.event)
+        self.resources.extend(rows.resources)
+        self.issues.extend(rows.issues)
+        self.count += 1
+        if len(self.events) >= BATCH_EVENTS:
+            self.flush()
+
+    def flush(self) -> None:
+        for table, rows in (("events", self.events), ("event_resources", self.resources),
+                            ("credential_issues", self.issues)):
+            if rows:
+                self.ctx.insert(table, pa.Table.from_pylist(rows, schema=_schema(table)))
+        self.events, self.resources, self.issues = [], [], []
+
+
+@cache
+def _schema(table: str) -> pa.Schema:
+    """Arrow schema of the columns this adapter writes (missing keys become NULL)."""
+    return pa.schema([(c.name, _arrow_type(c.type)) for c in TABLES_BY_NAME[table].columns if c.name != "file_id"])
 
 
 class VaultAdapter(SourceAdapter):
     NAME = "vault"
     SOURCE = "vault"
+    PRIORITY = 40
 
     @classmethod
     def sniff(cls, sample: Sample) -> str | None:
-        return None
+        return sniff_label(sample.head, complete=len(sample.head) < SNIFF_BYTES)
 
     def load(self, ctx: LoadContext) -> None:
-        raise NotImplementedError
+        data = ctx.read_all()
+        out = _Writer(ctx)
+        pending: dict[str, Entry] = {}  # request entries waiting for their response
+        answered: set[str] = set()  # request ids whose response has been written
+        kmip_pending: dict[bytes, Entry] = {}
+        merged = repeated = late = server_logs = kmip = 0
+        for rec in iter_records(data):
+            ctx.records += 1
+            if rec.kind == "bad":
+                ctx.reject(rec.reason or "unreadable record", record_no=rec.line_no, byte_offset=rec.offset,
+                           excerpt=rec.raw)
+                continue
+            if rec.kind == "server-log":
+                server_logs += 1
+                out.add(build_server_log(f"vault:log:{raw_hash(rec.text)}", rec.line_no, rec.offset, rec.text,
+                                         ctx.format, rec.log_fields, rec.obj))
+                continue
+            assert rec.obj is not None
+            entry = Entry(rec.obj, rec.line_no, rec.offset, rec.text)
+            typ, rid = entry.type, entry.request_id
+            if typ in ("kmip-request", "kmip-response"):
+                kmip += 1
+                key = orjson.dumps(entry.obj.get("request"), option=orjson.OPT_SORT_KEYS)
+                if typ == "kmip-request":
+                    if key in kmip_pending:  # an unanswered earlier request: keep it as its own event
+                        old = kmip_pending.pop(key)
+                        out.add(build_kmip(f"vault:kmip:{raw_hash(old.raw)}", old, None, ctx.format))
+                    kmip_pending[key] = entry
+                else:
+                    req = kmip_pending.pop(key, None)
+                    if req is not None:
+                        merged += 1
+                    anchor = req or entry
+                    out.add(build_kmip(f"vault:kmip:{raw_hash(anchor.raw)}", req, entry, ctx.format))
+            elif rid is None:
+                # No request.id (older help operations): cannot be paired, kept as its own event.
+                out.add(_build_one(f"vault:noid:{raw_hash(entry.raw)}", entry, ctx.format))
+            elif typ == "request":
+                if rid in pending:
+                    repeated += 1
+                elif rid in answered:
+                    late += 1
+                else:
+                    pending[rid] = entry
+            elif typ == "response":
+                req = pending.pop(rid, None)
+                if req is not None:
+                    merged += 1
+                answered.add(rid)
+                out.add(build(f"vault:{rid}", req, entry, ctx.format))
+            else:
+                # Plugin-submitted or unknown entry types: their own event, keyed by id and type.
+                out.add(_build_one(f"vault:{rid}:{typ}", entry, ctx.format))
+        for req in pending.values():
+            out.add(build(f"vault:{req.request_id}", req, None, ctx.format))
+        for req in kmip_pending.values():
+            out.add(build_kmip(f"vault:kmip:{raw_hash(req.raw)}", req, None, ctx.format))
+        out.flush()
+        ctx.skipped_records += merged + repeated + late
+        if merged:
+            ctx.notes.append(f"{merged} request entries merged into their response events")
+        if repeated:
+            ctx.notes.append(f"{repeated} repeated request entries (same request.id) not stored again")
+        if late:
+            ctx.notes.append(f"{late} request entries written after their response, merged into it")
+        if server_logs:
+            ctx.notes.append(f"{server_logs} Vault server log lines stored as vault:server-log events")
+        if kmip:
+            ctx.notes.append(f"{kmip} KMIP entries stored as vault:kmip-* events")
+
+    @classmethod
+    def finalize(cls, con: duckdb.DuckDBPyConnection) -> None:
+        """Pair request-only events with response events that came from another file.
+
+        The response event takes the request's time and position (in ``details``), the
+        request-only copy is deleted, and its file's ``skipped`` count and note say so.
+        Runs before de-duplication, in bulk SQL, over the whole case.
+        """
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _kt_vault_req AS
+               SELECT e.rowid AS rid, e.event_uid, e.file_id, e.record_no, e.byte_offset, e.time, e.time_raw
+               FROM events e
+               WHERE e.source = 'vault' AND e.details->>'entry' = 'request'
+                 AND e.event_uid IN (SELECT event_uid FROM events
+                                     WHERE source = 'vault' AND details->>'entry' IN ('response', 'pair'))"""
+        )
+        n = con.execute("SELECT count(*) FROM _kt_vault_req").fetchone()
+        if n and n[0]:
+            con.execute(
+                """UPDATE events SET
+                     details = json_merge_patch(events.details, json_object(
+                        'entry', 'pair', 'request_file_id', r.file_id, 'request_record_no', r.record_no,
+                        'request_byte_offset', r.byte_offset, 'request_time', r.time_raw)),
+                     time = coalesce(r.time, events.time), time_raw = coalesce(r.time_raw, events.time_raw)
+                   FROM (SELECT event_uid, arg_min(file_id, (file_id, record_no)) AS file_id,
+                                arg_min(record_no, (file_id, record_no)) AS record_no,
+                                arg_min(byte_offset, (file_id, record_no)) AS byte_offset,
+                                arg_min(time, (file_id, record_no)) AS time,
+                                arg_min(time_raw, (file_id, record_no)) AS time_raw
+                         FROM _kt_vault_req GROUP BY event_uid) r
+                   WHERE events.event_uid = r.event_uid AND events.source = 'vault'
+                     AND events.details->>'entry' = 'response'"""
+            )
+            con.execute(
+                """UPDATE evidence SET skipped = coalesce(skipped, 0) + r.n,
+                          note = concat_ws('; ', note, r.n || ' request entries paired with responses in other files')
+                   FROM (SELECT file_id, count(*) AS n FROM _kt_vault_req GROUP BY file_id) r
+                   WHERE evidence.file_id = r.file_id"""
+            )
+            con.execute("DELETE FROM events WHERE rowid IN (SELECT rid FROM _kt_vault_req)")
+        con.execute("DROP TABLE _kt_vault_req")
+
+
+def _build_one(uid: str, entry: Entry, fmt: str) -> Rows:
+    if entry.type == "request":
+        return build(uid, entry, None, fmt)
+    return build(uid, None, entry, fmt)

@@ -70,6 +70,7 @@ EVIDENCE = _t(
     ("events", "BIGINT", "events stored from this file after de-duplication"),
     ("duplicates", "BIGINT", "events in this file already present from earlier files or records"),
     ("rejected", "BIGINT", "records quarantined in `rejects`"),
+    ("skipped", "BIGINT", "records kept out of `events` on purpose, the reason in `note` (e.g. a Vault request entry merged into its response event)"),
     ("first_time", "TIMESTAMP", "earliest event time in the file (UTC)"),
     ("last_time", "TIMESTAMP", "latest event time in the file (UTC)"),
     ("ingested_at", "TIMESTAMP", "when keytrail read it (UTC)"),

@@ -1,17 +1,284 @@
-"""Placeholder: this adapter is being written (see the issue tracker)."""
+"""OTLP/JSON traces and logs (Collector file exporter lines, or one ``resourceSpans`` document).
+
+One event per span and per log record. Span attributes are read over their resource
+attributes and normalised by :mod:`keytrail.ingest.agent.attrs` (OTel GenAI current
+and deprecated names, OpenInference). The agent, human and session of a span that
+does not name them are inherited from its nearest ancestor in the same trace
+(:mod:`keytrail.ingest.agent.inherit`): rows are written as they are read and the
+inherited values applied in bulk once the file is read, because the spans of one
+trace are spread over many lines in no particular order. Format reference for
+users: ``docs/formats/otlp.md``.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from keytrail.ingest.agent.attrs import (
+    AgentView,
+    any_value,
+    key_values,
+    normalise,
+    otlp_id,
+    unix_nano,
+)
+from keytrail.ingest.agent.common import (
+    EventBatch,
+    UidMaker,
+    arr,
+    iter_json_records,
+    json_text,
+    obj,
+    sniff_object,
+)
+from keytrail.ingest.agent.inherit import SpanNode, apply, resolve
+from keytrail.ingest.agent.refs import Resource, classify, resources_in_arguments
 from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
+
+_HEAD = re.compile(rb'^\s*(?:\xef\xbb\xbf)?\{\s*"(resourceSpans|resourceLogs)"\s*:')
+_ERROR_CODES = (2, "2", "STATUS_CODE_ERROR")
+#: ``service.name`` values the SDKs write when the application set none: never an agent id.
+_DEFAULT_SERVICE = re.compile(r"^unknown_service(:.*)?$")
+_AGENT_OPS = ("invoke_agent", "create_agent")
+#: Agent span names that carry the agent's name: the GenAI rule ``invoke_agent {gen_ai.agent.name}``
+#: (also ``create_agent``) and Google ADK's ``agent_run [name]``.
+_SPAN_AGENT = re.compile(r"^(?:(?:invoke|create)_agent (\S.{0,199})|agent_run \[([^\]]{1,200})\])$")
+
+
+@dataclass
+class _Scope:
+    """A resource and scope, decoded once for all the spans or log records under them."""
+
+    res_attrs: dict[str, Any]
+    scope_name: Any
+    raw_prefix: str  # '{"resource":...,"scope":...,' : each record's raw is this + its own JSON
+
+    def raw(self, kind: str, item: dict[str, Any]) -> str:
+        return f'{self.raw_prefix}"{kind}":{json_text(item)}}}'
 
 
 class OtlpAdapter(SourceAdapter):
     NAME = "otlp"
     SOURCE = "agent"
+    PRIORITY = 30  # strict sniffer (top-level resourceSpans/resourceLogs), ahead of lenient JSON ones
 
     @classmethod
     def sniff(cls, sample: Sample) -> str | None:
-        return None
+        m = _HEAD.match(sample.head)
+        key = m.group(1).decode() if m else None
+        if key is None:
+            obj = sniff_object(sample)
+            if obj is not None:
+                key = "resourceSpans" if "resourceSpans" in obj else "resourceLogs" if "resourceLogs" in obj else None
+        if key is None:
+            return None
+        return "otlp-traces" if key == "resourceSpans" else "otlp-logs"
 
     def load(self, ctx: LoadContext) -> None:
-        raise NotImplementedError
+        batch = EventBatch(ctx)
+        uid = UidMaker()
+        nodes: list[SpanNode] = []
+        for record_no, offset, text, doc in iter_json_records(ctx):
+            if isinstance(doc, Exception):
+                ctx.records += 1
+                ctx.reject(f"not valid JSON: {doc}", record_no=record_no, byte_offset=offset, excerpt=text)
+                continue
+            if not isinstance(doc, dict) or not ("resourceSpans" in doc or "resourceLogs" in doc):
+                ctx.records += 1
+                ctx.reject("not an OTLP TracesData/LogsData object (no top-level resourceSpans or resourceLogs)",
+                           record_no=record_no, byte_offset=offset, excerpt=text)
+                continue
+            where = (record_no, offset, text)
+            for sc, item, path in _walk(doc, ctx, where):
+                ctx.records += 1
+                if path[0] == "span":
+                    got = _span_row(sc, item, uid, where)
+                    if isinstance(got, str):
+                        ctx.reject(f"{path[1]}: {got}", record_no=record_no, byte_offset=offset, excerpt=text)
+                    else:
+                        batch.add(got[0], got[1])
+                        nodes.append(got[2])
+                else:
+                    row, resources = _log_row(sc, item, uid, where)
+                    if row is None:
+                        ctx.reject(f"{path[1]}: log record has neither timeUnixNano nor observedTimeUnixNano",
+                                   record_no=record_no, byte_offset=offset, excerpt=text)
+                    else:
+                        batch.add(row, resources)
+        batch.flush()
+        apply(ctx, resolve(nodes))
+
+
+def _walk(doc: dict[str, Any], ctx: LoadContext, where: tuple[int, int, bytes]) -> Any:
+    """Yield ``(scope context, span_or_log, (kind, path))``; reject malformed containers."""
+    for kind, outer, inner, leaf in (("span", "resourceSpans", "scopeSpans", "spans"),
+                                     ("log", "resourceLogs", "scopeLogs", "logRecords")):
+        for i, rs in enumerate(arr(doc.get(outer))):
+            if not isinstance(rs, dict):
+                ctx.records += 1
+                ctx.reject(f"{outer}[{i}] is not an object", record_no=where[0], byte_offset=where[1],
+                           excerpt=where[2])
+                continue
+            res = obj(rs.get("resource"))
+            res_attrs = key_values(res.get("attributes"))
+            # instrumentationLibrary* are the pre-1.0 names of scope*; old exporters still write them.
+            scopes = arr(rs.get(inner) or rs.get(inner.replace("scope", "instrumentationLibrary")))
+            for j, ss in enumerate(scopes):
+                if not isinstance(ss, dict):
+                    ctx.records += 1
+                    ctx.reject(f"{outer}[{i}].{inner}[{j}] is not an object", record_no=where[0],
+                               byte_offset=where[1], excerpt=where[2])
+                    continue
+                scope = obj(ss.get("scope") or ss.get("instrumentationLibrary"))
+                sc = _Scope(res_attrs, scope.get("name"),
+                            f'{{"resource":{json_text(res)},"scope":{json_text(scope)},')
+                for k, item in enumerate(arr(ss.get(leaf))):
+                    path = f"{outer}[{i}].{inner}[{j}].{leaf}[{k}]"
+                    if isinstance(item, dict):
+                        yield sc, item, (kind, path)
+                    else:
+                        ctx.records += 1
+                        ctx.reject(f"{path} is not an object", record_no=where[0], byte_offset=where[1],
+                                   excerpt=where[2])
+
+
+def _common(view: AgentView, attrs: Mapping[str, Any], res_attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Columns read the same way from spans and log records."""
+    return {
+        "agent_id": view.agent_id,
+        "actor_name": view.agent_name,
+        "human_id": view.human_id,
+        "session_id": view.session_id,
+        "credential_id": view.credential_id,
+        "credential_kind": view.credential_kind,
+        "src_ip": _str(attrs.get("client.address")),
+        "user_agent": _str(attrs.get("user_agent.original")),
+        "account": _str(res_attrs.get("cloud.account.id")),
+        "region": _str(res_attrs.get("cloud.region")),
+        "source": "agent",
+    }
+
+
+def _str(v: Any) -> str | None:
+    return str(v) if v not in (None, "") and not isinstance(v, (dict, list)) else None
+
+
+def _resources(view: AgentView, attrs: Mapping[str, Any]) -> list[Resource]:
+    found: list[Resource] = []
+    if view.tool_arguments is not None:
+        found += resources_in_arguments(view.tool_arguments, tool=view.tool_name)
+    for key in ("mcp.resource.uri", "gen_ai.data_source.id"):
+        if isinstance(attrs.get(key), str) and (r := classify(attrs[key])) and r not in found:
+            found.append(r)
+    return found
+
+
+def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
+              where: tuple[int, int, bytes]) -> tuple[dict[str, Any], list[Resource], SpanNode] | str:
+    start = span.get("startTimeUnixNano")
+    time = unix_nano(start)
+    if time is None:
+        return f"span {span.get('name')!r} has no usable startTimeUnixNano ({start!r})"
+    res_attrs = sc.res_attrs
+    attrs = {**res_attrs, **key_values(span.get("attributes"))}
+    view = normalise(attrs)
+    trace_id, span_id = otlp_id(span.get("traceId"), 16), otlp_id(span.get("spanId"), 8)
+    parent_id = otlp_id(span.get("parentSpanId"), 8)
+    raw = sc.raw("span", span)
+    event_uid = f"otlp:{trace_id}:{span_id}" if trace_id and span_id else uid("otlp:noid", raw)
+    name = _str(span.get("name")) or ""
+    if view.operation in _AGENT_OPS and not view.agent_id and (named := _SPAN_AGENT.match(name)):
+        view.agent_id = view.agent_name = (named.group(1) or named.group(2)).strip()
+        view.agent_id_source = "span name"
+    service, operation = view.action or ("span", name or "unnamed")
+    status = obj(span.get("status"))
+    exc: dict[str, Any] | None = next((key_values(e.get("attributes")) for e in arr(span.get("events"))
+                                       if isinstance(e, dict) and e.get("name") == "exception"), None)
+    code = status.get("code")
+    failed = code in _ERROR_CODES or view.error_type is not None or exc is not None
+    outcome = "failure" if failed else "success"
+    resources = _resources(view, attrs)
+    end = unix_nano(span.get("endTimeUnixNano"))
+    details = {"span_name": name, "span_kind": span.get("kind"), "scope": sc.scope_name,
+               "service_name": res_attrs.get("service.name"), **view.details()}
+    if code is not None:
+        details["status_code"] = code
+    if end is not None:
+        details["duration_ms"] = round((end - time).total_seconds() * 1000, 3)
+    row = {
+        **_common(view, attrs, res_attrs),
+        "event_uid": event_uid, "source_event_id": span_id, "time": time, "time_raw": str(start),
+        "action": f"{service}:{operation}", "service": service, "operation": operation,
+        "outcome": outcome,
+        "error_code": view.error_type or _str((exc or {}).get("exception.type")),
+        "error_message": _str(status.get("message")) or _str((exc or {}).get("exception.message")),
+        "target": resources[0][0] if resources else None,
+        "trace_id": trace_id, "span_id": span_id, "parent_span_id": parent_id,
+        "actor_uid": view.agent_id, "actor_type": "agent" if view.agent_id else None,
+        "details": json_text({k: v for k, v in details.items() if v is not None}), "raw": raw,
+        "record_no": where[0], "byte_offset": where[1],
+    }
+    key = (trace_id, span_id) if trace_id and span_id else None
+    parent = (trace_id, parent_id) if trace_id and parent_id else None
+    node = SpanNode(event_uid, key, parent, view.agent_id, view.human_id, view.session_id,
+                    view.operation in _AGENT_OPS, _fallback_agent(view, res_attrs))
+    return row, resources, node
+
+
+def _fallback_agent(view: AgentView, res_attrs: Mapping[str, Any]) -> str | None:
+    """The resource's ``service.name`` as a last-resort agent id, when the rules allow it."""
+    svc = _str(res_attrs.get("service.name"))
+    return svc if view.has_genai and svc and not _DEFAULT_SERVICE.match(svc) else None
+
+
+def _log_row(sc: _Scope, rec: dict[str, Any], uid: UidMaker,
+             where: tuple[int, int, bytes]) -> tuple[dict[str, Any] | None, list[Resource]]:
+    ts = rec.get("timeUnixNano")
+    time = unix_nano(ts)
+    if time is None:
+        ts = rec.get("observedTimeUnixNano")
+        time = unix_nano(ts)
+    if time is None:
+        return None, []
+    res_attrs = sc.res_attrs
+    attrs = {**res_attrs, **key_values(rec.get("attributes"))}
+    view = normalise(attrs, log_record=True)
+    raw = sc.raw("logRecord", rec)
+    event_name = _str(rec.get("eventName")) or _str(attrs.get("event.name"))
+    service, operation = view.action or ("log", event_name or _str(rec.get("severityText")) or "record")
+    # Claude Code tool_result / tool_decision events say success and the permission decision.
+    success, decision = attrs.get("success"), str(attrs.get("decision") or "").lower()
+    severity = rec.get("severityNumber")
+    if decision in ("reject", "deny", "denied", "block"):
+        outcome = "denied"
+    elif success in (False, "false", "False") or view.error_type or (isinstance(severity, int) and severity >= 17):
+        outcome = "failure"
+    elif success in (True, "true", "True"):
+        outcome = "success"
+    else:
+        outcome = "unknown"
+    if view.agent_id is None and (svc := _fallback_agent(view, res_attrs)):
+        view.agent_id, view.agent_id_source = svc, "service.name"
+    resources = _resources(view, attrs)
+    body = rec.get("body")
+    details = {"event_name": event_name, "severity_text": rec.get("severityText"), "severity_number": severity,
+               "scope": sc.scope_name, "service_name": res_attrs.get("service.name"), **view.details()}
+    body_value = any_value(body)
+    if body_value is not None:
+        details["body"] = body_value if not isinstance(body_value, str) else body_value[:2000]
+    row = {
+        **_common(view, attrs, res_attrs),
+        "event_uid": uid("otlplog", raw), "source_event_id": None, "time": time, "time_raw": str(ts),
+        "action": f"{service}:{operation}", "service": service, "operation": operation, "outcome": outcome,
+        "error_code": view.error_type, "error_message": _str(attrs.get("error")),
+        "actor_uid": view.agent_id, "actor_type": "agent" if view.agent_id else None,
+        "target": resources[0][0] if resources else None,
+        "trace_id": otlp_id(rec.get("traceId"), 16), "span_id": otlp_id(rec.get("spanId"), 8),
+        "details": {k: v for k, v in details.items() if v is not None}, "raw": raw,
+        "record_no": where[0], "byte_offset": where[1],
+    }
+    row["details"] = json_text(row["details"])
+    return row, resources

@@ -1,0 +1,213 @@
+"""Behaviour baselines per agent and per credential, and what departed from them.
+
+A subject's baseline is what it did in its baseline window: by default its first
+``baseline.days`` days in the evidence, or everything before ``baseline_until``. Five
+dimensions are compared: services, actions, resource types, source networks (IPv4 /24,
+IPv6 /48 by default; service names such as ``s3.amazonaws.com`` as logged) and hours of
+the day (UTC). Any value first seen after the window is a departure, with its count,
+first time and evidence. Agents' events are those logged with their id plus those
+signed by credentials they hold (and credentials minted from those).
+
+The same SQL serves ``keytrail baseline CASE ID`` (one subject) and the ``scope-drift``
+rule (every subject at once), so both always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from keytrail.timefmt import format_utc
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from keytrail.config import FindingsConfig
+    from keytrail.store.case import CaseStore
+
+DIMENSIONS = ("services", "actions", "resource_types", "source_networks", "hours")
+
+
+def _network_table_sql(v4: int, v6: int) -> str:
+    """SQL: one row per distinct ``src_ip`` with its network (IPv4 /v4, IPv6 first v6/16 groups,
+    anything else as logged). Computed per distinct address, not per event."""
+    mask = 2 ** (32 - v4)
+    groups = max(1, v6 // 16)
+    octets = ", ".join(f"try_cast(split_part(src_ip, '.', {i}) AS BIGINT) AS o{i}" for i in range(1, 5))
+    v4_text = " || '.' || ".join(f"(m // {256 ** (3 - i)} % 256)::VARCHAR" for i in range(4))
+    return f"""
+      SELECT src_ip, {v4_text} || '/{v4}' AS network FROM (
+        SELECT src_ip, (o1 * 16777216 + o2 * 65536 + o3 * 256 + o4) // {mask} * {mask} AS m FROM (
+          SELECT src_ip, {octets} FROM (SELECT DISTINCT src_ip FROM events)
+          WHERE regexp_full_match(src_ip, '(\\d{{1,3}}\\.){{3}}\\d{{1,3}}')))
+      UNION ALL
+      SELECT src_ip, CASE WHEN contains(src_ip, ':') AND regexp_full_match(src_ip, '[0-9A-Fa-f:.]+') THEN
+        array_to_string(list_transform(string_split(src_ip, ':')[1:{groups}],
+                                       lambda g: CASE WHEN g = '' THEN '0' ELSE lower(g) END), ':') || '::/{v6}'
+        ELSE src_ip END
+      FROM (SELECT DISTINCT src_ip FROM events)
+      WHERE src_ip IS NOT NULL AND NOT regexp_full_match(src_ip, '(\\d{{1,3}}\\.){{3}}\\d{{1,3}}')"""
+
+
+def build(cur: duckdb.DuckDBPyConnection, cfg: FindingsConfig, until: datetime | None,
+          subject: tuple[str, str] | None = None, min_events: int = 0) -> None:
+    """Create ``_kt_win`` (subject, window, baseline event count), ``_kt_base`` (values seen in
+    the window, with counts) and ``_kt_dep`` (values first seen after it, for subjects with at
+    least ``min_events`` baseline events: count, first/last time, first event).
+
+    Needs the context tables (``_kt_agent_event``). ``subject`` = (kind, id) restricts to one.
+    """
+    b = cfg.baseline
+    filt_a = filt_c = ""
+    if subject is not None:
+        kind, sid = subject
+        filt_a = "AND ae.agent_id = $s" if kind == "agent" else "AND FALSE"
+        filt_c = "AND e.credential_id = $s" if kind == "credential" else "AND FALSE"
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _kt_net AS {_network_table_sql(b.ipv4_prefix, b.ipv6_prefix)}")
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _kt_sev AS
+            WITH se AS (
+              SELECT 'agent' AS subject_kind, ae.agent_id AS subject, ae.event_uid
+              FROM _kt_agent_event ae {"JOIN events e USING (event_uid) WHERE TRUE " + filt_a if filt_a else ""}
+              UNION ALL
+              SELECT 'credential', e.credential_id, e.event_uid FROM events e
+              WHERE e.credential_id IS NOT NULL {filt_c})
+            SELECT se.subject_kind, se.subject, se.event_uid, e.time, e.service, e.action,
+                   n.network, lpad(hour(e.time)::VARCHAR, 2, '0') AS hour
+            FROM se JOIN (SELECT event_uid, time, service, action, src_ip FROM events WHERE time IS NOT NULL) e
+            USING (event_uid) LEFT JOIN _kt_net n ON n.src_ip = e.src_ip""",
+        {"s": subject[1]} if subject is not None else None,
+    )
+    end = "$until::TIMESTAMP" if until is not None else f"min(time) + INTERVAL {int(b.days)} DAY"
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _kt_win AS
+            SELECT subject_kind, subject, min(time) AS start_t, {end} AS end_t, max(time) AS last_t, 0 AS n_base
+            FROM _kt_sev GROUP BY subject_kind, subject""",
+        {"until": until} if until is not None else None,
+    )
+    cur.execute(
+        """UPDATE _kt_win SET n_base = c.n FROM (
+             SELECT s.subject_kind, s.subject, count(*) AS n FROM _kt_sev s
+             JOIN _kt_win w USING (subject_kind, subject) WHERE s.time < w.end_t GROUP BY ALL) c
+           WHERE _kt_win.subject_kind = c.subject_kind AND _kt_win.subject = c.subject"""
+    )
+    dims = [
+        ("services", "service", "_kt_sev"),
+        ("actions", "action", "_kt_sev"),
+        ("source_networks", "network", "_kt_sev"),
+        ("hours", "hour", "_kt_sev"),
+        ("resource_types", "r.resource_type", "_kt_sev JOIN event_resources r USING (event_uid)"),
+    ]
+    rows = " UNION ALL ".join(
+        f"SELECT subject_kind, subject, '{name}' AS dim, {expr} AS value, event_uid, time FROM {src}"
+        for name, expr, src in dims
+    )
+    dimrows = f"""(SELECT d.*, d.time >= w.end_t AS after, w.n_base FROM ({rows}) d
+                   JOIN _kt_win w USING (subject_kind, subject) WHERE d.value IS NOT NULL)"""
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _kt_base AS
+            SELECT subject_kind, subject, dim, value, count(*) AS n FROM {dimrows} WHERE NOT after GROUP BY ALL"""
+    )
+    # Anti-join before aggregating: in real evidence most later activity matches the baseline,
+    # so only the departures are grouped.
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _kt_dep AS
+            SELECT subject_kind, subject, dim, value, count(*) AS n, min(time) AS t0, max(time) AS t1,
+                   arg_min(event_uid, time) AS uid
+            FROM (SELECT * FROM {dimrows} WHERE after AND n_base >= {int(min_events)}) d
+            ANTI JOIN _kt_base b USING (subject_kind, subject, dim, value)
+            GROUP BY ALL"""
+    )
+
+
+def departures(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Values first seen after each subject's window (from :func:`build`), ordered by subject."""
+    rel = cur.execute(
+        """SELECT a.subject_kind, a.subject, a.dim, a.value, a.n, a.t0, a.t1, [a.uid] AS uids,
+                  w.start_t, w.end_t, w.n_base
+           FROM _kt_dep a JOIN _kt_win w USING (subject_kind, subject)
+           ORDER BY a.subject_kind, a.subject, a.dim, a.t0, a.value"""
+    )
+    names = [d[0] for d in rel.description or []]
+    return [dict(zip(names, r)) for r in rel.fetchall()]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    subject: str
+    kind: str
+    window_start: datetime | None
+    window_end: datetime | None
+    baseline_events: int
+    last_seen: datetime | None
+    values: dict[str, list[dict[str, Any]]]
+    """Per dimension: values seen in the window with their counts."""
+    departed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Per dimension: values first seen after the window, with count, first/last time and evidence."""
+    thin: bool = False
+    """True when the window holds fewer events than ``baseline.min_events``."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "kind": self.kind,
+            "window": {"start": format_utc(self.window_start), "end": format_utc(self.window_end),
+                       "events": self.baseline_events},
+            "last_seen": format_utc(self.last_seen),
+            "thin_baseline": self.thin,
+            **{dim: self.values.get(dim, []) for dim in DIMENSIONS},
+            "departures": {dim: self.departed.get(dim, []) for dim in DIMENSIONS},
+        }
+
+
+def _resolve(store: CaseStore, cur: duckdb.DuckDBPyConnection, subject_id: str) -> tuple[str, str]:
+    from keytrail.errors import NotFoundError
+
+    if cur.execute("SELECT 1 FROM _kt_agent_event WHERE agent_id = ? LIMIT 1", [subject_id]).fetchone():
+        return "agent", subject_id
+    if cur.execute("SELECT 1 FROM events WHERE credential_id = ? LIMIT 1", [subject_id]).fetchone():
+        return "credential", subject_id
+    close = [r[0] for r in cur.execute(
+        """SELECT id FROM (SELECT DISTINCT agent_id AS id FROM _kt_agent_event
+                           UNION SELECT DISTINCT credential_id FROM events WHERE credential_id IS NOT NULL)
+           ORDER BY jaro_winkler_similarity(id, ?) DESC, id LIMIT 5""", [subject_id]).fetchall()]
+    raise NotFoundError(f"no agent or credential {subject_id!r} acted in case {store.path}", close)
+
+
+def baseline(store: CaseStore, subject_id: str, *, baseline_until: datetime | str | None = None,
+             config: FindingsConfig | None = None) -> Baseline:
+    """The baseline of one agent or credential (as logged) and what departed from it.
+
+    Raises:
+        NotFoundError: no agent or credential with that id acted in the case (exit 1).
+    """
+    from keytrail.analysis.findings.context import Context, parse_time
+    from keytrail.config import load_config
+
+    cfg = config or load_config()
+    until = parse_time(baseline_until)
+    cur = store.cursor()
+    try:
+        Context(cur, cfg, until)  # builds the chain tables the subject's events come from
+        kind, sid = _resolve(store, cur, subject_id)
+        build(cur, cfg, until, (kind, sid))
+        win = cur.execute("SELECT start_t, end_t, n_base, last_t FROM _kt_win").fetchone()
+        values: dict[str, list[dict[str, Any]]] = {d: [] for d in DIMENSIONS}
+        for dim, value, n in cur.execute("SELECT dim, value, n FROM _kt_base ORDER BY dim, n DESC, value").fetchall():
+            values[dim].append({"value": value, "events": int(n)})
+        departed: dict[str, list[dict[str, Any]]] = {d: [] for d in DIMENSIONS}
+        for r in departures(cur):
+            ids = dict(cur.execute(
+                "SELECT event_uid, coalesce(source_event_id, event_uid) FROM events WHERE event_uid IN "
+                "(SELECT unnest(?::VARCHAR[]))", [r["uids"]]).fetchall())
+            departed[r["dim"]].append({
+                "value": r["value"], "events": int(r["n"]),
+                "first_seen": format_utc(r["t0"]), "last_seen": format_utc(r["t1"]),
+                "evidence": [ids[u] for u in r["uids"] if u in ids], "evidence_uids": list(r["uids"]),
+            })
+    finally:
+        cur.close()
+    start, end, n_base, last = win if win else (None, None, 0, None)
+    return Baseline(sid, kind, start, end, int(n_base or 0), last, values, departed,
+                    thin=int(n_base or 0) < cfg.baseline.min_events)

@@ -1,0 +1,118 @@
+"""The detail lists of one blast radius: resources, secrets, sensitive actions, agents, humans.
+
+Split from :mod:`keytrail.analysis.blast_radius` (which owns the score and the
+ranking) to keep modules small. Every query restricts ``events`` to D(c) with a
+semi-join on the closure, so the cost is one filtered scan per list.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from keytrail.analysis import classify
+from keytrail.analysis.blast_radius import _TIME, BlastRadius, _params, _rank_sql, _to_rank, query
+from keytrail.analysis.lineage import closure_sql, lineage_tree
+from keytrail.analysis.lookup import resolve_credential
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from keytrail.store.case import CaseStore
+
+#: Longest lists returned (the counts are always complete).
+MAX_ITEMS = 1000
+
+_D = closure_sql("SELECT $root AS root")
+_IN_D = "e.credential_id IN (SELECT credential_id FROM clo)"
+
+
+def _resources(store: CaseStore, p: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = query(store, _D + f""",
+      x AS (SELECT r.resource_id, r.resource_type, e.action, e.outcome, e.time, e.credential_id
+            FROM events e JOIN event_resources r ON r.event_uid = e.event_uid WHERE {_IN_D} AND {_TIME}),
+      acts AS (SELECT resource_id, action, count(*) AS n FROM x GROUP BY ALL)
+      SELECT x.resource_id AS resource, any_value(x.resource_type) AS type,
+             (SELECT list({{'action': a.action, 'count': a.n}} ORDER BY a.n DESC, a.action) FROM acts a
+              WHERE a.resource_id = x.resource_id) AS actions,
+             count(*) AS events, min(x.time) AS first_seen, max(x.time) AS last_seen,
+             count(*) FILTER (WHERE x.outcome = 'denied') AS denied,
+             list(DISTINCT x.credential_id ORDER BY x.credential_id) AS credentials
+      FROM x GROUP BY x.resource_id ORDER BY events DESC, resource LIMIT {MAX_ITEMS}""", p)
+    for r in rows:
+        r["actions"] = [{"action": a["action"], "count": int(a["count"])} for a in r["actions"] or []]
+        r["events"] = int(r["events"])
+        r["denied"] = int(r["denied"])
+    return rows
+
+
+def _classified(store: CaseStore, p: dict[str, Any], predicate: str) -> list[dict[str, Any]]:
+    rows = query(store, _D + f"""
+      SELECT CASE WHEN {classify.DENIED} THEN 'denied' WHEN {classify.PERMISSION} THEN 'permission'
+                  WHEN {classify.DELETE} THEN 'delete' WHEN {classify.WRITE} THEN 'write' ELSE 'read' END AS category,
+             e.action, coalesce(r.resource_id, e.target) AS resource, e.credential_id AS credential,
+             count(*) AS events,
+             min(e.time) AS first_seen, max(e.time) AS last_seen,
+             list(e.event_uid ORDER BY e.time)[1:10] AS evidence
+      FROM events e LEFT JOIN event_resources r ON r.event_uid = e.event_uid
+      WHERE {_IN_D} AND {_TIME} AND {predicate}
+      GROUP BY ALL ORDER BY first_seen, action LIMIT {MAX_ITEMS}""", p)
+    for r in rows:
+        r["events"] = int(r["events"])
+    return rows
+
+
+def _values(store: CaseStore, p: dict[str, Any], column: str, extra: str = "") -> list[str]:
+    rows = query(store, _D + f"""
+      SELECT DISTINCT {column} AS v FROM events e WHERE {_IN_D} AND {_TIME} AND {column} IS NOT NULL {extra}
+      ORDER BY 1""", p)
+    return [r["v"] for r in rows]
+
+
+def _edges(store: CaseStore, p: dict[str, Any], sql: str) -> list[dict[str, Any]]:
+    rows = query(store, _D + sql, p)
+    return [{**r, "evidence": list(r["evidence"] or [])} for r in rows]
+
+
+def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None = None,
+                 until: datetime | None = None, min_confidence: str = "inferred") -> BlastRadius:
+    """The observed blast radius of one credential (see docs/blast-radius.md).
+
+    Raises:
+        NotFoundError: the credential is not in the case (with the closest ids).
+    """
+    cred = resolve_credential(store, credential_id)
+    cid = cred["credential_id"]
+    p = _params(since, until, min_confidence, root=cid)
+    row = query(store, _rank_sql("SELECT $root AS root"), p)[0]
+    rank = _to_rank(row)
+    derived = [r["credential_id"] for r in query(store, 
+        _D + " SELECT credential_id FROM clo WHERE credential_id <> $root ORDER BY 1", p)]
+    principals = sorted(set(_values(store, p, "e.actor_uid", "AND e.source IN ('cloudtrail', 'vault')")) | {
+        r["principal_uid"] for r in query(store, 
+            _D + " SELECT c.principal_uid FROM credentials c JOIN clo USING (credential_id) "
+                 "WHERE c.principal_uid IS NOT NULL", p)})
+    agents = _edges(store, p, """
+      SELECT l.src AS agent, l.dst AS credential, l.reason, l.confidence, l.evidence
+      FROM links l JOIN clo ON l.kind = 'USES' AND l.dst = clo.credential_id
+      WHERE list_contains($allowed, l.confidence) ORDER BY agent, credential, confidence""")
+    humans = _edges(store, p, """
+      SELECT d.src AS human, d.dst_kind AS via_kind, d.dst AS via, d.reason, d.confidence, d.evidence
+      FROM links d WHERE d.kind = 'DELEGATED' AND list_contains($allowed, d.confidence) AND (
+        (d.dst_kind = 'credential' AND d.dst IN (SELECT credential_id FROM clo))
+        OR (d.dst_kind = 'agent' AND d.dst IN (
+              SELECT l.src FROM links l JOIN clo ON l.kind = 'USES' AND l.dst = clo.credential_id
+              WHERE list_contains($allowed, l.confidence))))
+      ORDER BY human, via""")
+    counts = {t.name: int(t.value) for t in rank.score_terms}
+    return BlastRadius(
+        credential=cid, kind=cred["kind"], score=rank.score, score_terms=rank.score_terms,
+        derived_credentials=derived, resources=_resources(store, p), principals=principals,
+        accounts=_values(store, p, "e.account"), agents=agents, humans=humans, origin=cred["origin"],
+        principal=cred["principal_uid"], services=_values(store, p, "e.service"),
+        secrets_read=_classified(store, p, f"{classify.SECRET_READ} AND {classify.SUCCESS}"),
+        sensitive_actions=_classified(
+            store, p, f"({classify.WRITE} OR {classify.PERMISSION} OR {classify.DENIED})"),
+        counts=counts, first_seen=rank.first_seen, last_seen=rank.last_seen,
+        lineage=lineage_tree(store, cid, min_confidence=min_confidence),
+        filters={"since": since, "until": until, "min_confidence": min_confidence},
+    )

@@ -1,0 +1,248 @@
+"""Delegation trace: for one event, who did it, through what, on whose behalf.
+
+The answer is an ordered chain human -> agent -> root credential -> ... -> the
+credential that signed the event -> the event. Each link carries the reason,
+confidence and evidence of the edge that put it there. Where the evidence stops,
+the trace says so in ``gaps`` ("origin unknown: ...", "no agent linked to ...");
+where it is ambiguous (two agents share a credential) the candidates are listed and
+none is picked. Nothing is guessed.
+
+Cost: a handful of indexed-size queries (one filter on ``events``, the rest on
+``credentials`` and ``links``); no graph is built per call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from keytrail.analysis.lineage import ancestry
+from keytrail.analysis.lookup import resolve_event
+from keytrail.graph.model import CONFIDENCE_RANK
+from keytrail.timefmt import format_utc
+
+if TYPE_CHECKING:
+    from keytrail.store.case import CaseStore
+
+_EVENT_KEYS = ("event_uid", "source", "source_event_id", "time", "action", "outcome", "error_code", "actor_uid",
+               "actor_name", "credential_id", "credential_kind", "agent_id", "human_id", "src_ip", "account",
+               "region", "target", "file_id", "record_no")
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    kind: str  # human | agent | credential | event
+    id: str
+    label: str
+    reason: str
+    confidence: str
+    evidence: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.id, "label": self.label, "reason": self.reason,
+                "confidence": self.confidence, "evidence": list(self.evidence)}
+
+
+@dataclass
+class Trace:
+    event: dict[str, Any]
+    chain: list[ChainLink]
+    gaps: list[str]
+    candidates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    matches: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        ev = {k: (format_utc(v) if k == "time" else v) for k, v in self.event.items()}
+        return {"event": ev, "chain": [c.as_dict() for c in self.chain], "gaps": self.gaps,
+                "candidates": self.candidates, "matches": self.matches}
+
+
+def _rank(conf: str | None) -> int:
+    return CONFIDENCE_RANK.get(conf or "inferred", 2)
+
+
+def _best(rows: list[dict[str, Any]], who: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows of the best tier (specific evidence first, then confidence, then closeness) and the distinct ids."""
+    if not rows:
+        return [], []
+    key = [(not r["specific"], r.get("distance", 0), _rank(r["confidence"])) for r in rows]
+    top = min(key)
+    tier = [r for r, k in zip(rows, key) if k == top]
+    ids = sorted({r[who] for r in tier})
+    return tier, ids
+
+
+def _credential_label(row: dict[str, Any] | None, cid: str) -> str:
+    if not row:
+        return cid
+    parts = [row.get("kind") or "credential"]
+    if row.get("principal_uid"):
+        parts.append(f"as {row['principal_uid']}")
+    return " ".join(parts)
+
+
+def _origin_gap(cid: str, row: dict[str, Any] | None) -> str:
+    kind = (row or {}).get("kind")
+    if kind == "aws-temporary-key":
+        why = ("a temporary key is always minted by an STS call or an instance/container role; that call is not "
+               "in these logs (another account's trail, outside the time range, or stolen instance credentials)")
+    elif kind == "aws-access-key":
+        why = "the key's CreateAccessKey call is not in these logs (created before the evidence starts?)"
+    elif kind == "vault-token":
+        why = "the login or token creation that produced it is not in these audit logs"
+    else:
+        why = "no issuing event for it was ingested"
+    return f"origin unknown: no issuing event for {cid} in the evidence; {why}"
+
+
+#: Seconds around an event in which a sharing agent's own credential reference singles it out.
+NEAR_S = 120
+
+
+def _agents_near(store: CaseStore, agents: list[str], cred: str, t: Any) -> dict[str, list[str]]:
+    """Agents among ``agents`` whose own log names ``cred`` within ``NEAR_S`` seconds of ``t``."""
+    if t is None:
+        return {}
+    rows = store.query(
+        f"""SELECT agent_id, list(event_uid ORDER BY abs(epoch(time) - epoch($t::TIMESTAMP)))[1:5] AS refs
+            FROM events WHERE source = 'agent' AND credential_id = $c AND list_contains($a, agent_id)
+              AND time BETWEEN $t::TIMESTAMP - INTERVAL {NEAR_S} SECOND AND $t::TIMESTAMP + INTERVAL {NEAR_S} SECOND
+            GROUP BY agent_id""",
+        {"t": t, "c": cred, "a": agents},  # type: ignore[arg-type]
+    )
+    return {r["agent_id"]: list(r["refs"]) for r in rows}
+
+
+def trace_event(store: CaseStore, event_id: str) -> Trace:
+    """The delegation trace of one event (``event_id``: the source's own id or an ``event_uid``).
+
+    Raises:
+        NotFoundError: no event with that id (with the closest ids).
+    """
+    rows = resolve_event(store, event_id)
+    ev = {k: rows[0].get(k) for k in _EVENT_KEYS}
+    uid: str = str(rows[0]["event_uid"])
+    gaps: list[str] = []
+    candidates: dict[str, list[dict[str, Any]]] = {}
+    if len(rows) > 1:
+        gaps.append(f"{len(rows)} events have the id {event_id!r}; showing {uid} (pass an event_uid to pick "
+                    f"another: {', '.join(r['event_uid'] for r in rows[1:5])})")
+
+    cred = ev["credential_id"]
+    inferred_via = None
+    if cred is None and ev["source"] == "agent":
+        # A tool call matched to an API call: the USES edge's evidence names this event.
+        m = store.query(
+            """SELECT dst, reason, confidence, evidence FROM links
+               WHERE kind = 'USES' AND src = $a AND list_contains(evidence, $u) ORDER BY dst LIMIT 2""",
+            {"a": ev["agent_id"] or "", "u": uid},  # type: ignore[arg-type]
+        )
+        if len(m) == 1:
+            cred, inferred_via = m[0]["dst"], m[0]
+
+    # Credential lineage, root first.
+    steps, stopped = ancestry(store, cred) if cred else ([], False)
+    chain_ids = ([steps[0].parent] if steps else ([cred] if cred else [])) + [s.child for s in steps]
+    cred_rows = {r["credential_id"]: r for r in store.query(
+        "SELECT * FROM credentials WHERE list_contains($ids, credential_id)", {"ids": chain_ids})}  # type: ignore[arg-type]
+    cred_links: list[ChainLink] = []
+    if chain_ids:
+        root = chain_ids[0]
+        rrow = cred_rows.get(root)
+        if rrow and rrow["origin"] == "issued":
+            issue = store.query(
+                "SELECT reason, confidence FROM credential_issues WHERE credential_id = ? AND event_uid = ?",
+                [root, rrow["issued_by_event"]])
+            reason = ("issued by " + (issue[0]["reason"] if issue else "its issuing event")
+                      + " (root of the chain: the request carried no credential)")
+            cred_links.append(ChainLink("credential", root, _credential_label(rrow, root), reason,
+                                        issue[0]["confidence"] if issue else "strong",
+                                        (str(rrow["issued_by_event"]),)))
+        else:
+            gaps.append(_origin_gap(root, rrow))
+            cred_links.append(ChainLink("credential", root, _credential_label(rrow, root),
+                                        "origin unknown: no issuing event in the evidence", "proven",
+                                        tuple(r for r in [uid] if cred == root)))
+        for s in steps:
+            cred_links.append(ChainLink("credential", s.child, _credential_label(cred_rows.get(s.child), s.child),
+                                        f"minted by {s.parent}: {s.reason}", s.confidence, s.evidence))
+        if stopped:
+            gaps.append(f"lineage of {cred} stopped early (a parent cycle or more than 50 steps)")
+    else:
+        gaps.append("the event carries no credential and none was matched to it")
+
+    # Agent: the event's own agent id, else USES edges on the chain (closest to the event first).
+    agent_link = None
+    if ev["agent_id"]:
+        agent_link = ChainLink("agent", ev["agent_id"], ev["agent_id"], "the event's own log names the agent",
+                               "proven", (uid,))
+    elif chain_ids:
+        uses = store.query(
+            """SELECT src AS agent, dst AS credential, reason, confidence, evidence,
+                      list_contains(evidence, $u) AS specific
+               FROM links WHERE kind = 'USES' AND list_contains($ids, dst)""",
+            {"ids": chain_ids, "u": uid},  # type: ignore[arg-type]
+        )
+        for r in uses:
+            r["distance"] = len(chain_ids) - 1 - chain_ids.index(r["credential"])
+        tier, agents = _best(uses, "agent")
+        if len(agents) == 1:
+            # Show the strongest edge of that agent on the chain (it may be stronger than the specific one).
+            r = min((u for u in uses if u["agent"] == agents[0]), key=lambda u: (_rank(u["confidence"]),
+                                                                                 u["distance"]))
+            agent_link = ChainLink("agent", r["agent"], r["agent"],
+                                   f"uses {r['credential']}: {r['reason']}", r["confidence"], tuple(r["evidence"]))
+        elif agents:
+            candidates["agents"] = [{k: v for k, v in r.items() if k not in ("specific", "distance")} for r in tier]
+            near = _agents_near(store, agents, tier[0]["credential"], ev["time"])
+            if len(near) == 1:
+                who, refs = next(iter(near.items()))
+                agent_link = ChainLink(
+                    "agent", who, who,
+                    f"{len(agents)} agents ({', '.join(agents)}) use {tier[0]['credential']}; only {who}'s log "
+                    f"references it within {NEAR_S} s of this event", "inferred", tuple(refs))
+                gaps.append(f"agent {who} was chosen among {len(agents)} agents sharing {tier[0]['credential']} by "
+                            f"time only (inferred); see candidates")
+            else:
+                gaps.append(f"{len(agents)} agents ({', '.join(agents)}) use credential {tier[0]['credential']} "
+                            f"with the same confidence; the event cannot be attributed to one of them")
+        else:
+            gaps.append(f"no agent linked to credential {cred} or the credentials it was minted from")
+    if inferred_via is not None and agent_link is not None:
+        gaps.append(f"credential {cred} was matched to this tool call by time and target (inferred), "
+                    f"not named in the agent's log")
+
+    # Human: named on the event, else delegated to the agent, else to a credential of the chain.
+    human_link = None
+    if ev["human_id"]:
+        human_link = ChainLink("human", ev["human_id"], ev["human_id"],
+                               "the event names the user it was done for (enduser.id / onBehalfOf / sourceIdentity)",
+                               "proven" if ev["source"] == "agent" else "strong", (uid,))
+    else:
+        dels = store.query(
+            """SELECT src AS human, dst_kind, dst, reason, confidence, evidence, false AS specific
+               FROM links WHERE kind = 'DELEGATED' AND (
+                 (dst_kind = 'agent' AND dst = $a) OR (dst_kind = 'credential' AND list_contains($ids, dst)))""",
+            {"a": agent_link.id if agent_link else "", "ids": chain_ids},  # type: ignore[arg-type]
+        )
+        for r in dels:
+            r["distance"] = 0 if r["dst_kind"] == "agent" else 1
+        tier, humans = _best(dels, "human")
+        if len(humans) == 1:
+            r = tier[0]
+            human_link = ChainLink("human", r["human"], r["human"], f"delegated to {r['dst_kind']} {r['dst']}: "
+                                   f"{r['reason']}", r["confidence"], tuple(r["evidence"]))
+        elif humans:
+            candidates["humans"] = [{k: v for k, v in r.items() if k not in ("specific", "distance")} for r in tier]
+            gaps.append(f"{len(humans)} humans ({', '.join(humans)}) delegated to "
+                        f"{tier[0]['dst_kind']} {tier[0]['dst']}; the event cannot be attributed to one of them")
+        elif agent_link is not None:
+            gaps.append(f"no human delegated to agent {agent_link.id}")
+        else:
+            gaps.append("no human linked to this event, its agent or its credentials")
+
+    label = " ".join(str(x) for x in (ev["action"], ev["target"] or "", f"({ev['outcome']})") if x)
+    event_link = ChainLink("event", uid, label,
+                           f"signed with {cred}" if ev["credential_id"] else "the event itself", "proven", (uid,))
+    chain = [x for x in (human_link, agent_link) if x is not None] + cred_links + [event_link]
+    return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows))

@@ -1,0 +1,71 @@
+"""The concrete containment step for a credential, by kind, naming the id to act on.
+
+A finding's recommendation must say what to do *now*: which access key to deactivate,
+which Vault accessor or lease to revoke, which role's sessions to invalidate. The ids
+are the ones in the logs. Where the log only has an HMAC of the accessor (Vault audit
+devices HMAC accessors unless told not to), the step says how to find the clear one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_USER = re.compile(r"^arn:aws[a-z-]*:iam::\d+:user/(?:.*/)?(?P<name>[^/]+)$")
+_ROLE = re.compile(r"^arn:aws[a-z-]*:(?:sts::\d+:assumed-role/(?P<a>[^/]+)|iam::\d+:role/(?:.*/)?(?P<r>[^/]+))")
+_FED = re.compile(r"^arn:aws[a-z-]*:sts::\d+:federated-user/")
+
+
+def _kind(cred: str, kind: str | None) -> str:
+    if kind:
+        return kind
+    if cred.startswith("AKIA"):
+        return "aws-access-key"
+    if cred.startswith("ASIA"):
+        return "aws-temporary-key"
+    return "unknown"
+
+
+def step(cred: str, kind: str | None, principal: str | None, parents: list[str] | None = None) -> str:
+    """One sentence: how to contain ``cred``."""
+    k = _kind(cred, kind)
+    principal = principal or ""
+    if k == "aws-access-key":
+        m = _USER.match(principal)
+        user = m.group("name") if m else "<user: aws iam get-access-key-last-used --access-key-id " + cred + ">"
+        return (f"Deactivate access key {cred}: aws iam update-access-key --user-name {user} "
+                f"--access-key-id {cred} --status Inactive (delete it once the owner confirms).")
+    if k == "aws-temporary-key":
+        parent = f" and contain {', '.join(parents)}, which minted it" if parents else ""
+        if _FED.match(principal):
+            return (f"Temporary key {cred} (federated user) cannot be revoked alone: deactivate the "
+                    f"long-term key that called GetFederationToken{parent}.")
+        m = _ROLE.match(principal)
+        role = (m.group("a") or m.group("r")) if m else "<the role it assumed>"
+        return (f"Temporary key {cred} cannot be revoked alone: revoke active sessions of role {role} "
+                f"(IAM console 'Revoke active sessions', an AWSRevokeOlderSessions deny on "
+                f"aws:TokenIssueTime){parent}.")
+    if k == "vault-token":
+        if cred.startswith("hmac-sha256:"):
+            return (f"Revoke the Vault token whose accessor HMAC is {cred}: hash candidates with "
+                    f"vault write sys/audit-hash/<audit path> input=<accessor> over "
+                    f"vault list auth/token/accessors, then vault token revoke -accessor <accessor>.")
+        return f"Revoke Vault token accessor {cred}: vault token revoke -accessor {cred}."
+    if k == "vault-lease":
+        return f"Revoke Vault lease {cred}: vault lease revoke {cred}."
+    if k == "vault-secret-id":
+        return f"Destroy the AppRole secret id {cred}: vault write auth/approle/role/<role>/secret-id-accessor/destroy secret_id_accessor={cred}."
+    if k == "agent-credential-ref":
+        return f"Rotate the secret the agent logs as {cred} at its issuer and invalidate the agent sessions that hold it."
+    return f"Disable credential {cred} at its issuer."
+
+
+def containment_steps(creds: list[str], info: dict[str, dict[str, Any]], limit: int = 5) -> list[str]:
+    """Steps for up to ``limit`` credentials (the rest are counted, not dropped silently)."""
+    out = []
+    for cred in creds[:limit]:
+        row = info.get(cred, {})
+        out.append(step(cred, row.get("kind"), row.get("principal"), row.get("parents")))
+    if len(creds) > limit:
+        out.append(f"Likewise for {len(creds) - limit} more credential(s) listed in subjects.")
+    return out

@@ -1,0 +1,68 @@
+"""NHI8:2025 Environment Isolation: one credential acting in several accounts.
+
+The credential reported is the one that crossed: its own calls were recorded in, or
+named resources of, several accounts (a cross-account ``AssumeRole`` is recorded in both
+accounts). Accounts are compared within one source: AWS accounts for CloudTrail,
+namespaces for Vault. With ``environments`` labels configured, accounts sharing a
+label are one environment, and production mixed with anything else is high.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from keytrail.analysis.findings.context import Draft
+from keytrail.levels import Level
+
+if TYPE_CHECKING:
+    from keytrail.analysis.findings.context import Context
+
+
+def run(ctx: Context) -> None:
+    cfg = ctx.cfg.environment_crossing
+    labels = cfg.environments
+    prod = {p.lower() for p in cfg.production_labels}
+    # Per credential: the accounts its own calls were recorded in, plus the accounts owning
+    # the resources they named (a cross-account AssumeRole is recorded in both accounts and
+    # names the role in the other one). The credential that crossed is the one reported.
+    rows = ctx.rows(
+        """WITH acts AS (
+              SELECT e.source, e.account, e.credential_id, e.event_uid, e.time
+              FROM events e
+              WHERE e.credential_id IS NOT NULL AND e.account IS NOT NULL AND e.account NOT IN ('', 'root')
+                AND e.source IN ('cloudtrail', 'vault')
+              UNION ALL
+              SELECT e.source, r.account, e.credential_id, e.event_uid, e.time
+              FROM event_resources r JOIN events e USING (event_uid)
+              WHERE e.source = 'cloudtrail' AND e.credential_id IS NOT NULL
+                AND r.account IS NOT NULL AND r.account <> ''),
+            per AS (
+              SELECT credential_id, source, account, arg_min(event_uid, time) AS uid, min(time) AS t0,
+                     max(time) AS t1, count(DISTINCT event_uid) AS n
+              FROM acts GROUP BY ALL)
+            SELECT p.credential_id AS root_id, p.source, list(p.account ORDER BY p.t0, p.account) AS accounts,
+                   list(p.uid ORDER BY p.t0) AS uids, min(p.t0) AS t0, max(p.t1) AS t1, sum(p.n) AS n,
+                   (SELECT list(child) FROM _kt_minted m WHERE m.parent = p.credential_id) AS creds
+            FROM per p GROUP BY p.credential_id, p.source HAVING count(*) >= ?""",
+        [cfg.min_accounts],
+    )
+    for r in rows:
+        accounts = r["accounts"]
+        envs = sorted({labels.get(a, a) for a in accounts})
+        if len(envs) < cfg.min_accounts and labels:
+            continue  # every account is in one labelled environment
+        level = None
+        if labels and any(e.lower() in prod for e in envs) and any(e.lower() not in prod for e in envs):
+            level = max(Level.HIGH, ctx.level("environment-crossing"))
+        where = "AWS accounts" if r["source"] == "cloudtrail" else "Vault namespaces"
+        shown = ", ".join(f"{a} ({labels[a]})" if a in labels else a for a in accounts)
+        creds = r["creds"] or []
+        minted = f"; it minted {', '.join(creds[:5])}" if creds else ""
+        ctx.add(Draft(
+            "environment-crossing", [r["root_id"], *creds[:10], *accounts], r["uids"],
+            f"Credential {r['root_id']} acted in {len(accounts)} {where}: {shown}{minted}.",
+            "One compromised credential reaches every environment it crosses.",
+            r["t0"], r["t1"], contain=[r["root_id"]], count=int(r["n"]), level=level,
+            advice="Give each environment its own identity and remove cross-account trust not needed.",
+            details={"accounts": accounts, "environments": envs},
+        ))

@@ -1,0 +1,119 @@
+"""NHI1:2025 Improper Offboarding: retired agents still acting, credentials nobody owns,
+agents the register does not know.
+
+Needs the agent inventory (``--inventory``): without a register, retirement and
+ownership cannot be judged from logs, and these rules emit nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from keytrail.analysis.findings.context import Draft
+
+if TYPE_CHECKING:
+    from keytrail.analysis.findings.context import Context
+
+
+def run(ctx: Context) -> None:
+    if not ctx.has_inventory:
+        return
+    cfg = ctx.cfg.offboarding
+    grace = cfg.grace_minutes * 60
+    near = int(cfg.correlation_seconds)
+    # The retired agent's own logged actions, plus calls signed by its credentials (with no agent
+    # logged) within `correlation_seconds` of them: what the agent did through the cloud APIs.
+    for r in ctx.rows(
+        f"""WITH post AS (
+              SELECT i.agent_id, i.retired, i.owner, e.event_uid, e.time, e.credential_id
+              FROM inventory_agents i JOIN events e ON e.agent_id = i.agent_id
+              WHERE i.retired IS NOT NULL AND epoch(e.time) > epoch(i.retired) + ?),
+            near AS (
+              SELECT DISTINCT p.agent_id, c.event_uid, c.time, c.credential_id FROM post p
+              JOIN _kt_chain_agent ca ON ca.agent_id = p.agent_id
+              JOIN events c ON c.credential_id = ca.credential_id AND c.agent_id IS NULL
+               AND c.time BETWEEN p.time - INTERVAL '{near} seconds' AND p.time + INTERVAL '{near} seconds'),
+            allev AS (SELECT agent_id, event_uid, time, credential_id FROM post UNION SELECT * FROM near)
+            SELECT a.agent_id, any_value(p.retired) AS retired, any_value(p.owner) AS owner,
+                   count(*) AS n, min(a.time) AS t0, max(a.time) AS t1, arg_min(a.event_uid, a.time, 25) AS uids,
+                   list(DISTINCT a.credential_id) FILTER (WHERE a.credential_id IS NOT NULL) AS creds
+            FROM allev a JOIN (SELECT DISTINCT agent_id, retired, owner FROM post) p USING (agent_id)
+            GROUP BY a.agent_id""",
+        [grace],
+    ):
+        creds = r["creds"] or []
+        ctx.add(Draft(
+            "agent-active-after-retirement", [r["agent_id"], *creds], r["uids"],
+            f"Agent {r['agent_id']} was retired on {r['retired']:%Y-%m-%d %H:%M}Z (inventory) but acted "
+            f"{r['n']} times afterwards (its own log, and calls with its credentials within {near} s of it), "
+            f"the last at {r['t1']:%Y-%m-%d %H:%M}Z.",
+            "A retired agent that still runs holds access nobody is accountable for.",
+            r["t0"], r["t1"], contain=creds, count=int(r["n"]),
+            advice=f"Stop the agent's runtime and tell its owner ({r['owner'] or 'unknown'}).",
+        ))
+    # Credentials that only retired agents hold (directly or upstream), used after retirement.
+    # A credential also held by an active agent is that agent's daily use: the sharing itself is
+    # the reuse finding, and the retired agent's own activity the finding above.
+    for r in ctx.rows(
+        """SELECT i.agent_id, e.credential_id, i.retired, count(*) AS n, min(e.time) AS t0, max(e.time) AS t1,
+                  arg_min(e.event_uid, e.time, 25) AS uids
+           FROM inventory_agents i
+           JOIN _kt_chain_agent ca ON ca.agent_id = i.agent_id
+           JOIN events e ON e.credential_id = ca.credential_id
+           WHERE i.retired IS NOT NULL AND epoch(e.time) > epoch(i.retired) + ?
+             AND e.agent_id IS DISTINCT FROM i.agent_id
+             AND ca.credential_id NOT IN (
+               SELECT x.credential_id FROM _kt_chain_agent x
+               LEFT JOIN inventory_agents j ON j.agent_id = x.agent_id
+               WHERE j.retired IS NULL OR epoch(e.time) <= epoch(j.retired) + ?)
+           GROUP BY ALL""",
+        [grace, grace],
+    ):
+        ctx.add(Draft(
+            "credential-used-after-agent-retired", [r["credential_id"], r["agent_id"]], r["uids"],
+            f"Credential {r['credential_id']} belongs to agent {r['agent_id']}, retired on "
+            f"{r['retired']:%Y-%m-%d %H:%M}Z, and was used {r['n']} times afterwards.",
+            "Credentials that survive their agent are a standing backdoor.",
+            r["t0"], r["t1"], contain=[r["credential_id"]], count=int(r["n"]),
+        ))
+    # Chain roots that acted while no agent or human reaches any credential of their chain.
+    for r in ctx.rows(
+        """WITH owned AS (
+              SELECT DISTINCT rt.root_id FROM _kt_root rt
+              WHERE rt.credential_id IN (SELECT credential_id FROM _kt_chain_agent)
+                 OR rt.credential_id IN (SELECT credential_id FROM _kt_chain_human)),
+            acted AS (
+              SELECT rt.root_id, sum(c.n) AS n, min(c.t0) AS t0, max(c.t1) AS t1,
+                     list(c.first_uid ORDER BY c.t0) FILTER (WHERE c.first_uid IS NOT NULL) AS uids,
+                     list(c.credential_id ORDER BY c.t0) FILTER (WHERE c.n > 0) AS used
+              FROM _kt_root rt JOIN _kt_creds c USING (credential_id) GROUP BY rt.root_id)
+            SELECT a.*, c.kind, c.principal, c.issue_uid FROM acted a JOIN _kt_creds c ON c.credential_id = a.root_id
+            WHERE a.n > 0 AND a.root_id NOT IN (SELECT root_id FROM owned)"""
+    ):
+        used = r["used"] or []
+        ctx.add(Draft(
+            "orphan-credential", [r["root_id"], r["principal"], *used[:10]],
+            [u for u in [r["issue_uid"], *(r["uids"] or [])] if u],
+            f"Credential {r['root_id']} ({r['kind'] or 'kind unknown'}, acting as "
+            f"{r['principal'] or 'unknown principal'}) and {max(0, len(used) - 1)} credential(s) minted from it "
+            f"made {r['n']} calls, but no agent in the inventory or logs and no human is tied to it.",
+            "Nobody will rotate or retire a credential nobody owns.",
+            r["t0"], r["t1"], contain=[r["root_id"]], count=int(r["n"]),
+            advice="Find the owner and add it to the inventory, or disable it.",
+        ))
+    for r in ctx.rows(
+        """SELECT e.agent_id, count(*) AS n, min(e.time) AS t0, max(e.time) AS t1,
+                  arg_min(e.event_uid, e.time, 10) AS uids
+           FROM events e WHERE e.agent_id IS NOT NULL
+             AND e.agent_id NOT IN (SELECT agent_id FROM inventory_agents)
+             AND e.agent_id NOT IN (SELECT name FROM inventory_agents WHERE name IS NOT NULL)
+           GROUP BY e.agent_id"""
+    ):
+        ctx.add(Draft(
+            "unregistered-agent", [r["agent_id"]], r["uids"],
+            f"Agent {r['agent_id']} made {r['n']} logged actions but is not in the agent inventory, "
+            "so it has no recorded owner, purpose or lifecycle.",
+            "Unregistered agents are never reviewed or offboarded.",
+            r["t0"], r["t1"], count=int(r["n"]),
+            advice="Register the agent (owner, purpose, identities) or shut it down.",
+        ))

@@ -1,0 +1,34 @@
+"""The rule families in the order they run; each is a ``run(ctx)`` adding drafts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from keytrail.analysis.findings import (
+    drift,
+    environment,
+    human_use,
+    longlived,
+    offboarding,
+    privilege,
+    recon,
+    reuse,
+    unattributed,
+)
+
+if TYPE_CHECKING:
+    from keytrail.analysis.findings.context import Context
+
+RULE_FAMILIES: list[tuple[str, Callable[[Context], None]]] = [
+    ("offboarding", offboarding.run),
+    ("credential_reuse", reuse.run),
+    ("long_lived", longlived.run),
+    ("human_use", human_use.run),
+    ("privilege", privilege.run),
+    ("environment_crossing", environment.run),
+    ("unattributed", unattributed.run),
+    ("scope_drift", drift.run),
+    ("reconnaissance", recon.run),
+    ("secret_sprawl", recon.run_sprawl),
+]

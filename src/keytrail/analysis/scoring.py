@@ -1,0 +1,71 @@
+"""The blast-radius score: a sum of visible, explained terms (``docs/blast-radius.md``).
+
+Each term is ``weight x log2(1 + value)``: the first few resources, secrets or
+permission changes count most, and thousands of reads cannot drown out one policy
+change. The same function scores one credential (``blast``) and all of them
+(``credentials``), so the two always agree. Change a weight here and in the doc.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TermDef:
+    name: str
+    weight: float
+    explanation: str  # formatted with value=
+
+
+#: The terms, in display order. Values come from :mod:`keytrail.analysis.blast_radius`.
+TERMS: tuple[TermDef, ...] = (
+    TermDef("permission_changes", 25, "{value} successful permission-changing actions (IAM, KMS, Organizations, "
+            "resource policies, Vault policies/auth)"),
+    TermDef("secrets_read", 20, "{value} successful secret reads (Vault secret paths, GetSecretValue, "
+            "GetParameter with decryption)"),
+    TermDef("writes", 15, "{value} successful write actions (create, put, update, attach, ...)"),
+    TermDef("deletes", 10, "{value} successful delete actions (on top of counting as writes)"),
+    TermDef("resources", 10, "{value} distinct resources acted on"),
+    TermDef("credentials_minted", 10, "{value} credentials minted from it, transitively"),
+    TermDef("accounts", 10, "{value} distinct AWS accounts / Vault namespaces reached"),
+    TermDef("principals", 5, "{value} distinct identities acted as"),
+    TermDef("denied", 5, "{value} denied attempts (probing beyond its permissions)"),
+    TermDef("events", 2, "{value} events signed by it and its minted credentials"),
+    TermDef("long_lived", 10, "long-lived credential (AWS access key / Vault token without expiry in the evidence)"),
+    TermDef("origin_unknown", 10, "temporary key with no issuing event in the evidence (e.g. stolen instance "
+            "credentials)"),
+)
+
+TERM_NAMES = tuple(t.name for t in TERMS)
+
+
+@dataclass(frozen=True)
+class ScoreTerm:
+    name: str
+    value: float
+    weight: float
+    points: float
+    explanation: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "weight": self.weight, "points": self.points,
+                "explanation": self.explanation}
+
+
+def score_terms(values: dict[str, float]) -> list[ScoreTerm]:
+    """The terms for one credential's blast-radius values (missing values count as 0)."""
+    out = []
+    for t in TERMS:
+        v = values.get(t.name) or 0
+        v = int(v) if float(v).is_integer() else float(v)
+        points = round(t.weight * math.log2(1 + max(0.0, float(v))), 2)
+        text = t.explanation.format(value=v) + f"; {t.weight:g} x log2(1 + {v}) = {points:g}"
+        out.append(ScoreTerm(t.name, v, t.weight, points, text))
+    return out
+
+
+def total(terms: list[ScoreTerm]) -> float:
+    return round(sum(t.points for t in terms), 1)

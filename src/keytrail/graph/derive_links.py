@@ -1,0 +1,292 @@
+"""The SQL behind each edge kind of the identity graph (see ``docs/graph.md``).
+
+Each function appends one family of rows to ``links`` from the temp tables that
+:func:`keytrail.graph.derive.derive` prepared (``_kt_issue``, ``_kt_mint``,
+``_kt_vault_login``). Evidence lists keep the first 100 event uids in time order;
+``evidence_count`` keeps the total. Inventory-based edges cite the inventory record
+as ``inventory:<file_id>:<record_no>`` before any event uid.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
+
+EVIDENCE_CAP = 100
+
+_INSERT = "INSERT INTO links (src_kind, src, dst_kind, dst, kind, reason, confidence, evidence, evidence_count, " \
+          "first_seen, last_seen, attributes) "
+
+
+def minted(con: duckdb.DuckDBPyConnection) -> None:
+    """MINTED credential -> credential; copies of one call (``sharedEventID``) count once."""
+    con.execute(_INSERT + f"""
+        SELECT 'credential', src, 'credential', dst, 'MINTED', first(reason ORDER BY t), confidence,
+               -- first occurrences, in issue-time order (list_distinct would lose the order)
+               list_filter(flatten(list(evidence ORDER BY t)),
+                           lambda x, i: list_position(flatten(list(evidence ORDER BY t)), x) = i)[1:{EVIDENCE_CAP}],
+               len(list_distinct(flatten(list(evidence)))), min(t), max(t),
+               to_json({{'sources': list(DISTINCT src_source), 'preferred_parent': bool_or(prio = 0),
+                         'calls': count(DISTINCT call_id)}})
+        FROM _kt_mint GROUP BY src, dst, confidence""")
+
+
+def authenticates_as(con: duckdb.DuckDBPyConnection) -> None:
+    """AUTHENTICATES_AS credential -> principal, from usage (proven) and issuance."""
+    con.execute(_INSERT + f"""
+        SELECT 'credential', credential_id, 'principal', actor_uid, 'AUTHENTICATES_AS',
+               CASE source WHEN 'cloudtrail' THEN 'CloudTrail userIdentity of events signed with this key'
+                           ELSE 'Vault auth identity of requests made with this token' END,
+               'proven', list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+        FROM events
+        WHERE credential_id IS NOT NULL AND actor_uid IS NOT NULL AND source IN ('cloudtrail', 'vault')
+        GROUP BY credential_id, actor_uid, source""")
+    con.execute(_INSERT + """
+        SELECT 'credential', credential_id, 'principal', principal_uid, 'AUTHENTICATES_AS',
+               'issued for this identity: ' || first(reason), first(confidence ORDER BY confidence),
+               list(DISTINCT event_uid), count(DISTINCT event_uid), min(issued_at), max(issued_at), NULL
+        FROM _kt_issue i
+        WHERE principal_uid IS NOT NULL AND NOT EXISTS (
+          SELECT 1 FROM links l WHERE l.kind = 'AUTHENTICATES_AS' AND l.src = i.credential_id
+                                  AND l.dst = i.principal_uid)
+        GROUP BY credential_id, principal_uid""")
+
+
+def _cred_principal(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _kt_cp AS
+        SELECT DISTINCT src AS credential_id, dst AS principal,
+               CASE WHEN regexp_matches(dst, '^arn:aws[a-z-]*:sts::\\d+:assumed-role/')
+                    THEN split_part(dst, ':', 5) || '/' || split_part(split_part(dst, ':', 6), '/', 2) END AS role_key
+        FROM links WHERE kind = 'AUTHENTICATES_AS'""")
+
+
+def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
+    """USES agent -> credential: agent log refs, inventory identities, tool-call correlation."""
+    con.execute(_INSERT + f"""
+        SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
+               'the agent''s own log names this credential', 'proven',
+               list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+        FROM events WHERE source = 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
+        GROUP BY agent_id, credential_id""")
+    # Vault token metadata naming the agent (set when the token was created for it).
+    con.execute(_INSERT + f"""
+        SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
+               'the credential''s own metadata names the agent (Vault token metadata)', 'strong',
+               list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+        FROM events WHERE source <> 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
+        GROUP BY agent_id, credential_id""")
+    _cred_principal(con)
+    con.execute(_INSERT + """
+        WITH inv AS (
+          SELECT agent_id, ident, 'inventory:' || coalesce(file_id, 0) || ':' || coalesce(record_no, 0) AS ref
+          FROM (SELECT agent_id, unnest(identities) AS ident, file_id, record_no FROM inventory_agents)
+          WHERE ident IS NOT NULL AND ident <> ''
+        ), m AS (
+          SELECT inv.*, cp.credential_id, 'strong' AS confidence,
+                 'inventory declares IAM role ' || ident || '; this credential is a session of that role' AS reason
+          FROM inv JOIN _kt_cp cp
+            ON cp.role_key = split_part(ident, ':', 5) || '/' || regexp_extract(ident, '/([^/]+)$', 1)
+          WHERE regexp_matches(ident, '^arn:aws[a-z-]*:iam::\\d+:role/')
+          UNION ALL
+          SELECT inv.*, cp.credential_id, 'strong',
+                 'inventory declares IAM user ' || ident || '; this key authenticates as that user'
+          FROM inv JOIN _kt_cp cp ON cp.principal = inv.ident
+          WHERE regexp_matches(ident, '^arn:aws[a-z-]*:iam::\\d+:user/')
+          UNION ALL
+          SELECT inv.*, l.credential_id, 'strong',
+                 'inventory declares Vault role ' || ident || '; this token came from a login on auth/' || l.mount
+                   || ' with role ' || l.role
+          FROM inv JOIN _kt_vault_login l ON inv.ident = 'vault:' || l.mount || '/' || l.role
+          UNION ALL
+          SELECT inv.*, c.credential_id, 'proven', 'inventory names this credential id'
+          FROM inv JOIN credentials c ON c.credential_id = inv.ident
+        )
+        SELECT 'agent', m.agent_id, 'credential', m.credential_id, 'USES', first(m.reason), m.confidence,
+               list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), [])),
+               len(list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), []))),
+               min(c.first_seen), max(c.last_seen),
+               to_json({'inventory_identities': list(DISTINCT m.ident)})
+        FROM m JOIN credentials c ON c.credential_id = m.credential_id
+        GROUP BY m.agent_id, m.credential_id, m.confidence""")
+    # Tool calls matched to API calls on the same target within the window. Hash-join on
+    # (target, time bucket) so a popular bucket cannot turn the join quadratic.
+    # Only resources that some agent event names are candidates, so the big join of API
+    # events to their resources is limited to those targets.
+    rkey = """rtrim(CASE WHEN starts_with(r.resource_id, 'arn:aws:s3:::') THEN r.resource_id[14:]
+                        WHEN starts_with(r.resource_id, 's3://') THEN r.resource_id[6:]
+                        WHEN starts_with(r.resource_id, 'vault:') THEN r.resource_id[7:]
+                        ELSE r.resource_id END, '/')"""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _kt_res AS
+        SELECT r.event_uid, e.source, e.agent_id, e.credential_id, e.time,
+               epoch(e.time)::BIGINT // {window_s} AS bucket, {rkey} AS rkey
+        FROM events e JOIN event_resources r ON r.event_uid = e.event_uid
+        WHERE e.source = 'agent' AND e.agent_id IS NOT NULL AND e.credential_id IS NULL AND e.time IS NOT NULL""")
+    con.execute(f"""
+        INSERT INTO _kt_res
+        SELECT r.event_uid, e.source, e.agent_id, e.credential_id, e.time, epoch(e.time)::BIGINT // {window_s}, r.rkey
+        FROM (SELECT r.event_uid, {rkey} AS rkey FROM event_resources r) r
+        JOIN events e ON e.event_uid = r.event_uid
+        WHERE r.rkey IN (SELECT rkey FROM _kt_res)
+          AND e.source IN ('cloudtrail', 'vault') AND e.credential_id IS NOT NULL AND e.time IS NOT NULL""")
+    con.execute(_INSERT + f"""
+        WITH a AS (
+          SELECT event_uid, agent_id, time, rkey, bucket + d AS bucket
+          FROM _kt_res, (SELECT unnest([-1, 0, 1]) AS d) WHERE source = 'agent'
+        ), p AS (
+          -- each (tool call, API call) pair meets in exactly one bucket copy: no DISTINCT needed
+          SELECT a.agent_id, c.credential_id, a.event_uid AS tool_event, c.event_uid AS api_event,
+                 a.time AS t_tool, c.time AS t_api, a.rkey
+          FROM a JOIN _kt_res c ON c.bucket = a.bucket AND c.rkey = a.rkey AND c.source <> 'agent'
+          WHERE c.time BETWEEN a.time - INTERVAL {skew_s} SECOND AND a.time + INTERVAL {window_s} SECOND
+        )
+        SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
+               'tool calls of the agent were followed within {window_s} s by API calls with this credential '
+                 || 'on the same target (time and target correlation)', 'inferred',
+               list_distinct(flatten(min_by([tool_event, api_event], t_tool, {EVIDENCE_CAP // 2}))),
+               count(DISTINCT tool_event) + count(DISTINCT api_event), min(t_tool), max(t_api),
+               to_json({{'matched_calls': count(DISTINCT tool_event), 'targets': list(DISTINCT rkey)[1:20]}})
+        FROM p GROUP BY agent_id, credential_id""")
+
+
+def delegated(con: duckdb.DuckDBPyConnection) -> None:
+    """DELEGATED human -> agent (and human -> credential when the evidence names no agent)."""
+    con.execute(_INSERT + f"""
+        SELECT 'human', human_id, 'agent', agent_id, 'DELEGATED',
+               'the agent''s log names the user it acted for (enduser.id / user.id / on-behalf-of)', 'proven',
+               list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+        FROM events WHERE source = 'agent' AND human_id IS NOT NULL AND agent_id IS NOT NULL
+        GROUP BY human_id, agent_id""")
+    # IAM Identity Center: the role session of an AWSReservedSSO_* role is named after the user.
+    con.execute(_INSERT + """
+        SELECT 'human', regexp_extract(dst, '/([^/]+)$', 1), 'credential', src, 'DELEGATED',
+               'IAM Identity Center session: role ' || regexp_extract(dst, 'assumed-role/([^/]+)/', 1)
+                 || ' is assumed under the signed-in user''s name', 'strong', evidence, evidence_count,
+               first_seen, last_seen, NULL
+        FROM links WHERE kind = 'AUTHENTICATES_AS' AND regexp_matches(dst, ':assumed-role/AWSReservedSSO_[^/]+/[^/]+$')
+          AND NOT starts_with(reason, 'issued for')""")
+    # A person's Vault login (OIDC, userpass, ...) produced the token.
+    con.execute(_INSERT + """
+        SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
+               'a person logged in to Vault (' || coalesce(principal_name, mount) || ') and received this token',
+               'proven', [event_uid], 1, issued_at, issued_at, NULL
+        FROM _kt_vault_login WHERE human AND human_id IS NOT NULL""")
+    # CloudTrail onBehalfOf / sourceIdentity (and any human_id on a credential-signed event).
+    con.execute(_INSERT + f"""
+        SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
+               CASE source WHEN 'cloudtrail' THEN 'CloudTrail onBehalfOf / sourceIdentity on events signed with it'
+                           ELSE 'events signed with it name the user' END,
+               'strong', list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+        FROM events WHERE source IN ('cloudtrail', 'vault') AND human_id IS NOT NULL AND credential_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM links l WHERE l.kind = 'DELEGATED' AND l.src = events.human_id
+                          AND l.dst = events.credential_id)
+        GROUP BY human_id, credential_id, source""")
+    # Human -> credential (and everything minted from it) that an agent uses => human -> agent.
+    con.execute(_INSERT + f"""
+        WITH RECURSIVE d(human_id, credential_id, evidence, conf, why) AS (
+          SELECT src, dst, evidence, confidence, reason FROM links
+          WHERE kind = 'DELEGATED' AND dst_kind = 'credential'
+          UNION
+          SELECT d.human_id, m.dst, d.evidence, d.conf, d.why
+          FROM d JOIN _kt_mint m ON m.src = d.credential_id
+        )
+        SELECT 'human', d.human_id, 'agent', u.src, 'DELEGATED',
+               'the agent uses credential ' || u.dst || ' (' || u.confidence || ': ' || u.reason || '); ' || first(d.why),
+               CASE WHEN bool_and(u.confidence = 'inferred') THEN 'inferred' ELSE 'strong' END,
+               list_distinct(flatten(list(d.evidence) || list(u.evidence)))[1:{EVIDENCE_CAP}],
+               len(list_distinct(flatten(list(d.evidence) || list(u.evidence)))), min(u.first_seen),
+               max(u.last_seen), to_json({{'via_credential': u.dst}})
+        FROM d JOIN links u ON u.kind = 'USES' AND u.dst = d.credential_id
+        GROUP BY d.human_id, u.src, u.dst, u.confidence, u.reason""")
+
+
+def acted_on(con: duckdb.DuckDBPyConnection) -> None:
+    """ACTED_ON credential -> resource, aggregated (actions with counts, denied, first/last)."""
+    # Counts per action, then one JSON object per edge (json_group_object is several times
+    # cheaper than building maps); the evidence is a top-100-by-time aggregate (min_by).
+    join = "FROM events e JOIN event_resources r ON r.event_uid = e.event_uid WHERE e.credential_id IS NOT NULL"
+    con.execute(_INSERT + f"""
+        WITH pa AS (
+          SELECT e.credential_id, r.resource_id, coalesce(e.action, '?') AS action, count(*) AS n,
+                 count(*) FILTER (WHERE e.outcome = 'denied') AS denied, min(e.time) AS t0, max(e.time) AS t1,
+                 any_value(r.resource_type) AS rtype, any_value(r.account) AS account
+          {join} GROUP BY ALL
+        ), a AS (
+          SELECT credential_id, resource_id, json_group_object(action, n) AS actions, sum(n) AS n,
+                 sum(denied) AS denied, min(t0) AS t0, max(t1) AS t1, any_value(rtype) AS rtype,
+                 any_value(account) AS account
+          FROM pa GROUP BY ALL
+        ), ev AS (
+          SELECT e.credential_id, r.resource_id, min_by(e.event_uid, e.time, {EVIDENCE_CAP}) AS ev
+          {join} GROUP BY ALL
+        )
+        SELECT 'credential', a.credential_id, 'resource', a.resource_id, 'ACTED_ON',
+               'events signed with this credential acted on this resource', 'proven', ev.ev, a.n, a.t0, a.t1,
+               to_json({{'actions': a.actions, 'denied': a.denied, 'resource_type': a.rtype, 'account': a.account}})
+        FROM a JOIN ev ON ev.credential_id = a.credential_id AND ev.resource_id = a.resource_id""")
+
+
+_ACTOR_KIND = """CASE
+  WHEN source = 'vault' THEN 'vault-entity'
+  WHEN actor_type = 'IAMUser' OR regexp_matches(actor_uid, '^arn:aws[a-z-]*:iam::\\d+:user/') THEN 'iam-user'
+  WHEN actor_type = 'AssumedRole' OR regexp_matches(actor_uid, ':assumed-role/') THEN 'assumed-role'
+  WHEN actor_type = 'FederatedUser' OR regexp_matches(actor_uid, ':federated-user/') THEN 'federated-user'
+  WHEN actor_type = 'Root' OR regexp_matches(actor_uid, ':root$') THEN 'root'
+  WHEN actor_type = 'AWSService' THEN 'aws-service'
+  WHEN regexp_matches(actor_uid, ':role/') THEN 'iam-role'
+  ELSE lower(coalesce(actor_type, 'unknown')) END"""
+
+
+def principals(con: duckdb.DuckDBPyConnection) -> None:
+    """Identities: IAM users/roles/sessions, Vault entities, agents and humans."""
+    con.execute(f"""
+        INSERT INTO principals
+        WITH actors AS (
+          SELECT actor_uid AS id, {_ACTOR_KIND} AS kind, mode(actor_name) AS name, mode(account) AS account,
+                 min(time) AS t0, max(time) AS t1, count(*) AS n, NULL::JSON AS attrs, 1 AS prio
+          FROM events WHERE actor_uid IS NOT NULL AND source IN ('cloudtrail', 'vault')
+          GROUP BY actor_uid, source, actor_type
+        ), roles AS (
+          SELECT 'arn:' || split_part(id, ':', 2) || ':iam::' || split_part(id, ':', 5) || ':role/'
+                   || split_part(split_part(id, ':', 6), '/', 2) AS id,
+                 'iam-role' AS kind, split_part(split_part(id, ':', 6), '/', 2) AS name, account,
+                 t0, t1, n, NULL::JSON AS attrs, 3 AS prio
+          FROM actors WHERE kind = 'assumed-role' AND regexp_matches(id, '^arn:aws[a-z-]*:sts::\\d+:assumed-role/')
+        ), issued AS (
+          SELECT principal_uid AS id,
+                 CASE WHEN src_source = 'vault' THEN 'vault-entity'
+                      WHEN regexp_matches(principal_uid, ':assumed-role/') THEN 'assumed-role'
+                      WHEN regexp_matches(principal_uid, ':federated-user/') THEN 'federated-user'
+                      WHEN regexp_matches(principal_uid, ':user/') THEN 'iam-user' ELSE 'unknown' END,
+                 principal_name, NULL, min(issued_at), max(issued_at), 0, NULL::JSON, 4
+          FROM _kt_issue WHERE principal_uid IS NOT NULL GROUP BY ALL
+        ), agents AS (
+          SELECT agent_id AS id, 'agent', name, NULL, created, retired, 0,
+                 to_json({{'owner': owner, 'purpose': purpose, 'environment': environment, 'created': created,
+                          'retired': retired, 'identities': identities, 'inventory': true}}), 0
+          FROM inventory_agents
+          UNION ALL
+          SELECT agent_id, 'agent', agent_id, NULL, min(time), max(time), count(*),
+                 to_json({{'inventory': false}}), 2
+          FROM events WHERE agent_id IS NOT NULL GROUP BY agent_id
+        ), humans AS (
+          SELECT human_id, 'human', human_id, NULL, min(time), max(time), count(*), NULL::JSON, 0
+          FROM events WHERE human_id IS NOT NULL GROUP BY human_id
+          UNION ALL
+          SELECT src, 'human', src, NULL, min(first_seen), max(last_seen), 0, NULL::JSON, 1
+          FROM links WHERE kind = 'DELEGATED' GROUP BY src
+        ), allp AS (
+          SELECT * FROM actors UNION ALL SELECT * FROM roles UNION ALL SELECT * FROM issued
+          UNION ALL SELECT * FROM agents UNION ALL SELECT * FROM humans
+        ), evs AS (
+          SELECT id, sum(n) AS n, min(t0) AS t0, max(t1) AS t1 FROM allp GROUP BY id
+        )
+        SELECT p.id, first(p.kind ORDER BY p.prio), first(p.name ORDER BY p.prio) FILTER (WHERE p.name IS NOT NULL),
+               first(p.account ORDER BY p.prio) FILTER (WHERE p.account IS NOT NULL),
+               any_value(evs.t0), any_value(evs.t1), any_value(evs.n),
+               first(p.attrs ORDER BY p.prio) FILTER (WHERE p.attrs IS NOT NULL)
+        FROM allp p JOIN evs ON evs.id = p.id
+        GROUP BY p.id""")

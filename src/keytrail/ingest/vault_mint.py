@@ -1,0 +1,235 @@
+"""Which credentials a Vault request minted: the rows of ``credential_issues``.
+
+Only a response shows what was created, and only at creation time (research/vault.md
+§5): Vault never logs a token's parent later, and revocation cascades are silent. So
+every issuance is read off the one response entry that proves it:
+
+- a login (``auth/<mount>/...`` with ``response.auth``): the new token's accessor; its
+  parent is the token the client sent with the login, if any (usually none: logins
+  start a new token tree);
+- ``auth/token/create*``: the new token, parent = the creating token (top-level ``auth``);
+- ``response.secret.lease_id``: a lease, parent = the caller's token;
+- the AWS secrets engine (``<aws mount>/creds|sts/<role>``): the access key when it is
+  logged in clear, parent = the lease; always with the IAM user / session name stem
+  that Vault's default ``username_template`` produces, so CloudTrail names can be
+  matched (``attributes.username_prefix``);
+- AppRole ``role/<r>/secret-id`` responses: the SecretID (its HMAC as logged);
+- response wrapping (``response.wrap_info.accessor``): the wrapping token.
+
+Identifiers are kept exactly as logged, ``hmac-sha256:...`` included.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+HMAC = "hmac-sha256:"
+_AWS_KEY = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{12,124}$")
+_AWS_NAME_CHARS = re.compile(r"[^a-zA-Z0-9+=,.@_-]")
+_CREDS_PATH = re.compile(r"^(?P<mount>.+?)/(?P<kind>creds|sts)/(?P<role>[^/]+)$")
+_LOGIN_MOUNT = re.compile(r"^auth/(?P<mount>.+?)/(?:login|oidc/callback|callback)(?:/|$)")
+_SECRET_ID_PATH = re.compile(r"^auth/(?P<mount>.+?)/role/(?P<role>[^/]+)/(?:custom-)?secret-id$")
+
+
+def s(value: Any) -> str | None:
+    """A non-empty string, else None (Vault writes ``""``, ``null`` or nothing for absent)."""
+    return value if isinstance(value, str) and value else None
+
+
+def d(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def num(value: Any) -> int | None:
+    """A number as logged (never a bool; HMAC'd strings are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value)
+
+
+def is_hmac(value: str | None) -> bool:
+    return bool(value) and value.startswith(HMAC)  # type: ignore[union-attr]
+
+
+def _compact(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if v not in (None, "", [], {})}
+
+
+def aws_username_prefix(display_name: str, role: str, unix: int) -> str:
+    """The part of Vault's default AWS IAM user / role session name that is not random.
+
+    Default ``username_template`` (Vault >= 1.7, ``builtin/logical/aws/path_config_root.go``):
+    ``vault-`` + (normalised display name + ``-`` + normalised role)[:42] + ``-<unix>-<random 20>``,
+    the whole cut to 64 characters. Normalising replaces every character outside
+    ``[a-zA-Z0-9+=,.@_-]`` with ``_``. The stem (at most 59 characters) always survives the cut.
+    """
+    mid = f"{_AWS_NAME_CHARS.sub('_', display_name)}-{_AWS_NAME_CHARS.sub('_', role)}"[:42]
+    return f"vault-{mid}-{unix}"
+
+
+def _unix_candidates(req_time: datetime | None, resp_time: datetime | None) -> list[int]:
+    """Unix seconds Vault may have stamped into the name: from the request to the response entry."""
+    times = [t for t in (req_time, resp_time) if t is not None]
+    if not times:
+        return []
+    lo = int(_epoch(min(times)))
+    hi = int(_epoch(max(times)))
+    return list(range(lo, min(hi, lo + 5) + 1))
+
+
+def _epoch(t: datetime) -> float:
+    return (t - datetime(1970, 1, 1)).total_seconds()
+
+
+def _expiry(issued: datetime | None, ttl: int | None) -> datetime | None:
+    if issued is None or not ttl or ttl <= 0:
+        return None
+    return issued + timedelta(seconds=ttl)
+
+
+def _issue(cred: str, kind: str, parent: str | None, uid: str, issued: datetime | None, ttl: int | None,
+           principal_uid: str | None, principal_name: str | None, attributes: dict[str, Any],
+           reason: str, confidence: str = "proven") -> dict[str, Any]:
+    attrs = _compact(attributes)
+    if ttl:
+        attrs["ttl"] = ttl
+    return {
+        "credential_id": cred, "kind": kind, "parent_credential_id": parent, "event_uid": uid,
+        "issued_at": issued, "expires_at": _expiry(issued, ttl), "principal_uid": principal_uid,
+        "principal_name": principal_name, "attributes": orjson.dumps(attrs).decode(),
+        "confidence": confidence, "reason": reason,
+    }
+
+
+def login_mount(path: str, mount_point: str | None) -> str:
+    """Auth mount of a login path (``auth/k8s/prod/login`` -> ``k8s/prod``)."""
+    if mount_point and mount_point.startswith("auth/"):
+        return mount_point[5:].rstrip("/")
+    m = _LOGIN_MOUNT.match(path)
+    if m:
+        return m["mount"]
+    parts = path.split("/")
+    return parts[1] if len(parts) > 1 else path
+
+
+def credential_issues(uid: str, obj: dict[str, Any], req_time: datetime | None, resp_time: datetime | None,
+                      ) -> list[dict[str, Any]]:
+    """``credential_issues`` rows proven by one response entry (``obj``)."""
+    if s(obj.get("error")):
+        return []
+    auth, request, response = d(obj.get("auth")), d(obj.get("request")), d(obj.get("response"))
+    path = s(request.get("path")) or ""
+    issued = resp_time or req_time
+    rauth = d(response.get("auth"))
+    new_acc = s(rauth.get("accessor"))
+    sent = s(request.get("client_token_accessor"))
+    out: list[dict[str, Any]] = []
+    mount_type = s(request.get("mount_type")) or s(response.get("mount_type"))
+    mount_point = s(request.get("mount_point")) or s(response.get("mount_point"))
+
+    if new_acc and path.startswith("auth/token/create"):
+        creator = s(auth.get("accessor")) or sent
+        role = path.split("/", 3)[3] if path.count("/") >= 3 else None
+        data = d(request.get("data"))
+        orphan = path.startswith("auth/token/create-orphan") or data.get("no_parent") is True
+        attrs = _token_attrs(rauth) | {"role": role, "orphan": orphan or None, "path": path}
+        out.append(_issue(new_acc, "vault-token", creator, uid, issued, _ttl(rauth), s(rauth.get("entity_id")),
+                          s(rauth.get("display_name")), attrs, f"Vault {path} response.auth.accessor"))
+    elif new_acc and path.startswith("auth/"):
+        mount = login_mount(path, mount_point)
+        meta = d(rauth.get("metadata")) or d(auth.get("metadata"))
+        role = s(meta.get("role_name")) or s(meta.get("role"))
+        data = d(request.get("data"))
+        attrs = _token_attrs(rauth) | {
+            "mount": mount, "mount_type": mount_type, "role": role,
+            "identity_ref": f"vault:{mount}/{role}" if role else None,
+            "service_account_name": s(meta.get("service_account_name")),
+            "service_account_namespace": s(meta.get("service_account_namespace")),
+            "caller_token_accessor": sent, "login_path": path,
+            # HMACs of the role_id / secret_id used (never plain values: those would be secrets).
+            "role_id": data.get("role_id") if is_hmac(s(data.get("role_id"))) else None,
+            "secret_id": data.get("secret_id") if is_hmac(s(data.get("secret_id"))) else None,
+        }
+        out.append(_issue(new_acc, "vault-token", sent, uid, issued, _ttl(rauth), s(rauth.get("entity_id")),
+                          s(rauth.get("display_name")), attrs, f"Vault login ({mount}) response.auth.accessor"))
+
+    caller = s(auth.get("accessor")) or sent
+    lease = s(d(response.get("secret")).get("lease_id"))
+    rdata = d(response.get("data"))
+    aws = _CREDS_PATH.match(path) if (mount_type in (None, "aws") and path) else None
+    if aws and mount_type is None and not path.startswith("aws/"):
+        aws = None  # without mount_type only the default mount path is trusted
+    aws_attrs: dict[str, Any] = {}
+    if aws:
+        display = s(auth.get("display_name")) or ""
+        unixes = _unix_candidates(req_time, resp_time)
+        prefixes = [aws_username_prefix(display, aws["role"], u) for u in unixes]
+        aws_attrs = {
+            "aws_role": aws["role"], "mount": aws["mount"], "endpoint": aws["kind"],
+            "username_prefix": prefixes[0] if prefixes else None,
+            "username_prefix_candidates": prefixes if len(prefixes) > 1 else None,
+            "federation_name_prefix": f"vault-{unixes[0]}" if unixes else None,
+            "display_name": display or None, "access_key": s(rdata.get("access_key")),
+            "arn": s(rdata.get("arn")) if not is_hmac(s(rdata.get("arn"))) else None,
+        }
+    if lease:
+        attrs = {"path": path, "mount_type": mount_type, "renewable": d(response.get("secret")).get("renewable")}
+        out.append(_issue(lease, "vault-lease", caller, uid, issued, _lease_ttl(response), None, None,
+                          attrs | aws_attrs, "Vault response.secret.lease_id"))
+    if aws:
+        key = s(rdata.get("access_key"))
+        if key and _AWS_KEY.match(key):
+            kind = "aws-temporary-key" if key.startswith("ASIA") else "aws-access-key"
+            out.append(_issue(key, kind, lease or caller, uid, issued, _lease_ttl(response) or num(rdata.get("ttl")),
+                              aws_attrs.get("arn"), None, aws_attrs | {"lease_id": lease},
+                              "Vault AWS secrets engine response.data.access_key"))
+
+    sid = _SECRET_ID_PATH.match(path)
+    if sid and (s(rdata.get("secret_id")) or s(rdata.get("secret_id_accessor"))):
+        value = s(rdata.get("secret_id"))
+        cred = value if is_hmac(value) else s(rdata.get("secret_id_accessor"))
+        if cred:
+            attrs = {"mount": sid["mount"], "role": sid["role"], "identity_ref": f"vault:{sid['mount']}/{sid['role']}",
+                     "secret_id_accessor": s(rdata.get("secret_id_accessor"))}
+            out.append(_issue(cred, "vault-secret-id", caller, uid, issued, num(rdata.get("secret_id_ttl")), None,
+                              None, attrs, "Vault AppRole secret-id response.data.secret_id"))
+
+    wrap = d(response.get("wrap_info"))
+    wacc = s(wrap.get("accessor"))
+    if wacc:
+        attrs = {"wrapping": True, "creation_path": s(wrap.get("creation_path")),
+                 "wrapped_accessor": s(wrap.get("wrapped_accessor"))}
+        out.append(_issue(wacc, "vault-token", caller, uid, issued, num(wrap.get("ttl")), None, None, attrs,
+                          "Vault response.wrap_info.accessor (response-wrapping token)"))
+    return out
+
+
+def _ttl(rauth: dict[str, Any]) -> int | None:
+    for key in ("token_ttl", "lease_duration", "ttl"):
+        v = num(rauth.get(key))
+        if v:
+            return v
+    return None
+
+
+def _lease_ttl(response: dict[str, Any]) -> int | None:
+    secret = d(response.get("secret"))
+    for v in (secret.get("lease_duration"), secret.get("ttl"), response.get("lease_duration")):
+        n = num(v)
+        if n:
+            return n
+    return None
+
+
+def _token_attrs(rauth: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "policies": rauth.get("policies"), "token_policies": rauth.get("token_policies"),
+        "identity_policies": rauth.get("identity_policies"), "token_type": s(rauth.get("token_type")),
+        "metadata": d(rauth.get("metadata")) or None, "renewable": rauth.get("renewable"),
+        "orphan": rauth.get("orphan"), "num_uses": num(rauth.get("num_uses")),
+        "entity_created": rauth.get("entity_created"), "display_name": s(rauth.get("display_name")),
+    }

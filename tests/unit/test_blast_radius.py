@@ -1,0 +1,96 @@
+"""Blast radius and ranking: D(c), the aggregated radius, filters and the explained score."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from keytrail.analysis.blast_radius import blast_radius, rank_credentials
+from keytrail.analysis.lineage import descendants
+from keytrail.errors import NotFoundError, UsageError
+from keytrail.store.case import CaseStore
+from tests.unit.graph_case import ROLE, T0, incident
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaseStore]:
+    s = incident(tmp_path_factory.mktemp("blast") / "case.duckdb")
+    yield s
+    s.close()
+
+
+def test_descendants_respect_min_confidence(store: CaseStore) -> None:
+    assert descendants(store, "acc-app") == ["AKIANEWKEY0000000001", "ASIACHAIN00000000001", "lease-aws-1"]
+    # The Vault-to-CloudTrail name match is strong, not proven.
+    assert descendants(store, "acc-app", min_confidence="proven") == ["lease-aws-1"]
+
+
+def test_blast_radius_contents(store: CaseStore) -> None:
+    b = blast_radius(store, "AKIANEWKEY0000000001")
+    assert b.derived_credentials == ["ASIACHAIN00000000001"]
+    res = {r["resource"]: r for r in b.resources}
+    role = res[ROLE]
+    assert role["denied"] == 1 and role["events"] == 3
+    assert {a["action"]: a["count"] for a in role["actions"]} == {"sts:AssumeRole": 2, "iam:AttachRolePolicy": 1}
+    assert "arn:aws:s3:::ledger/q1.csv" in res
+    assert b.counts["writes"] == 1 and b.counts["denied"] == 1 and b.counts["secrets_read"] == 1
+    assert [s["action"] for s in b.secrets_read] == ["secretsmanager:GetSecretValue"]
+    assert {s["category"] for s in b.sensitive_actions} == {"write", "denied"}
+    assert set(b.accounts) == {"111122223333", "444455556666"}
+    assert {a["agent"] for a in b.agents} == {"ledger-bot"}
+    assert [h["human"] for h in b.humans] == ["bob@example.com"]
+    assert b.lineage is not None and [c.credential for c in b.lineage.children] == ["ASIACHAIN00000000001"]
+
+
+def test_json_keys_contract(store: CaseStore) -> None:
+    d = blast_radius(store, "acc-app").as_dict()
+    for key in ("credential", "kind", "score", "score_terms", "derived_credentials", "resources", "principals",
+                "accounts", "agents", "humans"):
+        assert key in d
+    for r in d["resources"]:
+        assert set(r) >= {"resource", "type", "actions", "events", "first_seen", "last_seen", "denied"}
+    for t in d["score_terms"]:
+        assert set(t) >= {"name", "value", "weight", "points", "explanation"}
+    assert round(sum(t["points"] for t in d["score_terms"]), 1) == d["score"]
+
+
+def test_rank_agrees_with_blast(store: CaseStore) -> None:
+    ranks = rank_credentials(store)
+    assert len(ranks) == store.scalar("SELECT count(*) FROM credentials")
+    assert [r.score for r in ranks] == sorted((r.score for r in ranks), reverse=True)
+    for r in ranks:
+        b = blast_radius(store, r.credential)
+        assert b.score == r.score, r.credential
+        assert r.derived_credentials == len(b.derived_credentials)
+    top = ranks[0].as_dict()
+    assert set(top) >= {"credential", "kind", "score", "agents", "humans", "events", "first_seen", "last_seen"}
+    assert len(rank_credentials(store, limit=2)) == 2
+
+
+def test_minting_credential_outranks_its_child(store: CaseStore) -> None:
+    scores = {r.credential: r.score for r in rank_credentials(store)}
+    assert scores["acc-app"] > scores["AKIANEWKEY0000000001"] > scores["ASIACHAIN00000000001"]
+    assert scores["lease-aws-1"] > scores["ASIACHAIN00000000001"]
+
+
+def test_time_filters(store: CaseStore) -> None:
+    b = blast_radius(store, "AKIANEWKEY0000000001", since=T0 + timedelta(seconds=105))
+    assert {r["resource"] for r in b.resources} == {ROLE, "arn:aws:s3:::ledger/out.csv",
+                                                    "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-abc"}
+    assert b.counts["events"] == 3
+    b = blast_radius(store, "AKIANEWKEY0000000001", until=T0 + timedelta(seconds=60))
+    assert b.counts["events"] == 2 and b.counts["writes"] == 0
+
+
+def test_unknown_credential_suggests(store: CaseStore) -> None:
+    with pytest.raises(NotFoundError) as e:
+        blast_radius(store, "ASIACHAIN0000000000l")
+    assert "ASIACHAIN00000000001" in e.value.suggestions
+    with pytest.raises(UsageError):
+        rank_credentials(store, min_confidence="maybe")
+
+
+def test_principal_arn_with_one_key_resolves(store: CaseStore) -> None:
+    assert blast_radius(store, "arn:aws:iam::111122223333:user/vault-root").credential == "AKIAVAULTROOT0000001"

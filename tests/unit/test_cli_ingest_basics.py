@@ -1,0 +1,85 @@
+"""Ingest's contract for bad input that needs no adapter: exit codes and messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from keytrail.cli.main import main
+
+
+def test_missing_path_exits_2_and_says_which(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["ingest", str(case_path), str(tmp_path / "nope.json"), "-q"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "nope.json: no such file or directory" in err
+    assert not case_path.exists(), "the case must not be created when an input path is missing"
+
+
+def test_unknown_format_is_reported_and_exit_2_when_nothing_loaded(
+    case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("this is not a log\n")
+    rc = main(["ingest", str(case_path), str(junk), "-q"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "notes.txt" in err and "matches no known format" in err
+    rc = main(["sql", str(case_path), "SELECT status, note FROM evidence", "--json"])
+    assert rc == 0
+    assert '"skipped"' in capsys.readouterr().out
+
+
+def test_info_on_missing_case_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["info", str(tmp_path / "absent.duckdb")])
+    assert rc == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_second_writer_gets_lock_message_naming_holder(case_path: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("x\n")
+    main(["ingest", str(case_path), str(junk), "-q"])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import duckdb, sys, time
+            con = duckdb.connect({str(case_path)!r})
+            print('ready', flush=True)
+            sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        out = subprocess.run([sys.executable, "-m", "keytrail", "ingest", str(case_path), str(junk), "-q"],
+                             capture_output=True, text=True)
+        assert out.returncode == 2
+        assert f"PID {holder.pid}" in out.stderr
+        assert "locked" in out.stderr and "Traceback" not in out.stderr
+    finally:
+        holder.communicate("")
+
+
+def test_sql_is_read_only(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("x\n")
+    main(["ingest", str(case_path), str(junk), "-q"])
+    capsys.readouterr()
+    rc = main(["sql", str(case_path), "DELETE FROM evidence"])
+    assert rc == 2
+    assert "read-only" in capsys.readouterr().err.lower()
+
+
+def test_sql_csv_neutralises_formulas(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("x\n")
+    main(["ingest", str(case_path), str(junk), "-q"])
+    capsys.readouterr()
+    assert main(["sql", str(case_path), "SELECT '=cmd|'' /C calc''!A0' AS v", "--csv"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "v"
+    assert out[1].startswith("'=cmd")

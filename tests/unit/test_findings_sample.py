@@ -1,0 +1,103 @@
+"""The sample incident's expected findings (docs/sample-incident.md, "Findings") from a real ingest."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keytrail.cli.main import main
+
+INCIDENT = Path(__file__).resolve().parents[2] / "sample_data" / "incident"
+SHARED_KEY = "AKIACGKP7XY67AEMFYZE"
+SUPPORT_KEY = "AKIA6FHUI6DILMBYEZHZ"
+INCIDENT_KEY = "ASIADKKHC6DWJIFTZP4G"
+BACKDOOR_KEY = "AKIAKS436WXXSPGUJ74N"
+ORPHAN_KEY = "ASIACO5X7CQQTO3RCLLE"
+CHILD_ACCESSOR = "hmac-sha256:6532b96ba16013f9f2db3671a1fd891e48e6590689b3a547851e9f21fecf71ab"
+
+
+@pytest.fixture(scope="module")
+def findings(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    if not INCIDENT.is_dir():
+        pytest.skip("sample incident not present")
+    case = str(tmp_path_factory.mktemp("sample") / "demo.duckdb")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["ingest", case, str(INCIDENT), "--inventory", str(INCIDENT / "inventory.toml"), "-q"]) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["findings", case, "--json"]) == 0
+    doc = json.loads(out.getvalue())
+    assert sum(doc["counts"].values()) == len(doc["findings"])
+    return list(doc["findings"])
+
+
+def pick(findings: list[dict[str, Any]], rule: str, subject: str) -> dict[str, Any]:
+    hits = [f for f in findings if f["rule"] == rule and subject in f["subjects"]]
+    assert hits, f"no {rule} finding about {subject}"
+    return hits[0]
+
+
+def test_every_finding_cites_evidence(findings: list[dict[str, Any]]) -> None:
+    for f in findings:
+        assert f["evidence"] and f["evidence_count"] >= len(f["evidence"]) and f["recommendation"]
+
+
+def test_reuse_and_long_lived_keys(findings: list[dict[str, Any]]) -> None:
+    shared = pick(findings, "credential-shared-by-agents", SHARED_KEY)
+    assert {"invoice-triage", "vendor-sync"} <= set(shared["subjects"])
+    hosts = pick(findings, "credential-used-from-many-hosts", SHARED_KEY)
+    assert set(hosts["details"]["source_ips"]) >= {"198.51.100.21", "198.51.100.37"}
+    pick(findings, "long-term-key-used-by-agent", SHARED_KEY)
+    assert "inferred" in pick(findings, "long-term-key-used-by-agent", SUPPORT_KEY)["description"]
+
+
+def test_offboarding(findings: list[dict[str, Any]]) -> None:
+    f = pick(findings, "agent-active-after-retirement", "vendor-sync")
+    assert {"088baecd-f6ac-4f6e-a61d-6eb1252da81e", "88ae1802-4528-493b-abcd-210d2c62678d"} <= set(f["evidence"])
+    assert f["level"] == "critical"
+
+
+def test_human_use_of_agent_identity(findings: list[dict[str, Any]]) -> None:
+    f = pick(findings, "console-login-as-agent", "arn:aws:iam::418295730164:user/svc-invoice-triage")
+    assert f["evidence"] == ["9255b35f-6a91-4cbc-ae83-1bca0a2618f6"]
+    assert pick(findings, "browser-on-agent-credential", "invoice-triage")["level"] == "high"
+
+
+def test_privilege_growth(findings: list[dict[str, Any]]) -> None:
+    minted = pick(findings, "long-term-credential-minted", BACKDOOR_KEY)
+    assert minted["subjects"][0] == INCIDENT_KEY and minted["evidence"] == ["662cb91b-d715-4034-9fd3-f3beb7c79ef2"]
+    assert "--access-key-id AKIAKS436WXXSPGUJ74N --status Inactive" in minted["recommendation"]
+    assert "e703ad81-e033-460b-9ea6-1bbf6628000a" in pick(findings, "iam-or-policy-change", ORPHAN_KEY)["evidence"]
+
+
+def test_environment_crossing(findings: list[dict[str, Any]]) -> None:
+    f = pick(findings, "environment-crossing", INCIDENT_KEY)
+    assert f["subjects"][0] == INCIDENT_KEY and f["details"]["accounts"] == ["418295730164", "730261958447"]
+
+
+def test_unattributed(findings: list[dict[str, Any]]) -> None:
+    assert "01d262d7-a934-4171-afdf-98d5434f2761" in pick(findings, "unattributed-actions", ORPHAN_KEY)["evidence"]
+    assert "5a63bdde-a774-4c01-85af-2c1a8b39de5b" in pick(findings, "unattributed-actions", BACKDOOR_KEY)["evidence"]
+    pick(findings, "orphan-credential", BACKDOOR_KEY)
+
+
+def test_drift_recon_and_sprawl(findings: list[dict[str, Any]]) -> None:
+    drift = pick(findings, "scope-drift", "ledger-reconciler")
+    assert {"iam", "organizations", "glue", "athena"} <= set(drift["details"]["departed"]["services"])
+    burst = pick(findings, "denied-burst", INCIDENT_KEY)
+    assert burst["evidence_count"] == 14
+    sprawl = pick(findings, "secret-sprawl", CHILD_ACCESSOR)
+    assert sprawl["details"]["denied_only"] == 5
+    assert "vault:secret/data/hr/payroll-db" in sprawl["details"]["secrets"]
+
+
+def test_quiet_where_nothing_is_wrong(findings: list[dict[str, Any]]) -> None:
+    # j.park's SSO admin session is a person in their own session: not an NHI finding.
+    assert not [f for f in findings if f["rule"] in ("admin-or-root-use", "iam-or-policy-change")
+                and "ASIAPWBXYZZP45VEIFM4" in f["subjects"]]
+    assert not [f for f in findings if f["rule"] == "scope-drift" and f["subjects"] != ["ledger-reconciler"]]

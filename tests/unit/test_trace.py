@@ -1,0 +1,89 @@
+"""Delegation trace: ordered chains, explicit gaps, no guessing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from keytrail.analysis.delegation import trace_event
+from keytrail.errors import NotFoundError
+from keytrail.store.case import CaseStore
+from tests.unit.graph_case import ROLE, SESSION, CaseBuilder, incident
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaseStore]:
+    s = incident(tmp_path_factory.mktemp("trace") / "case.duckdb")
+    yield s
+    s.close()
+
+
+def test_full_chain_human_agent_credentials_event(store: CaseStore) -> None:
+    t = trace_event(store, "ct-get")  # the source's own id
+    assert [(c.kind, c.id) for c in t.chain] == [
+        ("human", "bob@example.com"), ("agent", "ledger-bot"), ("credential", "acc-app"),
+        ("credential", "lease-aws-1"), ("credential", "AKIANEWKEY0000000001"), ("credential", "ASIACHAIN00000000001"),
+        ("event", "cloudtrail:ct-get")]
+    assert t.gaps == []
+    assert t.chain[1].confidence == "strong"  # inventory role beats the inferred tool-call match
+    assert t.chain[4].confidence == "strong" and "vault:v-aws" in t.chain[4].evidence
+    assert all(c.reason and c.evidence for c in t.chain)
+    assert trace_event(store, "cloudtrail:ct-get").chain == t.chain
+
+
+def test_origin_unknown_is_a_named_gap(store: CaseStore) -> None:
+    t = trace_event(store, "ct-stolen")
+    assert [c.kind for c in t.chain] == ["credential", "event"]
+    assert t.gaps[0].startswith("origin unknown: no issuing event for ASIASTOLEN0000000001")
+    assert any("no agent linked to credential ASIASTOLEN0000000001" in g for g in t.gaps)
+    assert any(g.startswith("no human") for g in t.gaps)
+
+
+def test_human_from_vault_login(store: CaseStore) -> None:
+    t = trace_event(store, "v-create")
+    assert [(c.kind, c.id) for c in t.chain][:2] == [("human", "alice@example.com"), ("credential", "acc-alice")]
+    assert t.chain[0].evidence == ("vault:v-login-alice",)
+
+
+def test_tool_call_matched_to_credential_is_flagged_inferred(store: CaseStore) -> None:
+    t = trace_event(store, "tool-1")
+    kinds = [c.kind for c in t.chain]
+    assert kinds[:2] == ["human", "agent"] and kinds[-1] == "event" and "credential" in kinds
+    assert any("inferred" in g for g in t.gaps)
+
+
+def test_two_agents_on_one_credential_are_not_guessed(tmp_path: Path) -> None:
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.agent("bot-a", [ROLE])
+    b.agent("bot-b", [ROLE])
+    b.event("cloudtrail", "use", 0, "s3:ListBuckets", cred="ASIASHARED0000000001", cred_kind="aws-temporary-key",
+            actor=SESSION, actor_type="AssumedRole")
+    s = b.finalize()
+    try:
+        t = trace_event(s, "use")
+        assert "agent" not in [c.kind for c in t.chain]
+        assert any("2 agents (bot-a, bot-b)" in g for g in t.gaps)
+        assert {a["agent"] for a in t.candidates["agents"]} == {"bot-a", "bot-b"}
+    finally:
+        s.close()
+
+
+def test_cloudtrail_source_identity_names_the_human(tmp_path: Path) -> None:
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.event("cloudtrail", "use", 0, "s3:ListBuckets", cred="ASIASRC0000000000001", cred_kind="aws-temporary-key",
+            actor=SESSION, actor_type="AssumedRole", human="carol@example.com")
+    s = b.finalize()
+    try:
+        t = trace_event(s, "use")
+        assert t.chain[0].kind == "human" and t.chain[0].id == "carol@example.com"
+        assert t.chain[0].confidence == "strong"
+    finally:
+        s.close()
+
+
+def test_unknown_event_suggests(store: CaseStore) -> None:
+    with pytest.raises(NotFoundError) as e:
+        trace_event(store, "ct-stolem")
+    assert "ct-stolen" in e.value.suggestions
