@@ -79,6 +79,8 @@ def test_every_fixture_file_loads_with_expected_counts(fixture_case: duckdb.Duck
     for rel, expected in EXPECTED.items():
         assert got[rel] == expected, rel
     assert _rows(fixture_case, "SELECT count(*) FROM events")[0][0] == 510
+    # the one digest fixture names S3 objects that are not among the fixtures
+    assert _rows(fixture_case, "SELECT DISTINCT integrity FROM evidence WHERE source = 'cloudtrail'") == [("no-digest",)]
 
 
 def test_rejects_say_where_and_why(fixture_case: duckdb.DuckDBPyConnection) -> None:
