@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import duckdb
 
@@ -103,7 +103,7 @@ class CaseStore:
         for table in TABLES:
             self.con.execute(table.ddl())
         self.con.execute("CREATE SEQUENCE IF NOT EXISTS file_id_seq START 1")
-        now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+        now = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
         self.con.execute(
             "INSERT OR IGNORE INTO case_meta VALUES ('schema_version', ?), ('created_at', ?)",
             [str(SCHEMA_VERSION), now],
@@ -147,7 +147,7 @@ class CaseStore:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> CaseStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
