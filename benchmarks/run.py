@@ -54,6 +54,7 @@ class Row:
 @dataclass
 class Child:
     seconds: float
+    cpu: float  # user + system seconds of the child itself
     max_rss: int  # bytes
     rc: int
     stdout: str
@@ -73,7 +74,7 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> Child:
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Child(seconds, usage.ru_maxrss * 1024, p.returncode, out.read().decode(errors="replace"),
+        return Child(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, p.returncode, out.read().decode(errors="replace"),
                      err.read().decode(errors="replace"))
 
 
@@ -90,6 +91,11 @@ def verdict(value: float, limit: float, higher_is_better: bool = False) -> str:
 
 def fmt_s(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def wall_cpu(child: Child) -> str:
+    """Wall clock (what the targets are about) and the child's own CPU time (less sensitive to a busy machine)."""
+    return f"{fmt_s(child.seconds)} (cpu {fmt_s(child.cpu)})"
 
 
 def ensure_data(events: int, seed: int, workdir: Path) -> Path:
@@ -116,23 +122,24 @@ def ingest_rows(data: Path, case: Path, rows: list[Row]) -> bool:
     bare_db.unlink(missing_ok=True)
     loop = run_child([sys.executable, str(HERE / "baselines.py"), "orjson", str(data)])
     records = duck.stdout.strip() or "?"
-    rows.append(Row(f"bare DuckDB read_json + unnest ({records} records)", fmt_s(duck.seconds), "", "baseline"
+    rows.append(Row(f"bare DuckDB read_json + unnest ({records} records)", wall_cpu(duck), "", "baseline"
                     if duck.rc == 0 else f"error: {duck.stderr.strip().splitlines()[-1:]}"))
-    rows.append(Row("single-threaded orjson loop", fmt_s(loop.seconds), "", "baseline" if loop.rc == 0 else "error"))
+    rows.append(Row("single-threaded orjson loop", wall_cpu(loop), "", "baseline" if loop.rc == 0 else "error"))
     if kt.rc != 0:
         tail = " ".join(kt.stderr.strip().splitlines()[-2:])[:200]
         rows.append(Row("keytrail ingest CloudTrail", "failed", "<= 2x DuckDB, >= 2x faster than orjson",
                         f"error: {tail}"))
         return False
-    rows.append(Row("keytrail ingest CloudTrail (incl. dedup + derive)", fmt_s(kt.seconds)))
-    rows.append(Row("ingest / bare DuckDB", f"{kt.seconds / duck.seconds:.2f}x", "<= 2.0x",
+    rows.append(Row("keytrail ingest CloudTrail (incl. dedup + derive)", wall_cpu(kt)))
+    rows.append(Row("ingest / bare DuckDB", f"{kt.seconds / duck.seconds:.2f}x (cpu {kt.cpu / duck.cpu:.2f}x)", "<= 2.0x",
                     verdict(kt.seconds / duck.seconds, 2.0)))
-    rows.append(Row("orjson loop / ingest (speed-up)", f"{loop.seconds / kt.seconds:.2f}x", ">= 2.0x",
+    rows.append(Row("orjson loop / ingest (speed-up)", f"{loop.seconds / kt.seconds:.2f}x (cpu {loop.cpu / kt.cpu:.2f}x)",
+                    ">= 2.0x",
                     verdict(loop.seconds / kt.seconds, 2.0, higher_is_better=True)))
     rest = [str(p) for p in sorted(data.iterdir()) if p.name not in ("AWSLogs", "inventory.toml", ".complete")]
     more = run_child([sys.executable, "-m", "keytrail", "ingest", str(case), *rest, "--inventory",
                       str(data / "inventory.toml"), "-q"], env)
-    rows.append(Row("keytrail ingest Vault + agent logs + inventory (incl. re-derive)", fmt_s(more.seconds), "",
+    rows.append(Row("keytrail ingest Vault + agent logs + inventory (incl. re-derive)", wall_cpu(more), "",
                     "" if more.rc == 0 else "error: " + " ".join(more.stderr.strip().splitlines()[-1:])[:200]))
     peak = max(kt.max_rss, more.max_rss)
     rows.append(Row("peak RSS of ingest", f"{peak / GIB:.2f} GiB", "<= 1.5 GiB", verdict(peak / GIB, 1.5)))
@@ -197,9 +204,14 @@ def analysis_rows(case: Path, rows: list[Row]) -> None:
         trace = optional("keytrail.analysis.delegation", "trace_event")
         if trace:
             event_id = deep_event(store)
-            guard("trace", "<= 200 ms", lambda: rows.append(Row(
-                f"delegation trace of {event_id}", fmt_s(s := timed(lambda: trace(store, event_id))[0]),
-                "<= 200 ms", verdict(s, 0.2))))
+
+            def trace_step() -> None:
+                # The first trace after opening the case reads cold pages; later ones are warm. Judge the first.
+                cold = timed(lambda: trace(store, event_id))[0]
+                warm = sorted(timed(lambda: trace(store, event_id))[0] for _ in range(3))[1]
+                rows.append(Row(f"delegation trace of {event_id} (first; warm median)",
+                                f"{fmt_s(cold)}; {fmt_s(warm)}", "<= 200 ms", verdict(cold, 0.2)))
+            guard("trace", "<= 200 ms", trace_step)
         else:
             rows.append(Row("delegation trace", "-", "<= 200 ms", "not measured (no analysis code)"))
         build_report = optional("keytrail.report.content", "build_report")

@@ -84,3 +84,139 @@ def test_issuing_events_are_recorded_for_every_minted_credential(case: str) -> N
     leases = {r["credential_id"] for r in rows if r["kind"] == "vault-lease"}
     assert "aws/creds/ledger-exporter/M7HqtHrAoA9vPcsGRAxV3Pre" in leases
     assert len({r["credential_id"] for r in rows if r["kind"] == "vault-token"}) == 19  # 9 logins, 9 children, 1 admin
+
+
+# ---------------------------------------------------------------- graph: credentials, blast radius
+
+
+def _items(doc: Any, key: str) -> list[Any]:
+    return doc[key] if isinstance(doc, dict) else doc
+
+
+def _ids(values: list[Any], *keys: str) -> set[str]:
+    out = set()
+    for v in values:
+        if isinstance(v, dict):
+            v = next((v[k] for k in keys if v.get(k)), None)
+        if isinstance(v, str):
+            out.add(bare(v))
+    return out
+
+
+def test_credentials_are_ranked_with_the_chain_above_its_parts(case: str) -> None:
+    rc, doc = run("credentials", case, "--json")
+    assert rc == 0
+    ranked = _items(doc, "credentials")
+    score = {r["credential"]: r["score"] for r in ranked}
+    for key in (VAULT_ENGINE_KEY, SHARED_KEY, SUPPORT_KEY, INCIDENT_KEY, XACCT_KEY, BACKDOOR_KEY, EXPORTER_KEY,
+                ORPHAN_KEY, LOGIN_ACCESSOR):
+        assert key in score, key
+    # D(c) of the incident key contains the cross-account key and the backdoor: it cannot score lower.
+    assert score[INCIDENT_KEY] >= max(score[XACCT_KEY], score[BACKDOOR_KEY])
+    assert score[LOGIN_ACCESSOR] >= score[INCIDENT_KEY]
+    assert [r["score"] for r in ranked] == sorted((r["score"] for r in ranked), reverse=True)
+    by_id = {r["credential"]: r for r in ranked}
+    assert set(by_id[SHARED_KEY]["agents"]) >= {"invoice-triage", "vendor-sync"}
+
+
+def test_blast_radius_of_the_incident_sts_key(case: str) -> None:
+    rc, doc = run("blast", case, INCIDENT_KEY, "--json")
+    assert rc == 0 and doc["credential"] == INCIDENT_KEY
+    assert _ids(doc["derived_credentials"], "credential", "id") >= {XACCT_KEY, BACKDOOR_KEY}
+    assert _ids(doc["accounts"], "account", "id") >= {A, B}
+    resources = {r["resource"]: r for r in doc["resources"]}
+    assert "arn:aws:s3:::finco-analytics-exports/customers/2026-03/part-00004.snappy.parquet" in resources
+    assert "arn:aws:s3:::finco-ledger-prod/exports/vendor-bank-details.csv" in resources  # read from outside
+    assert "arn:aws:s3:::finco-ledger-prod/inbound-invoices/2026/03/10/INV-88412.pdf" in resources
+    assert doc["score"] > 0 and doc["score_terms"]
+    # 14 denied recon calls + the outside GetSecretValue; the chain minted two keys.
+    assert doc["counts"]["denied"] == 15 and doc["counts"]["credentials_minted"] == 2
+    assert set(doc["services"]) >= {"s3", "sts", "iam", "glue", "athena", "organizations", "kms", "secretsmanager"}
+
+
+def test_blast_radius_of_the_vault_login_reaches_both_accounts_and_the_secrets(case: str) -> None:
+    rc, doc = run("blast", case, LOGIN_ACCESSOR, "--json")
+    assert rc == 0
+    derived = _ids(doc["derived_credentials"], "credential", "id")
+    assert derived >= {CHILD_ACCESSOR, INCIDENT_KEY, EXPORTER_KEY, XACCT_KEY, BACKDOOR_KEY}
+    assert STRONG_KEY not in derived  # yesterday's key belongs to yesterday's login
+    # child token, two leases, four AWS keys; 15 AWS denials + 5 Vault "permission denied".
+    assert doc["counts"]["credentials_minted"] == 7 and doc["counts"]["denied"] == 20
+    assert _ids(doc["accounts"], "account", "id") >= {A, B}
+    resources = {r["resource"] for r in doc["resources"]}
+    assert {"vault:secret/data/hr/payroll-db", "vault:secret/data/payments/stripe",
+            "arn:aws:s3:::finco-ledger-exports/tmp/recon-dump-20260310.tar.gz"} <= resources
+
+
+def test_blast_radius_of_the_shared_key_names_both_agents(case: str) -> None:
+    rc, doc = run("blast", case, SHARED_KEY, "--json")
+    assert rc == 0
+    assert _ids(doc["agents"], "agent", "id") >= {"invoice-triage", "vendor-sync"}
+    assert not {k for k in _ids(doc["derived_credentials"], "credential", "id") if k.startswith(("AKIA", "ASIA"))}
+    buckets = {r["resource"].split("/")[0] for r in doc["resources"] if r["resource"].startswith("arn:aws:s3")}
+    assert {"arn:aws:s3:::finco-invoices-inbox", "arn:aws:s3:::finco-vendor-master"} <= buckets
+
+
+def test_blast_of_an_unknown_credential_exits_1(case: str) -> None:
+    rc, _ = run("blast", case, "AKIAZZZZZZZZZZZZZZZZ", "--json")
+    assert rc == 1
+
+
+# ---------------------------------------------------------------- delegation traces
+
+
+def _trace(case: str, event_id: str) -> tuple[dict[str, Any], set[str]]:
+    rc, doc = run("trace", case, event_id, "--json")
+    assert rc == 0, event_id
+    return doc, {bare(link["id"]) for link in doc["chain"]}
+
+
+def test_trace_cross_account_event_back_to_maria(case: str) -> None:
+    doc, ids = _trace(case, "157d6db7-a815-40e2-a55d-547d0c9e1e7c")
+    assert {XACCT_KEY, INCIDENT_KEY, "ledger-reconciler", MARIA} <= ids
+    kinds = [link["kind"] for link in doc["chain"]]
+    assert kinds.index("human") < kinds.index("agent")
+    assert all(link["evidence"] for link in doc["chain"] if link["kind"] == "credential")
+
+
+def test_trace_outside_use_of_the_backdoor_key(case: str) -> None:
+    _, ids = _trace(case, "5a63bdde-a774-4c01-85af-2c1a8b39de5b")
+    assert {BACKDOOR_KEY, INCIDENT_KEY, "ledger-reconciler"} <= ids
+
+
+def test_trace_of_a_template_matched_key_is_strong(case: str) -> None:
+    doc, ids = _trace(case, "da964f93-6e30-4563-bec8-b24c6788f3d2")
+    assert {STRONG_KEY, "ledger-reconciler"} <= ids
+    link = next(link for link in doc["chain"] if bare(link["id"]) == STRONG_KEY)
+    confidences = {link["confidence"] for link in doc["chain"]}
+    assert link["confidence"] in ("proven", "strong") and "strong" in confidences
+
+
+def test_trace_of_the_time_correlated_tool_call_is_inferred(case: str) -> None:
+    doc, ids = _trace(case, "c5c317cb-b662-4884-b6b7-88e9b06782e5")
+    assert {SUPPORT_KEY, "support-copilot", OKAFOR} <= ids
+    agent = next(link for link in doc["chain"] if bare(link["id"]) == "support-copilot")
+    assert agent["confidence"] == "inferred"
+
+
+def test_trace_of_the_orphan_session_names_its_gaps(case: str) -> None:
+    doc, ids = _trace(case, "01d262d7-a934-4171-afdf-98d5434f2761")
+    assert ORPHAN_KEY in ids
+    assert not {link["kind"] for link in doc["chain"]} & {"agent", "human"}
+    assert doc["gaps"]
+
+
+
+def test_trace_of_the_proven_exporter_key_runs_through_the_vault_chain(case: str) -> None:
+    doc, _ = _trace(case, "69f934dd-35ab-4ad3-a7de-9a71ef86bd49")
+    chain = [bare(link["id"]) for link in doc["chain"]]
+    expected = [MARIA, "ledger-reconciler", LOGIN_ACCESSOR, CHILD_ACCESSOR,
+                "aws/creds/ledger-exporter/M7HqtHrAoA9vPcsGRAxV3Pre", EXPORTER_KEY]
+    assert chain[:len(expected)] == expected
+    assert all(link["confidence"] == "proven" for link in doc["chain"][2:]) and not doc["gaps"]
+
+
+def test_trace_of_the_shared_key_cannot_pick_one_agent(case: str) -> None:
+    doc, ids = _trace(case, "088baecd-f6ac-4f6e-a61d-6eb1252da81e")  # vendor-sync, after retirement
+    assert SHARED_KEY in ids
+    assert any("invoice-triage" in gap and "vendor-sync" in gap for gap in doc["gaps"])

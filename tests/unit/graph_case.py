@@ -98,9 +98,9 @@ def incident(path: Path) -> CaseStore:
     ev = b.event("vault", "v-aws", 40, "vault:read", cred="acc-app", cred_kind="vault-token", actor="ent-app",
                  actor_name="approle", target="vault:aws/creds/ledger", resources=("vault:aws/creds/ledger",),
                  account="root")
-    b.issue("hmac-sha256:aaaa", "aws-access-key", "acc-app", ev, 40, confidence="proven",
-            attributes={"username_prefix": VAULT_USER})
-    b.issue("lease-aws-1", "vault-lease", "acc-app", ev, 40)
+    # The key id is HMAC'd in the audit log: only the lease is issued, with Vault's name stem.
+    b.issue("lease-aws-1", "vault-lease", "acc-app", ev, 40,
+            attributes={"username_prefix": VAULT_USER, "access_key": "hmac-sha256:aaaa"})
     # Vault's own AWS key creates the IAM user and its key (CloudTrail).
     vault_root = "AKIAVAULTROOT0000001"
     vault_arn = f"arn:aws:iam::{ACCT}:user/vault-root"

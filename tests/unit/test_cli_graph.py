@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> object:
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> Any:
     assert main(argv) == 0
     return json.loads(capsys.readouterr().out)
 
@@ -53,7 +54,7 @@ def test_unknown_ids_exit_1_with_matches(case: Path, capsys: pytest.CaptureFixtu
 def test_text_output_is_readable(case: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["blast", str(case), "acc-app"]) == 0
     out = capsys.readouterr().out
-    assert "├── AKIANEWKEY0000000001" in out and "└── " in out
+    assert "└── lease-aws-1" in out and "    └── AKIANEWKEY0000000001" in out
     assert "arn:aws:s3:::ledger/q1.csv" in out and "score terms" in out
     assert main(["trace", str(case), "ct-get"]) == 0
     out = capsys.readouterr().out

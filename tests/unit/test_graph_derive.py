@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,13 +20,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaseStore]:
     s.close()
 
 
-def _links(store: CaseStore, kind: str) -> dict[tuple[str, str, str], dict]:
+def _links(store: CaseStore, kind: str) -> dict[tuple[str, str, str], dict[str, Any]]:
     return {(r["src"], r["dst"], r["confidence"]): r
             for r in store.query("SELECT * FROM links WHERE kind = ?", [kind])}
 
 
 def test_every_link_has_reason_confidence_and_evidence(store: CaseStore) -> None:
-    bad = store.query("""SELECT * FROM links WHERE reason IS NULL OR reason = '' OR len(evidence) = 0
+    bad = store.query("""SELECT * FROM links WHERE reason IS NULL OR reason = '' OR evidence IS NULL
+                         OR len(evidence) = 0 OR evidence_count IS NULL
                          OR confidence NOT IN ('proven', 'strong', 'inferred') OR evidence_count < len(evidence)""")
     assert bad == []
     assert store.scalar("SELECT count(DISTINCT kind) FROM links") == 5
@@ -37,7 +39,7 @@ def test_origin_and_parents(store: CaseStore) -> None:
     assert creds["ASIASTOLEN0000000001"]["kind"] == "aws-temporary-key"
     assert creds["ASIACHAIN00000000001"]["parent_credential_id"] == "AKIANEWKEY0000000001"
     # The Vault token that asked for the key is preferred over Vault's own AWS key.
-    assert creds["AKIANEWKEY0000000001"]["parent_credential_id"] == "acc-app"
+    assert creds["AKIANEWKEY0000000001"]["parent_credential_id"] == "lease-aws-1"
     assert creds["acc-app"]["origin"] == "issued" and creds["acc-app"]["parent_credential_id"] is None
     assert creds["ASIACHAIN00000000001"]["events"] == 4
 
@@ -50,10 +52,10 @@ def test_cross_account_copies_count_once(store: CaseStore) -> None:
 
 def test_vault_aws_engine_matched_by_username_template(store: CaseStore) -> None:
     minted = _links(store, "MINTED")
-    edge = minted[("acc-app", "AKIANEWKEY0000000001", "strong")]
+    edge = minted[("lease-aws-1", "AKIANEWKEY0000000001", "strong")]
     assert "vault:v-aws" in edge["evidence"] and "cloudtrail:ct-createkey" in edge["evidence"]
     assert ("AKIAVAULTROOT0000001", "AKIANEWKEY0000000001", "proven") in minted
-    assert ("acc-app", "hmac-sha256:aaaa", "proven") in minted
+    assert ("acc-app", "lease-aws-1", "proven") in minted
 
 
 def test_vault_aws_engine_exact_key_is_proven(tmp_path: Path) -> None:
@@ -77,13 +79,13 @@ def test_vault_aws_engine_exact_key_is_proven(tmp_path: Path) -> None:
 def test_vault_name_match_ignores_names_before_issue(tmp_path: Path) -> None:
     b = CaseBuilder(tmp_path / "c.duckdb")
     ev = b.event("vault", "creds", 100, "vault:read", cred="acc-1", cred_kind="vault-token", target="aws/creds/r")
-    b.issue("hmac-sha256:bb", "aws-access-key", "acc-1", ev, 100, attributes={"username_prefix": "vault-x-r-17"})
+    b.issue("lease-1", "vault-lease", "acc-1", ev, 100, attributes={"username_prefix": "vault-x-r-17"})
     # A key with that name used 50 s *before* Vault issued anything cannot be Vault's.
     b.event("cloudtrail", "early", 50, "s3:ListBuckets", cred="AKIAEARLY00000000001", cred_kind="aws-access-key",
             actor=f"arn:aws:iam::{ACCT}:user/vault-x-r-17-abc", actor_name="vault-x-r-17-abc", actor_type="IAMUser")
     s = b.finalize()
     try:
-        assert ("acc-1", "AKIAEARLY00000000001", "strong") not in _links(s, "MINTED")
+        assert ("lease-1", "AKIAEARLY00000000001", "strong") not in _links(s, "MINTED")
     finally:
         s.close()
 
@@ -148,3 +150,29 @@ def test_derive_is_idempotent(tmp_path: Path) -> None:
     after = w.query("SELECT kind, src, dst, confidence FROM links ORDER BY ALL")
     w.close()
     assert before == after
+
+
+def test_identity_center_session_names_the_human(tmp_path: Path) -> None:
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    arn = f"arn:aws:sts::{ACCT}:assumed-role/AWSReservedSSO_Admin_5b1c/j.park@example.com"
+    b.event("cloudtrail", "sso", 0, "iam:CreateLoginProfile", cred="ASIASSO0000000000001",
+            cred_kind="aws-temporary-key", actor=arn, actor_type="AssumedRole")
+    s = b.finalize()
+    try:
+        d = _links(s, "DELEGATED")[("j.park@example.com", "ASIASSO0000000000001", "strong")]
+        assert d["evidence"] == ["cloudtrail:sso"]
+    finally:
+        s.close()
+
+
+def test_vault_token_metadata_names_the_agent(tmp_path: Path) -> None:
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.event("vault", "r1", 0, "vault:read", cred="acc-meta", cred_kind="vault-token", actor="ent-1",
+            agent="billing-agent", target="secret/data/billing")
+    s = b.finalize()
+    try:
+        u = _links(s, "USES")[("billing-agent", "acc-meta", "strong")]
+        assert u["evidence"] == ["vault:r1"]
+        assert s.scalar("SELECT kind FROM principals WHERE principal_id = 'billing-agent'") == "agent"
+    finally:
+        s.close()

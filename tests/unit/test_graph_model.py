@@ -43,7 +43,7 @@ def test_load_graph(tmp_path: Path) -> None:
         assert all(d["reason"] and d["evidence"] for _, _, d in g.edges(data=True))
         proven = load_graph(s, min_confidence="proven")
         assert {d["confidence"] for _, _, d in proven.edges(data=True)} == {"proven"}
-        assert not proven.has_edge("credential:acc-app", "credential:AKIANEWKEY0000000001")
+        assert not proven.has_edge("credential:lease-aws-1", "credential:AKIANEWKEY0000000001")
     finally:
         s.close()
 

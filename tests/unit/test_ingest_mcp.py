@@ -161,3 +161,16 @@ def test_documented_examples_load(tmp_path: Path, case_path: Path) -> None:
     got = rows(case_path, "SELECT action, outcome FROM events ORDER BY outcome")
     assert got == [{"action": "mcp:tools/call", "outcome": "failure"}, {"action": "mcp:tools/call",
                                                                           "outcome": "success"}]
+
+
+def test_hostile_envelope_values_do_not_break_the_file(tmp_path: Path, case_path: Path) -> None:
+    odd = {"time": "2026-03-01T10:00:00Z", "session": {"a": 1}, "server": [1], "direction": ["x"],
+           "client": {"name": "x"}, "message": {"jsonrpc": "2.0", "id": {"weird": True}, "method": "tools/call",
+                                                "params": {"name": 5, "arguments": "not an object"}}}
+    summary = ingest(case_path, [write(tmp_path / "odd.jsonl", [odd, {**odd, "message": {"jsonrpc": "2.0",
+                                                                                         "id": {"weird": True},
+                                                                                         "result": {}}}])])
+    f = summary.files[0]
+    assert (f.status, f.records, f.rejected) == ("loaded", 2, 0)
+    (ev,) = rows(case_path, "SELECT action, outcome, agent_id, session_id FROM events")
+    assert ev == {"action": "mcp:tools/call", "outcome": "success", "agent_id": None, "session_id": None}

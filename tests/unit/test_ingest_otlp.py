@@ -208,7 +208,7 @@ def test_agent_id_is_inherited_from_the_nearest_ancestor_across_lines(tmp_path: 
         traces([span(t, "00000000000000c3", "00000000000000c2", "tool",
                      {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "read_s3"})]),
         traces([span(t, "00000000000000c2", "00000000000000c1", "step", {})]),
-        traces([span(t, "00000000000000c1", "", "agent",
+        traces([span(t, "00000000000000c1", "", "invoke_agent",
                      {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": "ledger-reconciler",
                       "user.id": "alice@example.com"}),
                 span(t, "00000000000000d1", "00000000000000c1", "sub-agent",
@@ -243,8 +243,9 @@ def test_fixture_inheritance_koog_and_openinference_agents(shared_fixtures: Path
         {"action": "tool:HelloTool", "agent_id": "f9f77d1a-437f-4ba6-890e-b592a50cbd21", "human_id": None,
          "session_id": "6f8d2449-33ed-4c7c-82e7-5410e34ee4e6"},
         {"action": "tool:get_weather", "agent_id": "Hello world", "human_id": None, "session_id": None},
-        # ADK names its agent only in the span name and its service.name is the SDK default: no agent id.
-        {"action": "tool:say_hello", "agent_id": None, "human_id": "demo-user", "session_id": "demo-session"},
+        # ADK names its agent only in the span name (agent_run [hello_agent])
+        {"action": "tool:say_hello", "agent_id": "hello_agent", "human_id": "demo-user",
+         "session_id": "demo-session"},
     ]
 
 
@@ -308,6 +309,37 @@ def test_log_records_with_genai_tool_attributes(tmp_path: Path, case_path: Path)
     got = rows(case_path, "SELECT event_uid, action, outcome, agent_id, human_id, session_id, trace_id, span_id "
                           "FROM events ORDER BY time")
     assert got[0]["event_uid"].startswith("otlplog:") and got[0]["action"] == "tool:Bash"
-    assert (got[0]["outcome"], got[0]["agent_id"], got[0]["human_id"]) == ("failure", None, "bob@example.com")
+    # a recognised tool action with no agent attribute falls back to the resource's service.name
+    assert (got[0]["outcome"], got[0]["agent_id"], got[0]["human_id"]) == ("failure", "claude-code",
+                                                                          "bob@example.com")
     assert (got[0]["trace_id"], got[0]["span_id"]) == ("ab" * 16, "cd" * 8)
     assert (got[1]["action"], got[1]["outcome"]) == ("tool:Write", "denied")
+
+
+def test_agent_named_only_in_the_span_name(tmp_path: Path, case_path: Path) -> None:
+    t = "0af7651916cd43dd8448eb211c80319d"
+    doc = traces([span(t, "00000000000000e1", "", "invoke_agent Math Tutor", {"gen_ai.operation.name": "invoke_agent"}),
+                  span(t, "00000000000000e2", "00000000000000e1", "execute_tool calc",
+                       {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "calc"}),
+                  span(t, "00000000000000e3", "", "invoke_agent", {"gen_ai.operation.name": "invoke_agent"})])
+    ingest(case_path, [write_lines(tmp_path / "t.jsonl", [doc])])
+    got = {r["span_id"]: r for r in rows(case_path, "SELECT span_id, agent_id, actor_name, "
+                                                    "details->>'agent_id_source' AS src FROM events")}
+    assert (got["00000000000000e1"]["agent_id"], got["00000000000000e1"]["src"]) == ("Math Tutor", "span name")
+    assert got["00000000000000e1"]["actor_name"] == "Math Tutor"
+    assert got["00000000000000e2"]["agent_id"] == "Math Tutor"
+    assert got["00000000000000e3"]["agent_id"] is None
+
+
+def test_gzip_and_truncated_gzip(shared_fixtures: Path, tmp_path: Path, case_path: Path) -> None:
+    import gzip
+
+    src = shared_fixtures / AGENT / "otlp-json/otel-spec-file-exporter-example-traces.jsonl"
+    whole = gzip.compress(src.read_bytes())
+    (tmp_path / "t.jsonl.gz").write_bytes(whole)
+    (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(src.read_bytes()[:2500])[:-12])
+    summary = ingest(case_path, [tmp_path / "t.jsonl.gz", tmp_path / "cut.jsonl.gz"])
+    full, cut = sorted(summary.files, key=lambda f: f.path, reverse=True)
+    assert (full.status, full.records, full.rejected) == ("loaded", 8, 0)
+    # the cut file keeps the complete lines before the break; the partial line and the break are rejected
+    assert (cut.status, cut.records, cut.rejected) == ("partial", 5, 2)

@@ -9,6 +9,7 @@ whose request is not in the file, so 699 events.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = No
 
 
 @pytest.fixture(scope="module")
-def learn(shared_fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+def learn(shared_fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
     con = _load(tmp_path_factory.mktemp("learn") / "case.duckdb", shared_fixtures / "vault" / LEARN)
     yield con
     con.close()
@@ -60,7 +61,7 @@ def test_learn_counts_match_an_independent_reading(learn: duckdb.DuckDBPyConnect
     failed = sum(1 for e in entries if e["type"] == "response" and e.get("error") and "permission denied" not in e["error"])
     assert _one(learn, "SELECT count(*) FILTER (outcome = 'denied'), count(*) FILTER (outcome = 'failure'),"
                        " count(*) FILTER (outcome = 'success') FROM events") == (denied, failed, 699 - denied - failed)
-    ops = {}
+    ops: dict[str, int] = {}
     for e in entries:
         if e["type"] == "response":
             ops[e["request"]["operation"]] = ops.get(e["request"]["operation"], 0) + 1

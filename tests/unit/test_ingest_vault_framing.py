@@ -161,8 +161,10 @@ def test_gz_and_truncated_gz(lines: list[str], tmp_path: Path) -> None:
     cut.write_bytes(blob[: len(blob) * 2 // 3])
     summary, con = _case(tmp_path / "cut.duckdb", cut)
     assert summary.files[0].status == "partial"
-    status, records, events, note = _rows(con, "SELECT status, records, events, note FROM evidence")[0]
+    status, records, events, rejected, skipped, note = _rows(
+        con, "SELECT status, records, events, rejected, skipped, note FROM evidence")[0]
     assert status == "partial" and "truncated" in note
+    assert events + skipped + rejected == records + 1  # + 1: the break itself is recorded as a reject
     kept = _rows(con, "SELECT max(record_no) FROM events")[0][0]
     assert 10 < kept < N
     # Every whole line before the break is an event (or merged into one); the cut line is a reject.
@@ -200,4 +202,19 @@ def test_same_entries_from_two_devices_stored_once(lines: list[str], tmp_path: P
     _, con = _case(tmp_path / "c.duckdb", a, b)
     assert _rows(con, "SELECT count(*), count(DISTINCT event_uid) FROM events") == [(N // 2, N // 2)]
     assert _rows(con, "SELECT events, duplicates FROM evidence ORDER BY file_id") == [(N // 2, 0), (0, 10)]
+    con.close()
+
+
+def test_first_entry_longer_than_the_sniff_sample(lines: list[str], tmp_path: Path) -> None:
+    """A multi-megabyte list response first in the file: the sniffer sees only part of one line."""
+    big = json.loads(lines[1])
+    big["response"] = {"data": {"keys": [f"hmac-sha256:{i:064x}" for i in range(6000)]}}
+    f = tmp_path / "audit.log"
+    f.write_text(json.dumps(big) + "\n" + "\n".join(lines[2:]) + "\n")
+    assert f.stat().st_size > 300 * 1024
+    _, con = _case(tmp_path / "c.duckdb", f)
+    assert _rows(con, "SELECT format, records, events, rejected FROM evidence") == [("vault-audit-jsonl", N - 1, N // 2, 0)]
+    keys = _rows(con, f"SELECT json_array_length(raw::JSON -> '$.response.data.keys') FROM events"
+                      f" WHERE source_event_id = '{big['request']['id']}'")
+    assert keys == [(6000,)]
     con.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ def _pair(template: dict[str, Any], rid: str, path: str, response: dict[str, Any
 
 
 @pytest.fixture()
-def case(shared_fixtures: Path, tmp_path: Path) -> duckdb.DuckDBPyConnection:
+def case(shared_fixtures: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     lines = (shared_fixtures / LEARN).read_text().splitlines()
     # A real response by token-lab-admins (one of its kv writes) as the template.
     template = next(json.loads(x) for x in lines if json.loads(x)["type"] == "response"

@@ -24,11 +24,11 @@ def test_full_chain_human_agent_credentials_event(store: CaseStore) -> None:
     t = trace_event(store, "ct-get")  # the source's own id
     assert [(c.kind, c.id) for c in t.chain] == [
         ("human", "bob@example.com"), ("agent", "ledger-bot"), ("credential", "acc-app"),
-        ("credential", "AKIANEWKEY0000000001"), ("credential", "ASIACHAIN00000000001"),
+        ("credential", "lease-aws-1"), ("credential", "AKIANEWKEY0000000001"), ("credential", "ASIACHAIN00000000001"),
         ("event", "cloudtrail:ct-get")]
     assert t.gaps == []
     assert t.chain[1].confidence == "strong"  # inventory role beats the inferred tool-call match
-    assert t.chain[3].confidence == "strong" and "vault:v-aws" in t.chain[3].evidence
+    assert t.chain[4].confidence == "strong" and "vault:v-aws" in t.chain[4].evidence
     assert all(c.reason and c.evidence for c in t.chain)
     assert trace_event(store, "cloudtrail:ct-get").chain == t.chain
 

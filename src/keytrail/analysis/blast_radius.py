@@ -63,26 +63,40 @@ class CredentialRank:
         }
 
 
-def _rank_sql(roots_sql: str) -> str:
-    return closure_sql(roots_sql) + f""",
-      ev AS (
-        SELECT e.credential_id, count(*) AS n, min(e.time) AS t0, max(e.time) AS t1,
-               {classify.counter_columns()}
-        FROM events e WHERE e.credential_id IS NOT NULL AND {_TIME}
-          AND e.credential_id IN (SELECT credential_id FROM clo)
-        GROUP BY e.credential_id
-      ), dims AS (
+def _rank_sql(roots_sql: str, *, filtered: bool = True) -> str:
+    """The ranking query. Events are first grouped by (credential, action, outcome, ...) so the
+    action classifiers run once per distinct action, not once per event. Without a time filter
+    (``filtered=False``) the distinct resources and identities come from the ``ACTED_ON`` and
+    ``AUTHENTICATES_AS`` links, which already aggregate the events."""
+    in_clo = "e.credential_id IN (SELECT credential_id FROM clo)"
+    if filtered:
+        dims = f"""
         SELECT DISTINCT e.credential_id, 'r' AS dim, r.resource_id AS v
         FROM events e JOIN event_resources r ON r.event_uid = e.event_uid
-        WHERE e.credential_id IS NOT NULL AND {_TIME} AND e.credential_id IN (SELECT credential_id FROM clo)
-        UNION
-        SELECT DISTINCT e.credential_id, 'a', e.account FROM events e
-        WHERE e.credential_id IS NOT NULL AND e.account IS NOT NULL AND {_TIME}
-          AND e.credential_id IN (SELECT credential_id FROM clo)
+        WHERE e.credential_id IS NOT NULL AND {_TIME} AND {in_clo}
         UNION
         SELECT DISTINCT e.credential_id, 'p', e.actor_uid FROM events e
         WHERE e.credential_id IS NOT NULL AND e.actor_uid IS NOT NULL AND e.source IN ('cloudtrail', 'vault')
-          AND {_TIME} AND e.credential_id IN (SELECT credential_id FROM clo)
+          AND {_TIME} AND {in_clo}"""
+    else:
+        dims = """
+        SELECT src AS credential_id, CASE kind WHEN 'ACTED_ON' THEN 'r' ELSE 'p' END AS dim, dst AS v FROM links
+        WHERE kind = 'ACTED_ON' OR (kind = 'AUTHENTICATES_AS' AND NOT starts_with(reason, 'issued for'))"""
+    return closure_sql(roots_sql) + f""",
+      ev0 AS (
+        SELECT e.credential_id, e.source, e.service, e.operation, e.action, e.outcome, e.account,
+               CASE WHEN e.source = 'vault' THEN e.target END AS target,
+               CASE WHEN starts_with(e.action, 'ssm:GetParameter') THEN e.details END AS details,
+               count(*) AS n, min(e.time) AS t0, max(e.time) AS t1
+        FROM events e WHERE e.credential_id IS NOT NULL AND {_TIME} AND {in_clo}
+        GROUP BY ALL
+      ), ev AS (
+        SELECT e.credential_id, sum(n) AS n, min(t0) AS t0, max(t1) AS t1,
+               {classify.counter_columns().replace("count(*) FILTER", "sum(n) FILTER")}
+        FROM ev0 e GROUP BY e.credential_id
+      ), dims AS ({dims}
+        UNION
+        SELECT DISTINCT credential_id, 'a', account FROM ev0 WHERE account IS NOT NULL
       ), agg AS (
         SELECT clo.root, sum(ev.n) AS events, min(ev.t0) AS t0, max(ev.t1) AS t1,
                sum(ev.writes) AS writes, sum(ev.deletes) AS deletes,
@@ -157,8 +171,8 @@ def _to_rank(row: dict[str, Any]) -> CredentialRank:
 def rank_credentials(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
                      min_confidence: str = "inferred", limit: int | None = None) -> list[CredentialRank]:
     """Every credential with its blast-radius score, highest first (ties: more events, then id)."""
-    rows = query(store, _rank_sql("SELECT credential_id AS root FROM credentials"),
-                 _params(since, until, min_confidence))
+    sql = _rank_sql("SELECT credential_id AS root FROM credentials", filtered=since is not None or until is not None)
+    rows = query(store, sql, _params(since, until, min_confidence))
     ranks = [_to_rank(r) for r in rows]
     ranks.sort(key=lambda r: (-r.score, -r.events, r.credential))
     return ranks[:limit] if limit is not None else ranks

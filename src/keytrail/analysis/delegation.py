@@ -95,6 +95,24 @@ def _origin_gap(cid: str, row: dict[str, Any] | None) -> str:
     return f"origin unknown: no issuing event for {cid} in the evidence; {why}"
 
 
+#: Seconds around an event in which a sharing agent's own credential reference singles it out.
+NEAR_S = 120
+
+
+def _agents_near(store: CaseStore, agents: list[str], cred: str, t: Any) -> dict[str, list[str]]:
+    """Agents among ``agents`` whose own log names ``cred`` within ``NEAR_S`` seconds of ``t``."""
+    if t is None:
+        return {}
+    rows = store.query(
+        f"""SELECT agent_id, list(event_uid ORDER BY abs(epoch(time) - epoch($t::TIMESTAMP)))[1:5] AS refs
+            FROM events WHERE source = 'agent' AND credential_id = $c AND list_contains($a, agent_id)
+              AND time BETWEEN $t::TIMESTAMP - INTERVAL {NEAR_S} SECOND AND $t::TIMESTAMP + INTERVAL {NEAR_S} SECOND
+            GROUP BY agent_id""",
+        {"t": t, "c": cred, "a": agents},  # type: ignore[arg-type]
+    )
+    return {r["agent_id"]: list(r["refs"]) for r in rows}
+
+
 def trace_event(store: CaseStore, event_id: str) -> Trace:
     """The delegation trace of one event (``event_id``: the source's own id or an ``event_uid``).
 
@@ -103,7 +121,7 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     """
     rows = resolve_event(store, event_id)
     ev = {k: rows[0].get(k) for k in _EVENT_KEYS}
-    uid = ev["event_uid"]
+    uid: str = str(rows[0]["event_uid"])
     gaps: list[str] = []
     candidates: dict[str, list[dict[str, Any]]] = {}
     if len(rows) > 1:
@@ -139,7 +157,7 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
                       + " (root of the chain: the request carried no credential)")
             cred_links.append(ChainLink("credential", root, _credential_label(rrow, root), reason,
                                         issue[0]["confidence"] if issue else "strong",
-                                        (rrow["issued_by_event"],)))
+                                        (str(rrow["issued_by_event"]),)))
         else:
             gaps.append(_origin_gap(root, rrow))
             cred_links.append(ChainLink("credential", root, _credential_label(rrow, root),
@@ -176,8 +194,18 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
                                    f"uses {r['credential']}: {r['reason']}", r["confidence"], tuple(r["evidence"]))
         elif agents:
             candidates["agents"] = [{k: v for k, v in r.items() if k not in ("specific", "distance")} for r in tier]
-            gaps.append(f"{len(agents)} agents ({', '.join(agents)}) use credential {tier[0]['credential']} with the "
-                        f"same confidence; the event cannot be attributed to one of them")
+            near = _agents_near(store, agents, tier[0]["credential"], ev["time"])
+            if len(near) == 1:
+                who, refs = next(iter(near.items()))
+                agent_link = ChainLink(
+                    "agent", who, who,
+                    f"{len(agents)} agents ({', '.join(agents)}) use {tier[0]['credential']}; only {who}'s log "
+                    f"references it within {NEAR_S} s of this event", "inferred", tuple(refs))
+                gaps.append(f"agent {who} was chosen among {len(agents)} agents sharing {tier[0]['credential']} by "
+                            f"time only (inferred); see candidates")
+            else:
+                gaps.append(f"{len(agents)} agents ({', '.join(agents)}) use credential {tier[0]['credential']} "
+                            f"with the same confidence; the event cannot be attributed to one of them")
         else:
             gaps.append(f"no agent linked to credential {cred} or the credentials it was minted from")
     if inferred_via is not None and agent_link is not None:

@@ -77,8 +77,12 @@ def resolve_event(store: CaseStore, event_id: str) -> list[dict[str, Any]]:
         NotFoundError: nothing matches; ``suggestions`` has the closest event ids.
     """
     rows = store.query(
-        """SELECT * EXCLUDE (raw) FROM events
-           WHERE event_uid = $id OR source_event_id = $id OR span_id = $id
+        # One single-column scan per id column, then fetch by rowid: several times faster
+        # at 1M events than one scan with an OR over three columns.
+        """SELECT * EXCLUDE (raw) FROM events WHERE rowid IN (
+             SELECT rowid FROM events WHERE event_uid = $id
+             UNION ALL SELECT rowid FROM events WHERE source_event_id = $id
+             UNION ALL SELECT rowid FROM events WHERE span_id = $id)
            ORDER BY event_uid = $id DESC, time, event_uid LIMIT 20""",
         {"id": event_id},  # type: ignore[arg-type]
     )

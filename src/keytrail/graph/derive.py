@@ -56,7 +56,7 @@ SELECT credential_id, event_uid, issued_at, principal_name, mount, role,
          AS human_id
 FROM (
   SELECT i.*,
-    coalesce(attributes->>'mount', nullif(regexp_extract(coalesce(attributes->>'path', ev_target, ''),
+    coalesce(attributes->>'mount', nullif(regexp_extract(coalesce(attributes->>'login_path', ev_target, ''),
              'auth/(.+?)/login', 1), '')) AS mount,
     coalesce(attributes->>'mount_type', attributes->>'auth_method', attributes->>'method') AS mount_type,
     coalesce(attributes->>'role_name', attributes->'metadata'->>'role_name', attributes->>'role',
@@ -65,7 +65,10 @@ FROM (
     coalesce(attributes->'metadata'->>'email', attributes->>'email') AS email,
     coalesce(attributes->'metadata'->>'username', attributes->>'username') AS username
   FROM _kt_issue i
-  WHERE src_source = 'vault' AND kind = 'vault-token' AND parent_credential_id IS NULL
+  WHERE src_source = 'vault' AND kind = 'vault-token'
+    AND NOT starts_with(coalesce(attributes->>'path', ''), 'auth/token/create')
+    AND coalesce(attributes->>'wrapping', 'false') <> 'true'
+    AND (attributes->>'login_path' IS NOT NULL OR parent_credential_id IS NULL)
 ) s
 """
 
@@ -75,11 +78,21 @@ FROM (
 _VAULT_AWS = f"""
 CREATE OR REPLACE TEMP TABLE _kt_vault_aws AS
 WITH vi AS (
-  SELECT credential_id, parent_credential_id, event_uid, call_id, issued_at,
-         attributes->>'username_prefix' AS prefix
-  FROM _kt_issue
-  WHERE src_source = 'vault' AND kind IN ('aws-access-key', 'aws-temporary-key')
-    AND coalesce(attributes->>'username_prefix', '') LIKE 'vault-%'
+  -- The Vault side: the lease (or key) row of an AWS secrets engine read whose key id is not
+  -- logged in clear. The matched key hangs under the lease, as a clear key would.
+  SELECT CASE WHEN kind = 'vault-lease' THEN credential_id ELSE parent_credential_id END AS parent,
+         credential_id, event_uid, call_id, issued_at, u.prefix
+  FROM (
+    SELECT *, list_distinct(list_concat(
+             [attributes->>'username_prefix'],
+             coalesce(CAST(attributes->'username_prefix_candidates' AS VARCHAR[]), []))) AS prefixes
+    FROM _kt_issue
+    WHERE src_source = 'vault' AND coalesce(attributes->>'username_prefix', '') LIKE 'vault-%'
+      AND NOT regexp_matches(coalesce(attributes->>'access_key', ''), '^(AKIA|ASIA)')
+      AND NOT (kind = 'vault-lease' AND EXISTS (
+        SELECT 1 FROM _kt_issue k WHERE k.event_uid = _kt_issue.event_uid
+          AND k.kind IN ('aws-access-key', 'aws-temporary-key')))
+  ) i, unnest(i.prefixes) AS u(prefix) WHERE u.prefix IS NOT NULL
 ), ct AS (
   SELECT credential_id, principal_name AS name, principal_uid AS uid, event_uid, issued_at AS t
   FROM _kt_issue WHERE src_source = 'cloudtrail' AND (principal_name LIKE 'vault-%' OR principal_uid LIKE '%vault-%')
@@ -88,11 +101,11 @@ WITH vi AS (
   FROM events WHERE source = 'cloudtrail' AND credential_id IS NOT NULL
     AND (actor_name LIKE 'vault-%' OR actor_uid LIKE '%vault-%')
 )
-SELECT vi.credential_id AS vault_credential, vi.parent_credential_id AS parent, ct.credential_id AS aws_credential,
-       vi.event_uid AS vault_event, vi.call_id, vi.issued_at, vi.prefix,
-       list(ct.event_uid ORDER BY ct.t) AS ct_events, min(ct.t) AS first_t, max(ct.t) AS last_t
+SELECT vi.credential_id AS vault_credential, vi.parent, ct.credential_id AS aws_credential,
+       vi.event_uid AS vault_event, vi.call_id, vi.issued_at, min(vi.prefix) AS prefix,
+       list(ct.event_uid ORDER BY ct.t, ct.event_uid) AS ct_events, min(ct.t) AS first_t, max(ct.t) AS last_t
 FROM vi JOIN ct
-  ON (starts_with(ct.name, vi.prefix) OR ct.uid LIKE '%/' || vi.prefix || '%' OR ct.uid LIKE '%:' || vi.prefix || '%')
+  ON (starts_with(ct.name, vi.prefix || '-') OR ct.uid LIKE '%/' || vi.prefix || '-%')
  AND ct.credential_id <> vi.credential_id
  AND ct.t >= vi.issued_at - INTERVAL {VAULT_AWS_SKEW_S} SECOND
 GROUP BY ALL

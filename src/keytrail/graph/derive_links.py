@@ -24,7 +24,9 @@ def minted(con: duckdb.DuckDBPyConnection) -> None:
     """MINTED credential -> credential; copies of one call (``sharedEventID``) count once."""
     con.execute(_INSERT + f"""
         SELECT 'credential', src, 'credential', dst, 'MINTED', first(reason ORDER BY t), confidence,
-               list_distinct(flatten(list(evidence ORDER BY t)))[1:{EVIDENCE_CAP}],
+               -- first occurrences, in issue-time order (list_distinct would lose the order)
+               list_filter(flatten(list(evidence ORDER BY t)),
+                           lambda x, i: list_position(flatten(list(evidence ORDER BY t)), x) = i)[1:{EVIDENCE_CAP}],
                len(list_distinct(flatten(list(evidence)))), min(t), max(t),
                to_json({{'sources': list(DISTINCT src_source), 'preferred_parent': bool_or(prio = 0),
                          'calls': count(DISTINCT call_id)}})
@@ -69,6 +71,13 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
                list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source = 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
         GROUP BY agent_id, credential_id""")
+    # Vault token metadata naming the agent (set when the token was created for it).
+    con.execute(_INSERT + f"""
+        SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
+               'the credential''s own metadata names the agent (Vault token metadata)', 'strong',
+               list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+        FROM events WHERE source <> 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
+        GROUP BY agent_id, credential_id""")
     _cred_principal(con)
     con.execute(_INSERT + """
         WITH inv AS (
@@ -96,8 +105,8 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
           FROM inv JOIN credentials c ON c.credential_id = inv.ident
         )
         SELECT 'agent', m.agent_id, 'credential', m.credential_id, 'USES', first(m.reason), m.confidence,
-               list_distinct(list(m.ref) || list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL)),
-               len(list_distinct(list(m.ref) || list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL))),
+               list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), [])),
+               len(list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), []))),
                min(c.first_seen), max(c.last_seen),
                to_json({'inventory_identities': list(DISTINCT m.ident)})
         FROM m JOIN credentials c ON c.credential_id = m.credential_id
@@ -128,7 +137,8 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
           SELECT event_uid, agent_id, time, rkey, bucket + d AS bucket
           FROM _kt_res, (SELECT unnest([-1, 0, 1]) AS d) WHERE source = 'agent'
         ), p AS (
-          SELECT DISTINCT a.agent_id, c.credential_id, a.event_uid AS tool_event, c.event_uid AS api_event,
+          -- each (tool call, API call) pair meets in exactly one bucket copy: no DISTINCT needed
+          SELECT a.agent_id, c.credential_id, a.event_uid AS tool_event, c.event_uid AS api_event,
                  a.time AS t_tool, c.time AS t_api, a.rkey
           FROM a JOIN _kt_res c ON c.bucket = a.bucket AND c.rkey = a.rkey AND c.source <> 'agent'
           WHERE c.time BETWEEN a.time - INTERVAL {skew_s} SECOND AND a.time + INTERVAL {window_s} SECOND
@@ -136,7 +146,7 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
         SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
                'tool calls of the agent were followed within {window_s} s by API calls with this credential '
                  || 'on the same target (time and target correlation)', 'inferred',
-               list_distinct(flatten(list([tool_event, api_event] ORDER BY t_tool)))[1:{EVIDENCE_CAP}],
+               list_distinct(flatten(min_by([tool_event, api_event], t_tool, {EVIDENCE_CAP // 2}))),
                count(DISTINCT tool_event) + count(DISTINCT api_event), min(t_tool), max(t_api),
                to_json({{'matched_calls': count(DISTINCT tool_event), 'targets': list(DISTINCT rkey)[1:20]}})
         FROM p GROUP BY agent_id, credential_id""")
@@ -150,6 +160,20 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
                list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source = 'agent' AND human_id IS NOT NULL AND agent_id IS NOT NULL
         GROUP BY human_id, agent_id""")
+    # IAM Identity Center: the role session of an AWSReservedSSO_* role is named after the user.
+    con.execute(_INSERT + """
+        SELECT 'human', regexp_extract(dst, '/([^/]+)$', 1), 'credential', src, 'DELEGATED',
+               'IAM Identity Center session: role ' || regexp_extract(dst, 'assumed-role/([^/]+)/', 1)
+                 || ' is assumed under the signed-in user''s name', 'strong', evidence, evidence_count,
+               first_seen, last_seen, NULL
+        FROM links WHERE kind = 'AUTHENTICATES_AS' AND regexp_matches(dst, ':assumed-role/AWSReservedSSO_[^/]+/[^/]+$')
+          AND NOT starts_with(reason, 'issued for')""")
+    # A person's Vault login (OIDC, userpass, ...) produced the token.
+    con.execute(_INSERT + """
+        SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
+               'a person logged in to Vault (' || coalesce(principal_name, mount) || ') and received this token',
+               'proven', [event_uid], 1, issued_at, issued_at, NULL
+        FROM _kt_vault_login WHERE human AND human_id IS NOT NULL""")
     # CloudTrail onBehalfOf / sourceIdentity (and any human_id on a credential-signed event).
     con.execute(_INSERT + f"""
         SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
@@ -157,13 +181,9 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
                            ELSE 'events signed with it name the user' END,
                'strong', list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source IN ('cloudtrail', 'vault') AND human_id IS NOT NULL AND credential_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM links l WHERE l.kind = 'DELEGATED' AND l.src = events.human_id
+                          AND l.dst = events.credential_id)
         GROUP BY human_id, credential_id, source""")
-    # A person's Vault login (OIDC, userpass, ...) produced the token.
-    con.execute(_INSERT + """
-        SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
-               'a person logged in to Vault (' || coalesce(principal_name, mount) || ') and received this token',
-               'proven', [event_uid], 1, issued_at, issued_at, NULL
-        FROM _kt_vault_login WHERE human AND human_id IS NOT NULL""")
     # Human -> credential (and everything minted from it) that an agent uses => human -> agent.
     con.execute(_INSERT + f"""
         WITH RECURSIVE d(human_id, credential_id, evidence, conf, why) AS (
@@ -185,26 +205,28 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
 
 def acted_on(con: duckdb.DuckDBPyConnection) -> None:
     """ACTED_ON credential -> resource, aggregated (actions with counts, denied, first/last)."""
+    # Counts per action, then one JSON object per edge (json_group_object is several times
+    # cheaper than building maps); the evidence is a top-100-by-time aggregate (min_by).
+    join = "FROM events e JOIN event_resources r ON r.event_uid = e.event_uid WHERE e.credential_id IS NOT NULL"
     con.execute(_INSERT + f"""
-        WITH x AS MATERIALIZED (
-          SELECT e.credential_id, r.resource_id, coalesce(e.action, '?') AS action, e.outcome, e.time,
-                 e.event_uid, r.resource_type, r.account
-          FROM events e JOIN event_resources r ON r.event_uid = e.event_uid
-          WHERE e.credential_id IS NOT NULL
-        ), acts AS (
-          SELECT credential_id, resource_id, map(list(action ORDER BY n DESC, action), list(n ORDER BY n DESC, action))
-                   AS actions
-          FROM (SELECT credential_id, resource_id, action, count(*) AS n FROM x GROUP BY ALL) GROUP BY ALL
-        ), agg AS (
-          SELECT credential_id, resource_id, list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}] AS ev, count(*) AS n,
-                 min(time) AS t0, max(time) AS t1, count(*) FILTER (WHERE outcome = 'denied') AS denied,
-                 any_value(resource_type) AS rtype, any_value(account) AS account
-          FROM x GROUP BY ALL
+        WITH pa AS (
+          SELECT e.credential_id, r.resource_id, coalesce(e.action, '?') AS action, count(*) AS n,
+                 count(*) FILTER (WHERE e.outcome = 'denied') AS denied, min(e.time) AS t0, max(e.time) AS t1,
+                 any_value(r.resource_type) AS rtype, any_value(r.account) AS account
+          {join} GROUP BY ALL
+        ), a AS (
+          SELECT credential_id, resource_id, json_group_object(action, n) AS actions, sum(n) AS n,
+                 sum(denied) AS denied, min(t0) AS t0, max(t1) AS t1, any_value(rtype) AS rtype,
+                 any_value(account) AS account
+          FROM pa GROUP BY ALL
+        ), ev AS (
+          SELECT e.credential_id, r.resource_id, min_by(e.event_uid, e.time, {EVIDENCE_CAP}) AS ev
+          {join} GROUP BY ALL
         )
-        SELECT 'credential', agg.credential_id, 'resource', agg.resource_id, 'ACTED_ON',
-               'events signed with this credential acted on this resource', 'proven', ev, n, t0, t1,
-               to_json({{'actions': acts.actions, 'denied': denied, 'resource_type': rtype, 'account': account}})
-        FROM agg JOIN acts ON acts.credential_id = agg.credential_id AND acts.resource_id = agg.resource_id""")
+        SELECT 'credential', a.credential_id, 'resource', a.resource_id, 'ACTED_ON',
+               'events signed with this credential acted on this resource', 'proven', ev.ev, a.n, a.t0, a.t1,
+               to_json({{'actions': a.actions, 'denied': a.denied, 'resource_type': a.rtype, 'account': a.account}})
+        FROM a JOIN ev ON ev.credential_id = a.credential_id AND ev.resource_id = a.resource_id""")
 
 
 _ACTOR_KIND = """CASE
@@ -249,7 +271,7 @@ def principals(con: duckdb.DuckDBPyConnection) -> None:
           UNION ALL
           SELECT agent_id, 'agent', agent_id, NULL, min(time), max(time), count(*),
                  to_json({{'inventory': false}}), 2
-          FROM events WHERE agent_id IS NOT NULL AND source = 'agent' GROUP BY agent_id
+          FROM events WHERE agent_id IS NOT NULL GROUP BY agent_id
         ), humans AS (
           SELECT human_id, 'human', human_id, NULL, min(time), max(time), count(*), NULL::JSON, 0
           FROM events WHERE human_id IS NOT NULL GROUP BY human_id

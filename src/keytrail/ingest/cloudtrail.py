@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
 from keytrail.ingest.cloudtrail_parse import Bad, Rec, parse_console_csv, parse_json
@@ -50,20 +51,13 @@ MAX_OBJECT_BYTES = 512 * 1024 * 1024
 _STAGE_SCHEMA = pa.schema([("file_id", pa.int32()), ("record_no", pa.int64()), ("byte_offset", pa.int64()),
                            ("format", pa.string()), ("rec", pa.string())])
 
-_BULK_READ = f"""
-CREATE OR REPLACE TEMP TABLE _kt_ct_obj AS
-SELECT filename, json_type(json, '$.Records') AS kind, json_extract(json, '$.Records[*]') AS recs
-FROM read_json_objects(?, format = 'auto', filename = true, maximum_object_size = {MAX_OBJECT_BYTES})
-"""
-_BULK_BAD = """
-SELECT f.filename FROM _kt_ct_files f LEFT JOIN _kt_ct_obj o USING (filename)
-GROUP BY f.filename HAVING count(o.filename) <> 1 OR any_value(o.kind) IS DISTINCT FROM 'ARRAY'
-"""
 _BULK_ROWS = """
 SELECT f.file_id::INTEGER AS file_id, r.record_no::BIGINT AS record_no, NULL::BIGINT AS byte_offset,
        f.format, r.rec::VARCHAR AS rec
 FROM (SELECT filename, unnest(recs) AS rec, generate_subscripts(recs, 1) AS record_no
-      FROM _kt_ct_obj WHERE filename NOT IN (SELECT filename FROM _kt_ct_bad)) r
+      FROM (SELECT filename, json_extract(json, '$.Records[*]') AS recs
+            FROM read_json_objects({files}, format = 'auto', filename = true,
+                                   maximum_object_size = {max_bytes}))) r
 JOIN _kt_ct_files f USING (filename)
 """
 
@@ -105,7 +99,7 @@ class CloudTrailAdapter(SourceAdapter):
     SOURCE = "cloudtrail"
     PRIORITY = 30
     #: Files per DuckDB scan: large enough to amortise the scan, small enough to keep memory flat.
-    BATCH_FILES: ClassVar[int] = 128
+    BATCH_FILES: ClassVar[int] = 64
 
     @classmethod
     def sniff(cls, sample: Sample) -> str | None:
@@ -144,8 +138,9 @@ def _bulk_read(con: duckdb.DuckDBPyConnection, ctxs: list[LoadContext]) -> tuple
         cur.register("_kt_ct_files", pa.table({
             "filename": list(by_name), "file_id": pa.array([c.file_id for c in ctxs], pa.int32()),
             "format": [c.format for c in ctxs]}))
+        files = "[" + ", ".join("'" + n.replace("'", "''") + "'" for n in by_name) + "]"
         try:
-            cur.execute(_BULK_READ, [list(by_name)])
+            table = _fetch_arrow(cur.sql(_BULK_ROWS.format(files=files, max_bytes=MAX_OBJECT_BYTES)))
         except duckdb.Error:
             if len(ctxs) == 1:
                 return None, ctxs
@@ -156,10 +151,15 @@ def _bulk_read(con: duckdb.DuckDBPyConnection, ctxs: list[LoadContext]) -> tuple
                     tables.append(t)
                 refused += r
             return (pa.concat_tables(tables) if tables else None), refused
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE _kt_ct_bad AS {_BULK_BAD}")
-        bad = {row[0] for row in cur.execute("SELECT filename FROM _kt_ct_bad").fetchall()}
-        table = _fetch_arrow(cur.sql(_BULK_ROWS)).cast(_STAGE_SCHEMA)
-        return table, [by_name[name] for name in by_name if name in bad]
+        # Refuse (for the tolerant reader) files with no records (``Records`` missing, empty or not an
+        # array) and files holding several JSON documents (record numbers would repeat).
+        stats = table.group_by("file_id").aggregate([("record_no", "count"), ("record_no", "max")])
+        ok = {int(f) for f, n, m in zip(stats["file_id"].to_pylist(), stats["record_no_count"].to_pylist(),
+                                        stats["record_no_max"].to_pylist()) if n == m}
+        refused = [c for c in ctxs if c.file_id not in ok]
+        if refused:
+            table = table.filter(pc.is_in(table["file_id"], pa.array(sorted(ok), pa.int32())))
+        return table.cast(_STAGE_SCHEMA), refused
     finally:
         cur.close()
 

@@ -29,7 +29,8 @@ _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\r\n]*")
 _ARRAY_HEAD = re.compile(r'\{\s*"(Records|Events)"\s*:\s*\[')
 _CWL_PREFIX = re.compile(r"(\d{4}-\d\d-\d\d[T ][0-9:.]+(?:Z|[+-]\d\d:?\d\d)?)[ \t]+")
-_RESYNC = re.compile(r"\}\s*,\s*(?=\{)")
+_CANDIDATE = re.compile(r"\{")
+_EVENT_KEYS = ("eventName", "eventSource", "eventID", "eventTime", "CloudTrailEvent", "EventId")
 _NEXT_TOP = re.compile(r"\n(?=[{\[\d])")
 
 
@@ -60,7 +61,7 @@ class _Reader:
         self._line_pos = 0
         self._line_no = 1
 
-    def offset(self, pos: int) -> int | None:
+    def offset(self, pos: int) -> int:
         """Byte offset of a character position (exact for ASCII; computed for rejects otherwise)."""
         return pos if self.ascii else len(self.text[:pos].encode("utf-8"))
 
@@ -161,14 +162,18 @@ class _Reader:
             try:
                 value, end = _DECODER.raw_decode(text, pos)
             except json.JSONDecodeError as e:
-                m = _RESYNC.search(text, max(e.pos, pos + 1))
-                truncated = m is None and e.pos >= len(text.rstrip()) - 1
+                nxt = self._resync(pos + 1)
+                truncated = nxt is None and e.pos >= len(text.rstrip()) - 1
                 reason = ("data ends inside this record (truncated)" if truncated
                           else f"invalid JSON in record: {e.msg}")
+                if nxt is not None:
+                    reason += f"; skipped {self.offset(nxt) - self.offset(pos)} bytes to the next record"
+                elif not truncated:
+                    reason += "; no readable record after it"
                 yield Bad(idx, self.offset(pos), reason, self.excerpt(pos))
-                if m is None:
+                if nxt is None:
                     return n
-                pos = m.end()
+                pos = nxt
                 continue
             yield from self._element(value, text[pos:end], idx, self.rec_offset(pos), key)
             pos = self.skip(end)
@@ -179,6 +184,17 @@ class _Reader:
             elif pos < n:
                 yield Bad(None, self.offset(pos), f"missing ',' after record {idx}; reading on",
                           self.excerpt(pos), is_record=False)
+
+    def _resync(self, start: int) -> int | None:
+        """Start of the next element that parses and looks like an event, after a broken one."""
+        for m in _CANDIDATE.finditer(self.text, start):
+            try:
+                value, _ = _DECODER.raw_decode(self.text, m.start())
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict) and any(k in value for k in _EVENT_KEYS):
+                return m.start()
+        return None
 
     # -- dispatch ----------------------------------------------------------------
     def _element(self, value: object, raw: str, idx: int, off: int | None, key: str | None) -> Iterator[Item]:

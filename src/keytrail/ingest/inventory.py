@@ -95,7 +95,7 @@ def validate(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
             return None, err
     if row["created"] and row["retired"] and row["retired"] < row["created"]:
         return None, f"'retired' ({row['retired']:%Y-%m-%d}) is before 'created' ({row['created']:%Y-%m-%d})"
-    idents = entry.get("identities", [])
+    idents = entry.get("identities") or []
     if isinstance(idents, str):  # CSV cell, or a single identity written as a string
         idents = [p for p in (s.strip() for s in idents.split(";")) if p]
     if not isinstance(idents, list) or not all(isinstance(i, str) for i in idents):

@@ -17,13 +17,16 @@ case-wide de-duplication.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import pyarrow as pa
 
-from keytrail.ingest.base import SNIFF_BYTES, LoadContext, Sample, SourceAdapter
+from keytrail.ingest.base import SNIFF_BYTES, LoadContext, Sample, SourceAdapter, _arrow_type
 from keytrail.ingest.vault_framing import iter_records, sniff_label
 from keytrail.ingest.vault_rows import Entry, Rows, build, build_kmip, build_server_log, raw_hash
+from keytrail.store.schema import TABLES_BY_NAME
 
 if TYPE_CHECKING:
     import duckdb
@@ -51,10 +54,17 @@ class _Writer:
             self.flush()
 
     def flush(self) -> None:
-        self.ctx.insert("events", self.events)
-        self.ctx.insert("event_resources", self.resources)
-        self.ctx.insert("credential_issues", self.issues)
+        for table, rows in (("events", self.events), ("event_resources", self.resources),
+                            ("credential_issues", self.issues)):
+            if rows:
+                self.ctx.insert(table, pa.Table.from_pylist(rows, schema=_schema(table)))
         self.events, self.resources, self.issues = [], [], []
+
+
+@cache
+def _schema(table: str) -> pa.Schema:
+    """Arrow schema of the columns this adapter writes (missing keys become NULL)."""
+    return pa.schema([(c.name, _arrow_type(c.type)) for c in TABLES_BY_NAME[table].columns if c.name != "file_id"])
 
 
 class VaultAdapter(SourceAdapter):

@@ -197,7 +197,9 @@ def sniff_label(head: bytes, complete: bool, max_records: int = 500) -> str | No
     """
     if not complete:
         cut = head.rfind(b"\n")
-        head = head[:cut + 1] if cut >= 0 else b""
+        if cut < 0:
+            return _sniff_long_line(head)
+        head = head[:cut + 1]
     first: str | None = None
     entries = bad = 0
     for i, rec in enumerate(iter_records(head)):
@@ -211,3 +213,16 @@ def sniff_label(head: bytes, complete: bool, max_records: int = 500) -> str | No
     if first is None or entries < bad:
         return None
     return LABELS[first]
+
+
+_ENTRY_TYPE = re.compile(rb'"type"\s*:\s*"(?:request|response|kmip-request|kmip-response)"')
+_ENTRY_OBJ = re.compile(rb'"(?:request|auth)"\s*:\s*\{')
+
+
+def _sniff_long_line(head: bytes) -> str | None:
+    """The sample is one unfinished line (a multi-megabyte list or PKI response): judge its start."""
+    line = head.lstrip(_BOM).strip()
+    framing, js = _strip_framing(line)
+    if js < 0 or not (_ENTRY_TYPE.search(line, js) and _ENTRY_OBJ.search(line, js)):
+        return None
+    return LABELS[framing]

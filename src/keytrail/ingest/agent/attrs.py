@@ -147,13 +147,17 @@ def _int(value: Any) -> int | None:
 
 
 def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, str | None]:
-    """The first non-empty string value among ``keys`` and the key it came from."""
+    """The first non-empty string value among ``keys`` and the key it came from (numbers as text)."""
     for k in keys:
         v = attrs.get(k)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = str(v)
-        if isinstance(v, str) and v.strip():
-            return v.strip(), k
+        if v is None:
+            continue
+        if isinstance(v, str):
+            v = v.strip()
+            if v:
+                return v, k
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            return str(v), k
     return None, None
 
 
@@ -188,6 +192,7 @@ class AgentView:
     credential_id: str | None = None
     credential_kind: str | None = None
     credential_source: str | None = None
+    #: GenAI attributes (``gen_ai.*``, ``openinference.span.kind``) or recognised as a tool/LLM/agent action.
     has_genai: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -236,6 +241,7 @@ def normalise(attrs: Mapping[str, Any], *, log_record: bool = False) -> AgentVie
         v.kind = "llm"
     elif op is not None:
         v.kind = "agent"  # invoke_agent, create_agent, invoke_workflow, retrieval, custom operations
+    v.has_genai = v.has_genai or v.kind != "other"  # e.g. Claude Code tool_result log records (tool_name)
 
     # who
     for key in ("gen_ai.agent.id", "gen_ai.agent.name"):

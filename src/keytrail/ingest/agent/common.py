@@ -137,21 +137,8 @@ def iter_json_records(ctx: LoadContext) -> Iterator[tuple[int, int, bytes, Any]]
     """
     data = ctx.read_all()  # once: a truncated gzip records its break a single time
     body = data.lstrip(b"\xef\xbb\xbf")
-    first = next((ln.strip() for ln in body.splitlines() if ln.strip()), b"")
-    try:
-        orjson.loads(first)
-        lines_mode = True
-    except orjson.JSONDecodeError:
-        lines_mode = False
-    if not lines_mode and first:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-        else:
-            yield 1, len(data) - len(body.lstrip()), body.strip(), doc
-            return
     offset = len(data) - len(body)
+    first = True
     for line_no, line in enumerate(body.splitlines(keepends=True), start=1):
         text = line.strip()
         if text:
@@ -159,5 +146,14 @@ def iter_json_records(ctx: LoadContext) -> Iterator[tuple[int, int, bytes, Any]]
                 parsed: Any = orjson.loads(text)
             except orjson.JSONDecodeError as e:
                 parsed = e
+                if first:  # maybe one pretty-printed document
+                    try:
+                        doc = orjson.loads(body)
+                    except orjson.JSONDecodeError:
+                        pass
+                    else:
+                        yield line_no, offset, body.strip(), doc
+                        return
+            first = False
             yield line_no, offset, text, parsed
         offset += len(line)

@@ -103,7 +103,7 @@ class McpAdapter(SourceAdapter):
             is_request = "method" in msg and msg.get("id") is not None
             is_response = "method" not in msg and ("result" in msg or "error" in msg)
             if is_request:
-                key = _key(m, env.get("direction"))
+                key = _key(m, _str(env.get("direction")))
                 if key in pending:  # id reused before a response: the earlier request stays unanswered
                     _emit(batch, uid, pending.pop(key), None)
                 pending[key] = m
@@ -125,7 +125,8 @@ class McpAdapter(SourceAdapter):
 
 def _key(m: _Msg, request_direction: Any) -> tuple[Any, ...]:
     rid = m.msg.get("id")
-    return (m.env.get("session"), m.env.get("server"), type(rid).__name__, str(rid), request_direction)
+    # str() of each part: envelope values are untrusted and may be unhashable (objects, arrays)
+    return (str(m.env.get("session")), str(m.env.get("server")), type(rid).__name__, str(rid), request_direction)
 
 
 def _str(v: Any) -> str | None:
@@ -138,7 +139,8 @@ def _emit(batch: EventBatch, uid: UidMaker, m: _Msg, resp: _Msg | None) -> None:
     method = _str(msg.get("method"))
     params = obj(msg.get("params"))
     meta = obj(params.get("_meta"))
-    client_info = obj(meta.get(_CLIENT_INFO))
+    # 2026-07-28 sends clientInfo in every request's _meta; earlier versions only in initialize's params
+    client_info = obj(meta.get(_CLIENT_INFO)) or (obj(params.get("clientInfo")) if method == "initialize" else {})
     details: dict[str, Any] = {"jsonrpc_id": msg.get("id"), "direction": env.get("direction"),
                                "server": env.get("server"), "client_info": client_info or None,
                                "protocol_version": meta.get("io.modelcontextprotocol/protocolVersion")}
@@ -156,6 +158,8 @@ def _emit(batch: EventBatch, uid: UidMaker, m: _Msg, resp: _Msg | None) -> None:
         target = params["uri"]
     elif method == "prompts/get":
         target = _str(params.get("name"))
+    elif method == "notifications/message":
+        details["level"], details["logger"] = _str(params.get("level")), _str(params.get("logger"))
     creds = credentials_in_arguments(args) if args is not None else []
     credential = _str(env.get("credential")) or (creds[0] if creds else None)
     if len(creds) > 1:

@@ -3,9 +3,11 @@
 One event per span and per log record. Span attributes are read over their resource
 attributes and normalised by :mod:`keytrail.ingest.agent.attrs` (OTel GenAI current
 and deprecated names, OpenInference). The agent, human and session of a span that
-does not name them are inherited from its nearest ancestor in the same trace, in one
-pass over the file after it is parsed (spans of one trace are spread over many lines
-and arrive in no particular order). Format reference for users: ``docs/formats/otlp.md``.
+does not name them are inherited from its nearest ancestor in the same trace
+(:mod:`keytrail.ingest.agent.inherit`): rows are written as they are read and the
+inherited values applied in bulk once the file is read, because the spans of one
+trace are spread over many lines in no particular order. Format reference for
+users: ``docs/formats/otlp.md``.
 """
 
 from __future__ import annotations
@@ -32,26 +34,30 @@ from keytrail.ingest.agent.common import (
     obj,
     sniff_object,
 )
+from keytrail.ingest.agent.inherit import SpanNode, apply, resolve
 from keytrail.ingest.agent.refs import Resource, classify, resources_in_arguments
 from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
 
 _HEAD = re.compile(rb'^\s*(?:\xef\xbb\xbf)?\{\s*"(resourceSpans|resourceLogs)"\s*:')
 _ERROR_CODES = (2, "2", "STATUS_CODE_ERROR")
-_OK_CODES = (1, "1", "STATUS_CODE_OK")
 #: ``service.name`` values the SDKs write when the application set none: never an agent id.
 _DEFAULT_SERVICE = re.compile(r"^unknown_service(:.*)?$")
 _AGENT_OPS = ("invoke_agent", "create_agent")
+#: Agent span names that carry the agent's name: the GenAI rule ``invoke_agent {gen_ai.agent.name}``
+#: (also ``create_agent``) and Google ADK's ``agent_run [name]``.
+_SPAN_AGENT = re.compile(r"^(?:(?:invoke|create)_agent (\S.{0,199})|agent_run \[([^\]]{1,200})\])$")
 
 
 @dataclass
-class _Pending:
-    """A span row waiting for the file-wide inheritance pass."""
+class _Scope:
+    """A resource and scope, decoded once for all the spans or log records under them."""
 
-    row: dict[str, Any]
-    view: AgentView
-    key: tuple[str, str] | None
-    parent: tuple[str, str] | None
-    service: str | None
+    res_attrs: dict[str, Any]
+    scope_name: Any
+    raw_prefix: str  # '{"resource":...,"scope":...,' : each record's raw is this + its own JSON
+
+    def raw(self, kind: str, item: dict[str, Any]) -> str:
+        return f'{self.raw_prefix}"{kind}":{json_text(item)}}}'
 
 
 class OtlpAdapter(SourceAdapter):
@@ -74,7 +80,7 @@ class OtlpAdapter(SourceAdapter):
     def load(self, ctx: LoadContext) -> None:
         batch = EventBatch(ctx)
         uid = UidMaker()
-        pending: list[_Pending] = []
+        nodes: list[SpanNode] = []
         for record_no, offset, text, doc in iter_json_records(ctx):
             if isinstance(doc, Exception):
                 ctx.records += 1
@@ -86,29 +92,28 @@ class OtlpAdapter(SourceAdapter):
                            record_no=record_no, byte_offset=offset, excerpt=text)
                 continue
             where = (record_no, offset, text)
-            for res, scope, item, path in _walk(doc, ctx, where):
+            for sc, item, path in _walk(doc, ctx, where):
                 ctx.records += 1
                 if path[0] == "span":
-                    p = _span_row(res, scope, item, uid, where)
-                    if isinstance(p, str):
-                        ctx.reject(f"{path[1]}: {p}", record_no=record_no, byte_offset=offset, excerpt=text)
+                    got = _span_row(sc, item, uid, where)
+                    if isinstance(got, str):
+                        ctx.reject(f"{path[1]}: {got}", record_no=record_no, byte_offset=offset, excerpt=text)
                     else:
-                        pending.append(p)
+                        batch.add(got[0], got[1])
+                        nodes.append(got[2])
                 else:
-                    row, resources = _log_row(res, scope, item, uid, where)
+                    row, resources = _log_row(sc, item, uid, where)
                     if row is None:
                         ctx.reject(f"{path[1]}: log record has neither timeUnixNano nor observedTimeUnixNano",
                                    record_no=record_no, byte_offset=offset, excerpt=text)
                     else:
                         batch.add(row, resources)
-        _inherit(pending)
-        for p in pending:
-            batch.add(p.row, p.row.pop("_resources"))
         batch.flush()
+        apply(ctx, resolve(nodes))
 
 
 def _walk(doc: dict[str, Any], ctx: LoadContext, where: tuple[int, int, bytes]) -> Any:
-    """Yield ``(resource, scope, span_or_log, (kind, path))``; reject malformed containers."""
+    """Yield ``(scope context, span_or_log, (kind, path))``; reject malformed containers."""
     for kind, outer, inner, leaf in (("span", "resourceSpans", "scopeSpans", "spans"),
                                      ("log", "resourceLogs", "scopeLogs", "logRecords")):
         for i, rs in enumerate(arr(doc.get(outer))):
@@ -118,16 +123,22 @@ def _walk(doc: dict[str, Any], ctx: LoadContext, where: tuple[int, int, bytes]) 
                            excerpt=where[2])
                 continue
             res = obj(rs.get("resource"))
+            res_attrs = key_values(res.get("attributes"))
             # instrumentationLibrary* are the pre-1.0 names of scope*; old exporters still write them.
             scopes = arr(rs.get(inner) or rs.get(inner.replace("scope", "instrumentationLibrary")))
             for j, ss in enumerate(scopes):
                 if not isinstance(ss, dict):
+                    ctx.records += 1
+                    ctx.reject(f"{outer}[{i}].{inner}[{j}] is not an object", record_no=where[0],
+                               byte_offset=where[1], excerpt=where[2])
                     continue
                 scope = obj(ss.get("scope") or ss.get("instrumentationLibrary"))
+                sc = _Scope(res_attrs, scope.get("name"),
+                            f'{{"resource":{json_text(res)},"scope":{json_text(scope)},')
                 for k, item in enumerate(arr(ss.get(leaf))):
                     path = f"{outer}[{i}].{inner}[{j}].{leaf}[{k}]"
                     if isinstance(item, dict):
-                        yield res, scope, item, (kind, path)
+                        yield sc, item, (kind, path)
                     else:
                         ctx.records += 1
                         ctx.reject(f"{path} is not an object", record_no=where[0], byte_offset=where[1],
@@ -165,20 +176,23 @@ def _resources(view: AgentView, attrs: Mapping[str, Any]) -> list[Resource]:
     return found
 
 
-def _span_row(res: dict[str, Any], scope: dict[str, Any], span: dict[str, Any], uid: UidMaker,
-              where: tuple[int, int, bytes]) -> _Pending | str:
+def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
+              where: tuple[int, int, bytes]) -> tuple[dict[str, Any], list[Resource], SpanNode] | str:
     start = span.get("startTimeUnixNano")
     time = unix_nano(start)
     if time is None:
         return f"span {span.get('name')!r} has no usable startTimeUnixNano ({start!r})"
-    res_attrs = key_values(res.get("attributes"))
+    res_attrs = sc.res_attrs
     attrs = {**res_attrs, **key_values(span.get("attributes"))}
     view = normalise(attrs)
     trace_id, span_id = otlp_id(span.get("traceId"), 16), otlp_id(span.get("spanId"), 8)
     parent_id = otlp_id(span.get("parentSpanId"), 8)
-    raw = json_text({"resource": res, "scope": scope, "span": span})
+    raw = sc.raw("span", span)
     event_uid = f"otlp:{trace_id}:{span_id}" if trace_id and span_id else uid("otlp:noid", raw)
-    name = span.get("name") if isinstance(span.get("name"), str) else ""
+    name = _str(span.get("name")) or ""
+    if view.operation in _AGENT_OPS and not view.agent_id and (named := _SPAN_AGENT.match(name)):
+        view.agent_id = view.agent_name = (named.group(1) or named.group(2)).strip()
+        view.agent_id_source = "span name"
     service, operation = view.action or ("span", name or "unnamed")
     status = obj(span.get("status"))
     exc: dict[str, Any] | None = next((key_values(e.get("attributes")) for e in arr(span.get("events"))
@@ -188,7 +202,7 @@ def _span_row(res: dict[str, Any], scope: dict[str, Any], span: dict[str, Any], 
     outcome = "failure" if failed else "success"
     resources = _resources(view, attrs)
     end = unix_nano(span.get("endTimeUnixNano"))
-    details = {"span_name": name, "span_kind": span.get("kind"), "scope": scope.get("name"),
+    details = {"span_name": name, "span_kind": span.get("kind"), "scope": sc.scope_name,
                "service_name": res_attrs.get("service.name"), **view.details()}
     if code is not None:
         details["status_code"] = code
@@ -203,15 +217,24 @@ def _span_row(res: dict[str, Any], scope: dict[str, Any], span: dict[str, Any], 
         "error_message": _str(status.get("message")) or _str((exc or {}).get("exception.message")),
         "target": resources[0][0] if resources else None,
         "trace_id": trace_id, "span_id": span_id, "parent_span_id": parent_id,
-        "details": details, "raw": raw,
-        "record_no": where[0], "byte_offset": where[1], "_resources": resources,
+        "actor_uid": view.agent_id, "actor_type": "agent" if view.agent_id else None,
+        "details": json_text({k: v for k, v in details.items() if v is not None}), "raw": raw,
+        "record_no": where[0], "byte_offset": where[1],
     }
     key = (trace_id, span_id) if trace_id and span_id else None
     parent = (trace_id, parent_id) if trace_id and parent_id else None
-    return _Pending(row, view, key, parent, _str(res_attrs.get("service.name")))
+    node = SpanNode(event_uid, key, parent, view.agent_id, view.human_id, view.session_id,
+                    view.operation in _AGENT_OPS, _fallback_agent(view, res_attrs))
+    return row, resources, node
 
 
-def _log_row(res: dict[str, Any], scope: dict[str, Any], rec: dict[str, Any], uid: UidMaker,
+def _fallback_agent(view: AgentView, res_attrs: Mapping[str, Any]) -> str | None:
+    """The resource's ``service.name`` as a last-resort agent id, when the rules allow it."""
+    svc = _str(res_attrs.get("service.name"))
+    return svc if view.has_genai and svc and not _DEFAULT_SERVICE.match(svc) else None
+
+
+def _log_row(sc: _Scope, rec: dict[str, Any], uid: UidMaker,
              where: tuple[int, int, bytes]) -> tuple[dict[str, Any] | None, list[Resource]]:
     ts = rec.get("timeUnixNano")
     time = unix_nano(ts)
@@ -220,10 +243,10 @@ def _log_row(res: dict[str, Any], scope: dict[str, Any], rec: dict[str, Any], ui
         time = unix_nano(ts)
     if time is None:
         return None, []
-    res_attrs = key_values(res.get("attributes"))
+    res_attrs = sc.res_attrs
     attrs = {**res_attrs, **key_values(rec.get("attributes"))}
     view = normalise(attrs, log_record=True)
-    raw = json_text({"resource": res, "scope": scope, "logRecord": rec})
+    raw = sc.raw("logRecord", rec)
     event_name = _str(rec.get("eventName")) or _str(attrs.get("event.name"))
     service, operation = view.action or ("log", event_name or _str(rec.get("severityText")) or "record")
     # Claude Code tool_result / tool_decision events say success and the permission decision.
@@ -237,14 +260,12 @@ def _log_row(res: dict[str, Any], scope: dict[str, Any], rec: dict[str, Any], ui
         outcome = "success"
     else:
         outcome = "unknown"
-    if view.agent_id is None and view.has_genai:
-        svc = _str(res_attrs.get("service.name"))
-        if svc and not _DEFAULT_SERVICE.match(svc):
-            view.agent_id, view.agent_id_source = svc, "service.name"
+    if view.agent_id is None and (svc := _fallback_agent(view, res_attrs)):
+        view.agent_id, view.agent_id_source = svc, "service.name"
     resources = _resources(view, attrs)
     body = rec.get("body")
     details = {"event_name": event_name, "severity_text": rec.get("severityText"), "severity_number": severity,
-               "scope": scope.get("name"), "service_name": res_attrs.get("service.name"), **view.details()}
+               "scope": sc.scope_name, "service_name": res_attrs.get("service.name"), **view.details()}
     body_value = any_value(body)
     if body_value is not None:
         details["body"] = body_value if not isinstance(body_value, str) else body_value[:2000]
@@ -261,56 +282,3 @@ def _log_row(res: dict[str, Any], scope: dict[str, Any], rec: dict[str, Any], ui
     }
     row["details"] = json_text(row["details"])
     return row, resources
-
-
-def _inherit(pending: list[_Pending]) -> None:
-    """Fill agent, human and session from the nearest ancestor that names them (one pass per file).
-
-    An agent span (``invoke_agent``/``create_agent``) never inherits an agent: a nested
-    agent span is another agent, invoked by its parent (delegation), not the parent itself;
-    and the search for an agent stops at the nearest agent span, named or not.
-    The ``service.name`` fallback for the agent applies only to spans with GenAI attributes.
-    """
-    by_key = {p.key: p for p in pending if p.key}
-    fields = (("agent_id", "agent_id_source"), ("human_id", "human_id_source"), ("session_id", "session_id_source"))
-    memo: dict[tuple[str, tuple[str, str]], tuple[str, str] | None] = {}
-
-    def lookup(attr: str, key: tuple[str, str] | None) -> tuple[str, str] | None:
-        """(value, span id it came from) from ``key`` or its ancestors; iterative, cycle-safe."""
-        chain: list[tuple[str, str]] = []
-        seen: set[tuple[str, str]] = set()
-        found: tuple[str, str] | None = None
-        while key and key in by_key and key not in seen:
-            if (attr, key) in memo:
-                found = memo[(attr, key)]
-                break
-            seen.add(key)
-            chain.append(key)
-            node = by_key[key]
-            own = getattr(node.view, attr)
-            if own:
-                found = (own, key[1])
-                break
-            if attr == "agent_id" and node.view.operation in _AGENT_OPS:
-                break  # the nearest agent span is an unnamed agent: not the outer one
-            key = node.parent
-        for k in chain:
-            memo[(attr, k)] = found
-        return found
-
-    for p in pending:
-        for attr, src in fields:
-            if getattr(p.view, attr):
-                continue
-            if attr == "agent_id" and p.view.operation in _AGENT_OPS:
-                continue
-            hit = lookup(attr, p.parent)
-            if hit:
-                p.row[attr] = hit[0]
-                p.row["details"][src] = f"inherited from span {hit[1]}"
-        if not p.row.get("agent_id") and p.view.has_genai and p.service and not _DEFAULT_SERVICE.match(p.service):
-            p.row["agent_id"] = p.service
-            p.row["details"]["agent_id_source"] = "service.name"
-        p.row["actor_uid"] = p.row.get("agent_id")
-        p.row["actor_type"] = "agent" if p.row.get("agent_id") else None
-        p.row["details"] = json_text({k: v for k, v in p.row["details"].items() if v is not None})

@@ -1,0 +1,95 @@
+"""The containment checklist: what to deactivate, revoke and invalidate, and why.
+
+Built from the credentials in each examined blast radius (D(c)) and from the findings'
+recommendations. Each item names its target as logged, says why (with the evidence event),
+and gives a command to run. Targets come from logs, so every argument is shell-quoted
+(:func:`shlex.quote`): a hostile user name can not turn a suggested command into another one.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from keytrail.store.case import CaseStore
+
+LEVELS_TO_ACT_ON = ("critical", "high")
+
+
+def _tail(arn: str | None, marker: str) -> str | None:
+    """The name after ``marker`` in an ARN (``user/`` -> user name, ``assumed-role/`` -> role name)."""
+    if not arn or marker not in arn:
+        return None
+    rest = arn.split(marker, 1)[1]
+    return rest.split("/")[-1] if marker == ":user/" else rest.split("/")[0]
+
+
+def _revoke_sessions_policy(before: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Action": "*", "Resource": "*",
+        "Condition": {"DateLessThan": {"aws:TokenIssueTime": before}}}]}, separators=(",", ":"))
+
+
+def _credential_item(c: dict[str, Any], section: str, revoke_before: str) -> dict[str, Any] | None:
+    cid, kind, principal = c["credential_id"], c.get("kind"), c.get("principal_uid")
+    why = f"in the blast radius of {section}" if cid != section else "credential under investigation"
+    evidence = [c["issued_by_event"]] if c.get("issued_by_event") else []
+    q = shlex.quote
+    if kind == "aws-access-key" or (kind is None and cid.startswith("AKIA")):
+        user = _tail(principal, ":user/")
+        cmd = f"aws iam update-access-key --access-key-id {q(cid)} --status Inactive"
+        if user:
+            cmd += f" --user-name {q(user)}"
+        return {"category": "Deactivate AWS access keys", "target": cid, "why": why, "command": cmd,
+                "evidence": evidence}
+    if kind == "aws-temporary-key" or (kind is None and cid.startswith("ASIA")):
+        role = _tail(principal, ":assumed-role/")
+        if role:
+            cmd = (f"aws iam put-role-policy --role-name {q(role)} --policy-name AWSRevokeOlderSessions "
+                   f"--policy-document {q(_revoke_sessions_policy(revoke_before))}")
+        else:
+            cmd = "revoke the issuing identity's sessions (temporary keys cannot be deleted; they expire)"
+        return {"category": "Invalidate AWS sessions", "target": principal or cid,
+                "why": f"{why}; temporary key {cid}", "command": cmd, "evidence": evidence}
+    if kind == "vault-token":
+        if cid.startswith("hmac-sha256:"):
+            cmd = ("the audit log holds only an HMAC of this accessor: list accessors with "
+                   "`vault list auth/token/accessors`, match one with `vault write sys/audit-hash/<device> "
+                   "input=<accessor>`, then `vault token revoke -accessor <accessor>`")
+        else:
+            cmd = f"vault token revoke -accessor {q(cid)}"
+        return {"category": "Revoke Vault tokens", "target": cid, "why": why, "command": cmd, "evidence": evidence}
+    if kind == "vault-lease":
+        return {"category": "Revoke Vault leases", "target": cid, "why": why,
+                "command": f"vault lease revoke {q(cid)}", "evidence": evidence}
+    return {"category": "Rotate other credentials", "target": cid, "why": why,
+            "command": "rotate or revoke it in the system that issued it", "evidence": evidence}
+
+
+def checklist(store: CaseStore, sections: list[dict[str, Any]], findings: list[dict[str, Any]],
+              revoke_before: str = "") -> list[dict[str, Any]]:
+    """Ordered checklist items: credentials first (by category), then agents, then findings."""
+    items: dict[tuple[str, str], dict[str, Any]] = {}
+    for s in sections:
+        for c in s["derived_credentials"]:
+            item = _credential_item(c, s["credential"], revoke_before or "<time of containment, ISO 8601>")
+            if item:
+                items.setdefault((item["category"], item["target"]), item)
+        for agent in s["agents"]:
+            items.setdefault(("Suspend agents", agent), {
+                "category": "Suspend agents", "target": agent,
+                "why": f"used credentials in the blast radius of {s['credential']}",
+                "command": "disable the agent's runtime and its credential references until reviewed",
+                "evidence": []})
+    for f in findings:
+        if f.get("level") in LEVELS_TO_ACT_ON:
+            target = ", ".join(f.get("subjects") or []) or f.get("rule", "")
+            items.setdefault(("Act on findings", f"{f.get('rule')}:{target}"), {
+                "category": "Act on findings", "target": target,
+                "why": f"{f.get('level')}: {f.get('title')}", "command": f.get("recommendation") or "",
+                "evidence": list(f.get("evidence") or [])[:5]})
+    order = ["Deactivate AWS access keys", "Invalidate AWS sessions", "Revoke Vault tokens", "Revoke Vault leases",
+             "Rotate other credentials", "Suspend agents", "Act on findings"]
+    return sorted(items.values(), key=lambda i: (order.index(i["category"]), i["target"]))

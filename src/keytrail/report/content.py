@@ -1,0 +1,336 @@
+"""The blast-radius report as one JSON-ready document; HTML and Markdown render this dict.
+
+``build_report`` gathers everything a reader needs, each number traceable: the case header
+(evidence with SHA-256, integrity, sources, span, rejects, coverage gaps), an executive
+summary, credentials ranked by :func:`keytrail.analysis.blast_radius.rank_credentials`, and for
+each selected credential its lineage (the ``MINTED`` closure D(c) with the agents, humans and
+principals linked to it), the resources D(c) acted on with actions, the timeline, and the
+delegation chains (:func:`keytrail.analysis.delegation.trace_event`) of its key events; then the
+findings (:func:`keytrail.analysis.findings.run_findings`), a containment checklist and an
+appendix with the SQL (:mod:`keytrail.report.queries`) behind the numbers.
+
+Every string that came from a log is masked (:func:`keytrail.redact.mask_secrets`) and stripped of
+terminal escapes and invisible characters here, once, so every renderer and the JSON are safe by
+construction. Renderers still escape for their own syntax. Output is deterministic: sorted, and the
+generation time is a parameter (the CLI honours ``SOURCE_DATE_EPOCH``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from keytrail import __version__, redact
+from keytrail.errors import NotFoundError, UsageError
+from keytrail.report import containment as containment_mod
+from keytrail.report.queries import QUERIES
+from keytrail.timefmt import format_utc, to_utc
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from keytrail.store.case import CaseStore
+
+REPORT_VERSION = 1
+DEFAULT_TOP = 5
+TIMELINE_LIMIT = 200
+
+
+def _analysis(module: str, name: str) -> Callable[..., Any] | None:
+    """An analysis function, or None while its module is not part of this build."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and module.startswith(e.name):
+            return None
+        raise
+    fn: Callable[..., Any] | None = getattr(mod, name, None)
+    return fn
+
+
+def _clean(value: Any, *, key: str = "") -> Any:
+    """JSON-ready copy: times as UTC ``Z`` text, log strings masked and stripped of invisible characters."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v, key=str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_clean(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
+    if isinstance(value, datetime):
+        return format_utc(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if hasattr(value, "as_dict"):
+        return _clean(value.as_dict())
+    if isinstance(value, str):
+        if key == "sql":
+            return value
+        return redact.plain_block(redact.mask_secrets(value)) if "\n" in value else redact.plain(
+            redact.mask_secrets(value))
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return _clean(str(value))
+
+
+def _get(d: dict[str, Any], *keys: str, default: Any = None) -> Any:
+    for k in keys:
+        if k in d and d[k] is not None:
+            return d[k]
+    return default
+
+
+def _params(cred: str | None, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+    return {"cred": cred, "since": since, "until": until}
+
+
+def _run(store: CaseStore, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    sql = QUERIES[name]
+    used = {k: v for k, v in params.items() if f"${k}" in sql}
+    cur = store.cursor()
+    try:
+        rel = cur.execute(sql, used)
+        cols = [d[0] for d in rel.description or []]
+        return [dict(zip(cols, row)) for row in rel.fetchall()]
+    finally:
+        cur.close()
+
+
+def _parse_time(value: str | datetime | None, what: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    dt = to_utc(value)
+    if dt is None:
+        raise UsageError(f"{what} {value!r} is not a time; use ISO 8601 such as 2026-03-02T10:00:00Z")
+    return dt
+
+
+# -- sections -----------------------------------------------------------------------------------
+def _header(store: CaseStore, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+    from keytrail.analysis.summary import case_info
+
+    info = case_info(store)
+    skipped = [e for e in info["evidence"] if e["status"] == "skipped"]
+    gaps: list[dict[str, Any]] = []
+    for e in info["evidence"]:
+        if e["status"] == "partial":
+            gaps.append({"kind": "partial-file", "detail": f"file {e['file_id']} stopped early: {e['note'] or ''}",
+                         "file_id": e["file_id"]})
+        if e["integrity"] in ("failed", "no-digest"):
+            gaps.append({"kind": f"integrity-{e['integrity']}",
+                         "detail": f"file {e['file_id']}: {e['integrity_detail'] or e['integrity']}",
+                         "file_id": e["file_id"]})
+    for e in skipped:
+        gaps.append({"kind": "skipped-file", "detail": f"file {e['file_id']} not read: {e['note'] or 'unknown format'}",
+                     "file_id": e["file_id"]})
+    for source, s in sorted(info["sources"].items()):
+        if s["events"] == 0:
+            gaps.append({"kind": "missing-source", "detail": f"no {source} events in the evidence", "file_id": None})
+    for g in _run(store, "coverage_gaps", {}):
+        gaps.append({"kind": "time-gap", "file_id": None,
+                     "detail": f"no {g['source']} events from {format_utc(g['gap_start'])} to {format_utc(g['gap_end'])}"})
+    return {
+        "case": store.path.name,
+        "finalized": info["finalized"],
+        "window": {"since": format_utc(since), "until": format_utc(until)},
+        "time_range": info["time_range"],
+        "events": info["events"],
+        "rejected": info["rejected"],
+        "counts": info["counts"],
+        "sources": info["sources"],
+        "integrity": info["integrity"],
+        "evidence": info["evidence"],
+        "rejects_by_file": _run(store, "rejects_by_file", {}),
+        "coverage_gaps": gaps,
+    }
+
+
+def _ranking(store: CaseStore, since: datetime | None, until: datetime | None) -> tuple[list[dict[str, Any]], str | None]:
+    rank = _analysis("keytrail.analysis.blast_radius", "rank_credentials")
+    if rank is None:
+        rows = store.query("SELECT credential_id, kind, events FROM credentials ORDER BY events DESC, credential_id")
+        note = "blast-radius scoring is not available in this build; credentials are listed by events signed"
+        return [{"credential": r["credential_id"], "kind": r["kind"], "score": None, "terms": {},
+                 "events": r["events"]} for r in rows], note
+    out = []
+    for r in rank(store, since=since, until=until):
+        d = r.as_dict() if hasattr(r, "as_dict") else dict(r)
+        d.setdefault("credential", _get(d, "credential_id", "id"))
+        out.append(d)
+    return out, None
+
+
+def _lineage(identities: list[dict[str, Any]], derived: list[dict[str, Any]], cred: str,
+             acted_on: list[dict[str, Any]]) -> dict[str, Any]:
+    """Nodes and edges for the lineage drawing: humans -> agents -> D(c) -> principals, resources."""
+    nodes: dict[str, dict[str, Any]] = {}
+
+    def add(kind: str, ident: str, **extra: Any) -> str:
+        nid = f"{kind}:{ident}"
+        nodes.setdefault(nid, {"id": nid, "kind": kind, "label": ident, **extra})
+        return nid
+
+    for d in derived:
+        add("credential", d["credential_id"], depth=d["depth"], root=d["credential_id"] == cred)
+    edges = []
+    for link in identities:
+        s = add(link["src_kind"], link["src"])
+        t = add(link["dst_kind"], link["dst"])
+        edges.append({"src": s, "dst": t, "kind": link["kind"], "confidence": link["confidence"],
+                      "reason": link["reason"], "evidence_count": link["evidence_count"]})
+    by_resource: dict[str, int] = {}
+    for r in acted_on:
+        by_resource[r["resource_id"]] = by_resource.get(r["resource_id"], 0) + int(r["events"])
+    drawn = sorted(by_resource, key=lambda k: (-by_resource[k], k))[:12]
+    for rid in drawn:
+        add("resource", rid, events=by_resource[rid])
+    for r in acted_on:
+        if r["resource_id"] in drawn:
+            denied = f", {r['denied']} denied" if r["denied"] else ""
+            edges.append({"src": f"credential:{r['credential_id']}", "dst": f"resource:{r['resource_id']}",
+                          "kind": "ACTED_ON", "confidence": "proven", "evidence_count": r["events"],
+                          "reason": f"{r['events']} events signed with the credential{denied}"})
+    return {"nodes": [nodes[k] for k in sorted(nodes)], "edges": edges,
+            "resources_omitted": max(0, len(by_resource) - 12)}
+
+
+def _traces(store: CaseStore, event_uids: list[str]) -> list[dict[str, Any]]:
+    trace = _analysis("keytrail.analysis.delegation", "trace_event")
+    if trace is None:
+        return []
+    out = []
+    for uid in event_uids:
+        try:
+            t = trace(store, uid)
+        except NotFoundError:
+            continue
+        out.append({"event_uid": uid, "trace": t.as_dict() if hasattr(t, "as_dict") else t})
+    return out
+
+
+def _credential_section(store: CaseStore, cred: str, rank: dict[str, Any] | None,
+                        since: datetime | None, until: datetime | None) -> dict[str, Any]:
+    p = _params(cred, since, until)
+    derived = _run(store, "derived_credentials", p)
+    resources = _run(store, "resources", p)
+    activity = _run(store, "activity", p)[0]
+    identities = _run(store, "identities", p)
+    logged = _run(store, "logged_agents_humans", p)
+    timeline = _run(store, "timeline", p)
+    key_events = [r["event_uid"] for r in _run(store, "key_events", p)]
+    agents = sorted({i["src"] for i in identities if i["src_kind"] == "agent"}
+                    | {r["agent_id"] for r in logged if r["agent_id"]})
+    humans = sorted({i["src"] for i in identities if i["src_kind"] == "human"}
+                    | {r["human_id"] for r in logged if r["human_id"]})
+    principals = sorted({i["dst"] for i in identities if i["kind"] == "AUTHENTICATES_AS"})
+    blast = None
+    blast_fn = _analysis("keytrail.analysis.blast_radius", "blast_radius")
+    if blast_fn is not None:
+        result = blast_fn(store, cred, since=since, until=until)
+        blast = result.as_dict() if hasattr(result, "as_dict") else result
+    return {
+        "credential": cred,
+        "kind": derived[0]["kind"] if derived else None,
+        "score": _get(rank or {}, "score"),
+        "terms": _get(rank or {}, "terms", "score_terms", default={}),
+        "activity": activity,
+        "derived_credentials": derived,
+        "resources": resources,
+        "principals": principals,
+        "agents": agents,
+        "humans": humans,
+        "links": identities,
+        "lineage": _lineage(identities, derived, cred, _run(store, "acted_on", p)),
+        "timeline": timeline,
+        "timeline_truncated": int(activity["events"] or 0) > len(timeline),
+        "traces": _traces(store, key_events),
+        "blast_radius": blast,
+    }
+
+
+def _findings(store: CaseStore) -> tuple[list[dict[str, Any]], str | None]:
+    run = _analysis("keytrail.analysis.findings", "run_findings")
+    if run is None:
+        return [], "governance findings are not available in this build"
+    return [f.as_dict() for f in run(store)], None
+
+
+def _summary(header: dict[str, Any], ranked: list[dict[str, Any]], sections: list[dict[str, Any]],
+             findings: list[dict[str, Any]]) -> dict[str, Any]:
+    t0, t1 = header["time_range"]
+    sources = [s for s, v in sorted(header["sources"].items()) if v["events"]]
+    levels: dict[str, int] = {}
+    for f in findings:
+        levels[f["level"]] = levels.get(f["level"], 0) + 1
+    sentences = [
+        f"The evidence holds {header['events']} events from {', '.join(sources) or 'no source'}"
+        + (f" between {t0} and {t1}" if t0 else "") + f", in {len(header['evidence'])} files"
+        + (f"; {_n(header['rejected'], 'record')} could not be read" if header["rejected"] else "") + ".",
+        f"{header['counts']['credentials']} credentials were seen; {len(sections)} are examined below.",
+    ]
+    if sections:
+        top = sections[0]
+        a = top["activity"]
+        n_res = len({r["resource_id"] for r in top["resources"]})
+        derived = len(top["derived_credentials"]) - 1
+        sentences.append(
+            f"{top['credential']} ({top['kind'] or 'unknown kind'}) and the {derived} credential(s) minted from it "
+            f"signed {a['events']} events on {n_res} resources in {a['accounts']} account(s), "
+            f"with {a['denied']} denied attempts"
+            + (f", acting through agent(s) {', '.join(top['agents'])}" if top["agents"] else "")
+            + (f" on behalf of {', '.join(top['humans'])}" if top["humans"] else "") + "."
+        )
+    if findings:
+        parts = ", ".join(f"{n} {lvl}" for lvl, n in levels.items())
+        sentences.append(f"{len(findings)} governance findings: {parts}.")
+    return {"sentences": sentences, "finding_levels": levels, "credentials_ranked": len(ranked)}
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def build_report(store: CaseStore, *, credentials: list[str] | None = None, since: str | datetime | None = None,
+                 until: str | datetime | None = None, generated_at: datetime | None = None,
+                 top: int = DEFAULT_TOP) -> dict[str, Any]:
+    """The report document (JSON-ready). ``credentials`` defaults to the ``top`` ranked ones.
+
+    Raises:
+        NotFoundError: a requested credential is not in the case (exit 1).
+        UsageError: ``since``/``until`` is not a time.
+    """
+    since_dt, until_dt = _parse_time(since, "--since"), _parse_time(until, "--until")
+    header = _header(store, since_dt, until_dt)
+    ranked, rank_note = _ranking(store, since_dt, until_dt)
+    by_id = {r["credential"]: r for r in ranked}
+    if credentials:
+        known = {r["credential_id"] for r in store.query("SELECT credential_id FROM credentials")}
+        known |= {r["credential_id"] for r in store.query(
+            "SELECT DISTINCT credential_id FROM events WHERE credential_id IS NOT NULL")}
+        for c in credentials:
+            if c not in known:
+                close = sorted(k for k in known if c.lower() in k.lower() or k.lower() in c.lower())[:5]
+                raise NotFoundError(f"credential {c!r} is not in this case", close)
+        selected = list(dict.fromkeys(credentials))
+    else:
+        selected = [r["credential"] for r in ranked[:top]]
+    sections = [_credential_section(store, c, by_id.get(c), since_dt, until_dt) for c in selected]
+    findings, findings_note = _findings(store)
+    when = generated_at or datetime.now(UTC)
+    doc = {
+        "report_version": REPORT_VERSION,
+        "keytrail_version": __version__,
+        "generated_at": format_utc(when.replace(microsecond=0)),
+        "header": header,
+        "summary": _summary(header, ranked, sections, findings),
+        "ranking": {"credentials": ranked, "note": rank_note},
+        "credentials": sections,
+        "findings": {"items": findings, "note": findings_note},
+        "containment": containment_mod.checklist(store, sections, findings, format_utc(when.replace(microsecond=0)) or ""),
+        "appendix": {
+            "keytrail_version": __version__,
+            "parameters": {"since": format_utc(since_dt), "until": format_utc(until_dt), "credentials": selected},
+            "queries": [{"name": k, "sql": v.strip()} for k, v in QUERIES.items()],
+        },
+    }
+    cleaned: dict[str, Any] = _clean(doc)
+    return cleaned

@@ -1,0 +1,98 @@
+"""``keytrail export``: one entry point for every interoperable export.
+
+``export(store, path, fmt, force=, table=)`` writes one file and returns the number of
+rows (or nodes + edges) written. It never overwrites an existing file unless ``force``
+is given, and it writes to a temporary file beside the target and renames it into place,
+so an interrupted export never leaves a half-written file under the requested name.
+
+| format | content | module |
+|---|---|---|
+| `timesketch` | events as Timesketch JSONL | :mod:`keytrail.report.timesketch` |
+| `ocsf` | CloudTrail events as OCSF 1.1.0 JSON lines | :mod:`keytrail.report.ocsf` |
+| `opengraph` | identity graph as BloodHound CE OpenGraph JSON | :mod:`keytrail.report.opengraph` |
+| `graphml` | identity graph as GraphML | :mod:`keytrail.report.graphml` |
+| `csv`, `parquet` | one table: events, credentials, links or findings | :mod:`keytrail.report.tabular` |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from keytrail.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from keytrail.store.case import CaseStore
+
+FORMATS = ("timesketch", "opengraph", "graphml", "csv", "parquet", "ocsf")
+TABLE_FORMATS = ("csv", "parquet")
+
+
+def check_target(path: str | Path, *, force: bool) -> Path:
+    """The output path, refusing to overwrite an existing file unless ``force``.
+
+    Raises:
+        UsageError: the file exists and ``force`` is false, or the path is a directory.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{target} is a directory; give a file name with -o")
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists; choose another name with -o or add --force to overwrite it")
+    if not target.parent.exists():
+        raise UsageError(f"directory {target.parent} does not exist; create it first")
+    return target
+
+
+def write_atomically(target: Path, write: Callable[[Path], int]) -> int:
+    """Run ``write(tmp_path) -> int`` on a temporary file beside ``target``, then rename it into place."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        count = write(tmp)
+        os.replace(tmp, target)
+        return count
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def export(store: CaseStore, path: str | Path, fmt: str, *, force: bool = False, table: str | None = None) -> int:
+    """Write ``fmt`` to ``path``; returns the rows (or graph nodes + edges) written.
+
+    ``table`` selects the table for ``csv``/``parquet`` (default ``events``) and is refused
+    for the other formats.
+
+    Raises:
+        UsageError: unknown format or table, or the file exists without ``force``.
+    """
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if table is not None and fmt not in TABLE_FORMATS:
+        raise UsageError(f"--table applies to csv and parquet exports only, not {fmt}")
+    target = check_target(path, force=force)
+
+    def write(tmp: Path) -> int:
+        if fmt in TABLE_FORMATS:
+            from keytrail.report.tabular import export_table
+
+            return export_table(store, tmp, fmt, table or "events")
+        if fmt == "timesketch":
+            from keytrail.report.timesketch import export_timesketch
+
+            return export_timesketch(store, tmp)
+        if fmt == "ocsf":
+            from keytrail.report.ocsf import export_ocsf
+
+            return export_ocsf(store, tmp)
+        if fmt == "opengraph":
+            from keytrail.report.opengraph import export_opengraph
+
+            return export_opengraph(store, tmp)
+        from keytrail.report.graphml import export_graphml
+
+        return export_graphml(store, tmp)
+
+    return write_atomically(target, write)

@@ -1,0 +1,79 @@
+"""The SQL behind every number in a report, named, so the report's appendix can print it.
+
+Each query takes named parameters: ``$cred`` (the credential whose blast radius is shown),
+``$since`` / ``$until`` (UTC TIMESTAMPs or NULL for an open window). ``closure`` is the set
+D(c): ``$cred`` and every credential reachable from it over ``MINTED`` links, with depth.
+A reader can paste any of them into ``keytrail sql CASE`` (binding the parameters) to check a
+number.
+"""
+
+from __future__ import annotations
+
+CLOSURE = """WITH RECURSIVE d(credential_id, depth) AS (
+  SELECT $cred, 0
+  UNION
+  SELECT l.dst, d.depth + 1 FROM d JOIN links l ON l.kind = 'MINTED' AND l.src = d.credential_id
+  WHERE d.depth < 50
+), closure AS (SELECT credential_id, min(depth) AS depth FROM d GROUP BY credential_id)"""
+
+WINDOW = "($since IS NULL OR e.time >= $since) AND ($until IS NULL OR e.time <= $until)"
+
+QUERIES: dict[str, str] = {
+    "derived_credentials": CLOSURE + """
+SELECT closure.credential_id, closure.depth, cr.kind, cr.parent_credential_id, cr.issued_at, cr.issued_by_event,
+       cr.expires_at, cr.principal_uid, cr.first_seen, cr.last_seen, cr.events
+FROM closure LEFT JOIN credentials cr ON cr.credential_id = closure.credential_id
+ORDER BY closure.depth, cr.issued_at NULLS LAST, closure.credential_id""",
+    "resources": CLOSURE + f"""
+SELECT r.resource_id, any_value(r.resource_type) AS resource_type, e.action, count(*) AS events,
+       count(*) FILTER (WHERE e.outcome = 'denied') AS denied, min(e.time) AS first_seen, max(e.time) AS last_seen
+FROM events e JOIN closure ON closure.credential_id = e.credential_id
+JOIN event_resources r ON r.event_uid = e.event_uid
+WHERE {WINDOW}
+GROUP BY r.resource_id, e.action ORDER BY r.resource_id, e.action""",
+    "acted_on": CLOSURE + f"""
+SELECT e.credential_id, r.resource_id, count(*) AS events, count(*) FILTER (WHERE e.outcome = 'denied') AS denied
+FROM events e JOIN closure ON closure.credential_id = e.credential_id
+JOIN event_resources r ON r.event_uid = e.event_uid
+WHERE {WINDOW}
+GROUP BY e.credential_id, r.resource_id ORDER BY e.credential_id, r.resource_id""",
+    "activity": CLOSURE + f"""
+SELECT count(*) AS events, count(*) FILTER (WHERE e.outcome = 'denied') AS denied,
+       count(DISTINCT e.action) AS actions, count(DISTINCT e.account) AS accounts,
+       count(DISTINCT e.service) AS services, min(e.time) AS first_seen, max(e.time) AS last_seen
+FROM events e JOIN closure ON closure.credential_id = e.credential_id WHERE {WINDOW}""",
+    "timeline": CLOSURE + f"""
+SELECT e.time, e.event_uid, e.source_event_id, e.source, e.credential_id, e.actor_name, e.action, e.target,
+       e.outcome, e.error_code, e.src_ip, e.user_agent
+FROM events e JOIN closure ON closure.credential_id = e.credential_id WHERE {WINDOW}
+ORDER BY e.time, e.event_uid LIMIT 200""",
+    "identities": CLOSURE + """
+SELECT l.kind, l.src_kind, l.src, l.dst_kind, l.dst, l.reason, l.confidence, l.evidence_count,
+       l.first_seen, l.last_seen
+FROM links l JOIN closure ON (l.kind IN ('USES') AND l.dst = closure.credential_id)
+                          OR (l.kind IN ('AUTHENTICATES_AS', 'MINTED') AND l.src = closure.credential_id)
+UNION
+SELECT l.kind, l.src_kind, l.src, l.dst_kind, l.dst, l.reason, l.confidence, l.evidence_count,
+       l.first_seen, l.last_seen
+FROM links l WHERE l.kind = 'DELEGATED' AND l.dst IN (
+  SELECT u.src FROM links u JOIN closure ON u.kind = 'USES' AND u.dst = closure.credential_id)
+ORDER BY 1, 3, 5""",
+    "logged_agents_humans": CLOSURE + f"""
+SELECT e.agent_id, e.human_id, count(*) AS events, min(e.time) AS first_seen, max(e.time) AS last_seen
+FROM events e JOIN closure ON closure.credential_id = e.credential_id
+WHERE {WINDOW} AND (e.agent_id IS NOT NULL OR e.human_id IS NOT NULL)
+GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2 NULLS LAST""",
+    "key_events": CLOSURE + f"""
+SELECT e.event_uid FROM events e JOIN closure ON closure.credential_id = e.credential_id
+WHERE {WINDOW} AND (e.outcome = 'denied' OR e.read_only IS NOT TRUE
+      OR e.event_uid IN (SELECT issued_by_event FROM credentials WHERE credential_id IN (SELECT credential_id FROM closure)))
+ORDER BY (e.outcome = 'denied') DESC, e.time, e.event_uid LIMIT 5""",
+    "coverage_gaps": """
+SELECT source, prev_time AS gap_start, time AS gap_end FROM (
+  SELECT source, time, lag(time) OVER (PARTITION BY source ORDER BY time) AS prev_time FROM events
+  WHERE time IS NOT NULL)
+WHERE time - prev_time > INTERVAL 24 HOUR ORDER BY source, gap_start""",
+    "rejects_by_file": """
+SELECT ev.file_id, ev.path, count(*) AS rejected, min(r.record_no) AS first_record, any_value(r.reason) AS example_reason
+FROM rejects r LEFT JOIN evidence ev ON ev.file_id = r.file_id GROUP BY ev.file_id, ev.path ORDER BY ev.file_id""",
+}

@@ -1,0 +1,176 @@
+"""The keytrail explorer app: the frame, navigation, the back stack, errors and export.
+
+Screens are pushed onto one stack (Escape or Backspace goes back; Overview is the
+root). Every view loads its data in thread workers on its own cursor over a case
+opened read-only, so any number of explorers (terminal or served tabs) can run beside
+each other and beside ``keytrail`` queries.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shlex
+import traceback
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from keytrail.redact import plain
+from keytrail.store.case import CaseStore
+from keytrail.tui import core
+from keytrail.tui.commands import CaseCommands
+from keytrail.tui.screens.agents import AgentScreen, AgentsScreen
+from keytrail.tui.screens.credentials import CredentialScreen, CredentialsScreen
+from keytrail.tui.screens.error import ErrorModal
+from keytrail.tui.screens.findings import FindingsScreen
+from keytrail.tui.screens.help import HelpScreen
+from keytrail.tui.screens.overview import OverviewScreen
+from keytrail.tui.screens.raw import RawScreen
+from keytrail.tui.screens.sql import SqlScreen
+from keytrail.tui.screens.timeline import TimelineScreen
+from keytrail.tui.screens.trace import TraceScreen
+from keytrail.tui.widgets.doc_view import DocView
+
+#: What a row of a named section opens: (column, kind). Checked before :data:`ROW_TARGETS`.
+SECTION_TARGETS = {
+    "agents": ("agent", "agent"), "humans": ("human", "human"), "resources": ("resource", "resource"),
+    "credentials": ("credential", "credential"), "top credentials": ("credential", "credential"),
+    "derived_credentials": ("value", "credential"), "principals": ("value", "actor"),
+}
+#: How a row from an analysis document names what to open, strongest first.
+ROW_TARGETS = (("event_uid", "event"), ("event_id", "event"), ("credential_id", "credential"),
+               ("credential", "credential"), ("agent_id", "agent"), ("agent", "agent"),
+               ("human_id", "human"), ("resource_id", "resource"), ("resource", "resource"))
+
+
+class KeytrailApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "keytrail"
+    COMMANDS = App.COMMANDS | {CaseCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "goto('help')", "Help", id="help"),
+        Binding("o", "goto('overview')", "Overview", id="overview"),
+        Binding("c", "goto('credentials')", "Credentials", id="credentials"),
+        Binding("a", "goto('agents')", "Agents", id="agents"),
+        Binding("t", "goto('timeline')", "Timeline", id="timeline"),
+        Binding("f", "goto('findings')", "Findings", id="findings"),
+        Binding("s", "goto('sql')", "SQL", id="sql"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(self, case: str | Path, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.case_path = Path(case)
+        self.store = CaseStore.open(self.case_path)  # read-only: never a writer
+        self.sub_title = plain(str(self.case_path), 120) + "  ·  times in UTC"
+
+    def get_default_screen(self) -> Screen[Any]:
+        return OverviewScreen()
+
+    def on_unmount(self) -> None:
+        self.store.close()
+
+    # -- navigation ----------------------------------------------------------------
+    def goto(self, view: str) -> None:
+        factories = {
+            "overview": OverviewScreen, "credentials": CredentialsScreen, "agents": AgentsScreen,
+            "timeline": TimelineScreen, "findings": FindingsScreen, "sql": SqlScreen, "help": HelpScreen,
+        }
+        if view == "overview":
+            while len(self.screen_stack) > 1:
+                self.pop_screen()
+            return
+        if type(self.screen) is factories[view]:
+            return
+        self.push_screen(factories[view]())
+
+    def action_goto(self, view: str) -> None:
+        self.goto(view)
+
+    def open_target(self, kind: str, ident: str) -> None:
+        """Open what ``kind``/``ident`` names: an event, a trace, a credential, an agent, a filtered timeline."""
+        kind = kind.lower()
+        if kind == "event":
+            self.push_screen(RawScreen(ident))
+        elif kind == "trace":
+            self.push_screen(TraceScreen(ident))
+        elif kind == "credential":
+            self.push_screen(CredentialScreen(ident))
+        elif kind == "agent":
+            self.push_screen(AgentScreen(ident))
+        elif kind == "human":
+            self.push_screen(TimelineScreen(shlex.quote(f"human:{ident}")))
+        elif kind == "actor":
+            self.push_screen(TimelineScreen(shlex.quote(f"actor:{ident}")))
+        elif kind == "resource":
+            self.push_screen(TimelineScreen(shlex.quote(f"resource:{ident}")))
+        elif kind == "timeline":
+            self.push_screen(TimelineScreen(shlex.quote(ident)))
+        else:
+            self.notify(f"nothing to open for {kind}", markup=False)
+
+    def on_doc_view_picked(self, message: DocView.Picked) -> None:
+        """A row of an analysis document was chosen: open the first thing it names."""
+        row = message.row
+        if message.section == "chain" and row.get("kind") and row.get("id"):
+            self.open_target(str(row["kind"]), str(row["id"]))
+            return
+        target = SECTION_TARGETS.get(message.section)
+        if target and isinstance(row.get(target[0]), str):
+            self.open_target(target[1], row[target[0]])
+            return
+        for key, kind in ROW_TARGETS:
+            value = row.get(key)
+            if isinstance(value, str) and value:
+                self.open_target(kind, value)
+                return
+        evidence = row.get("evidence")
+        if isinstance(evidence, list) and evidence and isinstance(evidence[0], str):
+            self.open_target("event", evidence[0])
+            return
+        node = row.get("id") or row.get("node") or row.get("key")
+        if isinstance(node, str) and re.match(r"^(credential|agent|human|resource|event):", node):
+            kind, _, ident = node.partition(":")
+            self.open_target(kind, ident)
+            return
+        if message.section in ("credentials", "top credentials") and isinstance(node, str):
+            self.open_target("credential", node)
+
+    # -- errors and export ---------------------------------------------------------
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.show_error(event.worker.description or "task", event.worker.error)
+
+    def show_error(self, what: str, err: BaseException) -> None:
+        detail = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+        title = getattr(err, "title", None) or type(err).__name__
+        self.push_screen(ErrorModal(f"{what} failed: {title}", f"{err}\n\n{detail}"))
+
+    def export_report(self, credentials: list[str] | None) -> None:
+        """Write an HTML report of ``credentials`` (or the case) with :mod:`keytrail.report`, in a worker."""
+        build, render = core.engine(core.REPORT), core.engine(core.REPORT_HTML)
+        if build is None or render is None:
+            self.notify(f"export unavailable: {core.REPORT[0]} is not in this build", severity="warning",
+                        markup=False)
+            return
+        name = "keytrail-report.html" if not credentials else \
+            "keytrail-" + re.sub(r"[^A-Za-z0-9_.-]", "_", credentials[0])[:60] + ".html"
+
+        def work() -> None:
+            html = render(build(self.store, credentials=credentials))
+            where = self.call_from_thread(self.deliver_text, io.StringIO(html), save_filename=name,
+                                          mime_type="text/html")
+            self.call_from_thread(self.notify, f"report delivered: {name} {where or ''}", markup=False)
+        self.run_worker(work, thread=True, exclusive=True, group="export", exit_on_error=False)
+
+
+def run(case: str | Path) -> int:
+    """Run the explorer in the terminal; returns the exit code."""
+    app = KeytrailApp(case)
+    app.run()
+    return app.return_code or 0

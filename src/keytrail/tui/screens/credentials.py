@@ -1,0 +1,228 @@
+"""Credentials ranked by blast radius, and one credential opened.
+
+The ranking and the blast radius are :func:`keytrail.analysis.blast_radius.rank_credentials`
+and :func:`~keytrail.analysis.blast_radius.blast_radius` (their ``--json`` documents);
+lineage is :mod:`keytrail.analysis.lineage` (``ancestry`` up, ``lineage_tree`` down);
+linked identities and activity come from the ``links`` and ``events`` tables. Without the blast-radius module the list falls back
+to the ``credentials`` table ordered by event count and says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Input, Label, Sparkline, Static, TabbedContent, TabPane, Tree
+
+from keytrail.analysis.lineage import ancestry, lineage_tree
+from keytrail.tui import core
+from keytrail.tui.messages import Loaded
+from keytrail.tui.queries import TABLE_CAP, activity, linked_identities
+from keytrail.tui.screens.base import CaseScreen
+from keytrail.tui.widgets.doc_view import DocTable, DocView
+from keytrail.tui.widgets.text import fmt, lit
+
+
+def _fallback_rank(cur: Any) -> list[dict[str, Any]]:
+    rel = cur.execute(
+        "SELECT credential_id, kind, origin, events, first_seen, last_seen, principal_uid FROM credentials "
+        "ORDER BY events DESC NULLS LAST, credential_id LIMIT ?", [TABLE_CAP])
+    names = [d[0] for d in rel.description or []]
+    return [dict(zip(names, r)) for r in rel.fetchall()]
+
+
+class CredentialsScreen(CaseScreen):
+    TITLE = "Credentials"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("slash", "focus_filter", "Filter", id="credentials.filter")]
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.rows: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_frame()
+        yield Input(id="filter", placeholder="filter credentials (id, kind, principal…)")
+        yield VerticalScroll(id="list")
+        yield Static(id="status")
+
+    def on_mount(self) -> None:
+        rank = core.engine(core.RANK)
+        if rank is None:
+            self.load("rows", lambda cur: ("fallback", _fallback_rank(cur)))
+        else:
+            self.load("rows", lambda cur: ("ranked", core.as_doc(rank(self.store))))
+        self.status(Text("ranking… (Escape cancels)", style="dim"))
+
+    def on_loaded(self, message: Loaded) -> None:
+        how, self.rows = message.data
+        self._how = how
+        self._fill("")
+
+    def _fill(self, text: str) -> None:
+        needle = text.lower()
+        rows = [r for r in self.rows if not needle or needle in " ".join(fmt(v) for v in r.values()).lower()]
+        tables = self.query("#creds").results(DocTable)
+        table = next(tables, None)
+        if table is None:
+            table = DocTable("credentials", rows, id="creds")
+            self.query_one("#list", VerticalScroll).mount(table)
+            table.focus()
+        else:
+            table.set_rows(rows)
+        note = "" if self._how == "ranked" else \
+            f"  ·  not ranked: {core.RANK[0]} is not in this build (listed by event count)"
+        cap = f" (first {TABLE_CAP:,})" if len(rows) >= TABLE_CAP else ""
+        self.status(Text(f"{len(rows):,} of {len(self.rows):,} credentials{cap}  ·  Enter opens{note}"))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if self.rows:
+            self._fill(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        for t in self.query(DocTable):
+            t.focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+
+class CredentialScreen(CaseScreen):
+    """One credential: blast radius (with score terms), lineage, identities, activity."""
+
+    TITLE = "Credential"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "tab('tab-blast')", "Blast", show=False, id="credential.tab1"),
+        Binding("2", "tab('tab-lineage')", "Lineage", show=False, id="credential.tab2"),
+        Binding("3", "tab('tab-ids')", "Identities", show=False, id="credential.tab3"),
+        Binding("4", "tab('tab-activity')", "Activity", show=False, id="credential.tab4"),
+        Binding("t", "timeline", "Its events", id="credential.timeline"),
+        Binding("e", "export", "Export report", id="credential.export"),
+    ]
+
+    def __init__(self, credential_id: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.credential_id = credential_id
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_frame()
+        yield Label(Text("credential ", style="bold") + lit(self.credential_id, 200), id="head")
+        with TabbedContent():
+            with TabPane("1 Blast radius", id="tab-blast"):
+                yield VerticalScroll(Static(Text("computing… (Escape cancels)", style="dim")), id="blast")
+            with TabPane("2 Lineage", id="tab-lineage"):
+                yield Tree(Text("lineage"), id="lineage")
+            with TabPane("3 Agents & humans", id="tab-ids"), VerticalScroll():
+                yield VerticalScroll(Static(Text("from the blast radius…", style="dim")), id="ids-doc")
+                yield Label("graph edges of this credential", classes="head")
+                yield DataTable(id="ids", cursor_type="row")
+            with TabPane("4 Activity", id="tab-activity"):
+                yield Sparkline([], id="spark")
+                yield Static(id="activity")
+        yield Static(id="status")
+
+    def on_mount(self) -> None:
+        self.sub_title = self.credential_id
+        cid = self.credential_id
+        blast = core.engine(core.BLAST)
+        if blast is None:
+            self._blast_unavailable()
+        else:
+            self.load("blast", lambda cur: core.as_doc(blast(self.store, cid)))
+        self.load("lineage", lambda cur: (*ancestry(self.store, cid), lineage_tree(self.store, cid).as_dict()))
+        self.load("ids", lambda cur: linked_identities(cur, cid))
+        self.load("activity", lambda cur: (1, activity(cur, "credential_id", [cid])))
+        export = "e exports a report" if core.engine(core.REPORT) else \
+            f"export unavailable ({core.REPORT[0]} not in this build)"
+        self.status(Text(f"t its events · {export} · Escape back"))
+
+    def _blast_unavailable(self) -> None:
+        box = self.query_one("#blast", VerticalScroll)
+        box.remove_children()
+        box.mount(Static(Text(f"unavailable: {core.BLAST[0]} is not in this build", style="dim")))
+
+    def on_loaded(self, message: Loaded) -> None:
+        data = message.data
+        if message.key == "blast":
+            box = self.query_one("#blast", VerticalScroll)
+            box.remove_children()
+            box.mount(DocView(data, skip=("lineage", "filters")))
+            ids = self.query_one("#ids-doc", VerticalScroll)
+            ids.remove_children()
+            ids.mount(DocView({"agents": data.get("agents") or [], "humans": data.get("humans") or []}))
+            family = [self.credential_id, *(data.get("derived_credentials") or [])]
+            self.load("activity", lambda cur: (len(family), activity(cur, "credential_id", family)))
+        elif message.key == "lineage":
+            self._show_lineage(data)
+        elif message.key == "ids":
+            table = self.query_one("#ids", DataTable)
+            table.clear(columns=True)
+            table.add_columns("dir", "edge", "kind", "id", "confidence", "reason", "events")
+            for row in data:
+                table.add_row(*[lit(v, 80) for v in row])
+            if not data:
+                table.add_row(*[Text("none", style="dim")] + [Text("")] * 6)
+        elif message.key == "activity":
+            family, data = data
+            self.query_one("#spark", Sparkline).data = [n for _, n in data] or [0]
+            total = sum(n for _, n in data)
+            who = "this credential" if family == 1 else f"this credential and the {family - 1} minted from it"
+            if data:
+                txt = Text(f"{total:,} events signed by {who}, {fmt(data[0][0])} .. {fmt(data[-1][0])}, "
+                           f"{len(data)} time buckets; busiest bucket {max(n for _, n in data):,} events")
+            else:
+                txt = Text("no timed events signed with this credential", style="dim")
+            self.query_one("#activity", Static).update(txt)
+
+    def _show_lineage(self, data: tuple[list[Any], bool, dict[str, Any]]) -> None:
+        """Root first down to this credential (``ancestry``), then everything minted from it (``lineage_tree``)."""
+        steps, stopped, tree_doc = data
+        tree = self.query_one("#lineage", Tree)
+        tree.clear()
+        tree.root.set_label(Text("minted from (root first) → this credential → minted from it"))
+        node = tree.root
+        if steps:
+            node = node.add(lit(steps[0].parent, 80) + Text("  root", style="dim"), data=steps[0].parent,
+                            expand=True)
+        else:
+            node.add_leaf(Text("root: not minted from another credential in the evidence", style="dim"))
+        for step in steps:
+            node = node.add(self._label(step.child, step.reason, step.confidence, len(step.evidence)),
+                            data=step.child, expand=True)
+        if stopped:
+            node.add_leaf(Text("(walk stopped: cycle or depth cap)", style="dim"))
+        if not steps:
+            node = node.add(self._label(self.credential_id, None, None, 0), data=self.credential_id, expand=True)
+
+        def add(parent: Any, children: list[dict[str, Any]], depth: int) -> None:
+            for child in children[:500]:
+                n = parent.add(self._label(child["credential"], child.get("reason"), child.get("confidence"),
+                                           len(child.get("evidence") or []), child.get("kind")),
+                               data=child["credential"], expand=depth < 3)
+                add(n, child.get("children") or [], depth + 1)
+        add(node, tree_doc.get("children") or [], 1)
+        tree.root.expand()
+
+    def _label(self, cid: str, reason: str | None, confidence: str | None, evidence: int,
+               kind: str | None = None) -> Text:
+        label = lit(cid, 80, style="bold" if cid == self.credential_id else "")
+        extra = "  ".join(x for x in (kind or "", confidence or "", reason or "",
+                                       f"{evidence} events" if evidence else "") if x)
+        return label + Text("  " + extra, style="dim") if extra else label
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[Any]) -> None:
+        cid = event.node.data
+        if cid and cid != self.credential_id:
+            self.kt.open_target("credential", cid)
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_timeline(self) -> None:
+        self.kt.open_target("timeline", f"cred:{self.credential_id}")
+
+    def action_export(self) -> None:
+        self.kt.export_report([self.credential_id])

@@ -1,0 +1,80 @@
+"""Findings by level (:func:`keytrail.analysis.findings.run_findings`), each opening its evidence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Label, Static
+
+from keytrail.tui import core
+from keytrail.tui.messages import Loaded
+from keytrail.tui.screens.base import CaseScreen
+from keytrail.tui.widgets.doc_view import DocTable, DocView
+from keytrail.tui.widgets.text import lit
+
+ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
+
+
+def level_of(doc: dict[str, Any]) -> str:
+    return str(doc.get("level") or doc.get("severity") or "informational").lower()
+
+
+class FindingsScreen(CaseScreen):
+    TITLE = "Findings"
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.docs: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_frame()
+        yield VerticalScroll(Static(Text("running findings… (Escape cancels)", style="dim")), id="list")
+        yield Static(id="status")
+
+    def on_mount(self) -> None:
+        run = core.engine(core.FINDINGS)
+        if run is None:
+            self._show(Static(Text(f"unavailable: {core.FINDINGS[0]} is not in this build", style="dim")))
+            return
+        self.load("findings", lambda cur: core.as_doc(run(self.store)))
+
+    def _show(self, widget: Any) -> None:
+        box = self.query_one("#list", VerticalScroll)
+        box.remove_children()
+        box.mount(widget)
+
+    def on_loaded(self, message: Loaded) -> None:
+        self.docs = sorted(message.data, key=lambda d: ORDER.get(level_of(d), 9))
+        rows = [{k: v for k, v in d.items() if not isinstance(v, (list, dict))} |
+                {"evidence": len(d.get("evidence") or [])} for d in self.docs]
+        if not rows:
+            self._show(Static(Text("no findings", style="dim")))
+        else:
+            self._show(DocTable("findings", rows, id="findings"))
+            self.query_one(DocTable).focus()
+        counts = {lvl: sum(1 for d in self.docs if level_of(d) == lvl) for lvl in ORDER}
+        self.status(Text(" · ".join(f"{k} {v}" for k, v in counts.items()) + "  ·  Enter opens a finding"))
+
+    def on_doc_view_picked(self, message: DocView.Picked) -> None:
+        if message.section != "findings":
+            return
+        message.stop()
+        table = self.query_one(DocTable)
+        self.app.push_screen(FindingScreen(self.docs[table.cursor_row]))
+
+
+class FindingScreen(CaseScreen):
+    TITLE = "Finding"
+
+    def __init__(self, doc: dict[str, Any], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.doc = doc
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_frame()
+        yield Label(Text(level_of(self.doc).upper() + "  ", style="bold") + lit(self.doc.get("title"), 200))
+        yield VerticalScroll(DocView(self.doc))
+        yield Static(Text("Enter on evidence opens the event · Escape back"), id="status")

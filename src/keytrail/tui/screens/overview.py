@@ -1,0 +1,125 @@
+"""Overview: the case at a glance (``case_info`` + top credentials + findings per level).
+
+The same numbers as ``keytrail info`` (both call :func:`keytrail.analysis.summary.case_info`),
+plus the top credentials by blast radius and the findings per level when those
+analysis modules are present.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Label, Static
+
+from keytrail.analysis.summary import case_info
+from keytrail.tui import core
+from keytrail.tui.messages import Loaded
+from keytrail.tui.queries import principal_kinds
+from keytrail.tui.screens.base import CaseScreen
+from keytrail.tui.widgets.doc_view import DocTable
+from keytrail.tui.widgets.text import kv, lit
+
+LEVELS = ("critical", "high", "medium", "low", "informational")
+LEVEL_STYLE = {"critical": "bold red", "high": "bold #ffc100", "medium": "yellow", "low": "green",
+               "informational": ""}
+
+
+class OverviewScreen(CaseScreen):
+    TITLE = "Overview"
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_frame()
+        with VerticalScroll():
+            yield Static(Text("loading case…", style="dim"), id="facts")
+            yield Label("findings per level", classes="head")
+            yield Static(Text("…", style="dim"), id="findings")
+            yield Label("top credentials by blast radius", classes="head")
+            yield Static(Text("…", style="dim"), id="top-note")
+            yield Label("sources", classes="head")
+            yield DataTable(id="sources", cursor_type="row")
+            yield Label("evidence", classes="head")
+            yield DataTable(id="evidence", cursor_type="row")
+        yield Static(id="status")
+
+    def on_mount(self) -> None:
+        self.load("info", lambda cur: (case_info(self.store), principal_kinds(cur)))
+        rank = core.engine(core.RANK)
+        if rank is None:
+            self.query_one("#top-note", Static).update(Text(f"unavailable: {core.RANK[0]} is not in this build",
+                                                            style="dim"))
+        else:
+            self.load("top", lambda cur: core.as_doc(rank(self.store, limit=10)))
+        findings = core.engine(core.FINDINGS)
+        if findings is None:
+            self.query_one("#findings", Static).update(
+                Text(f"unavailable: {core.FINDINGS[0]} is not in this build", style="dim"))
+        else:
+            self.load("findings", lambda cur: core.as_doc(findings(self.store)))
+
+    def on_loaded(self, message: Loaded) -> None:
+        if message.key == "info":
+            self._show_info(*message.data)
+        elif message.key == "top":
+            self._show_top(message.data)
+        elif message.key == "findings":
+            self._show_findings(message.data)
+
+    def _show_info(self, info: dict[str, Any], kinds: dict[str, int]) -> None:
+        tr = info["time_range"]
+        c = info["counts"]
+        state = "complete" if info["finalized"] else "INCOMPLETE - re-run keytrail ingest"
+        facts = kv([
+            ("case", info["case"]),
+            ("ingest", state),
+            ("time span (UTC)", f"{tr[0] or '-'} .. {tr[1] or '-'}"),
+            ("events", f"{info['events']:,}"),
+            ("rejected records", f"{info['rejected']:,}"),
+            ("credentials", f"{c['credentials']:,}"),
+            ("agents", f"{kinds.get('agent', 0):,} (inventory: {c['inventory_agents']:,})"),
+            ("humans", f"{kinds.get('human', 0):,}"),
+            ("principals", f"{c['principals']:,}"),
+            ("graph edges", f"{c['links']:,}"),
+            ("integrity", ", ".join(f"{k} {v}" for k, v in sorted(info["integrity"].items())) or "-"),
+        ])
+        self.query_one("#facts", Static).update(facts)
+        src = self.query_one("#sources", DataTable)
+        src.clear(columns=True)
+        src.add_columns("source", "files", "events", "rejected", "first (UTC)", "last (UTC)")
+        for name, s in info["sources"].items():
+            src.add_row(lit(name), f"{s['files']:,}", f"{s['events']:,}", f"{s['rejected']:,}",
+                        lit(s["time_range"][0]), lit(s["time_range"][1]))
+        ev = self.query_one("#evidence", DataTable)
+        ev.clear(columns=True)
+        ev.add_columns("file", "status", "source", "integrity", "events", "rejected", "sha256", "path")
+        for e in info["evidence"][:1000]:
+            ev.add_row(str(e["file_id"]), lit(e["status"]), lit(e["source"]), lit(e["integrity"]),
+                       f"{e['events'] or 0:,}", f"{e['rejected'] or 0:,}", lit((e["sha256"] or "")[:16]),
+                       lit(e["path"], 200))
+        self.status(Text(f"{info['events']:,} events · c credentials · a agents · t timeline · "
+                         "f findings · s SQL · ctrl+p jump to any id · F1 help"))
+
+    def _show_top(self, rows: list[dict[str, Any]]) -> None:
+        note = self.query_one("#top-note", Static)
+        if not rows:
+            note.update(Text("no credentials in this case", style="dim"))
+            return
+        note.update(Text("Enter opens a credential", style="dim"))
+        table = DocTable("top credentials", rows, id="top")
+        self.query_one(VerticalScroll).mount(table, after=note)
+        table.focus()
+
+    def _show_findings(self, docs: list[dict[str, Any]]) -> None:
+        counts = Counter(str(d.get("level") or d.get("severity") or "informational").lower() for d in docs)
+        out = Text()
+        for level in LEVELS:
+            out.append(f"{level:<15}", style=LEVEL_STYLE[level])
+            out.append(f"{counts.get(level, 0):>6,}\n")
+        extra = set(counts) - set(LEVELS)
+        for level in sorted(extra):
+            out.append_text(lit(f"{level:<15}{counts[level]:>6,}\n"))
+        out.append("f opens the findings", style="dim")
+        self.query_one("#findings", Static).update(out)

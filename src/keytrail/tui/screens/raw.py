@@ -1,0 +1,94 @@
+"""Raw record: the original JSON of one event, as plain text, secrets masked unless revealed.
+
+The normalised fields are shown above the record so a responder can check every
+column against the line it came from (file path, record number, byte offset).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import Static, TextArea
+
+from keytrail.redact import mask_record, mask_secrets
+from keytrail.tui.messages import Loaded
+from keytrail.tui.queries import event_record
+from keytrail.tui.screens.base import CaseScreen
+from keytrail.tui.widgets.text import kv, lit_block
+
+FIELDS = ("event_uid", "source_event_id", "source", "format", "time", "time_raw", "action", "outcome", "error_code",
+          "error_message", "actor_uid", "actor_type", "actor_name", "credential_id", "credential_kind", "session_id",
+          "agent_id", "human_id", "src_ip", "user_agent", "account", "region", "target", "file_path", "record_no",
+          "byte_offset")
+
+
+def render_record(raw: str | None, reveal: bool) -> str:
+    """The record pretty-printed; secrets masked unless ``reveal``; escapes and invisibles removed."""
+    if raw is None:
+        return "(no raw record stored)"
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return lit_block(raw if reveal else mask_secrets(raw))
+    if not reveal:
+        obj = mask_record(obj)
+    return lit_block(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+class RawScreen(CaseScreen):
+    TITLE = "Raw record"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("v", "reveal", "Reveal/mask secrets", id="raw.reveal"),
+        Binding("d", "trace", "Trace", id="raw.trace"),
+        Binding("y", "copy", "Copy record", id="raw.copy"),
+    ]
+
+    def __init__(self, event_uid: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.event_uid = event_uid
+        self.reveal = False
+        self.record: dict[str, Any] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_frame()
+        with Vertical():
+            yield Static(Text("loading…", style="dim"), id="fields")
+            yield TextArea("", read_only=True, soft_wrap=True, show_line_numbers=True, id="raw")
+        yield Static(id="status")
+
+    def on_mount(self) -> None:
+        uid = self.event_uid
+        self.load("event", lambda cur: event_record(cur, uid))
+
+    def on_loaded(self, message: Loaded) -> None:
+        self.record = message.data
+        if self.record is None:
+            self.query_one("#fields", Static).update(Text("no such event: ") + Text(self.event_uid))
+            return
+        self.event_uid = self.record["event_uid"]
+        self.query_one("#fields", Static).update(kv([(f, self.record.get(f)) for f in FIELDS
+                                                     if self.record.get(f) not in (None, "")]))
+        self._show_record()
+
+    def _show_record(self) -> None:
+        if self.record is None:
+            return
+        self.query_one("#raw", TextArea).load_text(render_record(self.record.get("raw"), self.reveal))
+        state = "SECRETS REVEALED (v to mask)" if self.reveal else "secrets masked (v reveals)"
+        self.status(Text(f"{state} · y copies · d delegation trace · Escape back"))
+
+    def action_reveal(self) -> None:
+        self.reveal = not self.reveal
+        self._show_record()
+
+    def action_trace(self) -> None:
+        self.kt.open_target("trace", self.event_uid)
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.query_one("#raw", TextArea).text)
+        self.notify("record copied", markup=False)

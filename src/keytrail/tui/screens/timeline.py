@@ -1,0 +1,193 @@
+"""Timeline: every event, filtered, one SQL page at a time.
+
+The table holds one page (:data:`~keytrail.tui.queries.PAGE_SIZE` rows) and the status
+line says which rows of how many are shown. Running off the bottom or top of the page
+fetches the neighbouring page by keyset (``(time, event_uid)``), so scrolling stays
+smooth on a million events; ``]``/``[`` page, ``g``/``G`` jump to the first/last page.
+The filter line takes ``source: action: cred: agent: human: actor: resource: file:
+outcome: since: until:`` terms plus free text (searched in the raw record).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Input, Static
+
+from keytrail.tui.messages import Loaded
+from keytrail.tui.queries import (
+    PAGE_SIZE,
+    TIMELINE_COLUMNS,
+    Page,
+    TimelineFilter,
+    timeline_count,
+    timeline_last_page,
+    timeline_page,
+)
+from keytrail.tui.screens.base import CaseScreen
+from keytrail.tui.widgets.paged_table import PagedTable
+from keytrail.tui.widgets.text import lit
+
+HEADERS = ("time (UTC)", "source", "action", "outcome", "actor", "credential", "agent", "human", "target",
+           "event id")
+OUTCOME_STYLE = {"denied": "bold red", "failure": "red"}
+WIDTHS = (20, 10, 26, 8, 24, 22, 16, 18, 40, 38)
+
+
+class TimelineScreen(CaseScreen):
+    TITLE = "Timeline"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_filter", "Filter", id="timeline.filter"),
+        Binding("right_square_bracket", "page(1)", "Next page", id="timeline.next"),
+        Binding("left_square_bracket", "page(-1)", "Prev page", id="timeline.prev"),
+        Binding("g", "first", "First", show=False, id="timeline.first"),
+        Binding("G", "last", "Last", show=False, id="timeline.last"),
+        Binding("d", "trace", "Trace", id="timeline.trace"),
+        Binding("r", "raw", "Raw", id="timeline.raw"),
+    ]
+
+    def __init__(self, filter_line: str = "", **kw: Any) -> None:
+        super().__init__(**kw)
+        self.filter_line = filter_line
+        self.flt = TimelineFilter()
+        self.page_data: Page | None = None
+        self.total: int | None = None
+        self._pending_cursor = 0
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_frame()
+        yield Input(value=self.filter_line, id="filter",
+                    placeholder="filter: source:vault action:s3:* cred:ASIA… agent:… since:2024-05-01T00:00Z text")
+        yield PagedTable(id="events", cursor_type="row", zebra_stripes=True)
+        yield Static(id="status")
+
+    def on_mount(self) -> None:
+        table = self.query_one(PagedTable)
+        for h, w in zip(HEADERS, WIDTHS):
+            table.add_column(h, width=w)
+        self.apply_filter(self.filter_line)
+        table.focus()
+
+    # -- loading -------------------------------------------------------------------
+    def apply_filter(self, line: str) -> None:
+        try:
+            self.flt = TimelineFilter.parse(line)
+        except ValueError as e:
+            self.status(Text(str(e), style="red"))
+            return
+        self.filter_line = line
+        self.total = None
+        flt = self.flt
+        self.status(Text("loading… (Escape cancels)", style="dim"))
+        self.load("page", lambda cur: timeline_page(cur, flt))
+        self.load("count", lambda cur: timeline_count(cur, flt))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.apply_filter(event.value)
+        self.query_one(PagedTable).focus()
+
+    def on_loaded(self, message: Loaded) -> None:
+        if message.key == "count":
+            self.total = message.data
+        elif message.key == "page":
+            page: Page = message.data
+            if page.rows or self.page_data is None or page.offset == 0:
+                self._show(page)
+        self._update_status()
+
+    def _show(self, page: Page) -> None:
+        self.page_data = page
+        table = self.query_one(PagedTable)
+        table.clear()
+        for row in page.rows:
+            cells = [lit(v, 200) for v in row[:-1]]
+            cells[3].stylize(OUTCOME_STYLE.get(str(row[3]), ""))
+            table.add_row(*cells, key=row[-1])
+        if page.rows:
+            table.move_cursor(row=min(self._pending_cursor, len(page.rows) - 1) if self._pending_cursor >= 0
+                              else len(page.rows) - 1)
+
+    def _update_status(self) -> None:
+        page = self.page_data
+        total = "counting…" if self.total is None else f"{self.total:,}"
+        if page is None or not page.rows:
+            self.status(Text(f"no events match ({total})" if self.total == 0 else f"… of {total}"))
+            return
+        first = page.offset + 1
+        self.status(Text(
+            f"events {first:,}–{first + len(page.rows) - 1:,} of {total}  ·  at most {PAGE_SIZE:,} rows held "
+            f"(one page); ↓ past the end loads the next  ·  Enter raw record · d trace · / filter"))
+
+    # -- paging --------------------------------------------------------------------
+    def on_paged_table_edge(self, message: PagedTable.Edge) -> None:
+        self.action_page(message.direction)
+
+    def action_page(self, direction: int) -> None:
+        page = self.page_data
+        if page is None or not page.rows:
+            return
+        flt = self.flt
+        if direction > 0:
+            if self.total is not None and page.offset + len(page.rows) >= self.total:
+                return
+            key, offset = page.last_key, page.offset + len(page.rows)
+            self._pending_cursor = 0
+
+            def fetch(cur: Any) -> Page:
+                p = timeline_page(cur, flt, after=key)
+                p.offset = offset
+                return p
+        else:
+            if page.offset == 0:
+                return
+            key, current = page.first_key, page.offset
+            self._pending_cursor = -1
+
+            def fetch(cur: Any) -> Page:
+                p = timeline_page(cur, flt, before=key)
+                p.offset = max(0, current - len(p.rows))  # exactly the rows before this page's first
+                return p
+        self.load("page", fetch)
+
+    def action_first(self) -> None:
+        self._pending_cursor = 0
+        flt = self.flt
+        self.load("page", lambda cur: timeline_page(cur, flt))
+
+    def action_last(self) -> None:
+        flt = self.flt
+        self._pending_cursor = -1
+
+        self.load("page", lambda cur: timeline_last_page(cur, flt))
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    # -- opening -------------------------------------------------------------------
+    def _selected(self) -> str | None:
+        table = self.query_one(PagedTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return str(key) if key is not None else None
+
+    def on_data_table_row_selected(self, event: PagedTable.RowSelected) -> None:
+        event.stop()
+        self.action_raw()
+
+    def action_raw(self) -> None:
+        uid = self._selected()
+        if uid:
+            self.kt.open_target("event", uid)
+
+    def action_trace(self) -> None:
+        uid = self._selected()
+        if uid:
+            self.kt.open_target("trace", uid)
+
+
+assert len(HEADERS) == len(TIMELINE_COLUMNS) - 1

@@ -1,0 +1,169 @@
+"""Show an analysis result exactly as its ``--json`` document, as facts and tables.
+
+The explorer does not re-derive blast radii, traces, findings or baselines: it shows
+the ``as_dict()`` of the engine's result, so screen, CLI and report agree. Scalars
+become ``key value`` lines, lists of objects become tables (at most
+:data:`~keytrail.tui.queries.TABLE_CAP` rows, the cap shown), nested objects become
+sub-sections, and lists of event ids become a pick list that opens the event.
+Choosing a table row posts :class:`DocView.Picked` with the row; the app opens what
+the row names (event, credential, agent, resource).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from keytrail.tui.queries import TABLE_CAP
+from keytrail.tui.widgets.text import fmt, kv, lit
+
+#: Keys whose list-of-strings values are event uids.
+EVENT_LIST_KEYS = ("evidence", "event_uids", "events", "evidence_event_uids", "event_ids")
+#: Column order preferred when present; other columns follow in document order.
+PREFERRED = ("level", "severity", "score", "credential", "credential_id", "agent", "human", "resource", "kind", "id",
+             "title", "agents", "humans", "category", "action", "resource_id", "count", "events", "denied", "first_seen", "last_seen",
+             "confidence", "reason")
+#: Columns whose text is an explanation worth reading in full (wider cells).
+LONG_TEXT = ("explanation", "reason", "description", "recommendation", "impact", "label", "title")
+
+
+def cell(key: str, value: Any) -> Text:
+    """A table cell: nested lists and objects summarised, evidence lists counted."""
+    if isinstance(value, (list, tuple)):
+        if key.endswith("evidence") or key in EVENT_LIST_KEYS:
+            return Text(f"{len(value)} events" if value else "", style="dim")
+        if value and all(isinstance(v, dict) for v in value):
+            return lit(", ".join(" ".join(fmt(x) for x in v.values() if _is_scalar(x)) for v in value), 80)
+    if isinstance(value, dict):
+        return lit(", ".join(f"{k}={fmt(v)}" for k, v in value.items() if _is_scalar(v)), 80)
+    return lit(value, 200 if key in LONG_TEXT else 80)
+
+
+def _is_scalar(v: Any) -> bool:
+    return not isinstance(v, (dict, list, tuple))
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in rows[:200]:
+        for k in r:
+            seen.setdefault(k, None)
+    cols = list(seen)
+    return sorted(cols, key=lambda c: (PREFERRED.index(c) if c in PREFERRED else len(PREFERRED), cols.index(c)))
+
+
+def _title(key: str) -> str:
+    return key.replace("_", " ")
+
+
+class EventLinks(OptionList):
+    """Event ids; Enter opens the event."""
+
+    def __init__(self, uids: list[str], **kw: Any) -> None:
+        super().__init__(*[Option(lit(u), id=None) for u in uids[:TABLE_CAP]], **kw)
+        self.uids = uids[:TABLE_CAP]
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.post_message(DocView.Picked("event", {"event_uid": self.uids[event.option_index]}))
+
+
+class DocTable(DataTable[Text]):
+    """Rows of a list-of-objects section; Enter posts :class:`DocView.Picked`."""
+
+    def __init__(self, section: str, rows: list[dict[str, Any]], **kw: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        self.section = section
+        self.rows_doc = rows[:TABLE_CAP]
+        self.cols = _columns(self.rows_doc)
+
+    def on_mount(self) -> None:
+        self.add_columns(*[lit(_title(c)) for c in self.cols])
+        self.set_rows(self.rows_doc)
+
+    def set_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Show ``rows`` (a subset of the section, e.g. after filtering) with the same columns."""
+        self.clear()
+        self.rows_doc = rows[:TABLE_CAP]
+        self.add_rows([[cell(c, r.get(c)) for c in self.cols] for r in self.rows_doc])
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.post_message(DocView.Picked(self.section, self.rows_doc[event.cursor_row]))
+
+
+class DocView(Vertical):
+    """A result document as facts, tables and event lists."""
+
+    DEFAULT_CSS = """
+    DocView { height: auto; }
+    DocView .doc-head { text-style: bold; color: $accent; margin-top: 1; }
+    DocView DocTable { height: auto; max-height: 16; }
+    DocView EventLinks { height: auto; max-height: 10; }
+    DocView .doc-facts { margin-left: 1; }
+    """
+
+    @dataclass
+    class Picked(Message):
+        """A row of a section was chosen."""
+
+        section: str
+        row: dict[str, Any]
+
+    def __init__(self, doc: Any, *, depth: int = 0, skip: tuple[str, ...] = (), **kw: Any) -> None:
+        super().__init__(**kw)
+        self.doc = {k: v for k, v in doc.items() if k not in skip} if isinstance(doc, dict) else doc
+        self.depth = depth
+
+    def compose(self) -> ComposeResult:
+        doc = self.doc
+        if not isinstance(doc, dict):
+            doc = {"result": doc}
+        facts = [(_title(k), v) for k, v in doc.items() if _is_scalar(v) or self._short_list(v)]
+        if facts:
+            yield Static(kv(facts, key_width=max(len(k) for k, _ in facts) + 2), classes="doc-facts")
+        for key, value in doc.items():
+            if _is_scalar(value) or self._short_list(value):
+                continue
+            yield from self._section(key, value)
+
+    @staticmethod
+    def _short_list(v: Any) -> bool:
+        return isinstance(v, (list, tuple)) and all(_is_scalar(x) for x in v) and len(v) <= 8 and \
+            len(fmt(v)) < 200
+
+    def _section(self, key: str, value: Any) -> ComposeResult:
+        if isinstance(value, dict):
+            if not value:
+                return
+            if self.depth >= 2:
+                yield Label(lit(_title(key)), classes="doc-head")
+                yield Static(lit(value, 2000))
+                return
+            if all(isinstance(v, dict) for v in value.values()):
+                # e.g. {"s3:GetObject": {...}, ...}: one row per key
+                rows = [{"key": k, **v} for k, v in value.items()]
+                yield from self._section(key, rows)
+                return
+            yield Label(lit(_title(key)), classes="doc-head")
+            yield DocView(value, depth=self.depth + 1)
+            return
+        items = list(value)
+        count = f" ({len(items):,})" if len(items) > 1 else ""
+        cap = f", first {TABLE_CAP:,} shown" if len(items) > TABLE_CAP else ""
+        yield Label(Text(_title(key) + count + cap), classes="doc-head")
+        if not items:
+            yield Static(Text("none", style="dim"), classes="doc-facts")
+        elif all(isinstance(x, dict) for x in items):
+            yield DocTable(key, items)
+        elif key in EVENT_LIST_KEYS or key.endswith("evidence"):
+            yield EventLinks([fmt(x) for x in items])
+        else:
+            yield DocTable(key, [{"value": x} for x in items])

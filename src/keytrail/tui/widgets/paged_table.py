@@ -1,0 +1,46 @@
+"""A row table that asks for the neighbouring page when the cursor runs off an edge.
+
+The timeline never holds more than one SQL page (:data:`~keytrail.tui.queries.PAGE_SIZE`
+rows); moving past the last row posts :class:`PagedTable.Edge` so the screen can fetch
+the next page in a worker, which keeps scrolling continuous on any case size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import DataTable
+
+
+class PagedTable(DataTable[Text]):
+    @dataclass
+    class Edge(Message):
+        """The cursor tried to leave the page: ``direction`` is +1 (down) or -1 (up)."""
+
+        direction: int
+
+    def action_cursor_down(self) -> None:
+        if self.row_count and self.cursor_row >= self.row_count - 1:
+            self.post_message(self.Edge(+1))
+            return
+        super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self.row_count and self.cursor_row <= 0:
+            self.post_message(self.Edge(-1))
+            return
+        super().action_cursor_up()
+
+    def action_page_down(self) -> None:
+        if self.row_count and self.cursor_row >= self.row_count - 1:
+            self.post_message(self.Edge(+1))
+            return
+        super().action_page_down()
+
+    def action_page_up(self) -> None:
+        if self.row_count and self.cursor_row <= 0:
+            self.post_message(self.Edge(-1))
+            return
+        super().action_page_up()

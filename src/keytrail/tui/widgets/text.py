@@ -1,0 +1,62 @@
+"""Log text to screen, literally: every value shown passes through :func:`lit`.
+
+Rich would interpret ``[bold red]`` in a ``str`` given to a ``Static``, a ``DataTable``
+cell or a ``Tree`` label; a :class:`rich.text.Text` is never parsed. :func:`lit` also
+runs :func:`keytrail.redact.plain` (ANSI escapes, control and zero-width characters
+removed, long values cut) and renders times as UTC with ``Z``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from rich.text import Text
+
+from keytrail.redact import plain
+from keytrail.timefmt import format_utc
+
+CELL_MAX = 120
+#: Longest line kept in multi-line views (raw records, error text) before it is cut.
+LINE_MAX = 20_000
+
+
+def fmt(value: Any) -> str:
+    """A display string for any value from DuckDB or an analysis document (not yet made safe)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return format_utc(value) or ""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(fmt(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return str(value)
+
+
+def lit(value: Any, max_len: int | None = CELL_MAX, style: str = "") -> Text:
+    """``value`` as a literal, single-line :class:`Text` (never parsed as markup)."""
+    return Text(plain(fmt(value), max_len), style=style, no_wrap=False)
+
+
+def lit_block(text: str) -> str:
+    """A multi-line text made safe line by line; lines over :data:`LINE_MAX` characters are cut."""
+    return "\n".join(plain(line, LINE_MAX) for line in text.splitlines())
+
+
+def kv(pairs: list[tuple[str, Any]], key_width: int = 18) -> Text:
+    """``key  value`` lines; keys are ours, values are literal."""
+    out = Text()
+    for i, (key, value) in enumerate(pairs):
+        if i:
+            out.append("\n")
+        out.append(f"{key:<{key_width}}", style="bold")
+        out.append_text(lit(value, 400))
+    return out

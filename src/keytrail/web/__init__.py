@@ -1,0 +1,1 @@
+"""Serving the explorer in a browser on loopback (textual-serve)."""

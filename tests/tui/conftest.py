@@ -1,0 +1,43 @@
+"""Fixtures for the explorer tests: tiny real cases and a Pilot runner without pytest-asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.tui.casefactory import make_case
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def small_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny incident plus 2,500 filler events (three timeline pages)."""
+    return make_case(tmp_path_factory.mktemp("case") / "case.duckdb", extra_events=2500)
+
+
+def run(body: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(body())  # type: ignore[arg-type]
+
+
+async def settle(pilot: Any) -> None:
+    """Let messages, thread workers and the messages they post all finish."""
+    for _ in range(3):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def texts(app: Any) -> str:
+    """Every Static/Label text on the current screen, joined (what a user reads)."""
+    from textual.widgets import Static
+
+    out = []
+    for w in app.screen.query(Static):
+        content = w.content
+        out.append(content.plain if hasattr(content, "plain") else str(content))
+    return "\n".join(out)

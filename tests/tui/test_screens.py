@@ -1,0 +1,341 @@
+"""Pilot tests: every screen loads from a real case file and shows the right content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import DataTable, Input, Markdown, TextArea, Tree
+
+from keytrail.tui import core
+from keytrail.tui.app import KeytrailApp
+from keytrail.tui.messages import Loaded
+from keytrail.tui.queries import PAGE_SIZE
+from keytrail.tui.screens.agents import AgentScreen, AgentsScreen
+from keytrail.tui.screens.credentials import CredentialScreen, CredentialsScreen
+from keytrail.tui.screens.error import ErrorModal
+from keytrail.tui.screens.findings import FindingsScreen
+from keytrail.tui.screens.help import HelpScreen
+from keytrail.tui.screens.overview import OverviewScreen
+from keytrail.tui.screens.raw import RawScreen
+from keytrail.tui.screens.sql import SqlScreen
+from keytrail.tui.screens.timeline import TimelineScreen
+from keytrail.tui.screens.trace import TraceScreen
+from keytrail.tui.widgets.paged_table import PagedTable
+from tests.tui.casefactory import SESSION_TOKEN
+from tests.tui.conftest import run, settle, texts
+
+SIZE = (140, 45)
+
+
+def loaded(messages: list[Message], key: str) -> list[Loaded]:
+    return [m for m in messages if isinstance(m, Loaded) and m.key == key]
+
+
+def cells(table: DataTable[Any], column: int) -> list[str]:
+    return [str(table.get_row_at(i)[column]) for i in range(table.row_count)]
+
+
+def test_overview_shows_case_info(small_case: Path) -> None:
+    messages: list[Message] = []
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+            await settle(pilot)
+            assert isinstance(app.screen, OverviewScreen)
+            text = texts(app)
+            assert "2,507" in text and "rejected records  1" in text
+            assert "2024-05-01T12:00:00Z" in text
+            sources = app.screen.query_one("#sources", DataTable)
+            assert cells(sources, 0) == ["cloudtrail", "vault", "agent"]
+            assert "/evidence/vault.log" in cells(app.screen.query_one("#evidence", DataTable), 7)
+            if core.engine(core.FINDINGS) is None:
+                assert "unavailable: keytrail.analysis.findings" in text
+            else:
+                assert "informational" in text
+    run(body)
+    [info] = loaded(messages, "info")
+    assert info.data[0]["events"] == 2507
+
+
+def test_navigation_and_back_stack(small_case: Path) -> None:
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            for key, screen in (("t", TimelineScreen), ("s", SqlScreen)):
+                await pilot.press(key)
+                await settle(pilot)
+                assert isinstance(app.screen, screen)
+            await pilot.press("escape")  # SQL focuses its input; escape still goes back
+            await settle(pilot)
+            assert isinstance(app.screen, TimelineScreen)
+            await pilot.press("f1")
+            await settle(pilot)
+            assert isinstance(app.screen, HelpScreen)
+            assert "Timeline filter" in app.screen.query_one(Markdown).source
+            await pilot.press("o")
+            await settle(pilot)
+            assert isinstance(app.screen, OverviewScreen) and len(app.screen_stack) == 1
+            await pilot.press("q")
+        assert app.return_code in (0, None)
+    run(body)
+
+
+def test_timeline_pages_by_keyset_and_filters(small_case: Path) -> None:
+    messages: list[Message] = []
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+            await settle(pilot)
+            await pilot.press("t")
+            await settle(pilot)
+            table = app.screen.query_one(PagedTable)
+            assert table.row_count == PAGE_SIZE
+            assert "events 1–200 of 2,507" in texts(app)
+            assert cells(table, 9)[:3] == ["span-1", "ev-assume", "ev-get-1"]
+            table.move_cursor(row=table.row_count - 1)
+            await pilot.press("down")  # past the last row: the next page, by keyset
+            await settle(pilot)
+            assert any(isinstance(m, PagedTable.Edge) and m.direction == 1 for m in messages)
+            assert "events 201–400 of 2,507" in texts(app)
+            assert table.cursor_row == 0 and table.row_count == PAGE_SIZE
+            await pilot.press("up")  # before the first row: back to page one, cursor on its last row
+            await settle(pilot)
+            assert "events 1–200 of 2,507" in texts(app)
+            assert table.cursor_row == PAGE_SIZE - 1
+            await pilot.press("G")
+            await settle(pilot)
+            assert "events 2,308–2,507 of 2,507" in texts(app)
+            await pilot.press("slash")
+            await pilot.press(*"source:vault", "enter")
+            await settle(pilot)
+            assert table.row_count == 1 and cells(table, 2) == ["vault:read"]
+            app.screen.query_one(Input).value = "outcome:denied since:2024-05-01T12:04:00Z"
+            await pilot.press("slash", "enter")
+            await settle(pilot)
+            assert cells(table, 9) == ["ev-denied"]
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, RawScreen) and app.screen.event_uid == "cloudtrail:ev-denied"
+    run(body)
+    pages = loaded(messages, "page")
+    assert all(len(m.data.rows) <= PAGE_SIZE for m in pages)
+
+
+def test_timeline_bad_time_filter_is_reported(small_case: Path) -> None:
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(TimelineScreen("since:yesterday"))
+            await settle(pilot)
+            assert "is not a time" in texts(app)
+    run(body)
+
+
+def test_raw_record_masks_secrets_until_revealed(small_case: Path) -> None:
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_target("event", "ev-assume")  # the source's own id works too
+            await settle(pilot)
+            area = app.screen.query_one("#raw", TextArea)
+            assert '"sessionToken": "****"' in area.text and SESSION_TOKEN not in area.text
+            assert "/evidence/cloudtrail.json" in texts(app)
+            await pilot.press("v")
+            await pilot.pause()
+            assert SESSION_TOKEN in area.text and "SECRETS REVEALED" in texts(app)
+            await pilot.press("v")
+            await pilot.pause()
+            assert SESSION_TOKEN not in area.text
+    run(body)
+
+
+def test_sql_console_caps_rows_and_is_read_only(small_case: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr("keytrail.tui.screens.sql.TABLE_CAP", 300)  # the real cap is 10,000; same code path
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(SqlScreen())
+            await settle(pilot)
+            await pilot.press(*"SELECT i FROM range(20000) t(i)", "enter")
+            await settle(pilot)
+            table = app.screen.query_one("#result", DataTable)
+            assert table.row_count == 300
+            assert "first 300; more exist" in texts(app)
+            app.screen.query_one(Input).value = "DELETE FROM events"
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, ErrorModal)
+            detail = app.screen.query_one(TextArea).text
+            assert "read-only" in detail.lower()
+            await pilot.press("escape")
+            await pilot.pause()
+            assert isinstance(app.screen, SqlScreen)
+            assert app.store.scalar("SELECT count(*) FROM events") == 2507
+    run(body)
+
+
+def test_escape_cancels_a_long_query(small_case: Path) -> None:
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = SqlScreen()
+            app.push_screen(screen)
+            await settle(pilot)
+            await pilot.press(*"SELECT sum(hash(i)) FROM range(20000000000) t(i)", "enter")
+            for _ in range(50):
+                await pilot.pause(0.02)
+                if screen._cursors:
+                    break
+            assert screen.busy()
+            await pilot.press("escape")
+            await settle(pilot)
+            assert not screen.busy()
+            assert app.screen is screen  # cancelled, not gone back, no error modal
+            assert "cancelled" in texts(app)
+    run(body)
+
+
+def test_credentials_list_and_credential_view(small_case: Path) -> None:
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("c")
+            await settle(pilot)
+            assert isinstance(app.screen, CredentialsScreen)
+            ids = [str(r.get("credential") or r.get("credential_id")) for r in app.screen.rows]
+            assert {"AKIA1", "ASIA1"} <= set(ids)
+            if core.engine(core.RANK) is None:
+                assert "not ranked" in texts(app)
+            await pilot.press("slash", *"ASIA", "enter")
+            await settle(pilot)
+            table = app.screen.query_one("#creds", DataTable)
+            assert table.row_count == 1
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, CredentialScreen) and app.screen.credential_id == "ASIA1"
+            tree = app.screen.query_one("#lineage", Tree)
+            labels = []
+
+            def walk(node: Any) -> None:
+                labels.append(node.label.plain)
+                for child in node.children:
+                    walk(child)
+            walk(tree.root)
+            assert any(label.startswith("AKIA1") for label in labels)
+            assert any(label.startswith("ASIA1") for label in labels)
+            ids_table = app.screen.query_one("#ids", DataTable)
+            assert "MINTED" in cells(ids_table, 1)
+            assert "events signed by this credential" in texts(app)
+            if core.engine(core.BLAST) is not None:
+                assert "score terms" in " ".join(str(w.content) for w in app.screen.query("Label"))
+            await pilot.press("t")
+            await settle(pilot)
+            assert isinstance(app.screen, TimelineScreen)
+            assert app.screen.flt.terms == {"cred": "ASIA1"}
+    run(body)
+
+
+def test_agents_and_agent_view(small_case: Path) -> None:
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("a")
+            await settle(pilot)
+            assert isinstance(app.screen, AgentsScreen)
+            table = app.screen.query_one("#agents", DataTable)
+            row = [str(c) for c in table.get_row_at(0)]
+            assert "ledger-bot" in row and "finance-team" in row
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, AgentScreen) and app.screen.agent_id == "ledger-bot"
+            edges = cells(app.screen.query_one("#ids", DataTable), 3)
+            assert "alice@example.com" in edges and "AKIA1" in edges
+            if core.engine(core.BASELINE) is None:
+                assert "unavailable: keytrail.analysis.baseline" in texts(app)
+    run(body)
+
+
+def test_trace_and_findings_use_the_analysis_api(small_case: Path) -> None:
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_target("trace", "cloudtrail:ev-get-1")
+            await settle(pilot)
+            assert isinstance(app.screen, TraceScreen)
+            if core.engine(core.TRACE) is None:
+                assert "unavailable: keytrail.analysis.delegation" in texts(app)
+            else:
+                assert "ev-get-1" in texts(app)
+            await pilot.press("f")
+            await settle(pilot)
+            assert isinstance(app.screen, FindingsScreen)
+            if core.engine(core.FINDINGS) is None:
+                assert "unavailable: keytrail.analysis.findings" in texts(app)
+            else:
+                assert "critical" in texts(app)
+    run(body)
+
+
+def test_palette_search_finds_ids(small_case: Path) -> None:
+    from keytrail.store.case import CaseStore
+    from keytrail.tui.queries import search_ids
+
+    with CaseStore.open(small_case) as store:
+        cur = store.cursor()
+        assert ("credential", "ASIA1") in search_ids(cur, "asia")
+        assert ("agent", "ledger-bot") in search_ids(cur, "ledger-b")
+        assert ("resource", "arn:aws:s3:::ledger/payroll.csv") in search_ids(cur, "payroll")
+        assert ("event", "cloudtrail:ev-denied") in search_ids(cur, "ev-den")
+        assert search_ids(cur, "100%_") == []  # LIKE wildcards are literal
+
+
+def test_palette_opens_a_credential(small_case: Path) -> None:
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("ctrl+p")
+            await pilot.press(*"ASIA1")
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if "credential: ASIA1" in app.screen.query_one("CommandList").get_option_at_index(0).prompt.plain:
+                    break
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, CredentialScreen) and app.screen.credential_id == "ASIA1"
+    run(body)
+
+
+def test_hostile_text_renders_literally(small_case: Path) -> None:
+    async def body() -> str:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(TimelineScreen("ev-hostile"))
+            await settle(pilot)
+            table = app.screen.query_one(PagedTable)
+            row = table.get_row_at(0)
+            assert all(isinstance(c, Text) for c in row)
+            assert row[2].plain == "s3:[bold red]Boom[/]"  # markup shown, escape removed
+            assert row[4].plain == "[link=x]evil[/link]"
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, RawScreen)
+            fields, raw = texts(app), app.screen.query_one("#raw", TextArea).text
+            for shown in (fields, raw):
+                assert "[bold red]x[/]" in shown
+                assert "\x1b" not in shown and "\u200b" not in shown and "\u202e" not in shown
+            assert "zerowidthevil" in fields
+            svg = app.export_screenshot()
+            await pilot.press("escape")
+            await settle(pilot)
+            assert isinstance(app.screen, TimelineScreen)  # still alive and navigable
+            return svg
+    svg = run(body)
+    assert "[bold&#160;red]x[/]" in svg or "[bold red]x[/]" in svg
