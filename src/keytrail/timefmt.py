@@ -9,12 +9,12 @@ the raw string can always be kept beside the normalised value.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _FRACTION = re.compile(r"(\.\d+)")
 
 
-def to_utc(value: str | int | float | datetime | None) -> datetime | None:
+def to_utc(value: str | float | datetime | None) -> datetime | None:
     """Parse a timestamp into a naive UTC datetime (DuckDB ``TIMESTAMP`` semantics).
 
     Accepts ISO 8601 / RFC 3339 strings (any offset, ``Z``, up to nanoseconds, which are
@@ -38,7 +38,7 @@ def to_utc(value: str | int | float | datetime | None) -> datetime | None:
         elif num > 1e11:
             num /= 1e3
         try:
-            dt = datetime.fromtimestamp(num, tz=timezone.utc)
+            dt = datetime.fromtimestamp(num, tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
     elif isinstance(value, str):
@@ -54,7 +54,7 @@ def to_utc(value: str | int | float | datetime | None) -> datetime | None:
     else:
         return None
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt
 
 
@@ -63,6 +63,6 @@ def format_utc(dt: datetime | None) -> str | None:
     if dt is None:
         return None
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
     text = dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds")
     return text + "Z"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,10 +35,16 @@ async def settle(pilot: Any) -> None:
 
 def texts(app: Any) -> str:
     """Every Static/Label text on the current screen, joined (what a user reads)."""
+    from rich.console import Console
     from textual.widgets import Static
 
     out = []
     for w in app.screen.query(Static):
         content = w.content
-        out.append(content.plain if hasattr(content, "plain") else str(content))
+        if hasattr(content, "plain"):
+            out.append(content.plain)
+        else:  # a rich renderable (the key/value grids): render it as the terminal would
+            console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+            console.print(content)
+            out.append(console.export_text())
     return "\n".join(out)

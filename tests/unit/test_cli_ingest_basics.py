@@ -56,7 +56,7 @@ def test_second_writer_gets_lock_message_naming_holder(case_path: Path, tmp_path
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         out = subprocess.run([sys.executable, "-m", "keytrail", "ingest", str(case_path), str(junk), "-q"],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
         assert out.returncode == 2
         assert f"PID {holder.pid}" in out.stderr
         assert "locked" in out.stderr and "Traceback" not in out.stderr

@@ -202,3 +202,18 @@ def test_ocsf_sql_classification_equals_python() -> None:
     for name, class_uid, activity_id, activity_name in rows:
         (py_cls, *_), py_act, py_name = classify(name, {"status": "Inactive"})
         assert (class_uid, activity_id, activity_name) == (py_cls, py_act, py_name), name
+
+
+def test_graphml_mixed_attribute_types_become_text(case: Path, tmp_path: Path) -> None:
+    import networkx as nx
+
+    path = _links_case(case, tmp_path)
+    con = duckdb.connect(str(path))
+    con.execute("""UPDATE links SET attributes = '{"note": "text"}' WHERE kind = 'MINTED'""")
+    con.execute("""UPDATE links SET attributes = '{"note": 7}' WHERE kind = 'USES'""")
+    con.close()
+    out = tmp_path / "mixed.graphml"
+    with CaseStore.open(path) as store:
+        export(store, out, "graphml")
+    graph = nx.read_graphml(out, force_multigraph=True)
+    assert sorted(d.get("attr_note") for _, _, d in graph.edges(data=True) if "attr_note" in d) == ["7", "text"]

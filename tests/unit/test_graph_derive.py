@@ -176,3 +176,18 @@ def test_vault_token_metadata_names_the_agent(tmp_path: Path) -> None:
         assert s.scalar("SELECT kind FROM principals WHERE principal_id = 'billing-agent'") == "agent"
     finally:
         s.close()
+
+
+def test_vault_federation_token_matched_by_sts_template(tmp_path: Path) -> None:
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    ev = b.event("vault", "fed", 100, "vault:read", cred="acc-1", cred_kind="vault-token", target="aws/sts/r")
+    b.issue("lease-f", "vault-lease", "acc-1", ev, 100,
+            attributes={"username_prefix": "vault-tok-r-1709294500", "federation_name_prefix": "vault-1709294500"})
+    b.event("cloudtrail", "fed-use", 130, "s3:ListBuckets", cred="ASIAFED0000000000001", cred_kind="aws-temporary-key",
+            actor=f"arn:aws:sts::{ACCT}:federated-user/vault-1709294500-abcdefghijklmno",
+            actor_name="vault-1709294500-abcdefghijklmno", actor_type="FederatedUser")
+    s = b.finalize()
+    try:
+        assert ("lease-f", "ASIAFED0000000000001", "strong") in _links(s, "MINTED")
+    finally:
+        s.close()

@@ -44,6 +44,9 @@ def test_load_graph(tmp_path: Path) -> None:
         proven = load_graph(s, min_confidence="proven")
         assert {d["confidence"] for _, _, d in proven.edges(data=True)} == {"proven"}
         assert not proven.has_edge("credential:lease-aws-1", "credential:AKIANEWKEY0000000001")
+        ids = load_graph(s, resources=False)
+        assert "ACTED_ON" not in {d["kind"] for _, _, d in ids.edges(data=True)}
+        assert not [n for n, d in ids.nodes(data=True) if d["kind"] == "resource"]
     finally:
         s.close()
 

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from keytrail.ingest import cloudtrail
 from keytrail.ingest.runner import ingest
 
 CT = "cloudtrail"
@@ -79,6 +80,8 @@ def test_every_fixture_file_loads_with_expected_counts(fixture_case: duckdb.Duck
     for rel, expected in EXPECTED.items():
         assert got[rel] == expected, rel
     assert _rows(fixture_case, "SELECT count(*) FROM events")[0][0] == 510
+    # the one digest fixture names S3 objects that are not among the fixtures
+    assert _rows(fixture_case, "SELECT DISTINCT integrity FROM evidence WHERE source = 'cloudtrail'") == [("no-digest",)]
 
 
 def test_rejects_say_where_and_why(fixture_case: duckdb.DuckDBPyConnection) -> None:
@@ -227,10 +230,15 @@ def test_records_without_event_source_are_rejected_not_dropped(tmp_path: Path) -
     assert (summary.files[0].records, summary.files[0].rejected, summary.events_in_case) == (2, 1, 1)
 
 
-def test_copy_of_fixture_gz_in_s3_layout_uses_bulk_path(tmp_path: Path, shared_fixtures: Path) -> None:
+def test_copy_of_fixture_gz_in_s3_layout_uses_bulk_path(tmp_path: Path, shared_fixtures: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fallback(ctx: object) -> None:
+        raise AssertionError("the bulk DuckDB scan refused a well-formed Records file")
+
+    monkeypatch.setattr(cloudtrail, "_tolerant_read", no_fallback)
     name = "111111111111_CloudTrail_eu-central-1_20171211T1505Z_A6kvhMoVeCsc7v8U.json.gz"
     dst = tmp_path / "AWSLogs/111111111111/CloudTrail/eu-central-1/2017/12/11" / name
     dst.parent.mkdir(parents=True)
     shutil.copy(shared_fixtures / CT / "trailscraper" / name, dst)
     summary = ingest(tmp_path / "c.duckdb", [tmp_path])
-    assert [(f.format, f.records) for f in summary.files] == [("cloudtrail-records", 2)]
+    assert [(f.status, f.format, f.records) for f in summary.files] == [("loaded", "cloudtrail-records", 2)]

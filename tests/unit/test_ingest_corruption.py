@@ -6,7 +6,8 @@ truncates lines, flips bytes, inserts garbage lines and duplicates lines, at mos
 damage per three lines so the file is still recognisably what it was. Each example is
 ingested through the real runner into its own case, and:
 
-- ingest does not raise and the file is ``loaded`` (not ``failed`` or ``skipped``);
+- ingest does not raise and the file is ``loaded`` (or ``partial`` when the adapter says the
+  data ended inside a record), never ``failed`` or ``skipped``;
 - every line left intact is present as an event, found by its own id;
 - nothing is lost: ``records`` equals the non-blank lines, and every record is an event,
   a duplicate of one, a reject, or counted in ``skipped`` (with the reason in the note).
@@ -35,8 +36,11 @@ FIXTURES = Path(os.environ.get("KEYTRAIL_SHARED_FIXTURES", Path(__file__).resolv
 VAULT = FIXTURES / "vault/hashicorp-education_learn-vault-monitoring/vault-audit.log"
 CLOUDTRAIL = FIXTURES / "cloudtrail/panther-analysis/panther_cloudtrail_test_events.ndjson"
 TMP_BASE = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=20, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 NO_BREAK = st.integers(0, 255).filter(lambda b: b not in (10, 13))
+#: A garbage line has at least one visible ASCII character, so no reader can call it blank
+#: (readers disagree on whether b"\x1c" or b"\x85" alone is whitespace).
+VISIBLE = st.integers(0x21, 0x7E)
 
 
 @dataclass(frozen=True)
@@ -78,19 +82,21 @@ def corrupted(draw: st.DrawFn, lines: list[bytes], keep_first: int = 0) -> list[
             pos = draw(st.integers(0, len(line) - 1))
             out[i] = Line(line[:pos] + bytes([draw(NO_BREAK)]) + line[pos + 1:], None)
         elif op == "garbage":
-            junk = bytes(draw(st.lists(NO_BREAK, min_size=1, max_size=80)))
+            junk = bytes([draw(VISIBLE), *draw(st.lists(NO_BREAK, max_size=80))])
             out.insert(i, Line(junk, None))
         else:
             out.insert(i, Line(line, i))
     return out
 
 
-def _check(lines: list[Line], uid_of: list[str]) -> None:
+def _check(lines: list[Line], uid_of: list[str], *, one_record_per_line: bool = True) -> None:
     with tempfile.TemporaryDirectory(dir=TMP_BASE) as tmp:
         path = Path(tmp) / "log.jsonl"
         path.write_bytes(b"\n".join(x.data for x in lines) + b"\n")
         summary = ingest(Path(tmp) / "case.duckdb", [path])
-        assert [f.status for f in summary.files] == ["loaded"], summary.files
+        # "partial": the adapter reports that the data ended inside a record (a cut last line);
+        # how an adapter records that break differs (see the accounting below).
+        assert [f.status for f in summary.files] in (["loaded"], ["partial"]), summary.files
         con = duckdb.connect(str(Path(tmp) / "case.duckdb"), read_only=True)
         try:
             uids = {r[0] for r in con.execute("SELECT event_uid FROM events").fetchall()}
@@ -99,9 +105,15 @@ def _check(lines: list[Line], uid_of: list[str]) -> None:
             records, events, dups, rejected, skipped = con.execute(
                 "SELECT records, events, duplicates, rejected, coalesce(skipped, 0) FROM evidence").fetchone() or ()
             non_blank = sum(1 for x in lines if x.data.strip())
-            assert records == non_blank
-            assert events + dups + rejected + skipped == records, (events, dups, rejected, skipped, records)
-            assert con.execute("SELECT count(*) FROM rejects WHERE record_no IS NULL OR reason = ''").fetchone() == (0,)
+            if one_record_per_line:
+                # Rejects without a record number are notes about the file (a gzip break), not records.
+                notes = (con.execute("SELECT count(*) FROM rejects WHERE record_no IS NULL").fetchone() or (0,))[0]
+                assert records == non_blank
+                assert events + dups + rejected - notes + skipped == records, (events, dups, rejected, skipped, records)
+            else:
+                assert 0 < records <= non_blank
+                assert events + dups + rejected + skipped >= records, (events, dups, rejected, skipped, records)
+            assert con.execute("SELECT count(*) FROM rejects WHERE coalesce(reason, '') = ''").fetchone() == (0,)
         finally:
             con.close()
 
@@ -136,5 +148,6 @@ _CLOUDTRAIL_WAIT = _cloudtrail_adapter_reads_jsonl()
 def test_corrupted_cloudtrail_jsonl(data: st.DataObject) -> None:
     lines = _cloudtrail_lines()
     uid_of = [f"cloudtrail:{json.loads(x)['eventID']}" for x in lines]
-    # The first two lines stay whole: which adapter a file belongs to is decided from its head.
+    # The first two lines stay whole: which adapter a file belongs to, and that it is JSON
+    # lines (one record per line, so a damaged line costs exactly itself), is decided from its head.
     _check(data.draw(corrupted(lines, keep_first=2)), uid_of)

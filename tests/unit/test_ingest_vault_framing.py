@@ -218,3 +218,13 @@ def test_first_entry_longer_than_the_sniff_sample(lines: list[str], tmp_path: Pa
                       f" WHERE source_event_id = '{big['request']['id']}'")
     assert keys == [(6000,)]
     con.close()
+
+
+def test_lone_brace_line_in_jsonl_is_one_reject_and_spares_its_neighbours(lines: list[str], tmp_path: Path) -> None:
+    body = lines[:2] + ["{", "\x00" + lines[3][1:]] + lines[4:]  # a line cut to "{", then a damaged line
+    f = tmp_path / "audit.log"
+    f.write_text("\n".join(body) + "\n")
+    _, con = _case(tmp_path / "c.duckdb", f)
+    assert _rows(con, "SELECT record_no FROM rejects ORDER BY 1") == [(3,), (4,)]
+    assert _rows(con, "SELECT records, rejected FROM evidence") == [(N, 2)]
+    con.close()

@@ -142,14 +142,21 @@ def test_aws_iam_user_key_in_clear(case: duckdb.DuckDBPyConnection) -> None:
     assert ev == ("vault:read", "aws/creds/deploy", "vault-creds")
 
 
-def test_aws_hmac_key_gives_lease_with_name_stem_only(case: duckdb.DuckDBPyConnection) -> None:
+def test_aws_hmac_key_kept_as_logged_with_name_stem(case: duckdb.DuckDBPyConnection) -> None:
     rows = _issues(case)
     lease = rows["aws/sts/deploy/Qw3rTy"]
     assert lease[0] == "vault-lease"
     attrs = json.loads(lease[4])
     assert attrs["access_key"] == HMAC_KEY, "the HMAC is kept as logged for sys/audit-hash matching"
     assert attrs["username_prefix"] == "vault-token-lab-admins-deploy-1588257060"
-    assert HMAC_KEY not in rows
+    # The key itself, under its HMAC: an STS key (a session token came with it), minted under the lease,
+    # carrying the name stem the graph matches against CloudTrail session names.
+    key = [(cid, r) for cid, r in rows.items() if r[5] == "vault:aaaaaaaa-0000-0000-0000-000000000002"
+           and r[0] != "vault-lease"]
+    assert len(key) == 1 and key[0][0] == HMAC_KEY
+    assert key[0][1][:2] == ("aws-temporary-key", "aws/sts/deploy/Qw3rTy")
+    kattrs = json.loads(key[0][1][4])
+    assert kattrs["hmac"] is True and kattrs["username_prefix"] == attrs["username_prefix"]
 
 
 def test_aws_sts_temporary_key(case: duckdb.DuckDBPyConnection) -> None:

@@ -157,10 +157,9 @@ def test_cli_report_refuses_overwrite_and_writes_each_format(case: Path, tmp_pat
     done = subprocess.run(base + ["--force"], check=False, capture_output=True, text=True, **env_run)  # type: ignore[call-overload]
     assert done.returncode == 0, done.stderr
     assert "2026-03-03T09:00:00Z" in out.read_text()
-    for suffix in ("md", "json"):
-        target = tmp_path / f"r.{suffix}"
-        ok = subprocess.run(base[:6] + [str(target)] + base[7:], check=False, capture_output=True, text=True)
-        assert ok.returncode == 0, ok.stderr
-    assert json.loads((tmp_path / "r.json").read_text())["credentials"][0]["credential"] == SESSION_KEY
+    target = tmp_path / "r.json"  # the format follows the extension
+    ok = subprocess.run(base[:6] + [str(target)] + base[7:], check=False, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(target.read_text())["credentials"][0]["credential"] == SESSION_KEY
     missing = subprocess.run(base[:8] + ["NOPE", "--force"], check=False, capture_output=True, text=True)
     assert missing.returncode == 1

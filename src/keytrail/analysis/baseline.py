@@ -61,7 +61,7 @@ def build(cur: duckdb.DuckDBPyConnection, cfg: FindingsConfig, until: datetime |
     b = cfg.baseline
     filt_a = filt_c = ""
     if subject is not None:
-        kind, sid = subject
+        kind, _sid = subject
         filt_a = "AND ae.agent_id = $s" if kind == "agent" else "AND FALSE"
         filt_c = "AND e.credential_id = $s" if kind == "credential" else "AND FALSE"
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _kt_net AS {_network_table_sql(b.ipv4_prefix, b.ipv6_prefix)}")

@@ -42,7 +42,7 @@ class CredentialRank:
     origin: str | None = None
     principal: str | None = None
     own_events: int = 0
-    derived_credentials: int = 0
+    derived_credentials: list[str] = field(default_factory=list)
     score_terms: list[ScoreTerm] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -59,6 +59,7 @@ class CredentialRank:
             "principal": self.principal,
             "own_events": self.own_events,
             "derived_credentials": self.derived_credentials,
+            "derived_count": len(self.derived_credentials),
             "score_terms": [t.as_dict() for t in self.score_terms],
         }
 
@@ -109,7 +110,10 @@ def _rank_sql(roots_sql: str, *, filtered: bool = True) -> str:
                count(DISTINCT v) FILTER (WHERE dim = 'p') AS principals
         FROM clo JOIN dims ON dims.credential_id = clo.credential_id GROUP BY clo.root
       ), minted AS (
-        SELECT root, count(*) - 1 AS n FROM clo GROUP BY root
+        SELECT root, count(*) - 1 AS n,
+               coalesce(list(credential_id ORDER BY credential_id) FILTER (WHERE credential_id <> root), [])
+                 AS derived
+        FROM clo GROUP BY root
       ), ag AS (
         SELECT clo.root, list(DISTINCT l.src ORDER BY l.src) AS agents
         FROM clo JOIN links l ON l.kind = 'USES' AND l.dst = clo.credential_id AND list_contains($allowed, l.confidence)
@@ -137,6 +141,7 @@ def _rank_sql(roots_sql: str, *, filtered: bool = True) -> str:
              coalesce(agg.secrets_read, 0) AS secrets_read, coalesce(agg.denied, 0) AS denied,
              coalesce(dagg.resources, 0) AS resources, coalesce(dagg.accounts, 0) AS accounts,
              coalesce(dagg.principals, 0) AS principals, coalesce(minted.n, 0) AS credentials_minted,
+             minted.derived,
              coalesce(ag.agents, []) AS agents, coalesce(hu.humans, []) AS humans
       FROM credentials c JOIN minted ON minted.root = c.credential_id
       LEFT JOIN agg ON agg.root = c.credential_id
@@ -164,7 +169,7 @@ def _to_rank(row: dict[str, Any]) -> CredentialRank:
         credential=row["credential_id"], kind=row["kind"], score=total(terms), agents=list(row["agents"]),
         humans=list(row["humans"]), events=int(row["events"]), first_seen=row["t0"], last_seen=row["t1"],
         origin=row["origin"], principal=row["principal_uid"], own_events=int(row["own_events"] or 0),
-        derived_credentials=int(row["credentials_minted"]), score_terms=terms,
+        derived_credentials=list(row["derived"]), score_terms=terms,
     )
 
 

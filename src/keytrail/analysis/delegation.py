@@ -180,7 +180,8 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         uses = store.query(
             """SELECT src AS agent, dst AS credential, reason, confidence, evidence,
                       list_contains(evidence, $u) AS specific
-               FROM links WHERE kind = 'USES' AND list_contains($ids, dst)""",
+               FROM links WHERE rowid IN (
+                 SELECT rowid FROM links WHERE kind = 'USES' AND list_contains($ids, dst))""",
             {"ids": chain_ids, "u": uid},  # type: ignore[arg-type]
         )
         for r in uses:
@@ -201,8 +202,8 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
                     "agent", who, who,
                     f"{len(agents)} agents ({', '.join(agents)}) use {tier[0]['credential']}; only {who}'s log "
                     f"references it within {NEAR_S} s of this event", "inferred", tuple(refs))
-                gaps.append(f"agent {who} was chosen among {len(agents)} agents sharing {tier[0]['credential']} by "
-                            f"time only (inferred); see candidates")
+                gaps.append(f"agent {who} was chosen among {len(agents)} agents ({', '.join(agents)}) sharing "
+                            f"{tier[0]['credential']} by time only (inferred); see candidates")
             else:
                 gaps.append(f"{len(agents)} agents ({', '.join(agents)}) use credential {tier[0]['credential']} "
                             f"with the same confidence; the event cannot be attributed to one of them")
@@ -221,8 +222,8 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     else:
         dels = store.query(
             """SELECT src AS human, dst_kind, dst, reason, confidence, evidence, false AS specific
-               FROM links WHERE kind = 'DELEGATED' AND (
-                 (dst_kind = 'agent' AND dst = $a) OR (dst_kind = 'credential' AND list_contains($ids, dst)))""",
+               FROM links WHERE rowid IN (SELECT rowid FROM links WHERE kind = 'DELEGATED' AND (
+                 (dst_kind = 'agent' AND dst = $a) OR (dst_kind = 'credential' AND list_contains($ids, dst))))""",
             {"a": agent_link.id if agent_link else "", "ids": chain_ids},  # type: ignore[arg-type]
         )
         for r in dels:

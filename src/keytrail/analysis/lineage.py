@@ -137,7 +137,9 @@ def ancestry(store: CaseStore, credential_id: str) -> tuple[list[MintStep], bool
       LEFT JOIN (SELECT src, dst, min_by(reason, r) AS reason, min_by(confidence, r) AS confidence,
                         min_by(evidence, r) AS evidence
                  FROM (SELECT *, CASE confidence WHEN 'proven' THEN 0 WHEN 'strong' THEN 1 ELSE 2 END AS r
-                       FROM links WHERE kind = 'MINTED') GROUP BY src, dst) l
+                       FROM links WHERE rowid IN (SELECT rowid FROM links WHERE kind = 'MINTED'
+                                                  AND dst IN (SELECT cred FROM up)))
+                 GROUP BY src, dst) l
         ON l.src = c.parent_credential_id AND l.dst = c.credential_id
       ORDER BY up.depth DESC"""
     cur = store.cursor()

@@ -8,6 +8,7 @@ distance), so a typo costs one retry, not a SQL session.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from keytrail.errors import NotFoundError
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
 
 MAX_SUGGESTIONS = 5
+#: ``event_uid`` prefixes (docs/architecture.md): an id starting with one is an event_uid.
+_UID_PREFIXES = frozenset({"cloudtrail", "vault", "otlp", "otlplog", "mcp", "agent"})
+_SPAN_ID = re.compile(r"^[0-9a-fA-F]{16}$")
 
 
 def _suggest(store: CaseStore, table: str, columns: tuple[str, ...], wanted: str) -> list[str]:
@@ -76,14 +80,17 @@ def resolve_event(store: CaseStore, event_id: str) -> list[dict[str, Any]]:
     Raises:
         NotFoundError: nothing matches; ``suggestions`` has the closest event ids.
     """
+    # One single-column scan per id column that can hold this id, then fetch by rowid:
+    # several times faster at 1M events than one scan with an OR over three columns.
+    columns = ["event_uid"]
+    if event_id.split(":", 1)[0] not in _UID_PREFIXES:
+        columns.append("source_event_id")
+        if _SPAN_ID.match(event_id):
+            columns.append("span_id")
+    scans = " UNION ALL ".join(f"SELECT rowid FROM events WHERE {c} = $id" for c in columns)
     rows = store.query(
-        # One single-column scan per id column, then fetch by rowid: several times faster
-        # at 1M events than one scan with an OR over three columns.
-        """SELECT * EXCLUDE (raw) FROM events WHERE rowid IN (
-             SELECT rowid FROM events WHERE event_uid = $id
-             UNION ALL SELECT rowid FROM events WHERE source_event_id = $id
-             UNION ALL SELECT rowid FROM events WHERE span_id = $id)
-           ORDER BY event_uid = $id DESC, time, event_uid LIMIT 20""",
+        f"""SELECT * EXCLUDE (raw) FROM events WHERE rowid IN ({scans})
+            ORDER BY event_uid = $id DESC, time, event_uid LIMIT 20""",
         {"id": event_id},  # type: ignore[arg-type]
     )
     if rows:

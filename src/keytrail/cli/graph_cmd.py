@@ -77,7 +77,7 @@ def run_credentials(args: argparse.Namespace) -> int:
     from keytrail.timefmt import format_utc
 
     rows = [[f"{r.score:.1f}", _p(r.credential, 48), _p(r.kind, 18), _p(r.origin, 8), f"{r.events:,}",
-             str(r.derived_credentials), _p(", ".join(r.agents), 30), _p(", ".join(r.humans), 30),
+             str(len(r.derived_credentials)), _p(", ".join(r.agents), 30), _p(", ".join(r.humans), 30),
              _p(format_utc(r.first_seen)), _p(format_utc(r.last_seen))] for r in ranks]
     _table(["score", "credential", "kind", "origin", "events", "minted", "agents", "humans", "first", "last"],
            rows, sys.stdout)

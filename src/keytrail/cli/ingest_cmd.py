@@ -73,8 +73,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     )
     if summary.rejected:
         print(f"  see them with: keytrail sql {args.case} \"SELECT * FROM rejects\"", file=sys.stderr)
-    new_files = [f for f in summary.files if f.status != "already-ingested"]
-    if new_files and summary.loaded_files == 0:
+    # Exit 2 only when the run produced no usable evidence at all; files already in
+    # the case from an earlier run count (a re-run after an interruption is fine).
+    usable = summary.loaded_files + by.get("already-ingested", 0)
+    if summary.files and usable == 0:
         raise InputError("nothing was loaded: no file was in a known format (see the list above)")
     if args.strict and summary.rejected:
         raise StrictRejectError(f"--strict: {summary.rejected} records were rejected")

@@ -46,10 +46,13 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def sample_dir() -> Path:
-    """The sample incident: ``$KEYTRAIL_SAMPLE_DATA`` or ``sample_data/incident`` of a source checkout."""
+    """The sample incident: ``$KEYTRAIL_SAMPLE_DATA``, the copy shipped in the wheel, or a source checkout's."""
     env = os.environ.get("KEYTRAIL_SAMPLE_DATA")
     candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[3] / "sample_data" / "incident")
+    here = Path(__file__).resolve()
+    candidates.append(here.parents[1] / "sample_data" / "incident")  # installed: keytrail/sample_data
+    candidates.append(here.parents[3] / "sample_data" / "incident")  # source checkout
+    candidates.append(Path.cwd() / "sample_data" / "incident")
     for c in candidates:
         if c.is_dir():
             return c

@@ -21,8 +21,12 @@ if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
 
 
-def load_graph(store: CaseStore, *, min_confidence: str = "inferred") -> nx.MultiDiGraph:
-    """The identity graph with edges at or above ``min_confidence``."""
+def load_graph(store: CaseStore, *, min_confidence: str = "inferred", resources: bool = True) -> nx.MultiDiGraph:
+    """The identity graph with edges at or above ``min_confidence``.
+
+    ``resources=False`` leaves out ``ACTED_ON`` edges and resource nodes: the identity model
+    alone (humans, agents, credentials, principals), which stays small on big cases.
+    """
     allowed = allowed_confidences(min_confidence)
     g = nx.MultiDiGraph()
     cur = store.cursor()
@@ -41,8 +45,8 @@ def load_graph(store: CaseStore, *, min_confidence: str = "inferred") -> nx.Mult
         rows = cur.execute(
             """SELECT src_kind, src, dst_kind, dst, kind, reason, confidence, evidence, evidence_count,
                       first_seen, last_seen, attributes
-               FROM links WHERE list_contains($allowed, confidence)""",
-            {"allowed": allowed},
+               FROM links WHERE list_contains($allowed, confidence) AND ($resources OR kind <> 'ACTED_ON')""",
+            {"allowed": allowed, "resources": resources},
         ).fetchall()
     finally:
         cur.close()

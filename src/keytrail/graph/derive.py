@@ -84,7 +84,7 @@ WITH vi AS (
          credential_id, event_uid, call_id, issued_at, u.prefix
   FROM (
     SELECT *, list_distinct(list_concat(
-             [attributes->>'username_prefix'],
+             [attributes->>'username_prefix', attributes->>'federation_name_prefix'],
              coalesce(CAST(attributes->'username_prefix_candidates' AS VARCHAR[]), []))) AS prefixes
     FROM _kt_issue
     WHERE src_source = 'vault' AND coalesce(attributes->>'username_prefix', '') LIKE 'vault-%'

@@ -53,7 +53,7 @@ def sniff(sample: Sample) -> tuple[type[SourceAdapter], str] | None:
     for cls in classes:
         try:
             label = cls.sniff(sample)
-        except Exception:  # a sniffer bug must not stop the ingest of other files
+        except Exception:  # noqa: BLE001 - a sniffer bug must not stop the ingest of other files
             label = None
         if label:
             return cls, label

@@ -103,7 +103,7 @@ class LoadContext:
     def open_binary(self) -> io.BufferedIOBase:
         """The file's bytes, decompressed when gz. Prefer :meth:`iter_lines` for line formats."""
         if self.gzipped:
-            return gzip.open(self.path, "rb")  # type: ignore[return-value]
+            return gzip.open(self.path, "rb")
         return self.path.open("rb")
 
     def read_all(self) -> bytes:
@@ -176,7 +176,7 @@ class LoadContext:
             self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _kt_staged")
         finally:
             self.con.unregister("_kt_staged")
-        return rows.num_rows
+        return int(rows.num_rows)
 
     def insert_sql(self, table: str, select_sql: str, params: list[Any] | None = None) -> int:
         """Append the result of a SELECT (columns named as in the schema) to an ingested table.

@@ -45,8 +45,10 @@ _CT_NAME = re.compile(r'\\*"eventName\\*"\s*:')
 _CWL_LINE = re.compile(r"\d{4}-\d\d-\d\d[T ][0-9:.]+(?:Z|[+-]\d\d:?\d\d)?[ \t]+\{")
 _DIGEST = re.compile(r'"digestStartTime"\s*:|"logFiles"\s*:\s*\[')
 
-#: Largest single JSON document the bulk scan accepts; bigger files use the tolerant reader.
-MAX_OBJECT_BYTES = 512 * 1024 * 1024
+#: Largest single JSON document the bulk scan accepts; bigger files use the tolerant reader. DuckDB
+#: allocates read buffers of about twice this per thread, so it must stay well under the writer's
+#: memory limit (``store.case.WRITER_MEMORY_LIMIT``) or every scan fails and falls back.
+MAX_OBJECT_BYTES = 64 * 1024 * 1024
 
 _STAGE_SCHEMA = pa.schema([("file_id", pa.int32()), ("record_no", pa.int64()), ("byte_offset", pa.int64()),
                            ("format", pa.string()), ("rec", pa.string())])
@@ -99,7 +101,7 @@ class CloudTrailAdapter(SourceAdapter):
     SOURCE = "cloudtrail"
     PRIORITY = 30
     #: Files per DuckDB scan: large enough to amortise the scan, small enough to keep memory flat.
-    BATCH_FILES: ClassVar[int] = 64
+    BATCH_FILES: ClassVar[int] = 128
 
     @classmethod
     def sniff(cls, sample: Sample) -> str | None:

@@ -173,10 +173,12 @@ def verify_integrity(con: duckdb.DuckDBPyConnection) -> None:
     matched = _match(logs, todo)
     for file_id, path, sha in todo:
         if file_id in matched:
-            verdict, detail = _verdict(path, sha, matched[file_id])
-            updates.append((verdict, detail, file_id))
-        else:
-            updates.append(("no-digest", "no digest file in the case names this file", file_id))
+            updates.append((*_verdict(path, sha, matched[file_id]), file_id))
+    # Everything no digest names, in one statement (a case may hold thousands of files).
+    con.execute(
+        "UPDATE evidence SET integrity = 'no-digest', integrity_detail = 'no digest file in the case names this file' "
+        "WHERE source = 'cloudtrail' AND coalesce(integrity, 'no-digest') = 'no-digest' "
+        "AND NOT list_contains(?, file_id)", [sorted(matched)])
     digests = [(int(r[0]), str(r[1]), str(r[2])) for r in con.execute(
         "SELECT file_id, path, sha256 FROM evidence WHERE source = 'digest' AND status = 'digest' "
         "AND coalesce(integrity, 'not-applicable') = 'not-applicable'").fetchall()]

@@ -121,6 +121,24 @@ class _Reader:
                 pos = eol
             pos = self.skip(pos)
 
+    def lines(self) -> Iterator[Item]:
+        """JSON lines: one record (or envelope, or CloudWatch export line) per line."""
+        pos = 0
+        for line_no, line in enumerate(self.text.split("\n"), start=1):
+            start, pos = pos, pos + len(line) + 1
+            body = line.strip()
+            if not body:
+                continue
+            if body[0].isdigit() and (m := _CWL_PREFIX.match(body)):
+                yield from self._json_text(body[m.end():].strip(), line_no, self.rec_offset(start))
+                continue
+            try:
+                value = orjson.loads(body)
+            except orjson.JSONDecodeError as e:
+                yield Bad(line_no, self.offset(start), f"invalid JSON: {e}", body[:EXCERPT])
+                continue
+            yield from self._value(value, body, line_no, self.rec_offset(start))
+
     def _object_tail(self, pos: int) -> Generator[Item, None, int]:
         """Consume ``, "key": value ...}`` after the records array (e.g. ``NextToken``)."""
         text, n = self.text, len(self.text)
@@ -258,7 +276,35 @@ def _dumps(value: object) -> str:
 
 def parse_json(text: str) -> Iterator[Item]:
     """Records from any JSON-based CloudTrail shape."""
-    return _Reader(text.lstrip("\ufeff")).items()
+    text = text.lstrip("\ufeff")
+    if _is_json_lines(text):
+        return _Reader(text).lines()
+    return _Reader(text).items()
+
+
+def _is_json_lines(text: str) -> bool:
+    """True when the first two non-blank lines are each a whole JSON object.
+
+    Then the file is JSON lines and every line is one record: a damaged line must
+    cost exactly that line. The stream reader would let a line cut down to ``{"k":``
+    swallow the intact line after it (a valid nested object) and lose it.
+    """
+    seen = 0
+    for line in text.split("\n", 64)[:64]:
+        line = line.strip()
+        if not line:
+            continue
+        if not line.startswith("{"):
+            return False
+        try:
+            if not isinstance(orjson.loads(line), dict):
+                return False
+        except orjson.JSONDecodeError:
+            return False
+        seen += 1
+        if seen == 2:
+            return True
+    return False
 
 
 def parse_console_csv(text: str) -> Iterator[Item]:

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +117,11 @@ def sha256_file(path: Path) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class _Planned:
-    __slots__ = ("path", "sha", "size", "adapter", "fmt", "ctx")
+    __slots__ = ("adapter", "ctx", "fmt", "path", "sha", "size")
 
     def __init__(self, path: Path, sha: str, size: int, adapter: type[SourceAdapter], fmt: str) -> None:
         self.path, self.sha, self.size, self.adapter, self.fmt = path, sha, size, adapter, fmt
@@ -213,7 +213,9 @@ def ingest(
 
 
 def _next_file_id(store: CaseStore) -> int:
-    return int(store.scalar("SELECT nextval('file_id_seq')"))
+    # Not a DuckDB sequence: after a killed ingest a sequence can restart below ids that
+    # committed rows already hold. The runner is the only writer, so max + 1 is safe.
+    return int(store.con.execute("SELECT coalesce(max(file_id), 0) + 1 FROM evidence").fetchone()[0])  # type: ignore[index]
 
 
 def _insert_evidence(store: CaseStore, file_id: int, path: Path, sha: str, size: int, source: str | None,
@@ -263,7 +265,7 @@ def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
                                       item.fmt, ctx.records, ctx.rejected, ctx.skipped_records, note))
         con.execute("COMMIT")
         return results
-    except Exception as e:  # the adapter failed as a whole: keep the case consistent, go on
+    except Exception as e:  # noqa: BLE001 - an adapter failure costs one file, never the case
         con.execute("ROLLBACK")
         results = []
         for item in batch:

@@ -83,7 +83,7 @@ class VaultAdapter(SourceAdapter):
         answered: set[str] = set()  # request ids whose response has been written
         kmip_pending: dict[bytes, Entry] = {}
         merged = repeated = late = server_logs = kmip = 0
-        for rec in iter_records(data):
+        for rec in iter_records(data, pretty=ctx.format == "vault-audit-pretty"):
             ctx.records += 1
             if rec.kind == "bad":
                 ctx.reject(rec.reason or "unreadable record", record_no=rec.line_no, byte_offset=rec.offset,

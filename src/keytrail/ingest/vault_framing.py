@@ -122,8 +122,13 @@ def _strip_framing(line: bytes) -> tuple[str, int]:
     return "prefix", line.find(b"{")
 
 
-def iter_records(data: bytes) -> Iterator[Record]:
-    """Every record in ``data`` (decompressed file bytes), in file order."""
+def iter_records(data: bytes, *, pretty: bool = False) -> Iterator[Record]:
+    """Every record in ``data`` (decompressed file bytes), in file order.
+
+    ``pretty`` says the file is pretty-printed objects: an object that starts but never
+    ends is then one reject spanning its lines. Otherwise (line-oriented files) each line
+    is its own record, so a damaged line never takes its neighbours with it.
+    """
     n = len(data)
     pos = 0
     line_no = 1
@@ -168,10 +173,12 @@ def iter_records(data: bytes) -> Iterator[Record]:
                                  reason=reason)
                     pos = end
                     continue
-                yield Record("bad", line_no, start, data[start:end].rstrip(), "pretty",
-                             reason="pretty-printed JSON object is incomplete or invalid")
-                pos = end if end > eol else eol + 1
-                continue
+                if pretty:  # one reject for the whole broken object
+                    yield Record("bad", line_no, start, data[start:end].rstrip(), "pretty",
+                                 reason="pretty-printed JSON object is incomplete or invalid")
+                    pos = end if end > eol else eol + 1
+                    continue
+                # In a line-oriented file a lone "{" is one damaged line: the next line is read on its own.
             where = {"syslog": " after the syslog header", "prefix": " after the line prefix"}.get(framing, "")
             yield Record("bad", line_no, start, body, framing, reason=f"invalid JSON{where}: {e}")
             pos = eol + 1
@@ -202,7 +209,7 @@ def sniff_label(head: bytes, complete: bool, max_records: int = 500) -> str | No
         head = head[:cut + 1]
     first: str | None = None
     entries = bad = 0
-    for i, rec in enumerate(iter_records(head)):
+    for i, rec in enumerate(iter_records(head, pretty=True)):
         if i >= max_records:
             break
         if rec.kind == "entry":

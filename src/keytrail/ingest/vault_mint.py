@@ -184,9 +184,19 @@ def credential_issues(uid: str, obj: dict[str, Any], req_time: datetime | None, 
         key = s(rdata.get("access_key"))
         if key and _AWS_KEY.match(key):
             kind = "aws-temporary-key" if key.startswith("ASIA") else "aws-access-key"
+            reason = "Vault AWS secrets engine response.data.access_key"
+        elif is_hmac(key):
+            # The key id is HMAC'd: keep the issue under the HMAC as logged (matchable with
+            # sys/audit-hash) so the graph can join the name stem to the CloudTrail key.
+            # STS credentials come with a session token; IAM user keys with a null one.
+            kind = "aws-temporary-key" if s(rdata.get("security_token")) else "aws-access-key"
+            reason = "Vault AWS secrets engine response.data.access_key (HMAC'd as logged)"
+        else:
+            key = None
+        if key:
             out.append(_issue(key, kind, lease or caller, uid, issued, _lease_ttl(response) or num(rdata.get("ttl")),
-                              aws_attrs.get("arn"), None, aws_attrs | {"lease_id": lease},
-                              "Vault AWS secrets engine response.data.access_key"))
+                              aws_attrs.get("arn"), None, aws_attrs | {"lease_id": lease, "hmac": is_hmac(key) or None},
+                              reason))
 
     sid = _SECRET_ID_PATH.match(path)
     if sid and (s(rdata.get("secret_id")) or s(rdata.get("secret_id_accessor"))):

@@ -16,6 +16,11 @@ def get(d: Any, *keys: str, default: Any = None) -> Any:
     return default
 
 
+def count(value: Any) -> Any:
+    """A count given either as a number or as the list it counts."""
+    return len(value) if isinstance(value, (list, tuple)) else value
+
+
 def chain_steps(trace: Any) -> tuple[list[dict[str, Any]], list[str]]:
     """(steps, gaps) of a delegation trace document, whatever its exact key names."""
     steps_raw = get(trace, "chain", "steps", "links", "path", default=[])
@@ -74,3 +79,18 @@ def dict_rows(items: Any, limit: int = 50) -> tuple[list[str], list[list[Any]]]:
     for r in rows_in:
         headers += [k for k in r if k not in headers]
     return headers, [[r.get(h) for h in headers] for r in rows_in]
+
+
+def common_root(paths: list[str]) -> str:
+    """The directory all evidence paths share ("" when none or only "/"), to print paths shorter."""
+    import posixpath
+
+    dirs = [posixpath.dirname(p) for p in paths if p]
+    if len(dirs) < 2:
+        return ""
+    root = posixpath.commonpath(dirs) if all(d.startswith("/") for d in dirs) else ""
+    return "" if root in ("", "/") else root
+
+
+def relative(path: str, root: str) -> str:
+    return path[len(root) + 1:] if root and path.startswith(root + "/") else path

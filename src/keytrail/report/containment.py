@@ -50,22 +50,28 @@ def _credential_item(c: dict[str, Any], section: str, revoke_before: str) -> dic
             cmd = (f"aws iam put-role-policy --role-name {q(role)} --policy-name AWSRevokeOlderSessions "
                    f"--policy-document {q(_revoke_sessions_policy(revoke_before))}")
         else:
-            cmd = "revoke the issuing identity's sessions (temporary keys cannot be deleted; they expire)"
+            return {"category": "Invalidate AWS sessions", "target": principal or cid,
+                    "why": f"{why}; temporary key {cid}", "command": None, "evidence": evidence,
+                    "recommendation": "revoke the issuing identity's sessions (temporary keys cannot be deleted; "
+                                      "they expire)"}
         return {"category": "Invalidate AWS sessions", "target": principal or cid,
                 "why": f"{why}; temporary key {cid}", "command": cmd, "evidence": evidence}
     if kind == "vault-token":
         if cid.startswith("hmac-sha256:"):
-            cmd = ("the audit log holds only an HMAC of this accessor: list accessors with "
-                   "`vault list auth/token/accessors`, match one with `vault write sys/audit-hash/<device> "
-                   "input=<accessor>`, then `vault token revoke -accessor <accessor>`")
+            return {"category": "Revoke Vault tokens", "target": cid, "why": why, "command": None,
+                    "evidence": evidence,
+                    "recommendation": "the audit log holds only an HMAC of this accessor: list accessors with "
+                                      "`vault list auth/token/accessors`, find the one whose "
+                                      "`vault write sys/audit-hash/<device> input=<accessor>` matches, then "
+                                      "`vault token revoke -accessor <accessor>`"}
         else:
             cmd = f"vault token revoke -accessor {q(cid)}"
         return {"category": "Revoke Vault tokens", "target": cid, "why": why, "command": cmd, "evidence": evidence}
     if kind == "vault-lease":
         return {"category": "Revoke Vault leases", "target": cid, "why": why,
                 "command": f"vault lease revoke {q(cid)}", "evidence": evidence}
-    return {"category": "Rotate other credentials", "target": cid, "why": why,
-            "command": "rotate or revoke it in the system that issued it", "evidence": evidence}
+    return {"category": "Rotate other credentials", "target": cid, "why": why, "command": None,
+            "recommendation": "rotate or revoke it in the system that issued it", "evidence": evidence}
 
 
 def checklist(store: CaseStore, sections: list[dict[str, Any]], findings: list[dict[str, Any]],
@@ -81,15 +87,16 @@ def checklist(store: CaseStore, sections: list[dict[str, Any]], findings: list[d
             items.setdefault(("Suspend agents", agent), {
                 "category": "Suspend agents", "target": agent,
                 "why": f"used credentials in the blast radius of {s['credential']}",
-                "command": "disable the agent's runtime and its credential references until reviewed",
+                "command": None,
+                "recommendation": "disable the agent's runtime and its credential references until reviewed",
                 "evidence": []})
     for f in findings:
         if f.get("level") in LEVELS_TO_ACT_ON:
             target = ", ".join(f.get("subjects") or []) or f.get("rule", "")
             items.setdefault(("Act on findings", f"{f.get('rule')}:{target}"), {
                 "category": "Act on findings", "target": target,
-                "why": f"{f.get('level')}: {f.get('title')}", "command": f.get("recommendation") or "",
-                "evidence": list(f.get("evidence") or [])[:5]})
+                "why": f"{f.get('level')}: {f.get('title')}", "command": None,
+                "recommendation": f.get("recommendation") or "", "evidence": list(f.get("evidence") or [])[:5]})
     order = ["Deactivate AWS access keys", "Invalidate AWS sessions", "Revoke Vault tokens", "Revoke Vault leases",
              "Rotate other credentials", "Suspend agents", "Act on findings"]
     return sorted(items.values(), key=lambda i: (order.index(i["category"]), i["target"]))

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 REPORT_VERSION = 1
 DEFAULT_TOP = 5
 TIMELINE_LIMIT = 200
+#: Most principals and most resources drawn in one lineage graph (the tables list them all).
+DRAWN = 8
 
 
 def _analysis(module: str, name: str) -> Callable[..., Any] | None:
@@ -172,7 +174,14 @@ def _lineage(identities: list[dict[str, Any]], derived: list[dict[str, Any]], cr
     for d in derived:
         add("credential", d["credential_id"], depth=d["depth"], root=d["credential_id"] == cred)
     edges = []
+    weight: dict[str, int] = {}
     for link in identities:
+        if link["dst_kind"] == "principal":
+            weight[link["dst"]] = weight.get(link["dst"], 0) + int(link["evidence_count"] or 0)
+    principals = set(sorted(weight, key=lambda k: (-weight[k], k))[:DRAWN])
+    for link in identities:
+        if link["dst_kind"] == "principal" and link["dst"] not in principals:
+            continue
         s = add(link["src_kind"], link["src"])
         t = add(link["dst_kind"], link["dst"])
         edges.append({"src": s, "dst": t, "kind": link["kind"], "confidence": link["confidence"],
@@ -180,7 +189,7 @@ def _lineage(identities: list[dict[str, Any]], derived: list[dict[str, Any]], cr
     by_resource: dict[str, int] = {}
     for r in acted_on:
         by_resource[r["resource_id"]] = by_resource.get(r["resource_id"], 0) + int(r["events"])
-    drawn = sorted(by_resource, key=lambda k: (-by_resource[k], k))[:12]
+    drawn = sorted(by_resource, key=lambda k: (-by_resource[k], k))[:DRAWN]
     for rid in drawn:
         add("resource", rid, events=by_resource[rid])
     for r in acted_on:
@@ -190,7 +199,8 @@ def _lineage(identities: list[dict[str, Any]], derived: list[dict[str, Any]], cr
                           "kind": "ACTED_ON", "confidence": "proven", "evidence_count": r["events"],
                           "reason": f"{r['events']} events signed with the credential{denied}"})
     return {"nodes": [nodes[k] for k in sorted(nodes)], "edges": edges,
-            "resources_omitted": max(0, len(by_resource) - 12)}
+            "resources_omitted": max(0, len(by_resource) - DRAWN),
+            "principals_omitted": max(0, len(weight) - DRAWN)}
 
 
 def _traces(store: CaseStore, event_uids: list[str]) -> list[dict[str, Any]]:
@@ -299,9 +309,6 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
         UsageError: ``since``/``until`` is not a time.
     """
     since_dt, until_dt = _parse_time(since, "--since"), _parse_time(until, "--until")
-    header = _header(store, since_dt, until_dt)
-    ranked, rank_note = _ranking(store, since_dt, until_dt)
-    by_id = {r["credential"]: r for r in ranked}
     if credentials:
         known = {r["credential_id"] for r in store.query("SELECT credential_id FROM credentials")}
         known |= {r["credential_id"] for r in store.query(
@@ -310,9 +317,10 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
             if c not in known:
                 close = sorted(k for k in known if c.lower() in k.lower() or k.lower() in c.lower())[:5]
                 raise NotFoundError(f"credential {c!r} is not in this case", close)
-        selected = list(dict.fromkeys(credentials))
-    else:
-        selected = [r["credential"] for r in ranked[:top]]
+    header = _header(store, since_dt, until_dt)
+    ranked, rank_note = _ranking(store, since_dt, until_dt)
+    by_id = {r["credential"]: r for r in ranked}
+    selected = list(dict.fromkeys(credentials)) if credentials else [r["credential"] for r in ranked[:top]]
     sections = [_credential_section(store, c, by_id.get(c), since_dt, until_dt) for c in selected]
     findings, findings_note = _findings(store)
     when = generated_at or datetime.now(UTC)

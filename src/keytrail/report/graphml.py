@@ -24,18 +24,32 @@ def _graphml_value(value: Any) -> Any:
     return value
 
 
+def _one_type_per_key(rows: list[dict[str, Any]]) -> None:
+    """GraphML declares one type per attribute: a key seen with several types becomes text everywhere."""
+    types: dict[str, set[type]] = {}
+    for row in rows:
+        for k, v in row.items():
+            types.setdefault(k, set()).add(type(v))
+    mixed = {k for k, t in types.items() if len(t) > 1}
+    for row in rows:
+        for k in mixed & row.keys():
+            v = row[k]
+            row[k] = ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
 def export_graphml(store: CaseStore, path: Path) -> int:
     import networkx as nx
 
     nodes, edges = collect(store)
+    node_attrs = [{**{k: _graphml_value(v) for k, v in n.properties.items()}, "kind": n.kind, "name": n.name}
+                  for n in nodes]
+    edge_attrs = [{**{k: _graphml_value(v) for k, v in e.properties.items()}, "kind": e.kind} for e in edges]
+    _one_type_per_key(node_attrs)
+    _one_type_per_key(edge_attrs)
     graph = nx.MultiDiGraph(name="keytrail identity graph")
-    for n in nodes:
-        attrs = {k: _graphml_value(v) for k, v in n.properties.items()}
-        attrs.update(kind=n.kind, name=n.name)
+    for n, attrs in zip(nodes, node_attrs):
         graph.add_node(n.id, **attrs)
-    for i, e in enumerate(edges):
-        attrs = {k: _graphml_value(v) for k, v in e.properties.items()}
-        attrs["kind"] = e.kind
+    for i, (e, attrs) in enumerate(zip(edges, edge_attrs)):
         graph.add_edge(e.src, e.dst, key=f"e{i}", **attrs)
     nx.write_graphml(graph, str(path), encoding="utf-8", prettyprint=True)
     return int(graph.number_of_nodes()) + int(graph.number_of_edges())

@@ -16,8 +16,11 @@ from typing import Any
 from keytrail.report._common import (
     LEVEL_ORDER,
     chain_steps,
+    common_root,
+    count,
     dict_rows,
     get,
+    relative,
     scalar_text,
     terms_rows,
 )
@@ -41,6 +44,8 @@ h3{font-size:16px;margin:24px 0 8px}
 h4{font-size:13.5px;margin:16px 0 6px;color:var(--muted);text-transform:uppercase;letter-spacing:.5px}
 table{border-collapse:collapse;width:100%;margin:6px 0 14px;font-size:12.5px}
 th,td{border:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
+td.brk,td.mono{overflow-wrap:anywhere}
+th{white-space:nowrap}
 th{background:var(--bg);font-weight:600;color:#334155}
 tr:nth-child(even) td{background:#fcfdfe}
 td.nw{white-space:nowrap}
@@ -58,24 +63,25 @@ code,.mono{font-family:"SFMono-Regular",Menlo,Consolas,"Liberation Mono",monospa
 .note{color:var(--muted);font-style:italic}
 .cred{border:1px solid var(--line);border-radius:8px;padding:4px 18px 14px;margin:18px 0}
 .graph{overflow-x:auto;border:1px solid var(--line);border-radius:6px;padding:6px;background:#fff}
-svg.lineage{max-width:100%;height:auto}
+svg.lineage{display:block;max-width:100%;height:auto}svg.lineage.wide{max-width:none}
 svg.lineage text.nlabel{font:600 11px Menlo,Consolas,monospace;fill:#0f172a}
 svg.lineage text.nsub{font:10.5px sans-serif;fill:#475569}
 svg.lineage text.colhead{font:700 10px sans-serif;fill:#64748b;letter-spacing:.6px}
 .legend{font-size:11.5px;color:var(--muted);margin:4px 0 10px}
 .legend span{margin-right:14px}.sw{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:4px}
 .chain{list-style:none;padding:0;margin:4px 0 10px}
-.chain li{border-left:3px solid var(--accent);padding:3px 10px;margin:0 0 4px 8px;background:var(--bg)}
+.chain li{overflow-wrap:anywhere;border-left:3px solid var(--accent);padding:3px 10px;margin:0 0 4px 8px;background:var(--bg)}
 ul.check{list-style:none;padding-left:0}ul.check li{margin:6px 0;padding-left:26px;position:relative}
 ul.check li:before{content:"";position:absolute;left:0;top:3px;width:14px;height:14px;border:1.5px solid #334155;border-radius:2px}
-pre{background:#0f172a;color:#e2e8f0;padding:10px 12px;border-radius:6px;font-size:11.5px;overflow-x:auto;white-space:pre-wrap}
+pre{background:#0f172a;color:#e2e8f0;padding:10px 12px;border-radius:6px;font-size:11.5px;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere}
+table.kv th.k{width:130px;text-align:left;vertical-align:top}
 footer{margin-top:40px;border-top:1px solid var(--line);padding-top:10px;color:var(--muted);font-size:12px}
 @media print{
   @page{size:A4;margin:14mm 12mm}
   body{font-size:11px}header.top{background:#fff;color:var(--ink);border-bottom:3px solid var(--accent);padding:0 0 8px}
   header.top .meta{color:var(--muted)}main{padding:0;max-width:none}nav.toc{display:none}
   h2{break-after:avoid}.cred,table,.graph,pre{break-inside:avoid}
-  .graph{overflow:visible;border:none}svg.lineage{max-width:100%;height:auto}
+  .graph{overflow:visible;border:none}svg.lineage,svg.lineage.wide{max-width:100%;height:auto}
   *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 }
 """
@@ -84,6 +90,11 @@ footer{margin-top:40px;border-top:1px solid var(--line);padding-top:10px;color:v
 def e(value: Any) -> str:
     """Escape any value for HTML text and attributes."""
     return escape(scalar_text(value), quote=True)
+
+
+def _long_token(value: Any) -> bool:
+    """A value with a run of 24+ characters and no space (an id, ARN or hash) may break anywhere."""
+    return any(len(part) >= 24 for part in scalar_text(value).split())
 
 
 def _table(headers: list[str], rows: list[list[Any]], *, mono: set[int] | None = None,
@@ -97,10 +108,16 @@ def _table(headers: list[str], rows: list[list[Any]], *, mono: set[int] | None =
     for i, row in enumerate(rows):
         cls = f' class="{e(row_class[i])}"' if row_class and row_class[i] else ""
         cells = "".join(f'<td class="mono">{e(v)}</td>' if j in mono
-                        else f'<td class="nw">{e(v)}</td>' if j in nowrap else f"<td>{e(v)}</td>"
+                        else f'<td class="nw">{e(v)}</td>' if j in nowrap
+                        else f'<td class="brk">{e(v)}</td>' if _long_token(v) else f"<td>{e(v)}</td>"
                         for j, v in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _kv(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(f'<tr><th class="k">{e(k)}</th><td class="brk">{e(v)}</td></tr>' for k, v in rows)
+    return f'<table class="kv"><tbody>{body}</tbody></table>'
 
 
 def _badge(level: Any) -> str:
@@ -117,8 +134,9 @@ def _integrity(value: Any) -> str:
 def _header(doc: dict[str, Any]) -> str:
     h = doc["header"]
     t0, t1 = h["time_range"]
+    root = common_root([f["path"] for f in h["evidence"]])
     ev_rows = "".join(
-        f"<tr><td>{e(f['file_id'])}</td><td class=\"mono\">{e(f['path'])}</td><td class=\"mono\">{e(f['sha256'])}</td>"
+        f"<tr><td>{e(f['file_id'])}</td><td class=\"mono\">{e(relative(f['path'], root))}</td><td class=\"mono\">{e(f['sha256'])}</td>"
         f"<td>{e(f['source'])}</td><td>{e(f['status'])}</td><td>{e(f['events'])}</td><td>{e(f['rejected'])}</td>"
         f"<td>{_integrity(f['integrity'])}</td></tr>" for f in h["evidence"])
     evidence = ("<table><thead><tr><th>#</th><th>file</th><th>SHA-256</th><th>source</th><th>status</th>"
@@ -135,7 +153,9 @@ def _header(doc: dict[str, Any]) -> str:
     return (f'<section id="case"><h2>1. Case and evidence</h2>'
             f"<p>Case <code>{e(h['case'])}</code>; events from <b>{e(t0)}</b> to <b>{e(t1)}</b> (UTC); "
             f"analysis window: {scope}. Ingest finalized: {e(h['finalized'])}.</p>"
-            f"<h4>Evidence files</h4>{evidence}<h4>Sources</h4>{sources}"
+            f"<h4>Evidence files</h4>"
+            + (f"<p>Paths relative to <code>{e(root)}</code>.</p>" if root else "")
+            + f"{evidence}<h4>Sources</h4>{sources}"
             f"<h4>Coverage gaps and integrity</h4>{gaps}<h4>Rejected records</h4>{rejects}</section>")
 
 
@@ -157,7 +177,7 @@ def _ranking(doc: dict[str, Any]) -> str:
     rows, detail = [], []
     for i, c in enumerate(r["credentials"][:50], 1):
         rows.append([i, get(c, "credential"), get(c, "kind"), get(c, "score"), get(c, "events", "event_count"),
-                     len(get(c, "derived_credentials", default=[]) or []), get(c, "agents"), get(c, "humans"),
+                     count(get(c, "derived_credentials")), get(c, "agents"), get(c, "humans"),
                      get(c, "last_seen")])
         terms = terms_rows(get(c, "terms", "score_terms", default={}))
         if terms and i <= 10:
@@ -188,8 +208,9 @@ def _credential(i: int, c: dict[str, Any]) -> str:
                  f"from {e(a['first_seen'])} to {e(a['last_seen'])}.</p>")
     svg = render_lineage_svg(c["lineage"], uid=f"g{i}")
     if svg:
-        omitted = c["lineage"].get("resources_omitted") or 0
-        more = f'<p class="note">{omitted} less-used resources are not drawn.</p>' if omitted else ""
+        omitted = [(c["lineage"].get(f"{k}_omitted") or 0, k) for k in ("principals", "resources")]
+        text = " and ".join(f"{n} less-used {k}" for n, k in omitted if n)
+        more = f'<p class="note">{e(text)} are not drawn (the tables below list them all).</p>' if text else ""
         parts.append(f"<h4>Lineage</h4><div class=\"graph\">{svg}</div>{_legend()}{more}")
     parts.append("<h4>Resources reached</h4>" + _table(
         ["resource", "type", "action", "events", "denied", "first", "last"],
@@ -244,12 +265,11 @@ def _findings(doc: dict[str, Any]) -> str:
     for item in sorted(f["items"], key=lambda x: LEVEL_ORDER.index(x["level"]) if x["level"] in LEVEL_ORDER else 9):
         blocks.append(
             f"<h3>{_badge(item['level'])} {e(item['title'])} <small><code>{e(item['rule'])}</code></small></h3>"
-            + _table(["", ""], [["frameworks", item.get("frameworks")], ["subjects", item.get("subjects")],
-                                ["impact", item.get("impact")], ["description", item.get("description")],
-                                ["recommendation", item.get("recommendation")],
-                                ["seen", f"{scalar_text(item.get('first_seen'))} to {scalar_text(item.get('last_seen'))}"],
-                                ["evidence", (f"{scalar_text(item.get('evidence'))} "
-                                             f"({scalar_text(item.get('evidence_count'))} events)")]]))
+            + _kv([("frameworks", item.get("frameworks")), ("subjects", item.get("subjects")),
+                   ("impact", item.get("impact")), ("description", item.get("description")),
+                   ("recommendation", item.get("recommendation")),
+                   ("seen", f"{scalar_text(item.get('first_seen'))} to {scalar_text(item.get('last_seen'))}"),
+                   ("evidence", f"{scalar_text(item.get('evidence'))} ({scalar_text(item.get('evidence_count'))} events)")]))
     return f'<section id="findings"><h2>4. Findings</h2>{note}{"".join(blocks)}</section>'
 
 
@@ -265,7 +285,9 @@ def _containment(doc: dict[str, Any]) -> str:
             category = it["category"]
             out.append(f"<h4>{e(category)}</h4><ul class=\"check\">")
         ev = f" Evidence: <code>{e(it['evidence'])}</code>." if it["evidence"] else ""
-        out.append(f"<li><code>{e(it['target'])}</code> — {e(it['why'])}.{ev}<pre>{e(it['command'])}</pre></li>")
+        todo = (f"<pre>{e(it['command'])}</pre>" if it.get("command")
+                else f"<div>{e(it.get('recommendation') or '')}</div>")
+        out.append(f"<li><code>{e(it['target'])}</code> — {e(it['why'])}.{ev}{todo}</li>")
     out.append("</ul>")
     return f'<section id="containment"><h2>5. Containment checklist</h2>{"".join(out)}</section>'
 

@@ -17,8 +17,11 @@ from typing import Any
 from keytrail.report._common import (
     LEVEL_ORDER,
     chain_steps,
+    common_root,
+    count,
     dict_rows,
     get,
+    relative,
     scalar_text,
     terms_rows,
 )
@@ -62,8 +65,11 @@ def _header(doc: dict[str, Any]) -> list[str]:
            (f"Case {c(h['case'])}; events from {t(h['time_range'][0])} to {t(h['time_range'][1])} (UTC); "
            f"analysis window: {t(w['since'] or 'start of evidence')} to {t(w['until'] or 'end of evidence')}; "
            f"ingest finalized: {t(h['finalized'])}."), "", "### Evidence files", ""]
+    root = common_root([f["path"] for f in h["evidence"]])
+    if root:
+        out += [f"Paths relative to {c(root)}.", ""]
     out += _table(["#", "file", "SHA-256", "source", "status", "events", "rejected", "integrity"],
-                  [[t(f["file_id"]), c(f["path"]), c(f["sha256"]), t(f["source"]), t(f["status"]), t(f["events"]),
+                  [[t(f["file_id"]), c(relative(f["path"], root)), c(f["sha256"]), t(f["source"]), t(f["status"]), t(f["events"]),
                     t(f["rejected"]), t(f["integrity"])] for f in h["evidence"]])
     out += ["### Sources", ""]
     out += _table(["source", "files", "events", "rejected", "first event", "last event"],
@@ -85,7 +91,7 @@ def _ranking(doc: dict[str, Any]) -> list[str]:
         out += [f"*{t(r['note'])}*", ""]
     out += _table(["#", "credential", "kind", "score", "events", "derived", "agents", "humans", "last seen"],
                   [[t(i), c(get(x, "credential")), t(get(x, "kind")), t(get(x, "score")),
-                    t(get(x, "events", "event_count")), t(len(get(x, "derived_credentials", default=[]) or [])),
+                    t(get(x, "events", "event_count")), t(count(get(x, "derived_credentials"))),
                     t(get(x, "agents")), t(get(x, "humans")), t(get(x, "last_seen"))]
                    for i, x in enumerate(r["credentials"][:50], 1)])
     for x in r["credentials"][:10]:
@@ -160,7 +166,7 @@ def _findings(doc: dict[str, Any]) -> list[str]:
     items = sorted(f["items"], key=lambda x: LEVEL_ORDER.index(x["level"]) if x["level"] in LEVEL_ORDER else 9)
     for x in items:
         out += [f"### {t(str(x['level']).upper())}: {t(x['title'])} ({c(x['rule'])})", ""]
-        out += _table(["", ""], [["frameworks", t(x.get("frameworks"))], ["subjects", t(x.get("subjects"))],
+        out += _table(["field", "value"], [["frameworks", t(x.get("frameworks"))], ["subjects", t(x.get("subjects"))],
                                  ["impact", t(x.get("impact"))], ["description", t(x.get("description"))],
                                  ["recommendation", t(x.get("recommendation"))],
                                  ["seen", f"{t(x.get('first_seen'))} to {t(x.get('last_seen'))}"],
@@ -176,9 +182,10 @@ def _containment(doc: dict[str, Any]) -> list[str]:
     for it in doc["containment"]:
         if it["category"] != category:
             category = it["category"]
-            out += ["", f"### {t(category)}", ""]
+            out += ([""] if out[-1] else []) + [f"### {t(category)}", ""]
         ev = (" Evidence: " + ", ".join(c(v) for v in it["evidence"]) + ".") if it["evidence"] else ""
-        out += [f"- [ ] {c(it['target'])}: {t(it['why'])}.{ev}", f"  - {c(it['command'])}"]
+        todo = c(it["command"]) if it.get("command") else t(it.get("recommendation") or "")
+        out += [f"- [ ] {c(it['target'])}: {t(it['why'])}.{ev}", f"  - {todo}"]
     return out + [""]
 
 

@@ -14,6 +14,8 @@ from html import escape
 from typing import Any
 
 NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 176, 38, 46, 14, 16
+#: Wider drawings keep their natural size on screen (the box scrolls) instead of shrinking unreadably.
+WIDE = 1500
 KIND_STYLE = {
     "human": ("#dbeafe", "#1d4ed8", "HUMAN"),
     "agent": ("#ede9fe", "#6d28d9", "AGENT"),
@@ -64,6 +66,7 @@ def render_lineage_svg(lineage: dict[str, Any], uid: str = "g") -> str:
         neighbours.setdefault(e["dst"], set()).add(e["src"])
     pos: dict[str, tuple[int, int]] = {}
     row_of: dict[str, float] = {}
+    tallest = max(len(c) for c in columns)
     for ci, column in enumerate(columns):
         def key(n: dict[str, Any]) -> tuple[float, str]:
             prev = [row_of[m] for m in neighbours.get(n["id"], ()) if m in row_of]
@@ -71,11 +74,14 @@ def render_lineage_svg(lineage: dict[str, Any], uid: str = "g") -> str:
 
         column.sort(key=key)
         for ri, n in enumerate(column):
-            row_of[n["id"]] = ri
-            pos[n["id"]] = (PAD + ci * (NODE_W + COL_GAP), PAD + 18 + ri * (NODE_H + ROW_GAP))
+            row_of[n["id"]] = ri + (tallest - len(column)) / 2
+            # Columns are centred vertically on the tallest one.
+            top = (tallest - len(column)) * (NODE_H + ROW_GAP) // 2
+            pos[n["id"]] = (PAD + ci * (NODE_W + COL_GAP), PAD + 18 + top + ri * (NODE_H + ROW_GAP))
     width = PAD * 2 + len(columns) * NODE_W + (len(columns) - 1) * COL_GAP
     height = PAD * 2 + 18 + max(len(c) for c in columns) * (NODE_H + ROW_GAP)
-    out = [(f'<svg class="lineage" viewBox="0 0 {width} {height}" '
+    wide = " wide" if width > WIDE else ""
+    out = [(f'<svg class="lineage{wide}" viewBox="0 0 {width} {height}" '
            f'width="{width}" height="{height}" role="img" aria-label="credential lineage graph">')]
     out.append("<defs>")
     for kind, color in EDGE_COLOR.items():

@@ -242,11 +242,11 @@ def render_markdown() -> str:
     out = [
         "# Case schema",
         "",
-        "A case is one DuckDB file. Generated from `src/keytrail/store/schema.py` "
-        "(`python -m keytrail.store.schema > docs/schema.md`); a test keeps them equal.",
+        ("A case is one DuckDB file. Generated from `src/keytrail/store/schema.py` "
+         "(`python -m keytrail.store.schema > docs/schema.md`); a test keeps them equal."),
         "",
-        f"Schema version: {SCHEMA_VERSION}. Times are UTC `TIMESTAMP`s. *Derived* tables are "
-        "rebuilt from the ingested ones at the end of every ingest.",
+        (f"Schema version: {SCHEMA_VERSION}. Times are UTC `TIMESTAMP`s. *Derived* tables are "
+         "rebuilt from the ingested ones at the end of every ingest."),
         "",
     ]
     for table in TABLES:

@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -129,10 +130,11 @@ class KeytrailApp(App[None]):
             if isinstance(value, str) and value:
                 self.open_target(kind, value)
                 return
-        evidence = row.get("evidence")
-        if isinstance(evidence, list) and evidence and isinstance(evidence[0], str):
-            self.open_target("event", evidence[0])
-            return
+        for key in ("evidence_uids", "evidence"):
+            evidence = row.get(key)
+            if isinstance(evidence, list) and evidence and isinstance(evidence[0], str):
+                self.open_target("event", evidence[0])
+                return
         node = row.get("id") or row.get("node") or row.get("key")
         if isinstance(node, str) and re.match(r"^(credential|agent|human|resource|event):", node):
             kind, _, ident = node.partition(":")
@@ -142,6 +144,13 @@ class KeytrailApp(App[None]):
             self.open_target("credential", node)
 
     # -- errors and export ---------------------------------------------------------
+    def on_delivery_complete(self, event: events.DeliveryComplete) -> None:
+        where = f" to {event.path}" if event.path else " (browser download)"
+        self.notify(f"report written{where}", markup=False)
+
+    def on_delivery_failed(self, event: events.DeliveryFailed) -> None:
+        self.show_error("export", event.exception)
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.show_error(event.worker.description or "task", event.worker.error)
@@ -163,9 +172,9 @@ class KeytrailApp(App[None]):
 
         def work() -> None:
             html = render(build(self.store, credentials=credentials))
-            where = self.call_from_thread(self.deliver_text, io.StringIO(html), save_filename=name,
-                                          mime_type="text/html")
-            self.call_from_thread(self.notify, f"report delivered: {name} {where or ''}", markup=False)
+            # In a terminal: written to the current directory; served: a browser download.
+            self.call_from_thread(self.deliver_text, io.StringIO(html), save_directory=Path.cwd(),
+                                  save_filename=name, mime_type="text/html", name="report")
         self.run_worker(work, thread=True, exclusive=True, group="export", exit_on_error=False)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from keytrail.timefmt import to_utc
@@ -235,7 +235,15 @@ def activity(cur: duckdb.DuckDBPyConnection, column: str, values: list[str],
             WHERE list_contains(?, {column}) AND time IS NOT NULL GROUP BY b ORDER BY b""",
         [values],
     ).fetchall()
-    return [(r[0], int(r[1])) for r in rows]
+    counts = {r[0]: int(r[1]) for r in rows}
+    if not counts:
+        return []
+    step = timedelta(seconds=width)
+    out, b = [], min(counts)
+    while b <= max(counts):  # empty buckets as zeros, so the sparkline is proportional to time
+        out.append((b, counts.get(b, 0)))
+        b += step
+    return out
 
 
 def agents(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -247,11 +255,11 @@ def agents(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
              UNION SELECT DISTINCT agent_id FROM events WHERE agent_id IS NOT NULL)
            SELECT ids.agent_id,
                   any_value(i.owner) AS owner,
-                  any_value(i.retired) AS retired,
                   (SELECT string_agg(DISTINCT src, ', ') FROM links
                      WHERE kind = 'DELEGATED' AND dst = ids.agent_id) AS humans,
                   (SELECT count(DISTINCT dst) FROM links WHERE kind = 'USES' AND src = ids.agent_id) AS credentials,
-                  (SELECT count(*) FROM events e WHERE e.agent_id = ids.agent_id) AS events
+                  (SELECT count(*) FROM events e WHERE e.agent_id = ids.agent_id) AS events,
+                  any_value(i.retired) AS retired
            FROM ids LEFT JOIN inventory_agents i ON i.agent_id = ids.agent_id
            GROUP BY ids.agent_id ORDER BY events DESC, ids.agent_id LIMIT ?""",
         [TABLE_CAP],

@@ -14,8 +14,10 @@ only allows this origin, so the page cannot fetch anything from the network.
 
 from __future__ import annotations
 
+import atexit
 import re
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -65,6 +67,7 @@ def make_server(case: str | Path, port: int = DEFAULT_PORT) -> Any:
 
     pkg = Path(textual_serve.__file__).parent
     templates = Path(tempfile.mkdtemp(prefix="keytrail-serve-"))
+    atexit.register(shutil.rmtree, templates, True)
     source = (pkg / "templates" / "app_index.html").read_text(encoding="utf-8")
     (templates / "app_index.html").write_text(offline_template(source), encoding="utf-8")
     policy = csp(port)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from keytrail.config import FindingsConfig
     from keytrail.store.case import CaseStore
 
-__all__ = ["Finding", "run_findings", "count_levels"]
+__all__ = ["Finding", "count_levels", "run_findings"]
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,7 @@ class Context:
         self.cfg = cfg
         self.until = until
         self.drafts: list[Draft] = []
+        self._levels: dict[str, Level] = {}
         self._build()
 
     # -- queries -----------------------------------------------------------------
@@ -126,7 +127,10 @@ class Context:
         )
 
     def level(self, rule: str) -> Level:
-        return self.cfg.level_of(rule, RULES[rule].level)
+        cached = self._levels.get(rule)
+        if cached is None:
+            cached = self._levels[rule] = self.cfg.level_of(rule, RULES[rule].level)
+        return cached
 
     def add(self, draft: Draft) -> None:
         self.drafts.append(draft)

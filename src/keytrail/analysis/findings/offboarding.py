@@ -64,10 +64,9 @@ def run(ctx: Context) -> None:
              AND e.agent_id IS DISTINCT FROM i.agent_id
              AND ca.credential_id NOT IN (
                SELECT x.credential_id FROM _kt_chain_agent x
-               LEFT JOIN inventory_agents j ON j.agent_id = x.agent_id
-               WHERE j.retired IS NULL OR epoch(e.time) <= epoch(j.retired) + ?)
+               LEFT JOIN inventory_agents j ON j.agent_id = x.agent_id WHERE j.retired IS NULL)
            GROUP BY ALL""",
-        [grace, grace],
+        [grace],
     ):
         ctx.add(Draft(
             "credential-used-after-agent-retired", [r["credential_id"], r["agent_id"]], r["uids"],

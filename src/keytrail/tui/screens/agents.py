@@ -14,6 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Sparkline, Static
 
+from keytrail.redact import plain
 from keytrail.tui import core
 from keytrail.tui.messages import Loaded
 from keytrail.tui.queries import activity, agents, linked_identities
@@ -39,12 +40,13 @@ class AgentsScreen(CaseScreen):
         if not message.data:
             box.mount(Static(Text("no agents in this case (no agent logs, no inventory)", style="dim")))
         else:
-            box.mount(DocTable("agents", message.data, id="agents"))
+            box.mount(DocTable("agents", message.data, id="agents", columns=list(message.data[0])))
             self.query_one(DocTable).focus()
         self.status(Text(f"{len(message.data):,} agents · Enter opens (baseline, drift, identities)"))
 
 
 class AgentScreen(CaseScreen):
+    TITLE = "Agent"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("t", "timeline", "Its events", id="agent.timeline")]
 
     def __init__(self, agent_id: str, **kw: Any) -> None:
@@ -65,7 +67,7 @@ class AgentScreen(CaseScreen):
         yield Static(id="status")
 
     def on_mount(self) -> None:
-        self.sub_title = self.agent_id
+        self.sub_title = plain(self.agent_id, 100)
         aid = self.agent_id
         self.load("ids", lambda cur: linked_identities(cur, aid))
         self.load("activity", lambda cur: activity(cur, "agent_id", [aid]))
@@ -96,7 +98,10 @@ class AgentScreen(CaseScreen):
                 Text(f"{sum(n for _, n in data):,} events, {fmt(data[0][0])} .. {fmt(data[-1][0])}") if data
                 else Text("no timed events name this agent", style="dim"))
         elif message.key == "baseline":
-            self._baseline(DocView(message.data))
+            doc = message.data
+            first = ("departures",)  # the drift first, the baseline after
+            self._baseline(DocView({k: doc[k] for k in first if k in doc} |
+                                   {k: v for k, v in doc.items() if k not in first}))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id != "ids":

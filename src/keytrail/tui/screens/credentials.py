@@ -18,6 +18,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Input, Label, Sparkline, Static, TabbedContent, TabPane, Tree
 
 from keytrail.analysis.lineage import ancestry, lineage_tree
+from keytrail.redact import plain
 from keytrail.tui import core
 from keytrail.tui.messages import Loaded
 from keytrail.tui.queries import TABLE_CAP, activity, linked_identities
@@ -32,6 +33,14 @@ def _fallback_rank(cur: Any) -> list[dict[str, Any]]:
         "ORDER BY events DESC NULLS LAST, credential_id LIMIT ?", [TABLE_CAP])
     names = [d[0] for d in rel.description or []]
     return [dict(zip(names, r)) for r in rel.fetchall()]
+
+
+FILTER_KEYS = ("credential", "credential_id", "kind", "origin", "principal", "principal_uid", "agents", "humans")
+
+
+def _haystack(row: dict[str, Any]) -> str:
+    """What the filter searches: the credential's own id, kind, origin, principal, agents and humans."""
+    return " ".join(fmt(row.get(k)) for k in FILTER_KEYS).lower()
 
 
 class CredentialsScreen(CaseScreen):
@@ -63,7 +72,7 @@ class CredentialsScreen(CaseScreen):
 
     def _fill(self, text: str) -> None:
         needle = text.lower()
-        rows = [r for r in self.rows if not needle or needle in " ".join(fmt(v) for v in r.values()).lower()]
+        rows = [r for r in self.rows if not needle or needle in _haystack(r)]
         tables = self.query("#creds").results(DocTable)
         table = next(tables, None)
         if table is None:
@@ -125,7 +134,7 @@ class CredentialScreen(CaseScreen):
         yield Static(id="status")
 
     def on_mount(self) -> None:
-        self.sub_title = self.credential_id
+        self.sub_title = plain(self.credential_id, 100)
         cid = self.credential_id
         blast = core.engine(core.BLAST)
         if blast is None:

@@ -15,6 +15,7 @@ from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.doc_view import DocTable, DocView
 from keytrail.tui.widgets.text import lit
 
+COLUMNS = ("level", "title", "subjects", "evidence_count", "first_seen", "last_seen", "rule")
 ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
 
 
@@ -48,12 +49,11 @@ class FindingsScreen(CaseScreen):
 
     def on_loaded(self, message: Loaded) -> None:
         self.docs = sorted(message.data, key=lambda d: ORDER.get(level_of(d), 9))
-        rows = [{k: v for k, v in d.items() if not isinstance(v, (list, dict))} |
-                {"evidence": len(d.get("evidence") or [])} for d in self.docs]
+        rows = [{k: d.get(k) for k in COLUMNS} for d in self.docs]
         if not rows:
             self._show(Static(Text("no findings", style="dim")))
         else:
-            self._show(DocTable("findings", rows, id="findings"))
+            self._show(DocTable("findings", rows, id="findings", columns=list(COLUMNS)))
             self.query_one(DocTable).focus()
         counts = {lvl: sum(1 for d in self.docs if level_of(d) == lvl) for lvl in ORDER}
         self.status(Text(" · ".join(f"{k} {v}" for k, v in counts.items()) + "  ·  Enter opens a finding"))
@@ -76,5 +76,6 @@ class FindingScreen(CaseScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
         yield Label(Text(level_of(self.doc).upper() + "  ", style="bold") + lit(self.doc.get("title"), 200))
-        yield VerticalScroll(DocView(self.doc))
+        skip = ("evidence",) if self.doc.get("evidence_uids") else ()  # source ids; the uids open events
+        yield VerticalScroll(DocView(self.doc, skip=skip))
         yield Static(Text("Enter on evidence opens the event · Escape back"), id="status")

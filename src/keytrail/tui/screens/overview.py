@@ -7,7 +7,6 @@ analysis modules are present.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from rich.text import Text
@@ -23,7 +22,6 @@ from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.doc_view import DocTable
 from keytrail.tui.widgets.text import kv, lit
 
-LEVELS = ("critical", "high", "medium", "low", "informational")
 LEVEL_STYLE = {"critical": "bold red", "high": "bold #ffc100", "medium": "yellow", "low": "green",
                "informational": ""}
 
@@ -53,12 +51,12 @@ class OverviewScreen(CaseScreen):
                                                             style="dim"))
         else:
             self.load("top", lambda cur: core.as_doc(rank(self.store, limit=10)))
-        findings = core.engine(core.FINDINGS)
-        if findings is None:
+        findings, count = core.engine(core.FINDINGS), core.engine(core.COUNT_LEVELS)
+        if findings is None or count is None:
             self.query_one("#findings", Static).update(
                 Text(f"unavailable: {core.FINDINGS[0]} is not in this build", style="dim"))
         else:
-            self.load("findings", lambda cur: core.as_doc(findings(self.store)))
+            self.load("findings", lambda cur: count(findings(self.store)))
 
     def on_loaded(self, message: Loaded) -> None:
         if message.key == "info":
@@ -112,14 +110,10 @@ class OverviewScreen(CaseScreen):
         self.query_one(VerticalScroll).mount(table, after=note)
         table.focus()
 
-    def _show_findings(self, docs: list[dict[str, Any]]) -> None:
-        counts = Counter(str(d.get("level") or d.get("severity") or "informational").lower() for d in docs)
+    def _show_findings(self, counts: dict[str, int]) -> None:
         out = Text()
-        for level in LEVELS:
-            out.append(f"{level:<15}", style=LEVEL_STYLE[level])
-            out.append(f"{counts.get(level, 0):>6,}\n")
-        extra = set(counts) - set(LEVELS)
-        for level in sorted(extra):
-            out.append_text(lit(f"{level:<15}{counts[level]:>6,}\n"))
+        for level, n in counts.items():
+            out.append(f"{level:<15}", style=LEVEL_STYLE.get(level, ""))
+            out.append(f"{n:>6,}\n")
         out.append("f opens the findings", style="dim")
         self.query_one("#findings", Static).update(out)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static, TextArea
 
 from keytrail.redact import mask_record, mask_secrets
@@ -21,10 +21,11 @@ from keytrail.tui.queries import event_record
 from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.text import kv, lit_block
 
-FIELDS = ("event_uid", "source_event_id", "source", "format", "time", "time_raw", "action", "outcome", "error_code",
-          "error_message", "actor_uid", "actor_type", "actor_name", "credential_id", "credential_kind", "session_id",
-          "agent_id", "human_id", "src_ip", "user_agent", "account", "region", "target", "file_path", "record_no",
-          "byte_offset")
+FIELDS = (
+    "event_uid", "source_event_id", "source", "format", "file_path", "record_no", "byte_offset", "time", "time_raw",
+    "action", "outcome", "error_code", "error_message", "actor_uid", "actor_type", "actor_name", "credential_id",
+    "credential_kind", "session_id", "agent_id", "human_id", "src_ip", "user_agent", "account", "region", "target",
+)
 
 
 def render_record(raw: str | None, reveal: bool) -> str:
@@ -57,7 +58,7 @@ class RawScreen(CaseScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
         with Vertical():
-            yield Static(Text("loading…", style="dim"), id="fields")
+            yield VerticalScroll(Static(Text("loading…", style="dim"), id="fields"), id="fields-box")
             yield TextArea("", read_only=True, soft_wrap=True, show_line_numbers=True, id="raw")
         yield Static(id="status")
 

@@ -25,7 +25,7 @@ from keytrail.tui.queries import TABLE_CAP
 from keytrail.tui.widgets.text import fmt, kv, lit
 
 #: Keys whose list-of-strings values are event uids.
-EVENT_LIST_KEYS = ("evidence", "event_uids", "events", "evidence_event_uids", "event_ids")
+EVENT_LIST_KEYS = ("evidence_uids", "evidence", "event_uids", "events", "evidence_event_uids", "event_ids")
 #: Column order preferred when present; other columns follow in document order.
 PREFERRED = ("level", "severity", "score", "credential", "credential_id", "agent", "human", "resource", "kind", "id",
              "title", "agents", "humans", "category", "action", "resource_id", "count", "events", "denied", "first_seen", "last_seen",
@@ -78,11 +78,12 @@ class EventLinks(OptionList):
 class DocTable(DataTable[Text]):
     """Rows of a list-of-objects section; Enter posts :class:`DocView.Picked`."""
 
-    def __init__(self, section: str, rows: list[dict[str, Any]], **kw: Any) -> None:
+    def __init__(self, section: str, rows: list[dict[str, Any]], *, columns: list[str] | None = None,
+                 **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.section = section
         self.rows_doc = rows[:TABLE_CAP]
-        self.cols = _columns(self.rows_doc)
+        self.cols = columns or _columns(self.rows_doc)
 
     def on_mount(self) -> None:
         self.add_columns(*[lit(_title(c)) for c in self.cols])
@@ -126,16 +127,20 @@ class DocView(Vertical):
         doc = self.doc
         if not isinstance(doc, dict):
             doc = {"result": doc}
-        facts = [(_title(k), v) for k, v in doc.items() if _is_scalar(v) or self._short_list(v)]
+        facts = [(_title(k), v) for k, v in doc.items() if self._is_fact(k, v)]
         if facts:
             yield Static(kv(facts, key_width=max(len(k) for k, _ in facts) + 2), classes="doc-facts")
         for key, value in doc.items():
-            if _is_scalar(value) or self._short_list(value):
-                continue
-            yield from self._section(key, value)
+            if not self._is_fact(key, value):
+                yield from self._section(key, value)
 
     @staticmethod
-    def _short_list(v: Any) -> bool:
+    def _is_fact(key: str, v: Any) -> bool:
+        """Scalars and short lists of scalars are ``key value`` lines; event lists never are (they open)."""
+        if _is_scalar(v):
+            return True
+        if key in EVENT_LIST_KEYS or key.endswith("evidence"):
+            return False
         return isinstance(v, (list, tuple)) and all(_is_scalar(x) for x in v) and len(v) <= 8 and \
             len(fmt(v)) < 200
 

@@ -12,6 +12,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
 
 from keytrail.redact import plain
@@ -51,12 +52,11 @@ def lit_block(text: str) -> str:
     return "\n".join(plain(line, LINE_MAX) for line in text.splitlines())
 
 
-def kv(pairs: list[tuple[str, Any]], key_width: int = 18) -> Text:
-    """``key  value`` lines; keys are ours, values are literal."""
-    out = Text()
-    for i, (key, value) in enumerate(pairs):
-        if i:
-            out.append("\n")
-        out.append(f"{key:<{key_width}}", style="bold")
-        out.append_text(lit(value, 400))
-    return out
+def kv(pairs: list[tuple[str, Any]], key_width: int = 18) -> Table:
+    """``key  value`` rows (long values wrap under their value column); keys are ours, values literal."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", min_width=max(1, key_width - 2), no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in pairs:
+        grid.add_row(Text(key), lit(value, 2000))
+    return grid
