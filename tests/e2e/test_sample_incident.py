@@ -269,3 +269,13 @@ def test_expected_findings_by_rule(case: str) -> None:
     assert _about(findings, CHILD_ACCESSOR), "secret sprawl by the 2026-03-10 child token"
     assert _about(findings, XACCT_KEY, "NHI8"), "one chain in two accounts"
     assert _about(findings, BACKDOOR_KEY), "CreateAccessKey backdoor used with the AWS CLI"
+
+
+def test_report_of_the_backdoor_chain(case: str, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    rc, _ = run("report", case, "-o", str(out), "--format", "json", "--credential", INCIDENT_KEY)
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert [c["credential"] for c in doc["credentials"]] == [INCIDENT_KEY]
+    assert doc["findings"]["items"] and all(f["evidence"] for f in doc["findings"]["items"])
+    assert BACKDOOR_KEY in out.read_text() and XACCT_KEY in out.read_text()
