@@ -244,6 +244,10 @@ class SourceAdapter(ABC):
     PRIORITY: ClassVar[int] = 50
     #: Files per transaction; >1 lets an adapter bulk-load many files with one DuckDB scan.
     BATCH_FILES: ClassVar[int] = 1
+    #: Bytes on disk per transaction (a batch closes at whichever limit comes first). Memory
+    #: scales with the records in flight, so the byte cap keeps peak RSS flat whatever the
+    #: records-per-file of a trail.
+    BATCH_BYTES: ClassVar[int] = 1 << 62
 
     @classmethod
     @abstractmethod

@@ -199,7 +199,8 @@ def ingest(
                 done_bytes += size
                 continue
             adapter, fmt = found
-            if batch and (batch[0].adapter is not adapter or len(batch) >= adapter.BATCH_FILES):
+            if batch and (batch[0].adapter is not adapter or len(batch) >= adapter.BATCH_FILES
+                          or sum(p.size for p in batch) + size > adapter.BATCH_BYTES):
                 flush()
             batch.append(_Planned(path, sha, size, adapter, fmt))
         flush()

@@ -43,6 +43,21 @@ WRITER_MEMORY_LIMIT = "1GB"
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*[KMGT]i?B$", re.IGNORECASE)
 
 
+def finalize_memory_limit() -> str:
+    """DuckDB memory for the end-of-ingest derive: ``KEYTRAIL_FINALIZE_MEMORY_LIMIT`` or half the RAM.
+
+    The load phase streams and stays within ``WRITER_MEMORY_LIMIT``; the derive's
+    aggregates (one ``ACTED_ON`` group per credential and resource, with evidence lists)
+    cannot spill to disk, and at 900k events ran out of memory under 1 GB, failing the
+    whole ingest. A bigger peak is better than no case.
+    """
+    wanted = os.environ.get("KEYTRAIL_FINALIZE_MEMORY_LIMIT", "")
+    if _MEMORY.match(wanted):
+        return wanted
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(1, int(total / 2 / 2**30))}GB"
+
+
 def _writer_config() -> dict[str, str | bool | int | float | list[str]]:
     wanted = os.environ.get("KEYTRAIL_MEMORY_LIMIT", WRITER_MEMORY_LIMIT)
     return {"memory_limit": wanted if _MEMORY.match(wanted) else WRITER_MEMORY_LIMIT}

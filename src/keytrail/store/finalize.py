@@ -75,7 +75,11 @@ def finalize(store: CaseStore) -> None:
     from keytrail.ingest import adapter_names, load_adapter
     from keytrail.ingest.cloudtrail_digest import verify_integrity
 
+    from keytrail.store.case import finalize_memory_limit
+
     con = store.con
+    load_limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # type: ignore[index]
+    con.execute(f"SET memory_limit = '{finalize_memory_limit()}'")
     con.execute("BEGIN TRANSACTION")
     try:
         for name in adapter_names():
@@ -89,3 +93,5 @@ def finalize(store: CaseStore) -> None:
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    finally:
+        con.execute(f"SET memory_limit = '{load_limit}'")
