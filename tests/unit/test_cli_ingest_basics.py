@@ -83,3 +83,20 @@ def test_sql_csv_neutralises_formulas(case_path: Path, tmp_path: Path, capsys: p
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "v"
     assert out[1].startswith("'=cmd")
+
+
+def test_info_text_columns_line_up(case_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Sub-second Vault times and two-digit file ids must not shift the columns after them."""
+    root = Path(__file__).resolve().parents[2] / "sample_data" / "incident"
+    trails = sorted((root / "AWSLogs" / "418295730164").rglob("*.json.gz"))[:10]
+    assert main(["ingest", str(case_path), str(root / "vault" / "vault_audit.log"), *map(str, trails), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(case_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = next(i for i, s in enumerate(lines) if s.startswith("source "))
+    table = [s for s in lines[head:head + 4] if s.split()[0] in ("source", "cloudtrail", "vault")]
+    assert len(table) == 3
+    assert len({s.index("2026-") if "2026-" in s else s.index("first") for s in table}) == 1
+    assert len({s.rindex("2026-") if "2026-" in s else s.index("last") for s in table}) == 1
+    evidence = [s for s in lines if s.startswith("  [")]
+    assert len(evidence) == 11 and len({s.index(" loaded ") for s in evidence}) == 1

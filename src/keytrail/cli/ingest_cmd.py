@@ -104,16 +104,19 @@ def run_info(args: argparse.Namespace) -> int:
     out.write(f"case {info['case']}{'' if info['finalized'] else '  (INGEST INCOMPLETE: re-run ingest)'}\n")
     out.write(f"time range  {tr[0]} .. {tr[1]}\n")
     out.write(f"events      {info['events']:,}   rejected {info['rejected']:,}\n")
-    out.write("\nsource       files     events  rejected  first                  last\n")
+    # Sub-second sources (Vault, OTLP) print 27-character times: size the column to its widest value.
+    tw = max([len("first")] + [len(s["time_range"][0] or "-") for s in info["sources"].values()])
+    out.write(f"\nsource       files     events  rejected  {'first':<{tw}}  last\n")
     for name, s in info["sources"].items():
         out.write(f"{name:<12}{s['files']:>6}{s['events']:>11,}{s['rejected']:>10,}  "
-                  f"{s['time_range'][0] or '-':<22} {s['time_range'][1] or '-'}\n")
+                  f"{s['time_range'][0] or '-':<{tw}}  {s['time_range'][1] or '-'}\n")
     c = info["counts"]
     out.write(f"\ncredentials {c['credentials']:,}  principals {c['principals']:,}  links {c['links']:,}  "
               f"inventory agents {c['inventory_agents']:,}\n")
     out.write("\nevidence\n")
+    iw = max([0] + [len(str(e["file_id"])) for e in info["evidence"]]) + 2
     for e in info["evidence"]:
-        out.write(f"  [{e['file_id']}] {e['status']:<8} {e['source'] or '-':<10} {e['integrity'] or '-':<14} "
+        out.write(f"  {'[' + str(e['file_id']) + ']':<{iw}} {e['status']:<8} {e['source'] or '-':<10} {e['integrity'] or '-':<14} "
                   f"{e['sha256'][:16]}  {e['events'] or 0:>8,} ev {e['rejected'] or 0:>5} rej  {e['path']}\n")
         if e["note"]:
             out.write(f"      note: {e['note']}\n")
