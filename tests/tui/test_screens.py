@@ -377,3 +377,24 @@ def test_export_writes_the_credential_report(small_case: Path, tmp_path: Path,
     run(body)
     html = (tmp_path / "keytrail-ASIA1.html").read_text()
     assert "ASIA1" in html and "<script" not in html.lower()
+
+
+def test_timeline_time_column_fits_sub_second_times(small_case: Path) -> None:
+    """Vault/OTLP times carry microseconds; the column must show them whole (it cut them at 20)."""
+    from datetime import datetime
+
+    from keytrail.timefmt import format_utc
+
+    widest = format_utc(datetime(2026, 3, 2, 9, 1, 16, 212000)) or ""
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("t")
+            await settle(pilot)
+            table = app.screen.query_one(PagedTable)
+            time_col = next(iter(table.columns.values()))
+            assert str(time_col.label).startswith("time")
+            assert time_col.width >= len(widest) == 27
+    run(body)
