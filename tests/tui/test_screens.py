@@ -398,3 +398,21 @@ def test_timeline_time_column_fits_sub_second_times(small_case: Path) -> None:
             assert str(time_col.label).startswith("time")
             assert time_col.width >= len(widest) == 27
     run(body)
+
+
+def test_sql_console_masks_secrets_in_raw_records(small_case: Path) -> None:
+    """``SELECT raw`` must not put an STS session token on screen (the raw view masks it; so does SQL)."""
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(SqlScreen())
+            await settle(pilot)
+            app.screen.query_one(Input).value = (
+                "SELECT substr(raw, strpos(raw, 'sessionToken')) FROM events WHERE event_uid = 'cloudtrail:ev-assume'")
+            await pilot.press("enter")
+            await settle(pilot)
+            table = app.screen.query_one("#result", DataTable)
+            assert table.row_count == 1
+            shown = str(table.get_row_at(0)[0])
+            assert "sessionToken" in shown and SESSION_TOKEN not in shown and "****" in shown
+    run(body)

@@ -100,3 +100,17 @@ def test_info_text_columns_line_up(case_path: Path, capsys: pytest.CaptureFixtur
     assert len({s.rindex("2026-") if "2026-" in s else s.index("last") for s in table}) == 1
     evidence = [s for s in lines if s.startswith("  [")]
     assert len(evidence) == 11 and len({s.index(" loaded ") for s in evidence}) == 1
+
+
+def test_sql_masks_secrets_unless_revealed(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("x\n")
+    main(["ingest", str(case_path), str(junk), "-q"])
+    capsys.readouterr()
+    query = """SELECT '{"sessionToken":"IQoJb3JpZ2luX2VjSECRETVALUE"}' AS raw"""
+    for mode in ([], ["--json"], ["--csv"]):
+        assert main(["sql", str(case_path), query, *mode]) == 0
+        out = capsys.readouterr().out
+        assert "sessionToken" in out and "IQoJb3JpZ2luX2VjSECRETVALUE" not in out and "****" in out
+    assert main(["sql", str(case_path), query, "--json", "--reveal"]) == 0
+    assert "IQoJb3JpZ2luX2VjSECRETVALUE" in capsys.readouterr().out

@@ -129,6 +129,9 @@ def _add_sql(p: argparse.ArgumentParser) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="rows as a JSON array")
     fmt.add_argument("--csv", action="store_true", help="CSV with formula-looking cells neutralised")
+    p.add_argument("--reveal", action="store_true",
+                   help="show secrets found in text cells (STS session tokens, passwords, Vault tokens); "
+                        "masked by default")
 
 
 def run_sql(args: argparse.Namespace) -> int:
@@ -143,6 +146,10 @@ def run_sql(args: argparse.Namespace) -> int:
             raise UsageError(f"query failed: {e}") from e
         names = [d[0] for d in rel.description or []]
         rows = rel.fetchall()
+    if not args.reveal:  # raw records carry session tokens and passwords: masked like everywhere else
+        from keytrail.redact import mask_secrets
+
+        rows = [tuple(mask_secrets(v) if isinstance(v, str) else v for v in r) for r in rows]
     if args.json:
         from keytrail.cli.main import print_json
 
