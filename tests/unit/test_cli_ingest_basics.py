@@ -114,3 +114,13 @@ def test_sql_masks_secrets_unless_revealed(case_path: Path, tmp_path: Path, caps
         assert "sessionToken" in out and "IQoJb3JpZ2luX2VjSECRETVALUE" not in out and "****" in out
     assert main(["sql", str(case_path), query, "--json", "--reveal"]) == 0
     assert "IQoJb3JpZ2luX2VjSECRETVALUE" in capsys.readouterr().out
+
+
+def test_loaded_file_with_rejects_has_no_dangling_colon(case_path: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parents[2] / "sample_data" / "incident" / "agents" / "native"
+    log = tmp_path / "agent.jsonl"
+    log.write_text("".join((root / "vendor-sync.jsonl").read_text().splitlines(keepends=True)[:2]) + '{"broken\n')
+    assert main(["ingest", str(case_path), str(log), "-q"]) == 0
+    line = next(s for s in capsys.readouterr().err.splitlines() if str(log) in s)
+    assert line.split() == ["loaded", str(log), "(1", "rejected)"]

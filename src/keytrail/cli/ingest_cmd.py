@@ -62,7 +62,8 @@ def run_ingest(args: argparse.Namespace) -> int:
         print_json(doc)
     for f in summary.files:
         if f.status in ("skipped", "failed", "partial") or f.rejected:
-            print(f"  {f.status:>8}  {f.path}: {f.note or ''} ({f.rejected} rejected)", file=sys.stderr)
+            note = f": {f.note}" if f.note else ""
+            print(f"  {f.status:>8}  {f.path}{note} ({f.rejected} rejected)", file=sys.stderr)
     by = doc["files_by_status"]
     print(
         f"keytrail: {summary.loaded_files} files loaded, {by.get('already-ingested', 0)} already in the case, "
