@@ -10,7 +10,7 @@ import pytest
 from keytrail.analysis.delegation import trace_event
 from keytrail.errors import NotFoundError
 from keytrail.store.case import CaseStore
-from tests.unit.graph_case import ROLE, SESSION, CaseBuilder, incident
+from tests.unit.graph_case import ACCT, ROLE, SESSION, CaseBuilder, incident
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +87,24 @@ def test_unknown_event_suggests(store: CaseStore) -> None:
     with pytest.raises(NotFoundError) as e:
         trace_event(store, "ct-stolem")
     assert "ct-stolen" in e.value.suggestions
+
+
+def test_origin_unknown_root_above_the_event_carries_evidence(tmp_path: Path) -> None:
+    """A root key with no issuing event that minted the event's key: its link names an event it signed."""
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.event("cloudtrail", "ct-first", 0, "sts:GetCallerIdentity", cred="AKIAROOT000000000001",
+            cred_kind="aws-access-key", actor=f"arn:aws:iam::{ACCT}:user/u")
+    ev = b.event("cloudtrail", "ct-assume", 10, "sts:AssumeRole", cred="AKIAROOT000000000001",
+                 cred_kind="aws-access-key", actor=f"arn:aws:iam::{ACCT}:user/u")
+    b.issue("ASIACHILD00000000001", "aws-temporary-key", "AKIAROOT000000000001", ev, 10, principal=SESSION,
+            reason="AssumeRole responseElements.credentials.accessKeyId")
+    b.event("cloudtrail", "ct-use", 20, "s3:GetObject", cred="ASIACHILD00000000001",
+            cred_kind="aws-temporary-key", actor=SESSION, actor_type="AssumedRole")
+    s = b.finalize()
+    try:
+        t = trace_event(s, "ct-use")
+        assert [c.id for c in t.chain if c.kind == "credential"] == ["AKIAROOT000000000001", "ASIACHILD00000000001"]
+        assert t.chain[0].reason.startswith("origin unknown") and t.chain[0].evidence == ("cloudtrail:ct-first",)
+        assert all(c.evidence for c in t.chain)
+    finally:
+        s.close()

@@ -160,9 +160,11 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
                                         (str(rrow["issued_by_event"]),)))
         else:
             gaps.append(_origin_gap(root, rrow))
+            # Evidence of a root with no issuing event: its first signed event (this one if it signed it).
+            first = [uid] if cred == root else [r["event_uid"] for r in store.query(
+                "SELECT event_uid FROM events WHERE credential_id = ? ORDER BY time, event_uid LIMIT 1", [root])]
             cred_links.append(ChainLink("credential", root, _credential_label(rrow, root),
-                                        "origin unknown: no issuing event in the evidence", "proven",
-                                        tuple(r for r in [uid] if cred == root)))
+                                        "origin unknown: no issuing event in the evidence", "proven", tuple(first)))
         for s in steps:
             cred_links.append(ChainLink("credential", s.child, _credential_label(cred_rows.get(s.child), s.child),
                                         f"minted by {s.parent}: {s.reason}", s.confidence, s.evidence))
