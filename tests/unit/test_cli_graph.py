@@ -88,7 +88,7 @@ def test_text_output_keeps_full_ids(tmp_path: Path, capsys: pytest.CaptureFixtur
     mint = b.event("vault", "v-create", 5, "vault:update", cred=acc, cred_kind="vault-token", actor="ent-app")
     b.issue(child, "vault-token", acc, mint, 5, principal="ent-app", name="token")
     b.event("vault", "v-read", 10, "vault:read", cred=child, cred_kind="vault-token", actor="ent-app",
-            resources=(obj,))
+            resources=(obj,), target=obj)
     b.finalize().close()
     case = str(tmp_path / "c.duckdb")
     assert main(["blast", case, acc]) == 0
@@ -99,3 +99,6 @@ def test_text_output_keeps_full_ids(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["credentials", case]) == 0
     out = capsys.readouterr().out
     assert acc in out and child in out
+    assert main(["trace", case, "v-read"]) == 0
+    out = capsys.readouterr().out
+    assert acc in out and child in out and obj in out.split("[event]")[1]

@@ -184,8 +184,8 @@ def run_trace(args: argparse.Namespace) -> int:
     for i, link in enumerate(t.chain):
         if i:
             out.write("   │\n   ▼\n")
-        out.write(f"[{link.kind}] {_p(link.id, ID_WIDTH)}" + (f"  {_p(link.label, 90)}" if link.label != link.id else "")
-                  + "\n")
+        label = f"  {_p(link.label, 2 * ID_WIDTH)}" if link.label != link.id else ""  # labels carry ARNs
+        out.write(f"[{link.kind}] {_p(link.id, ID_WIDTH)}{label}\n")
         out.write(f"     {link.confidence}: {_p(link.reason, 160)}\n")
         ev_list = ", ".join(link.evidence[:5]) + (f" (+{len(link.evidence) - 5})" if len(link.evidence) > 5 else "")
         out.write(f"     evidence: {_p(ev_list, 200)}\n")
