@@ -108,3 +108,20 @@ def test_origin_unknown_root_above_the_event_carries_evidence(tmp_path: Path) ->
         assert all(c.evidence for c in t.chain)
     finally:
         s.close()
+
+
+def test_cross_account_copy_follows_the_callers_copy(tmp_path: Path) -> None:
+    """The resource account's copy of an AssumeRole has no access key; its sharedEventID twin does."""
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.event("cloudtrail", "ct-caller", 0, "sts:AssumeRole", cred="ASIACALLER0000000001", cred_kind="aws-temporary-key",
+            actor=SESSION, actor_type="AssumedRole", shared="shared-1")
+    b.event("cloudtrail", "ct-copy", 0, "sts:AssumeRole", actor="AROAEXAMPLE:sess", actor_type="AWSAccount",
+            account="444455556666", shared="shared-1")
+    s = b.finalize()
+    try:
+        t = trace_event(s, "ct-copy")
+        assert [c.id for c in t.chain if c.kind == "credential"] == ["ASIACALLER0000000001"]
+        assert "cloudtrail:ct-caller" in t.chain[-1].evidence and "sharedEventID" in t.chain[-1].reason
+        assert not any("carries no credential" in g for g in t.gaps)
+    finally:
+        s.close()

@@ -139,6 +139,18 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         )
         if len(m) == 1:
             cred, inferred_via = m[0]["dst"], m[0]
+    shared_copy = None
+    if cred is None and ev["source"] == "cloudtrail":
+        # The resource account's copy of a cross-account call (same sharedEventID) names no access key;
+        # the caller's copy does: the chain is that key's.
+        m = store.query(
+            """SELECT DISTINCT credential_id, min(event_uid) AS event_uid FROM events
+               WHERE shared_event_id = (SELECT shared_event_id FROM events WHERE event_uid = $u)
+                 AND event_uid <> $u AND credential_id IS NOT NULL GROUP BY credential_id LIMIT 2""",
+            {"u": uid},  # type: ignore[arg-type]
+        )
+        if len(m) == 1:
+            cred, shared_copy = m[0]["credential_id"], m[0]["event_uid"]
 
     # Credential lineage, root first.
     steps, stopped = ancestry(store, cred) if cred else ([], False)
@@ -245,7 +257,11 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
             gaps.append("no human linked to this event, its agent or its credentials")
 
     label = " ".join(str(x) for x in (ev["action"], ev["target"] or "", f"({ev['outcome']})") if x)
-    event_link = ChainLink("event", uid, label,
-                           f"signed with {cred}" if ev["credential_id"] else "the event itself", "proven", (uid,))
+    if shared_copy is not None:
+        event_link = ChainLink("event", uid, label, f"signed with {cred}: copy of {shared_copy} (same CloudTrail "
+                               "sharedEventID, delivered to the other account)", "proven", (uid, shared_copy))
+    else:
+        event_link = ChainLink("event", uid, label,
+                               f"signed with {cred}" if ev["credential_id"] else "the event itself", "proven", (uid,))
     chain = [x for x in (human_link, agent_link) if x is not None] + cred_links + [event_link]
     return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows))
