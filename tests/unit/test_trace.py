@@ -125,3 +125,15 @@ def test_cross_account_copy_follows_the_callers_copy(tmp_path: Path) -> None:
         assert not any("carries no credential" in g for g in t.gaps)
     finally:
         s.close()
+
+
+def test_human_named_by_a_vault_event_cites_vault_fields(tmp_path: Path) -> None:
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.event("vault", "v-tune", 0, "vault:update", cred="acc-admin", cred_kind="vault-token", human="m.ito")
+    s = b.finalize()
+    try:
+        link = trace_event(s, "v-tune").chain[0]
+        assert (link.kind, link.id) == ("human", "m.ito")
+        assert "Vault token" in link.reason and "enduser.id" not in link.reason
+    finally:
+        s.close()

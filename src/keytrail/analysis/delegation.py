@@ -230,8 +230,11 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     # Human: named on the event, else delegated to the agent, else to a credential of the chain.
     human_link = None
     if ev["human_id"]:
+        fields = {"vault": "the Vault token's display name or metadata (userpass, LDAP, OIDC login)",
+                  "cloudtrail": "onBehalfOf / sourceIdentity / Identity Center session"}.get(
+                      str(ev["source"]), "enduser.id / user.id / on-behalf-of")
         human_link = ChainLink("human", ev["human_id"], ev["human_id"],
-                               "the event names the user it was done for (enduser.id / onBehalfOf / sourceIdentity)",
+                               f"the event names the user it was done for ({fields})",
                                "proven" if ev["source"] == "agent" else "strong", (uid,))
     else:
         dels = store.query(
