@@ -87,7 +87,8 @@ def test_text_output_keeps_full_ids(tmp_path: Path, capsys: pytest.CaptureFixtur
     login = b.event("vault", "v-login", 0, "vault:update", actor="ent-app")
     b.issue(acc, "vault-token", None, login, 0, principal="ent-app", name="approle")
     mint = b.event("vault", "v-create", 5, "vault:update", cred=acc, cred_kind="vault-token", actor="ent-app")
-    b.issue(child, "vault-token", acc, mint, 5, principal="ent-app", name="token")
+    why = "Vault AWS secrets engine issued a key named vault-token-ledger-batch-reconciler-1773047002-WzznNHLzEL4Mo7JHZ"
+    b.issue(child, "vault-token", acc, mint, 5, principal="ent-app", name="token", reason=why)
     b.event("vault", "v-read", 10, "vault:read", cred=child, cred_kind="vault-token", actor="ent-app",
             resources=(obj,), target=obj)
     b.finalize().close()
@@ -95,7 +96,7 @@ def test_text_output_keeps_full_ids(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["blast", case, acc]) == 0
     out = capsys.readouterr().out
     lineage = out.split("lineage")[1].split("resources")[0]
-    assert acc in lineage and child in lineage
+    assert acc in lineage and child in lineage and why in lineage
     assert obj in out and "…" not in out.split("resources")[1].split("secrets read")[0]
     assert main(["credentials", case]) == 0
     out = capsys.readouterr().out

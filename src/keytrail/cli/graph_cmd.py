@@ -98,7 +98,7 @@ def _add_blast(p: argparse.ArgumentParser) -> None:
 def tree_lines(node: LineageNode, prefix: str = "", last: bool = True, top: bool = True) -> list[str]:
     """A lineage tree drawn with box-drawing characters (log text made plain)."""
     kind = f" [{_p(node.kind, 20)}]" if node.kind else ""
-    why = f"  ({node.confidence}: {_p(node.reason, 90)})" if node.reason else ""
+    why = f"  ({node.confidence}: {_p(node.reason, 2 * ID_WIDTH)})" if node.reason else ""  # may name a session
     lines = [(prefix + ("" if top else ("└── " if last else "├── "))) + _p(node.credential, ID_WIDTH) + kind + why]
     child_prefix = prefix + ("" if top else ("    " if last else "│   "))
     for i, c in enumerate(node.children):
