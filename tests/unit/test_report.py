@@ -184,3 +184,23 @@ def test_key_events_are_not_all_one_kind(tmp_path: Path) -> None:
     traced = [t["event_uid"] for t in doc["credentials"][0]["traces"]]  # type: ignore[index]
     assert len(traced) == 5
     assert traced[:3] == ["cloudtrail:ct-assume", "cloudtrail:ct-put", "cloudtrail:ct-denied-0"]
+
+
+def test_containment_invalidates_each_role_once(tmp_path: Path) -> None:
+    """Nine daily sessions of one role need one AWSRevokeOlderSessions policy, not nine identical commands."""
+    from tests.unit.graph_case import ACCT, CaseBuilder
+
+    key = "AKIAROOT000000000001"
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    for i in range(3):
+        ev = b.event("cloudtrail", f"ct-assume-{i}", i * 60, "sts:AssumeRole", cred=key, cred_kind="aws-access-key")
+        b.issue(f"ASIADAY{i:013d}", "aws-temporary-key", key, ev, i * 60,
+                principal=f"arn:aws:sts::{ACCT}:assumed-role/reconciler/day-{i}")
+    b.finalize().close()
+    with CaseStore.open(tmp_path / "c.duckdb") as store:
+        doc = build_report(store, credentials=[key], generated_at=datetime(2026, 3, 3))
+    sessions = [i for i in doc["containment"] if i["category"] == "Invalidate AWS sessions"]  # type: ignore[attr-defined]
+    assert len(sessions) == 1
+    assert sessions[0]["target"] == f"arn:aws:sts::{ACCT}:assumed-role/reconciler/*"
+    assert all(f"ASIADAY{i:013d}" in sessions[0]["why"] for i in range(3))
+    assert sessions[0]["evidence"] == ["cloudtrail:ct-assume-0", "cloudtrail:ct-assume-1", "cloudtrail:ct-assume-2"]
