@@ -59,7 +59,7 @@ def test_text_output_is_readable(case: Path, capsys: pytest.CaptureFixture[str])
     assert main(["trace", str(case), "ct-get"]) == 0
     out = capsys.readouterr().out
     assert out.index("[human] bob@example.com") < out.index("[agent] ledger-bot") < out.index("[event]")
-    assert out.splitlines()[1].startswith(f"by {SESSION}  from ")  # who and from where, before the chain
+    assert out.splitlines()[1] == f"by {SESSION}"  # who (and from where, when logged), before the chain
     assert main(["credentials", str(case)]) == 0
     assert "ASIASTOLEN0000000001" in capsys.readouterr().out
 

@@ -124,3 +124,13 @@ def test_loaded_file_with_rejects_has_no_dangling_colon(case_path: Path, tmp_pat
     assert main(["ingest", str(case_path), str(log), "-q"]) == 0
     line = next(s for s in capsys.readouterr().err.splitlines() if str(log) in s)
     assert line.split() == ["loaded", str(log), "(1", "rejected)"]
+
+
+def test_sql_empty_query_is_a_usage_error(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("x\n")
+    main(["ingest", str(case_path), str(junk), "-q"])
+    capsys.readouterr()
+    for query in ("", "-- only a comment"):
+        assert main(["sql", str(case_path), query]) == 2  # was an AttributeError traceback
+        assert "no result set" in capsys.readouterr().err

@@ -181,8 +181,10 @@ def run_trace(args: argparse.Namespace) -> int:
     ev = t.event
     out.write(f"event {_p(ev['event_uid'])}  {_p(ev['action'])}  {_p(ev['outcome'])}  "
               f"{format_utc(ev['time']) or '-'}  (file {ev['file_id']}, record {ev['record_no']})\n")
-    if ev.get("actor_uid") or ev.get("src_ip"):  # who and from where, as logged: the first thing asked
-        out.write(f"by {_p(ev.get('actor_uid'), ID_WIDTH)}  from {_p(ev.get('src_ip'), 60)}\n")
+    who = [f"{word} {_p(ev.get(key), ID_WIDTH)}" for word, key in (("by", "actor_uid"), ("from", "src_ip"))
+           if ev.get(key)]
+    if who:  # who and from where, as logged: the first thing a responder asks
+        out.write("  ".join(who) + "\n")
     out.write("\n")
     for i, link in enumerate(t.chain):
         if i:

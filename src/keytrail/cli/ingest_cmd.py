@@ -145,7 +145,9 @@ def run_sql(args: argparse.Namespace) -> int:
             rel = store.con.execute(args.query)
         except duckdb.Error as e:
             raise UsageError(f"query failed: {e}") from e
-        names = [d[0] for d in rel.description or []]
+        if rel is None or rel.description is None:  # empty query, or only comments
+            raise UsageError("the query returned no result set: give one SELECT (e.g. SELECT count(*) FROM events)")
+        names = [d[0] for d in rel.description]
         rows = rel.fetchall()
     if not args.reveal:  # raw records carry session tokens and passwords: masked like everywhere else
         from keytrail.redact import mask_secrets
