@@ -137,3 +137,23 @@ def test_human_named_by_a_vault_event_cites_vault_fields(tmp_path: Path) -> None
         assert "Vault token" in link.reason and "enduser.id" not in link.reason
     finally:
         s.close()
+
+
+def test_browser_call_on_agent_credential_names_a_person(tmp_path: Path) -> None:
+    """The agent hop names whose key it was; a console/browser call must say a person made it."""
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.agent("ledger-bot", [ROLE])
+    b.event("cloudtrail", "ct-api", 0, "s3:GetObject", cred="ASIABOT0000000000001", cred_kind="aws-temporary-key",
+            actor=SESSION, actor_type="AssumedRole")
+    b.event("cloudtrail", "ct-console", 10, "s3:ListBuckets", cred="ASIABOT0000000000001",
+            cred_kind="aws-temporary-key", actor=SESSION, actor_type="AssumedRole")
+    b.store.con.execute("""UPDATE events SET user_agent = 'Mozilla/5.0 Chrome/133.0',
+                             raw = '{"sessionCredentialFromConsole": "true"}' WHERE source_event_id = 'ct-console'""")
+    s = b.finalize()
+    try:
+        t = trace_event(s, "ct-console")
+        assert [c.kind for c in t.chain][:2] == ["agent", "credential"]
+        assert any(g.startswith("a person, not agent ledger-bot") and "console session" in g for g in t.gaps)
+        assert not any(g.startswith("a person") for g in trace_event(s, "ct-api").gaps)
+    finally:
+        s.close()

@@ -223,6 +223,16 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
                             f"with the same confidence; the event cannot be attributed to one of them")
         else:
             gaps.append(f"no agent linked to credential {cred} or the credentials it was minted from")
+    if agent_link is not None and not ev["agent_id"] and ev["source"] == "cloudtrail":
+        # The agent hop says whose credential signed the call, not who made it: a console session or a
+        # browser user agent means a person did (NHI10), and the trace must not read as the agent acting.
+        ua = store.query(
+            """SELECT user_agent, json_extract_string(raw, '$.sessionCredentialFromConsole') AS console
+               FROM events WHERE event_uid = ?""", [uid])
+        if ua and (ua[0]["console"] == "true" or str(ua[0]["user_agent"] or "").startswith("Mozilla/")):
+            gaps.append(f"a person, not agent {agent_link.id}, made this call: it came from "
+                        + ("an AWS console session" if ua[0]["console"] == "true" else "a web browser")
+                        + f" ({ua[0]['user_agent'] or 'no user agent'}) on the agent's credential")
     if inferred_via is not None and agent_link is not None:
         gaps.append(f"credential {cred} was matched to this tool call by time and target (inferred), "
                     f"not named in the agent's log")
