@@ -416,3 +416,33 @@ def test_sql_console_masks_secrets_in_raw_records(small_case: Path) -> None:
             shown = str(table.get_row_at(0)[0])
             assert "sessionToken" in shown and SESSION_TOKEN not in shown and "****" in shown
     run(body)
+
+
+def test_small_lineage_tree_opens_whole(small_case: Path) -> None:
+    """Depth-4 keys (the sample's backdoor and cross-account keys) must not hide behind a folded node."""
+    def chain(depth: int) -> list[dict[str, Any]]:
+        if depth > 5:
+            return []
+        return [{"credential": f"KEY-DEPTH-{depth}", "kind": "aws-access-key", "confidence": "proven",
+                 "reason": "test", "evidence": ["e"], "children": chain(depth + 1)}]
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_target("credential", "ASIA1")
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, CredentialScreen)
+            screen._show_lineage(([], False, {"children": chain(1)}))
+            await settle(pilot)
+            tree = screen.query_one("#lineage", Tree)
+            shown: list[str] = []
+
+            def walk(node: Any) -> None:
+                shown.append(node.label.plain)
+                if node.is_expanded:
+                    for child in node.children:
+                        walk(child)
+            walk(tree.root)
+            assert any(label.startswith("KEY-DEPTH-5") for label in shown)
+    run(body)
