@@ -377,3 +377,72 @@ def test_export_writes_the_credential_report(small_case: Path, tmp_path: Path,
     run(body)
     html = (tmp_path / "keytrail-ASIA1.html").read_text()
     assert "ASIA1" in html and "<script" not in html.lower()
+
+
+def test_timeline_time_column_fits_sub_second_times(small_case: Path) -> None:
+    """Vault/OTLP times carry microseconds; the column must show them whole (it cut them at 20)."""
+    from datetime import datetime
+
+    from keytrail.timefmt import format_utc
+
+    widest = format_utc(datetime(2026, 3, 2, 9, 1, 16, 212000)) or ""
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("t")
+            await settle(pilot)
+            table = app.screen.query_one(PagedTable)
+            time_col = next(iter(table.columns.values()))
+            assert str(time_col.label).startswith("time")
+            assert time_col.width >= len(widest) == 27
+    run(body)
+
+
+def test_sql_console_masks_secrets_in_raw_records(small_case: Path) -> None:
+    """``SELECT raw`` must not put an STS session token on screen (the raw view masks it; so does SQL)."""
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(SqlScreen())
+            await settle(pilot)
+            app.screen.query_one(Input).value = (
+                "SELECT substr(raw, strpos(raw, 'sessionToken')) FROM events WHERE event_uid = 'cloudtrail:ev-assume'")
+            await pilot.press("enter")
+            await settle(pilot)
+            table = app.screen.query_one("#result", DataTable)
+            assert table.row_count == 1
+            shown = str(table.get_row_at(0)[0])
+            assert "sessionToken" in shown and SESSION_TOKEN not in shown and "****" in shown
+    run(body)
+
+
+def test_small_lineage_tree_opens_whole(small_case: Path) -> None:
+    """Depth-4 keys (the sample's backdoor and cross-account keys) must not hide behind a folded node."""
+    def chain(depth: int) -> list[dict[str, Any]]:
+        if depth > 5:
+            return []
+        return [{"credential": f"KEY-DEPTH-{depth}", "kind": "aws-access-key", "confidence": "proven",
+                 "reason": "test", "evidence": ["e"], "children": chain(depth + 1)}]
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_target("credential", "ASIA1")
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, CredentialScreen)
+            screen._show_lineage(([], False, {"children": chain(1)}))
+            await settle(pilot)
+            tree = screen.query_one("#lineage", Tree)
+            shown: list[str] = []
+
+            def walk(node: Any) -> None:
+                shown.append(node.label.plain)
+                if node.is_expanded:
+                    for child in node.children:
+                        walk(child)
+            walk(tree.root)
+            assert any(label.startswith("KEY-DEPTH-5") for label in shown)
+    run(body)

@@ -94,3 +94,11 @@ def test_unknown_credential_suggests(store: CaseStore) -> None:
 
 def test_principal_arn_with_one_key_resolves(store: CaseStore) -> None:
     assert blast_radius(store, "arn:aws:iam::111122223333:user/vault-root").credential == "AKIAVAULTROOT0000001"
+
+
+def test_ranking_in_a_window_leaves_out_idle_credentials(store: CaseStore) -> None:
+    """A window before the evidence ranks nothing (minted/long-lived terms alone scored idle keys)."""
+    assert rank_credentials(store, until=T0 - timedelta(days=1)) == []
+    some = rank_credentials(store, since=T0 + timedelta(seconds=95))
+    assert some and all(r.events > 0 for r in some)
+    assert len(some) < len(rank_credentials(store))

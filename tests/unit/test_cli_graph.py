@@ -59,6 +59,7 @@ def test_text_output_is_readable(case: Path, capsys: pytest.CaptureFixture[str])
     assert main(["trace", str(case), "ct-get"]) == 0
     out = capsys.readouterr().out
     assert out.index("[human] bob@example.com") < out.index("[agent] ledger-bot") < out.index("[event]")
+    assert out.splitlines()[1] == f"by {SESSION}"  # who (and from where, when logged), before the chain
     assert main(["credentials", str(case)]) == 0
     assert "ASIASTOLEN0000000001" in capsys.readouterr().out
 
@@ -75,3 +76,31 @@ def test_hostile_log_text_is_neutralised(tmp_path: Path, capsys: pytest.CaptureF
         out = capsys.readouterr().out
         assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
         assert "RED" in out
+
+
+def test_text_output_keeps_full_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ids a responder greps for (a 76-character Vault accessor HMAC, an S3 object key) are never cut."""
+    acc = "hmac-sha256:" + "4b900e35553286dcc566cd4fdecb72892518917e0501ab2b9627be6ca30efa21"
+    child = "hmac-sha256:" + "6532b96ba16013f9f2db3671a1fd891e48e6590689b3a547851e9f21fecf71ab"
+    obj = "arn:aws:s3:::finco-analytics-exports/customers/2026-03/part-00001.snappy.parquet"
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    login = b.event("vault", "v-login", 0, "vault:update", actor="ent-app")
+    b.issue(acc, "vault-token", None, login, 0, principal="ent-app", name="approle")
+    mint = b.event("vault", "v-create", 5, "vault:update", cred=acc, cred_kind="vault-token", actor="ent-app")
+    why = "Vault AWS secrets engine issued a key named vault-token-ledger-batch-reconciler-1773047002-WzznNHLzEL4Mo7JHZ"
+    b.issue(child, "vault-token", acc, mint, 5, principal="ent-app", name="token", reason=why)
+    b.event("vault", "v-read", 10, "vault:read", cred=child, cred_kind="vault-token", actor="ent-app",
+            resources=(obj,), target=obj)
+    b.finalize().close()
+    case = str(tmp_path / "c.duckdb")
+    assert main(["blast", case, acc]) == 0
+    out = capsys.readouterr().out
+    lineage = out.split("lineage")[1].split("resources")[0]
+    assert acc in lineage and child in lineage and why in lineage
+    assert obj in out and "…" not in out.split("resources")[1].split("secrets read")[0]
+    assert main(["credentials", case]) == 0
+    out = capsys.readouterr().out
+    assert acc in out and child in out
+    assert main(["trace", case, "v-read"]) == 0
+    out = capsys.readouterr().out
+    assert acc in out and child in out and obj in out.split("[event]")[1]

@@ -83,3 +83,54 @@ def test_sql_csv_neutralises_formulas(case_path: Path, tmp_path: Path, capsys: p
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "v"
     assert out[1].startswith("'=cmd")
+
+
+def test_info_text_columns_line_up(case_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Sub-second Vault times and two-digit file ids must not shift the columns after them."""
+    root = Path(__file__).resolve().parents[2] / "sample_data" / "incident"
+    trails = sorted((root / "AWSLogs" / "418295730164").rglob("*.json.gz"))[:10]
+    assert main(["ingest", str(case_path), str(root / "vault" / "vault_audit.log"), *map(str, trails), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(case_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = next(i for i, s in enumerate(lines) if s.startswith("source "))
+    table = [s for s in lines[head:head + 4] if s.split()[0] in ("source", "cloudtrail", "vault")]
+    assert len(table) == 3
+    assert len({s.index("2026-") if "2026-" in s else s.index("first") for s in table}) == 1
+    assert len({s.rindex("2026-") if "2026-" in s else s.index("last") for s in table}) == 1
+    evidence = [s for s in lines if s.startswith("  [")]
+    assert len(evidence) == 11 and len({s.index(" loaded ") for s in evidence}) == 1
+
+
+def test_sql_masks_secrets_unless_revealed(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("x\n")
+    main(["ingest", str(case_path), str(junk), "-q"])
+    capsys.readouterr()
+    query = """SELECT '{"sessionToken":"IQoJb3JpZ2luX2VjSECRETVALUE"}' AS raw"""
+    for mode in ([], ["--json"], ["--csv"]):
+        assert main(["sql", str(case_path), query, *mode]) == 0
+        out = capsys.readouterr().out
+        assert "sessionToken" in out and "IQoJb3JpZ2luX2VjSECRETVALUE" not in out and "****" in out
+    assert main(["sql", str(case_path), query, "--json", "--reveal"]) == 0
+    assert "IQoJb3JpZ2luX2VjSECRETVALUE" in capsys.readouterr().out
+
+
+def test_loaded_file_with_rejects_has_no_dangling_colon(case_path: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parents[2] / "sample_data" / "incident" / "agents" / "native"
+    log = tmp_path / "agent.jsonl"
+    log.write_text("".join((root / "vendor-sync.jsonl").read_text().splitlines(keepends=True)[:2]) + '{"broken\n')
+    assert main(["ingest", str(case_path), str(log), "-q"]) == 0
+    line = next(s for s in capsys.readouterr().err.splitlines() if str(log) in s)
+    assert line.split() == ["loaded", str(log), "(1", "rejected)"]
+
+
+def test_sql_empty_query_is_a_usage_error(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("x\n")
+    main(["ingest", str(case_path), str(junk), "-q"])
+    capsys.readouterr()
+    for query in ("", "-- only a comment"):
+        assert main(["sql", str(case_path), query]) == 2  # was an AttributeError traceback
+        assert "no result set" in capsys.readouterr().err

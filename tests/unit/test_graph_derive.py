@@ -191,3 +191,20 @@ def test_vault_federation_token_matched_by_sts_template(tmp_path: Path) -> None:
         assert ("lease-f", "ASIAFED0000000000001", "strong") in _links(s, "MINTED")
     finally:
         s.close()
+
+
+def test_agent_principal_dates_are_rfc3339(tmp_path: Path) -> None:
+    """Inventory dates in an agent principal's attributes read like every other time (exports copy them)."""
+    from datetime import datetime
+
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.store.con.execute(
+        "INSERT INTO inventory_agents (agent_id, name, owner, created, retired, identities, file_id, record_no) "
+        "VALUES ('vendor-sync', 'Vendor Sync', 'ops@example.com', ?, ?, [], 1, 1)",
+        [datetime(2025, 6, 15), datetime(2026, 3, 5)])
+    s = b.finalize()
+    try:
+        attrs = json.loads(s.scalar("SELECT attributes FROM principals WHERE principal_id = 'vendor-sync'"))
+        assert attrs["created"] == "2025-06-15T00:00:00Z" and attrs["retired"] == "2026-03-05T00:00:00Z"
+    finally:
+        s.close()

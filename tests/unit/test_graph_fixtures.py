@@ -36,6 +36,7 @@ def test_user_key_assume_role_denied_burst(shared_fixtures: Path, tmp_path: Path
         assert creds == ["AKIAWOGXN38MFN92ING5", "ASIANQQHHS551LWULIWD"]
         assert t.chain[1].confidence == "proven" and "AssumeRole" in t.chain[1].reason
         assert t.gaps[0].startswith("origin unknown: no issuing event for AKIAWOGXN38MFN92ING5")
+        assert t.chain[0].evidence  # the root's link names an event the key signed
     finally:
         s.close()
 

@@ -163,3 +163,44 @@ def test_cli_report_refuses_overwrite_and_writes_each_format(case: Path, tmp_pat
     assert json.loads(target.read_text())["credentials"][0]["credential"] == SESSION_KEY
     missing = subprocess.run(base[:8] + ["NOPE", "--force"], check=False, capture_output=True, text=True)
     assert missing.returncode == 1
+
+
+def test_key_events_are_not_all_one_kind(tmp_path: Path) -> None:
+    """A burst of denied reads must not crowd the minting call and the write out of the traced key events."""
+    from tests.unit.graph_case import SESSION, CaseBuilder
+
+    key, child = "AKIAROOT000000000001", "ASIACHILD00000000001"
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    for i in range(6):
+        b.event("cloudtrail", f"ct-denied-{i}", i, "iam:ListUsers", cred=key, cred_kind="aws-access-key",
+                outcome="denied")
+    mint = b.event("cloudtrail", "ct-assume", 10, "sts:AssumeRole", cred=key, cred_kind="aws-access-key")
+    b.issue(child, "aws-temporary-key", key, mint, 10, principal=SESSION)
+    b.event("cloudtrail", "ct-put", 20, "s3:PutObject", cred=child, cred_kind="aws-temporary-key",
+            actor=SESSION, resources=("arn:aws:s3:::b/k",))
+    b.finalize().close()
+    with CaseStore.open(tmp_path / "c.duckdb") as store:
+        doc = build_report(store, credentials=[key], generated_at=datetime(2026, 3, 3))
+    traced = [t["event_uid"] for t in doc["credentials"][0]["traces"]]  # type: ignore[index]
+    assert len(traced) == 5
+    assert traced[:3] == ["cloudtrail:ct-assume", "cloudtrail:ct-put", "cloudtrail:ct-denied-0"]
+
+
+def test_containment_invalidates_each_role_once(tmp_path: Path) -> None:
+    """Nine daily sessions of one role need one AWSRevokeOlderSessions policy, not nine identical commands."""
+    from tests.unit.graph_case import ACCT, CaseBuilder
+
+    key = "AKIAROOT000000000001"
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    for i in range(3):
+        ev = b.event("cloudtrail", f"ct-assume-{i}", i * 60, "sts:AssumeRole", cred=key, cred_kind="aws-access-key")
+        b.issue(f"ASIADAY{i:013d}", "aws-temporary-key", key, ev, i * 60,
+                principal=f"arn:aws:sts::{ACCT}:assumed-role/reconciler/day-{i}")
+    b.finalize().close()
+    with CaseStore.open(tmp_path / "c.duckdb") as store:
+        doc = build_report(store, credentials=[key], generated_at=datetime(2026, 3, 3))
+    sessions = [i for i in doc["containment"] if i["category"] == "Invalidate AWS sessions"]  # type: ignore[attr-defined]
+    assert len(sessions) == 1
+    assert sessions[0]["target"] == f"arn:aws:sts::{ACCT}:assumed-role/reconciler/*"
+    assert all(f"ASIADAY{i:013d}" in sessions[0]["why"] for i in range(3))
+    assert sessions[0]["evidence"] == ["cloudtrail:ct-assume-0", "cloudtrail:ct-assume-1", "cloudtrail:ct-assume-2"]

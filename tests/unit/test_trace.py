@@ -10,7 +10,7 @@ import pytest
 from keytrail.analysis.delegation import trace_event
 from keytrail.errors import NotFoundError
 from keytrail.store.case import CaseStore
-from tests.unit.graph_case import ROLE, SESSION, CaseBuilder, incident
+from tests.unit.graph_case import ACCT, ROLE, SESSION, CaseBuilder, incident
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +87,73 @@ def test_unknown_event_suggests(store: CaseStore) -> None:
     with pytest.raises(NotFoundError) as e:
         trace_event(store, "ct-stolem")
     assert "ct-stolen" in e.value.suggestions
+
+
+def test_origin_unknown_root_above_the_event_carries_evidence(tmp_path: Path) -> None:
+    """A root key with no issuing event that minted the event's key: its link names an event it signed."""
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.event("cloudtrail", "ct-first", 0, "sts:GetCallerIdentity", cred="AKIAROOT000000000001",
+            cred_kind="aws-access-key", actor=f"arn:aws:iam::{ACCT}:user/u")
+    ev = b.event("cloudtrail", "ct-assume", 10, "sts:AssumeRole", cred="AKIAROOT000000000001",
+                 cred_kind="aws-access-key", actor=f"arn:aws:iam::{ACCT}:user/u")
+    b.issue("ASIACHILD00000000001", "aws-temporary-key", "AKIAROOT000000000001", ev, 10, principal=SESSION,
+            reason="AssumeRole responseElements.credentials.accessKeyId")
+    b.event("cloudtrail", "ct-use", 20, "s3:GetObject", cred="ASIACHILD00000000001",
+            cred_kind="aws-temporary-key", actor=SESSION, actor_type="AssumedRole")
+    s = b.finalize()
+    try:
+        t = trace_event(s, "ct-use")
+        assert [c.id for c in t.chain if c.kind == "credential"] == ["AKIAROOT000000000001", "ASIACHILD00000000001"]
+        assert t.chain[0].reason.startswith("origin unknown") and t.chain[0].evidence == ("cloudtrail:ct-first",)
+        assert all(c.evidence for c in t.chain)
+    finally:
+        s.close()
+
+
+def test_cross_account_copy_follows_the_callers_copy(tmp_path: Path) -> None:
+    """The resource account's copy of an AssumeRole has no access key; its sharedEventID twin does."""
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.event("cloudtrail", "ct-caller", 0, "sts:AssumeRole", cred="ASIACALLER0000000001", cred_kind="aws-temporary-key",
+            actor=SESSION, actor_type="AssumedRole", shared="shared-1")
+    b.event("cloudtrail", "ct-copy", 0, "sts:AssumeRole", actor="AROAEXAMPLE:sess", actor_type="AWSAccount",
+            account="444455556666", shared="shared-1")
+    s = b.finalize()
+    try:
+        t = trace_event(s, "ct-copy")
+        assert [c.id for c in t.chain if c.kind == "credential"] == ["ASIACALLER0000000001"]
+        assert "cloudtrail:ct-caller" in t.chain[-1].evidence and "sharedEventID" in t.chain[-1].reason
+        assert not any("carries no credential" in g for g in t.gaps)
+    finally:
+        s.close()
+
+
+def test_human_named_by_a_vault_event_cites_vault_fields(tmp_path: Path) -> None:
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.event("vault", "v-tune", 0, "vault:update", cred="acc-admin", cred_kind="vault-token", human="m.ito")
+    s = b.finalize()
+    try:
+        link = trace_event(s, "v-tune").chain[0]
+        assert (link.kind, link.id) == ("human", "m.ito")
+        assert "Vault token" in link.reason and "enduser.id" not in link.reason
+    finally:
+        s.close()
+
+
+def test_browser_call_on_agent_credential_names_a_person(tmp_path: Path) -> None:
+    """The agent hop names whose key it was; a console/browser call must say a person made it."""
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    b.agent("ledger-bot", [ROLE])
+    b.event("cloudtrail", "ct-api", 0, "s3:GetObject", cred="ASIABOT0000000000001", cred_kind="aws-temporary-key",
+            actor=SESSION, actor_type="AssumedRole")
+    b.event("cloudtrail", "ct-console", 10, "s3:ListBuckets", cred="ASIABOT0000000000001",
+            cred_kind="aws-temporary-key", actor=SESSION, actor_type="AssumedRole")
+    b.store.con.execute("""UPDATE events SET user_agent = 'Mozilla/5.0 Chrome/133.0',
+                             raw = '{"sessionCredentialFromConsole": "true"}' WHERE source_event_id = 'ct-console'""")
+    s = b.finalize()
+    try:
+        t = trace_event(s, "ct-console")
+        assert [c.kind for c in t.chain][:2] == ["agent", "credential"]
+        assert any(g.startswith("a person, not agent ledger-bot") and "console session" in g for g in t.gaps)
+        assert not any(g.startswith("a person") for g in trace_event(s, "ct-api").gaps)
+    finally:
+        s.close()

@@ -179,6 +179,10 @@ def rank_credentials(store: CaseStore, *, since: datetime | None = None, until: 
     sql = _rank_sql("SELECT credential_id AS root FROM credentials", filtered=since is not None or until is not None)
     rows = query(store, sql, _params(since, until, min_confidence))
     ranks = [_to_rank(r) for r in rows]
+    if since is not None or until is not None:
+        # A credential with no event (its own or its minted ones') in the window did nothing in it:
+        # listing it with window-independent terms (minted, long-lived) would rank the idle.
+        ranks = [r for r in ranks if r.events]
     ranks.sort(key=lambda r: (-r.score, -r.events, r.credential))
     return ranks[:limit] if limit is not None else ranks
 

@@ -139,6 +139,18 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         )
         if len(m) == 1:
             cred, inferred_via = m[0]["dst"], m[0]
+    shared_copy = None
+    if cred is None and ev["source"] == "cloudtrail":
+        # The resource account's copy of a cross-account call (same sharedEventID) names no access key;
+        # the caller's copy does: the chain is that key's.
+        m = store.query(
+            """SELECT DISTINCT credential_id, min(event_uid) AS event_uid FROM events
+               WHERE shared_event_id = (SELECT shared_event_id FROM events WHERE event_uid = $u)
+                 AND event_uid <> $u AND credential_id IS NOT NULL GROUP BY credential_id LIMIT 2""",
+            {"u": uid},  # type: ignore[arg-type]
+        )
+        if len(m) == 1:
+            cred, shared_copy = m[0]["credential_id"], m[0]["event_uid"]
 
     # Credential lineage, root first.
     steps, stopped = ancestry(store, cred) if cred else ([], False)
@@ -160,9 +172,11 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
                                         (str(rrow["issued_by_event"]),)))
         else:
             gaps.append(_origin_gap(root, rrow))
+            # Evidence of a root with no issuing event: its first signed event (this one if it signed it).
+            first = [uid] if cred == root else [r["event_uid"] for r in store.query(
+                "SELECT event_uid FROM events WHERE credential_id = ? ORDER BY time, event_uid LIMIT 1", [root])]
             cred_links.append(ChainLink("credential", root, _credential_label(rrow, root),
-                                        "origin unknown: no issuing event in the evidence", "proven",
-                                        tuple(r for r in [uid] if cred == root)))
+                                        "origin unknown: no issuing event in the evidence", "proven", tuple(first)))
         for s in steps:
             cred_links.append(ChainLink("credential", s.child, _credential_label(cred_rows.get(s.child), s.child),
                                         f"minted by {s.parent}: {s.reason}", s.confidence, s.evidence))
@@ -209,6 +223,16 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
                             f"with the same confidence; the event cannot be attributed to one of them")
         else:
             gaps.append(f"no agent linked to credential {cred} or the credentials it was minted from")
+    if agent_link is not None and not ev["agent_id"] and ev["source"] == "cloudtrail":
+        # The agent hop says whose credential signed the call, not who made it: a console session or a
+        # browser user agent means a person did (NHI10), and the trace must not read as the agent acting.
+        ua = store.query(
+            """SELECT user_agent, json_extract_string(raw, '$.sessionCredentialFromConsole') AS console
+               FROM events WHERE event_uid = ?""", [uid])
+        if ua and (ua[0]["console"] == "true" or str(ua[0]["user_agent"] or "").startswith("Mozilla/")):
+            gaps.append(f"a person, not agent {agent_link.id}, made this call: it came from "
+                        + ("an AWS console session" if ua[0]["console"] == "true" else "a web browser")
+                        + f" ({ua[0]['user_agent'] or 'no user agent'}) on the agent's credential")
     if inferred_via is not None and agent_link is not None:
         gaps.append(f"credential {cred} was matched to this tool call by time and target (inferred), "
                     f"not named in the agent's log")
@@ -216,8 +240,11 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     # Human: named on the event, else delegated to the agent, else to a credential of the chain.
     human_link = None
     if ev["human_id"]:
+        fields = {"vault": "the Vault token's display name or metadata (userpass, LDAP, OIDC login)",
+                  "cloudtrail": "onBehalfOf / sourceIdentity / Identity Center session"}.get(
+                      str(ev["source"]), "enduser.id / user.id / on-behalf-of")
         human_link = ChainLink("human", ev["human_id"], ev["human_id"],
-                               "the event names the user it was done for (enduser.id / onBehalfOf / sourceIdentity)",
+                               f"the event names the user it was done for ({fields})",
                                "proven" if ev["source"] == "agent" else "strong", (uid,))
     else:
         dels = store.query(
@@ -243,7 +270,11 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
             gaps.append("no human linked to this event, its agent or its credentials")
 
     label = " ".join(str(x) for x in (ev["action"], ev["target"] or "", f"({ev['outcome']})") if x)
-    event_link = ChainLink("event", uid, label,
-                           f"signed with {cred}" if ev["credential_id"] else "the event itself", "proven", (uid,))
+    if shared_copy is not None:
+        event_link = ChainLink("event", uid, label, f"signed with {cred}: copy of {shared_copy} (same CloudTrail "
+                               "sharedEventID, delivered to the other account)", "proven", (uid, shared_copy))
+    else:
+        event_link = ChainLink("event", uid, label,
+                               f"signed with {cred}" if ev["credential_id"] else "the event itself", "proven", (uid,))
     chain = [x for x in (human_link, agent_link) if x is not None] + cred_links + [event_link]
     return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows))

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from keytrail.analysis.lineage import LineageNode
 
 CONFIDENCES = ("proven", "strong", "inferred")
+#: Identifiers (credential ids, resources) are what a responder greps for: never cut them
+#: short (a Vault accessor HMAC is 76 characters); the cap only bounds hostile input.
+ID_WIDTH = 200
 
 
 def _p(value: Any, width: int | None = 80) -> str:
@@ -76,7 +79,7 @@ def run_credentials(args: argparse.Namespace) -> int:
         return 0
     from keytrail.timefmt import format_utc
 
-    rows = [[f"{r.score:.1f}", _p(r.credential, 48), _p(r.kind, 18), _p(r.origin, 8), f"{r.events:,}",
+    rows = [[f"{r.score:.1f}", _p(r.credential, ID_WIDTH), _p(r.kind, 18), _p(r.origin, 8), f"{r.events:,}",
              str(len(r.derived_credentials)), _p(", ".join(r.agents), 30), _p(", ".join(r.humans), 30),
              _p(format_utc(r.first_seen)), _p(format_utc(r.last_seen))] for r in ranks]
     _table(["score", "credential", "kind", "origin", "events", "minted", "agents", "humans", "first", "last"],
@@ -95,8 +98,8 @@ def _add_blast(p: argparse.ArgumentParser) -> None:
 def tree_lines(node: LineageNode, prefix: str = "", last: bool = True, top: bool = True) -> list[str]:
     """A lineage tree drawn with box-drawing characters (log text made plain)."""
     kind = f" [{_p(node.kind, 20)}]" if node.kind else ""
-    why = f"  ({node.confidence}: {_p(node.reason, 90)})" if node.reason else ""
-    lines = [(prefix + ("" if top else ("└── " if last else "├── "))) + _p(node.credential, 64) + kind + why]
+    why = f"  ({node.confidence}: {_p(node.reason, 2 * ID_WIDTH)})" if node.reason else ""  # may name a session
+    lines = [(prefix + ("" if top else ("└── " if last else "├── "))) + _p(node.credential, ID_WIDTH) + kind + why]
     child_prefix = prefix + ("" if top else ("    " if last else "│   "))
     for i, c in enumerate(node.children):
         lines += tree_lines(c, child_prefix, i == len(node.children) - 1, False)
@@ -129,17 +132,17 @@ def run_blast(args: argparse.Namespace) -> int:
         out.write("  " + line + "\n")
     sections: list[tuple[str, list[str], list[list[str]]]] = [
         ("resources", ["events", "denied", "resource", "actions", "first", "last"],
-         [[f"{r['events']:,}", str(r["denied"]), _p(r["resource"], 70),
+         [[f"{r['events']:,}", str(r["denied"]), _p(r["resource"], ID_WIDTH),
            _p(", ".join(f"{a['action']}×{a['count']}" for a in r["actions"]), 60),
            _p(format_utc(r["first_seen"])), _p(format_utc(r["last_seen"]))] for r in b.resources]),
         ("secrets read", ["events", "action", "resource", "credential"],
-         [[str(r["events"]), _p(r["action"], 40), _p(r["resource"], 70), _p(r["credential"], 40)]
+         [[str(r["events"]), _p(r["action"], 40), _p(r["resource"], ID_WIDTH), _p(r["credential"], ID_WIDTH)]
           for r in b.secrets_read]),
         ("writes, deletes, permission changes and denied attempts", ["category", "events", "action", "resource"],
-         [[r["category"], str(r["events"]), _p(r["action"], 40), _p(r["resource"], 70)]
+         [[r["category"], str(r["events"]), _p(r["action"], 40), _p(r["resource"], ID_WIDTH)]
           for r in b.sensitive_actions]),
         ("agents", ["agent", "credential", "confidence", "reason"],
-         [[_p(a["agent"], 40), _p(a["credential"], 40), a["confidence"], _p(a["reason"], 90)] for a in b.agents]),
+         [[_p(a["agent"], 40), _p(a["credential"], ID_WIDTH), a["confidence"], _p(a["reason"], 90)] for a in b.agents]),
         ("humans", ["human", "via", "confidence", "reason"],
          [[_p(h["human"], 40), _p(f"{h['via_kind']} {h['via']}", 50), h["confidence"], _p(h["reason"], 90)]
           for h in b.humans]),
@@ -177,12 +180,17 @@ def run_trace(args: argparse.Namespace) -> int:
     out = sys.stdout
     ev = t.event
     out.write(f"event {_p(ev['event_uid'])}  {_p(ev['action'])}  {_p(ev['outcome'])}  "
-              f"{format_utc(ev['time']) or '-'}  (file {ev['file_id']}, record {ev['record_no']})\n\n")
+              f"{format_utc(ev['time']) or '-'}  (file {ev['file_id']}, record {ev['record_no']})\n")
+    who = [f"{word} {_p(ev.get(key), ID_WIDTH)}" for word, key in (("by", "actor_uid"), ("from", "src_ip"))
+           if ev.get(key)]
+    if who:  # who and from where, as logged: the first thing a responder asks
+        out.write("  ".join(who) + "\n")
+    out.write("\n")
     for i, link in enumerate(t.chain):
         if i:
             out.write("   │\n   ▼\n")
-        out.write(f"[{link.kind}] {_p(link.id, 80)}" + (f"  {_p(link.label, 90)}" if link.label != link.id else "")
-                  + "\n")
+        label = f"  {_p(link.label, 2 * ID_WIDTH)}" if link.label != link.id else ""  # labels carry ARNs
+        out.write(f"[{link.kind}] {_p(link.id, ID_WIDTH)}{label}\n")
         out.write(f"     {link.confidence}: {_p(link.reason, 160)}\n")
         ev_list = ", ".join(link.evidence[:5]) + (f" (+{len(link.evidence) - 5})" if len(link.evidence) > 5 else "")
         out.write(f"     evidence: {_p(ev_list, 200)}\n")

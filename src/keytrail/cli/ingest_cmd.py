@@ -62,7 +62,8 @@ def run_ingest(args: argparse.Namespace) -> int:
         print_json(doc)
     for f in summary.files:
         if f.status in ("skipped", "failed", "partial") or f.rejected:
-            print(f"  {f.status:>8}  {f.path}: {f.note or ''} ({f.rejected} rejected)", file=sys.stderr)
+            note = f": {f.note}" if f.note else ""
+            print(f"  {f.status:>8}  {f.path}{note} ({f.rejected} rejected)", file=sys.stderr)
     by = doc["files_by_status"]
     print(
         f"keytrail: {summary.loaded_files} files loaded, {by.get('already-ingested', 0)} already in the case, "
@@ -104,16 +105,19 @@ def run_info(args: argparse.Namespace) -> int:
     out.write(f"case {info['case']}{'' if info['finalized'] else '  (INGEST INCOMPLETE: re-run ingest)'}\n")
     out.write(f"time range  {tr[0]} .. {tr[1]}\n")
     out.write(f"events      {info['events']:,}   rejected {info['rejected']:,}\n")
-    out.write("\nsource       files     events  rejected  first                  last\n")
+    # Sub-second sources (Vault, OTLP) print 27-character times: size the column to its widest value.
+    tw = max([len("first")] + [len(s["time_range"][0] or "-") for s in info["sources"].values()])
+    out.write(f"\nsource       files     events  rejected  {'first':<{tw}}  last\n")
     for name, s in info["sources"].items():
         out.write(f"{name:<12}{s['files']:>6}{s['events']:>11,}{s['rejected']:>10,}  "
-                  f"{s['time_range'][0] or '-':<22} {s['time_range'][1] or '-'}\n")
+                  f"{s['time_range'][0] or '-':<{tw}}  {s['time_range'][1] or '-'}\n")
     c = info["counts"]
     out.write(f"\ncredentials {c['credentials']:,}  principals {c['principals']:,}  links {c['links']:,}  "
               f"inventory agents {c['inventory_agents']:,}\n")
     out.write("\nevidence\n")
+    iw = max([0] + [len(str(e["file_id"])) for e in info["evidence"]]) + 2
     for e in info["evidence"]:
-        out.write(f"  [{e['file_id']}] {e['status']:<8} {e['source'] or '-':<10} {e['integrity'] or '-':<14} "
+        out.write(f"  {'[' + str(e['file_id']) + ']':<{iw}} {e['status']:<8} {e['source'] or '-':<10} {e['integrity'] or '-':<14} "
                   f"{e['sha256'][:16]}  {e['events'] or 0:>8,} ev {e['rejected'] or 0:>5} rej  {e['path']}\n")
         if e["note"]:
             out.write(f"      note: {e['note']}\n")
@@ -126,6 +130,9 @@ def _add_sql(p: argparse.ArgumentParser) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="rows as a JSON array")
     fmt.add_argument("--csv", action="store_true", help="CSV with formula-looking cells neutralised")
+    p.add_argument("--reveal", action="store_true",
+                   help="show secrets found in text cells (STS session tokens, passwords, Vault tokens); "
+                        "masked by default")
 
 
 def run_sql(args: argparse.Namespace) -> int:
@@ -138,8 +145,14 @@ def run_sql(args: argparse.Namespace) -> int:
             rel = store.con.execute(args.query)
         except duckdb.Error as e:
             raise UsageError(f"query failed: {e}") from e
-        names = [d[0] for d in rel.description or []]
+        if rel is None or rel.description is None:  # empty query, or only comments
+            raise UsageError("the query returned no result set: give one SELECT (e.g. SELECT count(*) FROM events)")
+        names = [d[0] for d in rel.description]
         rows = rel.fetchall()
+    if not args.reveal:  # raw records carry session tokens and passwords: masked like everywhere else
+        from keytrail.redact import mask_secrets
+
+        rows = [tuple(mask_secrets(v) if isinstance(v, str) else v for v in r) for r in rows]
     if args.json:
         from keytrail.cli.main import print_json
 

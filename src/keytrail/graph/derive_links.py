@@ -265,8 +265,11 @@ def principals(con: duckdb.DuckDBPyConnection) -> None:
           FROM _kt_issue WHERE principal_uid IS NOT NULL GROUP BY ALL
         ), agents AS (
           SELECT agent_id AS id, 'agent', name, NULL, created, retired, 0,
-                 to_json({{'owner': owner, 'purpose': purpose, 'environment': environment, 'created': created,
-                          'retired': retired, 'identities': identities, 'inventory': true}}), 0
+                 to_json({{'owner': owner, 'purpose': purpose, 'environment': environment,
+                          -- RFC 3339 like every other time keytrail writes (to_json gives '2025-09-01 00:00:00')
+                          'created': strftime(created, '%Y-%m-%dT%H:%M:%SZ'),
+                          'retired': strftime(retired, '%Y-%m-%dT%H:%M:%SZ'),
+                          'identities': identities, 'inventory': true}}), 0
           FROM inventory_agents
           UNION ALL
           SELECT agent_id, 'agent', agent_id, NULL, min(time), max(time), count(*),

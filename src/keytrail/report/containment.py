@@ -54,7 +54,9 @@ def _credential_item(c: dict[str, Any], section: str, revoke_before: str) -> dic
                     "why": f"{why}; temporary key {cid}", "command": None, "evidence": evidence,
                     "recommendation": "revoke the issuing identity's sessions (temporary keys cannot be deleted; "
                                       "they expire)"}
-        return {"category": "Invalidate AWS sessions", "target": principal or cid,
+        # One item per role: the deny policy ends every session of the role issued before the cutoff.
+        sessions = f"{principal.rsplit('/', 1)[0]}/*" if principal and principal.count("/") >= 2 else principal
+        return {"category": "Invalidate AWS sessions", "target": sessions or cid,
                 "why": f"{why}; temporary key {cid}", "command": cmd, "evidence": evidence}
     if kind == "vault-token":
         if cid.startswith("hmac-sha256:"):
@@ -82,6 +84,11 @@ def checklist(store: CaseStore, sections: list[dict[str, Any]], findings: list[d
         for c in s["derived_credentials"]:
             item = _credential_item(c, s["credential"], revoke_before or "<time of containment, ISO 8601>")
             if item:
+                prev = items.get((item["category"], item["target"]))
+                if prev is not None and item["category"] == "Invalidate AWS sessions" and \
+                        c["credential_id"] not in prev["why"]:  # another session of the same role
+                    prev["why"] += f", {c['credential_id']}"
+                    prev["evidence"] = prev["evidence"] + [e for e in item["evidence"] if e not in prev["evidence"]]
                 items.setdefault((item["category"], item["target"]), item)
         for agent in s["agents"]:
             items.setdefault(("Suspend agents", agent), {

@@ -63,11 +63,20 @@ SELECT e.agent_id, e.human_id, count(*) AS events, min(e.time) AS first_seen, ma
 FROM events e JOIN closure ON closure.credential_id = e.credential_id
 WHERE {WINDOW} AND (e.agent_id IS NOT NULL OR e.human_id IS NOT NULL)
 GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2 NULLS LAST""",
-    "key_events": CLOSURE + f"""
-SELECT e.event_uid FROM events e JOIN closure ON closure.credential_id = e.credential_id
-WHERE {WINDOW} AND (e.outcome = 'denied' OR e.read_only IS NOT TRUE
-      OR e.event_uid IN (SELECT issued_by_event FROM credentials WHERE credential_id IN (SELECT credential_id FROM closure)))
-ORDER BY (e.outcome = 'denied') DESC, e.time, e.event_uid LIMIT 5""",
+    # Round robin over three kinds so one kind (e.g. a burst of denied reads) cannot fill all five:
+    # 0 = an event that minted a credential of the chain (deepest first: it shows the longest chain),
+    # 1 = another change (not read-only, not denied), 2 = a denied attempt; earliest first within a kind.
+    "key_events": CLOSURE + f""", mints AS (
+  SELECT cr.issued_by_event AS event_uid, max(closure.depth) AS depth
+  FROM credentials cr JOIN closure ON closure.credential_id = cr.credential_id
+  WHERE cr.issued_by_event IS NOT NULL GROUP BY 1)
+SELECT event_uid FROM (
+  SELECT e.event_uid, CASE WHEN m.depth IS NOT NULL THEN 0 WHEN e.outcome = 'denied' THEN 2 ELSE 1 END AS kind,
+         row_number() OVER (PARTITION BY kind ORDER BY m.depth DESC NULLS LAST, e.time, e.event_uid) AS turn
+  FROM events e JOIN closure ON closure.credential_id = e.credential_id
+  LEFT JOIN mints m ON m.event_uid = e.event_uid
+  WHERE {WINDOW} AND (e.outcome = 'denied' OR e.read_only IS NOT TRUE OR m.event_uid IS NOT NULL))
+ORDER BY turn, kind LIMIT 5""",
     "coverage_gaps": """
 SELECT source, prev_time AS gap_start, time AS gap_end FROM (
   SELECT source, time, lag(time) OVER (PARTITION BY source ORDER BY time) AS prev_time FROM events

@@ -206,11 +206,18 @@ class CredentialScreen(CaseScreen):
         if not steps:
             node = node.add(self._label(self.credential_id, None, None, 0), data=self.credential_id, expand=True)
 
+        def size(children: list[dict[str, Any]]) -> int:
+            return sum(1 + size(c.get("children") or []) for c in children)
+
+        # A small tree opens whole: the deepest keys (a backdoor key, a cross-account session) are the
+        # ones a responder looks for; only big trees fold below depth 3.
+        small = size(tree_doc.get("children") or []) <= 100
+
         def add(parent: Any, children: list[dict[str, Any]], depth: int) -> None:
             for child in children[:500]:
                 n = parent.add(self._label(child["credential"], child.get("reason"), child.get("confidence"),
                                            len(child.get("evidence") or []), child.get("kind")),
-                               data=child["credential"], expand=depth < 3)
+                               data=child["credential"], expand=small or depth < 3)
                 add(n, child.get("children") or [], depth + 1)
         add(node, tree_doc.get("children") or [], 1)
         tree.root.expand()

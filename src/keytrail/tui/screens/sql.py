@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
 
+from keytrail.redact import mask_secrets
 from keytrail.tui.messages import Loaded
 from keytrail.tui.queries import TABLE_CAP
 from keytrail.tui.screens.base import CaseScreen
@@ -64,7 +65,8 @@ class SqlScreen(CaseScreen):
         table = self.query_one("#result", DataTable)
         table.clear(columns=True)
         table.add_columns(*[lit(n) for n in names])
-        table.add_rows([[lit(v, 120) for v in r] for r in rows])
+        # Raw records carry session tokens and passwords: masked here as in the raw-record view.
+        table.add_rows([[lit(mask_secrets(v) if isinstance(v, str) else v, 120) for v in r] for r in rows])
         more_text = f" (first {TABLE_CAP:,}; more exist - add LIMIT/WHERE or use keytrail sql)" if more else ""
         self.status(Text(f"{len(rows):,} rows{more_text}"))
 

@@ -34,7 +34,9 @@ from keytrail.tui.widgets.text import lit
 HEADERS = ("time (UTC)", "source", "action", "outcome", "actor", "credential", "agent", "human", "target",
            "event id")
 OUTCOME_STYLE = {"denied": "bold red", "failure": "red"}
-WIDTHS = (20, 10, 26, 8, 24, 22, 16, 18, 40, 38)
+#: The time column fits a sub-second time (Vault and OTLP log microseconds: 27 characters);
+#: the agent column fits a typical agent id such as ``ledger-reconciler``.
+WIDTHS = (27, 10, 26, 8, 24, 22, 20, 18, 40, 38)
 
 
 class TimelineScreen(CaseScreen):
