@@ -93,21 +93,34 @@ WITH vi AS (
         SELECT 1 FROM _kt_issue k WHERE k.event_uid = _kt_issue.event_uid
           AND k.kind IN ('aws-access-key', 'aws-temporary-key')))
   ) i, unnest(i.prefixes) AS u(prefix) WHERE u.prefix IS NOT NULL
-), ct AS (
+), named AS (
   SELECT credential_id, principal_name AS name, principal_uid AS uid, event_uid, issued_at AS t
   FROM _kt_issue WHERE src_source = 'cloudtrail' AND (principal_name LIKE 'vault-%' OR principal_uid LIKE '%vault-%')
   UNION ALL
   SELECT credential_id, actor_name, actor_uid, event_uid, time
   FROM events WHERE source = 'cloudtrail' AND credential_id IS NOT NULL
     AND (actor_name LIKE 'vault-%' OR actor_uid LIKE '%vault-%')
+), stems AS (
+  -- A Vault-made name is <stem>-<random>: strip the random tail so the join is an equi-join
+  -- (a prefix-LIKE join of every CloudTrail event to every Vault issue was quadratic: it ran
+  -- for over 20 minutes on a 1M-event case).
+  SELECT credential_id, event_uid, t, regexp_replace(name, '-[^-]*$', '') AS stem
+  FROM named WHERE name LIKE 'vault-%'
+  UNION
+  SELECT credential_id, event_uid, t, regexp_replace(regexp_extract(uid, '[^/]+$'), '-[^-]*$', '')
+  FROM named WHERE uid LIKE '%/vault-%'
+), ct AS (
+  SELECT credential_id, stem, list(event_uid ORDER BY t, event_uid)[1:{derive_links.EVIDENCE_CAP}] AS ct_events,
+         min(t) AS first_t, max(t) AS last_t
+  FROM stems GROUP BY credential_id, stem
 )
 SELECT vi.credential_id AS vault_credential, vi.parent, ct.credential_id AS aws_credential,
        vi.event_uid AS vault_event, vi.call_id, vi.issued_at, min(vi.prefix) AS prefix,
-       list(ct.event_uid ORDER BY ct.t, ct.event_uid) AS ct_events, min(ct.t) AS first_t, max(ct.t) AS last_t
+       min(ct.ct_events) AS ct_events, min(ct.first_t) AS first_t, max(ct.last_t) AS last_t
 FROM vi JOIN ct
-  ON (starts_with(ct.name, vi.prefix || '-') OR ct.uid LIKE '%/' || vi.prefix || '-%')
+  ON ct.stem = vi.prefix
  AND ct.credential_id <> vi.credential_id
- AND ct.t >= vi.issued_at - INTERVAL {VAULT_AWS_SKEW_S} SECOND
+ AND ct.last_t >= vi.issued_at - INTERVAL {VAULT_AWS_SKEW_S} SECOND
 GROUP BY ALL
 """
 
