@@ -207,6 +207,25 @@ def test_long_term_credential_minted(case: Case) -> None:
     assert "--user-name backdoor --access-key-id AKIABACKDOORKEY00001" in f.recommendation
 
 
+def test_key_made_by_create_access_key_and_handed_out_by_a_vault_lease_is_one_finding(case: Case) -> None:
+    engine, lease, key = "AKIAVAULTENGINEKEY01", "aws/creds/exporter/LEASE01", "AKIAEXPORTERKEY00001"
+    u = case.event(time=at(0), action="iam:CreateAccessKey", credential=engine)
+    case.issue(key, "aws-access-key", parent=engine, event_uid=u, issued_at=at(0),
+               principal="arn:aws:iam::111111111111:user/vault-exporter")
+    v = case.event(time=at(0.01), action="vault:read", source="vault", credential="hmac-sha256:aa")
+    case.issue(key, "aws-access-key", parent=lease, event_uid=v, issued_at=at(0.01))
+    [f] = case.findings("long-term-credential-minted")
+    assert f.subjects[:2] == (engine, key) and lease in f.subjects and f.evidence_uids == (u, v)
+    assert "handed out as " + lease in f.description and lease in f.recommendation
+
+
+def test_key_known_only_from_a_vault_lease_names_the_lease(case: Case) -> None:
+    v = case.event(time=at(0), action="vault:read", source="vault", credential="hmac-sha256:aa")
+    case.issue("AKIAEXPORTERKEY00001", "aws-access-key", parent="aws/creds/x/L1", event_uid=v, issued_at=at(0))
+    [f] = case.findings("long-term-credential-minted")
+    assert f.subjects[:2] == ("aws/creds/x/L1", "AKIAEXPORTERKEY00001") and "handed out" not in f.description
+
+
 def test_vault_token_with_other_policies(case: Case) -> None:
     u = case.event(time=at(0), action="vault:update", source="vault", credential="acc-agent", kind="vault-token",
                    raw={"auth": {"policies": ["default", "agent"]},
@@ -396,7 +415,22 @@ def test_retired_agent_on_shared_key_counts_only_its_own_calls(case: Case) -> No
     case.event(time=at(60 * 24 * 3 + 30), action="s3:GetObject", credential=KEY)  # invoice-triage's day
     [f] = case.findings("agent-active-after-retirement")
     assert f.evidence_uids == (own, near)
-    assert case.findings("credential-used-after-agent-retired") == []  # still held by an active agent
+    # The shared key was not rotated at retirement: its calls next to the retired agent's own
+    # actions are the finding; invoice-triage's daily use of it is not.
+    [c] = case.findings("credential-used-after-agent-retired")
+    assert c.evidence_uids == (near,) and c.subjects == (KEY, "vendor-sync", "invoice-triage")
+    assert "also held by active agent(s) invoice-triage" in c.description
+
+
+def test_shared_key_of_a_retired_agent_that_stopped_is_quiet(case: Case) -> None:
+    case.agent("vendor-sync", retired=at(0, days=1))
+    case.agent("invoice-triage")
+    u = case.event(time=at(0), action="s3:GetObject", credential=KEY)
+    case.uses("vendor-sync", KEY, [u])
+    case.uses("invoice-triage", KEY, [u])
+    _agent_ref(case, "invoice-triage", KEY, 60 * 24 * 3)
+    case.event(time=at(60 * 24 * 3 + 1), action="s3:GetObject", credential=KEY)
+    assert case.findings("credential-used-after-agent-retired") == []
 
 
 def test_people_in_their_own_sessions_are_not_nhi_privilege_findings(case: Case) -> None:
