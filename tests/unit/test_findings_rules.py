@@ -195,6 +195,21 @@ def test_browser_and_interactive_use_of_agent_credential(case: Case) -> None:
     assert found["interactive-tool-on-agent-credential"].level is Level.LOW
 
 
+def test_interactive_tool_on_a_key_minted_in_an_agents_chain(case: Case) -> None:
+    u = case.event(time=at(0), action="s3:GetObject", credential=TMP)
+    case.uses("ledger-bot", TMP, [u])
+    mint = case.event(time=at(1), action="iam:CreateAccessKey", credential=TMP)
+    case.issue("AKIABACKDOORKEY00001", "aws-access-key", parent=TMP, event_uid=mint, issued_at=at(1),
+               principal="arn:aws:iam::111111111111:user/backdoor")
+    cli = case.event(time=at(5), action="s3:ListBuckets", credential="AKIABACKDOORKEY00001",
+                     user_agent="aws-cli/2.15.30 Python/3.11.8", src_ip="203.0.113.77")
+    # the same tool on a key nobody's agent minted is no NHI10 finding
+    case.event(time=at(5), action="s3:ListBuckets", credential="AKIASOMEONESKEY00001", user_agent="aws-cli/2.15")
+    [f] = case.findings("interactive-tool-on-agent-credential")
+    assert f.evidence_uids == (cli,) and f.subjects == ("AKIABACKDOORKEY00001", "ledger-bot", TMP)
+    assert f"minted by {TMP}" in f.description and "from 203.0.113.77" in f.description
+
+
 # -- NHI5 / NHI4 privilege ---------------------------------------------------------------------------
 def test_long_term_credential_minted(case: Case) -> None:
     u = case.event(time=at(0), action="iam:CreateAccessKey", credential=TMP)
