@@ -195,6 +195,21 @@ def test_browser_and_interactive_use_of_agent_credential(case: Case) -> None:
     assert found["interactive-tool-on-agent-credential"].level is Level.LOW
 
 
+def test_browser_on_an_iam_users_console_session_says_how_to_end_it(case: Case) -> None:
+    u = case.event(time=at(0), action="s3:GetObject", credential=KEY, actor=BOT)
+    case.uses("ledger-bot", KEY, [u])
+    case.event(time=at(1), action="signin:ConsoleLogin", actor=BOT)
+    b = case.event(time=at(2), action="s3:ListBuckets", credential=TMP, actor=BOT,
+                   user_agent="Mozilla/5.0 (Macintosh) Chrome/133.0", raw={"sessionCredentialFromConsole": "true"})
+    case.uses("ledger-bot", TMP, [b], confidence="inferred")
+    [f] = case.findings("browser-on-agent-credential")
+    assert f.evidence_uids == (b,)
+    assert "session of IAM user ledger-bot" in f.recommendation
+    assert "aws iam delete-login-profile --user-name ledger-bot" in f.recommendation
+    assert "aws iam list-access-keys --user-name ledger-bot" in f.recommendation
+    assert "role" not in f.recommendation
+
+
 def test_interactive_tool_on_a_key_minted_in_an_agents_chain(case: Case) -> None:
     u = case.event(time=at(0), action="s3:GetObject", credential=TMP)
     case.uses("ledger-bot", TMP, [u])
