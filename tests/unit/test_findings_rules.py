@@ -195,6 +195,36 @@ def test_browser_and_interactive_use_of_agent_credential(case: Case) -> None:
     assert found["interactive-tool-on-agent-credential"].level is Level.LOW
 
 
+def test_browser_on_an_iam_users_console_session_says_how_to_end_it(case: Case) -> None:
+    u = case.event(time=at(0), action="s3:GetObject", credential=KEY, actor=BOT)
+    case.uses("ledger-bot", KEY, [u])
+    case.event(time=at(1), action="signin:ConsoleLogin", actor=BOT)
+    b = case.event(time=at(2), action="s3:ListBuckets", credential=TMP, actor=BOT,
+                   user_agent="Mozilla/5.0 (Macintosh) Chrome/133.0", raw={"sessionCredentialFromConsole": "true"})
+    case.uses("ledger-bot", TMP, [b], confidence="inferred")
+    [f] = case.findings("browser-on-agent-credential")
+    assert f.evidence_uids == (b,)
+    assert "session of IAM user ledger-bot" in f.recommendation
+    assert "aws iam delete-login-profile --user-name ledger-bot" in f.recommendation
+    assert "aws iam list-access-keys --user-name ledger-bot" in f.recommendation
+    assert "role" not in f.recommendation
+
+
+def test_interactive_tool_on_a_key_minted_in_an_agents_chain(case: Case) -> None:
+    u = case.event(time=at(0), action="s3:GetObject", credential=TMP)
+    case.uses("ledger-bot", TMP, [u])
+    mint = case.event(time=at(1), action="iam:CreateAccessKey", credential=TMP)
+    case.issue("AKIABACKDOORKEY00001", "aws-access-key", parent=TMP, event_uid=mint, issued_at=at(1),
+               principal="arn:aws:iam::111111111111:user/backdoor")
+    cli = case.event(time=at(5), action="s3:ListBuckets", credential="AKIABACKDOORKEY00001",
+                     user_agent="aws-cli/2.15.30 Python/3.11.8", src_ip="203.0.113.77")
+    # the same tool on a key nobody's agent minted is no NHI10 finding
+    case.event(time=at(5), action="s3:ListBuckets", credential="AKIASOMEONESKEY00001", user_agent="aws-cli/2.15")
+    [f] = case.findings("interactive-tool-on-agent-credential")
+    assert f.evidence_uids == (cli,) and f.subjects == ("AKIABACKDOORKEY00001", "ledger-bot", TMP)
+    assert f"minted by {TMP}" in f.description and "from 203.0.113.77" in f.description
+
+
 # -- NHI5 / NHI4 privilege ---------------------------------------------------------------------------
 def test_long_term_credential_minted(case: Case) -> None:
     u = case.event(time=at(0), action="iam:CreateAccessKey", credential=TMP)
@@ -205,6 +235,25 @@ def test_long_term_credential_minted(case: Case) -> None:
     [f] = case.findings("long-term-credential-minted")
     assert f.subjects[:2] == (TMP, "AKIABACKDOORKEY00001") and f.evidence_uids == (u,)
     assert "--user-name backdoor --access-key-id AKIABACKDOORKEY00001" in f.recommendation
+
+
+def test_key_made_by_create_access_key_and_handed_out_by_a_vault_lease_is_one_finding(case: Case) -> None:
+    engine, lease, key = "AKIAVAULTENGINEKEY01", "aws/creds/exporter/LEASE01", "AKIAEXPORTERKEY00001"
+    u = case.event(time=at(0), action="iam:CreateAccessKey", credential=engine)
+    case.issue(key, "aws-access-key", parent=engine, event_uid=u, issued_at=at(0),
+               principal="arn:aws:iam::111111111111:user/vault-exporter")
+    v = case.event(time=at(0.01), action="vault:read", source="vault", credential="hmac-sha256:aa")
+    case.issue(key, "aws-access-key", parent=lease, event_uid=v, issued_at=at(0.01))
+    [f] = case.findings("long-term-credential-minted")
+    assert f.subjects[:2] == (engine, key) and lease in f.subjects and f.evidence_uids == (u, v)
+    assert "handed out as " + lease in f.description and lease in f.recommendation
+
+
+def test_key_known_only_from_a_vault_lease_names_the_lease(case: Case) -> None:
+    v = case.event(time=at(0), action="vault:read", source="vault", credential="hmac-sha256:aa")
+    case.issue("AKIAEXPORTERKEY00001", "aws-access-key", parent="aws/creds/x/L1", event_uid=v, issued_at=at(0))
+    [f] = case.findings("long-term-credential-minted")
+    assert f.subjects[:2] == ("aws/creds/x/L1", "AKIAEXPORTERKEY00001") and "handed out" not in f.description
 
 
 def test_vault_token_with_other_policies(case: Case) -> None:
@@ -396,7 +445,22 @@ def test_retired_agent_on_shared_key_counts_only_its_own_calls(case: Case) -> No
     case.event(time=at(60 * 24 * 3 + 30), action="s3:GetObject", credential=KEY)  # invoice-triage's day
     [f] = case.findings("agent-active-after-retirement")
     assert f.evidence_uids == (own, near)
-    assert case.findings("credential-used-after-agent-retired") == []  # still held by an active agent
+    # The shared key was not rotated at retirement: its calls next to the retired agent's own
+    # actions are the finding; invoice-triage's daily use of it is not.
+    [c] = case.findings("credential-used-after-agent-retired")
+    assert c.evidence_uids == (near,) and c.subjects == (KEY, "vendor-sync", "invoice-triage")
+    assert "also held by active agent(s) invoice-triage" in c.description
+
+
+def test_shared_key_of_a_retired_agent_that_stopped_is_quiet(case: Case) -> None:
+    case.agent("vendor-sync", retired=at(0, days=1))
+    case.agent("invoice-triage")
+    u = case.event(time=at(0), action="s3:GetObject", credential=KEY)
+    case.uses("vendor-sync", KEY, [u])
+    case.uses("invoice-triage", KEY, [u])
+    _agent_ref(case, "invoice-triage", KEY, 60 * 24 * 3)
+    case.event(time=at(60 * 24 * 3 + 1), action="s3:GetObject", credential=KEY)
+    assert case.findings("credential-used-after-agent-retired") == []
 
 
 def test_people_in_their_own_sessions_are_not_nhi_privilege_findings(case: Case) -> None:

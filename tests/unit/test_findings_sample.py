@@ -101,3 +101,77 @@ def test_quiet_where_nothing_is_wrong(findings: list[dict[str, Any]]) -> None:
     assert not [f for f in findings if f["rule"] in ("admin-or-root-use", "iam-or-policy-change")
                 and "ASIAPWBXYZZP45VEIFM4" in f["subjects"]]
     assert not [f for f in findings if f["rule"] == "scope-drift" and f["subjects"] != ["ledger-reconciler"]]
+
+
+VAULT_ENGINE_KEY = "AKIATXJNATFQP43ZUU2J"
+EXPORTER_KEY = "AKIASXXYGSQE4J3DBZD7"
+CONSOLE_KEY = "ASIAKZXHRBTR3FDXXBKW"
+SSO_KEY = "ASIAPWBXYZZP45VEIFM4"
+SPRAWL_ROOT = "hmac-sha256:4b900e35553286dcc566cd4fdecb72892518917e0501ab2b9627be6ca30efa21"
+
+#: docs/sample-incident.md, "Findings (keytrail findings), by rule": (rule, level, first subject),
+#: one row per finding - a duplicate or a missing finding fails.
+EXPECTED_TABLE = sorted([
+    ("agent-active-after-retirement", "critical", "vendor-sync"),
+    ("credential-used-after-agent-retired", "critical", SHARED_KEY),
+    ("credential-shared-by-agents", "high", SHARED_KEY),
+    ("long-term-key-used-by-agent", "high", SHARED_KEY),
+    ("long-term-key-used-by-agent", "high", SUPPORT_KEY),
+    ("long-term-key-used-by-agent", "high", EXPORTER_KEY),
+    ("console-login-as-agent", "high", "arn:aws:iam::418295730164:user/svc-invoice-triage"),
+    ("browser-on-agent-credential", "high", CONSOLE_KEY),
+    ("long-term-credential-minted", "high", VAULT_ENGINE_KEY),
+    ("long-term-credential-minted", "high", INCIDENT_KEY),
+    ("iam-or-policy-change", "high", INCIDENT_KEY),
+    ("iam-or-policy-change", "medium", VAULT_ENGINE_KEY),
+    ("iam-or-policy-change", "medium", ORPHAN_KEY),
+    ("credential-active-too-long", "medium", SHARED_KEY),
+    ("credential-used-from-many-hosts", "medium", SHARED_KEY),
+    ("secret-sprawl", "medium", SPRAWL_ROOT),
+    ("environment-crossing", "medium", INCIDENT_KEY),
+    ("scope-drift", "medium", "ledger-reconciler"),
+    ("denied-burst", "medium", INCIDENT_KEY),
+    ("unattributed-actions", "medium", ORPHAN_KEY),
+    ("unattributed-actions", "medium", BACKDOOR_KEY),
+    ("unattributed-actions", "medium", VAULT_ENGINE_KEY),
+    ("orphan-credential", "medium", ORPHAN_KEY),
+    ("orphan-credential", "medium", BACKDOOR_KEY),
+    ("credential-used-across-sessions", "low", SHARED_KEY),
+    ("interactive-tool-on-agent-credential", "low", BACKDOOR_KEY),
+])
+
+
+def test_findings_are_exactly_the_documented_table(findings: list[dict[str, Any]]) -> None:
+    assert sorted((f["rule"], f["level"], f["subjects"][0]) for f in findings) == EXPECTED_TABLE
+
+
+def test_shared_key_of_the_retired_agent(findings: list[dict[str, Any]]) -> None:
+    f = pick(findings, "credential-used-after-agent-retired", SHARED_KEY)
+    assert f["subjects"] == [SHARED_KEY, "vendor-sync", "invoice-triage"] and f["level"] == "critical"
+    assert f["evidence"] == ["088baecd-f6ac-4f6e-a61d-6eb1252da81e", "88ae1802-4528-493b-abcd-210d2c62678d"]
+
+
+def test_backdoor_key_driven_from_outside(findings: list[dict[str, Any]]) -> None:
+    f = pick(findings, "interactive-tool-on-agent-credential", BACKDOOR_KEY)
+    assert f["subjects"] == [BACKDOOR_KEY, "ledger-reconciler", INCIDENT_KEY]
+    assert "from 203.0.113.77" in f["description"] and f["evidence_count"] == 6
+    assert "5a63bdde-a774-4c01-85af-2c1a8b39de5b" in f["evidence"]
+
+
+def test_exporter_key_minted_once(findings: list[dict[str, Any]]) -> None:
+    [f] = [f for f in findings if f["rule"] == "long-term-credential-minted" and EXPORTER_KEY in f["subjects"]]
+    assert f["subjects"][0] == VAULT_ENGINE_KEY
+    assert "aws/creds/ledger-exporter/M7HqtHrAoA9vPcsGRAxV3Pre" in f["subjects"]
+    assert set(f["evidence"]) == {"88ef1cf9-70ec-428b-b850-8ca1bcaadb50", "5d23719b-e75a-4df8-8fff-94102eb1dd50"}
+
+
+def test_console_session_containment_names_the_iam_user(findings: list[dict[str, Any]]) -> None:
+    reco = pick(findings, "browser-on-agent-credential", CONSOLE_KEY)["recommendation"]
+    assert "aws iam delete-login-profile --user-name svc-invoice-triage" in reco
+    assert "revoke active sessions of role" not in reco
+
+
+def test_people_in_their_own_sessions_and_agent_held_keys_are_not_orphans(findings: list[dict[str, Any]]) -> None:
+    assert not [f for f in findings if SSO_KEY in f["subjects"]]
+    assert not [f for f in findings if f["rule"] in ("orphan-credential", "unattributed-actions")
+                and SUPPORT_KEY in f["subjects"]]

@@ -40,6 +40,15 @@ def step(cred: str, kind: str | None, principal: str | None, parents: list[str] 
         if _FED.match(principal):
             return (f"Temporary key {cred} (federated user) cannot be revoked alone: deactivate the "
                     f"long-term key that called GetFederationToken{parent}.")
+        u = _USER.match(principal)
+        if u:  # an IAM user's console or GetSessionToken session: there is no role to revoke
+            user = u.group("name")
+            return (f"Temporary key {cred} is a session of IAM user {user} and cannot be revoked alone: "
+                    f"disable the user's console password (aws iam delete-login-profile --user-name {user}), "
+                    f"deactivate its access keys (aws iam list-access-keys --user-name {user}, then "
+                    f"aws iam update-access-key --user-name {user} --access-key-id <id> --status Inactive), "
+                    f"and end sessions already issued with a deny on aws:TokenIssueTime attached to user "
+                    f"{user}{parent}.")
         m = _ROLE.match(principal)
         role = (m.group("a") or m.group("r")) if m else "<the role it assumed>"
         return (f"Temporary key {cred} cannot be revoked alone: revoke active sessions of role {role} "

@@ -53,6 +53,19 @@ def run(ctx: Context) -> None:
         ))
     browser = contains_any_sql("e.user_agent", cfg.browser_user_agents)
     interactive = contains_any_sql("e.user_agent", cfg.interactive_user_agents)
+    # An agent's credentials: its chain, plus long-term keys minted from it (CreateAccessKey with
+    # the agent's session). Chains stop at such a key, but a person driving it with a browser or
+    # the CLI is still a person using what the agent's identity made.
+    ctx.cur.execute(
+        """CREATE OR REPLACE TEMP TABLE _kt_agent_cred AS
+           SELECT credential_id, agent_id, NULL AS minted_by FROM _kt_chain_agent
+           UNION
+           SELECT m.child, ca.agent_id, m.parent FROM _kt_minted m
+           JOIN _kt_chain_agent ca ON ca.credential_id = m.parent
+           WHERE m.child NOT IN (SELECT credential_id FROM _kt_chain_agent)
+             AND m.child IN (SELECT credential_id FROM _kt_creds
+                             WHERE kind = 'aws-access-key' OR credential_id LIKE 'AKIA%')"""
+    )
     for r in ctx.rows(
         f"""WITH ev AS (
               SELECT e.credential_id, e.event_uid, e.time, e.user_agent, e.src_ip,
@@ -62,21 +75,30 @@ def run(ctx: Context) -> None:
                           THEN 'browser-on-agent-credential'
                           WHEN {interactive} THEN 'interactive-tool-on-agent-credential' END AS rule
               FROM events e
-              WHERE e.credential_id IN (SELECT credential_id FROM _kt_chain_agent)
+              WHERE e.credential_id IN (SELECT credential_id FROM _kt_agent_cred)
                 AND e.action NOT IN ({actions}))
             SELECT ev.rule, ev.credential_id, count(*) AS n, min(time) AS t0, max(time) AS t1,
                    arg_min(event_uid, time, 25) AS uids, list(DISTINCT user_agent)[1:5] AS uas,
-                   (SELECT list(DISTINCT agent_id) FROM _kt_chain_agent ca
-                    WHERE ca.credential_id = ev.credential_id) AS agents
+                   list(DISTINCT src_ip ORDER BY src_ip) FILTER (WHERE src_ip IS NOT NULL)[1:5] AS ips,
+                   (SELECT list(DISTINCT agent_id ORDER BY agent_id) FROM _kt_agent_cred ac
+                    WHERE ac.credential_id = ev.credential_id) AS agents,
+                   (SELECT list(DISTINCT minted_by ORDER BY minted_by) FILTER (WHERE minted_by IS NOT NULL)
+                    FROM _kt_agent_cred ac WHERE ac.credential_id = ev.credential_id) AS minted_by
             FROM ev WHERE rule IS NOT NULL GROUP BY ev.rule, ev.credential_id"""
     ):
         agents = sorted(r["agents"] or [])
+        minted_by = r["minted_by"] or []
         kind = "a browser or console session" if r["rule"] == "browser-on-agent-credential" else "interactive tooling"
+        # A key minted from an agent's session is used away from the agent: say from where.
+        whose, where = (
+            (f", minted by {', '.join(minted_by)} in the credential chain of agent(s) {', '.join(agents)},",
+             f" from {', '.join(r['ips'] or ['unknown addresses'])}")
+            if minted_by else (f" of agent(s) {', '.join(agents)}", ""))
         ctx.add(Draft(
-            r["rule"], [r["credential_id"], *agents], r["uids"],
-            f"Credential {r['credential_id']} of agent(s) {', '.join(agents)} was used {r['n']} time(s) through "
-            f"{kind} (user agents: {'; '.join(u for u in r['uas'] if u) or 'console session flag'}).",
+            r["rule"], [r["credential_id"], *agents, *minted_by], r["uids"],
+            f"Credential {r['credential_id']}{whose} was used {r['n']} time(s) through {kind}{where} "
+            f"(user agents: {'; '.join(u for u in r['uas'] if u) or 'console session flag'}).",
             "A person holding an agent's credential acts with its privileges and without attribution.",
-            r["t0"], r["t1"], contain=[r["credential_id"]], count=int(r["n"]),
+            r["t0"], r["t1"], contain=[r["credential_id"], *minted_by], count=int(r["n"]),
             advice="Find who used it from these addresses; give people their own identities.",
         ))

@@ -51,29 +51,51 @@ def run(ctx: Context) -> None:
             r["t0"], r["t1"], contain=creds, count=int(r["n"]),
             advice=f"Stop the agent's runtime and tell its owner ({r['owner'] or 'unknown'}).",
         ))
-    # Credentials that only retired agents hold (directly or upstream), used after retirement.
-    # A credential also held by an active agent is that agent's daily use: the sharing itself is
-    # the reuse finding, and the retired agent's own activity the finding above.
+    # Credentials of a retired agent used after retirement. Held only by retired agents: every
+    # later use. Also held by an active agent (a shared key nobody rotated at offboarding): only
+    # the calls with no agent logged within `correlation_seconds` of the retired agent's own
+    # post-retirement actions - the active agent's daily use of the key is not the finding.
     for r in ctx.rows(
-        """SELECT i.agent_id, e.credential_id, i.retired, count(*) AS n, min(e.time) AS t0, max(e.time) AS t1,
-                  arg_min(e.event_uid, e.time, 25) AS uids
-           FROM inventory_agents i
-           JOIN _kt_chain_agent ca ON ca.agent_id = i.agent_id
-           JOIN events e ON e.credential_id = ca.credential_id
-           WHERE i.retired IS NOT NULL AND epoch(e.time) > epoch(i.retired) + ?
-             AND e.agent_id IS DISTINCT FROM i.agent_id
-             AND ca.credential_id NOT IN (
-               SELECT x.credential_id FROM _kt_chain_agent x
-               LEFT JOIN inventory_agents j ON j.agent_id = x.agent_id WHERE j.retired IS NULL)
-           GROUP BY ALL""",
-        [grace],
+        f"""WITH ret AS (
+              SELECT DISTINCT ca.credential_id, i.agent_id, i.retired
+              FROM inventory_agents i JOIN _kt_chain_agent ca ON ca.agent_id = i.agent_id
+              WHERE i.retired IS NOT NULL),
+            active AS (
+              SELECT x.credential_id, list(DISTINCT x.agent_id ORDER BY x.agent_id) AS agents
+              FROM _kt_chain_agent x LEFT JOIN inventory_agents j ON j.agent_id = x.agent_id
+              WHERE j.retired IS NULL GROUP BY x.credential_id),
+            own AS (
+              SELECT r.credential_id, r.agent_id, e.time FROM ret r
+              JOIN events e ON e.credential_id = r.credential_id AND e.agent_id = r.agent_id
+              WHERE r.credential_id IN (SELECT credential_id FROM active)
+                AND epoch(e.time) > epoch(r.retired) + ?),
+            used AS (
+              SELECT r.credential_id, r.agent_id, e.event_uid, e.time FROM ret r
+              JOIN events e ON e.credential_id = r.credential_id
+              WHERE r.credential_id NOT IN (SELECT credential_id FROM active)
+                AND epoch(e.time) > epoch(r.retired) + ? AND e.agent_id IS DISTINCT FROM r.agent_id
+              UNION
+              SELECT o.credential_id, o.agent_id, c.event_uid, c.time FROM own o
+              JOIN events c ON c.credential_id = o.credential_id AND c.agent_id IS NULL
+               AND c.time BETWEEN o.time - INTERVAL '{near} seconds' AND o.time + INTERVAL '{near} seconds')
+            SELECT u.agent_id, u.credential_id, any_value(r.retired) AS retired, any_value(a.agents) AS active,
+                   count(*) AS n, min(u.time) AS t0, max(u.time) AS t1, arg_min(u.event_uid, u.time, 25) AS uids
+            FROM used u JOIN ret r USING (credential_id, agent_id) LEFT JOIN active a USING (credential_id)
+            GROUP BY u.agent_id, u.credential_id""",
+        [grace, grace],
     ):
+        active = r["active"] or []
+        shared = (f" It is also held by active agent(s) {', '.join(active)}, so it was not rotated when "
+                  f"{r['agent_id']} was retired; only calls within {near} s of {r['agent_id']}'s own "
+                  "actions are counted." if active else "")
         ctx.add(Draft(
-            "credential-used-after-agent-retired", [r["credential_id"], r["agent_id"]], r["uids"],
+            "credential-used-after-agent-retired", [r["credential_id"], r["agent_id"], *active], r["uids"],
             f"Credential {r['credential_id']} belongs to agent {r['agent_id']}, retired on "
-            f"{r['retired']:%Y-%m-%d %H:%M}Z, and was used {r['n']} times afterwards.",
+            f"{r['retired']:%Y-%m-%d %H:%M}Z, and was used {r['n']} times afterwards.{shared}",
             "Credentials that survive their agent are a standing backdoor.",
             r["t0"], r["t1"], contain=[r["credential_id"]], count=int(r["n"]),
+            advice=(f"Issue each of {', '.join(active)} its own credential first, then deactivate this one."
+                    if active else ""),
         ))
     # Chain roots that acted while no agent or human reaches any credential of their chain.
     for r in ctx.rows(

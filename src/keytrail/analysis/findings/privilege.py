@@ -29,22 +29,36 @@ def _lower(level: Level) -> Level:
 
 def run(ctx: Context) -> None:
     cfg = ctx.cfg.privilege
+    # One finding per creator. A key is often recorded twice: the CreateAccessKey call that made
+    # it and the Vault AWS-engine lease that handed it out. The creator is the CreateAccessKey
+    # caller when that event is in the case; the lease is named as how the key was delivered.
     for r in ctx.rows(
-        """SELECT ci.parent_credential_id AS parent, list(ci.credential_id ORDER BY ci.issued_at) AS keys,
-                  list(DISTINCT ci.principal_uid) FILTER (WHERE ci.principal_uid IS NOT NULL) AS principals,
-                  list(ci.event_uid ORDER BY ci.issued_at) AS uids, min(ci.issued_at) AS t0, max(ci.issued_at) AS t1
-           FROM credential_issues ci
-           WHERE ci.kind = 'aws-access-key' AND ci.parent_credential_id IS NOT NULL
-           GROUP BY ci.parent_credential_id"""
+        """WITH iss AS (
+              SELECT ci.credential_id, ci.parent_credential_id AS parent, ci.principal_uid, ci.event_uid,
+                     ci.issued_at, coalesce(e.action = 'iam:CreateAccessKey', FALSE) AS created
+              FROM credential_issues ci LEFT JOIN events e ON e.event_uid = ci.event_uid
+              WHERE ci.kind = 'aws-access-key' AND ci.parent_credential_id IS NOT NULL),
+            per_key AS (
+              SELECT credential_id, arg_max(parent, (created, issued_at)) AS parent,
+                     list(DISTINCT parent) FILTER (WHERE NOT created) AS via,
+                     list(DISTINCT principal_uid) FILTER (WHERE principal_uid IS NOT NULL) AS principals,
+                     list(event_uid ORDER BY issued_at) AS uids, min(issued_at) AS t0
+              FROM iss GROUP BY credential_id)
+            SELECT parent, list(credential_id ORDER BY t0) AS keys,
+                   list_distinct(flatten(list(principals))) AS principals,
+                   list_distinct(flatten(list(list_filter(via, lambda v: v <> parent)))) AS via,
+                   flatten(list(uids ORDER BY t0)) AS uids, min(t0) AS t0, max(t0) AS t1
+            FROM per_key GROUP BY parent"""
     ):
-        keys = r["keys"]
+        keys, via = r["keys"], sorted(r["via"] or [])
+        delivered = f", handed out as {', '.join(via)}" if via else ""
         ctx.add(Draft(
-            "long-term-credential-minted", [r["parent"], *keys, *(r["principals"] or [])], r["uids"],
+            "long-term-credential-minted", [r["parent"], *keys, *(r["principals"] or []), *via], r["uids"],
             f"Credential {r['parent']} created {len(keys)} long-term access key(s) ({', '.join(keys)}) for "
-            f"{', '.join(r['principals'] or ['an IAM user'])}. Creating keys is a persistence technique and "
-            "rarely part of a non-human identity's job.",
+            f"{', '.join(r['principals'] or ['an IAM user'])}{delivered}. Creating keys is a persistence "
+            "technique and rarely part of a non-human identity's job.",
             "A key created by an intruder survives the revocation of the credential that created it.",
-            r["t0"], r["t1"], contain=[*keys, r["parent"]],
+            r["t0"], r["t1"], contain=[*keys, *via, r["parent"]],
         ))
     for r in ctx.rows(
         """WITH t AS (
