@@ -379,6 +379,50 @@ def test_export_writes_the_credential_report(small_case: Path, tmp_path: Path,
     assert "ASIA1" in html and "<script" not in html.lower()
 
 
+def test_export_never_overwrites_and_names_the_full_path(small_case: Path, tmp_path: Path,
+                                                        monkeypatch: Any) -> None:
+    """A second export (or any existing file) must not be clobbered: ``-1``, ``-2``... instead."""
+    if core.engine(core.REPORT) is None or core.engine(core.REPORT_HTML) is None:
+        pytest.skip("keytrail.report is not in this build")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keytrail-ASIA1.html").write_text("earlier evidence")
+    (tmp_path / "keytrail-ASIA1-1.html").write_text("earlier evidence 1")
+    expected = (tmp_path / "keytrail-ASIA1-2.html").resolve()
+
+    async def body() -> list[str]:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            app.open_target("credential", "ASIA1")
+            await settle(pilot)
+            await pilot.press("e")
+            for _ in range(200):
+                try:
+                    await settle(pilot)
+                except WorkerFailed:
+                    pass
+                if isinstance(app.screen, ErrorModal):
+                    pytest.fail(app.screen.query_one(TextArea).text)
+                if any("report written" in n.message for n in app._notifications):
+                    break
+            return [n.message for n in app._notifications]
+    messages = run(body)
+    assert (tmp_path / "keytrail-ASIA1.html").read_text() == "earlier evidence"
+    assert (tmp_path / "keytrail-ASIA1-1.html").read_text() == "earlier evidence 1"
+    assert "ASIA1" in expected.read_text()
+    assert any(f"report written to {expected}" in m for m in messages), messages
+
+
+def test_reserve_path_creates_a_new_file_each_time(tmp_path: Path) -> None:
+    from keytrail.tui.app import reserve_path
+
+    first = reserve_path(tmp_path, "keytrail-report.html")
+    second = reserve_path(tmp_path, "keytrail-report.html")
+    third = reserve_path(tmp_path, "noext")
+    assert [first.name, second.name] == ["keytrail-report.html", "keytrail-report-1.html"]
+    assert third.name == "noext" and reserve_path(tmp_path, "noext").name == "noext-1"
+    assert first.is_absolute() and first.exists() and first.read_text() == ""
+
+
 def test_timeline_time_column_fits_sub_second_times(small_case: Path) -> None:
     """Vault/OTLP times carry microseconds; the column must show them whole (it cut them at 20)."""
     from datetime import datetime
