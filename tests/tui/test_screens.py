@@ -490,3 +490,44 @@ def test_small_lineage_tree_opens_whole(small_case: Path) -> None:
             walk(tree.root)
             assert any(label.startswith("KEY-DEPTH-5") for label in shown)
     run(body)
+
+
+FULL_HMAC = "hmac-sha256:c9df96293225ed8a970d414262f1081c811609c289ef55cdc5f8dba9b4fc736c"
+
+
+def test_timeline_shows_the_distinguishing_part_of_hmac_ids(tmp_path: Path) -> None:
+    """The 22-wide column showed ``hmac-sha256:c9df962932`` (10 hex); it shows 16 hex now, and
+    the full id is one key away: ``y`` copies it, Enter's raw view prints it whole."""
+    import duckdb
+
+    from tests.tui.casefactory import make_case
+
+    case = make_case(tmp_path / "hmac.duckdb")
+    con = duckdb.connect(str(case))
+    con.execute("UPDATE events SET credential_id = ? WHERE credential_id = 'hmac-sha256:abc'", [FULL_HMAC])
+    con.close()
+
+    async def body() -> None:
+        app = KeytrailApp(case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_target("timeline", "source:vault")
+            await settle(pilot)
+            table = app.screen.query_one(PagedTable)
+            assert cells(table, 5) == ["hmac:c9df96293225ed8a…"]
+            await pilot.press("y")
+            await settle(pilot)
+            assert app.clipboard == FULL_HMAC
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, RawScreen)
+            assert FULL_HMAC in texts(app)
+    run(body)
+
+
+def test_short_credential_cuts_other_ids_with_an_ellipsis() -> None:
+    from keytrail.tui.widgets.text import short_credential
+
+    assert short_credential("ASIAEXAMPLESESSION01", 22).plain == "ASIAEXAMPLESESSION01"
+    assert short_credential("arn:aws:iam::111122223333:user/x", 22).plain == "arn:aws:iam::11112222…"
+    assert short_credential(None, 22).plain == ""
+    assert short_credential("hmac-sha256:abc", 22).plain == "hmac:abc"
