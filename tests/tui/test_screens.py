@@ -531,3 +531,31 @@ def test_short_credential_cuts_other_ids_with_an_ellipsis() -> None:
     assert short_credential("arn:aws:iam::111122223333:user/x", 22).plain == "arn:aws:iam::11112222…"
     assert short_credential(None, 22).plain == ""
     assert short_credential("hmac-sha256:abc", 22).plain == "hmac:abc"
+
+
+def test_trace_link_pane_shows_the_whole_reason(small_case: Path) -> None:
+    """The reason column ran off a 160-column screen; the highlighted link is shown whole, wrapped."""
+    if core.engine(core.TRACE) is None:
+        pytest.skip("keytrail.analysis.delegation is not in this build")
+    from keytrail.store.case import CaseStore
+
+    with CaseStore.open(small_case) as store:
+        chain = core.as_doc(core.engine(core.TRACE)(store, "cloudtrail:ev-get-1"))["chain"]
+    assert len(chain) >= 2
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=(80, 45)) as pilot:
+            app.open_target("trace", "cloudtrail:ev-get-1")
+            await settle(pilot)
+            pane = app.screen.query_one("#link")
+            assert pane.display and pane.region.width <= 80
+            for i, link in enumerate(chain[:2]):
+                if i:
+                    await pilot.press("down")
+                    await settle(pilot)
+                shown = " ".join(str(pane.render_line(y).text) for y in range(pane.region.height))
+                words = " ".join(shown.split())
+                assert " ".join(str(link["reason"]).split()) in words, (link["reason"], words)
+                assert str(link["id"]) in words
+    run(body)
