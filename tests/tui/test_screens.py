@@ -379,6 +379,50 @@ def test_export_writes_the_credential_report(small_case: Path, tmp_path: Path,
     assert "ASIA1" in html and "<script" not in html.lower()
 
 
+def test_export_never_overwrites_and_names_the_full_path(small_case: Path, tmp_path: Path,
+                                                        monkeypatch: Any) -> None:
+    """A second export (or any existing file) must not be clobbered: ``-1``, ``-2``... instead."""
+    if core.engine(core.REPORT) is None or core.engine(core.REPORT_HTML) is None:
+        pytest.skip("keytrail.report is not in this build")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keytrail-ASIA1.html").write_text("earlier evidence")
+    (tmp_path / "keytrail-ASIA1-1.html").write_text("earlier evidence 1")
+    expected = (tmp_path / "keytrail-ASIA1-2.html").resolve()
+
+    async def body() -> list[str]:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            app.open_target("credential", "ASIA1")
+            await settle(pilot)
+            await pilot.press("e")
+            for _ in range(200):
+                try:
+                    await settle(pilot)
+                except WorkerFailed:
+                    pass
+                if isinstance(app.screen, ErrorModal):
+                    pytest.fail(app.screen.query_one(TextArea).text)
+                if any("report written" in n.message for n in app._notifications):
+                    break
+            return [n.message for n in app._notifications]
+    messages = run(body)
+    assert (tmp_path / "keytrail-ASIA1.html").read_text() == "earlier evidence"
+    assert (tmp_path / "keytrail-ASIA1-1.html").read_text() == "earlier evidence 1"
+    assert "ASIA1" in expected.read_text()
+    assert any(f"report written to {expected}" in m for m in messages), messages
+
+
+def test_reserve_path_creates_a_new_file_each_time(tmp_path: Path) -> None:
+    from keytrail.tui.app import reserve_path
+
+    first = reserve_path(tmp_path, "keytrail-report.html")
+    second = reserve_path(tmp_path, "keytrail-report.html")
+    third = reserve_path(tmp_path, "noext")
+    assert [first.name, second.name] == ["keytrail-report.html", "keytrail-report-1.html"]
+    assert third.name == "noext" and reserve_path(tmp_path, "noext").name == "noext-1"
+    assert first.is_absolute() and first.exists() and first.read_text() == ""
+
+
 def test_timeline_time_column_fits_sub_second_times(small_case: Path) -> None:
     """Vault/OTLP times carry microseconds; the column must show them whole (it cut them at 20)."""
     from datetime import datetime
@@ -445,4 +489,73 @@ def test_small_lineage_tree_opens_whole(small_case: Path) -> None:
                         walk(child)
             walk(tree.root)
             assert any(label.startswith("KEY-DEPTH-5") for label in shown)
+    run(body)
+
+
+FULL_HMAC = "hmac-sha256:c9df96293225ed8a970d414262f1081c811609c289ef55cdc5f8dba9b4fc736c"
+
+
+def test_timeline_shows_the_distinguishing_part_of_hmac_ids(tmp_path: Path) -> None:
+    """The 22-wide column showed ``hmac-sha256:c9df962932`` (10 hex); it shows 16 hex now, and
+    the full id is one key away: ``y`` copies it, Enter's raw view prints it whole."""
+    import duckdb
+
+    from tests.tui.casefactory import make_case
+
+    case = make_case(tmp_path / "hmac.duckdb")
+    con = duckdb.connect(str(case))
+    con.execute("UPDATE events SET credential_id = ? WHERE credential_id = 'hmac-sha256:abc'", [FULL_HMAC])
+    con.close()
+
+    async def body() -> None:
+        app = KeytrailApp(case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_target("timeline", "source:vault")
+            await settle(pilot)
+            table = app.screen.query_one(PagedTable)
+            assert cells(table, 5) == ["hmac:c9df96293225ed8a…"]
+            await pilot.press("y")
+            await settle(pilot)
+            assert app.clipboard == FULL_HMAC
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, RawScreen)
+            assert FULL_HMAC in texts(app)
+    run(body)
+
+
+def test_short_credential_cuts_other_ids_with_an_ellipsis() -> None:
+    from keytrail.tui.widgets.text import short_credential
+
+    assert short_credential("ASIAEXAMPLESESSION01", 22).plain == "ASIAEXAMPLESESSION01"
+    assert short_credential("arn:aws:iam::111122223333:user/x", 22).plain == "arn:aws:iam::11112222…"
+    assert short_credential(None, 22).plain == ""
+    assert short_credential("hmac-sha256:abc", 22).plain == "hmac:abc"
+
+
+def test_trace_link_pane_shows_the_whole_reason(small_case: Path) -> None:
+    """The reason column ran off a 160-column screen; the highlighted link is shown whole, wrapped."""
+    if core.engine(core.TRACE) is None:
+        pytest.skip("keytrail.analysis.delegation is not in this build")
+    from keytrail.store.case import CaseStore
+
+    with CaseStore.open(small_case) as store:
+        chain = core.as_doc(core.engine(core.TRACE)(store, "cloudtrail:ev-get-1"))["chain"]
+    assert len(chain) >= 2
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=(80, 45)) as pilot:
+            app.open_target("trace", "cloudtrail:ev-get-1")
+            await settle(pilot)
+            pane = app.screen.query_one("#link")
+            assert pane.display and pane.region.width <= 80
+            for i, link in enumerate(chain[:2]):
+                if i:
+                    await pilot.press("down")
+                    await settle(pilot)
+                shown = " ".join(str(pane.render_line(y).text) for y in range(pane.region.height))
+                words = " ".join(shown.split())
+                assert " ".join(str(link["reason"]).split()) in words, (link["reason"], words)
+                assert str(link["id"]) in words
     run(body)

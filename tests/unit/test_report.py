@@ -15,7 +15,7 @@ import pytest
 from keytrail.errors import NotFoundError, UsageError
 from keytrail.report.content import build_report
 from keytrail.report.html import render_html
-from keytrail.report.markdown import c, render_markdown, t
+from keytrail.report.markdown import _containment, c, prose, render_markdown, t
 from keytrail.store.case import CaseStore
 from tests.golden.case_fixture import (
     AGENT_KEY,
@@ -204,3 +204,23 @@ def test_containment_invalidates_each_role_once(tmp_path: Path) -> None:
     assert sessions[0]["target"] == f"arn:aws:sts::{ACCT}:assumed-role/reconciler/*"
     assert all(f"ASIADAY{i:013d}" in sessions[0]["why"] for i in range(3))
     assert sessions[0]["evidence"] == ["cloudtrail:ct-assume-0", "cloudtrail:ct-assume-1", "cloudtrail:ct-assume-2"]
+
+
+def test_markdown_containment_commands_are_code_spans_escaped_once() -> None:
+    """Backticked commands in a recommendation showed as \\`…&lt;accessor&gt;…\\` (escaped twice)."""
+    rec = ("list accessors with `vault list auth/token/accessors`, then "
+           "`vault token revoke -accessor <accessor>` for role <the role> `a|b`")
+    assert prose(rec) == ("list accessors with `vault list auth/token/accessors`, then "
+                          "`vault token revoke -accessor <accessor>` for role &lt;the role&gt; `a|b`")
+    assert prose("no code <b>*x*</b>") == t("no code <b>*x*</b>")
+    assert prose("odd ` tick <i>") == t("odd ` tick <i>")
+    doc = {"containment": [
+        {"category": "Revoke Vault tokens", "target": "hmac-sha256:ab", "why": "in the blast radius", "evidence": [],
+         "command": None, "recommendation": rec},
+        {"category": "Revoke Vault tokens", "target": "x", "why": "y", "evidence": [],
+         "command": "vault token revoke -accessor <a> | tee log"},
+    ]}
+    md = "\n".join(_containment(doc))
+    assert "\\`" not in md and "&lt;accessor&gt;" not in md
+    assert "`vault token revoke -accessor <accessor>`" in md
+    assert "`vault token revoke -accessor <a> | tee log`" in md  # no \\| outside a table

@@ -38,16 +38,41 @@ def t(value: Any) -> str:
     return text.replace("://", ":\\/\\/").replace("www.", "www\\.")
 
 
-def c(value: Any) -> str:
-    """A code span for identifiers (safe inside tables)."""
+def c(value: Any, table: bool = True) -> str:
+    """A code span for identifiers; ``table`` (default) escapes ``|`` as GitHub tables need.
+
+    Outside a table ``\\|`` would show literally (code spans take no escapes), so
+    ``table=False`` leaves ``|`` alone.
+    """
     text = scalar_text(value).replace("\r", " ").replace("\n", " ")
     if text == "—":
         return text
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
-    text = text.replace("|", "\\|")
+    if table:
+        text = text.replace("|", "\\|")
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def prose(value: Any) -> str:
+    """Our sentences that mark commands with backticks (``run `vault token revoke …` ``).
+
+    Each backticked command becomes a code span (shown as typed: ``<accessor>`` stays
+    ``<accessor>``, never ``&lt;accessor&gt;``); the text between goes through :func:`t`.
+    Escaping the whole sentence with :func:`t` showed ``\\``` and ``&lt;`` literally in the
+    commands. Not for table cells (``|`` in a command is left as is).
+    """
+    text = scalar_text(value).replace("\r", " ").replace("\n", " ")
+    out, pos = [], 0
+    for m in _CODE.finditer(text):
+        out += [t(text[pos:m.start()]) if m.start() > pos else "", c(m.group(1), table=False)]
+        pos = m.end()
+    out.append(t(text[pos:]) if pos < len(text) else "")
+    return "".join(out)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -184,7 +209,7 @@ def _containment(doc: dict[str, Any]) -> list[str]:
             category = it["category"]
             out += ([""] if out[-1] else []) + [f"### {t(category)}", ""]
         ev = (" Evidence: " + ", ".join(c(v) for v in it["evidence"]) + ".") if it["evidence"] else ""
-        todo = c(it["command"]) if it.get("command") else t(it.get("recommendation") or "")
+        todo = c(it["command"], table=False) if it.get("command") else prose(it.get("recommendation") or "")
         out += [f"- [ ] {c(it['target'])}: {t(it['why'])}.{ev}", f"  - {todo}"]
     return out + [""]
 

@@ -170,12 +170,33 @@ class KeytrailApp(App[None]):
         name = "keytrail-report.html" if not credentials else \
             "keytrail-" + re.sub(r"[^A-Za-z0-9_.-]", "_", credentials[0])[:60] + ".html"
 
+        web = self.is_web
+
         def work() -> None:
             html = render(build(self.store, credentials=credentials))
-            # In a terminal: written to the current directory; served: a browser download.
-            self.call_from_thread(self.deliver_text, io.StringIO(html), save_directory=Path.cwd(),
-                                  save_filename=name, mime_type="text/html", name="report")
+            # Served: a browser download under ``name``. In a terminal: a new file in the
+            # current directory, never over an existing one (the notification gives the path).
+            target = Path.cwd() / name if web else reserve_path(Path.cwd(), name)
+            self.call_from_thread(self.deliver_text, io.StringIO(html), save_directory=target.parent,
+                                  save_filename=target.name, mime_type="text/html", name="report")
         self.run_worker(work, thread=True, exclusive=True, group="export", exit_on_error=False)
+
+
+def reserve_path(directory: Path, name: str, tries: int = 10_000) -> Path:
+    """Create and return a new empty file ``directory/name``, or ``stem-1.ext``, ``stem-2.ext``...
+
+    The file is created exclusively (``O_EXCL``), so an existing file is never
+    overwritten, not even one that appears between the check and the write.
+    """
+    stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
+    for n in range(tries):
+        candidate = directory / (name if n == 0 else f"{stem}-{n}{dot}{ext}")
+        try:
+            with open(candidate, "x", encoding="utf-8"):
+                return candidate.resolve()
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free file name like {name} in {directory} after {tries} tries")
 
 
 def run(case: str | Path) -> int:

@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static
 
+from keytrail.redact import plain
 from keytrail.tui.messages import Loaded
 from keytrail.tui.queries import (
     PAGE_SIZE,
@@ -29,7 +30,7 @@ from keytrail.tui.queries import (
 )
 from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.paged_table import PagedTable
-from keytrail.tui.widgets.text import lit
+from keytrail.tui.widgets.text import lit, short_credential
 
 HEADERS = ("time (UTC)", "source", "action", "outcome", "actor", "credential", "agent", "human", "target",
            "event id")
@@ -37,6 +38,8 @@ OUTCOME_STYLE = {"denied": "bold red", "failure": "red"}
 #: The time column fits a sub-second time (Vault and OTLP log microseconds: 27 characters);
 #: the agent column fits a typical agent id such as ``ledger-reconciler``.
 WIDTHS = (27, 10, 26, 8, 24, 22, 20, 18, 40, 38)
+#: The credential column: Vault HMAC ids show as ``hmac:<hex>…`` (the constant prefix shortened).
+CRED_COL = HEADERS.index("credential")
 
 
 class TimelineScreen(CaseScreen):
@@ -49,6 +52,7 @@ class TimelineScreen(CaseScreen):
         Binding("G", "last", "Last", show=False, id="timeline.last"),
         Binding("d", "trace", "Trace", id="timeline.trace"),
         Binding("r", "raw", "Raw", id="timeline.raw"),
+        Binding("y", "copy_credential", "Copy credential", id="timeline.copy"),
     ]
 
     def __init__(self, filter_line: str = "", **kw: Any) -> None:
@@ -107,6 +111,7 @@ class TimelineScreen(CaseScreen):
         table.clear()
         for row in page.rows:
             cells = [lit(v, 200) for v in row[:-1]]
+            cells[CRED_COL] = short_credential(row[CRED_COL], WIDTHS[CRED_COL])
             cells[3].stylize(OUTCOME_STYLE.get(str(row[3]), ""))
             table.add_row(*cells, key=row[-1])
         if page.rows:
@@ -122,7 +127,7 @@ class TimelineScreen(CaseScreen):
         first = page.offset + 1
         self.status(Text(
             f"events {first:,}–{first + len(page.rows) - 1:,} of {total}  ·  at most {PAGE_SIZE:,} rows held "
-            f"(one page); ↓ past the end loads the next  ·  Enter raw record · d trace · / filter"))
+            f"(one page); ↓ past the end loads the next  ·  Enter raw record · d trace · y copy credential · / filter"))
 
     # -- paging --------------------------------------------------------------------
     def on_paged_table_edge(self, message: PagedTable.Edge) -> None:
@@ -185,6 +190,18 @@ class TimelineScreen(CaseScreen):
         uid = self._selected()
         if uid:
             self.kt.open_target("event", uid)
+
+    def action_copy_credential(self) -> None:
+        """Copy the selected row's full credential id (the column may show it shortened)."""
+        page, table = self.page_data, self.query_one(PagedTable)
+        if page is None or not table.row_count:
+            return
+        cred = page.rows[table.cursor_row][CRED_COL]
+        if not cred:
+            self.notify("this event has no credential", markup=False)
+            return
+        self.app.copy_to_clipboard(str(cred))
+        self.notify(f"copied {plain(str(cred), 200)}", markup=False)
 
     def action_trace(self) -> None:
         uid = self._selected()

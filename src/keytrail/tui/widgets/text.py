@@ -60,3 +60,23 @@ def kv(pairs: list[tuple[str, Any]], key_width: int = 18) -> Table:
     for key, value in pairs:
         grid.add_row(Text(key), lit(value, 2000))
     return grid
+
+
+#: Vault audit logs HMAC every accessor and token: ``hmac-sha256:<64 hex>``. The prefix is the
+#: same on every row, so a narrow column shows the hex instead (see :func:`short_credential`).
+HMAC_PREFIX = "hmac-sha256:"
+
+
+def short_credential(value: Any, width: int) -> Text:
+    """A credential id for a ``width``-wide column: the part that tells ids apart.
+
+    ``hmac-sha256:c9df9629…`` would show 10 hex digits in 22 columns; this shows
+    ``hmac:c9df96293225ed8a…`` (16). Other ids over ``width`` are cut with ``…``. The full
+    id is in the row's raw record view (Enter) and ``y`` on the timeline copies it.
+    """
+    text = plain(fmt(value), 2000)
+    if text.startswith(HMAC_PREFIX):
+        text = "hmac:" + text[len(HMAC_PREFIX):]
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return Text(text)
