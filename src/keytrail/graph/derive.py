@@ -186,7 +186,18 @@ FROM iss i FULL OUTER JOIN used u ON i.credential_id = u.credential_id
 
 
 def derive(con: duckdb.DuckDBPyConnection) -> None:
-    """Rebuild credentials, principals and links from the ingested tables."""
+    """Rebuild credentials, principals and links from the ingested tables.
+
+    Runs under :func:`keytrail.store.case.roomy_memory`: its aggregates cannot spill to
+    disk, and under the load phase's 1 GB limit a 900k-event case ran out of memory.
+    """
+    from keytrail.store.case import roomy_memory
+
+    with roomy_memory(con):
+        _derive(con)
+
+
+def _derive(con: duckdb.DuckDBPyConnection) -> None:
     for table in ("credentials", "principals", "links"):
         con.execute(f"DELETE FROM {table}")
     con.execute(_ISSUE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -21,7 +22,7 @@ from keytrail.errors import CaseError, CaseLockedError
 from keytrail.store.schema import SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
 
@@ -56,6 +57,18 @@ def finalize_memory_limit() -> str:
         return wanted
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return f"{max(1, int(total / 2 / 2**30))}GB"
+
+
+@contextmanager
+def roomy_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run a block under :func:`finalize_memory_limit`, then restore the writer's limit."""
+    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    con.execute(f"SET memory_limit = '{finalize_memory_limit()}'")
+    try:
+        yield
+    finally:
+        if row:
+            con.execute(f"SET memory_limit = '{row[0]}'")
 
 
 def _writer_config() -> dict[str, str | bool | int | float | list[str]]:

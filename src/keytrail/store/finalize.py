@@ -71,15 +71,19 @@ def file_counts(store: CaseStore) -> None:
 
 def finalize(store: CaseStore) -> None:
     """Run every end-of-ingest step in one transaction and mark the case finalized."""
+    from keytrail.store.case import roomy_memory
+
+    con = store.con
+    with roomy_memory(con):
+        _finalize(store)
+
+
+def _finalize(store: CaseStore) -> None:
     from keytrail.graph.derive import derive
     from keytrail.ingest import adapter_names, load_adapter
     from keytrail.ingest.cloudtrail_digest import verify_integrity
 
-    from keytrail.store.case import finalize_memory_limit
-
     con = store.con
-    load_limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # type: ignore[index]
-    con.execute(f"SET memory_limit = '{finalize_memory_limit()}'")
     con.execute("BEGIN TRANSACTION")
     try:
         for name in adapter_names():
@@ -93,5 +97,3 @@ def finalize(store: CaseStore) -> None:
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    finally:
-        con.execute(f"SET memory_limit = '{load_limit}'")
