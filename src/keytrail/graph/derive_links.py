@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     import duckdb
 
 EVIDENCE_CAP = 100
+#: Resource rows per ACTED_ON aggregation partition (bounds the derive's peak memory).
+ACTED_ON_PARTITION_ROWS = 250_000
 
 _INSERT = "INSERT INTO links (src_kind, src, dst_kind, dst, kind, reason, confidence, evidence, evidence_count, " \
           "first_seen, last_seen, attributes) "
@@ -207,7 +209,17 @@ def acted_on(con: duckdb.DuckDBPyConnection) -> None:
     """ACTED_ON credential -> resource, aggregated (actions with counts, denied, first/last)."""
     # Counts per action, then one JSON object per edge (json_group_object is several times
     # cheaper than building maps); the evidence is a top-100-by-time aggregate (min_by).
-    join = "FROM events e JOIN event_resources r ON r.event_uid = e.event_uid WHERE e.credential_id IS NOT NULL"
+    # Its hash tables cannot spill to disk, so a big case is aggregated in credential
+    # partitions (each edge belongs to exactly one): peak memory falls with the count.
+    row = con.execute("SELECT count(*) FROM event_resources").fetchone()
+    parts = max(1, min(8, int(row[0] if row else 0) // ACTED_ON_PARTITION_ROWS))
+    for part in range(parts):
+        _acted_on_part(con, f"hash(e.credential_id) % {parts} = {part}")
+
+
+def _acted_on_part(con: duckdb.DuckDBPyConnection, partition: str) -> None:
+    join = ("FROM events e JOIN event_resources r ON r.event_uid = e.event_uid "
+            f"WHERE e.credential_id IS NOT NULL AND {partition}")
     con.execute(_INSERT + f"""
         WITH pa AS (
           SELECT e.credential_id, r.resource_id, coalesce(e.action, '?') AS action, count(*) AS n,
