@@ -550,6 +550,11 @@ def test_trace_link_pane_shows_the_whole_reason(small_case: Path) -> None:
             await settle(pilot)
             pane = app.screen.query_one("#link")
             assert pane.display and pane.region.width <= 80
+            for _ in range(40):  # the chain table takes focus after a refresh; wait for it
+                if getattr(app.focused, "section", None) == "chain":
+                    break
+                await pilot.pause(0.05)
+            assert getattr(app.focused, "section", None) == "chain", app.focused
             for i, link in enumerate(chain[:2]):
                 if i:
                     await pilot.press("down")

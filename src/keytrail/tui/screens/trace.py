@@ -67,15 +67,17 @@ class TraceScreen(CaseScreen):
         eid = self.event_id
         self.load("trace", lambda cur: core.as_doc(trace(self.store, eid)))
 
-    def _show(self, widget: Any) -> None:
+    def _show(self, widget: Any) -> Any:
         body = self.query_one("#body", VerticalScroll)
         body.remove_children()
-        body.mount(widget)
+        return body.mount(widget)
 
-    def on_loaded(self, message: Loaded) -> None:
+    async def on_loaded(self, message: Loaded) -> None:
         doc = message.data
         first = ("chain", "gaps")  # the answer first, the event's own fields after
-        self._show(DocView({k: doc[k] for k in first if k in doc} | {k: v for k, v in doc.items() if k not in first}))
+        # Await the mount: focusing before the chain table exists left ↑/↓ with nothing to move.
+        await self._show(DocView({k: doc[k] for k in first if k in doc}
+                                 | {k: v for k, v in doc.items() if k not in first}))
         self.call_after_refresh(self._focus_chain)
 
     def _focus_chain(self) -> None:
