@@ -130,7 +130,6 @@ class CaseStore:
     def _ensure_schema(self) -> None:
         for table in TABLES:
             self.con.execute(table.ddl())
-        self.con.execute("CREATE SEQUENCE IF NOT EXISTS file_id_seq START 1")
         now = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
         self.con.execute(
             "INSERT OR IGNORE INTO case_meta VALUES ('schema_version', ?), ('created_at', ?)",
