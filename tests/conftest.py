@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from keytrail.store.case import CaseStore
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = Path(os.environ.get("KEYTRAIL_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
@@ -27,3 +30,9 @@ def shared_fixtures() -> Path:
 @pytest.fixture()
 def case_path(tmp_path: Path) -> Path:
     return tmp_path / "case.duckdb"
+
+
+def case_rows(case: Path, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Rows of a read-only query on a case file, as dicts (the store's own query path)."""
+    with CaseStore.open(case) as store:
+        return store.query(sql, params)

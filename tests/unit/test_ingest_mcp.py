@@ -6,24 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from keytrail.ingest.agent.mcp import McpAdapter
 from keytrail.ingest.base import read_sample
 from keytrail.ingest.runner import ingest
 
+from ..conftest import case_rows as rows
+
 EXAMPLES = Path("agent/mcp-spec-examples/2026-07-28")
 
-
-def rows(case: Path, sql: str) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(case), read_only=True)
-    try:
-        cur = con.execute(sql)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
-    finally:
-        con.close()
 
 
 def write(path: Path, lines: list[dict[str, Any]]) -> Path:

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import duckdb
 
 from keytrail.ingest.agent.native import NativeAgentAdapter
 from keytrail.ingest.base import read_sample
 from keytrail.ingest.runner import ingest
 
+from ..conftest import case_rows as rows
+
 REPO = Path(__file__).resolve().parents[2]
 
-
-def rows(case: Path, sql: str) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(case), read_only=True)
-    try:
-        cur = con.execute(sql)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
-    finally:
-        con.close()
 
 
 FULL = {

@@ -7,22 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from keytrail.ingest.runner import ingest
 
+from ..conftest import case_rows as rows
+
 AGENT = "agent"
 
-
-def rows(case: Path, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(case), read_only=True)
-    try:
-        cur = con.execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
-    finally:
-        con.close()
 
 
 def kv(attrs: dict[str, Any]) -> list[dict[str, Any]]:

@@ -7,12 +7,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from keytrail.ingest.base import read_sample
 from keytrail.ingest.inventory import InventoryAdapter
 from keytrail.ingest.runner import ingest
+
+from ..conftest import case_rows as rows
 
 TOML = """\
 # NHI register, exported 2026-03-01
@@ -55,15 +56,6 @@ report-writer,,team-finance,,2024-06-01T08:30:00Z,2026-03-01T12:00:00+01:00,,\
 arn:aws:iam::123456789012:user/report-writer;vault:kubernetes/prod-cluster/report-writer
 """
 
-
-def rows(case: Path, sql: str) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(case), read_only=True)
-    try:
-        cur = con.execute(sql)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
-    finally:
-        con.close()
 
 
 def load(tmp_path: Path, name: str, text: str) -> tuple[Path, Any]:
