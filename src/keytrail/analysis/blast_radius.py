@@ -104,11 +104,13 @@ def _rank_sql(roots_sql: str, *, filtered: bool = True) -> str:
                sum(ev.permission_changes) AS permission_changes, sum(ev.secrets_read) AS secrets_read,
                sum(ev.denied) AS denied
         FROM clo JOIN ev ON ev.credential_id = clo.credential_id GROUP BY clo.root
+      ), dcount AS (
+        SELECT clo.root, dims.dim, count(DISTINCT dims.v) AS n
+        FROM clo JOIN dims ON dims.credential_id = clo.credential_id GROUP BY clo.root, dims.dim
       ), dagg AS (
-        SELECT clo.root, count(DISTINCT v) FILTER (WHERE dim = 'r') AS resources,
-               count(DISTINCT v) FILTER (WHERE dim = 'a') AS accounts,
-               count(DISTINCT v) FILTER (WHERE dim = 'p') AS principals
-        FROM clo JOIN dims ON dims.credential_id = clo.credential_id GROUP BY clo.root
+        SELECT root, sum(n) FILTER (WHERE dim = 'r') AS resources, sum(n) FILTER (WHERE dim = 'a') AS accounts,
+               sum(n) FILTER (WHERE dim = 'p') AS principals
+        FROM dcount GROUP BY root
       ), minted AS (
         SELECT root, count(*) - 1 AS n,
                coalesce(list(credential_id ORDER BY credential_id) FILTER (WHERE credential_id <> root), [])
