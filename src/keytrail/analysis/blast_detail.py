@@ -91,7 +91,13 @@ def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None
     cred = resolve_credential(store, credential_id)
     cid = cred["credential_id"]
     p = _params(since, until, min_confidence, root=cid)
-    row = query(store, _rank_sql("SELECT $root AS root"), p)[0]
+    row = None
+    if since is None and until is None and min_confidence == "inferred":
+        from keytrail.analysis import snapshot
+
+        row = snapshot.rank_row(store, cid)
+    if row is None:
+        row = query(store, _rank_sql("SELECT $root AS root"), p)[0]
     rank = _to_rank(row)
     derived = [r["credential_id"] for r in query(store, 
         _D + " SELECT credential_id FROM clo WHERE credential_id <> $root ORDER BY 1", p)]

@@ -177,7 +177,16 @@ def _to_rank(row: dict[str, Any]) -> CredentialRank:
 
 def rank_credentials(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
                      min_confidence: str = "inferred", limit: int | None = None) -> list[CredentialRank]:
-    """Every credential with its blast-radius score, highest first (ties: more events, then id)."""
+    """Every credential with its blast-radius score, highest first (ties: more events, then id).
+
+    The default question (no window, ``inferred``) is answered from the case's analysis
+    snapshot when it is current (:mod:`keytrail.analysis.snapshot`), else computed."""
+    if since is None and until is None and min_confidence == "inferred":
+        from keytrail.analysis import snapshot
+
+        cached = snapshot.rank_rows(store, limit)
+        if cached is not None:
+            return [_to_rank(r) for r in cached]
     sql = _rank_sql("SELECT credential_id AS root FROM credentials", filtered=since is not None or until is not None)
     rows = query(store, sql, _params(since, until, min_confidence))
     ranks = [_to_rank(r) for r in rows]
