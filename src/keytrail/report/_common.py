@@ -5,6 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 LEVEL_ORDER = ("critical", "high", "medium", "low", "informational")
+#: Derived credentials shown per credential section (the JSON report lists all of them).
+DERIVED_SHOWN = 200
+
+
+def more_ranked(total: int, listed: int, shown: int) -> str:
+    """The note under a ranking table that shows ``shown`` of the ``listed`` (of ``total``) credentials."""
+    shown = min(shown, listed)
+    where = ("in the JSON report" if listed >= total else
+             f"(the JSON report lists the top {listed}; `keytrail credentials CASE --json` lists all)")
+    return f"{total - shown} more credentials {where}."
+
+
+def resources_note(section: dict[str, Any]) -> str:
+    """Why the resource table of a credential is shorter than its blast radius ('' when complete)."""
+    total, listed = section.get("resources_total") or 0, len({r["resource_id"] for r in section["resources"]})
+    if total <= listed:
+        return ""
+    return (f"The {listed} resources with the most events of {total} are listed; "
+            f"`keytrail blast CASE {section['credential']} --json` has the counts for all.")
+
+
+def derived_note(section: dict[str, Any]) -> str:
+    """The note under a derived-credential table cut at DERIVED_SHOWN rows ('' when complete)."""
+    n = len(section["derived_credentials"])
+    return "" if n <= DERIVED_SHOWN else f"{n - DERIVED_SHOWN} more derived credentials in the JSON report."
 
 
 def get(d: Any, *keys: str, default: Any = None) -> Any:

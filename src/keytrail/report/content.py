@@ -37,6 +37,16 @@ DEFAULT_TOP = 5
 TIMELINE_LIMIT = 200
 #: Most principals and most resources drawn in one lineage graph (the tables list them all).
 DRAWN = 8
+#: Most credentials of D(c) drawn in one lineage graph (the examined one and the first minted).
+DRAWN_CREDENTIALS = 24
+#: Credentials listed in the report's ranking (``ranking.total`` counts them all;
+#: ``keytrail credentials CASE --json`` lists every one).
+RANKED_LIMIT = 500
+#: Derived credentials named per ranking row (``derived_count`` is the total).
+DERIVED_LISTED = 100
+#: Resources listed per credential section, those with the most events (``resources_total``
+#: counts them all).
+RESOURCE_LIMIT = 500
 
 
 def _analysis(module: str, name: str) -> Callable[..., Any] | None:
@@ -82,7 +92,7 @@ def _get(d: dict[str, Any], *keys: str, default: Any = None) -> Any:
 
 
 def _params(cred: str | None, since: datetime | None, until: datetime | None) -> dict[str, Any]:
-    return {"cred": cred, "since": since, "until": until}
+    return {"cred": cred, "since": since, "until": until, "resource_limit": RESOURCE_LIMIT}
 
 
 def _run(store: CaseStore, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -146,19 +156,26 @@ def _header(store: CaseStore, since: datetime | None, until: datetime | None) ->
     }
 
 
-def _ranking(store: CaseStore, since: datetime | None, until: datetime | None) -> tuple[list[dict[str, Any]], str | None]:
+def _ranking(store: CaseStore, since: datetime | None,
+             until: datetime | None) -> tuple[list[dict[str, Any]], int, str | None]:
+    """(the top RANKED_LIMIT credentials, how many were ranked, a note when scoring is unavailable)."""
     rank = _analysis("keytrail.analysis.blast_radius", "rank_credentials")
     if rank is None:
         rows = store.query("SELECT credential_id, kind, events FROM credentials ORDER BY events DESC, credential_id")
         note = "blast-radius scoring is not available in this build; credentials are listed by events signed"
         return [{"credential": r["credential_id"], "kind": r["kind"], "score": None, "terms": {},
-                 "events": r["events"]} for r in rows], note
+                 "events": r["events"]} for r in rows], len(rows), note
+    # Without a window every credential is ranked and the snapshot serves the top rows directly.
+    windowed = since is not None or until is not None
     out = []
-    for r in rank(store, since=since, until=until):
+    for r in rank(store, since=since, until=until, limit=None if windowed else RANKED_LIMIT):
         d = r.as_dict() if hasattr(r, "as_dict") else dict(r)
         d.setdefault("credential", _get(d, "credential_id", "id"))
+        if isinstance(d.get("derived_credentials"), list):
+            d["derived_credentials"] = d["derived_credentials"][:DERIVED_LISTED]
         out.append(d)
-    return out, None
+    total = len(out) if windowed else int(store.scalar("SELECT count(*) FROM credentials") or 0)
+    return out, total, None
 
 
 def _lineage(identities: list[dict[str, Any]], derived: list[dict[str, Any]], cred: str,
@@ -171,16 +188,22 @@ def _lineage(identities: list[dict[str, Any]], derived: list[dict[str, Any]], cr
         nodes.setdefault(nid, {"id": nid, "kind": kind, "label": ident, **extra})
         return nid
 
-    for d in derived:
+    # ``derived`` is ordered by depth, then issue time: the examined credential and the first
+    # credentials minted from it are drawn; a graph of thousands of keys shows nothing.
+    kept = {d["credential_id"] for d in derived[:DRAWN_CREDENTIALS]}
+    for d in derived[:DRAWN_CREDENTIALS]:
         add("credential", d["credential_id"], depth=d["depth"], root=d["credential_id"] == cred)
     edges = []
     weight: dict[str, int] = {}
     for link in identities:
-        if link["dst_kind"] == "principal":
+        if link["dst_kind"] == "principal" and link["src"] in kept:
             weight[link["dst"]] = weight.get(link["dst"], 0) + int(link["evidence_count"] or 0)
     principals = set(sorted(weight, key=lambda k: (-weight[k], k))[:DRAWN])
     for link in identities:
         if link["dst_kind"] == "principal" and link["dst"] not in principals:
+            continue
+        if (link["src_kind"] == "credential" and link["src"] not in kept) or (
+                link["dst_kind"] == "credential" and link["dst"] not in kept):
             continue
         s = add(link["src_kind"], link["src"])
         t = add(link["dst_kind"], link["dst"])
@@ -188,19 +211,21 @@ def _lineage(identities: list[dict[str, Any]], derived: list[dict[str, Any]], cr
                       "reason": link["reason"], "evidence_count": link["evidence_count"]})
     by_resource: dict[str, int] = {}
     for r in acted_on:
-        by_resource[r["resource_id"]] = by_resource.get(r["resource_id"], 0) + int(r["events"])
+        if r["credential_id"] in kept:
+            by_resource[r["resource_id"]] = by_resource.get(r["resource_id"], 0) + int(r["events"])
     drawn = sorted(by_resource, key=lambda k: (-by_resource[k], k))[:DRAWN]
     for rid in drawn:
         add("resource", rid, events=by_resource[rid])
     for r in acted_on:
-        if r["resource_id"] in drawn:
+        if r["resource_id"] in drawn and r["credential_id"] in kept:
             denied = f", {r['denied']} denied" if r["denied"] else ""
             edges.append({"src": f"credential:{r['credential_id']}", "dst": f"resource:{r['resource_id']}",
                           "kind": "ACTED_ON", "confidence": "proven", "evidence_count": r["events"],
                           "reason": f"{r['events']} events signed with the credential{denied}"})
     return {"nodes": [nodes[k] for k in sorted(nodes)], "edges": edges,
             "resources_omitted": max(0, len(by_resource) - DRAWN),
-            "principals_omitted": max(0, len(weight) - DRAWN)}
+            "principals_omitted": max(0, len(weight) - DRAWN),
+            "credentials_omitted": max(0, len(derived) - DRAWN_CREDENTIALS)}
 
 
 def _traces(store: CaseStore, event_uids: list[str]) -> list[dict[str, Any]]:
@@ -222,6 +247,9 @@ def _credential_section(store: CaseStore, cred: str, rank: dict[str, Any] | None
     p = _params(cred, since, until)
     derived = _run(store, "derived_credentials", p)
     resources = _run(store, "resources", p)
+    resources_total = int(resources[0]["resources_total"]) if resources else 0
+    for r in resources:
+        del r["resources_total"]
     activity = _run(store, "activity", p)[0]
     identities = _run(store, "identities", p)
     logged = _run(store, "logged_agents_humans", p)
@@ -237,6 +265,8 @@ def _credential_section(store: CaseStore, cred: str, rank: dict[str, Any] | None
     if blast_fn is not None:
         result = blast_fn(store, cred, since=since, until=until)
         blast = result.as_dict() if hasattr(result, "as_dict") else result
+    if rank is None and blast:  # a requested credential below the listed part of the ranking
+        rank = {"score": blast.get("score"), "score_terms": blast.get("score_terms")}
     return {
         "credential": cred,
         "kind": derived[0]["kind"] if derived else None,
@@ -245,6 +275,7 @@ def _credential_section(store: CaseStore, cred: str, rank: dict[str, Any] | None
         "activity": activity,
         "derived_credentials": derived,
         "resources": resources,
+        "resources_total": resources_total,
         "principals": principals,
         "agents": agents,
         "humans": humans,
@@ -264,7 +295,7 @@ def _findings(store: CaseStore) -> tuple[list[dict[str, Any]], str | None]:
     return [f.as_dict() for f in run(store)], None
 
 
-def _summary(header: dict[str, Any], ranked: list[dict[str, Any]], sections: list[dict[str, Any]],
+def _summary(header: dict[str, Any], ranked_total: int, sections: list[dict[str, Any]],
              findings: list[dict[str, Any]]) -> dict[str, Any]:
     t0, t1 = header["time_range"]
     sources = [s for s, v in sorted(header["sources"].items()) if v["events"]]
@@ -280,7 +311,7 @@ def _summary(header: dict[str, Any], ranked: list[dict[str, Any]], sections: lis
     if sections:
         top = sections[0]
         a = top["activity"]
-        n_res = len({r["resource_id"] for r in top["resources"]})
+        n_res = top["resources_total"]
         derived = len(top["derived_credentials"]) - 1
         sentences.append(
             f"{top['credential']} ({top['kind'] or 'unknown kind'}) and the {derived} credential(s) minted from it "
@@ -292,7 +323,7 @@ def _summary(header: dict[str, Any], ranked: list[dict[str, Any]], sections: lis
     if findings:
         parts = ", ".join(f"{n} {lvl}" for lvl, n in levels.items())
         sentences.append(f"{len(findings)} governance findings: {parts}.")
-    return {"sentences": sentences, "finding_levels": levels, "credentials_ranked": len(ranked)}
+    return {"sentences": sentences, "finding_levels": levels, "credentials_ranked": ranked_total}
 
 
 def _n(count: int, noun: str) -> str:
@@ -318,7 +349,7 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
                 close = sorted(k for k in known if c.lower() in k.lower() or k.lower() in c.lower())[:5]
                 raise NotFoundError(f"credential {c!r} is not in this case", close)
     header = _header(store, since_dt, until_dt)
-    ranked, rank_note = _ranking(store, since_dt, until_dt)
+    ranked, ranked_total, rank_note = _ranking(store, since_dt, until_dt)
     by_id = {r["credential"]: r for r in ranked}
     selected = list(dict.fromkeys(credentials)) if credentials else [r["credential"] for r in ranked[:top]]
     sections = [_credential_section(store, c, by_id.get(c), since_dt, until_dt) for c in selected]
@@ -329,14 +360,15 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
         "keytrail_version": __version__,
         "generated_at": format_utc(when.replace(microsecond=0)),
         "header": header,
-        "summary": _summary(header, ranked, sections, findings),
-        "ranking": {"credentials": ranked, "note": rank_note},
+        "summary": _summary(header, ranked_total, sections, findings),
+        "ranking": {"credentials": ranked[:RANKED_LIMIT], "total": ranked_total, "note": rank_note},
         "credentials": sections,
         "findings": {"items": findings, "note": findings_note},
         "containment": containment_mod.checklist(store, sections, findings, format_utc(when.replace(microsecond=0)) or ""),
         "appendix": {
             "keytrail_version": __version__,
-            "parameters": {"since": format_utc(since_dt), "until": format_utc(until_dt), "credentials": selected},
+            "parameters": {"since": format_utc(since_dt), "until": format_utc(until_dt), "credentials": selected,
+                           "resource_limit": RESOURCE_LIMIT},
             "queries": [{"name": k, "sql": v.strip()} for k, v in QUERIES.items()],
         },
     }

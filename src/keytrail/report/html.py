@@ -14,13 +14,17 @@ from html import escape
 from typing import Any
 
 from keytrail.report._common import (
+    DERIVED_SHOWN,
     LEVEL_ORDER,
     chain_steps,
     common_root,
     count,
+    derived_note,
     dict_rows,
     get,
+    more_ranked,
     relative,
+    resources_note,
     scalar_text,
     terms_rows,
 )
@@ -184,12 +188,16 @@ def _ranking(doc: dict[str, Any]) -> str:
             detail.append(f"<h4>Score terms: <code>{e(get(c, 'credential'))}</code></h4>"
                           + _table(["term", "value", "points", "explanation"], [list(t) for t in terms]))
     note = f'<p class="note">{e(r["note"])}</p>' if r.get("note") else ""
-    more = (f'<p class="note">{len(r["credentials"]) - 50} more credentials in the JSON report.</p>'
-            if len(r["credentials"]) > 50 else "")
+    total = r.get("total", len(r["credentials"]))
+    more = (f'<p class="note">{e(more_ranked(total, len(r["credentials"]), 50))}</p>' if total > 50 else "")
     return (f'<section id="ranking"><h2>2. Credentials ranked by blast radius</h2>{note}'
             + _table(["#", "credential", "kind", "score", "events", "derived", "agents", "humans", "last seen"],
                      rows, mono={1}, nowrap={8}) + more
             + "".join(detail) + "</section>")
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{e(text)}</p>' if text else ""
 
 
 def _legend() -> str:
@@ -208,11 +216,11 @@ def _credential(i: int, c: dict[str, Any]) -> str:
                  f"from {e(a['first_seen'])} to {e(a['last_seen'])}.</p>")
     svg = render_lineage_svg(c["lineage"], uid=f"g{i}")
     if svg:
-        omitted = [(c["lineage"].get(f"{k}_omitted") or 0, k) for k in ("principals", "resources")]
+        omitted = [(c["lineage"].get(f"{k}_omitted") or 0, k) for k in ("credentials", "principals", "resources")]
         text = " and ".join(f"{n} less-used {k}" for n, k in omitted if n)
         more = f'<p class="note">{e(text)} are not drawn (the tables below list them all).</p>' if text else ""
         parts.append(f"<h4>Lineage</h4><div class=\"graph\">{svg}</div>{_legend()}{more}")
-    parts.append("<h4>Resources reached</h4>" + _table(
+    parts.append("<h4>Resources reached</h4>" + _note(resources_note(c)) + _table(
         ["resource", "type", "action", "events", "denied", "first", "last"],
         [[r["resource_id"], r["resource_type"], r["action"], r["events"], r["denied"], r["first_seen"],
           r["last_seen"]] for r in c["resources"]], mono={0}, nowrap={5, 6},
@@ -229,7 +237,8 @@ def _credential(i: int, c: dict[str, Any]) -> str:
     parts.append("<h4>Derived credentials</h4>" + _table(
         ["credential", "depth", "kind", "minted by", "issued", "expires", "acts as"],
         [[d["credential_id"], d["depth"], d["kind"], d["parent_credential_id"], d["issued_at"], d["expires_at"],
-          d["principal_uid"]] for d in c["derived_credentials"]], mono={0, 3, 6}, nowrap={4, 5}))
+          d["principal_uid"]] for d in c["derived_credentials"][:DERIVED_SHOWN]], mono={0, 3, 6}, nowrap={4, 5})
+        + _note(derived_note(c)))
     parts.append("<h4>Agents, humans and principals</h4>" + _table(
         ["role", "identities"], [["humans", c["humans"]], ["agents", c["agents"]], ["principals", c["principals"]]]))
     parts.append("<h4>Timeline (UTC)</h4>" + _table(

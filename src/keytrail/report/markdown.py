@@ -15,13 +15,17 @@ import re
 from typing import Any
 
 from keytrail.report._common import (
+    DERIVED_SHOWN,
     LEVEL_ORDER,
     chain_steps,
     common_root,
     count,
+    derived_note,
     dict_rows,
     get,
+    more_ranked,
     relative,
+    resources_note,
     scalar_text,
     terms_rows,
 )
@@ -119,6 +123,9 @@ def _ranking(doc: dict[str, Any]) -> list[str]:
                     t(get(x, "events", "event_count")), t(count(get(x, "derived_credentials"))),
                     t(get(x, "agents")), t(get(x, "humans")), t(get(x, "last_seen"))]
                    for i, x in enumerate(r["credentials"][:50], 1)])
+    total = r.get("total", len(r["credentials"]))
+    if total > 50:
+        out += [f"*{t(more_ranked(total, len(r['credentials']), 50))}*", ""]
     for x in r["credentials"][:10]:
         terms = terms_rows(get(x, "terms", "score_terms", default={}))
         if terms:
@@ -139,6 +146,8 @@ def _credential(i: int, cr: dict[str, Any]) -> list[str]:
                   [[c(e["src"]), t(e["kind"]), c(e["dst"]), t(e["confidence"]), t(e["reason"])]
                    for e in cr["lineage"]["edges"]])
     out += ["#### Resources reached", ""]
+    if resources_note(cr):
+        out += [f"*{t(resources_note(cr))}*", ""]
     out += _table(["resource", "type", "action", "events", "denied", "first", "last"],
                   [[c(r["resource_id"]), t(r["resource_type"]), t(r["action"]), t(r["events"]),
                     ("**" + t(r["denied"]) + "**") if r["denied"] else t(r["denied"]), t(r["first_seen"]),
@@ -157,7 +166,10 @@ def _credential(i: int, cr: dict[str, Any]) -> list[str]:
     out += ["#### Derived credentials", ""]
     out += _table(["credential", "depth", "kind", "minted by", "issued", "expires", "acts as"],
                   [[c(d["credential_id"]), t(d["depth"]), t(d["kind"]), c(d["parent_credential_id"]),
-                    t(d["issued_at"]), t(d["expires_at"]), c(d["principal_uid"])] for d in cr["derived_credentials"]])
+                    t(d["issued_at"]), t(d["expires_at"]), c(d["principal_uid"])]
+                   for d in cr["derived_credentials"][:DERIVED_SHOWN]])
+    if derived_note(cr):
+        out += [f"*{t(derived_note(cr))}*", ""]
     out += ["#### Agents, humans and principals", ""]
     out += _table(["role", "identities"], [["humans", ", ".join(c(x) for x in cr["humans"]) or "—"],
                                            ["agents", ", ".join(c(x) for x in cr["agents"]) or "—"],

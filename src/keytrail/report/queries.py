@@ -1,7 +1,8 @@
 """The SQL behind every number in a report, named, so the report's appendix can print it.
 
 Each query takes named parameters: ``$cred`` (the credential whose blast radius is shown),
-``$since`` / ``$until`` (UTC TIMESTAMPs or NULL for an open window). ``closure`` is the set
+``$since`` / ``$until`` (UTC TIMESTAMPs or NULL for an open window), ``$resource_limit`` (most
+resources listed per credential). ``closure`` is the set
 D(c): ``$cred`` and every credential reachable from it over ``MINTED`` links, with depth.
 A reader can paste any of them into ``keytrail sql CASE`` (binding the parameters) to check a
 number.
@@ -24,13 +25,21 @@ SELECT closure.credential_id, closure.depth, cr.kind, cr.parent_credential_id, c
        cr.expires_at, cr.principal_uid, cr.first_seen, cr.last_seen, cr.events
 FROM closure LEFT JOIN credentials cr ON cr.credential_id = closure.credential_id
 ORDER BY closure.depth, cr.issued_at NULLS LAST, closure.credential_id""",
-    "resources": CLOSURE + f"""
+    # The $resource_limit resources with the most events (all their actions); resources_total counts
+    # every distinct resource, so a reader knows how many were left out.
+    "resources": CLOSURE + f""", per_action AS (
 SELECT r.resource_id, any_value(r.resource_type) AS resource_type, e.action, count(*) AS events,
        count(*) FILTER (WHERE e.outcome = 'denied') AS denied, min(e.time) AS first_seen, max(e.time) AS last_seen
 FROM events e JOIN closure ON closure.credential_id = e.credential_id
 JOIN event_resources r ON r.event_uid = e.event_uid
 WHERE {WINDOW}
-GROUP BY r.resource_id, e.action ORDER BY r.resource_id, e.action""",
+GROUP BY r.resource_id, e.action), ranked AS (
+SELECT *, dense_rank() OVER (ORDER BY resource_events DESC, resource_id) AS resource_rank FROM (
+  SELECT *, sum(events) OVER (PARTITION BY resource_id) AS resource_events FROM per_action))
+SELECT resource_id, resource_type, action, events, denied, first_seen, last_seen,
+       max(resource_rank) OVER () AS resources_total
+FROM ranked QUALIFY resource_rank <= $resource_limit
+ORDER BY resource_id, action""",
     "acted_on": CLOSURE + f"""
 SELECT e.credential_id, r.resource_id, count(*) AS events, count(*) FILTER (WHERE e.outcome = 'denied') AS denied
 FROM events e JOIN closure ON closure.credential_id = e.credential_id
