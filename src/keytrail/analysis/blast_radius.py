@@ -176,12 +176,14 @@ def _to_rank(row: dict[str, Any]) -> CredentialRank:
 
 
 def rank_credentials(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
-                     min_confidence: str = "inferred", limit: int | None = None) -> list[CredentialRank]:
+                     min_confidence: str = "inferred", limit: int | None = None,
+                     use_snapshot: bool = True) -> list[CredentialRank]:
     """Every credential with its blast-radius score, highest first (ties: more events, then id).
 
     The default question (no window, ``inferred``) is answered from the case's analysis
-    snapshot when it is current (:mod:`keytrail.analysis.snapshot`), else computed."""
-    if since is None and until is None and min_confidence == "inferred":
+    snapshot when it is current (:mod:`keytrail.analysis.snapshot`), else computed
+    (``use_snapshot=False`` always computes)."""
+    if use_snapshot and since is None and until is None and min_confidence == "inferred":
         from keytrail.analysis import snapshot
 
         cached = snapshot.rank_rows(store, limit)

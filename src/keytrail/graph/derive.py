@@ -195,6 +195,8 @@ def derive(con: duckdb.DuckDBPyConnection) -> None:
 
     with roomy_memory(con):
         _derive(con)
+    # The stored ranking and findings (keytrail.analysis.snapshot) described the graph before.
+    con.execute("DELETE FROM case_meta WHERE starts_with(key, 'snapshot.')")
 
 
 def _derive(con: duckdb.DuckDBPyConnection) -> None:
