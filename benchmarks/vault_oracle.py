@@ -1,0 +1,192 @@
+"""Oracle for the Vault adapter: ingest fixed input sets, dump every row they produce.
+
+Why: the Vault ingest is being made faster; a speed-up must not change a single byte of a
+case. This script builds a fixed set of inputs (the public fixtures, the sample incident,
+generated scale files, and every framing the adapter reads, synthesised from fixture and
+generated lines), ingests each set into its own case with whatever ``keytrail`` is on
+``PYTHONPATH``, and writes, per set, every row of ``events``, ``event_resources``,
+``credential_issues``, ``rejects``, ``evidence`` (without ``ingested_at``), ``credentials``
+and ``links``, sorted. Run it once with the old code and once with the new and diff:
+
+    PYTHONPATH=/tmp/vault-base/src python benchmarks/vault_oracle.py --inputs /tmp/vo-in --out /tmp/vo-old
+    PYTHONPATH=src python benchmarks/vault_oracle.py --inputs /tmp/vo-in --out /tmp/vo-new
+    diff -r /tmp/vo-old /tmp/vo-new
+
+``--inputs`` is rebuilt deterministically on every run (same bytes, same paths), so file
+paths in ``evidence`` compare equal. ``--gen DIR`` adds the ``vault/`` files of a
+``scripts/gen_scale.py`` output; ``--fixtures DIR`` points at the shared fixtures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import shutil
+import sys
+import textwrap
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = {
+    "events": "*",
+    "event_resources": "*",
+    "credential_issues": "*",
+    "rejects": "*",
+    "evidence": "* EXCLUDE (ingested_at)",
+    "credentials": "*",
+    "links": "*",
+}
+LEARN = "hashicorp-education_learn-vault-monitoring/vault-audit.log"
+HEADERS = [
+    "<110>Apr 30 14:27:11 vault[4242]: ",
+    "Apr 30 14:27:11 vault-1 vault[4242]: ",
+    "<110>1 2020-04-30T14:27:11.123Z vault-1 vault 4242 - - ",
+    '<110>1 2020-04-30T14:27:11Z vault-1 vault 4242 audit [meta sequenceId="1"] ',
+    "2020-04-30T14:27:11.123456+00:00 vault-1 vault[4242]: ",
+]
+SERVER_LOG = [
+    "2024-01-01T00:00:00.000Z [INFO]  core: post-unseal setup complete",
+    "2024-01-01T00:00:01.500Z [DEBUG] expiration: revoked lease: lease_id=aws/creds/deploy/AbCdEf123",
+    '{"@level":"info","@message":"core: vault is unsealed","@module":"core","@timestamp":"2024-01-01T00:00:02.000000Z"}',
+    "Jan  1 00:00:03 vault-1 vault[7]: 2024-01-01T00:00:03.000Z [WARN]  core: something",
+    "2024-01-01T00:00:04+02:00 [ERROR] rollback: failed: lease_id=x",
+]
+
+
+def _write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, str):
+        text = text.encode()
+    path.write_bytes(text)
+    return path
+
+
+def _framings(base: Path, tag: str, lines: list[str]) -> dict[str, list[list[Path]]]:
+    """Sets built from ``lines`` (JSON audit lines): one case per key, ingests in order."""
+    sets: dict[str, list[list[Path]]] = {}
+    joined = "\n".join(lines) + "\n"
+    d = base / tag
+    sets[f"{tag}-prefix"] = [[_write(d / "prefix.log", "".join(f"vault-audit-prod: {x}\n" for x in lines))]]
+    for i, h in enumerate(HEADERS):
+        sets[f"{tag}-syslog{i}"] = [[_write(d / f"syslog{i}.log", "".join(f"{h}{x}\n" for x in lines))]]
+    objs = [json.dumps(json.loads(x), indent=2) for x in lines]
+    k = len(objs) // 3
+    pretty = "\n".join(objs[:k]) + "".join(objs[k:k + 10]) + "\n" + "\n\n".join(objs[k + 10:]) + "\n"
+    sets[f"{tag}-pretty"] = [[_write(d / "pretty.json", pretty)]]
+    # A pretty file with a broken object in the middle and a server log line.
+    broken = "\n".join(objs[:5]) + "\n" + objs[5][: len(objs[5]) // 2] + "\n" + SERVER_LOG[0] + "\n" + "\n".join(objs[6:20]) + "\n"
+    sets[f"{tag}-pretty-broken"] = [[_write(d / "pretty-broken.json", broken)]]
+    blob = gzip.compress(joined.encode(), mtime=0)
+    sets[f"{tag}-gz"] = [[_write(d / "whole.log.gz", blob)]]
+    sets[f"{tag}-gzcut"] = [[_write(d / "cut.log.gz", blob[: len(blob) * 2 // 3])]]
+    sets[f"{tag}-gzmulti"] = [[_write(d / "multi.log.gz", gzip.compress("\n".join(lines[:7]).encode() + b"\n", mtime=0)
+                                      + gzip.compress(("\n".join(lines[7:]) + "\n").encode(), mtime=0))]]
+    reqs = _write(d / "a-requests.log", "\n".join(lines[0::2]) + "\n")
+    resps = _write(d / "b-responses.log", "\n".join(lines[1::2]) + "\n")
+    sets[f"{tag}-split-one-ingest"] = [[reqs, resps]]
+    sets[f"{tag}-split-req-then-resp"] = [[reqs], [resps]]
+    sets[f"{tag}-split-resp-then-req"] = [[resps], [reqs]]
+    mixed = lines[:10] + SERVER_LOG + lines[10:]
+    garbage = (mixed[:4] + ["this is not json", mixed[4][:200], "{", "\x00" + mixed[5][1:], "[1, 2]",
+                            '{"type": "request"}', "prefix-only no brace", '{"type":"x","request":{}}', "  "]
+               + mixed[5:] + [lines[3], lines[2], lines[1]])  # repeated and late request entries
+    sets[f"{tag}-mixed"] = [[_write(d / "mixed.log", "\ufeff" + "\r\n".join(garbage) + "\n" + lines[0][:77])]]
+    sets[f"{tag}-two-devices"] = [[_write(d / "dev-a.log", joined), _write(d / "dev-b.log", "\n".join(lines[:20]) + "\n\n")]]
+    big = json.loads(lines[1])
+    big["response"] = {"data": {"keys": [f"hmac-sha256:{i:064x}" for i in range(6000)]}}
+    sets[f"{tag}-long-first"] = [[_write(d / "long.log", json.dumps(big) + "\n" + "\n".join(lines[2:]) + "\n")]]
+    return sets
+
+
+def build_inputs(out: Path, fixtures: Path | None, gen: Path | None) -> dict[str, list[list[Path]]]:
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    sets: dict[str, list[list[Path]]] = {}
+    sample = ROOT / "sample_data" / "incident" / "vault"
+    if sample.exists():
+        sets["sample-incident"] = [[sample]]
+    if fixtures is not None and (fixtures / "vault").exists():
+        fx = fixtures / "vault"
+        for f in sorted(p for p in fx.rglob("*") if p.is_file()):
+            sets[f"fixture-{f.parent.name}-{f.name}"] = [[f]]
+        sets["fixture-all"] = [[fx]]
+        learn = (fx / LEARN).read_text().splitlines()
+        sets |= _framings(out, "learn", learn[1:61])
+        sets |= _framings(out, "learnall", learn)
+        elastic = [x for x in (fx / "elastic_integrations/test-audit.log").read_text().splitlines() if x.strip()]
+        sets |= {k: v for k, v in _framings(out, "elastic", elastic).items() if not k.endswith("long-first")}
+        yaml_text = (fx / "datadog_integrations-core/vault_tests.yaml").read_text()
+        logs = [x.split('"', 1)[1].rsplit('"', 1)[0] for x in yaml_text.splitlines() if x.strip().startswith('sample: "')]
+        entry = textwrap.dedent(yaml_text.split("sample: |-\n", 1)[1].split("  result:", 1)[0])
+        sets["datadog-pretty"] = [[_write(out / "datadog" / "vault.log", "\n".join(logs[:2]) + "\n" + entry + logs[2] + "\n")]]
+    if gen is not None:
+        files = sorted(p for p in (gen / "vault").rglob("*") if p.is_file())
+        sets["gen"] = [files]
+        head: list[str] = []
+        with files[0].open() as fh:
+            for line in fh:
+                head.append(line.rstrip("\n"))
+                if len(head) >= 2000:
+                    break
+        sets |= {k: v for k, v in _framings(out, "gen", head).items()
+                 if k.endswith(("prefix", "syslog2", "pretty", "gzcut", "split-one-ingest", "mixed"))}
+    return sets
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    if isinstance(v, (list, tuple)):
+        return [_cell(x) for x in v]
+    return v
+
+
+def dump_case(case: Path, dest: Path) -> str:
+    import duckdb
+
+    con = duckdb.connect(str(case), read_only=True)
+    h = hashlib.sha256()
+    with dest.open("w") as fh:
+        for table, cols in TABLES.items():
+            rows = con.execute(f"SELECT {cols} FROM {table} ORDER BY ALL").fetchall()
+            fh.write(f"## {table} {len(rows)}\n")
+            for r in rows:
+                line = json.dumps([_cell(v) for v in r], ensure_ascii=False, sort_keys=True)
+                fh.write(line + "\n")
+                h.update(line.encode())
+    con.close()
+    return h.hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--inputs", type=Path, required=True, help="where to (re)build the synthesised inputs")
+    ap.add_argument("--out", type=Path, required=True, help="where to write one dump per set")
+    ap.add_argument("--fixtures", type=Path, default=Path("/work/shared/fixtures"))
+    ap.add_argument("--gen", type=Path, default=None, help="a gen_scale.py output folder (its vault/ files)")
+    ap.add_argument("--only", default=None, help="run only sets whose name contains this")
+    args = ap.parse_args(argv)
+    from keytrail.ingest.runner import ingest
+
+    sets = build_inputs(args.inputs, args.fixtures if args.fixtures.exists() else None, args.gen)
+    args.out.mkdir(parents=True, exist_ok=True)
+    cases = args.inputs / "_cases"
+    cases.mkdir()
+    for name, ingests in sets.items():
+        if args.only and args.only not in name:
+            continue
+        case = cases / f"{name}.duckdb"
+        for paths in ingests:
+            ingest(case, paths)
+        digest = dump_case(case, args.out / f"{name}.txt")
+        print(f"{name}: {digest[:16]}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
