@@ -12,6 +12,14 @@ and ``links``, sorted. Run it once with the old code and once with the new and d
     PYTHONPATH=src python benchmarks/vault_oracle.py --inputs /tmp/vo-in --out /tmp/vo-new
     diff -r /tmp/vo-old /tmp/vo-new
 
+Timing (before/after on the same machine, alternating, each run in its own child process):
+
+    python benchmarks/vault_oracle.py --bench /tmp/vault-gen/vault/vault_audit.log \\
+        --src /tmp/vault-base/src --src src --runs 5
+
+prints, per code tree, the CPU seconds of ``VaultAdapter.load`` (the adapter alone) and of
+the whole child (``getrusage(RUSAGE_CHILDREN)``: ingest, de-duplication and graph derive).
+
 ``--inputs`` is rebuilt deterministically on every run (same bytes, same paths), so file
 paths in ``evidence`` compare equal. ``--gen DIR`` adds the ``vault/`` files of a
 ``scripts/gen_scale.py`` output; ``--fixtures DIR`` points at the shared fixtures.
@@ -163,14 +171,69 @@ def dump_case(case: Path, dest: Path) -> str:
     return h.hexdigest()
 
 
+_CHILD = """
+import sys, tempfile, time
+from pathlib import Path
+from keytrail.ingest import vault
+from keytrail.ingest.runner import ingest
+spent = []
+load = vault.VaultAdapter.load
+def timed(self, ctx):
+    t = time.process_time()
+    try:
+        return load(self, ctx)
+    finally:
+        spent.append((time.process_time() - t, ctx.records))
+vault.VaultAdapter.load = timed
+with tempfile.TemporaryDirectory() as d:
+    ingest(Path(d) / "case.duckdb", sys.argv[1:])
+print(sum(s for s, _ in spent), sum(n for _, n in spent))
+"""
+
+
+def bench(files: list[str], srcs: list[str], runs: int) -> int:
+    """Alternate the code trees ``runs`` times; print CPU seconds per tree (min and median)."""
+    import os
+    import resource
+    import statistics
+    import subprocess
+
+    got: dict[str, list[tuple[float, float, int]]] = {s: [] for s in srcs}
+    for _ in range(runs):
+        for src in srcs:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            out = subprocess.run([sys.executable, "-c", _CHILD, *files], check=True, capture_output=True, text=True,
+                                 env={**os.environ, "PYTHONPATH": src}).stdout.split()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            total = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            got[src].append((float(out[0]), total, int(out[1])))
+    print("| code | records | adapter load CPU s (min / median) | records per CPU s (median) "
+          "| whole child CPU s (min / median) |")
+    print("|---|---|---|---|---|")
+    for src, rows in got.items():
+        load = [r[0] for r in rows]
+        total = [r[1] for r in rows]
+        n = rows[0][2]
+        print(f"| {src} | {n} | {min(load):.3f} / {statistics.median(load):.3f} | "
+              f"{n / statistics.median(load):,.0f} | {min(total):.3f} / {statistics.median(total):.3f} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--inputs", type=Path, required=True, help="where to (re)build the synthesised inputs")
-    ap.add_argument("--out", type=Path, required=True, help="where to write one dump per set")
+    ap.add_argument("--bench", nargs="+", default=None, help="time ingest of these files instead (see --src)")
+    ap.add_argument("--src", action="append", default=[], help="a code tree to put on PYTHONPATH (repeat)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--inputs", type=Path, help="where to (re)build the synthesised inputs")
+    ap.add_argument("--out", type=Path, help="where to write one dump per set")
     ap.add_argument("--fixtures", type=Path, default=Path("/work/shared/fixtures"))
     ap.add_argument("--gen", type=Path, default=None, help="a gen_scale.py output folder (its vault/ files)")
     ap.add_argument("--only", default=None, help="run only sets whose name contains this")
     args = ap.parse_args(argv)
+    if args.bench:
+        return bench(args.bench, args.src or ["src"], args.runs)
+    if args.inputs is None or args.out is None:
+        ap.error("--inputs and --out are required (or --bench)")
     from keytrail.ingest.runner import ingest
 
     sets = build_inputs(args.inputs, args.fixtures if args.fixtures.exists() else None, args.gen)

@@ -17,7 +17,11 @@ case-wide de-duplication.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -36,7 +40,11 @@ BATCH_EVENTS = 20_000
 
 
 class _Writer:
-    """Buffers rows and appends them to the case in Arrow batches."""
+    """Buffers rows and appends them to the case in Arrow batches.
+
+    Every row dict of a table has all of its columns, so a batch turns into columns with one
+    C-level ``itemgetter`` per row and one ``zip`` (no per-cell Python work).
+    """
 
     def __init__(self, ctx: LoadContext) -> None:
         self.ctx = ctx
@@ -47,8 +55,10 @@ class _Writer:
 
     def add(self, rows: Rows) -> None:
         self.events.append(rows.event)
-        self.resources.extend(rows.resources)
-        self.issues.extend(rows.issues)
+        if rows.resources:
+            self.resources.extend(rows.resources)
+        if rows.issues:
+            self.issues.extend(rows.issues)
         self.count += 1
         if len(self.events) >= BATCH_EVENTS:
             self.flush()
@@ -57,13 +67,38 @@ class _Writer:
         for table, rows in (("events", self.events), ("event_resources", self.resources),
                             ("credential_issues", self.issues)):
             if rows:
-                self.ctx.insert(table, pa.Table.from_pylist(rows, schema=_schema(table)))
+                self.ctx.insert(table, _to_arrow(table, rows))
         self.events, self.resources, self.issues = [], [], []
+
+
+def _to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
+    """The rows as an Arrow table typed like the case table (what ``from_pylist`` gives, faster)."""
+    schema = _schema(table)
+    columns = zip(*map(itemgetter(*schema.names), rows), strict=True)
+    return pa.Table.from_arrays([pa.array(col, f.type) for col, f in zip(columns, schema, strict=True)],
+                                schema=schema)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a file loads.
+
+    The loop allocates millions of small dicts and keeps a batch of row dicts alive, so the
+    collector would walk them again and again (it took 40-60% of the CPU time of a load) for
+    nothing: the adapter creates no reference cycles; memory is freed by reference counting.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @cache
 def _schema(table: str) -> pa.Schema:
-    """Arrow schema of the columns this adapter writes (missing keys become NULL)."""
+    """Arrow schema of the columns this adapter writes (every row dict has all of them)."""
     return pa.schema([(c.name, _arrow_type(c.type)) for c in TABLES_BY_NAME[table].columns if c.name != "file_id"])
 
 
@@ -77,6 +112,10 @@ class VaultAdapter(SourceAdapter):
         return sniff_label(sample.head, complete=len(sample.head) < SNIFF_BYTES)
 
     def load(self, ctx: LoadContext) -> None:
+        with _gc_paused():
+            self._load(ctx)
+
+    def _load(self, ctx: LoadContext) -> None:
         data = ctx.read_all()
         out = _Writer(ctx)
         pending: dict[str, Entry] = {}  # request entries waiting for their response
@@ -95,7 +134,7 @@ class VaultAdapter(SourceAdapter):
                                          ctx.format, rec.log_fields, rec.obj))
                 continue
             assert rec.obj is not None
-            entry = Entry(rec.obj, rec.line_no, rec.offset, rec.text)
+            entry = Entry(rec.obj, rec.line_no, rec.offset, rec.raw)
             typ, rid = entry.type, entry.request_id
             if typ in ("kmip-request", "kmip-response"):
                 kmip += 1

@@ -43,11 +43,12 @@ _SYSLOG = (
     re.compile(rb"^(?:<\d{1,3}>)?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d) \S+ " + _TAG),
 )
 _BOM = b"\xef\xbb\xbf"
+_loads = orjson.loads
 #: How far a pretty-printed object may run before we give up looking for its end.
 MAX_BLOCK_LINES = 500_000
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One piece of the file: an audit entry, a server log line, or something unusable."""
 
@@ -147,6 +148,16 @@ def iter_records(data: bytes, *, pretty: bool = False) -> Iterator[Record]:
             pos = eol + 1
             continue
         start = pos + lead
+        if body[0] == 0x7B:  # "{": the bare JSON line of a file device, by far the most common record
+            try:
+                obj = _loads(body)
+            except orjson.JSONDecodeError:
+                pass  # the general path below rejects it (or reads a pretty-printed object)
+            else:
+                kind, reason = _classify_obj(obj)
+                yield Record(kind, line_no, start, body, "json", obj if kind != "bad" else None, reason)
+                pos = eol + 1
+                continue
         framing, js = _strip_framing(body)
         m = _SERVER_LOG.match(body) if framing != "json" else None
         if m is None and framing == "syslog":

@@ -40,6 +40,11 @@ def s(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def strs(obj: dict[str, Any]) -> dict[str, str]:
+    """The non-empty string values of a dict: ``strs(x).get(k)`` is ``s(x.get(k))`` (one pass, then lookups)."""
+    return {k: v for k, v in obj.items() if isinstance(v, str) and v}
+
+
 def d(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -67,8 +72,12 @@ def aws_username_prefix(display_name: str, role: str, unix: int) -> str:
     the whole cut to 64 characters. Normalising replaces every character outside
     ``[a-zA-Z0-9+=,.@_-]`` with ``_``. The stem (at most 59 characters) always survives the cut.
     """
-    mid = f"{_AWS_NAME_CHARS.sub('_', display_name)}-{_AWS_NAME_CHARS.sub('_', role)}"[:42]
-    return f"vault-{mid}-{unix}"
+    return f"{_aws_stem(display_name, role)}-{unix}"
+
+
+def _aws_stem(display_name: str, role: str) -> str:
+    """``vault-`` + the normalised ``display-role`` cut to 42 (see :func:`aws_username_prefix`)."""
+    return f"vault-{_AWS_NAME_CHARS.sub('_', display_name)}-{_AWS_NAME_CHARS.sub('_', role)}"[:48]
 
 
 def _unix_candidates(req_time: datetime | None, resp_time: datetime | None) -> list[int]:
@@ -121,15 +130,29 @@ def credential_issues(uid: str, obj: dict[str, Any], req_time: datetime | None, 
     """``credential_issues`` rows proven by one response entry (``obj``)."""
     if s(obj.get("error")):
         return []
-    auth, request, response = d(obj.get("auth")), d(obj.get("request")), d(obj.get("response"))
-    path = s(request.get("path")) or ""
-    issued = resp_time or req_time
+    request = d(obj.get("request"))
+    return mint(uid, d(obj.get("auth")), request, d(obj.get("response")), strs(request), req_time, resp_time)
+
+
+def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict[str, Any], rq: dict[str, str],
+         req_time: datetime | None, resp_time: datetime | None) -> list[dict[str, Any]]:
+    """:func:`credential_issues` of an entry without ``error``, its parts already taken apart.
+
+    ``rq`` is ``strs(request)``.
+    """
+    path = rq.get("path") or ""
     rauth = d(response.get("auth"))
     new_acc = s(rauth.get("accessor"))
-    sent = s(request.get("client_token_accessor"))
+    lease = s(d(response.get("secret")).get("lease_id"))
+    wrap = d(response.get("wrap_info"))
+    wacc = s(wrap.get("accessor"))
+    if not (new_acc or lease or wacc or "/creds/" in path or "/sts/" in path or "secret-id" in path):
+        return []  # nothing below can match: most responses mint nothing
+    issued = resp_time or req_time
+    sent = rq.get("client_token_accessor")
     out: list[dict[str, Any]] = []
-    mount_type = s(request.get("mount_type")) or s(response.get("mount_type"))
-    mount_point = s(request.get("mount_point")) or s(response.get("mount_point"))
+    mount_type = rq.get("mount_type") or s(response.get("mount_type"))
+    mount_point = rq.get("mount_point") or s(response.get("mount_point"))
 
     if new_acc and path.startswith("auth/token/create"):
         creator = s(auth.get("accessor")) or sent
@@ -158,7 +181,6 @@ def credential_issues(uid: str, obj: dict[str, Any], req_time: datetime | None, 
                           s(rauth.get("display_name")), attrs, f"Vault login ({mount}) response.auth.accessor"))
 
     caller = s(auth.get("accessor")) or sent
-    lease = s(d(response.get("secret")).get("lease_id"))
     rdata = d(response.get("data"))
     aws = _CREDS_PATH.match(path) if (mount_type in (None, "aws") and path) else None
     if aws and mount_type is None and not path.startswith("aws/"):
@@ -167,7 +189,8 @@ def credential_issues(uid: str, obj: dict[str, Any], req_time: datetime | None, 
     if aws:
         display = s(auth.get("display_name")) or ""
         unixes = _unix_candidates(req_time, resp_time)
-        prefixes = [aws_username_prefix(display, aws["role"], u) for u in unixes]
+        stem = _aws_stem(display, aws["role"])
+        prefixes = [f"{stem}-{u}" for u in unixes]
         aws_attrs = {
             "aws_role": aws["role"], "mount": aws["mount"], "endpoint": aws["kind"],
             "username_prefix": prefixes[0] if prefixes else None,
@@ -208,8 +231,6 @@ def credential_issues(uid: str, obj: dict[str, Any], req_time: datetime | None, 
             out.append(_issue(cred, "vault-secret-id", caller, uid, issued, num(rdata.get("secret_id_ttl")), None,
                               None, attrs, "Vault AppRole secret-id response.data.secret_id"))
 
-    wrap = d(response.get("wrap_info"))
-    wacc = s(wrap.get("accessor"))
     if wacc:
         attrs = {"wrapping": True, "creation_path": s(wrap.get("creation_path")),
                  "wrapped_accessor": s(wrap.get("wrapped_accessor"))}

@@ -17,20 +17,23 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from keytrail.ingest.vault_mint import credential_issues, d, is_hmac, num, s
+from keytrail.ingest.vault_mint import d, is_hmac, mint, num, s, strs
+from keytrail.store.schema import TABLES_BY_NAME
 from keytrail.timefmt import to_utc
 
 READ_OPS = frozenset({"read", "list", "help"})
 WRITE_OPS = frozenset({"create", "update", "delete", "patch", "revoke", "renew", "rollback"})
 _HUMAN_PREFIXES = ("userpass-", "ldap-", "okta-", "radius-")
+_HUMAN_STARTS = ("oidc-", *_HUMAN_PREFIXES)
 _AGENT_KEYS = ("agent_id", "agent-id", "agent")
 _LEASE_IN_LOG = re.compile(r"lease_id=(\S+)")
+_CREDS_IN_PATH = re.compile(r"/(?:creds|sts|static-creds)/")
 _SECRET_MOUNTS = ("kv", "secret", "generic", "cubbyhole")
 _ADDR_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<v4>\d{1,3}(?:\.\d{1,3}){3})):(?P<port>\d+)$")
 #: KMIP 1.x Operation enumeration (OASIS KMIP Specification v1.4, 9.1.3.2.27).
@@ -48,35 +51,59 @@ KMIP_OPERATIONS = {
 _KMIP_PERMISSION_DENIED = 0x0C  # ResultReason "Permission Denied"
 
 
-@dataclass
+#: Vault's own time format (RFC 3339, UTC, any number of fraction digits): the fast path of :func:`vault_time`.
+_VAULT_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z", re.ASCII)
+_fromiso = datetime.fromisoformat
+
+
+def vault_time(value: str) -> datetime | None:
+    """:func:`keytrail.timefmt.to_utc` of a time string, fast for the form Vault writes.
+
+    ``2026-03-02T00:00:00.004Z``: Python 3.11 reads the ``Z`` and truncates fraction digits
+    beyond six, exactly as ``to_utc`` does; every other form (offsets, garbage) goes to ``to_utc``.
+    """
+    if _VAULT_TIME.fullmatch(value):
+        try:
+            return _fromiso(value).replace(tzinfo=None)
+        except ValueError:
+            pass
+    return to_utc(value)
+
+
 class Entry:
-    """One parsed audit entry and where it was."""
+    """One parsed audit entry and where it was (``raw`` is decoded from the line only when asked)."""
 
-    obj: dict[str, Any]
-    line_no: int
-    offset: int
-    raw: str
-    time: datetime | None = field(init=False)
-    time_raw: str | None = field(init=False)
+    __slots__ = ("_raw", "line_no", "obj", "offset", "request_id", "time", "time_raw", "type")
 
-    def __post_init__(self) -> None:
-        self.time_raw = s(self.obj.get("time"))
-        self.time = to_utc(self.time_raw) if self.time_raw else None
+    def __init__(self, obj: dict[str, Any], line_no: int, offset: int, raw: bytes | str) -> None:
+        self.obj = obj
+        self.line_no = line_no
+        self.offset = offset
+        self._raw = raw
+        t = obj.get("time")
+        self.time_raw: str | None = t if isinstance(t, str) and t else None
+        self.time: datetime | None = vault_time(t) if self.time_raw else None
+        self.type: str = str(obj.get("type"))
+        rid = d(obj.get("request")).get("id")
+        self.request_id: str | None = rid if isinstance(rid, str) and rid else None
 
     @property
-    def type(self) -> str:
-        return str(self.obj.get("type"))
-
-    @property
-    def request_id(self) -> str | None:
-        return s(d(self.obj.get("request")).get("id"))
+    def raw(self) -> str:
+        if isinstance(self._raw, bytes):
+            self._raw = self._raw.decode("utf-8", errors="replace")
+        return self._raw
 
 
-@dataclass
+@dataclass(slots=True)
 class Rows:
     event: dict[str, Any]
     resources: list[dict[str, Any]]
     issues: list[dict[str, Any]]
+
+
+#: Every ``events`` column an adapter writes, in schema order (all keys of every event dict).
+EVENT_COLUMNS = tuple(c.name for c in TABLES_BY_NAME["events"].columns if c.name != "file_id")
+_NO_EVENT = dict.fromkeys(EVENT_COLUMNS)
 
 
 def raw_hash(raw: str) -> str:
@@ -84,7 +111,9 @@ def raw_hash(raw: str) -> str:
 
 
 def _json(obj: dict[str, Any]) -> str:
-    return orjson.dumps({k: v for k, v in obj.items() if v not in (None, "", [], {})}).decode()
+    # Drops exactly what ``v not in (None, "", [], {})`` drops: None and empty str/list/dict.
+    return orjson.dumps({k: v for k, v in obj.items()
+                         if v is not None and (v or v.__class__ not in (str, list, dict))}).decode()
 
 
 def split_address(addr: str | None) -> tuple[str | None, int | None]:
@@ -106,7 +135,7 @@ def resource_type(path: str, mount_type: str | None) -> str:
         return "vault-sys"
     if first == "identity":
         return "vault-identity"
-    if re.search(r"/(?:creds|sts|static-creds)/", path):
+    if _CREDS_IN_PATH.search(path):
         return "vault-creds"
     mt = (mount_type or "").lower()
     if mt in _SECRET_MOUNTS or (not mt and first.startswith(("kv", "secret", "cubbyhole"))):
@@ -121,11 +150,16 @@ def resource_type(path: str, mount_type: str | None) -> str:
 
 def human_of(auth: dict[str, Any]) -> str | None:
     """The human a token names by its own login (see the module docstring), else None."""
-    meta = d(auth.get("metadata"))
+    return _human_in(d(auth.get("metadata")), s(auth.get("display_name")))
+
+
+def _human_in(meta: dict[str, Any], display_name: str | None) -> str | None:
     email = s(meta.get("email"))
     if email and "@" in email:
         return email
-    display = s(auth.get("display_name")) or ""
+    display = display_name or ""
+    if not display.startswith(_HUMAN_STARTS):
+        return None
     if display.startswith("oidc-") and len(display) > 5:
         return display[5:]
     for prefix in _HUMAN_PREFIXES:
@@ -135,19 +169,16 @@ def human_of(auth: dict[str, Any]) -> str | None:
 
 
 def agent_of(auth: dict[str, Any]) -> str | None:
-    meta = d(auth.get("metadata"))
+    return _agent_in(d(auth.get("metadata")))
+
+
+def _agent_in(meta: dict[str, Any]) -> str | None:
+    if not meta:
+        return None
     for key in _AGENT_KEYS:
         if s(meta.get(key)):
             return str(meta[key])
     return None
-
-
-def _outcome(error: str | None, auth: dict[str, Any], answered: bool) -> str:
-    if error:
-        return "denied" if "permission denied" in error.lower() else "failure"
-    if d(auth.get("policy_results")).get("allowed") is False:
-        return "denied"
-    return "success" if answered else "unknown"
 
 
 def build(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Rows:
@@ -156,83 +187,110 @@ def build(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Rows:
     assert main is not None
     obj = main.obj
     auth, request, response = d(obj.get("auth")), d(obj.get("request")), d(obj.get("response"))
-    op = s(request.get("operation")) or "unknown"
-    path = s(request.get("path"))
+    rq = strs(request)  # the non-empty string fields: ``rq.get(k)`` is ``s(request.get(k))``
+    op = rq.get("operation") or "unknown"
+    path = rq.get("path")
     ns = d(request.get("namespace"))
     ns_path = s(ns.get("path"))
-    mount_type = s(request.get("mount_type")) or s(response.get("mount_type"))
-    error = s(obj.get("error")) or (s(req.obj.get("error")) if req else None)
-    caller = s(auth.get("accessor")) or s(request.get("client_token_accessor"))
-    actor_uid = s(auth.get("entity_id")) or s(auth.get("display_name"))
-    ip, port = split_address(s(request.get("remote_address")))
+    mount_type = rq.get("mount_type") or s(response.get("mount_type"))
+    own_error = s(obj.get("error"))
+    error = own_error or (s(req.obj.get("error")) if req else None)
+    sent = rq.get("client_token_accessor")
+    caller = s(auth.get("accessor")) or sent
+    display = s(auth.get("display_name"))
+    entity = s(auth.get("entity_id"))
+    actor_uid = entity or display
+    meta = d(auth.get("metadata"))
+    allowed = d(auth.get("policy_results")).get("allowed") if "policy_results" in auth else None
+    ip, port = split_address(rq.get("remote_address"))
     first = req if req is not None and req.time is not None else main
-    headers = d(request.get("headers"))
-    ua = headers.get("user-agent")
+    ua = d(request.get("headers")).get("user-agent") if "headers" in request else None
     user_agent = ", ".join(x for x in ua if isinstance(x, str) and not is_hmac(x)) if isinstance(ua, list) else None
     rauth = d(response.get("auth"))
     wrap = d(response.get("wrap_info"))
     answered = resp is not None and resp.type == "response"
+    paired = req is not None and resp is not None
+    mtype = main.type
+    data = request.get("data")
+    rdata = response.get("data")
     details = {
-        "entry": "pair" if req and resp else ("response" if resp else "request"),
-        "entry_type": main.type if main.type not in ("request", "response") else None,
-        "request_record_no": req.line_no if req and resp else None,
-        "request_byte_offset": req.offset if req and resp else None,
+        "entry": "pair" if paired else ("response" if resp else "request"),
+        "entry_type": mtype if mtype != "request" and mtype != "response" else None,
+        "request_record_no": req.line_no if paired else None,  # type: ignore[union-attr]
+        "request_byte_offset": req.offset if paired else None,  # type: ignore[union-attr]
         "request_time": req.time_raw if req else None,
         "response_time": resp.time_raw if resp else None,
         "namespace_id": s(ns.get("id")),
         "mount_type": mount_type,
-        "mount_point": s(request.get("mount_point")) or s(response.get("mount_point")),
-        "mount_accessor": s(request.get("mount_accessor")) or s(response.get("mount_accessor")),
-        "mount_class": s(request.get("mount_class")) or s(response.get("mount_class")),
-        "display_name": s(auth.get("display_name")),
-        "entity_id": s(auth.get("entity_id")),
+        "mount_point": rq.get("mount_point") or s(response.get("mount_point")),
+        "mount_accessor": rq.get("mount_accessor") or s(response.get("mount_accessor")),
+        "mount_class": rq.get("mount_class") or s(response.get("mount_class")),
+        "display_name": display,
+        "entity_id": entity,
         "policies": auth.get("policies"),
         "token_policies": auth.get("token_policies"),
         "identity_policies": auth.get("identity_policies"),
         "token_type": s(auth.get("token_type")),
-        "metadata": d(auth.get("metadata")) or None,
+        "metadata": meta or None,
         "token_ttl": num(auth.get("token_ttl")),
         "token_issue_time": s(auth.get("token_issue_time")),
         "remaining_uses": num(auth.get("remaining_uses")),
         "entity_created": auth.get("entity_created") or None,
-        "policy_allowed": d(auth.get("policy_results")).get("allowed"),
-        "client_token_accessor": s(request.get("client_token_accessor")),
-        "client_id": s(request.get("client_id")),
-        "request_uri": s(request.get("request_uri")),
+        "policy_allowed": allowed,
+        "client_token_accessor": sent,
+        "client_id": rq.get("client_id"),
+        "request_uri": rq.get("request_uri"),
         "remote_port": num(request.get("remote_port")) or port,
         "forwarded_from": s(obj.get("forwarded_from")) or (s(req.obj.get("forwarded_from")) if req else None),
-        "data_keys": sorted(d(request.get("data"))) or None,
-        "response_data_keys": sorted(d(response.get("data"))) or None,
-        "lease_id": s(d(response.get("secret")).get("lease_id")),
-        "response_auth": {k: v for k, v in {
-            "accessor": s(rauth.get("accessor")), "display_name": s(rauth.get("display_name")),
-            "entity_id": s(rauth.get("entity_id")), "policies": rauth.get("policies"),
-            "token_type": s(rauth.get("token_type")), "token_ttl": num(rauth.get("token_ttl")),
-            "metadata": d(rauth.get("metadata")) or None, "num_uses": num(rauth.get("num_uses")),
-        }.items() if v not in (None, [], {})} or None,
-        "wrap_info": {k: v for k, v in {
-            "accessor": s(wrap.get("accessor")), "wrapped_accessor": s(wrap.get("wrapped_accessor")),
-            "creation_path": s(wrap.get("creation_path")), "ttl": num(wrap.get("ttl")),
-        }.items() if v is not None} or None,
+        "data_keys": sorted(data) if isinstance(data, dict) and data else None,
+        "response_data_keys": sorted(rdata) if isinstance(rdata, dict) and rdata else None,
+        "lease_id": s(d(response.get("secret")).get("lease_id")) if "secret" in response else None,
+        "response_auth": _response_auth(rauth) if rauth else None,
+        "wrap_info": _wrap_info(wrap) if wrap else None,
     }
+    if error:
+        outcome = "denied" if "permission denied" in error.lower() else "failure"
+    elif allowed is False:
+        outcome = "denied"
+    else:
+        outcome = "success" if answered else "unknown"
     event = {
-        "event_uid": uid, "source": "vault", "format": fmt, "source_event_id": s(request.get("id")),
+        "event_uid": uid, "source": "vault", "format": fmt, "source_event_id": rq.get("id"),
         "time": first.time, "time_raw": first.time_raw, "action": f"vault:{op}", "service": "vault",
         "operation": op, "read_only": True if op in READ_OPS else (False if op in WRITE_OPS else None),
-        "outcome": _outcome(error, auth, answered), "error_message": error,
+        "outcome": outcome, "error_code": None, "error_message": error,
         "actor_uid": actor_uid, "actor_type": "vault-token" if (actor_uid or caller) else None,
-        "actor_name": s(auth.get("display_name")), "credential_id": caller,
-        "credential_kind": "vault-token" if caller else None, "agent_id": agent_of(auth),
-        "human_id": human_of(auth), "src_ip": ip, "user_agent": user_agent, "account": ns_path,
-        "target": path, "details": _json(details), "raw": main.raw, "record_no": main.line_no,
-        "byte_offset": main.offset,
+        "actor_name": display, "credential_id": caller,
+        "credential_kind": "vault-token" if caller else None, "session_id": None,
+        "agent_id": _agent_in(meta), "human_id": _human_in(meta, display), "src_ip": ip, "user_agent": user_agent,
+        "account": ns_path, "region": None, "target": path, "trace_id": None, "span_id": None,
+        "parent_span_id": None, "shared_event_id": None, "request_id": None, "details": _json(details),
+        "raw": main.raw, "record_no": main.line_no, "byte_offset": main.offset,
     }
     resources = []
     if path:
         resources.append({"event_uid": uid, "resource_id": f"vault:{ns_path or ''}{path}",
                           "resource_type": resource_type(path, mount_type), "account": ns_path})
-    issues = credential_issues(uid, obj, req.time if req else None, resp.time if resp else None) if answered else []
+    issues = []
+    if resp is not None and answered and not own_error:  # credential_issues(uid, obj, ...), parts reused
+        issues = mint(uid, auth, request, response, rq, req.time if req else None, resp.time)
     return Rows(event, resources, issues)
+
+
+def _response_auth(rauth: dict[str, Any]) -> dict[str, Any] | None:
+    return {k: v for k, v in {
+        "accessor": s(rauth.get("accessor")), "display_name": s(rauth.get("display_name")),
+        "entity_id": s(rauth.get("entity_id")), "policies": rauth.get("policies"),
+        "token_type": s(rauth.get("token_type")), "token_ttl": num(rauth.get("token_ttl")),
+        "metadata": d(rauth.get("metadata")) or None, "num_uses": num(rauth.get("num_uses")),
+    }.items() if v not in (None, [], {})} or None
+
+
+def _wrap_info(wrap: dict[str, Any]) -> dict[str, Any] | None:
+    return {k: v for k, v in {
+        "accessor": s(wrap.get("accessor")), "wrapped_accessor": s(wrap.get("wrapped_accessor")),
+        "creation_path": s(wrap.get("creation_path")), "ttl": num(wrap.get("ttl")),
+    }.items() if v is not None} or None
 
 
 def _kmip_find(node: Any, tag: str) -> Any:
@@ -288,7 +346,7 @@ def build_kmip(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Row
         "client_certificate_serial_number": serial, "remote_port": port,
     }
     first = req if req is not None and req.time is not None else main
-    event = {
+    event = _NO_EVENT | {
         "event_uid": uid, "source": "vault", "format": fmt, "time": first.time, "time_raw": first.time_raw,
         "action": f"vault:kmip-{name}", "service": "vault", "operation": f"kmip-{name}",
         "outcome": outcome, "error_code": None if status in (None, 0) else f"kmip-status-{status}"
@@ -317,7 +375,7 @@ def build_server_log(uid: str, line_no: int, offset: int, raw: str, fmt: str,
     lease = _LEASE_IN_LOG.search(message)
     details = {"level": level.upper() or None, "module": module.strip() or None, "message": message,
                "lease_id": lease.group(1) if lease else None}
-    event = {
+    event = _NO_EVENT | {
         "event_uid": uid, "source": "vault", "format": fmt, "time": to_utc(ts) if ts else None,
         "time_raw": ts or None, "action": "vault:server-log", "service": "vault", "operation": "server-log",
         "outcome": "unknown", "target": lease.group(1) if lease else None, "details": _json(details),
