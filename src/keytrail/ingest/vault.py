@@ -121,21 +121,34 @@ class VaultAdapter(SourceAdapter):
         pending: dict[str, Entry] = {}  # request entries waiting for their response
         answered: set[str] = set()  # request ids whose response has been written
         kmip_pending: dict[bytes, Entry] = {}
-        merged = repeated = late = server_logs = kmip = 0
-        for rec in iter_records(data, pretty=ctx.format == "vault-audit-pretty"):
-            ctx.records += 1
-            if rec.kind == "bad":
+        merged = repeated = late = server_logs = kmip = records = 0
+        fmt = ctx.format
+        add = out.add
+        for rec in iter_records(data, pretty=fmt == "vault-audit-pretty"):
+            records += 1
+            if rec.kind == "entry":
+                assert rec.obj is not None
+                entry = Entry(rec.obj, rec.line_no, rec.offset, rec.raw)
+                typ, rid = entry.type, entry.request_id
+                if rid is not None and typ == "response":
+                    req = pending.pop(rid, None)
+                    if req is not None:
+                        merged += 1
+                    answered.add(rid)
+                    add(build(f"vault:{rid}", req, entry, fmt))
+                    continue
+                if rid is not None and typ == "request" and rid not in pending and rid not in answered:
+                    pending[rid] = entry
+                    continue
+            elif rec.kind == "bad":
                 ctx.reject(rec.reason or "unreadable record", record_no=rec.line_no, byte_offset=rec.offset,
                            excerpt=rec.raw)
                 continue
-            if rec.kind == "server-log":
+            else:  # server-log
                 server_logs += 1
-                out.add(build_server_log(f"vault:log:{raw_hash(rec.text)}", rec.line_no, rec.offset, rec.text,
-                                         ctx.format, rec.log_fields, rec.obj))
+                add(build_server_log(f"vault:log:{raw_hash(rec.text)}", rec.line_no, rec.offset, rec.text,
+                                     fmt, rec.log_fields, rec.obj))
                 continue
-            assert rec.obj is not None
-            entry = Entry(rec.obj, rec.line_no, rec.offset, rec.raw)
-            typ, rid = entry.type, entry.request_id
             if typ in ("kmip-request", "kmip-response"):
                 kmip += 1
                 key = orjson.dumps(entry.obj.get("request"), option=orjson.OPT_SORT_KEYS)
@@ -153,19 +166,11 @@ class VaultAdapter(SourceAdapter):
             elif rid is None:
                 # No request.id (older help operations): cannot be paired, kept as its own event.
                 out.add(_build_one(f"vault:noid:{raw_hash(entry.raw)}", entry, ctx.format))
-            elif typ == "request":
+            elif typ == "request":  # a new request went into ``pending`` above
                 if rid in pending:
                     repeated += 1
-                elif rid in answered:
-                    late += 1
                 else:
-                    pending[rid] = entry
-            elif typ == "response":
-                req = pending.pop(rid, None)
-                if req is not None:
-                    merged += 1
-                answered.add(rid)
-                out.add(build(f"vault:{rid}", req, entry, ctx.format))
+                    late += 1
             else:
                 # Plugin-submitted or unknown entry types: their own event, keyed by id and type.
                 out.add(_build_one(f"vault:{rid}:{typ}", entry, ctx.format))
@@ -174,6 +179,7 @@ class VaultAdapter(SourceAdapter):
         for req in kmip_pending.values():
             out.add(build_kmip(f"vault:kmip:{raw_hash(req.raw)}", req, None, ctx.format))
         out.flush()
+        ctx.records += records
         ctx.skipped_records += merged + repeated + late
         if merged:
             ctx.notes.append(f"{merged} request entries merged into their response events")

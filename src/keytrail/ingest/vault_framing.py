@@ -136,11 +136,27 @@ def iter_records(data: bytes, *, pretty: bool = False) -> Iterator[Record]:
     counted_to = 0  # line_no is the line of byte ``counted_to``
     if data.startswith(_BOM):
         pos = len(_BOM)
+    find = data.find
     while pos < n:
-        line_no += data.count(b"\n", counted_to, pos)
-        counted_to = pos
-        eol = data.find(b"\n", pos)
+        if counted_to != pos:
+            line_no += data.count(b"\n", counted_to, pos)
+            counted_to = pos
+        eol = find(b"\n", pos)
         eol = n if eol < 0 else eol
+        if data[pos] == 0x7B and data[eol - 1] == 0x7D:
+            # "{...}" with nothing around it: the bare JSON line of a file device, by far the
+            # most common record (nothing to strip, no framing to look for).
+            body = data[pos:eol]
+            try:
+                obj = _loads(body)
+            except orjson.JSONDecodeError:
+                pass  # the general path below rejects it
+            else:
+                kind, reason = _classify_obj(obj)
+                yield Record(kind, line_no, pos, body, "json", obj if kind != "bad" else None, reason)
+                pos = counted_to = eol + 1
+                line_no += 1
+                continue
         line = data[pos:eol]
         lead = len(line) - len(line.lstrip())
         body = line.strip()
@@ -148,16 +164,6 @@ def iter_records(data: bytes, *, pretty: bool = False) -> Iterator[Record]:
             pos = eol + 1
             continue
         start = pos + lead
-        if body[0] == 0x7B:  # "{": the bare JSON line of a file device, by far the most common record
-            try:
-                obj = _loads(body)
-            except orjson.JSONDecodeError:
-                pass  # the general path below rejects it (or reads a pretty-printed object)
-            else:
-                kind, reason = _classify_obj(obj)
-                yield Record(kind, line_no, start, body, "json", obj if kind != "bad" else None, reason)
-                pos = eol + 1
-                continue
         framing, js = _strip_framing(body)
         m = _SERVER_LOG.match(body) if framing != "json" else None
         if m is None and framing == "syslog":

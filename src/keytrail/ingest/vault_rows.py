@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Any
 
@@ -116,6 +117,7 @@ def _json(obj: dict[str, Any]) -> str:
                          if v is not None and (v or v.__class__ not in (str, list, dict))}).decode()
 
 
+@lru_cache(maxsize=8192)  # clients and paths repeat: a hit is cheaper than the regexes
 def split_address(addr: str | None) -> tuple[str | None, int | None]:
     """``10.0.0.1:36776`` / ``[2001:db8::10]:36778`` -> (ip, port); a bare address passes through."""
     if not addr:
@@ -126,6 +128,7 @@ def split_address(addr: str | None) -> tuple[str | None, int | None]:
     return addr, None
 
 
+@lru_cache(maxsize=8192)
 def resource_type(path: str, mount_type: str | None) -> str:
     """``vault-auth``, ``vault-sys``, ``vault-creds``, ``vault-secret``, ``vault-<engine>`` or ``vault-path``."""
     first = path.split("/", 1)[0]
