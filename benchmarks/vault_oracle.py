@@ -110,6 +110,68 @@ def _framings(base: Path, tag: str, lines: list[str]) -> dict[str, list[list[Pat
     return sets
 
 
+_HMAC = "hmac-sha256:" + "ab" * 32
+#: Response variations that reach the rarer branches of the row and mint rules.
+_VARIANTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("aws/creds/deploy", {"mount_type": "aws"}, {"secret": {"lease_id": "aws/creds/deploy/x1", "lease_duration": 900},
+     "data": {"access_key": "AKIAIOSFODNN7EXAMPLE", "secret_key": _HMAC, "security_token": None}}),
+    ("aws/sts/deploy", {"mount_type": "aws"}, {"secret": {"lease_id": "aws/sts/deploy/x2", "renewable": False},
+     "data": {"access_key": _HMAC, "security_token": _HMAC, "arn": _HMAC, "ttl": 60}}),
+    ("cloud/sts/ro le", {"mount_type": None}, {"secret": {"lease_id": "cloud/sts/x3"},
+     "data": {"access_key": "ASIAIOSFODNN7EXAMPLE", "arn": "arn:aws:sts::1:x"}}),
+    ("aws/creds/deploy", {"mount_type": ""}, {"data": {"access_key": "not-a-key"}}),
+    ("secret/data/ledger/db", {"namespace": {"id": "Rk2xa", "path": "team-a/"}},
+     {"wrap_info": {"accessor": "Bh57", "ttl": 300, "creation_path": "secret/data/ledger/db", "wrapped_accessor": "w"}}),
+    ("auth/approle/role/r1/secret-id", {}, {"data": {"secret_id": _HMAC, "secret_id_accessor": "acc1",
+     "secret_id_ttl": 3600}}),
+    ("auth/approle/role/r1/custom-secret-id", {}, {"data": {"secret_id": "plain", "secret_id_accessor": "acc2"}}),
+    ("auth/token/create-orphan/role9", {"data": {"no_parent": True}},
+     {"auth": {"accessor": "t-new", "policies": ["a"], "token_ttl": 60, "metadata": {"agent_id": "bot-1"},
+               "num_uses": True, "display_name": "token-x"}}),
+    ("auth/kubernetes/prod/login", {"mount_point": "auth/kubernetes/prod/", "data": {"role_id": _HMAC}},
+     {"auth": {"accessor": "t-k8s", "lease_duration": 120.7, "display_name": "oidc-alice@example.com",
+               "metadata": {"role": "web", "service_account_name": "sa", "email": "no-at"}}}),
+    ("auth/userpass/login/bob", {"remote_address": "[2001:db8::10]:36778", "headers": {"user-agent": ["curl/8", _HMAC, 3]}},
+     {"auth": {"accessor": "t-up", "display_name": "userpass-bob", "metadata": {"username": "bob"},
+               "policy_results": {"allowed": False}}}),
+    ("sys/leases/revoke", {"remote_address": "10.0.0.1:36776", "client_id": "c1", "operation": "weird"},
+     {"data": {"z": 1, "a": None, "\u00e9t\u00e9": "x"}, "mount_type": "kv"}),
+    ("transit/encrypt/k", {"remote_port": "443", "request_uri": "/v1/transit"}, {"mount_class": "secret"}),
+]
+
+
+def _mint_lines(lines: list[str]) -> list[str]:
+    """Request/response pairs of ``lines`` rewritten with :data:`_VARIANTS` and some oddities."""
+    objs = [json.loads(x) for x in lines]
+    resps = [o for o in objs if o["type"] == "response"]
+    out: list[str] = []
+    for i, (path, req_extra, resp_extra) in enumerate(_VARIANTS * 2):
+        base = resps[i % len(resps)]
+        rid = f"ffffffff-0000-0000-0000-{i:012d}"
+        req = {"time": base["time"], "type": "request", "auth": base.get("auth", {}),
+               "request": {**base["request"], "id": rid, "path": path, **req_extra}}
+        resp = json.loads(json.dumps(base))
+        resp["request"] = dict(req["request"])
+        resp["response"] = {**resp.get("response", {}), **resp_extra}
+        if i % 3 == 0:
+            req["error"] = "1 error occurred: permission denied"
+        if i % 4 == 1:
+            resp["forwarded_from"] = "10.1.1.1:8201"
+            resp["time"] = "2020-04-30T16:27:11.123456789+02:00"
+        if i % 5 == 2:
+            resp["error"] = "internal error"
+        if i >= len(_VARIANTS):  # second round: response before request (late), and a repeated request
+            out += [json.dumps(resp), json.dumps(req, ensure_ascii=False)]
+            if i % 2:
+                out.append(json.dumps(req))
+        else:
+            out += [json.dumps(req), json.dumps(resp, ensure_ascii=False)]
+    out.append(json.dumps({"time": "2020-04-30T14:27:11Z", "type": "request", "request": {"path": "sys/help"}}))
+    out.append(json.dumps({"time": "", "type": "audit-plugin", "request": {"id": "p1", "path": "x"}}))
+    out.append(json.dumps({"time": "bogus", "type": "response", "auth": {"accessor": "only-auth"}}))
+    return out
+
+
 def build_inputs(out: Path, fixtures: Path | None, gen: Path | None) -> dict[str, list[list[Path]]]:
     if out.exists():
         shutil.rmtree(out)
@@ -124,6 +186,7 @@ def build_inputs(out: Path, fixtures: Path | None, gen: Path | None) -> dict[str
             sets[f"fixture-{f.parent.name}-{f.name}"] = [[f]]
         sets["fixture-all"] = [[fx]]
         learn = (fx / LEARN).read_text().splitlines()
+        sets |= _framings(out, "mint", _mint_lines(learn))
         sets |= _framings(out, "learn", learn[1:61])
         sets |= _framings(out, "learnall", learn)
         elastic = [x for x in (fx / "elastic_integrations/test-audit.log").read_text().splitlines() if x.strip()]

@@ -17,9 +17,6 @@ case-wide de-duplication.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -79,23 +76,6 @@ def _to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
                                 schema=schema)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a file loads.
-
-    The loop allocates millions of small dicts and keeps a batch of row dicts alive, so the
-    collector would walk them again and again (it took 40-60% of the CPU time of a load) for
-    nothing: the adapter creates no reference cycles; memory is freed by reference counting.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 @cache
 def _schema(table: str) -> pa.Schema:
     """Arrow schema of the columns this adapter writes (every row dict has all of them)."""
@@ -112,10 +92,6 @@ class VaultAdapter(SourceAdapter):
         return sniff_label(sample.head, complete=len(sample.head) < SNIFF_BYTES)
 
     def load(self, ctx: LoadContext) -> None:
-        with _gc_paused():
-            self._load(ctx)
-
-    def _load(self, ctx: LoadContext) -> None:
         data = ctx.read_all()
         out = _Writer(ctx)
         pending: dict[str, Entry] = {}  # request entries waiting for their response

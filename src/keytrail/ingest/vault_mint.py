@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -61,7 +62,8 @@ def is_hmac(value: str | None) -> bool:
 
 
 def _compact(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if v not in (None, "", [], {})}
+    # Drops exactly what ``v not in (None, "", [], {})`` drops: None and empty str/list/dict.
+    return {k: v for k, v in obj.items() if v is not None and (v or v.__class__ not in (str, list, dict))}
 
 
 def aws_username_prefix(display_name: str, role: str, unix: int) -> str:
@@ -75,6 +77,7 @@ def aws_username_prefix(display_name: str, role: str, unix: int) -> str:
     return f"{_aws_stem(display_name, role)}-{unix}"
 
 
+@lru_cache(maxsize=4096)
 def _aws_stem(display_name: str, role: str) -> str:
     """``vault-`` + the normalised ``display-role`` cut to 42 (see :func:`aws_username_prefix`)."""
     return f"vault-{_AWS_NAME_CHARS.sub('_', display_name)}-{_AWS_NAME_CHARS.sub('_', role)}"[:48]
@@ -90,8 +93,11 @@ def _unix_candidates(req_time: datetime | None, resp_time: datetime | None) -> l
     return list(range(lo, min(hi, lo + 5) + 1))
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def _epoch(t: datetime) -> float:
-    return (t - datetime(1970, 1, 1)).total_seconds()
+    return (t - _EPOCH).total_seconds()
 
 
 def _expiry(issued: datetime | None, ttl: int | None) -> datetime | None:
