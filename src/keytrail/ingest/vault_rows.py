@@ -83,7 +83,7 @@ class Entry:
         self._raw = raw
         t = obj.get("time")
         self.time_raw: str | None = t if isinstance(t, str) and t else None
-        self.time: datetime | None = vault_time(t) if self.time_raw else None
+        self.time: datetime | None = vault_time(self.time_raw) if self.time_raw else None
         self.type: str = str(obj.get("type"))
         rid = d(obj.get("request")).get("id")
         self.request_id: str | None = rid if isinstance(rid, str) and rid else None
