@@ -103,6 +103,9 @@ def _framings(base: Path, tag: str, lines: list[str]) -> dict[str, list[list[Pat
                             '{"type": "request"}', "prefix-only no brace", '{"type":"x","request":{}}', "  "]
                + mixed[5:] + [lines[3], lines[2], lines[1]])  # repeated and late request entries
     sets[f"{tag}-mixed"] = [[_write(d / "mixed.log", "\ufeff" + "\r\n".join(garbage) + "\n" + lines[0][:77])]]
+    bad_utf8 = b"".join(b"host-\xff\xfe: " + x.encode() + b"\n" if i % 7 == 3 else x.encode() + b"\n"
+                        for i, x in enumerate(lines))
+    sets[f"{tag}-bad-utf8-prefix"] = [[_write(d / "bad-utf8.log", bad_utf8)]]
     sets[f"{tag}-two-devices"] = [[_write(d / "dev-a.log", joined), _write(d / "dev-b.log", "\n".join(lines[:20]) + "\n\n")]]
     big = json.loads(lines[1])
     big["response"] = {"data": {"keys": [f"hmac-sha256:{i:064x}" for i in range(6000)]}}

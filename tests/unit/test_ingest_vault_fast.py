@@ -17,7 +17,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keytrail.ingest.vault import _schema, _to_arrow
+from keytrail.ingest.vault import _schema, _text_array, _to_arrow
 from keytrail.ingest.vault_framing import iter_records
 from keytrail.ingest.vault_mint import _compact, s, strs
 from keytrail.ingest.vault_rows import _json, vault_time
@@ -101,3 +101,12 @@ def test_bare_json_line_fast_path_keeps_positions_and_rejects() -> None:
         ("entry", 1, 3), ("entry", 3, 3 + len(ok) + 4), ("bad", 4, 3 + 2 * len(ok) + 6),
         ("bad", 5, 3 + 2 * len(ok) + 9), ("bad", 6, 3 + 2 * len(ok) + 18), ("entry", 7, 3 + 2 * len(ok) + 20)]
     assert recs[1].raw == ok and recs[2].reason is not None and "invalid JSON" in (recs[3].reason or "")
+
+
+def test_raw_column_from_bytes_is_the_decoded_text() -> None:
+    """Valid UTF-8 takes the joined-buffer path; one bad byte sends the batch to per-record decoding."""
+    good = (b'{"a":"\xc3\xa9"}', b"", b"vault: {}", "already text")
+    for values in (good[:3], good, (*good[:3], b"host-\xff: {}")):
+        expected = pa.array([v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in values],
+                            pa.string())
+        assert _text_array(values).equals(expected)

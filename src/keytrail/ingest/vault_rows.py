@@ -94,6 +94,11 @@ class Entry:
             self._raw = self._raw.decode("utf-8", errors="replace")
         return self._raw
 
+    @property
+    def raw_undecoded(self) -> bytes | str:
+        """The record as read (bytes) unless already decoded: what an event's ``raw`` column is built from."""
+        return self._raw
+
 
 @dataclass(slots=True)
 class Rows:
@@ -268,7 +273,7 @@ def build(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Rows:
         "agent_id": _agent_in(meta), "human_id": _human_in(meta, display), "src_ip": ip, "user_agent": user_agent,
         "account": ns_path, "region": None, "target": path, "trace_id": None, "span_id": None,
         "parent_span_id": None, "shared_event_id": None, "request_id": None, "details": _json(details),
-        "raw": main.raw, "record_no": main.line_no, "byte_offset": main.offset,
+        "raw": main.raw_undecoded, "record_no": main.line_no, "byte_offset": main.offset,
     }
     resources = []
     if path:
