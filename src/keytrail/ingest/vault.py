@@ -69,14 +69,18 @@ class _Writer:
         self.events, self.resources, self.issues = [], [], []
 
 
+#: Columns whose values may be UTF-8 bytes (record text as read, JSON from orjson) rather than str.
+_TEXT_COLUMNS = frozenset({"raw", "details", "attributes"})
+
+
 def _to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
     """The rows as an Arrow table typed like the case table (what ``from_pylist`` gives, faster).
 
-    ``events.raw`` may hold the record's undecoded bytes: see :func:`_text_array`.
+    Text columns (``raw``, ``details``, ``attributes``) may hold UTF-8 bytes: see :func:`_text_array`.
     """
     schema = _schema(table)
     columns = zip(*map(itemgetter(*schema.names), rows), strict=True)
-    return pa.Table.from_arrays([_text_array(col) if f.name == "raw" else pa.array(col, f.type)
+    return pa.Table.from_arrays([_text_array(col) if f.name in _TEXT_COLUMNS else pa.array(col, f.type)
                                  for col, f in zip(columns, schema, strict=True)], schema=schema)
 
 

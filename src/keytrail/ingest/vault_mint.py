@@ -115,7 +115,7 @@ def _issue(cred: str, kind: str, parent: str | None, uid: str, issued: datetime 
     return {
         "credential_id": cred, "kind": kind, "parent_credential_id": parent, "event_uid": uid,
         "issued_at": issued, "expires_at": _expiry(issued, ttl), "principal_uid": principal_uid,
-        "principal_name": principal_name, "attributes": orjson.dumps(attrs).decode(),
+        "principal_name": principal_name, "attributes": orjson.dumps(attrs),
         "confidence": confidence, "reason": reason,
     }
 

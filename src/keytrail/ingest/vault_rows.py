@@ -116,10 +116,13 @@ def raw_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8", errors="replace")).hexdigest()[:32]
 
 
-def _json(obj: dict[str, Any]) -> str:
-    # Drops exactly what ``v not in (None, "", [], {})`` drops: None and empty str/list/dict.
+def _json(obj: dict[str, Any]) -> bytes:
+    """``obj`` without its empty values as JSON (UTF-8 bytes: the writer never decodes them).
+
+    Drops exactly what ``v not in (None, "", [], {})`` drops: None and empty str/list/dict.
+    """
     return orjson.dumps({k: v for k, v in obj.items()
-                         if v is not None and (v or v.__class__ not in (str, list, dict))}).decode()
+                         if v is not None and (v or v.__class__ not in (str, list, dict))})
 
 
 @lru_cache(maxsize=8192)  # clients and paths repeat: a hit is cheaper than the regexes
