@@ -149,7 +149,7 @@ class VaultAdapter(SourceAdapter):
                 continue
             else:  # server-log
                 server_logs += 1
-                add(build_server_log(f"vault:log:{raw_hash(rec.text)}", rec.line_no, rec.offset, rec.text,
+                add(build_server_log(f"vault:log:{raw_hash(rec.text)}", rec.line_no, rec.offset, rec.raw,
                                      fmt, rec.log_fields, rec.obj))
                 continue
             if typ in ("kmip-request", "kmip-response"):

@@ -364,7 +364,7 @@ def build_kmip(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Row
         + (f"-reason-{reason}" if reason is not None else ""),
         "actor_uid": serial, "actor_type": "kmip-client" if serial else None,
         "credential_id": serial, "credential_kind": "vault-kmip-cert" if serial else None,
-        "src_ip": ip, "account": ns_path, "target": target, "details": _json(details), "raw": main.raw,
+        "src_ip": ip, "account": ns_path, "target": target, "details": _json(details), "raw": main.raw_undecoded,
         "record_no": main.line_no, "byte_offset": main.offset,
     }
     resources = [{"event_uid": uid, "resource_id": f"vault:{ns_path or ''}kmip/{target}",
@@ -372,7 +372,7 @@ def build_kmip(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Row
     return Rows(event, resources, [])
 
 
-def build_server_log(uid: str, line_no: int, offset: int, raw: str, fmt: str,
+def build_server_log(uid: str, line_no: int, offset: int, raw: bytes | str, fmt: str,
                      fields: tuple[str, str, str] | None, obj: dict[str, Any] | None) -> Rows:
     """A Vault server (operational) log line kept on the timeline as ``vault:server-log``."""
     if fields is not None:
