@@ -67,6 +67,20 @@ def _valid(store: CaseStore, key: str, fingerprint: str) -> bool:
     return bool(store.scalar("SELECT value FROM case_meta WHERE key = ?", [key]) == fingerprint)
 
 
+def status(store: CaseStore) -> str:
+    """``current`` (both parts match this keytrail), ``stale`` (written by other analysis code
+    or another configuration: answers are computed live until ``keytrail snapshot CASE``) or
+    ``none`` (never stored, or dropped by an ingest that did not rebuild it)."""
+    from keytrail.config import load_config
+
+    rank = store.scalar("SELECT value FROM case_meta WHERE key = ?", [RANK_KEY])
+    found = store.scalar("SELECT value FROM case_meta WHERE key = ?", [FINDINGS_KEY])
+    if rank is None and found is None:
+        return "none"
+    ok = rank == code_fingerprint() and found == findings_fingerprint(load_config(None))
+    return "current" if ok else "stale"
+
+
 # -- reading -------------------------------------------------------------------------------
 
 def rank_rows(store: CaseStore, limit: int | None = None) -> list[dict[str, Any]] | None:
