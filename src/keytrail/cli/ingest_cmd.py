@@ -229,6 +229,6 @@ COMMANDS = {
                run_ingest),
     "info": ("sources, time range, counts, rejects and evidence integrity of a case", _add_info, run_info),
     "sql": ("run a read-only SQL query on a case", _add_sql, run_sql),
-    "snapshot": ("store the ranking and findings in the case again (after a keytrail upgrade or a "
-                 "changed findings configuration)", _add_snapshot, run_snapshot),
+    "snapshot": ("store the ranking and findings in the case again (after an upgrade or a config change)",
+                 _add_snapshot, run_snapshot),
 }
