@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from keytrail import __version__
+from keytrail.errors import KeytrailError
 
 if TYPE_CHECKING:
     from keytrail.analysis.findings import Finding
@@ -77,7 +78,11 @@ def status(store: CaseStore) -> str:
     found = store.scalar("SELECT value FROM case_meta WHERE key = ?", [FINDINGS_KEY])
     if rank is None and found is None:
         return "none"
-    ok = rank == code_fingerprint() and found == findings_fingerprint(load_config(None))
+    try:
+        cfg = load_config(None)
+    except KeytrailError:  # an invalid KEYTRAIL_CONFIG: `keytrail findings` says why; info must not fail
+        return "stale"
+    ok = rank == code_fingerprint() and found == findings_fingerprint(cfg)
     return "current" if ok else "stale"
 
 
