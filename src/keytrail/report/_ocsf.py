@@ -10,10 +10,8 @@ JSON values. The row alias is always ``x`` with columns ``class_uid``, ``activit
 
 from __future__ import annotations
 
-import re
-
-from keytrail.redact import MASK, SECRET_KEYS
 from keytrail.report._sql import mask_sql, quote_literal
+from keytrail.store.sqltext import mask_json_sql
 
 OCSF_VERSION = "1.1.0"
 
@@ -43,15 +41,9 @@ def j(expr: str) -> str:
     return f"to_json({expr})"
 
 
-def _secret_keys_pattern() -> str:
-    keys = "|".join(sorted(re.escape(k) for k in SECRET_KEYS))
-    return f'("(?i:{keys})"\\s*:\\s*")[^"]*(")'
-
-
 def keys_masked_sql(expr: str) -> str:
     """JSON text ``expr`` (object or array) with string values under secret keys masked, else NULL."""
-    return (f"CASE WHEN json_type({expr}) IN ('OBJECT', 'ARRAY') THEN regexp_replace(CAST({expr} AS VARCHAR), "
-            f"{lit(_secret_keys_pattern())}, '\\1' || {lit(MASK)} || '\\2', 'g') END")
+    return f"CASE WHEN json_type({expr}) IN ('OBJECT', 'ARRAY') THEN {mask_json_sql(f'CAST({expr} AS VARCHAR)')} END"
 
 
 def by_class(i: int) -> str:
