@@ -128,13 +128,13 @@ class _Reader:
             else:
                 eol = text.find("\n", pos)
                 eol = n if eol < 0 else eol
-                nxt = self._resync(pos + 1)
-                if nxt is not None and nxt < eol:
+                inner = self._resync(pos + 1)
+                if inner is not None and inner < eol:
                     # Junk in front of a record on the same line (e.g. a damaged array head): report
                     # the junk, read the record.
                     yield Bad(line, self.offset(pos), "not JSON; skipped "
-                              f"{self.offset(nxt) - self.offset(pos)} bytes to the next record", self.excerpt(pos))
-                    pos = nxt
+                              f"{self.offset(inner) - self.offset(pos)} bytes to the next record", self.excerpt(pos))
+                    pos = inner
                     continue
                 if not text[pos:eol].strip(",[]} \t\r"):
                     # Only separators left over from a damaged array or object: not a record.
