@@ -114,7 +114,7 @@ def build(cur: duckdb.DuckDBPyConnection, cfg: FindingsConfig, until: datetime |
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE _kt_dep AS
             SELECT subject_kind, subject, dim, value, count(*) AS n, min(time) AS t0, max(time) AS t1,
-                   arg_min(event_uid, time) AS uid
+                   arg_min(event_uid, (time, event_uid)) AS uid
             FROM (SELECT * FROM {dimrows} WHERE after AND n_base >= {int(min_events)}) d
             ANTI JOIN _kt_base b USING (subject_kind, subject, dim, value)
             GROUP BY ALL"""
