@@ -240,3 +240,23 @@ def test_generator_reproduces_the_committed_snapshot(tmp_path: Path) -> None:
     for f in POLICIES.rglob("*"):
         if f.is_file():
             assert (tmp_path / "p" / f.relative_to(POLICIES)).read_bytes() == f.read_bytes(), f
+
+
+def test_report_has_granted_by_policy_only_with_a_snapshot(incident_case: Path, tmp_path: Path) -> None:
+    from keytrail.report.content import build_report
+    from keytrail.report.html import render_html
+    from keytrail.report.markdown import render_markdown
+
+    with CaseStore.open(incident_case) as store:
+        doc = build_report(store, credentials=["ASIADKKHC6DWJIFTZP4G"])
+    section = doc["credentials"][0]
+    assert section["potential"]["available"] is True
+    md, html = render_markdown(doc), render_html(doc)
+    assert "#### Granted by policy" in md and "LedgerReconcilerAccess" in md
+    assert "<h4>Granted by policy</h4>" in html and "svc-backup-export" in html
+    bare = tmp_path / "bare.duckdb"
+    ingest(bare, [INCIDENT / "vault"])
+    with CaseStore.open(bare) as store:
+        doc2 = build_report(store)
+    assert all("potential" not in s for s in doc2["credentials"])
+    assert "Granted by policy" not in render_markdown(doc2)
