@@ -260,3 +260,40 @@ def test_report_has_granted_by_policy_only_with_a_snapshot(incident_case: Path, 
         doc2 = build_report(store)
     assert all("potential" not in s for s in doc2["credentials"])
     assert "Granted by policy" not in render_markdown(doc2)
+
+
+# -- NHI5 unused-privilege ----------------------------------------------------------------------------
+def _unused_privilege(case: Path) -> list[dict[str, Any]]:
+    from keytrail.analysis.findings import run_findings
+
+    with CaseStore.open(case) as store:
+        return [f.as_dict() for f in run_findings(store) if f.rule == "unused-privilege"]
+
+
+def test_unused_privilege_not_raised_for_privilege_the_agent_used(incident_case: Path) -> None:
+    # The reconciler role's iam-write grants (CreateAccessKey on user/svc-*, AssumeRole on *) were used on
+    # 03-10; ci-deployer's AdministratorAccess belongs to no agent: the sample snapshot yields no finding.
+    assert _unused_privilege(incident_case) == []
+
+
+def test_unused_privilege_for_an_agent_user_granted_admin(tmp_path: Path) -> None:
+    admin = "arn:aws:iam::aws:policy/AdministratorAccess"
+    snap = {"UserDetailList": [{"Path": "/", "UserName": "svc-invoice-triage", "UserId": "AIDABJSISCPD3JSU2IXJ2",
+                                "Arn": f"arn:aws:iam::{A}:user/svc-invoice-triage", "UserPolicyList": [],
+                                "GroupList": [], "AttachedManagedPolicies": [
+                                    {"PolicyName": "AdministratorAccess", "PolicyArn": admin}]}],
+            "GroupDetailList": [], "RoleDetailList": [], "Policies": [{
+                "PolicyName": "AdministratorAccess", "Arn": admin, "PolicyVersionList": [{
+                    "Document": {"Version": "2012-10-17", "Statement": [
+                        {"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+                    "VersionId": "v1", "IsDefaultVersion": True}]}]}
+    (tmp_path / "auth.json").write_text(json.dumps(snap))
+    case = tmp_path / "c.duckdb"
+    ingest(case, [INCIDENT, tmp_path / "auth.json"], inventory=[INCIDENT / "inventory.toml"])
+    found = _unused_privilege(case)
+    assert len(found) == 1
+    f = found[0]
+    assert f["subjects"][0] == f"arn:aws:iam::{A}:user/svc-invoice-triage"
+    assert {"invoice-triage", "vendor-sync", "AKIACGKP7XY67AEMFYZE"} <= set(f["subjects"])
+    assert f["details"]["flags"] == ["admin", "iam-write"] and f["frameworks"] == ["NHI5:2025"]
+    assert f["level"] == "medium" and f["evidence"] and f["evidence_count"] > 0

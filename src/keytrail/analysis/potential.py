@@ -95,7 +95,7 @@ def _grant_dict(g: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _aws_flags(g: dict[str, Any]) -> list[str]:
+def aws_flags(g: dict[str, Any]) -> list[str]:
     if g["effect"] != "Allow":
         return []
     acts, nacts, res, nres = g["actions"], g["not_actions"], g["resources"], g["not_resources"]
@@ -111,7 +111,7 @@ def _aws_flags(g: dict[str, Any]) -> list[str]:
     return out
 
 
-def _vault_flags(g: dict[str, Any]) -> list[str]:
+def vault_flags(g: dict[str, Any]) -> list[str]:
     caps, path = g["actions"] or [], (g["resources"] or [""])[0]
     if g["effect"] != "Allow":
         return []
@@ -206,7 +206,7 @@ def potential_blast_radius(store: CaseStore, credential_id: str, *, min_confiden
         entry["arn"] = arn
         label = p["name"] if p["source"] == "vault-policy" else (arn or min(p["observed_as"]))
         for g in stmts:
-            for flag in (_vault_flags(g) if g["source"] == "vault-policy" else _aws_flags(g)):
+            for flag in (vault_flags(g) if g["source"] == "vault-policy" else aws_flags(g)):
                 out.flags.append({"flag": flag, "principal": label, "policy": g["policy_name"],
                                   "policy_arn": g["policy_arn"], "attachment": g["attachment"],
                                   "actions": g["actions"] or g["not_actions"], "resources": g["resources"],
