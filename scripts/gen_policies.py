@@ -3,7 +3,7 @@
 Run: ``python scripts/gen_policies.py [--out sample_data/policies]``.
 
 What the sample incident's identities were *allowed* to do on 2026-03-01, the day before
-the evidence starts (docs/sample-incident.md, "Policy snapshot"): one
+the evidence starts (docs/blast-radius.md, "Potential blast radius", has the expected answers): one
 ``aws iam get-account-authorization-details`` output per account (the CLI's layout, 4-space
 JSON; one inline policy URL-encoded as the raw API returns it) and three Vault policies in
 the three shapes keytrail reads (an HCL file, ``vault read -format=json sys/policy/NAME``,
