@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from keytrail import __version__
+from keytrail.errors import KeytrailError
 
 if TYPE_CHECKING:
     from keytrail.analysis.findings import Finding
@@ -65,6 +66,24 @@ def findings_fingerprint(cfg: FindingsConfig) -> str:
 
 def _valid(store: CaseStore, key: str, fingerprint: str) -> bool:
     return bool(store.scalar("SELECT value FROM case_meta WHERE key = ?", [key]) == fingerprint)
+
+
+def status(store: CaseStore) -> str:
+    """``current`` (both parts match this keytrail), ``stale`` (written by other analysis code
+    or another configuration: answers are computed live until ``keytrail snapshot CASE``) or
+    ``none`` (never stored, or dropped by an ingest that did not rebuild it)."""
+    from keytrail.config import load_config
+
+    rank = store.scalar("SELECT value FROM case_meta WHERE key = ?", [RANK_KEY])
+    found = store.scalar("SELECT value FROM case_meta WHERE key = ?", [FINDINGS_KEY])
+    if rank is None and found is None:
+        return "none"
+    try:
+        cfg = load_config(None)
+    except KeytrailError:  # an invalid KEYTRAIL_CONFIG: `keytrail findings` says why; info must not fail
+        return "stale"
+    ok = rank == code_fingerprint() and found == findings_fingerprint(cfg)
+    return "current" if ok else "stale"
 
 
 # -- reading -------------------------------------------------------------------------------
