@@ -44,7 +44,7 @@ def run(ctx: Context) -> None:
                 flagged.setdefault(str(g["pkey"]), []).append((flag, g))
     if not flagged:
         return
-    keys = ", ".join("'" + k.replace("'", "''") + "'" for k in flagged)
+    keys = sorted(flagged)  # from the snapshot (hostile input): bound as a parameter, never spliced
     escalation = ", ".join(f"'{a}'" for a in (*pm.IAM_WRITE, "sts:AssumeRole"))
     rows = ctx.rows(f"""
       WITH ev AS (
@@ -56,13 +56,14 @@ def run(ctx: Context) -> None:
              arg_min(event_uid, time, 5) FILTER (WHERE by_agent) AS uids,
              min(time) FILTER (WHERE by_agent) AS t0, max(time) FILTER (WHERE by_agent) AS t1,
              list(DISTINCT credential_id ORDER BY credential_id) FILTER (WHERE by_agent) AS creds
-      FROM ev WHERE ev.pkey IN ({keys}) GROUP BY ev.pkey HAVING count(*) FILTER (WHERE by_agent) > 0""")
+      FROM ev WHERE list_contains(?::VARCHAR[], ev.pkey) GROUP BY ev.pkey
+      HAVING count(*) FILTER (WHERE by_agent) > 0""", [keys])
     agents_of: dict[str, list[str]] = {}
-    for a in ctx.rows(f"""SELECT DISTINCT _kt_pkey(e.actor_uid) AS pkey, ca.agent_id
+    for a in ctx.rows("""SELECT DISTINCT _kt_pkey(e.actor_uid) AS pkey, ca.agent_id
                           FROM (SELECT DISTINCT credential_id, actor_uid FROM events
                                 WHERE source = 'cloudtrail' AND actor_uid LIKE 'arn:%') e
                           JOIN _kt_chain_agent ca ON ca.credential_id = e.credential_id
-                          WHERE _kt_pkey(e.actor_uid) IN ({keys}) ORDER BY 1, 2"""):
+                          WHERE list_contains(?::VARCHAR[], _kt_pkey(e.actor_uid)) ORDER BY 1, 2""", [keys]):
         agents_of.setdefault(a["pkey"], []).append(a["agent_id"])
     for r in rows:
         if r["used"]:
