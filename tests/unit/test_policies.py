@@ -206,6 +206,7 @@ def test_potential_names_what_the_snapshot_cannot_explain(incident_case: Path) -
     assert sorted((x["action"], x["verdict"], x["events"]) for x in p.unexplained) == [
         ("s3:GetObject", "principal-not-in-snapshot", 1), ("s3:GetObject", "principal-not-in-snapshot", 1),
         ("s3:PutObject", "principal-not-in-snapshot", 1)]
+    assert p.totals == {"unexplained_groups": 3, "denied_but_granted_groups": 0}
     vault = {x["name"] for x in p.principals if x["source"] == "vault-policy"}
     assert vault == {"default", "ledger-reconciler"}
     # The five denied secret reads are consistent with the policy: no denied-but-granted, no unexplained read.

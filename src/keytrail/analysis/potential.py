@@ -30,6 +30,7 @@ import orjson
 from keytrail.analysis import potential_match as pm
 from keytrail.analysis.lineage import closure_sql
 from keytrail.analysis.lookup import resolve_credential
+from keytrail.analysis.potential_sql import judge_aws
 from keytrail.graph.model import allowed_confidences
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class PotentialBlastRadius:
     unused: list[dict[str, Any]] = field(default_factory=list)
     unexplained: list[dict[str, Any]] = field(default_factory=list)
     denied_but_granted: list[dict[str, Any]] = field(default_factory=list)
+    #: Full counts of the two lists above (they are cut at ``MAX_ITEMS``, busiest first).
+    totals: dict[str, int] = field(default_factory=lambda: {"unexplained_groups": 0, "denied_but_granted_groups": 0})
     caveats: list[str] = field(default_factory=lambda: list(CAVEATS))
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,7 +80,7 @@ class PotentialBlastRadius:
             "credential": self.credential, "available": self.available, "reason": self.reason,
             "snapshots": self.snapshots, "principals": self.principals, "flags": self.flags,
             "unused": self.unused, "unexplained": self.unexplained,
-            "denied_but_granted": self.denied_but_granted, "caveats": self.caveats,
+            "denied_but_granted": self.denied_but_granted, "totals": self.totals, "caveats": self.caveats,
         }
 
 
@@ -179,7 +182,8 @@ def potential_blast_radius(store: CaseStore, credential_id: str, *, min_confiden
     principals += [(("vault", "policy", n), {"source": "vault-policy", "account": None, "kind": "vault-policy",
                                              "name": n, "observed_as": {n}, "credentials": creds})
                    for n, creds in sorted(vault_pols.items())]
-    usage = _aws_usage(store, d_sql, params)
+    aws = judge_aws(store, d_sql, params, MAX_ITEMS)
+    usage = aws.usage
     vault_use = _vault_usage(store, d_sql, params, by_key)
     for key, p in principals:
         rows = by_key.get(key, [])
@@ -231,12 +235,17 @@ def potential_blast_radius(store: CaseStore, credential_id: str, *, min_confiden
                                    "resources": g["resources"], "file_id": g["file_id"],
                                    "record_no": g["record_no"], "statement_no": g["statement_no"]})
     out.flags.sort(key=lambda f: (f["flag"], f["principal"], str(f.get("policy"))))
-    verdicts = _aws_verdicts(store, d_sql, params) + vault_use["verdicts"]
-    for v in verdicts:
+    for v in aws.unexplained + aws.denied_but_granted:
+        v["why"] = WHY[v["verdict"]]
+    out.unexplained, out.denied_but_granted = aws.unexplained, aws.denied_but_granted
+    out.totals = {"unexplained_groups": aws.unexplained_total, "denied_but_granted_groups": aws.denied_total}
+    for v in vault_use["verdicts"]:
         if v["verdict"] == "allowed" and v["outcome"] == "denied":
             out.denied_but_granted.append(v)
+            out.totals["denied_but_granted_groups"] += 1
         elif v["verdict"] != "allowed" and v["outcome"] == "success":
             out.unexplained.append(v)
+            out.totals["unexplained_groups"] += 1
     out.unexplained = out.unexplained[:MAX_ITEMS]
     out.denied_but_granted = out.denied_but_granted[:MAX_ITEMS]
     out.unused = out.unused[:MAX_ITEMS]
@@ -247,85 +256,7 @@ def _query(store: CaseStore, sql: str, params: dict[str, Any]) -> list[dict[str,
     return store.query(sql, {k: v for k, v in params.items() if f"${k}" in sql})  # type: ignore[arg-type]
 
 
-def _aws_events_sql(d_sql: str) -> str:
-    """Grouped CloudTrail events of D(c): principal key, IAM action, outcome, ARN resources."""
-    return d_sql + f""",
-      ev AS (
-        SELECT e.event_uid, e.actor_uid, e.outcome, e.time, {pm.iam_action_sql('e.action')} AS action,
-               regexp_extract(e.actor_uid, '^arn:aws[a-z-]*:(?:iam|sts)::(\\d{{12}}):', 1) AS acct,
-               CASE WHEN e.actor_uid LIKE '%:assumed-role/%' OR e.actor_uid LIKE '%:role/%' THEN 'role'
-                    WHEN e.actor_uid LIKE '%:user/%' THEN 'user' END AS pkind,
-               CASE WHEN e.actor_uid LIKE '%:assumed-role/%'
-                    THEN regexp_extract(e.actor_uid, ':assumed-role/([^/]+)', 1)
-                    ELSE regexp_extract(e.actor_uid, '/([^/]+)$', 1) END AS pname
-        FROM events e WHERE e.source = 'cloudtrail' AND e.credential_id IN (SELECT credential_id FROM clo)
-          AND e.actor_uid LIKE 'arn:%' AND e.action IS NOT NULL),
-      evr AS (
-        SELECT ev.event_uid, any_value(ev.acct) AS acct, any_value(ev.pkind) AS pkind, any_value(ev.pname) AS pname,
-               any_value(ev.actor_uid) AS actor_uid, any_value(ev.action) AS action,
-               any_value(ev.outcome) AS outcome, any_value(ev.time) AS time,
-               coalesce(list(DISTINCT r.resource_id ORDER BY r.resource_id)
-                 FILTER (WHERE starts_with(r.resource_id, 'arn:')), []) AS res
-        FROM ev LEFT JOIN event_resources r ON r.event_uid = ev.event_uid GROUP BY ev.event_uid),
-      grp AS (
-        SELECT acct, pkind, pname, actor_uid, action, outcome, res, count(*) AS events,
-               min(time) AS first_seen, arg_min(event_uid, time) AS sample
-        FROM evr WHERE pkind IS NOT NULL GROUP BY ALL)"""
-
-
-def _aws_usage(store: CaseStore, d_sql: str, params: dict[str, Any]) -> dict[tuple[str, str, str], set[str]]:
-    """IAM actions each principal of D(c) used successfully (for the unused-grant comparison)."""
-    rows = _query(store, _aws_events_sql(d_sql) + """
-      SELECT DISTINCT acct, pkind, pname, action FROM grp WHERE outcome = 'success'""", params)
-    out: dict[tuple[str, str, str], set[str]] = {}
-    for r in rows:
-        out.setdefault((r["acct"], r["pkind"], r["pname"]), set()).add(r["action"])
-    return out
-
-
-def _aws_verdicts(store: CaseStore, d_sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each (principal, action, resources, outcome) group of D(c) with the snapshot's verdict, in SQL."""
-    like = pm.glob_like_sql
-    act = (f"(coalesce(list_bool_or(list_transform(g.actions, lambda p: like_escape(lower(o.action), "
-           f"lower({like('p')}), '\\'))), false))")
-    nact = (f"(NOT coalesce(list_bool_or(list_transform(g.not_actions, lambda p: like_escape(lower(o.action), "
-            f"lower({like('p')}), '\\'))), false))")
-    res_one = (f"(CASE WHEN g.resources IS NOT NULL THEN coalesce(list_bool_or(list_transform(g.resources, "
-               f"lambda p: like_escape(x, {like('p')}, '\\'))), false) ELSE NOT coalesce(list_bool_or("
-               f"list_transform(g.not_resources, lambda p: like_escape(x, {like('p')}, '\\'))), false) END)")
-    res = f"(len(o.res) = 0 OR coalesce(list_bool_or(list_transform(o.res, lambda x: {res_one})), false))"
-    no_perm = ", ".join(f"'{a}'" for a in pm.NO_PERMISSION)
-    rows = _query(store, _aws_events_sql(d_sql) + f""",
-      g AS (SELECT * FROM grants WHERE source = 'aws-iam' AND effect IS NOT NULL),
-      known AS (SELECT DISTINCT account, principal_kind, principal_name FROM grants WHERE source = 'aws-iam'),
-      m AS (
-        SELECT o.acct, o.pkind, o.pname, o.action, o.outcome, o.res,
-               bool_or(g.effect = 'Allow') AS allow, bool_or(g.effect = 'Deny') AS deny,
-               list(DISTINCT g.policy_name ORDER BY g.policy_name) AS policies
-        FROM grp o JOIN g ON g.account = o.acct AND g.principal_kind = o.pkind AND g.principal_name = o.pname
-        WHERE (CASE WHEN g.actions IS NOT NULL THEN {act} ELSE {nact} END) AND {res}
-        GROUP BY ALL)
-      SELECT o.actor_uid AS principal, o.action, o.outcome, o.res AS resources, o.events, o.first_seen, o.sample,
-             CASE WHEN o.action IN ({no_perm}) THEN 'allowed'
-                  WHEN k.principal_name IS NULL THEN 'principal-not-in-snapshot'
-                  WHEN coalesce(m.deny, false) THEN 'denied-by-policy'
-                  WHEN coalesce(m.allow, false) THEN 'allowed' ELSE 'no-grant' END AS verdict,
-             m.policies
-      FROM grp o
-      LEFT JOIN m ON m.acct = o.acct AND m.pkind = o.pkind AND m.pname = o.pname AND m.action = o.action
-                 AND m.outcome = o.outcome AND m.res = o.res
-      LEFT JOIN known k ON k.account = o.acct AND k.principal_kind = o.pkind AND k.principal_name = o.pname
-      ORDER BY o.first_seen, o.action""", params)
-    out = []
-    for r in rows:
-        out.append({"source": "aws-iam", "principal": r["principal"], "action": r["action"],
-                    "outcome": r["outcome"], "resources": list(r["resources"]), "events": int(r["events"]),
-                    "sample_event": r["sample"], "verdict": r["verdict"], "policies": list(r["policies"] or []),
-                    "why": _WHY[r["verdict"]]})
-    return out
-
-
-_WHY = {
+WHY = {
     "allowed": "a statement in the snapshot allows it",
     "principal-not-in-snapshot": "the principal is not in any snapshot: the snapshot is incomplete or older than it",
     "denied-by-policy": "an explicit Deny (or Vault deny) in the snapshot matches it",
@@ -369,5 +300,5 @@ def _vault_usage(store: CaseStore, d_sql: str, params: dict[str, Any],
         verdicts.append({"source": "vault-policy", "principal": ", ".join(policies) or "-",
                          "action": f"vault:{op}", "outcome": r["outcome"], "resources": [path],
                          "events": int(r["events"]), "sample_event": r["sample"], "verdict": verdict,
-                         "policies": [rule] if rule else [], "why": _WHY[verdict]})
+                         "policies": [rule] if rule else [], "why": WHY[verdict]})
     return {"used": used, "verdicts": verdicts}

@@ -198,8 +198,11 @@ def potential_lines(p: dict[str, Any], out: Any) -> None:
          [[str(x["events"]), _p(x["principal"], ID_WIDTH), _p(x["action"], 40), _p(", ".join(x["resources"]), ID_WIDTH)]
           for x in p["denied_but_granted"]]),
     ]
+    totals = {"observed but not explained by the snapshot": p["totals"]["unexplained_groups"],
+              "denied although the snapshot allows it": p["totals"]["denied_but_granted_groups"]}
     for title, headers, rows in sections:
-        out.write(f"\n{title} ({len(rows)})\n")
+        total = totals.get(title, len(rows))
+        out.write(f"\n{title} ({len(rows)}" + (f" of {total}, busiest first" if total > len(rows) else "") + ")\n")
         if rows:
             _table(headers, rows, out)
     if p["unexplained"]:

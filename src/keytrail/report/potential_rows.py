@@ -25,8 +25,9 @@ def intro(p: dict[str, Any]) -> str:
     missing = sum(1 for x in p["principals"] if not x["in_snapshot"])
     gap = f" ({missing} not in any snapshot)" if missing else ""
     return (f"D(c) authenticates as {n} principal(s){gap}; {len(p['flags'])} flag(s), "
-            f"{len(p['unused'])} granted-but-unused statement(s), {len(p['unexplained'])} observed action group(s) "
-            f"the snapshot does not explain. " + " ".join(p["caveats"]))
+            f"{len(p['unused'])} granted-but-unused statement(s), {p['totals']['unexplained_groups']} observed action "
+            f"group(s) the snapshot does not explain, {p['totals']['denied_but_granted_groups']} denied group(s) it "
+            f"allows. " + " ".join(p["caveats"]))
 
 
 def tables(p: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
