@@ -298,3 +298,24 @@ def test_unused_privilege_for_an_agent_user_granted_admin(tmp_path: Path) -> Non
     assert {"invoice-triage", "vendor-sync", "AKIACGKP7XY67AEMFYZE"} <= set(f["subjects"])
     assert f["details"]["flags"] == ["admin", "iam-write"] and f["frameworks"] == ["NHI5:2025"]
     assert f["level"] == "medium" and f["evidence"] and f["evidence_count"] > 0
+
+
+def test_vault_json_policy_shapes_and_gzip(tmp_path: Path) -> None:
+    import gzip
+
+    (tmp_path / "ops.json").write_text(json.dumps({"path": {"kv/+/ops/*": {"capabilities": ["read"]},
+                                                            "sys/*": {"policy": "sudo"}}}))
+    (tmp_path / "acl.json").write_text(json.dumps({"request_id": "r", "data": {
+        "name": "ci", "policy": json.dumps({"path": {"secret/data/ci/*": {"capabilities": ["read", "list"]}}})}}))
+    (tmp_path / "batch.hcl.gz").write_bytes(gzip.compress(b'path "transit/encrypt/+" { capabilities = ["update"] }\n'))
+    case = tmp_path / "c.duckdb"
+    ingest(case, [tmp_path])
+    rows = _rows(case, "SELECT principal_name, resources, actions FROM grants ORDER BY principal_name, statement_no")
+    assert rows == [
+        {"principal_name": "batch", "resources": ["transit/encrypt/+"], "actions": ["update"]},
+        {"principal_name": "ci", "resources": ["secret/data/ci/*"], "actions": ["read", "list"]},
+        {"principal_name": "ops", "resources": ["kv/+/ops/*"], "actions": ["read"]},
+        {"principal_name": "ops", "resources": ["sys/*"],
+         "actions": ["create", "read", "update", "delete", "list", "sudo"]},
+    ]
+    assert _rows(case, "SELECT count(*) AS n FROM rejects") == [{"n": 0}]

@@ -59,6 +59,20 @@ def _vault_json(doc: Any) -> tuple[str | None, Any]:
     return None, None
 
 
+def _policy_text(text: str) -> Any:
+    """Policy text from ``data.rules``/``data.policy``: HCL, or Vault's JSON policy form.
+
+    Raises:
+        HclError: neither readable HCL nor JSON.
+    """
+    if text.lstrip().startswith("{"):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as e:
+            raise HclError(f"policy text is neither HCL nor JSON: {e}") from e
+    return parse(text)
+
+
 def detect(head: bytes, complete: bool) -> str | None:
     """The format label of a policy snapshot, or None."""
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
@@ -164,7 +178,7 @@ class PolicyAdapter(SourceAdapter):
         found, body = _vault_json(doc)
         name = found or policy_name(ctx.path)
         try:
-            parsed = parse(body) if isinstance(body, str) else body
+            parsed = _policy_text(body) if isinstance(body, str) else body
             blocks = path_blocks(parsed if isinstance(parsed, dict) else {})
         except HclError as e:
             ctx.reject(f"Vault policy {name!r} does not parse: {e}", record_no=1, excerpt=data[:512])
