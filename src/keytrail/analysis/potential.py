@@ -167,9 +167,19 @@ def potential_blast_radius(store: CaseStore, credential_id: str, *, min_confiden
             p["observed_as"].add(r["uid"])
             p["credentials"].add(r["credential_id"])
     vault_pols: dict[str, set[str]] = {}
+    hashed = set()
     for r in vault_sets:
+        if str(r["policy"]).startswith("hmac-sha256:"):
+            hashed.add(r["policy"])
+            continue
         vault_pols.setdefault(r["policy"], set()).add(r["credential_id"])
-    grants = store.query("SELECT rowid AS gid, * FROM grants ORDER BY file_id, record_no, statement_no")
+    # Only the grants of D(c)'s principals: a whole organisation's snapshot stays in DuckDB.
+    grants = _query(store, """SELECT * FROM grants
+        WHERE (source = 'aws-iam' AND principal_kind IN ('user', 'role')
+               AND list_contains($aws, account || ':' || principal_kind || '/' || principal_name))
+           OR (source = 'vault-policy' AND list_contains($vault, principal_name))
+        ORDER BY file_id, record_no, statement_no""",
+                    {"aws": [f"{a}:{k}/{n}" for a, k, n in keys], "vault": sorted(vault_pols)})
     by_key: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for g in grants:
         if g["source"] == "aws-iam" and g["principal_kind"] in ("user", "role"):
@@ -178,6 +188,8 @@ def potential_blast_radius(store: CaseStore, credential_id: str, *, min_confiden
             by_key.setdefault(("vault", "policy", g["principal_name"]), []).append(g)
 
     out = PotentialBlastRadius(cred, True, snapshots=[{**s, "statements": int(s["statements"])} for s in snaps])
+    if hashed:
+        out.caveats.append(f"{len(hashed)} Vault policy name(s) are HMAC'd in the audit log and match no policy.")
     principals: list[tuple[tuple[str, str, str], dict[str, Any]]] = sorted(keys.items())
     principals += [(("vault", "policy", n), {"source": "vault-policy", "account": None, "kind": "vault-policy",
                                              "name": n, "observed_as": {n}, "credentials": creds})
