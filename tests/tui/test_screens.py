@@ -194,11 +194,17 @@ def test_escape_cancels_a_long_query(small_case: Path) -> None:
             await pilot.press(*"SELECT sum(hash(i)) FROM range(20000000000) t(i)", "enter")
             for _ in range(50):
                 await pilot.pause(0.02)
-                if screen._cursors:
+                if screen.sessions.get("sql") and screen.sessions["sql"].active:
                     break
+            session = screen.sessions["sql"]
             assert screen.busy()
             await pilot.press("escape")
+            for _ in range(500):  # the interrupted query's thread returns and posts Stopped
+                if screen.stopped:
+                    break
+                await pilot.pause(0.02)
             await settle(pilot)
+            assert screen.stopped == ["sql"] and session.cancelled and session.active == 0
             assert not screen.busy()
             assert app.screen is screen  # cancelled, not gone back, no error modal
             assert "cancelled" in texts(app)
@@ -563,4 +569,66 @@ def test_trace_link_pane_shows_the_whole_reason(small_case: Path) -> None:
                 words = " ".join(shown.split())
                 assert " ".join(str(link["reason"]).split()) in words, (link["reason"], words)
                 assert str(link["id"]) in words
+    run(body)
+
+
+def test_escape_stops_a_slow_analysis_call(small_case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ranking is an analysis function given the screen's session; Escape interrupts its queries.
+
+    The engine is swapped for one whose second query runs for minutes (``tests.tui.slow_engine``):
+    without the session's interrupt the worker thread would keep a core busy long after the test.
+    """
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)  # the overview ranks too: let it finish with the real engine
+            monkeypatch.setattr(core, "RANK", ("tests.tui.slow_engine", "slow_rank"))
+            await pilot.press("c")
+            screen = app.screen
+            assert isinstance(screen, CredentialsScreen)
+            for _ in range(500):
+                await pilot.pause(0.01)
+                session = screen.sessions.get("rows")
+                if session is not None and session.active:
+                    break
+            assert session is not None and session.active, "the ranking never started"
+            assert "ranking… (Escape cancels)" in texts(app)
+            await pilot.press("escape")
+            for _ in range(1000):  # the thread returns once its query is interrupted, and posts Stopped
+                if screen.stopped:
+                    break
+                await pilot.pause(0.02)
+            await settle(pilot)
+            assert screen.stopped == ["rows"], "the slow query was not stopped"
+            assert session.cancelled and session.active == 0 and not screen.busy()
+            assert app.screen is screen and screen.rows == []  # no answer, no error modal
+            assert "cancelled (rows stopped)" in texts(app)
+            await pilot.press("escape")  # nothing runs now: Escape goes back
+            await settle(pilot)
+            assert isinstance(app.screen, OverviewScreen)
+    run(body)
+
+
+def test_leaving_a_screen_stops_its_analysis(small_case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(core, "BLAST", ("tests.tui.slow_engine", "slow_rank"))
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_target("credential", "ASIA1")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, CredentialScreen)
+            for _ in range(500):
+                await pilot.pause(0.01)
+                session = screen.sessions.get("blast")
+                if session is not None and session.active:
+                    break
+            assert session is not None and session.active
+            app.pop_screen()
+            for _ in range(1000):
+                if session.active == 0:
+                    break
+                await pilot.pause(0.02)
+            assert session.cancelled and session.active == 0
     run(body)

@@ -95,6 +95,7 @@ class CaseStore:
         self.path = path
         self.read_only = read_only
         self._lock = threading.Lock()
+        self._sessions: weakref.WeakSet[CaseSession] = weakref.WeakSet()
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -184,9 +185,23 @@ class CaseStore:
 
     def session(self) -> CaseSession:
         """A cancellable view of this case for analysis calls (see :class:`CaseSession`)."""
-        return CaseSession(self)
+        session = CaseSession(self)
+        with self._lock:
+            self._sessions.add(session)
+        return session
 
-    def close(self) -> None:
+    def close(self, wait: float = 10.0) -> None:
+        """Interrupt the calls of every session, give them up to ``wait`` seconds to return, close.
+
+        DuckDB refuses to close a connection while a cursor of it is running a query.
+        """
+        with self._lock:
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.interrupt()
+        deadline = time.monotonic() + wait
+        while any(session.active for session in sessions) and time.monotonic() < deadline:
+            time.sleep(REINTERRUPT_SECONDS)
         self.con.close()
 
     def __enter__(self) -> Self:
@@ -351,6 +366,10 @@ class CaseSession(CaseStore):
             self._interrupt_all()
             time.sleep(REINTERRUPT_SECONDS)
 
-    def close(self) -> None:
+    def session(self) -> CaseSession:
+        """A new session of the same case (this one may be interrupted; a new one is not)."""
+        return self.store.session()
+
+    def close(self, wait: float = 0.0) -> None:
         """Interrupt the session's calls; the case's connection stays open (close the store for that)."""
         self.interrupt()

@@ -60,9 +60,9 @@ class CredentialsScreen(CaseScreen):
     def on_mount(self) -> None:
         rank = core.engine(core.RANK)
         if rank is None:
-            self.load("rows", lambda cur: ("fallback", _fallback_rank(cur)))
+            self.load("rows", lambda s: ("fallback", _fallback_rank(s.con)))
         else:
-            self.load("rows", lambda cur: ("ranked", core.as_doc(rank(self.store))))
+            self.load("rows", lambda s: ("ranked", core.as_doc(rank(s))))
         self.status(Text("ranking… (Escape cancels)", style="dim"))
 
     def on_loaded(self, message: Loaded) -> None:
@@ -140,10 +140,10 @@ class CredentialScreen(CaseScreen):
         if blast is None:
             self._blast_unavailable()
         else:
-            self.load("blast", lambda cur: core.as_doc(blast(self.store, cid)))
-        self.load("lineage", lambda cur: (*ancestry(self.store, cid), lineage_tree(self.store, cid).as_dict()))
-        self.load("ids", lambda cur: linked_identities(cur, cid))
-        self.load("activity", lambda cur: (1, activity(cur, "credential_id", [cid])))
+            self.load("blast", lambda s: core.as_doc(blast(s, cid)))
+        self.load("lineage", lambda s: (*ancestry(s, cid), lineage_tree(s, cid).as_dict()))
+        self.load("ids", lambda s: linked_identities(s.con, cid))
+        self.load("activity", lambda s: (1, activity(s.con, "credential_id", [cid])))
         export = "e exports a report" if core.engine(core.REPORT) else \
             f"export unavailable ({core.REPORT[0]} not in this build)"
         self.status(Text(f"t its events · {export} · Escape back"))
@@ -163,7 +163,7 @@ class CredentialScreen(CaseScreen):
             ids.remove_children()
             ids.mount(DocView({"agents": data.get("agents") or [], "humans": data.get("humans") or []}))
             family = [self.credential_id, *(data.get("derived_credentials") or [])]
-            self.load("activity", lambda cur: (len(family), activity(cur, "credential_id", family)))
+            self.load("activity", lambda s: (len(family), activity(s.con, "credential_id", family)))
         elif message.key == "lineage":
             self._show_lineage(data)
         elif message.key == "ids":

@@ -65,7 +65,7 @@ class TraceScreen(CaseScreen):
             self._show(Static(Text(f"unavailable: {core.TRACE[0]} is not in this build", style="dim")))
             return
         eid = self.event_id
-        self.load("trace", lambda cur: core.as_doc(trace(self.store, eid)))
+        self.load("trace", lambda s: core.as_doc(trace(s, eid)))
 
     def _show(self, widget: Any) -> Any:
         body = self.query_one("#body", VerticalScroll)
