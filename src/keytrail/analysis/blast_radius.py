@@ -104,11 +104,13 @@ def _rank_sql(roots_sql: str, *, filtered: bool = True) -> str:
                sum(ev.permission_changes) AS permission_changes, sum(ev.secrets_read) AS secrets_read,
                sum(ev.denied) AS denied
         FROM clo JOIN ev ON ev.credential_id = clo.credential_id GROUP BY clo.root
+      ), dcount AS (
+        SELECT clo.root, dims.dim, count(DISTINCT dims.v) AS n
+        FROM clo JOIN dims ON dims.credential_id = clo.credential_id GROUP BY clo.root, dims.dim
       ), dagg AS (
-        SELECT clo.root, count(DISTINCT v) FILTER (WHERE dim = 'r') AS resources,
-               count(DISTINCT v) FILTER (WHERE dim = 'a') AS accounts,
-               count(DISTINCT v) FILTER (WHERE dim = 'p') AS principals
-        FROM clo JOIN dims ON dims.credential_id = clo.credential_id GROUP BY clo.root
+        SELECT root, sum(n) FILTER (WHERE dim = 'r') AS resources, sum(n) FILTER (WHERE dim = 'a') AS accounts,
+               sum(n) FILTER (WHERE dim = 'p') AS principals
+        FROM dcount GROUP BY root
       ), minted AS (
         SELECT root, count(*) - 1 AS n,
                coalesce(list(credential_id ORDER BY credential_id) FILTER (WHERE credential_id <> root), [])
@@ -175,7 +177,16 @@ def _to_rank(row: dict[str, Any]) -> CredentialRank:
 
 def rank_credentials(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
                      min_confidence: str = "inferred", limit: int | None = None) -> list[CredentialRank]:
-    """Every credential with its blast-radius score, highest first (ties: more events, then id)."""
+    """Every credential with its blast-radius score, highest first (ties: more events, then id).
+
+    The default question (no window, ``inferred``) is answered from the case's analysis
+    snapshot when it is current (:mod:`keytrail.analysis.snapshot`), else computed."""
+    if since is None and until is None and min_confidence == "inferred":
+        from keytrail.analysis import snapshot
+
+        cached = snapshot.rank_rows(store, limit)
+        if cached is not None:
+            return [_to_rank(r) for r in cached]
     sql = _rank_sql("SELECT credential_id AS root FROM credentials", filtered=since is not None or until is not None)
     rows = query(store, sql, _params(since, until, min_confidence))
     ranks = [_to_rank(r) for r in rows]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 
@@ -48,11 +49,28 @@ class ScoreTerm:
     value: float
     weight: float
     points: float
-    explanation: str
+
+    @property
+    def explanation(self) -> str:
+        """Why the term has its points, in words; built on demand (ranking every credential of a
+        big case makes hundreds of thousands of terms, few of which are ever shown)."""
+        return _explain(self.name, self.value, self.weight, self.points)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "value": self.value, "weight": self.weight, "points": self.points,
                 "explanation": self.explanation}
+
+
+_TEMPLATES = {t.name: t.explanation for t in TERMS}
+
+
+def _explain(name: str, value: float, weight: float, points: float) -> str:
+    return _TEMPLATES[name].format(value=value) + f"; {weight:g} x log2(1 + {value}) = {points:g}"
+
+
+@lru_cache(maxsize=65536)
+def _points(weight: float, value: float) -> float:
+    return round(weight * math.log2(1 + max(0.0, float(value))), 2)
 
 
 def score_terms(values: dict[str, float]) -> list[ScoreTerm]:
@@ -60,10 +78,9 @@ def score_terms(values: dict[str, float]) -> list[ScoreTerm]:
     out = []
     for t in TERMS:
         v = values.get(t.name) or 0
-        v = int(v) if float(v).is_integer() else float(v)
-        points = round(t.weight * math.log2(1 + max(0.0, float(v))), 2)
-        text = t.explanation.format(value=v) + f"; {t.weight:g} x log2(1 + {v}) = {points:g}"
-        out.append(ScoreTerm(t.name, v, t.weight, points, text))
+        if type(v) is not int:
+            v = int(v) if float(v).is_integer() else float(v)
+        out.append(ScoreTerm(t.name, v, t.weight, _points(t.weight, v)))
     return out
 
 

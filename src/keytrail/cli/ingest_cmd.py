@@ -20,6 +20,9 @@ def _add_ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="exit 3 when any record was rejected")
     p.add_argument("--json", action="store_true", help="print a machine summary on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--no-snapshot", action="store_true",
+                   help="skip the analysis snapshot (ranking and findings stored for instant reads); "
+                        "readers then compute them live")
 
 
 class _ProgressPrinter:
@@ -56,6 +59,15 @@ def run_ingest(args: argparse.Namespace) -> int:
     if printer:
         printer.done()
     doc = summary.as_dict()
+    snap = None
+    if not args.no_snapshot and summary.events_in_case:
+        from keytrail.analysis.snapshot import refresh_case
+
+        if not args.quiet:
+            print("ingest: analysis snapshot (ranking every credential, running the findings rules)",
+                  file=sys.stderr)
+        snap = refresh_case(args.case)
+    doc["snapshot"] = snap.as_dict() if snap else None
     if args.json:
         from keytrail.cli.main import print_json
 
@@ -72,6 +84,9 @@ def run_ingest(args: argparse.Namespace) -> int:
         f"({summary.elapsed:.1f}s)",
         file=sys.stderr,
     )
+    if snap:
+        print(f"keytrail: analysis snapshot: {snap.credentials:,} credentials ranked, {snap.findings:,} findings "
+              f"({snap.seconds:.1f}s)", file=sys.stderr)
     if summary.rejected:
         print(f"  see them with: keytrail sql {args.case} \"SELECT * FROM rejects\"", file=sys.stderr)
     # Exit 2 only when the run produced no usable evidence at all; files already in

@@ -101,6 +101,9 @@ def build_demo(rebuild: bool = False, quiet: bool = False) -> Path:
         if not quiet:
             print(f"keytrail: building the demo case from {src} into {case}", file=sys.stderr)
         summary = ingest(case, paths, inventory=inventory)
+        from keytrail.analysis.snapshot import refresh_case
+
+        refresh_case(case)
         if not quiet:
             print(f"keytrail: {summary.events_in_case:,} events, {summary.rejected:,} rejected", file=sys.stderr)
     return case

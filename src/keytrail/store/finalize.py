@@ -10,7 +10,10 @@ several Vault audit devices, the same span exported twice). Here, once per inges
 3. per-file ``events`` and time ranges;
 4. CloudTrail digest integrity checks;
 5. the derived tables (``credentials``, ``principals``, ``links``) via
-   :func:`keytrail.graph.derive.derive`.
+   :func:`keytrail.graph.derive.derive`;
+6. the analysis snapshot is invalidated (its ``case_meta`` fingerprints removed): it
+   described the case before this ingest. ``keytrail ingest`` rebuilds it afterwards
+   (:mod:`keytrail.analysis.snapshot`); until then readers analyse live.
 
 ``case_meta.finalized`` is ``false`` while an ingest runs and ``true`` after this
 completes, so readers can warn about a case whose ingest was interrupted.
@@ -92,6 +95,7 @@ def _finalize(store: CaseStore) -> None:
         file_counts(store)
         verify_integrity(con)
         derive(con)
+        con.execute("DELETE FROM case_meta WHERE starts_with(key, 'snapshot.')")
         store.set_meta("finalized", "true")
         con.execute("COMMIT")
     except BaseException:

@@ -51,7 +51,7 @@ def _t(name: str, doc: str, *cols: tuple[str, str, str], derived: bool = False) 
 CASE_META = _t(
     "case_meta",
     "Key/value facts about the case: schema version, keytrail version, whether the last ingest finished.",
-    ("key", "VARCHAR PRIMARY KEY", "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`)"),
+    ("key", "VARCHAR PRIMARY KEY", "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot)"),
     ("value", "VARCHAR", "its value as text"),
 )
 
@@ -221,6 +221,58 @@ LINKS = _t(
     derived=True,
 )
 
+RANK_CACHE = _t(
+    "rank_cache",
+    "The analysis snapshot's credential ranking (`keytrail.analysis.snapshot`): what `keytrail credentials` "
+    "answers without a window, computed at the end of `keytrail ingest`. Used only while `case_meta` "
+    "`snapshot.rank` matches the running keytrail's analysis code.",
+    ("credential_id", "VARCHAR NOT NULL", "the credential (c)"),
+    ("kind", "VARCHAR", "as in `credentials`"),
+    ("origin", "VARCHAR", "as in `credentials`"),
+    ("principal_uid", "VARCHAR", "as in `credentials`"),
+    ("expires_at", "TIMESTAMP", "as in `credentials`"),
+    ("own_events", "BIGINT", "events signed by c itself"),
+    ("events", "BIGINT", "events signed by c and every credential minted from it (D(c))"),
+    ("t0", "TIMESTAMP", "first event of D(c)"),
+    ("t1", "TIMESTAMP", "last event of D(c)"),
+    ("writes", "BIGINT", "score term values, see docs/blast-radius.md"),
+    ("deletes", "BIGINT", "score term value"),
+    ("permission_changes", "BIGINT", "score term value"),
+    ("secrets_read", "BIGINT", "score term value"),
+    ("denied", "BIGINT", "score term value"),
+    ("resources", "BIGINT", "score term value"),
+    ("accounts", "BIGINT", "score term value"),
+    ("principals", "BIGINT", "score term value"),
+    ("credentials_minted", "BIGINT", "score term value"),
+    ("derived", "VARCHAR[]", "D(c) without c"),
+    ("agents", "VARCHAR[]", "agents with a USES edge into D(c)"),
+    ("humans", "VARCHAR[]", "humans who delegated to those agents or to D(c)"),
+    ("score", "DOUBLE", "the blast-radius score (sort key; recomputed from the terms when read)"),
+    derived=True,
+)
+
+FINDING_CACHE = _t(
+    "finding_cache",
+    "The analysis snapshot's findings under the effective configuration, in `keytrail findings` order. Used "
+    "only while `case_meta` `snapshot.findings` matches the analysis code and configuration.",
+    ("ord", "INTEGER", "position in the sorted list"),
+    ("rule", "VARCHAR", "rule id (docs/findings.md)"),
+    ("title", "VARCHAR", "one-line title"),
+    ("level", "INTEGER", "0 informational .. 4 critical"),
+    ("frameworks", "VARCHAR[]", "OWASP NHI / ASI / NIST SP 800-207 ids"),
+    ("subjects", "VARCHAR[]", "credentials, agents, humans it is about"),
+    ("evidence", "VARCHAR[]", "the sources' own event ids (sample)"),
+    ("evidence_uids", "VARCHAR[]", "`events.event_uid` of that sample"),
+    ("evidence_count", "BIGINT", "events behind the finding"),
+    ("description", "VARCHAR", "what was found"),
+    ("recommendation", "VARCHAR", "what to do, naming the key, accessor, lease or user"),
+    ("impact", "VARCHAR", "why it matters"),
+    ("first_seen", "TIMESTAMP", "earliest evidence"),
+    ("last_seen", "TIMESTAMP", "latest evidence"),
+    ("details", "JSON", "rule-specific facts"),
+    derived=True,
+)
+
 TABLES: tuple[Table, ...] = (
     CASE_META,
     EVIDENCE,
@@ -232,6 +284,8 @@ TABLES: tuple[Table, ...] = (
     CREDENTIALS,
     PRINCIPALS,
     LINKS,
+    RANK_CACHE,
+    FINDING_CACHE,
 )
 
 TABLES_BY_NAME = {t.name: t for t in TABLES}

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from keytrail.config import FindingsConfig
     from keytrail.store.case import CaseStore
 
-__all__ = ["Finding", "count_levels", "run_findings"]
+__all__ = ["Finding", "count_levels", "level_counts", "live_findings", "run_findings"]
 
 
 @dataclass(frozen=True)
@@ -91,22 +91,43 @@ def run_findings(
         ConfigError: the configuration is invalid.
         UsageError: ``min_level`` or ``baseline_until`` is not valid.
     """
-    from keytrail.analysis.findings.context import Context, parse_time
-    from keytrail.analysis.findings.rules import RULE_FAMILIES
+    from keytrail.analysis import snapshot
+    from keytrail.analysis.findings.context import parse_time
     from keytrail.config import FindingsConfig, load_config
 
     cfg = config if isinstance(config, FindingsConfig) else load_config(config)
     floor = Level.parse(min_level, what="--min-level")
     until = parse_time(baseline_until)
+    findings = snapshot.findings(store, cfg) if until is None else None
+    if findings is None:
+        findings = live_findings(store, cfg, until)
+    return [f for f in findings if f.level >= floor]
+
+
+def live_findings(store: CaseStore, cfg: FindingsConfig, baseline_until: datetime | None = None) -> list[Finding]:
+    """Run every enabled rule family now (no snapshot), highest level first, then by first_seen."""
+    from keytrail.analysis.findings.context import Context
+    from keytrail.analysis.findings.rules import RULE_FAMILIES
+
     cur = store.cursor()
     try:
-        ctx = Context(cur, cfg, until)
+        ctx = Context(cur, cfg, baseline_until)
         for family, run in RULE_FAMILIES:
             if getattr(cfg, family).enabled:
                 run(ctx)
         findings = ctx.finish()
     finally:
         cur.close()
-    findings = [f for f in findings if f.level >= floor]
     findings.sort(key=lambda f: (-int(f.level), f.first_seen or datetime.max, f.rule, f.subjects))
     return findings
+
+
+def level_counts(store: CaseStore, *, config: FindingsConfig | str | Path | None = None) -> dict[str, int]:
+    """``{level: n}`` of every finding, highest level first: from the case's snapshot when it
+    matches the configuration (milliseconds), else by running the rules."""
+    from keytrail.analysis import snapshot
+    from keytrail.config import FindingsConfig, load_config
+
+    cfg = config if isinstance(config, FindingsConfig) else load_config(config)
+    counts = snapshot.level_counts(store, cfg)
+    return counts if counts is not None else count_levels(live_findings(store, cfg))

@@ -1,0 +1,206 @@
+"""The analysis snapshot: the credential ranking and the findings, stored in the case at ingest.
+
+Ranking every credential and running every finding rule take seconds on a million-event
+case, and the explorer's first screen needs both (top credentials, findings per level).
+The answers only change when the evidence does, so ``keytrail ingest`` computes them
+once, right after the ingest committed, into ``rank_cache`` and ``finding_cache``.
+:func:`keytrail.analysis.blast_radius.rank_credentials` and
+:func:`keytrail.analysis.findings.run_findings` read them back when asked the default
+question (no time window, default confidence, default configuration) and compute live
+otherwise, so every front end gets the same answer either way.
+
+A snapshot is used only when its fingerprint matches: a hash of the analysis code
+(every module of ``keytrail.analysis`` and the graph model) and, for findings, of the
+effective configuration. A new keytrail version, a changed ``findings.toml`` or
+``KEYTRAIL_CONFIG`` therefore never serves stale results; an old case without a
+snapshot is analysed live. The fingerprint is cleared before the tables are rebuilt, so
+an interrupted refresh leaves the case on the live path, never half-cached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from keytrail import __version__
+
+if TYPE_CHECKING:
+    from keytrail.analysis.findings import Finding
+    from keytrail.config import FindingsConfig
+    from keytrail.store.case import CaseStore
+
+RANK_KEY = "snapshot.rank"
+FINDINGS_KEY = "snapshot.findings"
+
+_FINDING_COLUMNS = ("rule", "title", "level", "frameworks", "subjects", "evidence", "evidence_uids",
+                    "evidence_count", "description", "recommendation", "impact", "first_seen", "last_seen",
+                    "details")
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A hash of the code whose answers the snapshot stores (analysis package, graph model)."""
+    root = Path(__file__).resolve().parent
+    files = sorted(root.rglob("*.py")) + [root.parent / "graph" / "model.py"]
+    h = hashlib.sha256(__version__.encode())
+    for f in files:
+        h.update(f.relative_to(root.parent).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:24]
+
+
+def findings_fingerprint(cfg: FindingsConfig) -> str:
+    """The code fingerprint plus the effective configuration (where it came from does not matter)."""
+    text = repr(dataclasses.replace(cfg, source=""))
+    return hashlib.sha256((code_fingerprint() + text).encode()).hexdigest()[:24]
+
+
+def _valid(store: CaseStore, key: str, fingerprint: str) -> bool:
+    return bool(store.scalar("SELECT value FROM case_meta WHERE key = ?", [key]) == fingerprint)
+
+
+# -- reading -------------------------------------------------------------------------------
+
+def rank_rows(store: CaseStore, limit: int | None = None) -> list[dict[str, Any]] | None:
+    """Stored ranking rows, highest score first, or ``None`` when there is no valid snapshot."""
+    if not _valid(store, RANK_KEY, code_fingerprint()):
+        return None
+    sql = "SELECT * EXCLUDE (score) FROM rank_cache ORDER BY score DESC, events DESC, credential_id"
+    return store.query(sql + (f" LIMIT {int(limit)}" if limit is not None else ""))
+
+
+def rank_row(store: CaseStore, credential_id: str) -> dict[str, Any] | None:
+    """One credential's stored ranking row (``None``: no valid snapshot or not in it)."""
+    if not _valid(store, RANK_KEY, code_fingerprint()):
+        return None
+    rows = store.query("SELECT * EXCLUDE (score) FROM rank_cache WHERE credential_id = ?", [credential_id])
+    return rows[0] if rows else None
+
+
+def findings(store: CaseStore, cfg: FindingsConfig) -> list[Finding] | None:
+    """Stored findings in their stored order, or ``None`` when no snapshot matches ``cfg``."""
+    from keytrail.analysis.findings import Finding
+    from keytrail.levels import Level
+
+    if not _valid(store, FINDINGS_KEY, findings_fingerprint(cfg)):
+        return None
+    rows = store.query(f"SELECT {', '.join(_FINDING_COLUMNS)} FROM finding_cache ORDER BY ord")
+    return [Finding(
+        rule=r["rule"], title=r["title"], level=Level(r["level"]), frameworks=tuple(r["frameworks"]),
+        subjects=tuple(r["subjects"]), evidence=tuple(r["evidence"]), description=r["description"],
+        recommendation=r["recommendation"], impact=r["impact"], first_seen=r["first_seen"],
+        last_seen=r["last_seen"], evidence_uids=tuple(r["evidence_uids"]), evidence_count=int(r["evidence_count"]),
+        details=json.loads(r["details"]) if r["details"] else {},
+    ) for r in rows]
+
+
+def level_counts(store: CaseStore, cfg: FindingsConfig) -> dict[str, int] | None:
+    """``{level: n}`` from the stored findings, highest level first, or ``None`` without a snapshot."""
+    from keytrail.levels import Level
+
+    if not _valid(store, FINDINGS_KEY, findings_fingerprint(cfg)):
+        return None
+    counts = {lvl.label: 0 for lvl in sorted(Level, reverse=True)}
+    for r in store.query("SELECT level, count(*) AS n FROM finding_cache GROUP BY level"):
+        counts[Level(r["level"]).label] = int(r["n"])
+    return counts
+
+
+# -- writing -------------------------------------------------------------------------------
+
+@dataclass
+class SnapshotSummary:
+    credentials: int
+    findings: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"credentials": self.credentials, "findings": self.findings, "seconds": round(self.seconds, 2)}
+
+
+def refresh_case(path: str | Path) -> SnapshotSummary | None:
+    """Open the case for writing and :func:`refresh` it; ``None`` when its last ingest did not finish."""
+    from keytrail.store.case import CaseStore
+
+    with CaseStore.open(path, read_only=False) as store:
+        if store.meta("finalized") != "true":
+            return None
+        return refresh(store)
+
+
+def refresh(store: CaseStore) -> SnapshotSummary:
+    """Recompute and store the ranking and the default findings (``store`` opened for writing).
+
+    Runs under the end-of-ingest memory budget (:func:`keytrail.store.case.roomy_memory`):
+    under the writer's 1 GB the ranking's aggregates spill and take 3x as long at 1M events."""
+    from keytrail.store.case import roomy_memory
+
+    with roomy_memory(store.con):
+        return _refresh(store)
+
+
+def _refresh(store: CaseStore) -> SnapshotSummary:
+    from keytrail.analysis.blast_radius import _params, _rank_sql, _to_rank, query
+    from keytrail.analysis.findings import live_findings
+    from keytrail.config import load_config
+
+    start = time.monotonic()
+    con = store.con
+    con.execute("DELETE FROM case_meta WHERE key IN (?, ?)", [RANK_KEY, FINDINGS_KEY])
+    con.execute("DELETE FROM rank_cache")
+    con.execute("DELETE FROM finding_cache")
+
+    rows = query(store, _rank_sql("SELECT credential_id AS root FROM credentials", filtered=False),
+                 _params(None, None, "inferred"))
+    scores = pa.table({"credential_id": [r["credential_id"] for r in rows],
+                       "score": [_to_rank(r).score for r in rows]})
+    table = pa.Table.from_pylist(rows).append_column("score", scores.column("score")) if rows else None
+
+    cfg = load_config(None)
+    found = live_findings(store, cfg)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if table is not None:
+            con.register("_kt_rank_arrow", table)
+            con.execute("INSERT INTO rank_cache BY NAME SELECT * FROM _kt_rank_arrow")
+            con.unregister("_kt_rank_arrow")
+        if found:
+            con.register("_kt_finding_arrow", _finding_table(found))
+            con.execute("INSERT INTO finding_cache BY NAME SELECT * FROM _kt_finding_arrow")
+            con.unregister("_kt_finding_arrow")
+        store.set_meta(RANK_KEY, code_fingerprint())
+        store.set_meta(FINDINGS_KEY, findings_fingerprint(cfg))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return SnapshotSummary(len(rows), len(found), time.monotonic() - start)
+
+
+def _finding_table(found: list[Finding]) -> pa.Table:
+    cols: dict[str, list[Any]] = {c: [] for c in ("ord", *_FINDING_COLUMNS)}
+    for i, f in enumerate(found):
+        cols["ord"].append(i)
+        for c in _FINDING_COLUMNS:
+            v = getattr(f, c)
+            if c == "level":
+                v = int(v)
+            elif c == "details":
+                v = json.dumps(v, sort_keys=True)
+            elif isinstance(v, tuple):
+                v = list(v)
+            cols[c].append(v)
+    return pa.table({
+        **{c: pa.array(v) for c, v in cols.items() if c not in ("frameworks", "subjects", "evidence",
+                                                                 "evidence_uids")},
+        **{c: pa.array(cols[c], type=pa.list_(pa.string())) for c in ("frameworks", "subjects", "evidence",
+                                                                     "evidence_uids")},
+    })

@@ -1,0 +1,132 @@
+"""The analysis snapshot: stored ranking and findings equal the live answers, are read when
+current, and are never served after the case or the configuration changed."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from keytrail.analysis import snapshot
+from keytrail.analysis.blast_radius import (
+    _params,
+    _rank_sql,
+    _to_rank,
+    blast_radius,
+    query,
+    rank_credentials,
+)
+from keytrail.analysis.findings import count_levels, level_counts, live_findings, run_findings
+from keytrail.cli.main import main
+from keytrail.config import load_config
+from keytrail.store.case import CaseStore
+
+INCIDENT = Path(__file__).resolve().parents[2] / "sample_data" / "incident"
+
+
+def _ingest(case: Path, *extra: str) -> dict[str, Any]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["ingest", str(case), str(INCIDENT / "AWSLogs"), str(INCIDENT / "vault"),
+                     "--inventory", str(INCIDENT / "inventory.toml"), "-q", "--json", *extra]) == 0
+    doc: dict[str, Any] = json.loads(out.getvalue())
+    return doc
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not INCIDENT.is_dir():
+        pytest.skip("sample incident not present")
+    path = tmp_path_factory.mktemp("snap") / "case.duckdb"
+    doc = _ingest(path)
+    assert doc["snapshot"]["credentials"] > 10 and doc["snapshot"]["findings"] > 5
+    return path
+
+
+def _live_ranking(store: CaseStore) -> list[dict[str, Any]]:
+    rows = query(store, _rank_sql("SELECT credential_id AS root FROM credentials", filtered=False),
+                 _params(None, None, "inferred"))
+    ranks = sorted((_to_rank(r) for r in rows), key=lambda r: (-r.score, -r.events, r.credential))
+    return [r.as_dict() for r in ranks]
+
+
+def test_stored_answers_equal_live_ones(case: Path) -> None:
+    with CaseStore.open(case) as store:
+        assert snapshot.rank_rows(store) is not None
+        assert [r.as_dict() for r in rank_credentials(store)] == _live_ranking(store)
+        assert [r.as_dict() for r in rank_credentials(store, limit=3)] == _live_ranking(store)[:3]
+        cfg = load_config(None)
+        stored = snapshot.findings(store, cfg)
+        assert stored is not None
+        live = live_findings(store, cfg)
+        assert [f.as_dict() for f in stored] == [f.as_dict() for f in live]
+        assert level_counts(store) == count_levels(live)
+        top = rank_credentials(store, limit=1)[0]
+        assert blast_radius(store, top.credential).score == top.score
+
+
+def _tamper(case: Path, sql: str) -> None:
+    con = duckdb.connect(str(case))
+    try:
+        con.execute(sql)
+    finally:
+        con.close()
+
+
+def test_snapshot_is_read_while_current_and_ignored_once_stale(tmp_path: Path) -> None:
+    if not INCIDENT.is_dir():
+        pytest.skip("sample incident not present")
+    path = tmp_path / "case.duckdb"
+    _ingest(path)
+    with CaseStore.open(path) as store:
+        victim = rank_credentials(store)[-1].credential
+        true_events = rank_credentials(store)[-1].events
+    # A marked row proves the ranking comes from the table...
+    _tamper(path, f"UPDATE rank_cache SET events = 987654, score = 1e9 WHERE credential_id = '{victim}'")
+    with CaseStore.open(path) as store:
+        first = rank_credentials(store, limit=1)[0]
+        assert (first.credential, first.events) == (victim, 987654)
+    # ...and a fingerprint from other analysis code sends readers back to the live answer.
+    _tamper(path, "UPDATE case_meta SET value = 'other-code' WHERE key = 'snapshot.rank'")
+    with CaseStore.open(path) as store:
+        again = {r.credential: r.events for r in rank_credentials(store)}
+        assert again[victim] == true_events
+
+
+def test_findings_snapshot_only_serves_its_own_configuration(case: Path, tmp_path: Path) -> None:
+    toml = tmp_path / "strict.toml"
+    toml.write_text("[long_lived]\nenabled = false\n", encoding="utf-8")
+    with CaseStore.open(case) as store:
+        default = run_findings(store)
+        long_lived = {"long-term-key-used-by-agent", "vault-token-long-ttl", "credential-active-too-long"}
+        assert any(f.rule in long_lived for f in default)
+        custom = load_config(toml)
+        assert snapshot.findings(store, custom) is None
+        assert not any(f.rule in long_lived for f in run_findings(store, config=custom))
+
+
+def test_a_new_ingest_invalidates_and_rebuilds_it(tmp_path: Path) -> None:
+    if not INCIDENT.is_dir():
+        pytest.skip("sample incident not present")
+    from keytrail.ingest.runner import ingest
+
+    path = tmp_path / "case.duckdb"
+    doc = _ingest(path, "--no-snapshot")
+    assert doc["snapshot"] is None
+    with CaseStore.open(path) as store:
+        assert store.meta(snapshot.RANK_KEY) is None
+        assert snapshot.rank_rows(store) is None and rank_credentials(store)
+    assert snapshot.refresh_case(path) is not None
+    with CaseStore.open(path) as store:
+        before = {r.credential for r in rank_credentials(store)}
+    # The engine-level ingest (no CLI) finalizes, which drops the now stale snapshot.
+    ingest(path, [str(INCIDENT / "agents")])
+    with CaseStore.open(path) as store:
+        assert store.meta(snapshot.RANK_KEY) is None and store.meta(snapshot.FINDINGS_KEY) is None
+        after = {r.credential for r in rank_credentials(store)}
+    assert before <= after
