@@ -632,3 +632,33 @@ def test_leaving_a_screen_stops_its_analysis(small_case: Path, monkeypatch: pyte
                 await pilot.pause(0.02)
             assert session.cancelled and session.active == 0
     run(body)
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_trace_chain_table_shows_every_reason_whole(small_case: Path, width: int) -> None:
+    """The reason column takes the width the compact columns leave and wraps: no reason is cut."""
+    if core.engine(core.TRACE) is None:
+        pytest.skip("keytrail.analysis.delegation is not in this build")
+    from keytrail.store.case import CaseStore
+
+    with CaseStore.open(small_case) as store:
+        chain = core.as_doc(core.engine(core.TRACE)(store, "cloudtrail:ev-get-1"))["chain"]
+    longest = max((str(link["reason"]) for link in chain), key=len)
+    assert len(longest) > width // 2  # a reason longer than the room a table column would get
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=(width, 45)) as pilot:
+            app.open_target("trace", "cloudtrail:ev-get-1")
+            await settle(pilot)
+            table = next(t for t in app.screen.query(DataTable) if getattr(t, "section", None) == "chain")
+            await pilot.pause()
+            assert table.cols[-1] == "reason" and table.region.right <= width
+            x0 = sum(c.get_render_width(table) for c in table.ordered_columns[:-1])
+            lines = [table.render_line(y).text for y in range(1, table.region.height)]  # row 0: the header
+            assert all(len(line.rstrip()) <= table.region.width for line in lines)
+            shown = "".join("".join(line[x0:].split()) for line in lines)
+            for link in chain:
+                assert "".join(str(link["reason"]).split()) in shown, (link["reason"], lines)
+            assert "…" not in "".join(line[x0:] for line in lines)
+    run(body)

@@ -116,6 +116,8 @@ class TimelineScreen(CaseScreen):
             cells = [lit(v, 200) for v in row[:-1]]
             cells[CRED_COL] = short_credential(row[CRED_COL], WIDTHS[CRED_COL])
             cells[3].stylize(OUTCOME_STYLE.get(str(row[3]), ""))
+            for c in cells:  # one line each, cut at the column: Rich skips word-wrapping 2,000 cells a page
+                c.no_wrap, c.overflow = True, "ellipsis"
             table.add_row(*cells, key=row[-1])
         if page.rows:
             table.move_cursor(row=min(self._pending_cursor, len(page.rows) - 1) if self._pending_cursor >= 0

@@ -99,6 +99,49 @@ class DocTable(DataTable[Text]):
         event.stop()
         self.post_message(DocView.Picked(self.section, self.rows_doc[event.cursor_row]))
 
+    def fit(self, width: int, wrap: str, *, optional: tuple[str, ...] = (), least: int = 30) -> None:
+        """Lay the table out in ``width`` cells with column ``wrap`` last, wrapped, taking what is left.
+
+        The other columns get their content width, the widest cut (with ``…``) first, down to
+        10 cells, until the wrapped column has ``least`` cells (or a third of the width); if
+        that is not enough, ``optional`` columns are left out. The wrapped text is then shown
+        whole over as many lines as it needs.
+        """
+        if wrap not in self.cols:
+            return
+        pad = 2 * self.cell_padding
+        cols = [c for c in self.cols if c != wrap]
+        natural = {c: max([len(_title(c)), *(cell(c, r.get(c)).cell_len for r in self.rows_doc)]) for c in cols}
+
+        def squeeze(names: list[str]) -> list[int] | None:
+            budget = width - pad * (len(names) + 1) - max(least, width // 3)
+            level = max([natural[c] for c in names], default=0)
+            while level > 10 and sum(min(natural[c], level) for c in names) > budget:
+                level -= 1
+            widths = [min(natural[c], level) for c in names]
+            return widths if sum(widths) <= budget else None
+
+        widths = squeeze(cols)
+        if widths is None and optional:
+            cols = [c for c in cols if c not in optional]
+            widths = squeeze(cols)
+        if widths is None:
+            widths = [min(natural[c], 10) for c in cols]
+        widths.append(max(least // 2, width - pad * (len(cols) + 1) - sum(widths)))
+        cols.append(wrap)
+        self.clear(columns=True)
+        self.cols = cols
+        for c, w in zip(cols, widths):
+            self.add_column(lit(_title(c)), width=w)
+        for r in self.rows_doc:
+            row = [cell(c, r.get(c)) for c in cols[:-1]]
+            for t in row:
+                t.no_wrap, t.overflow = True, "ellipsis"
+            long = r.get(wrap)
+            last = lit(long, 2000) if _is_scalar(long) else cell(wrap, long)
+            last.no_wrap, last.overflow = False, "fold"
+            self.add_row(*row, last, height=None)
+
 
 class DocView(Vertical):
     """A result document as facts, tables and event lists."""
