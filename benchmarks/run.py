@@ -319,14 +319,17 @@ async def _idle(app: Any, pilot: Any) -> None:
 
 #: PageDowns measured past the end of a timeline page (each fetches the next SQL page).
 PAGES = 5
+#: Times the top credential is opened (a shared machine is noisy: the median is reported).
+OPENS = 5
 
 
 def tui_interaction_rows(case: Path, rows: list[Row]) -> None:
     """The TUI's 200 ms targets, headless: open the top credential from the list; page the timeline.
 
-    Opening: Enter on the first row of the Credentials screen until the credential view shows
-    its score (the header and score terms come from the ranked row), then until every worker
-    of the view (blast radius, lineage, identities, activity) has finished and drawn.
+    Opening: Enter on the first row of the Credentials screen until the credential view has
+    painted its score (the header and score terms come from the ranked row), then until every
+    worker of the view (blast radius, lineage, identities, activity) has finished and its
+    answer is painted; :data:`OPENS` times, back to the list in between.
     Paging: the cursor on the last row of a timeline page, PageDown until the next page's rows
     are drawn (a keyset SQL page in a worker), median and worst of :data:`PAGES`.
     """
@@ -351,16 +354,23 @@ def tui_interaction_rows(case: Path, rows: list[Row]) -> None:
             await _idle(app, pilot)
             top = app.screen.rows[0].get("credential") or app.screen.rows[0].get("credential_id")
             out.append(Row("TUI credentials list (ranked, shown)", fmt_s(ranked)))
-            t0 = time.perf_counter()
-            pressed = _press(pilot, "enter")
-            first = await _until(pilot, lambda: isinstance(app.screen, CredentialScreen) and app.screen.score_shown, t0)
-            screen = app.screen
-            await pressed
-            await _until(pilot, lambda: not screen.busy(), t0, limit=600)
-            await _idle(app, pilot)
-            done = time.perf_counter() - t0
-            out.append(Row(f"TUI open the top credential ({top}): score shown; all workers done",
-                           f"{fmt_s(first)}; {fmt_s(done)}", "<= 200 ms", verdict(first, 0.2)))
+            firsts: list[float] = []
+            dones: list[float] = []
+            for _ in range(OPENS):
+                t0 = time.perf_counter()
+                pressed = _press(pilot, "enter")
+                firsts.append(await _until(
+                    pilot, lambda: isinstance(app.screen, CredentialScreen) and app.screen.score_shown, t0))
+                screen = app.screen
+                await pressed
+                dones.append(await _until(pilot, lambda s=screen: s.started and not s.busy(), t0, limit=600))
+                app.pop_screen()
+                await _idle(app, pilot)
+            out.append(Row(f"TUI open the top credential ({top}) x{OPENS}: score shown, median; worst",
+                           f"{fmt_s(sorted(firsts)[OPENS // 2])}; {fmt_s(max(firsts))}", "<= 200 ms",
+                           verdict(sorted(firsts)[OPENS // 2], 0.2)))
+            out.append(Row("TUI open the top credential: every worker done and drawn, first; median",
+                           f"{fmt_s(dones[0])}; {fmt_s(sorted(dones)[OPENS // 2])}"))
             t0 = time.perf_counter()
             timeline = TimelineScreen()
             app.push_screen(timeline)

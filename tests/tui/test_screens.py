@@ -662,3 +662,50 @@ def test_trace_chain_table_shows_every_reason_whole(small_case: Path, width: int
                 assert "".join(str(link["reason"]).split()) in shown, (link["reason"], lines)
             assert "…" not in "".join(line[x0:] for line in lines)
     run(body)
+
+
+def test_big_result_tables_add_rows_as_the_cursor_reaches_the_end(small_case: Path) -> None:
+    """A blast radius at 1M events lists ~18,000 agents: rows are added a chunk at a time, all reachable."""
+    from textual.containers import VerticalScroll
+
+    from keytrail.tui.widgets.doc_view import CHUNK, DocTable, DocView
+
+    n = CHUNK * 4 + 50
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(TraceScreen("cloudtrail:ev-get-1"))
+            await settle(pilot)
+            box = app.screen.query_one("#body", VerticalScroll)
+            await box.remove_children()
+            await box.mount(DocView({"agents": [f"agent-{i}" for i in range(n)]}))
+            await pilot.pause()
+            table = app.screen.query_one(DocTable)
+            assert table.row_count == CHUNK and len(table.rows_doc) == n
+            assert f"agents ({n:,}); {CHUNK} rows at a time" in texts(app)
+            table.focus()
+            table.move_cursor(row=CHUNK - 1)
+            await pilot.press("down")
+            assert table.row_count == 2 * CHUNK and table.cursor_row == CHUNK
+            await pilot.press("ctrl+end")
+            assert table.row_count == n and table.cursor_row == n - 1
+            assert str(table.get_row_at(n - 1)[0]) == f"agent-{n - 1}"
+    run(body)
+
+
+def test_timeline_page_scrolls_to_its_last_row(small_case: Path) -> None:
+    """PagedTable skips DataTable's cell measuring; the scrollable size must still cover every row."""
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("t")
+            await settle(pilot)
+            table = app.screen.query_one(PagedTable)
+            assert table.row_count == PAGE_SIZE
+            assert table.virtual_size.height == PAGE_SIZE + 1  # the rows and the header
+            await pilot.press("ctrl+end")
+            await pilot.pause()
+            assert table.cursor_row == PAGE_SIZE - 1
+            assert table.scroll_y == table.max_scroll_y > 0
+    run(body)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Label, Sparkline, Static, TabbedContent, TabPane, Tree
 
 from keytrail.analysis.lineage import ancestry, lineage_tree
@@ -136,6 +136,7 @@ class CredentialScreen(CaseScreen):
     TITLE = "Credential"
     DEFAULT_CSS = """
     CredentialScreen #summary { height: auto; max-height: 14; padding: 0 1; }
+    CredentialScreen #tabs { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "tab('tab-blast')", "Blast", show=False, id="credential.tab1"),
@@ -151,6 +152,8 @@ class CredentialScreen(CaseScreen):
         self.credential_id = credential_id
         self.rank = rank if rank and rank.get("credential") == credential_id else None
         self._head: dict[str, Any] = {}
+        #: The workers were started (after the first paint).
+        self.started = False
         #: The score is on screen (from the rank row at once, or from the blast radius when it lands).
         self.score_shown = self.rank is not None
 
@@ -159,18 +162,7 @@ class CredentialScreen(CaseScreen):
         yield Label(Text("credential ", style="bold") + lit(self.credential_id, 200), id="head")
         yield Static(summary(self.rank, False) if self.rank else Text("loading… (Escape cancels)", style="dim"),
                      id="summary")
-        with TabbedContent():
-            with TabPane("1 Blast radius", id="tab-blast"):
-                yield VerticalScroll(Static(Text("computing… (Escape cancels)", style="dim")), id="blast")
-            with TabPane("2 Lineage", id="tab-lineage"):
-                yield Tree(Text("lineage"), id="lineage")
-            with TabPane("3 Agents & humans", id="tab-ids"), VerticalScroll():
-                yield VerticalScroll(Static(Text("from the blast radius…", style="dim")), id="ids-doc")
-                yield Label("graph edges of this credential", classes="head")
-                yield DataTable(id="ids", cursor_type="row")
-            with TabPane("4 Activity", id="tab-activity"):
-                yield Sparkline([], id="spark")
-                yield Static(id="activity")
+        yield Vertical(id="tabs")  # the four tabs are mounted after the first paint (see _start)
         yield Static(id="status")
 
     def on_mount(self) -> None:
@@ -181,9 +173,27 @@ class CredentialScreen(CaseScreen):
         # Paint the header and score first: the workers' queries take both cores on a big case.
         self.call_after_refresh(self._start)
 
-    def _start(self) -> None:
+    @staticmethod
+    def _tabs() -> TabbedContent:
+        tabs = TabbedContent()
+        for pane in (
+            TabPane("1 Blast radius", VerticalScroll(Static(Text("computing… (Escape cancels)", style="dim")),
+                                                     id="blast"), id="tab-blast"),
+            TabPane("2 Lineage", Tree(Text("lineage"), id="lineage"), id="tab-lineage"),
+            TabPane("3 Agents & humans", VerticalScroll(
+                VerticalScroll(Static(Text("from the blast radius…", style="dim")), id="ids-doc"),
+                Label("graph edges of this credential", classes="head"),
+                DataTable(id="ids", cursor_type="row")), id="tab-ids"),
+            TabPane("4 Activity", Sparkline([], id="spark"), Static(id="activity"), id="tab-activity"),
+        ):
+            tabs.compose_add_child(pane)  # what ``with TabbedContent():`` does in a compose
+        return tabs
+
+    async def _start(self) -> None:
+        """After the first paint: mount the tabs (a third of the screen's mount cost), start the workers."""
         if not self.is_attached:  # left before its first paint
             return
+        await self.query_one("#tabs", Vertical).mount(self._tabs())
         cid = self.credential_id
         if self.rank is None:
             self.load("head", lambda s: credential_head(s.con, cid))
@@ -195,6 +205,7 @@ class CredentialScreen(CaseScreen):
         self.load("lineage", lambda s: (*ancestry(s, cid), lineage_tree(s, cid).as_dict()))
         self.load("ids", lambda s: linked_identities(s.con, cid))
         self.load("activity", lambda s: (1, activity(s.con, "credential_id", [cid])))
+        self.started = True
 
     def _blast_unavailable(self) -> None:
         box = self.query_one("#blast", VerticalScroll)
@@ -292,7 +303,8 @@ class CredentialScreen(CaseScreen):
             self.kt.open_target("credential", cid)
 
     def action_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        for tabs in self.query(TabbedContent):  # none until mounted after the first paint
+            tabs.active = tab
 
     def action_timeline(self) -> None:
         self.kt.open_target("timeline", f"cred:{self.credential_id}")

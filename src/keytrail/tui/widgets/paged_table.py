@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
@@ -33,6 +34,10 @@ class PagedTable(DataTable[Text]):
         if any(c.auto_width for c in self.columns.values()) or \
                 any(r.auto_height or r.label is not None for r in self.rows.values()):
             super()._update_dimensions(new_rows)
+            return
+        header = self.header_height if self.show_header else 0  # what the base method ends with
+        self.virtual_size = Size(sum(c.get_render_width(self) for c in self.columns.values()),
+                                 self._total_row_height + header)
 
     def action_cursor_down(self) -> None:
         if self.row_count and self.cursor_row >= self.row_count - 1:
