@@ -366,6 +366,8 @@ def tui_interaction_rows(case: Path, rows: list[Row]) -> None:
                 dones.append(await _until(pilot, lambda s=screen: s.started and not s.busy(), t0, limit=600))
                 app.pop_screen()
                 await _idle(app, pilot)
+            print(f"opens: score shown {[fmt_s(x) for x in firsts]}, all done {[fmt_s(x) for x in dones]}",
+                  file=sys.stderr)
             out.append(Row(f"TUI open the top credential ({top}) x{OPENS}: score shown, median; worst",
                            f"{fmt_s(sorted(firsts)[OPENS // 2])}; {fmt_s(max(firsts))}", "<= 200 ms",
                            verdict(sorted(firsts)[OPENS // 2], 0.2)))
