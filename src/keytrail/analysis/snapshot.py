@@ -158,15 +158,8 @@ def refresh_case(path: str | Path) -> SnapshotSummary | None:
 def refresh(store: CaseStore) -> SnapshotSummary:
     """Recompute and store the ranking and the default findings (``store`` opened for writing).
 
-    Runs under the end-of-ingest memory budget (:func:`keytrail.store.case.roomy_memory`):
-    under the writer's 1 GB the ranking's aggregates spill and take 3x as long at 1M events."""
-    from keytrail.store.case import roomy_memory
-
-    with roomy_memory(store.con):
-        return _refresh(store)
-
-
-def _refresh(store: CaseStore) -> SnapshotSummary:
+    Runs within the writer's DuckDB memory limit: at 1M events it takes the same time under
+    1 GB as under 2 GB (34 s), and peaks at 1.3 GiB RSS instead of 2.3 GiB."""
     from keytrail.analysis.blast_radius import _params, _rank_sql, _to_rank, query
     from keytrail.analysis.findings import live_findings
     from keytrail.config import load_config
