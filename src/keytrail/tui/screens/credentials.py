@@ -99,6 +99,20 @@ class CredentialsScreen(CaseScreen):
         self.query_one("#filter", Input).focus()
 
 
+def granted_doc(p: dict[str, Any]) -> dict[str, Any]:
+    """The potential blast radius (``keytrail blast --json`` ``potential``) as the report's tables."""
+    if not p.get("available"):
+        return {"policy snapshot": "none in this case", "why": p.get("reason") or p.get("why") or "",
+                "how": "ingest `aws iam get-account-authorization-details` output or Vault policies "
+                       "(docs/formats/policies.md)"}
+    from keytrail.report.potential_rows import intro, tables
+
+    doc: dict[str, Any] = {"summary": intro(p)}
+    for title, headers, rows in tables(p):
+        doc[title] = [dict(zip(headers, row)) for row in rows] or "none"
+    return doc
+
+
 def _events(doc: dict[str, Any], first: str, last: str) -> str | None:
     own, total = doc.get("own_events"), doc.get("events")
     if not isinstance(own, int):
@@ -143,6 +157,7 @@ class CredentialScreen(CaseScreen):
         Binding("2", "tab('tab-lineage')", "Lineage", show=False, id="credential.tab2"),
         Binding("3", "tab('tab-ids')", "Identities", show=False, id="credential.tab3"),
         Binding("4", "tab('tab-activity')", "Activity", show=False, id="credential.tab4"),
+        Binding("5", "tab('tab-granted')", "Granted", show=False, id="credential.tab5"),
         Binding("t", "timeline", "Its events", id="credential.timeline"),
         Binding("e", "export", "Export report", id="credential.export"),
     ]
@@ -185,6 +200,8 @@ class CredentialScreen(CaseScreen):
                 Label("graph edges of this credential", classes="head"),
                 DataTable(id="ids", cursor_type="row")), id="tab-ids"),
             TabPane("4 Activity", Sparkline([], id="spark"), Static(id="activity"), id="tab-activity"),
+            TabPane("5 Granted by policy", VerticalScroll(Static(Text("computing… (Escape cancels)", style="dim")),
+                                                          id="granted"), id="tab-granted"),
         ):
             tabs.compose_add_child(pane)  # what ``with TabbedContent():`` does in a compose
         return tabs
@@ -205,7 +222,17 @@ class CredentialScreen(CaseScreen):
         self.load("lineage", lambda s: (*ancestry(s, cid), lineage_tree(s, cid).as_dict()))
         self.load("ids", lambda s: linked_identities(s.con, cid))
         self.load("activity", lambda s: (1, activity(s.con, "credential_id", [cid])))
+        potential = core.engine(core.POTENTIAL)
+        if potential is not None:
+            self.load("granted", lambda s: granted_doc(potential(s, cid).as_dict()))
+        else:
+            self._show_granted({"unavailable": f"{core.POTENTIAL[0]} is not in this build"})
         self.started = True
+
+    def _show_granted(self, doc: dict[str, Any]) -> None:
+        box = self.query_one("#granted", VerticalScroll)
+        box.remove_children()
+        box.mount(DocView(doc))
 
     def _blast_unavailable(self) -> None:
         box = self.query_one("#blast", VerticalScroll)
@@ -232,6 +259,8 @@ class CredentialScreen(CaseScreen):
             ids.mount(DocView({"agents": data.get("agents") or [], "humans": data.get("humans") or []}))
             family = [self.credential_id, *(data.get("derived_credentials") or [])]
             self.load("activity", lambda s: (len(family), activity(s.con, "credential_id", family)))
+        elif message.key == "granted":
+            self._show_granted(data)
         elif message.key == "lineage":
             self._show_lineage(data)
         elif message.key == "ids":

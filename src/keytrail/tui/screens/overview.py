@@ -51,12 +51,12 @@ class OverviewScreen(CaseScreen):
                                                             style="dim"))
         else:
             self.load("top", lambda s: core.as_doc(rank(s, limit=10)))
-        findings, count = core.engine(core.FINDINGS), core.engine(core.COUNT_LEVELS)
-        if findings is None or count is None:
+        counts = core.engine(core.LEVEL_COUNTS)  # from the case's analysis snapshot when current
+        if counts is None:
             self.query_one("#findings", Static).update(
                 Text(f"unavailable: {core.FINDINGS[0]} is not in this build", style="dim"))
         else:
-            self.load("findings", lambda s: count(findings(s)))
+            self.load("findings", lambda s: counts(s))
 
     def on_loaded(self, message: Loaded) -> None:
         if message.key == "info":
