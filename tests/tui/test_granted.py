@@ -60,3 +60,28 @@ def test_granted_tab_says_when_there_is_no_snapshot(small_case: Path) -> None:
             await settle(pilot)
             assert "none in this case" in texts(app)
     run(body)
+
+
+def test_credentials_list_shows_the_snapshot_top_rows_then_the_whole_ranking(
+        sample_case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.message import Message
+
+    from keytrail.tui.messages import Loaded
+    from keytrail.tui.screens import credentials
+
+    monkeypatch.setattr(credentials, "HEAD_ROWS", 3)
+    messages: list[Message] = []
+
+    async def body() -> None:
+        app = KeytrailApp(sample_case)
+        async with app.run_test(size=(160, 50), message_hook=messages.append) as pilot:
+            await pilot.press("c")
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, credentials.CredentialsScreen) and screen.complete
+            loads = {m.key: m.data for m in messages if isinstance(m, Loaded)}
+            head, full = loads["head"][1], loads["rows"][1]
+            assert len(head) == 3 and len(full) > 3
+            assert [r["credential"] for r in head] == [r["credential"] for r in full[:3]]
+            assert len(screen.rows) == len(full)
+    run(body)

@@ -38,6 +38,19 @@ def _fallback_rank(cur: Any) -> list[dict[str, Any]]:
 FILTER_KEYS = ("credential", "credential_id", "kind", "origin", "principal", "principal_uid", "agents", "humans")
 
 
+#: Rows shown first while the whole ranking loads.
+HEAD_ROWS = 200
+
+
+def snapshot_current(store: Any) -> bool:
+    """The case's analysis snapshot answers the ranking (so its top rows are cheap)."""
+    try:
+        from keytrail.analysis.snapshot import status
+    except ImportError:
+        return False
+    return status(store) == "current"
+
+
 def _haystack(row: dict[str, Any]) -> str:
     """What the filter searches: the credential's own id, kind, origin, principal, agents and humans."""
     return " ".join(fmt(row.get(k)) for k in FILTER_KEYS).lower()
@@ -50,6 +63,9 @@ class CredentialsScreen(CaseScreen):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.rows: list[dict[str, Any]] = []
+        #: The whole ranking is in ``rows`` (not only the first HEAD_ROWS).
+        self.complete = False
+        self._how = "ranked"
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
@@ -62,15 +78,26 @@ class CredentialsScreen(CaseScreen):
         if rank is None:
             self.load("rows", lambda s: ("fallback", _fallback_rank(s.con)))
         else:
+            # With a current analysis snapshot the top rows arrive in ~0.1 s; the whole ranking
+            # (tens of thousands of rows on a big case) follows and replaces them.
+            self.load("head", lambda s: ("ranked", core.as_doc(rank(s, limit=HEAD_ROWS)))
+                      if snapshot_current(s) else None)
             self.load("rows", lambda s: ("ranked", core.as_doc(rank(s))))
         self.status(Text("ranking… (Escape cancels)", style="dim"))
 
     def on_loaded(self, message: Loaded) -> None:
+        if message.key == "head":
+            if message.data is None or self.complete:
+                return
+            self._how, self.rows = message.data
+            self._fill(self.query_one("#filter", Input).value, more=True)
+            return
         how, self.rows = message.data
         self._how = how
-        self._fill("")
+        self.complete = True
+        self._fill(self.query_one("#filter", Input).value)
 
-    def _fill(self, text: str) -> None:
+    def _fill(self, text: str, more: bool = False) -> None:
         needle = text.lower()
         rows = [r for r in self.rows if not needle or needle in _haystack(r)]
         tables = self.query("#creds").results(DocTable)
@@ -80,10 +107,17 @@ class CredentialsScreen(CaseScreen):
             self.query_one("#list", VerticalScroll).mount(table)
             table.focus()
         else:
+            row = table.cursor_row  # the full ranking replaces the top rows: keep the user's place
             table.set_rows(rows)
+            if 0 < row < table.row_count:
+                table.move_cursor(row=row)
         note = "" if self._how == "ranked" else \
             f"  ·  not ranked: {core.RANK[0]} is not in this build (listed by event count)"
         cap = f" (first {TABLE_CAP:,})" if len(rows) >= TABLE_CAP else ""
+        if more:
+            self.status(Text(f"the top {len(self.rows):,} credentials  ·  loading the rest… (Escape cancels)  ·  "
+                             "Enter opens"))
+            return
         self.status(Text(f"{len(rows):,} of {len(self.rows):,} credentials{cap}  ·  Enter opens{note}"))
 
     def on_input_changed(self, event: Input.Changed) -> None:
