@@ -9,10 +9,19 @@ What it writes (about ``--events`` records in total):
   Vault's IAM user mints with ``AssumeRole`` (session names follow Vault's template), so
   the graph has thousands of credentials and lineage edges, as a real estate would;
 - ~6% Vault audit lines (AppRole login, child token, ``aws/sts`` read, secret reads);
-- ~4% native agent JSON lines (tool calls naming the credential) and an inventory.
+- ~4% agent records: the agents' S3 tool calls logged three ways, as real agents log them:
+  native agent JSON lines naming the credential (``agents/native.jsonl``); OpenTelemetry GenAI
+  traces in the collector file exporter's OTLP/JSON, one ``TracesData`` line per agent run with
+  an ``invoke_agent`` root, a ``chat`` span and an ``execute_tool`` span whose arguments name the
+  object (``agents/otel/traces.jsonl``; the tool and chat spans inherit the agent from the root);
+  MCP ``tools/call`` request/response pairs in the wrapped form (time, direction, session,
+  server, client) after an ``initialize`` per session and day (``agents/mcp/aws-tools.jsonl``);
+- an inventory.
 
 Memory does not grow with ``--events``: records are produced in time order and written
-file by file; only the per-agent current credentials are kept. Same seed, same bytes.
+file by file (an agent run's spans are one line, written at once); only the per-agent current
+credentials and MCP session are kept. Same seed, same bytes. ``--events`` counts records: a
+CloudTrail record, a Vault line, a native line, a span, an MCP message.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import gzip
 import random
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -45,8 +55,23 @@ A, B = "418295730164", "730261958447"
 REGIONS = {A: "us-east-1", B: "eu-west-1"}
 BASE = datetime(2026, 3, 2)
 UA = "Boto3/1.35.36 md/Botocore#1.35.36 ua/2.0 os/linux#6.1.112 md/arch#x86_64 lang/python#3.12.7 Botocore/1.35.36"
+#: Share of S3 calls whose tool call an agent log records (about 2 records each, so ~4% of all records).
+AGENT_LOG_RATE = 0.027
 MGMT = [("ec2", "DescribeInstances"), ("kms", "Decrypt"), ("sqs", "ReceiveMessage"), ("dynamodb", "DescribeTable"),
         ("lambda", "GetFunction20150331v2"), ("secretsmanager", "GetSecretValue"), ("sts", "GetCallerIdentity")]
+
+
+def orjson_text(obj: Any) -> str:
+    return dumps(obj).decode()
+
+
+@dataclass
+class AgentLogs:
+    """The three agent log files."""
+
+    native: IO[bytes]
+    otlp: IO[bytes]
+    mcp: IO[bytes]
 
 
 class Agent:
@@ -60,6 +85,9 @@ class Agent:
         self.ip = f"198.51.100.{n % 250 + 1}"
         self.keys: dict[str, tuple[str, dict[str, Any]]] = {}
         self.slot = -1
+        self.mcp_session: str | None = None
+        self.mcp_day = -1
+        self.mcp_next_id = 0
 
 
 class ScaleWriter:
@@ -77,7 +105,7 @@ class ScaleWriter:
         self.entity = self.ids.uuid()
         self.pending: dict[str, list[dict[str, Any]]] = {}
         self.stats = {"cloudtrail_records": 0, "cloudtrail_files": 0, "vault_lines": 0, "agent_lines": 0,
-                      "credentials_minted": 0}
+                      "otlp_spans": 0, "otlp_lines": 0, "mcp_lines": 0, "credentials_minted": 0}
 
     # -------------------------------------------------------------- credentials
     def key_for(self, agent: Agent, acct: str, t: datetime, vault: IO[bytes]) -> tuple[str, dict[str, Any]]:
@@ -135,7 +163,7 @@ class ScaleWriter:
 
     # -------------------------------------------------------------- actions
     def action(self, agent: Agent, acct: str, t: datetime, ident: dict[str, Any], key: str,
-               native: IO[bytes]) -> dict[str, Any]:
+               logs: AgentLogs) -> dict[str, Any]:
         rng, region = self.rng, REGIONS[acct]
         r = rng.random()
         if r < 0.80:
@@ -143,14 +171,8 @@ class ScaleWriter:
             obj = f"data/{t:%Y/%m/%d}/obj-{rng.randrange(100000):05d}.json"
             rec = g.s3_object_event(self.ids, t, acct, region, ident, name, agent.bucket, obj, ip=agent.ip, ua=UA,
                                     size=rng.randrange(1, 500000))
-            if self.stats["agent_lines"] < self.agent_budget and rng.random() < 0.06:
-                self.write_lines(native, [{
-                    "time": g.ct_time(t), "event_id": f"{agent.id}-{self.ids.hex(16)}", "agent_id": agent.id,
-                    "operation": "tool_call", "tool": "s3_" + name[:3].lower() + "_object",
-                    "target": f"arn:aws:s3:::{agent.bucket}/{obj}",
-                    "arguments": {"Bucket": agent.bucket, "Key": obj}, "credential": key,
-                    "credential_kind": "aws-temporary-key", "outcome": "success", "source_ip": agent.ip}],
-                    "agent_lines")
+            if self.agent_records() < self.agent_budget and rng.random() < AGENT_LOG_RATE:
+                self.agent_log(agent, t, name, obj, key, logs)
             return rec
         if r < 0.98:
             src, name = MGMT[rng.randrange(len(MGMT))]
@@ -161,15 +183,92 @@ class ScaleWriter:
                           request=None, error=("AccessDenied", (f"User: {ident['arn']} is not authorized to perform: "
                                                                f"{src}:{name}")))
 
+    # -------------------------------------------------------------- agent logs
+    def agent_records(self) -> int:
+        return self.stats["agent_lines"] + self.stats["otlp_spans"] + self.stats["mcp_lines"]
+
+    def agent_log(self, agent: Agent, t: datetime, name: str, obj: str, key: str, logs: AgentLogs) -> None:
+        """The tool call behind an S3 call, as one of the three agent log kinds (native 40%, OTLP 35%, MCP 25%)."""
+        tool = "s3_" + name[:3].lower() + "_object"
+        kind = self.rng.random()
+        if kind < 0.40:
+            self.write_lines(logs.native, [{
+                "time": g.ct_time(t), "event_id": f"{agent.id}-{self.ids.hex(16)}", "agent_id": agent.id,
+                "operation": "tool_call", "tool": tool, "target": f"arn:aws:s3:::{agent.bucket}/{obj}",
+                "arguments": {"Bucket": agent.bucket, "Key": obj}, "credential": key,
+                "credential_kind": "aws-temporary-key", "outcome": "success", "source_ip": agent.ip}], "agent_lines")
+        elif kind < 0.75:
+            self.otlp_run(agent, t, tool, obj, logs.otlp)
+        else:
+            self.mcp_call(agent, t, tool, obj, logs.mcp)
+
+    def otlp_run(self, agent: Agent, t: datetime, tool: str, obj: str, fh: IO[bytes]) -> None:
+        """One agent run as the collector's file exporter writes it: invoke_agent > chat, execute_tool."""
+        ids, rng = self.ids, self.rng
+        trace, root = ids.hex(32), ids.hex(16)
+        start = t - timedelta(seconds=3, milliseconds=rng.randrange(1000))
+        chat_end = start + timedelta(milliseconds=900 + rng.randrange(1500))
+        args = {"Bucket": agent.bucket, "Key": obj}
+        spans = [
+            g.span(trace, root, "", f"invoke_agent {agent.id}", start, t + timedelta(seconds=1), 1, {
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": agent.id,
+                "gen_ai.agent.name": f"Scale agent {agent.id[-4:]}", "gen_ai.provider.name": "openai",
+                "gen_ai.conversation.id": f"conv-{agent.id}-{agent.slot}"}),
+            g.span(trace, ids.hex(16), root, "chat gpt-4o", start + timedelta(milliseconds=20), chat_end, 3, {
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024-08-06",
+                "gen_ai.response.id": "chatcmpl-" + ids.alnum(29),
+                "gen_ai.usage.input_tokens": 800 + rng.randrange(1200), "gen_ai.usage.output_tokens": 40 + rng.randrange(80),
+                "server.address": "api.openai.com"}),
+            g.span(trace, ids.hex(16), root, f"execute_tool {tool}", t - timedelta(milliseconds=150),
+                   t + timedelta(milliseconds=60 + rng.randrange(400)), 1, {
+                       "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool, "gen_ai.tool.type": "function",
+                       "gen_ai.tool.call.id": "call_" + ids.alnum(24), "gen_ai.tool.call.arguments": orjson_text(args)}),
+        ]
+        fh.write(dumps(g.otlp_line(agent.id, "1.8.2", f"{agent.id}-{agent.slot % 7}", spans)) + b"\n")
+        self.stats["otlp_spans"] += len(spans)
+        self.stats["otlp_lines"] += 1
+
+    def mcp_call(self, agent: Agent, t: datetime, tool: str, obj: str, fh: IO[bytes]) -> None:
+        """A tools/call request and its result, after an initialize exchange when the agent starts its day's session."""
+        rows: list[dict[str, Any]] = []
+        day = (t - BASE) // timedelta(days=1)  # one MCP session per agent and day
+        if agent.mcp_session is None or agent.mcp_day != day:
+            agent.mcp_session, agent.mcp_day, agent.mcp_next_id = self.ids.uuid(), day, 0
+            rows += self.mcp_exchange(agent, t - timedelta(seconds=2), "initialize", {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": agent.id, "version": "1.8.2"}},
+                {"protocolVersion": "2025-06-18", "capabilities": {"tools": {"listChanged": False}},
+                 "serverInfo": {"name": "aws-tools", "version": "0.6.1"}})
+        body = {"bucket": agent.bucket, "key": obj, "etag": self.ids.hex(32)}
+        rows += self.mcp_exchange(agent, t - timedelta(milliseconds=200), "tools/call",
+                                  {"name": tool, "arguments": {"bucket": agent.bucket, "key": obj}},
+                                  {"content": [{"type": "text", "text": orjson_text(body)}], "isError": False})
+        self.write_lines(fh, rows, "mcp_lines")
+
+    def mcp_exchange(self, agent: Agent, t: datetime, method: str, params: dict[str, Any],
+                     result: dict[str, Any]) -> list[dict[str, Any]]:
+        msg_id = agent.mcp_next_id
+        agent.mcp_next_id += 1
+        wrap = {"session": agent.mcp_session, "server": "aws-tools", "client": agent.id}
+        done = t + timedelta(milliseconds=30 + self.rng.randrange(300))
+        return [{"time": g.vault_time(t), "direction": "client_to_server",
+                 "message": {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}, **wrap},
+                {"time": g.vault_time(done), "direction": "server_to_client",
+                 "message": {"jsonrpc": "2.0", "id": msg_id, "result": result}, **wrap}]
+
     def run(self) -> dict[str, int]:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "vault").mkdir(exist_ok=True)
-        (self.out / "agents").mkdir(exist_ok=True)
+        for sub in ("agents/otel", "agents/mcp"):
+            (self.out / sub).mkdir(parents=True, exist_ok=True)
         self.write_inventory()
         produced, t = 0, BASE
         step = self.span / max(self.n_ct, 1)
+        agents = self.out / "agents"
         with (self.out / "vault" / "vault_audit.log").open("wb") as vault, \
-                (self.out / "agents" / "native.jsonl").open("wb") as native:
+                (agents / "native.jsonl").open("wb") as native, (agents / "otel" / "traces.jsonl").open("wb") as otlp, \
+                (agents / "mcp" / "aws-tools.jsonl").open("wb") as mcp:
+            logs = AgentLogs(native, otlp, mcp)
             while produced < self.n_ct:
                 acct = A if self.rng.random() < 0.85 else B
                 n = min(self.rng.randint(1000, 5000), self.n_ct - produced)
@@ -179,7 +278,7 @@ class ScaleWriter:
                     agent = self.agents[self.rng.randrange(len(self.agents))]
                     key, ident = self.key_for(agent, acct, t, vault)
                     records.extend(self.pending.pop(acct, []))
-                    records.append(self.action(agent, acct, t, ident, key, native))
+                    records.append(self.action(agent, acct, t, ident, key, logs))
                     t += step
                 self.write_ct(acct, start, records)
                 produced += len(records)

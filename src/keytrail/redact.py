@@ -29,7 +29,8 @@ SECRET_KEYS = frozenset(
         "sessionToken", "secretAccessKey", "secret_key", "secret_access_key", "security_token",
         "password", "passwd", "client_token", "clientToken", "token", "secret_id", "private_key",
         "privateKey", "apiKey", "api_key", "authorization", "x-amz-security-token", "refresh_token",
-        "access_token", "id_token",
+        "access_token", "id_token", "accessToken", "refreshToken", "idToken", "newPassword", "oldPassword",
+        "secretString", "secretBinary", "clientSecret", "tokenValue",
     )
 )
 

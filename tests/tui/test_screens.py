@@ -194,11 +194,17 @@ def test_escape_cancels_a_long_query(small_case: Path) -> None:
             await pilot.press(*"SELECT sum(hash(i)) FROM range(20000000000) t(i)", "enter")
             for _ in range(50):
                 await pilot.pause(0.02)
-                if screen._cursors:
+                if screen.sessions.get("sql") and screen.sessions["sql"].active:
                     break
+            session = screen.sessions["sql"]
             assert screen.busy()
             await pilot.press("escape")
+            for _ in range(500):  # the interrupted query's thread returns and posts Stopped
+                if screen.stopped:
+                    break
+                await pilot.pause(0.02)
             await settle(pilot)
+            assert screen.stopped == ["sql"] and session.cancelled and session.active == 0
             assert not screen.busy()
             assert app.screen is screen  # cancelled, not gone back, no error modal
             assert "cancelled" in texts(app)
@@ -563,4 +569,143 @@ def test_trace_link_pane_shows_the_whole_reason(small_case: Path) -> None:
                 words = " ".join(shown.split())
                 assert " ".join(str(link["reason"]).split()) in words, (link["reason"], words)
                 assert str(link["id"]) in words
+    run(body)
+
+
+def test_escape_stops_a_slow_analysis_call(small_case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ranking is an analysis function given the screen's session; Escape interrupts its queries.
+
+    The engine is swapped for one whose second query runs for minutes (``tests.tui.slow_engine``):
+    without the session's interrupt the worker thread would keep a core busy long after the test.
+    """
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)  # the overview ranks too: let it finish with the real engine
+            monkeypatch.setattr(core, "RANK", ("tests.tui.slow_engine", "slow_rank"))
+            await pilot.press("c")
+            screen = app.screen
+            assert isinstance(screen, CredentialsScreen)
+            for _ in range(500):
+                await pilot.pause(0.01)
+                session = screen.sessions.get("rows")
+                if session is not None and session.active:
+                    break
+            assert session is not None and session.active, "the ranking never started"
+            assert "ranking… (Escape cancels)" in texts(app)
+            await pilot.press("escape")
+            for _ in range(1000):  # the thread returns once its query is interrupted, and posts Stopped
+                if screen.stopped:
+                    break
+                await pilot.pause(0.02)
+            await settle(pilot)
+            assert screen.stopped == ["rows"], "the slow query was not stopped"
+            assert session.cancelled and session.active == 0 and not screen.busy()
+            assert app.screen is screen and screen.rows == []  # no answer, no error modal
+            assert "cancelled (rows stopped)" in texts(app)
+            await pilot.press("escape")  # nothing runs now: Escape goes back
+            await settle(pilot)
+            assert isinstance(app.screen, OverviewScreen)
+    run(body)
+
+
+def test_leaving_a_screen_stops_its_analysis(small_case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(core, "BLAST", ("tests.tui.slow_engine", "slow_rank"))
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_target("credential", "ASIA1")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, CredentialScreen)
+            for _ in range(500):
+                await pilot.pause(0.01)
+                session = screen.sessions.get("blast")
+                if session is not None and session.active:
+                    break
+            assert session is not None and session.active
+            app.pop_screen()
+            for _ in range(1000):
+                if session.active == 0:
+                    break
+                await pilot.pause(0.02)
+            assert session.cancelled and session.active == 0
+    run(body)
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_trace_chain_table_shows_every_reason_whole(small_case: Path, width: int) -> None:
+    """The reason column takes the width the compact columns leave and wraps: no reason is cut."""
+    if core.engine(core.TRACE) is None:
+        pytest.skip("keytrail.analysis.delegation is not in this build")
+    from keytrail.store.case import CaseStore
+
+    with CaseStore.open(small_case) as store:
+        chain = core.as_doc(core.engine(core.TRACE)(store, "cloudtrail:ev-get-1"))["chain"]
+    longest = max((str(link["reason"]) for link in chain), key=len)
+    assert len(longest) > width // 2  # a reason longer than the room a table column would get
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=(width, 45)) as pilot:
+            app.open_target("trace", "cloudtrail:ev-get-1")
+            await settle(pilot)
+            table = next(t for t in app.screen.query(DataTable) if getattr(t, "section", None) == "chain")
+            await pilot.pause()
+            assert table.cols[-1] == "reason" and table.region.right <= width
+            x0 = sum(c.get_render_width(table) for c in table.ordered_columns[:-1])
+            lines = [table.render_line(y).text for y in range(1, table.region.height)]  # row 0: the header
+            assert all(len(line.rstrip()) <= table.region.width for line in lines)
+            shown = "".join("".join(line[x0:].split()) for line in lines)
+            for link in chain:
+                assert "".join(str(link["reason"]).split()) in shown, (link["reason"], lines)
+            assert "…" not in "".join(line[x0:] for line in lines)
+    run(body)
+
+
+def test_big_result_tables_add_rows_as_the_cursor_reaches_the_end(small_case: Path) -> None:
+    """A blast radius at 1M events lists ~18,000 agents: rows are added a chunk at a time, all reachable."""
+    from textual.containers import VerticalScroll
+
+    from keytrail.tui.widgets.doc_view import CHUNK, DocTable, DocView
+
+    n = CHUNK * 4 + 50
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(TraceScreen("cloudtrail:ev-get-1"))
+            await settle(pilot)
+            box = app.screen.query_one("#body", VerticalScroll)
+            await box.remove_children()
+            await box.mount(DocView({"agents": [f"agent-{i}" for i in range(n)]}))
+            await pilot.pause()
+            table = app.screen.query_one(DocTable)
+            assert table.row_count == CHUNK and len(table.rows_doc) == n
+            assert f"agents ({n:,}); {CHUNK} rows at a time" in texts(app)
+            table.focus()
+            table.move_cursor(row=CHUNK - 1)
+            await pilot.press("down")
+            assert table.row_count == 2 * CHUNK and table.cursor_row == CHUNK
+            await pilot.press("ctrl+end")
+            assert table.row_count == n and table.cursor_row == n - 1
+            assert str(table.get_row_at(n - 1)[0]) == f"agent-{n - 1}"
+    run(body)
+
+
+def test_timeline_page_scrolls_to_its_last_row(small_case: Path) -> None:
+    """PagedTable skips DataTable's cell measuring; the scrollable size must still cover every row."""
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("t")
+            await settle(pilot)
+            table = app.screen.query_one(PagedTable)
+            assert table.row_count == PAGE_SIZE
+            assert table.virtual_size.height == PAGE_SIZE + 1  # the rows and the header
+            await pilot.press("ctrl+end")
+            await pilot.pause()
+            assert table.cursor_row == PAGE_SIZE - 1
+            assert table.scroll_y == table.max_scroll_y > 0
     run(body)

@@ -25,7 +25,7 @@ GENERATED_AT = datetime(2026, 3, 3, 9, 0, 0)
 
 EXPORTS = [
     ("timesketch", None, "timeline.timesketch.jsonl"),
-    ("ocsf", None, "cloudtrail.ocsf.jsonl"),
+    ("ocsf", None, "events.ocsf.jsonl"),
     ("opengraph", None, "graph.opengraph.json"),
     ("graphml", None, "graph.graphml"),
     ("csv", "events", "events.csv"),

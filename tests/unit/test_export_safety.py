@@ -92,7 +92,9 @@ def test_ocsf_classes(case: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.jsonl"
     with CaseStore.open(case) as store:
         export(store, out, "ocsf")
-    docs = {d["api"]["operation"]: d for d in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [d["metadata"]["product"]["name"] for d in lines].count("CloudTrail") == 6 and len(lines) == 9
+    docs = {d["api"]["operation"]: d for d in lines if d["metadata"]["product"]["name"] == "CloudTrail"}
     assert {k: (d["class_uid"], d["activity_id"], d["type_uid"]) for k, d in docs.items()} == {
         "ConsoleLogin": (3002, 1, 300201), "CreateAccessKey": (3001, 1, 300101),
         "AssumeRole": (3002, 99, 300299), "GetObject": (6003, 2, 600302),

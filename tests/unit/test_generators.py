@@ -171,7 +171,9 @@ def test_scale_generator_is_deterministic_and_sized(tmp_path: Path) -> None:
     a = gen.generate(12_000, tmp_path / "a", seed=3)
     b = gen.generate(12_000, tmp_path / "b", seed=3)
     assert a == b and _files(tmp_path / "a") == _files(tmp_path / "b")
-    assert a["cloudtrail_records"] + a["vault_lines"] + a["agent_lines"] == pytest.approx(12_000, rel=0.02)
+    records_written = a["cloudtrail_records"] + a["vault_lines"] + a["agent_lines"] + a["otlp_spans"] + a["mcp_lines"]
+    assert records_written == pytest.approx(12_000, rel=0.02)
+    assert min(a["agent_lines"], a["otlp_spans"], a["mcp_lines"]) > 0
     records = _ct_records(tmp_path / "a")
     assert len(records) == a["cloudtrail_records"] and len({r["eventID"] for r in records}) == len(records)
     minted = {r["responseElements"]["credentials"]["accessKeyId"] for r in records if r["eventName"] == "AssumeRole"}
@@ -182,6 +184,31 @@ def test_scale_generator_is_deterministic_and_sized(tmp_path: Path) -> None:
     vault = (tmp_path / "a" / "vault" / "vault_audit.log").read_text().splitlines()
     assert len(vault) == a["vault_lines"] and all(json.loads(v)["type"] in ("request", "response") for v in vault)
     assert gen.generate(12_000, tmp_path / "c", seed=4) != a or _files(tmp_path / "c") != _files(tmp_path / "a")
+
+
+def test_scale_generator_agent_logs_load_without_rejects(tmp_path: Path) -> None:
+    """The OTLP, MCP and native agent files are real formats: the adapters take every record."""
+    from keytrail.cli.main import main
+    from keytrail.store.case import CaseStore
+
+    stats = _load("gen_scale").generate(12_000, tmp_path / "g", seed=5)
+    agents = tmp_path / "g" / "agents"
+    traces = [json.loads(line) for line in (agents / "otel" / "traces.jsonl").read_text().splitlines()]
+    assert len(traces) == stats["otlp_lines"]
+    spans = [sp for t in traces for rs in t["resourceSpans"] for ss in rs["scopeSpans"] for sp in ss["spans"]]
+    assert len(spans) == stats["otlp_spans"] and len({(sp["traceId"], sp["spanId"]) for sp in spans}) == len(spans)
+    ops = Counter(a["value"]["stringValue"] for sp in spans for a in sp["attributes"] if a["key"] == "gen_ai.operation.name")
+    assert ops["invoke_agent"] == ops["chat"] == ops["execute_tool"] == len(traces)
+    mcp = [json.loads(line) for line in (agents / "mcp" / "aws-tools.jsonl").read_text().splitlines()]
+    assert len(mcp) == stats["mcp_lines"] and all(m["message"]["jsonrpc"] == "2.0" for m in mcp)
+    assert [m["direction"] for m in mcp] == ["client_to_server", "server_to_client"] * (len(mcp) // 2)
+    assert main(["ingest", str(tmp_path / "case.duckdb"), str(agents), "-q"]) == 0
+    with CaseStore.open(tmp_path / "case.duckdb") as store:
+        assert store.query("SELECT count(*) AS n FROM rejects") == [{"n": 0}]
+        got = {r["format"]: r["n"] for r in store.query(
+            "SELECT format, count(*) AS n FROM events WHERE agent_id IS NOT NULL GROUP BY format")}
+    assert got == {"agent-jsonl": stats["agent_lines"], "otlp-traces": stats["otlp_spans"],
+                   "mcp-jsonrpc-wrapped": stats["mcp_lines"] // 2}
 
 
 @pytest.mark.slow

@@ -141,3 +141,17 @@ def test_corruption_never_loses_an_untouched_record(data: st.DataObject) -> None
             # one *valid* JSON object (duplicate keys are legal); then its text is kept inside that
             # record's raw, still findable, never dropped.
             assert p in got or any(p in t for t in got), (a, b, junk, truncate)
+
+
+@pytest.mark.parametrize("junk", ["]", "],", "] ,", "]}", "x", "]}x"])
+@pytest.mark.parametrize("pretty", [False, True])
+def test_stray_bracket_between_records_loses_no_record(junk: str, pretty: bool) -> None:
+    # Found by the property test above: a ']' before the ',' after a record closed the array early
+    # and the reader took the following records for the object's tail ("key": value pairs).
+    parts = [json.dumps(r, indent=2 if pretty else None) for r in _RECORDS]
+    for cut in range(1, len(parts)):
+        text = '{"Records": [\n' + ",\n".join(parts[:cut]) + junk + ",\n" + ",\n".join(parts[cut:]) + "\n]}\n"
+        items = list(parse_json(text))
+        got = [i.text for i in items if isinstance(i, Rec)]
+        assert got == parts, (cut, junk)
+        assert any(isinstance(i, Bad) for i in items)

@@ -130,3 +130,28 @@ def test_a_new_ingest_invalidates_and_rebuilds_it(tmp_path: Path) -> None:
         assert store.meta(snapshot.RANK_KEY) is None and store.meta(snapshot.FINDINGS_KEY) is None
         after = {r.credential for r in rank_credentials(store)}
     assert before <= after
+
+
+def test_info_reports_the_snapshot_and_the_snapshot_command_restores_it(tmp_path: Path) -> None:
+    if not INCIDENT.is_dir():
+        pytest.skip("sample incident not present")
+    path = tmp_path / "case.duckdb"
+    _ingest(path, "--no-snapshot")
+
+    def info() -> tuple[str, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["info", str(path), "--json"]) == 0
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            assert main(["info", str(path)]) == 0
+        return json.loads(out.getvalue())["snapshot"], text.getvalue()
+
+    state, text = info()
+    assert state == "none" and f"keytrail snapshot {path}" in text
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["snapshot", str(path)]) == 0
+    assert info()[0] == "current"
+    _tamper(path, "UPDATE case_meta SET value = 'older-keytrail' WHERE key = 'snapshot.findings'")
+    state, text = info()
+    assert state == "stale" and "refresh: keytrail snapshot" in text

@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 SOURCES = ("cloudtrail", "vault", "agent")
 
 
+def snapshot_status(store: CaseStore) -> str:
+    from keytrail.analysis.snapshot import status
+
+    return status(store)
+
+
 def case_info(store: CaseStore) -> dict[str, Any]:
     """Everything ``keytrail info --json`` prints (keys are a contract, see DESIGN.md)."""
     sources: dict[str, dict[str, Any]] = {
@@ -73,4 +79,5 @@ def case_info(store: CaseStore) -> dict[str, Any]:
         "counts": counts,
         "integrity": integrity,
         "evidence": evidence,
+        "snapshot": snapshot_status(store),
     }

@@ -108,15 +108,18 @@ def tree_lines(node: LineageNode, prefix: str = "", last: bool = True, top: bool
 
 def run_blast(args: argparse.Namespace) -> int:
     from keytrail.analysis.blast_radius import blast_radius
+    from keytrail.analysis.potential import potential_blast_radius
     from keytrail.store.case import CaseStore
 
     with CaseStore.open(args.case) as store:
         b = blast_radius(store, args.credential, since=_time(args.since, "--since"),
                          until=_time(args.until, "--until"), min_confidence=args.min_confidence)
+        # The snapshot is a moment, not a window: the potential half ignores --since/--until.
+        pot = potential_blast_radius(store, b.credential, min_confidence=args.min_confidence)
     if args.json:
         from keytrail.cli.main import print_json
 
-        print_json(b.as_dict())
+        print_json({**b.as_dict(), "potential": pot.as_dict()})
         return 0
     from keytrail.timefmt import format_utc
 
@@ -154,7 +157,57 @@ def run_blast(args: argparse.Namespace) -> int:
     out.write(f"\nprincipals: {_p(', '.join(b.principals), 400)}\n")
     out.write(f"accounts:   {_p(', '.join(b.accounts), 400)}\n")
     out.write(f"services:   {_p(', '.join(b.services), 400)}\n")
+    potential_lines(pot.as_dict(), out)
     return 0
+
+
+def _grant_text(g: dict[str, Any]) -> str:
+    acts = g["actions"] if g["actions"] is not None else [f"NOT {a}" for a in g["not_actions"] or []]
+    res = g["resources"] if g["resources"] is not None else [f"NOT {r}" for r in g["not_resources"] or []]
+    return f"{', '.join(acts)} on {', '.join(res)}"
+
+
+def potential_lines(p: dict[str, Any], out: Any) -> None:
+    """The "Potential (from policy snapshots)" section of ``keytrail blast`` (plain text)."""
+    out.write("\nPotential (from policy snapshots)\n")
+    if not p["available"]:
+        out.write(f"  not available: {_p(p['reason'], 300)}\n")
+        return
+    for pr in p["principals"]:
+        who = pr["arn"] or pr["name"] if pr["source"] == "aws-iam" else f"Vault policy {pr['name']}"
+        out.write(f"\n  {_p(who, ID_WIDTH)}  [{pr['kind']}]  via {_p(', '.join(pr['credentials']), 2 * ID_WIDTH)}\n")
+        for note in pr["notes"]:
+            out.write(f"    ! {_p(note, 300)}\n")
+        rows = [[g["effect"], _p(g["policy_name"], 40), g["attachment"] + (f" ({g['via_group']})" if g["via_group"]
+                                                                           else ""),
+                 _p(_grant_text(g), 160), "condition" if g["conditions"] else ""]
+                for g in pr["allowed"] + pr["denied"]]
+        if rows:
+            _table(["effect", "policy", "attached", "grants", ""], rows, out)
+    sections: list[tuple[str, list[str], list[list[str]]]] = [
+        ("flags", ["flag", "principal", "policy", "actions"],
+         [[f["flag"], _p(f["principal"], ID_WIDTH), _p(f["policy"], 40), _p(", ".join(f["actions"] or []), 80)]
+          for f in p["flags"]]),
+        ("granted but never used by D(c) (least-privilege gap)", ["principal", "policy", "unused"],
+         [[_p(u["principal"], ID_WIDTH), _p(u["policy"], 40),
+           _p(", ".join(u["patterns"]) + " on " + ", ".join(u["resources"] or []), 120)] for u in p["unused"]]),
+        ("observed but not explained by the snapshot", ["events", "principal", "action", "resource", "why"],
+         [[str(x["events"]), _p(x["principal"], ID_WIDTH), _p(x["action"], 40),
+           _p(", ".join(x["resources"]), ID_WIDTH), x["verdict"]] for x in p["unexplained"]]),
+        ("denied although the snapshot allows it", ["events", "principal", "action", "resource"],
+         [[str(x["events"]), _p(x["principal"], ID_WIDTH), _p(x["action"], 40), _p(", ".join(x["resources"]), ID_WIDTH)]
+          for x in p["denied_but_granted"]]),
+    ]
+    totals = {"observed but not explained by the snapshot": p["totals"]["unexplained_groups"],
+              "denied although the snapshot allows it": p["totals"]["denied_but_granted_groups"]}
+    for title, headers, rows in sections:
+        total = totals.get(title, len(rows))
+        out.write(f"\n{title} ({len(rows)}" + (f" of {total}, busiest first" if total > len(rows) else "") + ")\n")
+        if rows:
+            _table(headers, rows, out)
+    if p["unexplained"]:
+        out.write("  (the snapshot is incomplete or was taken at another time than these events)\n")
+    out.write("\ncaveats: " + " ".join(p["caveats"]) + "\n")
 
 
 # -- trace ---------------------------------------------------------------------------

@@ -129,6 +129,10 @@ def run_info(args: argparse.Namespace) -> int:
     c = info["counts"]
     out.write(f"\ncredentials {c['credentials']:,}  principals {c['principals']:,}  links {c['links']:,}  "
               f"inventory agents {c['inventory_agents']:,}\n")
+    hint = {"current": "", "none": " (ranking and findings are computed on each request; "
+                                     f"store them with: keytrail snapshot {info['case']})",
+            "stale": f" (written by another keytrail or configuration; refresh: keytrail snapshot {info['case']})"}
+    out.write(f"analysis snapshot {info['snapshot']}{hint.get(info['snapshot'], '')}\n")
     out.write("\nevidence\n")
     iw = max([0] + [len(str(e["file_id"])) for e in info["evidence"]]) + 2
     for e in info["evidence"]:
@@ -198,9 +202,33 @@ def _print_table(names: list[str], rows: list[tuple[Any, ...]]) -> None:
     print(f"({len(rows)} rows)", file=sys.stderr)
 
 
+def _add_snapshot(p: argparse.ArgumentParser) -> None:
+    p.add_argument("case")
+    p.add_argument("--json", action="store_true")
+
+
+def run_snapshot(args: argparse.Namespace) -> int:
+    from keytrail.analysis.snapshot import refresh_case
+    from keytrail.errors import CaseError
+
+    snap = refresh_case(args.case)
+    if snap is None:
+        raise CaseError(f"{args.case}: its last ingest did not finish; re-run keytrail ingest first",
+                        "ingest incomplete")
+    if args.json:
+        from keytrail.cli.main import print_json
+
+        print_json(snap.as_dict())
+    print(f"keytrail: analysis snapshot of {args.case}: {snap.credentials:,} credentials ranked, "
+          f"{snap.findings:,} findings ({snap.seconds:.1f}s)", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     "ingest": ("load logs (CloudTrail, Vault audit, agent logs) and inventories into a case", _add_ingest,
                run_ingest),
     "info": ("sources, time range, counts, rejects and evidence integrity of a case", _add_info, run_info),
     "sql": ("run a read-only SQL query on a case", _add_sql, run_sql),
+    "snapshot": ("store the ranking and findings in the case again (after an upgrade or a config change)",
+                 _add_snapshot, run_snapshot),
 }

@@ -94,6 +94,9 @@ def build_demo(rebuild: bool = False, quiet: bool = False) -> Path:
         inventory = [str(src / n) for n in DEMO_INVENTORY_NAMES if (src / n).is_file()]
         paths = [str(p) for p in sorted(src.iterdir()) if p.name not in DEMO_INVENTORY_NAMES
                  and not p.name.startswith(".") and p.name.lower() not in ("readme.md", "readme")]
+        policies = src.parent / "policies"  # the sample's policy snapshot: the potential blast radius
+        if policies.is_dir():
+            paths.append(str(policies))
         case.parent.mkdir(parents=True, exist_ok=True)
         for stale in (case, case.with_name(case.name + ".wal")):
             if stale.exists():

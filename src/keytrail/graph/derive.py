@@ -161,11 +161,11 @@ WITH cand AS (
          first(event_uid ORDER BY prio, issued_at) AS issued_by_event,
          max(expires_at) AS expires_at,
          first(principal_uid ORDER BY prio, issued_at) FILTER (WHERE principal_uid IS NOT NULL) AS principal_uid,
-         list(DISTINCT src_source) AS sources
+         list(DISTINCT src_source ORDER BY src_source) AS sources
   FROM cand GROUP BY credential_id
 ), used AS (
   SELECT credential_id, mode(credential_kind) AS kind, min(time) AS first_t, max(time) AS last_t,
-         count(*) AS n, list(DISTINCT source) AS sources,
+         count(*) AS n, list(DISTINCT source ORDER BY source) AS sources,
          mode(actor_uid) FILTER (WHERE source IN ('cloudtrail', 'vault')) AS principal_uid
   FROM events WHERE credential_id IS NOT NULL GROUP BY credential_id
 )

@@ -30,7 +30,7 @@ def minted(con: duckdb.DuckDBPyConnection) -> None:
                list_filter(flatten(list(evidence ORDER BY t)),
                            lambda x, i: list_position(flatten(list(evidence ORDER BY t)), x) = i)[1:{EVIDENCE_CAP}],
                len(list_distinct(flatten(list(evidence)))), min(t), max(t),
-               to_json({{'sources': list(DISTINCT src_source), 'preferred_parent': bool_or(prio = 0),
+               to_json({{'sources': list(DISTINCT src_source ORDER BY src_source), 'preferred_parent': bool_or(prio = 0),
                          'calls': count(DISTINCT call_id)}})
         FROM _kt_mint GROUP BY src, dst, confidence""")
 
@@ -48,7 +48,7 @@ def authenticates_as(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_INSERT + """
         SELECT 'credential', credential_id, 'principal', principal_uid, 'AUTHENTICATES_AS',
                'issued for this identity: ' || first(reason), first(confidence ORDER BY confidence),
-               list(DISTINCT event_uid), count(DISTINCT event_uid), min(issued_at), max(issued_at), NULL
+               list(DISTINCT event_uid ORDER BY event_uid), count(DISTINCT event_uid), min(issued_at), max(issued_at), NULL
         FROM _kt_issue i
         WHERE principal_uid IS NOT NULL AND NOT EXISTS (
           SELECT 1 FROM links l WHERE l.kind = 'AUTHENTICATES_AS' AND l.src = i.credential_id
@@ -110,7 +110,7 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
                list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), [])),
                len(list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), []))),
                min(c.first_seen), max(c.last_seen),
-               to_json({'inventory_identities': list(DISTINCT m.ident)})
+               to_json({'inventory_identities': list(DISTINCT m.ident ORDER BY m.ident)})
         FROM m JOIN credentials c ON c.credential_id = m.credential_id
         GROUP BY m.agent_id, m.credential_id, m.confidence""")
     # Tool calls matched to API calls on the same target within the window. Hash-join on
@@ -150,7 +150,7 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
                  || 'on the same target (time and target correlation)', 'inferred',
                list_distinct(flatten(min_by([tool_event, api_event], t_tool, {EVIDENCE_CAP // 2}))),
                count(DISTINCT tool_event) + count(DISTINCT api_event), min(t_tool), max(t_api),
-               to_json({{'matched_calls': count(DISTINCT tool_event), 'targets': list(DISTINCT rkey)[1:20]}})
+               to_json({{'matched_calls': count(DISTINCT tool_event), 'targets': list(DISTINCT rkey ORDER BY rkey)[1:20]}})
         FROM p GROUP BY agent_id, credential_id""")
 
 

@@ -22,6 +22,7 @@ BUILTIN: dict[str, str] = {
     "otlp": "keytrail.ingest.agent.otlp:OtlpAdapter",
     "mcp": "keytrail.ingest.agent.mcp:McpAdapter",
     "agent_jsonl": "keytrail.ingest.agent.native:NativeAgentAdapter",
+    "policies": "keytrail.ingest.policies:PolicyAdapter",
 }
 
 

@@ -6,7 +6,7 @@ in priority order, opens one transaction per file (or per batch for adapters tha
 set ``BATCH_FILES``), and hands the adapter a :class:`LoadContext` to write through.
 
 Adapters write only the *ingested* tables (``events``, ``event_resources``,
-``credential_issues``, ``inventory_agents``, ``rejects``). De-duplication, per-file
+``credential_issues``, ``inventory_agents``, ``grants``, ``rejects``). De-duplication, per-file
 counts and time ranges, and every derived table are computed afterwards in bulk by
 :mod:`keytrail.store.finalize`, so adapters may insert an event that is already in
 the case; the earliest copy wins.
@@ -41,7 +41,7 @@ SNIFF_BYTES = 256 * 1024
 EXCERPT_CHARS = 512
 
 #: Tables an adapter may append to.
-WRITABLE_TABLES = ("events", "event_resources", "credential_issues", "inventory_agents", "rejects")
+WRITABLE_TABLES = ("events", "event_resources", "credential_issues", "inventory_agents", "grants", "rejects")
 
 
 @dataclass(frozen=True)

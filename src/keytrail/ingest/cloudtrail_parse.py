@@ -60,6 +60,7 @@ class _Reader:
         self.ascii = text.isascii()
         self._line_pos = 0
         self._line_no = 1
+        self._idx = 0
 
     def offset(self, pos: int) -> int:
         """Byte offset of a character position (exact for ASCII; computed for rejects otherwise)."""
@@ -93,13 +94,24 @@ class _Reader:
                 pos = yield from self._array(pos + 1, None)
             elif ch == "{" and (m := _ARRAY_HEAD.match(text, pos)):
                 pos = yield from self._array(m.end(), m.group(1))
-                pos = yield from self._object_tail(pos)
+                pos, resume = yield from self._object_tail(pos)
+                while resume is not None:  # a stray ']' closed the array early: records follow
+                    pos = yield from self._array(resume, m.group(1), start=self._idx)
+                    pos, resume = yield from self._object_tail(pos)
             elif ch == "{":
                 try:
                     value, end = _DECODER.raw_decode(text, pos)
                 except json.JSONDecodeError as e:
                     nxt = _NEXT_TOP.search(text, pos + 1)
                     stop = nxt.end() if nxt else n
+                    inner = self._resync(pos + 1)
+                    if inner is not None and inner < stop:
+                        # Damage in front of a readable record (e.g. a mangled array head).
+                        yield Bad(line, self.offset(pos), f"invalid JSON: {e.msg}; skipped "
+                                  f"{self.offset(inner) - self.offset(pos)} bytes to the next record",
+                                  self.excerpt(pos))
+                        pos = inner
+                        continue
                     where = "data ends inside this record (truncated)" if e.pos >= n - 1 or stop == n and \
                         not text[pos:stop].rstrip().endswith("}") else f"invalid JSON: {e.msg}"
                     yield Bad(line, self.offset(pos), where, self.excerpt(pos))
@@ -116,8 +128,20 @@ class _Reader:
             else:
                 eol = text.find("\n", pos)
                 eol = n if eol < 0 else eol
-                yield Bad(line, self.offset(pos), "not JSON and not a CloudWatch Logs export line",
-                          self.excerpt(pos))
+                inner = self._resync(pos + 1)
+                if inner is not None and inner < eol:
+                    # Junk in front of a record on the same line (e.g. a damaged array head): report
+                    # the junk, read the record.
+                    yield Bad(line, self.offset(pos), "not JSON; skipped "
+                              f"{self.offset(inner) - self.offset(pos)} bytes to the next record", self.excerpt(pos))
+                    pos = inner
+                    continue
+                if not text[pos:eol].strip(",[]} \t\r"):
+                    # Only separators left over from a damaged array or object: not a record.
+                    yield Bad(line, self.offset(pos), "stray JSON separators", self.excerpt(pos), is_record=False)
+                else:
+                    yield Bad(line, self.offset(pos), "not JSON and not a CloudWatch Logs export line",
+                              self.excerpt(pos))
                 pos = eol
             pos = self.skip(pos)
 
@@ -139,35 +163,59 @@ class _Reader:
                 continue
             yield from self._value(value, body, line_no, self.rec_offset(start))
 
-    def _object_tail(self, pos: int) -> Generator[Item, None, int]:
-        """Consume ``, "key": value ...}`` after the records array (e.g. ``NextToken``)."""
+    def _object_tail(self, pos: int) -> Generator[Item, None, tuple[int, int | None]]:
+        """Consume ``, "key": value ...}`` after the records array (e.g. ``NextToken``).
+
+        Returns (position after the object, None), or (position, where records resume) when
+        what follows the array is not the object's tail but more records (a stray ``]`` or
+        junk closed the array early): the caller reads on, so no intact record is lost."""
         text, n = self.text, len(self.text)
         pos = self.skip(pos)
         while pos < n and text[pos] == ",":
+            key_at = self.skip(pos + 1)
+            if text[key_at:key_at + 1] == "{":  # an object, not a "key": records after a stray ']'
+                pos = key_at
+                break
             try:
-                _, pos = _DECODER.raw_decode(text, self.skip(pos + 1))
+                _, pos = _DECODER.raw_decode(text, key_at)
                 pos = self.skip(pos)
                 if pos < n and text[pos] == ":":
                     _, pos = _DECODER.raw_decode(text, self.skip(pos + 1))
                 pos = self.skip(pos)
             except json.JSONDecodeError:
+                resume = self._resync(pos)
+                if resume is not None:
+                    yield Bad(None, self.offset(pos), "unexpected data after the records array; skipped "
+                              f"{self.offset(resume) - self.offset(pos)} bytes to the next record, reading on",
+                              self.excerpt(pos), is_record=False)
+                    return resume, resume
                 yield Bad(None, self.offset(pos), "unreadable data after the records array", self.excerpt(pos),
                           is_record=False)
-                return n
+                return n, None
         if pos < n and text[pos] == "}":
-            return pos + 1
+            return pos + 1, None
         if pos < n:
+            resume = self._resync(pos)
+            if resume is not None:
+                yield Bad(None, self.offset(pos), "unexpected data after the records array; skipped "
+                          f"{self.offset(resume) - self.offset(pos)} bytes to the next record, reading on",
+                          self.excerpt(pos), is_record=False)
+                return resume, resume
             yield Bad(None, self.offset(pos), "unexpected data after the records array", self.excerpt(pos),
                       is_record=False)
             nxt = _NEXT_TOP.search(text, pos)
-            return nxt.end() if nxt else n
-        return n
+            return (nxt.end() if nxt else n), None
+        return n, None
 
-    def _array(self, pos: int, key: str | None) -> Generator[Item, None, int]:
-        """Yield the elements of an array whose ``[`` ends just before ``pos``; return the position after ``]``."""
+    def _array(self, pos: int, key: str | None, start: int = 0) -> Generator[Item, None, int]:
+        """Yield the elements of an array whose ``[`` ends just before ``pos``; return the position after ``]``.
+
+        ``start`` is the number of elements already read (records resumed after a stray ``]``);
+        ``self._idx`` holds the count when it returns."""
         text, n = self.text, len(self.text)
-        idx = 0
+        idx = start
         while True:
+            self._idx = idx
             pos = self.skip(pos)
             if pos >= n:
                 if idx == 0 or text[pos - 1:pos] != "]":
@@ -177,6 +225,7 @@ class _Reader:
             if text[pos] == "]":
                 return pos + 1
             idx += 1
+            self._idx = idx
             try:
                 value, end = _DECODER.raw_decode(text, pos)
             except json.JSONDecodeError as e:
@@ -192,6 +241,12 @@ class _Reader:
                 if nxt is None:
                     return n
                 pos = nxt
+                continue
+            if isinstance(value, str) and (inner := self._resync(pos + 1)) is not None and inner < end:
+                # A stray quote turned the start of a record into a string ("{"): read the record.
+                yield Bad(idx, self.offset(pos), "record is not a JSON object; skipped "
+                          f"{self.offset(inner) - self.offset(pos)} bytes to the next record", self.excerpt(pos))
+                pos = inner
                 continue
             yield from self._element(value, text[pos:end], idx, self.rec_offset(pos), key)
             pos = self.skip(end)

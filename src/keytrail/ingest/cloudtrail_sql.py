@@ -9,14 +9,16 @@ never loops over records here. ``docs/formats/cloudtrail.md`` documents the mapp
 
 Invariants:
 - one staged record becomes exactly one event or one reject (never silently dropped);
-- ``raw`` is the staged JSON text untouched; ``details`` has secrets masked (session
-  tokens, secret keys, passwords never reach it);
+- ``raw`` is the staged JSON text untouched; ``details`` has secrets masked (string values under
+  :data:`keytrail.redact.SECRET_KEYS`: session tokens, secret keys, passwords never reach it);
 - only successful issuing calls produce ``credential_issues`` rows.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from keytrail.store.sqltext import mask_json_sql, quote_literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -34,12 +36,6 @@ _SPEC = (
     '"sessionContext":{"sourceIdentity":"VARCHAR"}}}'
 )
 
-#: Secret-bearing keys whose string values are masked in ``details`` (raw keeps them).
-_SECRET_RE = (
-    r'(?i)"(sessionToken|secretAccessKey|password|newPassword|oldPassword|privateKey|secretString|'
-    r'secretBinary|clientSecret|tokenValue|token|accessToken|refreshToken|idToken)"\s*:\s*"(?:[^"\\]|\\.)*"'
-)
-
 #: Error codes meaning "not allowed" (outcome ``denied``); other error codes are ``failure``.
 _DENIED = (
     "r.errorCode ILIKE '%AccessDenied%' OR r.errorCode ILIKE '%UnauthorizedOperation%' "
@@ -48,10 +44,6 @@ _DENIED = (
 
 STS_ISSUERS = ("AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "GetSessionToken",
                "GetFederationToken")
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _time(expr: str) -> str:
@@ -67,15 +59,6 @@ def _aws_time(expr: str) -> str:
     return (
         f"coalesce(try_strptime({expr}, ['%b %d, %Y, %I:%M:%S %p', '%b %d, %Y %I:%M:%S %p']), "
         f"{_time(expr)})"
-    )
-
-
-def _mask(expr: str) -> str:
-    # The cheap substring tests skip the regex for the (many) records with no secret-looking key.
-    hint = " OR ".join(f"contains({expr}, '{h}')" for h in ("oken\"", "ecret", "assword", "rivateKey"))
-    return (
-        f"(CASE WHEN {expr} IS NULL THEN NULL WHEN {hint} "
-        f"THEN regexp_replace({expr}, {_lit(_SECRET_RE)}, '\"\\1\":\"****\"', 'g') ELSE {expr} END)"
     )
 
 
@@ -127,7 +110,7 @@ def _ssm_arn(name: str) -> str:
 
 
 def _params(rp: str) -> str:
-    paths = ", ".join(_lit(x) for x in _PARAM_PATHS)
+    paths = ", ".join(quote_literal(x) for x in _PARAM_PATHS)
     return f"CASE WHEN {rp} IS NOT NULL THEN json_extract_string({rp}, [{paths}]) END"
 
 
@@ -156,7 +139,7 @@ def _stage_sql(arrow_name: str) -> str:
       {_params('r.requestParameters')} AS p,
       coalesce(r.eventSource, '') = '' AND coalesce(r.eventName, '') = '' AS bad
     FROM (SELECT s.file_id, s.record_no, s.byte_offset, s.format, s.rec AS raw,
-                 json_transform(s.rec, {_lit(_SPEC)}) AS r
+                 json_transform(s.rec, {quote_literal(_SPEC)}) AS r
           FROM {arrow_name} s)
     """
 
@@ -185,8 +168,8 @@ def _events_sql() -> str:
       nullif(r.sourceIPAddress, '') AS src_ip, nullif(r.userAgent, '') AS user_agent,
       acct AS account, reg AS region, {target} AS target,
       nullif(r.sharedEventID, '') AS shared_event_id, nullif(r.requestID, '') AS request_id,
-      json_object('requestParameters', {_mask('r.requestParameters')}::JSON,
-                  'responseElements', {_mask('r.responseElements')}::JSON) AS details,
+      json_object('requestParameters', {mask_json_sql('r.requestParameters')}::JSON,
+                  'responseElements', {mask_json_sql('r.responseElements')}::JSON) AS details,
       raw, file_id, record_no, byte_offset
     FROM _kt_ct_t WHERE NOT bad
     """
@@ -196,7 +179,7 @@ def _resources_sql() -> str:
     given = ("SELECT event_uid, x->>'ARN' AS resource_id, x->>'type' AS resource_type, x->>'accountId' AS account, "
              "0 AS prio FROM (SELECT event_uid, unnest(json_extract(r.resources, '$[*]')) AS x FROM _kt_ct_t "
              "WHERE NOT bad AND json_type(r.resources) = 'ARRAY')")
-    implied = [f"SELECT event_uid, {e} AS resource_id, {_lit(t)} AS resource_type, {a} AS account, "
+    implied = [f"SELECT event_uid, {e} AS resource_id, {quote_literal(t)} AS resource_type, {a} AS account, "
                f"{i} AS prio FROM _kt_ct_t WHERE NOT bad AND p IS NOT NULL"
                for i, (e, t, a) in enumerate(_candidates(), start=1)]
     ssm_names = (f"SELECT event_uid, {_ssm_arn('n')} AS resource_id, 'AWS::SSM::Parameter', acct, 99 FROM "
@@ -212,7 +195,7 @@ def _resources_sql() -> str:
 
 
 def _issues_sql() -> str:
-    sts = ", ".join(_lit(n) for n in STS_ISSUERS)
+    sts = ", ".join(quote_literal(n) for n in STS_ISSUERS)
     q = ("json_extract_string(r.responseElements, ['$.credentials.accessKeyId', '$.credentials.expiration', "
          "'$.assumedRoleUser.arn', '$.federatedUser.arn', '$.sourceIdentity', '$.accessKey.accessKeyId', "
          "'$.accessKey.userName', '$.accessKey.createDate'])")

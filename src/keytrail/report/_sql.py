@@ -1,17 +1,19 @@
 """SQL fragments that apply :mod:`keytrail.redact` rules inside DuckDB, for bulk exports.
 
 Exports can carry millions of rows, so the hostile-text rules run as SQL instead of a
-Python loop per cell. The regular expressions are the ones in :mod:`keytrail.redact`
-(RE2 accepts them unchanged), so a value masked here is masked the same way on screen;
-``tests/unit/test_export_safety.py`` checks the two agree.
+Python loop per cell. Secret masking and literal quoting come from :mod:`keytrail.store.sqltext`
+(shared with ingest; its patterns are :mod:`keytrail.redact`'s, so a value masked here is masked
+the same way on screen); ``tests/unit/test_export_safety.py`` checks the two agree.
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
-from keytrail import redact
+from keytrail.store.sqltext import mask_text_sql as mask_sql
+from keytrail.store.sqltext import quote_literal
+
+__all__ = ["csv_cell_sql", "mask_sql", "quiet_cursor", "quote_ident", "quote_literal", "text_sql", "utc_text_sql"]
 
 if TYPE_CHECKING:
     import duckdb
@@ -26,38 +28,8 @@ def quiet_cursor(store: CaseStore) -> duckdb.DuckDBPyConnection:
     return cur
 
 
-def quote_literal(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _must_contain() -> tuple[str, ...]:
-    """Literal fragments at least one of which every secret match contains (a cheap pre-filter).
-
-    The key names come from the alternatives in ``redact._SECRET_VALUE``; ``s.``/``b.``/``hvr.``
-    cover every Vault token form in ``redact._VAULT_TOKEN``."""
-    keys = re.search(r"\(\?:([A-Za-z_|]+)\)", redact._SECRET_VALUE.pattern)
-    names = tuple(keys.group(1).split("|")) if keys else ()
-    return (*names, "s.", "b.", "hvr.")
-
-
-def mask_sql(expr: str) -> str:
-    """``expr`` (VARCHAR) with secrets masked as :func:`keytrail.redact.mask_secrets` does.
-
-    The regular expressions only run on values that contain one of :func:`_must_contain`, which
-    makes masking a large export several times cheaper."""
-    secret = quote_literal(redact._SECRET_VALUE.pattern)
-    vault = quote_literal(redact._VAULT_TOKEN.pattern)
-    mask = quote_literal(redact.MASK)
-    maybe = " OR ".join(f"contains({expr}, {quote_literal(f)})" for f in _must_contain())
-    return (
-        f"CASE WHEN {maybe} THEN regexp_replace(regexp_replace({expr}, {secret}, '\\1' || {mask}, 'g'), "
-        f"{vault}, {mask}, 'g') ELSE {expr} END"
-    )
 
 
 def csv_cell_sql(expr: str) -> str:

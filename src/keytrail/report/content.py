@@ -267,6 +267,11 @@ def _credential_section(store: CaseStore, cred: str, rank: dict[str, Any] | None
         blast = result.as_dict() if hasattr(result, "as_dict") else result
     if rank is None and blast:  # a requested credential below the listed part of the ranking
         rank = {"score": blast.get("score"), "score_terms": blast.get("score_terms")}
+    extra: dict[str, Any] = {}
+    from keytrail.analysis import potential
+
+    if potential.has_snapshot(store):  # only then: reports of cases without a snapshot stay byte-identical
+        extra["potential"] = potential.potential_blast_radius(store, cred).as_dict()
     return {
         "credential": cred,
         "kind": derived[0]["kind"] if derived else None,
@@ -285,6 +290,7 @@ def _credential_section(store: CaseStore, cred: str, rank: dict[str, Any] | None
         "timeline_truncated": int(activity["events"] or 0) > len(timeline),
         "traces": _traces(store, key_events),
         "blast_radius": blast,
+        **extra,
     }
 
 

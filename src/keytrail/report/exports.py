@@ -8,7 +8,7 @@ so an interrupted export never leaves a half-written file under the requested na
 | format | content | module |
 |---|---|---|
 | `timesketch` | events as Timesketch JSONL | :mod:`keytrail.report.timesketch` |
-| `ocsf` | CloudTrail events as OCSF 1.1.0 JSON lines | :mod:`keytrail.report.ocsf` |
+| `ocsf` | every event (CloudTrail, Vault, agents) as OCSF 1.1.0 JSON lines | :mod:`keytrail.report.ocsf` |
 | `opengraph` | identity graph as BloodHound CE OpenGraph JSON | :mod:`keytrail.report.opengraph` |
 | `graphml` | identity graph as GraphML | :mod:`keytrail.report.graphml` |
 | `csv`, `parquet` | one table: events, credentials, links or findings | :mod:`keytrail.report.tabular` |

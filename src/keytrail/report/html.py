@@ -234,6 +234,8 @@ def _credential(i: int, c: dict[str, Any]) -> str:
         headers, rows = dict_rows(blast.get(key))
         if rows:
             parts.append(f"<h4>{e(title)}</h4>" + _table(headers, rows))
+    if c.get("potential"):
+        parts.append(_potential(c["potential"]))
     parts.append("<h4>Derived credentials</h4>" + _table(
         ["credential", "depth", "kind", "minted by", "issued", "expires", "acts as"],
         [[d["credential_id"], d["depth"], d["kind"], d["parent_credential_id"], d["issued_at"], d["expires_at"],
@@ -262,6 +264,17 @@ def _credential(i: int, c: dict[str, Any]) -> str:
             gap_html = "".join(f'<p class="note">{e(g)}</p>' for g in gaps)
             parts.append(f"<p><code>{e(t['event_uid'])}</code></p><ol class=\"chain\">{items}</ol>{gap_html}")
     parts.append("</div>")
+    return "".join(parts)
+
+
+def _potential(p: dict[str, Any]) -> str:
+    from keytrail.report import potential_rows
+
+    if not p["available"]:
+        return "<h4>Granted by policy</h4>" + _note(p["reason"])
+    parts = ["<h4>Granted by policy</h4>", _note(potential_rows.intro(p))]
+    for title, headers, rows in potential_rows.tables(p):
+        parts.append(f"<h5>{e(title)}</h5>" + _table(headers, [list(r) for r in rows]))
     return "".join(parts)
 
 

@@ -163,6 +163,8 @@ def _credential(i: int, cr: dict[str, Any]) -> list[str]:
         if rows:
             out += [f"#### {title}", ""]
             out += _table([t(h) for h in headers], [[t(v) for v in r] for r in rows])
+    if cr.get("potential"):
+        out += _potential(cr["potential"])
     out += ["#### Derived credentials", ""]
     out += _table(["credential", "depth", "kind", "minted by", "issued", "expires", "acts as"],
                   [[c(d["credential_id"]), t(d["depth"]), t(d["kind"]), c(d["parent_credential_id"]),
@@ -190,6 +192,19 @@ def _credential(i: int, cr: dict[str, Any]) -> list[str]:
                 for s in steps)]
             out += [f"  - *{t(g)}*" for g in gaps]
         out += [""]
+    return out
+
+
+def _potential(p: dict[str, Any]) -> list[str]:
+    from keytrail.report import potential_rows
+
+    out = ["#### Granted by policy", ""]
+    if not p["available"]:
+        return out + [f"*{t(p['reason'])}*", ""]
+    out += [f"*{t(potential_rows.intro(p))}*", ""]
+    for title, headers, rows in potential_rows.tables(p):
+        out += [f"**{t(title)}**", ""]
+        out += _table(headers, [[t(v) for v in r] for r in rows])
     return out
 
 

@@ -1,14 +1,17 @@
-"""OCSF 1.1.0 JSON lines for CloudTrail events, as AWS Security Lake maps them.
+"""OCSF 1.1.0 JSON lines for every event in a case: CloudTrail, Vault / OpenBao, agents.
 
-CloudTrail is split across three OCSF classes by ``eventName`` (``ocsf/examples``
-``mappings/bloblang/AWS/CloudTrail/v1.1.0``): Authentication (3002) for sign-in and STS
-credential issuance, Account Change (3001) for IAM user/key/role/policy lifecycle calls,
-API Activity (6003) for everything else. ``type_uid`` is ``class_uid * 100 + activity_id``.
-Field names are OCSF 1.1.0 (``actor.user.uid`` = ARN, ``actor.user.uid_alt`` = principal id).
+CloudTrail is mapped as AWS Security Lake maps it, split across three OCSF classes by
+``eventName`` (``ocsf/examples`` ``mappings/bloblang/AWS/CloudTrail/v1.1.0``): Authentication
+(3002) for sign-in and STS credential issuance, Account Change (3001) for IAM user/key/role/policy
+lifecycle calls, API Activity (6003) for everything else. ``type_uid`` is ``class_uid * 100 +
+activity_id``. Field names are OCSF 1.1.0 (``actor.user.uid`` = ARN, ``actor.user.uid_alt`` =
+principal id). Vault and agent events have no agreed mapping; :mod:`keytrail.report.ocsf_sources`
+maps them in the same style. Every event is exported: a source without a mapping of its own gets
+the generic agent mapping (API Activity, Other), never nothing.
+
 String values under secret keys (:data:`keytrail.redact.SECRET_KEYS`) in request/response data,
 and secrets in free text, are masked; absent attributes are omitted rather than written as ``null``
-(request and response data stay as logged otherwise). Vault and agent events have no agreed OCSF
-mapping yet and are not exported here.
+(request and response data stay as logged otherwise).
 
 Set-based: DuckDB builds each JSON line (``to_json`` escapes every value; ``concat_ws`` drops
 absent members), Python only writes the lines one Arrow batch at a time. :func:`classify` is the
@@ -17,22 +20,31 @@ same mapping in Python, for tests and for callers classifying one event.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
-from keytrail.redact import MASK, SECRET_KEYS
+from keytrail.report._ocsf import (
+    ACCOUNT_CHANGE,
+    API_ACTIVITY,
+    AUTHENTICATION,
+    OCSF_VERSION,
+    header,
+    j,
+    keys_masked_sql,
+    lit,
+    obj,
+)
 from keytrail.report._sql import mask_sql, quiet_cursor
+from keytrail.report.ocsf_sources import (
+    agent_doc_sql,
+    agent_rows_sql,
+    vault_doc_sql,
+    vault_rows_sql,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from keytrail.store.case import CaseStore
-
-OCSF_VERSION = "1.1.0"
-
-AUTHENTICATION = (3002, "Authentication", 3, "Identity & Access Management")
-ACCOUNT_CHANGE = (3001, "Account Change", 3, "Identity & Access Management")
-API_ACTIVITY = (6003, "API Activity", 6, "Application Activity")
 
 _LOGON = {"ConsoleLogin", "ExternalIdPDirectoryLogin", "CheckMfa", "CredentialChallenge",
           "CredentialVerification", "UserAuthentication"}
@@ -105,33 +117,6 @@ def classify(event_name: str, request: dict[str, Any] | None = None) -> tuple[tu
     return API_ACTIVITY, 99, "Other"
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _obj(*pairs: tuple[str, str]) -> str:
-    """SQL for a JSON object's text from (key, JSON-text expression) pairs. Absent members are left
-    out (``concat_ws`` skips NULLs) and an object with no member is NULL, so it disappears too."""
-    members = ", ".join(f"{_lit(chr(34) + k + chr(34) + ':')} || ({v})" for k, v in pairs)
-    return f"('{{' || nullif(concat_ws(',', {members}), '') || '}}')"
-
-
-def _j(expr: str) -> str:
-    """JSON text of a scalar SQL expression (NULL stays NULL)."""
-    return f"to_json({expr})"
-
-
-def _secret_keys_pattern() -> str:
-    keys = "|".join(sorted(re.escape(k) for k in SECRET_KEYS))
-    return f'("(?i:{keys})"\\s*:\\s*")[^"]*(")'
-
-
-def _keys_masked_sql(expr: str) -> str:
-    """JSON text ``expr`` (object or array) with string values under secret keys masked, else NULL."""
-    return (f"CASE WHEN json_type({expr}) IN ('OBJECT', 'ARRAY') THEN regexp_replace(CAST({expr} AS VARCHAR), "
-            f"{_lit(_secret_keys_pattern())}, '\\1' || {_lit(MASK)} || '\\2', 'g') END")
-
-
 def classification_sql(name: str, request: str) -> tuple[str, str, str]:
     """SQL for (class_uid, activity_id, activity_name) of ``name`` (eventName), as :func:`classify`."""
     status = f"lower(json_extract_string({request}, '$.requestParameters.status'))"
@@ -142,31 +127,26 @@ def classification_sql(name: str, request: str) -> tuple[str, str, str]:
     ]
 
     def among(names: set[str] | dict[str, tuple[int, str]]) -> str:
-        return f"{name} IN ({', '.join(_lit(n) for n in sorted(names))})"
+        return f"{name} IN ({', '.join(lit(n) for n in sorted(names))})"
 
     parts.append((among(_LOGON), AUTHENTICATION[0], 1, "Logon"))
     parts.append((among(_TOKEN), AUTHENTICATION[0], 99, "Other"))
     for n, (a, an) in sorted(_ACCOUNT_CHANGE_ACTIVITY.items()):
-        parts.append((f"{name} = {_lit(n)}", ACCOUNT_CHANGE[0], a, an))
+        parts.append((f"{name} = {lit(n)}", ACCOUNT_CHANGE[0], a, an))
     parts.append((among(_ACCOUNT_CHANGE_OTHER), ACCOUNT_CHANGE[0], 99, "Other"))
     for prefixes, act, act_name in _API_PREFIX:
         parts.append((f"regexp_matches({name}, '^({'|'.join(prefixes)})')", API_ACTIVITY[0], act, act_name))
     cls_sql = "CASE " + " ".join(f"WHEN {c} THEN {k}" for c, k, _, _ in parts) + f" ELSE {API_ACTIVITY[0]} END"
     act_sql = "CASE " + " ".join(f"WHEN {c} THEN {a}" for c, _, a, _ in parts) + " ELSE 99 END"
-    name_sql = "CASE " + " ".join(f"WHEN {c} THEN {_lit(n)}" for c, _, _, n in parts) + " ELSE 'Other' END"
+    name_sql = "CASE " + " ".join(f"WHEN {c} THEN {lit(n)}" for c, _, _, n in parts) + " ELSE 'Other' END"
     return cls_sql, act_sql, name_sql
 
 
-_CLASS_INFO = {c[0]: c for c in (AUTHENTICATION, ACCOUNT_CHANGE, API_ACTIVITY)}
 _IDENT = "json_extract_string(x.raw, '$.userIdentity."
 
 
-def _by_class(i: int) -> str:
-    return "CASE x.class_uid " + " ".join(f"WHEN {k} THEN {_lit(str(v[i]))}" for k, v in _CLASS_INFO.items()) + " END"
-
-
 def _raw(path: str) -> str:
-    return _j(f"json_extract_string(x.raw, '$.{path}')")
+    return j(f"json_extract_string(x.raw, '$.{path}')")
 
 
 def _ident(path: str) -> str:
@@ -174,70 +154,65 @@ def _ident(path: str) -> str:
 
 
 def ocsf_sql() -> str:
-    """One row per CloudTrail event: its OCSF object as JSON text, in time order."""
+    """One row per event of every source: its OCSF object as JSON text, in time order."""
     cls, act, act_name = classification_sql("b.event_name", "b.raw")
-    failed = "x.outcome IN ('failure', 'denied')"
-    status = f"CASE WHEN x.outcome = 'success' THEN 1 WHEN {failed} THEN 2 ELSE 0 END"
-    status_name = f"CASE WHEN x.outcome = 'success' THEN 'Success' WHEN {failed} THEN 'Failure' ELSE 'Unknown' END"
     mfa = f"lower({_ident('sessionContext.attributes.mfaAuthenticated')}) = 'true'"
     idp = f"coalesce({_ident('webIdFederationData.federatedProvider')}, {_ident('identityProvider')})"
-    doc = _obj(
-        ("class_uid", _j("x.class_uid")), ("class_name", _j(_by_class(1))),
-        ("category_uid", _j(f"CAST({_by_class(2)} AS INTEGER)")), ("category_name", _j(_by_class(3))),
-        ("activity_id", _j("x.activity_id")), ("activity_name", _j("x.activity_name")),
-        ("type_uid", _j("x.class_uid * 100 + x.activity_id")),
-        ("type_name", _j(f"{_by_class(1)} || ': ' || x.activity_name")),
-        ("severity_id", "'1'"), ("severity", "'\"Informational\"'"),
-        ("status_id", _j(status)), ("status", _j(status_name)), ("status_code", _j("x.error_code")),
-        ("status_detail", _j(mask_sql("x.error_message"))),
-        ("time", _j("epoch_ms(x.time)")), ("time_dt", _j("strftime(x.time, '%Y-%m-%dT%H:%M:%S.%g') || 'Z'")),
-        ("metadata", _obj(
-            ("version", _j(_lit(OCSF_VERSION))), ("uid", _j("x.source_event_id")),
+    doc = obj(
+        *header(),
+        ("metadata", obj(
+            ("version", j(lit(OCSF_VERSION))), ("uid", j("x.source_event_id")),
             ("event_code", _raw("eventType")), ("profiles", "'[\"cloud\",\"datetime\"]'"),
-            ("product", _obj(("name", "'\"CloudTrail\"'"), ("vendor_name", "'\"AWS\"'"),
+            ("product", obj(("name", "'\"CloudTrail\"'"), ("vendor_name", "'\"AWS\"'"),
                              ("version", _raw("eventVersion")),
-                             ("feature", _obj(("name", _raw("eventCategory")))))))),
-        ("actor", _obj(
-            ("user", _obj(("uid", _j("x.actor_uid")), ("uid_alt", _j(_ident("principalId"))),
-                          ("type", _j("x.actor_type")), ("name", _j(_ident("userName"))),
-                          ("credential_uid", _j(mask_sql("x.credential_id"))),
-                          ("account", _obj(("uid", _j(_ident("accountId"))))))),
-            ("session", _obj(("uid", _j("x.session_id")),
-                             ("issuer", _j(_ident("sessionContext.sessionIssuer.arn"))),
-                             ("created_time_dt", _j(_ident("sessionContext.attributes.creationDate"))),
-                             ("is_mfa", _j(f"CASE WHEN {_ident('sessionContext.attributes.mfaAuthenticated')} "
+                             ("feature", obj(("name", _raw("eventCategory")))))))),
+        ("actor", obj(
+            ("user", obj(("uid", j("x.actor_uid")), ("uid_alt", j(_ident("principalId"))),
+                          ("type", j("x.actor_type")), ("name", j(_ident("userName"))),
+                          ("credential_uid", j(mask_sql("x.credential_id"))),
+                          ("account", obj(("uid", j(_ident("accountId"))))))),
+            ("session", obj(("uid", j("x.session_id")),
+                             ("issuer", j(_ident("sessionContext.sessionIssuer.arn"))),
+                             ("created_time_dt", j(_ident("sessionContext.attributes.creationDate"))),
+                             ("is_mfa", j(f"CASE WHEN {_ident('sessionContext.attributes.mfaAuthenticated')} "
                                            f"IS NOT NULL THEN {mfa} END")))),
-            ("invoked_by", _j(_ident("invokedBy"))),
-            ("idp", _obj(("name", _j(idp)))))),
-        ("api", _obj(
-            ("operation", _j("x.event_name")), ("service", _obj(("name", _raw("eventSource")))),
+            ("invoked_by", j(_ident("invokedBy"))),
+            ("idp", obj(("name", j(idp)))))),
+        ("api", obj(
+            ("operation", j("x.event_name")), ("service", obj(("name", _raw("eventSource")))),
             ("version", _raw("apiVersion")),
-            ("request", _obj(("uid", _j("x.request_id")),
+            ("request", obj(("uid", j("x.request_id")),
                              ("data", mask_sql("x.request_data")))),
-            ("response", _obj(("data", mask_sql("x.response_data")),
-                              ("error", _j("x.error_code")), ("message", _j(mask_sql("x.error_message"))))))),
-        ("src_endpoint", _obj(("ip", _j("x.src_ip")), ("uid", _raw("vpcEndpointId")))),
-        ("http_request", _obj(("user_agent", _j(mask_sql("x.user_agent"))))),
-        ("cloud", _obj(("provider", "'\"AWS\"'"), ("region", _j("x.region")),
-                       ("account", _obj(("uid", _j("x.account")))))),
+            ("response", obj(("data", mask_sql("x.response_data")),
+                              ("error", j("x.error_code")), ("message", j(mask_sql("x.error_message"))))))),
+        ("src_endpoint", obj(("ip", j("x.src_ip")), ("uid", _raw("vpcEndpointId")))),
+        ("http_request", obj(("user_agent", j(mask_sql("x.user_agent"))))),
+        ("cloud", obj(("provider", "'\"AWS\"'"), ("region", j("x.region")),
+                       ("account", obj(("uid", j("x.account")))))),
         ("resources", "x.resources"),
-        ("unmapped", _obj(("keytrail.event_uid", _j("x.event_uid")))),
+        ("unmapped", obj(("keytrail.event_uid", j("x.event_uid")))),
     )
-    resource = _obj(("uid", _j("resource_id")), ("type", _j("resource_type")),
-                    ("account", _obj(("uid", _j("account")))))
+    resource = obj(("uid", j("resource_id")), ("type", j("resource_type")),
+                    ("account", obj(("uid", j("account")))))
     return f"""
-WITH base AS (
+WITH res AS (
+  SELECT event_uid, '[' || string_agg({resource}, ',' ORDER BY resource_id) || ']' AS resources
+  FROM event_resources GROUP BY event_uid),
+base AS (
   SELECT e.*, coalesce(json_extract_string(e.raw, '$.eventName'), e.operation, '') AS event_name
   FROM events e WHERE e.source = 'cloudtrail'),
-res AS (
-  SELECT event_uid, '[' || string_agg({resource}, ',' ORDER BY resource_id) || ']' AS resources
-  FROM event_resources WHERE event_uid IN (SELECT event_uid FROM base) GROUP BY event_uid),
-x AS (
+ct AS (
   SELECT b.*, r.resources, {cls} AS class_uid, {act} AS activity_id, {act_name} AS activity_name,
-         {_keys_masked_sql("json_extract(b.raw, '$.requestParameters')")} AS request_data,
-         {_keys_masked_sql("json_extract(b.raw, '$.responseElements')")} AS response_data
-  FROM base b LEFT JOIN res r ON r.event_uid = b.event_uid)
-SELECT {doc} AS line FROM x ORDER BY x.time NULLS LAST, x.event_uid"""
+         {keys_masked_sql("json_extract(b.raw, '$.requestParameters')")} AS request_data,
+         {keys_masked_sql("json_extract(b.raw, '$.responseElements')")} AS response_data
+  FROM base b LEFT JOIN res r ON r.event_uid = b.event_uid),
+vault AS ({vault_rows_sql()}),
+agent AS ({agent_rows_sql()})
+SELECT line FROM (
+  SELECT x.time, x.event_uid, {doc} AS line FROM ct x
+  UNION ALL SELECT x.time, x.event_uid, {vault_doc_sql()} FROM vault x
+  UNION ALL SELECT x.time, x.event_uid, {agent_doc_sql()} FROM agent x)
+ORDER BY time NULLS LAST, event_uid"""
 
 
 def export_ocsf(store: CaseStore, path: Path) -> int:

@@ -3,6 +3,11 @@
 DuckDB allows one process to hold a database file for writing; everything except
 ingest opens the case read-only, so the TUI, ``serve``, reports and queries can run
 side by side. Threads must not share a connection: use :meth:`CaseStore.cursor`.
+
+A front end that must be able to stop an analysis call (the TUI's Escape) runs it on a
+:meth:`CaseStore.session`: a :class:`CaseSession` is a ``CaseStore`` (analysis code takes
+either unchanged) whose every cursor is tracked, so :meth:`CaseSession.interrupt` from
+any thread stops whatever query is running and the call raises :class:`Cancelled`.
 """
 
 from __future__ import annotations
@@ -10,19 +15,25 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
+import weakref
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
 
 import duckdb
 
 from keytrail import __version__
-from keytrail.errors import CaseError, CaseLockedError
+from keytrail.errors import CaseError, CaseLockedError, KeytrailError
 from keytrail.store.schema import SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
 
@@ -84,6 +95,7 @@ class CaseStore:
         self.path = path
         self.read_only = read_only
         self._lock = threading.Lock()
+        self._sessions: weakref.WeakSet[CaseSession] = weakref.WeakSet()
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -168,10 +180,28 @@ class CaseStore:
             cur.close()
 
     def interrupt(self) -> None:
-        """Cancel the running query on the main connection (used by the TUI's Escape)."""
+        """Cancel the running query on the main connection (a :meth:`session` stops every cursor)."""
         self.con.interrupt()
 
-    def close(self) -> None:
+    def session(self) -> CaseSession:
+        """A cancellable view of this case for analysis calls (see :class:`CaseSession`)."""
+        session = CaseSession(self)
+        with self._lock:
+            self._sessions.add(session)
+        return session
+
+    def close(self, wait: float = 10.0) -> None:
+        """Interrupt the calls of every session, give them up to ``wait`` seconds to return, close.
+
+        DuckDB refuses to close a connection while a cursor of it is running a query.
+        """
+        with self._lock:
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.interrupt()
+        deadline = time.monotonic() + wait
+        while any(session.active for session in sessions) and time.monotonic() < deadline:
+            time.sleep(REINTERRUPT_SECONDS)
         self.con.close()
 
     def __enter__(self) -> Self:
@@ -179,3 +209,167 @@ class CaseStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Cancelled(KeytrailError):
+    """An analysis call was stopped by :meth:`CaseSession.interrupt` (the TUI's Escape)."""
+
+    exit_code = 130  # like Ctrl-C
+
+    def __init__(self, msg: str = "cancelled: the analysis was interrupted before it finished") -> None:
+        super().__init__(msg, "cancelled")
+
+
+#: While a call of an interrupted session still runs, its cursors are interrupted again this often:
+#: DuckDB drops an interrupt that reaches a cursor between two queries.
+REINTERRUPT_SECONDS = 0.01
+#: ... for at most this long (a caller that never returns must not keep a thread spinning).
+REINTERRUPT_LIMIT_SECONDS = 60.0
+
+
+class CaseSession(CaseStore):
+    """A cancellable view of a case: a ``CaseStore`` whose every query runs on a cursor it tracks.
+
+    Analysis functions take it in place of the store, unchanged: ``cursor()``, ``query()``,
+    ``scalar()``, ``meta()`` and ``con`` (a cursor of the calling thread) all go through
+    tracked cursors of the same read-only connection. :meth:`interrupt`, from any thread,
+    interrupts all of them; the running query raises, the call raises :class:`Cancelled`,
+    and every later call on the session raises :class:`Cancelled` at once (a session is
+    single-use: take a new one for the next request). Wrap a multi-query call in
+    :meth:`run` so an interrupt that lands between two of its queries still stops it.
+    Closing a session interrupts it; the case stays open.
+    """
+
+    def __init__(self, store: CaseStore) -> None:  # no super().__init__: ``con`` is per thread here
+        self.store = store
+        self.path = store.path
+        self.read_only = store.read_only
+        self._lock = threading.Lock()
+        self._cursors: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+        self._local = threading.local()
+        self._stop = threading.Event()
+        self._active = 0
+        self._interrupter: threading.Thread | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """A tracked cursor of the calling thread (code that uses ``store.con`` stays cancellable)."""
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._local.cur = self.cursor()
+        self.check()
+        return cur
+
+    @con.setter
+    def con(self, value: duckdb.DuckDBPyConnection) -> None:
+        raise AttributeError("a session's connection is per thread; it cannot be replaced")
+
+    @property
+    def cancelled(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def active(self) -> int:
+        """How many calls (:meth:`run`, :meth:`query`, :meth:`scalar`, :meth:`meta`) are running."""
+        with self._lock:
+            return self._active
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` when the session was interrupted (long Python loops may call it)."""
+        if self._stop.is_set():
+            raise Cancelled
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        self.check()
+        cur = self.store.con.cursor()
+        with self._lock:
+            self._cursors.add(cur)
+        if self._stop.is_set():  # interrupted while it was being made: never hand it out
+            cur.close()
+            raise Cancelled
+        return cur
+
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        """Count a running call (the interrupter runs while any is) and report an interrupt as Cancelled."""
+        self.check()
+        with self._lock:
+            self._active += 1
+        try:
+            yield
+        except Cancelled:
+            raise
+        except Exception as e:
+            # The interrupted query's InterruptException, or an engine error wrapping it, or a cursor
+            # closed under the call: once interrupted, any database failure is the cancellation.
+            if self._stop.is_set() and (isinstance(e, duckdb.Error) or isinstance(e.__cause__, duckdb.Error)):
+                raise Cancelled from e
+            raise
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` (e.g. ``session.run(blast_radius, session, cid)``), stoppable whole.
+
+        Raises:
+            Cancelled: :meth:`interrupt` was called before ``fn`` returned, even between its queries.
+        """
+        with self._call():
+            result = fn(*args, **kwargs)
+        self.check()  # an interrupt after the last query still cancels: the caller asked to stop
+        return result
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        with self._call():
+            return super().query(sql, params)
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        with self._call():
+            return super().scalar(sql, params)
+
+    def meta(self, key: str) -> str | None:
+        rows = self.query("SELECT value FROM case_meta WHERE key = ?", [key])
+        return str(rows[0]["value"]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        raise CaseError("a session is for reading; set case metadata on the CaseStore", "read-only session")
+
+    def interrupt(self) -> None:
+        """Stop every running query of this session; thread-safe, idempotent, returns at once."""
+        self._stop.set()
+        self._interrupt_all()
+        with self._lock:
+            start = self._interrupter is None and self._active > 0
+            if start:
+                self._interrupter = threading.Thread(target=self._keep_interrupting, daemon=True,
+                                                     name="keytrail-session-interrupt")
+        if start and self._interrupter is not None:
+            self._interrupter.start()
+
+    def _interrupt_all(self) -> None:
+        with self._lock:
+            cursors = list(self._cursors)
+        for cur in cursors:
+            try:
+                cur.interrupt()
+            except duckdb.Error:  # already closed: nothing runs on it any more
+                with self._lock:
+                    self._cursors.discard(cur)
+
+    def _keep_interrupting(self) -> None:
+        deadline = time.monotonic() + REINTERRUPT_LIMIT_SECONDS
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._active == 0:
+                    return
+            self._interrupt_all()
+            time.sleep(REINTERRUPT_SECONDS)
+
+    def session(self) -> CaseSession:
+        """A new session of the same case (this one may be interrupted; a new one is not)."""
+        return self.store.session()
+
+    def close(self, wait: float = 0.0) -> None:
+        """Interrupt the session's calls; the case's connection stays open (close the store for that)."""
+        self.interrupt()

@@ -62,7 +62,7 @@ EVIDENCE = _t(
     ("path", "VARCHAR NOT NULL", "absolute path at ingest time"),
     ("sha256", "VARCHAR NOT NULL", "SHA-256 of the file's bytes as stored (compressed if gz); re-ingest key"),
     ("bytes", "BIGINT", "file size in bytes"),
-    ("source", "VARCHAR", "`cloudtrail`, `vault`, `agent`, `inventory`, `digest` or NULL when unrecognised"),
+    ("source", "VARCHAR", "`cloudtrail`, `vault`, `agent`, `inventory`, `policy`, `digest` or NULL when unrecognised"),
     ("format", "VARCHAR", "detected format, e.g. `cloudtrail-records`, `vault-audit-jsonl`, `otlp-traces`"),
     ("adapter", "VARCHAR", "name of the adapter that read it"),
     ("status", "VARCHAR", "`loaded`, `partial` (stopped at a break such as truncated gzip; records before it kept), `skipped` (no known format), `digest`"),
@@ -159,6 +159,32 @@ INVENTORY_AGENTS = _t(
     ("file_id", "INTEGER", "inventory file"),
     ("record_no", "BIGINT", "row or table number in that file"),
     ("raw", "VARCHAR", "the entry as JSON text"),
+)
+
+GRANTS = _t(
+    "grants",
+    "Authorization snapshot (ingested): one row per policy statement granted to a principal, from "
+    "`aws iam get-account-authorization-details` output or Vault/OpenBao ACL policies. Read by "
+    "`keytrail.analysis.potential` for the potential blast radius (docs/formats/policies.md).",
+    ("source", "VARCHAR NOT NULL", "`aws-iam` or `vault-policy`"),
+    ("account", "VARCHAR", "AWS account of the principal (from its ARN); NULL for Vault"),
+    ("principal_kind", "VARCHAR", "`user`, `role`, `group` (AWS), `policy` (a Vault policy: tokens carry policies by name), NULL for a managed policy attached to nobody in the snapshot"),
+    ("principal_arn", "VARCHAR", "IAM ARN of the user/role/group as in the snapshot (with its path); NULL for Vault"),
+    ("principal_name", "VARCHAR", "user/role/group name (last ARN segment) or the Vault policy name"),
+    ("policy_name", "VARCHAR", "inline policy name, managed policy name, or Vault policy name"),
+    ("policy_arn", "VARCHAR", "managed policy ARN (NULL for inline and Vault policies)"),
+    ("attachment", "VARCHAR", "`inline`, `managed`, `group-inline`, `group-managed` (granted to a user through `via_group`), `unattached`, `vault`; `missing-document` (a managed policy attached but not in the snapshot) and `permissions-boundary` rows carry no statement"),
+    ("via_group", "VARCHAR", "group name for `group-*` rows"),
+    ("effect", "VARCHAR", "`Allow` or `Deny`; NULL on rows that carry no statement"),
+    ("actions", "VARCHAR[]", "`Action` patterns (AWS `service:Operation` globs) or Vault capabilities"),
+    ("not_actions", "VARCHAR[]", "`NotAction` patterns (AWS)"),
+    ("resources", "VARCHAR[]", "`Resource` patterns (ARN globs) or the Vault path (with `*`/`+` globs)"),
+    ("not_resources", "VARCHAR[]", "`NotResource` patterns (AWS)"),
+    ("conditions", "JSON", "AWS `Condition` block; Vault parameter constraints (`allowed_parameters`, ...); never evaluated"),
+    ("statement_no", "INTEGER", "1-based statement (AWS) or path block (Vault) number within the policy document"),
+    ("file_id", "INTEGER", "snapshot file"),
+    ("record_no", "BIGINT", "1-based entry number in the file (user/group/role/policy in list order; 1 for a Vault policy)"),
+    ("raw", "VARCHAR", "the statement or path block as JSON text"),
 )
 
 REJECTS = _t(
@@ -280,6 +306,7 @@ TABLES: tuple[Table, ...] = (
     EVENT_RESOURCES,
     CREDENTIAL_ISSUES,
     INVENTORY_AGENTS,
+    GRANTS,
     REJECTS,
     CREDENTIALS,
     PRINCIPALS,

@@ -118,6 +118,10 @@ class KeytrailApp(App[None]):
     def on_doc_view_picked(self, message: DocView.Picked) -> None:
         """A row of an analysis document was chosen: open the first thing it names."""
         row = message.row
+        if isinstance(row.get("credential"), str) and "score_terms" in row:
+            # a ranked row (credentials list, top credentials): the view shows its score at once
+            self.push_screen(CredentialScreen(row["credential"], rank=row))
+            return
         if message.section == "chain" and row.get("kind") and row.get("id"):
             self.open_target(str(row["kind"]), str(row["id"]))
             return

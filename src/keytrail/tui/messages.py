@@ -22,3 +22,10 @@ class Unavailable(Message, bubble=False):
 
     key: str
     module: str
+
+
+@dataclass
+class Stopped(Message, bubble=False):
+    """A worker's call was interrupted (Escape, or the screen was left) and has returned."""
+
+    key: str

@@ -293,3 +293,13 @@ def search_ids(cur: duckdb.DuckDBPyConnection, text: str, limit: int = 8) -> lis
     ).fetchall():
         out.append(("event", str(value)))
     return out
+
+
+def credential_head(cur: duckdb.DuckDBPyConnection, credential_id: str) -> dict[str, Any] | None:
+    """The ``credentials`` row of one credential (one indexed lookup: what a credential view shows first)."""
+    rel = cur.execute(
+        "SELECT credential_id AS credential, kind, origin, principal_uid AS principal, events AS own_events, first_seen, last_seen "
+        "FROM credentials WHERE credential_id = ?", [credential_id])
+    names = [d[0] for d in rel.description or []]
+    row = rel.fetchone()
+    return dict(zip(names, row)) if row else None

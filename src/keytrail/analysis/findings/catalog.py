@@ -79,6 +79,8 @@ RULES: dict[str, RuleInfo] = {
            "Identity or policy changed by a non-human identity", "NHI5:2025", "ASI03"),
         _r("admin-or-root-use", "privilege", "critical",
            "Root or administrator identity used", "NHI5:2025", "NHI4:2025"),
+        _r("unused-privilege", "privilege", "medium",
+           "Agent identity granted admin or IAM write it never uses", "NHI5:2025"),
         _r("environment-crossing", "environment_crossing", "medium",
            "One credential acting in several accounts or environments", "NHI8:2025"),
         _r("unattributed-actions", "unattributed", "medium",

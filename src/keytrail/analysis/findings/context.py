@@ -149,12 +149,12 @@ class Context:
              WITH ev AS (
                SELECT credential_id, max(credential_kind) AS kind, mode(actor_uid) AS actor,
                       min(time) AS t0, max(time) AS t1, count(*) AS n,
-                      arg_min(event_uid, time) AS first_uid, arg_max(event_uid, time) AS last_uid
+                      arg_min(event_uid, (time, event_uid)) AS first_uid, arg_max(event_uid, (time, event_uid)) AS last_uid
                FROM events WHERE credential_id IS NOT NULL GROUP BY credential_id),
              iss AS (
                SELECT credential_id, max(kind) AS kind, max(principal_uid) AS principal,
                       min(issued_at) AS issued_at, max(expires_at) AS expires_at,
-                      arg_min(event_uid, issued_at) AS issue_uid
+                      arg_min(event_uid, (issued_at, event_uid)) AS issue_uid
                FROM credential_issues GROUP BY credential_id),
              der AS (SELECT credential_id, max(kind) AS kind, max(principal_uid) AS principal
                      FROM credentials GROUP BY credential_id)
@@ -192,7 +192,7 @@ class Context:
                        CASE confidence WHEN 'proven' THEN 3 WHEN 'strong' THEN 2 ELSE 1 END AS rank
                 FROM links WHERE kind = 'USES' AND src_kind = 'agent' AND dst_kind = 'credential'
                 UNION ALL
-                SELECT credential_id, agent_id, arg_min(event_uid, time, 5), min(time), max(time),
+                SELECT credential_id, agent_id, arg_min(event_uid, (time, event_uid), 5), min(time), max(time),
                        'agent id logged on its events', 3
                 FROM events WHERE credential_id IS NOT NULL AND agent_id IS NOT NULL
                 GROUP BY credential_id, agent_id)

@@ -37,7 +37,7 @@ def run(ctx: Context) -> None:
               WHERE e.source = 'cloudtrail' AND e.credential_id IS NOT NULL
                 AND r.account IS NOT NULL AND r.account <> ''),
             per AS (
-              SELECT credential_id, source, account, arg_min(event_uid, time) AS uid, min(time) AS t0,
+              SELECT credential_id, source, account, arg_min(event_uid, (time, event_uid)) AS uid, min(time) AS t0,
                      max(time) AS t1, count(DISTINCT event_uid) AS n
               FROM acts GROUP BY ALL)
             SELECT p.credential_id AS root_id, p.source, list(p.account ORDER BY p.t0, p.account) AS accounts,

@@ -32,10 +32,10 @@ def run(ctx: Context) -> None:
     )
     actions = ", ".join("'" + a.replace("'", "''") + "'" for a in cfg.console_actions) or "NULL"
     for r in ctx.rows(
-        f"""SELECT e.actor_uid, list(DISTINCT p.agent_id) AS agents, count(DISTINCT e.event_uid) AS n,
-                   min(e.time) AS t0, max(e.time) AS t1, arg_min(e.event_uid, e.time, 25) AS uids,
-                   list(DISTINCT e.src_ip) FILTER (WHERE e.src_ip IS NOT NULL) AS ips,
-                   list(DISTINCT e.credential_id) FILTER (WHERE e.credential_id IS NOT NULL) AS creds
+        f"""SELECT e.actor_uid, list(DISTINCT p.agent_id ORDER BY p.agent_id) AS agents, count(DISTINCT e.event_uid) AS n,
+                   min(e.time) AS t0, max(e.time) AS t1, arg_min(e.event_uid, (e.time, e.event_uid), 25) AS uids,
+                   list(DISTINCT e.src_ip ORDER BY e.src_ip) FILTER (WHERE e.src_ip IS NOT NULL) AS ips,
+                   list(DISTINCT e.credential_id ORDER BY e.credential_id) FILTER (WHERE e.credential_id IS NOT NULL) AS creds
             FROM events e JOIN _kt_agent_principal p ON p.pkey = _kt_pkey(e.actor_uid)
             WHERE e.action IN ({actions})
             GROUP BY e.actor_uid"""
@@ -78,7 +78,7 @@ def run(ctx: Context) -> None:
               WHERE e.credential_id IN (SELECT credential_id FROM _kt_agent_cred)
                 AND e.action NOT IN ({actions}))
             SELECT ev.rule, ev.credential_id, count(*) AS n, min(time) AS t0, max(time) AS t1,
-                   arg_min(event_uid, time, 25) AS uids, list(DISTINCT user_agent)[1:5] AS uas,
+                   arg_min(event_uid, (time, event_uid), 25) AS uids, list(DISTINCT user_agent ORDER BY user_agent)[1:5] AS uas,
                    list(DISTINCT src_ip ORDER BY src_ip) FILTER (WHERE src_ip IS NOT NULL)[1:5] AS ips,
                    (SELECT list(DISTINCT agent_id ORDER BY agent_id) FROM _kt_agent_cred ac
                     WHERE ac.credential_id = ev.credential_id) AS agents,

@@ -42,14 +42,14 @@ def run(ctx: Context) -> None:
     # `auth.token_ttl` logged on its first use (Vault logs it at issue value; 0 = no expiry).
     for r in ctx.rows(
         """WITH iss AS (
-              SELECT credential_id, arg_min(event_uid, issued_at) AS uid,
+              SELECT credential_id, arg_min(event_uid, (issued_at, event_uid)) AS uid,
                      max(coalesce(epoch(expires_at) - epoch(issued_at),
                                   try_cast(attributes->>'ttl' AS DOUBLE),
                                   try_cast(attributes->>'token_ttl' AS DOUBLE))) AS ttl
               FROM credential_issues WHERE kind = 'vault-token' GROUP BY credential_id),
             use AS (
               SELECT credential_id, min(time) AS t0, max(time) AS t1, count(*) AS n,
-                     arg_min(event_uid, time) AS uid,
+                     arg_min(event_uid, (time, event_uid)) AS uid,
                      try_cast(json_extract_string(arg_min(raw, time), '$.auth.token_ttl') AS DOUBLE) AS ttl
               FROM events WHERE source = 'vault' AND credential_id IS NOT NULL
                 AND (credential_kind = 'vault-token' OR credential_kind IS NULL)

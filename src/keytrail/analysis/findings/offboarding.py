@@ -35,8 +35,8 @@ def run(ctx: Context) -> None:
                AND c.time BETWEEN p.time - INTERVAL '{near} seconds' AND p.time + INTERVAL '{near} seconds'),
             allev AS (SELECT agent_id, event_uid, time, credential_id FROM post UNION SELECT * FROM near)
             SELECT a.agent_id, any_value(p.retired) AS retired, any_value(p.owner) AS owner,
-                   count(*) AS n, min(a.time) AS t0, max(a.time) AS t1, arg_min(a.event_uid, a.time, 25) AS uids,
-                   list(DISTINCT a.credential_id) FILTER (WHERE a.credential_id IS NOT NULL) AS creds
+                   count(*) AS n, min(a.time) AS t0, max(a.time) AS t1, arg_min(a.event_uid, (a.time, a.event_uid), 25) AS uids,
+                   list(DISTINCT a.credential_id ORDER BY a.credential_id) FILTER (WHERE a.credential_id IS NOT NULL) AS creds
             FROM allev a JOIN (SELECT DISTINCT agent_id, retired, owner FROM post) p USING (agent_id)
             GROUP BY a.agent_id""",
         [grace],
@@ -79,7 +79,7 @@ def run(ctx: Context) -> None:
               JOIN events c ON c.credential_id = o.credential_id AND c.agent_id IS NULL
                AND c.time BETWEEN o.time - INTERVAL '{near} seconds' AND o.time + INTERVAL '{near} seconds')
             SELECT u.agent_id, u.credential_id, any_value(r.retired) AS retired, any_value(a.agents) AS active,
-                   count(*) AS n, min(u.time) AS t0, max(u.time) AS t1, arg_min(u.event_uid, u.time, 25) AS uids
+                   count(*) AS n, min(u.time) AS t0, max(u.time) AS t1, arg_min(u.event_uid, (u.time, u.event_uid), 25) AS uids
             FROM used u JOIN ret r USING (credential_id, agent_id) LEFT JOIN active a USING (credential_id)
             GROUP BY u.agent_id, u.credential_id""",
         [grace, grace],
@@ -124,7 +124,7 @@ def run(ctx: Context) -> None:
         ))
     for r in ctx.rows(
         """SELECT e.agent_id, count(*) AS n, min(e.time) AS t0, max(e.time) AS t1,
-                  arg_min(e.event_uid, e.time, 10) AS uids
+                  arg_min(e.event_uid, (e.time, e.event_uid), 10) AS uids
            FROM events e WHERE e.agent_id IS NOT NULL
              AND e.agent_id NOT IN (SELECT agent_id FROM inventory_agents)
              AND e.agent_id NOT IN (SELECT name FROM inventory_agents WHERE name IS NOT NULL)

@@ -40,8 +40,8 @@ def run(ctx: Context) -> None:
               WHERE ci.kind = 'aws-access-key' AND ci.parent_credential_id IS NOT NULL),
             per_key AS (
               SELECT credential_id, arg_max(parent, (created, issued_at)) AS parent,
-                     list(DISTINCT parent) FILTER (WHERE NOT created) AS via,
-                     list(DISTINCT principal_uid) FILTER (WHERE principal_uid IS NOT NULL) AS principals,
+                     list(DISTINCT parent ORDER BY parent) FILTER (WHERE NOT created) AS via,
+                     list(DISTINCT principal_uid ORDER BY principal_uid) FILTER (WHERE principal_uid IS NOT NULL) AS principals,
                      list(event_uid ORDER BY issued_at) AS uids, min(issued_at) AS t0
               FROM iss GROUP BY credential_id)
             SELECT parent, list(credential_id ORDER BY t0) AS keys,
@@ -89,8 +89,8 @@ def run(ctx: Context) -> None:
     )
     for r in ctx.rows(
         f"""SELECT coalesce(e.credential_id, e.actor_uid) AS subject, any_value(e.credential_id) AS cred,
-                   count(*) AS n, min(e.time) AS t0, max(e.time) AS t1, arg_min(e.event_uid, e.time, 25) AS uids,
-                   list(DISTINCT e.action) AS actions,
+                   count(*) AS n, min(e.time) AS t0, max(e.time) AS t1, arg_min(e.event_uid, (e.time, e.event_uid), 25) AS uids,
+                   list(DISTINCT e.action ORDER BY e.action) AS actions,
                    bool_or(e.credential_id IN (SELECT credential_id FROM _kt_chain_agent)) AS by_agent
             FROM events e
             WHERE e.outcome IN ('success', 'unknown') AND ({iam} OR {vault_change})
@@ -135,7 +135,7 @@ def run(ctx: Context) -> None:
                 AND list_has_any(json_extract_string(raw, '$.auth.policies[*]'), [{admin_pol}]))
             SELECT coalesce(credential_id, actor_uid) AS subject, any_value(credential_id) AS cred,
                    any_value(actor_uid) AS actor, how, count(*) AS n, min(time) AS t0, max(time) AS t1,
-                   arg_min(event_uid, time, 25) AS uids
+                   arg_min(event_uid, (time, event_uid), 25) AS uids
             FROM ev e WHERE coalesce(credential_id, actor_uid) IS NOT NULL
               AND (how = 'root' OR NOT coalesce({_HUMAN_ONLY}, FALSE))
             GROUP BY subject, how"""

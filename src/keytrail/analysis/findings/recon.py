@@ -29,8 +29,8 @@ def run(ctx: Context) -> None:
               FROM d),
             best AS (SELECT subj, arg_max(time, n) AS start_t FROM w GROUP BY subj HAVING max(n) >= ?)
             SELECT b.subj, any_value(d.credential_id) AS cred, count(*) AS n, count(DISTINCT d.action) AS n_actions,
-                   list(DISTINCT d.action)[1:15] AS actions, min(d.time) AS t0, max(d.time) AS t1,
-                   arg_min(d.event_uid, d.time, 25) AS uids
+                   list(DISTINCT d.action ORDER BY d.action)[1:15] AS actions, min(d.time) AS t0, max(d.time) AS t1,
+                   arg_min(d.event_uid, (d.time, d.event_uid), 25) AS uids
             FROM best b JOIN d ON d.subj = b.subj
              AND d.time BETWEEN b.start_t AND b.start_t + INTERVAL '{secs} seconds'
             GROUP BY b.subj HAVING count(DISTINCT d.action) >= ?""",
@@ -59,8 +59,8 @@ def run_sprawl(ctx: Context) -> None:
               WHERE {acts} AND e.outcome IN ('success', 'unknown', 'denied')
                 AND NOT (e.source = 'vault' AND regexp_matches(
                      regexp_replace(coalesce(e.target, ''), '^vault:', ''), '^(.*/)?(sys|auth|identity|cubbyhole)/'))),
-            per AS (SELECT root_id, secret, arg_min(event_uid, time) AS uid, min(time) AS t0, max(time) AS t1,
-                           count(*) AS n, list(DISTINCT credential_id) AS creds,
+            per AS (SELECT root_id, secret, arg_min(event_uid, (time, event_uid)) AS uid, min(time) AS t0, max(time) AS t1,
+                           count(*) AS n, list(DISTINCT credential_id ORDER BY credential_id) AS creds,
                            bool_and(outcome = 'denied') AS denied
                     FROM s WHERE secret IS NOT NULL GROUP BY root_id, secret)
             SELECT root_id, list(secret ORDER BY t0) AS secrets, list(uid ORDER BY t0) AS uids,

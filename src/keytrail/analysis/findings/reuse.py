@@ -38,7 +38,7 @@ def run(ctx: Context) -> None:
         ))
     for r in ctx.rows(
         f"""WITH per AS (
-              SELECT credential_id, src_ip, arg_min(event_uid, time) AS uid, min(time) AS t0, max(time) AS t1,
+              SELECT credential_id, src_ip, arg_min(event_uid, (time, event_uid)) AS uid, min(time) AS t0, max(time) AS t1,
                      count(*) AS n
               FROM events WHERE credential_id IS NOT NULL AND {IP_SQL} GROUP BY credential_id, src_ip)
             SELECT credential_id, list(src_ip ORDER BY t0, src_ip) AS ips, list(uid ORDER BY t0) AS uids,
@@ -59,7 +59,7 @@ def run(ctx: Context) -> None:
         ))
     for r in ctx.rows(
         """WITH per AS (
-              SELECT credential_id, session_id, arg_min(event_uid, time) AS uid, min(time) AS t0, max(time) AS t1
+              SELECT credential_id, session_id, arg_min(event_uid, (time, event_uid)) AS uid, min(time) AS t0, max(time) AS t1
               FROM events WHERE source = 'agent' AND credential_id IS NOT NULL AND session_id IS NOT NULL
               GROUP BY credential_id, session_id)
             SELECT credential_id, list(session_id ORDER BY t0, session_id) AS sessions, list(uid ORDER BY t0) AS uids,

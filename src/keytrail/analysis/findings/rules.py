@@ -15,6 +15,7 @@ from keytrail.analysis.findings import (
     recon,
     reuse,
     unattributed,
+    unused_privilege,
 )
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ RULE_FAMILIES: list[tuple[str, Callable[[Context], None]]] = [
     ("long_lived", longlived.run),
     ("human_use", human_use.run),
     ("privilege", privilege.run),
+    ("privilege", unused_privilege.run),
     ("environment_crossing", environment.run),
     ("unattributed", unattributed.run),
     ("scope_drift", drift.run),

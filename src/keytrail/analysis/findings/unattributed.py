@@ -23,8 +23,8 @@ def run(ctx: Context) -> None:
     cfg = ctx.cfg.unattributed
     for r in ctx.rows(
         """SELECT rt.root_id, count(*) AS n, min(e.time) AS t0, max(e.time) AS t1,
-                  arg_min(e.event_uid, e.time, 25) AS uids, list(DISTINCT e.credential_id)[1:10] AS creds,
-                  list(DISTINCT e.action)[1:10] AS actions
+                  arg_min(e.event_uid, (e.time, e.event_uid), 25) AS uids, list(DISTINCT e.credential_id ORDER BY e.credential_id)[1:10] AS creds,
+                  list(DISTINCT e.action ORDER BY e.action)[1:10] AS actions
            FROM events e JOIN _kt_root rt ON rt.credential_id = e.credential_id
            WHERE e.agent_id IS NULL AND e.human_id IS NULL
              AND e.credential_id NOT IN (SELECT credential_id FROM _kt_chain_agent)
@@ -55,8 +55,8 @@ def run(ctx: Context) -> None:
               JOIN events e USING (event_uid)
               WHERE e.human_id IS NULL
                 AND (e.credential_id IS NULL OR e.credential_id NOT IN (SELECT credential_id FROM _kt_chain_human)))
-            SELECT agent_id, count(*) AS n, min(time) AS t0, max(time) AS t1, arg_min(event_uid, time, 25) AS uids,
-                   list(DISTINCT action)[1:10] AS actions
+            SELECT agent_id, count(*) AS n, min(time) AS t0, max(time) AS t1, arg_min(event_uid, (time, event_uid), 25) AS uids,
+                   list(DISTINCT action ORDER BY action)[1:10] AS actions
             FROM ev WHERE agent_id NOT IN (SELECT dst FROM links WHERE kind = 'DELEGATED' AND src_kind = 'human')
               AND agent_id NOT IN (SELECT agent_id FROM events WHERE human_id IS NOT NULL AND agent_id IS NOT NULL)
             GROUP BY agent_id HAVING count(*) >= ?""",

@@ -32,7 +32,7 @@ class AgentsScreen(CaseScreen):
         yield Static(id="status")
 
     def on_mount(self) -> None:
-        self.load("agents", agents)
+        self.load("agents", lambda s: agents(s.con))
 
     def on_loaded(self, message: Loaded) -> None:
         box = self.query_one("#list", VerticalScroll)
@@ -69,13 +69,13 @@ class AgentScreen(CaseScreen):
     def on_mount(self) -> None:
         self.sub_title = plain(self.agent_id, 100)
         aid = self.agent_id
-        self.load("ids", lambda cur: linked_identities(cur, aid))
-        self.load("activity", lambda cur: activity(cur, "agent_id", [aid]))
+        self.load("ids", lambda s: linked_identities(s.con, aid))
+        self.load("activity", lambda s: activity(s.con, "agent_id", [aid]))
         base = core.engine(core.BASELINE)
         if base is None:
             self._baseline(Static(Text(f"unavailable: {core.BASELINE[0]} is not in this build", style="dim")))
         else:
-            self.load("baseline", lambda cur: core.as_doc(base(self.store, aid)))
+            self.load("baseline", lambda s: core.as_doc(base(s, aid)))
         self.status(Text("t its events · Enter on an edge opens the human or credential · Escape back"))
 
     def _baseline(self, widget: Any) -> None:

@@ -1,29 +1,36 @@
-"""The screen every view derives from: thread workers with their own cursors, cancel, errors.
+"""The screen every view derives from: thread workers on cancellable sessions, cancel, errors.
 
-``load(key, fn)`` runs ``fn(cursor)`` in a thread worker (``exclusive`` per ``key``, so a
-newer request supersedes an older one) on a fresh ``store.cursor()``, and posts
-:class:`~keytrail.tui.messages.Loaded` back. Escape interrupts every running cursor of
-the screen (DuckDB ``interrupt()``) and cancels its workers; with nothing running it
-goes back. A worker that fails opens the copyable error modal.
+``load(key, fn)`` runs ``fn(session)`` in a thread worker on a fresh
+:meth:`CaseStore.session() <keytrail.store.case.CaseStore.session>` and posts
+:class:`~keytrail.tui.messages.Loaded` back. Analysis functions take the session as
+their store, so every query they run (``cursor()``, ``query()``, ``scalar()``,
+``con``) is on a cursor the session tracks. A newer ``load`` of the same key
+interrupts the older call; Escape interrupts every running call of the screen (DuckDB
+``interrupt()`` on their cursors; the call stops and raises ``Cancelled``, posted back
+as :class:`~keytrail.tui.messages.Stopped`) and with nothing running goes back. Leaving
+the screen interrupts its calls too. A worker that fails opens the copyable error modal.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
+from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from keytrail.errors import KeytrailError
-from keytrail.tui.messages import Loaded
+from keytrail.store.case import Cancelled
+from keytrail.tui.messages import Loaded, Stopped
 
 if TYPE_CHECKING:
-    from keytrail.store.case import CaseStore
+    from keytrail.store.case import CaseSession, CaseStore
     from keytrail.tui.app import KeytrailApp
 
 
@@ -35,8 +42,11 @@ class CaseScreen(Screen[None]):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self._cursors: set[duckdb.DuckDBPyConnection] = set()
-        self._cursor_lock = threading.Lock()
+        #: The session of each key's latest call while it runs (Escape interrupts them all).
+        self.sessions: dict[str, CaseSession] = {}
+        #: Keys whose call was stopped by Escape or by leaving the screen, in order (not superseded ones).
+        self.stopped: list[str] = []
+        self._lock = threading.Lock()
 
     @property
     def kt(self) -> KeytrailApp:
@@ -44,6 +54,7 @@ class CaseScreen(Screen[None]):
 
     @property
     def store(self) -> CaseStore:
+        """The case (main-thread work only; workers get their own session)."""
         return self.kt.store
 
     def compose_frame(self) -> tuple[Header, Footer]:
@@ -55,43 +66,67 @@ class CaseScreen(Screen[None]):
             w.update(text)
 
     # -- workers -------------------------------------------------------------------
-    def load(self, key: str, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Worker[None]:
-        """Run ``fn(cursor)`` in a thread worker and post ``Loaded(key, result)`` to this screen."""
-        return self.run_worker(lambda: self._run(key, fn), thread=True, exclusive=True, group=key,
+    def load(self, key: str, fn: Callable[[CaseSession], Any]) -> Worker[None]:
+        """Run ``fn(session)`` in a thread worker and post ``Loaded(key, result)`` to this screen.
+
+        A call of the same ``key`` still running is interrupted: only the newest answer is wanted.
+        """
+        session = self.store.session()
+        with self._lock:
+            older = self.sessions.get(key)
+            self.sessions[key] = session
+        if older is not None:
+            older.interrupt()
+        return self.run_worker(partial(self._run, key, session, fn), thread=True, exclusive=True, group=key,
                                exit_on_error=False, description=key)
 
-    def _run(self, key: str, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> None:
+    def _run(self, key: str, session: CaseSession, fn: Callable[[CaseSession], Any]) -> None:
         worker = get_current_worker()
-        cur = self.store.cursor()
-        with self._cursor_lock:
-            self._cursors.add(cur)
         try:
-            result = fn(cur)
+            if worker.is_cancelled:
+                raise Cancelled
+            result = session.run(fn, session)
+        except Cancelled:
+            with self._lock:
+                superseded = key in self.sessions and self.sessions[key] is not session
+            if not superseded:
+                self.post_message(Stopped(key))
+            return
         finally:
-            with self._cursor_lock:
-                self._cursors.discard(cur)
-            cur.close()
+            with self._lock:
+                if self.sessions.get(key) is session:
+                    del self.sessions[key]
         if not worker.is_cancelled:
             self.post_message(Loaded(key, result))
 
     def busy(self) -> bool:
-        return any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
+        """Whether a worker of this screen is pending or running a call."""
+        with self._lock:
+            calls = bool(self.sessions)
+        return calls or any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
 
     def cancel_all(self) -> bool:
-        """Interrupt running queries and cancel workers; ``True`` when something was running."""
+        """Interrupt every running call and cancel the workers; ``True`` when something was running."""
         running = self.busy()
-        with self._cursor_lock:
-            for cur in list(self._cursors):
-                try:
-                    cur.interrupt()
-                except duckdb.Error:
-                    pass
+        with self._lock:
+            sessions = list(self.sessions.values())
+            self.sessions.clear()
+        for session in sessions:
+            session.interrupt()
         self.workers.cancel_node(self)
         return running
 
+    def on_unmount(self) -> None:
+        self.cancel_all()  # a screen left mid-analysis must not keep the cores busy
+
+    def on_stopped(self, message: Stopped) -> None:
+        """A call stopped on Escape: its thread has returned (the cores are free again)."""
+        self.stopped.append(message.key)
+        self.status(Text(f"cancelled ({message.key} stopped)", style="dim"))
+
     def action_back_or_cancel(self) -> None:
         if self.cancel_all():
-            self.status("cancelled")
+            self.status(Text("cancelled", style="dim"))
             self.notify("query cancelled", markup=False)
             return
         self.action_back()
@@ -104,8 +139,8 @@ class CaseScreen(Screen[None]):
         if event.state != WorkerState.ERROR or event.worker.error is None:
             return
         err = event.worker.error
-        if isinstance(err, duckdb.InterruptException) or "INTERRUPT" in str(err).upper():
-            self.status("cancelled")
+        if isinstance(err, (Cancelled, duckdb.InterruptException)):
+            self.status(Text("cancelled", style="dim"))
             return
         if isinstance(err, KeytrailError):
             self.status(f"{err.title}: {err.msg}")

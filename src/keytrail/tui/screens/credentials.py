@@ -14,17 +14,17 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Label, Sparkline, Static, TabbedContent, TabPane, Tree
 
 from keytrail.analysis.lineage import ancestry, lineage_tree
 from keytrail.redact import plain
 from keytrail.tui import core
 from keytrail.tui.messages import Loaded
-from keytrail.tui.queries import TABLE_CAP, activity, linked_identities
+from keytrail.tui.queries import TABLE_CAP, activity, credential_head, linked_identities
 from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.doc_view import DocTable, DocView
-from keytrail.tui.widgets.text import fmt, lit
+from keytrail.tui.widgets.text import fmt, kv, lit
 
 
 def _fallback_rank(cur: Any) -> list[dict[str, Any]]:
@@ -36,6 +36,19 @@ def _fallback_rank(cur: Any) -> list[dict[str, Any]]:
 
 
 FILTER_KEYS = ("credential", "credential_id", "kind", "origin", "principal", "principal_uid", "agents", "humans")
+
+
+#: Rows shown first while the whole ranking loads.
+HEAD_ROWS = 200
+
+
+def snapshot_current(store: Any) -> bool:
+    """The case's analysis snapshot answers the ranking (so its top rows are cheap)."""
+    try:
+        from keytrail.analysis.snapshot import status
+    except ImportError:
+        return False
+    return status(store) == "current"
 
 
 def _haystack(row: dict[str, Any]) -> str:
@@ -50,6 +63,9 @@ class CredentialsScreen(CaseScreen):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.rows: list[dict[str, Any]] = []
+        #: The whole ranking is in ``rows`` (not only the first HEAD_ROWS).
+        self.complete = False
+        self._how = "ranked"
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
@@ -60,17 +76,28 @@ class CredentialsScreen(CaseScreen):
     def on_mount(self) -> None:
         rank = core.engine(core.RANK)
         if rank is None:
-            self.load("rows", lambda cur: ("fallback", _fallback_rank(cur)))
+            self.load("rows", lambda s: ("fallback", _fallback_rank(s.con)))
         else:
-            self.load("rows", lambda cur: ("ranked", core.as_doc(rank(self.store))))
+            # With a current analysis snapshot the top rows arrive in ~0.1 s; the whole ranking
+            # (tens of thousands of rows on a big case) follows and replaces them.
+            self.load("head", lambda s: ("ranked", core.as_doc(rank(s, limit=HEAD_ROWS)))
+                      if snapshot_current(s) else None)
+            self.load("rows", lambda s: ("ranked", core.as_doc(rank(s))))
         self.status(Text("ranking… (Escape cancels)", style="dim"))
 
     def on_loaded(self, message: Loaded) -> None:
+        if message.key == "head":
+            if message.data is None or self.complete:
+                return
+            self._how, self.rows = message.data
+            self._fill(self.query_one("#filter", Input).value, more=True)
+            return
         how, self.rows = message.data
         self._how = how
-        self._fill("")
+        self.complete = True
+        self._fill(self.query_one("#filter", Input).value)
 
-    def _fill(self, text: str) -> None:
+    def _fill(self, text: str, more: bool = False) -> None:
         needle = text.lower()
         rows = [r for r in self.rows if not needle or needle in _haystack(r)]
         tables = self.query("#creds").results(DocTable)
@@ -80,10 +107,17 @@ class CredentialsScreen(CaseScreen):
             self.query_one("#list", VerticalScroll).mount(table)
             table.focus()
         else:
+            row = table.cursor_row  # the full ranking replaces the top rows: keep the user's place
             table.set_rows(rows)
+            if 0 < row < table.row_count:
+                table.move_cursor(row=row)
         note = "" if self._how == "ranked" else \
             f"  ·  not ranked: {core.RANK[0]} is not in this build (listed by event count)"
         cap = f" (first {TABLE_CAP:,})" if len(rows) >= TABLE_CAP else ""
+        if more:
+            self.status(Text(f"the top {len(self.rows):,} credentials  ·  loading the rest… (Escape cancels)  ·  "
+                             "Enter opens"))
+            return
         self.status(Text(f"{len(rows):,} of {len(self.rows):,} credentials{cap}  ·  Enter opens{note}"))
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -99,54 +133,140 @@ class CredentialsScreen(CaseScreen):
         self.query_one("#filter", Input).focus()
 
 
+def granted_doc(p: dict[str, Any]) -> dict[str, Any]:
+    """The potential blast radius (``keytrail blast --json`` ``potential``) as the report's tables."""
+    if not p.get("available"):
+        return {"policy snapshot": "none in this case", "why": p.get("reason") or p.get("why") or "",
+                "how": "ingest `aws iam get-account-authorization-details` output or Vault policies "
+                       "(docs/formats/policies.md)"}
+    from keytrail.report.potential_rows import intro, tables
+
+    doc: dict[str, Any] = {"summary": intro(p)}
+    for title, headers, rows in tables(p):
+        doc[title] = [dict(zip(headers, row)) for row in rows] or "none"
+    return doc
+
+
+def _events(doc: dict[str, Any], first: str, last: str) -> str | None:
+    own, total = doc.get("own_events"), doc.get("events")
+    if not isinstance(own, int):
+        return None
+    family = f", {total:,} with the credentials minted from it" if isinstance(total, int) and total != own else ""
+    return f"{own:,} signed by it{family}  ({first} .. {last})"
+
+
+def summary(doc: dict[str, Any], score_pending: bool) -> Any:
+    """The credential's header facts and, when known, its score and score terms (``rank`` or blast document)."""
+    first, last = fmt(doc.get("first_seen")), fmt(doc.get("last_seen"))
+    pairs: list[tuple[str, Any]] = [
+        ("score", "computing… (Escape cancels)" if score_pending else doc.get("score")),
+        ("kind", " · ".join(fmt(doc.get(k)) for k in ("kind", "origin") if doc.get(k))),
+        ("principal", doc.get("principal")),
+        ("events", _events(doc, first, last)),
+    ]
+    for key in ("agents", "humans"):
+        if doc.get(key):
+            pairs.append((key, ", ".join(fmt(v) for v in doc[key][:8]) + (" …" if len(doc[key]) > 8 else "")))
+    terms = [t for t in doc.get("score_terms") or [] if t.get("points")]
+    for i, term in enumerate(terms):
+        pairs.append(("score terms" if i == 0 else " ", f"{term['points']:>6g}  {fmt(term.get('explanation'))}"))
+    return kv([(k, v) for k, v in pairs if v not in (None, "")], key_width=13)
+
+
 class CredentialScreen(CaseScreen):
-    """One credential: blast radius (with score terms), lineage, identities, activity."""
+    """One credential: blast radius (with score terms), lineage, identities, activity.
+
+    Opened from a ranked list (``rank`` is that row), the header, score and score terms show
+    at once; otherwise one indexed lookup fills the header while the score is computed.
+    The blast radius, lineage, identities and activity stream in from their own workers.
+    """
 
     TITLE = "Credential"
+    DEFAULT_CSS = """
+    CredentialScreen #summary { height: auto; max-height: 14; padding: 0 1; }
+    CredentialScreen #tabs { height: 1fr; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "tab('tab-blast')", "Blast", show=False, id="credential.tab1"),
         Binding("2", "tab('tab-lineage')", "Lineage", show=False, id="credential.tab2"),
         Binding("3", "tab('tab-ids')", "Identities", show=False, id="credential.tab3"),
         Binding("4", "tab('tab-activity')", "Activity", show=False, id="credential.tab4"),
+        Binding("5", "tab('tab-granted')", "Granted", show=False, id="credential.tab5"),
         Binding("t", "timeline", "Its events", id="credential.timeline"),
         Binding("e", "export", "Export report", id="credential.export"),
     ]
 
-    def __init__(self, credential_id: str, **kw: Any) -> None:
+    def __init__(self, credential_id: str, rank: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.credential_id = credential_id
+        self.rank = rank if rank and rank.get("credential") == credential_id else None
+        self._head: dict[str, Any] = {}
+        #: The workers were started (after the first paint).
+        self.started = False
+        #: The score is on screen (from the rank row at once, or from the blast radius when it lands).
+        self.score_shown = self.rank is not None
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
         yield Label(Text("credential ", style="bold") + lit(self.credential_id, 200), id="head")
-        with TabbedContent():
-            with TabPane("1 Blast radius", id="tab-blast"):
-                yield VerticalScroll(Static(Text("computing… (Escape cancels)", style="dim")), id="blast")
-            with TabPane("2 Lineage", id="tab-lineage"):
-                yield Tree(Text("lineage"), id="lineage")
-            with TabPane("3 Agents & humans", id="tab-ids"), VerticalScroll():
-                yield VerticalScroll(Static(Text("from the blast radius…", style="dim")), id="ids-doc")
-                yield Label("graph edges of this credential", classes="head")
-                yield DataTable(id="ids", cursor_type="row")
-            with TabPane("4 Activity", id="tab-activity"):
-                yield Sparkline([], id="spark")
-                yield Static(id="activity")
+        yield Static(summary(self.rank, False) if self.rank else Text("loading… (Escape cancels)", style="dim"),
+                     id="summary")
+        yield Vertical(id="tabs")  # the four tabs are mounted after the first paint (see _start)
         yield Static(id="status")
 
     def on_mount(self) -> None:
         self.sub_title = plain(self.credential_id, 100)
+        export = "e exports a report" if core.engine(core.REPORT) else \
+            f"export unavailable ({core.REPORT[0]} not in this build)"
+        self.status(Text(f"t its events · {export} · Escape stops what is still computing, then goes back"))
+        # Paint the header and score first: the workers' queries take both cores on a big case.
+        self.call_after_refresh(self._start)
+
+    @staticmethod
+    def _tabs() -> TabbedContent:
+        tabs = TabbedContent()
+        for pane in (
+            TabPane("1 Blast radius", VerticalScroll(Static(Text("computing… (Escape cancels)", style="dim")),
+                                                     id="blast"), id="tab-blast"),
+            TabPane("2 Lineage", Tree(Text("lineage"), id="lineage"), id="tab-lineage"),
+            TabPane("3 Agents & humans", VerticalScroll(
+                VerticalScroll(Static(Text("from the blast radius…", style="dim")), id="ids-doc"),
+                Label("graph edges of this credential", classes="head"),
+                DataTable(id="ids", cursor_type="row")), id="tab-ids"),
+            TabPane("4 Activity", Sparkline([], id="spark"), Static(id="activity"), id="tab-activity"),
+            TabPane("5 Granted by policy", VerticalScroll(Static(Text("computing… (Escape cancels)", style="dim")),
+                                                          id="granted"), id="tab-granted"),
+        ):
+            tabs.compose_add_child(pane)  # what ``with TabbedContent():`` does in a compose
+        return tabs
+
+    async def _start(self) -> None:
+        """After the first paint: mount the tabs (a third of the screen's mount cost), start the workers."""
+        if not self.is_attached:  # left before its first paint
+            return
+        await self.query_one("#tabs", Vertical).mount(self._tabs())
         cid = self.credential_id
+        if self.rank is None:
+            self.load("head", lambda s: credential_head(s.con, cid))
         blast = core.engine(core.BLAST)
         if blast is None:
             self._blast_unavailable()
         else:
-            self.load("blast", lambda cur: core.as_doc(blast(self.store, cid)))
-        self.load("lineage", lambda cur: (*ancestry(self.store, cid), lineage_tree(self.store, cid).as_dict()))
-        self.load("ids", lambda cur: linked_identities(cur, cid))
-        self.load("activity", lambda cur: (1, activity(cur, "credential_id", [cid])))
-        export = "e exports a report" if core.engine(core.REPORT) else \
-            f"export unavailable ({core.REPORT[0]} not in this build)"
-        self.status(Text(f"t its events · {export} · Escape back"))
+            self.load("blast", lambda s: core.as_doc(blast(s, cid)))
+        self.load("lineage", lambda s: (*ancestry(s, cid), lineage_tree(s, cid).as_dict()))
+        self.load("ids", lambda s: linked_identities(s.con, cid))
+        self.load("activity", lambda s: (1, activity(s.con, "credential_id", [cid])))
+        potential = core.engine(core.POTENTIAL)
+        if potential is not None:
+            self.load("granted", lambda s: granted_doc(potential(s, cid).as_dict()))
+        else:
+            self._show_granted({"unavailable": f"{core.POTENTIAL[0]} is not in this build"})
+        self.started = True
+
+    def _show_granted(self, doc: dict[str, Any]) -> None:
+        box = self.query_one("#granted", VerticalScroll)
+        box.remove_children()
+        box.mount(DocView(doc))
 
     def _blast_unavailable(self) -> None:
         box = self.query_one("#blast", VerticalScroll)
@@ -155,7 +275,16 @@ class CredentialScreen(CaseScreen):
 
     def on_loaded(self, message: Loaded) -> None:
         data = message.data
-        if message.key == "blast":
+        if message.key == "head":
+            self._head = data or {}
+            if not self.score_shown:
+                self.query_one("#summary", Static).update(
+                    summary(data, core.engine(core.BLAST) is not None) if data
+                    else Text("not in the credentials table of this case", style="dim"))
+        elif message.key == "blast":
+            if not self.score_shown:
+                self.query_one("#summary", Static).update(summary({**self._head, **data}, False))
+                self.score_shown = True
             box = self.query_one("#blast", VerticalScroll)
             box.remove_children()
             box.mount(DocView(data, skip=("lineage", "filters")))
@@ -163,7 +292,9 @@ class CredentialScreen(CaseScreen):
             ids.remove_children()
             ids.mount(DocView({"agents": data.get("agents") or [], "humans": data.get("humans") or []}))
             family = [self.credential_id, *(data.get("derived_credentials") or [])]
-            self.load("activity", lambda cur: (len(family), activity(cur, "credential_id", family)))
+            self.load("activity", lambda s: (len(family), activity(s.con, "credential_id", family)))
+        elif message.key == "granted":
+            self._show_granted(data)
         elif message.key == "lineage":
             self._show_lineage(data)
         elif message.key == "ids":
@@ -235,7 +366,8 @@ class CredentialScreen(CaseScreen):
             self.kt.open_target("credential", cid)
 
     def action_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        for tabs in self.query(TabbedContent):  # none until mounted after the first paint
+            tabs.active = tab
 
     def action_timeline(self) -> None:
         self.kt.open_target("timeline", f"cred:{self.credential_id}")

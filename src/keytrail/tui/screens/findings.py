@@ -40,7 +40,7 @@ class FindingsScreen(CaseScreen):
         if run is None:
             self._show(Static(Text(f"unavailable: {core.FINDINGS[0]} is not in this build", style="dim")))
             return
-        self.load("findings", lambda cur: core.as_doc(run(self.store)))
+        self.load("findings", lambda s: core.as_doc(run(s)))
 
     def _show(self, widget: Any) -> None:
         box = self.query_one("#list", VerticalScroll)

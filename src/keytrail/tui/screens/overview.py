@@ -44,19 +44,19 @@ class OverviewScreen(CaseScreen):
         yield Static(id="status")
 
     def on_mount(self) -> None:
-        self.load("info", lambda cur: (case_info(self.store), principal_kinds(cur)))
+        self.load("info", lambda s: (case_info(s), principal_kinds(s.con)))
         rank = core.engine(core.RANK)
         if rank is None:
             self.query_one("#top-note", Static).update(Text(f"unavailable: {core.RANK[0]} is not in this build",
                                                             style="dim"))
         else:
-            self.load("top", lambda cur: core.as_doc(rank(self.store, limit=10)))
-        findings, count = core.engine(core.FINDINGS), core.engine(core.COUNT_LEVELS)
-        if findings is None or count is None:
+            self.load("top", lambda s: core.as_doc(rank(s, limit=10)))
+        counts = core.engine(core.LEVEL_COUNTS)  # from the case's analysis snapshot when current
+        if counts is None:
             self.query_one("#findings", Static).update(
                 Text(f"unavailable: {core.FINDINGS[0]} is not in this build", style="dim"))
         else:
-            self.load("findings", lambda cur: count(findings(self.store)))
+            self.load("findings", lambda s: counts(s))
 
     def on_loaded(self, message: Loaded) -> None:
         if message.key == "info":

@@ -64,7 +64,7 @@ class RawScreen(CaseScreen):
 
     def on_mount(self) -> None:
         uid = self.event_uid
-        self.load("event", lambda cur: event_record(cur, uid))
+        self.load("event", lambda s: event_record(s.con, uid))
 
     def on_loaded(self, message: Loaded) -> None:
         self.record = message.data

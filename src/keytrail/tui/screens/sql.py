@@ -54,7 +54,7 @@ class SqlScreen(CaseScreen):
         if not sql.strip():
             return
         self.status(Text("running… (Escape cancels)", style="dim"))
-        self.load("sql", lambda cur: run_sql(cur, sql))
+        self.load("sql", lambda s: run_sql(s.con, sql))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

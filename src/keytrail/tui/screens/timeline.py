@@ -10,7 +10,7 @@ outcome: since: until:`` terms plus free text (searched in the raw record).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -31,6 +31,9 @@ from keytrail.tui.queries import (
 from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.paged_table import PagedTable
 from keytrail.tui.widgets.text import lit, short_credential
+
+if TYPE_CHECKING:
+    from keytrail.store.case import CaseSession
 
 HEADERS = ("time (UTC)", "source", "action", "outcome", "actor", "credential", "agent", "human", "target",
            "event id")
@@ -88,8 +91,8 @@ class TimelineScreen(CaseScreen):
         self.total = None
         flt = self.flt
         self.status(Text("loading… (Escape cancels)", style="dim"))
-        self.load("page", lambda cur: timeline_page(cur, flt))
-        self.load("count", lambda cur: timeline_count(cur, flt))
+        self.load("page", lambda s: timeline_page(s.con, flt))
+        self.load("count", lambda s: timeline_count(s.con, flt))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -113,6 +116,8 @@ class TimelineScreen(CaseScreen):
             cells = [lit(v, 200) for v in row[:-1]]
             cells[CRED_COL] = short_credential(row[CRED_COL], WIDTHS[CRED_COL])
             cells[3].stylize(OUTCOME_STYLE.get(str(row[3]), ""))
+            for c in cells:  # one line each, cut at the column: Rich skips word-wrapping 2,000 cells a page
+                c.no_wrap, c.overflow = True, "ellipsis"
             table.add_row(*cells, key=row[-1])
         if page.rows:
             table.move_cursor(row=min(self._pending_cursor, len(page.rows) - 1) if self._pending_cursor >= 0
@@ -144,8 +149,8 @@ class TimelineScreen(CaseScreen):
             key, offset = page.last_key, page.offset + len(page.rows)
             self._pending_cursor = 0
 
-            def fetch(cur: Any) -> Page:
-                p = timeline_page(cur, flt, after=key)
+            def fetch(s: CaseSession) -> Page:
+                p = timeline_page(s.con, flt, after=key)
                 p.offset = offset
                 return p
         else:
@@ -154,8 +159,8 @@ class TimelineScreen(CaseScreen):
             key, current = page.first_key, page.offset
             self._pending_cursor = -1
 
-            def fetch(cur: Any) -> Page:
-                p = timeline_page(cur, flt, before=key)
+            def fetch(s: CaseSession) -> Page:
+                p = timeline_page(s.con, flt, before=key)
                 p.offset = max(0, current - len(p.rows))  # exactly the rows before this page's first
                 return p
         self.load("page", fetch)
@@ -163,13 +168,13 @@ class TimelineScreen(CaseScreen):
     def action_first(self) -> None:
         self._pending_cursor = 0
         flt = self.flt
-        self.load("page", lambda cur: timeline_page(cur, flt))
+        self.load("page", lambda s: timeline_page(s.con, flt))
 
     def action_last(self) -> None:
         flt = self.flt
         self._pending_cursor = -1
 
-        self.load("page", lambda cur: timeline_last_page(cur, flt))
+        self.load("page", lambda s: timeline_last_page(s.con, flt))
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter", Input).focus()

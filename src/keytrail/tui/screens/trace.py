@@ -2,8 +2,10 @@
 
 Shown as its ``--json`` document: each link with reason, confidence and evidence;
 gaps as the engine states them. Any event id in it opens that event. A link's reason
-is a sentence (often naming a 76-character Vault HMAC), longer than any terminal row,
-so the highlighted link is also shown whole, wrapped, in a pane under the trace.
+is a sentence (often naming a 76-character Vault HMAC), longer than a terminal row: the
+chain table puts it last, in the width the compact columns leave, wrapped over as many
+lines as it needs (refitted when the terminal is resized); the highlighted link is also
+shown whole, with its evidence, in a pane under the trace.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def link_detail(link: dict[str, Any]) -> list[tuple[str, Any]]:
     more = f", … and {len(evidence) - EVIDENCE_SHOWN:,} more" if len(evidence) > EVIDENCE_SHOWN else ""
     lines: list[tuple[str, Any]] = [
         ("link", f"{fmt(link.get('kind'))} {fmt(link.get('id'))}"),
+        ("label", link.get("label")),
         ("confidence", link.get("confidence")),
         ("reason", link.get("reason")),
     ]
@@ -65,7 +68,7 @@ class TraceScreen(CaseScreen):
             self._show(Static(Text(f"unavailable: {core.TRACE[0]} is not in this build", style="dim")))
             return
         eid = self.event_id
-        self.load("trace", lambda cur: core.as_doc(trace(self.store, eid)))
+        self.load("trace", lambda s: core.as_doc(trace(s, eid)))
 
     def _show(self, widget: Any) -> Any:
         body = self.query_one("#body", VerticalScroll)
@@ -78,14 +81,27 @@ class TraceScreen(CaseScreen):
         # Await the mount: focusing before the chain table exists left ↑/↓ with nothing to move.
         await self._show(DocView({k: doc[k] for k in first if k in doc}
                                  | {k: v for k, v in doc.items() if k not in first}))
+        self._fit_chain()
         self.call_after_refresh(self._focus_chain)
+
+    def _chain(self) -> DocTable | None:
+        return next((t for t in self.query(DocTable) if t.section == "chain"), None)
+
+    def _fit_chain(self) -> None:
+        """The reason column gets the width the other columns leave, wrapped (never cut off)."""
+        table = self._chain()
+        if table is not None:
+            # the body's width less its own and the table's vertical scrollbars
+            table.fit(self.query_one("#body", VerticalScroll).size.width - 4, "reason", optional=("label",))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_chain)
 
     def _focus_chain(self) -> None:
         """Focus the chain so ↑/↓ walk its links (and the pane shows the highlighted one)."""
-        for table in self.query(DocTable):
-            if table.section == "chain":
-                table.focus()
-                return
+        table = self._chain()
+        if table is not None:
+            table.focus()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         table = event.data_table

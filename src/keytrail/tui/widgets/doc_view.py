@@ -30,6 +30,8 @@ EVENT_LIST_KEYS = ("evidence_uids", "evidence", "event_uids", "events", "evidenc
 PREFERRED = ("level", "severity", "score", "credential", "credential_id", "agent", "human", "resource", "kind", "id",
              "title", "agents", "humans", "category", "action", "resource_id", "count", "events", "denied", "first_seen", "last_seen",
              "confidence", "reason")
+#: Rows a table shows at first and adds each time the cursor reaches the last one.
+CHUNK = 100
 #: Columns whose text is an explanation worth reading in full (wider cells).
 LONG_TEXT = ("explanation", "reason", "description", "recommendation", "impact", "label", "title")
 
@@ -93,11 +95,82 @@ class DocTable(DataTable[Text]):
         """Show ``rows`` (a subset of the section, e.g. after filtering) with the same columns."""
         self.clear()
         self.rows_doc = rows[:TABLE_CAP]
-        self.add_rows([[cell(c, r.get(c)) for c in self.cols] for r in self.rows_doc])
+        self._more()
+
+    def _more(self) -> bool:
+        """Add the next :data:`CHUNK` rows; ``False`` when every row is already in the table.
+
+        A blast radius at a million events lists 18,000 agents and 11,000 derived
+        credentials; building every row up front froze the screen for 6 s, so rows are
+        added as the cursor reaches the end of what is shown.
+        """
+        start = self.row_count
+        if start >= len(self.rows_doc):
+            return False
+        self.add_rows([[cell(c, r.get(c)) for c in self.cols] for r in self.rows_doc[start:start + CHUNK]])
+        return True
+
+    def action_cursor_down(self) -> None:
+        if self.cursor_row >= self.row_count - 1:
+            self._more()
+        super().action_cursor_down()
+
+    def action_page_down(self) -> None:
+        if self.cursor_row >= self.row_count - CHUNK // 4:
+            self._more()
+        super().action_page_down()
+
+    def action_scroll_bottom(self) -> None:
+        while self._more():
+            pass
+        super().action_scroll_bottom()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.post_message(DocView.Picked(self.section, self.rows_doc[event.cursor_row]))
+
+    def fit(self, width: int, wrap: str, *, optional: tuple[str, ...] = (), least: int = 30) -> None:
+        """Lay the table out in ``width`` cells with column ``wrap`` last, wrapped, taking what is left.
+
+        The other columns get their content width, the widest cut (with ``…``) first, down to
+        10 cells, until the wrapped column has ``least`` cells (or a third of the width); if
+        that is not enough, ``optional`` columns are left out. The wrapped text is then shown
+        whole over as many lines as it needs.
+        """
+        if wrap not in self.cols:
+            return
+        pad = 2 * self.cell_padding
+        cols = [c for c in self.cols if c != wrap]
+        natural = {c: max([len(_title(c)), *(cell(c, r.get(c)).cell_len for r in self.rows_doc)]) for c in cols}
+
+        def squeeze(names: list[str]) -> list[int] | None:
+            budget = width - pad * (len(names) + 1) - max(least, width // 3)
+            level = max([natural[c] for c in names], default=0)
+            while level > 10 and sum(min(natural[c], level) for c in names) > budget:
+                level -= 1
+            widths = [min(natural[c], level) for c in names]
+            return widths if sum(widths) <= budget else None
+
+        widths = squeeze(cols)
+        if widths is None and optional:
+            cols = [c for c in cols if c not in optional]
+            widths = squeeze(cols)
+        if widths is None:
+            widths = [min(natural[c], 10) for c in cols]
+        widths.append(max(least // 2, width - pad * (len(cols) + 1) - sum(widths)))
+        cols.append(wrap)
+        self.clear(columns=True)
+        self.cols = cols
+        for c, w in zip(cols, widths):
+            self.add_column(lit(_title(c)), width=w)
+        for r in self.rows_doc:
+            row = [cell(c, r.get(c)) for c in cols[:-1]]
+            for t in row:
+                t.no_wrap, t.overflow = True, "ellipsis"
+            long = r.get(wrap)
+            last = lit(long, 2000) if _is_scalar(long) else cell(wrap, long)
+            last.no_wrap, last.overflow = False, "fold"
+            self.add_row(*row, last, height=None)
 
 
 class DocView(Vertical):
@@ -163,6 +236,9 @@ class DocView(Vertical):
         items = list(value)
         count = f" ({len(items):,})" if len(items) > 1 else ""
         cap = f", first {TABLE_CAP:,} shown" if len(items) > TABLE_CAP else ""
+        events = key in EVENT_LIST_KEYS or key.endswith("evidence")
+        if len(items) > CHUNK and (not events or all(isinstance(x, dict) for x in items)):
+            cap += f"; {CHUNK} rows at a time, ↓ on the last adds more"
         yield Label(Text(_title(key) + count + cap), classes="doc-head")
         if not items:
             yield Static(Text("none", style="dim"), classes="doc-facts")

@@ -1,0 +1,69 @@
+"""SQL text helpers shared by ingest and reports: string literals and secret masking inside DuckDB.
+
+Bulk paths (CloudTrail ingest, exports) mask secrets in SQL instead of a Python loop per value,
+and they must mask exactly what :mod:`keytrail.redact` masks on screen. So every pattern here is
+derived from ``keytrail.redact`` (RE2 accepts its regular expressions unchanged), never written
+again: :func:`mask_json_sql` masks string values under :data:`keytrail.redact.SECRET_KEYS` in JSON
+text and keeps it valid JSON; :func:`mask_text_sql` masks free text as
+:func:`keytrail.redact.mask_secrets` does. Both test cheaply whether a value can hold a secret at
+all before running the replacement, which keeps masking off the ingest hot path's cost.
+``tests/unit/test_export_safety.py`` and ``tests/unit/test_sqltext.py`` check the agreement.
+"""
+
+from __future__ import annotations
+
+import re
+
+from keytrail import redact
+
+
+def quote_literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _key_alternation() -> str:
+    return "|".join(re.escape(k) for k in sorted(redact.SECRET_KEYS))
+
+
+def json_secret_pattern() -> str:
+    """RE2 pattern for a JSON member ``"<secret key>": "<non-empty string>"`` (any key case, escapes inside
+    the string allowed): group 1 is the key up to the opening quote of the value, group 2 its closing quote.
+    An empty value stays empty, as :func:`keytrail.redact.mask_record` leaves it: it hides nothing."""
+    return f'(?i)("(?:{_key_alternation()})"\\s*:\\s*")(?:[^"\\\\]|\\\\.)+(")'
+
+
+def mask_json_sql(expr: str) -> str:
+    """``expr`` (JSON text, VARCHAR or JSON) with every string value under a secret key replaced by
+    :data:`keytrail.redact.MASK`; still valid JSON, NULL stays NULL. Keys and other values are untouched.
+    Unlike :func:`keytrail.redact.mask_record`, an ``hmac-sha256:`` value is masked too (RE2 has no
+    look-ahead to spare it), which hides nothing a responder needs: the raw record keeps it."""
+    maybe = quote_literal(f'(?i)"(?:{_key_alternation()})"')
+    mask = quote_literal("\\1" + redact.MASK + "\\2")
+    return (f"(CASE WHEN {expr} IS NULL THEN NULL WHEN regexp_matches({expr}, {maybe}) "
+            f"THEN regexp_replace({expr}, {quote_literal(json_secret_pattern())}, {mask}, 'g') ELSE {expr} END)")
+
+
+def _must_contain() -> tuple[str, ...]:
+    """Literal fragments at least one of which every free-text secret match contains (a cheap pre-filter).
+
+    The key names come from the alternatives in ``redact._SECRET_VALUE``; ``s.``/``b.``/``hvr.``
+    cover every Vault token form in ``redact._VAULT_TOKEN``."""
+    keys = re.search(r"\(\?:([A-Za-z_|]+)\)", redact._SECRET_VALUE.pattern)
+    names = tuple(keys.group(1).split("|")) if keys else ()
+    return (*names, "s.", "b.", "hvr.")
+
+
+def mask_text_sql(expr: str) -> str:
+    """``expr`` (VARCHAR) with secrets masked as :func:`keytrail.redact.mask_secrets` does.
+
+    The regular expressions only run on values that contain one of :func:`_must_contain`, which
+    makes masking a large export several times cheaper."""
+    secret = quote_literal(redact._SECRET_VALUE.pattern)
+    vault = quote_literal(redact._VAULT_TOKEN.pattern)
+    mask = quote_literal(redact.MASK)
+    maybe = " OR ".join(f"contains({expr}, {quote_literal(f)})" for f in _must_contain())
+    return (
+        f"CASE WHEN {maybe} THEN regexp_replace(regexp_replace({expr}, {secret}, '\\1' || {mask}, 'g'), "
+        f"{vault}, {mask}, 'g') ELSE {expr} END"
+    )
