@@ -40,3 +40,10 @@ def test_format_utc() -> None:
     assert format_utc(T) == "2024-01-02T03:04:05Z"
     assert format_utc(T.replace(microsecond=5)) == "2024-01-02T03:04:05.000005Z"
     assert format_utc(None) is None
+
+
+def test_non_ascii_digits_are_not_epochs() -> None:
+    # str.isdigit() holds for superscripts and Arabic-Indic digits, which float() refuses: one such
+    # Vault "time" used to fail the whole file.
+    assert to_utc("²") is None and to_utc("٣٣") is None
+    assert to_utc(" 1700000000 ") is not None
