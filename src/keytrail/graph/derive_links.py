@@ -107,7 +107,7 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
           FROM inv JOIN credentials c ON c.credential_id = inv.ident
         )
         SELECT 'agent', m.agent_id, 'credential', m.credential_id, 'USES', first(m.reason), m.confidence,
-               list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), [])),
+               list_sort(list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), []))),
                len(list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), []))),
                min(c.first_seen), max(c.last_seen),
                to_json({'inventory_identities': list(DISTINCT m.ident ORDER BY m.ident)})
@@ -148,7 +148,7 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
         SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
                'tool calls of the agent were followed within {window_s} s by API calls with this credential '
                  || 'on the same target (time and target correlation)', 'inferred',
-               list_distinct(flatten(min_by([tool_event, api_event], t_tool, {EVIDENCE_CAP // 2}))),
+               list_sort(list_distinct(flatten(min_by([tool_event, api_event], t_tool, {EVIDENCE_CAP // 2})))),
                count(DISTINCT tool_event) + count(DISTINCT api_event), min(t_tool), max(t_api),
                to_json({{'matched_calls': count(DISTINCT tool_event), 'targets': list(DISTINCT rkey ORDER BY rkey)[1:20]}})
         FROM p GROUP BY agent_id, credential_id""")
@@ -198,7 +198,7 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
         SELECT 'human', d.human_id, 'agent', u.src, 'DELEGATED',
                'the agent uses credential ' || u.dst || ' (' || u.confidence || ': ' || u.reason || '); ' || first(d.why),
                CASE WHEN bool_and(u.confidence = 'inferred') THEN 'inferred' ELSE 'strong' END,
-               list_distinct(flatten(list(d.evidence) || list(u.evidence)))[1:{EVIDENCE_CAP}],
+               list_sort(list_distinct(flatten(list(d.evidence) || list(u.evidence))))[1:{EVIDENCE_CAP}],
                len(list_distinct(flatten(list(d.evidence) || list(u.evidence)))), min(u.first_seen),
                max(u.last_seen), to_json({{'via_credential': u.dst}})
         FROM d JOIN links u ON u.kind = 'USES' AND u.dst = d.credential_id

@@ -184,8 +184,8 @@ class Context:
                GROUP BY credential_id) r
              USING (credential_id)""")
         x("""CREATE OR REPLACE TEMP TABLE _kt_owner AS
-              SELECT credential_id, agent_id, flatten(list(uids)) AS uids, min(t0) AS t0, max(t1) AS t1,
-                     list_distinct(list(how)) AS how, max(rank) AS rank
+              SELECT credential_id, agent_id, flatten(list(uids ORDER BY t0, rank, uids)) AS uids, min(t0) AS t0, max(t1) AS t1,
+                     list_sort(list_distinct(list(how))) AS how, max(rank) AS rank
               FROM (
                 SELECT dst AS credential_id, src AS agent_id, evidence[1:5] AS uids,
                        first_seen AS t0, last_seen AS t1, reason AS how,
@@ -264,7 +264,7 @@ class Context:
         if creds:
             self._register("_kt_wantc", creds)
             for r in self.rows(
-                """SELECT c.credential_id, c.kind, c.principal, list(m.parent) FILTER (WHERE m.parent IS NOT NULL)
+                """SELECT c.credential_id, c.kind, c.principal, list(m.parent ORDER BY m.parent) FILTER (WHERE m.parent IS NOT NULL)
                           AS parents
                    FROM _kt_creds c SEMI JOIN _kt_wantc w ON w.id = c.credential_id
                    LEFT JOIN _kt_minted m ON m.child = c.credential_id

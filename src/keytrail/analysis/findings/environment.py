@@ -42,7 +42,7 @@ def run(ctx: Context) -> None:
               FROM acts GROUP BY ALL)
             SELECT p.credential_id AS root_id, p.source, list(p.account ORDER BY p.t0, p.account) AS accounts,
                    list(p.uid ORDER BY p.t0) AS uids, min(p.t0) AS t0, max(p.t1) AS t1, sum(p.n) AS n,
-                   (SELECT list(child) FROM _kt_minted m WHERE m.parent = p.credential_id) AS creds
+                   (SELECT list(child ORDER BY child) FROM _kt_minted m WHERE m.parent = p.credential_id) AS creds
             FROM per p GROUP BY p.credential_id, p.source HAVING count(*) >= ?""",
         [cfg.min_accounts],
     )

@@ -21,7 +21,7 @@ def run(ctx: Context) -> None:
         """SELECT *, list_concat([first_uid, last_uid], owner_uids) AS uids FROM (
              SELECT c.credential_id, c.principal, list(o.agent_id ORDER BY o.agent_id) AS agents,
                     c.t0, c.t1, c.n, c.first_uid, c.last_uid, min(o.rank) AS rank,
-                    flatten(list(o.uids)) AS owner_uids
+                    flatten(list(o.uids ORDER BY o.uids)) AS owner_uids
              FROM _kt_creds c JOIN _kt_owner o USING (credential_id)
              WHERE (c.kind = 'aws-access-key' OR c.credential_id LIKE 'AKIA%') AND c.n > 0
              GROUP BY c.credential_id, c.principal, c.t0, c.t1, c.n, c.first_uid, c.last_uid)"""

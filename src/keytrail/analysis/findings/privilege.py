@@ -45,8 +45,8 @@ def run(ctx: Context) -> None:
                      list(event_uid ORDER BY issued_at) AS uids, min(issued_at) AS t0
               FROM iss GROUP BY credential_id)
             SELECT parent, list(credential_id ORDER BY t0) AS keys,
-                   list_distinct(flatten(list(principals))) AS principals,
-                   list_distinct(flatten(list(list_filter(via, lambda v: v <> parent)))) AS via,
+                   list_sort(list_distinct(flatten(list(principals)))) AS principals,
+                   list_sort(list_distinct(flatten(list(list_filter(via, lambda v: v <> parent))))) AS via,
                    flatten(list(uids ORDER BY t0)) AS uids, min(t0) AS t0, max(t0) AS t1
             FROM per_key GROUP BY parent"""
     ):

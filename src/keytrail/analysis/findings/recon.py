@@ -64,7 +64,7 @@ def run_sprawl(ctx: Context) -> None:
                            bool_and(outcome = 'denied') AS denied
                     FROM s WHERE secret IS NOT NULL GROUP BY root_id, secret)
             SELECT root_id, list(secret ORDER BY t0) AS secrets, list(uid ORDER BY t0) AS uids,
-                   min(t0) AS t0, max(t1) AS t1, sum(n) AS n, list_distinct(flatten(list(creds))) AS creds,
+                   min(t0) AS t0, max(t1) AS t1, sum(n) AS n, list_sort(list_distinct(flatten(list(creds)))) AS creds,
                    count(*) FILTER (WHERE denied) AS n_denied
             FROM per GROUP BY root_id HAVING count(*) >= ?""",
         [cfg.min_secrets],
