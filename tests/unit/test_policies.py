@@ -319,3 +319,23 @@ def test_vault_json_policy_shapes_and_gzip(tmp_path: Path) -> None:
          "actions": ["create", "read", "update", "delete", "list", "sudo"]},
     ]
     assert _rows(case, "SELECT count(*) AS n FROM rejects") == [{"n": 0}]
+
+
+def test_info_counts_policy_statements(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from keytrail.cli.main import main
+
+    policies = Path(__file__).resolve().parents[2] / "sample_data" / "policies"
+    if not policies.is_dir():
+        pytest.skip("sample policies not in this checkout")
+    case = tmp_path / "p.duckdb"
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["ingest", str(case), str(policies), "-q", "--no-snapshot"]) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["info", str(case), "--json"]) == 0
+    with CaseStore.open(case) as store:
+        n = store.scalar("SELECT count(*) FROM grants")
+    assert json.loads(out.getvalue())["counts"]["policy_statements"] == n > 0

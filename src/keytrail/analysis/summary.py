@@ -69,6 +69,9 @@ def case_info(store: CaseStore) -> dict[str, Any]:
         name: int(store.scalar(f"SELECT count(*) FROM {name}") or 0)
         for name in ("events", "credentials", "principals", "links", "inventory_agents")
     }
+    # Cases written before policy snapshots existed have no grants table (read-only opens do not add it).
+    has_grants = store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'grants'")
+    counts["policy_statements"] = int(store.scalar("SELECT count(*) FROM grants") or 0) if has_grants else 0
     return {
         "case": str(store.path),
         "finalized": store.meta("finalized") == "true",

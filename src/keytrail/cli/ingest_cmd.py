@@ -128,7 +128,7 @@ def run_info(args: argparse.Namespace) -> int:
                   f"{s['time_range'][0] or '-':<{tw}}  {s['time_range'][1] or '-'}\n")
     c = info["counts"]
     out.write(f"\ncredentials {c['credentials']:,}  principals {c['principals']:,}  links {c['links']:,}  "
-              f"inventory agents {c['inventory_agents']:,}\n")
+              f"inventory agents {c['inventory_agents']:,}  policy statements {c['policy_statements']:,}\n")
     hint = {"current": "", "none": " (ranking and findings are computed on each request; "
                                      f"store them with: keytrail snapshot {info['case']})",
             "stale": f" (written by another keytrail or configuration; refresh: keytrail snapshot {info['case']})"}
