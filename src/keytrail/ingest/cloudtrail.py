@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
 from keytrail.ingest.cloudtrail_parse import Bad, Rec, parse_console_csv, parse_json
 from keytrail.ingest.cloudtrail_sql import map_staged
+from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -143,7 +144,7 @@ def _bulk_read(con: duckdb.DuckDBPyConnection, ctxs: list[LoadContext]) -> tuple
         cur.register("_kt_ct_files", pa.table({
             "filename": list(by_name), "file_id": pa.array([c.file_id for c in ctxs], pa.int32()),
             "format": [c.format for c in ctxs]}))
-        files = "[" + ", ".join("'" + n.replace("'", "''") + "'" for n in by_name) + "]"
+        files = "[" + ", ".join(quote_literal(n) for n in by_name) + "]"
         try:
             table = _fetch_arrow(cur.sql(_BULK_ROWS.format(files=files, max_bytes=MAX_OBJECT_BYTES)))
         except duckdb.Error:

@@ -35,6 +35,7 @@ from keytrail.analysis.findings.catalog import RULES
 from keytrail.analysis.findings.containment import containment_steps
 from keytrail.errors import UsageError
 from keytrail.levels import Level
+from keytrail.store.sqltext import quote_literal
 from keytrail.timefmt import to_utc
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def contains_any_sql(column: str, needles: tuple[str, ...] | list[str]) -> str:
     """A SQL predicate: ``column`` contains any needle, case-insensitive."""
     if not needles:
         return "FALSE"
-    parts = [f"contains(lower({column}), '" + n.lower().replace("'", "''") + "')" for n in needles]
+    parts = [f"contains(lower({column}), {quote_literal(n.lower())})" for n in needles]
     return "coalesce(" + " OR ".join(parts) + ", FALSE)"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from keytrail.analysis.findings.context import Draft, contains_any_sql
+from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
     from keytrail.analysis.findings.context import Context
@@ -30,7 +31,7 @@ def run(ctx: Context) -> None:
              SELECT agent_id, unnest(identities) AS ident FROM inventory_agents)
            WHERE ident LIKE 'arn:%'"""
     )
-    actions = ", ".join("'" + a.replace("'", "''") + "'" for a in cfg.console_actions) or "NULL"
+    actions = ", ".join(quote_literal(a) for a in cfg.console_actions) or "NULL"
     for r in ctx.rows(
         f"""SELECT e.actor_uid, list(DISTINCT p.agent_id ORDER BY p.agent_id) AS agents, count(DISTINCT e.event_uid) AS n,
                    min(e.time) AS t0, max(e.time) AS t1, arg_min(e.event_uid, (e.time, e.event_uid), 25) AS uids,

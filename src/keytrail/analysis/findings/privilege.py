@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from keytrail.analysis.findings.context import Draft, glob_sql
 from keytrail.levels import Level
+from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
     from keytrail.analysis.findings.context import Context
@@ -111,8 +112,9 @@ def run(ctx: Context) -> None:
         ))
     admin_name = glob_sql("regexp_extract(pk, '[^/]+$')", cfg.admin_role_patterns)
     pols = list(cfg.admin_vault_policies)
-    admin_pol = ", ".join("'" + p.replace("'", "''") + "'" for p in pols) or "NULL"
-    prefilter = " OR ".join("contains(raw, '\"" + p.replace("'", "''") + "\"')" for p in pols) or "FALSE"
+    admin_pol = ", ".join(quote_literal(p) for p in pols) or "NULL"
+    # The policy names as JSON strings ("name"), a cheap substring test before parsing raw.
+    prefilter = " OR ".join("contains(raw, " + quote_literal('"' + p + '"') + ")" for p in pols) or "FALSE"
     # Classify each distinct actor once (regexes per actor, not per event), then join back.
     for r in ctx.rows(
         f"""WITH actors AS (
