@@ -80,6 +80,10 @@ class _Reader:
         m = _WS.match(self.text, pos)
         return m.end() if m else pos
 
+    def skipped(self, pos: int, to: int) -> str:
+        """The reject note for damage between ``pos`` and the next readable record at ``to``."""
+        return f"skipped {self.offset(to) - self.offset(pos)} bytes to the next record"
+
     def excerpt(self, pos: int) -> str:
         return self.text[pos:pos + EXCERPT]
 
@@ -107,8 +111,7 @@ class _Reader:
                     inner = self._resync(pos + 1)
                     if inner is not None and inner < stop:
                         # Damage in front of a readable record (e.g. a mangled array head).
-                        yield Bad(line, self.offset(pos), f"invalid JSON: {e.msg}; skipped "
-                                  f"{self.offset(inner) - self.offset(pos)} bytes to the next record",
+                        yield Bad(line, self.offset(pos), f"invalid JSON: {e.msg}; {self.skipped(pos, inner)}",
                                   self.excerpt(pos))
                         pos = inner
                         continue
@@ -132,8 +135,7 @@ class _Reader:
                 if inner is not None and inner < eol:
                     # Junk in front of a record on the same line (e.g. a damaged array head): report
                     # the junk, read the record.
-                    yield Bad(line, self.offset(pos), "not JSON; skipped "
-                              f"{self.offset(inner) - self.offset(pos)} bytes to the next record", self.excerpt(pos))
+                    yield Bad(line, self.offset(pos), f"not JSON; {self.skipped(pos, inner)}", self.excerpt(pos))
                     pos = inner
                     continue
                 if not text[pos:eol].strip(",[]} \t\r"):
@@ -183,11 +185,8 @@ class _Reader:
                     _, pos = _DECODER.raw_decode(text, self.skip(pos + 1))
                 pos = self.skip(pos)
             except json.JSONDecodeError:
-                resume = self._resync(pos)
+                resume = yield from self._records_resume(pos)
                 if resume is not None:
-                    yield Bad(None, self.offset(pos), "unexpected data after the records array; skipped "
-                              f"{self.offset(resume) - self.offset(pos)} bytes to the next record, reading on",
-                              self.excerpt(pos), is_record=False)
                     return resume, resume
                 yield Bad(None, self.offset(pos), "unreadable data after the records array", self.excerpt(pos),
                           is_record=False)
@@ -195,17 +194,22 @@ class _Reader:
         if pos < n and text[pos] == "}":
             return pos + 1, None
         if pos < n:
-            resume = self._resync(pos)
+            resume = yield from self._records_resume(pos)
             if resume is not None:
-                yield Bad(None, self.offset(pos), "unexpected data after the records array; skipped "
-                          f"{self.offset(resume) - self.offset(pos)} bytes to the next record, reading on",
-                          self.excerpt(pos), is_record=False)
                 return resume, resume
             yield Bad(None, self.offset(pos), "unexpected data after the records array", self.excerpt(pos),
                       is_record=False)
             nxt = _NEXT_TOP.search(text, pos)
             return (nxt.end() if nxt else n), None
         return n, None
+
+    def _records_resume(self, pos: int) -> Generator[Item, None, int | None]:
+        """Where records resume after junk that closed the records array early (reported), or None."""
+        resume = self._resync(pos)
+        if resume is not None:
+            yield Bad(None, self.offset(pos), f"unexpected data after the records array; "
+                      f"{self.skipped(pos, resume)}, reading on", self.excerpt(pos), is_record=False)
+        return resume
 
     def _array(self, pos: int, key: str | None, start: int = 0) -> Generator[Item, None, int]:
         """Yield the elements of an array whose ``[`` ends just before ``pos``; return the position after ``]``.
@@ -234,7 +238,7 @@ class _Reader:
                 reason = ("data ends inside this record (truncated)" if truncated
                           else f"invalid JSON in record: {e.msg}")
                 if nxt is not None:
-                    reason += f"; skipped {self.offset(nxt) - self.offset(pos)} bytes to the next record"
+                    reason += f"; {self.skipped(pos, nxt)}"
                 elif not truncated:
                     reason += "; no readable record after it"
                 yield Bad(idx, self.offset(pos), reason, self.excerpt(pos))
@@ -244,8 +248,8 @@ class _Reader:
                 continue
             if isinstance(value, str) and (inner := self._resync(pos + 1)) is not None and inner < end:
                 # A stray quote turned the start of a record into a string ("{"): read the record.
-                yield Bad(idx, self.offset(pos), "record is not a JSON object; skipped "
-                          f"{self.offset(inner) - self.offset(pos)} bytes to the next record", self.excerpt(pos))
+                yield Bad(idx, self.offset(pos), f"record is not a JSON object; {self.skipped(pos, inner)}",
+                          self.excerpt(pos))
                 pos = inner
                 continue
             yield from self._element(value, text[pos:end], idx, self.rec_offset(pos), key)
