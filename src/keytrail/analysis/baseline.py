@@ -92,32 +92,33 @@ def build(cur: duckdb.DuckDBPyConnection, cfg: FindingsConfig, until: datetime |
              JOIN _kt_win w USING (subject_kind, subject) WHERE s.time < w.end_t GROUP BY ALL) c
            WHERE _kt_win.subject_kind = c.subject_kind AND _kt_win.subject = c.subject"""
     )
+    # (dimension, value expression, join it needs)
     dims = [
-        ("services", "service", "_kt_sev"),
-        ("actions", "action", "_kt_sev"),
-        ("source_networks", "network", "_kt_sev"),
-        ("hours", "hour", "_kt_sev"),
-        ("resource_types", "r.resource_type", "_kt_sev JOIN event_resources r USING (event_uid)"),
+        ("services", "service", ""),
+        ("actions", "action", ""),
+        ("source_networks", "network", ""),
+        ("hours", "hour", ""),
+        ("resource_types", "r.resource_type", " JOIN event_resources r USING (event_uid)"),
     ]
+
+    def per_dim(rel: str, cols: str, tail: str = "") -> str:
+        """One SELECT per dimension over ``rel`` (a subset of ``_kt_sev``), UNION ALL."""
+        return " UNION ALL ".join(
+            f"SELECT subject_kind, subject, '{name}' AS dim, {expr} AS value, {cols} "
+            f"FROM {rel}{join} WHERE {expr} IS NOT NULL{tail}"
+            for name, expr, join in dims
+        )
+
     # The window's events are picked once, then grouped per dimension: a third of the time of
     # grouping the five-way UNION of every event (4.0 s -> 1.6 s at 1M events, same rows).
-    base_dims = " UNION ALL ".join(
-        f"SELECT subject_kind, subject, '{name}' AS dim, {expr} AS value, count(*) AS n "
-        f"FROM {src.replace('_kt_sev', 'b')} WHERE {expr} IS NOT NULL GROUP BY ALL"
-        for name, expr, src in dims
-    )
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE _kt_base AS
             WITH b AS (SELECT s.* FROM _kt_sev s JOIN _kt_win w USING (subject_kind, subject) WHERE s.time < w.end_t)
-            {base_dims}"""
+            {per_dim("b", "count(*) AS n", " GROUP BY ALL")}"""
     )
     # Anti-join before aggregating: in real evidence most later activity matches the baseline,
     # so only the departures are grouped.
-    later = " UNION ALL ".join(
-        f"SELECT subject_kind, subject, '{name}' AS dim, {expr} AS value, event_uid, time "
-        f"FROM {src.replace('_kt_sev', 'a')} WHERE {expr} IS NOT NULL"
-        for name, expr, src in dims
-    )
+    later = per_dim("a", "event_uid, time")
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE _kt_dep AS
             WITH a AS (SELECT s.* FROM _kt_sev s JOIN _kt_win w USING (subject_kind, subject)
