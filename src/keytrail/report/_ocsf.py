@@ -10,8 +10,9 @@ JSON values. The row alias is always ``x`` with columns ``class_uid``, ``activit
 
 from __future__ import annotations
 
-from keytrail.report._sql import mask_sql, quote_literal
+from keytrail.report._sql import mask_sql
 from keytrail.store.sqltext import mask_json_sql
+from keytrail.store.sqltext import quote_literal as lit
 
 OCSF_VERSION = "1.1.0"
 
@@ -23,10 +24,6 @@ CLASS_INFO = {c[0]: c for c in (AUTHENTICATION, ACCOUNT_CHANGE, API_ACTIVITY)}
 
 #: API Activity (6003) activity ids (OCSF 1.1.0 ``events/application/api_activity.json``).
 API_VERBS = {1: "Create", 2: "Read", 3: "Update", 4: "Delete", 99: "Other"}
-
-
-def lit(text: str) -> str:
-    return quote_literal(text)
 
 
 def obj(*pairs: tuple[str, str]) -> str:

@@ -30,7 +30,6 @@ from keytrail.report._ocsf import (
     header,
     j,
     keys_masked_sql,
-    lit,
     obj,
 )
 from keytrail.report._sql import mask_sql, quiet_cursor
@@ -40,6 +39,7 @@ from keytrail.report.ocsf_sources import (
     vault_doc_sql,
     vault_rows_sql,
 )
+from keytrail.store.sqltext import quote_literal as lit
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -32,10 +32,10 @@ from keytrail.report._ocsf import (
     header,
     j,
     keys_masked_sql,
-    lit,
     obj,
 )
 from keytrail.report._sql import mask_sql
+from keytrail.store.sqltext import quote_literal as lit
 
 OcsfClass = tuple[int, str, int, str]
 
