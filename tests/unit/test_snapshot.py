@@ -13,14 +13,7 @@ import duckdb
 import pytest
 
 from keytrail.analysis import snapshot
-from keytrail.analysis.blast_radius import (
-    _params,
-    _rank_sql,
-    _to_rank,
-    blast_radius,
-    query,
-    rank_credentials,
-)
+from keytrail.analysis.blast_radius import _to_rank, blast_radius, live_rank_rows, rank_credentials
 from keytrail.analysis.findings import count_levels, level_counts, live_findings, run_findings
 from keytrail.cli.main import main
 from keytrail.config import load_config
@@ -49,8 +42,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _live_ranking(store: CaseStore) -> list[dict[str, Any]]:
-    rows = query(store, _rank_sql("SELECT credential_id AS root FROM credentials", filtered=False),
-                 _params(None, None, "inferred"))
+    rows = live_rank_rows(store)
     ranks = sorted((_to_rank(r) for r in rows), key=lambda r: (-r.score, -r.events, r.credential))
     return [r.as_dict() for r in ranks]
 

@@ -175,6 +175,14 @@ def _to_rank(row: dict[str, Any]) -> CredentialRank:
     )
 
 
+def live_rank_rows(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
+                   min_confidence: str = "inferred") -> list[dict[str, Any]]:
+    """The ranking query's rows for every credential, unsorted and unscored (what the analysis
+    snapshot stores, and what :func:`rank_credentials` scores when it computes)."""
+    sql = _rank_sql("SELECT credential_id AS root FROM credentials", filtered=since is not None or until is not None)
+    return query(store, sql, _params(since, until, min_confidence))
+
+
 def rank_credentials(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
                      min_confidence: str = "inferred", limit: int | None = None,
                      use_snapshot: bool = True) -> list[CredentialRank]:
@@ -189,9 +197,7 @@ def rank_credentials(store: CaseStore, *, since: datetime | None = None, until: 
         cached = snapshot.rank_rows(store, limit)
         if cached is not None:
             return [_to_rank(r) for r in cached]
-    sql = _rank_sql("SELECT credential_id AS root FROM credentials", filtered=since is not None or until is not None)
-    rows = query(store, sql, _params(since, until, min_confidence))
-    ranks = [_to_rank(r) for r in rows]
+    ranks = [_to_rank(r) for r in live_rank_rows(store, since=since, until=until, min_confidence=min_confidence)]
     if since is not None or until is not None:
         # A credential with no event (its own or its minted ones') in the window did nothing in it:
         # listing it with window-independent terms (minted, long-lived) would rank the idle.

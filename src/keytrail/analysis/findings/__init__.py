@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from keytrail.config import FindingsConfig
     from keytrail.store.case import CaseStore
 
-__all__ = ["Finding", "count_levels", "level_counts", "live_findings", "run_findings"]
+__all__ = ["Finding", "count_levels", "level_counts", "live_findings", "run_findings", "zero_counts"]
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,14 @@ class Finding:
         }
 
 
+def zero_counts() -> dict[str, int]:
+    """``{level: 0}`` for every level, highest first: the shape of every findings count."""
+    return {lvl.label: 0 for lvl in sorted(Level, reverse=True)}
+
+
 def count_levels(findings: list[Finding]) -> dict[str, int]:
     """``{level: n}`` for every level, highest first (the ``counts`` of ``findings --json``)."""
-    counts = {lvl.label: 0 for lvl in sorted(Level, reverse=True)}
+    counts = zero_counts()
     for f in findings:
         counts[f.level.label] += 1
     return counts
