@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from keytrail.errors import InputError, StrictRejectError, UsageError
 
 if TYPE_CHECKING:
+    from keytrail.analysis.snapshot import SnapshotSummary
     from keytrail.ingest.runner import Progress
 
 
@@ -85,8 +86,7 @@ def run_ingest(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if snap:
-        print(f"keytrail: analysis snapshot: {snap.credentials:,} credentials ranked, {snap.findings:,} findings "
-              f"({snap.seconds:.1f}s)", file=sys.stderr)
+        print(f"keytrail: analysis snapshot: {_snapshot_text(snap)}", file=sys.stderr)
     if summary.rejected:
         print(f"  see them with: keytrail sql {args.case} \"SELECT * FROM rejects\"", file=sys.stderr)
     # Exit 2 only when the run produced no usable evidence at all; files already in
@@ -202,9 +202,8 @@ def _print_table(names: list[str], rows: list[tuple[Any, ...]]) -> None:
     print(f"({len(rows)} rows)", file=sys.stderr)
 
 
-def _add_snapshot(p: argparse.ArgumentParser) -> None:
-    p.add_argument("case")
-    p.add_argument("--json", action="store_true")
+def _snapshot_text(snap: SnapshotSummary) -> str:
+    return f"{snap.credentials:,} credentials ranked, {snap.findings:,} findings ({snap.seconds:.1f}s)"
 
 
 def run_snapshot(args: argparse.Namespace) -> int:
@@ -219,8 +218,7 @@ def run_snapshot(args: argparse.Namespace) -> int:
         from keytrail.cli.main import print_json
 
         print_json(snap.as_dict())
-    print(f"keytrail: analysis snapshot of {args.case}: {snap.credentials:,} credentials ranked, "
-          f"{snap.findings:,} findings ({snap.seconds:.1f}s)", file=sys.stderr)
+    print(f"keytrail: analysis snapshot of {args.case}: {_snapshot_text(snap)}", file=sys.stderr)
     return 0
 
 
@@ -230,5 +228,5 @@ COMMANDS = {
     "info": ("sources, time range, counts, rejects and evidence integrity of a case", _add_info, run_info),
     "sql": ("run a read-only SQL query on a case", _add_sql, run_sql),
     "snapshot": ("store the ranking and findings in the case again (after an upgrade or a config change)",
-                 _add_snapshot, run_snapshot),
+                 _add_info, run_snapshot),
 }
