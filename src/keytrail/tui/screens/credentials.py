@@ -136,7 +136,7 @@ class CredentialsScreen(CaseScreen):
 def granted_doc(p: dict[str, Any]) -> dict[str, Any]:
     """The potential blast radius (``keytrail blast --json`` ``potential``) as the report's tables."""
     if not p.get("available"):
-        return {"policy snapshot": "none in this case", "why": p.get("reason") or p.get("why") or "",
+        return {"policy snapshot": "none in this case", "why": p["reason"] or "",
                 "how": "ingest `aws iam get-account-authorization-details` output or Vault policies "
                        "(docs/formats/policies.md)"}
     from keytrail.report.potential_rows import intro, tables
