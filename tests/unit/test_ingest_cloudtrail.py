@@ -38,8 +38,9 @@ EXPECTED = {
     "elastic-integrations/test-converse-json.log": ("loaded", 1, 1, 0, 0),
     "elastic-integrations/test-tls-details-json.log": ("loaded", 3, 3, 0, 0),
     "elastic-integrations/test-user-authentication.log": ("loaded", 1, 1, 0, 0),
-    # 437 records, 387 with eventIDs of which 213 distinct (placeholders such as "1" x90), 50 without
-    "panther-analysis/panther_cloudtrail_test_events.ndjson": ("loaded", 437, 174, 263, 0),
+    # 437 records, 387 with eventIDs of which 213 distinct (placeholders such as "1" x90), 50 without;
+    # two are the AWS documentation's ConsoleLogin examples (signin-02, signin-03), loaded first
+    "panther-analysis/panther_cloudtrail_test_events.ndjson": ("loaded", 437, 172, 265, 0),
     "panther-analysis/panther_cloudtrail_test_events.index.csv": ("skipped", 0, 0, 0, 0),
     "SOURCES.md": ("skipped", 0, 0, 0, 0),
     # both share eventID ee73c230-... with a Panther test event loaded earlier
@@ -49,6 +50,36 @@ EXPECTED = {
     # the .gz twin of the .json above: same eventIDs
     "trailscraper/111111111111_CloudTrail_eu-central-1_20171211T1505Z_A6kvhMoVeCsc7v8U.json.gz": ("loaded", 2, 0, 2, 0),
     "trailscraper/events-for-smoke-test.json": ("loaded", 3, 1, 2, 0),
+    # AWS documentation examples: one record per file (two without an eventID, keyed by a hash of the record)
+    **{f"awsdocs-cloudtrail-user-guide/{n}": ("loaded", 1, 1, 0, 0) for n in (
+        "AwsServiceEvent-kms-RotateKey.json", "log-example-cloudtrail-UpdateTrail-error.json",
+        "log-example-ec2-CreateKeyPair-console.json", "log-example-iam-AddUserToGroup-console.json",
+        "signin-01-iamuser-success-no-mfa.json", "signin-02-iamuser-success-with-mfa.json",
+        "signin-03-iamuser-failure.json", "signin-04-iamuser-CheckMfa-single-device.json",
+        "signin-06-root-success-no-mfa.json", "signin-08-root-failure.json",
+        "signin-09-root-EnableMFADevice.json", "signin-10-root-PasswordUpdated.json")},
+    # the documentation reuses the eventID of the example before it
+    "awsdocs-cloudtrail-user-guide/signin-05-iamuser-CheckMfa-multiple-devices.json": ("loaded", 1, 0, 1, 0),
+    "awsdocs-cloudtrail-user-guide/signin-07-root-success-with-mfa.json": ("loaded", 1, 0, 1, 0),
+    # a userIdentity fragment (no eventTime, eventName, eventSource): not a CloudTrail record
+    "awsdocs-cloudtrail-user-guide/userIdentity-sourceIdentity-fragment.json": ("skipped", 0, 0, 0, 0),
+    **{f"awsdocs-iam-identity-center-user-guide/signin-{i:02d}.json": ("loaded", 1, 1, 0, 0)
+       for i in range(1, 15) if i != 4},
+    # same eventID as signin-03 (the documentation's external-IdP variant of the same sign-in)
+    "awsdocs-iam-identity-center-user-guide/signin-04.json": ("loaded", 1, 0, 1, 0),
+    **{f"awsdocs-iam-identity-center-user-guide/sso-entries-0{i}.json": ("loaded", 1, 1, 0, 0) for i in (1, 2, 3)},
+    **{f"awsdocs-iam-user-guide/{n}": ("loaded", 1, 1, 0, 0) for n in (
+        "01-iam-GetUserPolicy-console-invokedBy-signin.json",
+        "02-sts-AssumeRole-cross-account-caller-account-copy.json",
+        "04-sts-AssumeRole-role-chaining-sourceIdentity.json", "05-s3-DeleteBucket-assumed-role-session.json",
+        "09-signin-ConsoleLogin-failure.json", "10-signin-ConsoleLogin-failure-unknown-user.json")},
+    # the role account's copy of 02's cross-account AssumeRole: same eventID, stored once
+    "awsdocs-iam-user-guide/03-sts-AssumeRole-cross-account-role-account-copy.json": ("loaded", 1, 0, 1, 0),
+    # invalid JSON as AWS published it: the one record is a reject with its reason, the file is still read
+    **{f"awsdocs-iam-user-guide/{n}": ("loaded", 1, 0, 0, 1) for n in (
+        "06-sts-AssumeRoleWithSAML.INVALID-upstream.json", "07-sts-AssumeRoleWithWebIdentity.INVALID-upstream.json",
+        "08-signin-ConsoleLogin-success.INVALID-upstream.json")},
+    "awsdocs-iam-user-guide/11-userIdentity-sourceIdentity-fragment.json": ("skipped", 0, 0, 0, 0),
 }
 
 
@@ -79,7 +110,7 @@ def test_every_fixture_file_loads_with_expected_counts(fixture_case: duckdb.Duck
     assert sum(v[1] for v in stratus.values()) == 310
     for rel, expected in EXPECTED.items():
         assert got[rel] == expected, rel
-    assert _rows(fixture_case, "SELECT count(*) FROM events")[0][0] == 510
+    assert _rows(fixture_case, "SELECT count(*) FROM events")[0][0] == 510 + 34 - 2
     # the one digest fixture names S3 objects that are not among the fixtures
     assert _rows(fixture_case, "SELECT DISTINCT integrity FROM evidence WHERE source = 'cloudtrail'") == [("no-digest",)]
 
@@ -88,6 +119,9 @@ def test_rejects_say_where_and_why(fixture_case: duckdb.DuckDBPyConnection) -> N
     rows = _rows(fixture_case, """SELECT regexp_replace(v.path, '.*/', ''), r.record_no, r.byte_offset, r.reason
                                   FROM rejects r JOIN evidence v USING (file_id) ORDER BY 1, 3""")
     assert rows == [
+        ("06-sts-AssumeRoleWithSAML.INVALID-upstream.json", 1, 0, "invalid JSON: Expecting ',' delimiter"),
+        ("07-sts-AssumeRoleWithWebIdentity.INVALID-upstream.json", 1, 0, "invalid JSON: Expecting ',' delimiter"),
+        ("08-signin-ConsoleLogin-success.INVALID-upstream.json", 1, 0, "invalid JSON: Invalid \\escape"),
         ("aws.execution.ec2-user-data.json", None, 3327, "missing ',' after record 1; reading on"),
         ("aws.execution.ec2-user-data.json", None, 6226, "missing ',' after record 2; reading on"),
         ("bad_cloudtrail.json", 1, 13, "data ends inside this record (truncated)"),
