@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -58,5 +59,31 @@ def test_tui_in_tmux_opens_navigates_and_quits(small_case: Path, tmp_path: Path)
         while not rc_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert rc_file.read_text().strip() == "0"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
+
+
+def test_tui_at_80x24_shows_the_list_the_id_and_the_score(small_case: Path, tmp_path: Path) -> None:
+    """The smallest usual terminal: the overview's top credentials, the list's id and score, the tabs."""
+    session = f"kt-{uuid.uuid4().hex[:8]}"
+    env = [f"{k}={os.environ[k]}" for k in ("HOME", "PATH") if k in os.environ]
+    if os.environ.get("PYTHONPATH"):
+        env.append("PYTHONPATH=" + os.pathsep.join(os.path.abspath(p) for p in
+                                                   os.environ["PYTHONPATH"].split(os.pathsep)))
+    cmd = shlex.join(["env", *env, "TERM=xterm-256color", sys.executable, "-m", "keytrail", "tui", str(small_case)])
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", "-c", os.getcwd(), cmd],
+                   check=True)
+    try:
+        pane = _wait_for(session, "top credentials by blast radius")
+        assert "findings per level" in pane  # the answer is above the fold
+        subprocess.run(["tmux", "send-keys", "-t", session, "c"], check=True)
+        _wait_for(session, "credentials  ·  Enter opens")
+        pane = _wait_for(session, "aws-access-key")  # the table paints a frame after the status
+        assert re.search(r"credential\s+score\s+kind", pane), pane  # the id and the score come first
+        assert "hmac:abc" in pane and "AKIA1" in pane
+        subprocess.run(["tmux", "send-keys", "-t", session, "/", "AKIA1", "Enter", "Enter"], check=True)
+        pane = _wait_for(session, "1 Blast radius")
+        assert "▸ score" in pane  # the header is folded to one line at 24 rows (h unfolds it)
+        assert max(len(line.rstrip()) for line in pane.splitlines()) <= 80
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)

@@ -178,6 +178,15 @@ def _resolve(store: CaseStore, cur: duckdb.DuckDBPyConnection, subject_id: str) 
         return "agent", subject_id
     if cur.execute("SELECT 1 FROM events WHERE credential_id = ? LIMIT 1", [subject_id]).fetchone():
         return "credential", subject_id
+    from keytrail.analysis.lookup import unique_prefix
+
+    def run(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return cur.execute(sql, params).fetchall()
+
+    for kind, table, column in (("agent", "_kt_agent_event", "agent_id"), ("credential", "events", "credential_id")):
+        full = unique_prefix(run, table, column, subject_id)  # a unique prefix, or hmac:… as shown
+        if full is not None:
+            return kind, full
     close = [r[0] for r in cur.execute(
         """SELECT id FROM (SELECT DISTINCT agent_id AS id FROM _kt_agent_event
                            UNION SELECT DISTINCT credential_id FROM events WHERE credential_id IS NOT NULL)

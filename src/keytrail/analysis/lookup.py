@@ -9,14 +9,18 @@ distance), so a typo costs one retry, not a SQL session.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from keytrail.errors import NotFoundError
+from keytrail.idfmt import expand_short
 
 if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
 
 MAX_SUGGESTIONS = 5
+#: Shortest prefix accepted for an id (shorter ones are too likely to be typos).
+MIN_PREFIX = 4
 #: ``event_uid`` prefixes (docs/architecture.md): an id starting with one is an event_uid.
 _UID_PREFIXES = frozenset({"cloudtrail", "vault", "otlp", "otlplog", "mcp", "agent"})
 _SPAN_ID = re.compile(r"^[0-9a-fA-F]{16}$")
@@ -51,8 +55,29 @@ def _suggest(store: CaseStore, table: str, columns: tuple[str, ...], wanted: str
     return out[:MAX_SUGGESTIONS]
 
 
+def expand_prefix(store: CaseStore, table: str, column: str, wanted: str) -> str | None:
+    """The one id in ``table.column`` that ``wanted`` (or its displayed short form) starts, else ``None``.
+
+    ``hmac:4b900e35…`` (how the explorer and the CLI tables show a Vault HMAC) and any
+    unique prefix of at least :data:`MIN_PREFIX` characters name an id; an ambiguous
+    prefix names none (the caller's suggestions then list the candidates).
+    """
+    return unique_prefix(lambda sql, params: [tuple(r.values()) for r in store.query(sql, params)],
+                         table, column, wanted)
+
+
+def unique_prefix(run: Callable[[str, list[Any]], list[tuple[Any, ...]]], table: str, column: str,
+                  wanted: str) -> str | None:
+    """:func:`expand_prefix` on any executor ``run(sql, params) -> rows`` (e.g. a worker's cursor)."""
+    prefix = expand_short(wanted)
+    if len(prefix) < MIN_PREFIX:
+        return None
+    rows = run(f"SELECT DISTINCT {column} AS id FROM {table} WHERE starts_with({column}, ?) LIMIT 2", [prefix])
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
 def resolve_credential(store: CaseStore, credential_id: str) -> dict[str, Any]:
-    """The ``credentials`` row for an id as logged.
+    """The ``credentials`` row for an id as logged, or for a unique prefix of one.
 
     Raises:
         NotFoundError: no such credential; ``suggestions`` has the closest credential ids.
@@ -60,6 +85,9 @@ def resolve_credential(store: CaseStore, credential_id: str) -> dict[str, Any]:
     rows = store.query("SELECT * FROM credentials WHERE credential_id = ?", [credential_id])
     if rows:
         return rows[0]
+    full = expand_prefix(store, "credentials", "credential_id", credential_id)
+    if full is not None:
+        return store.query("SELECT * FROM credentials WHERE credential_id = ?", [full])[0]
     # An IAM user or session ARN with exactly one credential is unambiguous.
     owned = store.query(
         "SELECT credential_id FROM credentials WHERE principal_uid = ? ORDER BY first_seen LIMIT 6", [credential_id]
@@ -95,6 +123,9 @@ def resolve_event(store: CaseStore, event_id: str) -> list[dict[str, Any]]:
     )
     if rows:
         return rows
+    full = expand_prefix(store, "events", "event_uid", event_id)
+    if full is not None:
+        return store.query("SELECT * EXCLUDE (raw) FROM events WHERE event_uid = ?", [full])
     raise NotFoundError(
         f"no event {event_id!r} in case {store.path} (give the source's own id, e.g. a CloudTrail eventID, "
         f"a Vault request id, a span id, or an event_uid)",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from keytrail import __version__, redact
 from keytrail.errors import NotFoundError, UsageError
+from keytrail.idfmt import expand_short
 from keytrail.report import containment as containment_mod
 from keytrail.report.queries import QUERIES
 from keytrail.timefmt import format_utc, to_utc
@@ -350,10 +351,18 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
         known = {r["credential_id"] for r in store.query("SELECT credential_id FROM credentials")}
         known |= {r["credential_id"] for r in store.query(
             "SELECT DISTINCT credential_id FROM events WHERE credential_id IS NOT NULL")}
+        whole = []
         for c in credentials:
             if c not in known:
-                close = sorted(k for k in known if c.lower() in k.lower() or k.lower() in c.lower())[:5]
+                # a unique prefix (or hmac:… as the tables show it) names the one id it starts
+                starts = [k for k in known if k.startswith(expand_short(c))] if len(expand_short(c)) >= 4 else []
+                if len(starts) == 1:
+                    whole.append(starts[0])
+                    continue
+                close = sorted(starts or [k for k in known if c.lower() in k.lower() or k.lower() in c.lower()])[:5]
                 raise NotFoundError(f"credential {c!r} is not in this case", close)
+            whole.append(c)
+        credentials = whole
     header = _header(store, since_dt, until_dt)
     ranked, ranked_total, rank_note = _ranking(store, since_dt, until_dt)
     by_id = {r["credential"]: r for r in ranked}

@@ -35,19 +35,8 @@ from keytrail.tui.screens.raw import RawScreen
 from keytrail.tui.screens.sql import SqlScreen
 from keytrail.tui.screens.timeline import TimelineScreen
 from keytrail.tui.screens.trace import TraceScreen
+from keytrail.tui.target import Target
 from keytrail.tui.widgets.doc_view import DocView
-
-#: What a row of a named section opens: (column, kind). Checked before :data:`ROW_TARGETS`.
-SECTION_TARGETS = {
-    "agents": ("agent", "agent"), "humans": ("human", "human"), "resources": ("resource", "resource"),
-    "credentials": ("credential", "credential"), "top credentials": ("credential", "credential"),
-    "derived_credentials": ("value", "credential"), "principals": ("value", "actor"),
-}
-#: How a row from an analysis document names what to open, strongest first.
-ROW_TARGETS = (("event_uid", "event"), ("event_id", "event"), ("credential_id", "credential"),
-               ("credential", "credential"), ("agent_id", "agent"), ("agent", "agent"),
-               ("human_id", "human"), ("resource_id", "resource"), ("resource", "resource"))
-
 
 class KeytrailApp(App[None]):
     CSS_PATH = "app.tcss"
@@ -55,6 +44,7 @@ class KeytrailApp(App[None]):
     COMMANDS = App.COMMANDS | {CaseCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "goto('help')", "Help", id="help"),
+        Binding("question_mark", "goto('help')", "Help", show=False, id="help2"),
         Binding("o", "goto('overview')", "Overview", id="overview"),
         Binding("c", "goto('credentials')", "Credentials", id="credentials"),
         Binding("a", "goto('agents')", "Agents", id="agents"),
@@ -115,37 +105,17 @@ class KeytrailApp(App[None]):
         else:
             self.notify(f"nothing to open for {kind}", markup=False)
 
+    def open(self, target: Target) -> None:
+        """Open a typed target; a ranked credential row shows its score at once."""
+        if target.kind == "credential" and target.rank is not None:
+            self.push_screen(CredentialScreen(target.ident, rank=target.rank))
+            return
+        self.open_target(target.kind, target.ident)
+
     def on_doc_view_picked(self, message: DocView.Picked) -> None:
-        """A row of an analysis document was chosen: open the first thing it names."""
-        row = message.row
-        if isinstance(row.get("credential"), str) and "score_terms" in row:
-            # a ranked row (credentials list, top credentials): the view shows its score at once
-            self.push_screen(CredentialScreen(row["credential"], rank=row))
-            return
-        if message.section == "chain" and row.get("kind") and row.get("id"):
-            self.open_target(str(row["kind"]), str(row["id"]))
-            return
-        target = SECTION_TARGETS.get(message.section)
-        if target and isinstance(row.get(target[0]), str):
-            self.open_target(target[1], row[target[0]])
-            return
-        for key, kind in ROW_TARGETS:
-            value = row.get(key)
-            if isinstance(value, str) and value:
-                self.open_target(kind, value)
-                return
-        for key in ("evidence_uids", "evidence"):
-            evidence = row.get(key)
-            if isinstance(evidence, list) and evidence and isinstance(evidence[0], str):
-                self.open_target("event", evidence[0])
-                return
-        node = row.get("id") or row.get("node") or row.get("key")
-        if isinstance(node, str) and re.match(r"^(credential|agent|human|resource|event):", node):
-            kind, _, ident = node.partition(":")
-            self.open_target(kind, ident)
-            return
-        if message.section in ("credentials", "top credentials") and isinstance(node, str):
-            self.open_target("credential", node)
+        """A row was chosen: open the target the table gave it."""
+        if message.target is not None:
+            self.open(message.target)
 
     # -- errors and export ---------------------------------------------------------
     def on_delivery_complete(self, event: events.DeliveryComplete) -> None:

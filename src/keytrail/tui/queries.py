@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from keytrail.idfmt import expand_short
 from keytrail.timefmt import to_utc
 
 if TYPE_CHECKING:
@@ -30,13 +31,17 @@ TABLE_CAP = 10_000
 
 TIMELINE_COLUMNS = (
     "time", "source", "action", "outcome", "actor_name", "credential_id", "agent_id",
-    "human_id", "target", "source_event_id", "event_uid",
+    "human_id", "src_ip", "target", "source_event_id", "event_uid",
 )
 _FILTER_KEYS = {
     "source": "source = ?",
     "action": "action ILIKE ?",
     "outcome": "outcome = ?",
     "cred": "credential_id = ?",
+    # the credential and everything minted from it (its blast radius D(c)), cycles stopped by UNION
+    "family": """credential_id IN (WITH RECURSIVE fam(id) AS (SELECT ? UNION
+                   SELECT l.dst FROM links l JOIN fam ON l.src = fam.id
+                   WHERE l.kind = 'MINTED' AND l.dst_kind = 'credential') SELECT id FROM fam)""",
     "credential": "credential_id = ?",
     "agent": "agent_id = ?",
     "human": "human_id = ?",
@@ -45,6 +50,10 @@ _FILTER_KEYS = {
     "file": "file_id = ?",
 }
 _TIME_KEYS = ("since", "until")
+#: Filter terms whose value is an id a unique prefix may name: (table, column) holding the ids.
+_PREFIX_LOOKUPS = {"cred": ("credentials", "credential_id"), "credential": ("credentials", "credential_id"),
+                   "family": ("credentials", "credential_id"), "agent": ("events", "agent_id"),
+                   "human": ("events", "human_id")}
 
 
 @dataclass
@@ -83,6 +92,28 @@ class TimelineFilter:
                 rest.append(w)
         f.text = " ".join(rest)
         return f
+
+    def expanded(self, cur: duckdb.DuckDBPyConnection) -> TimelineFilter:
+        """This filter with each id term that is a unique prefix (or ``hmac:…`` short form) made whole.
+
+        The explorer shows long ids short (``hmac:4b900e35…``); typed back into a filter
+        they name the one id they start. An exact id, an ambiguous or an unknown prefix
+        stays as typed (it then matches what it matches: nothing, for a typo).
+        """
+        terms = dict(self.terms)
+        for key, value in self.terms.items():
+            lookup = _PREFIX_LOOKUPS.get(key)
+            if lookup is None:
+                continue
+            wanted = expand_short(value)
+            table, column = lookup
+            if cur.execute(f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1", [wanted]).fetchone():
+                terms[key] = wanted
+                continue
+            rows = cur.execute(f"SELECT DISTINCT {column} FROM {table} WHERE starts_with({column}, ?) LIMIT 2",
+                               [wanted]).fetchall() if len(wanted) >= 4 else []
+            terms[key] = str(rows[0][0]) if len(rows) == 1 else value
+        return TimelineFilter(terms, self.since, self.until, self.text)
 
     def where(self) -> tuple[str, list[Any]]:
         """The SQL ``WHERE`` body and its parameters (``TRUE`` for no filter)."""
@@ -272,7 +303,12 @@ _SAFE_LIKE = re.compile(r"([%_\\])")
 
 
 def search_ids(cur: duckdb.DuckDBPyConnection, text: str, limit: int = 8) -> list[tuple[str, str]]:
-    """Palette look-up: ``(kind, id)`` for credentials, agents, humans, resources and events matching ``text``."""
+    """Palette look-up: ``(kind, id)`` for credentials, agents, humans, resources and events matching ``text``.
+
+    ``text`` may be an id as the explorer shows it short (``hmac:4b900e35…``): it is
+    matched as the full id it abbreviates.
+    """
+    text = expand_short(text)
     pattern = "%" + _SAFE_LIKE.sub(r"\\\1", text) + "%"
     out: list[tuple[str, str]] = []
     queries = (

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import duckdb
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -46,6 +47,8 @@ class CaseScreen(Screen[None]):
         self.sessions: dict[str, CaseSession] = {}
         #: Keys whose call was stopped by Escape or by leaving the screen, in order (not superseded ones).
         self.stopped: list[str] = []
+        #: The generation of each key's newest ``load`` call: older answers are dropped.
+        self.generations: dict[str, int] = {}
         self._lock = threading.Lock()
 
     @property
@@ -75,12 +78,28 @@ class CaseScreen(Screen[None]):
         with self._lock:
             older = self.sessions.get(key)
             self.sessions[key] = session
+            generation = self.generations[key] = self.generations.get(key, 0) + 1
         if older is not None:
             older.interrupt()
-        return self.run_worker(partial(self._run, key, session, fn), thread=True, exclusive=True, group=key,
-                               exit_on_error=False, description=key)
+        return self.run_worker(partial(self._run, key, session, fn, generation), thread=True, exclusive=True,
+                               group=key, exit_on_error=False, description=key)
 
-    def _run(self, key: str, session: CaseSession, fn: Callable[[CaseSession], Any]) -> None:
+    def is_current(self, message: Loaded) -> bool:
+        """Whether ``message`` answers the newest ``load`` of its key (not one superseded since)."""
+        with self._lock:
+            return self.generations.get(message.key, 0) == message.generation
+
+    async def _on_message(self, message: Message) -> None:
+        """Drop a stale :class:`Loaded` before any ``on_loaded`` sees it.
+
+        A worker can finish and post just before a newer ``load`` of its key starts; the
+        handlers of every screen would otherwise have to compare generations themselves.
+        """
+        if isinstance(message, Loaded) and not self.is_current(message):
+            return
+        await super()._on_message(message)
+
+    def _run(self, key: str, session: CaseSession, fn: Callable[[CaseSession], Any], generation: int) -> None:
         worker = get_current_worker()
         try:
             if worker.is_cancelled:
@@ -97,7 +116,7 @@ class CaseScreen(Screen[None]):
                 if self.sessions.get(key) is session:
                     del self.sessions[key]
         if not worker.is_cancelled:
-            self.post_message(Loaded(key, result))
+            self.post_message(Loaded(key, result, generation=generation))
 
     def busy(self) -> bool:
         """Whether a worker of this screen is pending or running a call."""

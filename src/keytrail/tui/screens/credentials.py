@@ -14,15 +14,18 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Input, Label, Sparkline, Static, TabbedContent, TabPane, Tree
+from textual.containers import ScrollableContainer, Vertical, VerticalScroll
+from textual.scroll_view import ScrollView
+from textual.widgets import DataTable, Input, Label, Sparkline, Static, TabbedContent, TabPane, Tabs, Tree
 
 from keytrail.analysis.lineage import ancestry, lineage_tree
+from keytrail.idfmt import short_id
 from keytrail.redact import plain
 from keytrail.tui import core
 from keytrail.tui.messages import Loaded
 from keytrail.tui.queries import TABLE_CAP, activity, credential_head, linked_identities
 from keytrail.tui.screens.base import CaseScreen
+from keytrail.tui.target import Target
 from keytrail.tui.widgets.doc_view import DocTable, DocView
 from keytrail.tui.widgets.text import fmt, kv, lit
 
@@ -58,7 +61,10 @@ def _haystack(row: dict[str, Any]) -> str:
 
 class CredentialsScreen(CaseScreen):
     TITLE = "Credentials"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("slash", "focus_filter", "Filter", id="credentials.filter")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_filter", "Filter", id="credentials.filter"),
+        Binding("y", "copy_id", "Copy id", id="credentials.copy"),
+    ]
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
@@ -103,7 +109,8 @@ class CredentialsScreen(CaseScreen):
         tables = self.query("#creds").results(DocTable)
         table = next(tables, None)
         if table is None:
-            table = DocTable("credentials", rows, id="creds")
+            table = DocTable("credentials", rows, id="creds", columns=list_columns(rows), cells=ID_CELLS,
+                             target=rank_target)
             self.query_one("#list", VerticalScroll).mount(table)
             table.focus()
         else:
@@ -131,6 +138,47 @@ class CredentialsScreen(CaseScreen):
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter", Input).focus()
+
+    def action_copy_id(self) -> None:
+        """Copy the full id of the selected credential (the list shows it shortened)."""
+        table = next(self.query("#creds").results(DocTable), None)
+        if table is None or not table.row_count:
+            return
+        row = table.rows_doc[table.cursor_row]
+        copy_id(self, str(row.get("credential") or row.get("credential_id") or ""))
+
+
+def copy_id(screen: CaseScreen, ident: str) -> None:
+    """Put ``ident`` whole on the clipboard (OSC 52 in a terminal) and say so."""
+    if not ident:
+        screen.notify("nothing to copy", markup=False)
+        return
+    screen.app.copy_to_clipboard(ident)
+    screen.notify(f"copied {plain(ident, 200)}", markup=False)
+
+
+def rank_target(row: dict[str, Any]) -> Target:
+    ident = str(row.get("credential") or row.get("credential_id"))
+    return Target("credential", ident, rank=row if "score_terms" in row else None)
+
+
+def _short(value: Any) -> Text:
+    return Text(plain(short_id(fmt(value), 22), 40)) if value else Text("")
+
+
+#: Ids shown short in the list (``y`` copies the whole id, a unique prefix is accepted back).
+ID_CELLS = {"credential": _short, "credential_id": _short}
+#: The list's columns, most telling first: at 80 columns the id and the score are what fits.
+LIST_FIRST = ("credential", "credential_id", "score", "kind", "events", "agents", "humans")
+
+
+def list_columns(rows: list[dict[str, Any]]) -> list[str] | None:
+    if not rows:
+        return None
+    present = list(rows[0])
+    drop = {"score_terms", "derived_credentials"}
+    return [c for c in LIST_FIRST if c in present] + \
+        [c for c in present if c not in LIST_FIRST and c not in drop]
 
 
 def granted_doc(p: dict[str, Any]) -> dict[str, Any]:
@@ -173,6 +221,22 @@ def summary(doc: dict[str, Any], score_pending: bool) -> Any:
     return kv([(k, v) for k, v in pairs if v not in (None, "")], key_width=13)
 
 
+def summary_line(doc: dict[str, Any], score_pending: bool) -> Text:
+    """The folded header: score, kind, events and who, on one line after ``▸`` (``h`` unfolds it)."""
+    score = "computing…" if score_pending else fmt(doc.get("score"))
+    own, total = doc.get("own_events"), doc.get("events")
+    events = f"{own:,} events" if isinstance(own, int) else ""
+    if events and isinstance(total, int) and total != own:
+        events += f" ({total:,} with minted)"
+    parts = [f"score {score}" if score else "", fmt(doc.get("kind")), events,
+             ", ".join(fmt(v) for v in (doc.get("humans") or [])[:2])]
+    return Text("▸ " + " · ".join(p for p in parts if p), no_wrap=True, overflow="ellipsis")
+
+
+#: Terminals lower than this start with the credential header folded to one line.
+FOLD_BELOW = 34
+
+
 class CredentialScreen(CaseScreen):
     """One credential: blast radius (with score terms), lineage, identities, activity.
 
@@ -192,8 +256,10 @@ class CredentialScreen(CaseScreen):
         Binding("3", "tab('tab-ids')", "Identities", show=False, id="credential.tab3"),
         Binding("4", "tab('tab-activity')", "Activity", show=False, id="credential.tab4"),
         Binding("5", "tab('tab-granted')", "Granted", show=False, id="credential.tab5"),
-        Binding("t", "timeline", "Its events", id="credential.timeline"),
-        Binding("e", "export", "Export report", id="credential.export"),
+        Binding("t", "timeline", "Timeline", id="credential.timeline"),
+        Binding("h", "fold", "Header", id="credential.fold"),
+        Binding("y", "copy_id", "Copy id", show=False, id="credential.copy"),
+        Binding("e", "export", "Export", id="credential.export"),
     ]
 
     def __init__(self, credential_id: str, rank: dict[str, Any] | None = None, **kw: Any) -> None:
@@ -205,20 +271,26 @@ class CredentialScreen(CaseScreen):
         self.started = False
         #: The score is on screen (from the rank row at once, or from the blast radius when it lands).
         self.score_shown = self.rank is not None
+        #: What the header shows: the newest facts, and whether the score is still computing.
+        self._facts: tuple[dict[str, Any], bool] | None = (self.rank, False) if self.rank else None
+        #: The header is folded to one line (short terminals start folded; ``h`` toggles).
+        self.folded: bool | None = None
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
         yield Label(Text("credential ", style="bold") + lit(self.credential_id, 200), id="head")
-        yield Static(summary(self.rank, False) if self.rank else Text("loading… (Escape cancels)", style="dim"),
-                     id="summary")
+        yield Static(Text("loading… (Escape cancels)", style="dim"), id="summary")
         yield Vertical(id="tabs")  # the four tabs are mounted after the first paint (see _start)
         yield Static(id="status")
 
     def on_mount(self) -> None:
+        self.folded = self.app.size.height < FOLD_BELOW
+        self._render_summary()
         self.sub_title = plain(self.credential_id, 100)
         export = "e exports a report" if core.engine(core.REPORT) else \
             f"export unavailable ({core.REPORT[0]} not in this build)"
-        self.status(Text(f"t its events · {export} · Escape stops what is still computing, then goes back"))
+        self.status(Text(f"1-5 tabs · h header · t timeline (with minted keys) · y copy id · {export} · "
+                         "Escape stops what is still computing, then goes back"))
         # Paint the header and score first: the workers' queries take both cores on a big case.
         self.call_after_refresh(self._start)
 
@@ -278,16 +350,20 @@ class CredentialScreen(CaseScreen):
         if message.key == "head":
             self._head = data or {}
             if not self.score_shown:
-                self.query_one("#summary", Static).update(
-                    summary(data, core.engine(core.BLAST) is not None) if data
-                    else Text("not in the credentials table of this case", style="dim"))
+                if data:
+                    self._set_summary(data, core.engine(core.BLAST) is not None)
+                else:
+                    self.query_one("#summary", Static).update(
+                        Text("not in the credentials table of this case", style="dim"))
         elif message.key == "blast":
             if not self.score_shown:
-                self.query_one("#summary", Static).update(summary({**self._head, **data}, False))
+                self._set_summary({**self._head, **data}, False)
                 self.score_shown = True
             box = self.query_one("#blast", VerticalScroll)
             box.remove_children()
             box.mount(DocView(data, skip=("lineage", "filters")))
+            if self.app.focused is None:  # ↓ works at once, without a Tab first
+                self.call_after_refresh(self.action_tab, "tab-blast")
             ids = self.query_one("#ids-doc", VerticalScroll)
             ids.remove_children()
             ids.mount(DocView({"agents": data.get("agents") or [], "humans": data.get("humans") or []}))
@@ -365,12 +441,45 @@ class CredentialScreen(CaseScreen):
         if cid and cid != self.credential_id:
             self.kt.open_target("credential", cid)
 
+    def _set_summary(self, doc: dict[str, Any], pending: bool) -> None:
+        self._facts = (doc, pending)
+        self._render_summary()
+
+    def _render_summary(self) -> None:
+        box = self.query_one("#summary", Static)
+        if self._facts is None:
+            return
+        doc, pending = self._facts
+        box.update(summary_line(doc, pending) if self.folded else summary(doc, pending))
+        box.styles.height = 1 if self.folded else "auto"
+
+    def action_fold(self) -> None:
+        """Fold or unfold the header (at 80x24 the full header left the tabs 3 lines)."""
+        self.folded = not self.folded
+        self._render_summary()
+
+    def action_copy_id(self) -> None:
+        copy_id(self, self.credential_id)
+
     def action_tab(self, tab: str) -> None:
+        """Show tab ``tab`` and move focus into it, wherever focus was.
+
+        TabbedContent shows the pane that holds the focused widget: with focus left in a
+        table of the old pane, the switch was undone at once (digits seemed dead there).
+        """
         for tabs in self.query(TabbedContent):  # none until mounted after the first paint
             tabs.active = tab
+            pane = tabs.get_pane(tab)
+            inside = [w for w in pane.query("*") if w.can_focus and (isinstance(w, ScrollView)
+                                                                     or not isinstance(w, ScrollableContainer))]
+            if inside:
+                inside[0].focus()
+            else:
+                tabs.query_one(Tabs).focus()
 
     def action_timeline(self) -> None:
-        self.kt.open_target("timeline", f"cred:{self.credential_id}")
+        """The events of this credential and of every credential minted from it (``m`` there: its own only)."""
+        self.kt.open_target("timeline", f"family:{self.credential_id}")
 
     def action_export(self) -> None:
         self.kt.export_report([self.credential_id])

@@ -12,8 +12,8 @@ from textual.widgets import Label, Static
 from keytrail.tui import core
 from keytrail.tui.messages import Loaded
 from keytrail.tui.screens.base import CaseScreen
-from keytrail.tui.widgets.doc_view import DocTable, DocView
-from keytrail.tui.widgets.text import lit
+from keytrail.tui.widgets.doc_view import DocTable, DocView, EventLinks
+from keytrail.tui.widgets.text import LEVEL_STYLE, lit
 
 COLUMNS = ("level", "title", "subjects", "evidence_count", "first_seen", "last_seen", "rule")
 ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
@@ -21,6 +21,12 @@ ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
 
 def level_of(doc: dict[str, Any]) -> str:
     return str(doc.get("level") or doc.get("severity") or "informational").lower()
+
+
+def level_cell(value: Any) -> Text:
+    """A level in its colour (critical red … low green), the same colours as the overview."""
+    level = str(value or "informational").lower()
+    return Text(level, style=LEVEL_STYLE.get(level, ""))
 
 
 class FindingsScreen(CaseScreen):
@@ -53,7 +59,8 @@ class FindingsScreen(CaseScreen):
         if not rows:
             self._show(Static(Text("no findings", style="dim")))
         else:
-            self._show(DocTable("findings", rows, id="findings", columns=list(COLUMNS)))
+            self._show(DocTable("findings", rows, id="findings", columns=list(COLUMNS),
+                                cells={"level": level_cell}, target=lambda _row: None))
             self.query_one(DocTable).focus()
         counts = {lvl: sum(1 for d in self.docs if level_of(d) == lvl) for lvl in ORDER}
         self.status(Text(" · ".join(f"{k} {v}" for k, v in counts.items()) + "  ·  Enter opens a finding"))
@@ -75,7 +82,17 @@ class FindingScreen(CaseScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
-        yield Label(Text(level_of(self.doc).upper() + "  ", style="bold") + lit(self.doc.get("title"), 200))
+        level = level_of(self.doc)
+        yield Label(Text(level.upper() + "  ", style="bold " + LEVEL_STYLE.get(level, "")) +
+                    lit(self.doc.get("title"), 200))
         skip = ("evidence",) if self.doc.get("evidence_uids") else ()  # source ids; the uids open events
         yield VerticalScroll(DocView(self.doc, skip=skip))
         yield Static(Text("Enter on evidence opens the event · Escape back"), id="status")
+
+    def on_mount(self) -> None:
+        """Focus the evidence list (Enter opens the first event at once, no Tab needed)."""
+        links = list(self.query(EventLinks)) or [w for w in self.query(DocTable)]
+        if links:
+            links[0].focus()
+            if isinstance(links[0], EventLinks) and links[0].option_count:
+                links[0].highlighted = 0

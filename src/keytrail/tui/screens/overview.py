@@ -7,10 +7,11 @@ analysis modules are present.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Static
 
@@ -19,24 +20,32 @@ from keytrail.tui import core
 from keytrail.tui.messages import Loaded
 from keytrail.tui.queries import principal_kinds
 from keytrail.tui.screens.base import CaseScreen
+from keytrail.tui.screens.credentials import ID_CELLS, copy_id, list_columns, rank_target
 from keytrail.tui.widgets.doc_view import DocTable
-from keytrail.tui.widgets.text import kv, lit
+from keytrail.tui.widgets.text import LEVEL_STYLE, kv, lit
 
-LEVEL_STYLE = {"critical": "bold red", "high": "bold #ffc100", "medium": "yellow", "low": "green",
-               "informational": ""}
 
 
 class OverviewScreen(CaseScreen):
     TITLE = "Overview"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "copy_id", "Copy id", show=False, id="overview.copy")]
+
+    def action_copy_id(self) -> None:
+        table = next(self.query("#top").results(DocTable), None)
+        if table is not None and table.row_count:
+            copy_id(self, str(table.rows_doc[table.cursor_row].get("credential") or ""))
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
+        # The answer first: the top credentials and the findings fit an 80x24 terminal;
+        # the case's facts, sources and evidence follow below the fold.
         with VerticalScroll():
-            yield Static(Text("loading case…", style="dim"), id="facts")
-            yield Label("findings per level", classes="head")
-            yield Static(Text("…", style="dim"), id="findings")
             yield Label("top credentials by blast radius", classes="head")
             yield Static(Text("…", style="dim"), id="top-note")
+            yield Label("findings per level", classes="head")
+            yield Static(Text("…", style="dim"), id="findings")
+            yield Label("case", classes="head")
+            yield Static(Text("loading case…", style="dim"), id="facts")
             yield Label("sources", classes="head")
             yield DataTable(id="sources", cursor_type="row")
             yield Label("evidence", classes="head")
@@ -105,15 +114,16 @@ class OverviewScreen(CaseScreen):
         if not rows:
             note.update(Text("no credentials in this case", style="dim"))
             return
-        note.update(Text("Enter opens a credential", style="dim"))
-        table = DocTable("top credentials", rows, id="top")
+        note.update(Text("Enter opens a credential · y copies its id", style="dim"))
+        table = DocTable("top credentials", rows, id="top", columns=list_columns(rows), cells=ID_CELLS,
+                         target=rank_target)
         self.query_one(VerticalScroll).mount(table, after=note)
         table.focus()
 
     def _show_findings(self, counts: dict[str, int]) -> None:
         out = Text()
         for level, n in counts.items():
-            out.append(f"{level:<15}", style=LEVEL_STYLE.get(level, ""))
-            out.append(f"{n:>6,}\n")
-        out.append("f opens the findings", style="dim")
+            out.append(f"{level} ", style=LEVEL_STYLE.get(level, ""))
+            out.append(f"{n:,}   ")
+        out.append("(f opens them)", style="dim")
         self.query_one("#findings", Static).update(out)

@@ -1,15 +1,19 @@
 """SQL console: read-only queries over the case (it is opened read-only), results capped.
 
 At most :data:`~keytrail.tui.queries.TABLE_CAP` rows are fetched into the table; the
-status line says when more exist. Escape interrupts a long query.
+status line says when more exist. Escape interrupts a long query. A query DuckDB
+rejects shows its message under the query line (no dialog, no traceback) and focus
+stays there to fix it; ↑/↓ in the line walk the queries run before.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import duckdb
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
@@ -21,12 +25,64 @@ from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.text import lit
 
 
-def run_sql(cur: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple[Any, ...]], bool]:
-    """Column names, at most ``TABLE_CAP`` rows, and whether more rows exist."""
+@dataclass(frozen=True)
+class SqlError:
+    """DuckDB refused the query (syntax, unknown table, write on a read-only case): its message."""
+
+    message: str
+
+
+def run_sql(cur: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple[Any, ...]], bool] | SqlError:
+    """Column names, at most ``TABLE_CAP`` rows, and whether more rows exist; or the query's error.
+
+    An interrupt (Escape) is not an error of the query: it propagates as the cancel it is.
+    """
+    try:
+        return _run_sql(cur, sql)
+    except duckdb.InterruptException:
+        raise
+    except duckdb.Error as e:
+        return SqlError(str(e))
+
+
+def _run_sql(cur: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple[Any, ...]], bool]:
     rel = cur.execute(sql)
     names = [d[0] for d in rel.description or []]
     rows = rel.fetchmany(TABLE_CAP + 1) if names else []
     return names, rows[:TABLE_CAP], len(rows) > TABLE_CAP
+
+
+class QueryLine(Input):
+    """The query line: ↑/↓ recall earlier queries; ``/`` on an empty line is the focus key, not text."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "history(-1)", "Earlier query", show=False),
+        Binding("down", "history(1)", "Later query", show=False),
+    ]
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.history: list[str] = []
+        self._at = 0
+
+    def remember(self, sql: str) -> None:
+        if sql.strip() and (not self.history or self.history[-1] != sql):
+            self.history.append(sql)
+        self._at = len(self.history)
+
+    def action_history(self, step: int) -> None:
+        if not self.history:
+            return
+        self._at = max(0, min(len(self.history), self._at + step))
+        self.value = self.history[self._at] if self._at < len(self.history) else ""
+        self.cursor_position = len(self.value)
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.character == "/" and not self.value:
+            event.stop()  # pressed to focus the line, which already has focus
+            event.prevent_default()
+            return
+        await super()._on_key(event)
 
 
 class SqlScreen(CaseScreen):
@@ -39,20 +95,22 @@ class SqlScreen(CaseScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
-        yield Input(value=self.initial, id="query",
-                    placeholder="SELECT action, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC   (Enter runs)")
+        yield QueryLine(value=self.initial, id="query",
+                        placeholder="SELECT action, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC   (Enter runs)")
+        yield Static(id="query-error")
         yield DataTable(id="result", zebra_stripes=True)
         yield Static(Text("tables: events, event_resources, credentials, credential_issues, principals, links, "
                           "evidence, rejects, inventory_agents, case_meta", style="dim"), id="status")
 
     def on_mount(self) -> None:
-        self.query_one("#query", Input).focus()
+        self.query_one("#query", QueryLine).focus()
         if self.initial:
             self.submit(self.initial)
 
     def submit(self, sql: str) -> None:
         if not sql.strip():
             return
+        self.query_one("#query", QueryLine).remember(sql)
         self.status(Text("running… (Escape cancels)", style="dim"))
         self.load("sql", lambda s: run_sql(s.con, sql))
 
@@ -61,6 +119,14 @@ class SqlScreen(CaseScreen):
         self.submit(event.value)
 
     def on_loaded(self, message: Loaded) -> None:
+        error = self.query_one("#query-error", Static)
+        if isinstance(message.data, SqlError):
+            error.update(Text(message.data.message, style="red"))
+            error.display = True
+            self.status(Text("the query failed: its message is under the query line · ↑ recalls it", style="red"))
+            self.query_one("#query", QueryLine).focus()
+            return
+        error.display = False
         names, rows, more = message.data
         table = self.query_one("#result", DataTable)
         table.clear(columns=True)

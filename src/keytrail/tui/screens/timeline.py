@@ -10,6 +10,7 @@ outcome: since: until:`` terms plus free text (searched in the raw record).
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -35,12 +36,13 @@ from keytrail.tui.widgets.text import lit, short_credential
 if TYPE_CHECKING:
     from keytrail.store.case import CaseSession
 
-HEADERS = ("time (UTC)", "source", "action", "outcome", "actor", "credential", "agent", "human", "target",
-           "event id")
+HEADERS = ("time (UTC)", "source", "action", "outcome", "actor", "credential", "agent", "human", "source IP",
+           "target", "event id")
 OUTCOME_STYLE = {"denied": "bold red", "failure": "red"}
 #: The time column fits a sub-second time (Vault and OTLP log microseconds: 27 characters);
-#: the agent column fits a typical agent id such as ``ledger-reconciler``.
-WIDTHS = (27, 10, 26, 8, 24, 22, 20, 18, 40, 38)
+#: the agent column fits a typical agent id such as ``ledger-reconciler``, the human column
+#: an e-mail such as ``maria.chen@finco.example``, the source IP an IPv4 address.
+WIDTHS = (27, 10, 26, 8, 24, 22, 20, 26, 15, 40, 38)
 #: The credential column: Vault HMAC ids show as ``hmac:<hex>…`` (the constant prefix shortened).
 CRED_COL = HEADERS.index("credential")
 
@@ -56,6 +58,7 @@ class TimelineScreen(CaseScreen):
         Binding("d", "trace", "Trace", id="timeline.trace"),
         Binding("r", "raw", "Raw", id="timeline.raw"),
         Binding("y", "copy_credential", "Copy credential", id="timeline.copy"),
+        Binding("m", "minted", "± minted", id="timeline.minted"),
     ]
 
     def __init__(self, filter_line: str = "", **kw: Any) -> None:
@@ -69,7 +72,8 @@ class TimelineScreen(CaseScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
         yield Input(value=self.filter_line, id="filter",
-                    placeholder="filter: source:vault action:s3:* cred:ASIA… agent:… since:2024-05-01T00:00Z text")
+                    placeholder="filter: source:vault action:s3:* cred:ASIA… family:… agent:… since:2024-05-01T00:00Z")
+        yield Static(id="filter-error")
         yield PagedTable(id="events", cursor_type="row", zebra_stripes=True)
         yield Static(id="status")
 
@@ -77,29 +81,59 @@ class TimelineScreen(CaseScreen):
         table = self.query_one(PagedTable)
         for h, w in zip(HEADERS, WIDTHS):
             table.add_column(h, width=w)
-        self.apply_filter(self.filter_line)
-        table.focus()
+        if self.apply_filter(self.filter_line):
+            table.focus()
+        else:
+            self.query_one("#filter", Input).focus()
 
     # -- loading -------------------------------------------------------------------
-    def apply_filter(self, line: str) -> None:
+    def apply_filter(self, line: str) -> bool:
+        """Load the events ``line`` selects; ``False`` (error shown under the line) when it does not parse."""
+        error = self.query_one("#filter-error", Static)
         try:
             self.flt = TimelineFilter.parse(line)
         except ValueError as e:
+            error.update(Text(f"{e}  ·  the rows below are still those of the last valid filter", style="red"))
+            error.display = True
             self.status(Text(str(e), style="red"))
-            return
+            return False
+        error.display = False
         self.filter_line = line
         self.total = None
         flt = self.flt
         self.status(Text("loading… (Escape cancels)", style="dim"))
+        self.load("filter", lambda s: flt.expanded(s.con))  # unique id prefixes made whole first
+        return True
+
+    def _load_filtered(self, flt: TimelineFilter) -> None:
+        self.flt = flt
         self.load("page", lambda s: timeline_page(s.con, flt))
         self.load("count", lambda s: timeline_count(s.con, flt))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Apply the line and go to the rows; an invalid line keeps focus in the input (keys stay text)."""
         event.stop()
-        self.apply_filter(event.value)
-        self.query_one(PagedTable).focus()
+        if self.apply_filter(event.value):
+            self.query_one(PagedTable).focus()
+
+    def action_minted(self) -> None:
+        """Switch between a credential with everything minted from it (``family:``) and its own events (``cred:``)."""
+        terms = TimelineFilter.parse(self.filter_line).terms  # as typed (a prefix stays a prefix)
+        if "family" in terms:
+            old, new = f"family:{terms['family']}", f"cred:{terms['family']}"
+        elif "cred" in terms:
+            old, new = f"cred:{terms['cred']}", f"family:{terms['cred']}"
+        else:
+            self.notify("m needs a cred: or family: term in the filter", markup=False)
+            return
+        line = " ".join(new if w == old else shlex.quote(w) for w in shlex.split(self.filter_line))
+        self.query_one("#filter", Input).value = line
+        self.apply_filter(line)
 
     def on_loaded(self, message: Loaded) -> None:
+        if message.key == "filter":
+            self._load_filtered(message.data)
+            return
         if message.key == "count":
             self.total = message.data
         elif message.key == "page":

@@ -11,17 +11,21 @@ the row names (event, credential, agent, resource).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.binding import Binding, BindingType
+from textual.containers import ScrollableContainer, Vertical
 from textual.message import Message
+from textual.scroll_view import ScrollView
 from textual.widgets import DataTable, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from keytrail.tui.queries import TABLE_CAP
+from keytrail.tui.target import Target, target_of
 from keytrail.tui.widgets.text import fmt, kv, lit
 
 #: Keys whose list-of-strings values are event uids.
@@ -65,8 +69,15 @@ def _title(key: str) -> str:
     return key.replace("_", " ")
 
 
+#: Vim keys on every list and table (the arrows stay).
+VIM_KEYS: list[BindingType] = [Binding("j", "cursor_down", "Down", show=False),
+                               Binding("k", "cursor_up", "Up", show=False)]
+
+
 class EventLinks(OptionList):
     """Event ids; Enter opens the event."""
+
+    BINDINGS: ClassVar[list[BindingType]] = VIM_KEYS
 
     def __init__(self, uids: list[str], **kw: Any) -> None:
         super().__init__(*[Option(lit(u), id=None) for u in uids[:TABLE_CAP]], **kw)
@@ -74,27 +85,51 @@ class EventLinks(OptionList):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        self.post_message(DocView.Picked("event", {"event_uid": self.uids[event.option_index]}))
+        uid = self.uids[event.option_index]
+        self.post_message(DocView.Picked("event", {"event_uid": uid}, Target("event", uid)))
 
 
 class DocTable(DataTable[Text]):
-    """Rows of a list-of-objects section; Enter posts :class:`DocView.Picked`."""
+    """Rows of a list-of-objects section; Enter posts :class:`DocView.Picked` with the row's target.
+
+    ``target`` maps a row to what it opens (the screen that builds the table knows its
+    rows); by default :func:`~keytrail.tui.target.target_of` reads the section's document.
+    ``cells`` overrides how a column's value is shown (e.g. short ids, level colours).
+    """
+
+    #: Home/End go to the first/last row (a row table's End scrolled sideways).
+    BINDINGS: ClassVar[list[BindingType]] = [*VIM_KEYS, Binding("end", "scroll_bottom", "Last", show=False),
+                                             Binding("home", "scroll_top", "First", show=False)]
 
     def __init__(self, section: str, rows: list[dict[str, Any]], *, columns: list[str] | None = None,
-                 **kw: Any) -> None:
+                 target: Callable[[dict[str, Any]], Target | None] | None = None,
+                 cells: dict[str, Callable[[Any], Text]] | None = None, **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.section = section
         self.rows_doc = rows[:TABLE_CAP]
         self.cols = columns or _columns(self.rows_doc)
+        self.target = target or (lambda row: target_of(section, row))
+        self.cell_fns = cells or {}
 
     def on_mount(self) -> None:
         self.add_columns(*[lit(_title(c)) for c in self.cols])
         self.set_rows(self.rows_doc)
 
+    def cell(self, key: str, row: dict[str, Any]) -> Text:
+        fn = self.cell_fns.get(key)
+        return fn(row.get(key)) if fn else cell(key, row.get(key))
+
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
-        """Show ``rows`` (a subset of the section, e.g. after filtering) with the same columns."""
-        self.clear()
+        """Show ``rows`` (a subset of the section, e.g. after filtering) with the same columns.
+
+        Before the table is mounted its columns do not exist yet: the rows are kept and
+        ``on_mount`` shows them (rows arriving then used to raise "More values provided
+        than there are columns").
+        """
         self.rows_doc = rows[:TABLE_CAP]
+        if not self.columns:
+            return
+        self.clear()
         self._more()
 
     def _more(self) -> bool:
@@ -107,27 +142,79 @@ class DocTable(DataTable[Text]):
         start = self.row_count
         if start >= len(self.rows_doc):
             return False
-        self.add_rows([[cell(c, r.get(c)) for c in self.cols] for r in self.rows_doc[start:start + CHUNK]])
+        self.add_rows([[self.cell(c, r) for c in self.cols] for r in self.rows_doc[start:start + CHUNK]])
         return True
 
     def action_cursor_down(self) -> None:
-        if self.cursor_row >= self.row_count - 1:
-            self._more()
+        if self.cursor_row >= self.row_count - 1 and not self._more() and self.hand_over(+1):
+            return
         super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self.cursor_row <= 0 and self.hand_over(-1):
+            return
+        super().action_cursor_up()
 
     def action_page_down(self) -> None:
         if self.cursor_row >= self.row_count - CHUNK // 4:
             self._more()
+        if self.cursor_row >= self.row_count - 1 and self.hand_over(+1):
+            return
         super().action_page_down()
+
+    def action_page_up(self) -> None:
+        if self.cursor_row <= 0 and self.hand_over(-1):
+            return
+        super().action_page_up()
 
     def action_scroll_bottom(self) -> None:
         while self._more():
             pass
+        if self.cursor_row >= self.row_count - 1 and self.hand_over(+1, last=True):
+            return
         super().action_scroll_bottom()
+
+    def action_scroll_top(self) -> None:
+        if self.cursor_row <= 0 and self.hand_over(-1, last=True):
+            return
+        super().action_scroll_top()
+
+    def hand_over(self, direction: int, *, last: bool = False) -> bool:
+        """Move focus to the neighbouring list of the same scrolled view (``True`` when it moved).
+
+        A credential's blast radius is a column of tables in one scroll view; a table kept
+        ↓, PageDown and End to itself, so what lay below the fold was reachable only by
+        Tab. At its last row (first for ↑) the key now goes on to the next (previous) list;
+        End on the last row goes to the view's last list and its end (Home on the first row:
+        the first list and the start). Nothing there: the
+        view scrolls to its end (start) and focus stays.
+        """
+        scroller = next((a for a in self.ancestors if isinstance(a, ScrollableContainer)
+                         and not isinstance(a, ScrollView)), None)
+        if scroller is None:
+            return False
+        chain = [w for w in self.screen.focus_chain if scroller in w.ancestors]
+        if self not in chain:
+            return False
+        i = chain.index(self)
+        j = ((len(chain) - 1 if direction > 0 else 0) if last else i + direction)
+        if j == i or not 0 <= j < len(chain):
+            if direction > 0:
+                scroller.scroll_end(animate=False)
+            else:
+                scroller.scroll_home(animate=False)
+            return False
+        chain[j].focus()
+        if last and direction > 0:
+            scroller.scroll_end(animate=False)
+        elif last:
+            scroller.scroll_home(animate=False)
+        return True
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.post_message(DocView.Picked(self.section, self.rows_doc[event.cursor_row]))
+        row = self.rows_doc[event.cursor_row]
+        self.post_message(DocView.Picked(self.section, row, self.target(row)))
 
     def fit(self, width: int, wrap: str, *, optional: tuple[str, ...] = (), least: int = 30) -> None:
         """Lay the table out in ``width`` cells with column ``wrap`` last, wrapped, taking what is left.
@@ -186,10 +273,11 @@ class DocView(Vertical):
 
     @dataclass
     class Picked(Message):
-        """A row of a section was chosen."""
+        """A row of a section was chosen; ``target`` is what it opens (``None``: nothing)."""
 
         section: str
         row: dict[str, Any]
+        target: Target | None = None
 
     def __init__(self, doc: Any, *, depth: int = 0, skip: tuple[str, ...] = (), **kw: Any) -> None:
         super().__init__(**kw)

@@ -19,6 +19,9 @@ from keytrail.redact import plain
 from keytrail.timefmt import format_utc
 
 CELL_MAX = 120
+#: Finding levels in colour, the same in the overview, the findings list and a finding.
+LEVEL_STYLE = {"critical": "bold red", "high": "bold #ffc100", "medium": "yellow", "low": "green",
+               "informational": ""}
 #: Longest line kept in multi-line views (raw records, error text) before it is cut.
 LINE_MAX = 20_000
 
