@@ -44,7 +44,7 @@ def test_blast_and_trace_json(case: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_unknown_ids_exit_1_with_matches(case: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["blast", str(case), "AKIANEWKEY"]) == 1
+    assert main(["blast", str(case), "AKIANEWKEY0000000009"]) == 1  # a typo (a unique prefix would resolve)
     err = capsys.readouterr().err
     assert "closest matches" in err and "AKIANEWKEY0000000001" in err
     assert main(["trace", str(case), "nope-nothing"]) == 1

@@ -10,6 +10,12 @@ from pathlib import Path
 import pytest
 
 from keytrail.cli.main import main
+from keytrail.store.case import CaseStore
+
+
+def empty_case(path: Path) -> None:
+    """A case with the schema and no evidence (a failed first ingest no longer leaves one)."""
+    CaseStore.open(path, read_only=False, create=True).close()
 
 
 def test_missing_path_exits_2_and_says_which(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,6 +35,10 @@ def test_unknown_format_is_reported_and_exit_2_when_nothing_loaded(
     assert rc == 2
     err = capsys.readouterr().err
     assert "notes.txt" in err and "matches no known format" in err
+    assert not case_path.exists()  # a first ingest that loaded nothing leaves no empty case
+    empty_case(case_path)  # into an existing case, the skipped file is recorded as evidence
+    assert main(["ingest", str(case_path), str(junk), "-q"]) == 2
+    capsys.readouterr()
     rc = main(["sql", str(case_path), "SELECT status, note FROM evidence", "--json"])
     assert rc == 0
     assert '"skipped"' in capsys.readouterr().out
@@ -65,9 +75,7 @@ def test_second_writer_gets_lock_message_naming_holder(case_path: Path, tmp_path
 
 
 def test_sql_is_read_only(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    junk = tmp_path / "notes.txt"
-    junk.write_text("x\n")
-    main(["ingest", str(case_path), str(junk), "-q"])
+    empty_case(case_path)
     capsys.readouterr()
     rc = main(["sql", str(case_path), "DELETE FROM evidence"])
     assert rc == 2
@@ -75,9 +83,7 @@ def test_sql_is_read_only(case_path: Path, tmp_path: Path, capsys: pytest.Captur
 
 
 def test_sql_csv_neutralises_formulas(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    junk = tmp_path / "notes.txt"
-    junk.write_text("x\n")
-    main(["ingest", str(case_path), str(junk), "-q"])
+    empty_case(case_path)
     capsys.readouterr()
     assert main(["sql", str(case_path), "SELECT '=cmd|'' /C calc''!A0' AS v", "--csv"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -103,9 +109,7 @@ def test_info_text_columns_line_up(case_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_sql_masks_secrets_unless_revealed(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    junk = tmp_path / "notes.txt"
-    junk.write_text("x\n")
-    main(["ingest", str(case_path), str(junk), "-q"])
+    empty_case(case_path)
     capsys.readouterr()
     query = """SELECT '{"sessionToken":"IQoJb3JpZ2luX2VjSECRETVALUE"}' AS raw"""
     for mode in ([], ["--json"], ["--csv"]):
@@ -127,9 +131,7 @@ def test_loaded_file_with_rejects_has_no_dangling_colon(case_path: Path, tmp_pat
 
 
 def test_sql_empty_query_is_a_usage_error(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    junk = tmp_path / "notes.txt"
-    junk.write_text("x\n")
-    main(["ingest", str(case_path), str(junk), "-q"])
+    empty_case(case_path)
     capsys.readouterr()
     for query in ("", "-- only a comment"):
         assert main(["sql", str(case_path), query]) == 2  # was an AttributeError traceback

@@ -27,6 +27,7 @@ def _add_findings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="thresholds TOML (default: $KEYTRAIL_CONFIG, else built-in)")
     p.add_argument("--baseline-until", metavar="TIME", help="end every baseline window at TIME (ISO 8601, UTC)")
     p.add_argument("--fail-on", metavar="LEVEL", help="exit 1 when a finding at or above LEVEL exists")
+    p.add_argument("--wide", action="store_true", help="do not wrap lines at the terminal width")
 
 
 def _add_baseline(p: argparse.ArgumentParser) -> None:
@@ -43,8 +44,14 @@ def _text(value: Any, width: int | None = None) -> str:
     return plain(str(value), width)
 
 
-def render_findings(findings: list[Finding], counts: dict[str, int]) -> str:
-    """The text report: one block per level, one entry per finding."""
+def render_findings(findings: list[Finding], counts: dict[str, int], width: int | None = None) -> str:
+    """The text report: one block per level, one entry per finding, wrapped at ``width`` (``None``: not)."""
+    from keytrail.cli.fit import wrap
+
+    return "\n".join(out for line in _finding_lines(findings, counts) for out in wrap(line, width))
+
+
+def _finding_lines(findings: list[Finding], counts: dict[str, int]) -> list[str]:
     from keytrail.timefmt import format_utc
 
     lines: list[str] = []
@@ -65,7 +72,7 @@ def render_findings(findings: list[Finding], counts: dict[str, int]) -> str:
             lines.append(f"    contain:    {_text(f.recommendation, 800)}")
             more = f" (showing {len(f.evidence)} of {f.evidence_count})" if f.evidence_count > len(f.evidence) else ""
             lines.append(f"    evidence{more}: {_text(', '.join(f.evidence), 400)}")
-    return "\n".join(lines)
+    return lines
 
 
 def run_findings_cmd(args: argparse.Namespace) -> int:
@@ -85,7 +92,9 @@ def run_findings_cmd(args: argparse.Namespace) -> int:
 
         print_json({"findings": [f.as_dict() for f in findings], "counts": counts})
     else:
-        print(render_findings(findings, counts))
+        from keytrail.cli.fit import width_of
+
+        print(render_findings(findings, counts, width_of(sys.stdout, wide=args.wide)))
     if fail_on is not None and any(f.level >= fail_on for f in findings):
         print(f"keytrail: findings at or above {fail_on.label} (--fail-on)", file=sys.stderr)
         return 1

@@ -50,12 +50,15 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
 
-def _table(headers: list[str], rows: list[list[str]], out: Any) -> None:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip() + "\n")
-    out.write("  ".join("─" * w for w in widths) + "\n")
-    for r in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+def _table(headers: list[str], rows: list[list[str]], out: Any, width: int | None = None, **fit: Any) -> None:
+    from keytrail.cli.fit import write_table
+
+    write_table(headers, rows, out, width, **fit)
+
+
+def _wide(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wide", action="store_true",
+                   help="print every column whole (default: fit the terminal; a pipe gets whole rows)")
 
 
 # -- credentials ---------------------------------------------------------------------
@@ -63,6 +66,7 @@ def _add_credentials(p: argparse.ArgumentParser) -> None:
     p.add_argument("case")
     p.add_argument("--limit", type=int, metavar="N", help="show the top N")
     _filters(p)
+    _wide(p)
 
 
 def run_credentials(args: argparse.Namespace) -> int:
@@ -82,8 +86,12 @@ def run_credentials(args: argparse.Namespace) -> int:
     rows = [[f"{r.score:.1f}", _p(r.credential, ID_WIDTH), _p(r.kind, 18), _p(r.origin, 8), f"{r.events:,}",
              str(len(r.derived_credentials)), _p(", ".join(r.agents), 30), _p(", ".join(r.humans), 30),
              _p(format_utc(r.first_seen)), _p(format_utc(r.last_seen))] for r in ranks]
+    from keytrail.cli.fit import width_of
+
+    # Under 100 columns the origin, the minted count, the times and the humans go; ids are cut in the middle.
     _table(["score", "credential", "kind", "origin", "events", "minted", "agents", "humans", "first", "last"],
-           rows, sys.stdout)
+           rows, sys.stdout, width_of(sys.stdout, wide=args.wide),
+           optional=("origin", "minted", "first", "last", "humans"), ids=("credential", "agents", "humans"))
     print(f"({len(ranks)} credentials; explain one with: keytrail blast {args.case} CREDENTIAL)", file=sys.stderr)
     return 0
 

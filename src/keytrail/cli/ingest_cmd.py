@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,13 @@ def run_ingest(args: argparse.Namespace) -> int:
     from keytrail.ingest.runner import ingest
 
     printer = None if args.quiet else _ProgressPrinter()
-    summary = ingest(args.case, args.paths, inventory=args.inventory, progress=printer)
+    new_case = not os.path.exists(args.case)
+    try:
+        summary = ingest(args.case, args.paths, inventory=args.inventory, progress=printer)
+    except BaseException:
+        if new_case:
+            _remove_case(args.case)  # a first ingest that failed leaves no half-made case behind
+        raise
     if printer:
         printer.done()
     doc = summary.as_dict()
@@ -93,15 +100,29 @@ def run_ingest(args: argparse.Namespace) -> int:
     # the case from an earlier run count (a re-run after an interruption is fine).
     usable = summary.loaded_files + by.get("already-ingested", 0)
     if summary.files and usable == 0:
-        raise InputError("nothing was loaded: no file was in a known format (see the list above)")
+        kept = ""
+        if new_case:
+            _remove_case(args.case)
+            kept = f"; no case file was created ({args.case} removed)"
+        raise InputError(f"nothing was loaded: no file was in a known format (see the list above){kept}")
     if args.strict and summary.rejected:
         raise StrictRejectError(f"--strict: {summary.rejected} records were rejected")
     return 0
 
 
+def _remove_case(case: str) -> None:
+    """Delete a case file this run created (and DuckDB's write-ahead log beside it)."""
+    for path in (case, case + ".wal"):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 def _add_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("case")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--wide", action="store_true", help="absolute evidence paths, nothing cut to the terminal width")
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -133,14 +154,28 @@ def run_info(args: argparse.Namespace) -> int:
                                      f"store them with: keytrail snapshot {info['case']})",
             "stale": f" (written by another keytrail or configuration; refresh: keytrail snapshot {info['case']})"}
     out.write(f"analysis snapshot {info['snapshot']}{hint.get(info['snapshot'], '')}\n")
-    out.write("\nevidence\n")
-    iw = max([0] + [len(str(e["file_id"])) for e in info["evidence"]]) + 2
-    for e in info["evidence"]:
-        out.write(f"  {'[' + str(e['file_id']) + ']':<{iw}} {e['status']:<8} {e['source'] or '-':<10} {e['integrity'] or '-':<14} "
-                  f"{e['sha256'][:16]}  {e['events'] or 0:>8,} ev {e['rejected'] or 0:>5} rej  {e['path']}\n")
-        if e["note"]:
-            out.write(f"      note: {e['note']}\n")
+    _write_evidence(info["evidence"], out, getattr(args, "wide", False))
     return 0
+
+
+def _write_evidence(evidence: list[dict[str, Any]], out: Any, wide: bool) -> None:
+    """The evidence files, paths relative to their common directory (named once) unless ``wide``."""
+    from keytrail.cli.fit import NARROW, relative_paths, width_of, wrap
+    from keytrail.idfmt import middle
+
+    width = width_of(out, wide=wide)
+    root, paths = ("", [e["path"] for e in evidence]) if wide else relative_paths([e["path"] for e in evidence])
+    out.write(f"\nevidence{f' (paths under {root}/)' if root else ''}\n")
+    iw = max([0] + [len(str(e["file_id"])) for e in evidence]) + 2
+    for e, path in zip(evidence, paths):
+        digest = "" if width is not None and width < NARROW else \
+            f"{e['integrity'] or '-':<14} {e['sha256'][:16]}  "  # under 100 columns: `--json` has them
+        line = (f"  {'[' + str(e['file_id']) + ']':<{iw}} {e['status']:<8} {e['source'] or '-':<10} "
+                f"{digest}{e['events'] or 0:>6,} ev {e['rejected'] or 0:>4} rej  ")
+        room = None if width is None else max(20, width - len(line))
+        out.write(line + (path if room is None else middle(path, room)) + "\n")
+        if e["note"]:
+            out.write("\n".join(wrap(f"      note: {e['note']}", width)) + "\n")
 
 
 def _add_sql(p: argparse.ArgumentParser) -> None:

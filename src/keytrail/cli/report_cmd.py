@@ -14,7 +14,7 @@ import sys
 from datetime import UTC
 from typing import Any
 
-REPORT_FORMATS = ("html", "md", "json")
+REPORT_FORMATS = ("html", "md", "json", "pdf")
 EXPORT_FORMATS = ("timesketch", "opengraph", "graphml", "csv", "parquet", "ocsf")
 EXPORT_TABLES = ("events", "credentials", "links", "findings")
 
@@ -23,7 +23,8 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("case", metavar="CASE", help="case file (DuckDB)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
     p.add_argument("--format", choices=REPORT_FORMATS, default=None,
-                   help="html (default, or from the file extension: .md, .json)")
+                   help="html (default, or from the file extension: .md, .json, .pdf; "
+                        "PDF is printed by headless Chromium)")
     p.add_argument("--credential", action="append", metavar="ID", default=None,
                    help="credential to examine (repeatable; default: the top ranked ones)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="how many top-ranked credentials (default 5)")
@@ -49,12 +50,20 @@ def run_report(args: argparse.Namespace) -> int:
     from keytrail.report.exports import check_target, write_atomically
     from keytrail.store.case import CaseStore
 
-    fmt = args.format or {".md": "md", ".markdown": "md", ".json": "json"}.get(Path(args.output).suffix.lower(), "html")
+    fmt = args.format or {".md": "md", ".markdown": "md", ".json": "json", ".pdf": "pdf"}.get(
+        Path(args.output).suffix.lower(), "html")
     target = check_target(args.output, force=args.force)
+    if fmt == "pdf":
+        from keytrail.report.pdf import find_browser
+
+        if find_browser() is None:  # before the report is built: say what is missing at once
+            from keytrail.report.pdf import html_to_pdf
+
+            html_to_pdf("", target)
     with CaseStore.open(args.case) as store:
         doc = build_report(store, credentials=args.credential, since=args.since, until=args.until,
                            generated_at=_generated_at(), top=args.top)
-    if fmt == "html":
+    if fmt in ("html", "pdf"):
         from keytrail.report.html import render_html
 
         text = render_html(doc)
@@ -66,7 +75,12 @@ def run_report(args: argparse.Namespace) -> int:
         text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
     def write(tmp: Path) -> int:
-        tmp.write_text(text, encoding="utf-8", newline="\n")
+        if fmt == "pdf":
+            from keytrail.report.pdf import html_to_pdf
+
+            html_to_pdf(text, tmp)
+        else:
+            tmp.write_text(text, encoding="utf-8", newline="\n")
         return len(doc["credentials"])
 
     n = write_atomically(target, write)
@@ -78,15 +92,43 @@ def run_report(args: argparse.Namespace) -> int:
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("case", metavar="CASE", help="case file (DuckDB)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
-    p.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="export format")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default=None,
+                   help="export format (default: from the file extension: " +
+                        ", ".join(f"{k} -> {v}" for k, v in EXPORT_SUFFIXES.items()) + ")")
     p.add_argument("--table", choices=EXPORT_TABLES, default=None,
                    help="table for csv/parquet (default events)")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
 
 
+#: What an export's file extension says about its format (``--format`` wins when given).
+EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".graphml": "graphml", ".jsonl": "timesketch",
+                   ".ocsf.jsonl": "ocsf", ".opengraph.json": "opengraph"}
+
+
+def export_format(output: str, given: str | None) -> str:
+    """The export format: ``--format``, else the one the extension names (longest suffix first).
+
+    Raises:
+        UsageError: neither (exit 2, naming the extensions understood).
+    """
+    if given:
+        return given
+    from keytrail.errors import UsageError
+
+    name = output.lower()
+    for suffix in sorted(EXPORT_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return EXPORT_SUFFIXES[suffix]
+    raise UsageError(f"cannot tell the export format from {output!r}: give --format "
+                     f"({', '.join(EXPORT_FORMATS)}) or name the file "
+                     + ", ".join(f"*{k}" for k in EXPORT_SUFFIXES))
+
+
 def run_export(args: argparse.Namespace) -> int:
     from keytrail.report.exports import export
     from keytrail.store.case import CaseStore
+
+    args.format = export_format(args.output, args.format)
 
     with CaseStore.open(args.case) as store:
         n = export(store, args.output, args.format, force=args.force, table=args.table)
@@ -102,6 +144,6 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Any] = {
-    "report": ("write the blast-radius report (HTML, Markdown or JSON)", _report_args, run_report),
+    "report": ("write the blast-radius report (HTML, PDF, Markdown or JSON)", _report_args, run_report),
     "export": ("export events, credentials, links or the graph for other tools", _export_args, run_export),
 }
