@@ -78,7 +78,9 @@ def _credential_item(c: dict[str, Any], section: str, revoke_before: str) -> dic
 
 def checklist(store: CaseStore, sections: list[dict[str, Any]], findings: list[dict[str, Any]],
               revoke_before: str = "") -> list[dict[str, Any]]:
-    """Ordered checklist items: credentials first (by category), then agents, then findings."""
+    """Checklist items, worst first: each carries ``level``, the worst critical/high finding naming its
+    target (or the credential it was minted for); within a level credentials first (by category), then
+    agents, then the findings' own recommendations."""
     items: dict[tuple[str, str], dict[str, Any]] = {}
     for s in sections:
         for c in s["derived_credentials"]:
@@ -106,4 +108,27 @@ def checklist(store: CaseStore, sections: list[dict[str, Any]], findings: list[d
                 "recommendation": f.get("recommendation") or "", "evidence": list(f.get("evidence") or [])[:5]})
     order = ["Deactivate AWS access keys", "Invalidate AWS sessions", "Revoke Vault tokens", "Revoke Vault leases",
              "Rotate other credentials", "Suspend agents", "Act on findings"]
-    return sorted(items.values(), key=lambda i: (order.index(i["category"]), i["target"]))
+    worst = _worst_levels(findings)
+    for item in items.values():
+        level = item["why"].split(":", 1)[0] if item["category"] == "Act on findings" else None
+        names = [item["target"], *item["why"].replace(",", " ").split()]
+        item["level"] = level or min((worst[n] for n in names if n in worst), key=_RANK.__getitem__, default=None)
+    # Worst first: what a critical finding names, then high, then the rest of the blast radius.
+    return sorted(items.values(), key=lambda i: (_RANK.get(i["level"] or "", 2), order.index(i["category"]),
+                                                 i["target"]))
+
+
+_RANK = {"critical": 0, "high": 1}
+
+
+def _worst_levels(findings: list[dict[str, Any]]) -> dict[str, str]:
+    """The worst critical/high finding level naming each subject (credential, agent, principal)."""
+    worst: dict[str, str] = {}
+    for f in findings:
+        level = f.get("level")
+        if level not in LEVELS_TO_ACT_ON:
+            continue
+        for subject in f.get("subjects") or []:
+            if subject not in worst or _RANK[level] < _RANK[worst[subject]]:
+                worst[subject] = level
+    return worst

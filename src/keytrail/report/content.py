@@ -25,6 +25,7 @@ from keytrail import __version__, redact
 from keytrail.errors import NotFoundError, UsageError
 from keytrail.idfmt import expand_short
 from keytrail.report import containment as containment_mod
+from keytrail.report import story
 from keytrail.report.queries import QUERIES
 from keytrail.timefmt import format_utc, to_utc
 
@@ -370,16 +371,20 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
     sections = [_credential_section(store, c, by_id.get(c), since_dt, until_dt) for c in selected]
     findings, findings_note = _findings(store)
     when = generated_at or datetime.now(UTC)
+    checklist = containment_mod.checklist(store, sections, findings, format_utc(when.replace(microsecond=0)) or "")
+    summary = _summary(header, ranked_total, sections, findings)
+    summary["attack_path"] = story.attack_path(sections)
+    summary["actions"] = story.top_actions(checklist)
     doc = {
         "report_version": REPORT_VERSION,
         "keytrail_version": __version__,
         "generated_at": format_utc(when.replace(microsecond=0)),
         "header": header,
-        "summary": _summary(header, ranked_total, sections, findings),
+        "summary": summary,
         "ranking": {"credentials": ranked[:RANKED_LIMIT], "total": ranked_total, "note": rank_note},
         "credentials": sections,
         "findings": {"items": findings, "note": findings_note},
-        "containment": containment_mod.checklist(store, sections, findings, format_utc(when.replace(microsecond=0)) or ""),
+        "containment": checklist,
         "appendix": {
             "keytrail_version": __version__,
             "parameters": {"since": format_utc(since_dt), "until": format_utc(until_dt), "credentials": selected,

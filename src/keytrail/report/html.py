@@ -28,7 +28,12 @@ from keytrail.report._common import (
     scalar_text,
     terms_rows,
 )
+from keytrail.idfmt import middle, short_id
 from keytrail.report.svg import EDGE_COLOR, render_lineage_svg
+from keytrail.report.svg_path import render_attack_path
+
+#: Rows the HTML shows where the JSON report has all (each cut is stated under its table).
+RANKED_HTML, RESOURCES_HTML, TIMELINE_HTML, TRACES_HTML, SENSITIVE_HTML, DERIVED_HTML = 10, 10, 10, 2, 10, 12
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -36,7 +41,7 @@ STYLE = """
 :root{--ink:#0f172a;--muted:#475569;--line:#e2e8f0;--bg:#f8fafc;--accent:#0f3d5e}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.5 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--ink);background:#fff}
-header.top{background:var(--accent);color:#fff;padding:22px 40px 18px}
+header.top{background:var(--accent);color:#fff;padding:16px 40px 12px}
 header.top h1{margin:0;font-size:24px;font-weight:600;letter-spacing:.2px}
 header.top .meta{margin-top:6px;color:#cbd5e1;font-size:12.5px}
 header.top .class{float:right;border:1px solid #fbbf24;color:#fbbf24;padding:2px 8px;border-radius:3px;font-size:11px;font-weight:700;letter-spacing:.8px}
@@ -48,17 +53,17 @@ h3{font-size:16px;margin:24px 0 8px}
 h4{font-size:13.5px;margin:16px 0 6px;color:var(--muted);text-transform:uppercase;letter-spacing:.5px}
 table{border-collapse:collapse;width:100%;margin:6px 0 14px;font-size:12.5px}
 th,td{border:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
-td.brk,td.mono{overflow-wrap:anywhere}
+td.brk,td.mono{overflow-wrap:anywhere}td.mono{min-width:17em}
 th{white-space:nowrap}
 th{background:var(--bg);font-weight:600;color:#334155}
 tr:nth-child(even) td{background:#fcfdfe}
 td.nw{white-space:nowrap}
 code,.mono{font-family:"SFMono-Regular",Menlo,Consolas,"Liberation Mono",monospace;font-size:12px;word-break:break-all}
-.cards{display:flex;gap:12px;flex-wrap:wrap;margin:14px 0}
-.card{flex:1 1 150px;border:1px solid var(--line);border-radius:6px;padding:10px 14px;background:var(--bg)}
-.card .n{font-size:24px;font-weight:700;color:var(--accent)}
+.cards{display:flex;gap:10px;flex-wrap:wrap;margin:10px 0}
+.card{flex:1 1 130px;border:1px solid var(--line);border-radius:6px;padding:4px 12px;background:var(--bg)}
+.card .n{font-size:20px;font-weight:700;color:var(--accent)}
 .card .l{font-size:11.5px;color:var(--muted);text-transform:uppercase;letter-spacing:.5px}
-.summary p{margin:6px 0;font-size:14.5px}
+.summary p{margin:6px 0;font-size:14.5px}.summary h2{margin-top:18px}
 .badge{display:inline-block;padding:1px 7px;border-radius:10px;font-size:11px;font-weight:700;text-transform:uppercase;letter-spacing:.3px}
 .critical{background:#7f1d1d;color:#fff}.high{background:#dc2626;color:#fff}.medium{background:#f59e0b;color:#111}
 .low{background:#3b82f6;color:#fff}.informational{background:#94a3b8;color:#fff}
@@ -77,6 +82,12 @@ svg.lineage text.colhead{font:700 10px sans-serif;fill:#64748b;letter-spacing:.6
 .chain li{overflow-wrap:anywhere;border-left:3px solid var(--accent);padding:3px 10px;margin:0 0 4px 8px;background:var(--bg)}
 ul.check{list-style:none;padding-left:0}ul.check li{margin:6px 0;padding-left:26px;position:relative}
 ul.check li:before{content:"";position:absolute;left:0;top:3px;width:14px;height:14px;border:1.5px solid #334155;border-radius:2px}
+ol.actions{padding-left:22px}ol.actions li{margin:8px 0}ol.actions pre{margin:4px 0}
+.lead{font-size:16px;line-height:1.45;margin:10px 0}
+.finding{border-top:1px solid var(--line);margin-top:10px}.finding h3{margin:10px 0 4px}
+.finding p{margin:3px 0}.finding p.meta{font-size:12px;color:var(--muted)}
+details>summary{cursor:pointer;color:var(--muted);font-size:12.5px;margin:6px 0}
+svg.lineage.path{width:100%}
 pre{background:#0f172a;color:#e2e8f0;padding:10px 12px;border-radius:6px;font-size:11.5px;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere}
 table.kv th.k{width:130px;text-align:left;vertical-align:top}
 footer{margin-top:40px;border-top:1px solid var(--line);padding-top:10px;color:var(--muted);font-size:12px}
@@ -84,7 +95,9 @@ footer{margin-top:40px;border-top:1px solid var(--line);padding-top:10px;color:v
   @page{size:A4;margin:14mm 12mm}
   body{font-size:11px}header.top{background:#fff;color:var(--ink);border-bottom:3px solid var(--accent);padding:0 0 8px}
   header.top .meta{color:var(--muted)}main{padding:0;max-width:none}nav.toc{display:none}
-  h2{break-after:avoid}.cred,table,.graph,pre{break-inside:avoid}
+  h2,h3,h4{break-after:avoid}tr,.graph,pre,ol.actions li,.finding{break-inside:avoid}
+  #blast,#case{break-before:page}details:not([open])>*:not(summary){display:none}
+  table{font-size:9.5px}th,td{padding:2px 4px}code,.mono{font-size:9.5px}td.mono{min-width:22em}
   .graph{overflow:visible;border:none}svg.lineage,svg.lineage.wide{max-width:100%;height:auto}
   *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 }
@@ -135,65 +148,134 @@ def _integrity(value: Any) -> str:
     return f'<span class="{cls}">{e(value)}</span>' if cls else e(value)
 
 
+def _grouped(rows: list[tuple[tuple[Any, ...], Any]]) -> list[tuple[tuple[Any, ...], list[Any]]]:
+    """Rows with the same key collapsed into one (key, members), in first-seen order."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for key, member in rows:
+        groups.setdefault(key, []).append(member)
+    return list(groups.items())
+
+
+def _ids(members: list[Any], limit: int = 12) -> str:
+    shown = ", ".join(scalar_text(m) for m in members[:limit])
+    return shown + (f" … (+{len(members) - limit})" if len(members) > limit else "")
+
+
 def _header(doc: dict[str, Any]) -> str:
+    """Appendix A: evidence and integrity, identical rows collapsed ("29 files without a digest")."""
     h = doc["header"]
     t0, t1 = h["time_range"]
     root = common_root([f["path"] for f in h["evidence"]])
+    groups = _grouped([((f["source"], f["status"], f["integrity"]), f) for f in h["evidence"]])
+    summary_rows = "".join(
+        f"<tr><td>{e(len(files))}</td><td>{e(src)}</td><td>{e(status)}</td><td>{_integrity(integ)}</td>"
+        f"<td>{e(sum(int(f['events'] or 0) for f in files))}</td><td>{e(sum(int(f['rejected'] or 0) for f in files))}</td>"
+        f"<td>{e(_ids([f['file_id'] for f in files]))}</td></tr>" for (src, status, integ), files in groups)
+    evidence = ("<table><thead><tr><th>files</th><th>source</th><th>status</th><th>integrity</th><th>events</th>"
+                f"<th>rejected</th><th>file numbers</th></tr></thead><tbody>{summary_rows}</tbody></table>")
     ev_rows = "".join(
         f"<tr><td>{e(f['file_id'])}</td><td class=\"mono\">{e(relative(f['path'], root))}</td><td class=\"mono\">{e(f['sha256'])}</td>"
         f"<td>{e(f['source'])}</td><td>{e(f['status'])}</td><td>{e(f['events'])}</td><td>{e(f['rejected'])}</td>"
         f"<td>{_integrity(f['integrity'])}</td></tr>" for f in h["evidence"])
-    evidence = ("<table><thead><tr><th>#</th><th>file</th><th>SHA-256</th><th>source</th><th>status</th>"
-                f"<th>events</th><th>rejected</th><th>integrity</th></tr></thead><tbody>{ev_rows}</tbody></table>")
+    files = ("<details><summary>Every file with its SHA-256 (" + e(len(h["evidence"])) + " files; in print: "
+             "see the JSON report or <code>keytrail info</code>)</summary>"
+             "<table><thead><tr><th>#</th><th>file</th><th>SHA-256</th><th>source</th><th>status</th>"
+             f"<th>events</th><th>rejected</th><th>integrity</th></tr></thead><tbody>{ev_rows}</tbody></table></details>")
     sources = _table(["source", "files", "events", "rejected", "first event", "last event"],
                      [[s, v["files"], v["events"], v["rejected"], v["time_range"][0], v["time_range"][1]]
                       for s, v in sorted(h["sources"].items())], nowrap={4, 5})
-    gaps = _table(["gap", "detail"], [[g["kind"], g["detail"]] for g in h["coverage_gaps"]])
+    gap_groups = _grouped([((g["kind"],), g) for g in h["coverage_gaps"]])
+    gaps = _table(["gap", "count", "detail"],
+                  [[kind, len(members), members[0]["detail"] if len(members) == 1 else
+                    f"{members[0]['detail']} … and {len(members) - 1} more like it"]
+                   for (kind,), members in gap_groups])
     rejects = _table(["file", "path", "rejected", "first record", "example reason"],
                      [[r["file_id"], r["path"], r["rejected"], r["first_record"], r["example_reason"]]
                       for r in h["rejects_by_file"]], mono={1})
     window = h["window"]
     scope = (f"{e(window['since'] or 'start of evidence')} to {e(window['until'] or 'end of evidence')}")
-    return (f'<section id="case"><h2>1. Case and evidence</h2>'
+    return (f'<section id="case"><h2>Appendix A. Evidence and integrity</h2>'
             f"<p>Case <code>{e(h['case'])}</code>; events from <b>{e(t0)}</b> to <b>{e(t1)}</b> (UTC); "
             f"analysis window: {scope}. Ingest finalized: {e(h['finalized'])}.</p>"
             f"<h4>Evidence files</h4>"
             + (f"<p>Paths relative to <code>{e(root)}</code>.</p>" if root else "")
-            + f"{evidence}<h4>Sources</h4>{sources}"
+            + f"{evidence}{files}<h4>Sources</h4>{sources}"
             f"<h4>Coverage gaps and integrity</h4>{gaps}<h4>Rejected records</h4>{rejects}</section>")
 
 
+def _lead(doc: dict[str, Any]) -> str:
+    """One sentence of what happened, from the attack path (short ids: the full ones are below)."""
+    p = doc["summary"].get("attack_path")
+    if not p or not p.get("chain"):
+        return ""
+    chain = p["chain"]
+    who = " and ".join(p["humans"]) or "an unattributed identity"
+    via = f"to agent {', '.join(p['agents'])}, which used " if p["agents"] else ""
+    root = chain[0]
+    deepest = chain[-1]
+    minted = ""
+    if len(chain) > 1:
+        minted = (f", which minted a chain of {len(chain) - 1} more credential(s) down to "
+                  f"{short_id(deepest['credential'], 24)} ({deepest.get('kind') or 'credential'}"
+                  + (f" of {deepest['principal']}" if deepest.get("principal") else "") + ")")
+    res = p.get("resources") or []
+    reached = (f"; the chain reached {len(res)} sensitive resource(s), among them {res[0]['resource']} "
+               f"({', '.join(res[0]['actions'])})") if res else ""
+    return (f"{who} delegated {via}the "
+            f"{root.get('kind') or 'credential'} {short_id(root['credential'], 24)}{minted}{reached}.")
+
+
+def _actions(doc: dict[str, Any]) -> str:
+    acts = doc["summary"].get("actions") or []
+    if not acts:
+        return '<p class="note">Nothing to contain.</p>'
+    items = []
+    for a in acts:
+        also = f' <span class="note">Also: {e("; ".join(a["also"]))}.</span>' if a["also"] else ""
+        todo = (f"<pre>{e(a['command'])}</pre>" if a.get("command")
+                else f"<div>{e(a.get('recommendation') or '')}</div>")
+        items.append(f"<li>{_badge(a['level']) if a.get('level') else ''} <b>{e(a['category'])}</b>: "
+                     f"<code>{e(a['target'])}</code> — {e(a['why'])}.{also}{todo}</li>")
+    return f'<ol class="actions">{"".join(items)}</ol>'
+
+
 def _summary(doc: dict[str, Any]) -> str:
+    """The first screen: what happened (sentence, picture, the numbers that matter) and what to do now."""
     h, s = doc["header"], doc["summary"]
     lv = s["finding_levels"]
-    cards = [(h["events"], "events"), (h["counts"]["credentials"], "credentials"),
-             (len(doc["credentials"]), "examined"), (len(doc["findings"]["items"]), "findings"),
-             (lv.get("critical", 0) + lv.get("high", 0), "critical + high"), (h["rejected"], "rejected records")]
+    top = doc["credentials"][0] if doc["credentials"] else None
+    path = s.get("attack_path") or {}
+    cards = []
+    if top:
+        cards += [(len(top["derived_credentials"]), "credentials in its blast radius"),
+                  (len(path.get("resources") or []), "sensitive resources reached"),
+                  (top["activity"]["events"], "events signed")]
+    cards += [(lv.get("critical", 0), "critical findings"), (lv.get("high", 0), "high findings")]
     card_html = "".join(f'<div class="card"><div class="n">{e(n)}</div><div class="l">{e(l)}</div></div>'
                         for n, l in cards)
-    text = "".join(f"<p>{e(x)}</p>" for x in s["sentences"])
-    return (f'<section id="summary" class="summary"><h2>Executive summary</h2>'
-            f'<div class="cards">{card_html}</div>{text}</section>')
+    lead = _lead(doc)
+    svg = render_attack_path(path)
+    picture = (f'<div class="graph">{svg}</div>{_legend()}' if svg else "")
+    context = "".join(f"<p>{e(x)}</p>" for x in s["sentences"][:2])
+    return (f'<section id="summary" class="summary"><h2>What happened</h2>'
+            + (f'<p class="lead">{e(lead)}</p>' if lead else "")
+            + f'<div class="cards">{card_html}</div>' + picture
+            + f'<h2 id="do-now">What to do now</h2>{_actions(doc)}'
+            + f'<p class="note">The full containment checklist is in section 4.</p>{context}</section>')
 
 
 def _ranking(doc: dict[str, Any]) -> str:
     r = doc["ranking"]
-    rows, detail = [], []
-    for i, c in enumerate(r["credentials"][:50], 1):
-        rows.append([i, get(c, "credential"), get(c, "kind"), get(c, "score"), get(c, "events", "event_count"),
-                     count(get(c, "derived_credentials")), get(c, "agents"), get(c, "humans"),
-                     get(c, "last_seen")])
-        terms = terms_rows(get(c, "terms", "score_terms", default={}))
-        if terms and i <= 10:
-            detail.append(f"<h4>Score terms: <code>{e(get(c, 'credential'))}</code></h4>"
-                          + _table(["term", "value", "points", "explanation"], [list(t) for t in terms]))
+    rows = [[i, get(c, "credential"), get(c, "kind"), get(c, "score"), get(c, "events", "event_count"),
+             count(get(c, "derived_credentials")), get(c, "agents"), get(c, "humans"), get(c, "last_seen")]
+            for i, c in enumerate(r["credentials"][:RANKED_HTML], 1)]
     note = f'<p class="note">{e(r["note"])}</p>' if r.get("note") else ""
     total = r.get("total", len(r["credentials"]))
-    more = (f'<p class="note">{e(more_ranked(total, len(r["credentials"]), 50))}</p>' if total > 50 else "")
+    more = (f'<p class="note">{e(more_ranked(total, len(r["credentials"]), RANKED_HTML))} Score terms of '
+            "the examined credentials are in their sections.</p>" if total > RANKED_HTML else "")
     return (f'<section id="ranking"><h2>2. Credentials ranked by blast radius</h2>{note}'
             + _table(["#", "credential", "kind", "score", "events", "derived", "agents", "humans", "last seen"],
-                     rows, mono={1}, nowrap={8}) + more
-            + "".join(detail) + "</section>")
+                     rows, mono={1}, nowrap={8}) + more + "</section>")
 
 
 def _note(text: str) -> str:
@@ -206,55 +288,86 @@ def _legend() -> str:
             f"short dash = inferred</span></div>")
 
 
-def _credential(i: int, c: dict[str, Any]) -> str:
+def _family(c: dict[str, Any]) -> set[str]:
+    return {d["credential_id"] for d in c["derived_credentials"]}
+
+
+def _credential(i: int, c: dict[str, Any], earlier: list[dict[str, Any]] = ()) -> str:  # type: ignore[assignment]
     a = c["activity"]
-    parts = [(f'<div class="cred" id="cred-{i}"><h3>3.{i} <code>{e(c["credential"])}</code> '
+    parts = [(f'<div class="cred" id="cred-{i}"><h3>1.{i} <code>{e(c["credential"])}</code> '
              f'<small>({e(c["kind"])})</small></h3>')]
     parts.append(f"<p>Score <b>{e(c['score'])}</b>. The credential and {len(c['derived_credentials']) - 1} "
                  f"credential(s) minted from it signed <b>{e(a['events'])}</b> events "
                  f"({e(a['denied'])} denied, {e(a['actions'])} distinct actions, {e(a['accounts'])} account(s)) "
                  f"from {e(a['first_seen'])} to {e(a['last_seen'])}.</p>")
+    # A blast radius wholly inside an earlier section's is that section's subtree: its tables would
+    # repeat those rows, so it gets its score terms and the pointer (the JSON report has its own).
+    inside = next((j for j, o in enumerate(earlier, 1) if _family(c) <= _family(o)), None)
+    if inside is not None:
+        terms = terms_rows(c.get("terms"))
+        parts.append(f'<p>Its blast radius is part of <a href="#cred-{inside}">1.{inside}</a> '
+                     f"<code>{e(short_id(earlier[inside - 1]['credential'], 24))}</code> (minted from it): "
+                     "resources, actions, derived credentials and events are listed there; the JSON report "
+                     "has this credential's own tables.</p>")
+        if terms:
+            parts.append("<h4>Score terms</h4>" + _table(["term", "value", "points", "explanation"],
+                                                         [list(x) for x in terms]))
+        parts.append("</div>")
+        return "".join(parts)
     svg = render_lineage_svg(c["lineage"], uid=f"g{i}")
     if svg:
         omitted = [(c["lineage"].get(f"{k}_omitted") or 0, k) for k in ("credentials", "principals", "resources")]
         text = " and ".join(f"{n} less-used {k}" for n, k in omitted if n)
         more = f'<p class="note">{e(text)} are not drawn (the tables below list them all).</p>' if text else ""
         parts.append(f"<h4>Lineage</h4><div class=\"graph\">{svg}</div>{_legend()}{more}")
-    parts.append("<h4>Resources reached</h4>" + _note(resources_note(c)) + _table(
+    shown = c["resources"][:RESOURCES_HTML]
+    parts.append(f'<h4 id="cred-{i}-resources">Resources reached</h4>' + _note(resources_note(c)) + _table(
         ["resource", "type", "action", "events", "denied", "first", "last"],
         [[r["resource_id"], r["resource_type"], r["action"], r["events"], r["denied"], r["first_seen"],
-          r["last_seen"]] for r in c["resources"]], mono={0}, nowrap={5, 6},
-        row_class=["denied" if r["denied"] else "" for r in c["resources"]]))
+          r["last_seen"]] for r in shown], mono={0}, nowrap={5, 6},
+        row_class=["denied" if r["denied"] else "" for r in shown])
+        + _cut(len(c["resources"]), len(shown), "resource rows"))
     terms = terms_rows(c.get("terms"))
     if terms:
         parts.append("<h4>Score terms</h4>" + _table(["term", "value", "points", "explanation"], [list(x) for x in terms]))
     blast = c.get("blast_radius") or {}
     for key, title in (("sensitive_actions", "Write, delete and permission-changing actions"),
                        ("secrets_read", "Secrets read")):
-        headers, rows = dict_rows(blast.get(key))
-        if rows:
-            parts.append(f"<h4>{e(title)}</h4>" + _table(headers, rows))
+        rows_in = blast.get(key) or []
+        shown_rows = [[r.get("category"), r.get("action"), r.get("resource"), short_id(r.get("credential") or "", 24),
+                       r.get("events"), r.get("first_seen")] for r in rows_in[:SENSITIVE_HTML]]
+        if shown_rows:
+            parts.append(f"<h4>{e(title)}</h4>" + _table(
+                ["category", "action", "resource", "credential", "events", "first"], shown_rows, mono={2, 3},
+                nowrap={5}, row_class=["denied" if r[0] == "denied" else "" for r in shown_rows])
+                + _cut(len(rows_in), len(shown_rows), "rows (with their evidence ids)"))
     if c.get("potential"):
         parts.append(_potential(c["potential"]))
     parts.append("<h4>Derived credentials</h4>" + _table(
         ["credential", "depth", "kind", "minted by", "issued", "expires", "acts as"],
-        [[d["credential_id"], d["depth"], d["kind"], d["parent_credential_id"], d["issued_at"], d["expires_at"],
-          d["principal_uid"]] for d in c["derived_credentials"][:DERIVED_SHOWN]], mono={0, 3, 6}, nowrap={4, 5})
-        + _note(derived_note(c)))
-    parts.append("<h4>Agents, humans and principals</h4>" + _table(
+        [[d["credential_id"], d["depth"], d["kind"], short_id(d["parent_credential_id"] or "", 24), d["issued_at"],
+          d["expires_at"], d["principal_uid"]] for d in c["derived_credentials"][:DERIVED_HTML]],
+        mono={0, 3, 6}, nowrap={4, 5})
+        + _note(derived_note(c) if len(c["derived_credentials"]) > DERIVED_SHOWN else "")
+        + _cut(min(len(c["derived_credentials"]), DERIVED_SHOWN), min(len(c["derived_credentials"]), DERIVED_HTML),
+               "derived credentials"))
+    parts.append(f'<h4 id="cred-{i}-ids">Agents, humans and principals</h4>' + _table(
         ["role", "identities"], [["humans", c["humans"]], ["agents", c["agents"]], ["principals", c["principals"]]]))
+    events = c["timeline"][:TIMELINE_HTML]
     parts.append("<h4>Timeline (UTC)</h4>" + _table(
         ["time", "event id", "credential", "actor", "action", "target", "outcome", "user agent"],
-        [[t["time"], t["source_event_id"], t["credential_id"], t["actor_name"], t["action"], t["target"],
-          t["outcome"] + (f" ({t['error_code']})" if t["error_code"] else ""), t["user_agent"]]
-         for t in c["timeline"]], mono={1, 2, 5}, nowrap={0},
-        row_class=["denied" if t["outcome"] == "denied" else "" for t in c["timeline"]]))
-    if c["timeline_truncated"]:
-        parts.append(f'<p class="note">First {len(c["timeline"])} of {e(a["events"])} events; '
+        [[t["time"], t["source_event_id"], short_id(t["credential_id"] or "", 24), t["actor_name"], t["action"],
+          t["target"], t["outcome"] + (f" ({t['error_code']})" if t["error_code"] else ""),
+          middle(t["user_agent"] or "", 48)]
+         for t in events], mono={1, 2, 5}, nowrap={0},
+        row_class=["denied" if t["outcome"] == "denied" else "" for t in events]))
+    if c["timeline_truncated"] or len(events) < len(c["timeline"]):
+        parts.append(f'<p class="note">First {len(events)} of {e(a["events"])} events; '
                      f"the JSON report and <code>keytrail blast</code> have all of them.</p>")
     if c["traces"]:
-        parts.append("<h4>Delegation chains of key events</h4>")
-        for t in c["traces"]:
+        parts.append("<h4>Delegation chains of key events</h4>"
+                     + _cut(len(c["traces"]), min(len(c["traces"]), TRACES_HTML), "traced key events"))
+        for t in c["traces"][:TRACES_HTML]:
             steps, gaps = chain_steps(t["trace"])
             items = "".join(f"<li><b>{e(s['kind'])}</b> <code>{e(s['id'])}</code>"
                             + (f" <small>{e(s['label'])}</small>" if s["label"] and s["label"] != s["id"] else "")
@@ -267,57 +380,69 @@ def _credential(i: int, c: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _cut(total: int, shown: int, what: str) -> str:
+    return _note(f"{shown} of {total} {what} shown; the JSON report has all of them.") if total > shown else ""
+
+
 def _potential(p: dict[str, Any]) -> str:
     from keytrail.report import potential_rows
 
     if not p["available"]:
         return "<h4>Granted by policy</h4>" + _note(p["reason"])
-    parts = ["<h4>Granted by policy</h4>", _note(potential_rows.intro(p))]
+    parts = ["<h4>Granted by policy</h4>", _note(potential_rows.intro(p)), "<details><summary>The policy tables "
+             "(what each principal was allowed, unused grants, actions the snapshot does not explain)</summary>"]
     for title, headers, rows in potential_rows.tables(p):
         parts.append(f"<h5>{e(title)}</h5>" + _table(headers, [list(r) for r in rows]))
-    return "".join(parts)
+    return "".join(parts) + "</details>"
 
 
 def _findings(doc: dict[str, Any]) -> str:
     f = doc["findings"]
     note = f'<p class="note">{e(f["note"])}</p>' if f.get("note") else ""
     if not f["items"]:
-        return f'<section id="findings"><h2>4. Findings</h2>{note}<p class="note">No findings.</p></section>'
+        return f'<section id="findings"><h2>3. Findings</h2>{note}<p class="note">No findings.</p></section>'
     blocks = []
     for item in sorted(f["items"], key=lambda x: LEVEL_ORDER.index(x["level"]) if x["level"] in LEVEL_ORDER else 9):
+        evidence = f"{scalar_text(item.get('evidence'))} ({scalar_text(item.get('evidence_count'))} events)"
         blocks.append(
-            f"<h3>{_badge(item['level'])} {e(item['title'])} <small><code>{e(item['rule'])}</code></small></h3>"
-            + _kv([("frameworks", item.get("frameworks")), ("subjects", item.get("subjects")),
-                   ("impact", item.get("impact")), ("description", item.get("description")),
-                   ("recommendation", item.get("recommendation")),
-                   ("seen", f"{scalar_text(item.get('first_seen'))} to {scalar_text(item.get('last_seen'))}"),
-                   ("evidence", f"{scalar_text(item.get('evidence'))} ({scalar_text(item.get('evidence_count'))} events)")]))
-    return f'<section id="findings"><h2>4. Findings</h2>{note}{"".join(blocks)}</section>'
+            f'<div class="finding"><h3>{_badge(item["level"])} {e(item["title"])} '
+            f"<small><code>{e(item['rule'])}</code> · {e(item.get('frameworks'))}</small></h3>"
+            f"<p><b>What</b> {e(item.get('description'))} <b>Impact</b> {e(item.get('impact'))}</p>"
+            f"<p><b>Contain</b> {e(item.get('recommendation'))}</p>"
+            f'<p class="meta">subjects {e(item.get("subjects"))} · seen {e(item.get("first_seen"))} to '
+            f'{e(item.get("last_seen"))} · evidence <span class="mono">{e(evidence)}</span></p></div>')
+    return f'<section id="findings"><h2>3. Findings</h2>{note}{"".join(blocks)}</section>'
 
 
 def _containment(doc: dict[str, Any]) -> str:
+    """Every checklist item, worst first (grouped by the level of the worst finding naming it)."""
     items = doc["containment"]
+    title = '<h2>4. Containment checklist</h2>'
     if not items:
-        return '<section id="containment"><h2>5. Containment checklist</h2><p class="note">Nothing to contain.</p></section>'
-    out, category = [], None
+        return f'<section id="containment">{title}<p class="note">Nothing to contain.</p></section>'
+    out, group = [], None
     for it in items:
-        if it["category"] != category:
-            if category is not None:
+        level = it.get("level") or "other"
+        if level != group:
+            if group is not None:
                 out.append("</ul>")
-            category = it["category"]
-            out.append(f"<h4>{e(category)}</h4><ul class=\"check\">")
+            group = level
+            head = {"critical": "Named by a critical finding", "high": "Named by a high finding"}.get(
+                level, "Also in the blast radius")
+            out.append(f"<h4>{e(head)}</h4><ul class=\"check\">")
         ev = f" Evidence: <code>{e(it['evidence'])}</code>." if it["evidence"] else ""
         todo = (f"<pre>{e(it['command'])}</pre>" if it.get("command")
                 else f"<div>{e(it.get('recommendation') or '')}</div>")
-        out.append(f"<li><code>{e(it['target'])}</code> — {e(it['why'])}.{ev}{todo}</li>")
+        out.append(f"<li><b>{e(it['category'])}</b>: <code>{e(it['target'])}</code> — {e(it['why'])}.{ev}{todo}</li>")
     out.append("</ul>")
-    return f'<section id="containment"><h2>5. Containment checklist</h2>{"".join(out)}</section>'
+    return f'<section id="containment">{title}{"".join(out)}</section>'
 
 
 def _appendix(doc: dict[str, Any]) -> str:
     a = doc["appendix"]
     queries = "".join(f"<h4>{e(q['name'])}</h4><pre>{escape(q['sql'])}</pre>" for q in a["queries"])
-    return (f'<section id="appendix"><h2>6. Appendix: queries and versions</h2>'
+    queries = f"<details><summary>The SQL of every query ({len(a['queries'])})</summary>{queries}</details>"
+    return (f'<section id="appendix"><h2>Appendix B. Queries and versions</h2>'
             f"<p>keytrail {e(a['keytrail_version'])}; report format {e(doc['report_version'])}; parameters: "
             f"{e(a['parameters'])}. Each number above comes from one of these queries, run on the case "
             f"(parameters <code>$cred</code>, <code>$since</code>, <code>$until</code>).</p>{queries}</section>")
@@ -326,10 +451,12 @@ def _appendix(doc: dict[str, Any]) -> str:
 def render_html(doc: dict[str, Any]) -> str:
     """The report document as a single HTML page (no script, no network reference)."""
     h = doc["header"]
-    creds = "".join(_credential(i, c) for i, c in enumerate(doc["credentials"], 1))
-    toc = ('<nav class="toc"><b>Contents</b><ol><li>Case and evidence</li><li>Credentials ranked by blast radius</li>'
-           "<li>Blast radius per credential</li><li>Findings</li><li>Containment checklist</li>"
-           "<li>Appendix: queries and versions</li></ol></nav>")
+    creds = "".join(_credential(i, c, doc["credentials"][:i - 1]) for i, c in enumerate(doc["credentials"], 1))
+    toc = ('<nav class="toc"><b>Contents</b><ol><li><a href="#blast">Blast radius per credential</a></li>'
+           '<li><a href="#ranking">Credentials ranked by blast radius</a></li><li><a href="#findings">Findings</a>'
+           '</li><li><a href="#containment">Containment checklist</a></li><li><a href="#case">Appendix A: '
+           'evidence and integrity</a></li><li><a href="#appendix">Appendix B: queries and versions</a></li>'
+           "</ol></nav>")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
@@ -340,10 +467,10 @@ def render_html(doc: dict[str, Any]) -> str:
         f"<h1>Blast-radius report</h1><div class=\"meta\">case {e(h['case'])} · evidence {e(h['time_range'][0])} "
         f"to {e(h['time_range'][1])} UTC · generated {e(doc['generated_at'])} by keytrail "
         f"{e(doc['keytrail_version'])}</div></header><main>"
-        + _summary(doc) + toc + _header(doc) + _ranking(doc)
-        + '<section id="blast"><h2>3. Blast radius per credential</h2>'
+        + _summary(doc) + toc
+        + '<section id="blast"><h2>1. Blast radius per credential</h2>'
         + (creds or '<p class="note">No credential selected.</p>') + "</section>"
-        + _findings(doc) + _containment(doc) + _appendix(doc)
+        + _ranking(doc) + _findings(doc) + _containment(doc) + _header(doc) + _appendix(doc)
         + f"<footer>Generated by keytrail {e(doc['keytrail_version'])} at {e(doc['generated_at'])}. "
         "Secrets found in the logs are masked. Times are UTC. Every identifier is as logged.</footer>"
         "</main></body></html>\n"

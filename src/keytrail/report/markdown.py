@@ -230,14 +230,31 @@ def _containment(doc: dict[str, Any]) -> list[str]:
     out = ["## 5. Containment checklist", ""]
     if not doc["containment"]:
         return out + ["*Nothing to contain.*", ""]
-    category = None
-    for it in doc["containment"]:
-        if it["category"] != category:
-            category = it["category"]
-            out += ([""] if out[-1] else []) + [f"### {t(category)}", ""]
+    group = None
+    for it in doc["containment"]:  # worst first: grouped by the worst finding naming the target
+        level = it.get("level") or "other"
+        if level != group:
+            group = level
+            head = {"critical": "Named by a critical finding", "high": "Named by a high finding"}.get(
+                level, "Also in the blast radius")
+            out += ([""] if out[-1] else []) + [f"### {head}", ""]
         ev = (" Evidence: " + ", ".join(c(v) for v in it["evidence"]) + ".") if it["evidence"] else ""
         todo = c(it["command"], table=False) if it.get("command") else prose(it.get("recommendation") or "")
-        out += [f"- [ ] {c(it['target'])}: {t(it['why'])}.{ev}", f"  - {todo}"]
+        out += [f"- [ ] {t(it['category'])}: {c(it['target'])}: {t(it['why'])}.{ev}", f"  - {todo}"]
+    return out + [""]
+
+
+def _do_now(doc: dict[str, Any]) -> list[str]:
+    """The first actions, worst first, one per target (the checklist in section 5 has them all)."""
+    acts = doc["summary"].get("actions") or []
+    if not acts:
+        return []
+    out = ["## What to do now", ""]
+    for i, a in enumerate(acts, 1):
+        also = f" Also: {t('; '.join(a['also']))}." if a["also"] else ""
+        level = f"**{t(a['level'])}** " if a.get("level") else ""
+        todo = c(a["command"], table=False) if a.get("command") else prose(a.get("recommendation") or "")
+        out += [f"{i}. {level}{t(a['category'])}: {c(a['target'])}: {t(a['why'])}.{also}", f"   - {todo}"]
     return out + [""]
 
 
@@ -260,7 +277,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
            f"{t(doc['generated_at'])} by keytrail {t(doc['keytrail_version'])}"), "", "## Executive summary", ""]
     for sentence in s["sentences"]:
         out += [t(sentence), ""]
-    out += _header(doc) + _ranking(doc) + ["## 3. Blast radius per credential", ""]
+    out += _do_now(doc) + _header(doc) + _ranking(doc) + ["## 3. Blast radius per credential", ""]
     for i, cr in enumerate(doc["credentials"], 1):
         out += _credential(i, cr)
     out += _findings(doc) + _containment(doc) + _appendix(doc)
