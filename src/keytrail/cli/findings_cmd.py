@@ -69,7 +69,8 @@ def render_findings(findings: list[Finding], counts: dict[str, int]) -> str:
 
 
 def run_findings_cmd(args: argparse.Namespace) -> int:
-    from keytrail.analysis.findings import count_levels, run_findings
+    from keytrail.analysis.answers import run_findings
+    from keytrail.analysis.findings import count_levels
     from keytrail.config import load_config
     from keytrail.levels import Level
     from keytrail.store.case import CaseStore
