@@ -18,6 +18,7 @@ from keytrail.analysis import snapshot
 from keytrail.analysis.blast_detail import BlastRadius
 from keytrail.analysis.blast_detail import blast_radius as _blast_detail
 from keytrail.analysis.findings import Finding, count_levels
+from keytrail.analysis.findings.catalog import RULES
 from keytrail.analysis.findings.context import parse_time
 from keytrail.analysis.findings.run import live_findings
 from keytrail.analysis.ranking import CredentialRank, live_ranking, to_rank
@@ -63,7 +64,7 @@ def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None
 
 
 def _config(config: FindingsConfig | str | Path | None) -> FindingsConfig:
-    return config if isinstance(config, FindingsConfig) else load_config(config)
+    return config if isinstance(config, FindingsConfig) else load_config(config, rule_ids=RULES)
 
 
 def run_findings(

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from keytrail import __version__
 from keytrail.analysis.findings import Finding, zero_counts
+from keytrail.analysis.findings.catalog import RULES
 from keytrail.analysis.findings.run import live_findings
 from keytrail.analysis.ranking import live_rank_rows, to_rank
 from keytrail.config import load_config
@@ -81,7 +82,7 @@ def status(store: CaseStore) -> str:
     if rank is None and found is None:
         return "none"
     try:
-        cfg = load_config(None)
+        cfg = load_config(None, rule_ids=RULES)
     except KeytrailError:  # an invalid KEYTRAIL_CONFIG: `keytrail findings` says why; info must not fail
         return "stale"
     ok = rank == code_fingerprint() and found == findings_fingerprint(cfg)
@@ -166,7 +167,7 @@ def refresh(store: CaseStore) -> SnapshotSummary:
     rows = live_rank_rows(store)
     table = pa.Table.from_pylist([{**r, "score": to_rank(r).score} for r in rows]) if rows else None
 
-    cfg = load_config(None)
+    cfg = load_config(None, rule_ids=RULES)
     found = live_findings(store, cfg)
     con.execute("BEGIN TRANSACTION")
     try:

@@ -8,7 +8,7 @@ set ``BATCH_FILES``), and hands the adapter a :class:`LoadContext` to write thro
 Adapters write only the *ingested* tables (``events``, ``event_resources``,
 ``credential_issues``, ``inventory_agents``, ``grants``, ``rejects``). De-duplication, per-file
 counts and time ranges, and every derived table are computed afterwards in bulk by
-:mod:`keytrail.store.finalize`, so adapters may insert an event that is already in
+:mod:`keytrail.ingest.finalize`, so adapters may insert an event that is already in
 the case; the earliest copy wins.
 
 Invariants an adapter must keep:
