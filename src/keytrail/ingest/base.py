@@ -216,11 +216,12 @@ def _rows_to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
     present = [c for c in cols if any(c.name in r for r in rows)]
     arrays = {}
     for c in present:
-        arrays[c.name] = pa.array([r.get(c.name) for r in rows], type=_arrow_type(c.type))
+        arrays[c.name] = pa.array([r.get(c.name) for r in rows], type=arrow_type(c.type))
     return pa.table(arrays)
 
 
-def _arrow_type(sql_type: str) -> pa.DataType:
+def arrow_type(sql_type: str) -> pa.DataType:
+    """The Arrow type of a case column's DuckDB type (adapters that build Arrow tables share it)."""
     base = sql_type.split()[0].upper()
     return {
         "VARCHAR": pa.string(),

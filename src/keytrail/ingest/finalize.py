@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from keytrail.graph.derive import derive
 from keytrail.ingest import adapter_names, load_adapter
-from keytrail.ingest.cloudtrail_digest import verify_integrity
+from keytrail.ingest.cloudtrail.digest import verify_integrity
 from keytrail.store.case import roomy_memory
 
 if TYPE_CHECKING:
