@@ -282,7 +282,8 @@ def default_config() -> FindingsConfig:
                    source="defaults")
 
 
-def load_config(path: str | Path | None = None, *, rule_ids: Collection[str] | None = None) -> FindingsConfig:
+def load_config(path: str | Path | None = None, *,
+                rule_ids: Collection[str] | None = None) -> FindingsConfig:
     """Load the findings configuration with flag > ``KEYTRAIL_CONFIG`` > defaults precedence.
 
     ``rule_ids`` are the rules ``[levels]`` may name (the analysis layer hands in

@@ -31,13 +31,15 @@ if TYPE_CHECKING:
 __all__ = ["blast_radius", "level_counts", "rank_credentials", "run_findings"]
 
 
-def _default_rank_question(since: datetime | None, until: datetime | None, min_confidence: str) -> bool:
+def _default_rank_question(since: datetime | None, until: datetime | None,
+                           min_confidence: str) -> bool:
     """The ranking question the snapshot stores: no time window, default confidence."""
     return since is None and until is None and min_confidence == "inferred"
 
 
-def rank_credentials(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
-                     min_confidence: str = "inferred", limit: int | None = None,
+def rank_credentials(store: CaseStore, *, since: datetime | None = None,
+                     until: datetime | None = None, min_confidence: str = "inferred",
+                     limit: int | None = None,
                      use_snapshot: bool = True) -> list[CredentialRank]:
     """Every credential with its blast-radius score, highest first (ties: more events, then id).
 
@@ -47,7 +49,8 @@ def rank_credentials(store: CaseStore, *, since: datetime | None = None, until: 
         cached = snapshot.rank_rows(store, limit)
         if cached is not None:
             return [to_rank(r) for r in cached]
-    return live_ranking(store, since=since, until=until, min_confidence=min_confidence, limit=limit)
+    return live_ranking(store, since=since, until=until, min_confidence=min_confidence,
+                        limit=limit)
 
 
 def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None = None,
@@ -59,8 +62,8 @@ def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None
         NotFoundError: the credential is not in the case (with the closest ids).
     """
     stored = snapshot.rank_row if _default_rank_question(since, until, min_confidence) else None
-    return _blast_detail(store, credential_id, since=since, until=until, min_confidence=min_confidence,
-                         stored_row=stored)
+    return _blast_detail(store, credential_id, since=since, until=until,
+                         min_confidence=min_confidence, stored_row=stored)
 
 
 def _config(config: FindingsConfig | str | Path | None) -> FindingsConfig:
@@ -94,7 +97,8 @@ def run_findings(
     return [f for f in findings if f.level >= floor]
 
 
-def level_counts(store: CaseStore, *, config: FindingsConfig | str | Path | None = None) -> dict[str, int]:
+def level_counts(store: CaseStore, *,
+                 config: FindingsConfig | str | Path | None = None) -> dict[str, int]:
     """``{level: n}`` of every finding, highest level first: from the case's snapshot when it
     matches the configuration (milliseconds), else by running the rules."""
     cfg = _config(config)

@@ -2,8 +2,9 @@
 sensitive actions, agents, humans).
 
 The score and the ranking query are :mod:`keytrail.analysis.ranking`'s; whether the score row
-comes from the case's snapshot is decided by :mod:`keytrail.analysis.answers`, which hands it in. Every query restricts ``events`` to D(c) with a
-semi-join on the closure, so the cost is one filtered scan per list.
+comes from the case's snapshot is decided by :mod:`keytrail.analysis.answers`, which hands it
+in. Every query restricts ``events`` to D(c) with a semi-join on the closure, so the cost is one
+filtered scan per list.
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def _edges(store: CaseStore, p: dict[str, Any], sql: str) -> list[dict[str, Any]
 
 def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None = None,
                  until: datetime | None = None, min_confidence: str = "inferred",
-                 stored_row: Callable[[CaseStore, str], dict[str, Any] | None] | None = None) -> BlastRadius:
+                 stored_row: Callable[[CaseStore, str], dict[str, Any] | None] | None = None,
+                 ) -> BlastRadius:
     """The observed blast radius of one credential (see docs/blast-radius.md).
 
     ``stored_row(store, credential_id)`` returns the credential's stored ranking row or None

@@ -187,10 +187,12 @@ def live_rank_rows(store: CaseStore, *, since: datetime | None = None, until: da
     return query(store, sql, params(since, until, min_confidence))
 
 
-def live_ranking(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
-                 min_confidence: str = "inferred", limit: int | None = None) -> list[CredentialRank]:
+def live_ranking(store: CaseStore, *, since: datetime | None = None,
+                 until: datetime | None = None, min_confidence: str = "inferred",
+                 limit: int | None = None) -> list[CredentialRank]:
     """Every credential with its blast-radius score, computed now, highest first (ties: more
-    events, then id). :func:`keytrail.analysis.answers.rank_credentials` reads the snapshot first."""
+    events, then id). :func:`keytrail.analysis.answers.rank_credentials` reads the snapshot
+    first."""
     ranks = [to_rank(r) for r in live_rank_rows(store, since=since, until=until, min_confidence=min_confidence)]
     if since is not None or until is not None:
         # A credential with no event (its own or its minted ones') in the window did nothing in it:

@@ -7,8 +7,8 @@ D(c): ``$cred`` and every credential reachable from it over ``MINTED`` links, wi
 A reader can paste any of them into ``keytrail sql CASE`` (binding the parameters) to check a
 number.
 
-The closure and the time window are the analysis' own (:func:`keytrail.analysis.lineage.closure_sql`,
-:data:`keytrail.analysis.ranking.TIME`), so a report's number and ``keytrail blast`` cannot drift
+The closure and the time window are the analysis' own
+(:func:`keytrail.analysis.lineage.closure_sql`, :data:`keytrail.analysis.ranking.TIME`), so a report's number and ``keytrail blast`` cannot drift
 apart. The report walks every MINTED link whatever its confidence (the identities section shows
 each link's confidence; the analysis default ``inferred`` admits them all too) and carries the
 depth, capped at :data:`keytrail.analysis.lineage.MAX_DEPTH`.

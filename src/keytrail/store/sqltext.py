@@ -1,4 +1,4 @@
-"""SQL text helpers shared by ingest and reports: literals, identifiers and secret masking in DuckDB.
+"""SQL text shared by ingest and reports: literals, identifiers and secret masking in DuckDB.
 
 Bulk paths (CloudTrail ingest, exports) mask secrets in SQL instead of a Python loop per value,
 and they must mask exactly what :mod:`keytrail.redact` masks on screen. So every pattern here is

@@ -1,1 +1,2 @@
-"""CloudTrail adapters: event files (JSON, console CSV; adapter, parse, sql) and digest files (digest)."""
+"""CloudTrail adapters: event files (JSON, console CSV: adapter, parse, sql) and digest files
+(digest)."""

@@ -6,7 +6,8 @@ tolerant Python reader) ends up as one Arrow table of staged records: ``file_id`
 turns that table into ``events``, ``event_resources``, ``credential_issues`` and
 ``rejects`` rows with four INSERT ... SELECT statements over one TEMP table, so Python
 never loops over records here. The inserts go through :meth:`LoadContext.insert_sql`, the
-same gate (``WRITABLE_TABLES``) every adapter writes through. ``docs/formats/cloudtrail.md`` documents the mapping.
+same gate (``WRITABLE_TABLES``) every adapter writes through. ``docs/formats/cloudtrail.md``
+documents the mapping.
 
 Invariants:
 - one staged record becomes exactly one event or one reject (never silently dropped);

@@ -1,1 +1,2 @@
-"""Vault / OpenBao audit adapter: device framing, row building, credential minting (adapter, framing, rows, mint)."""
+"""Vault / OpenBao audit adapter: device framing, row building and credential minting
+(adapter, framing, rows, mint)."""
