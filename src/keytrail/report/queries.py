@@ -8,8 +8,8 @@ A reader can paste any of them into ``keytrail sql CASE`` (binding the parameter
 number.
 
 The closure and the time window are the analysis' own
-(:func:`keytrail.analysis.lineage.closure_sql`, :data:`keytrail.analysis.ranking.TIME`), so a report's number and ``keytrail blast`` cannot drift
-apart. The report walks every MINTED link whatever its confidence (the identities section shows
+(:func:`keytrail.analysis.lineage.closure_sql`, :data:`keytrail.analysis.ranking.TIME`), so a
+report's number and ``keytrail blast`` cannot drift apart. The report walks every MINTED link whatever its confidence (the identities section shows
 each link's confidence; the analysis default ``inferred`` admits them all too) and carries the
 depth, capped at :data:`keytrail.analysis.lineage.MAX_DEPTH`.
 """
