@@ -105,8 +105,9 @@ def _edges() -> list[Edge]:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         rel = str(path.relative_to(ROOT.parent.parent))
         for target, line in _imports(tree, module, path.name == "__init__.py"):
-            if target != module:
-                edges.append(Edge(module, target, rel, line))
+            edge = Edge(module, target, rel, line)
+            if target != module and edge not in edges:  # `from m import a, b` is one import
+                edges.append(edge)
     return edges
 
 
