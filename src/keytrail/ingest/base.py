@@ -185,12 +185,8 @@ class LoadContext:
         """
         if table not in WRITABLE_TABLES:
             raise ValueError(f"adapters may not write {table}")
-        before = self._count(table)
-        self.con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or [])
-        return self._count(table) - before
-
-    def _count(self, table: str) -> int:
-        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        # DuckDB answers an INSERT with the number of rows it wrote: no count(*) of the table around it
+        row = self.con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or []).fetchone()
         return int(row[0]) if row else 0
 
     def reject(self, reason: str, *, record_no: int | None = None, byte_offset: int | None = None,
