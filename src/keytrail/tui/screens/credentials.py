@@ -362,7 +362,7 @@ class CredentialScreen(CaseScreen):
             box = self.query_one("#blast", VerticalScroll)
             box.remove_children()
             box.mount(DocView(data, skip=("lineage", "filters")))
-            if self.app.focused is None:  # ↓ works at once, without a Tab first
+            if self.app.focused is None or isinstance(self.app.focused, Tabs):  # ↓ works at once, no Tab first
                 self.call_after_refresh(self.action_tab, "tab-blast")
             ids = self.query_one("#ids-doc", VerticalScroll)
             ids.remove_children()
