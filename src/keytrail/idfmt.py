@@ -20,7 +20,7 @@ def short_id(ident: str, width: int = 14) -> str:
     what tells two HMACs apart and a unique prefix of it is accepted back as input.
     """
     if ident.startswith(HMAC_PREFIX):
-        return HMAC_SHORT + ident[len(HMAC_PREFIX):][: max(8, width - 6)] + "…"
+        return HMAC_SHORT + ident[len(HMAC_PREFIX) :][: max(8, width - 6)] + "…"
     return middle(ident, width)
 
 
@@ -41,5 +41,5 @@ def expand_short(ident: str) -> str:
     """The input form of a displayed id: ``hmac:…`` back to ``hmac-sha256:…``, the ellipsis dropped."""
     ident = ident.strip().rstrip("…")
     if ident.startswith(HMAC_SHORT):
-        return HMAC_PREFIX + ident[len(HMAC_SHORT):]
+        return HMAC_PREFIX + ident[len(HMAC_SHORT) :]
     return ident

@@ -20,7 +20,9 @@ from keytrail.cli.main import main
 from keytrail.report.pdf import find_browser
 from tests.e2e.test_sample_incident import BACKDOOR_KEY, INCIDENT, MARIA, SHARED_KEY
 
-pytestmark = pytest.mark.skipif(find_browser() is None, reason="headless Chromium (Debian: chromium) is absent")
+pytestmark = pytest.mark.skipif(
+    find_browser() is None, reason="headless Chromium (Debian: chromium) is absent"
+)
 
 #: Written into the test's own copy of the page (the report itself has no script and forbids one):
 #: where the first screen's parts end up, read back with ``--dump-dom``.
@@ -38,7 +40,19 @@ addEventListener('load', () => {
 @pytest.fixture(scope="module")
 def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("report") / "demo.duckdb"
-    assert main(["ingest", str(path), str(INCIDENT), "--inventory", str(INCIDENT / "inventory.toml"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "ingest",
+                str(path),
+                str(INCIDENT),
+                "--inventory",
+                str(INCIDENT / "inventory.toml"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     return path
 
 
@@ -46,8 +60,13 @@ def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
     browser = find_browser()
     assert browser
     cmd = [browser, "--headless", "--disable-gpu", "--no-first-run", *args]
-    return subprocess.run(cmd[:1] + ["--no-sandbox"] + cmd[1:], capture_output=True, text=True, timeout=180,
-                          check=False)
+    return subprocess.run(
+        cmd[:1] + ["--no-sandbox"] + cmd[1:],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def test_first_viewport_shows_summary_picture_and_first_action(case: Path, tmp_path: Path) -> None:
@@ -56,35 +75,59 @@ def test_first_viewport_shows_summary_picture_and_first_action(case: Path, tmp_p
     page = out.read_text(encoding="utf-8")
     assert "<script" not in page and "default-src 'none'" in page  # the product stays script-free
     probe = tmp_path / "probe.html"
-    probe.write_text(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
-                     .replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    dom = _chromium("--window-size=1280,900", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
+    probe.write_text(
+        re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page).replace(
+            "</body>", PROBE + "</body>"
+        ),
+        encoding="utf-8",
+    )
+    dom = _chromium(
+        "--window-size=1280,900", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()
+    ).stdout
     found = re.search(r'data-probe="([^"]*)"', dom)
     assert found, dom[-2000:]
     facts = json.loads(unescape(found.group(1)))
     height = facts["height"]
     for part in ("lead", "picture"):
         assert facts[part] is not None, part
-        assert facts[part][1] <= height, f"{part} ends at {facts[part][1]} px, below the first {height} px"
+        assert facts[part][1] <= height, (
+            f"{part} ends at {facts[part][1]} px, below the first {height} px"
+        )
     # the first action's line (level, what, target, why) is on screen; its command may run below
     assert facts["action"] is not None and facts["action"][0] + 40 <= height, facts["action"]
-    assert facts["picture"][2] <= facts["width"] and facts["pageWidth"] <= facts["width"]  # the picture fits
-    first_screen = page[page.index('id="summary"'):page.index('id="blast"')]
-    assert MARIA in first_screen and "ledger-reconciler" in first_screen and BACKDOOR_KEY in first_screen
+    assert (
+        facts["picture"][2] <= facts["width"] and facts["pageWidth"] <= facts["width"]
+    )  # the picture fits
+    first_screen = page[page.index('id="summary"') : page.index('id="blast"')]
+    assert (
+        MARIA in first_screen
+        and "ledger-reconciler" in first_screen
+        and BACKDOOR_KEY in first_screen
+    )
     assert 'href="#cred-1"' in first_screen  # nodes link to their section
 
 
-@pytest.mark.skipif(shutil.which("pdftotext") is None or shutil.which("pdfinfo") is None,
-                    reason="pdftotext/pdfinfo (Debian: poppler-utils) are absent")
+@pytest.mark.skipif(
+    shutil.which("pdftotext") is None or shutil.which("pdfinfo") is None,
+    reason="pdftotext/pdfinfo (Debian: poppler-utils) are absent",
+)
 def test_pdf_reads_back_and_fits_15_pages(case: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.pdf"
     assert main(["report", str(case), "-o", str(out)]) == 0
     info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True).stdout
     pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
     assert pages <= 15
-    first = subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-layout", str(out), "-"], capture_output=True,
-                           text=True, check=True).stdout
+    first = subprocess.run(
+        ["pdftotext", "-f", "1", "-l", "1", "-layout", str(out), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "What happened" in first and "What to do now" in first
-    assert MARIA in first and SHARED_KEY in first  # the picture's human and the worst action's target
-    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    assert (
+        MARIA in first and SHARED_KEY in first
+    )  # the picture's human and the worst action's target
+    text = subprocess.run(
+        ["pdftotext", str(out), "-"], capture_output=True, text=True, check=True
+    ).stdout
     assert "Appendix A. Evidence and integrity" in text and "no-digest" in text

@@ -58,6 +58,7 @@ def test_digits_and_question_mark_work_with_focus_inside_a_table(small_case: Pat
             await pilot.press("escape")
             await settle(pilot)
             assert isinstance(app.screen, CredentialScreen)
+
     if core.engine(core.BLAST) is not None:
         run(body)
 
@@ -89,6 +90,7 @@ def test_down_page_down_and_end_reach_every_list_of_the_blast_radius(small_case:
             await pilot.pause()
             await pilot.press("end", "end")
             assert app.focused is tables[-1]
+
     if core.engine(core.BLAST) is not None:
         run(body)
 
@@ -105,6 +107,7 @@ def test_j_and_k_move_the_cursor(small_case: Path) -> None:
             assert table.cursor_row == 1
             await pilot.press("k")
             assert table.cursor_row == 0
+
     run(body)
 
 
@@ -129,6 +132,7 @@ def test_enter_on_a_findings_evidence_opens_the_event_without_tab(small_case: Pa
             await pilot.press("enter")
             await settle(pilot)
             assert isinstance(app.screen, RawScreen)
+
     if core.engine(core.FINDINGS) is not None:
         run(body)
 
@@ -152,6 +156,7 @@ def test_an_invalid_timeline_filter_shows_inline_and_keeps_focus(small_case: Pat
             await pilot.press("enter")
             await settle(pilot)
             assert not error.display and app.focused is app.screen.query_one(PagedTable)
+
     run(body)
 
 
@@ -174,6 +179,7 @@ def test_timeline_shows_attribution_and_source_ip_and_toggles_minted(small_case:
             await pilot.press("m")
             await settle(pilot)
             assert screen.total == family
+
     run(body)
 
 
@@ -203,6 +209,7 @@ def test_sql_console_slash_history_and_inline_errors(small_case: Path) -> None:
             assert line.value == "SELECT 1/2 AS half"
             await pilot.press("down", "down")
             assert line.value == ""
+
     run(body)
 
 
@@ -216,7 +223,11 @@ def test_reopening_the_credentials_list_quickly_never_crashes(small_case: Path) 
                 await pilot.press("escape", "escape")
             await pilot.press("c")
             await settle(pilot)
-            assert isinstance(app.screen, CredentialsScreen) and app.screen.query_one("#creds", DataTable).row_count
+            assert (
+                isinstance(app.screen, CredentialsScreen)
+                and app.screen.query_one("#creds", DataTable).row_count
+            )
+
     run(body)
 
 
@@ -229,11 +240,14 @@ def test_a_superseded_load_is_dropped(small_case: Path) -> None:
             screen = app.screen
             screen.load("sql", lambda s: (["x"], [(1,)], False))
             await settle(pilot)
-            stale = Loaded("sql", (["stale"], [("old",)], False), generation=screen.generations["sql"] - 1)
+            stale = Loaded(
+                "sql", (["stale"], [("old",)], False), generation=screen.generations["sql"] - 1
+            )
             screen.post_message(stale)
             await settle(pilot)
             table = screen.query_one("#result", DataTable)
             assert [str(c.label) for c in table.columns.values()] == ["x"]
+
     run(body)
 
 
@@ -267,7 +281,9 @@ def test_short_ids_and_unique_prefixes(small_case: Path) -> None:
         store.close()
 
 
-def test_credentials_list_shows_id_and_score_first_and_y_copies_the_full_id(small_case: Path) -> None:
+def test_credentials_list_shows_id_and_score_first_and_y_copies_the_full_id(
+    small_case: Path,
+) -> None:
     async def body() -> None:
         app = KeytrailApp(small_case)
         copied: list[str] = []
@@ -276,14 +292,19 @@ def test_credentials_list_shows_id_and_score_first_and_y_copies_the_full_id(smal
             await pilot.press("c")
             await settle(pilot)
             table = app.screen.query_one("#creds", DocTable)
-            assert table.cols[0] == "credential" and (core.engine(core.RANK) is None or table.cols[1] == "score")
-            rows = [i for i, r in enumerate(table.rows_doc) if r.get("credential") == "hmac-sha256:abc"]
+            assert table.cols[0] == "credential" and (
+                core.engine(core.RANK) is None or table.cols[1] == "score"
+            )
+            rows = [
+                i for i, r in enumerate(table.rows_doc) if r.get("credential") == "hmac-sha256:abc"
+            ]
             if rows:
                 table.move_cursor(row=rows[0])
                 assert table.get_row_at(rows[0])[0].plain.startswith("hmac:abc")
                 await pilot.press("y")
                 assert copied == ["hmac-sha256:abc"]
             assert "credential" in texts(app) or table.row_count
+
     run(body)
 
 
@@ -298,4 +319,5 @@ def test_credential_header_folds_at_80x24(small_case: Path) -> None:
             await pilot.press("h")
             await settle(pilot)
             assert not app.screen.folded and summary.size.height > 2
+
     run(body)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from keytrail.report.content import build_report
@@ -31,10 +29,22 @@ def test_checklist_is_worst_first_and_actions_one_per_target(doc: dict) -> None:
 
 
 def test_top_actions_fold_other_reasons_for_the_same_target() -> None:
-    items = [{"target": "AKIA1", "level": "high", "category": "Deactivate AWS access keys", "why": "a",
-              "command": "x"},
-             {"target": "AKIA1, bot", "level": "critical", "category": "Act on findings", "why": "critical: b"},
-             {"target": "AKIA2", "level": None, "category": "Deactivate AWS access keys", "why": "c"}]
+    items = [
+        {
+            "target": "AKIA1",
+            "level": "high",
+            "category": "Deactivate AWS access keys",
+            "why": "a",
+            "command": "x",
+        },
+        {
+            "target": "AKIA1, bot",
+            "level": "critical",
+            "category": "Act on findings",
+            "why": "critical: b",
+        },
+        {"target": "AKIA2", "level": None, "category": "Deactivate AWS access keys", "why": "c"},
+    ]
     acts = top_actions(items)
     assert [a["target"] for a in acts] == ["AKIA1", "AKIA2"]
     assert acts[0]["level"] == "critical" and acts[0]["also"] == ["a"]
@@ -42,12 +52,27 @@ def test_top_actions_fold_other_reasons_for_the_same_target() -> None:
 
 def test_attack_path_picture_fits_and_links_to_sections(doc: dict) -> None:  # type: ignore[type-arg]
     path = doc["summary"]["attack_path"]
-    assert path and path["chain"] and path["chain"][0]["credential"] == doc["credentials"][0]["credential"]
+    assert (
+        path
+        and path["chain"]
+        and path["chain"][0]["credential"] == doc["credentials"][0]["credential"]
+    )
     svg = render_attack_path(path)
     assert 'viewBox="0 0 900 ' in svg and 'href="#cred-1"' in svg and "<script" not in svg
     page = render_html(doc)
-    assert page.index('id="summary"') < page.index('id="do-now"') < page.index('id="blast"') \
-        < page.index('id="findings"') < page.index('id="case"')
-    hostile = render_attack_path({"chain": [{"credential": "<b>x</b>", "kind": "k", "principal": "p"}],
-                                  "humans": ['"><script>'], "agents": [], "resources": []})
+    assert (
+        page.index('id="summary"')
+        < page.index('id="do-now"')
+        < page.index('id="blast"')
+        < page.index('id="findings"')
+        < page.index('id="case"')
+    )
+    hostile = render_attack_path(
+        {
+            "chain": [{"credential": "<b>x</b>", "kind": "k", "principal": "p"}],
+            "humans": ['"><script>'],
+            "agents": [],
+            "resources": [],
+        }
+    )
     assert "<script>" not in hostile and "&lt;b&gt;" in hostile

@@ -43,8 +43,14 @@ def width_of(out: TextIO | None = None, *, wide: bool = False) -> int | None:
     return None
 
 
-def fit_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int | None, *,
-              optional: Sequence[str] = (), ids: Sequence[str] = ()) -> tuple[list[str], list[list[str]]]:
+def fit_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int | None,
+    *,
+    optional: Sequence[str] = (),
+    ids: Sequence[str] = (),
+) -> tuple[list[str], list[list[str]]]:
     """``headers``/``rows`` fitted to ``width`` (see the module docstring); ``None`` leaves them whole.
 
     ``optional`` names the columns dropped under :data:`NARROW` columns, least important
@@ -61,10 +67,18 @@ def fit_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int 
     # Long text columns give way first (down to TEXT_KEEP), then ids (never below ID_MIN: an
     # AKIA key id whole), then text columns down to MIN_COLUMN.
     text_floor = [max(MIN_COLUMN, len(h)) for h in heads]
-    id_floor = [max(min(ID_MIN, w), len(h)) if h in ids else min(w, max(TEXT_KEEP, f))
-                for h, w, f in zip(heads, widths, text_floor)]
-    for floor in ([w if h in ids else min(w, max(TEXT_KEEP, f)) for h, w, f in zip(heads, widths, text_floor)],
-                  id_floor, [i if h in ids else f for h, i, f in zip(heads, id_floor, text_floor)]):
+    id_floor = [
+        max(min(ID_MIN, w), len(h)) if h in ids else min(w, max(TEXT_KEEP, f))
+        for h, w, f in zip(heads, widths, text_floor)
+    ]
+    for floor in (
+        [
+            w if h in ids else min(w, max(TEXT_KEEP, f))
+            for h, w, f in zip(heads, widths, text_floor)
+        ],
+        id_floor,
+        [i if h in ids else f for h, i, f in zip(heads, id_floor, text_floor)],
+    ):
         while excess > 0:
             i = max(range(len(widths)), key=lambda k: widths[k] - floor[k], default=None)
             if i is None or widths[i] <= floor[i]:
@@ -85,13 +99,18 @@ def cut_id(ident: str, width: int) -> str:
     The HMAC's hex start is a prefix every command accepts back; its end tells nothing more.
     """
     if ident.startswith(HMAC_PREFIX):
-        ident = HMAC_SHORT + ident[len(HMAC_PREFIX):]
+        ident = HMAC_SHORT + ident[len(HMAC_PREFIX) :]
         return ident if len(ident) <= width else ident[: width - 1] + "…"
     return middle(ident, width)
 
 
-def write_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO, width: int | None = None,
-                **fit: Any) -> None:
+def write_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    out: TextIO,
+    width: int | None = None,
+    **fit: Any,
+) -> None:
     """An aligned table with a rule under the header, fitted to ``width`` (see :func:`fit_table`)."""
     heads, body = fit_table(headers, rows, width, **fit)
     widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(heads)]
@@ -107,10 +126,15 @@ def wrap(line: str, width: int | None, indent: int = 4) -> list[str]:
         return [line]
     lead = len(line) - len(line.lstrip())
     label_end = line.find(":", lead)
-    value_at = len(line) - len(line[label_end + 1:].lstrip()) if 0 < label_end < 24 else -1
+    value_at = len(line) - len(line[label_end + 1 :].lstrip()) if 0 < label_end < 24 else -1
     hang = value_at if 0 < value_at < width // 2 else lead + indent
-    return textwrap.wrap(line, width=width, subsequent_indent=" " * hang, break_long_words=True,
-                         break_on_hyphens=False) or [line]
+    return textwrap.wrap(
+        line,
+        width=width,
+        subsequent_indent=" " * hang,
+        break_long_words=True,
+        break_on_hyphens=False,
+    ) or [line]
 
 
 def relative_paths(paths: Sequence[str]) -> tuple[str, list[str]]:

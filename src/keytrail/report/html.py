@@ -13,6 +13,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from keytrail.idfmt import middle, short_id
 from keytrail.report._common import (
     DERIVED_SHOWN,
     LEVEL_ORDER,
@@ -20,7 +21,6 @@ from keytrail.report._common import (
     common_root,
     count,
     derived_note,
-    dict_rows,
     get,
     more_ranked,
     relative,
@@ -28,7 +28,6 @@ from keytrail.report._common import (
     scalar_text,
     terms_rows,
 )
-from keytrail.idfmt import middle, short_id
 from keytrail.report.svg import EDGE_COLOR, render_lineage_svg
 from keytrail.report.svg_path import render_attack_path
 
@@ -257,7 +256,7 @@ def _summary(doc: dict[str, Any]) -> str:
     svg = render_attack_path(path)
     picture = (f'<div class="graph">{svg}</div>{_legend()}' if svg else "")
     context = "".join(f"<p>{e(x)}</p>" for x in s["sentences"][:2])
-    return (f'<section id="summary" class="summary"><h2>What happened</h2>'
+    return ('<section id="summary" class="summary"><h2>What happened</h2>'
             + (f'<p class="lead">{e(lead)}</p>' if lead else "")
             + f'<div class="cards">{card_html}</div>' + picture
             + f'<h2 id="do-now">What to do now</h2>{_actions(doc)}'

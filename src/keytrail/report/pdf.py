@@ -42,22 +42,37 @@ def html_to_pdf(html: str, target: Path) -> None:
     """
     browser = find_browser()
     if browser is None:
-        raise UsageError("writing a PDF needs Chromium (Debian: apt-get install chromium; or set "
-                         "KEYTRAIL_CHROMIUM to its path); write HTML instead with -o report.html")
+        raise UsageError(
+            "writing a PDF needs Chromium (Debian: apt-get install chromium; or set "
+            "KEYTRAIL_CHROMIUM to its path); write HTML instead with -o report.html"
+        )
     with tempfile.TemporaryDirectory(prefix="keytrail-pdf-") as tmp:
         page = Path(tmp) / "report.html"
         page.write_text(html, encoding="utf-8")
         out = Path(tmp) / "report.pdf"
-        cmd = [browser, "--headless", "--disable-gpu", "--no-first-run", "--disable-extensions",
-               f"--user-data-dir={tmp}/profile", "--no-pdf-header-footer", "--print-to-pdf-no-header",
-               f"--print-to-pdf={out}", page.as_uri()]
+        cmd = [
+            browser,
+            "--headless",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            f"--user-data-dir={tmp}/profile",
+            "--no-pdf-header-footer",
+            "--print-to-pdf-no-header",
+            f"--print-to-pdf={out}",
+            page.as_uri(),
+        ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+            )
         except (OSError, subprocess.TimeoutExpired) as e:
             raise UsageError(f"Chromium could not print the report to PDF: {e}") from e
         if not out.exists() or out.stat().st_size == 0 or out.read_bytes()[:5] != b"%PDF-":
             tail = (done.stderr or "").strip().splitlines()[-3:]
-            raise UsageError("Chromium did not write a PDF (exit %d): %s" % (done.returncode, " / ".join(tail)))
+            raise UsageError(
+                "Chromium did not write a PDF (exit %d): %s" % (done.returncode, " / ".join(tail))
+            )
         shutil.copyfile(out, target)

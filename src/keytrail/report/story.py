@@ -37,18 +37,31 @@ def _chain(derived: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_id = {d["credential_id"]: d for d in derived}
     deepest = max(derived, key=lambda d: (int(d.get("depth") or 0), d.get("issued_at") or ""))
     path, seen = [deepest], {deepest["credential_id"]}
-    while path[-1].get("parent_credential_id") in by_id and path[-1]["parent_credential_id"] not in seen:
+    while (
+        path[-1].get("parent_credential_id") in by_id
+        and path[-1]["parent_credential_id"] not in seen
+    ):
         parent = by_id[path[-1]["parent_credential_id"]]
         seen.add(parent["credential_id"])
         path.append(parent)
     path.reverse()
     root = next((d for d in derived if not d.get("depth")), None)
-    if root is not None and path[0] is not root:  # the parent link left D(c): start at its root all the same
+    if (
+        root is not None and path[0] is not root
+    ):  # the parent link left D(c): start at its root all the same
         path.insert(0, root)
     if len(path) > CHAIN_MAX:  # keep the root and the deepest end: the middle is in the section
-        path = path[:1] + path[-(CHAIN_MAX - 1):]
-    return [{"credential": d["credential_id"], "kind": d.get("kind"), "depth": d.get("depth"),
-             "principal": _principal_name(d.get("principal_uid")), "events": d.get("events")} for d in path]
+        path = path[:1] + path[-(CHAIN_MAX - 1) :]
+    return [
+        {
+            "credential": d["credential_id"],
+            "kind": d.get("kind"),
+            "depth": d.get("depth"),
+            "principal": _principal_name(d.get("principal_uid")),
+            "events": d.get("events"),
+        }
+        for d in path
+    ]
 
 
 def _sensitive(section: dict[str, Any]) -> list[dict[str, Any]]:
@@ -58,8 +71,10 @@ def _sensitive(section: dict[str, Any]) -> list[dict[str, Any]]:
         for r in blast.get(key) or []:
             if r.get("category") == "denied" or not r.get("resource"):
                 continue
-            hit = out.setdefault(r["resource"], {"resource": r["resource"], "actions": [], "events": 0,
-                                                 "credentials": []})
+            hit = out.setdefault(
+                r["resource"],
+                {"resource": r["resource"], "actions": [], "events": 0, "credentials": []},
+            )
             if r.get("action") and r["action"] not in hit["actions"]:
                 hit["actions"].append(r["action"])
             if r.get("credential") and r["credential"] not in hit["credentials"]:
@@ -73,9 +88,14 @@ def attack_path(sections: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not sections:
         return None
     top = sections[0]
-    return {"credential": top["credential"], "humans": top["humans"][:PEOPLE_MAX],
-            "agents": top["agents"][:PEOPLE_MAX], "chain": _chain(top["derived_credentials"]),
-            "resources": _sensitive(top), "section": 1}
+    return {
+        "credential": top["credential"],
+        "humans": top["humans"][:PEOPLE_MAX],
+        "agents": top["agents"][:PEOPLE_MAX],
+        "chain": _chain(top["derived_credentials"]),
+        "resources": _sensitive(top),
+        "section": 1,
+    }
 
 
 LEVEL_RANK = {"critical": 0, "high": 1}
@@ -92,9 +112,15 @@ def top_actions(checklist: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if item["why"] not in seen["also"] and item["why"] != seen["why"]:
                 seen["also"].append(item["why"])
             continue
-        action = {"target": primary, "level": item.get("level"), "category": item["category"],
-                  "why": item["why"], "also": [], "command": item.get("command"),
-                  "recommendation": item.get("recommendation")}
+        action = {
+            "target": primary,
+            "level": item.get("level"),
+            "category": item["category"],
+            "why": item["why"],
+            "also": [],
+            "command": item.get("command"),
+            "recommendation": item.get("recommendation"),
+        }
         by_target[primary] = action
         out.append(action)
     return out[:ACTIONS_MAX]

@@ -15,15 +15,37 @@ from typing import Any
 
 #: What a row of a named section opens: (column, kind). Checked before :data:`ROW_TARGETS`.
 SECTION_TARGETS = {
-    "agents": ("agent", "agent"), "humans": ("human", "human"), "resources": ("resource", "resource"),
-    "credentials": ("credential", "credential"), "top credentials": ("credential", "credential"),
-    "derived_credentials": ("value", "credential"), "principals": ("value", "actor"),
+    "agents": ("agent", "agent"),
+    "humans": ("human", "human"),
+    "resources": ("resource", "resource"),
+    "credentials": ("credential", "credential"),
+    "top credentials": ("credential", "credential"),
+    "derived_credentials": ("value", "credential"),
+    "principals": ("value", "actor"),
 }
 #: How a row from an analysis document names what to open, strongest first.
-ROW_TARGETS = (("event_uid", "event"), ("event_id", "event"), ("credential_id", "credential"),
-               ("credential", "credential"), ("agent_id", "agent"), ("agent", "agent"),
-               ("human_id", "human"), ("resource_id", "resource"), ("resource", "resource"))
-KINDS = ("event", "trace", "credential", "agent", "human", "actor", "resource", "timeline", "finding")
+ROW_TARGETS = (
+    ("event_uid", "event"),
+    ("event_id", "event"),
+    ("credential_id", "credential"),
+    ("credential", "credential"),
+    ("agent_id", "agent"),
+    ("agent", "agent"),
+    ("human_id", "human"),
+    ("resource_id", "resource"),
+    ("resource", "resource"),
+)
+KINDS = (
+    "event",
+    "trace",
+    "credential",
+    "agent",
+    "human",
+    "actor",
+    "resource",
+    "timeline",
+    "finding",
+)
 
 
 @dataclass(frozen=True)
