@@ -84,7 +84,7 @@ class CaseScreen(Screen[None]):
         return self.run_worker(partial(self._run, key, session, fn, generation), thread=True, exclusive=True,
                                group=key, exit_on_error=False, description=key)
 
-    def is_current(self, message: Loaded) -> bool:
+    def is_fresh(self, message: Loaded) -> bool:
         """Whether ``message`` answers the newest ``load`` of its key (not one superseded since)."""
         with self._lock:
             return self.generations.get(message.key, 0) == message.generation
@@ -95,7 +95,7 @@ class CaseScreen(Screen[None]):
         A worker can finish and post just before a newer ``load`` of its key starts; the
         handlers of every screen would otherwise have to compare generations themselves.
         """
-        if isinstance(message, Loaded) and not self.is_current(message):
+        if isinstance(message, Loaded) and not self.is_fresh(message):
             return
         await super()._on_message(message)
 

@@ -91,7 +91,7 @@ class FindingScreen(CaseScreen):
 
     def on_mount(self) -> None:
         """Focus the evidence list (Enter opens the first event at once, no Tab needed)."""
-        links = list(self.query(EventLinks)) or [w for w in self.query(DocTable)]
+        links: list[Any] = [*self.query(EventLinks)] or [*self.query(DocTable)]
         if links:
             links[0].focus()
             if isinstance(links[0], EventLinks) and links[0].option_count:

@@ -11,7 +11,7 @@ the row names (event, credential, agent, resource).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -103,7 +103,7 @@ class DocTable(DataTable[Text]):
 
     def __init__(self, section: str, rows: list[dict[str, Any]], *, columns: list[str] | None = None,
                  target: Callable[[dict[str, Any]], Target | None] | None = None,
-                 cells: dict[str, Callable[[Any], Text]] | None = None, **kw: Any) -> None:
+                 cells: Mapping[str, Callable[[Any], Text]] | None = None, **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.section = section
         self.rows_doc = rows[:TABLE_CAP]
