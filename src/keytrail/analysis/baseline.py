@@ -183,7 +183,8 @@ def _resolve(store: CaseStore, cur: duckdb.DuckDBPyConnection, subject_id: str) 
     def run(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return cur.execute(sql, params).fetchall()
 
-    for kind, table, column in (("agent", "_kt_agent_event", "agent_id"), ("credential", "events", "credential_id")):
+    for kind, table, column in (("agent", "_kt_agent_event", "agent_id"),
+                                ("credential", "events", "credential_id")):
         full = unique_prefix(run, table, column, subject_id)  # a unique prefix, or hmac:… as shown
         if full is not None:
             return kind, full

@@ -56,7 +56,7 @@ def _suggest(store: CaseStore, table: str, columns: tuple[str, ...], wanted: str
 
 
 def expand_prefix(store: CaseStore, table: str, column: str, wanted: str) -> str | None:
-    """The one id in ``table.column`` that ``wanted`` (or its displayed short form) starts, else ``None``.
+    """The one id in ``table.column`` that ``wanted`` (or its short form) starts, else ``None``.
 
     ``hmac:4b900e35…`` (how the explorer and the CLI tables show a Vault HMAC) and any
     unique prefix of at least :data:`MIN_PREFIX` characters name an id; an ambiguous
@@ -68,11 +68,12 @@ def expand_prefix(store: CaseStore, table: str, column: str, wanted: str) -> str
 
 def unique_prefix(run: Callable[[str, list[Any]], list[tuple[Any, ...]]], table: str, column: str,
                   wanted: str) -> str | None:
-    """:func:`expand_prefix` on any executor ``run(sql, params) -> rows`` (e.g. a worker's cursor)."""
+    """:func:`expand_prefix` on any executor ``run(sql, params) -> rows`` (a worker's cursor)."""
     prefix = expand_short(wanted)
     if len(prefix) < MIN_PREFIX:
         return None
-    rows = run(f"SELECT DISTINCT {column} AS id FROM {table} WHERE starts_with({column}, ?) LIMIT 2", [prefix])
+    rows = run(f"SELECT DISTINCT {column} AS id FROM {table} WHERE starts_with({column}, ?) LIMIT 2",
+               [prefix])
     return str(rows[0][0]) if len(rows) == 1 else None
 
 

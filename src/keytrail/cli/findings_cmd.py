@@ -44,8 +44,9 @@ def _text(value: Any, width: int | None = None) -> str:
     return plain(str(value), width)
 
 
-def render_findings(findings: list[Finding], counts: dict[str, int], width: int | None = None) -> str:
-    """The text report: one block per level, one entry per finding, wrapped at ``width`` (``None``: not)."""
+def render_findings(findings: list[Finding], counts: dict[str, int],
+                    width: int | None = None) -> str:
+    """The text report: one block per level, one entry per finding, wrapped at ``width``."""
     from keytrail.cli.fit import wrap
 
     return "\n".join(out for line in _finding_lines(findings, counts) for out in wrap(line, width))

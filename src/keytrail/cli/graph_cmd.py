@@ -50,7 +50,8 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
 
-def _table(headers: list[str], rows: list[list[str]], out: Any, width: int | None = None, **fit: Any) -> None:
+def _table(headers: list[str], rows: list[list[str]], out: Any, width: int | None = None,
+           **fit: Any) -> None:
     from keytrail.cli.fit import write_table
 
     write_table(headers, rows, out, width, **fit)
@@ -58,7 +59,8 @@ def _table(headers: list[str], rows: list[list[str]], out: Any, width: int | Non
 
 def _wide(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wide", action="store_true",
-                   help="print every column whole (default: fit the terminal; a pipe gets whole rows)")
+                   help="print every column whole (default: fit the terminal; "
+                        "a pipe gets whole rows)")
 
 
 # -- credentials ---------------------------------------------------------------------
@@ -88,10 +90,12 @@ def run_credentials(args: argparse.Namespace) -> int:
              _p(format_utc(r.first_seen)), _p(format_utc(r.last_seen))] for r in ranks]
     from keytrail.cli.fit import width_of
 
-    # Under 100 columns the origin, the minted count, the times and the humans go; ids are cut in the middle.
+    # Under 100 columns the origin, the minted count, the times and the humans go;
+    # ids are cut in the middle.
     _table(["score", "credential", "kind", "origin", "events", "minted", "agents", "humans", "first", "last"],
            rows, sys.stdout, width_of(sys.stdout, wide=args.wide),
-           optional=("origin", "minted", "first", "last", "humans"), ids=("credential", "agents", "humans"))
+           optional=("origin", "minted", "first", "last", "humans"),
+           ids=("credential", "agents", "humans"))
     print(f"({len(ranks)} credentials; explain one with: keytrail blast {args.case} CREDENTIAL)", file=sys.stderr)
     return 0
 

@@ -104,7 +104,8 @@ def run_ingest(args: argparse.Namespace) -> int:
         if new_case:
             _remove_case(args.case)
             kept = f"; no case file was created ({args.case} removed)"
-        raise InputError(f"nothing was loaded: no file was in a known format (see the list above){kept}")
+        raise InputError("nothing was loaded: no file was in a known format "
+                         f"(see the list above){kept}")
     if args.strict and summary.rejected:
         raise StrictRejectError(f"--strict: {summary.rejected} records were rejected")
     return 0
@@ -122,7 +123,8 @@ def _remove_case(case: str) -> None:
 def _add_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("case")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--wide", action="store_true", help="absolute evidence paths, nothing cut to the terminal width")
+    p.add_argument("--wide", action="store_true",
+                   help="absolute evidence paths, nothing cut to the terminal width")
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -164,12 +166,13 @@ def _write_evidence(evidence: list[dict[str, Any]], out: Any, wide: bool) -> Non
     from keytrail.idfmt import middle
 
     width = width_of(out, wide=wide)
-    root, paths = ("", [e["path"] for e in evidence]) if wide else relative_paths([e["path"] for e in evidence])
+    every = [e["path"] for e in evidence]
+    root, paths = ("", every) if wide else relative_paths(every)
     out.write(f"\nevidence{f' (paths under {root}/)' if root else ''}\n")
     iw = max([0] + [len(str(e["file_id"])) for e in evidence]) + 2
     for e, path in zip(evidence, paths):
         digest = "" if width is not None and width < NARROW else \
-            f"{e['integrity'] or '-':<14} {e['sha256'][:16]}  "  # under 100 columns: `--json` has them
+            f"{e['integrity'] or '-':<14} {e['sha256'][:16]}  "  # narrow: `--json` has them
         line = (f"  {'[' + str(e['file_id']) + ']':<{iw}} {e['status']:<8} {e['source'] or '-':<10} "
                 f"{digest}{e['events'] or 0:>6,} ev {e['rejected'] or 0:>4} rej  ")
         room = None if width is None else max(20, width - len(line))

@@ -101,8 +101,8 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 
 
 #: What an export's file extension says about its format (``--format`` wins when given).
-EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".graphml": "graphml", ".jsonl": "timesketch",
-                   ".ocsf.jsonl": "ocsf", ".opengraph.json": "opengraph"}
+EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".graphml": "graphml",
+                   ".jsonl": "timesketch", ".ocsf.jsonl": "ocsf", ".opengraph.json": "opengraph"}
 
 
 def export_format(output: str, given: str | None) -> str:
@@ -144,6 +144,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Any] = {
-    "report": ("write the blast-radius report (HTML, PDF, Markdown or JSON)", _report_args, run_report),
+    "report": ("write the blast-radius report (HTML, PDF, Markdown or JSON)", _report_args,
+               run_report),
     "export": ("export events, credentials, links or the graph for other tools", _export_args, run_export),
 }

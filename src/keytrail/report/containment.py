@@ -78,9 +78,12 @@ def _credential_item(c: dict[str, Any], section: str, revoke_before: str) -> dic
 
 def checklist(store: CaseStore, sections: list[dict[str, Any]], findings: list[dict[str, Any]],
               revoke_before: str = "") -> list[dict[str, Any]]:
-    """Checklist items, worst first: each carries ``level``, the worst critical/high finding naming its
-    target (or the credential it was minted for); within a level credentials first (by category), then
-    agents, then the findings' own recommendations."""
+    """Checklist items, worst first.
+
+    Each carries ``level``, the worst critical/high finding naming its target (or the
+    credential it was minted for); within a level credentials first (by category), then
+    agents, then the findings' own recommendations.
+    """
     items: dict[tuple[str, str], dict[str, Any]] = {}
     for s in sections:
         for c in s["derived_credentials"]:
@@ -112,10 +115,11 @@ def checklist(store: CaseStore, sections: list[dict[str, Any]], findings: list[d
     for item in items.values():
         level = item["why"].split(":", 1)[0] if item["category"] == "Act on findings" else None
         names = [item["target"], *item["why"].replace(",", " ").split()]
-        item["level"] = level or min((worst[n] for n in names if n in worst), key=_RANK.__getitem__, default=None)
+        item["level"] = level or min((worst[n] for n in names if n in worst), key=_RANK.__getitem__,
+                                     default=None)
     # Worst first: what a critical finding names, then high, then the rest of the blast radius.
-    return sorted(items.values(), key=lambda i: (_RANK.get(i["level"] or "", 2), order.index(i["category"]),
-                                                 i["target"]))
+    return sorted(items.values(), key=lambda i: (_RANK.get(i["level"] or "", 2),
+                                                 order.index(i["category"]), i["target"]))
 
 
 _RANK = {"critical": 0, "high": 1}

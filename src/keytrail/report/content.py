@@ -356,11 +356,13 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
         for c in credentials:
             if c not in known:
                 # a unique prefix (or hmac:… as the tables show it) names the one id it starts
-                starts = [k for k in known if k.startswith(expand_short(c))] if len(expand_short(c)) >= 4 else []
+                prefix = expand_short(c)
+                starts = [k for k in known if k.startswith(prefix)] if len(prefix) >= 4 else []
                 if len(starts) == 1:
                     whole.append(starts[0])
                     continue
-                close = sorted(starts or [k for k in known if c.lower() in k.lower() or k.lower() in c.lower()])[:5]
+                close = sorted(starts or [k for k in known
+                                          if c.lower() in k.lower() or k.lower() in c.lower()])[:5]
                 raise NotFoundError(f"credential {c!r} is not in this case", close)
             whole.append(c)
         credentials = whole
@@ -371,7 +373,8 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
     sections = [_credential_section(store, c, by_id.get(c), since_dt, until_dt) for c in selected]
     findings, findings_note = _findings(store)
     when = generated_at or datetime.now(UTC)
-    checklist = containment_mod.checklist(store, sections, findings, format_utc(when.replace(microsecond=0)) or "")
+    revoke_before = format_utc(when.replace(microsecond=0)) or ""
+    checklist = containment_mod.checklist(store, sections, findings, revoke_before)
     summary = _summary(header, ranked_total, sections, findings)
     summary["attack_path"] = story.attack_path(sections)
     summary["actions"] = story.top_actions(checklist)

@@ -253,8 +253,10 @@ def _do_now(doc: dict[str, Any]) -> list[str]:
     for i, a in enumerate(acts, 1):
         also = f" Also: {t('; '.join(a['also']))}." if a["also"] else ""
         level = f"**{t(a['level'])}** " if a.get("level") else ""
-        todo = c(a["command"], table=False) if a.get("command") else prose(a.get("recommendation") or "")
-        out += [f"{i}. {level}{t(a['category'])}: {c(a['target'])}: {t(a['why'])}.{also}", f"   - {todo}"]
+        todo = (c(a["command"], table=False) if a.get("command")
+                else prose(a.get("recommendation") or ""))
+        out += [f"{i}. {level}{t(a['category'])}: {c(a['target'])}: {t(a['why'])}.{also}",
+                f"   - {todo}"]
     return out + [""]
 
 

@@ -51,7 +51,8 @@ _FILTER_KEYS = {
 }
 _TIME_KEYS = ("since", "until")
 #: Filter terms whose value is an id a unique prefix may name: (table, column) holding the ids.
-_PREFIX_LOOKUPS = {"cred": ("credentials", "credential_id"), "credential": ("credentials", "credential_id"),
+_PREFIX_LOOKUPS = {"cred": ("credentials", "credential_id"),
+                   "credential": ("credentials", "credential_id"),
                    "family": ("credentials", "credential_id"), "agent": ("events", "agent_id"),
                    "human": ("events", "human_id")}
 
@@ -94,7 +95,7 @@ class TimelineFilter:
         return f
 
     def expanded(self, cur: duckdb.DuckDBPyConnection) -> TimelineFilter:
-        """This filter with each id term that is a unique prefix (or ``hmac:…`` short form) made whole.
+        """This filter with each id term that is a unique prefix (or ``hmac:…``) made whole.
 
         The explorer shows long ids short (``hmac:4b900e35…``); typed back into a filter
         they name the one id they start. An exact id, an ambiguous or an unknown prefix
@@ -107,11 +108,12 @@ class TimelineFilter:
                 continue
             wanted = expand_short(value)
             table, column = lookup
-            if cur.execute(f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1", [wanted]).fetchone():
+            exact = f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1"
+            if cur.execute(exact, [wanted]).fetchone():
                 terms[key] = wanted
                 continue
-            rows = cur.execute(f"SELECT DISTINCT {column} FROM {table} WHERE starts_with({column}, ?) LIMIT 2",
-                               [wanted]).fetchall() if len(wanted) >= 4 else []
+            starts = f"SELECT DISTINCT {column} FROM {table} WHERE starts_with({column}, ?) LIMIT 2"
+            rows = cur.execute(starts, [wanted]).fetchall() if len(wanted) >= 4 else []
             terms[key] = str(rows[0][0]) if len(rows) == 1 else value
         return TimelineFilter(terms, self.since, self.until, self.text)
 
@@ -303,7 +305,7 @@ _SAFE_LIKE = re.compile(r"([%_\\])")
 
 
 def search_ids(cur: duckdb.DuckDBPyConnection, text: str, limit: int = 8) -> list[tuple[str, str]]:
-    """Palette look-up: ``(kind, id)`` for credentials, agents, humans, resources and events matching ``text``.
+    """Palette look-up: ``(kind, id)`` of credentials, agents, resources, events matching ``text``.
 
     ``text`` may be an id as the explorer shows it short (``hmac:4b900e35…``): it is
     matched as the full id it abbreviates.

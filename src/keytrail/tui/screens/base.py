@@ -81,8 +81,8 @@ class CaseScreen(Screen[None]):
             generation = self.generations[key] = self.generations.get(key, 0) + 1
         if older is not None:
             older.interrupt()
-        return self.run_worker(partial(self._run, key, session, fn, generation), thread=True, exclusive=True,
-                               group=key, exit_on_error=False, description=key)
+        return self.run_worker(partial(self._run, key, session, fn, generation), thread=True,
+                               exclusive=True, group=key, exit_on_error=False, description=key)
 
     def is_fresh(self, message: Loaded) -> bool:
         """Whether ``message`` answers the newest ``load`` of its key (not one superseded since)."""
@@ -99,7 +99,8 @@ class CaseScreen(Screen[None]):
             return
         await super()._on_message(message)
 
-    def _run(self, key: str, session: CaseSession, fn: Callable[[CaseSession], Any], generation: int) -> None:
+    def _run(self, key: str, session: CaseSession, fn: Callable[[CaseSession], Any],
+             generation: int) -> None:
         worker = get_current_worker()
         try:
             if worker.is_cancelled:

@@ -16,7 +16,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import ScrollableContainer, Vertical, VerticalScroll
 from textual.scroll_view import ScrollView
-from textual.widgets import DataTable, Input, Label, Sparkline, Static, TabbedContent, TabPane, Tabs, Tree
+from textual.widgets import (
+    DataTable,
+    Input,
+    Label,
+    Sparkline,
+    Static,
+    TabbedContent,
+    TabPane,
+    Tabs,
+    Tree,
+)
 
 from keytrail.analysis.lineage import ancestry, lineage_tree
 from keytrail.idfmt import short_id
@@ -222,7 +232,7 @@ def summary(doc: dict[str, Any], score_pending: bool) -> Any:
 
 
 def summary_line(doc: dict[str, Any], score_pending: bool) -> Text:
-    """The folded header: score, kind, events and who, on one line after ``▸`` (``h`` unfolds it)."""
+    """The folded header: score, kind, events and who on one line after ``▸`` (``h`` unfolds)."""
     score = "computing…" if score_pending else fmt(doc.get("score"))
     own, total = doc.get("own_events"), doc.get("events")
     events = f"{own:,} events" if isinstance(own, int) else ""
@@ -362,7 +372,8 @@ class CredentialScreen(CaseScreen):
             box = self.query_one("#blast", VerticalScroll)
             box.remove_children()
             box.mount(DocView(data, skip=("lineage", "filters")))
-            if self.app.focused is None or isinstance(self.app.focused, Tabs):  # ↓ works at once, no Tab first
+            # ↓ works at once, without a Tab first
+            if self.app.focused is None or isinstance(self.app.focused, Tabs):
                 self.call_after_refresh(self.action_tab, "tab-blast")
             ids = self.query_one("#ids-doc", VerticalScroll)
             ids.remove_children()
@@ -478,7 +489,7 @@ class CredentialScreen(CaseScreen):
                 tabs.query_one(Tabs).focus()
 
     def action_timeline(self) -> None:
-        """The events of this credential and of every credential minted from it (``m`` there: its own only)."""
+        """The events of this credential and every credential minted from it (``m``: its own)."""
         self.kt.open_target("timeline", f"family:{self.credential_id}")
 
     def action_export(self) -> None:

@@ -32,7 +32,10 @@ class SqlError:
     message: str
 
 
-def run_sql(cur: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple[Any, ...]], bool] | SqlError:
+Rows = tuple[list[str], list[tuple[Any, ...]], bool]
+
+
+def run_sql(cur: duckdb.DuckDBPyConnection, sql: str) -> Rows | SqlError:
     """Column names, at most ``TABLE_CAP`` rows, and whether more rows exist; or the query's error.
 
     An interrupt (Escape) is not an error of the query: it propagates as the cancel it is.
@@ -45,7 +48,7 @@ def run_sql(cur: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[t
         return SqlError(str(e))
 
 
-def _run_sql(cur: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+def _run_sql(cur: duckdb.DuckDBPyConnection, sql: str) -> Rows:
     rel = cur.execute(sql)
     names = [d[0] for d in rel.description or []]
     rows = rel.fetchmany(TABLE_CAP + 1) if names else []
@@ -53,7 +56,7 @@ def _run_sql(cur: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[
 
 
 class QueryLine(Input):
-    """The query line: ↑/↓ recall earlier queries; ``/`` on an empty line is the focus key, not text."""
+    """The query line: ↑/↓ recall earlier queries; ``/`` on an empty line is not text."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "history(-1)", "Earlier query", show=False),
@@ -123,7 +126,8 @@ class SqlScreen(CaseScreen):
         if isinstance(message.data, SqlError):
             error.update(Text(message.data.message, style="red"))
             error.display = True
-            self.status(Text("the query failed: its message is under the query line · ↑ recalls it", style="red"))
+            self.status(Text("the query failed: its message is under the query line · ↑ recalls it",
+                             style="red"))
             self.query_one("#query", QueryLine).focus()
             return
         error.display = False

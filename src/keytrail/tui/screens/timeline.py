@@ -88,12 +88,13 @@ class TimelineScreen(CaseScreen):
 
     # -- loading -------------------------------------------------------------------
     def apply_filter(self, line: str) -> bool:
-        """Load the events ``line`` selects; ``False`` (error shown under the line) when it does not parse."""
+        """Load the events ``line`` selects; ``False`` (error shown under the line) if it does not parse."""
         error = self.query_one("#filter-error", Static)
         try:
             self.flt = TimelineFilter.parse(line)
         except ValueError as e:
-            error.update(Text(f"{e}  ·  the rows below are still those of the last valid filter", style="red"))
+            error.update(Text(f"{e}  ·  the rows below are still those of the last valid filter",
+                              style="red"))
             error.display = True
             self.status(Text(str(e), style="red"))
             return False
@@ -111,13 +112,13 @@ class TimelineScreen(CaseScreen):
         self.load("count", lambda s: timeline_count(s.con, flt))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Apply the line and go to the rows; an invalid line keeps focus in the input (keys stay text)."""
+        """Apply the line and go to the rows; an invalid line keeps focus in the input."""
         event.stop()
         if self.apply_filter(event.value):
             self.query_one(PagedTable).focus()
 
     def action_minted(self) -> None:
-        """Switch between a credential with everything minted from it (``family:``) and its own events (``cred:``)."""
+        """Switch between ``family:ID`` (with every credential minted from it) and ``cred:ID`` (its own)."""
         terms = TimelineFilter.parse(self.filter_line).terms  # as typed (a prefix stays a prefix)
         if "family" in terms:
             old, new = f"family:{terms['family']}", f"cred:{terms['family']}"
