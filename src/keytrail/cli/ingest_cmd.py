@@ -155,19 +155,10 @@ def _add_sql(p: argparse.ArgumentParser) -> None:
 
 
 def run_sql(args: argparse.Namespace) -> int:
-    import duckdb
+    from keytrail.store.sandbox import open_sandbox, run_sql as run_sandboxed
 
-    from keytrail.store.case import CaseStore
-
-    with CaseStore.open(args.case) as store:
-        try:
-            rel = store.con.execute(args.query)
-        except duckdb.Error as e:
-            raise UsageError(f"query failed: {e}") from e
-        if rel is None or rel.description is None:  # empty query, or only comments
-            raise UsageError("the query returned no result set: give one SELECT (e.g. SELECT count(*) FROM events)")
-        names = [d[0] for d in rel.description]
-        rows = rel.fetchall()
+    with open_sandbox(args.case) as store:  # one read-only statement; no files, network or settings
+        names, rows, _ = run_sandboxed(store.cursor(), args.query)
     if not args.reveal:  # raw records carry session tokens and passwords: masked like everywhere else
         from keytrail.redact import mask_secrets
 
