@@ -33,16 +33,25 @@ def run_tui(args: argparse.Namespace) -> int:
     return run(args.case)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def _add_serve(p: argparse.ArgumentParser) -> None:
     _add_case(p)
     p.add_argument("--port", type=int, default=8566, help="port on 127.0.0.1 (default 8566)")
+    p.add_argument("--max-sessions", type=_positive, default=4, metavar="N",
+                   help="explorer sessions (browser tabs) at once; more are refused (default 4)")
 
 
 def run_serve(args: argparse.Namespace) -> int:
     _check_case(args.case)
     from keytrail.web.serve import serve
 
-    return serve(args.case, args.port)
+    return serve(args.case, args.port, args.max_sessions)
 
 
 def sample_dir() -> Path:
