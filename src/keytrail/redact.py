@@ -58,10 +58,16 @@ def plain_block(text: str) -> str:
 
 
 def csv_safe(value: Any) -> Any:
-    """A CSV cell that a spreadsheet will not evaluate (cells starting ``= + - @``, tab or CR get a ``'``)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """A CSV cell that a spreadsheet will not evaluate (cells starting ``= + - @``, tab or CR get a ``'``).
+
+    Control and bidi characters in text are escaped first (:func:`keytrail.safetext.csv_text`).
+    """
+    if not isinstance(value, str):
+        return value
+    from keytrail.safetext import csv_text
+
+    value = csv_text(value)
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def mask_secrets(text: str) -> str:

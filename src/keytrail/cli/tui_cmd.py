@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from keytrail.errors import InputError
+from keytrail.safetext import shown
 
 DEMO_INVENTORY_NAMES = ("inventory.toml", "inventory.json", "inventory.csv")
 
@@ -111,7 +112,8 @@ def build_demo(rebuild: bool = False, quiet: bool = False) -> Path:
             if stale.exists():
                 stale.unlink()
         if not quiet:
-            print(f"keytrail: building the demo case from {src} into {case}", file=sys.stderr)
+            print(f"keytrail: building the demo case from {shown(str(src))} into {shown(str(case))}",
+                  file=sys.stderr)
         summary = ingest(case, paths, inventory=inventory)
         from keytrail.analysis.snapshot import refresh_case
 

@@ -78,7 +78,7 @@ def check_sql(sql: str) -> str:
     except duckdb.Error as e:
         raise SqlRefused(f"query failed: {_one_line(e)}") from e
     if not statements:
-        raise SqlRefused("no statement: give one SELECT (e.g. SELECT count(*) FROM events)")
+        raise SqlRefused("no statement, so no result set: give one SELECT (e.g. SELECT count(*) FROM events)")
     if len(statements) > 1:
         raise SqlRefused(f"refused: {len(statements)} statements; keytrail SQL runs exactly one "
                          "(remove the extra ';')")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from keytrail.errors import UsageError
+from keytrail.safetext import shown
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8566
@@ -115,7 +116,7 @@ def make_server(case: str | Path, port: int = DEFAULT_PORT, *, token: str | None
 def serve(case: str | Path, port: int = DEFAULT_PORT, max_sessions: int = DEFAULT_MAX_SESSIONS) -> int:
     """Serve until Ctrl+C; print the address to open (with this run's token) on stderr."""
     server = make_server(case, port, max_sessions=max_sessions)
-    print(f"keytrail: serving {case} on 127.0.0.1:{port} (loopback only, at most {max_sessions} "
+    print(f"keytrail: serving {shown(str(case))} on 127.0.0.1:{port} (loopback only, at most {max_sessions} "
           f"explorer session(s); Ctrl+C stops). Open:\n  {server.guard.url()}", file=sys.stderr, flush=True)
     server.serve()
     return 0
