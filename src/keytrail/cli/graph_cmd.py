@@ -175,11 +175,11 @@ def potential_lines(p: dict[str, Any], out: Any) -> None:
         return
     for pr in p["principals"]:
         who = pr["arn"] or pr["name"] if pr["source"] == "aws-iam" else f"Vault policy {pr['name']}"
-        out.write(f"\n  {_p(who, ID_WIDTH)}  [{pr['kind']}]  via {_p(', '.join(pr['credentials']), 2 * ID_WIDTH)}\n")
+        out.write(f"\n  {_p(who, ID_WIDTH)}  [{_p(pr['kind'])}]  via {_p(', '.join(pr['credentials']), 2 * ID_WIDTH)}\n")
         for note in pr["notes"]:
             out.write(f"    ! {_p(note, 300)}\n")
-        rows = [[g["effect"], _p(g["policy_name"], 40), g["attachment"] + (f" ({g['via_group']})" if g["via_group"]
-                                                                           else ""),
+        rows = [[_p(g["effect"]), _p(g["policy_name"], 40),
+                 _p(g["attachment"] + (f" ({g['via_group']})" if g["via_group"] else ""), 60),
                  _p(_grant_text(g), 160), "condition" if g["conditions"] else ""]
                 for g in pr["allowed"] + pr["denied"]]
         if rows:
