@@ -25,18 +25,19 @@ from __future__ import annotations
 
 import re
 
-#: C0 controls, DEL, C1 controls, the Arabic letter mark, zero-width and bidi marks, the line and
-#: paragraph separators, bidi embeddings/overrides (U+202A-202E), word joiners and bidi isolates
+#: DEL, C1 controls, the Arabic letter mark, zero-width and bidi marks, the line and paragraph
+#: separators, bidi embeddings/overrides (U+202A-202E), word joiners and bidi isolates
 #: (U+2060-206F), the BOM and the interlinear annotation characters.
-UNSAFE_CLASS = (r"\x00-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
-                r"\ufff9-\ufffb")
+NOT_C0 = r"\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
+#: ... and the C0 controls (newline and tab included): every character that is shown escaped.
+UNSAFE_CLASS = r"\x00-\x1f" + NOT_C0
 _UNSAFE = re.compile(f"[{UNSAFE_CLASS}]")
 #: What XML 1.0 forbids (besides the unsafe controls): surrogates and U+FFFE/U+FFFF.
 _XML_BAD = re.compile(f"[{UNSAFE_CLASS}\ud800-\udfff\ufffe\uffff]")
 _XML_KEEP = frozenset("\t\n\r")
 _CSV_KEEP = frozenset("\t\n\r")
 #: C0 is escaped by ``json.dumps`` already; the rest of the unsafe class is not.
-_JSON_RAW = re.compile(r"[\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
+_JSON_RAW = re.compile(f"[{NOT_C0}]")
 
 
 def escape_char(ch: str) -> str:
@@ -51,8 +52,12 @@ def _escape(m: re.Match[str]) -> str:
     return escape_char(m.group())
 
 
+def _keep_or_escape(m: re.Match[str], keep: frozenset[str]) -> str:
+    return m.group() if m.group() in keep else escape_char(m.group())
+
+
 def shown(text: str, max_len: int | None = None) -> str:
-    """``text`` for one line of a terminal: unsafe characters (newline and tab too) escaped, cut to ``max_len``."""
+    """``text`` for one terminal line: unsafe characters (newline, tab too) escaped, cut to ``max_len``."""
     out = _UNSAFE.sub(_escape, text)
     if max_len is not None and len(out) > max_len:
         out = out[: max(0, max_len - 1)] + "…"
@@ -66,12 +71,12 @@ def shown_lines(text: str) -> str:
 
 def xml_text(text: str) -> str:
     """``text`` valid in XML 1.0 and safe to display: forbidden and unsafe characters escaped."""
-    return _XML_BAD.sub(lambda m: m.group() if m.group() in _XML_KEEP else escape_char(m.group()), text)
+    return _XML_BAD.sub(lambda m: _keep_or_escape(m, _XML_KEEP), text)
 
 
 def csv_text(text: str) -> str:
     """``text`` for a CSV cell: unsafe characters escaped, except tab, CR and LF."""
-    return _UNSAFE.sub(lambda m: m.group() if m.group() in _CSV_KEEP else escape_char(m.group()), text)
+    return _UNSAFE.sub(lambda m: _keep_or_escape(m, _CSV_KEEP), text)
 
 
 def json_text(document: str) -> str:

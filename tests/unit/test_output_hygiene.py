@@ -78,7 +78,7 @@ def test_text_outputs_show_escapes(hostile_case: Path, capsys: pytest.CaptureFix
 
 
 def test_closest_matches_on_stderr_are_escaped(hostile_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, err = _run(capsys, "blast", str(hostile_case), "ASIAHOSTILE")
+    rc, _, err = _run(capsys, "blast", str(hostile_case), "ASIAHOSTILE")
     assert rc == 1 and "closest matches" in err
     _no_raw(err)
     assert shown(KEY, 400) in err
@@ -148,3 +148,14 @@ def test_xml_and_json_text() -> None:
     assert xml_text("a\x00b\tc\n\ud800\uffff") == "a\\x00b\tc\n\\ud800\\uffff"
     doc = json.dumps({"k": "x\x85\u202e\x7f"}, ensure_ascii=False)
     assert json.loads(json_text(doc)) == {"k": "x\x85\u202e\x7f"} and "\\u202e" in json_text(doc)
+
+
+def test_csv_rule_in_sql_matches_python() -> None:
+    """The export's SQL (:func:`csv_text_sql`) and ``sql --csv``'s Python agree on every BMP character."""
+    import duckdb
+
+    from keytrail.safetext import csv_text_sql
+
+    every = "".join(chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF) + "\U0001f600"
+    row = duckdb.connect().execute(f"SELECT {csv_text_sql('x')} FROM (SELECT ? AS x)", [every]).fetchone()
+    assert row is not None and row[0] == csv_text(every)

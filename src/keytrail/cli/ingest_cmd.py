@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from keytrail.errors import InputError, StrictRejectError, UsageError
+from keytrail.errors import InputError, StrictRejectError
 
 if TYPE_CHECKING:
     from keytrail.analysis.snapshot import SnapshotSummary
@@ -161,7 +161,8 @@ def _add_sql(p: argparse.ArgumentParser) -> None:
 
 
 def run_sql(args: argparse.Namespace) -> int:
-    from keytrail.store.sandbox import open_sandbox, run_sql as run_sandboxed
+    from keytrail.store.sandbox import open_sandbox
+    from keytrail.store.sandbox import run_sql as run_sandboxed
 
     with open_sandbox(args.case) as store:  # one read-only statement; no files, network or settings
         names, rows, _ = run_sandboxed(store.cursor(), args.query)

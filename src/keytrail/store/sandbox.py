@@ -76,7 +76,7 @@ def check_sql(sql: str) -> str:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
-        raise SqlRefused(f"query failed: {_one_line(e)}") from e
+        raise SqlRefused(f"query failed: {_one_line(str(e))}") from e
     if not statements:
         raise SqlRefused("no statement, so no result set: give one SELECT (e.g. SELECT count(*) FROM events)")
     if len(statements) > 1:

@@ -84,10 +84,13 @@ def make_server(case: str | Path, port: int = DEFAULT_PORT, *, token: str | None
     atexit.register(shutil.rmtree, templates, True)
     source = (pkg / "templates" / "app_index.html").read_text(encoding="utf-8")
     (templates / "app_index.html").write_text(offline_template(source), encoding="utf-8")
-    guard = Guard(port, token or new_token(), max_sessions)
+    guard = the_guard = Guard(port, token or new_token(), max_sessions)
     headers = security_headers(lambda request: csp(guard.host(request) or f"{HOST}:{port}"))
 
     class GuardedServer(Server):
+        #: The checks in front of every request; ``guard.url()`` is the address to open.
+        guard: Guard = the_guard
+
         async def _make_app(self) -> web.Application:
             app = await super()._make_app()
             app.middlewares.extend([headers, guard.middleware])  # headers outermost: refusals get them too
@@ -106,11 +109,9 @@ def make_server(case: str | Path, port: int = DEFAULT_PORT, *, token: str | None
                     "config": {"static": {"url": f"http://{host}/static/"}},
                     "application": {"name": self.title}}
 
-    server = GuardedServer(tui_command(Path(case).resolve()), host=HOST, port=port,
-                           title=f"keytrail {Path(case).name}", statics_path=pkg / "static",
-                           templates_path=templates)
-    server.guard = guard
-    return server
+    return GuardedServer(tui_command(Path(case).resolve()), host=HOST, port=port,
+                         title=f"keytrail {Path(case).name}", statics_path=pkg / "static",
+                         templates_path=templates)
 
 
 def serve(case: str | Path, port: int = DEFAULT_PORT, max_sessions: int = DEFAULT_MAX_SESSIONS) -> int:
