@@ -88,6 +88,11 @@ def json_text(document: str) -> str:
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", document)
 
 
+def has_json_raw(text: str) -> bool:
+    """Whether :func:`json_text` would change ``text``."""
+    return _JSON_RAW.search(text) is not None
+
+
 def csv_text_sql(expr: str) -> str:
     """DuckDB SQL for :func:`csv_text` of the VARCHAR ``expr`` (only rows with an unsafe character pay).
 

@@ -159,3 +159,25 @@ def test_csv_rule_in_sql_matches_python() -> None:
     every = "".join(chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF) + "\U0001f600"
     row = duckdb.connect().execute(f"SELECT {csv_text_sql('x')} FROM (SELECT ? AS x)", [every]).fetchone()
     assert row is not None and row[0] == csv_text(every)
+
+
+@pytest.mark.parametrize("fmt", ["timesketch", "ocsf"])
+def test_json_lines_exports_escape(hostile_case: Path, tmp_path: Path, fmt: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / f"{fmt}.jsonl"
+    rc, _, err = _run(capsys, "export", str(hostile_case), "-o", str(out), "--format", fmt)
+    assert rc == 0, err
+    text = out.read_text(encoding="utf-8")
+    _no_raw(text)
+    docs = [json.loads(line) for line in text.splitlines()]
+    assert len(docs) == 3 and any(KEY in str(v) for d in docs for v in _leaves(d))  # decodes to the value
+    assert "\\u202e" in text
+    assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
+
+
+def _leaves(doc: object) -> list[object]:
+    if isinstance(doc, dict):
+        return [x for v in doc.values() for x in _leaves(v)]
+    if isinstance(doc, list):
+        return [x for v in doc for x in _leaves(v)]
+    return [doc]
