@@ -40,8 +40,14 @@ _CSV_KEEP = frozenset("\t\n\r")
 _JSON_RAW = re.compile(f"[{NOT_C0}]")
 
 
+#: The escapes everybody reads at a glance; every other character gets its code point.
+_SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def escape_char(ch: str) -> str:
-    """``\\x1b`` for a code point below 256, ``\\u202e`` up to U+FFFF, ``\\U0001f600`` above."""
+    """``\\n``, ``\\t``, ``\\r``; else ``\\x1b`` below 256, ``\\u202e`` up to U+FFFF, ``\\U0001f600`` above."""
+    if ch in _SHORT:
+        return _SHORT[ch]
     cp = ord(ch)
     if cp < 0x100:
         return f"\\x{cp:02x}"

@@ -72,7 +72,7 @@ def test_text_outputs_show_escapes(hostile_case: Path, capsys: pytest.CaptureFix
         _no_raw(out)
         _no_raw(err)
     rc, out, _ = _run(capsys, "info", c)
-    assert "trail\\x0a\\u202eevil\\x1b[31m.json" in out  # the evidence path, one line, escaped
+    assert "trail\\n\\u202eevil\\x1b[31m.json" in out  # the evidence path, one line, escaped
     rc, out, _ = _run(capsys, "sql", c, "SELECT DISTINCT credential_id FROM events")
     assert shown(KEY, 80) in out and "\\x1b]52;c;" in out and "\\x9b31m" in out  # cells are cut at 80
 
@@ -137,7 +137,7 @@ def test_opengraph_json_escapes(hostile_case: Path, tmp_path: Path, capsys: pyte
 
 
 @pytest.mark.parametrize(("raw", "escaped"), [
-    ("\x1b[31m", "\\x1b[31m"), ("\x9b", "\\x9b"), ("\u202e", "\\u202e"), ("a\nb\tc", "a\\x0ab\\x09c"),
+    ("\x1b[31m", "\\x1b[31m"), ("\x9b", "\\x9b"), ("\u202e", "\\u202e"), ("a\nb\tc\r", "a\\nb\\tc\\r"),
     ("\x00\x7f", "\\x00\\x7f"), ("\u2066\u200b\ufeff", "\\u2066\\u200b\\ufeff"), ("naïve ✓", "naïve ✓"),
 ])
 def test_shown(raw: str, escaped: str) -> None:
