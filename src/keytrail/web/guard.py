@@ -21,8 +21,10 @@ Refusals are ``text/plain`` and never echo what the request sent.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,6 +34,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Paths that start an explorer process (counted against the cap).
 SOCKET_PATH = "/ws"
+#: How long a page or socket request at the cap waits for a session to end before it is refused.
+SLOT_WAIT = 2.0
 
 
 def new_token() -> str:
@@ -98,9 +102,22 @@ class Guard:
             response = _enter_page()
             response.set_cookie(self.cookie, self.token, httponly=True, samesite="Strict", path="/")
             return response
-        if request.path == "/" and self.live >= self.max_sessions:
+        if request.path == "/" and not await self._slot_free():
             return self._full()
         return await handler(request)
+
+    async def _slot_free(self) -> bool:
+        """Whether a session may start, waiting up to :data:`SLOT_WAIT` seconds for one to end.
+
+        A reload closes the tab's socket and asks for the page at once; the old explorer
+        takes a moment (~0.1 s) to stop, and a reload at the cap must not be refused for it.
+        """
+        deadline = time.monotonic() + SLOT_WAIT
+        while self.live >= self.max_sessions:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     def _full(self) -> web.Response:
         return _refuse(503, f"all {self.max_sessions} explorer sessions are in use (--max-sessions). "
@@ -109,7 +126,7 @@ class Guard:
     async def _socket(self, request: web.Request, handler: Handler, host: str) -> web.StreamResponse:
         if request.headers.get("Origin") != f"http://{host}":
             return _refuse(403, "refused: the WebSocket Origin is not this server")
-        if self.live >= self.max_sessions:
+        if not await self._slot_free():
             return self._full()
         self.live += 1  # no await between the check and the count: one event loop, no race
         try:
