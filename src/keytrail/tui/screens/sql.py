@@ -1,4 +1,4 @@
-"""SQL console: read-only queries over the case (it is opened read-only), results capped.
+"""SQL console: one read-only statement in the SQL sandbox (:mod:`keytrail.store.sandbox`), results capped.
 
 At most :data:`~keytrail.tui.queries.TABLE_CAP` rows are fetched into the table; the
 status line says when more exist. Escape interrupts a long query. A query DuckDB
@@ -18,7 +18,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
 
+from keytrail.errors import Cancelled, UsageError
 from keytrail.redact import mask_secrets
+from keytrail.store.sandbox import run_sql as run_sandboxed
 from keytrail.tui.messages import Loaded
 from keytrail.tui.queries import TABLE_CAP
 from keytrail.tui.screens.base import CaseScreen
@@ -27,7 +29,7 @@ from keytrail.tui.widgets.text import lit
 
 @dataclass(frozen=True)
 class SqlError:
-    """DuckDB refused the query (syntax, unknown table, write on a read-only case): its message."""
+    """The sandbox or DuckDB refused the query (syntax, unknown table, a write): its message."""
 
     message: str
 
@@ -36,23 +38,18 @@ Rows = tuple[list[str], list[tuple[Any, ...]], bool]
 
 
 def run_sql(cur: duckdb.DuckDBPyConnection, sql: str) -> Rows | SqlError:
-    """Column names, at most ``TABLE_CAP`` rows, and whether more rows exist; or the query's error.
+    """Column names, at most ``TABLE_CAP`` rows and whether more exist (SQL sandbox); or the error.
 
     An interrupt (Escape) is not an error of the query: it propagates as the cancel it is.
     """
     try:
-        return _run_sql(cur, sql)
-    except duckdb.InterruptException:
+        return run_sandboxed(cur, sql, TABLE_CAP)
+    except (Cancelled, duckdb.InterruptException):
         raise
+    except UsageError as e:  # the sandbox's refusals and DuckDB's errors, one line each
+        return SqlError(e.msg)
     except duckdb.Error as e:
         return SqlError(str(e))
-
-
-def _run_sql(cur: duckdb.DuckDBPyConnection, sql: str) -> Rows:
-    rel = cur.execute(sql)
-    names = [d[0] for d in rel.description or []]
-    rows = rel.fetchmany(TABLE_CAP + 1) if names else []
-    return names, rows[:TABLE_CAP], len(rows) > TABLE_CAP
 
 
 class QueryLine(Input):
@@ -115,7 +112,7 @@ class SqlScreen(CaseScreen):
             return
         self.query_one("#query", QueryLine).remember(sql)
         self.status(Text("running… (Escape cancels)", style="dim"))
-        self.load("sql", lambda s: run_sql(s.con, sql))
+        self.load("sql", lambda s: run_sql(s.con, sql), store=self.kt.sql_store())
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
