@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import DataTable, Input, TextArea
+from textual.widgets import DataTable, Input, Static
 
 from keytrail.tui.app import KeytrailApp
-from keytrail.tui.screens.error import ErrorModal
 from keytrail.tui.screens.sql import SqlScreen
 from tests.tui.conftest import run, settle
 
@@ -42,12 +41,11 @@ def test_sql_console_refuses_writes_files_and_settings(small_case: Path, tmp_pat
                 app.screen.query_one(Input).value = sql
                 await pilot.press("enter")
                 await settle(pilot)
-                assert isinstance(app.screen, ErrorModal), sql
-                detail = app.screen.query_one(TextArea).text
-                assert "refused" in detail, (sql, detail)
-                await pilot.press("escape")
-                await pilot.pause()
-                assert isinstance(app.screen, SqlScreen)
+                # refused inline under the query line (no dialog), focus kept to fix the query
+                assert isinstance(app.screen, SqlScreen), sql
+                error = app.screen.query_one("#query-error", Static)
+                assert error.display and "refused" in str(error.content), (sql, error.content)
+                assert app.focused is app.screen.query_one(Input)
             app.screen.query_one(Input).value = "SELECT count(*) AS n FROM events"
             await pilot.press("enter")
             await settle(pilot)

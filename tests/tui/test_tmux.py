@@ -48,7 +48,8 @@ def test_tui_in_tmux_opens_navigates_and_quits(small_case: Path, tmp_path: Path)
         pane = _wait_for(session, "rejected records")
         assert "Overview" in pane and "2,507" in pane
         subprocess.run(["tmux", "send-keys", "-t", session, "t"], check=True)
-        pane = _wait_for(session, "events 1–200 of 2,507")
+        _wait_for(session, "events 1–200 of 2,507")
+        pane = _wait_for(session, "sts:AssumeRole")  # the rows paint a frame after the status
         assert "sts:AssumeRole" in pane and "s3:[bold red]Boom[/]" in pane  # hostile text literal
         subprocess.run(["tmux", "send-keys", "-t", session, "]"], check=True)
         _wait_for(session, "events 201–400 of 2,507")
