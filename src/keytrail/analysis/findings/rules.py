@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from keytrail.analysis.findings import (
+    declared,
     drift,
     environment,
     human_use,
@@ -14,6 +15,7 @@ from keytrail.analysis.findings import (
     privilege,
     recon,
     reuse,
+    sigma,
     unattributed,
     unused_privilege,
 )
@@ -33,4 +35,6 @@ RULE_FAMILIES: list[tuple[str, Callable[[Context], None]]] = [
     ("scope_drift", drift.run),
     ("reconnaissance", recon.run),
     ("secret_sprawl", recon.run_sprawl),
+    ("nhi_attack", declared.run),
+    ("sigma", sigma.run),
 ]

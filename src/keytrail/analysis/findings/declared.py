@@ -1,0 +1,97 @@
+"""Run keytrail's declarative rule files (:mod:`keytrail.analysis.rulefiles`) as findings.
+
+``match`` rules are one ``UNION ALL`` over ``events`` and are grouped per credential like
+Sigma hits (:mod:`.grouped`); ``sql`` rules return their findings row by row. The rule's
+``description`` is a template filled from the row: a list is written comma-separated.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keytrail.analysis.findings.catalog import RuleInfo
+from keytrail.analysis.findings.context import Draft, glob_sql
+from keytrail.analysis.findings.grouped import group_hits, reach, subjects
+from keytrail.errors import ConfigError
+from keytrail.levels import Level
+
+if TYPE_CHECKING:
+    from keytrail.analysis.findings.context import Context
+    from keytrail.analysis.rulefiles import RuleFile
+
+_STANDARD = {"subjects", "uids", "t0", "t1", "n", "cred", "level"}
+
+
+class _Values(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else value
+
+
+def fill(template: str, row: dict[str, Any], where: str) -> str:
+    try:
+        return string.Formatter().vformat(template, (), _Values({k: _text(v) for k, v in row.items()}))
+    except (ValueError, IndexError, AttributeError) as e:
+        raise ConfigError(f"{where}: description template: {e}", "bad rule file") from e
+
+
+def run(ctx: Context) -> None:
+    from keytrail.analysis.rulefiles import load_rule_files
+
+    rules = load_rule_files(ctx.cfg.nhi_attack.rules_dir or None)
+    for rule in rules:
+        ctx.extra_rules[rule.id] = RuleInfo(rule.id, "nhi_attack", rule.level, rule.title, rule.frameworks)
+    matches = [(i, r) for i, r in enumerate(rules) if r.shape == "match"]
+    if matches:
+        parts = []
+        for i, r in matches:
+            outcomes = ", ".join(f"'{o}'" for o in r.outcomes if o.isalpha())
+            extra = f" AND ({r.query()})" if r.where else ""
+            parts.append(f"SELECT {i} AS r, e.event_uid FROM events e WHERE {glob_sql('e.action', r.actions)}"
+                         f" AND e.outcome IN ({outcomes}){extra}")
+        ctx.cur.execute("CREATE OR REPLACE TEMP TABLE _kt_rule_hit AS " + " UNION ALL ".join(parts))
+        for row in group_hits(ctx, "_kt_rule_hit"):
+            _add_match(ctx, rules[row["r"]], row)
+    for rule in rules:
+        if rule.shape == "sql":
+            for row in ctx.rows(rule.query()):
+                _add_sql(ctx, rule, row)
+
+
+def _add_match(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
+    who = r["cred"] or r["principal"] or r["subj"]
+    values = {**r, "who": who, "reach": reach(r), "principal": r["principal"] or who,
+              "actions": r["actions"] or [], "ips": r["ips"] or []}
+    ctx.add(Draft(
+        rule.id, subjects(r), list(r["uids"]), fill(rule.description, values, rule.path), rule.impact,
+        r["t0"], r["t1"], contain=[r["cred"]] if r["cred"] else [], count=int(r["n"]), advice=rule.advice,
+        details={"actions": list(r["actions"] or []), "source_ips": list(r["ips"] or []),
+                 "agents": list(r["agents"] or []), "humans": list(r["humans"] or []), "rule_file": Path(rule.path).name},
+    ))
+
+
+def _add_sql(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
+    if not r.get("uids"):
+        return
+    level = Level.parse(r["level"]) if r.get("level") else None
+    details = {k: v for k, v in r.items() if k not in _STANDARD}
+    ctx.add(Draft(
+        rule.id, [s for s in r.get("subjects") or [] if s], list(r["uids"]),
+        fill(rule.description, r, rule.path), rule.impact, r.get("t0"), r.get("t1"),
+        contain=[r["cred"]] if r.get("cred") else [], count=int(r.get("n") or len(r["uids"])),
+        advice=rule.advice, level=level,
+        details={**_jsonable(details), "rule_file": Path(rule.path).name},
+    ))
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    from datetime import datetime
+
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}
