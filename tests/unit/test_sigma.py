@@ -40,7 +40,7 @@ def _matches(tmp_path: Path, detection: str, records: list[dict[str, object]]) -
     con.execute("CREATE TABLE events (event_uid VARCHAR, source VARCHAR, raw VARCHAR)")
     for i, rec in enumerate(records):
         con.execute("INSERT INTO events VALUES (?, 'cloudtrail', ?)", [f"e{i}", json.dumps(rec)])
-    fields.build(con, rs.fields)
+    fields.build(con, rs.fields, rs.lower_fields)
     rows = con.execute(f"SELECT event_uid FROM {fields.TABLE} WHERE {rs.rules[0].where} ORDER BY 1").fetchall()
     return [r[0] for r in rows]
 

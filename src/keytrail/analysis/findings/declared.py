@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis.findings.catalog import RuleInfo
 from keytrail.analysis.findings.context import Draft, glob_sql
-from keytrail.analysis.findings.grouped import group_hits, reach, subjects
+from keytrail.analysis.findings.grouped import contain, group_hits, reach, subjects, who
 from keytrail.errors import ConfigError
 from keytrail.levels import Level
 
@@ -42,6 +42,18 @@ def fill(template: str, row: dict[str, Any], where: str) -> str:
         raise ConfigError(f"{where}: description template: {e}", "bad rule file") from e
 
 
+def action_sql(column: str, patterns: tuple[str, ...]) -> str:
+    """``column`` is one of the exact actions (an IN list, hashed) or matches a glob (LIKE)."""
+    from keytrail.store.sqltext import quote_literal
+
+    exact = [p for p in patterns if "*" not in p]
+    parts = [f"{column} IN ({', '.join(quote_literal(p) for p in exact)})"] if exact else []
+    globs = tuple(p for p in patterns if "*" in p)
+    if globs:
+        parts.append(glob_sql(column, globs))
+    return "(" + " OR ".join(parts) + ")"
+
+
 def run(ctx: Context) -> None:
     from keytrail.analysis.rulefiles import load_rule_files
 
@@ -54,7 +66,7 @@ def run(ctx: Context) -> None:
         for i, r in matches:
             outcomes = ", ".join(f"'{o}'" for o in r.outcomes if o.isalpha())
             extra = f" AND ({r.query()})" if r.where else ""
-            parts.append(f"SELECT {i} AS r, e.event_uid FROM events e WHERE {glob_sql('e.action', r.actions)}"
+            parts.append(f"SELECT {i} AS r, e.event_uid FROM events e WHERE {action_sql('e.action', r.actions)}"
                          f" AND e.outcome IN ({outcomes}){extra}")
         ctx.cur.execute("CREATE OR REPLACE TEMP TABLE _kt_rule_hit AS " + " UNION ALL ".join(parts))
         for row in group_hits(ctx, "_kt_rule_hit"):
@@ -66,13 +78,13 @@ def run(ctx: Context) -> None:
 
 
 def _add_match(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
-    who = r["cred"] or r["principal"] or r["subj"]
-    values = {**r, "who": who, "reach": reach(r), "principal": r["principal"] or who,
+    values = {**r, "who": who(r), "reach": reach(r), "principal": r["principal"] or r["subj"],
               "actions": r["actions"] or [], "ips": r["ips"] or []}
     ctx.add(Draft(
         rule.id, subjects(r), list(r["uids"]), fill(rule.description, values, rule.path), rule.impact,
-        r["t0"], r["t1"], contain=[r["cred"]] if r["cred"] else [], count=int(r["n"]), advice=rule.advice,
+        r["t0"], r["t1"], contain=contain(r), count=int(r["n"]), advice=rule.advice,
         details={"actions": list(r["actions"] or []), "source_ips": list(r["ips"] or []),
+                 "credentials": list(r["creds"] or []),
                  "agents": list(r["agents"] or []), "humans": list(r["humans"] or []), "rule_file": Path(rule.path).name},
     ))
 

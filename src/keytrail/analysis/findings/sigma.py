@@ -3,9 +3,10 @@
 Every loaded rule (:mod:`keytrail.analysis.sigma.rules`) runs as one ``WHERE`` over the
 Sigma field table; the hits of all rules come back from one ``UNION ALL`` query. A noisy
 rule (``AssumeRole`` misuse matches every role session) would drown a case in thousands of
-findings, so hits are grouped per rule and credential (:mod:`.grouped`): one finding says
-how many events, cites up to 25 of them, and names the credential, the principal, and the
-agents and humans the credential's chain reaches.
+findings, so hits are grouped per rule and identity (:mod:`.grouped`: the role or user, so
+every session of a role is one finding): one finding says how many events, cites up to 25
+of them, and names the credentials, the principal, and the agents and humans their chains
+reach.
 
 The rule's author and first reference go into every description and the details keep the
 rest, as the Detection Rule License 1.1 asks.
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis.findings.catalog import RuleInfo
 from keytrail.analysis.findings.context import Draft
-from keytrail.analysis.findings.grouped import group_hits, reach, subjects
+from keytrail.analysis.findings.grouped import contain, group_hits, reach, subjects, who
 from keytrail.levels import Level
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def run(ctx: Context) -> None:
 
     rs = load_rules(ctx.cfg.sigma.rules_dir or None)
     rules = list(rs.rules)
-    if not rules or not fields.build(ctx.cur, rs.fields):
+    if not rules or not fields.build(ctx.cur, rs.fields, rs.lower_fields):
         return
     _hits(ctx, rules)
     for r in group_hits(ctx, "_kt_sigma_hit"):
@@ -63,18 +64,16 @@ def run(ctx: Context) -> None:
 
 
 def _draft(rule: SigmaRule, r: dict[str, Any]) -> Draft:
-    who = r["cred"] or r["principal"] or r["subj"]
     actions = ", ".join(r["actions"] or [])
-    desc = (f"Sigma rule \"{rule.title}\" matched {r['n']} event(s) by {who}"
-            f"{' (' + r['principal'] + ')' if r['principal'] and r['principal'] != who else ''}: {actions}."
+    desc = (f"Sigma rule \"{rule.title}\" matched {r['n']} event(s) by {who(r)}: {actions}."
             f"{reach(r)} {rule.credit()}. {rule.description.rstrip('.')}.")
     return Draft(
-        rule.id, subjects(r),
-        list(r["uids"]), desc.strip(),
+        rule.id, subjects(r), list(r["uids"]), desc.strip(),
         "; ".join(rule.falsepositives) and f"Known false positives: {'; '.join(rule.falsepositives)}",
-        r["t0"], r["t1"], contain=[r["cred"]] if r["cred"] else [], count=int(r["n"]),
+        r["t0"], r["t1"], contain=contain(r), count=int(r["n"]),
         level=Level.parse(rule.level),
         advice="Confirm with the credential's owner that the matched calls were intended.",
         details={**rule.as_dict(), "actions": list(r["actions"] or []), "source_ips": list(r["ips"] or []),
-                 "agents": list(r["agents"] or []), "humans": list(r["humans"] or [])},
+                 "credentials": list(r["creds"] or []), "agents": list(r["agents"] or []),
+                 "humans": list(r["humans"] or [])},
     )

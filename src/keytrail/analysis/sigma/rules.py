@@ -83,6 +83,8 @@ class RuleSet:
     """Hash of every rule file's name and bytes: part of the findings snapshot fingerprint."""
     fields: tuple[str, ...] = field(default=())
     """Every Sigma field a converted rule names (the columns the field table needs)."""
+    lower_fields: tuple[str, ...] = field(default=())
+    """Fields compared case-insensitively (the table adds their lower-cased copies)."""
 
 
 def shipped_dir() -> Path:
@@ -125,6 +127,7 @@ def _load(directory: str, fingerprint: str) -> RuleSet:
     rules: list[SigmaRule] = []
     failed: list[FailedRule] = []
     fields_all: set[str] = set()
+    lower_all: set[str] = set()
     for path in rule_files(Path(directory)):
         title = path.stem
         try:
@@ -151,11 +154,13 @@ def _load(directory: str, fingerprint: str) -> RuleSet:
                 if not queries:
                     raise ValueError("the rule converted to no query")
                 fields_all |= backend.fields_seen
+                lower_all |= backend.lower_seen
                 rules.append(_rule(rule, path, " OR ".join(f"({q})" for q in queries),
                                    tuple(sorted(backend.fields_seen))))
         except Exception as e:  # noqa: BLE001 - every failure is reported with its reason, none is fatal
             failed.append(FailedRule(str(path), str(title), f"{type(e).__name__}: {e}"))
-    return RuleSet(directory, tuple(rules), tuple(failed), fingerprint, tuple(sorted(fields_all)))
+    return RuleSet(directory, tuple(rules), tuple(failed), fingerprint, tuple(sorted(fields_all)),
+                   tuple(sorted(lower_all)))
 
 
 def _rule(rule: Any, path: Path, where: str, fields: tuple[str, ...]) -> SigmaRule:
