@@ -39,7 +39,7 @@ def test_bad_rule_files_are_errors_naming_the_problem(text: str, message: str) -
 
 def test_shipped_rules_load_and_params_become_literals() -> None:
     rules = {r.id: r for r in load_rule_files()}
-    assert len(rules) >= 14 and all(r.id.startswith("nhi-") for r in rules.values())
+    assert len(rules) >= 15 and all(r.id.startswith("nhi-") or r.config != "nhi_attack" for r in rules.values())
     q = rules["nhi-denied-burst-one-action"].query()
     assert "{min_denied}" not in q and ">= 10" in q
 
@@ -101,3 +101,35 @@ def test_sigma_folder_flag_lists_rules_that_did_not_convert(tmp_path: Path) -> N
     (d / "bad.yml").write_text("title: x\nlogsource:\n  product: aws\n  service: cloudtrail\n", encoding="utf-8")
     doc = _findings(case, "--sigma", str(d))
     assert doc["sigma"]["converted"] == 0 and [Path(f["file"]).name for f in doc["sigma"]["failed"]] == ["bad.yml"]
+
+
+def test_snapshot_fingerprint_follows_the_rule_files(tmp_path: Path) -> None:
+    """A stored snapshot is not served once a Sigma or rule-file folder's content changed."""
+    from dataclasses import replace
+
+    from keytrail.analysis.snapshot import findings_fingerprint
+    from keytrail.config import load_config
+
+    sigma, own = tmp_path / "sigma", tmp_path / "own"
+    sigma.mkdir()
+    own.mkdir()
+    base = load_config(None)
+    cfg = replace(base, sigma=replace(base.sigma, rules_dir=str(sigma)),
+                  nhi_attack=replace(base.nhi_attack, rules_dir=str(own)))
+    before = findings_fingerprint(cfg)
+    (sigma / "r.yml").write_text("title: r\n", encoding="utf-8")
+    after_sigma = findings_fingerprint(cfg)
+    (own / "r.toml").write_text(GOOD, encoding="utf-8")
+    assert len({before, after_sigma, findings_fingerprint(cfg), findings_fingerprint(base)}) == 4
+
+
+def test_rules_moved_from_python_keep_their_catalog_entry() -> None:
+    """A rule moved to a file keeps the id, title, level and frameworks that [levels], the docs and the
+    front ends know it by (its outputs are pinned by test_findings_sample and test_findings_rules)."""
+    from keytrail.analysis.findings.catalog import RULES
+
+    moved = [r for r in load_rule_files() if r.id in RULES]
+    assert [r.id for r in moved] == ["denied-burst"]
+    for r in moved:
+        info = RULES[r.id]
+        assert (r.title, r.level, r.frameworks, r.config) == (info.title, info.level, info.frameworks, info.family)

@@ -9,10 +9,15 @@ A responder adds or tunes a rule by writing a file, not Python. Each file holds 
   optionally, the SQL predicate ``where`` over ``events e``; hits are grouped per credential
   like Sigma hits, and ``description`` may use ``{who}``, ``{principal}``, ``{n}``,
   ``{actions}``, ``{ips}`` and ``{reach}``;
-- ``sql``: a query returning one row per finding with the columns ``subjects`` (list),
+- ``sql``: a query returning one row per finding (``details = [...]`` names the columns the
+  finding's details keep) with the columns ``subjects`` (list),
   ``uids`` (event uids, list), ``t0``, ``t1``, ``n`` and optionally ``cred`` (credential to
   contain) and ``level``; every other column is available to ``description`` and kept in
   the finding's details.
+
+``config = "<section>"`` ties a rule to a section of the findings configuration: the
+section's ``enabled`` turns it on and off and its keys fill ``[params]`` (``denied-burst``
+reads ``[reconnaissance]``); rules without it follow ``[nhi_attack]``.
 
 The shipped rules live in ``keytrail/data/rules``; ``[nhi_attack] rules_dir`` adds a folder.
 Files are validated strictly: a bad file is an error naming the file and key, never a rule
@@ -35,7 +40,8 @@ from keytrail.levels import Level
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,80}$")
 _PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-_KEYS = {"id", "title", "level", "frameworks", "description", "impact", "advice", "params", "match", "sql"}
+_KEYS = {"id", "title", "level", "frameworks", "description", "impact", "advice", "params", "match", "sql",
+         "config", "details"}
 
 
 @dataclass(frozen=True)
@@ -53,14 +59,20 @@ class RuleFile:
     sql: str = ""
     path: str = ""
     outcomes: tuple[str, ...] = field(default=())
+    config: str = "nhi_attack"
+    """Section of the findings configuration that turns the rule on and off; for a rule moved
+    from Python (``denied-burst``) also the section whose keys fill ``[params]``."""
+    details: tuple[str, ...] | None = None
+    """Columns kept in the finding's details (``sql`` rules; default: every extra column)."""
 
     @property
     def shape(self) -> str:
         return "sql" if self.sql else "match"
 
-    def query(self) -> str:
-        """The rule's SQL with ``{param}`` replaced by literals (numbers bare, strings quoted)."""
-        return _substitute(self.sql or self.where, self.params, self.path)
+    def query(self, params: dict[str, Any] | None = None) -> str:
+        """The rule's SQL with ``{param}`` replaced by literals (numbers bare, strings quoted);
+        ``params`` (the configuration section's values) win over the file's."""
+        return _substitute(self.sql or self.where, {**self.params, **(params or {})}, self.path)
 
 
 def _literal(value: Any) -> str:
@@ -166,7 +178,8 @@ def parse_rule(text: str, where: str) -> RuleFile:
         advice=str(doc.get("advice", "")).strip(), params=dict(params),
         actions=tuple(match.get("actions", ())), where=str(match.get("where", "")),
         outcomes=tuple(match.get("outcomes", ("success", "failure", "unknown"))),
-        sql=str(doc.get("sql", "")), path=where,
+        sql=str(doc.get("sql", "")), path=where, config=str(doc.get("config", "nhi_attack")),
+        details=tuple(doc["details"]) if isinstance(doc.get("details"), list) else None,
     )
     rule.query()  # every {param} the SQL names must exist
     return rule

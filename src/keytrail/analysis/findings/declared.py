@@ -8,6 +8,7 @@ Sigma hits (:mod:`.grouped`); ``sql`` rules return their findings row by row. Th
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,18 +55,36 @@ def action_sql(column: str, patterns: tuple[str, ...]) -> str:
     return "(" + " OR ".join(parts) + ")"
 
 
-def run(ctx: Context) -> None:
+def section(name: str) -> Callable[[Context], None]:
+    """The runner of the rule files tied to config section ``name`` (``RULE_FAMILIES`` calls it
+    only when that section is enabled)."""
+
+    def run(ctx: Context) -> None:
+        _run(ctx, name)
+
+    run.__name__ = f"run_{name}"
+    return run
+
+
+def _params(ctx: Context, name: str) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(getattr(ctx.cfg, name)).items() if k != "enabled"} if name != "nhi_attack" else {}
+
+
+def _run(ctx: Context, name: str) -> None:
     from keytrail.analysis.rulefiles import load_rule_files
 
-    rules = load_rule_files(ctx.cfg.nhi_attack.rules_dir or None)
+    rules = [r for r in load_rule_files(ctx.cfg.nhi_attack.rules_dir or None) if r.config == name]
+    params = _params(ctx, name)
     for rule in rules:
-        ctx.extra_rules[rule.id] = RuleInfo(rule.id, "nhi_attack", rule.level, rule.title, rule.frameworks)
+        ctx.extra_rules[rule.id] = RuleInfo(rule.id, name, rule.level, rule.title, rule.frameworks)
     matches = [(i, r) for i, r in enumerate(rules) if r.shape == "match"]
     if matches:
         parts = []
         for i, r in matches:
             outcomes = ", ".join(f"'{o}'" for o in r.outcomes if o.isalpha())
-            extra = f" AND ({r.query()})" if r.where else ""
+            extra = f" AND ({r.query(params)})" if r.where else ""
             parts.append(f"SELECT {i} AS r, e.event_uid FROM events e WHERE {action_sql('e.action', r.actions)}"
                          f" AND e.outcome IN ({outcomes}){extra}")
         ctx.cur.execute("CREATE OR REPLACE TEMP TABLE _kt_rule_hit AS " + " UNION ALL ".join(parts))
@@ -73,8 +92,8 @@ def run(ctx: Context) -> None:
             _add_match(ctx, rules[row["r"]], row)
     for rule in rules:
         if rule.shape == "sql":
-            for row in ctx.rows(rule.query()):
-                _add_sql(ctx, rule, row)
+            for row in ctx.rows(rule.query(params)):
+                _add_sql(ctx, rule, {**params, **row})
 
 
 def _add_match(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
@@ -93,13 +112,15 @@ def _add_sql(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
     if not r.get("uids"):
         return
     level = Level.parse(r["level"]) if r.get("level") else None
-    details = {k: v for k, v in r.items() if k not in _STANDARD}
+    keep = rule.details if rule.details is not None else [k for k in r if k not in _STANDARD]
+    details = {k: r[k] for k in keep if k in r}
     ctx.add(Draft(
         rule.id, [s for s in r.get("subjects") or [] if s], list(r["uids"]),
         fill(rule.description, r, rule.path), rule.impact, r.get("t0"), r.get("t1"),
         contain=[r["cred"]] if r.get("cred") else [], count=int(r.get("n") or len(r["uids"])),
         advice=rule.advice, level=level,
-        details={**_jsonable(details), "rule_file": Path(rule.path).name},
+        details=_jsonable(details) if rule.details is not None else {**_jsonable(details),
+                                                                      "rule_file": Path(rule.path).name},
     ))
 
 

@@ -33,8 +33,8 @@ RULE_FAMILIES: list[tuple[str, Callable[[Context], None]]] = [
     ("environment_crossing", environment.run),
     ("unattributed", unattributed.run),
     ("scope_drift", drift.run),
-    ("reconnaissance", recon.run),
+    ("reconnaissance", declared.section("reconnaissance")),  # denied-burst: data/rules/denied-burst.toml
     ("secret_sprawl", recon.run_sprawl),
-    ("nhi_attack", declared.run),
+    ("nhi_attack", declared.section("nhi_attack")),
     ("sigma", sigma.run),
 ]

@@ -12,6 +12,7 @@ so each :class:`SigmaRule` keeps them for the findings it produces.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -56,8 +57,10 @@ class SigmaRule:
                      and not t.lower().startswith("attack.g") and not t.lower().startswith("attack.s"))
 
     def credit(self) -> str:
-        """The attribution line the DRL asks for with every match."""
-        ref = self.references[0] if self.references else "no reference given"
+        """The attribution line the DRL asks for with every match. The reference is written
+        without its URL scheme, so an offline report names it without linking out (the full
+        references are in the finding's details)."""
+        ref = re.sub(r"^[a-z]+://", "", self.references[0]) if self.references else "no reference given"
         return f"Sigma rule by {self.author or 'unknown author'} ({LICENCE}; {ref})"
 
     def as_dict(self) -> dict[str, Any]:
