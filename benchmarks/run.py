@@ -239,7 +239,8 @@ def analysis_rows(case: Path, rows: list[Row]) -> None:
             for keep in ("sigma", "nhi_attack"):
                 off = {f.name: replace(getattr(cfg, f.name), enabled=False) for f in dc_fields(cfg)
                        if f.name != keep and hasattr(getattr(cfg, f.name), "enabled")}
-                secs, found = timed(lambda: live(store, replace(cfg, **off)))
+                only = replace(cfg, **off)
+                secs, found = timed(lambda only=only: live(store, only))
                 rows.append(Row(f"of which [{keep}] alone (with the shared chain tables; {len(found):,} findings)",
                                 fmt_s(secs)))
         finally:

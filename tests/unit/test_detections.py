@@ -1,6 +1,7 @@
-"""docs/detections.md holds: every Stratus Red Team AWS technique it lists surfaces in the findings it names,
-with the technique's own events as evidence (real detonation logs where the shared fixtures have them,
-CloudTrail records built from the technique's documented calls for the others)."""
+"""docs/detections.md holds: every Stratus Red Team AWS technique it lists surfaces in the
+findings it names, with the technique's own events as evidence (real detonation logs where
+the shared fixtures have them, CloudTrail records built from the technique's documented
+calls for the others)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def test_table_lists_the_current_techniques() -> None:
 
 
 @pytest.fixture(scope="module")
-def stratus(shared_fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+def stratus(
+    shared_fixtures: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[dict[str, Any]]]:
     logs = shared_fixtures / "cloudtrail" / "stratus-red-team" / "detonation-logs"
     if not logs.is_dir():
         pytest.skip("Stratus Red Team detonation logs not in the shared fixtures")
@@ -76,21 +79,54 @@ def test_sigma_findings_credit_the_rule_author(stratus: tuple[Path, list[dict[st
     assert sigma
     for f in sigma:
         assert f["details"]["author"] and f["details"]["author"] in f["description"]
-        assert "SigmaHQ (DRL 1.1)" in f["description"] and f["details"]["licence"] == "SigmaHQ (DRL 1.1)"
+        assert (
+            "SigmaHQ (DRL 1.1)" in f["description"]
+            and f["details"]["licence"] == "SigmaHQ (DRL 1.1)"
+        )
 
 
-# -- constructed cases ------------------------------------------------------------------------------------
+# -- constructed cases ---------------------------------------------------------------------
 
-def _rec(n: int, name: str, source: str, *, t: str = "2025-01-10T10:00:00Z", key: str = "AKIAEXAMPLEATTACK001",
-         ip: str = "198.51.100.9", request: dict[str, Any] | None = None, identity: dict[str, Any] | None = None,
-         event_id: str | None = None) -> dict[str, Any]:
-    ident = identity or {"type": "IAMUser", "principalId": "AIDAEXAMPLE", "accountId": ACCOUNT,
-                         "arn": f"arn:aws:iam::{ACCOUNT}:user/mallory", "userName": "mallory", "accessKeyId": key}
-    return {"eventVersion": "1.09", "userIdentity": ident, "eventTime": t, "eventSource": f"{source}.amazonaws.com",
-            "eventName": name, "awsRegion": "us-east-1", "sourceIPAddress": ip, "userAgent": "aws-cli/2.15.0",
-            "requestParameters": request or {}, "responseElements": None, "requestID": f"req-{n}",
-            "eventID": event_id or f"00000000-0000-4000-8000-{n:012d}", "eventType": "AwsApiCall",
-            "readOnly": False, "managementEvent": True, "recipientAccountId": ACCOUNT, "eventCategory": "Management"}
+
+def _rec(
+    n: int,
+    name: str,
+    source: str,
+    *,
+    t: str = "2025-01-10T10:00:00Z",
+    key: str = "AKIAEXAMPLEATTACK001",
+    ip: str = "198.51.100.9",
+    request: dict[str, Any] | None = None,
+    identity: dict[str, Any] | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    ident = identity or {
+        "type": "IAMUser",
+        "principalId": "AIDAEXAMPLE",
+        "accountId": ACCOUNT,
+        "arn": f"arn:aws:iam::{ACCOUNT}:user/mallory",
+        "userName": "mallory",
+        "accessKeyId": key,
+    }
+    return {
+        "eventVersion": "1.09",
+        "userIdentity": ident,
+        "eventTime": t,
+        "eventSource": f"{source}.amazonaws.com",
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": ip,
+        "userAgent": "aws-cli/2.15.0",
+        "requestParameters": request or {},
+        "responseElements": None,
+        "requestID": f"req-{n}",
+        "eventID": event_id or f"00000000-0000-4000-8000-{n:012d}",
+        "eventType": "AwsApiCall",
+        "readOnly": False,
+        "managementEvent": True,
+        "recipientAccountId": ACCOUNT,
+        "eventCategory": "Management",
+    }
 
 
 def _at(i: int) -> str:
@@ -98,42 +134,137 @@ def _at(i: int) -> str:
 
 
 def _constructed() -> dict[str, list[dict[str, Any]]]:
-    instance = {"type": "AssumedRole", "principalId": "AROAEXAMPLE:i-0abc1234def567890", "accountId": ACCOUNT,
-                "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/app-role/i-0abc1234def567890",
-                "accessKeyId": "ASIAEXAMPLEINSTANCE1",
-                "sessionContext": {"sessionIssuer": {"type": "Role", "arn": f"arn:aws:iam::{ACCOUNT}:role/app-role"},
-                                   "ec2RoleDelivery": "2.0"}}
-    discovery = [("sts", "GetCallerIdentity"), ("iam", "ListRoles"), ("iam", "ListUsers"), ("s3", "ListBuckets"),
-                 ("ec2", "DescribeInstances"), ("ec2", "DescribeVpcs"), ("ec2", "DescribeSecurityGroups"),
-                 ("lambda", "ListFunctions20150331")]
-    ses = ["GetAccountSendingEnabled", "GetSendQuota", "ListIdentities", "GetIdentityVerificationAttributes",
-           "ListEmailIdentities"]
+    instance = {
+        "type": "AssumedRole",
+        "principalId": "AROAEXAMPLE:i-0abc1234def567890",
+        "accountId": ACCOUNT,
+        "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/app-role/i-0abc1234def567890",
+        "accessKeyId": "ASIAEXAMPLEINSTANCE1",
+        "sessionContext": {
+            "sessionIssuer": {"type": "Role", "arn": f"arn:aws:iam::{ACCOUNT}:role/app-role"},
+            "ec2RoleDelivery": "2.0",
+        },
+    }
+    discovery = [
+        ("sts", "GetCallerIdentity"),
+        ("iam", "ListRoles"),
+        ("iam", "ListUsers"),
+        ("s3", "ListBuckets"),
+        ("ec2", "DescribeInstances"),
+        ("ec2", "DescribeVpcs"),
+        ("ec2", "DescribeSecurityGroups"),
+        ("lambda", "ListFunctions20150331"),
+    ]
+    ses = [
+        "GetAccountSendingEnabled",
+        "GetSendQuota",
+        "ListIdentities",
+        "GetIdentityVerificationAttributes",
+        "ListEmailIdentities",
+    ]
     bucket = "victim-data"
     return {
         "aws.defense-evasion.cloudtrail-lifecycle-rule": [
-            _rec(1, "CreateTrail", "cloudtrail", request={"name": "org-trail", "s3BucketName": "org-logs-7f3a"}),
-            _rec(2, "PutBucketLifecycle", "s3", t=_at(60), request={
-                "bucketName": "org-logs-7f3a", "LifecycleConfiguration": {"Rule": {"Expiration": {"Days": 1}}}})],
+            _rec(
+                1,
+                "CreateTrail",
+                "cloudtrail",
+                request={"name": "org-trail", "s3BucketName": "org-logs-7f3a"},
+            ),
+            _rec(
+                2,
+                "PutBucketLifecycle",
+                "s3",
+                t=_at(60),
+                request={
+                    "bucketName": "org-logs-7f3a",
+                    "LifecycleConfiguration": {"Rule": {"Expiration": {"Days": 1}}},
+                },
+            ),
+        ],
         "aws.execution.sagemaker-update-lifecycle-config": [
-            _rec(3, "CreateNotebookInstanceLifecycleConfig", "sagemaker", request={"onStart": [{"content": "x"}]}),
-            _rec(4, "UpdateNotebookInstance", "sagemaker", t=_at(5), request={"lifecycleConfigName": "evil"})],
+            _rec(
+                3,
+                "CreateNotebookInstanceLifecycleConfig",
+                "sagemaker",
+                request={"onStart": [{"content": "x"}]},
+            ),
+            _rec(
+                4,
+                "UpdateNotebookInstance",
+                "sagemaker",
+                t=_at(5),
+                request={"lifecycleConfigName": "evil"},
+            ),
+        ],
         "aws.discovery.ec2-enumerate-from-instance": [
-            _rec(10 + i, op, svc, t=_at(i), identity=instance, key="ASIAEXAMPLEINSTANCE1", ip="10.0.1.15")
-            for i, (svc, op) in enumerate(discovery)],
-        "aws.discovery.ses-enumerate": [_rec(30 + i, op, "ses", t=_at(i)) for i, op in enumerate(ses)],
+            _rec(
+                10 + i,
+                op,
+                svc,
+                t=_at(i),
+                identity=instance,
+                key="ASIAEXAMPLEINSTANCE1",
+                ip="10.0.1.15",
+            )
+            for i, (svc, op) in enumerate(discovery)
+        ],
+        "aws.discovery.ses-enumerate": [
+            _rec(30 + i, op, "ses", t=_at(i)) for i, op in enumerate(ses)
+        ],
         "aws.exfiltration.s3-backdoor-bucket-policy": [
-            _rec(40, "PutBucketPolicy", "s3", request={"bucketName": bucket, "bucketPolicy": {"Statement": [
-                {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "s3:*"}]}})],
+            _rec(
+                40,
+                "PutBucketPolicy",
+                "s3",
+                request={
+                    "bucketName": bucket,
+                    "bucketPolicy": {
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+                                "Action": "s3:*",
+                            }
+                        ]
+                    },
+                },
+            )
+        ],
         "aws.impact.s3-ransomware-batch-deletion": [
-            _rec(100 + i, "DeleteObjects", "s3", t=_at(i), request={"bucketName": bucket, "delete": ""})
-            for i in range(25)],
+            _rec(
+                100 + i,
+                "DeleteObjects",
+                "s3",
+                t=_at(i),
+                request={"bucketName": bucket, "delete": ""},
+            )
+            for i in range(25)
+        ],
         "aws.impact.s3-ransomware-individual-deletion": [
-            _rec(200 + i, "DeleteObject", "s3", t=_at(i), request={"bucketName": bucket, "key": f"f{i}"})
-            for i in range(25)],
+            _rec(
+                200 + i,
+                "DeleteObject",
+                "s3",
+                t=_at(i),
+                request={"bucketName": bucket, "key": f"f{i}"},
+            )
+            for i in range(25)
+        ],
         "aws.impact.s3-ransomware-client-side-encryption": [
-            _rec(300 + i, "CopyObject", "s3", t=_at(i), request={
-                "bucketName": bucket, "key": f"f{i}", "x-amz-server-side-encryption-customer-algorithm": "AES256"})
-            for i in range(25)],
+            _rec(
+                300 + i,
+                "CopyObject",
+                "s3",
+                t=_at(i),
+                request={
+                    "bucketName": bucket,
+                    "key": f"f{i}",
+                    "x-amz-server-side-encryption-customer-algorithm": "AES256",
+                },
+            )
+            for i in range(25)
+        ],
     }
 
 
@@ -143,9 +274,14 @@ def test_constructed_techniques(tmp_path: Path) -> None:
     assert {n for n, (_, how) in table.items() if how == "constructed"} == set(cases)
     inputs = []
     for i, (name, records) in enumerate(cases.items()):
-        for r in records:  # one attacker key per technique, so windows of one case do not hide another's
+        for r in (
+            records
+        ):  # one attacker key per technique, so windows of one case do not hide another's
             if r["userIdentity"]["type"] == "IAMUser":
-                r["userIdentity"] = {**r["userIdentity"], "accessKeyId": f"AKIAEXAMPLEATTACK{i:03d}"}
+                r["userIdentity"] = {
+                    **r["userIdentity"],
+                    "accessKeyId": f"AKIAEXAMPLEATTACK{i:03d}",
+                }
         p = tmp_path / f"{name}.json"
         p.write_text(json.dumps({"Records": records}), encoding="utf-8")
         inputs.append(p)

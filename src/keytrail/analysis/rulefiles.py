@@ -40,8 +40,20 @@ from keytrail.levels import Level
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,80}$")
 _PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-_KEYS = {"id", "title", "level", "frameworks", "description", "impact", "advice", "params", "match", "sql",
-         "config", "details"}
+_KEYS = {
+    "id",
+    "title",
+    "level",
+    "frameworks",
+    "description",
+    "impact",
+    "advice",
+    "params",
+    "match",
+    "sql",
+    "config",
+    "details",
+}
 
 
 @dataclass(frozen=True)
@@ -90,8 +102,10 @@ def _literal(value: Any) -> str:
 def _substitute(sql: str, params: dict[str, Any], where: str) -> str:
     def sub(m: re.Match[str]) -> str:
         if m.group(1) not in params:
-            raise ConfigError(f"{where}: the SQL names {{{m.group(1)}}}, which [params] does not define",
-                              "bad rule file")
+            raise ConfigError(
+                f"{where}: the SQL names {{{m.group(1)}}}, which [params] does not define",
+                "bad rule file",
+            )
         return _literal(params[m.group(1)])
 
     return _PARAM.sub(sub, sql)
@@ -172,13 +186,20 @@ def parse_rule(text: str, where: str) -> RuleFile:
     elif not isinstance(doc["sql"], str) or not doc["sql"].strip():
         raise bad("sql must be a non-empty string")
     rule = RuleFile(
-        id=doc["id"], title=doc["title"].strip(), level=Level.parse(doc["level"]).label,
+        id=doc["id"],
+        title=doc["title"].strip(),
+        level=Level.parse(doc["level"]).label,
         frameworks=tuple(str(f) for f in doc.get("frameworks", [])),
-        description=doc["description"].strip(), impact=str(doc.get("impact", "")).strip(),
-        advice=str(doc.get("advice", "")).strip(), params=dict(params),
-        actions=tuple(match.get("actions", ())), where=str(match.get("where", "")),
+        description=doc["description"].strip(),
+        impact=str(doc.get("impact", "")).strip(),
+        advice=str(doc.get("advice", "")).strip(),
+        params=dict(params),
+        actions=tuple(match.get("actions", ())),
+        where=str(match.get("where", "")),
         outcomes=tuple(match.get("outcomes", ("success", "failure", "unknown"))),
-        sql=str(doc.get("sql", "")), path=where, config=str(doc.get("config", "nhi_attack")),
+        sql=str(doc.get("sql", "")),
+        path=where,
+        config=str(doc.get("config", "nhi_attack")),
         details=tuple(doc["details"]) if isinstance(doc.get("details"), list) else None,
     )
     rule.query()  # every {param} the SQL names must exist

@@ -38,7 +38,9 @@ def _text(value: Any) -> Any:
 
 def fill(template: str, row: dict[str, Any], where: str) -> str:
     try:
-        return string.Formatter().vformat(template, (), _Values({k: _text(v) for k, v in row.items()}))
+        return string.Formatter().vformat(
+            template, (), _Values({k: _text(v) for k, v in row.items()})
+        )
     except (ValueError, IndexError, AttributeError) as e:
         raise ConfigError(f"{where}: description template: {e}", "bad rule file") from e
 
@@ -69,7 +71,11 @@ def section(name: str) -> Callable[[Context], None]:
 def _params(ctx: Context, name: str) -> dict[str, Any]:
     from dataclasses import asdict
 
-    return {k: v for k, v in asdict(getattr(ctx.cfg, name)).items() if k != "enabled"} if name != "nhi_attack" else {}
+    return (
+        {k: v for k, v in asdict(getattr(ctx.cfg, name)).items() if k != "enabled"}
+        if name != "nhi_attack"
+        else {}
+    )
 
 
 def _run(ctx: Context, name: str) -> None:
@@ -85,8 +91,11 @@ def _run(ctx: Context, name: str) -> None:
         for i, r in matches:
             outcomes = ", ".join(f"'{o}'" for o in r.outcomes if o.isalpha())
             extra = f" AND ({r.query(params)})" if r.where else ""
-            parts.append(f"SELECT {i} AS r, e.event_uid FROM events e WHERE {action_sql('e.action', r.actions)}"
-                         f" AND e.outcome IN ({outcomes}){extra}")
+            parts.append(
+                f"SELECT {i} AS r, e.event_uid FROM events e "
+                f"WHERE {action_sql('e.action', r.actions)}"
+                f" AND e.outcome IN ({outcomes}){extra}"
+            )
         ctx.cur.execute("CREATE OR REPLACE TEMP TABLE _kt_rule_hit AS " + " UNION ALL ".join(parts))
         for row in group_hits(ctx, "_kt_rule_hit"):
             _add_match(ctx, rules[row["r"]], row)
@@ -97,15 +106,36 @@ def _run(ctx: Context, name: str) -> None:
 
 
 def _add_match(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
-    values = {**r, "who": who(r), "reach": reach(r), "principal": r["principal"] or r["subj"],
-              "actions": r["actions"] or [], "ips": r["ips"] or []}
-    ctx.add(Draft(
-        rule.id, subjects(r), list(r["uids"]), fill(rule.description, values, rule.path), rule.impact,
-        r["t0"], r["t1"], contain=contain(r), count=int(r["n"]), advice=rule.advice,
-        details={"actions": list(r["actions"] or []), "source_ips": list(r["ips"] or []),
-                 "credentials": list(r["creds"] or []),
-                 "agents": list(r["agents"] or []), "humans": list(r["humans"] or []), "rule_file": Path(rule.path).name},
-    ))
+    values = {
+        **r,
+        "who": who(r),
+        "reach": reach(r),
+        "principal": r["principal"] or r["subj"],
+        "actions": r["actions"] or [],
+        "ips": r["ips"] or [],
+    }
+    ctx.add(
+        Draft(
+            rule.id,
+            subjects(r),
+            list(r["uids"]),
+            fill(rule.description, values, rule.path),
+            rule.impact,
+            r["t0"],
+            r["t1"],
+            contain=contain(r),
+            count=int(r["n"]),
+            advice=rule.advice,
+            details={
+                "actions": list(r["actions"] or []),
+                "source_ips": list(r["ips"] or []),
+                "credentials": list(r["creds"] or []),
+                "agents": list(r["agents"] or []),
+                "humans": list(r["humans"] or []),
+                "rule_file": Path(rule.path).name,
+            },
+        )
+    )
 
 
 def _add_sql(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
@@ -114,14 +144,24 @@ def _add_sql(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
     level = Level.parse(r["level"]) if r.get("level") else None
     keep = rule.details if rule.details is not None else [k for k in r if k not in _STANDARD]
     details = {k: r[k] for k in keep if k in r}
-    ctx.add(Draft(
-        rule.id, [s for s in r.get("subjects") or [] if s], list(r["uids"]),
-        fill(rule.description, r, rule.path), rule.impact, r.get("t0"), r.get("t1"),
-        contain=[r["cred"]] if r.get("cred") else [], count=int(r.get("n") or len(r["uids"])),
-        advice=rule.advice, level=level,
-        details=_jsonable(details) if rule.details is not None else {**_jsonable(details),
-                                                                      "rule_file": Path(rule.path).name},
-    ))
+    ctx.add(
+        Draft(
+            rule.id,
+            [s for s in r.get("subjects") or [] if s],
+            list(r["uids"]),
+            fill(rule.description, r, rule.path),
+            rule.impact,
+            r.get("t0"),
+            r.get("t1"),
+            contain=[r["cred"]] if r.get("cred") else [],
+            count=int(r.get("n") or len(r["uids"])),
+            advice=rule.advice,
+            level=level,
+            details=_jsonable(details)
+            if rule.details is not None
+            else {**_jsonable(details), "rule_file": Path(rule.path).name},
+        )
+    )
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

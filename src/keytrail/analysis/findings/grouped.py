@@ -20,7 +20,8 @@ def group_hits(ctx: Context, table: str) -> list[dict[str, Any]]:
     """One row per (r, subj): creds, principal, n, t0, t1, uids, actions, ips, agents, humans."""
     return ctx.rows(
         f"""WITH h AS (
-             SELECT h.r, e.*, coalesce(_kt_pkey(e.actor_uid), e.credential_id, '(no identity logged)') AS subj
+             SELECT h.r, e.*,
+                    coalesce(_kt_pkey(e.actor_uid), e.credential_id, '(no identity logged)') AS subj
              FROM {table} h JOIN events e USING (event_uid)),
            g AS (
              SELECT r, subj, list(DISTINCT credential_id ORDER BY credential_id)
@@ -28,13 +29,16 @@ def group_hits(ctx: Context, table: str) -> list[dict[str, Any]]:
                     mode(actor_uid) AS principal, count(*) AS n, min(time) AS t0, max(time) AS t1,
                     arg_min(event_uid, (time, event_uid), 25) AS uids,
                     list(DISTINCT action ORDER BY action)[1:10] AS actions,
-                    list(DISTINCT src_ip ORDER BY src_ip) FILTER (WHERE src_ip IS NOT NULL)[1:10] AS ips
+                    list(DISTINCT src_ip ORDER BY src_ip)
+                      FILTER (WHERE src_ip IS NOT NULL)[1:10] AS ips
              FROM h GROUP BY r, subj),
            c AS (SELECT DISTINCT r, subj, credential_id FROM h WHERE credential_id IS NOT NULL)
            SELECT g.*, coalesce(len(g.creds), 0) AS n_creds,
-                  (SELECT list(DISTINCT a.agent_id ORDER BY a.agent_id) FROM c JOIN _kt_chain_agent a USING (credential_id)
+                  (SELECT list(DISTINCT a.agent_id ORDER BY a.agent_id)
+                   FROM c JOIN _kt_chain_agent a USING (credential_id)
                    WHERE c.r = g.r AND c.subj = g.subj) AS agents,
-                  (SELECT list(DISTINCT x.human_id ORDER BY x.human_id) FROM c JOIN _kt_chain_human x USING (credential_id)
+                  (SELECT list(DISTINCT x.human_id ORDER BY x.human_id)
+                   FROM c JOIN _kt_chain_human x USING (credential_id)
                    WHERE c.r = g.r AND c.subj = g.subj) AS humans
            FROM g ORDER BY g.r, g.t0, g.subj"""
     )
@@ -52,7 +56,7 @@ def who(r: dict[str, Any]) -> str:
 
 
 def subjects(r: dict[str, Any]) -> list[str]:
-    """Credentials (up to 10), principal, agents, humans of a grouped row (the finding's subjects)."""
+    """Credentials (up to 10), principal, agents, humans of a grouped row: the subjects."""
     creds = list(r["creds"] or [])[:10]
     return [*creds, r["principal"] or r["subj"], *(r["agents"] or []), *(r["humans"] or [])]
 
@@ -65,6 +69,10 @@ def contain(r: dict[str, Any]) -> list[str]:
 def reach(r: dict[str, Any]) -> str:
     """`` Its chain reaches agent(s) ..; human(s) ...`` or empty."""
     agents, humans = list(r["agents"] or []), list(r["humans"] or [])
-    parts = [f"agent(s) {', '.join(agents[:5])}" if agents else "",
-             f"human(s) {', '.join(humans[:5])}" if humans else ""]
-    return (" Its chain reaches " + "; ".join(p for p in parts if p) + ".") if agents or humans else ""
+    parts = [
+        f"agent(s) {', '.join(agents[:5])}" if agents else "",
+        f"human(s) {', '.join(humans[:5])}" if humans else "",
+    ]
+    return (
+        (" Its chain reaches " + "; ".join(p for p in parts if p) + ".") if agents or humans else ""
+    )

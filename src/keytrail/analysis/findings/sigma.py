@@ -14,6 +14,7 @@ rest, as the Detection Rule License 1.1 asks.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis.findings.catalog import RuleInfo
@@ -29,17 +30,17 @@ if TYPE_CHECKING:
 def _hits_sql(rules: list[tuple[int, SigmaRule]]) -> str:
     from keytrail.analysis.sigma.fields import TABLE
 
-    return " UNION ALL ".join(f"SELECT {i} AS r, event_uid FROM {TABLE} WHERE {rule.where}" for i, rule in rules)
+    return " UNION ALL ".join(
+        f"SELECT {i} AS r, event_uid FROM {TABLE} WHERE {rule.where}" for i, rule in rules
+    )
 
 
 def _hits(ctx: Context, rules: list[SigmaRule]) -> None:
-    """``_kt_sigma_hit(r, event_uid)``; a rule whose SQL fails is run alone and skipped with a note."""
+    """``_kt_sigma_hit(r, event_uid)``; a rule whose SQL fails is skipped with a note."""
     indexed = list(enumerate(rules))
-    try:
+    with contextlib.suppress(Exception):  # one rule's SQL failed: find it below, keep the others
         ctx.cur.execute(f"CREATE OR REPLACE TEMP TABLE _kt_sigma_hit AS {_hits_sql(indexed)}")
         return
-    except Exception:  # noqa: BLE001 - find the rule(s) at fault, keep the others
-        pass
     ctx.cur.execute("CREATE OR REPLACE TEMP TABLE _kt_sigma_hit (r INTEGER, event_uid VARCHAR)")
     for i, rule in indexed:
         try:
@@ -59,21 +60,37 @@ def run(ctx: Context) -> None:
     _hits(ctx, rules)
     for r in group_hits(ctx, "_kt_sigma_hit"):
         rule = rules[r["r"]]
-        ctx.extra_rules.setdefault(rule.id, RuleInfo(rule.id, "sigma", rule.level, rule.title, rule.techniques))
+        ctx.extra_rules.setdefault(
+            rule.id, RuleInfo(rule.id, "sigma", rule.level, rule.title, rule.techniques)
+        )
         ctx.add(_draft(rule, r))
 
 
 def _draft(rule: SigmaRule, r: dict[str, Any]) -> Draft:
     actions = ", ".join(r["actions"] or [])
-    desc = (f"Sigma rule \"{rule.title}\" matched {r['n']} event(s) by {who(r)}: {actions}."
-            f"{reach(r)} {rule.credit()}. {rule.description.rstrip('.')}.")
+    desc = (
+        f'Sigma rule "{rule.title}" matched {r["n"]} event(s) by {who(r)}: {actions}.'
+        f"{reach(r)} {rule.credit()}. {rule.description.rstrip('.')}."
+    )
     return Draft(
-        rule.id, subjects(r), list(r["uids"]), desc.strip(),
-        "; ".join(rule.falsepositives) and f"Known false positives: {'; '.join(rule.falsepositives)}",
-        r["t0"], r["t1"], contain=contain(r), count=int(r["n"]),
+        rule.id,
+        subjects(r),
+        list(r["uids"]),
+        desc.strip(),
+        "; ".join(rule.falsepositives)
+        and f"Known false positives: {'; '.join(rule.falsepositives)}",
+        r["t0"],
+        r["t1"],
+        contain=contain(r),
+        count=int(r["n"]),
         level=Level.parse(rule.level),
         advice="Confirm with the credential's owner that the matched calls were intended.",
-        details={**rule.as_dict(), "actions": list(r["actions"] or []), "source_ips": list(r["ips"] or []),
-                 "credentials": list(r["creds"] or []), "agents": list(r["agents"] or []),
-                 "humans": list(r["humans"] or [])},
+        details={
+            **rule.as_dict(),
+            "actions": list(r["actions"] or []),
+            "source_ips": list(r["ips"] or []),
+            "credentials": list(r["creds"] or []),
+            "agents": list(r["agents"] or []),
+            "humans": list(r["humans"] or []),
+        },
     )

@@ -47,7 +47,8 @@ def cloudtrail_pipeline() -> ProcessingPipeline:
             ProcessingItem(
                 identifier="keytrail_cloudtrail_only",
                 transformation=RuleFailureTransformation(
-                    "logsource is not product: aws, service: cloudtrail (keytrail holds CloudTrail records only)"
+                    "logsource is not product: aws, service: cloudtrail "
+                    "(keytrail holds CloudTrail records only)"
                 ),
                 rule_conditions=[LogsourceCondition(product="aws", service="cloudtrail")],
                 rule_condition_negation=True,
@@ -57,7 +58,7 @@ def cloudtrail_pipeline() -> ProcessingPipeline:
 
 
 def like_pattern(value: SigmaString) -> str:
-    """A LIKE pattern for a Sigma string: wildcards mapped, everything else literal, quoted for SQL."""
+    """A LIKE pattern for a Sigma string: wildcards mapped, the rest literal, quoted for SQL."""
     out: list[str] = []
     for part in value.s:
         if part == SpecialChars.WILDCARD_MULTI:
@@ -106,12 +107,12 @@ class DuckDBBackend(TextQueryBackend):
     wildcard_single: ClassVar[str] = "_"
 
     re_expression: ClassVar[str] = "regexp_matches({field}, '{regex}')"
-    re_escape_char: ClassVar[str] = "'"
-    re_escape: ClassVar[tuple[str, ...]] = ("'",)
-    re_flag_prefix: ClassVar[bool] = True
+    re_escape_char = "'"
+    re_escape = ["'"]  # noqa: RUF012 - the base class declares it a list
+    re_flag_prefix = True
 
     compare_op_expression: ClassVar[str] = "TRY_CAST({field} AS DOUBLE) {operator} {value}"
-    compare_operators: ClassVar[dict[SigmaCompareExpression.CompareOperators, str]] = {
+    compare_operators: ClassVar[dict[Any, str]] = {
         SigmaCompareExpression.CompareOperators.LT: "<",
         SigmaCompareExpression.CompareOperators.LTE: "<=",
         SigmaCompareExpression.CompareOperators.GT: ">",
@@ -137,13 +138,15 @@ class DuckDBBackend(TextQueryBackend):
         expr = super().convert_condition_not(cond, state)
         prefix = self.not_token + self.token_separator
         if isinstance(expr, str) and expr.startswith(prefix):
-            return f"NOT coalesce({expr[len(prefix):]}, false)"
+            return f"NOT coalesce({expr[len(prefix) :]}, false)"
         return expr
 
     def convert_condition_field_eq_val_str(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
         field = self.escape_and_quote_field(cond.field)
+        if not isinstance(cond.value, SigmaString):
+            raise TypeError(f"not a string value: {cond.value!r}")
         if isinstance(cond.value, SigmaCasedString):
             return f"{field} LIKE '{like_pattern(cond.value)}' ESCAPE '\\'"
         # Case-insensitive. A plain value compares the lower-cased copy of the column with the
@@ -161,6 +164,8 @@ class DuckDBBackend(TextQueryBackend):
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
         field = self.escape_and_quote_field(cond.field)
+        if not isinstance(cond.value, SigmaString):
+            raise TypeError(f"not a string value: {cond.value!r}")
         return f"{field} LIKE '{like_pattern(cond.value)}' ESCAPE '\\'"
 
     def convert_condition_field_eq_val_num(
@@ -171,7 +176,7 @@ class DuckDBBackend(TextQueryBackend):
     def convert_condition_field_eq_val_bool(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
-        text = "true" if cond.value.boolean else "false"
+        text = "true" if getattr(cond.value, "boolean", False) else "false"
         return f"lower({self.escape_and_quote_field(cond.field)}) = '{text}'"
 
     def convert_condition_val_str(self, cond: Any, state: ConversionState) -> Any:
@@ -181,7 +186,7 @@ class DuckDBBackend(TextQueryBackend):
             value = SigmaString(str(value))
         pattern = like_pattern(value)
         self.fields_seen.add(RAW_COLUMN)
-        return f'"{RAW_COLUMN}" ILIKE \'%{pattern}%\' ESCAPE \'\\\''
+        return f"\"{RAW_COLUMN}\" ILIKE '%{pattern}%' ESCAPE '\\'"
 
     def convert_condition_val_num(self, cond: Any, state: ConversionState) -> Any:
         self.fields_seen.add(RAW_COLUMN)
@@ -191,7 +196,9 @@ class DuckDBBackend(TextQueryBackend):
         self.fields_seen.add(RAW_COLUMN)
         return f'regexp_matches("{RAW_COLUMN}", {_sql_text(str(cond.value.regexp))})'
 
-    def finalize_query_default(self, rule: Any, query: Any, index: int, state: ConversionState) -> Any:
+    def finalize_query_default(
+        self, rule: Any, query: Any, index: int, state: ConversionState
+    ) -> Any:
         return query
 
 

@@ -34,8 +34,11 @@ def _path(parts: list[str]) -> str:
     return "$." + ".".join(_ident(p) for p in parts)
 
 
-def build(cur: duckdb.DuckDBPyConnection, fields: tuple[str, ...] | list[str],
-          lower: tuple[str, ...] | list[str] = ()) -> int:
+def build(
+    cur: duckdb.DuckDBPyConnection,
+    fields: tuple[str, ...] | list[str],
+    lower: tuple[str, ...] | list[str] = (),
+) -> int:
     """Create ``_kt_sigma_ct(event_uid, <field>..., "lc:<field>"...)`` over the case's CloudTrail
     events (the ``lower`` fields also lower-cased); returns the row count."""
     names = [f for f in dict.fromkeys(fields) if f != RAW_COLUMN]
@@ -50,19 +53,28 @@ def build(cur: duckdb.DuckDBPyConnection, fields: tuple[str, ...] | list[str],
             # Only records whose text has `"<segment>": [` can hold one, so the second JSON
             # parse runs on those alone.
             seg = re.escape(parts[i]).replace("'", "''")
-            wild = quote_literal(_path(parts[:i + 1]) + "[*]." + ".".join(_ident(p) for p in parts[i + 1:]))
-            alts.append(f"CASE WHEN regexp_matches(raw, '\"{seg}\"\\s*:\\s*\\[') THEN nullif(array_to_string("
-                        f"json_extract_string(raw, {wild}), chr(10)), '') END")
-        cols.append(f"coalesce({direct}, {', '.join(alts)}) AS {_ident(name)}" if alts
-                    else f"{direct} AS {_ident(name)}")
+            wild = quote_literal(
+                _path(parts[: i + 1]) + "[*]." + ".".join(_ident(p) for p in parts[i + 1 :])
+            )
+            alts.append(
+                f"CASE WHEN regexp_matches(raw, '\"{seg}\"\\s*:\\s*\\[') "
+                f"THEN nullif(array_to_string("
+                f"json_extract_string(raw, {wild}), chr(10)), '') END"
+            )
+        cols.append(
+            f"coalesce({direct}, {', '.join(alts)}) AS {_ident(name)}"
+            if alts
+            else f"{direct} AS {_ident(name)}"
+        )
     raw = f", raw AS {_ident(RAW_COLUMN)}" if RAW_COLUMN in fields else ""
     plist = "[" + ", ".join(quote_literal(p) for p in paths) + "]::VARCHAR[]"
     select = ", ".join(["event_uid", *cols]) if cols else "event_uid"
+    extract = f"json_extract_string(raw, {plist})" if paths else "NULL"
     lc = "".join(f", lower({_ident(f)}) AS {_ident(lower_column(f))}" for f in dict.fromkeys(lower))
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE {TABLE} AS
             SELECT *{lc} FROM (SELECT {select}{raw} FROM (
-              SELECT event_uid, raw, {'json_extract_string(raw, ' + plist + ')' if paths else 'NULL'} AS v
+              SELECT event_uid, raw, {extract} AS v
               FROM events WHERE source = 'cloudtrail' AND raw IS NOT NULL))"""
     )
     rows = cur.execute(f"SELECT count(*) FROM {TABLE}").fetchall()

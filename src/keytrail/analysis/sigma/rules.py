@@ -47,27 +47,47 @@ class SigmaRule:
     @property
     def techniques(self) -> tuple[str, ...]:
         """ATT&CK technique ids from ``attack.tNNNN[.NNN]`` tags (``T1562.008``)."""
-        return tuple(t.split(".", 1)[1].upper() for t in self.tags
-                     if t.lower().startswith("attack.t") and t[8:9].isdigit())
+        return tuple(
+            t.split(".", 1)[1].upper()
+            for t in self.tags
+            if t.lower().startswith("attack.t") and t[8:9].isdigit()
+        )
 
     @property
     def tactics(self) -> tuple[str, ...]:
-        return tuple(t.split(".", 1)[1] for t in self.tags
-                     if t.lower().startswith("attack.") and not t[8:9].isdigit()
-                     and not t.lower().startswith("attack.g") and not t.lower().startswith("attack.s"))
+        return tuple(
+            t.split(".", 1)[1]
+            for t in self.tags
+            if t.lower().startswith("attack.")
+            and not t[8:9].isdigit()
+            and not t.lower().startswith("attack.g")
+            and not t.lower().startswith("attack.s")
+        )
 
     def credit(self) -> str:
         """The attribution line the DRL asks for with every match. The reference is written
         without its URL scheme, so an offline report names it without linking out (the full
         references are in the finding's details)."""
-        ref = re.sub(r"^[a-z]+://", "", self.references[0]) if self.references else "no reference given"
+        ref = (
+            re.sub(r"^[a-z]+://", "", self.references[0])
+            if self.references
+            else "no reference given"
+        )
         return f"Sigma rule by {self.author or 'unknown author'} ({LICENCE}; {ref})"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sigma_id": self.sigma_id, "author": self.author, "references": list(self.references),
-                "licence": LICENCE, "tags": list(self.tags), "techniques": list(self.techniques),
-                "tactics": list(self.tactics), "falsepositives": list(self.falsepositives),
-                "file": Path(self.path).name, "sigma_level": self.level}
+        return {
+            "sigma_id": self.sigma_id,
+            "author": self.author,
+            "references": list(self.references),
+            "licence": LICENCE,
+            "tags": list(self.tags),
+            "techniques": list(self.techniques),
+            "tactics": list(self.tactics),
+            "falsepositives": list(self.falsepositives),
+            "file": Path(self.path).name,
+            "sigma_level": self.level,
+        }
 
 
 @dataclass(frozen=True)
@@ -135,6 +155,7 @@ def _load(directory: str, fingerprint: str) -> RuleSet:
         title = path.stem
         try:
             from sigma.collection import SigmaCollection
+            from sigma.rule import SigmaRule as PySigmaRule
 
             text = path.read_text(encoding="utf-8")
             collection = SigmaCollection.from_yaml(text, collect_errors=True)
@@ -145,8 +166,8 @@ def _load(directory: str, fingerprint: str) -> RuleSet:
                 raise ValueError("no rule in the file")
             for rule in collection.rules:
                 title = getattr(rule, "title", title) or title
-                if not hasattr(rule, "detection"):
-                    raise ValueError("correlation rules are not supported")
+                if not isinstance(rule, PySigmaRule):
+                    raise TypeError("correlation rules are not supported")
                 for err in getattr(rule, "errors", []) or []:
                     raise ValueError(str(err))
                 backend = DuckDBBackend(processing_pipeline=cloudtrail_pipeline())
@@ -158,12 +179,24 @@ def _load(directory: str, fingerprint: str) -> RuleSet:
                     raise ValueError("the rule converted to no query")
                 fields_all |= backend.fields_seen
                 lower_all |= backend.lower_seen
-                rules.append(_rule(rule, path, " OR ".join(f"({q})" for q in queries),
-                                   tuple(sorted(backend.fields_seen))))
-        except Exception as e:  # noqa: BLE001 - every failure is reported with its reason, none is fatal
+                rules.append(
+                    _rule(
+                        rule,
+                        path,
+                        " OR ".join(f"({q})" for q in queries),
+                        tuple(sorted(backend.fields_seen)),
+                    )
+                )
+        except Exception as e:  # noqa: BLE001 - each failure is listed with its reason, none is fatal
             failed.append(FailedRule(str(path), str(title), f"{type(e).__name__}: {e}"))
-    return RuleSet(directory, tuple(rules), tuple(failed), fingerprint, tuple(sorted(fields_all)),
-                   tuple(sorted(lower_all)))
+    return RuleSet(
+        directory,
+        tuple(rules),
+        tuple(failed),
+        fingerprint,
+        tuple(sorted(fields_all)),
+        tuple(sorted(lower_all)),
+    )
 
 
 def _rule(rule: Any, path: Path, where: str, fields: tuple[str, ...]) -> SigmaRule:
