@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis.findings.catalog import RuleInfo
-from keytrail.analysis.findings.context import Draft, glob_sql
+from keytrail.analysis.findings.context import Draft
 from keytrail.analysis.findings.grouped import contain, group_hits, reach, subjects, who
 from keytrail.errors import ConfigError
 from keytrail.levels import Level
@@ -45,16 +45,19 @@ def fill(template: str, row: dict[str, Any], where: str) -> str:
         raise ConfigError(f"{where}: description template: {e}", "bad rule file") from e
 
 
-def action_sql(column: str, patterns: tuple[str, ...]) -> str:
-    """``column`` is one of the exact actions (an IN list, hashed) or matches a glob (LIKE)."""
+def action_sql(column: str, patterns: tuple[str, ...], present: list[str]) -> str | None:
+    """``column = ANY([...])`` over the case's actions that match a pattern (glob ``*``), or
+    None when none does. Globs are resolved against the case's distinct actions first because
+    DuckDB pushes ``= ANY`` into the scan (the large ``raw`` column is then read only for
+    matching rows), while ``IN`` and ``LIKE`` lists make it read every row's record."""
+    from fnmatch import fnmatchcase
+
     from keytrail.store.sqltext import quote_literal
 
-    exact = [p for p in patterns if "*" not in p]
-    parts = [f"{column} IN ({', '.join(quote_literal(p) for p in exact)})"] if exact else []
-    globs = tuple(p for p in patterns if "*" in p)
-    if globs:
-        parts.append(glob_sql(column, globs))
-    return "(" + " OR ".join(parts) + ")"
+    hits = [a for a in present if any(fnmatchcase(a, p) for p in patterns)]
+    if not hits:
+        return None
+    return f"{column} = ANY([{', '.join(quote_literal(a) for a in hits)}])"
 
 
 def section(name: str) -> Callable[[Context], None]:
@@ -87,16 +90,21 @@ def _run(ctx: Context, name: str) -> None:
         ctx.extra_rules[rule.id] = RuleInfo(rule.id, name, rule.level, rule.title, rule.frameworks)
     matches = [(i, r) for i, r in enumerate(rules) if r.shape == "match"]
     if matches:
+        present = [a for (a,) in ctx.cur.execute(
+            "SELECT DISTINCT action FROM events WHERE action IS NOT NULL ORDER BY 1").fetchall()]
         parts = []
         for i, r in matches:
+            acts = action_sql("e.action", r.actions, present)
+            if acts is None:
+                continue
             outcomes = ", ".join(f"'{o}'" for o in r.outcomes if o.isalpha())
             extra = f" AND ({r.query(params)})" if r.where else ""
             parts.append(
                 f"SELECT {i} AS r, e.event_uid FROM events e "
-                f"WHERE {action_sql('e.action', r.actions)}"
-                f" AND e.outcome IN ({outcomes}){extra}"
+                f"WHERE {acts} AND e.outcome IN ({outcomes}){extra}"
             )
-        ctx.cur.execute("CREATE OR REPLACE TEMP TABLE _kt_rule_hit AS " + " UNION ALL ".join(parts))
+        hits = " UNION ALL ".join(parts) or "SELECT NULL::INTEGER AS r, NULL::VARCHAR AS event_uid LIMIT 0"
+        ctx.cur.execute("CREATE OR REPLACE TEMP TABLE _kt_rule_hit AS " + hits)
         for row in group_hits(ctx, "_kt_rule_hit"):
             _add_match(ctx, rules[row["r"]], row)
     for rule in rules:

@@ -53,11 +53,13 @@ def build(
             # Only records whose text has `"<segment>": [` can hold one, so the second JSON
             # parse runs on those alone.
             seg = re.escape(parts[i]).replace("'", "''")
+            lit = parts[i].replace("'", "''")
             wild = quote_literal(
                 _path(parts[: i + 1]) + "[*]." + ".".join(_ident(p) for p in parts[i + 1 :])
             )
             alts.append(
-                f"CASE WHEN regexp_matches(raw, '\"{seg}\"\\s*:\\s*\\[') "
+                f"CASE WHEN contains(raw, '\"{lit}\"') "
+                f"AND regexp_matches(raw, '\"{seg}\"\\s*:\\s*\\[') "
                 f"THEN nullif(array_to_string("
                 f"json_extract_string(raw, {wild}), chr(10)), '') END"
             )
