@@ -21,6 +21,10 @@ def test_every_shipped_rule_converts_and_keeps_its_credit() -> None:
     for r in rs.rules:
         assert r.id == f"sigma:{r.sigma_id}" and r.author and r.where
         assert "SigmaHQ (DRL 1.1)" in r.credit() and r.author in r.credit()
+    flow = next(r for r in rs.rules if r.sigma_id == "e386b9b5-af12-450e-afff-761730fb8a98")
+    assert flow.tactics == ("stealth",) and flow.techniques == ()
+    trail = next(r for r in rs.rules if r.sigma_id == "4db60cc0-36fb-42b7-9b58-a5b53019fb74")
+    assert trail.techniques == ("T1685.002",) and trail.tactics == ("defense-impairment",)
     assert (shipped_dir().parent / "SOURCES.md").is_file() and (
         shipped_dir().parent / "LICENSE.md"
     ).is_file()

@@ -23,6 +23,8 @@ from typing import Any
 _DEFAULT_LEVEL = "medium"
 _LEVELS = ("informational", "low", "medium", "high", "critical")
 LICENCE = "SigmaHQ (DRL 1.1)"
+_TECHNIQUE = re.compile(r"^attack\.t\d{4}(\.\d{3})?$", re.IGNORECASE)
+_GROUP = re.compile(r"^attack\.[gs]\d{4}$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -47,22 +49,14 @@ class SigmaRule:
     @property
     def techniques(self) -> tuple[str, ...]:
         """ATT&CK technique ids from ``attack.tNNNN[.NNN]`` tags (``T1562.008``)."""
-        return tuple(
-            t.split(".", 1)[1].upper()
-            for t in self.tags
-            if t.lower().startswith("attack.t") and t[8:9].isdigit()
-        )
+        return tuple(t[7:].upper() for t in self.tags if _TECHNIQUE.match(t))
 
     @property
     def tactics(self) -> tuple[str, ...]:
-        return tuple(
-            t.split(".", 1)[1]
-            for t in self.tags
-            if t.lower().startswith("attack.")
-            and not t[8:9].isdigit()
-            and not t.lower().startswith("attack.g")
-            and not t.lower().startswith("attack.s")
-        )
+        """ATT&CK tactics (``attack.defense-impairment``): attack tags that are no technique,
+        group (``attack.g0016``) or software (``attack.s0002``) id."""
+        return tuple(t[7:] for t in self.tags if t.lower().startswith("attack.")
+                     and not _TECHNIQUE.match(t) and not _GROUP.match(t))
 
     def credit(self) -> str:
         """The attribution line the DRL asks for with every match. The reference is written
