@@ -95,7 +95,7 @@ footer{margin-top:40px;border-top:1px solid var(--line);padding-top:10px;color:v
   body{font-size:11px}header.top{background:#fff;color:var(--ink);border-bottom:3px solid var(--accent);padding:0 0 8px}
   header.top .meta{color:var(--muted)}main{padding:0;max-width:none}nav.toc{display:none}
   h2,h3,h4{break-after:avoid}tr,.graph,pre,ol.actions li,.finding{break-inside:avoid}
-  #blast,#case{break-before:page}details:not([open])>*:not(summary){display:none}
+  #blast{break-before:page}details:not([open])>*:not(summary){display:none}
   table{font-size:9.5px}th,td{padding:2px 4px}code,.mono{font-size:9.5px}td.mono{min-width:22em}
   .graph{overflow:visible;border:none}svg.lineage,svg.lineage.wide{max-width:100%;height:auto}
   *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
@@ -396,13 +396,18 @@ def _potential(p: dict[str, Any]) -> str:
 
 
 def _findings(doc: dict[str, Any]) -> str:
+    """Critical and high findings in full (what, impact, contain); the rest one table row each."""
     f = doc["findings"]
     note = f'<p class="note">{e(f["note"])}</p>' if f.get("note") else ""
     if not f["items"]:
         return f'<section id="findings"><h2>3. Findings</h2>{note}<p class="note">No findings.</p></section>'
-    blocks = []
-    for item in sorted(f["items"], key=lambda x: LEVEL_ORDER.index(x["level"]) if x["level"] in LEVEL_ORDER else 9):
+    items = sorted(f["items"], key=lambda x: LEVEL_ORDER.index(x["level"]) if x["level"] in LEVEL_ORDER else 9)
+    blocks, rest = [], []
+    for item in items:
         evidence = f"{scalar_text(item.get('evidence'))} ({scalar_text(item.get('evidence_count'))} events)"
+        if item["level"] not in ("critical", "high"):
+            rest.append(item)
+            continue
         blocks.append(
             f'<div class="finding"><h3>{_badge(item["level"])} {e(item["title"])} '
             f"<small><code>{e(item['rule'])}</code> · {e(item.get('frameworks'))}</small></h3>"
@@ -410,6 +415,13 @@ def _findings(doc: dict[str, Any]) -> str:
             f"<p><b>Contain</b> {e(item.get('recommendation'))}</p>"
             f'<p class="meta">subjects {e(item.get("subjects"))} · seen {e(item.get("first_seen"))} to '
             f'{e(item.get("last_seen"))} · evidence <span class="mono">{e(evidence)}</span></p></div>')
+    if rest:
+        blocks.append(f"<h4>Medium, low and informational ({len(rest)})</h4>"
+                      '<p class="note">One row each; what, impact and every evidence id are in the JSON report '
+                      "and <code>keytrail findings</code>.</p>" + _table(
+                          ["level", "finding", "subjects", "contain", "events"],
+                          [[x["level"], f"{x['title']} ({x['rule']})", x.get("subjects"), x.get("recommendation"),
+                            x.get("evidence_count")] for x in rest]))
     return f'<section id="findings"><h2>3. Findings</h2>{note}{"".join(blocks)}</section>'
 
 
