@@ -45,8 +45,9 @@ def test_tui_in_tmux_opens_navigates_and_quits(small_case: Path, tmp_path: Path)
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", "-c", os.getcwd(),
                     f"{cmd}; echo $? > {shlex.quote(str(rc_file))}"], check=True)
     try:
-        pane = _wait_for(session, "rejected records")
-        assert "Overview" in pane and "2,507" in pane
+        pane = _wait_for(session, "top credentials by blast radius")
+        pane = _wait_for(session, "2,507 events")  # the status line, under the overview
+        assert "Overview" in pane
         subprocess.run(["tmux", "send-keys", "-t", session, "t"], check=True)
         _wait_for(session, "events 1–200 of 2,507")
         pane = _wait_for(session, "sts:AssumeRole")  # the rows paint a frame after the status
@@ -54,7 +55,7 @@ def test_tui_in_tmux_opens_navigates_and_quits(small_case: Path, tmp_path: Path)
         subprocess.run(["tmux", "send-keys", "-t", session, "]"], check=True)
         _wait_for(session, "events 201–400 of 2,507")
         subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)
-        _wait_for(session, "rejected records")
+        _wait_for(session, "top credentials by blast radius")
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
         deadline = time.monotonic() + 20
         while not rc_file.exists() and time.monotonic() < deadline:

@@ -124,7 +124,10 @@ class CaseScreen(Screen[None]):
         """Whether a worker of this screen is pending or running a call."""
         with self._lock:
             calls = bool(self.sessions)
-        return calls or any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
+        # A RUNNING worker whose session is gone has returned from its call (its state lags a
+        # moment behind): counting it made an Escape pressed just after a page arrived cancel
+        # nothing instead of going back.
+        return calls or any(w.state == WorkerState.PENDING for w in self.workers)
 
     def cancel_all(self) -> bool:
         """Interrupt every running call and cancel the workers; ``True`` when something was running."""
