@@ -16,7 +16,9 @@ Invariants an adapter must keep:
 - never drop a record silently: every record is an event, a reject, or counted in
   ``ctx.skipped_records`` with a reason (e.g. a Vault request entry merged into its
   response);
-- keep the raw record text in ``events.raw``.
+- keep the raw record text in ``events.raw``; write through :meth:`LoadContext.insert`,
+  :meth:`LoadContext.insert_sql` and :meth:`LoadContext.reject`, which mask secret values
+  (:func:`keytrail.store.sqltext.mask_stored_sql`) in DuckDB before anything is stored.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
-from keytrail.store.schema import TABLES_BY_NAME
+from keytrail.store.schema import TABLES_BY_NAME, masked_columns
+from keytrail.store.sqltext import mask_stored_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -173,7 +176,8 @@ class LoadContext:
         self.con.register("_kt_staged", rows)
         try:
             cols = ", ".join(rows.column_names)
-            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _kt_staged")
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {masked_select(table, rows.column_names)} "
+                             "FROM _kt_staged")
         finally:
             self.con.unregister("_kt_staged")
         return int(rows.num_rows)
@@ -186,7 +190,9 @@ class LoadContext:
         if table not in WRITABLE_TABLES:
             raise ValueError(f"adapters may not write {table}")
         before = self._count(table)
-        self.con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or [])
+        names = [d[0] for d in self.con.execute(f"SELECT * FROM ({select_sql}) LIMIT 0", params or []).description]
+        self.con.execute(f"INSERT INTO {table} BY NAME SELECT {masked_select(table, names)} FROM ({select_sql})",
+                         params or [])
         return self._count(table) - before
 
     def _count(self, table: str) -> int:
@@ -199,8 +205,9 @@ class LoadContext:
         if isinstance(excerpt, bytes):
             excerpt = excerpt.decode("utf-8", errors="replace")
         self.con.execute(
-            "INSERT INTO rejects VALUES (?, ?, ?, ?, ?)",
-            [self.file_id, record_no, byte_offset, reason, (excerpt or "")[:EXCERPT_CHARS]],
+            f"INSERT INTO rejects SELECT $f, $n, $o, {mask_stored_sql('$r')}, left({mask_stored_sql('$e')}, "
+            f"{EXCERPT_CHARS})",
+            {"f": self.file_id, "n": record_no, "o": byte_offset, "r": reason, "e": excerpt or ""},
         )
         self.rejected += 1
 
@@ -208,6 +215,13 @@ class LoadContext:
         """Record that the file stopped early; the rows read before the break are kept."""
         self.break_note = note
         self.reject(note, excerpt="")
+
+
+def masked_select(table: str, names: list[str]) -> str:
+    """A SELECT list of ``names`` (columns of ``table``) with the masked columns passed through the
+    secret masking, so a secret in a record is never written to the case (docs/security.md)."""
+    masked = set(masked_columns(table))
+    return ", ".join(f"{mask_stored_sql(n)} AS {n}" if n in masked else n for n in names)
 
 
 def _rows_to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:

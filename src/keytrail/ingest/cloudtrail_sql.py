@@ -9,8 +9,11 @@ never loops over records here. ``docs/formats/cloudtrail.md`` documents the mapp
 
 Invariants:
 - one staged record becomes exactly one event or one reject (never silently dropped);
-- ``raw`` is the staged JSON text untouched; ``details`` has secrets masked (string values under
-  :data:`keytrail.redact.SECRET_KEYS`: session tokens, secret keys, passwords never reach it);
+- ``raw`` is the staged JSON text with secret values masked, like ``details``, ``error_message``,
+  ``user_agent``, ``target`` and reject excerpts (:func:`keytrail.store.sqltext.mask_stored_sql`, the
+  rules of :data:`keytrail.redact.STORED_RULES`): session tokens, secret keys and passwords never
+  reach the case. The staging table keeps the original text only for the statement's lifetime
+  (fields are parsed from it, and ``event_uid`` falls back to its hash);
 - only successful issuing calls produce ``credential_issues`` rows.
 """
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from keytrail.store.sqltext import mask_json_sql, quote_literal
+from keytrail.store.sqltext import mask_stored_sql, quote_literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -157,7 +160,8 @@ def _events_sql() -> str:
       time, r.eventTime AS time_raw,
       svc || ':' || r.eventName AS action, svc AS service, r.eventName AS operation,
       CASE lower(r.readOnly) WHEN 'true' THEN true WHEN 'false' THEN false END AS read_only,
-      outcome, nullif(r.errorCode, '') AS error_code, nullif(r.errorMessage, '') AS error_message,
+      outcome, nullif(r.errorCode, '') AS error_code,
+      {mask_stored_sql("nullif(r.errorMessage, '')")} AS error_message,
       actor_uid, nullif({ui}.type, '') AS actor_type, actor_name,
       key_id AS credential_id,
       CASE WHEN starts_with(key_id, 'AKIA') THEN 'aws-access-key'
@@ -165,12 +169,12 @@ def _events_sql() -> str:
       CASE WHEN {ui}.type IN ('AssumedRole', 'FederatedUser') THEN nullif({ui}.arn, '') END AS session_id,
       coalesce(nullif({ui}.onBehalfOf.userId, ''), nullif({ui}.sessionContext.sourceIdentity, ''),
                nullif(json_extract_string(r.additionalEventData, '$.sourceIdentity'), '')) AS human_id,
-      nullif(r.sourceIPAddress, '') AS src_ip, nullif(r.userAgent, '') AS user_agent,
-      acct AS account, reg AS region, {target} AS target,
+      nullif(r.sourceIPAddress, '') AS src_ip, {mask_stored_sql("nullif(r.userAgent, '')")} AS user_agent,
+      acct AS account, reg AS region, {mask_stored_sql(target)} AS target,
       nullif(r.sharedEventID, '') AS shared_event_id, nullif(r.requestID, '') AS request_id,
-      json_object('requestParameters', {mask_json_sql('r.requestParameters')}::JSON,
-                  'responseElements', {mask_json_sql('r.responseElements')}::JSON) AS details,
-      raw, file_id, record_no, byte_offset
+      json_object('requestParameters', {mask_stored_sql('r.requestParameters')}::JSON,
+                  'responseElements', {mask_stored_sql('r.responseElements')}::JSON) AS details,
+      {mask_stored_sql('raw')} AS raw, file_id, record_no, byte_offset
     FROM _kt_ct_t WHERE NOT bad
     """
 
@@ -247,8 +251,9 @@ def map_staged(con: duckdb.DuckDBPyConnection, staged: pa.Table) -> dict[int, tu
     con.execute(
         """INSERT INTO rejects BY NAME
            SELECT file_id, record_no, byte_offset,
-                  'not a CloudTrail event: no eventSource or eventName' AS reason, left(raw, 512) AS excerpt
-           FROM _kt_ct_t WHERE bad"""
+                  'not a CloudTrail event: no eventSource or eventName' AS reason,
+                  left({mask}, 512) AS excerpt
+           FROM _kt_ct_t WHERE bad""".format(mask=mask_stored_sql("raw"))
     )
     rows = con.execute("SELECT file_id, count(*), count(*) FILTER (WHERE bad) FROM _kt_ct_t GROUP BY file_id").fetchall()
     con.execute("DROP TABLE _kt_ct_t")

@@ -67,3 +67,16 @@ def mask_text_sql(expr: str) -> str:
         f"CASE WHEN {maybe} THEN regexp_replace(regexp_replace({expr}, {secret}, '\\1' || {mask}, 'g'), "
         f"{vault}, {mask}, 'g') ELSE {expr} END"
     )
+
+
+def mask_stored_sql(expr: str) -> str:
+    """``expr`` (VARCHAR or JSON text) as ingest stores it: :data:`keytrail.redact.STORED_RULES` applied
+    in DuckDB. JSON stays valid JSON, NULL stays NULL; :func:`keytrail.redact.mask_stored` is the Python
+    twin (tests hold them equal).
+
+    No ``CASE WHEN <prefilter>`` around it: RE2 passes text without a match through cheaply, while a
+    regexp_replace inside a CASE branch measured six times slower on 166 MB of CloudTrail records."""
+    out = f"CAST({expr} AS VARCHAR)"
+    for pattern, repl in redact.STORED_RULES:
+        out = f"regexp_replace({out}, {quote_literal(pattern)}, {quote_literal(repl)}, 'g')"
+    return out
