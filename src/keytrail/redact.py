@@ -127,7 +127,7 @@ def _body_not_hmac() -> str:
 STORED_RULES: tuple[tuple[str, str], ...] = (
     (f'(?i)("(?:{_keys()})"\\s*:\\s*"){_body_not_hmac()}("|$)', "\\1" + MASK + "\\2"),
     (f'(?i)(\\\\"(?:{_keys()})\\\\"\\s*:\\s*\\\\")(?:[^"\\\\]|\\\\[^"])+(\\\\"|$)', "\\1" + MASK + "\\2"),
-    (f'(?i)(\\b(?:{_keys()})\\s*[:=]\\s*(?:\\\\?")?(?:(?:bearer|basic|token)\\s+)?)[^\\s"\\\\,;&}}]+', "\\1" + MASK),
+    (f'(?i)(\\b(?:{_keys()})\\s*[:=]\\s*(?:\\\\?")?(?:(?:bearer|basic|token)\\s+)?)[^\\s"\x27\\\\,;&}}]+', "\\1" + MASK),
     (_VAULT_TOKEN.pattern, MASK),
 )
 
