@@ -64,3 +64,12 @@ class NotFoundError(KeytrailError):
 
 class ConfigError(UsageError):
     """A configuration file or value is invalid; the message names the key and allowed values."""
+
+
+class CaseWriteError(KeytrailError):
+    """Writing the case failed: disk full, file too large, an I/O error (exit 4).
+
+    The ingest stops at the first such error: the file being loaded is rolled back, files committed
+    before it stay, and ``case_meta.finalized`` stays ``false`` until the same command is re-run."""
+
+    exit_code = 4

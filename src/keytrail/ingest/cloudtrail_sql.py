@@ -118,7 +118,11 @@ def _params(rp: str) -> str:
 
 
 def _stage_sql(arrow_name: str) -> str:
-    """One parse per record (json_transform) plus every value more than one statement needs."""
+    """One parse per record (json_transform) plus every value more than one statement needs.
+
+    ``try()`` turns a record DuckDB cannot parse (invalid Unicode escapes, which the readers pass on as
+    text) into a NULL ``r``, so it becomes a reject instead of an error that would abort the file's
+    transaction."""
     ui = "r.userIdentity"
     return f"""
     CREATE OR REPLACE TEMP TABLE _kt_ct_t AS
@@ -142,7 +146,7 @@ def _stage_sql(arrow_name: str) -> str:
       {_params('r.requestParameters')} AS p,
       coalesce(r.eventSource, '') = '' AND coalesce(r.eventName, '') = '' AS bad
     FROM (SELECT s.file_id, s.record_no, s.byte_offset, s.format, s.rec AS raw,
-                 json_transform(s.rec, {quote_literal(_SPEC)}) AS r
+                 try(json_transform(s.rec, {quote_literal(_SPEC)})) AS r
           FROM {arrow_name} s)
     """
 
@@ -251,7 +255,9 @@ def map_staged(con: duckdb.DuckDBPyConnection, staged: pa.Table) -> dict[int, tu
     con.execute(
         """INSERT INTO rejects BY NAME
            SELECT file_id, record_no, byte_offset,
-                  'not a CloudTrail event: no eventSource or eventName' AS reason,
+                  CASE WHEN r IS NULL THEN 'record is not valid JSON text (a bad escape or invalid Unicode, '
+                       'e.g. a lone UTF-16 surrogate such as \\ud800)'
+                       ELSE 'not a CloudTrail event: no eventSource or eventName' END AS reason,
                   left({mask}, 512) AS excerpt
            FROM _kt_ct_t WHERE bad""".format(mask=mask_stored_sql("raw"))
     )

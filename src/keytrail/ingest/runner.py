@@ -5,20 +5,32 @@ load inside one transaction together with its ``evidence`` row, so an interrupte
 ingest leaves only whole files behind and re-running it completes the job. After
 the last file, :func:`keytrail.store.finalize.finalize` de-duplicates and rebuilds
 the derived tables in bulk.
+
+Isolation (docs/security.md, "Ingest bounds"): a batch whose load raises is rolled back and
+its files are loaded again one per transaction, so only the file that breaks an adapter is
+``failed`` and every other file, before or after, loads. Paths that are not regular readable
+files (symlink loops, dangling links, FIFOs, sockets, devices, unreadable files) are
+``skipped`` with the reason, never opened for reading. A failure to write the case (disk full,
+file size limit, I/O error) stops the ingest with :class:`keytrail.errors.CaseWriteError`
+(exit 4): the open transaction is rolled back and the case keeps every file committed before.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from keytrail.errors import InputError
+import duckdb
+
+from keytrail.errors import CaseWriteError, InputError
 from keytrail.ingest import sniff
 from keytrail.ingest.base import LoadContext, SourceAdapter, read_sample
 from keytrail.store.case import CaseStore
@@ -88,24 +100,71 @@ class IngestSummary:
         }
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files under the given paths, in a stable order (directories walked recursively).
+def expand_paths(paths: Iterable[str | Path], skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Regular files under the given paths, in a stable order (directories walked recursively).
+
+    Anything else found (symlink loops, dangling links, FIFOs, sockets, devices, unreadable
+    directories, links to directories, which are not followed) is appended to ``skipped`` with the
+    reason instead of being opened: a FIFO would block the ingest forever.
 
     Raises:
         InputError: a path does not exist.
     """
     out: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if not p.exists():
-            raise InputError(f"{p}: no such file or directory. Check the path and run the command again.")
-        if p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs.sort()
-                out.extend(Path(root) / name for name in sorted(files) if not name.startswith("."))
+    bad: list[tuple[Path, str]] = [] if skipped is None else skipped
+
+    def consider(p: Path) -> None:
+        why = _not_a_file(p)
+        if why:
+            bad.append((p, why))
         else:
             out.append(p)
+
+    for raw in paths:
+        p = Path(raw)
+        if not os.path.lexists(p):
+            raise InputError(f"{p}: no such file or directory. Check the path and run the command again.")
+        if p.is_dir():
+            def walk_error(e: OSError) -> None:
+                bad.append((Path(e.filename or p), f"directory not readable: {e.strerror}"))
+
+            for root, dirs, files in os.walk(p, onerror=walk_error):
+                dirs.sort()
+                for d in [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+                    dirs.remove(d)
+                    bad.append((Path(root) / d, "symbolic link to a directory: not followed (a link can loop)"))
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        consider(Path(root) / name)
+        else:
+            consider(p)
     return [p.resolve() for p in out]
+
+
+def _not_a_file(p: Path) -> str | None:
+    """Why ``p`` cannot be read as a log file, or None when it is a regular file."""
+    try:
+        st = os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if os.path.islink(p):
+            return f"dangling symbolic link: {e.strerror}"
+        return f"cannot read: {e.strerror}"
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode)
+                else "device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "special file")
+        return f"not a regular file: {kind}"
+    if not os.access(p, os.R_OK):
+        return "cannot read: permission denied"
+    return None
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
 
 
 def sha256_file(path: Path) -> str:
@@ -141,16 +200,19 @@ def ingest(
         InputError: a path is missing (checked before the case is touched).
         CaseLockedError: another process is writing the case.
     """
-    inv_files = expand_paths(inventory)
+    unusable: list[tuple[Path, str]] = []
+    inv_files = expand_paths(inventory, unusable)
     # An inventory inside a walked directory is read once, as the inventory (not skipped as a log first).
-    files = [p for p in expand_paths(paths) if p not in set(inv_files)]
+    files = [p for p in expand_paths(paths, unusable) if p not in set(inv_files)]
     start = time.monotonic()
     summary = IngestSummary(case=str(case_path))
-    total_bytes = sum(p.stat().st_size for p in files + inv_files)
+    total_bytes = sum(_size(p) for p in files + inv_files)
     done_bytes = 0
     store = CaseStore.open(case_path, read_only=False, create=True)
     try:
-        store.set_meta("finalized", "false")
+        _write_guard(store, lambda: store.set_meta("finalized", "false"))
+        for path, why in unusable:
+            _write_guard(store, lambda: summary.files.append(_record_unusable(store, path, why)))
         con = store.con
         known = {row[0] for row in con.execute(
             "SELECT sha256 FROM evidence WHERE status IN ('loaded','partial','digest')").fetchall()}
@@ -168,7 +230,7 @@ def ingest(
             if not batch:
                 return
             report(str(batch[0].path))
-            results = _load_batch(store, batch)
+            results = _write_guard(store, lambda: _load_batch(store, batch))
             summary.files.extend(results)
             done_bytes += sum(p.size for p in batch)
             batch.clear()
@@ -179,8 +241,15 @@ def ingest(
         plan: list[tuple[Path, type[SourceAdapter] | None]] = [(p, None) for p in files]
         plan += [(p, InventoryAdapter) for p in inv_files]
         for path, forced in plan:
-            size = path.stat().st_size
-            sha = sha256_file(path)
+            try:
+                size = path.stat().st_size
+                sha = sha256_file(path)
+                sample = read_sample(path)
+            except OSError as e:  # vanished or unreadable since the walk
+                flush()
+                _write_guard(store, lambda: summary.files.append(
+                    _record_unusable(store, path, f"cannot read: {e.strerror or e}")))
+                continue
             if sha in known:
                 flush()
                 summary.files.append(FileResult(str(path), sha, size, "already-ingested",
@@ -188,14 +257,14 @@ def ingest(
                 done_bytes += size
                 continue
             known.add(sha)
-            sample = read_sample(path)
             if forced is not None:
                 found: tuple[type[SourceAdapter], str] | None = (forced, forced.sniff(sample) or "inventory")
             else:
                 found = sniff(sample)
             if found is None:
                 flush()
-                summary.files.append(_record_skipped(store, path, sha, size, sample.head))
+                summary.files.append(_write_guard(store, lambda: _record_skipped(store, path, sha, size,
+                                                                                    sample.head)))
                 done_bytes += size
                 continue
             adapter, fmt = found
@@ -205,10 +274,13 @@ def ingest(
             batch.append(_Planned(path, sha, size, adapter, fmt))
         flush()
         report("finalising")
-        finalize(store)
+        _write_guard(store, lambda: finalize(store))
         summary.events_in_case = int(store.scalar("SELECT count(*) FROM events") or 0)
     finally:
-        store.close()
+        try:
+            store.close()
+        except duckdb.Error:  # after a write failure DuckDB may refuse the final checkpoint too
+            pass
     summary.elapsed = time.monotonic() - start
     return summary
 
@@ -219,7 +291,7 @@ def _next_file_id(store: CaseStore) -> int:
     return int(store.con.execute("SELECT coalesce(max(file_id), 0) + 1 FROM evidence").fetchone()[0])  # type: ignore[index]
 
 
-def _insert_evidence(store: CaseStore, file_id: int, path: Path, sha: str, size: int, source: str | None,
+def _insert_evidence(store: CaseStore, file_id: int, path: Path, sha: str, size: int | None, source: str | None,
                      fmt: str | None, adapter: str | None, status: str, note: str | None) -> None:
     store.con.execute(
         "INSERT INTO evidence (file_id, path, sha256, bytes, source, format, adapter, status, records,"
@@ -235,6 +307,45 @@ def _record_skipped(store: CaseStore, path: Path, sha: str, size: int, head: byt
         why = "content matches no known format (CloudTrail, Vault audit, OTLP JSON, MCP, keytrail agent JSONL)"
     _insert_evidence(store, _next_file_id(store), path, sha, size, None, None, None, "skipped", why)
     return FileResult(str(path), sha, size, "skipped", note=why)
+
+
+def is_write_failure(e: BaseException) -> bool:
+    """True for errors writing the case file (disk full, file size limit, I/O), as opposed to an
+    adapter choking on a file: those must stop the ingest, not fail every later file the same way."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT, errno.EROFS):
+        return True
+    if isinstance(e, duckdb.IOException):
+        return True
+    text = str(e)
+    return isinstance(e, duckdb.Error) and any(m in text for m in (
+        "No space left", "File too large", "Could not write", "Failed to commit", "Disk quota",
+        "Read-only file system", "database has been invalidated"))
+
+
+T = TypeVar("T")
+
+
+def _write_guard(store: CaseStore, fn: Callable[[], T]) -> T:
+    """Run a step that writes the case; turn a write failure into one clear :class:`CaseWriteError`."""
+    try:
+        return fn()
+    except Exception as e:
+        if not is_write_failure(e):
+            raise
+        try:
+            store.con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CaseWriteError(
+            f"writing the case {store.path} failed: {first}. Files loaded before this one are kept and the "
+            "case is marked unfinished; free space (or fix the device) and run the same command again") from e
+
+
+def _record_unusable(store: CaseStore, path: Path, why: str) -> FileResult:
+    """A path that is not a readable regular file: listed as skipped (no hash: it was never read)."""
+    _insert_evidence(store, _next_file_id(store), path, "", None, None, None, None, "skipped", why)
+    return FileResult(str(path), "", 0, "skipped", note=why)
 
 
 def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
@@ -267,7 +378,15 @@ def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
         con.execute("COMMIT")
         return results
     except Exception as e:  # noqa: BLE001 - an adapter failure costs one file, never the case
-        con.execute("ROLLBACK")
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            if not is_write_failure(e):
+                raise
+        if is_write_failure(e):
+            raise
+        if len(batch) > 1:  # isolate the culprit: every other file of the batch loads on its own
+            return [r for item in batch for r in _load_batch(store, [item])]
         results = []
         for item in batch:
             msg = f"{adapter_cls.NAME} adapter failed on this file: {type(e).__name__}: {e}"
