@@ -141,3 +141,64 @@ def test_write_failures_are_told_apart_from_adapter_failures() -> None:
     assert runner.is_write_failure(duckdb.IOException("Could not write file x"))
     assert not runner.is_write_failure(duckdb.InvalidInputException("Malformed JSON"))
     assert not runner.is_write_failure(ValueError("bad record"))
+
+
+def _bomb(path: Path, blanks: int) -> None:
+    """A valid CloudTrail Records gzip whose 2nd record holds ``blanks`` spaces in one string, written
+    streaming (the test never holds it)."""
+    import gzip
+
+    head, tail = json.dumps(_rec(2, "X")).encode().split(b'"X"')
+    with gzip.open(path, "wb", compresslevel=6) as fh:
+        fh.write(b'{"Records":[' + json.dumps(_rec(1)).encode() + b"," + head + b'"')
+        block = b" " * (1 << 20)
+        for _ in range(blanks >> 20):
+            fh.write(block)
+        fh.write(b'"' + tail + b"," + json.dumps(_rec(3)).encode() + b"]}")
+
+
+def _ingest_peak_rss_kib(case: Path, path: Path, *extra: str) -> tuple[int, str]:
+    code = ("import resource, sys; from keytrail.cli.main import main; rc = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, "ingest", str(case), str(path), "-q", "--no-snapshot",
+                           *extra], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stderr.strip().splitlines()[-1]), proc.stderr
+
+
+def test_a_gzip_bomb_in_one_string_is_bounded_by_max_record_bytes(tmp_path: Path, case_path: Path) -> None:
+    """256 MiB of blanks in one string, cap 64K (whole-document bound 256K): the ingest never holds
+    the string (read unbounded it needs >= 512 MiB: bytes plus text), the record before loads and
+    the cut record is a reject with its position."""
+    bomb = tmp_path / "bomb.json.gz"
+    _bomb(bomb, 256 << 20)
+    peak_kib, err = _ingest_peak_rss_kib(case_path, bomb, "--max-record-bytes", "64K")
+    assert peak_kib < 400 * 1024, f"peak RSS {peak_kib} KiB"
+    assert "partial" in err and "4 x --max-record-bytes" in err
+    assert [r["source_event_id"] for r in case_rows(case_path, "SELECT source_event_id FROM events")] == ["ev-1"]
+    rej = case_rows(case_path, "SELECT record_no, reason FROM rejects ORDER BY record_no NULLS FIRST")
+    assert rej[0]["record_no"] is None and "262144 bytes" in rej[0]["reason"]
+    assert rej[1]["record_no"] == 2 and "truncated" in rej[1]["reason"]
+
+
+def test_an_oversized_line_is_a_reject_and_the_lines_after_it_load(tmp_path: Path, case_path: Path) -> None:
+    """Line formats stream: a Vault audit line over the cap is skipped, never held."""
+    sample = (Path(__file__).resolve().parents[2] / "sample_data" / "incident" / "vault" / "vault_audit.log")
+    lines = sample.read_bytes().splitlines(keepends=True)[:6]
+    huge = lines[2][:-2] + b" " * (3 << 20) + lines[2][-2:]  # 3 MiB inside the JSON object
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(lines[:2] + [huge] + lines[3:]))
+    ingest(case_path, [log], max_record_bytes=1 << 20)
+    rej = case_rows(case_path, "SELECT record_no, byte_offset, reason FROM rejects")
+    assert rej == [{"record_no": 3, "byte_offset": len(lines[0]) + len(lines[1]),
+                    "reason": f"record longer than --max-record-bytes (1048576 bytes): {len(huge)} bytes skipped"}]
+    n = case_rows(case_path, "SELECT count(*) AS n FROM events WHERE record_no > 3")
+    assert n[0]["n"] >= 1
+
+
+def test_max_record_bytes_flag_parses_sizes() -> None:
+    from keytrail.cli.ingest_cmd import _size
+
+    assert _size("64M") == 64 << 20 and _size("1G") == 1 << 30 and _size("65536") == 65536
+    with pytest.raises(Exception, match="byte count"):
+        _size("lots")

@@ -21,9 +21,25 @@ def _add_ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="exit 3 when any record was rejected")
     p.add_argument("--json", action="store_true", help="print a machine summary on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--max-record-bytes", type=_size, default=None, metavar="N",
+                   help="largest record read (bytes; K/M/G suffixes; default 64M): a longer record is a "
+                        "reject, and a file read as one document is read up to 4 x N (docs/security.md)")
     p.add_argument("--no-snapshot", action="store_true",
                    help="skip the analysis snapshot (ranking and findings stored for instant reads); "
                         "readers then compute them live")
+
+
+def _size(text: str) -> int:
+    """``64M``-style byte counts for ``--max-record-bytes``."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
+    try:
+        n = int(t[:-1] if mult > 1 else t) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 65536, 64M, 1G)") from None
+    if n < 1024:
+        raise argparse.ArgumentTypeError(f"--max-record-bytes must be at least 1K, got {text!r}")
+    return n
 
 
 class _ProgressPrinter:
@@ -56,7 +72,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     from keytrail.ingest.runner import ingest
 
     printer = None if args.quiet else _ProgressPrinter()
-    summary = ingest(args.case, args.paths, inventory=args.inventory, progress=printer)
+    from keytrail.ingest.base import MAX_RECORD_BYTES
+
+    summary = ingest(args.case, args.paths, inventory=args.inventory, progress=printer,
+                     max_record_bytes=args.max_record_bytes or MAX_RECORD_BYTES)
     if printer:
         printer.done()
     doc = summary.as_dict()

@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 
 SNIFF_BYTES = 256 * 1024
 EXCERPT_CHARS = 512
+#: Default ``--max-record-bytes``: far above any real record (CloudTrail caps events at 256 KB;
+#: a Vault response or an OTLP export line with thousands of spans is a few MB), and low enough
+#: that the few copies a reader makes of one record (bytes, text, parsed, Arrow) stay well under
+#: the 1.5 GiB peak the ingest promises.
+MAX_RECORD_BYTES = 64 << 20
 
 #: Tables an adapter may append to.
 WRITABLE_TABLES = ("events", "event_resources", "credential_issues", "inventory_agents", "grants", "rejects")
@@ -101,6 +106,8 @@ class LoadContext:
     #: Set when the file stopped early (truncated gzip, unreadable tail); status becomes ``partial``.
     break_note: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: ``--max-record-bytes``: a longer record is a reject; whole-document readers hold 4 x this.
+    max_record_bytes: int = MAX_RECORD_BYTES
 
     # -- reading -----------------------------------------------------------------
     def open_binary(self) -> io.BufferedIOBase:
@@ -109,34 +116,106 @@ class LoadContext:
             return gzip.open(self.path, "rb")
         return self.path.open("rb")
 
-    def read_all(self) -> bytes:
-        """Whole (decompressed) content; on a truncated gzip returns what was readable and sets ``break_note``."""
+    def _blocks(self) -> Iterator[bytes]:
+        """The decompressed content in blocks of at most 1 MiB, never more in memory at once.
+
+        A corrupt or truncated gzip ends the stream with ``break_note`` set; concatenated gzip
+        members (log rotation) are read in order."""
         if not self.gzipped:
-            return self.path.read_bytes()
-        out = bytearray()
+            with self.path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    yield chunk
+            return
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        total = 0
         with self.path.open("rb") as fh:
-            while True:
-                chunk = fh.read(1 << 20)
-                if not chunk:
-                    break
-                try:
-                    out += d.decompress(chunk)
-                except zlib.error as e:
-                    self.note_break(f"gzip data corrupt after {len(out)} decompressed bytes: {e}")
-                    return bytes(out)
-                # Concatenated gzip members (common in log rotation).
-                while d.eof and d.unused_data:
-                    rest = d.unused_data
-                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            while chunk := fh.read(1 << 16):
+                data = chunk
+                while data:
+                    if d.eof:  # the next gzip member
+                        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
                     try:
-                        out += d.decompress(rest)
+                        out = d.decompress(data, 1 << 20)
                     except zlib.error as e:
-                        self.note_break(f"gzip member corrupt after {len(out)} bytes: {e}")
-                        return bytes(out)
+                        self.note_break(f"gzip data corrupt after {total} decompressed bytes: {e}")
+                        return
+                    total += len(out)
+                    if out:
+                        yield out
+                    data = d.unconsumed_tail or (d.unused_data if d.eof else b"")
         if not d.eof:
-            self.note_break(f"gzip stream truncated after {len(out)} decompressed bytes")
+            self.note_break(f"gzip stream truncated after {total} decompressed bytes")
+
+    @property
+    def max_document_bytes(self) -> int:
+        """Most decompressed bytes a whole-document reader holds: 4 x ``--max-record-bytes``."""
+        return 4 * self.max_record_bytes
+
+    def read_all(self) -> bytes:
+        """Whole (decompressed) content, at most :attr:`max_document_bytes` of it.
+
+        On a truncated gzip returns what was readable; past the bound it stops reading. Both set
+        ``break_note`` (status ``partial``, a reject saying where and why), so a 4 MB gzip that
+        inflates to gigabytes costs bounded memory, not the machine."""
+        out = bytearray()
+        limit = self.max_document_bytes
+        blocks = self._blocks()
+        for block in blocks:
+            if len(out) + len(block) > limit:
+                out += block[:limit - len(out)]
+                blocks.close()
+                self.note_break(
+                    f"decompressed content is larger than {limit} bytes (4 x --max-record-bytes) and this "
+                    "format is read as one document: records after that point are not read. Raise "
+                    "--max-record-bytes, or split the file (e.g. jq -c '.Records[]') and ingest the parts")
+                break
+            out += block
         return bytes(out)
+
+    def windows(self, size: int = 32 << 20) -> Iterator[tuple[int, int, bytes]]:
+        """``(byte_offset, line_no, chunk)``: the content as chunks of whole lines (about ``size``
+        bytes each), for line-oriented readers that must not hold a whole file.
+
+        A line longer than ``max_record_bytes`` is never held: it is rejected with its line number
+        and offset and the stream read past it."""
+        cap = self.max_record_bytes
+        buf = bytearray()
+        base_off, base_line = 0, 1
+        skip: list[Any] | None = None  # [offset, line, excerpt, bytes skipped]
+        for block in self._blocks():
+            if skip is not None:
+                nl = block.find(b"\n")
+                if nl < 0:
+                    skip[3] += len(block)
+                    continue
+                skip[3] += nl + 1
+                self._reject_long(*skip)
+                base_off, base_line, skip = skip[0] + skip[3], skip[1] + 1, None
+                block = block[nl + 1:]
+            buf += block
+            last = buf.rfind(b"\n") + 1
+            if len(buf) - last > cap:  # the unfinished line is already too long: flush, then skip it
+                if last:
+                    yield base_off, base_line, bytes(buf[:last])
+                    base_line += buf.count(b"\n", 0, last)
+                    base_off += last
+                skip = [base_off, base_line, bytes(buf[last:last + EXCERPT_CHARS]), len(buf) - last]
+                buf.clear()
+            elif len(buf) >= size and last:
+                chunk = bytes(buf[:last])
+                del buf[:last]
+                yield base_off, base_line, chunk
+                base_off += last
+                base_line += chunk.count(b"\n")
+        if skip is not None:
+            self._reject_long(*skip)
+        elif buf:
+            yield base_off, base_line, bytes(buf)
+
+    def _reject_long(self, offset: int, line: int, excerpt: bytes, length: int) -> None:
+        self.reject(f"record longer than --max-record-bytes ({self.max_record_bytes} bytes): {length} bytes "
+                    "skipped", record_no=line, byte_offset=offset, excerpt=excerpt)
+        self.records += 1
 
     def iter_lines(self) -> Iterator[tuple[int, int, bytes]]:
         """Yield ``(line_no, byte_offset, line)`` for non-blank lines (1-based numbers).
@@ -144,13 +223,13 @@ class LoadContext:
         A truncated gzip yields every complete line before the break (the partial
         last line too, so it can be rejected with its position) and sets ``break_note``.
         """
-        data = self.read_all()
-        offset = 0
-        for line_no, line in enumerate(data.splitlines(keepends=True), start=1):
-            stripped = line.strip()
-            if stripped:
-                yield line_no, offset, stripped
-            offset += len(line)
+        for base_off, base_line, data in self.windows():
+            offset = base_off
+            for line_no, line in enumerate(data.splitlines(keepends=True), start=base_line):
+                stripped = line.strip()
+                if stripped:
+                    yield line_no, offset, stripped
+                offset += len(line)
 
     # -- writing -----------------------------------------------------------------
     def insert(self, table: str, rows: pa.Table | list[dict[str, Any]]) -> int:

@@ -188,6 +188,11 @@ def _tolerant_read(ctx: LoadContext) -> pa.Table:
     offs: list[int | None] = []
     recs: list[str] = []
     for item in items:
+        if isinstance(item, Rec) and len(item.text) > ctx.max_record_bytes:
+            ctx.reject(f"record longer than --max-record-bytes ({ctx.max_record_bytes} bytes): {len(item.text)} "
+                       "characters", record_no=item.record_no, byte_offset=item.byte_offset, excerpt=item.text[:512])
+            ctx.records += 1
+            continue
         if isinstance(item, Rec):
             nos.append(item.record_no)
             offs.append(item.byte_offset)

@@ -32,7 +32,7 @@ import duckdb
 
 from keytrail.errors import CaseWriteError, InputError
 from keytrail.ingest import sniff
-from keytrail.ingest.base import LoadContext, SourceAdapter, read_sample
+from keytrail.ingest.base import MAX_RECORD_BYTES, LoadContext, SourceAdapter, read_sample
 from keytrail.store.case import CaseStore
 from keytrail.store.finalize import finalize
 
@@ -193,6 +193,7 @@ def ingest(
     *,
     inventory: Iterable[str | Path] = (),
     progress: Callable[[Progress], None] | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> IngestSummary:
     """Load ``paths`` (and inventory files) into the case at ``case_path``, creating it if needed.
 
@@ -230,7 +231,7 @@ def ingest(
             if not batch:
                 return
             report(str(batch[0].path))
-            results = _write_guard(store, lambda: _load_batch(store, batch))
+            results = _write_guard(store, lambda: _load_batch(store, batch, max_record_bytes))
             summary.files.extend(results)
             done_bytes += sum(p.size for p in batch)
             batch.clear()
@@ -348,7 +349,8 @@ def _record_unusable(store: CaseStore, path: Path, why: str) -> FileResult:
     return FileResult(str(path), "", 0, "skipped", note=why)
 
 
-def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
+def _load_batch(store: CaseStore, batch: list[_Planned], max_record_bytes: int = MAX_RECORD_BYTES
+                ) -> list[FileResult]:
     adapter_cls = batch[0].adapter
     con = store.con
     con.execute("BEGIN TRANSACTION")
@@ -358,7 +360,8 @@ def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
             file_id = _next_file_id(store)
             _insert_evidence(store, file_id, item.path, item.sha, item.size, adapter_cls.SOURCE,
                              item.fmt, adapter_cls.NAME, "loading", None)
-            item.ctx = LoadContext(con, item.path, file_id, item.fmt, read_sample(item.path, 2).gzipped)
+            item.ctx = LoadContext(con, item.path, file_id, item.fmt, read_sample(item.path, 2).gzipped,
+                                   max_record_bytes=max_record_bytes)
             ctxs.append(item.ctx)
         adapter = adapter_cls()
         if len(ctxs) == 1:
@@ -386,7 +389,7 @@ def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
         if is_write_failure(e):
             raise
         if len(batch) > 1:  # isolate the culprit: every other file of the batch loads on its own
-            return [r for item in batch for r in _load_batch(store, [item])]
+            return [r for item in batch for r in _load_batch(store, [item], max_record_bytes)]
         results = []
         for item in batch:
             msg = f"{adapter_cls.NAME} adapter failed on this file: {type(e).__name__}: {e}"
