@@ -169,8 +169,9 @@ def _add_sql(p: argparse.ArgumentParser) -> None:
     fmt.add_argument("--json", action="store_true", help="rows as a JSON array")
     fmt.add_argument("--csv", action="store_true", help="CSV with formula-looking cells neutralised")
     p.add_argument("--reveal", action="store_true",
-                   help="show secrets found in text cells (STS session tokens, passwords, Vault tokens); "
-                        "masked by default")
+                   help="secrets are masked in the case itself; with --reveal the result must have an "
+                        "event_uid column and each row's `raw` is the ORIGINAL record read back from its "
+                        "evidence file (path and SHA-256 checked first; docs/security.md)")
 
 
 def run_sql(args: argparse.Namespace) -> int:
@@ -187,6 +188,8 @@ def run_sql(args: argparse.Namespace) -> int:
             raise UsageError("the query returned no result set: give one SELECT (e.g. SELECT count(*) FROM events)")
         names = [d[0] for d in rel.description]
         rows = rel.fetchall()
+        if args.reveal:
+            names, rows = _revealed(store, args.case, names, rows)
     if not args.reveal:  # raw records carry session tokens and passwords: masked like everywhere else
         from keytrail.redact import mask_secrets
 
@@ -207,6 +210,28 @@ def run_sql(args: argparse.Namespace) -> int:
     else:
         _print_table(names, rows)
     return 0
+
+
+def _revealed(store: Any, case: str, names: list[str], rows: list[tuple[Any, ...]]
+              ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Rows with ``raw`` (added when not selected) replaced by the original record from the evidence."""
+    from keytrail.ingest.reveal import Revealer
+
+    if "event_uid" not in names:
+        raise UsageError("--reveal reads each row's original record from its evidence file, so the query must "
+                         "return an event_uid column, e.g. SELECT event_uid, raw FROM events WHERE ...")
+    rev = Revealer(store.con, case)
+    uid_at = names.index("event_uid")
+    if "raw" not in names:
+        names = [*names, "raw"]
+        rows = [(*r, None) for r in rows]
+    raw_at = names.index("raw")
+    out = []
+    for r in rows:
+        cells = list(r)
+        cells[raw_at] = rev.original(str(r[uid_at]))
+        out.append(tuple(cells))
+    return names, out
 
 
 def _print_table(names: list[str], rows: list[tuple[Any, ...]]) -> None:
