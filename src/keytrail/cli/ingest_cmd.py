@@ -188,8 +188,8 @@ def run_sql(args: argparse.Namespace) -> int:
             raise UsageError("the query returned no result set: give one SELECT (e.g. SELECT count(*) FROM events)")
         names = [d[0] for d in rel.description]
         rows = rel.fetchall()
-        if args.reveal:
-            names, rows = _revealed(store, args.case, names, rows)
+    if args.reveal:
+        names, rows = _revealed(args.case, names, rows)
     if not args.reveal:  # raw records carry session tokens and passwords: masked like everywhere else
         from keytrail.redact import mask_secrets
 
@@ -212,25 +212,27 @@ def run_sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def _revealed(store: Any, case: str, names: list[str], rows: list[tuple[Any, ...]]
-              ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Rows with ``raw`` (added when not selected) replaced by the original record from the evidence."""
+def _revealed(case: str, names: list[str], rows: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Rows with ``raw`` (added when not selected) replaced by the original record from the evidence
+    (read through the case's own read-only connection, not the query's)."""
     from keytrail.ingest.reveal import Revealer
+    from keytrail.store.case import CaseStore
 
     if "event_uid" not in names:
         raise UsageError("--reveal reads each row's original record from its evidence file, so the query must "
                          "return an event_uid column, e.g. SELECT event_uid, raw FROM events WHERE ...")
-    rev = Revealer(store.con, case)
     uid_at = names.index("event_uid")
     if "raw" not in names:
         names = [*names, "raw"]
         rows = [(*r, None) for r in rows]
     raw_at = names.index("raw")
     out = []
-    for r in rows:
-        cells = list(r)
-        cells[raw_at] = rev.original(str(r[uid_at]))
-        out.append(tuple(cells))
+    with CaseStore.open(case) as store:
+        rev = Revealer(store.con, case)
+        for r in rows:
+            cells = list(r)
+            cells[raw_at] = rev.original(str(r[uid_at]))
+            out.append(tuple(cells))
     return names, out
 
 
