@@ -66,6 +66,16 @@ class ConfigError(UsageError):
     """A configuration file or value is invalid; the message names the key and allowed values."""
 
 
+class Cancelled(KeytrailError):
+    """An analysis call was stopped by :meth:`keytrail.store.case.CaseSession.interrupt`
+    (the TUI's Escape)."""
+
+    exit_code = 130  # like Ctrl-C
+
+    def __init__(self, msg: str = "cancelled: the analysis was interrupted before it finished") -> None:
+        super().__init__(msg, "cancelled")
+
+
 class CaseWriteError(KeytrailError):
     """Writing the case failed: disk full, file too large, an I/O error (exit 4).
 

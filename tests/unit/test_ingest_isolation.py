@@ -21,7 +21,7 @@ import pytest
 
 from keytrail.ingest import runner
 from keytrail.ingest.base import LoadContext
-from keytrail.ingest.cloudtrail import CloudTrailAdapter
+from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
 from keytrail.ingest.runner import ingest
 from tests.conftest import case_rows
 

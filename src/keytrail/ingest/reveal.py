@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from keytrail.errors import KeytrailError
 from keytrail.ingest.base import MAX_RECORD_BYTES
-from keytrail.ingest.cloudtrail_parse import Rec, parse_console_csv, parse_json
+from keytrail.ingest.cloudtrail.parse import Rec, parse_console_csv, parse_json
 from keytrail.ingest.runner import sha256_file
 from keytrail.store.case import old_case_message
 from keytrail.store.schema import SECRETS_MASKED

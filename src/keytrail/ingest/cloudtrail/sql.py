@@ -5,14 +5,17 @@ tolerant Python reader) ends up as one Arrow table of staged records: ``file_id`
 ``record_no``, ``byte_offset`` and ``rec`` (the record's JSON text). :func:`map_staged`
 turns that table into ``events``, ``event_resources``, ``credential_issues`` and
 ``rejects`` rows with four INSERT ... SELECT statements over one TEMP table, so Python
-never loops over records here. ``docs/formats/cloudtrail.md`` documents the mapping.
+never loops over records here. The inserts go through :meth:`LoadContext.insert_sql`, the
+same gate (``WRITABLE_TABLES``) every adapter writes through. ``docs/formats/cloudtrail.md``
+documents the mapping.
 
 Invariants:
 - one staged record becomes exactly one event or one reject (never silently dropped);
 - ``raw`` is the staged JSON text with secret values masked, like ``details``, ``error_message``,
-  ``user_agent``, ``target`` and reject excerpts (:func:`keytrail.store.sqltext.mask_stored_sql`, the
-  rules of :data:`keytrail.redact.STORED_RULES`): session tokens, secret keys and passwords never
-  reach the case. The staging table keeps the original text only for the statement's lifetime
+  ``user_agent``, ``target`` and reject excerpts: every insert goes through
+  :meth:`keytrail.ingest.base.LoadContext.insert_sql`, which applies
+  :data:`keytrail.redact.STORED_RULES` in DuckDB, so session tokens, secret keys and passwords never
+  reach the case. The TEMP staging table holds the original text only while the file loads
   (fields are parsed from it, and ``event_uid`` falls back to its hash);
 - only successful issuing calls produce ``credential_issues`` rows.
 """
@@ -21,11 +24,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from keytrail.store.sqltext import mask_stored_sql, quote_literal
+from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
-    import duckdb
     import pyarrow as pa
+
+    from keytrail.ingest.base import LoadContext
 
 #: The fields json_transform extracts in one parse per record; the rest stays in ``raw``.
 _SPEC = (
@@ -158,14 +162,12 @@ def _events_sql() -> str:
         ["json_extract_string(r.resources, '$[0].ARN')"] + [c[0] for c in _candidates()]
         + [f"CASE WHEN svc = 'ssm' THEN {_ssm_arn(ssm0)} END"]) + ")"
     return f"""
-    INSERT INTO events BY NAME
     SELECT
       event_uid, 'cloudtrail' AS source, format, nullif(r.eventID, '') AS source_event_id,
       time, r.eventTime AS time_raw,
       svc || ':' || r.eventName AS action, svc AS service, r.eventName AS operation,
       CASE lower(r.readOnly) WHEN 'true' THEN true WHEN 'false' THEN false END AS read_only,
-      outcome, nullif(r.errorCode, '') AS error_code,
-      {mask_stored_sql("nullif(r.errorMessage, '')")} AS error_message,
+      outcome, nullif(r.errorCode, '') AS error_code, nullif(r.errorMessage, '') AS error_message,
       actor_uid, nullif({ui}.type, '') AS actor_type, actor_name,
       key_id AS credential_id,
       CASE WHEN starts_with(key_id, 'AKIA') THEN 'aws-access-key'
@@ -173,12 +175,11 @@ def _events_sql() -> str:
       CASE WHEN {ui}.type IN ('AssumedRole', 'FederatedUser') THEN nullif({ui}.arn, '') END AS session_id,
       coalesce(nullif({ui}.onBehalfOf.userId, ''), nullif({ui}.sessionContext.sourceIdentity, ''),
                nullif(json_extract_string(r.additionalEventData, '$.sourceIdentity'), '')) AS human_id,
-      nullif(r.sourceIPAddress, '') AS src_ip, {mask_stored_sql("nullif(r.userAgent, '')")} AS user_agent,
-      acct AS account, reg AS region, {mask_stored_sql(target)} AS target,
+      nullif(r.sourceIPAddress, '') AS src_ip, nullif(r.userAgent, '') AS user_agent,
+      acct AS account, reg AS region, {target} AS target,
       nullif(r.sharedEventID, '') AS shared_event_id, nullif(r.requestID, '') AS request_id,
-      json_object('requestParameters', {mask_stored_sql('r.requestParameters')}::JSON,
-                  'responseElements', {mask_stored_sql('r.responseElements')}::JSON) AS details,
-      {mask_stored_sql('raw')} AS raw, file_id, record_no, byte_offset
+      json_object('requestParameters', r.requestParameters, 'responseElements', r.responseElements) AS details,
+      raw, file_id, record_no, byte_offset
     FROM _kt_ct_t WHERE NOT bad
     """
 
@@ -195,7 +196,6 @@ def _resources_sql() -> str:
                  "WHERE NOT bad AND svc = 'ssm')")
     union = "\n UNION ALL ".join([given, *implied, ssm_names])
     return f"""
-    INSERT INTO event_resources BY NAME
     SELECT DISTINCT ON (event_uid, resource_id) event_uid, resource_id, resource_type, account
     FROM ({union}) WHERE resource_id IS NOT NULL AND resource_id <> ''
     ORDER BY event_uid, resource_id, prio
@@ -212,7 +212,6 @@ def _issues_sql() -> str:
     src = (f"(SELECT event_uid, r.eventName AS event_name, time, key_id, actor_uid, actor_name, acct, {q} AS q, "
            f"{w} AS w FROM _kt_ct_t WHERE NOT bad AND outcome = 'success' AND r.responseElements IS NOT NULL AND ")
     return f"""
-    INSERT INTO credential_issues BY NAME
     SELECT q[1] AS credential_id, 'aws-temporary-key' AS kind,
            CASE WHEN event_name IN ('AssumeRoleWithSAML', 'AssumeRoleWithWebIdentity') THEN NULL ELSE key_id END
              AS parent_credential_id,
@@ -236,30 +235,33 @@ def _issues_sql() -> str:
     """
 
 
-def map_staged(con: duckdb.DuckDBPyConnection, staged: pa.Table) -> dict[int, tuple[int, int]]:
+def map_staged(ctx: LoadContext, staged: pa.Table) -> dict[int, tuple[int, int]]:
     """Insert the staged records; return ``{file_id: (records, rejected)}`` for the records mapped here.
 
-    ``staged`` has columns ``file_id``, ``record_no``, ``byte_offset``, ``format``, ``rec`` (JSON text).
+    ``staged`` has columns ``file_id``, ``record_no``, ``byte_offset``, ``format``, ``rec`` (JSON text);
+    its rows may come from several files of one batch, each row carrying its own ``file_id``, so
+    any context of the batch (one connection, one transaction) writes them.
     No try/finally: a failed statement aborts the ingest transaction anyway (the runner rolls back).
     """
     if staged.num_rows == 0:
         return {}
+    con = ctx.con
     con.register("_kt_ct_arrow", staged)
     try:
         con.execute(_stage_sql("_kt_ct_arrow"))
     finally:
         con.unregister("_kt_ct_arrow")
-    con.execute(_events_sql())
-    con.execute(_resources_sql())
-    con.execute(_issues_sql())
-    con.execute(
-        """INSERT INTO rejects BY NAME
-           SELECT file_id, record_no, byte_offset,
+    ctx.insert_sql("events", _events_sql())
+    ctx.insert_sql("event_resources", _resources_sql())
+    ctx.insert_sql("credential_issues", _issues_sql())
+    ctx.insert_sql(  # reason and excerpt are masked by insert_sql like every stored text
+        "rejects",
+        """SELECT file_id, record_no, byte_offset,
                   CASE WHEN r IS NULL THEN 'record is not valid JSON text (a bad escape or invalid Unicode, '
                        'e.g. a lone UTF-16 surrogate such as \\ud800)'
                        ELSE 'not a CloudTrail event: no eventSource or eventName' END AS reason,
-                  left({mask}, 512) AS excerpt
-           FROM _kt_ct_t WHERE bad""".format(mask=mask_stored_sql("raw"))
+                  left(raw, 512) AS excerpt
+           FROM _kt_ct_t WHERE bad"""
     )
     rows = con.execute("SELECT file_id, count(*), count(*) FILTER (WHERE bad) FROM _kt_ct_t GROUP BY file_id").fetchall()
     con.execute("DROP TABLE _kt_ct_t")
