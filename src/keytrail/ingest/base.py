@@ -288,7 +288,10 @@ class LoadContext:
         self.rejected += 1
 
     def note_break(self, note: str) -> None:
-        """Record that the file stopped early; the rows read before the break are kept."""
+        """Record that the file stopped early; the rows read before the break are kept (once: a reader
+        that reads the file again after a first look does not report the same break twice)."""
+        if self.break_note == note:
+            return
         self.break_note = note
         self.reject(note, excerpt="")
 
