@@ -12,7 +12,7 @@ import pytest
 
 from keytrail.cli.main import main
 from keytrail.errors import CaseError
-from keytrail.ingest.reveal import RevealError, Revealer
+from keytrail.ingest.reveal import Revealer, RevealError
 from keytrail.ingest.runner import ingest
 from keytrail.store.case import CaseStore
 from tests.conftest import SAMPLE_DATA, case_rows

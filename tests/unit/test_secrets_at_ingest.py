@@ -168,7 +168,7 @@ def test_the_fixtures_hold_every_secret_kind(leak_case: tuple[Path, set[str]]) -
     _, secrets = leak_case
     for s in (VAULT_TOKEN, LEGACY_TOKEN, PASSWORD, BEARER, STS_SESSION, SECRET_KEY, URL_TOKEN, REJECT_SECRET):
         assert s in secrets
-    assert sum(1 for s in secrets if s.startswith("IQoJ") or s.startswith("FwoG")) >= 5  # STS tokens in fixtures
+    assert sum(1 for s in secrets if s.startswith(("IQoJ", "FwoG"))) >= 5  # STS tokens in fixtures
     assert len(secrets) >= 30
 
 

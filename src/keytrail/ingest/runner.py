@@ -19,21 +19,21 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
-import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 
-from keytrail.errors import CaseWriteError, InputError
+from keytrail.errors import CaseWriteError
 from keytrail.ingest import sniff
 from keytrail.ingest.base import MAX_RECORD_BYTES, LoadContext, SourceAdapter, read_sample
 from keytrail.ingest.finalize import finalize
+from keytrail.ingest.paths import expand_paths, file_size
 from keytrail.store.case import CaseStore
 
 #: Statuses that make a re-ingest of the same bytes a no-op.
@@ -100,73 +100,6 @@ class IngestSummary:
         }
 
 
-def expand_paths(paths: Iterable[str | Path], skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
-    """Regular files under the given paths, in a stable order (directories walked recursively).
-
-    Anything else found (symlink loops, dangling links, FIFOs, sockets, devices, unreadable
-    directories, links to directories, which are not followed) is appended to ``skipped`` with the
-    reason instead of being opened: a FIFO would block the ingest forever.
-
-    Raises:
-        InputError: a path does not exist.
-    """
-    out: list[Path] = []
-    bad: list[tuple[Path, str]] = [] if skipped is None else skipped
-
-    def consider(p: Path) -> None:
-        why = _not_a_file(p)
-        if why:
-            bad.append((p, why))
-        else:
-            out.append(p)
-
-    for raw in paths:
-        p = Path(raw)
-        if not os.path.lexists(p):
-            raise InputError(f"{p}: no such file or directory. Check the path and run the command again.")
-        if p.is_dir():
-            def walk_error(e: OSError) -> None:
-                bad.append((Path(e.filename or p), f"directory not readable: {e.strerror}"))
-
-            for root, dirs, files in os.walk(p, onerror=walk_error):
-                dirs.sort()
-                for d in [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-                    dirs.remove(d)
-                    bad.append((Path(root) / d, "symbolic link to a directory: not followed (a link can loop)"))
-                for name in sorted(files):
-                    if not name.startswith("."):
-                        consider(Path(root) / name)
-        else:
-            consider(p)
-    return [p.resolve() for p in out]
-
-
-def _not_a_file(p: Path) -> str | None:
-    """Why ``p`` cannot be read as a log file, or None when it is a regular file."""
-    try:
-        st = os.stat(p)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            return "symbolic link loop"
-        if os.path.islink(p):
-            return f"dangling symbolic link: {e.strerror}"
-        return f"cannot read: {e.strerror}"
-    if not stat.S_ISREG(st.st_mode):
-        kind = ("FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode)
-                else "device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "special file")
-        return f"not a regular file: {kind}"
-    if not os.access(p, os.R_OK):
-        return "cannot read: permission denied"
-    return None
-
-
-def _size(p: Path) -> int:
-    try:
-        return p.stat().st_size
-    except OSError:
-        return 0
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -207,13 +140,13 @@ def ingest(
     files = [p for p in expand_paths(paths, unusable) if p not in set(inv_files)]
     start = time.monotonic()
     summary = IngestSummary(case=str(case_path))
-    total_bytes = sum(_size(p) for p in files + inv_files)
+    total_bytes = sum(file_size(p) for p in files + inv_files)
     done_bytes = 0
     store = CaseStore.open(case_path, read_only=False, create=True)
     try:
-        _write_guard(store, lambda: store.set_meta("finalized", "false"))
-        for path, why in unusable:
-            _write_guard(store, lambda: summary.files.append(_record_unusable(store, path, why)))
+        with writing(store):
+            store.set_meta("finalized", "false")
+            summary.files.extend(_record_unusable(store, path, why) for path, why in unusable)
         con = store.con
         known = {row[0] for row in con.execute(
             "SELECT sha256 FROM evidence WHERE status IN ('loaded','partial','digest')").fetchall()}
@@ -231,7 +164,8 @@ def ingest(
             if not batch:
                 return
             report(str(batch[0].path))
-            results = _write_guard(store, lambda: _load_batch(store, batch, max_record_bytes))
+            with writing(store):
+                results = _load_batch(store, batch, max_record_bytes)
             summary.files.extend(results)
             done_bytes += sum(p.size for p in batch)
             batch.clear()
@@ -247,9 +181,10 @@ def ingest(
                 sha = sha256_file(path)
                 sample = read_sample(path)
             except OSError as e:  # vanished or unreadable since the walk
+                why = f"cannot read: {e.strerror or e}"
                 flush()
-                _write_guard(store, lambda: summary.files.append(
-                    _record_unusable(store, path, f"cannot read: {e.strerror or e}")))
+                with writing(store):
+                    summary.files.append(_record_unusable(store, path, why))
                 continue
             if sha in known:
                 flush()
@@ -264,8 +199,8 @@ def ingest(
                 found = sniff(sample)
             if found is None:
                 flush()
-                summary.files.append(_write_guard(store, lambda: _record_skipped(store, path, sha, size,
-                                                                                    sample.head)))
+                with writing(store):
+                    summary.files.append(_record_skipped(store, path, sha, size, sample.head))
                 done_bytes += size
                 continue
             adapter, fmt = found
@@ -275,7 +210,8 @@ def ingest(
             batch.append(_Planned(path, sha, size, adapter, fmt))
         flush()
         report("finalising")
-        _write_guard(store, lambda: finalize(store))
+        with writing(store):
+            finalize(store)
         summary.events_in_case = int(store.scalar("SELECT count(*) FROM events") or 0)
     finally:
         try:
@@ -315,21 +251,17 @@ def is_write_failure(e: BaseException) -> bool:
     adapter choking on a file: those must stop the ingest, not fail every later file the same way."""
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT, errno.EROFS):
         return True
-    if isinstance(e, duckdb.IOException):
-        return True
     text = str(e)
     return isinstance(e, duckdb.Error) and any(m in text for m in (
         "No space left", "File too large", "Could not write", "Failed to commit", "Disk quota",
         "Read-only file system", "database has been invalidated"))
 
 
-T = TypeVar("T")
-
-
-def _write_guard(store: CaseStore, fn: Callable[[], T]) -> T:
-    """Run a step that writes the case; turn a write failure into one clear :class:`CaseWriteError`."""
+@contextmanager
+def writing(store: CaseStore) -> Iterator[None]:
+    """A step that writes the case: a write failure becomes one clear :class:`CaseWriteError`."""
     try:
-        return fn()
+        yield
     except Exception as e:
         if not is_write_failure(e):
             raise
@@ -380,7 +312,7 @@ def _load_batch(store: CaseStore, batch: list[_Planned], max_record_bytes: int =
                                       item.fmt, ctx.records, ctx.rejected, ctx.skipped_records, note))
         con.execute("COMMIT")
         return results
-    except Exception as e:  # noqa: BLE001 - an adapter failure costs one file, never the case
+    except Exception as e:
         try:
             con.execute("ROLLBACK")
         except duckdb.Error:

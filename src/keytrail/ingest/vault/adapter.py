@@ -17,10 +17,10 @@ case-wide de-duplication.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from itertools import accumulate
 from operator import itemgetter
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson

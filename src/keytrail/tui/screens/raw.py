@@ -47,7 +47,7 @@ def render_record(raw: str | None, reveal: bool) -> str:
 
 def original_or_problem(con: Any, event_uid: str) -> tuple[str | None, str | None]:
     """``(original record, None)`` or ``(None, why it cannot be revealed)``."""
-    from keytrail.ingest.reveal import RevealError, Revealer
+    from keytrail.ingest.reveal import Revealer, RevealError
 
     try:
         return Revealer(con).original(event_uid), None
