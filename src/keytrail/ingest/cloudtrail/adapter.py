@@ -146,7 +146,10 @@ def _bulk_read(con: duckdb.DuckDBPyConnection, ctxs: list[LoadContext]) -> tuple
             "format": [c.format for c in ctxs]}))
         files = "[" + ", ".join(quote_literal(n) for n in by_name) + "]"
         try:
-            table = _fetch_arrow(cur.sql(_BULK_ROWS.format(files=files, max_bytes=MAX_OBJECT_BYTES)))
+            # The whole-document bound (4 x --max-record-bytes) applies to the scan too: DuckDB sizes its
+            # read buffers from maximum_object_size, and a bigger file goes to the bounded tolerant reader.
+            max_bytes = min(MAX_OBJECT_BYTES, ctxs[0].max_document_bytes)
+            table = _fetch_arrow(cur.sql(_BULK_ROWS.format(files=files, max_bytes=max_bytes)))
         except duckdb.Error:
             if len(ctxs) == 1:
                 return None, ctxs
