@@ -139,6 +139,11 @@ STORED_RULES: tuple[tuple[str, str], ...] = (
     (_VAULT_TOKEN.pattern, MASK),
 )
 
+#: Necessary for rule 4 (every Vault token has a dot and 20 token characters after it). RE2 finds it
+#: at memchr speed from the literal dot, while rule 4 itself (``\b[sb]\.``) is tried at every s and b:
+#: the SQL runs rule 4 only on values that contain it.
+VAULT_TOKEN_HINT = r"\.[A-Za-z0-9_-]{20}"
+
 #: Cheap test run first: text that does not match it cannot match any rule (skips the rewrite).
 STORED_PREFILTER = f"(?i)(?:{_keys()})|\\b(?:hv[sbr]|[sb])\\.[A-Za-z0-9]{{20}}"
 
