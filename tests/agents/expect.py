@@ -60,7 +60,8 @@ def problems(expect: dict[str, Any], trace: dict[str, Any]) -> list[str]:
     creds = [c for c in chain if c["kind"] == "credential"]
     out = []
     if expect["human"] is None:
-        if humans or not any("no person" in g for g in gaps):
+        # "no person" (nobody asked) or an ambiguity keytrail states instead of picking someone
+        if humans or not any("no person" in g or "cannot be attributed" in g for g in gaps):
             out.append(f"{where}: expected 'no person', got humans {humans}, gaps {gaps}")
     elif humans != [expect["human"]]:
         out.append(f"{where}: expected person {expect['human']}, got {humans}; gaps {gaps}")

@@ -307,9 +307,9 @@ def run_mcp(bao: OpenBao, folder: Path) -> Scenario:
         "id": "mcp-vault-tools", "name": "vault-tools", "owner": "team-platform",
         "purpose": "MCP server reading payroll secrets", "identities": [roles["mcp-vault-tools"].identity]}])
     sc.expects = [Expect("mcp", "tools/call", "frank", "agt-ledger-1"),
-                  Expect("vault", "vault:secret/data/payroll/2025-10", "frank", "agt-ledger-1", "mcp-vault-tools",
-                         via_agent=None),
-                  Expect("vault", "login", "frank", "agt-ledger-1", "mcp-vault-tools")]
+                  Expect("vault", "vault:secret/data/payroll/2025-10", "frank", "mcp-vault-tools", "mcp-vault-tools",
+                         via_agent="agt-ledger-1"),
+                  Expect("vault", "login", "frank", "mcp-vault-tools", "mcp-vault-tools", via_agent="agt-ledger-1")]
     sc.write(bao, mark)
     return sc
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from keytrail.analysis.causes import trace_cause
 from keytrail.analysis.lineage import ancestry
 from keytrail.analysis.lookup import resolve_event
 from keytrail.graph.model import CONFIDENCE_RANK
@@ -187,6 +188,7 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
 
     # Agent: the event's own agent id, else USES edges on the chain (closest to the event first).
     agent_link = None
+    gaps_before_agent = len(gaps)
     if ev["agent_id"]:
         agent_link = ChainLink("agent", ev["agent_id"], ev["agent_id"], "the event's own log names the agent",
                                "proven", (uid,))
@@ -237,9 +239,40 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         gaps.append(f"credential {cred} was matched to this tool call by time and target (inferred), "
                     f"not named in the agent's log")
 
-    # Human: named on the event, else delegated to the agent, else to a credential of the chain.
+    # Per call: the tool call that caused this event names the person and the agents between.
+    cause = trace_cause(store, uid) if not ev["human_id"] else None
+    agent_links = [agent_link] if agent_link is not None else []
+    if cause is not None:
+        gaps += cause.gaps
+        if cause.candidates:
+            candidates["causes"] = cause.candidates
+        by_cause = [ChainLink(p.kind, p.id, p.id, p.reason, p.confidence, p.evidence) for p in cause.agents]
+        if by_cause and agent_link is not None and agent_link.id == by_cause[-1].id:
+            last = by_cause[-1]  # the same agent made the tool call and holds the credential: one hop, both reasons
+            by_cause[-1] = ChainLink("agent", last.id, last.label, f"{last.reason}; {agent_link.reason}",
+                                     last.confidence, tuple(dict.fromkeys(last.evidence + agent_link.evidence)))
+            agent_links = by_cause
+        elif by_cause:
+            agent_links = by_cause + agent_links  # e.g. the agent that called an MCP server, then the server
+        shared = candidates.get("agents")
+        if by_cause and shared and agent_link is not None:
+            # the tool call settles which of the agents sharing the credential made this call
+            del gaps[gaps_before_agent:gaps_before_agent + 1]
+            gaps.append(f"{len({a['agent'] for a in shared})} agents ({', '.join(sorted({a['agent'] for a in shared}))})"
+                        f" use {shared[0]['credential']}; this event is attributed to agent {by_cause[-1].id} by "
+                        f"its tool call, not by the credential")
+
+    # Human: named on the event, else on the tool call that caused it, else delegated to the agent,
+    # else to a credential of the chain.
     human_link = None
-    if ev["human_id"]:
+    if cause is not None and not cause.candidates:
+        if cause.human is not None:
+            h = cause.human
+            human_link = ChainLink("human", h.id, h.id, h.reason, h.confidence, h.evidence)
+        elif agent_links and not store.query("SELECT 1 FROM links WHERE kind = 'DELEGATED' AND dst_kind = 'agent' "
+                                             "AND dst = ? LIMIT 1", [agent_links[0].id]):
+            gaps.append(f"no human delegated to agent {agent_links[0].id}")
+    elif ev["human_id"]:
         fields = {"vault": "the Vault token's display name or metadata (userpass, LDAP, OIDC login)",
                   "cloudtrail": "onBehalfOf / sourceIdentity / Identity Center session"}.get(
                       str(ev["source"]), "enduser.id / user.id / on-behalf-of")
@@ -276,5 +309,5 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     else:
         event_link = ChainLink("event", uid, label,
                                f"signed with {cred}" if ev["credential_id"] else "the event itself", "proven", (uid,))
-    chain = [x for x in (human_link, agent_link) if x is not None] + cred_links + [event_link]
+    chain = ([human_link] if human_link is not None else []) + agent_links + cred_links + [event_link]
     return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows))
