@@ -245,15 +245,16 @@ def run_unknown_tool(bao: OpenBao, folder: Path) -> Scenario:
     folder.mkdir(parents=True, exist_ok=True)
     roles = vault_tools.prepare(bao, ["ledger-reconciler"], SECRETS)
     mark = bao.mark()
-    token = vault_tools.login(bao, roles["ledger-reconciler"])
     with tracing(folder, "payroll-web") as provider:
-        agent = _vault_agent("ledger-reconciler", provider, bao, lambda: token,
+        agent = _vault_agent("ledger-reconciler", provider, bao,
+                             lambda: vault_tools.login(bao, roles["ledger-reconciler"]),
                              [("export_all_secrets", {"path": "payroll"}),
                               ("read_secret", {"path": "{prompt_path}"}), "reconciled"])
         with _web_request(provider, "/reconcile", "gus"):
             agent.run_sync("reconcile payroll/2025-10")
     sc = Scenario("unknown-tool", folder, inventory=[{**LEDGER, "identities": [roles["ledger-reconciler"].identity]}])
-    sc.expects = [Expect("vault", "vault:secret/data/payroll/2025-10", "gus", "agt-ledger-1", "ledger-reconciler")]
+    sc.expects = [Expect("vault", "vault:secret/data/payroll/2025-10", "gus", "agt-ledger-1", "ledger-reconciler"),
+                  Expect("vault", "login", "gus", "agt-ledger-1", "ledger-reconciler")]
     sc.write(bao, mark)
     return sc
 
@@ -355,12 +356,11 @@ def run_langgraph(bao: OpenBao, folder: Path) -> Scenario:
     folder.mkdir(parents=True, exist_ok=True)
     roles = vault_tools.prepare(bao, ["payroll-graph"], SECRETS)
     mark = bao.mark()
-    token = vault_tools.login(bao, roles["payroll-graph"])
 
     @tool
     def read_secret(path: str) -> str:
-        """Read a payroll secret; answers with the keys it holds."""
-        data = vault_tools.read_secret(bao, token, path)
+        """Read a payroll secret (logging in for the call); answers with the keys it holds."""
+        data = vault_tools.read_secret(bao, vault_tools.login(bao, roles["payroll-graph"]), path)
         return "not found" if data is None else "keys: " + ", ".join(sorted(data))
 
     with tracing(folder, "payroll-graph") as provider:
@@ -376,7 +376,8 @@ def run_langgraph(bao: OpenBao, folder: Path) -> Scenario:
     sc = Scenario("langgraph", folder, inventory=[
         {"id": "agt-graph-3", "name": "payroll-graph", "owner": "team-finance",
          "identities": [roles["payroll-graph"].identity]}])
-    sc.expects = [Expect("vault", "vault:secret/data/payroll/2025-11", "hana", "agt-graph-3", "payroll-graph")]
+    sc.expects = [Expect("vault", "vault:secret/data/payroll/2025-11", "hana", "agt-graph-3", "payroll-graph"),
+                  Expect("vault", "login", "hana", "agt-graph-3", "payroll-graph")]
     sc.write(bao, mark)
     return sc
 

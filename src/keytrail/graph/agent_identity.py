@@ -79,7 +79,8 @@ def merge_agents(con: duckdb.DuckDBPyConnection) -> None:
         -- an alias of an id that is itself an alias of an inventory agent goes to the inventory agent
         SELECT d.alias, coalesce(n.agent_id, d.agent_id) AS agent_id, d.confidence,
                d.reason || coalesce('; ' || n.reason, '') AS reason,
-               list_distinct(d.evidence || coalesce(n.evidence, [])) AS evidence
+               d.evidence || coalesce(list_filter(n.evidence, lambda v: NOT list_contains(d.evidence, v)), [])
+                 AS evidence
         FROM direct d LEFT JOIN byname n ON n.alias = d.agent_id""")
     con.execute("""
         UPDATE events SET

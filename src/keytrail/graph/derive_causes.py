@@ -11,7 +11,8 @@ target. Rules (``docs/graph.md``), all set-based SQL:
   call touched (equal, or the call's path ends with the tool's, at least two segments; a KV v2
   path also matches without its ``data/`` segment), the call logged from ``SKEW_S`` before to
   ``WINDOW_S`` after the tool call started. ``strong`` when the call falls inside the tool
-  span and its credential is one the agent, and no other agent, USES (proven/strong edges); else
+  span and its credential is one the agent, and no other agent, USES (proven/strong edges) or one
+  minted from such a credential; else
   ``inferred`` (a key several agents share does not single out the tool call);
 - ``issued-token``: a login made inside the span of a tool call that caused a call signed with
   the login's token was caused by that tool call too (a token logged in at start-up and shared
@@ -70,6 +71,15 @@ def caused(con: duckdb.DuckDBPyConnection) -> None:
             list_transform(range(1, len(p) - 1), lambda i: {{'key': array_to_string(p[i + 1:], '/'), 'kv': false}})
           )) AS t(u)
         WHERE u.key IN (SELECT rkey FROM _kt_cause)""")
+    # Credentials an agent holds by a proven/strong USES edge, and every credential minted from them.
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _kt_holds AS
+        WITH RECURSIVE h(agent_id, credential_id) AS (
+          SELECT src, dst FROM links WHERE kind = 'USES' AND confidence IN ('proven', 'strong')
+          UNION
+          SELECT h.agent_id, m.dst FROM h JOIN _kt_mint m ON m.src = h.credential_id
+        )
+        SELECT DISTINCT agent_id, credential_id FROM h""")
     con.execute(f"""
         INSERT INTO event_links
         WITH tp AS (
@@ -84,10 +94,10 @@ def caused(con: duckdb.DuckDBPyConnection) -> None:
           SELECT DISTINCT ON (c.event_uid, f.event_uid)
                  c.event_uid AS cause, f.event_uid AS effect, 'target' AS rule,
                  CASE WHEN f.time BETWEEN c.time - INTERVAL {WITHIN_S} SECOND AND c.t_end + INTERVAL {WITHIN_S} SECOND
-                       AND EXISTS (SELECT 1 FROM links l WHERE l.kind = 'USES' AND l.src = c.agent_id
-                                     AND l.dst = f.credential_id AND l.confidence IN ('proven', 'strong'))
-                       AND NOT EXISTS (SELECT 1 FROM links l WHERE l.kind = 'USES' AND l.src <> c.agent_id
-                                         AND l.dst = f.credential_id AND l.confidence IN ('proven', 'strong'))
+                       AND EXISTS (SELECT 1 FROM _kt_holds h WHERE h.agent_id = c.agent_id
+                                     AND h.credential_id = f.credential_id)
+                       AND NOT EXISTS (SELECT 1 FROM _kt_holds h WHERE h.agent_id <> c.agent_id
+                                         AND h.credential_id = f.credential_id)
                       THEN 'strong' ELSE 'inferred' END AS confidence,
                  f.time BETWEEN c.time - INTERVAL {WITHIN_S} SECOND AND c.t_end + INTERVAL {WITHIN_S} SECOND AS within,
                  f.exact, c.rkey, c.time AS tc, f.time AS tf
@@ -109,7 +119,7 @@ def caused(con: duckdb.DuckDBPyConnection) -> None:
                  ELSE 'the tool call''s arguments name ' || rkey || (CASE WHEN exact THEN '' ELSE ' (a suffix of '
                       || 'the path called)' END) || '; the call followed '
                       || CASE WHEN within THEN 'inside the tool span' ELSE 'within ' || {WINDOW_S} || ' s' END
-                      || CASE WHEN confidence = 'strong' THEN ', signed with a credential only this agent uses'
+                      || CASE WHEN confidence = 'strong' THEN ', signed with a credential only this agent holds'
                               ELSE '' END
                END,
                confidence, rank,
@@ -144,5 +154,5 @@ def caused(con: duckdb.DuckDBPyConnection) -> None:
                'made inside the tool call''s span, it issued the token ' || credential_id || ' that '
                  || via || ' (caused by the tool call) used', conf, 1, to_json({'via': via})
         FROM hit WHERE n = 1""")
-    for t in ("_kt_cause", "_kt_effect"):
+    for t in ("_kt_cause", "_kt_effect", "_kt_holds"):
         con.execute(f"DROP TABLE IF EXISTS {t}")

@@ -1,0 +1,78 @@
+"""Kept agent-framework evidence (tests/fixtures/agents, made by scripts/make_agent_fixtures.py).
+
+Real pydantic-ai, LangGraph + OpenInference and mcp SDK runs against a real OpenBao server,
+kept so the attribution they exercised stays pinned without the frameworks installed: for
+every Vault and MCP action, ``keytrail trace`` must name the person (or say there is none),
+the agent (merged onto its inventory id) and the AppRole credential chain in expect.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from keytrail.store.case import CaseStore
+from tests.agents.expect import check, load, traces
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "agents"
+SCENARIOS = sorted(p.name for p in FIXTURES.iterdir() if (p / "expect.json").is_file())
+
+
+def test_every_scenario_is_kept() -> None:
+    assert SCENARIOS == ["handoff", "langgraph", "mcp", "retry", "shared-agent", "unknown-tool"]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_trace_names_person_agent_and_chain(name: str, tmp_path: Path) -> None:
+    assert check(FIXTURES / name, tmp_path / "case.duckdb") == []
+
+
+def test_two_people_one_agent_one_token_each_read_is_theirs(tmp_path: Path) -> None:
+    """The issue's case: dana's read of payroll/2025-10 is dana's, not 'dana or omar'."""
+    case = tmp_path / "case.duckdb"
+    load(FIXTURES / "shared-agent", case)
+    by_target = {t["event"]["target"]: t for e, t in traces(FIXTURES / "shared-agent", case)}
+    dana = by_target["secret/data/payroll/2025-10"]
+    assert [(c["kind"], c["id"]) for c in dana["chain"][:2]] == [("human", "dana"), ("agent", "agt-ledger-1")]
+    assert dana["chain"][0]["confidence"] == "strong"  # inside the tool span, on the agent's own token
+    nightly = by_target["secret/data/payroll/2025-09"]
+    assert any(g.startswith("no person: the tool call") for g in nightly["gaps"])
+    with CaseStore.open(case) as store:
+        same = store.query("SELECT src, dst, confidence, evidence FROM links WHERE kind = 'SAME_AGENT'")
+        assert [(r["src"], r["dst"], r["confidence"]) for r in same] == [
+            ("ledger-reconciler", "agt-ledger-1", "strong")]
+        assert same[0]["evidence"][0].startswith("inventory:")
+        # one agent: the USES edge of the token and the people's DELEGATED edges meet on the inventory id
+        assert {r["src"] for r in store.query("SELECT src FROM links WHERE kind = 'DELEGATED'")} == {"dana", "omar"}
+        assert {r["dst"] for r in store.query("SELECT dst FROM links WHERE kind IN ('DELEGATED', 'USES') "
+                                              "AND src_kind IN ('human', 'agent')")} != set()
+        agents = {r["principal_id"] for r in store.query("SELECT principal_id FROM principals WHERE kind = 'agent'")}
+        assert agents == {"agt-ledger-1"}
+        causes = store.query("SELECT rule, confidence FROM event_links ORDER BY rule")
+        assert [r["rule"] for r in causes] == ["target"] * 3  # the start-up login is no tool call's
+
+
+def test_mcp_request_is_linked_to_the_tool_span_by_traceparent(tmp_path: Path) -> None:
+    case = tmp_path / "case.duckdb"
+    load(FIXTURES / "mcp", case)
+    with CaseStore.open(case) as store:
+        rows = store.query("""SELECT l.rule, l.confidence, c.action AS cause, e.action AS effect FROM event_links l
+                              JOIN events c ON c.event_uid = l.cause_uid JOIN events e ON e.event_uid = l.effect_uid
+                              ORDER BY l.rule, e.action""")
+    assert [(r["rule"], r["confidence"], r["cause"], r["effect"]) for r in rows] == [
+        ("issued-token", "inferred", "mcp:tools/call", "vault:update"),
+        ("target", "inferred", "mcp:tools/call", "vault:read"),
+        ("traceparent", "proven", "tool:read_secret", "mcp:tools/call")]
+
+
+def test_expectations_cover_every_vault_action(tmp_path: Path) -> None:
+    """No Vault request of a scenario escapes expect.json (a new call in a scenario needs an answer)."""
+    for name in SCENARIOS:
+        case = tmp_path / f"{name}.duckdb"
+        load(FIXTURES / name, case)
+        traced = {t["event"]["event_uid"] for _, t in traces(FIXTURES / name, case)}
+        with CaseStore.open(case) as store:
+            vault = {r["event_uid"] for r in store.query("SELECT event_uid FROM events WHERE source = 'vault'")}
+        assert vault <= traced, (name, json.dumps(sorted(vault - traced)))
