@@ -20,8 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.agents.scenarios import SCENARIOS  # noqa: E402
-from tests.openbao import OpenBao  # noqa: E402
+from tests.agents.scenarios import SCENARIOS
+from tests.openbao import OpenBao
 
 OUT = REPO / "tests" / "fixtures" / "agents"
 

@@ -28,14 +28,21 @@ def load(folder: Path, case: Path) -> None:
 
 def _events(store: CaseStore, source: str, target: str) -> list[str]:
     if source == "mcp":
-        rows = store.query("SELECT event_uid FROM events WHERE starts_with(format, 'mcp') AND action = ? "
-                           "ORDER BY time", [f"mcp:{target}"])
+        rows = store.query(
+            "SELECT event_uid FROM events WHERE starts_with(format, 'mcp') AND action = ? "
+            "ORDER BY time",
+            [f"mcp:{target}"],
+        )
     elif target == "login":
-        rows = store.query("SELECT event_uid FROM events WHERE source = 'vault' AND regexp_matches(target, "
-                           "'^auth/.+/login$') ORDER BY time")
+        rows = store.query(
+            "SELECT event_uid FROM events WHERE source = 'vault' AND regexp_matches(target, "
+            "'^auth/.+/login$') ORDER BY time"
+        )
     else:
-        rows = store.query("SELECT event_uid FROM events WHERE source = 'vault' AND target = ? ORDER BY time",
-                           [target.removeprefix("vault:")])
+        rows = store.query(
+            "SELECT event_uid FROM events WHERE source = 'vault' AND target = ? ORDER BY time",
+            [target.removeprefix("vault:")],
+        )
     return [str(r["event_uid"]) for r in rows]
 
 
@@ -68,13 +75,21 @@ def problems(expect: dict[str, Any], trace: dict[str, Any]) -> list[str]:
     if expect["agent"] is not None and (not agents or agents[-1] != expect["agent"]):
         out.append(f"{where}: expected agent {expect['agent']}, got {agents}; gaps {gaps}")
     if expect.get("via_agent") and expect["via_agent"] not in agents[:-1]:
-        out.append(f"{where}: expected delegation from agent {expect['via_agent']}, got agents {agents}")
+        out.append(
+            f"{where}: expected delegation from agent {expect['via_agent']}, got agents {agents}"
+        )
     if expect.get("role"):
         # the root token's login names the mount; the role is named where the token meets the agent
         reasons = " ".join(c["reason"] for c in chain if c["kind"] in ("agent", "credential"))
-        if not creds or "login" not in creds[0]["reason"] or f"role {expect['role']}" not in reasons:
-            out.append(f"{where}: expected a credential chain rooted in an AppRole login of role {expect['role']}, "
-                       f"got {[c['reason'] for c in chain]}")
+        if (
+            not creds
+            or "login" not in creds[0]["reason"]
+            or f"role {expect['role']}" not in reasons
+        ):
+            out.append(
+                f"{where}: expected a credential chain rooted in an AppRole login of role {expect['role']}, "
+                f"got {[c['reason'] for c in chain]}"
+            )
     return out
 
 

@@ -20,7 +20,7 @@ from typing import IO
 
 def main(argv: list[str]) -> int:
     log_path, user, server_name = argv[:3]
-    command = argv[argv.index("--") + 1:]
+    command = argv[argv.index("--") + 1 :]
     session = str(uuid.uuid4())
     client: list[str] = []
     lock = threading.Lock()
@@ -39,9 +39,15 @@ def main(argv: list[str]) -> int:
             info = params.get("clientInfo") or meta.get("io.modelcontextprotocol/clientInfo") or {}
             if isinstance(info, dict) and info.get("name"):
                 client[:] = [str(info["name"])]
-        envelope = {"time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-                    "direction": direction, "session": session, "server": server_name,
-                    "client": client[0] if client else None, "user": user, "message": message}
+        envelope = {
+            "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "direction": direction,
+            "session": session,
+            "server": server_name,
+            "client": client[0] if client else None,
+            "user": user,
+            "message": message,
+        }
         with lock:
             log.write(json.dumps(envelope, separators=(",", ":")) + "\n")
             log.flush()
@@ -54,7 +60,9 @@ def main(argv: list[str]) -> int:
         if direction == "client_to_server":
             dst.close()
 
-    up = threading.Thread(target=pump, args=(sys.stdin.buffer, child.stdin, "client_to_server"), daemon=True)
+    up = threading.Thread(
+        target=pump, args=(sys.stdin.buffer, child.stdin, "client_to_server"), daemon=True
+    )
     up.start()
     pump(child.stdout, sys.stdout.buffer, "server_to_client")
     return child.wait()

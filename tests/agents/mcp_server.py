@@ -20,9 +20,14 @@ server = MCPServer("vault-tools")
 _token: list[str] = []
 
 
-def _call(method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None) -> dict[str, Any]:
-    request = urllib.request.Request(f"{os.environ['BAO_ADDR']}/v1/{path}", method=method,
-                                     data=None if body is None else json.dumps(body).encode())
+def _call(
+    method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None
+) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{os.environ['BAO_ADDR']}/v1/{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+    )
     if token:
         request.add_header("X-Vault-Token", token)
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -33,8 +38,11 @@ def _call(method: str, path: str, body: dict[str, Any] | None = None, token: str
 def read_secret(path: str) -> str:
     """Read a KV v2 secret under secret/ and say which keys it holds (never the values)."""
     if not _token:
-        got = _call("POST", f"auth/{os.environ.get('MCP_MOUNT', 'agents-approle')}/login",
-                    {"role_id": os.environ["MCP_ROLE_ID"], "secret_id": os.environ["MCP_SECRET_ID"]})
+        got = _call(
+            "POST",
+            f"auth/{os.environ.get('MCP_MOUNT', 'agents-approle')}/login",
+            {"role_id": os.environ["MCP_ROLE_ID"], "secret_id": os.environ["MCP_SECRET_ID"]},
+        )
         _token.append(got["auth"]["client_token"])
     try:
         data = _call("GET", f"secret/data/{path.strip('/')}", token=_token[0])

@@ -31,8 +31,10 @@ try:  # module level: pydantic-ai reads the tool's annotations by name (get_type
 except ImportError:  # the live tests skip; the fixture tests never import this module
     RunContext = None  # type: ignore[assignment,misc]
 
-SECRETS = {f"payroll/{m}": {"db_user": f"payroll-{m}", "db_password": f"pw-{m}"}
-           for m in ("2025-09", "2025-10", "2025-11", "2025-12")}
+SECRETS = {
+    f"payroll/{m}": {"db_user": f"payroll-{m}", "db_password": f"pw-{m}"}
+    for m in ("2025-09", "2025-10", "2025-11", "2025-12")
+}
 
 
 @dataclass
@@ -63,10 +65,15 @@ class Scenario:
             lines.append("")
         (self.folder / "inventory.toml").write_text("\n".join(lines))
         (self.folder / "expect.json").write_text(
-            json.dumps({"scenario": self.name, "expects": [asdict(e) for e in self.expects]}, indent=1) + "\n")
+            json.dumps(
+                {"scenario": self.name, "expects": [asdict(e) for e in self.expects]}, indent=1
+            )
+            + "\n"
+        )
 
 
 # -- OpenTelemetry plumbing -----------------------------------------------------------------------
+
 
 @contextmanager
 def tracing(folder: Path, service: str) -> Iterator[Any]:
@@ -76,7 +83,9 @@ def tracing(folder: Path, service: str) -> Iterator[Any]:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(BatchSpanProcessor(OtlpJsonLinesExporter(folder / "traces.otlp.jsonl")))
+    provider.add_span_processor(
+        BatchSpanProcessor(OtlpJsonLinesExporter(folder / "traces.otlp.jsonl"))
+    )
     try:
         yield provider
     finally:
@@ -99,14 +108,20 @@ def scripted_model(script: list[tuple[str, dict[str, Any]] | str]) -> Any:
 
     def model(messages: list[Any], info: Any) -> Any:
         step = sum(1 for m in messages if isinstance(m, ModelResponse))
-        prompt = " ".join(str(p.content) for m in messages for p in getattr(m, "parts", [])
-                          if isinstance(p, UserPromptPart))
+        prompt = " ".join(
+            str(p.content)
+            for m in messages
+            for p in getattr(m, "parts", [])
+            if isinstance(p, UserPromptPart)
+        )
         path = (re.search(r"payroll/[\w-]+", prompt) or re.search(r".*", "")).group(0)  # type: ignore[union-attr]
         what = script[min(step, len(script) - 1)]
         if isinstance(what, str):
             return ModelResponse(parts=[TextPart(what)])
         tool, args = what
-        args = {k: (v.format(prompt_path=path) if isinstance(v, str) else v) for k, v in args.items()}
+        args = {
+            k: (v.format(prompt_path=path) if isinstance(v, str) else v) for k, v in args.items()
+        }
         return ModelResponse(parts=[ToolCallPart(tool, args)])
 
     return FunctionModel(model)
@@ -118,8 +133,15 @@ def _instrument(agent: Any, provider: Any) -> None:
     agent.instrument = InstrumentationSettings(tracer_provider=provider)
 
 
-def _vault_agent(name: str, provider: Any, bao: OpenBao, token: Callable[[], str],
-                 script: list[tuple[str, dict[str, Any]] | str], *, retry_missing: bool = False) -> Any:
+def _vault_agent(
+    name: str,
+    provider: Any,
+    bao: OpenBao,
+    token: Callable[[], str],
+    script: list[tuple[str, dict[str, Any]] | str],
+    *,
+    retry_missing: bool = False,
+) -> Any:
     """A pydantic-ai agent with one tool, ``read_secret(path)``, reading KV v2 with ``token()``."""
     from pydantic_ai import Agent, ModelRetry
 
@@ -146,12 +168,18 @@ def _web_request(provider: Any, route: str, user: str | None) -> Any:
         attrs["enduser.id"] = user
     from opentelemetry.trace import SpanKind
 
-    return provider.get_tracer("payroll-web").start_as_current_span(f"POST {route}", attributes=attrs,
-                                                                     kind=SpanKind.SERVER)
+    return provider.get_tracer("payroll-web").start_as_current_span(
+        f"POST {route}", attributes=attrs, kind=SpanKind.SERVER
+    )
 
 
-LEDGER = {"id": "agt-ledger-1", "name": "ledger-reconciler", "owner": "team-finance",
-          "purpose": "Reconciles payroll ledgers", "environment": "test"}
+LEDGER = {
+    "id": "agt-ledger-1",
+    "name": "ledger-reconciler",
+    "owner": "team-finance",
+    "purpose": "Reconciles payroll ledgers",
+    "environment": "test",
+}
 
 
 def run_shared_agent(bao: OpenBao, folder: Path) -> Scenario:
@@ -159,23 +187,36 @@ def run_shared_agent(bao: OpenBao, folder: Path) -> Scenario:
     folder.mkdir(parents=True, exist_ok=True)
     roles = vault_tools.prepare(bao, ["ledger-reconciler"], SECRETS)
     mark = bao.mark()
-    token = vault_tools.login(bao, roles["ledger-reconciler"])  # the service logs in once when it starts
+    token = vault_tools.login(
+        bao, roles["ledger-reconciler"]
+    )  # the service logs in once when it starts
     with tracing(folder, "payroll-web") as provider:
-        agent = _vault_agent("ledger-reconciler", provider, bao, lambda: token,
-                             [("read_secret", {"path": "{prompt_path}"}), "reconciled"])
+        agent = _vault_agent(
+            "ledger-reconciler",
+            provider,
+            bao,
+            lambda: token,
+            [("read_secret", {"path": "{prompt_path}"}), "reconciled"],
+        )
         for user, path in (("dana", "payroll/2025-10"), ("omar", "payroll/2025-11")):
             with _web_request(provider, "/reconcile", user):
                 agent.run_sync(f"reconcile {path}")
-        with provider.get_tracer("scheduler").start_as_current_span("cron nightly-reconcile",
-                                                                     attributes={"job.name": "nightly"}):
+        with provider.get_tracer("scheduler").start_as_current_span(
+            "cron nightly-reconcile", attributes={"job.name": "nightly"}
+        ):
             agent.run_sync("reconcile payroll/2025-09")
-    sc = Scenario("shared-agent", folder, inventory=[
-        {**LEDGER, "identities": [roles["ledger-reconciler"].identity]}])
+    sc = Scenario(
+        "shared-agent",
+        folder,
+        inventory=[{**LEDGER, "identities": [roles["ledger-reconciler"].identity]}],
+    )
     role = "ledger-reconciler"
-    sc.expects = [Expect("vault", "vault:secret/data/payroll/2025-10", "dana", "agt-ledger-1", role),
-                  Expect("vault", "vault:secret/data/payroll/2025-11", "omar", "agt-ledger-1", role),
-                  Expect("vault", "vault:secret/data/payroll/2025-09", None, "agt-ledger-1", role),
-                  Expect("vault", "login", None, "agt-ledger-1", role)]
+    sc.expects = [
+        Expect("vault", "vault:secret/data/payroll/2025-10", "dana", "agt-ledger-1", role),
+        Expect("vault", "vault:secret/data/payroll/2025-11", "omar", "agt-ledger-1", role),
+        Expect("vault", "vault:secret/data/payroll/2025-09", None, "agt-ledger-1", role),
+        Expect("vault", "login", None, "agt-ledger-1", role),
+    ]
     sc.write(bao, mark)
     return sc
 
@@ -188,11 +229,17 @@ def run_handoff(bao: OpenBao, folder: Path) -> Scenario:
     roles = vault_tools.prepare(bao, ["payroll-clerk"], SECRETS)
     mark = bao.mark()
     with tracing(folder, "helpdesk") as provider:
-        clerk = _vault_agent("payroll-clerk", provider, bao,
-                             lambda: vault_tools.login(bao, roles["payroll-clerk"]),
-                             [("read_secret", {"path": "{prompt_path}"}), "the secret holds db_user"])
-        triage = Agent(scripted_model([("ask_payroll_clerk", {"question": "{prompt_path}"}), "answered"]),
-                       name="triage-desk")
+        clerk = _vault_agent(
+            "payroll-clerk",
+            provider,
+            bao,
+            lambda: vault_tools.login(bao, roles["payroll-clerk"]),
+            [("read_secret", {"path": "{prompt_path}"}), "the secret holds db_user"],
+        )
+        triage = Agent(
+            scripted_model([("ask_payroll_clerk", {"question": "{prompt_path}"}), "answered"]),
+            name="triage-desk",
+        )
         _instrument(triage, provider)
 
         @triage.tool
@@ -202,13 +249,30 @@ def run_handoff(bao: OpenBao, folder: Path) -> Scenario:
 
         with _web_request(provider, "/ask", "dana"):
             triage.run_sync("what is in payroll/2025-10?")
-    sc = Scenario("handoff", folder, inventory=[
-        {"id": "agt-triage-1", "name": "triage-desk", "owner": "team-helpdesk"},
-        {"id": "agt-payroll-2", "name": "payroll-clerk", "owner": "team-finance",
-         "identities": [roles["payroll-clerk"].identity]}])
-    sc.expects = [Expect("vault", "vault:secret/data/payroll/2025-10", "dana", "agt-payroll-2", "payroll-clerk",
-                         via_agent="agt-triage-1"),
-                  Expect("vault", "login", "dana", "agt-payroll-2", "payroll-clerk")]
+    sc = Scenario(
+        "handoff",
+        folder,
+        inventory=[
+            {"id": "agt-triage-1", "name": "triage-desk", "owner": "team-helpdesk"},
+            {
+                "id": "agt-payroll-2",
+                "name": "payroll-clerk",
+                "owner": "team-finance",
+                "identities": [roles["payroll-clerk"].identity],
+            },
+        ],
+    )
+    sc.expects = [
+        Expect(
+            "vault",
+            "vault:secret/data/payroll/2025-10",
+            "dana",
+            "agt-payroll-2",
+            "payroll-clerk",
+            via_agent="agt-triage-1",
+        ),
+        Expect("vault", "login", "dana", "agt-payroll-2", "payroll-clerk"),
+    ]
     sc.write(bao, mark)
     return sc
 
@@ -226,16 +290,29 @@ def run_retry(bao: OpenBao, folder: Path) -> Scenario:
         return held[0]
 
     with tracing(folder, "payroll-web") as provider:
-        agent = _vault_agent("ledger-reconciler", provider, bao, token,
-                             [("read_secret", {"path": "payroll/2025-13"}),
-                              ("read_secret", {"path": "payroll/2025-12"}), "reconciled"], retry_missing=True)
+        agent = _vault_agent(
+            "ledger-reconciler",
+            provider,
+            bao,
+            token,
+            [
+                ("read_secret", {"path": "payroll/2025-13"}),
+                ("read_secret", {"path": "payroll/2025-12"}),
+                "reconciled",
+            ],
+            retry_missing=True,
+        )
         with _web_request(provider, "/reconcile", "erin"):
             agent.run_sync("reconcile the latest payroll")
-    sc = Scenario("retry", folder, inventory=[{**LEDGER, "identities": [roles["ledger-reconciler"].identity]}])
+    sc = Scenario(
+        "retry", folder, inventory=[{**LEDGER, "identities": [roles["ledger-reconciler"].identity]}]
+    )
     role = "ledger-reconciler"
-    sc.expects = [Expect("vault", "vault:secret/data/payroll/2025-13", "erin", "agt-ledger-1", role),
-                  Expect("vault", "vault:secret/data/payroll/2025-12", "erin", "agt-ledger-1", role),
-                  Expect("vault", "login", "erin", "agt-ledger-1", role)]
+    sc.expects = [
+        Expect("vault", "vault:secret/data/payroll/2025-13", "erin", "agt-ledger-1", role),
+        Expect("vault", "vault:secret/data/payroll/2025-12", "erin", "agt-ledger-1", role),
+        Expect("vault", "login", "erin", "agt-ledger-1", role),
+    ]
     sc.write(bao, mark)
     return sc
 
@@ -246,15 +323,30 @@ def run_unknown_tool(bao: OpenBao, folder: Path) -> Scenario:
     roles = vault_tools.prepare(bao, ["ledger-reconciler"], SECRETS)
     mark = bao.mark()
     with tracing(folder, "payroll-web") as provider:
-        agent = _vault_agent("ledger-reconciler", provider, bao,
-                             lambda: vault_tools.login(bao, roles["ledger-reconciler"]),
-                             [("export_all_secrets", {"path": "payroll"}),
-                              ("read_secret", {"path": "{prompt_path}"}), "reconciled"])
+        agent = _vault_agent(
+            "ledger-reconciler",
+            provider,
+            bao,
+            lambda: vault_tools.login(bao, roles["ledger-reconciler"]),
+            [
+                ("export_all_secrets", {"path": "payroll"}),
+                ("read_secret", {"path": "{prompt_path}"}),
+                "reconciled",
+            ],
+        )
         with _web_request(provider, "/reconcile", "gus"):
             agent.run_sync("reconcile payroll/2025-10")
-    sc = Scenario("unknown-tool", folder, inventory=[{**LEDGER, "identities": [roles["ledger-reconciler"].identity]}])
-    sc.expects = [Expect("vault", "vault:secret/data/payroll/2025-10", "gus", "agt-ledger-1", "ledger-reconciler"),
-                  Expect("vault", "login", "gus", "agt-ledger-1", "ledger-reconciler")]
+    sc = Scenario(
+        "unknown-tool",
+        folder,
+        inventory=[{**LEDGER, "identities": [roles["ledger-reconciler"].identity]}],
+    )
+    sc.expects = [
+        Expect(
+            "vault", "vault:secret/data/payroll/2025-10", "gus", "agt-ledger-1", "ledger-reconciler"
+        ),
+        Expect("vault", "login", "gus", "agt-ledger-1", "ledger-reconciler"),
+    ]
     sc.write(bao, mark)
     return sc
 
@@ -279,43 +371,93 @@ def run_mcp(bao: OpenBao, folder: Path) -> Scenario:
     roles = vault_tools.prepare(bao, ["mcp-vault-tools"], SECRETS)
     mark = bao.mark()
     log = folder / "mcp-gateway.jsonl"
-    env = {**os.environ, "BAO_ADDR": bao.addr, "MCP_ROLE_ID": roles["mcp-vault-tools"].role_id,
-           "MCP_SECRET_ID": roles["mcp-vault-tools"].secret_id, "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "BAO_ADDR": bao.addr,
+        "MCP_ROLE_ID": roles["mcp-vault-tools"].role_id,
+        "MCP_SECRET_ID": roles["mcp-vault-tools"].secret_id,
+        "PYTHONPATH": str(REPO),
+    }
     params = StdioServerParameters(
-        command=sys.executable, cwd=str(REPO), env=env,
-        args=["-m", "tests.agents.mcp_proxy", str(log), "frank", "vault-tools", "--",
-              sys.executable, "-m", "tests.agents.mcp_server"])
+        command=sys.executable,
+        cwd=str(REPO),
+        env=env,
+        args=[
+            "-m",
+            "tests.agents.mcp_proxy",
+            str(log),
+            "frank",
+            "vault-tools",
+            "--",
+            sys.executable,
+            "-m",
+            "tests.agents.mcp_server",
+        ],
+    )
 
     with tracing(folder, "payroll-web") as provider:
         from pydantic_ai import Agent
 
-        agent = Agent(scripted_model([("read_secret", {"path": "{prompt_path}"}), "reconciled"]),
-                      name="ledger-reconciler")
+        agent = Agent(
+            scripted_model([("read_secret", {"path": "{prompt_path}"}), "reconciled"]),
+            name="ledger-reconciler",
+        )
         _instrument(agent, provider)
 
         @agent.tool_plain
         async def read_secret(path: str) -> str:
             """Read a payroll secret through the vault-tools MCP server."""
-            async with stdio_client(params) as (read, write), ClientSession(
-                    read, write, client_info=Implementation(name="ledger-reconciler", version="1.0")) as session:
+            async with (
+                stdio_client(params) as (read, write),
+                ClientSession(
+                    read, write, client_info=Implementation(name="ledger-reconciler", version="1.0")
+                ) as session,
+            ):
                 await session.initialize()
                 result = await session.call_tool("read_secret", {"path": path})
             return " ".join(getattr(c, "text", "") for c in result.content)
 
         with _web_request(provider, "/reconcile", "frank"):
             agent.run_sync("reconcile payroll/2025-10")
-    sc = Scenario("mcp", folder, inventory=[{**LEDGER}, {
-        "id": "mcp-vault-tools", "name": "vault-tools", "owner": "team-platform",
-        "purpose": "MCP server reading payroll secrets", "identities": [roles["mcp-vault-tools"].identity]}])
-    sc.expects = [Expect("mcp", "tools/call", "frank", "agt-ledger-1"),
-                  Expect("vault", "vault:secret/data/payroll/2025-10", "frank", "mcp-vault-tools", "mcp-vault-tools",
-                         via_agent="agt-ledger-1"),
-                  Expect("vault", "login", "frank", "mcp-vault-tools", "mcp-vault-tools", via_agent="agt-ledger-1")]
+    sc = Scenario(
+        "mcp",
+        folder,
+        inventory=[
+            {**LEDGER},
+            {
+                "id": "mcp-vault-tools",
+                "name": "vault-tools",
+                "owner": "team-platform",
+                "purpose": "MCP server reading payroll secrets",
+                "identities": [roles["mcp-vault-tools"].identity],
+            },
+        ],
+    )
+    sc.expects = [
+        Expect("mcp", "tools/call", "frank", "agt-ledger-1"),
+        Expect(
+            "vault",
+            "vault:secret/data/payroll/2025-10",
+            "frank",
+            "mcp-vault-tools",
+            "mcp-vault-tools",
+            via_agent="agt-ledger-1",
+        ),
+        Expect(
+            "vault",
+            "login",
+            "frank",
+            "mcp-vault-tools",
+            "mcp-vault-tools",
+            via_agent="agt-ledger-1",
+        ),
+    ]
     sc.write(bao, mark)
     return sc
 
 
 # -- LangGraph + OpenInference -------------------------------------------------------------------
+
 
 def _scripted_chat_model(script: list[tuple[str, dict[str, Any]] | str]) -> Any:
     """A LangChain chat model answering the n-th call with ``script[n]`` (tool call or text)."""
@@ -333,14 +475,18 @@ def _scripted_chat_model(script: list[tuple[str, dict[str, Any]] | str]) -> Any:
         def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
             return self
 
-        def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
+        def _generate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+        ) -> ChatResult:
             what = script[min(self.calls, len(script) - 1)]
             self.calls += 1
             if isinstance(what, str):
                 msg = AIMessage(content=what)
             else:
-                msg = AIMessage(content="", tool_calls=[{"name": what[0], "args": what[1],
-                                                         "id": f"call_{self.calls}"}])
+                msg = AIMessage(
+                    content="",
+                    tool_calls=[{"name": what[0], "args": what[1], "id": f"call_{self.calls}"}],
+                )
             return ChatResult(generations=[ChatGeneration(message=msg)])
 
     return ScriptedChatModel()
@@ -367,23 +513,43 @@ def run_langgraph(bao: OpenBao, folder: Path) -> Scenario:
         instrumentor = LangChainInstrumentor()
         instrumentor.instrument(tracer_provider=provider)
         try:
-            graph = create_react_agent(_scripted_chat_model([("read_secret", {"path": "payroll/2025-11"}), "done"]),
-                                       [read_secret], name="payroll-graph")
+            graph = create_react_agent(
+                _scripted_chat_model([("read_secret", {"path": "payroll/2025-11"}), "done"]),
+                [read_secret],
+                name="payroll-graph",
+            )
             with _web_request(provider, "/graph", "hana"), using_user("hana"):
                 graph.invoke({"messages": [("user", "reconcile payroll/2025-11")]})
         finally:
             instrumentor.uninstrument()
-    sc = Scenario("langgraph", folder, inventory=[
-        {"id": "agt-graph-3", "name": "payroll-graph", "owner": "team-finance",
-         "identities": [roles["payroll-graph"].identity]}])
-    sc.expects = [Expect("vault", "vault:secret/data/payroll/2025-11", "hana", "agt-graph-3", "payroll-graph"),
-                  Expect("vault", "login", "hana", "agt-graph-3", "payroll-graph")]
+    sc = Scenario(
+        "langgraph",
+        folder,
+        inventory=[
+            {
+                "id": "agt-graph-3",
+                "name": "payroll-graph",
+                "owner": "team-finance",
+                "identities": [roles["payroll-graph"].identity],
+            }
+        ],
+    )
+    sc.expects = [
+        Expect(
+            "vault", "vault:secret/data/payroll/2025-11", "hana", "agt-graph-3", "payroll-graph"
+        ),
+        Expect("vault", "login", "hana", "agt-graph-3", "payroll-graph"),
+    ]
     sc.write(bao, mark)
     return sc
 
 
 #: Every scenario, by the folder name its evidence is written under.
 SCENARIOS: dict[str, Callable[[OpenBao, Path], Scenario]] = {
-    "shared-agent": run_shared_agent, "handoff": run_handoff, "retry": run_retry,
-    "unknown-tool": run_unknown_tool, "mcp": run_mcp, "langgraph": run_langgraph,
+    "shared-agent": run_shared_agent,
+    "handoff": run_handoff,
+    "retry": run_retry,
+    "unknown-tool": run_unknown_tool,
+    "mcp": run_mcp,
+    "langgraph": run_langgraph,
 }

@@ -15,16 +15,22 @@ import pytest
 from tests.agents.expect import check
 from tests.openbao import OpenBao
 
-_NEEDS = {"shared-agent": ("pydantic_ai", "opentelemetry.sdk"), "handoff": ("pydantic_ai", "opentelemetry.sdk"),
-          "retry": ("pydantic_ai", "opentelemetry.sdk"), "unknown-tool": ("pydantic_ai", "opentelemetry.sdk"),
-          "mcp": ("pydantic_ai", "mcp", "opentelemetry.sdk"),
-          "langgraph": ("langgraph", "openinference.instrumentation.langchain", "opentelemetry.sdk")}
+_NEEDS = {
+    "shared-agent": ("pydantic_ai", "opentelemetry.sdk"),
+    "handoff": ("pydantic_ai", "opentelemetry.sdk"),
+    "retry": ("pydantic_ai", "opentelemetry.sdk"),
+    "unknown-tool": ("pydantic_ai", "opentelemetry.sdk"),
+    "mcp": ("pydantic_ai", "mcp", "opentelemetry.sdk"),
+    "langgraph": ("langgraph", "openinference.instrumentation.langchain", "opentelemetry.sdk"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(_NEEDS))
 def test_scenario(name: str, openbao: OpenBao, tmp_path: Path) -> None:
     for module in _NEEDS[name]:
-        pytest.importorskip(module, reason=f"{module} not installed (pip install -e '.[agents-test]')")
+        pytest.importorskip(
+            module, reason=f"{module} not installed (pip install -e '.[agents-test]')"
+        )
     from tests.agents.scenarios import SCENARIOS
 
     folder = tmp_path / name

@@ -32,7 +32,9 @@ class AppRole:
         return f"vault:{MOUNT}/{self.role}"
 
 
-def prepare(bao: OpenBao, roles: list[str], secrets: dict[str, dict[str, str]]) -> dict[str, AppRole]:
+def prepare(
+    bao: OpenBao, roles: list[str], secrets: dict[str, dict[str, str]]
+) -> dict[str, AppRole]:
     """Enable the mount and policy once, create ``roles`` and write ``secrets`` (path under ``secret/``)."""
     mounts = bao.call("GET", "sys/auth")
     if f"{MOUNT}/" not in mounts.get("data", mounts):
@@ -40,7 +42,11 @@ def prepare(bao: OpenBao, roles: list[str], secrets: dict[str, dict[str, str]]) 
     bao.call("PUT", "sys/policies/acl/agents-payroll-read", {"policy": PAYROLL_POLICY})
     out: dict[str, AppRole] = {}
     for role in roles:
-        bao.call("POST", f"auth/{MOUNT}/role/{role}", {"token_policies": "agents-payroll-read", "token_ttl": "1h"})
+        bao.call(
+            "POST",
+            f"auth/{MOUNT}/role/{role}",
+            {"token_policies": "agents-payroll-read", "token_ttl": "1h"},
+        )
         role_id = bao.call("GET", f"auth/{MOUNT}/role/{role}/role-id")["data"]["role_id"]
         secret_id = bao.call("POST", f"auth/{MOUNT}/role/{role}/secret-id", {})["data"]["secret_id"]
         out[role] = AppRole(role, role_id, secret_id)
@@ -51,8 +57,12 @@ def prepare(bao: OpenBao, roles: list[str], secrets: dict[str, dict[str, str]]) 
 
 def login(bao: OpenBao, cred: AppRole) -> str:
     """AppRole login; returns the client token."""
-    got = bao.call("POST", f"auth/{MOUNT}/login", {"role_id": cred.role_id, "secret_id": cred.secret_id},
-                   token=None)
+    got = bao.call(
+        "POST",
+        f"auth/{MOUNT}/login",
+        {"role_id": cred.role_id, "secret_id": cred.secret_id},
+        token=None,
+    )
     return str(got["auth"]["client_token"])
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,20 +36,38 @@ def test_two_people_one_agent_one_token_each_read_is_theirs(tmp_path: Path) -> N
     load(FIXTURES / "shared-agent", case)
     by_target = {t["event"]["target"]: t for e, t in traces(FIXTURES / "shared-agent", case)}
     dana = by_target["secret/data/payroll/2025-10"]
-    assert [(c["kind"], c["id"]) for c in dana["chain"][:2]] == [("human", "dana"), ("agent", "agt-ledger-1")]
-    assert dana["chain"][0]["confidence"] == "strong"  # inside the tool span, on the agent's own token
+    assert [(c["kind"], c["id"]) for c in dana["chain"][:2]] == [
+        ("human", "dana"),
+        ("agent", "agt-ledger-1"),
+    ]
+    assert (
+        dana["chain"][0]["confidence"] == "strong"
+    )  # inside the tool span, on the agent's own token
     nightly = by_target["secret/data/payroll/2025-09"]
     assert any(g.startswith("no person: the tool call") for g in nightly["gaps"])
     with CaseStore.open(case) as store:
-        same = store.query("SELECT src, dst, confidence, evidence FROM links WHERE kind = 'SAME_AGENT'")
+        same = store.query(
+            "SELECT src, dst, confidence, evidence FROM links WHERE kind = 'SAME_AGENT'"
+        )
         assert [(r["src"], r["dst"], r["confidence"]) for r in same] == [
-            ("ledger-reconciler", "agt-ledger-1", "strong")]
+            ("ledger-reconciler", "agt-ledger-1", "strong")
+        ]
         assert same[0]["evidence"][0].startswith("inventory:")
         # one agent: the USES edge of the token and the people's DELEGATED edges meet on the inventory id
-        assert {r["src"] for r in store.query("SELECT src FROM links WHERE kind = 'DELEGATED'")} == {"dana", "omar"}
-        assert {r["dst"] for r in store.query("SELECT dst FROM links WHERE kind IN ('DELEGATED', 'USES') "
-                                              "AND src_kind IN ('human', 'agent')")} != set()
-        agents = {r["principal_id"] for r in store.query("SELECT principal_id FROM principals WHERE kind = 'agent'")}
+        assert {
+            r["src"] for r in store.query("SELECT src FROM links WHERE kind = 'DELEGATED'")
+        } == {"dana", "omar"}
+        assert {
+            r["dst"]
+            for r in store.query(
+                "SELECT dst FROM links WHERE kind IN ('DELEGATED', 'USES') "
+                "AND src_kind IN ('human', 'agent')"
+            )
+        } != set()
+        agents = {
+            r["principal_id"]
+            for r in store.query("SELECT principal_id FROM principals WHERE kind = 'agent'")
+        }
         assert agents == {"agt-ledger-1"}
         causes = store.query("SELECT rule, confidence FROM event_links ORDER BY rule")
         assert [r["rule"] for r in causes] == ["target"] * 3  # the start-up login is no tool call's
@@ -64,7 +83,8 @@ def test_mcp_request_is_linked_to_the_tool_span_by_traceparent(tmp_path: Path) -
     assert [(r["rule"], r["confidence"], r["cause"], r["effect"]) for r in rows] == [
         ("issued-token", "inferred", "mcp:tools/call", "vault:update"),
         ("target", "inferred", "mcp:tools/call", "vault:read"),
-        ("traceparent", "proven", "tool:read_secret", "mcp:tools/call")]
+        ("traceparent", "proven", "tool:read_secret", "mcp:tools/call"),
+    ]
 
 
 def test_expectations_cover_every_vault_action(tmp_path: Path) -> None:
@@ -74,5 +94,44 @@ def test_expectations_cover_every_vault_action(tmp_path: Path) -> None:
         load(FIXTURES / name, case)
         traced = {t["event"]["event_uid"] for _, t in traces(FIXTURES / name, case)}
         with CaseStore.open(case) as store:
-            vault = {r["event_uid"] for r in store.query("SELECT event_uid FROM events WHERE source = 'vault'")}
+            vault = {
+                r["event_uid"]
+                for r in store.query("SELECT event_uid FROM events WHERE source = 'vault'")
+            }
         assert vault <= traced, (name, json.dumps(sorted(vault - traced)))
+
+
+def test_two_people_on_one_target_at_once_name_nobody(tmp_path: Path) -> None:
+    """A second person's tool call on the same path at the same moment: the read is not given to either."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    for p in (FIXTURES / "shared-agent").iterdir():
+        (folder / p.name).write_bytes(p.read_bytes())
+    case = tmp_path / "probe.duckdb"
+    load(FIXTURES / "shared-agent", case)
+    with CaseStore.open(case) as store:
+        (row,) = store.query(
+            "SELECT strftime(time, '%Y-%m-%dT%H:%M:%S.%fZ') AS t FROM events "
+            "WHERE action = 'tool:read_secret' AND human_id = 'dana'"
+        )
+    line = {
+        "time": row["t"],
+        "agent_id": "agt-ledger-1",
+        "operation": "tool_call",
+        "tool": "read_secret",
+        "arguments": {"path": "payroll/2025-10"},
+        "on_behalf_of": "omar",
+    }
+    (folder / "other-agent.jsonl").write_text(json.dumps(line) + "\n")
+    by_target = {t["event"]["target"]: t for _, t in _traced(folder, tmp_path / "c.duckdb")}
+    read = by_target["secret/data/payroll/2025-10"]
+    assert "human" not in {c["kind"] for c in read["chain"]}
+    assert any(g.startswith("no person named: 2 tool calls") for g in read["gaps"])
+    assert {c["human_id"] for c in read["candidates"]["causes"]} == {"dana", "omar"}
+    # the other reads keep their person
+    assert by_target["secret/data/payroll/2025-11"]["chain"][0]["id"] == "omar"
+
+
+def _traced(folder: Path, case: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    load(folder, case)
+    return traces(folder, case)

@@ -55,26 +55,38 @@ def _links_to(store: CaseStore, uid: str) -> list[dict[str, Any]]:
                   e.action, e.format, e.trace_id, e.span_id, e.parent_span_id,
                   e.details->>'human_id_source' AS human_source
            FROM event_links l JOIN events e ON e.event_uid = l.cause_uid
-           WHERE l.effect_uid = ? AND l.rank = 1 ORDER BY l.cause_uid""", [uid])
+           WHERE l.effect_uid = ? AND l.rank = 1 ORDER BY l.cause_uid""",
+        [uid],
+    )
 
 
 def _delegators(store: CaseStore, cause: dict[str, Any]) -> list[ChainPart]:
     """Agents above the tool call's own agent in its trace (nearest last), each with the spans that show it."""
     if not cause["trace_id"] or not cause["parent_span_id"]:
         return []
-    spans = {r["span_id"]: r for r in store.query(
-        "SELECT span_id, parent_span_id, agent_id, event_uid FROM events WHERE trace_id = ? AND span_id IS NOT NULL",
-        [cause["trace_id"]])}
+    spans = {
+        r["span_id"]: r
+        for r in store.query(
+            "SELECT span_id, parent_span_id, agent_id, event_uid FROM events WHERE trace_id = ? AND span_id IS NOT NULL",
+            [cause["trace_id"]],
+        )
+    }
     found: list[ChainPart] = []
     below_agent, below_uid = cause["agent_id"], cause["cause_uid"]
     key, depth = cause["parent_span_id"], 0
     while key in spans and depth < MAX_DEPTH:
         span = spans[key]
         if span["agent_id"] and span["agent_id"] != below_agent:
-            found.append(ChainPart("agent", span["agent_id"],
-                                   f"handed the work to agent {below_agent}: its span {span['event_uid']} is an "
-                                   f"ancestor of {below_uid} in trace {cause['trace_id']}", "proven",
-                                   (span["event_uid"], below_uid)))
+            found.append(
+                ChainPart(
+                    "agent",
+                    span["agent_id"],
+                    f"handed the work to agent {below_agent}: its span {span['event_uid']} is an "
+                    f"ancestor of {below_uid} in trace {cause['trace_id']}",
+                    "proven",
+                    (span["event_uid"], below_uid),
+                )
+            )
             below_agent, below_uid = span["agent_id"], span["event_uid"]
         key, depth = span["parent_span_id"], depth + 1
     return list(reversed(found))
@@ -86,10 +98,9 @@ def trace_cause(store: CaseStore, uid: str) -> CauseTrace | None:
     if not first:
         return None
     if len({(r["human_id"], r["agent_id"]) for r in first}) > 1:
-        people = sorted({str(r["human_id"] or "no person") for r in first})
-        return CauseTrace(first, None, [], [
-            f"no person named: {len(first)} tool calls match this event equally ({', '.join(people)}); "
-            "see candidates"], candidates=first)
+        people = ", ".join(sorted({str(r["human_id"] or "no person") for r in first}))
+        why = f"no person named: {len(first)} tool calls match this event equally ({people}); see candidates"
+        return CauseTrace(first, None, [], [why], candidates=first)
     causes, row = [first[0]], first[0]
     while len(causes) < MAX_HOPS:  # an MCP request caused by the tool span that sent it, ...
         up = _links_to(store, row["cause_uid"])
@@ -105,19 +116,33 @@ def trace_cause(store: CaseStore, uid: str) -> CauseTrace | None:
     acting = [c for c in reversed(causes) if c["agent_id"]]
     for c in acting:
         if not agents or agents[-1].id != c["agent_id"]:
-            agents.append(ChainPart("agent", c["agent_id"], f"its tool call {c['cause_uid']} caused this event "
-                                    f"({how})", conf, evidence))
+            agents.append(
+                ChainPart(
+                    "agent",
+                    c["agent_id"],
+                    f"its tool call {c['cause_uid']} caused this event ({how})",
+                    conf,
+                    evidence,
+                )
+            )
     named = next((c for c in causes if c["human_id"]), None)
     gaps: list[str] = []
     human = None
     if named is not None:
         src = named["human_source"] or "the tool call's user attribute"
-        human = ChainPart("human", named["human_id"],
-                          f"the tool call {named['cause_uid']} that caused this event was made for "
-                          f"{named['human_id']} ({src})", conf, evidence)
+        human = ChainPart(
+            "human",
+            named["human_id"],
+            f"the tool call {named['cause_uid']} that caused this event was made for "
+            f"{named['human_id']} ({src})",
+            conf,
+            evidence,
+        )
     else:
-        gaps.append(f"no person: the tool call {outer['cause_uid']} that caused this event names no end user, "
-                    "nor does any span above it (an agent acting on its own, e.g. a scheduled job)")
+        gaps.append(
+            f"no person: the tool call {outer['cause_uid']} that caused this event names no end user, "
+            "nor does any span above it (an agent acting on its own, e.g. a scheduled job)"
+        )
     if conf == "inferred":
         gaps.append(f"the tool call was matched to this event by time and target (inferred): {how}")
     return CauseTrace(causes, human, agents, gaps)

@@ -96,7 +96,9 @@ def merge_agents(con: duckdb.DuckDBPyConnection) -> None:
 
 def same_agent_links(con: duckdb.DuckDBPyConnection, insert: str) -> None:
     """``SAME_AGENT`` alias -> agent edges, one per merge (``insert``: the links INSERT prefix)."""
-    con.execute(insert + """
+    con.execute(
+        insert
+        + """
         WITH used AS (
           SELECT details->>'agent_id_logged' AS alias, count(*) AS n, min(time) AS t0, max(time) AS t1
           FROM events WHERE source = 'agent' AND details->>'agent_id_logged' IS NOT NULL GROUP BY ALL
@@ -104,4 +106,5 @@ def same_agent_links(con: duckdb.DuckDBPyConnection, insert: str) -> None:
         SELECT 'agent', a.alias, 'agent', a.agent_id, 'SAME_AGENT', a.reason, a.confidence, a.evidence,
                greatest(coalesce(u.n, 0), len(a.evidence)), u.t0, u.t1,
                to_json({'alias': a.alias, 'events': coalesce(u.n, 0)})
-        FROM _kt_agent_alias a LEFT JOIN used u ON u.alias = a.alias""")
+        FROM _kt_agent_alias a LEFT JOIN used u ON u.alias = a.alias"""
+    )
