@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.agents import vault_tools
-from tests.agents.otel_files import OtlpJsonLinesExporter
+from tests.agents.otel_files import JaegerJsonExporter, OtlpJsonLinesExporter
 from tests.openbao import OpenBao
 
 try:  # module level: pydantic-ai reads the tool's annotations by name (get_type_hints)
@@ -77,7 +77,8 @@ class Scenario:
 
 @contextmanager
 def tracing(folder: Path, service: str) -> Iterator[Any]:
-    """A TracerProvider exporting to ``folder/traces.otlp.jsonl`` through the real SDK pipeline."""
+    """A TracerProvider exporting through the real SDK pipeline to ``folder/traces.otlp.jsonl`` (the
+    Collector's file exporter) and ``folder/traces.jaeger.json`` (a Jaeger UI download)."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -85,6 +86,9 @@ def tracing(folder: Path, service: str) -> Iterator[Any]:
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(
         BatchSpanProcessor(OtlpJsonLinesExporter(folder / "traces.otlp.jsonl"))
+    )
+    provider.add_span_processor(
+        BatchSpanProcessor(JaegerJsonExporter(folder / "traces.jaeger.json"))
     )
     try:
         yield provider

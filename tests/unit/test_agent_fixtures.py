@@ -135,3 +135,44 @@ def test_two_people_on_one_target_at_once_name_nobody(tmp_path: Path) -> None:
 def _traced(folder: Path, case: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     load(folder, case)
     return traces(folder, case)
+
+
+def test_model_asking_for_a_tool_it_was_not_given_is_visible(tmp_path: Path) -> None:
+    """pydantic-ai refuses the call (no tool span); the chat span's output is the only evidence."""
+    case = tmp_path / "case.duckdb"
+    load(FIXTURES / "unknown-tool", case)
+    with CaseStore.open(case) as store:
+        rows = store.query(
+            "SELECT action, details->>'undeclared_tool_calls' AS asked FROM events "
+            "WHERE details->>'undeclared_tool_calls' IS NOT NULL"
+        )
+        tools = store.query(
+            "SELECT DISTINCT action FROM events WHERE service = 'tool' ORDER BY action"
+        )
+    assert [(r["action"], json.loads(r["asked"])) for r in rows] == [
+        ("llm:chat", ["export_all_secrets"])
+    ]
+    assert [r["action"] for r in tools] == ["tool:read_secret"]  # the refused tool never ran
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_jaeger_export_holds_the_same_spans(name: str) -> None:
+    """The Jaeger UI download of each run (kept for a Jaeger reader) has exactly the OTLP file's spans."""
+    otlp = {
+        (s["traceId"], s["spanId"], s.get("parentSpanId", ""), s["name"])
+        for line in (FIXTURES / name / "traces.otlp.jsonl").read_text().splitlines()
+        for rs in json.loads(line)["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for s in ss["spans"]
+    }
+    jaeger = {
+        (
+            s["traceID"],
+            s["spanID"],
+            next((r["spanID"] for r in s["references"]), ""),
+            s["operationName"],
+        )
+        for t in json.loads((FIXTURES / name / "traces.jaeger.json").read_text())["data"]
+        for s in t["spans"]
+    }
+    assert otlp == jaeger and len(otlp) > 3

@@ -23,6 +23,7 @@ from keytrail.ingest.agent.attrs import (
     key_values,
     normalise,
     otlp_id,
+    parse_jsonish,
     unix_nano,
 )
 from keytrail.ingest.agent.common import (
@@ -206,6 +207,8 @@ def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
                "service_name": res_attrs.get("service.name"), **view.details()}
     if code is not None:
         details["status_code"] = code
+    if view.kind == "llm" and (undeclared := _undeclared_tool_calls(attrs)):
+        details["undeclared_tool_calls"] = undeclared
     if end is not None:
         details["duration_ms"] = round((end - time).total_seconds() * 1000, 3)
     row = {
@@ -226,6 +229,33 @@ def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
     node = SpanNode(event_uid, key, parent, view.agent_id, view.human_id, view.session_id,
                     view.operation in _AGENT_OPS, _fallback_agent(view, res_attrs))
     return row, resources, node
+
+
+def _names(value: Any, kind: str) -> list[str]:
+    """Tool names in GenAI message/definition JSON: ``tool_call`` parts (messages) or definitions."""
+    value = parse_jsonish(value)
+    out: list[str] = []
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, dict):
+            continue
+        if kind == "definitions" and isinstance(item.get("name"), str):
+            out.append(item["name"])
+        for part in arr(item.get("parts")) if kind == "calls" else []:
+            if isinstance(part, dict) and part.get("type") == "tool_call" and isinstance(part.get("name"), str):
+                out.append(part["name"])
+    return out
+
+
+def _undeclared_tool_calls(attrs: Mapping[str, Any]) -> list[str]:
+    """Tools the model asked for that the span's ``gen_ai.tool.definitions`` does not offer.
+
+    A model asking for a tool it was not given (a prompt injection naming a tool, a confused
+    model) leaves no tool span: only the chat span's output says so.
+    """
+    if "gen_ai.tool.definitions" not in attrs or "gen_ai.output.messages" not in attrs:
+        return []
+    offered = set(_names(attrs["gen_ai.tool.definitions"], "definitions"))
+    return sorted({n for n in _names(attrs["gen_ai.output.messages"], "calls") if n not in offered})
 
 
 def _fallback_agent(view: AgentView, res_attrs: Mapping[str, Any]) -> str | None:
