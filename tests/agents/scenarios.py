@@ -548,6 +548,114 @@ def run_langgraph(bao: OpenBao, folder: Path) -> Scenario:
     return sc
 
 
+# -- Strands Agents --------------------------------------------------------------------------------
+
+
+def _strands_model(script: list[tuple[str, dict[str, Any]] | str]) -> Any:
+    """A Strands ``Model`` streaming the n-th answer of ``script`` (Bedrock ConverseStream events)."""
+    from strands.models.model import Model
+
+    class ScriptedStrandsModel(Model):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.calls = 0
+            self.config: dict[str, Any] = {"model_id": "scripted"}
+
+        def update_config(self, **model_config: Any) -> None:
+            self.config.update(model_config)
+
+        def get_config(self) -> Any:
+            return self.config
+
+        async def structured_output(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError
+            yield  # an async generator, as the interface wants
+
+        async def stream(
+            self, messages: Any, tool_specs: Any = None, system_prompt: Any = None, **kwargs: Any
+        ) -> Any:
+            what = script[min(self.calls, len(script) - 1)]
+            self.calls += 1
+            yield {"messageStart": {"role": "assistant"}}
+            if isinstance(what, str):
+                yield {"contentBlockStart": {"start": {}}}
+                yield {"contentBlockDelta": {"delta": {"text": what}}}
+                stop = "end_turn"
+            else:
+                yield {
+                    "contentBlockStart": {
+                        "start": {
+                            "toolUse": {"toolUseId": f"tooluse_{self.calls}", "name": what[0]}
+                        }
+                    }
+                }
+                yield {"contentBlockDelta": {"delta": {"toolUse": {"input": json.dumps(what[1])}}}}
+                stop = "tool_use"
+            yield {"contentBlockStop": {}}
+            yield {"messageStop": {"stopReason": stop}}
+            yield {
+                "metadata": {
+                    "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2},
+                    "metrics": {"latencyMs": 1},
+                }
+            }
+
+    return ScriptedStrandsModel()
+
+
+def run_strands(bao: OpenBao, folder: Path) -> Scenario:
+    """A Strands agent (its own OTel GenAI spans, default conventions) for one person (``user.id``)."""
+    from strands import Agent, tool
+    from strands.telemetry import tracer as strands_tracer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    roles = vault_tools.prepare(bao, ["payroll-strands"], SECRETS)
+    mark = bao.mark()
+
+    @tool
+    def read_secret(path: str) -> str:
+        """Read a payroll secret (logging in for the call); answers with the keys it holds."""
+        data = vault_tools.read_secret(bao, vault_tools.login(bao, roles["payroll-strands"]), path)
+        return "not found" if data is None else "keys: " + ", ".join(sorted(data))
+
+    with tracing(folder, "payroll-api") as provider:
+        # Strands traces through the global provider, read once into its tracer singleton; point
+        # that singleton at this scenario's provider for the run and put it back after.
+        shared = strands_tracer.get_tracer()
+        saved = (shared.tracer_provider, shared.tracer)
+        shared.tracer_provider, shared.tracer = provider, provider.get_tracer(shared.service_name)
+        try:
+            agent = Agent(
+                model=_strands_model([("read_secret", {"path": "payroll/2025-12"}), "done"]),
+                tools=[read_secret],
+                name="payroll-strands",
+                callback_handler=None,
+                trace_attributes={"user.id": "ivan", "session.id": "strands-session-1"},
+            )
+            agent("reconcile payroll/2025-12")
+        finally:
+            shared.tracer_provider, shared.tracer = saved
+    sc = Scenario(
+        "strands",
+        folder,
+        inventory=[
+            {
+                "id": "agt-strands-4",
+                "name": "payroll-strands",
+                "owner": "team-finance",
+                "identities": [roles["payroll-strands"].identity],
+            }
+        ],
+    )
+    sc.expects = [
+        Expect(
+            "vault", "vault:secret/data/payroll/2025-12", "ivan", "agt-strands-4", "payroll-strands"
+        ),
+        Expect("vault", "login", "ivan", "agt-strands-4", "payroll-strands"),
+    ]
+    sc.write(bao, mark)
+    return sc
+
+
 #: Every scenario, by the folder name its evidence is written under.
 SCENARIOS: dict[str, Callable[[OpenBao, Path], Scenario]] = {
     "shared-agent": run_shared_agent,
@@ -556,4 +664,5 @@ SCENARIOS: dict[str, Callable[[OpenBao, Path], Scenario]] = {
     "unknown-tool": run_unknown_tool,
     "mcp": run_mcp,
     "langgraph": run_langgraph,
+    "strands": run_strands,
 }

@@ -22,7 +22,15 @@ SCENARIOS = sorted(p.name for p in FIXTURES.iterdir() if (p / "expect.json").is_
 
 
 def test_every_scenario_is_kept() -> None:
-    assert SCENARIOS == ["handoff", "langgraph", "mcp", "retry", "shared-agent", "unknown-tool"]
+    assert SCENARIOS == [
+        "handoff",
+        "langgraph",
+        "mcp",
+        "retry",
+        "shared-agent",
+        "strands",
+        "unknown-tool",
+    ]
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -176,3 +184,16 @@ def test_jaeger_export_holds_the_same_spans(name: str) -> None:
         for s in t["spans"]
     }
     assert otlp == jaeger and len(otlp) > 3
+
+
+def test_strands_tool_arguments_come_from_its_span_event(tmp_path: Path) -> None:
+    """Strands (default conventions) logs tool input only as a gen_ai.tool.message span event."""
+    case = tmp_path / "case.duckdb"
+    load(FIXTURES / "strands", case)
+    with CaseStore.open(case) as store:
+        (row,) = store.query(
+            "SELECT target, details->>'tool_arguments_source' AS src, agent_id, human_id FROM events "
+            "WHERE action = 'tool:read_secret'"
+        )
+    assert (row["target"], row["src"]) == ("payroll/2025-12", "span event gen_ai.tool.message")
+    assert (row["agent_id"], row["human_id"]) == ("agt-strands-4", "ivan")
