@@ -22,7 +22,14 @@ _NEEDS = {
     "unknown-tool": ("pydantic_ai", "opentelemetry.sdk"),
     "mcp": ("pydantic_ai", "mcp", "opentelemetry.sdk"),
     "langgraph": ("langgraph", "openinference.instrumentation.langchain", "opentelemetry.sdk"),
+    "strands": ("strands", "opentelemetry.sdk"),
 }
+
+
+def test_every_scenario_runs_live() -> None:
+    from tests.agents.scenarios import SCENARIOS  # imports no framework at module level
+
+    assert sorted(SCENARIOS) == sorted(_NEEDS)
 
 
 @pytest.mark.parametrize("name", sorted(_NEEDS))
