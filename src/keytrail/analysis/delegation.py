@@ -293,6 +293,12 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
             r = tier[0]
             human_link = ChainLink("human", r["human"], r["human"], f"delegated to {r['dst_kind']} {r['dst']}: "
                                    f"{r['reason']}", r["confidence"], tuple(r["evidence"]))
+            if r["dst_kind"] == "agent" and cred and store.query(
+                    """SELECT 1 FROM event_links l JOIN events e ON e.event_uid = l.effect_uid
+                       WHERE e.credential_id = ? LIMIT 1""", [cred]):
+                # other calls on this credential are tied to tool calls; this one is not (a start-up login?)
+                gaps.append(f"no tool call is linked to this event: {r['human']} is named because they delegated "
+                            f"to agent {r['dst']}, not because this call is known to serve their request")
         elif humans:
             candidates["humans"] = [{k: v for k, v in r.items() if k not in ("specific", "distance")} for r in tier]
             gaps.append(f"{len(humans)} humans ({', '.join(humans)}) delegated to "
