@@ -58,10 +58,14 @@ def caused(con: duckdb.DuckDBPyConnection) -> None:
         return
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _kt_effect AS
-        WITH k AS (
-          SELECT e.event_uid, e.time, e.credential_id, e.format, {_RKEY} AS rkey
-          FROM events e JOIN event_resources r ON r.event_uid = e.event_uid
-          WHERE (e.source IN ('vault', 'cloudtrail') OR e.action = 'mcp:tools/call') AND e.time IS NOT NULL
+        WITH last AS (SELECT DISTINCT regexp_extract(rkey, '[^/]*$') AS seg FROM _kt_cause),
+        r AS (  -- a cause's target is a suffix of the effect's: their last segments are equal (cheap filter)
+          SELECT r.event_uid, {_RKEY} AS rkey FROM event_resources r
+        ), k AS (
+          SELECT e.event_uid, e.time, e.credential_id, e.format, r.rkey
+          FROM r JOIN events e ON e.event_uid = r.event_uid
+          WHERE regexp_extract(r.rkey, '[^/]*$') IN (SELECT seg FROM last)
+            AND (e.source IN ('vault', 'cloudtrail') OR e.action = 'mcp:tools/call') AND e.time IS NOT NULL
         ), parts AS (SELECT *, string_split(rkey, '/') AS p FROM k)
         SELECT event_uid, time, credential_id, format, u.key, u.key = rkey OR u.kv AS exact
         FROM parts, unnest(list_concat(
