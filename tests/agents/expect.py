@@ -1,4 +1,4 @@
-"""Check a scenario folder: ingest its files, trace each Vault and MCP action, compare with ``expect.json``.
+"""Check a scenario folder: ingest it, trace each Vault and MCP action, compare with expect.json.
 
 Shared by the live tests (frameworks installed, fresh evidence) and the fixture tests (the kept
 evidence under ``tests/fixtures/agents``), so both hold keytrail to the same answers. Needs only
@@ -87,7 +87,8 @@ def problems(expect: dict[str, Any], trace: dict[str, Any]) -> list[str]:
             or f"role {expect['role']}" not in reasons
         ):
             out.append(
-                f"{where}: expected a credential chain rooted in an AppRole login of role {expect['role']}, "
+                f"{where}: expected a credential chain rooted in an AppRole login of role "
+                f"{expect['role']}, "
                 f"got {[c['reason'] for c in chain]}"
             )
     return out

@@ -40,7 +40,8 @@ def _hex_ids(node: Any) -> Any:
 def otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
     """One ``TracesData`` document for ``spans``, as the Collector's file exporter writes it."""
     message = encode_spans(spans)
-    return _hex_ids(MessageToDict(message, use_integers_for_enums=True))  # type: ignore[no-any-return]
+    doc = MessageToDict(message, use_integers_for_enums=True)
+    return _hex_ids(doc)  # type: ignore[no-any-return]
 
 
 class OtlpJsonLinesExporter(SpanExporter):
@@ -77,7 +78,7 @@ def _jaeger_tag(key: str, value: Any) -> dict[str, Any]:
 
 
 class JaegerJsonExporter(SpanExporter):
-    """Collect spans and write them, at shutdown, as the Jaeger UI's "Download JSON" (``{"data": [trace...]}``).
+    """Collect spans; at shutdown write them as a Jaeger UI "Download JSON" (``{"data": [...]}``).
 
     Jaeger's export shape: one object per trace with ``spans`` (``traceID``/``spanID`` hex,
     ``operationName``, ``references`` CHILD_OF the parent, ``startTime``/``duration`` in

@@ -1,4 +1,4 @@
-"""Agent scenarios run with real frameworks, stand-in models and real tools on the OpenBao test server.
+"""Agent scenarios: real frameworks, stand-in models and real tools on the OpenBao test server.
 
 Each ``run_*`` function writes one scenario's evidence into a folder, the files a responder
 would be handed: ``traces.otlp.jsonl`` (the framework's own OpenTelemetry spans, exported by
@@ -118,7 +118,8 @@ def scripted_model(script: list[tuple[str, dict[str, Any]] | str]) -> Any:
             for p in getattr(m, "parts", [])
             if isinstance(p, UserPromptPart)
         )
-        path = (re.search(r"payroll/[\w-]+", prompt) or re.search(r".*", "")).group(0)  # type: ignore[union-attr]
+        found = re.search(r"payroll/[\w-]+", prompt)
+        path = found.group(0) if found else ""
         what = script[min(step, len(script) - 1)]
         if isinstance(what, str):
             return ModelResponse(parts=[TextPart(what)])
@@ -226,7 +227,7 @@ def run_shared_agent(bao: OpenBao, folder: Path) -> Scenario:
 
 
 def run_handoff(bao: OpenBao, folder: Path) -> Scenario:
-    """One person asks a triage agent, which hands the work to a payroll agent holding the Vault role."""
+    """One person asks a triage agent, which hands the work to a payroll agent (Vault role)."""
     from pydantic_ai import Agent
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -248,7 +249,7 @@ def run_handoff(bao: OpenBao, folder: Path) -> Scenario:
 
         @triage.tool
         async def ask_payroll_clerk(ctx: RunContext[None], question: str) -> str:
-            """Hand a payroll question to the payroll clerk agent (pydantic-ai's agent delegation)."""
+            """Hand a payroll question to the payroll clerk agent (pydantic-ai delegation)."""
             return str((await clerk.run(f"look up {question}", usage=ctx.usage)).output)
 
         with _web_request(provider, "/ask", "dana"):
@@ -282,7 +283,7 @@ def run_handoff(bao: OpenBao, folder: Path) -> Scenario:
 
 
 def run_retry(bao: OpenBao, folder: Path) -> Scenario:
-    """A tool call fails (no such secret), the model retries with another path; the agent logs in lazily."""
+    """A tool call fails (no such secret), the model retries with another path; lazy login."""
     folder.mkdir(parents=True, exist_ok=True)
     roles = vault_tools.prepare(bao, ["ledger-reconciler"], SECRETS)
     mark = bao.mark()
@@ -552,7 +553,7 @@ def run_langgraph(bao: OpenBao, folder: Path) -> Scenario:
 
 
 def _strands_model(script: list[tuple[str, dict[str, Any]] | str]) -> Any:
-    """A Strands ``Model`` streaming the n-th answer of ``script`` (Bedrock ConverseStream events)."""
+    """A Strands ``Model`` streaming the n-th answer of ``script`` (ConverseStream events)."""
     from strands.models.model import Model
 
     class ScriptedStrandsModel(Model):  # type: ignore[misc]
@@ -603,7 +604,7 @@ def _strands_model(script: list[tuple[str, dict[str, Any]] | str]) -> Any:
 
 
 def run_strands(bao: OpenBao, folder: Path) -> Scenario:
-    """A Strands agent (its own OTel GenAI spans, default conventions) for one person (``user.id``)."""
+    """A Strands agent (its own OTel GenAI spans, default conventions) for one person."""
     from strands import Agent, tool
     from strands.telemetry import tracer as strands_tracer
 

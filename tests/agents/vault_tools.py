@@ -35,7 +35,7 @@ class AppRole:
 def prepare(
     bao: OpenBao, roles: list[str], secrets: dict[str, dict[str, str]]
 ) -> dict[str, AppRole]:
-    """Enable the mount and policy once, create ``roles`` and write ``secrets`` (path under ``secret/``)."""
+    """Enable the mount and policy once, create ``roles``, write ``secrets`` (under ``secret/``)."""
     mounts = bao.call("GET", "sys/auth")
     if f"{MOUNT}/" not in mounts.get("data", mounts):
         bao.call("POST", f"sys/auth/{MOUNT}", {"type": "approle"})

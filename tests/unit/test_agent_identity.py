@@ -1,4 +1,4 @@
-"""One agent, one id (graph/agent_identity.py): the two merge rules and the cases that merge nothing."""
+"""One agent, one id (graph/agent_identity.py): the two merge rules and what merges nothing."""
 
 from __future__ import annotations
 

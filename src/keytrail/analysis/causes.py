@@ -1,4 +1,4 @@
-"""Per-call delegation: the tool call that caused an event, the person it was made for, the agents between.
+"""Per-call delegation: the tool call behind an event, the person it served, the agents between.
 
 When several people use one agent and one token, the DELEGATED edges of the agent name them
 all; only the tool call behind one Vault or AWS call says whose request it served. The
@@ -61,13 +61,14 @@ def _links_to(store: CaseStore, uid: str) -> list[dict[str, Any]]:
 
 
 def _delegators(store: CaseStore, cause: dict[str, Any]) -> list[ChainPart]:
-    """Agents above the tool call's own agent in its trace (nearest last), each with the spans that show it."""
+    """Agents above the tool call's agent in its trace (nearest last), with the spans showing it."""
     if not cause["trace_id"] or not cause["parent_span_id"]:
         return []
     spans = {
         r["span_id"]: r
         for r in store.query(
-            "SELECT span_id, parent_span_id, agent_id, event_uid FROM events WHERE trace_id = ? AND span_id IS NOT NULL",
+            "SELECT span_id, parent_span_id, agent_id, event_uid FROM events "
+            "WHERE trace_id = ? AND span_id IS NOT NULL",
             [cause["trace_id"]],
         )
     }
@@ -99,7 +100,10 @@ def trace_cause(store: CaseStore, uid: str) -> CauseTrace | None:
         return None
     if len({(r["human_id"], r["agent_id"]) for r in first}) > 1:
         people = ", ".join(sorted({str(r["human_id"] or "no person") for r in first}))
-        why = f"no person named: {len(first)} tool calls match this event equally ({people}); see candidates"
+        why = (
+            f"no person named: {len(first)} tool calls match this event equally ({people}); "
+            "see candidates"
+        )
         return CauseTrace(first, None, [], [why], candidates=first)
     causes, row = [first[0]], first[0]
     while len(causes) < MAX_HOPS:  # an MCP request caused by the tool span that sent it, ...
@@ -140,8 +144,8 @@ def trace_cause(store: CaseStore, uid: str) -> CauseTrace | None:
         )
     else:
         gaps.append(
-            f"no person: the tool call {outer['cause_uid']} that caused this event names no end user, "
-            "nor does any span above it (an agent acting on its own, e.g. a scheduled job)"
+            f"no person: the tool call {outer['cause_uid']} that caused this event names no end "
+            "user, nor does any span above it (an agent acting on its own, e.g. a scheduled job)"
         )
     if conf == "inferred":
         gaps.append(f"the tool call was matched to this event by time and target (inferred): {how}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from keytrail.analysis.causes import trace_cause
+from keytrail.analysis.causes import CauseTrace, trace_cause
 from keytrail.analysis.lineage import ancestry
 from keytrail.analysis.lookup import resolve_event
 from keytrail.graph.model import CONFIDENCE_RANK
@@ -112,6 +112,24 @@ def _agents_near(store: CaseStore, agents: list[str], cred: str, t: Any) -> dict
         {"t": t, "c": cred, "a": agents},  # type: ignore[arg-type]
     )
     return {r["agent_id"]: list(r["refs"]) for r in rows}
+
+
+def _agents_with_cause(cause: CauseTrace, holder: ChainLink | None) -> list[ChainLink]:
+    """The agent hops of a per-call trace: delegating agents, the acting agent, then the holder.
+
+    The holder (the agent the credential's USES edge names) is one hop with the acting agent when
+    they are the same (both reasons kept), and follows it otherwise (an agent calling an MCP
+    server that holds its own Vault role).
+    """
+    hops = [ChainLink(p.kind, p.id, p.id, p.reason, p.confidence, p.evidence) for p in cause.agents]
+    if not hops:
+        return [holder] if holder is not None else []
+    if holder is not None and holder.id == hops[-1].id:
+        last = hops[-1]
+        hops[-1] = ChainLink("agent", last.id, last.label, f"{last.reason}; {holder.reason}",
+                             last.confidence, tuple(dict.fromkeys(last.evidence + holder.evidence)))
+        return hops
+    return hops + ([holder] if holder is not None else [])
 
 
 def trace_event(store: CaseStore, event_id: str) -> Trace:
@@ -246,21 +264,15 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         gaps += cause.gaps
         if cause.candidates:
             candidates["causes"] = cause.candidates
-        by_cause = [ChainLink(p.kind, p.id, p.id, p.reason, p.confidence, p.evidence) for p in cause.agents]
-        if by_cause and agent_link is not None and agent_link.id == by_cause[-1].id:
-            last = by_cause[-1]  # the same agent made the tool call and holds the credential: one hop, both reasons
-            by_cause[-1] = ChainLink("agent", last.id, last.label, f"{last.reason}; {agent_link.reason}",
-                                     last.confidence, tuple(dict.fromkeys(last.evidence + agent_link.evidence)))
-            agent_links = by_cause
-        elif by_cause:
-            agent_links = by_cause + agent_links  # e.g. the agent that called an MCP server, then the server
+        agent_links = _agents_with_cause(cause, agent_link)
         shared = candidates.get("agents")
-        if by_cause and shared and agent_link is not None:
+        if cause.agents and shared and agent_link is not None:
             # the tool call settles which of the agents sharing the credential made this call
             del gaps[gaps_before_agent:gaps_before_agent + 1]
-            gaps.append(f"{len({a['agent'] for a in shared})} agents ({', '.join(sorted({a['agent'] for a in shared}))})"
-                        f" use {shared[0]['credential']}; this event is attributed to agent {by_cause[-1].id} by "
-                        f"its tool call, not by the credential")
+            names = sorted({a["agent"] for a in shared})
+            gaps.append(f"{len(names)} agents ({', '.join(names)}) use {shared[0]['credential']}; "
+                        f"this event is attributed to agent {cause.agents[-1].id} by its tool "
+                        "call, not by the credential")
 
     # Human: named on the event, else on the tool call that caused it, else delegated to the agent,
     # else to a credential of the chain.
@@ -269,8 +281,10 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         if cause.human is not None:
             h = cause.human
             human_link = ChainLink("human", h.id, h.id, h.reason, h.confidence, h.evidence)
-        elif agent_links and not store.query("SELECT 1 FROM links WHERE kind = 'DELEGATED' AND dst_kind = 'agent' "
-                                             "AND dst = ? LIMIT 1", [agent_links[0].id]):
+        elif agent_links and not store.query(
+                "SELECT 1 FROM links WHERE kind = 'DELEGATED' AND dst_kind = 'agent' "
+                "AND dst = ? LIMIT 1",
+                [agent_links[0].id]):
             gaps.append(f"no human delegated to agent {agent_links[0].id}")
     elif ev["human_id"]:
         fields = {"vault": "the Vault token's display name or metadata (userpass, LDAP, OIDC login)",
@@ -296,9 +310,11 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
             if r["dst_kind"] == "agent" and cred and store.query(
                     """SELECT 1 FROM event_links l JOIN events e ON e.event_uid = l.effect_uid
                        WHERE e.credential_id = ? LIMIT 1""", [cred]):
-                # other calls on this credential are tied to tool calls; this one is not (a start-up login?)
-                gaps.append(f"no tool call is linked to this event: {r['human']} is named because they delegated "
-                            f"to agent {r['dst']}, not because this call is known to serve their request")
+                # other calls on this credential are tied to tool calls, this one is not
+                # (a start-up login?)
+                gaps.append(f"no tool call is linked to this event: {r['human']} is named "
+                            f"because they delegated to agent {r['dst']}, not because this call "
+                            "is known to serve their request")
         elif humans:
             candidates["humans"] = [{k: v for k, v in r.items() if k not in ("specific", "distance")} for r in tier]
             gaps.append(f"{len(humans)} humans ({', '.join(humans)}) delegated to "
@@ -315,5 +331,5 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     else:
         event_link = ChainLink("event", uid, label,
                                f"signed with {cred}" if ev["credential_id"] else "the event itself", "proven", (uid,))
-    chain = ([human_link] if human_link is not None else []) + agent_links + cred_links + [event_link]
+    chain = ([human_link] if human_link else []) + agent_links + cred_links + [event_link]
     return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows))

@@ -32,8 +32,15 @@ EVIDENCE_CAP = 100
 _LOGGED = "coalesce(details->>'agent_id_logged', agent_id)"
 
 
+_INV_REF = "'inventory:' || coalesce(file_id, 0) || ':' || coalesce(record_no, 0)"
+_SOURCES = (
+    "string_agg(DISTINCT coalesce(e.id_source, 'agent id'), ', ' "
+    "ORDER BY coalesce(e.id_source, 'agent id'))"
+)
+
+
 def merge_agents(con: duckdb.DuckDBPyConnection) -> None:
-    """Build ``_kt_agent_alias`` (alias, agent_id, reason, confidence, evidence) and apply it to events."""
+    """Build ``_kt_agent_alias`` (alias, agent_id, reason, confidence, evidence); apply it."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _kt_agent_alias AS
         WITH ev AS (
@@ -44,30 +51,31 @@ def merge_agents(con: duckdb.DuckDBPyConnection) -> None:
           -- rule 1: one record names both the agent id and the agent name
           SELECT actor_name AS alias, logged AS agent_id,
                  list(event_uid ORDER BY time, event_uid)[1:{EVIDENCE_CAP}] AS evidence
-          FROM ev WHERE id_source = 'gen_ai.agent.id' AND actor_name IS NOT NULL AND actor_name <> logged
+          FROM ev
+          WHERE id_source = 'gen_ai.agent.id' AND actor_name IS NOT NULL AND actor_name <> logged
           GROUP BY ALL
         ), pair1 AS (
           SELECT p.alias, any_value(p.agent_id) AS agent_id, any_value(p.evidence) AS evidence
           FROM pair p GROUP BY p.alias HAVING count(DISTINCT p.agent_id) = 1
         ), named AS (
           SELECT alias, agent_id, 'proven' AS confidence,
-                 'one record names gen_ai.agent.id ' || agent_id || ' and gen_ai.agent.name ' || alias AS reason,
+                 'one record names gen_ai.agent.id ' || agent_id
+                   || ' and gen_ai.agent.name ' || alias AS reason,
                  evidence FROM pair1
           WHERE alias IN (SELECT logged FROM ev)
             AND alias NOT IN (SELECT agent_id FROM inventory_agents)
         ), inv AS (
-          SELECT name, any_value(agent_id) AS agent_id,
-                 any_value('inventory:' || coalesce(file_id, 0) || ':' || coalesce(record_no, 0)) AS ref
+          SELECT name, any_value(agent_id) AS agent_id, any_value({_INV_REF}) AS ref
           FROM inventory_agents WHERE name IS NOT NULL AND name <> ''
           GROUP BY name HAVING count(DISTINCT agent_id) = 1
         ), byname AS (
           -- rule 2: a logged id equal to one inventory agent's name
           SELECT e.logged AS alias, inv.agent_id, 'strong' AS confidence,
-                 'inventory agent ' || inv.agent_id || ' is named ''' || inv.name || '''; the logs name an agent '''
-                   || e.logged || ''' (' || string_agg(DISTINCT coalesce(e.id_source, 'agent id'), ', '
-                                                       ORDER BY coalesce(e.id_source, 'agent id')) || ')' AS reason,
-                 list_prepend(any_value(inv.ref),
-                              list(e.event_uid ORDER BY e.time, e.event_uid)[1:{EVIDENCE_CAP - 1}]) AS evidence
+                 'inventory agent ' || inv.agent_id || ' is named ''' || inv.name
+                   || '''; the logs name an agent ''' || e.logged || ''' (' || {_SOURCES} || ')'
+                   AS reason,
+                 list_prepend(any_value(inv.ref), list(e.event_uid ORDER BY e.time, e.event_uid)
+                                                    [1:{EVIDENCE_CAP - 1}]) AS evidence
           FROM ev e JOIN inv ON inv.name = e.logged
           WHERE e.logged NOT IN (SELECT agent_id FROM inventory_agents)
           GROUP BY e.logged, inv.agent_id, inv.name
@@ -76,16 +84,18 @@ def merge_agents(con: duckdb.DuckDBPyConnection) -> None:
           UNION ALL
           SELECT * FROM named WHERE alias NOT IN (SELECT alias FROM byname)
         )
-        -- an alias of an id that is itself an alias of an inventory agent goes to the inventory agent
+        -- an alias of an id that is itself an alias of an inventory agent: the inventory agent
         SELECT d.alias, coalesce(n.agent_id, d.agent_id) AS agent_id, d.confidence,
                d.reason || coalesce('; ' || n.reason, '') AS reason,
-               d.evidence || coalesce(list_filter(n.evidence, lambda v: NOT list_contains(d.evidence, v)), [])
+               d.evidence || coalesce(list_filter(n.evidence,
+                                                  lambda v: NOT list_contains(d.evidence, v)), [])
                  AS evidence
         FROM direct d LEFT JOIN byname n ON n.alias = d.agent_id""")
     con.execute("""
         UPDATE events SET
           agent_id = a.agent_id,
-          actor_uid = CASE WHEN events.actor_uid = a.alias THEN a.agent_id ELSE events.actor_uid END,
+          actor_uid = CASE WHEN events.actor_uid = a.alias THEN a.agent_id
+                           ELSE events.actor_uid END,
           details = json_merge_patch(coalesce(events.details, '{}'::JSON),
                                      json_object('agent_id_logged', a.alias))
         FROM _kt_agent_alias a
@@ -100,11 +110,13 @@ def same_agent_links(con: duckdb.DuckDBPyConnection, insert: str) -> None:
         insert
         + """
         WITH used AS (
-          SELECT details->>'agent_id_logged' AS alias, count(*) AS n, min(time) AS t0, max(time) AS t1
-          FROM events WHERE source = 'agent' AND details->>'agent_id_logged' IS NOT NULL GROUP BY ALL
+          SELECT details->>'agent_id_logged' AS alias, count(*) AS n,
+                 min(time) AS t0, max(time) AS t1
+          FROM events WHERE source = 'agent' AND details->>'agent_id_logged' IS NOT NULL
+          GROUP BY ALL
         )
-        SELECT 'agent', a.alias, 'agent', a.agent_id, 'SAME_AGENT', a.reason, a.confidence, a.evidence,
-               greatest(coalesce(u.n, 0), len(a.evidence)), u.t0, u.t1,
+        SELECT 'agent', a.alias, 'agent', a.agent_id, 'SAME_AGENT', a.reason, a.confidence,
+               a.evidence, greatest(coalesce(u.n, 0), len(a.evidence)), u.t0, u.t1,
                to_json({'alias': a.alias, 'events': coalesce(u.n, 0)})
         FROM _kt_agent_alias a LEFT JOIN used u ON u.alias = a.alias"""
     )

@@ -18,8 +18,8 @@ EVIDENCE_CAP = 100
 #: Resource rows per ACTED_ON aggregation partition (bounds the derive's peak memory).
 ACTED_ON_PARTITION_ROWS = 250_000
 
-INSERT = "INSERT INTO links (src_kind, src, dst_kind, dst, kind, reason, confidence, evidence, evidence_count, " \
-          "first_seen, last_seen, attributes) "
+INSERT = ("INSERT INTO links (src_kind, src, dst_kind, dst, kind, reason, confidence, evidence, "
+          "evidence_count, first_seen, last_seen, attributes) ")
 
 
 def minted(con: duckdb.DuckDBPyConnection) -> None:

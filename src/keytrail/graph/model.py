@@ -56,7 +56,7 @@ ACTED_ON = EdgeKind(
 
 SAME_AGENT = EdgeKind(
     "SAME_AGENT", ("agent",), ("agent",),
-    "Two names of one agent (a logged name and the inventory id it is merged onto; graph/agent_identity.py).",
+    "Two names of one agent: a logged name and the id it is merged onto (graph/agent_identity.py).",
 )
 
 EDGE_KINDS: dict[str, EdgeKind] = {

@@ -255,14 +255,15 @@ def _arguments_from_events(attrs: dict[str, Any], events: list[Any]) -> str | No
             return "span event gen_ai.tool.message"
         for msg in arr(parse_jsonish(eattrs.get("gen_ai.input.messages"))):
             for part in arr(msg.get("parts")) if isinstance(msg, dict) else []:
-                if isinstance(part, dict) and part.get("type") == "tool_call" and "arguments" in part:
+                if isinstance(part, dict) and part.get("type") == "tool_call" \
+                        and "arguments" in part:
                     attrs["gen_ai.tool.call.arguments"] = part["arguments"]
                     return f"span event {name}"
     return None
 
 
 def _names(value: Any, kind: str) -> list[str]:
-    """Tool names in GenAI message/definition JSON: ``tool_call`` parts (messages) or definitions."""
+    """Tool names in GenAI JSON: ``tool_call`` parts (messages) or tool definitions."""
     value = parse_jsonish(value)
     out: list[str] = []
     for item in value if isinstance(value, list) else []:
@@ -271,7 +272,8 @@ def _names(value: Any, kind: str) -> list[str]:
         if kind == "definitions" and isinstance(item.get("name"), str):
             out.append(item["name"])
         for part in arr(item.get("parts")) if kind == "calls" else []:
-            if isinstance(part, dict) and part.get("type") == "tool_call" and isinstance(part.get("name"), str):
+            if isinstance(part, dict) and part.get("type") == "tool_call" \
+                    and isinstance(part.get("name"), str):
                 out.append(part["name"])
     return out
 

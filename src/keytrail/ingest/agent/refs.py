@@ -188,7 +188,7 @@ def resources_in_arguments(args: Any, *, tool: str | None = None) -> list[Resour
         if s.startswith(("s3://", "arn:aws", "vault:")):
             add(classify(s))
     if isinstance(args, str) and _BARE_PATH.match(args.strip()):
-        # a one-argument tool logged with its bare input (OpenInference ``input.value``: "payroll/2025-10")
+        # a one-argument tool logged with its bare input (OpenInference ``input.value``)
         add(classify(args, vault_hint=vault_tool))
     return [(rid, rtype) for rid, rtype in found.items()]
 
