@@ -211,6 +211,10 @@ def engines(bao: OpenBao) -> dict[str, Any]:
                                                  "max_ttl": "72h", "client_flag": True})
     cert = bao.call("POST", f"{pki}/issue/agent-mtls", {"common_name": "ledger-agent.agents.internal",
                                                         "ttl": "24h"})["data"]
+    # a role with generate_lease: the certificate comes with a lease (as AWS keys do) and dies with it
+    bao.call("POST", f"{pki}/roles/agent-leased", {"allowed_domains": "agents.internal", "allow_subdomains": True,
+                                                   "max_ttl": "2h", "generate_lease": True})
+    leased = bao.call("POST", f"{pki}/issue/agent-leased", {"common_name": "batch.agents.internal", "ttl": "1h"})
     bao.call("POST", f"sys/mounts/{ssh}", {"type": "ssh"})
     bao.call("POST", f"{ssh}/config/ca", {"generate_signing_key": True})
     bao.call("POST", f"{ssh}/roles/agent", {"key_type": "ca", "allow_user_certificates": True,
@@ -226,7 +230,31 @@ def engines(bao: OpenBao) -> dict[str, Any]:
     code = bao.call("GET", f"{totp}/code/agent-otp")["data"]["code"]
     bao.call("POST", f"{totp}/code/agent-otp", {"code": code})
     return {"pki": pki, "serial": cert["serial_number"], "expiration": cert["expiration"],
+            "leased_serial": leased["data"]["serial_number"], "lease": leased["lease_id"],
             "ssh": ssh, "ssh_serial": signed["serial_number"], "totp": totp}
+
+
+#: Fact keys that are not identifiers a log would HMAC (mount names, roles, numbers, lease ids).
+_CLEAR_FACTS = ("mount", "role", "kv", "kv1", "kv2", "transit", "pki", "ssh", "totp", "lease",
+                "extra_policy")
+
+
+def logged_ids(bao: OpenBao, facts: dict[str, Any], device: str) -> dict[str, Any]:
+    """``facts`` with every identifier as ``device`` logs it (``sys/audit-hash``; as is on the raw device).
+
+    Tokens themselves are dropped: nothing here needs a secret, and fixtures must not hold one.
+    """
+    out: dict[str, Any] = {}
+    for key, value in facts.items():
+        if key in ("token", "parent_token"):
+            continue
+        if isinstance(value, dict):
+            out[key] = logged_ids(bao, value, device)
+        elif isinstance(value, str) and key not in _CLEAR_FACTS and device != "raw":
+            out[key] = audit_hash(bao, device, value)
+        else:
+            out[key] = value
+    return out
 
 
 def audit_hash(bao: OpenBao, device: str, value: str) -> str:
