@@ -123,9 +123,9 @@ def test_minted_chain_token_create_secret_id_login(learn: duckdb.DuckDBPyConnect
     assert a["mount"] == "approle" and a["role"] == "my-role" and a["identity_ref"] == "vault:approle/my-role"
     assert a["secret_id"] == SECRET_ID and a["caller_token_accessor"] == CREATED
     counts = dict(learn.execute("SELECT kind, count(*) FROM credential_issues GROUP BY ALL").fetchall())
-    # 229 logins + 2 token creates; the lab's pki_int/issue certificates (6 h) and TOTP keys and codes
-    assert counts == {"vault-token": 231, "vault-secret-id": 2, "x509-certificate": 20, "totp-key": 2,
-                      "totp-code": 25}
+    # 229 logins + 2 token creates; the lab's pki_int/issue certificates (6 h), TOTP keys and codes
+    assert counts == {"vault-token": 231, "vault-secret-id": 2, "x509-certificate": 20,
+                      "totp-key": 2, "totp-code": 25}
 
 
 def test_userpass_login_then_secret_read(learn: duckdb.DuckDBPyConnection) -> None:

@@ -112,8 +112,10 @@ def case(shared_fixtures: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConne
                  namespace={"id": "Rk2xa", "path": "team-a/"})
     # An IAM user key (no session token) whose id the device HMAC'd, handed out under a 1 h lease.
     out += _pair(template, "aaaaaaaa-0000-0000-0000-000000000005", "aws/creds/deploy",
-                 {"secret": {"lease_id": "aws/creds/deploy/Hm4cUser", "lease_duration": 3600}, "mount_type": "aws",
-                  "data": {"access_key": IAM_HMAC_KEY, "secret_key": HMAC_KEY, "security_token": None}},
+                 {"secret": {"lease_id": "aws/creds/deploy/Hm4cUser", "lease_duration": 3600},
+                  "mount_type": "aws",
+                  "data": {"access_key": IAM_HMAC_KEY, "secret_key": HMAC_KEY,
+                           "security_token": None}},
                  req_time="2020-04-30T14:34:00Z", resp_time="2020-04-30T14:34:00Z")
     f = tmp_path / "aws.log"
     f.write_text("\n".join(out) + "\n")
@@ -166,15 +168,16 @@ def test_aws_hmac_key_kept_as_logged_with_name_stem(case: duckdb.DuckDBPyConnect
 
 
 def test_aws_hmac_iam_user_key_under_a_lease_is_temporary(case: duckdb.DuckDBPyConnection) -> None:
-    # Vault deletes the IAM user when the lease ends: a temporary credential with the lease's expiry, never
-    # a long-term key (issue 13 item 5: no long-term-credential-minted, no update-access-key on an HMAC).
+    # Vault deletes the IAM user when the lease ends: a temporary credential with the lease's
+    # expiry, never a long-term key (issue 13 item 5: no long-term-credential-minted, no
+    # update-access-key on an HMAC).
     from keytrail.analysis.findings.containment import step
 
-    kind, parent = case.execute("SELECT kind, parent_credential_id FROM credential_issues WHERE credential_id = ?",
-                                [IAM_HMAC_KEY]).fetchone() or (None, None)
+    kind, parent = case.execute("SELECT kind, parent_credential_id FROM credential_issues "
+                                "WHERE credential_id = ?", [IAM_HMAC_KEY]).fetchone() or (None, None)
     assert (kind, parent) == ("aws-temporary-key", "aws/creds/deploy/Hm4cUser")
-    ttl = case.execute("SELECT epoch(expires_at - issued_at) FROM credential_issues WHERE credential_id = ?",
-                       [IAM_HMAC_KEY]).fetchone()
+    ttl = case.execute("SELECT epoch(expires_at - issued_at) FROM credential_issues "
+                       "WHERE credential_id = ?", [IAM_HMAC_KEY]).fetchone()
     assert ttl == (3600,)
     text = step(IAM_HMAC_KEY, kind, None, [parent])
     assert "vault lease revoke aws/creds/deploy/Hm4cUser" in text and "sys/leases/lookup" in text
@@ -184,8 +187,9 @@ def test_aws_hmac_iam_user_key_under_a_lease_is_temporary(case: duckdb.DuckDBPyC
     # the report's containment checklist acts on the lease too
     from keytrail.report.containment import _credential_item
 
-    item = _credential_item({"credential_id": IAM_HMAC_KEY, "kind": kind, "parent_credential_id": parent,
-                             "principal_uid": None, "issued_by_event": "vault:x"}, IAM_HMAC_KEY, "")
+    row = {"credential_id": IAM_HMAC_KEY, "kind": kind, "parent_credential_id": parent,
+           "principal_uid": None, "issued_by_event": "vault:x"}
+    item = _credential_item(row, IAM_HMAC_KEY, "")
     assert item is not None
     assert (item["category"], item["target"], item["command"]) == (
         "Revoke Vault leases", parent, f"vault lease revoke {parent}")

@@ -1,8 +1,8 @@
-"""The Vault adapter on audit logs a real OpenBao server wrote (tests/fixtures/openbao/), no server needed.
+"""The Vault adapter on audit logs a real OpenBao server wrote (tests/fixtures/openbao/).
 
-The logs and their ``*.ids.json`` come from ``python -m tests.fixtures.openbao.make`` (never edited by hand);
-the checks are the ones the live scenario tests run (tests/openbao_checks.py), so a behaviour pinned here is
-one a real server was seen to need.
+The logs and their ``*.ids.json`` come from ``python -m tests.fixtures.openbao.make`` (never edited
+by hand); the checks are the ones the live scenario tests run (tests/openbao_checks.py), so a
+behaviour pinned here is one a real server was seen to need.
 """
 
 from __future__ import annotations
@@ -56,16 +56,24 @@ def test_wrapping(lineage: tuple[Path, dict[str, Any]]) -> None:
 
 
 def test_every_login_is_the_root_of_its_tree(lineage: tuple[Path, dict[str, Any]]) -> None:
-    # four logins (userpass, approle, two JWT mounts), three of them made while the client held the root
-    # token: none has a parent token; only the AppRole token has a parent, the secret id it exchanged
+    # four logins (userpass, approle, two JWT mounts), three made while the client held the root
+    # token: none has a parent token; only the AppRole token has a parent, its secret id
     case, _ = lineage
-    rows = case_rows(case, """SELECT c.credential_id, c.parent_credential_id, p.kind AS parent_kind,
+    rows = case_rows(
+        case,
+        """SELECT c.credential_id, c.parent_credential_id, p.kind AS parent_kind,
                                      ci.attributes->>'caller_token_accessor' AS sent
                               FROM credential_issues ci JOIN credentials c USING (credential_id)
                               LEFT JOIN credentials p ON p.credential_id = c.parent_credential_id
-                              WHERE ci.attributes->>'login_path' IS NOT NULL""")
+                              WHERE ci.attributes->>'login_path' IS NOT NULL""",
+    )
     assert len(rows) == 4
-    assert sorted(str(r["parent_kind"]) for r in rows) == ["None", "None", "None", "vault-secret-id"]
+    assert sorted(str(r["parent_kind"]) for r in rows) == [
+        "None",
+        "None",
+        "None",
+        "vault-secret-id",
+    ]
     assert sum(r["sent"] is not None for r in rows) == 3
 
 

@@ -1,11 +1,11 @@
-"""The Vault adapter against a real OpenBao server: each scenario through the HTTP API, its audit log ingested.
+"""The Vault adapter against a real OpenBao server: scenarios through its HTTP API, logs ingested.
 
-The ``openbao`` session fixture (tests/conftest.py) runs ``bao server -dev`` with three audit devices; each
-test drives one scenario (tests/openbao_scenarios.py), ingests what a device wrote for it, and checks the
-credentials, parents and edges it must produce (tests/openbao_checks.py; the same checks run on the kept
-fixtures in tests/unit/test_openbao_fixtures.py). Identifiers are compared as the device logs them:
-``sys/audit-hash`` turns the clear accessors and serials the HTTP answers gave into the HMACs the default
-device writes, as a responder would.
+The ``openbao`` session fixture (tests/conftest.py) runs ``bao server -dev`` with three audit
+devices; each test drives one scenario (tests/openbao_scenarios.py), ingests what a device wrote for
+it, and checks the credentials, parents and edges it must produce (tests/openbao_checks.py; the same
+checks run on the kept fixtures in tests/unit/test_openbao_fixtures.py). Identifiers are compared as
+the device logs them: ``sys/audit-hash`` turns the clear accessors and serials the HTTP answers gave
+into the HMACs the default device writes, as a responder would.
 """
 
 from __future__ import annotations
@@ -21,14 +21,20 @@ from tests.conftest import case_rows
 from tests.openbao import OpenBao
 
 
-def _run(bao: OpenBao, tmp: Path, name: str, device: str = "default") -> tuple[Path, dict[str, Any], str]:
+def _run(
+    bao: OpenBao, tmp: Path, name: str, device: str = "default"
+) -> tuple[Path, dict[str, Any], str]:
     """(case, logged ids, logged root accessor) of scenario ``name`` as ``device`` recorded it."""
     mark = bao.mark()
     facts = getattr(scenarios, name)(bao)
     log = bao.audit_since(mark, device)
     root = bao.call("GET", "auth/token/lookup-self")["data"]["accessor"]
     root = root if device == "raw" else scenarios.audit_hash(bao, device, root)
-    return check.ingest_log(tmp, f"{name}-{device}.log", log), scenarios.logged_ids(bao, facts, device), root
+    return (
+        check.ingest_log(tmp, f"{name}-{device}.log", log),
+        scenarios.logged_ids(bao, facts, device),
+        root,
+    )
 
 
 def test_userpass_login_has_no_parent(openbao: OpenBao, tmp_path: Path) -> None:
@@ -51,7 +57,9 @@ def test_token_lineage_renew_lookup_revoke(openbao: OpenBao, tmp_path: Path) -> 
     check.check_tokens(case, ids, root)
 
 
-def test_token_role_policies_the_parent_lacks_is_a_finding(openbao: OpenBao, tmp_path: Path) -> None:
+def test_token_role_policies_the_parent_lacks_is_a_finding(
+    openbao: OpenBao, tmp_path: Path
+) -> None:
     from keytrail.analysis.findings import run_findings
     from keytrail.store.case import CaseStore
 
@@ -59,7 +67,8 @@ def test_token_role_policies_the_parent_lacks_is_a_finding(openbao: OpenBao, tmp
     with CaseStore.open(case) as store:
         found = [f for f in run_findings(store) if f.rule == "vault-token-with-other-policies"]
     assert [(f.subjects[0], f.subjects[1], f.details["new_policies"]) for f in found] == [
-        (ids["parent"], ids["via_role"], [ids["extra_policy"]])]
+        (ids["parent"], ids["via_role"], [ids["extra_policy"]])
+    ]
 
 
 def test_response_wrapping_and_unwrap(openbao: OpenBao, tmp_path: Path) -> None:
@@ -97,7 +106,9 @@ def test_audit_hash_maps_clear_ids_to_the_log(openbao: OpenBao, tmp_path: Path) 
     after = openbao.mark()
     scenarios.audit_hash(openbao, "default", "anything")
     case = check.ingest_log(tmp_path / "h2", "hash2.log", openbao.audit_since(after, "default"))
-    assert [r["target"] for r in case_rows(case, "SELECT target FROM events")] == ["sys/audit-hash/default"]
+    assert [r["target"] for r in case_rows(case, "SELECT target FROM events")] == [
+        "sys/audit-hash/default"
+    ]
     assert case_rows(case, "SELECT * FROM credential_issues") == []
 
 
@@ -105,4 +116,6 @@ def test_dev_server_bootstrap_is_no_lineage(openbao: OpenBao, tmp_path: Path) ->
     log = openbao.audit_since({name: 0 for name in openbao.audit_logs}, "default")
     case = check.ingest_log(tmp_path, "all.log", log)
     root = check.check_bootstrap(case)
-    assert root == scenarios.audit_hash(openbao, "default", openbao.call("GET", "auth/token/lookup-self")["data"]["accessor"])
+    assert root == scenarios.audit_hash(
+        openbao, "default", openbao.call("GET", "auth/token/lookup-self")["data"]["accessor"]
+    )

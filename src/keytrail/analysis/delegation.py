@@ -118,7 +118,8 @@ def _made_for(store: CaseStore, uid: str, signer: str | None) -> tuple[str, str]
     the event's own credential: the call was made on that parent's behalf (docs/graph.md)."""
     rows = store.query(
         """SELECT c.credential_id, c.parent_credential_id FROM credentials c
-           WHERE c.credential_id IN (SELECT credential_id FROM credential_issues WHERE event_uid = $u)
+           WHERE c.credential_id IN (SELECT credential_id FROM credential_issues
+                                     WHERE event_uid = $u)
              AND c.parent_credential_id IS NOT NULL AND c.parent_credential_id <> coalesce($s, '')
            ORDER BY c.credential_id LIMIT 1""",
         {"u": uid, "s": signer},  # type: ignore[arg-type]
@@ -128,7 +129,7 @@ def _made_for(store: CaseStore, uid: str, signer: str | None) -> tuple[str, str]
 
 def _lineage_links(store: CaseStore, cred: str | None, steps: list[Any], stopped: bool, uid: str,
                    gaps: list[str]) -> tuple[list[str], list[ChainLink]]:
-    """The credential ids of ``cred``'s lineage (root first) and their chain links; gaps appended."""
+    """The ids of ``cred``'s lineage (root first) and their chain links; gaps are appended."""
     chain_ids = ([steps[0].parent] if steps else ([cred] if cred else [])) + [s.child for s in steps]
     cred_rows = {r["credential_id"]: r for r in store.query(
         "SELECT * FROM credentials WHERE list_contains($ids, credential_id)", {"ids": chain_ids})}  # type: ignore[arg-type]
@@ -217,8 +218,8 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         if behalf_links and behalf_links[-1].id == key:
             last = behalf_links[-1]
             behalf_links[-1] = ChainLink("credential", key, last.label,
-                                         f"created by this event for {parent}; {last.reason}", last.confidence,
-                                         last.evidence)
+                                         f"created by this event for {parent}; {last.reason}",
+                                         last.confidence, last.evidence)
     search_ids = behalf_ids + [c for c in chain_ids if c not in behalf_ids]
     # closeness to the event: the credentials it was made for first, then the signer's chain
     closeness = {c: len(behalf_ids) - 1 - i for i, c in enumerate(behalf_ids)}
@@ -318,5 +319,6 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         if made_for is not None:
             why += f", creating {made_for[0]} for {made_for[1]}"
         event_link = ChainLink("event", uid, label, why, "proven", (uid,))
-    chain = [x for x in (human_link, agent_link) if x is not None] + behalf_links + cred_links + [event_link]
+    who = [x for x in (human_link, agent_link) if x is not None]
+    chain = who + behalf_links + cred_links + [event_link]
     return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows))

@@ -131,7 +131,8 @@ _VAULT_SECRET_ID = """
 CREATE OR REPLACE TEMP TABLE _kt_vault_sid AS
 SELECT s.credential_id AS parent, l.credential_id AS child, l.event_uid, l.call_id, l.issued_at
 FROM _kt_issue l JOIN _kt_issue s
-  ON s.kind = 'vault-secret-id' AND s.src_source = 'vault' AND s.credential_id = l.attributes->>'secret_id'
+  ON s.kind = 'vault-secret-id' AND s.src_source = 'vault'
+ AND s.credential_id = l.attributes->>'secret_id'
 WHERE l.src_source = 'vault' AND l.kind = 'vault-token' AND l.attributes->>'login_path' IS NOT NULL
 """
 

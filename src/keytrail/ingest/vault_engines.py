@@ -2,16 +2,16 @@
 SSH certificates and TOTP keys and codes (rows of ``credential_issues``).
 
 An agent's mTLS identity is a certificate from ``pki/issue/<role>``; an SSH certificate from
-``ssh/sign/<role>`` opens hosts until it expires; a TOTP key is a second factor that never expires, a
-code one that does within a period. Each is read off the one response that proves it, with the expiry
-the response logs (``data.expiration`` of a certificate, ``data.expire_time`` of a code) or, for SSH,
-the TTL the request asked for when it is logged in clear (the default audit device HMACs request
-strings, so an SSH certificate's TTL is then unknown: never guessed from the role).
+``ssh/sign/<role>`` opens hosts until it expires; a TOTP key is a second factor that never expires,
+a code one that does within a period. Each is read off the one response that proves it, with the
+expiry the response logs (``data.expiration`` of a certificate, ``data.expire_time`` of a code) or,
+for SSH, the TTL the request asked for when it is logged in clear (the default audit device HMACs
+request strings, so an SSH certificate's TTL is then unknown: never guessed from the role).
 
-Identifiers are what the log holds: a certificate's ``serial_number`` (an HMAC unless the device logs
-raw values; a serial is not a secret either way), a TOTP key's path. A TOTP code is a secret while it
-is valid, so it is never an identifier: the code credential is ``<mount>/code/<key>@<generated>``
-and the code's HMAC, when logged, is an attribute.
+Identifiers are what the log holds: a certificate's ``serial_number`` (an HMAC unless the device
+logs raw values; a serial is not a secret either way), a TOTP key's path. A TOTP code is a secret
+while it is valid, so it is never an identifier: the code credential is
+``<mount>/code/<key>@<generated>`` and the code's HMAC, when logged, is an attribute.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from typing import Any
 
 from keytrail.ingest.vault_mint import d, is_hmac, issue, num, s
 
-_PKI_PATH = re.compile(r"^(?P<mount>.+?)/(?:issuer/[^/]+/)?(?P<op>issue|sign|sign-verbatim)(?:/(?P<role>[^/]+))?$")
+_PKI_PATH = re.compile(
+    r"^(?P<mount>.+?)/(?:issuer/[^/]+/)?(?P<op>issue|sign|sign-verbatim)(?:/(?P<role>[^/]+))?$"
+)
 _SSH_PATH = re.compile(r"^(?P<mount>.+?)/(?P<op>sign|issue)/(?P<role>[^/]+)$")
 _TOTP_KEY = re.compile(r"^(?P<mount>.+?)/keys/(?P<name>[^/]+)$")
 _TOTP_CODE = re.compile(r"^(?P<mount>.+?)/code/(?P<name>[^/]+)$")
@@ -36,7 +38,7 @@ def _unix(value: Any) -> datetime | None:
 
 
 def duration_s(value: Any) -> int | None:
-    """Seconds of a TTL as a client sends it: a number, ``"3600"``, or a Go duration like ``"1h30m"``."""
+    """Seconds of a TTL as a client sends it: a number, ``"3600"``, a Go duration (``"1h30m"``)."""
     if isinstance(value, str) and value and not is_hmac(value):
         if value.isdigit():
             return int(value)
@@ -48,49 +50,140 @@ def duration_s(value: Any) -> int | None:
 
 
 def _engine(mount_type: str | None, path: str, name: str) -> bool:
-    """The mount is engine ``name``: by ``mount_type``, or for old logs without it the first path segment."""
+    """Whether the mount is engine ``name``: ``mount_type``, else (old logs) the first segment."""
     if mount_type:
         return mount_type == name
     return path.startswith(name)
 
 
-def engine_issues(uid: str, path: str, op: str, mount_type: str | None, request: dict[str, Any],
-                  response: dict[str, Any], caller: str | None, issued: datetime | None,
-                  lease: str | None) -> list[dict[str, Any]]:
+def engine_issues(
+    uid: str,
+    path: str,
+    op: str,
+    mount_type: str | None,
+    request: dict[str, Any],
+    response: dict[str, Any],
+    caller: str | None,
+    issued: datetime | None,
+    lease: str | None,
+) -> list[dict[str, Any]]:
     """``credential_issues`` rows for a PKI / SSH / TOTP response (empty for anything else)."""
     rdata, qdata = d(response.get("data")), d(request.get("data"))
     parent = lease or caller  # a certificate with generate_lease lives and dies with its lease
-    if _engine(mount_type, path, "pki") and (m := _PKI_PATH.match(path)) and s(rdata.get("serial_number")):
+    if (
+        _engine(mount_type, path, "pki")
+        and (m := _PKI_PATH.match(path))
+        and s(rdata.get("serial_number"))
+    ):
         serial = s(rdata.get("serial_number"))
         cn = s(qdata.get("common_name"))
         cn = None if is_hmac(cn) else cn
-        attrs = {"engine": "pki", "mount": m["mount"], "role": m["role"], "endpoint": m["op"],
-                 "common_name": cn, "hmac": is_hmac(serial) or None, "lease_id": lease,
-                 "not_before": num(rdata.get("not_before"))}
-        return [issue(serial, "x509-certificate", parent, uid, issued, None, cn, cn, attrs,  # type: ignore[arg-type]
-                      f"Vault PKI {m['op']} response.data.serial_number", expires=_unix(rdata.get("expiration")))]
-    if _engine(mount_type, path, "ssh") and (m := _SSH_PATH.match(path)) and s(rdata.get("serial_number")):
+        attrs = {
+            "engine": "pki",
+            "mount": m["mount"],
+            "role": m["role"],
+            "endpoint": m["op"],
+            "common_name": cn,
+            "hmac": is_hmac(serial) or None,
+            "lease_id": lease,
+            "not_before": num(rdata.get("not_before")),
+        }
+        return [
+            issue(
+                serial,
+                "x509-certificate",
+                parent,
+                uid,
+                issued,
+                None,
+                cn,
+                cn,
+                attrs,  # type: ignore[arg-type]
+                f"Vault PKI {m['op']} response.data.serial_number",
+                expires=_unix(rdata.get("expiration")),
+            )
+        ]
+    if (
+        _engine(mount_type, path, "ssh")
+        and (m := _SSH_PATH.match(path))
+        and s(rdata.get("serial_number"))
+    ):
         serial = s(rdata.get("serial_number"))
         principals = s(qdata.get("valid_principals"))
-        attrs = {"engine": "ssh", "mount": m["mount"], "role": m["role"], "endpoint": m["op"],
-                 "valid_principals": None if is_hmac(principals) else principals,
-                 "hmac": is_hmac(serial) or None, "lease_id": lease}
-        return [issue(serial, "ssh-certificate", parent, uid, issued, duration_s(qdata.get("ttl")), None, None,  # type: ignore[arg-type]
-                      attrs, f"Vault SSH {m['op']} response.data.serial_number")]
+        attrs = {
+            "engine": "ssh",
+            "mount": m["mount"],
+            "role": m["role"],
+            "endpoint": m["op"],
+            "valid_principals": None if is_hmac(principals) else principals,
+            "hmac": is_hmac(serial) or None,
+            "lease_id": lease,
+        }
+        return [
+            issue(
+                serial,
+                "ssh-certificate",
+                parent,
+                uid,
+                issued,
+                duration_s(qdata.get("ttl")),
+                None,
+                None,  # type: ignore[arg-type]
+                attrs,
+                f"Vault SSH {m['op']} response.data.serial_number",
+            )
+        ]
     if not _engine(mount_type, path, "totp"):
         return []
-    if op in ("create", "update") and (m := _TOTP_KEY.match(path)) and (
-            rdata.get("barcode") or rdata.get("url") or qdata.get("key") or qdata.get("url")):
-        attrs = {"engine": "totp", "mount": m["mount"], "key": m["name"], "generated": bool(rdata) or None,
-                 "period": num(qdata.get("period"))}
-        return [issue(path, "totp-key", caller, uid, issued, None, None, None, attrs,
-                      "Vault TOTP key created (response.data.barcode/url when generated)")]
+    if (
+        op in ("create", "update")
+        and (m := _TOTP_KEY.match(path))
+        and (rdata.get("barcode") or rdata.get("url") or qdata.get("key") or qdata.get("url"))
+    ):
+        attrs = {
+            "engine": "totp",
+            "mount": m["mount"],
+            "key": m["name"],
+            "generated": bool(rdata) or None,
+            "period": num(qdata.get("period")),
+        }
+        return [
+            issue(
+                path,
+                "totp-key",
+                caller,
+                uid,
+                issued,
+                None,
+                None,
+                None,
+                attrs,
+                "Vault TOTP key created (response.data.barcode/url when generated)",
+            )
+        ]
     if op == "read" and (m := _TOTP_CODE.match(path)) and s(rdata.get("code")):
         code = s(rdata.get("code"))
         generated = num(rdata.get("generated"))
         cred = f"{m['mount']}/code/{m['name']}@{generated if generated is not None else uid}"
-        attrs = {"engine": "totp", "mount": m["mount"], "key": f"{m['mount']}/keys/{m['name']}",
-                 "code": code if is_hmac(code) else None}
-        return [issue(cred, "totp-code", caller, uid, issued, None, None, None, attrs,
-                      "Vault TOTP code read (response.data.code)", expires=_unix(rdata.get("expire_time")))]
+        attrs = {
+            "engine": "totp",
+            "mount": m["mount"],
+            "key": f"{m['mount']}/keys/{m['name']}",
+            "code": code if is_hmac(code) else None,
+        }
+        return [
+            issue(
+                cred,
+                "totp-code",
+                caller,
+                uid,
+                issued,
+                None,
+                None,
+                None,
+                attrs,
+                "Vault TOTP code read (response.data.code)",
+                expires=_unix(rdata.get("expire_time")),
+            )
+        ]
     return []

@@ -115,9 +115,10 @@ def _expiry(issued: datetime | None, ttl: int | None) -> datetime | None:
     return issued + timedelta(seconds=ttl)
 
 
-def issue(cred: str, kind: str, parent: str | None, uid: str, issued: datetime | None, ttl: int | None,
-          principal_uid: str | None, principal_name: str | None, attributes: dict[str, Any],
-          reason: str, confidence: str = "proven", expires: datetime | None = None) -> dict[str, Any]:
+def issue(cred: str, kind: str, parent: str | None, uid: str, issued: datetime | None,
+          ttl: int | None, principal_uid: str | None, principal_name: str | None,
+          attributes: dict[str, Any], reason: str, confidence: str = "proven",
+          expires: datetime | None = None) -> dict[str, Any]:
     """One ``credential_issues`` row; ``expires`` (a logged expiry) wins over ``issued + ttl``."""
     attrs = _compact(attributes)
     if expires is not None and issued is not None and not ttl:
@@ -126,7 +127,8 @@ def issue(cred: str, kind: str, parent: str | None, uid: str, issued: datetime |
         attrs["ttl"] = ttl
     return {
         "credential_id": cred, "kind": kind, "parent_credential_id": parent, "event_uid": uid,
-        "issued_at": issued, "expires_at": expires or _expiry(issued, ttl), "principal_uid": principal_uid,
+        "issued_at": issued, "expires_at": expires or _expiry(issued, ttl),
+        "principal_uid": principal_uid,
         "principal_name": principal_name, "attributes": orjson.dumps(attrs),
         "confidence": confidence, "reason": reason,
     }
@@ -172,8 +174,9 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
         orphan = path.startswith("auth/token/create-orphan") or data.get("no_parent") is True
         attrs = _token_attrs(rauth) | {"role": role, "orphan": orphan or None, "path": path,
                                        "internal": internal or None}
-        out.append(issue(new_acc, "vault-token", None if internal else creator, uid, issued, _ttl(rauth),
-                         s(rauth.get("entity_id")), s(rauth.get("display_name")), attrs,
+        out.append(issue(new_acc, "vault-token", None if internal else creator, uid, issued,
+                         _ttl(rauth), s(rauth.get("entity_id")), s(rauth.get("display_name")),
+                         attrs,
                          f"Vault {path} response.auth.accessor" + (_INTERNAL if internal else "")))
     elif new_acc and path.startswith("auth/") and not path.startswith("auth/token/"):
         mount = login_mount(path, mount_point)
@@ -190,8 +193,9 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
             "role_id": data.get("role_id") if is_hmac(s(data.get("role_id"))) else None,
             "secret_id": data.get("secret_id") if is_hmac(s(data.get("secret_id"))) else None,
         }
-        out.append(issue(new_acc, "vault-token", None, uid, issued, _ttl(rauth), s(rauth.get("entity_id")),
-                         s(rauth.get("display_name")), attrs, f"Vault login ({mount}) response.auth.accessor"))
+        out.append(issue(new_acc, "vault-token", None, uid, issued, _ttl(rauth),
+                         s(rauth.get("entity_id")), s(rauth.get("display_name")), attrs,
+                         f"Vault login ({mount}) response.auth.accessor"))
 
     caller = s(auth.get("accessor")) or sent
     rdata = d(response.get("data"))
@@ -226,7 +230,8 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
             # sys/audit-hash) so the graph can join the name stem to the CloudTrail key.
             # STS credentials come with a session token; an IAM user key handed out under a lease is
             # deleted by Vault when the lease ends: both are temporary, expiring with the lease.
-            kind = "aws-temporary-key" if s(rdata.get("security_token")) or lease else "aws-access-key"
+            temporary = s(rdata.get("security_token")) or lease
+            kind = "aws-temporary-key" if temporary else "aws-access-key"
             reason = "Vault AWS secrets engine response.data.access_key (HMAC'd as logged" + (
                 f"; temporary: it lives as long as lease {lease})" if lease else ")")
         else:
@@ -253,14 +258,15 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
         out.append(issue(wacc, "vault-token", caller, uid, issued, num(wrap.get("ttl")), None, None, attrs,
                          "Vault response.wrap_info.accessor (response-wrapping token)"))
         if wrapped and created.startswith("auth/"):
-            # The wrapped response is not logged, only its accessor: a token creation's child (parent
-            # the creator), a login's new token (no parent, like every login).
+            # The wrapped response is not logged, only its accessor: a token creation's child
+            # (parent the creator), a login's new token (no parent, like every login).
             create = created.startswith("auth/token/create")
             attrs = {"path": created, "wrapped_by": wacc, "login_path": None if create else created,
                      "orphan": created.startswith("auth/token/create-orphan") or None}
-            out.append(issue(wrapped, "vault-token", caller if create and not internal else None, uid, issued,
-                             None, None, None, attrs, "Vault response.wrap_info.wrapped_accessor (the token "
-                             "inside the response-wrapping token)"))
+            out.append(issue(wrapped, "vault-token", caller if create and not internal else None,
+                             uid, issued, None, None, None, attrs,
+                             "Vault response.wrap_info.wrapped_accessor (the token inside the "
+                             "response-wrapping token)"))
     return out
 
 

@@ -301,7 +301,7 @@ def _revoked(path: str | None, data: Any, caller: str | None) -> str | None:
     """The accessor a token revocation names (its children die with it; Vault logs no cascade)."""
     if path == "auth/token/revoke-self":
         return caller
-    if path in ("auth/token/revoke-accessor", "auth/token/revoke-orphan-accessor") and isinstance(data, dict):
+    if path == "auth/token/revoke-accessor" and isinstance(data, dict):
         return s(data.get("accessor"))
     return None
 

@@ -43,8 +43,9 @@ def _credential_item(c: dict[str, Any], section: str, revoke_before: str) -> dic
         # Vault's AWS engine handed it out and the audit device HMAC'd it: the lease is the handle.
         parent = c.get("parent_credential_id") or ""
         lease = parent if parent and not parent.startswith(HMAC) and "/" in parent else None
-        return {"category": "Revoke Vault leases", "target": lease or cid, "why": f"{why}; AWS key {cid}",
-                "command": f"vault lease revoke {q(lease)}" if lease else None, "evidence": evidence,
+        return {"category": "Revoke Vault leases", "target": lease or cid,
+                "why": f"{why}; AWS key {cid}", "evidence": evidence,
+                "command": f"vault lease revoke {q(lease)}" if lease else None,
                 "recommendation": vault_aws_key_step(cid, [lease] if lease else [])}
     if kind == "aws-access-key" or (kind is None and cid.startswith("AKIA")):
         user = _tail(principal, ":user/")

@@ -26,16 +26,19 @@ def vault_aws_key_step(cred: str, parents: list[str] | None) -> str:
     checked against the HMAC with ``sys/audit-hash``.
     """
     leases = [p for p in parents or [] if not p.startswith(HMAC) and "/" in p]
-    find = (f"The access key id is only an HMAC in this audit log ({cred}): take the candidate key id "
-            "from CloudTrail (the IAM user or session named vault-<display name>-<role>-<unix time>-...) "
-            "and confirm it with vault write sys/audit-hash/<audit device path> input=<AKIA.../ASIA...>")
+    find = (f"The access key id is only an HMAC in this audit log ({cred}): take the candidate "
+            "key id from CloudTrail (the IAM user or session named "
+            "vault-<display name>-<role>-<unix time>-...) and confirm it with "
+            "vault write sys/audit-hash/<audit device path> input=<AKIA.../ASIA...>")
     if leases:
         lease = leases[0]
-        return (f"Revoke Vault lease {lease}: vault lease revoke {lease} (Vault deletes the IAM user or key "
-                f"it made; STS credentials stay valid until they expire, so also revoke the role's older "
-                f"sessions); vault write sys/leases/lookup lease_id={lease} shows its expiry. {find}.")
-    return (f"{find}; then list the engine's leases (vault list sys/leases/lookup/<aws mount>/creds/<role>) "
-            "and revoke the one that issued it (vault lease revoke <lease id>).")
+        return (f"Revoke Vault lease {lease}: vault lease revoke {lease} (Vault deletes the IAM "
+                "user or key it made; STS credentials stay valid until they expire, so also "
+                "revoke the role's older sessions); "
+                f"vault write sys/leases/lookup lease_id={lease} shows its expiry. {find}.")
+    return (f"{find}; then list the engine's leases "
+            "(vault list sys/leases/lookup/<aws mount>/creds/<role>) and revoke the one that "
+            "issued it (vault lease revoke <lease id>).")
 
 
 def _kind(cred: str, kind: str | None) -> str:
@@ -94,13 +97,15 @@ def step(cred: str, kind: str | None, principal: str | None, parents: list[str] 
                     f"secret_id_accessor=<accessor> (or destroy them all and issue a new one).")
         return f"Destroy the AppRole secret id {cred}: vault write auth/approle/role/<role>/secret-id-accessor/destroy secret_id_accessor={cred}."
     if k == "x509-certificate":
-        serial = "<serial: vault list <pki mount>/certs, matched with sys/audit-hash>" if cred.startswith(HMAC) \
-            else cred
-        return (f"Revoke certificate {cred}: vault write <pki mount>/revoke serial_number={serial}, and make "
-                f"services that trust the CA check the CRL.")
+        serial = cred
+        if cred.startswith(HMAC):
+            serial = "<serial: vault list <pki mount>/certs, matched with sys/audit-hash>"
+        return (f"Revoke certificate {cred}: vault write <pki mount>/revoke "
+                f"serial_number={serial}, and make services that trust the CA check the CRL.")
     if k == "ssh-certificate":
-        return (f"SSH certificate {cred} cannot be revoked by Vault: add its key to the hosts' RevokedKeys "
-                f"list or rotate the SSH CA (vault write <ssh mount>/config/ca generate_signing_key=true).")
+        return (f"SSH certificate {cred} cannot be revoked by Vault: add its key to the hosts' "
+                "RevokedKeys list or rotate the SSH CA "
+                "(vault write <ssh mount>/config/ca generate_signing_key=true).")
     if k in ("totp-key", "totp-code"):
         key = cred.split("@", 1)[0].replace("/code/", "/keys/")
         return f"Delete the TOTP key {key} (vault delete {key}) and enrol a new one."
