@@ -58,16 +58,18 @@ def _policy(bao: OpenBao, name: str, hcl: str) -> None:
     bao.call("PUT", f"sys/policies/acl/{name}", {"policy": hcl})
 
 
+def _auth_mount(bao: OpenBao, kind: str, item: str, config: dict[str, Any]) -> str:
+    """A fresh mount of auth method ``kind`` with one user / role ``item`` configured; its path."""
+    mount = f"{kind}{next(_RUN)}"
+    bao.call("POST", f"sys/auth/{mount}", {"type": kind})
+    bao.call("POST", f"auth/{mount}/{item}", config)
+    return mount
+
+
 def userpass(bao: OpenBao) -> dict[str, Any]:
     """A person logs in with userpass while the CLI's token helper still holds the root token."""
-    n = next(_RUN)
-    mount = f"userpass{n}"
-    bao.call("POST", f"sys/auth/{mount}", {"type": "userpass"})
-    bao.call(
-        "POST",
-        f"auth/{mount}/users/alice",
-        {"password": "alice-pw", "token_policies": "default", "token_ttl": "1h"},
-    )
+    mount = _auth_mount(bao, "userpass", "users/alice",
+                        {"password": "alice-pw", "token_policies": "default", "token_ttl": "1h"})
     # the root token goes with the login, as `bao login -method=userpass` sends ~/.vault-token
     login = bao.call("POST", f"auth/{mount}/login/alice", {"password": "alice-pw"}, token="root")
     tok = login["auth"]["client_token"]
@@ -83,14 +85,8 @@ def userpass(bao: OpenBao) -> dict[str, Any]:
 
 def approle(bao: OpenBao) -> dict[str, Any]:
     """An operator makes an AppRole for an agent, which logs in with the role id and secret id."""
-    n = next(_RUN)
-    mount = f"approle{n}"
-    bao.call("POST", f"sys/auth/{mount}", {"type": "approle"})
-    bao.call(
-        "POST",
-        f"auth/{mount}/role/ledger-agent",
-        {"token_policies": "default", "token_ttl": 1200, "secret_id_ttl": 600},
-    )
+    mount = _auth_mount(bao, "approle", "role/ledger-agent",
+                        {"token_policies": "default", "token_ttl": 1200, "secret_id_ttl": 600})
     role_id = bao.call("GET", f"auth/{mount}/role/ledger-agent/role-id")["data"]["role_id"]
     sid = bao.call("POST", f"auth/{mount}/role/ledger-agent/secret-id", {})["data"]
     login = bao.call(

@@ -319,6 +319,6 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         if made_for is not None:
             why += f", creating {made_for[0]} for {made_for[1]}"
         event_link = ChainLink("event", uid, label, why, "proven", (uid,))
-    who = [x for x in (human_link, agent_link) if x is not None]
-    chain = who + behalf_links + cred_links + [event_link]
+    actors = [x for x in (human_link, agent_link) if x is not None]
+    chain = actors + behalf_links + cred_links + [event_link]
     return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows))

@@ -293,7 +293,8 @@ def build(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Rows:
         issues = mint(uid, auth, request, response, rq, req.time if req else None, resp.time)
         if path and (mount_type in _ENGINES or (mount_type is None and path.startswith(_ENGINES))):
             issues += engine_issues(uid, path, op, mount_type, request, response, caller,
-                                    resp.time or (req.time if req else None), details["lease_id"])
+                                    resp.time or (req.time if req else None),
+                                    s(d(response.get("secret")).get("lease_id")))
     return Rows(event, resources, issues)
 
 
