@@ -196,12 +196,16 @@ def check_wrapping(case: Path, ids: dict[str, Any], root: str) -> None:
         inner["parent_credential_id"] == root
         and inner["attributes"]["wrapped_by"] == ids["wrap_token"]
     )
+    # the re-wrap made a new wrapping token for the same creation, and no second wrapped token
+    rewrap = one_issue(case, ids["rewrap_token"])
+    assert rewrap["attributes"]["creation_path"] == "auth/token/create" and ttl(rewrap) == 120
+    assert rewrap["target"] == "sys/wrapping/rewrap"
     kv = one_issue(case, ids["wrap_kv"])
     assert kv["attributes"]["creation_path"] == f"{ids['kv']}/handoff" and ttl(kv) == 60
     unwraps = case_rows(
         case, "SELECT credential_id FROM events WHERE target = 'sys/wrapping/unwrap' ORDER BY time"
     )
-    assert [r["credential_id"] for r in unwraps] == [ids["wrap_token"], ids["wrap_kv"]]
+    assert [r["credential_id"] for r in unwraps] == [ids["rewrap_token"], ids["wrap_kv"]]
 
 
 def check_secrets(case: Path, ids: dict[str, Any]) -> None:

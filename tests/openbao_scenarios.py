@@ -276,7 +276,7 @@ def _wait_kv2(bao: OpenBao, mount: str) -> None:
 
 
 def wrapping(bao: OpenBao) -> dict[str, Any]:
-    """Response wrapping of a token creation and of a kv read; the receiver unwraps both."""
+    """Response wrapping of a token creation (re-wrapped once) and of a kv read; both unwrapped."""
     n = next(_RUN)
     kv = f"kvw{n}"
     bao.call("POST", f"sys/mounts/{kv}", {"type": "kv", "options": {"version": "1"}})
@@ -287,11 +287,14 @@ def wrapping(bao: OpenBao) -> dict[str, Any]:
         {"policies": ["default"], "ttl": "15m"},
         headers={"X-Vault-Wrap-TTL": "120"},
     )["wrap_info"]
+    # the sender re-wraps before handing it off: a new wrapping token, the same token inside
+    rewrapped = bao.call("POST", "sys/wrapping/rewrap", {"token": wrapped_tok["token"]})["wrap_info"]
     wrapped_kv = bao.call("GET", f"{kv}/handoff", headers={"X-Vault-Wrap-TTL": "60"})["wrap_info"]
-    unwrapped = bao.call("POST", "sys/wrapping/unwrap", {}, token=wrapped_tok["token"])["auth"]
+    unwrapped = bao.call("POST", "sys/wrapping/unwrap", {}, token=rewrapped["token"])["auth"]
     bao.call("POST", "sys/wrapping/unwrap", {}, token=wrapped_kv["token"])
     return {
         "wrap_token": wrapped_tok["accessor"],
+        "rewrap_token": rewrapped["accessor"],
         "wrapped_token": wrapped_tok["wrapped_accessor"],
         "unwrapped": unwrapped["accessor"],
         "wrap_kv": wrapped_kv["accessor"],

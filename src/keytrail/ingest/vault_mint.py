@@ -257,7 +257,7 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
         attrs = {"wrapping": True, "creation_path": created or None, "wrapped_accessor": wrapped}
         out.append(issue(wacc, "vault-token", caller, uid, issued, num(wrap.get("ttl")), None, None, attrs,
                          "Vault response.wrap_info.accessor (response-wrapping token)"))
-        if wrapped and created.startswith("auth/"):
+        if wrapped and created.startswith("auth/") and created == path:  # not a rewrap
             # The wrapped response is not logged, only its accessor: a token creation's child
             # (parent the creator), a login's new token (no parent, like every login).
             create = created.startswith("auth/token/create")
