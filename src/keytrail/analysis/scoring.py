@@ -21,7 +21,7 @@ class TermDef:
     explanation: str  # formatted with value=
 
 
-#: The terms, in display order. Values come from :mod:`keytrail.analysis.blast_radius`.
+#: The terms, in display order. Values come from :mod:`keytrail.analysis.ranking`.
 TERMS: tuple[TermDef, ...] = (
     TermDef("permission_changes", 25, "{value} successful permission-changing actions (IAM, KMS, Organizations, "
             "resource policies, Vault policies/auth)"),

@@ -69,14 +69,16 @@ def render_findings(findings: list[Finding], counts: dict[str, int]) -> str:
 
 
 def run_findings_cmd(args: argparse.Namespace) -> int:
-    from keytrail.analysis.findings import count_levels, run_findings
+    from keytrail.analysis.answers import run_findings
+    from keytrail.analysis.findings import count_levels
+    from keytrail.analysis.findings.catalog import RULES
     from keytrail.config import load_config
     from keytrail.levels import Level
     from keytrail.store.case import CaseStore
 
     min_level = Level.parse(args.min_level, what="--min-level")
     fail_on = Level.parse(args.fail_on, what="--fail-on") if args.fail_on else None
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, rule_ids=RULES)
     with CaseStore.open(args.case) as store:
         findings = run_findings(store, config=cfg, min_level=min_level, baseline_until=args.baseline_until)
     counts = count_levels(findings)
@@ -119,10 +121,11 @@ def render_baseline(b: Baseline) -> str:
 
 def run_baseline_cmd(args: argparse.Namespace) -> int:
     from keytrail.analysis.baseline import baseline
+    from keytrail.analysis.findings.catalog import RULES
     from keytrail.config import load_config
     from keytrail.store.case import CaseStore
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, rule_ids=RULES)
     with CaseStore.open(args.case) as store:
         b = baseline(store, args.id, baseline_until=args.baseline_until, config=cfg)
     if args.json:

@@ -66,7 +66,7 @@ def _add_credentials(p: argparse.ArgumentParser) -> None:
 
 
 def run_credentials(args: argparse.Namespace) -> int:
-    from keytrail.analysis.blast_radius import rank_credentials
+    from keytrail.analysis.answers import rank_credentials
     from keytrail.store.case import CaseStore
 
     with CaseStore.open(args.case) as store:
@@ -107,7 +107,7 @@ def tree_lines(node: LineageNode, prefix: str = "", last: bool = True, top: bool
 
 
 def run_blast(args: argparse.Namespace) -> int:
-    from keytrail.analysis.blast_radius import blast_radius
+    from keytrail.analysis.answers import blast_radius
     from keytrail.analysis.potential import potential_blast_radius
     from keytrail.store.case import CaseStore
 

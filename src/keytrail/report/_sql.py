@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from keytrail.store.sqltext import mask_text_sql as mask_sql
-from keytrail.store.sqltext import quote_literal
+from keytrail.store.sqltext import quote_ident, quote_literal
 
 __all__ = ["csv_cell_sql", "mask_sql", "quiet_cursor", "quote_ident", "quote_literal", "text_sql", "utc_text_sql"]
 
@@ -26,10 +26,6 @@ def quiet_cursor(store: CaseStore) -> duckdb.DuckDBPyConnection:
     cur = store.cursor()
     cur.execute("SET enable_progress_bar = false")
     return cur
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def csv_cell_sql(expr: str) -> str:

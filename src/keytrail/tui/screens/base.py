@@ -26,7 +26,7 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from keytrail.errors import KeytrailError
-from keytrail.store.case import Cancelled
+from keytrail.errors import Cancelled
 from keytrail.tui.messages import Loaded, Stopped
 
 if TYPE_CHECKING:

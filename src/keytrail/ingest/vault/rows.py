@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from keytrail.ingest.vault_engines import engine_issues
-from keytrail.ingest.vault_mint import d, is_hmac, mint, num, s, strs
+from keytrail.ingest.vault.engines import engine_issues
+from keytrail.ingest.vault.mint import d, is_hmac, mint, num, s, strs
 from keytrail.store.schema import TABLES_BY_NAME
 from keytrail.timefmt import to_utc
 
@@ -37,7 +37,7 @@ _AGENT_KEYS = ("agent_id", "agent-id", "agent")
 _LEASE_IN_LOG = re.compile(r"lease_id=(\S+)")
 _CREDS_IN_PATH = re.compile(r"/(?:creds|sts|static-creds)/")
 _SECRET_MOUNTS = ("kv", "secret", "generic", "cubbyhole")
-#: Engines whose responses hand out credentials other than tokens and leases (vault_engines).
+#: Engines whose responses hand out credentials other than tokens and leases (engines.py).
 _ENGINES = ("pki", "ssh", "totp")
 _ADDR_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<v4>\d{1,3}(?:\.\d{1,3}){3})):(?P<port>\d+)$")
 #: KMIP 1.x Operation enumeration (OASIS KMIP Specification v1.4, 9.1.3.2.27).

@@ -20,7 +20,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from keytrail.ingest.vault_mint import d, is_hmac, issue, num, s
+from keytrail.ingest.vault.mint import d, is_hmac, issue, num, s
 
 _PKI_PATH = re.compile(
     r"^(?P<mount>.+?)/(?:issuer/[^/]+/)?(?P<op>issue|sign|sign-verbatim)(?:/(?P<role>[^/]+))?$"

@@ -24,7 +24,7 @@ every issuance is read off the one response entry that proves it:
 - requests the server makes itself (no ``remote_address``: the dev server's root token
   bootstrap) record what they made, never a parent.
 
-PKI, SSH and TOTP credentials are in :mod:`keytrail.ingest.vault_engines`.
+PKI, SSH and TOTP credentials are in :mod:`keytrail.ingest.vault.engines`.
 Identifiers are kept exactly as logged, ``hmac-sha256:...`` included.
 """
 
