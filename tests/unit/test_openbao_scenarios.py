@@ -60,7 +60,7 @@ def test_token_lineage_renew_lookup_revoke(openbao: OpenBao, tmp_path: Path) -> 
 def test_token_role_policies_the_parent_lacks_is_a_finding(
     openbao: OpenBao, tmp_path: Path
 ) -> None:
-    from keytrail.analysis.findings import run_findings
+    from keytrail.analysis.answers import run_findings
     from keytrail.store.case import CaseStore
 
     case, ids, _ = _run(openbao, tmp_path, "tokens")
