@@ -136,7 +136,8 @@ CREDENTIAL_ISSUES = _t(
     "credential_issues",
     "Credentials created by an event (ingested): the raw material of `MINTED` edges.",
     ("credential_id", "VARCHAR NOT NULL", "the new credential as logged (ASIA/AKIA key id, Vault accessor or HMAC, lease id)"),
-    ("kind", "VARCHAR", "`aws-temporary-key`, `aws-access-key`, `vault-token`, `vault-lease`, `vault-secret-id`"),
+    ("kind", "VARCHAR", "`aws-temporary-key`, `aws-access-key`, `vault-token`, `vault-lease`, `vault-secret-id`, "
+                        "`x509-certificate`, `ssh-certificate`, `totp-key`, `totp-code`"),
     ("parent_credential_id", "VARCHAR", "credential that made the call (NULL when the call carried none, e.g. a Vault login)"),
     ("event_uid", "VARCHAR NOT NULL", "issuing event"),
     ("issued_at", "TIMESTAMP", "issue time (UTC)"),
