@@ -13,6 +13,7 @@ from keytrail.analysis import classify
 from keytrail.analysis.blast_radius import _TIME, BlastRadius, _params, _rank_sql, _to_rank, query
 from keytrail.analysis.lineage import closure_sql, lineage_tree
 from keytrail.analysis.lookup import resolve_credential
+from keytrail.graph.principal_class import decision
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -97,7 +98,11 @@ def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None
 
         row = snapshot.rank_row(store, cid)
     if row is None:
+        from keytrail.analysis.finding_score import finding_values
+
         row = query(store, _rank_sql("SELECT $root AS root"), p)[0]
+        row["findings"] = finding_values(store).get(cid, 0.0)
+        row["holder"] = None
     rank = _to_rank(row)
     derived = [r["credential_id"] for r in query(store, 
         _D + " SELECT credential_id FROM clo WHERE credential_id <> $root ORDER BY 1", p)]
@@ -129,4 +134,5 @@ def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None
         counts=counts, first_seen=rank.first_seen, last_seen=rank.last_seen,
         lineage=lineage_tree(store, cid, min_confidence=min_confidence),
         filters={"since": since, "until": until, "min_confidence": min_confidence},
+        holder=decision(store.con, cid),
     )

@@ -21,6 +21,7 @@ from keytrail.graph.model import allowed_confidences
 from keytrail.timefmt import format_utc
 
 if TYPE_CHECKING:
+    from keytrail.analysis.findings import Finding
     from keytrail.store.case import CaseStore
 
 _TIME = "($since::TIMESTAMP IS NULL OR e.time >= $since::TIMESTAMP) AND ($until::TIMESTAMP IS NULL OR e.time <= $until::TIMESTAMP)"
@@ -44,11 +45,14 @@ class CredentialRank:
     own_events: int = 0
     derived_credentials: list[str] = field(default_factory=list)
     score_terms: list[ScoreTerm] = field(default_factory=list)
+    holder: str | None = None
+    """The principal classifier's class of whoever holds it (person, workload, agent, ...)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "credential": self.credential,
             "kind": self.kind,
+            "holder": self.holder,
             "score": self.score,
             "agents": self.agents,
             "humans": self.humans,
@@ -164,6 +168,7 @@ def _params(since: datetime | None, until: datetime | None, min_confidence: str,
 def _to_rank(row: dict[str, Any]) -> CredentialRank:
     values = {k: row[k] for k in ("permission_changes", "secrets_read", "writes", "deletes", "resources",
                                   "credentials_minted", "accounts", "principals", "denied", "events")}
+    values["findings"] = row.get("findings") or 0
     values["long_lived"] = int(row["kind"] in LONG_LIVED_KINDS and row["expires_at"] is None)
     values["origin_unknown"] = int(row["origin"] == "unknown" and row["kind"] == "aws-temporary-key")
     terms = score_terms(values)
@@ -171,16 +176,27 @@ def _to_rank(row: dict[str, Any]) -> CredentialRank:
         credential=row["credential_id"], kind=row["kind"], score=total(terms), agents=list(row["agents"]),
         humans=list(row["humans"]), events=int(row["events"]), first_seen=row["t0"], last_seen=row["t1"],
         origin=row["origin"], principal=row["principal_uid"], own_events=int(row["own_events"] or 0),
-        derived_credentials=list(row["derived"]), score_terms=terms,
+        derived_credentials=list(row["derived"]), score_terms=terms, holder=row.get("holder"),
     )
 
 
 def live_rank_rows(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
-                   min_confidence: str = "inferred") -> list[dict[str, Any]]:
+                   min_confidence: str = "inferred", found: list[Finding] | None = None) -> list[dict[str, Any]]:
     """The ranking query's rows for every credential, unsorted and unscored (what the analysis
-    snapshot stores, and what :func:`rank_credentials` scores when it computes)."""
+    snapshot stores, and what :func:`rank_credentials` scores when it computes), with the
+    ``findings`` term's value (from ``found``, else the default findings)."""
+    from keytrail.analysis.finding_score import finding_values
+
     sql = _rank_sql("SELECT credential_id AS root FROM credentials", filtered=since is not None or until is not None)
-    return query(store, sql, _params(since, until, min_confidence))
+    rows = query(store, sql, _params(since, until, min_confidence))
+    from keytrail.graph.principal_class import holders
+
+    values = finding_values(store, found)
+    held = holders(store.con)
+    for r in rows:
+        r["findings"] = values.get(r["credential_id"], 0.0)
+        r["holder"] = held.get(r["credential_id"])
+    return rows
 
 
 def rank_credentials(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
@@ -230,6 +246,8 @@ class BlastRadius:
     last_seen: datetime | None = None
     lineage: LineageNode | None = None
     filters: dict[str, Any] = field(default_factory=dict)
+    holder: dict[str, Any] | None = None
+    """The principal classifier's decision on who holds it (class, detail, person, reason, ...)."""
 
     def as_dict(self) -> dict[str, Any]:
         def res(r: dict[str, Any]) -> dict[str, Any]:
@@ -239,6 +257,7 @@ class BlastRadius:
             "credential": self.credential,
             "kind": self.kind,
             "origin": self.origin,
+            "holder": self.holder,
             "principal": self.principal,
             "score": self.score,
             "score_terms": [t.as_dict() for t in self.score_terms],

@@ -50,11 +50,13 @@ class Trace:
     gaps: list[str]
     candidates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     matches: int = 1
+    holders: dict[str, str] = field(default_factory=dict)
+    """Principal classifier class of each credential in the chain (person, workload, agent, ...)."""
 
     def as_dict(self) -> dict[str, Any]:
         ev = {k: (format_utc(v) if k == "time" else v) for k, v in self.event.items()}
         return {"event": ev, "chain": [c.as_dict() for c in self.chain], "gaps": self.gaps,
-                "candidates": self.candidates, "matches": self.matches}
+                "candidates": self.candidates, "matches": self.matches, "holders": self.holders}
 
 
 def _rank(conf: str | None) -> int:
@@ -277,4 +279,8 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         event_link = ChainLink("event", uid, label,
                                f"signed with {cred}" if ev["credential_id"] else "the event itself", "proven", (uid,))
     chain = [x for x in (human_link, agent_link) if x is not None] + cred_links + [event_link]
-    return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows))
+    from keytrail.graph.principal_class import holders
+
+    held = holders(store.con)
+    classes = {c.id: held[c.id] for c in chain if c.kind == "credential" and c.id in held}
+    return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows), holders=classes)

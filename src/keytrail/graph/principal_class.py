@@ -67,6 +67,20 @@ def table_sql(con: duckdb.DuckDBPyConnection) -> str:
             "NULL::VARCHAR AS confidence, NULL::VARCHAR[] AS evidence, NULL::JSON AS attributes WHERE false)")
 
 
+def holders(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """``{credential_id: class}`` for every classified credential (empty for an older case)."""
+    sql = f"SELECT subject, class FROM {table_sql(con)} WHERE subject_kind = 'credential'"
+    return {str(k): str(v) for k, v in con.execute(sql).fetchall()}
+
+
+def decision(con: duckdb.DuckDBPyConnection, subject: str, kind: str = "credential") -> dict[str, object] | None:
+    """The classifier's decision on one credential or principal, as a JSON-ready dict."""
+    cols = ("class", "detail", "person", "reason", "confidence", "evidence")
+    row = con.execute(f"SELECT {', '.join(cols)} FROM {table_sql(con)} WHERE subject_kind = ? AND subject = ?",
+                      [kind, subject]).fetchone()
+    return dict(zip(cols, row, strict=True)) if row else None
+
+
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -168,7 +182,7 @@ WITH inv_ident AS (
 ), ct AS (
   SELECT f.*,
          f.actor_uid IN (SELECT ident FROM inv_ident)
-         OR regexp_extract(f.actor_uid, ':assumed-role/([^/]+)/', 1) IN (
+         OR nullif(regexp_extract(f.actor_uid, ':assumed-role/([^/]+)/', 1), '') IN (
               SELECT regexp_extract(ident, ':role/(.*/)?([^/]+)$', 2) FROM inv_ident) AS declared
   FROM _kt_ctf f
 ), vl AS (

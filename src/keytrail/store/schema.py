@@ -289,6 +289,8 @@ RANK_CACHE = _t(
     ("derived", "VARCHAR[]", "D(c) without c"),
     ("agents", "VARCHAR[]", "agents with a USES edge into D(c)"),
     ("humans", "VARCHAR[]", "humans who delegated to those agents or to D(c)"),
+    ("findings", "DOUBLE", "score term value: finding points on c and, a quarter per hop, on what it minted"),
+    ("holder", "VARCHAR", "principal classifier class of c (`principal_classes`)"),
     ("score", "DOUBLE", "the blast-radius score (sort key; recomputed from the terms when read)"),
     derived=True,
 )
