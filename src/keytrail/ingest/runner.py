@@ -21,6 +21,7 @@ from typing import Any
 from keytrail.errors import InputError
 from keytrail.ingest import sniff
 from keytrail.ingest.base import LoadContext, SourceAdapter, read_sample
+from keytrail.ingest.encoding import utf8_copy
 from keytrail.store.case import CaseStore
 from keytrail.store.finalize import finalize
 
@@ -238,6 +239,16 @@ def _record_skipped(store: CaseStore, path: Path, sha: str, size: int, head: byt
 
 
 def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
+    copies: list[Path] = []
+    try:
+        return _load_batch_in(store, batch, copies)
+    finally:
+        for c in copies:
+            c.unlink(missing_ok=True)
+            c.parent.rmdir()
+
+
+def _load_batch_in(store: CaseStore, batch: list[_Planned], copies: list[Path]) -> list[FileResult]:
     adapter_cls = batch[0].adapter
     con = store.con
     con.execute("BEGIN TRANSACTION")
@@ -247,7 +258,15 @@ def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
             file_id = _next_file_id(store)
             _insert_evidence(store, file_id, item.path, item.sha, item.size, adapter_cls.SOURCE,
                              item.fmt, adapter_cls.NAME, "loading", None)
-            item.ctx = LoadContext(con, item.path, file_id, item.fmt, read_sample(item.path, 2).gzipped)
+            head = read_sample(item.path, 8)
+            if head.codec is not None:  # BOM / UTF-16 / UTF-32: the adapter reads a UTF-8 copy
+                copy = utf8_copy(item.path, head.gzipped, head.codec)
+                copies.append(copy)
+                item.ctx = LoadContext(con, copy, file_id, item.fmt, False)
+                item.ctx.notes.append(f"read as {head.codec} (converted to UTF-8; byte offsets count in the "
+                                      "converted text)")
+            else:
+                item.ctx = LoadContext(con, item.path, file_id, item.fmt, head.gzipped)
             ctxs.append(item.ctx)
         adapter = adapter_cls()
         if len(ctxs) == 1:
