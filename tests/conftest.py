@@ -8,12 +8,14 @@ cleanly when the folder is absent.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from keytrail.store.case import CaseStore
+from tests.openbao import OpenBao, OpenBaoUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = Path(os.environ.get("KEYTRAIL_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
@@ -36,3 +38,16 @@ def case_rows(case: Path, sql: str, params: list[Any] | None = None) -> list[dic
     """Rows of a read-only query on a case file, as dicts (the store's own query path)."""
     with CaseStore.open(case) as store:
         return store.query(sql, params)
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
+    """A real OpenBao dev server for the session (tests/openbao.py), skipped with the reason when it cannot run."""
+    try:
+        server = OpenBao.start(tmp_path_factory.mktemp("openbao"))
+    except OpenBaoUnavailable as e:
+        pytest.skip(f"no OpenBao server: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
