@@ -108,12 +108,12 @@ def test_credentials_are_ranked_with_the_chain_above_its_parts(case: str) -> Non
     assert rc == 0
     ranked = _items(doc, "credentials")
     own_terms = ("findings", "long_lived", "origin_unknown")
-    score = {r["credential"]: sum(t["points"] for t in r["score_terms"] if t["name"] not in own_terms)
-             for r in ranked}
-    for key in (VAULT_ENGINE_KEY, SHARED_KEY, SUPPORT_KEY, INCIDENT_KEY, XACCT_KEY, BACKDOOR_KEY, EXPORTER_KEY,
-                ORPHAN_KEY, LOGIN_ACCESSOR):
+    score = {r["credential"]: sum(t["points"] for t in r["score_terms"]
+                                  if t["name"] not in own_terms) for r in ranked}
+    for key in (VAULT_ENGINE_KEY, SHARED_KEY, SUPPORT_KEY, INCIDENT_KEY, XACCT_KEY, BACKDOOR_KEY,
+                EXPORTER_KEY, ORPHAN_KEY, LOGIN_ACCESSOR):
         assert key in score, key
-    # D(c) of the incident key contains the cross-account key and the backdoor: its reach cannot be lower.
+    # D(c) of the incident key holds the cross-account key and the backdoor: its reach is not lower.
     assert score[INCIDENT_KEY] >= max(score[XACCT_KEY], score[BACKDOOR_KEY])
     assert score[LOGIN_ACCESSOR] >= score[INCIDENT_KEY]
     # The findings term lifts the credentials the attacker used: the backdoor key is in the top 3

@@ -181,7 +181,8 @@ def _to_rank(row: dict[str, Any]) -> CredentialRank:
 
 
 def live_rank_rows(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
-                   min_confidence: str = "inferred", found: list[Finding] | None = None) -> list[dict[str, Any]]:
+                   min_confidence: str = "inferred",
+                   found: list[Finding] | None = None) -> list[dict[str, Any]]:
     """The ranking query's rows for every credential, unsorted and unscored (what the analysis
     snapshot stores, and what :func:`rank_credentials` scores when it computes), with the
     ``findings`` term's value (from ``found``, else the default findings)."""

@@ -283,4 +283,5 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
 
     held = holders(store.con)
     classes = {c.id: held[c.id] for c in chain if c.kind == "credential" and c.id in held}
-    return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows), holders=classes)
+    return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows),
+                 holders=classes)

@@ -28,8 +28,13 @@ if TYPE_CHECKING:
     from keytrail.analysis.findings import Finding
     from keytrail.store.case import CaseStore
 
-LEVEL_POINTS = {Level.INFORMATIONAL: 0.0, Level.LOW: 1.0, Level.MEDIUM: 2.0, Level.HIGH: 4.0,
-                Level.CRITICAL: 8.0}
+LEVEL_POINTS = {
+    Level.INFORMATIONAL: 0.0,
+    Level.LOW: 1.0,
+    Level.MEDIUM: 2.0,
+    Level.HIGH: 4.0,
+    Level.CRITICAL: 8.0,
+}
 #: Share of a minted credential's findings that its parent receives, per hop.
 HOP_FACTOR = 0.25
 #: Multiplier for findings on a credential whose holder the classifier calls ``unknown``.
@@ -48,15 +53,22 @@ def finding_values(store: CaseStore, found: list[Finding] | None = None) -> dict
     if not found:
         return {}
     creds = {r["credential_id"] for r in store.query("SELECT credential_id FROM credentials")}
-    unknown = {r["subject"] for r in store.query(
-        f"SELECT subject FROM {table_sql(store.con)} WHERE subject_kind = 'credential' AND class = 'unknown'")}
+    unknown = {
+        r["subject"]
+        for r in store.query(
+            f"SELECT subject FROM {table_sql(store.con)} "
+            "WHERE subject_kind = 'credential' AND class = 'unknown'"
+        )
+    }
     own: dict[str, float] = defaultdict(float)
     for f in found:
         for s in set(f.subjects):
             if s in creds:
                 own[s] += LEVEL_POINTS[f.level]
     parents: dict[str, set[str]] = defaultdict(set)
-    for r in store.query("SELECT DISTINCT src, dst FROM links WHERE kind = 'MINTED' AND src <> dst"):
+    for r in store.query(
+        "SELECT DISTINCT src, dst FROM links WHERE kind = 'MINTED' AND src <> dst"
+    ):
         parents[r["dst"]].add(r["src"])
     value: dict[str, float] = defaultdict(float)
     for cred, pts in own.items():

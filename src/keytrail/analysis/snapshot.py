@@ -175,7 +175,8 @@ def refresh(store: CaseStore) -> SnapshotSummary:
     cfg = load_config(None)
     found = live_findings(store, cfg)
     rows = live_rank_rows(store, found=found)
-    table = pa.Table.from_pylist([{**r, "score": _to_rank(r).score} for r in rows]) if rows else None
+    scored = [{**r, "score": _to_rank(r).score} for r in rows]
+    table = pa.Table.from_pylist(scored) if rows else None
     con.execute("BEGIN TRANSACTION")
     try:
         if table is not None:

@@ -83,8 +83,8 @@ def run_credentials(args: argparse.Namespace) -> int:
              _p(r.origin, 8), f"{r.events:,}",
              str(len(r.derived_credentials)), _p(", ".join(r.agents), 30), _p(", ".join(r.humans), 30),
              _p(format_utc(r.first_seen)), _p(format_utc(r.last_seen))] for r in ranks]
-    _table(["score", "credential", "kind", "holder", "origin", "events", "minted", "agents", "humans", "first",
-            "last"],
+    _table(["score", "credential", "kind", "holder", "origin", "events", "minted", "agents",
+            "humans", "first", "last"],
            rows, sys.stdout)
     print(f"({len(ranks)} credentials; explain one with: keytrail blast {args.case} CREDENTIAL)", file=sys.stderr)
     return 0
@@ -130,7 +130,8 @@ def run_blast(args: argparse.Namespace) -> int:
     if b.holder:
         h = b.holder
         who = f" {_p(str(h['person']))}" if h.get("person") else ""
-        out.write(f"holder {_p(str(h['class']))}{who} ({h['confidence']}: {_p(str(h['reason']), 110)})\n")
+        why = _p(str(h["reason"]), 110)
+        out.write(f"holder {_p(str(h['class']))}{who} ({h['confidence']}: {why})\n")
     out.write(f"score {b.score:.1f}   events {b.counts.get('events', 0):,}   "
               f"{format_utc(b.first_seen) or '-'} .. {format_utc(b.last_seen) or '-'}\n\n")
     out.write("score terms\n")
@@ -249,7 +250,8 @@ def run_trace(args: argparse.Namespace) -> int:
         if i:
             out.write("   │\n   ▼\n")
         label = f"  {_p(link.label, 2 * ID_WIDTH)}" if link.label != link.id else ""  # labels carry ARNs
-        held = f"  (holder: {t.holders[link.id]})" if link.kind == "credential" and link.id in t.holders else ""
+        cls = t.holders.get(link.id) if link.kind == "credential" else None
+        held = f"  (holder: {cls})" if cls else ""
         out.write(f"[{link.kind}] {_p(link.id, ID_WIDTH)}{label}{held}\n")
         out.write(f"     {link.confidence}: {_p(link.reason, 160)}\n")
         ev_list = ", ".join(link.evidence[:5]) + (f" (+{len(link.evidence) - 5})" if len(link.evidence) > 5 else "")

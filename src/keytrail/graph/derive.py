@@ -54,7 +54,9 @@ LEFT JOIN (SELECT shared_event_id, list(event_uid ORDER BY event_uid) AS copies 
 _VAULT_LOGIN = f"""
 CREATE OR REPLACE TEMP TABLE _kt_vault_login AS
 SELECT credential_id, event_uid, issued_at, principal_name, mount, role, email,
-       coalesce(lower(mount_type), nullif(regexp_extract(lower(coalesce(principal_name, '')), '^([a-z]+)(-|$)', 1), ''))
+       coalesce(lower(mount_type),
+                nullif(regexp_extract(lower(coalesce(principal_name, '')), '^([a-z]+)(-|$)', 1),
+                       ''))
          AS mt,
        meta, coalesce(meta_sub, principal_name) AS sub,
        coalesce(nullif(email, ''), nullif(username, ''),
@@ -135,7 +137,8 @@ GROUP BY ALL
 _MINT = """
 CREATE OR REPLACE TEMP TABLE _kt_mint AS
 SELECT parent_credential_id AS src, credential_id AS dst, reason, confidence, src_source,
-       list_distinct(list_prepend(event_uid, coalesce(copies, []))) AS evidence, call_id, issued_at AS t,
+       list_distinct(list_prepend(event_uid, coalesce(copies, []))) AS evidence, call_id,
+       issued_at AS t,
        CASE WHEN src_source = 'vault' THEN 0 WHEN confidence = 'proven' THEN 1 ELSE 2 END AS prio
 FROM _kt_issue
 WHERE parent_credential_id IS NOT NULL AND parent_credential_id <> credential_id

@@ -177,7 +177,8 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
                'proven', [event_uid], 1, issued_at, issued_at, NULL
         FROM _kt_vault_login v
         WHERE human_id IS NOT NULL AND EXISTS (
-          SELECT 1 FROM principal_classes c WHERE c.subject_kind = 'credential' AND c.subject = v.credential_id
+          SELECT 1 FROM principal_classes c
+          WHERE c.subject_kind = 'credential' AND c.subject = v.credential_id
             AND c.class = 'person')""")
     # A person's AWS session the classifier names (console, SAML, MFA, sourceIdentity).
     con.execute(_INSERT + """

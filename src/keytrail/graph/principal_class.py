@@ -44,27 +44,50 @@ if TYPE_CHECKING:
 
 CLASSES = ("person", "workload", "agent", "aws-service", "unknown")
 #: Auth methods whose logins are workloads by construction, and those that authenticate people.
-WORKLOAD_AUTH_METHODS = ("approle", "kubernetes", "aws", "cert", "gcp", "azure", "alicloud", "oci", "cf",
-                         "tls")
+WORKLOAD_AUTH_METHODS = (
+    "approle",
+    "kubernetes",
+    "aws",
+    "cert",
+    "gcp",
+    "azure",
+    "alicloud",
+    "oci",
+    "cf",
+    "tls",
+)
 PERSON_AUTH_METHODS = ("userpass", "ldap", "okta", "radius", "github", "saml")
 #: AWS services whose AssumeRole hands the credential to a workload they run.
-WORKLOAD_SERVICES = (("ec2.amazonaws.com", "ec2-instance"), ("lambda.amazonaws.com", "lambda"),
-                     ("ecs-tasks.amazonaws.com", "ecs-task"), ("pods.eks.amazonaws.com", "eks-pod-identity"))
+WORKLOAD_SERVICES = (
+    ("ec2.amazonaws.com", "ec2-instance"),
+    ("lambda.amazonaws.com", "lambda"),
+    ("ecs-tasks.amazonaws.com", "ecs-task"),
+    ("pods.eks.amazonaws.com", "eks-pod-identity"),
+)
 _EV = 5  # evidence event uids kept per decision
 
-_INSERT = ("INSERT INTO principal_classes (subject_kind, subject, class, detail, person, reason, confidence, "
-           "evidence, attributes) ")
+_INSERT = (
+    "INSERT INTO principal_classes (subject_kind, subject, class, detail, person, reason, "
+    "confidence, "
+    "evidence, attributes) "
+)
 
 
 def table_sql(con: duckdb.DuckDBPyConnection) -> str:
     """``principal_classes``, or an empty stand-in with its columns for a case written before the
-    table existed (opened read-only, so it cannot be added): readers then see every class unknown."""
-    row = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'principal_classes'").fetchone()
+    table existed (opened read-only, so it cannot be added): readers then see every class
+    unknown."""
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'principal_classes'"
+    ).fetchone()
     if row and row[0]:
         return "principal_classes"
-    return ("(SELECT NULL::VARCHAR AS subject_kind, NULL::VARCHAR AS subject, NULL::VARCHAR AS class, "
-            "NULL::VARCHAR AS detail, NULL::VARCHAR AS person, NULL::VARCHAR AS reason, "
-            "NULL::VARCHAR AS confidence, NULL::VARCHAR[] AS evidence, NULL::JSON AS attributes WHERE false)")
+    return (
+        "(SELECT NULL::VARCHAR AS subject_kind, NULL::VARCHAR AS subject, NULL::VARCHAR AS class, "
+        "NULL::VARCHAR AS detail, NULL::VARCHAR AS person, NULL::VARCHAR AS reason, "
+        "NULL::VARCHAR AS confidence, NULL::VARCHAR[] AS evidence, NULL::JSON AS attributes "
+        "WHERE false)"
+    )
 
 
 def holders(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -73,11 +96,15 @@ def holders(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {str(k): str(v) for k, v in con.execute(sql).fetchall()}
 
 
-def decision(con: duckdb.DuckDBPyConnection, subject: str, kind: str = "credential") -> dict[str, object] | None:
+def decision(
+    con: duckdb.DuckDBPyConnection, subject: str, kind: str = "credential"
+) -> dict[str, object] | None:
     """The classifier's decision on one credential or principal, as a JSON-ready dict."""
     cols = ("class", "detail", "person", "reason", "confidence", "evidence")
-    row = con.execute(f"SELECT {', '.join(cols)} FROM {table_sql(con)} WHERE subject_kind = ? AND subject = ?",
-                      [kind, subject]).fetchone()
+    row = con.execute(
+        f"SELECT {', '.join(cols)} FROM {table_sql(con)} WHERE subject_kind = ? AND subject = ?",
+        [kind, subject],
+    ).fetchone()
     return dict(zip(cols, row, strict=True)) if row else None
 
 
@@ -89,21 +116,27 @@ def _family(expr: str) -> str:
     """SQL: the workload family of a subject found anywhere after a ``-`` or quote (display names
     carry a mount prefix, metadata is JSON text), else NULL."""
     lead = '(^|[-"])'
-    whens = " ".join(f"WHEN regexp_matches({expr}, {_lit(lead + rx[1:])}) THEN {_lit(fam)}"
-                     for fam, rx in SUBJECT_SHAPES)
-    marks = " ".join(f"WHEN contains({expr}, {_lit(m)}) THEN {_lit(fam)}" for fam, m in CLAIM_MARKERS)
+    whens = " ".join(
+        f"WHEN regexp_matches({expr}, {_lit(lead + rx[1:])}) THEN {_lit(fam)}"
+        for fam, rx in SUBJECT_SHAPES
+    )
+    marks = " ".join(
+        f"WHEN contains({expr}, {_lit(m)}) THEN {_lit(fam)}" for fam, m in CLAIM_MARKERS
+    )
     return f"CASE {whens} {marks} END"
 
 
 _UA_FAMILY = r"""CASE WHEN coalesce(user_agent, '') = '' THEN NULL
-  WHEN regexp_matches(user_agent, '(^|\.)(console|signin)\.amazonaws\.com$|^AWS Signin|exec-env/CloudShell')
+  WHEN regexp_matches(user_agent,
+      '(^|\.)(console|signin)\.amazonaws\.com$|^AWS Signin|exec-env/CloudShell')
     THEN 'console'
   WHEN starts_with(user_agent, 'Mozilla/') THEN 'browser'
   WHEN contains(user_agent, 'exec-env/AWS_Lambda') THEN 'lambda'
   WHEN contains(user_agent, 'exec-env/AWS_ECS') THEN 'ecs-task'
   WHEN regexp_matches(lower(user_agent), 'terraform') THEN 'terraform'
   WHEN starts_with(user_agent, 'aws-cli/') THEN 'cli'
-  WHEN regexp_matches(lower(user_agent), '^(boto3|botocore|aws-sdk|aws-go-sdk|apn/|awspowershell|aws-internal)')
+  WHEN regexp_matches(lower(user_agent),
+      '^(boto3|botocore|aws-sdk|aws-go-sdk|apn/|awspowershell|aws-internal)')
     THEN 'sdk'
   WHEN regexp_matches(user_agent, '\.amazonaws\.com$') THEN 'aws-service'
   ELSE 'other' END"""
@@ -117,11 +150,14 @@ WITH f AS (
      OR (contains(raw, 'sessionCredentialFromConsole')
          AND json_extract_string(raw, '$.sessionCredentialFromConsole') = 'true')) AS console,
     (contains(raw, 'mfaAuthenticated')
-     AND json_extract_string(raw, '$.userIdentity.sessionContext.attributes.mfaAuthenticated') = 'true') AS mfa,
+     AND json_extract_string(raw, '$.userIdentity.sessionContext.attributes.mfaAuthenticated') =
+         'true') AS mfa,
     CASE WHEN contains(raw, 'webIdFederationData') THEN
-      json_extract_string(raw, '$.userIdentity.sessionContext.webIdFederationData.federatedProvider') END AS webid,
+      json_extract_string(raw,
+          '$.userIdentity.sessionContext.webIdFederationData.federatedProvider') END AS webid,
     CASE WHEN contains(raw, 'sourceIdentity') THEN
-      nullif(json_extract_string(raw, '$.userIdentity.sessionContext.sourceIdentity'), '') END AS src_id,
+      nullif(json_extract_string(raw, '$.userIdentity.sessionContext.sourceIdentity'), '') END AS
+          src_id,
     (regexp_matches(coalesce(actor_uid, ''), ':assumed-role/[^/]+/i-[0-9a-f]{{8,17}}$')
      OR contains(raw, 'ec2RoleDelivery')) AS ec2
   FROM events WHERE source = 'cloudtrail' AND credential_id IS NOT NULL
@@ -133,19 +169,25 @@ SELECT credential_id,
   list(event_uid ORDER BY time, event_uid) FILTER (WHERE webid IS NOT NULL)[1:{_EV}] AS ev_webid,
   list(event_uid ORDER BY time, event_uid) FILTER (WHERE src_id IS NOT NULL)[1:{_EV}] AS ev_src_id,
   list(event_uid ORDER BY time, event_uid) FILTER (WHERE ec2)[1:{_EV}] AS ev_ec2,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE actor_type = 'AWSService')[1:{_EV}] AS ev_service,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE actor_type = 'SAMLUser')[1:{_EV}] AS ev_saml,
+  list(event_uid ORDER BY time, event_uid) FILTER (WHERE actor_type = 'AWSService')[1:{_EV}] AS
+      ev_service,
+  list(event_uid ORDER BY time, event_uid) FILTER (WHERE actor_type = 'SAMLUser')[1:{_EV}] AS
+      ev_saml,
   list(event_uid ORDER BY time, event_uid)
-    FILTER (WHERE regexp_matches(coalesce(actor_uid, ''), ':assumed-role/AWSReservedSSO_'))[1:{_EV}] AS ev_sso,
+    FILTER (WHERE regexp_matches(coalesce(actor_uid, ''),
+        ':assumed-role/AWSReservedSSO_'))[1:{_EV}] AS ev_sso,
   any_value(webid) FILTER (WHERE webid IS NOT NULL) AS webid,
   any_value(src_id) FILTER (WHERE src_id IS NOT NULL) AS src_id,
   any_value(regexp_extract(actor_uid, '/(i-[0-9a-f]{{8,17}})$', 1)) FILTER (WHERE ec2) AS instance,
   any_value(regexp_extract(actor_uid, ':assumed-role/AWSReservedSSO_[^/]+/([^/]+)$', 1))
-    FILTER (WHERE regexp_matches(coalesce(actor_uid, ''), ':assumed-role/AWSReservedSSO_')) AS sso_user,
+    FILTER (WHERE regexp_matches(coalesce(actor_uid, ''), ':assumed-role/AWSReservedSSO_')) AS
+        sso_user,
   mode(actor_uid) AS actor_uid, mode(actor_name) AS actor_name, mode(actor_type) AS actor_type,
   list(DISTINCT ua ORDER BY ua) FILTER (WHERE ua IS NOT NULL) AS uas,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE ua IN ('browser', 'console'))[1:{_EV}] AS ev_browser,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE ua IN ('lambda', 'ecs-task'))[1:{_EV}] AS ev_runtime,
+  list(event_uid ORDER BY time, event_uid) FILTER (WHERE ua IN ('browser', 'console'))[1:{_EV}] AS
+      ev_browser,
+  list(event_uid ORDER BY time, event_uid) FILTER (WHERE ua IN ('lambda', 'ecs-task'))[1:{_EV}] AS
+      ev_runtime,
   any_value(ua) FILTER (WHERE ua IN ('lambda', 'ecs-task')) AS runtime
 FROM f GROUP BY credential_id
 """
@@ -187,7 +229,8 @@ WITH inv_ident AS (
   FROM _kt_ctf f
 ), vl AS (
   -- an e-mail in the claims or as the login's user claim (``oidc-<email>``) is a person's
-  SELECT l.* REPLACE (coalesce(nullif(l.email, ''), CASE WHEN l.human_id LIKE '%@%' THEN l.human_id END) AS email),
+  SELECT l.* REPLACE (coalesce(nullif(l.email, ''), CASE WHEN l.human_id LIKE '%@%' THEN l.human_id
+      END) AS email),
          {v_family} AS fam
   FROM _kt_vault_login l
 )
@@ -200,7 +243,8 @@ SELECT credential_id, 'person' AS class, 'console' AS detail,
        'AWS console session (ConsoleLogin, SwitchRole or sessionCredentialFromConsole)'
          || CASE WHEN ev_mfa IS NOT NULL THEN ', signed in with MFA' ELSE '' END
          || CASE WHEN ev_browser IS NOT NULL THEN ', browser user agent' ELSE '' END
-         || CASE WHEN declared THEN '; the identity is declared for an agent: a person used it' ELSE '' END
+         || CASE WHEN declared THEN '; the identity is declared for an agent: a person used it'
+             ELSE '' END
          AS reason, 'strong' AS confidence, ev_console AS evidence, NULL::JSON AS attrs, 0 AS prio
 FROM ct WHERE ev_console IS NOT NULL
 UNION ALL
@@ -211,11 +255,13 @@ SELECT dst, 'agent', 'agent:' || src, NULL,
 FROM links WHERE kind = 'USES'
 UNION ALL
 SELECT credential_id, 'aws-service', 'aws-service', NULL,
-       'CloudTrail userIdentity type AWSService: the service acted itself', 'proven', ev_service, NULL, 1
+       'CloudTrail userIdentity type AWSService: the service acted itself', 'proven', ev_service,
+           NULL, 1
 FROM ct WHERE ev_service IS NOT NULL
 UNION ALL
 SELECT credential_id, 'person', 'identity-center', sso_user,
-       'IAM Identity Center permission-set role (AWSReservedSSO_*) session named after the signed-in user',
+       'IAM Identity Center permission-set role (AWSReservedSSO_*) session named after the '
+         || 'signed-in user',
        'strong', ev_sso, NULL, 1
 FROM ct WHERE ev_sso IS NOT NULL
 UNION ALL
@@ -227,15 +273,20 @@ SELECT credential_id,
             WHEN mt IN ({pmeth}) OR mt = 'oidc' THEN 'person'
             ELSE 'unknown' END,
        coalesce(fam, 'vault-' || coalesce(mt, 'login')),
-       CASE WHEN fam IS NULL AND (email LIKE '%@%' OR mt IN ({pmeth}) OR mt = 'oidc') THEN human_id END,
-       CASE WHEN fam IS NOT NULL THEN 'Vault ' || coalesce(mt, '') || ' login whose subject/claims are a '
+       CASE WHEN fam IS NULL AND (email LIKE '%@%' OR mt IN ({pmeth}) OR mt = 'oidc') THEN human_id
+           END,
+       CASE WHEN fam IS NOT NULL THEN 'Vault ' || coalesce(mt, '') ||
+           ' login whose subject/claims are a '
                  || fam || ' workload identity (' || left(coalesce(sub, ''), 120) || ')'
-            WHEN email LIKE '%@%' THEN 'Vault login whose claims carry a person''s e-mail (' || email || ')'
+            WHEN email LIKE '%@%' THEN 'Vault login whose claims carry a person''s e-mail (' ||
+                email || ')'
             WHEN mt IN ({wmeth}) THEN 'Vault ' || mt || ' login: a machine auth method'
             WHEN mt IN ({pmeth}) THEN 'Vault ' || mt || ' login: an auth method for people'
             WHEN mt = 'oidc' THEN 'Vault OIDC (browser) login without workload claims'
-            ELSE 'Vault ' || coalesce(mt, '') || ' login: claims name neither a person nor a known workload' END,
-       CASE WHEN fam IS NOT NULL OR email LIKE '%@%' OR mt IN ({wmeth}) OR mt IN ({pmeth}) THEN 'strong'
+            ELSE 'Vault ' || coalesce(mt, '') ||
+                ' login: claims name neither a person nor a known workload' END,
+       CASE WHEN fam IS NOT NULL OR email LIKE '%@%' OR mt IN ({wmeth}) OR mt IN ({pmeth}) THEN
+           'strong'
             ELSE 'inferred' END,
        [event_uid], to_json({{'mount': mount, 'mount_type': mt, 'role': role}}), 2
 FROM vl
@@ -253,13 +304,16 @@ SELECT credential_id,
             WHEN action = 'sts:AssumeRoleWithWebIdentity' THEN coalesce({wi_family}, 'web-identity')
             ELSE coalesce({f"CASE {svc_case} END"}, by_service) END,
        CASE WHEN action = 'sts:AssumeRoleWithSAML' THEN fed_user END,
-       CASE WHEN action = 'sts:AssumeRoleWithSAML' THEN 'issued by AssumeRoleWithSAML: a person signed in '
+       CASE WHEN action = 'sts:AssumeRoleWithSAML' THEN
+           'issued by AssumeRoleWithSAML: a person signed in '
                  || 'through a SAML identity provider'
-            WHEN action = 'sts:AssumeRoleWithWebIdentity' THEN 'issued by AssumeRoleWithWebIdentity from '
+            WHEN action = 'sts:AssumeRoleWithWebIdentity' THEN
+                'issued by AssumeRoleWithWebIdentity from '
                  || coalesce(provider, 'an OIDC provider') || coalesce(' for ' || wi_sub, '')
             ELSE 'issued to the AWS service ' || by_service || ' (it assumed the role)' END,
        CASE WHEN action = 'sts:AssumeRoleWithWebIdentity' AND {wi_family} IS NULL
-                 AND NOT contains(coalesce(provider, ''), 'oidc.eks.') THEN 'inferred' ELSE 'strong' END,
+                 AND NOT contains(coalesce(provider, ''), 'oidc.eks.') THEN 'inferred' ELSE
+                     'strong' END,
        [event_uid], to_json({{'provider': provider, 'subject': wi_sub}}), 2
 FROM _kt_cti
 WHERE action IN ('sts:AssumeRoleWithSAML', 'sts:AssumeRoleWithWebIdentity')
@@ -267,12 +321,14 @@ WHERE action IN ('sts:AssumeRoleWithSAML', 'sts:AssumeRoleWithWebIdentity')
 UNION ALL
 -- 2: what the credential's own events say
 SELECT credential_id,
-       CASE WHEN {_family("coalesce(webid, '')")} IS NOT NULL OR contains(webid, 'oidc.eks.') THEN 'workload'
+       CASE WHEN {_family("coalesce(webid, '')")} IS NOT NULL OR contains(webid, 'oidc.eks.') THEN
+           'workload'
             ELSE 'person' END,
        CASE WHEN contains(webid, 'oidc.eks.') THEN 'kubernetes'
             ELSE coalesce({_family("coalesce(webid, '')")}, 'web-identity') END, NULL,
        'web-identity session from ' || webid,
-       CASE WHEN {_family("coalesce(webid, '')")} IS NOT NULL OR contains(webid, 'oidc.eks.') THEN 'strong'
+       CASE WHEN {_family("coalesce(webid, '')")} IS NOT NULL OR contains(webid, 'oidc.eks.') THEN
+           'strong'
             ELSE 'inferred' END, ev_webid, to_json({{'provider': webid}}), 2
 FROM ct WHERE webid IS NOT NULL
 UNION ALL
@@ -282,12 +338,14 @@ SELECT credential_id, 'workload', 'ec2-instance', NULL,
        to_json({{'instance': instance}}), 2
 FROM ct WHERE ev_ec2 IS NOT NULL
 UNION ALL
-SELECT credential_id, 'person', 'saml', actor_name, 'CloudTrail userIdentity type SAMLUser', 'strong', ev_saml,
+SELECT credential_id, 'person', 'saml', actor_name, 'CloudTrail userIdentity type SAMLUser',
+    'strong', ev_saml,
        NULL, 2
 FROM ct WHERE ev_saml IS NOT NULL
 UNION ALL
 SELECT credential_id, 'person', 'mfa', src_id,
-       'the session was authenticated with MFA (sessionContext.attributes.mfaAuthenticated)', 'strong', ev_mfa,
+       'the session was authenticated with MFA (sessionContext.attributes.mfaAuthenticated)',
+           'strong', ev_mfa,
        NULL, 2
 FROM ct WHERE ev_mfa IS NOT NULL
 UNION ALL
@@ -305,7 +363,8 @@ SELECT credential_id,
        CASE WHEN ev_browser IS NOT NULL THEN 'person' ELSE 'workload' END,
        CASE WHEN ev_browser IS NOT NULL THEN 'browser' ELSE 'sdk' END, NULL,
        CASE WHEN ev_browser IS NOT NULL THEN 'browser or console user agent'
-            ELSE 'only SDK / Terraform user agents (' || array_to_string(uas, ', ') || '), never a browser' END,
+            ELSE 'only SDK / Terraform user agents (' || array_to_string(uas, ', ') ||
+                '), never a browser' END,
        'inferred', CASE WHEN ev_browser IS NOT NULL THEN ev_browser ELSE ev END, NULL, 4
 FROM ct WHERE ev_browser IS NOT NULL
    OR (len(uas) > 0 AND list_has_all(['sdk', 'terraform', 'aws-service'], uas))
@@ -314,8 +373,10 @@ FROM ct WHERE ev_browser IS NOT NULL
 
 _PICK = """
 CREATE OR REPLACE TEMP TABLE _kt_cls_best AS
-SELECT credential_id, arg_min(struct_pack(class, detail, person, reason, confidence, evidence, attrs),
-                              (prio, CASE confidence WHEN 'proven' THEN 0 WHEN 'strong' THEN 1 ELSE 2 END,
+SELECT credential_id, arg_min(struct_pack(class, detail, person, reason, confidence, evidence,
+    attrs),
+                              (prio, CASE confidence WHEN 'proven' THEN 0 WHEN 'strong' THEN 1 ELSE
+                                  2 END,
                                class, detail)) AS d,
        min(prio) AS prio
 FROM _kt_cls_cand WHERE evidence IS NOT NULL AND len(evidence) > 0 GROUP BY credential_id
@@ -335,7 +396,8 @@ WITH RECURSIVE m AS (
   SELECT m.dst, inh.root FROM inh JOIN m ON m.src = inh.cred
   WHERE m.dst NOT IN (SELECT credential_id FROM _kt_cls_best WHERE d.confidence <> 'inferred')
 )
-SELECT inh.cred AS credential_id, arg_min(struct_pack(class := b.d.class, detail := b.d.detail, person := b.d.person,
+SELECT inh.cred AS credential_id, arg_min(struct_pack(class := b.d.class, detail := b.d.detail,
+    person := b.d.person,
          reason := 'minted from ' || b.credential_id || ', ' || b.d.class || ': ' || b.d.reason,
          confidence := 'strong',
          evidence := b.d.evidence, attrs := to_json({'inherited_from': b.credential_id})),
@@ -355,63 +417,86 @@ def classify_credentials(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_PICK)
     con.execute(_INHERIT)
     # an inherited strong decision replaces an inferred one (an agent linked by timing only)
-    con.execute("DELETE FROM _kt_cls_best WHERE credential_id IN (SELECT credential_id FROM _kt_cls_inh)")
+    con.execute(
+        "DELETE FROM _kt_cls_best WHERE credential_id IN (SELECT credential_id FROM _kt_cls_inh)"
+    )
     con.execute("INSERT INTO _kt_cls_best SELECT * FROM _kt_cls_inh")
-    con.execute(_INSERT + """
-        SELECT 'credential', c.credential_id, coalesce(b.d.class, 'unknown'), b.d.detail, b.d.person,
+    con.execute(
+        _INSERT
+        + """
+        SELECT 'credential', c.credential_id, coalesce(b.d.class, 'unknown'), b.d.detail,
+            b.d.person,
                coalesce(b.d.reason, 'no evidence says whether a person or a workload holds it'),
                coalesce(b.d.confidence, 'inferred'),
-               coalesce(b.d.evidence, CASE WHEN c.issued_by_event IS NOT NULL THEN [c.issued_by_event] END, []),
+               coalesce(b.d.evidence, CASE WHEN c.issued_by_event IS NOT NULL THEN
+                   [c.issued_by_event] END, []),
                b.d.attrs
-        FROM credentials c LEFT JOIN _kt_cls_best b ON b.credential_id = c.credential_id""")
+        FROM credentials c LEFT JOIN _kt_cls_best b ON b.credential_id = c.credential_id"""
+    )
     for t in ("_kt_ctf", "_kt_cti", "_kt_cls_cand", "_kt_cls_best", "_kt_cls_inh"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
 def classify_principals(con: duckdb.DuckDBPyConnection) -> None:
     """One decision per principal (after ``principals`` and the credential decisions)."""
-    con.execute(_INSERT + r"""
+    con.execute(
+        _INSERT
+        + r"""
         WITH inv AS (
-          SELECT agent_id, ident, 'inventory:' || coalesce(file_id, 0) || ':' || coalesce(record_no, 0) AS ref
-          FROM (SELECT agent_id, unnest(identities) AS ident, file_id, record_no FROM inventory_agents)
+          SELECT agent_id, ident, 'inventory:' || coalesce(file_id, 0) || ':' ||
+              coalesce(record_no, 0) AS ref
+          FROM (SELECT agent_id, unnest(identities) AS ident, file_id, record_no FROM
+              inventory_agents)
           WHERE ident LIKE 'arn:%'
         ), cand AS (
-          SELECT p.principal_id AS id, 'agent' AS class, 'agent:' || inv.agent_id AS detail, NULL AS person,
+          SELECT p.principal_id AS id, 'agent' AS class, 'agent:' || inv.agent_id AS detail, NULL
+              AS person,
                  'the inventory declares ' || inv.ident || ' for agent ' || inv.agent_id AS reason,
                  'strong' AS confidence, [inv.ref] AS evidence, 0 AS prio
           FROM principals p JOIN inv ON p.principal_id = inv.ident
             OR (p.kind IN ('assumed-role', 'iam-role') AND regexp_matches(inv.ident, ':role/')
                 AND split_part(p.principal_id, ':', 5) = split_part(inv.ident, ':', 5)
                 AND regexp_extract(inv.ident, '/([^/]+)$', 1) = CASE p.kind
-                      WHEN 'assumed-role' THEN regexp_extract(p.principal_id, ':assumed-role/([^/]+)/', 1)
+                      WHEN 'assumed-role' THEN regexp_extract(p.principal_id,
+                          ':assumed-role/([^/]+)/', 1)
                       ELSE regexp_extract(p.principal_id, '/([^/]+)$', 1) END)
           UNION ALL
-          SELECT principal_id, CASE kind WHEN 'human' THEN 'person' ELSE 'agent' END, kind, CASE kind WHEN 'human'
-                 THEN principal_id END, CASE kind WHEN 'agent' THEN 'an ' ELSE 'a ' END || kind || ' node of the graph (named by agent logs, logins or '
+          SELECT principal_id, CASE kind WHEN 'human' THEN 'person' ELSE 'agent' END, kind, CASE
+              kind WHEN 'human'
+                 THEN principal_id END, CASE kind WHEN 'agent' THEN 'an ' ELSE 'a ' END || kind ||
+                     ' node of the graph (named by agent logs, logins or '
                  || 'the inventory)', 'proven', [], 0
           FROM principals WHERE kind IN ('human', 'agent')
           UNION ALL
-          SELECT actor_uid, 'person', 'console', NULL, 'signed in to the AWS console (' || action || ')', 'strong',
+          SELECT actor_uid, 'person', 'console', NULL, 'signed in to the AWS console (' || action
+              || ')', 'strong',
                  list(event_uid ORDER BY time)[1:5], 1
-          FROM events WHERE source = 'cloudtrail' AND action IN ('signin:ConsoleLogin', 'signin:SwitchRole')
+          FROM events WHERE source = 'cloudtrail' AND action IN ('signin:ConsoleLogin',
+              'signin:SwitchRole')
             AND outcome = 'success' AND actor_uid IS NOT NULL GROUP BY actor_uid, action
           UNION ALL
-          SELECT actor_uid, 'aws-service', 'aws-service', NULL, 'CloudTrail userIdentity type AWSService', 'proven',
+          SELECT actor_uid, 'aws-service', 'aws-service', NULL,
+              'CloudTrail userIdentity type AWSService', 'proven',
                  list(event_uid ORDER BY time)[1:5], 1
-          FROM events WHERE source = 'cloudtrail' AND actor_type = 'AWSService' AND actor_uid IS NOT NULL
+          FROM events WHERE source = 'cloudtrail' AND actor_type = 'AWSService' AND actor_uid IS
+              NOT NULL
           GROUP BY actor_uid
           UNION ALL
-          SELECT l.dst, c.class, c.detail, c.person, 'its credential ' || c.subject || ': ' || c.reason,
+          SELECT l.dst, c.class, c.detail, c.person, 'its credential ' || c.subject || ': ' ||
+              c.reason,
                  c.confidence, c.evidence, 2
-          FROM links l JOIN principal_classes c ON c.subject_kind = 'credential' AND c.subject = l.src
+          FROM links l JOIN principal_classes c ON c.subject_kind = 'credential' AND c.subject =
+              l.src
           WHERE l.kind = 'AUTHENTICATES_AS' AND c.class <> 'unknown'
         ), best AS (
           SELECT id, arg_min(struct_pack(class, detail, person, reason, confidence, evidence),
-                             (prio, CASE confidence WHEN 'proven' THEN 0 WHEN 'strong' THEN 1 ELSE 2 END,
+                             (prio, CASE confidence WHEN 'proven' THEN 0 WHEN 'strong' THEN 1 ELSE
+                                 2 END,
                               class, detail, reason)) AS d
           FROM cand GROUP BY id
         )
         SELECT 'principal', p.principal_id, coalesce(b.d.class, 'unknown'), b.d.detail, b.d.person,
                coalesce(b.d.reason, 'no evidence says whether a person or a workload acts as it'),
                coalesce(b.d.confidence, 'inferred'), coalesce(b.d.evidence, []), NULL
-        FROM principals p LEFT JOIN best b ON b.id = p.principal_id""")
+        FROM principals p LEFT JOIN best b ON b.id = p.principal_id"""
+    )

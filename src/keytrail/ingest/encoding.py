@@ -19,8 +19,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 def text_codec(head: bytes) -> str | None:
@@ -47,12 +52,15 @@ def as_utf8(head: bytes, codec: str) -> bytes:
 
 
 def utf8_copy(path: Path, gzipped: bool, codec: str) -> Path:
-    """A temporary UTF-8 copy of the (decompressed) file; the caller deletes it and its directory."""
+    """A temporary UTF-8 copy of the (decompressed) file; the caller deletes it and its
+    directory."""
     opener = gzip.open if gzipped else open
     # same file name in a private directory: adapters that name things after the file still can
-    name = Path(tempfile.mkdtemp(prefix="keytrail-utf8-")) / (path.name[:-3] if gzipped else path.name)
-    with opener(path, "rb") as src, open(name, "wb") as dst:  # type: ignore[operator]
-        reader = codecs.getreader(codec)(src, errors="replace")
+    name = Path(tempfile.mkdtemp(prefix="keytrail-utf8-")) / (
+        path.name[:-3] if gzipped else path.name
+    )
+    with opener(path, "rb") as src, open(name, "wb") as dst:
+        reader = codecs.getreader(codec)(src, "replace")
         writer = codecs.getwriter("utf-8")(dst)
         shutil.copyfileobj(reader, writer, 1 << 20)
     return name

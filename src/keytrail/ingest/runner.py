@@ -263,8 +263,8 @@ def _load_batch_in(store: CaseStore, batch: list[_Planned], copies: list[Path]) 
                 copy = utf8_copy(item.path, head.gzipped, head.codec)
                 copies.append(copy)
                 item.ctx = LoadContext(con, copy, file_id, item.fmt, False)
-                item.ctx.notes.append(f"read as {head.codec} (converted to UTF-8; byte offsets count in the "
-                                      "converted text)")
+                item.ctx.notes.append(f"read as {head.codec} (converted to UTF-8; byte offsets "
+                                      "count in the converted text)")
             else:
                 item.ctx = LoadContext(con, item.path, file_id, item.fmt, head.gzipped)
             ctxs.append(item.ctx)

@@ -192,8 +192,8 @@ def _ranking(doc: dict[str, Any]) -> str:
     total = r.get("total", len(r["credentials"]))
     more = (f'<p class="note">{e(more_ranked(total, len(r["credentials"]), 50))}</p>' if total > 50 else "")
     return (f'<section id="ranking"><h2>2. Credentials ranked by blast radius</h2>{note}'
-            + _table(["#", "credential", "kind", "holder", "score", "events", "derived", "agents", "humans",
-                      "last seen"], rows, mono={1}, nowrap={9}) + more
+            + _table(["#", "credential", "kind", "holder", "score", "events", "derived", "agents",
+                      "humans", "last seen"], rows, mono={1}, nowrap={9}) + more
             + "".join(detail) + "</section>")
 
 

@@ -72,10 +72,13 @@ def dedup_cross_account_issues(con: object) -> None:
         """DELETE FROM credential_issues WHERE rowid IN (
              SELECT rid FROM (
                SELECT ci.rowid AS rid, row_number() OVER (
-                        PARTITION BY ci.credential_id, coalesce('s:' || e.shared_event_id, 'r:' || e.request_id)
-                        ORDER BY ci.parent_credential_id IS NULL, e.actor_type = 'AWSAccount', ci.event_uid) AS rn
+                        PARTITION BY ci.credential_id,
+                                     coalesce('s:' || e.shared_event_id, 'r:' || e.request_id)
+                        ORDER BY ci.parent_credential_id IS NULL, e.actor_type = 'AWSAccount',
+                                 ci.event_uid) AS rn
                FROM credential_issues ci JOIN events e ON e.event_uid = ci.event_uid
-               WHERE e.source = 'cloudtrail' AND coalesce(e.shared_event_id, e.request_id) IS NOT NULL)
+               WHERE e.source = 'cloudtrail'
+                 AND coalesce(e.shared_event_id, e.request_id) IS NOT NULL)
              WHERE rn > 1)"""
     )
 

@@ -231,7 +231,8 @@ class Context:
         from keytrail.graph.principal_class import table_sql
 
         x(f"""CREATE OR REPLACE TEMP TABLE _kt_person AS
-              SELECT subject AS credential_id, subject_kind, detail, reason FROM {table_sql(self.cur)}
+              SELECT subject AS credential_id, subject_kind, detail, reason
+              FROM {table_sql(self.cur)}
               WHERE class = 'person' AND confidence <> 'inferred'""")
         # Events an agent did: logged with its id, or (when the event names no agent) signed by a
         # credential it holds or one minted from it.

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 #: are not NHI findings here; root is reported whoever uses it.
 _HUMAN_ONLY = """((e.credential_id IN (SELECT credential_id FROM _kt_chain_human)
                    AND e.credential_id NOT IN (SELECT credential_id FROM _kt_chain_agent))
-                  OR e.credential_id IN (SELECT credential_id FROM _kt_person WHERE subject_kind = 'credential')
+                  OR e.credential_id IN (SELECT credential_id FROM _kt_person
+                                         WHERE subject_kind = 'credential')
                   OR (e.credential_id IS NULL AND e.actor_uid IN (
                         SELECT credential_id FROM _kt_person WHERE subject_kind = 'principal')))"""
 
@@ -157,8 +158,8 @@ def run(ctx: Context) -> None:
         ctx.add(Draft(
             "admin-or-root-use", [r["subject"], r["actor"]], r["uids"],
             f"{r['subject']} acted as {what} ({r['actor']}) in {r['n']} event(s). "
-            + ("A person used the root user; root should be locked away (MFA, no keys) and used only for "
-               "the few tasks that need it." if r["person"] else
+            + ("A person used the root user; root should be locked away (MFA, no keys) and used "
+               "only for the few tasks that need it." if r["person"] else
                "Root and administrator identities should never be an NHI's day-to-day credential."),
             "Everything in the account or Vault is reachable from this identity.",
             r["t0"], r["t1"], contain=[r["cred"]] if r["cred"] else [], count=int(r["n"]),

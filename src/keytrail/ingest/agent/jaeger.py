@@ -23,7 +23,14 @@ from typing import Any
 
 import orjson
 
-from keytrail.ingest.agent.common import EventBatch, UidMaker, arr, iter_json_records, json_text, obj
+from keytrail.ingest.agent.common import (
+    EventBatch,
+    UidMaker,
+    arr,
+    iter_json_records,
+    json_text,
+    obj,
+)
 from keytrail.ingest.agent.inherit import SpanNode, apply, resolve
 from keytrail.ingest.agent.otlp import _Scope, _span_row
 from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
@@ -32,10 +39,17 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _SNIFF = re.compile(rb'"traceID"\s*:')
 #: How an export too large for the sniffing sample opens: the API envelope, a flat span array,
 #: or one trace (the UI's download may put a ``_comment`` first).
-_OPENING = re.compile(rb'^(\{\s*"data"\s*:\s*\[\s*\{\s*"traceID"|\[\s*\{\s*"traceID"'
-                      rb'|\{\s*("_comment"\s*:\s*"[^"]*"\s*,\s*)?"traceID")')
-_TYPES = {"string": "stringValue", "bool": "boolValue", "int64": "intValue", "float64": "doubleValue",
-          "binary": "bytesValue"}
+_OPENING = re.compile(
+    rb'^(\{\s*"data"\s*:\s*\[\s*\{\s*"traceID"|\[\s*\{\s*"traceID"'
+    rb'|\{\s*("_comment"\s*:\s*"[^"]*"\s*,\s*)?"traceID")'
+)
+_TYPES = {
+    "string": "stringValue",
+    "bool": "boolValue",
+    "int64": "intValue",
+    "float64": "doubleValue",
+    "binary": "bytesValue",
+}
 _KINDS = {"server": 2, "client": 3, "producer": 4, "consumer": 5, "internal": 1}
 
 
@@ -58,7 +72,11 @@ class JaegerAdapter(SourceAdapter):
     @classmethod
     def sniff(cls, sample: Sample) -> str | None:
         head = sample.head.lstrip(b"\xef\xbb\xbf \t\r\n")
-        if not head.startswith((b"{", b"[")) or not _SNIFF.search(head) or b'"operationName"' not in head:
+        if (
+            not head.startswith((b"{", b"["))
+            or not _SNIFF.search(head)
+            or b'"operationName"' not in head
+        ):
             return None
         try:
             doc = orjson.loads(head)
@@ -78,24 +96,39 @@ class JaegerAdapter(SourceAdapter):
             where = (record_no, offset, text)
             if isinstance(doc, Exception):
                 ctx.records += 1
-                ctx.reject(f"not valid JSON: {doc}", record_no=record_no, byte_offset=offset, excerpt=text)
+                ctx.reject(
+                    f"not valid JSON: {doc}", record_no=record_no, byte_offset=offset, excerpt=text
+                )
                 continue
             spans = _spans(doc)
             if spans is None:
                 ctx.records += 1
-                ctx.reject("not a Jaeger trace export ({\"data\": [traces]}, a trace with spans and processes, "
-                           "or an array of spans)", record_no=record_no, byte_offset=offset, excerpt=text)
+                ctx.reject(
+                    'not a Jaeger trace export ({"data": [traces]}, a trace with spans and '
+                    'processes, '
+                    "or an array of spans)",
+                    record_no=record_no,
+                    byte_offset=offset,
+                    excerpt=text,
+                )
                 continue
             for path, span, process in spans:
                 ctx.records += 1
                 if not isinstance(span, dict):
-                    ctx.reject(f"{path} is not an object", record_no=record_no, byte_offset=offset, excerpt=text)
+                    ctx.reject(
+                        f"{path} is not an object",
+                        record_no=record_no,
+                        byte_offset=offset,
+                        excerpt=text,
+                    )
                     continue
                 otlp, scope = _to_otlp(span, process)
                 sc = _RawScope(_resource(process), scope, json_text({**span, "process": process}))
                 got = _span_row(sc, otlp, uid, where)
                 if isinstance(got, str):
-                    ctx.reject(f"{path}: {got}", record_no=record_no, byte_offset=offset, excerpt=text)
+                    ctx.reject(
+                        f"{path}: {got}", record_no=record_no, byte_offset=offset, excerpt=text
+                    )
                     continue
                 batch.add(got[0], got[1])
                 nodes.append(got[2])
@@ -122,9 +155,16 @@ def _spans(doc: Any) -> list[tuple[str, Any, dict[str, Any]]] | None:
         t = obj(t)
         procs = obj(t.get("processes"))
         for j, s in enumerate(arr(t.get("spans"))):
-            proc = obj(s.get("process")) if isinstance(s, dict) and "process" in s else obj(
-                procs.get(s.get("processID"))) if isinstance(s, dict) else {}
-            out.append((f"{prefix}[{i}].spans[{j}]" if prefix == "data" else f"spans[{j}]", s, proc))
+            proc = (
+                obj(s.get("process"))
+                if isinstance(s, dict) and "process" in s
+                else obj(procs.get(str(s.get("processID"))))
+                if isinstance(s, dict)
+                else {}
+            )
+            out.append(
+                (f"{prefix}[{i}].spans[{j}]" if prefix == "data" else f"spans[{j}]", s, proc)
+            )
     return out
 
 
@@ -160,16 +200,27 @@ def _to_otlp(span: dict[str, Any], process: dict[str, Any]) -> tuple[dict[str, A
     """The OTLP span a Jaeger span came from, and its instrumentation scope name."""
     tags = _kv(span.get("tags"))
     by_key = {t["key"]: next(iter(t["value"].values())) for t in tags}
-    parent = next((r.get("spanID") for r in arr(span.get("references"))
-                   if isinstance(r, dict) and r.get("refType") in ("CHILD_OF", "FOLLOWS_FROM")), None)
+    parent = next(
+        (
+            r.get("spanID")
+            for r in arr(span.get("references"))
+            if isinstance(r, dict) and r.get("refType") in ("CHILD_OF", "FOLLOWS_FROM")
+        ),
+        None,
+    )
     start = span.get("startTime")
     dur = span.get("duration")
     events = []
     for log in arr(span.get("logs")):
         fields = _kv(obj(log).get("fields"))
         name = next((next(iter(f["value"].values())) for f in fields if f["key"] == "event"), "log")
-        events.append({"name": name, "timeUnixNano": _nanos(obj(log).get("timestamp")),
-                       "attributes": [f for f in fields if f["key"] != "event"]})
+        events.append(
+            {
+                "name": name,
+                "timeUnixNano": _nanos(obj(log).get("timestamp")),
+                "attributes": [f for f in fields if f["key"] != "event"],
+            }
+        )
     status: dict[str, Any] = {}
     code = str(by_key.get("otel.status_code") or "").upper()
     if code == "ERROR" or by_key.get("error") in (True, "true"):
@@ -178,15 +229,28 @@ def _to_otlp(span: dict[str, Any], process: dict[str, Any]) -> tuple[dict[str, A
         status["code"] = 1
     if by_key.get("otel.status_description"):
         status["message"] = by_key["otel.status_description"]
-    drop = {"span.kind", "otel.status_code", "otel.status_description", "otel.scope.name", "otel.library.name",
-            "otel.scope.version", "otel.library.version"}
+    drop = {
+        "span.kind",
+        "otel.status_code",
+        "otel.status_description",
+        "otel.scope.name",
+        "otel.library.name",
+        "otel.scope.version",
+        "otel.library.version",
+    }
     otlp: dict[str, Any] = {
-        "traceId": _id(span.get("traceID"), 32), "spanId": _id(span.get("spanID"), 16),
-        "parentSpanId": _id(parent, 16) if parent else None, "name": span.get("operationName"),
+        "traceId": _id(span.get("traceID"), 32),
+        "spanId": _id(span.get("spanID"), 16),
+        "parentSpanId": _id(parent, 16) if parent else None,
+        "name": span.get("operationName"),
         "kind": _KINDS.get(str(by_key.get("span.kind") or "").lower()),
         "startTimeUnixNano": _nanos(start),
-        "endTimeUnixNano": _nanos(start + dur) if isinstance(start, int) and isinstance(dur, int) else None,
-        "attributes": [t for t in tags if t["key"] not in drop], "events": events, "status": status,
+        "endTimeUnixNano": _nanos(start + dur)
+        if isinstance(start, int) and isinstance(dur, int)
+        else None,
+        "attributes": [t for t in tags if t["key"] not in drop],
+        "events": events,
+        "status": status,
     }
     return otlp, by_key.get("otel.scope.name") or by_key.get("otel.library.name")
 

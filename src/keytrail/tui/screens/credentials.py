@@ -35,8 +35,8 @@ def _fallback_rank(cur: Any) -> list[dict[str, Any]]:
     return [dict(zip(names, r)) for r in rel.fetchall()]
 
 
-FILTER_KEYS = ("credential", "credential_id", "kind", "holder", "origin", "principal", "principal_uid", "agents",
-               "humans")
+FILTER_KEYS = ("credential", "credential_id", "kind", "holder", "origin", "principal",
+               "principal_uid", "agents", "humans")
 
 
 #: Rows shown first while the whole ranking loads.
