@@ -284,6 +284,14 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
             },
         ),
     ]
+    # the Identity Center session and the bot's key each also act in a second account
+    records.append(_ct(10, "ListBuckets", "s3", _role_session(sso, "carol@acme.example",
+                                                             "ASIASSOCAROL00000001"), ua=BROWSER,
+                       account=OTHER))
+    records.append(_ct(11, "ListBuckets", "s3", {
+        "type": "IAMUser", "principalId": "AIDABOT", "arn": f"arn:aws:iam::{ACCT}:user/deploy-bot",
+        "accountId": ACCT, "accessKeyId": "AKIADEPLOYBOT0000001", "userName": "deploy-bot"},
+        ua="Boto3/1.34.0 md/Botocore#1.34.0", account=OTHER))
     # 6. a cross-account AssumeRole delivered to both accounts with distinct eventIDs
     caller = {
         "type": "IAMUser",
@@ -479,3 +487,12 @@ def test_docs_fixture_cross_account_pair(shared_fixtures: Path, tmp_path: Path) 
             "SELECT count(*), count(DISTINCT credential_id) FROM credential_issues"
         ).fetchone()
     assert n == (1, 1)
+
+
+def test_environment_crossing_is_for_non_human_identities(case: Path) -> None:
+    """NHI8 fires on the bot's key in two accounts, not on a person's Identity Center session."""
+    with CaseStore.open(case) as store:
+        found = live_findings(store, load_config(None))
+    crossing = {f.subjects[0] for f in found if f.rule == "environment-crossing"}
+    assert "AKIADEPLOYBOT0000001" in crossing
+    assert "ASIASSOCAROL00000001" not in crossing

@@ -45,7 +45,11 @@ def run(ctx: Context) -> None:
             SELECT p.credential_id AS root_id, p.source, list(p.account ORDER BY p.t0, p.account) AS accounts,
                    list(p.uid ORDER BY p.t0) AS uids, min(p.t0) AS t0, max(p.t1) AS t1, sum(p.n) AS n,
                    (SELECT list(child ORDER BY child) FROM _kt_minted m WHERE m.parent = p.credential_id) AS creds
-            FROM per p GROUP BY p.credential_id, p.source HAVING count(*) >= ?""",
+            FROM per p
+            -- NHI8 is about non-human identities: a person's session (principal classifier) is not
+            WHERE p.credential_id NOT IN (SELECT credential_id FROM _kt_person
+                                          WHERE subject_kind = 'credential')
+            GROUP BY p.credential_id, p.source HAVING count(*) >= ?""",
         [cfg.min_accounts],
     )
     for r in rows:
