@@ -141,53 +141,63 @@ _UA_FAMILY = r"""CASE WHEN coalesce(user_agent, '') = '' THEN NULL
   WHEN regexp_matches(user_agent, '\.amazonaws\.com$') THEN 'aws-service'
   ELSE 'other' END"""
 
-# Per credential: what its CloudTrail events say about who held it.
+# Per credential: what its CloudTrail events say about who held it. The session facts
+# (sessionContext: MFA, web identity, sourceIdentity, ec2RoleDelivery; the console flag) are the
+# session's, the same on each of its events, so they are read from the first two events of each
+# (credential, identity) only: parsing every raw record cost seconds per 100k events. Evidence is
+# the first events by time (top-k, no sort).
+_SAMPLED = 2
+
+
+def _first(cond: str) -> str:
+    return f"arg_min(event_uid, (time, event_uid), {_EV}) FILTER (WHERE {cond})"
+
+
+_SSO = "regexp_matches(coalesce(actor_uid, ''), ':assumed-role/AWSReservedSSO_')"
 _CT_FACTS = rf"""
 CREATE OR REPLACE TEMP TABLE _kt_ctf AS
-WITH f AS (
+WITH sampled AS (
+  SELECT unnest(arg_min(event_uid, (time, event_uid), {_SAMPLED})) AS event_uid
+  FROM events WHERE source = 'cloudtrail' AND credential_id IS NOT NULL
+  GROUP BY credential_id, actor_uid
+), e AS (
+  SELECT ev.credential_id, ev.event_uid, ev.time, ev.actor_uid, ev.actor_type, ev.actor_name,
+         ev.action, ev.user_agent, CASE WHEN s.event_uid IS NOT NULL THEN ev.raw END AS mraw
+  FROM events ev LEFT JOIN sampled s ON s.event_uid = ev.event_uid
+  WHERE ev.source = 'cloudtrail' AND ev.credential_id IS NOT NULL
+), f AS (
   SELECT credential_id, event_uid, time, actor_uid, actor_type, actor_name, {_UA_FAMILY} AS ua,
     (action IN ('signin:ConsoleLogin', 'signin:SwitchRole')
-     OR (contains(raw, 'sessionCredentialFromConsole')
-         AND json_extract_string(raw, '$.sessionCredentialFromConsole') = 'true')) AS console,
-    (contains(raw, 'mfaAuthenticated')
-     AND json_extract_string(raw, '$.userIdentity.sessionContext.attributes.mfaAuthenticated') =
-         'true') AS mfa,
-    CASE WHEN contains(raw, 'webIdFederationData') THEN
-      json_extract_string(raw,
-          '$.userIdentity.sessionContext.webIdFederationData.federatedProvider') END AS webid,
-    CASE WHEN contains(raw, 'sourceIdentity') THEN
-      nullif(json_extract_string(raw, '$.userIdentity.sessionContext.sourceIdentity'), '') END AS
-          src_id,
+     OR coalesce(json_extract_string(mraw, '$.sessionCredentialFromConsole') = 'true', false))
+      AS console,
+    coalesce(json_extract_string(mraw, '$.userIdentity.sessionContext.attributes.mfaAuthenticated')
+             = 'true', false) AS mfa,
+    json_extract_string(mraw, '$.userIdentity.sessionContext.webIdFederationData.federatedProvider')
+      AS webid,
+    nullif(json_extract_string(mraw, '$.userIdentity.sessionContext.sourceIdentity'), '') AS src_id,
     (regexp_matches(coalesce(actor_uid, ''), ':assumed-role/[^/]+/i-[0-9a-f]{{8,17}}$')
-     OR contains(raw, 'ec2RoleDelivery')) AS ec2
-  FROM events WHERE source = 'cloudtrail' AND credential_id IS NOT NULL
+     OR coalesce(contains(mraw, 'ec2RoleDelivery'), false)) AS ec2
+  FROM e
 )
 SELECT credential_id,
-  list(event_uid ORDER BY time, event_uid)[1:{_EV}] AS ev,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE console)[1:{_EV}] AS ev_console,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE mfa)[1:{_EV}] AS ev_mfa,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE webid IS NOT NULL)[1:{_EV}] AS ev_webid,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE src_id IS NOT NULL)[1:{_EV}] AS ev_src_id,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE ec2)[1:{_EV}] AS ev_ec2,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE actor_type = 'AWSService')[1:{_EV}] AS
-      ev_service,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE actor_type = 'SAMLUser')[1:{_EV}] AS
-      ev_saml,
-  list(event_uid ORDER BY time, event_uid)
-    FILTER (WHERE regexp_matches(coalesce(actor_uid, ''),
-        ':assumed-role/AWSReservedSSO_'))[1:{_EV}] AS ev_sso,
+  arg_min(event_uid, (time, event_uid), {_EV}) AS ev,
+  {_first("console")} AS ev_console,
+  {_first("mfa")} AS ev_mfa,
+  {_first("webid IS NOT NULL")} AS ev_webid,
+  {_first("src_id IS NOT NULL")} AS ev_src_id,
+  {_first("ec2")} AS ev_ec2,
+  {_first("actor_type = 'AWSService'")} AS ev_service,
+  {_first("actor_type = 'SAMLUser'")} AS ev_saml,
+  {_first(_SSO)} AS ev_sso,
   any_value(webid) FILTER (WHERE webid IS NOT NULL) AS webid,
   any_value(src_id) FILTER (WHERE src_id IS NOT NULL) AS src_id,
   any_value(regexp_extract(actor_uid, '/(i-[0-9a-f]{{8,17}})$', 1)) FILTER (WHERE ec2) AS instance,
   any_value(regexp_extract(actor_uid, ':assumed-role/AWSReservedSSO_[^/]+/([^/]+)$', 1))
-    FILTER (WHERE regexp_matches(coalesce(actor_uid, ''), ':assumed-role/AWSReservedSSO_')) AS
-        sso_user,
+    FILTER (WHERE {_SSO}) AS sso_user,
   mode(actor_uid) AS actor_uid, mode(actor_name) AS actor_name, mode(actor_type) AS actor_type,
   list(DISTINCT ua ORDER BY ua) FILTER (WHERE ua IS NOT NULL) AS uas,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE ua IN ('browser', 'console'))[1:{_EV}] AS
-      ev_browser,
-  list(event_uid ORDER BY time, event_uid) FILTER (WHERE ua IN ('lambda', 'ecs-task'))[1:{_EV}] AS
-      ev_runtime,
+  {_first("ua IN ('browser', 'console')")} AS ev_browser,
+  {_first("ua IN ('lambda', 'ecs-task')")} AS ev_runtime,
   any_value(ua) FILTER (WHERE ua IN ('lambda', 'ecs-task')) AS runtime
 FROM f GROUP BY credential_id
 """
