@@ -225,8 +225,8 @@ def analysis_rows(case: Path, rows: list[Row]) -> None:
         if load_graph:
             guard("load_graph", "", lambda: rows.append(Row("load_graph (networkx)", fmt_s(timed(
                 lambda: load_graph(store))[0]))))
-        rank = optional("keytrail.analysis.blast_radius", "rank_credentials")
-        blast = optional("keytrail.analysis.blast_radius", "blast_radius")
+        rank = optional("keytrail.analysis.answers", "rank_credentials")
+        blast = optional("keytrail.analysis.answers", "blast_radius")
         ranked: list[Any] = []
         if rank:
             def rank_step() -> None:

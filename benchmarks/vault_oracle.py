@@ -240,7 +240,7 @@ def dump_case(case: Path, dest: Path) -> str:
 _CHILD = """
 import sys, tempfile, time
 from pathlib import Path
-from keytrail.ingest import vault
+from keytrail.ingest.vault import adapter as vault
 from keytrail.ingest.runner import ingest
 spent = []
 load = vault.VaultAdapter.load

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -219,9 +220,8 @@ def _check_value(section: str, key: str, default: Any, value: Any, where: str) -
     raise bad("(unsupported)")  # pragma: no cover - every field has a typed default
 
 
-def _apply(base: FindingsConfig, doc: dict[str, Any], where: str) -> FindingsConfig:
-    from keytrail.analysis.findings.catalog import RULES
-
+def _apply(base: FindingsConfig, doc: dict[str, Any], where: str,
+           rule_ids: Collection[str] | None = None) -> FindingsConfig:
     sections = {f.name: f for f in fields(FindingsConfig) if f.name != "source"}
     updates: dict[str, Any] = {}
     for section, body in doc.items():
@@ -235,9 +235,9 @@ def _apply(base: FindingsConfig, doc: dict[str, Any], where: str) -> FindingsCon
         if section == "levels":
             levels = dict(base.levels)
             for rule, value in body.items():
-                if rule not in RULES:
+                if rule_ids is not None and rule not in rule_ids:
                     raise ConfigError(
-                        f"{where}: levels.{rule} names no rule; allowed rules: {', '.join(RULES)}",
+                        f"{where}: levels.{rule} names no rule; allowed rules: {', '.join(rule_ids)}",
                         "bad configuration",
                     )
                 if not isinstance(value, str):
@@ -282,8 +282,13 @@ def default_config() -> FindingsConfig:
                    source="defaults")
 
 
-def load_config(path: str | Path | None = None) -> FindingsConfig:
+def load_config(path: str | Path | None = None, *,
+                rule_ids: Collection[str] | None = None) -> FindingsConfig:
     """Load the findings configuration with flag > ``KEYTRAIL_CONFIG`` > defaults precedence.
+
+    ``rule_ids`` are the rules ``[levels]`` may name (the analysis layer hands in
+    :data:`keytrail.analysis.findings.catalog.RULES`; this module sits below it and does not
+    import it). ``None`` leaves rule names unchecked.
 
     Raises:
         ConfigError: the file is missing or unreadable, not TOML, or has a bad key or value.
@@ -303,4 +308,4 @@ def load_config(path: str | Path | None = None) -> FindingsConfig:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{where}: cannot read the configuration file: {e.strerror or e}", "bad configuration") from e
-    return replace(_apply(base, _read_toml(text, where), where), source=str(p))
+    return replace(_apply(base, _read_toml(text, where), where, rule_ids), source=str(p))

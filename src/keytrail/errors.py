@@ -64,3 +64,13 @@ class NotFoundError(KeytrailError):
 
 class ConfigError(UsageError):
     """A configuration file or value is invalid; the message names the key and allowed values."""
+
+
+class Cancelled(KeytrailError):
+    """An analysis call was stopped by :meth:`keytrail.store.case.CaseSession.interrupt`
+    (the TUI's Escape)."""
+
+    exit_code = 130  # like Ctrl-C
+
+    def __init__(self, msg: str = "cancelled: the analysis was interrupted before it finished") -> None:
+        super().__init__(msg, "cancelled")

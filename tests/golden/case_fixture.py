@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from keytrail.store.case import CaseStore
-from keytrail.store.finalize import finalize
+from keytrail.ingest.finalize import finalize
 
 ACCOUNT = "111122223333"
 XSS_UA = "<script>alert(1)</script>"

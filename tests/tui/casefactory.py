@@ -5,7 +5,7 @@ AKIA1 assumes a role (minting ASIA1), which reads S3 objects and is denied once;
 Vault token is used to read a secret. One event carries hostile text (Rich markup,
 ANSI escapes, zero-width characters, a 100 kB line) and one record carries an STS
 session token that must be masked. Ingested tables are written, then
-:func:`keytrail.store.finalize.finalize` runs as after a real ingest, so credentials,
+:func:`keytrail.ingest.finalize.finalize` runs as after a real ingest, so credentials,
 principals and graph edges are derived by the real graph layer.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from keytrail.store.case import CaseStore
-from keytrail.store.finalize import finalize
+from keytrail.ingest.finalize import finalize
 
 T0 = datetime(2024, 5, 1, 12, 0, 0)
 HOSTILE_UA = "[bold red]x[/] \x1b[31mred\x1b[0m zero\u200bwidth\u202eevil " + "A" * 100_000

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keytrail.analysis.blast_radius import rank_credentials
+from keytrail.analysis.answers import rank_credentials
 from keytrail.store.case import CaseStore
 
 SLOW = "SELECT count(*) FROM range(100000000) a, range(100000) b WHERE (a.range * b.range) % 7 = 3"

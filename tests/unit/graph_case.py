@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from keytrail.store.case import CaseStore
-from keytrail.store.finalize import finalize
+from keytrail.ingest.finalize import finalize
 
 T0 = datetime(2024, 3, 1, 12, 0, 0)
 ACCT = "111122223333"

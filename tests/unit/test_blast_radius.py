@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from keytrail.analysis.blast_radius import blast_radius, rank_credentials
+from keytrail.analysis.answers import blast_radius, rank_credentials
 from keytrail.analysis.lineage import descendants
 from keytrail.errors import NotFoundError, UsageError
 from keytrail.store.case import CaseStore

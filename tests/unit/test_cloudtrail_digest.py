@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 
 from keytrail.ingest.base import read_sample
-from keytrail.ingest.cloudtrail_digest import CloudTrailDigestAdapter
+from keytrail.ingest.cloudtrail.digest import CloudTrailDigestAdapter
 from keytrail.ingest.runner import ingest
 
 NAME = "111111111111_CloudTrail_eu-central-1_20171211T1505Z_A6kvhMoVeCsc7v8U.json.gz"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from keytrail.analysis.findings.catalog import RULES
 from keytrail.config import FindingsConfig, default_config, load_config
 from keytrail.errors import ConfigError, UsageError
 from keytrail.levels import Level
@@ -63,7 +64,7 @@ def test_precedence_flag_over_env_over_default(tmp_path: Path, monkeypatch: pyte
 )
 def test_bad_config_names_key_and_allowed_values(tmp_path: Path, text: str, names: list[str]) -> None:
     with pytest.raises(ConfigError) as err:
-        load_config(_write(tmp_path, text))
+        load_config(_write(tmp_path, text), rule_ids=RULES)
     for name in names:
         assert name in err.value.msg
     assert err.value.exit_code == 2

@@ -36,7 +36,7 @@ def test_text_output_grouped_and_plain(case_file: Path, capsys: pytest.CaptureFi
     assert main(["findings", str(case_file)]) == 0
     out = capsys.readouterr().out
     assert "== HIGH (1)" in out and "credential-shared-by-agents" in out
-    assert "\x1b" not in out and "evilred" in out
+    assert "\x1b" not in out and "evil\\x1b[31mred" in out  # shown escaped, not obeyed
 
 
 def test_fail_on_gate(case_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from keytrail.analysis.findings import Finding, run_findings
+from keytrail.analysis.answers import run_findings
+from keytrail.analysis.findings import Finding
 from keytrail.store.case import CaseStore
 
 T0 = datetime(2024, 5, 1, 9, 0, 0)

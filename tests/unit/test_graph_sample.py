@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from keytrail.analysis.blast_radius import blast_radius, rank_credentials
+from keytrail.analysis.answers import blast_radius, rank_credentials
 from keytrail.analysis.delegation import trace_event
 from keytrail.ingest.runner import ingest
 from keytrail.store.case import CaseStore

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from keytrail.ingest import cloudtrail
+from keytrail.ingest.cloudtrail import adapter as cloudtrail
 from keytrail.ingest.runner import ingest
 
 CT = "cloudtrail"

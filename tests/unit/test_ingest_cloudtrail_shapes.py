@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keytrail.ingest.base import read_sample
-from keytrail.ingest.cloudtrail import CloudTrailAdapter
-from keytrail.ingest.cloudtrail_parse import Bad, Rec, parse_json
+from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
+from keytrail.ingest.cloudtrail.parse import Bad, Rec, parse_json
 from keytrail.ingest.runner import ingest
 
 STRATUS = "cloudtrail/stratus-red-team/detonation-logs/aws.credential-access.secretsmanager-retrieve-secrets.json"

@@ -131,7 +131,7 @@ def _cloudtrail_adapter_reads_jsonl() -> str | None:
     """Why the CloudTrail part must wait, or None when the CloudTrail adapter sniffs a JSONL line."""
     if not CLOUDTRAIL.is_file():
         return f"shared fixtures not found at {FIXTURES}"
-    from keytrail.ingest.cloudtrail import CloudTrailAdapter
+    from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
 
     head = b"\n".join(_cloudtrail_lines()[:5]) + b"\n"
     if not CloudTrailAdapter.sniff(Sample(CLOUDTRAIL, head, False)):

@@ -17,10 +17,10 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keytrail.ingest.vault import _schema, _text_array, _to_arrow
-from keytrail.ingest.vault_framing import iter_records
-from keytrail.ingest.vault_mint import _compact, s, strs
-from keytrail.ingest.vault_rows import _json, vault_time
+from keytrail.ingest.vault.adapter import _schema, _text_array, _to_arrow
+from keytrail.ingest.vault.framing import iter_records
+from keytrail.ingest.vault.mint import _compact, s, strs
+from keytrail.ingest.vault.rows import _json, vault_time
 from keytrail.timefmt import to_utc
 
 _VALUES = st.one_of(

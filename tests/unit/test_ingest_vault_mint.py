@@ -21,8 +21,8 @@ import duckdb
 import pytest
 
 from keytrail.ingest.runner import ingest
-from keytrail.ingest.vault_mint import aws_username_prefix
-from keytrail.ingest.vault_rows import agent_of, human_of, resource_type
+from keytrail.ingest.vault.mint import aws_username_prefix
+from keytrail.ingest.vault.rows import agent_of, human_of, resource_type
 
 LEARN = "vault/hashicorp-education_learn-vault-monitoring/vault-audit.log"
 LAB_ADMINS = "hmac-sha256:18e2ca53bac3d2821fe22b5ad63969fb79ff13bc07525f320ceafefefc93f907"

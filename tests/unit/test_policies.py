@@ -265,7 +265,7 @@ def test_report_has_granted_by_policy_only_with_a_snapshot(incident_case: Path, 
 
 # -- NHI5 unused-privilege ----------------------------------------------------------------------------
 def _unused_privilege(case: Path) -> list[dict[str, Any]]:
-    from keytrail.analysis.findings import run_findings
+    from keytrail.analysis.answers import run_findings
 
     with CaseStore.open(case) as store:
         return [f.as_dict() for f in run_findings(store) if f.rule == "unused-privilege"]

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from keytrail.analysis.findings import live_findings
+from keytrail.analysis.findings.run import live_findings
 from keytrail.config import load_config
 from keytrail.ingest.runner import ingest
 from keytrail.store.case import CaseStore

@@ -99,7 +99,7 @@ def test_derived_table_is_cut_in_renderings(case: Path, monkeypatch: pytest.Monk
 
 def test_requested_credential_below_the_cut_keeps_its_score(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with CaseStore.open(case) as store:
-        from keytrail.analysis.blast_radius import rank_credentials
+        from keytrail.analysis.answers import rank_credentials
 
         last = rank_credentials(store)[-1]
         monkeypatch.setattr(content, "RANKED_LIMIT", 1)

@@ -13,8 +13,11 @@ import duckdb
 import pytest
 
 from keytrail.analysis import snapshot
-from keytrail.analysis.blast_radius import _to_rank, blast_radius, live_rank_rows, rank_credentials
-from keytrail.analysis.findings import count_levels, level_counts, live_findings, run_findings
+from keytrail.analysis.answers import blast_radius, level_counts, rank_credentials, run_findings
+from keytrail.analysis.findings import count_levels
+from keytrail.analysis.findings.run import live_findings
+from keytrail.analysis.ranking import live_rank_rows
+from keytrail.analysis.ranking import to_rank as _to_rank
 from keytrail.cli.main import main
 from keytrail.config import load_config
 from keytrail.store.case import CaseStore

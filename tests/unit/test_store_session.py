@@ -15,7 +15,8 @@ import pytest
 
 from keytrail.analysis.lineage import ancestry, lineage_tree
 from keytrail.analysis.summary import case_info
-from keytrail.store.case import Cancelled, CaseSession, CaseStore
+from keytrail.errors import Cancelled
+from keytrail.store.case import CaseSession, CaseStore
 from tests.tui.casefactory import make_case
 
 #: Minutes of work on two cores; an interrupt stops it in milliseconds.

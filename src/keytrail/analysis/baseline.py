@@ -193,9 +193,10 @@ def baseline(store: CaseStore, subject_id: str, *, baseline_until: datetime | st
         NotFoundError: no agent or credential with that id acted in the case (exit 1).
     """
     from keytrail.analysis.findings.context import Context, parse_time
+    from keytrail.analysis.findings.catalog import RULES
     from keytrail.config import load_config
 
-    cfg = config or load_config()
+    cfg = config or load_config(rule_ids=RULES)
     until = parse_time(baseline_until)
     cur = store.cursor()
     try:

@@ -1,23 +1,32 @@
-"""The detail lists of one blast radius: resources, secrets, sensitive actions, agents, humans.
+"""The blast radius of one credential: its score row plus the detail lists (resources, secrets,
+sensitive actions, agents, humans).
 
-Split from :mod:`keytrail.analysis.blast_radius` (which owns the score and the
-ranking) to keep modules small. Every query restricts ``events`` to D(c) with a
-semi-join on the closure, so the cost is one filtered scan per list.
+The score and the ranking query are :mod:`keytrail.analysis.ranking`'s; whether the score row
+comes from the case's snapshot is decided by :mod:`keytrail.analysis.answers`, which hands it
+in. Every query restricts ``events`` to D(c) with a semi-join on the closure, so the cost is one
+filtered scan per list.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis import classify
-from keytrail.analysis.blast_radius import _TIME, BlastRadius, _params, _rank_sql, _to_rank, query
-from keytrail.analysis.lineage import closure_sql, lineage_tree
+from keytrail.analysis.finding_score import finding_values
+from keytrail.analysis.lineage import LineageNode, closure_sql, lineage_tree
 from keytrail.analysis.lookup import resolve_credential
-from keytrail.graph.principal_class import decision
+from keytrail.analysis.ranking import TIME as _TIME
+from keytrail.analysis.ranking import params as _params
+from keytrail.analysis.ranking import query, rank_sql, to_rank
+from keytrail.analysis.scoring import ScoreTerm
+from keytrail.graph.principal_class import decision, holders
+from keytrail.timefmt import format_utc
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
+    from keytrail.analysis.findings import Finding
     from keytrail.store.case import CaseStore
 
 #: Longest lists returned (the counts are always complete).
@@ -25,6 +34,62 @@ MAX_ITEMS = 1000
 
 _D = closure_sql("SELECT $root AS root")
 _IN_D = "e.credential_id IN (SELECT credential_id FROM clo)"
+
+
+@dataclass
+class BlastRadius:
+    """The answer of ``keytrail blast``; :meth:`as_dict` is its JSON document."""
+
+    credential: str
+    kind: str | None
+    score: float
+    score_terms: list[ScoreTerm]
+    derived_credentials: list[str]
+    resources: list[dict[str, Any]]
+    principals: list[str]
+    accounts: list[str]
+    agents: list[dict[str, Any]]
+    humans: list[dict[str, Any]]
+    origin: str | None = None
+    principal: str | None = None
+    services: list[str] = field(default_factory=list)
+    secrets_read: list[dict[str, Any]] = field(default_factory=list)
+    sensitive_actions: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    lineage: LineageNode | None = None
+    filters: dict[str, Any] = field(default_factory=dict)
+    holder: dict[str, Any] | None = None
+    """The principal classifier's decision on who holds it (class, detail, person, reason, ...)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        def res(r: dict[str, Any]) -> dict[str, Any]:
+            return {**r, "first_seen": format_utc(r["first_seen"]), "last_seen": format_utc(r["last_seen"])}
+
+        return {
+            "credential": self.credential,
+            "kind": self.kind,
+            "origin": self.origin,
+            "holder": self.holder,
+            "principal": self.principal,
+            "score": self.score,
+            "score_terms": [t.as_dict() for t in self.score_terms],
+            "derived_credentials": self.derived_credentials,
+            "resources": [res(r) for r in self.resources],
+            "principals": self.principals,
+            "accounts": self.accounts,
+            "services": self.services,
+            "agents": self.agents,
+            "humans": self.humans,
+            "secrets_read": [res(r) for r in self.secrets_read],
+            "sensitive_actions": [res(r) for r in self.sensitive_actions],
+            "counts": self.counts,
+            "first_seen": format_utc(self.first_seen),
+            "last_seen": format_utc(self.last_seen),
+            "lineage": self.lineage.as_dict() if self.lineage else None,
+            "filters": self.filters,
+        }
 
 
 def _resources(store: CaseStore, p: dict[str, Any]) -> list[dict[str, Any]]:
@@ -83,8 +148,16 @@ def _edges(store: CaseStore, p: dict[str, Any], sql: str) -> list[dict[str, Any]
 
 
 def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None = None,
-                 until: datetime | None = None, min_confidence: str = "inferred") -> BlastRadius:
+                 until: datetime | None = None, min_confidence: str = "inferred",
+                 stored_row: Callable[[CaseStore, str], dict[str, Any] | None] | None = None,
+                 findings: Callable[[], list[Finding]] | None = None,
+                 ) -> BlastRadius:
     """The observed blast radius of one credential (see docs/blast-radius.md).
+
+    ``stored_row(store, credential_id)`` returns the credential's stored ranking row or None
+    (the snapshot, when :mod:`keytrail.analysis.answers` decides it answers this question);
+    without it, or when it returns None, the row is computed, its ``findings`` term from
+    ``findings()`` (the default findings; computed now when omitted).
 
     Raises:
         NotFoundError: the credential is not in the case (with the closest ids).
@@ -92,18 +165,12 @@ def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None
     cred = resolve_credential(store, credential_id)
     cid = cred["credential_id"]
     p = _params(since, until, min_confidence, root=cid)
-    row = None
-    if since is None and until is None and min_confidence == "inferred":
-        from keytrail.analysis import snapshot
-
-        row = snapshot.rank_row(store, cid)
+    row = stored_row(store, cid) if stored_row is not None else None
     if row is None:
-        from keytrail.analysis.finding_score import finding_values
-
-        row = query(store, _rank_sql("SELECT $root AS root"), p)[0]
-        row["findings"] = finding_values(store).get(cid, 0.0)
-        row["holder"] = None
-    rank = _to_rank(row)
+        row = query(store, rank_sql("SELECT $root AS root"), p)[0]
+        row["findings"] = finding_values(store, findings() if findings else None).get(cid, 0.0)
+        row["holder"] = holders(store.con).get(cid)
+    rank = to_rank(row)
     derived = [r["credential_id"] for r in query(store, 
         _D + " SELECT credential_id FROM clo WHERE credential_id <> $root ORDER BY 1", p)]
     principals = sorted(set(_values(store, p, "e.actor_uid", "AND e.source IN ('cloudtrail', 'vault')")) | {

@@ -46,10 +46,12 @@ def finding_values(store: CaseStore, found: list[Finding] | None = None) -> dict
     its tree (``found``: the default findings when omitted)."""
     from keytrail.graph.principal_class import table_sql
 
-    if found is None:
-        from keytrail.analysis.findings import run_findings
+    if found is None:  # computed now; analysis.answers passes the stored findings instead
+        from keytrail.analysis.findings.catalog import RULES
+        from keytrail.analysis.findings.run import live_findings
+        from keytrail.config import load_config
 
-        found = run_findings(store)
+        found = live_findings(store, load_config(None, rule_ids=RULES))
     if not found:
         return {}
     creds = {r["credential_id"] for r in store.query("SELECT credential_id FROM credentials")}

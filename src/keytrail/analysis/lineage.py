@@ -19,17 +19,41 @@ if TYPE_CHECKING:
 MAX_DEPTH = 50
 
 
-def closure_sql(roots_sql: str = "SELECT credential_id AS root FROM credentials") -> str:
-    """SQL of ``(root, credential_id, depth)`` for every root and each of its MINTED descendants.
+def closure_sql(roots_sql: str = "SELECT credential_id AS root FROM credentials", *,
+                confidence: bool = True, max_depth: int | None = None, edges: str | None = None,
+                stop: str | None = None) -> str:
+    """The one MINTED closure every query walks: a ``WITH RECURSIVE clo(root, credential_id)``
+    CTE holding each root (``roots_sql`` selects a ``root`` column) and every credential reachable
+    from it, the root included; the caller appends its own CTEs (``, x AS (...)``) or a SELECT.
 
-    Uses the parameter ``$allowed`` (list of confidences). ``roots_sql`` selects a ``root`` column.
+    The callers differ on purpose, so the differences are parameters:
+
+    - ``confidence`` (default): follow only MINTED links whose confidence is in ``$allowed``
+      (the analysis' ``min_confidence``). The report passes False: it states its numbers for
+      every MINTED link and shows each link's confidence next to it (equal to ``inferred``).
+    - ``max_depth``: also carry ``depth`` (0 at the root) and stop at that depth. ``UNION`` makes
+      a cycle terminate only while rows repeat exactly, and a depth column makes every lap new,
+      so a depth needs a cap; the report orders derived credentials and key events by depth.
+    - ``edges``: walk this relation of ``(src, dst)`` pairs instead of ``links`` MINTED src -> dst.
+      The findings walk up (child -> parent) over MINTED pairs gathered from links, credentials
+      and credential_issues, so their rules also work on a case whose graph is partial.
+    - ``stop``: a condition on ``clo.credential_id``; a credential meeting it is kept but not
+      walked past (the findings stop at long-term access keys, identities of their own).
     """
+    depth = max_depth is not None
+    if edges is None:
+        join = "links l\n          ON l.kind = 'MINTED' AND l.src = clo.credential_id" + (
+            " AND list_contains($allowed, l.confidence)" if confidence else "")
+    else:
+        join = f"({edges}) l\n          ON l.src = clo.credential_id"
+    where = [f"clo.depth < {int(max_depth)}"] if max_depth is not None else []
+    where += [f"NOT ({stop})"] if stop else []
+    step = "\n        WHERE " + " AND ".join(where) if where else ""
     return f"""
-      WITH RECURSIVE clo(root, credential_id) AS (
-        SELECT root, root FROM ({roots_sql})
+      WITH RECURSIVE clo(root, credential_id{', depth' if depth else ''}) AS (
+        SELECT root, root{', 0' if depth else ''} FROM ({roots_sql})
         UNION
-        SELECT clo.root, l.dst FROM clo JOIN links l
-          ON l.kind = 'MINTED' AND l.src = clo.credential_id AND list_contains($allowed, l.confidence)
+        SELECT clo.root, l.dst{', clo.depth + 1' if depth else ''} FROM clo JOIN {join}{step}
       )"""
 
 

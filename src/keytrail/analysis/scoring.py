@@ -22,7 +22,7 @@ class TermDef:
     linear: bool = False  # weight x value instead of weight x log2(1 + value)
 
 
-#: The terms, in display order. Values come from :mod:`keytrail.analysis.blast_radius`.
+#: The terms, in display order. Values come from :mod:`keytrail.analysis.ranking`.
 TERMS: tuple[TermDef, ...] = (
     TermDef("permission_changes", 25, "{value} successful permission-changing actions (IAM, KMS, Organizations, "
             "resource policies, Vault policies/auth)"),

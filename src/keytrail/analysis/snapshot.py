@@ -4,8 +4,8 @@ Ranking every credential and running every finding rule take seconds on a millio
 case, and the explorer's first screen needs both (top credentials, findings per level).
 The answers only change when the evidence does, so ``keytrail ingest`` computes them
 once, right after the ingest committed, into ``rank_cache`` and ``finding_cache``.
-:func:`keytrail.analysis.blast_radius.rank_credentials` and
-:func:`keytrail.analysis.findings.run_findings` read them back when asked the default
+:func:`keytrail.analysis.answers.rank_credentials` and
+:func:`keytrail.analysis.answers.run_findings` read them back when asked the default
 question (no time window, default confidence, default configuration) and compute live
 otherwise, so every front end gets the same answer either way.
 
@@ -31,10 +31,15 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from keytrail import __version__
+from keytrail.analysis.findings import Finding, zero_counts
+from keytrail.analysis.findings.catalog import RULES
+from keytrail.analysis.findings.run import live_findings
+from keytrail.analysis.ranking import live_rank_rows, to_rank
+from keytrail.config import load_config
 from keytrail.errors import KeytrailError
+from keytrail.levels import Level
 
 if TYPE_CHECKING:
-    from keytrail.analysis.findings import Finding
     from keytrail.config import FindingsConfig
     from keytrail.store.case import CaseStore
 
@@ -72,14 +77,12 @@ def status(store: CaseStore) -> str:
     """``current`` (both parts match this keytrail), ``stale`` (written by other analysis code
     or another configuration: answers are computed live until ``keytrail snapshot CASE``) or
     ``none`` (never stored, or dropped by an ingest that did not rebuild it)."""
-    from keytrail.config import load_config
-
     rank = store.scalar("SELECT value FROM case_meta WHERE key = ?", [RANK_KEY])
     found = store.scalar("SELECT value FROM case_meta WHERE key = ?", [FINDINGS_KEY])
     if rank is None and found is None:
         return "none"
     try:
-        cfg = load_config(None)
+        cfg = load_config(None, rule_ids=RULES)
     except KeytrailError:  # an invalid KEYTRAIL_CONFIG: `keytrail findings` says why; info must not fail
         return "stale"
     ok = rank == code_fingerprint() and found == findings_fingerprint(cfg)
@@ -106,9 +109,6 @@ def rank_row(store: CaseStore, credential_id: str) -> dict[str, Any] | None:
 
 def findings(store: CaseStore, cfg: FindingsConfig) -> list[Finding] | None:
     """Stored findings in their stored order, or ``None`` when no snapshot matches ``cfg``."""
-    from keytrail.analysis.findings import Finding
-    from keytrail.levels import Level
-
     if not _valid(store, FINDINGS_KEY, findings_fingerprint(cfg)):
         return None
     rows = store.query(f"SELECT {', '.join(_FINDING_COLUMNS)} FROM finding_cache ORDER BY ord")
@@ -123,9 +123,6 @@ def findings(store: CaseStore, cfg: FindingsConfig) -> list[Finding] | None:
 
 def level_counts(store: CaseStore, cfg: FindingsConfig) -> dict[str, int] | None:
     """``{level: n}`` from the stored findings, highest level first, or ``None`` without a snapshot."""
-    from keytrail.analysis.findings import zero_counts
-    from keytrail.levels import Level
-
     if not _valid(store, FINDINGS_KEY, findings_fingerprint(cfg)):
         return None
     counts = zero_counts()
@@ -161,10 +158,6 @@ def refresh(store: CaseStore) -> SnapshotSummary:
 
     Runs within the writer's DuckDB memory limit: at 1M events it takes the same time under
     1 GB as under 2 GB (34 s), and peaks at 1.3 GiB RSS instead of 2.3 GiB."""
-    from keytrail.analysis.blast_radius import _to_rank, live_rank_rows
-    from keytrail.analysis.findings import live_findings
-    from keytrail.config import load_config
-
     start = time.monotonic()
     con = store.con
     con.execute("DELETE FROM case_meta WHERE key IN (?, ?)", [RANK_KEY, FINDINGS_KEY])
@@ -172,10 +165,10 @@ def refresh(store: CaseStore) -> SnapshotSummary:
     con.execute("DELETE FROM finding_cache")
 
     # findings first: the ranking's findings term reads them (the findings never read the ranking)
-    cfg = load_config(None)
+    cfg = load_config(None, rule_ids=RULES)
     found = live_findings(store, cfg)
     rows = live_rank_rows(store, found=found)
-    scored = [{**r, "score": _to_rank(r).score} for r in rows]
+    scored = [{**r, "score": to_rank(r).score} for r in rows]
     table = pa.Table.from_pylist(scored) if rows else None
     con.execute("BEGIN TRANSACTION")
     try:

@@ -1,7 +1,7 @@
 """``keytrail findings`` and ``keytrail baseline``: governance gaps and behaviour baselines.
 
 Text output is a list grouped by level, highest first; every log-derived string goes
-through :func:`keytrail.redact.plain`. ``--json`` prints one document:
+through :func:`keytrail.safetext.shown`. ``--json`` prints one document:
 ``{"findings": [Finding.as_dict(), ...], "counts": {level: n}}``. ``--fail-on LEVEL``
 exits 1 when any finding is at or above LEVEL (a CI gate); a bad configuration exits 2
 with a message naming the key and the allowed values.
@@ -38,9 +38,9 @@ def _add_baseline(p: argparse.ArgumentParser) -> None:
 
 
 def _text(value: Any, width: int | None = None) -> str:
-    from keytrail.redact import plain
+    from keytrail.safetext import shown
 
-    return plain(str(value), width)
+    return shown(str(value), width)
 
 
 def render_findings(findings: list[Finding], counts: dict[str, int]) -> str:
@@ -57,7 +57,7 @@ def render_findings(findings: list[Finding], counts: dict[str, int]) -> str:
         lines += ["", f"== {level.upper()} ({len(group)}) " + "=" * 40]
         for f in group:
             span = f"{format_utc(f.first_seen) or '?'} .. {format_utc(f.last_seen) or '?'}"
-            lines.append(f"- [{f.rule}] {f.title}   {span}")
+            lines.append(f"- [{f.rule}] {_text(f.title)}   {span}")
             lines.append(f"    frameworks: {', '.join(f.frameworks)}")
             lines.append(f"    subjects:   {_text(', '.join(f.subjects), 300)}")
             lines.append(f"    what:       {_text(f.description, 600)}")
@@ -69,14 +69,16 @@ def render_findings(findings: list[Finding], counts: dict[str, int]) -> str:
 
 
 def run_findings_cmd(args: argparse.Namespace) -> int:
-    from keytrail.analysis.findings import count_levels, run_findings
+    from keytrail.analysis.answers import run_findings
+    from keytrail.analysis.findings import count_levels
+    from keytrail.analysis.findings.catalog import RULES
     from keytrail.config import load_config
     from keytrail.levels import Level
     from keytrail.store.case import CaseStore
 
     min_level = Level.parse(args.min_level, what="--min-level")
     fail_on = Level.parse(args.fail_on, what="--fail-on") if args.fail_on else None
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, rule_ids=RULES)
     with CaseStore.open(args.case) as store:
         findings = run_findings(store, config=cfg, min_level=min_level, baseline_until=args.baseline_until)
     counts = count_levels(findings)
@@ -119,10 +121,11 @@ def render_baseline(b: Baseline) -> str:
 
 def run_baseline_cmd(args: argparse.Namespace) -> int:
     from keytrail.analysis.baseline import baseline
+    from keytrail.analysis.findings.catalog import RULES
     from keytrail.config import load_config
     from keytrail.store.case import CaseStore
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, rule_ids=RULES)
     with CaseStore.open(args.case) as store:
         b = baseline(store, args.id, baseline_until=args.baseline_until, config=cfg)
     if args.json:

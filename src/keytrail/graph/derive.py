@@ -1,6 +1,6 @@
 """Rebuild the derived tables (``credentials``, ``principals``, ``links``) in bulk SQL.
 
-Runs at the end of every ingest (:mod:`keytrail.store.finalize`) inside its
+Runs at the end of every ingest (:mod:`keytrail.ingest.finalize`) inside its
 transaction. Everything is set-based: no Python loop touches individual events, so
 the cost grows with a few hash joins and group-bys over ``events`` (seconds at 1M
 events). The edge rules and their confidences are documented in ``docs/graph.md``;

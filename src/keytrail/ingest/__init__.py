@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from keytrail.ingest.base import Sample, SourceAdapter
 
 BUILTIN: dict[str, str] = {
-    "cloudtrail_digest": "keytrail.ingest.cloudtrail_digest:CloudTrailDigestAdapter",
-    "cloudtrail": "keytrail.ingest.cloudtrail:CloudTrailAdapter",
-    "vault": "keytrail.ingest.vault:VaultAdapter",
+    "cloudtrail_digest": "keytrail.ingest.cloudtrail.digest:CloudTrailDigestAdapter",
+    "cloudtrail": "keytrail.ingest.cloudtrail.adapter:CloudTrailAdapter",
+    "vault": "keytrail.ingest.vault.adapter:VaultAdapter",
     "otlp": "keytrail.ingest.agent.otlp:OtlpAdapter",
     "mcp": "keytrail.ingest.agent.mcp:McpAdapter",
     "agent_jsonl": "keytrail.ingest.agent.native:NativeAgentAdapter",

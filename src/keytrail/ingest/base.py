@@ -8,7 +8,7 @@ set ``BATCH_FILES``), and hands the adapter a :class:`LoadContext` to write thro
 Adapters write only the *ingested* tables (``events``, ``event_resources``,
 ``credential_issues``, ``inventory_agents``, ``grants``, ``rejects``). De-duplication, per-file
 counts and time ranges, and every derived table are computed afterwards in bulk by
-:mod:`keytrail.store.finalize`, so adapters may insert an event that is already in
+:mod:`keytrail.ingest.finalize`, so adapters may insert an event that is already in
 the case; the earliest copy wins.
 
 Invariants an adapter must keep:
@@ -191,12 +191,8 @@ class LoadContext:
         """
         if table not in WRITABLE_TABLES:
             raise ValueError(f"adapters may not write {table}")
-        before = self._count(table)
-        self.con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or [])
-        return self._count(table) - before
-
-    def _count(self, table: str) -> int:
-        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        # DuckDB answers an INSERT with the number of rows it wrote: no count(*) of the table around it
+        row = self.con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or []).fetchone()
         return int(row[0]) if row else 0
 
     def reject(self, reason: str, *, record_no: int | None = None, byte_offset: int | None = None,
@@ -222,11 +218,12 @@ def _rows_to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
     present = [c for c in cols if any(c.name in r for r in rows)]
     arrays = {}
     for c in present:
-        arrays[c.name] = pa.array([r.get(c.name) for r in rows], type=_arrow_type(c.type))
+        arrays[c.name] = pa.array([r.get(c.name) for r in rows], type=arrow_type(c.type))
     return pa.table(arrays)
 
 
-def _arrow_type(sql_type: str) -> pa.DataType:
+def arrow_type(sql_type: str) -> pa.DataType:
+    """The Arrow type of a case column's DuckDB type (adapters that build Arrow tables share it)."""
     base = sql_type.split()[0].upper()
     return {
         "VARCHAR": pa.string(),

@@ -3,7 +3,7 @@
 Per file: hash (SHA-256; a file already loaded is a no-op), sniff by content, then
 load inside one transaction together with its ``evidence`` row, so an interrupted
 ingest leaves only whole files behind and re-running it completes the job. After
-the last file, :func:`keytrail.store.finalize.finalize` de-duplicates and rebuilds
+the last file, :func:`keytrail.ingest.finalize.finalize` de-duplicates and rebuilds
 the derived tables in bulk.
 """
 
@@ -23,7 +23,7 @@ from keytrail.ingest import sniff
 from keytrail.ingest.base import LoadContext, SourceAdapter, read_sample
 from keytrail.ingest.encoding import utf8_copy
 from keytrail.store.case import CaseStore
-from keytrail.store.finalize import finalize
+from keytrail.ingest.finalize import finalize
 
 #: Statuses that make a re-ingest of the same bytes a no-op.
 DONE_STATUSES = ("loaded", "partial", "digest")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from keytrail.safetext import csv_text_sql
 from keytrail.store.sqltext import mask_text_sql as mask_sql
-from keytrail.store.sqltext import quote_literal
+from keytrail.store.sqltext import quote_ident, quote_literal
 
 __all__ = ["csv_cell_sql", "mask_sql", "quiet_cursor", "quote_ident", "quote_literal", "text_sql", "utc_text_sql"]
 
@@ -28,12 +29,10 @@ def quiet_cursor(store: CaseStore) -> duckdb.DuckDBPyConnection:
     return cur
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def csv_cell_sql(expr: str) -> str:
-    """``expr`` (VARCHAR) neutralised for spreadsheets as :func:`keytrail.redact.csv_safe` does."""
+    """``expr`` (VARCHAR) made safe as :func:`keytrail.redact.csv_safe` does: controls escaped, formulas
+    neutralised."""
+    expr = csv_text_sql(expr)
     return (
         f"CASE WHEN left({expr}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
         f"THEN '''' || {expr} ELSE {expr} END"

@@ -2,11 +2,11 @@
 
 ``build_report`` gathers everything a reader needs, each number traceable: the case header
 (evidence with SHA-256, integrity, sources, span, rejects, coverage gaps), an executive
-summary, credentials ranked by :func:`keytrail.analysis.blast_radius.rank_credentials`, and for
+summary, credentials ranked by :func:`keytrail.analysis.answers.rank_credentials`, and for
 each selected credential its lineage (the ``MINTED`` closure D(c) with the agents, humans and
 principals linked to it), the resources D(c) acted on with actions, the timeline, and the
 delegation chains (:func:`keytrail.analysis.delegation.trace_event`) of its key events; then the
-findings (:func:`keytrail.analysis.findings.run_findings`), a containment checklist and an
+findings (:func:`keytrail.analysis.answers.run_findings`), a containment checklist and an
 appendix with the SQL (:mod:`keytrail.report.queries`) behind the numbers.
 
 Every string that came from a log is masked (:func:`keytrail.redact.mask_secrets`) and stripped of
@@ -159,7 +159,7 @@ def _header(store: CaseStore, since: datetime | None, until: datetime | None) ->
 def _ranking(store: CaseStore, since: datetime | None,
              until: datetime | None) -> tuple[list[dict[str, Any]], int, str | None]:
     """(the top RANKED_LIMIT credentials, how many were ranked, a note when scoring is unavailable)."""
-    rank = _analysis("keytrail.analysis.blast_radius", "rank_credentials")
+    rank = _analysis("keytrail.analysis.answers", "rank_credentials")
     if rank is None:
         rows = store.query("SELECT credential_id, kind, events FROM credentials ORDER BY events DESC, credential_id")
         note = "blast-radius scoring is not available in this build; credentials are listed by events signed"
@@ -261,7 +261,7 @@ def _credential_section(store: CaseStore, cred: str, rank: dict[str, Any] | None
                     | {r["human_id"] for r in logged if r["human_id"]})
     principals = sorted({i["dst"] for i in identities if i["kind"] == "AUTHENTICATES_AS"})
     blast = None
-    blast_fn = _analysis("keytrail.analysis.blast_radius", "blast_radius")
+    blast_fn = _analysis("keytrail.analysis.answers", "blast_radius")
     if blast_fn is not None:
         result = blast_fn(store, cred, since=since, until=until)
         blast = result.as_dict() if hasattr(result, "as_dict") else result
@@ -295,7 +295,7 @@ def _credential_section(store: CaseStore, cred: str, rank: dict[str, Any] | None
 
 
 def _findings(store: CaseStore) -> tuple[list[dict[str, Any]], str | None]:
-    run = _analysis("keytrail.analysis.findings", "run_findings")
+    run = _analysis("keytrail.analysis.answers", "run_findings")
     if run is None:
         return [], "governance findings are not available in this build"
     return [f.as_dict() for f in run(store)], None

@@ -6,18 +6,26 @@ resources listed per credential). ``closure`` is the set
 D(c): ``$cred`` and every credential reachable from it over ``MINTED`` links, with depth.
 A reader can paste any of them into ``keytrail sql CASE`` (binding the parameters) to check a
 number.
+
+The closure and the time window are the analysis' own
+(:func:`keytrail.analysis.lineage.closure_sql`, :data:`keytrail.analysis.ranking.TIME`), so a
+report's number and ``keytrail blast`` cannot drift apart. The report walks every MINTED link whatever its confidence (the identities section shows
+each link's confidence; the analysis default ``inferred`` admits them all too) and carries the
+depth, capped at :data:`keytrail.analysis.lineage.MAX_DEPTH`.
 """
 
 from __future__ import annotations
 
-CLOSURE = """WITH RECURSIVE d(credential_id, depth) AS (
-  SELECT $cred, 0
-  UNION
-  SELECT l.dst, d.depth + 1 FROM d JOIN links l ON l.kind = 'MINTED' AND l.src = d.credential_id
-  WHERE d.depth < 50
-), closure AS (SELECT credential_id, min(depth) AS depth FROM d GROUP BY credential_id)"""
+import textwrap
 
-WINDOW = "($since IS NULL OR e.time >= $since) AND ($until IS NULL OR e.time <= $until)"
+from keytrail.analysis.lineage import MAX_DEPTH, closure_sql
+from keytrail.analysis.ranking import TIME
+
+_CLO = closure_sql("SELECT $cred AS root", confidence=False, max_depth=MAX_DEPTH)
+CLOSURE = textwrap.dedent(_CLO).strip() + """,
+closure AS (SELECT credential_id, min(depth) AS depth FROM clo GROUP BY credential_id)"""
+
+WINDOW = TIME
 
 QUERIES: dict[str, str] = {
     "derived_credentials": CLOSURE + """

@@ -5,7 +5,7 @@ without a Python loop per row. CSV is for people with spreadsheets: every cell i
 times are UTC with ``Z``, lists and JSON are JSON text, secrets are masked and every cell
 that a spreadsheet would evaluate (``= + - @``, tab, CR) is prefixed with ``'``.
 Parquet is for machines: native types (timestamps, lists), secrets masked in text columns.
-Findings are computed (not stored), so they come from :func:`keytrail.analysis.findings.run_findings`.
+Findings are computed (not stored), so they come from :func:`keytrail.analysis.answers.run_findings`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def findings_rows(store: CaseStore) -> list[dict[str, Any]]:
     """One flat row per finding: scalars as they are, lists and objects as JSON text."""
     from keytrail.report.content import _analysis
 
-    run_findings = _analysis("keytrail.analysis.findings", "run_findings")
+    run_findings = _analysis("keytrail.analysis.answers", "run_findings")
     if run_findings is None:
         raise UsageError("findings are not available in this build of keytrail; export another --table")
     rows: list[dict[str, Any]] = []

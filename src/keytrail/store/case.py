@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
 import duckdb
 
 from keytrail import __version__
-from keytrail.errors import CaseError, CaseLockedError, KeytrailError
+from keytrail.errors import Cancelled, CaseError, CaseLockedError
 from keytrail.store.schema import SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:
@@ -209,15 +209,6 @@ class CaseStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class Cancelled(KeytrailError):
-    """An analysis call was stopped by :meth:`CaseSession.interrupt` (the TUI's Escape)."""
-
-    exit_code = 130  # like Ctrl-C
-
-    def __init__(self, msg: str = "cancelled: the analysis was interrupted before it finished") -> None:
-        super().__init__(msg, "cancelled")
 
 
 #: While a call of an interrupted session still runs, its cursors are interrupted again this often:

@@ -11,7 +11,7 @@ Conventions:
 - Column names follow OCSF where OCSF has a name, flattened (``actor_uid``,
   ``src_ip``, ``user_agent``, ``action``).
 - Tables marked *derived* are rebuilt from the others at the end of every ingest
-  (``store.finalize``); ingest adapters write only the *ingested* tables.
+  (``ingest.finalize``); ingest adapters write only the *ingested* tables.
 """
 
 from __future__ import annotations

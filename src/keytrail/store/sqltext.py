@@ -1,4 +1,4 @@
-"""SQL text helpers shared by ingest and reports: string literals and secret masking inside DuckDB.
+"""SQL text shared by ingest and reports: literals, identifiers and secret masking in DuckDB.
 
 Bulk paths (CloudTrail ingest, exports) mask secrets in SQL instead of a Python loop per value,
 and they must mask exactly what :mod:`keytrail.redact` masks on screen. So every pattern here is
@@ -20,6 +20,11 @@ from keytrail import redact
 def quote_literal(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def quote_ident(name: str) -> str:
+    """A SQL identifier (a column name as the case or a user gave it)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _key_alternation() -> str:

@@ -11,11 +11,11 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-RANK = ("keytrail.analysis.blast_radius", "rank_credentials")
-BLAST = ("keytrail.analysis.blast_radius", "blast_radius")
+RANK = ("keytrail.analysis.answers", "rank_credentials")
+BLAST = ("keytrail.analysis.answers", "blast_radius")
 TRACE = ("keytrail.analysis.delegation", "trace_event")
-FINDINGS = ("keytrail.analysis.findings", "run_findings")
-LEVEL_COUNTS = ("keytrail.analysis.findings", "level_counts")
+FINDINGS = ("keytrail.analysis.answers", "run_findings")
+LEVEL_COUNTS = ("keytrail.analysis.answers", "level_counts")
 POTENTIAL = ("keytrail.analysis.potential", "potential_blast_radius")
 BASELINE = ("keytrail.analysis.baseline", "baseline")
 REPORT = ("keytrail.report.content", "build_report")

@@ -7,23 +7,21 @@ least one event emits nothing: every finding's ``evidence`` lists the source's o
 event ids (CloudTrail ``eventID``, Vault ``request.id``, span id) a responder can grep
 for, and ``evidence_uids`` the case's event uids. Rules, thresholds and framework ids:
 ``docs/findings.md``; thresholds: ``keytrail/data/findings.toml``.
+
+This package's ``__init__`` holds only the result type; :mod:`.run` runs the rules and
+:func:`keytrail.analysis.answers.run_findings` chooses between the snapshot and a run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from keytrail.levels import Level
 from keytrail.timefmt import format_utc
 
-if TYPE_CHECKING:
-    from keytrail.config import FindingsConfig
-    from keytrail.store.case import CaseStore
-
-__all__ = ["Finding", "count_levels", "level_counts", "live_findings", "run_findings", "zero_counts"]
+__all__ = ["Finding", "count_levels", "zero_counts"]
 
 
 @dataclass(frozen=True)
@@ -77,62 +75,3 @@ def count_levels(findings: list[Finding]) -> dict[str, int]:
     for f in findings:
         counts[f.level.label] += 1
     return counts
-
-
-def run_findings(
-    store: CaseStore,
-    *,
-    config: FindingsConfig | str | Path | None = None,
-    min_level: str | Level = "informational",
-    baseline_until: datetime | str | None = None,
-) -> list[Finding]:
-    """Every finding at or above ``min_level``, highest level first, then by first_seen.
-
-    ``config`` is a loaded :class:`~keytrail.config.FindingsConfig`, a path to a TOML file,
-    or None (``KEYTRAIL_CONFIG`` or the defaults). ``baseline_until`` ends every baseline
-    window at that time instead of each subject's first ``baseline.days`` days.
-
-    Raises:
-        ConfigError: the configuration is invalid.
-        UsageError: ``min_level`` or ``baseline_until`` is not valid.
-    """
-    from keytrail.analysis import snapshot
-    from keytrail.analysis.findings.context import parse_time
-    from keytrail.config import FindingsConfig, load_config
-
-    cfg = config if isinstance(config, FindingsConfig) else load_config(config)
-    floor = Level.parse(min_level, what="--min-level")
-    until = parse_time(baseline_until)
-    findings = snapshot.findings(store, cfg) if until is None else None
-    if findings is None:
-        findings = live_findings(store, cfg, until)
-    return [f for f in findings if f.level >= floor]
-
-
-def live_findings(store: CaseStore, cfg: FindingsConfig, baseline_until: datetime | None = None) -> list[Finding]:
-    """Run every enabled rule family now (no snapshot), highest level first, then by first_seen."""
-    from keytrail.analysis.findings.context import Context
-    from keytrail.analysis.findings.rules import RULE_FAMILIES
-
-    cur = store.cursor()
-    try:
-        ctx = Context(cur, cfg, baseline_until)
-        for family, run in RULE_FAMILIES:
-            if getattr(cfg, family).enabled:
-                run(ctx)
-        findings = ctx.finish()
-    finally:
-        cur.close()
-    findings.sort(key=lambda f: (-int(f.level), f.first_seen or datetime.max, f.rule, f.subjects))
-    return findings
-
-
-def level_counts(store: CaseStore, *, config: FindingsConfig | str | Path | None = None) -> dict[str, int]:
-    """``{level: n}`` of every finding, highest level first: from the case's snapshot when it
-    matches the configuration (milliseconds), else by running the rules."""
-    from keytrail.analysis import snapshot
-    from keytrail.config import FindingsConfig, load_config
-
-    cfg = config if isinstance(config, FindingsConfig) else load_config(config)
-    counts = snapshot.level_counts(store, cfg)
-    return counts if counts is not None else count_levels(live_findings(store, cfg))

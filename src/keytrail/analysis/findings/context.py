@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from keytrail.analysis.findings import Finding
 from keytrail.analysis.findings.catalog import RULES
 from keytrail.analysis.findings.containment import containment_steps
+from keytrail.analysis.lineage import closure_sql
 from keytrail.errors import UsageError
 from keytrail.levels import Level
 from keytrail.store.sqltext import quote_literal
@@ -170,14 +171,13 @@ class Context:
         # A long-term access key is an identity of its own: whoever created it (CreateAccessKey)
         # is reported by the privilege rules, but its later use is not the creator's session, so
         # chains stop there and the key is its own root.
-        x("""CREATE OR REPLACE TEMP TABLE _kt_anc AS
-             WITH RECURSIVE anc(credential_id, ancestor_id) AS (
-               SELECT credential_id, credential_id FROM _kt_creds
-               UNION
-               SELECT a.credential_id, m.parent FROM anc a JOIN _kt_minted m ON m.child = a.ancestor_id
-               WHERE m.child NOT IN (SELECT credential_id FROM _kt_creds
-                                     WHERE kind = 'aws-access-key' OR credential_id LIKE 'AKIA%'))
-             SELECT * FROM anc""")
+        anc = closure_sql(
+            "SELECT credential_id AS root FROM _kt_creds",
+            edges="SELECT child AS src, parent AS dst FROM _kt_minted",
+            stop="clo.credential_id IN (SELECT credential_id FROM _kt_creds "
+                 "WHERE kind = 'aws-access-key' OR credential_id LIKE 'AKIA%')")
+        x(f"""CREATE OR REPLACE TEMP TABLE _kt_anc AS {anc}
+             SELECT root AS credential_id, credential_id AS ancestor_id FROM clo""")
         x("""CREATE OR REPLACE TEMP TABLE _kt_root AS
              SELECT c.credential_id, coalesce(r.root_id, c.credential_id) AS root_id
              FROM _kt_creds c LEFT JOIN (

@@ -8,7 +8,7 @@ Ids: a record without an id of its own gets ``<prefix>:<sha256 of its text>[:32]
 Identical lines *within one file* are distinct records (a tool called twice with the
 same arguments in a format without timestamps), so the n-th copy of the same text
 in a file hashes the text plus ``#n``; the same file content delivered twice in two
-files still yields the same ids and is de-duplicated by ``store.finalize``.
+files still yields the same ids and is de-duplicated by ``ingest.finalize``.
 """
 
 from __future__ import annotations

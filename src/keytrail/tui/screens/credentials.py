@@ -1,7 +1,7 @@
 """Credentials ranked by blast radius, and one credential opened.
 
-The ranking and the blast radius are :func:`keytrail.analysis.blast_radius.rank_credentials`
-and :func:`~keytrail.analysis.blast_radius.blast_radius` (their ``--json`` documents);
+The ranking and the blast radius are :func:`keytrail.analysis.answers.rank_credentials`
+and :func:`~keytrail.analysis.answers.blast_radius` (their ``--json`` documents);
 lineage is :mod:`keytrail.analysis.lineage` (``ancestry`` up, ``lineage_tree`` down);
 linked identities and activity come from the ``links`` and ``events`` tables. Without the blast-radius module the list falls back
 to the ``credentials`` table ordered by event count and says so.

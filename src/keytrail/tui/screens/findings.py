@@ -1,4 +1,4 @@
-"""Findings by level (:func:`keytrail.analysis.findings.run_findings`), each opening its evidence."""
+"""Findings by level (:func:`keytrail.analysis.answers.run_findings`), each opening its evidence."""
 
 from __future__ import annotations
 

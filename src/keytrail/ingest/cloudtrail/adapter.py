@@ -17,9 +17,9 @@ Formats (recognised by content, never by file name; see ``docs/formats/cloudtrai
 Speed: ``Records`` files are read ``BATCH_FILES`` at a time by one DuckDB
 ``read_json_objects`` scan on a separate cursor (so a malformed file cannot abort the
 ingest transaction), unnested into an Arrow table of record texts, and mapped to case
-rows in SQL (:mod:`keytrail.ingest.cloudtrail_sql`). Python never loops over those
+rows in SQL (:mod:`keytrail.ingest.cloudtrail.sql`). Python never loops over those
 records. A batch the scan refuses is retried file by file; a file it still refuses, and
-every other shape, goes through the tolerant reader (:mod:`keytrail.ingest.cloudtrail_parse`),
+every other shape, goes through the tolerant reader (:mod:`keytrail.ingest.cloudtrail.parse`),
 which keeps every good record and rejects the bad ones with their position.
 """
 
@@ -33,8 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
-from keytrail.ingest.cloudtrail_parse import Bad, Rec, parse_console_csv, parse_json
-from keytrail.ingest.cloudtrail_sql import map_staged
+from keytrail.ingest.cloudtrail.parse import Bad, Rec, parse_console_csv, parse_json
+from keytrail.ingest.cloudtrail.sql import map_staged
 from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class CloudTrailAdapter(SourceAdapter):
         for ctx in slow:
             parts.append(_tolerant_read(ctx))
         staged = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        counts = map_staged(con, staged)
+        counts = map_staged(ctxs[0], staged)
         for ctx in ctxs:
             records, rejected = counts.get(ctx.file_id, (0, 0))
             ctx.records += records

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from keytrail.ingest.vault_mint import d, is_hmac, mint, num, s, strs
+from keytrail.ingest.vault.mint import d, is_hmac, mint, num, s, strs
 from keytrail.store.schema import TABLES_BY_NAME
 from keytrail.timefmt import to_utc
 from keytrail.workload_claims import workload_family

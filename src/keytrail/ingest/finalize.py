@@ -17,11 +17,19 @@ several Vault audit devices, the same span exported twice). Here, once per inges
 
 ``case_meta.finalized`` is ``false`` while an ingest runs and ``true`` after this
 completes, so readers can warn about a case whose ingest was interrupted.
+
+It lives in ``ingest`` (not ``store``) because it drives the adapters and the graph
+derivation; ``store`` knows only the case file and its schema.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from keytrail.graph.derive import derive
+from keytrail.ingest import adapter_names, load_adapter
+from keytrail.ingest.cloudtrail.digest import verify_integrity
+from keytrail.store.case import roomy_memory
 
 if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
@@ -99,18 +107,12 @@ def file_counts(store: CaseStore) -> None:
 
 def finalize(store: CaseStore) -> None:
     """Run every end-of-ingest step in one transaction and mark the case finalized."""
-    from keytrail.store.case import roomy_memory
-
     con = store.con
     with roomy_memory(con):
         _finalize(store)
 
 
 def _finalize(store: CaseStore) -> None:
-    from keytrail.graph.derive import derive
-    from keytrail.ingest import adapter_names, load_adapter
-    from keytrail.ingest.cloudtrail_digest import verify_integrity
-
     con = store.con
     con.execute("BEGIN TRANSACTION")
     try:

@@ -1,11 +1,14 @@
-"""Blast radius: what a credential and every credential minted from it did.
+"""Credential ranking: every credential's blast-radius score in one set-based query.
 
 D(c) is c plus its ``MINTED`` descendants at or above ``min_confidence``. All
 aggregation runs in DuckDB over ``events`` joined to the transitive closure, so
-:func:`rank_credentials` scores every credential of a case in a handful of
-set-based queries (one scan of ``events``), and :func:`blast_radius` runs the
-same query for one root plus the detail lists. The score is
-:mod:`keytrail.analysis.scoring`; both functions use it, so they always agree.
+:func:`live_ranking` scores every credential of a case in a handful of
+set-based queries (one scan of ``events``), and
+:func:`keytrail.analysis.blast_detail.blast_radius` runs the same query
+(:func:`rank_sql`) for one root plus the detail lists. The score is
+:mod:`keytrail.analysis.scoring`; both use it, so they always agree. Whether a
+question is answered from the case's snapshot or computed here is decided one layer
+up, in :mod:`keytrail.analysis.answers`.
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis import classify
-from keytrail.analysis.lineage import LineageNode, closure_sql
+from keytrail.analysis.finding_score import finding_values
+from keytrail.analysis.lineage import closure_sql
 from keytrail.analysis.scoring import ScoreTerm, score_terms, total
 from keytrail.graph.model import allowed_confidences
+from keytrail.graph.principal_class import holders
 from keytrail.timefmt import format_utc
 
 if TYPE_CHECKING:
     from keytrail.analysis.findings import Finding
     from keytrail.store.case import CaseStore
 
-_TIME = "($since::TIMESTAMP IS NULL OR e.time >= $since::TIMESTAMP) AND ($until::TIMESTAMP IS NULL OR e.time <= $until::TIMESTAMP)"
+#: The time window over ``events e``: ``$since`` / ``$until`` (TIMESTAMP or NULL for open).
+TIME = "($since::TIMESTAMP IS NULL OR e.time >= $since::TIMESTAMP) AND ($until::TIMESTAMP IS NULL OR e.time <= $until::TIMESTAMP)"
 LONG_LIVED_KINDS = ("aws-access-key", "vault-token")
 
 
@@ -68,7 +74,7 @@ class CredentialRank:
         }
 
 
-def _rank_sql(roots_sql: str, *, filtered: bool = True) -> str:
+def rank_sql(roots_sql: str, *, filtered: bool = True) -> str:
     """The ranking query. Events are first grouped by (credential, action, outcome, ...) so the
     action classifiers run once per distinct action, not once per event. Without a time filter
     (``filtered=False``) the distinct resources and identities come from the ``ACTED_ON`` and
@@ -78,11 +84,11 @@ def _rank_sql(roots_sql: str, *, filtered: bool = True) -> str:
         dims = f"""
         SELECT DISTINCT e.credential_id, 'r' AS dim, r.resource_id AS v
         FROM events e JOIN event_resources r ON r.event_uid = e.event_uid
-        WHERE e.credential_id IS NOT NULL AND {_TIME} AND {in_clo}
+        WHERE e.credential_id IS NOT NULL AND {TIME} AND {in_clo}
         UNION
         SELECT DISTINCT e.credential_id, 'p', e.actor_uid FROM events e
         WHERE e.credential_id IS NOT NULL AND e.actor_uid IS NOT NULL AND e.source IN ('cloudtrail', 'vault')
-          AND {_TIME} AND {in_clo}"""
+          AND {TIME} AND {in_clo}"""
     else:
         dims = """
         SELECT src AS credential_id, CASE kind WHEN 'ACTED_ON' THEN 'r' ELSE 'p' END AS dim, dst AS v FROM links
@@ -93,7 +99,7 @@ def _rank_sql(roots_sql: str, *, filtered: bool = True) -> str:
                CASE WHEN e.source = 'vault' THEN e.target END AS target,
                CASE WHEN starts_with(e.action, 'ssm:GetParameter') THEN e.details END AS details,
                count(*) AS n, min(e.time) AS t0, max(e.time) AS t1
-        FROM events e WHERE e.credential_id IS NOT NULL AND {_TIME} AND {in_clo}
+        FROM events e WHERE e.credential_id IS NOT NULL AND {TIME} AND {in_clo}
         GROUP BY ALL
       ), ev AS (
         SELECT e.credential_id, sum(n) AS n, min(t0) AS t0, max(t1) AS t1,
@@ -161,11 +167,11 @@ def query(store: CaseStore, sql: str, params: dict[str, Any]) -> list[dict[str, 
     return store.query(sql, {k: v for k, v in params.items() if f"${k}" in sql})  # type: ignore[arg-type]
 
 
-def _params(since: datetime | None, until: datetime | None, min_confidence: str, **extra: Any) -> dict[str, Any]:
+def params(since: datetime | None, until: datetime | None, min_confidence: str, **extra: Any) -> dict[str, Any]:
     return {"since": since, "until": until, "allowed": allowed_confidences(min_confidence), **extra}
 
 
-def _to_rank(row: dict[str, Any]) -> CredentialRank:
+def to_rank(row: dict[str, Any]) -> CredentialRank:
     values = {k: row[k] for k in ("permission_changes", "secrets_read", "writes", "deletes", "resources",
                                   "credentials_minted", "accounts", "principals", "denied", "events")}
     values["findings"] = row.get("findings") or 0
@@ -184,14 +190,12 @@ def live_rank_rows(store: CaseStore, *, since: datetime | None = None, until: da
                    min_confidence: str = "inferred",
                    found: list[Finding] | None = None) -> list[dict[str, Any]]:
     """The ranking query's rows for every credential, unsorted and unscored (what the analysis
-    snapshot stores, and what :func:`rank_credentials` scores when it computes), with the
-    ``findings`` term's value (from ``found``, else the default findings)."""
-    from keytrail.analysis.finding_score import finding_values
-
-    sql = _rank_sql("SELECT credential_id AS root FROM credentials", filtered=since is not None or until is not None)
-    rows = query(store, sql, _params(since, until, min_confidence))
-    from keytrail.graph.principal_class import holders
-
+    snapshot stores, and what :func:`live_ranking` scores), with the ``findings`` term's value
+    (from ``found``, the default findings: :mod:`keytrail.analysis.answers` passes the stored
+    ones) and the holder class (:mod:`keytrail.graph.principal_class`)."""
+    sql = rank_sql("SELECT credential_id AS root FROM credentials",
+                   filtered=since is not None or until is not None)
+    rows = query(store, sql, params(since, until, min_confidence))
     values = finding_values(store, found)
     held = holders(store.con)
     for r in rows:
@@ -200,92 +204,17 @@ def live_rank_rows(store: CaseStore, *, since: datetime | None = None, until: da
     return rows
 
 
-def rank_credentials(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
-                     min_confidence: str = "inferred", limit: int | None = None,
-                     use_snapshot: bool = True) -> list[CredentialRank]:
-    """Every credential with its blast-radius score, highest first (ties: more events, then id).
-
-    The default question (no window, ``inferred``) is answered from the case's analysis
-    snapshot when it is current (:mod:`keytrail.analysis.snapshot`), else computed
-    (``use_snapshot=False`` always computes)."""
-    if use_snapshot and since is None and until is None and min_confidence == "inferred":
-        from keytrail.analysis import snapshot
-
-        cached = snapshot.rank_rows(store, limit)
-        if cached is not None:
-            return [_to_rank(r) for r in cached]
-    ranks = [_to_rank(r) for r in live_rank_rows(store, since=since, until=until, min_confidence=min_confidence)]
+def live_ranking(store: CaseStore, *, since: datetime | None = None,
+                 until: datetime | None = None, min_confidence: str = "inferred",
+                 limit: int | None = None, found: list[Finding] | None = None) -> list[CredentialRank]:
+    """Every credential with its blast-radius score, computed now, highest first (ties: more
+    events, then id). :func:`keytrail.analysis.answers.rank_credentials` reads the snapshot
+    first."""
+    ranks = [to_rank(r) for r in live_rank_rows(store, since=since, until=until,
+                                                 min_confidence=min_confidence, found=found)]
     if since is not None or until is not None:
         # A credential with no event (its own or its minted ones') in the window did nothing in it:
         # listing it with window-independent terms (minted, long-lived) would rank the idle.
         ranks = [r for r in ranks if r.events]
     ranks.sort(key=lambda r: (-r.score, -r.events, r.credential))
     return ranks[:limit] if limit is not None else ranks
-
-
-@dataclass
-class BlastRadius:
-    """The answer of ``keytrail blast``; :meth:`as_dict` is its JSON document."""
-
-    credential: str
-    kind: str | None
-    score: float
-    score_terms: list[ScoreTerm]
-    derived_credentials: list[str]
-    resources: list[dict[str, Any]]
-    principals: list[str]
-    accounts: list[str]
-    agents: list[dict[str, Any]]
-    humans: list[dict[str, Any]]
-    origin: str | None = None
-    principal: str | None = None
-    services: list[str] = field(default_factory=list)
-    secrets_read: list[dict[str, Any]] = field(default_factory=list)
-    sensitive_actions: list[dict[str, Any]] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    first_seen: datetime | None = None
-    last_seen: datetime | None = None
-    lineage: LineageNode | None = None
-    filters: dict[str, Any] = field(default_factory=dict)
-    holder: dict[str, Any] | None = None
-    """The principal classifier's decision on who holds it (class, detail, person, reason, ...)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        def res(r: dict[str, Any]) -> dict[str, Any]:
-            return {**r, "first_seen": format_utc(r["first_seen"]), "last_seen": format_utc(r["last_seen"])}
-
-        return {
-            "credential": self.credential,
-            "kind": self.kind,
-            "origin": self.origin,
-            "holder": self.holder,
-            "principal": self.principal,
-            "score": self.score,
-            "score_terms": [t.as_dict() for t in self.score_terms],
-            "derived_credentials": self.derived_credentials,
-            "resources": [res(r) for r in self.resources],
-            "principals": self.principals,
-            "accounts": self.accounts,
-            "services": self.services,
-            "agents": self.agents,
-            "humans": self.humans,
-            "secrets_read": [res(r) for r in self.secrets_read],
-            "sensitive_actions": [res(r) for r in self.sensitive_actions],
-            "counts": self.counts,
-            "first_seen": format_utc(self.first_seen),
-            "last_seen": format_utc(self.last_seen),
-            "lineage": self.lineage.as_dict() if self.lineage else None,
-            "filters": self.filters,
-        }
-
-
-def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None = None,
-                 until: datetime | None = None, min_confidence: str = "inferred") -> BlastRadius:
-    """The observed blast radius of one credential (see docs/blast-radius.md).
-
-    Raises:
-        NotFoundError: the credential is not in the case (with the closest ids).
-    """
-    from keytrail.analysis.blast_detail import blast_radius as detail
-
-    return detail(store, credential_id, since=since, until=until, min_confidence=min_confidence)

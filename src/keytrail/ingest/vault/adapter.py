@@ -2,7 +2,7 @@
 
 Reads every framing Vault output arrives in (file-device JSON lines with or without an
 operator ``prefix``, syslog headers, pretty-printed objects back to back, gz; see
-:mod:`keytrail.ingest.vault_framing`) and pairs request and response entries on
+:mod:`keytrail.ingest.vault.framing`) and pairs request and response entries on
 ``request.id`` into one event ``vault:<request.id>`` whose ``raw`` is the response
 line (it repeats ``auth`` and ``request``). KMIP entries become ``vault:kmip-<Op>``
 events; Vault server log lines mixed into the file become ``vault:server-log`` events
@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 
-from keytrail.ingest.base import SNIFF_BYTES, LoadContext, Sample, SourceAdapter, _arrow_type
-from keytrail.ingest.vault_framing import iter_records, sniff_label
-from keytrail.ingest.vault_rows import Entry, Rows, build, build_kmip, build_server_log, raw_hash
+from keytrail.ingest.base import SNIFF_BYTES, LoadContext, Sample, SourceAdapter, arrow_type
+from keytrail.ingest.vault.framing import iter_records, sniff_label
+from keytrail.ingest.vault.rows import Entry, Rows, build, build_kmip, build_server_log, raw_hash
 from keytrail.store.schema import TABLES_BY_NAME
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def _text_array(values: tuple[bytes | str, ...]) -> pa.Array:
 @cache
 def _schema(table: str) -> pa.Schema:
     """Arrow schema of the columns this adapter writes (every row dict has all of them)."""
-    return pa.schema([(c.name, _arrow_type(c.type)) for c in TABLES_BY_NAME[table].columns if c.name != "file_id"])
+    return pa.schema([(c.name, arrow_type(c.type)) for c in TABLES_BY_NAME[table].columns if c.name != "file_id"])
 
 
 class VaultAdapter(SourceAdapter):

@@ -5,7 +5,9 @@ tolerant Python reader) ends up as one Arrow table of staged records: ``file_id`
 ``record_no``, ``byte_offset`` and ``rec`` (the record's JSON text). :func:`map_staged`
 turns that table into ``events``, ``event_resources``, ``credential_issues`` and
 ``rejects`` rows with four INSERT ... SELECT statements over one TEMP table, so Python
-never loops over records here. ``docs/formats/cloudtrail.md`` documents the mapping.
+never loops over records here. The inserts go through :meth:`LoadContext.insert_sql`, the
+same gate (``WRITABLE_TABLES``) every adapter writes through. ``docs/formats/cloudtrail.md``
+documents the mapping.
 
 Invariants:
 - one staged record becomes exactly one event or one reject (never silently dropped);
@@ -21,8 +23,9 @@ from typing import TYPE_CHECKING
 from keytrail.store.sqltext import mask_json_sql, quote_literal
 
 if TYPE_CHECKING:
-    import duckdb
     import pyarrow as pa
+
+    from keytrail.ingest.base import LoadContext
 
 #: The fields json_transform extracts in one parse per record; the rest stays in ``raw``.
 _SPEC = (
@@ -151,7 +154,6 @@ def _events_sql() -> str:
         ["json_extract_string(r.resources, '$[0].ARN')"] + [c[0] for c in _candidates()]
         + [f"CASE WHEN svc = 'ssm' THEN {_ssm_arn(ssm0)} END"]) + ")"
     return f"""
-    INSERT INTO events BY NAME
     SELECT
       event_uid, 'cloudtrail' AS source, format, nullif(r.eventID, '') AS source_event_id,
       time, r.eventTime AS time_raw,
@@ -187,7 +189,6 @@ def _resources_sql() -> str:
                  "WHERE NOT bad AND svc = 'ssm')")
     union = "\n UNION ALL ".join([given, *implied, ssm_names])
     return f"""
-    INSERT INTO event_resources BY NAME
     SELECT DISTINCT ON (event_uid, resource_id) event_uid, resource_id, resource_type,
            -- AWS-managed policies (arn:aws:iam::aws:policy/...) and other global ARNs: no account
            CASE WHEN regexp_matches(account, '^[0-9]{{12}}$') THEN account END AS account
@@ -206,7 +207,6 @@ def _issues_sql() -> str:
     src = (f"(SELECT event_uid, r.eventName AS event_name, time, key_id, actor_uid, actor_name, acct, {q} AS q, "
            f"{w} AS w FROM _kt_ct_t WHERE NOT bad AND outcome = 'success' AND r.responseElements IS NOT NULL AND ")
     return f"""
-    INSERT INTO credential_issues BY NAME
     SELECT q[1] AS credential_id, 'aws-temporary-key' AS kind,
            CASE WHEN event_name IN ('AssumeRoleWithSAML', 'AssumeRoleWithWebIdentity') THEN NULL ELSE key_id END
              AS parent_credential_id,
@@ -230,25 +230,28 @@ def _issues_sql() -> str:
     """
 
 
-def map_staged(con: duckdb.DuckDBPyConnection, staged: pa.Table) -> dict[int, tuple[int, int]]:
+def map_staged(ctx: LoadContext, staged: pa.Table) -> dict[int, tuple[int, int]]:
     """Insert the staged records; return ``{file_id: (records, rejected)}`` for the records mapped here.
 
-    ``staged`` has columns ``file_id``, ``record_no``, ``byte_offset``, ``format``, ``rec`` (JSON text).
+    ``staged`` has columns ``file_id``, ``record_no``, ``byte_offset``, ``format``, ``rec`` (JSON text);
+    its rows may come from several files of one batch, each row carrying its own ``file_id``, so
+    any context of the batch (one connection, one transaction) writes them.
     No try/finally: a failed statement aborts the ingest transaction anyway (the runner rolls back).
     """
     if staged.num_rows == 0:
         return {}
+    con = ctx.con
     con.register("_kt_ct_arrow", staged)
     try:
         con.execute(_stage_sql("_kt_ct_arrow"))
     finally:
         con.unregister("_kt_ct_arrow")
-    con.execute(_events_sql())
-    con.execute(_resources_sql())
-    con.execute(_issues_sql())
-    con.execute(
-        """INSERT INTO rejects BY NAME
-           SELECT file_id, record_no, byte_offset,
+    ctx.insert_sql("events", _events_sql())
+    ctx.insert_sql("event_resources", _resources_sql())
+    ctx.insert_sql("credential_issues", _issues_sql())
+    ctx.insert_sql(
+        "rejects",
+        """SELECT file_id, record_no, byte_offset,
                   'not a CloudTrail event: no eventSource or eventName' AS reason, left(raw, 512) AS excerpt
            FROM _kt_ct_t WHERE bad"""
     )

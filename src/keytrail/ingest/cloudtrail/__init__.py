@@ -1,0 +1,2 @@
+"""CloudTrail adapters: event files (JSON, console CSV: adapter, parse, sql) and digest files
+(digest)."""
