@@ -7,7 +7,7 @@ the credentials an attacker used at the top, and the findings are where keytrail
 quarter per MINTED hop, to every credential it was minted from (docs/blast-radius.md):
 
 - points per finding by level: low 1, medium 2, high 4, critical 8 (informational 0);
-- doubled when the principal classifier (:mod:`keytrail.graph.principal_class`) cannot say
+- tripled when the principal classifier (:mod:`keytrail.graph.principal_class`) cannot say
   who holds the credential (class ``unknown``): findings on a credential nobody in the
   evidence holds are the signature of a stolen or planted one;
 - the term is linear (``weight x value``), unlike the reach terms: findings are few and each
@@ -38,7 +38,7 @@ LEVEL_POINTS = {
 #: Share of a minted credential's findings that its parent receives, per hop.
 HOP_FACTOR = 0.25
 #: Multiplier for findings on a credential whose holder the classifier calls ``unknown``.
-UNKNOWN_HOLDER_FACTOR = 2.0
+UNKNOWN_HOLDER_FACTOR = 3.0
 
 
 def finding_values(store: CaseStore, found: list[Finding] | None = None) -> dict[str, float]:

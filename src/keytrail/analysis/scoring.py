@@ -37,7 +37,7 @@ TERMS: tuple[TermDef, ...] = (
     TermDef("denied", 5, "{value} denied attempts (probing beyond its permissions)"),
     TermDef("events", 2, "{value} events signed by it and its minted credentials"),
     TermDef("findings", 20, "{value} finding points on it and, a quarter per hop, on what it "
-            "minted (low 1, medium 2, high 4, critical 8; doubled when nobody in the evidence "
+            "minted (low 1, medium 2, high 4, critical 8; tripled when nobody in the evidence "
             "holds it)", linear=True),
     TermDef("long_lived", 10, "long-lived credential (AWS access key / Vault token without expiry in the evidence)"),
     TermDef("origin_unknown", 10, "temporary key with no issuing event in the evidence (e.g. stolen instance "
