@@ -263,6 +263,9 @@ def test_credentials_list_and_credential_view(small_case: Path) -> None:
             assert {"AKIA1", "ASIA1"} <= set(ids)
             if core.engine(core.RANK) is None:
                 assert "not ranked" in texts(app)
+            else:  # the principal classifier's class of each credential is a column
+                creds = app.screen.query_one("#creds", DataTable)
+                assert "holder" in [str(c.label) for c in creds.columns.values()]
             await pilot.press("slash", *"ASIA", "enter")
             await settle(pilot)
             table = app.screen.query_one("#creds", DataTable)
@@ -284,7 +287,8 @@ def test_credentials_list_and_credential_view(small_case: Path) -> None:
             assert "MINTED" in cells(ids_table, 1)
             assert "events signed by this credential" in texts(app)
             if core.engine(core.BLAST) is not None:
-                assert "score terms" in " ".join(str(w.content) for w in app.screen.query(Label))
+                shown = " ".join(str(w.content) for w in app.screen.query(Label))
+                assert "score terms" in shown and "holder" in shown
             await pilot.press("t")
             await settle(pilot)
             assert isinstance(app.screen, TimelineScreen)

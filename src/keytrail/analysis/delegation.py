@@ -20,6 +20,7 @@ from keytrail.analysis.causes import CauseTrace, trace_cause
 from keytrail.analysis.lineage import ancestry
 from keytrail.analysis.lookup import resolve_event
 from keytrail.graph.model import CONFIDENCE_RANK
+from keytrail.graph.principal_class import holders
 from keytrail.timefmt import format_utc
 
 if TYPE_CHECKING:
@@ -51,11 +52,13 @@ class Trace:
     gaps: list[str]
     candidates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     matches: int = 1
+    holders: dict[str, str] = field(default_factory=dict)
+    """Principal classifier class of each credential in the chain (person, workload, agent, ...)."""
 
     def as_dict(self) -> dict[str, Any]:
         ev = {k: (format_utc(v) if k == "time" else v) for k, v in self.event.items()}
         return {"event": ev, "chain": [c.as_dict() for c in self.chain], "gaps": self.gaps,
-                "candidates": self.candidates, "matches": self.matches}
+                "candidates": self.candidates, "matches": self.matches, "holders": self.holders}
 
 
 def _rank(conf: str | None) -> int:
@@ -376,4 +379,7 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         event_link = ChainLink("event", uid, label, why, "proven", (uid,))
     people = [human_link] if human_link else []
     chain = people + agent_links + behalf_links + cred_links + [event_link]
-    return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows))
+    held = holders(store.con)
+    classes = {c.id: held[c.id] for c in chain if c.kind == "credential" and c.id in held}
+    return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows),
+                 holders=classes)

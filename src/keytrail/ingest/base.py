@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
+from keytrail.ingest.encoding import as_utf8, text_codec
 from keytrail.store.schema import TABLES_BY_NAME, masked_columns
 from keytrail.store.sqltext import mask_stored_sql
 
@@ -59,6 +60,8 @@ class Sample:
     path: Path
     head: bytes
     gzipped: bool
+    codec: str | None = None
+    """Set when the file is not plain UTF-8 (BOM, UTF-16, UTF-32): ``head`` is already UTF-8."""
 
     @property
     def text(self) -> str:
@@ -88,6 +91,9 @@ def read_sample(path: Path, limit: int = SNIFF_BYTES) -> Sample:
     else:
         with path.open("rb") as fh:
             head = fh.read(limit)
+    codec = text_codec(head)
+    if codec is not None:
+        return Sample(path, as_utf8(head, codec), gz, codec)
     return Sample(path, head, gz)
 
 

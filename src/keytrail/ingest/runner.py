@@ -32,6 +32,7 @@ import duckdb
 from keytrail.errors import CaseWriteError
 from keytrail.ingest import sniff
 from keytrail.ingest.base import MAX_RECORD_BYTES, LoadContext, SourceAdapter, read_sample
+from keytrail.ingest.encoding import utf8_copy
 from keytrail.ingest.finalize import finalize
 from keytrail.ingest.paths import expand_paths, file_size
 from keytrail.store.case import CaseStore
@@ -283,6 +284,17 @@ def _record_unusable(store: CaseStore, path: Path, why: str) -> FileResult:
 
 def _load_batch(store: CaseStore, batch: list[_Planned], max_record_bytes: int = MAX_RECORD_BYTES
                 ) -> list[FileResult]:
+    copies: list[Path] = []
+    try:
+        return _load_batch_in(store, batch, copies, max_record_bytes)
+    finally:
+        for c in copies:
+            c.unlink(missing_ok=True)
+            c.parent.rmdir()
+
+
+def _load_batch_in(store: CaseStore, batch: list[_Planned], copies: list[Path],
+                   max_record_bytes: int) -> list[FileResult]:
     adapter_cls = batch[0].adapter
     con = store.con
     con.execute("BEGIN TRANSACTION")
@@ -292,8 +304,17 @@ def _load_batch(store: CaseStore, batch: list[_Planned], max_record_bytes: int =
             file_id = _next_file_id(store)
             _insert_evidence(store, file_id, item.path, item.sha, item.size, adapter_cls.SOURCE,
                              item.fmt, adapter_cls.NAME, "loading", None)
-            item.ctx = LoadContext(con, item.path, file_id, item.fmt, read_sample(item.path, 2).gzipped,
-                                   max_record_bytes=max_record_bytes)
+            head = read_sample(item.path, 8)
+            if head.codec is not None:  # BOM / UTF-16 / UTF-32: the adapter reads a UTF-8 copy
+                copy = utf8_copy(item.path, head.gzipped, head.codec)
+                copies.append(copy)
+                item.ctx = LoadContext(con, copy, file_id, item.fmt, False,
+                                       max_record_bytes=max_record_bytes)
+                item.ctx.notes.append(f"read as {head.codec} (converted to UTF-8; byte offsets "
+                                      "count in the converted text)")
+            else:
+                item.ctx = LoadContext(con, item.path, file_id, item.fmt, head.gzipped,
+                                       max_record_bytes=max_record_bytes)
             ctxs.append(item.ctx)
         adapter = adapter_cls()
         if len(ctxs) == 1:

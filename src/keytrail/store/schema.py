@@ -252,6 +252,30 @@ LINKS = _t(
     derived=True,
 )
 
+PRINCIPAL_CLASSES = _t(
+    "principal_classes",
+    "Who is a person, who is a workload (derived, `keytrail.graph.principal_class`, "
+    "docs/graph.md): one decision per credential and per principal, with a reason, a confidence "
+    "and evidence like an edge.",
+    ("subject_kind", "VARCHAR NOT NULL", "`credential` or `principal`"),
+    ("subject", "VARCHAR NOT NULL",
+     "credential id or principal id as in `credentials` / `principals`"),
+    ("class", "VARCHAR NOT NULL", "`person`, `workload`, `agent`, `aws-service` or `unknown`"),
+    ("detail", "VARCHAR",
+     "what kind: `console`, `identity-center`, `saml`, `mfa`, `github-actions`, `kubernetes`, "
+     "`terraform-cloud`, `gitlab-ci`, `circleci`, `ec2-instance`, `lambda`, `ecs-task`, "
+     "`eks-pod-identity`, `vault-<auth method>`, `agent:<id>`, `sdk`, `browser`, ..."),
+    ("person", "VARCHAR", "the person's name when the evidence gives one (human node id)"),
+    ("reason", "VARCHAR NOT NULL", "why, in words"),
+    ("confidence", "VARCHAR NOT NULL", "`proven`, `strong` or `inferred`"),
+    ("evidence", "VARCHAR[]",
+     "event uids (or `inventory:<file>:<record>`) that show it, at most 5"),
+    ("attributes", "JSON",
+     "facts used: instance id, web-identity provider and subject, Vault mount/role, "
+     "inherited_from"),
+    derived=True,
+)
+
 EVENT_LINKS = _t(
     "event_links",
     ("Which agent action caused which API or MCP call (derived, `keytrail.graph.derive_causes`): "
@@ -299,6 +323,9 @@ RANK_CACHE = _t(
     ("derived", "VARCHAR[]", "D(c) without c"),
     ("agents", "VARCHAR[]", "agents with a USES edge into D(c)"),
     ("humans", "VARCHAR[]", "humans who delegated to those agents or to D(c)"),
+    ("findings", "DOUBLE",
+     "score term value: finding points on c and, a quarter per hop, on what it minted"),
+    ("holder", "VARCHAR", "principal classifier class of c (`principal_classes`)"),
     ("score", "DOUBLE", "the blast-radius score (sort key; recomputed from the terms when read)"),
     derived=True,
 )
@@ -337,6 +364,7 @@ TABLES: tuple[Table, ...] = (
     CREDENTIALS,
     PRINCIPALS,
     LINKS,
+    PRINCIPAL_CLASSES,
     EVENT_LINKS,
     RANK_CACHE,
     FINDING_CACHE,

@@ -196,7 +196,9 @@ def _resources_sql() -> str:
                  "WHERE NOT bad AND svc = 'ssm')")
     union = "\n UNION ALL ".join([given, *implied, ssm_names])
     return f"""
-    SELECT DISTINCT ON (event_uid, resource_id) event_uid, resource_id, resource_type, account
+    SELECT DISTINCT ON (event_uid, resource_id) event_uid, resource_id, resource_type,
+           -- AWS-managed policies (arn:aws:iam::aws:policy/...) and other global ARNs: no account
+           CASE WHEN regexp_matches(account, '^[0-9]{{12}}$') THEN account END AS account
     FROM ({union}) WHERE resource_id IS NOT NULL AND resource_id <> ''
     ORDER BY event_uid, resource_id, prio
     """

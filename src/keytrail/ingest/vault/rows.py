@@ -28,6 +28,7 @@ from keytrail.ingest.vault.engines import engine_issues
 from keytrail.ingest.vault.mint import d, is_hmac, mint, num, s, strs
 from keytrail.store.schema import TABLES_BY_NAME
 from keytrail.timefmt import to_utc
+from keytrail.workload_claims import workload_family
 
 READ_OPS = frozenset({"read", "list", "help"})
 WRITE_OPS = frozenset({"create", "update", "delete", "patch", "revoke", "renew", "rollback"})
@@ -175,7 +176,8 @@ def _human_in(meta: dict[str, Any], display_name: str | None) -> str | None:
     if not display.startswith(_HUMAN_STARTS):
         return None
     if display.startswith("oidc-") and len(display) > 5:
-        return display[5:]
+        # an OIDC role whose user claim is a CI or cluster subject logs in a workload
+        return None if workload_family(display[5:]) else display[5:]
     for prefix in _HUMAN_PREFIXES:
         if display.startswith(prefix) and len(display) > len(prefix):
             return s(meta.get("username")) or display[len(prefix):]
