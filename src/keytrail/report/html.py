@@ -265,16 +265,17 @@ def _summary(doc: dict[str, Any]) -> str:
 
 def _ranking(doc: dict[str, Any]) -> str:
     r = doc["ranking"]
-    rows = [[i, get(c, "credential"), get(c, "kind"), get(c, "score"), get(c, "events", "event_count"),
-             count(get(c, "derived_credentials")), get(c, "agents"), get(c, "humans"), get(c, "last_seen")]
+    rows = [[i, get(c, "credential"), get(c, "kind"), get(c, "holder"), get(c, "score"),
+             get(c, "events", "event_count"), count(get(c, "derived_credentials")), get(c, "agents"),
+             get(c, "humans"), get(c, "last_seen")]
             for i, c in enumerate(r["credentials"][:RANKED_HTML], 1)]
     note = f'<p class="note">{e(r["note"])}</p>' if r.get("note") else ""
     total = r.get("total", len(r["credentials"]))
     more = (f'<p class="note">{e(more_ranked(total, len(r["credentials"]), RANKED_HTML))} Score terms of '
             "the examined credentials are in their sections.</p>" if total > RANKED_HTML else "")
     return (f'<section id="ranking"><h2>2. Credentials ranked by blast radius</h2>{note}'
-            + _table(["#", "credential", "kind", "score", "events", "derived", "agents", "humans", "last seen"],
-                     rows, mono={1}, nowrap={8}) + more + "</section>")
+            + _table(["#", "credential", "kind", "holder", "score", "events", "derived", "agents",
+                      "humans", "last seen"], rows, mono={1}, nowrap={9}) + more + "</section>")
 
 
 def _note(text: str) -> str:
