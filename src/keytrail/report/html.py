@@ -32,7 +32,7 @@ from keytrail.report.svg import EDGE_COLOR, render_lineage_svg
 from keytrail.report.svg_path import render_attack_path
 
 #: Rows the HTML shows where the JSON report has all (each cut is stated under its table).
-RANKED_HTML, RESOURCES_HTML, TIMELINE_HTML, TRACES_HTML, SENSITIVE_HTML, DERIVED_HTML = 10, 10, 10, 2, 10, 12
+RANKED_HTML, RESOURCES_HTML, TIMELINE_HTML, TRACES_HTML, SENSITIVE_HTML, DERIVED_HTML = 10, 8, 8, 2, 8, 10
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -242,8 +242,9 @@ def _summary(doc: dict[str, Any]) -> str:
     """The first screen: what happened (sentence, picture, the numbers that matter) and what to do now."""
     h, s = doc["header"], doc["summary"]
     lv = s["finding_levels"]
-    top = doc["credentials"][0] if doc["credentials"] else None
     path = s.get("attack_path") or {}
+    # the numbers of the blast radius the picture draws (the section holding the top credential)
+    top = doc["credentials"][int(path.get("section") or 1) - 1] if doc["credentials"] else None
     cards = []
     if top:
         cards += [(len(top["derived_credentials"]), "credentials in its blast radius"),

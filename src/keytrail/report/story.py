@@ -30,12 +30,14 @@ def _principal_name(principal: str | None) -> str:
     return principal
 
 
-def _chain(derived: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The path from the examined credential to its deepest minted credential (the way the attack went)."""
+def _chain(derived: list[dict[str, Any]], end: str | None = None) -> list[dict[str, Any]]:
+    """The path from the examined credential down to ``end`` (default: its deepest minted one)."""
     if not derived:
         return []
     by_id = {d["credential_id"]: d for d in derived}
-    deepest = max(derived, key=lambda d: (int(d.get("depth") or 0), d.get("issued_at") or ""))
+    deepest = by_id.get(end or "") or max(
+        derived, key=lambda d: (int(d.get("depth") or 0), d.get("issued_at") or "")
+    )
     path, seen = [deepest], {deepest["credential_id"]}
     while (
         path[-1].get("parent_credential_id") in by_id
@@ -87,14 +89,26 @@ def attack_path(sections: list[dict[str, Any]]) -> dict[str, Any] | None:
     """human -> agent -> credential chain -> sensitive resources of the top examined credential."""
     if not sections:
         return None
-    top = sections[0]
+    # The top credential may have been minted from another examined one (a backdoor key at the
+    # end of a chain ranks first): draw the chain from the widest examined blast radius holding
+    # it, with its humans and agents, down to it.
+    target = sections[0]["credential"]
+
+    def holds(sec: dict[str, Any]) -> bool:
+        return any(d["credential_id"] == target for d in sec["derived_credentials"])
+
+    index, top = max(
+        ((i, sec) for i, sec in enumerate(sections, 1) if holds(sec) or i == 1),
+        key=lambda p: (bool(p[1]["humans"] or p[1]["agents"]), len(p[1]["derived_credentials"]), -p[0]),
+    )
+    end = target if index != 1 else None
     return {
         "credential": top["credential"],
         "humans": top["humans"][:PEOPLE_MAX],
         "agents": top["agents"][:PEOPLE_MAX],
-        "chain": _chain(top["derived_credentials"]),
+        "chain": _chain(top["derived_credentials"], end),
         "resources": _sensitive(top),
-        "section": 1,
+        "section": index,
     }
 
 
