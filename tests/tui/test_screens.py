@@ -140,7 +140,8 @@ def test_timeline_bad_time_filter_is_reported(small_case: Path) -> None:
     run(body)
 
 
-def test_raw_record_masks_secrets_until_revealed(small_case: Path) -> None:
+def test_raw_record_masks_secrets_and_says_plainly_when_evidence_is_missing(small_case: Path) -> None:
+    """The factory case's evidence paths do not exist: ``v`` says so and reveals nothing."""
     async def body() -> None:
         app = KeytrailApp(small_case)
         async with app.run_test(size=SIZE) as pilot:
@@ -150,11 +151,51 @@ def test_raw_record_masks_secrets_until_revealed(small_case: Path) -> None:
             assert '"sessionToken": "****"' in area.text and SESSION_TOKEN not in area.text
             assert "/evidence/cloudtrail.json" in texts(app)
             await pilot.press("v")
+            await settle(pilot)
+            assert SESSION_TOKEN not in area.text and "is missing" in area.text
+            assert "NOT REVEALED" in texts(app)
+            await pilot.press("v")
             await pilot.pause()
+            assert SESSION_TOKEN not in area.text and '"sessionToken": "****"' in area.text
+    run(body)
+
+
+def test_v_reads_the_original_record_from_the_evidence_file(tmp_path: Path) -> None:
+    """An ingested case holds no secret; ``v`` shows the original after checking the file's hash, and
+    refuses once the file has changed."""
+    import json
+
+    from keytrail.ingest.runner import ingest
+
+    rec = {"eventVersion": "1.08", "eventID": "ev-sts", "eventTime": "2026-03-02T11:00:00Z",
+           "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole", "awsRegion": "us-east-1",
+           "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/u"},
+           "responseElements": {"credentials": {"accessKeyId": "ASIAEXAMPLE", "sessionToken": SESSION_TOKEN}}}
+    log = tmp_path / "trail.json"
+    log.write_text(json.dumps({"Records": [rec]}))
+    case = tmp_path / "c.duckdb"
+    ingest(case, [log])
+
+    async def body() -> None:
+        app = KeytrailApp(case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_target("event", "ev-sts")
+            await settle(pilot)
+            area = app.screen.query_one("#raw", TextArea)
+            assert SESSION_TOKEN not in area.text and "****" in area.text
+            await pilot.press("v")
+            await settle(pilot)
             assert SESSION_TOKEN in area.text and "SECRETS REVEALED" in texts(app)
             await pilot.press("v")
             await pilot.pause()
             assert SESSION_TOKEN not in area.text
+            log.write_text(log.read_text().replace("ASIAEXAMPLE", "ASIATAMPERED"))
+            app.open_target("event", "ev-sts")
+            await settle(pilot)
+            await pilot.press("v")
+            await settle(pilot)
+            area = app.screen.query_one("#raw", TextArea)
+            assert SESSION_TOKEN not in area.text and "has changed since it was ingested" in area.text
     run(body)
 
 

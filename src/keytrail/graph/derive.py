@@ -136,6 +136,18 @@ FROM vi JOIN ct
 GROUP BY ALL
 """
 
+# AppRole logins: the SecretID exchanged for the token. The login request logs the HMAC of the
+# secret_id it sent, the secret-id response the HMAC of the one it made (same device, same salt):
+# the same string on both sides, so the edge is proven. A login token has no parent token.
+_VAULT_SECRET_ID = """
+CREATE OR REPLACE TEMP TABLE _kt_vault_sid AS
+SELECT s.credential_id AS parent, l.credential_id AS child, l.event_uid, l.call_id, l.issued_at
+FROM _kt_issue l JOIN _kt_issue s
+  ON s.kind = 'vault-secret-id' AND s.src_source = 'vault'
+ AND s.credential_id = l.attributes->>'secret_id'
+WHERE l.src_source = 'vault' AND l.kind = 'vault-token' AND l.attributes->>'login_path' IS NOT NULL
+"""
+
 # Every MINTED fact, one row per (parent, child, issuing call).
 _MINT = """
 CREATE OR REPLACE TEMP TABLE _kt_mint AS
@@ -151,6 +163,10 @@ SELECT parent, aws_credential,
          || 'CloudTrail shows that name on this key', 'strong', 'vault',
        list_prepend(vault_event, ct_events), call_id, issued_at, 0
 FROM _kt_vault_aws WHERE parent IS NOT NULL AND parent <> aws_credential
+UNION ALL
+SELECT parent, child, 'AppRole login exchanged this secret id (the login request carries its HMAC) '
+                      || 'for the token', 'proven', 'vault', [event_uid], call_id, issued_at, 0
+FROM _kt_vault_sid
 """
 
 # One row per credential: issuance facts (the preferred parent is the Vault token that
@@ -166,6 +182,8 @@ WITH cand AS (
   UNION ALL
   SELECT aws_credential, NULL, parent, issued_at, vault_event, NULL, NULL, 'vault', CASE WHEN parent IS NULL THEN 3 ELSE 0 END
   FROM _kt_vault_aws
+  UNION ALL
+  SELECT child, NULL, parent, issued_at, event_uid, NULL, NULL, 'vault', 1 FROM _kt_vault_sid
 ), iss AS (
   SELECT credential_id,
          first(kind ORDER BY prio, issued_at) FILTER (WHERE kind IS NOT NULL) AS kind,
@@ -219,6 +237,7 @@ def _derive(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_ISSUE)
     con.execute(_VAULT_LOGIN)
     con.execute(_VAULT_AWS)
+    con.execute(_VAULT_SECRET_ID)
     con.execute(_MINT)
     con.execute(_CREDENTIALS)
     derive_links.minted(con)
@@ -231,5 +250,6 @@ def _derive(con: duckdb.DuckDBPyConnection) -> None:
     derive_links.acted_on(con)
     derive_links.principals(con)
     principal_class.classify_principals(con)
-    for t in ("_kt_issue", "_kt_vault_login", "_kt_vault_aws", "_kt_mint", "_kt_agent_alias"):
+    for t in ("_kt_issue", "_kt_vault_login", "_kt_vault_aws", "_kt_vault_sid", "_kt_mint",
+              "_kt_agent_alias"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
