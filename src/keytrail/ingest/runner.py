@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from keytrail.errors import InputError
-from keytrail.ingest import sniff
+from keytrail.ingest import provenance, sniff
 from keytrail.ingest.base import LoadContext, SourceAdapter, read_sample
 from keytrail.store.case import CaseStore
 from keytrail.ingest.finalize import finalize
@@ -134,8 +134,11 @@ def ingest(
     *,
     inventory: Iterable[str | Path] = (),
     progress: Callable[[Progress], None] | None = None,
+    graph: bool = True,
 ) -> IngestSummary:
     """Load ``paths`` (and inventory files) into the case at ``case_path``, creating it if needed.
+
+    ``graph=False`` skips the derived tables (see :func:`keytrail.ingest.finalize.finalize`).
 
     Raises:
         InputError: a path is missing (checked before the case is touched).
@@ -193,6 +196,11 @@ def ingest(
                 found: tuple[type[SourceAdapter], str] | None = (forced, forced.sniff(sample) or "inventory")
             else:
                 found = sniff(sample)
+            if found is None and provenance.is_manifest(sample.head):
+                flush()
+                summary.files.append(_record_provenance(store, path, sha, size))
+                done_bytes += size
+                continue
             if found is None:
                 flush()
                 summary.files.append(_record_skipped(store, path, sha, size, sample.head))
@@ -205,7 +213,7 @@ def ingest(
             batch.append(_Planned(path, sha, size, adapter, fmt))
         flush()
         report("finalising")
-        finalize(store)
+        finalize(store, graph=graph)
         summary.events_in_case = int(store.scalar("SELECT count(*) FROM events") or 0)
     finally:
         store.close()
@@ -235,6 +243,16 @@ def _record_skipped(store: CaseStore, path: Path, sha: str, size: int, head: byt
         why = "content matches no known format (CloudTrail, Vault audit, OTLP JSON, MCP, keytrail agent JSONL)"
     _insert_evidence(store, _next_file_id(store), path, sha, size, None, None, None, "skipped", why)
     return FileResult(str(path), sha, size, "skipped", note=why)
+
+
+def _record_provenance(store: CaseStore, path: Path, sha: str, size: int) -> FileResult:
+    try:
+        note, status = provenance.record(store, path, sha), "provenance"
+    except (OSError, ValueError) as e:
+        note, status = f"unreadable keytrail scope manifest: {e}", "skipped"
+    _insert_evidence(store, _next_file_id(store), path, sha, size, "scope" if status == "provenance" else None,
+                     "keytrail-scope-manifest", None, status, note)
+    return FileResult(str(path), sha, size, status, note=note)
 
 
 def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
