@@ -59,6 +59,36 @@ SELECT DISTINCT s.seed, a.agent_id, a.why FROM _kt_scope_seed s, LATERAL (
 ) a
 """
 
+# USES agent -> credential by the inventory: each declared identity's credentials (the graph's
+# rules: a credential id as is, a Vault role's logins, an IAM user's keys, an IAM role's sessions).
+_INVENTORY = """
+CREATE OR REPLACE TABLE _kt_scope_inv AS
+SELECT i.agent_id, i.ident, c.cred FROM (SELECT agent_id, unnest(identities) AS ident FROM inventory_agents) i,
+LATERAL (
+  SELECT i.ident AS cred WHERE i.ident IN (SELECT id FROM _kt_scope_ids WHERE kind = 'credential')
+  UNION ALL SELECT credential_id FROM _kt_vault_login WHERE i.ident = 'vault:' || mount || '/' || role
+  UNION ALL SELECT credential_id FROM events WHERE actor_uid = i.ident AND credential_id IS NOT NULL
+    AND regexp_matches(i.ident, '^arn:aws[a-z-]*:iam::\\d+:user/')
+  UNION ALL SELECT credential_id FROM events WHERE credential_id IS NOT NULL
+    AND regexp_matches(i.ident, '^arn:aws[a-z-]*:iam::\\d+:role/')
+    AND regexp_matches(actor_uid, '^arn:aws[a-z-]*:sts::\\d+:assumed-role/')
+    AND split_part(actor_uid, ':', 5) || '/' || split_part(split_part(actor_uid, ':', 6), '/', 2)
+        = split_part(i.ident, ':', 5) || '/' || regexp_extract(i.ident, '/([^/]+)$', 1)
+) c
+"""
+
+# Agents that use a closure credential (USES, proven or strong): their own logs go into the
+# scope, so the case still knows who the agent acted for (DELEGATED) and what its tools did.
+_USERS = """
+CREATE OR REPLACE TABLE _kt_scope_users AS
+SELECT DISTINCT agent_id FROM (
+  SELECT agent_id FROM events
+  WHERE agent_id IS NOT NULL AND credential_id IN (SELECT credential_id FROM _kt_scope_clo)
+  UNION ALL SELECT agent_id FROM _kt_scope_inv WHERE cred IN (SELECT credential_id FROM _kt_scope_clo)
+  UNION ALL SELECT agent_id FROM _kt_scope_agents
+)
+"""
+
 # Credentials each seed stands for, with the edge rule that says so.
 _SEED_CREDS = """
 CREATE OR REPLACE TABLE _kt_scope_root AS
@@ -85,20 +115,7 @@ SELECT seed, credential_id, min(why) AS why FROM (
   UNION ALL SELECT a.seed, e.credential_id, 'USES: ' || a.why || '; events name this credential'
     FROM _kt_scope_agents a JOIN events e ON e.agent_id = a.agent_id WHERE e.credential_id IS NOT NULL
   UNION ALL SELECT a.seed, x.cred, 'USES: ' || a.why || '; the inventory declares ' || x.ident
-    FROM _kt_scope_agents a JOIN (
-      SELECT i.agent_id, i.ident, c.cred FROM (SELECT agent_id, unnest(identities) AS ident
-                                               FROM inventory_agents) i,
-      LATERAL (
-        SELECT i.ident AS cred WHERE i.ident IN (SELECT id FROM _kt_scope_ids WHERE kind = 'credential')
-        UNION ALL SELECT credential_id FROM _kt_vault_login WHERE i.ident = 'vault:' || mount || '/' || role
-        UNION ALL SELECT credential_id FROM events WHERE actor_uid = i.ident AND credential_id IS NOT NULL
-          AND regexp_matches(i.ident, '^arn:aws[a-z-]*:iam::\\d+:user/')
-        UNION ALL SELECT credential_id FROM events WHERE credential_id IS NOT NULL
-          AND regexp_matches(i.ident, '^arn:aws[a-z-]*:iam::\\d+:role/')
-          AND regexp_matches(actor_uid, '^arn:aws[a-z-]*:sts::\\d+:assumed-role/')
-          AND split_part(actor_uid, ':', 5) || '/' || split_part(split_part(actor_uid, ':', 6), '/', 2)
-              = split_part(i.ident, ':', 5) || '/' || regexp_extract(i.ident, '/([^/]+)$', 1)
-      ) c) x ON x.agent_id = a.agent_id
+    FROM _kt_scope_agents a JOIN _kt_scope_inv x ON x.agent_id = a.agent_id
 ) GROUP BY ALL
 """
 
@@ -136,6 +153,7 @@ def resolve_seeds(store: CaseStore, seeds: list[str]) -> list[Seed]:
         out.append(Seed(seed, str(row[0])))
     con.execute("CREATE OR REPLACE TABLE _kt_scope_seed (seed VARCHAR, kind VARCHAR)")
     con.executemany("INSERT INTO _kt_scope_seed VALUES (?, ?)", [[s.seed, s.kind] for s in out])
+    con.execute(_INVENTORY)
     con.execute(_AGENTS)
     con.execute(_SEED_CREDS)
     for s in out:
@@ -184,6 +202,7 @@ def closure(store: CaseStore) -> list[dict[str, Any]]:
           AND u.credential_id NOT IN (SELECT credential_id FROM _kt_scope_down)
           AND m.dst IN (SELECT credential_id FROM _kt_scope_up)
         GROUP BY u.credential_id""")
+    store.con.execute(_USERS)
     return rows(store, "SELECT * FROM _kt_scope_clo ORDER BY relation DESC, credential_id")
 
 
@@ -195,11 +214,15 @@ def rows(store: CaseStore, sql: str, params: dict[str, Any] | None = None) -> li
 
 
 def selection_sql(window: str) -> str:
-    """The events a scope keeps: signed by a closure credential (within ``window``, a condition on
-    ``e.time``), and whatever the window, the events that issued one (lineage back to the root)."""
+    """The events a scope keeps: signed by a closure credential or logged by an agent that uses
+    one (within ``window``, a condition on ``e.time``), and whatever the window, the events that
+    issued a closure credential (lineage back to the root)."""
     return f"""
         SELECT e.event_uid FROM events e
         WHERE e.credential_id IN (SELECT credential_id FROM _kt_scope_clo) AND ({window})
+        UNION
+        SELECT e.event_uid FROM events e
+        WHERE e.source = 'agent' AND e.agent_id IN (SELECT agent_id FROM _kt_scope_users) AND ({window})
         UNION
         SELECT i.event_uid FROM credential_issues i
         WHERE i.credential_id IN (SELECT credential_id FROM _kt_scope_clo)
