@@ -74,7 +74,7 @@ def scope_duckdb(out: str | Path, paths: Sequence[str | Path], seeds: Sequence[s
             counts_out: dict[str, int] = {}
             for r in rows:
                 counts_out[r["source"]] = counts_out.get(r["source"], 0) + 1
-            outputs = output.write(dest, output.pieces(rows), lambda p: Path(p).read_bytes())
+            outputs = output.write(dest, output.documents(output.pieces(rows), lambda p: Path(p).read_bytes()))
             doc = manifest.build(
                 engine="duckdb", seeds=[s.as_dict() for s in resolved], since=since, until=until,
                 closure=members, inputs=proj.inputs(), counts_in=proj.counts_in(), counts_out=counts_out,

@@ -71,14 +71,19 @@ def output_name(index: int, source: str, path: str) -> str:
     return f"{source}/{index:05d}-{base}.gz"
 
 
-def write(out: Path, items: list[Piece], read: Callable[[str], bytes]) -> list[dict[str, Any]]:
-    """Write every piece under ``out``; returns the manifest's ``outputs`` rows (path, sha256...)."""
+def documents(items: list[Piece], read: Callable[[str], bytes]) -> list[tuple[str, str, int, bytes]]:
+    """``(source, input path, records, document)`` per input file, ``read`` giving a file's bytes."""
     by_file: dict[tuple[str, str], list[Piece]] = {}
     for p in items:
         by_file.setdefault((p.source, p.path), []).append(p)
+    return [(source, path, len(group), render(group, b"" if source == "cloudtrail" else read(path)))
+            for (source, path), group in by_file.items()]
+
+
+def write(out: Path, docs: list[tuple[str, str, int, bytes]]) -> list[dict[str, Any]]:
+    """Write the documents under ``out``; returns the manifest's ``outputs`` rows (path, sha256...)."""
     rows = []
-    for i, ((source, path), group) in enumerate(sorted(by_file.items())):
-        doc = render(group, b"" if source == "cloudtrail" else read(path))
+    for i, (source, path, n, doc) in enumerate(sorted(docs)):
         buf = io.BytesIO()
         with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
             gz.write(doc)
@@ -87,6 +92,6 @@ def write(out: Path, items: list[Piece], read: Callable[[str], bytes]) -> list[d
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(blob)
-        rows.append({"path": name, "source": source, "input": path, "records": len(group),
+        rows.append({"path": name, "source": source, "input": path, "records": n,
                      "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()})
     return rows
