@@ -7,6 +7,7 @@ session for the module (a JVM start costs seconds on a loaded machine).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from keytrail.scope.engine_spark import scope_spark  # noqa: E402
 def spark() -> Any:
     from pyspark.sql import SparkSession
 
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # tasks import keytrail from this venv
     session = (SparkSession.builder.master("local[2]").appName("keytrail-scope-test")
                .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
                .getOrCreate())

@@ -18,6 +18,8 @@ within one task's files (a request logged in one file and answered in another st
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +29,7 @@ from keytrail.ingest.runner import expand_paths, ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, prepare_out
-from keytrail.scope.project import LOCATIONS, project
+from keytrail.scope.project import LOCATIONS, file_rows, project
 from keytrail.store.case import CaseStore
 
 if TYPE_CHECKING:
@@ -97,9 +99,12 @@ def _extract(wanted: dict[str, list[str]]) -> Any:
     return run
 
 
-def _inputs(paths: Sequence[str | Path]) -> list[str]:
+def _inputs(paths: Sequence[str | Path], inventory: Sequence[str | Path]) -> list[str]:
+    """Input files (local folders walked like ingest does; an inventory file is not a log)."""
     local = [str(p) for p in paths if not str(p).startswith(_REMOTE)]
-    return [str(p) for p in expand_paths(local)] + [str(p) for p in paths if str(p).startswith(_REMOTE)]
+    inv = set(expand_paths(inventory))
+    return ([str(p) for p in expand_paths(local) if p not in inv]
+            + [str(p) for p in paths if str(p).startswith(_REMOTE)])
 
 
 def _spark(master: str | None) -> Any:
@@ -108,6 +113,9 @@ def _spark(master: str | None) -> Any:
     except ImportError as e:
         raise UsageError("--engine spark needs PySpark: pip install 'keytrail[spark]' (and Java 17)") from e
     builder = SparkSession.builder.appName("keytrail-scope")
+    if (master or "local").startswith("local") and not SparkSession.getActiveSession():
+        # Local tasks must run this interpreter (the one keytrail is installed in), not python3.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if master:
         builder = builder.master(master)
     elif not SparkSession.getActiveSession():
@@ -115,11 +123,13 @@ def _spark(master: str | None) -> Any:
     return builder.getOrCreate()
 
 
-def _driver_case(scratch: Path, inventory: Sequence[str | Path], files: list[dict[str, Any]],
+def _driver_case(scratch: Path, inventory: Sequence[str | Path], inputs: list[dict[str, Any]],
                  issues: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> CaseStore:
+    """The driver's DuckDB case: inventory (its files join ``inputs``), issues, the needed events."""
     import pyarrow as pa
 
-    ingest(scratch, [], inventory=inventory, graph=False)
+    summary = ingest(scratch, [], inventory=inventory, graph=False)
+    inputs += file_rows(summary)
     store = CaseStore.open(scratch, read_only=False)
     con = store.con
     names = [r[0] for r in con.execute("DESCRIBE credential_issues").fetchall()]
@@ -141,7 +151,7 @@ def scope_spark(out: str | Path, paths: Sequence[str | Path], seeds: Sequence[st
     """:func:`keytrail.scope.engine_duckdb.scope_duckdb` on Spark (same arguments, same output)."""
     if not seeds:
         raise UsageError("give at least one --seed")
-    files = _inputs(paths)
+    files = _inputs(paths, inventory)
     if not files:
         raise InputError("no input files under the given paths")
     spark = _spark(master)

@@ -44,7 +44,7 @@ def build(*, engine: str, seeds: list[dict[str, Any]], since: datetime | None, u
         "window": {"since": t(since), "until": t(until)},
         "closure": [{"credential_id": c["credential_id"], "relation": c["relation"], "why": c["why"],
                      "evidence": list(c.get("evidence") or [])} for c in closure],
-        "inputs": inputs,
+        "inputs": sorted(inputs, key=lambda i: str(i.get("path"))),
         "counts": {s: {"events_in": counts_in.get(s, 0), "events_out": counts_out.get(s, 0)} for s in sources},
         "outputs": outputs,
         "limits": LIMITS,

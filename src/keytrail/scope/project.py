@@ -33,6 +33,13 @@ WHERE e.event_uid IN ({selection})
 """
 
 
+def file_rows(summary: IngestSummary) -> list[dict[str, Any]]:
+    """The manifest's ``inputs`` rows: each file as the ingest saw it (skipped ones with the reason)."""
+    return [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256, "status": f.status, "source": f.source,
+             "format": f.format, "records": f.records, "rejected": f.rejected, "note": f.note}
+            for f in summary.files]
+
+
 @dataclass
 class Projection:
     """A scratch case holding the trail's rows (no graph) and the ingest's per-file results."""
@@ -41,9 +48,7 @@ class Projection:
     summary: IngestSummary
 
     def inputs(self) -> list[dict[str, Any]]:
-        return [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256, "status": f.status,
-                 "source": f.source, "format": f.format, "records": f.records, "rejected": f.rejected,
-                 "note": f.note} for f in self.summary.files]
+        return file_rows(self.summary)
 
     def counts_in(self) -> dict[str, int]:
         rows = self.store.con.execute("SELECT source, count(*) FROM events GROUP BY 1").fetchall()
