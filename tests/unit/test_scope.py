@@ -1,4 +1,4 @@
-"""``keytrail scope`` (DuckDB engine) on the sample incident: a scoped case answers like the full one.
+"""``keytrail scope`` (DuckDB engine) on the sample incident: a scoped case answers like the full.
 
 Scoping from the reconciler's Vault login token, and separately from the human who delegates to
 it, must give a case whose ``blast`` (for the seed credentials) and ``trace`` (for every kept
@@ -63,11 +63,19 @@ def _scoped(tmp: Path, seed: str) -> tuple[dict[str, Any], Path, Path]:
 def _check_equal_answers(full_case: Path, scoped: Path, credentials: list[str]) -> int:
     with CaseStore.open(full_case) as full, CaseStore.open(scoped) as part:
         for cid in credentials:
-            assert _normal(blast_radius(part, cid).as_dict()) == _normal(blast_radius(full, cid).as_dict()), cid
-        uids = [r[0] for r in part.con.execute(
-            "SELECT event_uid FROM events WHERE source <> 'agent' ORDER BY event_uid").fetchall()]
+            assert _normal(blast_radius(part, cid).as_dict()) == _normal(
+                blast_radius(full, cid).as_dict()
+            ), cid
+        uids = [
+            r[0]
+            for r in part.con.execute(
+                "SELECT event_uid FROM events WHERE source <> 'agent' ORDER BY event_uid"
+            ).fetchall()
+        ]
         for uid in uids:
-            assert _normal(trace_event(part, uid).as_dict()) == _normal(trace_event(full, uid).as_dict()), uid
+            assert _normal(trace_event(part, uid).as_dict()) == _normal(
+                trace_event(full, uid).as_dict()
+            ), uid
         n_full = full.scalar("SELECT count(*) FROM events")
         n_part = part.scalar("SELECT count(*) FROM events")
     assert 0 < n_part < n_full  # unrelated events dropped
@@ -83,7 +91,7 @@ def _check_bytes(out: Path, doc: dict[str, Any]) -> None:
         if o["source"] == "cloudtrail":
             for rec in json.loads(data)["Records"]:
                 assert json.dumps(rec) not in ("", None)
-            inner = data.decode()[len('{"Records":['):-3]
+            inner = data.decode()[len('{"Records":[') : -3]
             assert inner[:200] in source.decode()
         else:
             lines = source.split(b"\n")
@@ -94,9 +102,17 @@ def test_scope_from_the_agents_vault_token(full_case: Path, tmp_path: Path) -> N
     doc, out, case = _scoped(tmp_path, TOKEN)
     assert doc["engine"] == "duckdb" and doc["seeds"][0]["matched_as"] == "credential"
     members = {c["credential_id"]: c for c in doc["closure"]}
-    # The story's chain: login token -> child token -> leases -> STS key -> cross-account key, backdoor key
-    for cid in ("ASIADKKHC6DWJIFTZP4G", "ASIA6RTBRNDMVQTY5OFJ", "AKIAKS436WXXSPGUJ74N", "AKIASXXYGSQE4J3DBZD7"):
-        assert members[cid]["relation"] == "minted from a seed" and members[cid]["why"].startswith("minted from")
+    # The story's chain: login token -> child token -> leases -> STS key -> cross-account key,
+    # backdoor key
+    for cid in (
+        "ASIADKKHC6DWJIFTZP4G",
+        "ASIA6RTBRNDMVQTY5OFJ",
+        "AKIAKS436WXXSPGUJ74N",
+        "AKIASXXYGSQE4J3DBZD7",
+    ):
+        assert members[cid]["relation"] == "minted from a seed" and members[cid]["why"].startswith(
+            "minted from"
+        )
     assert "AKIACGKP7XY67AEMFYZE" not in members  # invoice-triage's key: another story
     descendants = [c for c, m in members.items() if m["relation"] != "ancestor of a seed"]
     assert _check_equal_answers(full_case, case, descendants) > 20
@@ -124,26 +140,40 @@ def test_window_keeps_lineage_and_cuts_usage(tmp_path: Path) -> None:
     doc = scope_duckdb(tmp_path / "all", [SAMPLE], ["ASIADKKHC6DWJIFTZP4G"]).manifest
     from keytrail.timefmt import to_utc
 
-    late = scope_duckdb(tmp_path / "late", [SAMPLE], ["ASIADKKHC6DWJIFTZP4G"],
-                        since=to_utc("2026-03-10T10:00:00Z")).manifest
+    late = scope_duckdb(
+        tmp_path / "late", [SAMPLE], ["ASIADKKHC6DWJIFTZP4G"], since=to_utc("2026-03-10T10:00:00Z")
+    ).manifest
     assert late["window"]["since"] == "2026-03-10T10:00:00Z"
     assert late["counts"]["cloudtrail"]["events_out"] < doc["counts"]["cloudtrail"]["events_out"]
     case = tmp_path / "late.duckdb"
     ingest(case, [tmp_path / "late"])
-    with CaseStore.open(case) as store:  # the AssumeRole that issued the seed (09:04) is still there
-        assert store.scalar("SELECT count(*) FROM events WHERE event_uid = "
-                            "'cloudtrail:04be15ca-b511-4fd6-b38b-45b1bdaf6a2d'") == 1
+    with CaseStore.open(
+        case
+    ) as store:  # the AssumeRole that issued the seed (09:04) is still there
+        assert (
+            store.scalar(
+                "SELECT count(*) FROM events WHERE event_uid = "
+                "'cloudtrail:04be15ca-b511-4fd6-b38b-45b1bdaf6a2d'"
+            )
+            == 1
+        )
 
 
-def test_unknown_seed_exits_1_with_closest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["scope", str(tmp_path / "o"), str(SAMPLE / "vault"), "--seed", "hmac-sha256:4b900e35"])
+def test_unknown_seed_exits_1_with_closest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        ["scope", str(tmp_path / "o"), str(SAMPLE / "vault"), "--seed", "hmac-sha256:4b900e35"]
+    )
     assert rc == 1
     err = capsys.readouterr().err
     assert "matches no credential" in err and TOKEN in err
     assert not (tmp_path / "o").exists()
 
 
-def test_bad_files_are_listed_as_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_files_are_listed_as_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "in"
     src.mkdir()
     (src / "vault.log").write_bytes((SAMPLE / "vault" / "vault_audit.log").read_bytes())

@@ -39,14 +39,18 @@ def verify(path: Path, doc: dict[str, Any]) -> list[str]:
 
 
 def record(store: CaseStore, path: Path, sha: str) -> str:
-    """Store the manifest in ``case_meta``; returns the evidence note (what it is, whether it checks)."""
+    """Store the manifest in ``case_meta``; returns the evidence note (what, whether it checks)."""
     doc = json.loads(path.read_text(encoding="utf-8"))
     problems = verify(path, doc)
     store.set_meta(META_PREFIX + sha, json.dumps(doc, sort_keys=True))
     seeds = ", ".join(str(s.get("seed")) for s in doc.get("seeds") or [])
     outs = len(doc.get("outputs") or [])
-    state = (f"all {outs} output files match their SHA-256" if not problems
-             else "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
+    state = (
+        f"all {outs} output files match their SHA-256"
+        if not problems
+        else "; ".join(problems[:5])
+        + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
+    )
     return f"keytrail scope manifest ({doc.get('engine')} engine, seeds {seeds}): {state}"
 
 
@@ -54,10 +58,20 @@ def manifests(store: CaseStore) -> list[dict[str, Any]]:
     """Every recorded scope manifest, summarised for ``keytrail info``."""
     out = []
     for key, value in store.con.execute(
-            "SELECT key, value FROM case_meta WHERE starts_with(key, ?) ORDER BY key", [META_PREFIX]).fetchall():
+        "SELECT key, value FROM case_meta WHERE starts_with(key, ?) ORDER BY key", [META_PREFIX]
+    ).fetchall():
         doc = json.loads(value)
-        out.append({"manifest_sha256": key[len(META_PREFIX):], "engine": doc.get("engine"),
-                    "created_at": doc.get("created_at"), "seeds": doc.get("seeds"), "window": doc.get("window"),
-                    "closure": len(doc.get("closure") or []), "inputs": len(doc.get("inputs") or []),
-                    "counts": doc.get("counts"), "outputs": len(doc.get("outputs") or [])})
+        out.append(
+            {
+                "manifest_sha256": key[len(META_PREFIX) :],
+                "engine": doc.get("engine"),
+                "created_at": doc.get("created_at"),
+                "seeds": doc.get("seeds"),
+                "window": doc.get("window"),
+                "closure": len(doc.get("closure") or []),
+                "inputs": len(doc.get("inputs") or []),
+                "counts": doc.get("counts"),
+                "outputs": len(doc.get("outputs") or []),
+            }
+        )
     return out

@@ -55,7 +55,8 @@ SELECT DISTINCT s.seed, a.agent_id, a.why FROM _kt_scope_seed s, LATERAL (
   UNION ALL SELECT agent_id, 'inventory agent named ' || name FROM inventory_agents
     WHERE s.kind = 'agent' AND name = s.seed
   UNION ALL SELECT DISTINCT agent_id, 'the agent''s log names the user it acted for (DELEGATED)'
-    FROM events WHERE s.kind = 'human' AND source = 'agent' AND human_id = s.seed AND agent_id IS NOT NULL
+    FROM events
+    WHERE s.kind = 'human' AND source = 'agent' AND human_id = s.seed AND agent_id IS NOT NULL
 ) a
 """
 
@@ -63,10 +64,12 @@ SELECT DISTINCT s.seed, a.agent_id, a.why FROM _kt_scope_seed s, LATERAL (
 # rules: a credential id as is, a Vault role's logins, an IAM user's keys, an IAM role's sessions).
 _INVENTORY = """
 CREATE OR REPLACE TABLE _kt_scope_inv AS
-SELECT i.agent_id, i.ident, c.cred FROM (SELECT agent_id, unnest(identities) AS ident FROM inventory_agents) i,
+SELECT i.agent_id, i.ident, c.cred
+FROM (SELECT agent_id, unnest(identities) AS ident FROM inventory_agents) i,
 LATERAL (
   SELECT i.ident AS cred WHERE i.ident IN (SELECT id FROM _kt_scope_ids WHERE kind = 'credential')
-  UNION ALL SELECT credential_id FROM _kt_vault_login WHERE i.ident = 'vault:' || mount || '/' || role
+  UNION ALL SELECT credential_id FROM _kt_vault_login
+    WHERE i.ident = 'vault:' || mount || '/' || role
   UNION ALL SELECT credential_id FROM events WHERE actor_uid = i.ident AND credential_id IS NOT NULL
     AND regexp_matches(i.ident, '^arn:aws[a-z-]*:iam::\\d+:user/')
   UNION ALL SELECT credential_id FROM events WHERE credential_id IS NOT NULL
@@ -84,7 +87,8 @@ CREATE OR REPLACE TABLE _kt_scope_users AS
 SELECT DISTINCT agent_id FROM (
   SELECT agent_id FROM events
   WHERE agent_id IS NOT NULL AND credential_id IN (SELECT credential_id FROM _kt_scope_clo)
-  UNION ALL SELECT agent_id FROM _kt_scope_inv WHERE cred IN (SELECT credential_id FROM _kt_scope_clo)
+  UNION ALL SELECT agent_id FROM _kt_scope_inv
+    WHERE cred IN (SELECT credential_id FROM _kt_scope_clo)
   UNION ALL SELECT agent_id FROM _kt_scope_agents
 )
 """
@@ -93,27 +97,34 @@ SELECT DISTINCT agent_id FROM (
 _SEED_CREDS = """
 CREATE OR REPLACE TABLE _kt_scope_root AS
 SELECT seed, credential_id, min(why) AS why FROM (
-  SELECT seed, seed AS credential_id, 'seed credential' AS why FROM _kt_scope_seed WHERE kind = 'credential'
+  SELECT seed, seed AS credential_id, 'seed credential' AS why
+    FROM _kt_scope_seed WHERE kind = 'credential'
   -- AUTHENTICATES_AS: signed as the principal, or issued for it
-  UNION ALL SELECT s.seed, e.credential_id, 'AUTHENTICATES_AS the seed principal (events signed as it)'
+  UNION ALL
+  SELECT s.seed, e.credential_id, 'AUTHENTICATES_AS the seed principal (events signed as it)'
     FROM _kt_scope_seed s JOIN events e ON e.actor_uid = s.seed
-    WHERE s.kind = 'principal' AND e.credential_id IS NOT NULL AND e.source IN ('cloudtrail', 'vault')
+    WHERE s.kind = 'principal' AND e.credential_id IS NOT NULL
+      AND e.source IN ('cloudtrail', 'vault')
   UNION ALL SELECT s.seed, i.credential_id, 'AUTHENTICATES_AS the seed principal (issued for it)'
-    FROM _kt_scope_seed s JOIN credential_issues i ON i.principal_uid = s.seed WHERE s.kind = 'principal'
+    FROM _kt_scope_seed s JOIN credential_issues i ON i.principal_uid = s.seed
+    WHERE s.kind = 'principal'
   -- DELEGATED human -> credential: events naming the human, the human's Vault logins, SSO sessions
   UNION ALL SELECT s.seed, e.credential_id, 'DELEGATED: events signed with it name the seed human'
     FROM _kt_scope_seed s JOIN events e ON e.human_id = s.seed
     WHERE s.kind = 'human' AND e.credential_id IS NOT NULL AND e.source IN ('cloudtrail', 'vault')
   UNION ALL SELECT s.seed, l.credential_id, 'DELEGATED: the seed human logged in to Vault for it'
-    FROM _kt_scope_seed s JOIN _kt_vault_login l ON l.human AND l.human_id = s.seed WHERE s.kind = 'human'
-  UNION ALL SELECT s.seed, e.credential_id, 'DELEGATED: IAM Identity Center session of the seed human'
+    FROM _kt_scope_seed s JOIN _kt_vault_login l ON l.human AND l.human_id = s.seed
+    WHERE s.kind = 'human'
+  UNION ALL
+  SELECT s.seed, e.credential_id, 'DELEGATED: IAM Identity Center session of the seed human'
     FROM _kt_scope_seed s JOIN events e
       ON regexp_matches(e.actor_uid, ':assumed-role/AWSReservedSSO_[^/]+/[^/]+$')
      AND regexp_extract(e.actor_uid, '/([^/]+)$', 1) = s.seed
     WHERE s.kind = 'human' AND e.credential_id IS NOT NULL
   -- USES agent -> credential: its own log or token metadata, then the inventory's identities
   UNION ALL SELECT a.seed, e.credential_id, 'USES: ' || a.why || '; events name this credential'
-    FROM _kt_scope_agents a JOIN events e ON e.agent_id = a.agent_id WHERE e.credential_id IS NOT NULL
+    FROM _kt_scope_agents a JOIN events e ON e.agent_id = a.agent_id
+    WHERE e.credential_id IS NOT NULL
   UNION ALL SELECT a.seed, x.cred, 'USES: ' || a.why || '; the inventory declares ' || x.ident
     FROM _kt_scope_agents a JOIN _kt_scope_inv x ON x.agent_id = a.agent_id
 ) GROUP BY ALL
@@ -144,12 +155,16 @@ def resolve_seeds(store: CaseStore, seeds: list[str]) -> list[Seed]:
     for seed in dict.fromkeys(seeds):
         row = con.execute(
             """SELECT kind FROM _kt_scope_ids WHERE id = ?
-               ORDER BY list_position(['credential', 'principal', 'agent', 'human'], kind) LIMIT 1""",
-            [seed]).fetchone()
+               ORDER BY list_position(['credential', 'principal', 'agent', 'human'], kind)
+               LIMIT 1""",
+            [seed],
+        ).fetchone()
         if row is None:
             raise NotFoundError(
-                f"seed {seed!r} matches no credential, principal, agent or human in the given trail",
-                _suggest(store, "_kt_scope_ids", ("id",), seed))
+                f"seed {seed!r} matches no credential, principal, agent or human "
+                "in the given trail",
+                _suggest(store, "_kt_scope_ids", ("id",), seed),
+            )
         out.append(Seed(seed, str(row[0])))
     con.execute("CREATE OR REPLACE TABLE _kt_scope_seed (seed VARCHAR, kind VARCHAR)")
     con.executemany("INSERT INTO _kt_scope_seed VALUES (?, ?)", [[s.seed, s.kind] for s in out])
@@ -157,8 +172,12 @@ def resolve_seeds(store: CaseStore, seeds: list[str]) -> list[Seed]:
     con.execute(_AGENTS)
     con.execute(_SEED_CREDS)
     for s in out:
-        s.credentials = [r[0] for r in con.execute(
-            "SELECT credential_id FROM _kt_scope_root WHERE seed = ? ORDER BY 1", [s.seed]).fetchall()]
+        s.credentials = [
+            r[0]
+            for r in con.execute(
+                "SELECT credential_id FROM _kt_scope_root WHERE seed = ? ORDER BY 1", [s.seed]
+            ).fetchall()
+        ]
     return out
 
 
@@ -222,7 +241,8 @@ def selection_sql(window: str) -> str:
         WHERE e.credential_id IN (SELECT credential_id FROM _kt_scope_clo) AND ({window})
         UNION
         SELECT e.event_uid FROM events e
-        WHERE e.source = 'agent' AND e.agent_id IN (SELECT agent_id FROM _kt_scope_users) AND ({window})
+        WHERE e.source = 'agent' AND e.agent_id IN (SELECT agent_id FROM _kt_scope_users)
+          AND ({window})
         UNION
         SELECT i.event_uid FROM credential_issues i
         WHERE i.credential_id IN (SELECT credential_id FROM _kt_scope_clo)

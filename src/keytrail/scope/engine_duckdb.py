@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 #: ``e.time`` inside the window (NULL bound = open); a record without a time is kept.
-WINDOW = ("(e.time IS NULL OR (($since IS NULL OR e.time >= $since) "
-          "AND ($until IS NULL OR e.time <= $until)))")
+WINDOW = (
+    "(e.time IS NULL OR (($since IS NULL OR e.time >= $since) "
+    "AND ($until IS NULL OR e.time <= $until)))"
+)
 
 
 @dataclass
@@ -46,14 +48,22 @@ def prepare_out(out: str | Path) -> Path:
     """
     path = Path(out)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UsageError(f"{path}: exists and is not an empty folder; give a new folder for the scope")
+        raise UsageError(
+            f"{path}: exists and is not an empty folder; give a new folder for the scope"
+        )
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def scope_duckdb(out: str | Path, paths: Sequence[str | Path], seeds: Sequence[str], *,
-                 since: datetime | None = None, until: datetime | None = None,
-                 inventory: Sequence[str | Path] = ()) -> ScopeResult:
+def scope_duckdb(
+    out: str | Path,
+    paths: Sequence[str | Path],
+    seeds: Sequence[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    inventory: Sequence[str | Path] = (),
+) -> ScopeResult:
     """Cut the records of the seeds' credential closure out of ``paths`` into ``out``.
 
     Raises:
@@ -74,11 +84,20 @@ def scope_duckdb(out: str | Path, paths: Sequence[str | Path], seeds: Sequence[s
             counts_out: dict[str, int] = {}
             for r in rows:
                 counts_out[r["source"]] = counts_out.get(r["source"], 0) + 1
-            outputs = output.write(dest, output.documents(output.pieces(rows), lambda p: Path(p).read_bytes()))
+            outputs = output.write(
+                dest, output.documents(output.pieces(rows), lambda p: Path(p).read_bytes())
+            )
             doc = manifest.build(
-                engine="duckdb", seeds=[s.as_dict() for s in resolved], since=since, until=until,
-                closure=members, inputs=proj.inputs(), counts_in=proj.counts_in(), counts_out=counts_out,
-                outputs=outputs)
+                engine="duckdb",
+                seeds=[s.as_dict() for s in resolved],
+                since=since,
+                until=until,
+                closure=members,
+                inputs=proj.inputs(),
+                counts_in=proj.counts_in(),
+                counts_out=counts_out,
+                outputs=outputs,
+            )
             manifest.write(dest, doc)
         finally:
             proj.store.close()

@@ -36,14 +36,35 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
     from datetime import datetime
 
-_EVENT_COLS = ("event_uid", "source", "time", "action", "target", "shared_event_id", "credential_id",
-               "actor_uid", "actor_name", "human_id", "agent_id")
-_REMOTE = ("s3a://", "s3://", "s3n://", "hdfs://", "abfss://", "abfs://", "gs://", "wasbs://", "dbfs:/")
+_EVENT_COLS = (
+    "event_uid",
+    "source",
+    "time",
+    "action",
+    "target",
+    "shared_event_id",
+    "credential_id",
+    "actor_uid",
+    "actor_name",
+    "human_id",
+    "agent_id",
+)
+_REMOTE = (
+    "s3a://",
+    "s3://",
+    "s3n://",
+    "hdfs://",
+    "abfss://",
+    "abfs://",
+    "gs://",
+    "wasbs://",
+    "dbfs:/",
+)
 
 
 def _local(path: str) -> str:
     """Spark's ``file:/x`` back to the path the DuckDB engine names (``/x``)."""
-    return path[5:] if path.startswith("file:") else path
+    return path.removeprefix("file:")
 
 
 def _project_files(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[Any, ...]]:
@@ -66,8 +87,10 @@ def _project_files(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[Any, ..
             con = proj.store.con
             for row in con.execute("SELECT * FROM credential_issues").fetchall():
                 yield ("issue", row)
-            sql = (f"SELECT {', '.join('e.' + c for c in _EVENT_COLS)}, v.path FROM events e "
-                   "JOIN evidence v ON v.file_id = e.file_id")
+            sql = (
+                f"SELECT {', '.join('e.' + c for c in _EVENT_COLS)}, v.path FROM events e "
+                "JOIN evidence v ON v.file_id = e.file_id"
+            )
             for row in con.execute(sql).fetchall():
                 yield ("event", (*row[:-1], names.get(row[-1], row[-1])))
         finally:
@@ -76,6 +99,7 @@ def _project_files(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[Any, ..
 
 def _extract(wanted: dict[str, list[str]]) -> Any:
     """Pass 2 in a task: the output documents of the files that hold kept records."""
+
     def run(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, str, int, bytes]]:
         for path, data in items:
             uids = wanted.get(_local(path))
@@ -87,8 +111,13 @@ def _extract(wanted: dict[str, list[str]]) -> Any:
                 proj = project(Path(tmp) / "scratch.duckdb", [f])
                 try:
                     proj.store.con.execute("CREATE TABLE _kt_scope_want (event_uid VARCHAR)")
-                    proj.store.con.executemany("INSERT INTO _kt_scope_want VALUES (?)", [[u] for u in uids])
-                    rows = clo.rows(proj.store, LOCATIONS.format(selection="SELECT event_uid FROM _kt_scope_want"))
+                    proj.store.con.executemany(
+                        "INSERT INTO _kt_scope_want VALUES (?)", [[u] for u in uids]
+                    )
+                    rows = clo.rows(
+                        proj.store,
+                        LOCATIONS.format(selection="SELECT event_uid FROM _kt_scope_want"),
+                    )
                 finally:
                     proj.store.close()
                 for r in rows:
@@ -96,6 +125,7 @@ def _extract(wanted: dict[str, list[str]]) -> Any:
                     r["request_path"] = _local(path) if r.get("request_path") else None
                 docs = output.documents(output.pieces(rows), lambda _p, d=data: d)
                 yield from docs
+
     return run
 
 
@@ -103,15 +133,18 @@ def _inputs(paths: Sequence[str | Path], inventory: Sequence[str | Path]) -> lis
     """Input files (local folders walked like ingest does; an inventory file is not a log)."""
     local = [str(p) for p in paths if not str(p).startswith(_REMOTE)]
     inv = set(expand_paths(inventory))
-    return ([str(p) for p in expand_paths(local) if p not in inv]
-            + [str(p) for p in paths if str(p).startswith(_REMOTE)])
+    return [str(p) for p in expand_paths(local) if p not in inv] + [
+        str(p) for p in paths if str(p).startswith(_REMOTE)
+    ]
 
 
 def _spark(master: str | None) -> Any:
     try:
         from pyspark.sql import SparkSession
     except ImportError as e:
-        raise UsageError("--engine spark needs PySpark: pip install 'keytrail[spark]' (and Java 17)") from e
+        raise UsageError(
+            "--engine spark needs PySpark: pip install 'keytrail[spark]' (and Java 17)"
+        ) from e
     builder = SparkSession.builder.appName("keytrail-scope")
     if (master or "local").startswith("local") and not SparkSession.getActiveSession():
         # Local tasks must run this interpreter (the one keytrail is installed in), not python3.
@@ -123,9 +156,14 @@ def _spark(master: str | None) -> Any:
     return builder.getOrCreate()
 
 
-def _driver_case(scratch: Path, inventory: Sequence[str | Path], inputs: list[dict[str, Any]],
-                 issues: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> CaseStore:
-    """The driver's DuckDB case: inventory (its files join ``inputs``), issues, the needed events."""
+def _driver_case(
+    scratch: Path,
+    inventory: Sequence[str | Path],
+    inputs: list[dict[str, Any]],
+    issues: list[tuple[Any, ...]],
+    events: list[tuple[Any, ...]],
+) -> CaseStore:
+    """The driver's DuckDB case: inventory (its files join ``inputs``), issues, needed events."""
     import pyarrow as pa
 
     summary = ingest(scratch, [], inventory=inventory, graph=False)
@@ -137,7 +175,8 @@ def _driver_case(scratch: Path, inventory: Sequence[str | Path], inputs: list[di
         t_issues = pa.table({n: [r[i] for r in issues] for i, n in enumerate(names)})  # noqa: F841
         con.execute("INSERT INTO credential_issues SELECT * FROM t_issues")
     if events:
-        t_events = pa.table({n: [r[i] for r in events] for i, n in enumerate(_EVENT_COLS)})  # noqa: F841
+        cols = enumerate(_EVENT_COLS)
+        t_events = pa.table({n: [r[i] for r in events] for i, n in cols})  # noqa: F841
         con.execute(f"INSERT INTO events ({', '.join(_EVENT_COLS)}) SELECT * FROM t_events")
     from keytrail.graph.derive import mint_facts
 
@@ -145,9 +184,16 @@ def _driver_case(scratch: Path, inventory: Sequence[str | Path], inputs: list[di
     return store
 
 
-def scope_spark(out: str | Path, paths: Sequence[str | Path], seeds: Sequence[str], *,
-                since: datetime | None = None, until: datetime | None = None,
-                inventory: Sequence[str | Path] = (), master: str | None = None) -> ScopeResult:
+def scope_spark(
+    out: str | Path,
+    paths: Sequence[str | Path],
+    seeds: Sequence[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    inventory: Sequence[str | Path] = (),
+    master: str | None = None,
+) -> ScopeResult:
     """:func:`keytrail.scope.engine_duckdb.scope_duckdb` on Spark (same arguments, same output)."""
     if not seeds:
         raise UsageError("give at least one --seed")
@@ -157,50 +203,100 @@ def scope_spark(out: str | Path, paths: Sequence[str | Path], seeds: Sequence[st
     spark = _spark(master)
     sc = spark.sparkContext
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
     raw = sc.binaryFiles(",".join(files), minPartitions=max(1, sc.defaultParallelism))
     proj = raw.mapPartitions(_project_files).persist(StorageLevel.MEMORY_AND_DISK)
-    inputs = sorted((r[1] for r in proj.filter(lambda r: r[0] == "file").collect()), key=lambda r: r["path"])
+    inputs = sorted(
+        (r[1] for r in proj.filter(lambda r: r[0] == "file").collect()), key=lambda r: r["path"]
+    )
     issues = proj.filter(lambda r: r[0] == "issue").map(lambda r: r[1]).collect()
-    schema = StructType([StructField(c, TimestampType() if c == "time" else StringType()) for c in _EVENT_COLS]
-                        + [StructField("path", StringType())])
-    events = spark.createDataFrame(proj.filter(lambda r: r[0] == "event").map(lambda r: r[1]), schema)
+    schema = StructType(
+        [StructField(c, TimestampType() if c == "time" else StringType()) for c in _EVENT_COLS]
+        + [StructField("path", StringType())]
+    )
+    events = spark.createDataFrame(
+        proj.filter(lambda r: r[0] == "event").map(lambda r: r[1]), schema
+    )
     events = events.persist(StorageLevel.MEMORY_AND_DISK)
-    issue_uids = spark.createDataFrame([(str(i[3]),) for i in issues] or [("",)], "event_uid string")
+    issue_uids = spark.createDataFrame(
+        [(str(i[3]),) for i in issues] or [("",)], "event_uid string"
+    )
     seedset = list(seeds)
     keep = (F.col("actor_name").like("vault-%") | F.col("actor_uid").like("%vault-%")) & (
-        F.col("source") == "cloudtrail")
-    facts = events.join(F.broadcast(issue_uids), "event_uid", "left_semi").union(events.where(keep).select(
-        *_EVENT_COLS, "path"))
-    people = (events.where(F.col("credential_id").isNotNull() | F.col("human_id").isNotNull()
-                           | F.col("agent_id").isNotNull() | F.col("actor_uid").isin(seedset))
-              .groupBy("source", "credential_id", "actor_uid", "human_id", "agent_id")
-              .agg(F.min("time").alias("time")))
-    fact_rows = [tuple(r[c] for c in _EVENT_COLS) for r in facts.dropDuplicates(["event_uid"]).collect()]
-    people_rows = [(f"scope:summary:{i}", r["source"], r["time"], None, None, None, r["credential_id"],
-                    r["actor_uid"], None, r["human_id"], r["agent_id"]) for i, r in enumerate(people.collect())]
+        F.col("source") == "cloudtrail"
+    )
+    facts = events.join(F.broadcast(issue_uids), "event_uid", "left_semi").union(
+        events.where(keep).select(*_EVENT_COLS, "path")
+    )
+    people = (
+        events.where(
+            F.col("credential_id").isNotNull()
+            | F.col("human_id").isNotNull()
+            | F.col("agent_id").isNotNull()
+            | F.col("actor_uid").isin(seedset)
+        )
+        .groupBy("source", "credential_id", "actor_uid", "human_id", "agent_id")
+        .agg(F.min("time").alias("time"))
+    )
+    fact_rows = [
+        tuple(r[c] for c in _EVENT_COLS) for r in facts.dropDuplicates(["event_uid"]).collect()
+    ]
+    people_rows = [
+        (
+            f"scope:summary:{i}",
+            r["source"],
+            r["time"],
+            None,
+            None,
+            None,
+            r["credential_id"],
+            r["actor_uid"],
+            None,
+            r["human_id"],
+            r["agent_id"],
+        )
+        for i, r in enumerate(people.collect())
+    ]
     counts_in = {r["source"]: int(r["count"]) for r in events.groupBy("source").count().collect()}
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
-        store = _driver_case(Path(tmp) / "driver.duckdb", inventory, inputs, issues, fact_rows + people_rows)
+        store = _driver_case(
+            Path(tmp) / "driver.duckdb", inventory, inputs, issues, fact_rows + people_rows
+        )
         try:
             resolved = clo.resolve_seeds(store, seedset)
             members = clo.closure(store)
-            lineage = [r[0] for r in store.con.execute(
-                clo.selection_sql(WINDOW) + " EXCEPT SELECT event_uid FROM events WHERE starts_with(event_uid, "
-                "'scope:summary:')", {"since": since, "until": until}).fetchall()]
+            lineage = [
+                r[0]
+                for r in store.con.execute(
+                    clo.selection_sql(WINDOW)
+                    + " EXCEPT SELECT event_uid FROM events WHERE starts_with(event_uid, "
+                    "'scope:summary:')",
+                    {"since": since, "until": until},
+                ).fetchall()
+            ]
             creds = [c["credential_id"] for c in members]
-            users = [r[0] for r in store.con.execute("SELECT agent_id FROM _kt_scope_users").fetchall()]
+            users = [
+                r[0] for r in store.con.execute("SELECT agent_id FROM _kt_scope_users").fetchall()
+            ]
         finally:
             store.close()
     dest = prepare_out(out)
     in_window = F.col("time").isNull() | (
         (F.lit(since).isNull() | (F.col("time") >= F.lit(since)))
-        & (F.lit(until).isNull() | (F.col("time") <= F.lit(until))))
-    chosen = events.where(((F.col("credential_id").isin(creds) | ((F.col("source") == "agent")
-                                                                  & F.col("agent_id").isin(users)))
-                           & in_window) | F.col("event_uid").isin(lineage))
+        & (F.lit(until).isNull() | (F.col("time") <= F.lit(until)))
+    )
+    chosen = events.where(
+        (
+            (
+                F.col("credential_id").isin(creds)
+                | ((F.col("source") == "agent") & F.col("agent_id").isin(users))
+            )
+            & in_window
+        )
+        | F.col("event_uid").isin(lineage)
+    )
     hits = chosen.select("path", "event_uid", "source").collect()
     wanted: dict[str, list[str]] = {}
     counts_out: dict[str, int] = {}
@@ -214,9 +310,17 @@ def scope_spark(out: str | Path, paths: Sequence[str | Path], seeds: Sequence[st
     proj.unpersist()
     events.unpersist()
     outputs = output.write(dest, docs)
-    doc = manifest.build(engine="spark", seeds=[s.as_dict() for s in resolved], since=since, until=until,
-                         closure=members, inputs=inputs, counts_in=counts_in, counts_out=counts_out,
-                         outputs=outputs, extra={"spark": {"master": sc.master, "version": spark.version}})
+    doc = manifest.build(
+        engine="spark",
+        seeds=[s.as_dict() for s in resolved],
+        since=since,
+        until=until,
+        closure=members,
+        inputs=inputs,
+        counts_in=counts_in,
+        counts_out=counts_out,
+        outputs=outputs,
+        extra={"spark": {"master": sc.master, "version": spark.version}},
+    )
     manifest.write(dest, doc)
     return ScopeResult(dest, doc)
-

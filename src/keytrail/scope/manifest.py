@@ -20,16 +20,26 @@ from keytrail.ingest.provenance import MARK
 NAME = "manifest.json"
 LIMITS = (
     "The closure sees only what the given logs record: a key minted outside them (console, another "
-    "account's trail, a Vault without an audit device, an AWS key Vault made with its key HMAC'd and "
-    "no CloudTrail name match) has no issuing event, so its lineage stops there; events signed by "
+    "account's trail, a Vault without an audit device, an AWS key Vault made with its key HMAC'd "
+    "and no CloudTrail name match) has no issuing event, so its lineage stops there; events "
+    "signed by "
     "credentials outside the closure are not kept even when they touch the same resources."
 )
 
 
-def build(*, engine: str, seeds: list[dict[str, Any]], since: datetime | None, until: datetime | None,
-          closure: list[dict[str, Any]], inputs: list[dict[str, Any]], counts_in: dict[str, int],
-          counts_out: dict[str, int], outputs: list[dict[str, Any]], extra: dict[str, Any] | None = None,
-          ) -> dict[str, Any]:
+def build(
+    *,
+    engine: str,
+    seeds: list[dict[str, Any]],
+    since: datetime | None,
+    until: datetime | None,
+    closure: list[dict[str, Any]],
+    inputs: list[dict[str, Any]],
+    counts_in: dict[str, int],
+    counts_out: dict[str, int],
+    outputs: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     def t(x: datetime | None) -> str | None:
         return x.strftime("%Y-%m-%dT%H:%M:%SZ") if x else None
 
@@ -42,10 +52,20 @@ def build(*, engine: str, seeds: list[dict[str, Any]], since: datetime | None, u
         **(extra or {}),
         "seeds": seeds,
         "window": {"since": t(since), "until": t(until)},
-        "closure": [{"credential_id": c["credential_id"], "relation": c["relation"], "why": c["why"],
-                     "evidence": list(c.get("evidence") or [])} for c in closure],
+        "closure": [
+            {
+                "credential_id": c["credential_id"],
+                "relation": c["relation"],
+                "why": c["why"],
+                "evidence": list(c.get("evidence") or []),
+            }
+            for c in closure
+        ],
         "inputs": sorted(inputs, key=lambda i: str(i.get("path"))),
-        "counts": {s: {"events_in": counts_in.get(s, 0), "events_out": counts_out.get(s, 0)} for s in sources},
+        "counts": {
+            s: {"events_in": counts_in.get(s, 0), "events_out": counts_out.get(s, 0)}
+            for s in sources
+        },
         "outputs": outputs,
         "limits": LIMITS,
     }

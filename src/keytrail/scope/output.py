@@ -62,26 +62,32 @@ def render(items: list[Piece], data: bytes) -> bytes:
         recs = [p.raw or "" for p in sorted(items, key=lambda p: p.order)]
         return ('{"Records":[' + ",".join(recs) + "]}\n").encode()
     text = decompressed(data)
-    return b"".join(_line(text, p.order).rstrip(b"\r") + b"\n" for p in sorted(items, key=lambda p: p.order))
+    return b"".join(
+        _line(text, p.order).rstrip(b"\r") + b"\n" for p in sorted(items, key=lambda p: p.order)
+    )
 
 
 def output_name(index: int, source: str, path: str) -> str:
     base = PurePosixPath(path.replace("\\", "/")).name or "records"
-    base = base[:-3] if base.endswith(".gz") else base
+    base = base.removesuffix(".gz")
     return f"{source}/{index:05d}-{base}.gz"
 
 
-def documents(items: list[Piece], read: Callable[[str], bytes]) -> list[tuple[str, str, int, bytes]]:
-    """``(source, input path, records, document)`` per input file, ``read`` giving a file's bytes."""
+def documents(
+    items: list[Piece], read: Callable[[str], bytes]
+) -> list[tuple[str, str, int, bytes]]:
+    """``(source, input path, records, document)`` per input file (``read``: a file's bytes)."""
     by_file: dict[tuple[str, str], list[Piece]] = {}
     for p in items:
         by_file.setdefault((p.source, p.path), []).append(p)
-    return [(source, path, len(group), render(group, b"" if source == "cloudtrail" else read(path)))
-            for (source, path), group in by_file.items()]
+    return [
+        (source, path, len(group), render(group, b"" if source == "cloudtrail" else read(path)))
+        for (source, path), group in by_file.items()
+    ]
 
 
 def write(out: Path, docs: list[tuple[str, str, int, bytes]]) -> list[dict[str, Any]]:
-    """Write the documents under ``out``; returns the manifest's ``outputs`` rows (path, sha256...)."""
+    """Write the documents under ``out``; returns the manifest's ``outputs`` rows."""
     rows = []
     for i, (source, path, n, doc) in enumerate(sorted(docs)):
         buf = io.BytesIO()
@@ -92,6 +98,14 @@ def write(out: Path, docs: list[tuple[str, str, int, bytes]]) -> list[dict[str, 
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(blob)
-        rows.append({"path": name, "source": source, "input": path, "records": n,
-                     "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()})
+        rows.append(
+            {
+                "path": name,
+                "source": source,
+                "input": path,
+                "records": n,
+                "bytes": len(blob),
+                "sha256": hashlib.sha256(blob).hexdigest(),
+            }
+        )
     return rows

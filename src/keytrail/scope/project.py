@@ -25,19 +25,32 @@ if TYPE_CHECKING:
 LOCATIONS = """
 SELECT e.event_uid, e.source, e.time, v.path, v.format, e.record_no, e.byte_offset,
        CASE WHEN e.source = 'cloudtrail' THEN e.raw END AS raw,
-       rv.path AS request_path, TRY_CAST(e.details->>'request_byte_offset' AS BIGINT) AS request_offset
+       rv.path AS request_path,
+       TRY_CAST(e.details->>'request_byte_offset' AS BIGINT) AS request_offset
 FROM events e JOIN evidence v ON v.file_id = e.file_id
-LEFT JOIN evidence rv ON rv.file_id = coalesce(TRY_CAST(e.details->>'request_file_id' AS INTEGER), e.file_id)
+LEFT JOIN evidence rv
+  ON rv.file_id = coalesce(TRY_CAST(e.details->>'request_file_id' AS INTEGER), e.file_id)
                      AND e.source = 'vault' AND e.details->>'entry' = 'pair'
 WHERE e.event_uid IN ({selection})
 """
 
 
 def file_rows(summary: IngestSummary) -> list[dict[str, Any]]:
-    """The manifest's ``inputs`` rows: each file as the ingest saw it (skipped ones with the reason)."""
-    return [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256, "status": f.status, "source": f.source,
-             "format": f.format, "records": f.records, "rejected": f.rejected, "note": f.note}
-            for f in summary.files]
+    """The manifest's ``inputs`` rows: each file as the ingest saw it (skipped: with the reason)."""
+    return [
+        {
+            "path": f.path,
+            "bytes": f.bytes,
+            "sha256": f.sha256,
+            "status": f.status,
+            "source": f.source,
+            "format": f.format,
+            "records": f.records,
+            "rejected": f.rejected,
+            "note": f.note,
+        }
+        for f in summary.files
+    ]
 
 
 @dataclass
@@ -55,7 +68,9 @@ class Projection:
         return {str(s): int(n) for s, n in rows}
 
 
-def project(scratch: Path, paths: Iterable[str | Path], *, inventory: Iterable[str | Path] = ()) -> Projection:
+def project(
+    scratch: Path, paths: Iterable[str | Path], *, inventory: Iterable[str | Path] = ()
+) -> Projection:
     """Load ``paths`` into a scratch case at ``scratch`` and derive the issuance facts there."""
     summary = ingest(scratch, paths, inventory=inventory, graph=False)
     store = CaseStore.open(scratch, read_only=False)
