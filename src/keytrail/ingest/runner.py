@@ -156,7 +156,8 @@ def ingest(
         store.set_meta("finalized", "false")
         con = store.con
         known = {row[0] for row in con.execute(
-            "SELECT sha256 FROM evidence WHERE status IN ('loaded','partial','digest')").fetchall()}
+            "SELECT sha256 FROM evidence"
+            " WHERE status IN ('loaded','partial','digest','provenance')").fetchall()}
 
         def report(current: str | None) -> None:
             if progress:
@@ -192,15 +193,15 @@ def ingest(
                 continue
             known.add(sha)
             sample = read_sample(path)
-            if forced is not None:
-                found: tuple[type[SourceAdapter], str] | None = (forced, forced.sniff(sample) or "inventory")
-            else:
-                found = sniff(sample)
-            if found is None and provenance.is_manifest(sample.head):
+            if forced is None and provenance.is_manifest(sample.head):
                 flush()
                 summary.files.append(_record_provenance(store, path, sha, size))
                 done_bytes += size
                 continue
+            if forced is not None:
+                found: tuple[type[SourceAdapter], str] | None = (forced, forced.sniff(sample) or "inventory")
+            else:
+                found = sniff(sample)
             if found is None:
                 flush()
                 summary.files.append(_record_skipped(store, path, sha, size, sample.head))
