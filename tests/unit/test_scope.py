@@ -186,3 +186,19 @@ def test_bad_files_are_listed_as_skipped(
     assert skipped == {"notes.txt": pytest.approx(skipped["notes.txt"]), "empty.json": "empty file"}
     assert "matches no known format" in skipped["notes.txt"]
     assert doc["counts"]["vault"]["events_out"] > 0
+
+
+def test_principal_and_agent_seeds(tmp_path: Path) -> None:
+    """A principal ARN stands for its keys (AUTHENTICATES_AS); an inventory name for the agent's
+    credentials (USES: the inventory's Vault role -> its AppRole logins, and so on down)."""
+    arn = "arn:aws:iam::418295730164:user/svc-backup-export"
+    doc = scope_duckdb(tmp_path / "p", [SAMPLE], [arn]).manifest
+    (seed,) = doc["seeds"]
+    assert seed["matched_as"] == "principal" and "AKIAKS436WXXSPGUJ74N" in seed["credentials"]
+    doc = scope_duckdb(tmp_path / "a", [SAMPLE], ["Ledger Reconciler"], inventory=[INVENTORY]).manifest
+    (seed,) = doc["seeds"]
+    assert seed["matched_as"] == "agent" and TOKEN in seed["credentials"]
+    members = {c["credential_id"] for c in doc["closure"]}
+    assert {"ASIADKKHC6DWJIFTZP4G", "AKIASXXYGSQE4J3DBZD7"} <= members
+    assert "AKIACGKP7XY67AEMFYZE" not in members
+    assert doc["counts"]["agent"]["events_out"] > 0
