@@ -195,10 +195,22 @@ def test_principal_and_agent_seeds(tmp_path: Path) -> None:
     doc = scope_duckdb(tmp_path / "p", [SAMPLE], [arn]).manifest
     (seed,) = doc["seeds"]
     assert seed["matched_as"] == "principal" and "AKIAKS436WXXSPGUJ74N" in seed["credentials"]
-    doc = scope_duckdb(tmp_path / "a", [SAMPLE], ["Ledger Reconciler"], inventory=[INVENTORY]).manifest
+    doc = scope_duckdb(
+        tmp_path / "a", [SAMPLE], ["Ledger Reconciler"], inventory=[INVENTORY]
+    ).manifest
     (seed,) = doc["seeds"]
     assert seed["matched_as"] == "agent" and TOKEN in seed["credentials"]
     members = {c["credential_id"] for c in doc["closure"]}
     assert {"ASIADKKHC6DWJIFTZP4G", "AKIASXXYGSQE4J3DBZD7"} <= members
     assert "AKIACGKP7XY67AEMFYZE" not in members
     assert doc["counts"]["agent"]["events_out"] > 0
+
+
+def test_output_folder_must_be_new_or_empty(tmp_path: Path) -> None:
+    from keytrail.errors import UsageError
+
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "x").write_text("keep me")
+    with pytest.raises(UsageError, match="not an empty folder"):
+        scope_duckdb(tmp_path / "o", [SAMPLE / "vault"], [TOKEN])
+    assert (tmp_path / "o" / "x").read_text() == "keep me"

@@ -40,8 +40,9 @@ class ScopeResult:
         return {"out": str(self.out), **self.manifest}
 
 
-def prepare_out(out: str | Path) -> Path:
-    """The output folder: new, or empty (a scope never mixes with other files).
+def check_out(out: str | Path) -> Path:
+    """The output folder must be new or empty (a scope never mixes with other files); checked
+    before the trail is read, created only once there is something to write.
 
     Raises:
         UsageError: the folder exists and is not empty.
@@ -51,6 +52,11 @@ def prepare_out(out: str | Path) -> Path:
         raise UsageError(
             f"{path}: exists and is not an empty folder; give a new folder for the scope"
         )
+    return path
+
+
+def prepare_out(out: str | Path) -> Path:
+    path = check_out(out)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -72,6 +78,7 @@ def scope_duckdb(
     """
     if not seeds:
         raise UsageError("give at least one --seed")
+    check_out(out)
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
         proj = project(Path(tmp) / "scratch.duckdb", paths, inventory=inventory)
         try:

@@ -28,7 +28,7 @@ from keytrail.errors import InputError, UsageError
 from keytrail.ingest.runner import expand_paths, ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
-from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, prepare_out
+from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
 from keytrail.scope.project import LOCATIONS, file_rows, project
 from keytrail.store.case import CaseStore
 
@@ -197,6 +197,7 @@ def scope_spark(
     """:func:`keytrail.scope.engine_duckdb.scope_duckdb` on Spark (same arguments, same output)."""
     if not seeds:
         raise UsageError("give at least one --seed")
+    check_out(out)
     files = _inputs(paths, inventory)
     if not files:
         raise InputError("no input files under the given paths")
