@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keytrail.errors import InputError, UsageError
+from keytrail.graph.derive_links import EVIDENCE_CAP
 from keytrail.ingest.runner import expand_paths, ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
@@ -204,6 +205,7 @@ def scope_spark(
     spark = _spark(master)
     sc = spark.sparkContext
     from pyspark import StorageLevel
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
@@ -228,9 +230,20 @@ def scope_spark(
     keep = (F.col("actor_name").like("vault-%") | F.col("actor_uid").like("%vault-%")) & (
         F.col("source") == "cloudtrail"
     )
-    facts = events.join(F.broadcast(issue_uids), "event_uid", "left_semi").union(
-        events.where(keep).select(*_EVENT_COLS, "path")
+    # The Vault AWS name match reads, per (key, name), the first EVIDENCE_CAP events in time
+    # order and the last one's time: only those rows travel to the driver, so the match is the
+    # same while the driver holds a bounded number of rows per key.
+    by_name = Window.partitionBy("credential_id", "actor_name", "actor_uid")
+    first = F.row_number().over(by_name.orderBy("time", "event_uid"))
+    last = F.row_number().over(by_name.orderBy(F.col("time").desc(), F.col("event_uid").desc()))
+    named = (
+        events.where(keep)
+        .withColumn("_first", first)
+        .withColumn("_last", last)
+        .where((F.col("_first") <= EVIDENCE_CAP) | (F.col("_last") == 1))
+        .select(*_EVENT_COLS, "path")
     )
+    facts = events.join(F.broadcast(issue_uids), "event_uid", "left_semi").union(named)
     people = (
         events.where(
             F.col("credential_id").isNotNull()
