@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keytrail.errors import InputError, UsageError
-from keytrail.graph.derive_links import EVIDENCE_CAP
 from keytrail.ingest.runner import expand_paths, ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
@@ -148,8 +147,10 @@ def _spark(master: str | None) -> Any:
         ) from e
     builder = SparkSession.builder.appName("keytrail-scope")
     if (master or "local").startswith("local") and not SparkSession.getActiveSession():
-        # Local tasks must run this interpreter (the one keytrail is installed in), not python3.
+        # Local tasks must run this interpreter (the one keytrail is installed in), not python3;
+        # the local JVM is driver and executor at once (persisted rows included): 1 GB is tight.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.driver.memory", os.environ.get("KEYTRAIL_SPARK_MEMORY", "3g"))
     if master:
         builder = builder.master(master)
     elif not SparkSession.getActiveSession():
@@ -230,9 +231,10 @@ def scope_spark(
     keep = (F.col("actor_name").like("vault-%") | F.col("actor_uid").like("%vault-%")) & (
         F.col("source") == "cloudtrail"
     )
-    # The Vault AWS name match reads, per (key, name), the first EVIDENCE_CAP events in time
-    # order and the last one's time: only those rows travel to the driver, so the match is the
-    # same while the driver holds a bounded number of rows per key.
+    # The Vault AWS name match joins on a name's stem and compares the issue time with the last
+    # use: the first and the last event per (key, name) decide it, so only those go to the
+    # driver (at 1M events sending all of them ran the driver out of heap). The one difference
+    # from the DuckDB engine: a Vault AWS link's evidence cites those events, not the first 100.
     by_name = Window.partitionBy("credential_id", "actor_name", "actor_uid")
     first = F.row_number().over(by_name.orderBy("time", "event_uid"))
     last = F.row_number().over(by_name.orderBy(F.col("time").desc(), F.col("event_uid").desc()))
@@ -240,7 +242,7 @@ def scope_spark(
         events.where(keep)
         .withColumn("_first", first)
         .withColumn("_last", last)
-        .where((F.col("_first") <= EVIDENCE_CAP) | (F.col("_last") == 1))
+        .where((F.col("_first") == 1) | (F.col("_last") == 1))
         .select(*_EVENT_COLS, "path")
     )
     facts = events.join(F.broadcast(issue_uids), "event_uid", "left_semi").union(named)
