@@ -152,6 +152,20 @@ class SecretSprawlConfig:
 
 
 @dataclass(frozen=True)
+class SigmaConfig:
+    enabled: bool = True
+    rules_dir: str = ""
+    """Folder of Sigma rules (a SigmaHQ checkout's rules/cloud/aws/cloudtrail); empty: the shipped ones."""
+
+
+@dataclass(frozen=True)
+class NhiAttackConfig:
+    enabled: bool = True
+    rules_dir: str = ""
+    """Extra folder of keytrail rule files (TOML) loaded after the shipped ones."""
+
+
+@dataclass(frozen=True)
 class FindingsConfig:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     credential_reuse: CredentialReuseConfig = field(default_factory=CredentialReuseConfig)
@@ -164,6 +178,8 @@ class FindingsConfig:
     scope_drift: ScopeDriftConfig = field(default_factory=ScopeDriftConfig)
     reconnaissance: ReconnaissanceConfig = field(default_factory=ReconnaissanceConfig)
     secret_sprawl: SecretSprawlConfig = field(default_factory=SecretSprawlConfig)
+    sigma: SigmaConfig = field(default_factory=SigmaConfig)
+    nhi_attack: NhiAttackConfig = field(default_factory=NhiAttackConfig)
     levels: dict[str, str] = field(default_factory=dict)
     """Per-rule level overrides: rule id -> level."""
     source: str = "defaults"
@@ -235,7 +251,8 @@ def _apply(base: FindingsConfig, doc: dict[str, Any], where: str,
         if section == "levels":
             levels = dict(base.levels)
             for rule, value in body.items():
-                if rule_ids is not None and rule not in rule_ids:
+                loaded = rule.startswith(("sigma:", "nhi-"))  # Sigma and rule-file ids, loaded at run time
+                if rule_ids is not None and rule not in rule_ids and not loaded:
                     raise ConfigError(
                         f"{where}: levels.{rule} names no rule; allowed rules: {', '.join(rule_ids)}",
                         "bad configuration",

@@ -16,9 +16,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from keytrail.safetext import UNSAFE_CLASS
+
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
-# C0/C1 controls (except tab), zero-width and bidi overrides.
-_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# C0/C1 controls, zero-width and bidi characters: the one definition in keytrail.safetext.
+_INVISIBLE = re.compile(f"[{UNSAFE_CLASS}]")
 
 MASK = "****"
 
@@ -58,10 +60,16 @@ def plain_block(text: str) -> str:
 
 
 def csv_safe(value: Any) -> Any:
-    """A CSV cell that a spreadsheet will not evaluate (cells starting ``= + - @``, tab or CR get a ``'``)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """A CSV cell that a spreadsheet will not evaluate (cells starting ``= + - @``, tab or CR get a ``'``).
+
+    Control and bidi characters in text are escaped first (:func:`keytrail.safetext.csv_text`).
+    """
+    if not isinstance(value, str):
+        return value
+    from keytrail.safetext import csv_text
+
+    value = csv_text(value)
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def mask_secrets(text: str) -> str:

@@ -28,7 +28,7 @@ def test_serve_page_is_offline_and_loopback() -> None:
     with pytest.raises(UsageError):
         offline_template(page + '<script src="https://cdn.example/x.js"></script>')
     assert HOST == "127.0.0.1"
-    assert "connect-src 'self' ws://127.0.0.1:8566" in csp(8566)
+    assert "connect-src 'self' ws://127.0.0.1:8566" in csp("127.0.0.1:8566")
     assert tui_command(Path("/cases/my case.duckdb")).endswith("tui '/cases/my case.duckdb'")
 
 

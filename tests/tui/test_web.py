@@ -38,16 +38,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_http(url: str, timeout: float = 30.0) -> tuple[str, dict[str, str]]:
+def _wait_http(url: str, timeout: float = 30.0, cookie: str = "") -> tuple[str, dict[str, str]]:
     deadline = time.monotonic() + timeout
+    request = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(request, timeout=2) as r:
                 return r.read().decode(), dict(r.headers)
         except OSError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def start_serve(case: Path, port: int, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A real ``keytrail serve`` and the token from the address it printed (waits until it answers)."""
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "keytrail", "serve", str(case), "--port", str(port),
+                                 *extra], stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 30
+    while "?token=" not in log.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    token = log.read_text().split("?token=", 1)[1].split()[0]
+    _wait_http(f"http://127.0.0.1:{port}/?token={token}")
+    return proc, token
 
 
 def _listen_addresses(port: int) -> set[str]:
@@ -151,11 +166,10 @@ async def _drive(cdp_port: int, url: str, shot: Path) -> tuple[list[str], bytes,
 
 def test_serve_in_headless_chromium(small_case: Path, tmp_path: Path) -> None:
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "keytrail", "serve", str(small_case), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, token = start_serve(small_case, port, tmp_path / "serve.log")
     browser = None
     try:
-        html, headers = _wait_http(f"http://127.0.0.1:{port}/")
+        html, headers = _wait_http(f"http://127.0.0.1:{port}/", cookie=f"keytrail_serve_{port}={token}")
         assert "googleapis" not in html and "fonts/RobotoMono-VariableFont_wght.ttf" in html
         assert "default-src 'self'" in headers["Content-Security-Policy"]
         assert _listen_addresses(port) <= {"0100007F"}, "serve must listen on 127.0.0.1 only"
@@ -169,11 +183,13 @@ def test_serve_in_headless_chromium(small_case: Path, tmp_path: Path) -> None:
             time.sleep(0.2)
         cdp_port = int(port_file.read_text().split()[0])
         shot = Path(os.environ.get("KEYTRAIL_WEB_SCREENSHOT") or tmp_path / "served.png")
-        urls, first, frames = asyncio.run(_drive(cdp_port, f"http://127.0.0.1:{port}/", shot))
+        urls, first, frames = asyncio.run(_drive(cdp_port, f"http://127.0.0.1:{port}/?token={token}", shot))
         remote = [u for u in urls if not u.startswith((f"http://127.0.0.1:{port}/", f"ws://127.0.0.1:{port}/",
                                                        "data:", "blob:"))]
         assert remote == [], f"the page fetched from the network: {remote}"
         assert any(u.startswith(f"ws://127.0.0.1:{port}/ws") for u in urls)
+        # the tokened address sets the cookie and moves on to "/" (the token leaves the address bar)
+        assert f"http://127.0.0.1:{port}/" in urls
         assert b"Overview" in first and b"Timeline" in frames
         assert shot.stat().st_size > 10_000  # a rendered canvas, not a blank page
     finally:

@@ -26,7 +26,7 @@ def case_file(tmp_path: Path) -> Path:
 def test_json_document(case_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["findings", str(case_file), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"findings", "counts"}
+    assert set(doc) == {"findings", "counts", "sigma"} and doc["sigma"]["converted"] == 57
     assert doc["counts"]["high"] == 1 and list(doc["counts"]) == ["critical", "high", "medium", "low", "informational"]
     [shared] = [f for f in doc["findings"] if f["rule"] == "credential-shared-by-agents"]
     assert shared["evidence"] == ["ev-0001", "ev-0002", "ev-0003"] and shared["first_seen"] == "2024-05-01T09:00:00Z"
@@ -36,7 +36,7 @@ def test_text_output_grouped_and_plain(case_file: Path, capsys: pytest.CaptureFi
     assert main(["findings", str(case_file)]) == 0
     out = capsys.readouterr().out
     assert "== HIGH (1)" in out and "credential-shared-by-agents" in out
-    assert "\x1b" not in out and "evilred" in out
+    assert "\x1b" not in out and "evil\\x1b[31mred" in out  # shown escaped, not obeyed
 
 
 def test_fail_on_gate(case_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -72,7 +72,8 @@ def test_argument_resources() -> None:
         ("arn:aws:s3:::logs", "AWS::S3::Bucket"),
         ("arn:aws:iam::123456789012:role/deployer", "AWS::IAM::Role"),
     ]
-    assert resources_in_arguments({"path": "secret/data/x"}) == []  # not a Vault tool: path is not guessed
+    # not a Vault tool: the path is kept as logged (a tool target), not guessed to be a Vault path
+    assert resources_in_arguments({"path": "secret/data/x"}) == [("secret/data/x", "tool-target")]
     assert resources_in_arguments({"path": "/secret/data/x/"}, tool="vault_kv_read") == [
         ("vault:secret/data/x", "vault-secret")]
 

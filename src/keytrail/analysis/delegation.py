@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from keytrail.analysis.causes import CauseTrace, trace_cause
 from keytrail.analysis.lineage import ancestry
 from keytrail.analysis.lookup import resolve_event
 from keytrail.graph.model import CONFIDENCE_RANK
@@ -113,6 +114,24 @@ def _agents_near(store: CaseStore, agents: list[str], cred: str, t: Any) -> dict
     return {r["agent_id"]: list(r["refs"]) for r in rows}
 
 
+def _agents_with_cause(cause: CauseTrace, holder: ChainLink | None) -> list[ChainLink]:
+    """The agent hops of a per-call trace: delegating agents, the acting agent, then the holder.
+
+    The holder (the agent the credential's USES edge names) is one hop with the acting agent when
+    they are the same (both reasons kept), and follows it otherwise (an agent calling an MCP
+    server that holds its own Vault role).
+    """
+    hops = [ChainLink(p.kind, p.id, p.id, p.reason, p.confidence, p.evidence) for p in cause.agents]
+    if not hops:
+        return [holder] if holder is not None else []
+    if holder is not None and holder.id == hops[-1].id:
+        last = hops[-1]
+        hops[-1] = ChainLink("agent", last.id, last.label, f"{last.reason}; {holder.reason}",
+                             last.confidence, tuple(dict.fromkeys(last.evidence + holder.evidence)))
+        return hops
+    return hops + ([holder] if holder is not None else [])
+
+
 def trace_event(store: CaseStore, event_id: str) -> Trace:
     """The delegation trace of one event (``event_id``: the source's own id or an ``event_uid``).
 
@@ -187,6 +206,7 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
 
     # Agent: the event's own agent id, else USES edges on the chain (closest to the event first).
     agent_link = None
+    gaps_before_agent = len(gaps)
     if ev["agent_id"]:
         agent_link = ChainLink("agent", ev["agent_id"], ev["agent_id"], "the event's own log names the agent",
                                "proven", (uid,))
@@ -237,9 +257,36 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         gaps.append(f"credential {cred} was matched to this tool call by time and target (inferred), "
                     f"not named in the agent's log")
 
-    # Human: named on the event, else delegated to the agent, else to a credential of the chain.
+    # Per call: the tool call that caused this event names the person and the agents between.
+    cause = trace_cause(store, uid) if not ev["human_id"] else None
+    agent_links = [agent_link] if agent_link is not None else []
+    if cause is not None:
+        gaps += cause.gaps
+        if cause.candidates:
+            candidates["causes"] = cause.candidates
+        agent_links = _agents_with_cause(cause, agent_link)
+        shared = candidates.get("agents")
+        if cause.agents and shared and agent_link is not None:
+            # the tool call settles which of the agents sharing the credential made this call
+            del gaps[gaps_before_agent:gaps_before_agent + 1]
+            names = sorted({a["agent"] for a in shared})
+            gaps.append(f"{len(names)} agents ({', '.join(names)}) use {shared[0]['credential']}; "
+                        f"this event is attributed to agent {cause.agents[-1].id} by its tool "
+                        "call, not by the credential")
+
+    # Human: named on the event, else on the tool call that caused it, else delegated to the agent,
+    # else to a credential of the chain.
     human_link = None
-    if ev["human_id"]:
+    if cause is not None and not cause.candidates:
+        if cause.human is not None:
+            h = cause.human
+            human_link = ChainLink("human", h.id, h.id, h.reason, h.confidence, h.evidence)
+        elif agent_links and not store.query(
+                "SELECT 1 FROM links WHERE kind = 'DELEGATED' AND dst_kind = 'agent' "
+                "AND dst = ? LIMIT 1",
+                [agent_links[0].id]):
+            gaps.append(f"no human delegated to agent {agent_links[0].id}")
+    elif ev["human_id"]:
         fields = {"vault": "the Vault token's display name or metadata (userpass, LDAP, OIDC login)",
                   "cloudtrail": "onBehalfOf / sourceIdentity / Identity Center session"}.get(
                       str(ev["source"]), "enduser.id / user.id / on-behalf-of")
@@ -260,6 +307,14 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
             r = tier[0]
             human_link = ChainLink("human", r["human"], r["human"], f"delegated to {r['dst_kind']} {r['dst']}: "
                                    f"{r['reason']}", r["confidence"], tuple(r["evidence"]))
+            if r["dst_kind"] == "agent" and cred and store.query(
+                    """SELECT 1 FROM event_links l JOIN events e ON e.event_uid = l.effect_uid
+                       WHERE e.credential_id = ? LIMIT 1""", [cred]):
+                # other calls on this credential are tied to tool calls, this one is not
+                # (a start-up login?)
+                gaps.append(f"no tool call is linked to this event: {r['human']} is named "
+                            f"because they delegated to agent {r['dst']}, not because this call "
+                            "is known to serve their request")
         elif humans:
             candidates["humans"] = [{k: v for k, v in r.items() if k not in ("specific", "distance")} for r in tier]
             gaps.append(f"{len(humans)} humans ({', '.join(humans)}) delegated to "
@@ -276,5 +331,5 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     else:
         event_link = ChainLink("event", uid, label,
                                f"signed with {cred}" if ev["credential_id"] else "the event itself", "proven", (uid,))
-    chain = [x for x in (human_link, agent_link) if x is not None] + cred_links + [event_link]
+    chain = ([human_link] if human_link else []) + agent_links + cred_links + [event_link]
     return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows))

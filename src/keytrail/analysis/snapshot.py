@@ -64,8 +64,13 @@ def code_fingerprint() -> str:
 
 
 def findings_fingerprint(cfg: FindingsConfig) -> str:
-    """The code fingerprint plus the effective configuration (where it came from does not matter)."""
-    text = repr(dataclasses.replace(cfg, source=""))
+    """The code fingerprint plus the effective configuration (where it came from does not matter)
+    and the content of the rule files it loads (Sigma and keytrail rule folders)."""
+    from keytrail.analysis.rulefiles import rules_fingerprint
+    from keytrail.analysis.sigma.rules import dir_fingerprint
+
+    text = repr(dataclasses.replace(cfg, source="")) + dir_fingerprint(cfg.sigma.rules_dir or None)
+    text += rules_fingerprint(cfg.nhi_attack.rules_dir or None)
     return hashlib.sha256((code_fingerprint() + text).encode()).hexdigest()[:24]
 
 

@@ -1,7 +1,7 @@
 """``keytrail findings`` and ``keytrail baseline``: governance gaps and behaviour baselines.
 
 Text output is a list grouped by level, highest first; every log-derived string goes
-through :func:`keytrail.redact.plain`. ``--json`` prints one document:
+through :func:`keytrail.safetext.shown`. ``--json`` prints one document:
 ``{"findings": [Finding.as_dict(), ...], "counts": {level: n}}``. ``--fail-on LEVEL``
 exits 1 when any finding is at or above LEVEL (a CI gate); a bad configuration exits 2
 with a message naming the key and the allowed values.
@@ -27,6 +27,31 @@ def _add_findings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="thresholds TOML (default: $KEYTRAIL_CONFIG, else built-in)")
     p.add_argument("--baseline-until", metavar="TIME", help="end every baseline window at TIME (ISO 8601, UTC)")
     p.add_argument("--fail-on", metavar="LEVEL", help="exit 1 when a finding at or above LEVEL exists")
+    p.add_argument("--sigma", metavar="DIR",
+                   help="run the Sigma rules in DIR (e.g. a SigmaHQ checkout's rules/cloud/aws/cloudtrail) "
+                        "instead of the shipped ones")
+    p.add_argument("--rule", action="append", default=[], metavar="ID",
+                   help="show only findings of rule ID (glob, e.g. 'sigma:*' or 'nhi-*'; repeatable)")
+    p.add_argument("--exclude-rule", action="append", default=[], metavar="ID",
+                   help="leave out findings of rule ID (glob; repeatable)")
+
+
+def select_rules(findings: list[Finding], include: list[str], exclude: list[str]) -> list[Finding]:
+    """Findings whose rule id matches an ``include`` glob (all when none) and no ``exclude`` glob."""
+    from fnmatch import fnmatchcase
+
+    return [f for f in findings
+            if (not include or any(fnmatchcase(f.rule, p) for p in include))
+            and not any(fnmatchcase(f.rule, p) for p in exclude)]
+
+
+def sigma_status(rules_dir: str) -> dict[str, Any]:
+    """Which Sigma rules ran and which did not convert (with the reason): shown with every run."""
+    from keytrail.analysis.sigma.rules import load_rules
+
+    rs = load_rules(rules_dir or None)
+    return {"directory": rs.directory, "converted": len(rs.rules),
+            "failed": [{"file": f.path, "title": f.title, "reason": f.reason} for f in rs.failed]}
 
 
 def _add_baseline(p: argparse.ArgumentParser) -> None:
@@ -38,9 +63,9 @@ def _add_baseline(p: argparse.ArgumentParser) -> None:
 
 
 def _text(value: Any, width: int | None = None) -> str:
-    from keytrail.redact import plain
+    from keytrail.safetext import shown
 
-    return plain(str(value), width)
+    return shown(str(value), width)
 
 
 def render_findings(findings: list[Finding], counts: dict[str, int]) -> str:
@@ -57,7 +82,7 @@ def render_findings(findings: list[Finding], counts: dict[str, int]) -> str:
         lines += ["", f"== {level.upper()} ({len(group)}) " + "=" * 40]
         for f in group:
             span = f"{format_utc(f.first_seen) or '?'} .. {format_utc(f.last_seen) or '?'}"
-            lines.append(f"- [{f.rule}] {f.title}   {span}")
+            lines.append(f"- [{f.rule}] {_text(f.title)}   {span}")
             lines.append(f"    frameworks: {', '.join(f.frameworks)}")
             lines.append(f"    subjects:   {_text(', '.join(f.subjects), 300)}")
             lines.append(f"    what:       {_text(f.description, 600)}")
@@ -79,15 +104,26 @@ def run_findings_cmd(args: argparse.Namespace) -> int:
     min_level = Level.parse(args.min_level, what="--min-level")
     fail_on = Level.parse(args.fail_on, what="--fail-on") if args.fail_on else None
     cfg = load_config(args.config, rule_ids=RULES)
+    if args.sigma:
+        from dataclasses import replace
+
+        cfg = replace(cfg, sigma=replace(cfg.sigma, rules_dir=args.sigma))
+    sigma = sigma_status(cfg.sigma.rules_dir) if cfg.sigma.enabled else None
     with CaseStore.open(args.case) as store:
         findings = run_findings(store, config=cfg, min_level=min_level, baseline_until=args.baseline_until)
+    findings = select_rules(findings, args.rule, args.exclude_rule)
     counts = count_levels(findings)
     if args.json:
         from keytrail.cli.main import print_json
 
-        print_json({"findings": [f.as_dict() for f in findings], "counts": counts})
+        print_json({"findings": [f.as_dict() for f in findings], "counts": counts, "sigma": sigma})
     else:
         print(render_findings(findings, counts))
+        if sigma is not None:
+            print(f"\nSigma: {sigma['converted']} rule(s) from {sigma['directory']} ran"
+                  + (f"; {len(sigma['failed'])} did not convert:" if sigma["failed"] else "."))
+            for f in sigma["failed"]:
+                print(f"  - {_text(f['file'], 200)}: {_text(f['reason'], 300)}")
     if fail_on is not None and any(f.level >= fail_on for f in findings):
         print(f"keytrail: findings at or above {fail_on.label} (--fail-on)", file=sys.stderr)
         return 1

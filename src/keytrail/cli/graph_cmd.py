@@ -3,7 +3,7 @@
 Thin wrappers over :mod:`keytrail.analysis`: the JSON output is the result's
 ``as_dict()`` (keys are a contract), the text output is plain text with
 box-drawing trees and aligned tables. Every log-derived string goes through
-:func:`keytrail.redact.plain` before it reaches the terminal.
+:func:`keytrail.safetext.shown` before it reaches the terminal.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ ID_WIDTH = 200
 
 
 def _p(value: Any, width: int | None = 80) -> str:
-    from keytrail.redact import plain
+    from keytrail.safetext import shown
 
-    return plain("-" if value is None or value == "" else str(value), width)
+    return shown("-" if value is None or value == "" else str(value), width)
 
 
 def _time(value: str | None, flag: str) -> datetime | None:
@@ -84,7 +84,7 @@ def run_credentials(args: argparse.Namespace) -> int:
              _p(format_utc(r.first_seen)), _p(format_utc(r.last_seen))] for r in ranks]
     _table(["score", "credential", "kind", "origin", "events", "minted", "agents", "humans", "first", "last"],
            rows, sys.stdout)
-    print(f"({len(ranks)} credentials; explain one with: keytrail blast {args.case} CREDENTIAL)", file=sys.stderr)
+    print(f"({len(ranks)} credentials; explain one with: keytrail blast {_p(args.case, None)} CREDENTIAL)", file=sys.stderr)
     return 0
 
 
@@ -175,11 +175,11 @@ def potential_lines(p: dict[str, Any], out: Any) -> None:
         return
     for pr in p["principals"]:
         who = pr["arn"] or pr["name"] if pr["source"] == "aws-iam" else f"Vault policy {pr['name']}"
-        out.write(f"\n  {_p(who, ID_WIDTH)}  [{pr['kind']}]  via {_p(', '.join(pr['credentials']), 2 * ID_WIDTH)}\n")
+        out.write(f"\n  {_p(who, ID_WIDTH)}  [{_p(pr['kind'])}]  via {_p(', '.join(pr['credentials']), 2 * ID_WIDTH)}\n")
         for note in pr["notes"]:
             out.write(f"    ! {_p(note, 300)}\n")
-        rows = [[g["effect"], _p(g["policy_name"], 40), g["attachment"] + (f" ({g['via_group']})" if g["via_group"]
-                                                                           else ""),
+        rows = [[_p(g["effect"]), _p(g["policy_name"], 40),
+                 _p(g["attachment"] + (f" ({g['via_group']})" if g["via_group"] else ""), 60),
                  _p(_grant_text(g), 160), "condition" if g["conditions"] else ""]
                 for g in pr["allowed"] + pr["denied"]]
         if rows:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from keytrail.errors import InputError, StrictRejectError, UsageError
+from keytrail.errors import InputError, StrictRejectError
 from keytrail.redact import plain
 
 if TYPE_CHECKING:
@@ -74,22 +74,24 @@ def run_ingest(args: argparse.Namespace) -> int:
         from keytrail.cli.main import print_json
 
         print_json(doc)
+    from keytrail.safetext import shown
+
     for f in summary.files:
         if f.status in ("skipped", "failed", "partial") or f.rejected:
-            note = f": {f.note}" if f.note else ""
-            print(f"  {f.status:>8}  {f.path}{note} ({f.rejected} rejected)", file=sys.stderr)
+            note = f": {shown(f.note)}" if f.note else ""
+            print(f"  {f.status:>8}  {shown(str(f.path))}{note} ({f.rejected} rejected)", file=sys.stderr)
     by = doc["files_by_status"]
     print(
         f"keytrail: {summary.loaded_files} files loaded, {by.get('already-ingested', 0)} already in the case, "
         f"{by.get('skipped', 0)} skipped, {by.get('failed', 0)} failed; {summary.records:,} records, "
-        f"{summary.rejected:,} rejected; {summary.events_in_case:,} events in {args.case} "
+        f"{summary.rejected:,} rejected; {summary.events_in_case:,} events in {shown(args.case)} "
         f"({summary.elapsed:.1f}s)",
         file=sys.stderr,
     )
     if snap:
         print(f"keytrail: analysis snapshot: {_snapshot_text(snap)}", file=sys.stderr)
     if summary.rejected:
-        print(f"  see them with: keytrail sql {args.case} \"SELECT * FROM rejects\"", file=sys.stderr)
+        print(f"  see them with: keytrail sql {shown(args.case)} \"SELECT * FROM rejects\"", file=sys.stderr)
     # Exit 2 only when the run produced no usable evidence at all; files already in
     # the case from an earlier run count (a re-run after an interruption is fine).
     usable = summary.loaded_files + by.get("already-ingested", 0)
@@ -116,23 +118,26 @@ def run_info(args: argparse.Namespace) -> int:
 
         print_json(info)
         return 0
+    from keytrail.safetext import shown as s
+
     out = sys.stdout
     tr = info["time_range"]
-    out.write(f"case {info['case']}{'' if info['finalized'] else '  (INGEST INCOMPLETE: re-run ingest)'}\n")
+    case = s(str(info["case"]))
+    out.write(f"case {case}{'' if info['finalized'] else '  (INGEST INCOMPLETE: re-run ingest)'}\n")
     out.write(f"time range  {tr[0]} .. {tr[1]}\n")
     out.write(f"events      {info['events']:,}   rejected {info['rejected']:,}\n")
     # Sub-second sources (Vault, OTLP) print 27-character times: size the column to its widest value.
-    tw = max([len("first")] + [len(s["time_range"][0] or "-") for s in info["sources"].values()])
+    tw = max([len("first")] + [len(src["time_range"][0] or "-") for src in info["sources"].values()])
     out.write(f"\nsource       files     events  rejected  {'first':<{tw}}  last\n")
-    for name, s in info["sources"].items():
-        out.write(f"{name:<12}{s['files']:>6}{s['events']:>11,}{s['rejected']:>10,}  "
-                  f"{s['time_range'][0] or '-':<{tw}}  {s['time_range'][1] or '-'}\n")
+    for name, src in info["sources"].items():
+        out.write(f"{s(name):<12}{src['files']:>6}{src['events']:>11,}{src['rejected']:>10,}  "
+                  f"{src['time_range'][0] or '-':<{tw}}  {src['time_range'][1] or '-'}\n")
     c = info["counts"]
     out.write(f"\ncredentials {c['credentials']:,}  principals {c['principals']:,}  links {c['links']:,}  "
               f"inventory agents {c['inventory_agents']:,}  policy statements {c['policy_statements']:,}\n")
     hint = {"current": "", "none": " (ranking and findings are computed on each request; "
-                                     f"store them with: keytrail snapshot {info['case']})",
-            "stale": f" (written by another keytrail or configuration; refresh: keytrail snapshot {info['case']})"}
+                                     f"store them with: keytrail snapshot {case})",
+            "stale": f" (written by another keytrail or configuration; refresh: keytrail snapshot {case})"}
     out.write(f"analysis snapshot {info['snapshot']}{hint.get(info['snapshot'], '')}\n")
     for m in info.get("provenance") or []:
         seeds = ", ".join(plain(str(x.get("seed")), 120) for x in m["seeds"] or [])
@@ -144,10 +149,11 @@ def run_info(args: argparse.Namespace) -> int:
     out.write("\nevidence\n")
     iw = max([0] + [len(str(e["file_id"])) for e in info["evidence"]]) + 2
     for e in info["evidence"]:
-        out.write(f"  {'[' + str(e['file_id']) + ']':<{iw}} {e['status']:<8} {e['source'] or '-':<10} {e['integrity'] or '-':<14} "
-                  f"{e['sha256'][:16]}  {e['events'] or 0:>8,} ev {e['rejected'] or 0:>5} rej  {e['path']}\n")
+        out.write(f"  {'[' + str(e['file_id']) + ']':<{iw}} {s(e['status']):<8} {s(e['source'] or '-'):<10} "
+                  f"{s(e['integrity'] or '-'):<14} {s(e['sha256'][:16])}  {e['events'] or 0:>8,} ev "
+                  f"{e['rejected'] or 0:>5} rej  {s(str(e['path']))}\n")
         if e["note"]:
-            out.write(f"      note: {e['note']}\n")
+            out.write(f"      note: {s(str(e['note']))}\n")
     return 0
 
 
@@ -163,19 +169,11 @@ def _add_sql(p: argparse.ArgumentParser) -> None:
 
 
 def run_sql(args: argparse.Namespace) -> int:
-    import duckdb
+    from keytrail.store.sandbox import open_sandbox
+    from keytrail.store.sandbox import run_sql as run_sandboxed
 
-    from keytrail.store.case import CaseStore
-
-    with CaseStore.open(args.case) as store:
-        try:
-            rel = store.con.execute(args.query)
-        except duckdb.Error as e:
-            raise UsageError(f"query failed: {e}") from e
-        if rel is None or rel.description is None:  # empty query, or only comments
-            raise UsageError("the query returned no result set: give one SELECT (e.g. SELECT count(*) FROM events)")
-        names = [d[0] for d in rel.description]
-        rows = rel.fetchall()
+    with open_sandbox(args.case) as store:  # one read-only statement; no files, network or settings
+        names, rows, _ = run_sandboxed(store.cursor(), args.query)
     if not args.reveal:  # raw records carry session tokens and passwords: masked like everywhere else
         from keytrail.redact import mask_secrets
 
@@ -199,9 +197,10 @@ def run_sql(args: argparse.Namespace) -> int:
 
 
 def _print_table(names: list[str], rows: list[tuple[Any, ...]]) -> None:
-    from keytrail.redact import plain
+    from keytrail.safetext import shown
 
-    cells = [[plain("" if v is None else str(v), 80) for v in r] for r in rows]
+    names = [shown(n, 80) for n in names]
+    cells = [[shown("" if v is None else str(v), 80) for v in r] for r in rows]
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
     print("  ".join(n.ljust(w) for n, w in zip(names, widths)))
     print("  ".join("-" * w for w in widths))
@@ -217,6 +216,7 @@ def _snapshot_text(snap: SnapshotSummary) -> str:
 def run_snapshot(args: argparse.Namespace) -> int:
     from keytrail.analysis.snapshot import refresh_case
     from keytrail.errors import CaseError
+    from keytrail.safetext import shown
 
     snap = refresh_case(args.case)
     if snap is None:
@@ -226,7 +226,7 @@ def run_snapshot(args: argparse.Namespace) -> int:
         from keytrail.cli.main import print_json
 
         print_json(snap.as_dict())
-    print(f"keytrail: analysis snapshot of {args.case}: {_snapshot_text(snap)}", file=sys.stderr)
+    print(f"keytrail: analysis snapshot of {shown(args.case)}: {_snapshot_text(snap)}", file=sys.stderr)
     return 0
 
 

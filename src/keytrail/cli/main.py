@@ -18,6 +18,7 @@ from typing import Any
 
 from keytrail import __version__
 from keytrail.errors import KeytrailError, NotFoundError
+from keytrail.safetext import shown, shown_lines
 
 #: Modules contributing subcommands, in help order.
 COMMAND_MODULES = (
@@ -60,12 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except NotFoundError as e:
-        print(f"keytrail: {e.msg}", file=sys.stderr)
-        if e.suggestions:
-            print("closest matches:\n  " + "\n  ".join(e.suggestions), file=sys.stderr)
+        print(f"keytrail: {shown_lines(e.msg)}", file=sys.stderr)
+        if e.suggestions:  # ids from the case: hostile text, one per line
+            print("closest matches:\n  " + "\n  ".join(shown(s, 400) for s in e.suggestions), file=sys.stderr)
         return e.exit_code
     except KeytrailError as e:
-        print(f"keytrail: {e.msg}", file=sys.stderr)
+        print(f"keytrail: {shown_lines(e.msg)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("keytrail: interrupted", file=sys.stderr)
@@ -92,4 +93,6 @@ def print_json(doc: Any) -> None:
             return o.as_dict()
         return str(o)
 
-    sys.stdout.write(json.dumps(doc, indent=2, default=default, ensure_ascii=False) + "\n")
+    from keytrail.safetext import json_text
+
+    sys.stdout.write(json_text(json.dumps(doc, indent=2, default=default, ensure_ascii=False)) + "\n")

@@ -14,6 +14,8 @@ import sys
 from datetime import UTC
 from typing import Any
 
+from keytrail.safetext import shown
+
 REPORT_FORMATS = ("html", "md", "json")
 EXPORT_FORMATS = ("timesketch", "opengraph", "graphml", "csv", "parquet", "ocsf")
 EXPORT_TABLES = ("events", "credentials", "links", "findings")
@@ -63,14 +65,16 @@ def run_report(args: argparse.Namespace) -> int:
 
         text = render_markdown(doc)
     else:
-        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        from keytrail.safetext import json_text
+
+        text = json_text(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"
 
     def write(tmp: Path) -> int:
         tmp.write_text(text, encoding="utf-8", newline="\n")
         return len(doc["credentials"])
 
     n = write_atomically(target, write)
-    print(f"keytrail: wrote {fmt} report to {target} ({n} credentials examined, "
+    print(f"keytrail: wrote {fmt} report to {shown(str(target))} ({n} credentials examined, "
           f"{len(doc['findings']['items'])} findings)", file=sys.stderr)
     return 0
 
@@ -97,7 +101,7 @@ def run_export(args: argparse.Namespace) -> int:
             missing = untimed_events(store)
             note = f"; {missing} events without a time left out" if missing else ""
     unit = "nodes and edges" if args.format in ("opengraph", "graphml") else "rows"
-    print(f"keytrail: wrote {n} {unit} to {args.output} ({args.format}){note}", file=sys.stderr)
+    print(f"keytrail: wrote {n} {unit} to {shown(args.output)} ({args.format}){note}", file=sys.stderr)
     return 0
 
 

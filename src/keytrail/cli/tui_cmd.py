@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from keytrail.errors import InputError
+from keytrail.safetext import shown
 
 DEMO_INVENTORY_NAMES = ("inventory.toml", "inventory.json", "inventory.csv")
 
@@ -33,16 +34,25 @@ def run_tui(args: argparse.Namespace) -> int:
     return run(args.case)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def _add_serve(p: argparse.ArgumentParser) -> None:
     _add_case(p)
     p.add_argument("--port", type=int, default=8566, help="port on 127.0.0.1 (default 8566)")
+    p.add_argument("--max-sessions", type=_positive, default=4, metavar="N",
+                   help="explorer sessions (browser tabs) at once; more are refused (default 4)")
 
 
 def run_serve(args: argparse.Namespace) -> int:
     _check_case(args.case)
     from keytrail.web.serve import serve
 
-    return serve(args.case, args.port)
+    return serve(args.case, args.port, args.max_sessions)
 
 
 def sample_dir() -> Path:
@@ -102,7 +112,8 @@ def build_demo(rebuild: bool = False, quiet: bool = False) -> Path:
             if stale.exists():
                 stale.unlink()
         if not quiet:
-            print(f"keytrail: building the demo case from {src} into {case}", file=sys.stderr)
+            print(f"keytrail: building the demo case from {shown(str(src))} into {shown(str(case))}",
+                  file=sys.stderr)
         summary = ingest(case, paths, inventory=inventory)
         from keytrail.analysis.snapshot import refresh_case
 

@@ -8,14 +8,17 @@ the SQL for each edge kind lives in :mod:`keytrail.graph.derive_links`.
 
 Order matters: issuance facts (``_kt_issue``, ``_kt_mint``) first, then
 ``credentials``, then ``AUTHENTICATES_AS`` (needed to map inventory roles to
-sessions), then ``USES``, ``DELEGATED``, ``ACTED_ON``, and last ``principals``.
+sessions), then ``USES``, ``DELEGATED``, ``SAME_AGENT``, the per-call ``event_links``,
+``ACTED_ON``, and last ``principals``. Before all of them, names of one agent are merged onto
+its inventory id (:mod:`keytrail.graph.agent_identity`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from keytrail.graph import derive_links
+from keytrail.graph import derive_causes, derive_links
+from keytrail.graph.agent_identity import merge_agents, same_agent_links
 
 if TYPE_CHECKING:
     import duckdb
@@ -219,13 +222,16 @@ def mint_facts(con: duckdb.DuckDBPyConnection) -> None:
 def _derive(con: duckdb.DuckDBPyConnection) -> None:
     for table in ("credentials", "principals", "links"):
         con.execute(f"DELETE FROM {table}")
+    merge_agents(con)  # first: every rule below sees one id per agent
     mint_facts(con)
     con.execute(_CREDENTIALS)
     derive_links.minted(con)
     derive_links.authenticates_as(con)
     derive_links.uses(con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S)
     derive_links.delegated(con)
+    same_agent_links(con, derive_links.INSERT)
+    derive_causes.caused(con)
     derive_links.acted_on(con)
     derive_links.principals(con)
-    for t in MINT_TABLES:
+    for t in (*MINT_TABLES, "_kt_agent_alias"):
         con.execute(f"DROP TABLE IF EXISTS {t}")

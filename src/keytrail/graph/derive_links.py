@@ -18,13 +18,13 @@ EVIDENCE_CAP = 100
 #: Resource rows per ACTED_ON aggregation partition (bounds the derive's peak memory).
 ACTED_ON_PARTITION_ROWS = 250_000
 
-_INSERT = "INSERT INTO links (src_kind, src, dst_kind, dst, kind, reason, confidence, evidence, evidence_count, " \
-          "first_seen, last_seen, attributes) "
+INSERT = ("INSERT INTO links (src_kind, src, dst_kind, dst, kind, reason, confidence, evidence, "
+          "evidence_count, first_seen, last_seen, attributes) ")
 
 
 def minted(con: duckdb.DuckDBPyConnection) -> None:
     """MINTED credential -> credential; copies of one call (``sharedEventID``) count once."""
-    con.execute(_INSERT + f"""
+    con.execute(INSERT + f"""
         SELECT 'credential', src, 'credential', dst, 'MINTED', first(reason ORDER BY t), confidence,
                -- first occurrences, in issue-time order (list_distinct would lose the order)
                list_filter(flatten(list(evidence ORDER BY t)),
@@ -37,7 +37,7 @@ def minted(con: duckdb.DuckDBPyConnection) -> None:
 
 def authenticates_as(con: duckdb.DuckDBPyConnection) -> None:
     """AUTHENTICATES_AS credential -> principal, from usage (proven) and issuance."""
-    con.execute(_INSERT + f"""
+    con.execute(INSERT + f"""
         SELECT 'credential', credential_id, 'principal', actor_uid, 'AUTHENTICATES_AS',
                CASE source WHEN 'cloudtrail' THEN 'CloudTrail userIdentity of events signed with this key'
                            ELSE 'Vault auth identity of requests made with this token' END,
@@ -45,7 +45,7 @@ def authenticates_as(con: duckdb.DuckDBPyConnection) -> None:
         FROM events
         WHERE credential_id IS NOT NULL AND actor_uid IS NOT NULL AND source IN ('cloudtrail', 'vault')
         GROUP BY credential_id, actor_uid, source""")
-    con.execute(_INSERT + """
+    con.execute(INSERT + """
         SELECT 'credential', credential_id, 'principal', principal_uid, 'AUTHENTICATES_AS',
                'issued for this identity: ' || first(reason), first(confidence ORDER BY confidence),
                list(DISTINCT event_uid ORDER BY event_uid), count(DISTINCT event_uid), min(issued_at), max(issued_at), NULL
@@ -67,21 +67,21 @@ def _cred_principal(con: duckdb.DuckDBPyConnection) -> None:
 
 def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
     """USES agent -> credential: agent log refs, inventory identities, tool-call correlation."""
-    con.execute(_INSERT + f"""
+    con.execute(INSERT + f"""
         SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
                'the agent''s own log names this credential', 'proven',
                list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source = 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
         GROUP BY agent_id, credential_id""")
     # Vault token metadata naming the agent (set when the token was created for it).
-    con.execute(_INSERT + f"""
+    con.execute(INSERT + f"""
         SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
                'the credential''s own metadata names the agent (Vault token metadata)', 'strong',
                list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source <> 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
         GROUP BY agent_id, credential_id""")
     _cred_principal(con)
-    con.execute(_INSERT + """
+    con.execute(INSERT + """
         WITH inv AS (
           SELECT agent_id, ident, 'inventory:' || coalesce(file_id, 0) || ':' || coalesce(record_no, 0) AS ref
           FROM (SELECT agent_id, unnest(identities) AS ident, file_id, record_no FROM inventory_agents)
@@ -134,7 +134,7 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
         JOIN events e ON e.event_uid = r.event_uid
         WHERE r.rkey IN (SELECT rkey FROM _kt_res)
           AND e.source IN ('cloudtrail', 'vault') AND e.credential_id IS NOT NULL AND e.time IS NOT NULL""")
-    con.execute(_INSERT + f"""
+    con.execute(INSERT + f"""
         WITH a AS (
           SELECT event_uid, agent_id, time, rkey, bucket + d AS bucket
           FROM _kt_res, (SELECT unnest([-1, 0, 1]) AS d) WHERE source = 'agent'
@@ -156,14 +156,14 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
 
 def delegated(con: duckdb.DuckDBPyConnection) -> None:
     """DELEGATED human -> agent (and human -> credential when the evidence names no agent)."""
-    con.execute(_INSERT + f"""
+    con.execute(INSERT + f"""
         SELECT 'human', human_id, 'agent', agent_id, 'DELEGATED',
                'the agent''s log names the user it acted for (enduser.id / user.id / on-behalf-of)', 'proven',
                list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source = 'agent' AND human_id IS NOT NULL AND agent_id IS NOT NULL
         GROUP BY human_id, agent_id""")
     # IAM Identity Center: the role session of an AWSReservedSSO_* role is named after the user.
-    con.execute(_INSERT + """
+    con.execute(INSERT + """
         SELECT 'human', regexp_extract(dst, '/([^/]+)$', 1), 'credential', src, 'DELEGATED',
                'IAM Identity Center session: role ' || regexp_extract(dst, 'assumed-role/([^/]+)/', 1)
                  || ' is assumed under the signed-in user''s name', 'strong', evidence, evidence_count,
@@ -171,13 +171,13 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
         FROM links WHERE kind = 'AUTHENTICATES_AS' AND regexp_matches(dst, ':assumed-role/AWSReservedSSO_[^/]+/[^/]+$')
           AND NOT starts_with(reason, 'issued for')""")
     # A person's Vault login (OIDC, userpass, ...) produced the token.
-    con.execute(_INSERT + """
+    con.execute(INSERT + """
         SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
                'a person logged in to Vault (' || coalesce(principal_name, mount) || ') and received this token',
                'proven', [event_uid], 1, issued_at, issued_at, NULL
         FROM _kt_vault_login WHERE human AND human_id IS NOT NULL""")
     # CloudTrail onBehalfOf / sourceIdentity (and any human_id on a credential-signed event).
-    con.execute(_INSERT + f"""
+    con.execute(INSERT + f"""
         SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
                CASE source WHEN 'cloudtrail' THEN 'CloudTrail onBehalfOf / sourceIdentity on events signed with it'
                            ELSE 'events signed with it name the user' END,
@@ -187,7 +187,7 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
                           AND l.dst = events.credential_id)
         GROUP BY human_id, credential_id, source""")
     # Human -> credential (and everything minted from it) that an agent uses => human -> agent.
-    con.execute(_INSERT + f"""
+    con.execute(INSERT + f"""
         WITH RECURSIVE d(human_id, credential_id, evidence, conf, why) AS (
           SELECT src, dst, evidence, confidence, reason FROM links
           WHERE kind = 'DELEGATED' AND dst_kind = 'credential'
@@ -221,7 +221,7 @@ def acted_on(con: duckdb.DuckDBPyConnection) -> None:
 def _acted_on_part(con: duckdb.DuckDBPyConnection, partition: str) -> None:
     join = ("FROM events e JOIN event_resources r ON r.event_uid = e.event_uid "
             f"WHERE e.credential_id IS NOT NULL AND {partition}")
-    con.execute(_INSERT + f"""
+    con.execute(INSERT + f"""
         WITH pa AS (
           SELECT e.credential_id, r.resource_id, coalesce(e.action, '?') AS action, count(*) AS n,
                  count(*) FILTER (WHERE e.outcome = 'denied') AS denied, min(e.time) AS t0, max(e.time) AS t1,

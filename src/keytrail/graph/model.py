@@ -54,7 +54,13 @@ ACTED_ON = EdgeKind(
     "ACTED_ON", ("credential",), ("resource",), "A credential acted on a resource (aggregated events).",
 )
 
-EDGE_KINDS: dict[str, EdgeKind] = {k.name: k for k in (DELEGATED, USES, MINTED, AUTHENTICATES_AS, ACTED_ON)}
+SAME_AGENT = EdgeKind(
+    "SAME_AGENT", ("agent",), ("agent",),
+    "Two names of one agent: a logged name and the id it is merged onto (graph/agent_identity.py).",
+)
+
+EDGE_KINDS: dict[str, EdgeKind] = {
+    k.name: k for k in (DELEGATED, USES, MINTED, AUTHENTICATES_AS, ACTED_ON, SAME_AGENT)}
 
 #: Confidence levels, strongest first. ``proven``: the same identifier is logged on both
 #: sides; ``strong``: a documented issuance or naming rule; ``inferred``: time and target.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from keytrail.safetext import csv_text_sql
 from keytrail.store.sqltext import mask_text_sql as mask_sql
 from keytrail.store.sqltext import quote_ident, quote_literal
 
@@ -29,7 +30,9 @@ def quiet_cursor(store: CaseStore) -> duckdb.DuckDBPyConnection:
 
 
 def csv_cell_sql(expr: str) -> str:
-    """``expr`` (VARCHAR) neutralised for spreadsheets as :func:`keytrail.redact.csv_safe` does."""
+    """``expr`` (VARCHAR) made safe as :func:`keytrail.redact.csv_safe` does: controls escaped, formulas
+    neutralised."""
+    expr = csv_text_sql(expr)
     return (
         f"CASE WHEN left({expr}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
         f"THEN '''' || {expr} ELSE {expr} END"

@@ -59,6 +59,30 @@ def write_atomically(target: Path, write: Callable[[Path], int]) -> int:
             tmp.unlink()
 
 
+def escape_json_lines(path: Path, count: int) -> int:
+    """Rewrite a JSON-lines file with C1, DEL and bidi characters as ``\\uXXXX`` (returns ``count``).
+
+    DuckDB's JSON writer escapes C0 controls only; a responder who pages through the export
+    must not have the rest obeyed by the terminal (:func:`keytrail.safetext.json_text`). Files
+    without such a character are left as written (one read, no second write).
+    """
+    from keytrail.safetext import has_json_raw, json_text
+
+    with open(path, encoding="utf-8", newline="") as src:
+        if not any(has_json_raw(line) for line in src):
+            return count
+    fixed = path.with_name(path.name + ".esc")
+    try:
+        with open(path, encoding="utf-8", newline="") as src, \
+                open(fixed, "w", encoding="utf-8", newline="") as out:
+            out.writelines(json_text(line) for line in src)
+        os.replace(fixed, path)
+    finally:
+        if fixed.exists():
+            fixed.unlink()
+    return count
+
+
 def export(store: CaseStore, path: str | Path, fmt: str, *, force: bool = False, table: str | None = None) -> int:
     """Write ``fmt`` to ``path``; returns the rows (or graph nodes + edges) written.
 
@@ -82,11 +106,11 @@ def export(store: CaseStore, path: str | Path, fmt: str, *, force: bool = False,
         if fmt == "timesketch":
             from keytrail.report.timesketch import export_timesketch
 
-            return export_timesketch(store, tmp)
+            return escape_json_lines(tmp, export_timesketch(store, tmp))
         if fmt == "ocsf":
             from keytrail.report.ocsf import export_ocsf
 
-            return export_ocsf(store, tmp)
+            return escape_json_lines(tmp, export_ocsf(store, tmp))
         if fmt == "opengraph":
             from keytrail.report.opengraph import export_opengraph
 

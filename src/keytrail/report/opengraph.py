@@ -18,6 +18,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from keytrail.report.graphdata import collect
+from keytrail.safetext import json_text
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -63,6 +64,5 @@ def opengraph_document(store: CaseStore) -> dict[str, Any]:
 def export_opengraph(store: CaseStore, path: Path) -> int:
     doc = opengraph_document(store)
     with open(path, "w", encoding="utf-8", newline="\n") as out:
-        json.dump(doc, out, ensure_ascii=False, indent=1, sort_keys=False)
-        out.write("\n")
+        out.write(json_text(json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=False)) + "\n")
     return len(doc["graph"]["nodes"]) + len(doc["graph"]["edges"])

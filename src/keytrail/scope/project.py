@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from keytrail.graph.agent_identity import merge_agents
 from keytrail.graph.derive import mint_facts
 from keytrail.ingest.runner import IngestSummary, ingest
 from keytrail.store.case import CaseStore
@@ -74,5 +75,6 @@ def project(
     """Load ``paths`` into a scratch case at ``scratch`` and derive the issuance facts there."""
     summary = ingest(scratch, paths, inventory=inventory, graph=False)
     store = CaseStore.open(scratch, read_only=False)
+    merge_agents(store.con)  # as the derive does first: one id per agent for the USES rules
     mint_facts(store.con)
     return Projection(store, summary)

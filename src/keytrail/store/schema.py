@@ -236,7 +236,8 @@ LINKS = _t(
     ("src", "VARCHAR NOT NULL", "source node id as logged"),
     ("dst_kind", "VARCHAR NOT NULL", "node kind"),
     ("dst", "VARCHAR NOT NULL", "destination node id"),
-    ("kind", "VARCHAR NOT NULL", "`DELEGATED`, `USES`, `MINTED`, `AUTHENTICATES_AS`, `ACTED_ON`"),
+    ("kind", "VARCHAR NOT NULL",
+     "`DELEGATED`, `USES`, `MINTED`, `AUTHENTICATES_AS`, `ACTED_ON`, `SAME_AGENT`"),
     ("reason", "VARCHAR NOT NULL", "why the edge exists, in words"),
     ("confidence", "VARCHAR NOT NULL", "`proven`, `strong` or `inferred`"),
     ("evidence", "VARCHAR[]", "event_uids that prove it (at most 100; `evidence_count` has the total)"),
@@ -244,6 +245,27 @@ LINKS = _t(
     ("first_seen", "TIMESTAMP", "earliest evidence"),
     ("last_seen", "TIMESTAMP", "latest evidence"),
     ("attributes", "JSON", "edge facts: for `ACTED_ON` the actions with counts and denied count"),
+    derived=True,
+)
+
+EVENT_LINKS = _t(
+    "event_links",
+    ("Which agent action caused which API or MCP call (derived, `keytrail.graph.derive_causes`): "
+     "the per-call link that lets a trace name the person of one call when several people share "
+     "an agent."),
+    ("cause_uid", "VARCHAR NOT NULL",
+     "the agent's tool call (OTLP tool span, native `tool_call`, MCP `tools/call`)"),
+    ("effect_uid", "VARCHAR NOT NULL", "the Vault, CloudTrail or MCP event it caused"),
+    ("kind", "VARCHAR NOT NULL", "`CAUSED`"),
+    ("rule", "VARCHAR NOT NULL",
+     ("`traceparent` (the call carries the tool span's id), `target` (the tool's arguments name "
+      "what the call touched, within the time window), `issued-token` (a login whose token a "
+      "caused call used)")),
+    ("reason", "VARCHAR NOT NULL", "why, in words"),
+    ("confidence", "VARCHAR NOT NULL", "`proven`, `strong` or `inferred` (docs/graph.md)"),
+    ("rank", "INTEGER",
+     "1 for the best candidate cause of the effect; candidates sharing rank 1 are ambiguous"),
+    ("attributes", "JSON", "`target`, `delay_ms` (effect time - cause time), `within_span`"),
     derived=True,
 )
 
@@ -311,6 +333,7 @@ TABLES: tuple[Table, ...] = (
     CREDENTIALS,
     PRINCIPALS,
     LINKS,
+    EVENT_LINKS,
     RANK_CACHE,
     FINDING_CACHE,
 )

@@ -68,12 +68,23 @@ class KeytrailApp(App[None]):
         super().__init__(**kw)
         self.case_path = Path(case)
         self.store = CaseStore.open(self.case_path)  # read-only: never a writer
+        self._sql_store: CaseStore | None = None
         self.sub_title = plain(str(self.case_path), 120) + "  ·  times in UTC"
 
     def get_default_screen(self) -> Screen[Any]:
         return OverviewScreen()
 
+    def sql_store(self) -> CaseStore:
+        """The SQL console's case: the same file in the SQL sandbox (opened on first use)."""
+        if self._sql_store is None:
+            from keytrail.store.sandbox import open_sandbox
+
+            self._sql_store = open_sandbox(self.case_path)
+        return self._sql_store
+
     def on_unmount(self) -> None:
+        if self._sql_store is not None:
+            self._sql_store.close()
         self.store.close()
 
     # -- navigation ----------------------------------------------------------------

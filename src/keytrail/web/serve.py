@@ -1,9 +1,11 @@
 """``keytrail serve``: the explorer in a browser, on 127.0.0.1 only, loading nothing remote.
 
 textual-serve (aiohttp) starts one ``keytrail tui CASE`` subprocess per browser tab;
-the case is opened read-only, so tabs never contend for DuckDB's write lock. There is
-no authentication in textual-serve, so the host is fixed to ``127.0.0.1`` (reach it
-from elsewhere with an SSH tunnel: ``ssh -L 8566:127.0.0.1:8566 host``).
+the case is opened read-only, so tabs never contend for DuckDB's write lock.
+textual-serve has no authentication: :mod:`keytrail.web.guard` adds it (a token per run
+traded for a cookie, ``Host`` and ``Origin`` checks, a cap on live sessions). The host is
+fixed to ``127.0.0.1`` (reach it from elsewhere with an SSH tunnel:
+``ssh -L 8566:127.0.0.1:8566 host``, then open the printed address).
 
 textual-serve 1.1.3's page pulls the Roboto Mono font from fonts.googleapis.com. We
 render our own copy of its template with that link replaced by an ``@font-face`` on
@@ -24,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from keytrail.errors import UsageError
+from keytrail.safetext import shown
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8566
+DEFAULT_MAX_SESSIONS = 4
 _FONT_LINK = re.compile(r"<link[^>]*fonts\.googleapis\.com[^>]*/>", re.DOTALL)
 _LOCAL_FONT = """<style>
       @font-face { font-family: "Roboto Mono";
@@ -47,11 +51,13 @@ def offline_template(source: str) -> str:
     return page
 
 
-def csp(port: int) -> str:
-    """Only this origin: scripts, styles (the page has inline ones), fonts, and the app websocket."""
+def csp(host: str) -> str:
+    """Only this origin (``host`` is the checked ``Host``): scripts, styles (the page has inline ones),
+    fonts, and the app websocket; no framing."""
     return ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-            f"font-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws://{HOST}:{port}; "
-            "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'none'")
+            f"font-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws://{host}; "
+            "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'")
 
 
 def tui_command(case: Path) -> str:
@@ -59,41 +65,59 @@ def tui_command(case: Path) -> str:
     return shlex.join([sys.executable, "-m", "keytrail", "tui", str(case)])
 
 
-def make_server(case: str | Path, port: int = DEFAULT_PORT) -> Any:
-    """A textual-serve ``Server`` for ``case`` on 127.0.0.1:``port`` with the offline page."""
+def make_server(case: str | Path, port: int = DEFAULT_PORT, *, token: str | None = None,
+                max_sessions: int = DEFAULT_MAX_SESSIONS) -> Any:
+    """A textual-serve ``Server`` for ``case`` on 127.0.0.1:``port`` with the offline page and the guard.
+
+    The server's ``guard`` attribute holds the :class:`~keytrail.web.guard.Guard` (its
+    ``url()`` is the address to open).
+    """
+    import aiohttp_jinja2
     import textual_serve
     from aiohttp import web
     from textual_serve.server import Server
+
+    from keytrail.web.guard import Guard, new_token, security_headers
 
     pkg = Path(textual_serve.__file__).parent
     templates = Path(tempfile.mkdtemp(prefix="keytrail-serve-"))
     atexit.register(shutil.rmtree, templates, True)
     source = (pkg / "templates" / "app_index.html").read_text(encoding="utf-8")
     (templates / "app_index.html").write_text(offline_template(source), encoding="utf-8")
-    policy = csp(port)
+    guard = the_guard = Guard(port, token or new_token(), max_sessions)
+    headers = security_headers(lambda request: csp(guard.host(request) or f"{HOST}:{port}"))
 
-    @web.middleware
-    async def headers(request: web.Request, handler: Any) -> web.StreamResponse:
-        response: web.StreamResponse = await handler(request)
-        response.headers["Content-Security-Policy"] = policy
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+    class GuardedServer(Server):
+        #: The checks in front of every request; ``guard.url()`` is the address to open.
+        guard: Guard = the_guard
 
-    class LoopbackServer(Server):
         async def _make_app(self) -> web.Application:
             app = await super()._make_app()
-            app.middlewares.append(headers)
+            app.middlewares.extend([headers, guard.middleware])  # headers outermost: refusals get them too
             return app
 
-    return LoopbackServer(tui_command(Path(case).resolve()), host=HOST, port=port,
-                          title=f"keytrail {Path(case).name}", statics_path=pkg / "static",
-                          templates_path=templates)
+        async def on_startup(self, app: web.Application) -> None:
+            """Quiet: :func:`serve` prints the one line that matters (the address with the token)."""
+
+        @aiohttp_jinja2.template("app_index.html")
+        async def handle_index(self, request: web.Request) -> dict[str, Any]:
+            """textual-serve's page, with its URLs on the host the browser used (the cookie is per host)."""
+            host = guard.host(request) or f"{HOST}:{port}"
+            raw = request.query.get("fontsize", "16")
+            font_size = min(64, max(6, int(raw))) if raw.isdigit() else 16
+            return {"font_size": font_size, "app_websocket_url": f"ws://{host}/ws",
+                    "config": {"static": {"url": f"http://{host}/static/"}},
+                    "application": {"name": self.title}}
+
+    return GuardedServer(tui_command(Path(case).resolve()), host=HOST, port=port,
+                         title=f"keytrail {Path(case).name}", statics_path=pkg / "static",
+                         templates_path=templates)
 
 
-def serve(case: str | Path, port: int = DEFAULT_PORT) -> int:
-    """Serve until Ctrl+C."""
-    server = make_server(case, port)
-    print(f"keytrail: serving {case} on http://{HOST}:{port}/ (loopback only; Ctrl+C stops)", file=sys.stderr)
+def serve(case: str | Path, port: int = DEFAULT_PORT, max_sessions: int = DEFAULT_MAX_SESSIONS) -> int:
+    """Serve until Ctrl+C; print the address to open (with this run's token) on stderr."""
+    server = make_server(case, port, max_sessions=max_sessions)
+    print(f"keytrail: serving {shown(str(case))} on 127.0.0.1:{port} (loopback only, at most {max_sessions} "
+          f"explorer session(s); Ctrl+C stops). Open:\n  {server.guard.url()}", file=sys.stderr, flush=True)
     server.serve()
     return 0

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis.findings import Finding
-from keytrail.analysis.findings.catalog import RULES
+from keytrail.analysis.findings.catalog import RULES, RuleInfo
 from keytrail.analysis.findings.containment import containment_steps
 from keytrail.analysis.lineage import closure_sql
 from keytrail.errors import UsageError
@@ -105,6 +105,10 @@ class Context:
         self.until = until
         self.drafts: list[Draft] = []
         self._levels: dict[str, Level] = {}
+        self.extra_rules: dict[str, RuleInfo] = {}
+        """Rules loaded at run time (Sigma, rule files): id -> info, looked up like the catalog."""
+        self.sigma_errors: dict[str, str] = {}
+        """Sigma rules that converted but whose SQL failed on this case: id -> reason."""
         self._build()
 
     # -- queries -----------------------------------------------------------------
@@ -128,10 +132,13 @@ class Context:
             self.scalar("SELECT count(*) FROM (SELECT 1 FROM events WHERE source = 'agent' LIMIT 1)")
         )
 
+    def info(self, rule: str) -> RuleInfo:
+        return self.extra_rules.get(rule) or RULES[rule]
+
     def level(self, rule: str) -> Level:
         cached = self._levels.get(rule)
         if cached is None:
-            cached = self._levels[rule] = self.cfg.level_of(rule, RULES[rule].level)
+            cached = self._levels[rule] = self.cfg.level_of(rule, self.info(rule).level)
         return cached
 
     def add(self, draft: Draft) -> None:
@@ -278,7 +285,7 @@ class Context:
             if not uids:
                 continue  # evidence that is not in the case cannot be cited
             shown = uids[:MAX_EVIDENCE]
-            rule = RULES[d.rule]
+            rule = self.info(d.rule)
             steps = containment_steps([c for c in dict.fromkeys(d.contain)], info)
             reco = " ".join(s for s in [d.advice, *steps] if s)
             out.append(Finding(

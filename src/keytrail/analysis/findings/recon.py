@@ -1,8 +1,8 @@
-"""Reconnaissance and secret sprawl (ASI03; NHI5:2025; NIST SP 800-207 tenets 4 and 6).
+"""Secret sprawl (NHI5:2025, ASI03; NIST SP 800-207 tenets 4 and 6).
 
-A burst of denied calls over several actions is permission probing (enumeration with
-a stolen key looks exactly like this). Many distinct secrets read by one credential
-chain is harvesting or a credential with far more reach than its job.
+Many distinct secrets read by one credential chain is harvesting or a credential with far
+more reach than its job. (Its sibling ``denied-burst``, permission probing, is a rule file
+now: ``keytrail/data/rules/denied-burst.toml``.)
 """
 
 from __future__ import annotations
@@ -13,38 +13,6 @@ from keytrail.analysis.findings.context import Draft, glob_sql
 
 if TYPE_CHECKING:
     from keytrail.analysis.findings.context import Context
-
-
-def run(ctx: Context) -> None:
-    cfg = ctx.cfg.reconnaissance
-    secs = int(cfg.window_minutes * 60)
-    for r in ctx.rows(
-        f"""WITH d AS (
-              SELECT coalesce(credential_id, actor_uid) AS subj, credential_id, event_uid, time, action
-              FROM events WHERE outcome = 'denied' AND coalesce(credential_id, actor_uid) IS NOT NULL
-                AND time IS NOT NULL),
-            w AS (
-              SELECT subj, time, count(*) OVER (PARTITION BY subj ORDER BY time
-                       RANGE BETWEEN CURRENT ROW AND INTERVAL '{secs} seconds' FOLLOWING) AS n
-              FROM d),
-            best AS (SELECT subj, arg_max(time, n) AS start_t FROM w GROUP BY subj HAVING max(n) >= ?)
-            SELECT b.subj, any_value(d.credential_id) AS cred, count(*) AS n, count(DISTINCT d.action) AS n_actions,
-                   list(DISTINCT d.action ORDER BY d.action)[1:15] AS actions, min(d.time) AS t0, max(d.time) AS t1,
-                   arg_min(d.event_uid, (d.time, d.event_uid), 25) AS uids
-            FROM best b JOIN d ON d.subj = b.subj
-             AND d.time BETWEEN b.start_t AND b.start_t + INTERVAL '{secs} seconds'
-            GROUP BY b.subj HAVING count(DISTINCT d.action) >= ?""",
-        [cfg.min_denied, cfg.min_distinct_actions],
-    ):
-        ctx.add(Draft(
-            "denied-burst", [r["subj"]], r["uids"],
-            f"{r['subj']} had {r['n']} denied calls over {r['n_actions']} actions within "
-            f"{cfg.window_minutes:g} minutes ({', '.join(sorted(r['actions']))}): permission probing.",
-            "Probing maps what a credential can reach; the next allowed call is the one to worry about.",
-            r["t0"], r["t1"], contain=[r["cred"]] if r["cred"] else [], count=int(r["n"]),
-            advice="Treat the credential as compromised unless its owner explains the calls.",
-            details={"actions": sorted(r["actions"]), "window_minutes": cfg.window_minutes},
-        ))
 
 
 def run_sprawl(ctx: Context) -> None:

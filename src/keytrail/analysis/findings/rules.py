@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from keytrail.analysis.findings import (
+    declared,
     drift,
     environment,
     human_use,
@@ -14,6 +15,7 @@ from keytrail.analysis.findings import (
     privilege,
     recon,
     reuse,
+    sigma,
     unattributed,
     unused_privilege,
 )
@@ -31,6 +33,8 @@ RULE_FAMILIES: list[tuple[str, Callable[[Context], None]]] = [
     ("environment_crossing", environment.run),
     ("unattributed", unattributed.run),
     ("scope_drift", drift.run),
-    ("reconnaissance", recon.run),
+    ("reconnaissance", declared.section("reconnaissance")),  # denied-burst: data/rules/denied-burst.toml
     ("secret_sprawl", recon.run_sprawl),
+    ("nhi_attack", declared.section("nhi_attack")),
+    ("sigma", sigma.run),
 ]

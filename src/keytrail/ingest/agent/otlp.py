@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from keytrail.ingest.agent.attrs import (
+    TOOL_ARGUMENT_KEYS,
     AgentView,
     any_value,
     key_values,
     normalise,
     otlp_id,
+    parse_jsonish,
     unix_nano,
 )
 from keytrail.ingest.agent.common import (
@@ -184,7 +186,10 @@ def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
         return f"span {span.get('name')!r} has no usable startTimeUnixNano ({start!r})"
     res_attrs = sc.res_attrs
     attrs = {**res_attrs, **key_values(span.get("attributes"))}
+    args_from = _arguments_from_events(attrs, arr(span.get("events")))
     view = normalise(attrs)
+    if args_from:
+        view.extra["tool_arguments_source"] = args_from
     trace_id, span_id = otlp_id(span.get("traceId"), 16), otlp_id(span.get("spanId"), 8)
     parent_id = otlp_id(span.get("parentSpanId"), 8)
     raw = sc.raw("span", span)
@@ -206,6 +211,8 @@ def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
                "service_name": res_attrs.get("service.name"), **view.details()}
     if code is not None:
         details["status_code"] = code
+    if view.kind == "llm" and (undeclared := _undeclared_tool_calls(attrs)):
+        details["undeclared_tool_calls"] = undeclared
     if end is not None:
         details["duration_ms"] = round((end - time).total_seconds() * 1000, 3)
     row = {
@@ -226,6 +233,61 @@ def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
     node = SpanNode(event_uid, key, parent, view.agent_id, view.human_id, view.session_id,
                     view.operation in _AGENT_OPS, _fallback_agent(view, res_attrs))
     return row, resources, node
+
+
+def _arguments_from_events(attrs: dict[str, Any], events: list[Any]) -> str | None:
+    """Tool arguments a tool span logs as span events instead of attributes; sets them in ``attrs``.
+
+    Strands Agents (and the GenAI event conventions before ``gen_ai.tool.call.arguments``)
+    write them as a ``gen_ai.tool.message`` event (``content``); the newer opt-in form is a
+    ``gen_ai.client.inference.operation.details`` event whose ``gen_ai.input.messages`` holds
+    the ``tool_call`` part. Returns the event name used, None when nothing was taken.
+    """
+    is_tool = attrs.get("gen_ai.operation.name") == "execute_tool" or "gen_ai.tool.name" in attrs
+    if not is_tool or any(attrs.get(k) not in (None, "") for k in TOOL_ARGUMENT_KEYS):
+        return None
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        name, eattrs = event.get("name"), key_values(event.get("attributes"))
+        if name == "gen_ai.tool.message" and eattrs.get("content") not in (None, ""):
+            attrs["gen_ai.tool.call.arguments"] = eattrs["content"]
+            return "span event gen_ai.tool.message"
+        for msg in arr(parse_jsonish(eattrs.get("gen_ai.input.messages"))):
+            for part in arr(msg.get("parts")) if isinstance(msg, dict) else []:
+                if isinstance(part, dict) and part.get("type") == "tool_call" \
+                        and "arguments" in part:
+                    attrs["gen_ai.tool.call.arguments"] = part["arguments"]
+                    return f"span event {name}"
+    return None
+
+
+def _names(value: Any, kind: str) -> list[str]:
+    """Tool names in GenAI JSON: ``tool_call`` parts (messages) or tool definitions."""
+    value = parse_jsonish(value)
+    out: list[str] = []
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, dict):
+            continue
+        if kind == "definitions" and isinstance(item.get("name"), str):
+            out.append(item["name"])
+        for part in arr(item.get("parts")) if kind == "calls" else []:
+            if isinstance(part, dict) and part.get("type") == "tool_call" \
+                    and isinstance(part.get("name"), str):
+                out.append(part["name"])
+    return out
+
+
+def _undeclared_tool_calls(attrs: Mapping[str, Any]) -> list[str]:
+    """Tools the model asked for that the span's ``gen_ai.tool.definitions`` does not offer.
+
+    A model asking for a tool it was not given (a prompt injection naming a tool, a confused
+    model) leaves no tool span: only the chat span's output says so.
+    """
+    if "gen_ai.tool.definitions" not in attrs or "gen_ai.output.messages" not in attrs:
+        return []
+    offered = set(_names(attrs["gen_ai.tool.definitions"], "definitions"))
+    return sorted({n for n in _names(attrs["gen_ai.output.messages"], "calls") if n not in offered})
 
 
 def _fallback_agent(view: AgentView, res_attrs: Mapping[str, Any]) -> str | None:

@@ -22,6 +22,8 @@ _AWS_KEY = re.compile(r"\b((?:AKIA|ASIA)[A-Z0-9]{16})\b")
 _AWS_KEY_FULL = re.compile(r"^(?:AKIA|ASIA)[A-Z0-9]{16}$")
 _S3_URL = re.compile(r"^s3://([^/\s]+)(?:/(.*))?$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:\S+$")
+#: A bare tool input that is a path of two or more segments (no spaces): a target, not prose.
+_BARE_PATH = re.compile(r"^/?[\w.@:-]+(?:/[\w.@:*+-]+)+/?$")
 _VAULT_LEASE = re.compile(r"^[\w.-]+(?:/[\w.-]+)*/creds/[\w.-]+/[A-Za-z0-9]{8,}$")
 
 #: Argument keys (compared lower-case, ``-`` and ``_`` ignored) naming an S3 bucket / object key.
@@ -154,7 +156,8 @@ def resources_in_arguments(args: Any, *, tool: str | None = None) -> list[Resour
       ``AWS::SecretsManager::Secret``); ``Name`` next to SSM-style keys is not guessed;
     - ``vault_path``/``secret_path``, values starting ``vault:``, and ``path`` when the tool
       name mentions Vault -> ``vault:<path>``;
-    - generic ``target``/``resource``/``url``/``uri``/``arn`` keys -> as logged.
+    - generic ``target``/``resource``/``url``/``uri``/``arn`` keys, and ``path`` -> as logged;
+    - a bare string argument that is a path of two or more segments -> as logged.
     """
     found: dict[str, str] = {}
     vault_tool = bool(tool and "vault" in tool.lower())
@@ -179,11 +182,14 @@ def resources_in_arguments(args: Any, *, tool: str | None = None) -> list[Resour
                 add((val, "AWS::SSM::Parameter") if not _ARN.match(val) else (val, arn_type(val)))
             elif nk in _VAULT_KEYS or (nk == "path" and vault_tool):
                 add(classify(val if val.startswith("vault:") else f"vault:{val.strip('/')}"))
-            elif nk in _GENERIC_KEYS:
+            elif nk in _GENERIC_KEYS or nk == "path":
                 add(classify(val, vault_hint=vault_tool))
     for s in _strings(args):
         if s.startswith(("s3://", "arn:aws", "vault:")):
             add(classify(s))
+    if isinstance(args, str) and _BARE_PATH.match(args.strip()):
+        # a one-argument tool logged with its bare input (OpenInference ``input.value``)
+        add(classify(args, vault_hint=vault_tool))
     return [(rid, rtype) for rid, rtype in found.items()]
 
 

@@ -66,12 +66,13 @@ class CaseScreen(Screen[None]):
             w.update(text)
 
     # -- workers -------------------------------------------------------------------
-    def load(self, key: str, fn: Callable[[CaseSession], Any]) -> Worker[None]:
+    def load(self, key: str, fn: Callable[[CaseSession], Any], store: CaseStore | None = None) -> Worker[None]:
         """Run ``fn(session)`` in a thread worker and post ``Loaded(key, result)`` to this screen.
 
         A call of the same ``key`` still running is interrupted: only the newest answer is wanted.
+        The session is of ``store`` when given (the SQL console's sandbox), else of the case.
         """
-        session = self.store.session()
+        session = (store or self.store).session()
         with self._lock:
             older = self.sessions.get(key)
             self.sessions[key] = session

@@ -1,4 +1,4 @@
-"""SQL console: read-only queries over the case (it is opened read-only), results capped.
+"""SQL console: one read-only statement in the SQL sandbox (:mod:`keytrail.store.sandbox`), results capped.
 
 At most :data:`~keytrail.tui.queries.TABLE_CAP` rows are fetched into the table; the
 status line says when more exist. Escape interrupts a long query.
@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
 
 from keytrail.redact import mask_secrets
+from keytrail.store.sandbox import run_sql as run_sandboxed
 from keytrail.tui.messages import Loaded
 from keytrail.tui.queries import TABLE_CAP
 from keytrail.tui.screens.base import CaseScreen
@@ -22,11 +23,8 @@ from keytrail.tui.widgets.text import lit
 
 
 def run_sql(cur: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple[Any, ...]], bool]:
-    """Column names, at most ``TABLE_CAP`` rows, and whether more rows exist."""
-    rel = cur.execute(sql)
-    names = [d[0] for d in rel.description or []]
-    rows = rel.fetchmany(TABLE_CAP + 1) if names else []
-    return names, rows[:TABLE_CAP], len(rows) > TABLE_CAP
+    """Column names, at most ``TABLE_CAP`` rows, and whether more rows exist (in the SQL sandbox)."""
+    return run_sandboxed(cur, sql, TABLE_CAP)
 
 
 class SqlScreen(CaseScreen):
@@ -54,7 +52,7 @@ class SqlScreen(CaseScreen):
         if not sql.strip():
             return
         self.status(Text("running… (Escape cancels)", style="dim"))
-        self.load("sql", lambda s: run_sql(s.con, sql))
+        self.load("sql", lambda s: run_sql(s.con, sql), store=self.kt.sql_store())
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

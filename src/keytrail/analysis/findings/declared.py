@@ -1,0 +1,178 @@
+"""Run keytrail's declarative rule files (:mod:`keytrail.analysis.rulefiles`) as findings.
+
+``match`` rules are one ``UNION ALL`` over ``events`` and are grouped per credential like
+Sigma hits (:mod:`.grouped`); ``sql`` rules return their findings row by row. The rule's
+``description`` is a template filled from the row: a list is written comma-separated.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keytrail.analysis.findings.catalog import RuleInfo
+from keytrail.analysis.findings.context import Draft
+from keytrail.analysis.findings.grouped import contain, group_hits, reach, subjects, who
+from keytrail.errors import ConfigError
+from keytrail.levels import Level
+
+if TYPE_CHECKING:
+    from keytrail.analysis.findings.context import Context
+    from keytrail.analysis.rulefiles import RuleFile
+
+_STANDARD = {"subjects", "uids", "t0", "t1", "n", "cred", "level"}
+
+
+class _Values(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else value
+
+
+def fill(template: str, row: dict[str, Any], where: str) -> str:
+    try:
+        return string.Formatter().vformat(
+            template, (), _Values({k: _text(v) for k, v in row.items()})
+        )
+    except (ValueError, IndexError, AttributeError) as e:
+        raise ConfigError(f"{where}: description template: {e}", "bad rule file") from e
+
+
+def action_sql(column: str, patterns: tuple[str, ...], present: list[str]) -> str | None:
+    """``column = ANY([...])`` over the case's actions that match a pattern (glob ``*``), or
+    None when none does. Globs are resolved against the case's distinct actions first because
+    DuckDB pushes ``= ANY`` into the scan (the large ``raw`` column is then read only for
+    matching rows), while ``IN`` and ``LIKE`` lists make it read every row's record."""
+    from fnmatch import fnmatchcase
+
+    from keytrail.store.sqltext import quote_literal
+
+    hits = [a for a in present if any(fnmatchcase(a, p) for p in patterns)]
+    if not hits:
+        return None
+    return f"{column} = ANY([{', '.join(quote_literal(a) for a in hits)}])"
+
+
+def section(name: str) -> Callable[[Context], None]:
+    """The runner of the rule files tied to config section ``name`` (``RULE_FAMILIES`` calls it
+    only when that section is enabled)."""
+
+    def run(ctx: Context) -> None:
+        _run(ctx, name)
+
+    run.__name__ = f"run_{name}"
+    return run
+
+
+def _params(ctx: Context, name: str) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return (
+        {k: v for k, v in asdict(getattr(ctx.cfg, name)).items() if k != "enabled"}
+        if name != "nhi_attack"
+        else {}
+    )
+
+
+def _run(ctx: Context, name: str) -> None:
+    from keytrail.analysis.rulefiles import load_rule_files
+
+    rules = [r for r in load_rule_files(ctx.cfg.nhi_attack.rules_dir or None) if r.config == name]
+    params = _params(ctx, name)
+    for rule in rules:
+        ctx.extra_rules[rule.id] = RuleInfo(rule.id, name, rule.level, rule.title, rule.frameworks)
+    matches = [(i, r) for i, r in enumerate(rules) if r.shape == "match"]
+    if matches:
+        present = [a for (a,) in ctx.cur.execute(
+            "SELECT DISTINCT action FROM events WHERE action IS NOT NULL ORDER BY 1").fetchall()]
+        parts = []
+        for i, r in matches:
+            acts = action_sql("e.action", r.actions, present)
+            if acts is None:
+                continue
+            outcomes = ", ".join(f"'{o}'" for o in r.outcomes if o.isalpha())
+            extra = f" AND ({r.query(params)})" if r.where else ""
+            parts.append(
+                f"SELECT {i} AS r, e.event_uid FROM events e "
+                f"WHERE {acts} AND e.outcome IN ({outcomes}){extra}"
+            )
+        hits = " UNION ALL ".join(parts) or "SELECT NULL::INTEGER AS r, NULL::VARCHAR AS event_uid LIMIT 0"
+        ctx.cur.execute("CREATE OR REPLACE TEMP TABLE _kt_rule_hit AS " + hits)
+        for row in group_hits(ctx, "_kt_rule_hit"):
+            _add_match(ctx, rules[row["r"]], row)
+    for rule in rules:
+        if rule.shape == "sql":
+            for row in ctx.rows(rule.query(params)):
+                _add_sql(ctx, rule, {**params, **row})
+
+
+def _add_match(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
+    values = {
+        **r,
+        "who": who(r),
+        "reach": reach(r),
+        "principal": r["principal"] or r["subj"],
+        "actions": r["actions"] or [],
+        "ips": r["ips"] or [],
+    }
+    ctx.add(
+        Draft(
+            rule.id,
+            subjects(r),
+            list(r["uids"]),
+            fill(rule.description, values, rule.path),
+            rule.impact,
+            r["t0"],
+            r["t1"],
+            contain=contain(r),
+            count=int(r["n"]),
+            advice=rule.advice,
+            details={
+                "actions": list(r["actions"] or []),
+                "source_ips": list(r["ips"] or []),
+                "credentials": list(r["creds"] or []),
+                "agents": list(r["agents"] or []),
+                "humans": list(r["humans"] or []),
+                "rule_file": Path(rule.path).name,
+            },
+        )
+    )
+
+
+def _add_sql(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
+    if not r.get("uids"):
+        return
+    level = Level.parse(r["level"]) if r.get("level") else None
+    keep = rule.details if rule.details is not None else [k for k in r if k not in _STANDARD]
+    details = {k: r[k] for k in keep if k in r}
+    ctx.add(
+        Draft(
+            rule.id,
+            [s for s in r.get("subjects") or [] if s],
+            list(r["uids"]),
+            fill(rule.description, r, rule.path),
+            rule.impact,
+            r.get("t0"),
+            r.get("t1"),
+            contain=[r["cred"]] if r.get("cred") else [],
+            count=int(r.get("n") or len(r["uids"])),
+            advice=rule.advice,
+            level=level,
+            details=_jsonable(details)
+            if rule.details is not None
+            else {**_jsonable(details), "rule_file": Path(rule.path).name},
+        )
+    )
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    from datetime import datetime
+
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}

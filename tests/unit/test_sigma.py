@@ -1,0 +1,135 @@
+"""Sigma rules through pySigma and keytrail's DuckDB backend: every shipped rule converts,
+the SQL keeps Sigma's matching semantics on real CloudTrail-shaped records, and a rule
+folder's failures are listed."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from keytrail.analysis.sigma import fields
+from keytrail.analysis.sigma.rules import load_rules, shipped_dir
+
+
+def test_every_shipped_rule_converts_and_keeps_its_credit() -> None:
+    rs = load_rules()
+    assert len(rs.rules) == len(list(shipped_dir().glob("*.yml"))) == 57 and not rs.failed
+    for r in rs.rules:
+        assert r.id == f"sigma:{r.sigma_id}" and r.author and r.where
+        assert "SigmaHQ (DRL 1.1)" in r.credit() and r.author in r.credit()
+    flow = next(r for r in rs.rules if r.sigma_id == "e386b9b5-af12-450e-afff-761730fb8a98")
+    assert flow.tactics == ("stealth",) and flow.techniques == ()
+    trail = next(r for r in rs.rules if r.sigma_id == "4db60cc0-36fb-42b7-9b58-a5b53019fb74")
+    assert trail.techniques == ("T1685.002",) and trail.tactics == ("defense-impairment",)
+    assert (shipped_dir().parent / "SOURCES.md").is_file() and (
+        shipped_dir().parent / "LICENSE.md"
+    ).is_file()
+
+
+def _write(
+    d: Path, name: str, detection: str, logsource: str = "product: aws\n  service: cloudtrail"
+) -> None:
+    (d / f"{name}.yml").write_text(
+        f"title: {name}\nid: 00000000-0000-4000-8000-{zlib.crc32(name.encode()):012d}\n"
+        "author: tester\n"
+        f"logsource:\n  {logsource}\ndetection:\n{detection}\nlevel: high\n",
+        encoding="utf-8",
+    )
+
+
+def _matches(tmp_path: Path, detection: str, records: list[dict[str, object]]) -> list[str]:
+    d = tmp_path / "rules"
+    d.mkdir(exist_ok=True)
+    for old in d.glob("*.yml"):
+        old.unlink()
+    _write(d, "r", detection)
+    rs = load_rules(d)
+    assert not rs.failed, rs.failed
+    con = duckdb.connect()
+    con.execute("CREATE TABLE events (event_uid VARCHAR, source VARCHAR, raw VARCHAR)")
+    for i, rec in enumerate(records):
+        con.execute("INSERT INTO events VALUES (?, 'cloudtrail', ?)", [f"e{i}", json.dumps(rec)])
+    fields.build(con, rs.fields, rs.lower_fields)
+    rows = con.execute(
+        f"SELECT event_uid FROM {fields.TABLE} WHERE {rs.rules[0].where} ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_values_match_case_insensitively_and_wildcards_are_literal_elsewhere(
+    tmp_path: Path,
+) -> None:
+    det = "  sel:\n    eventName: 'stoplogging'\n    userAgent|contains: '100%_x'\n  condition: sel"
+    recs = [
+        {"eventName": "StopLogging", "userAgent": "a 100%_x b"},  # match, other case
+        {"eventName": "StopLogging", "userAgent": "a 100AAx b"},  # % and _ are not wildcards
+        {"eventName": "StopLoggingX", "userAgent": "100%_x"},
+    ]
+    assert _matches(tmp_path, det, recs) == ["e0"]
+
+
+def test_negation_is_true_when_the_field_is_absent(tmp_path: Path) -> None:
+    det = (
+        "  sel:\n    eventName: ListBuckets\n  filter:\n    userIdentity.type: AssumedRole\n"
+        "  condition: sel and not filter"
+    )
+    recs = [
+        {"eventName": "ListBuckets", "userIdentity": {"type": "IAMUser"}},
+        {"eventName": "ListBuckets", "userIdentity": {"type": "AssumedRole"}},
+        {"eventName": "ListBuckets"},
+    ]
+    assert _matches(tmp_path, det, recs) == ["e0", "e2"]
+
+
+def test_objects_arrays_regex_and_null(tmp_path: Path) -> None:
+    det = (
+        "  sel:\n    requestParameters|contains: Suspended\n"
+        "  arr:\n"
+        "    requestParameters.containerDefinitions.command|contains: CREDENTIALS_RELATIVE\n"
+        "  rx:\n    userIdentity.arn|re: '.+:assumed-role/aws:.+'\n"
+        "  nul:\n    errorCode: null\n"
+        "  condition: (sel or arr or rx) and nul"
+    )
+    recs = [
+        {"requestParameters": {"VersioningConfiguration": {"Status": "Suspended"}}},
+        {
+            "requestParameters": {
+                "containerDefinitions": [
+                    {"command": ["sh", "curl $AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]}
+                ]
+            }
+        },
+        {"userIdentity": {"arn": "arn:aws:sts::1:assumed-role/aws:ec2-instance/i-1"}},
+        {
+            "userIdentity": {"arn": "arn:aws:sts::1:assumed-role/aws:ec2-instance/i-1"},
+            "errorCode": "AccessDenied",
+        },
+        {"requestParameters": {"x": "y"}},
+    ]
+    assert _matches(tmp_path, det, recs) == ["e0", "e1", "e2"]
+
+
+def test_rules_that_do_not_convert_are_listed_with_the_reason(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "windows",
+        "  sel:\n    EventID: 4624\n  condition: sel",
+        "product: windows\n  service: security",
+    )
+    (tmp_path / "broken.yml").write_text("title: broken\ndetection: [\n", encoding="utf-8")
+    _write(tmp_path, "good", "  sel:\n    eventName: DeleteTrail\n  condition: sel")
+    rs = load_rules(tmp_path)
+    assert [r.title for r in rs.rules] == ["good"]
+    reasons = {Path(f.path).name: f.reason for f in rs.failed}
+    assert set(reasons) == {"windows.yml", "broken.yml"} and "cloudtrail" in reasons["windows.yml"]
+
+
+def test_missing_rule_folder_is_a_usage_error(tmp_path: Path) -> None:
+    from keytrail.errors import UsageError
+
+    with pytest.raises(UsageError):
+        load_rules(tmp_path / "nope")
