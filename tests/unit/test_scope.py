@@ -32,14 +32,18 @@ TOKEN = "hmac-sha256:4b900e35553286dcc566cd4fdecb72892518917e0501ab2b9627be6ca30
 HUMAN = "maria.chen@finco.example"
 _LOCATION_KEYS = {"file_id", "record_no", "byte_offset"}
 _INVENTORY_REF = re.compile(r"^inventory:\d+:")
+_TIED_LISTS = {"sensitive_actions"}
 
 
-def _normal(x: Any) -> Any:
-    """An answer without where its records sit (the scoped case has other files)."""
+def _normal(x: Any, key: str = "") -> Any:
+    """An answer without where its records sit (the scoped case has other files). Lists that
+    the analysis orders only by time (``sensitive_actions``: first_seen, action; their evidence:
+    time) are compared as sets: equal times tie, and ties fall in file order."""
     if isinstance(x, dict):
-        return {k: _normal(v) for k, v in x.items() if k not in _LOCATION_KEYS}
+        return {k: _normal(v, k) for k, v in x.items() if k not in _LOCATION_KEYS}
     if isinstance(x, list):
-        return [_normal(v) for v in x]
+        items = [_normal(v) for v in x]
+        return sorted(items, key=repr) if key in _TIED_LISTS else items
     if isinstance(x, str):
         return _INVENTORY_REF.sub("inventory:N:", x)
     return x
