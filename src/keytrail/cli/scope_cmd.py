@@ -55,7 +55,7 @@ def _add_scope(p: argparse.ArgumentParser) -> None:
         "--spark-master",
         default=None,
         metavar="URL",
-        help="Spark master (default local[*]; ignored when spark-submit already set one)",
+        help="Spark master URL (default: the one spark-submit set, else local[*])",
     )
     p.add_argument("--json", action="store_true", help="print the manifest on stdout")
 

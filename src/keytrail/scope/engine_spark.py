@@ -146,15 +146,18 @@ def _spark(master: str | None) -> Any:
             "--engine spark needs PySpark: pip install 'keytrail[spark]' (and Java 17)"
         ) from e
     builder = SparkSession.builder.appName("keytrail-scope")
-    if (master or "local").startswith("local") and not SparkSession.getActiveSession():
+    # Under spark-submit (or inside a running session) the master is already chosen.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ or SparkSession.getActiveSession() is not None
+    if master:
+        builder = builder.master(master)
+    elif not submitted:
+        builder = builder.master(master := "local[*]")
+    if master and master.startswith("local") and not submitted:
         # Local tasks must run this interpreter (the one keytrail is installed in), not python3;
         # the local JVM is driver and executor at once (persisted rows included): 1 GB is tight.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.config("spark.driver.memory", os.environ.get("KEYTRAIL_SPARK_MEMORY", "3g"))
-    if master:
-        builder = builder.master(master)
-    elif not SparkSession.getActiveSession():
-        builder = builder.master("local[*]")
+        memory = os.environ.get("KEYTRAIL_SPARK_MEMORY", "3g")
+        builder = builder.config("spark.driver.memory", memory)
     return builder.getOrCreate()
 
 
