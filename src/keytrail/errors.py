@@ -74,3 +74,12 @@ class Cancelled(KeytrailError):
 
     def __init__(self, msg: str = "cancelled: the analysis was interrupted before it finished") -> None:
         super().__init__(msg, "cancelled")
+
+
+class CaseWriteError(KeytrailError):
+    """Writing the case failed: disk full, file too large, an I/O error (exit 4).
+
+    The ingest stops at the first such error: the file being loaded is rolled back, files committed
+    before it stay, and ``case_meta.finalized`` stays ``false`` until the same command is re-run."""
+
+    exit_code = 4

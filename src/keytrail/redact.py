@@ -8,7 +8,11 @@ tables, the reports and the exports all pass log text through these functions:
 - :func:`csv_safe` stops spreadsheet formula injection (OWASP: prefix ``'``);
 - :func:`mask_secrets` / :func:`mask_record` hide secrets that logs sometimes carry
   (STS session tokens, secret access keys, passwords, raw Vault tokens) unless the
-  user asks to reveal them.
+  user asks to reveal them;
+- :data:`STORED_RULES` / :func:`mask_stored` are the rules ingest applies before anything is
+  written to a case (``keytrail.store.sqltext.mask_stored_sql`` runs the same patterns in
+  DuckDB), so secrets never reach the case file and no query can return them
+  (docs/security.md, "Secrets in the case").
 """
 
 from __future__ import annotations
@@ -94,3 +98,63 @@ def mask_record(obj: Any) -> Any:
     if isinstance(obj, str):
         return _VAULT_TOKEN.sub(MASK, obj)
     return obj
+
+
+# -- masking at ingest ---------------------------------------------------------------------------
+# The patterns below are the single definition of what ingest removes from stored text. They are
+# written in the syntax Python's ``re`` and DuckDB's RE2 share (no look-around, no back-references),
+# so the bulk paths run them in SQL unchanged. Applied to JSON text they keep it valid JSON: they only
+# rewrite characters inside string literals and never touch a quote or an escape outside the value.
+
+HMAC_PREFIX = "hmac-sha256:"
+
+
+def _keys() -> str:
+    return "|".join(re.escape(k) for k in sorted(SECRET_KEYS, key=lambda k: (-len(k), k)))
+
+
+def _body_not_hmac() -> str:
+    """A non-empty JSON string body (escapes allowed) that does not start with ``hmac-sha256:``.
+
+    Vault HMACs every secret in its audit log; an HMAC is evidence (``sys/audit-hash`` turns a
+    known token into it), never a secret, so it is kept, as :func:`mask_record` keeps it. RE2 has
+    no look-ahead: the body is spelled as "diverges from the prefix at position i" for each i, or
+    is a proper prefix of it."""
+    ch = r'(?:[^"\\]|\\.)'
+    alts = [re.escape(HMAC_PREFIX[:i]) + r'(?:[^"\\' + re.escape(HMAC_PREFIX[i]) + r']|\\.)' + ch + "*"
+            for i in range(len(HMAC_PREFIX))]
+    alts += [re.escape(HMAC_PREFIX[:i]) for i in range(1, len(HMAC_PREFIX))]
+    return "(?:" + "|".join(alts) + ")"
+
+
+#: ``(pattern, replacement)`` pairs applied in order to every stored text column (``\1``, ``\2`` are
+#: groups). 1: a JSON member ``"<secret key>": "<string>"`` (any key case; an excerpt cut inside the
+#: value is masked to its end); 2: the same inside a JSON document embedded as a string
+#: (``{\"password\": \"...\"}``); 3: ``key=value`` / ``key: value`` in free text (command lines, URLs,
+#: headers; an ``Authorization`` scheme word is kept); 4: raw Vault tokens anywhere.
+STORED_RULES: tuple[tuple[str, str], ...] = (
+    (f'(?i)("(?:{_keys()})"\\s*:\\s*"){_body_not_hmac()}("|$)', "\\1" + MASK + "\\2"),
+    (f'(?i)(\\\\"(?:{_keys()})\\\\"\\s*:\\s*\\\\")(?:[^"\\\\]|\\\\[^"])+(\\\\"|$)', "\\1" + MASK + "\\2"),
+    (f'(?i)(\\b(?:{_keys()})\\s*[:=]\\s*(?:\\\\?")?(?:(?:bearer|basic|token)\\s+)?)[^\\s"\x27\\\\,;&}}]+', "\\1" + MASK),
+    (_VAULT_TOKEN.pattern, MASK),
+)
+
+#: Necessary for rule 4 (every Vault token has a dot and 20 token characters after it). RE2 finds it
+#: at memchr speed from the literal dot, while rule 4 itself (``\b[sb]\.``) is tried at every s and b:
+#: the SQL runs rule 4 only on values that contain it.
+VAULT_TOKEN_HINT = r"\.[A-Za-z0-9_-]{20}"
+
+#: Cheap test run first: text that does not match it cannot match any rule (skips the rewrite).
+STORED_PREFILTER = f"(?i)(?:{_keys()})|\\b(?:hv[sbr]|[sb])\\.[A-Za-z0-9]{{20}}"
+
+_STORED = tuple((re.compile(p), r) for p, r in STORED_RULES)
+_STORED_MAYBE = re.compile(STORED_PREFILTER)
+
+
+def mask_stored(text: str) -> str:
+    """``text`` as ingest stores it: :data:`STORED_RULES` applied (Python twin of the SQL masking)."""
+    if not _STORED_MAYBE.search(text):
+        return text
+    for rx, repl in _STORED:
+        text = rx.sub(repl, text)
+    return text

@@ -107,13 +107,20 @@ def test_credentials_are_ranked_with_the_chain_above_its_parts(case: str) -> Non
     rc, doc = run("credentials", case, "--json")
     assert rc == 0
     ranked = _items(doc, "credentials")
-    score = {r["credential"]: r["score"] for r in ranked}
-    for key in (VAULT_ENGINE_KEY, SHARED_KEY, SUPPORT_KEY, INCIDENT_KEY, XACCT_KEY, BACKDOOR_KEY, EXPORTER_KEY,
-                ORPHAN_KEY, LOGIN_ACCESSOR):
+    own_terms = ("findings", "long_lived", "origin_unknown")
+    score = {r["credential"]: sum(t["points"] for t in r["score_terms"]
+                                  if t["name"] not in own_terms) for r in ranked}
+    for key in (VAULT_ENGINE_KEY, SHARED_KEY, SUPPORT_KEY, INCIDENT_KEY, XACCT_KEY, BACKDOOR_KEY,
+                EXPORTER_KEY, ORPHAN_KEY, LOGIN_ACCESSOR):
         assert key in score, key
-    # D(c) of the incident key contains the cross-account key and the backdoor: it cannot score lower.
+    # D(c) of the incident key holds the cross-account key and the backdoor: its reach is not lower.
     assert score[INCIDENT_KEY] >= max(score[XACCT_KEY], score[BACKDOOR_KEY])
     assert score[LOGIN_ACCESSOR] >= score[INCIDENT_KEY]
+    # The findings term lifts the credentials the attacker used: the backdoor key is in the top 3
+    # (issue 13, item 9; docs/blast-radius.md), and nobody in the evidence holds it.
+    top = [r["credential"] for r in ranked[:3]]
+    assert BACKDOOR_KEY in top, top
+    assert next(r for r in ranked if r["credential"] == BACKDOOR_KEY)["holder"] == "unknown"
     assert [r["score"] for r in ranked] == sorted((r["score"] for r in ranked), reverse=True)
     by_id = {r["credential"]: r for r in ranked}
     assert set(by_id[SHARED_KEY]["agents"]) >= {"invoice-triage", "vendor-sync"}

@@ -140,7 +140,8 @@ def test_timeline_bad_time_filter_is_reported(small_case: Path) -> None:
     run(body)
 
 
-def test_raw_record_masks_secrets_until_revealed(small_case: Path) -> None:
+def test_raw_record_masks_secrets_and_says_plainly_when_evidence_is_missing(small_case: Path) -> None:
+    """The factory case's evidence paths do not exist: ``v`` says so and reveals nothing."""
     async def body() -> None:
         app = KeytrailApp(small_case)
         async with app.run_test(size=SIZE) as pilot:
@@ -150,11 +151,51 @@ def test_raw_record_masks_secrets_until_revealed(small_case: Path) -> None:
             assert '"sessionToken": "****"' in area.text and SESSION_TOKEN not in area.text
             assert "/evidence/cloudtrail.json" in texts(app)
             await pilot.press("v")
+            await settle(pilot)
+            assert SESSION_TOKEN not in area.text and "is missing" in area.text
+            assert "NOT REVEALED" in texts(app)
+            await pilot.press("v")
             await pilot.pause()
+            assert SESSION_TOKEN not in area.text and '"sessionToken": "****"' in area.text
+    run(body)
+
+
+def test_v_reads_the_original_record_from_the_evidence_file(tmp_path: Path) -> None:
+    """An ingested case holds no secret; ``v`` shows the original after checking the file's hash, and
+    refuses once the file has changed."""
+    import json
+
+    from keytrail.ingest.runner import ingest
+
+    rec = {"eventVersion": "1.08", "eventID": "ev-sts", "eventTime": "2026-03-02T11:00:00Z",
+           "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole", "awsRegion": "us-east-1",
+           "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/u"},
+           "responseElements": {"credentials": {"accessKeyId": "ASIAEXAMPLE", "sessionToken": SESSION_TOKEN}}}
+    log = tmp_path / "trail.json"
+    log.write_text(json.dumps({"Records": [rec]}))
+    case = tmp_path / "c.duckdb"
+    ingest(case, [log])
+
+    async def body() -> None:
+        app = KeytrailApp(case)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_target("event", "ev-sts")
+            await settle(pilot)
+            area = app.screen.query_one("#raw", TextArea)
+            assert SESSION_TOKEN not in area.text and "****" in area.text
+            await pilot.press("v")
+            await settle(pilot)
             assert SESSION_TOKEN in area.text and "SECRETS REVEALED" in texts(app)
             await pilot.press("v")
             await pilot.pause()
             assert SESSION_TOKEN not in area.text
+            log.write_text(log.read_text().replace("ASIAEXAMPLE", "ASIATAMPERED"))
+            app.open_target("event", "ev-sts")
+            await settle(pilot)
+            await pilot.press("v")
+            await settle(pilot)
+            area = app.screen.query_one("#raw", TextArea)
+            assert SESSION_TOKEN not in area.text and "has changed since it was ingested" in area.text
     run(body)
 
 
@@ -222,6 +263,9 @@ def test_credentials_list_and_credential_view(small_case: Path) -> None:
             assert {"AKIA1", "ASIA1"} <= set(ids)
             if core.engine(core.RANK) is None:
                 assert "not ranked" in texts(app)
+            else:  # the principal classifier's class of each credential is a column
+                creds = app.screen.query_one("#creds", DataTable)
+                assert "holder" in [str(c.label) for c in creds.columns.values()]
             await pilot.press("slash", *"ASIA", "enter")
             await settle(pilot)
             table = app.screen.query_one("#creds", DataTable)
@@ -243,7 +287,8 @@ def test_credentials_list_and_credential_view(small_case: Path) -> None:
             assert "MINTED" in cells(ids_table, 1)
             assert "events signed by this credential" in texts(app)
             if core.engine(core.BLAST) is not None:
-                assert "score terms" in " ".join(str(w.content) for w in app.screen.query(Label))
+                shown = " ".join(str(w.content) for w in app.screen.query(Label))
+                assert "score terms" in shown and "holder" in shown
             await pilot.press("t")
             await settle(pilot)
             assert isinstance(app.screen, TimelineScreen)

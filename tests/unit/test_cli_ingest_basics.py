@@ -102,7 +102,7 @@ def test_info_text_columns_line_up(case_path: Path, capsys: pytest.CaptureFixtur
     assert len(evidence) == 11 and len({s.index(" loaded ") for s in evidence}) == 1
 
 
-def test_sql_masks_secrets_unless_revealed(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sql_masks_secrets_in_results(case_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     junk = tmp_path / "notes.txt"
     junk.write_text("x\n")
     main(["ingest", str(case_path), str(junk), "-q"])
@@ -112,8 +112,10 @@ def test_sql_masks_secrets_unless_revealed(case_path: Path, tmp_path: Path, caps
         assert main(["sql", str(case_path), query, *mode]) == 0
         out = capsys.readouterr().out
         assert "sessionToken" in out and "IQoJb3JpZ2luX2VjSECRETVALUE" not in out and "****" in out
-    assert main(["sql", str(case_path), query, "--json", "--reveal"]) == 0
-    assert "IQoJb3JpZ2luX2VjSECRETVALUE" in capsys.readouterr().out
+    # --reveal reads originals from the evidence files (tests/unit/test_reveal.py), never unmasks a result
+    assert main(["sql", str(case_path), query, "--json", "--reveal"]) == 2
+    out = capsys.readouterr()
+    assert "IQoJb3JpZ2luX2VjSECRETVALUE" not in out.out and "event_uid column" in out.err
 
 
 def test_loaded_file_with_rejects_has_no_dangling_colon(case_path: Path, tmp_path: Path,

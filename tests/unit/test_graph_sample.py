@@ -87,8 +87,16 @@ def test_shared_key_and_backdoor(store: CaseStore) -> None:
     assert {a["agent"] for a in blast_radius(store, SHARED).agents} == {"invoice-triage", "vendor-sync"}
     b = blast_radius(store, BACKDOOR)
     assert b.derived_credentials == [] and b.agents == [] and b.counts["denied"] == 1
-    ranks = {r.credential: r for r in rank_credentials(store)}
-    assert ranks[LOGIN].score > ranks[INCIDENT_KEY].score > ranks[BACKDOOR].score
+    ranked = rank_credentials(store)
+
+    def reach(c: str) -> float:  # the terms over D(c); findings and two own terms left out
+        r = next(x for x in ranked if x.credential == c)
+        return sum(t.points for t in r.score_terms
+                   if t.name not in ("findings", "long_lived", "origin_unknown"))
+
+    assert reach(LOGIN) > reach(INCIDENT_KEY) > reach(BACKDOOR)
+    # the findings term lifts the key the attacker used into the top 3 (docs/blast-radius.md)
+    assert BACKDOOR in [r.credential for r in ranked[:3]]
 
 
 @pytest.mark.parametrize(("event", "chain"), [

@@ -27,6 +27,7 @@ from keytrail.ingest.vault.rows import agent_of, human_of, resource_type
 LEARN = "vault/hashicorp-education_learn-vault-monitoring/vault-audit.log"
 LAB_ADMINS = "hmac-sha256:18e2ca53bac3d2821fe22b5ad63969fb79ff13bc07525f320ceafefefc93f907"
 HMAC_KEY = "hmac-sha256:" + "ab" * 32
+IAM_HMAC_KEY = "hmac-sha256:" + "cd" * 32
 
 
 def test_aws_username_prefix_follows_the_default_template() -> None:
@@ -109,6 +110,13 @@ def case(shared_fixtures: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConne
                                 "creation_path": "secret/data/ledger/db"}},
                  req_time="2020-04-30T14:33:00Z", resp_time="2020-04-30T14:33:00Z",
                  namespace={"id": "Rk2xa", "path": "team-a/"})
+    # An IAM user key (no session token) whose id the device HMAC'd, handed out under a 1 h lease.
+    out += _pair(template, "aaaaaaaa-0000-0000-0000-000000000005", "aws/creds/deploy",
+                 {"secret": {"lease_id": "aws/creds/deploy/Hm4cUser", "lease_duration": 3600},
+                  "mount_type": "aws",
+                  "data": {"access_key": IAM_HMAC_KEY, "secret_key": HMAC_KEY,
+                           "security_token": None}},
+                 req_time="2020-04-30T14:34:00Z", resp_time="2020-04-30T14:34:00Z")
     f = tmp_path / "aws.log"
     f.write_text("\n".join(out) + "\n")
     ingest(tmp_path / "c.duckdb", [f])
@@ -157,6 +165,34 @@ def test_aws_hmac_key_kept_as_logged_with_name_stem(case: duckdb.DuckDBPyConnect
     assert key[0][1][:2] == ("aws-temporary-key", "aws/sts/deploy/Qw3rTy")
     kattrs = json.loads(key[0][1][4])
     assert kattrs["hmac"] is True and kattrs["username_prefix"] == attrs["username_prefix"]
+
+
+def test_aws_hmac_iam_user_key_under_a_lease_is_temporary(case: duckdb.DuckDBPyConnection) -> None:
+    # Vault deletes the IAM user when the lease ends: a temporary credential with the lease's
+    # expiry, never a long-term key (issue 13 item 5: no long-term-credential-minted, no
+    # update-access-key on an HMAC).
+    from keytrail.analysis.findings.containment import step
+
+    kind, parent = case.execute("SELECT kind, parent_credential_id FROM credential_issues "
+                                "WHERE credential_id = ?", [IAM_HMAC_KEY]).fetchone() or (None, None)
+    assert (kind, parent) == ("aws-temporary-key", "aws/creds/deploy/Hm4cUser")
+    ttl = case.execute("SELECT epoch(expires_at - issued_at) FROM credential_issues "
+                       "WHERE credential_id = ?", [IAM_HMAC_KEY]).fetchone()
+    assert ttl == (3600,)
+    text = step(IAM_HMAC_KEY, kind, None, [parent])
+    assert "vault lease revoke aws/creds/deploy/Hm4cUser" in text and "sys/leases/lookup" in text
+    assert "sys/audit-hash" in text and "update-access-key" not in text
+    # every command argument is a real id: the HMAC appears only where the text says it is an HMAC
+    assert text.count(IAM_HMAC_KEY) == 1 and f"HMAC in this audit log ({IAM_HMAC_KEY})" in text
+    # the report's containment checklist acts on the lease too
+    from keytrail.report.containment import _credential_item
+
+    row = {"credential_id": IAM_HMAC_KEY, "kind": kind, "parent_credential_id": parent,
+           "principal_uid": None, "issued_by_event": "vault:x"}
+    item = _credential_item(row, IAM_HMAC_KEY, "")
+    assert item is not None
+    assert (item["category"], item["target"], item["command"]) == (
+        "Revoke Vault leases", parent, f"vault lease revoke {parent}")
 
 
 def test_aws_sts_temporary_key(case: duckdb.DuckDBPyConnection) -> None:

@@ -157,3 +157,18 @@ def test_browser_call_on_agent_credential_names_a_person(tmp_path: Path) -> None
         assert not any(g.startswith("a person") for g in trace_event(s, "ct-api").gaps)
     finally:
         s.close()
+
+
+def test_engine_create_access_key_continues_through_the_lease(store: CaseStore) -> None:
+    # Vault's AWS engine signs CreateAccessKey with its own key for a lease: the trace goes on
+    # through the lease to the token that read it, its agent and human (issue 13 item 8).
+    t = trace_event(store, "ct-createkey")
+    ids = [(c.kind, c.id) for c in t.chain]
+    assert ids[:2] == [("human", "bob@example.com"), ("agent", "ledger-bot")]
+    lease, key_id = ("credential", "lease-aws-1"), ("credential", "AKIANEWKEY0000000001")
+    assert ids.index(lease) < ids.index(key_id)
+    key = next(c for c in t.chain if c.id == "AKIANEWKEY0000000001")
+    assert key.reason.startswith("created by this event for lease-aws-1")
+    assert ids[-1] == ("event", "cloudtrail:ct-createkey")
+    assert "creating AKIANEWKEY0000000001 for lease-aws-1" in t.chain[-1].reason
+    assert not any(g.startswith(("no agent linked", "no human linked")) for g in t.gaps)

@@ -50,7 +50,7 @@ def rank_credentials(store: CaseStore, *, since: datetime | None = None,
         if cached is not None:
             return [to_rank(r) for r in cached]
     return live_ranking(store, since=since, until=until, min_confidence=min_confidence,
-                        limit=limit)
+                        limit=limit, found=run_findings(store))
 
 
 def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None = None,
@@ -63,7 +63,8 @@ def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None
     """
     stored = snapshot.rank_row if _default_rank_question(since, until, min_confidence) else None
     return _blast_detail(store, credential_id, since=since, until=until,
-                         min_confidence=min_confidence, stored_row=stored)
+                         min_confidence=min_confidence, stored_row=stored,
+                         findings=lambda: run_findings(store))
 
 
 def _config(config: FindingsConfig | str | Path | None) -> FindingsConfig:

@@ -15,15 +15,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis import classify
+from keytrail.analysis.finding_score import finding_values
 from keytrail.analysis.lineage import LineageNode, closure_sql, lineage_tree
 from keytrail.analysis.lookup import resolve_credential
 from keytrail.analysis.ranking import TIME as _TIME
 from keytrail.analysis.ranking import params as _params
 from keytrail.analysis.ranking import query, rank_sql, to_rank
 from keytrail.analysis.scoring import ScoreTerm
+from keytrail.graph.principal_class import decision, holders
 from keytrail.timefmt import format_utc
 
 if TYPE_CHECKING:
+    from keytrail.analysis.findings import Finding
     from keytrail.store.case import CaseStore
 
 #: Longest lists returned (the counts are always complete).
@@ -57,6 +60,8 @@ class BlastRadius:
     last_seen: datetime | None = None
     lineage: LineageNode | None = None
     filters: dict[str, Any] = field(default_factory=dict)
+    holder: dict[str, Any] | None = None
+    """The principal classifier's decision on who holds it (class, detail, person, reason, ...)."""
 
     def as_dict(self) -> dict[str, Any]:
         def res(r: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +71,7 @@ class BlastRadius:
             "credential": self.credential,
             "kind": self.kind,
             "origin": self.origin,
+            "holder": self.holder,
             "principal": self.principal,
             "score": self.score,
             "score_terms": [t.as_dict() for t in self.score_terms],
@@ -144,12 +150,14 @@ def _edges(store: CaseStore, p: dict[str, Any], sql: str) -> list[dict[str, Any]
 def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None = None,
                  until: datetime | None = None, min_confidence: str = "inferred",
                  stored_row: Callable[[CaseStore, str], dict[str, Any] | None] | None = None,
+                 findings: Callable[[], list[Finding]] | None = None,
                  ) -> BlastRadius:
     """The observed blast radius of one credential (see docs/blast-radius.md).
 
     ``stored_row(store, credential_id)`` returns the credential's stored ranking row or None
     (the snapshot, when :mod:`keytrail.analysis.answers` decides it answers this question);
-    without it, or when it returns None, the row is computed.
+    without it, or when it returns None, the row is computed, its ``findings`` term from
+    ``findings()`` (the default findings; computed now when omitted).
 
     Raises:
         NotFoundError: the credential is not in the case (with the closest ids).
@@ -160,6 +168,8 @@ def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None
     row = stored_row(store, cid) if stored_row is not None else None
     if row is None:
         row = query(store, rank_sql("SELECT $root AS root"), p)[0]
+        row["findings"] = finding_values(store, findings() if findings else None).get(cid, 0.0)
+        row["holder"] = holders(store.con).get(cid)
     rank = to_rank(row)
     derived = [r["credential_id"] for r in query(store, 
         _D + " SELECT credential_id FROM clo WHERE credential_id <> $root ORDER BY 1", p)]
@@ -191,4 +201,5 @@ def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None
         counts=counts, first_seen=rank.first_seen, last_seen=rank.last_seen,
         lineage=lineage_tree(store, cid, min_confidence=min_confidence),
         filters={"since": since, "until": until, "min_confidence": min_confidence},
+        holder=decision(store.con, cid),
     )

@@ -20,6 +20,7 @@ from keytrail.analysis.causes import CauseTrace, trace_cause
 from keytrail.analysis.lineage import ancestry
 from keytrail.analysis.lookup import resolve_event
 from keytrail.graph.model import CONFIDENCE_RANK
+from keytrail.graph.principal_class import holders
 from keytrail.timefmt import format_utc
 
 if TYPE_CHECKING:
@@ -51,11 +52,13 @@ class Trace:
     gaps: list[str]
     candidates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     matches: int = 1
+    holders: dict[str, str] = field(default_factory=dict)
+    """Principal classifier class of each credential in the chain (person, workload, agent, ...)."""
 
     def as_dict(self) -> dict[str, Any]:
         ev = {k: (format_utc(v) if k == "time" else v) for k, v in self.event.items()}
         return {"event": ev, "chain": [c.as_dict() for c in self.chain], "gaps": self.gaps,
-                "candidates": self.candidates, "matches": self.matches}
+                "candidates": self.candidates, "matches": self.matches, "holders": self.holders}
 
 
 def _rank(conf: str | None) -> int:
@@ -112,6 +115,55 @@ def _agents_near(store: CaseStore, agents: list[str], cred: str, t: Any) -> dict
         {"t": t, "c": cred, "a": agents},  # type: ignore[arg-type]
     )
     return {r["agent_id"]: list(r["refs"]) for r in rows}
+
+
+def _made_for(store: CaseStore, uid: str, signer: str | None) -> tuple[str, str] | None:
+    """(key, its preferred parent) of a credential this event created whose preferred parent is not
+    the event's own credential: the call was made on that parent's behalf (docs/graph.md)."""
+    rows = store.query(
+        """SELECT c.credential_id, c.parent_credential_id FROM credentials c
+           WHERE c.credential_id IN (SELECT credential_id FROM credential_issues
+                                     WHERE event_uid = $u)
+             AND c.parent_credential_id IS NOT NULL AND c.parent_credential_id <> coalesce($s, '')
+           ORDER BY c.credential_id LIMIT 1""",
+        {"u": uid, "s": signer},  # type: ignore[arg-type]
+    )
+    return (rows[0]["credential_id"], rows[0]["parent_credential_id"]) if rows else None
+
+
+def _lineage_links(store: CaseStore, cred: str | None, steps: list[Any], stopped: bool, uid: str,
+                   gaps: list[str]) -> tuple[list[str], list[ChainLink]]:
+    """The ids of ``cred``'s lineage (root first) and their chain links; gaps are appended."""
+    chain_ids = ([steps[0].parent] if steps else ([cred] if cred else [])) + [s.child for s in steps]
+    cred_rows = {r["credential_id"]: r for r in store.query(
+        "SELECT * FROM credentials WHERE list_contains($ids, credential_id)", {"ids": chain_ids})}  # type: ignore[arg-type]
+    cred_links: list[ChainLink] = []
+    if not chain_ids:
+        return chain_ids, cred_links
+    root = chain_ids[0]
+    rrow = cred_rows.get(root)
+    if rrow and rrow["origin"] == "issued":
+        issue = store.query(
+            "SELECT reason, confidence FROM credential_issues WHERE credential_id = ? AND event_uid = ?",
+            [root, rrow["issued_by_event"]])
+        reason = ("issued by " + (issue[0]["reason"] if issue else "its issuing event")
+                  + " (root of the chain: the request carried no credential)")
+        cred_links.append(ChainLink("credential", root, _credential_label(rrow, root), reason,
+                                    issue[0]["confidence"] if issue else "strong",
+                                    (str(rrow["issued_by_event"]),)))
+    else:
+        gaps.append(_origin_gap(root, rrow))
+        # Evidence of a root with no issuing event: its first signed event (this one if it signed it).
+        first = [uid] if cred == root else [r["event_uid"] for r in store.query(
+            "SELECT event_uid FROM events WHERE credential_id = ? ORDER BY time, event_uid LIMIT 1", [root])]
+        cred_links.append(ChainLink("credential", root, _credential_label(rrow, root),
+                                    "origin unknown: no issuing event in the evidence", "proven", tuple(first)))
+    for s in steps:
+        cred_links.append(ChainLink("credential", s.child, _credential_label(cred_rows.get(s.child), s.child),
+                                    f"minted by {s.parent}: {s.reason}", s.confidence, s.evidence))
+    if stopped:
+        gaps.append(f"lineage of {cred} stopped early (a parent cycle or more than 50 steps)")
+    return chain_ids, cred_links
 
 
 def _agents_with_cause(cause: CauseTrace, holder: ChainLink | None) -> list[ChainLink]:
@@ -173,36 +225,28 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
 
     # Credential lineage, root first.
     steps, stopped = ancestry(store, cred) if cred else ([], False)
-    chain_ids = ([steps[0].parent] if steps else ([cred] if cred else [])) + [s.child for s in steps]
-    cred_rows = {r["credential_id"]: r for r in store.query(
-        "SELECT * FROM credentials WHERE list_contains($ids, credential_id)", {"ids": chain_ids})}  # type: ignore[arg-type]
-    cred_links: list[ChainLink] = []
-    if chain_ids:
-        root = chain_ids[0]
-        rrow = cred_rows.get(root)
-        if rrow and rrow["origin"] == "issued":
-            issue = store.query(
-                "SELECT reason, confidence FROM credential_issues WHERE credential_id = ? AND event_uid = ?",
-                [root, rrow["issued_by_event"]])
-            reason = ("issued by " + (issue[0]["reason"] if issue else "its issuing event")
-                      + " (root of the chain: the request carried no credential)")
-            cred_links.append(ChainLink("credential", root, _credential_label(rrow, root), reason,
-                                        issue[0]["confidence"] if issue else "strong",
-                                        (str(rrow["issued_by_event"]),)))
-        else:
-            gaps.append(_origin_gap(root, rrow))
-            # Evidence of a root with no issuing event: its first signed event (this one if it signed it).
-            first = [uid] if cred == root else [r["event_uid"] for r in store.query(
-                "SELECT event_uid FROM events WHERE credential_id = ? ORDER BY time, event_uid LIMIT 1", [root])]
-            cred_links.append(ChainLink("credential", root, _credential_label(rrow, root),
-                                        "origin unknown: no issuing event in the evidence", "proven", tuple(first)))
-        for s in steps:
-            cred_links.append(ChainLink("credential", s.child, _credential_label(cred_rows.get(s.child), s.child),
-                                        f"minted by {s.parent}: {s.reason}", s.confidence, s.evidence))
-        if stopped:
-            gaps.append(f"lineage of {cred} stopped early (a parent cycle or more than 50 steps)")
-    else:
+    chain_ids, cred_links = _lineage_links(store, cred, steps, stopped, uid, gaps)
+    if not cred:
         gaps.append("the event carries no credential and none was matched to it")
+    # A key this event created for someone else (Vault's AWS engine calling CreateAccessKey with
+    # its own key for a lease): the chain continues through the lease to the token that read it.
+    made_for = _made_for(store, uid, cred)
+    behalf_ids: list[str] = []
+    behalf_links: list[ChainLink] = []
+    if made_for is not None:
+        key, parent = made_for
+        bsteps, bstopped = ancestry(store, key)
+        behalf_ids, behalf_links = _lineage_links(store, key, bsteps, bstopped, uid, gaps)
+        if behalf_links and behalf_links[-1].id == key:
+            last = behalf_links[-1]
+            behalf_links[-1] = ChainLink("credential", key, last.label,
+                                         f"created by this event for {parent}; {last.reason}",
+                                         last.confidence, last.evidence)
+    search_ids = behalf_ids + [c for c in chain_ids if c not in behalf_ids]
+    # closeness to the event: the credentials it was made for first, then the signer's chain
+    closeness = {c: len(behalf_ids) - 1 - i for i, c in enumerate(behalf_ids)}
+    for i, c in enumerate(chain_ids):
+        closeness.setdefault(c, len(behalf_ids) + len(chain_ids) - 1 - i)
 
     # Agent: the event's own agent id, else USES edges on the chain (closest to the event first).
     agent_link = None
@@ -210,16 +254,16 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     if ev["agent_id"]:
         agent_link = ChainLink("agent", ev["agent_id"], ev["agent_id"], "the event's own log names the agent",
                                "proven", (uid,))
-    elif chain_ids:
+    elif search_ids:
         uses = store.query(
             """SELECT src AS agent, dst AS credential, reason, confidence, evidence,
                       list_contains(evidence, $u) AS specific
                FROM links WHERE rowid IN (
                  SELECT rowid FROM links WHERE kind = 'USES' AND list_contains($ids, dst))""",
-            {"ids": chain_ids, "u": uid},  # type: ignore[arg-type]
+            {"ids": search_ids, "u": uid},  # type: ignore[arg-type]
         )
         for r in uses:
-            r["distance"] = len(chain_ids) - 1 - chain_ids.index(r["credential"])
+            r["distance"] = closeness[r["credential"]]
         tier, agents = _best(uses, "agent")
         if len(agents) == 1:
             # Show the strongest edge of that agent on the chain (it may be stronger than the specific one).
@@ -298,7 +342,7 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
             """SELECT src AS human, dst_kind, dst, reason, confidence, evidence, false AS specific
                FROM links WHERE rowid IN (SELECT rowid FROM links WHERE kind = 'DELEGATED' AND (
                  (dst_kind = 'agent' AND dst = $a) OR (dst_kind = 'credential' AND list_contains($ids, dst))))""",
-            {"a": agent_link.id if agent_link else "", "ids": chain_ids},  # type: ignore[arg-type]
+            {"a": agent_link.id if agent_link else "", "ids": search_ids},  # type: ignore[arg-type]
         )
         for r in dels:
             r["distance"] = 0 if r["dst_kind"] == "agent" else 1
@@ -329,7 +373,13 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         event_link = ChainLink("event", uid, label, f"signed with {cred}: copy of {shared_copy} (same CloudTrail "
                                "sharedEventID, delivered to the other account)", "proven", (uid, shared_copy))
     else:
-        event_link = ChainLink("event", uid, label,
-                               f"signed with {cred}" if ev["credential_id"] else "the event itself", "proven", (uid,))
-    chain = ([human_link] if human_link else []) + agent_links + cred_links + [event_link]
-    return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows))
+        why = f"signed with {cred}" if ev["credential_id"] else "the event itself"
+        if made_for is not None:
+            why += f", creating {made_for[0]} for {made_for[1]}"
+        event_link = ChainLink("event", uid, label, why, "proven", (uid,))
+    people = [human_link] if human_link else []
+    chain = people + agent_links + behalf_links + cred_links + [event_link]
+    held = holders(store.con)
+    classes = {c.id: held[c.id] for c in chain if c.kind == "credential" and c.id in held}
+    return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows),
+                 holders=classes)

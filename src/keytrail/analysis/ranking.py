@@ -18,12 +18,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis import classify
+from keytrail.analysis.finding_score import finding_values
 from keytrail.analysis.lineage import closure_sql
 from keytrail.analysis.scoring import ScoreTerm, score_terms, total
 from keytrail.graph.model import allowed_confidences
+from keytrail.graph.principal_class import holders
 from keytrail.timefmt import format_utc
 
 if TYPE_CHECKING:
+    from keytrail.analysis.findings import Finding
     from keytrail.store.case import CaseStore
 
 #: The time window over ``events e``: ``$since`` / ``$until`` (TIMESTAMP or NULL for open).
@@ -48,11 +51,14 @@ class CredentialRank:
     own_events: int = 0
     derived_credentials: list[str] = field(default_factory=list)
     score_terms: list[ScoreTerm] = field(default_factory=list)
+    holder: str | None = None
+    """The principal classifier's class of whoever holds it (person, workload, agent, ...)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "credential": self.credential,
             "kind": self.kind,
+            "holder": self.holder,
             "score": self.score,
             "agents": self.agents,
             "humans": self.humans,
@@ -168,6 +174,7 @@ def params(since: datetime | None, until: datetime | None, min_confidence: str, 
 def to_rank(row: dict[str, Any]) -> CredentialRank:
     values = {k: row[k] for k in ("permission_changes", "secrets_read", "writes", "deletes", "resources",
                                   "credentials_minted", "accounts", "principals", "denied", "events")}
+    values["findings"] = row.get("findings") or 0
     values["long_lived"] = int(row["kind"] in LONG_LIVED_KINDS and row["expires_at"] is None)
     values["origin_unknown"] = int(row["origin"] == "unknown" and row["kind"] == "aws-temporary-key")
     terms = score_terms(values)
@@ -175,25 +182,36 @@ def to_rank(row: dict[str, Any]) -> CredentialRank:
         credential=row["credential_id"], kind=row["kind"], score=total(terms), agents=list(row["agents"]),
         humans=list(row["humans"]), events=int(row["events"]), first_seen=row["t0"], last_seen=row["t1"],
         origin=row["origin"], principal=row["principal_uid"], own_events=int(row["own_events"] or 0),
-        derived_credentials=list(row["derived"]), score_terms=terms,
+        derived_credentials=list(row["derived"]), score_terms=terms, holder=row.get("holder"),
     )
 
 
 def live_rank_rows(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
-                   min_confidence: str = "inferred") -> list[dict[str, Any]]:
+                   min_confidence: str = "inferred",
+                   found: list[Finding] | None = None) -> list[dict[str, Any]]:
     """The ranking query's rows for every credential, unsorted and unscored (what the analysis
-    snapshot stores, and what :func:`live_ranking` scores)."""
-    sql = rank_sql("SELECT credential_id AS root FROM credentials", filtered=since is not None or until is not None)
-    return query(store, sql, params(since, until, min_confidence))
+    snapshot stores, and what :func:`live_ranking` scores), with the ``findings`` term's value
+    (from ``found``, the default findings: :mod:`keytrail.analysis.answers` passes the stored
+    ones) and the holder class (:mod:`keytrail.graph.principal_class`)."""
+    sql = rank_sql("SELECT credential_id AS root FROM credentials",
+                   filtered=since is not None or until is not None)
+    rows = query(store, sql, params(since, until, min_confidence))
+    values = finding_values(store, found)
+    held = holders(store.con)
+    for r in rows:
+        r["findings"] = values.get(r["credential_id"], 0.0)
+        r["holder"] = held.get(r["credential_id"])
+    return rows
 
 
 def live_ranking(store: CaseStore, *, since: datetime | None = None,
                  until: datetime | None = None, min_confidence: str = "inferred",
-                 limit: int | None = None) -> list[CredentialRank]:
+                 limit: int | None = None, found: list[Finding] | None = None) -> list[CredentialRank]:
     """Every credential with its blast-radius score, computed now, highest first (ties: more
     events, then id). :func:`keytrail.analysis.answers.rank_credentials` reads the snapshot
     first."""
-    ranks = [to_rank(r) for r in live_rank_rows(store, since=since, until=until, min_confidence=min_confidence)]
+    ranks = [to_rank(r) for r in live_rank_rows(store, since=since, until=until,
+                                                 min_confidence=min_confidence, found=found)]
     if since is not None or until is not None:
         # A credential with no event (its own or its minted ones') in the window did nothing in it:
         # listing it with window-independent terms (minted, long-lived) would rank the idle.

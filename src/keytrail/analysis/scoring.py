@@ -19,6 +19,7 @@ class TermDef:
     name: str
     weight: float
     explanation: str  # formatted with value=
+    linear: bool = False  # weight x value instead of weight x log2(1 + value)
 
 
 #: The terms, in display order. Values come from :mod:`keytrail.analysis.ranking`.
@@ -35,6 +36,9 @@ TERMS: tuple[TermDef, ...] = (
     TermDef("principals", 5, "{value} distinct identities acted as"),
     TermDef("denied", 5, "{value} denied attempts (probing beyond its permissions)"),
     TermDef("events", 2, "{value} events signed by it and its minted credentials"),
+    TermDef("findings", 20, "{value} finding points on it and, a quarter per hop, on what it "
+            "minted (low 1, medium 2, high 4, critical 8; tripled when nobody in the evidence "
+            "holds it)", linear=True),
     TermDef("long_lived", 10, "long-lived credential (AWS access key / Vault token without expiry in the evidence)"),
     TermDef("origin_unknown", 10, "temporary key with no issuing event in the evidence (e.g. stolen instance "
             "credentials)"),
@@ -64,8 +68,12 @@ class ScoreTerm:
 _TEMPLATES = {t.name: t.explanation for t in TERMS}
 
 
+_LINEAR = {t.name for t in TERMS if t.linear}
+
+
 def _explain(name: str, value: float, weight: float, points: float) -> str:
-    return _TEMPLATES[name].format(value=value) + f"; {weight:g} x log2(1 + {value}) = {points:g}"
+    how = f"{weight:g} x {value}" if name in _LINEAR else f"{weight:g} x log2(1 + {value})"
+    return _TEMPLATES[name].format(value=value) + f"; {how} = {points:g}"
 
 
 @lru_cache(maxsize=65536)
@@ -80,7 +88,8 @@ def score_terms(values: dict[str, float]) -> list[ScoreTerm]:
         v = values.get(t.name) or 0
         if type(v) is not int:
             v = int(v) if float(v).is_integer() else float(v)
-        out.append(ScoreTerm(t.name, v, t.weight, _points(t.weight, v)))
+        pts = round(t.weight * max(0.0, float(v)), 2) if t.linear else _points(t.weight, v)
+        out.append(ScoreTerm(t.name, v, t.weight, pts))
     return out
 
 

@@ -169,11 +169,12 @@ def refresh(store: CaseStore) -> SnapshotSummary:
     con.execute("DELETE FROM rank_cache")
     con.execute("DELETE FROM finding_cache")
 
-    rows = live_rank_rows(store)
-    table = pa.Table.from_pylist([{**r, "score": to_rank(r).score} for r in rows]) if rows else None
-
+    # findings first: the ranking's findings term reads them (the findings never read the ranking)
     cfg = load_config(None, rule_ids=RULES)
     found = live_findings(store, cfg)
+    rows = live_rank_rows(store, found=found)
+    scored = [{**r, "score": to_rank(r).score} for r in rows]
+    table = pa.Table.from_pylist(scored) if rows else None
     con.execute("BEGIN TRANSACTION")
     try:
         if table is not None:

@@ -79,10 +79,12 @@ def run_credentials(args: argparse.Namespace) -> int:
         return 0
     from keytrail.timefmt import format_utc
 
-    rows = [[f"{r.score:.1f}", _p(r.credential, ID_WIDTH), _p(r.kind, 18), _p(r.origin, 8), f"{r.events:,}",
+    rows = [[f"{r.score:.1f}", _p(r.credential, ID_WIDTH), _p(r.kind, 18), _p(r.holder or "-", 11),
+             _p(r.origin, 8), f"{r.events:,}",
              str(len(r.derived_credentials)), _p(", ".join(r.agents), 30), _p(", ".join(r.humans), 30),
              _p(format_utc(r.first_seen)), _p(format_utc(r.last_seen))] for r in ranks]
-    _table(["score", "credential", "kind", "origin", "events", "minted", "agents", "humans", "first", "last"],
+    _table(["score", "credential", "kind", "holder", "origin", "events", "minted", "agents",
+            "humans", "first", "last"],
            rows, sys.stdout)
     print(f"({len(ranks)} credentials; explain one with: keytrail blast {_p(args.case, None)} CREDENTIAL)", file=sys.stderr)
     return 0
@@ -125,6 +127,11 @@ def run_blast(args: argparse.Namespace) -> int:
 
     out = sys.stdout
     out.write(f"credential {_p(b.credential)}  [{_p(b.kind)}]  origin {_p(b.origin)}  as {_p(b.principal)}\n")
+    if b.holder:
+        h = b.holder
+        who = f" {_p(str(h['person']))}" if h.get("person") else ""
+        why = _p(str(h["reason"]), 110)
+        out.write(f"holder {_p(str(h['class']))}{who} ({h['confidence']}: {why})\n")
     out.write(f"score {b.score:.1f}   events {b.counts.get('events', 0):,}   "
               f"{format_utc(b.first_seen) or '-'} .. {format_utc(b.last_seen) or '-'}\n\n")
     out.write("score terms\n")
@@ -243,7 +250,9 @@ def run_trace(args: argparse.Namespace) -> int:
         if i:
             out.write("   │\n   ▼\n")
         label = f"  {_p(link.label, 2 * ID_WIDTH)}" if link.label != link.id else ""  # labels carry ARNs
-        out.write(f"[{link.kind}] {_p(link.id, ID_WIDTH)}{label}\n")
+        cls = t.holders.get(link.id) if link.kind == "credential" else None
+        held = f"  (holder: {cls})" if cls else ""
+        out.write(f"[{link.kind}] {_p(link.id, ID_WIDTH)}{label}{held}\n")
         out.write(f"     {link.confidence}: {_p(link.reason, 160)}\n")
         ev_list = ", ".join(link.evidence[:5]) + (f" (+{len(link.evidence) - 5})" if len(link.evidence) > 5 else "")
         out.write(f"     evidence: {_p(ev_list, 200)}\n")

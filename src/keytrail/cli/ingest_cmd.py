@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from keytrail.errors import InputError, StrictRejectError
+from keytrail.errors import InputError, StrictRejectError, UsageError
 from keytrail.redact import plain
 
 if TYPE_CHECKING:
@@ -22,9 +22,25 @@ def _add_ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="exit 3 when any record was rejected")
     p.add_argument("--json", action="store_true", help="print a machine summary on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--max-record-bytes", type=_size, default=None, metavar="N",
+                   help="largest record read (bytes; K/M/G suffixes; default 64M): a longer record is a "
+                        "reject, and a file read as one document is read up to 4 x N (docs/security.md)")
     p.add_argument("--no-snapshot", action="store_true",
                    help="skip the analysis snapshot (ranking and findings stored for instant reads); "
                         "readers then compute them live")
+
+
+def _size(text: str) -> int:
+    """``64M``-style byte counts for ``--max-record-bytes``."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
+    try:
+        n = int(t[:-1] if mult > 1 else t) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 65536, 64M, 1G)") from None
+    if n < 1024:
+        raise argparse.ArgumentTypeError(f"--max-record-bytes must be at least 1K, got {text!r}")
+    return n
 
 
 class _ProgressPrinter:
@@ -57,7 +73,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     from keytrail.ingest.runner import ingest
 
     printer = None if args.quiet else _ProgressPrinter()
-    summary = ingest(args.case, args.paths, inventory=args.inventory, progress=printer)
+    from keytrail.ingest.base import MAX_RECORD_BYTES
+
+    summary = ingest(args.case, args.paths, inventory=args.inventory, progress=printer,
+                     max_record_bytes=args.max_record_bytes or MAX_RECORD_BYTES)
     if printer:
         printer.done()
     doc = summary.as_dict()
@@ -164,8 +183,9 @@ def _add_sql(p: argparse.ArgumentParser) -> None:
     fmt.add_argument("--json", action="store_true", help="rows as a JSON array")
     fmt.add_argument("--csv", action="store_true", help="CSV with formula-looking cells neutralised")
     p.add_argument("--reveal", action="store_true",
-                   help="show secrets found in text cells (STS session tokens, passwords, Vault tokens); "
-                        "masked by default")
+                   help="secrets are masked in the case itself; with --reveal the result must have an "
+                        "event_uid column and each row's `raw` is the ORIGINAL record read back from its "
+                        "evidence file (path and SHA-256 checked first; docs/security.md)")
 
 
 def run_sql(args: argparse.Namespace) -> int:
@@ -174,6 +194,8 @@ def run_sql(args: argparse.Namespace) -> int:
 
     with open_sandbox(args.case) as store:  # one read-only statement; no files, network or settings
         names, rows, _ = run_sandboxed(store.cursor(), args.query)
+    if args.reveal:
+        names, rows = _revealed(args.case, names, rows)
     if not args.reveal:  # raw records carry session tokens and passwords: masked like everywhere else
         from keytrail.redact import mask_secrets
 
@@ -194,6 +216,30 @@ def run_sql(args: argparse.Namespace) -> int:
     else:
         _print_table(names, rows)
     return 0
+
+
+def _revealed(case: str, names: list[str], rows: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Rows with ``raw`` (added when not selected) replaced by the original record from the evidence
+    (read through the case's own read-only connection, not the query's)."""
+    from keytrail.ingest.reveal import Revealer
+    from keytrail.store.case import CaseStore
+
+    if "event_uid" not in names:
+        raise UsageError("--reveal reads each row's original record from its evidence file, so the query must "
+                         "return an event_uid column, e.g. SELECT event_uid, raw FROM events WHERE ...")
+    uid_at = names.index("event_uid")
+    if "raw" not in names:
+        names = [*names, "raw"]
+        rows = [(*r, None) for r in rows]
+    raw_at = names.index("raw")
+    out = []
+    with CaseStore.open(case) as store:
+        rev = Revealer(store.con, case)
+        for r in rows:
+            cells = list(r)
+            cells[raw_at] = rev.original(str(r[uid_at]))
+            out.append(tuple(cells))
+    return names, out
 
 
 def _print_table(names: list[str], rows: list[tuple[Any, ...]]) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from keytrail.graph import derive_causes, derive_links
+from keytrail.graph import derive_causes, derive_links, principal_class
 from keytrail.graph.agent_identity import merge_agents, same_agent_links
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ TOOL_CALL_SKEW_S = 5
 #: Seconds a CloudTrail name match may precede the Vault issue time (clock skew).
 VAULT_AWS_SKEW_S = 10
 
-#: Vault auth methods whose logins are people, by display-name prefix or mount type.
+#: Vault auth methods whose display-name prefix is stripped to name the person of a login (whether
+#: the login is a person is decided by :mod:`keytrail.graph.principal_class`).
 HUMAN_AUTH_METHODS = ("oidc", "jwt", "userpass", "ldap", "okta", "github", "radius", "saml")
 
 # Issuance facts joined to their events. ``call_id`` collapses CloudTrail's
@@ -43,17 +44,24 @@ SELECT ci.credential_id, ci.kind, ci.parent_credential_id, ci.event_uid,
        coalesce(ci.reason, 'issued by ' || coalesce(e.action, 'an event')) AS reason,
        coalesce(e.source, split_part(ci.event_uid, ':', 1)) AS src_source,
        coalesce(e.shared_event_id, ci.event_uid) AS call_id,
-       e.target AS ev_target, e.action AS ev_action
+       e.target AS ev_target, e.action AS ev_action, sc.copies
 FROM credential_issues ci LEFT JOIN events e ON e.event_uid = ci.event_uid
+LEFT JOIN (SELECT shared_event_id, list(event_uid ORDER BY event_uid) AS copies FROM events
+           WHERE source = 'cloudtrail' AND shared_event_id IS NOT NULL GROUP BY shared_event_id) sc
+  ON sc.shared_event_id = e.shared_event_id
 """
 
-# Vault logins: the auth mount (from the request path ``auth/<mount>/login``), the role
-# name (AppRole ``role_name``, JWT/OIDC/Kubernetes ``role``), and whether a person logged in.
+# Vault logins: the auth mount (from the request path ``auth/<mount>/login``), its type, the role
+# name (AppRole ``role_name``, JWT/OIDC/Kubernetes ``role``), the claims (metadata) and the person
+# the login would name. Whether it is a person is the classifier's call (graph.principal_class).
 _VAULT_LOGIN = f"""
 CREATE OR REPLACE TEMP TABLE _kt_vault_login AS
-SELECT credential_id, event_uid, issued_at, principal_name, mount, role,
-       (lower(coalesce(mount_type, '')) IN {HUMAN_AUTH_METHODS}
-        OR regexp_matches(lower(coalesce(principal_name, '')), '^({"|".join(HUMAN_AUTH_METHODS)})-')) AS human,
+SELECT credential_id, event_uid, issued_at, principal_name, mount, role, email,
+       coalesce(lower(mount_type),
+                nullif(regexp_extract(lower(coalesce(principal_name, '')), '^([a-z]+)(-|$)', 1),
+                       ''))
+         AS mt,
+       meta, coalesce(meta_sub, principal_name) AS sub,
        coalesce(nullif(email, ''), nullif(username, ''),
                 nullif(regexp_replace(coalesce(principal_name, ''), '^({"|".join(HUMAN_AUTH_METHODS)})-', ''), ''))
          AS human_id
@@ -66,7 +74,8 @@ FROM (
              attributes->'metadata'->>'role', attributes->'metadata'->>'service_account_name',
              attributes->'metadata'->>'username', attributes->>'username') AS role,
     coalesce(attributes->'metadata'->>'email', attributes->>'email') AS email,
-    coalesce(attributes->'metadata'->>'username', attributes->>'username') AS username
+    coalesce(attributes->'metadata'->>'username', attributes->>'username') AS username,
+    CAST(attributes->'metadata' AS VARCHAR) AS meta, attributes->'metadata'->>'sub' AS meta_sub
   FROM _kt_issue i
   WHERE src_source = 'vault' AND kind = 'vault-token'
     AND NOT starts_with(coalesce(attributes->>'path', ''), 'auth/token/create')
@@ -127,11 +136,24 @@ FROM vi JOIN ct
 GROUP BY ALL
 """
 
+# AppRole logins: the SecretID exchanged for the token. The login request logs the HMAC of the
+# secret_id it sent, the secret-id response the HMAC of the one it made (same device, same salt):
+# the same string on both sides, so the edge is proven. A login token has no parent token.
+_VAULT_SECRET_ID = """
+CREATE OR REPLACE TEMP TABLE _kt_vault_sid AS
+SELECT s.credential_id AS parent, l.credential_id AS child, l.event_uid, l.call_id, l.issued_at
+FROM _kt_issue l JOIN _kt_issue s
+  ON s.kind = 'vault-secret-id' AND s.src_source = 'vault'
+ AND s.credential_id = l.attributes->>'secret_id'
+WHERE l.src_source = 'vault' AND l.kind = 'vault-token' AND l.attributes->>'login_path' IS NOT NULL
+"""
+
 # Every MINTED fact, one row per (parent, child, issuing call).
 _MINT = """
 CREATE OR REPLACE TEMP TABLE _kt_mint AS
 SELECT parent_credential_id AS src, credential_id AS dst, reason, confidence, src_source,
-       [event_uid] AS evidence, call_id, issued_at AS t,
+       list_distinct(list_prepend(event_uid, coalesce(copies, []))) AS evidence, call_id,
+       issued_at AS t,
        CASE WHEN src_source = 'vault' THEN 0 WHEN confidence = 'proven' THEN 1 ELSE 2 END AS prio
 FROM _kt_issue
 WHERE parent_credential_id IS NOT NULL AND parent_credential_id <> credential_id
@@ -141,6 +163,10 @@ SELECT parent, aws_credential,
          || 'CloudTrail shows that name on this key', 'strong', 'vault',
        list_prepend(vault_event, ct_events), call_id, issued_at, 0
 FROM _kt_vault_aws WHERE parent IS NOT NULL AND parent <> aws_credential
+UNION ALL
+SELECT parent, child, 'AppRole login exchanged this secret id (the login request carries its HMAC) '
+                      || 'for the token', 'proven', 'vault', [event_uid], call_id, issued_at, 0
+FROM _kt_vault_sid
 """
 
 # One row per credential: issuance facts (the preferred parent is the Vault token that
@@ -156,6 +182,8 @@ WITH cand AS (
   UNION ALL
   SELECT aws_credential, NULL, parent, issued_at, vault_event, NULL, NULL, 'vault', CASE WHEN parent IS NULL THEN 3 ELSE 0 END
   FROM _kt_vault_aws
+  UNION ALL
+  SELECT child, NULL, parent, issued_at, event_uid, NULL, NULL, 'vault', 1 FROM _kt_vault_sid
 ), iss AS (
   SELECT credential_id,
          first(kind ORDER BY prio, issued_at) FILTER (WHERE kind IS NOT NULL) AS kind,
@@ -203,7 +231,7 @@ def derive(con: duckdb.DuckDBPyConnection) -> None:
 
 
 #: The temp tables :func:`mint_facts` leaves behind (dropped at the end of a derive).
-MINT_TABLES = ("_kt_issue", "_kt_vault_login", "_kt_vault_aws", "_kt_mint")
+MINT_TABLES = ("_kt_issue", "_kt_vault_login", "_kt_vault_aws", "_kt_vault_sid", "_kt_mint")
 
 
 def mint_facts(con: duckdb.DuckDBPyConnection) -> None:
@@ -216,11 +244,12 @@ def mint_facts(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_ISSUE)
     con.execute(_VAULT_LOGIN)
     con.execute(_VAULT_AWS)
+    con.execute(_VAULT_SECRET_ID)
     con.execute(_MINT)
 
 
 def _derive(con: duckdb.DuckDBPyConnection) -> None:
-    for table in ("credentials", "principals", "links"):
+    for table in ("credentials", "principals", "links", "principal_classes"):
         con.execute(f"DELETE FROM {table}")
     merge_agents(con)  # first: every rule below sees one id per agent
     mint_facts(con)
@@ -228,10 +257,12 @@ def _derive(con: duckdb.DuckDBPyConnection) -> None:
     derive_links.minted(con)
     derive_links.authenticates_as(con)
     derive_links.uses(con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S)
+    principal_class.classify_credentials(con)
     derive_links.delegated(con)
     same_agent_links(con, derive_links.INSERT)
     derive_causes.caused(con)
     derive_links.acted_on(con)
     derive_links.principals(con)
+    principal_class.classify_principals(con)
     for t in (*MINT_TABLES, "_kt_agent_alias"):
         con.execute(f"DROP TABLE IF EXISTS {t}")

@@ -175,7 +175,21 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
         SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
                'a person logged in to Vault (' || coalesce(principal_name, mount) || ') and received this token',
                'proven', [event_uid], 1, issued_at, issued_at, NULL
-        FROM _kt_vault_login WHERE human AND human_id IS NOT NULL""")
+        FROM _kt_vault_login v
+        WHERE human_id IS NOT NULL AND EXISTS (
+          SELECT 1 FROM principal_classes c
+          WHERE c.subject_kind = 'credential' AND c.subject = v.credential_id
+            AND c.class = 'person')""")
+    # A person's AWS session the classifier names (console, SAML, MFA, sourceIdentity).
+    con.execute(INSERT + """
+        SELECT 'human', pc.person, 'credential', pc.subject, 'DELEGATED',
+               'a person''s session: ' || pc.reason, pc.confidence, pc.evidence, len(pc.evidence),
+               c.first_seen, c.last_seen, NULL
+        FROM principal_classes pc JOIN credentials c ON c.credential_id = pc.subject
+        WHERE pc.subject_kind = 'credential' AND pc.class = 'person' AND pc.person IS NOT NULL
+          AND pc.confidence <> 'inferred' AND list_contains(c.sources, 'cloudtrail')
+          AND NOT EXISTS (SELECT 1 FROM links l WHERE l.kind = 'DELEGATED' AND l.dst = pc.subject
+                                                  AND l.src = pc.person)""")
     # CloudTrail onBehalfOf / sourceIdentity (and any human_id on a credential-signed event).
     con.execute(INSERT + f"""
         SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',

@@ -16,7 +16,9 @@ Invariants an adapter must keep:
 - never drop a record silently: every record is an event, a reject, or counted in
   ``ctx.skipped_records`` with a reason (e.g. a Vault request entry merged into its
   response);
-- keep the raw record text in ``events.raw``.
+- keep the raw record text in ``events.raw``; write through :meth:`LoadContext.insert`,
+  :meth:`LoadContext.insert_sql` and :meth:`LoadContext.reject`, which mask secret values
+  (:func:`keytrail.store.sqltext.mask_stored_sql`) in DuckDB before anything is stored.
 """
 
 from __future__ import annotations
@@ -32,13 +34,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
-from keytrail.store.schema import TABLES_BY_NAME
+from keytrail.ingest.encoding import as_utf8, text_codec
+from keytrail.store.schema import TABLES_BY_NAME, masked_columns
+from keytrail.store.sqltext import mask_stored_sql
 
 if TYPE_CHECKING:
     import duckdb
 
 SNIFF_BYTES = 256 * 1024
 EXCERPT_CHARS = 512
+#: Default ``--max-record-bytes``: far above any real record (CloudTrail caps events at 256 KB;
+#: a Vault response or an OTLP export line with thousands of spans is a few MB), and low enough
+#: that the few copies a reader makes of one record (bytes, text, parsed, Arrow) stay well under
+#: the 1.5 GiB peak the ingest promises.
+MAX_RECORD_BYTES = 64 << 20
 
 #: Tables an adapter may append to.
 WRITABLE_TABLES = ("events", "event_resources", "credential_issues", "inventory_agents", "grants", "rejects")
@@ -51,6 +60,8 @@ class Sample:
     path: Path
     head: bytes
     gzipped: bool
+    codec: str | None = None
+    """Set when the file is not plain UTF-8 (BOM, UTF-16, UTF-32): ``head`` is already UTF-8."""
 
     @property
     def text(self) -> str:
@@ -80,6 +91,9 @@ def read_sample(path: Path, limit: int = SNIFF_BYTES) -> Sample:
     else:
         with path.open("rb") as fh:
             head = fh.read(limit)
+    codec = text_codec(head)
+    if codec is not None:
+        return Sample(path, as_utf8(head, codec), gz, codec)
     return Sample(path, head, gz)
 
 
@@ -98,6 +112,8 @@ class LoadContext:
     #: Set when the file stopped early (truncated gzip, unreadable tail); status becomes ``partial``.
     break_note: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: ``--max-record-bytes``: a longer record is a reject; whole-document readers hold 4 x this.
+    max_record_bytes: int = MAX_RECORD_BYTES
 
     # -- reading -----------------------------------------------------------------
     def open_binary(self) -> io.BufferedIOBase:
@@ -106,34 +122,106 @@ class LoadContext:
             return gzip.open(self.path, "rb")
         return self.path.open("rb")
 
-    def read_all(self) -> bytes:
-        """Whole (decompressed) content; on a truncated gzip returns what was readable and sets ``break_note``."""
+    def _blocks(self) -> Iterator[bytes]:
+        """The decompressed content in blocks of at most 1 MiB, never more in memory at once.
+
+        A corrupt or truncated gzip ends the stream with ``break_note`` set; concatenated gzip
+        members (log rotation) are read in order."""
         if not self.gzipped:
-            return self.path.read_bytes()
-        out = bytearray()
+            with self.path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    yield chunk
+            return
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        total = 0
         with self.path.open("rb") as fh:
-            while True:
-                chunk = fh.read(1 << 20)
-                if not chunk:
-                    break
-                try:
-                    out += d.decompress(chunk)
-                except zlib.error as e:
-                    self.note_break(f"gzip data corrupt after {len(out)} decompressed bytes: {e}")
-                    return bytes(out)
-                # Concatenated gzip members (common in log rotation).
-                while d.eof and d.unused_data:
-                    rest = d.unused_data
-                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            while chunk := fh.read(1 << 16):
+                data = chunk
+                while data:
+                    if d.eof:  # the next gzip member
+                        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
                     try:
-                        out += d.decompress(rest)
+                        out = d.decompress(data, 1 << 20)
                     except zlib.error as e:
-                        self.note_break(f"gzip member corrupt after {len(out)} bytes: {e}")
-                        return bytes(out)
+                        self.note_break(f"gzip data corrupt after {total} decompressed bytes: {e}")
+                        return
+                    total += len(out)
+                    if out:
+                        yield out
+                    data = d.unconsumed_tail or (d.unused_data if d.eof else b"")
         if not d.eof:
-            self.note_break(f"gzip stream truncated after {len(out)} decompressed bytes")
+            self.note_break(f"gzip stream truncated after {total} decompressed bytes")
+
+    @property
+    def max_document_bytes(self) -> int:
+        """Most decompressed bytes a whole-document reader holds: 4 x ``--max-record-bytes``."""
+        return 4 * self.max_record_bytes
+
+    def read_all(self) -> bytes:
+        """Whole (decompressed) content, at most :attr:`max_document_bytes` of it.
+
+        On a truncated gzip returns what was readable; past the bound it stops reading. Both set
+        ``break_note`` (status ``partial``, a reject saying where and why), so a 4 MB gzip that
+        inflates to gigabytes costs bounded memory, not the machine."""
+        out = bytearray()
+        limit = self.max_document_bytes
+        blocks = self._blocks()
+        for block in blocks:
+            if len(out) + len(block) > limit:
+                out += block[:limit - len(out)]
+                blocks.close()
+                self.note_break(
+                    f"decompressed content is larger than {limit} bytes (4 x --max-record-bytes) and this "
+                    "format is read as one document: records after that point are not read. Raise "
+                    "--max-record-bytes, or split the file (e.g. jq -c '.Records[]') and ingest the parts")
+                break
+            out += block
         return bytes(out)
+
+    def windows(self, size: int = 32 << 20) -> Iterator[tuple[int, int, bytes]]:
+        """``(byte_offset, line_no, chunk)``: the content as chunks of whole lines (about ``size``
+        bytes each), for line-oriented readers that must not hold a whole file.
+
+        A line longer than ``max_record_bytes`` is never held: it is rejected with its line number
+        and offset and the stream read past it."""
+        cap = self.max_record_bytes
+        buf = bytearray()
+        base_off, base_line = 0, 1
+        skip: list[Any] | None = None  # [offset, line, excerpt, bytes skipped]
+        for block in self._blocks():
+            if skip is not None:
+                nl = block.find(b"\n")
+                if nl < 0:
+                    skip[3] += len(block)
+                    continue
+                skip[3] += nl + 1
+                self._reject_long(*skip)
+                base_off, base_line, skip = skip[0] + skip[3], skip[1] + 1, None
+                block = block[nl + 1:]
+            buf += block
+            last = buf.rfind(b"\n") + 1
+            if len(buf) - last > cap:  # the unfinished line is already too long: flush, then skip it
+                if last:
+                    yield base_off, base_line, bytes(buf[:last])
+                    base_line += buf.count(b"\n", 0, last)
+                    base_off += last
+                skip = [base_off, base_line, bytes(buf[last:last + EXCERPT_CHARS]), len(buf) - last]
+                buf.clear()
+            elif len(buf) >= size and last:
+                chunk = bytes(buf[:last])
+                del buf[:last]
+                yield base_off, base_line, chunk
+                base_off += last
+                base_line += chunk.count(b"\n")
+        if skip is not None:
+            self._reject_long(*skip)
+        elif buf:
+            yield base_off, base_line, bytes(buf)
+
+    def _reject_long(self, offset: int, line: int, excerpt: bytes, length: int) -> None:
+        self.reject(f"record longer than --max-record-bytes ({self.max_record_bytes} bytes): {length} bytes "
+                    "skipped", record_no=line, byte_offset=offset, excerpt=excerpt)
+        self.records += 1
 
     def iter_lines(self) -> Iterator[tuple[int, int, bytes]]:
         """Yield ``(line_no, byte_offset, line)`` for non-blank lines (1-based numbers).
@@ -141,13 +229,13 @@ class LoadContext:
         A truncated gzip yields every complete line before the break (the partial
         last line too, so it can be rejected with its position) and sets ``break_note``.
         """
-        data = self.read_all()
-        offset = 0
-        for line_no, line in enumerate(data.splitlines(keepends=True), start=1):
-            stripped = line.strip()
-            if stripped:
-                yield line_no, offset, stripped
-            offset += len(line)
+        for base_off, base_line, data in self.windows():
+            offset = base_off
+            for line_no, line in enumerate(data.splitlines(keepends=True), start=base_line):
+                stripped = line.strip()
+                if stripped:
+                    yield line_no, offset, stripped
+                offset += len(line)
 
     # -- writing -----------------------------------------------------------------
     def insert(self, table: str, rows: pa.Table | list[dict[str, Any]]) -> int:
@@ -173,7 +261,8 @@ class LoadContext:
         self.con.register("_kt_staged", rows)
         try:
             cols = ", ".join(rows.column_names)
-            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _kt_staged")
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {masked_select(table, rows.column_names)} "
+                             "FROM _kt_staged")
         finally:
             self.con.unregister("_kt_staged")
         return int(rows.num_rows)
@@ -185,8 +274,11 @@ class LoadContext:
         """
         if table not in WRITABLE_TABLES:
             raise ValueError(f"adapters may not write {table}")
-        # DuckDB answers an INSERT with the number of rows it wrote: no count(*) of the table around it
-        row = self.con.execute(f"INSERT INTO {table} BY NAME {select_sql}", params or []).fetchone()
+        # Secrets are masked on the way in (masked_select); DuckDB answers an INSERT with the number of
+        # rows it wrote: no count(*) of the table around it
+        names = [d[0] for d in self.con.execute(f"SELECT * FROM ({select_sql}) LIMIT 0", params or []).description]
+        row = self.con.execute(f"INSERT INTO {table} BY NAME SELECT {masked_select(table, names)} FROM ({select_sql})",
+                               params or []).fetchone()
         return int(row[0]) if row else 0
 
     def reject(self, reason: str, *, record_no: int | None = None, byte_offset: int | None = None,
@@ -195,15 +287,26 @@ class LoadContext:
         if isinstance(excerpt, bytes):
             excerpt = excerpt.decode("utf-8", errors="replace")
         self.con.execute(
-            "INSERT INTO rejects VALUES (?, ?, ?, ?, ?)",
-            [self.file_id, record_no, byte_offset, reason, (excerpt or "")[:EXCERPT_CHARS]],
+            f"INSERT INTO rejects SELECT $f, $n, $o, {mask_stored_sql('$r')}, left({mask_stored_sql('$e')}, "
+            f"{EXCERPT_CHARS})",
+            {"f": self.file_id, "n": record_no, "o": byte_offset, "r": reason, "e": excerpt or ""},
         )
         self.rejected += 1
 
     def note_break(self, note: str) -> None:
-        """Record that the file stopped early; the rows read before the break are kept."""
+        """Record that the file stopped early; the rows read before the break are kept (once: a reader
+        that reads the file again after a first look does not report the same break twice)."""
+        if self.break_note == note:
+            return
         self.break_note = note
         self.reject(note, excerpt="")
+
+
+def masked_select(table: str, names: list[str]) -> str:
+    """A SELECT list of ``names`` (columns of ``table``) with the masked columns passed through the
+    secret masking, so a secret in a record is never written to the case (docs/security.md)."""
+    masked = set(masked_columns(table))
+    return ", ".join(f"{mask_stored_sql(n)} AS {n}" if n in masked else n for n in names)
 
 
 def _rows_to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:

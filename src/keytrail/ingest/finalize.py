@@ -64,6 +64,31 @@ def dedup_events(store: CaseStore) -> None:
         con.execute("DROP TABLE _kt_dups")
     _dedup(con, "event_resources", "event_uid, resource_id, resource_type, account", "event_uid")
     _dedup(con, "credential_issues", "credential_id, event_uid", "issued_at")
+    dedup_cross_account_issues(con)
+
+
+def dedup_cross_account_issues(con: object) -> None:
+    """One issue row per key for the copies of one cross-account call.
+
+    CloudTrail delivers a cross-account ``AssumeRole`` to both accounts with the same
+    ``sharedEventID`` (and ``requestID``) but, in real trails, distinct ``eventID``s. The
+    caller's copy names the calling key (the parent); the role account's copy has actor
+    type ``AWSAccount`` and no key. Both events stay in ``events``; only the second issue
+    row goes, keeping the one with a parent (the MINTED edge still cites both copies,
+    found through ``events.shared_event_id``)."""
+    con.execute(  # type: ignore[attr-defined]
+        """DELETE FROM credential_issues WHERE rowid IN (
+             SELECT rid FROM (
+               SELECT ci.rowid AS rid, row_number() OVER (
+                        PARTITION BY ci.credential_id,
+                                     coalesce('s:' || e.shared_event_id, 'r:' || e.request_id)
+                        ORDER BY ci.parent_credential_id IS NULL, e.actor_type = 'AWSAccount',
+                                 ci.event_uid) AS rn
+               FROM credential_issues ci JOIN events e ON e.event_uid = ci.event_uid
+               WHERE e.source = 'cloudtrail'
+                 AND coalesce(e.shared_event_id, e.request_id) IS NOT NULL)
+             WHERE rn > 1)"""
+    )
 
 
 def file_counts(store: CaseStore) -> None:

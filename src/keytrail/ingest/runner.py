@@ -5,24 +5,37 @@ load inside one transaction together with its ``evidence`` row, so an interrupte
 ingest leaves only whole files behind and re-running it completes the job. After
 the last file, :func:`keytrail.ingest.finalize.finalize` de-duplicates and rebuilds
 the derived tables in bulk.
+
+Isolation (docs/security.md, "Ingest bounds"): a batch whose load raises is rolled back and
+its files are loaded again one per transaction, so only the file that breaks an adapter is
+``failed`` and every other file, before or after, loads. Paths that are not regular readable
+files (symlink loops, dangling links, FIFOs, sockets, devices, unreadable files) are
+``skipped`` with the reason, never opened for reading. A failure to write the case (disk full,
+file size limit, I/O error) stops the ingest with :class:`keytrail.errors.CaseWriteError`
+(exit 4): the open transaction is rolled back and the case keeps every file committed before.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from keytrail.errors import InputError
+import duckdb
+
+from keytrail.errors import CaseWriteError
 from keytrail.ingest import provenance, sniff
-from keytrail.ingest.base import LoadContext, SourceAdapter, read_sample
-from keytrail.store.case import CaseStore
+from keytrail.ingest.base import MAX_RECORD_BYTES, LoadContext, SourceAdapter, read_sample
+from keytrail.ingest.encoding import utf8_copy
 from keytrail.ingest.finalize import finalize
+from keytrail.ingest.paths import expand_paths, file_size
+from keytrail.store.case import CaseStore
 
 #: Statuses that make a re-ingest of the same bytes a no-op.
 DONE_STATUSES = ("loaded", "partial", "digest")
@@ -88,26 +101,6 @@ class IngestSummary:
         }
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files under the given paths, in a stable order (directories walked recursively).
-
-    Raises:
-        InputError: a path does not exist.
-    """
-    out: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if not p.exists():
-            raise InputError(f"{p}: no such file or directory. Check the path and run the command again.")
-        if p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs.sort()
-                out.extend(Path(root) / name for name in sorted(files) if not name.startswith("."))
-        else:
-            out.append(p)
-    return [p.resolve() for p in out]
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -134,6 +127,7 @@ def ingest(
     *,
     inventory: Iterable[str | Path] = (),
     progress: Callable[[Progress], None] | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
     graph: bool = True,
 ) -> IngestSummary:
     """Load ``paths`` (and inventory files) into the case at ``case_path``, creating it if needed.
@@ -144,16 +138,19 @@ def ingest(
         InputError: a path is missing (checked before the case is touched).
         CaseLockedError: another process is writing the case.
     """
-    inv_files = expand_paths(inventory)
+    unusable: list[tuple[Path, str]] = []
+    inv_files = expand_paths(inventory, unusable)
     # An inventory inside a walked directory is read once, as the inventory (not skipped as a log first).
-    files = [p for p in expand_paths(paths) if p not in set(inv_files)]
+    files = [p for p in expand_paths(paths, unusable) if p not in set(inv_files)]
     start = time.monotonic()
     summary = IngestSummary(case=str(case_path))
-    total_bytes = sum(p.stat().st_size for p in files + inv_files)
+    total_bytes = sum(file_size(p) for p in files + inv_files)
     done_bytes = 0
     store = CaseStore.open(case_path, read_only=False, create=True)
     try:
-        store.set_meta("finalized", "false")
+        with writing(store):
+            store.set_meta("finalized", "false")
+            summary.files.extend(_record_unusable(store, path, why) for path, why in unusable)
         con = store.con
         known = {row[0] for row in con.execute(
             "SELECT sha256 FROM evidence"
@@ -172,7 +169,8 @@ def ingest(
             if not batch:
                 return
             report(str(batch[0].path))
-            results = _load_batch(store, batch)
+            with writing(store):
+                results = _load_batch(store, batch, max_record_bytes)
             summary.files.extend(results)
             done_bytes += sum(p.size for p in batch)
             batch.clear()
@@ -183,8 +181,16 @@ def ingest(
         plan: list[tuple[Path, type[SourceAdapter] | None]] = [(p, None) for p in files]
         plan += [(p, InventoryAdapter) for p in inv_files]
         for path, forced in plan:
-            size = path.stat().st_size
-            sha = sha256_file(path)
+            try:
+                size = path.stat().st_size
+                sha = sha256_file(path)
+                sample = read_sample(path)
+            except OSError as e:  # vanished or unreadable since the walk
+                why = f"cannot read: {e.strerror or e}"
+                flush()
+                with writing(store):
+                    summary.files.append(_record_unusable(store, path, why))
+                continue
             if sha in known:
                 flush()
                 summary.files.append(FileResult(str(path), sha, size, "already-ingested",
@@ -192,10 +198,10 @@ def ingest(
                 done_bytes += size
                 continue
             known.add(sha)
-            sample = read_sample(path)
             if forced is None and provenance.is_manifest(sample.head):
                 flush()
-                summary.files.append(_record_provenance(store, path, sha, size))
+                with writing(store):
+                    summary.files.append(_record_provenance(store, path, sha, size))
                 done_bytes += size
                 continue
             if forced is not None:
@@ -204,7 +210,8 @@ def ingest(
                 found = sniff(sample)
             if found is None:
                 flush()
-                summary.files.append(_record_skipped(store, path, sha, size, sample.head))
+                with writing(store):
+                    summary.files.append(_record_skipped(store, path, sha, size, sample.head))
                 done_bytes += size
                 continue
             adapter, fmt = found
@@ -214,10 +221,14 @@ def ingest(
             batch.append(_Planned(path, sha, size, adapter, fmt))
         flush()
         report("finalising")
-        finalize(store, graph=graph)
+        with writing(store):
+            finalize(store, graph=graph)
         summary.events_in_case = int(store.scalar("SELECT count(*) FROM events") or 0)
     finally:
-        store.close()
+        try:
+            store.close()
+        except duckdb.Error:  # after a write failure DuckDB may refuse the final checkpoint too
+            pass
     summary.elapsed = time.monotonic() - start
     return summary
 
@@ -228,7 +239,7 @@ def _next_file_id(store: CaseStore) -> int:
     return int(store.con.execute("SELECT coalesce(max(file_id), 0) + 1 FROM evidence").fetchone()[0])  # type: ignore[index]
 
 
-def _insert_evidence(store: CaseStore, file_id: int, path: Path, sha: str, size: int, source: str | None,
+def _insert_evidence(store: CaseStore, file_id: int, path: Path, sha: str, size: int | None, source: str | None,
                      fmt: str | None, adapter: str | None, status: str, note: str | None) -> None:
     store.con.execute(
         "INSERT INTO evidence (file_id, path, sha256, bytes, source, format, adapter, status, records,"
@@ -251,12 +262,60 @@ def _record_provenance(store: CaseStore, path: Path, sha: str, size: int) -> Fil
         note, status = provenance.record(store, path, sha), "provenance"
     except (OSError, ValueError) as e:
         note, status = f"unreadable keytrail scope manifest: {e}", "skipped"
-    _insert_evidence(store, _next_file_id(store), path, sha, size, "scope" if status == "provenance" else None,
+    source = "scope" if status == "provenance" else None
+    _insert_evidence(store, _next_file_id(store), path, sha, size, source,
                      "keytrail-scope-manifest", None, status, note)
     return FileResult(str(path), sha, size, status, note=note)
 
 
-def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
+def is_write_failure(e: BaseException) -> bool:
+    """True for errors writing the case file (disk full, file size limit, I/O), as opposed to an
+    adapter choking on a file: those must stop the ingest, not fail every later file the same way."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT, errno.EROFS):
+        return True
+    text = str(e)
+    return isinstance(e, duckdb.Error) and any(m in text for m in (
+        "No space left", "File too large", "Could not write", "Failed to commit", "Disk quota",
+        "Read-only file system", "database has been invalidated"))
+
+
+@contextmanager
+def writing(store: CaseStore) -> Iterator[None]:
+    """A step that writes the case: a write failure becomes one clear :class:`CaseWriteError`."""
+    try:
+        yield
+    except Exception as e:
+        if not is_write_failure(e):
+            raise
+        try:
+            store.con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CaseWriteError(
+            f"writing the case {store.path} failed: {first}. Files loaded before this one are kept and the "
+            "case is marked unfinished; free space (or fix the device) and run the same command again") from e
+
+
+def _record_unusable(store: CaseStore, path: Path, why: str) -> FileResult:
+    """A path that is not a readable regular file: listed as skipped (no hash: it was never read)."""
+    _insert_evidence(store, _next_file_id(store), path, "", None, None, None, None, "skipped", why)
+    return FileResult(str(path), "", 0, "skipped", note=why)
+
+
+def _load_batch(store: CaseStore, batch: list[_Planned], max_record_bytes: int = MAX_RECORD_BYTES
+                ) -> list[FileResult]:
+    copies: list[Path] = []
+    try:
+        return _load_batch_in(store, batch, copies, max_record_bytes)
+    finally:
+        for c in copies:
+            c.unlink(missing_ok=True)
+            c.parent.rmdir()
+
+
+def _load_batch_in(store: CaseStore, batch: list[_Planned], copies: list[Path],
+                   max_record_bytes: int) -> list[FileResult]:
     adapter_cls = batch[0].adapter
     con = store.con
     con.execute("BEGIN TRANSACTION")
@@ -266,7 +325,17 @@ def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
             file_id = _next_file_id(store)
             _insert_evidence(store, file_id, item.path, item.sha, item.size, adapter_cls.SOURCE,
                              item.fmt, adapter_cls.NAME, "loading", None)
-            item.ctx = LoadContext(con, item.path, file_id, item.fmt, read_sample(item.path, 2).gzipped)
+            head = read_sample(item.path, 8)
+            if head.codec is not None:  # BOM / UTF-16 / UTF-32: the adapter reads a UTF-8 copy
+                copy = utf8_copy(item.path, head.gzipped, head.codec)
+                copies.append(copy)
+                item.ctx = LoadContext(con, copy, file_id, item.fmt, False,
+                                       max_record_bytes=max_record_bytes)
+                item.ctx.notes.append(f"read as {head.codec} (converted to UTF-8; byte offsets "
+                                      "count in the converted text)")
+            else:
+                item.ctx = LoadContext(con, item.path, file_id, item.fmt, head.gzipped,
+                                       max_record_bytes=max_record_bytes)
             ctxs.append(item.ctx)
         adapter = adapter_cls()
         if len(ctxs) == 1:
@@ -285,8 +354,16 @@ def _load_batch(store: CaseStore, batch: list[_Planned]) -> list[FileResult]:
                                       item.fmt, ctx.records, ctx.rejected, ctx.skipped_records, note))
         con.execute("COMMIT")
         return results
-    except Exception as e:  # noqa: BLE001 - an adapter failure costs one file, never the case
-        con.execute("ROLLBACK")
+    except Exception as e:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            if not is_write_failure(e):
+                raise
+        if is_write_failure(e):
+            raise
+        if len(batch) > 1:  # isolate the culprit: every other file of the batch loads on its own
+            return [r for item in batch for r in _load_batch(store, [item], max_record_bytes)]
         results = []
         for item in batch:
             msg = f"{adapter_cls.NAME} adapter failed on this file: {type(e).__name__}: {e}"

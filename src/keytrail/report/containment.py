@@ -12,6 +12,8 @@ import json
 import shlex
 from typing import TYPE_CHECKING, Any
 
+from keytrail.analysis.findings.containment import HMAC, vault_aws_key_step
+
 if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
 
@@ -37,6 +39,14 @@ def _credential_item(c: dict[str, Any], section: str, revoke_before: str) -> dic
     why = f"in the blast radius of {section}" if cid != section else "credential under investigation"
     evidence = [c["issued_by_event"]] if c.get("issued_by_event") else []
     q = shlex.quote
+    if cid.startswith(HMAC) and kind in ("aws-access-key", "aws-temporary-key"):
+        # Vault's AWS engine handed it out and the audit device HMAC'd it: the lease is the handle.
+        parent = c.get("parent_credential_id") or ""
+        lease = parent if parent and not parent.startswith(HMAC) and "/" in parent else None
+        return {"category": "Revoke Vault leases", "target": lease or cid,
+                "why": f"{why}; AWS key {cid}", "evidence": evidence,
+                "command": f"vault lease revoke {q(lease)}" if lease else None,
+                "recommendation": vault_aws_key_step(cid, [lease] if lease else [])}
     if kind == "aws-access-key" or (kind is None and cid.startswith("AKIA")):
         user = _tail(principal, ":user/")
         cmd = f"aws iam update-access-key --access-key-id {q(cid)} --status Inactive"

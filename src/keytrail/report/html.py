@@ -180,7 +180,8 @@ def _ranking(doc: dict[str, Any]) -> str:
     r = doc["ranking"]
     rows, detail = [], []
     for i, c in enumerate(r["credentials"][:50], 1):
-        rows.append([i, get(c, "credential"), get(c, "kind"), get(c, "score"), get(c, "events", "event_count"),
+        rows.append([i, get(c, "credential"), get(c, "kind"), get(c, "holder"), get(c, "score"),
+                     get(c, "events", "event_count"),
                      count(get(c, "derived_credentials")), get(c, "agents"), get(c, "humans"),
                      get(c, "last_seen")])
         terms = terms_rows(get(c, "terms", "score_terms", default={}))
@@ -191,8 +192,8 @@ def _ranking(doc: dict[str, Any]) -> str:
     total = r.get("total", len(r["credentials"]))
     more = (f'<p class="note">{e(more_ranked(total, len(r["credentials"]), 50))}</p>' if total > 50 else "")
     return (f'<section id="ranking"><h2>2. Credentials ranked by blast radius</h2>{note}'
-            + _table(["#", "credential", "kind", "score", "events", "derived", "agents", "humans", "last seen"],
-                     rows, mono={1}, nowrap={8}) + more
+            + _table(["#", "credential", "kind", "holder", "score", "events", "derived", "agents",
+                      "humans", "last seen"], rows, mono={1}, nowrap={9}) + more
             + "".join(detail) + "</section>")
 
 

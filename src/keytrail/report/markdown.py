@@ -118,8 +118,10 @@ def _ranking(doc: dict[str, Any]) -> list[str]:
     out = ["## 2. Credentials ranked by blast radius", ""]
     if r.get("note"):
         out += [f"*{t(r['note'])}*", ""]
-    out += _table(["#", "credential", "kind", "score", "events", "derived", "agents", "humans", "last seen"],
-                  [[t(i), c(get(x, "credential")), t(get(x, "kind")), t(get(x, "score")),
+    out += _table(["#", "credential", "kind", "holder", "score", "events", "derived", "agents",
+                   "humans", "last seen"],
+                  [[t(i), c(get(x, "credential")), t(get(x, "kind")), t(get(x, "holder")),
+                    t(get(x, "score")),
                     t(get(x, "events", "event_count")), t(count(get(x, "derived_credentials"))),
                     t(get(x, "agents")), t(get(x, "humans")), t(get(x, "last_seen"))]
                    for i, x in enumerate(r["credentials"][:50], 1)])

@@ -27,7 +27,7 @@ import duckdb
 
 from keytrail import __version__
 from keytrail.errors import Cancelled, CaseError, CaseLockedError
-from keytrail.store.schema import SCHEMA_VERSION, TABLES
+from keytrail.store.schema import SCHEMA_VERSION, SECRETS_MASKED, TABLES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -87,6 +87,13 @@ def _writer_config() -> dict[str, str | bool | int | float | list[str]]:
     return {"memory_limit": wanted if _MEMORY.match(wanted) else WRITER_MEMORY_LIMIT}
 
 
+def old_case_message(path: Path) -> str:
+    """What to do with a case ingested before secrets were masked at ingest (schema 1)."""
+    return (f"{path} was ingested by an older keytrail that stored secret values (session tokens, passwords) "
+            "as logged and cannot read originals back. Re-ingest the evidence into a new case: "
+            f"keytrail ingest NEW_CASE PATH... (then delete {path} if it must not be shared)")
+
+
 class CaseStore:
     """A keytrail case: a DuckDB file with the schema in :mod:`keytrail.store.schema`."""
 
@@ -140,14 +147,28 @@ class CaseStore:
             )
 
     def _ensure_schema(self) -> None:
+        self._check_schema_for_writing()
         for table in TABLES:
             self.con.execute(table.ddl())
         now = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
         self.con.execute(
-            "INSERT OR IGNORE INTO case_meta VALUES ('schema_version', ?), ('created_at', ?)",
-            [str(SCHEMA_VERSION), now],
+            "INSERT OR IGNORE INTO case_meta VALUES ('schema_version', ?), ('created_at', ?), ('secrets', ?)",
+            [str(SCHEMA_VERSION), now, SECRETS_MASKED],
         )
         self.set_meta("keytrail_version", __version__)
+
+    def _check_schema_for_writing(self) -> None:
+        """Refuse to add to a case an older keytrail wrote: it holds secrets unmasked, and mixing would
+        leave a case that looks safe to hand over but is not."""
+        try:
+            row = self.con.execute("SELECT value FROM case_meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            return  # a new file
+        if row is None:
+            return
+        self._check_schema()
+        if int(row[0]) < SCHEMA_VERSION:
+            raise CaseError(old_case_message(self.path), "case from an older keytrail")
 
     # -- helpers -----------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:

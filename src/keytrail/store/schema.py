@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+#: 2: secrets are masked at ingest (``case_meta`` ``secrets`` = :data:`SECRETS_MASKED`); a version-1
+#: case stores them as logged, so keytrail refuses to add to it and ``--reveal`` asks to re-ingest.
+SCHEMA_VERSION = 2
+SECRETS_MASKED = "masked-at-ingest"
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ def _t(name: str, doc: str, *cols: tuple[str, str, str], derived: bool = False) 
 CASE_META = _t(
     "case_meta",
     "Key/value facts about the case: schema version, keytrail version, whether the last ingest finished.",
-    ("key", "VARCHAR PRIMARY KEY", "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot; `provenance.<sha256>`: a `keytrail scope` manifest ingested with the case)"),
+    ("key", "VARCHAR PRIMARY KEY", "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `secrets` (`masked-at-ingest`: secret values were removed before anything was stored, docs/security.md), `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot; `provenance.<sha256>`: a `keytrail scope` manifest ingested with the case)"),
     ("value", "VARCHAR", "its value as text"),
 )
 
@@ -113,8 +116,8 @@ EVENTS = _t(
     ("parent_span_id", "VARCHAR", "OTLP parent span id"),
     ("shared_event_id", "VARCHAR", "CloudTrail `sharedEventID` (cross-account copies of one call)"),
     ("request_id", "VARCHAR", "CloudTrail `requestID`, MCP JSON-RPC id"),
-    ("details", "JSON", "source-specific extracted fields (request parameters, tool arguments, mint details)"),
-    ("raw", "VARCHAR", "the original record as JSON text (for Vault: the response entry, which repeats the request)"),
+    ("details", "JSON", "source-specific extracted fields (request parameters, tool arguments, mint details), secrets masked"),
+    ("raw", "VARCHAR", "the original record as JSON text (for Vault: the response entry, which repeats the request), secrets masked (`keytrail sql --reveal` reads the original back from the evidence file)"),
     ("file_id", "INTEGER", "evidence file it came from"),
     ("record_no", "BIGINT", "1-based record number in that file (line for line formats, array index for `Records`)"),
     ("byte_offset", "BIGINT", "byte offset of the record in the (decompressed) file when known"),
@@ -133,7 +136,8 @@ CREDENTIAL_ISSUES = _t(
     "credential_issues",
     "Credentials created by an event (ingested): the raw material of `MINTED` edges.",
     ("credential_id", "VARCHAR NOT NULL", "the new credential as logged (ASIA/AKIA key id, Vault accessor or HMAC, lease id)"),
-    ("kind", "VARCHAR", "`aws-temporary-key`, `aws-access-key`, `vault-token`, `vault-lease`, `vault-secret-id`"),
+    ("kind", "VARCHAR", "`aws-temporary-key`, `aws-access-key`, `vault-token`, `vault-lease`, `vault-secret-id`, "
+                        "`x509-certificate`, `ssh-certificate`, `totp-key`, `totp-code`"),
     ("parent_credential_id", "VARCHAR", "credential that made the call (NULL when the call carried none, e.g. a Vault login)"),
     ("event_uid", "VARCHAR NOT NULL", "issuing event"),
     ("issued_at", "TIMESTAMP", "issue time (UTC)"),
@@ -248,6 +252,30 @@ LINKS = _t(
     derived=True,
 )
 
+PRINCIPAL_CLASSES = _t(
+    "principal_classes",
+    "Who is a person, who is a workload (derived, `keytrail.graph.principal_class`, "
+    "docs/graph.md): one decision per credential and per principal, with a reason, a confidence "
+    "and evidence like an edge.",
+    ("subject_kind", "VARCHAR NOT NULL", "`credential` or `principal`"),
+    ("subject", "VARCHAR NOT NULL",
+     "credential id or principal id as in `credentials` / `principals`"),
+    ("class", "VARCHAR NOT NULL", "`person`, `workload`, `agent`, `aws-service` or `unknown`"),
+    ("detail", "VARCHAR",
+     "what kind: `console`, `identity-center`, `saml`, `mfa`, `github-actions`, `kubernetes`, "
+     "`terraform-cloud`, `gitlab-ci`, `circleci`, `ec2-instance`, `lambda`, `ecs-task`, "
+     "`eks-pod-identity`, `vault-<auth method>`, `agent:<id>`, `sdk`, `browser`, ..."),
+    ("person", "VARCHAR", "the person's name when the evidence gives one (human node id)"),
+    ("reason", "VARCHAR NOT NULL", "why, in words"),
+    ("confidence", "VARCHAR NOT NULL", "`proven`, `strong` or `inferred`"),
+    ("evidence", "VARCHAR[]",
+     "event uids (or `inventory:<file>:<record>`) that show it, at most 5"),
+    ("attributes", "JSON",
+     "facts used: instance id, web-identity provider and subject, Vault mount/role, "
+     "inherited_from"),
+    derived=True,
+)
+
 EVENT_LINKS = _t(
     "event_links",
     ("Which agent action caused which API or MCP call (derived, `keytrail.graph.derive_causes`): "
@@ -295,6 +323,9 @@ RANK_CACHE = _t(
     ("derived", "VARCHAR[]", "D(c) without c"),
     ("agents", "VARCHAR[]", "agents with a USES edge into D(c)"),
     ("humans", "VARCHAR[]", "humans who delegated to those agents or to D(c)"),
+    ("findings", "DOUBLE",
+     "score term value: finding points on c and, a quarter per hop, on what it minted"),
+    ("holder", "VARCHAR", "principal classifier class of c (`principal_classes`)"),
     ("score", "DOUBLE", "the blast-radius score (sort key; recomputed from the terms when read)"),
     derived=True,
 )
@@ -333,12 +364,24 @@ TABLES: tuple[Table, ...] = (
     CREDENTIALS,
     PRINCIPALS,
     LINKS,
+    PRINCIPAL_CLASSES,
     EVENT_LINKS,
     RANK_CACHE,
     FINDING_CACHE,
 )
 
 TABLES_BY_NAME = {t.name: t for t in TABLES}
+
+#: Text columns (besides every JSON column) that ingest passes through secret masking
+#: (:func:`keytrail.store.sqltext.mask_stored_sql`): where a log's free text lands.
+MASKED_TEXT_COLUMNS = frozenset({"raw", "excerpt", "reason", "error_message", "target", "user_agent"})
+
+
+def masked_columns(table: str) -> list[str]:
+    """Columns of an ingested table whose values ingest masks before storing them."""
+    return [c.name for c in TABLES_BY_NAME[table].columns
+            if c.type == "JSON" or (c.name in MASKED_TEXT_COLUMNS and c.type.startswith("VARCHAR")
+                                    and not c.type.startswith("VARCHAR[]"))]
 
 
 def render_markdown() -> str:
@@ -350,7 +393,9 @@ def render_markdown() -> str:
          "(`python -m keytrail.store.schema > docs/schema.md`); a test keeps them equal."),
         "",
         (f"Schema version: {SCHEMA_VERSION}. Times are UTC `TIMESTAMP`s. *Derived* tables are "
-         "rebuilt from the ingested ones at the end of every ingest."),
+         "rebuilt from the ingested ones at the end of every ingest. Secret values (session tokens, "
+         "secret keys, passwords, raw Vault tokens) are masked at ingest in every JSON column and in "
+         f"`{'`, `'.join(sorted(MASKED_TEXT_COLUMNS))}` (docs/security.md, \"Secrets in the case\")."),
         "",
     ]
     for table in TABLES:

@@ -72,3 +72,21 @@ def mask_text_sql(expr: str) -> str:
         f"CASE WHEN {maybe} THEN regexp_replace(regexp_replace({expr}, {secret}, '\\1' || {mask}, 'g'), "
         f"{vault}, {mask}, 'g') ELSE {expr} END"
     )
+
+
+def mask_stored_sql(expr: str) -> str:
+    """``expr`` (VARCHAR or JSON text) as ingest stores it: :data:`keytrail.redact.STORED_RULES` applied
+    in DuckDB. JSON stays valid JSON, NULL stays NULL; :func:`keytrail.redact.mask_stored` is the Python
+    twin (tests hold them equal).
+
+    The Vault-token rule runs first and only where :data:`keytrail.redact.VAULT_TOKEN_HINT` matches
+    (same result: the rules touch disjoint text or agree on it); on 157 MB of CloudTrail records that
+    takes the masking from about 3 s to 2 s of CPU. The key rules have no such cheap necessary
+    condition (a case-insensitive alternation costs the same scan as the rule)."""
+    text = f"CAST({expr} AS VARCHAR)"
+    (*key_rules, (vault, vault_repl)) = redact.STORED_RULES
+    out = (f"(CASE WHEN regexp_matches({text}, {quote_literal(redact.VAULT_TOKEN_HINT)}) "
+           f"THEN regexp_replace({text}, {quote_literal(vault)}, {quote_literal(vault_repl)}, 'g') ELSE {text} END)")
+    for pattern, repl in key_rules:
+        out = f"regexp_replace({out}, {quote_literal(pattern)}, {quote_literal(repl)}, 'g')"
+    return out

@@ -18,6 +18,8 @@ rules share, once and in bulk:
   (owners of the credential or of any ancestor; humans delegating to those agents or to
   a chain credential, logged on the chain's events, principals of kind ``human``, or
   IAM Identity Center sessions, whose session name is the user).
+- ``_kt_person(credential_id, subject_kind, detail, reason)``: credentials (and principals,
+  ``subject_kind = 'principal'``) the principal classifier decided a person holds.
 
 Rules add :class:`Draft` findings; :meth:`Context.finish` resolves evidence uids to
 the source's own ids and containment steps for the credentials involved in one query
@@ -231,6 +233,14 @@ class Context:
                  SELECT DISTINCT credential_id, human_id FROM events
                  WHERE credential_id IS NOT NULL AND human_id IS NOT NULL) h
                  ON h.credential_id = a.ancestor_id)""")
+        # Credentials the principal classifier (graph.principal_class) says a person holds, not
+        # inferred: NHI rules do not fire on them (a person's console session is not NHI misuse).
+        from keytrail.graph.principal_class import table_sql
+
+        x(f"""CREATE OR REPLACE TEMP TABLE _kt_person AS
+              SELECT subject AS credential_id, subject_kind, detail, reason
+              FROM {table_sql(self.cur)}
+              WHERE class = 'person' AND confidence <> 'inferred'""")
         # Events an agent did: logged with its id, or (when the event names no agent) signed by a
         # credential it holds or one minted from it.
         x("""CREATE OR REPLACE TEMP TABLE _kt_agent_event AS

@@ -31,11 +31,13 @@ def run(ctx: Context) -> None:
               FROM events e
               WHERE e.credential_id IS NOT NULL AND e.account IS NOT NULL AND e.account NOT IN ('', 'root')
                 AND e.source IN ('cloudtrail', 'vault')
+                -- real 12-digit AWS accounts only (Vault namespaces are compared among themselves)
+                AND (e.source = 'vault' OR regexp_matches(e.account, '^[0-9]{12}$'))
               UNION ALL
               SELECT e.source, r.account, e.credential_id, e.event_uid, e.time
               FROM event_resources r JOIN events e USING (event_uid)
               WHERE e.source = 'cloudtrail' AND e.credential_id IS NOT NULL
-                AND r.account IS NOT NULL AND r.account <> ''),
+                AND regexp_matches(coalesce(r.account, ''), '^[0-9]{12}$')),
             per AS (
               SELECT credential_id, source, account, arg_min(event_uid, (time, event_uid)) AS uid, min(time) AS t0,
                      max(time) AS t1, count(DISTINCT event_uid) AS n
@@ -43,7 +45,11 @@ def run(ctx: Context) -> None:
             SELECT p.credential_id AS root_id, p.source, list(p.account ORDER BY p.t0, p.account) AS accounts,
                    list(p.uid ORDER BY p.t0) AS uids, min(p.t0) AS t0, max(p.t1) AS t1, sum(p.n) AS n,
                    (SELECT list(child ORDER BY child) FROM _kt_minted m WHERE m.parent = p.credential_id) AS creds
-            FROM per p GROUP BY p.credential_id, p.source HAVING count(*) >= ?""",
+            FROM per p
+            -- NHI8 is about non-human identities: a person's session (principal classifier) is not
+            WHERE p.credential_id NOT IN (SELECT credential_id FROM _kt_person
+                                          WHERE subject_kind = 'credential')
+            GROUP BY p.credential_id, p.source HAVING count(*) >= ?""",
         [cfg.min_accounts],
     )
     for r in rows:

@@ -58,7 +58,10 @@ def run(ctx: Context) -> None:
                    use.t0, use.t1, coalesce(use.n, 0) AS n
             FROM iss FULL JOIN use USING (credential_id)
             WHERE coalesce(iss.ttl, use.ttl) IS NOT NULL
-              AND (coalesce(iss.ttl, use.ttl) = 0 OR coalesce(iss.ttl, use.ttl) > ?)""",
+              AND (coalesce(iss.ttl, use.ttl) = 0 OR coalesce(iss.ttl, use.ttl) > ?)
+              -- a person's token (principal classifier) is not an NHI's
+              AND credential_id NOT IN (SELECT credential_id FROM _kt_person
+                                        WHERE subject_kind = 'credential')""",
         [max_s],
     ):
         ttl = float(r["ttl"])

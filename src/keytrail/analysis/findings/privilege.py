@@ -18,10 +18,15 @@ if TYPE_CHECKING:
     from keytrail.analysis.findings.context import Context
 
 
-#: People acting through their own sessions (a chain that reaches a human and no agent) are not
-#: NHI findings here; root is reported whoever uses it.
-_HUMAN_ONLY = """(e.credential_id IN (SELECT credential_id FROM _kt_chain_human)
-                  AND e.credential_id NOT IN (SELECT credential_id FROM _kt_chain_agent))"""
+#: People acting through their own sessions (a chain that reaches a human and no agent, or a
+#: credential or, for calls without one, an identity the principal classifier says a person holds)
+#: are not NHI findings here; root is reported whoever uses it.
+_HUMAN_ONLY = """((e.credential_id IN (SELECT credential_id FROM _kt_chain_human)
+                   AND e.credential_id NOT IN (SELECT credential_id FROM _kt_chain_agent))
+                  OR e.credential_id IN (SELECT credential_id FROM _kt_person
+                                         WHERE subject_kind = 'credential')
+                  OR (e.credential_id IS NULL AND e.actor_uid IN (
+                        SELECT credential_id FROM _kt_person WHERE subject_kind = 'principal')))"""
 
 
 def _lower(level: Level) -> Level:
@@ -137,7 +142,8 @@ def run(ctx: Context) -> None:
                 AND list_has_any(json_extract_string(raw, '$.auth.policies[*]'), [{admin_pol}]))
             SELECT coalesce(credential_id, actor_uid) AS subject, any_value(credential_id) AS cred,
                    any_value(actor_uid) AS actor, how, count(*) AS n, min(time) AS t0, max(time) AS t1,
-                   arg_min(event_uid, (time, event_uid), 25) AS uids
+                   arg_min(event_uid, (time, event_uid), 25) AS uids,
+                   bool_or(coalesce({_HUMAN_ONLY}, FALSE)) AS person
             FROM ev e WHERE coalesce(credential_id, actor_uid) IS NOT NULL
               AND (how = 'root' OR NOT coalesce({_HUMAN_ONLY}, FALSE))
             GROUP BY subject, how"""
@@ -151,8 +157,10 @@ def run(ctx: Context) -> None:
         base = ctx.level("admin-or-root-use")
         ctx.add(Draft(
             "admin-or-root-use", [r["subject"], r["actor"]], r["uids"],
-            f"{r['subject']} acted as {what} ({r['actor']}) in {r['n']} event(s). Root and administrator "
-            "identities should never be an NHI's day-to-day credential.",
+            f"{r['subject']} acted as {what} ({r['actor']}) in {r['n']} event(s). "
+            + ("A person used the root user; root should be locked away (MFA, no keys) and used "
+               "only for the few tasks that need it." if r["person"] else
+               "Root and administrator identities should never be an NHI's day-to-day credential."),
             "Everything in the account or Vault is reachable from this identity.",
             r["t0"], r["t1"], contain=[r["cred"]] if r["cred"] else [], count=int(r["n"]),
             level=None if r["how"] in ("root", "vault-admin") else _lower(base),

@@ -130,15 +130,46 @@ def sniff_object(sample: Sample) -> dict[str, Any] | None:
 def iter_json_records(ctx: LoadContext) -> Iterator[tuple[int, int, bytes, Any]]:
     """``(record_no, byte_offset, text, parsed)`` for a JSON-lines file or a single JSON document.
 
-    JSON lines when the first non-blank line is valid JSON on its own; otherwise the whole
-    content is tried as one (pretty-printed) document, which is record 1. When neither
-    parses, lines are yielded one by one so each bad line can be rejected where it is.
-    ``parsed`` is the ``orjson.JSONDecodeError`` for a line that does not parse.
+    JSON lines when the first non-blank line is valid JSON on its own: then the file is read in
+    windows of whole lines (bounded memory, a line over ``--max-record-bytes`` rejected by the
+    window reader). Otherwise the whole content is tried as one (pretty-printed) document,
+    which is record 1. When neither parses, lines are yielded one by one so each bad line can be
+    rejected where it is. ``parsed`` is the ``orjson.JSONDecodeError`` for a line that does not parse.
     """
-    data = ctx.read_all()  # once: a truncated gzip records its break a single time
+    windows = ctx.windows()
+    first = True
+    for base_off, base_line, data in windows:
+        body = data.lstrip(b"\xef\xbb\xbf") if base_off == 0 else data
+        offset = base_off + len(data) - len(body)
+        for line_no, line in enumerate(body.splitlines(keepends=True), start=base_line):
+            text = line.strip()
+            if text:
+                try:
+                    parsed: Any = orjson.loads(text)
+                except orjson.JSONDecodeError as e:
+                    parsed = e
+                    if first:  # maybe one pretty-printed document: read it whole (bounded)
+                        windows.close()
+                        yield from _whole_document(ctx)
+                        return
+                first = False
+                yield line_no, offset, text, parsed
+            offset += len(line)
+
+
+def _whole_document(ctx: LoadContext) -> Iterator[tuple[int, int, bytes, Any]]:
+    """The file as one JSON document (record 1), else line by line with each bad line its own reject."""
+    data = ctx.read_all()
     body = data.lstrip(b"\xef\xbb\xbf")
     offset = len(data) - len(body)
-    first = True
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        first = next((n for n, line in enumerate(body.splitlines(), start=1) if line.strip()), 1)
+        yield first, offset, body.strip(), doc
+        return
     for line_no, line in enumerate(body.splitlines(keepends=True), start=1):
         text = line.strip()
         if text:
@@ -146,14 +177,5 @@ def iter_json_records(ctx: LoadContext) -> Iterator[tuple[int, int, bytes, Any]]
                 parsed: Any = orjson.loads(text)
             except orjson.JSONDecodeError as e:
                 parsed = e
-                if first:  # maybe one pretty-printed document
-                    try:
-                        doc = orjson.loads(body)
-                    except orjson.JSONDecodeError:
-                        pass
-                    else:
-                        yield line_no, offset, body.strip(), doc
-                        return
-            first = False
             yield line_no, offset, text, parsed
         offset += len(line)

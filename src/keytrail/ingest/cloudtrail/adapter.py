@@ -146,7 +146,10 @@ def _bulk_read(con: duckdb.DuckDBPyConnection, ctxs: list[LoadContext]) -> tuple
             "format": [c.format for c in ctxs]}))
         files = "[" + ", ".join(quote_literal(n) for n in by_name) + "]"
         try:
-            table = _fetch_arrow(cur.sql(_BULK_ROWS.format(files=files, max_bytes=MAX_OBJECT_BYTES)))
+            # The whole-document bound (4 x --max-record-bytes) applies to the scan too: DuckDB sizes its
+            # read buffers from maximum_object_size, and a bigger file goes to the bounded tolerant reader.
+            max_bytes = min(MAX_OBJECT_BYTES, ctxs[0].max_document_bytes)
+            table = _fetch_arrow(cur.sql(_BULK_ROWS.format(files=files, max_bytes=max_bytes)))
         except duckdb.Error:
             if len(ctxs) == 1:
                 return None, ctxs
@@ -188,6 +191,11 @@ def _tolerant_read(ctx: LoadContext) -> pa.Table:
     offs: list[int | None] = []
     recs: list[str] = []
     for item in items:
+        if isinstance(item, Rec) and len(item.text) > ctx.max_record_bytes:
+            ctx.reject(f"record longer than --max-record-bytes ({ctx.max_record_bytes} bytes): {len(item.text)} "
+                       "characters", record_no=item.record_no, byte_offset=item.byte_offset, excerpt=item.text[:512])
+            ctx.records += 1
+            continue
         if isinstance(item, Rec):
             nos.append(item.record_no)
             offs.append(item.byte_offset)

@@ -330,7 +330,12 @@ class _Reader:
 
 
 def _dumps(value: object) -> str:
-    return orjson.dumps(value).decode("utf-8")
+    """JSON text of a parsed value; a string holding a lone surrogate (from a ``\\ud800`` escape) is
+    written escaped, so the record reaches the SQL mapping and is rejected there with its position."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=True)
 
 
 def parse_json(text: str) -> Iterator[Item]:

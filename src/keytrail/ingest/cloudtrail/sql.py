@@ -11,8 +11,12 @@ documents the mapping.
 
 Invariants:
 - one staged record becomes exactly one event or one reject (never silently dropped);
-- ``raw`` is the staged JSON text untouched; ``details`` has secrets masked (string values under
-  :data:`keytrail.redact.SECRET_KEYS`: session tokens, secret keys, passwords never reach it);
+- ``raw`` is the staged JSON text with secret values masked, like ``details``, ``error_message``,
+  ``user_agent``, ``target`` and reject excerpts: every insert goes through
+  :meth:`keytrail.ingest.base.LoadContext.insert_sql`, which applies
+  :data:`keytrail.redact.STORED_RULES` in DuckDB, so session tokens, secret keys and passwords never
+  reach the case. The TEMP staging table holds the original text only while the file loads
+  (fields are parsed from it, and ``event_uid`` falls back to its hash);
 - only successful issuing calls produce ``credential_issues`` rows.
 """
 
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from keytrail.store.sqltext import mask_json_sql, quote_literal
+from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -118,7 +122,11 @@ def _params(rp: str) -> str:
 
 
 def _stage_sql(arrow_name: str) -> str:
-    """One parse per record (json_transform) plus every value more than one statement needs."""
+    """One parse per record (json_transform) plus every value more than one statement needs.
+
+    ``try()`` turns a record DuckDB cannot parse (invalid Unicode escapes, which the readers pass on as
+    text) into a NULL ``r``, so it becomes a reject instead of an error that would abort the file's
+    transaction."""
     ui = "r.userIdentity"
     return f"""
     CREATE OR REPLACE TEMP TABLE _kt_ct_t AS
@@ -142,7 +150,7 @@ def _stage_sql(arrow_name: str) -> str:
       {_params('r.requestParameters')} AS p,
       coalesce(r.eventSource, '') = '' AND coalesce(r.eventName, '') = '' AS bad
     FROM (SELECT s.file_id, s.record_no, s.byte_offset, s.format, s.rec AS raw,
-                 json_transform(s.rec, {quote_literal(_SPEC)}) AS r
+                 try(json_transform(s.rec, {quote_literal(_SPEC)})) AS r
           FROM {arrow_name} s)
     """
 
@@ -170,8 +178,7 @@ def _events_sql() -> str:
       nullif(r.sourceIPAddress, '') AS src_ip, nullif(r.userAgent, '') AS user_agent,
       acct AS account, reg AS region, {target} AS target,
       nullif(r.sharedEventID, '') AS shared_event_id, nullif(r.requestID, '') AS request_id,
-      json_object('requestParameters', {mask_json_sql('r.requestParameters')}::JSON,
-                  'responseElements', {mask_json_sql('r.responseElements')}::JSON) AS details,
+      json_object('requestParameters', r.requestParameters, 'responseElements', r.responseElements) AS details,
       raw, file_id, record_no, byte_offset
     FROM _kt_ct_t WHERE NOT bad
     """
@@ -189,7 +196,9 @@ def _resources_sql() -> str:
                  "WHERE NOT bad AND svc = 'ssm')")
     union = "\n UNION ALL ".join([given, *implied, ssm_names])
     return f"""
-    SELECT DISTINCT ON (event_uid, resource_id) event_uid, resource_id, resource_type, account
+    SELECT DISTINCT ON (event_uid, resource_id) event_uid, resource_id, resource_type,
+           -- AWS-managed policies (arn:aws:iam::aws:policy/...) and other global ARNs: no account
+           CASE WHEN regexp_matches(account, '^[0-9]{{12}}$') THEN account END AS account
     FROM ({union}) WHERE resource_id IS NOT NULL AND resource_id <> ''
     ORDER BY event_uid, resource_id, prio
     """
@@ -247,10 +256,13 @@ def map_staged(ctx: LoadContext, staged: pa.Table) -> dict[int, tuple[int, int]]
     ctx.insert_sql("events", _events_sql())
     ctx.insert_sql("event_resources", _resources_sql())
     ctx.insert_sql("credential_issues", _issues_sql())
-    ctx.insert_sql(
+    ctx.insert_sql(  # reason and excerpt are masked by insert_sql like every stored text
         "rejects",
         """SELECT file_id, record_no, byte_offset,
-                  'not a CloudTrail event: no eventSource or eventName' AS reason, left(raw, 512) AS excerpt
+                  CASE WHEN r IS NULL THEN 'record is not valid JSON text (a bad escape or invalid Unicode, '
+                       'e.g. a lone UTF-16 surrogate such as \\ud800)'
+                       ELSE 'not a CloudTrail event: no eventSource or eventName' END AS reason,
+                  left(raw, 512) AS excerpt
            FROM _kt_ct_t WHERE bad"""
     )
     rows = con.execute("SELECT file_id, count(*), count(*) FILTER (WHERE bad) FROM _kt_ct_t GROUP BY file_id").fetchall()

@@ -1,2 +1,2 @@
 """Vault / OpenBao audit adapter: device framing, row building and credential minting
-(adapter, framing, rows, mint)."""
+(adapter, framing, rows, mint, engines)."""

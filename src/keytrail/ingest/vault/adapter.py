@@ -17,6 +17,7 @@ case-wide de-duplication.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from itertools import accumulate
 from operator import itemgetter
@@ -26,7 +27,7 @@ import orjson
 import pyarrow as pa
 
 from keytrail.ingest.base import SNIFF_BYTES, LoadContext, Sample, SourceAdapter, arrow_type
-from keytrail.ingest.vault.framing import iter_records, sniff_label
+from keytrail.ingest.vault.framing import Record, iter_records, sniff_label
 from keytrail.ingest.vault.rows import Entry, Rows, build, build_kmip, build_server_log, raw_hash
 from keytrail.store.schema import TABLES_BY_NAME
 
@@ -119,7 +120,6 @@ class VaultAdapter(SourceAdapter):
         return sniff_label(sample.head, complete=len(sample.head) < SNIFF_BYTES)
 
     def load(self, ctx: LoadContext) -> None:
-        data = ctx.read_all()
         out = _Writer(ctx)
         pending: dict[str, Entry] = {}  # request entries waiting for their response
         answered: set[str] = set()  # request ids whose response has been written
@@ -127,7 +127,7 @@ class VaultAdapter(SourceAdapter):
         merged = repeated = late = server_logs = kmip = records = 0
         fmt = ctx.format
         add = out.add
-        for rec in iter_records(data, pretty=fmt == "vault-audit-pretty"):
+        for rec in _records(ctx):
             records += 1
             if rec.kind == "entry":
                 assert rec.obj is not None
@@ -236,6 +236,19 @@ class VaultAdapter(SourceAdapter):
             )
             con.execute("DELETE FROM events WHERE rowid IN (SELECT rid FROM _kt_vault_req)")
         con.execute("DROP TABLE _kt_vault_req")
+
+
+def _records(ctx: LoadContext) -> Iterator[Record]:
+    """The file's records; line-oriented files are read in windows of whole lines (bounded memory
+    whatever the file size, a line over ``--max-record-bytes`` rejected by the window reader)."""
+    if ctx.format == "vault-audit-pretty":  # an object spans lines: one document
+        yield from iter_records(ctx.read_all(), pretty=True)
+        return
+    for base_off, base_line, chunk in ctx.windows():
+        for rec in iter_records(chunk):
+            rec.line_no += base_line - 1
+            rec.offset += base_off
+            yield rec
 
 
 def _build_one(uid: str, entry: Entry, fmt: str) -> Rows:

@@ -4,18 +4,27 @@ Only a response shows what was created, and only at creation time (research/vaul
 §5): Vault never logs a token's parent later, and revocation cascades are silent. So
 every issuance is read off the one response entry that proves it:
 
-- a login (``auth/<mount>/...`` with ``response.auth``): the new token's accessor; its
-  parent is the token the client sent with the login, if any (usually none: logins
-  start a new token tree);
-- ``auth/token/create*``: the new token, parent = the creating token (top-level ``auth``);
+- a login (``auth/<mount>/...``, not ``auth/token/``, with ``response.auth``): the new
+  token's accessor, **without a parent**: a login starts a new token tree, and the token a
+  client happens to send with it (the CLI sends whatever its token helper holds) says
+  nothing about lineage; it is kept as ``attributes.caller_token_accessor``;
+- ``auth/token/create*``: the new token, parent = the creating token (top-level ``auth``),
+  orphans included (``attributes.orphan``: Vault will not revoke them with their creator,
+  but the creator made them);
+- ``auth/token/renew*`` and ``lookup*`` answer with an existing token: they mint nothing;
 - ``response.secret.lease_id``: a lease, parent = the caller's token;
 - the AWS secrets engine (``<aws mount>/creds|sts/<role>``): the access key when it is
   logged in clear, parent = the lease; always with the IAM user / session name stem
   that Vault's default ``username_template`` produces, so CloudTrail names can be
-  matched (``attributes.username_prefix``);
+  matched (``attributes.username_prefix``). A key the audit device HMAC'd that came with a
+  lease is a temporary credential (the lease's expiry), never a long-term key;
 - AppRole ``role/<r>/secret-id`` responses: the SecretID (its HMAC as logged);
-- response wrapping (``response.wrap_info.accessor``): the wrapping token.
+- response wrapping (``response.wrap_info.accessor``): the wrapping token; when it wraps a
+  token creation, the wrapped token too (``wrap_info.wrapped_accessor``);
+- requests the server makes itself (no ``remote_address``: the dev server's root token
+  bootstrap) record what they made, never a parent.
 
+PKI, SSH and TOTP credentials are in :mod:`keytrail.ingest.vault.engines`.
 Identifiers are kept exactly as logged, ``hmac-sha256:...`` included.
 """
 
@@ -106,15 +115,20 @@ def _expiry(issued: datetime | None, ttl: int | None) -> datetime | None:
     return issued + timedelta(seconds=ttl)
 
 
-def _issue(cred: str, kind: str, parent: str | None, uid: str, issued: datetime | None, ttl: int | None,
-           principal_uid: str | None, principal_name: str | None, attributes: dict[str, Any],
-           reason: str, confidence: str = "proven") -> dict[str, Any]:
+def issue(cred: str, kind: str, parent: str | None, uid: str, issued: datetime | None,
+          ttl: int | None, principal_uid: str | None, principal_name: str | None,
+          attributes: dict[str, Any], reason: str, confidence: str = "proven",
+          expires: datetime | None = None) -> dict[str, Any]:
+    """One ``credential_issues`` row; ``expires`` (a logged expiry) wins over ``issued + ttl``."""
     attrs = _compact(attributes)
+    if expires is not None and issued is not None and not ttl:
+        ttl = int((expires - issued).total_seconds()) or None
     if ttl:
         attrs["ttl"] = ttl
     return {
         "credential_id": cred, "kind": kind, "parent_credential_id": parent, "event_uid": uid,
-        "issued_at": issued, "expires_at": _expiry(issued, ttl), "principal_uid": principal_uid,
+        "issued_at": issued, "expires_at": expires or _expiry(issued, ttl),
+        "principal_uid": principal_uid,
         "principal_name": principal_name, "attributes": orjson.dumps(attrs),
         "confidence": confidence, "reason": reason,
     }
@@ -131,18 +145,9 @@ def login_mount(path: str, mount_point: str | None) -> str:
     return parts[1] if len(parts) > 1 else path
 
 
-def credential_issues(uid: str, obj: dict[str, Any], req_time: datetime | None, resp_time: datetime | None,
-                      ) -> list[dict[str, Any]]:
-    """``credential_issues`` rows proven by one response entry (``obj``)."""
-    if s(obj.get("error")):
-        return []
-    request = d(obj.get("request"))
-    return mint(uid, d(obj.get("auth")), request, d(obj.get("response")), strs(request), req_time, resp_time)
-
-
 def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict[str, Any], rq: dict[str, str],
          req_time: datetime | None, resp_time: datetime | None) -> list[dict[str, Any]]:
-    """:func:`credential_issues` of an entry without ``error``, its parts already taken apart.
+    """``credential_issues`` rows proven by one response entry without ``error``, taken apart.
 
     ``rq`` is ``strs(request)``.
     """
@@ -156,6 +161,8 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
         return []  # nothing below can match: most responses mint nothing
     issued = resp_time or req_time
     sent = rq.get("client_token_accessor")
+    # The server's own requests (dev root token bootstrap) have no client address: no lineage.
+    internal = "remote_address" not in rq
     out: list[dict[str, Any]] = []
     mount_type = rq.get("mount_type") or s(response.get("mount_type"))
     mount_point = rq.get("mount_point") or s(response.get("mount_point"))
@@ -165,10 +172,13 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
         role = path.split("/", 3)[3] if path.count("/") >= 3 else None
         data = d(request.get("data"))
         orphan = path.startswith("auth/token/create-orphan") or data.get("no_parent") is True
-        attrs = _token_attrs(rauth) | {"role": role, "orphan": orphan or None, "path": path}
-        out.append(_issue(new_acc, "vault-token", creator, uid, issued, _ttl(rauth), s(rauth.get("entity_id")),
-                          s(rauth.get("display_name")), attrs, f"Vault {path} response.auth.accessor"))
-    elif new_acc and path.startswith("auth/"):
+        attrs = _token_attrs(rauth) | {"role": role, "orphan": orphan or None, "path": path,
+                                       "internal": internal or None}
+        out.append(issue(new_acc, "vault-token", None if internal else creator, uid, issued,
+                         _ttl(rauth), s(rauth.get("entity_id")), s(rauth.get("display_name")),
+                         attrs,
+                         f"Vault {path} response.auth.accessor" + (_INTERNAL if internal else "")))
+    elif new_acc and path.startswith("auth/") and not path.startswith("auth/token/"):
         mount = login_mount(path, mount_point)
         meta = d(rauth.get("metadata")) or d(auth.get("metadata"))
         role = s(meta.get("role_name")) or s(meta.get("role"))
@@ -183,8 +193,9 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
             "role_id": data.get("role_id") if is_hmac(s(data.get("role_id"))) else None,
             "secret_id": data.get("secret_id") if is_hmac(s(data.get("secret_id"))) else None,
         }
-        out.append(_issue(new_acc, "vault-token", sent, uid, issued, _ttl(rauth), s(rauth.get("entity_id")),
-                          s(rauth.get("display_name")), attrs, f"Vault login ({mount}) response.auth.accessor"))
+        out.append(issue(new_acc, "vault-token", None, uid, issued, _ttl(rauth),
+                         s(rauth.get("entity_id")), s(rauth.get("display_name")), attrs,
+                         f"Vault login ({mount}) response.auth.accessor"))
 
     caller = s(auth.get("accessor")) or sent
     rdata = d(response.get("data"))
@@ -207,7 +218,7 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
         }
     if lease:
         attrs = {"path": path, "mount_type": mount_type, "renewable": d(response.get("secret")).get("renewable")}
-        out.append(_issue(lease, "vault-lease", caller, uid, issued, _lease_ttl(response), None, None,
+        out.append(issue(lease, "vault-lease", caller, uid, issued, _lease_ttl(response), None, None,
                           attrs | aws_attrs, "Vault response.secret.lease_id"))
     if aws:
         key = s(rdata.get("access_key"))
@@ -217,13 +228,16 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
         elif is_hmac(key):
             # The key id is HMAC'd: keep the issue under the HMAC as logged (matchable with
             # sys/audit-hash) so the graph can join the name stem to the CloudTrail key.
-            # STS credentials come with a session token; IAM user keys with a null one.
-            kind = "aws-temporary-key" if s(rdata.get("security_token")) else "aws-access-key"
-            reason = "Vault AWS secrets engine response.data.access_key (HMAC'd as logged)"
+            # STS credentials come with a session token; an IAM user key handed out under a lease is
+            # deleted by Vault when the lease ends: both are temporary, expiring with the lease.
+            temporary = s(rdata.get("security_token")) or lease
+            kind = "aws-temporary-key" if temporary else "aws-access-key"
+            reason = "Vault AWS secrets engine response.data.access_key (HMAC'd as logged" + (
+                f"; temporary: it lives as long as lease {lease})" if lease else ")")
         else:
             key = None
         if key:
-            out.append(_issue(key, kind, lease or caller, uid, issued, _lease_ttl(response) or num(rdata.get("ttl")),
+            out.append(issue(key, kind, lease or caller, uid, issued, _lease_ttl(response) or num(rdata.get("ttl")),
                               aws_attrs.get("arn"), None, aws_attrs | {"lease_id": lease, "hmac": is_hmac(key) or None},
                               reason))
 
@@ -234,15 +248,29 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
         if cred:
             attrs = {"mount": sid["mount"], "role": sid["role"], "identity_ref": f"vault:{sid['mount']}/{sid['role']}",
                      "secret_id_accessor": s(rdata.get("secret_id_accessor"))}
-            out.append(_issue(cred, "vault-secret-id", caller, uid, issued, num(rdata.get("secret_id_ttl")), None,
+            out.append(issue(cred, "vault-secret-id", caller, uid, issued, num(rdata.get("secret_id_ttl")), None,
                               None, attrs, "Vault AppRole secret-id response.data.secret_id"))
 
     if wacc:
-        attrs = {"wrapping": True, "creation_path": s(wrap.get("creation_path")),
-                 "wrapped_accessor": s(wrap.get("wrapped_accessor"))}
-        out.append(_issue(wacc, "vault-token", caller, uid, issued, num(wrap.get("ttl")), None, None, attrs,
-                          "Vault response.wrap_info.accessor (response-wrapping token)"))
+        created = s(wrap.get("creation_path")) or ""
+        wrapped = s(wrap.get("wrapped_accessor"))
+        attrs = {"wrapping": True, "creation_path": created or None, "wrapped_accessor": wrapped}
+        out.append(issue(wacc, "vault-token", caller, uid, issued, num(wrap.get("ttl")), None, None, attrs,
+                         "Vault response.wrap_info.accessor (response-wrapping token)"))
+        if wrapped and created.startswith("auth/") and created == path:  # not a rewrap
+            # The wrapped response is not logged, only its accessor: a token creation's child
+            # (parent the creator), a login's new token (no parent, like every login).
+            create = created.startswith("auth/token/create")
+            attrs = {"path": created, "wrapped_by": wacc, "login_path": None if create else created,
+                     "orphan": created.startswith("auth/token/create-orphan") or None}
+            out.append(issue(wrapped, "vault-token", caller if create and not internal else None,
+                             uid, issued, None, None, None, attrs,
+                             "Vault response.wrap_info.wrapped_accessor (the token inside the "
+                             "response-wrapping token)"))
     return out
+
+
+_INTERNAL = " (a request the server made itself: no client address, no parent)"
 
 
 def _ttl(rauth: dict[str, Any]) -> int | None:

@@ -24,9 +24,11 @@ from typing import Any
 
 import orjson
 
+from keytrail.ingest.vault.engines import engine_issues
 from keytrail.ingest.vault.mint import d, is_hmac, mint, num, s, strs
 from keytrail.store.schema import TABLES_BY_NAME
 from keytrail.timefmt import to_utc
+from keytrail.workload_claims import workload_family
 
 READ_OPS = frozenset({"read", "list", "help"})
 WRITE_OPS = frozenset({"create", "update", "delete", "patch", "revoke", "renew", "rollback"})
@@ -36,6 +38,8 @@ _AGENT_KEYS = ("agent_id", "agent-id", "agent")
 _LEASE_IN_LOG = re.compile(r"lease_id=(\S+)")
 _CREDS_IN_PATH = re.compile(r"/(?:creds|sts|static-creds)/")
 _SECRET_MOUNTS = ("kv", "secret", "generic", "cubbyhole")
+#: Engines whose responses hand out credentials other than tokens and leases (engines.py).
+_ENGINES = ("pki", "ssh", "totp")
 _ADDR_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<v4>\d{1,3}(?:\.\d{1,3}){3})):(?P<port>\d+)$")
 #: KMIP 1.x Operation enumeration (OASIS KMIP Specification v1.4, 9.1.3.2.27).
 KMIP_OPERATIONS = {
@@ -172,7 +176,8 @@ def _human_in(meta: dict[str, Any], display_name: str | None) -> str | None:
     if not display.startswith(_HUMAN_STARTS):
         return None
     if display.startswith("oidc-") and len(display) > 5:
-        return display[5:]
+        # an OIDC role whose user claim is a CI or cluster subject logs in a workload
+        return None if workload_family(display[5:]) else display[5:]
     for prefix in _HUMAN_PREFIXES:
         if display.startswith(prefix) and len(display) > len(prefix):
             return s(meta.get("username")) or display[len(prefix):]
@@ -258,6 +263,9 @@ def build(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Rows:
         "lease_id": s(d(response.get("secret")).get("lease_id")) if "secret" in response else None,
         "response_auth": _response_auth(rauth) if rauth else None,
         "wrap_info": _wrap_info(wrap) if wrap else None,
+        "revoked_accessor": _revoked(path, data, caller),
+        # list responses: how many keys (an ``elide_list_responses`` device logs only the count)
+        "listed_keys": _listed(rdata) if op == "list" else None,
     }
     if error:
         outcome = "denied" if "permission denied" in error.lower() else "failure"
@@ -283,9 +291,29 @@ def build(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Rows:
         resources.append({"event_uid": uid, "resource_id": f"vault:{ns_path or ''}{path}",
                           "resource_type": resource_type(path, mount_type), "account": ns_path})
     issues = []
-    if resp is not None and answered and not own_error:  # credential_issues(uid, obj, ...), parts reused
+    if resp is not None and answered and not own_error:
         issues = mint(uid, auth, request, response, rq, req.time if req else None, resp.time)
+        if path and (mount_type in _ENGINES or (mount_type is None and path.startswith(_ENGINES))):
+            issues += engine_issues(uid, path, op, mount_type, request, response, caller,
+                                    resp.time or (req.time if req else None),
+                                    s(d(response.get("secret")).get("lease_id")))
     return Rows(event, resources, issues)
+
+
+def _revoked(path: str | None, data: Any, caller: str | None) -> str | None:
+    """The accessor a token revocation names (its children die with it; Vault logs no cascade)."""
+    if path == "auth/token/revoke-self":
+        return caller
+    if path == "auth/token/revoke-accessor" and isinstance(data, dict):
+        return s(data.get("accessor"))
+    return None
+
+
+def _listed(rdata: Any) -> int | None:
+    keys = rdata.get("keys") if isinstance(rdata, dict) else None
+    if isinstance(keys, list):
+        return len(keys)
+    return num(keys)
 
 
 def _response_auth(rauth: dict[str, Any]) -> dict[str, Any] | None:

@@ -35,7 +35,8 @@ def _fallback_rank(cur: Any) -> list[dict[str, Any]]:
     return [dict(zip(names, r)) for r in rel.fetchall()]
 
 
-FILTER_KEYS = ("credential", "credential_id", "kind", "origin", "principal", "principal_uid", "agents", "humans")
+FILTER_KEYS = ("credential", "credential_id", "kind", "holder", "origin", "principal",
+               "principal_uid", "agents", "humans")
 
 
 #: Rows shown first while the whole ranking loads.
@@ -155,6 +156,14 @@ def _events(doc: dict[str, Any], first: str, last: str) -> str | None:
     return f"{own:,} signed by it{family}  ({first} .. {last})"
 
 
+def _holder(h: Any) -> str | None:
+    """Who holds it, per the principal classifier: a class (ranking row) or a decision (blast)."""
+    if isinstance(h, dict):
+        who = f" {fmt(h.get('person'))}" if h.get("person") else ""
+        return f"{fmt(h.get('class'))}{who}  ({fmt(h.get('confidence'))}: {fmt(h.get('reason'))})"
+    return fmt(h) if h else None
+
+
 def summary(doc: dict[str, Any], score_pending: bool) -> Any:
     """The credential's header facts and, when known, its score and score terms (``rank`` or blast document)."""
     first, last = fmt(doc.get("first_seen")), fmt(doc.get("last_seen"))
@@ -162,6 +171,7 @@ def summary(doc: dict[str, Any], score_pending: bool) -> Any:
         ("score", "computing… (Escape cancels)" if score_pending else doc.get("score")),
         ("kind", " · ".join(fmt(doc.get(k)) for k in ("kind", "origin") if doc.get(k))),
         ("principal", doc.get("principal")),
+        ("holder", _holder(doc.get("holder"))),
         ("events", _events(doc, first, last)),
     ]
     for key in ("agents", "humans"):

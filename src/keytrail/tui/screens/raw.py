@@ -1,7 +1,9 @@
-"""Raw record: the original JSON of one event, as plain text, secrets masked unless revealed.
+"""Raw record: the stored JSON of one event (secrets masked at ingest), or with ``v`` the original.
 
 The normalised fields are shown above the record so a responder can check every
-column against the line it came from (file path, record number, byte offset).
+column against the line it came from (file path, record number, byte offset). The case holds
+no secret values; ``v`` reads the original record back from the evidence file
+(:mod:`keytrail.ingest.reveal`: path and SHA-256 checked first) and says plainly when it cannot.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ FIELDS = (
 
 
 def render_record(raw: str | None, reveal: bool) -> str:
-    """The record pretty-printed; secrets masked unless ``reveal``; escapes and invisibles removed."""
+    """The record pretty-printed; escapes and invisibles removed. ``reveal`` says ``raw`` is the
+    original from the evidence file; otherwise display masking runs again (cases built by tests or
+    older tools may hold unmasked text)."""
     if raw is None:
         return "(no raw record stored)"
     try:
@@ -39,6 +43,16 @@ def render_record(raw: str | None, reveal: bool) -> str:
     if not reveal:
         obj = mask_record(obj)
     return lit_block(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def original_or_problem(con: Any, event_uid: str) -> tuple[str | None, str | None]:
+    """``(original record, None)`` or ``(None, why it cannot be revealed)``."""
+    from keytrail.ingest.reveal import Revealer, RevealError
+
+    try:
+        return Revealer(con).original(event_uid), None
+    except RevealError as e:
+        return None, e.msg
 
 
 class RawScreen(CaseScreen):
@@ -54,6 +68,8 @@ class RawScreen(CaseScreen):
         self.event_uid = event_uid
         self.reveal = False
         self.record: dict[str, Any] | None = None
+        self.original: str | None = None
+        self.problem: str | None = None
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
@@ -67,6 +83,10 @@ class RawScreen(CaseScreen):
         self.load("event", lambda s: event_record(s.con, uid))
 
     def on_loaded(self, message: Loaded) -> None:
+        if message.key == "reveal":
+            self.original, self.problem = message.data
+            self._show_record()
+            return
         self.record = message.data
         if self.record is None:
             self.query_one("#fields", Static).update(Text("no such event: ") + Text(self.event_uid))
@@ -79,12 +99,26 @@ class RawScreen(CaseScreen):
     def _show_record(self) -> None:
         if self.record is None:
             return
-        self.query_one("#raw", TextArea).load_text(render_record(self.record.get("raw"), self.reveal))
-        state = "SECRETS REVEALED (v to mask)" if self.reveal else "secrets masked (v reveals)"
+        area = self.query_one("#raw", TextArea)
+        if not self.reveal:
+            area.load_text(render_record(self.record.get("raw"), False))
+            state = "secrets masked in the case (v reads the original from the evidence file)"
+        elif self.problem is not None:
+            area.load_text(lit_block("cannot reveal: " + self.problem))
+            state = "NOT REVEALED: " + self.problem
+        elif self.original is None:
+            area.load_text("reading the original record from the evidence file…")
+            state = "reading the evidence file"
+        else:
+            area.load_text(render_record(self.original, True))
+            state = "ORIGINAL RECORD FROM THE EVIDENCE FILE, SECRETS REVEALED (v to mask)"
         self.status(Text(f"{state} · y copies · d delegation trace · Escape back"))
 
     def action_reveal(self) -> None:
         self.reveal = not self.reveal
+        if self.reveal and self.original is None and self.problem is None:
+            uid = self.event_uid
+            self.load("reveal", lambda s: original_or_problem(s.con, uid))
         self._show_record()
 
     def action_trace(self) -> None:

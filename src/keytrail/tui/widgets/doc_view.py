@@ -27,7 +27,8 @@ from keytrail.tui.widgets.text import fmt, kv, lit
 #: Keys whose list-of-strings values are event uids.
 EVENT_LIST_KEYS = ("evidence_uids", "evidence", "event_uids", "events", "evidence_event_uids", "event_ids")
 #: Column order preferred when present; other columns follow in document order.
-PREFERRED = ("level", "severity", "score", "credential", "credential_id", "agent", "human", "resource", "kind", "id",
+PREFERRED = ("level", "severity", "score", "credential", "credential_id", "agent", "human", "resource", "kind",
+             "holder", "id",
              "title", "agents", "humans", "category", "action", "resource_id", "count", "events", "denied", "first_seen", "last_seen",
              "confidence", "reason")
 #: Rows a table shows at first and adds each time the cursor reaches the last one.
