@@ -39,7 +39,7 @@ SELECT DISTINCT id, kind FROM (
     WHERE actor_uid IS NOT NULL AND source IN ('cloudtrail', 'vault')
   UNION ALL SELECT principal_uid, 'principal' FROM credential_issues
   UNION ALL SELECT human_id, 'human' FROM events
-  UNION ALL SELECT human_id, 'human' FROM _kt_vault_login WHERE human
+  UNION ALL SELECT human_id, 'human' FROM _kt_vault_login WHERE human_id IS NOT NULL
   UNION ALL SELECT agent_id, 'agent' FROM events
   UNION ALL SELECT agent_id, 'agent' FROM inventory_agents
   UNION ALL SELECT name, 'agent' FROM inventory_agents
@@ -113,7 +113,7 @@ SELECT seed, credential_id, min(why) AS why FROM (
     FROM _kt_scope_seed s JOIN events e ON e.human_id = s.seed
     WHERE s.kind = 'human' AND e.credential_id IS NOT NULL AND e.source IN ('cloudtrail', 'vault')
   UNION ALL SELECT s.seed, l.credential_id, 'DELEGATED: the seed human logged in to Vault for it'
-    FROM _kt_scope_seed s JOIN _kt_vault_login l ON l.human AND l.human_id = s.seed
+    FROM _kt_scope_seed s JOIN _kt_vault_login l ON l.human_id = s.seed
     WHERE s.kind = 'human'
   UNION ALL
   SELECT s.seed, e.credential_id, 'DELEGATED: IAM Identity Center session of the seed human'
