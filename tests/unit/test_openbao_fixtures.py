@@ -86,3 +86,10 @@ def test_secrets_on_the_elide_device(tmp_path_factory: pytest.TempPathFactory) -
     case, ids = _load(tmp_path_factory, "secrets-elide")
     check.check_secrets(case, ids["secrets"])
 
+
+def test_github_actions_jwt_login_is_a_workload_not_a_person(
+        lineage: tuple[Path, dict[str, Any]]) -> None:
+    # sub repo:acme/app:ref:refs/heads/main, actor dependabot[bot]: a CI workload; the person's OIDC
+    # login on the other mount (email claim) stays a person (check_jwt)
+    case, ids = lineage
+    assert check.humans_of(case, ids["jwt"]["gha"]["accessor"]) == []
