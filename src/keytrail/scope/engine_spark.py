@@ -21,11 +21,13 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keytrail.errors import InputError, UsageError
-from keytrail.ingest.runner import expand_paths, ingest
+from keytrail.ingest.paths import expand_paths
+from keytrail.ingest.runner import ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
@@ -123,7 +125,7 @@ def _extract(wanted: dict[str, list[str]]) -> Any:
                 for r in rows:
                     r["path"] = _local(path)
                     r["request_path"] = _local(path) if r.get("request_path") else None
-                docs = output.documents(output.pieces(rows), lambda _p, d=data: d)
+                docs = output.documents(output.pieces(rows), _constant(data))
                 yield from docs
 
     return run
@@ -343,3 +345,12 @@ def scope_spark(
     )
     manifest.write(dest, doc)
     return ScopeResult(dest, doc)
+
+
+def _constant(data: bytes) -> Callable[[str], bytes]:
+    """A reader that answers every path with ``data`` (the one file a task already holds in memory)."""
+
+    def read(_path: str) -> bytes:
+        return data
+
+    return read
