@@ -80,6 +80,14 @@ def humans_of(case: Path, cred: str) -> list[str]:
     ]
 
 
+def holder(case: Path, cred: str) -> tuple[str, str | None, str | None]:
+    """(class, detail, person) the principal classifier (graph.principal_class) gives ``cred``."""
+    rows = case_rows(case, "SELECT class, detail, person FROM principal_classes "
+                           "WHERE subject_kind = 'credential' AND subject = ?", [cred])
+    assert len(rows) == 1, f"{cred}: {rows}"
+    return rows[0]["class"], rows[0]["detail"], rows[0]["person"]
+
+
 def check_login_is_a_root(case: Path, token: str, seconds: int) -> dict[str, Any]:
     """A login token: one issue, no parent token, no MINTED edge into it (whatever was sent)."""
     row = one_issue(case, token)
@@ -98,6 +106,7 @@ def check_userpass(case: Path, ids: dict[str, Any]) -> None:
     assert row["attributes"]["caller_token_accessor"] == ids["root_accessor"]
     assert minted_into(case, ids["accessor"]) == [] and parent(case, ids["accessor"]) is None
     assert humans_of(case, ids["accessor"]) == ["alice"]
+    assert holder(case, ids["accessor"]) == ("person", "vault-userpass", "alice")
     # the token's own lookup-self is signed with it and mints nothing
     used = case_rows(
         case, "SELECT target FROM events WHERE credential_id = ? ORDER BY time", [ids["accessor"]]
@@ -127,6 +136,7 @@ def check_approle(case: Path, ids: dict[str, Any], root: str) -> None:
     assert minted_into(case, ids["accessor"]) == [(secret_id, "proven")]
     assert parent(case, ids["accessor"]) == secret_id
     assert humans_of(case, ids["accessor"]) == []
+    assert holder(case, ids["accessor"]) == ("workload", "vault-approle", None)
 
 
 def check_jwt(case: Path, ids: dict[str, Any]) -> None:
@@ -142,6 +152,10 @@ def check_jwt(case: Path, ids: dict[str, Any]) -> None:
     people = one_issue(case, ids["people"]["accessor"])["attributes"]["metadata"]
     assert people["email"] == "carol@example.com"
     assert humans_of(case, ids["people"]["accessor"]) == ["carol@example.com"]
+    assert holder(case, ids["people"]["accessor"]) == ("person", "vault-jwt", "carol@example.com")
+    # sub repo:acme/app:ref:refs/heads/main, actor dependabot[bot]: a CI workload, no person
+    assert humans_of(case, ids["gha"]["accessor"]) == []
+    assert holder(case, ids["gha"]["accessor"]) == ("workload", "github-actions", None)
 
 
 def check_tokens(case: Path, ids: dict[str, Any], root: str) -> None:

@@ -54,7 +54,12 @@ def test_tui_in_tmux_opens_navigates_and_quits(small_case: Path, tmp_path: Path)
         assert "sts:AssumeRole" in pane and "s3:[bold red]Boom[/]" in pane  # hostile text literal
         subprocess.run(["tmux", "send-keys", "-t", session, "]"], check=True)
         _wait_for(session, "events 201–400 of 2,507")
-        subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)
+        # Escape is "Back/Cancel": while the page's follow-up work (counts, attribution) still runs it
+        # cancels that first (a loaded machine gets there), and the next Escape goes back
+        deadline = time.monotonic() + 30
+        while "top credentials by blast radius" not in _pane(session) and time.monotonic() < deadline:
+            subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)
+            time.sleep(1.0)
         _wait_for(session, "top credentials by blast radius")
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
         deadline = time.monotonic() + 20

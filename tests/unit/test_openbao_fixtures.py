@@ -87,9 +87,6 @@ def test_secrets_on_the_elide_device(tmp_path_factory: pytest.TempPathFactory) -
     check.check_secrets(case, ids["secrets"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 1: the person/workload classifier (branch attrib) "
-                   "decides that a GitHub Actions JWT login is a workload; main still counts every "
-                   "jwt login as a person")
 def test_github_actions_jwt_login_is_a_workload_not_a_person(
         lineage: tuple[Path, dict[str, Any]]) -> None:
     # sub repo:acme/app:ref:refs/heads/main, actor dependabot[bot]: a CI workload; the person's OIDC

@@ -126,10 +126,13 @@ def _classified(store: CaseStore, p: dict[str, Any], predicate: str) -> list[dic
              e.action, coalesce(r.resource_id, e.target) AS resource, e.credential_id AS credential,
              count(*) AS events,
              min(e.time) AS first_seen, max(e.time) AS last_seen,
-             list(e.event_uid ORDER BY e.time)[1:10] AS evidence
+             list(e.event_uid ORDER BY e.time, e.event_uid)[1:10] AS evidence
       FROM events e LEFT JOIN event_resources r ON r.event_uid = e.event_uid
       WHERE {_IN_D} AND {_TIME} AND {predicate}
-      GROUP BY ALL ORDER BY first_seen, action LIMIT {MAX_ITEMS}""", p)
+      GROUP BY ALL
+      -- every grouped column breaks ties: the same case gives the same list on every run
+      ORDER BY first_seen, action, resource NULLS FIRST, credential NULLS FIRST, category
+      LIMIT {MAX_ITEMS}""", p)
     for r in rows:
         r["events"] = int(r["events"])
     return rows

@@ -72,9 +72,12 @@ def case_info(store: CaseStore) -> dict[str, Any]:
     # Cases written before policy snapshots existed have no grants table (read-only opens do not add it).
     has_grants = store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'grants'")
     counts["policy_statements"] = int(store.scalar("SELECT count(*) FROM grants") or 0) if has_grants else 0
+    from keytrail.ingest.provenance import manifests
+
     return {
         "case": str(store.path),
         "finalized": store.meta("finalized") == "true",
+        "provenance": manifests(store),
         "sources": sources,
         "events": counts["events"],
         "rejected": int(store.scalar("SELECT count(*) FROM rejects") or 0),

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "keytrail.cli.findings_cmd",
     "keytrail.cli.report_cmd",
     "keytrail.cli.tui_cmd",
+    "keytrail.cli.scope_cmd",
 )
 
 Runner = Callable[[argparse.Namespace], int]

@@ -230,15 +230,29 @@ def derive(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM case_meta WHERE starts_with(key, 'snapshot.')")
 
 
-def _derive(con: duckdb.DuckDBPyConnection) -> None:
-    for table in ("credentials", "principals", "links", "principal_classes"):
-        con.execute(f"DELETE FROM {table}")
-    merge_agents(con)  # first: every rule below sees one id per agent
+#: The temp tables :func:`mint_facts` leaves behind (dropped at the end of a derive).
+MINT_TABLES = ("_kt_issue", "_kt_vault_login", "_kt_vault_aws", "_kt_vault_sid", "_kt_mint")
+
+
+def mint_facts(con: duckdb.DuckDBPyConnection) -> None:
+    """The issuance facts as temp tables: ``_kt_issue``, ``_kt_vault_login``, ``_kt_vault_aws``
+    and ``_kt_mint`` (one row per MINTED fact, ``src`` -> ``dst``).
+
+    Public because ``keytrail scope`` walks the same MINTED facts over a projection of a trail
+    (``events`` and ``credential_issues`` only, no graph): one definition of what minted what.
+    """
     con.execute(_ISSUE)
     con.execute(_VAULT_LOGIN)
     con.execute(_VAULT_AWS)
     con.execute(_VAULT_SECRET_ID)
     con.execute(_MINT)
+
+
+def _derive(con: duckdb.DuckDBPyConnection) -> None:
+    for table in ("credentials", "principals", "links", "principal_classes"):
+        con.execute(f"DELETE FROM {table}")
+    merge_agents(con)  # first: every rule below sees one id per agent
+    mint_facts(con)
     con.execute(_CREDENTIALS)
     derive_links.minted(con)
     derive_links.authenticates_as(con)
@@ -250,6 +264,5 @@ def _derive(con: duckdb.DuckDBPyConnection) -> None:
     derive_links.acted_on(con)
     derive_links.principals(con)
     principal_class.classify_principals(con)
-    for t in ("_kt_issue", "_kt_vault_login", "_kt_vault_aws", "_kt_vault_sid", "_kt_mint",
-              "_kt_agent_alias"):
+    for t in (*MINT_TABLES, "_kt_agent_alias"):
         con.execute(f"DROP TABLE IF EXISTS {t}")

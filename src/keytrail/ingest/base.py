@@ -27,7 +27,7 @@ import gzip
 import io
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -122,7 +122,7 @@ class LoadContext:
             return gzip.open(self.path, "rb")
         return self.path.open("rb")
 
-    def _blocks(self) -> Iterator[bytes]:
+    def _blocks(self) -> Generator[bytes, None, None]:
         """The decompressed content in blocks of at most 1 MiB, never more in memory at once.
 
         A corrupt or truncated gzip ends the stream with ``break_note`` set; concatenated gzip
@@ -178,7 +178,7 @@ class LoadContext:
             out += block
         return bytes(out)
 
-    def windows(self, size: int = 32 << 20) -> Iterator[tuple[int, int, bytes]]:
+    def windows(self, size: int = 32 << 20) -> Generator[tuple[int, int, bytes], None, None]:
         """``(byte_offset, line_no, chunk)``: the content as chunks of whole lines (about ``size``
         bytes each), for line-oriented readers that must not hold a whole file.
 

@@ -105,14 +105,18 @@ def file_counts(store: CaseStore) -> None:
     )
 
 
-def finalize(store: CaseStore) -> None:
-    """Run every end-of-ingest step in one transaction and mark the case finalized."""
+def finalize(store: CaseStore, *, graph: bool = True) -> None:
+    """Run every end-of-ingest step in one transaction and mark the case finalized.
+
+    ``graph=False`` stops before the derived tables: ``keytrail scope`` loads a trail into a
+    scratch case only to walk its issuance facts, and the graph would cost most of the time.
+    """
     con = store.con
     with roomy_memory(con):
-        _finalize(store)
+        _finalize(store, graph)
 
 
-def _finalize(store: CaseStore) -> None:
+def _finalize(store: CaseStore, graph: bool = True) -> None:
     con = store.con
     con.execute("BEGIN TRANSACTION")
     try:
@@ -121,7 +125,8 @@ def _finalize(store: CaseStore) -> None:
         dedup_events(store)
         file_counts(store)
         verify_integrity(con)
-        derive(con)
+        if graph:
+            derive(con)
         store.set_meta("finalized", "true")
         con.execute("COMMIT")
     except BaseException:

@@ -42,8 +42,10 @@ def expand_paths(paths: Iterable[str | Path], skipped: list[tuple[Path, str]] | 
         if not os.path.lexists(p):
             raise InputError(f"{p}: no such file or directory. Check the path and run the command again.")
         if p.is_dir():
-            for root, dirs, files in os.walk(p, onerror=lambda e, top=p: bad.append(
-                    (Path(e.filename or top), f"directory not readable: {e.strerror}"))):
+            def unreadable(e: OSError, top: Path = p) -> None:
+                bad.append((Path(e.filename or top), f"directory not readable: {e.strerror}"))
+
+            for root, dirs, files in os.walk(p, onerror=unreadable):
                 dirs.sort()
                 for d in [d for d in dirs if os.path.islink(os.path.join(root, d))]:
                     dirs.remove(d)

@@ -30,7 +30,7 @@ from typing import Any
 import duckdb
 
 from keytrail.errors import CaseWriteError
-from keytrail.ingest import sniff
+from keytrail.ingest import provenance, sniff
 from keytrail.ingest.base import MAX_RECORD_BYTES, LoadContext, SourceAdapter, read_sample
 from keytrail.ingest.encoding import utf8_copy
 from keytrail.ingest.finalize import finalize
@@ -128,8 +128,11 @@ def ingest(
     inventory: Iterable[str | Path] = (),
     progress: Callable[[Progress], None] | None = None,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    graph: bool = True,
 ) -> IngestSummary:
     """Load ``paths`` (and inventory files) into the case at ``case_path``, creating it if needed.
+
+    ``graph=False`` skips the derived tables (see :func:`keytrail.ingest.finalize.finalize`).
 
     Raises:
         InputError: a path is missing (checked before the case is touched).
@@ -150,7 +153,8 @@ def ingest(
             summary.files.extend(_record_unusable(store, path, why) for path, why in unusable)
         con = store.con
         known = {row[0] for row in con.execute(
-            "SELECT sha256 FROM evidence WHERE status IN ('loaded','partial','digest')").fetchall()}
+            "SELECT sha256 FROM evidence"
+            " WHERE status IN ('loaded','partial','digest','provenance')").fetchall()}
 
         def report(current: str | None) -> None:
             if progress:
@@ -194,6 +198,12 @@ def ingest(
                 done_bytes += size
                 continue
             known.add(sha)
+            if forced is None and provenance.is_manifest(sample.head):
+                flush()
+                with writing(store):
+                    summary.files.append(_record_provenance(store, path, sha, size))
+                done_bytes += size
+                continue
             if forced is not None:
                 found: tuple[type[SourceAdapter], str] | None = (forced, forced.sniff(sample) or "inventory")
             else:
@@ -212,7 +222,7 @@ def ingest(
         flush()
         report("finalising")
         with writing(store):
-            finalize(store)
+            finalize(store, graph=graph)
         summary.events_in_case = int(store.scalar("SELECT count(*) FROM events") or 0)
     finally:
         try:
@@ -245,6 +255,17 @@ def _record_skipped(store: CaseStore, path: Path, sha: str, size: int, head: byt
         why = "content matches no known format (CloudTrail, Vault audit, OTLP JSON, MCP, keytrail agent JSONL)"
     _insert_evidence(store, _next_file_id(store), path, sha, size, None, None, None, "skipped", why)
     return FileResult(str(path), sha, size, "skipped", note=why)
+
+
+def _record_provenance(store: CaseStore, path: Path, sha: str, size: int) -> FileResult:
+    try:
+        note, status = provenance.record(store, path, sha), "provenance"
+    except (OSError, ValueError) as e:
+        note, status = f"unreadable keytrail scope manifest: {e}", "skipped"
+    source = "scope" if status == "provenance" else None
+    _insert_evidence(store, _next_file_id(store), path, sha, size, source,
+                     "keytrail-scope-manifest", None, status, note)
+    return FileResult(str(path), sha, size, status, note=note)
 
 
 def is_write_failure(e: BaseException) -> bool:

@@ -54,7 +54,7 @@ def _t(name: str, doc: str, *cols: tuple[str, str, str], derived: bool = False) 
 CASE_META = _t(
     "case_meta",
     "Key/value facts about the case: schema version, keytrail version, whether the last ingest finished.",
-    ("key", "VARCHAR PRIMARY KEY", "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `secrets` (`masked-at-ingest`: secret values were removed before anything was stored, docs/security.md), `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot)"),
+    ("key", "VARCHAR PRIMARY KEY", "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `secrets` (`masked-at-ingest`: secret values were removed before anything was stored, docs/security.md), `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot; `provenance.<sha256>`: a `keytrail scope` manifest ingested with the case)"),
     ("value", "VARCHAR", "its value as text"),
 )
 
@@ -68,7 +68,7 @@ EVIDENCE = _t(
     ("source", "VARCHAR", "`cloudtrail`, `vault`, `agent`, `inventory`, `policy`, `digest` or NULL when unrecognised"),
     ("format", "VARCHAR", "detected format, e.g. `cloudtrail-records`, `vault-audit-jsonl`, `otlp-traces`"),
     ("adapter", "VARCHAR", "name of the adapter that read it"),
-    ("status", "VARCHAR", "`loaded`, `partial` (stopped at a break such as truncated gzip; records before it kept), `skipped` (no known format), `digest`"),
+    ("status", "VARCHAR", "`loaded`, `partial` (stopped at a break such as truncated gzip; records before it kept), `skipped` (no known format), `digest`, `provenance` (a `keytrail scope` manifest: its text is in `case_meta`, its note says whether the files match)"),
     ("records", "BIGINT", "records read from the file (events + rejects + non-event records)"),
     ("events", "BIGINT", "events stored from this file after de-duplication"),
     ("duplicates", "BIGINT", "events in this file already present from earlier files or records"),

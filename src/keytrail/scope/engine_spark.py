@@ -1,0 +1,356 @@
+"""The Spark engine: the same projection, closure and copy, with the trail read by Spark tasks.
+
+Pass 1 (the whole trail, once): ``binaryFiles`` hands each task whole files from any path Spark
+reads (local, ``s3a://``, ``hdfs://``, ``abfss://``); the task loads them with the ingest
+adapters into a scratch DuckDB case (:func:`keytrail.scope.project.project`, the DuckDB
+engine's code) and emits one small row per event (ids and location, no record text), the
+``credential_issues`` rows and each file's size, SHA-256 and status.
+Driver: the issuance facts (issues and their events, CloudTrail events under Vault-made names)
+and one row per distinct (credential, principal, human, agent) go into a DuckDB case, where
+:mod:`keytrail.scope.closure` resolves the seeds and walks the closure: the same SQL.
+Selection: a Spark filter of the event rows by the closure (broadcast).
+Pass 2 (only the files that hold a kept record): tasks re-project those files and copy the
+records out (:mod:`keytrail.scope.output`); the driver writes them and the manifest.
+
+Limits beyond the DuckDB engine's: de-duplication and Vault request/response pairing happen
+within one task's files (a request logged in one file and answered in another stays two events).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keytrail.errors import InputError, UsageError
+from keytrail.ingest.paths import expand_paths
+from keytrail.ingest.runner import ingest
+from keytrail.scope import closure as clo
+from keytrail.scope import manifest, output
+from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
+from keytrail.scope.project import LOCATIONS, file_rows, project
+from keytrail.store.case import CaseStore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+    from datetime import datetime
+
+_EVENT_COLS = (
+    "event_uid",
+    "source",
+    "time",
+    "action",
+    "target",
+    "shared_event_id",
+    "credential_id",
+    "actor_uid",
+    "actor_name",
+    "human_id",
+    "agent_id",
+)
+_REMOTE = (
+    "s3a://",
+    "s3://",
+    "s3n://",
+    "hdfs://",
+    "abfss://",
+    "abfs://",
+    "gs://",
+    "wasbs://",
+    "dbfs:/",
+)
+
+
+def _local(path: str) -> str:
+    """Spark's ``file:/x`` back to the path the DuckDB engine names (``/x``)."""
+    return path.removeprefix("file:")
+
+
+def _project_files(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[Any, ...]]:
+    """Pass 1 in a task: ``("file", ...)``, ``("issue", ...)`` and ``("event", ...)`` rows."""
+    items = list(items)
+    if not items:
+        return
+    with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
+        names = {}
+        for i, (path, data) in enumerate(items):
+            f = Path(tmp) / str(i) / (Path(_local(path)).name or "input")
+            f.parent.mkdir()
+            f.write_bytes(data)
+            names[str(f.resolve())] = _local(path)
+        proj = project(Path(tmp) / "scratch.duckdb", list(names))
+        try:
+            for r in proj.inputs():
+                r["path"] = names.get(r["path"], r["path"])
+                yield ("file", r)
+            con = proj.store.con
+            for row in con.execute("SELECT * FROM credential_issues").fetchall():
+                yield ("issue", row)
+            sql = (
+                f"SELECT {', '.join('e.' + c for c in _EVENT_COLS)}, v.path FROM events e "
+                "JOIN evidence v ON v.file_id = e.file_id"
+            )
+            for row in con.execute(sql).fetchall():
+                yield ("event", (*row[:-1], names.get(row[-1], row[-1])))
+        finally:
+            proj.store.close()
+
+
+def _extract(wanted: dict[str, list[str]]) -> Any:
+    """Pass 2 in a task: the output documents of the files that hold kept records."""
+
+    def run(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, str, int, bytes]]:
+        for path, data in items:
+            uids = wanted.get(_local(path))
+            if not uids:
+                continue
+            with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
+                f = Path(tmp) / (Path(_local(path)).name or "input")
+                f.write_bytes(data)
+                proj = project(Path(tmp) / "scratch.duckdb", [f])
+                try:
+                    proj.store.con.execute("CREATE TABLE _kt_scope_want (event_uid VARCHAR)")
+                    proj.store.con.executemany(
+                        "INSERT INTO _kt_scope_want VALUES (?)", [[u] for u in uids]
+                    )
+                    rows = clo.rows(
+                        proj.store,
+                        LOCATIONS.format(selection="SELECT event_uid FROM _kt_scope_want"),
+                    )
+                finally:
+                    proj.store.close()
+                for r in rows:
+                    r["path"] = _local(path)
+                    r["request_path"] = _local(path) if r.get("request_path") else None
+                docs = output.documents(output.pieces(rows), _constant(data))
+                yield from docs
+
+    return run
+
+
+def _inputs(paths: Sequence[str | Path], inventory: Sequence[str | Path]) -> list[str]:
+    """Input files (local folders walked like ingest does; an inventory file is not a log)."""
+    local = [str(p) for p in paths if not str(p).startswith(_REMOTE)]
+    inv = set(expand_paths(inventory))
+    return [str(p) for p in expand_paths(local) if p not in inv] + [
+        str(p) for p in paths if str(p).startswith(_REMOTE)
+    ]
+
+
+def _spark(master: str | None) -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as e:
+        raise UsageError(
+            "--engine spark needs PySpark: pip install 'keytrail[spark]' (and Java 17)"
+        ) from e
+    builder = SparkSession.builder.appName("keytrail-scope")
+    # Under spark-submit (or inside a running session) the master is already chosen.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ or SparkSession.getActiveSession() is not None
+    if master:
+        builder = builder.master(master)
+    elif not submitted:
+        builder = builder.master(master := "local[*]")
+    if master and master.startswith("local") and not submitted:
+        # Local tasks must run this interpreter (the one keytrail is installed in), not python3;
+        # the local JVM is driver and executor at once (persisted rows included): 1 GB is tight.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        memory = os.environ.get("KEYTRAIL_SPARK_MEMORY", "3g")
+        builder = builder.config("spark.driver.memory", memory)
+    return builder.getOrCreate()
+
+
+def _driver_case(
+    scratch: Path,
+    inventory: Sequence[str | Path],
+    inputs: list[dict[str, Any]],
+    issues: list[tuple[Any, ...]],
+    events: list[tuple[Any, ...]],
+) -> CaseStore:
+    """The driver's DuckDB case: inventory (its files join ``inputs``), issues, needed events."""
+    import pyarrow as pa
+
+    summary = ingest(scratch, [], inventory=inventory, graph=False)
+    inputs += file_rows(summary)
+    store = CaseStore.open(scratch, read_only=False)
+    con = store.con
+    names = [r[0] for r in con.execute("DESCRIBE credential_issues").fetchall()]
+    if issues:
+        t_issues = pa.table({n: [r[i] for r in issues] for i, n in enumerate(names)})  # noqa: F841
+        con.execute("INSERT INTO credential_issues SELECT * FROM t_issues")
+    if events:
+        cols = enumerate(_EVENT_COLS)
+        t_events = pa.table({n: [r[i] for r in events] for i, n in cols})  # noqa: F841
+        con.execute(f"INSERT INTO events ({', '.join(_EVENT_COLS)}) SELECT * FROM t_events")
+    from keytrail.graph.derive import mint_facts
+
+    mint_facts(con)
+    return store
+
+
+def scope_spark(
+    out: str | Path,
+    paths: Sequence[str | Path],
+    seeds: Sequence[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    inventory: Sequence[str | Path] = (),
+    master: str | None = None,
+) -> ScopeResult:
+    """:func:`keytrail.scope.engine_duckdb.scope_duckdb` on Spark (same arguments, same output)."""
+    if not seeds:
+        raise UsageError("give at least one --seed")
+    check_out(out)
+    files = _inputs(paths, inventory)
+    if not files:
+        raise InputError("no input files under the given paths")
+    spark = _spark(master)
+    sc = spark.sparkContext
+    from pyspark import StorageLevel
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType, TimestampType
+
+    raw = sc.binaryFiles(",".join(files), minPartitions=max(1, sc.defaultParallelism))
+    proj = raw.mapPartitions(_project_files).persist(StorageLevel.MEMORY_AND_DISK)
+    inputs = sorted(
+        (r[1] for r in proj.filter(lambda r: r[0] == "file").collect()), key=lambda r: r["path"]
+    )
+    issues = proj.filter(lambda r: r[0] == "issue").map(lambda r: r[1]).collect()
+    schema = StructType(
+        [StructField(c, TimestampType() if c == "time" else StringType()) for c in _EVENT_COLS]
+        + [StructField("path", StringType())]
+    )
+    events = spark.createDataFrame(
+        proj.filter(lambda r: r[0] == "event").map(lambda r: r[1]), schema
+    )
+    events = events.persist(StorageLevel.MEMORY_AND_DISK)
+    issue_uids = spark.createDataFrame(
+        [(str(i[3]),) for i in issues] or [("",)], "event_uid string"
+    )
+    seedset = list(seeds)
+    keep = (F.col("actor_name").like("vault-%") | F.col("actor_uid").like("%vault-%")) & (
+        F.col("source") == "cloudtrail"
+    )
+    # The Vault AWS name match joins on a name's stem and compares the issue time with the last
+    # use: the first and the last event per (key, name) decide it, so only those go to the
+    # driver (at 1M events sending all of them ran the driver out of heap). The one difference
+    # from the DuckDB engine: a Vault AWS link's evidence cites those events, not the first 100.
+    by_name = Window.partitionBy("credential_id", "actor_name", "actor_uid")
+    first = F.row_number().over(by_name.orderBy("time", "event_uid"))
+    last = F.row_number().over(by_name.orderBy(F.col("time").desc(), F.col("event_uid").desc()))
+    named = (
+        events.where(keep)
+        .withColumn("_first", first)
+        .withColumn("_last", last)
+        .where((F.col("_first") == 1) | (F.col("_last") == 1))
+        .select(*_EVENT_COLS, "path")
+    )
+    facts = events.join(F.broadcast(issue_uids), "event_uid", "left_semi").union(named)
+    people = (
+        events.where(
+            F.col("credential_id").isNotNull()
+            | F.col("human_id").isNotNull()
+            | F.col("agent_id").isNotNull()
+            | F.col("actor_uid").isin(seedset)
+        )
+        .groupBy("source", "credential_id", "actor_uid", "human_id", "agent_id")
+        .agg(F.min("time").alias("time"))
+    )
+    fact_rows = [
+        tuple(r[c] for c in _EVENT_COLS) for r in facts.dropDuplicates(["event_uid"]).collect()
+    ]
+    people_rows = [
+        (
+            f"scope:summary:{i}",
+            r["source"],
+            r["time"],
+            None,
+            None,
+            None,
+            r["credential_id"],
+            r["actor_uid"],
+            None,
+            r["human_id"],
+            r["agent_id"],
+        )
+        for i, r in enumerate(people.collect())
+    ]
+    counts_in = {r["source"]: int(r["count"]) for r in events.groupBy("source").count().collect()}
+    with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
+        store = _driver_case(
+            Path(tmp) / "driver.duckdb", inventory, inputs, issues, fact_rows + people_rows
+        )
+        try:
+            resolved = clo.resolve_seeds(store, seedset)
+            members = clo.closure(store)
+            lineage = [
+                r[0]
+                for r in store.con.execute(
+                    clo.selection_sql(WINDOW)
+                    + " EXCEPT SELECT event_uid FROM events WHERE starts_with(event_uid, "
+                    "'scope:summary:')",
+                    {"since": since, "until": until},
+                ).fetchall()
+            ]
+            creds = [c["credential_id"] for c in members]
+            users = [
+                r[0] for r in store.con.execute("SELECT agent_id FROM _kt_scope_users").fetchall()
+            ]
+        finally:
+            store.close()
+    dest = prepare_out(out)
+    in_window = F.col("time").isNull() | (
+        (F.lit(since).isNull() | (F.col("time") >= F.lit(since)))
+        & (F.lit(until).isNull() | (F.col("time") <= F.lit(until)))
+    )
+    chosen = events.where(
+        (
+            (
+                F.col("credential_id").isin(creds)
+                | ((F.col("source") == "agent") & F.col("agent_id").isin(users))
+            )
+            & in_window
+        )
+        | F.col("event_uid").isin(lineage)
+    )
+    hits = chosen.select("path", "event_uid", "source").collect()
+    wanted: dict[str, list[str]] = {}
+    counts_out: dict[str, int] = {}
+    for r in hits:
+        wanted.setdefault(r["path"], []).append(r["event_uid"])
+        counts_out[r["source"]] = counts_out.get(r["source"], 0) + 1
+    docs: list[tuple[str, str, int, bytes]] = []
+    if wanted:
+        hit_files = [f for f in files if _local(f) in wanted or f in wanted]
+        docs = sc.binaryFiles(",".join(hit_files)).mapPartitions(_extract(wanted)).collect()
+    proj.unpersist()
+    events.unpersist()
+    outputs = output.write(dest, docs)
+    doc = manifest.build(
+        engine="spark",
+        seeds=[s.as_dict() for s in resolved],
+        since=since,
+        until=until,
+        closure=members,
+        inputs=inputs,
+        counts_in=counts_in,
+        counts_out=counts_out,
+        outputs=outputs,
+        extra={"spark": {"master": sc.master, "version": spark.version}},
+    )
+    manifest.write(dest, doc)
+    return ScopeResult(dest, doc)
+
+
+def _constant(data: bytes) -> Callable[[str], bytes]:
+    """A reader that answers every path with ``data`` (the one file a task already holds in memory)."""
+
+    def read(_path: str) -> bytes:
+        return data
+
+    return read

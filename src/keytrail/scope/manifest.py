@@ -1,0 +1,77 @@
+"""``manifest.json``: the chain of custody of a scope folder.
+
+Written last, next to the record folders. It says which engine cut what from which inputs
+(path, size, SHA-256, and why a file was skipped), from which seeds and window, which
+credentials the closure holds and why, the counts in and out per source, and the SHA-256 of
+every output file, so ``keytrail ingest`` can record it as provenance and check the files
+against it (:func:`keytrail.ingest.provenance.verify`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from keytrail import __version__
+from keytrail.ingest.provenance import MARK
+
+NAME = "manifest.json"
+LIMITS = (
+    "The closure sees only what the given logs record: a key minted outside them (console, another "
+    "account's trail, a Vault without an audit device, an AWS key Vault made with its key HMAC'd "
+    "and no CloudTrail name match) has no issuing event, so its lineage stops there; events "
+    "signed by "
+    "credentials outside the closure are not kept even when they touch the same resources."
+)
+
+
+def build(
+    *,
+    engine: str,
+    seeds: list[dict[str, Any]],
+    since: datetime | None,
+    until: datetime | None,
+    closure: list[dict[str, Any]],
+    inputs: list[dict[str, Any]],
+    counts_in: dict[str, int],
+    counts_out: dict[str, int],
+    outputs: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    def t(x: datetime | None) -> str | None:
+        return x.strftime("%Y-%m-%dT%H:%M:%SZ") if x else None
+
+    sources = sorted(set(counts_in) | set(counts_out))
+    return {
+        MARK: 1,
+        "keytrail_version": __version__,
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "engine": engine,
+        **(extra or {}),
+        "seeds": seeds,
+        "window": {"since": t(since), "until": t(until)},
+        "closure": [
+            {
+                "credential_id": c["credential_id"],
+                "relation": c["relation"],
+                "why": c["why"],
+                "evidence": list(c.get("evidence") or []),
+            }
+            for c in closure
+        ],
+        "inputs": sorted(inputs, key=lambda i: str(i.get("path"))),
+        "counts": {
+            s: {"events_in": counts_in.get(s, 0), "events_out": counts_out.get(s, 0)}
+            for s in sources
+        },
+        "outputs": outputs,
+        "limits": LIMITS,
+    }
+
+
+def write(out: Path, doc: dict[str, Any]) -> Path:
+    path = out / NAME
+    path.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    return path
