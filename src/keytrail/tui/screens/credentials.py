@@ -278,6 +278,8 @@ class CredentialScreen(CaseScreen):
         Binding("5", "tab('tab-granted')", "Granted", show=False, id="credential.tab5"),
         Binding("t", "timeline", "Timeline", id="credential.timeline"),
         Binding("h", "fold", "Header", id="credential.fold"),
+        # ↓ on the tab bar (which holds focus when the view opens) goes into the active tab
+        Binding("down", "into_tab", "Into the tab", show=False, id="credential.into"),
         Binding("y", "copy_id", "Copy id", show=False, id="credential.copy"),
         Binding("e", "export", "Export", id="credential.export"),
     ]
@@ -384,7 +386,7 @@ class CredentialScreen(CaseScreen):
             box.mount(DocView(data, skip=("lineage", "filters")))
             # ↓ works at once, without a Tab first
             if self.app.focused is None or isinstance(self.app.focused, Tabs):
-                self.call_after_refresh(self.action_tab, "tab-blast")
+                self.call_after_refresh(self._focus_blast)
             ids = self.query_one("#ids-doc", VerticalScroll)
             ids.remove_children()
             ids.mount(DocView({"agents": data.get("agents") or [], "humans": data.get("humans") or []}))
@@ -473,6 +475,20 @@ class CredentialScreen(CaseScreen):
         doc, pending = self._facts
         box.update(summary_line(doc, pending) if self.folded else summary(doc, pending))
         box.styles.height = 1 if self.folded else "auto"
+
+    def action_into_tab(self) -> None:
+        for tabs in self.query(TabbedContent):
+            self.action_tab(tabs.active or "tab-blast")
+
+    def _focus_blast(self) -> None:
+        """Tab 1's first list takes focus once it is laid out (unless the user moved on already)."""
+        if self.app.focused is None or isinstance(self.app.focused, Tabs):
+            blast = self.query_one("#blast")
+            tables = [w for w in self.focus_chain if blast in w.ancestors]
+            if tables:
+                tables[0].focus()
+            else:
+                self.action_tab("tab-blast")
 
     def action_fold(self) -> None:
         """Fold or unfold the header (at 80x24 the full header left the tabs 3 lines)."""

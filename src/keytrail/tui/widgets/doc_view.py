@@ -84,6 +84,29 @@ class EventLinks(OptionList):
         super().__init__(*[Option(lit(u), id=None) for u in uids[:TABLE_CAP]], **kw)
         self.uids = uids[:TABLE_CAP]
 
+    def action_cursor_down(self) -> None:
+        last = self.highlighted is not None and self.highlighted >= self.option_count - 1
+        if last and DocTable.hand_over(self, +1):  # type: ignore[arg-type]
+            return
+        super().action_cursor_down()
+
+    def action_page_down(self) -> None:
+        last = self.highlighted is not None and self.highlighted >= self.option_count - 1
+        if last and DocTable.hand_over(self, +1):  # type: ignore[arg-type]
+            return
+        super().action_page_down()
+
+    def action_last(self) -> None:
+        last = self.highlighted is not None and self.highlighted >= self.option_count - 1
+        if last and DocTable.hand_over(self, +1, last=True):  # type: ignore[arg-type]
+            return
+        super().action_last()
+
+    def action_cursor_up(self) -> None:
+        if (self.highlighted or 0) <= 0 and DocTable.hand_over(self, -1):  # type: ignore[arg-type]
+            return
+        super().action_cursor_up()
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         uid = self.uids[event.option_index]
