@@ -32,7 +32,14 @@ from keytrail.report.svg import EDGE_COLOR, render_lineage_svg
 from keytrail.report.svg_path import render_attack_path
 
 #: Rows the HTML shows where the JSON report has all (each cut is stated under its table).
-RANKED_HTML, RESOURCES_HTML, TIMELINE_HTML, TRACES_HTML, SENSITIVE_HTML, DERIVED_HTML = 10, 8, 8, 2, 8, 10
+RANKED_HTML, RESOURCES_HTML, TIMELINE_HTML, TRACES_HTML, SENSITIVE_HTML, DERIVED_HTML = (
+    10,
+    8,
+    8,
+    2,
+    8,
+    10,
+)
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -113,8 +120,14 @@ def _long_token(value: Any) -> bool:
     return any(len(part) >= 24 for part in scalar_text(value).split())
 
 
-def _table(headers: list[str], rows: list[list[Any]], *, mono: set[int] | None = None,
-           row_class: list[str] | None = None, nowrap: set[int] | None = None) -> str:
+def _table(
+    headers: list[str],
+    rows: list[list[Any]],
+    *,
+    mono: set[int] | None = None,
+    row_class: list[str] | None = None,
+    nowrap: set[int] | None = None,
+) -> str:
     if not rows:
         return '<p class="note">None.</p>'
     mono = mono or set()
@@ -123,16 +136,24 @@ def _table(headers: list[str], rows: list[list[Any]], *, mono: set[int] | None =
     body = []
     for i, row in enumerate(rows):
         cls = f' class="{e(row_class[i])}"' if row_class and row_class[i] else ""
-        cells = "".join(f'<td class="mono">{e(v)}</td>' if j in mono
-                        else f'<td class="nw">{e(v)}</td>' if j in nowrap
-                        else f'<td class="brk">{e(v)}</td>' if _long_token(v) else f"<td>{e(v)}</td>"
-                        for j, v in enumerate(row))
+        cells = "".join(
+            f'<td class="mono">{e(v)}</td>'
+            if j in mono
+            else f'<td class="nw">{e(v)}</td>'
+            if j in nowrap
+            else f'<td class="brk">{e(v)}</td>'
+            if _long_token(v)
+            else f"<td>{e(v)}</td>"
+            for j, v in enumerate(row)
+        )
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _kv(rows: list[tuple[str, Any]]) -> str:
-    body = "".join(f'<tr><th class="k">{e(k)}</th><td class="brk">{e(v)}</td></tr>' for k, v in rows)
+    body = "".join(
+        f'<tr><th class="k">{e(k)}</th><td class="brk">{e(v)}</td></tr>' for k, v in rows
+    )
     return f'<table class="kv"><tbody>{body}</tbody></table>'
 
 
@@ -169,37 +190,70 @@ def _header(doc: dict[str, Any]) -> str:
     summary_rows = "".join(
         f"<tr><td>{e(len(files))}</td><td>{e(src)}</td><td>{e(status)}</td><td>{_integrity(integ)}</td>"
         f"<td>{e(sum(int(f['events'] or 0) for f in files))}</td><td>{e(sum(int(f['rejected'] or 0) for f in files))}</td>"
-        f"<td>{e(_ids([f['file_id'] for f in files]))}</td></tr>" for (src, status, integ), files in groups)
-    evidence = ("<table><thead><tr><th>files</th><th>source</th><th>status</th><th>integrity</th><th>events</th>"
-                f"<th>rejected</th><th>file numbers</th></tr></thead><tbody>{summary_rows}</tbody></table>")
+        f"<td>{e(_ids([f['file_id'] for f in files]))}</td></tr>"
+        for (src, status, integ), files in groups
+    )
+    evidence = (
+        "<table><thead><tr><th>files</th><th>source</th><th>status</th><th>integrity</th><th>events</th>"
+        f"<th>rejected</th><th>file numbers</th></tr></thead><tbody>{summary_rows}</tbody></table>"
+    )
     ev_rows = "".join(
-        f"<tr><td>{e(f['file_id'])}</td><td class=\"mono\">{e(relative(f['path'], root))}</td><td class=\"mono\">{e(f['sha256'])}</td>"
+        f'<tr><td>{e(f["file_id"])}</td><td class="mono">{e(relative(f["path"], root))}</td><td class="mono">{e(f["sha256"])}</td>'
         f"<td>{e(f['source'])}</td><td>{e(f['status'])}</td><td>{e(f['events'])}</td><td>{e(f['rejected'])}</td>"
-        f"<td>{_integrity(f['integrity'])}</td></tr>" for f in h["evidence"])
-    files = ("<details><summary>Every file with its SHA-256 (" + e(len(h["evidence"])) + " files; in print: "
-             "see the JSON report or <code>keytrail info</code>)</summary>"
-             "<table><thead><tr><th>#</th><th>file</th><th>SHA-256</th><th>source</th><th>status</th>"
-             f"<th>events</th><th>rejected</th><th>integrity</th></tr></thead><tbody>{ev_rows}</tbody></table></details>")
-    sources = _table(["source", "files", "events", "rejected", "first event", "last event"],
-                     [[s, v["files"], v["events"], v["rejected"], v["time_range"][0], v["time_range"][1]]
-                      for s, v in sorted(h["sources"].items())], nowrap={4, 5})
+        f"<td>{_integrity(f['integrity'])}</td></tr>"
+        for f in h["evidence"]
+    )
+    files = (
+        "<details><summary>Every file with its SHA-256 ("
+        + e(len(h["evidence"]))
+        + " files; in print: "
+        "see the JSON report or <code>keytrail info</code>)</summary>"
+        "<table><thead><tr><th>#</th><th>file</th><th>SHA-256</th><th>source</th><th>status</th>"
+        f"<th>events</th><th>rejected</th><th>integrity</th></tr></thead><tbody>{ev_rows}</tbody></table></details>"
+    )
+    sources = _table(
+        ["source", "files", "events", "rejected", "first event", "last event"],
+        [
+            [s, v["files"], v["events"], v["rejected"], v["time_range"][0], v["time_range"][1]]
+            for s, v in sorted(h["sources"].items())
+        ],
+        nowrap={4, 5},
+    )
     gap_groups = _grouped([((g["kind"],), g) for g in h["coverage_gaps"]])
-    gaps = _table(["gap", "count", "detail"],
-                  [[kind, len(members), members[0]["detail"] if len(members) == 1 else
-                    f"{members[0]['detail']} … and {len(members) - 1} more like it"]
-                   for (kind,), members in gap_groups])
-    rejects = _table(["file", "path", "rejected", "first record", "example reason"],
-                     [[r["file_id"], r["path"], r["rejected"], r["first_record"], r["example_reason"]]
-                      for r in h["rejects_by_file"]], mono={1})
+    gaps = _table(
+        ["gap", "count", "detail"],
+        [
+            [
+                kind,
+                len(members),
+                members[0]["detail"]
+                if len(members) == 1
+                else f"{members[0]['detail']} … and {len(members) - 1} more like it",
+            ]
+            for (kind,), members in gap_groups
+        ],
+    )
+    rejects = _table(
+        ["file", "path", "rejected", "first record", "example reason"],
+        [
+            [r["file_id"], r["path"], r["rejected"], r["first_record"], r["example_reason"]]
+            for r in h["rejects_by_file"]
+        ],
+        mono={1},
+    )
     window = h["window"]
-    scope = (f"{e(window['since'] or 'start of evidence')} to {e(window['until'] or 'end of evidence')}")
-    return (f'<section id="case"><h2>Appendix A. Evidence and integrity</h2>'
-            f"<p>Case <code>{e(h['case'])}</code>; events from <b>{e(t0)}</b> to <b>{e(t1)}</b> (UTC); "
-            f"analysis window: {scope}. Ingest finalized: {e(h['finalized'])}.</p>"
-            f"<h4>Evidence files</h4>"
-            + (f"<p>Paths relative to <code>{e(root)}</code>.</p>" if root else "")
-            + f"{evidence}{files}<h4>Sources</h4>{sources}"
-            f"<h4>Coverage gaps and integrity</h4>{gaps}<h4>Rejected records</h4>{rejects}</section>")
+    scope = (
+        f"{e(window['since'] or 'start of evidence')} to {e(window['until'] or 'end of evidence')}"
+    )
+    return (
+        f'<section id="case"><h2>Appendix A. Evidence and integrity</h2>'
+        f"<p>Case <code>{e(h['case'])}</code>; events from <b>{e(t0)}</b> to <b>{e(t1)}</b> (UTC); "
+        f"analysis window: {scope}. Ingest finalized: {e(h['finalized'])}.</p>"
+        f"<h4>Evidence files</h4>"
+        + (f"<p>Paths relative to <code>{e(root)}</code>.</p>" if root else "")
+        + f"{evidence}{files}<h4>Sources</h4>{sources}"
+        f"<h4>Coverage gaps and integrity</h4>{gaps}<h4>Rejected records</h4>{rejects}</section>"
+    )
 
 
 def _lead(doc: dict[str, Any]) -> str:
@@ -214,14 +268,25 @@ def _lead(doc: dict[str, Any]) -> str:
     deepest = chain[-1]
     minted = ""
     if len(chain) > 1:
-        minted = (f", which minted a chain of {len(chain) - 1} more credential(s) down to "
-                  f"{short_id(deepest['credential'], 24)} ({deepest.get('kind') or 'credential'}"
-                  + (f" of {deepest['principal']}" if deepest.get("principal") else "") + ")")
+        minted = (
+            f", which minted a chain of {len(chain) - 1} more credential(s) down to "
+            f"{short_id(deepest['credential'], 24)} ({deepest.get('kind') or 'credential'}"
+            + (f" of {deepest['principal']}" if deepest.get("principal") else "")
+            + ")"
+        )
     res = p.get("resources") or []
-    reached = (f"; the chain reached {len(res)} sensitive resource(s), among them {res[0]['resource']} "
-               f"({', '.join(res[0]['actions'])})") if res else ""
-    return (f"{who} delegated {via}the "
-            f"{root.get('kind') or 'credential'} {short_id(root['credential'], 24)}{minted}{reached}.")
+    reached = (
+        (
+            f"; the chain reached {len(res)} sensitive resource(s), among them {res[0]['resource']} "
+            f"({', '.join(res[0]['actions'])})"
+        )
+        if res
+        else ""
+    )
+    return (
+        f"{who} delegated {via}the "
+        f"{root.get('kind') or 'credential'} {short_id(root['credential'], 24)}{minted}{reached}."
+    )
 
 
 def _actions(doc: dict[str, Any]) -> str:
@@ -231,52 +296,98 @@ def _actions(doc: dict[str, Any]) -> str:
     items = []
     for a in acts:
         also = f' <span class="note">Also: {e("; ".join(a["also"]))}.</span>' if a["also"] else ""
-        todo = (f"<pre>{e(a['command'])}</pre>" if a.get("command")
-                else f"<div>{e(a.get('recommendation') or '')}</div>")
-        items.append(f"<li>{_badge(a['level']) if a.get('level') else ''} <b>{e(a['category'])}</b>: "
-                     f"<code>{e(a['target'])}</code> — {e(a['why'])}.{also}{todo}</li>")
+        todo = (
+            f"<pre>{e(a['command'])}</pre>"
+            if a.get("command")
+            else f"<div>{e(a.get('recommendation') or '')}</div>"
+        )
+        items.append(
+            f"<li>{_badge(a['level']) if a.get('level') else ''} <b>{e(a['category'])}</b>: "
+            f"<code>{e(a['target'])}</code> — {e(a['why'])}.{also}{todo}</li>"
+        )
     return f'<ol class="actions">{"".join(items)}</ol>'
 
 
 def _summary(doc: dict[str, Any]) -> str:
     """The first screen: what happened (sentence, picture, the numbers that matter) and what to do now."""
-    h, s = doc["header"], doc["summary"]
+    s = doc["summary"]
     lv = s["finding_levels"]
     path = s.get("attack_path") or {}
     # the numbers of the blast radius the picture draws (the section holding the top credential)
     top = doc["credentials"][int(path.get("section") or 1) - 1] if doc["credentials"] else None
     cards = []
     if top:
-        cards += [(len(top["derived_credentials"]), "credentials in its blast radius"),
-                  (len(path.get("resources") or []), "sensitive resources reached"),
-                  (top["activity"]["events"], "events signed")]
+        cards += [
+            (len(top["derived_credentials"]), "credentials in its blast radius"),
+            (len(path.get("resources") or []), "sensitive resources reached"),
+            (top["activity"]["events"], "events signed"),
+        ]
     cards += [(lv.get("critical", 0), "critical findings"), (lv.get("high", 0), "high findings")]
-    card_html = "".join(f'<div class="card"><div class="n">{e(n)}</div><div class="l">{e(l)}</div></div>'
-                        for n, l in cards)
+    card_html = "".join(
+        f'<div class="card"><div class="n">{e(n)}</div><div class="l">{e(l)}</div></div>'
+        for n, l in cards
+    )
     lead = _lead(doc)
     svg = render_attack_path(path)
-    picture = (f'<div class="graph">{svg}</div>{_legend()}' if svg else "")
+    picture = f'<div class="graph">{svg}</div>{_legend()}' if svg else ""
     context = "".join(f"<p>{e(x)}</p>" for x in s["sentences"][:2])
-    return ('<section id="summary" class="summary"><h2>What happened</h2>'
-            + (f'<p class="lead">{e(lead)}</p>' if lead else "")
-            + f'<div class="cards">{card_html}</div>' + picture
-            + f'<h2 id="do-now">What to do now</h2>{_actions(doc)}'
-            + f'<p class="note">The full containment checklist is in section 4.</p>{context}</section>')
+    return (
+        '<section id="summary" class="summary"><h2>What happened</h2>'
+        + (f'<p class="lead">{e(lead)}</p>' if lead else "")
+        + f'<div class="cards">{card_html}</div>'
+        + picture
+        + f'<h2 id="do-now">What to do now</h2>{_actions(doc)}'
+        + f'<p class="note">The full containment checklist is in section 4.</p>{context}</section>'
+    )
 
 
 def _ranking(doc: dict[str, Any]) -> str:
     r = doc["ranking"]
-    rows = [[i, get(c, "credential"), get(c, "kind"), get(c, "holder"), get(c, "score"),
-             get(c, "events", "event_count"), count(get(c, "derived_credentials")), get(c, "agents"),
-             get(c, "humans"), get(c, "last_seen")]
-            for i, c in enumerate(r["credentials"][:RANKED_HTML], 1)]
+    rows = [
+        [
+            i,
+            get(c, "credential"),
+            get(c, "kind"),
+            get(c, "holder"),
+            get(c, "score"),
+            get(c, "events", "event_count"),
+            count(get(c, "derived_credentials")),
+            get(c, "agents"),
+            get(c, "humans"),
+            get(c, "last_seen"),
+        ]
+        for i, c in enumerate(r["credentials"][:RANKED_HTML], 1)
+    ]
     note = f'<p class="note">{e(r["note"])}</p>' if r.get("note") else ""
     total = r.get("total", len(r["credentials"]))
-    more = (f'<p class="note">{e(more_ranked(total, len(r["credentials"]), RANKED_HTML))} Score terms of '
-            "the examined credentials are in their sections.</p>" if total > RANKED_HTML else "")
-    return (f'<section id="ranking"><h2>2. Credentials ranked by blast radius</h2>{note}'
-            + _table(["#", "credential", "kind", "holder", "score", "events", "derived", "agents",
-                      "humans", "last seen"], rows, mono={1}, nowrap={9}) + more + "</section>")
+    more = (
+        f'<p class="note">{e(more_ranked(total, len(r["credentials"]), RANKED_HTML))} Score terms of '
+        "the examined credentials are in their sections.</p>"
+        if total > RANKED_HTML
+        else ""
+    )
+    return (
+        f'<section id="ranking"><h2>2. Credentials ranked by blast radius</h2>{note}'
+        + _table(
+            [
+                "#",
+                "credential",
+                "kind",
+                "holder",
+                "score",
+                "events",
+                "derived",
+                "agents",
+                "humans",
+                "last seen",
+            ],
+            rows,
+            mono={1},
+            nowrap={9},
+        )
+        + more
+        + "</section>"
+    )
 
 
 def _note(text: str) -> str:
@@ -284,9 +395,14 @@ def _note(text: str) -> str:
 
 
 def _legend() -> str:
-    items = "".join(f'<span><i class="sw" style="background:{c}"></i>{e(k)}</span>' for k, c in EDGE_COLOR.items())
-    return (f'<div class="legend">{items}<span>solid = proven, long dash = strong, '
-            f"short dash = inferred</span></div>")
+    items = "".join(
+        f'<span><i class="sw" style="background:{c}"></i>{e(k)}</span>'
+        for k, c in EDGE_COLOR.items()
+    )
+    return (
+        f'<div class="legend">{items}<span>solid = proven, long dash = strong, '
+        f"short dash = inferred</span></div>"
+    )
 
 
 def _family(c: dict[str, Any]) -> set[str]:
@@ -295,94 +411,213 @@ def _family(c: dict[str, Any]) -> set[str]:
 
 def _credential(i: int, c: dict[str, Any], earlier: list[dict[str, Any]] = ()) -> str:  # type: ignore[assignment]
     a = c["activity"]
-    parts = [(f'<div class="cred" id="cred-{i}"><h3>1.{i} <code>{e(c["credential"])}</code> '
-             f'<small>({e(c["kind"])})</small></h3>')]
-    parts.append(f"<p>Score <b>{e(c['score'])}</b>. The credential and {len(c['derived_credentials']) - 1} "
-                 f"credential(s) minted from it signed <b>{e(a['events'])}</b> events "
-                 f"({e(a['denied'])} denied, {e(a['actions'])} distinct actions, {e(a['accounts'])} account(s)) "
-                 f"from {e(a['first_seen'])} to {e(a['last_seen'])}.</p>")
+    parts = [
+        (
+            f'<div class="cred" id="cred-{i}"><h3>1.{i} <code>{e(c["credential"])}</code> '
+            f"<small>({e(c['kind'])})</small></h3>"
+        )
+    ]
+    parts.append(
+        f"<p>Score <b>{e(c['score'])}</b>. The credential and {len(c['derived_credentials']) - 1} "
+        f"credential(s) minted from it signed <b>{e(a['events'])}</b> events "
+        f"({e(a['denied'])} denied, {e(a['actions'])} distinct actions, {e(a['accounts'])} account(s)) "
+        f"from {e(a['first_seen'])} to {e(a['last_seen'])}.</p>"
+    )
     # A blast radius wholly inside an earlier section's is that section's subtree: its tables would
     # repeat those rows, so it gets its score terms and the pointer (the JSON report has its own).
     inside = next((j for j, o in enumerate(earlier, 1) if _family(c) <= _family(o)), None)
     if inside is not None:
         terms = terms_rows(c.get("terms"))
-        parts.append(f'<p>Its blast radius is part of <a href="#cred-{inside}">1.{inside}</a> '
-                     f"<code>{e(short_id(earlier[inside - 1]['credential'], 24))}</code> (minted from it): "
-                     "resources, actions, derived credentials and events are listed there; the JSON report "
-                     "has this credential's own tables.</p>")
+        parts.append(
+            f'<p>Its blast radius is part of <a href="#cred-{inside}">1.{inside}</a> '
+            f"<code>{e(short_id(earlier[inside - 1]['credential'], 24))}</code> (minted from it): "
+            "resources, actions, derived credentials and events are listed there; the JSON report "
+            "has this credential's own tables.</p>"
+        )
         if terms:
-            parts.append("<h4>Score terms</h4>" + _table(["term", "value", "points", "explanation"],
-                                                         [list(x) for x in terms]))
+            parts.append(
+                "<h4>Score terms</h4>"
+                + _table(["term", "value", "points", "explanation"], [list(x) for x in terms])
+            )
         parts.append("</div>")
         return "".join(parts)
     svg = render_lineage_svg(c["lineage"], uid=f"g{i}")
     if svg:
-        omitted = [(c["lineage"].get(f"{k}_omitted") or 0, k) for k in ("credentials", "principals", "resources")]
+        omitted = [
+            (c["lineage"].get(f"{k}_omitted") or 0, k)
+            for k in ("credentials", "principals", "resources")
+        ]
         text = " and ".join(f"{n} less-used {k}" for n, k in omitted if n)
-        more = f'<p class="note">{e(text)} are not drawn (the tables below list them all).</p>' if text else ""
-        parts.append(f"<h4>Lineage</h4><div class=\"graph\">{svg}</div>{_legend()}{more}")
+        more = (
+            f'<p class="note">{e(text)} are not drawn (the tables below list them all).</p>'
+            if text
+            else ""
+        )
+        parts.append(f'<h4>Lineage</h4><div class="graph">{svg}</div>{_legend()}{more}')
     shown = c["resources"][:RESOURCES_HTML]
-    parts.append(f'<h4 id="cred-{i}-resources">Resources reached</h4>' + _note(resources_note(c)) + _table(
-        ["resource", "type", "action", "events", "denied", "first", "last"],
-        [[r["resource_id"], r["resource_type"], r["action"], r["events"], r["denied"], r["first_seen"],
-          r["last_seen"]] for r in shown], mono={0}, nowrap={5, 6},
-        row_class=["denied" if r["denied"] else "" for r in shown])
-        + _cut(len(c["resources"]), len(shown), "resource rows"))
+    parts.append(
+        f'<h4 id="cred-{i}-resources">Resources reached</h4>'
+        + _note(resources_note(c))
+        + _table(
+            ["resource", "type", "action", "events", "denied", "first", "last"],
+            [
+                [
+                    r["resource_id"],
+                    r["resource_type"],
+                    r["action"],
+                    r["events"],
+                    r["denied"],
+                    r["first_seen"],
+                    r["last_seen"],
+                ]
+                for r in shown
+            ],
+            mono={0},
+            nowrap={5, 6},
+            row_class=["denied" if r["denied"] else "" for r in shown],
+        )
+        + _cut(len(c["resources"]), len(shown), "resource rows")
+    )
     terms = terms_rows(c.get("terms"))
     if terms:
-        parts.append("<h4>Score terms</h4>" + _table(["term", "value", "points", "explanation"], [list(x) for x in terms]))
+        parts.append(
+            "<h4>Score terms</h4>"
+            + _table(["term", "value", "points", "explanation"], [list(x) for x in terms])
+        )
     blast = c.get("blast_radius") or {}
-    for key, title in (("sensitive_actions", "Write, delete and permission-changing actions"),
-                       ("secrets_read", "Secrets read")):
+    for key, title in (
+        ("sensitive_actions", "Write, delete and permission-changing actions"),
+        ("secrets_read", "Secrets read"),
+    ):
         rows_in = blast.get(key) or []
-        shown_rows = [[r.get("category"), r.get("action"), r.get("resource"), short_id(r.get("credential") or "", 24),
-                       r.get("events"), r.get("first_seen")] for r in rows_in[:SENSITIVE_HTML]]
+        shown_rows = [
+            [
+                r.get("category"),
+                r.get("action"),
+                r.get("resource"),
+                short_id(r.get("credential") or "", 24),
+                r.get("events"),
+                r.get("first_seen"),
+            ]
+            for r in rows_in[:SENSITIVE_HTML]
+        ]
         if shown_rows:
-            parts.append(f"<h4>{e(title)}</h4>" + _table(
-                ["category", "action", "resource", "credential", "events", "first"], shown_rows, mono={2, 3},
-                nowrap={5}, row_class=["denied" if r[0] == "denied" else "" for r in shown_rows])
-                + _cut(len(rows_in), len(shown_rows), "rows (with their evidence ids)"))
+            parts.append(
+                f"<h4>{e(title)}</h4>"
+                + _table(
+                    ["category", "action", "resource", "credential", "events", "first"],
+                    shown_rows,
+                    mono={2, 3},
+                    nowrap={5},
+                    row_class=["denied" if r[0] == "denied" else "" for r in shown_rows],
+                )
+                + _cut(len(rows_in), len(shown_rows), "rows (with their evidence ids)")
+            )
     if c.get("potential"):
         parts.append(_potential(c["potential"]))
-    parts.append("<h4>Derived credentials</h4>" + _table(
-        ["credential", "depth", "kind", "minted by", "issued", "expires", "acts as"],
-        [[d["credential_id"], d["depth"], d["kind"], short_id(d["parent_credential_id"] or "", 24), d["issued_at"],
-          d["expires_at"], d["principal_uid"]] for d in c["derived_credentials"][:DERIVED_HTML]],
-        mono={0, 3, 6}, nowrap={4, 5})
+    parts.append(
+        "<h4>Derived credentials</h4>"
+        + _table(
+            ["credential", "depth", "kind", "minted by", "issued", "expires", "acts as"],
+            [
+                [
+                    d["credential_id"],
+                    d["depth"],
+                    d["kind"],
+                    short_id(d["parent_credential_id"] or "", 24),
+                    d["issued_at"],
+                    d["expires_at"],
+                    d["principal_uid"],
+                ]
+                for d in c["derived_credentials"][:DERIVED_HTML]
+            ],
+            mono={0, 3, 6},
+            nowrap={4, 5},
+        )
         + _note(derived_note(c) if len(c["derived_credentials"]) > DERIVED_SHOWN else "")
-        + _cut(min(len(c["derived_credentials"]), DERIVED_SHOWN), min(len(c["derived_credentials"]), DERIVED_HTML),
-               "derived credentials"))
-    parts.append(f'<h4 id="cred-{i}-ids">Agents, humans and principals</h4>' + _table(
-        ["role", "identities"], [["humans", c["humans"]], ["agents", c["agents"]], ["principals", c["principals"]]]))
+        + _cut(
+            min(len(c["derived_credentials"]), DERIVED_SHOWN),
+            min(len(c["derived_credentials"]), DERIVED_HTML),
+            "derived credentials",
+        )
+    )
+    parts.append(
+        f'<h4 id="cred-{i}-ids">Agents, humans and principals</h4>'
+        + _table(
+            ["role", "identities"],
+            [["humans", c["humans"]], ["agents", c["agents"]], ["principals", c["principals"]]],
+        )
+    )
     events = c["timeline"][:TIMELINE_HTML]
-    parts.append("<h4>Timeline (UTC)</h4>" + _table(
-        ["time", "event id", "credential", "actor", "action", "target", "outcome", "user agent"],
-        [[t["time"], t["source_event_id"], short_id(t["credential_id"] or "", 24), t["actor_name"], t["action"],
-          t["target"], t["outcome"] + (f" ({t['error_code']})" if t["error_code"] else ""),
-          middle(t["user_agent"] or "", 48)]
-         for t in events], mono={1, 2, 5}, nowrap={0},
-        row_class=["denied" if t["outcome"] == "denied" else "" for t in events]))
+    parts.append(
+        "<h4>Timeline (UTC)</h4>"
+        + _table(
+            [
+                "time",
+                "event id",
+                "credential",
+                "actor",
+                "action",
+                "target",
+                "outcome",
+                "user agent",
+            ],
+            [
+                [
+                    t["time"],
+                    t["source_event_id"],
+                    short_id(t["credential_id"] or "", 24),
+                    t["actor_name"],
+                    t["action"],
+                    t["target"],
+                    t["outcome"] + (f" ({t['error_code']})" if t["error_code"] else ""),
+                    middle(t["user_agent"] or "", 48),
+                ]
+                for t in events
+            ],
+            mono={1, 2, 5},
+            nowrap={0},
+            row_class=["denied" if t["outcome"] == "denied" else "" for t in events],
+        )
+    )
     if c["timeline_truncated"] or len(events) < len(c["timeline"]):
-        parts.append(f'<p class="note">First {len(events)} of {e(a["events"])} events; '
-                     f"the JSON report and <code>keytrail blast</code> have all of them.</p>")
+        parts.append(
+            f'<p class="note">First {len(events)} of {e(a["events"])} events; '
+            f"the JSON report and <code>keytrail blast</code> have all of them.</p>"
+        )
     if c["traces"]:
-        parts.append("<h4>Delegation chains of key events</h4>"
-                     + _cut(len(c["traces"]), min(len(c["traces"]), TRACES_HTML), "traced key events"))
+        parts.append(
+            "<h4>Delegation chains of key events</h4>"
+            + _cut(len(c["traces"]), min(len(c["traces"]), TRACES_HTML), "traced key events")
+        )
         for t in c["traces"][:TRACES_HTML]:
             steps, gaps = chain_steps(t["trace"])
-            items = "".join(f"<li><b>{e(s['kind'])}</b> <code>{e(s['id'])}</code>"
-                            + (f" <small>{e(s['label'])}</small>" if s["label"] and s["label"] != s["id"] else "")
-                            + (f" — {e(s['reason'])}" if s["reason"] else "")
-                            + (f" <i>({e(s['confidence'])})</i>" if s["confidence"] else "") + "</li>"
-                            for s in steps)
+            items = "".join(
+                f"<li><b>{e(s['kind'])}</b> <code>{e(s['id'])}</code>"
+                + (
+                    f" <small>{e(s['label'])}</small>"
+                    if s["label"] and s["label"] != s["id"]
+                    else ""
+                )
+                + (f" — {e(s['reason'])}" if s["reason"] else "")
+                + (f" <i>({e(s['confidence'])})</i>" if s["confidence"] else "")
+                + "</li>"
+                for s in steps
+            )
             gap_html = "".join(f'<p class="note">{e(g)}</p>' for g in gaps)
-            parts.append(f"<p><code>{e(t['event_uid'])}</code></p><ol class=\"chain\">{items}</ol>{gap_html}")
+            parts.append(
+                f'<p><code>{e(t["event_uid"])}</code></p><ol class="chain">{items}</ol>{gap_html}'
+            )
     parts.append("</div>")
     return "".join(parts)
 
 
 def _cut(total: int, shown: int, what: str) -> str:
-    return _note(f"{shown} of {total} {what} shown; the JSON report has all of them.") if total > shown else ""
+    return (
+        _note(f"{shown} of {total} {what} shown; the JSON report has all of them.")
+        if total > shown
+        else ""
+    )
 
 
 def _potential(p: dict[str, Any]) -> str:
@@ -390,8 +625,12 @@ def _potential(p: dict[str, Any]) -> str:
 
     if not p["available"]:
         return "<h4>Granted by policy</h4>" + _note(p["reason"])
-    parts = ["<h4>Granted by policy</h4>", _note(potential_rows.intro(p)), "<details><summary>The policy tables "
-             "(what each principal was allowed, unused grants, actions the snapshot does not explain)</summary>"]
+    parts = [
+        "<h4>Granted by policy</h4>",
+        _note(potential_rows.intro(p)),
+        "<details><summary>The policy tables "
+        "(what each principal was allowed, unused grants, actions the snapshot does not explain)</summary>",
+    ]
     for title, headers, rows in potential_rows.tables(p):
         parts.append(f"<h5>{e(title)}</h5>" + _table(headers, [list(r) for r in rows]))
     return "".join(parts) + "</details>"
@@ -403,7 +642,9 @@ def _findings(doc: dict[str, Any]) -> str:
     note = f'<p class="note">{e(f["note"])}</p>' if f.get("note") else ""
     if not f["items"]:
         return f'<section id="findings"><h2>3. Findings</h2>{note}<p class="note">No findings.</p></section>'
-    items = sorted(f["items"], key=lambda x: LEVEL_ORDER.index(x["level"]) if x["level"] in LEVEL_ORDER else 9)
+    items = sorted(
+        f["items"], key=lambda x: LEVEL_ORDER.index(x["level"]) if x["level"] in LEVEL_ORDER else 9
+    )
     blocks, rest = [], []
     for item in items:
         evidence = f"{scalar_text(item.get('evidence'))} ({scalar_text(item.get('evidence_count'))} events)"
@@ -416,21 +657,34 @@ def _findings(doc: dict[str, Any]) -> str:
             f"<p><b>What</b> {e(item.get('description'))} <b>Impact</b> {e(item.get('impact'))}</p>"
             f"<p><b>Contain</b> {e(item.get('recommendation'))}</p>"
             f'<p class="meta">subjects {e(item.get("subjects"))} · seen {e(item.get("first_seen"))} to '
-            f'{e(item.get("last_seen"))} · evidence <span class="mono">{e(evidence)}</span></p></div>')
+            f'{e(item.get("last_seen"))} · evidence <span class="mono">{e(evidence)}</span></p></div>'
+        )
     if rest:
-        blocks.append(f"<h4>Medium, low and informational ({len(rest)})</h4>"
-                      '<p class="note">One row each; what, impact and every evidence id are in the JSON report '
-                      "and <code>keytrail findings</code>.</p>" + _table(
-                          ["level", "finding", "subjects", "contain", "events"],
-                          [[x["level"], f"{x['title']} ({x['rule']})", x.get("subjects"), x.get("recommendation"),
-                            x.get("evidence_count")] for x in rest]))
+        blocks.append(
+            f"<h4>Medium, low and informational ({len(rest)})</h4>"
+            '<p class="note">One row each; what, impact and every evidence id are in the JSON report '
+            "and <code>keytrail findings</code>.</p>"
+            + _table(
+                ["level", "finding", "subjects", "contain", "events"],
+                [
+                    [
+                        x["level"],
+                        f"{x['title']} ({x['rule']})",
+                        x.get("subjects"),
+                        x.get("recommendation"),
+                        x.get("evidence_count"),
+                    ]
+                    for x in rest
+                ],
+            )
+        )
     return f'<section id="findings"><h2>3. Findings</h2>{note}{"".join(blocks)}</section>'
 
 
 def _containment(doc: dict[str, Any]) -> str:
     """Every checklist item, worst first (grouped by the level of the worst finding naming it)."""
     items = doc["containment"]
-    title = '<h2>4. Containment checklist</h2>'
+    title = "<h2>4. Containment checklist</h2>"
     if not items:
         return f'<section id="containment">{title}<p class="note">Nothing to contain.</p></section>'
     out, group = [], None
@@ -440,13 +694,20 @@ def _containment(doc: dict[str, Any]) -> str:
             if group is not None:
                 out.append("</ul>")
             group = level
-            head = {"critical": "Named by a critical finding", "high": "Named by a high finding"}.get(
-                level, "Also in the blast radius")
-            out.append(f"<h4>{e(head)}</h4><ul class=\"check\">")
+            head = {
+                "critical": "Named by a critical finding",
+                "high": "Named by a high finding",
+            }.get(level, "Also in the blast radius")
+            out.append(f'<h4>{e(head)}</h4><ul class="check">')
         ev = f" Evidence: <code>{e(it['evidence'])}</code>." if it["evidence"] else ""
-        todo = (f"<pre>{e(it['command'])}</pre>" if it.get("command")
-                else f"<div>{e(it.get('recommendation') or '')}</div>")
-        out.append(f"<li><b>{e(it['category'])}</b>: <code>{e(it['target'])}</code> — {e(it['why'])}.{ev}{todo}</li>")
+        todo = (
+            f"<pre>{e(it['command'])}</pre>"
+            if it.get("command")
+            else f"<div>{e(it.get('recommendation') or '')}</div>"
+        )
+        out.append(
+            f"<li><b>{e(it['category'])}</b>: <code>{e(it['target'])}</code> — {e(it['why'])}.{ev}{todo}</li>"
+        )
     out.append("</ul>")
     return f'<section id="containment">{title}{"".join(out)}</section>'
 
@@ -455,35 +716,47 @@ def _appendix(doc: dict[str, Any]) -> str:
     a = doc["appendix"]
     queries = "".join(f"<h4>{e(q['name'])}</h4><pre>{escape(q['sql'])}</pre>" for q in a["queries"])
     queries = f"<details><summary>The SQL of every query ({len(a['queries'])})</summary>{queries}</details>"
-    return (f'<section id="appendix"><h2>Appendix B. Queries and versions</h2>'
-            f"<p>keytrail {e(a['keytrail_version'])}; report format {e(doc['report_version'])}; parameters: "
-            f"{e(a['parameters'])}. Each number above comes from one of these queries, run on the case "
-            f"(parameters <code>$cred</code>, <code>$since</code>, <code>$until</code>).</p>{queries}</section>")
+    return (
+        f'<section id="appendix"><h2>Appendix B. Queries and versions</h2>'
+        f"<p>keytrail {e(a['keytrail_version'])}; report format {e(doc['report_version'])}; parameters: "
+        f"{e(a['parameters'])}. Each number above comes from one of these queries, run on the case "
+        f"(parameters <code>$cred</code>, <code>$since</code>, <code>$until</code>).</p>{queries}</section>"
+    )
 
 
 def render_html(doc: dict[str, Any]) -> str:
     """The report document as a single HTML page (no script, no network reference)."""
     h = doc["header"]
-    creds = "".join(_credential(i, c, doc["credentials"][:i - 1]) for i, c in enumerate(doc["credentials"], 1))
-    toc = ('<nav class="toc"><b>Contents</b><ol><li><a href="#blast">Blast radius per credential</a></li>'
-           '<li><a href="#ranking">Credentials ranked by blast radius</a></li><li><a href="#findings">Findings</a>'
-           '</li><li><a href="#containment">Containment checklist</a></li><li><a href="#case">Appendix A: '
-           'evidence and integrity</a></li><li><a href="#appendix">Appendix B: queries and versions</a></li>'
-           "</ol></nav>")
+    creds = "".join(
+        _credential(i, c, doc["credentials"][: i - 1]) for i, c in enumerate(doc["credentials"], 1)
+    )
+    toc = (
+        '<nav class="toc"><b>Contents</b><ol><li><a href="#blast">Blast radius per credential</a></li>'
+        '<li><a href="#ranking">Credentials ranked by blast radius</a></li><li><a href="#findings">Findings</a>'
+        '</li><li><a href="#containment">Containment checklist</a></li><li><a href="#case">Appendix A: '
+        'evidence and integrity</a></li><li><a href="#appendix">Appendix B: queries and versions</a></li>'
+        "</ol></nav>"
+    )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="referrer" content="no-referrer">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>keytrail blast-radius report: {e(h['case'])}</title><style>{STYLE}</style></head><body>"
         f'<header class="top"><span class="class">CONFIDENTIAL · INCIDENT RESPONSE</span>'
-        f"<h1>Blast-radius report</h1><div class=\"meta\">case {e(h['case'])} · evidence {e(h['time_range'][0])} "
+        f'<h1>Blast-radius report</h1><div class="meta">case {e(h["case"])} · evidence {e(h["time_range"][0])} '
         f"to {e(h['time_range'][1])} UTC · generated {e(doc['generated_at'])} by keytrail "
         f"{e(doc['keytrail_version'])}</div></header><main>"
-        + _summary(doc) + toc
+        + _summary(doc)
+        + toc
         + '<section id="blast"><h2>1. Blast radius per credential</h2>'
-        + (creds or '<p class="note">No credential selected.</p>') + "</section>"
-        + _ranking(doc) + _findings(doc) + _containment(doc) + _header(doc) + _appendix(doc)
+        + (creds or '<p class="note">No credential selected.</p>')
+        + "</section>"
+        + _ranking(doc)
+        + _findings(doc)
+        + _containment(doc)
+        + _header(doc)
+        + _appendix(doc)
         + f"<footer>Generated by keytrail {e(doc['keytrail_version'])} at {e(doc['generated_at'])}. "
         "Secrets found in the logs are masked. Times are UTC. Every identifier is as logged.</footer>"
         "</main></body></html>\n"
