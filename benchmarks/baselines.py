@@ -46,9 +46,22 @@ def orjson_baseline(root: Path) -> int:
         rows = []
         for r in doc.get("Records", []):
             ui = r.get("userIdentity") or {}
-            rows.append((r.get("eventID"), r.get("eventTime"), r.get("eventSource"), r.get("eventName"),
-                         ui.get("arn"), ui.get("accessKeyId"), r.get("sourceIPAddress"), r.get("userAgent"),
-                         r.get("recipientAccountId"), r.get("awsRegion"), r.get("errorCode"), orjson.dumps(r)))
+            rows.append(
+                (
+                    r.get("eventID"),
+                    r.get("eventTime"),
+                    r.get("eventSource"),
+                    r.get("eventName"),
+                    ui.get("arn"),
+                    ui.get("accessKeyId"),
+                    r.get("sourceIPAddress"),
+                    r.get("userAgent"),
+                    r.get("recipientAccountId"),
+                    r.get("awsRegion"),
+                    r.get("errorCode"),
+                    orjson.dumps(r),
+                )
+            )
         n += len(rows)
     return n
 

@@ -77,7 +77,11 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> Child:
     """Run ``argv``; wall time and that child's own peak RSS (``wait4``), not the max over all children."""
     import tempfile
 
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, open(os.devnull, "rb") as devnull:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        open(os.devnull, "rb") as devnull,
+    ):
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdin=devnull, stdout=out, stderr=err, env=env, cwd=REPO)
         # wait4 reaps this very child and returns its own rusage (RUSAGE_CHILDREN would be the max of all).
@@ -86,8 +90,14 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> Child:
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Child(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, p.returncode, out.read().decode(errors="replace"),
-                     err.read().decode(errors="replace"))
+        return Child(
+            seconds,
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss * 1024,
+            p.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -116,8 +126,18 @@ def ensure_data(events: int, seed: int, workdir: Path) -> Path:
         return data
     if data.exists():
         shutil.rmtree(data)
-    child = run_child([sys.executable, str(REPO / "scripts" / "gen_scale.py"), "--events", str(events),
-                       "--seed", str(seed), "--out", str(data)])
+    child = run_child(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "gen_scale.py"),
+            "--events",
+            str(events),
+            "--seed",
+            str(seed),
+            "--out",
+            str(data),
+        ]
+    )
     if child.rc != 0:
         raise SystemExit(f"gen_scale failed:\n{child.stderr}")
     (data / ".complete").write_text(child.stderr)
@@ -126,50 +146,143 @@ def ensure_data(events: int, seed: int, workdir: Path) -> Path:
 
 def ingest_rows(data: Path, case: Path, rows: list[Row], cloudtrail_only: bool = False) -> bool:
     """Step 1: the three CloudTrail loads, then the rest of the evidence into the case."""
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     # The ratio compares loading: the analysis snapshot that `keytrail ingest` ends with is skipped
     # here and measured on its own after the second ingest.
-    kt = run_child([sys.executable, "-m", "keytrail", "ingest", str(case), str(data / "AWSLogs"), "-q", "--json",
-                    "--no-snapshot"], env)
+    kt = run_child(
+        [
+            sys.executable,
+            "-m",
+            "keytrail",
+            "ingest",
+            str(case),
+            str(data / "AWSLogs"),
+            "-q",
+            "--json",
+            "--no-snapshot",
+        ],
+        env,
+    )
     bare_db = case.with_name("baseline.duckdb")
     bare_db.unlink(missing_ok=True)
-    duck = run_child([sys.executable, str(HERE / "baselines.py"), "duckdb", str(data), str(bare_db)])
+    duck = run_child(
+        [sys.executable, str(HERE / "baselines.py"), "duckdb", str(data), str(bare_db)]
+    )
     bare_db.unlink(missing_ok=True)
     loop = run_child([sys.executable, str(HERE / "baselines.py"), "orjson", str(data)])
     records = duck.stdout.strip() or "?"
-    rows.append(Row(f"bare DuckDB read_json + unnest ({records} records)", wall_cpu(duck), "", "baseline"
-                    if duck.rc == 0 else f"error: {duck.stderr.strip().splitlines()[-1:]}"))
-    rows.append(Row("single-threaded orjson loop", wall_cpu(loop), "", "baseline" if loop.rc == 0 else "error"))
+    rows.append(
+        Row(
+            f"bare DuckDB read_json + unnest ({records} records)",
+            wall_cpu(duck),
+            "",
+            "baseline" if duck.rc == 0 else f"error: {duck.stderr.strip().splitlines()[-1:]}",
+        )
+    )
+    rows.append(
+        Row(
+            "single-threaded orjson loop",
+            wall_cpu(loop),
+            "",
+            "baseline" if loop.rc == 0 else "error",
+        )
+    )
     if kt.rc != 0:
         tail = " ".join(kt.stderr.strip().splitlines()[-2:])[:200]
-        rows.append(Row("keytrail ingest CloudTrail", "failed", "<= 2x DuckDB, >= 2x faster than orjson",
-                        f"error: {tail}"))
+        rows.append(
+            Row(
+                "keytrail ingest CloudTrail",
+                "failed",
+                "<= 2x DuckDB, >= 2x faster than orjson",
+                f"error: {tail}",
+            )
+        )
         return False
-    rows.append(Row("keytrail ingest CloudTrail (incl. dedup + derive; --no-snapshot)", wall_cpu(kt)))
-    rows.append(Row("ingest / bare DuckDB", f"{kt.seconds / duck.seconds:.2f}x (cpu {kt.cpu / duck.cpu:.2f}x)", "<= 2.0x",
-                    verdict(kt.seconds / duck.seconds, 2.0)))
-    rows.append(Row("orjson loop / ingest (speed-up)", f"{loop.seconds / kt.seconds:.2f}x (cpu {loop.cpu / kt.cpu:.2f}x)",
-                    ">= 2.0x",
-                    verdict(loop.seconds / kt.seconds, 2.0, higher_is_better=True)))
+    rows.append(
+        Row("keytrail ingest CloudTrail (incl. dedup + derive; --no-snapshot)", wall_cpu(kt))
+    )
+    rows.append(
+        Row(
+            "ingest / bare DuckDB",
+            f"{kt.seconds / duck.seconds:.2f}x (cpu {kt.cpu / duck.cpu:.2f}x)",
+            "<= 2.0x",
+            verdict(kt.seconds / duck.seconds, 2.0),
+        )
+    )
+    rows.append(
+        Row(
+            "orjson loop / ingest (speed-up)",
+            f"{loop.seconds / kt.seconds:.2f}x (cpu {loop.cpu / kt.cpu:.2f}x)",
+            ">= 2.0x",
+            verdict(loop.seconds / kt.seconds, 2.0, higher_is_better=True),
+        )
+    )
     if cloudtrail_only:
-        rows.append(Row("keytrail ingest Vault + agent logs + inventory", "-", "", "skipped (--cloudtrail-only)"))
-        rows.append(Row("peak RSS of ingest", f"{kt.max_rss / GIB:.2f} GiB", "<= 1.5 GiB", verdict(kt.max_rss / GIB, 1.5)))
+        rows.append(
+            Row(
+                "keytrail ingest Vault + agent logs + inventory",
+                "-",
+                "",
+                "skipped (--cloudtrail-only)",
+            )
+        )
+        rows.append(
+            Row(
+                "peak RSS of ingest",
+                f"{kt.max_rss / GIB:.2f} GiB",
+                "<= 1.5 GiB",
+                verdict(kt.max_rss / GIB, 1.5),
+            )
+        )
         return True
-    rest = [str(p) for p in sorted(data.iterdir()) if p.name not in ("AWSLogs", "inventory.toml", ".complete")]
-    more = run_child([sys.executable, "-m", "keytrail", "ingest", str(case), *rest, "--inventory",
-                      str(data / "inventory.toml"), "-q", "--json"], env)
-    rows.append(Row("keytrail ingest Vault + agent logs + inventory (incl. re-derive and the snapshot)",
-                    wall_cpu(more), "",
-                    "" if more.rc == 0 else "error: " + " ".join(more.stderr.strip().splitlines()[-1:])[:200]))
+    rest = [
+        str(p)
+        for p in sorted(data.iterdir())
+        if p.name not in ("AWSLogs", "inventory.toml", ".complete")
+    ]
+    more = run_child(
+        [
+            sys.executable,
+            "-m",
+            "keytrail",
+            "ingest",
+            str(case),
+            *rest,
+            "--inventory",
+            str(data / "inventory.toml"),
+            "-q",
+            "--json",
+        ],
+        env,
+    )
+    rows.append(
+        Row(
+            "keytrail ingest Vault + agent logs + inventory (incl. re-derive and the snapshot)",
+            wall_cpu(more),
+            "",
+            ""
+            if more.rc == 0
+            else "error: " + " ".join(more.stderr.strip().splitlines()[-1:])[:200],
+        )
+    )
     try:
         snap = json.loads(more.stdout).get("snapshot") or {}
     except ValueError:
         snap = {}
     if snap:
-        rows.append(Row(f"of which the analysis snapshot ({snap['credentials']:,} credentials ranked, "
-                        f"{snap['findings']:,} findings)", fmt_s(float(snap["seconds"]))))
+        rows.append(
+            Row(
+                f"of which the analysis snapshot ({snap['credentials']:,} credentials ranked, "
+                f"{snap['findings']:,} findings)",
+                fmt_s(float(snap["seconds"])),
+            )
+        )
     peak = max(kt.max_rss, more.max_rss)
-    rows.append(Row("peak RSS of ingest", f"{peak / GIB:.2f} GiB", "<= 1.5 GiB", verdict(peak / GIB, 1.5)))
+    rows.append(
+        Row("peak RSS of ingest", f"{peak / GIB:.2f} GiB", "<= 1.5 GiB", verdict(peak / GIB, 1.5))
+    )
     return True
 
 
@@ -206,15 +319,22 @@ def analysis_rows(case: Path, rows: list[Row]) -> None:
         # derive() above dropped the snapshot; the TUI and report rows below read it.
         refresh = optional("keytrail.analysis.snapshot", "refresh")
         if refresh is None:
-            rows.append(Row("analysis snapshot", "-", "", "not measured (no keytrail.analysis.snapshot)"))
+            rows.append(
+                Row("analysis snapshot", "-", "", "not measured (no keytrail.analysis.snapshot)")
+            )
             return
         store = CaseStore.open(case, read_only=False)
         try:
             secs, summary = timed(lambda: refresh(store))
         finally:
             store.close()
-        rows.append(Row(f"analysis snapshot refresh ({summary.credentials:,} credentials, "
-                        f"{summary.findings:,} findings)", fmt_s(secs)))
+        rows.append(
+            Row(
+                f"analysis snapshot refresh ({summary.credentials:,} credentials, "
+                f"{summary.findings:,} findings)",
+                fmt_s(secs),
+            )
+        )
 
     guard("analysis snapshot", "", snapshot_step)
 
@@ -223,7 +343,9 @@ def analysis_rows(case: Path, rows: list[Row]) -> None:
         # kinds alone, so a slow family shows; the 30 s target is issue 14's.
         live = optional("keytrail.analysis.findings.run", "live_findings")
         if live is None:
-            rows.append(Row("findings, all rules", "-", "<= 30 s", "not measured (no live_findings)"))
+            rows.append(
+                Row("findings, all rules", "-", "<= 30 s", "not measured (no live_findings)")
+            )
             return
         from dataclasses import fields as dc_fields
         from dataclasses import replace
@@ -234,15 +356,28 @@ def analysis_rows(case: Path, rows: list[Row]) -> None:
         store = CaseStore.open(case)
         try:
             secs, found = timed(lambda: live(store, cfg))
-            rows.append(Row(f"findings, all rules incl. Sigma and rule files, live ({len(found):,} findings)",
-                            fmt_s(secs), "<= 30 s", verdict(secs, 30)))
+            rows.append(
+                Row(
+                    f"findings, all rules incl. Sigma and rule files, live ({len(found):,} findings)",
+                    fmt_s(secs),
+                    "<= 30 s",
+                    verdict(secs, 30),
+                )
+            )
             for keep in ("sigma", "nhi_attack"):
-                off = {f.name: replace(getattr(cfg, f.name), enabled=False) for f in dc_fields(cfg)
-                       if f.name != keep and hasattr(getattr(cfg, f.name), "enabled")}
+                off = {
+                    f.name: replace(getattr(cfg, f.name), enabled=False)
+                    for f in dc_fields(cfg)
+                    if f.name != keep and hasattr(getattr(cfg, f.name), "enabled")
+                }
                 only = replace(cfg, **off)
                 secs, found = timed(lambda only=only: live(store, only))
-                rows.append(Row(f"of which [{keep}] alone (with the shared chain tables; {len(found):,} findings)",
-                                fmt_s(secs)))
+                rows.append(
+                    Row(
+                        f"of which [{keep}] alone (with the shared chain tables; {len(found):,} findings)",
+                        fmt_s(secs),
+                    )
+                )
         finally:
             store.close()
 
@@ -251,31 +386,69 @@ def analysis_rows(case: Path, rows: list[Row]) -> None:
     try:
         n_creds = int(store.scalar("SELECT count(*) FROM credentials") or 0)
         n_links = int(store.scalar("SELECT count(*) FROM links") or 0)
-        rows.append(Row("case size", f"{store.scalar('SELECT count(*) FROM events'):,} events, "
-                                     f"{n_creds:,} credentials, {n_links:,} links"))
+        rows.append(
+            Row(
+                "case size",
+                f"{store.scalar('SELECT count(*) FROM events'):,} events, "
+                f"{n_creds:,} credentials, {n_links:,} links",
+            )
+        )
         load_graph = optional("keytrail.graph.build", "load_graph")
         if load_graph:
-            guard("load_graph", "", lambda: rows.append(Row("load_graph (networkx)", fmt_s(timed(
-                lambda: load_graph(store))[0]))))
+            guard(
+                "load_graph",
+                "",
+                lambda: rows.append(
+                    Row("load_graph (networkx)", fmt_s(timed(lambda: load_graph(store))[0]))
+                ),
+            )
         rank = optional("keytrail.analysis.answers", "rank_credentials")
         blast = optional("keytrail.analysis.answers", "blast_radius")
         ranked: list[Any] = []
         if rank:
+
             def rank_step() -> None:
                 secs, value = timed(lambda: rank(store, use_snapshot=False))
                 ranked.extend(value)
-                rows.append(Row(f"blast radius of every credential ({len(value):,}, rank_credentials, computed)",
-                                fmt_s(secs), "<= 10 s", verdict(secs, 10.0)))
+                rows.append(
+                    Row(
+                        f"blast radius of every credential ({len(value):,}, rank_credentials, computed)",
+                        fmt_s(secs),
+                        "<= 10 s",
+                        verdict(secs, 10.0),
+                    )
+                )
                 secs, _ = timed(lambda: rank(store, limit=10))
                 rows.append(Row("top 10 credentials from the analysis snapshot", fmt_s(secs)))
+
             guard("rank_credentials", "<= 10 s", rank_step)
         else:
-            rows.append(Row("blast radius of every credential", "-", "<= 10 s", "not measured (no analysis code)"))
+            rows.append(
+                Row(
+                    "blast radius of every credential",
+                    "-",
+                    "<= 10 s",
+                    "not measured (no analysis code)",
+                )
+            )
         if blast and ranked:
-            top = ranked[0].as_dict()["credential"] if hasattr(ranked[0], "as_dict") else ranked[0]["credential"]
-            guard("blast radius, largest", "<= 10 s", lambda: rows.append(Row(
-                f"blast radius of the top credential ({top})", fmt_s(s := timed(lambda: blast(store, top))[0]),
-                "<= 10 s", verdict(s, 10.0))))
+            top = (
+                ranked[0].as_dict()["credential"]
+                if hasattr(ranked[0], "as_dict")
+                else ranked[0]["credential"]
+            )
+            guard(
+                "blast radius, largest",
+                "<= 10 s",
+                lambda: rows.append(
+                    Row(
+                        f"blast radius of the top credential ({top})",
+                        fmt_s(s := timed(lambda: blast(store, top))[0]),
+                        "<= 10 s",
+                        verdict(s, 10.0),
+                    )
+                ),
+            )
         trace = optional("keytrail.analysis.delegation", "trace_event")
         if trace:
             event_id = deep_event(store)
@@ -284,11 +457,20 @@ def analysis_rows(case: Path, rows: list[Row]) -> None:
                 # The first trace after opening the case reads cold pages; later ones are warm. Judge the first.
                 cold = timed(lambda: trace(store, event_id))[0]
                 warm = sorted(timed(lambda: trace(store, event_id))[0] for _ in range(3))[1]
-                rows.append(Row(f"delegation trace of {event_id} (first; warm median)",
-                                f"{fmt_s(cold)}; {fmt_s(warm)}", "<= 200 ms", verdict(cold, 0.2)))
+                rows.append(
+                    Row(
+                        f"delegation trace of {event_id} (first; warm median)",
+                        f"{fmt_s(cold)}; {fmt_s(warm)}",
+                        "<= 200 ms",
+                        verdict(cold, 0.2),
+                    )
+                )
+
             guard("trace", "<= 200 ms", trace_step)
         else:
-            rows.append(Row("delegation trace", "-", "<= 200 ms", "not measured (no analysis code)"))
+            rows.append(
+                Row("delegation trace", "-", "<= 200 ms", "not measured (no analysis code)")
+            )
         build_report = optional("keytrail.report.content", "build_report")
         if build_report:
             render = optional("keytrail.report.html", "render_html")
@@ -297,9 +479,12 @@ def analysis_rows(case: Path, rows: list[Row]) -> None:
                 secs, doc = timed(lambda: build_report(store))
                 extra = timed(lambda: render(doc))[0] if render else 0.0
                 rows.append(Row("report (build_report + render_html)", fmt_s(secs + extra)))
+
             guard("report", "", report_step)
         else:
-            rows.append(Row("report", "-", "", "not measured (no keytrail.report.content.build_report)"))
+            rows.append(
+                Row("report", "-", "", "not measured (no keytrail.report.content.build_report)")
+            )
     finally:
         store.close()
     tui_row(case, rows)
@@ -311,7 +496,8 @@ def deep_event(store: Any) -> str:
     row = store.query(
         """SELECT e.source_event_id FROM events e JOIN credentials c ON c.credential_id = e.credential_id
            WHERE e.source = 'cloudtrail' AND c.parent_credential_id IS NOT NULL
-           ORDER BY e.account DESC, e.time DESC LIMIT 1""")
+           ORDER BY e.account DESC, e.time DESC LIMIT 1"""
+    )
     if not row:
         row = store.query("SELECT source_event_id FROM events WHERE source = 'cloudtrail' LIMIT 1")
     return str(row[0]["source_event_id"])
@@ -320,7 +506,14 @@ def deep_event(store: Any) -> str:
 def tui_row(case: Path, rows: list[Row]) -> None:
     app_cls = optional("keytrail.tui.app", "KeytrailApp")
     if app_cls is None:
-        rows.append(Row("TUI first screen (headless)", "-", "<= 1.5 s", "not measured (keytrail.tui not importable)"))
+        rows.append(
+            Row(
+                "TUI first screen (headless)",
+                "-",
+                "<= 1.5 s",
+                "not measured (keytrail.tui not importable)",
+            )
+        )
         return
     import asyncio
 
@@ -329,17 +522,35 @@ def tui_row(case: Path, rows: list[Row]) -> None:
         app = app_cls(case)
         async with app.run_test(size=(160, 50)) as pilot:
             await pilot.pause()
-            painted = time.perf_counter() - t0  # the overview is mounted and drawn (loading placeholders)
+            painted = (
+                time.perf_counter() - t0
+            )  # the overview is mounted and drawn (loading placeholders)
             await app.workers.wait_for_complete()
             await pilot.pause()
-            return painted, time.perf_counter() - t0  # every overview worker finished and drew its numbers
+            return (
+                painted,
+                time.perf_counter() - t0,
+            )  # every overview worker finished and drew its numbers
 
     try:
         painted, loaded = asyncio.run(first_screen())
-        rows.append(Row("TUI first screen, headless (first paint; overview loaded)",
-                        f"{fmt_s(painted)}; {fmt_s(loaded)}", "<= 1.5 s", verdict(loaded, 1.5)))
+        rows.append(
+            Row(
+                "TUI first screen, headless (first paint; overview loaded)",
+                f"{fmt_s(painted)}; {fmt_s(loaded)}",
+                "<= 1.5 s",
+                verdict(loaded, 1.5),
+            )
+        )
     except Exception as e:  # noqa: BLE001 - report it in the table, keep the other rows
-        rows.append(Row("TUI first screen (headless)", "failed", "<= 1.5 s", f"error: {type(e).__name__}: {e}"[:200]))
+        rows.append(
+            Row(
+                "TUI first screen (headless)",
+                "failed",
+                "<= 1.5 s",
+                f"error: {type(e).__name__}: {e}"[:200],
+            )
+        )
 
 
 async def _until(pilot: Any, cond: Callable[[], Any], t0: float, limit: float = 120.0) -> float:
@@ -397,7 +608,14 @@ def tui_interaction_rows(case: Path, rows: list[Row]) -> None:
     """
     app_cls = optional("keytrail.tui.app", "KeytrailApp")
     if app_cls is None:
-        rows.append(Row("TUI open credential / page timeline", "-", "<= 200 ms", "not measured (no keytrail.tui)"))
+        rows.append(
+            Row(
+                "TUI open credential / page timeline",
+                "-",
+                "<= 200 ms",
+                "not measured (no keytrail.tui)",
+            )
+        )
         return
     import asyncio
 
@@ -412,7 +630,9 @@ def tui_interaction_rows(case: Path, rows: list[Row]) -> None:
             await _idle(app, pilot)
             t0 = time.perf_counter()
             await pilot.press("c")
-            ranked = await _until(pilot, lambda: isinstance(app.screen, CredentialsScreen) and app.screen.rows, t0)
+            ranked = await _until(
+                pilot, lambda: isinstance(app.screen, CredentialsScreen) and app.screen.rows, t0
+            )
             await _idle(app, pilot)
             top = app.screen.rows[0].get("credential") or app.screen.rows[0].get("credential_id")
             out.append(Row("TUI credentials list (ranked, shown)", fmt_s(ranked)))
@@ -421,30 +641,51 @@ def tui_interaction_rows(case: Path, rows: list[Row]) -> None:
             for _ in range(OPENS):
                 t0 = time.perf_counter()
                 pressed = _press(pilot, "enter")
-                firsts.append(await _until(
-                    pilot, lambda: isinstance(app.screen, CredentialScreen) and app.screen.score_shown, t0))
+                firsts.append(
+                    await _until(
+                        pilot,
+                        lambda: isinstance(app.screen, CredentialScreen) and app.screen.score_shown,
+                        t0,
+                    )
+                )
                 screen = app.screen
                 await pressed
-                dones.append(await _until(pilot, lambda s=screen: s.started and not s.busy(), t0, limit=600))
+                dones.append(
+                    await _until(pilot, lambda s=screen: s.started and not s.busy(), t0, limit=600)
+                )
                 app.pop_screen()
                 await _idle(app, pilot)
-            print(f"opens: score shown {[fmt_s(x) for x in firsts]}, all done {[fmt_s(x) for x in dones]}",
-                  file=sys.stderr)
-            out.append(Row(f"TUI open the top credential ({top}) x{OPENS}: score shown, median; worst",
-                           f"{fmt_s(sorted(firsts)[OPENS // 2])}; {fmt_s(max(firsts))}", "<= 200 ms",
-                           verdict(sorted(firsts)[OPENS // 2], 0.2)))
-            out.append(Row("TUI open the top credential: every worker done and drawn, first; median",
-                           f"{fmt_s(dones[0])}; {fmt_s(sorted(dones)[OPENS // 2])}"))
+            print(
+                f"opens: score shown {[fmt_s(x) for x in firsts]}, all done {[fmt_s(x) for x in dones]}",
+                file=sys.stderr,
+            )
+            out.append(
+                Row(
+                    f"TUI open the top credential ({top}) x{OPENS}: score shown, median; worst",
+                    f"{fmt_s(sorted(firsts)[OPENS // 2])}; {fmt_s(max(firsts))}",
+                    "<= 200 ms",
+                    verdict(sorted(firsts)[OPENS // 2], 0.2),
+                )
+            )
+            out.append(
+                Row(
+                    "TUI open the top credential: every worker done and drawn, first; median",
+                    f"{fmt_s(dones[0])}; {fmt_s(sorted(dones)[OPENS // 2])}",
+                )
+            )
             t0 = time.perf_counter()
             timeline = TimelineScreen()
             app.push_screen(timeline)
-            shown = await _until(pilot, lambda: timeline.page_data is not None and timeline.page_data.rows, t0)
+            shown = await _until(
+                pilot, lambda: timeline.page_data is not None and timeline.page_data.rows, t0
+            )
             await _idle(app, pilot)
             out.append(Row("TUI timeline first page shown", fmt_s(shown)))
             table = timeline.query_one(PagedTable)
 
             def changed(before: Any) -> Callable[[], bool]:
                 return lambda: timeline.page_data is not before
+
             times: list[float] = []
             for _ in range(PAGES):
                 page = timeline.page_data
@@ -457,9 +698,14 @@ def tui_interaction_rows(case: Path, rows: list[Row]) -> None:
                 await pressed
                 await _idle(app, pilot)
             times.sort()
-            out.append(Row(f"TUI timeline PageDown to the next page, median; worst of {PAGES}",
-                           f"{fmt_s(times[len(times) // 2])}; {fmt_s(times[-1])}", "<= 200 ms",
-                           verdict(times[len(times) // 2], 0.2)))
+            out.append(
+                Row(
+                    f"TUI timeline PageDown to the next page, median; worst of {PAGES}",
+                    f"{fmt_s(times[len(times) // 2])}; {fmt_s(times[-1])}",
+                    "<= 200 ms",
+                    verdict(times[len(times) // 2], 0.2),
+                )
+            )
         return out
 
     try:
@@ -467,15 +713,27 @@ def tui_interaction_rows(case: Path, rows: list[Row]) -> None:
         for row in measured:
             rows.append(row)  # noqa: PERF402 - Rows.append prints each row as it is measured
     except Exception as e:  # noqa: BLE001 - report it in the table, keep the other rows
-        rows.append(Row("TUI open credential / page timeline", "failed", "<= 200 ms",
-                        f"error: {type(e).__name__}: {e}"[:200]))
+        rows.append(
+            Row(
+                "TUI open credential / page timeline",
+                "failed",
+                "<= 200 ms",
+                f"error: {type(e).__name__}: {e}"[:200],
+            )
+        )
         traceback.print_exc(file=sys.stderr)
 
 
 def render(rows: list[Row], events: int, data: Path) -> str:
-    head = [(f"keytrail benchmark, {events:,} generated events ({data}), "
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M}Z, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"),
-            "", "| step | measured | target | result |", "|---|---|---|---|"]
+    head = [
+        (
+            f"keytrail benchmark, {events:,} generated events ({data}), "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M}Z, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
+        ),
+        "",
+        "| step | measured | target | result |",
+        "|---|---|---|---|",
+    ]
     return "\n".join(head + [r.line() for r in rows]) + "\n"
 
 
@@ -484,10 +742,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/keytrail-bench"))
-    ap.add_argument("--cloudtrail-only", action="store_true",
-                    help="analyse the CloudTrail-only case (skip ingesting the Vault/agent files into it)")
-    ap.add_argument("--tui-only", type=Path, metavar="CASE",
-                    help="only the TUI steps, on an existing case (opened read-only, never deleted)")
+    ap.add_argument(
+        "--cloudtrail-only",
+        action="store_true",
+        help="analyse the CloudTrail-only case (skip ingesting the Vault/agent files into it)",
+    )
+    ap.add_argument(
+        "--tui-only",
+        type=Path,
+        metavar="CASE",
+        help="only the TUI steps, on an existing case (opened read-only, never deleted)",
+    )
     args = ap.parse_args(argv)
     if args.tui_only:
         rows = Rows()

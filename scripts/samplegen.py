@@ -94,6 +94,7 @@ def _is_rfc3339(s: str) -> bool:
 
 # ---------------------------------------------------------------- time formats
 
+
 def ct_time(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -120,44 +121,87 @@ def unix(t: datetime) -> int:
 
 # ---------------------------------------------------------------- CloudTrail
 
+
 def iam_user_identity(acct: str, user: str, aida: str, key: str | None) -> dict[str, Any]:
-    ident: dict[str, Any] = {"type": "IAMUser", "principalId": aida, "arn": f"arn:aws:iam::{acct}:user/{user}",
-                             "accountId": acct}
+    ident: dict[str, Any] = {
+        "type": "IAMUser",
+        "principalId": aida,
+        "arn": f"arn:aws:iam::{acct}:user/{user}",
+        "accountId": acct,
+    }
     if key:
         ident["accessKeyId"] = key
     ident["userName"] = user
     return ident
 
 
-def role_identity(acct: str, role: str, session: str, aroa: str, key: str, created: datetime,
-                  source_identity: str | None = None) -> dict[str, Any]:
+def role_identity(
+    acct: str,
+    role: str,
+    session: str,
+    aroa: str,
+    key: str,
+    created: datetime,
+    source_identity: str | None = None,
+) -> dict[str, Any]:
     attrs: dict[str, Any] = {"creationDate": ct_time(created), "mfaAuthenticated": "false"}
     ctx: dict[str, Any] = {
-        "sessionIssuer": {"type": "Role", "principalId": aroa, "arn": f"arn:aws:iam::{acct}:role/{role}",
-                          "accountId": acct, "userName": role},
+        "sessionIssuer": {
+            "type": "Role",
+            "principalId": aroa,
+            "arn": f"arn:aws:iam::{acct}:role/{role}",
+            "accountId": acct,
+            "userName": role,
+        },
         "attributes": attrs,
     }
     if source_identity:
         ctx["sourceIdentity"] = source_identity
-    return {"type": "AssumedRole", "principalId": f"{aroa}:{session}",
-            "arn": f"arn:aws:sts::{acct}:assumed-role/{role}/{session}", "accountId": acct,
-            "accessKeyId": key, "sessionContext": ctx}
+    return {
+        "type": "AssumedRole",
+        "principalId": f"{aroa}:{session}",
+        "arn": f"arn:aws:sts::{acct}:assumed-role/{role}/{session}",
+        "accountId": acct,
+        "accessKeyId": key,
+        "sessionContext": ctx,
+    }
 
 
-def console_identity(acct: str, user: str, aida: str, key: str, created: datetime) -> dict[str, Any]:
+def console_identity(
+    acct: str, user: str, aida: str, key: str, created: datetime
+) -> dict[str, Any]:
     ident = iam_user_identity(acct, user, aida, key)
-    ident["sessionContext"] = {"sessionIssuer": {}, "webIdFederationData": {},
-                               "attributes": {"creationDate": ct_time(created), "mfaAuthenticated": "false"}}
+    ident["sessionContext"] = {
+        "sessionIssuer": {},
+        "webIdFederationData": {},
+        "attributes": {"creationDate": ct_time(created), "mfaAuthenticated": "false"},
+    }
     return ident
 
 
-def ct_event(ids: Ids, t: datetime, acct: str, region: str, identity: dict[str, Any], source: str, name: str, *,
-             ip: str, ua: str, request: dict[str, Any] | None = None, response: Any = None,
-             resources: list[dict[str, Any]] | None = None, read_only: bool | None = None,
-             error: tuple[str, str] | None = None, data_event: bool = False,
-             shared_event_id: str | None = None, request_id: str | None = None,
-             additional: dict[str, Any] | None = None, console: bool = False,
-             event_type: str = "AwsApiCall") -> dict[str, Any]:
+def ct_event(
+    ids: Ids,
+    t: datetime,
+    acct: str,
+    region: str,
+    identity: dict[str, Any],
+    source: str,
+    name: str,
+    *,
+    ip: str,
+    ua: str,
+    request: dict[str, Any] | None = None,
+    response: Any = None,
+    resources: list[dict[str, Any]] | None = None,
+    read_only: bool | None = None,
+    error: tuple[str, str] | None = None,
+    data_event: bool = False,
+    shared_event_id: str | None = None,
+    request_id: str | None = None,
+    additional: dict[str, Any] | None = None,
+    console: bool = False,
+    event_type: str = "AwsApiCall",
+) -> dict[str, Any]:
     """One CloudTrail record (eventVersion 1.08 field set, keys in CloudTrail's usual order)."""
     rec: dict[str, Any] = {
         "eventVersion": "1.08",
@@ -188,46 +232,98 @@ def ct_event(ids: Ids, t: datetime, acct: str, region: str, identity: dict[str, 
         rec["sharedEventID"] = shared_event_id
     rec["eventCategory"] = "Data" if data_event else "Management"
     if event_type == "AwsApiCall":
-        host = f"{source}.amazonaws.com" if source in ("iam", "sts") and region == "us-east-1" \
+        host = (
+            f"{source}.amazonaws.com"
+            if source in ("iam", "sts") and region == "us-east-1"
             else f"{source}.{region}.amazonaws.com"
+        )
         rec["tlsDetails"] = dict(TLS, clientProvidedHostHeader=host)
     if console:
         rec["sessionCredentialFromConsole"] = "true"
     return rec
 
 
-def s3_object_event(ids: Ids, t: datetime, acct: str, region: str, identity: dict[str, Any], name: str,
-                    bucket: str, key: str, *, ip: str, ua: str, bucket_acct: str | None = None,
-                    error: tuple[str, str] | None = None, size: int = 0) -> dict[str, Any]:
+def s3_object_event(
+    ids: Ids,
+    t: datetime,
+    acct: str,
+    region: str,
+    identity: dict[str, Any],
+    name: str,
+    bucket: str,
+    key: str,
+    *,
+    ip: str,
+    ua: str,
+    bucket_acct: str | None = None,
+    error: tuple[str, str] | None = None,
+    size: int = 0,
+) -> dict[str, Any]:
     """An S3 object-level data event (GetObject, PutObject, DeleteObject)."""
     out = size if name == "GetObject" and not error else 0
     inn = size if name == "PutObject" else 0
     return ct_event(
-        ids, t, acct, region, identity, "s3", name, ip=ip, ua=ua, data_event=True, error=error,
+        ids,
+        t,
+        acct,
+        region,
+        identity,
+        "s3",
+        name,
+        ip=ip,
+        ua=ua,
+        data_event=True,
+        error=error,
         read_only=name in ("GetObject", "HeadObject"),
         request={"bucketName": bucket, "Host": f"{bucket}.s3.{region}.amazonaws.com", "key": key},
         response=None,
-        additional={"SignatureVersion": "SigV4", "CipherSuite": "TLS_AES_128_GCM_SHA256",
-                    "bytesTransferredIn": inn, "AuthenticationMethod": "AuthHeader",
-                    "x-amz-id-2": ids.alnum(56), "bytesTransferredOut": out},
-        resources=[{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"},
-                   {"accountId": bucket_acct or acct, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}],
+        additional={
+            "SignatureVersion": "SigV4",
+            "CipherSuite": "TLS_AES_128_GCM_SHA256",
+            "bytesTransferredIn": inn,
+            "AuthenticationMethod": "AuthHeader",
+            "x-amz-id-2": ids.alnum(56),
+            "bytesTransferredOut": out,
+        },
+        resources=[
+            {"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"},
+            {
+                "accountId": bucket_acct or acct,
+                "type": "AWS::S3::Bucket",
+                "ARN": f"arn:aws:s3:::{bucket}",
+            },
+        ],
     )
 
 
-def assume_role_response(ids: Ids, t: datetime, role_acct: str, role: str, session: str, aroa: str, new_key: str,
-                         hours: int = 1) -> dict[str, Any]:
+def assume_role_response(
+    ids: Ids,
+    t: datetime,
+    role_acct: str,
+    role: str,
+    session: str,
+    aroa: str,
+    new_key: str,
+    hours: int = 1,
+) -> dict[str, Any]:
     return {
-        "credentials": {"accessKeyId": new_key, "sessionToken": "IQoJb3JpZ2luX2VjE" + ids.alnum(120),
-                        "expiration": aws_display_time(t + timedelta(hours=hours))},
-        "assumedRoleUser": {"assumedRoleId": f"{aroa}:{session}",
-                            "arn": f"arn:aws:sts::{role_acct}:assumed-role/{role}/{session}"},
+        "credentials": {
+            "accessKeyId": new_key,
+            "sessionToken": "IQoJb3JpZ2luX2VjE" + ids.alnum(120),
+            "expiration": aws_display_time(t + timedelta(hours=hours)),
+        },
+        "assumedRoleUser": {
+            "assumedRoleId": f"{aroa}:{session}",
+            "arn": f"arn:aws:sts::{role_acct}:assumed-role/{role}/{session}",
+        },
     }
 
 
 def ct_file_name(acct: str, region: str, t: datetime, ids: Ids) -> str:
-    return (f"AWSLogs/{acct}/CloudTrail/{region}/{t:%Y/%m/%d}/"
-            f"{acct}_CloudTrail_{region}_{t:%Y%m%dT%H%MZ}_{ids.alnum(16)}.json.gz")
+    return (
+        f"AWSLogs/{acct}/CloudTrail/{region}/{t:%Y/%m/%d}/"
+        f"{acct}_CloudTrail_{region}_{t:%Y%m%dT%H%MZ}_{ids.alnum(16)}.json.gz"
+    )
 
 
 def write_gz_json(path: Path, doc: Any) -> int:
@@ -243,11 +339,20 @@ def write_gz_json(path: Path, doc: Any) -> int:
 
 # ---------------------------------------------------------------- Vault
 
+
 class VaultToken:
     """A Vault token as the audit device sees it: HMAC'd token and accessor, plain identity."""
 
-    def __init__(self, ids: Ids, display_name: str, policies: list[str], entity_id: str,
-                 metadata: dict[str, str] | None, issued: datetime, ttl: int = 3600) -> None:
+    def __init__(
+        self,
+        ids: Ids,
+        display_name: str,
+        policies: list[str],
+        entity_id: str,
+        metadata: dict[str, str] | None,
+        issued: datetime,
+        ttl: int = 3600,
+    ) -> None:
         self.token = "hvs.CAESI" + ids.alnum(86)
         self.accessor_plain = ids.alnum(24)
         self.display_name = display_name
@@ -264,21 +369,39 @@ class VaultToken:
 
     def auth(self, allowed: bool = True, policy: str | None = None) -> dict[str, Any]:
         a: dict[str, Any] = {
-            "client_token": hmac_str(self.token), "accessor": self.accessor,
-            "display_name": self.display_name, "policies": self.policies,
-            "token_policies": self.policies, "metadata": self.metadata, "entity_id": self.entity_id,
-            "token_type": "service", "token_ttl": self.ttl, "token_issue_time": ct_time(self.issued),
+            "client_token": hmac_str(self.token),
+            "accessor": self.accessor,
+            "display_name": self.display_name,
+            "policies": self.policies,
+            "token_policies": self.policies,
+            "metadata": self.metadata,
+            "entity_id": self.entity_id,
+            "token_type": "service",
+            "token_ttl": self.ttl,
+            "token_issue_time": ct_time(self.issued),
         }
-        granting = [{"name": policy or self.policies[-1], "namespace_id": "root", "type": "acl"}] if allowed else []
+        granting = (
+            [{"name": policy or self.policies[-1], "namespace_id": "root", "type": "acl"}]
+            if allowed
+            else []
+        )
         a["policy_results"] = {"allowed": allowed, "granting_policies": granting}
         return a
 
     def response_auth(self) -> dict[str, Any]:
-        return {"client_token": hmac_str(self.token), "accessor": self.accessor,
-                "display_name": self.display_name, "policies": self.policies,
-                "token_policies": self.policies, "metadata": self.metadata, "num_uses": 0,
-                "entity_id": self.entity_id, "token_type": "service", "token_ttl": self.ttl,
-                "token_issue_time": ct_time(self.issued)}
+        return {
+            "client_token": hmac_str(self.token),
+            "accessor": self.accessor,
+            "display_name": self.display_name,
+            "policies": self.policies,
+            "token_policies": self.policies,
+            "metadata": self.metadata,
+            "num_uses": 0,
+            "entity_id": self.entity_id,
+            "token_type": "service",
+            "token_ttl": self.ttl,
+            "token_issue_time": ct_time(self.issued),
+        }
 
 
 MOUNTS = {
@@ -291,11 +414,22 @@ MOUNTS = {
 }
 
 
-def vault_pair(ids: Ids, t: datetime, caller: dict[str, Any], operation: str, mount: str, path: str, *,
-               remote: str, data: dict[str, Any] | None = None, response: dict[str, Any] | None = None,
-               error: str | None = None, resp_auth_top: dict[str, Any] | None = None,
-               keep_response_keys: frozenset[str] = frozenset(),
-               latency_ms: int = 4) -> list[dict[str, Any]]:
+def vault_pair(
+    ids: Ids,
+    t: datetime,
+    caller: dict[str, Any],
+    operation: str,
+    mount: str,
+    path: str,
+    *,
+    remote: str,
+    data: dict[str, Any] | None = None,
+    response: dict[str, Any] | None = None,
+    error: str | None = None,
+    resp_auth_top: dict[str, Any] | None = None,
+    keep_response_keys: frozenset[str] = frozenset(),
+    latency_ms: int = 4,
+) -> list[dict[str, Any]]:
     """The request and response entries Vault writes for one call.
 
     ``caller`` is the top-level ``auth`` of the request; ``resp_auth_top`` replaces it in the
@@ -306,7 +440,14 @@ def vault_pair(ids: Ids, t: datetime, caller: dict[str, Any], operation: str, mo
     if caller.get("entity_id"):
         req["client_id"] = caller["entity_id"]
     req["operation"] = operation
-    req.update({"mount_point": mount, "mount_type": mtype, "mount_accessor": macc, "mount_running_version": mver})
+    req.update(
+        {
+            "mount_point": mount,
+            "mount_type": mtype,
+            "mount_accessor": macc,
+            "mount_running_version": mver,
+        }
+    )
     if mclass:
         req["mount_class"] = mclass
     if "client_token" in caller:
@@ -318,19 +459,31 @@ def vault_pair(ids: Ids, t: datetime, caller: dict[str, Any], operation: str, mo
         req["data"] = hmac_data(data)
     req["remote_address"] = remote
     req["remote_port"] = 40000 + ids.rng.randrange(20000)
-    request_entry: dict[str, Any] = {"time": vault_time(t), "type": "request", "auth": caller, "request": req}
+    request_entry: dict[str, Any] = {
+        "time": vault_time(t),
+        "type": "request",
+        "auth": caller,
+        "request": req,
+    }
     if error:
         request_entry["error"] = error
-    resp: dict[str, Any] = {"mount_point": mount, "mount_type": mtype, "mount_accessor": macc,
-                            "mount_running_plugin_version": mver}
+    resp: dict[str, Any] = {
+        "mount_point": mount,
+        "mount_type": mtype,
+        "mount_accessor": macc,
+        "mount_running_plugin_version": mver,
+    }
     if mclass:
         resp["mount_class"] = mclass
     if response:
         for k, v in response.items():
             resp[k] = hmac_data(v, keep_response_keys) if k == "data" else v
     response_entry: dict[str, Any] = {
-        "time": vault_time(t + timedelta(milliseconds=latency_ms)), "type": "response",
-        "auth": resp_auth_top or caller, "request": req, "response": resp,
+        "time": vault_time(t + timedelta(milliseconds=latency_ms)),
+        "type": "response",
+        "auth": resp_auth_top or caller,
+        "request": req,
+        "response": resp,
     }
     if error:
         response_entry["error"] = error
@@ -348,6 +501,7 @@ def vault_aws_name(display_name: str, role: str, t: datetime, ids: Ids) -> str:
 
 # ---------------------------------------------------------------- OTLP
 
+
 def attr(key: str, value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"key": key, "value": {"boolValue": value}}
@@ -356,26 +510,61 @@ def attr(key: str, value: Any) -> dict[str, Any]:
     return {"key": key, "value": {"stringValue": value}}
 
 
-def span(trace_id: str, span_id: str, parent: str, name: str, start: datetime, end: datetime, kind: int,
-         attrs: dict[str, Any], error: str | None = None) -> dict[str, Any]:
-    s: dict[str, Any] = {"traceId": trace_id, "spanId": span_id, "parentSpanId": parent, "flags": 257,
-                         "name": name, "kind": kind, "startTimeUnixNano": unix_nanos(start),
-                         "endTimeUnixNano": unix_nanos(end),
-                         "attributes": [attr(k, v) for k, v in attrs.items() if v is not None]}
+def span(
+    trace_id: str,
+    span_id: str,
+    parent: str,
+    name: str,
+    start: datetime,
+    end: datetime,
+    kind: int,
+    attrs: dict[str, Any],
+    error: str | None = None,
+) -> dict[str, Any]:
+    s: dict[str, Any] = {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "parentSpanId": parent,
+        "flags": 257,
+        "name": name,
+        "kind": kind,
+        "startTimeUnixNano": unix_nanos(start),
+        "endTimeUnixNano": unix_nanos(end),
+        "attributes": [attr(k, v) for k, v in attrs.items() if v is not None],
+    }
     s["status"] = {"code": 2, "message": error} if error else {"code": 1}
     return s
 
 
-def otlp_line(service: str, service_version: str, host: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceSpans": [{
-        "resource": {"attributes": [attr("service.name", service), attr("service.version", service_version),
-                                    attr("host.name", host), attr("telemetry.sdk.language", "python"),
-                                    attr("telemetry.sdk.name", "opentelemetry"),
-                                    attr("telemetry.sdk.version", "1.33.1")]},
-        "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.openai_agents", "version": "0.54b1"},
-                        "spans": spans}],
-        "schemaUrl": "https://opentelemetry.io/schemas/1.37.0",
-    }]}
+def otlp_line(
+    service: str, service_version: str, host: str, spans: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [
+                        attr("service.name", service),
+                        attr("service.version", service_version),
+                        attr("host.name", host),
+                        attr("telemetry.sdk.language", "python"),
+                        attr("telemetry.sdk.name", "opentelemetry"),
+                        attr("telemetry.sdk.version", "1.33.1"),
+                    ]
+                },
+                "scopeSpans": [
+                    {
+                        "scope": {
+                            "name": "opentelemetry.instrumentation.openai_agents",
+                            "version": "0.54b1",
+                        },
+                        "spans": spans,
+                    }
+                ],
+                "schemaUrl": "https://opentelemetry.io/schemas/1.37.0",
+            }
+        ]
+    }
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

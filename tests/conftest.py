@@ -18,7 +18,9 @@ from keytrail.store.case import CaseStore
 from tests.openbao import OpenBao, OpenBaoUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FIXTURES = Path(os.environ.get("KEYTRAIL_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
+SHARED_FIXTURES = Path(
+    os.environ.get("KEYTRAIL_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures")
+)
 SAMPLE_DATA = REPO / "sample_data"
 
 

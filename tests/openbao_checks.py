@@ -82,8 +82,12 @@ def humans_of(case: Path, cred: str) -> list[str]:
 
 def holder(case: Path, cred: str) -> tuple[str, str | None, str | None]:
     """(class, detail, person) the principal classifier (graph.principal_class) gives ``cred``."""
-    rows = case_rows(case, "SELECT class, detail, person FROM principal_classes "
-                           "WHERE subject_kind = 'credential' AND subject = ?", [cred])
+    rows = case_rows(
+        case,
+        "SELECT class, detail, person FROM principal_classes "
+        "WHERE subject_kind = 'credential' AND subject = ?",
+        [cred],
+    )
     assert len(rows) == 1, f"{cred}: {rows}"
     return rows[0]["class"], rows[0]["detail"], rows[0]["person"]
 

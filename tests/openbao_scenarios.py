@@ -68,8 +68,12 @@ def _auth_mount(bao: OpenBao, kind: str, item: str, config: dict[str, Any]) -> s
 
 def userpass(bao: OpenBao) -> dict[str, Any]:
     """A person logs in with userpass while the CLI's token helper still holds the root token."""
-    mount = _auth_mount(bao, "userpass", "users/alice",
-                        {"password": "alice-pw", "token_policies": "default", "token_ttl": "1h"})
+    mount = _auth_mount(
+        bao,
+        "userpass",
+        "users/alice",
+        {"password": "alice-pw", "token_policies": "default", "token_ttl": "1h"},
+    )
     # the root token goes with the login, as `bao login -method=userpass` sends ~/.vault-token
     login = bao.call("POST", f"auth/{mount}/login/alice", {"password": "alice-pw"}, token="root")
     tok = login["auth"]["client_token"]
@@ -85,8 +89,12 @@ def userpass(bao: OpenBao) -> dict[str, Any]:
 
 def approle(bao: OpenBao) -> dict[str, Any]:
     """An operator makes an AppRole for an agent, which logs in with the role id and secret id."""
-    mount = _auth_mount(bao, "approle", "role/ledger-agent",
-                        {"token_policies": "default", "token_ttl": 1200, "secret_id_ttl": 600})
+    mount = _auth_mount(
+        bao,
+        "approle",
+        "role/ledger-agent",
+        {"token_policies": "default", "token_ttl": 1200, "secret_id_ttl": 600},
+    )
     role_id = bao.call("GET", f"auth/{mount}/role/ledger-agent/role-id")["data"]["role_id"]
     sid = bao.call("POST", f"auth/{mount}/role/ledger-agent/secret-id", {})["data"]
     login = bao.call(
@@ -288,7 +296,9 @@ def wrapping(bao: OpenBao) -> dict[str, Any]:
         headers={"X-Vault-Wrap-TTL": "120"},
     )["wrap_info"]
     # the sender re-wraps before handing it off: a new wrapping token, the same token inside
-    rewrapped = bao.call("POST", "sys/wrapping/rewrap", {"token": wrapped_tok["token"]})["wrap_info"]
+    rewrapped = bao.call("POST", "sys/wrapping/rewrap", {"token": wrapped_tok["token"]})[
+        "wrap_info"
+    ]
     wrapped_kv = bao.call("GET", f"{kv}/handoff", headers={"X-Vault-Wrap-TTL": "60"})["wrap_info"]
     unwrapped = bao.call("POST", "sys/wrapping/unwrap", {}, token=rewrapped["token"])["auth"]
     bao.call("POST", "sys/wrapping/unwrap", {}, token=wrapped_kv["token"])

@@ -18,7 +18,9 @@ def _modules(prefix: str) -> list[str]:
     for info in pkgutil.walk_packages([str(root)], prefix="keytrail."):
         if info.name.startswith(prefix) or prefix == "keytrail.":
             names.append(info.name)
-    return sorted(n for n in names if not n.startswith("keytrail.tui") and not n.endswith("__main__"))
+    return sorted(
+        n for n in names if not n.startswith("keytrail.tui") and not n.endswith("__main__")
+    )
 
 
 def _loaded_after_import(modules: list[str], watch: tuple[str, ...]) -> list[str]:

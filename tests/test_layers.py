@@ -159,8 +159,9 @@ def _cycles(edges: list[Edge]) -> list[list[str]]:
 def test_import_graph_is_found() -> None:
     edges = _edges()
     assert any(e.src == "keytrail.cli.main" for e in edges)
-    assert any(e.src.startswith("keytrail.analysis") and e.dst.startswith("keytrail.store")
-               for e in edges)
+    assert any(
+        e.src.startswith("keytrail.analysis") and e.dst.startswith("keytrail.store") for e in edges
+    )
 
 
 def test_no_import_cycles() -> None:

@@ -75,10 +75,22 @@ class HumanUseConfig:
     console_actions: tuple[str, ...] = ("signin:ConsoleLogin", "signin:GetSigninToken")
     """Interactive sign-in actions."""
     browser_user_agents: tuple[str, ...] = (
-        "Mozilla/", "Chrome/", "Safari/", "Firefox/", "console.amazonaws.com", "signin.amazonaws.com",
+        "Mozilla/",
+        "Chrome/",
+        "Safari/",
+        "Firefox/",
+        "console.amazonaws.com",
+        "signin.amazonaws.com",
     )
     """User-agent substrings of browsers and the console."""
-    interactive_user_agents: tuple[str, ...] = ("aws-cli/", "CloudShell", "PowerShell", "curl/", "HTTPie/", "Postman")
+    interactive_user_agents: tuple[str, ...] = (
+        "aws-cli/",
+        "CloudShell",
+        "PowerShell",
+        "curl/",
+        "HTTPie/",
+        "Postman",
+    )
     """User-agent substrings of interactive tools."""
 
 
@@ -86,13 +98,26 @@ class HumanUseConfig:
 class PrivilegeConfig:
     enabled: bool = True
     iam_change_actions: tuple[str, ...] = (
-        "iam:Create*", "iam:Put*Policy", "iam:Attach*Policy", "iam:Update*", "iam:AddUserToGroup",
-        "iam:SetDefaultPolicyVersion", "iam:PassRole", "iam:Delete*Policy", "iam:Detach*Policy",
-        "sso:*Permission*", "organizations:*Policy*",
+        "iam:Create*",
+        "iam:Put*Policy",
+        "iam:Attach*Policy",
+        "iam:Update*",
+        "iam:AddUserToGroup",
+        "iam:SetDefaultPolicyVersion",
+        "iam:PassRole",
+        "iam:Delete*Policy",
+        "iam:Detach*Policy",
+        "sso:*Permission*",
+        "organizations:*Policy*",
     )
     """Actions that change identities or policies (glob)."""
     vault_policy_paths: tuple[str, ...] = (
-        "sys/policy/*", "sys/policies/*", "sys/auth/*", "auth/*/role/*", "auth/token/roles/*", "identity/*",
+        "sys/policy/*",
+        "sys/policies/*",
+        "sys/auth/*",
+        "auth/*/role/*",
+        "auth/token/roles/*",
+        "identity/*",
     )
     """Vault paths whose writes change policy or auth (glob)."""
     admin_role_patterns: tuple[str, ...] = ("*Admin*", "*admin*", "OrganizationAccountAccessRole")
@@ -146,7 +171,10 @@ class SecretSprawlConfig:
     min_secrets: int = 10
     """Distinct secrets read by one chain."""
     secret_actions: tuple[str, ...] = (
-        "secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue", "ssm:GetParameter*", "vault:read",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:BatchGetSecretValue",
+        "ssm:GetParameter*",
+        "vault:read",
     )
     """Actions that read a secret (glob)."""
 
@@ -173,7 +201,9 @@ class FindingsConfig:
     offboarding: OffboardingConfig = field(default_factory=OffboardingConfig)
     human_use: HumanUseConfig = field(default_factory=HumanUseConfig)
     privilege: PrivilegeConfig = field(default_factory=PrivilegeConfig)
-    environment_crossing: EnvironmentCrossingConfig = field(default_factory=EnvironmentCrossingConfig)
+    environment_crossing: EnvironmentCrossingConfig = field(
+        default_factory=EnvironmentCrossingConfig
+    )
     unattributed: UnattributedConfig = field(default_factory=UnattributedConfig)
     scope_drift: ScopeDriftConfig = field(default_factory=ScopeDriftConfig)
     reconnaissance: ReconnaissanceConfig = field(default_factory=ReconnaissanceConfig)
@@ -196,7 +226,9 @@ def _check_value(section: str, key: str, default: Any, value: Any, where: str) -
     name = f"{section}.{key}"
 
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{where}: {name} = {value!r} is invalid; allowed: {expected}", "bad configuration")
+        return ConfigError(
+            f"{where}: {name} = {value!r} is invalid; allowed: {expected}", "bad configuration"
+        )
 
     if (section, key) in _LEVEL_FIELDS:
         if not isinstance(value, str):
@@ -236,8 +268,9 @@ def _check_value(section: str, key: str, default: Any, value: Any, where: str) -
     raise bad("(unsupported)")  # pragma: no cover - every field has a typed default
 
 
-def _apply(base: FindingsConfig, doc: dict[str, Any], where: str,
-           rule_ids: Collection[str] | None = None) -> FindingsConfig:
+def _apply(
+    base: FindingsConfig, doc: dict[str, Any], where: str, rule_ids: Collection[str] | None = None
+) -> FindingsConfig:
     sections = {f.name: f for f in fields(FindingsConfig) if f.name != "source"}
     updates: dict[str, Any] = {}
     for section, body in doc.items():
@@ -251,7 +284,9 @@ def _apply(base: FindingsConfig, doc: dict[str, Any], where: str,
         if section == "levels":
             levels = dict(base.levels)
             for rule, value in body.items():
-                loaded = rule.startswith(("sigma:", "nhi-"))  # Sigma and rule-file ids, loaded at run time
+                loaded = rule.startswith(
+                    ("sigma:", "nhi-")
+                )  # Sigma and rule-file ids, loaded at run time
                 if rule_ids is not None and rule not in rule_ids and not loaded:
                     raise ConfigError(
                         f"{where}: levels.{rule} names no rule; allowed rules: {', '.join(rule_ids)}",
@@ -295,12 +330,15 @@ def _read_toml(text: str, where: str) -> dict[str, Any]:
 def default_config() -> FindingsConfig:
     """The packaged defaults (``keytrail/data/findings.toml``)."""
     text = resources.files("keytrail").joinpath("data/findings.toml").read_text(encoding="utf-8")
-    return replace(_apply(FindingsConfig(), _read_toml(text, "findings.toml (built-in)"), "findings.toml"),
-                   source="defaults")
+    return replace(
+        _apply(FindingsConfig(), _read_toml(text, "findings.toml (built-in)"), "findings.toml"),
+        source="defaults",
+    )
 
 
-def load_config(path: str | Path | None = None, *,
-                rule_ids: Collection[str] | None = None) -> FindingsConfig:
+def load_config(
+    path: str | Path | None = None, *, rule_ids: Collection[str] | None = None
+) -> FindingsConfig:
     """Load the findings configuration with flag > ``KEYTRAIL_CONFIG`` > defaults precedence.
 
     ``rule_ids`` are the rules ``[levels]`` may name (the analysis layer hands in
@@ -324,5 +362,7 @@ def load_config(path: str | Path | None = None, *,
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"{where}: cannot read the configuration file: {e.strerror or e}", "bad configuration") from e
+        raise ConfigError(
+            f"{where}: cannot read the configuration file: {e.strerror or e}", "bad configuration"
+        ) from e
     return replace(_apply(base, _read_toml(text, where), where, rule_ids), source=str(p))

@@ -72,7 +72,9 @@ class Cancelled(KeytrailError):
 
     exit_code = 130  # like Ctrl-C
 
-    def __init__(self, msg: str = "cancelled: the analysis was interrupted before it finished") -> None:
+    def __init__(
+        self, msg: str = "cancelled: the analysis was interrupted before it finished"
+    ) -> None:
         super().__init__(msg, "cancelled")
 
 

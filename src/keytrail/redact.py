@@ -32,11 +32,35 @@ MASK = "****"
 SECRET_KEYS = frozenset(
     k.lower()
     for k in (
-        "sessionToken", "secretAccessKey", "secret_key", "secret_access_key", "security_token",
-        "password", "passwd", "client_token", "clientToken", "token", "secret_id", "private_key",
-        "privateKey", "apiKey", "api_key", "authorization", "x-amz-security-token", "refresh_token",
-        "access_token", "id_token", "accessToken", "refreshToken", "idToken", "newPassword", "oldPassword",
-        "secretString", "secretBinary", "clientSecret", "tokenValue",
+        "sessionToken",
+        "secretAccessKey",
+        "secret_key",
+        "secret_access_key",
+        "security_token",
+        "password",
+        "passwd",
+        "client_token",
+        "clientToken",
+        "token",
+        "secret_id",
+        "private_key",
+        "privateKey",
+        "apiKey",
+        "api_key",
+        "authorization",
+        "x-amz-security-token",
+        "refresh_token",
+        "access_token",
+        "id_token",
+        "accessToken",
+        "refreshToken",
+        "idToken",
+        "newPassword",
+        "oldPassword",
+        "secretString",
+        "secretBinary",
+        "clientSecret",
+        "tokenValue",
     )
 )
 
@@ -87,8 +111,13 @@ def mask_record(obj: Any) -> Any:
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():
-            if isinstance(k, str) and k.lower() in SECRET_KEYS and isinstance(v, str) and v and \
-                    not v.startswith("hmac-sha256:"):
+            if (
+                isinstance(k, str)
+                and k.lower() in SECRET_KEYS
+                and isinstance(v, str)
+                and v
+                and not v.startswith("hmac-sha256:")
+            ):
                 out[k] = MASK
             else:
                 out[k] = mask_record(v)
@@ -121,8 +150,10 @@ def _body_not_hmac() -> str:
     no look-ahead: the body is spelled as "diverges from the prefix at position i" for each i, or
     is a proper prefix of it."""
     ch = r'(?:[^"\\]|\\.)'
-    alts = [re.escape(HMAC_PREFIX[:i]) + r'(?:[^"\\' + re.escape(HMAC_PREFIX[i]) + r']|\\.)' + ch + "*"
-            for i in range(len(HMAC_PREFIX))]
+    alts = [
+        re.escape(HMAC_PREFIX[:i]) + r'(?:[^"\\' + re.escape(HMAC_PREFIX[i]) + r"]|\\.)" + ch + "*"
+        for i in range(len(HMAC_PREFIX))
+    ]
     alts += [re.escape(HMAC_PREFIX[:i]) for i in range(1, len(HMAC_PREFIX))]
     return "(?:" + "|".join(alts) + ")"
 
@@ -134,8 +165,14 @@ def _body_not_hmac() -> str:
 #: headers; an ``Authorization`` scheme word is kept); 4: raw Vault tokens anywhere.
 STORED_RULES: tuple[tuple[str, str], ...] = (
     (f'(?i)("(?:{_keys()})"\\s*:\\s*"){_body_not_hmac()}("|$)', "\\1" + MASK + "\\2"),
-    (f'(?i)(\\\\"(?:{_keys()})\\\\"\\s*:\\s*\\\\")(?:[^"\\\\]|\\\\[^"])+(\\\\"|$)', "\\1" + MASK + "\\2"),
-    (f'(?i)(\\b(?:{_keys()})\\s*[:=]\\s*(?:\\\\?")?(?:(?:bearer|basic|token)\\s+)?)[^\\s"\x27\\\\,;&}}]+', "\\1" + MASK),
+    (
+        f'(?i)(\\\\"(?:{_keys()})\\\\"\\s*:\\s*\\\\")(?:[^"\\\\]|\\\\[^"])+(\\\\"|$)',
+        "\\1" + MASK + "\\2",
+    ),
+    (
+        f'(?i)(\\b(?:{_keys()})\\s*[:=]\\s*(?:\\\\?")?(?:(?:bearer|basic|token)\\s+)?)[^\\s"\x27\\\\,;&}}]+',
+        "\\1" + MASK,
+    ),
     (_VAULT_TOKEN.pattern, MASK),
 )
 

@@ -106,13 +106,25 @@ def csv_text_sql(expr: str) -> str:
     """
     cls = "".join(f"' || chr({a}) || '-' || chr({b}) || '" for a, b in _CSV_RANGES)
     pattern = f"('[{cls}]')"
-    one = ("CASE WHEN ord(c) < 256 THEN printf('\\x%02x', ord(c)) "
-           "ELSE printf('\\u%04x', ord(c)) END")
-    return (f"CASE WHEN regexp_matches({expr}, {pattern}) THEN array_to_string(list_transform("
-            f"string_split({expr}, ''), lambda c: CASE WHEN regexp_matches(c, {pattern}) THEN {one} ELSE c END), '') "
-            f"ELSE {expr} END")
+    one = "CASE WHEN ord(c) < 256 THEN printf('\\x%02x', ord(c)) ELSE printf('\\u%04x', ord(c)) END"
+    return (
+        f"CASE WHEN regexp_matches({expr}, {pattern}) THEN array_to_string(list_transform("
+        f"string_split({expr}, ''), lambda c: CASE WHEN regexp_matches(c, {pattern}) THEN {one} ELSE c END), '') "
+        f"ELSE {expr} END"
+    )
 
 
 #: :data:`UNSAFE_CLASS` as code point ranges, without tab, LF and CR (for :func:`csv_text_sql`).
-_CSV_RANGES = ((0x00, 0x08), (0x0B, 0x0C), (0x0E, 0x1F), (0x7F, 0x9F), (0x61C, 0x61C), (0x180E, 0x180E),
-               (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x206F), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB))
+_CSV_RANGES = (
+    (0x00, 0x08),
+    (0x0B, 0x0C),
+    (0x0E, 0x1F),
+    (0x7F, 0x9F),
+    (0x61C, 0x61C),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x2028, 0x202E),
+    (0x2060, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+)

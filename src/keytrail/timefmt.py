@@ -26,8 +26,9 @@ def to_utc(value: str | float | datetime | None) -> datetime | None:
         return None
     if isinstance(value, datetime):
         dt = value
-    elif isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isascii()
-                                             and value.strip().isdigit()):
+    elif isinstance(value, (int, float)) or (
+        isinstance(value, str) and value.strip().isascii() and value.strip().isdigit()
+    ):
         # isascii: str.isdigit() is also true for "²" or "٣", which float() refuses.
         num = float(value)
         if num <= 0:

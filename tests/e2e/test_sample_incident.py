@@ -20,7 +20,11 @@ from keytrail.cli.main import main
 REPO = Path(__file__).resolve().parents[2]
 INCIDENT = REPO / "sample_data" / "incident"
 A, B = "418295730164", "730261958447"
-MARIA, JPARK, OKAFOR = "maria.chen@finco.example", "j.park@finco.example", "dev.okafor@finco.example"
+MARIA, JPARK, OKAFOR = (
+    "maria.chen@finco.example",
+    "j.park@finco.example",
+    "dev.okafor@finco.example",
+)
 
 VAULT_ENGINE_KEY = "AKIATXJNATFQP43ZUU2J"
 SHARED_KEY = "AKIACGKP7XY67AEMFYZE"
@@ -46,7 +50,15 @@ def run(*args: str) -> tuple[int, Any]:
 @pytest.fixture(scope="module")
 def case(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = str(tmp_path_factory.mktemp("sample") / "demo.duckdb")
-    rc, summary = run("ingest", path, str(INCIDENT), "--inventory", str(INCIDENT / "inventory.toml"), "-q", "--json")
+    rc, summary = run(
+        "ingest",
+        path,
+        str(INCIDENT),
+        "--inventory",
+        str(INCIDENT / "inventory.toml"),
+        "-q",
+        "--json",
+    )
     assert rc == 0, summary
     return path
 
@@ -54,8 +66,12 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> str:
 def bare(node: str) -> str:
     """``credential:AKIA…`` and ``AKIA…`` name the same node."""
     kind, sep, rest = node.partition(":")
-    return rest if sep and kind in {"credential", "agent", "human", "principal", "resource", "account", "event"} \
+    return (
+        rest
+        if sep
+        and kind in {"credential", "agent", "human", "principal", "resource", "account", "event"}
         else node
+    )
 
 
 def test_ingest_counts_every_source_without_rejects(case: str) -> None:
@@ -63,17 +79,27 @@ def test_ingest_counts_every_source_without_rejects(case: str) -> None:
     assert rc == 0
     src = info["sources"]
     assert (src["cloudtrail"]["files"], src["cloudtrail"]["events"]) == (29, 141)
-    assert (src["vault"]["files"], src["vault"]["events"]) == (1, 52)  # 104 lines, paired on request.id
+    assert (src["vault"]["files"], src["vault"]["events"]) == (
+        1,
+        52,
+    )  # 104 lines, paired on request.id
     # 169 OTLP spans + 141 native lines + 18 MCP request/response pairs.
     assert (src["agent"]["files"], src["agent"]["events"]) == (4, 328)
     assert info["events"] == 521 and info["rejected"] == 0
     assert info["counts"]["inventory_agents"] == 4
-    assert info["time_range"][0].startswith("2026-03-02T02:05") and info["time_range"][1].startswith("2026-03-10T15")
+    assert info["time_range"][0].startswith("2026-03-02T02:05") and info["time_range"][
+        1
+    ].startswith("2026-03-10T15")
     assert all(e["status"] == "loaded" for e in info["evidence"])
 
 
 def test_issuing_events_are_recorded_for_every_minted_credential(case: str) -> None:
-    rc, rows = run("sql", case, "SELECT credential_id, parent_credential_id, kind FROM credential_issues", "--json")
+    rc, rows = run(
+        "sql",
+        case,
+        "SELECT credential_id, parent_credential_id, kind FROM credential_issues",
+        "--json",
+    )
     assert rc == 0
     issued = {(r["credential_id"], r["parent_credential_id"]) for r in rows}
     assert (XACCT_KEY, INCIDENT_KEY) in issued  # role chaining, cross-account
@@ -83,7 +109,9 @@ def test_issuing_events_are_recorded_for_every_minted_credential(case: str) -> N
     assert (STRONG_KEY, VAULT_ENGINE_KEY) in issued
     leases = {r["credential_id"] for r in rows if r["kind"] == "vault-lease"}
     assert "aws/creds/ledger-exporter/M7HqtHrAoA9vPcsGRAxV3Pre" in leases
-    assert len({r["credential_id"] for r in rows if r["kind"] == "vault-token"}) == 19  # 9 logins, 9 children, 1 admin
+    assert (
+        len({r["credential_id"] for r in rows if r["kind"] == "vault-token"}) == 19
+    )  # 9 logins, 9 children, 1 admin
 
 
 # ---------------------------------------------------------------- graph: credentials, blast radius
@@ -108,10 +136,21 @@ def test_credentials_are_ranked_with_the_chain_above_its_parts(case: str) -> Non
     assert rc == 0
     ranked = _items(doc, "credentials")
     own_terms = ("findings", "long_lived", "origin_unknown")
-    score = {r["credential"]: sum(t["points"] for t in r["score_terms"]
-                                  if t["name"] not in own_terms) for r in ranked}
-    for key in (VAULT_ENGINE_KEY, SHARED_KEY, SUPPORT_KEY, INCIDENT_KEY, XACCT_KEY, BACKDOOR_KEY,
-                EXPORTER_KEY, ORPHAN_KEY, LOGIN_ACCESSOR):
+    score = {
+        r["credential"]: sum(t["points"] for t in r["score_terms"] if t["name"] not in own_terms)
+        for r in ranked
+    }
+    for key in (
+        VAULT_ENGINE_KEY,
+        SHARED_KEY,
+        SUPPORT_KEY,
+        INCIDENT_KEY,
+        XACCT_KEY,
+        BACKDOOR_KEY,
+        EXPORTER_KEY,
+        ORPHAN_KEY,
+        LOGIN_ACCESSOR,
+    ):
         assert key in score, key
     # D(c) of the incident key holds the cross-account key and the backdoor: its reach is not lower.
     assert score[INCIDENT_KEY] >= max(score[XACCT_KEY], score[BACKDOOR_KEY])
@@ -132,13 +171,27 @@ def test_blast_radius_of_the_incident_sts_key(case: str) -> None:
     assert _ids(doc["derived_credentials"], "credential", "id") >= {XACCT_KEY, BACKDOOR_KEY}
     assert _ids(doc["accounts"], "account", "id") >= {A, B}
     resources = {r["resource"]: r for r in doc["resources"]}
-    assert "arn:aws:s3:::finco-analytics-exports/customers/2026-03/part-00004.snappy.parquet" in resources
-    assert "arn:aws:s3:::finco-ledger-prod/exports/vendor-bank-details.csv" in resources  # read from outside
+    assert (
+        "arn:aws:s3:::finco-analytics-exports/customers/2026-03/part-00004.snappy.parquet"
+        in resources
+    )
+    assert (
+        "arn:aws:s3:::finco-ledger-prod/exports/vendor-bank-details.csv" in resources
+    )  # read from outside
     assert "arn:aws:s3:::finco-ledger-prod/inbound-invoices/2026/03/10/INV-88412.pdf" in resources
     assert doc["score"] > 0 and doc["score_terms"]
     # 14 denied recon calls + the outside GetSecretValue; the chain minted two keys.
     assert doc["counts"]["denied"] == 15 and doc["counts"]["credentials_minted"] == 2
-    assert set(doc["services"]) >= {"s3", "sts", "iam", "glue", "athena", "organizations", "kms", "secretsmanager"}
+    assert set(doc["services"]) >= {
+        "s3",
+        "sts",
+        "iam",
+        "glue",
+        "athena",
+        "organizations",
+        "kms",
+        "secretsmanager",
+    }
 
 
 def test_blast_radius_of_the_vault_login_reaches_both_accounts_and_the_secrets(case: str) -> None:
@@ -151,8 +204,11 @@ def test_blast_radius_of_the_vault_login_reaches_both_accounts_and_the_secrets(c
     assert doc["counts"]["credentials_minted"] == 7 and doc["counts"]["denied"] == 20
     assert _ids(doc["accounts"], "account", "id") >= {A, B}
     resources = {r["resource"] for r in doc["resources"]}
-    assert {"vault:secret/data/hr/payroll-db", "vault:secret/data/payments/stripe",
-            "arn:aws:s3:::finco-ledger-exports/tmp/recon-dump-20260310.tar.gz"} <= resources
+    assert {
+        "vault:secret/data/hr/payroll-db",
+        "vault:secret/data/payments/stripe",
+        "arn:aws:s3:::finco-ledger-exports/tmp/recon-dump-20260310.tar.gz",
+    } <= resources
 
 
 def test_blast_radius_through_the_name_template_is_strong_only(case: str) -> None:
@@ -167,8 +223,16 @@ def test_blast_radius_of_the_shared_key_names_both_agents(case: str) -> None:
     rc, doc = run("blast", case, SHARED_KEY, "--json")
     assert rc == 0
     assert _ids(doc["agents"], "agent", "id") >= {"invoice-triage", "vendor-sync"}
-    assert not {k for k in _ids(doc["derived_credentials"], "credential", "id") if k.startswith(("AKIA", "ASIA"))}
-    buckets = {r["resource"].split("/")[0] for r in doc["resources"] if r["resource"].startswith("arn:aws:s3")}
+    assert not {
+        k
+        for k in _ids(doc["derived_credentials"], "credential", "id")
+        if k.startswith(("AKIA", "ASIA"))
+    }
+    buckets = {
+        r["resource"].split("/")[0]
+        for r in doc["resources"]
+        if r["resource"].startswith("arn:aws:s3")
+    }
     assert {"arn:aws:s3:::finco-invoices-inbox", "arn:aws:s3:::finco-vendor-master"} <= buckets
 
 
@@ -205,7 +269,9 @@ def test_trace_of_a_template_matched_key_is_strong(case: str) -> None:
     link = next(link for link in doc["chain"] if bare(link["id"]) == STRONG_KEY)
     # The key's Vault parent is known only by the session-name template: strong, never proven.
     assert link["confidence"] == "strong"
-    assert "hmac-sha256:3ae37ecf668173f6922112c249c167fa67bbbb550b2f1a30aa698c2f99a79fd0" in ids  # 03-09 child
+    assert (
+        "hmac-sha256:3ae37ecf668173f6922112c249c167fa67bbbb550b2f1a30aa698c2f99a79fd0" in ids
+    )  # 03-09 child
 
 
 def test_trace_of_the_time_correlated_tool_call_is_inferred(case: str) -> None:
@@ -222,13 +288,18 @@ def test_trace_of_the_orphan_session_names_its_gaps(case: str) -> None:
     assert doc["gaps"]
 
 
-
 def test_trace_of_the_proven_exporter_key_runs_through_the_vault_chain(case: str) -> None:
     doc, _ = _trace(case, "69f934dd-35ab-4ad3-a7de-9a71ef86bd49")
     chain = [bare(link["id"]) for link in doc["chain"]]
-    expected = [MARIA, "ledger-reconciler", LOGIN_ACCESSOR, CHILD_ACCESSOR,
-                "aws/creds/ledger-exporter/M7HqtHrAoA9vPcsGRAxV3Pre", EXPORTER_KEY]
-    assert chain[:len(expected)] == expected
+    expected = [
+        MARIA,
+        "ledger-reconciler",
+        LOGIN_ACCESSOR,
+        CHILD_ACCESSOR,
+        "aws/creds/ledger-exporter/M7HqtHrAoA9vPcsGRAxV3Pre",
+        EXPORTER_KEY,
+    ]
+    assert chain[: len(expected)] == expected
     assert all(link["confidence"] == "proven" for link in doc["chain"][2:]) and not doc["gaps"]
 
 
@@ -251,9 +322,15 @@ def _findings(case: str) -> list[dict[str, Any]]:
     return list(_items(doc, "findings"))
 
 
-def _about(findings: list[dict[str, Any]], subject: str, framework: str | None = None) -> list[dict[str, Any]]:
-    return [f for f in findings if subject in {bare(s) for s in f["subjects"]}
-            and (framework is None or any(framework in x for x in f["frameworks"]))]
+def _about(
+    findings: list[dict[str, Any]], subject: str, framework: str | None = None
+) -> list[dict[str, Any]]:
+    return [
+        f
+        for f in findings
+        if subject in {bare(s) for s in f["subjects"]}
+        and (framework is None or any(framework in x for x in f["frameworks"]))
+    ]
 
 
 def test_every_finding_has_evidence_and_a_level(case: str) -> None:
@@ -266,13 +343,20 @@ def test_every_finding_has_evidence_and_a_level(case: str) -> None:
 
 def test_expected_findings_by_rule(case: str) -> None:
     findings = _findings(case)
-    assert _about(findings, SHARED_KEY, "NHI9"), "credential shared by invoice-triage and vendor-sync"
+    assert _about(findings, SHARED_KEY, "NHI9"), (
+        "credential shared by invoice-triage and vendor-sync"
+    )
     assert _about(findings, "vendor-sync", "NHI1"), "vendor-sync acted after its retirement"
-    assert (_about(findings, "invoice-triage", "NHI10") or
-            _about(findings, f"arn:aws:iam::{A}:user/svc-invoice-triage", "NHI10")), "console login as the agent"
+    assert _about(findings, "invoice-triage", "NHI10") or _about(
+        findings, f"arn:aws:iam::{A}:user/svc-invoice-triage", "NHI10"
+    ), "console login as the agent"
     assert _about(findings, ORPHAN_KEY), "actions no agent or human can be tied to"
-    assert _about(findings, "ledger-reconciler", "ASI02"), "scope drift of the reconciler on 2026-03-10"
-    assert any(len(f["evidence"]) >= 14 for f in _about(findings, INCIDENT_KEY)), "denied recon burst"
+    assert _about(findings, "ledger-reconciler", "ASI02"), (
+        "scope drift of the reconciler on 2026-03-10"
+    )
+    assert any(len(f["evidence"]) >= 14 for f in _about(findings, INCIDENT_KEY)), (
+        "denied recon burst"
+    )
     assert _about(findings, CHILD_ACCESSOR), "secret sprawl by the 2026-03-10 child token"
     assert _about(findings, XACCT_KEY, "NHI8"), "one chain in two accounts"
     assert _about(findings, BACKDOOR_KEY), "CreateAccessKey backdoor used with the AWS CLI"

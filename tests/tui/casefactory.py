@@ -30,13 +30,29 @@ def _event(n: int, **kw: Any) -> dict[str, Any]:
     sid = kw.pop("sid", f"ev-{n:05d}")
     raw = kw.pop("raw", None) or {"eventID": sid, "eventName": kw.get("action", "x"), "n": n}
     row = {
-        "event_uid": f"{source}:{sid}", "source": source, "format": "cloudtrail-records", "source_event_id": sid,
-        "time": T0 + timedelta(minutes=n), "time_raw": (T0 + timedelta(minutes=n)).isoformat() + "Z",
-        "action": "s3:GetObject", "service": None, "operation": None, "outcome": "success",
-        "actor_uid": "arn:aws:sts::111122223333:assumed-role/ledger/bot", "actor_name": "bot",
-        "credential_id": "ASIA1", "credential_kind": "aws-temporary-key", "agent_id": None, "human_id": None,
-        "user_agent": "aws-cli/2", "account": "111122223333", "region": "us-east-1",
-        "target": "arn:aws:s3:::ledger/report.csv", "file_id": 1, "record_no": n, "raw": json.dumps(raw),
+        "event_uid": f"{source}:{sid}",
+        "source": source,
+        "format": "cloudtrail-records",
+        "source_event_id": sid,
+        "time": T0 + timedelta(minutes=n),
+        "time_raw": (T0 + timedelta(minutes=n)).isoformat() + "Z",
+        "action": "s3:GetObject",
+        "service": None,
+        "operation": None,
+        "outcome": "success",
+        "actor_uid": "arn:aws:sts::111122223333:assumed-role/ledger/bot",
+        "actor_name": "bot",
+        "credential_id": "ASIA1",
+        "credential_kind": "aws-temporary-key",
+        "agent_id": None,
+        "human_id": None,
+        "user_agent": "aws-cli/2",
+        "account": "111122223333",
+        "region": "us-east-1",
+        "target": "arn:aws:s3:::ledger/report.csv",
+        "file_id": 1,
+        "record_no": n,
+        "raw": json.dumps(raw),
     }
     row.update(kw)
     return row
@@ -44,26 +60,77 @@ def _event(n: int, **kw: Any) -> dict[str, Any]:
 
 def events(extra: int = 0) -> list[dict[str, Any]]:
     evs = [
-        _event(0, source="agent", sid="span-1", format="agent-jsonl", action="tool:aws_cli",
-               actor_uid="ledger-bot", actor_name="ledger-bot", credential_id="AKIA1",
-               credential_kind="aws-access-key", agent_id="ledger-bot", human_id="alice@example.com",
-               target="sts assume-role", file_id=2, record_no=1),
-        _event(1, sid="ev-assume", action="sts:AssumeRole", credential_id="AKIA1", credential_kind="aws-access-key",
-               actor_uid="arn:aws:iam::111122223333:user/ledger-bot", actor_name="ledger-bot",
-               raw={"eventID": "ev-assume", "eventName": "AssumeRole",
-                    "responseElements": {"credentials": {"accessKeyId": "ASIA1", "sessionToken": SESSION_TOKEN}}}),
+        _event(
+            0,
+            source="agent",
+            sid="span-1",
+            format="agent-jsonl",
+            action="tool:aws_cli",
+            actor_uid="ledger-bot",
+            actor_name="ledger-bot",
+            credential_id="AKIA1",
+            credential_kind="aws-access-key",
+            agent_id="ledger-bot",
+            human_id="alice@example.com",
+            target="sts assume-role",
+            file_id=2,
+            record_no=1,
+        ),
+        _event(
+            1,
+            sid="ev-assume",
+            action="sts:AssumeRole",
+            credential_id="AKIA1",
+            credential_kind="aws-access-key",
+            actor_uid="arn:aws:iam::111122223333:user/ledger-bot",
+            actor_name="ledger-bot",
+            raw={
+                "eventID": "ev-assume",
+                "eventName": "AssumeRole",
+                "responseElements": {
+                    "credentials": {"accessKeyId": "ASIA1", "sessionToken": SESSION_TOKEN}
+                },
+            },
+        ),
         _event(2, sid="ev-get-1"),
         _event(3, sid="ev-get-2", target="arn:aws:s3:::ledger/payroll.csv"),
-        _event(4, sid="ev-denied", action="s3:DeleteObject", outcome="denied", error_code="AccessDenied"),
-        _event(5, source="vault", sid="req-1", format="vault-audit-jsonl", action="vault:read",
-               credential_id="hmac-sha256:abc", credential_kind="vault-token", actor_uid="entity-1",
-               actor_name="ledger-bot", target="vault:secret/data/ledger/db", file_id=3, record_no=1,
-               raw={"type": "response", "request": {"id": "req-1", "path": "secret/data/ledger/db"}}),
-        _event(6, sid="ev-hostile", action=HOSTILE_ACTION, user_agent=HOSTILE_UA, actor_name="[link=x]evil[/link]",
-               raw={"eventID": "ev-hostile", "userAgent": HOSTILE_UA, "eventName": HOSTILE_ACTION}),
+        _event(
+            4,
+            sid="ev-denied",
+            action="s3:DeleteObject",
+            outcome="denied",
+            error_code="AccessDenied",
+        ),
+        _event(
+            5,
+            source="vault",
+            sid="req-1",
+            format="vault-audit-jsonl",
+            action="vault:read",
+            credential_id="hmac-sha256:abc",
+            credential_kind="vault-token",
+            actor_uid="entity-1",
+            actor_name="ledger-bot",
+            target="vault:secret/data/ledger/db",
+            file_id=3,
+            record_no=1,
+            raw={"type": "response", "request": {"id": "req-1", "path": "secret/data/ledger/db"}},
+        ),
+        _event(
+            6,
+            sid="ev-hostile",
+            action=HOSTILE_ACTION,
+            user_agent=HOSTILE_UA,
+            actor_name="[link=x]evil[/link]",
+            raw={"eventID": "ev-hostile", "userAgent": HOSTILE_UA, "eventName": HOSTILE_ACTION},
+        ),
     ]
     for i in range(extra):
-        evs.append(_event(100 + i, sid=f"bulk-{i:06d}", action="s3:ListBucket" if i % 2 else "s3:GetObject"))
+        evs.append(
+            _event(
+                100 + i, sid=f"bulk-{i:06d}", action="s3:ListBucket" if i % 2 else "s3:GetObject"
+            )
+        )
     return evs
 
 
@@ -91,14 +158,19 @@ def make_case(path: Path, extra_events: int = 0) -> Path:
             ('cloudtrail:ev-get-1', 'arn:aws:s3:::ledger/report.csv', 'AWS::S3::Object', '111122223333'),
             ('cloudtrail:ev-get-2', 'arn:aws:s3:::ledger/payroll.csv', 'AWS::S3::Object', '111122223333'),
             ('vault:req-1', 'vault:secret/data/ledger/db', 'vault-secret', NULL)""")
-        con.execute("""INSERT INTO credential_issues (credential_id, kind, parent_credential_id, event_uid, issued_at,
+        con.execute(
+            """INSERT INTO credential_issues (credential_id, kind, parent_credential_id, event_uid, issued_at,
                         principal_uid, confidence, reason) VALUES
             ('ASIA1', 'aws-temporary-key', 'AKIA1', 'cloudtrail:ev-assume', ?,
              'arn:aws:sts::111122223333:assumed-role/ledger/bot', 'proven',
-             'AssumeRole responseElements.credentials.accessKeyId')""", [T0 + timedelta(minutes=1)])
+             'AssumeRole responseElements.credentials.accessKeyId')""",
+            [T0 + timedelta(minutes=1)],
+        )
         con.execute("""INSERT INTO inventory_agents (agent_id, name, owner, purpose, identities, file_id, record_no)
             VALUES ('ledger-bot', 'Ledger bot', 'finance-team', 'reconcile ledgers', ['AKIA1'], 4, 1)""")
-        finalize(store)  # dedup, counts and the graph layer's derived tables, as after a real ingest
+        finalize(
+            store
+        )  # dedup, counts and the graph layer's derived tables, as after a real ingest
     finally:
         store.close()
     return path

@@ -12,7 +12,9 @@ from keytrail.web.serve import HOST, csp, offline_template, tui_command
 from tests.conftest import SAMPLE_DATA
 
 
-def test_tui_and_serve_refuse_a_missing_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tui_and_serve_refuse_a_missing_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for cmd in (["tui"], ["serve", "--port", "1"]):
         assert main([cmd[0], str(tmp_path / "nope.duckdb"), *cmd[1:]]) == 2
         assert "does not exist" in capsys.readouterr().err
@@ -32,9 +34,12 @@ def test_serve_page_is_offline_and_loopback() -> None:
     assert tui_command(Path("/cases/my case.duckdb")).endswith("tui '/cases/my case.duckdb'")
 
 
-@pytest.mark.skipif(not (SAMPLE_DATA / "incident").is_dir(), reason="sample incident not in this checkout")
-def test_demo_builds_the_sample_case_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.skipif(
+    not (SAMPLE_DATA / "incident").is_dir(), reason="sample incident not in this checkout"
+)
+def test_demo_builds_the_sample_case_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     case = tmp_path / "cache" / "demo.duckdb"
     monkeypatch.setenv("KEYTRAIL_DEMO_CASE", str(case))
     assert main(["demo", "--no-tui"]) == 0

@@ -23,7 +23,10 @@ def sample_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("sample data not in this checkout")
     case = tmp_path_factory.mktemp("granted") / "case.duckdb"
     with contextlib.redirect_stderr(io.StringIO()):
-        assert main(["ingest", str(case), str(SAMPLE / "incident"), str(SAMPLE / "policies"), "-q"]) == 0
+        assert (
+            main(["ingest", str(case), str(SAMPLE / "incident"), str(SAMPLE / "policies"), "-q"])
+            == 0
+        )
     return case
 
 
@@ -47,6 +50,7 @@ def test_granted_tab_lists_the_policies_of_the_incident_key(sample_case: Path) -
             assert "LedgerReconcilerAccess" in cells and "iam:CreateAccessKey" in cells
             assert "iam-write" in cells
             assert "principal(s)" in texts(app) + cells
+
     run(body)
 
 
@@ -59,11 +63,13 @@ def test_granted_tab_says_when_there_is_no_snapshot(small_case: Path) -> None:
             await pilot.press("5")
             await settle(pilot)
             assert "none in this case" in texts(app)
+
     run(body)
 
 
 def test_credentials_list_shows_the_snapshot_top_rows_then_the_whole_ranking(
-        sample_case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sample_case: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from textual.message import Message
 
     from keytrail.tui.messages import Loaded
@@ -84,4 +90,5 @@ def test_credentials_list_shows_the_snapshot_top_rows_then_the_whole_ranking(
             assert len(head) == 3 and len(full) > 3
             assert [r["credential"] for r in head] == [r["credential"] for r in full[:3]]
             assert len(screen.rows) == len(full)
+
     run(body)

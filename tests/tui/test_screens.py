@@ -59,6 +59,7 @@ def test_overview_shows_case_info(small_case: Path) -> None:
                 assert "unavailable: keytrail.analysis.findings" in text
             else:
                 assert "informational" in text
+
     run(body)
     [info] = loaded(messages, "info")
     assert info.data[0]["events"] == 2507
@@ -85,6 +86,7 @@ def test_navigation_and_back_stack(small_case: Path) -> None:
             assert isinstance(app.screen, OverviewScreen) and len(app.screen_stack) == 1
             await pilot.press("q")
         assert app.return_code in (0, None)
+
     run(body)
 
 
@@ -100,14 +102,20 @@ def test_timeline_pages_by_keyset_and_filters(small_case: Path) -> None:
             table = app.screen.query_one(PagedTable)
             assert table.row_count == PAGE_SIZE
             assert "events 1–200 of 2,507" in texts(app)
-            assert cells(table, HEADERS.index("event id"))[:3] == ["span-1", "ev-assume", "ev-get-1"]
+            assert cells(table, HEADERS.index("event id"))[:3] == [
+                "span-1",
+                "ev-assume",
+                "ev-get-1",
+            ]
             table.move_cursor(row=table.row_count - 1)
             await pilot.press("down")  # past the last row: the next page, by keyset
             await settle(pilot)
             assert any(isinstance(m, PagedTable.Edge) and m.direction == 1 for m in messages)
             assert "events 201–400 of 2,507" in texts(app)
             assert table.cursor_row == 0 and table.row_count == PAGE_SIZE
-            await pilot.press("up")  # before the first row: back to page one, cursor on its last row
+            await pilot.press(
+                "up"
+            )  # before the first row: back to page one, cursor on its last row
             await settle(pilot)
             assert "events 1–200 of 2,507" in texts(app)
             assert table.cursor_row == PAGE_SIZE - 1
@@ -124,7 +132,10 @@ def test_timeline_pages_by_keyset_and_filters(small_case: Path) -> None:
             assert cells(table, HEADERS.index("event id")) == ["ev-denied"]
             await pilot.press("enter")
             await settle(pilot)
-            assert isinstance(app.screen, RawScreen) and app.screen.event_uid == "cloudtrail:ev-denied"
+            assert (
+                isinstance(app.screen, RawScreen) and app.screen.event_uid == "cloudtrail:ev-denied"
+            )
+
     run(body)
     pages = loaded(messages, "page")
     assert all(len(m.data.rows) <= PAGE_SIZE for m in pages)
@@ -137,11 +148,15 @@ def test_timeline_bad_time_filter_is_reported(small_case: Path) -> None:
             app.push_screen(TimelineScreen("since:yesterday"))
             await settle(pilot)
             assert "is not a time" in texts(app)
+
     run(body)
 
 
-def test_raw_record_masks_secrets_and_says_plainly_when_evidence_is_missing(small_case: Path) -> None:
+def test_raw_record_masks_secrets_and_says_plainly_when_evidence_is_missing(
+    small_case: Path,
+) -> None:
     """The factory case's evidence paths do not exist: ``v`` says so and reveals nothing."""
+
     async def body() -> None:
         app = KeytrailApp(small_case)
         async with app.run_test(size=SIZE) as pilot:
@@ -157,6 +172,7 @@ def test_raw_record_masks_secrets_and_says_plainly_when_evidence_is_missing(smal
             await pilot.press("v")
             await pilot.pause()
             assert SESSION_TOKEN not in area.text and '"sessionToken": "****"' in area.text
+
     run(body)
 
 
@@ -167,10 +183,18 @@ def test_v_reads_the_original_record_from_the_evidence_file(tmp_path: Path) -> N
 
     from keytrail.ingest.runner import ingest
 
-    rec = {"eventVersion": "1.08", "eventID": "ev-sts", "eventTime": "2026-03-02T11:00:00Z",
-           "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole", "awsRegion": "us-east-1",
-           "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/u"},
-           "responseElements": {"credentials": {"accessKeyId": "ASIAEXAMPLE", "sessionToken": SESSION_TOKEN}}}
+    rec = {
+        "eventVersion": "1.08",
+        "eventID": "ev-sts",
+        "eventTime": "2026-03-02T11:00:00Z",
+        "eventSource": "sts.amazonaws.com",
+        "eventName": "AssumeRole",
+        "awsRegion": "us-east-1",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/u"},
+        "responseElements": {
+            "credentials": {"accessKeyId": "ASIAEXAMPLE", "sessionToken": SESSION_TOKEN}
+        },
+    }
     log = tmp_path / "trail.json"
     log.write_text(json.dumps({"Records": [rec]}))
     case = tmp_path / "c.duckdb"
@@ -195,12 +219,17 @@ def test_v_reads_the_original_record_from_the_evidence_file(tmp_path: Path) -> N
             await pilot.press("v")
             await settle(pilot)
             area = app.screen.query_one("#raw", TextArea)
-            assert SESSION_TOKEN not in area.text and "has changed since it was ingested" in area.text
+            assert (
+                SESSION_TOKEN not in area.text and "has changed since it was ingested" in area.text
+            )
+
     run(body)
 
 
 def test_sql_console_caps_rows_and_is_read_only(small_case: Path, monkeypatch: Any) -> None:
-    monkeypatch.setattr("keytrail.tui.screens.sql.TABLE_CAP", 300)  # the real cap is 10,000; same code path
+    monkeypatch.setattr(
+        "keytrail.tui.screens.sql.TABLE_CAP", 300
+    )  # the real cap is 10,000; same code path
 
     async def body() -> None:
         app = KeytrailApp(small_case)
@@ -221,6 +250,7 @@ def test_sql_console_caps_rows_and_is_read_only(small_case: Path, monkeypatch: A
             assert error.display and "read-only" in str(error.content).lower()
             assert "Traceback" not in texts(app) and app.focused is app.screen.query_one(Input)
             assert app.store.scalar("SELECT count(*) FROM events") == 2507
+
     run(body)
 
 
@@ -248,6 +278,7 @@ def test_escape_cancels_a_long_query(small_case: Path) -> None:
             assert not screen.busy()
             assert app.screen is screen  # cancelled, not gone back, no error modal
             assert "cancelled" in texts(app)
+
     run(body)
 
 
@@ -279,6 +310,7 @@ def test_credentials_list_and_credential_view(small_case: Path) -> None:
                 labels.append(node.label.plain)
                 for child in node.children:
                     walk(child)
+
             walk(tree.root)
             assert any(label.startswith("AKIA1") for label in labels)
             assert any(label.startswith("ASIA1") for label in labels)
@@ -292,6 +324,7 @@ def test_credentials_list_and_credential_view(small_case: Path) -> None:
             await settle(pilot)
             assert isinstance(app.screen, TimelineScreen)
             assert app.screen.flt.terms == {"family": "ASIA1"}  # with the keys minted from it
+
     run(body)
 
 
@@ -315,6 +348,7 @@ def test_agents_and_agent_view(small_case: Path) -> None:
             else:
                 heads = " ".join(str(w.content) for w in app.screen.query(Label))
                 assert "departures" in heads and "actions" in heads
+
     run(body)
 
 
@@ -336,6 +370,7 @@ def test_trace_and_findings_use_the_analysis_api(small_case: Path) -> None:
                 assert "unavailable: keytrail.analysis.findings" in texts(app)
             else:
                 assert "critical" in texts(app)
+
     run(body)
 
 
@@ -361,11 +396,15 @@ def test_palette_opens_a_credential(small_case: Path) -> None:
             await pilot.press(*"ASIA1")
             for _ in range(100):
                 await pilot.pause(0.05)
-                if "credential: ASIA1" in app.screen.query_one(CommandList).get_option_at_index(0).prompt.plain:
+                if (
+                    "credential: ASIA1"
+                    in app.screen.query_one(CommandList).get_option_at_index(0).prompt.plain
+                ):
                     break
             await pilot.press("enter")
             await settle(pilot)
             assert isinstance(app.screen, CredentialScreen) and app.screen.credential_id == "ASIA1"
+
     run(body)
 
 
@@ -393,12 +432,14 @@ def test_hostile_text_renders_literally(small_case: Path) -> None:
             await settle(pilot)
             assert isinstance(app.screen, TimelineScreen)  # still alive and navigable
             return str(svg)
+
     svg = run(body)
     assert "[bold&#160;red]x[/]" in svg or "[bold red]x[/]" in svg
 
 
-def test_export_writes_the_credential_report(small_case: Path, tmp_path: Path,
-                                             monkeypatch: Any) -> None:
+def test_export_writes_the_credential_report(
+    small_case: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
     if core.engine(core.REPORT) is None or core.engine(core.REPORT_HTML) is None:
         pytest.skip("keytrail.report is not in this build")
     monkeypatch.chdir(tmp_path)
@@ -417,20 +458,25 @@ def test_export_writes_the_credential_report(small_case: Path, tmp_path: Path,
                 if isinstance(app.screen, ErrorModal):
                     detail = app.screen.query_one(TextArea).text
                     if "_ranking" in detail and "has no len()" in detail:
-                        pytest.xfail("keytrail.report.html._ranking calls len() on the rank's "
-                                     "'derived_credentials' (an int); keytrail report crashes the same way")
+                        pytest.xfail(
+                            "keytrail.report.html._ranking calls len() on the rank's "
+                            "'derived_credentials' (an int); keytrail report crashes the same way"
+                        )
                     pytest.fail(detail)
                 if (tmp_path / "keytrail-ASIA1.html").exists() and app._notifications:
                     break
-            assert any("report written to" in n.message for n in app._notifications), \
-                [n.message for n in app._notifications]
+            assert any("report written to" in n.message for n in app._notifications), [
+                n.message for n in app._notifications
+            ]
+
     run(body)
     html = (tmp_path / "keytrail-ASIA1.html").read_text()
     assert "ASIA1" in html and "<script" not in html.lower()
 
 
-def test_export_never_overwrites_and_names_the_full_path(small_case: Path, tmp_path: Path,
-                                                        monkeypatch: Any) -> None:
+def test_export_never_overwrites_and_names_the_full_path(
+    small_case: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
     """A second export (or any existing file) must not be clobbered: ``-1``, ``-2``... instead."""
     if core.engine(core.REPORT) is None or core.engine(core.REPORT_HTML) is None:
         pytest.skip("keytrail.report is not in this build")
@@ -455,6 +501,7 @@ def test_export_never_overwrites_and_names_the_full_path(small_case: Path, tmp_p
                 if any("report written" in n.message for n in app._notifications):
                     break
             return [n.message for n in app._notifications]
+
     messages = run(body)
     assert (tmp_path / "keytrail-ASIA1.html").read_text() == "earlier evidence"
     assert (tmp_path / "keytrail-ASIA1-1.html").read_text() == "earlier evidence 1"
@@ -491,34 +538,47 @@ def test_timeline_time_column_fits_sub_second_times(small_case: Path) -> None:
             time_col = next(iter(table.columns.values()))
             assert str(time_col.label).startswith("time")
             assert time_col.width >= len(widest) == 27
+
     run(body)
 
 
 def test_sql_console_masks_secrets_in_raw_records(small_case: Path) -> None:
     """``SELECT raw`` must not put an STS session token on screen (the raw view masks it; so does SQL)."""
+
     async def body() -> None:
         app = KeytrailApp(small_case)
         async with app.run_test(size=SIZE) as pilot:
             app.push_screen(SqlScreen())
             await settle(pilot)
-            app.screen.query_one(Input).value = (
-                "SELECT substr(raw, strpos(raw, 'sessionToken')) FROM events WHERE event_uid = 'cloudtrail:ev-assume'")
+            app.screen.query_one(
+                Input
+            ).value = "SELECT substr(raw, strpos(raw, 'sessionToken')) FROM events WHERE event_uid = 'cloudtrail:ev-assume'"
             await pilot.press("enter")
             await settle(pilot)
             table = app.screen.query_one("#result", DataTable)
             assert table.row_count == 1
             shown = str(table.get_row_at(0)[0])
             assert "sessionToken" in shown and SESSION_TOKEN not in shown and "****" in shown
+
     run(body)
 
 
 def test_small_lineage_tree_opens_whole(small_case: Path) -> None:
     """Depth-4 keys (the sample's backdoor and cross-account keys) must not hide behind a folded node."""
+
     def chain(depth: int) -> list[dict[str, Any]]:
         if depth > 5:
             return []
-        return [{"credential": f"KEY-DEPTH-{depth}", "kind": "aws-access-key", "confidence": "proven",
-                 "reason": "test", "evidence": ["e"], "children": chain(depth + 1)}]
+        return [
+            {
+                "credential": f"KEY-DEPTH-{depth}",
+                "kind": "aws-access-key",
+                "confidence": "proven",
+                "reason": "test",
+                "evidence": ["e"],
+                "children": chain(depth + 1),
+            }
+        ]
 
     async def body() -> None:
         app = KeytrailApp(small_case)
@@ -537,8 +597,10 @@ def test_small_lineage_tree_opens_whole(small_case: Path) -> None:
                 if node.is_expanded:
                     for child in node.children:
                         walk(child)
+
             walk(tree.root)
             assert any(label.startswith("KEY-DEPTH-5") for label in shown)
+
     run(body)
 
 
@@ -554,7 +616,9 @@ def test_timeline_shows_the_distinguishing_part_of_hmac_ids(tmp_path: Path) -> N
 
     case = make_case(tmp_path / "hmac.duckdb")
     con = duckdb.connect(str(case))
-    con.execute("UPDATE events SET credential_id = ? WHERE credential_id = 'hmac-sha256:abc'", [FULL_HMAC])
+    con.execute(
+        "UPDATE events SET credential_id = ? WHERE credential_id = 'hmac-sha256:abc'", [FULL_HMAC]
+    )
     con.close()
 
     async def body() -> None:
@@ -571,6 +635,7 @@ def test_timeline_shows_the_distinguishing_part_of_hmac_ids(tmp_path: Path) -> N
             await settle(pilot)
             assert isinstance(app.screen, RawScreen)
             assert FULL_HMAC in texts(app)
+
     run(body)
 
 
@@ -578,7 +643,9 @@ def test_short_credential_cuts_other_ids_with_an_ellipsis() -> None:
     from keytrail.tui.widgets.text import short_credential
 
     assert short_credential("ASIAEXAMPLESESSION01", 22).plain == "ASIAEXAMPLESESSION01"
-    assert short_credential("arn:aws:iam::111122223333:user/x", 22).plain == "arn:aws:iam::11112222…"
+    assert (
+        short_credential("arn:aws:iam::111122223333:user/x", 22).plain == "arn:aws:iam::11112222…"
+    )
     assert short_credential(None, 22).plain == ""
     assert short_credential("hmac-sha256:abc", 22).plain == "hmac:abc"
 
@@ -613,15 +680,19 @@ def test_trace_link_pane_shows_the_whole_reason(small_case: Path) -> None:
                 words = " ".join(shown.split())
                 assert " ".join(str(link["reason"]).split()) in words, (link["reason"], words)
                 assert str(link["id"]) in words
+
     run(body)
 
 
-def test_escape_stops_a_slow_analysis_call(small_case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_escape_stops_a_slow_analysis_call(
+    small_case: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The ranking is an analysis function given the screen's session; Escape interrupts its queries.
 
     The engine is swapped for one whose second query runs for minutes (``tests.tui.slow_engine``):
     without the session's interrupt the worker thread would keep a core busy long after the test.
     """
+
     async def body() -> None:
         app = KeytrailApp(small_case)
         async with app.run_test(size=SIZE) as pilot:
@@ -638,7 +709,9 @@ def test_escape_stops_a_slow_analysis_call(small_case: Path, monkeypatch: pytest
             assert session is not None and session.active, "the ranking never started"
             assert "ranking… (Escape cancels)" in texts(app)
             await pilot.press("escape")
-            for _ in range(1000):  # the thread returns once its query is interrupted, and posts Stopped
+            for _ in range(
+                1000
+            ):  # the thread returns once its query is interrupted, and posts Stopped
                 if screen.stopped:
                     break
                 await pilot.pause(0.02)
@@ -650,10 +723,13 @@ def test_escape_stops_a_slow_analysis_call(small_case: Path, monkeypatch: pytest
             await pilot.press("escape")  # nothing runs now: Escape goes back
             await settle(pilot)
             assert isinstance(app.screen, OverviewScreen)
+
     run(body)
 
 
-def test_leaving_a_screen_stops_its_analysis(small_case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_leaving_a_screen_stops_its_analysis(
+    small_case: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(core, "BLAST", ("tests.tui.slow_engine", "slow_rank"))
 
     async def body() -> None:
@@ -675,6 +751,7 @@ def test_leaving_a_screen_stops_its_analysis(small_case: Path, monkeypatch: pyte
                     break
                 await pilot.pause(0.02)
             assert session.cancelled and session.active == 0
+
     run(body)
 
 
@@ -695,16 +772,21 @@ def test_trace_chain_table_shows_every_reason_whole(small_case: Path, width: int
         async with app.run_test(size=(width, 45)) as pilot:
             app.open_target("trace", "cloudtrail:ev-get-1")
             await settle(pilot)
-            table = next(t for t in app.screen.query(DataTable) if getattr(t, "section", None) == "chain")
+            table = next(
+                t for t in app.screen.query(DataTable) if getattr(t, "section", None) == "chain"
+            )
             await pilot.pause()
             assert table.cols[-1] == "reason" and table.region.right <= width
             x0 = sum(c.get_render_width(table) for c in table.ordered_columns[:-1])
-            lines = [table.render_line(y).text for y in range(1, table.region.height)]  # row 0: the header
+            lines = [
+                table.render_line(y).text for y in range(1, table.region.height)
+            ]  # row 0: the header
             assert all(len(line.rstrip()) <= table.region.width for line in lines)
             shown = "".join("".join(line[x0:].split()) for line in lines)
             for link in chain:
                 assert "".join(str(link["reason"]).split()) in shown, (link["reason"], lines)
             assert "…" not in "".join(line[x0:] for line in lines)
+
     run(body)
 
 
@@ -735,11 +817,13 @@ def test_big_result_tables_add_rows_as_the_cursor_reaches_the_end(small_case: Pa
             await pilot.press("ctrl+end")
             assert table.row_count == n and table.cursor_row == n - 1
             assert str(table.get_row_at(n - 1)[0]) == f"agent-{n - 1}"
+
     run(body)
 
 
 def test_timeline_page_scrolls_to_its_last_row(small_case: Path) -> None:
     """PagedTable skips DataTable's cell measuring; the scrollable size must still cover every row."""
+
     async def body() -> None:
         app = KeytrailApp(small_case)
         async with app.run_test(size=SIZE) as pilot:
@@ -752,4 +836,5 @@ def test_timeline_page_scrolls_to_its_last_row(small_case: Path) -> None:
             await pilot.pause()
             assert table.cursor_row == PAGE_SIZE - 1
             assert table.scroll_y == table.max_scroll_y > 0
+
     run(body)

@@ -29,7 +29,9 @@ SNAPSHOTS = Path(__file__).parent / "__snapshots__"
 UPDATE = os.environ.get("KEYTRAIL_UPDATE_SNAPSHOTS") == "1"
 SIZE = (120, 36)
 
-pytestmark = pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="snapshots are pinned to Python 3.11")
+pytestmark = pytest.mark.skipif(
+    sys.version_info[:2] != (3, 11), reason="snapshots are pinned to Python 3.11"
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,7 @@ def snapshot(case: Path, name: str, steps: Callable[[KeytrailApp, Any], Awaitabl
             await steps(app, pilot)
             await settle(pilot)
             return str(app.export_screenshot(title=name))
+
     svg = run(body)
     path = SNAPSHOTS / f"{name}.svg"
     if UPDATE or not path.exists():
@@ -65,7 +68,9 @@ def snapshot(case: Path, name: str, steps: Callable[[KeytrailApp, Any], Awaitabl
     if svg != expected:
         actual = Path(tempfile.gettempdir()) / f"keytrail-snapshot-{name}.actual.svg"
         actual.write_text(svg, encoding="utf-8")
-        pytest.fail(f"{name} differs from {path}; see {actual} (regenerate with KEYTRAIL_UPDATE_SNAPSHOTS=1)")
+        pytest.fail(
+            f"{name} differs from {path}; see {actual} (regenerate with KEYTRAIL_UPDATE_SNAPSHOTS=1)"
+        )
 
 
 def test_overview_snapshot(snap_case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,25 +79,34 @@ def test_overview_snapshot(snap_case: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
     async def steps(app: KeytrailApp, pilot: Any) -> None:
         pass
+
     snapshot(snap_case, "overview-store-only", steps)
 
 
 def test_timeline_snapshot(snap_case: Path) -> None:
     """Timeline first page, hostile row included."""
+
     async def steps(app: KeytrailApp, pilot: Any) -> None:
         await pilot.press("t")
+
     snapshot(snap_case, "timeline", steps)
 
 
 def test_raw_snapshot(snap_case: Path) -> None:
     """Raw record with the session token masked."""
+
     async def steps(app: KeytrailApp, pilot: Any) -> None:
         app.open_target("event", "cloudtrail:ev-assume")
+
     snapshot(snap_case, "raw", steps)
 
 
 def test_sql_snapshot(snap_case: Path) -> None:
     """SQL console with a grouped query."""
+
     async def steps(app: KeytrailApp, pilot: Any) -> None:
-        app.push_screen(SqlScreen("SELECT source, outcome, count(*) AS n FROM events GROUP BY ALL ORDER BY ALL"))
+        app.push_screen(
+            SqlScreen("SELECT source, outcome, count(*) AS n FROM events GROUP BY ALL ORDER BY ALL")
+        )
+
     snapshot(snap_case, "sql", steps)

@@ -53,6 +53,7 @@ def test_sql_console_refuses_writes_files_and_settings(small_case: Path, tmp_pat
             assert table.row_count == 1 and str(table.get_row_at(0)[0]) == "2507"
             # the explorer's own connection keeps its settings (reports and analysis still work)
             assert app.store.scalar("SELECT current_setting('lock_configuration')") is False
+
     run(body)
     assert not out.exists() and not other.exists()
     assert small_case.read_bytes() == before

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 
 def _pane(session: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=False).stdout
+    return subprocess.run(
+        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=False
+    ).stdout
 
 
 def _wait_for(session: str, text: str, timeout: float = 30.0) -> str:
@@ -38,12 +40,41 @@ def test_tui_in_tmux_opens_navigates_and_quits(small_case: Path, tmp_path: Path)
     # a tmux server keeps the environment it started with: pass ours (PYTHONPATH=src) explicitly
     env = [f"{k}={os.environ[k]}" for k in ("HOME", "PATH") if k in os.environ]
     if os.environ.get("PYTHONPATH"):
-        env.append("PYTHONPATH=" + os.pathsep.join(os.path.abspath(p) for p in
-                                                   os.environ["PYTHONPATH"].split(os.pathsep)))
-    cmd = shlex.join(["env", *env, "TERM=xterm-256color", sys.executable, "-m", "keytrail", "tui",
-                      str(small_case)])
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", "-c", os.getcwd(),
-                    f"{cmd}; echo $? > {shlex.quote(str(rc_file))}"], check=True)
+        env.append(
+            "PYTHONPATH="
+            + os.pathsep.join(
+                os.path.abspath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep)
+            )
+        )
+    cmd = shlex.join(
+        [
+            "env",
+            *env,
+            "TERM=xterm-256color",
+            sys.executable,
+            "-m",
+            "keytrail",
+            "tui",
+            str(small_case),
+        ]
+    )
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-c",
+            os.getcwd(),
+            f"{cmd}; echo $? > {shlex.quote(str(rc_file))}",
+        ],
+        check=True,
+    )
     try:
         pane = _wait_for(session, "top credentials by blast radius")
         pane = _wait_for(session, "2,507 events")  # the status line, under the overview
@@ -57,7 +88,9 @@ def test_tui_in_tmux_opens_navigates_and_quits(small_case: Path, tmp_path: Path)
         # Escape is "Back/Cancel": while the page's follow-up work (counts, attribution) still runs it
         # cancels that first (a loaded machine gets there), and the next Escape goes back
         deadline = time.monotonic() + 30
-        while "top credentials by blast radius" not in _pane(session) and time.monotonic() < deadline:
+        while (
+            "top credentials by blast radius" not in _pane(session) and time.monotonic() < deadline
+        ):
             subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)
             time.sleep(1.0)
         _wait_for(session, "top credentials by blast radius")
@@ -75,22 +108,58 @@ def test_tui_at_80x24_shows_the_list_the_id_and_the_score(small_case: Path, tmp_
     session = f"kt-{uuid.uuid4().hex[:8]}"
     env = [f"{k}={os.environ[k]}" for k in ("HOME", "PATH") if k in os.environ]
     if os.environ.get("PYTHONPATH"):
-        env.append("PYTHONPATH=" + os.pathsep.join(os.path.abspath(p) for p in
-                                                   os.environ["PYTHONPATH"].split(os.pathsep)))
-    cmd = shlex.join(["env", *env, "TERM=xterm-256color", sys.executable, "-m", "keytrail", "tui", str(small_case)])
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", "-c", os.getcwd(), cmd],
-                   check=True)
+        env.append(
+            "PYTHONPATH="
+            + os.pathsep.join(
+                os.path.abspath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep)
+            )
+        )
+    cmd = shlex.join(
+        [
+            "env",
+            *env,
+            "TERM=xterm-256color",
+            sys.executable,
+            "-m",
+            "keytrail",
+            "tui",
+            str(small_case),
+        ]
+    )
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "-c",
+            os.getcwd(),
+            cmd,
+        ],
+        check=True,
+    )
     try:
         pane = _wait_for(session, "top credentials by blast radius")
         assert "findings per level" in pane  # the answer is above the fold
         subprocess.run(["tmux", "send-keys", "-t", session, "c"], check=True)
         _wait_for(session, "credentials  ·  Enter opens")
         pane = _wait_for(session, "aws-access-key")  # the table paints a frame after the status
-        assert re.search(r"credential\s+score\s+kind", pane), pane  # the id and the score come first
+        assert re.search(r"credential\s+score\s+kind", pane), (
+            pane
+        )  # the id and the score come first
         assert "hmac:abc" in pane and "AKIA1" in pane
-        subprocess.run(["tmux", "send-keys", "-t", session, "/", "AKIA1", "Enter", "Enter"], check=True)
+        subprocess.run(
+            ["tmux", "send-keys", "-t", session, "/", "AKIA1", "Enter", "Enter"], check=True
+        )
         _wait_for(session, "1 Blast radius")
-        pane = _wait_for(session, "▸ score")  # the header is folded to one line at 24 rows (h unfolds it)
+        pane = _wait_for(
+            session, "▸ score"
+        )  # the header is folded to one line at 24 rows (h unfolds it)
         assert max(len(line.rstrip()) for line in pane.splitlines()) <= 80
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)

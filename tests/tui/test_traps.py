@@ -77,7 +77,10 @@ def test_down_page_down_and_end_reach_every_list_of_the_blast_radius(small_case:
                 await pilot.press("down")
             assert app.focused is tables[0]
             seen = []
-            for _ in range(sum(getattr(t, "row_count", 0) or getattr(t, "option_count", 0) for t in tables) + len(tables)):
+            for _ in range(
+                sum(getattr(t, "row_count", 0) or getattr(t, "option_count", 0) for t in tables)
+                + len(tables)
+            ):
                 await pilot.press("down")
                 if app.focused not in seen:
                     seen.append(app.focused)

@@ -25,11 +25,24 @@ from typing import Any
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [pytest.mark.web,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1280,800", "--remote-debugging-port=0"]
+pytestmark = [
+    pytest.mark.web,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+    ),
+]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,800",
+    "--remote-debugging-port=0",
+]
 
 
 def _free_port() -> int:
@@ -51,11 +64,16 @@ def _wait_http(url: str, timeout: float = 30.0, cookie: str = "") -> tuple[str, 
             time.sleep(0.2)
 
 
-def start_serve(case: Path, port: int, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_serve(
+    case: Path, port: int, log: Path, *extra: str
+) -> tuple[subprocess.Popen[bytes], str]:
     """A real ``keytrail serve`` and the token from the address it printed (waits until it answers)."""
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "keytrail", "serve", str(case), "--port", str(port),
-                                 *extra], stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keytrail", "serve", str(case), "--port", str(port), *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     deadline = time.monotonic() + 30
     while "?token=" not in log.read_text():
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
@@ -111,7 +129,11 @@ class Cdp:
         for e in self.events:
             if e.get("method") == "Network.webSocketFrameReceived":
                 r = e["params"]["response"]
-                out += base64.b64decode(r["payloadData"]) if r.get("opcode") == 2 else r["payloadData"].encode()
+                out += (
+                    base64.b64decode(r["payloadData"])
+                    if r.get("opcode") == 2
+                    else r["payloadData"].encode()
+                )
         return out
 
 
@@ -137,29 +159,54 @@ async def _drive(cdp_port: int, url: str, shot: Path) -> tuple[list[str], bytes,
             await cdp.send("Page.navigate", url=url)
 
             async def first_byte() -> bool:
-                r = await cdp.send("Runtime.evaluate", expression="document.body && document.body.className")
+                r = await cdp.send(
+                    "Runtime.evaluate", expression="document.body && document.body.className"
+                )
                 return "-first-byte" in str(r.get("result", {}).get("value"))
+
             await _until(first_byte)
 
             async def overview_drawn() -> bool:
                 return b"rejected records" in cdp.frames()
+
             await _until(overview_drawn)
             before = cdp.frames()
-            await cdp.send("Input.dispatchMouseEvent", type="mousePressed", x=400, y=300, button="left",
-                           clickCount=1)
-            await cdp.send("Input.dispatchMouseEvent", type="mouseReleased", x=400, y=300, button="left",
-                           clickCount=1)
+            await cdp.send(
+                "Input.dispatchMouseEvent",
+                type="mousePressed",
+                x=400,
+                y=300,
+                button="left",
+                clickCount=1,
+            )
+            await cdp.send(
+                "Input.dispatchMouseEvent",
+                type="mouseReleased",
+                x=400,
+                y=300,
+                button="left",
+                clickCount=1,
+            )
             await cdp.send("Input.dispatchKeyEvent", type="keyDown", key="t", text="t")
             await cdp.send("Input.dispatchKeyEvent", type="keyUp", key="t")
 
             async def timeline_drawn() -> bool:
-                return b"sts:AssumeRole" in cdp.frames()[len(before):]
+                return b"sts:AssumeRole" in cdp.frames()[len(before) :]
+
             await _until(timeline_drawn)
             await asyncio.sleep(0.5)
             png = await cdp.send("Page.captureScreenshot", format="png")
             shot.write_bytes(base64.b64decode(png["data"]))
-            urls = [e["params"]["request"]["url"] for e in cdp.events if e.get("method") == "Network.requestWillBeSent"]
-            urls += [e["params"]["url"] for e in cdp.events if e.get("method") == "Network.webSocketCreated"]
+            urls = [
+                e["params"]["request"]["url"]
+                for e in cdp.events
+                if e.get("method") == "Network.requestWillBeSent"
+            ]
+            urls += [
+                e["params"]["url"]
+                for e in cdp.events
+                if e.get("method") == "Network.webSocketCreated"
+            ]
             cdp.reader.cancel()
             return urls, before, cdp.frames()
 
@@ -169,13 +216,18 @@ def test_serve_in_headless_chromium(small_case: Path, tmp_path: Path) -> None:
     server, token = start_serve(small_case, port, tmp_path / "serve.log")
     browser = None
     try:
-        html, headers = _wait_http(f"http://127.0.0.1:{port}/", cookie=f"keytrail_serve_{port}={token}")
+        html, headers = _wait_http(
+            f"http://127.0.0.1:{port}/", cookie=f"keytrail_serve_{port}={token}"
+        )
         assert "googleapis" not in html and "fonts/RobotoMono-VariableFont_wght.ttf" in html
         assert "default-src 'self'" in headers["Content-Security-Policy"]
         assert _listen_addresses(port) <= {"0100007F"}, "serve must listen on 127.0.0.1 only"
         profile = tmp_path / "chromium"
-        browser = subprocess.Popen([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        browser = subprocess.Popen(
+            [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not port_file.exists() or not port_file.read_text().strip():
@@ -183,9 +235,16 @@ def test_serve_in_headless_chromium(small_case: Path, tmp_path: Path) -> None:
             time.sleep(0.2)
         cdp_port = int(port_file.read_text().split()[0])
         shot = Path(os.environ.get("KEYTRAIL_WEB_SCREENSHOT") or tmp_path / "served.png")
-        urls, first, frames = asyncio.run(_drive(cdp_port, f"http://127.0.0.1:{port}/?token={token}", shot))
-        remote = [u for u in urls if not u.startswith((f"http://127.0.0.1:{port}/", f"ws://127.0.0.1:{port}/",
-                                                       "data:", "blob:"))]
+        urls, first, frames = asyncio.run(
+            _drive(cdp_port, f"http://127.0.0.1:{port}/?token={token}", shot)
+        )
+        remote = [
+            u
+            for u in urls
+            if not u.startswith(
+                (f"http://127.0.0.1:{port}/", f"ws://127.0.0.1:{port}/", "data:", "blob:")
+            )
+        ]
         assert remote == [], f"the page fetched from the network: {remote}"
         assert any(u.startswith(f"ws://127.0.0.1:{port}/ws") for u in urls)
         # the tokened address sets the cookie and moves on to "/" (the token leaves the address bar)

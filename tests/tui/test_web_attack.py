@@ -27,8 +27,12 @@ import pytest
 
 from tests.tui.test_web import CHROMIUM, FLAGS, Cdp, _free_port, _until, start_serve
 
-pytestmark = [pytest.mark.web,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
+pytestmark = [
+    pytest.mark.web,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+    ),
+]
 
 EVIL = """<!doctype html><title>evil</title><script>
 const target = "127.0.0.1:%(port)d";
@@ -60,7 +64,9 @@ def _evil_server(port: int, html: str) -> http.server.HTTPServer:
     return server
 
 
-async def _attack(cdp_port: int, port: int, token: str, evil_port: int) -> tuple[dict[str, str], str]:
+async def _attack(
+    cdp_port: int, port: int, token: str, evil_port: int
+) -> tuple[dict[str, str], str]:
     import aiohttp
 
     async with aiohttp.ClientSession() as http_client:
@@ -80,11 +86,16 @@ async def _attack(cdp_port: int, port: int, token: str, evil_port: int) -> tuple
 
             async def explorer_page() -> bool:
                 return bool(await value("!!document.querySelector('[data-session-websocket-url]')"))
+
             await _until(explorer_page)
             # the cookie really is there (HttpOnly: the page's own script cannot see it)
             cookies = await cdp.send("Network.getAllCookies")
-            assert any(c["name"] == f"keytrail_serve_{port}" and c["httpOnly"] and c["sameSite"] == "Strict"
-                       for c in cookies["cookies"])
+            assert any(
+                c["name"] == f"keytrail_serve_{port}"
+                and c["httpOnly"]
+                and c["sameSite"] == "Strict"
+                for c in cookies["cookies"]
+            )
             assert await value("document.cookie") == ""
 
             await cdp.send("Page.navigate", url=f"http://127.0.0.1:{evil_port}/")
@@ -92,14 +103,17 @@ async def _attack(cdp_port: int, port: int, token: str, evil_port: int) -> tuple
             async def settled() -> bool:
                 res = await value("JSON.stringify(window.result || {})")
                 return bool(res) and "pending" not in res and res != "{}"
+
             await _until(settled)
             result = json.loads(await value("JSON.stringify(window.result)"))
 
             await cdp.send("Page.navigate", url=f"http://rebind.test:{port}/")
 
             async def loaded() -> bool:
-                return await value("document.readyState") == "complete" and \
-                    bool(await value("document.body && document.body.innerText"))
+                return await value("document.readyState") == "complete" and bool(
+                    await value("document.body && document.body.innerText")
+                )
+
             await _until(loaded)
             rebound = str(await value("document.body.innerText"))
             cdp.reader.cancel()
@@ -113,15 +127,25 @@ def test_other_pages_cannot_drive_serve(small_case: Path, tmp_path: Path) -> Non
     browser = None
     try:
         profile = tmp_path / "chromium"
-        browser = subprocess.Popen([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}",
-                                    "--host-resolver-rules=MAP rebind.test 127.0.0.1", "about:blank"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        browser = subprocess.Popen(
+            [
+                str(CHROMIUM),
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "--host-resolver-rules=MAP rebind.test 127.0.0.1",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not port_file.exists() or not port_file.read_text().strip():
             assert time.monotonic() < deadline, "chromium did not start"
             time.sleep(0.2)
-        result, rebound = asyncio.run(_attack(int(port_file.read_text().split()[0]), port, token, evil_port))
+        result, rebound = asyncio.run(
+            _attack(int(port_file.read_text().split()[0]), port, token, evil_port)
+        )
         assert result == {"ws": "refused", "fetch": "blocked"}, result
         assert "refused" in rebound and "Host" in rebound and "data-session" not in rebound
         log = (tmp_path / "serve.log").read_text()

@@ -24,8 +24,9 @@ from tests.tui.test_web import _free_port, start_serve
 @pytest.fixture(scope="module")
 def served(small_case: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
     port = _free_port()
-    proc, token = start_serve(small_case, port, tmp_path_factory.mktemp("serve") / "serve.log",
-                              "--max-sessions", "1")
+    proc, token = start_serve(
+        small_case, port, tmp_path_factory.mktemp("serve") / "serve.log", "--max-sessions", "1"
+    )
     try:
         yield port, token
     finally:
@@ -38,9 +39,12 @@ def served(small_case: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def _get(port: int, path: str, **headers: str) -> tuple[int, str, Any]:
     async def go() -> tuple[int, str, Any]:
-        async with aiohttp.ClientSession() as http, \
-                http.get(f"http://127.0.0.1:{port}{path}", headers=headers, allow_redirects=False) as r:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}{path}", headers=headers, allow_redirects=False) as r,
+        ):
             return r.status, await r.text(), r.headers
+
     return asyncio.run(go())
 
 
@@ -55,7 +59,9 @@ def test_no_page_without_the_token(served: tuple[int, str]) -> None:
         assert status == 403 and "refused" in body and token not in body, path
     status, body, _ = _get(port, "/", Cookie=_cookie(port, "not-the-token"))
     assert status == 403
-    status, body, _ = _get(port, "/", Cookie=f"keytrail_serve_{port + 1}={token}")  # another serve's cookie
+    status, body, _ = _get(
+        port, "/", Cookie=f"keytrail_serve_{port + 1}={token}"
+    )  # another serve's cookie
     assert status == 403
 
 
@@ -64,7 +70,11 @@ def test_token_becomes_an_httponly_strict_cookie(served: tuple[int, str]) -> Non
     status, body, headers = _get(port, f"/?token={token}")
     assert status == 200 and 'url=/"' in body and token not in body
     cookie = headers["Set-Cookie"]
-    assert cookie.startswith(_cookie(port, token)) and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert (
+        cookie.startswith(_cookie(port, token))
+        and "HttpOnly" in cookie
+        and "SameSite=Strict" in cookie
+    )
     status, body, headers = _get(port, "/", Cookie=_cookie(port, token))
     assert status == 200 and f'data-session-websocket-url="ws://127.0.0.1:{port}/ws"' in body
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
@@ -72,8 +82,17 @@ def test_token_becomes_an_httponly_strict_cookie(served: tuple[int, str]) -> Non
     assert status == 200 and body
 
 
-@pytest.mark.parametrize("host", ["evil.example:{port}", "127.0.0.1.nip.io:{port}", "127.0.0.1:{other}",
-                                  "localhost", "127.0.0.1", ""])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example:{port}",
+        "127.0.0.1.nip.io:{port}",
+        "127.0.0.1:{other}",
+        "localhost",
+        "127.0.0.1",
+        "",
+    ],
+)
 def test_wrong_host_is_refused(served: tuple[int, str], host: str) -> None:
     """DNS rebinding: the browser sends the attacker's host name, with the right cookie even."""
     port, token = served
@@ -115,11 +134,19 @@ def test_websocket_needs_cookie_origin_and_a_free_session(served: tuple[int, str
     async def go() -> None:
         assert await _ws(port, None, me) == 403  # no token
         assert await _ws(port, "wrong", me) == 403
-        for origin in ("http://evil.example", f"http://localhost:{port}", f"http://127.0.0.1:{port + 1}",
-                       f"https://127.0.0.1:{port}", "null", None):
+        for origin in (
+            "http://evil.example",
+            f"http://localhost:{port}",
+            f"http://127.0.0.1:{port + 1}",
+            f"https://127.0.0.1:{port}",
+            "null",
+            None,
+        ):
             assert await _ws(port, token, origin) == 403, origin
         assert await _ws(port, token, "http://evil.example", host="evil.example") == 421
-        http, ws = await _ws(port, token, me)  # the one allowed session: the explorer starts and draws
+        http, ws = await _ws(
+            port, token, me
+        )  # the one allowed session: the explorer starts and draws
         try:
             got = b""
             deadline = time.monotonic() + 60
@@ -133,8 +160,10 @@ def test_websocket_needs_cookie_origin_and_a_free_session(served: tuple[int, str
                     break
             assert b"Overview" in got
             assert await _ws(port, token, me) == 503  # --max-sessions 1: a second one is refused
-            async with aiohttp.ClientSession() as h2, \
-                    h2.get(f"{me}/", headers={"Cookie": _cookie(port, token)}) as r:
+            async with (
+                aiohttp.ClientSession() as h2,
+                h2.get(f"{me}/", headers={"Cookie": _cookie(port, token)}) as r,
+            ):
                 assert r.status == 503
                 assert "sessions are in use" in await r.text()
         finally:
@@ -142,12 +171,15 @@ def test_websocket_needs_cookie_origin_and_a_free_session(served: tuple[int, str
             await http.close()
         # a reload at the cap: the page asked for right after the socket closed is served (the guard
         # waits the moment the old explorer takes to stop), and so is the new socket
-        async with aiohttp.ClientSession() as h3, \
-                h3.get(f"{me}/", headers={"Cookie": _cookie(port, token)}) as r:
+        async with (
+            aiohttp.ClientSession() as h3,
+            h3.get(f"{me}/", headers={"Cookie": _cookie(port, token)}) as r,
+        ):
             assert r.status == 200
         http, ws = await _ws(port, token, me)
         await ws.close()
         await http.close()
+
     asyncio.run(go())
 
 

@@ -22,7 +22,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaseStore]:
 
 
 def test_descendants_respect_min_confidence(store: CaseStore) -> None:
-    assert descendants(store, "acc-app") == ["AKIANEWKEY0000000001", "ASIACHAIN00000000001", "lease-aws-1"]
+    assert descendants(store, "acc-app") == [
+        "AKIANEWKEY0000000001",
+        "ASIACHAIN00000000001",
+        "lease-aws-1",
+    ]
     # The Vault-to-CloudTrail name match is strong, not proven.
     assert descendants(store, "acc-app", min_confidence="proven") == ["lease-aws-1"]
 
@@ -33,7 +37,10 @@ def test_blast_radius_contents(store: CaseStore) -> None:
     res = {r["resource"]: r for r in b.resources}
     role = res[ROLE]
     assert role["denied"] == 1 and role["events"] == 3
-    assert {a["action"]: a["count"] for a in role["actions"]} == {"sts:AssumeRole": 2, "iam:AttachRolePolicy": 1}
+    assert {a["action"]: a["count"] for a in role["actions"]} == {
+        "sts:AssumeRole": 2,
+        "iam:AttachRolePolicy": 1,
+    }
     assert "arn:aws:s3:::ledger/q1.csv" in res
     assert b.counts["writes"] == 1 and b.counts["denied"] == 1 and b.counts["secrets_read"] == 1
     assert [s["action"] for s in b.secrets_read] == ["secretsmanager:GetSecretValue"]
@@ -41,16 +48,36 @@ def test_blast_radius_contents(store: CaseStore) -> None:
     assert set(b.accounts) == {"111122223333", "444455556666"}
     assert {a["agent"] for a in b.agents} == {"ledger-bot"}
     assert [h["human"] for h in b.humans] == ["bob@example.com"]
-    assert b.lineage is not None and [c.credential for c in b.lineage.children] == ["ASIACHAIN00000000001"]
+    assert b.lineage is not None and [c.credential for c in b.lineage.children] == [
+        "ASIACHAIN00000000001"
+    ]
 
 
 def test_json_keys_contract(store: CaseStore) -> None:
     d = blast_radius(store, "acc-app").as_dict()
-    for key in ("credential", "kind", "score", "score_terms", "derived_credentials", "resources", "principals",
-                "accounts", "agents", "humans"):
+    for key in (
+        "credential",
+        "kind",
+        "score",
+        "score_terms",
+        "derived_credentials",
+        "resources",
+        "principals",
+        "accounts",
+        "agents",
+        "humans",
+    ):
         assert key in d
     for r in d["resources"]:
-        assert set(r) >= {"resource", "type", "actions", "events", "first_seen", "last_seen", "denied"}
+        assert set(r) >= {
+            "resource",
+            "type",
+            "actions",
+            "events",
+            "first_seen",
+            "last_seen",
+            "denied",
+        }
     for t in d["score_terms"]:
         assert set(t) >= {"name", "value", "weight", "points", "explanation"}
     assert round(sum(t["points"] for t in d["score_terms"]), 1) == d["score"]
@@ -65,23 +92,40 @@ def test_rank_agrees_with_blast(store: CaseStore) -> None:
         assert b.score == r.score, r.credential
         assert r.derived_credentials == b.derived_credentials
     top = ranks[0].as_dict()
-    assert set(top) >= {"credential", "kind", "score", "agents", "humans", "events", "first_seen", "last_seen"}
+    assert set(top) >= {
+        "credential",
+        "kind",
+        "score",
+        "agents",
+        "humans",
+        "events",
+        "first_seen",
+        "last_seen",
+    }
     assert len(rank_credentials(store, limit=2)) == 2
 
 
 def test_minting_credential_outranks_its_child(store: CaseStore) -> None:
     # the reach terms: findings, long_lived and origin_unknown describe the credential itself
-    scores = {r.credential: sum(t.points for t in r.score_terms
-                                if t.name not in ("findings", "long_lived", "origin_unknown"))
-              for r in rank_credentials(store)}
+    scores = {
+        r.credential: sum(
+            t.points
+            for t in r.score_terms
+            if t.name not in ("findings", "long_lived", "origin_unknown")
+        )
+        for r in rank_credentials(store)
+    }
     assert scores["acc-app"] > scores["AKIANEWKEY0000000001"] > scores["ASIACHAIN00000000001"]
     assert scores["lease-aws-1"] > scores["ASIACHAIN00000000001"]
 
 
 def test_time_filters(store: CaseStore) -> None:
     b = blast_radius(store, "AKIANEWKEY0000000001", since=T0 + timedelta(seconds=105))
-    assert {r["resource"] for r in b.resources} == {ROLE, "arn:aws:s3:::ledger/out.csv",
-                                                    "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-abc"}
+    assert {r["resource"] for r in b.resources} == {
+        ROLE,
+        "arn:aws:s3:::ledger/out.csv",
+        "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-abc",
+    }
     assert b.counts["events"] == 3
     b = blast_radius(store, "AKIANEWKEY0000000001", until=T0 + timedelta(seconds=60))
     assert b.counts["events"] == 2 and b.counts["writes"] == 0
@@ -96,7 +140,10 @@ def test_unknown_credential_suggests(store: CaseStore) -> None:
 
 
 def test_principal_arn_with_one_key_resolves(store: CaseStore) -> None:
-    assert blast_radius(store, "arn:aws:iam::111122223333:user/vault-root").credential == "AKIAVAULTROOT0000001"
+    assert (
+        blast_radius(store, "arn:aws:iam::111122223333:user/vault-root").credential
+        == "AKIAVAULTROOT0000001"
+    )
 
 
 def test_ranking_in_a_window_leaves_out_idle_credentials(store: CaseStore) -> None:

@@ -28,13 +28,33 @@ def test_credentials_json(case: Path, capsys: pytest.CaptureFixture[str]) -> Non
     items = _json(capsys, ["credentials", str(case), "--json", "--limit", "3"])
     assert isinstance(items, list) and len(items) == 3
     for it in items:
-        assert set(it) >= {"credential", "kind", "score", "agents", "humans", "events", "first_seen", "last_seen"}
+        assert set(it) >= {
+            "credential",
+            "kind",
+            "score",
+            "agents",
+            "humans",
+            "events",
+            "first_seen",
+            "last_seen",
+        }
     assert items[0]["score"] >= items[1]["score"] >= items[2]["score"]
 
 
 def test_blast_and_trace_json(case: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    b = _json(capsys, ["blast", str(case), "AKIANEWKEY0000000001", "--json", "--min-confidence", "proven",
-                       "--since", "2024-03-01T12:00:00Z"])
+    b = _json(
+        capsys,
+        [
+            "blast",
+            str(case),
+            "AKIANEWKEY0000000001",
+            "--json",
+            "--min-confidence",
+            "proven",
+            "--since",
+            "2024-03-01T12:00:00Z",
+        ],
+    )
     assert b["derived_credentials"] == ["ASIACHAIN00000000001"]
     assert b["resources"][0]["last_seen"].endswith("Z")
     t = _json(capsys, ["trace", str(case), "ct-stolen", "--json"])
@@ -44,7 +64,9 @@ def test_blast_and_trace_json(case: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_unknown_ids_exit_1_with_matches(case: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["blast", str(case), "AKIANEWKEY0000000009"]) == 1  # a typo (a unique prefix would resolve)
+    assert (
+        main(["blast", str(case), "AKIANEWKEY0000000009"]) == 1
+    )  # a typo (a unique prefix would resolve)
     err = capsys.readouterr().err
     assert "closest matches" in err and "AKIANEWKEY0000000001" in err
     assert main(["trace", str(case), "nope-nothing"]) == 1
@@ -58,20 +80,40 @@ def test_text_output_is_readable(case: Path, capsys: pytest.CaptureFixture[str])
     assert "arn:aws:s3:::ledger/q1.csv" in out and "score terms" in out
     assert main(["trace", str(case), "ct-get"]) == 0
     out = capsys.readouterr().out
-    assert out.index("[human] bob@example.com") < out.index("[agent] ledger-bot") < out.index("[event]")
-    assert out.splitlines()[1] == f"by {SESSION}"  # who (and from where, when logged), before the chain
+    assert (
+        out.index("[human] bob@example.com")
+        < out.index("[agent] ledger-bot")
+        < out.index("[event]")
+    )
+    assert (
+        out.splitlines()[1] == f"by {SESSION}"
+    )  # who (and from where, when logged), before the chain
     assert main(["credentials", str(case)]) == 0
     assert "ASIASTOLEN0000000001" in capsys.readouterr().out
 
 
-def test_hostile_log_text_is_neutralised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hostile_log_text_is_neutralised(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     b = CaseBuilder(tmp_path / "c.duckdb")
     evil = "x\x1b]8;;http://evil\x07click\x1b[31mRED\u202e"
-    b.event("cloudtrail", "evil", 0, "s3:GetObject", cred="ASIAEVIL000000000001", cred_kind="aws-temporary-key",
-            actor=SESSION, actor_type="AssumedRole", resources=(f"arn:aws:s3:::b/{evil}",), target=evil)
+    b.event(
+        "cloudtrail",
+        "evil",
+        0,
+        "s3:GetObject",
+        cred="ASIAEVIL000000000001",
+        cred_kind="aws-temporary-key",
+        actor=SESSION,
+        actor_type="AssumedRole",
+        resources=(f"arn:aws:s3:::b/{evil}",),
+        target=evil,
+    )
     b.finalize().close()
-    for argv in (["blast", str(tmp_path / "c.duckdb"), "ASIAEVIL000000000001"],
-                 ["trace", str(tmp_path / "c.duckdb"), "evil"]):
+    for argv in (
+        ["blast", str(tmp_path / "c.duckdb"), "ASIAEVIL000000000001"],
+        ["trace", str(tmp_path / "c.duckdb"), "evil"],
+    ):
         assert main(argv) == 0
         out = capsys.readouterr().out
         assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
@@ -86,11 +128,22 @@ def test_text_output_keeps_full_ids(tmp_path: Path, capsys: pytest.CaptureFixtur
     b = CaseBuilder(tmp_path / "c.duckdb")
     login = b.event("vault", "v-login", 0, "vault:update", actor="ent-app")
     b.issue(acc, "vault-token", None, login, 0, principal="ent-app", name="approle")
-    mint = b.event("vault", "v-create", 5, "vault:update", cred=acc, cred_kind="vault-token", actor="ent-app")
+    mint = b.event(
+        "vault", "v-create", 5, "vault:update", cred=acc, cred_kind="vault-token", actor="ent-app"
+    )
     why = "Vault AWS secrets engine issued a key named vault-token-ledger-batch-reconciler-1773047002-WzznNHLzEL4Mo7JHZ"
     b.issue(child, "vault-token", acc, mint, 5, principal="ent-app", name="token", reason=why)
-    b.event("vault", "v-read", 10, "vault:read", cred=child, cred_kind="vault-token", actor="ent-app",
-            resources=(obj,), target=obj)
+    b.event(
+        "vault",
+        "v-read",
+        10,
+        "vault:read",
+        cred=child,
+        cred_kind="vault-token",
+        actor="ent-app",
+        resources=(obj,),
+        target=obj,
+    )
     b.finalize().close()
     case = str(tmp_path / "c.duckdb")
     assert main(["blast", case, acc]) == 0

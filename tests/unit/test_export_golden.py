@@ -47,11 +47,15 @@ def _check(name: str, data: bytes) -> None:
     if UPDATE:
         path.write_bytes(data)
     assert path.exists(), f"missing golden file {path}; run with KEYTRAIL_UPDATE_GOLDEN=1"
-    assert data == path.read_bytes(), f"{name} differs from its golden file (KEYTRAIL_UPDATE_GOLDEN=1 to accept)"
+    assert data == path.read_bytes(), (
+        f"{name} differs from its golden file (KEYTRAIL_UPDATE_GOLDEN=1 to accept)"
+    )
 
 
 @pytest.mark.parametrize(("fmt", "table", "name"), EXPORTS, ids=[e[2] for e in EXPORTS])
-def test_export_matches_golden(case: Path, tmp_path: Path, fmt: str, table: str | None, name: str) -> None:
+def test_export_matches_golden(
+    case: Path, tmp_path: Path, fmt: str, table: str | None, name: str
+) -> None:
     if table == "findings":
         pytest.importorskip("keytrail.analysis.findings")
     out = tmp_path / name
@@ -62,7 +66,9 @@ def test_export_matches_golden(case: Path, tmp_path: Path, fmt: str, table: str 
 
 def _report(case: Path) -> dict[str, object]:
     with CaseStore.open(case) as store:
-        return build_report(store, credentials=["AKIAEXAMPLEALICE0001", SESSION_KEY], generated_at=GENERATED_AT)
+        return build_report(
+            store, credentials=["AKIAEXAMPLEALICE0001", SESSION_KEY], generated_at=GENERATED_AT
+        )
 
 
 def test_report_renderings_match_golden(case: Path) -> None:

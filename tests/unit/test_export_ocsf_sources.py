@@ -55,19 +55,24 @@ def _events(case: Path) -> dict[str, dict[str, Any]]:
 def _ms(when: datetime | None) -> int | None:
     if when is None:
         return None
-    return (when.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    return (when.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+        milliseconds=1
+    )
 
 
 @pytest.fixture(scope="module")
-def incident(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+def incident(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     tmp = tmp_path_factory.mktemp("ocsf-incident")
     case = _ingest(tmp / "case.duckdb", INCIDENT)
     return _events(case), _export(case, tmp / "out.jsonl")
 
 
 @pytest.fixture(scope="module")
-def fixtures_case(tmp_path_factory: pytest.TempPathFactory, shared_fixtures: Path) -> tuple[
-        dict[str, dict[str, Any]], list[dict[str, Any]]]:
+def fixtures_case(
+    tmp_path_factory: pytest.TempPathFactory, shared_fixtures: Path
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     tmp = tmp_path_factory.mktemp("ocsf-fixtures")
     case = _ingest(tmp / "case.duckdb", shared_fixtures / "vault", shared_fixtures / "agent")
     return _events(case), _export(case, tmp / "out.jsonl")
@@ -83,7 +88,9 @@ def _check_vault(ev: dict[str, Any], doc: dict[str, Any]) -> None:
     entry = json.loads(ev["raw"])
     request, auth = entry.get("request") or {}, entry.get("auth") or {}
     kmip = str(entry.get("type")).startswith("kmip")
-    op = ev["operation"] if kmip else request.get("operation")  # KMIP: decoded from the KMIP request
+    op = (
+        ev["operation"] if kmip else request.get("operation")
+    )  # KMIP: decoded from the KMIP request
     assert not kmip or str(op).startswith("kmip-")
     cls, act, _ = ocsf_sources.classify_vault(request.get("path"), op)
     assert (doc["class_uid"], doc["activity_id"]) == (cls[0], act)
@@ -92,7 +99,9 @@ def _check_vault(ev: dict[str, Any], doc: dict[str, Any]) -> None:
     assert doc["metadata"].get("uid") == request.get("id")
     assert doc["api"]["operation"] == op
     details = json.loads(ev["details"])
-    assert to_utc(details.get("request_time") or entry["time"]) == to_utc(doc["metadata"]["original_time"])
+    assert to_utc(details.get("request_time") or entry["time"]) == to_utc(
+        doc["metadata"]["original_time"]
+    )
     assert doc["time"] == _ms(to_utc(doc["metadata"]["original_time"]))
     user = doc.get("actor", {}).get("user", {})
     if auth.get("display_name"):
@@ -101,7 +110,11 @@ def _check_vault(ev: dict[str, Any], doc: dict[str, Any]) -> None:
     if auth.get("accessor"):
         assert user["credential_uid"] == auth["accessor"]
     if request.get("remote_address"):
-        address = request["remote_address"].rsplit(":", 1)[0].strip("[]") if kmip else request["remote_address"]
+        address = (
+            request["remote_address"].rsplit(":", 1)[0].strip("[]")
+            if kmip
+            else request["remote_address"]
+        )
         assert doc["src_endpoint"]["ip"] == address
     if entry.get("error"):
         assert doc["status_id"] == 2 and doc["status_detail"]
@@ -135,18 +148,36 @@ def _check_agent(ev: dict[str, Any], doc: dict[str, Any]) -> None:
         assert doc["metadata"].get("uid") == ev["source_event_id"]
         if re.fullmatch(r"[0-9a-fA-F]{16}", span.get("spanId") or "") and span["spanId"].strip("0"):
             assert doc["metadata"]["uid"] == span["spanId"].lower()
-        if re.fullmatch(r"[0-9a-fA-F]{32}", span.get("traceId") or "") and span["traceId"].strip("0"):
+        if re.fullmatch(r"[0-9a-fA-F]{32}", span.get("traceId") or "") and span["traceId"].strip(
+            "0"
+        ):
             assert doc["metadata"]["correlation_uid"] == span["traceId"].lower()
-        assert doc["metadata"]["product"]["name"] == (raw["scope"].get("name") or doc["metadata"]["product"]["name"])
+        assert doc["metadata"]["product"]["name"] == (
+            raw["scope"].get("name") or doc["metadata"]["product"]["name"]
+        )
         if "gen_ai.agent.id" in attrs:
             assert user["uid"] == attrs["gen_ai.agent.id"]
         tool = attrs.get("gen_ai.tool.name")
         if ev["action"].startswith("tool:") and tool:
             assert doc["api"]["operation"] == tool
-        gen_ai = {k: v for k, v in attrs.items() if k.startswith("gen_ai.") and v is not None
-                  and not k.startswith(("gen_ai.input.", "gen_ai.output.", "gen_ai.prompt", "gen_ai.completion",
-                                        "gen_ai.system_instructions", "gen_ai.tool.call.result",
-                                        "gen_ai.tool.call.arguments", "gen_ai.tool.definitions"))}
+        gen_ai = {
+            k: v
+            for k, v in attrs.items()
+            if k.startswith("gen_ai.")
+            and v is not None
+            and not k.startswith(
+                (
+                    "gen_ai.input.",
+                    "gen_ai.output.",
+                    "gen_ai.prompt",
+                    "gen_ai.completion",
+                    "gen_ai.system_instructions",
+                    "gen_ai.tool.call.result",
+                    "gen_ai.tool.call.arguments",
+                    "gen_ai.tool.definitions",
+                )
+            )
+        }
         assert doc["unmapped"].get("gen_ai", {}) == gen_ai
     elif ev["format"].startswith("mcp"):
         first = raw[0] if isinstance(raw, list) else raw
@@ -183,10 +214,18 @@ def test_incident_every_source_exported_and_matches_records(incident: Any) -> No
     seen = _check_all(events, docs)
     assert {"vault-audit-jsonl", "agent-jsonl", "otlp-traces", "mcp-jsonrpc-wrapped"} <= set(seen)
     by_uid = _by_uid(docs)
-    logins = [d for d in by_uid.values() if d["metadata"]["product"].get("name") == "Vault" and d["class_uid"] == 3002]
-    assert logins and all(d["activity_id"] == 1 and d["api"]["service"]["name"].startswith("auth/") for d in logins)
+    logins = [
+        d
+        for d in by_uid.values()
+        if d["metadata"]["product"].get("name") == "Vault" and d["class_uid"] == 3002
+    ]
+    assert logins and all(
+        d["activity_id"] == 1 and d["api"]["service"]["name"].startswith("auth/") for d in logins
+    )
     tools = [d for d in docs if d["metadata"].get("event_code", "").startswith("tool:")]
-    assert tools and all(d["class_uid"] == 6003 and d["actor"]["user"]["type"] == "agent" for d in tools)
+    assert tools and all(
+        d["class_uid"] == 6003 and d["actor"]["user"]["type"] == "agent" for d in tools
+    )
 
 
 def test_shared_fixtures_every_source_exported_and_matches_records(fixtures_case: Any) -> None:
@@ -198,12 +237,28 @@ def test_shared_fixtures_every_source_exported_and_matches_records(fixtures_case
 def test_secrets_in_agent_and_vault_records_masked(tmp_path: Path) -> None:
     token = "hvs.CAESIJ" + "x" * 30
     lines = [
-        {"time": "2026-03-01T09:00:05Z", "event_id": "a-1", "agent_id": "ledger-reconciler", "operation": "tool_call",
-         "tool": "http_post", "arguments": {"url": "https://vault.example/v1/auth", "password": "hunter2-secret",
-                                            "headers": {"X-Vault-Token": token}},
-         "outcome": "failure", "error": f"login failed for token {token}"},
-        {"time": "2026-03-01T09:00:06Z", "event_id": "a-2", "agent_id": "ledger-reconciler", "operation": "login",
-         "credential": "vault:approle/ledger-reconciler", "outcome": "success"},
+        {
+            "time": "2026-03-01T09:00:05Z",
+            "event_id": "a-1",
+            "agent_id": "ledger-reconciler",
+            "operation": "tool_call",
+            "tool": "http_post",
+            "arguments": {
+                "url": "https://vault.example/v1/auth",
+                "password": "hunter2-secret",
+                "headers": {"X-Vault-Token": token},
+            },
+            "outcome": "failure",
+            "error": f"login failed for token {token}",
+        },
+        {
+            "time": "2026-03-01T09:00:06Z",
+            "event_id": "a-2",
+            "agent_id": "ledger-reconciler",
+            "operation": "login",
+            "credential": "vault:approle/ledger-reconciler",
+            "outcome": "success",
+        },
     ]
     log = tmp_path / "agent.jsonl"
     log.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
@@ -221,32 +276,67 @@ def test_openbao_named_when_its_entries_say_so(tmp_path: Path) -> None:
     lines = (INCIDENT / "vault" / "vault_audit.log").read_text(encoding="utf-8").splitlines()[:12]
     assert any("+builtin.vault" in line for line in lines)
     bao = tmp_path / "openbao_audit.log"
-    bao.write_text("".join(line.replace("+builtin.vault", "+builtin.bao") + "\n" for line in lines), encoding="utf-8")
+    bao.write_text(
+        "".join(line.replace("+builtin.vault", "+builtin.bao") + "\n" for line in lines),
+        encoding="utf-8",
+    )
     case = _ingest(tmp_path / "case.duckdb", bao)
     docs = _export(case, tmp_path / "o.jsonl")
-    assert docs and {json.dumps(d["metadata"]["product"]) for d in docs} == {'{"name": "OpenBao", "vendor_name": "OpenBao"}'}
+    assert docs and {json.dumps(d["metadata"]["product"]) for d in docs} == {
+        '{"name": "OpenBao", "vendor_name": "OpenBao"}'
+    }
 
 
-@pytest.mark.parametrize(("path", "op", "expected"), [
-    ("auth/userpass/login/alice", "update", (3002, 1)), ("auth/approle/login", "update", (3002, 1)),
-    ("auth/oidc/oidc/callback", "read", (3002, 1)), ("auth/token/revoke-self", "update", (3002, 2)),
-    ("auth/approle/login", "read", (6003, 2)), ("auth/token/create", "update", (6003, 1)),
-    ("auth/token/create-orphan", "update", (6003, 1)), ("sys/leases/revoke", "update", (6003, 4)),
-    ("sys/leases/renew", "update", (6003, 3)), ("auth/token/lookup-self", "read", (6003, 2)),
-    ("secret/data/ledger/db", "read", (6003, 2)), ("secret/data/ledger/db", "create", (6003, 1)),
-    ("secret/metadata", "list", (6003, 2)), ("kv/x", "delete", (6003, 4)), ("kv/x", "patch", (6003, 3)),
-    ("aws/creds/x/abc", "server-log", (6003, 99)), ("", "kmip-Get", (6003, 99)), (None, None, (6003, 99)),
-])
-def test_vault_sql_classification_equals_python(path: str | None, op: str | None, expected: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    ("path", "op", "expected"),
+    [
+        ("auth/userpass/login/alice", "update", (3002, 1)),
+        ("auth/approle/login", "update", (3002, 1)),
+        ("auth/oidc/oidc/callback", "read", (3002, 1)),
+        ("auth/token/revoke-self", "update", (3002, 2)),
+        ("auth/approle/login", "read", (6003, 2)),
+        ("auth/token/create", "update", (6003, 1)),
+        ("auth/token/create-orphan", "update", (6003, 1)),
+        ("sys/leases/revoke", "update", (6003, 4)),
+        ("sys/leases/renew", "update", (6003, 3)),
+        ("auth/token/lookup-self", "read", (6003, 2)),
+        ("secret/data/ledger/db", "read", (6003, 2)),
+        ("secret/data/ledger/db", "create", (6003, 1)),
+        ("secret/metadata", "list", (6003, 2)),
+        ("kv/x", "delete", (6003, 4)),
+        ("kv/x", "patch", (6003, 3)),
+        ("aws/creds/x/abc", "server-log", (6003, 99)),
+        ("", "kmip-Get", (6003, 99)),
+        (None, None, (6003, 99)),
+    ],
+)
+def test_vault_sql_classification_equals_python(
+    path: str | None, op: str | None, expected: tuple[int, int]
+) -> None:
     cls, act, name = ocsf_sources.classify_vault(path, op)
     assert (cls[0], act) == expected
     sql = ocsf_sources.vault_classification_sql("coalesce($p, '')", "$o")
-    got = duckdb.connect().execute(f"SELECT {sql[0]}, {sql[1]}, {sql[2]}", {"p": path, "o": op}).fetchall()
+    got = (
+        duckdb.connect()
+        .execute(f"SELECT {sql[0]}, {sql[1]}, {sql[2]}", {"p": path, "o": op})
+        .fetchall()
+    )
     assert got == [(cls[0], act, name)]
 
 
-@pytest.mark.parametrize("action", ["agent:login", "mcp:tools/list", "mcp:resources/read", "mcp:prompts/get",
-                                    "mcp:tools/call", "tool:s3_get_object", "llm:chat", "agent:invoke_agent"])
+@pytest.mark.parametrize(
+    "action",
+    [
+        "agent:login",
+        "mcp:tools/list",
+        "mcp:resources/read",
+        "mcp:prompts/get",
+        "mcp:tools/call",
+        "tool:s3_get_object",
+        "llm:chat",
+        "agent:invoke_agent",
+    ],
+)
 def test_agent_sql_classification_equals_python(action: str) -> None:
     cls, act, name = ocsf_sources.classify_agent(action)
     sql = ocsf_sources.agent_classification_sql("$a")

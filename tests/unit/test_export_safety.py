@@ -33,18 +33,45 @@ def test_sql_csv_rule_equals_redact_csv_safe(text: str) -> None:
     assert got == [(redact.csv_safe(text),)]
 
 
-_KEYS = ["sessionToken", "secretAccessKey", "SecretAccessKey", "SessionToken", "password", "client_token",
-         "secret_id", "api_key", "apiKey", "access_token", "refresh_token", "id_token"]
+_KEYS = [
+    "sessionToken",
+    "secretAccessKey",
+    "SecretAccessKey",
+    "SessionToken",
+    "password",
+    "client_token",
+    "secret_id",
+    "api_key",
+    "apiKey",
+    "access_token",
+    "refresh_token",
+    "id_token",
+]
 
 
-@pytest.mark.parametrize("text", [
-    '{"sessionToken": "IQoJb3JpZ2luX2Vj", "x": 1}', "password=hunter2 rest", "token hvs.CAESIabcdefghijklmnopqrstuv",
-    "nothing secret here", 'api_key: "k-123"', "hvr.ABCDEFGHIJKLMNOPQRSTUVWX1", "b.AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-    "s.ABCDEFGHIJKLMNOPQRSTUVWXYZ", "hvb.CAESIabcdefghijklmnopqrstuv", None,
-    *[f'{{"{k}": "v4lue"}}' for k in _KEYS], *[f"{k}=v4lue" for k in _KEYS],
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"sessionToken": "IQoJb3JpZ2luX2Vj", "x": 1}',
+        "password=hunter2 rest",
+        "token hvs.CAESIabcdefghijklmnopqrstuv",
+        "nothing secret here",
+        'api_key: "k-123"',
+        "hvr.ABCDEFGHIJKLMNOPQRSTUVWX1",
+        "b.AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "s.ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "hvb.CAESIabcdefghijklmnopqrstuv",
+        None,
+        *[f'{{"{k}": "v4lue"}}' for k in _KEYS],
+        *[f"{k}=v4lue" for k in _KEYS],
+    ],
+)
 def test_sql_mask_equals_redact_mask_secrets(text: str | None) -> None:
-    got = duckdb.connect().execute(f"SELECT {mask_sql('CAST($v AS VARCHAR)')}", {"v": text}).fetchall()
+    got = (
+        duckdb.connect()
+        .execute(f"SELECT {mask_sql('CAST($v AS VARCHAR)')}", {"v": text})
+        .fetchall()
+    )
     assert got == [(None if text is None else redact.mask_secrets(text),)]
 
 
@@ -68,7 +95,11 @@ def test_session_token_never_exported(case: Path, tmp_path: Path, fmt: str) -> N
     with CaseStore.open(case) as store:
         export(store, out, fmt)
     if fmt == "parquet":
-        text = duckdb.connect().execute(f"SELECT string_agg(raw, '') FROM read_parquet('{out}')").fetchall()[0][0]
+        text = (
+            duckdb.connect()
+            .execute(f"SELECT string_agg(raw, '') FROM read_parquet('{out}')")
+            .fetchall()[0][0]
+        )
     else:
         text = out.read_text(encoding="utf-8")
     assert "AssumeRole" in text
@@ -93,24 +124,43 @@ def test_ocsf_classes(case: Path, tmp_path: Path) -> None:
     with CaseStore.open(case) as store:
         export(store, out, "ocsf")
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [d["metadata"]["product"]["name"] for d in lines].count("CloudTrail") == 6 and len(lines) == 9
-    docs = {d["api"]["operation"]: d for d in lines if d["metadata"]["product"]["name"] == "CloudTrail"}
-    assert {k: (d["class_uid"], d["activity_id"], d["type_uid"]) for k, d in docs.items()} == {
-        "ConsoleLogin": (3002, 1, 300201), "CreateAccessKey": (3001, 1, 300101),
-        "AssumeRole": (3002, 99, 300299), "GetObject": (6003, 2, 600302),
-        "PutObject": (6003, 3, 600303), "ListBuckets": (6003, 2, 600302),
+    assert [d["metadata"]["product"]["name"] for d in lines].count("CloudTrail") == 6 and len(
+        lines
+    ) == 9
+    docs = {
+        d["api"]["operation"]: d for d in lines if d["metadata"]["product"]["name"] == "CloudTrail"
     }
-    assert docs["PutObject"]["status_id"] == 2 and docs["PutObject"]["status_code"] == "AccessDenied"
-    assert docs["AssumeRole"]["api"]["response"]["data"]["credentials"]["sessionToken"] == redact.MASK
+    assert {k: (d["class_uid"], d["activity_id"], d["type_uid"]) for k, d in docs.items()} == {
+        "ConsoleLogin": (3002, 1, 300201),
+        "CreateAccessKey": (3001, 1, 300101),
+        "AssumeRole": (3002, 99, 300299),
+        "GetObject": (6003, 2, 600302),
+        "PutObject": (6003, 3, 600303),
+        "ListBuckets": (6003, 2, 600302),
+    }
+    assert (
+        docs["PutObject"]["status_id"] == 2 and docs["PutObject"]["status_code"] == "AccessDenied"
+    )
+    assert (
+        docs["AssumeRole"]["api"]["response"]["data"]["credentials"]["sessionToken"] == redact.MASK
+    )
     assert all(d["category_uid"] in (3, 6) and d["severity_id"] == 1 for d in docs.values())
     assert "null" not in out.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize(("name", "params", "expected"), [
-    ("UpdateAccessKey", {"status": "Inactive"}, (3001, 5)), ("UpdateAccessKey", {"status": "Active"}, (3001, 2)),
-    ("AttachRolePolicy", None, (3001, 7)), ("DeleteUserPolicy", None, (3001, 8)), ("DeleteUser", None, (3001, 6)),
-    ("GetSessionToken", None, (3002, 99)), ("DeleteBucket", None, (6003, 4)), ("Frobnicate", None, (6003, 99)),
-])
+@pytest.mark.parametrize(
+    ("name", "params", "expected"),
+    [
+        ("UpdateAccessKey", {"status": "Inactive"}, (3001, 5)),
+        ("UpdateAccessKey", {"status": "Active"}, (3001, 2)),
+        ("AttachRolePolicy", None, (3001, 7)),
+        ("DeleteUserPolicy", None, (3001, 8)),
+        ("DeleteUser", None, (3001, 6)),
+        ("GetSessionToken", None, (3002, 99)),
+        ("DeleteBucket", None, (6003, 4)),
+        ("Frobnicate", None, (6003, 99)),
+    ],
+)
 def test_ocsf_classify(name: str, params: dict[str, str] | None, expected: tuple[int, int]) -> None:
     cls, activity, _ = classify(name, params)
     assert (cls[0], activity) == expected
@@ -146,14 +196,19 @@ def test_opengraph_shape(case: Path, tmp_path: Path) -> None:
     for node in nodes:
         assert 1 <= len(node["kinds"]) <= 3
         for v in node["properties"].values():
-            assert isinstance(v, (str, int, float, bool)) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+            assert isinstance(v, (str, int, float, bool)) or (
+                isinstance(v, list) and all(isinstance(x, str) for x in v)
+            )
     for edge in edges:
         assert edge["start"]["match_by"] == edge["end"]["match_by"] == "id"
         assert edge["start"]["value"] in ids and edge["end"]["value"] in ids
         for v in edge["properties"].values():
             assert not isinstance(v, dict)
     acted = next(e for e in edges if e["kind"] == "KTActedOn")
-    assert acted["properties"]["attr_denied"] == 1 and acted["properties"]["evidence"] == ["cloudtrail:e4", "cloudtrail:e5"]
+    assert acted["properties"]["attr_denied"] == 1 and acted["properties"]["evidence"] == [
+        "cloudtrail:e4",
+        "cloudtrail:e5",
+    ]
 
 
 def test_graphml_loads_in_networkx(case: Path, tmp_path: Path) -> None:
@@ -186,21 +241,41 @@ def test_cli_export_exit_codes(case: Path, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "keytrail", "export", str(case), "-o", str(out), "--format", "csv"]
     refused = subprocess.run(cmd, check=False, capture_output=True, text=True)
     assert refused.returncode == 2 and "--force" in refused.stderr and out.read_text() == "x"
-    done = subprocess.run(cmd + ["--force", "--table", "links"], check=False, capture_output=True, text=True)
+    done = subprocess.run(
+        cmd + ["--force", "--table", "links"], check=False, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
-    bad = subprocess.run(cmd[:-2] + ["--format", "ocsf", "--table", "links", "--force"], check=False, capture_output=True, text=True)
+    bad = subprocess.run(
+        cmd[:-2] + ["--format", "ocsf", "--table", "links", "--force"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2
 
 
 def test_ocsf_sql_classification_equals_python() -> None:
     from keytrail.report import ocsf
 
-    names = sorted(ocsf._LOGON | ocsf._TOKEN | set(ocsf._ACCOUNT_CHANGE_ACTIVITY) | ocsf._ACCOUNT_CHANGE_OTHER)
-    names += ["GetObject", "PutObject", "DeleteBucket", "RunInstances", "Frobnicate", "UpdateAccessKey", ""]
+    names = sorted(
+        ocsf._LOGON | ocsf._TOKEN | set(ocsf._ACCOUNT_CHANGE_ACTIVITY) | ocsf._ACCOUNT_CHANGE_OTHER
+    )
+    names += [
+        "GetObject",
+        "PutObject",
+        "DeleteBucket",
+        "RunInstances",
+        "Frobnicate",
+        "UpdateAccessKey",
+        "",
+    ]
     cls, act, act_name = ocsf.classification_sql("n", "r")
     con = duckdb.connect()
-    rows = con.execute(f"SELECT n, {cls}, {act}, {act_name} FROM (SELECT unnest($names) AS n, "
-                       "'{\"requestParameters\": {\"status\": \"Inactive\"}}' AS r)", {"names": names}).fetchall()
+    rows = con.execute(
+        f"SELECT n, {cls}, {act}, {act_name} FROM (SELECT unnest($names) AS n, "
+        '\'{"requestParameters": {"status": "Inactive"}}\' AS r)',
+        {"names": names},
+    ).fetchall()
     for name, class_uid, activity_id, activity_name in rows:
         (py_cls, *_), py_act, py_name = classify(name, {"status": "Inactive"})
         assert (class_uid, activity_id, activity_name) == (py_cls, py_act, py_name), name
@@ -218,4 +293,7 @@ def test_graphml_mixed_attribute_types_become_text(case: Path, tmp_path: Path) -
     with CaseStore.open(path) as store:
         export(store, out, "graphml")
     graph = nx.read_graphml(out, force_multigraph=True)
-    assert sorted(d.get("attr_note") for _, _, d in graph.edges(data=True) if "attr_note" in d) == ["7", "text"]
+    assert sorted(d.get("attr_note") for _, _, d in graph.edges(data=True) if "attr_note" in d) == [
+        "7",
+        "text",
+    ]

@@ -21,8 +21,15 @@ def case(tmp_path: Path) -> Case:
 
 
 def _agent_ref(case: Case, agent: str, cred: str, minute: float, **kw: object) -> str:
-    return case.event(time=at(minute), action="tool:s3_get_object", source="agent", agent=agent,
-                      credential=cred, kind="agent-credential-ref", **kw)  # type: ignore[arg-type]
+    return case.event(
+        time=at(minute),
+        action="tool:s3_get_object",
+        source="agent",
+        agent=agent,
+        credential=cred,
+        kind="agent-credential-ref",
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 # -- NHI9 reuse ---------------------------------------------------------------------------------
@@ -48,7 +55,11 @@ def test_credential_from_many_hosts(case: Case) -> None:
     for i, ip in enumerate(["198.51.100.7", "s3.amazonaws.com", "AWS Internal"]):
         case.event(time=at(i), action="s3:GetObject", credential="AKIAOTHERKEY00000001", src_ip=ip)
     [f] = case.findings("credential-used-from-many-hosts")
-    assert f.subjects == (KEY,) and f.details["source_ips"] == ["198.51.100.7", "203.0.113.9", "192.0.2.44"]
+    assert f.subjects == (KEY,) and f.details["source_ips"] == [
+        "198.51.100.7",
+        "203.0.113.9",
+        "192.0.2.44",
+    ]
     assert f.evidence_count == 4 and "update-access-key" in f.recommendation
 
 
@@ -87,22 +98,52 @@ def test_key_created_by_agent_chain_is_its_own_identity(case: Case) -> None:
     case.uses("ledger-bot", TMP, [u])
     c = case.event(time=at(1), action="iam:CreateAccessKey", credential=TMP)
     case.issue("AKIABACKDOORKEY00001", "aws-access-key", parent=TMP, event_uid=c, issued_at=at(1))
-    out = case.event(time=at(9), action="s3:GetObject", credential="AKIABACKDOORKEY00001", src_ip="203.0.113.77")
+    out = case.event(
+        time=at(9), action="s3:GetObject", credential="AKIABACKDOORKEY00001", src_ip="203.0.113.77"
+    )
     rules = {f.rule: f for f in case.findings() if "AKIABACKDOORKEY00001" in f.subjects[:1]}
-    assert set(rules) == {"unattributed-actions"} and rules["unattributed-actions"].evidence_uids == (out,)
+    assert set(rules) == {"unattributed-actions"} and rules[
+        "unattributed-actions"
+    ].evidence_uids == (out,)
 
 
 def test_vault_token_without_ttl_and_with_long_ttl(case: Case) -> None:
-    case.event(time=at(0), action="vault:read", source="vault", credential="acc-root", kind="vault-token",
-               raw={"auth": {"token_ttl": 0, "policies": ["ops"]}})
-    case.event(time=at(1), action="vault:read", source="vault", credential="acc-short", kind="vault-token",
-               raw={"auth": {"token_ttl": 3600}})
-    u = case.event(time=at(2), action="vault:create", source="vault", credential="acc-short", kind="vault-token")
-    case.issue("acc-long", "vault-token", parent="acc-short", event_uid=u, issued_at=at(2),
-               expires_at=at(2, hours=72))
+    case.event(
+        time=at(0),
+        action="vault:read",
+        source="vault",
+        credential="acc-root",
+        kind="vault-token",
+        raw={"auth": {"token_ttl": 0, "policies": ["ops"]}},
+    )
+    case.event(
+        time=at(1),
+        action="vault:read",
+        source="vault",
+        credential="acc-short",
+        kind="vault-token",
+        raw={"auth": {"token_ttl": 3600}},
+    )
+    u = case.event(
+        time=at(2),
+        action="vault:create",
+        source="vault",
+        credential="acc-short",
+        kind="vault-token",
+    )
+    case.issue(
+        "acc-long",
+        "vault-token",
+        parent="acc-short",
+        event_uid=u,
+        issued_at=at(2),
+        expires_at=at(2, hours=72),
+    )
     found = {f.subjects[0]: f for f in case.findings("vault-token-long-ttl")}
     assert set(found) == {"acc-root", "acc-long"}
-    assert found["acc-root"].level is Level.HIGH and "never expires" in found["acc-root"].description
+    assert (
+        found["acc-root"].level is Level.HIGH and "never expires" in found["acc-root"].description
+    )
     assert found["acc-long"].level is Level.MEDIUM
     assert "vault token revoke -accessor acc-long" in found["acc-long"].recommendation
 
@@ -131,7 +172,9 @@ def test_credential_used_after_agent_retired(case: Case) -> None:
     case.agent("agent-old", retired=at(0, days=1), identities=[KEY])
     u = case.event(time=at(0), action="s3:GetObject", credential=KEY)
     case.uses("agent-old", KEY, [u], confidence="strong")
-    late = case.event(time=at(0, days=2), action="s3:GetObject", credential=KEY, src_ip="203.0.113.9")
+    late = case.event(
+        time=at(0, days=2), action="s3:GetObject", credential=KEY, src_ip="203.0.113.9"
+    )
     [f] = case.findings("credential-used-after-agent-retired")
     assert f.subjects == (KEY, "agent-old") and f.evidence_uids == (late,)
 
@@ -169,15 +212,20 @@ def test_console_login_as_agent(case: Case) -> None:
     u = case.event(time=at(0), action="s3:GetObject", credential=KEY, actor=BOT)
     case.uses("ledger-bot", KEY, [u])
     login = case.event(time=at(5), action="signin:ConsoleLogin", actor=BOT, src_ip="198.51.100.1")
-    case.event(time=at(6), action="signin:ConsoleLogin", actor="arn:aws:iam::111111111111:user/alice")
+    case.event(
+        time=at(6), action="signin:ConsoleLogin", actor="arn:aws:iam::111111111111:user/alice"
+    )
     [f] = case.findings("console-login-as-agent")
     assert f.evidence_uids == (login,) and "ledger-bot" in f.subjects
 
 
 def test_console_login_matches_inventory_role(case: Case) -> None:
     case.agent("deployer", identities=["arn:aws:iam::111111111111:role/service/deployer-role"])
-    login = case.event(time=at(5), action="signin:ConsoleLogin",
-                       actor="arn:aws:sts::111111111111:assumed-role/deployer-role/mallory")
+    login = case.event(
+        time=at(5),
+        action="signin:ConsoleLogin",
+        actor="arn:aws:sts::111111111111:assumed-role/deployer-role/mallory",
+    )
     [f] = case.findings("console-login-as-agent")
     assert f.evidence_uids == (login,)
 
@@ -185,10 +233,21 @@ def test_console_login_matches_inventory_role(case: Case) -> None:
 def test_browser_and_interactive_use_of_agent_credential(case: Case) -> None:
     u = case.event(time=at(0), action="s3:GetObject", credential=KEY, user_agent="Boto3/1.34 agent")
     case.uses("ledger-bot", KEY, [u])
-    b = case.event(time=at(1), action="s3:ListBuckets", credential=KEY,
-                   user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/120")
-    c = case.event(time=at(2), action="s3:ListBuckets", credential=KEY, user_agent="aws-cli/2.15.0 Python/3.11")
-    case.event(time=at(2), action="s3:ListBuckets", credential="AKIANOTANAGENTKEY001", user_agent="aws-cli/2.15")
+    b = case.event(
+        time=at(1),
+        action="s3:ListBuckets",
+        credential=KEY,
+        user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/120",
+    )
+    c = case.event(
+        time=at(2), action="s3:ListBuckets", credential=KEY, user_agent="aws-cli/2.15.0 Python/3.11"
+    )
+    case.event(
+        time=at(2),
+        action="s3:ListBuckets",
+        credential="AKIANOTANAGENTKEY001",
+        user_agent="aws-cli/2.15",
+    )
     found = {f.rule: f for f in case.findings() if f.rule.endswith("on-agent-credential")}
     assert found["browser-on-agent-credential"].evidence_uids == (b,)
     assert found["interactive-tool-on-agent-credential"].evidence_uids == (c,)
@@ -199,8 +258,14 @@ def test_browser_on_an_iam_users_console_session_says_how_to_end_it(case: Case) 
     u = case.event(time=at(0), action="s3:GetObject", credential=KEY, actor=BOT)
     case.uses("ledger-bot", KEY, [u])
     case.event(time=at(1), action="signin:ConsoleLogin", actor=BOT)
-    b = case.event(time=at(2), action="s3:ListBuckets", credential=TMP, actor=BOT,
-                   user_agent="Mozilla/5.0 (Macintosh) Chrome/133.0", raw={"sessionCredentialFromConsole": "true"})
+    b = case.event(
+        time=at(2),
+        action="s3:ListBuckets",
+        credential=TMP,
+        actor=BOT,
+        user_agent="Mozilla/5.0 (Macintosh) Chrome/133.0",
+        raw={"sessionCredentialFromConsole": "true"},
+    )
     case.uses("ledger-bot", TMP, [b], confidence="inferred")
     [f] = case.findings("browser-on-agent-credential")
     assert f.evidence_uids == (b,)
@@ -214,12 +279,28 @@ def test_interactive_tool_on_a_key_minted_in_an_agents_chain(case: Case) -> None
     u = case.event(time=at(0), action="s3:GetObject", credential=TMP)
     case.uses("ledger-bot", TMP, [u])
     mint = case.event(time=at(1), action="iam:CreateAccessKey", credential=TMP)
-    case.issue("AKIABACKDOORKEY00001", "aws-access-key", parent=TMP, event_uid=mint, issued_at=at(1),
-               principal="arn:aws:iam::111111111111:user/backdoor")
-    cli = case.event(time=at(5), action="s3:ListBuckets", credential="AKIABACKDOORKEY00001",
-                     user_agent="aws-cli/2.15.30 Python/3.11.8", src_ip="203.0.113.77")
+    case.issue(
+        "AKIABACKDOORKEY00001",
+        "aws-access-key",
+        parent=TMP,
+        event_uid=mint,
+        issued_at=at(1),
+        principal="arn:aws:iam::111111111111:user/backdoor",
+    )
+    cli = case.event(
+        time=at(5),
+        action="s3:ListBuckets",
+        credential="AKIABACKDOORKEY00001",
+        user_agent="aws-cli/2.15.30 Python/3.11.8",
+        src_ip="203.0.113.77",
+    )
     # the same tool on a key nobody's agent minted is no NHI10 finding
-    case.event(time=at(5), action="s3:ListBuckets", credential="AKIASOMEONESKEY00001", user_agent="aws-cli/2.15")
+    case.event(
+        time=at(5),
+        action="s3:ListBuckets",
+        credential="AKIASOMEONESKEY00001",
+        user_agent="aws-cli/2.15",
+    )
     [f] = case.findings("interactive-tool-on-agent-credential")
     assert f.evidence_uids == (cli,) and f.subjects == ("AKIABACKDOORKEY00001", "ledger-bot", TMP)
     assert f"minted by {TMP}" in f.description and "from 203.0.113.77" in f.description
@@ -228,20 +309,40 @@ def test_interactive_tool_on_a_key_minted_in_an_agents_chain(case: Case) -> None
 # -- NHI5 / NHI4 privilege ---------------------------------------------------------------------------
 def test_long_term_credential_minted(case: Case) -> None:
     u = case.event(time=at(0), action="iam:CreateAccessKey", credential=TMP)
-    case.issue("AKIABACKDOORKEY00001", "aws-access-key", parent=TMP, event_uid=u, issued_at=at(0),
-               principal="arn:aws:iam::111111111111:user/backdoor")
+    case.issue(
+        "AKIABACKDOORKEY00001",
+        "aws-access-key",
+        parent=TMP,
+        event_uid=u,
+        issued_at=at(0),
+        principal="arn:aws:iam::111111111111:user/backdoor",
+    )
     v = case.event(time=at(1), action="sts:AssumeRole", credential=KEY)
-    case.issue("ASIANEWSESSION000001", "aws-temporary-key", parent=KEY, event_uid=v, issued_at=at(1))
+    case.issue(
+        "ASIANEWSESSION000001", "aws-temporary-key", parent=KEY, event_uid=v, issued_at=at(1)
+    )
     [f] = case.findings("long-term-credential-minted")
     assert f.subjects[:2] == (TMP, "AKIABACKDOORKEY00001") and f.evidence_uids == (u,)
     assert "--user-name backdoor --access-key-id AKIABACKDOORKEY00001" in f.recommendation
 
 
-def test_key_made_by_create_access_key_and_handed_out_by_a_vault_lease_is_one_finding(case: Case) -> None:
-    engine, lease, key = "AKIAVAULTENGINEKEY01", "aws/creds/exporter/LEASE01", "AKIAEXPORTERKEY00001"
+def test_key_made_by_create_access_key_and_handed_out_by_a_vault_lease_is_one_finding(
+    case: Case,
+) -> None:
+    engine, lease, key = (
+        "AKIAVAULTENGINEKEY01",
+        "aws/creds/exporter/LEASE01",
+        "AKIAEXPORTERKEY00001",
+    )
     u = case.event(time=at(0), action="iam:CreateAccessKey", credential=engine)
-    case.issue(key, "aws-access-key", parent=engine, event_uid=u, issued_at=at(0),
-               principal="arn:aws:iam::111111111111:user/vault-exporter")
+    case.issue(
+        key,
+        "aws-access-key",
+        parent=engine,
+        event_uid=u,
+        issued_at=at(0),
+        principal="arn:aws:iam::111111111111:user/vault-exporter",
+    )
     v = case.event(time=at(0.01), action="vault:read", source="vault", credential="hmac-sha256:aa")
     case.issue(key, "aws-access-key", parent=lease, event_uid=v, issued_at=at(0.01))
     [f] = case.findings("long-term-credential-minted")
@@ -251,19 +352,46 @@ def test_key_made_by_create_access_key_and_handed_out_by_a_vault_lease_is_one_fi
 
 def test_key_known_only_from_a_vault_lease_names_the_lease(case: Case) -> None:
     v = case.event(time=at(0), action="vault:read", source="vault", credential="hmac-sha256:aa")
-    case.issue("AKIAEXPORTERKEY00001", "aws-access-key", parent="aws/creds/x/L1", event_uid=v, issued_at=at(0))
+    case.issue(
+        "AKIAEXPORTERKEY00001",
+        "aws-access-key",
+        parent="aws/creds/x/L1",
+        event_uid=v,
+        issued_at=at(0),
+    )
     [f] = case.findings("long-term-credential-minted")
-    assert f.subjects[:2] == ("aws/creds/x/L1", "AKIAEXPORTERKEY00001") and "handed out" not in f.description
+    assert (
+        f.subjects[:2] == ("aws/creds/x/L1", "AKIAEXPORTERKEY00001")
+        and "handed out" not in f.description
+    )
 
 
 def test_vault_token_with_other_policies(case: Case) -> None:
-    u = case.event(time=at(0), action="vault:update", source="vault", credential="acc-agent", kind="vault-token",
-                   raw={"auth": {"policies": ["default", "agent"]},
-                        "response": {"auth": {"accessor": "acc-child", "policies": ["agent", "admin", "default"]}}})
+    u = case.event(
+        time=at(0),
+        action="vault:update",
+        source="vault",
+        credential="acc-agent",
+        kind="vault-token",
+        raw={
+            "auth": {"policies": ["default", "agent"]},
+            "response": {
+                "auth": {"accessor": "acc-child", "policies": ["agent", "admin", "default"]}
+            },
+        },
+    )
     case.issue("acc-child", "vault-token", parent="acc-agent", event_uid=u, issued_at=at(0))
-    v = case.event(time=at(1), action="vault:update", source="vault", credential="acc-agent", kind="vault-token",
-                   raw={"auth": {"policies": ["default", "agent"]},
-                        "response": {"auth": {"accessor": "acc-child2", "policies": ["agent", "default"]}}})
+    v = case.event(
+        time=at(1),
+        action="vault:update",
+        source="vault",
+        credential="acc-agent",
+        kind="vault-token",
+        raw={
+            "auth": {"policies": ["default", "agent"]},
+            "response": {"auth": {"accessor": "acc-child2", "policies": ["agent", "default"]}},
+        },
+    )
     case.issue("acc-child2", "vault-token", parent="acc-agent", event_uid=v, issued_at=at(1))
     [f] = case.findings("vault-token-with-other-policies")
     assert f.details["new_policies"] == ["admin"] and f.evidence_uids == (u,)
@@ -274,10 +402,22 @@ def test_iam_change(case: Case) -> None:
     case.uses("ledger-bot", KEY, [u])
     case.event(time=at(1), action="iam:CreateUser", credential=KEY, outcome="denied")
     case.event(time=at(2), action="iam:GetUser", credential=KEY)
-    case.event(time=at(3), action="vault:update", source="vault", credential="acc-x", kind="vault-token",
-               target="vault:sys/policies/acl/admin")
-    case.event(time=at(4), action="vault:update", source="vault", credential="acc-x", kind="vault-token",
-               target="vault:secret/data/app")
+    case.event(
+        time=at(3),
+        action="vault:update",
+        source="vault",
+        credential="acc-x",
+        kind="vault-token",
+        target="vault:sys/policies/acl/admin",
+    )
+    case.event(
+        time=at(4),
+        action="vault:update",
+        source="vault",
+        credential="acc-x",
+        kind="vault-token",
+        target="vault:secret/data/app",
+    )
     found = {f.subjects[0]: f for f in case.findings("iam-or-policy-change")}
     assert set(found) == {KEY, "acc-x"}
     assert found[KEY].evidence_uids == (u,) and found[KEY].level is Level.HIGH
@@ -285,16 +425,41 @@ def test_iam_change(case: Case) -> None:
 
 
 def test_admin_and_root_use(case: Case) -> None:
-    r = case.event(time=at(0), action="s3:ListBuckets", credential="AKIAROOTKEY000000001", actor_type="Root",
-                   actor="arn:aws:iam::111111111111:root")
-    v = case.event(time=at(1), action="vault:read", source="vault", credential="acc-root", kind="vault-token",
-                   raw={"auth": {"policies": ["root"]}})
-    a = case.event(time=at(2), action="s3:ListBuckets", credential=TMP,
-                   actor="arn:aws:sts::111111111111:assumed-role/OpsAdmin/session")
-    case.event(time=at(3), action="s3:ListBuckets", credential="ASIAPLAINROLE0000001",
-               actor="arn:aws:sts::111111111111:assumed-role/reader/session")
-    case.event(time=at(4), action="vault:read", source="vault", credential="acc-app", kind="vault-token",
-               raw={"auth": {"policies": ["app", "default"]}})
+    r = case.event(
+        time=at(0),
+        action="s3:ListBuckets",
+        credential="AKIAROOTKEY000000001",
+        actor_type="Root",
+        actor="arn:aws:iam::111111111111:root",
+    )
+    v = case.event(
+        time=at(1),
+        action="vault:read",
+        source="vault",
+        credential="acc-root",
+        kind="vault-token",
+        raw={"auth": {"policies": ["root"]}},
+    )
+    a = case.event(
+        time=at(2),
+        action="s3:ListBuckets",
+        credential=TMP,
+        actor="arn:aws:sts::111111111111:assumed-role/OpsAdmin/session",
+    )
+    case.event(
+        time=at(3),
+        action="s3:ListBuckets",
+        credential="ASIAPLAINROLE0000001",
+        actor="arn:aws:sts::111111111111:assumed-role/reader/session",
+    )
+    case.event(
+        time=at(4),
+        action="vault:read",
+        source="vault",
+        credential="acc-app",
+        kind="vault-token",
+        raw={"auth": {"policies": ["app", "default"]}},
+    )
     found = {f.evidence_uids[0]: f for f in case.findings("admin-or-root-use")}
     assert set(found) == {r, v, a}
     assert found[r].level is Level.CRITICAL and found[v].level is Level.CRITICAL
@@ -303,17 +468,30 @@ def test_admin_and_root_use(case: Case) -> None:
 
 # -- NHI8 environment crossing ------------------------------------------------------------------------
 def _two_accounts(case: Case) -> None:
-    for i, (child, acct) in enumerate([("ASIACHILDONE00000001", "111111111111"),
-                                       ("ASIACHILDTWO00000001", "222222222222")]):
-        u = case.event(time=at(i), action="sts:AssumeRole", credential=KEY, account="111111111111",
-                       resources=[(f"arn:aws:iam::{acct}:role/reader", "AWS::IAM::Role", acct)])
+    for i, (child, acct) in enumerate(
+        [("ASIACHILDONE00000001", "111111111111"), ("ASIACHILDTWO00000001", "222222222222")]
+    ):
+        u = case.event(
+            time=at(i),
+            action="sts:AssumeRole",
+            credential=KEY,
+            account="111111111111",
+            resources=[(f"arn:aws:iam::{acct}:role/reader", "AWS::IAM::Role", acct)],
+        )
         case.issue(child, "aws-temporary-key", parent=KEY, event_uid=u, issued_at=at(i))
         case.event(time=at(i + 1), action="s3:GetObject", credential=child, account=acct)
 
 
 def test_environment_crossing(case: Case) -> None:
     _two_accounts(case)
-    case.event(time=at(0), action="vault:read", source="vault", credential="acc-1", kind="vault-token", account="root")
+    case.event(
+        time=at(0),
+        action="vault:read",
+        source="vault",
+        credential="acc-1",
+        kind="vault-token",
+        account="root",
+    )
     # Only the key that crossed is reported, not the children that each stayed in one account.
     [f] = case.findings("environment-crossing")
     assert f.subjects[0] == KEY and f.details["accounts"] == ["111111111111", "222222222222"]
@@ -321,9 +499,13 @@ def test_environment_crossing(case: Case) -> None:
 
 def test_environment_labels(tmp_path: Path) -> None:
     same = tmp_path / "same.toml"
-    same.write_text('[environment_crossing]\nenvironments = {"111111111111" = "prod", "222222222222" = "prod"}\n')
+    same.write_text(
+        '[environment_crossing]\nenvironments = {"111111111111" = "prod", "222222222222" = "prod"}\n'
+    )
     mixed = tmp_path / "mixed.toml"
-    mixed.write_text('[environment_crossing]\nenvironments = {"111111111111" = "prod", "222222222222" = "dev"}\n')
+    mixed.write_text(
+        '[environment_crossing]\nenvironments = {"111111111111" = "prod", "222222222222" = "dev"}\n'
+    )
     case = Case(tmp_path / "c.duckdb")
     _two_accounts(case)
     assert case.findings("environment-crossing", config=same) == []
@@ -357,10 +539,20 @@ def test_agent_actions_without_human(case: Case) -> None:
 def _drift_case(case: Case) -> str:
     for d in range(6):
         for h in range(2):
-            case.event(time=at(0, days=d, hours=h), action="s3:GetObject", credential=KEY, src_ip="198.51.100.7",
-                       resources=[("arn:aws:s3:::ledger/a", "AWS::S3::Object")])
-    return case.event(time=at(0, days=9), action="iam:CreateUser", credential=KEY, src_ip="203.0.113.50",
-                      resources=[("arn:aws:iam::111111111111:user/x", "AWS::IAM::User")])
+            case.event(
+                time=at(0, days=d, hours=h),
+                action="s3:GetObject",
+                credential=KEY,
+                src_ip="198.51.100.7",
+                resources=[("arn:aws:s3:::ledger/a", "AWS::S3::Object")],
+            )
+    return case.event(
+        time=at(0, days=9),
+        action="iam:CreateUser",
+        credential=KEY,
+        src_ip="203.0.113.50",
+        resources=[("arn:aws:iam::111111111111:user/x", "AWS::IAM::User")],
+    )
 
 
 def test_scope_drift(case: Case) -> None:
@@ -369,7 +561,9 @@ def test_scope_drift(case: Case) -> None:
     assert f.subjects == (KEY,) and f.evidence_uids[0] == new and f.level is Level.MEDIUM
     dep = f.details["departed"]
     assert dep["services"] == ["iam"] and dep["actions"] == ["iam:CreateUser"]
-    assert dep["source_networks"] == ["203.0.113.0/24"] and dep["resource_types"] == ["AWS::IAM::User"]
+    assert dep["source_networks"] == ["203.0.113.0/24"] and dep["resource_types"] == [
+        "AWS::IAM::User"
+    ]
 
 
 def test_no_drift_within_baseline(case: Case) -> None:
@@ -398,14 +592,35 @@ def test_denied_burst(case: Case) -> None:
 
 def test_secret_sprawl(case: Case) -> None:
     for i in range(10):
-        case.event(time=at(i), action="vault:read", source="vault", credential="acc-1", kind="vault-token",
-                   target=f"vault:secret/data/app{i}", resources=[(f"vault:secret/data/app{i}", "vault-secret")])
+        case.event(
+            time=at(i),
+            action="vault:read",
+            source="vault",
+            credential="acc-1",
+            kind="vault-token",
+            target=f"vault:secret/data/app{i}",
+            resources=[(f"vault:secret/data/app{i}", "vault-secret")],
+        )
     for i in range(9):
-        case.event(time=at(i), action="vault:read", source="vault", credential="acc-2", kind="vault-token",
-                   target=f"vault:secret/data/app{i}", resources=[(f"vault:secret/data/app{i}", "vault-secret")])
+        case.event(
+            time=at(i),
+            action="vault:read",
+            source="vault",
+            credential="acc-2",
+            kind="vault-token",
+            target=f"vault:secret/data/app{i}",
+            resources=[(f"vault:secret/data/app{i}", "vault-secret")],
+        )
     for i in range(5):
-        case.event(time=at(i), action="vault:read", source="vault", credential="acc-2", kind="vault-token",
-                   target=f"vault:sys/mounts/m{i}", resources=[(f"vault:sys/mounts/m{i}", "vault-path")])
+        case.event(
+            time=at(i),
+            action="vault:read",
+            source="vault",
+            credential="acc-2",
+            kind="vault-token",
+            target=f"vault:sys/mounts/m{i}",
+            resources=[(f"vault:sys/mounts/m{i}", "vault-path")],
+        )
     [f] = case.findings("secret-sprawl")
     assert f.subjects[0] == "acc-1" and len(f.evidence) == 10
 
@@ -420,8 +635,19 @@ def test_min_level_and_level_override(tmp_path: Path) -> None:
     assert [f.rule for f in case.findings(min_level="medium")] == ["credential-shared-by-agents"]
     assert case.findings("credential-shared-by-agents", config=cfg)[0].level is Level.LOW
     keys = set(case.findings()[0].as_dict())
-    assert {"rule", "title", "level", "frameworks", "subjects", "evidence", "description", "recommendation",
-            "impact", "first_seen", "last_seen"} <= keys
+    assert {
+        "rule",
+        "title",
+        "level",
+        "frameworks",
+        "subjects",
+        "evidence",
+        "description",
+        "recommendation",
+        "impact",
+        "first_seen",
+        "last_seen",
+    } <= keys
 
 
 def test_disabled_family_emits_nothing(tmp_path: Path) -> None:
@@ -442,7 +668,9 @@ def test_retired_agent_on_shared_key_counts_only_its_own_calls(case: Case) -> No
     case.uses("invoice-triage", KEY, [u])
     own = _agent_ref(case, "vendor-sync", KEY, 60 * 24 * 3)
     near = case.event(time=at(60 * 24 * 3 + 1), action="s3:PutObject", credential=KEY)
-    case.event(time=at(60 * 24 * 3 + 30), action="s3:GetObject", credential=KEY)  # invoice-triage's day
+    case.event(
+        time=at(60 * 24 * 3 + 30), action="s3:GetObject", credential=KEY
+    )  # invoice-triage's day
     [f] = case.findings("agent-active-after-retirement")
     assert f.evidence_uids == (own, near)
     # The shared key was not rotated at retirement: its calls next to the retired agent's own
@@ -466,8 +694,14 @@ def test_shared_key_of_a_retired_agent_that_stopped_is_quiet(case: Case) -> None
 def test_people_in_their_own_sessions_are_not_nhi_privilege_findings(case: Case) -> None:
     sso = "arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_AdministratorAccess_0a1b/j.park@example.com"
     case.event(time=at(0), action="iam:CreateLoginProfile", credential=TMP, actor=sso)
-    root = case.event(time=at(1), action="s3:ListBuckets", credential="ASIAROOTSESSION00001", actor_type="Root",
-                      actor="arn:aws:iam::111111111111:root", human="admin@example.com")
+    root = case.event(
+        time=at(1),
+        action="s3:ListBuckets",
+        credential="ASIAROOTSESSION00001",
+        actor_type="Root",
+        actor="arn:aws:iam::111111111111:root",
+        human="admin@example.com",
+    )
     assert case.findings("iam-or-policy-change") == []
     [f] = case.findings("admin-or-root-use")
     assert f.evidence_uids == (root,)

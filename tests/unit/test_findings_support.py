@@ -31,62 +31,140 @@ class Case:
         self.store = CaseStore.open(path, read_only=False, create=True)
         self.n = 0
 
-    def event(self, *, time: datetime, action: str, credential: str | None = None, kind: str | None = None,
-              agent: str | None = None, human: str | None = None, outcome: str = "success",
-              source: str = "cloudtrail", src_ip: str | None = None, user_agent: str | None = None,
-              account: str | None = None, actor: str | None = None, actor_type: str | None = None,
-              session: str | None = None, target: str | None = None, raw: dict[str, Any] | None = None,
-              resources: list[tuple[str, ...]] | None = None, source_id: str | None = None) -> str:
+    def event(
+        self,
+        *,
+        time: datetime,
+        action: str,
+        credential: str | None = None,
+        kind: str | None = None,
+        agent: str | None = None,
+        human: str | None = None,
+        outcome: str = "success",
+        source: str = "cloudtrail",
+        src_ip: str | None = None,
+        user_agent: str | None = None,
+        account: str | None = None,
+        actor: str | None = None,
+        actor_type: str | None = None,
+        session: str | None = None,
+        target: str | None = None,
+        raw: dict[str, Any] | None = None,
+        resources: list[tuple[str, ...]] | None = None,
+        source_id: str | None = None,
+    ) -> str:
         self.n += 1
         sid = source_id or f"ev-{self.n:04d}"
         uid = f"{source}:{sid}"
         service, _, operation = action.partition(":")
         if kind is None and credential:
-            kind = ("aws-access-key" if credential.startswith("AKIA") else
-                    "aws-temporary-key" if credential.startswith("ASIA") else None)
+            kind = (
+                "aws-access-key"
+                if credential.startswith("AKIA")
+                else "aws-temporary-key"
+                if credential.startswith("ASIA")
+                else None
+            )
         self.store.con.execute(
             """INSERT INTO events (event_uid, source, source_event_id, time, action, service, operation, outcome,
                  credential_id, credential_kind, agent_id, human_id, src_ip, user_agent, account, actor_uid,
                  actor_type, session_id, target, raw, file_id, record_no)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)""",
-            [uid, source, sid, time, action, service, operation, outcome, credential, kind, agent, human, src_ip,
-             user_agent, account, actor, actor_type, session, target, json.dumps(raw or {"id": sid}), self.n],
+            [
+                uid,
+                source,
+                sid,
+                time,
+                action,
+                service,
+                operation,
+                outcome,
+                credential,
+                kind,
+                agent,
+                human,
+                src_ip,
+                user_agent,
+                account,
+                actor,
+                actor_type,
+                session,
+                target,
+                json.dumps(raw or {"id": sid}),
+                self.n,
+            ],
         )
         for res in resources or []:
             rid, rtype, racct = (*res, account) if len(res) == 2 else res
-            self.store.con.execute("INSERT INTO event_resources VALUES (?, ?, ?, ?)", [uid, rid, rtype, racct])
+            self.store.con.execute(
+                "INSERT INTO event_resources VALUES (?, ?, ?, ?)", [uid, rid, rtype, racct]
+            )
         return uid
 
-    def issue(self, credential: str, kind: str, *, parent: str | None, event_uid: str, issued_at: datetime,
-              expires_at: datetime | None = None, principal: str | None = None,
-              attributes: dict[str, Any] | None = None) -> None:
+    def issue(
+        self,
+        credential: str,
+        kind: str,
+        *,
+        parent: str | None,
+        event_uid: str,
+        issued_at: datetime,
+        expires_at: datetime | None = None,
+        principal: str | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> None:
         self.store.con.execute(
             """INSERT INTO credential_issues (credential_id, kind, parent_credential_id, event_uid, issued_at,
                  expires_at, principal_uid, attributes, confidence, reason)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'proven', 'test')""",
-            [credential, kind, parent, event_uid, issued_at, expires_at, principal,
-             json.dumps(attributes) if attributes is not None else None],
+            [
+                credential,
+                kind,
+                parent,
+                event_uid,
+                issued_at,
+                expires_at,
+                principal,
+                json.dumps(attributes) if attributes is not None else None,
+            ],
         )
         if parent:
             self.link("MINTED", "credential", parent, "credential", credential, [event_uid])
 
-    def agent(self, agent_id: str, *, retired: datetime | None = None, identities: list[str] | None = None,
-              name: str | None = None, owner: str = "team-a@example.com") -> None:
+    def agent(
+        self,
+        agent_id: str,
+        *,
+        retired: datetime | None = None,
+        identities: list[str] | None = None,
+        name: str | None = None,
+        owner: str = "team-a@example.com",
+    ) -> None:
         self.store.con.execute(
             """INSERT INTO inventory_agents (agent_id, name, owner, purpose, created, retired, identities, file_id,
                  record_no, raw) VALUES (?, ?, ?, 'test', ?, ?, ?, 2, 1, '{}')""",
             [agent_id, name or agent_id, owner, T0 - timedelta(days=30), retired, identities or []],
         )
 
-    def link(self, kind: str, src_kind: str, src: str, dst_kind: str, dst: str, evidence: list[str],
-             confidence: str = "proven") -> None:
+    def link(
+        self,
+        kind: str,
+        src_kind: str,
+        src: str,
+        dst_kind: str,
+        dst: str,
+        evidence: list[str],
+        confidence: str = "proven",
+    ) -> None:
         self.store.con.execute(
             """INSERT INTO links (src_kind, src, dst_kind, dst, kind, reason, confidence, evidence, evidence_count,
                  first_seen, last_seen) VALUES (?, ?, ?, ?, ?, 'test', ?, ?, ?, ?, ?)""",
             [src_kind, src, dst_kind, dst, kind, confidence, evidence, len(evidence), T0, T0],
         )
 
-    def uses(self, agent: str, credential: str, evidence: list[str], confidence: str = "proven") -> None:
+    def uses(
+        self, agent: str, credential: str, evidence: list[str], confidence: str = "proven"
+    ) -> None:
         self.link("USES", "agent", agent, "credential", credential, evidence, confidence)
 
     def close(self) -> Path:

@@ -27,7 +27,8 @@ KEY_RE = re.compile(r"^A(KIA|SIA)[A-Z2-7]{16}$")
 HMAC_RE = re.compile(r"^hmac-sha256:[0-9a-f]{64}$")
 CT_NAME_RE = re.compile(
     r"^AWSLogs/(\d{12})/CloudTrail/([a-z]{2}-[a-z]+-\d)/(\d{4})/(\d{2})/(\d{2})/"
-    r"\1_CloudTrail_\2_\3\4\5T\d{4}Z_[A-Za-z0-9]{16}\.json\.gz$")
+    r"\1_CloudTrail_\2_\3\4\5T\d{4}Z_[A-Za-z0-9]{16}\.json\.gz$"
+)
 
 
 def _load(name: str) -> ModuleType:
@@ -50,7 +51,9 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def _ct_records(root: Path) -> list[dict[str, Any]]:
@@ -72,7 +75,9 @@ def test_committed_sample_is_the_generators_output(generated: tuple[Path, dict[s
 def test_cloudtrail_layout_and_identifiers(generated: tuple[Path, dict[str, Any]]) -> None:
     out, answers = generated
     names = [str(p.relative_to(out)) for p in (out / "AWSLogs").rglob("*.json.gz")]
-    assert names and all(CT_NAME_RE.match(n) for n in names), [n for n in names if not CT_NAME_RE.match(n)]
+    assert names and all(CT_NAME_RE.match(n) for n in names), [
+        n for n in names if not CT_NAME_RE.match(n)
+    ]
     assert {CT_NAME_RE.match(n).group(1) for n in names} == {"418295730164", "730261958447"}  # type: ignore[union-attr]
     records = _ct_records(out)
     assert len(records) == answers["counts"]["cloudtrail_records"]
@@ -95,15 +100,24 @@ def test_cloudtrail_layout_and_identifiers(generated: tuple[Path, dict[str, Any]
     shared = [r for r in records if r.get("sharedEventID") == answers["xacct_shared_event_id"]]
     assert sorted(r["recipientAccountId"] for r in shared) == ["418295730164", "730261958447"]
     # Vault's session names follow its template; the unix time is the issuance second.
-    names_ = [r["requestParameters"]["roleSessionName"] for r in records
-              if r["eventName"] == "AssumeRole" and r["userIdentity"].get("userName") == "vault-aws-engine"]
+    names_ = [
+        r["requestParameters"]["roleSessionName"]
+        for r in records
+        if r["eventName"] == "AssumeRole"
+        and r["userIdentity"].get("userName") == "vault-aws-engine"
+    ]
     assert len(names_) == 9
-    assert all(re.fullmatch(r"vault-token-ledger-batch-reconciler-\d{10}-[A-Za-z0-9]{17}", n) for n in names_)
+    assert all(
+        re.fullmatch(r"vault-token-ledger-batch-reconciler-\d{10}-[A-Za-z0-9]{17}", n)
+        for n in names_
+    )
 
 
 def test_vault_audit_pairs_and_hmacs(generated: tuple[Path, dict[str, Any]]) -> None:
     out, answers = generated
-    entries = [json.loads(line) for line in (out / "vault" / "vault_audit.log").read_text().splitlines()]
+    entries = [
+        json.loads(line) for line in (out / "vault" / "vault_audit.log").read_text().splitlines()
+    ]
     kinds = Counter(e["type"] for e in entries)
     assert kinds["request"] == kinds["response"] == answers["counts"]["vault_requests"]
     by_id: dict[str, list[str]] = {}
@@ -119,7 +133,11 @@ def test_vault_audit_pairs_and_hmacs(generated: tuple[Path, dict[str, Any]]) -> 
     # Same token -> same accessor HMAC everywhere; login response: top-level auth is the new token.
     login = responses[answers["incident_login_request_id"]]
     assert login["request"]["path"] == "auth/approle/login"
-    assert login["auth"]["accessor"] == login["response"]["auth"]["accessor"] == answers["incident_login_accessor"]
+    assert (
+        login["auth"]["accessor"]
+        == login["response"]["auth"]["accessor"]
+        == answers["incident_login_accessor"]
+    )
     create = responses[answers["incident_create_request_id"]]
     assert create["auth"]["accessor"] == answers["incident_login_accessor"]
     assert create["response"]["auth"]["accessor"] == answers["incident_child_accessor"]
@@ -144,14 +162,28 @@ def test_agent_logs_and_inventory(generated: tuple[Path, dict[str, Any]]) -> Non
                 spans += ss["spans"]
     assert len(spans) == answers["counts"]["otlp_spans"]
     attrs = [{a["key"]: next(iter(a["value"].values())) for a in s["attributes"]} for s in spans]
-    assert all(re.fullmatch(r"[0-9a-f]{32}", s["traceId"]) and re.fullmatch(r"[0-9a-f]{16}", s["spanId"])
-               for s in spans)
+    assert all(
+        re.fullmatch(r"[0-9a-f]{32}", s["traceId"]) and re.fullmatch(r"[0-9a-f]{16}", s["spanId"])
+        for s in spans
+    )
     assert {a["gen_ai.operation.name"] for a in attrs} == {"invoke_agent", "chat", "execute_tool"}
-    tool_calls = [a for a in attrs if a.get("gen_ai.tool.name") == "s3_get_object"
-                  and a["gen_ai.agent.id"] == "support-copilot"]
-    assert len(tool_calls) == 3 and all("Bucket" in json.loads(a["gen_ai.tool.call.arguments"]) for a in tool_calls)
-    mcp = [json.loads(line) for line in (out / "agents" / "mcp" / "support-copilot-mcp.jsonl").read_text().splitlines()]
-    assert all(set(m) == {"time", "direction", "session", "server", "client", "user", "message"} for m in mcp)
+    tool_calls = [
+        a
+        for a in attrs
+        if a.get("gen_ai.tool.name") == "s3_get_object"
+        and a["gen_ai.agent.id"] == "support-copilot"
+    ]
+    assert len(tool_calls) == 3 and all(
+        "Bucket" in json.loads(a["gen_ai.tool.call.arguments"]) for a in tool_calls
+    )
+    mcp = [
+        json.loads(line)
+        for line in (out / "agents" / "mcp" / "support-copilot-mcp.jsonl").read_text().splitlines()
+    ]
+    assert all(
+        set(m) == {"time", "direction", "session", "server", "client", "user", "message"}
+        for m in mcp
+    )
     assert all(m["message"]["jsonrpc"] == "2.0" for m in mcp)
     assert any(m["message"].get("method") == "tools/call" for m in mcp)
     ops = {"tool_call", "llm_call", "credential_use", "login", "delegation"}
@@ -162,8 +194,10 @@ def test_agent_logs_and_inventory(generated: tuple[Path, dict[str, Any]]) -> Non
     inv = tomllib.loads((out / "inventory.toml").read_text())
     agents = {a["id"]: a for a in inv["agents"]}
     assert set(agents) == {"ledger-reconciler", "invoice-triage", "vendor-sync", "support-copilot"}
-    assert "retired" in agents["vendor-sync"] and "vault:approle/ledger-reconciler" in agents["ledger-reconciler"][
-        "identities"]
+    assert (
+        "retired" in agents["vendor-sync"]
+        and "vault:approle/ledger-reconciler" in agents["ledger-reconciler"]["identities"]
+    )
 
 
 def test_scale_generator_is_deterministic_and_sized(tmp_path: Path) -> None:
@@ -171,19 +205,39 @@ def test_scale_generator_is_deterministic_and_sized(tmp_path: Path) -> None:
     a = gen.generate(12_000, tmp_path / "a", seed=3)
     b = gen.generate(12_000, tmp_path / "b", seed=3)
     assert a == b and _files(tmp_path / "a") == _files(tmp_path / "b")
-    records_written = a["cloudtrail_records"] + a["vault_lines"] + a["agent_lines"] + a["otlp_spans"] + a["mcp_lines"]
+    records_written = (
+        a["cloudtrail_records"]
+        + a["vault_lines"]
+        + a["agent_lines"]
+        + a["otlp_spans"]
+        + a["mcp_lines"]
+    )
     assert records_written == pytest.approx(12_000, rel=0.02)
     assert min(a["agent_lines"], a["otlp_spans"], a["mcp_lines"]) > 0
     records = _ct_records(tmp_path / "a")
-    assert len(records) == a["cloudtrail_records"] and len({r["eventID"] for r in records}) == len(records)
-    minted = {r["responseElements"]["credentials"]["accessKeyId"] for r in records if r["eventName"] == "AssumeRole"}
-    used = {r["userIdentity"]["accessKeyId"] for r in records if r["userIdentity"]["type"] == "AssumedRole"}
+    assert len(records) == a["cloudtrail_records"] and len({r["eventID"] for r in records}) == len(
+        records
+    )
+    minted = {
+        r["responseElements"]["credentials"]["accessKeyId"]
+        for r in records
+        if r["eventName"] == "AssumeRole"
+    }
+    used = {
+        r["userIdentity"]["accessKeyId"]
+        for r in records
+        if r["userIdentity"]["type"] == "AssumedRole"
+    }
     assert used <= minted and len(minted) == a["credentials_minted"]
     for p in (tmp_path / "a" / "AWSLogs").rglob("*.json.gz"):
         assert CT_NAME_RE.match(str(p.relative_to(tmp_path / "a")))
     vault = (tmp_path / "a" / "vault" / "vault_audit.log").read_text().splitlines()
-    assert len(vault) == a["vault_lines"] and all(json.loads(v)["type"] in ("request", "response") for v in vault)
-    assert gen.generate(12_000, tmp_path / "c", seed=4) != a or _files(tmp_path / "c") != _files(tmp_path / "a")
+    assert len(vault) == a["vault_lines"] and all(
+        json.loads(v)["type"] in ("request", "response") for v in vault
+    )
+    assert gen.generate(12_000, tmp_path / "c", seed=4) != a or _files(tmp_path / "c") != _files(
+        tmp_path / "a"
+    )
 
 
 def test_scale_generator_agent_logs_load_without_rejects(tmp_path: Path) -> None:
@@ -193,22 +247,48 @@ def test_scale_generator_agent_logs_load_without_rejects(tmp_path: Path) -> None
 
     stats = _load("gen_scale").generate(12_000, tmp_path / "g", seed=5)
     agents = tmp_path / "g" / "agents"
-    traces = [json.loads(line) for line in (agents / "otel" / "traces.jsonl").read_text().splitlines()]
+    traces = [
+        json.loads(line) for line in (agents / "otel" / "traces.jsonl").read_text().splitlines()
+    ]
     assert len(traces) == stats["otlp_lines"]
-    spans = [sp for t in traces for rs in t["resourceSpans"] for ss in rs["scopeSpans"] for sp in ss["spans"]]
-    assert len(spans) == stats["otlp_spans"] and len({(sp["traceId"], sp["spanId"]) for sp in spans}) == len(spans)
-    ops = Counter(a["value"]["stringValue"] for sp in spans for a in sp["attributes"] if a["key"] == "gen_ai.operation.name")
+    spans = [
+        sp
+        for t in traces
+        for rs in t["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for sp in ss["spans"]
+    ]
+    assert len(spans) == stats["otlp_spans"] and len(
+        {(sp["traceId"], sp["spanId"]) for sp in spans}
+    ) == len(spans)
+    ops = Counter(
+        a["value"]["stringValue"]
+        for sp in spans
+        for a in sp["attributes"]
+        if a["key"] == "gen_ai.operation.name"
+    )
     assert ops["invoke_agent"] == ops["chat"] == ops["execute_tool"] == len(traces)
-    mcp = [json.loads(line) for line in (agents / "mcp" / "aws-tools.jsonl").read_text().splitlines()]
+    mcp = [
+        json.loads(line) for line in (agents / "mcp" / "aws-tools.jsonl").read_text().splitlines()
+    ]
     assert len(mcp) == stats["mcp_lines"] and all(m["message"]["jsonrpc"] == "2.0" for m in mcp)
-    assert [m["direction"] for m in mcp] == ["client_to_server", "server_to_client"] * (len(mcp) // 2)
+    assert [m["direction"] for m in mcp] == ["client_to_server", "server_to_client"] * (
+        len(mcp) // 2
+    )
     assert main(["ingest", str(tmp_path / "case.duckdb"), str(agents), "-q"]) == 0
     with CaseStore.open(tmp_path / "case.duckdb") as store:
         assert store.query("SELECT count(*) AS n FROM rejects") == [{"n": 0}]
-        got = {r["format"]: r["n"] for r in store.query(
-            "SELECT format, count(*) AS n FROM events WHERE agent_id IS NOT NULL GROUP BY format")}
-    assert got == {"agent-jsonl": stats["agent_lines"], "otlp-traces": stats["otlp_spans"],
-                   "mcp-jsonrpc-wrapped": stats["mcp_lines"] // 2}
+        got = {
+            r["format"]: r["n"]
+            for r in store.query(
+                "SELECT format, count(*) AS n FROM events WHERE agent_id IS NOT NULL GROUP BY format"
+            )
+        }
+    assert got == {
+        "agent-jsonl": stats["agent_lines"],
+        "otlp-traces": stats["otlp_spans"],
+        "mcp-jsonrpc-wrapped": stats["mcp_lines"] // 2,
+    }
 
 
 @pytest.mark.slow
@@ -221,5 +301,9 @@ def test_benchmark_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert mod.main(["--events", "3000", "--workdir", str(tmp_path)]) == 0
     table = capsys.readouterr().out
     assert "| step | measured | target | result |" in table
-    for step in ("bare DuckDB read_json + unnest (2700 records)", "single-threaded orjson loop", "keytrail ingest"):
+    for step in (
+        "bare DuckDB read_json + unnest (2700 records)",
+        "single-threaded orjson loop",
+        "keytrail ingest",
+    ):
         assert step in table, table

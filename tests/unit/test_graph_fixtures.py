@@ -29,9 +29,16 @@ def test_user_key_assume_role_denied_burst(shared_fixtures: Path, tmp_path: Path
     try:
         b = blast_radius(s, "AKIAWOGXN38MFN92ING5")
         assert "ASIANQQHHS551LWULIWD" in b.derived_credentials
-        assert b.counts["denied"] == 32  # 30 UnauthorizedOperation + 2 AccessDenied, through the derived key
-        t = trace_event(s, "cloudtrail:" + s.scalar(
-            "SELECT source_event_id FROM events WHERE credential_id = 'ASIANQQHHS551LWULIWD' LIMIT 1"))
+        assert (
+            b.counts["denied"] == 32
+        )  # 30 UnauthorizedOperation + 2 AccessDenied, through the derived key
+        t = trace_event(
+            s,
+            "cloudtrail:"
+            + s.scalar(
+                "SELECT source_event_id FROM events WHERE credential_id = 'ASIANQQHHS551LWULIWD' LIMIT 1"
+            ),
+        )
         creds = [c.id for c in t.chain if c.kind == "credential"]
         assert creds == ["AKIAWOGXN38MFN92ING5", "ASIANQQHHS551LWULIWD"]
         assert t.chain[1].confidence == "proven" and "AssumeRole" in t.chain[1].reason
@@ -46,9 +53,12 @@ def test_federation_token(shared_fixtures: Path, tmp_path: Path) -> None:
     try:
         row = s.query("SELECT * FROM links WHERE kind = 'MINTED'")
         assert [(r["src"], r["dst"], r["confidence"]) for r in row] == [
-            ("AKIA6V1GNZTT65XQH36M", "ASIASTJKC5GCM7ZE6LUP", "proven")]
+            ("AKIA6V1GNZTT65XQH36M", "ASIASTJKC5GCM7ZE6LUP", "proven")
+        ]
         assert "GetFederationToken" in row[0]["reason"]
-        principal = s.scalar("SELECT principal_uid FROM credentials WHERE credential_id = 'ASIASTJKC5GCM7ZE6LUP'")
+        principal = s.scalar(
+            "SELECT principal_uid FROM credentials WHERE credential_id = 'ASIASTJKC5GCM7ZE6LUP'"
+        )
         assert ":federated-user/" in principal
     finally:
         s.close()
@@ -66,12 +76,21 @@ def test_create_access_key_backdoor(shared_fixtures: Path, tmp_path: Path) -> No
         s.close()
 
 
-def test_stolen_instance_credentials_have_unknown_origin(shared_fixtures: Path, tmp_path: Path) -> None:
-    s = _case(tmp_path, _stratus(shared_fixtures, "credential-access.ec2-steal-instance-credentials"))
+def test_stolen_instance_credentials_have_unknown_origin(
+    shared_fixtures: Path, tmp_path: Path
+) -> None:
+    s = _case(
+        tmp_path, _stratus(shared_fixtures, "credential-access.ec2-steal-instance-credentials")
+    )
     try:
-        assert s.scalar("SELECT origin FROM credentials WHERE credential_id = 'ASIAP5CT9NN8EYVU1FXV'") == "unknown"
+        assert (
+            s.scalar("SELECT origin FROM credentials WHERE credential_id = 'ASIAP5CT9NN8EYVU1FXV'")
+            == "unknown"
+        )
         assert s.scalar("SELECT count(*) FROM links WHERE kind = 'MINTED'") == 0
-        uid = s.scalar("SELECT event_uid FROM events WHERE credential_id = 'ASIAP5CT9NN8EYVU1FXV' LIMIT 1")
+        uid = s.scalar(
+            "SELECT event_uid FROM events WHERE credential_id = 'ASIAP5CT9NN8EYVU1FXV' LIMIT 1"
+        )
         t = trace_event(s, uid)
         assert [c.kind for c in t.chain] == ["credential", "event"]
         assert "stolen instance credentials" in t.gaps[0]
@@ -80,7 +99,13 @@ def test_stolen_instance_credentials_have_unknown_origin(shared_fixtures: Path, 
 
 
 def test_vault_logins_and_token_creation(shared_fixtures: Path, tmp_path: Path) -> None:
-    s = _case(tmp_path, shared_fixtures / "vault" / "hashicorp-education_learn-vault-monitoring" / "vault-audit.log")
+    s = _case(
+        tmp_path,
+        shared_fixtures
+        / "vault"
+        / "hashicorp-education_learn-vault-monitoring"
+        / "vault-audit.log",
+    )
     try:
         minted = s.query("SELECT src, dst, confidence, reason FROM links WHERE kind = 'MINTED'")
         assert minted and all(r["confidence"] == "proven" for r in minted)
@@ -89,8 +114,11 @@ def test_vault_logins_and_token_creation(shared_fixtures: Path, tmp_path: Path) 
         logins = s.query("""SELECT src, dst, evidence FROM links WHERE kind = 'DELEGATED' AND dst_kind = 'credential'
                             AND reason LIKE 'a person logged in to Vault%'""")
         assert logins and all(r["src"].startswith("lab-user-") for r in logins)
-        assert s.scalar("""SELECT count(*) FROM (SELECT src, dst FROM links WHERE kind = 'DELEGATED'
-                           GROUP BY ALL HAVING count(*) > 1)""") == 0
+        assert (
+            s.scalar("""SELECT count(*) FROM (SELECT src, dst FROM links WHERE kind = 'DELEGATED'
+                           GROUP BY ALL HAVING count(*) > 1)""")
+            == 0
+        )
         # A token created by another appears in its creator's blast radius.
         parent, child = minted[0]["src"], minted[0]["dst"]
         assert child in blast_radius(s, parent).derived_credentials

@@ -14,7 +14,9 @@ from tests.unit.graph_case import CaseBuilder, incident
 
 
 def test_edge_needs_reason_and_evidence() -> None:
-    ok = Edge("MINTED", "credential", "a", "credential", "b", "AssumeRole", "proven", ("cloudtrail:1",))
+    ok = Edge(
+        "MINTED", "credential", "a", "credential", "b", "AssumeRole", "proven", ("cloudtrail:1",)
+    )
     assert ok.evidence_count == 1 and ok.as_dict()["evidence"] == ["cloudtrail:1"]
     with pytest.raises(ValueError, match="no reason"):
         Edge("MINTED", "credential", "a", "credential", "b", " ", "proven", ("cloudtrail:1",))
@@ -57,19 +59,25 @@ _PROP: dict[str, CaseBuilder] = {}
 
 @settings(max_examples=8, deadline=None)
 @given(_edges)
-def test_descendants_match_networkx(tmp_path_factory: pytest.TempPathFactory, edges: list[tuple[int, int]]) -> None:
+def test_descendants_match_networkx(
+    tmp_path_factory: pytest.TempPathFactory, edges: list[tuple[int, int]]
+) -> None:
     """D(c) from recursive SQL equals networkx descendants, cycles included."""
     import networkx as nx
 
     from keytrail.analysis.lineage import descendants
     from keytrail.graph.derive import derive
 
-    if "b" not in _PROP:  # one writable case, emptied per example (building a case per example is slow)
+    if (
+        "b" not in _PROP
+    ):  # one writable case, emptied per example (building a case per example is slow)
         _PROP["b"] = CaseBuilder(tmp_path_factory.mktemp("prop") / "c.duckdb")
     b = _PROP["b"]
     b.store.con.execute("DELETE FROM events; DELETE FROM credential_issues")
     for i, (p, c) in enumerate(edges):
-        ev = b.event("cloudtrail", f"mint{i}", i, "sts:AssumeRole", cred=f"K{p}", cred_kind="aws-access-key")
+        ev = b.event(
+            "cloudtrail", f"mint{i}", i, "sts:AssumeRole", cred=f"K{p}", cred_kind="aws-access-key"
+        )
         b.issue(f"K{c}", "aws-temporary-key", f"K{p}", ev, i)
     derive(b.store.con)
     g = nx.DiGraph([(f"K{p}", f"K{c}") for p, c in edges if p != c])

@@ -19,7 +19,9 @@ QUERY = """SELECT src, dst, reason, confidence, evidence, evidence_count, first_
 
 
 @pytest.mark.skipif(not INCIDENT.is_dir(), reason="sample incident not in this checkout")
-def test_partitioned_acted_on_matches_single_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_partitioned_acted_on_matches_single_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     case = tmp_path / "case.duckdb"
     ingest(case, [INCIDENT], inventory=[INCIDENT / "inventory.toml"])
     with CaseStore.open(case) as store:

@@ -32,11 +32,17 @@ from hypothesis import strategies as st
 from keytrail.ingest.base import Sample
 from keytrail.ingest.runner import ingest
 
-FIXTURES = Path(os.environ.get("KEYTRAIL_SHARED_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures"))
+FIXTURES = Path(
+    os.environ.get(
+        "KEYTRAIL_SHARED_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+    )
+)
 VAULT = FIXTURES / "vault/hashicorp-education_learn-vault-monitoring/vault-audit.log"
 CLOUDTRAIL = FIXTURES / "cloudtrail/panther-analysis/panther_cloudtrail_test_events.ndjson"
 TMP_BASE = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-SETTINGS = settings(max_examples=20, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=20, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 NO_BREAK = st.integers(0, 255).filter(lambda b: b not in (10, 13))
 #: A garbage line has at least one visible ASCII character, so no reader can call it blank
 #: (readers disagree on whether b"\x1c" or b"\x85" alone is whitespace).
@@ -71,7 +77,9 @@ def corrupted(draw: st.DrawFn, lines: list[bytes], keep_first: int = 0) -> list[
     """The lines with at most one damage per three lines, and where they came from."""
     n = len(lines)
     budget = draw(st.integers(1, n // 3))
-    targets = draw(st.lists(st.integers(keep_first, n - 1), min_size=1, max_size=budget, unique=True))
+    targets = draw(
+        st.lists(st.integers(keep_first, n - 1), min_size=1, max_size=budget, unique=True)
+    )
     out = [Line(line, i) for i, line in enumerate(lines)]
     for i in sorted(targets, reverse=True):
         op = draw(st.sampled_from(["truncate", "flip", "garbage", "duplicate"]))
@@ -80,7 +88,7 @@ def corrupted(draw: st.DrawFn, lines: list[bytes], keep_first: int = 0) -> list[
             out[i] = Line(line[: draw(st.integers(1, len(line) - 1))], None)
         elif op == "flip":
             pos = draw(st.integers(0, len(line) - 1))
-            out[i] = Line(line[:pos] + bytes([draw(NO_BREAK)]) + line[pos + 1:], None)
+            out[i] = Line(line[:pos] + bytes([draw(NO_BREAK)]) + line[pos + 1 :], None)
         elif op == "garbage":
             junk = bytes([draw(VISIBLE), *draw(st.lists(NO_BREAK, max_size=80))])
             out.insert(i, Line(junk, None))
@@ -102,18 +110,39 @@ def _check(lines: list[Line], uid_of: list[str], *, one_record_per_line: bool = 
             uids = {r[0] for r in con.execute("SELECT event_uid FROM events").fetchall()}
             missing = {uid_of[x.intact] for x in lines if x.intact is not None} - uids
             assert not missing, f"intact lines lost: {sorted(missing)[:5]}"
-            records, events, dups, rejected, skipped = con.execute(
-                "SELECT records, events, duplicates, rejected, coalesce(skipped, 0) FROM evidence").fetchone() or ()
+            records, events, dups, rejected, skipped = (
+                con.execute(
+                    "SELECT records, events, duplicates, rejected, coalesce(skipped, 0) FROM evidence"
+                ).fetchone()
+                or ()
+            )
             non_blank = sum(1 for x in lines if x.data.strip())
             if one_record_per_line:
                 # Rejects without a record number are notes about the file (a gzip break), not records.
-                notes = (con.execute("SELECT count(*) FROM rejects WHERE record_no IS NULL").fetchone() or (0,))[0]
+                notes = (
+                    con.execute("SELECT count(*) FROM rejects WHERE record_no IS NULL").fetchone()
+                    or (0,)
+                )[0]
                 assert records == non_blank
-                assert events + dups + rejected - notes + skipped == records, (events, dups, rejected, skipped, records)
+                assert events + dups + rejected - notes + skipped == records, (
+                    events,
+                    dups,
+                    rejected,
+                    skipped,
+                    records,
+                )
             else:
                 assert 0 < records <= non_blank
-                assert events + dups + rejected + skipped >= records, (events, dups, rejected, skipped, records)
-            assert con.execute("SELECT count(*) FROM rejects WHERE coalesce(reason, '') = ''").fetchone() == (0,)
+                assert events + dups + rejected + skipped >= records, (
+                    events,
+                    dups,
+                    rejected,
+                    skipped,
+                    records,
+                )
+            assert con.execute(
+                "SELECT count(*) FROM rejects WHERE coalesce(reason, '') = ''"
+            ).fetchone() == (0,)
         finally:
             con.close()
 

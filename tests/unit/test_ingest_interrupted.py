@@ -24,8 +24,11 @@ GEN = REPO / "scripts" / "gen_scale.py"
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("scale")
-    subprocess.run([sys.executable, str(GEN), "--events", "30000", "--out", str(out), "--seed", "3"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(GEN), "--events", "30000", "--out", str(out), "--seed", "3"],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
@@ -33,7 +36,9 @@ def _counts(case: Path) -> tuple[int, int, str]:
     con = duckdb.connect(str(case), read_only=True)
     try:
         events = con.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
-        files = con.execute("SELECT count(*) FROM evidence WHERE status IN ('loaded','partial')").fetchone()[0]  # type: ignore[index]
+        files = con.execute(
+            "SELECT count(*) FROM evidence WHERE status IN ('loaded','partial')"
+        ).fetchone()[0]  # type: ignore[index]
         fin = con.execute("SELECT value FROM case_meta WHERE key = 'finalized'").fetchone()
         return int(events), int(files), (fin[0] if fin else "missing")
     finally:
@@ -43,7 +48,10 @@ def _counts(case: Path) -> tuple[int, int, str]:
 def _ingest(case: Path, logs: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "keytrail", "ingest", str(case), str(logs), "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -67,7 +75,9 @@ def test_killed_ingest_is_consistent_and_rerun_completes(logs: Path, tmp_path: P
         assert events <= want_events and files <= want_files
         con = duckdb.connect(str(case), read_only=True)
         try:
-            assert con.execute("SELECT count(*) FROM evidence WHERE status = 'loading'").fetchone() == (0,)
+            assert con.execute(
+                "SELECT count(*) FROM evidence WHERE status = 'loading'"
+            ).fetchone() == (0,)
             # Every file recorded as loaded has all of its records (no half-written file).
             partial = con.execute(
                 """SELECT count(*) FROM evidence v

@@ -27,19 +27,29 @@ from tests.conftest import case_rows
 
 
 def _rec(i: int, agent: str = "ua") -> dict[str, Any]:
-    return {"eventVersion": "1.08", "eventID": f"ev-{i}", "eventTime": "2026-03-02T11:00:00Z",
-            "eventSource": "s3.amazonaws.com", "eventName": "GetObject", "awsRegion": "us-east-1",
-            "userAgent": agent, "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/u"}}
+    return {
+        "eventVersion": "1.08",
+        "eventID": f"ev-{i}",
+        "eventTime": "2026-03-02T11:00:00Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "GetObject",
+        "awsRegion": "us-east-1",
+        "userAgent": agent,
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/u"},
+    }
 
 
 def _records_file(path: Path, ids: list[int], bad_at: int | None = None) -> None:
-    text = json.dumps({"Records": [_rec(i, "BAD" if k == bad_at else "ua") for k, i in enumerate(ids)]})
+    text = json.dumps(
+        {"Records": [_rec(i, "BAD" if k == bad_at else "ua") for k, i in enumerate(ids)]}
+    )
     path.write_bytes(text.replace('"BAD"', '"\\ud800"').encode())
 
 
 @pytest.mark.parametrize("shape", ["records", "jsonl"])
-def test_a_record_sql_cannot_parse_is_a_reject_and_later_files_load(tmp_path: Path, case_path: Path,
-                                                                    shape: str) -> None:
+def test_a_record_sql_cannot_parse_is_a_reject_and_later_files_load(
+    tmp_path: Path, case_path: Path, shape: str
+) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
     if shape == "records":
@@ -51,15 +61,18 @@ def test_a_record_sql_cannot_parse_is_a_reject_and_later_files_load(tmp_path: Pa
     _records_file(logs / "b.json", [4, 5])
     summary = ingest(case_path, [logs])
     assert [f.status for f in summary.files] == ["loaded", "loaded"]
-    uids = {r["source_event_id"] for r in case_rows(case_path, "SELECT source_event_id FROM events")}
+    uids = {
+        r["source_event_id"] for r in case_rows(case_path, "SELECT source_event_id FROM events")
+    }
     assert uids == {"ev-1", "ev-3", "ev-4", "ev-5"}
     rej = case_rows(case_path, "SELECT record_no, byte_offset, reason FROM rejects")
     assert len(rej) == 1 and rej[0]["record_no"] == 2 and rej[0]["byte_offset"] is not None
     assert "lone UTF-16 surrogate" in rej[0]["reason"]
 
 
-def test_a_file_that_breaks_its_adapter_fails_alone(tmp_path: Path, case_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_that_breaks_its_adapter_fails_alone(
+    tmp_path: Path, case_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The batch is rolled back and loaded again one file per transaction: only the culprit fails."""
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -70,12 +83,19 @@ def test_a_file_that_breaks_its_adapter_fails_alone(tmp_path: Path, case_path: P
     def load_batch(self: CloudTrailAdapter, ctxs: list[LoadContext]) -> None:
         real(self, ctxs)
         if any(c.path.name == "b.json" for c in ctxs):
-            ctxs[0].con.execute("SELECT json_transform('\"\\ud800\"', '\"VARCHAR\"')")  # aborts the transaction
+            ctxs[0].con.execute(
+                "SELECT json_transform('\"\\ud800\"', '\"VARCHAR\"')"
+            )  # aborts the transaction
 
     monkeypatch.setattr(CloudTrailAdapter, "load_batch", load_batch)
     summary = ingest(case_path, [logs])
     status = {Path(f.path).name: f.status for f in summary.files}
-    assert status == {"a.json": "loaded", "b.json": "failed", "c.json": "loaded", "d.json": "loaded"}
+    assert status == {
+        "a.json": "loaded",
+        "b.json": "failed",
+        "c.json": "loaded",
+        "d.json": "loaded",
+    }
     assert summary.events_in_case == 6
 
 
@@ -98,8 +118,11 @@ def test_unusable_paths_are_skipped_with_a_reason(tmp_path: Path, case_path: Pat
     assert ev[0]["n"] == 5  # self twice: once walked, once given
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file; the same path (open fails -> "
-                    "skipped with the reason) is covered by the dangling-link case")
+@pytest.mark.skipif(
+    os.geteuid() == 0,
+    reason="root reads a chmod 000 file; the same path (open fails -> "
+    "skipped with the reason) is covered by the dangling-link case",
+)
 def test_an_unreadable_file_is_skipped(tmp_path: Path, case_path: Path) -> None:
     _records_file(tmp_path / "ok.json", [1])
     locked = tmp_path / "locked.json"
@@ -115,23 +138,41 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 
 
-def test_a_failing_disk_stops_with_one_line_and_exit_4_and_the_case_recovers(tmp_path: Path,
-                                                                             case_path: Path) -> None:
+def test_a_failing_disk_stops_with_one_line_and_exit_4_and_the_case_recovers(
+    tmp_path: Path, case_path: Path
+) -> None:
     """The file-size limit makes every write past 1 MiB fail, as a full disk does (``ulimit -f``)."""
     logs = tmp_path / "logs"
     logs.mkdir()
     for n in range(3):
         _records_file(logs / f"f{n}.json", list(range(n * 4000, n * 4000 + 4000)))
-    cmd = [sys.executable, "-m", "keytrail", "ingest", str(case_path), str(logs), "-q", "--no-snapshot"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_limit_file_size, timeout=300,
-                          check=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "keytrail",
+        "ingest",
+        str(case_path),
+        str(logs),
+        "-q",
+        "--no-snapshot",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, preexec_fn=_limit_file_size, timeout=300, check=False
+    )
     assert proc.returncode == 4, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("keytrail: writing the case") and "Traceback" not in proc.stderr
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("keytrail: writing the case")
+        and "Traceback" not in proc.stderr
+    )
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert again.returncode == 0, again.stderr
-    rows = case_rows(case_path, "SELECT (SELECT count(*) FROM events) AS n, "
-                                "(SELECT value FROM case_meta WHERE key = 'finalized') AS fin")
+    rows = case_rows(
+        case_path,
+        "SELECT (SELECT count(*) FROM events) AS n, "
+        "(SELECT value FROM case_meta WHERE key = 'finalized') AS fin",
+    )
     assert rows == [{"n": 12000, "fin": "true"}]
 
 
@@ -160,15 +201,24 @@ def _bomb(path: Path, blanks: int) -> None:
 
 
 def _ingest_peak_rss_kib(case: Path, path: Path, *extra: str) -> tuple[int, str]:
-    code = ("import resource, sys; from keytrail.cli.main import main; rc = main(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, "ingest", str(case), str(path), "-q", "--no-snapshot",
-                           *extra], capture_output=True, text=True, timeout=600, check=False)
+    code = (
+        "import resource, sys; from keytrail.cli.main import main; rc = main(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "ingest", str(case), str(path), "-q", "--no-snapshot", *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return int(proc.stderr.strip().splitlines()[-1]), proc.stderr
 
 
-def test_a_gzip_bomb_in_one_string_is_bounded_by_max_record_bytes(tmp_path: Path, case_path: Path) -> None:
+def test_a_gzip_bomb_in_one_string_is_bounded_by_max_record_bytes(
+    tmp_path: Path, case_path: Path
+) -> None:
     """256 MiB of blanks in one string, cap 64K (whole-document bound 256K): the ingest never holds
     the string (read unbounded it needs >= 512 MiB: bytes plus text), the record before loads and
     the cut record is a reject with its position."""
@@ -178,25 +228,44 @@ def test_a_gzip_bomb_in_one_string_is_bounded_by_max_record_bytes(tmp_path: Path
     bomb = tmp_path / "bomb.json.gz"
     _bomb(bomb, 256 << 20)
     peak_kib, err = _ingest_peak_rss_kib(case_path, bomb, "--max-record-bytes", "64K")
-    assert peak_kib - base_kib < 160 * 1024, f"peak RSS {peak_kib} KiB, {base_kib} KiB for a one-record file"
+    assert peak_kib - base_kib < 160 * 1024, (
+        f"peak RSS {peak_kib} KiB, {base_kib} KiB for a one-record file"
+    )
     assert "partial" in err and "4 x --max-record-bytes" in err
-    assert [r["source_event_id"] for r in case_rows(case_path, "SELECT source_event_id FROM events")] == ["ev-1"]
-    rej = case_rows(case_path, "SELECT record_no, reason FROM rejects ORDER BY record_no NULLS FIRST")
+    assert [
+        r["source_event_id"] for r in case_rows(case_path, "SELECT source_event_id FROM events")
+    ] == ["ev-1"]
+    rej = case_rows(
+        case_path, "SELECT record_no, reason FROM rejects ORDER BY record_no NULLS FIRST"
+    )
     assert rej[0]["record_no"] is None and "262144 bytes" in rej[0]["reason"]
     assert rej[1]["record_no"] == 2 and "truncated" in rej[1]["reason"]
 
 
-def test_an_oversized_line_is_a_reject_and_the_lines_after_it_load(tmp_path: Path, case_path: Path) -> None:
+def test_an_oversized_line_is_a_reject_and_the_lines_after_it_load(
+    tmp_path: Path, case_path: Path
+) -> None:
     """Line formats stream: a Vault audit line over the cap is skipped, never held."""
-    sample = (Path(__file__).resolve().parents[2] / "sample_data" / "incident" / "vault" / "vault_audit.log")
+    sample = (
+        Path(__file__).resolve().parents[2]
+        / "sample_data"
+        / "incident"
+        / "vault"
+        / "vault_audit.log"
+    )
     lines = sample.read_bytes().splitlines(keepends=True)[:6]
     huge = lines[2][:-2] + b" " * (3 << 20) + lines[2][-2:]  # 3 MiB inside the JSON object
     log = tmp_path / "audit.log"
     log.write_bytes(b"".join(lines[:2] + [huge] + lines[3:]))
     ingest(case_path, [log], max_record_bytes=1 << 20)
     rej = case_rows(case_path, "SELECT record_no, byte_offset, reason FROM rejects")
-    assert rej == [{"record_no": 3, "byte_offset": len(lines[0]) + len(lines[1]),
-                    "reason": f"record longer than --max-record-bytes (1048576 bytes): {len(huge)} bytes skipped"}]
+    assert rej == [
+        {
+            "record_no": 3,
+            "byte_offset": len(lines[0]) + len(lines[1]),
+            "reason": f"record longer than --max-record-bytes (1048576 bytes): {len(huge)} bytes skipped",
+        }
+    ]
     n = case_rows(case_path, "SELECT count(*) AS n FROM events WHERE record_no > 3")
     assert n[0]["n"] >= 1
 

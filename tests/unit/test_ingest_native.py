@@ -14,15 +14,27 @@ from ..conftest import case_rows as rows
 REPO = Path(__file__).resolve().parents[2]
 
 
-
 FULL = {
-    "time": "2026-03-01T12:00:00.250+01:00", "event_id": "evt-0001", "agent_id": "ledger-reconciler",
-    "agent_name": "Ledger reconciler", "session_id": "run-42", "on_behalf_of": "alice@example.com",
-    "operation": "tool_call", "tool": "s3_get_object", "target": "s3://ledger-prod/2026/q1.csv",
-    "arguments": {"Bucket": "ledger-prod", "Key": "2026/q1.csv"}, "credential": "ASIAEXAMPLE000000004",
-    "outcome": "denied", "error": "AccessDenied", "error_code": "AccessDenied",
-    "trace_id": "0AF7651916CD43DD8448EB211C80319C", "span_id": "B7AD6B7169203331", "host": "worker-3",
-    "source_ip": "10.0.0.7", "user_agent": "ledger-bot/1.2", "ticket": "INC-7",
+    "time": "2026-03-01T12:00:00.250+01:00",
+    "event_id": "evt-0001",
+    "agent_id": "ledger-reconciler",
+    "agent_name": "Ledger reconciler",
+    "session_id": "run-42",
+    "on_behalf_of": "alice@example.com",
+    "operation": "tool_call",
+    "tool": "s3_get_object",
+    "target": "s3://ledger-prod/2026/q1.csv",
+    "arguments": {"Bucket": "ledger-prod", "Key": "2026/q1.csv"},
+    "credential": "ASIAEXAMPLE000000004",
+    "outcome": "denied",
+    "error": "AccessDenied",
+    "error_code": "AccessDenied",
+    "trace_id": "0AF7651916CD43DD8448EB211C80319C",
+    "span_id": "B7AD6B7169203331",
+    "host": "worker-3",
+    "source_ip": "10.0.0.7",
+    "user_agent": "ledger-bot/1.2",
+    "ticket": "INC-7",
 }
 
 
@@ -34,24 +46,53 @@ def test_every_field_round_trips(tmp_path: Path, case_path: Path) -> None:
     (ev,) = rows(case_path, "SELECT * FROM events")
     assert ev["event_uid"] == "agent:evt-0001" and ev["source_event_id"] == "evt-0001"
     assert ev["time"].isoformat() == "2026-03-01T11:00:00.250000" and ev["time_raw"] == FULL["time"]
-    assert (ev["action"], ev["service"], ev["operation"]) == ("tool:s3_get_object", "tool", "s3_get_object")
+    assert (ev["action"], ev["service"], ev["operation"]) == (
+        "tool:s3_get_object",
+        "tool",
+        "s3_get_object",
+    )
     assert (ev["agent_id"], ev["actor_uid"], ev["actor_type"], ev["actor_name"]) == (
-        "ledger-reconciler", "ledger-reconciler", "agent", "Ledger reconciler")
+        "ledger-reconciler",
+        "ledger-reconciler",
+        "agent",
+        "Ledger reconciler",
+    )
     assert (ev["human_id"], ev["session_id"]) == ("alice@example.com", "run-42")
-    assert (ev["credential_id"], ev["credential_kind"]) == ("ASIAEXAMPLE000000004", "aws-temporary-key")
-    assert (ev["outcome"], ev["error_code"], ev["error_message"]) == ("denied", "AccessDenied", "AccessDenied")
+    assert (ev["credential_id"], ev["credential_kind"]) == (
+        "ASIAEXAMPLE000000004",
+        "aws-temporary-key",
+    )
+    assert (ev["outcome"], ev["error_code"], ev["error_message"]) == (
+        "denied",
+        "AccessDenied",
+        "AccessDenied",
+    )
     assert ev["target"] == "arn:aws:s3:::ledger-prod/2026/q1.csv"
-    assert (ev["trace_id"], ev["span_id"]) == ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
+    assert (ev["trace_id"], ev["span_id"]) == (
+        "0af7651916cd43dd8448eb211c80319c",
+        "b7ad6b7169203331",
+    )
     assert (ev["src_ip"], ev["user_agent"]) == ("10.0.0.7", "ledger-bot/1.2")
     d = json.loads(ev["details"])
-    assert d["arguments"] == FULL["arguments"] and d["host"] == "worker-3" and d["extra"] == {"ticket": "INC-7"}
+    assert (
+        d["arguments"] == FULL["arguments"]
+        and d["host"] == "worker-3"
+        and d["extra"] == {"ticket": "INC-7"}
+    )
     assert json.loads(ev["raw"]) == FULL
     res = rows(case_path, "SELECT resource_id, resource_type FROM event_resources")
-    assert res == [{"resource_id": "arn:aws:s3:::ledger-prod/2026/q1.csv", "resource_type": "AWS::S3::Object"}]
+    assert res == [
+        {"resource_id": "arn:aws:s3:::ledger-prod/2026/q1.csv", "resource_type": "AWS::S3::Object"}
+    ]
 
 
 def test_bad_lines_are_rejected_with_their_line_number(tmp_path: Path, case_path: Path) -> None:
-    good = {"time": "2026-03-01T12:00:00Z", "agent_id": "a1", "operation": "login", "credential": "vault:approle/a1"}
+    good = {
+        "time": "2026-03-01T12:00:00Z",
+        "agent_id": "a1",
+        "operation": "login",
+        "credential": "vault:approle/a1",
+    }
     lines = [
         json.dumps(good),
         "",  # blank lines are not records
@@ -77,17 +118,32 @@ def test_bad_lines_are_rejected_with_their_line_number(tmp_path: Path, case_path
     assert "'agent_id' is required" in reasons[3]
     assert "not valid JSON" in reasons[4]
     assert "'arguments' must be a JSON object" in reasons[5]
-    got = rows(case_path, "SELECT action, outcome, credential_id, credential_kind, record_no FROM events "
-                          "ORDER BY record_no")
+    got = rows(
+        case_path,
+        "SELECT action, outcome, credential_id, credential_kind, record_no FROM events "
+        "ORDER BY record_no",
+    )
     assert got == [
-        {"action": "agent:login", "outcome": "unknown", "credential_id": "vault:approle/a1",
-         "credential_kind": "agent-credential-ref", "record_no": 1},
-        {"action": "agent:message", "outcome": "unknown", "credential_id": "vault:approle/a1",
-         "credential_kind": "agent-credential-ref", "record_no": 9},
+        {
+            "action": "agent:login",
+            "outcome": "unknown",
+            "credential_id": "vault:approle/a1",
+            "credential_kind": "agent-credential-ref",
+            "record_no": 1,
+        },
+        {
+            "action": "agent:message",
+            "outcome": "unknown",
+            "credential_id": "vault:approle/a1",
+            "credential_kind": "agent-credential-ref",
+            "record_no": 9,
+        },
     ]
 
 
-def test_events_without_event_id_hash_their_line_and_repeat_safely(tmp_path: Path, case_path: Path) -> None:
+def test_events_without_event_id_hash_their_line_and_repeat_safely(
+    tmp_path: Path, case_path: Path
+) -> None:
     line = json.dumps({"time": "2026-03-01T12:00:00Z", "agent_id": "a1", "operation": "llm_call"})
     p = tmp_path / "a.jsonl"
     p.write_text(f"{line}\n{line}\n")

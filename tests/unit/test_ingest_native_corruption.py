@@ -26,24 +26,52 @@ SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[Healt
 
 
 def native_line(i: int) -> bytes:
-    return json.dumps({"time": f"2026-03-01T12:00:{i % 60:02d}Z", "event_id": f"e{i}", "agent_id": f"a{i % 3}",
-                       "operation": "tool_call", "tool": "s3_get", "arguments": {"Bucket": "b", "Key": f"k{i}"},
-                       "credential": "AKIAEXAMPLE000000006", "outcome": "success"}).encode()
+    return json.dumps(
+        {
+            "time": f"2026-03-01T12:00:{i % 60:02d}Z",
+            "event_id": f"e{i}",
+            "agent_id": f"a{i % 3}",
+            "operation": "tool_call",
+            "tool": "s3_get",
+            "arguments": {"Bucket": "b", "Key": f"k{i}"},
+            "credential": "AKIAEXAMPLE000000006",
+            "outcome": "success",
+        }
+    ).encode()
 
 
 def otlp_line(i: int) -> bytes:
-    spans = [{"traceId": f"{i + 1:032x}", "spanId": f"{j + 1:016x}", "name": "tool",
-              "startTimeUnixNano": str(1760460269952000000 + j),
-              "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
-                             {"key": "gen_ai.tool.name", "value": {"stringValue": f"t{j}"}}]}
-             for j in range(1 + i % 3)]
-    return json.dumps({"resourceSpans": [{"resource": {"attributes": []},
-                                          "scopeSpans": [{"scope": {}, "spans": spans}]}]}).encode()
+    spans = [
+        {
+            "traceId": f"{i + 1:032x}",
+            "spanId": f"{j + 1:016x}",
+            "name": "tool",
+            "startTimeUnixNano": str(1760460269952000000 + j),
+            "attributes": [
+                {"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
+                {"key": "gen_ai.tool.name", "value": {"stringValue": f"t{j}"}},
+            ],
+        }
+        for j in range(1 + i % 3)
+    ]
+    return json.dumps(
+        {
+            "resourceSpans": [
+                {"resource": {"attributes": []}, "scopeSpans": [{"scope": {}, "spans": spans}]}
+            ]
+        }
+    ).encode()
 
 
 def mcp_line(i: int) -> bytes:
-    msg = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": f"p{i}"}}
-    return json.dumps({"time": f"2026-03-01T12:00:{i % 60:02d}Z", "session": "s", "message": msg}).encode()
+    msg = {
+        "jsonrpc": "2.0",
+        "method": "notifications/progress",
+        "params": {"progressToken": f"p{i}"},
+    }
+    return json.dumps(
+        {"time": f"2026-03-01T12:00:{i % 60:02d}Z", "session": "s", "message": msg}
+    ).encode()
 
 
 def expected_uids(adapter: type[SourceAdapter], i: int, line: bytes) -> set[str]:
@@ -67,11 +95,13 @@ def mutate(line: bytes, m: tuple[Any, ...]) -> bytes:
         return line[:pos]
     extra: bytes = m[2]
     if m[0] == "replace":
-        return line[:pos] + extra + line[pos + len(extra):]
+        return line[:pos] + extra + line[pos + len(extra) :]
     return line[:pos] + extra + line[pos:]
 
 
-def load(adapter: type[SourceAdapter], data: bytes, fmt: str) -> tuple[LoadContext, duckdb.DuckDBPyConnection]:
+def load(
+    adapter: type[SourceAdapter], data: bytes, fmt: str
+) -> tuple[LoadContext, duckdb.DuckDBPyConnection]:
     con = duckdb.connect()
     for t in TABLES:
         con.execute(t.ddl())
@@ -84,10 +114,20 @@ def load(adapter: type[SourceAdapter], data: bytes, fmt: str) -> tuple[LoadConte
 
 
 @SETTINGS
-@given(st.sampled_from([(NativeAgentAdapter, native_line, "agent-jsonl"), (OtlpAdapter, otlp_line, "otlp-traces"),
-                        (McpAdapter, mcp_line, "mcp-jsonrpc-wrapped")]),
-       st.integers(2, 12), st.dictionaries(st.integers(0, 11), mutation, max_size=6))
-def test_corruption_never_crashes_or_loses_good_records(case: Any, n: int, muts: dict[int, Any]) -> None:
+@given(
+    st.sampled_from(
+        [
+            (NativeAgentAdapter, native_line, "agent-jsonl"),
+            (OtlpAdapter, otlp_line, "otlp-traces"),
+            (McpAdapter, mcp_line, "mcp-jsonrpc-wrapped"),
+        ]
+    ),
+    st.integers(2, 12),
+    st.dictionaries(st.integers(0, 11), mutation, max_size=6),
+)
+def test_corruption_never_crashes_or_loses_good_records(
+    case: Any, n: int, muts: dict[int, Any]
+) -> None:
     adapter, make, fmt = case
     lines, good = [], set()
     intact = 0

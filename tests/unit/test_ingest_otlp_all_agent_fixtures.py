@@ -26,8 +26,9 @@ def _jaeger_keys(path: Path) -> set[tuple[str, str]]:
     """(trace id, span id) as OTLP writes them: full width, lower case (Jaeger drops leading
     zeros)."""
     spans = _jaeger_spans(json.loads(path.read_text())) or []
-    return {(s["traceID"].lower().rjust(32, "0"), s["spanID"].lower().rjust(16, "0"))
-            for s in spans}
+    return {
+        (s["traceID"].lower().rjust(32, "0"), s["spanID"].lower().rjust(16, "0")) for s in spans
+    }
 
 
 def _expected(path: Path) -> int | None:
@@ -74,11 +75,19 @@ def test_all_agent_fixtures(shared_fixtures: Path, case_path: Path) -> None:
     # skipped)
     assert len(loaded) == 25
     got = rows(case_path, "SELECT count(*) AS n FROM events")[0]["n"]
-    jaeger = [p for p in files
-              if p.suffix == ".json" and _jaeger_spans(json.loads(p.read_text())) is not None]
+    jaeger = [
+        p
+        for p in files
+        if p.suffix == ".json" and _jaeger_spans(json.loads(p.read_text())) is not None
+    ]
     assert sorted(p.name for p in jaeger) == [
-        "anonymizer-uiconv-trace_success.json", "genaiTestTrace.json", "oltp2jaeger-multi-out.json",
-        "otlp2jaeger-out.json", "otlp2jaeger-out.json", "ui_01.json"]
+        "anonymizer-uiconv-trace_success.json",
+        "genaiTestTrace.json",
+        "oltp2jaeger-multi-out.json",
+        "otlp2jaeger-out.json",
+        "otlp2jaeger-out.json",
+        "ui_01.json",
+    ]
     in_jaeger = {str(j.resolve()) for j in jaeger}
     jaeger_spans = sum(n for p, n in expected.items() if n is not None and p in in_jaeger)
     # by hand: anonymizer 2, otlp2jaeger-out 2 (one span twice) in each repo, ui_01 5,
@@ -88,8 +97,12 @@ def test_all_agent_fixtures(shared_fixtures: Path, case_path: Path) -> None:
     # files add their distinct spans, except the one that is that same OTLP span converted
     keys = set().union(*(_jaeger_keys(p) for p in jaeger))
     otlp_in = json.loads((base / "jaeger" / "jaeger" / "otlp2jaeger-in.json").read_text())
-    otlp_keys = {(sp["traceId"].lower(), sp["spanId"].lower()) for rs in otlp_in["resourceSpans"]
-                 for ss in rs["scopeSpans"] for sp in ss["spans"]}
+    otlp_keys = {
+        (sp["traceId"].lower(), sp["spanId"].lower())
+        for rs in otlp_in["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for sp in ss["spans"]
+    }
     assert otlp_keys <= keys  # the converter's output is the same span
     assert sum(loaded) == 66 + jaeger_spans
     assert got == 65 + len(keys - otlp_keys)

@@ -39,13 +39,29 @@ identities = ["arn:aws:iam::123456789012:user/report-writer", "vault:kubernetes/
 """
 
 JSON_DOC = [
-    {"id": "ledger-reconciler", "name": "Ledger reconciler", "owner": "alice@example.com",
-     "purpose": "Reconciles the ledger nightly", "created": "2025-01-10", "environment": "prod",
-     "identities": ["arn:aws:iam::123456789012:role/ledger-reconciler", "AKIAEXAMPLE000000005",
-                    "vault:approle/ledger-reconciler"]},
-    {"id": "report-writer", "owner": "team-finance", "created": "2024-06-01T08:30:00Z",
-     "retired": "2026-03-01T12:00:00+01:00",
-     "identities": ["arn:aws:iam::123456789012:user/report-writer", "vault:kubernetes/prod-cluster/report-writer"]},
+    {
+        "id": "ledger-reconciler",
+        "name": "Ledger reconciler",
+        "owner": "alice@example.com",
+        "purpose": "Reconciles the ledger nightly",
+        "created": "2025-01-10",
+        "environment": "prod",
+        "identities": [
+            "arn:aws:iam::123456789012:role/ledger-reconciler",
+            "AKIAEXAMPLE000000005",
+            "vault:approle/ledger-reconciler",
+        ],
+    },
+    {
+        "id": "report-writer",
+        "owner": "team-finance",
+        "created": "2024-06-01T08:30:00Z",
+        "retired": "2026-03-01T12:00:00+01:00",
+        "identities": [
+            "arn:aws:iam::123456789012:user/report-writer",
+            "vault:kubernetes/prod-cluster/report-writer",
+        ],
+    },
 ]
 
 CSV = """\
@@ -57,7 +73,6 @@ arn:aws:iam::123456789012:user/report-writer;vault:kubernetes/prod-cluster/repor
 """
 
 
-
 def load(tmp_path: Path, name: str, text: str) -> tuple[Path, Any]:
     path = tmp_path / name
     path.write_text(text)
@@ -67,21 +82,35 @@ def load(tmp_path: Path, name: str, text: str) -> tuple[Path, Any]:
 
 
 def agents(case: Path) -> list[dict[str, Any]]:
-    return rows(case, "SELECT * EXCLUDE (file_id, record_no) FROM inventory_agents ORDER BY agent_id")
+    return rows(
+        case, "SELECT * EXCLUDE (file_id, record_no) FROM inventory_agents ORDER BY agent_id"
+    )
 
 
 def test_three_encodings_give_identical_rows(tmp_path: Path) -> None:
     results = {}
-    for name, text, fmt in (("inv.toml", TOML, "inventory-toml"), ("inv.json", json.dumps(JSON_DOC), "inventory-json"),
-                            ("inv.csv", CSV, "inventory-csv")):
+    for name, text, fmt in (
+        ("inv.toml", TOML, "inventory-toml"),
+        ("inv.json", json.dumps(JSON_DOC), "inventory-json"),
+        ("inv.csv", CSV, "inventory-csv"),
+    ):
         case, summary = load(tmp_path, name, text)
         (f,) = summary.files
-        assert (f.status, f.source, f.format, f.records, f.rejected) == ("loaded", "inventory", fmt, 2, 0), name
+        assert (f.status, f.source, f.format, f.records, f.rejected) == (
+            "loaded",
+            "inventory",
+            fmt,
+            2,
+            0,
+        ), name
         results[name] = agents(case)
     assert results["inv.toml"] == results["inv.json"] == results["inv.csv"]
     ledger, writer = results["inv.toml"]
-    assert ledger["identities"] == ["arn:aws:iam::123456789012:role/ledger-reconciler", "AKIAEXAMPLE000000005",
-                                    "vault:approle/ledger-reconciler"]
+    assert ledger["identities"] == [
+        "arn:aws:iam::123456789012:role/ledger-reconciler",
+        "AKIAEXAMPLE000000005",
+        "vault:approle/ledger-reconciler",
+    ]
     assert ledger["created"] == datetime(2025, 1, 10) and ledger["retired"] is None
     assert (ledger["owner"], ledger["environment"]) == ("alice@example.com", "prod")
     assert writer["retired"] == datetime(2026, 3, 1, 11, 0)  # +01:00 stored as UTC
@@ -91,19 +120,35 @@ def test_three_encodings_give_identical_rows(tmp_path: Path) -> None:
 
 def test_json_object_form_and_csv_record_numbers(tmp_path: Path) -> None:
     case, _ = load(tmp_path, "inv.json", json.dumps({"agents": JSON_DOC}))
-    assert [r["record_no"] for r in rows(case, "SELECT record_no FROM inventory_agents ORDER BY 1")] == [1, 2]
+    assert [
+        r["record_no"] for r in rows(case, "SELECT record_no FROM inventory_agents ORDER BY 1")
+    ] == [1, 2]
     case, _ = load(tmp_path, "inv.csv", CSV)
-    assert [r["record_no"] for r in rows(case, "SELECT record_no FROM inventory_agents ORDER BY 1")] == [2, 3]
+    assert [
+        r["record_no"] for r in rows(case, "SELECT record_no FROM inventory_agents ORDER BY 1")
+    ] == [2, 3]
 
 
 BAD = [
     ({"name": "no id"}, "'id' is required"),
-    ({"id": "a1", "created": "01/02/2025"}, "'created' is '01/02/2025': expected a date (YYYY-MM-DD)"),
-    ({"id": "a2", "identities": ["root"]}, "'identities' item 'root' has no known shape; allowed: an IAM role"),
+    (
+        {"id": "a1", "created": "01/02/2025"},
+        "'created' is '01/02/2025': expected a date (YYYY-MM-DD)",
+    ),
+    (
+        {"id": "a2", "identities": ["root"]},
+        "'identities' item 'root' has no known shape; allowed: an IAM role",
+    ),
     ({"id": "a3", "identities": ["arn:aws:s3:::bucket"]}, "has no known shape"),
     ({"id": "a4", "retried": "2026-01-01"}, "unknown key 'retried'; allowed keys: id, name, owner"),
-    ({"id": "a5", "created": "2026-02-01", "retired": "2026-01-01"}, "'retired' (2026-01-01) is before 'created'"),
-    ({"id": "a6", "identities": "AKIAEXAMPLE000000005;sometoken"}, "'sometoken' has no known shape"),
+    (
+        {"id": "a5", "created": "2026-02-01", "retired": "2026-01-01"},
+        "'retired' (2026-01-01) is before 'created'",
+    ),
+    (
+        {"id": "a6", "identities": "AKIAEXAMPLE000000005;sometoken"},
+        "'sometoken' has no known shape",
+    ),
     ({"id": "ledger-reconciler"}, "duplicate id 'ledger-reconciler' (first defined in record 1)"),
     ({"id": "a7", "owner": 42}, "'owner' must be a string, not int"),
 ]
@@ -129,26 +174,33 @@ def test_unreadable_and_partly_odd_files(tmp_path: Path) -> None:
     case, summary = load(tmp_path, "notes.txt", "just some notes\n")
     assert summary.files[0].rejected == 1
     assert "not an agent inventory" in rows(case, "SELECT reason FROM rejects")[0]["reason"]
-    case, summary = load(tmp_path, "stray.toml", 'version = 2\n' + TOML)
+    case, summary = load(tmp_path, "stray.toml", "version = 2\n" + TOML)
     assert (summary.files[0].records, summary.files[0].rejected) == (3, 1)
     assert len(agents(case)) == 2
-    assert "top-level key 'version' ignored" in rows(case, "SELECT reason FROM rejects")[0]["reason"]
+    assert (
+        "top-level key 'version' ignored" in rows(case, "SELECT reason FROM rejects")[0]["reason"]
+    )
     case, summary = load(tmp_path, "wide.csv", CSV + "x,,,,,,,,extra\n")
     assert (summary.files[0].records, summary.files[0].rejected) == (3, 1)
     assert rows(case, "SELECT record_no, reason FROM rejects")[0] == {
-        "record_no": 4, "reason": "agent record 4: row has 1 more cells than the header"}
+        "record_no": 4,
+        "reason": "agent record 4: row has 1 more cells than the header",
+    }
 
 
-@pytest.mark.parametrize("text", [
-    '{"Records": [{"eventVersion": "1.08", "eventID": "x"}]}',
-    '[{"eventId": "x", "eventName": "GetObject"}]',
-    '{"time": "2026-03-01T12:00:00Z", "agent_id": "a", "operation": "login"}\n',
-    '{"resourceSpans": []}',
-    '{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}',
-    '{"type": "request", "time": "2026-03-01T12:00:00Z", "auth": {"accessor": "x"}}\n',
-    "eventTime,eventName,id\n2026-01-01,GetObject,1\n",
-    "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"Records": [{"eventVersion": "1.08", "eventID": "x"}]}',
+        '[{"eventId": "x", "eventName": "GetObject"}]',
+        '{"time": "2026-03-01T12:00:00Z", "agent_id": "a", "operation": "login"}\n',
+        '{"resourceSpans": []}',
+        '{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}',
+        '{"type": "request", "time": "2026-03-01T12:00:00Z", "auth": {"accessor": "x"}}\n',
+        "eventTime,eventName,id\n2026-01-01,GetObject,1\n",
+        "",
+    ],
+)
 def test_sniff_never_claims_log_files(tmp_path: Path, text: str) -> None:
     p = tmp_path / "log"
     p.write_text(text)
@@ -156,8 +208,15 @@ def test_sniff_never_claims_log_files(tmp_path: Path, text: str) -> None:
     assert InventoryAdapter.PRIORITY >= 1000
 
 
-@pytest.mark.parametrize("text,label", [(TOML, "inventory-toml"), (json.dumps(JSON_DOC), "inventory-json"),
-                                        (json.dumps({"agents": []}), "inventory-json"), (CSV, "inventory-csv")])
+@pytest.mark.parametrize(
+    "text,label",
+    [
+        (TOML, "inventory-toml"),
+        (json.dumps(JSON_DOC), "inventory-json"),
+        (json.dumps({"agents": []}), "inventory-json"),
+        (CSV, "inventory-csv"),
+    ],
+)
 def test_sniff_labels(tmp_path: Path, text: str, label: str) -> None:
     p = tmp_path / "inv"
     p.write_text(text)

@@ -88,7 +88,8 @@ def test_secrets_on_the_elide_device(tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_github_actions_jwt_login_is_a_workload_not_a_person(
-        lineage: tuple[Path, dict[str, Any]]) -> None:
+    lineage: tuple[Path, dict[str, Any]],
+) -> None:
     # sub repo:acme/app:ref:refs/heads/main, actor dependabot[bot]: a CI workload; the person's OIDC
     # login on the other mount (email claim) stays a person (check_jwt)
     case, ids = lineage

@@ -22,8 +22,14 @@ def _entries(raw: bytes) -> list[dict[str, object]]:
 def test_devices_record_one_scenario(openbao: OpenBao, tmp_path: Path) -> None:
     mark = openbao.mark()
     openbao.call("POST", "sys/auth/userpass-smoke", {"type": "userpass"})
-    openbao.call("POST", "auth/userpass-smoke/users/smoke", {"password": "pw-smoke", "token_policies": "default"})
-    login = openbao.call("POST", "auth/userpass-smoke/login/smoke", {"password": "pw-smoke"}, token=None)
+    openbao.call(
+        "POST",
+        "auth/userpass-smoke/users/smoke",
+        {"password": "pw-smoke", "token_policies": "default"},
+    )
+    login = openbao.call(
+        "POST", "auth/userpass-smoke/login/smoke", {"password": "pw-smoke"}, token=None
+    )
     accessor = login["auth"]["accessor"]
 
     default = _entries(openbao.audit_since(mark, "default"))
@@ -33,7 +39,9 @@ def test_devices_record_one_scenario(openbao: OpenBao, tmp_path: Path) -> None:
     assert ("response", "auth/userpass-smoke/login/smoke") in paths
     assert len(raw) == len(default)
     # the default device HMACs the new token's accessor; log_raw + hmac_accessor=false keep it clear
-    resp_default = next(e for e in default if e["type"] == "response" and "login" in e["request"]["path"])  # type: ignore[index,operator]
+    resp_default = next(
+        e for e in default if e["type"] == "response" and "login" in e["request"]["path"]
+    )  # type: ignore[index,operator]
     resp_raw = next(e for e in raw if e["type"] == "response" and "login" in e["request"]["path"])  # type: ignore[index,operator]
     assert resp_raw["auth"]["accessor"] == accessor  # type: ignore[index]
     assert str(resp_default["auth"]["accessor"]).startswith("hmac-sha256:")  # type: ignore[index]
@@ -44,6 +52,12 @@ def test_devices_record_one_scenario(openbao: OpenBao, tmp_path: Path) -> None:
     case = tmp_path / "case.duckdb"
     summary = ingest(case, [log])
     assert [(f.status, f.source) for f in summary.files] == [("loaded", "vault")]
-    actions = {r["path"] for r in case_rows(case, "SELECT DISTINCT regexp_replace(resource_id, '^vault:', '') AS path "
-                                                  "FROM event_resources")}
+    actions = {
+        r["path"]
+        for r in case_rows(
+            case,
+            "SELECT DISTINCT regexp_replace(resource_id, '^vault:', '') AS path "
+            "FROM event_resources",
+        )
+    }
     assert "auth/userpass-smoke/login/smoke" in actions

@@ -28,15 +28,25 @@ UNSAFE = re.compile(f"[{UNSAFE_CLASS}]")
 
 def _record(i: int) -> dict[str, object]:
     return {
-        "eventVersion": "1.08", "eventTime": f"2024-05-01T10:0{i}:00Z", "eventSource": "s3.amazonaws.com",
-        "eventName": "GetObject", "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.7",
-        "userAgent": "agent" + EVIL, "eventID": f"hostile-{i}", "eventType": "AwsApiCall",
+        "eventVersion": "1.08",
+        "eventTime": f"2024-05-01T10:0{i}:00Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "GetObject",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.7",
+        "userAgent": "agent" + EVIL,
+        "eventID": f"hostile-{i}",
+        "eventType": "AwsApiCall",
         "recipientAccountId": "111122223333",
         "requestParameters": {"bucketName": "b" + EVIL, "key": "k"},
         "resources": [{"ARN": "arn:aws:s3:::b" + EVIL, "type": "AWS::S3::Bucket"}],
-        "userIdentity": {"type": "AssumedRole", "principalId": "AROA:x" + EVIL,
-                         "arn": "arn:aws:sts::111122223333:assumed-role/role" + EVIL + "/s",
-                         "accountId": "111122223333", "accessKeyId": KEY},
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": "AROA:x" + EVIL,
+            "arn": "arn:aws:sts::111122223333:assumed-role/role" + EVIL + "/s",
+            "accountId": "111122223333",
+            "accessKeyId": KEY,
+        },
     }
 
 
@@ -45,7 +55,9 @@ def hostile_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hostile")
     logs = root / "logs"
     logs.mkdir()
-    (logs / "trail\n\u202eevil\x1b[31m.json").write_text(json.dumps({"Records": [_record(i) for i in range(3)]}))
+    (logs / "trail\n\u202eevil\x1b[31m.json").write_text(
+        json.dumps({"Records": [_record(i) for i in range(3)]})
+    )
     case = root / "case.duckdb"
     assert main(["ingest", str(case), str(logs), "-q"]) == 0
     return case
@@ -64,9 +76,14 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 def test_text_outputs_show_escapes(hostile_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
     c = str(hostile_case)
-    for argv in (["info", c], ["credentials", c], ["blast", c, KEY], ["findings", c],
-                 ["sql", c, "SELECT credential_id, user_agent, actor_uid FROM events"],
-                 ["sql", c, "SELECT path FROM evidence"]):
+    for argv in (
+        ["info", c],
+        ["credentials", c],
+        ["blast", c, KEY],
+        ["findings", c],
+        ["sql", c, "SELECT credential_id, user_agent, actor_uid FROM events"],
+        ["sql", c, "SELECT path FROM evidence"],
+    ):
         rc, out, err = _run(capsys, *argv)
         assert rc == 0, (argv, err)
         _no_raw(out)
@@ -74,10 +91,14 @@ def test_text_outputs_show_escapes(hostile_case: Path, capsys: pytest.CaptureFix
     rc, out, _ = _run(capsys, "info", c)
     assert "trail\\n\\u202eevil\\x1b[31m.json" in out  # the evidence path, one line, escaped
     rc, out, _ = _run(capsys, "sql", c, "SELECT DISTINCT credential_id FROM events")
-    assert shown(KEY, 80) in out and "\\x1b]52;c;" in out and "\\x9b31m" in out  # cells are cut at 80
+    assert (
+        shown(KEY, 80) in out and "\\x1b]52;c;" in out and "\\x9b31m" in out
+    )  # cells are cut at 80
 
 
-def test_closest_matches_on_stderr_are_escaped(hostile_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_closest_matches_on_stderr_are_escaped(
+    hostile_case: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # part of the id, not its start (a unique prefix such as "ASIAHOSTILE" names the key itself)
     rc, _, err = _run(capsys, "blast", str(hostile_case), "HOSTILE")
     assert rc == 1 and "closest matches" in err
@@ -85,10 +106,15 @@ def test_closest_matches_on_stderr_are_escaped(hostile_case: Path, capsys: pytes
     assert shown(KEY, 400) in err
 
 
-def test_json_escapes_c1_and_bidi_and_decodes_back(hostile_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_escapes_c1_and_bidi_and_decodes_back(
+    hostile_case: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     c = str(hostile_case)
-    for argv in (["sql", c, "SELECT DISTINCT credential_id, user_agent FROM events", "--json"],
-                 ["info", c, "--json"], ["credentials", c, "--json"]):
+    for argv in (
+        ["sql", c, "SELECT DISTINCT credential_id, user_agent FROM events", "--json"],
+        ["info", c, "--json"],
+        ["credentials", c, "--json"],
+    ):
         rc, out, _ = _run(capsys, *argv)
         assert rc == 0
         _no_raw(out)
@@ -99,16 +125,24 @@ def test_json_escapes_c1_and_bidi_and_decodes_back(hostile_case: Path, capsys: p
 
 
 def test_sql_csv_escapes_controls_and_keeps_formula_neutralisation(
-        hostile_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = _run(capsys, "sql", str(hostile_case),
-                      "SELECT DISTINCT credential_id, '=HYPERLINK(\"x\")' AS f FROM events", "--csv")
+    hostile_case: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, _ = _run(
+        capsys,
+        "sql",
+        str(hostile_case),
+        "SELECT DISTINCT credential_id, '=HYPERLINK(\"x\")' AS f FROM events",
+        "--csv",
+    )
     assert rc == 0
     _no_raw(out, keep="\r\n")
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[1] == [csv_text(KEY), "'=HYPERLINK(\"x\")"]
+    assert rows[1] == [csv_text(KEY), '\'=HYPERLINK("x")']
 
 
-def test_csv_export_escapes_controls(hostile_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_csv_export_escapes_controls(
+    hostile_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "events.csv"
     rc, _, err = _run(capsys, "export", str(hostile_case), "-o", str(out), "--format", "csv")
     assert rc == 0, err
@@ -117,8 +151,9 @@ def test_csv_export_escapes_controls(hostile_case: Path, tmp_path: Path, capsys:
     assert csv_text(KEY) in text
 
 
-def test_graphml_parses_and_keeps_the_text_escaped(hostile_case: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_graphml_parses_and_keeps_the_text_escaped(
+    hostile_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "graph.graphml"
     rc, _, err = _run(capsys, "export", str(hostile_case), "-o", str(out), "--format", "graphml")
     assert rc == 0, err
@@ -128,19 +163,31 @@ def test_graphml_parses_and_keeps_the_text_escaped(hostile_case: Path, tmp_path:
     _no_raw(out.read_text(encoding="utf-8"), keep="\n")
 
 
-def test_opengraph_json_escapes(hostile_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_opengraph_json_escapes(
+    hostile_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "graph.json"
     rc, _, err = _run(capsys, "export", str(hostile_case), "-o", str(out), "--format", "opengraph")
     assert rc == 0, err
     text = out.read_text(encoding="utf-8")
     _no_raw(text)
-    assert "credential:" + KEY in [n["id"] for n in json.loads(text)["graph"]["nodes"]]  # same value back
+    assert "credential:" + KEY in [
+        n["id"] for n in json.loads(text)["graph"]["nodes"]
+    ]  # same value back
 
 
-@pytest.mark.parametrize(("raw", "escaped"), [
-    ("\x1b[31m", "\\x1b[31m"), ("\x9b", "\\x9b"), ("\u202e", "\\u202e"), ("a\nb\tc\r", "a\\nb\\tc\\r"),
-    ("\x00\x7f", "\\x00\\x7f"), ("\u2066\u200b\ufeff", "\\u2066\\u200b\\ufeff"), ("naïve ✓", "naïve ✓"),
-])
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("\x1b[31m", "\\x1b[31m"),
+        ("\x9b", "\\x9b"),
+        ("\u202e", "\\u202e"),
+        ("a\nb\tc\r", "a\\nb\\tc\\r"),
+        ("\x00\x7f", "\\x00\\x7f"),
+        ("\u2066\u200b\ufeff", "\\u2066\\u200b\\ufeff"),
+        ("naïve ✓", "naïve ✓"),
+    ],
+)
 def test_shown(raw: str, escaped: str) -> None:
     assert shown(raw) == escaped
 
@@ -158,20 +205,27 @@ def test_csv_rule_in_sql_matches_python() -> None:
     from keytrail.safetext import csv_text_sql
 
     every = "".join(chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF) + "\U0001f600"
-    row = duckdb.connect().execute(f"SELECT {csv_text_sql('x')} FROM (SELECT ? AS x)", [every]).fetchone()
+    row = (
+        duckdb.connect()
+        .execute(f"SELECT {csv_text_sql('x')} FROM (SELECT ? AS x)", [every])
+        .fetchone()
+    )
     assert row is not None and row[0] == csv_text(every)
 
 
 @pytest.mark.parametrize("fmt", ["timesketch", "ocsf"])
-def test_json_lines_exports_escape(hostile_case: Path, tmp_path: Path, fmt: str,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_lines_exports_escape(
+    hostile_case: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / f"{fmt}.jsonl"
     rc, _, err = _run(capsys, "export", str(hostile_case), "-o", str(out), "--format", fmt)
     assert rc == 0, err
     text = out.read_text(encoding="utf-8")
     _no_raw(text)
     docs = [json.loads(line) for line in text.splitlines()]
-    assert len(docs) == 3 and any(KEY in str(v) for d in docs for v in _leaves(d))  # decodes to the value
+    assert len(docs) == 3 and any(
+        KEY in str(v) for d in docs for v in _leaves(d)
+    )  # decodes to the value
     assert "\\u202e" in text
     assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
 

@@ -62,12 +62,15 @@ def test_hcl_reads_comments_deny_sudo_and_parameters() -> None:
     assert blocks[2][1]["allowed_parameters"] == {"ttl": ["1h"]}
 
 
-@pytest.mark.parametrize(("text", "line"), [
-    ('path "a" {\n  capabilities = ["read"\n}\n', 3),
-    ('path "a" {\n  capabilities = ["read"]\n', 3),
-    ('path "a" {\n capabilities = <<EOF\nx\nEOF\n}', 2),
-    ('path "a" { capabilities = ["${x}"] }', 1),
-])
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('path "a" {\n  capabilities = ["read"\n}\n', 3),
+        ('path "a" {\n  capabilities = ["read"]\n', 3),
+        ('path "a" {\n capabilities = <<EOF\nx\nEOF\n}', 2),
+        ('path "a" { capabilities = ["${x}"] }', 1),
+    ],
+)
 def test_hcl_errors_name_the_line(text: str, line: int) -> None:
     with pytest.raises(HclError, match=f"line {line}"):
         parse(text)
@@ -78,43 +81,79 @@ def test_vault_path_rules() -> None:
     assert pm.vault_path_matches("secret/data/payments/+", "secret/data/payments/stripe")
     assert not pm.vault_path_matches("secret/data/payments/+", "secret/data/payments/a/b")
     assert not pm.vault_path_matches("secret/data/a", "secret/data/a/b")
-    rules = [("secret/data/*", ["read"], "p"), ("secret/data/x/*", ["list"], "q"), ("secret/data/y", ["deny"], "p")]
+    rules = [
+        ("secret/data/*", ["read"], "p"),
+        ("secret/data/x/*", ["list"], "q"),
+        ("secret/data/y", ["deny"], "p"),
+    ]
     # The most specific path wins (list only), not the union of every matching rule.
     assert pm.vault_decision(rules, "secret/data/x/1", "read") == ("no-grant", "secret/data/x/*")
     assert pm.vault_decision(rules, "secret/data/z", "read") == ("allowed", "secret/data/*")
-    assert pm.vault_decision(rules, "secret/data/y", "read") == ("denied-by-policy", "secret/data/y")
+    assert pm.vault_decision(rules, "secret/data/y", "read") == (
+        "denied-by-policy",
+        "secret/data/y",
+    )
 
 
 # -- AWS document shapes and rejects ----------------------------------------------------------
 def _aws_snapshot(tmp: Path, role_policies: list[dict[str, Any]]) -> Path:
-    doc = {"UserDetailList": [], "GroupDetailList": [], "Policies": [], "RoleDetailList": [{
-        "Path": "/x/", "RoleName": "r1", "RoleId": "AROAAAAAAAAAAAAAAAAAA", "Arn": f"arn:aws:iam::{A}:role/x/r1",
-        "RolePolicyList": role_policies, "AttachedManagedPolicies": [
-            {"PolicyName": "Gone", "PolicyArn": f"arn:aws:iam::{A}:policy/Gone"}]}]}
+    doc = {
+        "UserDetailList": [],
+        "GroupDetailList": [],
+        "Policies": [],
+        "RoleDetailList": [
+            {
+                "Path": "/x/",
+                "RoleName": "r1",
+                "RoleId": "AROAAAAAAAAAAAAAAAAAA",
+                "Arn": f"arn:aws:iam::{A}:role/x/r1",
+                "RolePolicyList": role_policies,
+                "AttachedManagedPolicies": [
+                    {"PolicyName": "Gone", "PolicyArn": f"arn:aws:iam::{A}:policy/Gone"}
+                ],
+            }
+        ],
+    }
     path = tmp / "auth.json"
     path.write_text(json.dumps(doc, indent=4))
     return path
 
 
 def test_aws_shapes_and_rejects(tmp_path: Path) -> None:
-    good = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"},
-        {"Effect": "Allow", "NotAction": ["iam:*"], "Resource": ["*"]},
-        {"Effect": "Deny", "Action": ["s3:Delete*", "s3:Put*"], "Resource": "*"},
-        {"Effect": "Permit", "Action": "s3:*", "Resource": "*"},
-        {"Effect": "Allow", "Action": "s3:*"},
-    ]}
-    encoded = urllib.parse.quote(json.dumps({"Statement": {"Effect": "Allow", "Action": "kms:Decrypt",
-                                                           "Resource": "*"}}), safe="")
-    snap = _aws_snapshot(tmp_path, [{"PolicyName": "p1", "PolicyDocument": good},
-                                    {"PolicyName": "p2", "PolicyDocument": encoded},
-                                    {"PolicyName": "p3", "PolicyDocument": "%7Bnot json"}])
+    good = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"},
+            {"Effect": "Allow", "NotAction": ["iam:*"], "Resource": ["*"]},
+            {"Effect": "Deny", "Action": ["s3:Delete*", "s3:Put*"], "Resource": "*"},
+            {"Effect": "Permit", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Allow", "Action": "s3:*"},
+        ],
+    }
+    encoded = urllib.parse.quote(
+        json.dumps({"Statement": {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}}),
+        safe="",
+    )
+    snap = _aws_snapshot(
+        tmp_path,
+        [
+            {"PolicyName": "p1", "PolicyDocument": good},
+            {"PolicyName": "p2", "PolicyDocument": encoded},
+            {"PolicyName": "p3", "PolicyDocument": "%7Bnot json"},
+        ],
+    )
     assert detect(read_sample(snap).head, complete=True) == "aws-iam-authorization-details"
     case = tmp_path / "c.duckdb"
     ingest(case, [snap])
-    grants = _rows(case, "SELECT policy_name, attachment, effect, actions, not_actions, resources, statement_no, "
-                         "principal_name, account FROM grants ORDER BY policy_name, statement_no")
-    assert [(g["policy_name"], g["effect"], g["actions"], g["not_actions"], g["resources"]) for g in grants] == [
+    grants = _rows(
+        case,
+        "SELECT policy_name, attachment, effect, actions, not_actions, resources, statement_no, "
+        "principal_name, account FROM grants ORDER BY policy_name, statement_no",
+    )
+    assert [
+        (g["policy_name"], g["effect"], g["actions"], g["not_actions"], g["resources"])
+        for g in grants
+    ] == [
         ("Gone", None, None, None, None),
         ("p1", "Allow", ["s3:GetObject"], None, ["arn:aws:s3:::b/*"]),
         ("p1", "Allow", None, ["iam:*"], ["*"]),
@@ -132,8 +171,10 @@ def test_aws_shapes_and_rejects(tmp_path: Path) -> None:
 
 def test_bad_vault_policies_are_rejected(tmp_path: Path) -> None:
     (tmp_path / "broken.hcl").write_text('path "secret/*" {\n  capabilities = ["read"\n}\n')
-    (tmp_path / "odd.hcl").write_text('path "a/*" { capabilities = ["read"] }\npath "b" { capabilities = ["fly"] }\n'
-                                      'path "c" { policy = "write" }\n')
+    (tmp_path / "odd.hcl").write_text(
+        'path "a/*" { capabilities = ["read"] }\npath "b" { capabilities = ["fly"] }\n'
+        'path "c" { policy = "write" }\n'
+    )
     case = tmp_path / "c.duckdb"
     ingest(case, [tmp_path / "broken.hcl", tmp_path / "odd.hcl"])
     reasons = sorted(r["reason"] for r in _rows(case, "SELECT reason FROM rejects"))
@@ -141,17 +182,26 @@ def test_bad_vault_policies_are_rejected(tmp_path: Path) -> None:
     assert "'broken' does not parse" in reasons[0] and "line 3" in reasons[0]
     assert "unknown capability 'fly'" in reasons[1]
     grants = _rows(case, "SELECT resources, actions FROM grants ORDER BY statement_no")
-    assert grants == [{"resources": ["a/*"], "actions": ["read"]},
-                      {"resources": ["c"], "actions": ["create", "read", "update", "delete", "list"]}]
+    assert grants == [
+        {"resources": ["a/*"], "actions": ["read"]},
+        {"resources": ["c"], "actions": ["create", "read", "update", "delete", "list"]},
+    ]
 
 
 def test_sniffers_do_not_claim_logs() -> None:
-    cloudtrail = b'{"Records": [{"eventVersion": "1.08", "eventName": "GetAccountAuthorizationDetails"}]}'
-    vault_line = b'{"type":"response","auth":{},"request":{"path":"sys/policy/x"},"response":{"data":{"name":"x",' \
-                 b'"rules":"path \\"a\\" {}"}}}\n'
+    cloudtrail = (
+        b'{"Records": [{"eventVersion": "1.08", "eventName": "GetAccountAuthorizationDetails"}]}'
+    )
+    vault_line = (
+        b'{"type":"response","auth":{},"request":{"path":"sys/policy/x"},"response":{"data":{"name":"x",'
+        b'"rules":"path \\"a\\" {}"}}}\n'
+    )
     assert PolicyAdapter.sniff(read_sample_bytes(cloudtrail)) is None
     assert PolicyAdapter.sniff(read_sample_bytes(vault_line)) is None
-    assert PolicyAdapter.sniff(read_sample_bytes(b'# c\npath "x" { capabilities = ["read"] }')) == "vault-policy-hcl"
+    assert (
+        PolicyAdapter.sniff(read_sample_bytes(b'# c\npath "x" { capabilities = ["read"] }'))
+        == "vault-policy-hcl"
+    )
 
 
 def read_sample_bytes(data: bytes) -> Any:
@@ -162,10 +212,15 @@ def read_sample_bytes(data: bytes) -> Any:
 
 # -- the sample incident ------------------------------------------------------------------------
 def test_sample_snapshot_loads_without_rejects(incident_case: Path) -> None:
-    files = _rows(incident_case, "SELECT format, status, rejected FROM evidence WHERE source = 'policy' ORDER BY path")
-    assert [f["format"] for f in files] == ["aws-iam-authorization-details"] * 2 + ["vault-policy-json",
-                                                                                     "vault-policy-hcl",
-                                                                                     "vault-policy-json"]
+    files = _rows(
+        incident_case,
+        "SELECT format, status, rejected FROM evidence WHERE source = 'policy' ORDER BY path",
+    )
+    assert [f["format"] for f in files] == ["aws-iam-authorization-details"] * 2 + [
+        "vault-policy-json",
+        "vault-policy-hcl",
+        "vault-policy-json",
+    ]
     assert all(f["status"] == "loaded" and f["rejected"] == 0 for f in files)
 
 
@@ -174,23 +229,38 @@ def test_potential_of_the_incident_key(incident_case: Path) -> None:
         p = potential_blast_radius(store, "ASIADKKHC6DWJIFTZP4G")
     assert p.available
     names = {(x["account"], x["kind"], x["name"]): x for x in p.principals}
-    assert set(names) == {(A, "role", "ledger-reconciler"), (A, "user", "svc-backup-export"),
-                          ("730261958447", "role", "analytics-readonly")}
+    assert set(names) == {
+        (A, "role", "ledger-reconciler"),
+        (A, "user", "svc-backup-export"),
+        ("730261958447", "role", "analytics-readonly"),
+    }
     recon = names[(A, "role", "ledger-reconciler")]
     # Matched on account + name although the role has the path /agents/ in the snapshot.
     assert recon["arn"] == f"arn:aws:iam::{A}:role/agents/ledger-reconciler"
-    assert len(recon["allowed"]) == 6 and recon["denied"] == []  # 5 managed (v2, the default) + 1 inline
+    assert (
+        len(recon["allowed"]) == 6 and recon["denied"] == []
+    )  # 5 managed (v2, the default) + 1 inline
     backup = names[(A, "user", "svc-backup-export")]
     assert [(g["effect"], g["attachment"], g["via_group"]) for g in backup["denied"]] == [
-        ("Deny", "group-managed", "backup-operators")]
+        ("Deny", "group-managed", "backup-operators")
+    ]
     assert sorted((f["flag"], f["actions"][0]) for f in p.flags) == [
-        ("iam-write", "iam:CreateAccessKey"), ("iam-write", "sts:AssumeRole"), ("secrets", "kms:Decrypt")]
+        ("iam-write", "iam:CreateAccessKey"),
+        ("iam-write", "sts:AssumeRole"),
+        ("secrets", "kms:Decrypt"),
+    ]
     unused = {(u["policy"], p2) for u in p.unused for p2 in u["patterns"]}
-    assert unused == {("ledger-reconciler-logs", "logs:CreateLogStream"), ("ledger-reconciler-logs", "logs:PutLogEvents"),
-                      ("LedgerReconcilerAccess", "iam:DeleteAccessKey"), ("LedgerReconcilerAccess", "kms:Decrypt"),
-                      ("BackupExportRead", "s3:ListBucket"), ("analytics-read", "glue:GetPartitions"),
-                      ("analytics-read", "athena:GetQueryResults"), ("analytics-read", "s3:ListBucket"),
-                      ("analytics-read", "s3:PutObject")}
+    assert unused == {
+        ("ledger-reconciler-logs", "logs:CreateLogStream"),
+        ("ledger-reconciler-logs", "logs:PutLogEvents"),
+        ("LedgerReconcilerAccess", "iam:DeleteAccessKey"),
+        ("LedgerReconcilerAccess", "kms:Decrypt"),
+        ("BackupExportRead", "s3:ListBucket"),
+        ("analytics-read", "glue:GetPartitions"),
+        ("analytics-read", "athena:GetQueryResults"),
+        ("analytics-read", "s3:ListBucket"),
+        ("analytics-read", "s3:PutObject"),
+    }
     # Every successful call of D(c) is explained (CreateAccessKey on user/svc-backup-export by user/svc-*,
     # ListObjects by s3:ListBucket, the cross-account AssumeRole by sts:AssumeRole on *) ...
     assert p.unexplained == []
@@ -201,17 +271,23 @@ def test_potential_of_the_incident_key(incident_case: Path) -> None:
 def test_potential_names_what_the_snapshot_cannot_explain(incident_case: Path) -> None:
     with CaseStore.open(incident_case) as store:
         p = potential_blast_radius(store, LOGIN)
-    exporter = [x for x in p.principals if x["name"].startswith("vault-token-ledger-batch-ledger-exporter")]
+    exporter = [
+        x for x in p.principals if x["name"].startswith("vault-token-ledger-batch-ledger-exporter")
+    ]
     assert len(exporter) == 1 and not exporter[0]["in_snapshot"]
     assert sorted((x["action"], x["verdict"], x["events"]) for x in p.unexplained) == [
-        ("s3:GetObject", "principal-not-in-snapshot", 1), ("s3:GetObject", "principal-not-in-snapshot", 1),
-        ("s3:PutObject", "principal-not-in-snapshot", 1)]
+        ("s3:GetObject", "principal-not-in-snapshot", 1),
+        ("s3:GetObject", "principal-not-in-snapshot", 1),
+        ("s3:PutObject", "principal-not-in-snapshot", 1),
+    ]
     assert p.totals == {"unexplained_groups": 3, "denied_but_granted_groups": 0}
     vault = {x["name"] for x in p.principals if x["source"] == "vault-policy"}
     assert vault == {"default", "ledger-reconciler"}
     # The five denied secret reads are consistent with the policy: no denied-but-granted, no unexplained read.
     assert p.denied_but_granted == []
-    unused_vault = {r for u in p.unused if u["policy"] == "ledger-reconciler" for r in u["resources"]}
+    unused_vault = {
+        r for u in p.unused if u["policy"] == "ledger-reconciler" for r in u["resources"]
+    }
     assert unused_vault == {"transit/decrypt/ledger"}
 
 
@@ -225,25 +301,46 @@ def test_no_snapshot_says_so(tmp_path: Path) -> None:
 
 
 def test_cli_blast_json_and_text(incident_case: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "keytrail", "blast", str(incident_case), "ASIADKKHC6DWJIFTZP4G",
-                          "--json"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keytrail",
+            "blast",
+            str(incident_case),
+            "ASIADKKHC6DWJIFTZP4G",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     doc = json.loads(out)
     assert doc["potential"]["available"] is True and len(doc["potential"]["principals"]) == 3
-    text = subprocess.run([sys.executable, "-m", "keytrail", "blast", str(incident_case), "ASIADKKHC6DWJIFTZP4G"],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        [sys.executable, "-m", "keytrail", "blast", str(incident_case), "ASIADKKHC6DWJIFTZP4G"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "Potential (from policy snapshots)" in text
     assert f"arn:aws:iam::{A}:role/agents/ledger-reconciler" in text
 
 
 def test_generator_reproduces_the_committed_snapshot(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, str(REPO / "scripts" / "gen_policies.py"), "--out", str(tmp_path / "p")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen_policies.py"), "--out", str(tmp_path / "p")],
+        check=True,
+        capture_output=True,
+    )
     for f in POLICIES.rglob("*"):
         if f.is_file():
             assert (tmp_path / "p" / f.relative_to(POLICIES)).read_bytes() == f.read_bytes(), f
 
 
-def test_report_has_granted_by_policy_only_with_a_snapshot(incident_case: Path, tmp_path: Path) -> None:
+def test_report_has_granted_by_policy_only_with_a_snapshot(
+    incident_case: Path, tmp_path: Path
+) -> None:
     from keytrail.report.content import build_report
     from keytrail.report.html import render_html
     from keytrail.report.markdown import render_markdown
@@ -279,15 +376,39 @@ def test_unused_privilege_not_raised_for_privilege_the_agent_used(incident_case:
 
 def test_unused_privilege_for_an_agent_user_granted_admin(tmp_path: Path) -> None:
     admin = "arn:aws:iam::aws:policy/AdministratorAccess"
-    snap = {"UserDetailList": [{"Path": "/", "UserName": "svc-invoice-triage", "UserId": "AIDABJSISCPD3JSU2IXJ2",
-                                "Arn": f"arn:aws:iam::{A}:user/svc-invoice-triage", "UserPolicyList": [],
-                                "GroupList": [], "AttachedManagedPolicies": [
-                                    {"PolicyName": "AdministratorAccess", "PolicyArn": admin}]}],
-            "GroupDetailList": [], "RoleDetailList": [], "Policies": [{
-                "PolicyName": "AdministratorAccess", "Arn": admin, "PolicyVersionList": [{
-                    "Document": {"Version": "2012-10-17", "Statement": [
-                        {"Effect": "Allow", "Action": "*", "Resource": "*"}]},
-                    "VersionId": "v1", "IsDefaultVersion": True}]}]}
+    snap = {
+        "UserDetailList": [
+            {
+                "Path": "/",
+                "UserName": "svc-invoice-triage",
+                "UserId": "AIDABJSISCPD3JSU2IXJ2",
+                "Arn": f"arn:aws:iam::{A}:user/svc-invoice-triage",
+                "UserPolicyList": [],
+                "GroupList": [],
+                "AttachedManagedPolicies": [
+                    {"PolicyName": "AdministratorAccess", "PolicyArn": admin}
+                ],
+            }
+        ],
+        "GroupDetailList": [],
+        "RoleDetailList": [],
+        "Policies": [
+            {
+                "PolicyName": "AdministratorAccess",
+                "Arn": admin,
+                "PolicyVersionList": [
+                    {
+                        "Document": {
+                            "Version": "2012-10-17",
+                            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                        },
+                        "VersionId": "v1",
+                        "IsDefaultVersion": True,
+                    }
+                ],
+            }
+        ],
+    }
     (tmp_path / "auth.json").write_text(json.dumps(snap))
     case = tmp_path / "c.duckdb"
     ingest(case, [INCIDENT, tmp_path / "auth.json"], inventory=[INCIDENT / "inventory.toml"])
@@ -303,20 +424,42 @@ def test_unused_privilege_for_an_agent_user_granted_admin(tmp_path: Path) -> Non
 def test_vault_json_policy_shapes_and_gzip(tmp_path: Path) -> None:
     import gzip
 
-    (tmp_path / "ops.json").write_text(json.dumps({"path": {"kv/+/ops/*": {"capabilities": ["read"]},
-                                                            "sys/*": {"policy": "sudo"}}}))
-    (tmp_path / "acl.json").write_text(json.dumps({"request_id": "r", "data": {
-        "name": "ci", "policy": json.dumps({"path": {"secret/data/ci/*": {"capabilities": ["read", "list"]}}})}}))
-    (tmp_path / "batch.hcl.gz").write_bytes(gzip.compress(b'path "transit/encrypt/+" { capabilities = ["update"] }\n'))
+    (tmp_path / "ops.json").write_text(
+        json.dumps(
+            {"path": {"kv/+/ops/*": {"capabilities": ["read"]}, "sys/*": {"policy": "sudo"}}}
+        )
+    )
+    (tmp_path / "acl.json").write_text(
+        json.dumps(
+            {
+                "request_id": "r",
+                "data": {
+                    "name": "ci",
+                    "policy": json.dumps(
+                        {"path": {"secret/data/ci/*": {"capabilities": ["read", "list"]}}}
+                    ),
+                },
+            }
+        )
+    )
+    (tmp_path / "batch.hcl.gz").write_bytes(
+        gzip.compress(b'path "transit/encrypt/+" { capabilities = ["update"] }\n')
+    )
     case = tmp_path / "c.duckdb"
     ingest(case, [tmp_path])
-    rows = _rows(case, "SELECT principal_name, resources, actions FROM grants ORDER BY principal_name, statement_no")
+    rows = _rows(
+        case,
+        "SELECT principal_name, resources, actions FROM grants ORDER BY principal_name, statement_no",
+    )
     assert rows == [
         {"principal_name": "batch", "resources": ["transit/encrypt/+"], "actions": ["update"]},
         {"principal_name": "ci", "resources": ["secret/data/ci/*"], "actions": ["read", "list"]},
         {"principal_name": "ops", "resources": ["kv/+/ops/*"], "actions": ["read"]},
-        {"principal_name": "ops", "resources": ["sys/*"],
-         "actions": ["create", "read", "update", "delete", "list", "sudo"]},
+        {
+            "principal_name": "ops",
+            "resources": ["sys/*"],
+            "actions": ["create", "read", "update", "delete", "list", "sudo"],
+        },
     ]
     assert _rows(case, "SELECT count(*) AS n FROM rejects") == [{"n": 0}]
 

@@ -285,13 +285,33 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ),
     ]
     # the Identity Center session and the bot's key each also act in a second account
-    records.append(_ct(10, "ListBuckets", "s3", _role_session(sso, "carol@acme.example",
-                                                             "ASIASSOCAROL00000001"), ua=BROWSER,
-                       account=OTHER))
-    records.append(_ct(11, "ListBuckets", "s3", {
-        "type": "IAMUser", "principalId": "AIDABOT", "arn": f"arn:aws:iam::{ACCT}:user/deploy-bot",
-        "accountId": ACCT, "accessKeyId": "AKIADEPLOYBOT0000001", "userName": "deploy-bot"},
-        ua="Boto3/1.34.0 md/Botocore#1.34.0", account=OTHER))
+    records.append(
+        _ct(
+            10,
+            "ListBuckets",
+            "s3",
+            _role_session(sso, "carol@acme.example", "ASIASSOCAROL00000001"),
+            ua=BROWSER,
+            account=OTHER,
+        )
+    )
+    records.append(
+        _ct(
+            11,
+            "ListBuckets",
+            "s3",
+            {
+                "type": "IAMUser",
+                "principalId": "AIDABOT",
+                "arn": f"arn:aws:iam::{ACCT}:user/deploy-bot",
+                "accountId": ACCT,
+                "accessKeyId": "AKIADEPLOYBOT0000001",
+                "userName": "deploy-bot",
+            },
+            ua="Boto3/1.34.0 md/Botocore#1.34.0",
+            account=OTHER,
+        )
+    )
     # 6. a cross-account AssumeRole delivered to both accounts with distinct eventIDs
     caller = {
         "type": "IAMUser",

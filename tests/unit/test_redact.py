@@ -40,9 +40,11 @@ def test_mask_secrets_in_text() -> None:
 
 
 def test_mask_record_keeps_hmacs_and_ids() -> None:
-    rec = {"auth": {"client_token": "hmac-sha256:abc", "accessor": "hmac-sha256:def"},
-           "responseElements": {"credentials": {"sessionToken": "secret", "accessKeyId": "ASIAX"}},
-           "list": [{"password": "p"}]}
+    rec = {
+        "auth": {"client_token": "hmac-sha256:abc", "accessor": "hmac-sha256:def"},
+        "responseElements": {"credentials": {"sessionToken": "secret", "accessKeyId": "ASIAX"}},
+        "list": [{"password": "p"}],
+    }
     out = mask_record(rec)
     assert out["auth"]["client_token"] == "hmac-sha256:abc"
     assert out["responseElements"]["credentials"] == {"sessionToken": MASK, "accessKeyId": "ASIAX"}

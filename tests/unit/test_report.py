@@ -56,7 +56,16 @@ class _Audit(HTMLParser):
         for name, value in attrs:
             if name.startswith("on"):
                 self.handlers.append((tag, name))
-            if name in ("src", "href", "xlink:href", "action", "formaction", "data", "poster", "background"):
+            if name in (
+                "src",
+                "href",
+                "xlink:href",
+                "action",
+                "formaction",
+                "data",
+                "poster",
+                "background",
+            ):
                 self.urls.append(value or "")
             if tag == "meta" and name == "http-equiv" and value == "Content-Security-Policy":
                 self.csp.append(dict(attrs).get("content") or "")
@@ -71,7 +80,11 @@ def test_html_has_no_executable_content(doc: dict[str, object]) -> None:
     audit.feed(page)
     assert "script" not in audit.tags and "iframe" not in audit.tags and "object" not in audit.tags
     assert audit.handlers == []
-    assert not [u for u in audit.urls if u.strip().lower().startswith(("javascript:", "http", "//", "data:"))]
+    assert not [
+        u
+        for u in audit.urls
+        if u.strip().lower().startswith(("javascript:", "http", "//", "data:"))
+    ]
     assert "javascript:" not in page.lower()
     # The hostile strings are shown as text, not parsed as markup.
     shown = "".join(audit.text)
@@ -85,9 +98,14 @@ def test_html_has_csp_and_no_network_reference(doc: dict[str, object]) -> None:
     audit.feed(page)
     assert audit.csp and audit.csp[0].startswith("default-src 'none'")
     assert re.search(r"https?:", page, re.IGNORECASE) is None
-    assert re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:|//|javascript:)", page, re.IGNORECASE) is None
+    assert (
+        re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:|//|javascript:)", page, re.IGNORECASE)
+        is None
+    )
     assert "@import" not in page
-    assert re.findall(r"url\(\s*(?!#)", page) == []  # only in-document references such as url(#marker)
+    assert (
+        re.findall(r"url\(\s*(?!#)", page) == []
+    )  # only in-document references such as url(#marker)
 
 
 def test_secrets_are_masked_everywhere(doc: dict[str, object]) -> None:
@@ -101,7 +119,11 @@ def test_report_sections_for_selected_credential(doc: dict[str, object]) -> None
     actions = {(r["action"], r["denied"]) for r in session["resources"]}
     assert ("s3:GetObject", 0) in actions and ("s3:PutObject", 1) in actions
     assert session["activity"]["events"] == 3 and session["activity"]["denied"] == 1
-    assert [e["source_event_id"][:8] for e in session["timeline"]] == ["00000004", "00000005", "00000006"]
+    assert [e["source_event_id"][:8] for e in session["timeline"]] == [
+        "00000004",
+        "00000005",
+        "00000006",
+    ]
     header = doc["header"]  # type: ignore[index]
     assert [e["sha256"][0] for e in header["evidence"]] == ["a", "b", "c", "d"]
     assert {g["kind"] for g in header["coverage_gaps"]} >= {"skipped-file", "integrity-no-digest"}
@@ -112,8 +134,12 @@ def test_report_sections_for_selected_credential(doc: dict[str, object]) -> None
 
 def test_time_window_filters_events(case: Path) -> None:
     with CaseStore.open(case) as store:
-        doc = build_report(store, credentials=[SESSION_KEY], since="2026-03-02T10:06:30Z",
-                           generated_at=datetime(2026, 3, 3))
+        doc = build_report(
+            store,
+            credentials=[SESSION_KEY],
+            since="2026-03-02T10:06:30Z",
+            generated_at=datetime(2026, 3, 3),
+        )
         assert doc["credentials"][0]["activity"]["events"] == 2
         with pytest.raises(UsageError):
             build_report(store, since="yesterday-ish")
@@ -150,18 +176,34 @@ def test_markdown_tables_stay_intact(doc: dict[str, object]) -> None:
 def test_cli_report_refuses_overwrite_and_writes_each_format(case: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     out.write_text("old")
-    base = [sys.executable, "-m", "keytrail", "report", str(case), "-o", str(out), "--credential", SESSION_KEY]
+    base = [
+        sys.executable,
+        "-m",
+        "keytrail",
+        "report",
+        str(case),
+        "-o",
+        str(out),
+        "--credential",
+        SESSION_KEY,
+    ]
     env_run = {"env": {**__import__("os").environ, "SOURCE_DATE_EPOCH": "1772528400"}}
     refused = subprocess.run(base, check=False, capture_output=True, text=True, **env_run)  # type: ignore[call-overload]
     assert refused.returncode == 2 and "--force" in refused.stderr and out.read_text() == "old"
-    done = subprocess.run(base + ["--force"], check=False, capture_output=True, text=True, **env_run)  # type: ignore[call-overload]
+    done = subprocess.run(
+        base + ["--force"], check=False, capture_output=True, text=True, **env_run
+    )  # type: ignore[call-overload]
     assert done.returncode == 0, done.stderr
     assert "2026-03-03T09:00:00Z" in out.read_text()
     target = tmp_path / "r.json"  # the format follows the extension
-    ok = subprocess.run(base[:6] + [str(target)] + base[7:], check=False, capture_output=True, text=True)
+    ok = subprocess.run(
+        base[:6] + [str(target)] + base[7:], check=False, capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(target.read_text())["credentials"][0]["credential"] == SESSION_KEY
-    missing = subprocess.run(base[:8] + ["NOPE", "--force"], check=False, capture_output=True, text=True)
+    missing = subprocess.run(
+        base[:8] + ["NOPE", "--force"], check=False, capture_output=True, text=True
+    )
     assert missing.returncode == 1
 
 
@@ -172,12 +214,29 @@ def test_key_events_are_not_all_one_kind(tmp_path: Path) -> None:
     key, child = "AKIAROOT000000000001", "ASIACHILD00000000001"
     b = CaseBuilder(tmp_path / "c.duckdb")
     for i in range(6):
-        b.event("cloudtrail", f"ct-denied-{i}", i, "iam:ListUsers", cred=key, cred_kind="aws-access-key",
-                outcome="denied")
-    mint = b.event("cloudtrail", "ct-assume", 10, "sts:AssumeRole", cred=key, cred_kind="aws-access-key")
+        b.event(
+            "cloudtrail",
+            f"ct-denied-{i}",
+            i,
+            "iam:ListUsers",
+            cred=key,
+            cred_kind="aws-access-key",
+            outcome="denied",
+        )
+    mint = b.event(
+        "cloudtrail", "ct-assume", 10, "sts:AssumeRole", cred=key, cred_kind="aws-access-key"
+    )
     b.issue(child, "aws-temporary-key", key, mint, 10, principal=SESSION)
-    b.event("cloudtrail", "ct-put", 20, "s3:PutObject", cred=child, cred_kind="aws-temporary-key",
-            actor=SESSION, resources=("arn:aws:s3:::b/k",))
+    b.event(
+        "cloudtrail",
+        "ct-put",
+        20,
+        "s3:PutObject",
+        cred=child,
+        cred_kind="aws-temporary-key",
+        actor=SESSION,
+        resources=("arn:aws:s3:::b/k",),
+    )
     b.finalize().close()
     with CaseStore.open(tmp_path / "c.duckdb") as store:
         doc = build_report(store, credentials=[key], generated_at=datetime(2026, 3, 3))
@@ -193,9 +252,22 @@ def test_containment_invalidates_each_role_once(tmp_path: Path) -> None:
     key = "AKIAROOT000000000001"
     b = CaseBuilder(tmp_path / "c.duckdb")
     for i in range(3):
-        ev = b.event("cloudtrail", f"ct-assume-{i}", i * 60, "sts:AssumeRole", cred=key, cred_kind="aws-access-key")
-        b.issue(f"ASIADAY{i:013d}", "aws-temporary-key", key, ev, i * 60,
-                principal=f"arn:aws:sts::{ACCT}:assumed-role/reconciler/day-{i}")
+        ev = b.event(
+            "cloudtrail",
+            f"ct-assume-{i}",
+            i * 60,
+            "sts:AssumeRole",
+            cred=key,
+            cred_kind="aws-access-key",
+        )
+        b.issue(
+            f"ASIADAY{i:013d}",
+            "aws-temporary-key",
+            key,
+            ev,
+            i * 60,
+            principal=f"arn:aws:sts::{ACCT}:assumed-role/reconciler/day-{i}",
+        )
     b.finalize().close()
     with CaseStore.open(tmp_path / "c.duckdb") as store:
         doc = build_report(store, credentials=[key], generated_at=datetime(2026, 3, 3))
@@ -203,23 +275,44 @@ def test_containment_invalidates_each_role_once(tmp_path: Path) -> None:
     assert len(sessions) == 1
     assert sessions[0]["target"] == f"arn:aws:sts::{ACCT}:assumed-role/reconciler/*"
     assert all(f"ASIADAY{i:013d}" in sessions[0]["why"] for i in range(3))
-    assert sessions[0]["evidence"] == ["cloudtrail:ct-assume-0", "cloudtrail:ct-assume-1", "cloudtrail:ct-assume-2"]
+    assert sessions[0]["evidence"] == [
+        "cloudtrail:ct-assume-0",
+        "cloudtrail:ct-assume-1",
+        "cloudtrail:ct-assume-2",
+    ]
 
 
 def test_markdown_containment_commands_are_code_spans_escaped_once() -> None:
     """Backticked commands in a recommendation showed as \\`…&lt;accessor&gt;…\\` (escaped twice)."""
-    rec = ("list accessors with `vault list auth/token/accessors`, then "
-           "`vault token revoke -accessor <accessor>` for role <the role> `a|b`")
-    assert prose(rec) == ("list accessors with `vault list auth/token/accessors`, then "
-                          "`vault token revoke -accessor <accessor>` for role &lt;the role&gt; `a|b`")
+    rec = (
+        "list accessors with `vault list auth/token/accessors`, then "
+        "`vault token revoke -accessor <accessor>` for role <the role> `a|b`"
+    )
+    assert prose(rec) == (
+        "list accessors with `vault list auth/token/accessors`, then "
+        "`vault token revoke -accessor <accessor>` for role &lt;the role&gt; `a|b`"
+    )
     assert prose("no code <b>*x*</b>") == t("no code <b>*x*</b>")
     assert prose("odd ` tick <i>") == t("odd ` tick <i>")
-    doc = {"containment": [
-        {"category": "Revoke Vault tokens", "target": "hmac-sha256:ab", "why": "in the blast radius", "evidence": [],
-         "command": None, "recommendation": rec},
-        {"category": "Revoke Vault tokens", "target": "x", "why": "y", "evidence": [],
-         "command": "vault token revoke -accessor <a> | tee log"},
-    ]}
+    doc = {
+        "containment": [
+            {
+                "category": "Revoke Vault tokens",
+                "target": "hmac-sha256:ab",
+                "why": "in the blast radius",
+                "evidence": [],
+                "command": None,
+                "recommendation": rec,
+            },
+            {
+                "category": "Revoke Vault tokens",
+                "target": "x",
+                "why": "y",
+                "evidence": [],
+                "command": "vault token revoke -accessor <a> | tee log",
+            },
+        ]
+    }
     md = "\n".join(_containment(doc))
     assert "\\`" not in md and "&lt;accessor&gt;" not in md
     assert "`vault token revoke -accessor <accessor>`" in md

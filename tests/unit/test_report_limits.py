@@ -29,8 +29,19 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("sample incident not present")
     path = tmp_path_factory.mktemp("limits") / "case.duckdb"
     with contextlib.redirect_stderr(io.StringIO()):
-        assert main(["ingest", str(path), str(INCIDENT / "AWSLogs"), str(INCIDENT / "vault"),
-                     str(INCIDENT / "agents"), "-q"]) == 0
+        assert (
+            main(
+                [
+                    "ingest",
+                    str(path),
+                    str(INCIDENT / "AWSLogs"),
+                    str(INCIDENT / "vault"),
+                    str(INCIDENT / "agents"),
+                    "-q",
+                ]
+            )
+            == 0
+        )
     return path
 
 
@@ -58,7 +69,9 @@ def test_long_lists_are_cut_and_say_how_much(case: Path, monkeypatch: pytest.Mon
     rank = doc["ranking"]
     assert rank["total"] == full["ranking"]["total"] > 3 and len(rank["credentials"]) == 3
     assert all(len(r["derived_credentials"]) <= 1 for r in rank["credentials"])
-    assert [r["derived_count"] for r in rank["credentials"]] == [r["derived_count"] for r in full["ranking"]["credentials"][:3]]
+    assert [r["derived_count"] for r in rank["credentials"]] == [
+        r["derived_count"] for r in full["ranking"]["credentials"][:3]
+    ]
     assert doc["summary"]["credentials_ranked"] == rank["total"]
     # the first examined credential with minted ones (the top one, the backdoor key, minted none)
     i = next(i for i, c in enumerate(full["credentials"]) if len(c["derived_credentials"]) > 1)
@@ -77,8 +90,10 @@ def test_long_lists_are_cut_and_say_how_much(case: Path, monkeypatch: pytest.Mon
     # Containment still revokes every derived credential: only the display is cut.
     assert top["derived_credentials"] == top_full["derived_credentials"]
     html, md = render_html(doc), render_markdown(doc)
-    assert (f"{rank['total'] - 3} more credentials (the JSON report lists the top 3; "
-            "`keytrail credentials CASE --json` lists all).") in html  # the table shows the 3 listed
+    assert (
+        f"{rank['total'] - 3} more credentials (the JSON report lists the top 3; "
+        "`keytrail credentials CASE --json` lists all)."
+    ) in html  # the table shows the 3 listed
     assert f"The 2 resources with the most events of {top['resources_total']} are listed" in html
     assert f"The 2 resources with the most events of {top['resources_total']} are listed" in md
     assert "credentials are not drawn" in html or "less-used credentials" in html
@@ -98,7 +113,9 @@ def test_derived_table_is_cut_in_renderings(case: Path, monkeypatch: pytest.Monk
     assert f"{n - 1} more derived credentials in the JSON report." in render_markdown(doc)
 
 
-def test_requested_credential_below_the_cut_keeps_its_score(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_requested_credential_below_the_cut_keeps_its_score(
+    case: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with CaseStore.open(case) as store:
         from keytrail.analysis.answers import rank_credentials
 

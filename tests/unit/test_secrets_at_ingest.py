@@ -41,39 +41,84 @@ REJECT_SECRET = "rejected-record-api-key-0987654321"
 def _zoo(root: Path) -> None:
     """Secret kinds the shared fixtures lack, in each source's real format."""
     (root / "vault").mkdir()
-    req = {"time": "2026-03-02T09:00:00.000Z", "type": "request",
-           "auth": {"client_token": VAULT_TOKEN, "accessor": "acc-1", "display_name": "approle"},
-           "request": {"id": "zoo-1", "operation": "update", "path": "auth/approle/login",
-                       "data": {"secret_id": LEGACY_TOKEN, "password": PASSWORD}}}
-    resp = {**req, "type": "response", "response": {"auth": {"client_token": VAULT_TOKEN, "accessor": "acc-2"}}}
+    req = {
+        "time": "2026-03-02T09:00:00.000Z",
+        "type": "request",
+        "auth": {"client_token": VAULT_TOKEN, "accessor": "acc-1", "display_name": "approle"},
+        "request": {
+            "id": "zoo-1",
+            "operation": "update",
+            "path": "auth/approle/login",
+            "data": {"secret_id": LEGACY_TOKEN, "password": PASSWORD},
+        },
+    }
+    resp = {
+        **req,
+        "type": "response",
+        "response": {"auth": {"client_token": VAULT_TOKEN, "accessor": "acc-2"}},
+    }
     (root / "vault" / "audit.log").write_text(json.dumps(req) + "\n" + json.dumps(resp) + "\n")
     (root / "agents").mkdir()
     lines = [
-        {"time": "2026-03-02T10:00:00Z", "event_id": "zoo-a1", "operation": "tool_call", "tool": "db_connect",
-         "agent_id": "zoo-agent", "arguments": json.dumps({"dsn": "postgres://db", "password": PASSWORD}),
-         "target": "db", "outcome": "success"},
-        {"time": "2026-03-02T10:00:01Z", "event_id": "zoo-a2", "operation": "tool_call", "tool": "http",
-         "agent_id": "zoo-agent", "command": f"curl -H 'Authorization: Bearer {BEARER}' https://x",
-         "url": f"https://b.s3.amazonaws.com/k?X-Amz-Security-Token={URL_TOKEN}&X-Amz-Expires=60",
-         "target": "https://x", "outcome": "failure", "error": f"denied token={LEGACY_TOKEN}"},
+        {
+            "time": "2026-03-02T10:00:00Z",
+            "event_id": "zoo-a1",
+            "operation": "tool_call",
+            "tool": "db_connect",
+            "agent_id": "zoo-agent",
+            "arguments": json.dumps({"dsn": "postgres://db", "password": PASSWORD}),
+            "target": "db",
+            "outcome": "success",
+        },
+        {
+            "time": "2026-03-02T10:00:01Z",
+            "event_id": "zoo-a2",
+            "operation": "tool_call",
+            "tool": "http",
+            "agent_id": "zoo-agent",
+            "command": f"curl -H 'Authorization: Bearer {BEARER}' https://x",
+            "url": f"https://b.s3.amazonaws.com/k?X-Amz-Security-Token={URL_TOKEN}&X-Amz-Expires=60",
+            "target": "https://x",
+            "outcome": "failure",
+            "error": f"denied token={LEGACY_TOKEN}",
+        },
     ]
     (root / "agents" / "native.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     (root / "ct").mkdir()
-    rec = {"eventVersion": "1.08", "eventID": "zoo-ct-1", "eventTime": "2026-03-02T11:00:00Z",
-           "eventSource": "sts.amazonaws.com", "eventName": "GetSessionToken", "awsRegion": "us-east-1",
-           "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/zoo",
-                            "accessKeyId": "AKIAZOOZOOZOOZOO1234"},
-           "errorMessage": f"bad request apiKey={REJECT_SECRET}x",
-           "responseElements": {"credentials": {"accessKeyId": "ASIAZOOZOOZOOZOO5678",
-                                                "sessionToken": STS_SESSION, "secretAccessKey": SECRET_KEY,
-                                                "expiration": "Mar 2, 2026, 12:00:00 PM"}}}
+    rec = {
+        "eventVersion": "1.08",
+        "eventID": "zoo-ct-1",
+        "eventTime": "2026-03-02T11:00:00Z",
+        "eventSource": "sts.amazonaws.com",
+        "eventName": "GetSessionToken",
+        "awsRegion": "us-east-1",
+        "userIdentity": {
+            "type": "IAMUser",
+            "arn": "arn:aws:iam::111122223333:user/zoo",
+            "accessKeyId": "AKIAZOOZOOZOOZOO1234",
+        },
+        "errorMessage": f"bad request apiKey={REJECT_SECRET}x",
+        "responseElements": {
+            "credentials": {
+                "accessKeyId": "ASIAZOOZOOZOOZOO5678",
+                "sessionToken": STS_SESSION,
+                "secretAccessKey": SECRET_KEY,
+                "expiration": "Mar 2, 2026, 12:00:00 PM",
+            }
+        },
+    }
     bad = {"notAnEvent": True, "api_key": REJECT_SECRET, "eventTime": "2026-03-02T11:00:00Z"}
     with gzip.open(root / "ct" / "zoo.json.gz", "wt") as fh:
         json.dump({"Records": [rec, bad]}, fh)
 
 
 def _originals(paths: list[Path]) -> list[Path]:
-    return [p for root in paths for p in ([root] if root.is_file() else sorted(root.rglob("*"))) if p.is_file()]
+    return [
+        p
+        for root in paths
+        for p in ([root] if root.is_file() else sorted(root.rglob("*")))
+        if p.is_file()
+    ]
 
 
 def _text(path: Path) -> str:
@@ -96,8 +141,11 @@ def secrets_in(paths: list[Path]) -> set[str]:
     for text in texts:
         for pattern, _ in redact.STORED_RULES:
             for m in re.finditer(pattern, text):
-                start = m.end(1) if m.re.groups >= 1 and m.group(1) is not None and m.start(1) == m.start() \
+                start = (
+                    m.end(1)
+                    if m.re.groups >= 1 and m.group(1) is not None and m.start(1) == m.start()
                     else m.start()
+                )
                 end = m.start(2) if m.re.groups >= 2 and m.group(2) is not None else m.end()
                 value = text[start:end]
                 if pattern == redact.STORED_RULES[-1][0]:
@@ -125,19 +173,27 @@ TRANSFORMS: list[tuple[str, Callable[[Any], str]]] = [
     ("upper(c)", lambda v: str(v).lower()),
     ("lower(c)", str),
     ("reverse(c)", lambda v: str(v)[::-1]),
-    ("to_base64(try_cast(c AS BLOB))", _unb64),  # the issue's raw::BLOB (NULL where a \\ escape fails)
+    (
+        "to_base64(try_cast(c AS BLOB))",
+        _unb64,
+    ),  # the issue's raw::BLOB (NULL where a \\ escape fails)
     ("to_base64(encode(c))", _unb64),
     ("hex(c)", _unhex),
     ("replace(c, 'sessionToken', 'st')", str),
     ("substr(c, greatest(strpos(lower(c), 'token') - 20, 1), 4000)", str),
-    ("regexp_extract(c, '(?i)(?:token|password|secret|key)[^:=]*[:=]\\s*\\\\?\"?([^\"\\\\]+)', 1)", str),
+    (
+        "regexp_extract(c, '(?i)(?:token|password|secret|key)[^:=]*[:=]\\s*\\\\?\"?([^\"\\\\]+)', 1)",
+        str,
+    ),
     ("json_extract_string(c, '$..sessionToken')", str),
     ("json_extract_string(c, '$.responseElements.credentials.sessionToken')", str),
     ("c::JSON->>'$.auth.client_token'", str),
     ("string_split(c, '\"')", str),
     ("regexp_extract_all(c, '[A-Za-z0-9+/=._!-]{8,}')", str),
-    ("list_transform(string_split(c, ''), lambda x: unicode(x))",
-     lambda v: "".join(chr(i) for i in v if i is not None and i >= 0) if v else ""),
+    (
+        "list_transform(string_split(c, ''), lambda x: unicode(x))",
+        lambda v: "".join(chr(i) for i in v if i is not None and i >= 0) if v else "",
+    ),
     ("encode(c)", lambda v: bytes(v).decode("utf-8", errors="replace")),
     ("c || ''", str),
 ]
@@ -153,7 +209,9 @@ def _text_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def leak_case(tmp_path_factory: pytest.TempPathFactory, shared_fixtures: Path) -> tuple[Path, set[str]]:
+def leak_case(
+    tmp_path_factory: pytest.TempPathFactory, shared_fixtures: Path
+) -> tuple[Path, set[str]]:
     root = tmp_path_factory.mktemp("zoo")
     _zoo(root)
     inputs = [shared_fixtures, SAMPLE_DATA / "incident", root]
@@ -166,15 +224,25 @@ def leak_case(tmp_path_factory: pytest.TempPathFactory, shared_fixtures: Path) -
 def test_the_fixtures_hold_every_secret_kind(leak_case: tuple[Path, set[str]]) -> None:
     """The search is only as good as its secrets: every kind of the rules is present."""
     _, secrets = leak_case
-    for s in (VAULT_TOKEN, LEGACY_TOKEN, PASSWORD, BEARER, STS_SESSION, SECRET_KEY, URL_TOKEN, REJECT_SECRET):
+    for s in (
+        VAULT_TOKEN,
+        LEGACY_TOKEN,
+        PASSWORD,
+        BEARER,
+        STS_SESSION,
+        SECRET_KEY,
+        URL_TOKEN,
+        REJECT_SECRET,
+    ):
         assert s in secrets
     assert sum(1 for s in secrets if s.startswith(("IQoJ", "FwoG"))) >= 5  # STS tokens in fixtures
     assert len(secrets) >= 30
 
 
 @pytest.mark.parametrize("sql,decode", TRANSFORMS, ids=[t[0][:40] for t in TRANSFORMS])
-def test_no_transformation_returns_a_secret(leak_case: tuple[Path, set[str]], sql: str,
-                                            decode: Callable[[Any], str]) -> None:
+def test_no_transformation_returns_a_secret(
+    leak_case: tuple[Path, set[str]], sql: str, decode: Callable[[Any], str]
+) -> None:
     case, secrets = leak_case
     lowered = {s.lower() for s in secrets}
     con = duckdb.connect(str(case), read_only=True)
@@ -183,8 +251,14 @@ def test_no_transformation_returns_a_secret(leak_case: tuple[Path, set[str]], sq
         for table, col in _text_columns(con):
             by_table.setdefault(table, []).append(col)
         for table, cols in by_table.items():
-            exprs = [(f"CASE WHEN json_valid({c}) THEN {_sub(sql, c)} END" if "json" in sql.lower()
-                      else _sub(sql, c)) for c in cols]
+            exprs = [
+                (
+                    f"CASE WHEN json_valid({c}) THEN {_sub(sql, c)} END"
+                    if "json" in sql.lower()
+                    else _sub(sql, c)
+                )
+                for c in cols
+            ]
             for row in con.execute(f"SELECT {', '.join(exprs)} FROM {table}").fetchall():
                 for col, value in zip(cols, row):
                     if value is None:
@@ -202,7 +276,9 @@ def _sub(sql: str, col: str) -> str:
     return "".join(p if p.startswith("'") else re.sub(r"\bc\b", col, p) for p in parts)
 
 
-def test_whole_table_aggregates_and_the_file_bytes_hold_no_secret(leak_case: tuple[Path, set[str]]) -> None:
+def test_whole_table_aggregates_and_the_file_bytes_hold_no_secret(
+    leak_case: tuple[Path, set[str]],
+) -> None:
     case, secrets = leak_case
     con = duckdb.connect(str(case), read_only=True)
     try:
@@ -215,30 +291,50 @@ def test_whole_table_aggregates_and_the_file_bytes_hold_no_secret(leak_case: tup
     assert not [s for s in secrets if s.encode() in data]
 
 
-def test_records_stay_valid_json_and_keep_what_is_not_secret(leak_case: tuple[Path, set[str]]) -> None:
+def test_records_stay_valid_json_and_keep_what_is_not_secret(
+    leak_case: tuple[Path, set[str]],
+) -> None:
     case, _ = leak_case
     con = duckdb.connect(str(case), read_only=True)
     try:
-        bad = con.execute("SELECT count(*) FROM events WHERE raw IS NOT NULL AND NOT json_valid(raw) "
-                          "AND source <> 'vault'").fetchone()
+        bad = con.execute(
+            "SELECT count(*) FROM events WHERE raw IS NOT NULL AND NOT json_valid(raw) "
+            "AND source <> 'vault'"
+        ).fetchone()
         assert bad == (0,)
         # HMACs are evidence, not secrets: kept.
-        hmacs = con.execute("SELECT count(*) FROM events WHERE contains(raw, '\"client_token\":\"hmac-sha256:')")
+        hmacs = con.execute(
+            'SELECT count(*) FROM events WHERE contains(raw, \'"client_token":"hmac-sha256:\')'
+        )
         assert hmacs.fetchone()[0] > 0  # type: ignore[index]
-        sts = con.execute("SELECT raw->>'$.responseElements.credentials.sessionToken', "
-                          "raw->>'$.responseElements.credentials.accessKeyId' FROM events "
-                          "WHERE source_event_id = 'zoo-ct-1'").fetchone()
+        sts = con.execute(
+            "SELECT raw->>'$.responseElements.credentials.sessionToken', "
+            "raw->>'$.responseElements.credentials.accessKeyId' FROM events "
+            "WHERE source_event_id = 'zoo-ct-1'"
+        ).fetchone()
         assert sts == (redact.MASK, "ASIAZOOZOOZOOZOO5678")
-        assert con.execute("SELECT value FROM case_meta WHERE key = 'secrets'").fetchone() == ("masked-at-ingest",)
+        assert con.execute("SELECT value FROM case_meta WHERE key = 'secrets'").fetchone() == (
+            "masked-at-ingest",
+        )
     finally:
         con.close()
 
 
-@pytest.mark.parametrize("text", [
-    '{"sessionToken":"a\\"b","x":"sessionToken","n":1}', '{"password":"hmac-sha256:ab"}', '{"password":"hmac"}',
-    '{"a":"{\\"password\\": \\"p4ss\\"}"}', '{"cmd":"mysql --password=p4ss -u root"}', '{"t":"' + VAULT_TOKEN + '"}',
-    '{"h":"Authorization: Bearer abc.def"}', '{"sessionToken":"IQoJcut', '{"password":7,"token":null}', "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"sessionToken":"a\\"b","x":"sessionToken","n":1}',
+        '{"password":"hmac-sha256:ab"}',
+        '{"password":"hmac"}',
+        '{"a":"{\\"password\\": \\"p4ss\\"}"}',
+        '{"cmd":"mysql --password=p4ss -u root"}',
+        '{"t":"' + VAULT_TOKEN + '"}',
+        '{"h":"Authorization: Bearer abc.def"}',
+        '{"sessionToken":"IQoJcut',
+        '{"password":7,"token":null}',
+        "",
+    ],
+)
 def test_sql_masking_equals_python_masking(text: str) -> None:
     got = duckdb.connect().execute(f"SELECT {mask_stored_sql('$v')}", {"v": text}).fetchone()[0]  # type: ignore[index]
     assert got == redact.mask_stored(text)

@@ -28,8 +28,22 @@ INCIDENT = Path(__file__).resolve().parents[2] / "sample_data" / "incident"
 def _ingest(case: Path, *extra: str) -> dict[str, Any]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        assert main(["ingest", str(case), str(INCIDENT / "AWSLogs"), str(INCIDENT / "vault"),
-                     "--inventory", str(INCIDENT / "inventory.toml"), "-q", "--json", *extra]) == 0
+        assert (
+            main(
+                [
+                    "ingest",
+                    str(case),
+                    str(INCIDENT / "AWSLogs"),
+                    str(INCIDENT / "vault"),
+                    "--inventory",
+                    str(INCIDENT / "inventory.toml"),
+                    "-q",
+                    "--json",
+                    *extra,
+                ]
+            )
+            == 0
+        )
     doc: dict[str, Any] = json.loads(out.getvalue())
     return doc
 
@@ -82,7 +96,9 @@ def test_snapshot_is_read_while_current_and_ignored_once_stale(tmp_path: Path) -
         victim = rank_credentials(store)[-1].credential
         true_events = rank_credentials(store)[-1].events
     # A marked row proves the ranking comes from the table...
-    _tamper(path, f"UPDATE rank_cache SET events = 987654, score = 1e9 WHERE credential_id = '{victim}'")
+    _tamper(
+        path, f"UPDATE rank_cache SET events = 987654, score = 1e9 WHERE credential_id = '{victim}'"
+    )
     with CaseStore.open(path) as store:
         first = rank_credentials(store, limit=1)[0]
         assert (first.credential, first.events) == (victim, 987654)
@@ -98,7 +114,11 @@ def test_findings_snapshot_only_serves_its_own_configuration(case: Path, tmp_pat
     toml.write_text("[long_lived]\nenabled = false\n", encoding="utf-8")
     with CaseStore.open(case) as store:
         default = run_findings(store)
-        long_lived = {"long-term-key-used-by-agent", "vault-token-long-ttl", "credential-active-too-long"}
+        long_lived = {
+            "long-term-key-used-by-agent",
+            "vault-token-long-ttl",
+            "credential-active-too-long",
+        }
         assert any(f.rule in long_lived for f in default)
         custom = load_config(toml)
         assert snapshot.findings(store, custom) is None

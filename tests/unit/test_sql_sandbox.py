@@ -22,8 +22,14 @@ from tests.unit.test_findings_support import Case, at
 def case_file(tmp_path: Path) -> Path:
     case = Case(tmp_path / "case.duckdb")
     for i in range(3):
-        case.event(time=at(i), action="tool:s3_get_object", source="agent", agent=f"agent-{i}",
-                   credential="ref-1", kind="agent-credential-ref")
+        case.event(
+            time=at(i),
+            action="tool:s3_get_object",
+            source="agent",
+            agent=f"agent-{i}",
+            credential="ref-1",
+            kind="agent-credential-ref",
+        )
     return case.close()
 
 
@@ -78,8 +84,9 @@ def _attacks(tmp_path: Path, case: Path, other: Path) -> list[str]:
     ]
 
 
-def test_every_attack_is_refused_with_one_line(case_file: Path, other_case: Path, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_attack_is_refused_with_one_line(
+    case_file: Path, other_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = case_file.read_bytes()
     for sql in _attacks(tmp_path, case_file, other_case):
         assert main(["sql", str(case_file), sql]) == 2, sql
@@ -88,23 +95,28 @@ def test_every_attack_is_refused_with_one_line(case_file: Path, other_case: Path
         assert "refused" in err or "read-only" in err, (sql, err)
     assert not (tmp_path / "written.csv").exists() and not (tmp_path / "exported").exists()
     assert case_file.read_bytes() == before
-    assert duckdb.connect(str(other_case), read_only=True).execute("SELECT a FROM t").fetchall() == [(42,)]
+    assert duckdb.connect(str(other_case), read_only=True).execute(
+        "SELECT a FROM t"
+    ).fetchall() == [(42,)]
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT count(*) AS n FROM events",
-    "FROM events SELECT agent_id ORDER BY 1 LIMIT 2",
-    "WITH a AS (SELECT agent_id FROM events) SELECT count(*) AS n FROM a",
-    "  -- a comment\nSELECT 1 AS one;",
-    "DESCRIBE events",
-    "SHOW TABLES",
-    "SUMMARIZE events",
-    "PRAGMA table_info('events')",
-    "EXPLAIN SELECT * FROM events",
-    "SELECT current_setting('lock_configuration') AS locked",
-    "PIVOT events ON source USING count(*)",
-    "SELECT * FROM main.events LIMIT 1",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) AS n FROM events",
+        "FROM events SELECT agent_id ORDER BY 1 LIMIT 2",
+        "WITH a AS (SELECT agent_id FROM events) SELECT count(*) AS n FROM a",
+        "  -- a comment\nSELECT 1 AS one;",
+        "DESCRIBE events",
+        "SHOW TABLES",
+        "SUMMARIZE events",
+        "PRAGMA table_info('events')",
+        "EXPLAIN SELECT * FROM events",
+        "SELECT current_setting('lock_configuration') AS locked",
+        "PIVOT events ON source USING count(*)",
+        "SELECT * FROM main.events LIMIT 1",
+    ],
+)
 def test_reads_work(case_file: Path, sql: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sql", str(case_file), sql, "--json"]) == 0, capsys.readouterr().err
     rows = json.loads(capsys.readouterr().out)
@@ -115,14 +127,26 @@ def test_select_counts_and_locks(case_file: Path) -> None:
     with open_sandbox(case_file) as store:
         names, rows, more = run_sql(store.cursor(), "SELECT count(*) AS n FROM events")
         assert (names, rows, more) == (["n"], [(3,)], False)
-        settings = dict(store.cursor().execute(
-            "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', "
-            "'autoinstall_known_extensions', 'autoload_known_extensions', 'allow_community_extensions', "
-            "'lock_configuration')").fetchall())
-        assert settings == {"enable_external_access": "false", "autoinstall_known_extensions": "false",
-                            "autoload_known_extensions": "false", "allow_community_extensions": "false",
-                            "lock_configuration": "true"}
-        assert run_sql(store.cursor(), "SELECT * FROM range(10)", limit=4)[1:] == ([(0,), (1,), (2,), (3,)], True)
+        settings = dict(
+            store.cursor()
+            .execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', "
+                "'autoinstall_known_extensions', 'autoload_known_extensions', 'allow_community_extensions', "
+                "'lock_configuration')"
+            )
+            .fetchall()
+        )
+        assert settings == {
+            "enable_external_access": "false",
+            "autoinstall_known_extensions": "false",
+            "autoload_known_extensions": "false",
+            "allow_community_extensions": "false",
+            "lock_configuration": "true",
+        }
+        assert run_sql(store.cursor(), "SELECT * FROM range(10)", limit=4)[1:] == (
+            [(0,), (1,), (2,), (3,)],
+            True,
+        )
 
 
 def test_run_sql_refuses_an_unlocked_connection(case_file: Path) -> None:

@@ -49,9 +49,16 @@ def test_session_is_a_store_analysis_code_takes_unchanged(case: Path) -> None:
         session = store.session()
         assert isinstance(session, CaseStore)
         assert session.meta("schema_version") == store.meta("schema_version")
-        assert session.scalar("SELECT count(*) FROM events") == store.scalar("SELECT count(*) FROM events") > 0
+        assert (
+            session.scalar("SELECT count(*) FROM events")
+            == store.scalar("SELECT count(*) FROM events")
+            > 0
+        )
         # real analysis functions, through their cursors, store.query and store.con
-        assert session.run(lineage_tree, session, "ASIA1").as_dict() == lineage_tree(store, "ASIA1").as_dict()
+        assert (
+            session.run(lineage_tree, session, "ASIA1").as_dict()
+            == lineage_tree(store, "ASIA1").as_dict()
+        )
         assert session.run(ancestry, session, "ASIA1") == ancestry(store, "ASIA1")
         assert session.run(case_info, session) == case_info(store)
         assert session.active == 0
@@ -85,7 +92,11 @@ def test_interrupt_between_two_queries_of_a_call_still_stops_it(case: Path) -> N
     """DuckDB drops an interrupt that reaches an idle cursor; the session keeps interrupting while the call runs."""
     with CaseStore.open(case) as store:
         session = store.session()
-        between, interrupted, second_started = threading.Event(), threading.Event(), threading.Event()
+        between, interrupted, second_started = (
+            threading.Event(),
+            threading.Event(),
+            threading.Event(),
+        )
 
         def analysis(s: CaseSession) -> int:
             cur = s.cursor()  # one cursor for several queries, as run_findings and baseline do

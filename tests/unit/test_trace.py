@@ -23,9 +23,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaseStore]:
 def test_full_chain_human_agent_credentials_event(store: CaseStore) -> None:
     t = trace_event(store, "ct-get")  # the source's own id
     assert [(c.kind, c.id) for c in t.chain] == [
-        ("human", "bob@example.com"), ("agent", "ledger-bot"), ("credential", "acc-app"),
-        ("credential", "lease-aws-1"), ("credential", "AKIANEWKEY0000000001"), ("credential", "ASIACHAIN00000000001"),
-        ("event", "cloudtrail:ct-get")]
+        ("human", "bob@example.com"),
+        ("agent", "ledger-bot"),
+        ("credential", "acc-app"),
+        ("credential", "lease-aws-1"),
+        ("credential", "AKIANEWKEY0000000001"),
+        ("credential", "ASIACHAIN00000000001"),
+        ("event", "cloudtrail:ct-get"),
+    ]
     assert t.gaps == []
     assert t.chain[1].confidence == "strong"  # inventory role beats the inferred tool-call match
     assert t.chain[4].confidence == "strong" and "vault:v-aws" in t.chain[4].evidence
@@ -43,7 +48,10 @@ def test_origin_unknown_is_a_named_gap(store: CaseStore) -> None:
 
 def test_human_from_vault_login(store: CaseStore) -> None:
     t = trace_event(store, "v-create")
-    assert [(c.kind, c.id) for c in t.chain][:2] == [("human", "alice@example.com"), ("credential", "acc-alice")]
+    assert [(c.kind, c.id) for c in t.chain][:2] == [
+        ("human", "alice@example.com"),
+        ("credential", "acc-alice"),
+    ]
     assert t.chain[0].evidence == ("vault:v-login-alice",)
 
 
@@ -58,8 +66,16 @@ def test_two_agents_on_one_credential_are_not_guessed(tmp_path: Path) -> None:
     b = CaseBuilder(tmp_path / "c.duckdb")
     b.agent("bot-a", [ROLE])
     b.agent("bot-b", [ROLE])
-    b.event("cloudtrail", "use", 0, "s3:ListBuckets", cred="ASIASHARED0000000001", cred_kind="aws-temporary-key",
-            actor=SESSION, actor_type="AssumedRole")
+    b.event(
+        "cloudtrail",
+        "use",
+        0,
+        "s3:ListBuckets",
+        cred="ASIASHARED0000000001",
+        cred_kind="aws-temporary-key",
+        actor=SESSION,
+        actor_type="AssumedRole",
+    )
     s = b.finalize()
     try:
         t = trace_event(s, "use")
@@ -72,8 +88,17 @@ def test_two_agents_on_one_credential_are_not_guessed(tmp_path: Path) -> None:
 
 def test_cloudtrail_source_identity_names_the_human(tmp_path: Path) -> None:
     b = CaseBuilder(tmp_path / "c.duckdb")
-    b.event("cloudtrail", "use", 0, "s3:ListBuckets", cred="ASIASRC0000000000001", cred_kind="aws-temporary-key",
-            actor=SESSION, actor_type="AssumedRole", human="carol@example.com")
+    b.event(
+        "cloudtrail",
+        "use",
+        0,
+        "s3:ListBuckets",
+        cred="ASIASRC0000000000001",
+        cred_kind="aws-temporary-key",
+        actor=SESSION,
+        actor_type="AssumedRole",
+        human="carol@example.com",
+    )
     s = b.finalize()
     try:
         t = trace_event(s, "use")
@@ -92,19 +117,53 @@ def test_unknown_event_suggests(store: CaseStore) -> None:
 def test_origin_unknown_root_above_the_event_carries_evidence(tmp_path: Path) -> None:
     """A root key with no issuing event that minted the event's key: its link names an event it signed."""
     b = CaseBuilder(tmp_path / "c.duckdb")
-    b.event("cloudtrail", "ct-first", 0, "sts:GetCallerIdentity", cred="AKIAROOT000000000001",
-            cred_kind="aws-access-key", actor=f"arn:aws:iam::{ACCT}:user/u")
-    ev = b.event("cloudtrail", "ct-assume", 10, "sts:AssumeRole", cred="AKIAROOT000000000001",
-                 cred_kind="aws-access-key", actor=f"arn:aws:iam::{ACCT}:user/u")
-    b.issue("ASIACHILD00000000001", "aws-temporary-key", "AKIAROOT000000000001", ev, 10, principal=SESSION,
-            reason="AssumeRole responseElements.credentials.accessKeyId")
-    b.event("cloudtrail", "ct-use", 20, "s3:GetObject", cred="ASIACHILD00000000001",
-            cred_kind="aws-temporary-key", actor=SESSION, actor_type="AssumedRole")
+    b.event(
+        "cloudtrail",
+        "ct-first",
+        0,
+        "sts:GetCallerIdentity",
+        cred="AKIAROOT000000000001",
+        cred_kind="aws-access-key",
+        actor=f"arn:aws:iam::{ACCT}:user/u",
+    )
+    ev = b.event(
+        "cloudtrail",
+        "ct-assume",
+        10,
+        "sts:AssumeRole",
+        cred="AKIAROOT000000000001",
+        cred_kind="aws-access-key",
+        actor=f"arn:aws:iam::{ACCT}:user/u",
+    )
+    b.issue(
+        "ASIACHILD00000000001",
+        "aws-temporary-key",
+        "AKIAROOT000000000001",
+        ev,
+        10,
+        principal=SESSION,
+        reason="AssumeRole responseElements.credentials.accessKeyId",
+    )
+    b.event(
+        "cloudtrail",
+        "ct-use",
+        20,
+        "s3:GetObject",
+        cred="ASIACHILD00000000001",
+        cred_kind="aws-temporary-key",
+        actor=SESSION,
+        actor_type="AssumedRole",
+    )
     s = b.finalize()
     try:
         t = trace_event(s, "ct-use")
-        assert [c.id for c in t.chain if c.kind == "credential"] == ["AKIAROOT000000000001", "ASIACHILD00000000001"]
-        assert t.chain[0].reason.startswith("origin unknown") and t.chain[0].evidence == ("cloudtrail:ct-first",)
+        assert [c.id for c in t.chain if c.kind == "credential"] == [
+            "AKIAROOT000000000001",
+            "ASIACHILD00000000001",
+        ]
+        assert t.chain[0].reason.startswith("origin unknown") and t.chain[0].evidence == (
+            "cloudtrail:ct-first",
+        )
         assert all(c.evidence for c in t.chain)
     finally:
         s.close()
@@ -113,15 +172,34 @@ def test_origin_unknown_root_above_the_event_carries_evidence(tmp_path: Path) ->
 def test_cross_account_copy_follows_the_callers_copy(tmp_path: Path) -> None:
     """The resource account's copy of an AssumeRole has no access key; its sharedEventID twin does."""
     b = CaseBuilder(tmp_path / "c.duckdb")
-    b.event("cloudtrail", "ct-caller", 0, "sts:AssumeRole", cred="ASIACALLER0000000001", cred_kind="aws-temporary-key",
-            actor=SESSION, actor_type="AssumedRole", shared="shared-1")
-    b.event("cloudtrail", "ct-copy", 0, "sts:AssumeRole", actor="AROAEXAMPLE:sess", actor_type="AWSAccount",
-            account="444455556666", shared="shared-1")
+    b.event(
+        "cloudtrail",
+        "ct-caller",
+        0,
+        "sts:AssumeRole",
+        cred="ASIACALLER0000000001",
+        cred_kind="aws-temporary-key",
+        actor=SESSION,
+        actor_type="AssumedRole",
+        shared="shared-1",
+    )
+    b.event(
+        "cloudtrail",
+        "ct-copy",
+        0,
+        "sts:AssumeRole",
+        actor="AROAEXAMPLE:sess",
+        actor_type="AWSAccount",
+        account="444455556666",
+        shared="shared-1",
+    )
     s = b.finalize()
     try:
         t = trace_event(s, "ct-copy")
         assert [c.id for c in t.chain if c.kind == "credential"] == ["ASIACALLER0000000001"]
-        assert "cloudtrail:ct-caller" in t.chain[-1].evidence and "sharedEventID" in t.chain[-1].reason
+        assert (
+            "cloudtrail:ct-caller" in t.chain[-1].evidence and "sharedEventID" in t.chain[-1].reason
+        )
         assert not any("carries no credential" in g for g in t.gaps)
     finally:
         s.close()
@@ -129,7 +207,15 @@ def test_cross_account_copy_follows_the_callers_copy(tmp_path: Path) -> None:
 
 def test_human_named_by_a_vault_event_cites_vault_fields(tmp_path: Path) -> None:
     b = CaseBuilder(tmp_path / "c.duckdb")
-    b.event("vault", "v-tune", 0, "vault:update", cred="acc-admin", cred_kind="vault-token", human="m.ito")
+    b.event(
+        "vault",
+        "v-tune",
+        0,
+        "vault:update",
+        cred="acc-admin",
+        cred_kind="vault-token",
+        human="m.ito",
+    )
     s = b.finalize()
     try:
         link = trace_event(s, "v-tune").chain[0]
@@ -143,17 +229,36 @@ def test_browser_call_on_agent_credential_names_a_person(tmp_path: Path) -> None
     """The agent hop names whose key it was; a console/browser call must say a person made it."""
     b = CaseBuilder(tmp_path / "c.duckdb")
     b.agent("ledger-bot", [ROLE])
-    b.event("cloudtrail", "ct-api", 0, "s3:GetObject", cred="ASIABOT0000000000001", cred_kind="aws-temporary-key",
-            actor=SESSION, actor_type="AssumedRole")
-    b.event("cloudtrail", "ct-console", 10, "s3:ListBuckets", cred="ASIABOT0000000000001",
-            cred_kind="aws-temporary-key", actor=SESSION, actor_type="AssumedRole")
+    b.event(
+        "cloudtrail",
+        "ct-api",
+        0,
+        "s3:GetObject",
+        cred="ASIABOT0000000000001",
+        cred_kind="aws-temporary-key",
+        actor=SESSION,
+        actor_type="AssumedRole",
+    )
+    b.event(
+        "cloudtrail",
+        "ct-console",
+        10,
+        "s3:ListBuckets",
+        cred="ASIABOT0000000000001",
+        cred_kind="aws-temporary-key",
+        actor=SESSION,
+        actor_type="AssumedRole",
+    )
     b.store.con.execute("""UPDATE events SET user_agent = 'Mozilla/5.0 Chrome/133.0',
                              raw = '{"sessionCredentialFromConsole": "true"}' WHERE source_event_id = 'ct-console'""")
     s = b.finalize()
     try:
         t = trace_event(s, "ct-console")
         assert [c.kind for c in t.chain][:2] == ["agent", "credential"]
-        assert any(g.startswith("a person, not agent ledger-bot") and "console session" in g for g in t.gaps)
+        assert any(
+            g.startswith("a person, not agent ledger-bot") and "console session" in g
+            for g in t.gaps
+        )
         assert not any(g.startswith("a person") for g in trace_event(s, "ct-api").gaps)
     finally:
         s.close()

@@ -31,16 +31,22 @@ if TYPE_CHECKING:
 __all__ = ["blast_radius", "level_counts", "rank_credentials", "run_findings"]
 
 
-def _default_rank_question(since: datetime | None, until: datetime | None,
-                           min_confidence: str) -> bool:
+def _default_rank_question(
+    since: datetime | None, until: datetime | None, min_confidence: str
+) -> bool:
     """The ranking question the snapshot stores: no time window, default confidence."""
     return since is None and until is None and min_confidence == "inferred"
 
 
-def rank_credentials(store: CaseStore, *, since: datetime | None = None,
-                     until: datetime | None = None, min_confidence: str = "inferred",
-                     limit: int | None = None,
-                     use_snapshot: bool = True) -> list[CredentialRank]:
+def rank_credentials(
+    store: CaseStore,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_confidence: str = "inferred",
+    limit: int | None = None,
+    use_snapshot: bool = True,
+) -> list[CredentialRank]:
     """Every credential with its blast-radius score, highest first (ties: more events, then id).
 
     The default question (no window, ``inferred``) is answered from the case's analysis
@@ -49,12 +55,24 @@ def rank_credentials(store: CaseStore, *, since: datetime | None = None,
         cached = snapshot.rank_rows(store, limit)
         if cached is not None:
             return [to_rank(r) for r in cached]
-    return live_ranking(store, since=since, until=until, min_confidence=min_confidence,
-                        limit=limit, found=run_findings(store))
+    return live_ranking(
+        store,
+        since=since,
+        until=until,
+        min_confidence=min_confidence,
+        limit=limit,
+        found=run_findings(store),
+    )
 
 
-def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None = None,
-                 until: datetime | None = None, min_confidence: str = "inferred") -> BlastRadius:
+def blast_radius(
+    store: CaseStore,
+    credential_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_confidence: str = "inferred",
+) -> BlastRadius:
     """The observed blast radius of one credential (see docs/blast-radius.md); its score row
     comes from the snapshot for the default question.
 
@@ -62,9 +80,15 @@ def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None
         NotFoundError: the credential is not in the case (with the closest ids).
     """
     stored = snapshot.rank_row if _default_rank_question(since, until, min_confidence) else None
-    return _blast_detail(store, credential_id, since=since, until=until,
-                         min_confidence=min_confidence, stored_row=stored,
-                         findings=lambda: run_findings(store))
+    return _blast_detail(
+        store,
+        credential_id,
+        since=since,
+        until=until,
+        min_confidence=min_confidence,
+        stored_row=stored,
+        findings=lambda: run_findings(store),
+    )
 
 
 def _config(config: FindingsConfig | str | Path | None) -> FindingsConfig:
@@ -98,8 +122,9 @@ def run_findings(
     return [f for f in findings if f.level >= floor]
 
 
-def level_counts(store: CaseStore, *,
-                 config: FindingsConfig | str | Path | None = None) -> dict[str, int]:
+def level_counts(
+    store: CaseStore, *, config: FindingsConfig | str | Path | None = None
+) -> dict[str, int]:
     """``{level: n}`` of every finding, highest level first: from the case's snapshot when it
     matches the configuration (milliseconds), else by running the rules."""
     cfg = _config(config)

@@ -34,7 +34,9 @@ def _network_table_sql(v4: int, v6: int) -> str:
     anything else as logged). Computed per distinct address, not per event."""
     mask = 2 ** (32 - v4)
     groups = max(1, v6 // 16)
-    octets = ", ".join(f"try_cast(split_part(src_ip, '.', {i}) AS BIGINT) AS o{i}" for i in range(1, 5))
+    octets = ", ".join(
+        f"try_cast(split_part(src_ip, '.', {i}) AS BIGINT) AS o{i}" for i in range(1, 5)
+    )
     v4_text = " || '.' || ".join(f"(m // {256 ** (3 - i)} % 256)::VARCHAR" for i in range(4))
     return f"""
       SELECT src_ip, {v4_text} || '/{v4}' AS network FROM (
@@ -50,8 +52,13 @@ def _network_table_sql(v4: int, v6: int) -> str:
       WHERE src_ip IS NOT NULL AND NOT regexp_full_match(src_ip, '(\\d{{1,3}}\\.){{3}}\\d{{1,3}}')"""
 
 
-def build(cur: duckdb.DuckDBPyConnection, cfg: FindingsConfig, until: datetime | None,
-          subject: tuple[str, str] | None = None, min_events: int = 0) -> None:
+def build(
+    cur: duckdb.DuckDBPyConnection,
+    cfg: FindingsConfig,
+    until: datetime | None,
+    subject: tuple[str, str] | None = None,
+    min_events: int = 0,
+) -> None:
     """Create ``_kt_win`` (subject, window, baseline event count), ``_kt_base`` (values seen in
     the window, with counts) and ``_kt_dep`` (values first seen after it, for subjects with at
     least ``min_events`` baseline events: count, first/last time, first event).
@@ -64,7 +71,9 @@ def build(cur: duckdb.DuckDBPyConnection, cfg: FindingsConfig, until: datetime |
         kind, _sid = subject
         filt_a = "AND ae.agent_id = $s" if kind == "agent" else "AND FALSE"
         filt_c = "AND e.credential_id = $s" if kind == "credential" else "AND FALSE"
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _kt_net AS {_network_table_sql(b.ipv4_prefix, b.ipv6_prefix)}")
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE _kt_net AS {_network_table_sql(b.ipv4_prefix, b.ipv6_prefix)}"
+    )
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE _kt_sev AS
             WITH se AS (
@@ -162,8 +171,11 @@ class Baseline:
         return {
             "subject": self.subject,
             "kind": self.kind,
-            "window": {"start": format_utc(self.window_start), "end": format_utc(self.window_end),
-                       "events": self.baseline_events},
+            "window": {
+                "start": format_utc(self.window_start),
+                "end": format_utc(self.window_end),
+                "events": self.baseline_events,
+            },
             "last_seen": format_utc(self.last_seen),
             "thin_baseline": self.thin,
             **{dim: self.values.get(dim, []) for dim in DIMENSIONS},
@@ -174,7 +186,9 @@ class Baseline:
 def _resolve(store: CaseStore, cur: duckdb.DuckDBPyConnection, subject_id: str) -> tuple[str, str]:
     from keytrail.errors import NotFoundError
 
-    if cur.execute("SELECT 1 FROM _kt_agent_event WHERE agent_id = ? LIMIT 1", [subject_id]).fetchone():
+    if cur.execute(
+        "SELECT 1 FROM _kt_agent_event WHERE agent_id = ? LIMIT 1", [subject_id]
+    ).fetchone():
         return "agent", subject_id
     if cur.execute("SELECT 1 FROM events WHERE credential_id = ? LIMIT 1", [subject_id]).fetchone():
         return "credential", subject_id
@@ -183,20 +197,32 @@ def _resolve(store: CaseStore, cur: duckdb.DuckDBPyConnection, subject_id: str) 
     def run(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return cur.execute(sql, params).fetchall()
 
-    for kind, table, column in (("agent", "_kt_agent_event", "agent_id"),
-                                ("credential", "events", "credential_id")):
+    for kind, table, column in (
+        ("agent", "_kt_agent_event", "agent_id"),
+        ("credential", "events", "credential_id"),
+    ):
         full = unique_prefix(run, table, column, subject_id)  # a unique prefix, or hmac:… as shown
         if full is not None:
             return kind, full
-    close = [r[0] for r in cur.execute(
-        """SELECT id FROM (SELECT DISTINCT agent_id AS id FROM _kt_agent_event
+    close = [
+        r[0]
+        for r in cur.execute(
+            """SELECT id FROM (SELECT DISTINCT agent_id AS id FROM _kt_agent_event
                            UNION SELECT DISTINCT credential_id FROM events WHERE credential_id IS NOT NULL)
-           ORDER BY jaro_winkler_similarity(id, ?) DESC, id LIMIT 5""", [subject_id]).fetchall()]
+           ORDER BY jaro_winkler_similarity(id, ?) DESC, id LIMIT 5""",
+            [subject_id],
+        ).fetchall()
+    ]
     raise NotFoundError(f"no agent or credential {subject_id!r} acted in case {store.path}", close)
 
 
-def baseline(store: CaseStore, subject_id: str, *, baseline_until: datetime | str | None = None,
-             config: FindingsConfig | None = None) -> Baseline:
+def baseline(
+    store: CaseStore,
+    subject_id: str,
+    *,
+    baseline_until: datetime | str | None = None,
+    config: FindingsConfig | None = None,
+) -> Baseline:
     """The baseline of one agent or credential (as logged) and what departed from it.
 
     Raises:
@@ -215,20 +241,40 @@ def baseline(store: CaseStore, subject_id: str, *, baseline_until: datetime | st
         build(cur, cfg, until, (kind, sid))
         win = cur.execute("SELECT start_t, end_t, n_base, last_t FROM _kt_win").fetchone()
         values: dict[str, list[dict[str, Any]]] = {d: [] for d in DIMENSIONS}
-        for dim, value, n in cur.execute("SELECT dim, value, n FROM _kt_base ORDER BY dim, n DESC, value").fetchall():
+        for dim, value, n in cur.execute(
+            "SELECT dim, value, n FROM _kt_base ORDER BY dim, n DESC, value"
+        ).fetchall():
             values[dim].append({"value": value, "events": int(n)})
         departed: dict[str, list[dict[str, Any]]] = {d: [] for d in DIMENSIONS}
         for r in departures(cur):
-            ids = dict(cur.execute(
-                "SELECT event_uid, coalesce(source_event_id, event_uid) FROM events WHERE event_uid IN "
-                "(SELECT unnest(?::VARCHAR[]))", [r["uids"]]).fetchall())
-            departed[r["dim"]].append({
-                "value": r["value"], "events": int(r["n"]),
-                "first_seen": format_utc(r["t0"]), "last_seen": format_utc(r["t1"]),
-                "evidence": [ids[u] for u in r["uids"] if u in ids], "evidence_uids": list(r["uids"]),
-            })
+            ids = dict(
+                cur.execute(
+                    "SELECT event_uid, coalesce(source_event_id, event_uid) FROM events WHERE event_uid IN "
+                    "(SELECT unnest(?::VARCHAR[]))",
+                    [r["uids"]],
+                ).fetchall()
+            )
+            departed[r["dim"]].append(
+                {
+                    "value": r["value"],
+                    "events": int(r["n"]),
+                    "first_seen": format_utc(r["t0"]),
+                    "last_seen": format_utc(r["t1"]),
+                    "evidence": [ids[u] for u in r["uids"] if u in ids],
+                    "evidence_uids": list(r["uids"]),
+                }
+            )
     finally:
         cur.close()
     start, end, n_base, last = win if win else (None, None, 0, None)
-    return Baseline(sid, kind, start, end, int(n_base or 0), last, values, departed,
-                    thin=int(n_base or 0) < cfg.baseline.min_events)
+    return Baseline(
+        sid,
+        kind,
+        start,
+        end,
+        int(n_base or 0),
+        last,
+        values,
+        departed,
+        thin=int(n_base or 0) < cfg.baseline.min_events,
+    )

@@ -65,7 +65,11 @@ class BlastRadius:
 
     def as_dict(self) -> dict[str, Any]:
         def res(r: dict[str, Any]) -> dict[str, Any]:
-            return {**r, "first_seen": format_utc(r["first_seen"]), "last_seen": format_utc(r["last_seen"])}
+            return {
+                **r,
+                "first_seen": format_utc(r["first_seen"]),
+                "last_seen": format_utc(r["last_seen"]),
+            }
 
         return {
             "credential": self.credential,
@@ -96,7 +100,10 @@ def _resources(store: CaseStore, p: dict[str, Any]) -> list[dict[str, Any]]:
     # The per-resource lists are built for the top MAX_ITEMS resources only, with plain
     # GROUP BYs: a correlated subquery per resource took seconds for a root with 11k
     # descendants.
-    rows = query(store, _D + f""",
+    rows = query(
+        store,
+        _D
+        + f""",
       x AS (SELECT r.resource_id, r.resource_type, e.action, e.outcome, e.time, e.credential_id
             FROM events e JOIN event_resources r ON r.event_uid = e.event_uid WHERE {_IN_D} AND {_TIME}),
       top AS (SELECT resource_id, any_value(resource_type) AS type, count(*) AS events, min(time) AS first_seen,
@@ -111,16 +118,23 @@ def _resources(store: CaseStore, p: dict[str, Any]) -> list[dict[str, Any]]:
                       WHERE resource_id IN (SELECT resource_id FROM top)) GROUP BY resource_id)
       SELECT top.resource_id AS resource, top.type, alist.actions, top.events, top.first_seen, top.last_seen,
              top.denied, clist.credentials
-      FROM top JOIN alist USING (resource_id) JOIN clist USING (resource_id) ORDER BY events DESC, resource""", p)
+      FROM top JOIN alist USING (resource_id) JOIN clist USING (resource_id) ORDER BY events DESC, resource""",
+        p,
+    )
     for r in rows:
-        r["actions"] = [{"action": a["action"], "count": int(a["count"])} for a in r["actions"] or []]
+        r["actions"] = [
+            {"action": a["action"], "count": int(a["count"])} for a in r["actions"] or []
+        ]
         r["events"] = int(r["events"])
         r["denied"] = int(r["denied"])
     return rows
 
 
 def _classified(store: CaseStore, p: dict[str, Any], predicate: str) -> list[dict[str, Any]]:
-    rows = query(store, _D + f"""
+    rows = query(
+        store,
+        _D
+        + f"""
       SELECT CASE WHEN {classify.DENIED} THEN 'denied' WHEN {classify.PERMISSION} THEN 'permission'
                   WHEN {classify.DELETE} THEN 'delete' WHEN {classify.WRITE} THEN 'write' ELSE 'read' END AS category,
              e.action, coalesce(r.resource_id, e.target) AS resource, e.credential_id AS credential,
@@ -132,16 +146,23 @@ def _classified(store: CaseStore, p: dict[str, Any], predicate: str) -> list[dic
       GROUP BY ALL
       -- every grouped column breaks ties: the same case gives the same list on every run
       ORDER BY first_seen, action, resource NULLS FIRST, credential NULLS FIRST, category
-      LIMIT {MAX_ITEMS}""", p)
+      LIMIT {MAX_ITEMS}""",
+        p,
+    )
     for r in rows:
         r["events"] = int(r["events"])
     return rows
 
 
 def _values(store: CaseStore, p: dict[str, Any], column: str, extra: str = "") -> list[str]:
-    rows = query(store, _D + f"""
+    rows = query(
+        store,
+        _D
+        + f"""
       SELECT DISTINCT {column} AS v FROM events e WHERE {_IN_D} AND {_TIME} AND {column} IS NOT NULL {extra}
-      ORDER BY 1""", p)
+      ORDER BY 1""",
+        p,
+    )
     return [r["v"] for r in rows]
 
 
@@ -150,11 +171,16 @@ def _edges(store: CaseStore, p: dict[str, Any], sql: str) -> list[dict[str, Any]
     return [{**r, "evidence": list(r["evidence"] or [])} for r in rows]
 
 
-def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None = None,
-                 until: datetime | None = None, min_confidence: str = "inferred",
-                 stored_row: Callable[[CaseStore, str], dict[str, Any] | None] | None = None,
-                 findings: Callable[[], list[Finding]] | None = None,
-                 ) -> BlastRadius:
+def blast_radius(
+    store: CaseStore,
+    credential_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_confidence: str = "inferred",
+    stored_row: Callable[[CaseStore, str], dict[str, Any] | None] | None = None,
+    findings: Callable[[], list[Finding]] | None = None,
+) -> BlastRadius:
     """The observed blast radius of one credential (see docs/blast-radius.md).
 
     ``stored_row(store, credential_id)`` returns the credential's stored ranking row or None
@@ -174,34 +200,66 @@ def blast_radius(store: CaseStore, credential_id: str, *, since: datetime | None
         row["findings"] = finding_values(store, findings() if findings else None).get(cid, 0.0)
         row["holder"] = holders(store.con).get(cid)
     rank = to_rank(row)
-    derived = [r["credential_id"] for r in query(store, 
-        _D + " SELECT credential_id FROM clo WHERE credential_id <> $root ORDER BY 1", p)]
-    principals = sorted(set(_values(store, p, "e.actor_uid", "AND e.source IN ('cloudtrail', 'vault')")) | {
-        r["principal_uid"] for r in query(store, 
-            _D + " SELECT c.principal_uid FROM credentials c JOIN clo USING (credential_id) "
-                 "WHERE c.principal_uid IS NOT NULL", p)})
-    agents = _edges(store, p, """
+    derived = [
+        r["credential_id"]
+        for r in query(
+            store, _D + " SELECT credential_id FROM clo WHERE credential_id <> $root ORDER BY 1", p
+        )
+    ]
+    principals = sorted(
+        set(_values(store, p, "e.actor_uid", "AND e.source IN ('cloudtrail', 'vault')"))
+        | {
+            r["principal_uid"]
+            for r in query(
+                store,
+                _D + " SELECT c.principal_uid FROM credentials c JOIN clo USING (credential_id) "
+                "WHERE c.principal_uid IS NOT NULL",
+                p,
+            )
+        }
+    )
+    agents = _edges(
+        store,
+        p,
+        """
       SELECT l.src AS agent, l.dst AS credential, l.reason, l.confidence, l.evidence
       FROM links l JOIN clo ON l.kind = 'USES' AND l.dst = clo.credential_id
-      WHERE list_contains($allowed, l.confidence) ORDER BY agent, credential, confidence""")
-    humans = _edges(store, p, """
+      WHERE list_contains($allowed, l.confidence) ORDER BY agent, credential, confidence""",
+    )
+    humans = _edges(
+        store,
+        p,
+        """
       SELECT d.src AS human, d.dst_kind AS via_kind, d.dst AS via, d.reason, d.confidence, d.evidence
       FROM links d WHERE d.kind = 'DELEGATED' AND list_contains($allowed, d.confidence) AND (
         (d.dst_kind = 'credential' AND d.dst IN (SELECT credential_id FROM clo))
         OR (d.dst_kind = 'agent' AND d.dst IN (
               SELECT l.src FROM links l JOIN clo ON l.kind = 'USES' AND l.dst = clo.credential_id
               WHERE list_contains($allowed, l.confidence))))
-      ORDER BY human, via""")
+      ORDER BY human, via""",
+    )
     counts = {t.name: int(t.value) for t in rank.score_terms}
     return BlastRadius(
-        credential=cid, kind=cred["kind"], score=rank.score, score_terms=rank.score_terms,
-        derived_credentials=derived, resources=_resources(store, p), principals=principals,
-        accounts=_values(store, p, "e.account"), agents=agents, humans=humans, origin=cred["origin"],
-        principal=cred["principal_uid"], services=_values(store, p, "e.service"),
+        credential=cid,
+        kind=cred["kind"],
+        score=rank.score,
+        score_terms=rank.score_terms,
+        derived_credentials=derived,
+        resources=_resources(store, p),
+        principals=principals,
+        accounts=_values(store, p, "e.account"),
+        agents=agents,
+        humans=humans,
+        origin=cred["origin"],
+        principal=cred["principal_uid"],
+        services=_values(store, p, "e.service"),
         secrets_read=_classified(store, p, f"{classify.SECRET_READ} AND {classify.SUCCESS}"),
         sensitive_actions=_classified(
-            store, p, f"({classify.WRITE} OR {classify.PERMISSION} OR {classify.DENIED})"),
-        counts=counts, first_seen=rank.first_seen, last_seen=rank.last_seen,
+            store, p, f"({classify.WRITE} OR {classify.PERMISSION} OR {classify.DENIED})"
+        ),
+        counts=counts,
+        first_seen=rank.first_seen,
+        last_seen=rank.last_seen,
         lineage=lineage_tree(store, cid, min_confidence=min_confidence),
         filters={"since": since, "until": until, "min_confidence": min_confidence},
         holder=decision(store.con, cid),

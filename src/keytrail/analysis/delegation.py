@@ -26,9 +26,27 @@ from keytrail.timefmt import format_utc
 if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
 
-_EVENT_KEYS = ("event_uid", "source", "source_event_id", "time", "action", "outcome", "error_code", "actor_uid",
-               "actor_name", "credential_id", "credential_kind", "agent_id", "human_id", "src_ip", "account",
-               "region", "target", "file_id", "record_no")
+_EVENT_KEYS = (
+    "event_uid",
+    "source",
+    "source_event_id",
+    "time",
+    "action",
+    "outcome",
+    "error_code",
+    "actor_uid",
+    "actor_name",
+    "credential_id",
+    "credential_kind",
+    "agent_id",
+    "human_id",
+    "src_ip",
+    "account",
+    "region",
+    "target",
+    "file_id",
+    "record_no",
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +59,14 @@ class ChainLink:
     evidence: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "id": self.id, "label": self.label, "reason": self.reason,
-                "confidence": self.confidence, "evidence": list(self.evidence)}
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "label": self.label,
+            "reason": self.reason,
+            "confidence": self.confidence,
+            "evidence": list(self.evidence),
+        }
 
 
 @dataclass
@@ -57,8 +81,14 @@ class Trace:
 
     def as_dict(self) -> dict[str, Any]:
         ev = {k: (format_utc(v) if k == "time" else v) for k, v in self.event.items()}
-        return {"event": ev, "chain": [c.as_dict() for c in self.chain], "gaps": self.gaps,
-                "candidates": self.candidates, "matches": self.matches, "holders": self.holders}
+        return {
+            "event": ev,
+            "chain": [c.as_dict() for c in self.chain],
+            "gaps": self.gaps,
+            "candidates": self.candidates,
+            "matches": self.matches,
+            "holders": self.holders,
+        }
 
 
 def _rank(conf: str | None) -> int:
@@ -88,8 +118,10 @@ def _credential_label(row: dict[str, Any] | None, cid: str) -> str:
 def _origin_gap(cid: str, row: dict[str, Any] | None) -> str:
     kind = (row or {}).get("kind")
     if kind == "aws-temporary-key":
-        why = ("a temporary key is always minted by an STS call or an instance/container role; that call is not "
-               "in these logs (another account's trail, outside the time range, or stolen instance credentials)")
+        why = (
+            "a temporary key is always minted by an STS call or an instance/container role; that call is not "
+            "in these logs (another account's trail, outside the time range, or stolen instance credentials)"
+        )
     elif kind == "aws-access-key":
         why = "the key's CreateAccessKey call is not in these logs (created before the evidence starts?)"
     elif kind == "vault-token":
@@ -131,12 +163,19 @@ def _made_for(store: CaseStore, uid: str, signer: str | None) -> tuple[str, str]
     return (rows[0]["credential_id"], rows[0]["parent_credential_id"]) if rows else None
 
 
-def _lineage_links(store: CaseStore, cred: str | None, steps: list[Any], stopped: bool, uid: str,
-                   gaps: list[str]) -> tuple[list[str], list[ChainLink]]:
+def _lineage_links(
+    store: CaseStore, cred: str | None, steps: list[Any], stopped: bool, uid: str, gaps: list[str]
+) -> tuple[list[str], list[ChainLink]]:
     """The ids of ``cred``'s lineage (root first) and their chain links; gaps are appended."""
-    chain_ids = ([steps[0].parent] if steps else ([cred] if cred else [])) + [s.child for s in steps]
-    cred_rows = {r["credential_id"]: r for r in store.query(
-        "SELECT * FROM credentials WHERE list_contains($ids, credential_id)", {"ids": chain_ids})}  # type: ignore[arg-type]
+    chain_ids = ([steps[0].parent] if steps else ([cred] if cred else [])) + [
+        s.child for s in steps
+    ]
+    cred_rows = {
+        r["credential_id"]: r
+        for r in store.query(
+            "SELECT * FROM credentials WHERE list_contains($ids, credential_id)", {"ids": chain_ids}
+        )
+    }  # type: ignore[arg-type]
     cred_links: list[ChainLink] = []
     if not chain_ids:
         return chain_ids, cred_links
@@ -145,22 +184,58 @@ def _lineage_links(store: CaseStore, cred: str | None, steps: list[Any], stopped
     if rrow and rrow["origin"] == "issued":
         issue = store.query(
             "SELECT reason, confidence FROM credential_issues WHERE credential_id = ? AND event_uid = ?",
-            [root, rrow["issued_by_event"]])
-        reason = ("issued by " + (issue[0]["reason"] if issue else "its issuing event")
-                  + " (root of the chain: the request carried no credential)")
-        cred_links.append(ChainLink("credential", root, _credential_label(rrow, root), reason,
-                                    issue[0]["confidence"] if issue else "strong",
-                                    (str(rrow["issued_by_event"]),)))
+            [root, rrow["issued_by_event"]],
+        )
+        reason = (
+            "issued by "
+            + (issue[0]["reason"] if issue else "its issuing event")
+            + " (root of the chain: the request carried no credential)"
+        )
+        cred_links.append(
+            ChainLink(
+                "credential",
+                root,
+                _credential_label(rrow, root),
+                reason,
+                issue[0]["confidence"] if issue else "strong",
+                (str(rrow["issued_by_event"]),),
+            )
+        )
     else:
         gaps.append(_origin_gap(root, rrow))
         # Evidence of a root with no issuing event: its first signed event (this one if it signed it).
-        first = [uid] if cred == root else [r["event_uid"] for r in store.query(
-            "SELECT event_uid FROM events WHERE credential_id = ? ORDER BY time, event_uid LIMIT 1", [root])]
-        cred_links.append(ChainLink("credential", root, _credential_label(rrow, root),
-                                    "origin unknown: no issuing event in the evidence", "proven", tuple(first)))
+        first = (
+            [uid]
+            if cred == root
+            else [
+                r["event_uid"]
+                for r in store.query(
+                    "SELECT event_uid FROM events WHERE credential_id = ? ORDER BY time, event_uid LIMIT 1",
+                    [root],
+                )
+            ]
+        )
+        cred_links.append(
+            ChainLink(
+                "credential",
+                root,
+                _credential_label(rrow, root),
+                "origin unknown: no issuing event in the evidence",
+                "proven",
+                tuple(first),
+            )
+        )
     for s in steps:
-        cred_links.append(ChainLink("credential", s.child, _credential_label(cred_rows.get(s.child), s.child),
-                                    f"minted by {s.parent}: {s.reason}", s.confidence, s.evidence))
+        cred_links.append(
+            ChainLink(
+                "credential",
+                s.child,
+                _credential_label(cred_rows.get(s.child), s.child),
+                f"minted by {s.parent}: {s.reason}",
+                s.confidence,
+                s.evidence,
+            )
+        )
     if stopped:
         gaps.append(f"lineage of {cred} stopped early (a parent cycle or more than 50 steps)")
     return chain_ids, cred_links
@@ -178,8 +253,14 @@ def _agents_with_cause(cause: CauseTrace, holder: ChainLink | None) -> list[Chai
         return [holder] if holder is not None else []
     if holder is not None and holder.id == hops[-1].id:
         last = hops[-1]
-        hops[-1] = ChainLink("agent", last.id, last.label, f"{last.reason}; {holder.reason}",
-                             last.confidence, tuple(dict.fromkeys(last.evidence + holder.evidence)))
+        hops[-1] = ChainLink(
+            "agent",
+            last.id,
+            last.label,
+            f"{last.reason}; {holder.reason}",
+            last.confidence,
+            tuple(dict.fromkeys(last.evidence + holder.evidence)),
+        )
         return hops
     return hops + ([holder] if holder is not None else [])
 
@@ -196,8 +277,10 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     gaps: list[str] = []
     candidates: dict[str, list[dict[str, Any]]] = {}
     if len(rows) > 1:
-        gaps.append(f"{len(rows)} events have the id {event_id!r}; showing {uid} (pass an event_uid to pick "
-                    f"another: {', '.join(r['event_uid'] for r in rows[1:5])})")
+        gaps.append(
+            f"{len(rows)} events have the id {event_id!r}; showing {uid} (pass an event_uid to pick "
+            f"another: {', '.join(r['event_uid'] for r in rows[1:5])})"
+        )
 
     cred = ev["credential_id"]
     inferred_via = None
@@ -239,9 +322,14 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         behalf_ids, behalf_links = _lineage_links(store, key, bsteps, bstopped, uid, gaps)
         if behalf_links and behalf_links[-1].id == key:
             last = behalf_links[-1]
-            behalf_links[-1] = ChainLink("credential", key, last.label,
-                                         f"created by this event for {parent}; {last.reason}",
-                                         last.confidence, last.evidence)
+            behalf_links[-1] = ChainLink(
+                "credential",
+                key,
+                last.label,
+                f"created by this event for {parent}; {last.reason}",
+                last.confidence,
+                last.evidence,
+            )
     search_ids = behalf_ids + [c for c in chain_ids if c not in behalf_ids]
     # closeness to the event: the credentials it was made for first, then the signer's chain
     closeness = {c: len(behalf_ids) - 1 - i for i, c in enumerate(behalf_ids)}
@@ -252,8 +340,14 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     agent_link = None
     gaps_before_agent = len(gaps)
     if ev["agent_id"]:
-        agent_link = ChainLink("agent", ev["agent_id"], ev["agent_id"], "the event's own log names the agent",
-                               "proven", (uid,))
+        agent_link = ChainLink(
+            "agent",
+            ev["agent_id"],
+            ev["agent_id"],
+            "the event's own log names the agent",
+            "proven",
+            (uid,),
+        )
     elif search_ids:
         uses = store.query(
             """SELECT src AS agent, dst AS credential, reason, confidence, evidence,
@@ -267,39 +361,68 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         tier, agents = _best(uses, "agent")
         if len(agents) == 1:
             # Show the strongest edge of that agent on the chain (it may be stronger than the specific one).
-            r = min((u for u in uses if u["agent"] == agents[0]), key=lambda u: (_rank(u["confidence"]),
-                                                                                 u["distance"]))
-            agent_link = ChainLink("agent", r["agent"], r["agent"],
-                                   f"uses {r['credential']}: {r['reason']}", r["confidence"], tuple(r["evidence"]))
+            r = min(
+                (u for u in uses if u["agent"] == agents[0]),
+                key=lambda u: (_rank(u["confidence"]), u["distance"]),
+            )
+            agent_link = ChainLink(
+                "agent",
+                r["agent"],
+                r["agent"],
+                f"uses {r['credential']}: {r['reason']}",
+                r["confidence"],
+                tuple(r["evidence"]),
+            )
         elif agents:
-            candidates["agents"] = [{k: v for k, v in r.items() if k not in ("specific", "distance")} for r in tier]
+            candidates["agents"] = [
+                {k: v for k, v in r.items() if k not in ("specific", "distance")} for r in tier
+            ]
             near = _agents_near(store, agents, tier[0]["credential"], ev["time"])
             if len(near) == 1:
                 who, refs = next(iter(near.items()))
                 agent_link = ChainLink(
-                    "agent", who, who,
+                    "agent",
+                    who,
+                    who,
                     f"{len(agents)} agents ({', '.join(agents)}) use {tier[0]['credential']}; only {who}'s log "
-                    f"references it within {NEAR_S} s of this event", "inferred", tuple(refs))
-                gaps.append(f"agent {who} was chosen among {len(agents)} agents ({', '.join(agents)}) sharing "
-                            f"{tier[0]['credential']} by time only (inferred); see candidates")
+                    f"references it within {NEAR_S} s of this event",
+                    "inferred",
+                    tuple(refs),
+                )
+                gaps.append(
+                    f"agent {who} was chosen among {len(agents)} agents ({', '.join(agents)}) sharing "
+                    f"{tier[0]['credential']} by time only (inferred); see candidates"
+                )
             else:
-                gaps.append(f"{len(agents)} agents ({', '.join(agents)}) use credential {tier[0]['credential']} "
-                            f"with the same confidence; the event cannot be attributed to one of them")
+                gaps.append(
+                    f"{len(agents)} agents ({', '.join(agents)}) use credential {tier[0]['credential']} "
+                    f"with the same confidence; the event cannot be attributed to one of them"
+                )
         else:
-            gaps.append(f"no agent linked to credential {cred} or the credentials it was minted from")
+            gaps.append(
+                f"no agent linked to credential {cred} or the credentials it was minted from"
+            )
     if agent_link is not None and not ev["agent_id"] and ev["source"] == "cloudtrail":
         # The agent hop says whose credential signed the call, not who made it: a console session or a
         # browser user agent means a person did (NHI10), and the trace must not read as the agent acting.
         ua = store.query(
             """SELECT user_agent, json_extract_string(raw, '$.sessionCredentialFromConsole') AS console
-               FROM events WHERE event_uid = ?""", [uid])
-        if ua and (ua[0]["console"] == "true" or str(ua[0]["user_agent"] or "").startswith("Mozilla/")):
-            gaps.append(f"a person, not agent {agent_link.id}, made this call: it came from "
-                        + ("an AWS console session" if ua[0]["console"] == "true" else "a web browser")
-                        + f" ({ua[0]['user_agent'] or 'no user agent'}) on the agent's credential")
+               FROM events WHERE event_uid = ?""",
+            [uid],
+        )
+        if ua and (
+            ua[0]["console"] == "true" or str(ua[0]["user_agent"] or "").startswith("Mozilla/")
+        ):
+            gaps.append(
+                f"a person, not agent {agent_link.id}, made this call: it came from "
+                + ("an AWS console session" if ua[0]["console"] == "true" else "a web browser")
+                + f" ({ua[0]['user_agent'] or 'no user agent'}) on the agent's credential"
+            )
     if inferred_via is not None and agent_link is not None:
-        gaps.append(f"credential {cred} was matched to this tool call by time and target (inferred), "
-                    f"not named in the agent's log")
+        gaps.append(
+            f"credential {cred} was matched to this tool call by time and target (inferred), "
+            f"not named in the agent's log"
+        )
 
     # Per call: the tool call that caused this event names the person and the agents between.
     cause = trace_cause(store, uid) if not ev["human_id"] else None
@@ -312,11 +435,13 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         shared = candidates.get("agents")
         if cause.agents and shared and agent_link is not None:
             # the tool call settles which of the agents sharing the credential made this call
-            del gaps[gaps_before_agent:gaps_before_agent + 1]
+            del gaps[gaps_before_agent : gaps_before_agent + 1]
             names = sorted({a["agent"] for a in shared})
-            gaps.append(f"{len(names)} agents ({', '.join(names)}) use {shared[0]['credential']}; "
-                        f"this event is attributed to agent {cause.agents[-1].id} by its tool "
-                        "call, not by the credential")
+            gaps.append(
+                f"{len(names)} agents ({', '.join(names)}) use {shared[0]['credential']}; "
+                f"this event is attributed to agent {cause.agents[-1].id} by its tool "
+                "call, not by the credential"
+            )
 
     # Human: named on the event, else on the tool call that caused it, else delegated to the agent,
     # else to a credential of the chain.
@@ -326,17 +451,24 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
             h = cause.human
             human_link = ChainLink("human", h.id, h.id, h.reason, h.confidence, h.evidence)
         elif agent_links and not store.query(
-                "SELECT 1 FROM links WHERE kind = 'DELEGATED' AND dst_kind = 'agent' "
-                "AND dst = ? LIMIT 1",
-                [agent_links[0].id]):
+            "SELECT 1 FROM links WHERE kind = 'DELEGATED' AND dst_kind = 'agent' "
+            "AND dst = ? LIMIT 1",
+            [agent_links[0].id],
+        ):
             gaps.append(f"no human delegated to agent {agent_links[0].id}")
     elif ev["human_id"]:
-        fields = {"vault": "the Vault token's display name or metadata (userpass, LDAP, OIDC login)",
-                  "cloudtrail": "onBehalfOf / sourceIdentity / Identity Center session"}.get(
-                      str(ev["source"]), "enduser.id / user.id / on-behalf-of")
-        human_link = ChainLink("human", ev["human_id"], ev["human_id"],
-                               f"the event names the user it was done for ({fields})",
-                               "proven" if ev["source"] == "agent" else "strong", (uid,))
+        fields = {
+            "vault": "the Vault token's display name or metadata (userpass, LDAP, OIDC login)",
+            "cloudtrail": "onBehalfOf / sourceIdentity / Identity Center session",
+        }.get(str(ev["source"]), "enduser.id / user.id / on-behalf-of")
+        human_link = ChainLink(
+            "human",
+            ev["human_id"],
+            ev["human_id"],
+            f"the event names the user it was done for ({fields})",
+            "proven" if ev["source"] == "agent" else "strong",
+            (uid,),
+        )
     else:
         dels = store.query(
             """SELECT src AS human, dst_kind, dst, reason, confidence, evidence, false AS specific
@@ -349,20 +481,38 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         tier, humans = _best(dels, "human")
         if len(humans) == 1:
             r = tier[0]
-            human_link = ChainLink("human", r["human"], r["human"], f"delegated to {r['dst_kind']} {r['dst']}: "
-                                   f"{r['reason']}", r["confidence"], tuple(r["evidence"]))
-            if r["dst_kind"] == "agent" and cred and store.query(
+            human_link = ChainLink(
+                "human",
+                r["human"],
+                r["human"],
+                f"delegated to {r['dst_kind']} {r['dst']}: {r['reason']}",
+                r["confidence"],
+                tuple(r["evidence"]),
+            )
+            if (
+                r["dst_kind"] == "agent"
+                and cred
+                and store.query(
                     """SELECT 1 FROM event_links l JOIN events e ON e.event_uid = l.effect_uid
-                       WHERE e.credential_id = ? LIMIT 1""", [cred]):
+                       WHERE e.credential_id = ? LIMIT 1""",
+                    [cred],
+                )
+            ):
                 # other calls on this credential are tied to tool calls, this one is not
                 # (a start-up login?)
-                gaps.append(f"no tool call is linked to this event: {r['human']} is named "
-                            f"because they delegated to agent {r['dst']}, not because this call "
-                            "is known to serve their request")
+                gaps.append(
+                    f"no tool call is linked to this event: {r['human']} is named "
+                    f"because they delegated to agent {r['dst']}, not because this call "
+                    "is known to serve their request"
+                )
         elif humans:
-            candidates["humans"] = [{k: v for k, v in r.items() if k not in ("specific", "distance")} for r in tier]
-            gaps.append(f"{len(humans)} humans ({', '.join(humans)}) delegated to "
-                        f"{tier[0]['dst_kind']} {tier[0]['dst']}; the event cannot be attributed to one of them")
+            candidates["humans"] = [
+                {k: v for k, v in r.items() if k not in ("specific", "distance")} for r in tier
+            ]
+            gaps.append(
+                f"{len(humans)} humans ({', '.join(humans)}) delegated to "
+                f"{tier[0]['dst_kind']} {tier[0]['dst']}; the event cannot be attributed to one of them"
+            )
         elif agent_link is not None:
             gaps.append(f"no human delegated to agent {agent_link.id}")
         else:
@@ -370,8 +520,15 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
 
     label = " ".join(str(x) for x in (ev["action"], ev["target"] or "", f"({ev['outcome']})") if x)
     if shared_copy is not None:
-        event_link = ChainLink("event", uid, label, f"signed with {cred}: copy of {shared_copy} (same CloudTrail "
-                               "sharedEventID, delivered to the other account)", "proven", (uid, shared_copy))
+        event_link = ChainLink(
+            "event",
+            uid,
+            label,
+            f"signed with {cred}: copy of {shared_copy} (same CloudTrail "
+            "sharedEventID, delivered to the other account)",
+            "proven",
+            (uid, shared_copy),
+        )
     else:
         why = f"signed with {cred}" if ev["credential_id"] else "the event itself"
         if made_for is not None:
@@ -381,5 +538,6 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
     chain = people + agent_links + behalf_links + cred_links + [event_link]
     held = holders(store.con)
     classes = {c.id: held[c.id] for c in chain if c.kind == "credential" and c.id in held}
-    return Trace(event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows),
-                 holders=classes)
+    return Trace(
+        event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows), holders=classes
+    )

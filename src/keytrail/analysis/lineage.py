@@ -19,9 +19,14 @@ if TYPE_CHECKING:
 MAX_DEPTH = 50
 
 
-def closure_sql(roots_sql: str = "SELECT credential_id AS root FROM credentials", *,
-                confidence: bool = True, max_depth: int | None = None, edges: str | None = None,
-                stop: str | None = None) -> str:
+def closure_sql(
+    roots_sql: str = "SELECT credential_id AS root FROM credentials",
+    *,
+    confidence: bool = True,
+    max_depth: int | None = None,
+    edges: str | None = None,
+    stop: str | None = None,
+) -> str:
     """The one MINTED closure every query walks: a ``WITH RECURSIVE clo(root, credential_id)``
     CTE holding each root (``roots_sql`` selects a ``root`` column) and every credential reachable
     from it, the root included; the caller appends its own CTEs (``, x AS (...)``) or a SELECT.
@@ -43,26 +48,34 @@ def closure_sql(roots_sql: str = "SELECT credential_id AS root FROM credentials"
     depth = max_depth is not None
     if edges is None:
         join = "links l\n          ON l.kind = 'MINTED' AND l.src = clo.credential_id" + (
-            " AND list_contains($allowed, l.confidence)" if confidence else "")
+            " AND list_contains($allowed, l.confidence)" if confidence else ""
+        )
     else:
         join = f"({edges}) l\n          ON l.src = clo.credential_id"
     where = [f"clo.depth < {int(max_depth)}"] if max_depth is not None else []
     where += [f"NOT ({stop})"] if stop else []
     step = "\n        WHERE " + " AND ".join(where) if where else ""
     return f"""
-      WITH RECURSIVE clo(root, credential_id{', depth' if depth else ''}) AS (
-        SELECT root, root{', 0' if depth else ''} FROM ({roots_sql})
+      WITH RECURSIVE clo(root, credential_id{", depth" if depth else ""}) AS (
+        SELECT root, root{", 0" if depth else ""} FROM ({roots_sql})
         UNION
-        SELECT clo.root, l.dst{', clo.depth + 1' if depth else ''} FROM clo JOIN {join}{step}
+        SELECT clo.root, l.dst{", clo.depth + 1" if depth else ""} FROM clo JOIN {join}{step}
       )"""
 
 
-def descendants(store: CaseStore, credential_id: str, *, min_confidence: str = "inferred") -> list[str]:
+def descendants(
+    store: CaseStore, credential_id: str, *, min_confidence: str = "inferred"
+) -> list[str]:
     """D(c) without c: every credential minted from ``credential_id``, transitively."""
-    sql = closure_sql("SELECT $root AS root") + " SELECT credential_id FROM clo WHERE credential_id <> $root ORDER BY 1"
+    sql = (
+        closure_sql("SELECT $root AS root")
+        + " SELECT credential_id FROM clo WHERE credential_id <> $root ORDER BY 1"
+    )
     cur = store.cursor()
     try:
-        rows = cur.execute(sql, {"root": credential_id, "allowed": allowed_confidences(min_confidence)}).fetchall()
+        rows = cur.execute(
+            sql, {"root": credential_id, "allowed": allowed_confidences(min_confidence)}
+        ).fetchall()
     finally:
         cur.close()
     return [r[0] for r in rows]
@@ -90,15 +103,20 @@ class LineageNode:
         }
 
 
-def lineage_tree(store: CaseStore, credential_id: str, *, min_confidence: str = "inferred") -> LineageNode:
+def lineage_tree(
+    store: CaseStore, credential_id: str, *, min_confidence: str = "inferred"
+) -> LineageNode:
     """The tree of credentials minted from ``credential_id`` (each child once, under its first parent)."""
     allowed = allowed_confidences(min_confidence)
-    sql = closure_sql("SELECT $root AS root") + """
+    sql = (
+        closure_sql("SELECT $root AS root")
+        + """
       SELECT l.src, l.dst, l.reason, l.confidence, l.evidence, c.kind
       FROM links l JOIN clo ON clo.credential_id = l.src
       LEFT JOIN credentials c ON c.credential_id = l.dst
       WHERE l.kind = 'MINTED' AND list_contains($allowed, l.confidence)
       ORDER BY l.first_seen NULLS LAST, l.dst"""
+    )
     kinds = store.query("SELECT kind FROM credentials WHERE credential_id = ?", [credential_id])
     root = LineageNode(credential_id, kinds[0]["kind"] if kinds else None)
     cur = store.cursor()

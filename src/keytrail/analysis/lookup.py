@@ -62,18 +62,25 @@ def expand_prefix(store: CaseStore, table: str, column: str, wanted: str) -> str
     unique prefix of at least :data:`MIN_PREFIX` characters name an id; an ambiguous
     prefix names none (the caller's suggestions then list the candidates).
     """
-    return unique_prefix(lambda sql, params: [tuple(r.values()) for r in store.query(sql, params)],
-                         table, column, wanted)
+    return unique_prefix(
+        lambda sql, params: [tuple(r.values()) for r in store.query(sql, params)],
+        table,
+        column,
+        wanted,
+    )
 
 
-def unique_prefix(run: Callable[[str, list[Any]], list[tuple[Any, ...]]], table: str, column: str,
-                  wanted: str) -> str | None:
+def unique_prefix(
+    run: Callable[[str, list[Any]], list[tuple[Any, ...]]], table: str, column: str, wanted: str
+) -> str | None:
     """:func:`expand_prefix` on any executor ``run(sql, params) -> rows`` (a worker's cursor)."""
     prefix = expand_short(wanted)
     if len(prefix) < MIN_PREFIX:
         return None
-    rows = run(f"SELECT DISTINCT {column} AS id FROM {table} WHERE starts_with({column}, ?) LIMIT 2",
-               [prefix])
+    rows = run(
+        f"SELECT DISTINCT {column} AS id FROM {table} WHERE starts_with({column}, ?) LIMIT 2",
+        [prefix],
+    )
     return str(rows[0][0]) if len(rows) == 1 else None
 
 
@@ -91,12 +98,16 @@ def resolve_credential(store: CaseStore, credential_id: str) -> dict[str, Any]:
         return store.query("SELECT * FROM credentials WHERE credential_id = ?", [full])[0]
     # An IAM user or session ARN with exactly one credential is unambiguous.
     owned = store.query(
-        "SELECT credential_id FROM credentials WHERE principal_uid = ? ORDER BY first_seen LIMIT 6", [credential_id]
+        "SELECT credential_id FROM credentials WHERE principal_uid = ? ORDER BY first_seen LIMIT 6",
+        [credential_id],
     )
     if len(owned) == 1:
-        return store.query("SELECT * FROM credentials WHERE credential_id = ?", [owned[0]["credential_id"]])[0]
-    suggestions = [r["credential_id"] for r in owned] or _suggest(store, "credentials", ("credential_id",),
-                                                                  credential_id)
+        return store.query(
+            "SELECT * FROM credentials WHERE credential_id = ?", [owned[0]["credential_id"]]
+        )[0]
+    suggestions = [r["credential_id"] for r in owned] or _suggest(
+        store, "credentials", ("credential_id",), credential_id
+    )
     raise NotFoundError(
         f"no credential {credential_id!r} in case {store.path}. List them with: keytrail credentials {store.path}",
         suggestions,

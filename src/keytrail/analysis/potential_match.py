@@ -34,19 +34,37 @@ _VAULT_LOGIN = re.compile(r"^auth/[^/]+(?:/[^/]+)*/login(?:/.*)?$")
 
 #: Escalation-capable IAM actions (Rhino Security Labs / PMapper's lists, the common core).
 IAM_WRITE = (
-    "iam:PutUserPolicy", "iam:PutRolePolicy", "iam:PutGroupPolicy", "iam:AttachUserPolicy",
-    "iam:AttachRolePolicy", "iam:AttachGroupPolicy", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
-    "iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile", "iam:CreateUser",
-    "iam:AddUserToGroup", "iam:UpdateAssumeRolePolicy", "iam:PassRole",
+    "iam:PutUserPolicy",
+    "iam:PutRolePolicy",
+    "iam:PutGroupPolicy",
+    "iam:AttachUserPolicy",
+    "iam:AttachRolePolicy",
+    "iam:AttachGroupPolicy",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:CreateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:UpdateLoginProfile",
+    "iam:CreateUser",
+    "iam:AddUserToGroup",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PassRole",
 )
-SECRET_READS = ("secretsmanager:GetSecretValue", "ssm:GetParameter", "ssm:GetParameters",
-                "ssm:GetParametersByPath", "kms:Decrypt")
+SECRET_READS = (
+    "secretsmanager:GetSecretValue",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParametersByPath",
+    "kms:Decrypt",
+)
 
 
 def glob_like_sql(pattern_expr: str) -> str:
     """SQL turning an IAM glob (``*``, ``?``) into a LIKE pattern for ``like_escape(x, p, '\\')``."""
-    return (f"replace(replace(replace(replace(replace({pattern_expr}, '\\', '\\\\'), '%', '\\%'), '_', '\\_'),"
-            " '*', '%'), '?', '_')")
+    return (
+        f"replace(replace(replace(replace(replace({pattern_expr}, '\\', '\\\\'), '%', '\\%'), '_', '\\_'),"
+        " '*', '%'), '?', '_')"
+    )
 
 
 def iam_action_sql(action_expr: str) -> str:
@@ -69,14 +87,18 @@ def resource_matches(pattern: str, resource: str) -> bool:
     return bool(_glob_re(pattern, fold=False).match(resource))
 
 
-def statement_allows_action(actions: list[str] | None, not_actions: list[str] | None, action: str) -> bool:
+def statement_allows_action(
+    actions: list[str] | None, not_actions: list[str] | None, action: str
+) -> bool:
     if actions is not None:
         return any(action_matches(p, action) for p in actions)
     return not any(action_matches(p, action) for p in not_actions or [])
 
 
 def is_star_resource(resources: list[str] | None, not_resources: list[str] | None) -> bool:
-    return (resources is not None and "*" in resources) or (not_resources is not None and not resources)
+    return (resources is not None and "*" in resources) or (
+        not_resources is not None and not resources
+    )
 
 
 # -- Vault ------------------------------------------------------------------------------
@@ -100,12 +122,18 @@ def vault_priority(pattern: str) -> tuple[int, int, int, int, str]:
 
 #: Vault operation (``events.operation``) -> capabilities that allow it.
 VAULT_OP_CAPS = {
-    "read": ("read",), "list": ("list",), "delete": ("delete",), "patch": ("patch",),
-    "create": ("create", "update"), "update": ("update", "create"),
+    "read": ("read",),
+    "list": ("list",),
+    "delete": ("delete",),
+    "patch": ("patch",),
+    "create": ("create", "update"),
+    "update": ("update", "create"),
 }
 
 
-def vault_decision(rules: list[tuple[str, list[str], str]], path: str, op: str) -> tuple[str, str | None]:
+def vault_decision(
+    rules: list[tuple[str, list[str], str]], path: str, op: str
+) -> tuple[str, str | None]:
     """``(allowed|denied-by-policy|no-grant, winning path)`` for one request.
 
     ``rules`` are ``(path pattern, capabilities, policy name)`` of every policy the token carries.

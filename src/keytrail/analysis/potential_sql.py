@@ -36,14 +36,20 @@ def _like(expr: str) -> str:
 def judged_sql(d_sql: str) -> str:
     """``(acct, pkind, pname, principal, action, outcome, res, events, first_seen, sample, verdict, policies)``."""
     no_perm = ", ".join(f"'{a}'" for a in pm.NO_PERMISSION)
-    any_like = "coalesce(list_bool_or(list_transform({pats}, lambda p: like_escape({x}, p, '\\'))), false)"
+    any_like = (
+        "coalesce(list_bool_or(list_transform({pats}, lambda p: like_escape({x}, p, '\\'))), false)"
+    )
     act = any_like.format(pats="g.act", x="lower(o.action)")
     nact = any_like.format(pats="g.nact", x="lower(o.action)")
-    res_one = (f"CASE WHEN g.res IS NOT NULL THEN {any_like.format(pats='g.res', x='x')} "
-               f"ELSE NOT {any_like.format(pats='g.nres', x='x')} END")
-    return d_sql + f""",
+    res_one = (
+        f"CASE WHEN g.res IS NOT NULL THEN {any_like.format(pats='g.res', x='x')} "
+        f"ELSE NOT {any_like.format(pats='g.nres', x='x')} END"
+    )
+    return (
+        d_sql
+        + f""",
       ev AS (
-        SELECT e.event_uid, e.actor_uid, e.outcome, e.time, {pm.iam_action_sql('e.action')} AS action,
+        SELECT e.event_uid, e.actor_uid, e.outcome, e.time, {pm.iam_action_sql("e.action")} AS action,
                regexp_extract(e.actor_uid, '^arn:aws[a-z-]*:(?:iam|sts)::(\\d{{12}}):', 1) AS acct,
                CASE WHEN e.actor_uid LIKE '%:assumed-role/%' OR e.actor_uid LIKE '%:role/%' THEN 'role'
                     WHEN e.actor_uid LIKE '%:user/%' THEN 'user' END AS pkind,
@@ -65,11 +71,11 @@ def judged_sql(d_sql: str) -> str:
         FROM evr WHERE pkind IS NOT NULL GROUP BY acct, pkind, pname, action, outcome, res),
       g AS (
         SELECT account, principal_kind, principal_name, effect, policy_name,
-               list_transform(actions, lambda p: lower({_like('p')})) AS act,
-               list_transform(not_actions, lambda p: lower({_like('p')})) AS nact,
+               list_transform(actions, lambda p: lower({_like("p")})) AS act,
+               list_transform(not_actions, lambda p: lower({_like("p")})) AS nact,
                CASE WHEN list_contains(resources, '*') THEN NULL
-                    ELSE list_transform(resources, lambda p: {_like('p')}) END AS res,
-               list_transform(not_resources, lambda p: {_like('p')}) AS nres,
+                    ELSE list_transform(resources, lambda p: {_like("p")}) END AS res,
+               list_transform(not_resources, lambda p: {_like("p")}) AS nres,
                list_contains(resources, '*') AS res_any
         FROM grants WHERE source = 'aws-iam' AND effect IS NOT NULL AND principal_kind IN ('user', 'role')),
       known AS (SELECT DISTINCT account, principal_kind, principal_name FROM grants WHERE source = 'aws-iam'),
@@ -93,6 +99,7 @@ def judged_sql(d_sql: str) -> str:
       LEFT JOIN m ON m.acct = o.acct AND m.pkind = o.pkind AND m.pname = o.pname AND m.action = o.action
                  AND m.outcome = o.outcome AND m.res = o.res
       LEFT JOIN known k ON k.account = o.acct AND k.principal_kind = o.pkind AND k.principal_name = o.pname"""
+    )
 
 
 _UNEXPLAINED = "verdict <> 'allowed' AND outcome = 'success'"
@@ -105,24 +112,45 @@ def judge_aws(store: CaseStore, d_sql: str, params: dict[str, Any], limit: int) 
     cur = store.cursor()
     out = AwsJudgement()
     try:
-        cur.execute("CREATE OR REPLACE TEMP TABLE _kt_pot AS " + sql,
-                    {k: v for k, v in params.items() if f"${k}" in sql})
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _kt_pot AS " + sql,
+            {k: v for k, v in params.items() if f"${k}" in sql},
+        )
         for acct, pkind, pname, action in cur.execute(
-                "SELECT DISTINCT acct, pkind, pname, action FROM _kt_pot WHERE outcome = 'success'").fetchall():
+            "SELECT DISTINCT acct, pkind, pname, action FROM _kt_pot WHERE outcome = 'success'"
+        ).fetchall():
             out.usage.setdefault((acct, pkind, pname), set()).add(action)
-        for where, target in ((_UNEXPLAINED, out.unexplained), (_DENIED_GRANTED, out.denied_but_granted)):
-            rel = cur.execute(f"SELECT * FROM _kt_pot WHERE {where} ORDER BY events DESC, first_seen, action "
-                              f"LIMIT {int(limit)}")
+        for where, target in (
+            (_UNEXPLAINED, out.unexplained),
+            (_DENIED_GRANTED, out.denied_but_granted),
+        ):
+            rel = cur.execute(
+                f"SELECT * FROM _kt_pot WHERE {where} ORDER BY events DESC, first_seen, action "
+                f"LIMIT {int(limit)}"
+            )
             names = [d[0] for d in rel.description or []]
             for row in rel.fetchall():
                 r = dict(zip(names, row))
-                target.append({"source": "aws-iam", "principal": r["principal"], "action": r["action"],
-                               "outcome": r["outcome"], "resources": list(r["res"]), "events": int(r["events"]),
-                               "sample_event": r["sample"], "verdict": r["verdict"],
-                               "policies": list(r["policies"])})
-        totals = cur.execute(f"SELECT count(*) FILTER (WHERE {_UNEXPLAINED}), count(*) FILTER (WHERE "
-                             f"{_DENIED_GRANTED}) FROM _kt_pot").fetchone()
-        out.unexplained_total, out.denied_total = (int(totals[0]), int(totals[1])) if totals else (0, 0)
+                target.append(
+                    {
+                        "source": "aws-iam",
+                        "principal": r["principal"],
+                        "action": r["action"],
+                        "outcome": r["outcome"],
+                        "resources": list(r["res"]),
+                        "events": int(r["events"]),
+                        "sample_event": r["sample"],
+                        "verdict": r["verdict"],
+                        "policies": list(r["policies"]),
+                    }
+                )
+        totals = cur.execute(
+            f"SELECT count(*) FILTER (WHERE {_UNEXPLAINED}), count(*) FILTER (WHERE "
+            f"{_DENIED_GRANTED}) FROM _kt_pot"
+        ).fetchone()
+        out.unexplained_total, out.denied_total = (
+            (int(totals[0]), int(totals[1])) if totals else (0, 0)
+        )
         cur.execute("DROP TABLE IF EXISTS _kt_pot")
     finally:
         cur.close()

@@ -93,7 +93,9 @@ def rank_sql(roots_sql: str, *, filtered: bool = True) -> str:
         dims = """
         SELECT src AS credential_id, CASE kind WHEN 'ACTED_ON' THEN 'r' ELSE 'p' END AS dim, dst AS v FROM links
         WHERE kind = 'ACTED_ON' OR (kind = 'AUTHENTICATES_AS' AND NOT starts_with(reason, 'issued for'))"""
-    return closure_sql(roots_sql) + f""",
+    return (
+        closure_sql(roots_sql)
+        + f""",
       ev0 AS (
         SELECT e.credential_id, e.source, e.service, e.operation, e.action, e.outcome, e.account,
                CASE WHEN e.source = 'vault' THEN e.target END AS target,
@@ -160,6 +162,7 @@ def rank_sql(roots_sql: str, *, filtered: bool = True) -> str:
       LEFT JOIN dagg ON dagg.root = c.credential_id
       LEFT JOIN ag ON ag.root = c.credential_id
       LEFT JOIN hu ON hu.root = c.credential_id"""
+    )
 
 
 def query(store: CaseStore, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -167,34 +170,68 @@ def query(store: CaseStore, sql: str, params: dict[str, Any]) -> list[dict[str, 
     return store.query(sql, {k: v for k, v in params.items() if f"${k}" in sql})  # type: ignore[arg-type]
 
 
-def params(since: datetime | None, until: datetime | None, min_confidence: str, **extra: Any) -> dict[str, Any]:
+def params(
+    since: datetime | None, until: datetime | None, min_confidence: str, **extra: Any
+) -> dict[str, Any]:
     return {"since": since, "until": until, "allowed": allowed_confidences(min_confidence), **extra}
 
 
 def to_rank(row: dict[str, Any]) -> CredentialRank:
-    values = {k: row[k] for k in ("permission_changes", "secrets_read", "writes", "deletes", "resources",
-                                  "credentials_minted", "accounts", "principals", "denied", "events")}
+    values = {
+        k: row[k]
+        for k in (
+            "permission_changes",
+            "secrets_read",
+            "writes",
+            "deletes",
+            "resources",
+            "credentials_minted",
+            "accounts",
+            "principals",
+            "denied",
+            "events",
+        )
+    }
     values["findings"] = row.get("findings") or 0
     values["long_lived"] = int(row["kind"] in LONG_LIVED_KINDS and row["expires_at"] is None)
-    values["origin_unknown"] = int(row["origin"] == "unknown" and row["kind"] == "aws-temporary-key")
+    values["origin_unknown"] = int(
+        row["origin"] == "unknown" and row["kind"] == "aws-temporary-key"
+    )
     terms = score_terms(values)
     return CredentialRank(
-        credential=row["credential_id"], kind=row["kind"], score=total(terms), agents=list(row["agents"]),
-        humans=list(row["humans"]), events=int(row["events"]), first_seen=row["t0"], last_seen=row["t1"],
-        origin=row["origin"], principal=row["principal_uid"], own_events=int(row["own_events"] or 0),
-        derived_credentials=list(row["derived"]), score_terms=terms, holder=row.get("holder"),
+        credential=row["credential_id"],
+        kind=row["kind"],
+        score=total(terms),
+        agents=list(row["agents"]),
+        humans=list(row["humans"]),
+        events=int(row["events"]),
+        first_seen=row["t0"],
+        last_seen=row["t1"],
+        origin=row["origin"],
+        principal=row["principal_uid"],
+        own_events=int(row["own_events"] or 0),
+        derived_credentials=list(row["derived"]),
+        score_terms=terms,
+        holder=row.get("holder"),
     )
 
 
-def live_rank_rows(store: CaseStore, *, since: datetime | None = None, until: datetime | None = None,
-                   min_confidence: str = "inferred",
-                   found: list[Finding] | None = None) -> list[dict[str, Any]]:
+def live_rank_rows(
+    store: CaseStore,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_confidence: str = "inferred",
+    found: list[Finding] | None = None,
+) -> list[dict[str, Any]]:
     """The ranking query's rows for every credential, unsorted and unscored (what the analysis
     snapshot stores, and what :func:`live_ranking` scores), with the ``findings`` term's value
     (from ``found``, the default findings: :mod:`keytrail.analysis.answers` passes the stored
     ones) and the holder class (:mod:`keytrail.graph.principal_class`)."""
-    sql = rank_sql("SELECT credential_id AS root FROM credentials",
-                   filtered=since is not None or until is not None)
+    sql = rank_sql(
+        "SELECT credential_id AS root FROM credentials",
+        filtered=since is not None or until is not None,
+    )
     rows = query(store, sql, params(since, until, min_confidence))
     values = finding_values(store, found)
     held = holders(store.con)
@@ -204,14 +241,24 @@ def live_rank_rows(store: CaseStore, *, since: datetime | None = None, until: da
     return rows
 
 
-def live_ranking(store: CaseStore, *, since: datetime | None = None,
-                 until: datetime | None = None, min_confidence: str = "inferred",
-                 limit: int | None = None, found: list[Finding] | None = None) -> list[CredentialRank]:
+def live_ranking(
+    store: CaseStore,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_confidence: str = "inferred",
+    limit: int | None = None,
+    found: list[Finding] | None = None,
+) -> list[CredentialRank]:
     """Every credential with its blast-radius score, computed now, highest first (ties: more
     events, then id). :func:`keytrail.analysis.answers.rank_credentials` reads the snapshot
     first."""
-    ranks = [to_rank(r) for r in live_rank_rows(store, since=since, until=until,
-                                                 min_confidence=min_confidence, found=found)]
+    ranks = [
+        to_rank(r)
+        for r in live_rank_rows(
+            store, since=since, until=until, min_confidence=min_confidence, found=found
+        )
+    ]
     if since is not None or until is not None:
         # A credential with no event (its own or its minted ones') in the window did nothing in it:
         # listing it with window-independent terms (minted, long-lived) would rank the idle.

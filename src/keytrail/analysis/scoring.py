@@ -24,10 +24,18 @@ class TermDef:
 
 #: The terms, in display order. Values come from :mod:`keytrail.analysis.ranking`.
 TERMS: tuple[TermDef, ...] = (
-    TermDef("permission_changes", 25, "{value} successful permission-changing actions (IAM, KMS, Organizations, "
-            "resource policies, Vault policies/auth)"),
-    TermDef("secrets_read", 20, "{value} successful secret reads (Vault secret paths, GetSecretValue, "
-            "GetParameter with decryption)"),
+    TermDef(
+        "permission_changes",
+        25,
+        "{value} successful permission-changing actions (IAM, KMS, Organizations, "
+        "resource policies, Vault policies/auth)",
+    ),
+    TermDef(
+        "secrets_read",
+        20,
+        "{value} successful secret reads (Vault secret paths, GetSecretValue, "
+        "GetParameter with decryption)",
+    ),
     TermDef("writes", 15, "{value} successful write actions (create, put, update, attach, ...)"),
     TermDef("deletes", 10, "{value} successful delete actions (on top of counting as writes)"),
     TermDef("resources", 10, "{value} distinct resources acted on"),
@@ -36,12 +44,24 @@ TERMS: tuple[TermDef, ...] = (
     TermDef("principals", 5, "{value} distinct identities acted as"),
     TermDef("denied", 5, "{value} denied attempts (probing beyond its permissions)"),
     TermDef("events", 2, "{value} events signed by it and its minted credentials"),
-    TermDef("findings", 20, "{value} finding points on it and, a quarter per hop, on what it "
-            "minted (low 1, medium 2, high 4, critical 8; tripled when nobody in the evidence "
-            "holds it)", linear=True),
-    TermDef("long_lived", 10, "long-lived credential (AWS access key / Vault token without expiry in the evidence)"),
-    TermDef("origin_unknown", 10, "temporary key with no issuing event in the evidence (e.g. stolen instance "
-            "credentials)"),
+    TermDef(
+        "findings",
+        20,
+        "{value} finding points on it and, a quarter per hop, on what it "
+        "minted (low 1, medium 2, high 4, critical 8; tripled when nobody in the evidence "
+        "holds it)",
+        linear=True,
+    ),
+    TermDef(
+        "long_lived",
+        10,
+        "long-lived credential (AWS access key / Vault token without expiry in the evidence)",
+    ),
+    TermDef(
+        "origin_unknown",
+        10,
+        "temporary key with no issuing event in the evidence (e.g. stolen instance credentials)",
+    ),
 )
 
 TERM_NAMES = tuple(t.name for t in TERMS)
@@ -61,8 +81,13 @@ class ScoreTerm:
         return _explain(self.name, self.value, self.weight, self.points)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value, "weight": self.weight, "points": self.points,
-                "explanation": self.explanation}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "weight": self.weight,
+            "points": self.points,
+            "explanation": self.explanation,
+        }
 
 
 _TEMPLATES = {t.name: t.explanation for t in TERMS}

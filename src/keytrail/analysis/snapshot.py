@@ -46,9 +46,22 @@ if TYPE_CHECKING:
 RANK_KEY = "snapshot.rank"
 FINDINGS_KEY = "snapshot.findings"
 
-_FINDING_COLUMNS = ("rule", "title", "level", "frameworks", "subjects", "evidence", "evidence_uids",
-                    "evidence_count", "description", "recommendation", "impact", "first_seen", "last_seen",
-                    "details")
+_FINDING_COLUMNS = (
+    "rule",
+    "title",
+    "level",
+    "frameworks",
+    "subjects",
+    "evidence",
+    "evidence_uids",
+    "evidence_count",
+    "description",
+    "recommendation",
+    "impact",
+    "first_seen",
+    "last_seen",
+    "details",
+)
 
 
 @lru_cache(maxsize=1)
@@ -88,13 +101,16 @@ def status(store: CaseStore) -> str:
         return "none"
     try:
         cfg = load_config(None, rule_ids=RULES)
-    except KeytrailError:  # an invalid KEYTRAIL_CONFIG: `keytrail findings` says why; info must not fail
+    except (
+        KeytrailError
+    ):  # an invalid KEYTRAIL_CONFIG: `keytrail findings` says why; info must not fail
         return "stale"
     ok = rank == code_fingerprint() and found == findings_fingerprint(cfg)
     return "current" if ok else "stale"
 
 
 # -- reading -------------------------------------------------------------------------------
+
 
 def rank_rows(store: CaseStore, limit: int | None = None) -> list[dict[str, Any]] | None:
     """Stored ranking rows, highest score first, or ``None`` when there is no valid snapshot."""
@@ -108,7 +124,9 @@ def rank_row(store: CaseStore, credential_id: str) -> dict[str, Any] | None:
     """One credential's stored ranking row (``None``: no valid snapshot or not in it)."""
     if not _valid(store, RANK_KEY, code_fingerprint()):
         return None
-    rows = store.query("SELECT * EXCLUDE (score) FROM rank_cache WHERE credential_id = ?", [credential_id])
+    rows = store.query(
+        "SELECT * EXCLUDE (score) FROM rank_cache WHERE credential_id = ?", [credential_id]
+    )
     return rows[0] if rows else None
 
 
@@ -117,13 +135,25 @@ def findings(store: CaseStore, cfg: FindingsConfig) -> list[Finding] | None:
     if not _valid(store, FINDINGS_KEY, findings_fingerprint(cfg)):
         return None
     rows = store.query(f"SELECT {', '.join(_FINDING_COLUMNS)} FROM finding_cache ORDER BY ord")
-    return [Finding(
-        rule=r["rule"], title=r["title"], level=Level(r["level"]), frameworks=tuple(r["frameworks"]),
-        subjects=tuple(r["subjects"]), evidence=tuple(r["evidence"]), description=r["description"],
-        recommendation=r["recommendation"], impact=r["impact"], first_seen=r["first_seen"],
-        last_seen=r["last_seen"], evidence_uids=tuple(r["evidence_uids"]), evidence_count=int(r["evidence_count"]),
-        details=json.loads(r["details"]) if r["details"] else {},
-    ) for r in rows]
+    return [
+        Finding(
+            rule=r["rule"],
+            title=r["title"],
+            level=Level(r["level"]),
+            frameworks=tuple(r["frameworks"]),
+            subjects=tuple(r["subjects"]),
+            evidence=tuple(r["evidence"]),
+            description=r["description"],
+            recommendation=r["recommendation"],
+            impact=r["impact"],
+            first_seen=r["first_seen"],
+            last_seen=r["last_seen"],
+            evidence_uids=tuple(r["evidence_uids"]),
+            evidence_count=int(r["evidence_count"]),
+            details=json.loads(r["details"]) if r["details"] else {},
+        )
+        for r in rows
+    ]
 
 
 def level_counts(store: CaseStore, cfg: FindingsConfig) -> dict[str, int] | None:
@@ -138,6 +168,7 @@ def level_counts(store: CaseStore, cfg: FindingsConfig) -> dict[str, int] | None
 
 # -- writing -------------------------------------------------------------------------------
 
+
 @dataclass
 class SnapshotSummary:
     credentials: int
@@ -145,7 +176,11 @@ class SnapshotSummary:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"credentials": self.credentials, "findings": self.findings, "seconds": round(self.seconds, 2)}
+        return {
+            "credentials": self.credentials,
+            "findings": self.findings,
+            "seconds": round(self.seconds, 2),
+        }
 
 
 def refresh_case(path: str | Path) -> SnapshotSummary | None:
@@ -207,9 +242,16 @@ def _finding_table(found: list[Finding]) -> pa.Table:
             elif isinstance(v, tuple):
                 v = list(v)
             cols[c].append(v)
-    return pa.table({
-        **{c: pa.array(v) for c, v in cols.items() if c not in ("frameworks", "subjects", "evidence",
-                                                                 "evidence_uids")},
-        **{c: pa.array(cols[c], type=pa.list_(pa.string())) for c in ("frameworks", "subjects", "evidence",
-                                                                     "evidence_uids")},
-    })
+    return pa.table(
+        {
+            **{
+                c: pa.array(v)
+                for c, v in cols.items()
+                if c not in ("frameworks", "subjects", "evidence", "evidence_uids")
+            },
+            **{
+                c: pa.array(cols[c], type=pa.list_(pa.string()))
+                for c in ("frameworks", "subjects", "evidence", "evidence_uids")
+            },
+        }
+    )

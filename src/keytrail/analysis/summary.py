@@ -31,13 +31,17 @@ def case_info(store: CaseStore) -> dict[str, Any]:
         """SELECT source, count(*) AS files, sum(rejected) AS rejected FROM evidence
            WHERE status IN ('loaded','partial') GROUP BY source"""
     ):
-        entry = sources.setdefault(row["source"], {"files": 0, "events": 0, "rejected": 0,
-                                                   "time_range": [None, None]})
+        entry = sources.setdefault(
+            row["source"], {"files": 0, "events": 0, "rejected": 0, "time_range": [None, None]}
+        )
         entry["files"] = int(row["files"])
         entry["rejected"] = int(row["rejected"] or 0)
-    for row in store.query("SELECT source, count(*) AS n, min(time) AS t0, max(time) AS t1 FROM events GROUP BY source"):
-        entry = sources.setdefault(row["source"], {"files": 0, "events": 0, "rejected": 0,
-                                                   "time_range": [None, None]})
+    for row in store.query(
+        "SELECT source, count(*) AS n, min(time) AS t0, max(time) AS t1 FROM events GROUP BY source"
+    ):
+        entry = sources.setdefault(
+            row["source"], {"files": 0, "events": 0, "rejected": 0, "time_range": [None, None]}
+        )
         entry["events"] = int(row["n"])
         entry["time_range"] = [format_utc(row["t0"]), format_utc(row["t1"])]
     t0, t1 = store.con.execute("SELECT min(time), max(time) FROM events").fetchone() or (None, None)
@@ -71,7 +75,9 @@ def case_info(store: CaseStore) -> dict[str, Any]:
     }
     # Cases written before policy snapshots existed have no grants table (read-only opens do not add it).
     has_grants = store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'grants'")
-    counts["policy_statements"] = int(store.scalar("SELECT count(*) FROM grants") or 0) if has_grants else 0
+    counts["policy_statements"] = (
+        int(store.scalar("SELECT count(*) FROM grants") or 0) if has_grants else 0
+    )
     from keytrail.ingest.provenance import manifests
 
     return {

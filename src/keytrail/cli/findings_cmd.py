@@ -22,28 +22,61 @@ _LEVELS = "informational, low, medium, high, critical"
 
 def _add_findings(p: argparse.ArgumentParser) -> None:
     p.add_argument("case", help="case file")
-    p.add_argument("--json", action="store_true", help='one JSON document: {"findings": [...], "counts": {...}}')
-    p.add_argument("--min-level", default="informational", metavar="LEVEL", help=f"show only LEVEL and above ({_LEVELS})")
-    p.add_argument("--config", metavar="FILE", help="thresholds TOML (default: $KEYTRAIL_CONFIG, else built-in)")
-    p.add_argument("--baseline-until", metavar="TIME", help="end every baseline window at TIME (ISO 8601, UTC)")
-    p.add_argument("--fail-on", metavar="LEVEL", help="exit 1 when a finding at or above LEVEL exists")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON document: {"findings": [...], "counts": {...}}',
+    )
+    p.add_argument(
+        "--min-level",
+        default="informational",
+        metavar="LEVEL",
+        help=f"show only LEVEL and above ({_LEVELS})",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="thresholds TOML (default: $KEYTRAIL_CONFIG, else built-in)",
+    )
+    p.add_argument(
+        "--baseline-until", metavar="TIME", help="end every baseline window at TIME (ISO 8601, UTC)"
+    )
+    p.add_argument(
+        "--fail-on", metavar="LEVEL", help="exit 1 when a finding at or above LEVEL exists"
+    )
     p.add_argument("--wide", action="store_true", help="do not wrap lines at the terminal width")
-    p.add_argument("--sigma", metavar="DIR",
-                   help="run the Sigma rules in DIR (e.g. a SigmaHQ checkout's rules/cloud/aws/cloudtrail) "
-                        "instead of the shipped ones")
-    p.add_argument("--rule", action="append", default=[], metavar="ID",
-                   help="show only findings of rule ID (glob, e.g. 'sigma:*' or 'nhi-*'; repeatable)")
-    p.add_argument("--exclude-rule", action="append", default=[], metavar="ID",
-                   help="leave out findings of rule ID (glob; repeatable)")
+    p.add_argument(
+        "--sigma",
+        metavar="DIR",
+        help="run the Sigma rules in DIR (e.g. a SigmaHQ checkout's rules/cloud/aws/cloudtrail) "
+        "instead of the shipped ones",
+    )
+    p.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="show only findings of rule ID (glob, e.g. 'sigma:*' or 'nhi-*'; repeatable)",
+    )
+    p.add_argument(
+        "--exclude-rule",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="leave out findings of rule ID (glob; repeatable)",
+    )
 
 
 def select_rules(findings: list[Finding], include: list[str], exclude: list[str]) -> list[Finding]:
     """Findings whose rule id matches an ``include`` glob (all when none) and no ``exclude`` glob."""
     from fnmatch import fnmatchcase
 
-    return [f for f in findings
-            if (not include or any(fnmatchcase(f.rule, p) for p in include))
-            and not any(fnmatchcase(f.rule, p) for p in exclude)]
+    return [
+        f
+        for f in findings
+        if (not include or any(fnmatchcase(f.rule, p) for p in include))
+        and not any(fnmatchcase(f.rule, p) for p in exclude)
+    ]
 
 
 def sigma_status(rules_dir: str) -> dict[str, Any]:
@@ -51,16 +84,23 @@ def sigma_status(rules_dir: str) -> dict[str, Any]:
     from keytrail.analysis.sigma.rules import load_rules
 
     rs = load_rules(rules_dir or None)
-    return {"directory": rs.directory, "converted": len(rs.rules),
-            "failed": [{"file": f.path, "title": f.title, "reason": f.reason} for f in rs.failed]}
+    return {
+        "directory": rs.directory,
+        "converted": len(rs.rules),
+        "failed": [{"file": f.path, "title": f.title, "reason": f.reason} for f in rs.failed],
+    }
 
 
 def _add_baseline(p: argparse.ArgumentParser) -> None:
     p.add_argument("case", help="case file")
     p.add_argument("id", help="agent id or credential id as logged")
     p.add_argument("--json", action="store_true", help="one JSON document (Baseline.as_dict)")
-    p.add_argument("--config", metavar="FILE", help="thresholds TOML (baseline window and networks)")
-    p.add_argument("--baseline-until", metavar="TIME", help="end the baseline window at TIME (ISO 8601, UTC)")
+    p.add_argument(
+        "--config", metavar="FILE", help="thresholds TOML (baseline window and networks)"
+    )
+    p.add_argument(
+        "--baseline-until", metavar="TIME", help="end the baseline window at TIME (ISO 8601, UTC)"
+    )
 
 
 def _text(value: Any, width: int | None = None) -> str:
@@ -69,8 +109,9 @@ def _text(value: Any, width: int | None = None) -> str:
     return shown(str(value), width)
 
 
-def render_findings(findings: list[Finding], counts: dict[str, int],
-                    width: int | None = None) -> str:
+def render_findings(
+    findings: list[Finding], counts: dict[str, int], width: int | None = None
+) -> str:
     """The text report: one block per level, one entry per finding, wrapped at ``width``."""
     from keytrail.cli.fit import wrap
 
@@ -82,7 +123,9 @@ def _finding_lines(findings: list[Finding], counts: dict[str, int]) -> list[str]
 
     lines: list[str] = []
     total = sum(counts.values())
-    lines.append(f"{total} finding(s): " + ", ".join(f"{n} {lvl}" for lvl, n in counts.items() if n))
+    lines.append(
+        f"{total} finding(s): " + ", ".join(f"{n} {lvl}" for lvl, n in counts.items() if n)
+    )
     for level in counts:
         group = [f for f in findings if f.level.label == level]
         if not group:
@@ -96,7 +139,11 @@ def _finding_lines(findings: list[Finding], counts: dict[str, int]) -> list[str]
             lines.append(f"    what:       {_text(f.description, 600)}")
             lines.append(f"    impact:     {_text(f.impact, 300)}")
             lines.append(f"    contain:    {_text(f.recommendation, 800)}")
-            more = f" (showing {len(f.evidence)} of {f.evidence_count})" if f.evidence_count > len(f.evidence) else ""
+            more = (
+                f" (showing {len(f.evidence)} of {f.evidence_count})"
+                if f.evidence_count > len(f.evidence)
+                else ""
+            )
             lines.append(f"    evidence{more}: {_text(', '.join(f.evidence), 400)}")
     return lines
 
@@ -118,7 +165,9 @@ def run_findings_cmd(args: argparse.Namespace) -> int:
         cfg = replace(cfg, sigma=replace(cfg.sigma, rules_dir=args.sigma))
     sigma = sigma_status(cfg.sigma.rules_dir) if cfg.sigma.enabled else None
     with CaseStore.open(args.case) as store:
-        findings = run_findings(store, config=cfg, min_level=min_level, baseline_until=args.baseline_until)
+        findings = run_findings(
+            store, config=cfg, min_level=min_level, baseline_until=args.baseline_until
+        )
     findings = select_rules(findings, args.rule, args.exclude_rule)
     counts = count_levels(findings)
     if args.json:
@@ -130,8 +179,10 @@ def run_findings_cmd(args: argparse.Namespace) -> int:
 
         print(render_findings(findings, counts, width_of(sys.stdout, wide=args.wide)))
         if sigma is not None:
-            print(f"\nSigma: {sigma['converted']} rule(s) from {sigma['directory']} ran"
-                  + (f"; {len(sigma['failed'])} did not convert:" if sigma["failed"] else "."))
+            print(
+                f"\nSigma: {sigma['converted']} rule(s) from {sigma['directory']} ran"
+                + (f"; {len(sigma['failed'])} did not convert:" if sigma["failed"] else ".")
+            )
             for f in sigma["failed"]:
                 print(f"  - {_text(f['file'], 200)}: {_text(f['reason'], 300)}")
     if fail_on is not None and any(f.level >= fail_on for f in findings):
@@ -147,7 +198,8 @@ def render_baseline(b: Baseline) -> str:
     lines = [
         f"{b.kind} {_text(b.subject, 200)}",
         f"baseline window: {format_utc(b.window_start)} .. {format_utc(b.window_end)} ({b.baseline_events} events"
-        + (", too few to judge drift" if b.thin else "") + f"); last seen {format_utc(b.last_seen)}",
+        + (", too few to judge drift" if b.thin else "")
+        + f"); last seen {format_utc(b.last_seen)}",
     ]
     for dim in DIMENSIONS:
         vals = b.values.get(dim, [])
@@ -158,8 +210,10 @@ def render_baseline(b: Baseline) -> str:
     for dim in DIMENSIONS:
         for d in b.departed.get(dim, []):
             any_dep = True
-            lines.append(f"  {dim:<16} {_text(d['value'], 80)}: {d['events']} event(s) from {d['first_seen']}; "
-                         f"evidence {_text(', '.join(d['evidence']), 200)}")
+            lines.append(
+                f"  {dim:<16} {_text(d['value'], 80)}: {d['events']} event(s) from {d['first_seen']}; "
+                f"evidence {_text(', '.join(d['evidence']), 200)}"
+            )
     if not any_dep:
         lines.append("  nothing")
     return "\n".join(lines)
@@ -184,8 +238,14 @@ def run_baseline_cmd(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Any] = {
-    "findings": ("NHI governance findings mapped to OWASP NHI Top 10 / ASI / NIST SP 800-207",
-                 _add_findings, run_findings_cmd),
-    "baseline": ("behaviour baseline of an agent or credential, and what departed from it",
-                 _add_baseline, run_baseline_cmd),
+    "findings": (
+        "NHI governance findings mapped to OWASP NHI Top 10 / ASI / NIST SP 800-207",
+        _add_findings,
+        run_findings_cmd,
+    ),
+    "baseline": (
+        "behaviour baseline of an agent or credential, and what departed from it",
+        _add_baseline,
+        run_baseline_cmd,
+    ),
 }

@@ -17,18 +17,33 @@ if TYPE_CHECKING:
 
 def _add_ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("case", help="case file (DuckDB); created when missing")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="log files or directories (walked recursively)")
-    p.add_argument("--inventory", action="append", default=[], metavar="FILE",
-                   help="agent inventory (TOML, JSON or CSV); repeatable")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="log files or directories (walked recursively)"
+    )
+    p.add_argument(
+        "--inventory",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="agent inventory (TOML, JSON or CSV); repeatable",
+    )
     p.add_argument("--strict", action="store_true", help="exit 3 when any record was rejected")
     p.add_argument("--json", action="store_true", help="print a machine summary on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    p.add_argument("--max-record-bytes", type=_size, default=None, metavar="N",
-                   help="largest record read (bytes; K/M/G suffixes; default 64M): a longer record is a "
-                        "reject, and a file read as one document is read up to 4 x N (docs/security.md)")
-    p.add_argument("--no-snapshot", action="store_true",
-                   help="skip the analysis snapshot (ranking and findings stored for instant reads); "
-                        "readers then compute them live")
+    p.add_argument(
+        "--max-record-bytes",
+        type=_size,
+        default=None,
+        metavar="N",
+        help="largest record read (bytes; K/M/G suffixes; default 64M): a longer record is a "
+        "reject, and a file read as one document is read up to 4 x N (docs/security.md)",
+    )
+    p.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="skip the analysis snapshot (ranking and findings stored for instant reads); "
+        "readers then compute them live",
+    )
 
 
 def _size(text: str) -> int:
@@ -38,7 +53,9 @@ def _size(text: str) -> int:
     try:
         n = int(t[:-1] if mult > 1 else t) * mult
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 65536, 64M, 1G)") from None
+        raise argparse.ArgumentTypeError(
+            f"not a byte count: {text!r} (e.g. 65536, 64M, 1G)"
+        ) from None
     if n < 1024:
         raise argparse.ArgumentTypeError(f"--max-record-bytes must be at least 1K, got {text!r}")
     return n
@@ -54,8 +71,10 @@ class _ProgressPrinter:
     def __call__(self, p: Progress) -> None:
         mb = p.bytes_done / 1e6
         rate = mb / p.elapsed if p.elapsed > 0 else 0.0
-        line = (f"ingest: {p.files_done}/{p.files_total} files, {p.records:,} records, "
-                f"{p.rejected:,} rejected, {mb:,.1f} MB at {rate:,.1f} MB/s")
+        line = (
+            f"ingest: {p.files_done}/{p.files_total} files, {p.records:,} records, "
+            f"{p.rejected:,} rejected, {mb:,.1f} MB at {rate:,.1f} MB/s"
+        )
         if p.current == "finalising":
             line += " - finalising (dedup, graph)"
         if self.tty:
@@ -78,8 +97,13 @@ def run_ingest(args: argparse.Namespace) -> int:
 
     new_case = not os.path.exists(args.case)
     try:
-        summary = ingest(args.case, args.paths, inventory=args.inventory, progress=printer,
-                         max_record_bytes=args.max_record_bytes or MAX_RECORD_BYTES)
+        summary = ingest(
+            args.case,
+            args.paths,
+            inventory=args.inventory,
+            progress=printer,
+            max_record_bytes=args.max_record_bytes or MAX_RECORD_BYTES,
+        )
     except BaseException:
         if new_case:
             _remove_case(args.case)  # a first ingest that failed leaves no half-made case behind
@@ -92,8 +116,10 @@ def run_ingest(args: argparse.Namespace) -> int:
         from keytrail.analysis.snapshot import refresh_case
 
         if not args.quiet:
-            print("ingest: analysis snapshot (ranking every credential, running the findings rules)",
-                  file=sys.stderr)
+            print(
+                "ingest: analysis snapshot (ranking every credential, running the findings rules)",
+                file=sys.stderr,
+            )
         snap = refresh_case(args.case)
     doc["snapshot"] = snap.as_dict() if snap else None
     if args.json:
@@ -105,7 +131,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     for f in summary.files:
         if f.status in ("skipped", "failed", "partial") or f.rejected:
             note = f": {shown(f.note)}" if f.note else ""
-            print(f"  {f.status:>8}  {shown(str(f.path))}{note} ({f.rejected} rejected)", file=sys.stderr)
+            print(
+                f"  {f.status:>8}  {shown(str(f.path))}{note} ({f.rejected} rejected)",
+                file=sys.stderr,
+            )
     by = doc["files_by_status"]
     print(
         f"keytrail: {summary.loaded_files} files loaded, {by.get('already-ingested', 0)} already in the case, "
@@ -117,7 +146,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     if snap:
         print(f"keytrail: analysis snapshot: {_snapshot_text(snap)}", file=sys.stderr)
     if summary.rejected:
-        print(f"  see them with: keytrail sql {shown(args.case)} \"SELECT * FROM rejects\"", file=sys.stderr)
+        print(
+            f'  see them with: keytrail sql {shown(args.case)} "SELECT * FROM rejects"',
+            file=sys.stderr,
+        )
     # Exit 2 only when the run produced no usable evidence at all; files already in
     # the case from an earlier run count (a re-run after an interruption is fine).
     usable = summary.loaded_files + by.get("already-ingested", 0)
@@ -126,8 +158,9 @@ def run_ingest(args: argparse.Namespace) -> int:
         if new_case:
             _remove_case(args.case)
             kept = f"; no case file was created ({args.case} removed)"
-        raise InputError("nothing was loaded: no file was in a known format "
-                         f"(see the list above){kept}")
+        raise InputError(
+            f"nothing was loaded: no file was in a known format (see the list above){kept}"
+        )
     if args.strict and summary.rejected:
         raise StrictRejectError(f"--strict: {summary.rejected} records were rejected")
     return 0
@@ -145,8 +178,11 @@ def _remove_case(case: str) -> None:
 def _add_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("case")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--wide", action="store_true",
-                   help="absolute evidence paths, nothing cut to the terminal width")
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="absolute evidence paths, nothing cut to the terminal width",
+    )
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -169,25 +205,36 @@ def run_info(args: argparse.Namespace) -> int:
     out.write(f"time range  {tr[0]} .. {tr[1]}\n")
     out.write(f"events      {info['events']:,}   rejected {info['rejected']:,}\n")
     # Sub-second sources (Vault, OTLP) print 27-character times: size the column to its widest value.
-    tw = max([len("first")] + [len(src["time_range"][0] or "-") for src in info["sources"].values()])
+    tw = max(
+        [len("first")] + [len(src["time_range"][0] or "-") for src in info["sources"].values()]
+    )
     out.write(f"\nsource       files     events  rejected  {'first':<{tw}}  last\n")
     for name, src in info["sources"].items():
-        out.write(f"{s(name):<12}{src['files']:>6}{src['events']:>11,}{src['rejected']:>10,}  "
-                  f"{src['time_range'][0] or '-':<{tw}}  {src['time_range'][1] or '-'}\n")
+        out.write(
+            f"{s(name):<12}{src['files']:>6}{src['events']:>11,}{src['rejected']:>10,}  "
+            f"{src['time_range'][0] or '-':<{tw}}  {src['time_range'][1] or '-'}\n"
+        )
     c = info["counts"]
-    out.write(f"\ncredentials {c['credentials']:,}  principals {c['principals']:,}  links {c['links']:,}  "
-              f"inventory agents {c['inventory_agents']:,}  policy statements {c['policy_statements']:,}\n")
-    hint = {"current": "", "none": " (ranking and findings are computed on each request; "
-                                     f"store them with: keytrail snapshot {case})",
-            "stale": f" (written by another keytrail or configuration; refresh: keytrail snapshot {case})"}
+    out.write(
+        f"\ncredentials {c['credentials']:,}  principals {c['principals']:,}  links {c['links']:,}  "
+        f"inventory agents {c['inventory_agents']:,}  policy statements {c['policy_statements']:,}\n"
+    )
+    hint = {
+        "current": "",
+        "none": " (ranking and findings are computed on each request; "
+        f"store them with: keytrail snapshot {case})",
+        "stale": f" (written by another keytrail or configuration; refresh: keytrail snapshot {case})",
+    }
     out.write(f"analysis snapshot {info['snapshot']}{hint.get(info['snapshot'], '')}\n")
     for m in info.get("provenance") or []:
         seeds = ", ".join(plain(str(x.get("seed")), 120) for x in m["seeds"] or [])
         w = m["window"] or {}
-        out.write(f"provenance  keytrail scope ({plain(str(m['engine']), 20)} engine, {m['created_at']}): seeds "
-                  f"{seeds}; window {w.get('since') or '-'} .. {w.get('until') or '-'}; {m['closure']} "
-                  f"credentials in the closure; {m['inputs']} input files; manifest "
-                  f"{m['manifest_sha256'][:16]}\n")
+        out.write(
+            f"provenance  keytrail scope ({plain(str(m['engine']), 20)} engine, {m['created_at']}): seeds "
+            f"{seeds}; window {w.get('since') or '-'} .. {w.get('until') or '-'}; {m['closure']} "
+            f"credentials in the closure; {m['inputs']} input files; manifest "
+            f"{m['manifest_sha256'][:16]}\n"
+        )
     _write_evidence(info["evidence"], out, getattr(args, "wide", False))
     return 0
 
@@ -208,26 +255,37 @@ def _write_evidence(evidence: list[dict[str, Any]], out: Any, wide: bool) -> Non
     out.write(f"\nevidence{f' (paths under {s(root)}/)' if root else ''}\n")
     iw = max([0] + [len(str(e["file_id"])) for e in evidence]) + 2
     for e, path in zip(evidence, paths):
-        digest = "" if width is not None and width < NARROW else \
-            f"{s(e['integrity'] or '-'):<14} {s(e['sha256'][:16])}  "  # narrow: `--json` has them
-        line = (f"  {'[' + str(e['file_id']) + ']':<{iw}} {s(e['status']):<8} {s(e['source'] or '-'):<10} "
-                f"{digest}{e['events'] or 0:>6,} ev {e['rejected'] or 0:>4} rej  ")
+        digest = (
+            ""
+            if width is not None and width < NARROW
+            else f"{s(e['integrity'] or '-'):<14} {s(e['sha256'][:16])}  "
+        )  # narrow: `--json` has them
+        line = (
+            f"  {'[' + str(e['file_id']) + ']':<{iw}} {s(e['status']):<8} {s(e['source'] or '-'):<10} "
+            f"{digest}{e['events'] or 0:>6,} ev {e['rejected'] or 0:>4} rej  "
+        )
         room = None if width is None else max(20, width - len(line))
         shown_path = s(path)
         out.write(line + (shown_path if room is None else middle(shown_path, room)) + "\n")
         if e["note"]:
             out.write("\n".join(wrap(f"      note: {s(str(e['note']))}", width)) + "\n")
 
+
 def _add_sql(p: argparse.ArgumentParser) -> None:
     p.add_argument("case")
     p.add_argument("query", help="SQL (the case is opened read-only)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="rows as a JSON array")
-    fmt.add_argument("--csv", action="store_true", help="CSV with formula-looking cells neutralised")
-    p.add_argument("--reveal", action="store_true",
-                   help="secrets are masked in the case itself; with --reveal the result must have an "
-                        "event_uid column and each row's `raw` is the ORIGINAL record read back from its "
-                        "evidence file (path and SHA-256 checked first; docs/security.md)")
+    fmt.add_argument(
+        "--csv", action="store_true", help="CSV with formula-looking cells neutralised"
+    )
+    p.add_argument(
+        "--reveal",
+        action="store_true",
+        help="secrets are masked in the case itself; with --reveal the result must have an "
+        "event_uid column and each row's `raw` is the ORIGINAL record read back from its "
+        "evidence file (path and SHA-256 checked first; docs/security.md)",
+    )
 
 
 def run_sql(args: argparse.Namespace) -> int:
@@ -238,7 +296,9 @@ def run_sql(args: argparse.Namespace) -> int:
         names, rows, _ = run_sandboxed(store.cursor(), args.query)
     if args.reveal:
         names, rows = _revealed(args.case, names, rows)
-    if not args.reveal:  # raw records carry session tokens and passwords: masked like everywhere else
+    if (
+        not args.reveal
+    ):  # raw records carry session tokens and passwords: masked like everywhere else
         from keytrail.redact import mask_secrets
 
         rows = [tuple(mask_secrets(v) if isinstance(v, str) else v for v in r) for r in rows]
@@ -260,15 +320,19 @@ def run_sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def _revealed(case: str, names: list[str], rows: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+def _revealed(
+    case: str, names: list[str], rows: list[tuple[Any, ...]]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Rows with ``raw`` (added when not selected) replaced by the original record from the evidence
     (read through the case's own read-only connection, not the query's)."""
     from keytrail.ingest.reveal import Revealer
     from keytrail.store.case import CaseStore
 
     if "event_uid" not in names:
-        raise UsageError("--reveal reads each row's original record from its evidence file, so the query must "
-                         "return an event_uid column, e.g. SELECT event_uid, raw FROM events WHERE ...")
+        raise UsageError(
+            "--reveal reads each row's original record from its evidence file, so the query must "
+            "return an event_uid column, e.g. SELECT event_uid, raw FROM events WHERE ..."
+        )
     uid_at = names.index("event_uid")
     if "raw" not in names:
         names = [*names, "raw"]
@@ -298,7 +362,9 @@ def _print_table(names: list[str], rows: list[tuple[Any, ...]]) -> None:
 
 
 def _snapshot_text(snap: SnapshotSummary) -> str:
-    return f"{snap.credentials:,} credentials ranked, {snap.findings:,} findings ({snap.seconds:.1f}s)"
+    return (
+        f"{snap.credentials:,} credentials ranked, {snap.findings:,} findings ({snap.seconds:.1f}s)"
+    )
 
 
 def run_snapshot(args: argparse.Namespace) -> int:
@@ -308,21 +374,36 @@ def run_snapshot(args: argparse.Namespace) -> int:
 
     snap = refresh_case(args.case)
     if snap is None:
-        raise CaseError(f"{args.case}: its last ingest did not finish; re-run keytrail ingest first",
-                        "ingest incomplete")
+        raise CaseError(
+            f"{args.case}: its last ingest did not finish; re-run keytrail ingest first",
+            "ingest incomplete",
+        )
     if args.json:
         from keytrail.cli.main import print_json
 
         print_json(snap.as_dict())
-    print(f"keytrail: analysis snapshot of {shown(args.case)}: {_snapshot_text(snap)}", file=sys.stderr)
+    print(
+        f"keytrail: analysis snapshot of {shown(args.case)}: {_snapshot_text(snap)}",
+        file=sys.stderr,
+    )
     return 0
 
 
 COMMANDS = {
-    "ingest": ("load logs (CloudTrail, Vault audit, agent logs) and inventories into a case", _add_ingest,
-               run_ingest),
-    "info": ("sources, time range, counts, rejects and evidence integrity of a case", _add_info, run_info),
+    "ingest": (
+        "load logs (CloudTrail, Vault audit, agent logs) and inventories into a case",
+        _add_ingest,
+        run_ingest,
+    ),
+    "info": (
+        "sources, time range, counts, rejects and evidence integrity of a case",
+        _add_info,
+        run_info,
+    ),
     "sql": ("run a read-only SQL query on a case", _add_sql, run_sql),
-    "snapshot": ("store the ranking and findings in the case again (after an upgrade or a config change)",
-                 _add_info, run_snapshot),
+    "snapshot": (
+        "store the ranking and findings in the case again (after an upgrade or a config change)",
+        _add_info,
+        run_snapshot,
+    ),
 }

@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         module = importlib.import_module(module_name)
-        commands: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = module.COMMANDS
+        commands: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = (
+            module.COMMANDS
+        )
         for name, (help_text, add_arguments, run) in commands.items():
             p = sub.add_parser(name, help=help_text, description=help_text)
             add_arguments(p)
@@ -63,7 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotFoundError as e:
         print(f"keytrail: {shown_lines(e.msg)}", file=sys.stderr)
         if e.suggestions:  # ids from the case: hostile text, one per line
-            print("closest matches:\n  " + "\n  ".join(shown(s, 400) for s in e.suggestions), file=sys.stderr)
+            print(
+                "closest matches:\n  " + "\n  ".join(shown(s, 400) for s in e.suggestions),
+                file=sys.stderr,
+            )
         return e.exit_code
     except KeytrailError as e:
         print(f"keytrail: {shown_lines(e.msg)}", file=sys.stderr)
@@ -95,4 +100,6 @@ def print_json(doc: Any) -> None:
 
     from keytrail.safetext import json_text
 
-    sys.stdout.write(json_text(json.dumps(doc, indent=2, default=default, ensure_ascii=False)) + "\n")
+    sys.stdout.write(
+        json_text(json.dumps(doc, indent=2, default=default, ensure_ascii=False)) + "\n"
+    )

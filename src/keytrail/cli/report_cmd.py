@@ -24,13 +24,30 @@ EXPORT_TABLES = ("events", "credentials", "links", "findings")
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("case", metavar="CASE", help="case file (DuckDB)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
-    p.add_argument("--format", choices=REPORT_FORMATS, default=None,
-                   help="html (default, or from the file extension: .md, .json, .pdf; "
-                        "PDF is printed by headless Chromium)")
-    p.add_argument("--credential", action="append", metavar="ID", default=None,
-                   help="credential to examine (repeatable; default: the top ranked ones)")
-    p.add_argument("--top", type=int, default=5, metavar="N", help="how many top-ranked credentials (default 5)")
-    p.add_argument("--since", metavar="TIME", help="only events at or after TIME (ISO 8601, UTC if no offset)")
+    p.add_argument(
+        "--format",
+        choices=REPORT_FORMATS,
+        default=None,
+        help="html (default, or from the file extension: .md, .json, .pdf; "
+        "PDF is printed by headless Chromium)",
+    )
+    p.add_argument(
+        "--credential",
+        action="append",
+        metavar="ID",
+        default=None,
+        help="credential to examine (repeatable; default: the top ranked ones)",
+    )
+    p.add_argument(
+        "--top",
+        type=int,
+        default=5,
+        metavar="N",
+        help="how many top-ranked credentials (default 5)",
+    )
+    p.add_argument(
+        "--since", metavar="TIME", help="only events at or after TIME (ISO 8601, UTC if no offset)"
+    )
     p.add_argument("--until", metavar="TIME", help="only events at or before TIME")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
 
@@ -53,7 +70,8 @@ def run_report(args: argparse.Namespace) -> int:
     from keytrail.store.case import CaseStore
 
     fmt = args.format or {".md": "md", ".markdown": "md", ".json": "json", ".pdf": "pdf"}.get(
-        Path(args.output).suffix.lower(), "html")
+        Path(args.output).suffix.lower(), "html"
+    )
     target = check_target(args.output, force=args.force)
     if fmt == "pdf":
         from keytrail.report.pdf import find_browser
@@ -63,8 +81,14 @@ def run_report(args: argparse.Namespace) -> int:
 
             html_to_pdf("", target)
     with CaseStore.open(args.case) as store:
-        doc = build_report(store, credentials=args.credential, since=args.since, until=args.until,
-                           generated_at=_generated_at(), top=args.top)
+        doc = build_report(
+            store,
+            credentials=args.credential,
+            since=args.since,
+            until=args.until,
+            generated_at=_generated_at(),
+            top=args.top,
+        )
     if fmt in ("html", "pdf"):
         from keytrail.report.html import render_html
 
@@ -88,25 +112,43 @@ def run_report(args: argparse.Namespace) -> int:
         return len(doc["credentials"])
 
     n = write_atomically(target, write)
-    print(f"keytrail: wrote {fmt} report to {shown(str(target))} ({n} credentials examined, "
-          f"{len(doc['findings']['items'])} findings)", file=sys.stderr)
+    print(
+        f"keytrail: wrote {fmt} report to {shown(str(target))} ({n} credentials examined, "
+        f"{len(doc['findings']['items'])} findings)",
+        file=sys.stderr,
+    )
     return 0
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("case", metavar="CASE", help="case file (DuckDB)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
-    p.add_argument("--format", choices=EXPORT_FORMATS, default=None,
-                   help="export format (default: from the file extension: " +
-                        ", ".join(f"{k} -> {v}" for k, v in EXPORT_SUFFIXES.items()) + ")")
-    p.add_argument("--table", choices=EXPORT_TABLES, default=None,
-                   help="table for csv/parquet (default events)")
+    p.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default=None,
+        help="export format (default: from the file extension: "
+        + ", ".join(f"{k} -> {v}" for k, v in EXPORT_SUFFIXES.items())
+        + ")",
+    )
+    p.add_argument(
+        "--table",
+        choices=EXPORT_TABLES,
+        default=None,
+        help="table for csv/parquet (default events)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
 
 
 #: What an export's file extension says about its format (``--format`` wins when given).
-EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".graphml": "graphml",
-                   ".jsonl": "timesketch", ".ocsf.jsonl": "ocsf", ".opengraph.json": "opengraph"}
+EXPORT_SUFFIXES = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".graphml": "graphml",
+    ".jsonl": "timesketch",
+    ".ocsf.jsonl": "ocsf",
+    ".opengraph.json": "opengraph",
+}
 
 
 def export_format(output: str, given: str | None) -> str:
@@ -123,9 +165,11 @@ def export_format(output: str, given: str | None) -> str:
     for suffix in sorted(EXPORT_SUFFIXES, key=len, reverse=True):
         if name.endswith(suffix):
             return EXPORT_SUFFIXES[suffix]
-    raise UsageError(f"cannot tell the export format from {output!r}: give --format "
-                     f"({', '.join(EXPORT_FORMATS)}) or name the file "
-                     + ", ".join(f"*{k}" for k in EXPORT_SUFFIXES))
+    raise UsageError(
+        f"cannot tell the export format from {output!r}: give --format "
+        f"({', '.join(EXPORT_FORMATS)}) or name the file "
+        + ", ".join(f"*{k}" for k in EXPORT_SUFFIXES)
+    )
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -143,12 +187,21 @@ def run_export(args: argparse.Namespace) -> int:
             missing = untimed_events(store)
             note = f"; {missing} events without a time left out" if missing else ""
     unit = "nodes and edges" if args.format in ("opengraph", "graphml") else "rows"
-    print(f"keytrail: wrote {n} {unit} to {shown(args.output)} ({args.format}){note}", file=sys.stderr)
+    print(
+        f"keytrail: wrote {n} {unit} to {shown(args.output)} ({args.format}){note}", file=sys.stderr
+    )
     return 0
 
 
 COMMANDS: dict[str, Any] = {
-    "report": ("write the blast-radius report (HTML, PDF, Markdown or JSON)", _report_args,
-               run_report),
-    "export": ("export events, credentials, links or the graph for other tools", _export_args, run_export),
+    "report": (
+        "write the blast-radius report (HTML, PDF, Markdown or JSON)",
+        _report_args,
+        run_report,
+    ),
+    "export": (
+        "export events, credentials, links or the graph for other tools",
+        _export_args,
+        run_export,
+    ),
 }

@@ -24,7 +24,9 @@ def _add_case(p: argparse.ArgumentParser) -> None:
 def _check_case(case: str) -> None:
     from keytrail.store.case import CaseStore
 
-    CaseStore.open(case).close()  # a clear message for a missing or foreign file, before any UI starts
+    CaseStore.open(
+        case
+    ).close()  # a clear message for a missing or foreign file, before any UI starts
 
 
 def run_tui(args: argparse.Namespace) -> int:
@@ -44,8 +46,13 @@ def _positive(text: str) -> int:
 def _add_serve(p: argparse.ArgumentParser) -> None:
     _add_case(p)
     p.add_argument("--port", type=int, default=8566, help="port on 127.0.0.1 (default 8566)")
-    p.add_argument("--max-sessions", type=_positive, default=4, metavar="N",
-                   help="explorer sessions (browser tabs) at once; more are refused (default 4)")
+    p.add_argument(
+        "--max-sessions",
+        type=_positive,
+        default=4,
+        metavar="N",
+        help="explorer sessions (browser tabs) at once; more are refused (default 4)",
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -60,7 +67,9 @@ def sample_dir() -> Path:
     env = os.environ.get("KEYTRAIL_SAMPLE_DATA")
     candidates = [Path(env)] if env else []
     here = Path(__file__).resolve()
-    candidates.append(here.parents[1] / "sample_data" / "incident")  # installed: keytrail/sample_data
+    candidates.append(
+        here.parents[1] / "sample_data" / "incident"
+    )  # installed: keytrail/sample_data
     candidates.append(here.parents[3] / "sample_data" / "incident")  # source checkout
     candidates.append(Path.cwd() / "sample_data" / "incident")
     for c in candidates:
@@ -102,9 +111,16 @@ def build_demo(rebuild: bool = False, quiet: bool = False) -> Path:
 
         src = sample_dir()
         inventory = [str(src / n) for n in DEMO_INVENTORY_NAMES if (src / n).is_file()]
-        paths = [str(p) for p in sorted(src.iterdir()) if p.name not in DEMO_INVENTORY_NAMES
-                 and not p.name.startswith(".") and p.name.lower() not in ("readme.md", "readme")]
-        policies = src.parent / "policies"  # the sample's policy snapshot: the potential blast radius
+        paths = [
+            str(p)
+            for p in sorted(src.iterdir())
+            if p.name not in DEMO_INVENTORY_NAMES
+            and not p.name.startswith(".")
+            and p.name.lower() not in ("readme.md", "readme")
+        ]
+        policies = (
+            src.parent / "policies"
+        )  # the sample's policy snapshot: the potential blast radius
         if policies.is_dir():
             paths.append(str(policies))
         case.parent.mkdir(parents=True, exist_ok=True)
@@ -112,20 +128,29 @@ def build_demo(rebuild: bool = False, quiet: bool = False) -> Path:
             if stale.exists():
                 stale.unlink()
         if not quiet:
-            print(f"keytrail: building the demo case from {shown(str(src))} into {shown(str(case))}",
-                  file=sys.stderr)
+            print(
+                f"keytrail: building the demo case from {shown(str(src))} into {shown(str(case))}",
+                file=sys.stderr,
+            )
         summary = ingest(case, paths, inventory=inventory)
         from keytrail.analysis.snapshot import refresh_case
 
         refresh_case(case)
         if not quiet:
-            print(f"keytrail: {summary.events_in_case:,} events, {summary.rejected:,} rejected", file=sys.stderr)
+            print(
+                f"keytrail: {summary.events_in_case:,} events, {summary.rejected:,} rejected",
+                file=sys.stderr,
+            )
     return case
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-tui", action="store_true", help="build the case, print its path and info, exit")
-    p.add_argument("--rebuild", action="store_true", help="re-ingest the sample even if the case exists")
+    p.add_argument(
+        "--no-tui", action="store_true", help="build the case, print its path and info, exit"
+    )
+    p.add_argument(
+        "--rebuild", action="store_true", help="re-ingest the sample even if the case exists"
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:

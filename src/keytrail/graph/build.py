@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
 
 
-def load_graph(store: CaseStore, *, min_confidence: str = "inferred", resources: bool = True) -> nx.MultiDiGraph:
+def load_graph(
+    store: CaseStore, *, min_confidence: str = "inferred", resources: bool = True
+) -> nx.MultiDiGraph:
     """The identity graph with edges at or above ``min_confidence``.
 
     ``resources=False`` leaves out ``ACTED_ON`` edges and resource nodes: the identity model
@@ -34,14 +36,31 @@ def load_graph(store: CaseStore, *, min_confidence: str = "inferred", resources:
         for cid, kind, origin, principal, first, last, n in cur.execute(
             "SELECT credential_id, kind, origin, principal_uid, first_seen, last_seen, events FROM credentials"
         ).fetchall():
-            g.add_node(node_id("credential", cid), kind="credential", id=cid, label=cid, credential_kind=kind,
-                       origin=origin, principal=principal, first_seen=first, last_seen=last, events=n)
+            g.add_node(
+                node_id("credential", cid),
+                kind="credential",
+                id=cid,
+                label=cid,
+                credential_kind=kind,
+                origin=origin,
+                principal=principal,
+                first_seen=first,
+                last_seen=last,
+                events=n,
+            )
         for pid, kind, name, account, n in cur.execute(
             "SELECT principal_id, kind, name, account, events FROM principals"
         ).fetchall():
             nk = kind if kind in ("human", "agent") else "principal"
-            g.add_node(node_id(nk, pid), kind=nk, id=pid, label=name or pid, principal_kind=kind,
-                       account=account, events=n)
+            g.add_node(
+                node_id(nk, pid),
+                kind=nk,
+                id=pid,
+                label=name or pid,
+                principal_kind=kind,
+                account=account,
+                events=n,
+            )
         rows = cur.execute(
             """SELECT src_kind, src, dst_kind, dst, kind, reason, confidence, evidence, evidence_count,
                       first_seen, last_seen, attributes
@@ -51,13 +70,36 @@ def load_graph(store: CaseStore, *, min_confidence: str = "inferred", resources:
     finally:
         cur.close()
     for sk, s, dk, d, kind, reason, conf, ev, n, first, last, attrs in rows:
-        edge = Edge(kind, sk, s, dk, d, reason, conf, tuple(ev or ()), int(n or 0), first, last,
-                    json.loads(attrs) if attrs else {})
+        edge = Edge(
+            kind,
+            sk,
+            s,
+            dk,
+            d,
+            reason,
+            conf,
+            tuple(ev or ()),
+            int(n or 0),
+            first,
+            last,
+            json.loads(attrs) if attrs else {},
+        )
         u, v = node_id(sk, s), node_id(dk, d)
         for nid, k, i in ((u, sk, s), (v, dk, d)):
             if nid not in g:
                 g.add_node(nid, kind=k, id=i, label=i)
-        g.add_edge(u, v, key=f"{kind}:{conf}:{reason}", kind=kind, reason=reason, confidence=conf,
-                   evidence=edge.evidence, evidence_count=edge.evidence_count, first_seen=first, last_seen=last,
-                   attributes=edge.attributes, edge=edge)
+        g.add_edge(
+            u,
+            v,
+            key=f"{kind}:{conf}:{reason}",
+            kind=kind,
+            reason=reason,
+            confidence=conf,
+            evidence=edge.evidence,
+            evidence_count=edge.evidence_count,
+            first_seen=first,
+            last_seen=last,
+            attributes=edge.attributes,
+            edge=edge,
+        )
     return g

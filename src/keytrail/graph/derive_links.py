@@ -18,13 +18,17 @@ EVIDENCE_CAP = 100
 #: Resource rows per ACTED_ON aggregation partition (bounds the derive's peak memory).
 ACTED_ON_PARTITION_ROWS = 250_000
 
-INSERT = ("INSERT INTO links (src_kind, src, dst_kind, dst, kind, reason, confidence, evidence, "
-          "evidence_count, first_seen, last_seen, attributes) ")
+INSERT = (
+    "INSERT INTO links (src_kind, src, dst_kind, dst, kind, reason, confidence, evidence, "
+    "evidence_count, first_seen, last_seen, attributes) "
+)
 
 
 def minted(con: duckdb.DuckDBPyConnection) -> None:
     """MINTED credential -> credential; copies of one call (``sharedEventID``) count once."""
-    con.execute(INSERT + f"""
+    con.execute(
+        INSERT
+        + f"""
         SELECT 'credential', src, 'credential', dst, 'MINTED', first(reason ORDER BY t), confidence,
                -- first occurrences, in issue-time order (list_distinct would lose the order)
                list_filter(flatten(list(evidence ORDER BY t)),
@@ -32,20 +36,26 @@ def minted(con: duckdb.DuckDBPyConnection) -> None:
                len(list_distinct(flatten(list(evidence)))), min(t), max(t),
                to_json({{'sources': list(DISTINCT src_source ORDER BY src_source), 'preferred_parent': bool_or(prio = 0),
                          'calls': count(DISTINCT call_id)}})
-        FROM _kt_mint GROUP BY src, dst, confidence""")
+        FROM _kt_mint GROUP BY src, dst, confidence"""
+    )
 
 
 def authenticates_as(con: duckdb.DuckDBPyConnection) -> None:
     """AUTHENTICATES_AS credential -> principal, from usage (proven) and issuance."""
-    con.execute(INSERT + f"""
+    con.execute(
+        INSERT
+        + f"""
         SELECT 'credential', credential_id, 'principal', actor_uid, 'AUTHENTICATES_AS',
                CASE source WHEN 'cloudtrail' THEN 'CloudTrail userIdentity of events signed with this key'
                            ELSE 'Vault auth identity of requests made with this token' END,
                'proven', list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events
         WHERE credential_id IS NOT NULL AND actor_uid IS NOT NULL AND source IN ('cloudtrail', 'vault')
-        GROUP BY credential_id, actor_uid, source""")
-    con.execute(INSERT + """
+        GROUP BY credential_id, actor_uid, source"""
+    )
+    con.execute(
+        INSERT
+        + """
         SELECT 'credential', credential_id, 'principal', principal_uid, 'AUTHENTICATES_AS',
                'issued for this identity: ' || first(reason), first(confidence ORDER BY confidence),
                list(DISTINCT event_uid ORDER BY event_uid), count(DISTINCT event_uid), min(issued_at), max(issued_at), NULL
@@ -53,7 +63,8 @@ def authenticates_as(con: duckdb.DuckDBPyConnection) -> None:
         WHERE principal_uid IS NOT NULL AND NOT EXISTS (
           SELECT 1 FROM links l WHERE l.kind = 'AUTHENTICATES_AS' AND l.src = i.credential_id
                                   AND l.dst = i.principal_uid)
-        GROUP BY credential_id, principal_uid""")
+        GROUP BY credential_id, principal_uid"""
+    )
 
 
 def _cred_principal(con: duckdb.DuckDBPyConnection) -> None:
@@ -67,21 +78,29 @@ def _cred_principal(con: duckdb.DuckDBPyConnection) -> None:
 
 def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
     """USES agent -> credential: agent log refs, inventory identities, tool-call correlation."""
-    con.execute(INSERT + f"""
+    con.execute(
+        INSERT
+        + f"""
         SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
                'the agent''s own log names this credential', 'proven',
                list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source = 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
-        GROUP BY agent_id, credential_id""")
+        GROUP BY agent_id, credential_id"""
+    )
     # Vault token metadata naming the agent (set when the token was created for it).
-    con.execute(INSERT + f"""
+    con.execute(
+        INSERT
+        + f"""
         SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
                'the credential''s own metadata names the agent (Vault token metadata)', 'strong',
                list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source <> 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
-        GROUP BY agent_id, credential_id""")
+        GROUP BY agent_id, credential_id"""
+    )
     _cred_principal(con)
-    con.execute(INSERT + """
+    con.execute(
+        INSERT
+        + """
         WITH inv AS (
           SELECT agent_id, ident, 'inventory:' || coalesce(file_id, 0) || ':' || coalesce(record_no, 0) AS ref
           FROM (SELECT agent_id, unnest(identities) AS ident, file_id, record_no FROM inventory_agents)
@@ -112,7 +131,8 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
                min(c.first_seen), max(c.last_seen),
                to_json({'inventory_identities': list(DISTINCT m.ident ORDER BY m.ident)})
         FROM m JOIN credentials c ON c.credential_id = m.credential_id
-        GROUP BY m.agent_id, m.credential_id, m.confidence""")
+        GROUP BY m.agent_id, m.credential_id, m.confidence"""
+    )
     # Tool calls matched to API calls on the same target within the window. Hash-join on
     # (target, time bucket) so a popular bucket cannot turn the join quadratic.
     # Only resources that some agent event names are candidates, so the big join of API
@@ -134,7 +154,9 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
         JOIN events e ON e.event_uid = r.event_uid
         WHERE r.rkey IN (SELECT rkey FROM _kt_res)
           AND e.source IN ('cloudtrail', 'vault') AND e.credential_id IS NOT NULL AND e.time IS NOT NULL""")
-    con.execute(INSERT + f"""
+    con.execute(
+        INSERT
+        + f"""
         WITH a AS (
           SELECT event_uid, agent_id, time, rkey, bucket + d AS bucket
           FROM _kt_res, (SELECT unnest([-1, 0, 1]) AS d) WHERE source = 'agent'
@@ -151,27 +173,36 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
                list_sort(list_distinct(flatten(min_by([tool_event, api_event], t_tool, {EVIDENCE_CAP // 2})))),
                count(DISTINCT tool_event) + count(DISTINCT api_event), min(t_tool), max(t_api),
                to_json({{'matched_calls': count(DISTINCT tool_event), 'targets': list(DISTINCT rkey ORDER BY rkey)[1:20]}})
-        FROM p GROUP BY agent_id, credential_id""")
+        FROM p GROUP BY agent_id, credential_id"""
+    )
 
 
 def delegated(con: duckdb.DuckDBPyConnection) -> None:
     """DELEGATED human -> agent (and human -> credential when the evidence names no agent)."""
-    con.execute(INSERT + f"""
+    con.execute(
+        INSERT
+        + f"""
         SELECT 'human', human_id, 'agent', agent_id, 'DELEGATED',
                'the agent''s log names the user it acted for (enduser.id / user.id / on-behalf-of)', 'proven',
                list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source = 'agent' AND human_id IS NOT NULL AND agent_id IS NOT NULL
-        GROUP BY human_id, agent_id""")
+        GROUP BY human_id, agent_id"""
+    )
     # IAM Identity Center: the role session of an AWSReservedSSO_* role is named after the user.
-    con.execute(INSERT + """
+    con.execute(
+        INSERT
+        + """
         SELECT 'human', regexp_extract(dst, '/([^/]+)$', 1), 'credential', src, 'DELEGATED',
                'IAM Identity Center session: role ' || regexp_extract(dst, 'assumed-role/([^/]+)/', 1)
                  || ' is assumed under the signed-in user''s name', 'strong', evidence, evidence_count,
                first_seen, last_seen, NULL
         FROM links WHERE kind = 'AUTHENTICATES_AS' AND regexp_matches(dst, ':assumed-role/AWSReservedSSO_[^/]+/[^/]+$')
-          AND NOT starts_with(reason, 'issued for')""")
+          AND NOT starts_with(reason, 'issued for')"""
+    )
     # A person's Vault login (OIDC, userpass, ...) produced the token.
-    con.execute(INSERT + """
+    con.execute(
+        INSERT
+        + """
         SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
                'a person logged in to Vault (' || coalesce(principal_name, mount) || ') and received this token',
                'proven', [event_uid], 1, issued_at, issued_at, NULL
@@ -179,9 +210,12 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
         WHERE human_id IS NOT NULL AND EXISTS (
           SELECT 1 FROM principal_classes c
           WHERE c.subject_kind = 'credential' AND c.subject = v.credential_id
-            AND c.class = 'person')""")
+            AND c.class = 'person')"""
+    )
     # A person's AWS session the classifier names (console, SAML, MFA, sourceIdentity).
-    con.execute(INSERT + """
+    con.execute(
+        INSERT
+        + """
         SELECT 'human', pc.person, 'credential', pc.subject, 'DELEGATED',
                'a person''s session: ' || pc.reason, pc.confidence, pc.evidence, len(pc.evidence),
                c.first_seen, c.last_seen, NULL
@@ -189,9 +223,12 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
         WHERE pc.subject_kind = 'credential' AND pc.class = 'person' AND pc.person IS NOT NULL
           AND pc.confidence <> 'inferred' AND list_contains(c.sources, 'cloudtrail')
           AND NOT EXISTS (SELECT 1 FROM links l WHERE l.kind = 'DELEGATED' AND l.dst = pc.subject
-                                                  AND l.src = pc.person)""")
+                                                  AND l.src = pc.person)"""
+    )
     # CloudTrail onBehalfOf / sourceIdentity (and any human_id on a credential-signed event).
-    con.execute(INSERT + f"""
+    con.execute(
+        INSERT
+        + f"""
         SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
                CASE source WHEN 'cloudtrail' THEN 'CloudTrail onBehalfOf / sourceIdentity on events signed with it'
                            ELSE 'events signed with it name the user' END,
@@ -199,9 +236,12 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
         FROM events WHERE source IN ('cloudtrail', 'vault') AND human_id IS NOT NULL AND credential_id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM links l WHERE l.kind = 'DELEGATED' AND l.src = events.human_id
                           AND l.dst = events.credential_id)
-        GROUP BY human_id, credential_id, source""")
+        GROUP BY human_id, credential_id, source"""
+    )
     # Human -> credential (and everything minted from it) that an agent uses => human -> agent.
-    con.execute(INSERT + f"""
+    con.execute(
+        INSERT
+        + f"""
         WITH RECURSIVE d(human_id, credential_id, evidence, conf, why) AS (
           SELECT src, dst, evidence, confidence, reason FROM links
           WHERE kind = 'DELEGATED' AND dst_kind = 'credential'
@@ -216,7 +256,8 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
                len(list_distinct(flatten(list(d.evidence) || list(u.evidence)))), min(u.first_seen),
                max(u.last_seen), to_json({{'via_credential': u.dst}})
         FROM d JOIN links u ON u.kind = 'USES' AND u.dst = d.credential_id
-        GROUP BY d.human_id, u.src, u.dst, u.confidence, u.reason""")
+        GROUP BY d.human_id, u.src, u.dst, u.confidence, u.reason"""
+    )
 
 
 def acted_on(con: duckdb.DuckDBPyConnection) -> None:
@@ -233,9 +274,13 @@ def acted_on(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _acted_on_part(con: duckdb.DuckDBPyConnection, partition: str) -> None:
-    join = ("FROM events e JOIN event_resources r ON r.event_uid = e.event_uid "
-            f"WHERE e.credential_id IS NOT NULL AND {partition}")
-    con.execute(INSERT + f"""
+    join = (
+        "FROM events e JOIN event_resources r ON r.event_uid = e.event_uid "
+        f"WHERE e.credential_id IS NOT NULL AND {partition}"
+    )
+    con.execute(
+        INSERT
+        + f"""
         WITH pa AS (
           SELECT e.credential_id, r.resource_id, coalesce(e.action, '?') AS action, count(*) AS n,
                  count(*) FILTER (WHERE e.outcome = 'denied') AS denied, min(e.time) AS t0, max(e.time) AS t1,
@@ -253,7 +298,8 @@ def _acted_on_part(con: duckdb.DuckDBPyConnection, partition: str) -> None:
         SELECT 'credential', a.credential_id, 'resource', a.resource_id, 'ACTED_ON',
                'events signed with this credential acted on this resource', 'proven', ev.ev, a.n, a.t0, a.t1,
                to_json({{'actions': a.actions, 'denied': a.denied, 'resource_type': a.rtype, 'account': a.account}})
-        FROM a JOIN ev ON ev.credential_id = a.credential_id AND ev.resource_id = a.resource_id""")
+        FROM a JOIN ev ON ev.credential_id = a.credential_id AND ev.resource_id = a.resource_id"""
+    )
 
 
 _ACTOR_KIND = """CASE

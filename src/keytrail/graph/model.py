@@ -29,38 +29,59 @@ class EdgeKind:
     description: str
 
 
-HUMAN = NodeKind("human", "A person: an end user an agent acts for, or whoever logged in to mint a credential.")
+HUMAN = NodeKind(
+    "human", "A person: an end user an agent acts for, or whoever logged in to mint a credential."
+)
 AGENT = NodeKind("agent", "An AI agent or automation, from the inventory or agent logs.")
-CREDENTIAL = NodeKind("credential", "A secret as logged: AKIA/ASIA key id, Vault token accessor (or HMAC), lease id.")
-PRINCIPAL = NodeKind("principal", "An identity a credential acts as: IAM user/role/session, Vault entity.")
+CREDENTIAL = NodeKind(
+    "credential", "A secret as logged: AKIA/ASIA key id, Vault token accessor (or HMAC), lease id."
+)
+PRINCIPAL = NodeKind(
+    "principal", "An identity a credential acts as: IAM user/role/session, Vault entity."
+)
 RESOURCE = NodeKind("resource", "Something acted on: ARN, Vault path, tool target.")
 ACCOUNT = NodeKind("account", "An AWS account or Vault namespace.")
 
-NODE_KINDS: dict[str, NodeKind] = {k.name: k for k in (HUMAN, AGENT, CREDENTIAL, PRINCIPAL, RESOURCE, ACCOUNT)}
+NODE_KINDS: dict[str, NodeKind] = {
+    k.name: k for k in (HUMAN, AGENT, CREDENTIAL, PRINCIPAL, RESOURCE, ACCOUNT)
+}
 
 DELEGATED = EdgeKind(
-    "DELEGATED", ("human",), ("agent", "credential"),
+    "DELEGATED",
+    ("human",),
+    ("agent", "credential"),
     "A human delegated to an agent (or, when no agent is known, to a credential) to act on their behalf.",
 )
 USES = EdgeKind("USES", ("agent",), ("credential",), "An agent holds and uses a credential.")
 MINTED = EdgeKind(
-    "MINTED", ("credential",), ("credential",),
+    "MINTED",
+    ("credential",),
+    ("credential",),
     "A credential was used to create another (AssumeRole, CreateAccessKey, Vault token/lease issuance).",
 )
 AUTHENTICATES_AS = EdgeKind(
-    "AUTHENTICATES_AS", ("credential",), ("principal",), "A credential authenticates as an identity.",
+    "AUTHENTICATES_AS",
+    ("credential",),
+    ("principal",),
+    "A credential authenticates as an identity.",
 )
 ACTED_ON = EdgeKind(
-    "ACTED_ON", ("credential",), ("resource",), "A credential acted on a resource (aggregated events).",
+    "ACTED_ON",
+    ("credential",),
+    ("resource",),
+    "A credential acted on a resource (aggregated events).",
 )
 
 SAME_AGENT = EdgeKind(
-    "SAME_AGENT", ("agent",), ("agent",),
+    "SAME_AGENT",
+    ("agent",),
+    ("agent",),
     "Two names of one agent: a logged name and the id it is merged onto (graph/agent_identity.py).",
 )
 
 EDGE_KINDS: dict[str, EdgeKind] = {
-    k.name: k for k in (DELEGATED, USES, MINTED, AUTHENTICATES_AS, ACTED_ON, SAME_AGENT)}
+    k.name: k for k in (DELEGATED, USES, MINTED, AUTHENTICATES_AS, ACTED_ON, SAME_AGENT)
+}
 
 #: Confidence levels, strongest first. ``proven``: the same identifier is logged on both
 #: sides; ``strong``: a documented issuance or naming rule; ``inferred``: time and target.

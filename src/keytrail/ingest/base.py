@@ -50,7 +50,14 @@ EXCERPT_CHARS = 512
 MAX_RECORD_BYTES = 64 << 20
 
 #: Tables an adapter may append to.
-WRITABLE_TABLES = ("events", "event_resources", "credential_issues", "inventory_agents", "grants", "rejects")
+WRITABLE_TABLES = (
+    "events",
+    "event_resources",
+    "credential_issues",
+    "inventory_agents",
+    "grants",
+    "rejects",
+)
 
 
 @dataclass(frozen=True)
@@ -168,12 +175,13 @@ class LoadContext:
         blocks = self._blocks()
         for block in blocks:
             if len(out) + len(block) > limit:
-                out += block[:limit - len(out)]
+                out += block[: limit - len(out)]
                 blocks.close()
                 self.note_break(
                     f"decompressed content is larger than {limit} bytes (4 x --max-record-bytes) and this "
                     "format is read as one document: records after that point are not read. Raise "
-                    "--max-record-bytes, or split the file (e.g. jq -c '.Records[]') and ingest the parts")
+                    "--max-record-bytes, or split the file (e.g. jq -c '.Records[]') and ingest the parts"
+                )
                 break
             out += block
         return bytes(out)
@@ -197,15 +205,22 @@ class LoadContext:
                 skip[3] += nl + 1
                 self._reject_long(*skip)
                 base_off, base_line, skip = skip[0] + skip[3], skip[1] + 1, None
-                block = block[nl + 1:]
+                block = block[nl + 1 :]
             buf += block
             last = buf.rfind(b"\n") + 1
-            if len(buf) - last > cap:  # the unfinished line is already too long: flush, then skip it
+            if (
+                len(buf) - last > cap
+            ):  # the unfinished line is already too long: flush, then skip it
                 if last:
                     yield base_off, base_line, bytes(buf[:last])
                     base_line += buf.count(b"\n", 0, last)
                     base_off += last
-                skip = [base_off, base_line, bytes(buf[last:last + EXCERPT_CHARS]), len(buf) - last]
+                skip = [
+                    base_off,
+                    base_line,
+                    bytes(buf[last : last + EXCERPT_CHARS]),
+                    len(buf) - last,
+                ]
                 buf.clear()
             elif len(buf) >= size and last:
                 chunk = bytes(buf[:last])
@@ -219,8 +234,13 @@ class LoadContext:
             yield base_off, base_line, bytes(buf)
 
     def _reject_long(self, offset: int, line: int, excerpt: bytes, length: int) -> None:
-        self.reject(f"record longer than --max-record-bytes ({self.max_record_bytes} bytes): {length} bytes "
-                    "skipped", record_no=line, byte_offset=offset, excerpt=excerpt)
+        self.reject(
+            f"record longer than --max-record-bytes ({self.max_record_bytes} bytes): {length} bytes "
+            "skipped",
+            record_no=line,
+            byte_offset=offset,
+            excerpt=excerpt,
+        )
         self.records += 1
 
     def iter_lines(self) -> Iterator[tuple[int, int, bytes]]:
@@ -254,15 +274,19 @@ class LoadContext:
             return 0
         schema_cols = TABLES_BY_NAME[table].column_names
         if "file_id" in schema_cols and "file_id" not in rows.column_names:
-            rows = rows.append_column("file_id", pa.array([self.file_id] * rows.num_rows, pa.int32()))
+            rows = rows.append_column(
+                "file_id", pa.array([self.file_id] * rows.num_rows, pa.int32())
+            )
         unknown = [c for c in rows.column_names if c not in schema_cols]
         if unknown:
             raise ValueError(f"{table} has no columns {unknown}")
         self.con.register("_kt_staged", rows)
         try:
             cols = ", ".join(rows.column_names)
-            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {masked_select(table, rows.column_names)} "
-                             "FROM _kt_staged")
+            self.con.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {masked_select(table, rows.column_names)} "
+                "FROM _kt_staged"
+            )
         finally:
             self.con.unregister("_kt_staged")
         return int(rows.num_rows)
@@ -276,13 +300,26 @@ class LoadContext:
             raise ValueError(f"adapters may not write {table}")
         # Secrets are masked on the way in (masked_select); DuckDB answers an INSERT with the number of
         # rows it wrote: no count(*) of the table around it
-        names = [d[0] for d in self.con.execute(f"SELECT * FROM ({select_sql}) LIMIT 0", params or []).description]
-        row = self.con.execute(f"INSERT INTO {table} BY NAME SELECT {masked_select(table, names)} FROM ({select_sql})",
-                               params or []).fetchone()
+        names = [
+            d[0]
+            for d in self.con.execute(
+                f"SELECT * FROM ({select_sql}) LIMIT 0", params or []
+            ).description
+        ]
+        row = self.con.execute(
+            f"INSERT INTO {table} BY NAME SELECT {masked_select(table, names)} FROM ({select_sql})",
+            params or [],
+        ).fetchone()
         return int(row[0]) if row else 0
 
-    def reject(self, reason: str, *, record_no: int | None = None, byte_offset: int | None = None,
-               excerpt: bytes | str | None = None) -> None:
+    def reject(
+        self,
+        reason: str,
+        *,
+        record_no: int | None = None,
+        byte_offset: int | None = None,
+        excerpt: bytes | str | None = None,
+    ) -> None:
         """Quarantine one record: where it was, why, and what it looked like."""
         if isinstance(excerpt, bytes):
             excerpt = excerpt.decode("utf-8", errors="replace")

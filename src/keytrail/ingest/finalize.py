@@ -46,7 +46,9 @@ def _dedup(con: object, table: str, partition: str, order: str) -> None:
 
 def dedup_events(store: CaseStore) -> None:
     con = store.con
-    total, distinct = con.execute("SELECT count(*), count(DISTINCT event_uid) FROM events").fetchone() or (0, 0)
+    total, distinct = con.execute(
+        "SELECT count(*), count(DISTINCT event_uid) FROM events"
+    ).fetchone() or (0, 0)
     if total != distinct:
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _kt_dups AS

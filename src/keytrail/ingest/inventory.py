@@ -67,8 +67,10 @@ def _when(value: Any, key: str) -> tuple[datetime | None, str | None]:
         parsed = to_utc(text) if (_DATE_ONLY.match(text) or "T" in text or " " in text) else None
         if parsed is not None:
             return parsed, None
-    return None, (f"'{key}' is {value!r}: expected a date (YYYY-MM-DD) or an RFC 3339 timestamp "
-                  f"(e.g. 2026-03-01T12:00:00Z)")
+    return None, (
+        f"'{key}' is {value!r}: expected a date (YYYY-MM-DD) or an RFC 3339 timestamp "
+        f"(e.g. 2026-03-01T12:00:00Z)"
+    )
 
 
 def validate(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
@@ -82,7 +84,10 @@ def validate(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
     if isinstance(agent_id, int) and not isinstance(agent_id, bool):
         agent_id = str(agent_id)
     if not isinstance(agent_id, str) or not agent_id.strip():
-        return None, "'id' is required and must be a non-empty string (the agent id as the logs name it)"
+        return (
+            None,
+            "'id' is required and must be a non-empty string (the agent id as the logs name it)",
+        )
     row: dict[str, Any] = {"agent_id": agent_id.strip()}
     for key in _TEXT_FIELDS:
         v = entry.get(key)
@@ -94,7 +99,10 @@ def validate(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
         if err:
             return None, err
     if row["created"] and row["retired"] and row["retired"] < row["created"]:
-        return None, f"'retired' ({row['retired']:%Y-%m-%d}) is before 'created' ({row['created']:%Y-%m-%d})"
+        return (
+            None,
+            f"'retired' ({row['retired']:%Y-%m-%d}) is before 'created' ({row['created']:%Y-%m-%d})",
+        )
     idents = entry.get("identities") or []
     if isinstance(idents, str):  # CSV cell, or a single identity written as a string
         idents = [p for p in (s.strip() for s in idents.split(";")) if p]
@@ -103,7 +111,9 @@ def validate(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
     clean = [i.strip() for i in idents if i.strip()]
     for ident in clean:
         if not identity_ok(ident):
-            return None, f"'identities' item {ident!r} has no known shape; allowed: " + "; ".join(IDENTITY_SHAPES)
+            return None, f"'identities' item {ident!r} has no known shape; allowed: " + "; ".join(
+                IDENTITY_SHAPES
+            )
     row["identities"] = list(dict.fromkeys(clean))
     return row, None
 
@@ -124,7 +134,10 @@ def _detect(head: bytes) -> str | None:
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(v, datetime) else v) for k, v in row.items()}
+    return {
+        k: (v.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(v, datetime) else v)
+        for k, v in row.items()
+    }
 
 
 class InventoryAdapter(SourceAdapter):
@@ -158,12 +171,17 @@ class InventoryAdapter(SourceAdapter):
                 err = f"duplicate id {row['agent_id']!r} (first defined in record {seen[row['agent_id']]})"
                 row = None
             if row is None or record_no is None:
-                ctx.reject(f"agent record {record_no}: {err}", record_no=record_no,
-                           excerpt=orjson.dumps(entry, default=str).decode())
+                ctx.reject(
+                    f"agent record {record_no}: {err}",
+                    record_no=record_no,
+                    excerpt=orjson.dumps(entry, default=str).decode(),
+                )
                 continue
             seen[row["agent_id"]] = record_no
             raw = {"id": row["agent_id"], **{k: row[k] for k in FIELDS[1:]}}
-            rows.append({**row, "record_no": record_no, "raw": orjson.dumps(_jsonable(raw)).decode()})
+            rows.append(
+                {**row, "record_no": record_no, "raw": orjson.dumps(_jsonable(raw)).decode()}
+            )
         ctx.insert("inventory_agents", rows)
 
     @staticmethod
@@ -183,8 +201,15 @@ class InventoryAdapter(SourceAdapter):
             if not isinstance(agents, list):
                 raise ValueError("inventory TOML has no [[agents]] tables")
             stray: list[tuple[int | None, Any]] = [
-                (None, _Problem(f"inventory TOML top-level key '{k}' ignored; only [[agents]] tables are read"))
-                for k in doc if k != "agents"]
+                (
+                    None,
+                    _Problem(
+                        f"inventory TOML top-level key '{k}' ignored; only [[agents]] tables are read"
+                    ),
+                )
+                for k in doc
+                if k != "agents"
+            ]
             return stray + list(enumerate(agents, start=1))
         if fmt == "inventory-json":
             try:
@@ -201,10 +226,19 @@ class InventoryAdapter(SourceAdapter):
             out: list[tuple[int | None, Any]] = []
             for row in reader:
                 if None in row:  # more cells than header columns
-                    out.append((reader.line_num, _Problem(f"row has {len(row[None])} more cells than the header")))
+                    out.append(
+                        (
+                            reader.line_num,
+                            _Problem(f"row has {len(row[None])} more cells than the header"),
+                        )
+                    )
                     continue
-                out.append((reader.line_num, {k: v for k, v in row.items() if v is not None and v.strip()}))
+                out.append(
+                    (reader.line_num, {k: v for k, v in row.items() if v is not None and v.strip()})
+                )
             return out
-        raise ValueError("not an agent inventory: expected TOML with [[agents]] tables, a JSON array of agent "
-                         'objects (or {"agents": [...]}), or CSV with a header naming id and identities '
-                         "(see docs/formats/inventory.md)")
+        raise ValueError(
+            "not an agent inventory: expected TOML with [[agents]] tables, a JSON array of agent "
+            'objects (or {"agents": [...]}), or CSV with a header naming id and identities '
+            "(see docs/formats/inventory.md)"
+        )

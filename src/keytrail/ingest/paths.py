@@ -17,7 +17,9 @@ from pathlib import Path
 from keytrail.errors import InputError
 
 
-def expand_paths(paths: Iterable[str | Path], skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
+def expand_paths(
+    paths: Iterable[str | Path], skipped: list[tuple[Path, str]] | None = None
+) -> list[Path]:
     """Regular files under the given paths, in a stable order (directories walked recursively).
 
     Anything else found (symlink loops, dangling links, FIFOs, sockets, devices, unreadable
@@ -40,8 +42,11 @@ def expand_paths(paths: Iterable[str | Path], skipped: list[tuple[Path, str]] | 
     for raw in paths:
         p = Path(raw)
         if not os.path.lexists(p):
-            raise InputError(f"{p}: no such file or directory. Check the path and run the command again.")
+            raise InputError(
+                f"{p}: no such file or directory. Check the path and run the command again."
+            )
         if p.is_dir():
+
             def unreadable(e: OSError, top: Path = p) -> None:
                 bad.append((Path(e.filename or top), f"directory not readable: {e.strerror}"))
 
@@ -49,7 +54,12 @@ def expand_paths(paths: Iterable[str | Path], skipped: list[tuple[Path, str]] | 
                 dirs.sort()
                 for d in [d for d in dirs if os.path.islink(os.path.join(root, d))]:
                     dirs.remove(d)
-                    bad.append((Path(root) / d, "symbolic link to a directory: not followed (a link can loop)"))
+                    bad.append(
+                        (
+                            Path(root) / d,
+                            "symbolic link to a directory: not followed (a link can loop)",
+                        )
+                    )
                 for name in sorted(files):
                     if not name.startswith("."):
                         consider(Path(root) / name)
@@ -69,8 +79,15 @@ def _not_a_file(p: Path) -> str | None:
             return f"dangling symbolic link: {e.strerror}"
         return f"cannot read: {e.strerror}"
     if not stat.S_ISREG(st.st_mode):
-        kind = ("FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode)
-                else "device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "special file")
+        kind = (
+            "FIFO (named pipe)"
+            if stat.S_ISFIFO(st.st_mode)
+            else "socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "special file"
+        )
         return f"not a regular file: {kind}"
     if not os.access(p, os.R_OK):
         return "cannot read: permission denied"

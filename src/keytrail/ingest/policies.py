@@ -29,8 +29,18 @@ from keytrail.ingest import policy_aws
 from keytrail.ingest.base import SNIFF_BYTES, LoadContext, Sample, SourceAdapter
 from keytrail.ingest.policy_hcl import HclError, parse, path_blocks
 
-CAPABILITIES = ("create", "read", "update", "patch", "delete", "list", "sudo", "deny",
-                "subscribe", "recover")
+CAPABILITIES = (
+    "create",
+    "read",
+    "update",
+    "patch",
+    "delete",
+    "list",
+    "sudo",
+    "deny",
+    "subscribe",
+    "recover",
+)
 #: Vault's legacy ``policy = "..."`` shorthand, as Vault expands it.
 LEGACY = {
     "deny": ["deny"],
@@ -103,8 +113,9 @@ def policy_name(path: Path) -> str:
         name = name[: -len(cut)]
 
 
-def vault_rows(name: str, blocks: list[tuple[str, dict[str, Any]]],
-               reject: Any) -> list[dict[str, Any]]:
+def vault_rows(
+    name: str, blocks: list[tuple[str, dict[str, Any]]], reject: Any
+) -> list[dict[str, Any]]:
     """``grants`` rows of one Vault policy; bad blocks go to ``reject(reason, block no, block)``."""
     rows: list[dict[str, Any]] = []
     for no, (path, body) in enumerate(blocks, start=1):
@@ -113,22 +124,39 @@ def vault_rows(name: str, blocks: list[tuple[str, dict[str, Any]]],
         if caps is None and isinstance(legacy, str) and legacy in LEGACY:
             caps = LEGACY[legacy]
         if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
-            reject(f"Vault policy {name!r} path {path!r} (block {no}): 'capabilities' must be a list of strings"
-                   " (or the legacy policy = \"read\"|\"write\"|\"deny\"|\"sudo\")", no, {path: body})
+            reject(
+                f"Vault policy {name!r} path {path!r} (block {no}): 'capabilities' must be a list of strings"
+                ' (or the legacy policy = "read"|"write"|"deny"|"sudo")',
+                no,
+                {path: body},
+            )
             continue
         unknown = [c for c in caps if c not in CAPABILITIES]
         if unknown:
-            reject(f"Vault policy {name!r} path {path!r} (block {no}): unknown capability {unknown[0]!r}; "
-                   f"known: {', '.join(CAPABILITIES)}", no, {path: body})
+            reject(
+                f"Vault policy {name!r} path {path!r} (block {no}): unknown capability {unknown[0]!r}; "
+                f"known: {', '.join(CAPABILITIES)}",
+                no,
+                {path: body},
+            )
             continue
         extra = {k: v for k, v in body.items() if k not in ("capabilities", "policy")}
-        rows.append({
-            "source": "vault-policy", "principal_kind": "policy", "principal_name": name, "policy_name": name,
-            "attachment": "vault", "effect": "Deny" if "deny" in caps else "Allow",
-            "actions": list(dict.fromkeys(caps)), "resources": [path],
-            "conditions": orjson.dumps(extra).decode() if extra else None,
-            "statement_no": no, "record_no": 1, "raw": orjson.dumps({"path": path, **body}).decode(),
-        })
+        rows.append(
+            {
+                "source": "vault-policy",
+                "principal_kind": "policy",
+                "principal_name": name,
+                "policy_name": name,
+                "attachment": "vault",
+                "effect": "Deny" if "deny" in caps else "Allow",
+                "actions": list(dict.fromkeys(caps)),
+                "resources": [path],
+                "conditions": orjson.dumps(extra).decode() if extra else None,
+                "statement_no": no,
+                "record_no": 1,
+                "raw": orjson.dumps({"path": path, **body}).decode(),
+            }
+        )
     return rows
 
 
@@ -154,7 +182,9 @@ class PolicyAdapter(SourceAdapter):
             try:
                 blocks = path_blocks(parse(data.decode("utf-8-sig", errors="replace")))
             except HclError as e:
-                ctx.reject(f"Vault policy {name!r} does not parse: {e}", record_no=1, excerpt=data[:512])
+                ctx.reject(
+                    f"Vault policy {name!r} does not parse: {e}", record_no=1, excerpt=data[:512]
+                )
                 return
             self._vault(ctx, name, blocks, reject)
             return
@@ -167,7 +197,9 @@ class PolicyAdapter(SourceAdapter):
         if ctx.format == "aws-iam-authorization-details":
             if not isinstance(doc, dict):
                 ctx.records += 1
-                ctx.reject("authorization details must be a JSON object", record_no=1, excerpt=data[:512])
+                ctx.reject(
+                    "authorization details must be a JSON object", record_no=1, excerpt=data[:512]
+                )
                 return
             rows, entries, notes = policy_aws.load_snapshot(doc, reject)
             ctx.records += max(entries, 1)
@@ -181,12 +213,16 @@ class PolicyAdapter(SourceAdapter):
             parsed = _policy_text(body) if isinstance(body, str) else body
             blocks = path_blocks(parsed if isinstance(parsed, dict) else {})
         except HclError as e:
-            ctx.reject(f"Vault policy {name!r} does not parse: {e}", record_no=1, excerpt=data[:512])
+            ctx.reject(
+                f"Vault policy {name!r} does not parse: {e}", record_no=1, excerpt=data[:512]
+            )
             return
         self._vault(ctx, name, blocks, reject)
 
     @staticmethod
-    def _vault(ctx: LoadContext, name: str, blocks: list[tuple[str, dict[str, Any]]], reject: Any) -> None:
+    def _vault(
+        ctx: LoadContext, name: str, blocks: list[tuple[str, dict[str, Any]]], reject: Any
+    ) -> None:
         if not blocks:
             ctx.reject(f"Vault policy {name!r} has no path blocks", record_no=1, excerpt="")
             return

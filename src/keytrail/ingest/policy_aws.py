@@ -41,7 +41,10 @@ def decode_document(doc: Any) -> tuple[dict[str, Any] | None, str | None]:
     if isinstance(doc, dict):
         return doc, None
     if not isinstance(doc, str) or not doc.strip():
-        return None, f"policy document is {type(doc).__name__}, expected a JSON object or URL-encoded JSON"
+        return (
+            None,
+            f"policy document is {type(doc).__name__}, expected a JSON object or URL-encoded JSON",
+        )
     text = doc.strip()
     if not text.startswith("{"):
         text = urllib.parse.unquote(text)
@@ -82,8 +85,12 @@ def statements(doc: dict[str, Any]) -> tuple[list[tuple[int, dict[str, Any]]], l
             continue
         row: dict[str, Any] = {"effect": effect}
         err = None
-        for key, col in (("Action", "actions"), ("NotAction", "not_actions"), ("Resource", "resources"),
-                         ("NotResource", "not_resources")):
+        for key, col in (
+            ("Action", "actions"),
+            ("NotAction", "not_actions"),
+            ("Resource", "resources"),
+            ("NotResource", "not_resources"),
+        ):
             row[col], e = _strings(st.get(key), key)
             err = err or e
         if err is None and (row["actions"] is None) == (row["not_actions"] is None):
@@ -103,11 +110,15 @@ def statements(doc: dict[str, Any]) -> tuple[list[tuple[int, dict[str, Any]]], l
     return good, problems
 
 
-def load_snapshot(doc: dict[str, Any], reject: Reject) -> tuple[list[dict[str, Any]], int, list[str]]:
+def load_snapshot(
+    doc: dict[str, Any], reject: Reject
+) -> tuple[list[dict[str, Any]], int, list[str]]:
     """``(grants rows, entries read, notes)`` for one authorization-details document."""
     notes: list[str] = []
     if doc.get("IsTruncated") is True:
-        notes.append("snapshot is truncated (IsTruncated true): principals and policies on later pages are missing")
+        notes.append(
+            "snapshot is truncated (IsTruncated true): principals and policies on later pages are missing"
+        )
     record = 0
     entries: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for key in LISTS:
@@ -140,11 +151,20 @@ def load_snapshot(doc: dict[str, Any], reject: Reject) -> tuple[list[dict[str, A
         versions = [v for v in pol.get("PolicyVersionList") or [] if isinstance(v, dict)]
         default = [v for v in versions if v.get("IsDefaultVersion") is True]
         if not isinstance(arn, str) or not default:
-            reject(f"managed policy {name or arn!r}: no Arn or no default version (IsDefaultVersion)", rec, pol)
+            reject(
+                f"managed policy {name or arn!r}: no Arn or no default version (IsDefaultVersion)",
+                rec,
+                pol,
+            )
             continue
-        managed[arn] = (str(name or arn.rsplit("/", 1)[-1]),
-                        doc_rows(default[0].get("Document"), f"managed policy {name!r} {default[0].get('VersionId')}",
-                                 rec))
+        managed[arn] = (
+            str(name or arn.rsplit("/", 1)[-1]),
+            doc_rows(
+                default[0].get("Document"),
+                f"managed policy {name!r} {default[0].get('VersionId')}",
+                rec,
+            ),
+        )
 
     used: set[str] = set()
     rows: list[dict[str, Any]] = []
@@ -155,36 +175,67 @@ def load_snapshot(doc: dict[str, Any], reject: Reject) -> tuple[list[dict[str, A
             if not isinstance(pol, dict) or not isinstance(name, str):
                 reject(f"{base['principal_arn']}: {inline_key} entry without PolicyName", rec, pol)
                 continue
-            for r in doc_rows(pol.get("PolicyDocument"), f"{base['principal_arn']} inline policy {name!r}", rec):
+            for r in doc_rows(
+                pol.get("PolicyDocument"), f"{base['principal_arn']} inline policy {name!r}", rec
+            ):
                 rows.append({**base, **r, "policy_name": name, "attachment": "inline"})
         for att in item.get("AttachedManagedPolicies") or []:
             arn = att.get("PolicyArn") if isinstance(att, dict) else None
             if not isinstance(arn, str):
-                reject(f"{base['principal_arn']}: AttachedManagedPolicies entry without PolicyArn", rec, att)
+                reject(
+                    f"{base['principal_arn']}: AttachedManagedPolicies entry without PolicyArn",
+                    rec,
+                    att,
+                )
                 continue
             used.add(arn)
             name = str(att.get("PolicyName") or arn.rsplit("/", 1)[-1])
             if arn not in managed:
-                rows.append({**base, "policy_name": name, "policy_arn": arn, "attachment": "missing-document",
-                             "record_no": rec, "raw": orjson.dumps(att).decode()})
+                rows.append(
+                    {
+                        **base,
+                        "policy_name": name,
+                        "policy_arn": arn,
+                        "attachment": "missing-document",
+                        "record_no": rec,
+                        "raw": orjson.dumps(att).decode(),
+                    }
+                )
                 continue
             for r in managed[arn][1]:
-                rows.append({**base, **r, "policy_name": name, "policy_arn": arn, "attachment": "managed"})
+                rows.append(
+                    {**base, **r, "policy_name": name, "policy_arn": arn, "attachment": "managed"}
+                )
 
     def boundary(base: dict[str, Any], item: dict[str, Any], rec: int) -> None:
         pb = item.get("PermissionsBoundary")
         if isinstance(pb, dict) and pb.get("PermissionsBoundaryArn"):
             arn = str(pb["PermissionsBoundaryArn"])
-            rows.append({**base, "policy_name": arn.rsplit("/", 1)[-1], "policy_arn": arn,
-                         "attachment": "permissions-boundary", "record_no": rec, "raw": orjson.dumps(pb).decode()})
+            rows.append(
+                {
+                    **base,
+                    "policy_name": arn.rsplit("/", 1)[-1],
+                    "policy_arn": arn,
+                    "attachment": "permissions-boundary",
+                    "record_no": rec,
+                    "raw": orjson.dumps(pb).decode(),
+                }
+            )
 
-    def principal(kind: str, item: dict[str, Any], name_key: str, rec: int, list_key: str) -> dict[str, Any] | None:
+    def principal(
+        kind: str, item: dict[str, Any], name_key: str, rec: int, list_key: str
+    ) -> dict[str, Any] | None:
         arn, name = item.get("Arn"), item.get(name_key)
         if not isinstance(arn, str) or not isinstance(name, str) or account_of(arn) is None:
             reject(f"{list_key} entry without a valid IAM Arn and {name_key}", rec, item)
             return None
-        return {"source": "aws-iam", "account": account_of(arn), "principal_kind": kind, "principal_arn": arn,
-                "principal_name": name}
+        return {
+            "source": "aws-iam",
+            "account": account_of(arn),
+            "principal_kind": kind,
+            "principal_arn": arn,
+            "principal_name": name,
+        }
 
     groups: dict[str, list[dict[str, Any]]] = {}
     for rec, g in entries["GroupDetailList"]:
@@ -201,13 +252,26 @@ def load_snapshot(doc: dict[str, Any], reject: Reject) -> tuple[list[dict[str, A
         boundary(base, u, rec)
         for gname in u.get("GroupList") or []:
             if gname not in groups:
-                rows.append({**base, "policy_name": f"group {gname}", "attachment": "missing-document",
-                             "via_group": str(gname), "record_no": rec})
+                rows.append(
+                    {
+                        **base,
+                        "policy_name": f"group {gname}",
+                        "attachment": "missing-document",
+                        "via_group": str(gname),
+                        "record_no": rec,
+                    }
+                )
                 continue
             for g_row in groups[gname]:
                 kind = g_row["attachment"]
-                rows.append({**g_row, **base, "via_group": str(gname),
-                             "attachment": kind if kind == "missing-document" else "group-" + kind})
+                rows.append(
+                    {
+                        **g_row,
+                        **base,
+                        "via_group": str(gname),
+                        "attachment": kind if kind == "missing-document" else "group-" + kind,
+                    }
+                )
     for rec, r in entries["RoleDetailList"]:
         base = principal("role", r, "RoleName", rec, "RoleDetailList")
         if base:
@@ -215,6 +279,15 @@ def load_snapshot(doc: dict[str, Any], reject: Reject) -> tuple[list[dict[str, A
             boundary(base, r, rec)
     for arn, (name, stmts) in managed.items():
         if arn not in used:
-            rows += [{"source": "aws-iam", "account": account_of(arn), **r, "policy_name": name, "policy_arn": arn,
-                      "attachment": "unattached"} for r in stmts]
+            rows += [
+                {
+                    "source": "aws-iam",
+                    "account": account_of(arn),
+                    **r,
+                    "policy_name": name,
+                    "policy_arn": arn,
+                    "attachment": "unattached",
+                }
+                for r in stmts
+            ]
     return rows, record, notes

@@ -19,14 +19,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<ws>[ \t\r\n]+)
   | (?P<comment>\#[^\n]*|//[^\n]*|/\*.*?\*/)
   | (?P<string>"(?:[^"\\\n]|\\.)*")
   | (?P<number>-?\d+(?:\.\d+)?)
   | (?P<ident>[A-Za-z_][\w.-]*)
   | (?P<punct>[{}\[\]=,:])
-""", re.VERBOSE | re.DOTALL)
+""",
+    re.VERBOSE | re.DOTALL,
+)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "/": "/"}
 
 
@@ -46,12 +49,12 @@ def _unquote(tok: str, line: int) -> str:
                 out.append(_ESCAPES[nxt])
                 i += 2
                 continue
-            if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", body[i + 2:i + 6]):
-                out.append(chr(int(body[i + 2:i + 6], 16)))
+            if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", body[i + 2 : i + 6]):
+                out.append(chr(int(body[i + 2 : i + 6], 16)))
                 i += 6
                 continue
             raise HclError(f"line {line}: unknown escape \\{nxt} in a string")
-        if ch == "$" and body[i + 1:i + 2] == "{":
+        if ch == "$" and body[i + 1 : i + 2] == "{":
             raise HclError(f"line {line}: interpolation ${{...}} is not Vault policy syntax")
         out.append(ch)
         i += 1
@@ -74,7 +77,9 @@ def _tokens(text: str) -> list[tuple[str, Any, int]]:
         elif kind == "number":
             out.append(("number", float(tok) if "." in tok else int(tok), line))
         elif kind == "ident":
-            out.append(("bool", tok == "true", line) if tok in ("true", "false") else ("ident", tok, line))
+            out.append(
+                ("bool", tok == "true", line) if tok in ("true", "false") else ("ident", tok, line)
+            )
         elif kind == "punct":
             out.append(("punct", tok, line))
         line += tok.count("\n")
@@ -187,6 +192,12 @@ def path_blocks(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         return out
     if isinstance(raw, dict):  # JSON form: {"path": {"secret/*": {"capabilities": [...]}}}
         return [(str(k), v if isinstance(v, dict) else {"_invalid": v}) for k, v in raw.items()]
-    if isinstance(raw, list) and all(isinstance(x, dict) for x in raw):  # JSON form, list of objects
-        return [(str(k), v if isinstance(v, dict) else {"_invalid": v}) for x in raw for k, v in x.items()]
+    if isinstance(raw, list) and all(
+        isinstance(x, dict) for x in raw
+    ):  # JSON form, list of objects
+        return [
+            (str(k), v if isinstance(v, dict) else {"_invalid": v})
+            for x in raw
+            for k, v in x.items()
+        ]
     raise HclError("'path' must be blocks (HCL) or an object of path -> rules (JSON)")

@@ -69,9 +69,13 @@ class Revealer:
         row = self.con.execute(
             """SELECT e.event_uid, e.source, e.format, e.record_no, e.byte_offset, v.path, v.sha256
                FROM events e JOIN evidence v USING (file_id) WHERE e.event_uid = ? OR e.source_event_id = ?
-               ORDER BY (e.event_uid = ?) DESC LIMIT 1""", [event_uid, event_uid, event_uid]).fetchone()
+               ORDER BY (e.event_uid = ?) DESC LIMIT 1""",
+            [event_uid, event_uid, event_uid],
+        ).fetchone()
         if row is None:
-            raise RevealError(f"no event {event_uid!r} in the case (or its evidence file is not recorded)")
+            raise RevealError(
+                f"no event {event_uid!r} in the case (or its evidence file is not recorded)"
+            )
         return Located(*row)
 
     def original(self, event_uid: str) -> str:
@@ -85,20 +89,29 @@ class Revealer:
         if loc.source == "cloudtrail":
             return self._cloudtrail(loc)
         if loc.byte_offset is None:
-            raise RevealError(f"{loc.event_uid}: the case does not record where this record starts in {loc.path}")
+            raise RevealError(
+                f"{loc.event_uid}: the case does not record where this record starts in {loc.path}"
+            )
         return _record_at(Path(loc.path), loc.byte_offset)
 
     def _verify(self, loc: Located) -> None:
         if loc.path not in self._checked:
             p = Path(loc.path)
             if not p.is_file():
-                problem: str | None = (f"the evidence file {loc.path} is missing: the original record cannot be "
-                                       "read (the case holds the record with its secrets masked)")
+                problem: str | None = (
+                    f"the evidence file {loc.path} is missing: the original record cannot be "
+                    "read (the case holds the record with its secrets masked)"
+                )
             else:
                 now = sha256_file(p)
-                problem = None if now == loc.sha256 else (
-                    f"the evidence file {loc.path} has changed since it was ingested (SHA-256 {now[:16]}..., "
-                    f"at ingest {loc.sha256[:16]}...): nothing is read from it")
+                problem = (
+                    None
+                    if now == loc.sha256
+                    else (
+                        f"the evidence file {loc.path} has changed since it was ingested (SHA-256 {now[:16]}..., "
+                        f"at ingest {loc.sha256[:16]}...): nothing is read from it"
+                    )
+                )
             self._checked[loc.path] = problem
         problem = self._checked[loc.path]
         if problem:
@@ -107,11 +120,17 @@ class Revealer:
     def _cloudtrail(self, loc: Located) -> str:
         if loc.path not in self._ct:
             text = _decompressed(Path(loc.path)).decode("utf-8", errors="replace")
-            items = parse_console_csv(text) if loc.format == "cloudtrail-console-csv" else parse_json(text)
+            items = (
+                parse_console_csv(text)
+                if loc.format == "cloudtrail-console-csv"
+                else parse_json(text)
+            )
             self._ct[loc.path] = {i.record_no: i.text for i in items if isinstance(i, Rec)}
         found = self._ct[loc.path].get(loc.record_no or 0)
         if found is None:
-            raise RevealError(f"{loc.event_uid}: record {loc.record_no} is not readable in {loc.path}")
+            raise RevealError(
+                f"{loc.event_uid}: record {loc.record_no} is not readable in {loc.path}"
+            )
         return found
 
 
@@ -139,7 +158,7 @@ def _blocks(path: Path, limit: int) -> Iterator[bytes]:
                     except zlib.error:
                         return
                     data = d.unconsumed_tail or (d.unused_data if d.eof else b"")
-                out = out[:limit - total]
+                out = out[: limit - total]
                 total += len(out)
                 yield out
 
@@ -154,7 +173,7 @@ def _record_at(path: Path, offset: int, cap: int = MAX_RECORD_BYTES) -> str:
         if pos + len(block) <= offset:
             pos += len(block)
             continue
-        buf += block[max(0, offset - pos):]
+        buf += block[max(0, offset - pos) :]
         pos += len(block)
         found = _complete(bytes(buf))
         if found is not None:

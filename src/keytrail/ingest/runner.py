@@ -116,7 +116,9 @@ def _now() -> datetime:
 class _Planned:
     __slots__ = ("adapter", "ctx", "fmt", "path", "sha", "size")
 
-    def __init__(self, path: Path, sha: str, size: int, adapter: type[SourceAdapter], fmt: str) -> None:
+    def __init__(
+        self, path: Path, sha: str, size: int, adapter: type[SourceAdapter], fmt: str
+    ) -> None:
         self.path, self.sha, self.size, self.adapter, self.fmt = path, sha, size, adapter, fmt
         self.ctx: LoadContext | None = None
 
@@ -152,14 +154,28 @@ def ingest(
             store.set_meta("finalized", "false")
             summary.files.extend(_record_unusable(store, path, why) for path, why in unusable)
         con = store.con
-        known = {row[0] for row in con.execute(
-            "SELECT sha256 FROM evidence"
-            " WHERE status IN ('loaded','partial','digest','provenance')").fetchall()}
+        known = {
+            row[0]
+            for row in con.execute(
+                "SELECT sha256 FROM evidence"
+                " WHERE status IN ('loaded','partial','digest','provenance')"
+            ).fetchall()
+        }
 
         def report(current: str | None) -> None:
             if progress:
-                progress(Progress(len(summary.files), len(files) + len(inv_files), done_bytes, total_bytes,
-                                  summary.records, summary.rejected, time.monotonic() - start, current))
+                progress(
+                    Progress(
+                        len(summary.files),
+                        len(files) + len(inv_files),
+                        done_bytes,
+                        total_bytes,
+                        summary.records,
+                        summary.rejected,
+                        time.monotonic() - start,
+                        current,
+                    )
+                )
 
         # Plan: hash and sniff every file, then load in adapter batches.
         batch: list[_Planned] = []
@@ -193,8 +209,15 @@ def ingest(
                 continue
             if sha in known:
                 flush()
-                summary.files.append(FileResult(str(path), sha, size, "already-ingested",
-                                                note="same SHA-256 already in the case"))
+                summary.files.append(
+                    FileResult(
+                        str(path),
+                        sha,
+                        size,
+                        "already-ingested",
+                        note="same SHA-256 already in the case",
+                    )
+                )
                 done_bytes += size
                 continue
             known.add(sha)
@@ -205,7 +228,10 @@ def ingest(
                 done_bytes += size
                 continue
             if forced is not None:
-                found: tuple[type[SourceAdapter], str] | None = (forced, forced.sniff(sample) or "inventory")
+                found: tuple[type[SourceAdapter], str] | None = (
+                    forced,
+                    forced.sniff(sample) or "inventory",
+                )
             else:
                 found = sniff(sample)
             if found is None:
@@ -215,8 +241,11 @@ def ingest(
                 done_bytes += size
                 continue
             adapter, fmt = found
-            if batch and (batch[0].adapter is not adapter or len(batch) >= adapter.BATCH_FILES
-                          or sum(p.size for p in batch) + size > adapter.BATCH_BYTES):
+            if batch and (
+                batch[0].adapter is not adapter
+                or len(batch) >= adapter.BATCH_FILES
+                or sum(p.size for p in batch) + size > adapter.BATCH_BYTES
+            ):
                 flush()
             batch.append(_Planned(path, sha, size, adapter, fmt))
         flush()
@@ -236,11 +265,23 @@ def ingest(
 def _next_file_id(store: CaseStore) -> int:
     # Not a DuckDB sequence: after a killed ingest a sequence can restart below ids that
     # committed rows already hold. The runner is the only writer, so max + 1 is safe.
-    return int(store.con.execute("SELECT coalesce(max(file_id), 0) + 1 FROM evidence").fetchone()[0])  # type: ignore[index]
+    return int(
+        store.con.execute("SELECT coalesce(max(file_id), 0) + 1 FROM evidence").fetchone()[0]
+    )  # type: ignore[index]
 
 
-def _insert_evidence(store: CaseStore, file_id: int, path: Path, sha: str, size: int | None, source: str | None,
-                     fmt: str | None, adapter: str | None, status: str, note: str | None) -> None:
+def _insert_evidence(
+    store: CaseStore,
+    file_id: int,
+    path: Path,
+    sha: str,
+    size: int | None,
+    source: str | None,
+    fmt: str | None,
+    adapter: str | None,
+    status: str,
+    note: str | None,
+) -> None:
     store.con.execute(
         "INSERT INTO evidence (file_id, path, sha256, bytes, source, format, adapter, status, records,"
         " rejected, ingested_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
@@ -263,20 +304,45 @@ def _record_provenance(store: CaseStore, path: Path, sha: str, size: int) -> Fil
     except (OSError, ValueError) as e:
         note, status = f"unreadable keytrail scope manifest: {e}", "skipped"
     source = "scope" if status == "provenance" else None
-    _insert_evidence(store, _next_file_id(store), path, sha, size, source,
-                     "keytrail-scope-manifest", None, status, note)
+    _insert_evidence(
+        store,
+        _next_file_id(store),
+        path,
+        sha,
+        size,
+        source,
+        "keytrail-scope-manifest",
+        None,
+        status,
+        note,
+    )
     return FileResult(str(path), sha, size, status, note=note)
 
 
 def is_write_failure(e: BaseException) -> bool:
     """True for errors writing the case file (disk full, file size limit, I/O), as opposed to an
     adapter choking on a file: those must stop the ingest, not fail every later file the same way."""
-    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT, errno.EROFS):
+    if isinstance(e, OSError) and e.errno in (
+        errno.ENOSPC,
+        errno.EFBIG,
+        errno.EIO,
+        errno.EDQUOT,
+        errno.EROFS,
+    ):
         return True
     text = str(e)
-    return isinstance(e, duckdb.Error) and any(m in text for m in (
-        "No space left", "File too large", "Could not write", "Failed to commit", "Disk quota",
-        "Read-only file system", "database has been invalidated"))
+    return isinstance(e, duckdb.Error) and any(
+        m in text
+        for m in (
+            "No space left",
+            "File too large",
+            "Could not write",
+            "Failed to commit",
+            "Disk quota",
+            "Read-only file system",
+            "database has been invalidated",
+        )
+    )
 
 
 @contextmanager
@@ -294,7 +360,8 @@ def writing(store: CaseStore) -> Iterator[None]:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CaseWriteError(
             f"writing the case {store.path} failed: {first}. Files loaded before this one are kept and the "
-            "case is marked unfinished; free space (or fix the device) and run the same command again") from e
+            "case is marked unfinished; free space (or fix the device) and run the same command again"
+        ) from e
 
 
 def _record_unusable(store: CaseStore, path: Path, why: str) -> FileResult:
@@ -303,8 +370,9 @@ def _record_unusable(store: CaseStore, path: Path, why: str) -> FileResult:
     return FileResult(str(path), "", 0, "skipped", note=why)
 
 
-def _load_batch(store: CaseStore, batch: list[_Planned], max_record_bytes: int = MAX_RECORD_BYTES
-                ) -> list[FileResult]:
+def _load_batch(
+    store: CaseStore, batch: list[_Planned], max_record_bytes: int = MAX_RECORD_BYTES
+) -> list[FileResult]:
     copies: list[Path] = []
     try:
         return _load_batch_in(store, batch, copies, max_record_bytes)
@@ -314,8 +382,9 @@ def _load_batch(store: CaseStore, batch: list[_Planned], max_record_bytes: int =
             c.parent.rmdir()
 
 
-def _load_batch_in(store: CaseStore, batch: list[_Planned], copies: list[Path],
-                   max_record_bytes: int) -> list[FileResult]:
+def _load_batch_in(
+    store: CaseStore, batch: list[_Planned], copies: list[Path], max_record_bytes: int
+) -> list[FileResult]:
     adapter_cls = batch[0].adapter
     con = store.con
     con.execute("BEGIN TRANSACTION")
@@ -323,19 +392,38 @@ def _load_batch_in(store: CaseStore, batch: list[_Planned], copies: list[Path],
         ctxs = []
         for item in batch:
             file_id = _next_file_id(store)
-            _insert_evidence(store, file_id, item.path, item.sha, item.size, adapter_cls.SOURCE,
-                             item.fmt, adapter_cls.NAME, "loading", None)
+            _insert_evidence(
+                store,
+                file_id,
+                item.path,
+                item.sha,
+                item.size,
+                adapter_cls.SOURCE,
+                item.fmt,
+                adapter_cls.NAME,
+                "loading",
+                None,
+            )
             head = read_sample(item.path, 8)
             if head.codec is not None:  # BOM / UTF-16 / UTF-32: the adapter reads a UTF-8 copy
                 copy = utf8_copy(item.path, head.gzipped, head.codec)
                 copies.append(copy)
-                item.ctx = LoadContext(con, copy, file_id, item.fmt, False,
-                                       max_record_bytes=max_record_bytes)
-                item.ctx.notes.append(f"read as {head.codec} (converted to UTF-8; byte offsets "
-                                      "count in the converted text)")
+                item.ctx = LoadContext(
+                    con, copy, file_id, item.fmt, False, max_record_bytes=max_record_bytes
+                )
+                item.ctx.notes.append(
+                    f"read as {head.codec} (converted to UTF-8; byte offsets "
+                    "count in the converted text)"
+                )
             else:
-                item.ctx = LoadContext(con, item.path, file_id, item.fmt, head.gzipped,
-                                       max_record_bytes=max_record_bytes)
+                item.ctx = LoadContext(
+                    con,
+                    item.path,
+                    file_id,
+                    item.fmt,
+                    head.gzipped,
+                    max_record_bytes=max_record_bytes,
+                )
             ctxs.append(item.ctx)
         adapter = adapter_cls()
         if len(ctxs) == 1:
@@ -346,12 +434,31 @@ def _load_batch_in(store: CaseStore, batch: list[_Planned], copies: list[Path],
         for item in batch:
             ctx = item.ctx
             assert ctx is not None
-            status = "digest" if adapter_cls.SOURCE == "digest" else ("partial" if ctx.break_note else "loaded")
+            status = (
+                "digest"
+                if adapter_cls.SOURCE == "digest"
+                else ("partial" if ctx.break_note else "loaded")
+            )
             note = "; ".join(([ctx.break_note] if ctx.break_note else []) + ctx.notes) or None
-            con.execute("UPDATE evidence SET status = ?, records = ?, rejected = ?, skipped = ?, note = ?"
-                        " WHERE file_id = ?", [status, ctx.records, ctx.rejected, ctx.skipped_records, note, ctx.file_id])
-            results.append(FileResult(str(item.path), item.sha, item.size, status, adapter_cls.SOURCE,
-                                      item.fmt, ctx.records, ctx.rejected, ctx.skipped_records, note))
+            con.execute(
+                "UPDATE evidence SET status = ?, records = ?, rejected = ?, skipped = ?, note = ?"
+                " WHERE file_id = ?",
+                [status, ctx.records, ctx.rejected, ctx.skipped_records, note, ctx.file_id],
+            )
+            results.append(
+                FileResult(
+                    str(item.path),
+                    item.sha,
+                    item.size,
+                    status,
+                    adapter_cls.SOURCE,
+                    item.fmt,
+                    ctx.records,
+                    ctx.rejected,
+                    ctx.skipped_records,
+                    note,
+                )
+            )
         con.execute("COMMIT")
         return results
     except Exception as e:
@@ -367,8 +474,27 @@ def _load_batch_in(store: CaseStore, batch: list[_Planned], copies: list[Path],
         results = []
         for item in batch:
             msg = f"{adapter_cls.NAME} adapter failed on this file: {type(e).__name__}: {e}"
-            _insert_evidence(store, _next_file_id(store), item.path, item.sha, item.size, adapter_cls.SOURCE,
-                             item.fmt, adapter_cls.NAME, "failed", msg)
-            results.append(FileResult(str(item.path), item.sha, item.size, "failed", adapter_cls.SOURCE,
-                                      item.fmt, note=msg))
+            _insert_evidence(
+                store,
+                _next_file_id(store),
+                item.path,
+                item.sha,
+                item.size,
+                adapter_cls.SOURCE,
+                item.fmt,
+                adapter_cls.NAME,
+                "failed",
+                msg,
+            )
+            results.append(
+                FileResult(
+                    str(item.path),
+                    item.sha,
+                    item.size,
+                    "failed",
+                    adapter_cls.SOURCE,
+                    item.fmt,
+                    note=msg,
+                )
+            )
         return results

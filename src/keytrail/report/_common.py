@@ -12,24 +12,36 @@ DERIVED_SHOWN = 200
 def more_ranked(total: int, listed: int, shown: int) -> str:
     """The note under a ranking table that shows ``shown`` of the ``listed`` (of ``total``) credentials."""
     shown = min(shown, listed)
-    where = ("in the JSON report" if listed >= total else
-             f"(the JSON report lists the top {listed}; `keytrail credentials CASE --json` lists all)")
+    where = (
+        "in the JSON report"
+        if listed >= total
+        else f"(the JSON report lists the top {listed}; `keytrail credentials CASE --json` lists all)"
+    )
     return f"{total - shown} more credentials {where}."
 
 
 def resources_note(section: dict[str, Any]) -> str:
     """Why the resource table of a credential is shorter than its blast radius ('' when complete)."""
-    total, listed = section.get("resources_total") or 0, len({r["resource_id"] for r in section["resources"]})
+    total, listed = (
+        section.get("resources_total") or 0,
+        len({r["resource_id"] for r in section["resources"]}),
+    )
     if total <= listed:
         return ""
-    return (f"The {listed} resources with the most events of {total} are listed; "
-            f"`keytrail blast CASE {section['credential']} --json` has the counts for all.")
+    return (
+        f"The {listed} resources with the most events of {total} are listed; "
+        f"`keytrail blast CASE {section['credential']} --json` has the counts for all."
+    )
 
 
 def derived_note(section: dict[str, Any]) -> str:
     """The note under a derived-credential table cut at DERIVED_SHOWN rows ('' when complete)."""
     n = len(section["derived_credentials"])
-    return "" if n <= DERIVED_SHOWN else f"{n - DERIVED_SHOWN} more derived credentials in the JSON report."
+    return (
+        ""
+        if n <= DERIVED_SHOWN
+        else f"{n - DERIVED_SHOWN} more derived credentials in the JSON report."
+    )
 
 
 def get(d: Any, *keys: str, default: Any = None) -> Any:
@@ -52,20 +64,35 @@ def chain_steps(trace: Any) -> tuple[list[dict[str, Any]], list[str]]:
     steps = []
     for s in steps_raw if isinstance(steps_raw, list) else []:
         if not isinstance(s, dict):
-            steps.append({"kind": "", "id": str(s), "label": "", "reason": "", "confidence": "", "evidence": []})
+            steps.append(
+                {
+                    "kind": "",
+                    "id": str(s),
+                    "label": "",
+                    "reason": "",
+                    "confidence": "",
+                    "evidence": [],
+                }
+            )
             continue
         node = s.get("node") if isinstance(s.get("node"), dict) else {}
-        steps.append({
-            "kind": get(s, "kind", "node_kind", "role", "type", default="") or get(node, "kind", default=""),
-            "id": get(s, "id", "node_id", "value", "name", default="") or get(node, "id", default=""),
-            "label": get(s, "label", default=""),
-            "reason": get(s, "reason", default=""),
-            "confidence": get(s, "confidence", default=""),
-            "evidence": get(s, "evidence", default=[]) or [],
-        })
+        steps.append(
+            {
+                "kind": get(s, "kind", "node_kind", "role", "type", default="")
+                or get(node, "kind", default=""),
+                "id": get(s, "id", "node_id", "value", "name", default="")
+                or get(node, "id", default=""),
+                "label": get(s, "label", default=""),
+                "reason": get(s, "reason", default=""),
+                "confidence": get(s, "confidence", default=""),
+                "evidence": get(s, "evidence", default=[]) or [],
+            }
+        )
     gaps_raw = get(trace, "gaps", "notes", "gap", default=[])
-    gaps = [str(g) if not isinstance(g, dict) else str(get(g, "message", "detail", "reason", default=g))
-            for g in (gaps_raw if isinstance(gaps_raw, list) else [gaps_raw])]
+    gaps = [
+        str(g) if not isinstance(g, dict) else str(get(g, "message", "detail", "reason", default=g))
+        for g in (gaps_raw if isinstance(gaps_raw, list) else [gaps_raw])
+    ]
     return steps, gaps
 
 
@@ -86,12 +113,23 @@ def scalar_text(value: Any) -> str:
 def terms_rows(terms: Any) -> list[tuple[str, str, str, str]]:
     """Score terms as (name, value, points, explanation) rows, from a list of term objects or a dict."""
     rows = []
-    items = terms.items() if isinstance(terms, dict) else (
-        (get(t, "name", "term", "key", default=""), t) for t in terms) if isinstance(terms, list) else ()
+    items = (
+        terms.items()
+        if isinstance(terms, dict)
+        else ((get(t, "name", "term", "key", default=""), t) for t in terms)
+        if isinstance(terms, list)
+        else ()
+    )
     for name, t in items:
         if isinstance(t, dict):
-            rows.append((scalar_text(name), scalar_text(get(t, "value")), scalar_text(get(t, "points", "score")),
-                         scalar_text(get(t, "explanation", "why", "reason", "detail", default=""))))
+            rows.append(
+                (
+                    scalar_text(name),
+                    scalar_text(get(t, "value")),
+                    scalar_text(get(t, "points", "score")),
+                    scalar_text(get(t, "explanation", "why", "reason", "detail", default="")),
+                )
+            )
         else:
             rows.append((scalar_text(name), scalar_text(t), "", ""))
     return rows
@@ -118,4 +156,4 @@ def common_root(paths: list[str]) -> str:
 
 
 def relative(path: str, root: str) -> str:
-    return path[len(root) + 1:] if root and path.startswith(root + "/") else path
+    return path[len(root) + 1 :] if root and path.startswith(root + "/") else path

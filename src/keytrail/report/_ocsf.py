@@ -45,12 +45,22 @@ def keys_masked_sql(expr: str) -> str:
 
 def by_class(i: int) -> str:
     """``CLASS_INFO`` field ``i`` (1 class name, 2 category uid, 3 category name) of ``x.class_uid``."""
-    return "CASE x.class_uid " + " ".join(f"WHEN {k} THEN {lit(str(v[i]))}" for k, v in CLASS_INFO.items()) + " END"
+    return (
+        "CASE x.class_uid "
+        + " ".join(f"WHEN {k} THEN {lit(str(v[i]))}" for k, v in CLASS_INFO.items())
+        + " END"
+    )
 
 
 def verb_name_sql(activity: str) -> str:
     """The API Activity name of an activity id expression."""
-    return "CASE " + activity + " " + " ".join(f"WHEN {k} THEN {lit(v)}" for k, v in API_VERBS.items()) + " END"
+    return (
+        "CASE "
+        + activity
+        + " "
+        + " ".join(f"WHEN {k} THEN {lit(v)}" for k, v in API_VERBS.items())
+        + " END"
+    )
 
 
 def header(status_detail: str | None = None) -> list[tuple[str, str]]:
@@ -61,13 +71,20 @@ def header(status_detail: str | None = None) -> list[tuple[str, str]]:
     status = f"CASE WHEN x.outcome = 'success' THEN 1 WHEN {failed} THEN 2 ELSE 0 END"
     status_name = f"CASE WHEN x.outcome = 'success' THEN 'Success' WHEN {failed} THEN 'Failure' ELSE 'Unknown' END"
     return [
-        ("class_uid", j("x.class_uid")), ("class_name", j(by_class(1))),
-        ("category_uid", j(f"CAST({by_class(2)} AS INTEGER)")), ("category_name", j(by_class(3))),
-        ("activity_id", j("x.activity_id")), ("activity_name", j("x.activity_name")),
+        ("class_uid", j("x.class_uid")),
+        ("class_name", j(by_class(1))),
+        ("category_uid", j(f"CAST({by_class(2)} AS INTEGER)")),
+        ("category_name", j(by_class(3))),
+        ("activity_id", j("x.activity_id")),
+        ("activity_name", j("x.activity_name")),
         ("type_uid", j("x.class_uid * 100 + x.activity_id")),
         ("type_name", j(f"{by_class(1)} || ': ' || x.activity_name")),
-        ("severity_id", "'1'"), ("severity", "'\"Informational\"'"),
-        ("status_id", j(status)), ("status", j(status_name)), ("status_code", j("x.error_code")),
+        ("severity_id", "'1'"),
+        ("severity", "'\"Informational\"'"),
+        ("status_id", j(status)),
+        ("status", j(status_name)),
+        ("status_code", j("x.error_code")),
         ("status_detail", j(status_detail or mask_sql("x.error_message"))),
-        ("time", j("epoch_us(x.time) // 1000")), ("time_dt", j("strftime(x.time, '%Y-%m-%dT%H:%M:%S.%g') || 'Z'")),
+        ("time", j("epoch_us(x.time) // 1000")),
+        ("time_dt", j("strftime(x.time, '%Y-%m-%dT%H:%M:%S.%g') || 'Z'")),
     ]

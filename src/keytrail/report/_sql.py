@@ -14,7 +14,15 @@ from keytrail.safetext import csv_text_sql
 from keytrail.store.sqltext import mask_text_sql as mask_sql
 from keytrail.store.sqltext import quote_ident, quote_literal
 
-__all__ = ["csv_cell_sql", "mask_sql", "quiet_cursor", "quote_ident", "quote_literal", "text_sql", "utc_text_sql"]
+__all__ = [
+    "csv_cell_sql",
+    "mask_sql",
+    "quiet_cursor",
+    "quote_ident",
+    "quote_literal",
+    "text_sql",
+    "utc_text_sql",
+]
 
 if TYPE_CHECKING:
     import duckdb

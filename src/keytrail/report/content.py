@@ -79,8 +79,11 @@ def _clean(value: Any, *, key: str = "") -> Any:
     if isinstance(value, str):
         if key == "sql":
             return value
-        return redact.plain_block(redact.mask_secrets(value)) if "\n" in value else redact.plain(
-            redact.mask_secrets(value))
+        return (
+            redact.plain_block(redact.mask_secrets(value))
+            if "\n" in value
+            else redact.plain(redact.mask_secrets(value))
+        )
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return _clean(str(value))
@@ -114,7 +117,9 @@ def _parse_time(value: str | datetime | None, what: str) -> datetime | None:
         return None
     dt = to_utc(value)
     if dt is None:
-        raise UsageError(f"{what} {value!r} is not a time; use ISO 8601 such as 2026-03-02T10:00:00Z")
+        raise UsageError(
+            f"{what} {value!r} is not a time; use ISO 8601 such as 2026-03-02T10:00:00Z"
+        )
     return dt
 
 
@@ -127,21 +132,46 @@ def _header(store: CaseStore, since: datetime | None, until: datetime | None) ->
     gaps: list[dict[str, Any]] = []
     for e in info["evidence"]:
         if e["status"] == "partial":
-            gaps.append({"kind": "partial-file", "detail": f"file {e['file_id']} stopped early: {e['note'] or ''}",
-                         "file_id": e["file_id"]})
+            gaps.append(
+                {
+                    "kind": "partial-file",
+                    "detail": f"file {e['file_id']} stopped early: {e['note'] or ''}",
+                    "file_id": e["file_id"],
+                }
+            )
         if e["integrity"] in ("failed", "no-digest"):
-            gaps.append({"kind": f"integrity-{e['integrity']}",
-                         "detail": f"file {e['file_id']}: {e['integrity_detail'] or e['integrity']}",
-                         "file_id": e["file_id"]})
+            gaps.append(
+                {
+                    "kind": f"integrity-{e['integrity']}",
+                    "detail": f"file {e['file_id']}: {e['integrity_detail'] or e['integrity']}",
+                    "file_id": e["file_id"],
+                }
+            )
     for e in skipped:
-        gaps.append({"kind": "skipped-file", "detail": f"file {e['file_id']} not read: {e['note'] or 'unknown format'}",
-                     "file_id": e["file_id"]})
+        gaps.append(
+            {
+                "kind": "skipped-file",
+                "detail": f"file {e['file_id']} not read: {e['note'] or 'unknown format'}",
+                "file_id": e["file_id"],
+            }
+        )
     for source, s in sorted(info["sources"].items()):
         if s["events"] == 0:
-            gaps.append({"kind": "missing-source", "detail": f"no {source} events in the evidence", "file_id": None})
+            gaps.append(
+                {
+                    "kind": "missing-source",
+                    "detail": f"no {source} events in the evidence",
+                    "file_id": None,
+                }
+            )
     for g in _run(store, "coverage_gaps", {}):
-        gaps.append({"kind": "time-gap", "file_id": None,
-                     "detail": f"no {g['source']} events from {format_utc(g['gap_start'])} to {format_utc(g['gap_end'])}"})
+        gaps.append(
+            {
+                "kind": "time-gap",
+                "file_id": None,
+                "detail": f"no {g['source']} events from {format_utc(g['gap_start'])} to {format_utc(g['gap_end'])}",
+            }
+        )
     return {
         "case": store.path.name,
         "finalized": info["finalized"],
@@ -158,15 +188,30 @@ def _header(store: CaseStore, since: datetime | None, until: datetime | None) ->
     }
 
 
-def _ranking(store: CaseStore, since: datetime | None,
-             until: datetime | None) -> tuple[list[dict[str, Any]], int, str | None]:
+def _ranking(
+    store: CaseStore, since: datetime | None, until: datetime | None
+) -> tuple[list[dict[str, Any]], int, str | None]:
     """(the top RANKED_LIMIT credentials, how many were ranked, a note when scoring is unavailable)."""
     rank = _analysis("keytrail.analysis.answers", "rank_credentials")
     if rank is None:
-        rows = store.query("SELECT credential_id, kind, events FROM credentials ORDER BY events DESC, credential_id")
+        rows = store.query(
+            "SELECT credential_id, kind, events FROM credentials ORDER BY events DESC, credential_id"
+        )
         note = "blast-radius scoring is not available in this build; credentials are listed by events signed"
-        return [{"credential": r["credential_id"], "kind": r["kind"], "score": None, "terms": {},
-                 "events": r["events"]} for r in rows], len(rows), note
+        return (
+            [
+                {
+                    "credential": r["credential_id"],
+                    "kind": r["kind"],
+                    "score": None,
+                    "terms": {},
+                    "events": r["events"],
+                }
+                for r in rows
+            ],
+            len(rows),
+            note,
+        )
     # Without a window every credential is ranked and the snapshot serves the top rows directly.
     windowed = since is not None or until is not None
     out = []
@@ -180,8 +225,12 @@ def _ranking(store: CaseStore, since: datetime | None,
     return out, total, None
 
 
-def _lineage(identities: list[dict[str, Any]], derived: list[dict[str, Any]], cred: str,
-             acted_on: list[dict[str, Any]]) -> dict[str, Any]:
+def _lineage(
+    identities: list[dict[str, Any]],
+    derived: list[dict[str, Any]],
+    cred: str,
+    acted_on: list[dict[str, Any]],
+) -> dict[str, Any]:
     """Nodes and edges for the lineage drawing: humans -> agents -> D(c) -> principals, resources."""
     nodes: dict[str, dict[str, Any]] = {}
 
@@ -205,12 +254,21 @@ def _lineage(identities: list[dict[str, Any]], derived: list[dict[str, Any]], cr
         if link["dst_kind"] == "principal" and link["dst"] not in principals:
             continue
         if (link["src_kind"] == "credential" and link["src"] not in kept) or (
-                link["dst_kind"] == "credential" and link["dst"] not in kept):
+            link["dst_kind"] == "credential" and link["dst"] not in kept
+        ):
             continue
         s = add(link["src_kind"], link["src"])
         t = add(link["dst_kind"], link["dst"])
-        edges.append({"src": s, "dst": t, "kind": link["kind"], "confidence": link["confidence"],
-                      "reason": link["reason"], "evidence_count": link["evidence_count"]})
+        edges.append(
+            {
+                "src": s,
+                "dst": t,
+                "kind": link["kind"],
+                "confidence": link["confidence"],
+                "reason": link["reason"],
+                "evidence_count": link["evidence_count"],
+            }
+        )
     by_resource: dict[str, int] = {}
     for r in acted_on:
         if r["credential_id"] in kept:
@@ -221,13 +279,23 @@ def _lineage(identities: list[dict[str, Any]], derived: list[dict[str, Any]], cr
     for r in acted_on:
         if r["resource_id"] in drawn and r["credential_id"] in kept:
             denied = f", {r['denied']} denied" if r["denied"] else ""
-            edges.append({"src": f"credential:{r['credential_id']}", "dst": f"resource:{r['resource_id']}",
-                          "kind": "ACTED_ON", "confidence": "proven", "evidence_count": r["events"],
-                          "reason": f"{r['events']} events signed with the credential{denied}"})
-    return {"nodes": [nodes[k] for k in sorted(nodes)], "edges": edges,
-            "resources_omitted": max(0, len(by_resource) - DRAWN),
-            "principals_omitted": max(0, len(weight) - DRAWN),
-            "credentials_omitted": max(0, len(derived) - DRAWN_CREDENTIALS)}
+            edges.append(
+                {
+                    "src": f"credential:{r['credential_id']}",
+                    "dst": f"resource:{r['resource_id']}",
+                    "kind": "ACTED_ON",
+                    "confidence": "proven",
+                    "evidence_count": r["events"],
+                    "reason": f"{r['events']} events signed with the credential{denied}",
+                }
+            )
+    return {
+        "nodes": [nodes[k] for k in sorted(nodes)],
+        "edges": edges,
+        "resources_omitted": max(0, len(by_resource) - DRAWN),
+        "principals_omitted": max(0, len(weight) - DRAWN),
+        "credentials_omitted": max(0, len(derived) - DRAWN_CREDENTIALS),
+    }
 
 
 def _traces(store: CaseStore, event_uids: list[str]) -> list[dict[str, Any]]:
@@ -244,8 +312,13 @@ def _traces(store: CaseStore, event_uids: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _credential_section(store: CaseStore, cred: str, rank: dict[str, Any] | None,
-                        since: datetime | None, until: datetime | None) -> dict[str, Any]:
+def _credential_section(
+    store: CaseStore,
+    cred: str,
+    rank: dict[str, Any] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, Any]:
     p = _params(cred, since, until)
     derived = _run(store, "derived_credentials", p)
     resources = _run(store, "resources", p)
@@ -257,10 +330,14 @@ def _credential_section(store: CaseStore, cred: str, rank: dict[str, Any] | None
     logged = _run(store, "logged_agents_humans", p)
     timeline = _run(store, "timeline", p)
     key_events = [r["event_uid"] for r in _run(store, "key_events", p)]
-    agents = sorted({i["src"] for i in identities if i["src_kind"] == "agent"}
-                    | {r["agent_id"] for r in logged if r["agent_id"]})
-    humans = sorted({i["src"] for i in identities if i["src_kind"] == "human"}
-                    | {r["human_id"] for r in logged if r["human_id"]})
+    agents = sorted(
+        {i["src"] for i in identities if i["src_kind"] == "agent"}
+        | {r["agent_id"] for r in logged if r["agent_id"]}
+    )
+    humans = sorted(
+        {i["src"] for i in identities if i["src_kind"] == "human"}
+        | {r["human_id"] for r in logged if r["human_id"]}
+    )
     principals = sorted({i["dst"] for i in identities if i["kind"] == "AUTHENTICATES_AS"})
     blast = None
     blast_fn = _analysis("keytrail.analysis.answers", "blast_radius")
@@ -272,7 +349,9 @@ def _credential_section(store: CaseStore, cred: str, rank: dict[str, Any] | None
     extra: dict[str, Any] = {}
     from keytrail.analysis import potential
 
-    if potential.has_snapshot(store):  # only then: reports of cases without a snapshot stay byte-identical
+    if potential.has_snapshot(
+        store
+    ):  # only then: reports of cases without a snapshot stay byte-identical
         extra["potential"] = potential.potential_blast_radius(store, cred).as_dict()
     return {
         "credential": cred,
@@ -303,8 +382,12 @@ def _findings(store: CaseStore) -> tuple[list[dict[str, Any]], str | None]:
     return [f.as_dict() for f in run(store)], None
 
 
-def _summary(header: dict[str, Any], ranked_total: int, sections: list[dict[str, Any]],
-             findings: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary(
+    header: dict[str, Any],
+    ranked_total: int,
+    sections: list[dict[str, Any]],
+    findings: list[dict[str, Any]],
+) -> dict[str, Any]:
     t0, t1 = header["time_range"]
     sources = [s for s, v in sorted(header["sources"].items()) if v["events"]]
     levels: dict[str, int] = {}
@@ -312,8 +395,10 @@ def _summary(header: dict[str, Any], ranked_total: int, sections: list[dict[str,
         levels[f["level"]] = levels.get(f["level"], 0) + 1
     sentences = [
         f"The evidence holds {header['events']} events from {', '.join(sources) or 'no source'}"
-        + (f" between {t0} and {t1}" if t0 else "") + f", in {len(header['evidence'])} files"
-        + (f"; {_n(header['rejected'], 'record')} could not be read" if header["rejected"] else "") + ".",
+        + (f" between {t0} and {t1}" if t0 else "")
+        + f", in {len(header['evidence'])} files"
+        + (f"; {_n(header['rejected'], 'record')} could not be read" if header["rejected"] else "")
+        + ".",
         f"{header['counts']['credentials']} credentials were seen; {len(sections)} are examined below.",
     ]
     if sections:
@@ -326,7 +411,8 @@ def _summary(header: dict[str, Any], ranked_total: int, sections: list[dict[str,
             f"signed {a['events']} events on {n_res} resources in {a['accounts']} account(s), "
             f"with {a['denied']} denied attempts"
             + (f", acting through agent(s) {', '.join(top['agents'])}" if top["agents"] else "")
-            + (f" on behalf of {', '.join(top['humans'])}" if top["humans"] else "") + "."
+            + (f" on behalf of {', '.join(top['humans'])}" if top["humans"] else "")
+            + "."
         )
     if findings:
         parts = ", ".join(f"{n} {lvl}" for lvl, n in levels.items())
@@ -338,9 +424,15 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def build_report(store: CaseStore, *, credentials: list[str] | None = None, since: str | datetime | None = None,
-                 until: str | datetime | None = None, generated_at: datetime | None = None,
-                 top: int = DEFAULT_TOP) -> dict[str, Any]:
+def build_report(
+    store: CaseStore,
+    *,
+    credentials: list[str] | None = None,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    generated_at: datetime | None = None,
+    top: int = DEFAULT_TOP,
+) -> dict[str, Any]:
     """The report document (JSON-ready). ``credentials`` defaults to the ``top`` ranked ones.
 
     Raises:
@@ -350,8 +442,12 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
     since_dt, until_dt = _parse_time(since, "--since"), _parse_time(until, "--until")
     if credentials:
         known = {r["credential_id"] for r in store.query("SELECT credential_id FROM credentials")}
-        known |= {r["credential_id"] for r in store.query(
-            "SELECT DISTINCT credential_id FROM events WHERE credential_id IS NOT NULL")}
+        known |= {
+            r["credential_id"]
+            for r in store.query(
+                "SELECT DISTINCT credential_id FROM events WHERE credential_id IS NOT NULL"
+            )
+        }
         whole = []
         for c in credentials:
             if c not in known:
@@ -361,15 +457,18 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
                 if len(starts) == 1:
                     whole.append(starts[0])
                     continue
-                close = sorted(starts or [k for k in known
-                                          if c.lower() in k.lower() or k.lower() in c.lower()])[:5]
+                close = sorted(
+                    starts or [k for k in known if c.lower() in k.lower() or k.lower() in c.lower()]
+                )[:5]
                 raise NotFoundError(f"credential {c!r} is not in this case", close)
             whole.append(c)
         credentials = whole
     header = _header(store, since_dt, until_dt)
     ranked, ranked_total, rank_note = _ranking(store, since_dt, until_dt)
     by_id = {r["credential"]: r for r in ranked}
-    selected = list(dict.fromkeys(credentials)) if credentials else [r["credential"] for r in ranked[:top]]
+    selected = (
+        list(dict.fromkeys(credentials)) if credentials else [r["credential"] for r in ranked[:top]]
+    )
     sections = [_credential_section(store, c, by_id.get(c), since_dt, until_dt) for c in selected]
     findings, findings_note = _findings(store)
     when = generated_at or datetime.now(UTC)
@@ -390,8 +489,12 @@ def build_report(store: CaseStore, *, credentials: list[str] | None = None, sinc
         "containment": checklist,
         "appendix": {
             "keytrail_version": __version__,
-            "parameters": {"since": format_utc(since_dt), "until": format_utc(until_dt), "credentials": selected,
-                           "resource_limit": RESOURCE_LIMIT},
+            "parameters": {
+                "since": format_utc(since_dt),
+                "until": format_utc(until_dt),
+                "credentials": selected,
+                "resource_limit": RESOURCE_LIMIT,
+            },
             "queries": [{"name": k, "sql": v.strip()} for k, v in QUERIES.items()],
         },
     }

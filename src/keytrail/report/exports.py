@@ -41,7 +41,9 @@ def check_target(path: str | Path, *, force: bool) -> Path:
     if target.is_dir():
         raise UsageError(f"{target} is a directory; give a file name with -o")
     if target.exists() and not force:
-        raise UsageError(f"{target} already exists; choose another name with -o or add --force to overwrite it")
+        raise UsageError(
+            f"{target} already exists; choose another name with -o or add --force to overwrite it"
+        )
     if not target.parent.exists():
         raise UsageError(f"directory {target.parent} does not exist; create it first")
     return target
@@ -73,8 +75,10 @@ def escape_json_lines(path: Path, count: int) -> int:
             return count
     fixed = path.with_name(path.name + ".esc")
     try:
-        with open(path, encoding="utf-8", newline="") as src, \
-                open(fixed, "w", encoding="utf-8", newline="") as out:
+        with (
+            open(path, encoding="utf-8", newline="") as src,
+            open(fixed, "w", encoding="utf-8", newline="") as out,
+        ):
             out.writelines(json_text(line) for line in src)
         os.replace(fixed, path)
     finally:
@@ -83,7 +87,9 @@ def escape_json_lines(path: Path, count: int) -> int:
     return count
 
 
-def export(store: CaseStore, path: str | Path, fmt: str, *, force: bool = False, table: str | None = None) -> int:
+def export(
+    store: CaseStore, path: str | Path, fmt: str, *, force: bool = False, table: str | None = None
+) -> int:
     """Write ``fmt`` to ``path``; returns the rows (or graph nodes + edges) written.
 
     ``table`` selects the table for ``csv``/``parquet`` (default ``events``) and is refused

@@ -90,10 +90,21 @@ def collect(store: CaseStore) -> tuple[list[Node], list[Edge]]:
             if nid not in nodes:
                 nodes[nid] = Node(nid, kind, ident)
         props: dict[str, Any] = {}
-        for key in ("reason", "confidence", "evidence", "evidence_count", "first_seen", "last_seen"):
+        for key in (
+            "reason",
+            "confidence",
+            "evidence",
+            "evidence_count",
+            "first_seen",
+            "last_seen",
+        ):
             _put(props, key, r[key])
         _flatten(props, r["attributes"])
-        edges.append(Edge(node_id(r["src_kind"], r["src"]), node_id(r["dst_kind"], r["dst"]), r["kind"], props))
+        edges.append(
+            Edge(
+                node_id(r["src_kind"], r["src"]), node_id(r["dst_kind"], r["dst"]), r["kind"], props
+            )
+        )
     for c in store.query(
         """SELECT credential_id, kind, origin, parent_credential_id, issued_at, issued_by_event, expires_at,
                   principal_uid, first_seen, last_seen, events, sources FROM credentials"""
@@ -101,8 +112,19 @@ def collect(store: CaseStore) -> tuple[list[Node], list[Edge]]:
         node = nodes.get(node_id("credential", c["credential_id"]))
         if node is None:
             continue
-        for key in ("kind", "origin", "parent_credential_id", "issued_at", "issued_by_event", "expires_at",
-                    "principal_uid", "first_seen", "last_seen", "events", "sources"):
+        for key in (
+            "kind",
+            "origin",
+            "parent_credential_id",
+            "issued_at",
+            "issued_by_event",
+            "expires_at",
+            "principal_uid",
+            "first_seen",
+            "last_seen",
+            "events",
+            "sources",
+        ):
             _put(node.properties, "credential_kind" if key == "kind" else key, c[key])
     for p in store.query(
         """SELECT principal_id, kind, name, account, first_seen, last_seen, events,

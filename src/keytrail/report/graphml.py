@@ -43,9 +43,17 @@ def export_graphml(store: CaseStore, path: Path) -> int:
     import networkx as nx
 
     nodes, edges = collect(store)
-    node_attrs = [{**{k: _graphml_value(v) for k, v in n.properties.items()}, "kind": n.kind,
-                   "name": xml_text(n.name)} for n in nodes]
-    edge_attrs = [{**{k: _graphml_value(v) for k, v in e.properties.items()}, "kind": e.kind} for e in edges]
+    node_attrs = [
+        {
+            **{k: _graphml_value(v) for k, v in n.properties.items()},
+            "kind": n.kind,
+            "name": xml_text(n.name),
+        }
+        for n in nodes
+    ]
+    edge_attrs = [
+        {**{k: _graphml_value(v) for k, v in e.properties.items()}, "kind": e.kind} for e in edges
+    ]
     _one_type_per_key(node_attrs)
     _one_type_per_key(edge_attrs)
     graph = nx.MultiDiGraph(name="keytrail identity graph")

@@ -46,54 +46,162 @@ if TYPE_CHECKING:
 
     from keytrail.store.case import CaseStore
 
-_LOGON = {"ConsoleLogin", "ExternalIdPDirectoryLogin", "CheckMfa", "CredentialChallenge",
-          "CredentialVerification", "UserAuthentication"}
+_LOGON = {
+    "ConsoleLogin",
+    "ExternalIdPDirectoryLogin",
+    "CheckMfa",
+    "CredentialChallenge",
+    "CredentialVerification",
+    "UserAuthentication",
+}
 #: STS calls that issue temporary credentials: Authentication, activity Other (99).
-_TOKEN = {"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "AssumeRoot",
-          "GetSessionToken", "GetFederationToken"}
+_TOKEN = {
+    "AssumeRole",
+    "AssumeRoleWithSAML",
+    "AssumeRoleWithWebIdentity",
+    "AssumeRoot",
+    "GetSessionToken",
+    "GetFederationToken",
+}
 
 _ACCOUNT_CHANGE_ACTIVITY: dict[str, tuple[int, str]] = {
-    "CreateUser": (1, "Create"), "CreateAccessKey": (1, "Create"), "CreateRole": (1, "Create"),
-    "CreateLoginProfile": (1, "Create"), "CreateServiceLinkedRole": (1, "Create"),
-    "CreateVirtualMFADevice": (1, "Create"), "CreateGroup": (1, "Create"),
-    "DeleteUser": (6, "Delete"), "DeleteAccessKey": (6, "Delete"), "DeleteRole": (6, "Delete"),
-    "DeleteLoginProfile": (6, "Delete"), "DeleteGroup": (6, "Delete"),
+    "CreateUser": (1, "Create"),
+    "CreateAccessKey": (1, "Create"),
+    "CreateRole": (1, "Create"),
+    "CreateLoginProfile": (1, "Create"),
+    "CreateServiceLinkedRole": (1, "Create"),
+    "CreateVirtualMFADevice": (1, "Create"),
+    "CreateGroup": (1, "Create"),
+    "DeleteUser": (6, "Delete"),
+    "DeleteAccessKey": (6, "Delete"),
+    "DeleteRole": (6, "Delete"),
+    "DeleteLoginProfile": (6, "Delete"),
+    "DeleteGroup": (6, "Delete"),
     "DeleteVirtualMFADevice": (6, "Delete"),
-    "UpdateLoginProfile": (3, "Password Change"), "ChangePassword": (3, "Password Change"),
-    "EnableMFADevice": (10, "MFA Factor Enable"), "ResyncMFADevice": (10, "MFA Factor Enable"),
+    "UpdateLoginProfile": (3, "Password Change"),
+    "ChangePassword": (3, "Password Change"),
+    "EnableMFADevice": (10, "MFA Factor Enable"),
+    "ResyncMFADevice": (10, "MFA Factor Enable"),
     "DeactivateMFADevice": (11, "MFA Factor Disable"),
-    "AttachUserPolicy": (7, "Attach Policy"), "AttachRolePolicy": (7, "Attach Policy"),
-    "AttachGroupPolicy": (7, "Attach Policy"), "PutUserPolicy": (7, "Attach Policy"),
-    "PutRolePolicy": (7, "Attach Policy"), "PutGroupPolicy": (7, "Attach Policy"),
-    "PutUserPermissionsBoundary": (7, "Attach Policy"), "PutRolePermissionsBoundary": (7, "Attach Policy"),
-    "DetachUserPolicy": (8, "Detach Policy"), "DetachRolePolicy": (8, "Detach Policy"),
-    "DetachGroupPolicy": (8, "Detach Policy"), "DeleteUserPolicy": (8, "Detach Policy"),
-    "DeleteRolePolicy": (8, "Detach Policy"), "DeleteGroupPolicy": (8, "Detach Policy"),
-    "DeleteUserPermissionsBoundary": (8, "Detach Policy"), "DeleteRolePermissionsBoundary": (8, "Detach Policy"),
+    "AttachUserPolicy": (7, "Attach Policy"),
+    "AttachRolePolicy": (7, "Attach Policy"),
+    "AttachGroupPolicy": (7, "Attach Policy"),
+    "PutUserPolicy": (7, "Attach Policy"),
+    "PutRolePolicy": (7, "Attach Policy"),
+    "PutGroupPolicy": (7, "Attach Policy"),
+    "PutUserPermissionsBoundary": (7, "Attach Policy"),
+    "PutRolePermissionsBoundary": (7, "Attach Policy"),
+    "DetachUserPolicy": (8, "Detach Policy"),
+    "DetachRolePolicy": (8, "Detach Policy"),
+    "DetachGroupPolicy": (8, "Detach Policy"),
+    "DeleteUserPolicy": (8, "Detach Policy"),
+    "DeleteRolePolicy": (8, "Detach Policy"),
+    "DeleteGroupPolicy": (8, "Detach Policy"),
+    "DeleteUserPermissionsBoundary": (8, "Detach Policy"),
+    "DeleteRolePermissionsBoundary": (8, "Detach Policy"),
 }
 #: Other IAM lifecycle calls that Security Lake files under Account Change with activity Other.
 _ACCOUNT_CHANGE_OTHER = {
-    "UpdateUser", "UpdateRole", "UpdateAssumeRolePolicy", "AddUserToGroup", "RemoveUserFromGroup",
-    "TagUser", "UntagUser", "TagRole", "UntagRole", "TagInstanceProfile", "UntagInstanceProfile",
-    "CreateAccountAlias", "DeleteAccountAlias", "UpdateAccountPasswordPolicy",
-    "DeleteAccountPasswordPolicy", "UpdateRoleDescription", "UpdateServiceSpecificCredential",
-    "CreateServiceSpecificCredential", "DeleteServiceSpecificCredential", "UploadSSHPublicKey",
-    "UpdateSSHPublicKey", "DeleteSSHPublicKey", "UploadSigningCertificate",
-    "UpdateSigningCertificate", "DeleteSigningCertificate",
+    "UpdateUser",
+    "UpdateRole",
+    "UpdateAssumeRolePolicy",
+    "AddUserToGroup",
+    "RemoveUserFromGroup",
+    "TagUser",
+    "UntagUser",
+    "TagRole",
+    "UntagRole",
+    "TagInstanceProfile",
+    "UntagInstanceProfile",
+    "CreateAccountAlias",
+    "DeleteAccountAlias",
+    "UpdateAccountPasswordPolicy",
+    "DeleteAccountPasswordPolicy",
+    "UpdateRoleDescription",
+    "UpdateServiceSpecificCredential",
+    "CreateServiceSpecificCredential",
+    "DeleteServiceSpecificCredential",
+    "UploadSSHPublicKey",
+    "UpdateSSHPublicKey",
+    "DeleteSSHPublicKey",
+    "UploadSigningCertificate",
+    "UpdateSigningCertificate",
+    "DeleteSigningCertificate",
 }
 
 _API_PREFIX = (
-    (("Create", "Run", "Start", "Launch", "Register", "Import", "Allocate", "Issue", "Generate"), 1, "Create"),
-    (("Get", "Describe", "List", "Head", "Lookup", "Search", "Select", "Query", "Scan", "BatchGet",
-      "Decrypt", "Download", "Filter"), 2, "Read"),
-    (("Update", "Modify", "Put", "Set", "Attach", "Associate", "Enable", "Disable", "Tag", "Untag",
-      "Add", "Change", "Replace", "Reset", "Copy", "Upload", "Restore", "Encrypt", "Rotate"), 3, "Update"),
-    (("Delete", "Remove", "Terminate", "Detach", "Disassociate", "Deregister", "Revoke", "Release",
-      "Cancel", "Stop", "Purge"), 4, "Delete"),
+    (
+        ("Create", "Run", "Start", "Launch", "Register", "Import", "Allocate", "Issue", "Generate"),
+        1,
+        "Create",
+    ),
+    (
+        (
+            "Get",
+            "Describe",
+            "List",
+            "Head",
+            "Lookup",
+            "Search",
+            "Select",
+            "Query",
+            "Scan",
+            "BatchGet",
+            "Decrypt",
+            "Download",
+            "Filter",
+        ),
+        2,
+        "Read",
+    ),
+    (
+        (
+            "Update",
+            "Modify",
+            "Put",
+            "Set",
+            "Attach",
+            "Associate",
+            "Enable",
+            "Disable",
+            "Tag",
+            "Untag",
+            "Add",
+            "Change",
+            "Replace",
+            "Reset",
+            "Copy",
+            "Upload",
+            "Restore",
+            "Encrypt",
+            "Rotate",
+        ),
+        3,
+        "Update",
+    ),
+    (
+        (
+            "Delete",
+            "Remove",
+            "Terminate",
+            "Detach",
+            "Disassociate",
+            "Deregister",
+            "Revoke",
+            "Release",
+            "Cancel",
+            "Stop",
+            "Purge",
+        ),
+        4,
+        "Delete",
+    ),
 )
 
 
-def classify(event_name: str, request: dict[str, Any] | None = None) -> tuple[tuple[int, str, int, str], int, str]:
+def classify(
+    event_name: str, request: dict[str, Any] | None = None
+) -> tuple[tuple[int, str, int, str], int, str]:
     """(class, activity_id, activity_name) for a CloudTrail ``eventName``."""
     if event_name in _LOGON:
         return AUTHENTICATION, 1, "Logon"
@@ -135,10 +243,18 @@ def classification_sql(name: str, request: str) -> tuple[str, str, str]:
         parts.append((f"{name} = {lit(n)}", ACCOUNT_CHANGE[0], a, an))
     parts.append((among(_ACCOUNT_CHANGE_OTHER), ACCOUNT_CHANGE[0], 99, "Other"))
     for prefixes, act, act_name in _API_PREFIX:
-        parts.append((f"regexp_matches({name}, '^({'|'.join(prefixes)})')", API_ACTIVITY[0], act, act_name))
-    cls_sql = "CASE " + " ".join(f"WHEN {c} THEN {k}" for c, k, _, _ in parts) + f" ELSE {API_ACTIVITY[0]} END"
+        parts.append(
+            (f"regexp_matches({name}, '^({'|'.join(prefixes)})')", API_ACTIVITY[0], act, act_name)
+        )
+    cls_sql = (
+        "CASE "
+        + " ".join(f"WHEN {c} THEN {k}" for c, k, _, _ in parts)
+        + f" ELSE {API_ACTIVITY[0]} END"
+    )
     act_sql = "CASE " + " ".join(f"WHEN {c} THEN {a}" for c, _, a, _ in parts) + " ELSE 99 END"
-    name_sql = "CASE " + " ".join(f"WHEN {c} THEN {lit(n)}" for c, _, _, n in parts) + " ELSE 'Other' END"
+    name_sql = (
+        "CASE " + " ".join(f"WHEN {c} THEN {lit(n)}" for c, _, _, n in parts) + " ELSE 'Other' END"
+    )
     return cls_sql, act_sql, name_sql
 
 
@@ -157,43 +273,97 @@ def ocsf_sql() -> str:
     """One row per event of every source: its OCSF object as JSON text, in time order."""
     cls, act, act_name = classification_sql("b.event_name", "b.raw")
     mfa = f"lower({_ident('sessionContext.attributes.mfaAuthenticated')}) = 'true'"
-    idp = f"coalesce({_ident('webIdFederationData.federatedProvider')}, {_ident('identityProvider')})"
+    idp = (
+        f"coalesce({_ident('webIdFederationData.federatedProvider')}, {_ident('identityProvider')})"
+    )
     doc = obj(
         *header(),
-        ("metadata", obj(
-            ("version", j(lit(OCSF_VERSION))), ("uid", j("x.source_event_id")),
-            ("event_code", _raw("eventType")), ("profiles", "'[\"cloud\",\"datetime\"]'"),
-            ("product", obj(("name", "'\"CloudTrail\"'"), ("vendor_name", "'\"AWS\"'"),
-                             ("version", _raw("eventVersion")),
-                             ("feature", obj(("name", _raw("eventCategory")))))))),
-        ("actor", obj(
-            ("user", obj(("uid", j("x.actor_uid")), ("uid_alt", j(_ident("principalId"))),
-                          ("type", j("x.actor_type")), ("name", j(_ident("userName"))),
-                          ("credential_uid", j(mask_sql("x.credential_id"))),
-                          ("account", obj(("uid", j(_ident("accountId"))))))),
-            ("session", obj(("uid", j("x.session_id")),
-                             ("issuer", j(_ident("sessionContext.sessionIssuer.arn"))),
-                             ("created_time_dt", j(_ident("sessionContext.attributes.creationDate"))),
-                             ("is_mfa", j(f"CASE WHEN {_ident('sessionContext.attributes.mfaAuthenticated')} "
-                                           f"IS NOT NULL THEN {mfa} END")))),
-            ("invoked_by", j(_ident("invokedBy"))),
-            ("idp", obj(("name", j(idp)))))),
-        ("api", obj(
-            ("operation", j("x.event_name")), ("service", obj(("name", _raw("eventSource")))),
-            ("version", _raw("apiVersion")),
-            ("request", obj(("uid", j("x.request_id")),
-                             ("data", mask_sql("x.request_data")))),
-            ("response", obj(("data", mask_sql("x.response_data")),
-                              ("error", j("x.error_code")), ("message", j(mask_sql("x.error_message"))))))),
+        (
+            "metadata",
+            obj(
+                ("version", j(lit(OCSF_VERSION))),
+                ("uid", j("x.source_event_id")),
+                ("event_code", _raw("eventType")),
+                ("profiles", '\'["cloud","datetime"]\''),
+                (
+                    "product",
+                    obj(
+                        ("name", "'\"CloudTrail\"'"),
+                        ("vendor_name", "'\"AWS\"'"),
+                        ("version", _raw("eventVersion")),
+                        ("feature", obj(("name", _raw("eventCategory")))),
+                    ),
+                ),
+            ),
+        ),
+        (
+            "actor",
+            obj(
+                (
+                    "user",
+                    obj(
+                        ("uid", j("x.actor_uid")),
+                        ("uid_alt", j(_ident("principalId"))),
+                        ("type", j("x.actor_type")),
+                        ("name", j(_ident("userName"))),
+                        ("credential_uid", j(mask_sql("x.credential_id"))),
+                        ("account", obj(("uid", j(_ident("accountId"))))),
+                    ),
+                ),
+                (
+                    "session",
+                    obj(
+                        ("uid", j("x.session_id")),
+                        ("issuer", j(_ident("sessionContext.sessionIssuer.arn"))),
+                        ("created_time_dt", j(_ident("sessionContext.attributes.creationDate"))),
+                        (
+                            "is_mfa",
+                            j(
+                                f"CASE WHEN {_ident('sessionContext.attributes.mfaAuthenticated')} "
+                                f"IS NOT NULL THEN {mfa} END"
+                            ),
+                        ),
+                    ),
+                ),
+                ("invoked_by", j(_ident("invokedBy"))),
+                ("idp", obj(("name", j(idp)))),
+            ),
+        ),
+        (
+            "api",
+            obj(
+                ("operation", j("x.event_name")),
+                ("service", obj(("name", _raw("eventSource")))),
+                ("version", _raw("apiVersion")),
+                ("request", obj(("uid", j("x.request_id")), ("data", mask_sql("x.request_data")))),
+                (
+                    "response",
+                    obj(
+                        ("data", mask_sql("x.response_data")),
+                        ("error", j("x.error_code")),
+                        ("message", j(mask_sql("x.error_message"))),
+                    ),
+                ),
+            ),
+        ),
         ("src_endpoint", obj(("ip", j("x.src_ip")), ("uid", _raw("vpcEndpointId")))),
         ("http_request", obj(("user_agent", j(mask_sql("x.user_agent"))))),
-        ("cloud", obj(("provider", "'\"AWS\"'"), ("region", j("x.region")),
-                       ("account", obj(("uid", j("x.account")))))),
+        (
+            "cloud",
+            obj(
+                ("provider", "'\"AWS\"'"),
+                ("region", j("x.region")),
+                ("account", obj(("uid", j("x.account")))),
+            ),
+        ),
         ("resources", "x.resources"),
         ("unmapped", obj(("keytrail.event_uid", j("x.event_uid")))),
     )
-    resource = obj(("uid", j("resource_id")), ("type", j("resource_type")),
-                    ("account", obj(("uid", j("account")))))
+    resource = obj(
+        ("uid", j("resource_id")),
+        ("type", j("resource_type")),
+        ("account", obj(("uid", j("account")))),
+    )
     return f"""
 WITH res AS (
   SELECT event_uid, '[' || string_agg({resource}, ',' ORDER BY resource_id) || ']' AS resources

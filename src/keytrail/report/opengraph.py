@@ -28,12 +28,19 @@ if TYPE_CHECKING:
 SOURCE_KIND = "keytrail"
 
 NODE_KINDS = {
-    "human": "KTHuman", "agent": "KTAgent", "credential": "KTCredential",
-    "principal": "KTPrincipal", "resource": "KTResource", "account": "KTAccount",
+    "human": "KTHuman",
+    "agent": "KTAgent",
+    "credential": "KTCredential",
+    "principal": "KTPrincipal",
+    "resource": "KTResource",
+    "account": "KTAccount",
 }
 EDGE_KINDS = {
-    "DELEGATED": "KTDelegated", "USES": "KTUses", "MINTED": "KTMinted",
-    "AUTHENTICATES_AS": "KTAuthenticatesAs", "ACTED_ON": "KTActedOn",
+    "DELEGATED": "KTDelegated",
+    "USES": "KTUses",
+    "MINTED": "KTMinted",
+    "AUTHENTICATES_AS": "KTAuthenticatesAs",
+    "ACTED_ON": "KTActedOn",
 }
 
 
@@ -45,10 +52,20 @@ def opengraph_document(store: CaseStore) -> dict[str, Any]:
     nodes, edges = collect(store)
     out_nodes = []
     for n in nodes:
-        props: dict[str, Any] = {"name": n.name, "objectid": n.id, "displayname": n.name, "kt_kind": n.kind}
+        props: dict[str, Any] = {
+            "name": n.name,
+            "objectid": n.id,
+            "displayname": n.name,
+            "kt_kind": n.kind,
+        }
         props.update({k: v for k, v in n.properties.items() if k not in props})
-        out_nodes.append({"id": n.id, "kinds": [NODE_KINDS.get(n.kind, _camel(n.kind)), SOURCE_KIND],
-                          "properties": props})
+        out_nodes.append(
+            {
+                "id": n.id,
+                "kinds": [NODE_KINDS.get(n.kind, _camel(n.kind)), SOURCE_KIND],
+                "properties": props,
+            }
+        )
     out_edges = [
         {
             "kind": EDGE_KINDS.get(e.kind, _camel(e.kind)),
@@ -58,7 +75,10 @@ def opengraph_document(store: CaseStore) -> dict[str, Any]:
         }
         for e in edges
     ]
-    return {"metadata": {"source_kind": SOURCE_KIND}, "graph": {"nodes": out_nodes, "edges": out_edges}}
+    return {
+        "metadata": {"source_kind": SOURCE_KIND},
+        "graph": {"nodes": out_nodes, "edges": out_edges},
+    }
 
 
 def export_opengraph(store: CaseStore, path: Path) -> int:

@@ -99,7 +99,11 @@ def attack_path(sections: list[dict[str, Any]]) -> dict[str, Any] | None:
 
     index, top = max(
         ((i, sec) for i, sec in enumerate(sections, 1) if holds(sec) or i == 1),
-        key=lambda p: (bool(p[1]["humans"] or p[1]["agents"]), len(p[1]["derived_credentials"]), -p[0]),
+        key=lambda p: (
+            bool(p[1]["humans"] or p[1]["agents"]),
+            len(p[1]["derived_credentials"]),
+            -p[0],
+        ),
     )
     end = target if index != 1 else None
     return {

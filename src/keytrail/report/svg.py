@@ -24,17 +24,24 @@ KIND_STYLE = {
     "resource": ("#f1f5f9", "#475569", "RESOURCE"),
     "account": ("#f1f5f9", "#475569", "ACCOUNT"),
 }
-EDGE_COLOR = {"DELEGATED": "#1d4ed8", "USES": "#6d28d9", "MINTED": "#b45309",
-              "AUTHENTICATES_AS": "#0f766e", "ACTED_ON": "#64748b"}
+EDGE_COLOR = {
+    "DELEGATED": "#1d4ed8",
+    "USES": "#6d28d9",
+    "MINTED": "#b45309",
+    "AUTHENTICATES_AS": "#0f766e",
+    "ACTED_ON": "#64748b",
+}
 DASH = {"proven": "", "strong": "7 3", "inferred": "3 3"}
 
 
 def _short(text: str, limit: int = 24) -> str:
-    return text if len(text) <= limit else "…" + text[-(limit - 1):]
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
 def _columns(nodes: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    max_depth = max((int(n.get("depth") or 0) for n in nodes if n["kind"] == "credential"), default=0)
+    max_depth = max(
+        (int(n.get("depth") or 0) for n in nodes if n["kind"] == "credential"), default=0
+    )
 
     def col(n: dict[str, Any]) -> int:
         k = n["kind"]
@@ -68,6 +75,7 @@ def render_lineage_svg(lineage: dict[str, Any], uid: str = "g") -> str:
     row_of: dict[str, float] = {}
     tallest = max(len(c) for c in columns)
     for ci, column in enumerate(columns):
+
         def key(n: dict[str, Any]) -> tuple[float, str]:
             prev = [row_of[m] for m in neighbours.get(n["id"], ()) if m in row_of]
             return (sum(prev) / len(prev) if prev else 1e9, n["label"])
@@ -81,12 +89,18 @@ def render_lineage_svg(lineage: dict[str, Any], uid: str = "g") -> str:
     width = PAD * 2 + len(columns) * NODE_W + (len(columns) - 1) * COL_GAP
     height = PAD * 2 + 18 + max(len(c) for c in columns) * (NODE_H + ROW_GAP)
     wide = " wide" if width > WIDE else ""
-    out = [(f'<svg class="lineage{wide}" viewBox="0 0 {width} {height}" '
-           f'width="{width}" height="{height}" role="img" aria-label="credential lineage graph">')]
+    out = [
+        (
+            f'<svg class="lineage{wide}" viewBox="0 0 {width} {height}" '
+            f'width="{width}" height="{height}" role="img" aria-label="credential lineage graph">'
+        )
+    ]
     out.append("<defs>")
     for kind, color in EDGE_COLOR.items():
-        out.append(f'<marker id="{uid}-{kind}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-                   f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{color}"/></marker>')
+        out.append(
+            f'<marker id="{uid}-{kind}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+            f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{color}"/></marker>'
+        )
     out.append("</defs>")
     for e in edges:
         if e["src"] not in pos or e["dst"] not in pos:
@@ -105,8 +119,10 @@ def render_lineage_svg(lineage: dict[str, Any], uid: str = "g") -> str:
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         tip = escape(f"{e['kind']} ({e.get('confidence')}): {e.get('reason') or ''}", quote=True)
         marker = f"{uid}-{e['kind']}" if e["kind"] in EDGE_COLOR else f"{uid}-ACTED_ON"
-        out.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="1.6"{dash_attr} '
-                   f'marker-end="url(#{marker})"><title>{tip}</title></path>')
+        out.append(
+            f'<path d="{d}" fill="none" stroke="{color}" stroke-width="1.6"{dash_attr} '
+            f'marker-end="url(#{marker})"><title>{tip}</title></path>'
+        )
     for ci, column in enumerate(columns):
         kinds = {n["kind"] for n in column}
         head = " / ".join(sorted(KIND_STYLE.get(k, KIND_STYLE["resource"])[2] for k in kinds))

@@ -41,12 +41,36 @@ ORDER = {
 
 #: Structured columns (ids, enums, codes) that never carry free text; every other text column is
 #: secret-masked. Masking is a regular expression per cell, the costliest part of a large export.
-NOT_MASKED = frozenset({
-    "event_uid", "source", "format", "source_event_id", "time_raw", "action", "service", "operation",
-    "outcome", "error_code", "actor_type", "credential_kind", "account", "region", "trace_id", "span_id",
-    "parent_span_id", "shared_event_id", "request_id", "src_ip", "kind", "origin", "confidence",
-    "src_kind", "dst_kind", "issued_by_event",
-})
+NOT_MASKED = frozenset(
+    {
+        "event_uid",
+        "source",
+        "format",
+        "source_event_id",
+        "time_raw",
+        "action",
+        "service",
+        "operation",
+        "outcome",
+        "error_code",
+        "actor_type",
+        "credential_kind",
+        "account",
+        "region",
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "shared_event_id",
+        "request_id",
+        "src_ip",
+        "kind",
+        "origin",
+        "confidence",
+        "src_kind",
+        "dst_kind",
+        "issued_by_event",
+    }
+)
 
 
 def _source_sql(cur: duckdb.DuckDBPyConnection, table: str) -> str:
@@ -62,7 +86,9 @@ def findings_rows(store: CaseStore) -> list[dict[str, Any]]:
 
     run_findings = _analysis("keytrail.analysis.answers", "run_findings")
     if run_findings is None:
-        raise UsageError("findings are not available in this build of keytrail; export another --table")
+        raise UsageError(
+            "findings are not available in this build of keytrail; export another --table"
+        )
     rows: list[dict[str, Any]] = []
     for finding in run_findings(store):
         doc = finding.as_dict()
@@ -109,13 +135,17 @@ def export_table(store: CaseStore, path: Path, fmt: str, table: str) -> int:
                     text = mask_sql(text)
                 exprs.append(f"{csv_cell_sql(text)} AS {quote_ident(name)}")
             elif text_col and name not in NOT_MASKED:
-                exprs.append(f"{mask_sql(f'CAST({quote_ident(name)} AS VARCHAR)')} AS {quote_ident(name)}")
+                exprs.append(
+                    f"{mask_sql(f'CAST({quote_ident(name)} AS VARCHAR)')} AS {quote_ident(name)}"
+                )
             else:
                 exprs.append(quote_ident(name))
         select = f"SELECT {', '.join(exprs)} FROM ({src}) AS t"
         target = quote_literal(str(path))
         if fmt == "csv":
-            options = "FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', FORCE_QUOTE *"
+            options = (
+                "FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', FORCE_QUOTE *"
+            )
         else:
             options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
         cur.execute(f"COPY ({select}) TO {target} ({options})")

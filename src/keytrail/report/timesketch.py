@@ -27,23 +27,56 @@ TIMESTAMP_DESC = {
 
 #: Flat attributes copied from ``events`` (text ones have secrets masked).
 FIELDS = (
-    "event_uid", "source", "source_event_id", "action", "outcome", "error_code", "error_message",
-    "actor_uid", "actor_type", "actor_name", "credential_id", "credential_kind", "session_id",
-    "agent_id", "human_id", "src_ip", "user_agent", "account", "region", "target", "trace_id",
-    "span_id", "request_id",
+    "event_uid",
+    "source",
+    "source_event_id",
+    "action",
+    "outcome",
+    "error_code",
+    "error_message",
+    "actor_uid",
+    "actor_type",
+    "actor_name",
+    "credential_id",
+    "credential_kind",
+    "session_id",
+    "agent_id",
+    "human_id",
+    "src_ip",
+    "user_agent",
+    "account",
+    "region",
+    "target",
+    "trace_id",
+    "span_id",
+    "request_id",
 )
 
 
 #: Fields that may carry free text from a log (masked); the others are ids, enums and codes.
-FREE_TEXT = frozenset({"error_message", "actor_name", "credential_id", "session_id", "agent_id", "human_id",
-                       "user_agent", "target"})
+FREE_TEXT = frozenset(
+    {
+        "error_message",
+        "actor_name",
+        "credential_id",
+        "session_id",
+        "agent_id",
+        "human_id",
+        "user_agent",
+        "target",
+    }
+)
 
 
 def _message_sql() -> str:
     # "<actor> <action> <target> [<outcome>]", short, like a Plaso message.
     actor = "coalesce(e.actor_name, e.actor_uid, e.agent_id, e.credential_id, '(unknown actor)')"
-    parts = [actor, "coalesce(e.action, '(no action)')", "e.target",
-             "CASE WHEN e.outcome IN ('denied', 'failure') THEN '[' || e.outcome || ']' END"]
+    parts = [
+        actor,
+        "coalesce(e.action, '(no action)')",
+        "e.target",
+        "CASE WHEN e.outcome IN ('denied', 'failure') THEN '[' || e.outcome || ']' END",
+    ]
     return f"concat_ws(' ', {', '.join(parts)})"
 
 
@@ -52,10 +85,16 @@ def untimed_events(store: CaseStore) -> int:
 
 
 def export_timesketch(store: CaseStore, path: Path) -> int:
-    desc = "CASE e.source " + " ".join(
-        f"WHEN {quote_literal(k)} THEN {quote_literal(v)}" for k, v in TIMESTAMP_DESC.items()
-    ) + " ELSE 'Event time' END"
-    fields = ", ".join(f"{mask_sql(f'e.{f}')} AS {f}" if f in FREE_TEXT else f"e.{f}" for f in FIELDS)
+    desc = (
+        "CASE e.source "
+        + " ".join(
+            f"WHEN {quote_literal(k)} THEN {quote_literal(v)}" for k, v in TIMESTAMP_DESC.items()
+        )
+        + " ELSE 'Event time' END"
+    )
+    fields = ", ".join(
+        f"{mask_sql(f'e.{f}')} AS {f}" if f in FREE_TEXT else f"e.{f}" for f in FIELDS
+    )
     select = f"""
       SELECT {mask_sql("e.message")} AS message,
              strftime(e.time, '%Y-%m-%dT%H:%M:%S.%f') || '+00:00' AS datetime,

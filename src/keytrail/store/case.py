@@ -89,9 +89,11 @@ def _writer_config() -> dict[str, str | bool | int | float | list[str]]:
 
 def old_case_message(path: Path) -> str:
     """What to do with a case ingested before secrets were masked at ingest (schema 1)."""
-    return (f"{path} was ingested by an older keytrail that stored secret values (session tokens, passwords) "
-            "as logged and cannot read originals back. Re-ingest the evidence into a new case: "
-            f"keytrail ingest NEW_CASE PATH... (then delete {path} if it must not be shared)")
+    return (
+        f"{path} was ingested by an older keytrail that stored secret values (session tokens, passwords) "
+        "as logged and cannot read originals back. Re-ingest the evidence into a new case: "
+        f"keytrail ingest NEW_CASE PATH... (then delete {path} if it must not be shared)"
+    )
 
 
 class CaseStore:
@@ -119,7 +121,9 @@ class CaseStore:
                 f"case {p} does not exist. Create it with: keytrail ingest {p} PATH...",
                 "no such case",
             )
-        config: dict[str, str | bool | int | float | list[str]] = {} if read_only else _writer_config()
+        config: dict[str, str | bool | int | float | list[str]] = (
+            {} if read_only else _writer_config()
+        )
         try:
             con = duckdb.connect(str(p), read_only=read_only, config=config)
         except duckdb.IOException as e:
@@ -137,7 +141,9 @@ class CaseStore:
 
     def _check_schema(self) -> None:
         try:
-            row = self.con.execute("SELECT value FROM case_meta WHERE key = 'schema_version'").fetchone()
+            row = self.con.execute(
+                "SELECT value FROM case_meta WHERE key = 'schema_version'"
+            ).fetchone()
         except duckdb.CatalogException as e:
             raise CaseError(f"{self.path} is not a keytrail case (no case_meta table)") from e
         version = int(row[0]) if row else 0
@@ -161,7 +167,9 @@ class CaseStore:
         """Refuse to add to a case an older keytrail wrote: it holds secrets unmasked, and mixing would
         leave a case that looks safe to hand over but is not."""
         try:
-            row = self.con.execute("SELECT value FROM case_meta WHERE key = 'schema_version'").fetchone()
+            row = self.con.execute(
+                "SELECT value FROM case_meta WHERE key = 'schema_version'"
+            ).fetchone()
         except duckdb.CatalogException:
             return  # a new file
         if row is None:
@@ -314,7 +322,9 @@ class CaseSession(CaseStore):
         except Exception as e:
             # The interrupted query's InterruptException, or an engine error wrapping it, or a cursor
             # closed under the call: once interrupted, any database failure is the cancellation.
-            if self._stop.is_set() and (isinstance(e, duckdb.Error) or isinstance(e.__cause__, duckdb.Error)):
+            if self._stop.is_set() and (
+                isinstance(e, duckdb.Error) or isinstance(e.__cause__, duckdb.Error)
+            ):
                 raise Cancelled from e
             raise
         finally:
@@ -345,7 +355,9 @@ class CaseSession(CaseStore):
         return str(rows[0]["value"]) if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
-        raise CaseError("a session is for reading; set case metadata on the CaseStore", "read-only session")
+        raise CaseError(
+            "a session is for reading; set case metadata on the CaseStore", "read-only session"
+        )
 
     def interrupt(self) -> None:
         """Stop every running query of this session; thread-safe, idempotent, returns at once."""
@@ -354,8 +366,9 @@ class CaseSession(CaseStore):
         with self._lock:
             start = self._interrupter is None and self._active > 0
             if start:
-                self._interrupter = threading.Thread(target=self._keep_interrupting, daemon=True,
-                                                     name="keytrail-session-interrupt")
+                self._interrupter = threading.Thread(
+                    target=self._keep_interrupting, daemon=True, name="keytrail-session-interrupt"
+                )
         if start and self._interrupter is not None:
             self._interrupter.start()
 

@@ -45,10 +45,21 @@ SETTINGS = (
 )
 
 #: ``PRAGMA`` names that only read the catalogue or the version (every other pragma is refused).
-READ_PRAGMAS = frozenset({
-    "table_info", "show", "show_tables", "show_tables_expanded", "database_list", "database_size",
-    "version", "platform", "functions", "storage_info", "metadata_info",
-})
+READ_PRAGMAS = frozenset(
+    {
+        "table_info",
+        "show",
+        "show_tables",
+        "show_tables_expanded",
+        "database_list",
+        "database_size",
+        "version",
+        "platform",
+        "functions",
+        "storage_info",
+        "metadata_info",
+    }
+)
 
 ALLOWED = "SELECT, FROM, WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE, PIVOT, EXPLAIN, PRAGMA table_info"
 _PRAGMA = re.compile(r"\s*PRAGMA\s+([A-Za-z_]+)", re.IGNORECASE)
@@ -78,10 +89,14 @@ def check_sql(sql: str) -> str:
     except duckdb.Error as e:
         raise SqlRefused(f"query failed: {_one_line(str(e))}") from e
     if not statements:
-        raise SqlRefused("no statement, so no result set: give one SELECT (e.g. SELECT count(*) FROM events)")
+        raise SqlRefused(
+            "no statement, so no result set: give one SELECT (e.g. SELECT count(*) FROM events)"
+        )
     if len(statements) > 1:
-        raise SqlRefused(f"refused: {len(statements)} statements; keytrail SQL runs exactly one "
-                         "(remove the extra ';')")
+        raise SqlRefused(
+            f"refused: {len(statements)} statements; keytrail SQL runs exactly one "
+            "(remove the extra ';')"
+        )
     stmt = statements[0]
     _check_kind(stmt.type, stmt.query)
     return str(stmt.query)
@@ -93,7 +108,7 @@ def _check_kind(kind: duckdb.StatementType, text: str) -> None:
         return
     if kind == st.EXPLAIN:
         m = _EXPLAIN.match(text)
-        inner = duckdb.extract_statements(text[m.end():]) if m else []
+        inner = duckdb.extract_statements(text[m.end() :]) if m else []
         if len(inner) == 1 and inner[0].type in (st.SELECT, st.MULTI):
             return _check_kind(inner[0].type, inner[0].query)
         raise SqlRefused("refused: EXPLAIN is allowed of a SELECT only (keytrail SQL is read-only)")
@@ -102,8 +117,10 @@ def _check_kind(kind: duckdb.StatementType, text: str) -> None:
         name = m.group(1).lower() if m else "?"
         if name in READ_PRAGMAS:
             return
-        raise SqlRefused(f"refused: PRAGMA {name} (keytrail SQL is read-only; allowed pragmas: "
-                         f"{', '.join(sorted(READ_PRAGMAS))})")
+        raise SqlRefused(
+            f"refused: PRAGMA {name} (keytrail SQL is read-only; allowed pragmas: "
+            f"{', '.join(sorted(READ_PRAGMAS))})"
+        )
     if kind == st.MULTI and _PIVOT.match(text):
         return
     name = str(kind).rsplit(".", 1)[-1]
@@ -133,13 +150,15 @@ def open_sandbox(path: str | Path) -> CaseStore:
 
 def is_locked(cur: duckdb.DuckDBPyConnection) -> bool:
     """Whether ``cur``'s instance has file access off and its configuration locked."""
-    row = cur.execute("SELECT current_setting('enable_external_access'), "
-                      "current_setting('lock_configuration')").fetchone()
+    row = cur.execute(
+        "SELECT current_setting('enable_external_access'), current_setting('lock_configuration')"
+    ).fetchone()
     return row is not None and row[0] is False and row[1] is True
 
 
-def run_sql(cur: duckdb.DuckDBPyConnection, sql: str,
-            limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+def run_sql(
+    cur: duckdb.DuckDBPyConnection, sql: str, limit: int | None = None
+) -> tuple[list[str], list[tuple[Any, ...]], bool]:
     """Column names, the rows (at most ``limit``) and whether more exist, of one checked statement.
 
     ``cur`` must come from :func:`open_sandbox` (a cursor or a session cursor of it).
@@ -165,7 +184,9 @@ def run_sql(cur: duckdb.DuckDBPyConnection, sql: str,
     except duckdb.Error as e:
         raise UsageError(f"query failed: {e}") from e
     if rel is None or rel.description is None:
-        raise SqlRefused("the query returned no result set: give one SELECT (e.g. SELECT count(*) FROM events)")
+        raise SqlRefused(
+            "the query returned no result set: give one SELECT (e.g. SELECT count(*) FROM events)"
+        )
     names = [d[0] for d in rel.description]
     if limit is None:
         return names, rel.fetchall(), False

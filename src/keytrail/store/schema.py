@@ -54,7 +54,11 @@ def _t(name: str, doc: str, *cols: tuple[str, str, str], derived: bool = False) 
 CASE_META = _t(
     "case_meta",
     "Key/value facts about the case: schema version, keytrail version, whether the last ingest finished.",
-    ("key", "VARCHAR PRIMARY KEY", "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `secrets` (`masked-at-ingest`: secret values were removed before anything was stored, docs/security.md), `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot; `provenance.<sha256>`: a `keytrail scope` manifest ingested with the case)"),
+    (
+        "key",
+        "VARCHAR PRIMARY KEY",
+        "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `secrets` (`masked-at-ingest`: secret values were removed before anything was stored, docs/security.md), `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot; `provenance.<sha256>`: a `keytrail scope` manifest ingested with the case)",
+    ),
     ("value", "VARCHAR", "its value as text"),
 )
 
@@ -63,21 +67,45 @@ EVIDENCE = _t(
     "One row per input file ever offered to the case, including skipped and digest files.",
     ("file_id", "INTEGER PRIMARY KEY", "case-local file number, referenced by events and rejects"),
     ("path", "VARCHAR NOT NULL", "absolute path at ingest time"),
-    ("sha256", "VARCHAR NOT NULL", "SHA-256 of the file's bytes as stored (compressed if gz); re-ingest key"),
+    (
+        "sha256",
+        "VARCHAR NOT NULL",
+        "SHA-256 of the file's bytes as stored (compressed if gz); re-ingest key",
+    ),
     ("bytes", "BIGINT", "file size in bytes"),
-    ("source", "VARCHAR", "`cloudtrail`, `vault`, `agent`, `inventory`, `policy`, `digest` or NULL when unrecognised"),
-    ("format", "VARCHAR", "detected format, e.g. `cloudtrail-records`, `vault-audit-jsonl`, `otlp-traces`"),
+    (
+        "source",
+        "VARCHAR",
+        "`cloudtrail`, `vault`, `agent`, `inventory`, `policy`, `digest` or NULL when unrecognised",
+    ),
+    (
+        "format",
+        "VARCHAR",
+        "detected format, e.g. `cloudtrail-records`, `vault-audit-jsonl`, `otlp-traces`",
+    ),
     ("adapter", "VARCHAR", "name of the adapter that read it"),
-    ("status", "VARCHAR", "`loaded`, `partial` (stopped at a break such as truncated gzip; records before it kept), `skipped` (no known format), `digest`, `provenance` (a `keytrail scope` manifest: its text is in `case_meta`, its note says whether the files match)"),
+    (
+        "status",
+        "VARCHAR",
+        "`loaded`, `partial` (stopped at a break such as truncated gzip; records before it kept), `skipped` (no known format), `digest`, `provenance` (a `keytrail scope` manifest: its text is in `case_meta`, its note says whether the files match)",
+    ),
     ("records", "BIGINT", "records read from the file (events + rejects + non-event records)"),
     ("events", "BIGINT", "events stored from this file after de-duplication"),
     ("duplicates", "BIGINT", "events in this file already present from earlier files or records"),
     ("rejected", "BIGINT", "records quarantined in `rejects`"),
-    ("skipped", "BIGINT", "records kept out of `events` on purpose, the reason in `note` (e.g. a Vault request entry merged into its response event)"),
+    (
+        "skipped",
+        "BIGINT",
+        "records kept out of `events` on purpose, the reason in `note` (e.g. a Vault request entry merged into its response event)",
+    ),
     ("first_time", "TIMESTAMP", "earliest event time in the file (UTC)"),
     ("last_time", "TIMESTAMP", "latest event time in the file (UTC)"),
     ("ingested_at", "TIMESTAMP", "when keytrail read it (UTC)"),
-    ("integrity", "VARCHAR", "`verified`, `failed`, `no-digest` (CloudTrail without a digest naming it), `not-applicable`"),
+    (
+        "integrity",
+        "VARCHAR",
+        "`verified`, `failed`, `no-digest` (CloudTrail without a digest naming it), `not-applicable`",
+    ),
     ("integrity_detail", "VARCHAR", "which digest file checked it, or why it failed"),
     ("note", "VARCHAR", "why a file was skipped or where it broke"),
 )
@@ -85,30 +113,74 @@ EVIDENCE = _t(
 EVENTS = _t(
     "events",
     "One normalised action from any source. `raw` is the original record.",
-    ("event_uid", "VARCHAR NOT NULL", "case-unique id: `<source>:<source id>` (CloudTrail `cloudtrail:<eventID>`, Vault `vault:<request.id>`, spans `otlp:<traceId>:<spanId>`, see docs/formats)"),
+    (
+        "event_uid",
+        "VARCHAR NOT NULL",
+        "case-unique id: `<source>:<source id>` (CloudTrail `cloudtrail:<eventID>`, Vault `vault:<request.id>`, spans `otlp:<traceId>:<spanId>`, see docs/formats)",
+    ),
     ("source", "VARCHAR NOT NULL", "`cloudtrail`, `vault` or `agent`"),
     ("format", "VARCHAR", "detected format of the file it came from"),
-    ("source_event_id", "VARCHAR", "the source's own id: CloudTrail `eventID`, Vault `request.id`, span id, MCP/native event id"),
+    (
+        "source_event_id",
+        "VARCHAR",
+        "the source's own id: CloudTrail `eventID`, Vault `request.id`, span id, MCP/native event id",
+    ),
     ("time", "TIMESTAMP", "event time, UTC"),
     ("time_raw", "VARCHAR", "the time as written in the source"),
-    ("action", "VARCHAR", "`<service>:<operation>`: `s3:GetObject`, `vault:read`, `tool:<tool name>`, `mcp:tools/call`"),
+    (
+        "action",
+        "VARCHAR",
+        "`<service>:<operation>`: `s3:GetObject`, `vault:read`, `tool:<tool name>`, `mcp:tools/call`",
+    ),
     ("service", "VARCHAR", "service part of action: `s3`, `sts`, `vault`, `tool`, `llm`, `mcp`"),
     ("operation", "VARCHAR", "operation part of action: `GetObject`, `read`, tool name"),
     ("read_only", "BOOLEAN", "CloudTrail `readOnly` / Vault read-like operation when known"),
     ("outcome", "VARCHAR", "`success`, `failure`, `denied` or `unknown`"),
     ("error_code", "VARCHAR", "CloudTrail `errorCode`, Vault/MCP/span error type"),
     ("error_message", "VARCHAR", "error text as logged"),
-    ("actor_uid", "VARCHAR", "acting identity: CloudTrail `userIdentity.arn` (or principalId), Vault `auth.entity_id` or display name, agent id"),
+    (
+        "actor_uid",
+        "VARCHAR",
+        "acting identity: CloudTrail `userIdentity.arn` (or principalId), Vault `auth.entity_id` or display name, agent id",
+    ),
     ("actor_type", "VARCHAR", "CloudTrail `userIdentity.type`; `vault-token`; `agent`; `human`"),
-    ("actor_name", "VARCHAR", "human-readable actor: user name, session name, Vault `display_name`, agent name"),
-    ("credential_id", "VARCHAR", "credential used, as logged: AKIA/ASIA key id, Vault token accessor (or its HMAC), agent credential ref"),
-    ("credential_kind", "VARCHAR", "`aws-access-key`, `aws-temporary-key`, `vault-token`, `agent-credential-ref`, ..."),
-    ("session_id", "VARCHAR", "session: CloudTrail role session ARN / session name, agent `session.id` / conversation id"),
-    ("agent_id", "VARCHAR", "agent id or name when the source says (`gen_ai.agent.id`, native `agent_id`)"),
-    ("human_id", "VARCHAR", "human on whose behalf: `enduser.id`, `user.id`, `onBehalfOf.userId`, `sourceIdentity`"),
+    (
+        "actor_name",
+        "VARCHAR",
+        "human-readable actor: user name, session name, Vault `display_name`, agent name",
+    ),
+    (
+        "credential_id",
+        "VARCHAR",
+        "credential used, as logged: AKIA/ASIA key id, Vault token accessor (or its HMAC), agent credential ref",
+    ),
+    (
+        "credential_kind",
+        "VARCHAR",
+        "`aws-access-key`, `aws-temporary-key`, `vault-token`, `agent-credential-ref`, ...",
+    ),
+    (
+        "session_id",
+        "VARCHAR",
+        "session: CloudTrail role session ARN / session name, agent `session.id` / conversation id",
+    ),
+    (
+        "agent_id",
+        "VARCHAR",
+        "agent id or name when the source says (`gen_ai.agent.id`, native `agent_id`)",
+    ),
+    (
+        "human_id",
+        "VARCHAR",
+        "human on whose behalf: `enduser.id`, `user.id`, `onBehalfOf.userId`, `sourceIdentity`",
+    ),
     ("src_ip", "VARCHAR", "CloudTrail `sourceIPAddress`, Vault `request.remote_address`"),
     ("user_agent", "VARCHAR", "CloudTrail `userAgent`, HTTP user agent"),
-    ("account", "VARCHAR", "AWS account the event was recorded in (`recipientAccountId`), Vault namespace"),
+    (
+        "account",
+        "VARCHAR",
+        "AWS account the event was recorded in (`recipientAccountId`), Vault namespace",
+    ),
     ("region", "VARCHAR", "AWS region"),
     ("target", "VARCHAR", "main target as text: Vault path, tool target, primary resource ARN"),
     ("trace_id", "VARCHAR", "OTLP trace id (lower-case hex)"),
@@ -116,10 +188,22 @@ EVENTS = _t(
     ("parent_span_id", "VARCHAR", "OTLP parent span id"),
     ("shared_event_id", "VARCHAR", "CloudTrail `sharedEventID` (cross-account copies of one call)"),
     ("request_id", "VARCHAR", "CloudTrail `requestID`, MCP JSON-RPC id"),
-    ("details", "JSON", "source-specific extracted fields (request parameters, tool arguments, mint details), secrets masked"),
-    ("raw", "VARCHAR", "the original record as JSON text (for Vault: the response entry, which repeats the request), secrets masked (`keytrail sql --reveal` reads the original back from the evidence file)"),
+    (
+        "details",
+        "JSON",
+        "source-specific extracted fields (request parameters, tool arguments, mint details), secrets masked",
+    ),
+    (
+        "raw",
+        "VARCHAR",
+        "the original record as JSON text (for Vault: the response entry, which repeats the request), secrets masked (`keytrail sql --reveal` reads the original back from the evidence file)",
+    ),
     ("file_id", "INTEGER", "evidence file it came from"),
-    ("record_no", "BIGINT", "1-based record number in that file (line for line formats, array index for `Records`)"),
+    (
+        "record_no",
+        "BIGINT",
+        "1-based record number in that file (line for line formats, array index for `Records`)",
+    ),
     ("byte_offset", "BIGINT", "byte offset of the record in the (decompressed) file when known"),
 )
 
@@ -127,26 +211,62 @@ EVENT_RESOURCES = _t(
     "event_resources",
     "Resources an event touched: (event, resource) pairs.",
     ("event_uid", "VARCHAR NOT NULL", "the event"),
-    ("resource_id", "VARCHAR NOT NULL", "ARN, `s3://bucket/key`, Vault path (`vault:<mount>/<path>`), tool target"),
-    ("resource_type", "VARCHAR", "`AWS::S3::Object`, `AWS::IAM::Role`, `vault-secret`, `tool-target`, ..."),
+    (
+        "resource_id",
+        "VARCHAR NOT NULL",
+        "ARN, `s3://bucket/key`, Vault path (`vault:<mount>/<path>`), tool target",
+    ),
+    (
+        "resource_type",
+        "VARCHAR",
+        "`AWS::S3::Object`, `AWS::IAM::Role`, `vault-secret`, `tool-target`, ...",
+    ),
     ("account", "VARCHAR", "owning AWS account when known"),
 )
 
 CREDENTIAL_ISSUES = _t(
     "credential_issues",
     "Credentials created by an event (ingested): the raw material of `MINTED` edges.",
-    ("credential_id", "VARCHAR NOT NULL", "the new credential as logged (ASIA/AKIA key id, Vault accessor or HMAC, lease id)"),
-    ("kind", "VARCHAR", "`aws-temporary-key`, `aws-access-key`, `vault-token`, `vault-lease`, `vault-secret-id`, "
-                        "`x509-certificate`, `ssh-certificate`, `totp-key`, `totp-code`"),
-    ("parent_credential_id", "VARCHAR", "credential that made the call (NULL when the call carried none, e.g. a Vault login)"),
+    (
+        "credential_id",
+        "VARCHAR NOT NULL",
+        "the new credential as logged (ASIA/AKIA key id, Vault accessor or HMAC, lease id)",
+    ),
+    (
+        "kind",
+        "VARCHAR",
+        "`aws-temporary-key`, `aws-access-key`, `vault-token`, `vault-lease`, `vault-secret-id`, "
+        "`x509-certificate`, `ssh-certificate`, `totp-key`, `totp-code`",
+    ),
+    (
+        "parent_credential_id",
+        "VARCHAR",
+        "credential that made the call (NULL when the call carried none, e.g. a Vault login)",
+    ),
     ("event_uid", "VARCHAR NOT NULL", "issuing event"),
     ("issued_at", "TIMESTAMP", "issue time (UTC)"),
     ("expires_at", "TIMESTAMP", "expiry when logged (STS `expiration`, Vault `ttl`)"),
-    ("principal_uid", "VARCHAR", "identity the new credential acts as: assumed-role ARN, federated user ARN, Vault entity id, IAM user"),
+    (
+        "principal_uid",
+        "VARCHAR",
+        "identity the new credential acts as: assumed-role ARN, federated user ARN, Vault entity id, IAM user",
+    ),
     ("principal_name", "VARCHAR", "session name, Vault display name, IAM user name"),
-    ("attributes", "JSON", "source facts: Vault role, policies, metadata, token type, renewable, STS source identity"),
-    ("confidence", "VARCHAR", "`proven` (same identifier logged on both sides) or `strong` (documented rule)"),
-    ("reason", "VARCHAR", "why this is an issuance, e.g. `AssumeRole responseElements.credentials.accessKeyId`"),
+    (
+        "attributes",
+        "JSON",
+        "source facts: Vault role, policies, metadata, token type, renewable, STS source identity",
+    ),
+    (
+        "confidence",
+        "VARCHAR",
+        "`proven` (same identifier logged on both sides) or `strong` (documented rule)",
+    ),
+    (
+        "reason",
+        "VARCHAR",
+        "why this is an issuance, e.g. `AssumeRole responseElements.credentials.accessKeyId`",
+    ),
 )
 
 INVENTORY_AGENTS = _t(
@@ -158,7 +278,11 @@ INVENTORY_AGENTS = _t(
     ("purpose", "VARCHAR", "what it is for"),
     ("created", "TIMESTAMP", "lifecycle start (UTC)"),
     ("retired", "TIMESTAMP", "lifecycle end (UTC), NULL while active"),
-    ("identities", "VARCHAR[]", "IAM role/user ARNs, AWS access key ids, `vault:<mount>/<role>` it is meant to use"),
+    (
+        "identities",
+        "VARCHAR[]",
+        "IAM role/user ARNs, AWS access key ids, `vault:<mount>/<role>` it is meant to use",
+    ),
     ("environment", "VARCHAR", "optional environment label (prod, staging)"),
     ("file_id", "INTEGER", "inventory file"),
     ("record_no", "BIGINT", "row or table number in that file"),
@@ -172,22 +296,58 @@ GRANTS = _t(
     "`keytrail.analysis.potential` for the potential blast radius (docs/formats/policies.md).",
     ("source", "VARCHAR NOT NULL", "`aws-iam` or `vault-policy`"),
     ("account", "VARCHAR", "AWS account of the principal (from its ARN); NULL for Vault"),
-    ("principal_kind", "VARCHAR", "`user`, `role`, `group` (AWS), `policy` (a Vault policy: tokens carry policies by name), NULL for a managed policy attached to nobody in the snapshot"),
-    ("principal_arn", "VARCHAR", "IAM ARN of the user/role/group as in the snapshot (with its path); NULL for Vault"),
-    ("principal_name", "VARCHAR", "user/role/group name (last ARN segment) or the Vault policy name"),
+    (
+        "principal_kind",
+        "VARCHAR",
+        "`user`, `role`, `group` (AWS), `policy` (a Vault policy: tokens carry policies by name), NULL for a managed policy attached to nobody in the snapshot",
+    ),
+    (
+        "principal_arn",
+        "VARCHAR",
+        "IAM ARN of the user/role/group as in the snapshot (with its path); NULL for Vault",
+    ),
+    (
+        "principal_name",
+        "VARCHAR",
+        "user/role/group name (last ARN segment) or the Vault policy name",
+    ),
     ("policy_name", "VARCHAR", "inline policy name, managed policy name, or Vault policy name"),
     ("policy_arn", "VARCHAR", "managed policy ARN (NULL for inline and Vault policies)"),
-    ("attachment", "VARCHAR", "`inline`, `managed`, `group-inline`, `group-managed` (granted to a user through `via_group`), `unattached`, `vault`; `missing-document` (a managed policy attached but not in the snapshot) and `permissions-boundary` rows carry no statement"),
+    (
+        "attachment",
+        "VARCHAR",
+        "`inline`, `managed`, `group-inline`, `group-managed` (granted to a user through `via_group`), `unattached`, `vault`; `missing-document` (a managed policy attached but not in the snapshot) and `permissions-boundary` rows carry no statement",
+    ),
     ("via_group", "VARCHAR", "group name for `group-*` rows"),
     ("effect", "VARCHAR", "`Allow` or `Deny`; NULL on rows that carry no statement"),
-    ("actions", "VARCHAR[]", "`Action` patterns (AWS `service:Operation` globs) or Vault capabilities"),
+    (
+        "actions",
+        "VARCHAR[]",
+        "`Action` patterns (AWS `service:Operation` globs) or Vault capabilities",
+    ),
     ("not_actions", "VARCHAR[]", "`NotAction` patterns (AWS)"),
-    ("resources", "VARCHAR[]", "`Resource` patterns (ARN globs) or the Vault path (with `*`/`+` globs)"),
+    (
+        "resources",
+        "VARCHAR[]",
+        "`Resource` patterns (ARN globs) or the Vault path (with `*`/`+` globs)",
+    ),
     ("not_resources", "VARCHAR[]", "`NotResource` patterns (AWS)"),
-    ("conditions", "JSON", "AWS `Condition` block; Vault parameter constraints (`allowed_parameters`, ...); never evaluated"),
-    ("statement_no", "INTEGER", "1-based statement (AWS) or path block (Vault) number within the policy document"),
+    (
+        "conditions",
+        "JSON",
+        "AWS `Condition` block; Vault parameter constraints (`allowed_parameters`, ...); never evaluated",
+    ),
+    (
+        "statement_no",
+        "INTEGER",
+        "1-based statement (AWS) or path block (Vault) number within the policy document",
+    ),
     ("file_id", "INTEGER", "snapshot file"),
-    ("record_no", "BIGINT", "1-based entry number in the file (user/group/role/policy in list order; 1 for a Vault policy)"),
+    (
+        "record_no",
+        "BIGINT",
+        "1-based entry number in the file (user/group/role/policy in list order; 1 for a Vault policy)",
+    ),
     ("raw", "VARCHAR", "the statement or path block as JSON text"),
 )
 
@@ -223,7 +383,11 @@ PRINCIPALS = _t(
     "principals",
     "Identities: humans, agents, IAM users/roles/sessions, Vault entities, services (derived).",
     ("principal_id", "VARCHAR NOT NULL", "ARN, Vault entity id, agent id, human id"),
-    ("kind", "VARCHAR", "`human`, `agent`, `iam-user`, `iam-role`, `assumed-role`, `federated-user`, `root`, `aws-service`, `vault-entity`, `vault-role`"),
+    (
+        "kind",
+        "VARCHAR",
+        "`human`, `agent`, `iam-user`, `iam-role`, `assumed-role`, `federated-user`, `root`, `aws-service`, `vault-entity`, `vault-role`",
+    ),
     ("name", "VARCHAR", "display name"),
     ("account", "VARCHAR", "AWS account or Vault namespace"),
     ("first_seen", "TIMESTAMP", "first event"),
@@ -236,15 +400,26 @@ PRINCIPALS = _t(
 LINKS = _t(
     "links",
     "Edges of the identity graph (derived). Every edge has a reason, a confidence and evidence.",
-    ("src_kind", "VARCHAR NOT NULL", "`human`, `agent`, `credential`, `principal`, `resource`, `account`"),
+    (
+        "src_kind",
+        "VARCHAR NOT NULL",
+        "`human`, `agent`, `credential`, `principal`, `resource`, `account`",
+    ),
     ("src", "VARCHAR NOT NULL", "source node id as logged"),
     ("dst_kind", "VARCHAR NOT NULL", "node kind"),
     ("dst", "VARCHAR NOT NULL", "destination node id"),
-    ("kind", "VARCHAR NOT NULL",
-     "`DELEGATED`, `USES`, `MINTED`, `AUTHENTICATES_AS`, `ACTED_ON`, `SAME_AGENT`"),
+    (
+        "kind",
+        "VARCHAR NOT NULL",
+        "`DELEGATED`, `USES`, `MINTED`, `AUTHENTICATES_AS`, `ACTED_ON`, `SAME_AGENT`",
+    ),
     ("reason", "VARCHAR NOT NULL", "why the edge exists, in words"),
     ("confidence", "VARCHAR NOT NULL", "`proven`, `strong` or `inferred`"),
-    ("evidence", "VARCHAR[]", "event_uids that prove it (at most 100; `evidence_count` has the total)"),
+    (
+        "evidence",
+        "VARCHAR[]",
+        "event_uids that prove it (at most 100; `evidence_count` has the total)",
+    ),
     ("evidence_count", "BIGINT", "number of events behind the edge"),
     ("first_seen", "TIMESTAMP", "earliest evidence"),
     ("last_seen", "TIMESTAMP", "latest evidence"),
@@ -258,41 +433,66 @@ PRINCIPAL_CLASSES = _t(
     "docs/graph.md): one decision per credential and per principal, with a reason, a confidence "
     "and evidence like an edge.",
     ("subject_kind", "VARCHAR NOT NULL", "`credential` or `principal`"),
-    ("subject", "VARCHAR NOT NULL",
-     "credential id or principal id as in `credentials` / `principals`"),
+    (
+        "subject",
+        "VARCHAR NOT NULL",
+        "credential id or principal id as in `credentials` / `principals`",
+    ),
     ("class", "VARCHAR NOT NULL", "`person`, `workload`, `agent`, `aws-service` or `unknown`"),
-    ("detail", "VARCHAR",
-     "what kind: `console`, `identity-center`, `saml`, `mfa`, `github-actions`, `kubernetes`, "
-     "`terraform-cloud`, `gitlab-ci`, `circleci`, `ec2-instance`, `lambda`, `ecs-task`, "
-     "`eks-pod-identity`, `vault-<auth method>`, `agent:<id>`, `sdk`, `browser`, ..."),
+    (
+        "detail",
+        "VARCHAR",
+        "what kind: `console`, `identity-center`, `saml`, `mfa`, `github-actions`, `kubernetes`, "
+        "`terraform-cloud`, `gitlab-ci`, `circleci`, `ec2-instance`, `lambda`, `ecs-task`, "
+        "`eks-pod-identity`, `vault-<auth method>`, `agent:<id>`, `sdk`, `browser`, ...",
+    ),
     ("person", "VARCHAR", "the person's name when the evidence gives one (human node id)"),
     ("reason", "VARCHAR NOT NULL", "why, in words"),
     ("confidence", "VARCHAR NOT NULL", "`proven`, `strong` or `inferred`"),
-    ("evidence", "VARCHAR[]",
-     "event uids (or `inventory:<file>:<record>`) that show it, at most 5"),
-    ("attributes", "JSON",
-     "facts used: instance id, web-identity provider and subject, Vault mount/role, "
-     "inherited_from"),
+    (
+        "evidence",
+        "VARCHAR[]",
+        "event uids (or `inventory:<file>:<record>`) that show it, at most 5",
+    ),
+    (
+        "attributes",
+        "JSON",
+        "facts used: instance id, web-identity provider and subject, Vault mount/role, "
+        "inherited_from",
+    ),
     derived=True,
 )
 
 EVENT_LINKS = _t(
     "event_links",
-    ("Which agent action caused which API or MCP call (derived, `keytrail.graph.derive_causes`): "
-     "the per-call link that lets a trace name the person of one call when several people share "
-     "an agent."),
-    ("cause_uid", "VARCHAR NOT NULL",
-     "the agent's tool call (OTLP tool span, native `tool_call`, MCP `tools/call`)"),
+    (
+        "Which agent action caused which API or MCP call (derived, `keytrail.graph.derive_causes`): "
+        "the per-call link that lets a trace name the person of one call when several people share "
+        "an agent."
+    ),
+    (
+        "cause_uid",
+        "VARCHAR NOT NULL",
+        "the agent's tool call (OTLP tool span, native `tool_call`, MCP `tools/call`)",
+    ),
     ("effect_uid", "VARCHAR NOT NULL", "the Vault, CloudTrail or MCP event it caused"),
     ("kind", "VARCHAR NOT NULL", "`CAUSED`"),
-    ("rule", "VARCHAR NOT NULL",
-     ("`traceparent` (the call carries the tool span's id), `target` (the tool's arguments name "
-      "what the call touched, within the time window), `issued-token` (a login whose token a "
-      "caused call used)")),
+    (
+        "rule",
+        "VARCHAR NOT NULL",
+        (
+            "`traceparent` (the call carries the tool span's id), `target` (the tool's arguments name "
+            "what the call touched, within the time window), `issued-token` (a login whose token a "
+            "caused call used)"
+        ),
+    ),
     ("reason", "VARCHAR NOT NULL", "why, in words"),
     ("confidence", "VARCHAR NOT NULL", "`proven`, `strong` or `inferred` (docs/graph.md)"),
-    ("rank", "INTEGER",
-     "1 for the best candidate cause of the effect; candidates sharing rank 1 are ambiguous"),
+    (
+        "rank",
+        "INTEGER",
+        "1 for the best candidate cause of the effect; candidates sharing rank 1 are ambiguous",
+    ),
     ("attributes", "JSON", "`target`, `delay_ms` (effect time - cause time), `within_span`"),
     derived=True,
 )
@@ -323,8 +523,11 @@ RANK_CACHE = _t(
     ("derived", "VARCHAR[]", "D(c) without c"),
     ("agents", "VARCHAR[]", "agents with a USES edge into D(c)"),
     ("humans", "VARCHAR[]", "humans who delegated to those agents or to D(c)"),
-    ("findings", "DOUBLE",
-     "score term value: finding points on c and, a quarter per hop, on what it minted"),
+    (
+        "findings",
+        "DOUBLE",
+        "score term value: finding points on c and, a quarter per hop, on what it minted",
+    ),
     ("holder", "VARCHAR", "principal classifier class of c (`principal_classes`)"),
     ("score", "DOUBLE", "the blast-radius score (sort key; recomputed from the terms when read)"),
     derived=True,
@@ -374,14 +577,23 @@ TABLES_BY_NAME = {t.name: t for t in TABLES}
 
 #: Text columns (besides every JSON column) that ingest passes through secret masking
 #: (:func:`keytrail.store.sqltext.mask_stored_sql`): where a log's free text lands.
-MASKED_TEXT_COLUMNS = frozenset({"raw", "excerpt", "reason", "error_message", "target", "user_agent"})
+MASKED_TEXT_COLUMNS = frozenset(
+    {"raw", "excerpt", "reason", "error_message", "target", "user_agent"}
+)
 
 
 def masked_columns(table: str) -> list[str]:
     """Columns of an ingested table whose values ingest masks before storing them."""
-    return [c.name for c in TABLES_BY_NAME[table].columns
-            if c.type == "JSON" or (c.name in MASKED_TEXT_COLUMNS and c.type.startswith("VARCHAR")
-                                    and not c.type.startswith("VARCHAR[]"))]
+    return [
+        c.name
+        for c in TABLES_BY_NAME[table].columns
+        if c.type == "JSON"
+        or (
+            c.name in MASKED_TEXT_COLUMNS
+            and c.type.startswith("VARCHAR")
+            and not c.type.startswith("VARCHAR[]")
+        )
+    ]
 
 
 def render_markdown() -> str:
@@ -389,18 +601,29 @@ def render_markdown() -> str:
     out = [
         "# Case schema",
         "",
-        ("A case is one DuckDB file. Generated from `src/keytrail/store/schema.py` "
-         "(`python -m keytrail.store.schema > docs/schema.md`); a test keeps them equal."),
+        (
+            "A case is one DuckDB file. Generated from `src/keytrail/store/schema.py` "
+            "(`python -m keytrail.store.schema > docs/schema.md`); a test keeps them equal."
+        ),
         "",
-        (f"Schema version: {SCHEMA_VERSION}. Times are UTC `TIMESTAMP`s. *Derived* tables are "
-         "rebuilt from the ingested ones at the end of every ingest. Secret values (session tokens, "
-         "secret keys, passwords, raw Vault tokens) are masked at ingest in every JSON column and in "
-         f"`{'`, `'.join(sorted(MASKED_TEXT_COLUMNS))}` (docs/security.md, \"Secrets in the case\")."),
+        (
+            f"Schema version: {SCHEMA_VERSION}. Times are UTC `TIMESTAMP`s. *Derived* tables are "
+            "rebuilt from the ingested ones at the end of every ingest. Secret values (session tokens, "
+            "secret keys, passwords, raw Vault tokens) are masked at ingest in every JSON column and in "
+            f'`{"`, `".join(sorted(MASKED_TEXT_COLUMNS))}` (docs/security.md, "Secrets in the case").'
+        ),
         "",
     ]
     for table in TABLES:
         suffix = " *(derived)*" if table.derived else ""
-        out += [f"## `{table.name}`{suffix}", "", table.doc, "", "| column | type | meaning |", "|---|---|---|"]
+        out += [
+            f"## `{table.name}`{suffix}",
+            "",
+            table.doc,
+            "",
+            "| column | type | meaning |",
+            "|---|---|---|",
+        ]
         for c in table.columns:
             out.append(f"| `{c.name}` | {c.type} | {c.doc} |")
         out.append("")

@@ -45,8 +45,10 @@ def mask_json_sql(expr: str) -> str:
     look-ahead to spare it), which hides nothing a responder needs: the raw record keeps it."""
     maybe = quote_literal(f'(?i)"(?:{_key_alternation()})"')
     mask = quote_literal("\\1" + redact.MASK + "\\2")
-    return (f"(CASE WHEN {expr} IS NULL THEN NULL WHEN regexp_matches({expr}, {maybe}) "
-            f"THEN regexp_replace({expr}, {quote_literal(json_secret_pattern())}, {mask}, 'g') ELSE {expr} END)")
+    return (
+        f"(CASE WHEN {expr} IS NULL THEN NULL WHEN regexp_matches({expr}, {maybe}) "
+        f"THEN regexp_replace({expr}, {quote_literal(json_secret_pattern())}, {mask}, 'g') ELSE {expr} END)"
+    )
 
 
 def _must_contain() -> tuple[str, ...]:
@@ -85,8 +87,10 @@ def mask_stored_sql(expr: str) -> str:
     condition (a case-insensitive alternation costs the same scan as the rule)."""
     text = f"CAST({expr} AS VARCHAR)"
     (*key_rules, (vault, vault_repl)) = redact.STORED_RULES
-    out = (f"(CASE WHEN regexp_matches({text}, {quote_literal(redact.VAULT_TOKEN_HINT)}) "
-           f"THEN regexp_replace({text}, {quote_literal(vault)}, {quote_literal(vault_repl)}, 'g') ELSE {text} END)")
+    out = (
+        f"(CASE WHEN regexp_matches({text}, {quote_literal(redact.VAULT_TOKEN_HINT)}) "
+        f"THEN regexp_replace({text}, {quote_literal(vault)}, {quote_literal(vault_repl)}, 'g') ELSE {text} END)"
+    )
     for pattern, repl in key_rules:
         out = f"regexp_replace({out}, {quote_literal(pattern)}, {quote_literal(repl)}, 'g')"
     return out

@@ -38,6 +38,7 @@ from keytrail.tui.screens.trace import TraceScreen
 from keytrail.tui.target import Target
 from keytrail.tui.widgets.doc_view import DocView
 
+
 class KeytrailApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "keytrail"
@@ -80,8 +81,13 @@ class KeytrailApp(App[None]):
     # -- navigation ----------------------------------------------------------------
     def goto(self, view: str) -> None:
         factories = {
-            "overview": OverviewScreen, "credentials": CredentialsScreen, "agents": AgentsScreen,
-            "timeline": TimelineScreen, "findings": FindingsScreen, "sql": SqlScreen, "help": HelpScreen,
+            "overview": OverviewScreen,
+            "credentials": CredentialsScreen,
+            "agents": AgentsScreen,
+            "timeline": TimelineScreen,
+            "findings": FindingsScreen,
+            "sql": SqlScreen,
+            "help": HelpScreen,
         }
         if view == "overview":
             while len(self.screen_stack) > 1:
@@ -149,11 +155,17 @@ class KeytrailApp(App[None]):
         """Write an HTML report of ``credentials`` (or the case) with :mod:`keytrail.report`, in a worker."""
         build, render = core.engine(core.REPORT), core.engine(core.REPORT_HTML)
         if build is None or render is None:
-            self.notify(f"export unavailable: {core.REPORT[0]} is not in this build", severity="warning",
-                        markup=False)
+            self.notify(
+                f"export unavailable: {core.REPORT[0]} is not in this build",
+                severity="warning",
+                markup=False,
+            )
             return
-        name = "keytrail-report.html" if not credentials else \
-            "keytrail-" + re.sub(r"[^A-Za-z0-9_.-]", "_", credentials[0])[:60] + ".html"
+        name = (
+            "keytrail-report.html"
+            if not credentials
+            else "keytrail-" + re.sub(r"[^A-Za-z0-9_.-]", "_", credentials[0])[:60] + ".html"
+        )
 
         web = self.is_web
 
@@ -162,8 +174,15 @@ class KeytrailApp(App[None]):
             # Served: a browser download under ``name``. In a terminal: a new file in the
             # current directory, never over an existing one (the notification gives the path).
             target = Path.cwd() / name if web else reserve_path(Path.cwd(), name)
-            self.call_from_thread(self.deliver_text, io.StringIO(html), save_directory=target.parent,
-                                  save_filename=target.name, mime_type="text/html", name="report")
+            self.call_from_thread(
+                self.deliver_text,
+                io.StringIO(html),
+                save_directory=target.parent,
+                save_filename=target.name,
+                mime_type="text/html",
+                name="report",
+            )
+
         self.run_worker(work, thread=True, exclusive=True, group="export", exit_on_error=False)
 
 

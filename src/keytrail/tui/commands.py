@@ -20,8 +20,12 @@ if TYPE_CHECKING:
     from keytrail.tui.app import KeytrailApp
 
 VIEWS = (
-    ("view: Overview", "overview"), ("view: Credentials", "credentials"), ("view: Agents", "agents"),
-    ("view: Timeline", "timeline"), ("view: Findings", "findings"), ("view: SQL console", "sql"),
+    ("view: Overview", "overview"),
+    ("view: Credentials", "credentials"),
+    ("view: Agents", "agents"),
+    ("view: Timeline", "timeline"),
+    ("view: Findings", "findings"),
+    ("view: SQL console", "sql"),
     ("view: Help", "help"),
 )
 
@@ -53,5 +57,10 @@ class CaseCommands(Provider):
         for kind, ident in await asyncio.to_thread(self._lookup, query.strip()):
             label = f"{kind}: {plain(ident, 100)}"
             score = max(matcher.match(label), 0.5 if query.lower() in ident.lower() else 0.1)
-            yield Hit(score, Text(label), partial(self.kt.open_target, kind, ident), text=label,
-                      help=f"open {kind}")
+            yield Hit(
+                score,
+                Text(label),
+                partial(self.kt.open_target, kind, ident),
+                text=label,
+                help=f"open {kind}",
+            )

@@ -30,8 +30,18 @@ PAGE_SIZE = 200
 TABLE_CAP = 10_000
 
 TIMELINE_COLUMNS = (
-    "time", "source", "action", "outcome", "actor_name", "credential_id", "agent_id",
-    "human_id", "src_ip", "target", "source_event_id", "event_uid",
+    "time",
+    "source",
+    "action",
+    "outcome",
+    "actor_name",
+    "credential_id",
+    "agent_id",
+    "human_id",
+    "src_ip",
+    "target",
+    "source_event_id",
+    "event_uid",
 )
 _FILTER_KEYS = {
     "source": "source = ?",
@@ -51,10 +61,13 @@ _FILTER_KEYS = {
 }
 _TIME_KEYS = ("since", "until")
 #: Filter terms whose value is an id a unique prefix may name: (table, column) holding the ids.
-_PREFIX_LOOKUPS = {"cred": ("credentials", "credential_id"),
-                   "credential": ("credentials", "credential_id"),
-                   "family": ("credentials", "credential_id"), "agent": ("events", "agent_id"),
-                   "human": ("events", "human_id")}
+_PREFIX_LOOKUPS = {
+    "cred": ("credentials", "credential_id"),
+    "credential": ("credentials", "credential_id"),
+    "family": ("credentials", "credential_id"),
+    "agent": ("events", "agent_id"),
+    "human": ("events", "human_id"),
+}
 
 
 @dataclass
@@ -177,8 +190,15 @@ def _before(key: tuple[Any, str]) -> tuple[str, list[Any]]:
     return "((time <= ? AND (time < ? OR event_uid < ?)) OR time IS NULL)", [t, t, uid]
 
 
-def timeline_page(cur: duckdb.DuckDBPyConnection, flt: TimelineFilter, *, after: tuple[Any, str] | None = None,
-                  before: tuple[Any, str] | None = None, offset: int = 0, size: int = PAGE_SIZE) -> Page:
+def timeline_page(
+    cur: duckdb.DuckDBPyConnection,
+    flt: TimelineFilter,
+    *,
+    after: tuple[Any, str] | None = None,
+    before: tuple[Any, str] | None = None,
+    offset: int = 0,
+    size: int = PAGE_SIZE,
+) -> Page:
     """A page of events in ``(time, event_uid)`` order (events without a time first).
 
     ``after``/``before`` are keyset cursors (the last/first key of the neighbouring
@@ -203,12 +223,16 @@ def timeline_page(cur: duckdb.DuckDBPyConnection, flt: TimelineFilter, *, after:
     return Page(rows, _key(rows[0]), _key(rows[-1]), offset)
 
 
-def timeline_last_page(cur: duckdb.DuckDBPyConnection, flt: TimelineFilter, size: int = PAGE_SIZE) -> Page:
+def timeline_last_page(
+    cur: duckdb.DuckDBPyConnection, flt: TimelineFilter, size: int = PAGE_SIZE
+) -> Page:
     """The last page (a top-N in reverse order, not an OFFSET scan) with its row offset."""
     where, params = flt.where()
     total = timeline_count(cur, flt)
-    rows = cur.execute(f"SELECT {', '.join(TIMELINE_COLUMNS)} FROM events WHERE {where} {_DESC} LIMIT ?",
-                       [*params, size]).fetchall()[::-1]
+    rows = cur.execute(
+        f"SELECT {', '.join(TIMELINE_COLUMNS)} FROM events WHERE {where} {_DESC} LIMIT ?",
+        [*params, size],
+    ).fetchall()[::-1]
     offset = max(0, total - len(rows))
     if not rows:
         return Page([], None, None, 0)
@@ -235,7 +259,9 @@ def event_record(cur: duckdb.DuckDBPyConnection, event_uid: str) -> dict[str, An
 
 def principal_kinds(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Principals per kind (``human``, ``agent``, ``assumed-role`` ...)."""
-    rows = cur.execute("SELECT kind, count(*) FROM principals GROUP BY kind ORDER BY 2 DESC").fetchall()
+    rows = cur.execute(
+        "SELECT kind, count(*) FROM principals GROUP BY kind ORDER BY 2 DESC"
+    ).fetchall()
     return {str(k): int(n) for k, n in rows}
 
 
@@ -252,17 +278,21 @@ def linked_identities(cur: duckdb.DuckDBPyConnection, node: str) -> list[tuple[A
     ).fetchall()
 
 
-def activity(cur: duckdb.DuckDBPyConnection, column: str, values: list[str],
-             buckets: int = 60) -> list[tuple[datetime, int]]:
+def activity(
+    cur: duckdb.DuckDBPyConnection, column: str, values: list[str], buckets: int = 60
+) -> list[tuple[datetime, int]]:
     """Events per time bucket for ``events.<column>`` in ``values`` (bucket width adapts to the span)."""
     if column not in ("credential_id", "agent_id", "human_id"):
         raise ValueError(column)
-    span = cur.execute(f"SELECT min(time), max(time) FROM events WHERE list_contains(?, {column})",
-                       [values]).fetchone()
+    span = cur.execute(
+        f"SELECT min(time), max(time) FROM events WHERE list_contains(?, {column})", [values]
+    ).fetchone()
     if not span or span[0] is None:
         return []
     seconds = max(1.0, (span[1] - span[0]).total_seconds() / buckets)
-    width = next((w for w in (1, 60, 300, 900, 3600, 21600, 86400, 604800) if w >= seconds), 2592000)
+    width = next(
+        (w for w in (1, 60, 300, 900, 3600, 21600, 86400, 604800) if w >= seconds), 2592000
+    )
     rows = cur.execute(
         f"""SELECT time_bucket(INTERVAL '{width} seconds', time) AS b, count(*) FROM events
             WHERE list_contains(?, {column}) AND time IS NOT NULL GROUP BY b ORDER BY b""",
@@ -314,10 +344,21 @@ def search_ids(cur: duckdb.DuckDBPyConnection, text: str, limit: int = 8) -> lis
     pattern = "%" + _SAFE_LIKE.sub(r"\\\1", text) + "%"
     out: list[tuple[str, str]] = []
     queries = (
-        ("credential", "SELECT DISTINCT credential_id FROM credentials WHERE credential_id ILIKE ? ESCAPE '\\' LIMIT ?"),
-        ("agent", ("SELECT DISTINCT principal_id FROM principals WHERE kind = 'agent' AND principal_id ILIKE ? "
-                   "ESCAPE '\\' UNION SELECT agent_id FROM inventory_agents WHERE agent_id ILIKE ? ESCAPE '\\' LIMIT ?")),
-        ("resource", "SELECT DISTINCT resource_id FROM event_resources WHERE resource_id ILIKE ? ESCAPE '\\' LIMIT ?"),
+        (
+            "credential",
+            "SELECT DISTINCT credential_id FROM credentials WHERE credential_id ILIKE ? ESCAPE '\\' LIMIT ?",
+        ),
+        (
+            "agent",
+            (
+                "SELECT DISTINCT principal_id FROM principals WHERE kind = 'agent' AND principal_id ILIKE ? "
+                "ESCAPE '\\' UNION SELECT agent_id FROM inventory_agents WHERE agent_id ILIKE ? ESCAPE '\\' LIMIT ?"
+            ),
+        ),
+        (
+            "resource",
+            "SELECT DISTINCT resource_id FROM event_resources WHERE resource_id ILIKE ? ESCAPE '\\' LIMIT ?",
+        ),
     )
     for kind, sql in queries:
         n = sql.count("ILIKE ?")
@@ -327,7 +368,8 @@ def search_ids(cur: duckdb.DuckDBPyConnection, text: str, limit: int = 8) -> lis
     prefix = _SAFE_LIKE.sub(r"\\\1", text) + "%"
     for (value,) in cur.execute(
         "SELECT event_uid FROM events WHERE source_event_id LIKE ? ESCAPE '\\' OR event_uid LIKE ? ESCAPE '\\' "
-        "LIMIT ?", [prefix, prefix, limit]
+        "LIMIT ?",
+        [prefix, prefix, limit],
     ).fetchall():
         out.append(("event", str(value)))
     return out
@@ -337,7 +379,9 @@ def credential_head(cur: duckdb.DuckDBPyConnection, credential_id: str) -> dict[
     """The ``credentials`` row of one credential (one indexed lookup: what a credential view shows first)."""
     rel = cur.execute(
         "SELECT credential_id AS credential, kind, origin, principal_uid AS principal, events AS own_events, first_seen, last_seen "
-        "FROM credentials WHERE credential_id = ?", [credential_id])
+        "FROM credentials WHERE credential_id = ?",
+        [credential_id],
+    )
     names = [d[0] for d in rel.description or []]
     row = rel.fetchone()
     return dict(zip(names, row)) if row else None

@@ -44,8 +44,13 @@ def new_token() -> str:
 
 
 def _refuse(status: int, why: str) -> web.Response:
-    return web.Response(status=status, text=f"keytrail serve: {why}\n", content_type="text/plain",
-                        charset="utf-8", headers={"Cache-Control": "no-store"})
+    return web.Response(
+        status=status,
+        text=f"keytrail serve: {why}\n",
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _enter_page() -> web.Response:
@@ -54,10 +59,13 @@ def _enter_page() -> web.Response:
     A same-site ``meta refresh`` rather than a redirect: a ``SameSite=Strict`` cookie is not
     sent on a redirect chain that a link on another site started.
     """
-    html = ("<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=\"0;url=/\">"
-            "<title>keytrail</title><p><a href=\"/\">Open the explorer</a></p>\n")
-    return web.Response(text=html, content_type="text/html", charset="utf-8",
-                        headers={"Cache-Control": "no-store"})
+    html = (
+        '<!doctype html><meta charset=utf-8><meta http-equiv=refresh content="0;url=/">'
+        '<title>keytrail</title><p><a href="/">Open the explorer</a></p>\n'
+    )
+    return web.Response(
+        text=html, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"}
+    )
 
 
 class Guard:
@@ -88,14 +96,20 @@ class Guard:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         host = self.host(request)
         if host is None:
-            return _refuse(421, "refused: the Host header is not this server's address "
-                                f"(use http://127.0.0.1:{self.port}/)")
+            return _refuse(
+                421,
+                "refused: the Host header is not this server's address "
+                f"(use http://127.0.0.1:{self.port}/)",
+            )
         query_token = request.query.get("token")
         if query_token is not None and not self._valid(query_token):
             return _refuse(403, "refused: wrong token (open the address keytrail serve printed)")
         if query_token is None and not self._valid(request.cookies.get(self.cookie)):
-            return _refuse(403, "refused: no token (open the address keytrail serve printed: "
-                                "http://127.0.0.1:PORT/?token=...)")
+            return _refuse(
+                403,
+                "refused: no token (open the address keytrail serve printed: "
+                "http://127.0.0.1:PORT/?token=...)",
+            )
         if request.path == SOCKET_PATH:
             return await self._socket(request, handler, host)
         if query_token is not None and request.path == "/":
@@ -120,10 +134,15 @@ class Guard:
         return True
 
     def _full(self) -> web.Response:
-        return _refuse(503, f"all {self.max_sessions} explorer sessions are in use (--max-sessions). "
-                            "Close another keytrail tab, then reload this page.")
+        return _refuse(
+            503,
+            f"all {self.max_sessions} explorer sessions are in use (--max-sessions). "
+            "Close another keytrail tab, then reload this page.",
+        )
 
-    async def _socket(self, request: web.Request, handler: Handler, host: str) -> web.StreamResponse:
+    async def _socket(
+        self, request: web.Request, handler: Handler, host: str
+    ) -> web.StreamResponse:
         if request.headers.get("Origin") != f"http://{host}":
             return _refuse(403, "refused: the WebSocket Origin is not this server")
         if not await self._slot_free():

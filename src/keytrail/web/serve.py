@@ -47,17 +47,21 @@ def offline_template(source: str) -> str:
     page = _FONT_LINK.sub(_LOCAL_FONT, source)
     remote = re.findall(r"""(?:src|href)\s*=\s*["']\s*(?:https?:)?//[^"']*""", page)
     if remote:
-        raise UsageError(f"textual-serve's page loads remote resources ({remote}); refusing to serve")
+        raise UsageError(
+            f"textual-serve's page loads remote resources ({remote}); refusing to serve"
+        )
     return page
 
 
 def csp(host: str) -> str:
     """Only this origin (``host`` is the checked ``Host``): scripts, styles (the page has inline ones),
     fonts, and the app websocket; no framing."""
-    return ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-            f"font-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws://{host}; "
-            "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'none'; "
-            "frame-ancestors 'none'")
+    return (
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+        f"font-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws://{host}; "
+        "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
 
 
 def tui_command(case: Path) -> str:
@@ -65,8 +69,13 @@ def tui_command(case: Path) -> str:
     return shlex.join([sys.executable, "-m", "keytrail", "tui", str(case)])
 
 
-def make_server(case: str | Path, port: int = DEFAULT_PORT, *, token: str | None = None,
-                max_sessions: int = DEFAULT_MAX_SESSIONS) -> Any:
+def make_server(
+    case: str | Path,
+    port: int = DEFAULT_PORT,
+    *,
+    token: str | None = None,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
+) -> Any:
     """A textual-serve ``Server`` for ``case`` on 127.0.0.1:``port`` with the offline page and the guard.
 
     The server's ``guard`` attribute holds the :class:`~keytrail.web.guard.Guard` (its
@@ -93,7 +102,9 @@ def make_server(case: str | Path, port: int = DEFAULT_PORT, *, token: str | None
 
         async def _make_app(self) -> web.Application:
             app = await super()._make_app()
-            app.middlewares.extend([headers, guard.middleware])  # headers outermost: refusals get them too
+            app.middlewares.extend(
+                [headers, guard.middleware]
+            )  # headers outermost: refusals get them too
             return app
 
         async def on_startup(self, app: web.Application) -> None:
@@ -105,19 +116,33 @@ def make_server(case: str | Path, port: int = DEFAULT_PORT, *, token: str | None
             host = guard.host(request) or f"{HOST}:{port}"
             raw = request.query.get("fontsize", "16")
             font_size = min(64, max(6, int(raw))) if raw.isdigit() else 16
-            return {"font_size": font_size, "app_websocket_url": f"ws://{host}/ws",
-                    "config": {"static": {"url": f"http://{host}/static/"}},
-                    "application": {"name": self.title}}
+            return {
+                "font_size": font_size,
+                "app_websocket_url": f"ws://{host}/ws",
+                "config": {"static": {"url": f"http://{host}/static/"}},
+                "application": {"name": self.title},
+            }
 
-    return GuardedServer(tui_command(Path(case).resolve()), host=HOST, port=port,
-                         title=f"keytrail {Path(case).name}", statics_path=pkg / "static",
-                         templates_path=templates)
+    return GuardedServer(
+        tui_command(Path(case).resolve()),
+        host=HOST,
+        port=port,
+        title=f"keytrail {Path(case).name}",
+        statics_path=pkg / "static",
+        templates_path=templates,
+    )
 
 
-def serve(case: str | Path, port: int = DEFAULT_PORT, max_sessions: int = DEFAULT_MAX_SESSIONS) -> int:
+def serve(
+    case: str | Path, port: int = DEFAULT_PORT, max_sessions: int = DEFAULT_MAX_SESSIONS
+) -> int:
     """Serve until Ctrl+C; print the address to open (with this run's token) on stderr."""
     server = make_server(case, port, max_sessions=max_sessions)
-    print(f"keytrail: serving {shown(str(case))} on 127.0.0.1:{port} (loopback only, at most {max_sessions} "
-          f"explorer session(s); Ctrl+C stops). Open:\n  {server.guard.url()}", file=sys.stderr, flush=True)
+    print(
+        f"keytrail: serving {shown(str(case))} on 127.0.0.1:{port} (loopback only, at most {max_sessions} "
+        f"explorer session(s); Ctrl+C stops). Open:\n  {server.guard.url()}",
+        file=sys.stderr,
+        flush=True,
+    )
     server.serve()
     return 0

@@ -101,7 +101,9 @@ def contains_any_sql(column: str, needles: tuple[str, ...] | list[str]) -> str:
 
 
 class Context:
-    def __init__(self, cur: duckdb.DuckDBPyConnection, cfg: FindingsConfig, until: datetime | None) -> None:
+    def __init__(
+        self, cur: duckdb.DuckDBPyConnection, cfg: FindingsConfig, until: datetime | None
+    ) -> None:
         self.cur = cur
         self.cfg = cfg
         self.until = until
@@ -131,7 +133,9 @@ class Context:
     def has_agent_data(self) -> bool:
         """Whether attribution to agents can be judged at all (agent logs or an inventory)."""
         return self.has_inventory or bool(
-            self.scalar("SELECT count(*) FROM (SELECT 1 FROM events WHERE source = 'agent' LIMIT 1)")
+            self.scalar(
+                "SELECT count(*) FROM (SELECT 1 FROM events WHERE source = 'agent' LIMIT 1)"
+            )
         )
 
     def info(self, rule: str) -> RuleInfo:
@@ -182,7 +186,8 @@ class Context:
             "SELECT credential_id AS root FROM _kt_creds",
             edges="SELECT child AS src, parent AS dst FROM _kt_minted",
             stop="clo.credential_id IN (SELECT credential_id FROM _kt_creds "
-                 "WHERE kind = 'aws-access-key' OR credential_id LIKE 'AKIA%')")
+            "WHERE kind = 'aws-access-key' OR credential_id LIKE 'AKIA%')",
+        )
         x(f"""CREATE OR REPLACE TEMP TABLE _kt_anc AS {anc}
              SELECT root AS credential_id, credential_id AS ancestor_id FROM clo""")
         x("""CREATE OR REPLACE TEMP TABLE _kt_root AS
@@ -271,10 +276,12 @@ class Context:
         order: dict[str, int] = {}
         if all_uids:
             self._register("_kt_want", all_uids)
-            for i, (uid, sid) in enumerate(self.cur.execute(
-                """SELECT event_uid, coalesce(source_event_id, event_uid) FROM events
+            for i, (uid, sid) in enumerate(
+                self.cur.execute(
+                    """SELECT event_uid, coalesce(source_event_id, event_uid) FROM events
                    SEMI JOIN _kt_want ON _kt_want.id = events.event_uid ORDER BY time, event_uid"""
-            ).fetchall()):
+                ).fetchall()
+            ):
                 ids[uid] = sid
                 order[uid] = i
         creds = sorted({c for d in drafts for c in d.contain})
@@ -291,27 +298,33 @@ class Context:
                 info[r["credential_id"]] = r
         out: list[Finding] = []
         for d in drafts:
-            uids = sorted((u for u in set(d.uids) if u in ids), key=order.__getitem__)  # chronological
+            uids = sorted(
+                (u for u in set(d.uids) if u in ids), key=order.__getitem__
+            )  # chronological
             if not uids:
                 continue  # evidence that is not in the case cannot be cited
             shown = uids[:MAX_EVIDENCE]
             rule = self.info(d.rule)
             steps = containment_steps([c for c in dict.fromkeys(d.contain)], info)
             reco = " ".join(s for s in [d.advice, *steps] if s)
-            out.append(Finding(
-                rule=d.rule,
-                title=rule.title,
-                level=self.level(d.rule) if d.level is None or d.rule in self.cfg.levels else d.level,
-                frameworks=rule.frameworks,
-                subjects=tuple(dict.fromkeys(s for s in d.subjects if s)),
-                evidence=tuple(dict.fromkeys(ids[u] for u in shown)),
-                evidence_uids=tuple(shown),
-                evidence_count=max(d.count, len(uids)),
-                description=d.description,
-                recommendation=reco,
-                impact=d.impact,
-                first_seen=d.first_seen,
-                last_seen=d.last_seen,
-                details=d.details,
-            ))
+            out.append(
+                Finding(
+                    rule=d.rule,
+                    title=rule.title,
+                    level=self.level(d.rule)
+                    if d.level is None or d.rule in self.cfg.levels
+                    else d.level,
+                    frameworks=rule.frameworks,
+                    subjects=tuple(dict.fromkeys(s for s in d.subjects if s)),
+                    evidence=tuple(dict.fromkeys(ids[u] for u in shown)),
+                    evidence_uids=tuple(shown),
+                    evidence_count=max(d.count, len(uids)),
+                    description=d.description,
+                    recommendation=reco,
+                    impact=d.impact,
+                    first_seen=d.first_seen,
+                    last_seen=d.last_seen,
+                    details=d.details,
+                )
+            )
         return out

@@ -90,8 +90,12 @@ def _run(ctx: Context, name: str) -> None:
         ctx.extra_rules[rule.id] = RuleInfo(rule.id, name, rule.level, rule.title, rule.frameworks)
     matches = [(i, r) for i, r in enumerate(rules) if r.shape == "match"]
     if matches:
-        present = [a for (a,) in ctx.cur.execute(
-            "SELECT DISTINCT action FROM events WHERE action IS NOT NULL ORDER BY 1").fetchall()]
+        present = [
+            a
+            for (a,) in ctx.cur.execute(
+                "SELECT DISTINCT action FROM events WHERE action IS NOT NULL ORDER BY 1"
+            ).fetchall()
+        ]
         parts = []
         for i, r in matches:
             acts = action_sql("e.action", r.actions, present)
@@ -103,7 +107,10 @@ def _run(ctx: Context, name: str) -> None:
                 f"SELECT {i} AS r, e.event_uid FROM events e "
                 f"WHERE {acts} AND e.outcome IN ({outcomes}){extra}"
             )
-        hits = " UNION ALL ".join(parts) or "SELECT NULL::INTEGER AS r, NULL::VARCHAR AS event_uid LIMIT 0"
+        hits = (
+            " UNION ALL ".join(parts)
+            or "SELECT NULL::INTEGER AS r, NULL::VARCHAR AS event_uid LIMIT 0"
+        )
         ctx.cur.execute("CREATE OR REPLACE TEMP TABLE _kt_rule_hit AS " + hits)
         for row in group_hits(ctx, "_kt_rule_hit"):
             _add_match(ctx, rules[row["r"]], row)

@@ -18,8 +18,13 @@ from keytrail.levels import Level
 if TYPE_CHECKING:
     from keytrail.analysis.findings.context import Context
 
-_LABEL = {"services": "services", "actions": "actions", "resource_types": "resource types",
-          "source_networks": "source networks", "hours": "hours (UTC)"}
+_LABEL = {
+    "services": "services",
+    "actions": "actions",
+    "resource_types": "resource types",
+    "source_networks": "source networks",
+    "hours": "hours (UTC)",
+}
 SHOWN = 8
 
 
@@ -44,13 +49,25 @@ def run(ctx: Context) -> None:
             for d, vals in departed.items()
         ]
         kind, subject = r["subject_kind"], r["subject"]
-        ctx.add(Draft(
-            "scope-drift", [subject], r["uids"],
-            f"{kind.capitalize()} {subject} went beyond its baseline ({r['n_base']} events from "
-            f"{r['start_t']:%Y-%m-%d %H:%M}Z to {r['end_t']:%Y-%m-%d %H:%M}Z): new " + "; ".join(parts) + ".",
-            "Behaviour outside an identity's usual scope is how misuse and goal hijack show in logs.",
-            r["t0"], r["t1"], contain=[subject] if kind == "credential" else [], count=int(r["n"]),
-            level=None if override else level,
-            advice=f"Check the new activity with the owner of {subject}; if unexpected, contain it.",
-            details={"subject_kind": kind, "departed": {d: [str(v) for v in vs[:100]] for d, vs in departed.items()}},
-        ))
+        ctx.add(
+            Draft(
+                "scope-drift",
+                [subject],
+                r["uids"],
+                f"{kind.capitalize()} {subject} went beyond its baseline ({r['n_base']} events from "
+                f"{r['start_t']:%Y-%m-%d %H:%M}Z to {r['end_t']:%Y-%m-%d %H:%M}Z): new "
+                + "; ".join(parts)
+                + ".",
+                "Behaviour outside an identity's usual scope is how misuse and goal hijack show in logs.",
+                r["t0"],
+                r["t1"],
+                contain=[subject] if kind == "credential" else [],
+                count=int(r["n"]),
+                level=None if override else level,
+                advice=f"Check the new activity with the owner of {subject}; if unexpected, contain it.",
+                details={
+                    "subject_kind": kind,
+                    "departed": {d: [str(v) for v in vs[:100]] for d, vs in departed.items()},
+                },
+            )
+        )

@@ -58,17 +58,29 @@ def run(ctx: Context) -> None:
         if len(envs) < cfg.min_accounts and labels:
             continue  # every account is in one labelled environment
         level = None
-        if labels and any(e.lower() in prod for e in envs) and any(e.lower() not in prod for e in envs):
+        if (
+            labels
+            and any(e.lower() in prod for e in envs)
+            and any(e.lower() not in prod for e in envs)
+        ):
             level = max(Level.HIGH, ctx.level("environment-crossing"))
         where = "AWS accounts" if r["source"] == "cloudtrail" else "Vault namespaces"
         shown = ", ".join(f"{a} ({labels[a]})" if a in labels else a for a in accounts)
         creds = r["creds"] or []
         minted = f"; it minted {', '.join(creds[:5])}" if creds else ""
-        ctx.add(Draft(
-            "environment-crossing", [r["root_id"], *creds[:10], *accounts], r["uids"],
-            f"Credential {r['root_id']} acted in {len(accounts)} {where}: {shown}{minted}.",
-            "One compromised credential reaches every environment it crosses.",
-            r["t0"], r["t1"], contain=[r["root_id"]], count=int(r["n"]), level=level,
-            advice="Give each environment its own identity and remove cross-account trust not needed.",
-            details={"accounts": accounts, "environments": envs},
-        ))
+        ctx.add(
+            Draft(
+                "environment-crossing",
+                [r["root_id"], *creds[:10], *accounts],
+                r["uids"],
+                f"Credential {r['root_id']} acted in {len(accounts)} {where}: {shown}{minted}.",
+                "One compromised credential reaches every environment it crosses.",
+                r["t0"],
+                r["t1"],
+                contain=[r["root_id"]],
+                count=int(r["n"]),
+                level=level,
+                advice="Give each environment its own identity and remove cross-account trust not needed.",
+                details={"accounts": accounts, "environments": envs},
+            )
+        )

@@ -42,16 +42,25 @@ def run(ctx: Context) -> None:
             GROUP BY e.actor_uid"""
     ):
         agents = sorted(r["agents"])
-        ctx.add(Draft(
-            "console-login-as-agent", [r["actor_uid"], *agents, *(r["creds"] or [])], r["uids"],
-            f"{r['n']} console sign-in event(s) as {r['actor_uid']}, an identity of agent(s) "
-            f"{', '.join(agents)}, from {', '.join(r['ips'] or ['unknown addresses'])}. Agents do not sign in "
-            "to the console; a person used the agent's identity.",
-            "Human actions under an agent identity are unaccountable and carry the agent's privileges.",
-            r["t0"], r["t1"], contain=r["creds"] or [], count=int(r["n"]),
-            advice=(f"Remove console access from {r['actor_uid']} (aws iam delete-login-profile for a user; "
-                    "a trust policy without console federation for a role) and find who signed in."),
-        ))
+        ctx.add(
+            Draft(
+                "console-login-as-agent",
+                [r["actor_uid"], *agents, *(r["creds"] or [])],
+                r["uids"],
+                f"{r['n']} console sign-in event(s) as {r['actor_uid']}, an identity of agent(s) "
+                f"{', '.join(agents)}, from {', '.join(r['ips'] or ['unknown addresses'])}. Agents do not sign in "
+                "to the console; a person used the agent's identity.",
+                "Human actions under an agent identity are unaccountable and carry the agent's privileges.",
+                r["t0"],
+                r["t1"],
+                contain=r["creds"] or [],
+                count=int(r["n"]),
+                advice=(
+                    f"Remove console access from {r['actor_uid']} (aws iam delete-login-profile for a user; "
+                    "a trust policy without console federation for a role) and find who signed in."
+                ),
+            )
+        )
     browser = contains_any_sql("e.user_agent", cfg.browser_user_agents)
     interactive = contains_any_sql("e.user_agent", cfg.interactive_user_agents)
     # An agent's credentials: its chain, plus long-term keys minted from it (CreateAccessKey with
@@ -89,17 +98,32 @@ def run(ctx: Context) -> None:
     ):
         agents = sorted(r["agents"] or [])
         minted_by = r["minted_by"] or []
-        kind = "a browser or console session" if r["rule"] == "browser-on-agent-credential" else "interactive tooling"
+        kind = (
+            "a browser or console session"
+            if r["rule"] == "browser-on-agent-credential"
+            else "interactive tooling"
+        )
         # A key minted from an agent's session is used away from the agent: say from where.
         whose, where = (
-            (f", minted by {', '.join(minted_by)} in the credential chain of agent(s) {', '.join(agents)},",
-             f" from {', '.join(r['ips'] or ['unknown addresses'])}")
-            if minted_by else (f" of agent(s) {', '.join(agents)}", ""))
-        ctx.add(Draft(
-            r["rule"], [r["credential_id"], *agents, *minted_by], r["uids"],
-            f"Credential {r['credential_id']}{whose} was used {r['n']} time(s) through {kind}{where} "
-            f"(user agents: {'; '.join(u for u in r['uas'] if u) or 'console session flag'}).",
-            "A person holding an agent's credential acts with its privileges and without attribution.",
-            r["t0"], r["t1"], contain=[r["credential_id"], *minted_by], count=int(r["n"]),
-            advice="Find who used it from these addresses; give people their own identities.",
-        ))
+            (
+                f", minted by {', '.join(minted_by)} in the credential chain of agent(s) {', '.join(agents)},",
+                f" from {', '.join(r['ips'] or ['unknown addresses'])}",
+            )
+            if minted_by
+            else (f" of agent(s) {', '.join(agents)}", "")
+        )
+        ctx.add(
+            Draft(
+                r["rule"],
+                [r["credential_id"], *agents, *minted_by],
+                r["uids"],
+                f"Credential {r['credential_id']}{whose} was used {r['n']} time(s) through {kind}{where} "
+                f"(user agents: {'; '.join(u for u in r['uas'] if u) or 'console session flag'}).",
+                "A person holding an agent's credential acts with its privileges and without attribution.",
+                r["t0"],
+                r["t1"],
+                contain=[r["credential_id"], *minted_by],
+                count=int(r["n"]),
+                advice="Find who used it from these addresses; give people their own identities.",
+            )
+        )

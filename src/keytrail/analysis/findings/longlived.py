@@ -26,17 +26,23 @@ def run(ctx: Context) -> None:
              WHERE (c.kind = 'aws-access-key' OR c.credential_id LIKE 'AKIA%') AND c.n > 0
              GROUP BY c.credential_id, c.principal, c.t0, c.t1, c.n, c.first_uid, c.last_uid)"""
     ):
-        ctx.add(Draft(
-            "long-term-key-used-by-agent", [r["credential_id"], *r["agents"], r["principal"]],
-            [u for u in r["uids"] if u],
-            f"Agent(s) {', '.join(r['agents'])} sign requests with long-term IAM access key "
-            f"{r['credential_id']} ({r['principal'] or 'user unknown'}), seen in {r['n']} events"
-            f"{' (the agent link is inferred from timing)' if r['rank'] == 1 else ''}. "
-            "Long-term keys do not expire; agents should use short-lived role or Vault-issued credentials.",
-            "A leaked long-term key stays valid until someone notices and deactivates it.",
-            r["t0"], r["t1"], contain=[r["credential_id"]], count=int(r["n"]),
-            advice="Move the agent to an IAM role (STS) or Vault's AWS secrets engine with a short TTL.",
-        ))
+        ctx.add(
+            Draft(
+                "long-term-key-used-by-agent",
+                [r["credential_id"], *r["agents"], r["principal"]],
+                [u for u in r["uids"] if u],
+                f"Agent(s) {', '.join(r['agents'])} sign requests with long-term IAM access key "
+                f"{r['credential_id']} ({r['principal'] or 'user unknown'}), seen in {r['n']} events"
+                f"{' (the agent link is inferred from timing)' if r['rank'] == 1 else ''}. "
+                "Long-term keys do not expire; agents should use short-lived role or Vault-issued credentials.",
+                "A leaked long-term key stays valid until someone notices and deactivates it.",
+                r["t0"],
+                r["t1"],
+                contain=[r["credential_id"]],
+                count=int(r["n"]),
+                advice="Move the agent to an IAM role (STS) or Vault's AWS secrets engine with a short TTL.",
+            )
+        )
     max_s = cfg.max_vault_token_ttl_hours * 3600
     # TTL from the issue (expiry - issue time, or a ttl attribute), else the calling token's
     # `auth.token_ttl` logged on its first use (Vault logs it at issue value; 0 = no expiry).
@@ -66,16 +72,23 @@ def run(ctx: Context) -> None:
     ):
         ttl = float(r["ttl"])
         what = "no TTL (it never expires)" if ttl == 0 else f"a TTL of {ttl / 3600:g} hours"
-        ctx.add(Draft(
-            "vault-token-long-ttl", [r["credential_id"]], [u for u in r["uids"] if u],
-            f"Vault token {r['credential_id']} has {what}; the limit is "
-            f"{cfg.max_vault_token_ttl_hours:g} hours. Used in {r['n']} events.",
-            "A stolen long-lived token keeps its policies' access for its whole life.",
-            r["t0"], r["t1"], contain=[r["credential_id"]], count=int(r["n"]),
-            level=max(Level.HIGH, ctx.level("vault-token-long-ttl")) if ttl == 0 else None,
-            advice="Set a short token_ttl / token_max_ttl on the auth role and use periodic renewal instead.",
-            details={"ttl_seconds": ttl},
-        ))
+        ctx.add(
+            Draft(
+                "vault-token-long-ttl",
+                [r["credential_id"]],
+                [u for u in r["uids"] if u],
+                f"Vault token {r['credential_id']} has {what}; the limit is "
+                f"{cfg.max_vault_token_ttl_hours:g} hours. Used in {r['n']} events.",
+                "A stolen long-lived token keeps its policies' access for its whole life.",
+                r["t0"],
+                r["t1"],
+                contain=[r["credential_id"]],
+                count=int(r["n"]),
+                level=max(Level.HIGH, ctx.level("vault-token-long-ttl")) if ttl == 0 else None,
+                advice="Set a short token_ttl / token_max_ttl on the auth role and use periodic renewal instead.",
+                details={"ttl_seconds": ttl},
+            )
+        )
     for r in ctx.rows(
         """SELECT c.credential_id, c.kind, list(DISTINCT ca.agent_id ORDER BY ca.agent_id) AS agents,
                   c.t0, c.t1, c.n, [c.first_uid, c.last_uid] AS uids
@@ -85,13 +98,20 @@ def run(ctx: Context) -> None:
         [cfg.max_active_hours * 3600],
     ):
         hours = (r["t1"] - r["t0"]).total_seconds() / 3600
-        ctx.add(Draft(
-            "credential-active-too-long", [r["credential_id"], *r["agents"]], r["uids"],
-            f"Credential {r['credential_id']} of agent(s) {', '.join(r['agents'])} was used over "
-            f"{hours:.0f} hours (first and last use cited), beyond the {cfg.max_active_hours:g}-hour limit "
-            "for one task.",
-            "The longer a credential lives, the longer a copy of it is useful to an attacker.",
-            r["t0"], r["t1"], contain=[r["credential_id"]], count=int(r["n"]),
-            advice="Issue credentials per task with a TTL that ends with the task.",
-            details={"active_hours": round(hours, 1)},
-        ))
+        ctx.add(
+            Draft(
+                "credential-active-too-long",
+                [r["credential_id"], *r["agents"]],
+                r["uids"],
+                f"Credential {r['credential_id']} of agent(s) {', '.join(r['agents'])} was used over "
+                f"{hours:.0f} hours (first and last use cited), beyond the {cfg.max_active_hours:g}-hour limit "
+                "for one task.",
+                "The longer a credential lives, the longer a copy of it is useful to an attacker.",
+                r["t0"],
+                r["t1"],
+                contain=[r["credential_id"]],
+                count=int(r["n"]),
+                advice="Issue credentials per task with a TTL that ends with the task.",
+                details={"active_hours": round(hours, 1)},
+            )
+        )

@@ -42,15 +42,22 @@ def run(ctx: Context) -> None:
         [grace],
     ):
         creds = r["creds"] or []
-        ctx.add(Draft(
-            "agent-active-after-retirement", [r["agent_id"], *creds], r["uids"],
-            f"Agent {r['agent_id']} was retired on {r['retired']:%Y-%m-%d %H:%M}Z (inventory) but acted "
-            f"{r['n']} times afterwards (its own log, and calls with its credentials within {near} s of it), "
-            f"the last at {r['t1']:%Y-%m-%d %H:%M}Z.",
-            "A retired agent that still runs holds access nobody is accountable for.",
-            r["t0"], r["t1"], contain=creds, count=int(r["n"]),
-            advice=f"Stop the agent's runtime and tell its owner ({r['owner'] or 'unknown'}).",
-        ))
+        ctx.add(
+            Draft(
+                "agent-active-after-retirement",
+                [r["agent_id"], *creds],
+                r["uids"],
+                f"Agent {r['agent_id']} was retired on {r['retired']:%Y-%m-%d %H:%M}Z (inventory) but acted "
+                f"{r['n']} times afterwards (its own log, and calls with its credentials within {near} s of it), "
+                f"the last at {r['t1']:%Y-%m-%d %H:%M}Z.",
+                "A retired agent that still runs holds access nobody is accountable for.",
+                r["t0"],
+                r["t1"],
+                contain=creds,
+                count=int(r["n"]),
+                advice=f"Stop the agent's runtime and tell its owner ({r['owner'] or 'unknown'}).",
+            )
+        )
     # Credentials of a retired agent used after retirement. Held only by retired agents: every
     # later use. Also held by an active agent (a shared key nobody rotated at offboarding): only
     # the calls with no agent logged within `correlation_seconds` of the retired agent's own
@@ -85,18 +92,32 @@ def run(ctx: Context) -> None:
         [grace, grace],
     ):
         active = r["active"] or []
-        shared = (f" It is also held by active agent(s) {', '.join(active)}, so it was not rotated when "
-                  f"{r['agent_id']} was retired; only calls within {near} s of {r['agent_id']}'s own "
-                  "actions are counted." if active else "")
-        ctx.add(Draft(
-            "credential-used-after-agent-retired", [r["credential_id"], r["agent_id"], *active], r["uids"],
-            f"Credential {r['credential_id']} belongs to agent {r['agent_id']}, retired on "
-            f"{r['retired']:%Y-%m-%d %H:%M}Z, and was used {r['n']} times afterwards.{shared}",
-            "Credentials that survive their agent are a standing backdoor.",
-            r["t0"], r["t1"], contain=[r["credential_id"]], count=int(r["n"]),
-            advice=(f"Issue each of {', '.join(active)} its own credential first, then deactivate this one."
-                    if active else ""),
-        ))
+        shared = (
+            f" It is also held by active agent(s) {', '.join(active)}, so it was not rotated when "
+            f"{r['agent_id']} was retired; only calls within {near} s of {r['agent_id']}'s own "
+            "actions are counted."
+            if active
+            else ""
+        )
+        ctx.add(
+            Draft(
+                "credential-used-after-agent-retired",
+                [r["credential_id"], r["agent_id"], *active],
+                r["uids"],
+                f"Credential {r['credential_id']} belongs to agent {r['agent_id']}, retired on "
+                f"{r['retired']:%Y-%m-%d %H:%M}Z, and was used {r['n']} times afterwards.{shared}",
+                "Credentials that survive their agent are a standing backdoor.",
+                r["t0"],
+                r["t1"],
+                contain=[r["credential_id"]],
+                count=int(r["n"]),
+                advice=(
+                    f"Issue each of {', '.join(active)} its own credential first, then deactivate this one."
+                    if active
+                    else ""
+                ),
+            )
+        )
     # Chain roots that acted while no agent or human reaches any credential of their chain.
     for r in ctx.rows(
         """WITH owned AS (
@@ -112,16 +133,22 @@ def run(ctx: Context) -> None:
             WHERE a.n > 0 AND a.root_id NOT IN (SELECT root_id FROM owned)"""
     ):
         used = r["used"] or []
-        ctx.add(Draft(
-            "orphan-credential", [r["root_id"], r["principal"], *used[:10]],
-            [u for u in [r["issue_uid"], *(r["uids"] or [])] if u],
-            f"Credential {r['root_id']} ({r['kind'] or 'kind unknown'}, acting as "
-            f"{r['principal'] or 'unknown principal'}) and {max(0, len(used) - 1)} credential(s) minted from it "
-            f"made {r['n']} calls, but no agent in the inventory or logs and no human is tied to it.",
-            "Nobody will rotate or retire a credential nobody owns.",
-            r["t0"], r["t1"], contain=[r["root_id"]], count=int(r["n"]),
-            advice="Find the owner and add it to the inventory, or disable it.",
-        ))
+        ctx.add(
+            Draft(
+                "orphan-credential",
+                [r["root_id"], r["principal"], *used[:10]],
+                [u for u in [r["issue_uid"], *(r["uids"] or [])] if u],
+                f"Credential {r['root_id']} ({r['kind'] or 'kind unknown'}, acting as "
+                f"{r['principal'] or 'unknown principal'}) and {max(0, len(used) - 1)} credential(s) minted from it "
+                f"made {r['n']} calls, but no agent in the inventory or logs and no human is tied to it.",
+                "Nobody will rotate or retire a credential nobody owns.",
+                r["t0"],
+                r["t1"],
+                contain=[r["root_id"]],
+                count=int(r["n"]),
+                advice="Find the owner and add it to the inventory, or disable it.",
+            )
+        )
     for r in ctx.rows(
         """SELECT e.agent_id, count(*) AS n, min(e.time) AS t0, max(e.time) AS t1,
                   arg_min(e.event_uid, (e.time, e.event_uid), 10) AS uids
@@ -130,11 +157,17 @@ def run(ctx: Context) -> None:
              AND e.agent_id NOT IN (SELECT name FROM inventory_agents WHERE name IS NOT NULL)
            GROUP BY e.agent_id"""
     ):
-        ctx.add(Draft(
-            "unregistered-agent", [r["agent_id"]], r["uids"],
-            f"Agent {r['agent_id']} made {r['n']} logged actions but is not in the agent inventory, "
-            "so it has no recorded owner, purpose or lifecycle.",
-            "Unregistered agents are never reviewed or offboarded.",
-            r["t0"], r["t1"], count=int(r["n"]),
-            advice="Register the agent (owner, purpose, identities) or shut it down.",
-        ))
+        ctx.add(
+            Draft(
+                "unregistered-agent",
+                [r["agent_id"]],
+                r["uids"],
+                f"Agent {r['agent_id']} made {r['n']} logged actions but is not in the agent inventory, "
+                "so it has no recorded owner, purpose or lifecycle.",
+                "Unregistered agents are never reviewed or offboarded.",
+                r["t0"],
+                r["t1"],
+                count=int(r["n"]),
+                advice="Register the agent (owner, purpose, identities) or shut it down.",
+            )
+        )

@@ -58,14 +58,20 @@ def run(ctx: Context) -> None:
     ):
         keys, via = r["keys"], sorted(r["via"] or [])
         delivered = f", handed out as {', '.join(via)}" if via else ""
-        ctx.add(Draft(
-            "long-term-credential-minted", [r["parent"], *keys, *(r["principals"] or []), *via], r["uids"],
-            f"Credential {r['parent']} created {len(keys)} long-term access key(s) ({', '.join(keys)}) for "
-            f"{', '.join(r['principals'] or ['an IAM user'])}{delivered}. Creating keys is a persistence "
-            "technique and rarely part of a non-human identity's job.",
-            "A key created by an intruder survives the revocation of the credential that created it.",
-            r["t0"], r["t1"], contain=[*keys, *via, r["parent"]],
-        ))
+        ctx.add(
+            Draft(
+                "long-term-credential-minted",
+                [r["parent"], *keys, *(r["principals"] or []), *via],
+                r["uids"],
+                f"Credential {r['parent']} created {len(keys)} long-term access key(s) ({', '.join(keys)}) for "
+                f"{', '.join(r['principals'] or ['an IAM user'])}{delivered}. Creating keys is a persistence "
+                "technique and rarely part of a non-human identity's job.",
+                "A key created by an intruder survives the revocation of the credential that created it.",
+                r["t0"],
+                r["t1"],
+                contain=[*keys, *via, r["parent"]],
+            )
+        )
     for r in ctx.rows(
         """WITH t AS (
               SELECT ci.credential_id, ci.parent_credential_id AS parent, ci.event_uid, ci.issued_at,
@@ -78,15 +84,21 @@ def run(ctx: Context) -> None:
             FROM t WHERE parent_p IS NOT NULL AND NOT list_contains(parent_p, 'root')
               AND len(list_filter(child_p, lambda p: p <> 'default' AND NOT list_contains(parent_p, p))) > 0"""
     ):
-        ctx.add(Draft(
-            "vault-token-with-other-policies", [r["parent"], r["credential_id"]], [r["event_uid"]],
-            f"Vault token {r['parent']} (policies {', '.join(r['parent_p'])}) created token "
-            f"{r['credential_id']} with policies it does not hold itself: {', '.join(r['extra'])}.",
-            "A token that mints wider tokens can escalate to anything those policies allow.",
-            r["issued_at"], r["issued_at"], contain=[r["credential_id"], r["parent"]],
-            advice="Restrict auth/token/create for this token's policy (allowed_policies on a token role).",
-            details={"new_policies": r["extra"]},
-        ))
+        ctx.add(
+            Draft(
+                "vault-token-with-other-policies",
+                [r["parent"], r["credential_id"]],
+                [r["event_uid"]],
+                f"Vault token {r['parent']} (policies {', '.join(r['parent_p'])}) created token "
+                f"{r['credential_id']} with policies it does not hold itself: {', '.join(r['extra'])}.",
+                "A token that mints wider tokens can escalate to anything those policies allow.",
+                r["issued_at"],
+                r["issued_at"],
+                contain=[r["credential_id"], r["parent"]],
+                advice="Restrict auth/token/create for this token's policy (allowed_policies on a token role).",
+                details={"new_policies": r["extra"]},
+            )
+        )
     iam = glob_sql("e.action", cfg.iam_change_actions)
     vpath = "regexp_replace(coalesce(e.target, ''), '^vault:', '')"
     vault_change = (
@@ -105,21 +117,30 @@ def run(ctx: Context) -> None:
     ):
         who = "an agent's credential" if r["by_agent"] else "a credential no agent is known to hold"
         base = ctx.level("iam-or-policy-change")
-        ctx.add(Draft(
-            "iam-or-policy-change", [r["subject"]], r["uids"],
-            f"{r['subject']} ({who}) made {r['n']} identity or policy change(s): "
-            f"{', '.join(sorted(r['actions'])[:10])}.",
-            "Identity and policy changes can grant any access, including to the changer itself.",
-            r["t0"], r["t1"], contain=[r["cred"]] if r["cred"] else [], count=int(r["n"]),
-            level=None if r["by_agent"] else _lower(base),
-            advice="Review and revert each change in the evidence; remove iam:* / policy-write rights from NHIs.",
-            details={"actions": sorted(r["actions"]), "by_agent": bool(r["by_agent"])},
-        ))
+        ctx.add(
+            Draft(
+                "iam-or-policy-change",
+                [r["subject"]],
+                r["uids"],
+                f"{r['subject']} ({who}) made {r['n']} identity or policy change(s): "
+                f"{', '.join(sorted(r['actions'])[:10])}.",
+                "Identity and policy changes can grant any access, including to the changer itself.",
+                r["t0"],
+                r["t1"],
+                contain=[r["cred"]] if r["cred"] else [],
+                count=int(r["n"]),
+                level=None if r["by_agent"] else _lower(base),
+                advice="Review and revert each change in the evidence; remove iam:* / policy-write rights from NHIs.",
+                details={"actions": sorted(r["actions"]), "by_agent": bool(r["by_agent"])},
+            )
+        )
     admin_name = glob_sql("regexp_extract(pk, '[^/]+$')", cfg.admin_role_patterns)
     pols = list(cfg.admin_vault_policies)
     admin_pol = ", ".join(quote_literal(p) for p in pols) or "NULL"
     # The policy names as JSON strings ("name"), a cheap substring test before parsing raw.
-    prefilter = " OR ".join("contains(raw, " + quote_literal('"' + p + '"') + ")" for p in pols) or "FALSE"
+    prefilter = (
+        " OR ".join("contains(raw, " + quote_literal('"' + p + '"') + ")" for p in pols) or "FALSE"
+    )
     # Classify each distinct actor once (regexes per actor, not per event), then join back.
     for r in ctx.rows(
         f"""WITH actors AS (
@@ -155,15 +176,25 @@ def run(ctx: Context) -> None:
             "admin-user": "an administrator user",
         }[r["how"]]
         base = ctx.level("admin-or-root-use")
-        ctx.add(Draft(
-            "admin-or-root-use", [r["subject"], r["actor"]], r["uids"],
-            f"{r['subject']} acted as {what} ({r['actor']}) in {r['n']} event(s). "
-            + ("A person used the root user; root should be locked away (MFA, no keys) and used "
-               "only for the few tasks that need it." if r["person"] else
-               "Root and administrator identities should never be an NHI's day-to-day credential."),
-            "Everything in the account or Vault is reachable from this identity.",
-            r["t0"], r["t1"], contain=[r["cred"]] if r["cred"] else [], count=int(r["n"]),
-            level=None if r["how"] in ("root", "vault-admin") else _lower(base),
-            advice="Use a least-privilege identity for the task; lock root credentials away (MFA, no keys).",
-            details={"kind": r["how"]},
-        ))
+        ctx.add(
+            Draft(
+                "admin-or-root-use",
+                [r["subject"], r["actor"]],
+                r["uids"],
+                f"{r['subject']} acted as {what} ({r['actor']}) in {r['n']} event(s). "
+                + (
+                    "A person used the root user; root should be locked away (MFA, no keys) and used "
+                    "only for the few tasks that need it."
+                    if r["person"]
+                    else "Root and administrator identities should never be an NHI's day-to-day credential."
+                ),
+                "Everything in the account or Vault is reachable from this identity.",
+                r["t0"],
+                r["t1"],
+                contain=[r["cred"]] if r["cred"] else [],
+                count=int(r["n"]),
+                level=None if r["how"] in ("root", "vault-admin") else _lower(base),
+                advice="Use a least-privilege identity for the task; lock root credentials away (MFA, no keys).",
+                details={"kind": r["how"]},
+            )
+        )

@@ -38,12 +38,19 @@ def run_sprawl(ctx: Context) -> None:
         [cfg.min_secrets],
     ):
         secrets = r["secrets"]
-        ctx.add(Draft(
-            "secret-sprawl", [r["root_id"], *r["creds"][:10]], r["uids"],
-            f"The credential chain rooted at {r['root_id']} read or tried to read {len(secrets)} distinct secrets "
-            f"({r['n_denied']} only denied): {', '.join(secrets[:8])}{' ...' if len(secrets) > 8 else ''}.",
-            "Every secret read must be assumed exposed and rotated.",
-            r["t0"], r["t1"], contain=[r["root_id"]], count=int(r["n"]),
-            advice="Rotate every secret listed; narrow the chain's policy to the secrets its task needs.",
-            details={"secrets": secrets, "denied_only": int(r["n_denied"])},
-        ))
+        ctx.add(
+            Draft(
+                "secret-sprawl",
+                [r["root_id"], *r["creds"][:10]],
+                r["uids"],
+                f"The credential chain rooted at {r['root_id']} read or tried to read {len(secrets)} distinct secrets "
+                f"({r['n_denied']} only denied): {', '.join(secrets[:8])}{' ...' if len(secrets) > 8 else ''}.",
+                "Every secret read must be assumed exposed and rotated.",
+                r["t0"],
+                r["t1"],
+                contain=[r["root_id"]],
+                count=int(r["n"]),
+                advice="Rotate every secret listed; narrow the chain's policy to the secrets its task needs.",
+                details={"secrets": secrets, "denied_only": int(r["n_denied"])},
+            )
+        )

@@ -27,15 +27,21 @@ def run(ctx: Context) -> None:
         [{"proven": 3, "strong": 2, "inferred": 1}[cfg.min_confidence], cfg.min_agents],
     ):
         agents = r["agents"]
-        ctx.add(Draft(
-            "credential-shared-by-agents", [r["credential_id"], *agents], r["uids"],
-            f"Credential {r['credential_id']} is used by {len(agents)} agents: {', '.join(agents)}. "
-            "An action signed with it cannot be tied to one agent, and revoking it stops all of them.",
-            "Compromise of any one agent exposes every agent's access; actions are repudiable.",
-            r["t0"], r["t1"], contain=[r["credential_id"]],
-            advice=f"Issue each of {', '.join(agents)} its own credential, then retire the shared one.",
-            details={"agents": agents},
-        ))
+        ctx.add(
+            Draft(
+                "credential-shared-by-agents",
+                [r["credential_id"], *agents],
+                r["uids"],
+                f"Credential {r['credential_id']} is used by {len(agents)} agents: {', '.join(agents)}. "
+                "An action signed with it cannot be tied to one agent, and revoking it stops all of them.",
+                "Compromise of any one agent exposes every agent's access; actions are repudiable.",
+                r["t0"],
+                r["t1"],
+                contain=[r["credential_id"]],
+                advice=f"Issue each of {', '.join(agents)} its own credential, then retire the shared one.",
+                details={"agents": agents},
+            )
+        )
     for r in ctx.rows(
         f"""WITH per AS (
               SELECT credential_id, src_ip, arg_min(event_uid, (time, event_uid)) AS uid, min(time) AS t0, max(time) AS t1,
@@ -47,16 +53,23 @@ def run(ctx: Context) -> None:
         [cfg.min_source_ips],
     ):
         ips = r["ips"]
-        ctx.add(Draft(
-            "credential-used-from-many-hosts", [r["credential_id"]], r["uids"],
-            f"Credential {r['credential_id']} was used from {len(ips)} source addresses "
-            f"({', '.join(ips[:10])}{', ...' if len(ips) > 10 else ''}): either it is shared between hosts "
-            "or it was copied and used elsewhere.",
-            "A copied credential works from anywhere until it is revoked.",
-            r["t0"], r["t1"], contain=[r["credential_id"]], count=int(r["n"]),
-            advice="Confirm which addresses are the owner's; if any is not, treat the key as stolen.",
-            details={"source_ips": ips},
-        ))
+        ctx.add(
+            Draft(
+                "credential-used-from-many-hosts",
+                [r["credential_id"]],
+                r["uids"],
+                f"Credential {r['credential_id']} was used from {len(ips)} source addresses "
+                f"({', '.join(ips[:10])}{', ...' if len(ips) > 10 else ''}): either it is shared between hosts "
+                "or it was copied and used elsewhere.",
+                "A copied credential works from anywhere until it is revoked.",
+                r["t0"],
+                r["t1"],
+                contain=[r["credential_id"]],
+                count=int(r["n"]),
+                advice="Confirm which addresses are the owner's; if any is not, treat the key as stolen.",
+                details={"source_ips": ips},
+            )
+        )
     for r in ctx.rows(
         """WITH per AS (
               SELECT credential_id, session_id, arg_min(event_uid, (time, event_uid)) AS uid, min(time) AS t0, max(time) AS t1
@@ -68,13 +81,19 @@ def run(ctx: Context) -> None:
         [cfg.min_sessions],
     ):
         sessions = r["sessions"]
-        ctx.add(Draft(
-            "credential-used-across-sessions", [r["credential_id"], *sessions[:10]], r["uids"],
-            f"Credential {r['credential_id']} was used in {len(sessions)} agent sessions; zero trust "
-            "(NIST SP 800-207 tenet 3) grants access per session, so each session should get a fresh, "
-            "short-lived credential.",
-            "A credential leaked from one session keeps working in every later one.",
-            r["t0"], r["t1"], contain=[r["credential_id"]],
-            advice="Issue per-session credentials (Vault child tokens or STS sessions with a short TTL).",
-            details={"sessions": sessions},
-        ))
+        ctx.add(
+            Draft(
+                "credential-used-across-sessions",
+                [r["credential_id"], *sessions[:10]],
+                r["uids"],
+                f"Credential {r['credential_id']} was used in {len(sessions)} agent sessions; zero trust "
+                "(NIST SP 800-207 tenet 3) grants access per session, so each session should get a fresh, "
+                "short-lived credential.",
+                "A credential leaked from one session keeps working in every later one.",
+                r["t0"],
+                r["t1"],
+                contain=[r["credential_id"]],
+                advice="Issue per-session credentials (Vault child tokens or STS sessions with a short TTL).",
+                details={"sessions": sessions},
+            )
+        )

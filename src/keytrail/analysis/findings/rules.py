@@ -33,7 +33,10 @@ RULE_FAMILIES: list[tuple[str, Callable[[Context], None]]] = [
     ("environment_crossing", environment.run),
     ("unattributed", unattributed.run),
     ("scope_drift", drift.run),
-    ("reconnaissance", declared.section("reconnaissance")),  # denied-burst: data/rules/denied-burst.toml
+    (
+        "reconnaissance",
+        declared.section("reconnaissance"),
+    ),  # denied-burst: data/rules/denied-burst.toml
     ("secret_sprawl", recon.run_sprawl),
     ("nhi_attack", declared.section("nhi_attack")),
     ("sigma", sigma.run),

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
 
 
-def live_findings(store: CaseStore, cfg: FindingsConfig,
-                  baseline_until: datetime | None = None) -> list[Finding]:
+def live_findings(
+    store: CaseStore, cfg: FindingsConfig, baseline_until: datetime | None = None
+) -> list[Finding]:
     """Run every enabled rule family now (no snapshot), highest level first, then by first_seen."""
     cur = store.cursor()
     try:

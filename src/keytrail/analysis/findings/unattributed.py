@@ -38,15 +38,22 @@ def run(ctx: Context) -> None:
            GROUP BY rt.root_id HAVING count(*) >= ?""",
         [cfg.min_events],
     ):
-        ctx.add(Draft(
-            "unattributed-actions", [r["root_id"], *r["creds"]], r["uids"],
-            f"{r['n']} action(s) signed by the chain rooted at {r['root_id']} "
-            f"({', '.join(sorted(r['actions']))}) reach no agent and no human in the evidence.",
-            "Nobody can be held to account for these actions, and an intruder's use looks the same.",
-            r["t0"], r["t1"], contain=[r["root_id"]], count=int(r["n"]),
-            advice="Find who holds this chain; require agents to log the credential they use.",
-            details={"actions": sorted(r["actions"])},
-        ))
+        ctx.add(
+            Draft(
+                "unattributed-actions",
+                [r["root_id"], *r["creds"]],
+                r["uids"],
+                f"{r['n']} action(s) signed by the chain rooted at {r['root_id']} "
+                f"({', '.join(sorted(r['actions']))}) reach no agent and no human in the evidence.",
+                "Nobody can be held to account for these actions, and an intruder's use looks the same.",
+                r["t0"],
+                r["t1"],
+                contain=[r["root_id"]],
+                count=int(r["n"]),
+                advice="Find who holds this chain; require agents to log the credential they use.",
+                details={"actions": sorted(r["actions"])},
+            )
+        )
     # Agent actions with no delegating human: the agent (logged on the event or reached through
     # the credential chain) has no DELEGATED edge, and the event and chain carry no human id.
     for r in ctx.rows(
@@ -62,12 +69,18 @@ def run(ctx: Context) -> None:
             GROUP BY agent_id HAVING count(*) >= ?""",
         [cfg.min_events],
     ):
-        ctx.add(Draft(
-            "agent-actions-without-human", [r["agent_id"]], r["uids"],
-            f"Agent {r['agent_id']} performed {r['n']} action(s) ({', '.join(sorted(r['actions']))}) with no "
-            "human on whose behalf it acted anywhere in the evidence.",
-            "Autonomous actions with no accountable human cannot be reviewed or disputed.",
-            r["t0"], r["t1"], count=int(r["n"]),
-            advice="Record the delegating user (enduser.id / user.id, sourceIdentity) on every agent run.",
-            details={"actions": sorted(r["actions"])},
-        ))
+        ctx.add(
+            Draft(
+                "agent-actions-without-human",
+                [r["agent_id"]],
+                r["uids"],
+                f"Agent {r['agent_id']} performed {r['n']} action(s) ({', '.join(sorted(r['actions']))}) with no "
+                "human on whose behalf it acted anywhere in the evidence.",
+                "Autonomous actions with no accountable human cannot be reviewed or disputed.",
+                r["t0"],
+                r["t1"],
+                count=int(r["n"]),
+                advice="Record the delegating user (enduser.id / user.id, sourceIdentity) on every agent run.",
+                details={"actions": sorted(r["actions"])},
+            )
+        )

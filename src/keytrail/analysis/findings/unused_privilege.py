@@ -46,7 +46,8 @@ def run(ctx: Context) -> None:
         return
     keys = sorted(flagged)  # from the snapshot (hostile input): bound as a parameter, never spliced
     escalation = ", ".join(f"'{a}'" for a in (*pm.IAM_WRITE, "sts:AssumeRole"))
-    rows = ctx.rows(f"""
+    rows = ctx.rows(
+        f"""
       WITH ev AS (
         SELECT _kt_pkey(e.actor_uid) AS pkey, e.event_uid, e.time, e.credential_id,
                e.credential_id IN (SELECT credential_id FROM _kt_chain_agent) AS by_agent,
@@ -57,13 +58,18 @@ def run(ctx: Context) -> None:
              min(time) FILTER (WHERE by_agent) AS t0, max(time) FILTER (WHERE by_agent) AS t1,
              list(DISTINCT credential_id ORDER BY credential_id) FILTER (WHERE by_agent) AS creds
       FROM ev WHERE list_contains(?::VARCHAR[], ev.pkey) GROUP BY ev.pkey
-      HAVING count(*) FILTER (WHERE by_agent) > 0""", [keys])
+      HAVING count(*) FILTER (WHERE by_agent) > 0""",
+        [keys],
+    )
     agents_of: dict[str, list[str]] = {}
-    for a in ctx.rows("""SELECT DISTINCT _kt_pkey(e.actor_uid) AS pkey, ca.agent_id
+    for a in ctx.rows(
+        """SELECT DISTINCT _kt_pkey(e.actor_uid) AS pkey, ca.agent_id
                           FROM (SELECT DISTINCT credential_id, actor_uid FROM events
                                 WHERE source = 'cloudtrail' AND actor_uid LIKE 'arn:%') e
                           JOIN _kt_chain_agent ca ON ca.credential_id = e.credential_id
-                          WHERE list_contains(?::VARCHAR[], _kt_pkey(e.actor_uid)) ORDER BY 1, 2""", [keys]):
+                          WHERE list_contains(?::VARCHAR[], _kt_pkey(e.actor_uid)) ORDER BY 1, 2""",
+        [keys],
+    ):
         agents_of.setdefault(a["pkey"], []).append(a["agent_id"])
     for r in rows:
         if r["used"]:
@@ -73,23 +79,46 @@ def run(ctx: Context) -> None:
         flags = sorted({f for f, _ in stmts})
         grants_text = "; ".join(
             f"{f}: {', '.join(g['actions'] or [f'NOT {a}' for a in g['not_actions'] or []])} via "
-            f"{g['policy_name']} ({g['attachment']})" for f, g in stmts[:6])
+            f"{g['policy_name']} ({g['attachment']})"
+            for f, g in stmts[:6]
+        )
         agents, creds = agents_of.get(r["pkey"], []), list(r["creds"] or [])
-        ctx.add(Draft(
-            RULE, [arn, *agents, *creds], list(r["uids"] or []),
-            f"{arn}, the identity of agent(s) {', '.join(agents)} (credentials {', '.join(creds[:5])}"
-            f"{' ...' if len(creds) > 5 else ''}), is granted {' and '.join(flags)} by the policy snapshot "
-            f"({grants_text}) but no event in the case used a permission-changing, escalation or AssumeRole "
-            f"action as it ({r['n']} events by the agent's credentials).",
-            "A stolen or misled agent credential can use every granted privilege, not only the ones the agent "
-            "needs; unused administrative or IAM-write grants are the easiest least-privilege win.",
-            r["t0"], r["t1"], contain=[], count=int(r["n"]),
-            advice=f"Remove the unused {' and '.join(flags)} grants from {arn} (statements listed in the details); "
-                   "keep only the actions the evidence shows it uses (keytrail blast shows the gap).",
-            details={"principal": arn, "flags": flags, "agents": agents,
-                     "statements": [{"flag": f, "policy": g["policy_name"], "policy_arn": g["policy_arn"],
-                                     "attachment": g["attachment"], "actions": g["actions"],
-                                     "not_actions": g["not_actions"], "resources": g["resources"],
-                                     "file_id": g["file_id"], "record_no": g["record_no"],
-                                     "statement_no": g["statement_no"]} for f, g in stmts]},
-        ))
+        ctx.add(
+            Draft(
+                RULE,
+                [arn, *agents, *creds],
+                list(r["uids"] or []),
+                f"{arn}, the identity of agent(s) {', '.join(agents)} (credentials {', '.join(creds[:5])}"
+                f"{' ...' if len(creds) > 5 else ''}), is granted {' and '.join(flags)} by the policy snapshot "
+                f"({grants_text}) but no event in the case used a permission-changing, escalation or AssumeRole "
+                f"action as it ({r['n']} events by the agent's credentials).",
+                "A stolen or misled agent credential can use every granted privilege, not only the ones the agent "
+                "needs; unused administrative or IAM-write grants are the easiest least-privilege win.",
+                r["t0"],
+                r["t1"],
+                contain=[],
+                count=int(r["n"]),
+                advice=f"Remove the unused {' and '.join(flags)} grants from {arn} (statements listed in the details); "
+                "keep only the actions the evidence shows it uses (keytrail blast shows the gap).",
+                details={
+                    "principal": arn,
+                    "flags": flags,
+                    "agents": agents,
+                    "statements": [
+                        {
+                            "flag": f,
+                            "policy": g["policy_name"],
+                            "policy_arn": g["policy_arn"],
+                            "attachment": g["attachment"],
+                            "actions": g["actions"],
+                            "not_actions": g["not_actions"],
+                            "resources": g["resources"],
+                            "file_id": g["file_id"],
+                            "record_no": g["record_no"],
+                            "statement_no": g["statement_no"],
+                        }
+                        for f, g in stmts
+                    ],
+                },
+            )
+        )

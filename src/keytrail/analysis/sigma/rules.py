@@ -55,8 +55,11 @@ class SigmaRule:
     def tactics(self) -> tuple[str, ...]:
         """ATT&CK tactics (``attack.defense-impairment``): attack tags that are no technique,
         group (``attack.g0016``) or software (``attack.s0002``) id."""
-        return tuple(t[7:] for t in self.tags if t.lower().startswith("attack.")
-                     and not _TECHNIQUE.match(t) and not _GROUP.match(t))
+        return tuple(
+            t[7:]
+            for t in self.tags
+            if t.lower().startswith("attack.") and not _TECHNIQUE.match(t) and not _GROUP.match(t)
+        )
 
     def credit(self) -> str:
         """The attribution line the DRL asks for with every match. The reference is written

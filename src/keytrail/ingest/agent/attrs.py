@@ -28,22 +28,46 @@ _EPOCH = datetime(1970, 1, 1)
 LLM_OPERATIONS = frozenset({"chat", "text_completion", "embeddings", "generate_content"})
 AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent", "invoke_workflow"})
 #: OpenInference span kinds that map onto a GenAI operation.
-_OI_KINDS = {"TOOL": "execute_tool", "LLM": "chat", "EMBEDDING": "embeddings", "AGENT": "invoke_agent",
-             "RETRIEVER": "retrieval", "GUARDRAIL": "run_guardrail"}
+_OI_KINDS = {
+    "TOOL": "execute_tool",
+    "LLM": "chat",
+    "EMBEDDING": "embeddings",
+    "AGENT": "invoke_agent",
+    "RETRIEVER": "retrieval",
+    "GUARDRAIL": "run_guardrail",
+}
 #: Renamed ``gen_ai.system`` values (deprecated -> current ``gen_ai.provider.name``).
-_PROVIDER_RENAMES = {"az.ai.inference": "azure.ai.inference", "vertex_ai": "gcp.vertex_ai", "gemini": "gcp.gemini"}
+_PROVIDER_RENAMES = {
+    "az.ai.inference": "azure.ai.inference",
+    "vertex_ai": "gcp.vertex_ai",
+    "gemini": "gcp.gemini",
+}
 
 HUMAN_KEYS = ("enduser.id", "user.id", "user.email", "enduser.pseudo.id", "langfuse.user.id")
 SESSION_KEYS = ("session.id", "gen_ai.conversation.id", "langfuse.session.id", "mcp.session.id")
 #: Attributes that name the credential a span used (no OTel convention exists, research A1.5).
-CREDENTIAL_KEYS = ("keytrail.credential.id", "credential.id", "aws.access_key.id", "aws.access_key_id",
-                   "cloud.credential.id", "vault.token.accessor", "vault.accessor")
+CREDENTIAL_KEYS = (
+    "keytrail.credential.id",
+    "credential.id",
+    "aws.access_key.id",
+    "aws.access_key_id",
+    "cloud.credential.id",
+    "vault.token.accessor",
+    "vault.accessor",
+)
 #: Where tool arguments are found, in order of preference.
-TOOL_ARGUMENT_KEYS = ("gen_ai.tool.call.arguments", "tool.parameters", "input.value", "tool_arguments",
-                      "gcp.vertex.agent.tool_call_args", "tool_parameters")
+TOOL_ARGUMENT_KEYS = (
+    "gen_ai.tool.call.arguments",
+    "tool.parameters",
+    "input.value",
+    "tool_arguments",
+    "gcp.vertex.agent.tool_call_args",
+    "tool_parameters",
+)
 
 
 # -- OTLP/JSON values ---------------------------------------------------------------------------
+
 
 def any_value(v: Any) -> Any:
     """Decode an OTLP ``AnyValue`` (``{"stringValue": ...}`` etc.) to a Python value."""
@@ -163,6 +187,7 @@ def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None,
 
 # -- normalisation ------------------------------------------------------------------------------
 
+
 @dataclass
 class AgentView:
     """What keytrail reads from one span's or log record's attributes."""
@@ -209,10 +234,25 @@ class AgentView:
 
     def details(self) -> dict[str, Any]:
         """The normalised fields worth keeping in ``events.details`` (messages stay in ``raw``)."""
-        keys = ("operation_raw", "openinference_kind", "tool_name", "tool_call_id", "tool_type",
-                "tool_arguments", "agent_name", "agent_id_source", "human_id_source", "session_id_source",
-                "model", "response_model", "provider", "response_id", "input_tokens", "output_tokens",
-                "credential_source")
+        keys = (
+            "operation_raw",
+            "openinference_kind",
+            "tool_name",
+            "tool_call_id",
+            "tool_type",
+            "tool_arguments",
+            "agent_name",
+            "agent_id_source",
+            "human_id_source",
+            "session_id_source",
+            "model",
+            "response_model",
+            "provider",
+            "response_id",
+            "input_tokens",
+            "output_tokens",
+            "credential_source",
+        )
         out = {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, "", [], {})}
         out.update(self.extra)
         return out
@@ -240,15 +280,23 @@ def normalise(attrs: Mapping[str, Any], *, log_record: bool = False) -> AgentVie
     elif op in LLM_OPERATIONS:
         v.kind = "llm"
     elif op is not None:
-        v.kind = "agent"  # invoke_agent, create_agent, invoke_workflow, retrieval, custom operations
-    v.has_genai = v.has_genai or v.kind != "other"  # e.g. Claude Code tool_result log records (tool_name)
+        v.kind = (
+            "agent"  # invoke_agent, create_agent, invoke_workflow, retrieval, custom operations
+        )
+    v.has_genai = (
+        v.has_genai or v.kind != "other"
+    )  # e.g. Claude Code tool_result log records (tool_name)
 
     # who
     for key in ("gen_ai.agent.id", "gen_ai.agent.name"):
         v.agent_id, v.agent_id_source = _first(attrs, (key,))
         if v.agent_id:
             break
-    if not v.agent_id and op in ("invoke_agent", "create_agent") and v.openinference_kind == "AGENT":
+    if (
+        not v.agent_id
+        and op in ("invoke_agent", "create_agent")
+        and v.openinference_kind == "AGENT"
+    ):
         v.agent_id, v.agent_id_source = _first(attrs, ("agent.name", "graph.node.id"))
     v.agent_name, _ = _first(attrs, ("gen_ai.agent.name", "agent.name"))
     v.human_id, v.human_id_source = _first(attrs, HUMAN_KEYS)
@@ -257,19 +305,48 @@ def normalise(attrs: Mapping[str, Any], *, log_record: bool = False) -> AgentVie
     # what with
     v.model, _ = _first(attrs, ("gen_ai.request.model", "llm.model_name", "gen_ai.response.model"))
     v.response_model, _ = _first(attrs, ("gen_ai.response.model",))
-    provider, src = _first(attrs, ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"))
-    v.provider = _PROVIDER_RENAMES.get(provider, provider) if src == "gen_ai.system" and provider else provider
+    provider, src = _first(
+        attrs, ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
+    )
+    v.provider = (
+        _PROVIDER_RENAMES.get(provider, provider)
+        if src == "gen_ai.system" and provider
+        else provider
+    )
     v.response_id, _ = _first(attrs, ("gen_ai.response.id",))
-    v.input_tokens = next((t for k in ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                                       "llm.token_count.prompt") if (t := _int(attrs.get(k))) is not None), None)
-    v.output_tokens = next((t for k in ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                                        "llm.token_count.completion") if (t := _int(attrs.get(k))) is not None),
-                           None)
+    v.input_tokens = next(
+        (
+            t
+            for k in (
+                "gen_ai.usage.input_tokens",
+                "gen_ai.usage.prompt_tokens",
+                "llm.token_count.prompt",
+            )
+            if (t := _int(attrs.get(k))) is not None
+        ),
+        None,
+    )
+    v.output_tokens = next(
+        (
+            t
+            for k in (
+                "gen_ai.usage.output_tokens",
+                "gen_ai.usage.completion_tokens",
+                "llm.token_count.completion",
+            )
+            if (t := _int(attrs.get(k))) is not None
+        ),
+        None,
+    )
     v.error_type, _ = _first(attrs, ("error.type",))
 
     # the tool call
     if v.kind == "tool":
-        call_id = attrs.get("gen_ai.tool.call.id") or attrs.get("tool_call.id") or attrs.get("tool_use_id")
+        call_id = (
+            attrs.get("gen_ai.tool.call.id")
+            or attrs.get("tool_call.id")
+            or attrs.get("tool_use_id")
+        )
         v.tool_call_id = call_id if call_id not in ("", []) else None
         v.tool_type, _ = _first(attrs, ("gen_ai.tool.type",))
         for key in TOOL_ARGUMENT_KEYS:
@@ -280,8 +357,11 @@ def normalise(attrs: Mapping[str, Any], *, log_record: bool = False) -> AgentVie
     # the credential
     v.credential_id, v.credential_source = _first(attrs, CREDENTIAL_KEYS)
     if v.credential_id:
-        v.credential_kind = ("vault-token" if v.credential_source and v.credential_source.startswith("vault.")
-                             else credential_kind(v.credential_id))
+        v.credential_kind = (
+            "vault-token"
+            if v.credential_source and v.credential_source.startswith("vault.")
+            else credential_kind(v.credential_id)
+        )
     elif v.tool_arguments is not None:
         refs = credentials_in_arguments(v.tool_arguments)
         if refs:

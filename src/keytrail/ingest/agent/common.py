@@ -83,8 +83,14 @@ class EventBatch:
         self.events.append(row)
         for rid, rtype in resources:
             account = rid.split(":")[4] if rid.startswith("arn:") and rid.count(":") >= 5 else None
-            self.resources.append({"event_uid": row["event_uid"], "resource_id": rid, "resource_type": rtype,
-                                   "account": account or None})
+            self.resources.append(
+                {
+                    "event_uid": row["event_uid"],
+                    "resource_id": rid,
+                    "resource_type": rtype,
+                    "account": account or None,
+                }
+            )
         if len(self.events) >= FLUSH_ROWS:
             self.flush()
 
@@ -98,6 +104,7 @@ class EventBatch:
 
 
 # -- reading JSON ------------------------------------------------------------------------------
+
 
 def first_line(sample: Sample) -> bytes | None:
     """The first non-blank line of the sample if it is complete (ends before the sample does)."""

@@ -27,7 +27,11 @@ if TYPE_CHECKING:
     from keytrail.ingest.base import LoadContext
 
 Key = tuple[str, str]  # (trace id, span id)
-FIELDS = (("agent_id", "agent_id_source"), ("human_id", "human_id_source"), ("session_id", "session_id_source"))
+FIELDS = (
+    ("agent_id", "agent_id_source"),
+    ("human_id", "human_id_source"),
+    ("session_id", "session_id_source"),
+)
 
 
 @dataclass(slots=True)
@@ -88,9 +92,15 @@ def resolve(nodes: list[SpanNode]) -> list[dict[str, Any]]:
             upd["agent_id"] = n.fallback_agent
             patch["agent_id_source"] = "service.name"
         if upd:
-            updates.append({"event_uid": n.event_uid, "agent_id": upd.get("agent_id"),
-                            "human_id": upd.get("human_id"), "session_id": upd.get("session_id"),
-                            "patch": json_text(patch)})
+            updates.append(
+                {
+                    "event_uid": n.event_uid,
+                    "agent_id": upd.get("agent_id"),
+                    "human_id": upd.get("human_id"),
+                    "session_id": upd.get("session_id"),
+                    "patch": json_text(patch),
+                }
+            )
     return updates
 
 
@@ -98,8 +108,12 @@ def apply(ctx: LoadContext, updates: list[dict[str, Any]]) -> None:
     """Write inherited values into this file's span rows (one UPDATE)."""
     if not updates:
         return
-    table = pa.Table.from_pylist(updates, schema=pa.schema([(c, pa.string()) for c in (
-        "event_uid", "agent_id", "human_id", "session_id", "patch")]))
+    table = pa.Table.from_pylist(
+        updates,
+        schema=pa.schema(
+            [(c, pa.string()) for c in ("event_uid", "agent_id", "human_id", "session_id", "patch")]
+        ),
+    )
     ctx.con.register("_kt_inherit", table)
     try:
         ctx.con.execute(

@@ -105,7 +105,7 @@ class JaegerAdapter(SourceAdapter):
                 ctx.records += 1
                 ctx.reject(
                     'not a Jaeger trace export ({"data": [traces]}, a trace with spans and '
-                    'processes, '
+                    "processes, "
                     "or an array of spans)",
                     record_no=record_no,
                     byte_offset=offset,

@@ -43,7 +43,9 @@ _CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
 
 
 def _is_jsonrpc(msg: Any) -> bool:
-    return isinstance(msg, dict) and msg.get("jsonrpc") == "2.0" and ("method" in msg or "id" in msg)
+    return (
+        isinstance(msg, dict) and msg.get("jsonrpc") == "2.0" and ("method" in msg or "id" in msg)
+    )
 
 
 @dataclass
@@ -82,29 +84,43 @@ class McpAdapter(SourceAdapter):
         for record_no, offset, text, doc in iter_json_records(ctx):
             ctx.records += 1
             if isinstance(doc, Exception):
-                ctx.reject(f"not valid JSON: {doc}", record_no=record_no, byte_offset=offset, excerpt=text)
+                ctx.reject(
+                    f"not valid JSON: {doc}", record_no=record_no, byte_offset=offset, excerpt=text
+                )
                 continue
             env: dict[str, Any] = {}
             msg: Any = doc
             if isinstance(doc, dict) and "message" in doc and "jsonrpc" not in doc:
                 env, msg = doc, doc["message"]
             if not _is_jsonrpc(msg):
-                ctx.reject("not a JSON-RPC 2.0 message (needs \"jsonrpc\": \"2.0\" and a method or an id), "
-                           "bare or wrapped as {\"time\", ..., \"message\": {...}}",
-                           record_no=record_no, byte_offset=offset, excerpt=text)
+                ctx.reject(
+                    'not a JSON-RPC 2.0 message (needs "jsonrpc": "2.0" and a method or an id), '
+                    'bare or wrapped as {"time", ..., "message": {...}}',
+                    record_no=record_no,
+                    byte_offset=offset,
+                    excerpt=text,
+                )
                 continue
             time_raw = next((str(env[k]) for k in _TIME_KEYS if env.get(k) not in (None, "")), None)
             time = to_utc(time_raw) if time_raw else None
             if time_raw and time is None:
-                ctx.reject(f"time {time_raw!r} is not an RFC 3339 timestamp or a unix time",
-                           record_no=record_no, byte_offset=offset, excerpt=text)
+                ctx.reject(
+                    f"time {time_raw!r} is not an RFC 3339 timestamp or a unix time",
+                    record_no=record_no,
+                    byte_offset=offset,
+                    excerpt=text,
+                )
                 continue
-            m = _Msg(msg, env, text.decode("utf-8", errors="replace"), record_no, offset, time, time_raw)
+            m = _Msg(
+                msg, env, text.decode("utf-8", errors="replace"), record_no, offset, time, time_raw
+            )
             is_request = "method" in msg and msg.get("id") is not None
             is_response = "method" not in msg and ("result" in msg or "error" in msg)
             if is_request:
                 key = _key(m, _str(env.get("direction")))
-                if key in pending:  # id reused before a response: the earlier request stays unanswered
+                if (
+                    key in pending
+                ):  # id reused before a response: the earlier request stays unanswered
                     _emit(batch, uid, pending.pop(key), None)
                 pending[key] = m
             elif is_response:
@@ -116,8 +132,12 @@ class McpAdapter(SourceAdapter):
             elif "method" in msg:
                 _emit(batch, uid, m, None)  # notification
             else:
-                ctx.reject("JSON-RPC message with an id but neither method, result nor error",
-                           record_no=record_no, byte_offset=offset, excerpt=text)
+                ctx.reject(
+                    "JSON-RPC message with an id but neither method, result nor error",
+                    record_no=record_no,
+                    byte_offset=offset,
+                    excerpt=text,
+                )
         for req in pending.values():
             _emit(batch, uid, req, None)
         batch.flush()
@@ -126,7 +146,13 @@ class McpAdapter(SourceAdapter):
 def _key(m: _Msg, request_direction: Any) -> tuple[Any, ...]:
     rid = m.msg.get("id")
     # str() of each part: envelope values are untrusted and may be unhashable (objects, arrays)
-    return (str(m.env.get("session")), str(m.env.get("server")), type(rid).__name__, str(rid), request_direction)
+    return (
+        str(m.env.get("session")),
+        str(m.env.get("server")),
+        type(rid).__name__,
+        str(rid),
+        request_direction,
+    )
 
 
 def _str(v: Any) -> str | None:
@@ -140,10 +166,16 @@ def _emit(batch: EventBatch, uid: UidMaker, m: _Msg, resp: _Msg | None) -> None:
     params = obj(msg.get("params"))
     meta = obj(params.get("_meta"))
     # 2026-07-28 sends clientInfo in every request's _meta; earlier versions only in initialize's params
-    client_info = obj(meta.get(_CLIENT_INFO)) or (obj(params.get("clientInfo")) if method == "initialize" else {})
-    details: dict[str, Any] = {"jsonrpc_id": msg.get("id"), "direction": env.get("direction"),
-                               "server": env.get("server"), "client_info": client_info or None,
-                               "protocol_version": meta.get("io.modelcontextprotocol/protocolVersion")}
+    client_info = obj(meta.get(_CLIENT_INFO)) or (
+        obj(params.get("clientInfo")) if method == "initialize" else {}
+    )
+    details: dict[str, Any] = {
+        "jsonrpc_id": msg.get("id"),
+        "direction": env.get("direction"),
+        "server": env.get("server"),
+        "client_info": client_info or None,
+        "protocol_version": meta.get("io.modelcontextprotocol/protocolVersion"),
+    }
     resources: list[Resource] = []
     target = None
     args = params.get("arguments")
@@ -182,21 +214,41 @@ def _emit(batch: EventBatch, uid: UidMaker, m: _Msg, resp: _Msg | None) -> None:
         details["result_type"] = obj(final.get("result"))["resultType"]
     raw = f"[{m.text},{resp.text}]" if resp else m.text
     agent = _str(env.get("client")) or _str(client_info.get("name"))
-    details["agent_id_source"] = "client" if _str(env.get("client")) else ("clientInfo.name" if agent else None)
-    batch.add({
-        "event_uid": uid("mcp", m.text), "source": "agent", "source_event_id": _str(msg.get("id")),
-        "time": m.time, "time_raw": m.time_raw,
-        "action": f"mcp:{service_op}", "service": "mcp", "operation": service_op,
-        "outcome": outcome, "error_code": error_code, "error_message": error_message,
-        "agent_id": agent, "actor_uid": agent, "actor_type": "agent" if agent else None,
-        "actor_name": _str(client_info.get("name")), "human_id": _str(env.get("user")),
-        "session_id": _str(env.get("session")), "credential_id": credential,
-        "credential_kind": _str(env.get("credential_kind")) or credential_kind(credential),
-        "target": target, "trace_id": hex_id(trace_id), "span_id": hex_id(span_id),
-        "request_id": _str(msg.get("id")),
-        "details": json_text({k: v for k, v in details.items() if v is not None}), "raw": raw,
-        "record_no": m.record_no, "byte_offset": m.offset,
-    }, resources)
+    details["agent_id_source"] = (
+        "client" if _str(env.get("client")) else ("clientInfo.name" if agent else None)
+    )
+    batch.add(
+        {
+            "event_uid": uid("mcp", m.text),
+            "source": "agent",
+            "source_event_id": _str(msg.get("id")),
+            "time": m.time,
+            "time_raw": m.time_raw,
+            "action": f"mcp:{service_op}",
+            "service": "mcp",
+            "operation": service_op,
+            "outcome": outcome,
+            "error_code": error_code,
+            "error_message": error_message,
+            "agent_id": agent,
+            "actor_uid": agent,
+            "actor_type": "agent" if agent else None,
+            "actor_name": _str(client_info.get("name")),
+            "human_id": _str(env.get("user")),
+            "session_id": _str(env.get("session")),
+            "credential_id": credential,
+            "credential_kind": _str(env.get("credential_kind")) or credential_kind(credential),
+            "target": target,
+            "trace_id": hex_id(trace_id),
+            "span_id": hex_id(span_id),
+            "request_id": _str(msg.get("id")),
+            "details": json_text({k: v for k, v in details.items() if v is not None}),
+            "raw": raw,
+            "record_no": m.record_no,
+            "byte_offset": m.offset,
+        },
+        resources,
+    )
 
 
 def _outcome(final: dict[str, Any] | None) -> tuple[str, str | None, str | None]:
@@ -211,8 +263,11 @@ def _outcome(final: dict[str, Any] | None) -> tuple[str, str | None, str | None]
     result = final.get("result")
     if isinstance(result, dict):
         if result.get("isError") is True:
-            texts = [str(c["text"]) for c in arr(result.get("content")) if isinstance(c, dict)
-                     and isinstance(c.get("text"), str)]
+            texts = [
+                str(c["text"])
+                for c in arr(result.get("content"))
+                if isinstance(c, dict) and isinstance(c.get("text"), str)
+            ]
             return "failure", "isError", (texts[0][:1000] if texts else None)
         if result.get("resultType") == "input_required":
             return "unknown", None, None  # the call is not finished: it asks the client for input

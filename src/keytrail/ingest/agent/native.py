@@ -33,9 +33,26 @@ from keytrail.timefmt import to_utc
 REQUIRED = ("time", "agent_id", "operation")
 OUTCOMES = ("success", "failure", "denied")
 #: Optional string fields and where they go.
-_STRINGS = ("event_id", "agent_name", "session_id", "on_behalf_of", "tool", "target", "credential",
-            "credential_kind", "outcome", "error", "error_code", "trace_id", "span_id", "parent_span_id",
-            "host", "source_ip", "user_agent", "parent_agent_id")
+_STRINGS = (
+    "event_id",
+    "agent_name",
+    "session_id",
+    "on_behalf_of",
+    "tool",
+    "target",
+    "credential",
+    "credential_kind",
+    "outcome",
+    "error",
+    "error_code",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "host",
+    "source_ip",
+    "user_agent",
+    "parent_agent_id",
+)
 KNOWN = frozenset(REQUIRED + _STRINGS + ("arguments",))
 _OPERATION = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 
@@ -59,7 +76,12 @@ class NativeAgentAdapter(SourceAdapter):
             ctx.records += 1
             problem = _check(doc)
             if problem:
-                ctx.reject(f"line {line_no}: {problem}", record_no=line_no, byte_offset=offset, excerpt=text)
+                ctx.reject(
+                    f"line {line_no}: {problem}",
+                    record_no=line_no,
+                    byte_offset=offset,
+                    excerpt=text,
+                )
                 continue
             row, resources = _row(doc, text.decode("utf-8", errors="replace"), uid)
             row.update(record_no=line_no, byte_offset=offset)
@@ -79,8 +101,10 @@ def _check(doc: Any) -> str | None:
     if to_utc(doc["time"]) is None:
         return f"'time' {doc['time']!r} is not an RFC 3339 timestamp (e.g. 2026-03-01T12:00:00Z)"
     if not _OPERATION.match(doc["operation"]):
-        return ("'operation' must be a word such as tool_call, llm_call, credential_use, login, delegation, "
-                "message (letters, digits, _ . : / -)")
+        return (
+            "'operation' must be a word such as tool_call, llm_call, credential_use, login, delegation, "
+            "message (letters, digits, _ . : / -)"
+        )
     for key in _STRINGS:
         if key in doc and doc[key] is not None and not isinstance(doc[key], str):
             return f"'{key}' must be a string, not {type(doc[key]).__name__}"
@@ -111,8 +135,14 @@ def _row(doc: dict[str, Any], raw: str, uid: UidMaker) -> tuple[dict[str, Any], 
         resources += [r for r in resources_in_arguments(args, tool=tool) if r not in resources]
     credential = s("credential")
     creds = credentials_in_arguments(args) if args else []
-    details: dict[str, Any] = {"operation": op, "tool": tool, "arguments": args, "host": s("host"),
-                               "parent_agent_id": s("parent_agent_id"), "agent_name": s("agent_name")}
+    details: dict[str, Any] = {
+        "operation": op,
+        "tool": tool,
+        "arguments": args,
+        "host": s("host"),
+        "parent_agent_id": s("parent_agent_id"),
+        "agent_name": s("agent_name"),
+    }
     if not credential and creds:
         credential = creds[0]
         details["credential_source"] = "arguments"
@@ -124,18 +154,31 @@ def _row(doc: dict[str, Any], raw: str, uid: UidMaker) -> tuple[dict[str, Any], 
     event_id = s("event_id")
     row = {
         "event_uid": f"agent:{event_id}" if event_id else uid("agent", raw),
-        "source": "agent", "source_event_id": event_id,
-        "time": to_utc(doc["time"]), "time_raw": doc["time"],
-        "action": f"{service}:{operation}", "service": service, "operation": operation,
+        "source": "agent",
+        "source_event_id": event_id,
+        "time": to_utc(doc["time"]),
+        "time_raw": doc["time"],
+        "action": f"{service}:{operation}",
+        "service": service,
+        "operation": operation,
         "outcome": s("outcome") or ("failure" if s("error") or s("error_code") else "unknown"),
-        "error_code": s("error_code"), "error_message": s("error"),
-        "actor_uid": s("agent_id"), "actor_type": "agent", "actor_name": s("agent_name"),
-        "agent_id": s("agent_id"), "human_id": s("on_behalf_of"), "session_id": s("session_id"),
-        "credential_id": credential, "credential_kind": s("credential_kind") or credential_kind(credential),
-        "src_ip": s("source_ip"), "user_agent": s("user_agent"),
+        "error_code": s("error_code"),
+        "error_message": s("error"),
+        "actor_uid": s("agent_id"),
+        "actor_type": "agent",
+        "actor_name": s("agent_name"),
+        "agent_id": s("agent_id"),
+        "human_id": s("on_behalf_of"),
+        "session_id": s("session_id"),
+        "credential_id": credential,
+        "credential_kind": s("credential_kind") or credential_kind(credential),
+        "src_ip": s("source_ip"),
+        "user_agent": s("user_agent"),
         "target": target or (resources[0][0] if resources else None),
-        "trace_id": hex_id(s("trace_id")), "span_id": hex_id(s("span_id")),
+        "trace_id": hex_id(s("trace_id")),
+        "span_id": hex_id(s("span_id")),
         "parent_span_id": hex_id(s("parent_span_id")),
-        "details": json_text({k: v for k, v in details.items() if v is not None}), "raw": raw,
+        "details": json_text({k: v for k, v in details.items() if v is not None}),
+        "raw": raw,
     }
     return row, resources

@@ -65,7 +65,9 @@ class _Scope:
 class OtlpAdapter(SourceAdapter):
     NAME = "otlp"
     SOURCE = "agent"
-    PRIORITY = 30  # strict sniffer (top-level resourceSpans/resourceLogs), ahead of lenient JSON ones
+    PRIORITY = (
+        30  # strict sniffer (top-level resourceSpans/resourceLogs), ahead of lenient JSON ones
+    )
 
     @classmethod
     def sniff(cls, sample: Sample) -> str | None:
@@ -74,7 +76,13 @@ class OtlpAdapter(SourceAdapter):
         if key is None:
             obj = sniff_object(sample)
             if obj is not None:
-                key = "resourceSpans" if "resourceSpans" in obj else "resourceLogs" if "resourceLogs" in obj else None
+                key = (
+                    "resourceSpans"
+                    if "resourceSpans" in obj
+                    else "resourceLogs"
+                    if "resourceLogs" in obj
+                    else None
+                )
         if key is None:
             return None
         return "otlp-traces" if key == "resourceSpans" else "otlp-logs"
@@ -86,12 +94,18 @@ class OtlpAdapter(SourceAdapter):
         for record_no, offset, text, doc in iter_json_records(ctx):
             if isinstance(doc, Exception):
                 ctx.records += 1
-                ctx.reject(f"not valid JSON: {doc}", record_no=record_no, byte_offset=offset, excerpt=text)
+                ctx.reject(
+                    f"not valid JSON: {doc}", record_no=record_no, byte_offset=offset, excerpt=text
+                )
                 continue
             if not isinstance(doc, dict) or not ("resourceSpans" in doc or "resourceLogs" in doc):
                 ctx.records += 1
-                ctx.reject("not an OTLP TracesData/LogsData object (no top-level resourceSpans or resourceLogs)",
-                           record_no=record_no, byte_offset=offset, excerpt=text)
+                ctx.reject(
+                    "not an OTLP TracesData/LogsData object (no top-level resourceSpans or resourceLogs)",
+                    record_no=record_no,
+                    byte_offset=offset,
+                    excerpt=text,
+                )
                 continue
             where = (record_no, offset, text)
             for sc, item, path in _walk(doc, ctx, where):
@@ -99,15 +113,24 @@ class OtlpAdapter(SourceAdapter):
                 if path[0] == "span":
                     got = _span_row(sc, item, uid, where)
                     if isinstance(got, str):
-                        ctx.reject(f"{path[1]}: {got}", record_no=record_no, byte_offset=offset, excerpt=text)
+                        ctx.reject(
+                            f"{path[1]}: {got}",
+                            record_no=record_no,
+                            byte_offset=offset,
+                            excerpt=text,
+                        )
                     else:
                         batch.add(got[0], got[1])
                         nodes.append(got[2])
                 else:
                     row, resources = _log_row(sc, item, uid, where)
                     if row is None:
-                        ctx.reject(f"{path[1]}: log record has neither timeUnixNano nor observedTimeUnixNano",
-                                   record_no=record_no, byte_offset=offset, excerpt=text)
+                        ctx.reject(
+                            f"{path[1]}: log record has neither timeUnixNano nor observedTimeUnixNano",
+                            record_no=record_no,
+                            byte_offset=offset,
+                            excerpt=text,
+                        )
                     else:
                         batch.add(row, resources)
         batch.flush()
@@ -116,13 +139,19 @@ class OtlpAdapter(SourceAdapter):
 
 def _walk(doc: dict[str, Any], ctx: LoadContext, where: tuple[int, int, bytes]) -> Any:
     """Yield ``(scope context, span_or_log, (kind, path))``; reject malformed containers."""
-    for kind, outer, inner, leaf in (("span", "resourceSpans", "scopeSpans", "spans"),
-                                     ("log", "resourceLogs", "scopeLogs", "logRecords")):
+    for kind, outer, inner, leaf in (
+        ("span", "resourceSpans", "scopeSpans", "spans"),
+        ("log", "resourceLogs", "scopeLogs", "logRecords"),
+    ):
         for i, rs in enumerate(arr(doc.get(outer))):
             if not isinstance(rs, dict):
                 ctx.records += 1
-                ctx.reject(f"{outer}[{i}] is not an object", record_no=where[0], byte_offset=where[1],
-                           excerpt=where[2])
+                ctx.reject(
+                    f"{outer}[{i}] is not an object",
+                    record_no=where[0],
+                    byte_offset=where[1],
+                    excerpt=where[2],
+                )
                 continue
             res = obj(rs.get("resource"))
             res_attrs = key_values(res.get("attributes"))
@@ -131,23 +160,36 @@ def _walk(doc: dict[str, Any], ctx: LoadContext, where: tuple[int, int, bytes]) 
             for j, ss in enumerate(scopes):
                 if not isinstance(ss, dict):
                     ctx.records += 1
-                    ctx.reject(f"{outer}[{i}].{inner}[{j}] is not an object", record_no=where[0],
-                               byte_offset=where[1], excerpt=where[2])
+                    ctx.reject(
+                        f"{outer}[{i}].{inner}[{j}] is not an object",
+                        record_no=where[0],
+                        byte_offset=where[1],
+                        excerpt=where[2],
+                    )
                     continue
                 scope = obj(ss.get("scope") or ss.get("instrumentationLibrary"))
-                sc = _Scope(res_attrs, scope.get("name"),
-                            f'{{"resource":{json_text(res)},"scope":{json_text(scope)},')
+                sc = _Scope(
+                    res_attrs,
+                    scope.get("name"),
+                    f'{{"resource":{json_text(res)},"scope":{json_text(scope)},',
+                )
                 for k, item in enumerate(arr(ss.get(leaf))):
                     path = f"{outer}[{i}].{inner}[{j}].{leaf}[{k}]"
                     if isinstance(item, dict):
                         yield sc, item, (kind, path)
                     else:
                         ctx.records += 1
-                        ctx.reject(f"{path} is not an object", record_no=where[0], byte_offset=where[1],
-                                   excerpt=where[2])
+                        ctx.reject(
+                            f"{path} is not an object",
+                            record_no=where[0],
+                            byte_offset=where[1],
+                            excerpt=where[2],
+                        )
 
 
-def _common(view: AgentView, attrs: Mapping[str, Any], res_attrs: Mapping[str, Any]) -> dict[str, Any]:
+def _common(
+    view: AgentView, attrs: Mapping[str, Any], res_attrs: Mapping[str, Any]
+) -> dict[str, Any]:
     """Columns read the same way from spans and log records."""
     return {
         "agent_id": view.agent_id,
@@ -178,8 +220,9 @@ def _resources(view: AgentView, attrs: Mapping[str, Any]) -> list[Resource]:
     return found
 
 
-def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
-              where: tuple[int, int, bytes]) -> tuple[dict[str, Any], list[Resource], SpanNode] | str:
+def _span_row(
+    sc: _Scope, span: dict[str, Any], uid: UidMaker, where: tuple[int, int, bytes]
+) -> tuple[dict[str, Any], list[Resource], SpanNode] | str:
     start = span.get("startTimeUnixNano")
     time = unix_nano(start)
     if time is None:
@@ -200,15 +243,26 @@ def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
         view.agent_id_source = "span name"
     service, operation = view.action or ("span", name or "unnamed")
     status = obj(span.get("status"))
-    exc: dict[str, Any] | None = next((key_values(e.get("attributes")) for e in arr(span.get("events"))
-                                       if isinstance(e, dict) and e.get("name") == "exception"), None)
+    exc: dict[str, Any] | None = next(
+        (
+            key_values(e.get("attributes"))
+            for e in arr(span.get("events"))
+            if isinstance(e, dict) and e.get("name") == "exception"
+        ),
+        None,
+    )
     code = status.get("code")
     failed = code in _ERROR_CODES or view.error_type is not None or exc is not None
     outcome = "failure" if failed else "success"
     resources = _resources(view, attrs)
     end = unix_nano(span.get("endTimeUnixNano"))
-    details = {"span_name": name, "span_kind": span.get("kind"), "scope": sc.scope_name,
-               "service_name": res_attrs.get("service.name"), **view.details()}
+    details = {
+        "span_name": name,
+        "span_kind": span.get("kind"),
+        "scope": sc.scope_name,
+        "service_name": res_attrs.get("service.name"),
+        **view.details(),
+    }
     if code is not None:
         details["status_code"] = code
     if view.kind == "llm" and (undeclared := _undeclared_tool_calls(attrs)):
@@ -217,21 +271,39 @@ def _span_row(sc: _Scope, span: dict[str, Any], uid: UidMaker,
         details["duration_ms"] = round((end - time).total_seconds() * 1000, 3)
     row = {
         **_common(view, attrs, res_attrs),
-        "event_uid": event_uid, "source_event_id": span_id, "time": time, "time_raw": str(start),
-        "action": f"{service}:{operation}", "service": service, "operation": operation,
+        "event_uid": event_uid,
+        "source_event_id": span_id,
+        "time": time,
+        "time_raw": str(start),
+        "action": f"{service}:{operation}",
+        "service": service,
+        "operation": operation,
         "outcome": outcome,
         "error_code": view.error_type or _str((exc or {}).get("exception.type")),
         "error_message": _str(status.get("message")) or _str((exc or {}).get("exception.message")),
         "target": resources[0][0] if resources else None,
-        "trace_id": trace_id, "span_id": span_id, "parent_span_id": parent_id,
-        "actor_uid": view.agent_id, "actor_type": "agent" if view.agent_id else None,
-        "details": json_text({k: v for k, v in details.items() if v is not None}), "raw": raw,
-        "record_no": where[0], "byte_offset": where[1],
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": parent_id,
+        "actor_uid": view.agent_id,
+        "actor_type": "agent" if view.agent_id else None,
+        "details": json_text({k: v for k, v in details.items() if v is not None}),
+        "raw": raw,
+        "record_no": where[0],
+        "byte_offset": where[1],
     }
     key = (trace_id, span_id) if trace_id and span_id else None
     parent = (trace_id, parent_id) if trace_id and parent_id else None
-    node = SpanNode(event_uid, key, parent, view.agent_id, view.human_id, view.session_id,
-                    view.operation in _AGENT_OPS, _fallback_agent(view, res_attrs))
+    node = SpanNode(
+        event_uid,
+        key,
+        parent,
+        view.agent_id,
+        view.human_id,
+        view.session_id,
+        view.operation in _AGENT_OPS,
+        _fallback_agent(view, res_attrs),
+    )
     return row, resources, node
 
 
@@ -255,8 +327,11 @@ def _arguments_from_events(attrs: dict[str, Any], events: list[Any]) -> str | No
             return "span event gen_ai.tool.message"
         for msg in arr(parse_jsonish(eattrs.get("gen_ai.input.messages"))):
             for part in arr(msg.get("parts")) if isinstance(msg, dict) else []:
-                if isinstance(part, dict) and part.get("type") == "tool_call" \
-                        and "arguments" in part:
+                if (
+                    isinstance(part, dict)
+                    and part.get("type") == "tool_call"
+                    and "arguments" in part
+                ):
                     attrs["gen_ai.tool.call.arguments"] = part["arguments"]
                     return f"span event {name}"
     return None
@@ -272,8 +347,11 @@ def _names(value: Any, kind: str) -> list[str]:
         if kind == "definitions" and isinstance(item.get("name"), str):
             out.append(item["name"])
         for part in arr(item.get("parts")) if kind == "calls" else []:
-            if isinstance(part, dict) and part.get("type") == "tool_call" \
-                    and isinstance(part.get("name"), str):
+            if (
+                isinstance(part, dict)
+                and part.get("type") == "tool_call"
+                and isinstance(part.get("name"), str)
+            ):
                 out.append(part["name"])
     return out
 
@@ -296,8 +374,9 @@ def _fallback_agent(view: AgentView, res_attrs: Mapping[str, Any]) -> str | None
     return svc if view.has_genai and svc and not _DEFAULT_SERVICE.match(svc) else None
 
 
-def _log_row(sc: _Scope, rec: dict[str, Any], uid: UidMaker,
-             where: tuple[int, int, bytes]) -> tuple[dict[str, Any] | None, list[Resource]]:
+def _log_row(
+    sc: _Scope, rec: dict[str, Any], uid: UidMaker, where: tuple[int, int, bytes]
+) -> tuple[dict[str, Any] | None, list[Resource]]:
     ts = rec.get("timeUnixNano")
     time = unix_nano(ts)
     if time is None:
@@ -310,13 +389,20 @@ def _log_row(sc: _Scope, rec: dict[str, Any], uid: UidMaker,
     view = normalise(attrs, log_record=True)
     raw = sc.raw("logRecord", rec)
     event_name = _str(rec.get("eventName")) or _str(attrs.get("event.name"))
-    service, operation = view.action or ("log", event_name or _str(rec.get("severityText")) or "record")
+    service, operation = view.action or (
+        "log",
+        event_name or _str(rec.get("severityText")) or "record",
+    )
     # Claude Code tool_result / tool_decision events say success and the permission decision.
     success, decision = attrs.get("success"), str(attrs.get("decision") or "").lower()
     severity = rec.get("severityNumber")
     if decision in ("reject", "deny", "denied", "block"):
         outcome = "denied"
-    elif success in (False, "false", "False") or view.error_type or (isinstance(severity, int) and severity >= 17):
+    elif (
+        success in (False, "false", "False")
+        or view.error_type
+        or (isinstance(severity, int) and severity >= 17)
+    ):
         outcome = "failure"
     elif success in (True, "true", "True"):
         outcome = "success"
@@ -326,21 +412,38 @@ def _log_row(sc: _Scope, rec: dict[str, Any], uid: UidMaker,
         view.agent_id, view.agent_id_source = svc, "service.name"
     resources = _resources(view, attrs)
     body = rec.get("body")
-    details = {"event_name": event_name, "severity_text": rec.get("severityText"), "severity_number": severity,
-               "scope": sc.scope_name, "service_name": res_attrs.get("service.name"), **view.details()}
+    details = {
+        "event_name": event_name,
+        "severity_text": rec.get("severityText"),
+        "severity_number": severity,
+        "scope": sc.scope_name,
+        "service_name": res_attrs.get("service.name"),
+        **view.details(),
+    }
     body_value = any_value(body)
     if body_value is not None:
         details["body"] = body_value if not isinstance(body_value, str) else body_value[:2000]
     row = {
         **_common(view, attrs, res_attrs),
-        "event_uid": uid("otlplog", raw), "source_event_id": None, "time": time, "time_raw": str(ts),
-        "action": f"{service}:{operation}", "service": service, "operation": operation, "outcome": outcome,
-        "error_code": view.error_type, "error_message": _str(attrs.get("error")),
-        "actor_uid": view.agent_id, "actor_type": "agent" if view.agent_id else None,
+        "event_uid": uid("otlplog", raw),
+        "source_event_id": None,
+        "time": time,
+        "time_raw": str(ts),
+        "action": f"{service}:{operation}",
+        "service": service,
+        "operation": operation,
+        "outcome": outcome,
+        "error_code": view.error_type,
+        "error_message": _str(attrs.get("error")),
+        "actor_uid": view.agent_id,
+        "actor_type": "agent" if view.agent_id else None,
         "target": resources[0][0] if resources else None,
-        "trace_id": otlp_id(rec.get("traceId"), 16), "span_id": otlp_id(rec.get("spanId"), 8),
-        "details": {k: v for k, v in details.items() if v is not None}, "raw": raw,
-        "record_no": where[0], "byte_offset": where[1],
+        "trace_id": otlp_id(rec.get("traceId"), 16),
+        "span_id": otlp_id(rec.get("spanId"), 8),
+        "details": {k: v for k, v in details.items() if v is not None},
+        "raw": raw,
+        "record_no": where[0],
+        "byte_offset": where[1],
     }
     row["details"] = json_text(row["details"])
     return row, resources

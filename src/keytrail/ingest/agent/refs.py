@@ -35,8 +35,9 @@ _PARAMETER_KEYS = frozenset({"parametername"})
 _VAULT_KEYS = frozenset({"vaultpath", "secretpath"})
 _GENERIC_KEYS = frozenset({"target", "resource", "resourceid", "resourcearn", "arn", "url", "uri"})
 #: Keys whose value is a credential reference (never a secret value: those are masked, not stored).
-_CREDENTIAL_KEYS = frozenset({"accesskeyid", "awsaccesskeyid", "credentialid", "credentialref", "accessor",
-                              "tokenaccessor"})
+_CREDENTIAL_KEYS = frozenset(
+    {"accesskeyid", "awsaccesskeyid", "credentialid", "credentialref", "accessor", "tokenaccessor"}
+)
 
 #: ARN service -> resource type, for the ARNs agents commonly name.
 _ARN_TYPES = {
@@ -177,7 +178,11 @@ def resources_in_arguments(args: Any, *, tool: str | None = None) -> list[Resour
             if not val:
                 continue
             if nk in _SECRET_KEYS:
-                add((val, "AWS::SecretsManager::Secret") if not _ARN.match(val) else (val, arn_type(val)))
+                add(
+                    (val, "AWS::SecretsManager::Secret")
+                    if not _ARN.match(val)
+                    else (val, arn_type(val))
+                )
             elif nk in _PARAMETER_KEYS:
                 add((val, "AWS::SSM::Parameter") if not _ARN.match(val) else (val, arn_type(val)))
             elif nk in _VAULT_KEYS or (nk == "path" and vault_tool):

@@ -51,8 +51,15 @@ _DIGEST = re.compile(r'"digestStartTime"\s*:|"logFiles"\s*:\s*\[')
 #: memory limit (``store.case.WRITER_MEMORY_LIMIT``) or every scan fails and falls back.
 MAX_OBJECT_BYTES = 64 * 1024 * 1024
 
-_STAGE_SCHEMA = pa.schema([("file_id", pa.int32()), ("record_no", pa.int64()), ("byte_offset", pa.int64()),
-                           ("format", pa.string()), ("rec", pa.string())])
+_STAGE_SCHEMA = pa.schema(
+    [
+        ("file_id", pa.int32()),
+        ("record_no", pa.int64()),
+        ("byte_offset", pa.int64()),
+        ("format", pa.string()),
+        ("rec", pa.string()),
+    ]
+)
 
 _BULK_ROWS = """
 SELECT f.file_id::INTEGER AS file_id, r.record_no::BIGINT AS record_no, NULL::BIGINT AS byte_offset,
@@ -71,8 +78,9 @@ def _sniff_text(text: str) -> str | None:
         return None
     head = t[:4096]
     first_line = head.split("\n", 1)[0]
-    if "cloudtrail event" in first_line.lower() and ("event id" in first_line.lower()
-                                                     or "event name" in first_line.lower()):
+    if "cloudtrail event" in first_line.lower() and (
+        "event id" in first_line.lower() or "event name" in first_line.lower()
+    ):
         return "cloudtrail-console-csv"
     if not (_CT_SOURCE.search(t) and _CT_NAME.search(t)):
         return None
@@ -136,14 +144,23 @@ class CloudTrailAdapter(SourceAdapter):
             ctx.rejected += rejected
 
 
-def _bulk_read(con: duckdb.DuckDBPyConnection, ctxs: list[LoadContext]) -> tuple[pa.Table | None, list[LoadContext]]:
+def _bulk_read(
+    con: duckdb.DuckDBPyConnection, ctxs: list[LoadContext]
+) -> tuple[pa.Table | None, list[LoadContext]]:
     """One DuckDB scan over the files; returns the staged records and the files it refused."""
     by_name = {str(c.path): c for c in ctxs}
     cur = con.cursor()  # its own connection: a failing scan cannot abort the ingest transaction
     try:
-        cur.register("_kt_ct_files", pa.table({
-            "filename": list(by_name), "file_id": pa.array([c.file_id for c in ctxs], pa.int32()),
-            "format": [c.format for c in ctxs]}))
+        cur.register(
+            "_kt_ct_files",
+            pa.table(
+                {
+                    "filename": list(by_name),
+                    "file_id": pa.array([c.file_id for c in ctxs], pa.int32()),
+                    "format": [c.format for c in ctxs],
+                }
+            ),
+        )
         files = "[" + ", ".join(quote_literal(n) for n in by_name) + "]"
         try:
             # The whole-document bound (4 x --max-record-bytes) applies to the scan too: DuckDB sizes its
@@ -163,8 +180,15 @@ def _bulk_read(con: duckdb.DuckDBPyConnection, ctxs: list[LoadContext]) -> tuple
         # Refuse (for the tolerant reader) files with no records (``Records`` missing, empty or not an
         # array) and files holding several JSON documents (record numbers would repeat).
         stats = table.group_by("file_id").aggregate([("record_no", "count"), ("record_no", "max")])
-        ok = {int(f) for f, n, m in zip(stats["file_id"].to_pylist(), stats["record_no_count"].to_pylist(),
-                                        stats["record_no_max"].to_pylist()) if n == m}
+        ok = {
+            int(f)
+            for f, n, m in zip(
+                stats["file_id"].to_pylist(),
+                stats["record_no_count"].to_pylist(),
+                stats["record_no_max"].to_pylist(),
+            )
+            if n == m
+        }
         refused = [c for c in ctxs if c.file_id not in ok]
         if refused:
             table = table.filter(pc.is_in(table["file_id"], pa.array(sorted(ok), pa.int32())))
@@ -185,15 +209,21 @@ def _tolerant_read(ctx: LoadContext) -> pa.Table:
     """Salvage every good record of one file; reject the rest with position and reason."""
     data = ctx.read_all()
     text = data.decode("utf-8", errors="replace")
-    items: Iterable[Rec | Bad] = (parse_console_csv(text) if ctx.format == "cloudtrail-console-csv"
-                                  else parse_json(text))
+    items: Iterable[Rec | Bad] = (
+        parse_console_csv(text) if ctx.format == "cloudtrail-console-csv" else parse_json(text)
+    )
     nos: list[int] = []
     offs: list[int | None] = []
     recs: list[str] = []
     for item in items:
         if isinstance(item, Rec) and len(item.text) > ctx.max_record_bytes:
-            ctx.reject(f"record longer than --max-record-bytes ({ctx.max_record_bytes} bytes): {len(item.text)} "
-                       "characters", record_no=item.record_no, byte_offset=item.byte_offset, excerpt=item.text[:512])
+            ctx.reject(
+                f"record longer than --max-record-bytes ({ctx.max_record_bytes} bytes): {len(item.text)} "
+                "characters",
+                record_no=item.record_no,
+                byte_offset=item.byte_offset,
+                excerpt=item.text[:512],
+            )
             ctx.records += 1
             continue
         if isinstance(item, Rec):
@@ -201,14 +231,24 @@ def _tolerant_read(ctx: LoadContext) -> pa.Table:
             offs.append(item.byte_offset)
             recs.append(item.text)
             continue
-        ctx.reject(item.reason, record_no=item.record_no, byte_offset=item.byte_offset, excerpt=item.excerpt)
+        ctx.reject(
+            item.reason,
+            record_no=item.record_no,
+            byte_offset=item.byte_offset,
+            excerpt=item.excerpt,
+        )
         if item.is_record:
             ctx.records += 1
         if "(truncated)" in item.reason and ctx.break_note is None:
             ctx.break_note = item.reason
     n = len(recs)
-    return pa.table({
-        "file_id": pa.array([ctx.file_id] * n, pa.int32()), "record_no": pa.array(nos, pa.int64()),
-        "byte_offset": pa.array(offs, pa.int64()), "format": pa.array([ctx.format] * n, pa.string()),
-        "rec": pa.array(recs, pa.string()),
-    }, schema=_STAGE_SCHEMA)
+    return pa.table(
+        {
+            "file_id": pa.array([ctx.file_id] * n, pa.int32()),
+            "record_no": pa.array(nos, pa.int64()),
+            "byte_offset": pa.array(offs, pa.int64()),
+            "format": pa.array([ctx.format] * n, pa.string()),
+            "rec": pa.array(recs, pa.string()),
+        },
+        schema=_STAGE_SCHEMA,
+    )

@@ -37,8 +37,11 @@ if TYPE_CHECKING:
 
     from keytrail.ingest.base import LoadContext
 
-_DIGEST_KEYS = (re.compile(r'"digestStartTime"\s*:'), re.compile(r'"logFiles"\s*:\s*\['),
-                re.compile(r'"digestS3Object"\s*:'))
+_DIGEST_KEYS = (
+    re.compile(r'"digestStartTime"\s*:'),
+    re.compile(r'"logFiles"\s*:\s*\['),
+    re.compile(r'"digestS3Object"\s*:'),
+)
 
 
 class CloudTrailDigestAdapter(SourceAdapter):
@@ -59,16 +62,25 @@ class CloudTrailDigestAdapter(SourceAdapter):
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as e:
             ctx.records += 1
-            ctx.reject(f"digest file is not valid JSON: {e}", record_no=1, byte_offset=0, excerpt=data[:512])
+            ctx.reject(
+                f"digest file is not valid JSON: {e}",
+                record_no=1,
+                byte_offset=0,
+                excerpt=data[:512],
+            )
             return
         ctx.records += 1
         ctx.skipped_records += 1
         files = doc.get("logFiles") if isinstance(doc, dict) else None
         if not isinstance(files, list):
-            ctx.reject("digest file has no logFiles list", record_no=1, byte_offset=0, excerpt=data[:512])
+            ctx.reject(
+                "digest file has no logFiles list", record_no=1, byte_offset=0, excerpt=data[:512]
+            )
             return
-        ctx.notes.append(f"CloudTrail digest {doc.get('digestStartTime')} to {doc.get('digestEndTime')} "
-                         f"naming {len(files)} log files; used for integrity checks, not loaded as events")
+        ctx.notes.append(
+            f"CloudTrail digest {doc.get('digestStartTime')} to {doc.get('digestEndTime')} "
+            f"naming {len(files)} log files; used for integrity checks, not loaded as events"
+        )
 
 
 @dataclass(frozen=True)
@@ -108,7 +120,9 @@ def _claims(con: duckdb.DuckDBPyConnection) -> tuple[list[_Claim], list[_Claim]]
     """(log file claims, previous-digest claims) from every digest in the case."""
     logs: list[_Claim] = []
     prev: list[_Claim] = []
-    for (path,) in con.execute("SELECT path FROM evidence WHERE source = 'digest' AND status = 'digest'").fetchall():
+    for (path,) in con.execute(
+        "SELECT path FROM evidence WHERE source = 'digest' AND status = 'digest'"
+    ).fetchall():
         data = _read(Path(path))
         content = _content(data) if data is not None else None
         try:
@@ -118,10 +132,20 @@ def _claims(con: duckdb.DuckDBPyConnection) -> tuple[list[_Claim], list[_Claim]]
         if not isinstance(doc, dict):
             continue
         for item in doc.get("logFiles") or []:
-            if isinstance(item, dict) and isinstance(item.get("s3Object"), str) and item.get("hashValue"):
+            if (
+                isinstance(item, dict)
+                and isinstance(item.get("s3Object"), str)
+                and item.get("hashValue")
+            ):
                 logs.append(_Claim(item["s3Object"], str(item["hashValue"]).lower(), path))
-        if isinstance(doc.get("previousDigestS3Object"), str) and doc.get("previousDigestHashValue"):
-            prev.append(_Claim(doc["previousDigestS3Object"], str(doc["previousDigestHashValue"]).lower(), path))
+        if isinstance(doc.get("previousDigestS3Object"), str) and doc.get(
+            "previousDigestHashValue"
+        ):
+            prev.append(
+                _Claim(
+                    doc["previousDigestS3Object"], str(doc["previousDigestHashValue"]).lower(), path
+                )
+            )
     return logs, prev
 
 
@@ -133,7 +157,9 @@ def _match(claims: list[_Claim], rows: list[tuple[int, str, str]]) -> dict[int, 
     out: dict[int, list[_Claim]] = {}
     for claim in claims:
         candidates = by_name.get(claim.key.rsplit("/", 1)[-1], [])
-        suffix = [r for r in candidates if r[1].replace("\\", "/").endswith("/" + claim.key.lstrip("/"))]
+        suffix = [
+            r for r in candidates if r[1].replace("\\", "/").endswith("/" + claim.key.lstrip("/"))
+        ]
         for row in suffix or candidates:
             out.setdefault(row[0], []).append(claim)
     return out
@@ -153,7 +179,9 @@ def _verdict(path: str, stored_sha: str, claims: list[_Claim]) -> tuple[str, str
             oks.append(f"file bytes match hashValue in {c.digest_path}")
         else:
             got = content_sha or "unreadable gzip"
-            problems.append(f"SHA-256 {got} does not match hashValue {c.hash_value} in {c.digest_path}")
+            problems.append(
+                f"SHA-256 {got} does not match hashValue {c.hash_value} in {c.digest_path}"
+            )
     if problems:
         return "failed", "; ".join(problems)
     return "verified", "; ".join(oks)
@@ -166,9 +194,13 @@ def verify_integrity(con: duckdb.DuckDBPyConnection) -> None:
     again, so a digest ingested later still verifies files ingested earlier.
     """
     logs, prev = _claims(con)
-    todo = [(int(r[0]), str(r[1]), str(r[2])) for r in con.execute(
-        "SELECT file_id, path, sha256 FROM evidence WHERE source = 'cloudtrail' "
-        "AND coalesce(integrity, 'no-digest') = 'no-digest'").fetchall()]
+    todo = [
+        (int(r[0]), str(r[1]), str(r[2]))
+        for r in con.execute(
+            "SELECT file_id, path, sha256 FROM evidence WHERE source = 'cloudtrail' "
+            "AND coalesce(integrity, 'no-digest') = 'no-digest'"
+        ).fetchall()
+    ]
     updates: list[tuple[str, str | None, int]] = []
     matched = _match(logs, todo)
     for file_id, path, sha in todo:
@@ -178,12 +210,20 @@ def verify_integrity(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "UPDATE evidence SET integrity = 'no-digest', integrity_detail = 'no digest file in the case names this file' "
         "WHERE source = 'cloudtrail' AND coalesce(integrity, 'no-digest') = 'no-digest' "
-        "AND NOT list_contains(?, file_id)", [sorted(matched)])
-    digests = [(int(r[0]), str(r[1]), str(r[2])) for r in con.execute(
-        "SELECT file_id, path, sha256 FROM evidence WHERE source = 'digest' AND status = 'digest' "
-        "AND coalesce(integrity, 'not-applicable') = 'not-applicable'").fetchall()]
+        "AND NOT list_contains(?, file_id)",
+        [sorted(matched)],
+    )
+    digests = [
+        (int(r[0]), str(r[1]), str(r[2]))
+        for r in con.execute(
+            "SELECT file_id, path, sha256 FROM evidence WHERE source = 'digest' AND status = 'digest' "
+            "AND coalesce(integrity, 'not-applicable') = 'not-applicable'"
+        ).fetchall()
+    ]
     for file_id, claims in _match(prev, digests).items():
         path, sha = next((p, s) for f, p, s in digests if f == file_id)
         updates.append((*_verdict(path, sha, claims), file_id))
     if updates:
-        con.executemany("UPDATE evidence SET integrity = ?, integrity_detail = ? WHERE file_id = ?", updates)
+        con.executemany(
+            "UPDATE evidence SET integrity = ?, integrity_detail = ? WHERE file_id = ?", updates
+        )

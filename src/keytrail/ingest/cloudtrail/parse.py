@@ -85,7 +85,7 @@ class _Reader:
         return f"skipped {self.offset(to) - self.offset(pos)} bytes to the next record"
 
     def excerpt(self, pos: int) -> str:
-        return self.text[pos:pos + EXCERPT]
+        return self.text[pos : pos + EXCERPT]
 
     # -- top level ---------------------------------------------------------------
     def items(self) -> Iterator[Item]:
@@ -111,12 +111,19 @@ class _Reader:
                     inner = self._resync(pos + 1)
                     if inner is not None and inner < stop:
                         # Damage in front of a readable record (e.g. a mangled array head).
-                        yield Bad(line, self.offset(pos), f"invalid JSON: {e.msg}; {self.skipped(pos, inner)}",
-                                  self.excerpt(pos))
+                        yield Bad(
+                            line,
+                            self.offset(pos),
+                            f"invalid JSON: {e.msg}; {self.skipped(pos, inner)}",
+                            self.excerpt(pos),
+                        )
                         pos = inner
                         continue
-                    where = "data ends inside this record (truncated)" if e.pos >= n - 1 or stop == n and \
-                        not text[pos:stop].rstrip().endswith("}") else f"invalid JSON: {e.msg}"
+                    where = (
+                        "data ends inside this record (truncated)"
+                        if e.pos >= n - 1 or stop == n and not text[pos:stop].rstrip().endswith("}")
+                        else f"invalid JSON: {e.msg}"
+                    )
                     yield Bad(line, self.offset(pos), where, self.excerpt(pos))
                     pos = self.skip(stop)
                     continue
@@ -135,15 +142,30 @@ class _Reader:
                 if inner is not None and inner < eol:
                     # Junk in front of a record on the same line (e.g. a damaged array head): report
                     # the junk, read the record.
-                    yield Bad(line, self.offset(pos), f"not JSON; {self.skipped(pos, inner)}", self.excerpt(pos))
+                    yield Bad(
+                        line,
+                        self.offset(pos),
+                        f"not JSON; {self.skipped(pos, inner)}",
+                        self.excerpt(pos),
+                    )
                     pos = inner
                     continue
                 if not text[pos:eol].strip(",[]} \t\r"):
                     # Only separators left over from a damaged array or object: not a record.
-                    yield Bad(line, self.offset(pos), "stray JSON separators", self.excerpt(pos), is_record=False)
+                    yield Bad(
+                        line,
+                        self.offset(pos),
+                        "stray JSON separators",
+                        self.excerpt(pos),
+                        is_record=False,
+                    )
                 else:
-                    yield Bad(line, self.offset(pos), "not JSON and not a CloudWatch Logs export line",
-                              self.excerpt(pos))
+                    yield Bad(
+                        line,
+                        self.offset(pos),
+                        "not JSON and not a CloudWatch Logs export line",
+                        self.excerpt(pos),
+                    )
                 pos = eol
             pos = self.skip(pos)
 
@@ -156,7 +178,7 @@ class _Reader:
             if not body:
                 continue
             if body[0].isdigit() and (m := _CWL_PREFIX.match(body)):
-                yield from self._json_text(body[m.end():].strip(), line_no, self.rec_offset(start))
+                yield from self._json_text(body[m.end() :].strip(), line_no, self.rec_offset(start))
                 continue
             try:
                 value = orjson.loads(body)
@@ -175,7 +197,9 @@ class _Reader:
         pos = self.skip(pos)
         while pos < n and text[pos] == ",":
             key_at = self.skip(pos + 1)
-            if text[key_at:key_at + 1] == "{":  # an object, not a "key": records after a stray ']'
+            if (
+                text[key_at : key_at + 1] == "{"
+            ):  # an object, not a "key": records after a stray ']'
                 pos = key_at
                 break
             try:
@@ -188,8 +212,13 @@ class _Reader:
                 resume = yield from self._records_resume(pos)
                 if resume is not None:
                     return resume, resume
-                yield Bad(None, self.offset(pos), "unreadable data after the records array", self.excerpt(pos),
-                          is_record=False)
+                yield Bad(
+                    None,
+                    self.offset(pos),
+                    "unreadable data after the records array",
+                    self.excerpt(pos),
+                    is_record=False,
+                )
                 return n, None
         if pos < n and text[pos] == "}":
             return pos + 1, None
@@ -197,8 +226,13 @@ class _Reader:
             resume = yield from self._records_resume(pos)
             if resume is not None:
                 return resume, resume
-            yield Bad(None, self.offset(pos), "unexpected data after the records array", self.excerpt(pos),
-                      is_record=False)
+            yield Bad(
+                None,
+                self.offset(pos),
+                "unexpected data after the records array",
+                self.excerpt(pos),
+                is_record=False,
+            )
             nxt = _NEXT_TOP.search(text, pos)
             return (nxt.end() if nxt else n), None
         return n, None
@@ -207,8 +241,13 @@ class _Reader:
         """Where records resume after junk that closed the records array early (reported), or None."""
         resume = self._resync(pos)
         if resume is not None:
-            yield Bad(None, self.offset(pos), f"unexpected data after the records array; "
-                      f"{self.skipped(pos, resume)}, reading on", self.excerpt(pos), is_record=False)
+            yield Bad(
+                None,
+                self.offset(pos),
+                f"unexpected data after the records array; {self.skipped(pos, resume)}, reading on",
+                self.excerpt(pos),
+                is_record=False,
+            )
         return resume
 
     def _array(self, pos: int, key: str | None, start: int = 0) -> Generator[Item, None, int]:
@@ -222,9 +261,15 @@ class _Reader:
             self._idx = idx
             pos = self.skip(pos)
             if pos >= n:
-                if idx == 0 or text[pos - 1:pos] != "]":
-                    yield Bad(None, self.offset(pos), f"data ends inside the {key or 'top-level'} array "
-                              f"after record {idx} (truncated)", "", is_record=False)
+                if idx == 0 or text[pos - 1 : pos] != "]":
+                    yield Bad(
+                        None,
+                        self.offset(pos),
+                        f"data ends inside the {key or 'top-level'} array "
+                        f"after record {idx} (truncated)",
+                        "",
+                        is_record=False,
+                    )
                 return n
             if text[pos] == "]":
                 return pos + 1
@@ -235,8 +280,11 @@ class _Reader:
             except json.JSONDecodeError as e:
                 nxt = self._resync(pos + 1)
                 truncated = nxt is None and e.pos >= len(text.rstrip()) - 1
-                reason = ("data ends inside this record (truncated)" if truncated
-                          else f"invalid JSON in record: {e.msg}")
+                reason = (
+                    "data ends inside this record (truncated)"
+                    if truncated
+                    else f"invalid JSON in record: {e.msg}"
+                )
                 if nxt is not None:
                     reason += f"; {self.skipped(pos, nxt)}"
                 elif not truncated:
@@ -246,10 +294,18 @@ class _Reader:
                     return n
                 pos = nxt
                 continue
-            if isinstance(value, str) and (inner := self._resync(pos + 1)) is not None and inner < end:
+            if (
+                isinstance(value, str)
+                and (inner := self._resync(pos + 1)) is not None
+                and inner < end
+            ):
                 # A stray quote turned the start of a record into a string ("{"): read the record.
-                yield Bad(idx, self.offset(pos), f"record is not a JSON object; {self.skipped(pos, inner)}",
-                          self.excerpt(pos))
+                yield Bad(
+                    idx,
+                    self.offset(pos),
+                    f"record is not a JSON object; {self.skipped(pos, inner)}",
+                    self.excerpt(pos),
+                )
                 pos = inner
                 continue
             yield from self._element(value, text[pos:end], idx, self.rec_offset(pos), key)
@@ -259,8 +315,13 @@ class _Reader:
             elif pos < n and text[pos] == "]":
                 return pos + 1
             elif pos < n:
-                yield Bad(None, self.offset(pos), f"missing ',' after record {idx}; reading on",
-                          self.excerpt(pos), is_record=False)
+                yield Bad(
+                    None,
+                    self.offset(pos),
+                    f"missing ',' after record {idx}; reading on",
+                    self.excerpt(pos),
+                    is_record=False,
+                )
 
     def _resync(self, start: int) -> int | None:
         """Start of the next element that parses and looks like an event, after a broken one."""
@@ -274,7 +335,9 @@ class _Reader:
         return None
 
     # -- dispatch ----------------------------------------------------------------
-    def _element(self, value: object, raw: str, idx: int, off: int | None, key: str | None) -> Iterator[Item]:
+    def _element(
+        self, value: object, raw: str, idx: int, off: int | None, key: str | None
+    ) -> Iterator[Item]:
         if key == "Events":
             yield from self._lookup_item(value, idx, off)
         elif key == "Records" and isinstance(value, dict):
@@ -315,9 +378,13 @@ class _Reader:
         elif isinstance(event, dict):
             yield Rec(no, off, _dumps(event))
         else:
-            yield Bad(no, off, "lookup-events item without a CloudTrailEvent", _dumps(value)[:EXCERPT])
+            yield Bad(
+                no, off, "lookup-events item without a CloudTrailEvent", _dumps(value)[:EXCERPT]
+            )
 
-    def _json_text(self, raw: str, no: int, off: int | None, what: str = "message") -> Iterator[Item]:
+    def _json_text(
+        self, raw: str, no: int, off: int | None, what: str = "message"
+    ) -> Iterator[Item]:
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError as e:

@@ -49,8 +49,13 @@ _DENIED = (
     "OR r.errorCode ILIKE '%NotAuthorized%' OR r.errorCode ILIKE '%Unauthorized%Access%'"
 )
 
-STS_ISSUERS = ("AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "GetSessionToken",
-               "GetFederationToken")
+STS_ISSUERS = (
+    "AssumeRole",
+    "AssumeRoleWithSAML",
+    "AssumeRoleWithWebIdentity",
+    "GetSessionToken",
+    "GetFederationToken",
+)
 
 
 def _time(expr: str) -> str:
@@ -69,8 +74,19 @@ def _aws_time(expr: str) -> str:
     )
 
 
-_PARAM_PATHS = ("$.bucketName", "$.key", "$.roleArn", "$.secretId", "$.name", "$.userName", "$.roleName",
-                "$.functionName", "$.policyArn", "$.instanceId", "$.modelId")
+_PARAM_PATHS = (
+    "$.bucketName",
+    "$.key",
+    "$.roleArn",
+    "$.secretId",
+    "$.name",
+    "$.userName",
+    "$.roleName",
+    "$.functionName",
+    "$.policyArn",
+    "$.instanceId",
+    "$.modelId",
+)
 
 
 def _candidates() -> list[tuple[str, str, str]]:
@@ -80,40 +96,80 @@ def _candidates() -> list[tuple[str, str, str]]:
     ``_PARAM_PATHS`` values of ``requestParameters``); an id expression is NULL when
     the parameter is absent or the service does not match.
     """
+
     def arn_acct(x: str) -> str:
         return f"nullif(split_part({x}, ':', 5), '')"
 
     def named(i: int, svc: str, arn: str) -> str:
-        return (f"CASE WHEN svc = '{svc}' AND p[{i}] <> '' THEN (CASE WHEN starts_with(p[{i}], 'arn:') "
-                f"THEN p[{i}] ELSE {arn} END) END")
+        return (
+            f"CASE WHEN svc = '{svc}' AND p[{i}] <> '' THEN (CASE WHEN starts_with(p[{i}], 'arn:') "
+            f"THEN p[{i}] ELSE {arn} END) END"
+        )
 
     return [
-        ("CASE WHEN svc = 's3' AND p[1] <> '' AND p[2] <> '' THEN 'arn:aws:s3:::' || p[1] || '/' || p[2] END",
-         "AWS::S3::Object", "NULL"),
-        ("CASE WHEN svc = 's3' AND p[1] <> '' THEN 'arn:aws:s3:::' || p[1] END", "AWS::S3::Bucket", "NULL"),
+        (
+            "CASE WHEN svc = 's3' AND p[1] <> '' AND p[2] <> '' THEN 'arn:aws:s3:::' || p[1] || '/' || p[2] END",
+            "AWS::S3::Object",
+            "NULL",
+        ),
+        (
+            "CASE WHEN svc = 's3' AND p[1] <> '' THEN 'arn:aws:s3:::' || p[1] END",
+            "AWS::S3::Bucket",
+            "NULL",
+        ),
         ("CASE WHEN starts_with(p[3], 'arn:') THEN p[3] END", "AWS::IAM::Role", arn_acct("p[3]")),
-        ("CASE WHEN svc = 'secretsmanager' AND p[4] <> '' THEN p[4] END", "AWS::SecretsManager::Secret",
-         f"coalesce({arn_acct('p[4]')}, acct)"),
-        (named(5, "ssm", "'arn:aws:ssm:' || reg || ':' || acct || ':parameter/' || ltrim(p[5], '/')"),
-         "AWS::SSM::Parameter", "acct"),
-        ("CASE WHEN svc = 'iam' AND p[6] <> '' THEN 'arn:aws:iam::' || acct || ':user/' || p[6] END",
-         "AWS::IAM::User", "acct"),
-        ("CASE WHEN svc = 'iam' AND p[7] <> '' THEN 'arn:aws:iam::' || acct || ':role/' || p[7] END",
-         "AWS::IAM::Role", "acct"),
-        (named(8, "lambda", "'arn:aws:lambda:' || reg || ':' || acct || ':function:' || p[8]"),
-         "AWS::Lambda::Function", f"coalesce({arn_acct('p[8]')}, acct)"),
-        ("CASE WHEN svc = 'iam' AND starts_with(p[9], 'arn:') THEN p[9] END", "AWS::IAM::ManagedPolicy",
-         arn_acct("p[9]")),
-        ("CASE WHEN svc = 'ec2' AND p[10] LIKE 'i-%' THEN 'arn:aws:ec2:' || reg || ':' || acct || ':instance/' || p[10] END",
-         "AWS::EC2::Instance", "acct"),
-        (named(11, "bedrock", "'arn:aws:bedrock:' || reg || '::foundation-model/' || p[11]"),
-         "AWS::Bedrock::FoundationModel", "NULL"),
+        (
+            "CASE WHEN svc = 'secretsmanager' AND p[4] <> '' THEN p[4] END",
+            "AWS::SecretsManager::Secret",
+            f"coalesce({arn_acct('p[4]')}, acct)",
+        ),
+        (
+            named(
+                5,
+                "ssm",
+                "'arn:aws:ssm:' || reg || ':' || acct || ':parameter/' || ltrim(p[5], '/')",
+            ),
+            "AWS::SSM::Parameter",
+            "acct",
+        ),
+        (
+            "CASE WHEN svc = 'iam' AND p[6] <> '' THEN 'arn:aws:iam::' || acct || ':user/' || p[6] END",
+            "AWS::IAM::User",
+            "acct",
+        ),
+        (
+            "CASE WHEN svc = 'iam' AND p[7] <> '' THEN 'arn:aws:iam::' || acct || ':role/' || p[7] END",
+            "AWS::IAM::Role",
+            "acct",
+        ),
+        (
+            named(8, "lambda", "'arn:aws:lambda:' || reg || ':' || acct || ':function:' || p[8]"),
+            "AWS::Lambda::Function",
+            f"coalesce({arn_acct('p[8]')}, acct)",
+        ),
+        (
+            "CASE WHEN svc = 'iam' AND starts_with(p[9], 'arn:') THEN p[9] END",
+            "AWS::IAM::ManagedPolicy",
+            arn_acct("p[9]"),
+        ),
+        (
+            "CASE WHEN svc = 'ec2' AND p[10] LIKE 'i-%' THEN 'arn:aws:ec2:' || reg || ':' || acct || ':instance/' || p[10] END",
+            "AWS::EC2::Instance",
+            "acct",
+        ),
+        (
+            named(11, "bedrock", "'arn:aws:bedrock:' || reg || '::foundation-model/' || p[11]"),
+            "AWS::Bedrock::FoundationModel",
+            "NULL",
+        ),
     ]
 
 
 def _ssm_arn(name: str) -> str:
-    return (f"CASE WHEN starts_with({name}, 'arn:') THEN {name} "
-            f"ELSE 'arn:aws:ssm:' || reg || ':' || acct || ':parameter/' || ltrim({name}, '/') END")
+    return (
+        f"CASE WHEN starts_with({name}, 'arn:') THEN {name} "
+        f"ELSE 'arn:aws:ssm:' || reg || ':' || acct || ':parameter/' || ltrim({name}, '/') END"
+    )
 
 
 def _params(rp: str) -> str:
@@ -132,7 +188,7 @@ def _stage_sql(arrow_name: str) -> str:
     CREATE OR REPLACE TEMP TABLE _kt_ct_t AS
     SELECT *,
       'cloudtrail:' || coalesce(nullif(r.eventID, ''), 'sha256-' || left(sha256(raw), 32)) AS event_uid,
-      {_time('r.eventTime')} AS time,
+      {_time("r.eventTime")} AS time,
       CASE WHEN coalesce(r.errorCode, '') = '' THEN
              CASE WHEN json_extract_string(r.responseElements, '$.ConsoleLogin') = 'Failure' THEN 'failure'
                   ELSE 'success' END
@@ -147,7 +203,7 @@ def _stage_sql(arrow_name: str) -> str:
       coalesce(nullif(r.recipientAccountId, ''), nullif({ui}.accountId, '')) AS acct,
       nullif(r.awsRegion, '') AS reg,
       replace(r.eventSource, '.amazonaws.com', '') AS svc,
-      {_params('r.requestParameters')} AS p,
+      {_params("r.requestParameters")} AS p,
       coalesce(r.eventSource, '') = '' AND coalesce(r.eventName, '') = '' AS bad
     FROM (SELECT s.file_id, s.record_no, s.byte_offset, s.format, s.rec AS raw,
                  try(json_transform(s.rec, {quote_literal(_SPEC)})) AS r
@@ -158,9 +214,15 @@ def _stage_sql(arrow_name: str) -> str:
 def _events_sql() -> str:
     ui = "r.userIdentity"
     ssm0 = "json_extract_string(r.requestParameters, '$.names[0]')"
-    target = "coalesce(" + ", ".join(
-        ["json_extract_string(r.resources, '$[0].ARN')"] + [c[0] for c in _candidates()]
-        + [f"CASE WHEN svc = 'ssm' THEN {_ssm_arn(ssm0)} END"]) + ")"
+    target = (
+        "coalesce("
+        + ", ".join(
+            ["json_extract_string(r.resources, '$[0].ARN')"]
+            + [c[0] for c in _candidates()]
+            + [f"CASE WHEN svc = 'ssm' THEN {_ssm_arn(ssm0)} END"]
+        )
+        + ")"
+    )
     return f"""
     SELECT
       event_uid, 'cloudtrail' AS source, format, nullif(r.eventID, '') AS source_event_id,
@@ -185,15 +247,21 @@ def _events_sql() -> str:
 
 
 def _resources_sql() -> str:
-    given = ("SELECT event_uid, x->>'ARN' AS resource_id, x->>'type' AS resource_type, x->>'accountId' AS account, "
-             "0 AS prio FROM (SELECT event_uid, unnest(json_extract(r.resources, '$[*]')) AS x FROM _kt_ct_t "
-             "WHERE NOT bad AND json_type(r.resources) = 'ARRAY')")
-    implied = [f"SELECT event_uid, {e} AS resource_id, {quote_literal(t)} AS resource_type, {a} AS account, "
-               f"{i} AS prio FROM _kt_ct_t WHERE NOT bad AND p IS NOT NULL"
-               for i, (e, t, a) in enumerate(_candidates(), start=1)]
-    ssm_names = (f"SELECT event_uid, {_ssm_arn('n')} AS resource_id, 'AWS::SSM::Parameter', acct, 99 FROM "
-                 "(SELECT *, unnest(json_extract_string(r.requestParameters, '$.names[*]')) AS n FROM _kt_ct_t "
-                 "WHERE NOT bad AND svc = 'ssm')")
+    given = (
+        "SELECT event_uid, x->>'ARN' AS resource_id, x->>'type' AS resource_type, x->>'accountId' AS account, "
+        "0 AS prio FROM (SELECT event_uid, unnest(json_extract(r.resources, '$[*]')) AS x FROM _kt_ct_t "
+        "WHERE NOT bad AND json_type(r.resources) = 'ARRAY')"
+    )
+    implied = [
+        f"SELECT event_uid, {e} AS resource_id, {quote_literal(t)} AS resource_type, {a} AS account, "
+        f"{i} AS prio FROM _kt_ct_t WHERE NOT bad AND p IS NOT NULL"
+        for i, (e, t, a) in enumerate(_candidates(), start=1)
+    ]
+    ssm_names = (
+        f"SELECT event_uid, {_ssm_arn('n')} AS resource_id, 'AWS::SSM::Parameter', acct, 99 FROM "
+        "(SELECT *, unnest(json_extract_string(r.requestParameters, '$.names[*]')) AS n FROM _kt_ct_t "
+        "WHERE NOT bad AND svc = 'ssm')"
+    )
     union = "\n UNION ALL ".join([given, *implied, ssm_names])
     return f"""
     SELECT DISTINCT ON (event_uid, resource_id) event_uid, resource_id, resource_type,
@@ -206,18 +274,24 @@ def _resources_sql() -> str:
 
 def _issues_sql() -> str:
     sts = ", ".join(quote_literal(n) for n in STS_ISSUERS)
-    q = ("json_extract_string(r.responseElements, ['$.credentials.accessKeyId', '$.credentials.expiration', "
-         "'$.assumedRoleUser.arn', '$.federatedUser.arn', '$.sourceIdentity', '$.accessKey.accessKeyId', "
-         "'$.accessKey.userName', '$.accessKey.createDate'])")
-    w = ("json_extract_string(r.requestParameters, ['$.roleSessionName', '$.name', '$.roleArn', "
-         "'$.durationSeconds', '$.sourceIdentity', '$.userName'])")
-    src = (f"(SELECT event_uid, r.eventName AS event_name, time, key_id, actor_uid, actor_name, acct, {q} AS q, "
-           f"{w} AS w FROM _kt_ct_t WHERE NOT bad AND outcome = 'success' AND r.responseElements IS NOT NULL AND ")
+    q = (
+        "json_extract_string(r.responseElements, ['$.credentials.accessKeyId', '$.credentials.expiration', "
+        "'$.assumedRoleUser.arn', '$.federatedUser.arn', '$.sourceIdentity', '$.accessKey.accessKeyId', "
+        "'$.accessKey.userName', '$.accessKey.createDate'])"
+    )
+    w = (
+        "json_extract_string(r.requestParameters, ['$.roleSessionName', '$.name', '$.roleArn', "
+        "'$.durationSeconds', '$.sourceIdentity', '$.userName'])"
+    )
+    src = (
+        f"(SELECT event_uid, r.eventName AS event_name, time, key_id, actor_uid, actor_name, acct, {q} AS q, "
+        f"{w} AS w FROM _kt_ct_t WHERE NOT bad AND outcome = 'success' AND r.responseElements IS NOT NULL AND "
+    )
     return f"""
     SELECT q[1] AS credential_id, 'aws-temporary-key' AS kind,
            CASE WHEN event_name IN ('AssumeRoleWithSAML', 'AssumeRoleWithWebIdentity') THEN NULL ELSE key_id END
              AS parent_credential_id,
-           event_uid, time AS issued_at, {_aws_time('q[2]')} AS expires_at,
+           event_uid, time AS issued_at, {_aws_time("q[2]")} AS expires_at,
            CASE WHEN event_name = 'GetSessionToken' THEN actor_uid ELSE coalesce(q[3], q[4]) END AS principal_uid,
            CASE WHEN event_name = 'GetSessionToken' THEN actor_name
                 ELSE coalesce(w[1], w[2], regexp_extract(coalesce(q[3], q[4]), '[^/]+$')) END AS principal_name,
@@ -263,8 +337,10 @@ def map_staged(ctx: LoadContext, staged: pa.Table) -> dict[int, tuple[int, int]]
                        'e.g. a lone UTF-16 surrogate such as \\ud800)'
                        ELSE 'not a CloudTrail event: no eventSource or eventName' END AS reason,
                   left(raw, 512) AS excerpt
-           FROM _kt_ct_t WHERE bad"""
+           FROM _kt_ct_t WHERE bad""",
     )
-    rows = con.execute("SELECT file_id, count(*), count(*) FILTER (WHERE bad) FROM _kt_ct_t GROUP BY file_id").fetchall()
+    rows = con.execute(
+        "SELECT file_id, count(*), count(*) FILTER (WHERE bad) FROM _kt_ct_t GROUP BY file_id"
+    ).fetchall()
     con.execute("DROP TABLE _kt_ct_t")
     return {int(f): (int(n), int(b)) for f, n, b in rows}

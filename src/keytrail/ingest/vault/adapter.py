@@ -63,8 +63,11 @@ class _Writer:
             self.flush()
 
     def flush(self) -> None:
-        for table, rows in (("events", self.events), ("event_resources", self.resources),
-                            ("credential_issues", self.issues)):
+        for table, rows in (
+            ("events", self.events),
+            ("event_resources", self.resources),
+            ("credential_issues", self.issues),
+        ):
             if rows:
                 self.ctx.insert(table, _to_arrow(table, rows))
         self.events, self.resources, self.issues = [], [], []
@@ -81,8 +84,13 @@ def _to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
     """
     schema = _schema(table)
     columns = zip(*map(itemgetter(*schema.names), rows), strict=True)
-    return pa.Table.from_arrays([_text_array(col) if f.name in _TEXT_COLUMNS else pa.array(col, f.type)
-                                 for col, f in zip(columns, schema, strict=True)], schema=schema)
+    return pa.Table.from_arrays(
+        [
+            _text_array(col) if f.name in _TEXT_COLUMNS else pa.array(col, f.type)
+            for col, f in zip(columns, schema, strict=True)
+        ],
+        schema=schema,
+    )
 
 
 def _text_array(values: tuple[bytes | str, ...]) -> pa.Array:
@@ -94,20 +102,28 @@ def _text_array(values: tuple[bytes | str, ...]) -> pa.Array:
     if all(v.__class__ is bytes for v in values):
         lengths = list(accumulate(map(len, values), initial=0))
         if lengths[-1] < 1 << 31:
-            arr = pa.StringArray.from_buffers(len(values), pa.array(lengths, pa.int32()).buffers()[1],
-                                              pa.py_buffer(b"".join(values)))  # type: ignore[arg-type]
+            arr = pa.StringArray.from_buffers(
+                len(values),
+                pa.array(lengths, pa.int32()).buffers()[1],
+                pa.py_buffer(b"".join(values)),
+            )  # type: ignore[arg-type]
             try:
                 arr.validate(full=True)  # UTF-8 checked: decoding would change nothing
                 return arr
             except pa.ArrowInvalid:
                 pass
-    return pa.array([v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in values], pa.string())
+    return pa.array(
+        [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in values],
+        pa.string(),
+    )
 
 
 @cache
 def _schema(table: str) -> pa.Schema:
     """Arrow schema of the columns this adapter writes (every row dict has all of them)."""
-    return pa.schema([(c.name, arrow_type(c.type)) for c in TABLES_BY_NAME[table].columns if c.name != "file_id"])
+    return pa.schema(
+        [(c.name, arrow_type(c.type)) for c in TABLES_BY_NAME[table].columns if c.name != "file_id"]
+    )
 
 
 class VaultAdapter(SourceAdapter):
@@ -140,32 +156,56 @@ class VaultAdapter(SourceAdapter):
                     answered.add(rid)
                     add(build(f"vault:{rid}", req, entry, fmt))
                     continue
-                if rid is not None and typ == "request" and rid not in pending and rid not in answered:
+                if (
+                    rid is not None
+                    and typ == "request"
+                    and rid not in pending
+                    and rid not in answered
+                ):
                     pending[rid] = entry
                     continue
             elif rec.kind == "bad":
-                ctx.reject(rec.reason or "unreadable record", record_no=rec.line_no, byte_offset=rec.offset,
-                           excerpt=rec.raw)
+                ctx.reject(
+                    rec.reason or "unreadable record",
+                    record_no=rec.line_no,
+                    byte_offset=rec.offset,
+                    excerpt=rec.raw,
+                )
                 continue
             else:  # server-log
                 server_logs += 1
-                add(build_server_log(f"vault:log:{raw_hash(rec.text)}", rec.line_no, rec.offset, rec.raw,
-                                     fmt, rec.log_fields, rec.obj))
+                add(
+                    build_server_log(
+                        f"vault:log:{raw_hash(rec.text)}",
+                        rec.line_no,
+                        rec.offset,
+                        rec.raw,
+                        fmt,
+                        rec.log_fields,
+                        rec.obj,
+                    )
+                )
                 continue
             if typ in ("kmip-request", "kmip-response"):
                 kmip += 1
                 key = orjson.dumps(entry.obj.get("request"), option=orjson.OPT_SORT_KEYS)
                 if typ == "kmip-request":
-                    if key in kmip_pending:  # an unanswered earlier request: keep it as its own event
+                    if (
+                        key in kmip_pending
+                    ):  # an unanswered earlier request: keep it as its own event
                         old = kmip_pending.pop(key)
-                        out.add(build_kmip(f"vault:kmip:{raw_hash(old.raw)}", old, None, ctx.format))
+                        out.add(
+                            build_kmip(f"vault:kmip:{raw_hash(old.raw)}", old, None, ctx.format)
+                        )
                     kmip_pending[key] = entry
                 else:
                     req = kmip_pending.pop(key, None)
                     if req is not None:
                         merged += 1
                     anchor = req or entry
-                    out.add(build_kmip(f"vault:kmip:{raw_hash(anchor.raw)}", req, entry, ctx.format))
+                    out.add(
+                        build_kmip(f"vault:kmip:{raw_hash(anchor.raw)}", req, entry, ctx.format)
+                    )
             elif rid is None:
                 # No request.id (older help operations): cannot be paired, kept as its own event.
                 out.add(_build_one(f"vault:noid:{raw_hash(entry.raw)}", entry, ctx.format))
@@ -187,11 +227,15 @@ class VaultAdapter(SourceAdapter):
         if merged:
             ctx.notes.append(f"{merged} request entries merged into their response events")
         if repeated:
-            ctx.notes.append(f"{repeated} repeated request entries (same request.id) not stored again")
+            ctx.notes.append(
+                f"{repeated} repeated request entries (same request.id) not stored again"
+            )
         if late:
             ctx.notes.append(f"{late} request entries written after their response, merged into it")
         if server_logs:
-            ctx.notes.append(f"{server_logs} Vault server log lines stored as vault:server-log events")
+            ctx.notes.append(
+                f"{server_logs} Vault server log lines stored as vault:server-log events"
+            )
         if kmip:
             ctx.notes.append(f"{kmip} KMIP entries stored as vault:kmip-* events")
 

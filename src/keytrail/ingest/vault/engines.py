@@ -56,31 +56,73 @@ def _engine(mount_type: str | None, path: str, name: str) -> bool:
     return path.startswith(name)
 
 
-def _certificate(engine: str, m: re.Match[str], serial: str, uid: str, qdata: dict[str, Any],
-                 rdata: dict[str, Any], caller: str | None, issued: datetime | None,
-                 lease: str | None) -> dict[str, Any]:
+def _certificate(
+    engine: str,
+    m: re.Match[str],
+    serial: str,
+    uid: str,
+    qdata: dict[str, Any],
+    rdata: dict[str, Any],
+    caller: str | None,
+    issued: datetime | None,
+    lease: str | None,
+) -> dict[str, Any]:
     """A PKI (x509) or SSH certificate: its serial as logged; its parent the lease if any (a role
     with ``generate_lease``: the certificate dies with the lease), else the caller's token."""
     cn = s(qdata.get("common_name"))
     cn = None if is_hmac(cn) else cn
     principals = s(qdata.get("valid_principals"))
-    attrs = {"engine": engine, "mount": m["mount"], "role": m["role"], "endpoint": m["op"],
-             "common_name": cn, "valid_principals": None if is_hmac(principals) else principals,
-             "hmac": is_hmac(serial) or None, "lease_id": lease,
-             "not_before": num(rdata.get("not_before"))}
+    attrs = {
+        "engine": engine,
+        "mount": m["mount"],
+        "role": m["role"],
+        "endpoint": m["op"],
+        "common_name": cn,
+        "valid_principals": None if is_hmac(principals) else principals,
+        "hmac": is_hmac(serial) or None,
+        "lease_id": lease,
+        "not_before": num(rdata.get("not_before")),
+    }
     if engine == "pki":  # the response logs the expiry
-        return issue(serial, "x509-certificate", lease or caller, uid, issued, None, cn, cn, attrs,
-                     f"Vault PKI {m['op']} response.data.serial_number",
-                     expires=_unix(rdata.get("expiration")))
+        return issue(
+            serial,
+            "x509-certificate",
+            lease or caller,
+            uid,
+            issued,
+            None,
+            cn,
+            cn,
+            attrs,
+            f"Vault PKI {m['op']} response.data.serial_number",
+            expires=_unix(rdata.get("expiration")),
+        )
     # an SSH signature logs no expiry: the TTL asked for, when the request logs it in clear
-    return issue(serial, "ssh-certificate", lease or caller, uid, issued,
-                 duration_s(qdata.get("ttl")), None, None, attrs,
-                 f"Vault SSH {m['op']} response.data.serial_number")
+    return issue(
+        serial,
+        "ssh-certificate",
+        lease or caller,
+        uid,
+        issued,
+        duration_s(qdata.get("ttl")),
+        None,
+        None,
+        attrs,
+        f"Vault SSH {m['op']} response.data.serial_number",
+    )
 
 
-def engine_issues(uid: str, path: str, op: str, mount_type: str | None, request: dict[str, Any],
-                  response: dict[str, Any], caller: str | None, issued: datetime | None,
-                  lease: str | None) -> list[dict[str, Any]]:
+def engine_issues(
+    uid: str,
+    path: str,
+    op: str,
+    mount_type: str | None,
+    request: dict[str, Any],
+    response: dict[str, Any],
+    caller: str | None,
+    issued: datetime | None,
+    lease: str | None,
+) -> list[dict[str, Any]]:
     """``credential_issues`` rows for a PKI / SSH / TOTP response (empty for anything else)."""
     rdata, qdata = d(response.get("data")), d(request.get("data"))
     serial = s(rdata.get("serial_number"))
@@ -92,18 +134,51 @@ def engine_issues(uid: str, path: str, op: str, mount_type: str | None, request:
         return []
     m = _TOTP_KEY.match(path) if op in ("create", "update") else None
     if m and (rdata.get("barcode") or rdata.get("url") or qdata.get("key") or qdata.get("url")):
-        attrs = {"engine": "totp", "mount": m["mount"], "key": m["name"],
-                 "generated": bool(rdata) or None, "period": num(qdata.get("period"))}
-        return [issue(path, "totp-key", caller, uid, issued, None, None, None, attrs,
-                      "Vault TOTP key created (response.data.barcode/url when generated)")]
+        attrs = {
+            "engine": "totp",
+            "mount": m["mount"],
+            "key": m["name"],
+            "generated": bool(rdata) or None,
+            "period": num(qdata.get("period")),
+        }
+        return [
+            issue(
+                path,
+                "totp-key",
+                caller,
+                uid,
+                issued,
+                None,
+                None,
+                None,
+                attrs,
+                "Vault TOTP key created (response.data.barcode/url when generated)",
+            )
+        ]
     m = _TOTP_CODE.match(path) if op == "read" else None
     code = s(rdata.get("code"))
     if m and code:
         generated = num(rdata.get("generated"))
         cred = f"{m['mount']}/code/{m['name']}@{generated if generated is not None else uid}"
-        attrs = {"engine": "totp", "mount": m["mount"], "key": f"{m['mount']}/keys/{m['name']}",
-                 "code": code if is_hmac(code) else None}
-        return [issue(cred, "totp-code", caller, uid, issued, None, None, None, attrs,
-                      "Vault TOTP code read (response.data.code)",
-                      expires=_unix(rdata.get("expire_time")))]
+        attrs = {
+            "engine": "totp",
+            "mount": m["mount"],
+            "key": f"{m['mount']}/keys/{m['name']}",
+            "code": code if is_hmac(code) else None,
+        }
+        return [
+            issue(
+                cred,
+                "totp-code",
+                caller,
+                uid,
+                issued,
+                None,
+                None,
+                None,
+                attrs,
+                "Vault TOTP code read (response.data.code)",
+                expires=_unix(rdata.get("expire_time")),
+            )
+        ]
     return []

@@ -36,11 +36,15 @@ _TAG = rb"[\w./-]+(?:\[\d+\])?: ?"
 #: Syslog headers in front of the JSON, most specific first.
 _SYSLOG = (
     # RFC 5424: <PRI>VERSION TIMESTAMP HOST APP PROCID MSGID SD [BOM]
-    re.compile(rb"^<\d{1,3}>\d{1,2} \S+ \S+ \S+ \S+ \S+ (?:-|(?:\[(?:[^\]\\]|\\.)*\])+) ?(?:\xef\xbb\xbf)?"),
+    re.compile(
+        rb"^<\d{1,3}>\d{1,2} \S+ \S+ \S+ \S+ \S+ (?:-|(?:\[(?:[^\]\\]|\\.)*\])+) ?(?:\xef\xbb\xbf)?"
+    ),
     # RFC 3164 as Vault writes it locally (<PRI>Mmm dd hh:mm:ss TAG[PID]: ), with or without a host.
     re.compile(rb"^(?:<\d{1,3}>)?[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (?:\S+ )?" + _TAG),
     # rsyslog / journald with RFC 3339 time: 2024-01-01T00:00:00.123+00:00 host vault[1]:
-    re.compile(rb"^(?:<\d{1,3}>)?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d) \S+ " + _TAG),
+    re.compile(
+        rb"^(?:<\d{1,3}>)?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d) \S+ " + _TAG
+    ),
 )
 _BOM = b"\xef\xbb\xbf"
 _loads = orjson.loads
@@ -76,12 +80,21 @@ def _classify_obj(obj: Any) -> tuple[str, str | None]:
     if "@message" in obj or "@level" in obj:
         return "server-log", None
     typ = obj.get("type")
-    if isinstance(typ, str) and typ and (isinstance(obj.get("request"), dict) or isinstance(obj.get("auth"), dict)):
+    if (
+        isinstance(typ, str)
+        and typ
+        and (isinstance(obj.get("request"), dict) or isinstance(obj.get("auth"), dict))
+    ):
         return "entry", None
-    return "bad", 'JSON object is not a Vault audit entry (needs a string "type" and a "request" or "auth" object)'
+    return (
+        "bad",
+        'JSON object is not a Vault audit entry (needs a string "type" and a "request" or "auth" object)',
+    )
 
 
-def _block_end(data: bytes, start: int, first_eol: int, indent: int) -> tuple[Any, int] | tuple[None, int]:
+def _block_end(
+    data: bytes, start: int, first_eol: int, indent: int
+) -> tuple[Any, int] | tuple[None, int]:
     """Find the end of a pretty-printed object opened at ``start`` (``{`` at column ``indent``).
 
     Returns ``(obj, end)`` on success (``end`` just after the closing brace) or
@@ -105,7 +118,7 @@ def _block_end(data: bytes, start: int, first_eol: int, indent: int) -> tuple[An
                 return None, p  # left the object without closing it, or a new object starts
             if line.startswith(closing):
                 try:
-                    return orjson.loads(data[start:p + indent + 1]), p + indent + 1
+                    return orjson.loads(data[start : p + indent + 1]), p + indent + 1
                 except orjson.JSONDecodeError:
                     pass
         p = e + 1
@@ -153,7 +166,9 @@ def iter_records(data: bytes, *, pretty: bool = False) -> Iterator[Record]:
                 pass  # the general path below rejects it
             else:
                 kind, reason = _classify_obj(obj)
-                yield Record(kind, line_no, pos, body, "json", obj if kind != "bad" else None, reason)
+                yield Record(
+                    kind, line_no, pos, body, "json", obj if kind != "bad" else None, reason
+                )
                 pos = counted_to = eol + 1
                 line_no += 1
                 continue
@@ -169,12 +184,23 @@ def iter_records(data: bytes, *, pretty: bool = False) -> Iterator[Record]:
         if m is None and framing == "syslog":
             m = _SERVER_LOG.match(body[js:])
         if m is not None:
-            fields = (m["ts"].decode(), m["level"].decode(), m["msg"].decode("utf-8", errors="replace"))
+            fields = (
+                m["ts"].decode(),
+                m["level"].decode(),
+                m["msg"].decode("utf-8", errors="replace"),
+            )
             yield Record("server-log", line_no, start, body, framing, log_fields=fields)
             pos = eol + 1
             continue
         if js < 0:
-            yield Record("bad", line_no, start, body, framing, reason="not a Vault audit entry: no JSON object on the line")
+            yield Record(
+                "bad",
+                line_no,
+                start,
+                body,
+                framing,
+                reason="not a Vault audit entry: no JSON object on the line",
+            )
             pos = eol + 1
             continue
         try:
@@ -186,27 +212,48 @@ def iter_records(data: bytes, *, pretty: bool = False) -> Iterator[Record]:
                 obj, end = _block_end(data, pos + lead, eol, lead)
                 if obj is not None:
                     kind, reason = _classify_obj(obj)
-                    yield Record(kind, line_no, start, data[start:end], "pretty", obj if kind != "bad" else None,
-                                 reason=reason)
+                    yield Record(
+                        kind,
+                        line_no,
+                        start,
+                        data[start:end],
+                        "pretty",
+                        obj if kind != "bad" else None,
+                        reason=reason,
+                    )
                     pos = end
                     continue
                 if pretty:  # one reject for the whole broken object
-                    yield Record("bad", line_no, start, data[start:end].rstrip(), "pretty",
-                                 reason="pretty-printed JSON object is incomplete or invalid")
+                    yield Record(
+                        "bad",
+                        line_no,
+                        start,
+                        data[start:end].rstrip(),
+                        "pretty",
+                        reason="pretty-printed JSON object is incomplete or invalid",
+                    )
                     pos = end if end > eol else eol + 1
                     continue
                 # In a line-oriented file a lone "{" is one damaged line: the next line is read on its own.
-            where = {"syslog": " after the syslog header", "prefix": " after the line prefix"}.get(framing, "")
+            where = {"syslog": " after the syslog header", "prefix": " after the line prefix"}.get(
+                framing, ""
+            )
             yield Record("bad", line_no, start, body, framing, reason=f"invalid JSON{where}: {e}")
             pos = eol + 1
             continue
         kind, reason = _classify_obj(obj)
-        yield Record(kind, line_no, start, body, framing, obj if kind != "bad" else None, reason=reason)
+        yield Record(
+            kind, line_no, start, body, framing, obj if kind != "bad" else None, reason=reason
+        )
         pos = eol + 1
 
 
-LABELS = {"json": "vault-audit-jsonl", "prefix": "vault-audit-prefixed", "syslog": "vault-audit-syslog",
-          "pretty": "vault-audit-pretty"}
+LABELS = {
+    "json": "vault-audit-jsonl",
+    "prefix": "vault-audit-prefixed",
+    "syslog": "vault-audit-syslog",
+    "pretty": "vault-audit-pretty",
+}
 
 
 def sniff_label(head: bytes, complete: bool, max_records: int = 500) -> str | None:
@@ -223,7 +270,7 @@ def sniff_label(head: bytes, complete: bool, max_records: int = 500) -> str | No
         cut = head.rfind(b"\n")
         if cut < 0:
             return _sniff_long_line(head)
-        head = head[:cut + 1]
+        head = head[: cut + 1]
     first: str | None = None
     entries = bad = 0
     for i, rec in enumerate(iter_records(head, pretty=True)):

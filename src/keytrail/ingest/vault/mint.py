@@ -72,7 +72,11 @@ def is_hmac(value: str | None) -> bool:
 
 def _compact(obj: dict[str, Any]) -> dict[str, Any]:
     # Drops exactly what ``v not in (None, "", [], {})`` drops: None and empty str/list/dict.
-    return {k: v for k, v in obj.items() if v is not None and (v or v.__class__ not in (str, list, dict))}
+    return {
+        k: v
+        for k, v in obj.items()
+        if v is not None and (v or v.__class__ not in (str, list, dict))
+    }
 
 
 def aws_username_prefix(display_name: str, role: str, unix: int) -> str:
@@ -115,10 +119,20 @@ def _expiry(issued: datetime | None, ttl: int | None) -> datetime | None:
     return issued + timedelta(seconds=ttl)
 
 
-def issue(cred: str, kind: str, parent: str | None, uid: str, issued: datetime | None,
-          ttl: int | None, principal_uid: str | None, principal_name: str | None,
-          attributes: dict[str, Any], reason: str, confidence: str = "proven",
-          expires: datetime | None = None) -> dict[str, Any]:
+def issue(
+    cred: str,
+    kind: str,
+    parent: str | None,
+    uid: str,
+    issued: datetime | None,
+    ttl: int | None,
+    principal_uid: str | None,
+    principal_name: str | None,
+    attributes: dict[str, Any],
+    reason: str,
+    confidence: str = "proven",
+    expires: datetime | None = None,
+) -> dict[str, Any]:
     """One ``credential_issues`` row; ``expires`` (a logged expiry) wins over ``issued + ttl``."""
     attrs = _compact(attributes)
     if expires is not None and issued is not None and not ttl:
@@ -126,11 +140,17 @@ def issue(cred: str, kind: str, parent: str | None, uid: str, issued: datetime |
     if ttl:
         attrs["ttl"] = ttl
     return {
-        "credential_id": cred, "kind": kind, "parent_credential_id": parent, "event_uid": uid,
-        "issued_at": issued, "expires_at": expires or _expiry(issued, ttl),
+        "credential_id": cred,
+        "kind": kind,
+        "parent_credential_id": parent,
+        "event_uid": uid,
+        "issued_at": issued,
+        "expires_at": expires or _expiry(issued, ttl),
         "principal_uid": principal_uid,
-        "principal_name": principal_name, "attributes": orjson.dumps(attrs),
-        "confidence": confidence, "reason": reason,
+        "principal_name": principal_name,
+        "attributes": orjson.dumps(attrs),
+        "confidence": confidence,
+        "reason": reason,
     }
 
 
@@ -145,8 +165,15 @@ def login_mount(path: str, mount_point: str | None) -> str:
     return parts[1] if len(parts) > 1 else path
 
 
-def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict[str, Any], rq: dict[str, str],
-         req_time: datetime | None, resp_time: datetime | None) -> list[dict[str, Any]]:
+def mint(
+    uid: str,
+    auth: dict[str, Any],
+    request: dict[str, Any],
+    response: dict[str, Any],
+    rq: dict[str, str],
+    req_time: datetime | None,
+    resp_time: datetime | None,
+) -> list[dict[str, Any]]:
     """``credential_issues`` rows proven by one response entry without ``error``, taken apart.
 
     ``rq`` is ``strs(request)``.
@@ -157,7 +184,9 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
     lease = s(d(response.get("secret")).get("lease_id"))
     wrap = d(response.get("wrap_info"))
     wacc = s(wrap.get("accessor"))
-    if not (new_acc or lease or wacc or "/creds/" in path or "/sts/" in path or "secret-id" in path):
+    if not (
+        new_acc or lease or wacc or "/creds/" in path or "/sts/" in path or "secret-id" in path
+    ):
         return []  # nothing below can match: most responses mint nothing
     issued = resp_time or req_time
     sent = rq.get("client_token_accessor")
@@ -172,30 +201,58 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
         role = path.split("/", 3)[3] if path.count("/") >= 3 else None
         data = d(request.get("data"))
         orphan = path.startswith("auth/token/create-orphan") or data.get("no_parent") is True
-        attrs = _token_attrs(rauth) | {"role": role, "orphan": orphan or None, "path": path,
-                                       "internal": internal or None}
-        out.append(issue(new_acc, "vault-token", None if internal else creator, uid, issued,
-                         _ttl(rauth), s(rauth.get("entity_id")), s(rauth.get("display_name")),
-                         attrs,
-                         f"Vault {path} response.auth.accessor" + (_INTERNAL if internal else "")))
+        attrs = _token_attrs(rauth) | {
+            "role": role,
+            "orphan": orphan or None,
+            "path": path,
+            "internal": internal or None,
+        }
+        out.append(
+            issue(
+                new_acc,
+                "vault-token",
+                None if internal else creator,
+                uid,
+                issued,
+                _ttl(rauth),
+                s(rauth.get("entity_id")),
+                s(rauth.get("display_name")),
+                attrs,
+                f"Vault {path} response.auth.accessor" + (_INTERNAL if internal else ""),
+            )
+        )
     elif new_acc and path.startswith("auth/") and not path.startswith("auth/token/"):
         mount = login_mount(path, mount_point)
         meta = d(rauth.get("metadata")) or d(auth.get("metadata"))
         role = s(meta.get("role_name")) or s(meta.get("role"))
         data = d(request.get("data"))
         attrs = _token_attrs(rauth) | {
-            "mount": mount, "mount_type": mount_type, "role": role,
+            "mount": mount,
+            "mount_type": mount_type,
+            "role": role,
             "identity_ref": f"vault:{mount}/{role}" if role else None,
             "service_account_name": s(meta.get("service_account_name")),
             "service_account_namespace": s(meta.get("service_account_namespace")),
-            "caller_token_accessor": sent, "login_path": path,
+            "caller_token_accessor": sent,
+            "login_path": path,
             # HMACs of the role_id / secret_id used (never plain values: those would be secrets).
             "role_id": data.get("role_id") if is_hmac(s(data.get("role_id"))) else None,
             "secret_id": data.get("secret_id") if is_hmac(s(data.get("secret_id"))) else None,
         }
-        out.append(issue(new_acc, "vault-token", None, uid, issued, _ttl(rauth),
-                         s(rauth.get("entity_id")), s(rauth.get("display_name")), attrs,
-                         f"Vault login ({mount}) response.auth.accessor"))
+        out.append(
+            issue(
+                new_acc,
+                "vault-token",
+                None,
+                uid,
+                issued,
+                _ttl(rauth),
+                s(rauth.get("entity_id")),
+                s(rauth.get("display_name")),
+                attrs,
+                f"Vault login ({mount}) response.auth.accessor",
+            )
+        )
 
     caller = s(auth.get("accessor")) or sent
     rdata = d(response.get("data"))
@@ -209,17 +266,36 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
         stem = _aws_stem(display, aws["role"])
         prefixes = [f"{stem}-{u}" for u in unixes]
         aws_attrs = {
-            "aws_role": aws["role"], "mount": aws["mount"], "endpoint": aws["kind"],
+            "aws_role": aws["role"],
+            "mount": aws["mount"],
+            "endpoint": aws["kind"],
             "username_prefix": prefixes[0] if prefixes else None,
             "username_prefix_candidates": prefixes if len(prefixes) > 1 else None,
             "federation_name_prefix": f"vault-{unixes[0]}" if unixes else None,
-            "display_name": display or None, "access_key": s(rdata.get("access_key")),
+            "display_name": display or None,
+            "access_key": s(rdata.get("access_key")),
             "arn": s(rdata.get("arn")) if not is_hmac(s(rdata.get("arn"))) else None,
         }
     if lease:
-        attrs = {"path": path, "mount_type": mount_type, "renewable": d(response.get("secret")).get("renewable")}
-        out.append(issue(lease, "vault-lease", caller, uid, issued, _lease_ttl(response), None, None,
-                          attrs | aws_attrs, "Vault response.secret.lease_id"))
+        attrs = {
+            "path": path,
+            "mount_type": mount_type,
+            "renewable": d(response.get("secret")).get("renewable"),
+        }
+        out.append(
+            issue(
+                lease,
+                "vault-lease",
+                caller,
+                uid,
+                issued,
+                _lease_ttl(response),
+                None,
+                None,
+                attrs | aws_attrs,
+                "Vault response.secret.lease_id",
+            )
+        )
     if aws:
         key = s(rdata.get("access_key"))
         if key and _AWS_KEY.match(key):
@@ -233,40 +309,95 @@ def mint(uid: str, auth: dict[str, Any], request: dict[str, Any], response: dict
             temporary = s(rdata.get("security_token")) or lease
             kind = "aws-temporary-key" if temporary else "aws-access-key"
             reason = "Vault AWS secrets engine response.data.access_key (HMAC'd as logged" + (
-                f"; temporary: it lives as long as lease {lease})" if lease else ")")
+                f"; temporary: it lives as long as lease {lease})" if lease else ")"
+            )
         else:
             key = None
         if key:
-            out.append(issue(key, kind, lease or caller, uid, issued, _lease_ttl(response) or num(rdata.get("ttl")),
-                              aws_attrs.get("arn"), None, aws_attrs | {"lease_id": lease, "hmac": is_hmac(key) or None},
-                              reason))
+            out.append(
+                issue(
+                    key,
+                    kind,
+                    lease or caller,
+                    uid,
+                    issued,
+                    _lease_ttl(response) or num(rdata.get("ttl")),
+                    aws_attrs.get("arn"),
+                    None,
+                    aws_attrs | {"lease_id": lease, "hmac": is_hmac(key) or None},
+                    reason,
+                )
+            )
 
     sid = _SECRET_ID_PATH.match(path)
     if sid and (s(rdata.get("secret_id")) or s(rdata.get("secret_id_accessor"))):
         value = s(rdata.get("secret_id"))
         cred = value if is_hmac(value) else s(rdata.get("secret_id_accessor"))
         if cred:
-            attrs = {"mount": sid["mount"], "role": sid["role"], "identity_ref": f"vault:{sid['mount']}/{sid['role']}",
-                     "secret_id_accessor": s(rdata.get("secret_id_accessor"))}
-            out.append(issue(cred, "vault-secret-id", caller, uid, issued, num(rdata.get("secret_id_ttl")), None,
-                              None, attrs, "Vault AppRole secret-id response.data.secret_id"))
+            attrs = {
+                "mount": sid["mount"],
+                "role": sid["role"],
+                "identity_ref": f"vault:{sid['mount']}/{sid['role']}",
+                "secret_id_accessor": s(rdata.get("secret_id_accessor")),
+            }
+            out.append(
+                issue(
+                    cred,
+                    "vault-secret-id",
+                    caller,
+                    uid,
+                    issued,
+                    num(rdata.get("secret_id_ttl")),
+                    None,
+                    None,
+                    attrs,
+                    "Vault AppRole secret-id response.data.secret_id",
+                )
+            )
 
     if wacc:
         created = s(wrap.get("creation_path")) or ""
         wrapped = s(wrap.get("wrapped_accessor"))
         attrs = {"wrapping": True, "creation_path": created or None, "wrapped_accessor": wrapped}
-        out.append(issue(wacc, "vault-token", caller, uid, issued, num(wrap.get("ttl")), None, None, attrs,
-                         "Vault response.wrap_info.accessor (response-wrapping token)"))
+        out.append(
+            issue(
+                wacc,
+                "vault-token",
+                caller,
+                uid,
+                issued,
+                num(wrap.get("ttl")),
+                None,
+                None,
+                attrs,
+                "Vault response.wrap_info.accessor (response-wrapping token)",
+            )
+        )
         if wrapped and created.startswith("auth/") and created == path:  # not a rewrap
             # The wrapped response is not logged, only its accessor: a token creation's child
             # (parent the creator), a login's new token (no parent, like every login).
             create = created.startswith("auth/token/create")
-            attrs = {"path": created, "wrapped_by": wacc, "login_path": None if create else created,
-                     "orphan": created.startswith("auth/token/create-orphan") or None}
-            out.append(issue(wrapped, "vault-token", caller if create and not internal else None,
-                             uid, issued, None, None, None, attrs,
-                             "Vault response.wrap_info.wrapped_accessor (the token inside the "
-                             "response-wrapping token)"))
+            attrs = {
+                "path": created,
+                "wrapped_by": wacc,
+                "login_path": None if create else created,
+                "orphan": created.startswith("auth/token/create-orphan") or None,
+            }
+            out.append(
+                issue(
+                    wrapped,
+                    "vault-token",
+                    caller if create and not internal else None,
+                    uid,
+                    issued,
+                    None,
+                    None,
+                    None,
+                    attrs,
+                    "Vault response.wrap_info.wrapped_accessor (the token inside the "
+                    "response-wrapping token)",
+                )
+            )
     return out
 
 
@@ -292,9 +423,14 @@ def _lease_ttl(response: dict[str, Any]) -> int | None:
 
 def _token_attrs(rauth: dict[str, Any]) -> dict[str, Any]:
     return {
-        "policies": rauth.get("policies"), "token_policies": rauth.get("token_policies"),
-        "identity_policies": rauth.get("identity_policies"), "token_type": s(rauth.get("token_type")),
-        "metadata": d(rauth.get("metadata")) or None, "renewable": rauth.get("renewable"),
-        "orphan": rauth.get("orphan"), "num_uses": num(rauth.get("num_uses")),
-        "entity_created": rauth.get("entity_created"), "display_name": s(rauth.get("display_name")),
+        "policies": rauth.get("policies"),
+        "token_policies": rauth.get("token_policies"),
+        "identity_policies": rauth.get("identity_policies"),
+        "token_type": s(rauth.get("token_type")),
+        "metadata": d(rauth.get("metadata")) or None,
+        "renewable": rauth.get("renewable"),
+        "orphan": rauth.get("orphan"),
+        "num_uses": num(rauth.get("num_uses")),
+        "entity_created": rauth.get("entity_created"),
+        "display_name": s(rauth.get("display_name")),
     }

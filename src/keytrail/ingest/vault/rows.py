@@ -40,18 +40,54 @@ _CREDS_IN_PATH = re.compile(r"/(?:creds|sts|static-creds)/")
 _SECRET_MOUNTS = ("kv", "secret", "generic", "cubbyhole")
 #: Engines whose responses hand out credentials other than tokens and leases (engines.py).
 _ENGINES = ("pki", "ssh", "totp")
-_ADDR_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<v4>\d{1,3}(?:\.\d{1,3}){3})):(?P<port>\d+)$")
+_ADDR_PORT = re.compile(
+    r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<v4>\d{1,3}(?:\.\d{1,3}){3})):(?P<port>\d+)$"
+)
 #: KMIP 1.x Operation enumeration (OASIS KMIP Specification v1.4, 9.1.3.2.27).
 KMIP_OPERATIONS = {
-    0x01: "Create", 0x02: "CreateKeyPair", 0x03: "Register", 0x04: "ReKey", 0x05: "DeriveKey",
-    0x06: "Certify", 0x07: "ReCertify", 0x08: "Locate", 0x09: "Check", 0x0A: "Get", 0x0B: "GetAttributes",
-    0x0C: "GetAttributeList", 0x0D: "AddAttribute", 0x0E: "ModifyAttribute", 0x0F: "DeleteAttribute",
-    0x10: "ObtainLease", 0x11: "GetUsageAllocation", 0x12: "Activate", 0x13: "Revoke", 0x14: "Destroy",
-    0x15: "Archive", 0x16: "Recover", 0x17: "Validate", 0x18: "Query", 0x19: "Cancel", 0x1A: "Poll",
-    0x1B: "Notify", 0x1C: "Put", 0x1D: "ReKeyKeyPair", 0x1E: "DiscoverVersions", 0x1F: "Encrypt",
-    0x20: "Decrypt", 0x21: "Sign", 0x22: "SignatureVerify", 0x23: "MAC", 0x24: "MACVerify",
-    0x25: "RNGRetrieve", 0x26: "RNGSeed", 0x27: "Hash", 0x28: "CreateSplitKey", 0x29: "JoinSplitKey",
-    0x2A: "Import", 0x2B: "Export",
+    0x01: "Create",
+    0x02: "CreateKeyPair",
+    0x03: "Register",
+    0x04: "ReKey",
+    0x05: "DeriveKey",
+    0x06: "Certify",
+    0x07: "ReCertify",
+    0x08: "Locate",
+    0x09: "Check",
+    0x0A: "Get",
+    0x0B: "GetAttributes",
+    0x0C: "GetAttributeList",
+    0x0D: "AddAttribute",
+    0x0E: "ModifyAttribute",
+    0x0F: "DeleteAttribute",
+    0x10: "ObtainLease",
+    0x11: "GetUsageAllocation",
+    0x12: "Activate",
+    0x13: "Revoke",
+    0x14: "Destroy",
+    0x15: "Archive",
+    0x16: "Recover",
+    0x17: "Validate",
+    0x18: "Query",
+    0x19: "Cancel",
+    0x1A: "Poll",
+    0x1B: "Notify",
+    0x1C: "Put",
+    0x1D: "ReKeyKeyPair",
+    0x1E: "DiscoverVersions",
+    0x1F: "Encrypt",
+    0x20: "Decrypt",
+    0x21: "Sign",
+    0x22: "SignatureVerify",
+    0x23: "MAC",
+    0x24: "MACVerify",
+    0x25: "RNGRetrieve",
+    0x26: "RNGSeed",
+    0x27: "Hash",
+    0x28: "CreateSplitKey",
+    0x29: "JoinSplitKey",
+    0x2A: "Import",
+    0x2B: "Export",
 }
 _KMIP_PERMISSION_DENIED = 0x0C  # ResultReason "Permission Denied"
 
@@ -125,8 +161,13 @@ def _json(obj: dict[str, Any]) -> bytes:
 
     Drops exactly what ``v not in (None, "", [], {})`` drops: None and empty str/list/dict.
     """
-    return orjson.dumps({k: v for k, v in obj.items()
-                         if v is not None and (v or v.__class__ not in (str, list, dict))})
+    return orjson.dumps(
+        {
+            k: v
+            for k, v in obj.items()
+            if v is not None and (v or v.__class__ not in (str, list, dict))
+        }
+    )
 
 
 @lru_cache(maxsize=8192)  # clients and paths repeat: a hit is cheaper than the regexes
@@ -157,7 +198,18 @@ def resource_type(path: str, mount_type: str | None) -> str:
         return "vault-secret"
     if mt:
         return f"vault-{mt}"
-    for engine in ("transit", "pki", "totp", "database", "ssh", "aws", "gcp", "azure", "consul", "nomad"):
+    for engine in (
+        "transit",
+        "pki",
+        "totp",
+        "database",
+        "ssh",
+        "aws",
+        "gcp",
+        "azure",
+        "consul",
+        "nomad",
+    ):
         if first.startswith(engine):
             return f"vault-{engine}"
     return "vault-path"
@@ -180,7 +232,7 @@ def _human_in(meta: dict[str, Any], display_name: str | None) -> str | None:
         return None if workload_family(display[5:]) else display[5:]
     for prefix in _HUMAN_PREFIXES:
         if display.startswith(prefix) and len(display) > len(prefix):
-            return s(meta.get("username")) or display[len(prefix):]
+            return s(meta.get("username")) or display[len(prefix) :]
     return None
 
 
@@ -221,7 +273,11 @@ def build(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Rows:
     ip, port = split_address(rq.get("remote_address"))
     first = req if req is not None and req.time is not None else main
     ua = d(request.get("headers")).get("user-agent") if "headers" in request else None
-    user_agent = ", ".join(x for x in ua if isinstance(x, str) and not is_hmac(x)) if isinstance(ua, list) else None
+    user_agent = (
+        ", ".join(x for x in ua if isinstance(x, str) and not is_hmac(x))
+        if isinstance(ua, list)
+        else None
+    )
     rauth = d(response.get("auth"))
     wrap = d(response.get("wrap_info"))
     answered = resp is not None and resp.type == "response"
@@ -257,7 +313,8 @@ def build(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Rows:
         "client_id": rq.get("client_id"),
         "request_uri": rq.get("request_uri"),
         "remote_port": num(request.get("remote_port")) or port,
-        "forwarded_from": s(obj.get("forwarded_from")) or (s(req.obj.get("forwarded_from")) if req else None),
+        "forwarded_from": s(obj.get("forwarded_from"))
+        or (s(req.obj.get("forwarded_from")) if req else None),
         "data_keys": sorted(data) if isinstance(data, dict) and data else None,
         "response_data_keys": sorted(rdata) if isinstance(rdata, dict) and rdata else None,
         "lease_id": s(d(response.get("secret")).get("lease_id")) if "secret" in response else None,
@@ -274,29 +331,67 @@ def build(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Rows:
     else:
         outcome = "success" if answered else "unknown"
     event = {
-        "event_uid": uid, "source": "vault", "format": fmt, "source_event_id": rq.get("id"),
-        "time": first.time, "time_raw": first.time_raw, "action": f"vault:{op}", "service": "vault",
-        "operation": op, "read_only": True if op in READ_OPS else (False if op in WRITE_OPS else None),
-        "outcome": outcome, "error_code": None, "error_message": error,
-        "actor_uid": actor_uid, "actor_type": "vault-token" if (actor_uid or caller) else None,
-        "actor_name": display, "credential_id": caller,
-        "credential_kind": "vault-token" if caller else None, "session_id": None,
-        "agent_id": _agent_in(meta), "human_id": _human_in(meta, display), "src_ip": ip, "user_agent": user_agent,
-        "account": ns_path, "region": None, "target": path, "trace_id": None, "span_id": None,
-        "parent_span_id": None, "shared_event_id": None, "request_id": None, "details": _json(details),
-        "raw": main.raw_undecoded, "record_no": main.line_no, "byte_offset": main.offset,
+        "event_uid": uid,
+        "source": "vault",
+        "format": fmt,
+        "source_event_id": rq.get("id"),
+        "time": first.time,
+        "time_raw": first.time_raw,
+        "action": f"vault:{op}",
+        "service": "vault",
+        "operation": op,
+        "read_only": True if op in READ_OPS else (False if op in WRITE_OPS else None),
+        "outcome": outcome,
+        "error_code": None,
+        "error_message": error,
+        "actor_uid": actor_uid,
+        "actor_type": "vault-token" if (actor_uid or caller) else None,
+        "actor_name": display,
+        "credential_id": caller,
+        "credential_kind": "vault-token" if caller else None,
+        "session_id": None,
+        "agent_id": _agent_in(meta),
+        "human_id": _human_in(meta, display),
+        "src_ip": ip,
+        "user_agent": user_agent,
+        "account": ns_path,
+        "region": None,
+        "target": path,
+        "trace_id": None,
+        "span_id": None,
+        "parent_span_id": None,
+        "shared_event_id": None,
+        "request_id": None,
+        "details": _json(details),
+        "raw": main.raw_undecoded,
+        "record_no": main.line_no,
+        "byte_offset": main.offset,
     }
     resources = []
     if path:
-        resources.append({"event_uid": uid, "resource_id": f"vault:{ns_path or ''}{path}",
-                          "resource_type": resource_type(path, mount_type), "account": ns_path})
+        resources.append(
+            {
+                "event_uid": uid,
+                "resource_id": f"vault:{ns_path or ''}{path}",
+                "resource_type": resource_type(path, mount_type),
+                "account": ns_path,
+            }
+        )
     issues = []
     if resp is not None and answered and not own_error:
         issues = mint(uid, auth, request, response, rq, req.time if req else None, resp.time)
         if path and (mount_type in _ENGINES or (mount_type is None and path.startswith(_ENGINES))):
-            issues += engine_issues(uid, path, op, mount_type, request, response, caller,
-                                    resp.time or (req.time if req else None),
-                                    s(d(response.get("secret")).get("lease_id")))
+            issues += engine_issues(
+                uid,
+                path,
+                op,
+                mount_type,
+                request,
+                response,
+                caller,
+                resp.time or (req.time if req else None),
+                s(d(response.get("secret")).get("lease_id")),
+            )
     return Rows(event, resources, issues)
 
 
@@ -317,19 +412,33 @@ def _listed(rdata: Any) -> int | None:
 
 
 def _response_auth(rauth: dict[str, Any]) -> dict[str, Any] | None:
-    return {k: v for k, v in {
-        "accessor": s(rauth.get("accessor")), "display_name": s(rauth.get("display_name")),
-        "entity_id": s(rauth.get("entity_id")), "policies": rauth.get("policies"),
-        "token_type": s(rauth.get("token_type")), "token_ttl": num(rauth.get("token_ttl")),
-        "metadata": d(rauth.get("metadata")) or None, "num_uses": num(rauth.get("num_uses")),
-    }.items() if v not in (None, [], {})} or None
+    return {
+        k: v
+        for k, v in {
+            "accessor": s(rauth.get("accessor")),
+            "display_name": s(rauth.get("display_name")),
+            "entity_id": s(rauth.get("entity_id")),
+            "policies": rauth.get("policies"),
+            "token_type": s(rauth.get("token_type")),
+            "token_ttl": num(rauth.get("token_ttl")),
+            "metadata": d(rauth.get("metadata")) or None,
+            "num_uses": num(rauth.get("num_uses")),
+        }.items()
+        if v not in (None, [], {})
+    } or None
 
 
 def _wrap_info(wrap: dict[str, Any]) -> dict[str, Any] | None:
-    return {k: v for k, v in {
-        "accessor": s(wrap.get("accessor")), "wrapped_accessor": s(wrap.get("wrapped_accessor")),
-        "creation_path": s(wrap.get("creation_path")), "ttl": num(wrap.get("ttl")),
-    }.items() if v is not None} or None
+    return {
+        k: v
+        for k, v in {
+            "accessor": s(wrap.get("accessor")),
+            "wrapped_accessor": s(wrap.get("wrapped_accessor")),
+            "creation_path": s(wrap.get("creation_path")),
+            "ttl": num(wrap.get("ttl")),
+        }.items()
+        if v is not None
+    } or None
 
 
 def _kmip_find(node: Any, tag: str) -> Any:
@@ -374,34 +483,73 @@ def build_kmip(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Row
         outcome = "failure" if status in (1, 3) else "unknown"
     serial = s(request.get("client_certificate_serial_number"))
     ip, port = split_address(s(request.get("remote_address")))
-    target = _kmip_find(kreq, "UniqueIdentifier") or (_kmip_find(kresp, "UniqueIdentifier") if kresp else None)
+    target = _kmip_find(kreq, "UniqueIdentifier") or (
+        _kmip_find(kresp, "UniqueIdentifier") if kresp else None
+    )
     target = target if isinstance(target, str) else None
     ns_path = s(d(request.get("namespace")).get("path"))
     details = {
-        "entry": "pair" if req and resp else ("response" if resp else "request"), "entry_type": main.type,
+        "entry": "pair" if req and resp else ("response" if resp else "request"),
+        "entry_type": main.type,
         "request_record_no": req.line_no if req and resp else None,
-        "request_time": req.time_raw if req else None, "response_time": resp.time_raw if resp else None,
-        "kmip_operation_code": code, "kmip_result_status": status, "kmip_result_reason": reason,
-        "client_certificate_serial_number": serial, "remote_port": port,
+        "request_time": req.time_raw if req else None,
+        "response_time": resp.time_raw if resp else None,
+        "kmip_operation_code": code,
+        "kmip_result_status": status,
+        "kmip_result_reason": reason,
+        "client_certificate_serial_number": serial,
+        "remote_port": port,
     }
     first = req if req is not None and req.time is not None else main
     event = _NO_EVENT | {
-        "event_uid": uid, "source": "vault", "format": fmt, "time": first.time, "time_raw": first.time_raw,
-        "action": f"vault:kmip-{name}", "service": "vault", "operation": f"kmip-{name}",
-        "outcome": outcome, "error_code": None if status in (None, 0) else f"kmip-status-{status}"
-        + (f"-reason-{reason}" if reason is not None else ""),
-        "actor_uid": serial, "actor_type": "kmip-client" if serial else None,
-        "credential_id": serial, "credential_kind": "vault-kmip-cert" if serial else None,
-        "src_ip": ip, "account": ns_path, "target": target, "details": _json(details), "raw": main.raw_undecoded,
-        "record_no": main.line_no, "byte_offset": main.offset,
+        "event_uid": uid,
+        "source": "vault",
+        "format": fmt,
+        "time": first.time,
+        "time_raw": first.time_raw,
+        "action": f"vault:kmip-{name}",
+        "service": "vault",
+        "operation": f"kmip-{name}",
+        "outcome": outcome,
+        "error_code": None
+        if status in (None, 0)
+        else f"kmip-status-{status}" + (f"-reason-{reason}" if reason is not None else ""),
+        "actor_uid": serial,
+        "actor_type": "kmip-client" if serial else None,
+        "credential_id": serial,
+        "credential_kind": "vault-kmip-cert" if serial else None,
+        "src_ip": ip,
+        "account": ns_path,
+        "target": target,
+        "details": _json(details),
+        "raw": main.raw_undecoded,
+        "record_no": main.line_no,
+        "byte_offset": main.offset,
     }
-    resources = [{"event_uid": uid, "resource_id": f"vault:{ns_path or ''}kmip/{target}",
-                  "resource_type": "vault-kmip-object", "account": ns_path}] if target else []
+    resources = (
+        [
+            {
+                "event_uid": uid,
+                "resource_id": f"vault:{ns_path or ''}kmip/{target}",
+                "resource_type": "vault-kmip-object",
+                "account": ns_path,
+            }
+        ]
+        if target
+        else []
+    )
     return Rows(event, resources, [])
 
 
-def build_server_log(uid: str, line_no: int, offset: int, raw: bytes | str, fmt: str,
-                     fields: tuple[str, str, str] | None, obj: dict[str, Any] | None) -> Rows:
+def build_server_log(
+    uid: str,
+    line_no: int,
+    offset: int,
+    raw: bytes | str,
+    fmt: str,
+    fields: tuple[str, str, str] | None,
+    obj: dict[str, Any] | None,
+) -> Rows:
     """A Vault server (operational) log line kept on the timeline as ``vault:server-log``."""
     if fields is not None:
         ts, level, message = fields
@@ -412,12 +560,26 @@ def build_server_log(uid: str, line_no: int, offset: int, raw: bytes | str, fmt:
         ts, level = str(o.get("@timestamp") or ""), str(o.get("@level") or "")
         message, module = str(o.get("@message") or ""), str(o.get("@module") or "")
     lease = _LEASE_IN_LOG.search(message)
-    details = {"level": level.upper() or None, "module": module.strip() or None, "message": message,
-               "lease_id": lease.group(1) if lease else None}
+    details = {
+        "level": level.upper() or None,
+        "module": module.strip() or None,
+        "message": message,
+        "lease_id": lease.group(1) if lease else None,
+    }
     event = _NO_EVENT | {
-        "event_uid": uid, "source": "vault", "format": fmt, "time": to_utc(ts) if ts else None,
-        "time_raw": ts or None, "action": "vault:server-log", "service": "vault", "operation": "server-log",
-        "outcome": "unknown", "target": lease.group(1) if lease else None, "details": _json(details),
-        "raw": raw, "record_no": line_no, "byte_offset": offset,
+        "event_uid": uid,
+        "source": "vault",
+        "format": fmt,
+        "time": to_utc(ts) if ts else None,
+        "time_raw": ts or None,
+        "action": "vault:server-log",
+        "service": "vault",
+        "operation": "server-log",
+        "outcome": "unknown",
+        "target": lease.group(1) if lease else None,
+        "details": _json(details),
+        "raw": raw,
+        "record_no": line_no,
+        "byte_offset": offset,
     }
     return Rows(event, [], [])

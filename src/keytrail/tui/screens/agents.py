@@ -38,16 +38,22 @@ class AgentsScreen(CaseScreen):
         box = self.query_one("#list", VerticalScroll)
         box.remove_children()
         if not message.data:
-            box.mount(Static(Text("no agents in this case (no agent logs, no inventory)", style="dim")))
+            box.mount(
+                Static(Text("no agents in this case (no agent logs, no inventory)", style="dim"))
+            )
         else:
             box.mount(DocTable("agents", message.data, id="agents", columns=list(message.data[0])))
             self.query_one(DocTable).focus()
-        self.status(Text(f"{len(message.data):,} agents · Enter opens (baseline, drift, identities)"))
+        self.status(
+            Text(f"{len(message.data):,} agents · Enter opens (baseline, drift, identities)")
+        )
 
 
 class AgentScreen(CaseScreen):
     TITLE = "Agent"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("t", "timeline", "Its events", id="agent.timeline")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("t", "timeline", "Its events", id="agent.timeline")
+    ]
 
     def __init__(self, agent_id: str, **kw: Any) -> None:
         super().__init__(**kw)
@@ -73,10 +79,14 @@ class AgentScreen(CaseScreen):
         self.load("activity", lambda s: activity(s.con, "agent_id", [aid]))
         base = core.engine(core.BASELINE)
         if base is None:
-            self._baseline(Static(Text(f"unavailable: {core.BASELINE[0]} is not in this build", style="dim")))
+            self._baseline(
+                Static(Text(f"unavailable: {core.BASELINE[0]} is not in this build", style="dim"))
+            )
         else:
             self.load("baseline", lambda s: core.as_doc(base(s, aid)))
-        self.status(Text("t its events · Enter on an edge opens the human or credential · Escape back"))
+        self.status(
+            Text("t its events · Enter on an edge opens the human or credential · Escape back")
+        )
 
     def _baseline(self, widget: Any) -> None:
         box = self.query_one("#baseline", VerticalScroll)
@@ -95,13 +105,19 @@ class AgentScreen(CaseScreen):
             data = message.data
             self.query_one("#spark", Sparkline).data = [n for _, n in data] or [0]
             self.query_one("#activity", Static).update(
-                Text(f"{sum(n for _, n in data):,} events, {fmt(data[0][0])} .. {fmt(data[-1][0])}") if data
-                else Text("no timed events name this agent", style="dim"))
+                Text(f"{sum(n for _, n in data):,} events, {fmt(data[0][0])} .. {fmt(data[-1][0])}")
+                if data
+                else Text("no timed events name this agent", style="dim")
+            )
         elif message.key == "baseline":
             doc = message.data
             first = ("departures",)  # the drift first, the baseline after
-            self._baseline(DocView({k: doc[k] for k in first if k in doc} |
-                                   {k: v for k, v in doc.items() if k not in first}))
+            self._baseline(
+                DocView(
+                    {k: doc[k] for k in first if k in doc}
+                    | {k: v for k, v in doc.items() if k not in first}
+                )
+            )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id != "ids":

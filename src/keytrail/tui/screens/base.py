@@ -69,7 +69,9 @@ class CaseScreen(Screen[None]):
             w.update(text)
 
     # -- workers -------------------------------------------------------------------
-    def load(self, key: str, fn: Callable[[CaseSession], Any], store: CaseStore | None = None) -> Worker[None]:
+    def load(
+        self, key: str, fn: Callable[[CaseSession], Any], store: CaseStore | None = None
+    ) -> Worker[None]:
         """Run ``fn(session)`` in a thread worker and post ``Loaded(key, result)`` to this screen.
 
         A call of the same ``key`` still running is interrupted: only the newest answer is wanted.
@@ -82,8 +84,14 @@ class CaseScreen(Screen[None]):
             generation = self.generations[key] = self.generations.get(key, 0) + 1
         if older is not None:
             older.interrupt()
-        return self.run_worker(partial(self._run, key, session, fn, generation), thread=True,
-                               exclusive=True, group=key, exit_on_error=False, description=key)
+        return self.run_worker(
+            partial(self._run, key, session, fn, generation),
+            thread=True,
+            exclusive=True,
+            group=key,
+            exit_on_error=False,
+            description=key,
+        )
 
     def is_fresh(self, message: Loaded) -> bool:
         """Whether ``message`` answers the newest ``load`` of its key (not one superseded since)."""
@@ -100,8 +108,9 @@ class CaseScreen(Screen[None]):
             return
         await super()._on_message(message)
 
-    def _run(self, key: str, session: CaseSession, fn: Callable[[CaseSession], Any],
-             generation: int) -> None:
+    def _run(
+        self, key: str, session: CaseSession, fn: Callable[[CaseSession], Any], generation: int
+    ) -> None:
         worker = get_current_worker()
         try:
             if worker.is_cancelled:

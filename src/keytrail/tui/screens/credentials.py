@@ -43,13 +43,24 @@ from keytrail.tui.widgets.text import fmt, kv, lit
 def _fallback_rank(cur: Any) -> list[dict[str, Any]]:
     rel = cur.execute(
         "SELECT credential_id, kind, origin, events, first_seen, last_seen, principal_uid FROM credentials "
-        "ORDER BY events DESC NULLS LAST, credential_id LIMIT ?", [TABLE_CAP])
+        "ORDER BY events DESC NULLS LAST, credential_id LIMIT ?",
+        [TABLE_CAP],
+    )
     names = [d[0] for d in rel.description or []]
     return [dict(zip(names, r)) for r in rel.fetchall()]
 
 
-FILTER_KEYS = ("credential", "credential_id", "kind", "holder", "origin", "principal",
-               "principal_uid", "agents", "humans")
+FILTER_KEYS = (
+    "credential",
+    "credential_id",
+    "kind",
+    "holder",
+    "origin",
+    "principal",
+    "principal_uid",
+    "agents",
+    "humans",
+)
 
 
 #: Rows shown first while the whole ranking loads.
@@ -97,8 +108,14 @@ class CredentialsScreen(CaseScreen):
         else:
             # With a current analysis snapshot the top rows arrive in ~0.1 s; the whole ranking
             # (tens of thousands of rows on a big case) follows and replaces them.
-            self.load("head", lambda s: ("ranked", core.as_doc(rank(s, limit=HEAD_ROWS)))
-                      if snapshot_current(s) else None)
+            self.load(
+                "head",
+                lambda s: (
+                    ("ranked", core.as_doc(rank(s, limit=HEAD_ROWS)))
+                    if snapshot_current(s)
+                    else None
+                ),
+            )
             self.load("rows", lambda s: ("ranked", core.as_doc(rank(s))))
         self.status(Text("ranking… (Escape cancels)", style="dim"))
 
@@ -120,8 +137,14 @@ class CredentialsScreen(CaseScreen):
         tables = self.query("#creds").results(DocTable)
         table = next(tables, None)
         if table is None:
-            table = DocTable("credentials", rows, id="creds", columns=list_columns(rows), cells=ID_CELLS,
-                             target=rank_target)
+            table = DocTable(
+                "credentials",
+                rows,
+                id="creds",
+                columns=list_columns(rows),
+                cells=ID_CELLS,
+                target=rank_target,
+            )
             self.query_one("#list", VerticalScroll).mount(table)
             table.focus()
         else:
@@ -129,14 +152,23 @@ class CredentialsScreen(CaseScreen):
             table.set_rows(rows)
             if 0 < row < table.row_count:
                 table.move_cursor(row=row)
-        note = "" if self._how == "ranked" else \
-            f"  ·  not ranked: {core.RANK[0]} is not in this build (listed by event count)"
+        note = (
+            ""
+            if self._how == "ranked"
+            else f"  ·  not ranked: {core.RANK[0]} is not in this build (listed by event count)"
+        )
         cap = f" (first {TABLE_CAP:,})" if len(rows) >= TABLE_CAP else ""
         if more:
-            self.status(Text(f"the top {len(self.rows):,} credentials  ·  loading the rest… (Escape cancels)  ·  "
-                             "Enter opens"))
+            self.status(
+                Text(
+                    f"the top {len(self.rows):,} credentials  ·  loading the rest… (Escape cancels)  ·  "
+                    "Enter opens"
+                )
+            )
             return
-        self.status(Text(f"{len(rows):,} of {len(self.rows):,} credentials{cap}  ·  Enter opens{note}"))
+        self.status(
+            Text(f"{len(rows):,} of {len(self.rows):,} credentials{cap}  ·  Enter opens{note}")
+        )
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if self.rows:
@@ -188,16 +220,20 @@ def list_columns(rows: list[dict[str, Any]]) -> list[str] | None:
         return None
     present = list(rows[0])
     drop = {"score_terms", "derived_credentials"}
-    return [c for c in LIST_FIRST if c in present] + \
-        [c for c in present if c not in LIST_FIRST and c not in drop]
+    return [c for c in LIST_FIRST if c in present] + [
+        c for c in present if c not in LIST_FIRST and c not in drop
+    ]
 
 
 def granted_doc(p: dict[str, Any]) -> dict[str, Any]:
     """The potential blast radius (``keytrail blast --json`` ``potential``) as the report's tables."""
     if not p.get("available"):
-        return {"policy snapshot": "none in this case", "why": p["reason"] or "",
-                "how": "ingest `aws iam get-account-authorization-details` output or Vault policies "
-                       "(docs/formats/policies.md)"}
+        return {
+            "policy snapshot": "none in this case",
+            "why": p["reason"] or "",
+            "how": "ingest `aws iam get-account-authorization-details` output or Vault policies "
+            "(docs/formats/policies.md)",
+        }
     from keytrail.report.potential_rows import intro, tables
 
     doc: dict[str, Any] = {"summary": intro(p)}
@@ -210,7 +246,11 @@ def _events(doc: dict[str, Any], first: str, last: str) -> str | None:
     own, total = doc.get("own_events"), doc.get("events")
     if not isinstance(own, int):
         return None
-    family = f", {total:,} with the credentials minted from it" if isinstance(total, int) and total != own else ""
+    family = (
+        f", {total:,} with the credentials minted from it"
+        if isinstance(total, int) and total != own
+        else ""
+    )
     return f"{own:,} signed by it{family}  ({first} .. {last})"
 
 
@@ -234,10 +274,17 @@ def summary(doc: dict[str, Any], score_pending: bool) -> Any:
     ]
     for key in ("agents", "humans"):
         if doc.get(key):
-            pairs.append((key, ", ".join(fmt(v) for v in doc[key][:8]) + (" …" if len(doc[key]) > 8 else "")))
+            pairs.append(
+                (key, ", ".join(fmt(v) for v in doc[key][:8]) + (" …" if len(doc[key]) > 8 else ""))
+            )
     terms = [t for t in doc.get("score_terms") or [] if t.get("points")]
     for i, term in enumerate(terms):
-        pairs.append(("score terms" if i == 0 else " ", f"{term['points']:>6g}  {fmt(term.get('explanation'))}"))
+        pairs.append(
+            (
+                "score terms" if i == 0 else " ",
+                f"{term['points']:>6g}  {fmt(term.get('explanation'))}",
+            )
+        )
     return kv([(k, v) for k, v in pairs if v not in (None, "")], key_width=13)
 
 
@@ -248,8 +295,12 @@ def summary_line(doc: dict[str, Any], score_pending: bool) -> Text:
     events = f"{own:,} events" if isinstance(own, int) else ""
     if events and isinstance(total, int) and total != own:
         events += f" ({total:,} with minted)"
-    parts = [f"score {score}" if score else "", fmt(doc.get("kind")), events,
-             ", ".join(fmt(v) for v in (doc.get("humans") or [])[:2])]
+    parts = [
+        f"score {score}" if score else "",
+        fmt(doc.get("kind")),
+        events,
+        ", ".join(fmt(v) for v in (doc.get("humans") or [])[:2]),
+    ]
     return Text("▸ " + " · ".join(p for p in parts if p), no_wrap=True, overflow="ellipsis")
 
 
@@ -309,10 +360,17 @@ class CredentialScreen(CaseScreen):
         self.folded = self.app.size.height < FOLD_BELOW
         self._render_summary()
         self.sub_title = plain(self.credential_id, 100)
-        export = "e exports a report" if core.engine(core.REPORT) else \
-            f"export unavailable ({core.REPORT[0]} not in this build)"
-        self.status(Text(f"1-5 tabs · h header · t timeline (with minted keys) · y copy id · {export} · "
-                         "Escape stops what is still computing, then goes back"))
+        export = (
+            "e exports a report"
+            if core.engine(core.REPORT)
+            else f"export unavailable ({core.REPORT[0]} not in this build)"
+        )
+        self.status(
+            Text(
+                f"1-5 tabs · h header · t timeline (with minted keys) · y copy id · {export} · "
+                "Escape stops what is still computing, then goes back"
+            )
+        )
         # Paint the header and score first: the workers' queries take both cores on a big case.
         self.call_after_refresh(self._start)
 
@@ -320,16 +378,35 @@ class CredentialScreen(CaseScreen):
     def _tabs() -> TabbedContent:
         tabs = TabbedContent()
         for pane in (
-            TabPane("1 Blast radius", VerticalScroll(Static(Text("computing… (Escape cancels)", style="dim")),
-                                                     id="blast"), id="tab-blast"),
+            TabPane(
+                "1 Blast radius",
+                VerticalScroll(
+                    Static(Text("computing… (Escape cancels)", style="dim")), id="blast"
+                ),
+                id="tab-blast",
+            ),
             TabPane("2 Lineage", Tree(Text("lineage"), id="lineage"), id="tab-lineage"),
-            TabPane("3 Agents & humans", VerticalScroll(
-                VerticalScroll(Static(Text("from the blast radius…", style="dim")), id="ids-doc"),
-                Label("graph edges of this credential", classes="head"),
-                DataTable(id="ids", cursor_type="row")), id="tab-ids"),
-            TabPane("4 Activity", Sparkline([], id="spark"), Static(id="activity"), id="tab-activity"),
-            TabPane("5 Granted by policy", VerticalScroll(Static(Text("computing… (Escape cancels)", style="dim")),
-                                                          id="granted"), id="tab-granted"),
+            TabPane(
+                "3 Agents & humans",
+                VerticalScroll(
+                    VerticalScroll(
+                        Static(Text("from the blast radius…", style="dim")), id="ids-doc"
+                    ),
+                    Label("graph edges of this credential", classes="head"),
+                    DataTable(id="ids", cursor_type="row"),
+                ),
+                id="tab-ids",
+            ),
+            TabPane(
+                "4 Activity", Sparkline([], id="spark"), Static(id="activity"), id="tab-activity"
+            ),
+            TabPane(
+                "5 Granted by policy",
+                VerticalScroll(
+                    Static(Text("computing… (Escape cancels)", style="dim")), id="granted"
+                ),
+                id="tab-granted",
+            ),
         ):
             tabs.compose_add_child(pane)  # what ``with TabbedContent():`` does in a compose
         return tabs
@@ -376,7 +453,8 @@ class CredentialScreen(CaseScreen):
                     self._set_summary(data, core.engine(core.BLAST) is not None)
                 else:
                     self.query_one("#summary", Static).update(
-                        Text("not in the credentials table of this case", style="dim"))
+                        Text("not in the credentials table of this case", style="dim")
+                    )
         elif message.key == "blast":
             if not self.score_shown:
                 self._set_summary({**self._head, **data}, False)
@@ -389,7 +467,9 @@ class CredentialScreen(CaseScreen):
                 self.call_after_refresh(self._focus_blast)
             ids = self.query_one("#ids-doc", VerticalScroll)
             ids.remove_children()
-            ids.mount(DocView({"agents": data.get("agents") or [], "humans": data.get("humans") or []}))
+            ids.mount(
+                DocView({"agents": data.get("agents") or [], "humans": data.get("humans") or []})
+            )
             family = [self.credential_id, *(data.get("derived_credentials") or [])]
             self.load("activity", lambda s: (len(family), activity(s.con, "credential_id", family)))
         elif message.key == "granted":
@@ -408,10 +488,16 @@ class CredentialScreen(CaseScreen):
             family, data = data
             self.query_one("#spark", Sparkline).data = [n for _, n in data] or [0]
             total = sum(n for _, n in data)
-            who = "this credential" if family == 1 else f"this credential and the {family - 1} minted from it"
+            who = (
+                "this credential"
+                if family == 1
+                else f"this credential and the {family - 1} minted from it"
+            )
             if data:
-                txt = Text(f"{total:,} events signed by {who}, {fmt(data[0][0])} .. {fmt(data[-1][0])}, "
-                           f"{len(data)} time buckets; busiest bucket {max(n for _, n in data):,} events")
+                txt = Text(
+                    f"{total:,} events signed by {who}, {fmt(data[0][0])} .. {fmt(data[-1][0])}, "
+                    f"{len(data)} time buckets; busiest bucket {max(n for _, n in data):,} events"
+                )
             else:
                 txt = Text("no timed events signed with this credential", style="dim")
             self.query_one("#activity", Static).update(txt)
@@ -424,17 +510,27 @@ class CredentialScreen(CaseScreen):
         tree.root.set_label(Text("minted from (root first) → this credential → minted from it"))
         node = tree.root
         if steps:
-            node = node.add(lit(steps[0].parent, 80) + Text("  root", style="dim"), data=steps[0].parent,
-                            expand=True)
+            node = node.add(
+                lit(steps[0].parent, 80) + Text("  root", style="dim"),
+                data=steps[0].parent,
+                expand=True,
+            )
         else:
-            node.add_leaf(Text("root: not minted from another credential in the evidence", style="dim"))
+            node.add_leaf(
+                Text("root: not minted from another credential in the evidence", style="dim")
+            )
         for step in steps:
-            node = node.add(self._label(step.child, step.reason, step.confidence, len(step.evidence)),
-                            data=step.child, expand=True)
+            node = node.add(
+                self._label(step.child, step.reason, step.confidence, len(step.evidence)),
+                data=step.child,
+                expand=True,
+            )
         if stopped:
             node.add_leaf(Text("(walk stopped: cycle or depth cap)", style="dim"))
         if not steps:
-            node = node.add(self._label(self.credential_id, None, None, 0), data=self.credential_id, expand=True)
+            node = node.add(
+                self._label(self.credential_id, None, None, 0), data=self.credential_id, expand=True
+            )
 
         def size(children: list[dict[str, Any]]) -> int:
             return sum(1 + size(c.get("children") or []) for c in children)
@@ -445,18 +541,41 @@ class CredentialScreen(CaseScreen):
 
         def add(parent: Any, children: list[dict[str, Any]], depth: int) -> None:
             for child in children[:500]:
-                n = parent.add(self._label(child["credential"], child.get("reason"), child.get("confidence"),
-                                           len(child.get("evidence") or []), child.get("kind")),
-                               data=child["credential"], expand=small or depth < 3)
+                n = parent.add(
+                    self._label(
+                        child["credential"],
+                        child.get("reason"),
+                        child.get("confidence"),
+                        len(child.get("evidence") or []),
+                        child.get("kind"),
+                    ),
+                    data=child["credential"],
+                    expand=small or depth < 3,
+                )
                 add(n, child.get("children") or [], depth + 1)
+
         add(node, tree_doc.get("children") or [], 1)
         tree.root.expand()
 
-    def _label(self, cid: str, reason: str | None, confidence: str | None, evidence: int,
-               kind: str | None = None) -> Text:
+    def _label(
+        self,
+        cid: str,
+        reason: str | None,
+        confidence: str | None,
+        evidence: int,
+        kind: str | None = None,
+    ) -> Text:
         label = lit(cid, 80, style="bold" if cid == self.credential_id else "")
-        extra = "  ".join(x for x in (kind or "", confidence or "", reason or "",
-                                       f"{evidence} events" if evidence else "") if x)
+        extra = "  ".join(
+            x
+            for x in (
+                kind or "",
+                confidence or "",
+                reason or "",
+                f"{evidence} events" if evidence else "",
+            )
+            if x
+        )
         return label + Text("  " + extra, style="dim") if extra else label
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[Any]) -> None:
@@ -507,8 +626,12 @@ class CredentialScreen(CaseScreen):
         for tabs in self.query(TabbedContent):  # none until mounted after the first paint
             tabs.active = tab
             pane = tabs.get_pane(tab)
-            inside = [w for w in pane.query("*") if w.can_focus and (isinstance(w, ScrollView)
-                                                                     or not isinstance(w, ScrollableContainer))]
+            inside = [
+                w
+                for w in pane.query("*")
+                if w.can_focus
+                and (isinstance(w, ScrollView) or not isinstance(w, ScrollableContainer))
+            ]
             if inside:
                 inside[0].focus()
             else:

@@ -15,7 +15,10 @@ from keytrail.tui.widgets.text import lit_block
 
 
 class ErrorModal(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close"), Binding("y", "copy", "Copy")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("y", "copy", "Copy"),
+    ]
     DEFAULT_CSS = """
     ErrorModal { align: center middle; }
     ErrorModal > Vertical { width: 80%; height: auto; max-height: 80%; border: thick $error;

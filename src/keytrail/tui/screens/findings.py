@@ -38,13 +38,17 @@ class FindingsScreen(CaseScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
-        yield VerticalScroll(Static(Text("running findings… (Escape cancels)", style="dim")), id="list")
+        yield VerticalScroll(
+            Static(Text("running findings… (Escape cancels)", style="dim")), id="list"
+        )
         yield Static(id="status")
 
     def on_mount(self) -> None:
         run = core.engine(core.FINDINGS)
         if run is None:
-            self._show(Static(Text(f"unavailable: {core.FINDINGS[0]} is not in this build", style="dim")))
+            self._show(
+                Static(Text(f"unavailable: {core.FINDINGS[0]} is not in this build", style="dim"))
+            )
             return
         self.load("findings", lambda s: core.as_doc(run(s)))
 
@@ -59,11 +63,21 @@ class FindingsScreen(CaseScreen):
         if not rows:
             self._show(Static(Text("no findings", style="dim")))
         else:
-            self._show(DocTable("findings", rows, id="findings", columns=list(COLUMNS),
-                                cells={"level": level_cell}, target=lambda _row: None))
+            self._show(
+                DocTable(
+                    "findings",
+                    rows,
+                    id="findings",
+                    columns=list(COLUMNS),
+                    cells={"level": level_cell},
+                    target=lambda _row: None,
+                )
+            )
             self.query_one(DocTable).focus()
         counts = {lvl: sum(1 for d in self.docs if level_of(d) == lvl) for lvl in ORDER}
-        self.status(Text(" · ".join(f"{k} {v}" for k, v in counts.items()) + "  ·  Enter opens a finding"))
+        self.status(
+            Text(" · ".join(f"{k} {v}" for k, v in counts.items()) + "  ·  Enter opens a finding")
+        )
 
     def on_doc_view_picked(self, message: DocView.Picked) -> None:
         if message.section != "findings":
@@ -83,9 +97,13 @@ class FindingScreen(CaseScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
         level = level_of(self.doc)
-        yield Label(Text(level.upper() + "  ", style="bold " + LEVEL_STYLE.get(level, "")) +
-                    lit(self.doc.get("title"), 200))
-        skip = ("evidence",) if self.doc.get("evidence_uids") else ()  # source ids; the uids open events
+        yield Label(
+            Text(level.upper() + "  ", style="bold " + LEVEL_STYLE.get(level, ""))
+            + lit(self.doc.get("title"), 200)
+        )
+        skip = (
+            ("evidence",) if self.doc.get("evidence_uids") else ()
+        )  # source ids; the uids open events
         yield VerticalScroll(DocView(self.doc, skip=skip))
         yield Static(Text("Enter on evidence opens the event · Escape back"), id="status")
 

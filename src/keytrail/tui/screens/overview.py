@@ -25,10 +25,11 @@ from keytrail.tui.widgets.doc_view import DocTable
 from keytrail.tui.widgets.text import LEVEL_STYLE, kv, lit
 
 
-
 class OverviewScreen(CaseScreen):
     TITLE = "Overview"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "copy_id", "Copy id", show=False, id="overview.copy")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "copy_id", "Copy id", show=False, id="overview.copy")
+    ]
 
     def action_copy_id(self) -> None:
         table = next(self.query("#top").results(DocTable), None)
@@ -56,14 +57,16 @@ class OverviewScreen(CaseScreen):
         self.load("info", lambda s: (case_info(s), principal_kinds(s.con)))
         rank = core.engine(core.RANK)
         if rank is None:
-            self.query_one("#top-note", Static).update(Text(f"unavailable: {core.RANK[0]} is not in this build",
-                                                            style="dim"))
+            self.query_one("#top-note", Static).update(
+                Text(f"unavailable: {core.RANK[0]} is not in this build", style="dim")
+            )
         else:
             self.load("top", lambda s: core.as_doc(rank(s, limit=10)))
         counts = core.engine(core.LEVEL_COUNTS)  # from the case's analysis snapshot when current
         if counts is None:
             self.query_one("#findings", Static).update(
-                Text(f"unavailable: {core.FINDINGS[0]} is not in this build", style="dim"))
+                Text(f"unavailable: {core.FINDINGS[0]} is not in this build", style="dim")
+            )
         else:
             self.load("findings", lambda s: counts(s))
 
@@ -79,35 +82,59 @@ class OverviewScreen(CaseScreen):
         tr = info["time_range"]
         c = info["counts"]
         state = "complete" if info["finalized"] else "INCOMPLETE - re-run keytrail ingest"
-        facts = kv([
-            ("case", info["case"]),
-            ("ingest", state),
-            ("time span (UTC)", f"{tr[0] or '-'} .. {tr[1] or '-'}"),
-            ("events", f"{info['events']:,}"),
-            ("rejected records", f"{info['rejected']:,}"),
-            ("credentials", f"{c['credentials']:,}"),
-            ("agents", f"{kinds.get('agent', 0):,} (inventory: {c['inventory_agents']:,})"),
-            ("humans", f"{kinds.get('human', 0):,}"),
-            ("principals", f"{c['principals']:,}"),
-            ("graph edges", f"{c['links']:,}"),
-            ("integrity", ", ".join(f"{k} {v}" for k, v in sorted(info["integrity"].items())) or "-"),
-        ])
+        facts = kv(
+            [
+                ("case", info["case"]),
+                ("ingest", state),
+                ("time span (UTC)", f"{tr[0] or '-'} .. {tr[1] or '-'}"),
+                ("events", f"{info['events']:,}"),
+                ("rejected records", f"{info['rejected']:,}"),
+                ("credentials", f"{c['credentials']:,}"),
+                ("agents", f"{kinds.get('agent', 0):,} (inventory: {c['inventory_agents']:,})"),
+                ("humans", f"{kinds.get('human', 0):,}"),
+                ("principals", f"{c['principals']:,}"),
+                ("graph edges", f"{c['links']:,}"),
+                (
+                    "integrity",
+                    ", ".join(f"{k} {v}" for k, v in sorted(info["integrity"].items())) or "-",
+                ),
+            ]
+        )
         self.query_one("#facts", Static).update(facts)
         src = self.query_one("#sources", DataTable)
         src.clear(columns=True)
         src.add_columns("source", "files", "events", "rejected", "first (UTC)", "last (UTC)")
         for name, s in info["sources"].items():
-            src.add_row(lit(name), f"{s['files']:,}", f"{s['events']:,}", f"{s['rejected']:,}",
-                        lit(s["time_range"][0]), lit(s["time_range"][1]))
+            src.add_row(
+                lit(name),
+                f"{s['files']:,}",
+                f"{s['events']:,}",
+                f"{s['rejected']:,}",
+                lit(s["time_range"][0]),
+                lit(s["time_range"][1]),
+            )
         ev = self.query_one("#evidence", DataTable)
         ev.clear(columns=True)
-        ev.add_columns("file", "status", "source", "integrity", "events", "rejected", "sha256", "path")
+        ev.add_columns(
+            "file", "status", "source", "integrity", "events", "rejected", "sha256", "path"
+        )
         for e in info["evidence"][:1000]:
-            ev.add_row(str(e["file_id"]), lit(e["status"]), lit(e["source"]), lit(e["integrity"]),
-                       f"{e['events'] or 0:,}", f"{e['rejected'] or 0:,}", lit((e["sha256"] or "")[:16]),
-                       lit(e["path"], 200))
-        self.status(Text(f"{info['events']:,} events · c credentials · a agents · t timeline · "
-                         "f findings · s SQL · ctrl+p jump to any id · F1 help"))
+            ev.add_row(
+                str(e["file_id"]),
+                lit(e["status"]),
+                lit(e["source"]),
+                lit(e["integrity"]),
+                f"{e['events'] or 0:,}",
+                f"{e['rejected'] or 0:,}",
+                lit((e["sha256"] or "")[:16]),
+                lit(e["path"], 200),
+            )
+        self.status(
+            Text(
+                f"{info['events']:,} events · c credentials · a agents · t timeline · "
+                "f findings · s SQL · ctrl+p jump to any id · F1 help"
+            )
+        )
 
     def _show_top(self, rows: list[dict[str, Any]]) -> None:
         note = self.query_one("#top-note", Static)
@@ -115,8 +142,14 @@ class OverviewScreen(CaseScreen):
             note.update(Text("no credentials in this case", style="dim"))
             return
         note.update(Text("Enter opens a credential · y copies its id", style="dim"))
-        table = DocTable("top credentials", rows, id="top", columns=list_columns(rows), cells=ID_CELLS,
-                         target=rank_target)
+        table = DocTable(
+            "top credentials",
+            rows,
+            id="top",
+            columns=list_columns(rows),
+            cells=ID_CELLS,
+            target=rank_target,
+        )
         self.query_one(VerticalScroll).mount(table, after=note)
         table.focus()
 

@@ -24,9 +24,32 @@ from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.text import kv, lit_block
 
 FIELDS = (
-    "event_uid", "source_event_id", "source", "format", "file_path", "record_no", "byte_offset", "time", "time_raw",
-    "action", "outcome", "error_code", "error_message", "actor_uid", "actor_type", "actor_name", "credential_id",
-    "credential_kind", "session_id", "agent_id", "human_id", "src_ip", "user_agent", "account", "region", "target",
+    "event_uid",
+    "source_event_id",
+    "source",
+    "format",
+    "file_path",
+    "record_no",
+    "byte_offset",
+    "time",
+    "time_raw",
+    "action",
+    "outcome",
+    "error_code",
+    "error_message",
+    "actor_uid",
+    "actor_type",
+    "actor_name",
+    "credential_id",
+    "credential_kind",
+    "session_id",
+    "agent_id",
+    "human_id",
+    "src_ip",
+    "user_agent",
+    "account",
+    "region",
+    "target",
 )
 
 
@@ -74,7 +97,9 @@ class RawScreen(CaseScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
         with Vertical():
-            yield VerticalScroll(Static(Text("loading…", style="dim"), id="fields"), id="fields-box")
+            yield VerticalScroll(
+                Static(Text("loading…", style="dim"), id="fields"), id="fields-box"
+            )
             yield TextArea("", read_only=True, soft_wrap=True, show_line_numbers=True, id="raw")
         yield Static(id="status")
 
@@ -92,8 +117,9 @@ class RawScreen(CaseScreen):
             self.query_one("#fields", Static).update(Text("no such event: ") + Text(self.event_uid))
             return
         self.event_uid = self.record["event_uid"]
-        self.query_one("#fields", Static).update(kv([(f, self.record.get(f)) for f in FIELDS
-                                                     if self.record.get(f) not in (None, "")]))
+        self.query_one("#fields", Static).update(
+            kv([(f, self.record.get(f)) for f in FIELDS if self.record.get(f) not in (None, "")])
+        )
         self._show_record()
 
     def _show_record(self) -> None:

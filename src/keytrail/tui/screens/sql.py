@@ -87,7 +87,9 @@ class QueryLine(Input):
 
 class SqlScreen(CaseScreen):
     TITLE = "SQL (read-only)"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("slash", "focus_query", "Query", id="sql.focus")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_query", "Query", id="sql.focus")
+    ]
 
     def __init__(self, query: str = "", **kw: Any) -> None:
         super().__init__(**kw)
@@ -95,12 +97,21 @@ class SqlScreen(CaseScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
-        yield QueryLine(value=self.initial, id="query",
-                        placeholder="SELECT action, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC   (Enter runs)")
+        yield QueryLine(
+            value=self.initial,
+            id="query",
+            placeholder="SELECT action, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC   (Enter runs)",
+        )
         yield Static(id="query-error")
         yield DataTable(id="result", zebra_stripes=True)
-        yield Static(Text("tables: events, event_resources, credentials, credential_issues, principals, links, "
-                          "evidence, rejects, inventory_agents, case_meta", style="dim"), id="status")
+        yield Static(
+            Text(
+                "tables: events, event_resources, credentials, credential_issues, principals, links, "
+                "evidence, rejects, inventory_agents, case_meta",
+                style="dim",
+            ),
+            id="status",
+        )
 
     def on_mount(self) -> None:
         self.query_one("#query", QueryLine).focus()
@@ -123,8 +134,12 @@ class SqlScreen(CaseScreen):
         if isinstance(message.data, SqlError):
             error.update(Text(message.data.message, style="red"))
             error.display = True
-            self.status(Text("the query failed: its message is under the query line · ↑ recalls it",
-                             style="red"))
+            self.status(
+                Text(
+                    "the query failed: its message is under the query line · ↑ recalls it",
+                    style="red",
+                )
+            )
             self.query_one("#query", QueryLine).focus()
             return
         error.display = False
@@ -133,8 +148,14 @@ class SqlScreen(CaseScreen):
         table.clear(columns=True)
         table.add_columns(*[lit(n) for n in names])
         # Raw records carry session tokens and passwords: masked here as in the raw-record view.
-        table.add_rows([[lit(mask_secrets(v) if isinstance(v, str) else v, 120) for v in r] for r in rows])
-        more_text = f" (first {TABLE_CAP:,}; more exist - add LIMIT/WHERE or use keytrail sql)" if more else ""
+        table.add_rows(
+            [[lit(mask_secrets(v) if isinstance(v, str) else v, 120) for v in r] for r in rows]
+        )
+        more_text = (
+            f" (first {TABLE_CAP:,}; more exist - add LIMIT/WHERE or use keytrail sql)"
+            if more
+            else ""
+        )
         self.status(Text(f"{len(rows):,} rows{more_text}"))
 
     def action_focus_query(self) -> None:

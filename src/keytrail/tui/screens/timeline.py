@@ -36,8 +36,19 @@ from keytrail.tui.widgets.text import lit, short_credential
 if TYPE_CHECKING:
     from keytrail.store.case import CaseSession
 
-HEADERS = ("time (UTC)", "source", "action", "outcome", "actor", "credential", "agent", "human", "source IP",
-           "target", "event id")
+HEADERS = (
+    "time (UTC)",
+    "source",
+    "action",
+    "outcome",
+    "actor",
+    "credential",
+    "agent",
+    "human",
+    "source IP",
+    "target",
+    "event id",
+)
 OUTCOME_STYLE = {"denied": "bold red", "failure": "red"}
 #: The time column fits a sub-second time (Vault and OTLP log microseconds: 27 characters);
 #: the agent column fits a typical agent id such as ``ledger-reconciler``, the human column
@@ -71,8 +82,11 @@ class TimelineScreen(CaseScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
-        yield Input(value=self.filter_line, id="filter",
-                    placeholder="filter: source:vault action:s3:* cred:ASIA… family:… agent:… since:2024-05-01T00:00Z")
+        yield Input(
+            value=self.filter_line,
+            id="filter",
+            placeholder="filter: source:vault action:s3:* cred:ASIA… family:… agent:… since:2024-05-01T00:00Z",
+        )
         yield Static(id="filter-error")
         yield PagedTable(id="events", cursor_type="row", zebra_stripes=True)
         yield Static(id="status")
@@ -93,8 +107,11 @@ class TimelineScreen(CaseScreen):
         try:
             self.flt = TimelineFilter.parse(line)
         except ValueError as e:
-            error.update(Text(f"{e}  ·  the rows below are still those of the last valid filter",
-                              style="red"))
+            error.update(
+                Text(
+                    f"{e}  ·  the rows below are still those of the last valid filter", style="red"
+                )
+            )
             error.display = True
             self.status(Text(str(e), style="red"))
             return False
@@ -151,12 +168,17 @@ class TimelineScreen(CaseScreen):
             cells = [lit(v, 200) for v in row[:-1]]
             cells[CRED_COL] = short_credential(row[CRED_COL], WIDTHS[CRED_COL])
             cells[3].stylize(OUTCOME_STYLE.get(str(row[3]), ""))
-            for c in cells:  # one line each, cut at the column: Rich skips word-wrapping 2,000 cells a page
+            for c in (
+                cells
+            ):  # one line each, cut at the column: Rich skips word-wrapping 2,000 cells a page
                 c.no_wrap, c.overflow = True, "ellipsis"
             table.add_row(*cells, key=row[-1])
         if page.rows:
-            table.move_cursor(row=min(self._pending_cursor, len(page.rows) - 1) if self._pending_cursor >= 0
-                              else len(page.rows) - 1)
+            table.move_cursor(
+                row=min(self._pending_cursor, len(page.rows) - 1)
+                if self._pending_cursor >= 0
+                else len(page.rows) - 1
+            )
 
     def _update_status(self) -> None:
         page = self.page_data
@@ -165,9 +187,12 @@ class TimelineScreen(CaseScreen):
             self.status(Text(f"no events match ({total})" if self.total == 0 else f"… of {total}"))
             return
         first = page.offset + 1
-        self.status(Text(
-            f"events {first:,}–{first + len(page.rows) - 1:,} of {total}  ·  at most {PAGE_SIZE:,} rows held "
-            f"(one page); ↓ past the end loads the next  ·  Enter raw record · d trace · y copy credential · / filter"))
+        self.status(
+            Text(
+                f"events {first:,}–{first + len(page.rows) - 1:,} of {total}  ·  at most {PAGE_SIZE:,} rows held "
+                f"(one page); ↓ past the end loads the next  ·  Enter raw record · d trace · y copy credential · / filter"
+            )
+        )
 
     # -- paging --------------------------------------------------------------------
     def on_paged_table_edge(self, message: PagedTable.Edge) -> None:
@@ -196,8 +221,11 @@ class TimelineScreen(CaseScreen):
 
             def fetch(s: CaseSession) -> Page:
                 p = timeline_page(s.con, flt, before=key)
-                p.offset = max(0, current - len(p.rows))  # exactly the rows before this page's first
+                p.offset = max(
+                    0, current - len(p.rows)
+                )  # exactly the rows before this page's first
                 return p
+
         self.load("page", fetch)
 
     def action_first(self) -> None:

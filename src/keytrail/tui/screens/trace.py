@@ -31,7 +31,9 @@ EVIDENCE_SHOWN = 3
 def link_detail(link: dict[str, Any]) -> list[tuple[str, Any]]:
     """The ``key value`` lines of one chain link for the detail pane (reason whole)."""
     evidence = [fmt(e) for e in link.get("evidence") or []]
-    more = f", … and {len(evidence) - EVIDENCE_SHOWN:,} more" if len(evidence) > EVIDENCE_SHOWN else ""
+    more = (
+        f", … and {len(evidence) - EVIDENCE_SHOWN:,} more" if len(evidence) > EVIDENCE_SHOWN else ""
+    )
     lines: list[tuple[str, Any]] = [
         ("link", f"{fmt(link.get('kind'))} {fmt(link.get('id'))}"),
         ("label", link.get("label")),
@@ -39,7 +41,12 @@ def link_detail(link: dict[str, Any]) -> list[tuple[str, Any]]:
         ("reason", link.get("reason")),
     ]
     if evidence:
-        lines.append(("evidence", f"{len(evidence):,} events: " + ", ".join(evidence[:EVIDENCE_SHOWN]) + more))
+        lines.append(
+            (
+                "evidence",
+                f"{len(evidence):,} events: " + ", ".join(evidence[:EVIDENCE_SHOWN]) + more,
+            )
+        )
     return lines
 
 
@@ -60,12 +67,19 @@ class TraceScreen(CaseScreen):
         yield Label(Text("trace of event ", style="bold") + lit(self.event_id, 200))
         yield VerticalScroll(Static(Text("tracing… (Escape cancels)", style="dim")), id="body")
         yield Static(id="link")
-        yield Static(Text("↑↓ a link (shown whole below) · Enter on a linked event opens it · r raw record · Escape back"), id="status")
+        yield Static(
+            Text(
+                "↑↓ a link (shown whole below) · Enter on a linked event opens it · r raw record · Escape back"
+            ),
+            id="status",
+        )
 
     def on_mount(self) -> None:
         trace = core.engine(core.TRACE)
         if trace is None:
-            self._show(Static(Text(f"unavailable: {core.TRACE[0]} is not in this build", style="dim")))
+            self._show(
+                Static(Text(f"unavailable: {core.TRACE[0]} is not in this build", style="dim"))
+            )
             return
         eid = self.event_id
         self.load("trace", lambda s: core.as_doc(trace(s, eid)))
@@ -79,8 +93,12 @@ class TraceScreen(CaseScreen):
         doc = message.data
         first = ("chain", "gaps")  # the answer first, the event's own fields after
         # Await the mount: focusing before the chain table exists left ↑/↓ with nothing to move.
-        await self._show(DocView({k: doc[k] for k in first if k in doc}
-                                 | {k: v for k, v in doc.items() if k not in first}))
+        await self._show(
+            DocView(
+                {k: doc[k] for k in first if k in doc}
+                | {k: v for k, v in doc.items() if k not in first}
+            )
+        )
         self._fit_chain()
         self.call_after_refresh(self._focus_chain)
 
@@ -92,7 +110,11 @@ class TraceScreen(CaseScreen):
         table = self._chain()
         if table is not None:
             # the body's width less its own and the table's vertical scrollbars
-            table.fit(self.query_one("#body", VerticalScroll).size.width - 4, "reason", optional=("label",))
+            table.fit(
+                self.query_one("#body", VerticalScroll).size.width - 4,
+                "reason",
+                optional=("label",),
+            )
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._fit_chain)
@@ -105,8 +127,11 @@ class TraceScreen(CaseScreen):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         table = event.data_table
-        if not isinstance(table, DocTable) or table.section != "chain" or \
-                not 0 <= event.cursor_row < len(table.rows_doc):
+        if (
+            not isinstance(table, DocTable)
+            or table.section != "chain"
+            or not 0 <= event.cursor_row < len(table.rows_doc)
+        ):
             return
         pane = self.query_one("#link", Static)
         pane.update(kv(link_detail(table.rows_doc[event.cursor_row]), key_width=12))

@@ -29,12 +29,41 @@ from keytrail.tui.target import Target, target_of
 from keytrail.tui.widgets.text import fmt, kv, lit
 
 #: Keys whose list-of-strings values are event uids.
-EVENT_LIST_KEYS = ("evidence_uids", "evidence", "event_uids", "events", "evidence_event_uids", "event_ids")
+EVENT_LIST_KEYS = (
+    "evidence_uids",
+    "evidence",
+    "event_uids",
+    "events",
+    "evidence_event_uids",
+    "event_ids",
+)
 #: Column order preferred when present; other columns follow in document order.
-PREFERRED = ("level", "severity", "score", "credential", "credential_id", "agent", "human", "resource", "kind",
-             "holder", "id",
-             "title", "agents", "humans", "category", "action", "resource_id", "count", "events", "denied", "first_seen", "last_seen",
-             "confidence", "reason")
+PREFERRED = (
+    "level",
+    "severity",
+    "score",
+    "credential",
+    "credential_id",
+    "agent",
+    "human",
+    "resource",
+    "kind",
+    "holder",
+    "id",
+    "title",
+    "agents",
+    "humans",
+    "category",
+    "action",
+    "resource_id",
+    "count",
+    "events",
+    "denied",
+    "first_seen",
+    "last_seen",
+    "confidence",
+    "reason",
+)
 #: Rows a table shows at first and adds each time the cursor reaches the last one.
 CHUNK = 100
 #: Columns whose text is an explanation worth reading in full (wider cells).
@@ -47,7 +76,9 @@ def cell(key: str, value: Any) -> Text:
         if key.endswith("evidence") or key in EVENT_LIST_KEYS:
             return Text(f"{len(value)} events" if value else "", style="dim")
         if value and all(isinstance(v, dict) for v in value):
-            return lit(", ".join(" ".join(fmt(x) for x in v.values() if _is_scalar(x)) for v in value), 80)
+            return lit(
+                ", ".join(" ".join(fmt(x) for x in v.values() if _is_scalar(x)) for v in value), 80
+            )
     if isinstance(value, dict):
         return lit(", ".join(f"{k}={fmt(v)}" for k, v in value.items() if _is_scalar(v)), 80)
     return lit(value, 200 if key in LONG_TEXT else 80)
@@ -63,7 +94,10 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
         for k in r:
             seen.setdefault(k, None)
     cols = list(seen)
-    return sorted(cols, key=lambda c: (PREFERRED.index(c) if c in PREFERRED else len(PREFERRED), cols.index(c)))
+    return sorted(
+        cols,
+        key=lambda c: (PREFERRED.index(c) if c in PREFERRED else len(PREFERRED), cols.index(c)),
+    )
 
 
 def _title(key: str) -> str:
@@ -71,8 +105,10 @@ def _title(key: str) -> str:
 
 
 #: Vim keys on every list and table (the arrows stay).
-VIM_KEYS: list[BindingType] = [Binding("j", "cursor_down", "Down", show=False),
-                               Binding("k", "cursor_up", "Up", show=False)]
+VIM_KEYS: list[BindingType] = [
+    Binding("j", "cursor_down", "Down", show=False),
+    Binding("k", "cursor_up", "Up", show=False),
+]
 
 
 class EventLinks(OptionList):
@@ -122,12 +158,22 @@ class DocTable(DataTable[Text]):
     """
 
     #: Home/End go to the first/last row (a row table's End scrolled sideways).
-    BINDINGS: ClassVar[list[BindingType]] = [*VIM_KEYS, Binding("end", "scroll_bottom", "Last", show=False),
-                                             Binding("home", "scroll_top", "First", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *VIM_KEYS,
+        Binding("end", "scroll_bottom", "Last", show=False),
+        Binding("home", "scroll_top", "First", show=False),
+    ]
 
-    def __init__(self, section: str, rows: list[dict[str, Any]], *, columns: list[str] | None = None,
-                 target: Callable[[dict[str, Any]], Target | None] | None = None,
-                 cells: Mapping[str, Callable[[Any], Text]] | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        section: str,
+        rows: list[dict[str, Any]],
+        *,
+        columns: list[str] | None = None,
+        target: Callable[[dict[str, Any]], Target | None] | None = None,
+        cells: Mapping[str, Callable[[Any], Text]] | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.section = section
         self.rows_doc = rows[:TABLE_CAP]
@@ -166,7 +212,9 @@ class DocTable(DataTable[Text]):
         start = self.row_count
         if start >= len(self.rows_doc):
             return False
-        self.add_rows([[self.cell(c, r) for c in self.cols] for r in self.rows_doc[start:start + CHUNK]])
+        self.add_rows(
+            [[self.cell(c, r) for c in self.cols] for r in self.rows_doc[start : start + CHUNK]]
+        )
         return True
 
     def action_cursor_down(self) -> None:
@@ -213,15 +261,21 @@ class DocTable(DataTable[Text]):
         the first list and the start). Nothing there: the
         view scrolls to its end (start) and focus stays.
         """
-        scroller = next((a for a in self.ancestors if isinstance(a, ScrollableContainer)
-                         and not isinstance(a, ScrollView)), None)
+        scroller = next(
+            (
+                a
+                for a in self.ancestors
+                if isinstance(a, ScrollableContainer) and not isinstance(a, ScrollView)
+            ),
+            None,
+        )
         if scroller is None:
             return False
         chain = [w for w in self.screen.focus_chain if scroller in w.ancestors]
         if self not in chain:
             return False
         i = chain.index(self)
-        j = ((len(chain) - 1 if direction > 0 else 0) if last else i + direction)
+        j = (len(chain) - 1 if direction > 0 else 0) if last else i + direction
         if j == i or not 0 <= j < len(chain):
             if direction > 0:
                 scroller.scroll_end(animate=False)
@@ -240,7 +294,9 @@ class DocTable(DataTable[Text]):
         row = self.rows_doc[event.cursor_row]
         self.post_message(DocView.Picked(self.section, row, self.target(row)))
 
-    def fit(self, width: int, wrap: str, *, optional: tuple[str, ...] = (), least: int = 30) -> None:
+    def fit(
+        self, width: int, wrap: str, *, optional: tuple[str, ...] = (), least: int = 30
+    ) -> None:
         """Lay the table out in ``width`` cells with column ``wrap`` last, wrapped, taking what is left.
 
         The other columns get their content width, the widest cut (with ``…``) first, down to
@@ -252,7 +308,10 @@ class DocTable(DataTable[Text]):
             return
         pad = 2 * self.cell_padding
         cols = [c for c in self.cols if c != wrap]
-        natural = {c: max([len(_title(c)), *(cell(c, r.get(c)).cell_len for r in self.rows_doc)]) for c in cols}
+        natural = {
+            c: max([len(_title(c)), *(cell(c, r.get(c)).cell_len for r in self.rows_doc)])
+            for c in cols
+        }
 
         def squeeze(names: list[str]) -> list[int] | None:
             budget = width - pad * (len(names) + 1) - max(least, width // 3)
@@ -314,7 +373,9 @@ class DocView(Vertical):
             doc = {"result": doc}
         facts = [(_title(k), v) for k, v in doc.items() if self._is_fact(k, v)]
         if facts:
-            yield Static(kv(facts, key_width=max(len(k) for k, _ in facts) + 2), classes="doc-facts")
+            yield Static(
+                kv(facts, key_width=max(len(k) for k, _ in facts) + 2), classes="doc-facts"
+            )
         for key, value in doc.items():
             if not self._is_fact(key, value):
                 yield from self._section(key, value)
@@ -326,8 +387,12 @@ class DocView(Vertical):
             return True
         if key in EVENT_LIST_KEYS or key.endswith("evidence"):
             return False
-        return isinstance(v, (list, tuple)) and all(_is_scalar(x) for x in v) and len(v) <= 8 and \
-            len(fmt(v)) < 200
+        return (
+            isinstance(v, (list, tuple))
+            and all(_is_scalar(x) for x in v)
+            and len(v) <= 8
+            and len(fmt(v)) < 200
+        )
 
     def _section(self, key: str, value: Any) -> ComposeResult:
         if isinstance(value, dict):

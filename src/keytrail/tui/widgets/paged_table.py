@@ -31,13 +31,16 @@ class PagedTable(DataTable[Text]):
         never used, yet measuring a 200-row page of 10 columns took ~200 ms of every
         page turn (profiled); with an auto-width column or row label, measure as usual.
         """
-        if any(c.auto_width for c in self.columns.values()) or \
-                any(r.auto_height or r.label is not None for r in self.rows.values()):
+        if any(c.auto_width for c in self.columns.values()) or any(
+            r.auto_height or r.label is not None for r in self.rows.values()
+        ):
             super()._update_dimensions(new_rows)
             return
         header = self.header_height if self.show_header else 0  # what the base method ends with
-        self.virtual_size = Size(sum(c.get_render_width(self) for c in self.columns.values()),
-                                 self._total_row_height + header)
+        self.virtual_size = Size(
+            sum(c.get_render_width(self) for c in self.columns.values()),
+            self._total_row_height + header,
+        )
 
     def action_cursor_down(self) -> None:
         if self.row_count and self.cursor_row >= self.row_count - 1:

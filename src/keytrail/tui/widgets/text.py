@@ -20,8 +20,13 @@ from keytrail.timefmt import format_utc
 
 CELL_MAX = 120
 #: Finding levels in colour, the same in the overview, the findings list and a finding.
-LEVEL_STYLE = {"critical": "bold red", "high": "bold #ffc100", "medium": "yellow", "low": "green",
-               "informational": ""}
+LEVEL_STYLE = {
+    "critical": "bold red",
+    "high": "bold #ffc100",
+    "medium": "yellow",
+    "low": "green",
+    "informational": "",
+}
 #: Longest line kept in multi-line views (raw records, error text) before it is cut.
 LINE_MAX = 20_000
 
@@ -79,7 +84,7 @@ def short_credential(value: Any, width: int) -> Text:
     """
     text = plain(fmt(value), 2000)
     if text.startswith(HMAC_PREFIX):
-        text = "hmac:" + text[len(HMAC_PREFIX):]
+        text = "hmac:" + text[len(HMAC_PREFIX) :]
     if len(text) > width:
         text = text[: width - 1] + "…"
     return Text(text)
