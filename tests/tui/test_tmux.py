@@ -34,47 +34,32 @@ def _wait_for(session: str, text: str, timeout: float = 30.0) -> str:
     raise AssertionError(f"{text!r} did not appear; screen was:\n{pane}")
 
 
-def test_tui_in_tmux_opens_navigates_and_quits(small_case: Path, tmp_path: Path) -> None:
+def _start_tui(case: Path, cols: int, rows: int, rc_file: Path | None = None) -> str:
+    """``keytrail tui CASE`` in a new detached tmux session of ``cols`` x ``rows``; its name.
+
+    With ``rc_file`` the shell writes the command's exit code there when it ends."""
     session = f"kt-{uuid.uuid4().hex[:8]}"
-    rc_file = tmp_path / "rc"
     # a tmux server keeps the environment it started with: pass ours (PYTHONPATH=src) explicitly
     env = [f"{k}={os.environ[k]}" for k in ("HOME", "PATH") if k in os.environ]
     if os.environ.get("PYTHONPATH"):
-        env.append(
-            "PYTHONPATH="
-            + os.pathsep.join(
-                os.path.abspath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep)
-            )
-        )
+        paths = os.environ["PYTHONPATH"].split(os.pathsep)
+        env.append("PYTHONPATH=" + os.pathsep.join(os.path.abspath(p) for p in paths))
     cmd = shlex.join(
-        [
-            "env",
-            *env,
-            "TERM=xterm-256color",
-            sys.executable,
-            "-m",
-            "keytrail",
-            "tui",
-            str(small_case),
-        ]
+        ["env", *env, "TERM=xterm-256color", sys.executable, "-m", "keytrail", "tui", str(case)]
     )
+    if rc_file is not None:
+        cmd += f"; echo $? > {shlex.quote(str(rc_file))}"
     subprocess.run(
-        [
-            "tmux",
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            "-c",
-            os.getcwd(),
-            f"{cmd}; echo $? > {shlex.quote(str(rc_file))}",
-        ],
+        ["tmux", "new-session", "-d", "-s", session, "-x", str(cols), "-y", str(rows)]
+        + ["-c", os.getcwd(), cmd],
         check=True,
     )
+    return session
+
+
+def test_tui_in_tmux_opens_navigates_and_quits(small_case: Path, tmp_path: Path) -> None:
+    rc_file = tmp_path / "rc"
+    session = _start_tui(small_case, 120, 40, rc_file)
     try:
         pane = _wait_for(session, "top credentials by blast radius")
         pane = _wait_for(session, "2,507 events")  # the status line, under the overview
@@ -105,44 +90,7 @@ def test_tui_in_tmux_opens_navigates_and_quits(small_case: Path, tmp_path: Path)
 
 def test_tui_at_80x24_shows_the_list_the_id_and_the_score(small_case: Path, tmp_path: Path) -> None:
     """The smallest usual terminal: the overview's top credentials, the list's id and score, the tabs."""
-    session = f"kt-{uuid.uuid4().hex[:8]}"
-    env = [f"{k}={os.environ[k]}" for k in ("HOME", "PATH") if k in os.environ]
-    if os.environ.get("PYTHONPATH"):
-        env.append(
-            "PYTHONPATH="
-            + os.pathsep.join(
-                os.path.abspath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep)
-            )
-        )
-    cmd = shlex.join(
-        [
-            "env",
-            *env,
-            "TERM=xterm-256color",
-            sys.executable,
-            "-m",
-            "keytrail",
-            "tui",
-            str(small_case),
-        ]
-    )
-    subprocess.run(
-        [
-            "tmux",
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            "80",
-            "-y",
-            "24",
-            "-c",
-            os.getcwd(),
-            cmd,
-        ],
-        check=True,
-    )
+    session = _start_tui(small_case, 80, 24)
     try:
         pane = _wait_for(session, "top credentials by blast radius")
         assert "findings per level" in pane  # the answer is above the fold
