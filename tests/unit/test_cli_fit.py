@@ -167,3 +167,19 @@ def test_report_pdf_without_chromium_exits_2_and_writes_nothing(
     out = tmp_path / "r.pdf"
     assert main(["report", str(case), "-o", str(out)]) == 2
     assert not out.exists() and "needs Chromium" in capsys.readouterr().err
+
+
+def test_sigma_status_wraps_a_long_rules_path() -> None:
+    # an installed package puts the shipped rules under .venv/lib/pythonX/site-packages/...: longer
+    # than 80 columns (an editable install's src/ path is not, so the findings test alone missed it)
+    from keytrail.cli.findings_cmd import _sigma_status
+
+    deep = (
+        "/opt/very/long/virtualenv/lib/python3.11/site-packages/keytrail/data/sigma/aws-cloudtrail"
+    )
+    failed = [{"file": "rule.yml", "reason": "unsupported modifier " * 8}]
+    text = _sigma_status({"converted": 57, "directory": deep, "failed": failed}, 80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "57 rule(s)" in text and "did not convert" in text
+    unwrapped = _sigma_status({"converted": 57, "directory": deep, "failed": []}, None)
+    assert deep in unwrapped  # --wide / a pipe: the path whole

@@ -177,18 +177,34 @@ def run_findings_cmd(args: argparse.Namespace) -> int:
     else:
         from keytrail.cli.fit import width_of
 
-        print(render_findings(findings, counts, width_of(sys.stdout, wide=args.wide)))
+        width = width_of(sys.stdout, wide=args.wide)
+        print(render_findings(findings, counts, width))
         if sigma is not None:
-            print(
-                f"\nSigma: {sigma['converted']} rule(s) from {sigma['directory']} ran"
-                + (f"; {len(sigma['failed'])} did not convert:" if sigma["failed"] else ".")
-            )
-            for f in sigma["failed"]:
-                print(f"  - {_text(f['file'], 200)}: {_text(f['reason'], 300)}")
+            print(_sigma_status(sigma, width))
     if fail_on is not None and any(f.level >= fail_on for f in findings):
         print(f"keytrail: findings at or above {fail_on.label} (--fail-on)", file=sys.stderr)
         return 1
     return 0
+
+
+def _sigma_status(sigma: dict[str, Any], width: int | None) -> str:
+    """Which Sigma rules ran and which did not convert, wrapped to the terminal like the findings
+    (the shipped rules' folder inside an installed package is a long path)."""
+    import textwrap
+
+    head = f"Sigma: {sigma['converted']} rule(s) from {_text(sigma['directory'], 400)} ran" + (
+        f"; {len(sigma['failed'])} did not convert:" if sigma["failed"] else "."
+    )
+    lines = [head] + [
+        f"  - {_text(f['file'], 200)}: {_text(f['reason'], 300)}" for f in sigma["failed"]
+    ]
+    if width is None:
+        return "\n" + "\n".join(lines)
+    wrapped = [
+        textwrap.fill(line, width, subsequent_indent="    ", break_on_hyphens=False)
+        for line in lines
+    ]
+    return "\n" + "\n".join(wrapped)
 
 
 def render_baseline(b: Baseline) -> str:
