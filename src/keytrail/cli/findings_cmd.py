@@ -190,7 +190,7 @@ def run_findings_cmd(args: argparse.Namespace) -> int:
 def _sigma_status(sigma: dict[str, Any], width: int | None) -> str:
     """Which Sigma rules ran and which did not convert, wrapped to the terminal like the findings
     (the shipped rules' folder inside an installed package is a long path)."""
-    import textwrap
+    from keytrail.cli.fit import wrap
 
     head = f"Sigma: {sigma['converted']} rule(s) from {_text(sigma['directory'], 400)} ran" + (
         f"; {len(sigma['failed'])} did not convert:" if sigma["failed"] else "."
@@ -198,13 +198,7 @@ def _sigma_status(sigma: dict[str, Any], width: int | None) -> str:
     lines = [head] + [
         f"  - {_text(f['file'], 200)}: {_text(f['reason'], 300)}" for f in sigma["failed"]
     ]
-    if width is None:
-        return "\n" + "\n".join(lines)
-    wrapped = [
-        textwrap.fill(line, width, subsequent_indent="    ", break_on_hyphens=False)
-        for line in lines
-    ]
-    return "\n" + "\n".join(wrapped)
+    return "\n" + "\n".join(out for line in lines for out in wrap(line, width))
 
 
 def render_baseline(b: Baseline) -> str:
