@@ -125,7 +125,7 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
           SELECT inv.*, c.credential_id, 'proven', 'inventory names this credential id'
           FROM inv JOIN credentials c ON c.credential_id = inv.ident
         )
-        SELECT 'agent', m.agent_id, 'credential', m.credential_id, 'USES', first(m.reason), m.confidence,
+        SELECT 'agent', m.agent_id, 'credential', m.credential_id, 'USES', min(m.reason), m.confidence,
                list_sort(list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), []))),
                len(list_distinct(list(m.ref) || coalesce(list(c.issued_by_event) FILTER (WHERE c.issued_by_event IS NOT NULL), []))),
                min(c.first_seen), max(c.last_seen),
@@ -250,7 +250,8 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
           FROM d JOIN _kt_mint m ON m.src = d.credential_id
         )
         SELECT 'human', d.human_id, 'agent', u.src, 'DELEGATED',
-               'the agent uses credential ' || u.dst || ' (' || u.confidence || ': ' || u.reason || '); ' || first(d.why),
+               'the agent uses credential ' || u.dst || ' (' || u.confidence || ': ' || u.reason || '); '
+                 || first(d.why ORDER BY CASE d.conf WHEN 'proven' THEN 0 WHEN 'strong' THEN 1 ELSE 2 END, d.why),
                CASE WHEN bool_and(u.confidence = 'inferred') THEN 'inferred' ELSE 'strong' END,
                list_sort(list_distinct(flatten(list(d.evidence) || list(u.evidence))))[1:{EVIDENCE_CAP}],
                len(list_distinct(flatten(list(d.evidence) || list(u.evidence)))), min(u.first_seen),

@@ -83,7 +83,7 @@ SELECT l.kind, l.src_kind, l.src, l.dst_kind, l.dst, l.reason, l.confidence, l.e
        l.first_seen, l.last_seen
 FROM links l WHERE l.kind = 'DELEGATED' AND l.dst IN (
   SELECT u.src FROM links u JOIN closure ON u.kind = 'USES' AND u.dst = closure.credential_id)
-ORDER BY 1, 3, 5""",
+ORDER BY 1, 3, 5, 6, 7, 9""",
     "logged_agents_humans": CLOSURE
     + f"""
 SELECT e.agent_id, e.human_id, count(*) AS events, min(e.time) AS first_seen, max(e.time) AS last_seen
@@ -111,6 +111,6 @@ SELECT source, prev_time AS gap_start, time AS gap_end FROM (
   WHERE time IS NOT NULL)
 WHERE time - prev_time > INTERVAL 24 HOUR ORDER BY source, gap_start""",
     "rejects_by_file": """
-SELECT ev.file_id, ev.path, count(*) AS rejected, min(r.record_no) AS first_record, any_value(r.reason) AS example_reason
+SELECT ev.file_id, ev.path, count(*) AS rejected, min(r.record_no) AS first_record, arg_min(r.reason, r.record_no) AS example_reason
 FROM rejects r LEFT JOIN evidence ev ON ev.file_id = r.file_id GROUP BY ev.file_id, ev.path ORDER BY ev.file_id""",
 }
