@@ -17,7 +17,6 @@ case-wide de-duplication.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import cache
 from itertools import accumulate
 from operator import itemgetter
@@ -27,6 +26,7 @@ import orjson
 import pyarrow as pa
 
 from keytrail.ingest.base import SNIFF_BYTES, LoadContext, Sample, SourceAdapter, arrow_type
+from keytrail.ingest.vault.bulk import BulkFile
 from keytrail.ingest.vault.framing import Record, iter_records, sniff_label
 from keytrail.ingest.vault.rows import Entry, Rows, build, build_kmip, build_server_log, raw_hash
 from keytrail.store.schema import TABLES_BY_NAME
@@ -53,6 +53,11 @@ class _Writer:
         self.count = 0
 
     def add(self, rows: Rows) -> None:
+        if rows.event is None:  # credential issues only (bulk.py: the event is written in SQL)
+            self.issues.extend(rows.issues)
+            if len(self.issues) >= BATCH_EVENTS:
+                self.flush()
+            return
         self.events.append(rows.event)
         if rows.resources:
             self.resources.extend(rows.resources)
@@ -136,108 +141,22 @@ class VaultAdapter(SourceAdapter):
         return sniff_label(sample.head, complete=len(sample.head) < SNIFF_BYTES)
 
     def load(self, ctx: LoadContext) -> None:
-        out = _Writer(ctx)
-        pending: dict[str, Entry] = {}  # request entries waiting for their response
-        answered: set[str] = set()  # request ids whose response has been written
-        kmip_pending: dict[bytes, Entry] = {}
-        merged = repeated = late = server_logs = kmip = records = 0
-        fmt = ctx.format
-        add = out.add
-        for rec in _records(ctx):
-            records += 1
-            if rec.kind == "entry":
-                assert rec.obj is not None
-                entry = Entry(rec.obj, rec.line_no, rec.offset, rec.raw)
-                typ, rid = entry.type, entry.request_id
-                if rid is not None and typ == "response":
-                    req = pending.pop(rid, None)
-                    if req is not None:
-                        merged += 1
-                    answered.add(rid)
-                    add(build(f"vault:{rid}", req, entry, fmt))
-                    continue
-                if (
-                    rid is not None
-                    and typ == "request"
-                    and rid not in pending
-                    and rid not in answered
-                ):
-                    pending[rid] = entry
-                    continue
-            elif rec.kind == "bad":
-                ctx.reject(
-                    rec.reason or "unreadable record",
-                    record_no=rec.line_no,
-                    byte_offset=rec.offset,
-                    excerpt=rec.raw,
-                )
-                continue
-            else:  # server-log
-                server_logs += 1
-                add(
-                    build_server_log(
-                        f"vault:log:{raw_hash(rec.text)}",
-                        rec.line_no,
-                        rec.offset,
-                        rec.raw,
-                        fmt,
-                        rec.log_fields,
-                        rec.obj,
-                    )
-                )
-                continue
-            if typ in ("kmip-request", "kmip-response"):
-                kmip += 1
-                key = orjson.dumps(entry.obj.get("request"), option=orjson.OPT_SORT_KEYS)
-                if typ == "kmip-request":
-                    if (
-                        key in kmip_pending
-                    ):  # an unanswered earlier request: keep it as its own event
-                        old = kmip_pending.pop(key)
-                        out.add(
-                            build_kmip(f"vault:kmip:{raw_hash(old.raw)}", old, None, ctx.format)
-                        )
-                    kmip_pending[key] = entry
-                else:
-                    req = kmip_pending.pop(key, None)
-                    if req is not None:
-                        merged += 1
-                    anchor = req or entry
-                    out.add(
-                        build_kmip(f"vault:kmip:{raw_hash(anchor.raw)}", req, entry, ctx.format)
-                    )
-            elif rid is None:
-                # No request.id (older help operations): cannot be paired, kept as its own event.
-                out.add(_build_one(f"vault:noid:{raw_hash(entry.raw)}", entry, ctx.format))
-            elif typ == "request":  # a new request went into ``pending`` above
-                if rid in pending:
-                    repeated += 1
-                else:
-                    late += 1
-            else:
-                # Plugin-submitted or unknown entry types: their own event, keyed by id and type.
-                out.add(_build_one(f"vault:{rid}:{typ}", entry, ctx.format))
-        for req in pending.values():
-            out.add(build(f"vault:{req.request_id}", req, None, ctx.format))
-        for req in kmip_pending.values():
-            out.add(build_kmip(f"vault:kmip:{raw_hash(req.raw)}", req, None, ctx.format))
-        out.flush()
-        ctx.records += records
-        ctx.skipped_records += merged + repeated + late
-        if merged:
-            ctx.notes.append(f"{merged} request entries merged into their response events")
-        if repeated:
-            ctx.notes.append(
-                f"{repeated} repeated request entries (same request.id) not stored again"
-            )
-        if late:
-            ctx.notes.append(f"{late} request entries written after their response, merged into it")
-        if server_logs:
-            ctx.notes.append(
-                f"{server_logs} Vault server log lines stored as vault:server-log events"
-            )
-        if kmip:
-            ctx.notes.append(f"{kmip} KMIP entries stored as vault:kmip-* events")
+        loop = _Loop(ctx)
+        if ctx.format == "vault-audit-pretty":  # an object spans lines: one document
+            for rec in iter_records(ctx.read_all(), pretty=True):
+                loop.feed(rec)
+            loop.finish()
+            return
+        # Line-oriented: DuckDB reads the lines it is sure of, the loop the rest (bulk.py).
+        loop.sql_pairs = True
+        bulk = BulkFile(ctx, loop.feed)
+        bulk.read()
+        sql_records, merged, repeated, late = bulk.write(loop.out.add, ctx.format)
+        loop.records += sql_records
+        loop.merged += merged
+        loop.repeated += repeated
+        loop.late += late
+        loop.finish()
 
     @classmethod
     def finalize(cls, con: duckdb.DuckDBPyConnection) -> None:
@@ -282,20 +201,123 @@ class VaultAdapter(SourceAdapter):
         con.execute("DROP TABLE _kt_vault_req")
 
 
-def _records(ctx: LoadContext) -> Iterator[Record]:
-    """The file's records; line-oriented files are read in windows of whole lines (bounded memory
-    whatever the file size, a line over ``--max-record-bytes`` rejected by the window reader)."""
-    if ctx.format == "vault-audit-pretty":  # an object spans lines: one document
-        yield from iter_records(ctx.read_all(), pretty=True)
-        return
-    for base_off, base_line, chunk in ctx.windows():
-        for rec in iter_records(chunk):
-            rec.line_no += base_line - 1
-            rec.offset += base_off
-            yield rec
-
-
 def _build_one(uid: str, entry: Entry, fmt: str) -> Rows:
     if entry.type == "request":
         return build(uid, entry, None, fmt)
     return build(uid, None, entry, fmt)
+
+
+class _Loop:
+    """The sequential reader: every record of a pretty-printed file, and in a line-oriented file
+    the records DuckDB does not read (framing, server log lines, KMIP, broken lines...).
+
+    With ``sql_pairs`` the requests and responses that have a ``request.id`` are only handed
+    back (``feed`` returns them): :mod:`keytrail.ingest.vault.bulk` pairs them in SQL."""
+
+    def __init__(self, ctx: LoadContext) -> None:
+        self.ctx = ctx
+        self.out = _Writer(ctx)
+        self.sql_pairs = False
+        self.pending: dict[str, Entry] = {}  # request entries waiting for their response
+        self.answered: set[str] = set()  # request ids whose response has been written
+        self.kmip_pending: dict[bytes, Entry] = {}
+        self.merged = self.repeated = self.late = self.server_logs = self.kmip = 0
+        self.records = 0
+
+    def feed(self, rec: Record) -> Entry | None:
+        ctx, out = self.ctx, self.out
+        self.records += 1
+        if rec.kind == "bad":
+            ctx.reject(
+                rec.reason or "unreadable record",
+                record_no=rec.line_no,
+                byte_offset=rec.offset,
+                excerpt=rec.raw,
+            )
+            return None
+        if rec.kind != "entry":  # server-log
+            self.server_logs += 1
+            out.add(
+                build_server_log(
+                    f"vault:log:{raw_hash(rec.text)}",
+                    rec.line_no,
+                    rec.offset,
+                    rec.raw,
+                    ctx.format,
+                    rec.log_fields,
+                    rec.obj,
+                )
+            )
+            return None
+        assert rec.obj is not None
+        entry = Entry(rec.obj, rec.line_no, rec.offset, rec.raw)
+        typ, rid = entry.type, entry.request_id
+        if rid is not None and typ in ("request", "response") and self.sql_pairs:
+            return entry
+        pending = self.pending
+        if rid is not None and typ == "response":
+            req = pending.pop(rid, None)
+            if req is not None:
+                self.merged += 1
+            self.answered.add(rid)
+            out.add(build(f"vault:{rid}", req, entry, ctx.format))
+            return None
+        if rid is not None and typ == "request" and rid not in pending and rid not in self.answered:
+            pending[rid] = entry
+            return None
+        if typ in ("kmip-request", "kmip-response"):
+            self._kmip(entry)
+        elif rid is None:
+            # No request.id (older help operations): cannot be paired, kept as its own event.
+            out.add(_build_one(f"vault:noid:{raw_hash(entry.raw)}", entry, ctx.format))
+        elif typ == "request":  # a new request went into ``pending`` above
+            if rid in pending:
+                self.repeated += 1
+            else:
+                self.late += 1
+        else:
+            # Plugin-submitted or unknown entry types: their own event, keyed by id and type.
+            out.add(_build_one(f"vault:{rid}:{typ}", entry, ctx.format))
+        return None
+
+    def _kmip(self, entry: Entry) -> None:
+        self.kmip += 1
+        fmt, kmip_pending = self.ctx.format, self.kmip_pending
+        key = orjson.dumps(entry.obj.get("request"), option=orjson.OPT_SORT_KEYS)
+        if entry.type == "kmip-request":
+            if key in kmip_pending:  # an unanswered earlier request: keep it as its own event
+                old = kmip_pending.pop(key)
+                self.out.add(build_kmip(f"vault:kmip:{raw_hash(old.raw)}", old, None, fmt))
+            kmip_pending[key] = entry
+        else:
+            req = kmip_pending.pop(key, None)
+            if req is not None:
+                self.merged += 1
+            anchor = req or entry
+            self.out.add(build_kmip(f"vault:kmip:{raw_hash(anchor.raw)}", req, entry, fmt))
+
+    def finish(self) -> None:
+        ctx, out = self.ctx, self.out
+        for req in self.pending.values():
+            out.add(build(f"vault:{req.request_id}", req, None, ctx.format))
+        for req in self.kmip_pending.values():
+            out.add(build_kmip(f"vault:kmip:{raw_hash(req.raw)}", req, None, ctx.format))
+        out.flush()
+        ctx.records += self.records
+        ctx.skipped_records += self.merged + self.repeated + self.late
+        if self.merged:
+            ctx.notes.append(f"{self.merged} request entries merged into their response events")
+        if self.repeated:
+            ctx.notes.append(
+                f"{self.repeated} repeated request entries (same request.id) not stored again"
+            )
+        if self.late:
+            ctx.notes.append(
+                f"{self.late} request entries written after their response, merged into it"
+            )
+        if self.server_logs:
+            ctx.notes.append(
+                f"{self.server_logs} Vault server log lines stored as vault:server-log events"
+            )
+        if self.kmip:
+            ctx.notes.append(f"{self.kmip} KMIP entries stored as vault:kmip-* events")
