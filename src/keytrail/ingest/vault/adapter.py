@@ -141,13 +141,11 @@ class VaultAdapter(SourceAdapter):
         return sniff_label(sample.head, complete=len(sample.head) < SNIFF_BYTES)
 
     def load(self, ctx: LoadContext) -> None:
-        loop = _Loop(ctx)
         if ctx.format == "vault-audit-pretty":  # an object spans lines: one document
-            for rec in iter_records(ctx.read_all(), pretty=True):
-                loop.feed(rec)
-            loop.finish()
+            load_sequential(ctx, ctx.read_all(), pretty=True)
             return
         # Line-oriented: DuckDB reads the lines it is sure of, the loop the rest (bulk.py).
+        loop = _Loop(ctx)
         loop.sql_pairs = True
         bulk = BulkFile(ctx, loop.feed)
         bulk.read()
@@ -199,6 +197,15 @@ class VaultAdapter(SourceAdapter):
             )
             con.execute("DELETE FROM events WHERE rowid IN (SELECT rid FROM _kt_vault_req)")
         con.execute("DROP TABLE _kt_vault_req")
+
+
+def load_sequential(ctx: LoadContext, data: bytes, *, pretty: bool = False) -> None:
+    """Read ``data`` record by record: pretty-printed files, and the reference the bulk reader of
+    line-oriented files is held equal to (``tests/unit/test_ingest_vault_bulk.py``)."""
+    loop = _Loop(ctx)
+    for rec in iter_records(data, pretty=pretty):
+        loop.feed(rec)
+    loop.finish()
 
 
 def _build_one(uid: str, entry: Entry, fmt: str) -> Rows:

@@ -57,7 +57,7 @@ def _window(base_off: int, base_line: int, chunk: bytes) -> tuple[pa.Table, list
             n, pa.array(starts, pa.int64()).buffers()[1], pa.py_buffer(chunk)
         )  # type: ignore[arg-type]
     else:
-        text = pa.array([x if x.isascii() else b"" for x in lines], pa.large_binary()).cast(
+        text = pa.array([x + b"\n" if x.isascii() else b"" for x in lines], pa.large_binary()).cast(
             pa.large_string()
         )
     return (
@@ -84,7 +84,7 @@ def _runs(idx: list[int]) -> list[tuple[int, int]]:
 
 
 def _entry(ln: int, off: int, line: str) -> Entry:
-    raw = line.encode()
+    raw = line.encode()[:-1]  # without its newline
     return Entry(orjson.loads(raw), ln, off, raw)
 
 
@@ -158,17 +158,27 @@ class BulkFile:
         )
         try:
             con.execute(q.PAIRS)
-            ctx.insert_sql("events", q.EVENTS, [ctx.file_id, fmt])
+            con.execute(q.EVENTS, [ctx.file_id, fmt])
+            ctx.insert_sql(
+                "events", "SELECT * EXCLUDE (_mount_type) FROM _kt_vev ORDER BY record_no"
+            )
             ctx.insert_sql("event_resources", q.RESOURCES)
-            cur = con.execute(q.MINTS)
-            while batch := cur.fetchmany(FETCH):
+            con.execute("DROP TABLE _kt_vev")
+            # Paged by rowid: ``add`` writes to the case between pages (one open result at a time).
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _kt_vmint AS {q.MINTS}")
+            n = con.execute("SELECT count(*) FROM _kt_vmint").fetchone()[0]  # type: ignore[index]
+            for start in range(0, n, FETCH):
                 issues = []
-                for uid, ln, off, line, req_time in batch:
+                for uid, ln, off, line, req_time in con.execute(
+                    "SELECT * FROM _kt_vmint WHERE rowid >= ? AND rowid < ? ORDER BY rowid",
+                    [start, start + FETCH],
+                ).fetchall():
                     issues += pair_issues(
                         uid, _entry(ln, off, line), vault_time(req_time) if req_time else None
                     )
                 if issues:
                     add(Rows(None, [], issues))
+            con.execute("DROP TABLE _kt_vmint")
             self._python_pairs(add, fmt)
         finally:
             con.unregister("_kt_vwf")

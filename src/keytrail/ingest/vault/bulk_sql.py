@@ -7,8 +7,9 @@ names are in the comments). A line is *ok* (read here) only when DuckDB's JSON r
 Python path, which is the reference. The JSON readers disagree on:
 
 - numbers: orjson reads a 20-digit integer as a float, DuckDB keeps it; float and exponent
-  spellings are re-serialised differently; DuckDB accepts ``NaN`` / ``Infinity``; so a line with
-  a number token of 16+ digits, a fraction or exponent, or a bare ``N``/``I`` token is not ok;
+  spellings are re-serialised differently; DuckDB accepts ``NaN``, ``-inf``, ``Infinity`` and ``1e999``; so a line with
+  a number of 16+ digits, a fraction or exponent, or a bare ``n``/``i`` token (any case) after ``":``, ``[``
+  or ``,`` is not ok (inside a string such text only sends the line to Python);
 - trailing commas (DuckDB accepts them): a ``,`` followed by ``]`` or ``}`` is not ok;
 - duplicate keys (DuckDB reads the first, Python keeps the last): a line with a duplicate key
   in any object the row reads is not ok;
@@ -22,91 +23,100 @@ false alarm costs a few microseconds, a miss would change a case.
 
 from __future__ import annotations
 
-#: Paths read from every line, one parse (index = position + 1 in ``j``).
+#: Values read from every line, one parse (``j``; ``J[name]`` is the SQL of one).
 PATHS = (
-    "$.time",  # 1
-    "$.type",
-    "$.error",
-    "$.forwarded_from",
-    "$.auth",  # 5
-    "$.request",
-    "$.response",
-    "$.auth.accessor",
-    "$.auth.display_name",
-    "$.auth.entity_id",  # 10
-    "$.auth.metadata",
-    "$.auth.policies",
-    "$.auth.token_policies",
-    "$.auth.identity_policies",
-    "$.auth.token_type",  # 15
-    "$.auth.token_ttl",
-    "$.auth.token_issue_time",
-    "$.auth.remaining_uses",
-    "$.auth.entity_created",
-    "$.auth.policy_results",  # 20
-    "$.auth.policy_results.allowed",
-    "$.request.id",
-    "$.request.operation",
-    "$.request.path",
-    "$.request.namespace",  # 25
-    "$.request.namespace.id",
-    "$.request.namespace.path",
-    "$.request.mount_type",
-    "$.request.mount_point",
-    "$.request.mount_accessor",  # 30
-    "$.request.mount_class",
-    "$.request.client_token_accessor",
-    "$.request.remote_address",
-    "$.request.headers",
-    '$.request.headers."user-agent"',  # 35
-    "$.request.client_id",
-    "$.request.request_uri",
-    "$.request.remote_port",
-    "$.request.data",
-    "$.request.data.accessor",  # 40
-    "$.response.mount_type",
-    "$.response.mount_point",
-    "$.response.mount_accessor",
-    "$.response.mount_class",
-    "$.response.auth",  # 45
-    "$.response.wrap_info",
-    "$.response.data",
-    "$.response.secret",
-    "$.response.secret.lease_id",
-    "$.response.data.keys",  # 50
-    "$.response.auth.accessor",
-    "$.response.auth.display_name",
-    "$.response.auth.entity_id",
-    "$.response.auth.policies",
-    "$.response.auth.token_type",  # 55
-    "$.response.auth.token_ttl",
-    "$.response.auth.metadata",
-    "$.response.auth.num_uses",
-    "$.response.wrap_info.accessor",
-    "$.response.wrap_info.wrapped_accessor",  # 60
-    "$.response.wrap_info.creation_path",
-    "$.response.wrap_info.ttl",
-    "$.auth.metadata.email",
-    "$.auth.metadata.username",
-    "$.auth.metadata.agent_id",  # 65
-    '$.auth.metadata."agent-id"',
-    "$.auth.metadata.agent",
+    "time",
+    "type",
+    "error",
+    "forwarded_from",
+    "auth.accessor",
+    "auth.display_name",
+    "auth.entity_id",
+    "auth.metadata",
+    "auth.policies",
+    "auth.token_policies",
+    "auth.identity_policies",
+    "auth.token_type",
+    "auth.token_ttl",
+    "auth.token_issue_time",
+    "auth.remaining_uses",
+    "auth.entity_created",
+    "auth.policy_results.allowed",
+    "auth.metadata.email",
+    "auth.metadata.username",
+    "auth.metadata.agent_id",
+    'auth.metadata."agent-id"',
+    "auth.metadata.agent",
+    "request.id",
+    "request.operation",
+    "request.path",
+    "request.namespace.id",
+    "request.namespace.path",
+    "request.mount_type",
+    "request.mount_point",
+    "request.mount_accessor",
+    "request.mount_class",
+    "request.client_token_accessor",
+    "request.remote_address",
+    'request.headers."user-agent"',
+    "request.client_id",
+    "request.request_uri",
+    "request.remote_port",
+    "request.data.accessor",
+    "response.mount_type",
+    "response.mount_point",
+    "response.mount_accessor",
+    "response.mount_class",
+    "response.secret.lease_id",
+    "response.data.keys",
+    "response.auth.accessor",
+    "response.auth.display_name",
+    "response.auth.entity_id",
+    "response.auth.policies",
+    "response.auth.token_type",
+    "response.auth.token_ttl",
+    "response.auth.metadata",
+    "response.auth.num_uses",
+    "response.wrap_info.accessor",
+    "response.wrap_info.wrapped_accessor",
+    "response.wrap_info.creation_path",
+    "response.wrap_info.ttl",
 )
+J = {p: f"j[{i}]" for i, p in enumerate(PATHS, 1)}
+#: Objects whose keys are read (one more parse: ``ks``): duplicate keys anywhere the row reads
+#: send the line to Python; ``data`` keys are listed; an object's presence is a non-empty list.
+OBJECTS = (
+    "",
+    "auth",
+    "auth.metadata",
+    "auth.policy_results",
+    "request",
+    "request.namespace",
+    "request.headers",
+    "request.data",
+    "response",
+    "response.auth",
+    "response.auth.metadata",
+    "response.wrap_info",
+    "response.data",
+    "response.secret",
+)
+K = {p: f"ks[{i}]" for i, p in enumerate(OBJECTS, 1)}
 
 MACROS = r"""
 CREATE OR REPLACE TEMP MACRO kt_s(j) AS
-  CASE WHEN starts_with(j, '"') AND j <> '""' THEN json_extract_string(j, '$') END;
+  CASE WHEN starts_with(j, '"') AND j <> '""'
+       THEN CASE WHEN contains(j, '\') THEN json_extract_string(j, '$') ELSE j[2:-2] END END;
 CREATE OR REPLACE TEMP MACRO kt_n(j) AS
   CASE WHEN regexp_full_match(j, '-?[0-9]+') THEN CAST(j AS BIGINT) END;
 CREATE OR REPLACE TEMP MACRO kt_any(j) AS
   CASE WHEN j NOT IN ('null', '""', '[]', '{}') THEN j END;
 CREATE OR REPLACE TEMP MACRO kt_obj(j) AS
   CASE WHEN starts_with(j, '{') AND j <> '{}' THEN j END;
-CREATE OR REPLACE TEMP MACRO kt_dup(j) AS
-  coalesce(starts_with(j, '{') AND len(json_keys(j)) <> list_unique(json_keys(j)), false);
 CREATE OR REPLACE TEMP MACRO kt_nested(j) AS coalesce(contains(j[2:], '{'), false);
 CREATE OR REPLACE TEMP MACRO kt_m(k, v) AS '"' || k || '":' || v;
 CREATE OR REPLACE TEMP MACRO kt_str(v) AS to_json(v::VARCHAR)::VARCHAR;
+CREATE OR REPLACE TEMP MACRO kt_js(j) AS CASE WHEN starts_with(j, '"') AND j <> '""' THEN j END;
 CREATE OR REPLACE TEMP MACRO kt_rtype(path, mt) AS
   CASE WHEN split_part(path, '/', 1) = 'auth' THEN 'vault-auth'
        WHEN split_part(path, '/', 1) = 'sys' THEN 'vault-sys'
@@ -127,49 +137,49 @@ CREATE OR REPLACE TEMP MACRO kt_rtype(path, mt) AS
 _TIME = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?Z$"
 _ADDR = r"^(?:\[([0-9A-Fa-f:.]+)\]|([0-9]{1,3}(?:\.[0-9]{1,3}){3})):([0-9]+)\n?$"
 #: Number tokens the readers disagree on, trailing commas (see the module docstring).
-_NUMBERS = r"[:\[,][ \t\r]*-?(?:[0-9]+[.eE]|[0-9]{16}|[NI])|,[ \t\r]*[\]}]"
+_NUMBERS = r"(?:\"[ \t\r]*:|[\[,])[ \t\r]*-?(?:[0-9]+[.eE]|[0-9]{16}|[NnIi])|,[ \t\r]*[\]}]"
 
 
 def _paths() -> str:
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in PATHS) + "]"
+    return "[" + ", ".join("'$." + p.replace("'", "''") + "'" for p in PATHS) + "]"
+
+
+def _objects() -> str:
+    return "[" + ", ".join("'$" + ("." if p else "") + p + "'" for p in OBJECTS) + "]"
 
 
 #: One window of lines (``_kt_vw``: ln, off, line) -> typed rows of ``_kt_vl``.
 WINDOW = f"""
 INSERT INTO _kt_vl
-WITH w AS (SELECT ln, off, rtrim(line, chr(10)) AS line FROM _kt_vw),
-s AS (
+WITH s AS (
   SELECT ln, off, line,
-         starts_with(line, '{{') AND ends_with(line, '}}') AND NOT contains(line, '\\u')
+         starts_with(line, '{{') AND ends_with(line, '}}' || chr(10)) AND NOT contains(line, '\\u')
          AND NOT regexp_matches(line, '{_NUMBERS}')
          AND NOT (length(line) > 2000
                   AND length(line) - length(replace(replace(line, '{{', ''), '[', '')) > 1000)
          AND json_valid(line) AS ok0
-  FROM w),
-x AS (
+  FROM _kt_vw),
+x AS MATERIALIZED (
   SELECT ln, off, line, ok0,
          CASE WHEN ok0 THEN json_extract(line, {_paths()})::VARCHAR[] END AS j,
-         CASE WHEN ok0 THEN json_keys(line) END AS k
+         CASE WHEN ok0 THEN json_keys(line, {_objects()}) END AS ks
   FROM s),
 y AS (
-  SELECT ln, off, line, ok0, j, k,
-         kt_s(j[1]) AS time_raw, kt_s(j[2]) AS typ, kt_s(j[22]) AS rid,
-         kt_s(j[23]) AS op0, kt_s(j[24]) AS path, kt_s(j[27]) AS ns_path,
-         coalesce(kt_s(j[28]), kt_s(j[41])) AS mount_type,
-         kt_s(j[9]) AS display, kt_s(j[10]) AS entity,
-         coalesce(kt_s(j[8]), kt_s(j[32])) AS caller, kt_s(j[33]) AS addr
+  SELECT ln, off, line, ok0, j, ks,
+         kt_s({J["time"]}) AS time_raw, kt_s({J["type"]}) AS typ, kt_s({J["request.id"]}) AS rid,
+         kt_s({J["request.operation"]}) AS op0, kt_s({J["request.path"]}) AS path, kt_s({J["request.namespace.path"]}) AS ns_path,
+         coalesce(kt_s({J["request.mount_type"]}), kt_s({J["response.mount_type"]})) AS mount_type,
+         kt_s({J["auth.display_name"]}) AS display, kt_s({J["auth.entity_id"]}) AS entity,
+         coalesce(kt_s({J["auth.accessor"]}), kt_s({J["request.client_token_accessor"]})) AS caller, kt_s({J["request.remote_address"]}) AS addr
   FROM x)
 SELECT ln, off, line,
   ok0 AND typ IN ('request', 'response') AND rid IS NOT NULL
-  AND NOT list_contains(k, '@message') AND NOT list_contains(k, '@level')
-  AND len(k) = list_unique(k)
-  AND NOT (kt_dup(j[5]) OR kt_dup(j[6]) OR kt_dup(j[7]) OR kt_dup(j[11]) OR kt_dup(j[20])
-           OR kt_dup(j[25]) OR kt_dup(j[34]) OR kt_dup(j[39]) OR kt_dup(j[45]) OR kt_dup(j[46])
-           OR kt_dup(j[47]) OR kt_dup(j[48]) OR kt_dup(j[57]))
-  AND NOT (kt_nested(j[11]) OR kt_nested(j[57]) OR contains(coalesce(j[12], ''), '{{')
-           OR contains(coalesce(j[13], ''), '{{') OR contains(coalesce(j[14], ''), '{{')
-           OR contains(coalesce(j[54], ''), '{{') OR contains(coalesce(j[19], ''), '{{')
-           OR contains(coalesce(j[21], ''), '{{'))
+  AND NOT list_contains(ks[1], '@message') AND NOT list_contains(ks[1], '@level')
+  AND NOT list_bool_or(list_transform(ks, lambda l: coalesce(len(l) <> list_unique(l), false)))
+  AND NOT (kt_nested({J["auth.metadata"]}) OR kt_nested({J["response.auth.metadata"]}) OR contains(coalesce({J["auth.policies"]}, ''), '{{')
+           OR contains(coalesce({J["auth.token_policies"]}, ''), '{{') OR contains(coalesce({J["auth.identity_policies"]}, ''), '{{')
+           OR contains(coalesce({J["response.auth.policies"]}, ''), '{{') OR contains(coalesce({J["auth.entity_created"]}, ''), '{{')
+           OR contains(coalesce({J["auth.policy_results.allowed"]}, ''), '{{'))
   AND (time_raw IS NULL OR (regexp_matches(time_raw, '{_TIME}')
                             AND try_cast(left(time_raw, 19) AS TIMESTAMP) IS NOT NULL
                             AND left(time_raw, 4) <> '0000'))
@@ -178,90 +188,91 @@ SELECT ln, off, line,
   try_cast(left(time_raw, 19) AS TIMESTAMP) + to_microseconds(
     CAST(rpad(left(coalesce(nullif(regexp_extract(time_raw, '\\.([0-9]+)', 1), ''), '0'), 6), 6, '0')
          AS BIGINT)) AS time,
-  kt_s(j[3]) AS err, kt_s(j[4]) AS fwd,
-  j[21] = 'false' AS denied_by_policy,
+  kt_s({J["error"]}) AS err, kt_s({J["forwarded_from"]}) AS fwd,
+  {J["auth.policy_results.allowed"]} = 'false' AS denied_by_policy,
   coalesce(op0, 'unknown') AS op, path, ns_path, mount_type, display, entity, caller,
   CASE WHEN addr IS NULL THEN NULL
        WHEN regexp_matches(addr, '{_ADDR}')
          THEN coalesce(nullif(regexp_extract(addr, '{_ADDR}', 1), ''),
                        regexp_extract(addr, '{_ADDR}', 2))
        ELSE addr END AS src_ip,
-  CASE WHEN starts_with(j[35], '[') THEN array_to_string(list_transform(list_filter(
-         json_extract(j[35], '$[*]')::VARCHAR[],
+  CASE WHEN starts_with({J['request.headers."user-agent"']}, '[') THEN array_to_string(list_transform(list_filter(
+         json_extract({J['request.headers."user-agent"']}, '$[*]')::VARCHAR[],
          lambda e: starts_with(e, '"') AND NOT starts_with(e, '"hmac-sha256:')),
          lambda e: json_extract_string(e, '$')), ', ') END AS user_agent,
-  coalesce(kt_s(j[65]), kt_s(j[66]), kt_s(j[67])) AS agent_id,
-  CASE WHEN contains(kt_s(j[63]), '@') THEN kt_s(j[63])
+  coalesce(kt_s({J["auth.metadata.agent_id"]}), kt_s({J['auth.metadata."agent-id"']}), kt_s({J["auth.metadata.agent"]})) AS agent_id,
+  CASE WHEN contains(kt_s({J["auth.metadata.email"]}), '@') THEN kt_s({J["auth.metadata.email"]})
        WHEN starts_with(display, 'oidc-') AND length(display) > 5 THEN NULL
        WHEN starts_with(display, 'userpass-') AND length(display) > 9
-         THEN coalesce(kt_s(j[64]), display[10:])
+         THEN coalesce(kt_s({J["auth.metadata.username"]}), display[10:])
        WHEN starts_with(display, 'ldap-') AND length(display) > 5
-         THEN coalesce(kt_s(j[64]), display[6:])
+         THEN coalesce(kt_s({J["auth.metadata.username"]}), display[6:])
        WHEN starts_with(display, 'okta-') AND length(display) > 5
-         THEN coalesce(kt_s(j[64]), display[6:])
+         THEN coalesce(kt_s({J["auth.metadata.username"]}), display[6:])
        WHEN starts_with(display, 'radius-') AND length(display) > 7
-         THEN coalesce(kt_s(j[64]), display[8:])
+         THEN coalesce(kt_s({J["auth.metadata.username"]}), display[8:])
   END AS human0,
-  CASE WHEN NOT coalesce(contains(kt_s(j[63]), '@'), false)
+  CASE WHEN NOT coalesce(contains(kt_s({J["auth.metadata.email"]}), '@'), false)
         AND starts_with(display, 'oidc-') AND length(display) > 5 THEN display[6:] END AS oidc,
   -- details from namespace_id to remote_port (rows.build's order)
   nullif(concat_ws(',',
-    kt_m('namespace_id', kt_str(kt_s(j[26]))),
-    kt_m('mount_type', kt_str(mount_type)),
-    kt_m('mount_point', kt_str(coalesce(kt_s(j[29]), kt_s(j[42])))),
-    kt_m('mount_accessor', kt_str(coalesce(kt_s(j[30]), kt_s(j[43])))),
-    kt_m('mount_class', kt_str(coalesce(kt_s(j[31]), kt_s(j[44])))),
-    kt_m('display_name', kt_str(display)),
-    kt_m('entity_id', kt_str(entity)),
-    kt_m('policies', kt_any(j[12])),
-    kt_m('token_policies', kt_any(j[13])),
-    kt_m('identity_policies', kt_any(j[14])),
-    kt_m('token_type', kt_str(kt_s(j[15]))),
-    kt_m('metadata', kt_obj(j[11])),
-    kt_m('token_ttl', kt_n(j[16])::VARCHAR),
-    kt_m('token_issue_time', kt_str(kt_s(j[17]))),
-    kt_m('remaining_uses', kt_n(j[18])::VARCHAR),
-    kt_m('entity_created', CASE WHEN j[19] NOT IN ('false', '0', '""', '[]', '{{}}', 'null')
-                                THEN j[19] END),
-    kt_m('policy_allowed', kt_any(j[21])),
-    kt_m('client_token_accessor', kt_str(kt_s(j[32]))),
-    kt_m('client_id', kt_str(kt_s(j[36]))),
-    kt_m('request_uri', kt_str(kt_s(j[37]))),
-    kt_m('remote_port', coalesce(nullif(kt_n(j[38]), 0),
+    kt_m('namespace_id', kt_js({J["request.namespace.id"]})),
+    kt_m('mount_type',
+         coalesce(kt_js({J["request.mount_type"]}), kt_js({J["response.mount_type"]}))),
+    kt_m('mount_point', coalesce(kt_js({J["request.mount_point"]}), kt_js({J["response.mount_point"]}))),
+    kt_m('mount_accessor', coalesce(kt_js({J["request.mount_accessor"]}), kt_js({J["response.mount_accessor"]}))),
+    kt_m('mount_class', coalesce(kt_js({J["request.mount_class"]}), kt_js({J["response.mount_class"]}))),
+    kt_m('display_name', kt_js({J["auth.display_name"]})),
+    kt_m('entity_id', kt_js({J["auth.entity_id"]})),
+    kt_m('policies', kt_any({J["auth.policies"]})),
+    kt_m('token_policies', kt_any({J["auth.token_policies"]})),
+    kt_m('identity_policies', kt_any({J["auth.identity_policies"]})),
+    kt_m('token_type', kt_js({J["auth.token_type"]})),
+    kt_m('metadata', kt_obj({J["auth.metadata"]})),
+    kt_m('token_ttl', kt_n({J["auth.token_ttl"]})::VARCHAR),
+    kt_m('token_issue_time', kt_js({J["auth.token_issue_time"]})),
+    kt_m('remaining_uses', kt_n({J["auth.remaining_uses"]})::VARCHAR),
+    kt_m('entity_created', CASE WHEN {J["auth.entity_created"]} NOT IN ('false', '0', '""', '[]', '{{}}', 'null')
+                                THEN {J["auth.entity_created"]} END),
+    kt_m('policy_allowed', kt_any({J["auth.policy_results.allowed"]})),
+    kt_m('client_token_accessor', kt_js({J["request.client_token_accessor"]})),
+    kt_m('client_id', kt_js({J["request.client_id"]})),
+    kt_m('request_uri', kt_js({J["request.request_uri"]})),
+    kt_m('remote_port', coalesce(nullif(kt_n({J["request.remote_port"]}), 0),
          try_cast(nullif(regexp_extract(addr, '{_ADDR}', 3), '') AS BIGINT))::VARCHAR)
   ), '') AS d1,
   -- details from data_keys to listed_keys
   nullif(concat_ws(',',
-    kt_m('data_keys', CASE WHEN kt_obj(j[39]) IS NOT NULL
-                           THEN to_json(list_sort(json_keys(j[39])))::VARCHAR END),
-    kt_m('response_data_keys', CASE WHEN kt_obj(j[47]) IS NOT NULL
-                                    THEN to_json(list_sort(json_keys(j[47])))::VARCHAR END),
-    kt_m('lease_id', kt_str(kt_s(j[49]))),
-    kt_m('response_auth', CASE WHEN kt_obj(j[45]) IS NOT NULL THEN '{{' || nullif(concat_ws(',',
-      kt_m('accessor', kt_str(kt_s(j[51]))),
-      kt_m('display_name', kt_str(kt_s(j[52]))),
-      kt_m('entity_id', kt_str(kt_s(j[53]))),
-      kt_m('policies', CASE WHEN j[54] NOT IN ('null', '[]', '{{}}') THEN j[54] END),
-      kt_m('token_type', kt_str(kt_s(j[55]))),
-      kt_m('token_ttl', kt_n(j[56])::VARCHAR),
-      kt_m('metadata', kt_obj(j[57])),
-      kt_m('num_uses', kt_n(j[58])::VARCHAR)), '') || '}}' END),
-    kt_m('wrap_info', CASE WHEN kt_obj(j[46]) IS NOT NULL THEN '{{' || nullif(concat_ws(',',
-      kt_m('accessor', kt_str(kt_s(j[59]))),
-      kt_m('wrapped_accessor', kt_str(kt_s(j[60]))),
-      kt_m('creation_path', kt_str(kt_s(j[61]))),
-      kt_m('ttl', kt_n(j[62])::VARCHAR)), '') || '}}' END),
+    kt_m('data_keys', CASE WHEN len({K["request.data"]}) > 0
+                           THEN to_json(list_sort({K["request.data"]}))::VARCHAR END),
+    kt_m('response_data_keys', CASE WHEN len({K["response.data"]}) > 0
+                                    THEN to_json(list_sort({K["response.data"]}))::VARCHAR END),
+    kt_m('lease_id', kt_js({J["response.secret.lease_id"]})),
+    kt_m('response_auth', CASE WHEN len({K["response.auth"]}) > 0 THEN '{{' || nullif(concat_ws(',',
+      kt_m('accessor', kt_js({J["response.auth.accessor"]})),
+      kt_m('display_name', kt_js({J["response.auth.display_name"]})),
+      kt_m('entity_id', kt_js({J["response.auth.entity_id"]})),
+      kt_m('policies', CASE WHEN {J["response.auth.policies"]} NOT IN ('null', '[]', '{{}}') THEN {J["response.auth.policies"]} END),
+      kt_m('token_type', kt_js({J["response.auth.token_type"]})),
+      kt_m('token_ttl', kt_n({J["response.auth.token_ttl"]})::VARCHAR),
+      kt_m('metadata', kt_obj({J["response.auth.metadata"]})),
+      kt_m('num_uses', kt_n({J["response.auth.num_uses"]})::VARCHAR)), '') || '}}' END),
+    kt_m('wrap_info', CASE WHEN len({K["response.wrap_info"]}) > 0 THEN '{{' || nullif(concat_ws(',',
+      kt_m('accessor', kt_js({J["response.wrap_info.accessor"]})),
+      kt_m('wrapped_accessor', kt_js({J["response.wrap_info.wrapped_accessor"]})),
+      kt_m('creation_path', kt_js({J["response.wrap_info.creation_path"]})),
+      kt_m('ttl', kt_n({J["response.wrap_info.ttl"]})::VARCHAR)), '') || '}}' END),
     kt_m('revoked_accessor', kt_str(CASE WHEN path = 'auth/token/revoke-self' THEN caller
                                          WHEN path = 'auth/token/revoke-accessor'
-                                           THEN kt_s(j[40]) END)),
+                                           THEN kt_s({J["request.data.accessor"]}) END)),
     kt_m('listed_keys', CASE WHEN coalesce(op0, 'unknown') = 'list'
-                             THEN CASE WHEN starts_with(j[50], '[')
-                                       THEN json_array_length(j[50])
-                                       ELSE kt_n(j[50]) END END::VARCHAR)
+                             THEN CASE WHEN starts_with({J["response.data.keys"]}, '[')
+                                       THEN json_array_length({J["response.data.keys"]})
+                                       ELSE kt_n({J["response.data.keys"]}) END END::VARCHAR)
   ), '') AS d2,
   -- what rows.mint / engines.engine_issues may read something from
-  typ = 'response' AND (kt_s(j[51]) IS NOT NULL OR kt_s(j[49]) IS NOT NULL
-    OR kt_s(j[59]) IS NOT NULL OR contains(coalesce(path, ''), '/creds/')
+  typ = 'response' AND (kt_s({J["response.auth.accessor"]}) IS NOT NULL OR kt_s({J["response.secret.lease_id"]}) IS NOT NULL
+    OR kt_s({J["response.wrap_info.accessor"]}) IS NOT NULL OR contains(coalesce(path, ''), '/creds/')
     OR contains(coalesce(path, ''), '/sts/') OR contains(coalesce(path, ''), 'secret-id')
     OR (path IS NOT NULL AND (mount_type IN ('pki', 'ssh', 'totp')
         OR (mount_type IS NULL AND regexp_matches(path, '^(pki|ssh|totp)'))))) AS mint
@@ -312,7 +323,9 @@ LEFT JOIN _kt_vwf wf ON wf.name = m.oidc
 WHERE p.role = 'event' AND NOT p.main_py AND NOT p.req_py
 """
 
+#: The events of those pairs (a temp table: ``events`` and ``event_resources`` are read off it).
 EVENTS = f"""
+CREATE OR REPLACE TEMP TABLE _kt_vev AS
 SELECT ?::INTEGER AS file_id, p.uid AS event_uid, 'vault' AS source, ?::VARCHAR AS format, m.rid AS source_event_id,
   CASE WHEN q.time IS NOT NULL THEN q.time ELSE m.time END AS time,
   CASE WHEN q.time IS NOT NULL THEN q.time_raw ELSE m.time_raw END AS time_raw,
@@ -341,17 +354,16 @@ SELECT ?::INTEGER AS file_id, p.uid AS event_uid, 'vault' AS source, ?::VARCHAR 
     kt_m('request_time', kt_str(CASE WHEN p.answered THEN q.time_raw ELSE m.time_raw END)),
     kt_m('response_time', kt_str(CASE WHEN p.answered THEN m.time_raw END)),
     m.d1, kt_m('forwarded_from', kt_str(coalesce(m.fwd, q.fwd))), m.d2) || '}}' AS details,
-  m.line AS raw, m.ln AS record_no, m.off AS byte_offset
+  m.line[:-2] AS raw, m.ln AS record_no, m.off AS byte_offset, m.mount_type AS _mount_type
 {_PAIRED}
 ORDER BY m.ln
 """
 
-RESOURCES = f"""
-SELECT p.uid AS event_uid,
-       'vault:' || coalesce(m.ns_path, '') || m.path AS resource_id,
-       kt_rtype(m.path, m.mount_type) AS resource_type, m.ns_path AS account
-{_PAIRED} AND m.path IS NOT NULL
-ORDER BY m.ln
+RESOURCES = """
+SELECT event_uid, 'vault:' || coalesce(account, '') || target AS resource_id,
+       kt_rtype(target, _mount_type) AS resource_type, account
+FROM _kt_vev WHERE target IS NOT NULL
+ORDER BY record_no
 """
 
 #: Answered responses (both sides ok, no ``error``) that may mint: read by rows.pair_issues.
