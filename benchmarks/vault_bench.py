@@ -22,20 +22,22 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 _READ_JSON = """
-import sys, duckdb
+import sys, time, duckdb
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
+t, w = time.process_time(), time.perf_counter()
 con.execute(f"CREATE TABLE v AS SELECT * FROM read_json('{sys.argv[1]}', format='newline_delimited')")
-print(con.execute("SELECT count(*) FROM v").fetchone()[0])
+t, w = time.process_time() - t, time.perf_counter() - w
+print(con.execute("SELECT count(*) FROM v").fetchone()[0], t, w)
 """
 
 _ADAPTER = """
@@ -49,12 +51,12 @@ with tempfile.TemporaryDirectory() as d:
     st.con.execute("SET enable_progress_bar = false")
     ctx = LoadContext(st.con, Path(sys.argv[1]), 1, "vault-audit-jsonl", False)
     st.con.execute("BEGIN")  # as the runner does: one transaction per file
-    t = time.process_time()
+    t, w = time.process_time(), time.perf_counter()
     VaultAdapter().load(ctx)
-    spent = time.process_time() - t
+    t, w = time.process_time() - t, time.perf_counter() - w
     st.con.execute("COMMIT")
     st.con.close()
-print(ctx.records, spent)
+print(ctx.records, t, w)
 """
 
 _RID = re.compile(rb'"request":\{"id":"')
@@ -89,49 +91,66 @@ def build_file(workdir: Path, entries: int) -> Path:
     return out
 
 
-def _child(code: str, path: Path, src: str | None) -> tuple[float, list[str]]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def _child(code: str, path: Path, src: str | None) -> tuple[float, float, int, list[str]]:
+    """CPU seconds, wall seconds and peak RSS (bytes) of one child, and its stdout words."""
     env = {**os.environ, "PYTHONPATH": src} if src else dict(os.environ)
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(path)], check=True, capture_output=True, text=True, env=env
-    ).stdout.split()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), out
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    out = proc.stdout.read().split() if proc.stdout else []
+    _, status, use = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"child failed ({proc.returncode})")
+    wall = time.perf_counter() - t
+    return use.ru_utime + use.ru_stime, wall, use.ru_maxrss * 1024, out
 
 
-def measure(path: Path, srcs: list[str], runs: int) -> list[tuple[str, int, float, float]]:
-    """``(what, entries, median CPU s, median adapter-only CPU s)`` per code tree, and read_json."""
-    got: dict[str, list[tuple[float, float, int]]] = {"read_json": []}
+Result = tuple[str, int, float, float, float, float, int]
+
+
+def measure(path: Path, srcs: list[str], runs: int) -> list[Result]:
+    """Per reader: (what, entries, median CPU s of the child, median CPU s of the read itself,
+    median wall s of the read, median wall s of the child, peak RSS)."""
+    got: dict[str, list[tuple[float, float, float, float, int, int]]] = {"read_json": []}
     got |= {s: [] for s in srcs}
     for _ in range(runs):
-        cpu, out = _child(_READ_JSON, path, None)
-        got["read_json"].append((cpu, cpu, int(out[-1])))
+        cpu, wall, rss, out = _child(_READ_JSON, path, None)
+        got["read_json"].append((cpu, float(out[-2]), float(out[-1]), wall, rss, int(out[-3])))
         for src in srcs:
-            cpu, out = _child(_ADAPTER, path, src)
-            got[src].append((cpu, float(out[-1]), int(out[-2])))
+            cpu, wall, rss, out = _child(_ADAPTER, path, src)
+            got[src].append((cpu, float(out[-2]), float(out[-1]), wall, rss, int(out[-3])))
     return [
         (
             what,
-            rows[0][2],
+            rows[0][5],
             statistics.median(r[0] for r in rows),
             statistics.median(r[1] for r in rows),
+            statistics.median(r[2] for r in rows),
+            statistics.median(r[3] for r in rows),
+            max(r[4] for r in rows),
         )
         for what, rows in got.items()
     ]
 
 
-def table(path: Path, results: list[tuple[str, int, float, float]]) -> list[str]:
+def table(path: Path, results: list[Result]) -> list[str]:
     base = results[0][3]
     lines = [
         f"`{path.name}` ({path.stat().st_size / 1e6:,.0f} MB)",
         "",
-        "| reader | entries | CPU s (child) | CPU s (read) | entries per CPU s | / read_json |",
-        "|---|---|---|---|---|---|",
+        (
+            "| reader | entries | CPU s (read) | entries per CPU s | CPU / read_json "
+            "| wall s (read) | CPU s, wall s (whole child) | peak RSS |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for what, n, child, load in results:
+    for what, n, child, load, wall, child_wall, rss in results:
         name = "DuckDB read_json" if what == "read_json" else f"VaultAdapter.load ({what})"
         lines.append(
-            f"| {name} | {n:,} | {child:.2f} | {load:.2f} | {n / load:,.0f} | {load / base:.2f}x |"
+            f"| {name} | {n:,} | {load:.2f} | {n / load:,.0f} | {load / base:.2f}x | {wall:.2f} "
+            f"| {child:.2f}, {child_wall:.2f} | {rss / (1 << 20):,.0f} MiB |"
         )
     return lines
 

@@ -161,6 +161,13 @@ def _cases() -> dict[str, list[str]]:
             response={"wrap_info": {"accessor": "w", "ttl": 300, "creation_path": "sys/wrap"}}
         ),
     )
+    edit(
+        "login",
+        lambda q, r: (
+            r["request"].update(path="auth/approle/login", mount_type="approle")
+            or r.update(response={"auth": {"accessor": "new", "token_ttl": 60, "metadata": {}}})
+        ),
+    )
     edit("lease", lambda q, r: r.update(response={"secret": {"lease_id": "db/creds/x/1"}}))
     edit("no-op", lambda q, r: r["request"].pop("operation") and q["request"].pop("operation"))
     edit("odd-op", lambda q, r: r["request"].update(operation="weird"))
@@ -252,10 +259,12 @@ def _load(store: CaseStore, path: Path, bulk: bool) -> dict[str, Any]:
     for table in _TABLES:
         store.con.execute(f"DELETE FROM {table}")
     ctx = LoadContext(store.con, path, 1, "vault-audit-jsonl", False)
+    store.con.execute("BEGIN")  # as the runner loads a file (temp tables behave differently)
     if bulk:
         VaultAdapter().load(ctx)
     else:
         load_sequential(ctx, path.read_bytes())
+    store.con.execute("COMMIT")
     out: dict[str, Any] = {
         "counts": (ctx.records, ctx.rejected, ctx.skipped_records, ctx.notes),
     }
@@ -274,6 +283,8 @@ def test_bulk_reader_writes_what_the_sequential_reader_writes(
     bulk = _load(store, path, bulk=True)
     ref = _load(store, path, bulk=False)
     assert ref["counts"][0] > 0
+    if name in ("lease", "wrap", "login"):  # the Python mint path is reached
+        assert ref["credential_issues"]
     for key in ref:
         assert bulk[key] == ref[key], key
 

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from keytrail.ingest.base import SNIFF_BYTES, LoadContext, Sample, SourceAdapter, arrow_type
 from keytrail.ingest.vault.bulk import BulkFile
+from keytrail.ingest.vault.bulk_sql import STAGED
 from keytrail.ingest.vault.framing import Record, iter_records, sniff_label
 from keytrail.ingest.vault.rows import Entry, Rows, build, build_kmip, build_server_log, raw_hash
 from keytrail.store.schema import TABLES_BY_NAME
@@ -43,6 +44,11 @@ class _Writer:
 
     Every row dict of a table has all of its columns, so a batch turns into columns with one
     C-level ``itemgetter`` per row and one ``zip`` (no per-cell Python work).
+
+    With ``staged`` (the bulk reader) batches go to temp tables ``_kt_vs_<table>`` with the
+    position each row has in the order the sequential reader writes them (``key``: phase, line
+    number; see :mod:`keytrail.ingest.vault.bulk`), so the SQL rows and these can be written to
+    the case in that order (evidence lists capped after ``ORDER BY time`` follow it on ties).
     """
 
     def __init__(self, ctx: LoadContext) -> None:
@@ -51,8 +57,14 @@ class _Writer:
         self.resources: list[dict[str, Any]] = []
         self.issues: list[dict[str, Any]] = []
         self.count = 0
+        self.staged = False
+        self.key = (0, 0)  # set by the reader before ``add``
+        self.keys: dict[str, list[tuple[int, int, int]]] = {t: [] for t in STAGED}
+        self.seq = 0
 
     def add(self, rows: Rows) -> None:
+        if self.staged:
+            self._keys(rows)
         if rows.event is None:  # credential issues only (bulk.py: the event is written in SQL)
             self.issues.extend(rows.issues)
             if len(self.issues) >= BATCH_EVENTS:
@@ -67,14 +79,39 @@ class _Writer:
         if len(self.events) >= BATCH_EVENTS:
             self.flush()
 
+    def _keys(self, rows: Rows) -> None:
+        phase, key = self.key
+        for table, n in (
+            ("events", 0 if rows.event is None else 1),
+            ("event_resources", len(rows.resources)),
+            ("credential_issues", len(rows.issues)),
+        ):
+            for _ in range(n):
+                self.seq += 1
+                self.keys[table].append((phase, key, self.seq))
+
     def flush(self) -> None:
         for table, rows in (
             ("events", self.events),
             ("event_resources", self.resources),
             ("credential_issues", self.issues),
         ):
-            if rows:
-                self.ctx.insert(table, _to_arrow(table, rows))
+            if not rows:
+                continue
+            arrow = _to_arrow(table, rows)
+            if not self.staged:
+                self.ctx.insert(table, arrow)
+                continue
+            keys = self.keys[table]
+            for i, name in enumerate(("_phase", "_key", "_seq")):
+                arrow = arrow.append_column(name, pa.array([k[i] for k in keys], pa.int64()))
+            self.keys[table] = []
+            con = self.ctx.con
+            con.register("_kt_vs_new", arrow)
+            try:
+                con.execute(f"INSERT INTO {STAGED[table]} BY NAME SELECT * FROM _kt_vs_new")
+            finally:
+                con.unregister("_kt_vs_new")
         self.events, self.resources, self.issues = [], [], []
 
 
@@ -146,15 +183,16 @@ class VaultAdapter(SourceAdapter):
             return
         # Line-oriented: DuckDB reads the lines it is sure of, the loop the rest (bulk.py).
         loop = _Loop(ctx)
-        loop.sql_pairs = True
+        loop.sql_pairs = loop.out.staged = True
         bulk = BulkFile(ctx, loop.feed)
         bulk.read()
-        sql_records, merged, repeated, late = bulk.write(loop.out.add, ctx.format)
+        sql_records, merged, repeated, late = bulk.pair(loop.out, ctx.format)
         loop.records += sql_records
         loop.merged += merged
         loop.repeated += repeated
         loop.late += late
-        loop.finish()
+        loop.finish()  # the kmip and pending rows of the Python path, then everything in order
+        bulk.write(STAGED)
 
     @classmethod
     def finalize(cls, con: duckdb.DuckDBPyConnection) -> None:
@@ -234,6 +272,7 @@ class _Loop:
     def feed(self, rec: Record) -> Entry | None:
         ctx, out = self.ctx, self.out
         self.records += 1
+        out.key = (0, rec.line_no)
         if rec.kind == "bad":
             ctx.reject(
                 rec.reason or "unreadable record",
@@ -306,8 +345,10 @@ class _Loop:
     def finish(self) -> None:
         ctx, out = self.ctx, self.out
         for req in self.pending.values():
+            out.key = (1, req.line_no)
             out.add(build(f"vault:{req.request_id}", req, None, ctx.format))
         for req in self.kmip_pending.values():
+            out.key = (2, req.line_no)
             out.add(build_kmip(f"vault:kmip:{raw_hash(req.raw)}", req, None, ctx.format))
         out.flush()
         ctx.records += self.records

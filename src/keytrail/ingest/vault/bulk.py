@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import accumulate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 import pyarrow as pa
@@ -88,6 +88,15 @@ def _entry(ln: int, off: int, line: str) -> Entry:
     return Entry(orjson.loads(raw), ln, off, raw)
 
 
+class Sink(Protocol):
+    """Where the Python-built rows go (the adapter's writer): ``key`` is the position of the rows
+    ``add`` is given next in the sequential reader's order."""
+
+    key: tuple[int, int]
+
+    def add(self, rows: Rows) -> None: ...
+
+
 class BulkFile:
     """One file read in bulk; ``feed`` is the adapter's loop for the records Python reads.
 
@@ -104,6 +113,14 @@ class BulkFile:
         con = self.con
         con.execute(q.MACROS)
         con.execute(q.TABLE)
+        for table, temp in q.STAGED.items():  # the Python path's rows, with their position
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT * EXCLUDE (file_id), "
+                f"0 AS _phase, 0::BIGINT AS _key, 0::BIGINT AS _seq FROM {table} LIMIT 0"
+                if table == "events"
+                else f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT *, 0 AS _phase, "
+                f"0::BIGINT AS _key, 0::BIGINT AS _seq FROM {table} LIMIT 0"
+            )
         for base_off, base_line, chunk in self.ctx.windows():
             table, starts = _window(base_off, base_line, chunk)
             con.register("_kt_vw", table)
@@ -123,8 +140,8 @@ class BulkFile:
                     if entry is not None:
                         self.py[entry.line_no] = entry
 
-    def write(self, add: Callable[[Rows], None], fmt: str) -> tuple[int, int, int, int]:
-        """Pair, insert the SQL rows, hand the Python-built rows to ``add``.
+    def pair(self, out: Sink, fmt: str) -> tuple[int, int, int, int]:
+        """Pair in SQL, shape the SQL events (``_kt_vev``), hand the Python-built rows to ``out``.
 
         Returns (records read in SQL, merged, repeated, late)."""
         con, ctx = self.con, self.ctx
@@ -159,27 +176,23 @@ class BulkFile:
         try:
             con.execute(q.PAIRS)
             con.execute(q.EVENTS, [ctx.file_id, fmt])
-            ctx.insert_sql(
-                "events", "SELECT * EXCLUDE (_mount_type) FROM _kt_vev ORDER BY record_no"
-            )
-            ctx.insert_sql("event_resources", q.RESOURCES)
-            con.execute("DROP TABLE _kt_vev")
-            # Paged by rowid: ``add`` writes to the case between pages (one open result at a time).
+            # Paged by line number: ``out`` writes to the case between pages (one open result at
+            # a time on the connection).
             con.execute(f"CREATE OR REPLACE TEMP TABLE _kt_vmint AS {q.MINTS}")
-            n = con.execute("SELECT count(*) FROM _kt_vmint").fetchone()[0]  # type: ignore[index]
-            for start in range(0, n, FETCH):
-                issues = []
-                for uid, ln, off, line, req_time in con.execute(
-                    "SELECT * FROM _kt_vmint WHERE rowid >= ? AND rowid < ? ORDER BY rowid",
-                    [start, start + FETCH],
-                ).fetchall():
-                    issues += pair_issues(
+            last = -1
+            while batch := con.execute(
+                "SELECT * FROM _kt_vmint WHERE ln > ? ORDER BY ln LIMIT ?", [last, FETCH]
+            ).fetchall():
+                for uid, ln, off, line, req_time in batch:
+                    issues = pair_issues(
                         uid, _entry(ln, off, line), vault_time(req_time) if req_time else None
                     )
-                if issues:
-                    add(Rows(None, [], issues))
+                    if issues:
+                        out.key = (0, ln)
+                        out.add(Rows(None, [], issues))
+                last = batch[-1][1]
             con.execute("DROP TABLE _kt_vmint")
-            self._python_pairs(add, fmt)
+            self._python_pairs(out, fmt)
         finally:
             con.unregister("_kt_vwf")
         row = con.execute(
@@ -192,7 +205,32 @@ class BulkFile:
         assert row is not None
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
-    def _python_pairs(self, add: Callable[[Rows], None], fmt: str) -> None:
+    def write(self, staged: dict[str, str]) -> None:
+        """Write the SQL rows and the staged Python rows to the case, in the order the sequential
+        reader writes them (phase, line number, then as built), and drop the temp tables."""
+        ctx = self.ctx
+        order = "ORDER BY _phase, _key, _seq"
+        ctx.insert_sql(
+            "events",
+            "SELECT * EXCLUDE (_phase, _key, _seq, file_id), ?::INTEGER AS file_id FROM "
+            "(SELECT * EXCLUDE (_mount_type) FROM _kt_vev "
+            f"UNION ALL BY NAME SELECT * FROM {staged['events']}) {order}",
+            [ctx.file_id],
+        )
+        ctx.insert_sql(
+            "event_resources",
+            f"SELECT * EXCLUDE (_phase, _key, _seq) FROM ({q.RESOURCES} "
+            f"UNION ALL BY NAME SELECT * FROM {staged['event_resources']}) {order}",
+        )
+        ctx.insert_sql(
+            "credential_issues",
+            f"SELECT * EXCLUDE (_phase, _key, _seq) FROM {staged['credential_issues']} {order}",
+        )
+        self.con.execute(
+            "DROP TABLE _kt_vev; " + "; ".join(f"DROP TABLE {t}" for t in staged.values())
+        )
+
+    def _python_pairs(self, out: Sink, fmt: str) -> None:
         """Pairs with a side on the Python path: ``rows.build`` from both entries."""
         pairs = self.con.execute(
             """SELECT uid, main, main_py, req, req_py, answered FROM _kt_vpair
@@ -209,8 +247,9 @@ class BulkFile:
                 fast[ln] = _entry(ln, off, line)
         for uid, main, main_py, req, req_py, answered in pairs:
             m = self.py[main] if main_py else fast[main]
+            out.key = (0 if answered else 1, main)
             if answered:
                 r = None if req is None else (self.py[req] if req_py else fast[req])
-                add(build(uid, r, m, fmt))
+                out.add(build(uid, r, m, fmt))
             else:
-                add(build(uid, m, None, fmt))
+                out.add(build(uid, m, None, fmt))

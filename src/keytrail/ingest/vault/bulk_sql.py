@@ -8,7 +8,7 @@ Python path, which is the reference. The JSON readers disagree on:
 
 - numbers: orjson reads a 20-digit integer as a float, DuckDB keeps it; float and exponent
   spellings are re-serialised differently; DuckDB accepts ``NaN``, ``-inf``, ``Infinity`` and ``1e999``; so a line with
-  a number of 16+ digits, a fraction or exponent, or a bare ``n``/``i`` token (any case) after ``":``, ``[``
+  a number of 16+ digits, a fraction or exponent, or a bare ``nan``/``inf`` token (any case) after ``":``, ``[``
   or ``,`` is not ok (inside a string such text only sends the line to Python);
 - trailing commas (DuckDB accepts them): a ``,`` followed by ``]`` or ``}`` is not ok;
 - duplicate keys (DuckDB reads the first, Python keeps the last): a line with a duplicate key
@@ -137,7 +137,9 @@ CREATE OR REPLACE TEMP MACRO kt_rtype(path, mt) AS
 _TIME = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?Z$"
 _ADDR = r"^(?:\[([0-9A-Fa-f:.]+)\]|([0-9]{1,3}(?:\.[0-9]{1,3}){3})):([0-9]+)\n?$"
 #: Number tokens the readers disagree on, trailing commas (see the module docstring).
-_NUMBERS = r"(?:\"[ \t\r]*:|[\[,])[ \t\r]*-?(?:[0-9]+[.eE]|[0-9]{16}|[NnIi])|,[ \t\r]*[\]}]"
+_NUMBERS = (
+    r"(?:\"[ \t\r]*:|[\[,])[ \t\r]*-?(?:[0-9]+[.eE]|[0-9]{16}|[Nn][Aa]|[Ii][Nn])|,[ \t\r]*[\]}]"
+)
 
 
 def _paths() -> str:
@@ -279,6 +281,13 @@ SELECT ln, off, line,
 FROM y
 """
 
+#: Staging table of each table the Python path writes in a bulk read (adapter ``_Writer``).
+STAGED = {
+    "events": "_kt_vs_events",
+    "event_resources": "_kt_vs_resources",
+    "credential_issues": "_kt_vs_issues",
+}
+
 #: The per-file table the windows fill.
 TABLE = """
 CREATE OR REPLACE TEMP TABLE _kt_vl (
@@ -354,16 +363,16 @@ SELECT ?::INTEGER AS file_id, p.uid AS event_uid, 'vault' AS source, ?::VARCHAR 
     kt_m('request_time', kt_str(CASE WHEN p.answered THEN q.time_raw ELSE m.time_raw END)),
     kt_m('response_time', kt_str(CASE WHEN p.answered THEN m.time_raw END)),
     m.d1, kt_m('forwarded_from', kt_str(coalesce(m.fwd, q.fwd))), m.d2) || '}}' AS details,
-  m.line[:-2] AS raw, m.ln AS record_no, m.off AS byte_offset, m.mount_type AS _mount_type
+  m.line[:-2] AS raw, m.ln AS record_no, m.off AS byte_offset, m.mount_type AS _mount_type,
+  CASE WHEN p.answered THEN 0 ELSE 1 END AS _phase, m.ln AS _key, 0::BIGINT AS _seq
 {_PAIRED}
 ORDER BY m.ln
 """
 
 RESOURCES = """
 SELECT event_uid, 'vault:' || coalesce(account, '') || target AS resource_id,
-       kt_rtype(target, _mount_type) AS resource_type, account
+       kt_rtype(target, _mount_type) AS resource_type, account, _phase, _key, _seq
 FROM _kt_vev WHERE target IS NOT NULL
-ORDER BY record_no
 """
 
 #: Answered responses (both sides ok, no ``error``) that may mint: read by rows.pair_issues.
