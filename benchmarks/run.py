@@ -8,7 +8,8 @@ already exists under ``--workdir``):
 1. CloudTrail ingest three ways, each in its own child process (wall time and peak RSS
    from ``os.wait4``): ``keytrail ingest`` of ``AWSLogs/``, bare DuckDB ``read_json`` +
    ``unnest`` (:mod:`baselines`), a single-threaded orjson loop. Then the Vault and agent
-   files and the inventory are ingested into the same case.
+   files and the inventory are ingested into the same case; the Vault file alone is read by
+   the Vault adapter and by bare DuckDB ``read_json`` (:mod:`vault_bench`), CPU compared.
 2. In this process, on the case: graph derive, ``load_graph``, the blast radius of every
    credential (``rank_credentials``) and of the largest one alone, one delegation trace
    of a deep event, the TUI's first screen headless (when ``keytrail.tui`` is
@@ -284,6 +285,31 @@ def ingest_rows(data: Path, case: Path, rows: list[Row], cloudtrail_only: bool =
         Row("peak RSS of ingest", f"{peak / GIB:.2f} GiB", "<= 1.5 GiB", verdict(peak / GIB, 1.5))
     )
     return True
+
+
+def vault_rows(data: Path, rows: list[Row]) -> None:
+    """The Vault file alone: ``VaultAdapter.load`` against DuckDB ``read_json`` of the same file,
+    CPU seconds of each in its own child, same run (:mod:`vault_bench`)."""
+    try:
+        import vault_bench
+
+        files = sorted((data / "vault").glob("*.log"))
+        if not files:
+            return
+        got = vault_bench.measure(files[0], [str(REPO / "src")], 1)
+        (_, n, _, base, *_), (_, _, _, load, wall, *_) = got
+        rows.append(Row("DuckDB read_json of the Vault file", f"{n:,} entries, cpu {base:.2f} s"))
+        ratio = load / base
+        rows.append(
+            Row(
+                "Vault adapter load (CPU), entries per CPU s; / read_json",
+                f"cpu {load:.2f} s (wall {wall:.2f} s), {n / load:,.0f}/s; {ratio:.2f}x",
+                ">= 100k/s or <= 2.0x read_json",
+                "pass" if n / load >= 100_000 or ratio <= 2.0 else "MISS",
+            )
+        )
+    except Exception as e:  # noqa: BLE001 - report it in the table, keep the other rows
+        rows.append(Row("Vault adapter load / read_json", "failed", "", f"error: {e}"[:200]))
 
 
 def optional(module: str, name: str) -> Any | None:
@@ -767,6 +793,8 @@ def main(argv: list[str] | None = None) -> int:
         p.unlink(missing_ok=True)
     rows = Rows()
     if ingest_rows(data, case, rows, args.cloudtrail_only):
+        if not args.cloudtrail_only:
+            vault_rows(data, rows)
         analysis_rows(case, rows)
     print(render(rows, args.events, data), end="")
     return 0

@@ -17,6 +17,7 @@ case-wide de-duplication.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from itertools import accumulate
 from operator import itemgetter
@@ -26,8 +27,6 @@ import orjson
 import pyarrow as pa
 
 from keytrail.ingest.base import SNIFF_BYTES, LoadContext, Sample, SourceAdapter, arrow_type
-from keytrail.ingest.vault.bulk import BulkFile
-from keytrail.ingest.vault.bulk_sql import STAGED
 from keytrail.ingest.vault.framing import Record, iter_records, sniff_label
 from keytrail.ingest.vault.rows import Entry, Rows, build, build_kmip, build_server_log, raw_hash
 from keytrail.store.schema import TABLES_BY_NAME
@@ -44,11 +43,6 @@ class _Writer:
 
     Every row dict of a table has all of its columns, so a batch turns into columns with one
     C-level ``itemgetter`` per row and one ``zip`` (no per-cell Python work).
-
-    With ``staged`` (the bulk reader) batches go to temp tables ``_kt_vs_<table>`` with the
-    position each row has in the order the sequential reader writes them (``key``: phase, line
-    number; see :mod:`keytrail.ingest.vault.bulk`), so the SQL rows and these can be written to
-    the case in that order (evidence lists capped after ``ORDER BY time`` follow it on ties).
     """
 
     def __init__(self, ctx: LoadContext) -> None:
@@ -57,19 +51,8 @@ class _Writer:
         self.resources: list[dict[str, Any]] = []
         self.issues: list[dict[str, Any]] = []
         self.count = 0
-        self.staged = False
-        self.key = (0, 0)  # set by the reader before ``add``
-        self.keys: dict[str, list[tuple[int, int, int]]] = {t: [] for t in STAGED}
-        self.seq = 0
 
     def add(self, rows: Rows) -> None:
-        if self.staged:
-            self._keys(rows)
-        if rows.event is None:  # credential issues only (bulk.py: the event is written in SQL)
-            self.issues.extend(rows.issues)
-            if len(self.issues) >= BATCH_EVENTS:
-                self.flush()
-            return
         self.events.append(rows.event)
         if rows.resources:
             self.resources.extend(rows.resources)
@@ -79,39 +62,14 @@ class _Writer:
         if len(self.events) >= BATCH_EVENTS:
             self.flush()
 
-    def _keys(self, rows: Rows) -> None:
-        phase, key = self.key
-        for table, n in (
-            ("events", 0 if rows.event is None else 1),
-            ("event_resources", len(rows.resources)),
-            ("credential_issues", len(rows.issues)),
-        ):
-            for _ in range(n):
-                self.seq += 1
-                self.keys[table].append((phase, key, self.seq))
-
     def flush(self) -> None:
         for table, rows in (
             ("events", self.events),
             ("event_resources", self.resources),
             ("credential_issues", self.issues),
         ):
-            if not rows:
-                continue
-            arrow = _to_arrow(table, rows)
-            if not self.staged:
-                self.ctx.insert(table, arrow)
-                continue
-            keys = self.keys[table]
-            for i, name in enumerate(("_phase", "_key", "_seq")):
-                arrow = arrow.append_column(name, pa.array([k[i] for k in keys], pa.int64()))
-            self.keys[table] = []
-            con = self.ctx.con
-            con.register("_kt_vs_new", arrow)
-            try:
-                con.execute(f"INSERT INTO {STAGED[table]} BY NAME SELECT * FROM _kt_vs_new")
-            finally:
-                con.unregister("_kt_vs_new")
+            if rows:
+                self.ctx.insert(table, _to_arrow(table, rows))
         self.events, self.resources, self.issues = [], [], []
 
 
@@ -178,21 +136,108 @@ class VaultAdapter(SourceAdapter):
         return sniff_label(sample.head, complete=len(sample.head) < SNIFF_BYTES)
 
     def load(self, ctx: LoadContext) -> None:
-        if ctx.format == "vault-audit-pretty":  # an object spans lines: one document
-            load_sequential(ctx, ctx.read_all(), pretty=True)
-            return
-        # Line-oriented: DuckDB reads the lines it is sure of, the loop the rest (bulk.py).
-        loop = _Loop(ctx)
-        loop.sql_pairs = loop.out.staged = True
-        bulk = BulkFile(ctx, loop.feed)
-        bulk.read()
-        sql_records, merged, repeated, late = bulk.pair(loop.out, ctx.format)
-        loop.records += sql_records
-        loop.merged += merged
-        loop.repeated += repeated
-        loop.late += late
-        loop.finish()  # the kmip and pending rows of the Python path, then everything in order
-        bulk.write(STAGED)
+        out = _Writer(ctx)
+        pending: dict[str, Entry] = {}  # request entries waiting for their response
+        answered: set[str] = set()  # request ids whose response has been written
+        kmip_pending: dict[bytes, Entry] = {}
+        merged = repeated = late = server_logs = kmip = records = 0
+        fmt = ctx.format
+        add = out.add
+        for rec in _records(ctx):
+            records += 1
+            if rec.kind == "entry":
+                assert rec.obj is not None
+                entry = Entry(rec.obj, rec.line_no, rec.offset, rec.raw)
+                typ, rid = entry.type, entry.request_id
+                if rid is not None and typ == "response":
+                    req = pending.pop(rid, None)
+                    if req is not None:
+                        merged += 1
+                    answered.add(rid)
+                    add(build(f"vault:{rid}", req, entry, fmt))
+                    continue
+                if (
+                    rid is not None
+                    and typ == "request"
+                    and rid not in pending
+                    and rid not in answered
+                ):
+                    pending[rid] = entry
+                    continue
+            elif rec.kind == "bad":
+                ctx.reject(
+                    rec.reason or "unreadable record",
+                    record_no=rec.line_no,
+                    byte_offset=rec.offset,
+                    excerpt=rec.raw,
+                )
+                continue
+            else:  # server-log
+                server_logs += 1
+                add(
+                    build_server_log(
+                        f"vault:log:{raw_hash(rec.text)}",
+                        rec.line_no,
+                        rec.offset,
+                        rec.raw,
+                        fmt,
+                        rec.log_fields,
+                        rec.obj,
+                    )
+                )
+                continue
+            if typ in ("kmip-request", "kmip-response"):
+                kmip += 1
+                key = orjson.dumps(entry.obj.get("request"), option=orjson.OPT_SORT_KEYS)
+                if typ == "kmip-request":
+                    if (
+                        key in kmip_pending
+                    ):  # an unanswered earlier request: keep it as its own event
+                        old = kmip_pending.pop(key)
+                        out.add(
+                            build_kmip(f"vault:kmip:{raw_hash(old.raw)}", old, None, ctx.format)
+                        )
+                    kmip_pending[key] = entry
+                else:
+                    req = kmip_pending.pop(key, None)
+                    if req is not None:
+                        merged += 1
+                    anchor = req or entry
+                    out.add(
+                        build_kmip(f"vault:kmip:{raw_hash(anchor.raw)}", req, entry, ctx.format)
+                    )
+            elif rid is None:
+                # No request.id (older help operations): cannot be paired, kept as its own event.
+                out.add(_build_one(f"vault:noid:{raw_hash(entry.raw)}", entry, ctx.format))
+            elif typ == "request":  # a new request went into ``pending`` above
+                if rid in pending:
+                    repeated += 1
+                else:
+                    late += 1
+            else:
+                # Plugin-submitted or unknown entry types: their own event, keyed by id and type.
+                out.add(_build_one(f"vault:{rid}:{typ}", entry, ctx.format))
+        for req in pending.values():
+            out.add(build(f"vault:{req.request_id}", req, None, ctx.format))
+        for req in kmip_pending.values():
+            out.add(build_kmip(f"vault:kmip:{raw_hash(req.raw)}", req, None, ctx.format))
+        out.flush()
+        ctx.records += records
+        ctx.skipped_records += merged + repeated + late
+        if merged:
+            ctx.notes.append(f"{merged} request entries merged into their response events")
+        if repeated:
+            ctx.notes.append(
+                f"{repeated} repeated request entries (same request.id) not stored again"
+            )
+        if late:
+            ctx.notes.append(f"{late} request entries written after their response, merged into it")
+        if server_logs:
+            ctx.notes.append(
+                f"{server_logs} Vault server log lines stored as vault:server-log events"
+            )
+        if kmip:
+            ctx.notes.append(f"{kmip} KMIP entries stored as vault:kmip-* events")
 
     @classmethod
     def finalize(cls, con: duckdb.DuckDBPyConnection) -> None:
@@ -237,135 +282,20 @@ class VaultAdapter(SourceAdapter):
         con.execute("DROP TABLE _kt_vault_req")
 
 
-def load_sequential(ctx: LoadContext, data: bytes, *, pretty: bool = False) -> None:
-    """Read ``data`` record by record: pretty-printed files, and the reference the bulk reader of
-    line-oriented files is held equal to (``tests/unit/test_ingest_vault_bulk.py``)."""
-    loop = _Loop(ctx)
-    for rec in iter_records(data, pretty=pretty):
-        loop.feed(rec)
-    loop.finish()
+def _records(ctx: LoadContext) -> Iterator[Record]:
+    """The file's records; line-oriented files are read in windows of whole lines (bounded memory
+    whatever the file size, a line over ``--max-record-bytes`` rejected by the window reader)."""
+    if ctx.format == "vault-audit-pretty":  # an object spans lines: one document
+        yield from iter_records(ctx.read_all(), pretty=True)
+        return
+    for base_off, base_line, chunk in ctx.windows():
+        for rec in iter_records(chunk):
+            rec.line_no += base_line - 1
+            rec.offset += base_off
+            yield rec
 
 
 def _build_one(uid: str, entry: Entry, fmt: str) -> Rows:
     if entry.type == "request":
         return build(uid, entry, None, fmt)
     return build(uid, None, entry, fmt)
-
-
-class _Loop:
-    """The sequential reader: every record of a pretty-printed file, and in a line-oriented file
-    the records DuckDB does not read (framing, server log lines, KMIP, broken lines...).
-
-    With ``sql_pairs`` the requests and responses that have a ``request.id`` are only handed
-    back (``feed`` returns them): :mod:`keytrail.ingest.vault.bulk` pairs them in SQL."""
-
-    def __init__(self, ctx: LoadContext) -> None:
-        self.ctx = ctx
-        self.out = _Writer(ctx)
-        self.sql_pairs = False
-        self.pending: dict[str, Entry] = {}  # request entries waiting for their response
-        self.answered: set[str] = set()  # request ids whose response has been written
-        self.kmip_pending: dict[bytes, Entry] = {}
-        self.merged = self.repeated = self.late = self.server_logs = self.kmip = 0
-        self.records = 0
-
-    def feed(self, rec: Record) -> Entry | None:
-        ctx, out = self.ctx, self.out
-        self.records += 1
-        out.key = (0, rec.line_no)
-        if rec.kind == "bad":
-            ctx.reject(
-                rec.reason or "unreadable record",
-                record_no=rec.line_no,
-                byte_offset=rec.offset,
-                excerpt=rec.raw,
-            )
-            return None
-        if rec.kind != "entry":  # server-log
-            self.server_logs += 1
-            out.add(
-                build_server_log(
-                    f"vault:log:{raw_hash(rec.text)}",
-                    rec.line_no,
-                    rec.offset,
-                    rec.raw,
-                    ctx.format,
-                    rec.log_fields,
-                    rec.obj,
-                )
-            )
-            return None
-        assert rec.obj is not None
-        entry = Entry(rec.obj, rec.line_no, rec.offset, rec.raw)
-        typ, rid = entry.type, entry.request_id
-        if rid is not None and typ in ("request", "response") and self.sql_pairs:
-            return entry
-        pending = self.pending
-        if rid is not None and typ == "response":
-            req = pending.pop(rid, None)
-            if req is not None:
-                self.merged += 1
-            self.answered.add(rid)
-            out.add(build(f"vault:{rid}", req, entry, ctx.format))
-            return None
-        if rid is not None and typ == "request" and rid not in pending and rid not in self.answered:
-            pending[rid] = entry
-            return None
-        if typ in ("kmip-request", "kmip-response"):
-            self._kmip(entry)
-        elif rid is None:
-            # No request.id (older help operations): cannot be paired, kept as its own event.
-            out.add(_build_one(f"vault:noid:{raw_hash(entry.raw)}", entry, ctx.format))
-        elif typ == "request":  # a new request went into ``pending`` above
-            if rid in pending:
-                self.repeated += 1
-            else:
-                self.late += 1
-        else:
-            # Plugin-submitted or unknown entry types: their own event, keyed by id and type.
-            out.add(_build_one(f"vault:{rid}:{typ}", entry, ctx.format))
-        return None
-
-    def _kmip(self, entry: Entry) -> None:
-        self.kmip += 1
-        fmt, kmip_pending = self.ctx.format, self.kmip_pending
-        key = orjson.dumps(entry.obj.get("request"), option=orjson.OPT_SORT_KEYS)
-        if entry.type == "kmip-request":
-            if key in kmip_pending:  # an unanswered earlier request: keep it as its own event
-                old = kmip_pending.pop(key)
-                self.out.add(build_kmip(f"vault:kmip:{raw_hash(old.raw)}", old, None, fmt))
-            kmip_pending[key] = entry
-        else:
-            req = kmip_pending.pop(key, None)
-            if req is not None:
-                self.merged += 1
-            anchor = req or entry
-            self.out.add(build_kmip(f"vault:kmip:{raw_hash(anchor.raw)}", req, entry, fmt))
-
-    def finish(self) -> None:
-        ctx, out = self.ctx, self.out
-        for req in self.pending.values():
-            out.key = (1, req.line_no)
-            out.add(build(f"vault:{req.request_id}", req, None, ctx.format))
-        for req in self.kmip_pending.values():
-            out.key = (2, req.line_no)
-            out.add(build_kmip(f"vault:kmip:{raw_hash(req.raw)}", req, None, ctx.format))
-        out.flush()
-        ctx.records += self.records
-        ctx.skipped_records += self.merged + self.repeated + self.late
-        if self.merged:
-            ctx.notes.append(f"{self.merged} request entries merged into their response events")
-        if self.repeated:
-            ctx.notes.append(
-                f"{self.repeated} repeated request entries (same request.id) not stored again"
-            )
-        if self.late:
-            ctx.notes.append(
-                f"{self.late} request entries written after their response, merged into it"
-            )
-        if self.server_logs:
-            ctx.notes.append(
-                f"{self.server_logs} Vault server log lines stored as vault:server-log events"
-            )
-        if self.kmip:
-            ctx.notes.append(f"{self.kmip} KMIP entries stored as vault:kmip-* events")

@@ -136,7 +136,7 @@ def _strip_framing(line: bytes) -> tuple[str, int]:
     return "prefix", line.find(b"{")
 
 
-def iter_records(data: bytes, *, pretty: bool = False, bom: bool = True) -> Iterator[Record]:
+def iter_records(data: bytes, *, pretty: bool = False) -> Iterator[Record]:
     """Every record in ``data`` (decompressed file bytes), in file order.
 
     ``pretty`` says the file is pretty-printed objects: an object that starts but never
@@ -147,7 +147,7 @@ def iter_records(data: bytes, *, pretty: bool = False, bom: bool = True) -> Iter
     pos = 0
     line_no = 1
     counted_to = 0  # line_no is the line of byte ``counted_to``
-    if bom and data.startswith(_BOM):  # ``bom=False``: a piece from inside a file (bulk.py)
+    if data.startswith(_BOM):
         pos = len(_BOM)
     find = data.find
     while pos < n:

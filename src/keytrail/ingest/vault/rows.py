@@ -142,7 +142,7 @@ class Entry:
 
 @dataclass(slots=True)
 class Rows:
-    event: dict[str, Any] | None
+    event: dict[str, Any]
     resources: list[dict[str, Any]]
     issues: list[dict[str, Any]]
 
@@ -379,32 +379,20 @@ def build(uid: str, req: Entry | None, resp: Entry | None, fmt: str) -> Rows:
         )
     issues = []
     if resp is not None and answered and not own_error:
-        issues = pair_issues(uid, resp, req.time if req else None)
+        issues = mint(uid, auth, request, response, rq, req.time if req else None, resp.time)
+        if path and (mount_type in _ENGINES or (mount_type is None and path.startswith(_ENGINES))):
+            issues += engine_issues(
+                uid,
+                path,
+                op,
+                mount_type,
+                request,
+                response,
+                caller,
+                resp.time or (req.time if req else None),
+                s(d(response.get("secret")).get("lease_id")),
+            )
     return Rows(event, resources, issues)
-
-
-def pair_issues(uid: str, resp: Entry, req_time: datetime | None) -> list[dict[str, Any]]:
-    """``credential_issues`` rows of an answered response without ``error`` (its request's time
-    is all the request side adds). The bulk reader calls it for the responses that may mint."""
-    obj = resp.obj
-    auth, request, response = d(obj.get("auth")), d(obj.get("request")), d(obj.get("response"))
-    rq = strs(request)
-    issues = mint(uid, auth, request, response, rq, req_time, resp.time)
-    path = rq.get("path")
-    mount_type = rq.get("mount_type") or s(response.get("mount_type"))
-    if path and (mount_type in _ENGINES or (mount_type is None and path.startswith(_ENGINES))):
-        issues += engine_issues(
-            uid,
-            path,
-            rq.get("operation") or "unknown",
-            mount_type,
-            request,
-            response,
-            s(auth.get("accessor")) or rq.get("client_token_accessor"),
-            resp.time or req_time,
-            s(d(response.get("secret")).get("lease_id")),
-        )
-    return issues
 
 
 def _revoked(path: str | None, data: Any, caller: str | None) -> str | None:
