@@ -169,7 +169,15 @@ def test_rules_moved_from_python_keep_their_catalog_entry() -> None:
     from keytrail.analysis.findings.catalog import RULES
 
     moved = [r for r in load_rule_files() if r.id in RULES]
-    assert [r.id for r in moved] == ["denied-burst"]
+    assert sorted(r.id for r in moved) == [
+        "agent-actions-without-human",
+        "credential-shared-by-agents",
+        "credential-used-across-sessions",
+        "credential-used-from-many-hosts",
+        "denied-burst",
+        "secret-sprawl",
+        "unattributed-actions",
+    ]
     for r in moved:
         info = RULES[r.id]
         assert (r.title, r.level, r.frameworks, r.config) == (

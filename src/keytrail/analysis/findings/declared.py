@@ -194,8 +194,8 @@ def _add_sql(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
             r.get("t0"),
             r.get("t1"),
             contain=[r["cred"]] if r.get("cred") else [],
-            count=int(r.get("n") or len(r["uids"])),
-            advice=rule.advice,
+            count=int(r.get("n") or 0),  # 0: the evidence found in the case is the count
+            advice=fill(rule.advice, r, rule.path),
             level=level,
             details=_jsonable(details)
             if rule.details is not None
