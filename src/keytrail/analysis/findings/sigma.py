@@ -55,7 +55,9 @@ def run(ctx: Context) -> None:
 
     rs = load_rules(ctx.cfg.sigma.rules_dir or None)
     rules = list(rs.rules)
-    if not rules or not fields.build(ctx.cur, rs.fields, rs.lower_fields):
+    if not rules or not fields.build(
+        ctx.cur, rs.fields, rs.lower_fields, everywhere=rs.everywhere, names=rs.names
+    ):
         return
     _hits(ctx, rules)
     for r in group_hits(ctx, "_kt_sigma_hit"):
