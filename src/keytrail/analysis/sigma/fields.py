@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     import duckdb
 
 TABLE = "_kt_sigma_ct"
+#: Whether a record's ``eventName`` is one a rule that names its events allows (not a Sigma
+#: field name: those are plain dotted names).
+SEL = '"kt:sel"'
 
 
 def _ident(name: str) -> str:
@@ -41,37 +44,38 @@ def build(
     everywhere: tuple[str, ...] | list[str] | None = None,
     names: tuple[str, ...] | list[str] = (),
 ) -> int:
-    """Create ``_kt_sigma_ct(event_uid, <field>..., "lc:<field>"...)`` over the case's CloudTrail
-    events (the ``lower`` fields also lower-cased); returns the row count.
+    """Create ``_kt_sigma_ct(event_uid, "kt:sel", <field>..., "lc:<field>"...)`` over the case's
+    CloudTrail events (the ``lower`` fields also lower-cased); returns the row count.
 
     ``everywhere`` (None: all of ``fields``) are the fields extracted from every record; the
     others only from records whose ``eventName`` fits one of ``names`` (lower-case LIKE
-    patterns, :mod:`.prefilter`), NULL elsewhere. The rules that use them cannot match
-    elsewhere, and the request and response objects they mostly name are the costly part."""
+    patterns, :mod:`.prefilter`; column ``SEL`` says which, TRUE everywhere without ``names``),
+    NULL elsewhere. The rules that use them cannot match elsewhere, and the request and response
+    objects they mostly name are the costly part."""
     from keytrail.analysis.sigma.prefilter import FIELD, name_sql
 
     wanted = [f for f in dict.fromkeys(fields) if f != RAW_COLUMN]
-    light = wanted if everywhere is None else [f for f in wanted if f in set(everywhere)]
+    light = list(wanted) if everywhere is None else [f for f in wanted if f in set(everywhere)]
     heavy = [f for f in wanted if f not in set(light)]
-    if heavy and FIELD not in light:
+    if names and FIELD not in light:
         light.append(FIELD)
     cols: list[str] = []
-    for group, var, guard in ((light, "v", ""), (heavy, "w", "_sel AND ")):
+    for group, var, guard in ((light, "v", ""), (heavy, "w", f"{SEL} AND ")):
         for i, name in enumerate(group, start=1):
             if name in wanted:
                 cols.append(_column(name, f"{var}[{i}]", guard))
-    sel = name_sql(f"v[{light.index(FIELD) + 1}]", list(names)) if heavy else "FALSE"
+    sel = name_sql(f"v[{light.index(FIELD) + 1}]", list(names)) if names else "TRUE"
     raw = ""
     if RAW_COLUMN in fields:
         light_raw = everywhere is None or RAW_COLUMN in set(everywhere)
-        raw = f", {'raw' if light_raw else 'CASE WHEN _sel THEN raw END'} AS {_ident(RAW_COLUMN)}"
-    select = ", ".join(["event_uid", *cols])
+        raw = f", {'raw' if light_raw else f'CASE WHEN {SEL} THEN raw END'} AS {_ident(RAW_COLUMN)}"
+    select = ", ".join(["event_uid", SEL, *cols])
     lc = "".join(f", lower({_ident(f)}) AS {_ident(lower_column(f))}" for f in dict.fromkeys(lower))
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE {TABLE} AS
             SELECT *{lc} FROM (SELECT {select}{raw} FROM (
-              SELECT *, CASE WHEN _sel THEN {_extract(heavy)} END AS w FROM (
-                SELECT *, {sel} AS _sel FROM (
+              SELECT *, CASE WHEN {SEL} THEN {_extract(heavy)} END AS w FROM (
+                SELECT *, {sel} AS {SEL} FROM (
                   SELECT event_uid, raw, {_extract(light)} AS v
                   FROM events WHERE source = 'cloudtrail' AND raw IS NOT NULL))))"""
     )
