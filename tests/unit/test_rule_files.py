@@ -175,8 +175,11 @@ def test_rules_moved_from_python_keep_their_catalog_entry() -> None:
         "credential-used-across-sessions",
         "credential-used-from-many-hosts",
         "denied-burst",
+        "long-term-key-used-by-agent",
+        "orphan-credential",
         "secret-sprawl",
         "unattributed-actions",
+        "unregistered-agent",
     ]
     for r in moved:
         info = RULES[r.id]

@@ -1,5 +1,6 @@
-"""NHI1:2025 Improper Offboarding: retired agents still acting, credentials nobody owns,
-agents the register does not know.
+"""NHI1:2025 Improper Offboarding: retired agents still acting. (Credentials nobody owns and
+agents the register does not know are rule files now: ``keytrail/data/rules/orphan-credential.toml``
+and ``unregistered-agent.toml``.)
 
 Needs the agent inventory (``--inventory``): without a register, retirement and
 ownership cannot be judged from logs, and these rules emit nothing.
@@ -116,58 +117,5 @@ def run(ctx: Context) -> None:
                     if active
                     else ""
                 ),
-            )
-        )
-    # Chain roots that acted while no agent or human reaches any credential of their chain.
-    for r in ctx.rows(
-        """WITH owned AS (
-              SELECT DISTINCT rt.root_id FROM _kt_root rt
-              WHERE rt.credential_id IN (SELECT credential_id FROM _kt_chain_agent)
-                 OR rt.credential_id IN (SELECT credential_id FROM _kt_chain_human)),
-            acted AS (
-              SELECT rt.root_id, sum(c.n) AS n, min(c.t0) AS t0, max(c.t1) AS t1,
-                     list(c.first_uid ORDER BY c.t0) FILTER (WHERE c.first_uid IS NOT NULL) AS uids,
-                     list(c.credential_id ORDER BY c.t0) FILTER (WHERE c.n > 0) AS used
-              FROM _kt_root rt JOIN _kt_creds c USING (credential_id) GROUP BY rt.root_id)
-            SELECT a.*, c.kind, c.principal, c.issue_uid FROM acted a JOIN _kt_creds c ON c.credential_id = a.root_id
-            WHERE a.n > 0 AND a.root_id NOT IN (SELECT root_id FROM owned)"""
-    ):
-        used = r["used"] or []
-        ctx.add(
-            Draft(
-                "orphan-credential",
-                [r["root_id"], r["principal"], *used[:10]],
-                [u for u in [r["issue_uid"], *(r["uids"] or [])] if u],
-                f"Credential {r['root_id']} ({r['kind'] or 'kind unknown'}, acting as "
-                f"{r['principal'] or 'unknown principal'}) and {max(0, len(used) - 1)} credential(s) minted from it "
-                f"made {r['n']} calls, but no agent in the inventory or logs and no human is tied to it.",
-                "Nobody will rotate or retire a credential nobody owns.",
-                r["t0"],
-                r["t1"],
-                contain=[r["root_id"]],
-                count=int(r["n"]),
-                advice="Find the owner and add it to the inventory, or disable it.",
-            )
-        )
-    for r in ctx.rows(
-        """SELECT e.agent_id, count(*) AS n, min(e.time) AS t0, max(e.time) AS t1,
-                  arg_min(e.event_uid, (e.time, e.event_uid), 10) AS uids
-           FROM events e WHERE e.agent_id IS NOT NULL
-             AND e.agent_id NOT IN (SELECT agent_id FROM inventory_agents)
-             AND e.agent_id NOT IN (SELECT name FROM inventory_agents WHERE name IS NOT NULL)
-           GROUP BY e.agent_id"""
-    ):
-        ctx.add(
-            Draft(
-                "unregistered-agent",
-                [r["agent_id"]],
-                r["uids"],
-                f"Agent {r['agent_id']} made {r['n']} logged actions but is not in the agent inventory, "
-                "so it has no recorded owner, purpose or lifecycle.",
-                "Unregistered agents are never reviewed or offboarded.",
-                r["t0"],
-                r["t1"],
-                count=int(r["n"]),
-                advice="Register the agent (owner, purpose, identities) or shut it down.",
             )
         )

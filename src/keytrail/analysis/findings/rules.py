@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 
 RULE_FAMILIES: list[tuple[str, Callable[[Context], None]]] = [
     ("offboarding", offboarding.run),
+    ("offboarding", declared.section("offboarding")),
     # Families named by their config section alone run rule files (keytrail/data/rules/*.toml
     # with `config = "<section>"`): moved from Python with identical output.
     ("credential_reuse", declared.section("credential_reuse")),
+    ("long_lived", declared.section("long_lived")),
     ("long_lived", longlived.run),
     ("human_use", human_use.run),
     ("privilege", privilege.run),

@@ -53,7 +53,7 @@ def _names(cond: Any) -> frozenset[str] | None:
         parts = [_names(a) for a in cond.args]
         if any(s is None for s in parts):
             return None
-        return frozenset().union(*(s for s in parts if s is not None))
+        return frozenset[str]().union(*(s for s in parts if s is not None))
     return None
 
 
@@ -76,7 +76,7 @@ def event_names(rule: Any) -> tuple[str, ...] | None:
     parts = [_names(c.parsed) for c in rule.detection.parsed_condition]
     if not parts or any(p is None for p in parts):
         return None
-    return tuple(sorted(frozenset().union(*(p for p in parts if p is not None))))
+    return tuple(sorted(frozenset[str]().union(*(p for p in parts if p is not None))))
 
 
 def name_sql(column: str, patterns: tuple[str, ...] | list[str]) -> str:
