@@ -171,8 +171,10 @@ def test_rules_moved_from_python_keep_their_catalog_entry() -> None:
     moved = [r for r in load_rule_files() if r.id in RULES]
     assert sorted(r.id for r in moved) == [
         "agent-actions-without-human",
+        "agent-active-after-retirement",
         "credential-shared-by-agents",
         "credential-used-across-sessions",
+        "credential-used-after-agent-retired",
         "credential-used-from-many-hosts",
         "denied-burst",
         "long-term-key-used-by-agent",

@@ -11,8 +11,8 @@ A responder adds or tunes a rule by writing a file, not Python. Each file holds 
   ``{actions}``, ``{ips}`` and ``{reach}``;
 - ``sql``: a query returning one row per finding (``details = [...]`` names the columns the
   finding's details keep) with the columns ``subjects`` (list),
-  ``uids`` (event uids, list), ``t0``, ``t1``, ``n`` and optionally ``cred`` (credential to
-  contain) and ``level``; every other column is available to ``description`` and kept in
+  ``uids`` (event uids, list), ``t0``, ``t1``, ``n`` and optionally ``cred`` (credential, or
+  list of credentials, to contain) and ``level``; every other column is available to ``description`` and kept in
   the finding's details.
 
 ``identities = "non-human"`` keeps people out of a rule about non-human identities: calls

@@ -193,7 +193,7 @@ def _add_sql(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
             rule.impact,
             r.get("t0"),
             r.get("t1"),
-            contain=[r["cred"]] if r.get("cred") else [],
+            contain=_creds(r.get("cred")),
             count=int(r.get("n") or 0),  # 0: the evidence found in the case is the count
             advice=fill(rule.advice, r, rule.path),
             level=level,
@@ -202,6 +202,12 @@ def _add_sql(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
             else {**_jsonable(details), "rule_file": Path(rule.path).name},
         )
     )
+
+
+def _creds(value: Any) -> list[str]:
+    """The ``cred`` column: one credential or a list of them (containment steps for each)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [str(v) for v in values if v]
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

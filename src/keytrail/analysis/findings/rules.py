@@ -11,7 +11,6 @@ from keytrail.analysis.findings import (
     environment,
     human_use,
     longlived,
-    offboarding,
     privilege,
     sigma,
     unused_privilege,
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
     from keytrail.analysis.findings.context import Context
 
 RULE_FAMILIES: list[tuple[str, Callable[[Context], None]]] = [
-    ("offboarding", offboarding.run),
     ("offboarding", declared.section("offboarding")),
     # Families named by their config section alone run rule files (keytrail/data/rules/*.toml
     # with `config = "<section>"`): moved from Python with identical output.
