@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from rich.text import Text
@@ -14,7 +14,7 @@ from textual.worker import WorkerFailed
 
 from keytrail.tui import core
 from keytrail.tui.app import KeytrailApp
-from keytrail.tui.messages import Loaded
+from keytrail.tui.messages import CaseInfoLoaded, Loaded, PageLoaded
 from keytrail.tui.queries import PAGE_SIZE
 from keytrail.tui.screens.agents import AgentScreen, AgentsScreen
 from keytrail.tui.screens.credentials import CredentialScreen, CredentialsScreen
@@ -33,8 +33,11 @@ from tests.tui.conftest import run, settle, texts
 SIZE = (140, 45)
 
 
-def loaded(messages: list[Message], key: str) -> list[Loaded]:
-    return [m for m in messages if isinstance(m, Loaded) and m.key == key]
+L = TypeVar("L", bound=Loaded)
+
+
+def loaded(messages: list[Message], kind: type[L]) -> list[L]:
+    return [m for m in messages if isinstance(m, kind)]
 
 
 def cells(table: DataTable[Any], column: int) -> list[str]:
@@ -61,8 +64,8 @@ def test_overview_shows_case_info(small_case: Path) -> None:
                 assert "informational" in text
 
     run(body)
-    [info] = loaded(messages, "info")
-    assert info.data[0]["events"] == 2507
+    [info] = loaded(messages, CaseInfoLoaded)
+    assert info.info["events"] == 2507 and info.generation == 1
 
 
 def test_navigation_and_back_stack(small_case: Path) -> None:
@@ -137,8 +140,8 @@ def test_timeline_pages_by_keyset_and_filters(small_case: Path) -> None:
             )
 
     run(body)
-    pages = loaded(messages, "page")
-    assert all(len(m.data.rows) <= PAGE_SIZE for m in pages)
+    pages = loaded(messages, PageLoaded)
+    assert all(len(m.page.rows) <= PAGE_SIZE for m in pages)
 
 
 def test_timeline_bad_time_filter_is_reported(small_case: Path) -> None:
