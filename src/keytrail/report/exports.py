@@ -29,6 +29,38 @@ if TYPE_CHECKING:
 
 FORMATS = ("timesketch", "opengraph", "graphml", "csv", "parquet", "ocsf")
 TABLE_FORMATS = ("csv", "parquet")
+#: What an export's file extension says about its format (an explicit format wins).
+SUFFIXES = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".graphml": "graphml",
+    ".jsonl": "timesketch",
+    ".ocsf.jsonl": "ocsf",
+    ".opengraph.json": "opengraph",
+}
+
+
+def export_format(output: str, given: str | None) -> str:
+    """The export format: ``given``, else the one the extension names (longest suffix first).
+
+    Raises:
+        UsageError: neither (exit 2, naming the extensions understood).
+    """
+    if given:
+        return given
+    name = output.lower()
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return SUFFIXES[suffix]
+    raise UsageError(
+        f"cannot tell the export format from {output!r}: give --format "
+        f"({', '.join(FORMATS)}) or name the file " + ", ".join(f"*{k}" for k in SUFFIXES)
+    )
+
+
+def extension(fmt: str) -> str:
+    """The file extension an export of ``fmt`` is written with (``.ocsf.jsonl`` for ocsf)."""
+    return next(s for s, f in sorted(SUFFIXES.items(), key=lambda kv: -len(kv[0])) if f == fmt)
 
 
 def check_target(path: str | Path, *, force: bool) -> Path:
@@ -49,12 +81,30 @@ def check_target(path: str | Path, *, force: bool) -> Path:
     return target
 
 
-def write_atomically(target: Path, write: Callable[[Path], int]) -> int:
-    """Run ``write(tmp_path) -> int`` on a temporary file beside ``target``, then rename it into place."""
+def write_atomically(target: Path, write: Callable[[Path], int], *, overwrite: bool = True) -> int:
+    """Run ``write(tmp_path) -> int`` on a temporary file beside ``target``, then move it into place.
+
+    With ``overwrite=False`` the move is a hard link, which fails when ``target`` exists:
+    a file that appeared since :func:`check_target` (another export, another explorer) is
+    never replaced. Where hard links are not supported the exists check is repeated.
+
+    Raises:
+        UsageError: ``overwrite`` is false and ``target`` exists.
+    """
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         count = write(tmp)
-        os.replace(tmp, target)
+        if overwrite:
+            os.replace(tmp, target)
+            return count
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            raise UsageError(f"{target} already exists; choose another name") from None
+        except OSError:  # no hard links on this file system
+            if target.exists():
+                raise UsageError(f"{target} already exists; choose another name") from None
+            os.replace(tmp, target)
         return count
     finally:
         if tmp.exists():
@@ -125,4 +175,4 @@ def export(
 
         return export_graphml(store, tmp)
 
-    return write_atomically(target, write)
+    return write_atomically(target, write, overwrite=force)
