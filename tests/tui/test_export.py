@@ -211,3 +211,44 @@ def test_free_name_proposes_the_first_unused_name(tmp_path: Path) -> None:
     (tmp_path / "r-1.ocsf.jsonl").write_text("")
     assert free_name(tmp_path, "r", ".ocsf.jsonl").name == "r-2.ocsf.jsonl"
     assert not (tmp_path / "r-2.ocsf.jsonl").exists()  # a proposal only: nothing created
+
+
+def test_served_export_is_handed_to_textual_delivery(
+    small_case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Served, the file is built aside and delivered (a browser download); the test driver saves it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(KeytrailApp, "is_web", property(lambda self: True))
+
+    async def body() -> list[str]:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            dialog = await _open_dialog(app, pilot, "ASIA1")
+            assert dialog.query_one("#path", Input).value == "keytrail-ASIA1.html"  # a name only
+            await _pick(pilot, dialog, "md")
+            for _ in range(300):
+                await settle(pilot)
+                if any("report written" in n.message for n in app._notifications):
+                    break
+            return [n.message for n in app._notifications]
+
+    messages = run(body)
+    delivered = tmp_path / "keytrail-ASIA1.md"
+    assert any(f"report written to {delivered}" in m for m in messages), messages
+    assert delivered.read_text().startswith("# ") and "ASIA1" in delivered.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["keytrail-ASIA1.md"]  # no temporary left
+
+
+def test_dialog_fits_80x24(small_case: Path) -> None:
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=(80, 24)) as pilot:
+            dialog = await _open_dialog(app, pilot, None)
+            screen = dialog.region
+            for selector in ("#formats", "#path", "#export-hint"):
+                region = dialog.query_one(selector).region
+                assert screen.contains_region(region), (selector, region, screen)
+            assert dialog.query_one("#formats", OptionList).option_count == len(CHOICES)
+            assert dialog.query_one("#formats", OptionList).max_scroll_y == 0  # all 7 in view
+
+    run(body)

@@ -50,7 +50,7 @@ class KeytrailApp(App[None]):
         Binding("t", "goto('timeline')", "Timeline", id="timeline"),
         Binding("f", "goto('findings')", "Findings", id="findings"),
         Binding("s", "goto('sql')", "SQL", id="sql"),
-        Binding("e", "export", "Export", id="export"),
+        Binding("e", "export", "Export", show=False, id="export"),  # footer: only on a credential
         Binding("q", "quit", "Quit", id="quit"),
     ]
 

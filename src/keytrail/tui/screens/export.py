@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, TextIO
 
 from rich.text import Text
 from textual import work
@@ -200,17 +200,27 @@ class ExportModal(ModalScreen[None]):
         try:
             write_choice(self.store, choice, tmp / name, self.credentials)
             # An open file outlives the directory's removal; Textual closes it once delivered.
-            handle = open(tmp / name, "rb")  # noqa: SIM115
+            # Text goes as text: Textual's local (non-browser) delivery of a binary file opens
+            # its target in text mode and fails; only a PDF needs the binary route.
+            if choice.fmt == "pdf":
+                handle: BinaryIO | TextIO = open(tmp / name, "rb")  # noqa: SIM115
+            else:
+                handle = open(tmp / name, encoding="utf-8", newline="")  # noqa: SIM115
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        self.app.call_from_thread(
-            self.app.deliver_binary,
+        self.app.call_from_thread(self._hand_over, handle, name, choice.mime)
+
+    def _hand_over(self, handle: BinaryIO | TextIO, name: str, mime: str) -> None:
+        """On the app's thread: start the delivery (the app notifies when it completes), close."""
+        deliver: Any = self.app.deliver_binary if "b" in handle.mode else self.app.deliver_text
+        deliver(
             handle,
+            save_directory=Path.cwd(),  # used only where no browser takes the download
             save_filename=name,
-            mime_type=choice.mime,
+            mime_type=mime,
             name="report",
         )
-        self.app.call_from_thread(self.dismiss)
+        self.dismiss()
 
     def _failed(self, text: str) -> None:
         self.query_one("#export-hint", Static).update(Text("fix the name or pick another format"))
