@@ -220,9 +220,13 @@ class ExportModal(ModalScreen[None]):
             mime_type=mime,
             name="report",
         )
-        self.dismiss()
+        if self.is_current:
+            self.dismiss()
 
     def _failed(self, text: str) -> None:
+        if not self.is_current:  # closed with Escape while writing
+            self.app.notify(f"export failed: {text}", severity="error", markup=False)
+            return
         self.query_one("#export-hint", Static).update(Text("fix the name or pick another format"))
         self.error(text)
         self.query_one("#path", Input).focus()
@@ -230,7 +234,8 @@ class ExportModal(ModalScreen[None]):
     def _done(self, path: Path, what: str) -> None:
         self.written = path
         self.app.notify(f"report written to {path} ({what})", markup=False)
-        self.dismiss()
+        if self.is_current:  # not if closed with Escape while writing (the file is written)
+            self.dismiss()
 
     def action_close(self) -> None:
         self.workers.cancel_group(self, "export")
