@@ -216,7 +216,7 @@ def test_free_name_proposes_the_first_unused_name(tmp_path: Path) -> None:
 def test_served_export_is_handed_to_textual_delivery(
     small_case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Served, the file is built aside and delivered (a browser download); the test driver saves it."""
+    """Served, the file is built aside and delivered (a download); the test driver saves it."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(KeytrailApp, "is_web", property(lambda self: True))
 

@@ -147,7 +147,7 @@ class ExportModal(ModalScreen[None]):
         return free_name(Path.cwd(), self.stem, choice.extension)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        """A new format: the proposed file name follows, unless the user typed a name of their own."""
+        """A new format: the proposed file name follows (a name the user typed keeps its stem)."""
         choice = next(c for c in CHOICES if c.fmt == event.option.id)
         path = self.query_one("#path", Input)
         if path.value in ("", str(self._proposed(self.choice))):
@@ -189,7 +189,7 @@ class ExportModal(ModalScreen[None]):
             what = write_choice(self.store, choice, path, self.credentials)
         except KeytrailError as e:
             self.app.call_from_thread(self._failed, f"{e.title}: {e.msg}")
-        except Exception as e:  # noqa: BLE001 - never a crash: the responder reads why and tries again
+        except Exception as e:  # noqa: BLE001 - never a crash: the responder reads why, retries
             self.app.call_from_thread(self._failed, f"{type(e).__name__}: {e}")
         else:
             self.app.call_from_thread(self._done, path.resolve(), what)
