@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import Input, Label, OptionList, Static
 
 from keytrail.cli.main import main
 from keytrail.report.pdf import find_browser
@@ -37,16 +37,16 @@ async def _open_dialog(app: KeytrailApp, pilot: Any, credential: str | None) -> 
     return app.screen
 
 
-async def _pick(pilot: Any, dialog: ExportModal, fmt: str) -> None:
-    """Move the highlight to ``fmt`` with ↓ (as a user would) and press Enter."""
+async def _pick(pilot: Any, dialog: ExportModal, key: str) -> None:
+    """Move the highlight to ``key`` (``csv``, ``csv-view``...) with ↓ as a user would; Enter."""
     options = dialog.query_one("#formats", OptionList)
     options.focus()
     await pilot.press("home")
-    for _ in range(len(CHOICES)):
-        if dialog.choice.fmt == fmt:
+    for _ in range(len(dialog.choices)):
+        if dialog.choice.key == key:
             break
         await pilot.press("down")
-    assert dialog.choice.fmt == fmt
+    assert dialog.choice.key == key
     await pilot.press("enter")
 
 
@@ -243,12 +243,59 @@ def test_dialog_fits_80x24(small_case: Path) -> None:
     async def body() -> None:
         app = KeytrailApp(small_case)
         async with app.run_test(size=(80, 24)) as pilot:
-            dialog = await _open_dialog(app, pilot, None)
+            dialog = await _open_dialog(app, pilot, "ASIA1")  # the longest list: 9 lines
             screen = dialog.region
             for selector in ("#formats", "#path", "#export-hint"):
                 region = dialog.query_one(selector).region
                 assert screen.contains_region(region), (selector, region, screen)
-            assert dialog.query_one("#formats", OptionList).option_count == len(CHOICES)
-            assert dialog.query_one("#formats", OptionList).max_scroll_y == 0  # all 7 in view
+            assert dialog.query_one("#formats", OptionList).option_count == len(CHOICES) + 2
+            assert dialog.query_one("#formats", OptionList).max_scroll_y == 0  # all 9 in view
 
     run(body)
+
+
+def test_view_exports_keep_the_events_the_view_shows(
+    small_case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A credential exports its family's events; the timeline the events of its filter."""
+    from keytrail.store.case import CaseStore
+    from keytrail.tui.queries import TimelineFilter, timeline_count
+    from keytrail.tui.screens.timeline import TimelineScreen
+
+    monkeypatch.chdir(tmp_path)
+    store = CaseStore.open(small_case)
+    try:
+        cur = store.cursor()
+        family = timeline_count(cur, TimelineFilter(terms={"family": "AKIA1"}))
+        cloudtrail = timeline_count(cur, TimelineFilter.parse("source:cloudtrail outcome:denied"))
+        cur.close()
+    finally:
+        store.close()
+    assert 0 < family < 2507 and 0 < cloudtrail < 2507
+    written: dict[str, Path] = {}
+
+    async def body() -> None:
+        app = KeytrailApp(small_case)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            dialog = await _open_dialog(app, pilot, "AKIA1")
+            title = dialog.query_one("#export-title", Label).content
+            assert "this view: AKIA1 and what it minted" in str(title)
+            await _pick(pilot, dialog, "csv-view")
+            await _wait_done(app, pilot, dialog)
+            written["credential"] = _written(app)
+            app.push_screen(TimelineScreen("source:cloudtrail outcome:denied"))
+            await settle(pilot)
+            assert isinstance(app.screen, TimelineScreen)
+            app.screen.query_one("#filter", Input).blur()  # e goes to the app, not the line
+            dialog = await _open_dialog(app, pilot, None)
+            await _pick(pilot, dialog, "timesketch-view")
+            await _wait_done(app, pilot, dialog)
+            written["timeline"] = _written(app)
+
+    run(body)
+    assert written["credential"].name == "keytrail-AKIA1-view.csv"
+    with open(written["credential"], newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == family
+    lines = [json.loads(x) for x in written["timeline"].read_text().splitlines()]
+    assert len(lines) == cloudtrail and written["timeline"].name == "keytrail-report-view.jsonl"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from keytrail.errors import UsageError
 
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 FORMATS = ("timesketch", "opengraph", "graphml", "csv", "parquet", "ocsf")
 TABLE_FORMATS = ("csv", "parquet")
+#: Exports that can keep only the events one view shows.
+SCOPED_FORMATS = ("csv", "parquet", "timesketch")
+#: An events filter: an SQL condition over the ``events`` columns and its parameters.
+EventsWhere = tuple[str, list[Any]]
 #: What an export's file extension says about its format (an explicit format wins).
 SUFFIXES = {
     ".csv": "csv",
@@ -138,31 +142,42 @@ def escape_json_lines(path: Path, count: int) -> int:
 
 
 def export(
-    store: CaseStore, path: str | Path, fmt: str, *, force: bool = False, table: str | None = None
+    store: CaseStore,
+    path: str | Path,
+    fmt: str,
+    *,
+    force: bool = False,
+    table: str | None = None,
+    events_where: EventsWhere | None = None,
 ) -> int:
     """Write ``fmt`` to ``path``; returns the rows (or graph nodes + edges) written.
 
     ``table`` selects the table for ``csv``/``parquet`` (default ``events``) and is refused
-    for the other formats.
+    for the other formats. ``events_where`` keeps only the events of one view (the
+    explorer's timeline filter or a credential's family) in a ``csv``, ``parquet`` or
+    ``timesketch`` export of the events.
 
     Raises:
-        UsageError: unknown format or table, or the file exists without ``force``.
+        UsageError: unknown format or table, an events filter on another export, or the
+            file exists without ``force``.
     """
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if table is not None and fmt not in TABLE_FORMATS:
         raise UsageError(f"--table applies to csv and parquet exports only, not {fmt}")
+    if events_where is not None and (fmt not in SCOPED_FORMATS or (table or "events") != "events"):
+        raise UsageError(f"an events filter applies to {', '.join(SCOPED_FORMATS)} of events only")
     target = check_target(path, force=force)
 
     def write(tmp: Path) -> int:
         if fmt in TABLE_FORMATS:
             from keytrail.report.tabular import export_table
 
-            return export_table(store, tmp, fmt, table or "events")
+            return export_table(store, tmp, fmt, table or "events", events_where)
         if fmt == "timesketch":
             from keytrail.report.timesketch import export_timesketch
 
-            return escape_json_lines(tmp, export_timesketch(store, tmp))
+            return escape_json_lines(tmp, export_timesketch(store, tmp, events_where))
         if fmt == "ocsf":
             from keytrail.report.ocsf import export_ocsf
 

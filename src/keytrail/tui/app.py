@@ -24,6 +24,7 @@ from keytrail.redact import plain
 from keytrail.store.case import CaseStore
 from keytrail.tui.commands import CaseCommands
 from keytrail.tui.screens.agents import AgentScreen, AgentsScreen
+from keytrail.tui.screens.base import CaseScreen, ExportScope
 from keytrail.tui.screens.credentials import CredentialScreen, CredentialsScreen
 from keytrail.tui.screens.error import ErrorModal
 from keytrail.tui.screens.findings import FindingsScreen
@@ -151,7 +152,9 @@ class KeytrailApp(App[None]):
         title = getattr(err, "title", None) or type(err).__name__
         self.push_screen(ErrorModal(f"{what} failed: {title}", f"{err}\n\n{detail}"))
 
-    def export_report(self, credentials: list[str] | None) -> None:
+    def export_report(
+        self, credentials: list[str] | None, scope: ExportScope | None = None
+    ) -> None:
         """Open the export dialog for ``credentials`` (or the case): report or data, any format."""
         try:
             from keytrail.tui.screens.export import ExportModal  # needs keytrail.report
@@ -163,10 +166,12 @@ class KeytrailApp(App[None]):
             if not credentials
             else "keytrail-" + re.sub(r"[^A-Za-z0-9_.-]", "_", credentials[0])[:60]
         )
-        self.push_screen(ExportModal(self.store, credentials, stem, web=self.is_web))
+        self.push_screen(ExportModal(self.store, credentials, stem, web=self.is_web, scope=scope))
 
     def action_export(self) -> None:
-        self.export_report(None)
+        """``e`` outside a credential: the case's report, or the events of this view."""
+        screen = self.screen
+        self.export_report(None, screen.export_scope() if isinstance(screen, CaseScreen) else None)
 
 
 def run(case: str | Path) -> int:

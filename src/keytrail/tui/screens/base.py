@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -36,6 +37,16 @@ if TYPE_CHECKING:
     from keytrail.tui.app import KeytrailApp
 
 L = TypeVar("L", bound=Loaded)
+
+
+@dataclass(frozen=True)
+class ExportScope:
+    """The events a view shows, for the export dialog's "events of this view" exports."""
+
+    #: What the dialog says the view is ("filter source:vault", "ASIA1 and what it minted").
+    label: str
+    #: An SQL condition over the ``events`` columns and its parameters.
+    where: tuple[str, list[Any]]
 
 
 class CaseScreen(Screen[None]):
@@ -62,6 +73,10 @@ class CaseScreen(Screen[None]):
     def store(self) -> CaseStore:
         """The case (main-thread work only; workers get their own session)."""
         return self.kt.store
+
+    def export_scope(self) -> ExportScope | None:
+        """The events this view shows (``None``: the view is not a list of events)."""
+        return None
 
     def compose_frame(self) -> tuple[Header, Footer]:
         return Header(), Footer()

@@ -42,8 +42,14 @@ from keytrail.tui.messages import (
     RankingHeadLoaded,
     RankingLoaded,
 )
-from keytrail.tui.queries import TABLE_CAP, activity, credential_head, linked_identities
-from keytrail.tui.screens.base import CaseScreen
+from keytrail.tui.queries import (
+    TABLE_CAP,
+    TimelineFilter,
+    activity,
+    credential_head,
+    linked_identities,
+)
+from keytrail.tui.screens.base import CaseScreen, ExportScope
 from keytrail.tui.target import Target
 from keytrail.tui.widgets.doc_view import DocTable, DocView
 from keytrail.tui.widgets.text import fmt, kv, lit
@@ -662,4 +668,11 @@ class CredentialScreen(CaseScreen):
         self.kt.open_target("timeline", f"family:{self.credential_id}")
 
     def action_export(self) -> None:
-        self.kt.export_report([self.credential_id])
+        self.kt.export_report([self.credential_id], self.export_scope())
+
+    def export_scope(self) -> ExportScope:
+        """Its events and those of every credential minted from it (the timeline's ``family:``)."""
+        cid = self.credential_id
+        return ExportScope(
+            f"{short_id(cid, 24)} and what it minted", TimelineFilter(terms={"family": cid}).where()
+        )

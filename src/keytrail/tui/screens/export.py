@@ -31,6 +31,7 @@ from keytrail.report import exports, write
 
 if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
+    from keytrail.tui.screens.base import ExportScope
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,17 @@ class Choice:
     #: ``report`` (the blast-radius report of the view's credentials) or ``export`` (case data).
     kind: str = "report"
     mime: str = "application/octet-stream"
+    #: Only the events the view shows (a timeline filter, a credential and what it minted).
+    scoped: bool = False
 
     @property
     def extension(self) -> str:
         return write.EXTENSION[self.fmt] if self.kind == "report" else exports.extension(self.fmt)
+
+    @property
+    def key(self) -> str:
+        """The option's id (a format can be offered for the view and for the whole case)."""
+        return self.fmt + ("-view" if self.scoped else "")
 
 
 CHOICES = (
@@ -57,6 +65,16 @@ CHOICES = (
     Choice("ocsf", "OCSF 1.1 JSONL: every event of the case", "export"),
     Choice("csv", "CSV: every event of the case", "export", "text/csv"),
 )
+#: The exports that can keep only the events of the view (``keytrail.report.exports.SCOPED_FORMATS``).
+VIEW_CHOICES = (
+    Choice("csv", "CSV: the events of this view", "export", "text/csv", scoped=True),
+    Choice("timesketch", "Timesketch JSONL: the events of this view", "export", scoped=True),
+)
+
+
+def choices(scope: ExportScope | None) -> tuple[Choice, ...]:
+    """The dialog's lines: the reports, the view's events when the view lists events, the case's."""
+    return CHOICES[:4] + (VIEW_CHOICES if scope else ()) + CHOICES[4:]
 
 
 def free_name(directory: Path, stem: str, ext: str) -> Path:
@@ -73,14 +91,19 @@ def free_name(directory: Path, stem: str, ext: str) -> Path:
 
 
 def write_choice(
-    store: CaseStore, choice: Choice, path: Path, credentials: list[str] | None
+    store: CaseStore,
+    choice: Choice,
+    path: Path,
+    credentials: list[str] | None,
+    scope: ExportScope | None = None,
 ) -> str:
     """Write ``choice`` to ``path`` with the command line's core; returns what was written."""
     if choice.kind == "report":
         doc = write.write_report(store, path, choice.fmt, credentials=credentials)
         return f"{choice.fmt} report ({len(doc['credentials'])} credentials)"
-    n = exports.export(store, path, choice.fmt)
-    return f"{n:,} rows ({choice.fmt})"
+    where = scope.where if choice.scoped and scope else None
+    n = exports.export(store, path, choice.fmt, events_where=where)
+    return f"{n:,} rows ({choice.fmt}{', this view' if where else ''})"
 
 
 class ExportModal(ModalScreen[None]):
@@ -93,17 +116,25 @@ class ExportModal(ModalScreen[None]):
     ExportModal { align: center middle; }
     ExportModal > Vertical { width: 90%; max-width: 100; height: auto; max-height: 90%;
                              border: thick $accent; background: $surface; padding: 0 1; }
-    ExportModal OptionList { height: auto; max-height: 9; }
+    ExportModal OptionList { height: auto; max-height: 12; }
     ExportModal #export-error { color: $error; }
     ExportModal #export-hint { color: $text-muted; }
     """
 
     def __init__(
-        self, store: CaseStore, credentials: list[str] | None, stem: str, web: bool, **kw: Any
+        self,
+        store: CaseStore,
+        credentials: list[str] | None,
+        stem: str,
+        web: bool,
+        scope: ExportScope | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(**kw)
         self.store = store
         self.credentials = credentials
+        self.scope = scope
+        self.choices = choices(scope)
         self.stem = stem
         self.web = web
         self.printer = self._has_printer()
@@ -120,12 +151,13 @@ class ExportModal(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         what = "credential " + self.credentials[0] if self.credentials else "the case"
         with Vertical():
-            yield Label(Text("Export ", style="bold") + Text(what))
+            view = Text(f" · this view: {self.scope.label}", style="dim") if self.scope else ""
+            yield Label(Text("Export ", style="bold") + Text(what) + view, id="export-title")
             options = []
-            for c in CHOICES:
+            for c in self.choices:
                 missing = c.fmt == "pdf" and not self.printer
                 label = c.label + (" - needs Chromium, not found" if missing else "")
-                options.append(Option(label, id=c.fmt, disabled=missing))
+                options.append(Option(label, id=c.key, disabled=missing))
             yield OptionList(*options, id="formats")
             yield Label("file", classes="head")
             yield Input(str(self._proposed(self.choice)), id="path")
@@ -142,13 +174,14 @@ class ExportModal(ModalScreen[None]):
         self.query_one("#export-error", Static).display = False
 
     def _proposed(self, choice: Choice) -> Path:
+        stem = self.stem + ("-view" if choice.scoped else "")
         if self.web:
-            return Path(self.stem + choice.extension)
-        return free_name(Path.cwd(), self.stem, choice.extension)
+            return Path(stem + choice.extension)
+        return free_name(Path.cwd(), stem, choice.extension)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         """A new format: the proposed file name follows (a name the user typed keeps its stem)."""
-        choice = next(c for c in CHOICES if c.fmt == event.option.id)
+        choice = next(c for c in self.choices if c.key == event.option.id)
         path = self.query_one("#path", Input)
         if path.value in ("", str(self._proposed(self.choice))):
             path.value = str(self._proposed(choice))
@@ -186,7 +219,7 @@ class ExportModal(ModalScreen[None]):
                 return
             path = Path(value).expanduser()
             path = path if path.is_absolute() else (Path.cwd() / path)
-            what = write_choice(self.store, choice, path, self.credentials)
+            what = write_choice(self.store, choice, path, self.credentials, self.scope)
         except KeytrailError as e:
             self.app.call_from_thread(self._failed, f"{e.title}: {e.msg}")
         except Exception as e:  # noqa: BLE001 - never a crash: the responder reads why, retries
@@ -198,7 +231,7 @@ class ExportModal(ModalScreen[None]):
         """Served: build the file in a temporary directory and hand it to the browser."""
         tmp = Path(tempfile.mkdtemp(prefix="keytrail-export-"))
         try:
-            write_choice(self.store, choice, tmp / name, self.credentials)
+            write_choice(self.store, choice, tmp / name, self.credentials, self.scope)
             # An open file outlives the directory's removal; Textual closes it once delivered.
             # Text goes as text: Textual's local (non-browser) delivery of a binary file opens
             # its target in text mode and fails; only a PDF needs the binary route.

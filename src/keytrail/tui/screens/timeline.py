@@ -29,7 +29,7 @@ from keytrail.tui.queries import (
     timeline_last_page,
     timeline_page,
 )
-from keytrail.tui.screens.base import CaseScreen
+from keytrail.tui.screens.base import CaseScreen, ExportScope
 from keytrail.tui.widgets.paged_table import PagedTable
 from keytrail.tui.widgets.text import lit, short_credential
 
@@ -240,6 +240,13 @@ class TimelineScreen(CaseScreen):
         self._pending_cursor = -1
 
         self.load(PageLoaded, lambda s: PageLoaded(timeline_last_page(s.con, flt)))
+
+    def export_scope(self) -> ExportScope:
+        """The events the current (valid, id-prefix expanded) filter selects."""
+        return ExportScope(
+            f"filter {self.filter_line}" if self.filter_line.strip() else "no filter",
+            self.flt.where(),
+        )
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter", Input).focus()
