@@ -48,7 +48,7 @@ def authenticates_as(con: duckdb.DuckDBPyConnection) -> None:
         SELECT 'credential', credential_id, 'principal', actor_uid, 'AUTHENTICATES_AS',
                CASE source WHEN 'cloudtrail' THEN 'CloudTrail userIdentity of events signed with this key'
                            ELSE 'Vault auth identity of requests made with this token' END,
-               'proven', list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+               'proven', list(event_uid ORDER BY time, event_uid)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events
         WHERE credential_id IS NOT NULL AND actor_uid IS NOT NULL AND source IN ('cloudtrail', 'vault')
         GROUP BY credential_id, actor_uid, source"""
@@ -83,7 +83,7 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
         + f"""
         SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
                'the agent''s own log names this credential', 'proven',
-               list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+               list(event_uid ORDER BY time, event_uid)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source = 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
         GROUP BY agent_id, credential_id"""
     )
@@ -93,7 +93,7 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
         + f"""
         SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
                'the credential''s own metadata names the agent (Vault token metadata)', 'strong',
-               list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+               list(event_uid ORDER BY time, event_uid)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source <> 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
         GROUP BY agent_id, credential_id"""
     )
@@ -184,7 +184,7 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
         + f"""
         SELECT 'human', human_id, 'agent', agent_id, 'DELEGATED',
                'the agent''s log names the user it acted for (enduser.id / user.id / on-behalf-of)', 'proven',
-               list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+               list(event_uid ORDER BY time, event_uid)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source = 'agent' AND human_id IS NOT NULL AND agent_id IS NOT NULL
         GROUP BY human_id, agent_id"""
     )
@@ -232,7 +232,7 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
         SELECT 'human', human_id, 'credential', credential_id, 'DELEGATED',
                CASE source WHEN 'cloudtrail' THEN 'CloudTrail onBehalfOf / sourceIdentity on events signed with it'
                            ELSE 'events signed with it name the user' END,
-               'strong', list(event_uid ORDER BY time)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
+               'strong', list(event_uid ORDER BY time, event_uid)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events WHERE source IN ('cloudtrail', 'vault') AND human_id IS NOT NULL AND credential_id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM links l WHERE l.kind = 'DELEGATED' AND l.src = events.human_id
                           AND l.dst = events.credential_id)
