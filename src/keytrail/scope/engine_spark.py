@@ -110,7 +110,7 @@ def _extract(wanted: dict[str, list[str]]) -> Any:
             with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
                 f = Path(tmp) / (Path(_local(path)).name or "input")
                 f.write_bytes(data)
-                proj = project(Path(tmp) / "scratch.duckdb", [f])
+                proj = project(Path(tmp) / "scratch.duckdb", [f], narrow=False)
                 try:
                     proj.store.con.execute("CREATE TABLE _kt_scope_want (event_uid VARCHAR)")
                     proj.store.con.executemany(
