@@ -7,6 +7,7 @@ session for the module (a JVM start costs seconds on a loaded machine).
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -42,6 +43,8 @@ def spark() -> Any:
         .appName("keytrail-scope-test")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "2")
+        # one file per task: a request and its response in two files go to two tasks
+        .config("spark.files.maxPartitionBytes", "1")
         .getOrCreate()
     )
     yield session
@@ -104,3 +107,35 @@ def _busiest_issued_key(data: Path) -> str:
         ).fetchone()
     assert row is not None
     return str(row[0])
+
+
+def test_vault_pairs_and_duplicates_across_tasks(spark: Any, tmp_path: Path) -> None:
+    """Every Vault request in one file, every response in another, one CloudTrail file delivered
+    twice (once as plain JSON: other bytes, the same events) and once more byte for byte: the
+    tasks that read them cannot pair or de-duplicate them alone, the engine must (as the ingest
+    does), and keep what the unsplit trail keeps."""
+    trail = tmp_path / "trail"
+    shutil.copytree(SAMPLE / "AWSLogs", trail / "AWSLogs")
+    shutil.copytree(SAMPLE / "agents", trail / "agents")
+    lines = (SAMPLE / "vault" / "vault_audit.log").read_text().splitlines(keepends=True)
+    (trail / "vault").mkdir()
+    for kind in ("request", "response"):
+        text = "".join(x for x in lines if f'"type":"{kind}"' in x)
+        (trail / "vault" / f"{kind}s.log").write_text(text)
+    dup = sorted((trail / "AWSLogs").rglob("*.json.gz"))[0]
+    (trail / "AWSLogs" / "zz-redelivered.json").write_bytes(gzip.decompress(dup.read_bytes()))
+    shutil.copy(dup, trail / "AWSLogs" / "zz-same-bytes.json.gz")
+    inv = [SAMPLE / "inventory.toml"]
+    whole = scope_duckdb(tmp_path / "w", [SAMPLE], [TOKEN], inventory=inv).manifest
+    oracle = scope_duckdb(tmp_path / "d", [trail], [TOKEN], inventory=inv).manifest
+    got = scope_spark(tmp_path / "s", [trail], [TOKEN], inventory=inv).manifest
+    _same(oracle, got)
+    assert "already-ingested" in {i["status"] for i in got["inputs"]}
+    assert got["counts"] == whole["counts"]
+    assert {c["credential_id"] for c in got["closure"]} == {
+        c["credential_id"] for c in whole["closure"]
+    }
+    assert {o["input"].rsplit("/", 1)[1] for o in got["outputs"] if o["source"] == "vault"} == {
+        "requests.log",
+        "responses.log",
+    }

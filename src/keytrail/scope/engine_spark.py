@@ -11,9 +11,8 @@ and one row per distinct (credential, principal, human, agent) go into a DuckDB 
 Selection: a Spark filter of the event rows by the closure (broadcast).
 Pass 2 (only the files that hold a kept record): tasks re-project those files and copy the
 records out (:mod:`keytrail.scope.output`); the driver writes them and the manifest.
-
-Limits beyond the DuckDB engine's: de-duplication and Vault request/response pairing happen
-within one task's files (a request logged in one file and answered in another stays two events).
+Between pass 1 and the facts: Vault request/response pairing and de-duplication across the
+tasks' files (:mod:`keytrail.scope.spark_merge`, one shuffle by ``event_uid``).
 """
 
 from __future__ import annotations
@@ -26,12 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keytrail.errors import InputError, UsageError
+from keytrail.ingest.finalize import dedup_events
 from keytrail.ingest.paths import expand_paths
-from keytrail.ingest.runner import ingest
+from keytrail.ingest.runner import DONE_STATUSES, ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
 from keytrail.scope.project import LOCATIONS, file_rows, project
+from keytrail.scope.spark_merge import merge
 from keytrail.store.case import CaseStore
 
 if TYPE_CHECKING:
@@ -50,7 +51,11 @@ _EVENT_COLS = (
     "actor_name",
     "human_id",
     "agent_id",
+    "request_id",
+    "actor_type",
 )
+#: Per event, where it sits, for the cross-task pairing and de-duplication (:mod:`spark_merge`).
+_WHERE_COLS = ("path", "record_no", "entry", "request_path")
 _REMOTE = (
     "s3a://",
     "s3://",
@@ -90,11 +95,15 @@ def _project_files(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[Any, ..
             for row in con.execute("SELECT * FROM credential_issues").fetchall():
                 yield ("issue", row)
             sql = (
-                f"SELECT {', '.join('e.' + c for c in _EVENT_COLS)}, v.path FROM events e "
-                "JOIN evidence v ON v.file_id = e.file_id"
+                f"SELECT {', '.join('e.' + c for c in _EVENT_COLS)}, v.path, e.record_no, "
+                "e.details->>'entry', rv.path FROM events e "
+                "JOIN evidence v ON v.file_id = e.file_id LEFT JOIN evidence rv "
+                "ON rv.file_id = TRY_CAST(e.details->>'request_file_id' AS INTEGER) "
+                "AND e.source = 'vault' AND rv.file_id <> e.file_id"
             )
             for row in con.execute(sql).fetchall():
-                yield ("event", (*row[:-1], names.get(row[-1], row[-1])))
+                *ev, path, no, entry, req = row
+                yield ("event", (*ev, names.get(path, path), no, entry, names.get(req, req)))
         finally:
             proj.store.close()
 
@@ -187,6 +196,7 @@ def _driver_case(
         con.execute(f"INSERT INTO events ({', '.join(_EVENT_COLS)}) SELECT * FROM t_events")
     from keytrail.graph.derive import mint_facts
 
+    dedup_events(store)  # issues of one call logged in files two tasks read
     mint_facts(con)
     return store
 
@@ -213,22 +223,29 @@ def scope_spark(
     from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, StructField, StructType, TimestampType
+    from pyspark.sql.types import (
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+        TimestampType,
+    )
 
     raw = sc.binaryFiles(",".join(files), minPartitions=max(1, sc.defaultParallelism))
     proj = raw.mapPartitions(_project_files).persist(StorageLevel.MEMORY_AND_DISK)
-    inputs = sorted(
-        (r[1] for r in proj.filter(lambda r: r[0] == "file").collect()), key=lambda r: r["path"]
+    inputs = _same_bytes(
+        [r[1] for r in proj.filter(lambda r: r[0] == "file").collect()],
+        [_local(f) for f in files],
     )
     issues = proj.filter(lambda r: r[0] == "issue").map(lambda r: r[1]).collect()
+    types = {"time": TimestampType(), "record_no": LongType()}
     schema = StructType(
-        [StructField(c, TimestampType() if c == "time" else StringType()) for c in _EVENT_COLS]
-        + [StructField("path", StringType())]
+        [StructField(c, types.get(c, StringType())) for c in (*_EVENT_COLS, *_WHERE_COLS)]
     )
-    events = spark.createDataFrame(
+    per_task = spark.createDataFrame(
         proj.filter(lambda r: r[0] == "event").map(lambda r: r[1]), schema
     )
-    events = events.persist(StorageLevel.MEMORY_AND_DISK)
+    events = merge(per_task, [_local(f) for f in files]).persist(StorageLevel.MEMORY_AND_DISK)
     issue_uids = spark.createDataFrame(
         [(str(i[3]),) for i in issues] or [("",)], "event_uid string"
     )
@@ -248,7 +265,7 @@ def scope_spark(
         .withColumn("_first", first)
         .withColumn("_last", last)
         .where((F.col("_first") == 1) | (F.col("_last") == 1))
-        .select(*_EVENT_COLS, "path")
+        .select(*_EVENT_COLS, *_WHERE_COLS)
     )
     facts = events.join(F.broadcast(issue_uids), "event_uid", "left_semi").union(named)
     people = (
@@ -277,6 +294,8 @@ def scope_spark(
             None,
             r["human_id"],
             r["agent_id"],
+            None,
+            None,
         )
         for i, r in enumerate(people.collect())
     ]
@@ -318,11 +337,13 @@ def scope_spark(
         )
         | F.col("event_uid").isin(lineage)
     )
-    hits = chosen.select("path", "event_uid", "source").collect()
+    hits = chosen.select("path", "event_uid", "source", "request_path").collect()
     wanted: dict[str, list[str]] = {}
     counts_out: dict[str, int] = {}
     for r in hits:
         wanted.setdefault(r["path"], []).append(r["event_uid"])
+        if r["request_path"]:  # the request line of a pair sits in another file
+            wanted.setdefault(r["request_path"], []).append(r["event_uid"])
         counts_out[r["source"]] = counts_out.get(r["source"], 0) + 1
     docs: list[tuple[str, str, int, bytes]] = []
     if wanted:
@@ -345,6 +366,29 @@ def scope_spark(
     )
     manifest.write(dest, doc)
     return ScopeResult(dest, doc)
+
+
+def _same_bytes(inputs: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
+    """A file whose bytes an earlier file (in load order) already has is not read again by the
+    ingest (``already-ingested``); two tasks do not know that of each other's files."""
+    rank = {p: i for i, p in enumerate(order)}
+    seen: set[str] = set()
+    out = []
+    for r in sorted(inputs, key=lambda r: (rank.get(r["path"], len(rank)), r["path"])):
+        if r["sha256"] and r["sha256"] in seen and r["status"] in DONE_STATUSES:
+            r = {
+                **{k: None for k in r},
+                "path": r["path"],
+                "bytes": r["bytes"],
+                "sha256": r["sha256"],
+                "status": "already-ingested",
+                "records": 0,
+                "rejected": 0,
+                "note": "same SHA-256 already in the case",
+            }
+        seen.add(r["sha256"])
+        out.append(r)
+    return sorted(out, key=lambda r: r["path"])
 
 
 def _constant(data: bytes) -> Callable[[str], bytes]:
