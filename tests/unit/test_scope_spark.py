@@ -122,7 +122,7 @@ def test_vault_pairs_and_duplicates_across_tasks(spark: Any, tmp_path: Path) -> 
     for kind in ("request", "response"):
         text = "".join(x for x in lines if f'"type":"{kind}"' in x)
         (trail / "vault" / f"{kind}s.log").write_text(text)
-    dup = sorted((trail / "AWSLogs").rglob("*.json.gz"))[0]
+    dup = min((trail / "AWSLogs").rglob("*.json.gz"))
     (trail / "AWSLogs" / "zz-redelivered.json").write_bytes(gzip.decompress(dup.read_bytes()))
     shutil.copy(dup, trail / "AWSLogs" / "zz-same-bytes.json.gz")
     inv = [SAMPLE / "inventory.toml"]
