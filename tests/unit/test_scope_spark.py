@@ -22,6 +22,7 @@ from keytrail.scope.engine_duckdb import scope_duckdb
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data" / "incident"
 TOKEN = "hmac-sha256:4b900e35553286dcc566cd4fdecb72892518917e0501ab2b9627be6ca30efa21"
+HUMAN = "maria.chen@finco.example"
 
 pytest.importorskip("pyspark", reason="PySpark not installed (pip install 'keytrail[spark]')")
 if shutil.which("java") is None:
@@ -139,3 +140,23 @@ def test_vault_pairs_and_duplicates_across_tasks(spark: Any, tmp_path: Path) -> 
         "requests.log",
         "responses.log",
     }
+
+
+@pytest.mark.parametrize("which", ["sample", "sessions"])
+def test_spark_equals_duckdb_for_a_human(spark: Any, tmp_path: Path, which: str) -> None:
+    """A human seed: the classifier's person sessions (console, Identity Center, SAML) decided
+    on the driver from the same rows as the DuckDB engine's."""
+    from tests.unit.test_scope_person import _trail
+
+    if which == "sample":
+        paths, seeds, inv = [SAMPLE], [HUMAN], [SAMPLE / "inventory.toml"]
+    else:
+        paths = [_trail(tmp_path)]
+        seeds, inv = ["JaneDoe", "sam.adams@example.com", "pat@example.com"], []
+    oracle = scope_duckdb(tmp_path / "d", paths, seeds, inventory=inv).manifest
+    got = scope_spark(tmp_path / "s", paths, seeds, inventory=inv).manifest
+    _same(oracle, got)
+    assert got["seeds"] == oracle["seeds"] and all(s["credentials"] for s in got["seeds"])
+    assert [(c["credential_id"], c["why"]) for c in got["closure"]] == [
+        (c["credential_id"], c["why"]) for c in oracle["closure"]
+    ]

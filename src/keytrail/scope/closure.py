@@ -155,8 +155,7 @@ def resolve_seeds(store: CaseStore, seeds: list[str]) -> list[Seed]:
         NotFoundError: a seed matches nothing in the trail (``suggestions``: the closest ids).
     """
     con = store.con
-    con.execute(_IDS)
-    if _maybe_human(store, seeds):
+    if maybe_human(store, seeds):
         person_sessions(con)  # the graph's person/workload classifier, only when it is needed
         con.execute(_IDS)
     out: list[Seed] = []
@@ -189,9 +188,10 @@ def resolve_seeds(store: CaseStore, seeds: list[str]) -> list[Seed]:
     return out
 
 
-def _maybe_human(store: CaseStore, seeds: list[str]) -> bool:
+def maybe_human(store: CaseStore, seeds: list[str]) -> bool:
     """A seed that is no credential, principal or agent: a human, or a name only the classifier
     knows (an Identity Center user, a console session's name, a SAML subject)."""
+    store.con.execute(_IDS)
     known = {
         str(r[0])
         for r in store.con.execute(

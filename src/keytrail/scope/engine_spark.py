@@ -32,7 +32,7 @@ from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
 from keytrail.scope.project import LOCATIONS, file_rows, project
-from keytrail.scope.spark_merge import merge
+from keytrail.scope.spark_merge import merge, person_events
 from keytrail.store.case import CaseStore
 
 if TYPE_CHECKING:
@@ -53,6 +53,9 @@ _EVENT_COLS = (
     "agent_id",
     "request_id",
     "actor_type",
+    "user_agent",
+    "src_ip",
+    "raw",  # the classifier's sample records only (keytrail.scope.narrow)
 )
 #: Per event, where it sits, for the cross-task pairing and de-duplication (:mod:`spark_merge`).
 _WHERE_COLS = ("path", "record_no", "entry", "request_path")
@@ -282,20 +285,17 @@ def scope_spark(
         tuple(r[c] for c in _EVENT_COLS) for r in facts.dropDuplicates(["event_uid"]).collect()
     ]
     people_rows = [
-        (
-            f"scope:summary:{i}",
-            r["source"],
-            r["time"],
-            None,
-            None,
-            None,
-            r["credential_id"],
-            r["actor_uid"],
-            None,
-            r["human_id"],
-            r["agent_id"],
-            None,
-            None,
+        tuple(
+            {
+                "event_uid": f"scope:summary:{i}",
+                "source": r["source"],
+                "time": r["time"],
+                "credential_id": r["credential_id"],
+                "actor_uid": r["actor_uid"],
+                "human_id": r["human_id"],
+                "agent_id": r["agent_id"],
+            }.get(c)
+            for c in _EVENT_COLS
         )
         for i, r in enumerate(people.collect())
     ]
@@ -305,6 +305,8 @@ def scope_spark(
             Path(tmp) / "driver.duckdb", inventory, inputs, issues, fact_rows + people_rows
         )
         try:
+            if clo.maybe_human(store, seedset):
+                person_events(store, events, _EVENT_COLS)
             resolved = clo.resolve_seeds(store, seedset)
             members = clo.closure(store)
             lineage = [

@@ -1,4 +1,4 @@
-"""Spark: the ingest's end-of-load bookkeeping over the whole trail, not one task's files.
+"""Spark: what needs the whole trail, not one task's files: pairing, de-duplication, persons.
 
 Each Spark task loads its own files into its own scratch case, whose finalize pairs Vault
 requests with responses and drops duplicate events only among those files. Across tasks the
@@ -11,11 +11,27 @@ VaultAdapter.finalize`, then :func:`keytrail.ingest.finalize.dedup_events`), wit
    so the pair's two lines are both copied out;
 2. of the copies of one event, the first in load order (input file order, then record number)
    stays, as the ingest's de-duplication keeps the lowest ``(file_id, record_no)``.
+
+And for a human seed, :func:`person_events` brings to the driver every CloudTrail event of the
+credentials the person/workload classifier may give a person, so it decides them there on the
+same rows as the DuckDB engine does.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from keytrail.store.case import CaseStore
+
+#: Marks of a credential the classifier may call a person's (``graph.principal_class``): console,
+#: Identity Center, SAML, MFA, ``sourceIdentity``/``onBehalfOf`` (``human_id``).
+_PERSON_MARKS = (
+    "action IN ('signin:ConsoleLogin', 'signin:SwitchRole')"
+    " OR actor_uid RLIKE ':assumed-role/AWSReservedSSO_' OR actor_type = 'SAMLUser'"
+    " OR human_id IS NOT NULL"
+    """ OR raw RLIKE '"(sessionCredentialFromConsole|mfaAuthenticated)"[ ]*:[ ]*"?true'"""
+)
 
 
 def merge(events: Any, files: list[str]) -> Any:
@@ -59,3 +75,43 @@ def merge(events: Any, files: list[str]) -> Any:
     )
     first = F.row_number().over(Window.partitionBy("event_uid").orderBy(*load_order))
     return paired.withColumn("_n", first).where(F.col("_n") == 1).select(*events.columns)
+
+
+def person_events(store: CaseStore, events: Any, cols: tuple[str, ...]) -> None:
+    """Replace, in the driver's case, the summary rows of the credentials that carry a person
+    mark (or were issued by SAML federation), and of the credentials that minted them (a
+    decision may be inherited), by all their CloudTrail events (``cols``)."""
+    from pyspark.sql import functions as F
+
+    con = store.con
+    ct = events.where((F.col("source") == "cloudtrail") & F.col("credential_id").isNotNull())
+    marked = {r[0] for r in ct.where(_PERSON_MARKS).select("credential_id").distinct().collect()}
+    marked |= {
+        str(r[0])
+        for r in con.execute(
+            """SELECT i.credential_id FROM credential_issues i JOIN events e USING (event_uid)
+               WHERE e.action IN ('sts:AssumeRoleWithSAML', 'sts:AssumeRoleWithWebIdentity')"""
+        ).fetchall()
+    }
+    parents = con.execute(
+        "SELECT DISTINCT src FROM _kt_mint WHERE list_contains($c, dst)", {"c": sorted(marked)}
+    ).fetchall()
+    creds = sorted(marked | {str(r[0]) for r in parents})
+    if not creds:
+        return
+    rows = [
+        tuple(r[c] for c in cols)
+        for r in ct.where(F.col("credential_id").isin(creds)).select(*cols).collect()
+    ]
+    import pyarrow as pa
+
+    t_person = pa.table({c: [r[i] for r in rows] for i, c in enumerate(cols)})  # noqa: F841
+    con.execute(
+        "DELETE FROM events WHERE source = 'cloudtrail' AND list_contains($c, credential_id)"
+        " AND starts_with(event_uid, 'scope:summary:')",
+        {"c": creds},
+    )
+    con.execute(
+        f"INSERT INTO events ({', '.join(cols)}) SELECT * FROM t_person"
+        " WHERE event_uid NOT IN (SELECT event_uid FROM events)"
+    )
