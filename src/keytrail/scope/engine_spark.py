@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 from keytrail.errors import InputError, UsageError
 from keytrail.ingest.finalize import dedup_events
 from keytrail.ingest.paths import expand_paths
-from keytrail.ingest.runner import DONE_STATUSES, ingest
+from keytrail.ingest.runner import ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
 from keytrail.scope.project import LOCATIONS, file_rows, project
-from keytrail.scope.spark_merge import merge, person_events
+from keytrail.scope.spark_merge import merge, person_events, same_bytes
 from keytrail.store.case import CaseStore
 
 if TYPE_CHECKING:
@@ -172,6 +172,9 @@ def _spark(master: str | None) -> Any:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         memory = os.environ.get("KEYTRAIL_SPARK_MEMORY", "3g")
         builder = builder.config("spark.driver.memory", memory)
+        # Spark's 200 shuffle partitions are 200 tasks per shuffle stage: on a few local cores
+        # the task overhead, not the data, made the run (a cluster keeps its own setting).
+        builder = builder.config("spark.sql.shuffle.partitions", "8")
     return builder.getOrCreate()
 
 
@@ -236,7 +239,7 @@ def scope_spark(
 
     raw = sc.binaryFiles(",".join(files), minPartitions=max(1, sc.defaultParallelism))
     proj = raw.mapPartitions(_project_files).persist(StorageLevel.MEMORY_AND_DISK)
-    inputs = _same_bytes(
+    inputs = same_bytes(
         [r[1] for r in proj.filter(lambda r: r[0] == "file").collect()],
         [_local(f) for f in files],
     )
@@ -368,29 +371,6 @@ def scope_spark(
     )
     manifest.write(dest, doc)
     return ScopeResult(dest, doc)
-
-
-def _same_bytes(inputs: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
-    """A file whose bytes an earlier file (in load order) already has is not read again by the
-    ingest (``already-ingested``); two tasks do not know that of each other's files."""
-    rank = {p: i for i, p in enumerate(order)}
-    seen: set[str] = set()
-    out = []
-    for r in sorted(inputs, key=lambda r: (rank.get(r["path"], len(rank)), r["path"])):
-        if r["sha256"] and r["sha256"] in seen and r["status"] in DONE_STATUSES:
-            r = {
-                **{k: None for k in r},
-                "path": r["path"],
-                "bytes": r["bytes"],
-                "sha256": r["sha256"],
-                "status": "already-ingested",
-                "records": 0,
-                "rejected": 0,
-                "note": "same SHA-256 already in the case",
-            }
-        seen.add(r["sha256"])
-        out.append(r)
-    return sorted(out, key=lambda r: r["path"])
 
 
 def _constant(data: bytes) -> Callable[[str], bytes]:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from keytrail.ingest.runner import DONE_STATUSES
+
 if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
 
@@ -44,13 +46,9 @@ def merge(events: Any, files: list[str]) -> Any:
     order = spark.createDataFrame(list(enumerate(files)), "ord int, path string")
     ev = events.join(F.broadcast(order), "path", "left").fillna({"ord": len(files)})
     load_order = ("ord", "path", "record_no")
-    vault = F.col("source") == "vault"
-    answered = (
-        ev.where(vault & F.col("entry").isin("response", "pair")).select("event_uid").distinct()
-    )
-    requests = ev.where(vault & (F.col("entry") == "request")).join(
-        answered, "event_uid", "left_semi"
-    )
+    vault = ev.where(F.col("source") == "vault")  # the pairing's joins see Vault rows only
+    answered = vault.where(F.col("entry").isin("response", "pair")).select("event_uid").distinct()
+    requests = vault.where(F.col("entry") == "request").join(answered, "event_uid", "left_semi")
     first_request = (
         requests.withColumn(
             "_n", F.row_number().over(Window.partitionBy("event_uid").orderBy(*load_order))
@@ -59,9 +57,9 @@ def merge(events: Any, files: list[str]) -> Any:
         .select("event_uid", F.col("time").alias("_req_time"), F.col("path").alias("_req_path"))
     )
     dropped = requests.select("event_uid", "path", "record_no").withColumn("_drop", F.lit(True))
-    response = vault & (F.col("entry") == "response") & F.col("_req_path").isNotNull()
+    response = (F.col("entry") == "response") & F.col("_req_path").isNotNull()
     paired = (
-        ev.join(dropped, ["event_uid", "path", "record_no"], "left")
+        vault.join(dropped, ["event_uid", "path", "record_no"], "left")
         .where(F.col("_drop").isNull())
         .join(first_request, "event_uid", "left")
         .withColumn(
@@ -72,9 +70,11 @@ def merge(events: Any, files: list[str]) -> Any:
             F.when(response, F.col("_req_path")).otherwise(F.col("request_path")),
         )
         .withColumn("entry", F.when(response, F.lit("pair")).otherwise(F.col("entry")))
+        .select(*ev.columns)
     )
+    merged = ev.where(F.col("source") != "vault").unionByName(paired)
     first = F.row_number().over(Window.partitionBy("event_uid").orderBy(*load_order))
-    return paired.withColumn("_n", first).where(F.col("_n") == 1).select(*events.columns)
+    return merged.withColumn("_n", first).where(F.col("_n") == 1).select(*events.columns)
 
 
 def person_events(store: CaseStore, events: Any, cols: tuple[str, ...]) -> None:
@@ -115,3 +115,26 @@ def person_events(store: CaseStore, events: Any, cols: tuple[str, ...]) -> None:
         f"INSERT INTO events ({', '.join(cols)}) SELECT * FROM t_person"
         " WHERE event_uid NOT IN (SELECT event_uid FROM events)"
     )
+
+
+def same_bytes(inputs: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
+    """A file whose bytes an earlier file (in load order) already has is not read again by the
+    ingest (``already-ingested``); two tasks do not know that of each other's files."""
+    rank = {p: i for i, p in enumerate(order)}
+    seen: set[str] = set()
+    out = []
+    for r in sorted(inputs, key=lambda r: (rank.get(r["path"], len(rank)), r["path"])):
+        if r["sha256"] and r["sha256"] in seen and r["status"] in DONE_STATUSES:
+            r = {
+                **{k: None for k in r},
+                "path": r["path"],
+                "bytes": r["bytes"],
+                "sha256": r["sha256"],
+                "status": "already-ingested",
+                "records": 0,
+                "rejected": 0,
+                "note": "same SHA-256 already in the case",
+            }
+        seen.add(r["sha256"])
+        out.append(r)
+    return sorted(out, key=lambda r: r["path"])
