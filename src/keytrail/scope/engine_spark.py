@@ -31,7 +31,7 @@ from keytrail.ingest.runner import ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
-from keytrail.scope.project import LOCATIONS, file_rows, project
+from keytrail.scope.project import LOCATIONS, file_rows, project, with_raw
 from keytrail.scope.spark_merge import merge, person_events, same_bytes
 from keytrail.store.case import CaseStore
 
@@ -58,7 +58,7 @@ _EVENT_COLS = (
     "raw",  # the classifier's sample records only (keytrail.scope.narrow)
 )
 #: Per event, where it sits, for the cross-task pairing and de-duplication (:mod:`spark_merge`).
-_WHERE_COLS = ("path", "record_no", "entry", "request_path")
+_WHERE_COLS = ("path", "record_no", "entry", "request_path", "format")
 _REMOTE = (
     "s3a://",
     "s3://",
@@ -99,41 +99,40 @@ def _project_files(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[Any, ..
                 yield ("issue", row)
             sql = (
                 f"SELECT {', '.join('e.' + c for c in _EVENT_COLS)}, v.path, e.record_no, "
-                "e.details->>'entry', rv.path FROM events e "
+                "e.details->>'entry', rv.path, v.format FROM events e "
                 "JOIN evidence v ON v.file_id = e.file_id LEFT JOIN evidence rv "
                 "ON rv.file_id = TRY_CAST(e.details->>'request_file_id' AS INTEGER) "
                 "AND e.source = 'vault' AND rv.file_id <> e.file_id"
             )
             for row in con.execute(sql).fetchall():
-                *ev, path, no, entry, req = row
-                yield ("event", (*ev, names.get(path, path), no, entry, names.get(req, req)))
+                *ev, path, no, entry, req, fmt = row
+                yield ("event", (*ev, names.get(path, path), no, entry, names.get(req, req), fmt))
         finally:
             proj.store.close()
 
 
-def _extract(wanted: dict[str, list[str]]) -> Any:
-    """Pass 2 in a task: the output documents of the files that hold kept records."""
+def _extract(wanted: dict[str, list[tuple[str, str, int, str]]]) -> Any:
+    """Pass 2 in a task: the output documents of the files that hold kept records
+    (``wanted``: per file, ``(event_uid, source, record_no, format)`` of each)."""
 
     def run(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, str, int, bytes]]:
         for path, data in items:
-            uids = wanted.get(_local(path))
-            if not uids:
+            want = wanted.get(_local(path))
+            if not want:
                 continue
             with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
                 f = Path(tmp) / (Path(_local(path)).name or "input")
                 f.write_bytes(data)
-                proj = project(Path(tmp) / "scratch.duckdb", [f], narrow=False)
-                try:
-                    proj.store.con.execute("CREATE TABLE _kt_scope_want (event_uid VARCHAR)")
-                    proj.store.con.executemany(
-                        "INSERT INTO _kt_scope_want VALUES (?)", [[u] for u in uids]
+                if all(w[1] == "cloudtrail" for w in want):  # record texts: the bulk scan
+                    rows = with_raw(
+                        [
+                            {"event_uid": u, "source": s, "record_no": n, "format": fmt}
+                            | {"path": str(f), "file_id": 0}
+                            for u, s, n, fmt in want
+                        ]
                     )
-                    rows = clo.rows(
-                        proj.store,
-                        LOCATIONS.format(selection="SELECT event_uid FROM _kt_scope_want"),
-                    )
-                finally:
-                    proj.store.close()
+                else:
+                    rows = _located(f, [w[0] for w in want])
                 for r in rows:
                     r["path"] = _local(path)
                     r["request_path"] = _local(path) if r.get("request_path") else None
@@ -141,6 +140,19 @@ def _extract(wanted: dict[str, list[str]]) -> Any:
                 yield from docs
 
     return run
+
+
+def _located(f: Path, uids: list[str]) -> list[dict[str, Any]]:
+    """:data:`LOCATIONS` of ``uids`` in one file loaded by the unchanged adapters."""
+    proj = project(f.parent / "scratch.duckdb", [f], narrow=False)
+    try:
+        proj.store.con.execute("CREATE TABLE _kt_scope_want (event_uid VARCHAR)")
+        proj.store.con.executemany("INSERT INTO _kt_scope_want VALUES (?)", [[u] for u in uids])
+        return clo.rows(
+            proj.store, LOCATIONS.format(selection="SELECT event_uid FROM _kt_scope_want")
+        )
+    finally:
+        proj.store.close()
 
 
 def _inputs(paths: Sequence[str | Path], inventory: Sequence[str | Path]) -> list[str]:
@@ -342,13 +354,16 @@ def scope_spark(
         )
         | F.col("event_uid").isin(lineage)
     )
-    hits = chosen.select("path", "event_uid", "source", "request_path").collect()
-    wanted: dict[str, list[str]] = {}
+    hits = chosen.select(
+        "path", "event_uid", "source", "request_path", "record_no", "format"
+    ).collect()
+    wanted: dict[str, list[tuple[str, str, int, str]]] = {}
     counts_out: dict[str, int] = {}
     for r in hits:
-        wanted.setdefault(r["path"], []).append(r["event_uid"])
+        hit = (r["event_uid"], r["source"], r["record_no"], r["format"])
+        wanted.setdefault(r["path"], []).append(hit)
         if r["request_path"]:  # the request line of a pair sits in another file
-            wanted.setdefault(r["request_path"], []).append(r["event_uid"])
+            wanted.setdefault(r["request_path"], []).append(hit)
         counts_out[r["source"]] = counts_out.get(r["source"], 0) + 1
     docs: list[tuple[str, str, int, bytes]] = []
     if wanted:
