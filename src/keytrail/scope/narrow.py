@@ -137,6 +137,8 @@ _SLIM_RAW = (
 #: The adapter's per-record parse, which the staging SQL is run without (records come parsed).
 _PARSE = f"try(json_transform(s.rec, {quote_literal(ct_sql._SPEC)}))"
 
+_REQUEST_PARAMS = ct_sql._params("r.requestParameters")
+
 _SCAN = """
 SELECT f.file_id::INTEGER AS file_id, d.record_no::BIGINT AS record_no, f.format, d.r
 FROM (SELECT filename, unnest(recs) AS r, generate_subscripts(recs, 1) AS record_no
@@ -192,7 +194,10 @@ def _load_parsed(ctxs: Sequence[_NarrowContext]) -> set[int]:
     con = ctxs[0].con
     con.register("_kt_scope_ct", table)
     try:
-        con.execute(stage.replace(_PARSE, "s.r").replace("s.rec AS raw", f"{_SLIM_RAW} AS raw"))
+        stage = stage.replace(_PARSE, "s.r").replace("s.rec AS raw", f"{_SLIM_RAW} AS raw")
+        # ``p`` (request parameters naming resources) feeds only the target and resources,
+        # which a scope does not write: not worth a JSON parse of every record's parameters
+        con.execute(stage.replace(_REQUEST_PARAMS, "NULL::VARCHAR[]"))
     finally:
         con.unregister("_kt_scope_ct")
     ctxs[0].insert_sql("events", ct_sql._events_sql())
