@@ -11,7 +11,9 @@ the closure reads still comes from the adapter's own mapping SQL
 - ``Records`` files are parsed once per file (one ``json_transform`` of the whole document with
   the adapter's field spec, :data:`~keytrail.ingest.cloudtrail.sql._SPEC`) instead of cutting
   out and re-parsing each record; the parsed records go through the adapter's staging SQL with
-  only its per-record parse swapped for them. Anything that path cannot take as is (a file the
+  only its per-record parse swapped for them (and its ``p``, the request parameters that name
+  resources, left NULL: only the target and resources read it, and a scope writes neither).
+  Anything that path cannot take as is (a file the
   scan refuses, a record without ``eventID``, whose id is a hash of its text, another shape) goes
   through the unchanged adapter.
 - writes keep only :data:`EVENT_COLUMNS` of ``events``, no ``event_resources`` and no rejects
