@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import random
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keytrail import redact
 from keytrail.ingest.runner import ingest
@@ -340,3 +343,61 @@ def test_sql_masking_equals_python_masking(text: str) -> None:
     assert got == redact.mask_stored(text)
     if text.endswith("}"):
         json.loads(got)
+
+
+def _key_rules_change(text: str) -> bool:
+    out = text
+    for pattern, repl in redact.STORED_RULES[:3]:
+        out = re.sub(pattern, repl, out)
+    return out != text
+
+
+def test_the_key_rules_hint_is_necessary() -> None:
+    """The SQL and Python masking skip the three key rewrites where KEY_RULES_HINT does not match:
+    every spelling the rules mask (any key case, quoted, escaped, ``=`` or ``:``, blanks) must match."""
+    rng = random.Random(7)
+    seps = ['"{k}":"v1"', '"{k}" : "v 2"', '\\"{k}\\": \\"v3\\"', "{k}=v4", "{k} : v5", "{k}:\tv6"]
+    hint = re.compile(redact.KEY_RULES_HINT)
+    checked = 0
+    for key in sorted(redact.SECRET_KEYS):
+        for sep in seps:
+            k = "".join(c.upper() if rng.random() < 0.5 else c for c in key)
+            text = "x " + sep.format(k=k) + " y"
+            if _key_rules_change(text):
+                checked += 1
+                assert hint.search(text), text
+                assert redact.mask_stored(text) != text
+    assert checked > len(redact.SECRET_KEYS) * 4
+    # A key word that is not used as a key (a role session named vault-token-...) is left alone cheaply.
+    assert not hint.search('{"arn":"arn:aws:sts::1:assumed-role/r/vault-token-agent-1"}')
+
+
+_PIECES = st.sampled_from(
+    [
+        "token",
+        "Password",
+        "apiKey",
+        "x-amz-security-token",
+        '"',
+        '\\"',
+        ":",
+        "=",
+        " ",
+        "\t",
+        "a",
+        "-",
+        "_",
+        "{",
+        "}",
+        ",",
+        "s.",
+        "bearer ",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map("".join))
+def test_the_key_rules_hint_is_necessary_for_any_text(text: str) -> None:
+    if _key_rules_change(text):
+        assert re.search(redact.KEY_RULES_HINT, text), text

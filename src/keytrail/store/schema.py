@@ -23,6 +23,11 @@ from dataclasses import dataclass
 SCHEMA_VERSION = 2
 SECRETS_MASKED = "masked-at-ingest"
 
+#: Columns stored with ZSTD instead of DuckDB's default string compression (FSST / dictionary
+#: analysis). On 270k CloudTrail records (472 MB of ``raw``) ZSTD wrote in 1.4 CPU-s instead of 4.0,
+#: into 33 MB instead of 226 MB, and scans as fast; the column type (and every query) is unchanged.
+ZSTD_COLUMNS = frozenset({("events", "raw"), ("events", "details")})
+
 
 @dataclass(frozen=True)
 class Column:
@@ -39,7 +44,11 @@ class Table:
     derived: bool = False
 
     def ddl(self) -> str:
-        cols = ",\n  ".join(f"{c.name} {c.type}" for c in self.columns)
+        cols = ",\n  ".join(
+            f"{c.name} {c.type}"
+            + (" USING COMPRESSION zstd" if (self.name, c.name) in ZSTD_COLUMNS else "")
+            for c in self.columns
+        )
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
 
     @property
