@@ -186,9 +186,8 @@ class NarrowCloudTrail(CloudTrailAdapter):
 def _load_parsed(ctxs: Sequence[_NarrowContext]) -> set[int]:
     """Load the ``Records`` files the one-parse path takes; returns their file ids."""
     stage = ct_sql._stage_sql("_kt_scope_ct")
-    if (
-        not ctxs or _PARSE not in stage or "s.rec AS raw" not in stage
-    ):  # the adapter's staging changed shape: the exact path
+    shaped = _PARSE in stage and "s.rec AS raw" in stage  # else the adapter's staging changed
+    if not ctxs or not shaped:
         return set()
     table = _scan(ctxs)
     if table is None:
