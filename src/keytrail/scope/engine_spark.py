@@ -31,7 +31,7 @@ from keytrail.ingest.runner import ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
-from keytrail.scope.project import LOCATIONS, file_rows, project, with_raw
+from keytrail.scope.project import file_rows, locate, project, with_raw
 from keytrail.scope.spark_merge import merge, person_events, same_bytes
 from keytrail.store.case import CaseStore
 
@@ -132,7 +132,7 @@ def _extract(wanted: dict[str, list[tuple[str, str, int, str]]]) -> Any:
                         ]
                     )
                 else:
-                    rows = _located(f, [w[0] for w in want])
+                    rows = locate(f, [w[0] for w in want])
                 for r in rows:
                     r["path"] = _local(path)
                     r["request_path"] = _local(path) if r.get("request_path") else None
@@ -140,19 +140,6 @@ def _extract(wanted: dict[str, list[tuple[str, str, int, str]]]) -> Any:
                 yield from docs
 
     return run
-
-
-def _located(f: Path, uids: list[str]) -> list[dict[str, Any]]:
-    """:data:`LOCATIONS` of ``uids`` in one file loaded by the unchanged adapters."""
-    proj = project(f.parent / "scratch.duckdb", [f], narrow=False)
-    try:
-        proj.store.con.execute("CREATE TABLE _kt_scope_want (event_uid VARCHAR)")
-        proj.store.con.executemany("INSERT INTO _kt_scope_want VALUES (?)", [[u] for u in uids])
-        return clo.rows(
-            proj.store, LOCATIONS.format(selection="SELECT event_uid FROM _kt_scope_want")
-        )
-    finally:
-        proj.store.close()
 
 
 def _inputs(paths: Sequence[str | Path], inventory: Sequence[str | Path]) -> list[str]:
@@ -249,7 +236,8 @@ def scope_spark(
         TimestampType,
     )
 
-    raw = sc.binaryFiles(",".join(files), minPartitions=max(1, sc.defaultParallelism))
+    # a few tasks per core: one slow file does not leave the other cores idle
+    raw = sc.binaryFiles(",".join(files), minPartitions=max(1, 4 * sc.defaultParallelism))
     proj = raw.mapPartitions(_project_files).persist(StorageLevel.MEMORY_AND_DISK)
     inputs = same_bytes(
         [r[1] for r in proj.filter(lambda r: r[0] == "file").collect()],
@@ -263,7 +251,13 @@ def scope_spark(
     per_task = spark.createDataFrame(
         proj.filter(lambda r: r[0] == "event").map(lambda r: r[1]), schema
     )
+    # Converted from Python rows once (the merge reads them in several branches), then merged
+    # and kept; the Python rows and the per-task rows are dropped once the merged ones exist.
+    per_task = per_task.persist(StorageLevel.MEMORY_AND_DISK)
     events = merge(per_task, [_local(f) for f in files]).persist(StorageLevel.MEMORY_AND_DISK)
+    events.count()
+    per_task.unpersist()
+    proj.unpersist()
     issue_uids = spark.createDataFrame(
         [(str(i[3]),) for i in issues] or [("",)], "event_uid string"
     )
@@ -369,7 +363,6 @@ def scope_spark(
     if wanted:
         hit_files = [f for f in files if _local(f) in wanted or f in wanted]
         docs = sc.binaryFiles(",".join(hit_files)).mapPartitions(_extract(wanted)).collect()
-    proj.unpersist()
     events.unpersist()
     outputs = output.write(dest, docs)
     doc = manifest.build(

@@ -177,3 +177,18 @@ def _reloaded(files: list[str], ct: list[dict[str, Any]]) -> dict[tuple[str, int
 
 def _load_order(row: dict[str, Any]) -> tuple[int, int]:
     return (int(row.get("file_id") or 0), int(row.get("record_no") or 0))
+
+
+def locate(f: Path, uids: list[str]) -> list[dict[str, Any]]:
+    """:data:`LOCATIONS` of ``uids`` in one file loaded by the unchanged adapters (a scratch case
+    next to it): what a Spark task copies out of a file it holds."""
+    proj = project(f.parent / "scratch.duckdb", [f], narrow=False)
+    try:
+        proj.store.con.execute("CREATE TABLE _kt_scope_want (event_uid VARCHAR)")
+        proj.store.con.executemany("INSERT INTO _kt_scope_want VALUES (?)", [[u] for u in uids])
+        sql = LOCATIONS.format(selection="SELECT event_uid FROM _kt_scope_want")
+        cur = proj.store.con.execute(sql)
+        names = [d[0] for d in cur.description or []]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        proj.store.close()
