@@ -236,8 +236,10 @@ def scope_spark(
         TimestampType,
     )
 
-    # a few tasks per core: one slow file does not leave the other cores idle
-    raw = sc.binaryFiles(",".join(files), minPartitions=max(1, 4 * sc.defaultParallelism))
+    # A few tasks per core, so one slow file does not leave the other cores idle: binaryFiles
+    # packs small files into one task whatever minPartitions says, so each group is its own.
+    groups = [files[i :: 4 * sc.defaultParallelism] for i in range(4 * sc.defaultParallelism)]
+    raw = sc.union([sc.binaryFiles(",".join(g)) for g in groups if g])
     proj = raw.mapPartitions(_project_files).persist(StorageLevel.MEMORY_AND_DISK)
     inputs = same_bytes(
         [r[1] for r in proj.filter(lambda r: r[0] == "file").collect()],
@@ -254,6 +256,7 @@ def scope_spark(
     # Converted from Python rows once (the merge reads them in several branches), then merged
     # and kept; the Python rows and the per-task rows are dropped once the merged ones exist.
     per_task = per_task.persist(StorageLevel.MEMORY_AND_DISK)
+    per_task.count()  # before the merge's branches, which would each convert them again
     events = merge(per_task, [_local(f) for f in files]).persist(StorageLevel.MEMORY_AND_DISK)
     events.count()
     per_task.unpersist()
