@@ -9,8 +9,9 @@ Driver: the issuance facts (issues and their events, CloudTrail events under Vau
 and one row per distinct (credential, principal, human, agent) go into a DuckDB case, where
 :mod:`keytrail.scope.closure` resolves the seeds and walks the closure: the same SQL.
 Selection: a Spark filter of the event rows by the closure (broadcast).
-Pass 2 (only the files that hold a kept record): tasks re-project those files and copy the
-records out (:mod:`keytrail.scope.output`); the driver writes them and the manifest.
+Pass 2 (only the files that hold a kept record): tasks copy the records out, CloudTrail texts by
+the adapter's bulk scan, lines at the byte offsets pass 1 found (:mod:`keytrail.scope.output`);
+the driver writes them and the manifest. What tasks run is :mod:`keytrail.scope.spark_tasks`.
 Between pass 1 and the facts: Vault request/response pairing and de-duplication across the
 tasks' files (:mod:`keytrail.scope.spark_merge`, one shuffle by ``event_uid``).
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,34 +31,22 @@ from keytrail.ingest.runner import ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
-from keytrail.scope.project import file_rows, locate, project, with_raw
+from keytrail.scope.project import file_rows
 from keytrail.scope.spark_merge import merge, person_events, same_bytes
+from keytrail.scope.spark_tasks import (
+    EVENT_COLS,
+    WHERE_COLS,
+    Want,
+    extract,
+    local_path,
+    project_files,
+)
 from keytrail.store.case import CaseStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Sequence
     from datetime import datetime
 
-_EVENT_COLS = (
-    "event_uid",
-    "source",
-    "time",
-    "action",
-    "target",
-    "shared_event_id",
-    "credential_id",
-    "actor_uid",
-    "actor_name",
-    "human_id",
-    "agent_id",
-    "request_id",
-    "actor_type",
-    "user_agent",
-    "src_ip",
-    "raw",  # the classifier's sample records only (keytrail.scope.narrow)
-)
-#: Per event, where it sits, for the cross-task pairing and de-duplication (:mod:`spark_merge`).
-_WHERE_COLS = ("path", "record_no", "entry", "request_path", "format")
 _REMOTE = (
     "s3a://",
     "s3://",
@@ -70,76 +58,6 @@ _REMOTE = (
     "wasbs://",
     "dbfs:/",
 )
-
-
-def _local(path: str) -> str:
-    """Spark's ``file:/x`` back to the path the DuckDB engine names (``/x``)."""
-    return path.removeprefix("file:")
-
-
-def _project_files(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[Any, ...]]:
-    """Pass 1 in a task: ``("file", ...)``, ``("issue", ...)`` and ``("event", ...)`` rows."""
-    items = list(items)
-    if not items:
-        return
-    with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
-        names = {}
-        for i, (path, data) in enumerate(items):
-            f = Path(tmp) / str(i) / (Path(_local(path)).name or "input")
-            f.parent.mkdir()
-            f.write_bytes(data)
-            names[str(f.resolve())] = _local(path)
-        proj = project(Path(tmp) / "scratch.duckdb", list(names))
-        try:
-            for r in proj.inputs():
-                r["path"] = names.get(r["path"], r["path"])
-                yield ("file", r)
-            con = proj.store.con
-            for row in con.execute("SELECT * FROM credential_issues").fetchall():
-                yield ("issue", row)
-            sql = (
-                f"SELECT {', '.join('e.' + c for c in _EVENT_COLS)}, v.path, e.record_no, "
-                "e.details->>'entry', rv.path, v.format FROM events e "
-                "JOIN evidence v ON v.file_id = e.file_id LEFT JOIN evidence rv "
-                "ON rv.file_id = TRY_CAST(e.details->>'request_file_id' AS INTEGER) "
-                "AND e.source = 'vault' AND rv.file_id <> e.file_id"
-            )
-            for row in con.execute(sql).fetchall():
-                *ev, path, no, entry, req, fmt = row
-                yield ("event", (*ev, names.get(path, path), no, entry, names.get(req, req), fmt))
-        finally:
-            proj.store.close()
-
-
-def _extract(wanted: dict[str, list[tuple[str, str, int, str]]]) -> Any:
-    """Pass 2 in a task: the output documents of the files that hold kept records
-    (``wanted``: per file, ``(event_uid, source, record_no, format)`` of each)."""
-
-    def run(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, str, int, bytes]]:
-        for path, data in items:
-            want = wanted.get(_local(path))
-            if not want:
-                continue
-            with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
-                f = Path(tmp) / (Path(_local(path)).name or "input")
-                f.write_bytes(data)
-                if all(w[1] == "cloudtrail" for w in want):  # record texts: the bulk scan
-                    rows = with_raw(
-                        [
-                            {"event_uid": u, "source": s, "record_no": n, "format": fmt}
-                            | {"path": str(f), "file_id": 0}
-                            for u, s, n, fmt in want
-                        ]
-                    )
-                else:
-                    rows = locate(f, [w[0] for w in want])
-                for r in rows:
-                    r["path"] = _local(path)
-                    r["request_path"] = _local(path) if r.get("request_path") else None
-                docs = output.documents(output.pieces(rows), _constant(data))
-                yield from docs
-
-    return run
 
 
 def _inputs(paths: Sequence[str | Path], inventory: Sequence[str | Path]) -> list[str]:
@@ -196,9 +114,9 @@ def _driver_case(
         t_issues = pa.table({n: [r[i] for r in issues] for i, n in enumerate(names)})  # noqa: F841
         con.execute("INSERT INTO credential_issues SELECT * FROM t_issues")
     if events:
-        cols = enumerate(_EVENT_COLS)
+        cols = enumerate(EVENT_COLS)
         t_events = pa.table({n: [r[i] for r in events] for i, n in cols})  # noqa: F841
-        con.execute(f"INSERT INTO events ({', '.join(_EVENT_COLS)}) SELECT * FROM t_events")
+        con.execute(f"INSERT INTO events ({', '.join(EVENT_COLS)}) SELECT * FROM t_events")
     from keytrail.graph.derive import mint_facts
 
     dedup_events(store)  # issues of one call logged in files two tasks read
@@ -240,15 +158,20 @@ def scope_spark(
     # packs small files into one task whatever minPartitions says, so each group is its own.
     groups = [files[i :: 4 * sc.defaultParallelism] for i in range(4 * sc.defaultParallelism)]
     raw = sc.union([sc.binaryFiles(",".join(g)) for g in groups if g])
-    proj = raw.mapPartitions(_project_files).persist(StorageLevel.MEMORY_AND_DISK)
+    proj = raw.mapPartitions(project_files).persist(StorageLevel.MEMORY_AND_DISK)
     inputs = same_bytes(
         [r[1] for r in proj.filter(lambda r: r[0] == "file").collect()],
-        [_local(f) for f in files],
+        [local_path(f) for f in files],
     )
     issues = proj.filter(lambda r: r[0] == "issue").map(lambda r: r[1]).collect()
-    types = {"time": TimestampType(), "record_no": LongType()}
+    types = {
+        "time": TimestampType(),
+        "record_no": LongType(),
+        "byte_offset": LongType(),
+        "request_offset": LongType(),
+    }
     schema = StructType(
-        [StructField(c, types.get(c, StringType())) for c in (*_EVENT_COLS, *_WHERE_COLS)]
+        [StructField(c, types.get(c, StringType())) for c in (*EVENT_COLS, *WHERE_COLS)]
     )
     per_task = spark.createDataFrame(
         proj.filter(lambda r: r[0] == "event").map(lambda r: r[1]), schema
@@ -257,7 +180,7 @@ def scope_spark(
     # and kept; the Python rows and the per-task rows are dropped once the merged ones exist.
     per_task = per_task.persist(StorageLevel.MEMORY_AND_DISK)
     per_task.count()  # before the merge's branches, which would each convert them again
-    events = merge(per_task, [_local(f) for f in files]).persist(StorageLevel.MEMORY_AND_DISK)
+    events = merge(per_task, [local_path(f) for f in files]).persist(StorageLevel.MEMORY_AND_DISK)
     events.count()
     per_task.unpersist()
     proj.unpersist()
@@ -280,7 +203,7 @@ def scope_spark(
         .withColumn("_first", first)
         .withColumn("_last", last)
         .where((F.col("_first") == 1) | (F.col("_last") == 1))
-        .select(*_EVENT_COLS, *_WHERE_COLS)
+        .select(*EVENT_COLS, *WHERE_COLS)
     )
     facts = events.join(F.broadcast(issue_uids), "event_uid", "left_semi").union(named)
     people = (
@@ -294,7 +217,7 @@ def scope_spark(
         .agg(F.min("time").alias("time"))
     )
     fact_rows = [
-        tuple(r[c] for c in _EVENT_COLS) for r in facts.dropDuplicates(["event_uid"]).collect()
+        tuple(r[c] for c in EVENT_COLS) for r in facts.dropDuplicates(["event_uid"]).collect()
     ]
     people_rows = [
         tuple(
@@ -307,7 +230,7 @@ def scope_spark(
                 "human_id": r["human_id"],
                 "agent_id": r["agent_id"],
             }.get(c)
-            for c in _EVENT_COLS
+            for c in EVENT_COLS
         )
         for i, r in enumerate(people.collect())
     ]
@@ -318,7 +241,7 @@ def scope_spark(
         )
         try:
             if clo.maybe_human(store, seedset):
-                person_events(store, events, _EVENT_COLS)
+                person_events(store, events, EVENT_COLS)
             resolved = clo.resolve_seeds(store, seedset)
             members = clo.closure(store)
             lineage = [
@@ -351,21 +274,21 @@ def scope_spark(
         )
         | F.col("event_uid").isin(lineage)
     )
-    hits = chosen.select(
-        "path", "event_uid", "source", "request_path", "record_no", "format"
-    ).collect()
-    wanted: dict[str, list[tuple[str, str, int, str]]] = {}
+    hits = chosen.select("event_uid", "source", *WHERE_COLS).collect()
+    wanted: dict[str, list[Want]] = {}
     counts_out: dict[str, int] = {}
     for r in hits:
         hit = (r["event_uid"], r["source"], r["record_no"], r["format"])
-        wanted.setdefault(r["path"], []).append(hit)
-        if r["request_path"]:  # the request line of a pair sits in another file
-            wanted.setdefault(r["request_path"], []).append(hit)
+        wanted.setdefault(r["path"], []).append((*hit, r["byte_offset"]))
+        if r["request_offset"] is not None:  # a Vault pair's request line, maybe in another file
+            wanted.setdefault(r["request_path"] or r["path"], []).append(
+                (*hit, r["request_offset"])
+            )
         counts_out[r["source"]] = counts_out.get(r["source"], 0) + 1
     docs: list[tuple[str, str, int, bytes]] = []
     if wanted:
-        hit_files = [f for f in files if _local(f) in wanted or f in wanted]
-        docs = sc.binaryFiles(",".join(hit_files)).mapPartitions(_extract(wanted)).collect()
+        hit_files = [f for f in files if local_path(f) in wanted or f in wanted]
+        docs = sc.binaryFiles(",".join(hit_files)).mapPartitions(extract(wanted)).collect()
     events.unpersist()
     outputs = output.write(dest, docs)
     doc = manifest.build(
@@ -382,12 +305,3 @@ def scope_spark(
     )
     manifest.write(dest, doc)
     return ScopeResult(dest, doc)
-
-
-def _constant(data: bytes) -> Callable[[str], bytes]:
-    """A reader that answers every path with ``data`` (the one file a task already holds in memory)."""
-
-    def read(_path: str) -> bytes:
-        return data
-
-    return read

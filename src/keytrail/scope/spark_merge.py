@@ -54,7 +54,12 @@ def merge(events: Any, files: list[str]) -> Any:
             "_n", F.row_number().over(Window.partitionBy("event_uid").orderBy(*load_order))
         )
         .where(F.col("_n") == 1)
-        .select("event_uid", F.col("time").alias("_req_time"), F.col("path").alias("_req_path"))
+        .select(
+            "event_uid",
+            F.col("time").alias("_req_time"),
+            F.col("path").alias("_req_path"),
+            F.col("byte_offset").alias("_req_offset"),
+        )
     )
     dropped = requests.select("event_uid", "path", "record_no").withColumn("_drop", F.lit(True))
     response = (F.col("entry") == "response") & F.col("_req_path").isNotNull()
@@ -68,6 +73,10 @@ def merge(events: Any, files: list[str]) -> Any:
         .withColumn(
             "request_path",
             F.when(response, F.col("_req_path")).otherwise(F.col("request_path")),
+        )
+        .withColumn(
+            "request_offset",
+            F.when(response, F.col("_req_offset")).otherwise(F.col("request_offset")),
         )
         .withColumn("entry", F.when(response, F.lit("pair")).otherwise(F.col("entry")))
         .select(*ev.columns)
