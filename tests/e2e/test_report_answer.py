@@ -2,7 +2,8 @@
 
 The first screen (1280x900) shows what happened, the attack path picture and the first
 containment action; the PDF printed by ``keytrail report -o r.pdf`` reads back with the
-same answer and fits in 15 A4 pages.
+same answer in at most 13 A4 pages (the issue's limit is 15: two pages of headroom) at full
+scale: no table is wider than the printed page, so Chromium does not shrink the text to fit.
 """
 
 from __future__ import annotations
@@ -107,16 +108,54 @@ def test_first_viewport_shows_summary_picture_and_first_action(case: Path, tmp_p
     assert re.search(r'href="#cred-\d+"', first_screen)  # nodes link to their section
 
 
+#: Measures the page with its print rules applied on screen, at the printed width.
+WIDTH_PROBE = """<script>
+addEventListener('load', () => {
+  const root = document.documentElement;
+  const wide = [...document.querySelectorAll('table, svg, pre')]
+    .filter(el => el.getBoundingClientRect().right > root.clientWidth + 1)
+    .map(el => el.outerHTML.slice(0, 80));
+  document.body.setAttribute('data-probe', JSON.stringify(
+    {client: root.clientWidth, scroll: root.scrollWidth, wide: wide}));
+});
+</script>"""
+
+
+def test_print_layout_is_no_wider_than_an_a4_page(case: Path, tmp_path: Path) -> None:
+    """Wider content makes Chromium shrink the whole PDF (it printed at 67% before): unreadable."""
+    out = tmp_path / "r.html"
+    assert main(["report", str(case), "-o", str(out)]) == 0
+    page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", out.read_text())
+    assert "@media print{" in page
+    probe = tmp_path / "print.html"
+    probe.write_text(
+        page.replace("@media print{", "@media all{").replace("</body>", WIDTH_PROBE + "</body>"),
+        encoding="utf-8",
+    )
+    # A4 is 210 mm; the print CSS's margins leave 190 mm = 718 CSS pixels for the content.
+    dom = _chromium(
+        "--window-size=718,900", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()
+    ).stdout
+    found = re.search(r'data-probe="([^"]*)"', dom)
+    assert found, dom[-2000:]
+    facts = json.loads(unescape(found.group(1)))
+    assert facts["scroll"] <= facts["client"] and not facts["wide"], facts
+
+
+#: The page budget of the sample report (issue 15 allows 15; it printed 12.4 pages when set).
+PAGE_BUDGET = 13
+
+
 @pytest.mark.skipif(
     shutil.which("pdftotext") is None or shutil.which("pdfinfo") is None,
     reason="pdftotext/pdfinfo (Debian: poppler-utils) are absent",
 )
-def test_pdf_reads_back_and_fits_15_pages(case: Path, tmp_path: Path) -> None:
+def test_pdf_reads_back_and_fits_the_page_budget(case: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.pdf"
     assert main(["report", str(case), "-o", str(out)]) == 0
     info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True).stdout
     pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
-    assert pages <= 15
+    assert pages <= PAGE_BUDGET, f"{pages} A4 pages, budget {PAGE_BUDGET}"
     first = subprocess.run(
         ["pdftotext", "-f", "1", "-l", "1", "-layout", str(out), "-"],
         capture_output=True,

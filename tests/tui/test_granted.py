@@ -72,7 +72,7 @@ def test_credentials_list_shows_the_snapshot_top_rows_then_the_whole_ranking(
 ) -> None:
     from textual.message import Message
 
-    from keytrail.tui.messages import Loaded
+    from keytrail.tui.messages import RankingHeadLoaded, RankingLoaded
     from keytrail.tui.screens import credentials
 
     monkeypatch.setattr(credentials, "HEAD_ROWS", 3)
@@ -85,9 +85,9 @@ def test_credentials_list_shows_the_snapshot_top_rows_then_the_whole_ranking(
             await settle(pilot)
             screen = app.screen
             assert isinstance(screen, credentials.CredentialsScreen) and screen.complete
-            loads = {m.key: m.data for m in messages if isinstance(m, Loaded)}
-            head, full = loads["head"][1], loads["rows"][1]
-            assert len(head) == 3 and len(full) > 3
+            [head] = [m.rows for m in messages if isinstance(m, RankingHeadLoaded)]
+            [full] = [m.rows for m in messages if isinstance(m, RankingLoaded)]
+            assert head is not None and len(head) == 3 and len(full) > 3
             assert [r["credential"] for r in head] == [r["credential"] for r in full[:3]]
             assert len(screen.rows) == len(full)
 

@@ -11,7 +11,7 @@ from keytrail.analysis.lookup import resolve_credential, resolve_event
 from keytrail.store.case import CaseStore
 from keytrail.tui import core
 from keytrail.tui.app import KeytrailApp
-from keytrail.tui.messages import Loaded
+from keytrail.tui.messages import SqlLoaded
 from keytrail.tui.queries import TimelineFilter, search_ids, timeline_count
 from keytrail.tui.screens.credentials import CredentialScreen, CredentialsScreen
 from keytrail.tui.screens.findings import FindingScreen, FindingsScreen
@@ -245,10 +245,10 @@ def test_a_superseded_load_is_dropped(small_case: Path) -> None:
             await pilot.press("s")
             await settle(pilot)
             screen = app.screen
-            screen.load("sql", lambda s: (["x"], [(1,)], False))
+            screen.load(SqlLoaded, lambda s: SqlLoaded((["x"], [(1,)], False)))
             await settle(pilot)
-            stale = Loaded(
-                "sql", (["stale"], [("old",)], False), generation=screen.generations["sql"] - 1
+            stale = SqlLoaded(
+                (["stale"], [("old",)], False), generation=screen.generations["sql"] - 1
             )
             screen.post_message(stale)
             await settle(pilot)

@@ -306,3 +306,69 @@ def test_whole_fixture_folder_loads_without_rejects(shared_fixtures: Path, case_
     }
     assert summary.rejected == 0
     assert summary.events_in_case == 699 + 8 + 2 + 2
+
+
+def test_numbers_no_column_holds_do_not_fail_the_file(tmp_path: Path, case_path: Path) -> None:
+    """Hostile numbers (beyond 64 bits, past year 9999, a digit int() cannot read) used to fail
+    the whole file ("Integer exceeds 64-bit range", OverflowError): each entry now loads, the
+    number is dropped from what is derived from it, and the lines around it load too."""
+    t = "2026-03-02T00:00:00Z"
+    auth = {"accessor": "acc", "display_name": "approle"}
+
+    def pair(rid: str, path: str, mount: str, caller: dict[str, Any], **resp: Any) -> list[str]:
+        request = {"id": rid, "path": path, "operation": "update", "mount_type": mount}
+        request |= resp.pop("request", {})
+        req = {"time": t, "type": "request", "auth": caller, "request": request}
+        return [json.dumps(req), json.dumps(req | {"type": "response", "response": resp})]
+
+    lines = [
+        *pair("big-ttl", "secret/a", "kv", auth | {"token_ttl": 1e30, "remaining_uses": 2**70}),
+        *pair(
+            "big-port", "secret/b", "kv", auth, request={"remote_address": "10.0.0.1:" + "9" * 30}
+        ),
+        *pair(
+            "year-10000", "auth/token/create", "token", auth, auth={"accessor": "n", "ttl": 10**15}
+        ),
+        *pair(
+            "pki", "pki/issue/web", "pki", auth, data={"serial_number": "1a", "expiration": 1e15}
+        ),
+        *pair(
+            "ssh",
+            "ssh/sign/ops",
+            "ssh",
+            auth,
+            data={"serial_number": "2b"},
+            request={"data": {"ttl": "9" * 25}},
+        ),
+        *pair(
+            "ssh2",
+            "ssh/sign/ops",
+            "ssh",
+            auth,
+            data={"serial_number": "3c"},
+            request={"data": {"ttl": "\u00b2"}},
+        ),
+        json.dumps(
+            {
+                "type": "kmip-request",
+                "request": {"data": {"kmip_request": {"tag": "Operation", "value": "f" * 40}}},
+            }
+        ),
+        *pair("plain", "secret/c", "kv", auth),
+    ]
+    path = tmp_path / "hostile.log"
+    path.write_text("\n".join(lines) + "\n")
+    con = _load(case_path, path)
+    assert _one(con, "SELECT status, records, rejected FROM evidence") == ("loaded", 15, 0)
+    uids = [r[0] for r in con.execute("SELECT event_uid FROM events ORDER BY ALL").fetchall()]
+    assert [u for u in uids if not u.startswith("vault:kmip")] == [
+        f"vault:{r}"
+        for r in sorted(["big-ttl", "big-port", "year-10000", "pki", "ssh", "ssh2", "plain"])
+    ]
+    details = _one(con, "SELECT details FROM events WHERE event_uid = 'vault:big-ttl'")
+    assert "token_ttl" not in json.loads(details) and "remaining_uses" not in json.loads(details)
+    issued = con.execute(
+        "SELECT credential_id, expires_at FROM credential_issues ORDER BY ALL"
+    ).fetchall()
+    assert issued == [("1a", None), ("2b", None), ("3c", None), ("n", None)]
+    con.close()

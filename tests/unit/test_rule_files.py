@@ -169,7 +169,20 @@ def test_rules_moved_from_python_keep_their_catalog_entry() -> None:
     from keytrail.analysis.findings.catalog import RULES
 
     moved = [r for r in load_rule_files() if r.id in RULES]
-    assert [r.id for r in moved] == ["denied-burst"]
+    assert sorted(r.id for r in moved) == [
+        "agent-actions-without-human",
+        "agent-active-after-retirement",
+        "credential-shared-by-agents",
+        "credential-used-across-sessions",
+        "credential-used-after-agent-retired",
+        "credential-used-from-many-hosts",
+        "denied-burst",
+        "long-term-key-used-by-agent",
+        "orphan-credential",
+        "secret-sprawl",
+        "unattributed-actions",
+        "unregistered-agent",
+    ]
     for r in moved:
         info = RULES[r.id]
         assert (r.title, r.level, r.frameworks, r.config) == (

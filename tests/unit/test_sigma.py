@@ -4,6 +4,7 @@ folder's failures are listed."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import zlib
 from pathlib import Path
@@ -12,7 +13,8 @@ import duckdb
 import pytest
 
 from keytrail.analysis.sigma import fields
-from keytrail.analysis.sigma.rules import load_rules, shipped_dir
+from keytrail.analysis.sigma.prefilter import event_names
+from keytrail.analysis.sigma.rules import RuleSet, load_rules, shipped_dir
 
 
 def test_every_shipped_rule_converts_and_keeps_its_credit() -> None:
@@ -53,11 +55,33 @@ def _matches(tmp_path: Path, detection: str, records: list[dict[str, object]]) -
     con.execute("CREATE TABLE events (event_uid VARCHAR, source VARCHAR, raw VARCHAR)")
     for i, rec in enumerate(records):
         con.execute("INSERT INTO events VALUES (?, 'cloudtrail', ?)", [f"e{i}", json.dumps(rec)])
+    return _both_ways(con, rs)[0]
+
+
+def _both_ways(con: duckdb.DuckDBPyConnection, rs: RuleSet) -> list[list[str]]:
+    """Each rule's hits as the findings get them (request and response fields read only for
+    the event names the rules allow, :func:`keytrail.analysis.findings.sigma._hits_sql`),
+    asserted equal to each rule's predicate on a table with every field of every record."""
+    from keytrail.analysis.findings.sigma import _hits_sql
+
     fields.build(con, rs.fields, rs.lower_fields)
-    rows = con.execute(
-        f"SELECT event_uid FROM {fields.TABLE} WHERE {rs.rules[0].where} ORDER BY 1"
-    ).fetchall()
-    return [r[0] for r in rows]
+    full = [
+        [
+            r[0]
+            for r in con.execute(
+                f"SELECT event_uid FROM {fields.TABLE} WHERE {rule.where} ORDER BY 1"
+            ).fetchall()
+        ]
+        for rule in rs.rules
+    ]
+    fields.build(con, rs.fields, rs.lower_fields, everywhere=rs.everywhere, names=rs.names)
+    fast: list[list[str]] = [[] for _ in rs.rules]
+    for i, uid in con.execute(
+        f"SELECT * FROM ({_hits_sql(list(enumerate(rs.rules)))}) ORDER BY 1, 2"
+    ).fetchall():
+        fast[i].append(uid)
+    assert fast == full
+    return fast
 
 
 def test_values_match_case_insensitively_and_wildcards_are_literal_elsewhere(
@@ -133,3 +157,46 @@ def test_missing_rule_folder_is_a_usage_error(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError):
         load_rules(tmp_path / "nope")
+
+
+def test_event_name_constraint_is_what_every_match_needs(tmp_path: Path) -> None:
+    from sigma.collection import SigmaCollection
+
+    def names(detection: str) -> tuple[str, ...] | None:
+        _write(tmp_path, "c", detection)
+        rule = SigmaCollection.from_yaml((tmp_path / "c.yml").read_text()).rules[0]
+        return event_names(rule)
+
+    assert names("  a:\n    eventName: [StopLogging, DeleteTrail]\n  condition: a") == (
+        "deletetrail",
+        "stoplogging",
+    )
+    assert names(
+        "  a:\n    eventName|startswith: Update_Fn\n  b:\n    eventSource: x\n  condition: a and b"
+    ) == ("update\\_fn%",)
+    # an OR with an unconstrained side, and anything under NOT, allow every name
+    assert names("  a:\n    eventName: X\n  b:\n    userAgent: y\n  condition: a or b") is None
+    assert names("  a:\n    eventName: X\n  condition: not a") is None
+    assert names(
+        "  a:\n    eventName: [X, Y]\n  b:\n    eventName: [Y, Z]\n  condition: a and b"
+    ) == ("y",)
+
+
+def test_shipped_rules_hit_the_same_events_on_the_sample_incident() -> None:
+    rs = load_rules()
+    assert rs.names and "userIdentity.type" in rs.everywhere
+    assert "requestParameters" not in rs.everywhere  # the costly objects are read selectively
+    con = duckdb.connect()
+    con.execute("CREATE TABLE events (event_uid VARCHAR, source VARCHAR, raw VARCHAR)")
+    incident = Path(__file__).resolve().parents[2] / "sample_data" / "incident"
+    n = 0
+    for f in sorted(incident.rglob("*.json.gz")):
+        doc = json.loads(gzip.decompress(f.read_bytes()))
+        for rec in doc.get("Records", []) if isinstance(doc, dict) else []:
+            n += 1
+            con.execute(
+                "INSERT INTO events VALUES (?, 'cloudtrail', ?)", [f"e{n}", json.dumps(rec)]
+            )
+    assert n > 100
+    hits = _both_ways(con, rs)
+    assert sum(1 for h in hits if h) >= 4

@@ -173,9 +173,10 @@ def _lineage_links(
     cred_rows = {
         r["credential_id"]: r
         for r in store.query(
-            "SELECT * FROM credentials WHERE list_contains($ids, credential_id)", {"ids": chain_ids}
+            "SELECT * FROM credentials WHERE list_contains($ids, credential_id)",
+            {"ids": chain_ids},  # type: ignore[arg-type]
         )
-    }  # type: ignore[arg-type]
+    }
     cred_links: list[ChainLink] = []
     if not chain_ids:
         return chain_ids, cred_links

@@ -11,9 +11,12 @@ A responder adds or tunes a rule by writing a file, not Python. Each file holds 
   ``{actions}``, ``{ips}`` and ``{reach}``;
 - ``sql``: a query returning one row per finding (``details = [...]`` names the columns the
   finding's details keep) with the columns ``subjects`` (list),
-  ``uids`` (event uids, list), ``t0``, ``t1``, ``n`` and optionally ``cred`` (credential to
-  contain) and ``level``; every other column is available to ``description`` and kept in
+  ``uids`` (event uids, list), ``t0``, ``t1``, ``n`` and optionally ``cred`` (credential, or
+  list of credentials, to contain) and ``level``; every other column is available to ``description`` and kept in
   the finding's details.
+
+``identities = "non-human"`` keeps people out of a rule about non-human identities: calls
+whose caller the principal classifier says is a person do not fire it (default ``"any"``).
 
 ``config = "<section>"`` ties a rule to a section of the findings configuration: the
 section's ``enabled`` turns it on and off and its keys fill ``[params]`` (``denied-burst``
@@ -53,7 +56,9 @@ _KEYS = {
     "sql",
     "config",
     "details",
+    "identities",
 }
+IDENTITIES = ("any", "non-human")
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,9 @@ class RuleFile:
     from Python (``denied-burst``) also the section whose keys fill ``[params]``."""
     details: tuple[str, ...] | None = None
     """Columns kept in the finding's details (``sql`` rules; default: every extra column)."""
+    identities: str = "any"
+    """``non-human``: calls by a person (the principal classifier's ``_kt_person_held``) do not
+    fire: a ``[match]`` rule leaves them out, a ``sql`` row citing only them is dropped."""
 
     @property
     def shape(self) -> str:
@@ -94,7 +102,7 @@ def _literal(value: Any) -> str:
         return "TRUE" if value else "FALSE"
     if isinstance(value, (int, float)):
         return repr(value)
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_literal(v) for v in value) + "]"
     return quote_literal(str(value))
 
@@ -185,6 +193,9 @@ def parse_rule(text: str, where: str) -> RuleFile:
             raise bad("[match] actions must be a non-empty list of strings")
     elif not isinstance(doc["sql"], str) or not doc["sql"].strip():
         raise bad("sql must be a non-empty string")
+    identities = doc.get("identities", "any")
+    if identities not in IDENTITIES:
+        raise bad(f"identities must be one of {', '.join(IDENTITIES)}")
     rule = RuleFile(
         id=doc["id"],
         title=doc["title"].strip(),
@@ -201,6 +212,7 @@ def parse_rule(text: str, where: str) -> RuleFile:
         path=where,
         config=str(doc.get("config", "nhi_attack")),
         details=tuple(doc["details"]) if isinstance(doc.get("details"), list) else None,
+        identities=identities,
     )
     rule.query()  # every {param} the SQL names must exist
     return rule

@@ -9,16 +9,17 @@ rebuilt byte-identically.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from datetime import UTC
 from typing import Any
 
+from keytrail.report.exports import FORMATS as EXPORT_FORMATS
+from keytrail.report.exports import SUFFIXES as EXPORT_SUFFIXES
+from keytrail.report.exports import export_format
+from keytrail.report.write import FORMATS as REPORT_FORMATS
 from keytrail.safetext import shown
 
-REPORT_FORMATS = ("html", "md", "json", "pdf")
-EXPORT_FORMATS = ("timesketch", "opengraph", "graphml", "csv", "parquet", "ocsf")
 EXPORT_TABLES = ("events", "credentials", "links", "findings")
+__all__ = ["COMMANDS", "EXPORT_FORMATS", "EXPORT_SUFFIXES", "REPORT_FORMATS", "export_format"]
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
@@ -52,68 +53,25 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
 
 
-def _generated_at() -> Any:
-    from datetime import datetime
-
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.strip().isdigit():
-        return datetime.fromtimestamp(int(epoch), tz=UTC)
-    return datetime.now(UTC)
-
-
 def run_report(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from keytrail.report.content import build_report
-    from keytrail.report.exports import check_target, write_atomically
+    from keytrail.report.write import report_format, write_report
     from keytrail.store.case import CaseStore
 
-    fmt = args.format or {".md": "md", ".markdown": "md", ".json": "json", ".pdf": "pdf"}.get(
-        Path(args.output).suffix.lower(), "html"
-    )
-    target = check_target(args.output, force=args.force)
-    if fmt == "pdf":
-        from keytrail.report.pdf import find_browser
-
-        if find_browser() is None:  # before the report is built: say what is missing at once
-            from keytrail.report.pdf import html_to_pdf
-
-            html_to_pdf("", target)
+    fmt = report_format(args.output, args.format)
     with CaseStore.open(args.case) as store:
-        doc = build_report(
+        doc = write_report(
             store,
+            args.output,
+            fmt,
             credentials=args.credential,
             since=args.since,
             until=args.until,
-            generated_at=_generated_at(),
             top=args.top,
+            force=args.force,
         )
-    if fmt in ("html", "pdf"):
-        from keytrail.report.html import render_html
-
-        text = render_html(doc)
-    elif fmt == "md":
-        from keytrail.report.markdown import render_markdown
-
-        text = render_markdown(doc)
-    else:
-        from keytrail.safetext import json_text
-
-        text = json_text(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"
-
-    def write(tmp: Path) -> int:
-        if fmt == "pdf":
-            from keytrail.report.pdf import html_to_pdf
-
-            html_to_pdf(text, tmp)
-        else:
-            tmp.write_text(text, encoding="utf-8", newline="\n")
-        return len(doc["credentials"])
-
-    n = write_atomically(target, write)
     print(
-        f"keytrail: wrote {fmt} report to {shown(str(target))} ({n} credentials examined, "
+        f"keytrail: wrote {fmt} report to {shown(str(args.output))} "
+        f"({len(doc['credentials'])} credentials examined, "
         f"{len(doc['findings']['items'])} findings)",
         file=sys.stderr,
     )
@@ -138,38 +96,6 @@ def _export_args(p: argparse.ArgumentParser) -> None:
         help="table for csv/parquet (default events)",
     )
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-
-
-#: What an export's file extension says about its format (``--format`` wins when given).
-EXPORT_SUFFIXES = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".graphml": "graphml",
-    ".jsonl": "timesketch",
-    ".ocsf.jsonl": "ocsf",
-    ".opengraph.json": "opengraph",
-}
-
-
-def export_format(output: str, given: str | None) -> str:
-    """The export format: ``--format``, else the one the extension names (longest suffix first).
-
-    Raises:
-        UsageError: neither (exit 2, naming the extensions understood).
-    """
-    if given:
-        return given
-    from keytrail.errors import UsageError
-
-    name = output.lower()
-    for suffix in sorted(EXPORT_SUFFIXES, key=len, reverse=True):
-        if name.endswith(suffix):
-            return EXPORT_SUFFIXES[suffix]
-    raise UsageError(
-        f"cannot tell the export format from {output!r}: give --format "
-        f"({', '.join(EXPORT_FORMATS)}) or name the file "
-        + ", ".join(f"*{k}" for k in EXPORT_SUFFIXES)
-    )
 
 
 def run_export(args: argparse.Namespace) -> int:

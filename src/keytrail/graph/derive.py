@@ -219,8 +219,9 @@ FROM iss i FULL OUTER JOIN used u ON i.credential_id = u.credential_id
 def derive(con: duckdb.DuckDBPyConnection) -> None:
     """Rebuild credentials, principals and links from the ingested tables.
 
-    Runs under :func:`keytrail.store.case.roomy_memory`: its aggregates cannot spill to
-    disk, and under the load phase's 1 GB limit a 900k-event case ran out of memory.
+    Runs under :func:`keytrail.store.case.roomy_memory` (the writer's budget unless
+    ``KEYTRAIL_FINALIZE_MEMORY_LIMIT`` says otherwise); the aggregates that hold big groups run in
+    bounded partitions (:func:`keytrail.graph.derive_links.acted_on`), so memory stays flat.
     """
     from keytrail.store.case import roomy_memory
 

@@ -480,14 +480,14 @@ def classify_principals(con: duckdb.DuckDBPyConnection) -> None:
           UNION ALL
           SELECT actor_uid, 'person', 'console', NULL, 'signed in to the AWS console (' || action
               || ')', 'strong',
-                 list(event_uid ORDER BY time)[1:5], 1
+                 list(event_uid ORDER BY time, event_uid)[1:5], 1
           FROM events WHERE source = 'cloudtrail' AND action IN ('signin:ConsoleLogin',
               'signin:SwitchRole')
             AND outcome = 'success' AND actor_uid IS NOT NULL GROUP BY actor_uid, action
           UNION ALL
           SELECT actor_uid, 'aws-service', 'aws-service', NULL,
               'CloudTrail userIdentity type AWSService', 'proven',
-                 list(event_uid ORDER BY time)[1:5], 1
+                 list(event_uid ORDER BY time, event_uid)[1:5], 1
           FROM events WHERE source = 'cloudtrail' AND actor_type = 'AWSService' AND actor_uid IS
               NOT NULL
           GROUP BY actor_uid

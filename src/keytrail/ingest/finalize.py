@@ -36,6 +36,13 @@ if TYPE_CHECKING:
 
 
 def _dedup(con: object, table: str, partition: str, order: str) -> None:
+    # A grouping finds whether there is anything to remove at half the cost of the window (1.4M
+    # resource rows: 0.4 against 0.9 CPU-s), and most ingests have no duplicates.
+    found = con.execute(  # type: ignore[attr-defined]
+        f"SELECT EXISTS (SELECT 1 FROM {table} GROUP BY {partition} HAVING count(*) > 1)"
+    ).fetchone()
+    if not (found and found[0]):
+        return
     con.execute(  # type: ignore[attr-defined]
         f"""DELETE FROM {table} WHERE rowid IN (
               SELECT rid FROM (

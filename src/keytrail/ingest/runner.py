@@ -269,9 +269,8 @@ def ingest(
 def _next_file_id(store: CaseStore) -> int:
     # Not a DuckDB sequence: after a killed ingest a sequence can restart below ids that
     # committed rows already hold. The runner is the only writer, so max + 1 is safe.
-    return int(
-        store.con.execute("SELECT coalesce(max(file_id), 0) + 1 FROM evidence").fetchone()[0]
-    )  # type: ignore[index]
+    row = store.con.execute("SELECT coalesce(max(file_id), 0) + 1 FROM evidence").fetchone()
+    return int(row[0]) if row else 1
 
 
 def _insert_evidence(

@@ -10,6 +10,7 @@ document with sections that do not split awkwardly.
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -32,10 +33,12 @@ from keytrail.report.svg import EDGE_COLOR, render_lineage_svg
 from keytrail.report.svg_path import render_attack_path
 
 #: Rows the HTML shows where the JSON report has all (each cut is stated under its table).
+#: The timeline shows the first 6 events (the sample report printed on 15 A4 pages with 8; the
+#: resources, actions and traces above it carry the answer, the JSON report every event).
 RANKED_HTML, RESOURCES_HTML, TIMELINE_HTML, TRACES_HTML, SENSITIVE_HTML, DERIVED_HTML = (
     10,
     8,
-    8,
+    6,
     2,
     8,
     10,
@@ -98,12 +101,17 @@ pre{background:#0f172a;color:#e2e8f0;padding:10px 12px;border-radius:6px;font-si
 table.kv th.k{width:130px;text-align:left;vertical-align:top}
 footer{margin-top:40px;border-top:1px solid var(--line);padding-top:10px;color:var(--muted);font-size:12px}
 @media print{
-  @page{size:A4;margin:14mm 12mm}
-  body{font-size:11px}header.top{background:#fff;color:var(--ink);border-bottom:3px solid var(--accent);padding:0 0 8px}
+  @page{size:A4;margin:11mm 10mm}
+  body{font-size:8.5px;line-height:1.3}h2{margin:14px 0 5px;font-size:14px}h3{margin:10px 0 3px;font-size:12px}
+  h4{margin:6px 0 2px;font-size:9.5px}.cred{border:none;padding:0;margin:8px 0}p{margin:4px 0}
+  table{margin:3px 0 6px}.legend{margin:2px 0 4px;font-size:7.5px}.finding{margin-top:4px}.finding h3{margin:6px 0 2px}
+  ol.actions li{margin:4px 0}.chain li{padding:1px 8px;margin:0 0 2px 6px}
+  pre{padding:3px 6px;margin:2px 0;font-size:7.5px}ul.check li{margin:3px 0}.graph{padding:0}header.top{background:#fff;color:var(--ink);border-bottom:3px solid var(--accent);padding:0 0 8px}
   header.top .meta{color:var(--muted)}main{padding:0;max-width:none}nav.toc{display:none}
-  h2,h3,h4{break-after:avoid}tr,.graph,pre,ol.actions li,.finding{break-inside:avoid}
-  #blast{break-before:page}details:not([open])>*:not(summary){display:none}
-  table{font-size:9.5px}th,td{padding:2px 4px}code,.mono{font-size:9.5px}td.mono{min-width:22em}
+  h2,h3,h4{break-after:avoid}tr,.graph,pre,ol.actions li,.finding p{break-inside:avoid}
+  details:not([open])>*:not(summary){display:none}
+  table.timeline td:nth-child(4){min-width:9em}table.timeline td:nth-child(8){max-width:11em}
+  table{font-size:7.5px}th,td{padding:1px 3px}code,.mono{font-size:7.5px}td.mono{min-width:10em}
   .graph{overflow:visible;border:none}svg.lineage,svg.lineage.wide{max-width:100%;height:auto}
   *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 }
@@ -127,6 +135,7 @@ def _table(
     mono: set[int] | None = None,
     row_class: list[str] | None = None,
     nowrap: set[int] | None = None,
+    table_class: str = "",
 ) -> str:
     if not rows:
         return '<p class="note">None.</p>'
@@ -147,7 +156,8 @@ def _table(
             for j, v in enumerate(row)
         )
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    attr = f' class="{e(table_class)}"' if table_class else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _kv(rows: list[tuple[str, Any]]) -> str:
@@ -434,11 +444,7 @@ def _credential(i: int, c: dict[str, Any], earlier: list[dict[str, Any]] = ()) -
             "resources, actions, derived credentials and events are listed there; the JSON report "
             "has this credential's own tables.</p>"
         )
-        if terms:
-            parts.append(
-                "<h4>Score terms</h4>"
-                + _table(["term", "value", "points", "explanation"], [list(x) for x in terms])
-            )
+        parts.append(_terms(terms))
         parts.append("</div>")
         return "".join(parts)
     svg = render_lineage_svg(c["lineage"], uid=f"g{i}")
@@ -478,12 +484,7 @@ def _credential(i: int, c: dict[str, Any], earlier: list[dict[str, Any]] = ()) -
         )
         + _cut(len(c["resources"]), len(shown), "resource rows")
     )
-    terms = terms_rows(c.get("terms"))
-    if terms:
-        parts.append(
-            "<h4>Score terms</h4>"
-            + _table(["term", "value", "points", "explanation"], [list(x) for x in terms])
-        )
+    parts.append(_terms(terms_rows(c.get("terms"))))
     blast = c.get("blast_radius") or {}
     for key, title in (
         ("sensitive_actions", "Write, delete and permission-changing actions"),
@@ -532,7 +533,7 @@ def _credential(i: int, c: dict[str, Any], earlier: list[dict[str, Any]] = ()) -
                 for d in c["derived_credentials"][:DERIVED_HTML]
             ],
             mono={0, 3, 6},
-            nowrap={4, 5},
+            nowrap={2, 4, 5},
         )
         + _note(derived_note(c) if len(c["derived_credentials"]) > DERIVED_SHOWN else "")
         + _cut(
@@ -545,7 +546,11 @@ def _credential(i: int, c: dict[str, Any], earlier: list[dict[str, Any]] = ()) -
         f'<h4 id="cred-{i}-ids">Agents, humans and principals</h4>'
         + _table(
             ["role", "identities"],
-            [["humans", c["humans"]], ["agents", c["agents"]], ["principals", c["principals"]]],
+            [
+                ["humans", c["humans"]],
+                ["agents", c["agents"]],
+                ["principals", _few(c["principals"], PRINCIPALS_HTML)],
+            ],
         )
     )
     events = c["timeline"][:TIMELINE_HTML]
@@ -571,13 +576,14 @@ def _credential(i: int, c: dict[str, Any], earlier: list[dict[str, Any]] = ()) -
                     t["action"],
                     t["target"],
                     t["outcome"] + (f" ({t['error_code']})" if t["error_code"] else ""),
-                    middle(t["user_agent"] or "", 48),
+                    middle(t["user_agent"] or "", 32),
                 ]
                 for t in events
             ],
             mono={1, 2, 5},
             nowrap={0},
             row_class=["denied" if t["outcome"] == "denied" else "" for t in events],
+            table_class="timeline",
         )
     )
     if c["timeline_truncated"] or len(events) < len(c["timeline"]):
@@ -593,7 +599,7 @@ def _credential(i: int, c: dict[str, Any], earlier: list[dict[str, Any]] = ()) -
         for t in c["traces"][:TRACES_HTML]:
             steps, gaps = chain_steps(t["trace"])
             items = "".join(
-                f"<li><b>{e(s['kind'])}</b> <code>{e(s['id'])}</code>"
+                f"<li><b>{e(s['kind'])}</b> {_short_code(s['id'])}"
                 + (
                     f" <small>{e(s['label'])}</small>"
                     if s["label"] and s["label"] != s["id"]
@@ -610,6 +616,33 @@ def _credential(i: int, c: dict[str, Any], earlier: list[dict[str, Any]] = ()) -
             )
     parts.append("</div>")
     return "".join(parts)
+
+
+def _terms(terms: list[tuple[str, str, str, str]]) -> str:
+    """The score terms that add points, then the names of those at 0 on one line.
+
+    A term at 0 points says only that nothing of its kind happened; thirteen rows per
+    credential of which half read "0 ... = 0" pushed the findings a page further down.
+    """
+    if not terms:
+        return ""
+    scoring = [list(t) for t in terms if t[2] not in ("0", "0.0", "")]
+    idle = [t[0] for t in terms if t[2] in ("0", "0.0", "")]
+    table = _table(["term", "value", "points", "explanation"], scoring) if scoring else ""
+    rest = _note("At 0 points: " + ", ".join(idle) + ".") if idle else ""
+    return "<h4>Score terms</h4>" + table + rest
+
+
+def _short_code(ident: Any) -> str:
+    """A Vault HMAC as ``hmac:4b900e35…`` (full id on hover); other ids in full.
+
+    A unique HMAC prefix is accepted back by every command (``keytrail trace hmac:4b900e35``),
+    and the 76-character form filled two printed lines per step of a delegation chain.
+    """
+    text = scalar_text(ident)
+    if not text.startswith("hmac-sha256:"):
+        return f"<code>{e(text)}</code>"
+    return f'<code title="{e(text)}">{e(short_id(text, 20))}</code>'
 
 
 def _cut(total: int, shown: int, what: str) -> str:
@@ -645,9 +678,14 @@ def _findings(doc: dict[str, Any]) -> str:
     items = sorted(
         f["items"], key=lambda x: LEVEL_ORDER.index(x["level"]) if x["level"] in LEVEL_ORDER else 9
     )
+    # A containment step (say, deactivating one shared key) that an earlier finding gave in full
+    # is counted, not repeated: four findings named the same key's command in the sample.
+    steps = dict(zip(map(id, items), _new_steps([x.get("recommendation") for x in items])))
     blocks, rest = [], []
     for item in items:
-        evidence = f"{scalar_text(item.get('evidence'))} ({scalar_text(item.get('evidence_count'))} events)"
+        evidence = (
+            f"{_few(item.get('evidence'), 4)} ({scalar_text(item.get('evidence_count'))} events)"
+        )
         if item["level"] not in ("critical", "high"):
             rest.append(item)
             continue
@@ -655,7 +693,7 @@ def _findings(doc: dict[str, Any]) -> str:
             f'<div class="finding"><h3>{_badge(item["level"])} {e(item["title"])} '
             f"<small><code>{e(item['rule'])}</code> · {e(item.get('frameworks'))}</small></h3>"
             f"<p><b>What</b> {e(item.get('description'))} <b>Impact</b> {e(item.get('impact'))}</p>"
-            f"<p><b>Contain</b> {e(item.get('recommendation'))}</p>"
+            f"<p><b>Contain</b> {e(steps[id(item)])}</p>"
             f'<p class="meta">subjects {e(item.get("subjects"))} · seen {e(item.get("first_seen"))} to '
             f'{e(item.get("last_seen"))} · evidence <span class="mono">{e(evidence)}</span></p></div>'
         )
@@ -663,7 +701,8 @@ def _findings(doc: dict[str, Any]) -> str:
         blocks.append(
             f"<h4>Medium, low and informational ({len(rest)})</h4>"
             '<p class="note">One row each; what, impact and every evidence id are in the JSON report '
-            "and <code>keytrail findings</code>.</p>"
+            "and <code>keytrail findings</code>. A containment step given in an earlier row is not "
+            "repeated.</p>"
             + _table(
                 ["level", "finding", "subjects", "contain", "events"],
                 [
@@ -671,7 +710,7 @@ def _findings(doc: dict[str, Any]) -> str:
                         x["level"],
                         f"{x['title']} ({x['rule']})",
                         x.get("subjects"),
-                        x.get("recommendation"),
+                        steps[id(x)],
                         x.get("evidence_count"),
                     ]
                     for x in rest
@@ -681,14 +720,62 @@ def _findings(doc: dict[str, Any]) -> str:
     return f'<section id="findings"><h2>3. Findings</h2>{note}{"".join(blocks)}</section>'
 
 
+#: Evidence ids a checklist item lists (the JSON report and ``keytrail findings`` have all).
+EVIDENCE_HTML = 3
+#: Principals a credential's section lists (13 session ARNs filled 6 printed lines).
+PRINCIPALS_HTML = 5
+
+
+def _few(ids: Any, limit: int = EVIDENCE_HTML) -> str:
+    """The first ``limit`` ids and how many more (a list of 9 event ids took 4 printed lines)."""
+    if not isinstance(ids, list) or len(ids) <= limit:
+        return scalar_text(ids)
+    return ", ".join(scalar_text(i) for i in ids[:limit]) + f" (+{len(ids) - limit} more)"
+
+
+def _sentences(text: Any) -> list[str]:
+    return [s for s in re.split(r"(?<=[.)])\s+(?=[A-Z])", scalar_text(text)) if s]
+
+
+def _new_steps(texts: list[Any], given: Any = (), where: str = "given above") -> list[str]:
+    """Each text with the sentences an earlier text (or ``given``) already gave left out, counted.
+
+    The engine's recommendations end with the same credential steps ("Temporary key X
+    cannot be revoked alone: ...") for every finding that names X: in a table of 29 rows
+    half the text was repeats. Nothing is lost: each step is in an earlier row.
+    """
+    seen = {s for text in given for s in _sentences(text)}
+    out = []
+    for text in texts:
+        fresh, repeated = [], 0
+        for sentence in _sentences(text):
+            if sentence in seen:
+                repeated += 1
+            else:
+                seen.add(sentence)
+                fresh.append(sentence)
+        more = f"(+{repeated} step{'s' if repeated > 1 else ''} {where})" if repeated else ""
+        out.append(" ".join([*fresh, more]).strip())
+    return out
+
+
 def _containment(doc: dict[str, Any]) -> str:
     """Every checklist item, worst first (grouped by the level of the worst finding naming it)."""
     items = doc["containment"]
     title = "<h2>4. Containment checklist</h2>"
     if not items:
         return f'<section id="containment">{title}<p class="note">Nothing to contain.</p></section>'
+    # Steps a critical or high finding gave in full in section 3 are pointed to, not repeated.
+    in_findings = [
+        x.get("recommendation")
+        for x in doc["findings"]["items"]
+        if x.get("level") in ("critical", "high")
+    ]
+    steps = _new_steps(
+        [it.get("recommendation") or "" for it in items], in_findings, "as in section 3"
+    )
     out, group = [], None
-    for it in items:
+    for it, step in zip(items, steps):
         level = it.get("level") or "other"
         if level != group:
             if group is not None:
@@ -699,12 +786,8 @@ def _containment(doc: dict[str, Any]) -> str:
                 "high": "Named by a high finding",
             }.get(level, "Also in the blast radius")
             out.append(f'<h4>{e(head)}</h4><ul class="check">')
-        ev = f" Evidence: <code>{e(it['evidence'])}</code>." if it["evidence"] else ""
-        todo = (
-            f"<pre>{e(it['command'])}</pre>"
-            if it.get("command")
-            else f"<div>{e(it.get('recommendation') or '')}</div>"
-        )
+        ev = f" Evidence: <code>{e(_few(it['evidence']))}</code>." if it["evidence"] else ""
+        todo = f"<pre>{e(it['command'])}</pre>" if it.get("command") else f"<div>{e(step)}</div>"
         out.append(
             f"<li><b>{e(it['category'])}</b>: <code>{e(it['target'])}</code> — {e(it['why'])}.{ev}{todo}</li>"
         )

@@ -116,16 +116,33 @@ def _register_findings(store: CaseStore, cur: duckdb.DuckDBPyConnection) -> None
     cur.register("_kt_findings", table)
 
 
-def export_table(store: CaseStore, path: Path, fmt: str, table: str) -> int:
-    """Write ``table`` to ``path`` as ``csv`` or ``parquet``; returns the rows written."""
+def export_table(
+    store: CaseStore,
+    path: Path,
+    fmt: str,
+    table: str,
+    where: tuple[str, list[Any]] | None = None,
+) -> int:
+    """Write ``table`` to ``path`` as ``csv`` or ``parquet``; returns the rows written.
+
+    ``where`` (an SQL condition over ``events`` and its parameters) keeps the events one
+    view of the explorer shows (a timeline filter, a credential and what it minted).
+    """
     if table not in TABLES:
         raise UsageError(f"unknown table {table!r}; choose one of: {', '.join(TABLES)}")
+    if where is not None and table != "events":
+        raise UsageError("an events filter applies to the events table only")
     cur = quiet_cursor(store)
     try:
         if table == "findings":
             _register_findings(store, cur)
-        src = _source_sql(cur, table)
-        columns = cur.execute(f"DESCRIBE {src}").fetchall()
+        columns = cur.execute(f"DESCRIBE {_source_sql(cur, table)}").fetchall()
+        cond, params = where or ("TRUE", [])
+        src = (
+            f"SELECT * FROM events WHERE ({cond}) ORDER BY {ORDER['events']}"
+            if where
+            else _source_sql(cur, table)
+        )
         exprs = []
         for name, col_type, *_ in columns:
             text_col = col_type.upper() in ("VARCHAR", "JSON")
@@ -148,7 +165,7 @@ def export_table(store: CaseStore, path: Path, fmt: str, table: str) -> int:
             )
         else:
             options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
-        cur.execute(f"COPY ({select}) TO {target} ({options})")
-        return int(cur.execute(f"SELECT count(*) FROM ({src})").fetchone()[0])  # type: ignore[index]
+        cur.execute(f"COPY ({select}) TO {target} ({options})", params)
+        return int(cur.execute(f"SELECT count(*) FROM ({src})", params).fetchone()[0])  # type: ignore[index]
     finally:
         cur.close()

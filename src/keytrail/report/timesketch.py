@@ -10,7 +10,7 @@ Written by DuckDB ``COPY ... (FORMAT json)`` (one object per line) in time order
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from keytrail.report._sql import mask_sql, quiet_cursor, quote_literal
 
@@ -84,7 +84,11 @@ def untimed_events(store: CaseStore) -> int:
     return int(store.scalar("SELECT count(*) FROM events WHERE time IS NULL") or 0)
 
 
-def export_timesketch(store: CaseStore, path: Path) -> int:
+def export_timesketch(
+    store: CaseStore, path: Path, where: tuple[str, list[Any]] | None = None
+) -> int:
+    """Events with a time as Timesketch JSONL; ``where`` keeps one view's events (SQL, params)."""
+    cond, params = where or ("TRUE", [])
     desc = (
         "CASE e.source "
         + " ".join(
@@ -103,14 +107,16 @@ def export_timesketch(store: CaseStore, path: Path) -> int:
              {fields},
              {mask_sql("r.resources")} AS resources,
              ev.path AS evidence_file, e.record_no
-      FROM (SELECT *, {_message_sql()} AS message FROM events e) e LEFT JOIN evidence ev ON ev.file_id = e.file_id
+      FROM (SELECT *, {_message_sql()} AS message FROM events e WHERE ({cond})) e
+      LEFT JOIN evidence ev ON ev.file_id = e.file_id
       LEFT JOIN (SELECT event_uid, string_agg(DISTINCT resource_id, ' ' ORDER BY resource_id) AS resources
                  FROM event_resources GROUP BY event_uid) r ON r.event_uid = e.event_uid
       WHERE e.time IS NOT NULL
       ORDER BY e.time, e.event_uid"""
     cur = quiet_cursor(store)
     try:
-        cur.execute(f"COPY ({select}) TO {quote_literal(str(path))} (FORMAT json)")
-        return int(cur.execute("SELECT count(*) FROM events WHERE time IS NOT NULL").fetchone()[0])  # type: ignore[index]
+        cur.execute(f"COPY ({select}) TO {quote_literal(str(path))} (FORMAT json)", params)
+        counted = f"SELECT count(*) FROM events WHERE time IS NOT NULL AND ({cond})"
+        return int(cur.execute(counted, params).fetchone()[0])  # type: ignore[index]
     finally:
         cur.close()

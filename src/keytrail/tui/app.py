@@ -8,7 +8,6 @@ each other and beside ``keytrail`` queries.
 
 from __future__ import annotations
 
-import io
 import re
 import shlex
 import traceback
@@ -23,9 +22,9 @@ from textual.worker import Worker, WorkerState
 
 from keytrail.redact import plain
 from keytrail.store.case import CaseStore
-from keytrail.tui import core
 from keytrail.tui.commands import CaseCommands
 from keytrail.tui.screens.agents import AgentScreen, AgentsScreen
+from keytrail.tui.screens.base import CaseScreen, ExportScope
 from keytrail.tui.screens.credentials import CredentialScreen, CredentialsScreen
 from keytrail.tui.screens.error import ErrorModal
 from keytrail.tui.screens.findings import FindingsScreen
@@ -52,6 +51,7 @@ class KeytrailApp(App[None]):
         Binding("t", "goto('timeline')", "Timeline", id="timeline"),
         Binding("f", "goto('findings')", "Findings", id="findings"),
         Binding("s", "goto('sql')", "SQL", id="sql"),
+        Binding("e", "export", "Export", show=False, id="export"),  # footer: only on a credential
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
@@ -136,6 +136,7 @@ class KeytrailApp(App[None]):
 
     # -- errors and export ---------------------------------------------------------
     def on_delivery_complete(self, event: events.DeliveryComplete) -> None:
+        """Served: the export dialog's file reached the browser."""
         where = f" to {event.path}" if event.path else " (browser download)"
         self.notify(f"report written{where}", markup=False)
 
@@ -151,56 +152,26 @@ class KeytrailApp(App[None]):
         title = getattr(err, "title", None) or type(err).__name__
         self.push_screen(ErrorModal(f"{what} failed: {title}", f"{err}\n\n{detail}"))
 
-    def export_report(self, credentials: list[str] | None) -> None:
-        """Write an HTML report of ``credentials`` (or the case) with :mod:`keytrail.report`, in a worker."""
-        build, render = core.engine(core.REPORT), core.engine(core.REPORT_HTML)
-        if build is None or render is None:
-            self.notify(
-                f"export unavailable: {core.REPORT[0]} is not in this build",
-                severity="warning",
-                markup=False,
-            )
-            return
-        name = (
-            "keytrail-report.html"
-            if not credentials
-            else "keytrail-" + re.sub(r"[^A-Za-z0-9_.-]", "_", credentials[0])[:60] + ".html"
-        )
-
-        web = self.is_web
-
-        def work() -> None:
-            html = render(build(self.store, credentials=credentials))
-            # Served: a browser download under ``name``. In a terminal: a new file in the
-            # current directory, never over an existing one (the notification gives the path).
-            target = Path.cwd() / name if web else reserve_path(Path.cwd(), name)
-            self.call_from_thread(
-                self.deliver_text,
-                io.StringIO(html),
-                save_directory=target.parent,
-                save_filename=target.name,
-                mime_type="text/html",
-                name="report",
-            )
-
-        self.run_worker(work, thread=True, exclusive=True, group="export", exit_on_error=False)
-
-
-def reserve_path(directory: Path, name: str, tries: int = 10_000) -> Path:
-    """Create and return a new empty file ``directory/name``, or ``stem-1.ext``, ``stem-2.ext``...
-
-    The file is created exclusively (``O_EXCL``), so an existing file is never
-    overwritten, not even one that appears between the check and the write.
-    """
-    stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
-    for n in range(tries):
-        candidate = directory / (name if n == 0 else f"{stem}-{n}{dot}{ext}")
+    def export_report(
+        self, credentials: list[str] | None, scope: ExportScope | None = None
+    ) -> None:
+        """Open the export dialog for ``credentials`` (or the case): report or data, any format."""
         try:
-            with open(candidate, "x", encoding="utf-8"):
-                return candidate.resolve()
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free file name like {name} in {directory} after {tries} tries")
+            from keytrail.tui.screens.export import ExportModal  # needs keytrail.report
+        except ImportError as e:
+            self.notify(f"export unavailable: {e}", severity="warning", markup=False)
+            return
+        stem = (
+            "keytrail-report"
+            if not credentials
+            else "keytrail-" + re.sub(r"[^A-Za-z0-9_.-]", "_", credentials[0])[:60]
+        )
+        self.push_screen(ExportModal(self.store, credentials, stem, web=self.is_web, scope=scope))
+
+    def action_export(self) -> None:
+        """``e`` outside a credential: the case's report, or the events of this view."""
+        screen = self.screen
+        self.export_report(None, screen.export_scope() if isinstance(screen, CaseScreen) else None)
 
 
 def run(case: str | Path) -> int:

@@ -19,7 +19,8 @@ rules share, once and in bulk:
   a chain credential, logged on the chain's events, principals of kind ``human``, or
   IAM Identity Center sessions, whose session name is the user).
 - ``_kt_person(credential_id, subject_kind, detail, reason)``: credentials (and principals,
-  ``subject_kind = 'principal'``) the principal classifier decided a person holds.
+  ``subject_kind = 'principal'``) the principal classifier decided a person holds;
+  ``_kt_person_held(credential_id, actor_uid)``: whether an event's caller is such a person.
 
 Rules add :class:`Draft` findings; :meth:`Context.finish` resolves evidence uids to
 the source's own ids and containment steps for the credentials involved in one query
@@ -246,6 +247,18 @@ class Context:
               SELECT subject AS credential_id, subject_kind, detail, reason
               FROM {table_sql(self.cur)}
               WHERE class = 'person' AND confidence <> 'inferred'""")
+        # One event's caller is a person: its credential is a person's, or (no credential, or one
+        # with no firm decision of its own) its principal is. Rule files declaring
+        # `identities = "non-human"` leave such events out (findings.declared).
+        x(f"""CREATE OR REPLACE TEMP TABLE _kt_not_person AS
+              SELECT subject AS credential_id FROM {table_sql(self.cur)}
+              WHERE subject_kind = 'credential' AND class NOT IN ('person', 'unknown')
+                AND confidence <> 'inferred'""")
+        x("""CREATE OR REPLACE TEMP MACRO _kt_person_held(cred, actor) AS coalesce(
+               cred IN (SELECT credential_id FROM _kt_person WHERE subject_kind = 'credential')
+               OR (actor IN (SELECT credential_id FROM _kt_person WHERE subject_kind = 'principal')
+                   AND (cred IS NULL OR cred NOT IN (SELECT credential_id FROM _kt_not_person))),
+               FALSE)""")
         # Events an agent did: logged with its id, or (when the event names no agent) signed by a
         # credential it holds or one minted from it.
         x("""CREATE OR REPLACE TEMP TABLE _kt_agent_event AS
@@ -263,7 +276,8 @@ class Context:
                 THEN regexp_replace(a, '^arn:aws[a-z-]*:iam::(\d+):(role|user)/(.*/)?([^/]+)$', '\1:\2/\4')
               ELSE a END""")
 
-    def _register(self, name: str, values: list[str]) -> None:
+    def register_ids(self, name: str, values: list[str]) -> None:
+        """Register ``values`` as a one-column (``id``) table ``name`` for a join."""
         import pyarrow as pa
 
         self.cur.register(name, pa.table({"id": pa.array(values, pa.string())}))
@@ -275,7 +289,7 @@ class Context:
         ids: dict[str, str] = {}
         order: dict[str, int] = {}
         if all_uids:
-            self._register("_kt_want", all_uids)
+            self.register_ids("_kt_want", all_uids)
             for i, (uid, sid) in enumerate(
                 self.cur.execute(
                     """SELECT event_uid, coalesce(source_event_id, event_uid) FROM events
@@ -287,7 +301,7 @@ class Context:
         creds = sorted({c for d in drafts for c in d.contain})
         info: dict[str, dict[str, Any]] = {}
         if creds:
-            self._register("_kt_wantc", creds)
+            self.register_ids("_kt_wantc", creds)
             for r in self.rows(
                 """SELECT c.credential_id, c.kind, c.principal, list(m.parent ORDER BY m.parent) FILTER (WHERE m.parent IS NOT NULL)
                           AS parents

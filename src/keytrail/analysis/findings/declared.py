@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from keytrail.analysis.findings.context import Context
     from keytrail.analysis.rulefiles import RuleFile
 
+#: The event's caller is a person (principal classifier, :mod:`.context`).
+_PERSON = "_kt_person_held(e.credential_id, e.actor_uid)"
 _STANDARD = {"subjects", "uids", "t0", "t1", "n", "cred", "level"}
 
 
@@ -103,6 +105,8 @@ def _run(ctx: Context, name: str) -> None:
                 continue
             outcomes = ", ".join(f"'{o}'" for o in r.outcomes if o.isalpha())
             extra = f" AND ({r.query(params)})" if r.where else ""
+            if r.identities == "non-human":
+                extra += f" AND NOT {_PERSON}"
             parts.append(
                 f"SELECT {i} AS r, e.event_uid FROM events e "
                 f"WHERE {acts} AND e.outcome IN ({outcomes}){extra}"
@@ -116,8 +120,29 @@ def _run(ctx: Context, name: str) -> None:
             _add_match(ctx, rules[row["r"]], row)
     for rule in rules:
         if rule.shape == "sql":
-            for row in ctx.rows(rule.query(params)):
+            rows = ctx.rows(rule.query(params))
+            if rule.identities == "non-human":
+                rows = _not_people(ctx, rows)
+            for row in rows:
                 _add_sql(ctx, rule, {**params, **row})
+
+
+def _not_people(ctx: Context, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows citing at least one event whose caller is not a person (a row of a windowed or
+    joined rule is one identity's, so its events are all a person's or none is)."""
+    uids = sorted({u for r in rows for u in r.get("uids") or []})
+    if not uids:
+        return rows
+    ctx.register_ids("_kt_rule_uids", uids)
+    keep = {
+        u
+        for (u,) in ctx.cur.execute(
+            f"SELECT e.event_uid FROM events e SEMI JOIN _kt_rule_uids w ON w.id = e.event_uid "
+            f"WHERE NOT {_PERSON}"
+        ).fetchall()
+    }
+    ctx.cur.unregister("_kt_rule_uids")
+    return [r for r in rows if keep.intersection(r.get("uids") or [])]
 
 
 def _add_match(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
@@ -168,15 +193,21 @@ def _add_sql(ctx: Context, rule: RuleFile, r: dict[str, Any]) -> None:
             rule.impact,
             r.get("t0"),
             r.get("t1"),
-            contain=[r["cred"]] if r.get("cred") else [],
-            count=int(r.get("n") or len(r["uids"])),
-            advice=rule.advice,
+            contain=_creds(r.get("cred")),
+            count=int(r.get("n") or 0),  # 0: the evidence found in the case is the count
+            advice=fill(rule.advice, r, rule.path),
             level=level,
             details=_jsonable(details)
             if rule.details is not None
             else {**_jsonable(details), "rule_file": Path(rule.path).name},
         )
     )
+
+
+def _creds(value: Any) -> list[str]:
+    """The ``cred`` column: one credential or a list of them (containment steps for each)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [str(v) for v in values if v]
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""NHI7:2025 Long-Lived Secrets: long-term keys in agents, Vault tokens without a short TTL,
-credentials used far longer than a task needs.
+"""NHI7:2025 Long-Lived Secrets: Vault tokens without a short TTL, credentials used far longer
+than a task needs. (Long-term keys in agents are a rule file now:
+``keytrail/data/rules/long-term-key-used-by-agent.toml``.)
 
 Logs give a lower bound only: a key seen for ten days may have existed for years.
 """
@@ -17,32 +18,6 @@ if TYPE_CHECKING:
 
 def run(ctx: Context) -> None:
     cfg = ctx.cfg.long_lived
-    for r in ctx.rows(
-        """SELECT *, list_concat([first_uid, last_uid], owner_uids) AS uids FROM (
-             SELECT c.credential_id, c.principal, list(o.agent_id ORDER BY o.agent_id) AS agents,
-                    c.t0, c.t1, c.n, c.first_uid, c.last_uid, min(o.rank) AS rank,
-                    flatten(list(o.uids ORDER BY o.uids)) AS owner_uids
-             FROM _kt_creds c JOIN _kt_owner o USING (credential_id)
-             WHERE (c.kind = 'aws-access-key' OR c.credential_id LIKE 'AKIA%') AND c.n > 0
-             GROUP BY c.credential_id, c.principal, c.t0, c.t1, c.n, c.first_uid, c.last_uid)"""
-    ):
-        ctx.add(
-            Draft(
-                "long-term-key-used-by-agent",
-                [r["credential_id"], *r["agents"], r["principal"]],
-                [u for u in r["uids"] if u],
-                f"Agent(s) {', '.join(r['agents'])} sign requests with long-term IAM access key "
-                f"{r['credential_id']} ({r['principal'] or 'user unknown'}), seen in {r['n']} events"
-                f"{' (the agent link is inferred from timing)' if r['rank'] == 1 else ''}. "
-                "Long-term keys do not expire; agents should use short-lived role or Vault-issued credentials.",
-                "A leaked long-term key stays valid until someone notices and deactivates it.",
-                r["t0"],
-                r["t1"],
-                contain=[r["credential_id"]],
-                count=int(r["n"]),
-                advice="Move the agent to an IAM role (STS) or Vault's AWS secrets engine with a short TTL.",
-            )
-        )
     max_s = cfg.max_vault_token_ttl_hours * 3600
     # TTL from the issue (expiry - issue time, or a ttl attribute), else the calling token's
     # `auth.token_ttl` logged on its first use (Vault logs it at issue value; 0 = no expiry).

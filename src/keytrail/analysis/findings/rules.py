@@ -11,12 +11,8 @@ from keytrail.analysis.findings import (
     environment,
     human_use,
     longlived,
-    offboarding,
     privilege,
-    recon,
-    reuse,
     sigma,
-    unattributed,
     unused_privilege,
 )
 
@@ -24,20 +20,20 @@ if TYPE_CHECKING:
     from keytrail.analysis.findings.context import Context
 
 RULE_FAMILIES: list[tuple[str, Callable[[Context], None]]] = [
-    ("offboarding", offboarding.run),
-    ("credential_reuse", reuse.run),
+    ("offboarding", declared.section("offboarding")),
+    # Families named by their config section alone run rule files (keytrail/data/rules/*.toml
+    # with `config = "<section>"`): moved from Python with identical output.
+    ("credential_reuse", declared.section("credential_reuse")),
+    ("long_lived", declared.section("long_lived")),
     ("long_lived", longlived.run),
     ("human_use", human_use.run),
     ("privilege", privilege.run),
     ("privilege", unused_privilege.run),
     ("environment_crossing", environment.run),
-    ("unattributed", unattributed.run),
+    ("unattributed", declared.section("unattributed")),
     ("scope_drift", drift.run),
-    (
-        "reconnaissance",
-        declared.section("reconnaissance"),
-    ),  # denied-burst: data/rules/denied-burst.toml
-    ("secret_sprawl", recon.run_sprawl),
+    ("reconnaissance", declared.section("reconnaissance")),
+    ("secret_sprawl", declared.section("secret_sprawl")),
     ("nhi_attack", declared.section("nhi_attack")),
     ("sigma", sigma.run),
 ]

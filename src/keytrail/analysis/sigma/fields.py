@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     import duckdb
 
 TABLE = "_kt_sigma_ct"
+#: Whether a record's ``eventName`` is one a rule that names its events allows (not a Sigma
+#: field name: those are plain dotted names).
+SEL = '"kt:sel"'
 
 
 def _ident(name: str) -> str:
@@ -38,46 +41,77 @@ def build(
     cur: duckdb.DuckDBPyConnection,
     fields: tuple[str, ...] | list[str],
     lower: tuple[str, ...] | list[str] = (),
+    everywhere: tuple[str, ...] | list[str] | None = None,
+    names: tuple[str, ...] | list[str] = (),
 ) -> int:
-    """Create ``_kt_sigma_ct(event_uid, <field>..., "lc:<field>"...)`` over the case's CloudTrail
-    events (the ``lower`` fields also lower-cased); returns the row count."""
-    names = [f for f in dict.fromkeys(fields) if f != RAW_COLUMN]
-    paths: list[str] = []
+    """Create ``_kt_sigma_ct(event_uid, "kt:sel", <field>..., "lc:<field>"...)`` over the case's
+    CloudTrail events (the ``lower`` fields also lower-cased); returns the row count.
+
+    ``everywhere`` (None: all of ``fields``) are the fields extracted from every record; the
+    others only from records whose ``eventName`` fits one of ``names`` (lower-case LIKE
+    patterns, :mod:`.prefilter`; column ``SEL`` says which, TRUE everywhere without ``names``),
+    NULL elsewhere. The rules that use them cannot match elsewhere, and the request and response
+    objects they mostly name are the costly part."""
+    from keytrail.analysis.sigma.prefilter import FIELD, name_sql
+
+    wanted = [f for f in dict.fromkeys(fields) if f != RAW_COLUMN]
+    light = list(wanted) if everywhere is None else [f for f in wanted if f in set(everywhere)]
+    heavy = [f for f in wanted if f not in set(light)]
+    if names and FIELD not in light:
+        light.append(FIELD)
     cols: list[str] = []
-    for name in names:
-        parts = name.split(".")
-        paths.append(_path(parts))
-        direct = f"v[{len(paths)}]"
-        alts = []
-        for i in range(1, len(parts) - 1):  # an array somewhere in the middle of the path
-            # Only records whose text has `"<segment>": [` can hold one, so the second JSON
-            # parse runs on those alone.
-            seg = re.escape(parts[i]).replace("'", "''")
-            lit = parts[i].replace("'", "''")
-            wild = quote_literal(
-                _path(parts[: i + 1]) + "[*]." + ".".join(_ident(p) for p in parts[i + 1 :])
-            )
-            alts.append(
-                f"CASE WHEN contains(raw, '\"{lit}\"') "
-                f"AND regexp_matches(raw, '\"{seg}\"\\s*:\\s*\\[') "
-                f"THEN nullif(array_to_string("
-                f"json_extract_string(raw, {wild}), chr(10)), '') END"
-            )
-        cols.append(
-            f"coalesce({direct}, {', '.join(alts)}) AS {_ident(name)}"
-            if alts
-            else f"{direct} AS {_ident(name)}"
-        )
-    raw = f", raw AS {_ident(RAW_COLUMN)}" if RAW_COLUMN in fields else ""
-    plist = "[" + ", ".join(quote_literal(p) for p in paths) + "]::VARCHAR[]"
-    select = ", ".join(["event_uid", *cols]) if cols else "event_uid"
-    extract = f"json_extract_string(raw, {plist})" if paths else "NULL"
+    for group, var, guard in ((light, "v", ""), (heavy, "w", f"{SEL} AND ")):
+        for i, name in enumerate(group, start=1):
+            if name in wanted:
+                cols.append(_column(name, f"{var}[{i}]", guard))
+    sel = name_sql(f"v[{light.index(FIELD) + 1}]", list(names)) if names else "TRUE"
+    raw = ""
+    if RAW_COLUMN in fields:
+        light_raw = everywhere is None or RAW_COLUMN in set(everywhere)
+        raw = f", {'raw' if light_raw else f'CASE WHEN {SEL} THEN raw END'} AS {_ident(RAW_COLUMN)}"
+    select = ", ".join(["event_uid", SEL, *cols])
     lc = "".join(f", lower({_ident(f)}) AS {_ident(lower_column(f))}" for f in dict.fromkeys(lower))
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE {TABLE} AS
             SELECT *{lc} FROM (SELECT {select}{raw} FROM (
-              SELECT event_uid, raw, {extract} AS v
-              FROM events WHERE source = 'cloudtrail' AND raw IS NOT NULL))"""
+              SELECT *, CASE WHEN {SEL} THEN {_extract(heavy)} END AS w FROM (
+                SELECT *, {sel} AS {SEL} FROM (
+                  SELECT event_uid, raw, {_extract(light)} AS v
+                  FROM events WHERE source = 'cloudtrail' AND raw IS NOT NULL))))"""
     )
     rows = cur.execute(f"SELECT count(*) FROM {TABLE}").fetchall()
     return int(rows[0][0]) if rows else 0
+
+
+def _extract(names: list[str]) -> str:
+    """One ``json_extract_string`` of every path (the record is parsed once), or NULL."""
+    if not names:
+        return "NULL::VARCHAR[]"
+    plist = ", ".join(quote_literal(_path(n.split("."))) for n in names)
+    return f"json_extract_string(raw, [{plist}]::VARCHAR[])"
+
+
+def _column(name: str, direct: str, guard: str) -> str:
+    """The field's column: the path's value, or where the path crosses a JSON array the values
+    of every element joined with newlines; ``guard`` limits the array read to selected rows."""
+    parts = name.split(".")
+    alts = []
+    for i in range(1, len(parts) - 1):  # an array somewhere in the middle of the path
+        # Only records whose text has `"<segment>": [` can hold one, so the second JSON
+        # parse runs on those alone.
+        seg = re.escape(parts[i]).replace("'", "''")
+        lit = parts[i].replace("'", "''")
+        wild = quote_literal(
+            _path(parts[: i + 1]) + "[*]." + ".".join(_ident(p) for p in parts[i + 1 :])
+        )
+        alts.append(
+            f"CASE WHEN {guard}contains(raw, '\"{lit}\"') "
+            f"AND regexp_matches(raw, '\"{seg}\"\\s*:\\s*\\[') "
+            f"THEN nullif(array_to_string("
+            f"json_extract_string(raw, {wild}), chr(10)), '') END"
+        )
+    return (
+        f"coalesce({direct}, {', '.join(alts)}) AS {_ident(name)}"
+        if alts
+        else f"{direct} AS {_ident(name)}"
+    )

@@ -45,6 +45,9 @@ class SigmaRule:
     where: str
     """DuckDB predicate over the columns of :func:`keytrail.analysis.sigma.fields.build`."""
     fields: tuple[str, ...]
+    event_names: tuple[str, ...] | None = None
+    """Lower-case LIKE patterns one of which every matching record's ``eventName`` fits; None:
+    any name (:mod:`keytrail.analysis.sigma.prefilter`)."""
 
     @property
     def techniques(self) -> tuple[str, ...]:
@@ -106,6 +109,16 @@ class RuleSet:
     lower_fields: tuple[str, ...] = field(default=())
     """Fields compared case-insensitively (the table adds their lower-cased copies)."""
 
+    @property
+    def everywhere(self) -> tuple[str, ...]:
+        """Fields a rule that may match any ``eventName`` uses: read from every record."""
+        return tuple(sorted({f for r in self.rules if r.event_names is None for f in r.fields}))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every ``eventName`` pattern the other rules allow: their fields are read only there."""
+        return tuple(sorted({n for r in self.rules for n in r.event_names or ()}))
+
 
 def shipped_dir() -> Path:
     """The pinned SigmaHQ CloudTrail rules inside the package."""
@@ -143,6 +156,7 @@ def load_rules(directory: str | Path | None = None) -> RuleSet:
 @lru_cache(maxsize=4)
 def _load(directory: str, fingerprint: str) -> RuleSet:
     from keytrail.analysis.sigma.backend import DuckDBBackend, cloudtrail_pipeline, field_is_safe
+    from keytrail.analysis.sigma.prefilter import event_names
 
     rules: list[SigmaRule] = []
     failed: list[FailedRule] = []
@@ -182,6 +196,7 @@ def _load(directory: str, fingerprint: str) -> RuleSet:
                         path,
                         " OR ".join(f"({q})" for q in queries),
                         tuple(sorted(backend.fields_seen)),
+                        event_names(rule),
                     )
                 )
         except Exception as e:  # noqa: BLE001 - each failure is listed with its reason, none is fatal
@@ -196,7 +211,9 @@ def _load(directory: str, fingerprint: str) -> RuleSet:
     )
 
 
-def _rule(rule: Any, path: Path, where: str, fields: tuple[str, ...]) -> SigmaRule:
+def _rule(
+    rule: Any, path: Path, where: str, fields: tuple[str, ...], names: tuple[str, ...] | None
+) -> SigmaRule:
     level = rule.level.name.lower() if rule.level is not None else _DEFAULT_LEVEL
     sigma_id = str(rule.id) if rule.id else path.stem
     return SigmaRule(
@@ -212,4 +229,5 @@ def _rule(rule: Any, path: Path, where: str, fields: tuple[str, ...]) -> SigmaRu
         path=str(path),
         where=where,
         fields=fields,
+        event_names=names,
     )

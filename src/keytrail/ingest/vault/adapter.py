@@ -105,8 +105,8 @@ def _text_array(values: tuple[bytes | str, ...]) -> pa.Array:
             arr = pa.StringArray.from_buffers(
                 len(values),
                 pa.array(lengths, pa.int32()).buffers()[1],
-                pa.py_buffer(b"".join(values)),
-            )  # type: ignore[arg-type]
+                pa.py_buffer(b"".join(values)),  # type: ignore[arg-type]
+            )
             try:
                 arr.validate(full=True)  # UTF-8 checked: decoding would change nothing
                 return arr

@@ -20,7 +20,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from keytrail.ingest.vault.mint import d, is_hmac, issue, num, s
+from keytrail.ingest.vault.mint import d, int64, is_hmac, issue, num, s
 
 _PKI_PATH = re.compile(
     r"^(?P<mount>.+?)/(?:issuer/[^/]+/)?(?P<op>issue|sign|sign-verbatim)(?:/(?P<role>[^/]+))?$"
@@ -34,17 +34,20 @@ _EPOCH = datetime(1970, 1, 1)
 
 def _unix(value: Any) -> datetime | None:
     n = num(value)
-    return _EPOCH + timedelta(seconds=n) if n and n > 0 else None
+    try:
+        return _EPOCH + timedelta(seconds=n) if n and n > 0 else None
+    except OverflowError:  # past year 9999
+        return None
 
 
 def duration_s(value: Any) -> int | None:
     """Seconds of a TTL as a client sends it: a number, ``"3600"``, a Go duration (``"1h30m"``)."""
     if isinstance(value, str) and value and not is_hmac(value):
-        if value.isdigit():
-            return int(value)
+        if value.isdecimal():  # not isdigit: "²" is a digit int() cannot read
+            return int64(int(value))
         m = _DURATION.fullmatch(value)
         if m and any(m.groups()):
-            return int(m["h"] or 0) * 3600 + int(m["m"] or 0) * 60 + int(m["s"] or 0)
+            return int64(int(m["h"] or 0) * 3600 + int(m["m"] or 0) * 60 + int(m["s"] or 0))
         return None
     return num(value)
 

@@ -60,10 +60,16 @@ def d(value: Any) -> dict[str, Any]:
 
 
 def num(value: Any) -> int | None:
-    """A number as logged (never a bool; HMAC'd strings are not numbers)."""
+    """A number as logged (never a bool; HMAC'd strings are not numbers; one beyond 64 bits, which
+    no column holds, is none either: a hostile ``1e30`` must not fail the whole file)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return int(value)
+    return int64(int(value))
+
+
+def int64(n: int) -> int | None:
+    """``n`` when a signed 64-bit integer holds it, else None (orjson and DuckDB hold no more)."""
+    return n if -(1 << 63) <= n < 1 << 63 else None
 
 
 def is_hmac(value: str | None) -> bool:
@@ -116,7 +122,10 @@ def _epoch(t: datetime) -> float:
 def _expiry(issued: datetime | None, ttl: int | None) -> datetime | None:
     if issued is None or not ttl or ttl <= 0:
         return None
-    return issued + timedelta(seconds=ttl)
+    try:
+        return issued + timedelta(seconds=ttl)
+    except OverflowError:  # past year 9999: no expiry a case can hold
+        return None
 
 
 def issue(

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from keytrail.ingest.vault.engines import engine_issues
-from keytrail.ingest.vault.mint import d, is_hmac, mint, num, s, strs
+from keytrail.ingest.vault.mint import d, int64, is_hmac, mint, num, s, strs
 from keytrail.store.schema import TABLES_BY_NAME
 from keytrail.timefmt import to_utc
 from keytrail.workload_claims import workload_family
@@ -177,7 +177,7 @@ def split_address(addr: str | None) -> tuple[str | None, int | None]:
         return None, None
     m = _ADDR_PORT.match(addr)
     if m:
-        return m["v6"] or m["v4"], int(m["port"])
+        return m["v6"] or m["v4"], int64(int(m["port"]))
     return addr, None
 
 
@@ -457,7 +457,7 @@ def _kmip_find(node: Any, tag: str) -> Any:
 
 def _hex(value: Any) -> int | None:
     try:
-        return int(value, 16) if isinstance(value, str) else None
+        return int64(int(value, 16)) if isinstance(value, str) else None
     except ValueError:
         return None
 

@@ -16,7 +16,12 @@ from textual.widgets import DataTable, Label, Sparkline, Static
 
 from keytrail.redact import plain
 from keytrail.tui import core
-from keytrail.tui.messages import Loaded
+from keytrail.tui.messages import (
+    ActivityLoaded,
+    AgentsLoaded,
+    BaselineLoaded,
+    IdentitiesLoaded,
+)
 from keytrail.tui.queries import activity, agents, linked_identities
 from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.doc_view import DocTable, DocView
@@ -32,21 +37,20 @@ class AgentsScreen(CaseScreen):
         yield Static(id="status")
 
     def on_mount(self) -> None:
-        self.load("agents", lambda s: agents(s.con))
+        self.load(AgentsLoaded, lambda s: AgentsLoaded(agents(s.con)))
 
-    def on_loaded(self, message: Loaded) -> None:
+    def on_agents_loaded(self, message: AgentsLoaded) -> None:
+        rows = message.rows
         box = self.query_one("#list", VerticalScroll)
         box.remove_children()
-        if not message.data:
+        if not rows:
             box.mount(
                 Static(Text("no agents in this case (no agent logs, no inventory)", style="dim"))
             )
         else:
-            box.mount(DocTable("agents", message.data, id="agents", columns=list(message.data[0])))
+            box.mount(DocTable("agents", rows, id="agents", columns=list(rows[0])))
             self.query_one(DocTable).focus()
-        self.status(
-            Text(f"{len(message.data):,} agents · Enter opens (baseline, drift, identities)")
-        )
+        self.status(Text(f"{len(rows):,} agents · Enter opens (baseline, drift, identities)"))
 
 
 class AgentScreen(CaseScreen):
@@ -75,15 +79,15 @@ class AgentScreen(CaseScreen):
     def on_mount(self) -> None:
         self.sub_title = plain(self.agent_id, 100)
         aid = self.agent_id
-        self.load("ids", lambda s: linked_identities(s.con, aid))
-        self.load("activity", lambda s: activity(s.con, "agent_id", [aid]))
+        self.load(IdentitiesLoaded, lambda s: IdentitiesLoaded(linked_identities(s.con, aid)))
+        self.load(ActivityLoaded, lambda s: ActivityLoaded(activity(s.con, "agent_id", [aid])))
         base = core.engine(core.BASELINE)
         if base is None:
             self._baseline(
                 Static(Text(f"unavailable: {core.BASELINE[0]} is not in this build", style="dim"))
             )
         else:
-            self.load("baseline", lambda s: core.as_doc(base(s, aid)))
+            self.load(BaselineLoaded, lambda s: BaselineLoaded(core.as_doc(base(s, aid))))
         self.status(
             Text("t its events · Enter on an edge opens the human or credential · Escape back")
         )
@@ -93,31 +97,32 @@ class AgentScreen(CaseScreen):
         box.remove_children()
         box.mount(widget)
 
-    def on_loaded(self, message: Loaded) -> None:
-        if message.key == "ids":
-            self.edges = message.data
-            table = self.query_one("#ids", DataTable)
-            table.clear(columns=True)
-            table.add_columns("dir", "edge", "kind", "id", "confidence", "reason", "events")
-            for row in message.data:
-                table.add_row(*[lit(v, 80) for v in row])
-        elif message.key == "activity":
-            data = message.data
-            self.query_one("#spark", Sparkline).data = [n for _, n in data] or [0]
-            self.query_one("#activity", Static).update(
-                Text(f"{sum(n for _, n in data):,} events, {fmt(data[0][0])} .. {fmt(data[-1][0])}")
-                if data
-                else Text("no timed events name this agent", style="dim")
+    def on_identities_loaded(self, message: IdentitiesLoaded) -> None:
+        self.edges = message.edges
+        table = self.query_one("#ids", DataTable)
+        table.clear(columns=True)
+        table.add_columns("dir", "edge", "kind", "id", "confidence", "reason", "events")
+        for row in message.edges:
+            table.add_row(*[lit(v, 80) for v in row])
+
+    def on_activity_loaded(self, message: ActivityLoaded) -> None:
+        data = message.buckets
+        self.query_one("#spark", Sparkline).data = [n for _, n in data] or [0]
+        self.query_one("#activity", Static).update(
+            Text(f"{sum(n for _, n in data):,} events, {fmt(data[0][0])} .. {fmt(data[-1][0])}")
+            if data
+            else Text("no timed events name this agent", style="dim")
+        )
+
+    def on_baseline_loaded(self, message: BaselineLoaded) -> None:
+        doc = message.doc
+        first = ("departures",)  # the drift first, the baseline after
+        self._baseline(
+            DocView(
+                {k: doc[k] for k in first if k in doc}
+                | {k: v for k, v in doc.items() if k not in first}
             )
-        elif message.key == "baseline":
-            doc = message.data
-            first = ("departures",)  # the drift first, the baseline after
-            self._baseline(
-                DocView(
-                    {k: doc[k] for k in first if k in doc}
-                    | {k: v for k, v in doc.items() if k not in first}
-                )
-            )
+        )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id != "ids":

@@ -1,8 +1,10 @@
 """The screen every view derives from: thread workers on cancellable sessions, cancel, errors.
 
-``load(key, fn)`` runs ``fn(session)`` in a thread worker on a fresh
-:meth:`CaseStore.session() <keytrail.store.case.CaseStore.session>` and posts
-:class:`~keytrail.tui.messages.Loaded` back. Analysis functions take the session as
+``load(Kind, fn)`` runs ``fn(session)`` in a thread worker on a fresh
+:meth:`CaseStore.session() <keytrail.store.case.CaseStore.session>` and posts the typed
+message it returns (a :class:`~keytrail.tui.messages.Loaded` subclass such as
+``BlastLoaded``) back, stamped with the call's generation; the screen handles it in
+``on_blast_loaded``. Analysis functions take the session as
 their store, so every query they run (``cursor()``, ``query()``, ``scalar()``,
 ``con``) is on a cursor the session tracks. A newer ``load`` of the same key
 interrupts the older call; Escape interrupts every running call of the screen (DuckDB
@@ -15,8 +17,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import duckdb
 from rich.text import Text
@@ -26,13 +29,24 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from keytrail.errors import KeytrailError
-from keytrail.errors import Cancelled
+from keytrail.errors import Cancelled, KeytrailError
 from keytrail.tui.messages import Loaded, Stopped
 
 if TYPE_CHECKING:
     from keytrail.store.case import CaseSession, CaseStore
     from keytrail.tui.app import KeytrailApp
+
+L = TypeVar("L", bound=Loaded)
+
+
+@dataclass(frozen=True)
+class ExportScope:
+    """The events a view shows, for the export dialog's "events of this view" exports."""
+
+    #: What the dialog says the view is ("filter source:vault", "ASIA1 and what it minted").
+    label: str
+    #: An SQL condition over the ``events`` columns and its parameters.
+    where: tuple[str, list[Any]]
 
 
 class CaseScreen(Screen[None]):
@@ -60,6 +74,10 @@ class CaseScreen(Screen[None]):
         """The case (main-thread work only; workers get their own session)."""
         return self.kt.store
 
+    def export_scope(self) -> ExportScope | None:
+        """The events this view shows (``None``: the view is not a list of events)."""
+        return None
+
     def compose_frame(self) -> tuple[Header, Footer]:
         return Header(), Footer()
 
@@ -70,13 +88,14 @@ class CaseScreen(Screen[None]):
 
     # -- workers -------------------------------------------------------------------
     def load(
-        self, key: str, fn: Callable[[CaseSession], Any], store: CaseStore | None = None
+        self, kind: type[L], fn: Callable[[CaseSession], L], store: CaseStore | None = None
     ) -> Worker[None]:
-        """Run ``fn(session)`` in a thread worker and post ``Loaded(key, result)`` to this screen.
+        """Run ``fn(session)`` in a thread worker and post the ``kind`` message it returns here.
 
-        A call of the same ``key`` still running is interrupted: only the newest answer is wanted.
-        The session is of ``store`` when given (the SQL console's sandbox), else of the case.
+        A call of the same ``kind.key`` still running is interrupted: only the newest answer is
+        wanted. The session is of ``store`` when given (the SQL console's sandbox), else of the case.
         """
+        key = kind.key
         session = (store or self.store).session()
         with self._lock:
             older = self.sessions.get(key)
@@ -85,7 +104,7 @@ class CaseScreen(Screen[None]):
         if older is not None:
             older.interrupt()
         return self.run_worker(
-            partial(self._run, key, session, fn, generation),
+            partial(self._run, kind, session, fn, generation),
             thread=True,
             exclusive=True,
             group=key,
@@ -99,7 +118,7 @@ class CaseScreen(Screen[None]):
             return self.generations.get(message.key, 0) == message.generation
 
     async def _on_message(self, message: Message) -> None:
-        """Drop a stale :class:`Loaded` before any ``on_loaded`` sees it.
+        """Drop a stale :class:`Loaded` before any ``on_*_loaded`` handler sees it.
 
         A worker can finish and post just before a newer ``load`` of its key starts; the
         handlers of every screen would otherwise have to compare generations themselves.
@@ -109,8 +128,13 @@ class CaseScreen(Screen[None]):
         await super()._on_message(message)
 
     def _run(
-        self, key: str, session: CaseSession, fn: Callable[[CaseSession], Any], generation: int
+        self,
+        kind: type[Loaded],
+        session: CaseSession,
+        fn: Callable[[CaseSession], Loaded],
+        generation: int,
     ) -> None:
+        key = kind.key
         worker = get_current_worker()
         try:
             if worker.is_cancelled:
@@ -126,8 +150,11 @@ class CaseScreen(Screen[None]):
             with self._lock:
                 if self.sessions.get(key) is session:
                     del self.sessions[key]
+        if not isinstance(result, kind):  # a programming error: the modal shows it
+            raise TypeError(f"{key} worker returned {type(result).__name__}, not {kind.__name__}")
         if not worker.is_cancelled:
-            self.post_message(Loaded(key, result, generation=generation))
+            result.generation = generation
+            self.post_message(result)
 
     def busy(self) -> bool:
         """Whether a worker of this screen is pending or running a call."""

@@ -32,9 +32,24 @@ from keytrail.analysis.lineage import ancestry, lineage_tree
 from keytrail.idfmt import short_id
 from keytrail.redact import plain
 from keytrail.tui import core
-from keytrail.tui.messages import Loaded
-from keytrail.tui.queries import TABLE_CAP, activity, credential_head, linked_identities
-from keytrail.tui.screens.base import CaseScreen
+from keytrail.tui.messages import (
+    ActivityLoaded,
+    BlastLoaded,
+    CredentialHeadLoaded,
+    GrantedLoaded,
+    IdentitiesLoaded,
+    LineageLoaded,
+    RankingHeadLoaded,
+    RankingLoaded,
+)
+from keytrail.tui.queries import (
+    TABLE_CAP,
+    TimelineFilter,
+    activity,
+    credential_head,
+    linked_identities,
+)
+from keytrail.tui.screens.base import CaseScreen, ExportScope
 from keytrail.tui.target import Target
 from keytrail.tui.widgets.doc_view import DocTable, DocView
 from keytrail.tui.widgets.text import fmt, kv, lit
@@ -104,30 +119,27 @@ class CredentialsScreen(CaseScreen):
     def on_mount(self) -> None:
         rank = core.engine(core.RANK)
         if rank is None:
-            self.load("rows", lambda s: ("fallback", _fallback_rank(s.con)))
+            self.load(RankingLoaded, lambda s: RankingLoaded("fallback", _fallback_rank(s.con)))
         else:
             # With a current analysis snapshot the top rows arrive in ~0.1 s; the whole ranking
             # (tens of thousands of rows on a big case) follows and replaces them.
             self.load(
-                "head",
-                lambda s: (
-                    ("ranked", core.as_doc(rank(s, limit=HEAD_ROWS)))
-                    if snapshot_current(s)
-                    else None
+                RankingHeadLoaded,
+                lambda s: RankingHeadLoaded(
+                    core.as_doc(rank(s, limit=HEAD_ROWS)) if snapshot_current(s) else None
                 ),
             )
-            self.load("rows", lambda s: ("ranked", core.as_doc(rank(s))))
+            self.load(RankingLoaded, lambda s: RankingLoaded("ranked", core.as_doc(rank(s))))
         self.status(Text("ranking… (Escape cancels)", style="dim"))
 
-    def on_loaded(self, message: Loaded) -> None:
-        if message.key == "head":
-            if message.data is None or self.complete:
-                return
-            self._how, self.rows = message.data
-            self._fill(self.query_one("#filter", Input).value, more=True)
+    def on_ranking_head_loaded(self, message: RankingHeadLoaded) -> None:
+        if message.rows is None or self.complete:
             return
-        how, self.rows = message.data
-        self._how = how
+        self._how, self.rows = "ranked", message.rows
+        self._fill(self.query_one("#filter", Input).value, more=True)
+
+    def on_ranking_loaded(self, message: RankingLoaded) -> None:
+        self._how, self.rows = message.how, message.rows
         self.complete = True
         self._fill(self.query_one("#filter", Input).value)
 
@@ -418,18 +430,25 @@ class CredentialScreen(CaseScreen):
         await self.query_one("#tabs", Vertical).mount(self._tabs())
         cid = self.credential_id
         if self.rank is None:
-            self.load("head", lambda s: credential_head(s.con, cid))
+            self.load(
+                CredentialHeadLoaded, lambda s: CredentialHeadLoaded(credential_head(s.con, cid))
+            )
         blast = core.engine(core.BLAST)
         if blast is None:
             self._blast_unavailable()
         else:
-            self.load("blast", lambda s: core.as_doc(blast(s, cid)))
-        self.load("lineage", lambda s: (*ancestry(s, cid), lineage_tree(s, cid).as_dict()))
-        self.load("ids", lambda s: linked_identities(s.con, cid))
-        self.load("activity", lambda s: (1, activity(s.con, "credential_id", [cid])))
+            self.load(BlastLoaded, lambda s: BlastLoaded(core.as_doc(blast(s, cid))))
+        self.load(
+            LineageLoaded,
+            lambda s: LineageLoaded(*ancestry(s, cid), lineage_tree(s, cid).as_dict()),
+        )
+        self.load(IdentitiesLoaded, lambda s: IdentitiesLoaded(linked_identities(s.con, cid)))
+        self.load(ActivityLoaded, lambda s: ActivityLoaded(activity(s.con, "credential_id", [cid])))
         potential = core.engine(core.POTENTIAL)
         if potential is not None:
-            self.load("granted", lambda s: granted_doc(potential(s, cid).as_dict()))
+            self.load(
+                GrantedLoaded, lambda s: GrantedLoaded(granted_doc(potential(s, cid).as_dict()))
+            )
         else:
             self._show_granted({"unavailable": f"{core.POTENTIAL[0]} is not in this build"})
         self.started = True
@@ -444,63 +463,70 @@ class CredentialScreen(CaseScreen):
         box.remove_children()
         box.mount(Static(Text(f"unavailable: {core.BLAST[0]} is not in this build", style="dim")))
 
-    def on_loaded(self, message: Loaded) -> None:
-        data = message.data
-        if message.key == "head":
-            self._head = data or {}
-            if not self.score_shown:
-                if data:
-                    self._set_summary(data, core.engine(core.BLAST) is not None)
-                else:
-                    self.query_one("#summary", Static).update(
-                        Text("not in the credentials table of this case", style="dim")
-                    )
-        elif message.key == "blast":
-            if not self.score_shown:
-                self._set_summary({**self._head, **data}, False)
-                self.score_shown = True
-            box = self.query_one("#blast", VerticalScroll)
-            box.remove_children()
-            box.mount(DocView(data, skip=("lineage", "filters")))
-            # ↓ works at once, without a Tab first
-            if self.app.focused is None or isinstance(self.app.focused, Tabs):
-                self.call_after_refresh(self._focus_blast)
-            ids = self.query_one("#ids-doc", VerticalScroll)
-            ids.remove_children()
-            ids.mount(
-                DocView({"agents": data.get("agents") or [], "humans": data.get("humans") or []})
-            )
-            family = [self.credential_id, *(data.get("derived_credentials") or [])]
-            self.load("activity", lambda s: (len(family), activity(s.con, "credential_id", family)))
-        elif message.key == "granted":
-            self._show_granted(data)
-        elif message.key == "lineage":
-            self._show_lineage(data)
-        elif message.key == "ids":
-            table = self.query_one("#ids", DataTable)
-            table.clear(columns=True)
-            table.add_columns("dir", "edge", "kind", "id", "confidence", "reason", "events")
-            for row in data:
-                table.add_row(*[lit(v, 80) for v in row])
-            if not data:
-                table.add_row(*[Text("none", style="dim")] + [Text("")] * 6)
-        elif message.key == "activity":
-            family, data = data
-            self.query_one("#spark", Sparkline).data = [n for _, n in data] or [0]
-            total = sum(n for _, n in data)
-            who = (
-                "this credential"
-                if family == 1
-                else f"this credential and the {family - 1} minted from it"
-            )
+    def on_credential_head_loaded(self, message: CredentialHeadLoaded) -> None:
+        data = message.row
+        self._head = data or {}
+        if not self.score_shown:
             if data:
-                txt = Text(
-                    f"{total:,} events signed by {who}, {fmt(data[0][0])} .. {fmt(data[-1][0])}, "
-                    f"{len(data)} time buckets; busiest bucket {max(n for _, n in data):,} events"
-                )
+                self._set_summary(data, core.engine(core.BLAST) is not None)
             else:
-                txt = Text("no timed events signed with this credential", style="dim")
-            self.query_one("#activity", Static).update(txt)
+                self.query_one("#summary", Static).update(
+                    Text("not in the credentials table of this case", style="dim")
+                )
+
+    def on_blast_loaded(self, message: BlastLoaded) -> None:
+        data = message.doc
+        if not self.score_shown:
+            self._set_summary({**self._head, **data}, False)
+            self.score_shown = True
+        box = self.query_one("#blast", VerticalScroll)
+        box.remove_children()
+        box.mount(DocView(data, skip=("lineage", "filters")))
+        # ↓ works at once, without a Tab first
+        if self.app.focused is None or isinstance(self.app.focused, Tabs):
+            self.call_after_refresh(self._focus_blast)
+        ids = self.query_one("#ids-doc", VerticalScroll)
+        ids.remove_children()
+        ids.mount(DocView({"agents": data.get("agents") or [], "humans": data.get("humans") or []}))
+        family = [self.credential_id, *(data.get("derived_credentials") or [])]
+        self.load(
+            ActivityLoaded,
+            lambda s: ActivityLoaded(activity(s.con, "credential_id", family), len(family)),
+        )
+
+    def on_granted_loaded(self, message: GrantedLoaded) -> None:
+        self._show_granted(message.doc)
+
+    def on_lineage_loaded(self, message: LineageLoaded) -> None:
+        self._show_lineage((message.steps, message.stopped, message.tree))
+
+    def on_identities_loaded(self, message: IdentitiesLoaded) -> None:
+        data = message.edges
+        table = self.query_one("#ids", DataTable)
+        table.clear(columns=True)
+        table.add_columns("dir", "edge", "kind", "id", "confidence", "reason", "events")
+        for row in data:
+            table.add_row(*[lit(v, 80) for v in row])
+        if not data:
+            table.add_row(*[Text("none", style="dim")] + [Text("")] * 6)
+
+    def on_activity_loaded(self, message: ActivityLoaded) -> None:
+        family, data = message.family, message.buckets
+        self.query_one("#spark", Sparkline).data = [n for _, n in data] or [0]
+        total = sum(n for _, n in data)
+        who = (
+            "this credential"
+            if family == 1
+            else f"this credential and the {family - 1} minted from it"
+        )
+        if data:
+            txt = Text(
+                f"{total:,} events signed by {who}, {fmt(data[0][0])} .. {fmt(data[-1][0])}, "
+                f"{len(data)} time buckets; busiest bucket {max(n for _, n in data):,} events"
+            )
+        else:
+            txt = Text("no timed events signed with this credential", style="dim")
+        self.query_one("#activity", Static).update(txt)
 
     def _show_lineage(self, data: tuple[list[Any], bool, dict[str, Any]]) -> None:
         """Root first down to this credential (``ancestry``), then everything minted from it (``lineage_tree``)."""
@@ -642,4 +668,11 @@ class CredentialScreen(CaseScreen):
         self.kt.open_target("timeline", f"family:{self.credential_id}")
 
     def action_export(self) -> None:
-        self.kt.export_report([self.credential_id])
+        self.kt.export_report([self.credential_id], self.export_scope())
+
+    def export_scope(self) -> ExportScope:
+        """Its events and those of every credential minted from it (the timeline's ``family:``)."""
+        cid = self.credential_id
+        return ExportScope(
+            f"{short_id(cid, 24)} and what it minted", TimelineFilter(terms={"family": cid}).where()
+        )

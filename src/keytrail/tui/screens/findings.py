@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Label, Static
 
 from keytrail.tui import core
-from keytrail.tui.messages import Loaded
+from keytrail.tui.messages import FindingsLoaded
 from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.doc_view import DocTable, DocView, EventLinks
 from keytrail.tui.widgets.text import LEVEL_STYLE, lit
@@ -50,15 +50,15 @@ class FindingsScreen(CaseScreen):
                 Static(Text(f"unavailable: {core.FINDINGS[0]} is not in this build", style="dim"))
             )
             return
-        self.load("findings", lambda s: core.as_doc(run(s)))
+        self.load(FindingsLoaded, lambda s: FindingsLoaded(core.as_doc(run(s))))
 
     def _show(self, widget: Any) -> None:
         box = self.query_one("#list", VerticalScroll)
         box.remove_children()
         box.mount(widget)
 
-    def on_loaded(self, message: Loaded) -> None:
-        self.docs = sorted(message.data, key=lambda d: ORDER.get(level_of(d), 9))
+    def on_findings_loaded(self, message: FindingsLoaded) -> None:
+        self.docs = sorted(message.docs, key=lambda d: ORDER.get(level_of(d), 9))
         rows = [{k: d.get(k) for k in COLUMNS} for d in self.docs]
         if not rows:
             self._show(Static(Text("no findings", style="dim")))

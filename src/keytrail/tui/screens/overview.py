@@ -7,7 +7,7 @@ analysis modules are present.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Label, Static
 
 from keytrail.analysis.summary import case_info
 from keytrail.tui import core
-from keytrail.tui.messages import Loaded
+from keytrail.tui.messages import CaseInfoLoaded, LevelCountsLoaded, TopCredentialsLoaded
 from keytrail.tui.queries import principal_kinds
 from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.screens.credentials import ID_CELLS, copy_id, list_columns, rank_target
@@ -54,31 +54,27 @@ class OverviewScreen(CaseScreen):
         yield Static(id="status")
 
     def on_mount(self) -> None:
-        self.load("info", lambda s: (case_info(s), principal_kinds(s.con)))
+        self.load(CaseInfoLoaded, lambda s: CaseInfoLoaded(case_info(s), principal_kinds(s.con)))
         rank = core.engine(core.RANK)
         if rank is None:
             self.query_one("#top-note", Static).update(
                 Text(f"unavailable: {core.RANK[0]} is not in this build", style="dim")
             )
         else:
-            self.load("top", lambda s: core.as_doc(rank(s, limit=10)))
+            self.load(
+                TopCredentialsLoaded,
+                lambda s: TopCredentialsLoaded(core.as_doc(rank(s, limit=10))),
+            )
         counts = core.engine(core.LEVEL_COUNTS)  # from the case's analysis snapshot when current
         if counts is None:
             self.query_one("#findings", Static).update(
                 Text(f"unavailable: {core.FINDINGS[0]} is not in this build", style="dim")
             )
         else:
-            self.load("findings", lambda s: counts(s))
+            self.load(LevelCountsLoaded, lambda s: LevelCountsLoaded(counts(s)))
 
-    def on_loaded(self, message: Loaded) -> None:
-        if message.key == "info":
-            self._show_info(*message.data)
-        elif message.key == "top":
-            self._show_top(message.data)
-        elif message.key == "findings":
-            self._show_findings(message.data)
-
-    def _show_info(self, info: dict[str, Any], kinds: dict[str, int]) -> None:
+    def on_case_info_loaded(self, message: CaseInfoLoaded) -> None:
+        info, kinds = message.info, message.kinds
         tr = info["time_range"]
         c = info["counts"]
         state = "complete" if info["finalized"] else "INCOMPLETE - re-run keytrail ingest"
@@ -136,7 +132,8 @@ class OverviewScreen(CaseScreen):
             )
         )
 
-    def _show_top(self, rows: list[dict[str, Any]]) -> None:
+    def on_top_credentials_loaded(self, message: TopCredentialsLoaded) -> None:
+        rows = message.rows
         note = self.query_one("#top-note", Static)
         if not rows:
             note.update(Text("no credentials in this case", style="dim"))
@@ -153,9 +150,9 @@ class OverviewScreen(CaseScreen):
         self.query_one(VerticalScroll).mount(table, after=note)
         table.focus()
 
-    def _show_findings(self, counts: dict[str, int]) -> None:
+    def on_level_counts_loaded(self, message: LevelCountsLoaded) -> None:
         out = Text()
-        for level, n in counts.items():
+        for level, n in message.counts.items():
             out.append(f"{level} ", style=LEVEL_STYLE.get(level, ""))
             out.append(f"{n:,}   ")
         out.append("(f opens them)", style="dim")

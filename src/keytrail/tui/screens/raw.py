@@ -18,7 +18,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static, TextArea
 
 from keytrail.redact import mask_record, mask_secrets
-from keytrail.tui.messages import Loaded
+from keytrail.tui.messages import EventLoaded, OriginalLoaded
 from keytrail.tui.queries import event_record
 from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.text import kv, lit_block
@@ -105,14 +105,14 @@ class RawScreen(CaseScreen):
 
     def on_mount(self) -> None:
         uid = self.event_uid
-        self.load("event", lambda s: event_record(s.con, uid))
+        self.load(EventLoaded, lambda s: EventLoaded(event_record(s.con, uid)))
 
-    def on_loaded(self, message: Loaded) -> None:
-        if message.key == "reveal":
-            self.original, self.problem = message.data
-            self._show_record()
-            return
-        self.record = message.data
+    def on_original_loaded(self, message: OriginalLoaded) -> None:
+        self.original, self.problem = message.original, message.problem
+        self._show_record()
+
+    def on_event_loaded(self, message: EventLoaded) -> None:
+        self.record = message.record
         if self.record is None:
             self.query_one("#fields", Static).update(Text("no such event: ") + Text(self.event_uid))
             return
@@ -144,7 +144,7 @@ class RawScreen(CaseScreen):
         self.reveal = not self.reveal
         if self.reveal and self.original is None and self.problem is None:
             uid = self.event_uid
-            self.load("reveal", lambda s: original_or_problem(s.con, uid))
+            self.load(OriginalLoaded, lambda s: OriginalLoaded(*original_or_problem(s.con, uid)))
         self._show_record()
 
     def action_trace(self) -> None:

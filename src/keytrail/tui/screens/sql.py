@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Input, Static
 from keytrail.errors import Cancelled, UsageError
 from keytrail.redact import mask_secrets
 from keytrail.store.sandbox import run_sql as run_sandboxed
-from keytrail.tui.messages import Loaded
+from keytrail.tui.messages import SqlLoaded
 from keytrail.tui.queries import TABLE_CAP
 from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.text import lit
@@ -123,16 +123,16 @@ class SqlScreen(CaseScreen):
             return
         self.query_one("#query", QueryLine).remember(sql)
         self.status(Text("running… (Escape cancels)", style="dim"))
-        self.load("sql", lambda s: run_sql(s.con, sql), store=self.kt.sql_store())
+        self.load(SqlLoaded, lambda s: SqlLoaded(run_sql(s.con, sql)), store=self.kt.sql_store())
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.submit(event.value)
 
-    def on_loaded(self, message: Loaded) -> None:
+    def on_sql_loaded(self, message: SqlLoaded) -> None:
         error = self.query_one("#query-error", Static)
-        if isinstance(message.data, SqlError):
-            error.update(Text(message.data.message, style="red"))
+        if isinstance(message.result, SqlError):
+            error.update(Text(message.result.message, style="red"))
             error.display = True
             self.status(
                 Text(
@@ -143,7 +143,7 @@ class SqlScreen(CaseScreen):
             self.query_one("#query", QueryLine).focus()
             return
         error.display = False
-        names, rows, more = message.data
+        names, rows, more = message.result
         table = self.query_one("#result", DataTable)
         table.clear(columns=True)
         table.add_columns(*[lit(n) for n in names])

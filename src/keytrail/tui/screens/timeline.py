@@ -19,7 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static
 
 from keytrail.redact import plain
-from keytrail.tui.messages import Loaded
+from keytrail.tui.messages import CountLoaded, FilterExpanded, PageLoaded
 from keytrail.tui.queries import (
     PAGE_SIZE,
     TIMELINE_COLUMNS,
@@ -29,7 +29,7 @@ from keytrail.tui.queries import (
     timeline_last_page,
     timeline_page,
 )
-from keytrail.tui.screens.base import CaseScreen
+from keytrail.tui.screens.base import CaseScreen, ExportScope
 from keytrail.tui.widgets.paged_table import PagedTable
 from keytrail.tui.widgets.text import lit, short_credential
 
@@ -120,13 +120,14 @@ class TimelineScreen(CaseScreen):
         self.total = None
         flt = self.flt
         self.status(Text("loading… (Escape cancels)", style="dim"))
-        self.load("filter", lambda s: flt.expanded(s.con))  # unique id prefixes made whole first
+        # unique id prefixes made whole first
+        self.load(FilterExpanded, lambda s: FilterExpanded(flt.expanded(s.con)))
         return True
 
     def _load_filtered(self, flt: TimelineFilter) -> None:
         self.flt = flt
-        self.load("page", lambda s: timeline_page(s.con, flt))
-        self.load("count", lambda s: timeline_count(s.con, flt))
+        self.load(PageLoaded, lambda s: PageLoaded(timeline_page(s.con, flt)))
+        self.load(CountLoaded, lambda s: CountLoaded(timeline_count(s.con, flt)))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Apply the line and go to the rows; an invalid line keeps focus in the input."""
@@ -148,16 +149,17 @@ class TimelineScreen(CaseScreen):
         self.query_one("#filter", Input).value = line
         self.apply_filter(line)
 
-    def on_loaded(self, message: Loaded) -> None:
-        if message.key == "filter":
-            self._load_filtered(message.data)
-            return
-        if message.key == "count":
-            self.total = message.data
-        elif message.key == "page":
-            page: Page = message.data
-            if page.rows or self.page_data is None or page.offset == 0:
-                self._show(page)
+    def on_filter_expanded(self, message: FilterExpanded) -> None:
+        self._load_filtered(message.flt)
+
+    def on_count_loaded(self, message: CountLoaded) -> None:
+        self.total = message.total
+        self._update_status()
+
+    def on_page_loaded(self, message: PageLoaded) -> None:
+        page = message.page
+        if page.rows or self.page_data is None or page.offset == 0:
+            self._show(page)
         self._update_status()
 
     def _show(self, page: Page) -> None:
@@ -209,35 +211,42 @@ class TimelineScreen(CaseScreen):
             key, offset = page.last_key, page.offset + len(page.rows)
             self._pending_cursor = 0
 
-            def fetch(s: CaseSession) -> Page:
+            def fetch(s: CaseSession) -> PageLoaded:
                 p = timeline_page(s.con, flt, after=key)
                 p.offset = offset
-                return p
+                return PageLoaded(p)
         else:
             if page.offset == 0:
                 return
             key, current = page.first_key, page.offset
             self._pending_cursor = -1
 
-            def fetch(s: CaseSession) -> Page:
+            def fetch(s: CaseSession) -> PageLoaded:
                 p = timeline_page(s.con, flt, before=key)
                 p.offset = max(
                     0, current - len(p.rows)
                 )  # exactly the rows before this page's first
-                return p
+                return PageLoaded(p)
 
-        self.load("page", fetch)
+        self.load(PageLoaded, fetch)
 
     def action_first(self) -> None:
         self._pending_cursor = 0
         flt = self.flt
-        self.load("page", lambda s: timeline_page(s.con, flt))
+        self.load(PageLoaded, lambda s: PageLoaded(timeline_page(s.con, flt)))
 
     def action_last(self) -> None:
         flt = self.flt
         self._pending_cursor = -1
 
-        self.load("page", lambda s: timeline_last_page(s.con, flt))
+        self.load(PageLoaded, lambda s: PageLoaded(timeline_last_page(s.con, flt)))
+
+    def export_scope(self) -> ExportScope:
+        """The events the current (valid, id-prefix expanded) filter selects."""
+        return ExportScope(
+            f"filter {self.filter_line}" if self.filter_line.strip() else "no filter",
+            self.flt.where(),
+        )
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter", Input).focus()

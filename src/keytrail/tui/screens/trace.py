@@ -19,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Static
 
 from keytrail.tui import core
-from keytrail.tui.messages import Loaded
+from keytrail.tui.messages import TraceLoaded
 from keytrail.tui.screens.base import CaseScreen
 from keytrail.tui.widgets.doc_view import DocTable, DocView
 from keytrail.tui.widgets.text import fmt, kv, lit
@@ -82,15 +82,15 @@ class TraceScreen(CaseScreen):
             )
             return
         eid = self.event_id
-        self.load("trace", lambda s: core.as_doc(trace(s, eid)))
+        self.load(TraceLoaded, lambda s: TraceLoaded(core.as_doc(trace(s, eid))))
 
     def _show(self, widget: Any) -> Any:
         body = self.query_one("#body", VerticalScroll)
         body.remove_children()
         return body.mount(widget)
 
-    async def on_loaded(self, message: Loaded) -> None:
-        doc = message.data
+    async def on_trace_loaded(self, message: TraceLoaded) -> None:
+        doc = message.doc
         first = ("chain", "gaps")  # the answer first, the event's own fields after
         # Await the mount: focusing before the chain table exists left ↑/↓ with nothing to move.
         await self._show(

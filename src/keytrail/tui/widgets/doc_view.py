@@ -130,7 +130,7 @@ class EventLinks(OptionList):
         last = self.highlighted is not None and self.highlighted >= self.option_count - 1
         if last and DocTable.hand_over(self, +1):  # type: ignore[arg-type]
             return
-        super().action_page_down()
+        super().action_page_down()  # type: ignore[no-untyped-call]
 
     def action_last(self) -> None:
         last = self.highlighted is not None and self.highlighted >= self.option_count - 1
