@@ -249,6 +249,18 @@ def mint_facts(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_MINT)
 
 
+def person_sessions(con: duckdb.DuckDBPyConnection) -> None:
+    """``credentials`` and the classifier's ``principal_classes`` rows for them, over the issuance
+    facts of :func:`mint_facts` and no links: ``keytrail scope`` asks which credentials a human
+    seed held (console, SAML, Identity Center, MFA, sourceIdentity, Vault logins) with the same
+    rules as the graph, without building it (no USES links: an agent's credential that also
+    carries a person's marks counts as that person's)."""
+    con.execute("DELETE FROM credentials")
+    con.execute("DELETE FROM principal_classes")
+    con.execute(_CREDENTIALS)
+    principal_class.classify_credentials(con)
+
+
 def _derive(con: duckdb.DuckDBPyConnection) -> None:
     for table in ("credentials", "principals", "links", "principal_classes"):
         con.execute(f"DELETE FROM {table}")
