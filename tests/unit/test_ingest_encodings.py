@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from keytrail.ingest.encoding import text_codec
+from keytrail.ingest.reveal import Revealer
 from keytrail.ingest.runner import ingest
 
 RECORD = {
@@ -90,9 +91,14 @@ def test_json_formats_in_other_encodings(
         rows = con.execute("SELECT event_uid, actor_name FROM events ORDER BY 1").fetchall()
         rejects = con.execute("SELECT count(*) FROM rejects").fetchone()
         notes = [r[0] for r in con.execute("SELECT note FROM evidence ORDER BY file_id").fetchall()]
+        # --reveal reads the original back through the same conversion (offsets count in the
+        # converted text)
+        revealer = Revealer(con)
+        revealed = [json.loads(revealer.original(uid)) for uid, _ in rows]
     assert rows == [("cloudtrail:ev-enc-1", "zoë"), ("vault:req-enc-v", "approle")]
     assert rejects == (0,)
     assert all(n and "converted to UTF-8" in n for n in notes)
+    assert revealed == [RECORD, VAULT]
 
 
 def test_plain_utf8_is_not_converted() -> None:

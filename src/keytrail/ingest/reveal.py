@@ -12,13 +12,16 @@ evidence itself:
    may not hold the same record at the same place, and may hold attacker text instead);
 4. the record is read where ingest found it: at its byte offset (the JSON value or line starting
    there) for line and document formats; by its record number, re-reading the file with the same
-   tolerant reader, for CloudTrail (the bulk ``Records`` scan does not report offsets).
+   tolerant reader, for CloudTrail (the bulk ``Records`` scan does not report offsets); a file
+   ingest converted from UTF-16/32 (or read past a BOM) is converted the same way first, since
+   its offsets count in the converted text.
 
 Nothing revealed is written anywhere; callers display it and forget it.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import zlib
 from collections.abc import Iterator
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keytrail.errors import KeytrailError
-from keytrail.ingest.base import MAX_RECORD_BYTES
+from keytrail.ingest.base import MAX_RECORD_BYTES, read_sample
 from keytrail.ingest.cloudtrail.parse import Rec, parse_console_csv, parse_json
 from keytrail.ingest.runner import sha256_file
 from keytrail.store.case import old_case_message
@@ -64,6 +67,7 @@ class Revealer:
             raise RevealError(old_case_message(Path(case)), "case from an older keytrail")
         self._checked: dict[str, str | None] = {}  # path -> problem (None: verified)
         self._ct: dict[str, dict[int, str]] = {}
+        self._codecs: dict[str, str | None] = {}
 
     def locate(self, event_uid: str) -> Located:
         row = self.con.execute(
@@ -92,7 +96,14 @@ class Revealer:
             raise RevealError(
                 f"{loc.event_uid}: the case does not record where this record starts in {loc.path}"
             )
-        return _record_at(Path(loc.path), loc.byte_offset)
+        return _record_at(Path(loc.path), loc.byte_offset, codec=self._codec(loc.path))
+
+    def _codec(self, path: str) -> str | None:
+        """The text encoding ingest converted the file from (UTF-16/32, BOMs): offsets count in
+        the UTF-8 text, so the file is read back through the same conversion."""
+        if path not in self._codecs:
+            self._codecs[path] = read_sample(Path(path), 8).codec
+        return self._codecs[path]
 
     def _verify(self, loc: Located) -> None:
         if loc.path not in self._checked:
@@ -119,7 +130,8 @@ class Revealer:
 
     def _cloudtrail(self, loc: Located) -> str:
         if loc.path not in self._ct:
-            text = _decompressed(Path(loc.path)).decode("utf-8", errors="replace")
+            data = _decompressed(Path(loc.path), codec=self._codec(loc.path))
+            text = data.decode("utf-8", errors="replace")
             items = (
                 parse_console_csv(text)
                 if loc.format == "cloudtrail-console-csv"
@@ -134,11 +146,28 @@ class Revealer:
         return found
 
 
-def _decompressed(path: Path, limit: int = 4 * MAX_RECORD_BYTES) -> bytes:
-    return b"".join(_blocks(path, limit))
+def _decompressed(path: Path, limit: int = 4 * MAX_RECORD_BYTES, codec: str | None = None) -> bytes:
+    return b"".join(_blocks(path, limit, codec))
 
 
-def _blocks(path: Path, limit: int) -> Iterator[bytes]:
+def _blocks(path: Path, limit: int, codec: str | None = None) -> Iterator[bytes]:
+    """Decompressed content (gz or plain) as UTF-8, at most ``limit`` bytes, streamed; a file in
+    another ``codec`` is converted as ingest converted it (undecodable bytes become U+FFFD)."""
+    if codec is None:
+        yield from _raw_blocks(path, limit)
+        return
+    dec = codecs.getincrementaldecoder(codec)("replace")
+    total = 0
+    for chunk in _raw_blocks(path, 4 * limit):
+        out = dec.decode(chunk).encode("utf-8")[: limit - total]
+        total += len(out)
+        yield out
+        if total >= limit:
+            return
+    yield dec.decode(b"", final=True).encode("utf-8")[: limit - total]
+
+
+def _raw_blocks(path: Path, limit: int) -> Iterator[bytes]:
     """Decompressed content (gz or plain), at most ``limit`` bytes, streamed."""
     with path.open("rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
@@ -163,13 +192,15 @@ def _blocks(path: Path, limit: int) -> Iterator[bytes]:
                 yield out
 
 
-def _record_at(path: Path, offset: int, cap: int = MAX_RECORD_BYTES) -> str:
+def _record_at(
+    path: Path, offset: int, cap: int = MAX_RECORD_BYTES, codec: str | None = None
+) -> str:
     """The JSON value (a one-line or pretty-printed object) or, failing that, the line at ``offset``.
 
     Reads past the offset only as far as the record goes (at most ``cap`` bytes are held)."""
     buf = bytearray()
     pos = 0
-    for block in _blocks(path, offset + cap):
+    for block in _blocks(path, offset + cap, codec):
         if pos + len(block) <= offset:
             pos += len(block)
             continue
