@@ -9,7 +9,7 @@ the closure reads still comes from the adapter's own mapping SQL
 (:mod:`keytrail.ingest.cloudtrail.sql`):
 
 - ``Records`` files are parsed once per file (one ``json_transform`` of the whole document with
-  the adapter's field spec, :data:`~keytrail.ingest.cloudtrail.sql._SPEC`) instead of cutting
+  the adapter's field spec, :data:`~keytrail.ingest.cloudtrail.sql.SPEC`) instead of cutting
   out and re-parsing each record; the parsed records go through the adapter's staging SQL with
   only its per-record parse swapped for them (and its ``p``, the request parameters that name
   resources, left NULL: only the target and resources read it, and a scope writes neither).
@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from keytrail.ingest.base import LoadContext, masked_select
 from keytrail.ingest.cloudtrail import sql as ct_sql
-from keytrail.ingest.cloudtrail.adapter import MAX_OBJECT_BYTES, CloudTrailAdapter, _fetch_arrow
+from keytrail.ingest.cloudtrail.adapter import MAX_OBJECT_BYTES, CloudTrailAdapter, fetch_arrow
 from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_BASE = json.loads(ct_sql._SPEC)
+_BASE = json.loads(ct_sql.SPEC)
 _SPEC = _merge(_BASE, {k: v for k, v in _CLASSIFIER_FIELDS.items() if k != "responseElements"})
 _DOC_SPEC = json.dumps({"Records": [_SPEC]})
 
@@ -137,9 +137,9 @@ _SLIM_RAW = (
 )
 
 #: The adapter's per-record parse, which the staging SQL is run without (records come parsed).
-_PARSE = f"try(json_transform(s.rec, {quote_literal(ct_sql._SPEC)}))"
+_PARSE = f"try(json_transform(s.rec, {quote_literal(ct_sql.SPEC)}))"
 
-_REQUEST_PARAMS = ct_sql._params("r.requestParameters")
+_REQUEST_PARAMS = ct_sql.params_sql("r.requestParameters")
 
 _SCAN = """
 SELECT f.file_id::INTEGER AS file_id, d.record_no::BIGINT AS record_no, f.format, d.r
@@ -185,7 +185,7 @@ class NarrowCloudTrail(CloudTrailAdapter):
 
 def _load_parsed(ctxs: Sequence[_NarrowContext]) -> set[int]:
     """Load the ``Records`` files the one-parse path takes; returns their file ids."""
-    stage = ct_sql._stage_sql("_kt_scope_ct")
+    stage = ct_sql.stage_sql("_kt_scope_ct")
     shaped = _PARSE in stage and "s.rec AS raw" in stage  # else the adapter's staging changed
     if not ctxs or not shaped:
         return set()
@@ -201,8 +201,8 @@ def _load_parsed(ctxs: Sequence[_NarrowContext]) -> set[int]:
         con.execute(stage.replace(_REQUEST_PARAMS, "NULL::VARCHAR[]"))
     finally:
         con.unregister("_kt_scope_ct")
-    ctxs[0].insert_sql("events", ct_sql._events_sql())
-    ctxs[0].insert_sql("credential_issues", ct_sql._issues_sql())
+    ctxs[0].insert_sql("events", ct_sql.events_sql())
+    ctxs[0].insert_sql("credential_issues", ct_sql.issues_sql())
     counts = con.execute(
         "SELECT file_id, count(*), count(*) FILTER (WHERE bad) FROM _kt_ct_t GROUP BY file_id"
     ).fetchall()
@@ -233,7 +233,7 @@ def _scan(ctxs: Sequence[_NarrowContext]) -> pa.Table | None:
         max_bytes = min(MAX_OBJECT_BYTES, ctxs[0].max_document_bytes)
         sql = _SCAN.format(spec=quote_literal(_DOC_SPEC), files=files, max_bytes=max_bytes)
         try:
-            table = _fetch_arrow(cur.sql(sql))
+            table = fetch_arrow(cur.sql(sql))
         except duckdb.Error:
             return None
         ids = pc.struct_field(table["r"], "eventID")

@@ -21,7 +21,7 @@ from keytrail.errors import InputError
 from keytrail.graph.agent_identity import merge_agents
 from keytrail.graph.derive import mint_facts
 from keytrail.ingest.base import LoadContext, read_sample
-from keytrail.ingest.cloudtrail.adapter import _bulk_read
+from keytrail.ingest.cloudtrail.adapter import bulk_read
 from keytrail.ingest.runner import IngestSummary, ingest
 from keytrail.scope.narrow import NarrowCloudTrail
 from keytrail.store.case import CaseStore
@@ -105,7 +105,7 @@ def with_raw(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     the unchanged adapter stores it (masked like ``events.raw``).
 
     ``Records`` files the adapter's bulk scan reads are scanned again by that same function
-    (:func:`keytrail.ingest.cloudtrail.adapter._bulk_read`: no mapping, no writes); any other
+    (:func:`keytrail.ingest.cloudtrail.adapter.bulk_read`: no mapping, no writes); any other
     shape, or a file the scan refuses, is loaded again whole, in the projection's load order (a
     record delivered twice comes from the same file)."""
     ct = sorted((r for r in rows if r["source"] == "cloudtrail"), key=_load_order)
@@ -139,7 +139,7 @@ def _scanned(ct: list[dict[str, Any]]) -> dict[tuple[str, int], str]:
                 ctxs.append(LoadContext(con, Path(path), i, "cloudtrail-records", sample.gzipped))
         if not ctxs:
             return {}
-        table, _refused = _bulk_read(con, ctxs)
+        table, _refused = bulk_read(con, ctxs)
         if table is None:
             return {}
         names = {c.file_id: str(c.path) for c in ctxs}

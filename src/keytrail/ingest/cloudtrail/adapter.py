@@ -130,7 +130,7 @@ class CloudTrailAdapter(SourceAdapter):
         slow = [c for c in ctxs if c.format != "cloudtrail-records"]
         parts: list[pa.Table] = []
         if bulk:
-            table, refused = _bulk_read(con, bulk)
+            table, refused = bulk_read(con, bulk)
             if table is not None:
                 parts.append(table)
             slow = refused + slow
@@ -144,7 +144,7 @@ class CloudTrailAdapter(SourceAdapter):
             ctx.rejected += rejected
 
 
-def _bulk_read(
+def bulk_read(
     con: duckdb.DuckDBPyConnection, ctxs: list[LoadContext]
 ) -> tuple[pa.Table | None, list[LoadContext]]:
     """One DuckDB scan over the files; returns the staged records and the files it refused."""
@@ -166,13 +166,13 @@ def _bulk_read(
             # The whole-document bound (4 x --max-record-bytes) applies to the scan too: DuckDB sizes its
             # read buffers from maximum_object_size, and a bigger file goes to the bounded tolerant reader.
             max_bytes = min(MAX_OBJECT_BYTES, ctxs[0].max_document_bytes)
-            table = _fetch_arrow(cur.sql(_BULK_ROWS.format(files=files, max_bytes=max_bytes)))
+            table = fetch_arrow(cur.sql(_BULK_ROWS.format(files=files, max_bytes=max_bytes)))
         except duckdb.Error:
             if len(ctxs) == 1:
                 return None, ctxs
             tables, refused = [], []
             for c in ctxs:
-                t, r = _bulk_read(con, [c])
+                t, r = bulk_read(con, [c])
                 if t is not None:
                     tables.append(t)
                 refused += r
@@ -197,7 +197,7 @@ def _bulk_read(
         cur.close()
 
 
-def _fetch_arrow(rel: Any) -> pa.Table:
+def fetch_arrow(rel: Any) -> pa.Table:
     for name in ("to_arrow_table", "fetch_arrow_table"):  # DuckDB 2 / 1.x spelling
         if hasattr(rel, name):
             result = getattr(rel, name)()

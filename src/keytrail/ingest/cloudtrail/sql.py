@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from keytrail.ingest.base import LoadContext
 
 #: The fields json_transform extracts in one parse per record; the rest stays in ``raw``.
-_SPEC = (
+SPEC = (
     '{"eventID":"VARCHAR","eventTime":"VARCHAR","eventSource":"VARCHAR","eventName":"VARCHAR",'
     '"readOnly":"VARCHAR","errorCode":"VARCHAR","errorMessage":"VARCHAR","awsRegion":"VARCHAR",'
     '"sourceIPAddress":"VARCHAR","userAgent":"VARCHAR","recipientAccountId":"VARCHAR",'
@@ -172,12 +172,12 @@ def _ssm_arn(name: str) -> str:
     )
 
 
-def _params(rp: str) -> str:
+def params_sql(rp: str) -> str:
     paths = ", ".join(quote_literal(x) for x in _PARAM_PATHS)
     return f"CASE WHEN {rp} IS NOT NULL THEN json_extract_string({rp}, [{paths}]) END"
 
 
-def _stage_sql(arrow_name: str) -> str:
+def stage_sql(arrow_name: str) -> str:
     """One parse per record (json_transform) plus every value more than one statement needs.
 
     ``try()`` turns a record DuckDB cannot parse (invalid Unicode escapes, which the readers pass on as
@@ -203,15 +203,15 @@ def _stage_sql(arrow_name: str) -> str:
       coalesce(nullif(r.recipientAccountId, ''), nullif({ui}.accountId, '')) AS acct,
       nullif(r.awsRegion, '') AS reg,
       replace(r.eventSource, '.amazonaws.com', '') AS svc,
-      {_params("r.requestParameters")} AS p,
+      {params_sql("r.requestParameters")} AS p,
       coalesce(r.eventSource, '') = '' AND coalesce(r.eventName, '') = '' AS bad
     FROM (SELECT s.file_id, s.record_no, s.byte_offset, s.format, s.rec AS raw,
-                 try(json_transform(s.rec, {quote_literal(_SPEC)})) AS r
+                 try(json_transform(s.rec, {quote_literal(SPEC)})) AS r
           FROM {arrow_name} s)
     """
 
 
-def _events_sql() -> str:
+def events_sql() -> str:
     ui = "r.userIdentity"
     ssm0 = "json_extract_string(r.requestParameters, '$.names[0]')"
     target = (
@@ -272,7 +272,7 @@ def _resources_sql() -> str:
     """
 
 
-def _issues_sql() -> str:
+def issues_sql() -> str:
     sts = ", ".join(quote_literal(n) for n in STS_ISSUERS)
     q = (
         "json_extract_string(r.responseElements, ['$.credentials.accessKeyId', '$.credentials.expiration', "
@@ -324,12 +324,12 @@ def map_staged(ctx: LoadContext, staged: pa.Table) -> dict[int, tuple[int, int]]
     con = ctx.con
     con.register("_kt_ct_arrow", staged)
     try:
-        con.execute(_stage_sql("_kt_ct_arrow"))
+        con.execute(stage_sql("_kt_ct_arrow"))
     finally:
         con.unregister("_kt_ct_arrow")
-    ctx.insert_sql("events", _events_sql())
+    ctx.insert_sql("events", events_sql())
     ctx.insert_sql("event_resources", _resources_sql())
-    ctx.insert_sql("credential_issues", _issues_sql())
+    ctx.insert_sql("credential_issues", issues_sql())
     ctx.insert_sql(  # reason and excerpt are masked by insert_sql like every stored text
         "rejects",
         """SELECT file_id, record_no, byte_offset,
