@@ -46,6 +46,7 @@ def spark() -> Any:
         .config("spark.sql.shuffle.partitions", "2")
         # one file per task: a request and its response in two files go to two tasks
         .config("spark.files.maxPartitionBytes", "1")
+        .config("spark.sql.files.maxPartitionBytes", "1")
         .getOrCreate()
     )
     yield session

@@ -19,8 +19,10 @@ tasks' files (:mod:`keytrail.scope.spark_merge`, one shuffle by ``event_uid``).
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import tempfile
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +37,12 @@ from keytrail.scope.project import file_rows
 from keytrail.scope.spark_merge import merge, person_events, same_bytes
 from keytrail.scope.spark_tasks import (
     EVENT_COLS,
+    PASS1_DDL,
     WHERE_COLS,
     Want,
     extract,
     local_path,
-    project_files,
+    project_arrow,
 )
 from keytrail.store.case import CaseStore
 
@@ -95,6 +98,18 @@ def _spark(master: str | None) -> Any:
     return builder.getOrCreate()
 
 
+def _ntz(t: datetime | None) -> Any:
+    """A window bound as the events' ``timestamp_ntz`` (UTC wall time, as DuckDB stores it):
+    whatever the Python or session time zone, no shift. No bound: a condition that holds."""
+    from pyspark.sql import functions as F
+
+    if t is None:
+        return F.col("time")
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return F.lit(t.isoformat(sep=" ")).cast("timestamp_ntz")
+
+
 def _driver_case(
     scratch: Path,
     inventory: Sequence[str | Path],
@@ -146,43 +161,26 @@ def scope_spark(
     from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    from pyspark.sql.types import (
-        LongType,
-        StringType,
-        StructField,
-        StructType,
-        TimestampType,
-    )
 
-    # A few tasks per core, so one slow file does not leave the other cores idle: binaryFiles
-    # packs small files into one task whatever minPartitions says, so each group is its own.
-    groups = [files[i :: 4 * sc.defaultParallelism] for i in range(4 * sc.defaultParallelism)]
-    raw = sc.union([sc.binaryFiles(",".join(g)) for g in groups if g])
-    proj = raw.mapPartitions(project_files).persist(StorageLevel.MEMORY_AND_DISK)
+    # A few tasks per core, so one slow file does not leave the other cores idle (unless the
+    # session sets its own split: the tests give each file its own task).
+    conf = spark.conf
+    if conf.get("spark.sql.files.minPartitionNum", None) is None:
+        conf.set("spark.sql.files.minPartitionNum", str(4 * sc.defaultParallelism))
+    # Pass 1 hands Arrow batches to Spark: turning a million Python rows into a DataFrame
+    # cost 30 s of the 1M run (docs/performance.md).
+    raw = spark.read.format("binaryFile").load(files)
+    proj = raw.mapInArrow(project_arrow, PASS1_DDL).persist(StorageLevel.MEMORY_AND_DISK)
+    proj.count()
+    small = proj.where(F.col("kind") != "event").select("kind", "payload").collect()
     inputs = same_bytes(
-        [r[1] for r in proj.filter(lambda r: r[0] == "file").collect()],
+        [pickle.loads(r["payload"]) for r in small if r["kind"] == "file"],
         [local_path(f) for f in files],
     )
-    issues = proj.filter(lambda r: r[0] == "issue").map(lambda r: r[1]).collect()
-    types = {
-        "time": TimestampType(),
-        "record_no": LongType(),
-        "byte_offset": LongType(),
-        "request_offset": LongType(),
-    }
-    schema = StructType(
-        [StructField(c, types.get(c, StringType())) for c in (*EVENT_COLS, *WHERE_COLS)]
-    )
-    per_task = spark.createDataFrame(
-        proj.filter(lambda r: r[0] == "event").map(lambda r: r[1]), schema
-    )
-    # Converted from Python rows once (the merge reads them in several branches), then merged
-    # and kept; the Python rows and the per-task rows are dropped once the merged ones exist.
-    per_task = per_task.persist(StorageLevel.MEMORY_AND_DISK)
-    per_task.count()  # before the merge's branches, which would each convert them again
+    issues = [pickle.loads(r["payload"]) for r in small if r["kind"] == "issue"]
+    per_task = proj.where(F.col("kind") == "event").select(*EVENT_COLS, *WHERE_COLS)
     events = merge(per_task, [local_path(f) for f in files]).persist(StorageLevel.MEMORY_AND_DISK)
     events.count()
-    per_task.unpersist()
     proj.unpersist()
     issue_uids = spark.createDataFrame(
         [(str(i[3]),) for i in issues] or [("",)], "event_uid string"
@@ -261,8 +259,7 @@ def scope_spark(
             store.close()
     dest = prepare_out(out)
     in_window = F.col("time").isNull() | (
-        (F.lit(since).isNull() | (F.col("time") >= F.lit(since)))
-        & (F.lit(until).isNull() | (F.col("time") <= F.lit(until)))
+        (F.col("time") >= _ntz(since)) & (F.col("time") <= _ntz(until))
     )
     chosen = events.where(
         (

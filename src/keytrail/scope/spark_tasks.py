@@ -47,6 +47,7 @@ WHERE_COLS = (
     "byte_offset",
     "request_offset",
 )
+_LONG = ("record_no", "byte_offset", "request_offset")
 
 
 def local_path(path: str) -> str:
@@ -54,11 +55,35 @@ def local_path(path: str) -> str:
     return path.removeprefix("file:")
 
 
-def project_files(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[Any, ...]]:
-    """Pass 1 in a task: ``("file", ...)``, ``("issue", ...)`` and ``("event", ...)`` rows."""
-    items = list(items)
+#: Pass 1's output, one Arrow schema for its three kinds of row: ``kind`` is ``file``,
+#: ``issue`` or ``event``; a file's or issue's row is pickled in ``payload`` (a few per file),
+#: an event's columns are Arrow columns, so the per-event rows never pass through Python objects.
+PASS1_DDL = ", ".join(
+    ["kind string", "payload binary"]
+    + [
+        f"{c} {'timestamp_ntz' if c == 'time' else 'bigint' if c in _LONG else 'string'}"
+        for c in (*EVENT_COLS, *WHERE_COLS)
+    ]
+)
+
+
+def project_arrow(batches: Iterable[Any]) -> Iterator[Any]:
+    """Pass 1 in a task (``DataFrame.mapInArrow`` over the ``binaryFile`` source): the files of
+    the task's batches projected, as Arrow record batches of :data:`PASS1_DDL`."""
+    import pickle
+
+    import pyarrow as pa
+
+    items = [
+        (str(path), bytes(data))
+        for b in batches
+        for path, data in zip(
+            b.column("path").to_pylist(), b.column("content").to_pylist(), strict=True
+        )
+    ]
     if not items:
         return
+    schema = _pass1_schema()
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
         names = {}
         for i, (path, data) in enumerate(items):
@@ -68,27 +93,54 @@ def project_files(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[Any, ...
             names[str(f.resolve())] = local_path(path)
         proj = project(Path(tmp) / "scratch.duckdb", list(names))
         try:
+            small: list[tuple[str, bytes]] = []
             for r in proj.inputs():
                 r["path"] = names.get(r["path"], r["path"])
-                yield ("file", r)
+                small.append(("file", pickle.dumps(r)))
             con = proj.store.con
             for row in con.execute("SELECT * FROM credential_issues").fetchall():
-                yield ("issue", row)
-            sql = (
-                f"SELECT {', '.join('e.' + c for c in EVENT_COLS)}, v.path, e.record_no, "
-                "e.details->>'entry', rv.path, v.format, e.byte_offset, CASE WHEN e.source = "
-                "'vault' AND e.details->>'entry' = 'pair' THEN "
-                "TRY_CAST(e.details->>'request_byte_offset' AS BIGINT) END FROM events e "
-                "JOIN evidence v ON v.file_id = e.file_id LEFT JOIN evidence rv "
-                "ON rv.file_id = TRY_CAST(e.details->>'request_file_id' AS INTEGER) "
-                "AND e.source = 'vault' AND rv.file_id <> e.file_id"
+                small.append(("issue", pickle.dumps(row)))
+            kinds, payloads = zip(*small, strict=True) if small else ((), ())
+            head = {"kind": list(kinds), "payload": list(payloads)}
+            yield pa.RecordBatch.from_pydict(
+                head | {c: [None] * len(small) for c in schema.names[2:]}, schema=schema
             )
-            for row in con.execute(sql).fetchall():
-                *ev, path, no, entry, req, fmt, off, req_off = row
-                where = (names.get(path, path), no, entry, names.get(req, req), fmt, off, req_off)
-                yield ("event", (*ev, *where))
+            t_names = pa.table(  # noqa: F841
+                {"tmp": list(names), "orig": list(names.values())}
+            )
+            sql = (
+                f"SELECT 'event' AS kind, NULL::BLOB AS payload, "
+                f"{', '.join('e.' + c for c in EVENT_COLS)}, "
+                "coalesce(n.orig, v.path) AS path, e.record_no, e.details->>'entry' AS entry, "
+                "CASE WHEN rv.path IS NOT NULL THEN coalesce(rn.orig, rv.path) END "
+                "AS request_path, v.format, e.byte_offset, CASE WHEN e.source = "
+                "'vault' AND e.details->>'entry' = 'pair' THEN "
+                "TRY_CAST(e.details->>'request_byte_offset' AS BIGINT) END AS request_offset "
+                "FROM events e JOIN evidence v ON v.file_id = e.file_id LEFT JOIN evidence rv "
+                "ON rv.file_id = TRY_CAST(e.details->>'request_file_id' AS INTEGER) "
+                "AND e.source = 'vault' AND rv.file_id <> e.file_id "
+                "LEFT JOIN t_names n ON n.tmp = v.path LEFT JOIN t_names rn ON rn.tmp = rv.path"
+            )
+            cur = con.execute(sql)
+            batches = getattr(cur, "to_arrow_reader", None) or cur.fetch_record_batch  # 2 / 1.x
+            for batch in batches(65536):
+                yield batch.cast(schema)
         finally:
             proj.store.close()
+
+
+def _pass1_schema() -> Any:
+    import pyarrow as pa
+
+    def typ(c: str) -> Any:
+        if c == "time":
+            return pa.timestamp("us")
+        return pa.int64() if c in _LONG else pa.string()
+
+    return pa.schema(
+        [("kind", pa.string()), ("payload", pa.binary())]
+        + [(c, typ(c)) for c in (*EVENT_COLS, *WHERE_COLS)]
+    )
 
 
 #: What pass 2 needs of a kept record in one file: uid, source, record number, format, and the
