@@ -36,6 +36,10 @@ _PERSON_MARKS = (
 )
 
 
+#: Events logged more than once up to which their ids are broadcast (about 100 bytes each).
+_MAX_COPIES = 1_000_000
+
+
 def merge(events: Any, files: list[str]) -> Any:
     """``events`` (one row per event per task, with ``path``, ``record_no``, ``entry``,
     ``request_path``) paired and de-duplicated across tasks; ``files`` in load order."""
@@ -83,7 +87,18 @@ def merge(events: Any, files: list[str]) -> Any:
     )
     merged = ev.where(F.col("source") != "vault").unionByName(paired)
     first = F.row_number().over(Window.partitionBy("event_uid").orderBy(*load_order))
-    return merged.withColumn("_n", first).where(F.col("_n") == 1).select(*events.columns)
+    # Only the ids go through the shuffle that finds the copies (a few dozen bytes per event,
+    # not the whole row); the copies, few in a trail, are broadcast to keep the first in load
+    # order. A trail of mostly copies takes the one full shuffle instead.
+    twice = merged.groupBy("event_uid").count().where(F.col("count") > 1).select("event_uid")
+    twice = twice.persist()
+    if twice.count() > _MAX_COPIES:
+        twice.unpersist()
+        return merged.withColumn("_n", first).where(F.col("_n") == 1).select(*events.columns)
+    once = merged.join(F.broadcast(twice), "event_uid", "left_anti")
+    copies = merged.join(F.broadcast(twice), "event_uid", "left_semi").withColumn("_n", first)
+    kept = copies.where(F.col("_n") == 1).select(*once.columns)
+    return once.unionByName(kept).select(*events.columns)
 
 
 def person_events(store: CaseStore, events: Any, cols: tuple[str, ...]) -> None:
