@@ -1,10 +1,11 @@
 """The Spark engine: the same projection, closure and copy, with the trail read by Spark tasks.
 
-Pass 1 (the whole trail, once): ``binaryFiles`` hands each task whole files from any path Spark
-reads (local, ``s3a://``, ``hdfs://``, ``abfss://``); the task loads them with the ingest
-adapters into a scratch DuckDB case (:func:`keytrail.scope.project.project`, the DuckDB
-engine's code) and emits one small row per event (ids and location, no record text), the
-``credential_issues`` rows and each file's size, SHA-256 and status.
+Pass 1 (the whole trail, once): the ``binaryFile`` source hands each task whole files from any
+path Spark reads (local, ``s3a://``, ``hdfs://``, ``abfss://``); the task loads them with the
+ingest adapters into a scratch DuckDB case (:func:`keytrail.scope.project.project`, the DuckDB
+engine's code) and returns, as Arrow batches (``mapInArrow``: no per-event Python objects), one
+small row per event (ids and location, no record text), the ``credential_issues`` rows and each
+file's size, SHA-256 and status.
 Driver: the issuance facts (issues and their events, CloudTrail events under Vault-made names)
 and one row per distinct (credential, principal, human, agent) go into a DuckDB case, where
 :mod:`keytrail.scope.closure` resolves the seeds and walks the closure: the same SQL.
@@ -13,7 +14,7 @@ Pass 2 (only the files that hold a kept record): tasks copy the records out, Clo
 the adapter's bulk scan, lines at the byte offsets pass 1 found (:mod:`keytrail.scope.output`);
 the driver writes them and the manifest. What tasks run is :mod:`keytrail.scope.spark_tasks`.
 Between pass 1 and the facts: Vault request/response pairing and de-duplication across the
-tasks' files (:mod:`keytrail.scope.spark_merge`, one shuffle by ``event_uid``).
+tasks' files (:mod:`keytrail.scope.spark_merge`, one shuffle of the ids by ``event_uid``).
 """
 
 from __future__ import annotations
