@@ -17,6 +17,9 @@ already exists under ``--workdir``):
 3. Every findings rule live (governance, rule files, Sigma), and the Sigma and rule-file
    families alone.
 
+``--scope`` runs only the ``keytrail scope`` rows instead (:mod:`scope_rows`): a full ingest,
+then the scope with the DuckDB engine and with Spark on ``local[2]``, on the same data.
+
 A step whose code is not there yet, or that fails, is reported as such in the table; it
 does not stop the others. Targets are the ones in docs/performance.md. This file makes
 no assertion about speed: it measures and prints.
@@ -809,6 +812,12 @@ def main(argv: list[str] | None = None) -> int:
         help="analyse the CloudTrail-only case (skip ingesting the Vault/agent files into it)",
     )
     ap.add_argument(
+        "--scope",
+        action="store_true",
+        help="only the `keytrail scope` rows: full ingest vs scope DuckDB vs scope Spark local[2]",
+    )
+    ap.add_argument("--no-spark", action="store_true", help="with --scope: skip the Spark engine")
+    ap.add_argument(
         "--tui-only",
         type=Path,
         metavar="CASE",
@@ -828,6 +837,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
     data = ensure_data(args.events, args.seed, args.workdir)
+    if args.scope:
+        from scope_rows import scope_rows
+
+        rows = Rows()
+        scope_rows(data, args.workdir, rows, spark=not args.no_spark)
+        print(render(rows, args.events, data), end="")
+        return 0
     case = args.workdir / f"case-{args.events}.duckdb"
     for p in (case, case.with_name(case.name + ".wal")):
         p.unlink(missing_ok=True)

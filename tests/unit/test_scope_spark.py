@@ -7,6 +7,7 @@ session for the module (a JVM start costs seconds on a loaded machine).
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from keytrail.scope.engine_duckdb import scope_duckdb
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data" / "incident"
 TOKEN = "hmac-sha256:4b900e35553286dcc566cd4fdecb72892518917e0501ab2b9627be6ca30efa21"
+HUMAN = "maria.chen@finco.example"
 
 pytest.importorskip("pyspark", reason="PySpark not installed (pip install 'keytrail[spark]')")
 if shutil.which("java") is None:
@@ -42,6 +44,8 @@ def spark() -> Any:
         .appName("keytrail-scope-test")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "2")
+        # one file per task: a request and its response in two files go to two tasks
+        .config("spark.files.maxPartitionBytes", "1")
         .getOrCreate()
     )
     yield session
@@ -104,3 +108,55 @@ def _busiest_issued_key(data: Path) -> str:
         ).fetchone()
     assert row is not None
     return str(row[0])
+
+
+def test_vault_pairs_and_duplicates_across_tasks(spark: Any, tmp_path: Path) -> None:
+    """Every Vault request in one file, every response in another, one CloudTrail file delivered
+    twice (once as plain JSON: other bytes, the same events) and once more byte for byte: the
+    tasks that read them cannot pair or de-duplicate them alone, the engine must (as the ingest
+    does), and keep what the unsplit trail keeps."""
+    trail = tmp_path / "trail"
+    shutil.copytree(SAMPLE / "AWSLogs", trail / "AWSLogs")
+    shutil.copytree(SAMPLE / "agents", trail / "agents")
+    lines = (SAMPLE / "vault" / "vault_audit.log").read_text().splitlines(keepends=True)
+    (trail / "vault").mkdir()
+    for kind in ("request", "response"):
+        text = "".join(x for x in lines if f'"type":"{kind}"' in x)
+        (trail / "vault" / f"{kind}s.log").write_text(text)
+    dup = min((trail / "AWSLogs").rglob("*.json.gz"))
+    (trail / "AWSLogs" / "zz-redelivered.json").write_bytes(gzip.decompress(dup.read_bytes()))
+    shutil.copy(dup, trail / "AWSLogs" / "zz-same-bytes.json.gz")
+    inv = [SAMPLE / "inventory.toml"]
+    whole = scope_duckdb(tmp_path / "w", [SAMPLE], [TOKEN], inventory=inv).manifest
+    oracle = scope_duckdb(tmp_path / "d", [trail], [TOKEN], inventory=inv).manifest
+    got = scope_spark(tmp_path / "s", [trail], [TOKEN], inventory=inv).manifest
+    _same(oracle, got)
+    assert "already-ingested" in {i["status"] for i in got["inputs"]}
+    assert got["counts"] == whole["counts"]
+    assert {c["credential_id"] for c in got["closure"]} == {
+        c["credential_id"] for c in whole["closure"]
+    }
+    assert {o["input"].rsplit("/", 1)[1] for o in got["outputs"] if o["source"] == "vault"} == {
+        "requests.log",
+        "responses.log",
+    }
+
+
+@pytest.mark.parametrize("which", ["sample", "sessions"])
+def test_spark_equals_duckdb_for_a_human(spark: Any, tmp_path: Path, which: str) -> None:
+    """A human seed: the classifier's person sessions (console, Identity Center, SAML) decided
+    on the driver from the same rows as the DuckDB engine's."""
+    from tests.unit.test_scope_person import _trail
+
+    if which == "sample":
+        paths, seeds, inv = [SAMPLE], [HUMAN], [SAMPLE / "inventory.toml"]
+    else:
+        paths = [_trail(tmp_path)]
+        seeds, inv = ["JaneDoe", "sam.adams@example.com", "pat@example.com"], []
+    oracle = scope_duckdb(tmp_path / "d", paths, seeds, inventory=inv).manifest
+    got = scope_spark(tmp_path / "s", paths, seeds, inventory=inv).manifest
+    _same(oracle, got)
+    assert got["seeds"] == oracle["seeds"] and all(s["credentials"] for s in got["seeds"])
+    assert [(c["credential_id"], c["why"]) for c in got["closure"]] == [
+        (c["credential_id"], c["why"]) for c in oracle["closure"]
+    ]

@@ -219,8 +219,9 @@ FROM iss i FULL OUTER JOIN used u ON i.credential_id = u.credential_id
 def derive(con: duckdb.DuckDBPyConnection) -> None:
     """Rebuild credentials, principals and links from the ingested tables.
 
-    Runs under :func:`keytrail.store.case.roomy_memory`: its aggregates cannot spill to
-    disk, and under the load phase's 1 GB limit a 900k-event case ran out of memory.
+    Runs under :func:`keytrail.store.case.roomy_memory` (the writer's budget unless
+    ``KEYTRAIL_FINALIZE_MEMORY_LIMIT`` says otherwise); the aggregates that hold big groups run in
+    bounded partitions (:func:`keytrail.graph.derive_links.acted_on`), so memory stays flat.
     """
     from keytrail.store.case import roomy_memory
 
@@ -246,6 +247,18 @@ def mint_facts(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_VAULT_AWS)
     con.execute(_VAULT_SECRET_ID)
     con.execute(_MINT)
+
+
+def person_sessions(con: duckdb.DuckDBPyConnection) -> None:
+    """``credentials`` and the classifier's ``principal_classes`` rows for them, over the issuance
+    facts of :func:`mint_facts` and no links: ``keytrail scope`` asks which credentials a human
+    seed held (console, SAML, Identity Center, MFA, sourceIdentity, Vault logins) with the same
+    rules as the graph, without building it (no USES links: an agent's credential that also
+    carries a person's marks counts as that person's)."""
+    con.execute("DELETE FROM credentials")
+    con.execute("DELETE FROM principal_classes")
+    con.execute(_CREDENTIALS)
+    principal_class.classify_credentials(con)
 
 
 def _derive(con: duckdb.DuckDBPyConnection) -> None:

@@ -131,10 +131,13 @@ def ingest(
     progress: Callable[[Progress], None] | None = None,
     max_record_bytes: int = MAX_RECORD_BYTES,
     graph: bool = True,
+    substitutes: dict[str, type[SourceAdapter]] | None = None,
 ) -> IngestSummary:
     """Load ``paths`` (and inventory files) into the case at ``case_path``, creating it if needed.
 
     ``graph=False`` skips the derived tables (see :func:`keytrail.ingest.finalize.finalize`).
+    ``substitutes`` maps an adapter ``NAME`` to a subclass that loads its files instead (``keytrail
+    scope`` writes only the columns it reads: :mod:`keytrail.scope.narrow`).
 
     Raises:
         InputError: a path is missing (checked before the case is touched).
@@ -241,6 +244,7 @@ def ingest(
                 done_bytes += size
                 continue
             adapter, fmt = found
+            adapter = (substitutes or {}).get(adapter.NAME, adapter)
             if batch and (
                 batch[0].adapter is not adapter
                 or len(batch) >= adapter.BATCH_FILES

@@ -9,7 +9,10 @@ without the graph) plus the issuance facts of :func:`keytrail.graph.derive.mint_
 
 Seeds that are not credentials resolve by the graph's own edge rules (``docs/graph.md``):
 a principal by ``AUTHENTICATES_AS`` (events signed as it, credentials issued for it), a human
-by ``DELEGATED`` (events naming the human, their Vault logins, the agents acting for them),
+by ``DELEGATED`` (events naming the human, their Vault logins, the credentials the graph's
+person/workload classifier (:func:`keytrail.graph.derive.person_sessions`) says the human held:
+console, SAML, IAM Identity Center, MFA and ``sourceIdentity`` sessions; the agents acting for
+them),
 an agent by ``USES`` (its own log, Vault token metadata, the inventory's declared identities).
 Only the time-and-target correlation (inferred ``USES``) is not used: it needs every tool call
 and API call on a target, i.e. the whole graph.
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from keytrail.analysis.lineage import closure_sql
 from keytrail.analysis.lookup import _suggest
 from keytrail.errors import NotFoundError
+from keytrail.graph.derive import person_sessions
 
 if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
@@ -40,6 +44,8 @@ SELECT DISTINCT id, kind FROM (
   UNION ALL SELECT principal_uid, 'principal' FROM credential_issues
   UNION ALL SELECT human_id, 'human' FROM events
   UNION ALL SELECT human_id, 'human' FROM _kt_vault_login WHERE human_id IS NOT NULL
+  UNION ALL SELECT person, 'human' FROM principal_classes
+    WHERE subject_kind = 'credential' AND class = 'person'
   UNION ALL SELECT agent_id, 'agent' FROM events
   UNION ALL SELECT agent_id, 'agent' FROM inventory_agents
   UNION ALL SELECT name, 'agent' FROM inventory_agents
@@ -116,11 +122,10 @@ SELECT seed, credential_id, min(why) AS why FROM (
     FROM _kt_scope_seed s JOIN _kt_vault_login l ON l.human_id = s.seed
     WHERE s.kind = 'human'
   UNION ALL
-  SELECT s.seed, e.credential_id, 'DELEGATED: IAM Identity Center session of the seed human'
-    FROM _kt_scope_seed s JOIN events e
-      ON regexp_matches(e.actor_uid, ':assumed-role/AWSReservedSSO_[^/]+/[^/]+$')
-     AND regexp_extract(e.actor_uid, '/([^/]+)$', 1) = s.seed
-    WHERE s.kind = 'human' AND e.credential_id IS NOT NULL
+  SELECT s.seed, c.subject, 'DELEGATED: the classifier names the seed human as the person of '
+    || 'this ' || c.detail || ' session (' || c.reason || ')'
+    FROM _kt_scope_seed s JOIN principal_classes c ON c.person = s.seed
+    WHERE s.kind = 'human' AND c.subject_kind = 'credential' AND c.class = 'person'
   -- USES agent -> credential: its own log or token metadata, then the inventory's identities
   UNION ALL SELECT a.seed, e.credential_id, 'USES: ' || a.why || '; events name this credential'
     FROM _kt_scope_agents a JOIN events e ON e.agent_id = a.agent_id
@@ -150,7 +155,9 @@ def resolve_seeds(store: CaseStore, seeds: list[str]) -> list[Seed]:
         NotFoundError: a seed matches nothing in the trail (``suggestions``: the closest ids).
     """
     con = store.con
-    con.execute(_IDS)
+    if maybe_human(store, seeds):
+        person_sessions(con)  # the graph's person/workload classifier, only when it is needed
+        con.execute(_IDS)
     out: list[Seed] = []
     for seed in dict.fromkeys(seeds):
         row = con.execute(
@@ -179,6 +186,20 @@ def resolve_seeds(store: CaseStore, seeds: list[str]) -> list[Seed]:
             ).fetchall()
         ]
     return out
+
+
+def maybe_human(store: CaseStore, seeds: list[str]) -> bool:
+    """A seed that is no credential, principal or agent: a human, or a name only the classifier
+    knows (an Identity Center user, a console session's name, a SAML subject)."""
+    store.con.execute(_IDS)
+    known = {
+        str(r[0])
+        for r in store.con.execute(
+            "SELECT id FROM _kt_scope_ids WHERE kind <> 'human' AND list_contains($s, id)",
+            {"s": list(seeds)},
+        ).fetchall()
+    }
+    return any(s not in known for s in seeds)
 
 
 _MINT_EDGES = "SELECT src, dst FROM _kt_mint"

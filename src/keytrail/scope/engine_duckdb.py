@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from keytrail.errors import UsageError
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
-from keytrail.scope.project import LOCATIONS, project
+from keytrail.scope.project import LOCATIONS, project, with_raw
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -69,8 +69,12 @@ def scope_duckdb(
     since: datetime | None = None,
     until: datetime | None = None,
     inventory: Sequence[str | Path] = (),
+    narrow: bool = True,
 ) -> ScopeResult:
     """Cut the records of the seeds' credential closure out of ``paths`` into ``out``.
+
+    ``narrow=False`` loads the trail with the unchanged adapters (every column, every record's
+    text): slower, and the oracle the narrow projection is tested against.
 
     Raises:
         NotFoundError: a seed matches nothing (exit 1, with the closest ids).
@@ -80,7 +84,7 @@ def scope_duckdb(
         raise UsageError("give at least one --seed")
     check_out(out)
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
-        proj = project(Path(tmp) / "scratch.duckdb", paths, inventory=inventory)
+        proj = project(Path(tmp) / "scratch.duckdb", paths, inventory=inventory, narrow=narrow)
         try:
             store = proj.store
             resolved = clo.resolve_seeds(store, list(seeds))
@@ -88,6 +92,7 @@ def scope_duckdb(
             dest = prepare_out(out)
             params = {"since": since, "until": until}
             rows = clo.rows(store, LOCATIONS.format(selection=clo.selection_sql(WINDOW)), params)
+            rows = with_raw(rows) if narrow else rows
             counts_out: dict[str, int] = {}
             for r in rows:
                 counts_out[r["source"]] = counts_out.get(r["source"], 0) + 1

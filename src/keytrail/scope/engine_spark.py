@@ -9,11 +9,11 @@ Driver: the issuance facts (issues and their events, CloudTrail events under Vau
 and one row per distinct (credential, principal, human, agent) go into a DuckDB case, where
 :mod:`keytrail.scope.closure` resolves the seeds and walks the closure: the same SQL.
 Selection: a Spark filter of the event rows by the closure (broadcast).
-Pass 2 (only the files that hold a kept record): tasks re-project those files and copy the
-records out (:mod:`keytrail.scope.output`); the driver writes them and the manifest.
-
-Limits beyond the DuckDB engine's: de-duplication and Vault request/response pairing happen
-within one task's files (a request logged in one file and answered in another stays two events).
+Pass 2 (only the files that hold a kept record): tasks copy the records out, CloudTrail texts by
+the adapter's bulk scan, lines at the byte offsets pass 1 found (:mod:`keytrail.scope.output`);
+the driver writes them and the manifest. What tasks run is :mod:`keytrail.scope.spark_tasks`.
+Between pass 1 and the facts: Vault request/response pairing and de-duplication across the
+tasks' files (:mod:`keytrail.scope.spark_merge`, one shuffle by ``event_uid``).
 """
 
 from __future__ import annotations
@@ -21,36 +21,32 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keytrail.errors import InputError, UsageError
+from keytrail.ingest.finalize import dedup_events
 from keytrail.ingest.paths import expand_paths
 from keytrail.ingest.runner import ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
-from keytrail.scope.project import LOCATIONS, file_rows, project
+from keytrail.scope.project import file_rows
+from keytrail.scope.spark_merge import merge, person_events, same_bytes
+from keytrail.scope.spark_tasks import (
+    EVENT_COLS,
+    WHERE_COLS,
+    Want,
+    extract,
+    local_path,
+    project_files,
+)
 from keytrail.store.case import CaseStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Sequence
     from datetime import datetime
 
-_EVENT_COLS = (
-    "event_uid",
-    "source",
-    "time",
-    "action",
-    "target",
-    "shared_event_id",
-    "credential_id",
-    "actor_uid",
-    "actor_name",
-    "human_id",
-    "agent_id",
-)
 _REMOTE = (
     "s3a://",
     "s3://",
@@ -62,73 +58,6 @@ _REMOTE = (
     "wasbs://",
     "dbfs:/",
 )
-
-
-def _local(path: str) -> str:
-    """Spark's ``file:/x`` back to the path the DuckDB engine names (``/x``)."""
-    return path.removeprefix("file:")
-
-
-def _project_files(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[Any, ...]]:
-    """Pass 1 in a task: ``("file", ...)``, ``("issue", ...)`` and ``("event", ...)`` rows."""
-    items = list(items)
-    if not items:
-        return
-    with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
-        names = {}
-        for i, (path, data) in enumerate(items):
-            f = Path(tmp) / str(i) / (Path(_local(path)).name or "input")
-            f.parent.mkdir()
-            f.write_bytes(data)
-            names[str(f.resolve())] = _local(path)
-        proj = project(Path(tmp) / "scratch.duckdb", list(names))
-        try:
-            for r in proj.inputs():
-                r["path"] = names.get(r["path"], r["path"])
-                yield ("file", r)
-            con = proj.store.con
-            for row in con.execute("SELECT * FROM credential_issues").fetchall():
-                yield ("issue", row)
-            sql = (
-                f"SELECT {', '.join('e.' + c for c in _EVENT_COLS)}, v.path FROM events e "
-                "JOIN evidence v ON v.file_id = e.file_id"
-            )
-            for row in con.execute(sql).fetchall():
-                yield ("event", (*row[:-1], names.get(row[-1], row[-1])))
-        finally:
-            proj.store.close()
-
-
-def _extract(wanted: dict[str, list[str]]) -> Any:
-    """Pass 2 in a task: the output documents of the files that hold kept records."""
-
-    def run(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, str, int, bytes]]:
-        for path, data in items:
-            uids = wanted.get(_local(path))
-            if not uids:
-                continue
-            with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
-                f = Path(tmp) / (Path(_local(path)).name or "input")
-                f.write_bytes(data)
-                proj = project(Path(tmp) / "scratch.duckdb", [f])
-                try:
-                    proj.store.con.execute("CREATE TABLE _kt_scope_want (event_uid VARCHAR)")
-                    proj.store.con.executemany(
-                        "INSERT INTO _kt_scope_want VALUES (?)", [[u] for u in uids]
-                    )
-                    rows = clo.rows(
-                        proj.store,
-                        LOCATIONS.format(selection="SELECT event_uid FROM _kt_scope_want"),
-                    )
-                finally:
-                    proj.store.close()
-                for r in rows:
-                    r["path"] = _local(path)
-                    r["request_path"] = _local(path) if r.get("request_path") else None
-                docs = output.documents(output.pieces(rows), _constant(data))
-                yield from docs
-
-    return run
 
 
 def _inputs(paths: Sequence[str | Path], inventory: Sequence[str | Path]) -> list[str]:
@@ -160,6 +89,9 @@ def _spark(master: str | None) -> Any:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         memory = os.environ.get("KEYTRAIL_SPARK_MEMORY", "3g")
         builder = builder.config("spark.driver.memory", memory)
+        # Spark's 200 shuffle partitions are 200 tasks per shuffle stage: on a few local cores
+        # the task overhead, not the data, made the run (a cluster keeps its own setting).
+        builder = builder.config("spark.sql.shuffle.partitions", "8")
     return builder.getOrCreate()
 
 
@@ -182,11 +114,12 @@ def _driver_case(
         t_issues = pa.table({n: [r[i] for r in issues] for i, n in enumerate(names)})  # noqa: F841
         con.execute("INSERT INTO credential_issues SELECT * FROM t_issues")
     if events:
-        cols = enumerate(_EVENT_COLS)
+        cols = enumerate(EVENT_COLS)
         t_events = pa.table({n: [r[i] for r in events] for i, n in cols})  # noqa: F841
-        con.execute(f"INSERT INTO events ({', '.join(_EVENT_COLS)}) SELECT * FROM t_events")
+        con.execute(f"INSERT INTO events ({', '.join(EVENT_COLS)}) SELECT * FROM t_events")
     from keytrail.graph.derive import mint_facts
 
+    dedup_events(store)  # issues of one call logged in files two tasks read
     mint_facts(con)
     return store
 
@@ -213,22 +146,44 @@ def scope_spark(
     from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, StructField, StructType, TimestampType
+    from pyspark.sql.types import (
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+        TimestampType,
+    )
 
-    raw = sc.binaryFiles(",".join(files), minPartitions=max(1, sc.defaultParallelism))
-    proj = raw.mapPartitions(_project_files).persist(StorageLevel.MEMORY_AND_DISK)
-    inputs = sorted(
-        (r[1] for r in proj.filter(lambda r: r[0] == "file").collect()), key=lambda r: r["path"]
+    # A few tasks per core, so one slow file does not leave the other cores idle: binaryFiles
+    # packs small files into one task whatever minPartitions says, so each group is its own.
+    groups = [files[i :: 4 * sc.defaultParallelism] for i in range(4 * sc.defaultParallelism)]
+    raw = sc.union([sc.binaryFiles(",".join(g)) for g in groups if g])
+    proj = raw.mapPartitions(project_files).persist(StorageLevel.MEMORY_AND_DISK)
+    inputs = same_bytes(
+        [r[1] for r in proj.filter(lambda r: r[0] == "file").collect()],
+        [local_path(f) for f in files],
     )
     issues = proj.filter(lambda r: r[0] == "issue").map(lambda r: r[1]).collect()
+    types = {
+        "time": TimestampType(),
+        "record_no": LongType(),
+        "byte_offset": LongType(),
+        "request_offset": LongType(),
+    }
     schema = StructType(
-        [StructField(c, TimestampType() if c == "time" else StringType()) for c in _EVENT_COLS]
-        + [StructField("path", StringType())]
+        [StructField(c, types.get(c, StringType())) for c in (*EVENT_COLS, *WHERE_COLS)]
     )
-    events = spark.createDataFrame(
+    per_task = spark.createDataFrame(
         proj.filter(lambda r: r[0] == "event").map(lambda r: r[1]), schema
     )
-    events = events.persist(StorageLevel.MEMORY_AND_DISK)
+    # Converted from Python rows once (the merge reads them in several branches), then merged
+    # and kept; the Python rows and the per-task rows are dropped once the merged ones exist.
+    per_task = per_task.persist(StorageLevel.MEMORY_AND_DISK)
+    per_task.count()  # before the merge's branches, which would each convert them again
+    events = merge(per_task, [local_path(f) for f in files]).persist(StorageLevel.MEMORY_AND_DISK)
+    events.count()
+    per_task.unpersist()
+    proj.unpersist()
     issue_uids = spark.createDataFrame(
         [(str(i[3]),) for i in issues] or [("",)], "event_uid string"
     )
@@ -248,7 +203,7 @@ def scope_spark(
         .withColumn("_first", first)
         .withColumn("_last", last)
         .where((F.col("_first") == 1) | (F.col("_last") == 1))
-        .select(*_EVENT_COLS, "path")
+        .select(*EVENT_COLS, *WHERE_COLS)
     )
     facts = events.join(F.broadcast(issue_uids), "event_uid", "left_semi").union(named)
     people = (
@@ -262,21 +217,20 @@ def scope_spark(
         .agg(F.min("time").alias("time"))
     )
     fact_rows = [
-        tuple(r[c] for c in _EVENT_COLS) for r in facts.dropDuplicates(["event_uid"]).collect()
+        tuple(r[c] for c in EVENT_COLS) for r in facts.dropDuplicates(["event_uid"]).collect()
     ]
     people_rows = [
-        (
-            f"scope:summary:{i}",
-            r["source"],
-            r["time"],
-            None,
-            None,
-            None,
-            r["credential_id"],
-            r["actor_uid"],
-            None,
-            r["human_id"],
-            r["agent_id"],
+        tuple(
+            {
+                "event_uid": f"scope:summary:{i}",
+                "source": r["source"],
+                "time": r["time"],
+                "credential_id": r["credential_id"],
+                "actor_uid": r["actor_uid"],
+                "human_id": r["human_id"],
+                "agent_id": r["agent_id"],
+            }.get(c)
+            for c in EVENT_COLS
         )
         for i, r in enumerate(people.collect())
     ]
@@ -286,6 +240,8 @@ def scope_spark(
             Path(tmp) / "driver.duckdb", inventory, inputs, issues, fact_rows + people_rows
         )
         try:
+            if clo.maybe_human(store, seedset):
+                person_events(store, events, EVENT_COLS)
             resolved = clo.resolve_seeds(store, seedset)
             members = clo.closure(store)
             lineage = [
@@ -318,17 +274,21 @@ def scope_spark(
         )
         | F.col("event_uid").isin(lineage)
     )
-    hits = chosen.select("path", "event_uid", "source").collect()
-    wanted: dict[str, list[str]] = {}
+    hits = chosen.select("event_uid", "source", *WHERE_COLS).collect()
+    wanted: dict[str, list[Want]] = {}
     counts_out: dict[str, int] = {}
     for r in hits:
-        wanted.setdefault(r["path"], []).append(r["event_uid"])
+        hit = (r["event_uid"], r["source"], r["record_no"], r["format"])
+        wanted.setdefault(r["path"], []).append((*hit, r["byte_offset"]))
+        if r["request_offset"] is not None:  # a Vault pair's request line, maybe in another file
+            wanted.setdefault(r["request_path"] or r["path"], []).append(
+                (*hit, r["request_offset"])
+            )
         counts_out[r["source"]] = counts_out.get(r["source"], 0) + 1
     docs: list[tuple[str, str, int, bytes]] = []
     if wanted:
-        hit_files = [f for f in files if _local(f) in wanted or f in wanted]
-        docs = sc.binaryFiles(",".join(hit_files)).mapPartitions(_extract(wanted)).collect()
-    proj.unpersist()
+        hit_files = [f for f in files if local_path(f) in wanted or f in wanted]
+        docs = sc.binaryFiles(",".join(hit_files)).mapPartitions(extract(wanted)).collect()
     events.unpersist()
     outputs = output.write(dest, docs)
     doc = manifest.build(
@@ -345,12 +305,3 @@ def scope_spark(
     )
     manifest.write(dest, doc)
     return ScopeResult(dest, doc)
-
-
-def _constant(data: bytes) -> Callable[[str], bytes]:
-    """A reader that answers every path with ``data`` (the one file a task already holds in memory)."""
-
-    def read(_path: str) -> bytes:
-        return data
-
-    return read

@@ -10,21 +10,31 @@ read, scope reads too, and a credential means the same in both.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
+from keytrail.errors import InputError
 from keytrail.graph.agent_identity import merge_agents
 from keytrail.graph.derive import mint_facts
+from keytrail.ingest.base import LoadContext, read_sample
+from keytrail.ingest.cloudtrail.adapter import _bulk_read
 from keytrail.ingest.runner import IngestSummary, ingest
+from keytrail.scope.narrow import NarrowCloudTrail
 from keytrail.store.case import CaseStore
+from keytrail.store.sqltext import mask_stored_sql
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from pathlib import Path
+
+    from keytrail.ingest.base import SourceAdapter
 
 #: Where each selected record sits: enough to copy its original bytes out of the input file.
 LOCATIONS = """
-SELECT e.event_uid, e.source, e.time, v.path, v.format, e.record_no, e.byte_offset,
+SELECT e.event_uid, e.source, e.time, e.file_id, v.path, v.format, e.record_no, e.byte_offset,
        CASE WHEN e.source = 'cloudtrail' THEN e.raw END AS raw,
        rv.path AS request_path,
        TRY_CAST(e.details->>'request_byte_offset' AS BIGINT) AS request_offset
@@ -70,11 +80,115 @@ class Projection:
 
 
 def project(
-    scratch: Path, paths: Iterable[str | Path], *, inventory: Iterable[str | Path] = ()
+    scratch: Path,
+    paths: Iterable[str | Path],
+    *,
+    inventory: Iterable[str | Path] = (),
+    narrow: bool = True,
 ) -> Projection:
-    """Load ``paths`` into a scratch case at ``scratch`` and derive the issuance facts there."""
-    summary = ingest(scratch, paths, inventory=inventory, graph=False)
+    """Load ``paths`` into a scratch case at ``scratch`` and derive the issuance facts there.
+
+    ``narrow``: CloudTrail through :class:`keytrail.scope.narrow.NarrowCloudTrail` (no record
+    text but for the classifier's samples: :func:`with_raw` fetches the kept records' text);
+    ``False``: the ingest exactly, as the record copy needs it.
+    """
+    subs: dict[str, type[SourceAdapter]] = {"cloudtrail": NarrowCloudTrail} if narrow else {}
+    summary = ingest(scratch, paths, inventory=inventory, graph=False, substitutes=subs)
     store = CaseStore.open(scratch, read_only=False)
     merge_agents(store.con)  # as the derive does first: one id per agent for the USES rules
     mint_facts(store.con)
     return Projection(store, summary)
+
+
+def with_raw(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (:data:`LOCATIONS` of a narrow projection) with each CloudTrail record's text as
+    the unchanged adapter stores it (masked like ``events.raw``).
+
+    ``Records`` files the adapter's bulk scan reads are scanned again by that same function
+    (:func:`keytrail.ingest.cloudtrail.adapter._bulk_read`: no mapping, no writes); any other
+    shape, or a file the scan refuses, is loaded again whole, in the projection's load order (a
+    record delivered twice comes from the same file)."""
+    ct = sorted((r for r in rows if r["source"] == "cloudtrail"), key=_load_order)
+    if not ct:
+        return rows
+    texts = _scanned(ct)
+    rest = list(dict.fromkeys(r["path"] for r in ct if (r["path"], r["record_no"]) not in texts))
+    if rest:
+        texts.update(_reloaded(rest, [r for r in ct if r["path"] in set(rest)]))
+    lost = sorted({r["path"] for r in ct if (r["path"], r["record_no"]) not in texts})
+    if lost:
+        raise InputError(f"{lost[0]}: changed while the scope read it (a kept record is gone)")
+    return [
+        {**r, "raw": texts[(r["path"], r["record_no"])]} if r["source"] == "cloudtrail" else r
+        for r in rows
+    ]
+
+
+def _scanned(ct: list[dict[str, Any]]) -> dict[tuple[str, int], str]:
+    """Record texts of the bulk-readable ``Records`` files among ``ct``'s."""
+    by_path: dict[str, set[int]] = {}
+    for r in ct:
+        if r["format"] == "cloudtrail-records":
+            by_path.setdefault(r["path"], set()).add(int(r["record_no"]))
+    con = duckdb.connect()
+    try:
+        ctxs = []
+        for i, path in enumerate(by_path):
+            sample = read_sample(Path(path), 8)
+            if sample.codec is None:  # a BOM / UTF-16 file is read from a converted copy: reload
+                ctxs.append(LoadContext(con, Path(path), i, "cloudtrail-records", sample.gzipped))
+        if not ctxs:
+            return {}
+        table, _refused = _bulk_read(con, ctxs)
+        if table is None:
+            return {}
+        names = {c.file_id: str(c.path) for c in ctxs}
+        con.register("_kt_scope_staged", table)
+        got = con.execute(
+            f"SELECT file_id, record_no, {mask_stored_sql('rec')} FROM _kt_scope_staged"
+            " WHERE list_contains($want[file_id + 1], record_no)",
+            {"want": [sorted(by_path[names[c.file_id]]) for c in ctxs]},
+        ).fetchall()
+    finally:
+        con.close()
+    return {(names[f], int(n)): str(t) for f, n, t in got}
+
+
+def _reloaded(files: list[str], ct: list[dict[str, Any]]) -> dict[tuple[str, int], str]:
+    """Record texts of ``files`` loaded whole by the unchanged adapters."""
+    with tempfile.TemporaryDirectory(prefix="keytrail-scope-raw-") as tmp:
+        full = project(Path(tmp) / "raw.duckdb", files, narrow=False)
+        try:
+            con = full.store.con
+            con.execute("CREATE TEMP TABLE _kt_scope_want (uid VARCHAR, path VARCHAR)")
+            con.executemany(
+                "INSERT INTO _kt_scope_want VALUES (?, ?)",
+                [[r["event_uid"], r["path"]] for r in ct],
+            )
+            got = con.execute(
+                """SELECT e.event_uid, e.raw FROM events e JOIN evidence v ON v.file_id = e.file_id
+                   JOIN _kt_scope_want w ON w.uid = e.event_uid AND w.path = v.path"""
+            ).fetchall()
+        finally:
+            full.store.close()
+    raw = dict(got)
+    return {(r["path"], r["record_no"]): raw[r["event_uid"]] for r in ct if r["event_uid"] in raw}
+
+
+def _load_order(row: dict[str, Any]) -> tuple[int, int]:
+    return (int(row.get("file_id") or 0), int(row.get("record_no") or 0))
+
+
+def locate(f: Path, uids: list[str]) -> list[dict[str, Any]]:
+    """:data:`LOCATIONS` of ``uids`` in one file loaded by the unchanged adapters (a scratch case
+    next to it): what a Spark task copies out of a file it holds."""
+    proj = project(f.parent / "scratch.duckdb", [f], narrow=False)
+    try:
+        proj.store.con.execute("CREATE TABLE _kt_scope_want (event_uid VARCHAR)")
+        proj.store.con.executemany("INSERT INTO _kt_scope_want VALUES (?)", [[u] for u in uids])
+        sql = LOCATIONS.format(selection="SELECT event_uid FROM _kt_scope_want")
+        cur = proj.store.con.execute(sql)
+        names = [d[0] for d in cur.description or []]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        proj.store.close()

@@ -1,0 +1,259 @@
+"""The CloudTrail adapter with narrow writes: what ``scope`` needs of every record, not the record.
+
+A full ingest spends most of its CloudTrail time on what an investigation reads later: each
+record's text cut out of its file and parsed again, ``raw``, ``details`` and the resources
+written, all of it through the secret masking and committed to disk. A scope only needs the ids
+the closure walks. :class:`NarrowCloudTrail` is
+:class:`keytrail.ingest.cloudtrail.adapter.CloudTrailAdapter` with two changes, and every value
+the closure reads still comes from the adapter's own mapping SQL
+(:mod:`keytrail.ingest.cloudtrail.sql`):
+
+- ``Records`` files are parsed once per file (one ``json_transform`` of the whole document with
+  the adapter's field spec, :data:`~keytrail.ingest.cloudtrail.sql._SPEC`) instead of cutting
+  out and re-parsing each record; the parsed records go through the adapter's staging SQL with
+  only its per-record parse swapped for them (and its ``p``, the request parameters that name
+  resources, left NULL: only the target and resources read it, and a scope writes neither).
+  Anything that path cannot take as is (a file the
+  scan refuses, a record without ``eventID``, whose id is a hash of its text, another shape) goes
+  through the unchanged adapter.
+- writes keep only :data:`EVENT_COLUMNS` of ``events``, no ``event_resources`` and no rejects
+  (the counts stay right: they are the manifest's); ``credential_issues`` rows are whole.
+
+``raw`` holds, only for the records the person/workload classifier reads
+(:mod:`keytrail.graph.principal_class`: issuing calls, and the first two events of each
+(credential, identity) by time, which are among the first two of any batch that holds them),
+the fields it reads, as a small JSON object. The records a scope keeps are copied from their
+files by the unchanged adapter (:func:`keytrail.scope.project.with_raw`), never from here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from keytrail.ingest.base import LoadContext, masked_select
+from keytrail.ingest.cloudtrail import sql as ct_sql
+from keytrail.ingest.cloudtrail.adapter import MAX_OBJECT_BYTES, CloudTrailAdapter, _fetch_arrow
+from keytrail.store.sqltext import quote_literal
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+#: The ``events`` columns a scope reads (closure, issuance facts, classifier, dedup, counts).
+EVENT_COLUMNS = (
+    "event_uid",
+    "source",
+    "format",
+    "source_event_id",
+    "time",
+    "action",
+    "service",
+    "operation",
+    "outcome",
+    "actor_uid",
+    "actor_type",
+    "actor_name",
+    "credential_id",
+    "credential_kind",
+    "session_id",
+    "human_id",
+    "src_ip",
+    "user_agent",
+    "account",
+    "region",
+    "shared_event_id",
+    "request_id",
+    "file_id",
+    "record_no",
+    "byte_offset",
+)
+_ISSUERS = ", ".join(quote_literal(n) for n in (*ct_sql.STS_ISSUERS, "CreateAccessKey"))
+#: ``raw`` only where the classifier may read it (see the module docstring).
+_RAW = f"""CASE WHEN operation IN ({_ISSUERS}) OR (credential_id IS NOT NULL AND row_number() OVER (
+  PARTITION BY credential_id, actor_uid ORDER BY time, event_uid) <= 2) THEN raw END"""
+
+#: What the classifier reads of a record's text, beyond the adapter's spec (JSON paths).
+_CLASSIFIER_FIELDS: dict[str, Any] = {
+    "sessionCredentialFromConsole": "VARCHAR",
+    "userIdentity": {
+        "invokedBy": "VARCHAR",
+        "identityProvider": "VARCHAR",
+        "userName": "VARCHAR",
+        "sessionContext": {
+            "sourceIdentity": "VARCHAR",
+            "ec2RoleDelivery": "VARCHAR",
+            "attributes": {"mfaAuthenticated": "VARCHAR"},
+            "webIdFederationData": {"federatedProvider": "VARCHAR"},
+        },
+    },
+    "responseElements": {
+        "provider": "VARCHAR",
+        "subjectFromWebIdentityToken": "VARCHAR",
+        "subject": "VARCHAR",
+    },
+}
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        elif k not in out:
+            out[k] = v
+    return out
+
+
+_BASE = json.loads(ct_sql._SPEC)
+_SPEC = _merge(_BASE, {k: v for k, v in _CLASSIFIER_FIELDS.items() if k != "responseElements"})
+_DOC_SPEC = json.dumps({"Records": [_SPEC]})
+
+
+def _slim(prefix: str, spec: dict[str, Any]) -> str:
+    """SQL: a JSON object of ``spec``'s paths read from the struct ``prefix``."""
+    parts = []
+    for k, v in spec.items():
+        value = _slim(f"{prefix}.{k}", v) if isinstance(v, dict) else f"{prefix}.{k}"
+        parts.append(f"{quote_literal(k)}, {value}")
+    return f"json_object({', '.join(parts)})"
+
+
+#: The slim record text: the classifier's fields (``responseElements`` is JSON in the spec).
+_SLIM_RAW = (
+    "json_object('sessionCredentialFromConsole', s.r.sessionCredentialFromConsole, "
+    "'userIdentity', "
+    + _slim("s.r.userIdentity", _CLASSIFIER_FIELDS["userIdentity"])
+    + ", 'responseElements', json_object("
+    + ", ".join(
+        f"'{k}', json_extract_string(s.r.responseElements, '$.{k}')"
+        for k in _CLASSIFIER_FIELDS["responseElements"]
+    )
+    + "))::VARCHAR"
+)
+
+#: The adapter's per-record parse, which the staging SQL is run without (records come parsed).
+_PARSE = f"try(json_transform(s.rec, {quote_literal(ct_sql._SPEC)}))"
+
+_REQUEST_PARAMS = ct_sql._params("r.requestParameters")
+
+_SCAN = """
+SELECT f.file_id::INTEGER AS file_id, d.record_no::BIGINT AS record_no, f.format, d.r
+FROM (SELECT filename, unnest(recs) AS r, generate_subscripts(recs, 1) AS record_no
+      FROM (SELECT filename, json_transform(json, {spec}).Records AS recs
+            FROM read_json_objects({files}, format = 'auto', filename = true,
+                                   maximum_object_size = {max_bytes}))) d
+JOIN _kt_ct_files f USING (filename)
+"""
+
+
+class _NarrowContext(LoadContext):
+    """A load context whose bulk inserts keep only what a scope reads."""
+
+    def insert_sql(self, table: str, select_sql: str, params: list[Any] | None = None) -> int:
+        if table in ("event_resources", "rejects"):
+            return 0
+        if table != "events":
+            return super().insert_sql(table, select_sql, params)
+        cols = [*EVENT_COLUMNS, "raw"]
+        row = self.con.execute(
+            f"INSERT INTO events ({', '.join(cols)}) SELECT {masked_select(table, cols)} "
+            f"FROM (SELECT * EXCLUDE (raw), {_RAW} AS raw FROM ({select_sql}))",
+            params or [],
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+class NarrowCloudTrail(CloudTrailAdapter):
+    """:class:`CloudTrailAdapter` writing through :class:`_NarrowContext`, ``Records`` files
+    parsed once (substituted for it by :func:`keytrail.ingest.runner.ingest` in a scope)."""
+
+    def load_batch(self, ctxs: list[LoadContext]) -> None:
+        narrow = [_NarrowContext(**{f.name: getattr(c, f.name) for f in fields(c)}) for c in ctxs]
+        loaded = _load_parsed([c for c in narrow if c.format == "cloudtrail-records"])
+        rest = [c for c in narrow if c.file_id not in loaded]
+        if rest:
+            super().load_batch(list(rest))
+        for c, n in zip(ctxs, narrow, strict=True):
+            c.records, c.rejected, c.skipped_records = n.records, n.rejected, n.skipped_records
+            c.break_note, c.notes = n.break_note, n.notes
+
+
+def _load_parsed(ctxs: Sequence[_NarrowContext]) -> set[int]:
+    """Load the ``Records`` files the one-parse path takes; returns their file ids."""
+    stage = ct_sql._stage_sql("_kt_scope_ct")
+    shaped = _PARSE in stage and "s.rec AS raw" in stage  # else the adapter's staging changed
+    if not ctxs or not shaped:
+        return set()
+    table = _scan(ctxs)
+    if table is None:
+        return set()
+    con = ctxs[0].con
+    con.register("_kt_scope_ct", table)
+    try:
+        stage = stage.replace(_PARSE, "s.r").replace("s.rec AS raw", f"{_SLIM_RAW} AS raw")
+        # ``p`` (request parameters naming resources) feeds only the target and resources,
+        # which a scope does not write: not worth a JSON parse of every record's parameters
+        con.execute(stage.replace(_REQUEST_PARAMS, "NULL::VARCHAR[]"))
+    finally:
+        con.unregister("_kt_scope_ct")
+    ctxs[0].insert_sql("events", ct_sql._events_sql())
+    ctxs[0].insert_sql("credential_issues", ct_sql._issues_sql())
+    counts = con.execute(
+        "SELECT file_id, count(*), count(*) FILTER (WHERE bad) FROM _kt_ct_t GROUP BY file_id"
+    ).fetchall()
+    con.execute("DROP TABLE _kt_ct_t")
+    by_id = {c.file_id: c for c in ctxs}
+    for f, n, bad in counts:
+        by_id[int(f)].records += int(n)
+        by_id[int(f)].rejected += int(bad)
+    return {int(f) for f, _n, _b in counts}
+
+
+def _scan(ctxs: Sequence[_NarrowContext]) -> pa.Table | None:
+    """The parsed records of the files that hold exactly one non-empty ``Records`` document and
+    whose every record has an ``eventID``; ``None`` when the scan fails (the exact path then)."""
+    cur = ctxs[0].con.cursor()  # a failing scan cannot abort the ingest transaction
+    try:
+        cur.register(
+            "_kt_ct_files",
+            pa.table(
+                {
+                    "filename": [str(c.path) for c in ctxs],
+                    "file_id": pa.array([c.file_id for c in ctxs], pa.int32()),
+                    "format": [c.format for c in ctxs],
+                }
+            ),
+        )
+        files = "[" + ", ".join(quote_literal(str(c.path)) for c in ctxs) + "]"
+        max_bytes = min(MAX_OBJECT_BYTES, ctxs[0].max_document_bytes)
+        sql = _SCAN.format(spec=quote_literal(_DOC_SPEC), files=files, max_bytes=max_bytes)
+        try:
+            table = _fetch_arrow(cur.sql(sql))
+        except duckdb.Error:
+            return None
+        ids = pc.struct_field(table["r"], "eventID")
+        stats = (
+            table.append_column("no_id", pc.or_kleene(pc.is_null(ids), pc.equal(ids, "")))
+            .group_by("file_id")
+            .aggregate([("record_no", "count"), ("record_no", "max"), ("no_id", "any")])
+        )
+        ok = [
+            f
+            for f, n, m, no_id in zip(
+                stats["file_id"].to_pylist(),
+                stats["record_no_count"].to_pylist(),
+                stats["record_no_max"].to_pylist(),
+                stats["no_id_any"].to_pylist(),
+                strict=True,
+            )
+            if n == m and not no_id
+        ]
+        table = table.filter(pc.is_in(table["file_id"], pa.array(ok, pa.int32())))
+        return table.append_column("byte_offset", pa.array([None] * table.num_rows, pa.int64()))
+    finally:
+        cur.close()

@@ -1,0 +1,149 @@
+"""Spark: what needs the whole trail, not one task's files: pairing, de-duplication, persons.
+
+Each Spark task loads its own files into its own scratch case, whose finalize pairs Vault
+requests with responses and drops duplicate events only among those files. Across tasks the
+same two steps run here, as the ingest runs them (:meth:`keytrail.ingest.vault.adapter.
+VaultAdapter.finalize`, then :func:`keytrail.ingest.finalize.dedup_events`), with one shuffle by
+``event_uid``:
+
+1. a Vault request-only event whose request id has a response (or a pair) anywhere is dropped;
+   a response-only event takes the time of that request's first copy and remembers its file,
+   so the pair's two lines are both copied out;
+2. of the copies of one event, the first in load order (input file order, then record number)
+   stays, as the ingest's de-duplication keeps the lowest ``(file_id, record_no)``.
+
+And for a human seed, :func:`person_events` brings to the driver every CloudTrail event of the
+credentials the person/workload classifier may give a person, so it decides them there on the
+same rows as the DuckDB engine does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from keytrail.ingest.runner import DONE_STATUSES
+
+if TYPE_CHECKING:
+    from keytrail.store.case import CaseStore
+
+#: Marks of a credential the classifier may call a person's (``graph.principal_class``): console,
+#: Identity Center, SAML, MFA, ``sourceIdentity``/``onBehalfOf`` (``human_id``).
+_PERSON_MARKS = (
+    "action IN ('signin:ConsoleLogin', 'signin:SwitchRole')"
+    " OR actor_uid RLIKE ':assumed-role/AWSReservedSSO_' OR actor_type = 'SAMLUser'"
+    " OR human_id IS NOT NULL"
+    """ OR raw RLIKE '"(sessionCredentialFromConsole|mfaAuthenticated)"[ ]*:[ ]*"?true'"""
+)
+
+
+def merge(events: Any, files: list[str]) -> Any:
+    """``events`` (one row per event per task, with ``path``, ``record_no``, ``entry``,
+    ``request_path``) paired and de-duplicated across tasks; ``files`` in load order."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    spark = events.sparkSession
+    order = spark.createDataFrame(list(enumerate(files)), "ord int, path string")
+    ev = events.join(F.broadcast(order), "path", "left").fillna({"ord": len(files)})
+    load_order = ("ord", "path", "record_no")
+    vault = ev.where(F.col("source") == "vault")  # the pairing's joins see Vault rows only
+    answered = vault.where(F.col("entry").isin("response", "pair")).select("event_uid").distinct()
+    requests = vault.where(F.col("entry") == "request").join(answered, "event_uid", "left_semi")
+    first_request = (
+        requests.withColumn(
+            "_n", F.row_number().over(Window.partitionBy("event_uid").orderBy(*load_order))
+        )
+        .where(F.col("_n") == 1)
+        .select(
+            "event_uid",
+            F.col("time").alias("_req_time"),
+            F.col("path").alias("_req_path"),
+            F.col("byte_offset").alias("_req_offset"),
+        )
+    )
+    dropped = requests.select("event_uid", "path", "record_no").withColumn("_drop", F.lit(True))
+    response = (F.col("entry") == "response") & F.col("_req_path").isNotNull()
+    paired = (
+        vault.join(dropped, ["event_uid", "path", "record_no"], "left")
+        .where(F.col("_drop").isNull())
+        .join(first_request, "event_uid", "left")
+        .withColumn(
+            "time", F.when(response, F.coalesce("_req_time", "time")).otherwise(F.col("time"))
+        )
+        .withColumn(
+            "request_path",
+            F.when(response, F.col("_req_path")).otherwise(F.col("request_path")),
+        )
+        .withColumn(
+            "request_offset",
+            F.when(response, F.col("_req_offset")).otherwise(F.col("request_offset")),
+        )
+        .withColumn("entry", F.when(response, F.lit("pair")).otherwise(F.col("entry")))
+        .select(*ev.columns)
+    )
+    merged = ev.where(F.col("source") != "vault").unionByName(paired)
+    first = F.row_number().over(Window.partitionBy("event_uid").orderBy(*load_order))
+    return merged.withColumn("_n", first).where(F.col("_n") == 1).select(*events.columns)
+
+
+def person_events(store: CaseStore, events: Any, cols: tuple[str, ...]) -> None:
+    """Replace, in the driver's case, the summary rows of the credentials that carry a person
+    mark (or were issued by SAML federation), and of the credentials that minted them (a
+    decision may be inherited), by all their CloudTrail events (``cols``)."""
+    from pyspark.sql import functions as F
+
+    con = store.con
+    ct = events.where((F.col("source") == "cloudtrail") & F.col("credential_id").isNotNull())
+    marked = {r[0] for r in ct.where(_PERSON_MARKS).select("credential_id").distinct().collect()}
+    marked |= {
+        str(r[0])
+        for r in con.execute(
+            """SELECT i.credential_id FROM credential_issues i JOIN events e USING (event_uid)
+               WHERE e.action IN ('sts:AssumeRoleWithSAML', 'sts:AssumeRoleWithWebIdentity')"""
+        ).fetchall()
+    }
+    parents = con.execute(
+        "SELECT DISTINCT src FROM _kt_mint WHERE list_contains($c, dst)", {"c": sorted(marked)}
+    ).fetchall()
+    creds = sorted(marked | {str(r[0]) for r in parents})
+    if not creds:
+        return
+    rows = [
+        tuple(r[c] for c in cols)
+        for r in ct.where(F.col("credential_id").isin(creds)).select(*cols).collect()
+    ]
+    import pyarrow as pa
+
+    t_person = pa.table({c: [r[i] for r in rows] for i, c in enumerate(cols)})  # noqa: F841
+    con.execute(
+        "DELETE FROM events WHERE source = 'cloudtrail' AND list_contains($c, credential_id)"
+        " AND starts_with(event_uid, 'scope:summary:')",
+        {"c": creds},
+    )
+    con.execute(
+        f"INSERT INTO events ({', '.join(cols)}) SELECT * FROM t_person"
+        " WHERE event_uid NOT IN (SELECT event_uid FROM events)"
+    )
+
+
+def same_bytes(inputs: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
+    """A file whose bytes an earlier file (in load order) already has is not read again by the
+    ingest (``already-ingested``); two tasks do not know that of each other's files."""
+    rank = {p: i for i, p in enumerate(order)}
+    seen: set[str] = set()
+    out = []
+    for r in sorted(inputs, key=lambda r: (rank.get(r["path"], len(rank)), r["path"])):
+        if r["sha256"] and r["sha256"] in seen and r["status"] in DONE_STATUSES:
+            r = {
+                **{k: None for k in r},
+                "path": r["path"],
+                "bytes": r["bytes"],
+                "sha256": r["sha256"],
+                "status": "already-ingested",
+                "records": 0,
+                "rejected": 0,
+                "note": "same SHA-256 already in the case",
+            }
+        seen.add(r["sha256"])
+        out.append(r)
+    return sorted(out, key=lambda r: r["path"])

@@ -1,0 +1,102 @@
+"""The narrow projection of ``keytrail scope`` against the unchanged adapters.
+
+The DuckDB engine reads CloudTrail ``Records`` files with one parse per file and writes only
+the columns the closure reads (:mod:`keytrail.scope.narrow`). Its output must be the one the
+ingest adapters themselves give (``narrow=False``): the same manifest (closure, seeds, inputs,
+counts, output SHA-256s) and the same bytes in every output file, on the sample incident and on
+generated scale data. The narrow path must also really be taken (else the test is vacuous).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keytrail.scope.engine_duckdb import scope_duckdb
+from keytrail.scope.project import project
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "sample_data" / "incident"
+INVENTORY = SAMPLE / "inventory.toml"
+TOKEN = "hmac-sha256:4b900e35553286dcc566cd4fdecb72892518917e0501ab2b9627be6ca30efa21"
+HUMAN = "maria.chen@finco.example"
+
+
+def _same_output(tmp: Path, paths: list[Path], seeds: list[str], inventory: list[Path]) -> None:
+    fast = scope_duckdb(tmp / "narrow", paths, seeds, inventory=inventory).manifest
+    exact = scope_duckdb(tmp / "exact", paths, seeds, inventory=inventory, narrow=False).manifest
+    assert fast["outputs"], "the scope keeps nothing: the comparison would be vacuous"
+    drop = {"created_at"}
+    assert {k: v for k, v in fast.items() if k not in drop} == {
+        k: v for k, v in exact.items() if k not in drop
+    }
+    for o in fast["outputs"]:
+        assert (tmp / "narrow" / o["path"]).read_bytes() == (tmp / "exact" / o["path"]).read_bytes()
+
+
+@pytest.mark.parametrize("seed", [TOKEN, HUMAN])
+def test_narrow_equals_the_adapters_on_the_sample(tmp_path: Path, seed: str) -> None:
+    _same_output(tmp_path, [SAMPLE], [seed], [INVENTORY])
+
+
+def test_narrow_equals_the_adapters_on_scale_data(tmp_path: Path) -> None:
+    data = tmp_path / "scale"
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen_scale.py"), "--out", str(data)]
+        + ["--events", "3000"],
+        check=True,
+        capture_output=True,
+    )
+    seed = _busiest_issued_key(tmp_path, data)
+    _same_output(tmp_path, [data], [seed], [data / "inventory.toml"])
+
+
+def _busiest_issued_key(tmp: Path, data: Path) -> str:
+    proj = project(tmp / "probe.duckdb", [data])
+    try:
+        row = proj.store.con.execute(
+            """SELECT i.credential_id FROM credential_issues i
+               JOIN events e ON e.credential_id = i.credential_id
+               GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"""
+        ).fetchone()
+    finally:
+        proj.store.close()
+    assert row is not None
+    return str(row[0])
+
+
+def test_the_narrow_path_is_taken(tmp_path: Path) -> None:
+    """CloudTrail rows carry no details and, but for the classifier's samples, no record text;
+    the issuance rows and the identity columns are the adapters' own."""
+    cols = "event_uid, credential_id, actor_uid, actor_name, human_id, time, shared_event_id"
+
+    def facts(narrow: bool) -> dict[str, Any]:
+        proj = project(tmp_path / f"p{narrow}.duckdb", [SAMPLE], narrow=narrow)
+        con = proj.store.con
+        try:
+            return {
+                "events": con.execute(
+                    f"SELECT {cols} FROM events ORDER BY event_uid, file_id, record_no"
+                ).fetchall(),
+                "issues": con.execute(
+                    "SELECT * EXCLUDE (attributes), CAST(attributes AS VARCHAR) "
+                    "FROM credential_issues ORDER BY credential_id, event_uid"
+                ).fetchall(),
+                "ct": con.execute(
+                    """SELECT count(*), count(details), count(raw),
+                              count(*) FILTER (WHERE contains(raw, '"eventSource"'))
+                       FROM events WHERE source = 'cloudtrail'"""
+                ).fetchone(),
+            }
+        finally:
+            proj.store.close()
+
+    narrow, exact = facts(True), facts(False)
+    assert narrow["events"] == exact["events"] and narrow["issues"] == exact["issues"]
+    n, details, raw, whole = narrow["ct"]
+    assert n == exact["ct"][0] > 0 and details == 0 and 0 < raw < n
+    assert whole == 0, "Records files went through the per-record parse, not the one-parse path"
