@@ -280,7 +280,12 @@ class LoadContext:
         unknown = [c for c in rows.column_names if c not in schema_cols]
         if unknown:
             raise ValueError(f"{table} has no columns {unknown}")
-        self.con.register("_kt_staged", rows)
+        # Registered as a one-shot stream, not as the table: DuckDB keeps a registered Arrow table
+        # (and the buffers it borrows, e.g. record text) alive until the transaction ends, so a big
+        # file, loaded in one transaction, held every batch it ever appended (docs/performance.md).
+        self.con.register(
+            "_kt_staged", pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches())
+        )
         try:
             cols = ", ".join(rows.column_names)
             self.con.execute(

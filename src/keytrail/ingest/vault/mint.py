@@ -45,6 +45,15 @@ _LOGIN_MOUNT = re.compile(r"^auth/(?P<mount>.+?)/(?:login|oidc/callback|callback
 _SECRET_ID_PATH = re.compile(r"^auth/(?P<mount>.+?)/role/(?P<role>[^/]+)/(?:custom-)?secret-id$")
 
 
+def dumps(obj: Any) -> bytes:
+    """``orjson.dumps(obj)`` in a bytes object of its own size.
+
+    orjson returns its output in a buffer of at least 4 KiB whatever the length; the writer holds
+    one per event and credential until its batch is flushed, which made the JSON of a batch cost
+    ~8 KiB a row (measured with tracemalloc, orjson 3.13) instead of its ~1 KiB."""
+    return bytes(memoryview(orjson.dumps(obj)))
+
+
 def s(value: Any) -> str | None:
     """A non-empty string, else None (Vault writes ``""``, ``null`` or nothing for absent)."""
     return value if isinstance(value, str) and value else None
@@ -157,7 +166,7 @@ def issue(
         "expires_at": expires or _expiry(issued, ttl),
         "principal_uid": principal_uid,
         "principal_name": principal_name,
-        "attributes": orjson.dumps(attrs),
+        "attributes": dumps(attrs),
         "confidence": confidence,
         "reason": reason,
     }

@@ -22,10 +22,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
 from keytrail.ingest.vault.engines import engine_issues
-from keytrail.ingest.vault.mint import d, int64, is_hmac, mint, num, s, strs
+from keytrail.ingest.vault.mint import d, dumps, int64, is_hmac, mint, num, s, strs
 from keytrail.store.schema import TABLES_BY_NAME
 from keytrail.timefmt import to_utc
 from keytrail.workload_claims import workload_family
@@ -161,7 +159,7 @@ def _json(obj: dict[str, Any]) -> bytes:
 
     Drops exactly what ``v not in (None, "", [], {})`` drops: None and empty str/list/dict.
     """
-    return orjson.dumps(
+    return dumps(
         {
             k: v
             for k, v in obj.items()
