@@ -3,8 +3,8 @@
 Each Spark task loads its own files into its own scratch case, whose finalize pairs Vault
 requests with responses and drops duplicate events only among those files. Across tasks the
 same two steps run here, as the ingest runs them (:meth:`keytrail.ingest.vault.adapter.
-VaultAdapter.finalize`, then :func:`keytrail.ingest.finalize.dedup_events`), with one shuffle of the ids by
-``event_uid``:
+VaultAdapter.finalize`, then :func:`keytrail.ingest.finalize.dedup_events`), with one shuffle
+of the ids by ``event_uid``:
 
 1. a Vault request-only event whose request id has a response (or a pair) anywhere is dropped;
    a response-only event takes the time of that request's first copy and remembers its file,
