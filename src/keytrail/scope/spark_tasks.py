@@ -122,8 +122,9 @@ def project_arrow(batches: Iterable[Any]) -> Iterator[Any]:
                 "LEFT JOIN t_names n ON n.tmp = v.path LEFT JOIN t_names rn ON rn.tmp = rv.path"
             )
             cur = con.execute(sql)
-            batches = getattr(cur, "to_arrow_reader", None) or cur.fetch_record_batch  # 2 / 1.x
-            for batch in batches(65536):
+            spellings = ("to_arrow_reader", "fetch_record_batch")  # DuckDB 2 / 1.x
+            reader = next(getattr(cur, n) for n in spellings if hasattr(cur, n))
+            for batch in reader(65536):
                 yield batch.cast(schema)
         finally:
             proj.store.close()
