@@ -73,6 +73,23 @@ def test_spark_equals_duckdb_on_the_sample(spark: Any, tmp_path: Path) -> None:
     _same(oracle, got)
 
 
+def test_spark_equals_duckdb_within_a_window(spark: Any, tmp_path: Path) -> None:
+    """The window's bounds (UTC, tz-aware) meet the events' times without a time-zone shift."""
+    from datetime import UTC, datetime
+
+    inv = [SAMPLE / "inventory.toml"]
+    window = {
+        "since": datetime(2026, 3, 4, 14, 30, tzinfo=UTC),
+        "until": datetime(2026, 3, 4, 15, 10, tzinfo=UTC),
+    }
+    whole = scope_duckdb(tmp_path / "w", [SAMPLE], [TOKEN], inventory=inv).manifest
+    oracle = scope_duckdb(tmp_path / "d", [SAMPLE], [TOKEN], inventory=inv, **window).manifest
+    got = scope_spark(tmp_path / "s", [SAMPLE], [TOKEN], inventory=inv, **window).manifest
+    kept = sum(c["events_out"] for c in oracle["counts"].values())
+    assert 0 < kept < sum(c["events_out"] for c in whole["counts"].values())
+    _same(oracle, got)
+
+
 def test_spark_equals_duckdb_on_scale_data(spark: Any, tmp_path: Path) -> None:
     data = tmp_path / "scale"
     subprocess.run(

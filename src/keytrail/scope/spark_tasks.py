@@ -121,10 +121,7 @@ def project_arrow(batches: Iterable[Any]) -> Iterator[Any]:
                 "AND e.source = 'vault' AND rv.file_id <> e.file_id "
                 "LEFT JOIN t_names n ON n.tmp = v.path LEFT JOIN t_names rn ON rn.tmp = rv.path"
             )
-            cur = con.execute(sql)
-            spellings = ("to_arrow_reader", "fetch_record_batch")  # DuckDB 2 / 1.x
-            reader = next(getattr(cur, n) for n in spellings if hasattr(cur, n))
-            for batch in reader(65536):
+            for batch in con.sql(sql).to_arrow_reader(65536):  # no extra copy of the rows
                 yield batch.cast(schema)
         finally:
             proj.store.close()
