@@ -43,6 +43,15 @@ def test_narrow_equals_the_adapters_on_the_sample(tmp_path: Path, seed: str) -> 
     _same_output(tmp_path, [SAMPLE], [seed], [INVENTORY])
 
 
+def test_record_texts_reread_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kept records' texts are re-read a batch of files at a time (memory stays flat): one file
+    per batch gives the same output."""
+    from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
+
+    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 1)
+    _same_output(tmp_path, [SAMPLE], [TOKEN], [INVENTORY])
+
+
 def test_narrow_equals_the_adapters_on_scale_data(tmp_path: Path) -> None:
     data = tmp_path / "scale"
     subprocess.run(

@@ -21,7 +21,7 @@ from keytrail.errors import InputError
 from keytrail.graph.agent_identity import merge_agents
 from keytrail.graph.derive import mint_facts
 from keytrail.ingest.base import LoadContext, read_sample
-from keytrail.ingest.cloudtrail.adapter import bulk_read
+from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter, bulk_read
 from keytrail.ingest.runner import IngestSummary, ingest
 from keytrail.scope.narrow import NarrowCloudTrail
 from keytrail.store.case import CaseStore
@@ -125,15 +125,37 @@ def with_raw(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _scanned(ct: list[dict[str, Any]]) -> dict[tuple[str, int], str]:
-    """Record texts of the bulk-readable ``Records`` files among ``ct``'s."""
+    """Record texts of the bulk-readable ``Records`` files among ``ct``'s.
+
+    The files are scanned in batches as the ingest loads them (``CloudTrailAdapter.BATCH_FILES`` /
+    ``BATCH_BYTES``): one scan of every file holding a kept record held all their records at once
+    (1.98 GiB peak RSS at 2.7M records)."""
     by_path: dict[str, set[int]] = {}
     for r in ct:
         if r["format"] == "cloudtrail-records":
             by_path.setdefault(r["path"], set()).add(int(r["record_no"]))
+    out: dict[tuple[str, int], str] = {}
+    batch: list[str] = []
+    size = 0
+    for path in by_path:
+        n = Path(path).stat().st_size
+        if batch and (
+            len(batch) >= CloudTrailAdapter.BATCH_FILES or size + n > CloudTrailAdapter.BATCH_BYTES
+        ):
+            out.update(_scan_batch(batch, by_path))
+            batch, size = [], 0
+        batch.append(path)
+        size += n
+    if batch:
+        out.update(_scan_batch(batch, by_path))
+    return out
+
+
+def _scan_batch(paths: list[str], by_path: dict[str, set[int]]) -> dict[tuple[str, int], str]:
     con = duckdb.connect()
     try:
         ctxs = []
-        for i, path in enumerate(by_path):
+        for i, path in enumerate(paths):
             sample = read_sample(Path(path), 8)
             if sample.codec is None:  # a BOM / UTF-16 file is read from a converted copy: reload
                 ctxs.append(LoadContext(con, Path(path), i, "cloudtrail-records", sample.gzipped))
@@ -147,7 +169,8 @@ def _scanned(ct: list[dict[str, Any]]) -> dict[tuple[str, int], str]:
         got = con.execute(
             f"SELECT file_id, record_no, {mask_stored_sql('rec')} FROM _kt_scope_staged"
             " WHERE list_contains($want[file_id + 1], record_no)",
-            {"want": [sorted(by_path[names[c.file_id]]) for c in ctxs]},
+            # indexed by file_id (the position in ``paths``, converted files included)
+            {"want": [sorted(by_path[p]) for p in paths]},
         ).fetchall()
     finally:
         con.close()
