@@ -392,6 +392,12 @@ class SourceAdapter(ABC):
     BATCH_BYTES: ClassVar[int] = 1 << 62
 
     @classmethod
+    def batch_full(cls, files: int, size: int, next_size: int) -> bool:
+        """Whether a batch of ``files`` files and ``size`` bytes closes before a file of
+        ``next_size`` bytes: the one rule the runner and ``keytrail scope``'s re-reads batch by."""
+        return files >= cls.BATCH_FILES or size + next_size > cls.BATCH_BYTES
+
+    @classmethod
     @abstractmethod
     def sniff(cls, sample: Sample) -> str | None:
         """Return a format label (e.g. ``cloudtrail-records``) if this adapter reads the file.

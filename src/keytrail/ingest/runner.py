@@ -247,8 +247,7 @@ def ingest(
             adapter = (substitutes or {}).get(adapter.NAME, adapter)
             if batch and (
                 batch[0].adapter is not adapter
-                or len(batch) >= adapter.BATCH_FILES
-                or sum(p.size for p in batch) + size > adapter.BATCH_BYTES
+                or adapter.batch_full(len(batch), sum(p.size for p in batch), size)
             ):
                 flush()
             batch.append(_Planned(path, sha, size, adapter, fmt))
