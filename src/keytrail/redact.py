@@ -187,6 +187,24 @@ VAULT_TOKEN_HINT = r"\.[A-Za-z0-9_-]{20}"
 #: rewrites (each a full scan plus a copy of the text) run on few values.
 KEY_RULES_HINT = f'(?i)(?:{_keys()})(?:\\\\?")?\\s*[:=]'
 
+
+def _reversed_key_hint(sep: str) -> str:
+    keys = sorted(SECRET_KEYS, key=lambda k: (-len(k), k))
+    return f'{sep}\\s*(?:"\\\\?)?(?i:' + "|".join(re.escape(k[::-1]) for k in keys) + ")"
+
+
+#: :data:`KEY_RULES_HINT` for the reversed text, one pattern per separator: an ASCII text matches
+#: KEY_RULES_HINT exactly when its reverse matches one of these (a regular language reversed:
+#: separator, blanks, optional ``"`` or ``"\``, the key spelled backwards). Reversed, each pattern
+#: starts with a literal byte, so RE2 jumps from one ``:`` (or ``=``) to the next at memchr speed
+#: instead of stepping its automaton through every byte: on 472 MB of CloudTrail records the test
+#: costs 0.7 CPU-s with the reversal and an ASCII test instead of 1.8 (the 29-key
+#: case-insensitive alternation has no literal RE2 can search for). Only for ASCII text: DuckDB
+#: reverses other text by grapheme clusters (a prefix mark such as U+0600 would move), and
+#: ``(?i)`` folds non-ASCII ``ſ`` and the Kelvin sign into ``s`` and ``k``; such text takes
+#: :data:`KEY_RULES_HINT` itself.
+KEY_RULES_HINT_REVERSED: tuple[str, ...] = tuple(_reversed_key_hint(sep) for sep in ":=")
+
 #: Cheap test run first: text that does not match it cannot match any rule (skips the rewrite).
 STORED_PREFILTER = f"{KEY_RULES_HINT}|(?i:\\b(?:hv[sbr]|[sb])\\.[A-Za-z0-9]{{20}})"
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from keytrail import redact
 from keytrail.ingest.runner import ingest
 from keytrail.store.schema import TABLES
-from keytrail.store.sqltext import mask_stored_sql
+from keytrail.store.sqltext import key_rules_hint_sql, mask_stored_sql
 from tests.conftest import SAMPLE_DATA
 
 VAULT_TOKEN = "hvs.CAESIJ7zZ0oLeakMeIfYouCanQ2FzZVRva2VuMTIzNDU2Nzg5"
@@ -401,3 +401,80 @@ _PIECES = st.sampled_from(
 def test_the_key_rules_hint_is_necessary_for_any_text(text: str) -> None:
     if _key_rules_change(text):
         assert re.search(redact.KEY_RULES_HINT, text), text
+
+
+def _sql_hint(con: duckdb.DuckDBPyConnection, texts: list[str]) -> list[bool]:
+    """:func:`key_rules_hint_sql` (the reversed-text test DuckDB runs at ingest) over ``texts``."""
+    rows = con.execute(
+        f"SELECT i, {key_rules_hint_sql('t')} FROM (SELECT unnest($v) AS t, "
+        "generate_subscripts($v, 1) AS i) ORDER BY i",
+        {"v": texts},
+    ).fetchall()
+    return [bool(r[1]) for r in rows]
+
+
+def test_the_reversed_hint_equals_the_hint() -> None:
+    """The SQL decides with the reversed patterns (ASCII text) or the hint itself (other text): the
+    answer must be the hint's for every key, case, quote and separator, and for the non-ASCII
+    traps: ``ſ`` and the Kelvin sign fold into keys, a prefix mark (U+0600) or a combining mark
+    would be moved by DuckDB's grapheme-cluster reverse, CR LF is one cluster."""
+    rng = random.Random(11)
+    seps = ['"{k}":"v"', '"{k}" : "v"', '\\"{k}\\": \\"v\\"', "{k}=v", "{k} :v", "{k}\r\n= v"]
+    texts = []
+    for key in sorted(redact.SECRET_KEYS):
+        for sep in seps:
+            k = "".join(c.upper() if rng.random() < 0.5 else c for c in key)
+            texts += ["x " + sep.format(k=k), sep.format(k=k)[:-2], sep.format(k=k[1:] + "x")]
+    texts += [
+        "pa\u017f\u017fword=1",  # long s folds to s
+        "to\u212aen: 1",  # Kelvin sign folds to k
+        "\u0600token: 1",  # a prefix mark before the key
+        "t\u0600oken: 1",
+        "token\u0301: 1",  # a combining mark after the key
+        '"pass\u0301word":"x"',
+        '{"arn":"arn:aws:sts::1:assumed-role/r/vault-token-agent-1"}',
+        "",
+    ]
+    got = _sql_hint(duckdb.connect(), texts)
+    want = [bool(re.search(redact.KEY_RULES_HINT, t)) for t in texts]
+    assert got == want
+    assert sum(want) > len(redact.SECRET_KEYS) * 4  # the corpus holds many positives
+    for text, hit in zip(texts, want):  # and for ASCII text the reversal is exact in Python too
+        if text.isascii():
+            rev = any(re.search(p, text[::-1]) for p in redact.KEY_RULES_HINT_REVERSED)
+            assert rev == hit, text
+
+
+_HINT_PIECES = st.sampled_from(
+    [
+        "token",
+        "Password",
+        "apiKey",
+        "x-amz-security-token",
+        "secretstring",
+        '"',
+        '\\"',
+        "\\",
+        ":",
+        "=",
+        " ",
+        "\t",
+        "\r\n",
+        "a",
+        "-",
+        "_",
+        "\u017f",
+        "\u212a",
+        "\u0600",
+        "\u0301",
+        "é",
+    ]
+)
+
+_HINT_CON = duckdb.connect()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_HINT_PIECES, max_size=12).map("".join), min_size=1, max_size=8))
+def test_the_reversed_hint_equals_the_hint_for_any_text(texts: list[str]) -> None:
+    assert _sql_hint(_HINT_CON, texts) == [bool(re.search(redact.KEY_RULES_HINT, t)) for t in texts]

@@ -85,7 +85,8 @@ def mask_stored_sql(expr: str) -> str:
     (same result: the rules touch disjoint text or agree on it); on 157 MB of CloudTrail records that
     takes the masking from about 3 s to 2 s of CPU. The key rules run only where
     :data:`keytrail.redact.KEY_RULES_HINT` (a key used as a key) matches: one scan instead of three
-    rewrites for the text that holds no secret (3.4 s to under 1 s of CPU on 472 MB of records)."""
+    rewrites for the text that holds no secret (3.4 s to under 1 s of CPU on 472 MB of records),
+    and that scan runs over the reversed text (:func:`key_rules_hint_sql`, 1.8 to 0.6 CPU-s)."""
     text = f"CAST({expr} AS VARCHAR)"
     (*key_rules, (vault, vault_repl)) = redact.STORED_RULES
     out = (
@@ -95,5 +96,23 @@ def mask_stored_sql(expr: str) -> str:
     keyed = out
     for pattern, repl in key_rules:
         keyed = f"regexp_replace({keyed}, {quote_literal(pattern)}, {quote_literal(repl)}, 'g')"
+    return f"(CASE WHEN {key_rules_hint_sql(text)} THEN {keyed} ELSE {out} END)"
+
+
+def key_rules_hint_sql(text: str) -> str:
+    """Whether ``text`` (VARCHAR) matches :data:`keytrail.redact.KEY_RULES_HINT`, computed the cheap way
+    for ASCII text: its reverse against :data:`keytrail.redact.KEY_RULES_HINT_REVERSED` (a literal
+    first byte RE2 finds with memchr). ``strlen = length`` (bytes = characters) is the ASCII test;
+    other text is tested with the hint itself. Same answer either way (tests hold them equal)."""
+    rev = f"reverse({text})"
+    colon, equals = (quote_literal(p) for p in redact.KEY_RULES_HINT_REVERSED)
+    # ``=`` is rare in logs: contains() (memmem) spares most texts the second regular expression.
+    fast = (
+        f"regexp_matches({rev}, {colon}) OR "
+        f"(contains({text}, '=') AND regexp_matches({rev}, {equals}))"
+    )
     hint = quote_literal(redact.KEY_RULES_HINT)
-    return f"(CASE WHEN regexp_matches({text}, {hint}) THEN {keyed} ELSE {out} END)"
+    return (
+        f"(CASE WHEN strlen({text}) = length({text}) THEN ({fast}) "
+        f"ELSE regexp_matches({text}, {hint}) END)"
+    )
