@@ -93,9 +93,16 @@ def mask_stored_sql(expr: str) -> str:
         f"(CASE WHEN regexp_matches({text}, {quote_literal(redact.VAULT_TOKEN_HINT)}) "
         f"THEN regexp_replace({text}, {quote_literal(vault)}, {quote_literal(vault_repl)}, 'g') ELSE {text} END)"
     )
+    # Rule 2 (an escaped ``\"key\"``) runs only on text holding ``\"``, rule 3 only where its own
+    # reversed test matches. Both are tested on the original text: the rules before them only put
+    # ``****`` in place of values, and neither test can match a ``*``, so a match in their output
+    # is a match in the original.
+    gates = ("true", f"contains({text}, '\\\"')")
+    gates += (_reversed_test_sql(text, redact.KEY_VALUE_HINT_REVERSED, "true"),)
     keyed = out
-    for pattern, repl in key_rules:
-        keyed = f"regexp_replace({keyed}, {quote_literal(pattern)}, {quote_literal(repl)}, 'g')"
+    for (pattern, repl), gate in zip(key_rules, gates, strict=True):
+        ruled = f"regexp_replace({keyed}, {quote_literal(pattern)}, {quote_literal(repl)}, 'g')"
+        keyed = ruled if gate == "true" else f"(CASE WHEN {gate} THEN {ruled} ELSE {keyed} END)"
     return f"(CASE WHEN {key_rules_hint_sql(text)} THEN {keyed} ELSE {out} END)"
 
 
@@ -104,15 +111,20 @@ def key_rules_hint_sql(text: str) -> str:
     for ASCII text: its reverse against :data:`keytrail.redact.KEY_RULES_HINT_REVERSED` (a literal
     first byte RE2 finds with memchr). ``strlen = length`` (bytes = characters) is the ASCII test;
     other text is tested with the hint itself. Same answer either way (tests hold them equal)."""
+    hint = quote_literal(redact.KEY_RULES_HINT)
+    return _reversed_test_sql(
+        text, redact.KEY_RULES_HINT_REVERSED, f"regexp_matches({text}, {hint})"
+    )
+
+
+def _reversed_test_sql(text: str, patterns: tuple[str, ...], otherwise: str) -> str:
+    """``patterns`` (the ``:`` one, then the ``=`` one) over ``reverse(text)`` for ASCII text,
+    ``otherwise`` for other text."""
     rev = f"reverse({text})"
-    colon, equals = (quote_literal(p) for p in redact.KEY_RULES_HINT_REVERSED)
+    colon, equals = (quote_literal(p) for p in patterns)
     # ``=`` is rare in logs: contains() (memmem) spares most texts the second regular expression.
     fast = (
         f"regexp_matches({rev}, {colon}) OR "
         f"(contains({text}, '=') AND regexp_matches({rev}, {equals}))"
     )
-    hint = quote_literal(redact.KEY_RULES_HINT)
-    return (
-        f"(CASE WHEN strlen({text}) = length({text}) THEN ({fast}) "
-        f"ELSE regexp_matches({text}, {hint}) END)"
-    )
+    return f"(CASE WHEN strlen({text}) = length({text}) THEN ({fast}) ELSE {otherwise} END)"
