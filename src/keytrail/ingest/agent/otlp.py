@@ -108,13 +108,13 @@ class OtlpAdapter(SourceAdapter):
                 )
                 continue
             where = (record_no, offset, text)
-            for sc, item, path in _walk(doc, ctx, where):
+            for sc, item, kind, loc in _walk(doc, ctx, where):
                 ctx.records += 1
-                if path[0] == "span":
+                if kind == "span":
                     got = _span_row(sc, item, uid, where)
                     if isinstance(got, str):
                         ctx.reject(
-                            f"{path[1]}: {got}",
+                            f"{_path(loc)}: {got}",
                             record_no=record_no,
                             byte_offset=offset,
                             excerpt=text,
@@ -126,7 +126,8 @@ class OtlpAdapter(SourceAdapter):
                     row, resources = _log_row(sc, item, uid, where)
                     if row is None:
                         ctx.reject(
-                            f"{path[1]}: log record has neither timeUnixNano nor observedTimeUnixNano",
+                            f"{_path(loc)}: log record has neither timeUnixNano nor "
+                            "observedTimeUnixNano",
                             record_no=record_no,
                             byte_offset=offset,
                             excerpt=text,
@@ -137,8 +138,15 @@ class OtlpAdapter(SourceAdapter):
         apply(ctx, resolve(nodes))
 
 
+def _path(loc: tuple[Any, ...]) -> str:
+    """``resourceSpans[i].scopeSpans[j].spans[k]`` from :func:`_walk`'s location tuple."""
+    return "{}[{}].{}[{}].{}[{}]".format(*loc)
+
+
 def _walk(doc: dict[str, Any], ctx: LoadContext, where: tuple[int, int, bytes]) -> Any:
-    """Yield ``(scope context, span_or_log, (kind, path))``; reject malformed containers."""
+    """Yield ``(scope context, span_or_log, kind, location)``; reject malformed containers.
+
+    The location is a tuple, formatted by :func:`_path` only for a reject."""
     for kind, outer, inner, leaf in (
         ("span", "resourceSpans", "scopeSpans", "spans"),
         ("log", "resourceLogs", "scopeLogs", "logRecords"),
@@ -174,13 +182,12 @@ def _walk(doc: dict[str, Any], ctx: LoadContext, where: tuple[int, int, bytes]) 
                     f'{{"resource":{json_text(res)},"scope":{json_text(scope)},',
                 )
                 for k, item in enumerate(arr(ss.get(leaf))):
-                    path = f"{outer}[{i}].{inner}[{j}].{leaf}[{k}]"
                     if isinstance(item, dict):
-                        yield sc, item, (kind, path)
+                        yield sc, item, kind, (outer, i, inner, j, leaf, k)
                     else:
                         ctx.records += 1
                         ctx.reject(
-                            f"{path} is not an object",
+                            f"{_path((outer, i, inner, j, leaf, k))} is not an object",
                             record_no=where[0],
                             byte_offset=where[1],
                             excerpt=where[2],
@@ -229,7 +236,8 @@ def _span_row(
         return f"span {span.get('name')!r} has no usable startTimeUnixNano ({start!r})"
     res_attrs = sc.res_attrs
     attrs = {**res_attrs, **key_values(span.get("attributes"))}
-    args_from = _arguments_from_events(attrs, arr(span.get("events")))
+    events = arr(span.get("events"))
+    args_from = _arguments_from_events(attrs, events) if events else None
     view = normalise(attrs)
     if args_from:
         view.extra["tool_arguments_source"] = args_from
@@ -243,14 +251,11 @@ def _span_row(
         view.agent_id_source = "span name"
     service, operation = view.action or ("span", name or "unnamed")
     status = obj(span.get("status"))
-    exc: dict[str, Any] | None = next(
-        (
-            key_values(e.get("attributes"))
-            for e in arr(span.get("events"))
-            if isinstance(e, dict) and e.get("name") == "exception"
-        ),
-        None,
-    )
+    exc: dict[str, Any] | None = None
+    for e in events:
+        if isinstance(e, dict) and e.get("name") == "exception":
+            exc = key_values(e.get("attributes"))
+            break
     code = status.get("code")
     failed = code in _ERROR_CODES or view.error_type is not None or exc is not None
     outcome = "failure" if failed else "success"
