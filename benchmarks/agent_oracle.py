@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import shutil
 import sys
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -35,6 +38,8 @@ from vault_oracle import _write, dump_case
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ("events", "event_resources", "rejects", "evidence", "credentials", "links")
+#: The tables the adapters write themselves (no file paths, no derive): what the test compares.
+ADAPTER_TABLES = ("events", "event_resources", "rejects")
 
 _SPAN = {
     "traceId": "5b8efff798038103d269b633813fc60c",
@@ -409,14 +414,71 @@ def build_inputs(out: Path, fixtures: Path | None, gen: Path | None) -> dict[str
     return sets | hostile_files(out)
 
 
+def _cell(v: Any) -> Any:
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    if isinstance(v, (list, tuple)):
+        return [_cell(x) for x in v]
+    return v
+
+
+def digests(case: Path, tables: tuple[str, ...] = ADAPTER_TABLES) -> dict[str, str]:
+    """sha256 (first 16 hex digits) of every row of ``tables``, sorted, per table."""
+    import duckdb
+
+    con = duckdb.connect(str(case), read_only=True)
+    try:
+        out = {}
+        for table in tables:
+            h = hashlib.sha256()
+            for r in con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall():
+                row = json.dumps([_cell(v) for v in r], ensure_ascii=False, sort_keys=True)
+                h.update(row.encode() + b"\n")
+            out[table] = h.hexdigest()[:16]
+        return out
+    finally:
+        con.close()
+
+
+def digest_sets(tmp: Path) -> dict[str, dict[str, str]]:
+    """Per set, :func:`digests` of the rows the adapters wrote, for the sets that need no shared
+    fixtures (hostile files, recorded agent runs, the sample incident): what
+    ``tests/unit/test_agent_fast_paths.py`` holds against ``main``'s rows."""
+    from keytrail.ingest.runner import ingest
+
+    sets = dict(hostile_files(tmp))
+    sets["sample-incident"] = [ROOT / "sample_data" / "incident" / "agents"]
+    recorded = ROOT / "tests" / "fixtures" / "agents"
+    for d in sorted(p for p in recorded.iterdir() if p.is_dir()):
+        sets[f"recorded-{d.name}"] = [d]
+    got = {}
+    for name, paths in sets.items():
+        case = tmp / "_cases" / f"{name}.duckdb"
+        case.parent.mkdir(exist_ok=True)
+        ingest(case, paths, graph=False)  # the graph derive writes none of these tables
+        if name.endswith("-twice"):
+            ingest(case, paths, graph=False)  # idempotent re-ingest
+        got[name] = digests(case)
+    return got
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--inputs", type=Path, required=True, help="where to (re)build the inputs")
-    ap.add_argument("--out", type=Path, required=True, help="where to write one dump per set")
+    ap.add_argument("--inputs", type=Path, help="where to (re)build the inputs")
+    ap.add_argument("--out", type=Path, help="where to write one dump per set")
+    ap.add_argument("--digests", action="store_true", help="print digest_sets() as JSON")
     ap.add_argument("--fixtures", type=Path, default=Path("/work/shared/fixtures"))
     ap.add_argument("--gen", type=Path, default=None, help="a gen_scale.py output folder")
     ap.add_argument("--only", default=None, help="run only sets whose name contains this")
     args = ap.parse_args(argv)
+    if args.digests:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            print(json.dumps(digest_sets(Path(d)), indent=1, sort_keys=True))
+        return 0
+    if args.inputs is None or args.out is None:
+        ap.error("--inputs and --out are required (or --digests)")
     from keytrail.ingest.runner import ingest
 
     sets = build_inputs(args.inputs, args.fixtures if args.fixtures.exists() else None, args.gen)
