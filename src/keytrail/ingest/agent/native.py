@@ -29,7 +29,7 @@ from keytrail.ingest.agent.refs import (
     resources_in_arguments,
 )
 from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
-from keytrail.timefmt import to_utc
+from keytrail.timefmt import utc_z_time
 
 REQUIRED = ("time", "agent_id", "operation")
 OUTCOMES = ("success", "failure", "denied")
@@ -100,7 +100,7 @@ def _check(doc: Any) -> str | datetime:
     for key in REQUIRED:
         if not isinstance(doc.get(key), str) or not doc[key].strip():
             return f"'{key}' is required and must be a non-empty string (required: {', '.join(REQUIRED)})"
-    time = to_utc(doc["time"])
+    time = utc_z_time(doc["time"])
     if time is None:
         return f"'time' {doc['time']!r} is not an RFC 3339 timestamp (e.g. 2026-03-01T12:00:00Z)"
     if not _OPERATION.match(doc["operation"]):
