@@ -98,9 +98,10 @@ def any_value(v: Any) -> Any:
     return None
 
 
-def key_values(kvs: Any) -> dict[str, Any]:
-    """An OTLP ``KeyValue`` list as a dict (later keys win, as in the SDKs)."""
-    out: dict[str, Any] = {}
+def key_values(kvs: Any, into: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An OTLP ``KeyValue`` list as a dict (later keys win, as in the SDKs), written over ``into``
+    when given (a span's attributes over a copy of its resource's, without a second dict)."""
+    out: dict[str, Any] = {} if into is None else into
     if isinstance(kvs, list):
         for kv in kvs:
             if type(kv) is dict or isinstance(kv, Mapping):

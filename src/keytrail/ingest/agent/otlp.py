@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from keytrail.ingest.agent.attrs import (
@@ -57,6 +57,12 @@ class _Scope:
     res_attrs: dict[str, Any]
     scope_name: Any
     raw_prefix: str  # '{"resource":...,"scope":...,' : each record's raw is this + its own JSON
+    #: ``service.name`` when it may stand for the agent (not an SDK default): :func:`_fallback_agent`.
+    service_agent: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        svc = _str(self.res_attrs.get("service.name"))
+        self.service_agent = svc if svc and not _DEFAULT_SERVICE.match(svc) else None
 
     def raw(self, kind: str, item: dict[str, Any]) -> str:
         return f'{self.raw_prefix}"{kind}":{json_text(item)}}}'
@@ -235,7 +241,7 @@ def _span_row(
     if time is None:
         return f"span {span.get('name')!r} has no usable startTimeUnixNano ({start!r})"
     res_attrs = sc.res_attrs
-    attrs = {**res_attrs, **key_values(span.get("attributes"))}
+    attrs = key_values(span.get("attributes"), dict(res_attrs))  # span attributes over resource
     events = arr(span.get("events"))
     args_from = _arguments_from_events(attrs, events) if events else None
     view = normalise(attrs)
@@ -307,7 +313,7 @@ def _span_row(
         view.human_id,
         view.session_id,
         view.operation in _AGENT_OPS,
-        _fallback_agent(view, res_attrs),
+        _fallback_agent(view, sc),
     )
     return row, resources, node
 
@@ -373,10 +379,9 @@ def _undeclared_tool_calls(attrs: Mapping[str, Any]) -> list[str]:
     return sorted({n for n in _names(attrs["gen_ai.output.messages"], "calls") if n not in offered})
 
 
-def _fallback_agent(view: AgentView, res_attrs: Mapping[str, Any]) -> str | None:
+def _fallback_agent(view: AgentView, sc: _Scope) -> str | None:
     """The resource's ``service.name`` as a last-resort agent id, when the rules allow it."""
-    svc = _str(res_attrs.get("service.name"))
-    return svc if view.has_genai and svc and not _DEFAULT_SERVICE.match(svc) else None
+    return sc.service_agent if view.has_genai else None
 
 
 def _log_row(
@@ -390,7 +395,7 @@ def _log_row(
     if time is None:
         return None, []
     res_attrs = sc.res_attrs
-    attrs = {**res_attrs, **key_values(rec.get("attributes"))}
+    attrs = key_values(rec.get("attributes"), dict(res_attrs))
     view = normalise(attrs, log_record=True)
     raw = sc.raw("logRecord", rec)
     event_name = _str(rec.get("eventName")) or _str(attrs.get("event.name"))
@@ -413,7 +418,7 @@ def _log_row(
         outcome = "success"
     else:
         outcome = "unknown"
-    if view.agent_id is None and (svc := _fallback_agent(view, res_attrs)):
+    if view.agent_id is None and (svc := _fallback_agent(view, sc)):
         view.agent_id, view.agent_id_source = svc, "service.name"
     resources = _resources(view, attrs)
     body = rec.get("body")
