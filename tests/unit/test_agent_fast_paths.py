@@ -228,7 +228,8 @@ def test_rows_table_is_the_context_conversion(rows: list[dict[str, Any]], unifor
 
 def test_json_text_writes_integers_beyond_64_bits_as_text() -> None:
     assert json_text({"a": 2**70, "b": [-(2**64), 2**64 - 1, True], "c": 1.5}) == (
-        '{"a":"1180591620717411303424","b":["-18446744073709551616",18446744073709551615,true],"c":1.5}'
+        '{"a":"1180591620717411303424",'
+        '"b":["-18446744073709551616",18446744073709551615,true],"c":1.5}'
     )
 
 

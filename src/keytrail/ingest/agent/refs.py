@@ -122,7 +122,7 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
-#: Types of parsed JSON values that are neither text nor containers (``_walk``/``_strings`` skip them).
+#: Parsed JSON values that are neither text nor containers (``_walk``/``_strings`` skip them).
 _SCALARS = frozenset({int, float, bool, type(None)})
 
 
