@@ -170,9 +170,10 @@ def table(rows: list[Row]) -> list[str]:
     base = {r[0].split()[0]: r[2] for r in rows if r[0].endswith("read_json")}
     base["all"] = sum(base.values())
     lines = [
-        "| kind, reader | records (read_json: lines) | CPU s (read) | records per CPU s "
-        "| CPU / read_json "
-        "| CPU s (whole child) | peak RSS |",
+        (
+            "| kind, reader | records (read_json: lines) | CPU s (read) | records per CPU s "
+            "| CPU / read_json | CPU s (whole child) | peak RSS |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     for what, n, cpu, child, rss in rows:
