@@ -60,8 +60,9 @@ def _matches(tmp_path: Path, detection: str, records: list[dict[str, object]]) -
 
 def _both_ways(con: duckdb.DuckDBPyConnection, rs: RuleSet) -> list[list[str]]:
     """Each rule's hits as the findings get them (request and response fields read only for
-    the event names the rules allow, :func:`keytrail.analysis.findings.sigma._hits_sql`),
-    asserted equal to each rule's predicate on a table with every field of every record."""
+    the event names the rules allow, :func:`keytrail.analysis.findings.sigma._hits_sql`, and
+    every rule in one read, :func:`keytrail.analysis.findings.sigma.one_pass_sql`), asserted
+    equal to each rule's predicate on a table with every field of every record."""
     from keytrail.analysis.findings.sigma import _hits_sql
 
     fields.build(con, rs.fields, rs.lower_fields)
@@ -81,6 +82,15 @@ def _both_ways(con: duckdb.DuckDBPyConnection, rs: RuleSet) -> list[list[str]]:
     ).fetchall():
         fast[i].append(uid)
     assert fast == full
+    # ...and equal to the hits of the one query the findings run (every rule in one read)
+    from keytrail.analysis.findings.sigma import one_pass_sql
+
+    once: list[list[str]] = [[] for _ in rs.rules]
+    for i, uid in con.execute(
+        f"SELECT * FROM ({one_pass_sql(rs, list(rs.rules))}) ORDER BY 1, 2"
+    ).fetchall():
+        once[i].append(uid)
+    assert once == full
     return fast
 
 
@@ -200,3 +210,37 @@ def test_shipped_rules_hit_the_same_events_on_the_sample_incident() -> None:
     assert n > 100
     hits = _both_ways(con, rs)
     assert sum(1 for h in hits if h) >= 4
+
+
+def test_a_rule_whose_sql_fails_is_noted_and_the_others_still_match(tmp_path: Path) -> None:
+    """The one-read query fails as a whole when one rule's SQL does; the findings then fall back
+    to the field table and one query per rule, so only the failing rule is lost (and noted)."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from keytrail.analysis.findings.sigma import _hits
+
+    d = tmp_path / "rules"
+    d.mkdir()
+    _write(d, "good", "  sel:\n    eventName: StopLogging\n  condition: sel")
+    _write(d, "broken", "  sel:\n    userAgent: x\n  condition: sel")
+    rs = load_rules(d)
+    assert not rs.failed and len(rs.rules) == 2
+    # a converted rule whose SQL fails on this data (pySigma and RE2 reject bad patterns early)
+    rs = replace(
+        rs,
+        rules=tuple(
+            replace(r, where='CAST("userAgent" AS INTEGER) = 1') if r.title == "broken" else r
+            for r in rs.rules
+        ),
+    )
+    con = duckdb.connect()
+    con.execute("CREATE TABLE events (event_uid VARCHAR, source VARCHAR, raw VARCHAR)")
+    for i, rec in enumerate([{"eventName": "StopLogging", "userAgent": "ab"}, {"eventName": "x"}]):
+        con.execute("INSERT INTO events VALUES (?, 'cloudtrail', ?)", [f"e{i}", json.dumps(rec)])
+    ctx = SimpleNamespace(cur=con, sigma_errors={})
+    assert _hits(ctx, rs, list(rs.rules))  # type: ignore[arg-type]
+    good = next(i for i, r in enumerate(rs.rules) if r.title == "good")
+    assert con.execute("SELECT r, event_uid FROM _kt_sigma_hit").fetchall() == [(good, "e0")]
+    broken = next(r for r in rs.rules if r.title == "broken")
+    assert list(ctx.sigma_errors) == [broken.id] and ctx.sigma_errors[broken.id]
