@@ -212,35 +212,58 @@ def test_shipped_rules_hit_the_same_events_on_the_sample_incident() -> None:
     assert sum(1 for h in hits if h) >= 4
 
 
-def test_a_rule_whose_sql_fails_is_noted_and_the_others_still_match(tmp_path: Path) -> None:
-    """The one-read query fails as a whole when one rule's SQL does; the findings then fall back
-    to the field table and one query per rule, so only the failing rule is lost (and noted)."""
+def test_a_rule_whose_sql_fails_is_noted_and_the_others_still_match(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one read of the records (Sigma hits and the console-session flag, findings.rawpass)
+    fails as a whole when one rule's SQL does; each part is then made on its own (the Sigma hits
+    from the field table one rule at a time), so only the failing rule is lost, and noted."""
     from dataclasses import replace
-    from types import SimpleNamespace
 
-    from keytrail.analysis.findings.sigma import _hits
+    from keytrail.analysis.findings.catalog import RULES
+    from keytrail.analysis.findings.context import Context
+    from keytrail.analysis.findings.rawpass import ensure
+    from keytrail.config import load_config
+    from keytrail.store.case import CaseStore
 
     d = tmp_path / "rules"
     d.mkdir()
     _write(d, "good", "  sel:\n    eventName: StopLogging\n  condition: sel")
     _write(d, "broken", "  sel:\n    userAgent: x\n  condition: sel")
-    rs = load_rules(d)
-    assert not rs.failed and len(rs.rules) == 2
-    # a converted rule whose SQL fails on this data (pySigma and RE2 reject bad patterns early)
-    rs = replace(
-        rs,
-        rules=tuple(
-            replace(r, where='CAST("userAgent" AS INTEGER) = 1') if r.title == "broken" else r
-            for r in rs.rules
-        ),
-    )
-    con = duckdb.connect()
-    con.execute("CREATE TABLE events (event_uid VARCHAR, source VARCHAR, raw VARCHAR)")
-    for i, rec in enumerate([{"eventName": "StopLogging", "userAgent": "ab"}, {"eventName": "x"}]):
-        con.execute("INSERT INTO events VALUES (?, 'cloudtrail', ?)", [f"e{i}", json.dumps(rec)])
-    ctx = SimpleNamespace(cur=con, sigma_errors={})
-    assert _hits(ctx, rs, list(rs.rules))  # type: ignore[arg-type]
-    good = next(i for i, r in enumerate(rs.rules) if r.title == "good")
-    assert con.execute("SELECT r, event_uid FROM _kt_sigma_hit").fetchall() == [(good, "e0")]
-    broken = next(r for r in rs.rules if r.title == "broken")
-    assert list(ctx.sigma_errors) == [broken.id] and ctx.sigma_errors[broken.id]
+    base = load_config(None, rule_ids=RULES)
+    cfg = replace(base, sigma=replace(base.sigma, rules_dir=str(d)))
+    records = [
+        {"eventName": "StopLogging", "userAgent": "ab", "sessionCredentialFromConsole": "true"},
+        {"eventName": "x", "userAgent": "x"},
+    ]
+    for fail in (False, True):
+        rs = load_rules(d)
+        if fail:  # a converted rule whose SQL fails on this data (pySigma rejects bad patterns)
+            broken = replace(
+                rs,
+                rules=tuple(
+                    replace(r, where='CAST("userAgent" AS INTEGER) = 1')
+                    if r.title == "broken"
+                    else r
+                    for r in rs.rules
+                ),
+            )
+            monkeypatch.setattr("keytrail.analysis.sigma.rules._load", lambda *_a: broken)
+        with CaseStore.open(tmp_path / f"c{fail}.duckdb", read_only=False, create=True) as st:
+            for i, rec in enumerate(records):
+                st.con.execute(
+                    "INSERT INTO events (event_uid, source, raw) VALUES (?, 'cloudtrail', ?)",
+                    [f"e{i}", json.dumps(rec)],
+                )
+            cur = st.cursor()
+            ctx = Context(cur, cfg, None)
+            made = ensure(ctx)
+            assert made.sigma and made.rules is not None and ensure(ctx) is made
+            good = next(i for i, r in enumerate(made.rules.rules) if r.title == "good")
+            bad = next(i for i, r in enumerate(made.rules.rules) if r.title == "broken")
+            hits = cur.execute("SELECT r, event_uid FROM _kt_sigma_hit ORDER BY ALL").fetchall()
+            assert hits == ([(good, "e0")] if fail else sorted([(good, "e0"), (bad, "e1")]))
+            assert cur.execute("SELECT event_uid FROM _kt_console_ct").fetchall() == [("e0",)]
+            bad_id = made.rules.rules[bad].id
+            assert (list(ctx.sigma_errors) == [bad_id]) if fail else not ctx.sigma_errors
+            cur.close()

@@ -14,7 +14,6 @@ rest, as the Detection Rule License 1.1 asks.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis.findings.catalog import RuleInfo
@@ -43,15 +42,20 @@ def _predicate(rule: SigmaRule) -> str:
     return (f"{SEL} AND " if rule.event_names is not None else "") + f"({rule.where})"
 
 
-def one_pass_sql(rs: RuleSet, rules: list[SigmaRule]) -> str:
+def one_pass_sql(rs: RuleSet, rules: list[SigmaRule], flag: tuple[str, int] | None = None) -> str:
     """Every rule's hits ``(r, event_uid)`` from one read of the records: the rows of
     :func:`_hits_sql` over the stored field table (in another order; the findings group them).
 
     The field table of a million-event case is 40 columns by 900k rows, written once and then
     scanned once per rule; here each row's fields are extracted and every rule's predicate is
     evaluated in the same projection (a list of the rule numbers that match), so nothing is
-    stored but the hits. Same predicates on the same rows: the same hits."""
+    stored but the hits. Same predicates on the same rows: the same hits.
+
+    ``flag`` = (top-level key, number): also a row with that number for every record whose text
+    holds the key and whose parsed value is ``true`` (:mod:`.rawpass`: the console-session flag,
+    parsed with the rules' fields)."""
     from keytrail.analysis.sigma import fields
+    from keytrail.analysis.sigma.backend import RAW_COLUMN
 
     def matched(part: list[tuple[int, SigmaRule]]) -> str:
         if not part:
@@ -62,48 +66,50 @@ def one_pass_sql(rs: RuleSet, rules: list[SigmaRule]) -> str:
     # The rules that name their events are evaluated on the selected records only (SEL).
     named = [(i, r) for i, r in enumerate(rules) if r.event_names is not None]
     anywhere = [(i, r) for i, r in enumerate(rules) if r.event_names is None]
-    rows = fields.select_sql(rs.fields, rs.lower_fields, everywhere=rs.everywhere, names=rs.names)
+    lists = [
+        f"CASE WHEN {fields.SEL} THEN {matched(named)} ELSE []::INTEGER[] END",
+        matched(anywhere),
+    ]
+    extra: tuple[str, ...] = ()
+    if flag is not None:
+        key, number = flag
+        extra = (key, RAW_COLUMN)
+        col, raw = f'"{key}"', f'"{RAW_COLUMN}"'
+        lists.append(
+            f"CASE WHEN {col} = 'true' AND contains({raw}, '{key}') THEN [{int(number)}] "
+            "ELSE []::INTEGER[] END"
+        )
+    rows = fields.select_sql(
+        (*rs.fields, *extra),
+        rs.lower_fields,
+        everywhere=(*rs.everywhere, *extra),
+        names=rs.names,
+    )
     return f"""SELECT r, event_uid FROM (
-                 SELECT event_uid, unnest(
-                   CASE WHEN {fields.SEL} THEN {matched(named)} ELSE []::INTEGER[] END
-                   || {matched(anywhere)}) AS r
-                 FROM ({rows}))"""
+                 SELECT event_uid, unnest({" || ".join(lists)}) AS r FROM ({rows}))"""
 
 
-def _hits(ctx: Context, rs: RuleSet, rules: list[SigmaRule]) -> bool:
-    """``_kt_sigma_hit(r, event_uid)``; a rule whose SQL fails is skipped with a note. False when
-    the case holds no CloudTrail record to match."""
+def hits_rule_by_rule(ctx: Context, rs: RuleSet, rules: list[SigmaRule]) -> None:
+    """``_kt_sigma_hit(r, event_uid)`` from the stored field table, one query per rule: the way
+    when the one-read query failed; a rule whose SQL fails is skipped with a note."""
     from keytrail.analysis.sigma import fields
 
-    indexed = list(enumerate(rules))
-    with contextlib.suppress(Exception):  # one rule's SQL failed: find it below, keep the others
-        ctx.cur.execute(f"CREATE OR REPLACE TEMP TABLE _kt_sigma_hit AS {one_pass_sql(rs, rules)}")
-        return True
-    if not fields.build(
-        ctx.cur, rs.fields, rs.lower_fields, everywhere=rs.everywhere, names=rs.names
-    ):
-        return False
+    fields.build(ctx.cur, rs.fields, rs.lower_fields, everywhere=rs.everywhere, names=rs.names)
     ctx.cur.execute("CREATE OR REPLACE TEMP TABLE _kt_sigma_hit (r INTEGER, event_uid VARCHAR)")
-    for i, rule in indexed:
+    for i, rule in enumerate(rules):
         try:
             ctx.cur.execute(f"INSERT INTO _kt_sigma_hit {_hits_sql([(i, rule)])}")
         except Exception as e:  # noqa: BLE001 - reported through sigma_failed
             ctx.sigma_errors[rule.id] = f"{type(e).__name__}: {e}"
-    return True
 
 
 def run(ctx: Context) -> None:
-    from keytrail.analysis.sigma.rules import load_rules
+    from keytrail.analysis.findings.rawpass import ensure
 
-    rs = load_rules(ctx.cfg.sigma.rules_dir or None)
-    rules = list(rs.rules)
-    if not rules or not ctx.scalar(
-        "SELECT count(*) FROM (SELECT 1 FROM events "
-        "WHERE source = 'cloudtrail' AND raw IS NOT NULL LIMIT 1)"
-    ):
+    made = ensure(ctx)  # the hits, made with the other reads of the records' JSON
+    if made.rules is None or not made.sigma:
         return
-    if not _hits(ctx, rs, rules):
-        return
+    rules = made.rules.rules
     for r in group_hits(ctx, "_kt_sigma_hit"):
         rule = rules[r["r"]]
         ctx.extra_rules.setdefault(
