@@ -60,10 +60,10 @@ def _matches(tmp_path: Path, detection: str, records: list[dict[str, object]]) -
 
 def _both_ways(con: duckdb.DuckDBPyConnection, rs: RuleSet) -> list[list[str]]:
     """Each rule's hits as the findings get them (request and response fields read only for
-    the event names the rules allow, :func:`keytrail.analysis.findings.sigma._hits_sql`, and
-    every rule in one read, :func:`keytrail.analysis.findings.sigma.one_pass_sql`), asserted
+    the event names the rules allow, :func:`keytrail.analysis.findings.rawpass._hits_sql`, and
+    every rule in one read, :func:`keytrail.analysis.findings.rawpass.one_pass_sql`), asserted
     equal to each rule's predicate on a table with every field of every record."""
-    from keytrail.analysis.findings.sigma import _hits_sql
+    from keytrail.analysis.findings.rawpass import _hits_sql
 
     fields.build(con, rs.fields, rs.lower_fields)
     full = [
@@ -83,7 +83,7 @@ def _both_ways(con: duckdb.DuckDBPyConnection, rs: RuleSet) -> list[list[str]]:
         fast[i].append(uid)
     assert fast == full
     # ...and equal to the hits of the one query the findings run (every rule in one read)
-    from keytrail.analysis.findings.sigma import one_pass_sql
+    from keytrail.analysis.findings.rawpass import one_pass_sql
 
     once: list[list[str]] = [[] for _ in rs.rules]
     for i, uid in con.execute(
@@ -248,7 +248,7 @@ def test_a_rule_whose_sql_fails_is_noted_and_the_others_still_match(
                     for r in rs.rules
                 ),
             )
-            monkeypatch.setattr("keytrail.analysis.sigma.rules._load", lambda *_a: broken)
+            monkeypatch.setattr("keytrail.analysis.sigma.rules._load", lambda *_a, b=broken: b)
         with CaseStore.open(tmp_path / f"c{fail}.duckdb", read_only=False, create=True) as st:
             for i, rec in enumerate(records):
                 st.con.execute(

@@ -37,7 +37,9 @@ def group_hits(ctx: Context, table: str) -> list[dict[str, Any]]:
            a AS (
              SELECT r, subj, actor_uid, count(*) AS n, min((time, event_uid)) AS first
              FROM h WHERE actor_uid IS NOT NULL GROUP BY r, subj, actor_uid),
-           p AS (SELECT r, subj, arg_min(actor_uid, (-n, first)) AS principal FROM a GROUP BY r, subj),
+           p AS (
+             SELECT r, subj, arg_min(actor_uid, (-n, first)) AS principal
+             FROM a GROUP BY r, subj),
            c AS (SELECT DISTINCT r, subj, credential_id FROM h WHERE credential_id IS NOT NULL)
            SELECT g.*, p.principal, coalesce(len(g.creds), 0) AS n_creds,
                   (SELECT list(DISTINCT a.agent_id ORDER BY a.agent_id)

@@ -62,7 +62,7 @@ def select_sql(
     """``SELECT event_uid, "kt:sel", <field>..., "lc:<field>"...`` over the case's CloudTrail
     events (the ``lower`` fields also lower-cased): the rows rules are evaluated on, whether
     stored as a table (:func:`build`) or read once by the query that evaluates every rule
-    (:func:`keytrail.analysis.findings.sigma.one_pass_sql`).
+    (:func:`keytrail.analysis.findings.rawpass.one_pass_sql`).
 
     ``everywhere`` (None: all of ``fields``) are the fields extracted from every record; the
     others only from records whose ``eventName`` fits one of ``names`` (lower-case LIKE
