@@ -171,7 +171,7 @@ FROM _kt_vault_sid
 
 # One row per credential: issuance facts (the preferred parent is the Vault token that
 # asked for a key over the AWS call Vault made with its own key) joined with usage.
-_CREDENTIALS = """
+CREDENTIALS = """
 INSERT INTO credentials
 WITH cand AS (
   SELECT credential_id, kind, parent_credential_id AS parent, issued_at, event_uid, expires_at, principal_uid,
@@ -257,7 +257,7 @@ def person_sessions(con: duckdb.DuckDBPyConnection) -> None:
     carries a person's marks counts as that person's)."""
     con.execute("DELETE FROM credentials")
     con.execute("DELETE FROM principal_classes")
-    con.execute(_CREDENTIALS)
+    con.execute(CREDENTIALS)
     principal_class.classify_credentials(con)
 
 
@@ -266,7 +266,7 @@ def _derive(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DELETE FROM {table}")
     merge_agents(con)  # first: every rule below sees one id per agent
     mint_facts(con)
-    con.execute(_CREDENTIALS)
+    con.execute(CREDENTIALS)
     derive_links.minted(con)
     derive_links.authenticates_as(con)
     derive_links.uses(con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S)

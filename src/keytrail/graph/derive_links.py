@@ -24,8 +24,16 @@ INSERT = (
 )
 
 
-def minted(con: duckdb.DuckDBPyConnection) -> None:
-    """MINTED credential -> credential; copies of one call (``sharedEventID``) count once."""
+def _and(scope: str) -> str:
+    return f" AND ({scope})" if scope else ""
+
+
+def minted(con: duckdb.DuckDBPyConnection, scope: str = "") -> None:
+    """MINTED credential -> credential; copies of one call (``sharedEventID``) count once.
+
+    ``scope`` (here and below): a condition on the group's columns (``dst``, ``credential_id``)
+    that limits the edges rebuilt to those of some credentials (:mod:`keytrail.graph.derive_incr`);
+    every edge of a credential is built from the same rows either way."""
     con.execute(
         INSERT
         + f"""
@@ -36,11 +44,11 @@ def minted(con: duckdb.DuckDBPyConnection) -> None:
                len(list_distinct(flatten(list(evidence)))), min(t), max(t),
                to_json({{'sources': list(DISTINCT src_source ORDER BY src_source), 'preferred_parent': bool_or(prio = 0),
                          'calls': count(DISTINCT call_id)}})
-        FROM _kt_mint GROUP BY src, dst, confidence"""
+        FROM _kt_mint WHERE true{_and(scope)} GROUP BY src, dst, confidence"""
     )
 
 
-def authenticates_as(con: duckdb.DuckDBPyConnection) -> None:
+def authenticates_as(con: duckdb.DuckDBPyConnection, scope: str = "") -> None:
     """AUTHENTICATES_AS credential -> principal, from usage (proven) and issuance."""
     con.execute(
         INSERT
@@ -51,18 +59,19 @@ def authenticates_as(con: duckdb.DuckDBPyConnection) -> None:
                'proven', list(event_uid ORDER BY time, event_uid)[1:{EVIDENCE_CAP}], count(*), min(time), max(time), NULL
         FROM events
         WHERE credential_id IS NOT NULL AND actor_uid IS NOT NULL AND source IN ('cloudtrail', 'vault')
+          {_and(scope)}
         GROUP BY credential_id, actor_uid, source"""
     )
     con.execute(
         INSERT
-        + """
+        + f"""
         SELECT 'credential', credential_id, 'principal', principal_uid, 'AUTHENTICATES_AS',
                'issued for this identity: ' || first(reason), first(confidence ORDER BY confidence),
                list(DISTINCT event_uid ORDER BY event_uid), count(DISTINCT event_uid), min(issued_at), max(issued_at), NULL
         FROM _kt_issue i
         WHERE principal_uid IS NOT NULL AND NOT EXISTS (
           SELECT 1 FROM links l WHERE l.kind = 'AUTHENTICATES_AS' AND l.src = i.credential_id
-                                  AND l.dst = i.principal_uid)
+                                  AND l.dst = i.principal_uid){_and(scope)}
         GROUP BY credential_id, principal_uid"""
     )
 
@@ -78,6 +87,13 @@ def _cred_principal(con: duckdb.DuckDBPyConnection) -> None:
 
 def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
     """USES agent -> credential: agent log refs, inventory identities, tool-call correlation."""
+    uses_logged(con)
+    uses_inventory(con)
+    uses_by_timing(con, window_s=window_s, skew_s=skew_s)
+
+
+def uses_logged(con: duckdb.DuckDBPyConnection) -> None:
+    """USES named by the agent's own log or by Vault token metadata (agent and Vault events)."""
     con.execute(
         INSERT
         + f"""
@@ -97,6 +113,16 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
         FROM events WHERE source <> 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
         GROUP BY agent_id, credential_id"""
     )
+
+
+#: The reasons of the inventory's USES edges start so (:func:`uses_inventory`).
+INVENTORY_REASON = "inventory "
+#: The reason of the tool-call correlation USES edges starts so (:func:`uses_by_timing`).
+TIMING_REASON = "tool calls of the agent were followed"
+
+
+def uses_inventory(con: duckdb.DuckDBPyConnection) -> None:
+    """USES from the inventory's declared identities (needs ``credentials``, AUTHENTICATES_AS)."""
     _cred_principal(con)
     con.execute(
         INSERT
@@ -133,6 +159,12 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
         FROM m JOIN credentials c ON c.credential_id = m.credential_id
         GROUP BY m.agent_id, m.credential_id, m.confidence"""
     )
+
+
+def uses_by_timing(
+    con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int, scope: str = ""
+) -> None:
+    """USES inferred from tool calls followed by API calls on the same target."""
     # Tool calls matched to API calls on the same target within the window. Hash-join on
     # (target, time bucket) so a popular bucket cannot turn the join quadratic.
     # Only resources that some agent event names are candidates, so the big join of API
@@ -153,7 +185,8 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
         FROM (SELECT r.event_uid, {rkey} AS rkey FROM event_resources r) r
         JOIN events e ON e.event_uid = r.event_uid
         WHERE r.rkey IN (SELECT rkey FROM _kt_res)
-          AND e.source IN ('cloudtrail', 'vault') AND e.credential_id IS NOT NULL AND e.time IS NOT NULL""")
+          AND e.source IN ('cloudtrail', 'vault') AND e.credential_id IS NOT NULL AND e.time IS NOT NULL
+          {_and(scope)}""")
     con.execute(
         INSERT
         + f"""
@@ -168,7 +201,7 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
           WHERE c.time BETWEEN a.time - INTERVAL {skew_s} SECOND AND a.time + INTERVAL {window_s} SECOND
         )
         SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
-               'tool calls of the agent were followed within {window_s} s by API calls with this credential '
+               '{TIMING_REASON} within {window_s} s by API calls with this credential '
                  || 'on the same target (time and target correlation)', 'inferred',
                list_sort(list_distinct(flatten(min_by([tool_event, api_event], t_tool, {EVIDENCE_CAP // 2})))),
                count(DISTINCT tool_event) + count(DISTINCT api_event), min(t_tool), max(t_api),
@@ -261,7 +294,7 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def acted_on(con: duckdb.DuckDBPyConnection) -> None:
+def acted_on(con: duckdb.DuckDBPyConnection, scope: str = "") -> None:
     """ACTED_ON credential -> resource, aggregated (actions with counts, denied, first/last)."""
     # Counts per action, then one JSON object per edge (string_agg in action order: as cheap as
     # json_group_object, which is several times cheaper than maps, and deterministic); the
@@ -272,11 +305,11 @@ def acted_on(con: duckdb.DuckDBPyConnection) -> None:
     # table (which can spill), and each partition scans it: re-joining per partition cost a
     # join per partition (3M events: 8 joins).
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE _kt_acted AS
+        f"""CREATE OR REPLACE TEMP TABLE _kt_acted AS
         SELECT e.credential_id, r.resource_id, coalesce(e.action, '?') AS action,
                e.outcome = 'denied' AS denied, e.time, e.event_uid, r.resource_type, r.account
         FROM events e JOIN event_resources r ON r.event_uid = e.event_uid
-        WHERE e.credential_id IS NOT NULL"""
+        WHERE e.credential_id IS NOT NULL{_and(scope)}"""
     )
     row = con.execute("SELECT count(*) FROM _kt_acted").fetchone()
     parts = max(1, int(row[0] if row else 0) // ACTED_ON_PARTITION_ROWS)
