@@ -102,8 +102,10 @@ def _assert_same(got: dict[str, list[str]], want: dict[str, list[str]]) -> None:
 
 @pytest.fixture()
 def incremental(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Small sets: any share of new events derives incrementally; counts the full derives."""
+    """Small sets: any share of new events derives incrementally, and the credential decisions
+    read the facts of the credentials to decide only (the narrow path); counts the full derives."""
     monkeypatch.setattr(derive_incr, "MAX_NEW_SHARE", 1.0)
+    monkeypatch.setattr(derive_incr, "MAX_FACTS_SHARE", 1.0)
     full: list[int] = []
     real = finalize_mod.derive
 
@@ -164,9 +166,15 @@ def test_generated_sets_of_two_seeds(
     _check(tmp_path, _trail(a) + _others(a), _trail(b), incremental, a / "inventory.toml")
 
 
+@pytest.mark.parametrize("facts_share", [1.0, 0.0], ids=["narrow-facts", "all-facts"])
 def test_generated_set_split_by_day_shares_credentials(
-    tmp_path: Path, gen_root: Path, incremental: list[int]
+    tmp_path: Path,
+    gen_root: Path,
+    incremental: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    facts_share: float,
 ) -> None:
+    monkeypatch.setattr(derive_incr, "MAX_FACTS_SHARE", facts_share)
     a = _gen(gen_root, 5, 12000)
     trail = _trail(a)
     assert len(trail) >= 3

@@ -10,7 +10,7 @@ the new events touch, with the same SQL restricted to those keys:
 - per credential, from its events: ``ACTED_ON``, ``AUTHENTICATES_AS`` (their group keys hold
   the credential) and the timing ``USES``: the credentials the new events are signed with;
 - ``MINTED``: the credentials whose issue rows are new or share a call (``sharedEventID``) with a
-  new event, and every credential the Vault AWS-engine rule names;
+  new event, and those the Vault AWS-engine rule matches by a new event's name;
 - the person/workload decisions of credentials (:mod:`keytrail.graph.principal_class`): every
   credential whose row, USES edges, issue or events changed, and all minted from those (a
   decision is inherited down MINTED edges), decided from their facts and their ancestors';
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 #: Above this share of new events in the case a full rebuild is as cheap (measured at 1M: see
 #: docs/performance.md, "Second ingest").
 MAX_NEW_SHARE = 0.3
+#: Above this share of the CloudTrail events, the credential decisions read the facts of every
+#: credential (one scan) instead of those of the credentials to decide and their ancestors.
+MAX_FACTS_SHARE = 0.3
 
 _TEMP = (
     "_kt_inc_new",
@@ -127,7 +130,7 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
         WHERE event_uid IN (SELECT event_uid FROM _kt_inc_new)
            OR call_id IN (SELECT shared_event_id FROM _kt_inc_new)
         UNION SELECT aws_credential FROM _kt_vault_aws
-        UNION SELECT child FROM _kt_vault_sid""")
+        WHERE aws_credential IN (SELECT credential_id FROM _kt_inc_cred)""")
     in_mint = "{c} IN (SELECT credential_id FROM _kt_inc_mint)"
 
     con.execute("DELETE FROM credentials")
@@ -199,7 +202,16 @@ def _classify(con: duckdb.DuckDBPyConnection) -> None:
           UNION SELECT m.src FROM up JOIN _kt_mint m ON m.dst = up.credential_id
         )
         SELECT DISTINCT credential_id FROM up""")
-    principal_class.classify_credentials(con, scope="_kt_inc_scope", write="_kt_inc_write")
+    # Facts of only some credentials cost more per event than of all (a semi-join on every
+    # scan): above a share of the events, gather them all and keep the decisions of ``write``.
+    row = con.execute(
+        "SELECT count(*) FILTER (WHERE credential_id IN (SELECT credential_id FROM _kt_inc_scope)),"
+        " count(*) FROM events WHERE source = 'cloudtrail' AND credential_id IS NOT NULL"
+    ).fetchone()
+    narrow = bool(row) and row[0] <= MAX_FACTS_SHARE * row[1]
+    principal_class.classify_credentials(
+        con, scope="_kt_inc_scope" if narrow else "", write="_kt_inc_write"
+    )
 
 
 def _caused(con: duckdb.DuckDBPyConnection) -> None:

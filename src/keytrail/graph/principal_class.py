@@ -425,11 +425,11 @@ def classify_credentials(con: duckdb.DuckDBPyConnection, scope: str = "", write:
     """One decision per credential (needs ``credentials``, ``_kt_issue``, ``_kt_vault_login``,
     ``_kt_mint`` and the USES links).
 
-    ``scope`` and ``write`` (tables of ``credential_id``) decide again only the credentials in
-    ``write``, from the facts of those in ``scope``: ``write`` with its descendants, and ``scope``
-    with every ancestor of those, since a decision is the credential's own facts or one inherited
-    down the MINTED edges (:mod:`keytrail.graph.derive_incr`)."""
-    if scope:
+    ``write`` (a table of ``credential_id``) decides again only those credentials (with their
+    descendants: a decision is the credential's own facts or one inherited down the MINTED
+    edges); ``scope``, when given, reads the facts of only its credentials (``write`` and every
+    ancestor of those) (:mod:`keytrail.graph.derive_incr`)."""
+    if write:
         con.execute(
             f"DELETE FROM principal_classes WHERE subject_kind = 'credential' "
             f"AND subject IN (SELECT credential_id FROM {write})"
@@ -462,7 +462,7 @@ def classify_credentials(con: duckdb.DuckDBPyConnection, scope: str = "", write:
                    [c.issued_by_event] END, []),
                b.d.attrs
         FROM credentials c LEFT JOIN _kt_cls_best b ON b.credential_id = c.credential_id"""
-        + (f" WHERE c.credential_id IN (SELECT credential_id FROM {write})" if scope else "")
+        + (f" WHERE c.credential_id IN (SELECT credential_id FROM {write})" if write else "")
     )
     for t in ("_kt_ctf", "_kt_cti", "_kt_cls_cand", "_kt_cls_best", "_kt_cls_inh"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
