@@ -74,7 +74,7 @@ def caused(con: duckdb.DuckDBPyConnection, effects: str = "") -> None:
         con.execute("DROP TABLE _kt_cause")
         return
     only = f" AND {{e}}.event_uid IN (SELECT event_uid FROM {effects})" if effects else ""
-    _effects(con, only.format(e="e"))
+    _effects(con, only)
     _holds(con)
     _by_target(con, only.format(e="f"))
     # A tool span and the MCP request it sent both name the target the MCP server then read:
@@ -106,12 +106,13 @@ def _effects(con: duckdb.DuckDBPyConnection, only: str = "") -> None:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _kt_effect AS
         WITH last AS (SELECT DISTINCT regexp_extract(rkey, '[^/]*$') AS seg FROM _kt_cause),
-        r AS (SELECT r.event_uid, {_RKEY} AS rkey FROM event_resources r),
+        r AS (SELECT r.event_uid, {_RKEY} AS rkey FROM event_resources r
+              WHERE true{only.format(e="r")}),
         k AS (
           SELECT e.event_uid, e.time, e.credential_id, e.format, r.rkey
           FROM r JOIN events e ON e.event_uid = r.event_uid
           WHERE regexp_extract(r.rkey, '[^/]*$') IN (SELECT seg FROM last)
-            AND {_API} AND e.time IS NOT NULL{only}
+            AND {_API} AND e.time IS NOT NULL{only.format(e="e")}
         ), parts AS (SELECT *, string_split(rkey, '/') AS p FROM k)
         SELECT event_uid, time, credential_id, format, u.key, u.key = rkey OR u.kv AS exact
         FROM parts, unnest(list_concat([{{'key': rkey, 'kv': true}}], {kv}, {suffixes})) AS t(u)
