@@ -105,6 +105,7 @@ def incremental(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Small sets: any share of new events derives incrementally, and the credential decisions
     read the facts of the credentials to decide only (the narrow path); counts the full derives."""
     monkeypatch.setattr(derive_incr, "MAX_NEW_SHARE", 1.0)
+    monkeypatch.setattr(derive_incr, "MAX_TOUCHED_SHARE", 1.0)
     monkeypatch.setattr(derive_incr, "MAX_FACTS_SHARE", 1.0)
     full: list[int] = []
     real = finalize_mod.derive
@@ -250,3 +251,8 @@ def test_vault_files_or_a_large_share_rebuild_in_full(
     assert full == [1, 1]
     ingest(case, _others(a))  # Vault and agent files
     assert full == [1, 1, 1]
+    b = _gen(gen_root, 4, 2000)
+    monkeypatch.setattr(derive_incr, "MAX_NEW_SHARE", 1.0)
+    monkeypatch.setattr(derive_incr, "MAX_TOUCHED_SHARE", 0.0)
+    ingest(case, _trail(b)[:1])  # its credentials sign more than no share of the case
+    assert full == [1, 1, 1, 1]
