@@ -11,7 +11,8 @@ Conventions:
 - Column names follow OCSF where OCSF has a name, flattened (``actor_uid``,
   ``src_ip``, ``user_agent``, ``action``).
 - Tables marked *derived* are rebuilt from the others at the end of every ingest
-  (``ingest.finalize``); ingest adapters write only the *ingested* tables.
+  (``ingest.finalize``; a CloudTrail-only ingest updates the rows its events change,
+  ``graph.derive_incr``); ingest adapters write only the *ingested* tables.
 """
 
 from __future__ import annotations
@@ -617,7 +618,9 @@ def render_markdown() -> str:
         "",
         (
             f"Schema version: {SCHEMA_VERSION}. Times are UTC `TIMESTAMP`s. *Derived* tables are "
-            "rebuilt from the ingested ones at the end of every ingest. Secret values (session tokens, "
+            "rebuilt from the ingested ones at the end of every ingest (an ingest of CloudTrail files "
+            "into a derived case updates only the rows its events change, to the same rows). "
+            "Secret values (session tokens, "
             "secret keys, passwords, raw Vault tokens) are masked at ingest in every JSON column and in "
             f'`{"`, `".join(sorted(MASKED_TEXT_COLUMNS))}` (docs/security.md, "Secrets in the case").'
         ),
