@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from keytrail.graph import derive_causes, derive_links, principal_class
+from keytrail.graph import derive_causes, derive_links, derive_uses, principal_class
 from keytrail.graph.agent_identity import merge_agents, same_agent_links
 
 if TYPE_CHECKING:
@@ -269,7 +269,7 @@ def _derive(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(CREDENTIALS)
     derive_links.minted(con)
     derive_links.authenticates_as(con)
-    derive_links.uses(con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S)
+    derive_uses.uses(con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S)
     principal_class.classify_credentials(con)
     derive_links.delegated(con)
     same_agent_links(con, derive_links.INSERT)

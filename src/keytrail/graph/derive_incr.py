@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keytrail import __version__
-from keytrail.graph import derive_causes, derive_links, principal_class
+from keytrail.graph import derive_causes, derive_links, derive_uses, principal_class
 from keytrail.store.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -155,10 +155,10 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
     con.execute(
         "DELETE FROM links WHERE kind = 'USES' AND (starts_with(reason, ?) "
         f"OR (starts_with(reason, ?) AND {cred.format(c='dst')}))",
-        [derive_links.INVENTORY_REASON, derive_links.TIMING_REASON],
+        [derive_uses.INVENTORY_REASON, derive_uses.TIMING_REASON],
     )
-    derive_links.uses_inventory(con)
-    derive_links.uses_by_timing(
+    derive_uses.uses_inventory(con)
+    derive_uses.uses_by_timing(
         con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S, scope=in_cred
     )
 
@@ -220,7 +220,7 @@ def _classify(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT count(*) FILTER (WHERE credential_id IN (SELECT credential_id FROM _kt_inc_scope)),"
         " count(*) FROM events WHERE source = 'cloudtrail' AND credential_id IS NOT NULL"
     ).fetchone()
-    narrow = bool(row) and row[0] <= MAX_FACTS_SHARE * row[1]
+    narrow = row is not None and row[0] <= MAX_FACTS_SHARE * row[1]
     principal_class.classify_credentials(
         con, scope="_kt_inc_scope" if narrow else "", write="_kt_inc_write"
     )
