@@ -149,7 +149,11 @@ def test_sample_incident_split_by_day(tmp_path: Path, incremental: list[int]) ->
     _check(tmp_path, early + _others(SAMPLE), late, incremental, SAMPLE / "inventory.toml")
 
 
-def test_sample_incident_split_without_inventory(tmp_path: Path, incremental: list[int]) -> None:
+def test_sample_incident_split_without_inventory(
+    tmp_path: Path, incremental: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # and the classifier reading the facts of every credential (the path above 30% of events)
+    monkeypatch.setattr(derive_incr, "MAX_FACTS_SHARE", 0.0)
     trail = _trail(SAMPLE)
     _check(
         tmp_path,
@@ -167,15 +171,9 @@ def test_generated_sets_of_two_seeds(
     _check(tmp_path, _trail(a) + _others(a), _trail(b), incremental, a / "inventory.toml")
 
 
-@pytest.mark.parametrize("facts_share", [1.0, 0.0], ids=["narrow-facts", "all-facts"])
 def test_generated_set_split_by_day_shares_credentials(
-    tmp_path: Path,
-    gen_root: Path,
-    incremental: list[int],
-    monkeypatch: pytest.MonkeyPatch,
-    facts_share: float,
+    tmp_path: Path, gen_root: Path, incremental: list[int]
 ) -> None:
-    monkeypatch.setattr(derive_incr, "MAX_FACTS_SHARE", facts_share)
     a = _gen(gen_root, 5, 12000)
     trail = _trail(a)
     assert len(trail) >= 3
@@ -256,3 +254,35 @@ def test_vault_files_or_a_large_share_rebuild_in_full(
     monkeypatch.setattr(derive_incr, "MAX_TOUCHED_SHARE", 0.0)
     ingest(case, _trail(b)[:1])  # its credentials sign more than no share of the case
     assert full == [1, 1, 1, 1]
+
+
+def test_an_ingest_stopped_before_its_finalize_is_derived_by_the_next(
+    tmp_path: Path, gen_root: Path, incremental: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files committed by an ingest that died in its end-of-ingest steps (as after a kill -9
+    there) are still new to the next ingest, which finds them already loaded and derives them."""
+    a, b = _gen(gen_root, 3, 4000), _gen(gen_root, 4, 2000)
+    case = tmp_path / "case.duckdb"
+    ingest(case, _trail(a) + _others(a))
+    real = finalize_mod.derive_since
+
+    def dies(con: duckdb.DuckDBPyConnection, since: int) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(finalize_mod, "derive_since", dies)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(case, _trail(b))
+    con = duckdb.connect(str(case), read_only=True)
+    try:
+        fin = con.execute("SELECT value FROM case_meta WHERE key = 'finalized'").fetchone()
+    finally:
+        con.close()
+    assert fin == ("false",)
+    monkeypatch.setattr(finalize_mod, "derive_since", real)
+    summary = ingest(case, _trail(b))
+    assert {f.status for f in summary.files} == {"already-ingested"}
+    assert incremental == [1]
+    _assert_same(_dump(case, DERIVED), _full_rederive(case, tmp_path))
+    once = tmp_path / "once.duckdb"
+    ingest(once, _trail(a) + _others(a) + _trail(b))
+    _assert_same(_dump(case, (*DERIVED, *INGESTED)), _dump(once, (*DERIVED, *INGESTED)))
