@@ -74,9 +74,11 @@ def dedup_events(store: CaseStore, since: int | None = None) -> None:
         )
         dups = """SELECT rid, file_id FROM (
                     SELECT rowid AS rid, file_id, event_uid,
-                           row_number() OVER (PARTITION BY event_uid ORDER BY file_id, record_no) AS rn
+                           row_number() OVER (PARTITION BY event_uid
+                                              ORDER BY file_id, record_no) AS rn
                     FROM events WHERE file_id > $since)
-                  WHERE rn > 1 OR event_uid IN (SELECT event_uid FROM events WHERE file_id <= $since)"""
+                  WHERE rn > 1
+                     OR event_uid IN (SELECT event_uid FROM events WHERE file_id <= $since)"""
         found = True
     else:
         total, distinct = con.execute(
@@ -84,7 +86,8 @@ def dedup_events(store: CaseStore, since: int | None = None) -> None:
         ).fetchone() or (0, 0)
         dups = """SELECT rid, file_id FROM (
                     SELECT rowid AS rid, file_id,
-                           row_number() OVER (PARTITION BY event_uid ORDER BY file_id, record_no) AS rn
+                           row_number() OVER (PARTITION BY event_uid
+                                              ORDER BY file_id, record_no) AS rn
                     FROM events) WHERE rn > 1"""
         found = total != distinct
     if found:
