@@ -109,3 +109,43 @@ def test_the_narrow_path_is_taken(tmp_path: Path) -> None:
     n, details, raw, whole = narrow["ct"]
     assert n == exact["ct"][0] > 0 and details == 0 and 0 < raw < n
     assert whole == 0, "Records files went through the per-record parse, not the one-parse path"
+
+
+def _odd_trail(tmp: Path) -> tuple[Path, Path]:
+    """The sample incident with three CloudTrail files rewritten: one stored uncompressed (the
+    one-parse path reads it), one holding two ``Records`` documents and one truncated gzip (the
+    unchanged adapter reads those). Returns the trail and the uncompressed file."""
+    import gzip
+    import json
+    import shutil
+
+    trail = tmp / "incident"
+    shutil.copytree(SAMPLE, trail)
+    files = sorted(trail.glob("AWSLogs/**/*.json.gz"))
+    plain = files[0].with_suffix("")  # .json
+    plain.write_bytes(gzip.decompress(files[0].read_bytes()))
+    files[0].unlink()
+    recs = json.loads(gzip.decompress(files[1].read_bytes()))["Records"]
+    half = len(recs) // 2
+    two = json.dumps({"Records": recs[:half]}) + json.dumps({"Records": recs[half:]})
+    files[1].write_bytes(gzip.compress(two.encode()))
+    blob = files[2].read_bytes()
+    files[2].write_bytes(blob[: len(blob) * 2 // 3])
+    return trail, plain
+
+
+def test_odd_files_same_output(tmp_path: Path) -> None:
+    """Files the one-parse path must refuse (two documents, a truncated gzip) go through the
+    unchanged adapter, an uncompressed one through the one-parse path: same output as exact."""
+    trail, plain = _odd_trail(tmp_path)
+    _same_output(tmp_path, [trail], [TOKEN], [trail / "inventory.toml"])
+    proj = project(tmp_path / "probe.duckdb", [trail])
+    try:
+        n, whole = proj.store.con.execute(
+            """SELECT count(*), count(*) FILTER (WHERE contains(e.raw, '"eventSource"'))
+               FROM events e JOIN evidence v USING (file_id) WHERE v.path = ?""",
+            [str(plain)],
+        ).fetchone() or (0, 0)
+    finally:
+        proj.store.close()
+    assert n > 0 and whole == 0, "the uncompressed Records file missed the one-parse path"
