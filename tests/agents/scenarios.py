@@ -497,10 +497,32 @@ def _scripted_chat_model(script: list[tuple[str, dict[str, Any]] | str]) -> Any:
     return ScriptedChatModel()
 
 
+def _react_graph(model: Any, tools: list[Any], name: str, parts: tuple[Any, ...]) -> Any:
+    """The ReAct loop: the model answers or calls a tool; tool results go back to the model."""
+    state_graph, messages_state, start, tool_node, tools_condition = parts
+
+    def agent(state: Any) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    workflow = state_graph(messages_state)
+    workflow.add_node("agent", agent)
+    workflow.add_node("tools", tool_node(tools))
+    workflow.add_edge(start, "agent")
+    workflow.add_conditional_edges("agent", tools_condition)
+    workflow.add_edge("tools", "agent")
+    return workflow.compile(name=name)
+
+
 def run_langgraph(bao: OpenBao, folder: Path) -> Scenario:
-    """A LangGraph ReAct agent, traced by OpenInference's LangChain instrumentor, for one person."""
+    """A LangGraph ReAct agent, traced by OpenInference's LangChain instrumentor, for one person.
+
+    The graph is the ReAct loop written with LangGraph's own parts (``StateGraph``, ``ToolNode``,
+    ``tools_condition``): ``langgraph.prebuilt.create_react_agent`` is deprecated in LangGraph 1.x
+    for ``langchain.agents.create_agent``, which would pull in the whole ``langchain`` package.
+    """
     from langchain_core.tools import tool
-    from langgraph.prebuilt import create_react_agent
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
     from openinference.instrumentation import using_user
     from openinference.instrumentation.langchain import LangChainInstrumentor
 
@@ -518,10 +540,11 @@ def run_langgraph(bao: OpenBao, folder: Path) -> Scenario:
         instrumentor = LangChainInstrumentor()
         instrumentor.instrument(tracer_provider=provider)
         try:
-            graph = create_react_agent(
+            graph = _react_graph(
                 _scripted_chat_model([("read_secret", {"path": "payroll/2025-11"}), "done"]),
                 [read_secret],
-                name="payroll-graph",
+                "payroll-graph",
+                (StateGraph, MessagesState, START, ToolNode, tools_condition),
             )
             with _web_request(provider, "/graph", "hana"), using_user("hana"):
                 graph.invoke({"messages": [("user", "reconcile payroll/2025-11")]})

@@ -16,11 +16,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
+from itertools import repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import pyarrow as pa
 
-from keytrail.ingest.base import SNIFF_BYTES
+from keytrail.ingest.base import SNIFF_BYTES, arrow_type
+from keytrail.store.schema import TABLES_BY_NAME
 
 if TYPE_CHECKING:
     from keytrail.ingest.agent.refs import Resource
@@ -33,7 +37,37 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 def json_text(obj: Any) -> str:
     """Compact JSON text (``details``, synthesised ``raw``); non-JSON values become strings."""
-    return orjson.dumps(obj, default=str).decode()
+    try:
+        return orjson.dumps(obj, default=str).decode()
+    except TypeError:  # an integer beyond 64 bits (orjson reads 1e30 as a float, int() widens it)
+        return orjson.dumps(_wide_ints(obj), default=str).decode()
+
+
+def _wide_ints(value: Any) -> Any:
+    """``value`` with integers orjson cannot write (beyond 64 bits) as their decimal text."""
+    if isinstance(value, dict):
+        return {k: _wide_ints(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wide_ints(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value
+
+
+def rows_table(table: str, rows: list[dict[str, Any]]) -> pa.Table:
+    """Arrow columns typed like the case table from row dicts: a column for every key any row has
+    (missing keys are NULL), the same table ``LoadContext.insert`` builds from a list, with one
+    C-level pass per column instead of a Python test per row and column."""
+    present = set().union(*rows)
+    cols = [c for c in TABLES_BY_NAME[table].columns if c.name in present]
+    values: Iterator[Sequence[Any]]
+    if len(cols) > 1 and all(n == len(present) for n in map(len, rows)):
+        values = zip(*map(itemgetter(*(c.name for c in cols)), rows))  # all keys in every row
+    else:
+        values = (list(map(dict.get, rows, repeat(c.name))) for c in cols)
+    return pa.table(
+        {c.name: pa.array(list(v), type=arrow_type(c.type)) for c, v in zip(cols, values)}
+    )
 
 
 def obj(value: Any) -> dict[str, Any]:
@@ -79,7 +113,8 @@ class EventBatch:
         self.resources: list[dict[str, Any]] = []
 
     def add(self, row: dict[str, Any], resources: Sequence[Resource] = ()) -> None:
-        row.setdefault("format", self.ctx.format)
+        if "format" not in row:
+            row["format"] = self.ctx.format
         self.events.append(row)
         for rid, rtype in resources:
             account = rid.split(":")[4] if rid.startswith("arn:") and rid.count(":") >= 5 else None
@@ -96,10 +131,10 @@ class EventBatch:
 
     def flush(self) -> None:
         if self.events:
-            self.ctx.insert("events", self.events)
+            self.ctx.insert("events", rows_table("events", self.events))
             self.events = []
         if self.resources:
-            self.ctx.insert("event_resources", self.resources)
+            self.ctx.insert("event_resources", rows_table("event_resources", self.resources))
             self.resources = []
 
 

@@ -33,7 +33,7 @@ from keytrail.ingest.agent.refs import (
     resources_in_arguments,
 )
 from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
-from keytrail.timefmt import to_utc
+from keytrail.timefmt import utc_z_time
 
 _HEAD = re.compile(rb'^\s*(?:\xef\xbb\xbf)?\{\s*"jsonrpc"\s*:\s*"2\.0"')
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
@@ -102,7 +102,7 @@ class McpAdapter(SourceAdapter):
                 )
                 continue
             time_raw = next((str(env[k]) for k in _TIME_KEYS if env.get(k) not in (None, "")), None)
-            time = to_utc(time_raw) if time_raw else None
+            time = utc_z_time(time_raw) if time_raw else None
             if time_raw and time is None:
                 ctx.reject(
                     f"time {time_raw!r} is not an RFC 3339 timestamp or a unix time",

@@ -10,6 +10,7 @@ rest of the file still loads. Fields keytrail does not know are kept in ``detail
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from keytrail.ingest.agent.common import (
@@ -28,7 +29,7 @@ from keytrail.ingest.agent.refs import (
     resources_in_arguments,
 )
 from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
-from keytrail.timefmt import to_utc
+from keytrail.timefmt import utc_z_time
 
 REQUIRED = ("time", "agent_id", "operation")
 OUTCOMES = ("success", "failure", "denied")
@@ -54,6 +55,7 @@ _STRINGS = (
     "parent_agent_id",
 )
 KNOWN = frozenset(REQUIRED + _STRINGS + ("arguments",))
+_STRING_SET = frozenset(_STRINGS)
 _OPERATION = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 
 
@@ -75,7 +77,7 @@ class NativeAgentAdapter(SourceAdapter):
         for line_no, offset, text, doc in iter_json_records(ctx):
             ctx.records += 1
             problem = _check(doc)
-            if problem:
+            if isinstance(problem, str):
                 ctx.reject(
                     f"line {line_no}: {problem}",
                     record_no=line_no,
@@ -83,14 +85,14 @@ class NativeAgentAdapter(SourceAdapter):
                     excerpt=text,
                 )
                 continue
-            row, resources = _row(doc, text.decode("utf-8", errors="replace"), uid)
+            row, resources = _row(doc, text.decode("utf-8", errors="replace"), uid, problem)
             row.update(record_no=line_no, byte_offset=offset)
             batch.add(row, resources)
         batch.flush()
 
 
-def _check(doc: Any) -> str | None:
-    """Why a parsed line is not a valid native record, or None."""
+def _check(doc: Any) -> str | datetime:
+    """Why a parsed line is not a valid native record, or its ``time`` in UTC when it is one."""
     if isinstance(doc, Exception):
         return f"not valid JSON: {doc}"
     if not isinstance(doc, dict):
@@ -98,29 +100,33 @@ def _check(doc: Any) -> str | None:
     for key in REQUIRED:
         if not isinstance(doc.get(key), str) or not doc[key].strip():
             return f"'{key}' is required and must be a non-empty string (required: {', '.join(REQUIRED)})"
-    if to_utc(doc["time"]) is None:
+    time = utc_z_time(doc["time"])
+    if time is None:
         return f"'time' {doc['time']!r} is not an RFC 3339 timestamp (e.g. 2026-03-01T12:00:00Z)"
     if not _OPERATION.match(doc["operation"]):
         return (
             "'operation' must be a word such as tool_call, llm_call, credential_use, login, delegation, "
             "message (letters, digits, _ . : / -)"
         )
-    for key in _STRINGS:
-        if key in doc and doc[key] is not None and not isinstance(doc[key], str):
-            return f"'{key}' must be a string, not {type(doc[key]).__name__}"
+    # the keys a line has (~10) rather than all 18 optional ones; the first by _STRINGS order
+    bad = [k for k in doc if k in _STRING_SET and not isinstance(doc[k], (str, type(None)))]
+    if bad:
+        key = min(bad, key=_STRINGS.index)
+        return f"'{key}' must be a string, not {type(doc[key]).__name__}"
     if doc.get("outcome") not in (None, *OUTCOMES):
         return f"'outcome' is {doc['outcome']!r}; allowed: {', '.join(OUTCOMES)}"
     if doc.get("arguments") is not None and not isinstance(doc["arguments"], dict):
         return "'arguments' must be a JSON object"
     if doc["operation"] == "tool_call" and not (doc.get("tool") or "").strip():
         return "'tool' is required when operation is tool_call"
-    return None
+    return time
 
 
-def _row(doc: dict[str, Any], raw: str, uid: UidMaker) -> tuple[dict[str, Any], list[Resource]]:
-    def s(key: str) -> str | None:
-        v = doc.get(key)
-        return v.strip() if isinstance(v, str) and v.strip() else None
+def _row(
+    doc: dict[str, Any], raw: str, uid: UidMaker, time: datetime
+) -> tuple[dict[str, Any], list[Resource]]:
+    # every string member stripped once; s(key) is None for absent, non-string or blank members
+    s = {k: t for k, v in doc.items() if isinstance(v, str) and (t := v.strip())}.get
 
     op = doc["operation"].strip()
     tool = s("tool")
@@ -156,7 +162,7 @@ def _row(doc: dict[str, Any], raw: str, uid: UidMaker) -> tuple[dict[str, Any], 
         "event_uid": f"agent:{event_id}" if event_id else uid("agent", raw),
         "source": "agent",
         "source_event_id": event_id,
-        "time": to_utc(doc["time"]),
+        "time": time,
         "time_raw": doc["time"],
         "action": f"{service}:{operation}",
         "service": service,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from keytrail.ingest.agent.attrs import (
@@ -57,6 +57,12 @@ class _Scope:
     res_attrs: dict[str, Any]
     scope_name: Any
     raw_prefix: str  # '{"resource":...,"scope":...,' : each record's raw is this + its own JSON
+    #: ``service.name`` when it may stand for the agent (not an SDK default): :func:`_fallback_agent`.
+    service_agent: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        svc = _str(self.res_attrs.get("service.name"))
+        self.service_agent = svc if svc and not _DEFAULT_SERVICE.match(svc) else None
 
     def raw(self, kind: str, item: dict[str, Any]) -> str:
         return f'{self.raw_prefix}"{kind}":{json_text(item)}}}'
@@ -108,13 +114,13 @@ class OtlpAdapter(SourceAdapter):
                 )
                 continue
             where = (record_no, offset, text)
-            for sc, item, path in _walk(doc, ctx, where):
+            for sc, item, kind, loc in _walk(doc, ctx, where):
                 ctx.records += 1
-                if path[0] == "span":
+                if kind == "span":
                     got = _span_row(sc, item, uid, where)
                     if isinstance(got, str):
                         ctx.reject(
-                            f"{path[1]}: {got}",
+                            f"{_path(loc)}: {got}",
                             record_no=record_no,
                             byte_offset=offset,
                             excerpt=text,
@@ -126,7 +132,8 @@ class OtlpAdapter(SourceAdapter):
                     row, resources = _log_row(sc, item, uid, where)
                     if row is None:
                         ctx.reject(
-                            f"{path[1]}: log record has neither timeUnixNano nor observedTimeUnixNano",
+                            f"{_path(loc)}: log record has neither timeUnixNano nor "
+                            "observedTimeUnixNano",
                             record_no=record_no,
                             byte_offset=offset,
                             excerpt=text,
@@ -137,8 +144,15 @@ class OtlpAdapter(SourceAdapter):
         apply(ctx, resolve(nodes))
 
 
+def _path(loc: tuple[Any, ...]) -> str:
+    """``resourceSpans[i].scopeSpans[j].spans[k]`` from :func:`_walk`'s location tuple."""
+    return "{}[{}].{}[{}].{}[{}]".format(*loc)
+
+
 def _walk(doc: dict[str, Any], ctx: LoadContext, where: tuple[int, int, bytes]) -> Any:
-    """Yield ``(scope context, span_or_log, (kind, path))``; reject malformed containers."""
+    """Yield ``(scope context, span_or_log, kind, location)``; reject malformed containers.
+
+    The location is a tuple, formatted by :func:`_path` only for a reject."""
     for kind, outer, inner, leaf in (
         ("span", "resourceSpans", "scopeSpans", "spans"),
         ("log", "resourceLogs", "scopeLogs", "logRecords"),
@@ -174,13 +188,12 @@ def _walk(doc: dict[str, Any], ctx: LoadContext, where: tuple[int, int, bytes]) 
                     f'{{"resource":{json_text(res)},"scope":{json_text(scope)},',
                 )
                 for k, item in enumerate(arr(ss.get(leaf))):
-                    path = f"{outer}[{i}].{inner}[{j}].{leaf}[{k}]"
                     if isinstance(item, dict):
-                        yield sc, item, (kind, path)
+                        yield sc, item, kind, (outer, i, inner, j, leaf, k)
                     else:
                         ctx.records += 1
                         ctx.reject(
-                            f"{path} is not an object",
+                            f"{_path((outer, i, inner, j, leaf, k))} is not an object",
                             record_no=where[0],
                             byte_offset=where[1],
                             excerpt=where[2],
@@ -228,8 +241,9 @@ def _span_row(
     if time is None:
         return f"span {span.get('name')!r} has no usable startTimeUnixNano ({start!r})"
     res_attrs = sc.res_attrs
-    attrs = {**res_attrs, **key_values(span.get("attributes"))}
-    args_from = _arguments_from_events(attrs, arr(span.get("events")))
+    attrs = key_values(span.get("attributes"), dict(res_attrs))  # span attributes over resource
+    events = arr(span.get("events"))
+    args_from = _arguments_from_events(attrs, events) if events else None
     view = normalise(attrs)
     if args_from:
         view.extra["tool_arguments_source"] = args_from
@@ -243,14 +257,11 @@ def _span_row(
         view.agent_id_source = "span name"
     service, operation = view.action or ("span", name or "unnamed")
     status = obj(span.get("status"))
-    exc: dict[str, Any] | None = next(
-        (
-            key_values(e.get("attributes"))
-            for e in arr(span.get("events"))
-            if isinstance(e, dict) and e.get("name") == "exception"
-        ),
-        None,
-    )
+    exc: dict[str, Any] | None = None
+    for e in events:
+        if isinstance(e, dict) and e.get("name") == "exception":
+            exc = key_values(e.get("attributes"))
+            break
     code = status.get("code")
     failed = code in _ERROR_CODES or view.error_type is not None or exc is not None
     outcome = "failure" if failed else "success"
@@ -302,7 +313,7 @@ def _span_row(
         view.human_id,
         view.session_id,
         view.operation in _AGENT_OPS,
-        _fallback_agent(view, res_attrs),
+        _fallback_agent(view, sc),
     )
     return row, resources, node
 
@@ -368,10 +379,9 @@ def _undeclared_tool_calls(attrs: Mapping[str, Any]) -> list[str]:
     return sorted({n for n in _names(attrs["gen_ai.output.messages"], "calls") if n not in offered})
 
 
-def _fallback_agent(view: AgentView, res_attrs: Mapping[str, Any]) -> str | None:
+def _fallback_agent(view: AgentView, sc: _Scope) -> str | None:
     """The resource's ``service.name`` as a last-resort agent id, when the rules allow it."""
-    svc = _str(res_attrs.get("service.name"))
-    return svc if view.has_genai and svc and not _DEFAULT_SERVICE.match(svc) else None
+    return sc.service_agent if view.has_genai else None
 
 
 def _log_row(
@@ -385,7 +395,7 @@ def _log_row(
     if time is None:
         return None, []
     res_attrs = sc.res_attrs
-    attrs = {**res_attrs, **key_values(rec.get("attributes"))}
+    attrs = key_values(rec.get("attributes"), dict(res_attrs))
     view = normalise(attrs, log_record=True)
     raw = sc.raw("logRecord", rec)
     event_name = _str(rec.get("eventName")) or _str(attrs.get("event.name"))
@@ -408,7 +418,7 @@ def _log_row(
         outcome = "success"
     else:
         outcome = "unknown"
-    if view.agent_id is None and (svc := _fallback_agent(view, res_attrs)):
+    if view.agent_id is None and (svc := _fallback_agent(view, sc)):
         view.agent_id, view.agent_id_source = svc, "service.name"
     resources = _resources(view, attrs)
     body = rec.get("body")

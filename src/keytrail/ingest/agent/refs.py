@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 _AWS_KEY = re.compile(r"\b((?:AKIA|ASIA)[A-Z0-9]{16})\b")
@@ -55,6 +56,7 @@ _ARN_TYPES = {
 Resource = tuple[str, str]  # (resource_id, resource_type)
 
 
+@lru_cache(maxsize=4096)  # argument keys repeat (Bucket, Key, path...): normalise each once
 def _norm(key: str) -> str:
     return key.lower().replace("_", "").replace("-", "").replace(".", "")
 
@@ -120,14 +122,19 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
+#: Parsed JSON values that are neither text nor containers (``_walk``/``_strings`` skip them).
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
 def _walk(obj: Any, depth: int = 0) -> Iterator[Mapping[str, Any]]:
     """Every mapping inside ``obj`` (bounded depth: arguments are attacker-controlled)."""
     if depth > 8:
         return
-    if isinstance(obj, Mapping):
+    if type(obj) is dict or isinstance(obj, Mapping):
         yield obj
         for v in obj.values():
-            yield from _walk(v, depth + 1)
+            if isinstance(v, (dict, list)) or (type(v) not in _SCALARS and isinstance(v, Mapping)):
+                yield from _walk(v, depth + 1)  # a scalar holds no mapping: not walked
     elif isinstance(obj, list):
         for v in obj[:1000]:
             yield from _walk(v, depth + 1)
@@ -136,11 +143,15 @@ def _walk(obj: Any, depth: int = 0) -> Iterator[Mapping[str, Any]]:
 def _strings(obj: Any, depth: int = 0) -> Iterator[str]:
     if depth > 8:
         return
-    if isinstance(obj, str):
+    if type(obj) is str or isinstance(obj, str):
         yield obj
-    elif isinstance(obj, Mapping):
+    elif type(obj) is dict or isinstance(obj, Mapping):
         for v in obj.values():
-            yield from _strings(v, depth + 1)
+            if type(v) is str:  # a string member directly (no generator for it); depth as below
+                if depth < 8:
+                    yield v
+            elif type(v) not in _SCALARS:
+                yield from _strings(v, depth + 1)
     elif isinstance(obj, list):
         for v in obj[:1000]:
             yield from _strings(v, depth + 1)

@@ -26,6 +26,7 @@ from keytrail.ingest.vault.engines import engine_issues
 from keytrail.ingest.vault.mint import d, dumps, int64, is_hmac, mint, num, s, strs
 from keytrail.store.schema import TABLES_BY_NAME
 from keytrail.timefmt import to_utc
+from keytrail.timefmt import utc_z_time as vault_time
 from keytrail.workload_claims import workload_family
 
 READ_OPS = frozenset({"read", "list", "help"})
@@ -88,25 +89,6 @@ KMIP_OPERATIONS = {
     0x2B: "Export",
 }
 _KMIP_PERMISSION_DENIED = 0x0C  # ResultReason "Permission Denied"
-
-
-#: Vault's own time format (RFC 3339, UTC, any number of fraction digits): the fast path of :func:`vault_time`.
-_VAULT_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z", re.ASCII)
-_fromiso = datetime.fromisoformat
-
-
-def vault_time(value: str) -> datetime | None:
-    """:func:`keytrail.timefmt.to_utc` of a time string, fast for the form Vault writes.
-
-    ``2026-03-02T00:00:00.004Z``: Python 3.11 reads the ``Z`` and truncates fraction digits
-    beyond six, exactly as ``to_utc`` does; every other form (offsets, garbage) goes to ``to_utc``.
-    """
-    if _VAULT_TIME.fullmatch(value):
-        try:
-            return _fromiso(value).replace(tzinfo=None)
-        except ValueError:
-            pass
-    return to_utc(value)
 
 
 class Entry:
