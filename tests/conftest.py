@@ -7,7 +7,11 @@ cleanly when the folder is absent.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,16 @@ SHARED_FIXTURES = Path(
     os.environ.get("KEYTRAIL_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures")
 )
 SAMPLE_DATA = REPO / "sample_data"
+INCIDENT = SAMPLE_DATA / "incident"
+
+
+@pytest.fixture(autouse=True)
+def _no_terminal_size_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without ``COLUMNS``/``LINES``: the CLI fits its tables to ``COLUMNS``
+    (keytrail.cli.fit), and pytest-xdist's workers run with ``COLUMNS=80`` set (so does a shell
+    that exports it). A test that wants a width sets it itself."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +67,34 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def sample_ingest(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The sample incident ingested once a session as the README does (``keytrail ingest CASE
+    sample_data/incident --inventory …/inventory.toml``, with its analysis snapshot), and the
+    ``--json`` summary it printed. Read-only: a module takes its own copy (:func:`sample_case`)."""
+    if not INCIDENT.is_dir():
+        pytest.skip("sample incident not present")
+    from keytrail.cli.main import main
+
+    path = tmp_path_factory.mktemp("sample-once") / "demo.duckdb"
+    argv = ["ingest", str(path), str(INCIDENT), "--inventory", str(INCIDENT / "inventory.toml")]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main([*argv, "-q", "--json"])
+    summary = json.loads(out.getvalue())
+    assert rc == 0, summary
+    return path, summary
+
+
+def sample_case(sample_ingest: tuple[Path, dict[str, Any]], folder: Path) -> Path:
+    """A copy of the once-built sample case in ``folder`` (a module's own file: what one module
+    does to its case never reaches another's)."""
+    src, _ = sample_ingest
+    dst = folder / src.name
+    shutil.copyfile(src, dst)
+    wal = src.with_name(src.name + ".wal")
+    if wal.exists():
+        shutil.copyfile(wal, dst.with_name(dst.name + ".wal"))
+    return dst

@@ -14,12 +14,14 @@ import shutil
 import subprocess
 from html import unescape
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from keytrail.cli.main import main
 from keytrail.report.pdf import find_browser
-from tests.e2e.test_sample_incident import BACKDOOR_KEY, INCIDENT, MARIA, SHARED_KEY
+from tests.conftest import sample_case
+from tests.e2e.test_sample_incident import BACKDOOR_KEY, MARIA, SHARED_KEY
 
 pytestmark = pytest.mark.skipif(
     find_browser() is None, reason="headless Chromium (Debian: chromium) is absent"
@@ -39,22 +41,8 @@ addEventListener('load', () => {
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("report") / "demo.duckdb"
-    assert (
-        main(
-            [
-                "ingest",
-                str(path),
-                str(INCIDENT),
-                "--inventory",
-                str(INCIDENT / "inventory.toml"),
-                "-q",
-            ]
-        )
-        == 0
-    )
-    return path
+def case(tmp_path_factory: pytest.TempPathFactory, sample_ingest: tuple[Path, Any]) -> Path:
+    return sample_case(sample_ingest, tmp_path_factory.mktemp("report"))
 
 
 def _chromium(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,8 +1,9 @@
 """The sample incident end to end, through the CLI: the answers written in docs/sample-incident.md.
 
-One case is built per module with ``keytrail ingest`` (the README's first command) and
-every test reads it through ``keytrail.cli.main.main([...])``, parsing the one JSON
-document a ``--json`` command prints. Identifiers are the ones in the logs.
+One case is built per session with ``keytrail ingest`` (the README's first command;
+``sample_ingest`` in tests/conftest.py), this module takes its own copy, and every test reads
+it through ``keytrail.cli.main.main([...])``, parsing the one JSON document a ``--json``
+command prints. Identifiers are the ones in the logs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from keytrail.cli.main import main
+from tests.conftest import sample_case
 
 REPO = Path(__file__).resolve().parents[2]
 INCIDENT = REPO / "sample_data" / "incident"
@@ -48,19 +50,8 @@ def run(*args: str) -> tuple[int, Any]:
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = str(tmp_path_factory.mktemp("sample") / "demo.duckdb")
-    rc, summary = run(
-        "ingest",
-        path,
-        str(INCIDENT),
-        "--inventory",
-        str(INCIDENT / "inventory.toml"),
-        "-q",
-        "--json",
-    )
-    assert rc == 0, summary
-    return path
+def case(tmp_path_factory: pytest.TempPathFactory, sample_ingest: tuple[Path, Any]) -> str:
+    return str(sample_case(sample_ingest, tmp_path_factory.mktemp("sample")))
 
 
 def bare(node: str) -> str:

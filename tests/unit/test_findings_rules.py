@@ -32,6 +32,25 @@ def _agent_ref(case: Case, agent: str, cred: str, minute: float, **kw: object) -
     )  # type: ignore[arg-type]
 
 
+def _vault(case: Case, action: str, accessor: str, minute: float, **kw: object) -> str:
+    """A Vault audit event made with the token ``accessor`` (``vault:<action>``)."""
+    return case.event(
+        time=at(minute),
+        action=f"vault:{action}",
+        source="vault",
+        credential=accessor,
+        kind="vault-token",
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def _reads(case: Case, accessor: str, n: int, path: str, rtype: str) -> None:
+    """``n`` reads by ``accessor``, a minute apart, of ``<path>0`` .. ``<path>{n-1}``."""
+    for i in range(n):
+        target = f"{path}{i}"
+        _vault(case, "read", accessor, i, target=target, resources=[(target, rtype)])
+
+
 # -- NHI9 reuse ---------------------------------------------------------------------------------
 def test_credential_shared_by_agents(case: Case) -> None:
     _agent_ref(case, "agent-a", "ref-1", 0)
@@ -108,29 +127,9 @@ def test_key_created_by_agent_chain_is_its_own_identity(case: Case) -> None:
 
 
 def test_vault_token_without_ttl_and_with_long_ttl(case: Case) -> None:
-    case.event(
-        time=at(0),
-        action="vault:read",
-        source="vault",
-        credential="acc-root",
-        kind="vault-token",
-        raw={"auth": {"token_ttl": 0, "policies": ["ops"]}},
-    )
-    case.event(
-        time=at(1),
-        action="vault:read",
-        source="vault",
-        credential="acc-short",
-        kind="vault-token",
-        raw={"auth": {"token_ttl": 3600}},
-    )
-    u = case.event(
-        time=at(2),
-        action="vault:create",
-        source="vault",
-        credential="acc-short",
-        kind="vault-token",
-    )
+    _vault(case, "read", "acc-root", 0, raw={"auth": {"token_ttl": 0, "policies": ["ops"]}})
+    _vault(case, "read", "acc-short", 1, raw={"auth": {"token_ttl": 3600}})
+    u = _vault(case, "create", "acc-short", 2)
     case.issue(
         "acc-long",
         "vault-token",
@@ -367,12 +366,11 @@ def test_key_known_only_from_a_vault_lease_names_the_lease(case: Case) -> None:
 
 
 def test_vault_token_with_other_policies(case: Case) -> None:
-    u = case.event(
-        time=at(0),
-        action="vault:update",
-        source="vault",
-        credential="acc-agent",
-        kind="vault-token",
+    u = _vault(
+        case,
+        "update",
+        "acc-agent",
+        0,
         raw={
             "auth": {"policies": ["default", "agent"]},
             "response": {
@@ -381,12 +379,11 @@ def test_vault_token_with_other_policies(case: Case) -> None:
         },
     )
     case.issue("acc-child", "vault-token", parent="acc-agent", event_uid=u, issued_at=at(0))
-    v = case.event(
-        time=at(1),
-        action="vault:update",
-        source="vault",
-        credential="acc-agent",
-        kind="vault-token",
+    v = _vault(
+        case,
+        "update",
+        "acc-agent",
+        1,
         raw={
             "auth": {"policies": ["default", "agent"]},
             "response": {"auth": {"accessor": "acc-child2", "policies": ["agent", "default"]}},
@@ -591,36 +588,9 @@ def test_denied_burst(case: Case) -> None:
 
 
 def test_secret_sprawl(case: Case) -> None:
-    for i in range(10):
-        case.event(
-            time=at(i),
-            action="vault:read",
-            source="vault",
-            credential="acc-1",
-            kind="vault-token",
-            target=f"vault:secret/data/app{i}",
-            resources=[(f"vault:secret/data/app{i}", "vault-secret")],
-        )
-    for i in range(9):
-        case.event(
-            time=at(i),
-            action="vault:read",
-            source="vault",
-            credential="acc-2",
-            kind="vault-token",
-            target=f"vault:secret/data/app{i}",
-            resources=[(f"vault:secret/data/app{i}", "vault-secret")],
-        )
-    for i in range(5):
-        case.event(
-            time=at(i),
-            action="vault:read",
-            source="vault",
-            credential="acc-2",
-            kind="vault-token",
-            target=f"vault:sys/mounts/m{i}",
-            resources=[(f"vault:sys/mounts/m{i}", "vault-path")],
-        )
+    _reads(case, "acc-1", 10, "vault:secret/data/app", "vault-secret")
+    _reads(case, "acc-2", 9, "vault:secret/data/app", "vault-secret")
+    _reads(case, "acc-2", 5, "vault:sys/mounts/m", "vault-path")
     [f] = case.findings("secret-sprawl")
     assert f.subjects[0] == "acc-1" and len(f.evidence) == 10
 

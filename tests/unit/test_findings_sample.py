@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from keytrail.cli.main import main
+from tests.conftest import sample_case
 
 INCIDENT = Path(__file__).resolve().parents[2] / "sample_data" / "incident"
 SHARED_KEY = "AKIACGKP7XY67AEMFYZE"
@@ -22,24 +23,10 @@ CHILD_ACCESSOR = "hmac-sha256:6532b96ba16013f9f2db3671a1fd891e48e6590689b3a54785
 
 
 @pytest.fixture(scope="module")
-def findings(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    if not INCIDENT.is_dir():
-        pytest.skip("sample incident not present")
-    case = str(tmp_path_factory.mktemp("sample") / "demo.duckdb")
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert (
-            main(
-                [
-                    "ingest",
-                    case,
-                    str(INCIDENT),
-                    "--inventory",
-                    str(INCIDENT / "inventory.toml"),
-                    "-q",
-                ]
-            )
-            == 0
-        )
+def findings(
+    tmp_path_factory: pytest.TempPathFactory, sample_ingest: tuple[Path, Any]
+) -> list[dict[str, Any]]:
+    case = str(sample_case(sample_ingest, tmp_path_factory.mktemp("sample")))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(["findings", case, "--json"]) == 0

@@ -26,30 +26,57 @@ TOKEN = "hmac-sha256:4b900e35553286dcc566cd4fdecb72892518917e0501ab2b9627be6ca30
 HUMAN = "maria.chen@finco.example"
 
 
-def _same_output(tmp: Path, paths: list[Path], seeds: list[str], inventory: list[Path]) -> None:
-    fast = scope_duckdb(tmp / "narrow", paths, seeds, inventory=inventory).manifest
-    exact = scope_duckdb(tmp / "exact", paths, seeds, inventory=inventory, narrow=False).manifest
-    assert fast["outputs"], "the scope keeps nothing: the comparison would be vacuous"
+Scoped = tuple[Path, dict[str, Any]]
+
+
+def _scoped(
+    out: Path, paths: list[Path], seeds: list[str], inventory: list[Path], **kw: Any
+) -> Scoped:
+    return out, scope_duckdb(out, paths, seeds, inventory=inventory, **kw).manifest
+
+
+def _same(fast: Scoped, exact: Scoped) -> None:
+    """The same manifest (but its creation time) and the same bytes in every output file."""
+    (fast_dir, fast_doc), (exact_dir, exact_doc) = fast, exact
+    assert fast_doc["outputs"], "the scope keeps nothing: the comparison would be vacuous"
     drop = {"created_at"}
-    assert {k: v for k, v in fast.items() if k not in drop} == {
-        k: v for k, v in exact.items() if k not in drop
+    assert {k: v for k, v in fast_doc.items() if k not in drop} == {
+        k: v for k, v in exact_doc.items() if k not in drop
     }
-    for o in fast["outputs"]:
-        assert (tmp / "narrow" / o["path"]).read_bytes() == (tmp / "exact" / o["path"]).read_bytes()
+    for o in fast_doc["outputs"]:
+        assert (fast_dir / o["path"]).read_bytes() == (exact_dir / o["path"]).read_bytes()
 
 
-@pytest.mark.parametrize("seed", [TOKEN, HUMAN])
-def test_narrow_equals_the_adapters_on_the_sample(tmp_path: Path, seed: str) -> None:
-    _same_output(tmp_path, [SAMPLE], [seed], [INVENTORY])
+def _same_output(tmp: Path, paths: list[Path], seeds: list[str], inventory: list[Path]) -> None:
+    fast = _scoped(tmp / "narrow", paths, seeds, inventory)
+    _same(fast, _scoped(tmp / "exact", paths, seeds, inventory, narrow=False))
 
 
-def test_record_texts_reread_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="module")
+def token_exact(tmp_path_factory: pytest.TempPathFactory) -> Scoped:
+    """The adapters' own scope of the sample from the token (read-only: two tests compare to it)."""
+    out = tmp_path_factory.mktemp("exact") / "exact"
+    return _scoped(out, [SAMPLE], [TOKEN], [INVENTORY], narrow=False)
+
+
+def test_narrow_equals_the_adapters_on_the_sample(tmp_path: Path, token_exact: Scoped) -> None:
+    _same(_scoped(tmp_path / "narrow", [SAMPLE], [TOKEN], [INVENTORY]), token_exact)
+
+
+def test_narrow_equals_the_adapters_for_the_human(tmp_path: Path) -> None:
+    _same_output(tmp_path, [SAMPLE], [HUMAN], [INVENTORY])
+
+
+def test_record_texts_reread_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token_exact: Scoped
+) -> None:
     """Kept records' texts are re-read a batch of files at a time (memory stays flat): one file
-    per batch gives the same output."""
+    per batch gives the same output as the adapters reading the default batches (the exact side
+    is not re-run with one-file batches: that doubled the slowest scope test for no check)."""
     from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
 
     monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 1)
-    _same_output(tmp_path, [SAMPLE], [TOKEN], [INVENTORY])
+    _same(_scoped(tmp_path / "narrow", [SAMPLE], [TOKEN], [INVENTORY]), token_exact)
 
 
 def test_narrow_equals_the_adapters_on_scale_data(tmp_path: Path) -> None:
@@ -109,3 +136,43 @@ def test_the_narrow_path_is_taken(tmp_path: Path) -> None:
     n, details, raw, whole = narrow["ct"]
     assert n == exact["ct"][0] > 0 and details == 0 and 0 < raw < n
     assert whole == 0, "Records files went through the per-record parse, not the one-parse path"
+
+
+def _odd_trail(tmp: Path) -> tuple[Path, Path]:
+    """The sample incident with three CloudTrail files rewritten: one stored uncompressed (the
+    one-parse path reads it), one holding two ``Records`` documents and one truncated gzip (the
+    unchanged adapter reads those). Returns the trail and the uncompressed file."""
+    import gzip
+    import json
+    import shutil
+
+    trail = tmp / "incident"
+    shutil.copytree(SAMPLE, trail)
+    files = sorted(trail.glob("AWSLogs/**/*.json.gz"))
+    plain = files[0].with_suffix("")  # .json
+    plain.write_bytes(gzip.decompress(files[0].read_bytes()))
+    files[0].unlink()
+    recs = json.loads(gzip.decompress(files[1].read_bytes()))["Records"]
+    half = len(recs) // 2
+    two = json.dumps({"Records": recs[:half]}) + json.dumps({"Records": recs[half:]})
+    files[1].write_bytes(gzip.compress(two.encode()))
+    blob = files[2].read_bytes()
+    files[2].write_bytes(blob[: len(blob) * 2 // 3])
+    return trail, plain
+
+
+def test_odd_files_same_output(tmp_path: Path) -> None:
+    """Files the one-parse path must refuse (two documents, a truncated gzip) go through the
+    unchanged adapter, an uncompressed one through the one-parse path: same output as exact."""
+    trail, plain = _odd_trail(tmp_path)
+    _same_output(tmp_path, [trail], [TOKEN], [trail / "inventory.toml"])
+    proj = project(tmp_path / "probe.duckdb", [trail])
+    try:
+        n, whole = proj.store.con.execute(
+            """SELECT count(*), count(*) FILTER (WHERE contains(e.raw, '"eventSource"'))
+               FROM events e JOIN evidence v USING (file_id) WHERE v.path = ?""",
+            [str(plain)],
+        ).fetchone() or (0, 0)
+    finally:
+        proj.store.close()
+    assert n > 0 and whole == 0, "the uncompressed Records file missed the one-parse path"

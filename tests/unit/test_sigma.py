@@ -60,9 +60,10 @@ def _matches(tmp_path: Path, detection: str, records: list[dict[str, object]]) -
 
 def _both_ways(con: duckdb.DuckDBPyConnection, rs: RuleSet) -> list[list[str]]:
     """Each rule's hits as the findings get them (request and response fields read only for
-    the event names the rules allow, :func:`keytrail.analysis.findings.sigma._hits_sql`),
-    asserted equal to each rule's predicate on a table with every field of every record."""
-    from keytrail.analysis.findings.sigma import _hits_sql
+    the event names the rules allow, :func:`keytrail.analysis.findings.rawpass._hits_sql`, and
+    every rule in one read, :func:`keytrail.analysis.findings.rawpass.one_pass_sql`), asserted
+    equal to each rule's predicate on a table with every field of every record."""
+    from keytrail.analysis.findings.rawpass import _hits_sql
 
     fields.build(con, rs.fields, rs.lower_fields)
     full = [
@@ -81,6 +82,15 @@ def _both_ways(con: duckdb.DuckDBPyConnection, rs: RuleSet) -> list[list[str]]:
     ).fetchall():
         fast[i].append(uid)
     assert fast == full
+    # ...and equal to the hits of the one query the findings run (every rule in one read)
+    from keytrail.analysis.findings.rawpass import one_pass_sql
+
+    once: list[list[str]] = [[] for _ in rs.rules]
+    for i, uid in con.execute(
+        f"SELECT * FROM ({one_pass_sql(rs, list(rs.rules))}) ORDER BY 1, 2"
+    ).fetchall():
+        once[i].append(uid)
+    assert once == full
     return fast
 
 
@@ -200,3 +210,60 @@ def test_shipped_rules_hit_the_same_events_on_the_sample_incident() -> None:
     assert n > 100
     hits = _both_ways(con, rs)
     assert sum(1 for h in hits if h) >= 4
+
+
+def test_a_rule_whose_sql_fails_is_noted_and_the_others_still_match(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one read of the records (Sigma hits and the console-session flag, findings.rawpass)
+    fails as a whole when one rule's SQL does; each part is then made on its own (the Sigma hits
+    from the field table one rule at a time), so only the failing rule is lost, and noted."""
+    from dataclasses import replace
+
+    from keytrail.analysis.findings.catalog import RULES
+    from keytrail.analysis.findings.context import Context
+    from keytrail.analysis.findings.rawpass import ensure
+    from keytrail.config import load_config
+    from keytrail.store.case import CaseStore
+
+    d = tmp_path / "rules"
+    d.mkdir()
+    _write(d, "good", "  sel:\n    eventName: StopLogging\n  condition: sel")
+    _write(d, "broken", "  sel:\n    userAgent: x\n  condition: sel")
+    base = load_config(None, rule_ids=RULES)
+    cfg = replace(base, sigma=replace(base.sigma, rules_dir=str(d)))
+    records = [
+        {"eventName": "StopLogging", "userAgent": "ab", "sessionCredentialFromConsole": "true"},
+        {"eventName": "x", "userAgent": "x"},
+    ]
+    for fail in (False, True):
+        rs = load_rules(d)
+        if fail:  # a converted rule whose SQL fails on this data (pySigma rejects bad patterns)
+            broken = replace(
+                rs,
+                rules=tuple(
+                    replace(r, where='CAST("userAgent" AS INTEGER) = 1')
+                    if r.title == "broken"
+                    else r
+                    for r in rs.rules
+                ),
+            )
+            monkeypatch.setattr("keytrail.analysis.sigma.rules._load", lambda *_a, b=broken: b)
+        with CaseStore.open(tmp_path / f"c{fail}.duckdb", read_only=False, create=True) as st:
+            for i, rec in enumerate(records):
+                st.con.execute(
+                    "INSERT INTO events (event_uid, source, raw) VALUES (?, 'cloudtrail', ?)",
+                    [f"e{i}", json.dumps(rec)],
+                )
+            cur = st.cursor()
+            ctx = Context(cur, cfg, None)
+            made = ensure(ctx)
+            assert made.sigma and made.rules is not None and ensure(ctx) is made
+            good = next(i for i, r in enumerate(made.rules.rules) if r.title == "good")
+            bad = next(i for i, r in enumerate(made.rules.rules) if r.title == "broken")
+            hits = cur.execute("SELECT r, event_uid FROM _kt_sigma_hit ORDER BY ALL").fetchall()
+            assert hits == ([(good, "e0")] if fail else sorted([(good, "e0"), (bad, "e1")]))
+            assert cur.execute("SELECT event_uid FROM _kt_console_ct").fetchall() == [("e0",)]
+            bad_id = made.rules.rules[bad].id
+            assert (list(ctx.sigma_errors) == [bad_id]) if fail else not ctx.sigma_errors
+            cur.close()

@@ -77,15 +77,17 @@ def build(
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE _kt_sev AS
             WITH se AS (
-              SELECT 'agent' AS subject_kind, ae.agent_id AS subject, ae.event_uid
-              FROM _kt_agent_event ae {"JOIN events e USING (event_uid) WHERE TRUE " + filt_a if filt_a else ""}
+              SELECT 'agent' AS subject_kind, ae.agent_id AS subject, ae.event_uid,
+                     e.time, e.service, e.action, e.src_ip
+              FROM _kt_agent_event ae JOIN events e USING (event_uid)
+              WHERE e.time IS NOT NULL {filt_a}
               UNION ALL
-              SELECT 'credential', e.credential_id, e.event_uid FROM events e
-              WHERE e.credential_id IS NOT NULL {filt_c})
-            SELECT se.subject_kind, se.subject, se.event_uid, e.time, e.service, e.action,
-                   n.network, lpad(hour(e.time)::VARCHAR, 2, '0') AS hour
-            FROM se JOIN (SELECT event_uid, time, service, action, src_ip FROM events WHERE time IS NOT NULL) e
-            USING (event_uid) LEFT JOIN _kt_net n ON n.src_ip = e.src_ip""",
+              -- a credential's events carry their own columns: no join back to `events`
+              SELECT 'credential', e.credential_id, e.event_uid, e.time, e.service, e.action, e.src_ip
+              FROM events e WHERE e.credential_id IS NOT NULL AND e.time IS NOT NULL {filt_c})
+            SELECT se.subject_kind, se.subject, se.event_uid, se.time, se.service, se.action,
+                   n.network, lpad(hour(se.time)::VARCHAR, 2, '0') AS hour
+            FROM se LEFT JOIN _kt_net n ON n.src_ip = se.src_ip""",
         {"s": subject[1]} if subject is not None else None,
     )
     end = "$until::TIMESTAMP" if until is not None else f"min(time) + INTERVAL {int(b.days)} DAY"

@@ -228,13 +228,36 @@ def live_rank_rows(
     snapshot stores, and what :func:`live_ranking` scores), with the ``findings`` term's value
     (from ``found``, the default findings: :mod:`keytrail.analysis.answers` passes the stored
     ones) and the holder class (:mod:`keytrail.graph.principal_class`)."""
+    rows = rank_query_rows(store, since=since, until=until, min_confidence=min_confidence)
+    return with_findings(store, rows, found)
+
+
+def rank_query_rows(
+    store: CaseStore,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_confidence: str = "inferred",
+) -> list[dict[str, Any]]:
+    """The ranking query alone (one fresh cursor): it does not read the findings, so the
+    snapshot runs it beside them (:func:`keytrail.analysis.snapshot.refresh`)."""
     sql = rank_sql(
         "SELECT credential_id AS root FROM credentials",
         filtered=since is not None or until is not None,
     )
-    rows = query(store, sql, params(since, until, min_confidence))
+    return query(store, sql, params(since, until, min_confidence))
+
+
+def with_findings(
+    store: CaseStore, rows: list[dict[str, Any]], found: list[Finding] | None
+) -> list[dict[str, Any]]:
+    """Add the ``findings`` term's value and the holder class to :func:`rank_query_rows`' rows."""
     values = finding_values(store, found)
-    held = holders(store.con)
+    cur = store.cursor()
+    try:
+        held = holders(cur)
+    finally:
+        cur.close()
     for r in rows:
         r["findings"] = values.get(r["credential_id"], 0.0)
         r["holder"] = held.get(r["credential_id"])

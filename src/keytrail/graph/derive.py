@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from keytrail.graph import derive_causes, derive_links, principal_class
+from keytrail.graph import derive_causes, derive_links, derive_uses, principal_class
 from keytrail.graph.agent_identity import merge_agents, same_agent_links
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ FROM _kt_vault_sid
 
 # One row per credential: issuance facts (the preferred parent is the Vault token that
 # asked for a key over the AWS call Vault made with its own key) joined with usage.
-_CREDENTIALS = """
+CREDENTIALS = """
 INSERT INTO credentials
 WITH cand AS (
   SELECT credential_id, kind, parent_credential_id AS parent, issued_at, event_uid, expires_at, principal_uid,
@@ -257,7 +257,7 @@ def person_sessions(con: duckdb.DuckDBPyConnection) -> None:
     carries a person's marks counts as that person's)."""
     con.execute("DELETE FROM credentials")
     con.execute("DELETE FROM principal_classes")
-    con.execute(_CREDENTIALS)
+    con.execute(CREDENTIALS)
     principal_class.classify_credentials(con)
 
 
@@ -266,10 +266,10 @@ def _derive(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DELETE FROM {table}")
     merge_agents(con)  # first: every rule below sees one id per agent
     mint_facts(con)
-    con.execute(_CREDENTIALS)
+    con.execute(CREDENTIALS)
     derive_links.minted(con)
     derive_links.authenticates_as(con)
-    derive_links.uses(con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S)
+    derive_uses.uses(con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S)
     principal_class.classify_credentials(con)
     derive_links.delegated(con)
     same_agent_links(con, derive_links.INSERT)

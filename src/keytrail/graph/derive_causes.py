@@ -50,9 +50,20 @@ _TOOL = "(e.service = 'tool' OR e.action = 'mcp:tools/call')"
 _API = "(e.source IN ('vault', 'cloudtrail') OR e.action = 'mcp:tools/call')"
 
 
-def caused(con: duckdb.DuckDBPyConnection) -> None:
-    """Rebuild ``event_links`` (runs after USES edges exist: the confidence reads them)."""
-    con.execute("DELETE FROM event_links")
+def caused(con: duckdb.DuckDBPyConnection, effects: str = "") -> None:
+    """Rebuild ``event_links`` (runs after USES edges exist: the confidence reads them).
+
+    ``effects``: a table of the ``event_uid`` of the (Vault or CloudTrail) calls whose causes to
+    find again; the others keep theirs (:mod:`keytrail.graph.derive_incr`: each call's candidate
+    causes are ranked among themselves only). The ``issued-token`` rule is always redone.
+    """
+    if effects:
+        con.execute(
+            f"DELETE FROM event_links WHERE rule = 'issued-token' "
+            f"OR effect_uid IN (SELECT event_uid FROM {effects})"
+        )
+    else:
+        con.execute("DELETE FROM event_links")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _kt_cause AS
         SELECT e.event_uid, e.time, e.agent_id, e.format, e.trace_id, e.span_id,
@@ -62,9 +73,10 @@ def caused(con: duckdb.DuckDBPyConnection) -> None:
     if not con.execute("SELECT count(*) FROM _kt_cause").fetchone()[0]:  # type: ignore[index]
         con.execute("DROP TABLE _kt_cause")
         return
-    _effects(con)
+    only = f" AND {{e}}.event_uid IN (SELECT event_uid FROM {effects})" if effects else ""
+    _effects(con, only)
     _holds(con)
-    _by_target(con)
+    _by_target(con, only.format(e="f"))
     # A tool span and the MCP request it sent both name the target the MCP server then read:
     # the request (the nearer cause) is kept, the span stays linked to the request.
     con.execute("""
@@ -76,7 +88,7 @@ def caused(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
-def _effects(con: duckdb.DuckDBPyConnection) -> None:
+def _effects(con: duckdb.DuckDBPyConnection, only: str = "") -> None:
     """``_kt_effect``: each API/MCP call's target and the keys a tool target may match it by.
 
     Keys: the target; a KV v2 path without its ``data``/``metadata`` segment; every suffix of
@@ -94,12 +106,13 @@ def _effects(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _kt_effect AS
         WITH last AS (SELECT DISTINCT regexp_extract(rkey, '[^/]*$') AS seg FROM _kt_cause),
-        r AS (SELECT r.event_uid, {_RKEY} AS rkey FROM event_resources r),
+        r AS (SELECT r.event_uid, {_RKEY} AS rkey FROM event_resources r
+              WHERE true{only.format(e="r")}),
         k AS (
           SELECT e.event_uid, e.time, e.credential_id, e.format, r.rkey
           FROM r JOIN events e ON e.event_uid = r.event_uid
           WHERE regexp_extract(r.rkey, '[^/]*$') IN (SELECT seg FROM last)
-            AND {_API} AND e.time IS NOT NULL
+            AND {_API} AND e.time IS NOT NULL{only.format(e="e")}
         ), parts AS (SELECT *, string_split(rkey, '/') AS p FROM k)
         SELECT event_uid, time, credential_id, format, u.key, u.key = rkey OR u.kv AS exact
         FROM parts, unnest(list_concat([{{'key': rkey, 'kv': true}}], {kv}, {suffixes})) AS t(u)
@@ -118,7 +131,7 @@ def _holds(con: duckdb.DuckDBPyConnection) -> None:
         SELECT DISTINCT agent_id, credential_id FROM h""")
 
 
-def _by_target(con: duckdb.DuckDBPyConnection) -> None:
+def _by_target(con: duckdb.DuckDBPyConnection, only: str = "") -> None:
     """The ``traceparent`` and ``target`` rules, ranked per effect; rank-1 rows are inserted."""
     holds = (
         "EXISTS (SELECT 1 FROM _kt_holds h WHERE h.agent_id = c.agent_id "
@@ -136,7 +149,7 @@ def _by_target(con: duckdb.DuckDBPyConnection) -> None:
           FROM (SELECT DISTINCT event_uid, time, trace_id, span_id FROM _kt_cause
                 WHERE format = 'otlp-traces' AND span_id IS NOT NULL) c
           JOIN events f ON f.trace_id = c.trace_id AND f.span_id = c.span_id
-                       AND f.action = 'mcp:tools/call'
+                       AND f.action = 'mcp:tools/call'{only}
         ), c AS (
           SELECT *, {bucket} + d AS bucket FROM _kt_cause, (SELECT unnest([-1, 0, 1]) AS d)
         ), tgt AS (

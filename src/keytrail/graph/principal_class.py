@@ -158,13 +158,13 @@ _CT_FACTS = rf"""
 CREATE OR REPLACE TEMP TABLE _kt_ctf AS
 WITH sampled AS (
   SELECT unnest(arg_min(event_uid, (time, event_uid), {_SAMPLED})) AS event_uid
-  FROM events WHERE source = 'cloudtrail' AND credential_id IS NOT NULL
-  GROUP BY credential_id, actor_uid
+  FROM events ev WHERE ev.source = 'cloudtrail' AND ev.credential_id IS NOT NULL /*scope*/
+  GROUP BY ev.credential_id, ev.actor_uid
 ), e AS (
   SELECT ev.credential_id, ev.event_uid, ev.time, ev.actor_uid, ev.actor_type, ev.actor_name,
          ev.action, ev.user_agent, CASE WHEN s.event_uid IS NOT NULL THEN ev.raw END AS mraw
   FROM events ev LEFT JOIN sampled s ON s.event_uid = ev.event_uid
-  WHERE ev.source = 'cloudtrail' AND ev.credential_id IS NOT NULL
+  WHERE ev.source = 'cloudtrail' AND ev.credential_id IS NOT NULL /*scope*/
 ), f AS (
   SELECT credential_id, event_uid, time, actor_uid, actor_type, actor_name, {_UA_FAMILY} AS ua,
     (action IN ('signin:ConsoleLogin', 'signin:SwitchRole')
@@ -214,7 +214,7 @@ SELECT i.credential_id, i.event_uid, e.action, e.actor_type AS by_type,
        coalesce(json_extract_string(e.raw, '$.responseElements.subject'),
                 json_extract_string(e.raw, '$.userIdentity.userName')) AS fed_user
 FROM _kt_issue i JOIN events e ON e.event_uid = i.event_uid
-WHERE i.src_source = 'cloudtrail' AND e.action IS NOT NULL
+WHERE i.src_source = 'cloudtrail' AND e.action IS NOT NULL /*scope*/
 """
 
 
@@ -417,13 +417,33 @@ GROUP BY inh.cred
 """
 
 
-def classify_credentials(con: duckdb.DuckDBPyConnection) -> None:
+def _scoped(sql: str, column: str, scope: str) -> str:
+    return sql.replace("/*scope*/", f"AND {column} IN (SELECT credential_id FROM {scope})")
+
+
+def classify_credentials(con: duckdb.DuckDBPyConnection, scope: str = "", write: str = "") -> None:
     """One decision per credential (needs ``credentials``, ``_kt_issue``, ``_kt_vault_login``,
-    ``_kt_mint`` and the USES links)."""
-    con.execute("DELETE FROM principal_classes")
-    con.execute(_CT_FACTS)
-    con.execute(_CT_ISSUE)
+    ``_kt_mint`` and the USES links).
+
+    ``write`` (a table of ``credential_id``) decides again only those credentials (with their
+    descendants: a decision is the credential's own facts or one inherited down the MINTED
+    edges); ``scope``, when given, reads the facts of only its credentials (``write`` and every
+    ancestor of those) (:mod:`keytrail.graph.derive_incr`)."""
+    if write:
+        con.execute(
+            f"DELETE FROM principal_classes WHERE subject_kind = 'credential' "
+            f"AND subject IN (SELECT credential_id FROM {write})"
+        )
+    else:
+        con.execute("DELETE FROM principal_classes")
+    con.execute(_scoped(_CT_FACTS, "ev.credential_id", scope) if scope else _CT_FACTS)
+    con.execute(_scoped(_CT_ISSUE, "i.credential_id", scope) if scope else _CT_ISSUE)
     con.execute(_candidates_sql())
+    if scope:
+        con.execute(
+            f"DELETE FROM _kt_cls_cand WHERE credential_id NOT IN "
+            f"(SELECT credential_id FROM {scope})"
+        )
     con.execute(_PICK)
     con.execute(_INHERIT)
     # an inherited strong decision replaces an inferred one (an agent linked by timing only)
@@ -442,6 +462,7 @@ def classify_credentials(con: duckdb.DuckDBPyConnection) -> None:
                    [c.issued_by_event] END, []),
                b.d.attrs
         FROM credentials c LEFT JOIN _kt_cls_best b ON b.credential_id = c.credential_id"""
+        + (f" WHERE c.credential_id IN (SELECT credential_id FROM {write})" if write else "")
     )
     for t in ("_kt_ctf", "_kt_cti", "_kt_cls_cand", "_kt_cls_best", "_kt_cls_inh"):
         con.execute(f"DROP TABLE IF EXISTS {t}")

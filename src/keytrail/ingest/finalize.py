@@ -10,13 +10,18 @@ several Vault audit devices, the same span exported twice). Here, once per inges
 3. per-file ``events`` and time ranges;
 4. CloudTrail digest integrity checks;
 5. the derived tables (``credentials``, ``principals``, ``links``) via
-   :func:`keytrail.graph.derive.derive`,
+   :func:`keytrail.graph.derive.derive` (or, when the case was derived before and this ingest
+   adds only CloudTrail files, :func:`keytrail.graph.derive_incr.derive_since`, which derives only
+   what the new events change, with the same rows as a full rebuild),
    which also invalidates the analysis snapshot (its ``case_meta`` fingerprints are
    removed: it described the case before this ingest). ``keytrail ingest`` rebuilds it
    afterwards (:mod:`keytrail.analysis.snapshot`); until then readers analyse live.
 
 ``case_meta.finalized`` is ``false`` while an ingest runs and ``true`` after this
-completes, so readers can warn about a case whose ingest was interrupted.
+completes, so readers can warn about a case whose ingest was interrupted. In the same
+transaction ``derived.through_file_id`` records the last file the derived tables cover and
+``derived.code`` the code that derived them: rows of files above it are the "new" rows of the
+next ingest (a killed ingest's committed files included), and any other code rebuilds in full.
 
 It lives in ``ingest`` (not ``store``) because it drives the adapters and the graph
 derivation; ``store`` knows only the case file and its schema.
@@ -27,6 +32,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from keytrail.graph.derive import derive
+from keytrail.graph.derive_incr import derive_fingerprint, derive_since
 from keytrail.ingest import adapter_names, load_adapter
 from keytrail.ingest.cloudtrail.digest import verify_integrity
 from keytrail.store.case import roomy_memory
@@ -35,11 +41,11 @@ if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
 
 
-def _dedup(con: object, table: str, partition: str, order: str) -> None:
+def _dedup(con: object, table: str, partition: str, order: str, where: str = "") -> None:
     # A grouping finds whether there is anything to remove at half the cost of the window (1.4M
     # resource rows: 0.4 against 0.9 CPU-s), and most ingests have no duplicates.
     found = con.execute(  # type: ignore[attr-defined]
-        f"SELECT EXISTS (SELECT 1 FROM {table} GROUP BY {partition} HAVING count(*) > 1)"
+        f"SELECT EXISTS (SELECT 1 FROM {table}{where} GROUP BY {partition} HAVING count(*) > 1)"
     ).fetchone()
     if not (found and found[0]):
         return
@@ -47,22 +53,47 @@ def _dedup(con: object, table: str, partition: str, order: str) -> None:
         f"""DELETE FROM {table} WHERE rowid IN (
               SELECT rid FROM (
                 SELECT rowid AS rid, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) AS rn
-                FROM {table}) WHERE rn > 1)"""
+                FROM {table}{where}) WHERE rn > 1)"""
     )
 
 
-def dedup_events(store: CaseStore) -> None:
+def dedup_events(store: CaseStore, since: int | None = None) -> None:
+    """Remove the later copies of every event (and of its resource and issue rows).
+
+    ``since``: the rows of files up to it were de-duplicated by an earlier finalize, so only rows
+    of later files can be copies (of each other or of an old row: the old row wins, its
+    ``file_id`` is lower). Only their keys are looked at: a join of the new event ids to the old,
+    not a grouping of the whole ``events`` table.
+    """
     con = store.con
-    total, distinct = con.execute(
-        "SELECT count(*), count(DISTINCT event_uid) FROM events"
-    ).fetchone() or (0, 0)
-    if total != distinct:
+    if since is not None:
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _kt_dups AS
-               SELECT rid, file_id FROM (
-                 SELECT rowid AS rid, file_id,
-                        row_number() OVER (PARTITION BY event_uid ORDER BY file_id, record_no) AS rn
-                 FROM events) WHERE rn > 1"""
+            "CREATE OR REPLACE TEMP TABLE _kt_new_uid AS "
+            "SELECT DISTINCT event_uid FROM events WHERE file_id > ?",
+            [since],
+        )
+        dups = """SELECT rid, file_id FROM (
+                    SELECT rowid AS rid, file_id, event_uid,
+                           row_number() OVER (PARTITION BY event_uid
+                                              ORDER BY file_id, record_no) AS rn
+                    FROM events WHERE file_id > $since)
+                  WHERE rn > 1
+                     OR event_uid IN (SELECT event_uid FROM events WHERE file_id <= $since)"""
+        found = True
+    else:
+        total, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT event_uid) FROM events"
+        ).fetchone() or (0, 0)
+        dups = """SELECT rid, file_id FROM (
+                    SELECT rowid AS rid, file_id,
+                           row_number() OVER (PARTITION BY event_uid
+                                              ORDER BY file_id, record_no) AS rn
+                    FROM events) WHERE rn > 1"""
+        found = total != distinct
+    if found:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _kt_dups AS {dups}",
+            {"since": since} if since is not None else {},
         )
         con.execute(
             """UPDATE evidence SET duplicates = coalesce(duplicates, 0) + d.n
@@ -71,12 +102,17 @@ def dedup_events(store: CaseStore) -> None:
         )
         con.execute("DELETE FROM events WHERE rowid IN (SELECT rid FROM _kt_dups)")
         con.execute("DROP TABLE _kt_dups")
-    _dedup(con, "event_resources", "event_uid, resource_id, resource_type, account", "event_uid")
-    _dedup(con, "credential_issues", "credential_id, event_uid", "issued_at")
-    dedup_cross_account_issues(con)
+    # Resource and issue rows hang off an event id: copies can only be of the new events' ids.
+    only = " WHERE event_uid IN (SELECT event_uid FROM _kt_new_uid)" if since is not None else ""
+    _dedup(
+        con, "event_resources", "event_uid, resource_id, resource_type, account", "event_uid", only
+    )
+    _dedup(con, "credential_issues", "credential_id, event_uid", "issued_at", only)
+    dedup_cross_account_issues(con, new_only=since is not None)
+    con.execute("DROP TABLE IF EXISTS _kt_new_uid")
 
 
-def dedup_cross_account_issues(con: object) -> None:
+def dedup_cross_account_issues(con: object, *, new_only: bool = False) -> None:
     """One issue row per key for the copies of one cross-account call.
 
     CloudTrail delivers a cross-account ``AssumeRole`` to both accounts with the same
@@ -84,9 +120,18 @@ def dedup_cross_account_issues(con: object) -> None:
     caller's copy names the calling key (the parent); the role account's copy has actor
     type ``AWSAccount`` and no key. Both events stay in ``events``; only the second issue
     row goes, keeping the one with a parent (the MINTED edge still cites both copies,
-    found through ``events.shared_event_id``)."""
+    found through ``events.shared_event_id``).
+
+    ``new_only``: only the credentials of the new events' issue rows (``_kt_new_uid``) can have
+    a second row for one call; every other credential's rows were reduced before."""
+    only = (
+        """AND ci.credential_id IN (SELECT credential_id FROM credential_issues
+                                    WHERE event_uid IN (SELECT event_uid FROM _kt_new_uid))"""
+        if new_only
+        else ""
+    )
     con.execute(  # type: ignore[attr-defined]
-        """DELETE FROM credential_issues WHERE rowid IN (
+        f"""DELETE FROM credential_issues WHERE rowid IN (
              SELECT rid FROM (
                SELECT ci.rowid AS rid, row_number() OVER (
                         PARTITION BY ci.credential_id,
@@ -95,18 +140,20 @@ def dedup_cross_account_issues(con: object) -> None:
                                  ci.event_uid) AS rn
                FROM credential_issues ci JOIN events e ON e.event_uid = ci.event_uid
                WHERE e.source = 'cloudtrail'
-                 AND coalesce(e.shared_event_id, e.request_id) IS NOT NULL)
+                 AND coalesce(e.shared_event_id, e.request_id) IS NOT NULL {only})
              WHERE rn > 1)"""
     )
 
 
-def file_counts(store: CaseStore) -> None:
+def file_counts(store: CaseStore, since: int | None = None) -> None:
+    """Per-file event counts and time ranges (``since``: only files after it changed)."""
+    only = "" if since is None else f"WHERE file_id > {int(since)}"
     store.con.execute(
-        """UPDATE evidence SET events = coalesce(s.n, 0), first_time = s.t0, last_time = s.t1,
+        f"""UPDATE evidence SET events = coalesce(s.n, 0), first_time = s.t0, last_time = s.t1,
                   duplicates = coalesce(duplicates, 0)
-           FROM (SELECT e.file_id, s.n, s.t0, s.t1 FROM evidence e LEFT JOIN
-                   (SELECT file_id, count(*) AS n, min(time) AS t0, max(time) AS t1
-                    FROM events GROUP BY file_id) s ON s.file_id = e.file_id) s
+           FROM (SELECT e.file_id, s.n, s.t0, s.t1 FROM (SELECT file_id FROM evidence {only}) e
+                 LEFT JOIN (SELECT file_id, count(*) AS n, min(time) AS t0, max(time) AS t1
+                            FROM events {only} GROUP BY file_id) s ON s.file_id = e.file_id) s
            WHERE evidence.file_id = s.file_id"""
     )
     store.con.execute(
@@ -125,17 +172,48 @@ def finalize(store: CaseStore, *, graph: bool = True) -> None:
         _finalize(store, graph)
 
 
+#: ``case_meta`` keys: the last file the derived tables cover, and the code that derived them.
+THROUGH_KEY = "derived.through_file_id"
+CODE_KEY = "derived.code"
+#: Sources of new files that :func:`keytrail.graph.derive_incr.derive_since` can add to a case
+#: (``NULL``: a skipped file). A Vault or agent file pairs, merges or renames events across the
+#: case, an inventory or policy file changes rules for every credential: those rebuild in full.
+INCREMENTAL_SOURCES = ("cloudtrail", "digest")
+
+
+def incremental_since(store: CaseStore) -> int | None:
+    """The file id the derived tables already cover, when this ingest may add to them (same derive
+    code, only CloudTrail files since); ``None``: de-duplicate and derive the whole case."""
+    through, code = store.meta(THROUGH_KEY), store.meta(CODE_KEY)
+    if through is None or code != derive_fingerprint():
+        return None
+    since = int(through)
+    other = store.scalar(
+        "SELECT count(*) FROM evidence WHERE file_id > ? AND source IS NOT NULL "
+        "AND NOT list_contains(?, source)",
+        [since, list(INCREMENTAL_SOURCES)],
+    )
+    return None if other else since
+
+
 def _finalize(store: CaseStore, graph: bool = True) -> None:
     con = store.con
     con.execute("BEGIN TRANSACTION")
     try:
+        since = incremental_since(store) if graph else None
         for name in adapter_names():
             load_adapter(name).finalize(con)
-        dedup_events(store)
-        file_counts(store)
+        dedup_events(store, since)
+        file_counts(store, since)
         verify_integrity(con)
         if graph:
-            derive(con)
+            if since is None or not derive_since(con, since):
+                derive(con)
+            last = store.scalar("SELECT coalesce(max(file_id), 0) FROM evidence")
+            store.set_meta(THROUGH_KEY, str(last))
+            store.set_meta(CODE_KEY, derive_fingerprint())
+        else:  # rows were added that no derive covers: the next ingest derives in full
+            con.execute("DELETE FROM case_meta WHERE key IN (?, ?)", [THROUGH_KEY, CODE_KEY])
         store.set_meta("finalized", "true")
         con.execute("COMMIT")
     except BaseException:

@@ -11,7 +11,8 @@ Conventions:
 - Column names follow OCSF where OCSF has a name, flattened (``actor_uid``,
   ``src_ip``, ``user_agent``, ``action``).
 - Tables marked *derived* are rebuilt from the others at the end of every ingest
-  (``ingest.finalize``); ingest adapters write only the *ingested* tables.
+  (``ingest.finalize``; a CloudTrail-only ingest updates the rows its events change,
+  ``graph.derive_incr``); ingest adapters write only the *ingested* tables.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ CASE_META = _t(
     (
         "key",
         "VARCHAR PRIMARY KEY",
-        "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `secrets` (`masked-at-ingest`: secret values were removed before anything was stored, docs/security.md), `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot; `provenance.<sha256>`: a `keytrail scope` manifest ingested with the case)",
+        "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `secrets` (`masked-at-ingest`: secret values were removed before anything was stored, docs/security.md), `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot; `derived.through_file_id`, `derived.code`: the last file the derived tables cover and a hash of the code that derived them (a later ingest of CloudTrail files derives only what its events change, docs/performance.md); `provenance.<sha256>`: a `keytrail scope` manifest ingested with the case)",
     ),
     ("value", "VARCHAR", "its value as text"),
 )
@@ -617,7 +618,9 @@ def render_markdown() -> str:
         "",
         (
             f"Schema version: {SCHEMA_VERSION}. Times are UTC `TIMESTAMP`s. *Derived* tables are "
-            "rebuilt from the ingested ones at the end of every ingest. Secret values (session tokens, "
+            "rebuilt from the ingested ones at the end of every ingest (an ingest of CloudTrail files "
+            "into a derived case updates only the rows its events change, to the same rows). "
+            "Secret values (session tokens, "
             "secret keys, passwords, raw Vault tokens) are masked at ingest in every JSON column and in "
             f'`{"`, `".join(sorted(MASKED_TEXT_COLUMNS))}` (docs/security.md, "Secrets in the case").'
         ),

@@ -114,6 +114,8 @@ class Context:
         """Rules loaded at run time (Sigma, rule files): id -> info, looked up like the catalog."""
         self.sigma_errors: dict[str, str] = {}
         """Sigma rules that converted but whose SQL failed on this case: id -> reason."""
+        self.raw_pass: object = None
+        """What :func:`keytrail.analysis.findings.rawpass.ensure` made (once per run)."""
         self._build()
 
     # -- queries -----------------------------------------------------------------

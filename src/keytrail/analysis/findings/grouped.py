@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def group_hits(ctx: Context, table: str) -> list[dict[str, Any]]:
-    """One row per (r, subj): creds, principal, n, t0, t1, uids, actions, ips, agents, humans."""
+    """One row per (r, subj): creds, n, t0, t1, uids, actions, ips, principal, agents, humans."""
     return ctx.rows(
         f"""WITH h AS (
              SELECT h.r, e.*,
@@ -26,21 +26,29 @@ def group_hits(ctx: Context, table: str) -> list[dict[str, Any]]:
            g AS (
              SELECT r, subj, list(DISTINCT credential_id ORDER BY credential_id)
                                FILTER (WHERE credential_id IS NOT NULL) AS creds,
-                    mode(actor_uid) AS principal, count(*) AS n, min(time) AS t0, max(time) AS t1,
+                    count(*) AS n, min(time) AS t0, max(time) AS t1,
                     arg_min(event_uid, (time, event_uid), 25) AS uids,
                     list(DISTINCT action ORDER BY action)[1:10] AS actions,
                     list(DISTINCT src_ip ORDER BY src_ip)
                       FILTER (WHERE src_ip IS NOT NULL)[1:10] AS ips
              FROM h GROUP BY r, subj),
+           -- the principal: the actor logged most often; a tie goes to the one seen first (time,
+           -- then event id), not to whatever row order the join produced
+           a AS (
+             SELECT r, subj, actor_uid, count(*) AS n, min((time, event_uid)) AS first
+             FROM h WHERE actor_uid IS NOT NULL GROUP BY r, subj, actor_uid),
+           p AS (
+             SELECT r, subj, arg_min(actor_uid, (-n, first)) AS principal
+             FROM a GROUP BY r, subj),
            c AS (SELECT DISTINCT r, subj, credential_id FROM h WHERE credential_id IS NOT NULL)
-           SELECT g.*, coalesce(len(g.creds), 0) AS n_creds,
+           SELECT g.*, p.principal, coalesce(len(g.creds), 0) AS n_creds,
                   (SELECT list(DISTINCT a.agent_id ORDER BY a.agent_id)
                    FROM c JOIN _kt_chain_agent a USING (credential_id)
                    WHERE c.r = g.r AND c.subj = g.subj) AS agents,
                   (SELECT list(DISTINCT x.human_id ORDER BY x.human_id)
                    FROM c JOIN _kt_chain_human x USING (credential_id)
                    WHERE c.r = g.r AND c.subj = g.subj) AS humans
-           FROM g ORDER BY g.r, g.t0, g.subj"""
+           FROM g LEFT JOIN p USING (r, subj) ORDER BY g.r, g.t0, g.subj"""
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from keytrail.analysis.findings.context import Draft, contains_any_sql
+from keytrail.analysis.findings.rawpass import console_sql, ensure
 from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
@@ -76,17 +77,24 @@ def run(ctx: Context) -> None:
              AND m.child IN (SELECT credential_id FROM _kt_creds
                              WHERE kind = 'aws-access-key' OR credential_id LIKE 'AKIA%')"""
     )
-    for r in ctx.rows(
-        f"""WITH ev AS (
-              SELECT e.credential_id, e.event_uid, e.time, e.user_agent, e.src_ip,
-                     CASE WHEN {browser}
-                            OR (contains(e.raw, 'sessionCredentialFromConsole')
-                                AND json_extract_string(e.raw, '$.sessionCredentialFromConsole') = 'true')
-                          THEN 'browser-on-agent-credential'
+    # The console-session flag of CloudTrail records comes from the one read of their JSON
+    # (findings.rawpass); other sources' records are tested here, by the same test.
+    ensure(ctx)
+
+    def ev(where: str, console: str) -> str:
+        return f"""SELECT e.credential_id, e.event_uid, e.time, e.user_agent, e.src_ip,
+                     CASE WHEN {browser} OR {console} THEN 'browser-on-agent-credential'
                           WHEN {interactive} THEN 'interactive-tool-on-agent-credential' END AS rule
               FROM events e
               WHERE e.credential_id IN (SELECT credential_id FROM _kt_agent_cred)
-                AND e.action NOT IN ({actions}))
+                AND e.action NOT IN ({actions}) AND {where}"""
+
+    flagged = "e.event_uid IN (SELECT event_uid FROM _kt_console_ct)"
+    for r in ctx.rows(
+        f"""WITH ev AS (
+              {ev("e.source = 'cloudtrail'", flagged)}
+              UNION ALL
+              {ev("e.source <> 'cloudtrail'", console_sql("e.raw"))})
             SELECT ev.rule, ev.credential_id, count(*) AS n, min(time) AS t0, max(time) AS t1,
                    arg_min(event_uid, (time, event_uid), 25) AS uids, list(DISTINCT user_agent ORDER BY user_agent)[1:5] AS uas,
                    list(DISTINCT src_ip ORDER BY src_ip) FILTER (WHERE src_ip IS NOT NULL)[1:5] AS ips,

@@ -1,7 +1,8 @@
 """Sigma rule hits as findings, one per rule and credential, joined to the identity graph.
 
-Every loaded rule (:mod:`keytrail.analysis.sigma.rules`) runs as one ``WHERE`` over the
-Sigma field table; the hits of all rules come back from one ``UNION ALL`` query. A noisy
+Every loaded rule (:mod:`keytrail.analysis.sigma.rules`) is one predicate over the Sigma fields
+of a record; all rules are evaluated in one read of the records (:mod:`.rawpass`, which also
+takes the human-use rule's console flag from the same JSON parse). A noisy
 rule (``AssumeRole`` misuse matches every role session) would drown a case in thousands of
 findings, so hits are grouped per rule and identity (:mod:`.grouped`: the role or user, so
 every session of a role is one finding): one finding says how many events, cites up to 25
@@ -14,7 +15,6 @@ rest, as the Detection Rule License 1.1 asks.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis.findings.catalog import RuleInfo
@@ -27,44 +27,13 @@ if TYPE_CHECKING:
     from keytrail.analysis.sigma.rules import SigmaRule
 
 
-def _hits_sql(rules: list[tuple[int, SigmaRule]]) -> str:
-    from keytrail.analysis.sigma.fields import SEL, TABLE
-
-    # A rule that names its events looks only at the records whose name one rule allows
-    # (SEL, a few percent of a case): the rest of its predicate is not evaluated elsewhere.
-    return " UNION ALL ".join(
-        f"SELECT {i} AS r, event_uid FROM {TABLE} WHERE "
-        + (f"{SEL} AND " if rule.event_names is not None else "")
-        + f"({rule.where})"
-        for i, rule in rules
-    )
-
-
-def _hits(ctx: Context, rules: list[SigmaRule]) -> None:
-    """``_kt_sigma_hit(r, event_uid)``; a rule whose SQL fails is skipped with a note."""
-    indexed = list(enumerate(rules))
-    with contextlib.suppress(Exception):  # one rule's SQL failed: find it below, keep the others
-        ctx.cur.execute(f"CREATE OR REPLACE TEMP TABLE _kt_sigma_hit AS {_hits_sql(indexed)}")
-        return
-    ctx.cur.execute("CREATE OR REPLACE TEMP TABLE _kt_sigma_hit (r INTEGER, event_uid VARCHAR)")
-    for i, rule in indexed:
-        try:
-            ctx.cur.execute(f"INSERT INTO _kt_sigma_hit {_hits_sql([(i, rule)])}")
-        except Exception as e:  # noqa: BLE001 - reported through sigma_failed
-            ctx.sigma_errors[rule.id] = f"{type(e).__name__}: {e}"
-
-
 def run(ctx: Context) -> None:
-    from keytrail.analysis.sigma import fields
-    from keytrail.analysis.sigma.rules import load_rules
+    from keytrail.analysis.findings.rawpass import ensure
 
-    rs = load_rules(ctx.cfg.sigma.rules_dir or None)
-    rules = list(rs.rules)
-    if not rules or not fields.build(
-        ctx.cur, rs.fields, rs.lower_fields, everywhere=rs.everywhere, names=rs.names
-    ):
+    made = ensure(ctx)  # the hits, made with the other reads of the records' JSON
+    if made.rules is None or not made.sigma:
         return
-    _hits(ctx, rules)
+    rules = made.rules.rules
     for r in group_hits(ctx, "_kt_sigma_hit"):
         rule = rules[r["r"]]
         ctx.extra_rules.setdefault(

@@ -44,8 +44,25 @@ def build(
     everywhere: tuple[str, ...] | list[str] | None = None,
     names: tuple[str, ...] | list[str] = (),
 ) -> int:
-    """Create ``_kt_sigma_ct(event_uid, "kt:sel", <field>..., "lc:<field>"...)`` over the case's
-    CloudTrail events (the ``lower`` fields also lower-cased); returns the row count.
+    """Create ``_kt_sigma_ct`` (:func:`select_sql`'s rows) over the case's CloudTrail events;
+    returns the row count."""
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE {TABLE} AS {select_sql(fields, lower, everywhere, names)}"
+    )
+    rows = cur.execute(f"SELECT count(*) FROM {TABLE}").fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+def select_sql(
+    fields: tuple[str, ...] | list[str],
+    lower: tuple[str, ...] | list[str] = (),
+    everywhere: tuple[str, ...] | list[str] | None = None,
+    names: tuple[str, ...] | list[str] = (),
+) -> str:
+    """``SELECT event_uid, "kt:sel", <field>..., "lc:<field>"...`` over the case's CloudTrail
+    events (the ``lower`` fields also lower-cased): the rows rules are evaluated on, whether
+    stored as a table (:func:`build`) or read once by the query that evaluates every rule
+    (:func:`keytrail.analysis.findings.rawpass.one_pass_sql`).
 
     ``everywhere`` (None: all of ``fields``) are the fields extracted from every record; the
     others only from records whose ``eventName`` fits one of ``names`` (lower-case LIKE
@@ -71,16 +88,11 @@ def build(
         raw = f", {'raw' if light_raw else f'CASE WHEN {SEL} THEN raw END'} AS {_ident(RAW_COLUMN)}"
     select = ", ".join(["event_uid", SEL, *cols])
     lc = "".join(f", lower({_ident(f)}) AS {_ident(lower_column(f))}" for f in dict.fromkeys(lower))
-    cur.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {TABLE} AS
-            SELECT *{lc} FROM (SELECT {select}{raw} FROM (
+    return f"""SELECT *{lc} FROM (SELECT {select}{raw} FROM (
               SELECT *, CASE WHEN {SEL} THEN {_extract(heavy)} END AS w FROM (
                 SELECT *, {sel} AS {SEL} FROM (
                   SELECT event_uid, raw, {_extract(light)} AS v
                   FROM events WHERE source = 'cloudtrail' AND raw IS NOT NULL))))"""
-    )
-    rows = cur.execute(f"SELECT count(*) FROM {TABLE}").fetchall()
-    return int(rows[0][0]) if rows else 0
 
 
 def _extract(names: list[str]) -> str:

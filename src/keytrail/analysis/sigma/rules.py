@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -150,7 +151,11 @@ def load_rules(directory: str | Path | None = None) -> RuleSet:
     d = Path(directory) if directory else shipped_dir()
     if not d.is_dir():
         raise UsageError(f"--sigma: {d} is not a directory of Sigma rules", "bad sigma rules")
-    return _load(str(d.resolve()), dir_fingerprint(d))
+    with _LOADING:  # a second caller waits for the conversion under way instead of repeating it
+        return _load(str(d.resolve()), dir_fingerprint(d))
+
+
+_LOADING = threading.Lock()
 
 
 @lru_cache(maxsize=4)

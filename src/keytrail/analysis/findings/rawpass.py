@@ -1,0 +1,164 @@
+"""One read of every CloudTrail record's JSON for every rule family that looks inside records.
+
+Reading ``events.raw`` costs: at a million events it is 1.6 GB of text to decompress and scan,
+and parsing it as JSON costs more. Two families need something from every CloudTrail record:
+``human_use`` (the console-session flag, ``sessionCredentialFromConsole``) and Sigma (the fields
+its rules name). The first of them to run calls :func:`ensure`, which answers both in one query
+over the records (:func:`one_pass_sql`, the flag riding on the same JSON parse) and keeps:
+
+- ``_kt_console_ct(event_uid)``: CloudTrail events whose record has the flag, by the same test
+  as for any other record (:func:`console_sql`: the text holds the key and the parsed value is
+  ``true``);
+- ``_kt_sigma_hit(r, event_uid)``: every Sigma rule's hits (``r``: the rule's index in
+  :attr:`RawPass.rules`), when Sigma is enabled, has rules and the case holds CloudTrail records.
+
+When the combined query fails (a Sigma rule's SQL fails on this case), each part is made on its
+own as before: the flag by its own scan, the Sigma hits from the field table one rule at a time,
+with the failing rule noted in ``ctx.sigma_errors``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from keytrail.analysis.findings.context import Context
+    from keytrail.analysis.sigma.rules import RuleSet, SigmaRule
+
+CONSOLE = "sessionCredentialFromConsole"
+
+
+def console_sql(raw: str) -> str:
+    """SQL: the record text ``raw`` says its session credential came from the console."""
+    return f"(contains({raw}, '{CONSOLE}') AND json_extract_string({raw}, '$.{CONSOLE}') = 'true')"
+
+
+@dataclass(frozen=True)
+class RawPass:
+    rules: RuleSet | None
+    """The Sigma rules loaded (None: Sigma disabled)."""
+    sigma: bool
+    """Whether ``_kt_sigma_hit`` was made (rules and CloudTrail records to match exist)."""
+
+
+def ensure(ctx: Context) -> RawPass:
+    """Make ``_kt_console_ct`` and ``_kt_sigma_hit`` once per findings run; the same answer
+    to every caller."""
+    if isinstance(ctx.raw_pass, RawPass):
+        return ctx.raw_pass
+    from keytrail.analysis.sigma.rules import load_rules
+
+    rs = load_rules(ctx.cfg.sigma.rules_dir or None) if ctx.cfg.sigma.enabled else None
+    rules = list(rs.rules) if rs is not None else []
+    has_records = bool(
+        ctx.scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM events "
+            "WHERE source = 'cloudtrail' AND raw IS NOT NULL LIMIT 1)"
+        )
+    )
+    made = False
+    if rs is not None and rules and has_records:
+        with contextlib.suppress(Exception):  # a rule's SQL failed: each part on its own below
+            ctx.cur.execute(
+                "CREATE OR REPLACE TEMP TABLE _kt_raw_hit AS "
+                + one_pass_sql(rs, rules, flag=(CONSOLE, -1))
+            )
+            ctx.cur.execute(
+                """CREATE OR REPLACE TEMP TABLE _kt_console_ct AS
+                   SELECT event_uid FROM _kt_raw_hit WHERE r = -1"""
+            )
+            ctx.cur.execute(
+                """CREATE OR REPLACE TEMP TABLE _kt_sigma_hit AS
+                   SELECT r, event_uid FROM _kt_raw_hit WHERE r >= 0"""
+            )
+            ctx.cur.execute("DROP TABLE _kt_raw_hit")
+            made = True
+        if not made:
+            hits_rule_by_rule(ctx, rs, rules)
+    if not made:
+        ctx.cur.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _kt_console_ct AS
+                SELECT event_uid FROM events
+                WHERE source = 'cloudtrail' AND raw IS NOT NULL AND {console_sql("raw")}"""
+        )
+    ctx.raw_pass = RawPass(rs, bool(rules) and has_records)
+    return ctx.raw_pass
+
+
+def _hits_sql(rules: list[tuple[int, SigmaRule]]) -> str:
+    from keytrail.analysis.sigma.fields import TABLE
+
+    # A rule that names its events looks only at the records whose name one rule allows
+    # (SEL, a few percent of a case): the rest of its predicate is not evaluated elsewhere.
+    return " UNION ALL ".join(
+        f"SELECT {i} AS r, event_uid FROM {TABLE} WHERE {_predicate(rule)}" for i, rule in rules
+    )
+
+
+def _predicate(rule: SigmaRule) -> str:
+    from keytrail.analysis.sigma.fields import SEL
+
+    return (f"{SEL} AND " if rule.event_names is not None else "") + f"({rule.where})"
+
+
+def one_pass_sql(rs: RuleSet, rules: list[SigmaRule], flag: tuple[str, int] | None = None) -> str:
+    """Every rule's hits ``(r, event_uid)`` from one read of the records: the rows of
+    :func:`_hits_sql` over the stored field table (in another order; the findings group them).
+
+    The field table of a million-event case is 40 columns by 900k rows, written once and then
+    scanned once per rule; here each row's fields are extracted and every rule's predicate is
+    evaluated in the same projection (a list of the rule numbers that match), so nothing is
+    stored but the hits. Same predicates on the same rows: the same hits.
+
+    ``flag`` = (top-level key, number): also a row with that number for every record whose text
+    holds the key and whose parsed value is ``true`` (:mod:`.rawpass`: the console-session flag,
+    parsed with the rules' fields)."""
+    from keytrail.analysis.sigma import fields
+    from keytrail.analysis.sigma.backend import RAW_COLUMN
+
+    def matched(part: list[tuple[int, SigmaRule]]) -> str:
+        if not part:
+            return "[]::INTEGER[]"
+        cases = ", ".join(f"CASE WHEN ({rule.where}) THEN {i} END" for i, rule in part)
+        return f"list_filter([{cases}]::INTEGER[], lambda x: x IS NOT NULL)"
+
+    # The rules that name their events are evaluated on the selected records only (SEL).
+    named = [(i, r) for i, r in enumerate(rules) if r.event_names is not None]
+    anywhere = [(i, r) for i, r in enumerate(rules) if r.event_names is None]
+    lists = [
+        f"CASE WHEN {fields.SEL} THEN {matched(named)} ELSE []::INTEGER[] END",
+        matched(anywhere),
+    ]
+    extra: tuple[str, ...] = ()
+    if flag is not None:
+        key, number = flag
+        extra = (key, RAW_COLUMN)
+        col, raw = f'"{key}"', f'"{RAW_COLUMN}"'
+        lists.append(
+            f"CASE WHEN {col} = 'true' AND contains({raw}, '{key}') THEN [{int(number)}] "
+            "ELSE []::INTEGER[] END"
+        )
+    rows = fields.select_sql(
+        (*rs.fields, *extra),
+        rs.lower_fields,
+        everywhere=(*rs.everywhere, *extra),
+        names=rs.names,
+    )
+    return f"""SELECT r, event_uid FROM (
+                 SELECT event_uid, unnest({" || ".join(lists)}) AS r FROM ({rows}))"""
+
+
+def hits_rule_by_rule(ctx: Context, rs: RuleSet, rules: list[SigmaRule]) -> None:
+    """``_kt_sigma_hit(r, event_uid)`` from the stored field table, one query per rule: the way
+    when the one-read query failed; a rule whose SQL fails is skipped with a note."""
+    from keytrail.analysis.sigma import fields
+
+    fields.build(ctx.cur, rs.fields, rs.lower_fields, everywhere=rs.everywhere, names=rs.names)
+    ctx.cur.execute("CREATE OR REPLACE TEMP TABLE _kt_sigma_hit (r INTEGER, event_uid VARCHAR)")
+    for i, rule in enumerate(rules):
+        try:
+            ctx.cur.execute(f"INSERT INTO _kt_sigma_hit {_hits_sql([(i, rule)])}")
+        except Exception as e:  # noqa: BLE001 - reported through sigma_failed
+            ctx.sigma_errors[rule.id] = f"{type(e).__name__}: {e}"

@@ -1,0 +1,251 @@
+"""Derive only what new CloudTrail events change, with the rows a full rebuild would write.
+
+A second ingest into a large case (a new day of CloudTrail) used to rebuild every derived table
+from the whole case: 11 s at 1M events for 100k new ones. Here, when the case was derived
+before (``case_meta`` ``derived.through_file_id``, same derive code) and the new files are
+CloudTrail only (:func:`keytrail.ingest.finalize.incremental_since`), each derived row is either
+rebuilt from the whole case because that is cheap, or rebuilt only for the keys whose input rows
+the new events touch, with the same SQL restricted to those keys:
+
+- per credential, from its events: ``ACTED_ON``, ``AUTHENTICATES_AS`` (their group keys hold
+  the credential) and the timing ``USES``: the credentials the new events are signed with;
+- ``MINTED``: the credentials whose issue rows are new or share a call (``sharedEventID``) with a
+  new event, and those the Vault AWS-engine rule matches by a new event's name;
+- the person/workload decisions of credentials (:mod:`keytrail.graph.principal_class`): every
+  credential whose row, USES edges, issue or events changed, and all minted from those (a
+  decision is inherited down MINTED edges), decided from their facts and their ancestors';
+- ``event_links``: the new calls, and the old calls signed with a credential whose holders
+  (agents with a proven/strong USES, and what it minted) changed;
+- rebuilt in full (small inputs, under a second at 1M): ``credentials``, ``principals``,
+  ``DELEGATED``, the inventory ``USES``, the principals' decisions, the issue facts.
+
+CloudTrail events carry no agent id and no Vault pairing, so ``SAME_AGENT``, the agent-log and
+Vault-metadata ``USES`` and the agent merge are unchanged. What does not fit these rules (a Vault,
+agent, inventory or policy file; a case derived by other code; new events more than
+:data:`MAX_NEW_SHARE` of the case, or signed with credentials that sign over
+:data:`MAX_TOUCHED_SHARE` of it) takes the full rebuild of :func:`keytrail.graph.derive.derive`.
+``tests/unit/test_derive_incremental.py`` compares every derived row of both paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from keytrail import __version__
+from keytrail.graph import derive_causes, derive_links, derive_uses, principal_class
+from keytrail.store.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import duckdb
+
+#: Above this share of new events in the case a full rebuild is as cheap (measured at 1M: see
+#: docs/performance.md, "Second ingest").
+MAX_NEW_SHARE = 0.3
+#: Above this share of the case's events signed with a credential the new events use, a full
+#: rebuild is as cheap: the per-credential steps restricted to those credentials cost about as
+#: much per event as the whole-case ones (at 1M, facts of credentials holding 1.02M of 1.05M
+#: events took 7.1 CPU-s against 2.8 for all), so long-lived keys active every day that sign most
+#: of the case make the second ingest cost a full rebuild, no more.
+MAX_TOUCHED_SHARE = 0.5
+#: Above this share of the CloudTrail events, the credential decisions read the facts of every
+#: credential (one scan) instead of those of the credentials to decide and their ancestors.
+MAX_FACTS_SHARE = 0.3
+
+_TEMP = (
+    "_kt_inc_new",
+    "_kt_inc_cred",
+    "_kt_inc_mint",
+    "_kt_inc_old_cred",
+    "_kt_inc_old_uses",
+    "_kt_inc_holds",
+    "_kt_inc_write",
+    "_kt_inc_scope",
+    "_kt_inc_effects",
+    "_kt_holds",
+)
+
+
+@lru_cache(maxsize=1)
+def derive_fingerprint() -> str:
+    """A hash of the code whose rows the derived tables hold: the graph package, the
+    end-of-ingest steps, the schema version. Another hash rebuilds in full."""
+    graph = Path(__file__).resolve().parent
+    files = sorted(graph.glob("*.py")) + [graph.parent / "ingest" / "finalize.py"]
+    h = hashlib.sha256(f"{__version__}:{SCHEMA_VERSION}".encode())
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:24]
+
+
+def derive_since(con: duckdb.DuckDBPyConnection, since: int) -> bool:
+    """Bring the derived tables up to date with the events of files after ``since``.
+
+    Returns False (and changes nothing) when a full rebuild is the better way: then the
+    caller runs :func:`keytrail.graph.derive.derive`.
+    """
+    from keytrail.store.case import roomy_memory
+
+    row = con.execute(
+        """SELECT count(*) FILTER (WHERE file_id > $since),
+                  count(*) FILTER (WHERE credential_id IN (
+                    SELECT credential_id FROM events WHERE file_id > $since)),
+                  count(*)
+           FROM events""",
+        {"since": since},
+    ).fetchone()
+    new, touched, total = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+    if total == 0 or new > MAX_NEW_SHARE * total or touched > MAX_TOUCHED_SHARE * total:
+        return False
+    with roomy_memory(con):
+        _derive_since(con, since)
+    con.execute("DELETE FROM case_meta WHERE starts_with(key, 'snapshot.')")
+    return True
+
+
+def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
+    from keytrail.graph.agent_identity import merge_agents
+    from keytrail.graph.derive import (
+        CREDENTIALS,
+        MINT_TABLES,
+        TOOL_CALL_SKEW_S,
+        TOOL_CALL_WINDOW_S,
+        mint_facts,
+    )
+
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kt_inc_new AS SELECT event_uid, credential_id, "
+        "shared_event_id FROM events WHERE file_id > ?",
+        [since],
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kt_inc_cred AS SELECT DISTINCT credential_id "
+        "FROM _kt_inc_new WHERE credential_id IS NOT NULL"
+    )
+    cred = "{c} IN (SELECT credential_id FROM _kt_inc_cred)"
+    in_cred = cred.format(c="credential_id")
+    # What the old graph said, to find what changed: rows of credentials and USES, and holders.
+    con.execute("CREATE OR REPLACE TEMP TABLE _kt_inc_old_cred AS SELECT * FROM credentials")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kt_inc_old_uses AS SELECT * FROM links WHERE kind = 'USES'"
+    )
+    _holders(con, "_kt_inc_holds", "SELECT DISTINCT src, dst FROM links WHERE kind = 'MINTED'")
+
+    merge_agents(con)  # agent events only: the same ids as before, kept for same_agent_links
+    mint_facts(con)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _kt_inc_mint AS
+        SELECT credential_id FROM _kt_issue
+        WHERE event_uid IN (SELECT event_uid FROM _kt_inc_new)
+           OR call_id IN (SELECT shared_event_id FROM _kt_inc_new)
+        UNION SELECT aws_credential FROM _kt_vault_aws
+        WHERE aws_credential IN (SELECT credential_id FROM _kt_inc_cred)""")
+    in_mint = "{c} IN (SELECT credential_id FROM _kt_inc_mint)"
+
+    con.execute("DELETE FROM credentials")
+    con.execute(CREDENTIALS)
+    con.execute(f"DELETE FROM links WHERE kind = 'MINTED' AND {in_mint.format(c='dst')}")
+    derive_links.minted(con, in_mint.format(c="dst"))
+    auth = f"({cred} OR {in_mint})"
+    con.execute(f"DELETE FROM links WHERE kind = 'AUTHENTICATES_AS' AND {auth.format(c='src')}")
+    derive_links.authenticates_as(con, auth.format(c="credential_id"))
+    con.execute(
+        "DELETE FROM links WHERE kind = 'USES' AND (starts_with(reason, ?) "
+        f"OR (starts_with(reason, ?) AND {cred.format(c='dst')}))",
+        [derive_uses.INVENTORY_REASON, derive_uses.TIMING_REASON],
+    )
+    derive_uses.uses_inventory(con)
+    derive_uses.uses_by_timing(
+        con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S, scope=in_cred
+    )
+
+    _classify(con)
+    con.execute("DELETE FROM links WHERE kind = 'DELEGATED'")
+    derive_links.delegated(con)
+    _caused(con)
+    con.execute(f"DELETE FROM links WHERE kind = 'ACTED_ON' AND {cred.format(c='src')}")
+    derive_links.acted_on(con, in_cred)
+    con.execute("DELETE FROM principals")
+    derive_links.principals(con)
+    con.execute("DELETE FROM principal_classes WHERE subject_kind = 'principal'")
+    principal_class.classify_principals(con)
+    for t in (*MINT_TABLES, *_TEMP, "_kt_agent_alias"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _holders(con: duckdb.DuckDBPyConnection, table: str, minted: str) -> None:
+    """(agent, credential) pairs an agent holds: a proven/strong USES and what it minted, as
+    :func:`keytrail.graph.derive_causes._holds` computes them (``minted``: the MINTED pairs)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        WITH RECURSIVE h(agent_id, credential_id) AS (
+          SELECT src, dst FROM links WHERE kind = 'USES' AND confidence IN ('proven', 'strong')
+          UNION
+          SELECT h.agent_id, m.dst FROM h JOIN ({minted}) m ON m.src = h.credential_id
+        )
+        SELECT DISTINCT agent_id, credential_id FROM h""")
+
+
+def _classify(con: duckdb.DuckDBPyConnection) -> None:
+    """Decide again the credentials whose facts changed, and everything minted from them."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _kt_inc_write AS
+        WITH RECURSIVE changed AS (
+          SELECT credential_id FROM _kt_inc_cred
+          UNION SELECT credential_id FROM _kt_inc_mint
+          UNION SELECT credential_id FROM (SELECT * FROM credentials EXCEPT
+                                           SELECT * FROM _kt_inc_old_cred)
+          UNION SELECT dst FROM (SELECT * FROM links WHERE kind = 'USES' EXCEPT
+                                 SELECT * FROM _kt_inc_old_uses)
+          UNION SELECT dst FROM (SELECT * FROM _kt_inc_old_uses EXCEPT
+                                 SELECT * FROM links WHERE kind = 'USES')
+        ), down(credential_id) AS (
+          SELECT credential_id FROM changed
+          UNION SELECT m.dst FROM down JOIN _kt_mint m ON m.src = down.credential_id
+        )
+        SELECT DISTINCT credential_id FROM down""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _kt_inc_scope AS
+        WITH RECURSIVE up(credential_id) AS (
+          SELECT credential_id FROM _kt_inc_write
+          UNION SELECT m.src FROM up JOIN _kt_mint m ON m.dst = up.credential_id
+        )
+        SELECT DISTINCT credential_id FROM up""")
+    # Facts of only some credentials cost more per event than of all (a semi-join on every
+    # scan): above a share of the events, gather them all and keep the decisions of ``write``.
+    row = con.execute(
+        "SELECT count(*) FILTER (WHERE credential_id IN (SELECT credential_id FROM _kt_inc_scope)),"
+        " count(*) FROM events WHERE source = 'cloudtrail' AND credential_id IS NOT NULL"
+    ).fetchone()
+    narrow = row is not None and row[0] <= MAX_FACTS_SHARE * row[1]
+    principal_class.classify_credentials(
+        con, scope="_kt_inc_scope" if narrow else "", write="_kt_inc_write"
+    )
+
+
+def _caused(con: duckdb.DuckDBPyConnection) -> None:
+    """``event_links`` of the new calls and of the calls whose credential's holders changed."""
+    _holders(con, "_kt_holds", "SELECT src, dst FROM _kt_mint")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _kt_inc_effects AS
+        WITH moved AS (
+          SELECT credential_id FROM (SELECT * FROM _kt_holds EXCEPT SELECT * FROM _kt_inc_holds)
+          UNION
+          SELECT credential_id FROM (SELECT * FROM _kt_inc_holds EXCEPT SELECT * FROM _kt_holds)
+        )
+        SELECT event_uid FROM _kt_inc_new
+        UNION
+        SELECT event_uid FROM events
+        WHERE credential_id IN (SELECT credential_id FROM moved) AND source <> 'agent'""")
+    moved_agent = con.execute(
+        "SELECT count(*) FROM events WHERE source = 'agent' AND credential_id IN ("
+        "SELECT credential_id FROM (SELECT * FROM _kt_holds EXCEPT SELECT * FROM _kt_inc_holds)"
+        " UNION SELECT credential_id FROM (SELECT * FROM _kt_inc_holds EXCEPT "
+        "SELECT * FROM _kt_holds))"
+    ).fetchone()
+    # An MCP call is both an effect and (through the chain rule) a cause's middle link: when
+    # its own links may change, the per-call rebuild is not local any more.
+    derive_causes.caused(con, "" if moved_agent and moved_agent[0] else "_kt_inc_effects")
