@@ -170,3 +170,45 @@ def test_info_reports_the_snapshot_and_the_snapshot_command_restores_it(tmp_path
     _tamper(path, "UPDATE case_meta SET value = 'older-keytrail' WHERE key = 'snapshot.findings'")
     state, text = info()
     assert state == "stale" and "refresh: keytrail snapshot" in text
+
+
+def test_an_ingest_that_adds_nothing_keeps_the_current_snapshot(tmp_path: Path) -> None:
+    """Re-ingesting files already in the case keeps the stored rows (no whole-case recompute);
+    an ingest that adds a file, or only a changed inventory, recomputes it."""
+    if not INCIDENT.is_dir():
+        pytest.skip("sample incident not present")
+    path = tmp_path / "case.duckdb"
+    first = _ingest(path)
+    assert first["snapshot"]["kept"] is False
+
+    def stored() -> tuple[list[Any], list[Any], str | None]:
+        with CaseStore.open(path) as store:
+            ranks = store.con.execute("SELECT * FROM rank_cache ORDER BY ALL").fetchall()
+            found = store.con.execute("SELECT * FROM finding_cache ORDER BY ALL").fetchall()
+            return ranks, found, store.meta(snapshot.FINDINGS_KEY)
+
+    before = stored()
+    again = _ingest(path)
+    assert set(again["files_by_status"]) == {"already-ingested"} and again["records"] == 0
+    assert again["snapshot"]["kept"] is True
+    assert again["snapshot"]["credentials"] == first["snapshot"]["credentials"]
+    assert again["snapshot"]["findings"] == first["snapshot"]["findings"]
+    assert stored() == before
+    more = io.StringIO()
+    with contextlib.redirect_stdout(more), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["ingest", str(path), str(INCIDENT / "agents"), "-q", "--json"]) == 0
+    assert json.loads(more.getvalue())["snapshot"]["kept"] is False
+    with CaseStore.open(path) as store:
+        assert snapshot.status(store) == "current"
+        assert [r.as_dict() for r in rank_credentials(store)] == _live_ranking(store)
+    inventory = tmp_path / "inventory.toml"
+    inventory.write_text(
+        (INCIDENT / "inventory.toml").read_text(encoding="utf-8")
+        + '\n[[agents]]\nid = "agt-extra-9"\nname = "extra-agent"\nowner = "team-x"\n',
+        encoding="utf-8",
+    )
+    inv_only = io.StringIO()
+    with contextlib.redirect_stdout(inv_only), contextlib.redirect_stderr(io.StringIO()):
+        argv = ["ingest", str(path), str(INCIDENT / "agents"), "--inventory", str(inventory)]
+        assert main([*argv, "-q", "--json"]) == 0
+    assert json.loads(inv_only.getvalue())["snapshot"]["kept"] is False

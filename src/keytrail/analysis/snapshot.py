@@ -176,22 +176,40 @@ class SnapshotSummary:
     credentials: int
     findings: int
     seconds: float
+    #: True when the stored snapshot was current and kept as it was (nothing recomputed)
+    kept: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "credentials": self.credentials,
             "findings": self.findings,
             "seconds": round(self.seconds, 2),
+            "kept": self.kept,
         }
 
 
-def refresh_case(path: str | Path) -> SnapshotSummary | None:
-    """Open the case for writing and :func:`refresh` it; ``None`` when its last ingest did not finish."""
+def refresh_case(path: str | Path, keep_current: bool = False) -> SnapshotSummary | None:
+    """Open the case for writing and :func:`refresh` it; ``None`` when its last ingest did not finish.
+
+    With ``keep_current`` a snapshot whose status is ``current`` is kept as stored: every ingest
+    that changes the case drops the snapshot's fingerprints (the graph derive does), so a current
+    one after an ingest means the ingest added nothing (the files were all in the case already),
+    and recomputing it would cost the whole case's ranking and findings (15 s at 1M) for the same
+    rows.
+    """
     from keytrail.store.case import CaseStore
 
+    start = time.monotonic()
     with CaseStore.open(path, read_only=False) as store:
         if store.meta("finalized") != "true":
             return None
+        if keep_current and status(store) == "current":
+            return SnapshotSummary(
+                int(store.scalar("SELECT count(*) FROM rank_cache")),
+                int(store.scalar("SELECT count(*) FROM finding_cache")),
+                time.monotonic() - start,
+                kept=True,
+            )
         return refresh(store)
 
 

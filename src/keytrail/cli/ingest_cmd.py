@@ -115,12 +115,12 @@ def run_ingest(args: argparse.Namespace) -> int:
     if not args.no_snapshot and summary.events_in_case:
         from keytrail.analysis.snapshot import refresh_case
 
-        if not args.quiet:
+        if not args.quiet and summary.loaded_files:
             print(
                 "ingest: analysis snapshot (ranking every credential, running the findings rules)",
                 file=sys.stderr,
             )
-        snap = refresh_case(args.case)
+        snap = refresh_case(args.case, keep_current=True)
     doc["snapshot"] = snap.as_dict() if snap else None
     if args.json:
         from keytrail.cli.main import print_json
@@ -362,9 +362,10 @@ def _print_table(names: list[str], rows: list[tuple[Any, ...]]) -> None:
 
 
 def _snapshot_text(snap: SnapshotSummary) -> str:
-    return (
-        f"{snap.credentials:,} credentials ranked, {snap.findings:,} findings ({snap.seconds:.1f}s)"
-    )
+    text = f"{snap.credentials:,} credentials ranked, {snap.findings:,} findings"
+    if snap.kept:
+        return f"{text} (current: kept as stored, nothing new was loaded)"
+    return f"{text} ({snap.seconds:.1f}s)"
 
 
 def run_snapshot(args: argparse.Namespace) -> int:
