@@ -39,6 +39,7 @@ from keytrail.analysis.ranking import rank_query_rows, to_rank, with_findings
 from keytrail.analysis.sigma.rules import load_rules
 from keytrail.config import load_config
 from keytrail.errors import KeytrailError
+from keytrail.fingerprint import source_fingerprint
 from keytrail.levels import Level
 
 if TYPE_CHECKING:
@@ -71,11 +72,9 @@ def code_fingerprint() -> str:
     """A hash of the code whose answers the snapshot stores (analysis package, graph model)."""
     root = Path(__file__).resolve().parent
     files = sorted(root.rglob("*.py")) + [root.parent / "graph" / "model.py"]
-    h = hashlib.sha256(__version__.encode())
-    for f in files:
-        h.update(f.relative_to(root.parent).as_posix().encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:24]
+    return source_fingerprint(
+        __version__, ((f.relative_to(root.parent).as_posix(), f) for f in files)
+    )
 
 
 def findings_fingerprint(cfg: FindingsConfig) -> str:

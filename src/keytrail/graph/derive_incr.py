@@ -29,12 +29,12 @@ agent, inventory or policy file; a case derived by other code; new events more t
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keytrail import __version__
+from keytrail.fingerprint import source_fingerprint
 from keytrail.graph import derive_causes, derive_links, derive_uses, principal_class
 from keytrail.store.schema import SCHEMA_VERSION
 
@@ -74,11 +74,7 @@ def derive_fingerprint() -> str:
     end-of-ingest steps, the schema version. Another hash rebuilds in full."""
     graph = Path(__file__).resolve().parent
     files = sorted(graph.glob("*.py")) + [graph.parent / "ingest" / "finalize.py"]
-    h = hashlib.sha256(f"{__version__}:{SCHEMA_VERSION}".encode())
-    for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:24]
+    return source_fingerprint(f"{__version__}:{SCHEMA_VERSION}", ((f.name, f) for f in files))
 
 
 def derive_since(con: duckdb.DuckDBPyConnection, since: int) -> bool:
