@@ -43,6 +43,8 @@ from keytrail.fingerprint import source_fingerprint
 from keytrail.levels import Level
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from keytrail.config import FindingsConfig
     from keytrail.store.case import CaseStore
 
@@ -187,14 +189,16 @@ class SnapshotSummary:
         }
 
 
-def refresh_case(path: str | Path, keep_current: bool = False) -> SnapshotSummary | None:
+def refresh_case(
+    path: str | Path, keep_current: bool = False, computing: Callable[[], None] | None = None
+) -> SnapshotSummary | None:
     """Open the case for writing and :func:`refresh` it; ``None`` when its last ingest did not finish.
 
     With ``keep_current`` a snapshot whose status is ``current`` is kept as stored: every ingest
     that changes the case drops the snapshot's fingerprints (the graph derive does), so a current
     one after an ingest means the ingest added nothing (the files were all in the case already),
     and recomputing it would cost the whole case's ranking and findings (15 s at 1M) for the same
-    rows.
+    rows. ``computing`` is called when the snapshot is about to be recomputed (a progress line).
     """
     from keytrail.store.case import CaseStore
 
@@ -209,6 +213,8 @@ def refresh_case(path: str | Path, keep_current: bool = False) -> SnapshotSummar
                 time.monotonic() - start,
                 kept=True,
             )
+        if computing is not None:
+            computing()
         return refresh(store)
 
 

@@ -115,12 +115,14 @@ def run_ingest(args: argparse.Namespace) -> int:
     if not args.no_snapshot and summary.events_in_case:
         from keytrail.analysis.snapshot import refresh_case
 
-        if not args.quiet and summary.loaded_files:
-            print(
-                "ingest: analysis snapshot (ranking every credential, running the findings rules)",
-                file=sys.stderr,
-            )
-        snap = refresh_case(args.case, keep_current=True)
+        def computing() -> None:
+            if not args.quiet:
+                print(
+                    "ingest: analysis snapshot (ranking every credential, running the findings rules)",
+                    file=sys.stderr,
+                )
+
+        snap = refresh_case(args.case, keep_current=True, computing=computing)
     doc["snapshot"] = snap.as_dict() if snap else None
     if args.json:
         from keytrail.cli.main import print_json
