@@ -117,10 +117,8 @@ def run_ingest(args: argparse.Namespace) -> int:
 
         def computing() -> None:
             if not args.quiet:
-                print(
-                    "ingest: analysis snapshot (ranking every credential, running the findings rules)",
-                    file=sys.stderr,
-                )
+                what = "ranking every credential, running the findings rules"
+                print(f"ingest: analysis snapshot ({what})", file=sys.stderr)
 
         snap = refresh_case(args.case, keep_current=True, computing=computing)
     doc["snapshot"] = snap.as_dict() if snap else None
