@@ -152,3 +152,22 @@ def test_ranking_in_a_window_leaves_out_idle_credentials(store: CaseStore) -> No
     some = rank_credentials(store, since=T0 + timedelta(seconds=95))
     assert some and all(r.events > 0 for r in some)
     assert len(some) < len(rank_credentials(store))
+
+
+def test_every_root_counts_equal_one_root_counts(store: CaseStore) -> None:
+    """The every-credential ranking counts shared values apart from values one credential has
+    (ranking._dcount_every); each root's counts equal the one-root query's distinct counts."""
+    from keytrail.analysis.ranking import params, query, rank_query_rows, rank_sql
+
+    keys = ("resources", "accounts", "principals", "events", "credentials_minted")
+    every = {r["credential_id"]: r for r in rank_query_rows(store)}
+    assert every, "the incident case has credentials"
+    shared = store.scalar(
+        "SELECT count(*) FROM (SELECT dst FROM links WHERE kind = 'ACTED_ON' "
+        "GROUP BY dst HAVING count(DISTINCT src) > 1)"
+    )
+    assert shared, "some resource is acted on by several credentials (the de-duplicated part)"
+    for cid, row in every.items():
+        p = params(None, None, "inferred", root=cid)
+        one = query(store, rank_sql("SELECT $root AS root", filtered=False), p)[0]
+        assert {k: one[k] for k in keys} == {k: row[k] for k in keys}, cid
