@@ -78,9 +78,9 @@ def build(
         f"""CREATE OR REPLACE TEMP TABLE _kt_sev AS
             WITH se AS (
               SELECT 'agent' AS subject_kind, ae.agent_id AS subject, ae.event_uid,
-                     e.time, e.service, e.action, e.src_ip
-              FROM _kt_agent_event ae JOIN events e USING (event_uid)
-              WHERE e.time IS NOT NULL {filt_a}
+                     ae.time, ae.service, ae.action, ae.src_ip
+              FROM _kt_agent_event ae
+              WHERE ae.time IS NOT NULL {filt_a}
               UNION ALL
               -- a credential's events carry their own columns: no join back to `events`
               SELECT 'credential', e.credential_id, e.event_uid, e.time, e.service, e.action, e.src_ip
