@@ -171,3 +171,12 @@ def test_every_root_counts_equal_one_root_counts(store: CaseStore) -> None:
         p = params(None, None, "inferred", root=cid)
         one = query(store, rank_sql("SELECT $root AS root", filtered=False), p)[0]
         assert {k: one[k] for k in keys} == {k: row[k] for k in keys}, cid
+
+
+def test_row_score_is_the_ranks_score(store: CaseStore) -> None:
+    """The snapshot stores ``row_score`` (no term objects); it is the score the rank shows."""
+    from keytrail.analysis.ranking import live_rank_rows, row_score, to_rank
+
+    rows = live_rank_rows(store)
+    assert rows and any(to_rank(r).score for r in rows)
+    assert [row_score(r) for r in rows] == [to_rank(r).score for r in rows]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from keytrail.analysis import classify
 from keytrail.analysis.finding_score import finding_values
 from keytrail.analysis.lineage import closure_sql
-from keytrail.analysis.scoring import ScoreTerm, score_terms, total
+from keytrail.analysis.scoring import ScoreTerm, score, score_terms, total
 from keytrail.graph.model import allowed_confidences
 from keytrail.graph.principal_class import holders
 from keytrail.timefmt import format_utc
@@ -205,7 +205,8 @@ def params(
     return {"since": since, "until": until, "allowed": allowed_confidences(min_confidence), **extra}
 
 
-def to_rank(row: dict[str, Any]) -> CredentialRank:
+def _values(row: dict[str, Any]) -> dict[str, Any]:
+    """The scoring values of one ranking row (:mod:`keytrail.analysis.scoring`)."""
     values = {
         k: row[k]
         for k in (
@@ -226,7 +227,16 @@ def to_rank(row: dict[str, Any]) -> CredentialRank:
     values["origin_unknown"] = int(
         row["origin"] == "unknown" and row["kind"] == "aws-temporary-key"
     )
-    terms = score_terms(values)
+    return values
+
+
+def row_score(row: dict[str, Any]) -> float:
+    """``to_rank(row).score`` without building the rank (what the snapshot stores per row)."""
+    return score(_values(row))
+
+
+def to_rank(row: dict[str, Any]) -> CredentialRank:
+    terms = score_terms(_values(row))
     return CredentialRank(
         credential=row["credential_id"],
         kind=row["kind"],
