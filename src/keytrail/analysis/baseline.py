@@ -74,39 +74,38 @@ def build(
     cur.execute(
         f"CREATE OR REPLACE TEMP TABLE _kt_net AS {_network_table_sql(b.ipv4_prefix, b.ipv6_prefix)}"
     )
-    cur.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _kt_sev AS
-            WITH se AS (
+    # A subject's events (agents' from the context table, credentials' their own rows: neither
+    # joins back to `events`), read twice (windows, then rows) rather than stored once more.
+    se = f"""
               SELECT 'agent' AS subject_kind, ae.agent_id AS subject, ae.event_uid,
                      ae.time, ae.service, ae.action, ae.src_ip
               FROM _kt_agent_event ae
               WHERE ae.time IS NOT NULL {filt_a}
               UNION ALL
-              -- a credential's events carry their own columns: no join back to `events`
               SELECT 'credential', e.credential_id, e.event_uid, e.time, e.service, e.action, e.src_ip
-              FROM events e WHERE e.credential_id IS NOT NULL AND e.time IS NOT NULL {filt_c})
-            SELECT se.subject_kind, se.subject, se.event_uid, se.time, se.service, se.action,
-                   n.network, lpad(hour(se.time)::VARCHAR, 2, '0') AS hour
-            FROM se LEFT JOIN _kt_net n ON n.src_ip = se.src_ip""",
-        {"s": subject[1]} if subject is not None else None,
-    )
+              FROM events e WHERE e.credential_id IS NOT NULL AND e.time IS NOT NULL {filt_c}"""
     end = "$until::TIMESTAMP" if until is not None else f"min(time) + INTERVAL {int(b.days)} DAY"
+    params: dict[str, Any] = {"until": until} if until is not None else {}
+    if subject is not None:
+        params["s"] = subject[1]
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE _kt_win AS
             SELECT subject_kind, subject, min(time) AS start_t, {end} AS end_t, max(time) AS last_t,
                    0 AS n_base, row_number() OVER () AS sid
-            FROM _kt_sev GROUP BY subject_kind, subject""",
-        {"until": until} if until is not None else None,
+            FROM ({se}) GROUP BY subject_kind, subject""",
+        params or None,
     )
     # Each event row gets its subject's number and whether it falls in the window, in one join:
     # the groupings and the anti-join below then compare a number and two short texts instead
     # of the subject's kind and id (long credential ids; 1.9M rows at 1M events), and the
     # subject's own columns come back in a join of the (much fewer) result rows.
     cur.execute(
-        """CREATE OR REPLACE TEMP TABLE _kt_sv AS
-           SELECT w.sid, s.time < w.end_t AS inw, s.event_uid, s.time, s.service, s.action,
-                  s.network, s.hour
-           FROM _kt_sev s JOIN _kt_win w USING (subject_kind, subject)"""
+        f"""CREATE OR REPLACE TEMP TABLE _kt_sv AS
+            SELECT w.sid, se.time < w.end_t AS inw, se.event_uid, se.time, se.service, se.action,
+                   n.network, lpad(hour(se.time)::VARCHAR, 2, '0') AS hour
+            FROM ({se}) se JOIN _kt_win w USING (subject_kind, subject)
+            LEFT JOIN _kt_net n ON n.src_ip = se.src_ip""",
+        {"s": subject[1]} if subject is not None else None,
     )
     cur.execute(
         """UPDATE _kt_win SET n_base = c.n FROM (
