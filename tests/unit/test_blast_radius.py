@@ -171,6 +171,14 @@ def test_every_root_counts_equal_one_root_counts(store: CaseStore) -> None:
         p = params(None, None, "inferred", root=cid)
         one = query(store, rank_sql("SELECT $root AS root", filtered=False), p)[0]
         assert {k: one[k] for k in keys} == {k: row[k] for k in keys}, cid
+    # the windowed query (values from the events, not the links) takes the same path
+    start = T0 - timedelta(days=1)
+    windowed = {r["credential_id"]: r for r in rank_query_rows(store, since=start)}
+    assert any(r["resources"] for r in windowed.values())
+    for cid, row in windowed.items():
+        p = params(start, None, "inferred", root=cid)
+        one = query(store, rank_sql("SELECT $root AS root"), p)[0]
+        assert {k: one[k] for k in keys} == {k: row[k] for k in keys}, cid
 
 
 def test_row_score_is_the_ranks_score(store: CaseStore) -> None:

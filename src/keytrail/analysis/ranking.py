@@ -83,9 +83,10 @@ _dcount_one = """dcount AS (
 #: value that only one credential has (most resources: an object key, a session's own ARN) is
 #: counted once by each root whose closure holds that credential, with no de-duplication: only
 #: the values several credentials share go through the distinct count. ``clo`` and ``dims`` are
-#: sets (UNION), so the sum is the distinct count.
+#: sets (UNION), so the sum is the distinct count (NULL, which count(DISTINCT) skips, is left out).
 _dcount_every = """dflag AS (
-        SELECT credential_id, dim, v, count(*) OVER (PARTITION BY dim, v) > 1 AS shared FROM dims
+        SELECT credential_id, dim, v, count(*) OVER (PARTITION BY dim, v) > 1 AS shared
+        FROM dims WHERE v IS NOT NULL
       ), dcount AS (
         SELECT root, dim, sum(n)::BIGINT AS n FROM (
           SELECT clo.root, u.dim, u.n FROM clo JOIN (
