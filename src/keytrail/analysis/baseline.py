@@ -247,8 +247,8 @@ def baseline(
     Raises:
         NotFoundError: no agent or credential with that id acted in the case (exit 1).
     """
-    from keytrail.analysis.findings.context import Context, parse_time
     from keytrail.analysis.findings.catalog import RULES
+    from keytrail.analysis.findings.context import Context, parse_time
     from keytrail.config import load_config
 
     cfg = config or load_config(rule_ids=RULES)
