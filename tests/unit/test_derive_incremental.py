@@ -193,8 +193,8 @@ def test_generated_set_split_by_day_shares_credentials(
 def _vault_named_copies(trail: list[Path], out: Path) -> Path:
     """A new CloudTrail file: copies (new event ids) of the calls signed under ``vault-...``
     names on the days the Vault log covers, for half of their keys (the others stay untouched);
-    every other copy with a new key id (a key the Vault AWS engine made that only the new file
-    shows)."""
+    every other copy with a new key id, one per old key (a key the Vault AWS engine made that
+    only the new file shows)."""
     records: list[dict[str, Any]] = []
     for src in trail:
         with gzip.open(src, "rt") as f:
@@ -207,7 +207,8 @@ def _vault_named_copies(trail: list[Path], out: Path) -> Path:
     for n, rec in enumerate(r for r in records if r["userIdentity"]["accessKeyId"] in half):
         ident = dict(rec["userIdentity"])
         if n % 2:
-            ident["accessKeyId"] = f"ASIANEWVAULTKEY{n // 2 % 50:05d}"
+            # one new key per old key: a key of two Vault issues would tie the parent choice
+            ident["accessKeyId"] = f"ASIANEWVAULTKEY{keys.index(ident['accessKeyId']):05d}"
         copies.append(
             {**rec, "eventID": f"00000000-0000-4000-8000-{n:012d}", "userIdentity": ident}
         )

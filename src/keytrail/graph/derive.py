@@ -256,9 +256,9 @@ def mint_facts(con: duckdb.DuckDBPyConnection, names: str = "") -> None:
     (``events`` and ``credential_issues`` only, no graph): one definition of what minted what.
 
     ``names``: a query of credential ids (run once ``_kt_issue`` exists); the Vault AWS-engine
-    rule then matches only the CloudTrail names of those (its rows of every other key are left out: see
-    :mod:`keytrail.graph.derive_incr`, which knows they did not change). The rows of a key
-    depend only on its own names and events and on the Vault side: the rule groups by key.
+    rule then matches only the CloudTrail names of those and leaves out its rows of every other
+    key (:mod:`keytrail.graph.derive_incr` knows they did not change: the rows of a key depend
+    only on its own names and events and on the Vault side, as the rule groups by key).
     """
     con.execute(_ISSUE)
     con.execute(_VAULT_LOGIN)
