@@ -16,8 +16,11 @@ the new events touch, with the same SQL restricted to those keys:
   decision is inherited down MINTED edges), decided from their facts and their ancestors';
 - ``event_links``: the new calls, and the old calls signed with a credential whose holders
   (agents with a proven/strong USES, and what it minted) changed;
-- rebuilt in full (small inputs, under a second at 1M): ``credentials``, ``principals``,
-  ``DELEGATED``, the inventory ``USES``, the principals' decisions, the issue facts.
+- the Vault AWS-engine name matches and the ``credentials`` rows: the keys of the new events
+  and those with new (or call-sharing) issue rows; the walks read the other keys' Vault pairs
+  back from their MINTED links;
+- rebuilt in full (small inputs, under a second at 1M): ``principals``, ``DELEGATED``, the
+  inventory ``USES``, the principals' decisions, the issue facts.
 
 CloudTrail events carry no agent id and no Vault pairing, so ``SAME_AGENT``, the agent-log and
 Vault-metadata ``USES`` and the agent merge are unchanged. What does not fit these rules (a Vault,
