@@ -187,12 +187,15 @@ WITH cand AS (
   SELECT child, NULL, parent, issued_at, event_uid, NULL, NULL, 'vault', 1 FROM _kt_vault_sid
 ), iss AS (
   SELECT credential_id,
-         first(kind ORDER BY prio, issued_at) FILTER (WHERE kind IS NOT NULL) AS kind,
-         first(parent ORDER BY prio, issued_at) AS parent,
+         -- ties (one key matched to two issues at the same time) go to the first event id, then parent
+         first(kind ORDER BY prio, issued_at, event_uid, parent)
+           FILTER (WHERE kind IS NOT NULL) AS kind,
+         first(parent ORDER BY prio, issued_at, event_uid, parent) AS parent,
          min(issued_at) AS issued_at,
-         first(event_uid ORDER BY prio, issued_at) AS issued_by_event,
+         first(event_uid ORDER BY prio, issued_at, event_uid, parent) AS issued_by_event,
          max(expires_at) AS expires_at,
-         first(principal_uid ORDER BY prio, issued_at) FILTER (WHERE principal_uid IS NOT NULL) AS principal_uid,
+         first(principal_uid ORDER BY prio, issued_at, event_uid, parent)
+           FILTER (WHERE principal_uid IS NOT NULL) AS principal_uid,
          list(DISTINCT src_source ORDER BY src_source) AS sources
   FROM cand WHERE true /*scope*/ GROUP BY credential_id
 ), used AS (
