@@ -222,6 +222,14 @@ def _ct_row(e: dict[str, Any]) -> dict[str, Any]:
         "target": e["resources"][0][0] if e["resources"] else None,
         "request_id": raw["requestID"],
         "raw": json.dumps(raw, sort_keys=True),
+        # as the CloudTrail ingest stores it (ingest/cloudtrail/sql.py): rule files read
+        # request and response fields from here
+        "details": json.dumps(
+            {
+                "requestParameters": raw.get("requestParameters"),
+                "responseElements": raw.get("responseElements"),
+            }
+        ),
         "file_id": 1,
         "record_no": e["n"],
     }
