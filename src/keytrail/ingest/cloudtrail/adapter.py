@@ -32,13 +32,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from keytrail.ingest.base import LoadContext, Sample, SourceAdapter
+from keytrail.ingest.base import LoadContext, ReadAheadHandle, Sample, SourceAdapter
+from keytrail.ingest.cloudtrail.ahead import ReadAhead, Staged
 from keytrail.ingest.cloudtrail.parse import Bad, Rec, parse_console_csv, parse_json
-from keytrail.ingest.cloudtrail.sql import map_staged
+from keytrail.ingest.cloudtrail.sql import insert_staged, map_staged
 from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from concurrent.futures import Executor
+    from pathlib import Path
 
 #: A CloudTrail record is somewhere in the sample (also inside escaped JSON strings).
 _CT_SOURCE = re.compile(r'\\*"eventSource\\*"\s*:\s*\\*"[A-Za-z0-9.-]+\.amazonaws\.com\\*"')
@@ -122,12 +125,39 @@ class CloudTrailAdapter(SourceAdapter):
     def load(self, ctx: LoadContext) -> None:
         self.load_batch([ctx])
 
-    def load_batch(self, ctxs: list[LoadContext]) -> None:
+    @classmethod
+    def read_ahead(
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        files: list[tuple[Path, str, bool]],
+        max_record_bytes: int,
+        pool: Executor,
+    ) -> ReadAhead | None:
+        records = [(p, gz) for p, fmt, gz in files if fmt == "cloudtrail-records"]
+        return ReadAhead(con, records, max_record_bytes, pool, bulk_read) if records else None
+
+    def load_read_ahead(self, ctxs: list[LoadContext], ahead: ReadAheadHandle) -> None:
+        staged = ahead.staged() if isinstance(ahead, ReadAhead) else None
+        self.load_batch(ctxs, staged)
+
+    def load_batch(self, ctxs: list[LoadContext], ahead: Staged | None = None) -> None:
+        """Bulk-read the ``Records`` files (or take them as staged ahead), salvage the rest."""
         if not ctxs:
             return
         con = ctxs[0].con
         bulk = [c for c in ctxs if c.format == "cloudtrail-records"]
         slow = [c for c in ctxs if c.format != "cloudtrail-records"]
+        counts: dict[int, tuple[int, int]] = {}
+        if ahead is not None:  # files the read-ahead covered: only their refused ones are left
+            index = {p: i for i, p in enumerate(ahead.paths)}
+            ids = [0] * len(ahead.paths)
+            for c in bulk:
+                if str(c.path) in index:
+                    ids[index[str(c.path)]] = c.file_id
+            if ahead.table is not None:
+                counts = insert_staged(ctxs[0], ahead.table, ids)
+            slow = [c for c in bulk if str(c.path) in ahead.refused] + slow
+            bulk = [c for c in bulk if str(c.path) not in index]
         parts: list[pa.Table] = []
         if bulk:
             table, refused = bulk_read(con, bulk)
@@ -136,8 +166,8 @@ class CloudTrailAdapter(SourceAdapter):
             slow = refused + slow
         for ctx in slow:
             parts.append(_tolerant_read(ctx))
-        staged = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        counts = map_staged(ctxs[0], staged)
+        if parts:
+            counts |= map_staged(ctxs[0], pa.concat_tables(parts))
         for ctx in ctxs:
             records, rejected = counts.get(ctx.file_id, (0, 0))
             ctx.records += records
