@@ -1,0 +1,123 @@
+"""Reading CloudTrail batches ahead (``ingest.cloudtrail.ahead``) changes when work is done, never
+what is loaded: the same rows, rejects and file statuses as the one-batch-at-a-time path, with
+refused files still salvaged by the tolerant reader, and a read-ahead that fails falling back."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from keytrail.ingest.cloudtrail import ahead as ahead_mod
+from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
+from keytrail.ingest.runner import ingest
+
+
+def _record(n: int, file_no: int) -> dict[str, Any]:
+    return {
+        "eventVersion": "1.08",
+        "eventID": f"id-{file_no}-{n}",
+        "eventTime": f"2026-03-02T00:{file_no:02d}:{n % 60:02d}Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "GetObject",
+        "awsRegion": "us-east-1",
+        "userIdentity": {
+            "type": "IAMUser",
+            "arn": "arn:aws:iam::111122223333:user/ci",
+            "accessKeyId": "AKIAEXAMPLEKEY000001",
+        },
+        "requestParameters": {"bucketName": "b", "key": f"k{n}"},
+        "recipientAccountId": "111122223333",
+    }
+
+
+@pytest.fixture
+def trail(tmp_path: Path) -> Path:
+    """Nine ``Records`` files, a truncated one, one with two documents (refused by the bulk read,
+    salvaged by the tolerant reader) and one holding a record that is no event (a reject)."""
+    root = tmp_path / "AWSLogs"
+    root.mkdir()
+    for f in range(9):
+        doc = {"Records": [_record(n, f) for n in range(5 + f)]}
+        (root / f"f{f:02d}.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode()))
+    two = (
+        json.dumps({"Records": [_record(1, 20)]}) + "\n" + json.dumps({"Records": [_record(2, 20)]})
+    )
+    (root / "f03b.json").write_text(two)
+    whole = gzip.compress(json.dumps({"Records": [_record(n, 21) for n in range(40)]}).encode())
+    (root / "f05b.json.gz").write_bytes(whole[: len(whole) // 2])
+    odd = {"Records": [_record(1, 22), {"note": "no event here"}]}
+    (root / "f07b.json.gz").write_bytes(gzip.compress(json.dumps(odd).encode()))
+    return root
+
+
+def _rows(case: Path) -> dict[str, list[tuple[Any, ...]]]:
+    con = duckdb.connect(str(case), read_only=True)
+    try:
+        return {
+            "events": con.execute("SELECT * FROM events ORDER BY event_uid").fetchall(),
+            "rejects": con.execute(
+                "SELECT * FROM rejects ORDER BY file_id, record_no, byte_offset"
+            ).fetchall(),
+            "evidence": con.execute(
+                "SELECT file_id, path, status, records, rejected, note FROM evidence"
+                " ORDER BY file_id"
+            ).fetchall(),
+            "resources": con.execute(
+                "SELECT * FROM event_resources ORDER BY event_uid, resource_id"
+            ).fetchall(),
+        }
+    finally:
+        con.close()
+
+
+def test_read_ahead_loads_what_the_plain_path_loads(
+    trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 3)
+    plain = tmp_path / "plain.duckdb"
+    with monkeypatch.context() as m:
+        m.setattr(CloudTrailAdapter, "read_ahead", classmethod(lambda cls, *a: None))
+        ingest(plain, [trail], graph=False)
+    used: list[ahead_mod.Staged | None] = []
+    staged = ahead_mod.ReadAhead.staged
+
+    def spy(self: ahead_mod.ReadAhead) -> ahead_mod.Staged | None:
+        used.append(staged(self))
+        return used[-1]
+
+    monkeypatch.setattr(ahead_mod.ReadAhead, "staged", spy)
+    read = tmp_path / "ahead.duckdb"
+    summary = ingest(read, [trail], graph=False)
+    assert len(used) == 4 and all(s is not None and s.table for s in used)  # 12 files, 3 a batch
+    assert {Path(p).name for s in used if s for p in s.refused} == {"f03b.json", "f05b.json.gz"}
+    got, want = _rows(read), _rows(plain)
+    assert got == want
+    whole = sum(5 + f for f in range(9)) + 2 + 1  # the truncated file adds what inflates
+    assert whole < len(got["events"]) < whole + 40
+    assert [r[3] for r in got["rejects"]].count(
+        "not a CloudTrail event: no eventSource or eventName"
+    ) == 1
+    assert {f.status for f in summary.files} == {"loaded", "partial"}
+
+
+def test_a_failed_read_ahead_falls_back_to_reading_in_the_transaction(
+    trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 4)
+    plain = tmp_path / "plain.duckdb"
+    with monkeypatch.context() as m:
+        m.setattr(CloudTrailAdapter, "read_ahead", classmethod(lambda cls, *a: None))
+        ingest(plain, [trail], graph=False)
+
+    def broken(self: ahead_mod.ReadAhead, ctxs: object) -> ahead_mod.Staged:
+        raise duckdb.IOException("disk went away while reading ahead")
+
+    monkeypatch.setattr(ahead_mod.ReadAhead, "_run", broken)
+    read = tmp_path / "fallback.duckdb"
+    ingest(read, [trail], graph=False)
+    assert _rows(read) == _rows(plain)
