@@ -404,6 +404,9 @@ class SourceAdapter(ABC):
     #: scales with the records in flight, so the byte cap keeps peak RSS flat whatever the
     #: records-per-file of a trail.
     BATCH_BYTES: ClassVar[int] = 1 << 62
+    #: :meth:`read_ahead` reads batches ahead: the runner then runs DuckDB on one thread per
+    #: query while such batches load (reading and writing already fill the two cores).
+    READS_AHEAD: ClassVar[bool] = False
 
     @classmethod
     def batch_full(cls, files: int, size: int, next_size: int) -> bool:

@@ -34,7 +34,7 @@ import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -185,6 +185,8 @@ class _NarrowContext(LoadContext):
 class NarrowCloudTrail(CloudTrailAdapter):
     """:class:`CloudTrailAdapter` writing through :class:`_NarrowContext`, ``Records`` files
     parsed once (substituted for it by :func:`keytrail.ingest.runner.ingest` in a scope)."""
+
+    READS_AHEAD: ClassVar[bool] = False
 
     @classmethod
     def read_ahead(cls, *args: Any, **kwargs: Any) -> None:

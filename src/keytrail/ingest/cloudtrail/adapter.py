@@ -114,6 +114,7 @@ class CloudTrailAdapter(SourceAdapter):
     # per batch held ~1 GiB of records in flight and peaked at 2.5 GiB RSS. Since batches are
     # read ahead (two in flight: ``ahead``), 16 MiB: 1M peaked at 1.42 GiB with 24, 1.31 with 16.
     BATCH_BYTES: ClassVar[int] = 16 << 20
+    READS_AHEAD: ClassVar[bool] = True
 
     @classmethod
     def sniff(cls, sample: Sample) -> str | None:
