@@ -6,6 +6,11 @@ ingest leaves only whole files behind and re-running it completes the job. After
 the last file, :func:`keytrail.ingest.finalize.finalize` de-duplicates and rebuilds
 the derived tables in bulk.
 
+Overlap: a closed batch whose adapter reads ahead (:meth:`SourceAdapter.read_ahead`; CloudTrail
+``Records`` files) is read on a worker thread while the batch before it is written, with DuckDB
+on one thread per query meanwhile (the two streams fill the two cores). Loads still happen one
+batch at a time, in plan order, each in its own transaction.
+
 Isolation (docs/security.md, "Ingest bounds"): a batch whose load raises is rolled back and
 its files are loaded again one per transaction, so only the file that breaks an adapter is
 ``failed`` and every other file, before or after, loads. Paths that are not regular readable
