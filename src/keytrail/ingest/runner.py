@@ -221,7 +221,12 @@ def ingest(
             if reads:  # nothing runs in the background now: a pending read-ahead ran lean too
                 lean(True)
             ahead = closed[0].adapter.read_ahead(con, plain, max_record_bytes, pool)
-            drain()
+            try:
+                drain()
+            except BaseException:
+                if ahead is not None:  # a write failure or Ctrl-C: stop the read just started
+                    ahead.close()
+                raise
             if not reads:  # after the drain: no read-ahead is running any more
                 lean(False)
             pending = (closed, ahead)
@@ -325,6 +330,9 @@ def ingest(
         pool.shutdown(wait=True)
         try:
             store.con.execute(f"DETACH DATABASE IF EXISTS {READ_AHEAD_DB}")
+        except duckdb.Error:
+            pass
+        try:
             store.close()
         except duckdb.Error:  # after a write failure DuckDB may refuse the final checkpoint too
             pass
