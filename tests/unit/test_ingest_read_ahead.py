@@ -151,3 +151,28 @@ def test_bulk_read_takes_and_refuses_the_files_the_duckdb_scan_did(tmp_path: Pat
     assert taken == {"upper.JSON.GZ", "plain.json"}
     assert {c.path.name for c in refused} == set(files) - taken
     assert table.num_rows == 6
+
+
+def test_an_ingest_stopped_with_a_batch_read_ahead_stops_the_read_and_reruns_whole(
+    trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (here: from the progress callback) after the first batch is written, while the
+    next is read ahead: no worker thread is left, and running the ingest again completes it."""
+    import threading
+
+    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 3)
+    plain = tmp_path / "plain.duckdb"
+    ingest(plain, [trail], graph=False)
+    case = tmp_path / "stopped.duckdb"
+
+    def stop(p: Any) -> None:
+        if p.current is None and p.files_done >= 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest(case, [trail], graph=False, progress=stop)
+    assert not [t for t in threading.enumerate() if t.name.startswith("keytrail-read-ahead")]
+    half = _rows(case)
+    assert 0 < len(half["evidence"]) < len(_rows(plain)["evidence"])
+    ingest(case, [trail], graph=False)
+    assert _rows(case) == _rows(plain)
