@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -187,6 +188,65 @@ def test_generated_set_split_by_day_shares_credentials(
     finally:
         con.close()
     assert shared and shared[0] > 0
+
+
+def _vault_named_copies(trail: list[Path], out: Path) -> Path:
+    """A new CloudTrail file: copies (new event ids) of the calls signed under ``vault-...``
+    names on the days the Vault log covers, for half of their keys (the others stay untouched);
+    every other copy with a new key id, one per old key (a key the Vault AWS engine made that
+    only the new file shows)."""
+    records: list[dict[str, Any]] = []
+    for src in trail:
+        with gzip.open(src, "rt") as f:
+            recs = json.load(f)["Records"]
+        records += [r for r in recs if "vault-" in json.dumps(r.get("userIdentity", {}))]
+    records = [r for r in records if str(r["eventTime"]) < "2026-03-04"]
+    keys = sorted({str(r["userIdentity"]["accessKeyId"]) for r in records})
+    half = set(keys[: len(keys) // 2])
+    copies = []
+    for n, rec in enumerate(r for r in records if r["userIdentity"]["accessKeyId"] in half):
+        ident = dict(rec["userIdentity"])
+        if n % 2:
+            # one new key per old key: a key of two Vault issues would tie the parent choice
+            ident["accessKeyId"] = f"ASIANEWVAULTKEY{keys.index(ident['accessKeyId']):05d}"
+        copies.append(
+            {**rec, "eventID": f"00000000-0000-4000-8000-{n:012d}", "userIdentity": ident}
+        )
+    assert copies
+    path = out / "AWSLogs" / "418295730164" / "CloudTrail" / "us-east-1" / "vault-named.json.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        json.dump({"Records": copies}, f)
+    return path
+
+
+def test_new_cloudtrail_names_of_old_vault_issues(
+    tmp_path: Path, gen_root: Path, incremental: list[int]
+) -> None:
+    """A new file whose calls are signed under names the Vault AWS engine gave (Vault issues all
+    in the first ingest), by old keys and by keys only the new file shows: the name rule is
+    matched again for the keys the new events use, and the walks read the other keys' Vault
+    pairs from their unchanged MINTED links; every derived row equals both oracles'."""
+    a = _gen(gen_root, 5, 12000)
+    trail = _trail(a)
+    late = _vault_named_copies(trail, tmp_path / "late")
+    case = _check(tmp_path, trail + _others(a), [late], incremental, None)
+    con = duckdb.connect(str(case), read_only=True)
+    try:
+        named = con.execute(
+            """WITH late AS (
+                 SELECT DISTINCT credential_id FROM events
+                 WHERE file_id = (SELECT max(file_id) FROM evidence))
+               SELECT count(*) FILTER (WHERE dst IN (SELECT * FROM late)),
+                      count(*) FILTER (WHERE dst IN (SELECT * FROM late)
+                                       AND starts_with(dst, 'ASIANEWVAULTKEY')),
+                      count(*) FILTER (WHERE dst NOT IN (SELECT * FROM late))
+               FROM links WHERE kind = 'MINTED'
+                 AND starts_with(reason, 'Vault AWS secrets engine issued a key named')"""
+        ).fetchone()
+    finally:
+        con.close()
+    assert named and named[0] > named[1] > 0 and named[2] > 0, named
 
 
 def _repack(out: Path, sources: list[Path], name: str) -> Path:

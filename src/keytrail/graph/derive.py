@@ -108,10 +108,11 @@ WITH vi AS (
 ), named AS (
   SELECT credential_id, principal_name AS name, principal_uid AS uid, event_uid, issued_at AS t
   FROM _kt_issue WHERE src_source = 'cloudtrail' AND (principal_name LIKE 'vault-%' OR principal_uid LIKE '%vault-%')
+    /*names*/
   UNION ALL
   SELECT credential_id, actor_name, actor_uid, event_uid, time
   FROM events WHERE source = 'cloudtrail' AND credential_id IS NOT NULL
-    AND (actor_name LIKE 'vault-%' OR actor_uid LIKE '%vault-%')
+    AND (actor_name LIKE 'vault-%' OR actor_uid LIKE '%vault-%') /*names*/
 ), stems AS (
   -- A Vault-made name is <stem>-<random>: strip the random tail so the join is an equi-join
   -- (a prefix-LIKE join of every CloudTrail event to every Vault issue was quadratic: it ran
@@ -186,19 +187,22 @@ WITH cand AS (
   SELECT child, NULL, parent, issued_at, event_uid, NULL, NULL, 'vault', 1 FROM _kt_vault_sid
 ), iss AS (
   SELECT credential_id,
-         first(kind ORDER BY prio, issued_at) FILTER (WHERE kind IS NOT NULL) AS kind,
-         first(parent ORDER BY prio, issued_at) AS parent,
+         -- ties (one key matched to two issues at the same time) go to the first event id, then parent
+         first(kind ORDER BY prio, issued_at, event_uid, parent)
+           FILTER (WHERE kind IS NOT NULL) AS kind,
+         first(parent ORDER BY prio, issued_at, event_uid, parent) AS parent,
          min(issued_at) AS issued_at,
-         first(event_uid ORDER BY prio, issued_at) AS issued_by_event,
+         first(event_uid ORDER BY prio, issued_at, event_uid, parent) AS issued_by_event,
          max(expires_at) AS expires_at,
-         first(principal_uid ORDER BY prio, issued_at) FILTER (WHERE principal_uid IS NOT NULL) AS principal_uid,
+         first(principal_uid ORDER BY prio, issued_at, event_uid, parent)
+           FILTER (WHERE principal_uid IS NOT NULL) AS principal_uid,
          list(DISTINCT src_source ORDER BY src_source) AS sources
-  FROM cand GROUP BY credential_id
+  FROM cand WHERE true /*scope*/ GROUP BY credential_id
 ), used AS (
   SELECT credential_id, mode(credential_kind) AS kind, min(time) AS first_t, max(time) AS last_t,
          count(*) AS n, list(DISTINCT source ORDER BY source) AS sources,
          mode(actor_uid) FILTER (WHERE source IN ('cloudtrail', 'vault')) AS principal_uid
-  FROM events WHERE credential_id IS NOT NULL GROUP BY credential_id
+  FROM events WHERE credential_id IS NOT NULL /*scope*/ GROUP BY credential_id
 )
 SELECT coalesce(i.credential_id, u.credential_id),
        coalesce(i.kind, u.kind, CASE WHEN regexp_matches(coalesce(i.credential_id, u.credential_id), '^ASIA')
@@ -232,19 +236,38 @@ def derive(con: duckdb.DuckDBPyConnection) -> None:
 
 
 #: The temp tables :func:`mint_facts` leaves behind (dropped at the end of a derive).
-MINT_TABLES = ("_kt_issue", "_kt_vault_login", "_kt_vault_aws", "_kt_vault_sid", "_kt_mint")
+MINT_TABLES = (
+    "_kt_issue",
+    "_kt_vault_login",
+    "_kt_vault_aws",
+    "_kt_vault_sid",
+    "_kt_mint",
+    "_kt_va_names",
+)
 
 
-def mint_facts(con: duckdb.DuckDBPyConnection) -> None:
+def scoped(sql: str, table: str, marker: str = "/*scope*/") -> str:
+    """``sql`` with its ``marker`` comments turned into a filter to the credentials of ``table``."""
+    return sql.replace(marker, f"AND credential_id IN (SELECT credential_id FROM {table})")
+
+
+def mint_facts(con: duckdb.DuckDBPyConnection, names: str = "") -> None:
     """The issuance facts as temp tables: ``_kt_issue``, ``_kt_vault_login``, ``_kt_vault_aws``
     and ``_kt_mint`` (one row per MINTED fact, ``src`` -> ``dst``).
 
     Public because ``keytrail scope`` walks the same MINTED facts over a projection of a trail
     (``events`` and ``credential_issues`` only, no graph): one definition of what minted what.
+
+    ``names``: a query of credential ids (run once ``_kt_issue`` exists); the Vault AWS-engine
+    rule then matches only the CloudTrail names of those and leaves out its rows of every other
+    key (:mod:`keytrail.graph.derive_incr` knows they did not change: the rows of a key depend
+    only on its own names and events and on the Vault side, as the rule groups by key).
     """
     con.execute(_ISSUE)
     con.execute(_VAULT_LOGIN)
-    con.execute(_VAULT_AWS)
+    if names:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _kt_va_names AS {names}")
+    con.execute(scoped(_VAULT_AWS, "_kt_va_names", "/*names*/") if names else _VAULT_AWS)
     con.execute(_VAULT_SECRET_ID)
     con.execute(_MINT)
 

@@ -16,8 +16,11 @@ the new events touch, with the same SQL restricted to those keys:
   decision is inherited down MINTED edges), decided from their facts and their ancestors';
 - ``event_links``: the new calls, and the old calls signed with a credential whose holders
   (agents with a proven/strong USES, and what it minted) changed;
-- rebuilt in full (small inputs, under a second at 1M): ``credentials``, ``principals``,
-  ``DELEGATED``, the inventory ``USES``, the principals' decisions, the issue facts.
+- the Vault AWS-engine name matches and the ``credentials`` rows: the keys of the new events
+  and those with new (or call-sharing) issue rows; the walks read the other keys' Vault pairs
+  back from their MINTED links;
+- rebuilt in full (small inputs, under a second at 1M): ``principals``, ``DELEGATED``, the
+  inventory ``USES``, the principals' decisions, the issue facts.
 
 CloudTrail events carry no agent id and no Vault pairing, so ``SAME_AGENT``, the agent-log and
 Vault-metadata ``USES`` and the agent merge are unchanged. What does not fit these rules (a Vault,
@@ -116,6 +119,7 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
         TOOL_CALL_SKEW_S,
         TOOL_CALL_WINDOW_S,
         mint_facts,
+        scoped,
     )
 
     con.execute(
@@ -137,7 +141,25 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
     _holders(con, "_kt_inc_holds", "SELECT DISTINCT src, dst FROM links WHERE kind = 'MINTED'")
 
     merge_agents(con)  # agent events only: the same ids as before, kept for same_agent_links
-    mint_facts(con)
+    # The keys whose issuance facts or events the new rows touch. Only their Vault AWS-engine
+    # matches are made again (the rule groups by key: another key's rows come from its own old
+    # names and the Vault side, which CloudTrail files do not change), and only their
+    # ``credentials`` rows (a row is built from the key's own facts and events).
+    mint_facts(
+        con,
+        names="SELECT credential_id FROM _kt_inc_cred UNION SELECT credential_id FROM _kt_issue "
+        "WHERE credential_id IS NOT NULL AND (event_uid IN (SELECT event_uid FROM _kt_inc_new) "
+        "OR call_id IN (SELECT shared_event_id FROM _kt_inc_new))",
+    )
+    # The other keys' Vault AWS-engine facts, as the walks over ``_kt_mint`` read them (``src``,
+    # ``dst``, ``src_source``): their MINTED links, unchanged, name every such pair with source
+    # ``vault``. Only the walks read these rows; MINTED edges are rebuilt for ``names`` only.
+    con.execute("""
+        INSERT INTO _kt_mint (src, dst, src_source)
+        SELECT src, dst, 'vault' FROM links
+        WHERE kind = 'MINTED'
+          AND list_contains(from_json(attributes->'sources', '["VARCHAR"]'), 'vault')
+          AND dst NOT IN (SELECT credential_id FROM _kt_va_names)""")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _kt_inc_mint AS
         SELECT credential_id FROM _kt_issue
@@ -147,8 +169,8 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
         WHERE aws_credential IN (SELECT credential_id FROM _kt_inc_cred)""")
     in_mint = "{c} IN (SELECT credential_id FROM _kt_inc_mint)"
 
-    con.execute("DELETE FROM credentials")
-    con.execute(CREDENTIALS)
+    con.execute("DELETE FROM credentials WHERE credential_id IN (SELECT * FROM _kt_va_names)")
+    con.execute(scoped(CREDENTIALS, "_kt_va_names"))
     con.execute(f"DELETE FROM links WHERE kind = 'MINTED' AND {in_mint.format(c='dst')}")
     derive_links.minted(con, in_mint.format(c="dst"))
     auth = f"({cred} OR {in_mint})"

@@ -37,7 +37,7 @@ def minted(con: duckdb.DuckDBPyConnection, scope: str = "") -> None:
     con.execute(
         INSERT
         + f"""
-        SELECT 'credential', src, 'credential', dst, 'MINTED', first(reason ORDER BY t), confidence,
+        SELECT 'credential', src, 'credential', dst, 'MINTED', first(reason ORDER BY t, reason), confidence,
                -- first occurrences, in issue-time order (list_distinct would lose the order)
                list_filter(flatten(list(evidence ORDER BY t)),
                            lambda x, i: list_position(flatten(list(evidence ORDER BY t)), x) = i)[1:{EVIDENCE_CAP}],
@@ -66,7 +66,8 @@ def authenticates_as(con: duckdb.DuckDBPyConnection, scope: str = "") -> None:
         INSERT
         + f"""
         SELECT 'credential', credential_id, 'principal', principal_uid, 'AUTHENTICATES_AS',
-               'issued for this identity: ' || first(reason), first(confidence ORDER BY confidence),
+               'issued for this identity: ' || first(reason ORDER BY issued_at, event_uid, reason),
+               first(confidence ORDER BY confidence),
                list(DISTINCT event_uid ORDER BY event_uid), count(DISTINCT event_uid), min(issued_at), max(issued_at), NULL
         FROM _kt_issue i
         WHERE principal_uid IS NOT NULL AND NOT EXISTS (
@@ -268,9 +269,10 @@ def principals(con: duckdb.DuckDBPyConnection) -> None:
         ), evs AS (
           SELECT id, sum(n) AS n, min(t0) AS t0, max(t1) AS t1 FROM allp GROUP BY id
         )
-        SELECT p.id, first(p.kind ORDER BY p.prio), first(p.name ORDER BY p.prio) FILTER (WHERE p.name IS NOT NULL),
-               first(p.account ORDER BY p.prio) FILTER (WHERE p.account IS NOT NULL),
+        SELECT p.id, first(p.kind ORDER BY p.prio, p.kind),
+               first(p.name ORDER BY p.prio, p.name) FILTER (WHERE p.name IS NOT NULL),
+               first(p.account ORDER BY p.prio, p.account) FILTER (WHERE p.account IS NOT NULL),
                any_value(evs.t0), any_value(evs.t1), any_value(evs.n),
-               first(p.attrs ORDER BY p.prio) FILTER (WHERE p.attrs IS NOT NULL)
+               first(p.attrs ORDER BY p.prio, p.attrs::VARCHAR) FILTER (WHERE p.attrs IS NOT NULL)
         FROM allp p JOIN evs ON evs.id = p.id
         GROUP BY p.id""")
