@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pyarrow as pa
 
@@ -39,6 +39,8 @@ from keytrail.store.schema import TABLES_BY_NAME, masked_columns
 from keytrail.store.sqltext import mask_stored_sql
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     import duckdb
 
 SNIFF_BYTES = 256 * 1024
@@ -375,6 +377,18 @@ def arrow_type(sql_type: str) -> pa.DataType:
     }[base]
 
 
+#: An in-memory database attached to the case connection during an ingest, for batches read ahead
+#: (:meth:`SourceAdapter.read_ahead`); the runner detaches it at the end, it is never in the case.
+READ_AHEAD_DB = "kt_ahead"
+
+
+class ReadAheadHandle(Protocol):
+    """Work an adapter started ahead of a batch's transaction (:meth:`SourceAdapter.read_ahead`)."""
+
+    def close(self) -> None:
+        """Stop the work if it still runs and free what it holds."""
+
+
 class SourceAdapter(ABC):
     """A log family's reader. Subclasses are registered under ``keytrail.sources``."""
 
@@ -390,6 +404,9 @@ class SourceAdapter(ABC):
     #: scales with the records in flight, so the byte cap keeps peak RSS flat whatever the
     #: records-per-file of a trail.
     BATCH_BYTES: ClassVar[int] = 1 << 62
+    #: :meth:`read_ahead` reads batches ahead: the runner then runs DuckDB on one thread per
+    #: query while such batches load (reading and writing already fill the two cores).
+    READS_AHEAD: ClassVar[bool] = False
 
     @classmethod
     def batch_full(cls, files: int, size: int, next_size: int) -> bool:
@@ -424,6 +441,26 @@ class SourceAdapter(ABC):
         """
         for ctx in ctxs:
             self.load(ctx)
+
+    @classmethod
+    def read_ahead(
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        files: list[tuple[Path, str, bool]],
+        max_record_bytes: int,
+        pool: Executor,
+    ) -> ReadAheadHandle | None:
+        """Start reading a closed batch on ``pool`` while the runner writes the batch before it
+        (``files``: ``(path, format, gzipped)`` of its plain UTF-8 files); ``None``: nothing to
+        read ahead (the default).
+
+        The runner hands the handle to :meth:`load_read_ahead` when the batch loads, and closes
+        it after the batch's transaction ends, whether it committed or not."""
+        return None
+
+    def load_read_ahead(self, ctxs: list[LoadContext], ahead: ReadAheadHandle) -> None:
+        """:meth:`load_batch` with what :meth:`read_ahead` prepared (default: ignore it)."""
+        self.load_batch(ctxs)
 
     @classmethod
     def finalize(cls, con: duckdb.DuckDBPyConnection) -> None:

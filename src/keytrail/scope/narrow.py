@@ -34,7 +34,7 @@ import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -47,6 +47,8 @@ from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from keytrail.ingest.cloudtrail.ahead import Staged
 
 #: The ``events`` columns a scope reads (closure, issuance facts, classifier, dedup, counts).
 EVENT_COLUMNS = (
@@ -184,7 +186,13 @@ class NarrowCloudTrail(CloudTrailAdapter):
     """:class:`CloudTrailAdapter` writing through :class:`_NarrowContext`, ``Records`` files
     parsed once (substituted for it by :func:`keytrail.ingest.runner.ingest` in a scope)."""
 
-    def load_batch(self, ctxs: list[LoadContext]) -> None:
+    READS_AHEAD: ClassVar[bool] = False
+
+    @classmethod
+    def read_ahead(cls, *args: Any, **kwargs: Any) -> None:
+        """No read-ahead: the one-parse path reads its files itself (:func:`_scan`)."""
+
+    def load_batch(self, ctxs: list[LoadContext], ahead: Staged | None = None) -> None:
         narrow = [_NarrowContext(**{f.name: getattr(c, f.name) for f in fields(c)}) for c in ctxs]
         loaded = _load_parsed([c for c in narrow if c.format == "cloudtrail-records"])
         rest = [c for c in narrow if c.file_id not in loaded]

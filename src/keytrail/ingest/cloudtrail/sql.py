@@ -178,6 +178,11 @@ def params_sql(rp: str) -> str:
 
 
 def stage_sql(arrow_name: str) -> str:
+    """The staged records of ``arrow_name`` as the TEMP table ``_kt_ct_t`` (:func:`stage_select`)."""
+    return "CREATE OR REPLACE TEMP TABLE _kt_ct_t AS" + stage_select(arrow_name)
+
+
+def stage_select(source: str) -> str:
     """One parse per record (json_transform) plus every value more than one statement needs.
 
     ``try()`` turns a record DuckDB cannot parse (invalid Unicode escapes, which the readers pass on as
@@ -185,7 +190,6 @@ def stage_sql(arrow_name: str) -> str:
     transaction."""
     ui = "r.userIdentity"
     return f"""
-    CREATE OR REPLACE TEMP TABLE _kt_ct_t AS
     SELECT *,
       'cloudtrail:' || coalesce(nullif(r.eventID, ''), 'sha256-' || left(sha256(raw), 32)) AS event_uid,
       {_time("r.eventTime")} AS time,
@@ -207,11 +211,11 @@ def stage_sql(arrow_name: str) -> str:
       coalesce(r.eventSource, '') = '' AND coalesce(r.eventName, '') = '' AS bad
     FROM (SELECT s.file_id, s.record_no, s.byte_offset, s.format, s.rec AS raw,
                  try(json_transform(s.rec, {quote_literal(SPEC)})) AS r
-          FROM {arrow_name} s)
+          FROM {source} s)
     """
 
 
-def events_sql() -> str:
+def events_sql(src: str = "_kt_ct_t", fid: str = "file_id") -> str:
     ui = "r.userIdentity"
     ssm0 = "json_extract_string(r.requestParameters, '$.names[0]')"
     target = (
@@ -241,12 +245,12 @@ def events_sql() -> str:
       acct AS account, reg AS region, {target} AS target,
       nullif(r.sharedEventID, '') AS shared_event_id, nullif(r.requestID, '') AS request_id,
       json_object('requestParameters', r.requestParameters, 'responseElements', r.responseElements) AS details,
-      raw, file_id, record_no, byte_offset
-    FROM _kt_ct_t WHERE NOT bad
+      raw, {fid} AS file_id, record_no, byte_offset
+    FROM {src} WHERE NOT bad
     """
 
 
-def _resources_sql() -> str:
+def _resources_sql(src: str = "_kt_ct_t") -> str:
     """One row per (event, resource): the ``resources`` array first, then the most specific
     resource the request parameters imply (``prio``).
 
@@ -257,7 +261,7 @@ def _resources_sql() -> str:
     smallest type and account instead of any)."""
     given = (
         "SELECT event_uid, x->>'ARN' AS resource_id, x->>'type' AS resource_type, x->>'accountId' AS account, "
-        "0 AS prio FROM (SELECT event_uid, unnest(json_extract(r.resources, '$[*]')) AS x FROM _kt_ct_t "
+        f"0 AS prio FROM (SELECT event_uid, unnest(json_extract(r.resources, '$[*]')) AS x FROM {src} "
         "WHERE NOT bad AND json_type(r.resources) = 'ARRAY')"
     )
     cands = ", ".join(
@@ -266,12 +270,12 @@ def _resources_sql() -> str:
     )
     implied = (
         "SELECT event_uid, c.id AS resource_id, c.type AS resource_type, c.account AS account, "
-        f"c.prio AS prio FROM (SELECT event_uid, unnest([{cands}]) AS c FROM _kt_ct_t "
+        f"c.prio AS prio FROM (SELECT event_uid, unnest([{cands}]) AS c FROM {src} "
         "WHERE NOT bad AND p IS NOT NULL)"
     )
     ssm_names = (
         f"SELECT event_uid, {_ssm_arn('n')} AS resource_id, 'AWS::SSM::Parameter', acct, 99 FROM "
-        "(SELECT *, unnest(json_extract_string(r.requestParameters, '$.names[*]')) AS n FROM _kt_ct_t "
+        f"(SELECT *, unnest(json_extract_string(r.requestParameters, '$.names[*]')) AS n FROM {src} "
         "WHERE NOT bad AND svc = 'ssm')"
     )
     union = "\n UNION ALL ".join([given, implied, ssm_names])
@@ -286,7 +290,7 @@ def _resources_sql() -> str:
     """
 
 
-def issues_sql() -> str:
+def issues_sql(src: str = "_kt_ct_t") -> str:
     sts = ", ".join(quote_literal(n) for n in STS_ISSUERS)
     q = (
         "json_extract_string(r.responseElements, ['$.credentials.accessKeyId', '$.credentials.expiration', "
@@ -297,9 +301,9 @@ def issues_sql() -> str:
         "json_extract_string(r.requestParameters, ['$.roleSessionName', '$.name', '$.roleArn', "
         "'$.durationSeconds', '$.sourceIdentity', '$.userName'])"
     )
-    src = (
+    base = (
         f"(SELECT event_uid, r.eventName AS event_name, time, key_id, actor_uid, actor_name, acct, {q} AS q, "
-        f"{w} AS w FROM _kt_ct_t WHERE NOT bad AND outcome = 'success' AND r.responseElements IS NOT NULL AND "
+        f"{w} AS w FROM {src} WHERE NOT bad AND outcome = 'success' AND r.responseElements IS NOT NULL AND "
     )
     return f"""
     SELECT q[1] AS credential_id, 'aws-temporary-key' AS kind,
@@ -312,7 +316,7 @@ def issues_sql() -> str:
            json_object('sourceIdentity', coalesce(q[5], w[5]), 'roleArn', w[3], 'durationSeconds', w[4])
              AS attributes,
            'proven' AS confidence, event_name || ' responseElements.credentials.accessKeyId' AS reason
-    FROM {src} svc = 'sts' AND r.eventName IN ({sts}))
+    FROM {base} svc = 'sts' AND r.eventName IN ({sts}))
     WHERE q[1] <> ''
     UNION ALL
     SELECT q[6], 'aws-access-key', key_id, event_uid, time, NULL,
@@ -320,7 +324,7 @@ def issues_sql() -> str:
            coalesce(q[7], w[6], actor_name),
            json_object('createDate', q[8], 'userName', coalesce(q[7], w[6])),
            'proven', 'CreateAccessKey responseElements.accessKey.accessKeyId'
-    FROM {src} svc = 'iam' AND r.eventName = 'CreateAccessKey')
+    FROM {base} svc = 'iam' AND r.eventName = 'CreateAccessKey')
     WHERE q[6] <> ''
     """
 
@@ -341,20 +345,33 @@ def map_staged(ctx: LoadContext, staged: pa.Table) -> dict[int, tuple[int, int]]
         con.execute(stage_sql("_kt_ct_arrow"))
     finally:
         con.unregister("_kt_ct_arrow")
-    ctx.insert_sql("events", events_sql())
-    ctx.insert_sql("event_resources", _resources_sql())
-    ctx.insert_sql("credential_issues", issues_sql())
+    counts = insert_staged(ctx, "_kt_ct_t")
+    con.execute("DROP TABLE _kt_ct_t")
+    return counts
+
+
+def insert_staged(
+    ctx: LoadContext, src: str, file_ids: list[int] | None = None
+) -> dict[int, tuple[int, int]]:
+    """The inserts of :func:`map_staged` from a table already staged by :func:`stage_select`.
+
+    ``file_ids``: when given, the table's ``file_id`` column is an index into it (a batch staged
+    ahead on another thread, before the runner gave its files their ids,
+    :mod:`keytrail.ingest.cloudtrail.ahead`); the list is a literal, so no join reorders rows."""
+    fid = "file_id" if file_ids is None else f"{[int(f) for f in file_ids]}[file_id + 1]"
+    ctx.insert_sql("events", events_sql(src, fid))
+    ctx.insert_sql("event_resources", _resources_sql(src))
+    ctx.insert_sql("credential_issues", issues_sql(src))
     ctx.insert_sql(  # reason and excerpt are masked by insert_sql like every stored text
         "rejects",
-        """SELECT file_id, record_no, byte_offset,
+        f"""SELECT {fid} AS file_id, record_no, byte_offset,
                   CASE WHEN r IS NULL THEN 'record is not valid JSON text (a bad escape or invalid Unicode, '
                        'e.g. a lone UTF-16 surrogate such as \\ud800)'
                        ELSE 'not a CloudTrail event: no eventSource or eventName' END AS reason,
                   left(raw, 512) AS excerpt
-           FROM _kt_ct_t WHERE bad""",
+           FROM {src} WHERE bad""",
     )
-    rows = con.execute(
-        "SELECT file_id, count(*), count(*) FILTER (WHERE bad) FROM _kt_ct_t GROUP BY file_id"
+    rows = ctx.con.execute(
+        f"SELECT {fid}, count(*), count(*) FILTER (WHERE bad) FROM {src} GROUP BY ALL"
     ).fetchall()
-    con.execute("DROP TABLE _kt_ct_t")
     return {int(f): (int(n), int(b)) for f, n, b in rows}
