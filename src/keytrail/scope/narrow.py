@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -48,28 +49,22 @@ from keytrail.store.sqltext import quote_literal
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-#: The ``events`` columns a scope reads (closure, issuance facts, classifier, dedup, counts).
+#: The ``events`` columns a scope reads: the closure, the issuance facts (``mint_facts``), the
+#: person/workload classifier, de-duplication, the Spark engine's rows, and where each record sits.
 EVENT_COLUMNS = (
     "event_uid",
     "source",
     "format",
-    "source_event_id",
     "time",
     "action",
-    "service",
-    "operation",
-    "outcome",
     "actor_uid",
     "actor_type",
     "actor_name",
     "credential_id",
     "credential_kind",
-    "session_id",
     "human_id",
     "src_ip",
     "user_agent",
-    "account",
-    "region",
     "shared_event_id",
     "request_id",
     "file_id",
@@ -96,12 +91,8 @@ _CLASSIFIER_FIELDS: dict[str, Any] = {
             "webIdFederationData": {"federatedProvider": "VARCHAR"},
         },
     },
-    "responseElements": {
-        "provider": "VARCHAR",
-        "subjectFromWebIdentityToken": "VARCHAR",
-        "subject": "VARCHAR",
-    },
 }
+_RESPONSE_FIELDS = ("provider", "subjectFromWebIdentityToken", "subject")
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -114,12 +105,6 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_BASE = json.loads(ct_sql.SPEC)
-_SPEC = _merge(_BASE, {k: v for k, v in _CLASSIFIER_FIELDS.items() if k != "responseElements"})
-_DOC_SPEC = json.dumps({"Records": [_SPEC]})
-_SPEC_LITERAL = quote_literal(_DOC_SPEC)
-
-
 def _slim(prefix: str, spec: dict[str, Any]) -> str:
     """SQL: a JSON object of ``spec``'s paths read from the struct ``prefix``."""
     parts = []
@@ -129,38 +114,107 @@ def _slim(prefix: str, spec: dict[str, Any]) -> str:
     return f"json_object({', '.join(parts)})"
 
 
-#: The slim record text: the classifier's fields (``responseElements`` is JSON in the spec).
+#: The slim record text: the classifier's fields (``responseElements`` is JSON, as in the spec).
 _SLIM_RAW = (
     "json_object('sessionCredentialFromConsole', r.sessionCredentialFromConsole, "
     "'userIdentity', "
     + _slim("r.userIdentity", _CLASSIFIER_FIELDS["userIdentity"])
     + ", 'responseElements', json_object("
     + ", ".join(
-        f"'{k}', json_extract_string(r.responseElements, '$.{k}')"
-        for k in _CLASSIFIER_FIELDS["responseElements"]
+        f"'{k}', json_extract_string(r.responseElements, '$.{k}')" for k in _RESPONSE_FIELDS
     )
     + "))::VARCHAR"
 )
 
-#: The slim text where :data:`_RAW` keeps it, on the staged rows (``events_sql``'s names).
-_SLIM_UPDATE = f"""
-UPDATE _kt_ct_t SET raw = {_SLIM_RAW} WHERE rowid IN (
-  SELECT rid FROM (SELECT rowid AS rid, r.eventName AS operation, key_id AS credential_id,
-                          actor_uid, time, event_uid FROM _kt_ct_t WHERE NOT bad)
-  QUALIFY {_WANTS_RAW})
+#: The staging columns a scope reads (``p``, the request parameters naming resources, feeds only
+#: the target and the resources, which a scope does not write).
+_STAGE = [(n, e) for n, e in ct_sql.stage_columns() if n != "p"]
+#: The parsed path's ``events`` rows: the adapter's expressions for :data:`EVENT_COLUMNS` (and
+#: ``operation``, which :data:`_WANTS_RAW` reads), ``raw`` the slim text where it is kept.
+_EVENTS = f"""
+SELECT * EXCLUDE (r), CASE WHEN {_WANTS_RAW} THEN {_SLIM_RAW} END AS raw
+FROM (SELECT {
+    ", ".join(
+        f"{e} AS {n}" for n, e in ct_sql.event_columns() if n in (*EVENT_COLUMNS, "operation")
+    )
+}, r
+      FROM _kt_ct_t WHERE NOT bad)
+"""
+_JSON_READ = re.compile(r"json_extract_string\(r\.(\w+),\s*(\[[^\]]*\]|'[^']*')\)")
+_PATH = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def _json_reads(sql: str, fields: Sequence[str]) -> dict[str, Any]:
+    """The paths ``sql`` reads of the record's JSON-typed ``fields``, as a ``json_transform``
+    spec of nested structs (``VARCHAR`` leaves).
+
+    ``json_extract_string(x, '$.a.b')`` of a JSON field equals ``.a.b`` of the struct
+    ``json_transform`` makes of it with these types (a missing key, a non-object, JSON null:
+    NULL in both; a number or an object at the leaf: the same text), and a field's ``IS NULL``
+    is the same for the struct as for the JSON (``tests/unit/test_scope_narrow.py`` holds both).
+    Any other use of those fields raises: the narrow parse would not carry what it reads."""
+    spec: dict[str, Any] = {}
+    for field, arg in _JSON_READ.findall(sql):
+        for path in re.findall(r"'([^']*)'", arg):
+            if not _PATH.fullmatch(path):
+                raise ValueError(f"scope cannot narrow the read of {path!r} in r.{field}")
+            node = spec.setdefault(field, {})
+            *inner, leaf = path[2:].split(".")
+            for k in inner:
+                node = node.setdefault(k, {})
+                if not isinstance(node, dict):
+                    raise ValueError(f"scope cannot narrow r.{field}: {path!r} under a leaf")
+            if isinstance(node.get(leaf), dict):
+                raise ValueError(f"scope cannot narrow r.{field}: {path!r} is also a prefix")
+            node[leaf] = "VARCHAR"
+    rest = _JSON_READ.sub("", sql)
+    for f in fields:
+        if re.search(rf"\br\.{f}\b(?!\s+IS\s+(NOT\s+)?NULL)", rest):
+            raise ValueError(f"scope cannot narrow r.{f}: it is read other than by path")
+    return spec
+
+
+_BASE = json.loads(ct_sql.SPEC)
+_JSON_FIELDS = [k for k, v in _BASE.items() if v == "JSON"]
+_READ_SQL = " ".join([*(e for _n, e in _STAGE), _EVENTS, ct_sql.issues_sql()])
+#: The fields of the adapter's spec, but its JSON subtrees (parameters, response, additional
+#: data, resources) cut to the paths the scope's expressions read, plus the classifier's fields.
+_SPEC = _merge(
+    {k: v for k, v in _BASE.items() if v != "JSON"} | _json_reads(_READ_SQL, _JSON_FIELDS),
+    _CLASSIFIER_FIELDS,
+)
+_DOC_SPEC = json.dumps({"Records": [_SPEC]})
+_SPEC_LITERAL = quote_literal(_DOC_SPEC)
+#: The record as the expressions read it: the cut subtrees back as JSON (``to_json``).
+_REBUILT = "struct_update(r, {})".format(
+    ", ".join(f"{f} := to_json(r.{f})" for f in _JSON_FIELDS if f in _SPEC)
+)
+
+#: The staging's expressions over the rebuilt record (:data:`_STAGE`).
+_STAGED = ", ".join(f"{e} AS {n}" for n, e in _STAGE)
+
+
+def _parse_doc(file_id: int, fmt: str) -> str:
+    """One file's parsed and staged records (``_kt_scope_doc``: its decompressed text; one
+    parse)."""
+    return f"""
+SELECT *, {_STAGED}
+FROM (SELECT {file_id}::INTEGER AS file_id, record_no, NULL::BIGINT AS byte_offset,
+             {quote_literal(fmt)} AS format, NULL::VARCHAR AS raw, {_REBUILT} AS r
+      FROM (SELECT generate_subscripts(recs, 1)::BIGINT AS record_no, unnest(recs) AS r
+            FROM (SELECT try(json_transform(doc, {_SPEC_LITERAL})).Records AS recs
+                  FROM _kt_scope_doc)))
 """
 
-#: The adapter's per-record parse, which the staging SQL is run without (records come parsed).
-_PARSE = f"try(json_transform(s.rec, {quote_literal(ct_sql.SPEC)}))"
 
-_REQUEST_PARAMS = ct_sql.params_sql("r.requestParameters")
-
-#: One file's parsed records (``_kt_scope_doc``: its decompressed text; one parse).
-_PARSE_DOC = """
-SELECT {file_id}::INTEGER AS file_id, generate_subscripts(recs, 1)::BIGINT AS record_no,
-       {format} AS format, unnest(recs) AS r
-FROM (SELECT try(json_transform(doc, {spec})).Records AS recs FROM _kt_scope_doc)
-"""
+def _insert_events(ctx: LoadContext, select_sql: str, params: list[Any] | None = None) -> int:
+    cols = [*EVENT_COLUMNS, "raw"]
+    row = ctx.con.execute(
+        f"INSERT INTO events ({', '.join(cols)}) SELECT {masked_select('events', cols)} "
+        f"FROM ({select_sql})",
+        params or [],
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 class _NarrowContext(LoadContext):
@@ -171,13 +225,9 @@ class _NarrowContext(LoadContext):
             return 0
         if table != "events":
             return super().insert_sql(table, select_sql, params)
-        cols = [*EVENT_COLUMNS, "raw"]
-        row = self.con.execute(
-            f"INSERT INTO events ({', '.join(cols)}) SELECT {masked_select(table, cols)} "
-            f"FROM (SELECT * EXCLUDE (raw), {_RAW} AS raw FROM ({select_sql}))",
-            params or [],
-        ).fetchone()
-        return int(row[0]) if row else 0
+        return _insert_events(
+            self, f"SELECT * EXCLUDE (raw), {_RAW} AS raw FROM ({select_sql})", params
+        )
 
 
 class NarrowCloudTrail(CloudTrailAdapter):
@@ -197,31 +247,21 @@ class NarrowCloudTrail(CloudTrailAdapter):
 
 def _load_parsed(ctxs: Sequence[_NarrowContext]) -> set[int]:
     """Load the ``Records`` files the one-parse path takes; returns their file ids."""
-    stage = ct_sql.stage_sql("_kt_scope_ct")
-    shaped = _PARSE in stage and "s.rec AS raw" in stage  # else the adapter's staging changed
-    if not ctxs or not shaped:
+    if not ctxs:
         return set()
     table = _scan(ctxs)
     if table is None:
         return set()
     con = ctxs[0].con
-    con.register("_kt_scope_ct", table)
+    con.register("_kt_ct_t", table)  # the staged rows, named as the adapter's statements read them
     try:
-        stage = stage.replace(_PARSE, "s.r").replace("s.rec AS raw", "NULL::VARCHAR AS raw")
-        # ``p`` (request parameters naming resources) feeds only the target and resources,
-        # which a scope does not write: not worth a JSON parse of every record's parameters
-        con.execute(stage.replace(_REQUEST_PARAMS, "NULL::VARCHAR[]"))
+        _insert_events(ctxs[0], _EVENTS)
+        ctxs[0].insert_sql("credential_issues", ct_sql.issues_sql())
+        counts = con.execute(
+            "SELECT file_id, count(*), count(*) FILTER (WHERE bad) FROM _kt_ct_t GROUP BY file_id"
+        ).fetchall()
     finally:
-        con.unregister("_kt_scope_ct")
-    # the slim text only for the records whose ``raw`` is kept (built for every record, it
-    # cost about a tenth of the CloudTrail load)
-    con.execute(_SLIM_UPDATE)
-    ctxs[0].insert_sql("events", ct_sql.events_sql())
-    ctxs[0].insert_sql("credential_issues", ct_sql.issues_sql())
-    counts = con.execute(
-        "SELECT file_id, count(*), count(*) FILTER (WHERE bad) FROM _kt_ct_t GROUP BY file_id"
-    ).fetchall()
-    con.execute("DROP TABLE _kt_ct_t")
+        con.unregister("_kt_ct_t")
     by_id = {c.file_id: c for c in ctxs}
     for f, n, bad in counts:
         by_id[int(f)].records += int(n)
@@ -259,9 +299,7 @@ def _scan(ctxs: Sequence[_NarrowContext]) -> pa.Table | None:
         except (OSError, EOFError, zlib.error, gzip.BadGzipFile, pa.ArrowInvalid):
             return None
         del data
-        sql = _PARSE_DOC.format(
-            file_id=int(ctx.file_id), format=quote_literal(ctx.format), spec=_SPEC_LITERAL
-        )
+        sql = _parse_doc(int(ctx.file_id), ctx.format)
         try:
             local.cur.register("_kt_scope_doc", pa.table({"doc": doc}))
             return fetch_arrow(local.cur.sql(sql))
@@ -296,5 +334,4 @@ def _scan(ctxs: Sequence[_NarrowContext]) -> pa.Table | None:
         )
         if n == m and not no_id
     ]
-    table = table.filter(pc.is_in(table["file_id"], pa.array(ok, pa.int32())))
-    return table.append_column("byte_offset", pa.array([None] * table.num_rows, pa.int64()))
+    return table.filter(pc.is_in(table["file_id"], pa.array(ok, pa.int32())))
