@@ -72,10 +72,25 @@ EVENT_COLUMNS = (
     "byte_offset",
 )
 _ISSUERS = ", ".join(quote_literal(n) for n in (*ct_sql.STS_ISSUERS, "CreateAccessKey"))
-#: The events whose ``raw`` the classifier may read (see the module docstring).
-_WANTS_RAW = f"""operation IN ({_ISSUERS}) OR (credential_id IS NOT NULL AND row_number() OVER (
-  PARTITION BY credential_id, actor_uid ORDER BY time, event_uid) <= 2)"""
-_RAW = f"CASE WHEN {_WANTS_RAW} THEN raw END"
+
+
+def _keep_raw(select_sql: str, text: str, drop: str) -> str:
+    """``select_sql`` (``events``' names) with ``raw`` = ``text`` only for the records the
+    classifier may read: issuing calls, and the first two distinct ``(time, event_uid)`` of each
+    (credential, identity), the classifier's own sample (:mod:`keytrail.graph.principal_class`),
+    which are among the first two of any batch that holds them (distinct: copies of one event in
+    a batch do not push the next one out). ``drop``: the column ``text`` is built from."""
+    return f"""
+WITH ev AS ({select_sql}), sampled AS (
+  SELECT unnest(arg_min(event_uid, (time, event_uid), 2)) AS uid
+  FROM (SELECT DISTINCT credential_id, actor_uid, time, event_uid FROM ev
+        WHERE credential_id IS NOT NULL)
+  GROUP BY credential_id, actor_uid)
+SELECT * EXCLUDE ({drop}), CASE WHEN operation IN ({_ISSUERS})
+                              OR event_uid IN (SELECT uid FROM sampled) THEN {text} END AS raw
+FROM ev
+"""
+
 
 #: What the classifier reads of a record's text, beyond the adapter's spec (JSON paths).
 _CLASSIFIER_FIELDS: dict[str, Any] = {
@@ -126,20 +141,26 @@ _SLIM_RAW = (
     + "))::VARCHAR"
 )
 
-#: The staging columns a scope reads (``p``, the request parameters naming resources, feeds only
-#: the target and the resources, which a scope does not write).
-_STAGE = [(n, e) for n, e in ct_sql.stage_columns() if n != "p"]
 #: The parsed path's ``events`` rows: the adapter's expressions for :data:`EVENT_COLUMNS` (and
-#: ``operation``, which :data:`_WANTS_RAW` reads), ``raw`` the slim text where it is kept.
-_EVENTS = f"""
-SELECT * EXCLUDE (r), CASE WHEN {_WANTS_RAW} THEN {_SLIM_RAW} END AS raw
-FROM (SELECT {
-    ", ".join(
-        f"{e} AS {n}" for n, e in ct_sql.event_columns() if n in (*EVENT_COLUMNS, "operation")
-    )
-}, r
-      FROM _kt_ct_t WHERE NOT bad)
-"""
+#: ``operation``, which :func:`_keep_raw` reads), ``raw`` the slim text where it is kept.
+_EVENTS = _keep_raw(
+    f"""SELECT {
+        ", ".join(
+            f"{e} AS {n}" for n, e in ct_sql.event_columns() if n in (*EVENT_COLUMNS, "operation")
+        )
+    }, r
+    FROM _kt_ct_t WHERE NOT bad""",
+    _SLIM_RAW,
+    "r",
+)
+#: The staging columns those rows and the issuance rows read (not ``p``, the request parameters
+#: naming resources: only the target and the resources read it, and a scope writes neither).
+_STAGE = [
+    (n, e)
+    for n, e in ct_sql.stage_columns()
+    if n == "bad"
+    or re.search(rf"\b{n}\b", re.sub(r"'(?:[^']|'')*'", "''", _EVENTS + ct_sql.issues_sql()))
+]
 _JSON_READ = re.compile(r"json_extract_string\(r\.(\w+),\s*(\[[^\]]*\]|'[^']*')\)")
 _PATH = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
@@ -174,14 +195,33 @@ def _json_reads(sql: str, fields: Sequence[str]) -> dict[str, Any]:
     return spec
 
 
+def _struct_reads(sql: str, universe: dict[str, Any]) -> dict[str, Any]:
+    """The part of the spec ``universe`` whose fields ``sql`` reads (``r.a.b``)."""
+    spec: dict[str, Any] = {}
+    for path in re.findall(r"\br((?:\.[A-Za-z_]\w*)+)", sql):
+        src, dst = universe, spec
+        *inner, leaf = path[1:].split(".")
+        for k in inner:
+            if not isinstance(src.get(k), dict):
+                break
+            src, dst = src[k], dst.setdefault(k, {})
+        else:
+            if leaf in src and src[leaf] != "JSON":
+                dst[leaf] = (
+                    _merge(dst.get(leaf, {}), src[leaf])
+                    if isinstance(src[leaf], dict)
+                    else src[leaf]
+                )
+    return spec
+
+
 _BASE = json.loads(ct_sql.SPEC)
 _JSON_FIELDS = [k for k, v in _BASE.items() if v == "JSON"]
 _READ_SQL = " ".join([*(e for _n, e in _STAGE), _EVENTS, ct_sql.issues_sql()])
-#: The fields of the adapter's spec, but its JSON subtrees (parameters, response, additional
-#: data, resources) cut to the paths the scope's expressions read, plus the classifier's fields.
-_SPEC = _merge(
-    {k: v for k, v in _BASE.items() if v != "JSON"} | _json_reads(_READ_SQL, _JSON_FIELDS),
-    _CLASSIFIER_FIELDS,
+#: The fields of the adapter's spec (and the classifier's) that the scope's expressions read,
+#: the JSON subtrees (parameters, response, additional data) cut to the paths they read.
+_SPEC = _struct_reads(_READ_SQL, _merge(_BASE, _CLASSIFIER_FIELDS)) | _json_reads(
+    _READ_SQL, _JSON_FIELDS
 )
 _DOC_SPEC = json.dumps({"Records": [_SPEC]})
 _SPEC_LITERAL = quote_literal(_DOC_SPEC)
@@ -225,9 +265,7 @@ class _NarrowContext(LoadContext):
             return 0
         if table != "events":
             return super().insert_sql(table, select_sql, params)
-        return _insert_events(
-            self, f"SELECT * EXCLUDE (raw), {_RAW} AS raw FROM ({select_sql})", params
-        )
+        return _insert_events(self, _keep_raw(select_sql, "raw", "raw"), params)
 
 
 class NarrowCloudTrail(CloudTrailAdapter):
