@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keytrail.scope import narrow
+from keytrail.scope import narrow, narrow_spec
 from keytrail.scope.engine_duckdb import scope_duckdb
 from keytrail.scope.project import project
 
@@ -184,7 +184,7 @@ def test_odd_files_same_output(tmp_path: Path) -> None:
 
 
 _KEYS = sorted(
-    {k for m in narrow._JSON_READ.finditer(narrow._READ_SQL) for k in re.findall(r"\w+", m[2])}
+    {k for m in narrow_spec.JSON_READ.finditer(narrow._READ_SQL) for k in re.findall(r"\w+", m[2])}
     - {"r"}
 )
 _JSON = st.recursive(
@@ -201,14 +201,14 @@ _JSON = st.recursive(
 @given(values=st.fixed_dictionaries({f: _JSON for f in narrow._JSON_FIELDS}))
 def test_struct_paths_read_what_the_json_paths_read(values: dict[str, Any]) -> None:
     """Every ``json_extract_string(r.X, path)`` the scope runs, on the adapter's JSON-typed
-    subtree, equals its struct path (``narrow._as_struct``) on the narrow parse, and ``r.X IS
+    subtree, equals its struct path (``narrow_spec.as_struct``) on the narrow parse, and ``r.X IS
     NULL`` is the same, whatever the JSON: missing keys, non-objects, JSON null, numbers and
     objects at a leaf."""
     doc = json.dumps({"eventID": "e", **values})
-    reads = [m[0] for m in narrow._JSON_READ.finditer(narrow._READ_SQL)]
+    reads = [m[0] for m in narrow_spec.JSON_READ.finditer(narrow._READ_SQL)]
     reads += [f"r.{f} IS NULL" for f in narrow._JSON_FIELDS if f in narrow._SPEC]
     full_spec = json.dumps({f: "JSON" for f in narrow._JSON_FIELDS})
-    narrow_spec = json.dumps({f: narrow._SPEC[f] for f in narrow._JSON_FIELDS if f in narrow._SPEC})
+    cut_spec = json.dumps({f: narrow._SPEC[f] for f in narrow._JSON_FIELDS if f in narrow._SPEC})
     con = _con()
     full = con.execute(
         f"SELECT [{', '.join(f'({e})::VARCHAR' for e in reads)}] "
@@ -216,9 +216,9 @@ def test_struct_paths_read_what_the_json_paths_read(values: dict[str, Any]) -> N
         {"d": doc, "s": full_spec},
     ).fetchone()
     cut = con.execute(
-        f"SELECT [{', '.join(f'({narrow._as_struct(e)})::VARCHAR' for e in reads)}] "
+        f"SELECT [{', '.join(f'({narrow_spec.as_struct(e)})::VARCHAR' for e in reads)}] "
         "FROM (SELECT try(json_transform($d, $s)) AS r)",
-        {"d": doc, "s": narrow_spec},
+        {"d": doc, "s": cut_spec},
     ).fetchone()
     assert cut == full
 
@@ -238,9 +238,9 @@ def test_a_read_the_narrow_parse_cannot_carry_is_refused() -> None:
     """A JSON subtree read other than by a plain path (a whole subtree, an array index) must not
     be narrowed silently: the scope would compute it from a cut record."""
     with pytest.raises(ValueError, match="requestParameters"):
-        narrow._json_reads("SELECT r.requestParameters AS details", ["requestParameters"])
+        narrow_spec.json_reads("SELECT r.requestParameters AS details", ["requestParameters"])
     with pytest.raises(ValueError, match="names"):
-        narrow._json_reads(
+        narrow_spec.json_reads(
             "SELECT json_extract_string(r.requestParameters, '$.names[0]')", ["requestParameters"]
         )
 

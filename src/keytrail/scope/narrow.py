@@ -1,29 +1,30 @@
-"""The CloudTrail adapter with narrow writes: what ``scope`` needs of every record, not the record.
+"""The CloudTrail adapter with narrow reads and writes: what ``scope`` needs of every record.
 
 A full ingest spends most of its CloudTrail time on what an investigation reads later: each
-record's text cut out of its file and parsed again, ``raw``, ``details`` and the resources
-written, all of it through the secret masking and committed to disk. A scope only needs the ids
+record's text cut out of its file and parsed again with every field, ``raw``, ``details``,
+the target and the resources computed, masked and committed to disk. A scope only needs the ids
 the closure walks. :class:`NarrowCloudTrail` is
-:class:`keytrail.ingest.cloudtrail.adapter.CloudTrailAdapter` with two changes, and every value
-the closure reads still comes from the adapter's own mapping SQL
-(:mod:`keytrail.ingest.cloudtrail.sql`):
+:class:`keytrail.ingest.cloudtrail.adapter.CloudTrailAdapter` with these changes, and every value
+a scope reads is computed by the adapter's own expressions
+(:func:`~keytrail.ingest.cloudtrail.sql.stage_columns`,
+:func:`~keytrail.ingest.cloudtrail.sql.event_columns`,
+:func:`~keytrail.ingest.cloudtrail.sql.issues_sql`):
 
-- ``Records`` files are parsed once per file (one ``json_transform`` of the whole document with
-  the adapter's field spec, :data:`~keytrail.ingest.cloudtrail.sql.SPEC`) instead of cutting
-  out and re-parsing each record; the parsed records go through the adapter's staging SQL with
-  only its per-record parse swapped for them (and its ``p``, the request parameters that name
-  resources, left NULL: only the target and resources read it, and a scope writes neither).
-  Anything that path cannot take as is (a file the
-  scan refuses, a record without ``eventID``, whose id is a hash of its text, another shape) goes
-  through the unchanged adapter.
+- ``Records`` files are parsed once per file (one ``json_transform`` of the whole document)
+  instead of cutting out and re-parsing each record, and with only the fields those expressions
+  read (:mod:`keytrail.scope.narrow_spec`: found in their SQL; the JSON subtrees cut to the paths
+  read, as structs, and the reads rewritten to struct paths, which give the same values). The
+  staging columns are computed in the same query, on DuckDB's threads, one file per query.
+  Anything that path cannot take as is (a file the scan refuses, a record without ``eventID``,
+  whose id is a hash of its text, another shape) goes through the unchanged adapter.
 - writes keep only :data:`EVENT_COLUMNS` of ``events``, no ``event_resources`` and no rejects
   (the counts stay right: they are the manifest's); ``credential_issues`` rows are whole.
 
 ``raw`` holds, only for the records the person/workload classifier reads
-(:mod:`keytrail.graph.principal_class`: issuing calls, and the first two events of each
-(credential, identity) by time, which are among the first two of any batch that holds them),
-the fields it reads, as a small JSON object. The records a scope keeps are copied from their
-files by the unchanged adapter (:func:`keytrail.scope.project.with_raw`), never from here.
+(:mod:`keytrail.graph.principal_class`: issuing calls, and its sample, the first two events of
+each (credential, identity) by time, which are among the first two of any batch that holds
+them), the fields it reads, as a small JSON object. The records a scope keeps are copied from
+their files by the unchanged adapter (:func:`keytrail.scope.project.with_raw`), never from here.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import pyarrow.compute as pc
 from keytrail.ingest.base import LoadContext, masked_select
 from keytrail.ingest.cloudtrail import sql as ct_sql
 from keytrail.ingest.cloudtrail.adapter import MAX_OBJECT_BYTES, CloudTrailAdapter, fetch_arrow
+from keytrail.scope.narrow_spec import as_struct, json_reads, merge, struct_reads
 from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
@@ -110,16 +112,6 @@ _CLASSIFIER_FIELDS: dict[str, Any] = {
 _RESPONSE_FIELDS = ("provider", "subjectFromWebIdentityToken", "subject")
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        elif k not in out:
-            out[k] = v
-    return out
-
-
 def _slim(prefix: str, spec: dict[str, Any]) -> str:
     """SQL: a JSON object of ``spec``'s paths read from the struct ``prefix``."""
     parts = []
@@ -143,16 +135,10 @@ _SLIM_RAW = (
 
 #: The parsed path's ``events`` rows: the adapter's expressions for :data:`EVENT_COLUMNS` (and
 #: ``operation``, which :func:`_keep_raw` reads), ``raw`` the slim text where it is kept.
-_EVENTS = _keep_raw(
-    f"""SELECT {
-        ", ".join(
-            f"{e} AS {n}" for n, e in ct_sql.event_columns() if n in (*EVENT_COLUMNS, "operation")
-        )
-    }, r
-    FROM _kt_ct_t WHERE NOT bad""",
-    _SLIM_RAW,
-    "r",
+_EVENT_EXPRS = ", ".join(
+    f"{e} AS {n}" for n, e in ct_sql.event_columns() if n in (*EVENT_COLUMNS, "operation")
 )
+_EVENTS = _keep_raw(f"SELECT {_EVENT_EXPRS}, r FROM _kt_ct_t WHERE NOT bad", _SLIM_RAW, "r")
 #: The staging columns those rows and the issuance rows read (not ``p``, the request parameters
 #: naming resources: only the target and the resources read it, and a scope writes neither).
 _STAGE = [
@@ -161,95 +147,22 @@ _STAGE = [
     if n == "bad"
     or re.search(rf"\b{n}\b", re.sub(r"'(?:[^']|'')*'", "''", _EVENTS + ct_sql.issues_sql()))
 ]
-_JSON_READ = re.compile(r"json_extract_string\(r\.(\w+),\s*(\[[^\]]*\]|'[^']*')\)")
-_PATH = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_]*)+")
-
-
-def _json_reads(sql: str, fields: Sequence[str]) -> dict[str, Any]:
-    """The paths ``sql`` reads of the record's JSON-typed ``fields``, as a ``json_transform``
-    spec of nested structs (``VARCHAR`` leaves).
-
-    ``json_extract_string(x, '$.a.b')`` of a JSON field equals ``.a.b`` of the struct
-    ``json_transform`` makes of it with these types (a missing key, a non-object, JSON null:
-    NULL in both; a number or an object at the leaf: the same text), and a field's ``IS NULL``
-    is the same for the struct as for the JSON (``tests/unit/test_scope_narrow.py`` holds both).
-    Any other use of those fields raises: the narrow parse would not carry what it reads."""
-    spec: dict[str, Any] = {}
-    for field, arg in _JSON_READ.findall(sql):
-        for path in re.findall(r"'([^']*)'", arg):
-            if not _PATH.fullmatch(path):
-                raise ValueError(f"scope cannot narrow the read of {path!r} in r.{field}")
-            node = spec.setdefault(field, {})
-            *inner, leaf = path[2:].split(".")
-            for k in inner:
-                node = node.setdefault(k, {})
-                if not isinstance(node, dict):
-                    raise ValueError(f"scope cannot narrow r.{field}: {path!r} under a leaf")
-            if isinstance(node.get(leaf), dict):
-                raise ValueError(f"scope cannot narrow r.{field}: {path!r} is also a prefix")
-            node[leaf] = "VARCHAR"
-    rest = _JSON_READ.sub("", sql)
-    for f in fields:
-        if re.search(rf"\br\.{f}\b(?!\s+IS\s+(NOT\s+)?NULL)", rest):
-            raise ValueError(f"scope cannot narrow r.{f}: it is read other than by path")
-    return spec
-
-
-def _struct_reads(sql: str, universe: dict[str, Any]) -> dict[str, Any]:
-    """The part of the spec ``universe`` whose fields ``sql`` reads (``r.a.b``)."""
-    spec: dict[str, Any] = {}
-    for path in re.findall(r"\br((?:\.[A-Za-z_]\w*)+)", sql):
-        src, dst = universe, spec
-        *inner, leaf = path[1:].split(".")
-        for k in inner:
-            if not isinstance(src.get(k), dict):
-                break
-            src, dst = src[k], dst.setdefault(k, {})
-        else:
-            if leaf in src and src[leaf] != "JSON":
-                dst[leaf] = (
-                    _merge(dst.get(leaf, {}), src[leaf])
-                    if isinstance(src[leaf], dict)
-                    else src[leaf]
-                )
-    return spec
-
-
 _BASE = json.loads(ct_sql.SPEC)
 _JSON_FIELDS = [k for k, v in _BASE.items() if v == "JSON"]
 _READ_SQL = " ".join([*(e for _n, e in _STAGE), _EVENTS, ct_sql.issues_sql()])
 #: The fields of the adapter's spec (and the classifier's) that the scope's expressions read,
 #: the JSON subtrees (parameters, response, additional data) cut to the paths they read.
-_SPEC = _struct_reads(_READ_SQL, _merge(_BASE, _CLASSIFIER_FIELDS)) | _json_reads(
+_SPEC = struct_reads(_READ_SQL, merge(_BASE, _CLASSIFIER_FIELDS)) | json_reads(
     _READ_SQL, _JSON_FIELDS
 )
 _DOC_SPEC = json.dumps({"Records": [_SPEC]})
 _SPEC_LITERAL = quote_literal(_DOC_SPEC)
 
 
-def _as_struct(sql: str) -> str:
-    """``sql`` with each ``json_extract_string(r.X, path)`` of a JSON subtree read as the
-    struct path of the narrow parse (``r.X.a.b``; a list of paths: the list of them, NULL when
-    ``r.X`` is): the same values (:func:`_json_reads`), without writing the subtree back to
-    JSON text and parsing it again for each record."""
-
-    def one(path: str, field: str) -> str:
-        return f"r.{field}" + "".join(f'."{k}"' for k in path[2:].split("."))
-
-    def sub(m: re.Match[str]) -> str:
-        field, arg = m.group(1), m.group(2)
-        paths = re.findall(r"'([^']*)'", arg)
-        if arg.startswith("'"):
-            return one(paths[0], field)
-        return f"(CASE WHEN r.{field} IS NOT NULL THEN [{', '.join(one(p, field) for p in paths)}] END)"
-
-    return _JSON_READ.sub(sub, sql)
-
-
 #: The staging's expressions (:data:`_STAGE`) over the narrow parse.
-_STAGED = ", ".join(f"{_as_struct(e)} AS {n}" for n, e in _STAGE)
-_EVENTS_NARROW = _as_struct(_EVENTS)
-_ISSUES_NARROW = _as_struct(ct_sql.issues_sql())
+_STAGED = ", ".join(f"{as_struct(e)} AS {n}" for n, e in _STAGE)
+_EVENTS_NARROW = as_struct(_EVENTS)
+_ISSUES_NARROW = as_struct(ct_sql.issues_sql())
 
 
 def _parse_doc(file_id: int, fmt: str) -> str:
