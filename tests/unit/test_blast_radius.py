@@ -152,3 +152,39 @@ def test_ranking_in_a_window_leaves_out_idle_credentials(store: CaseStore) -> No
     some = rank_credentials(store, since=T0 + timedelta(seconds=95))
     assert some and all(r.events > 0 for r in some)
     assert len(some) < len(rank_credentials(store))
+
+
+def test_every_root_counts_equal_one_root_counts(store: CaseStore) -> None:
+    """The every-credential ranking counts shared values apart from values one credential has
+    (ranking._dcount_every); each root's counts equal the one-root query's distinct counts."""
+    from keytrail.analysis.ranking import params, query, rank_query_rows, rank_sql
+
+    keys = ("resources", "accounts", "principals", "events", "credentials_minted")
+    every = {r["credential_id"]: r for r in rank_query_rows(store)}
+    assert every, "the incident case has credentials"
+    shared = store.scalar(
+        "SELECT count(*) FROM (SELECT dst FROM links WHERE kind = 'ACTED_ON' "
+        "GROUP BY dst HAVING count(DISTINCT src) > 1)"
+    )
+    assert shared, "some resource is acted on by several credentials (the de-duplicated part)"
+    for cid, row in every.items():
+        p = params(None, None, "inferred", root=cid)
+        one = query(store, rank_sql("SELECT $root AS root", filtered=False), p)[0]
+        assert {k: one[k] for k in keys} == {k: row[k] for k in keys}, cid
+    # the windowed query (values from the events, not the links) takes the same path
+    start = T0 - timedelta(days=1)
+    windowed = {r["credential_id"]: r for r in rank_query_rows(store, since=start)}
+    assert any(r["resources"] for r in windowed.values())
+    for cid, row in windowed.items():
+        p = params(start, None, "inferred", root=cid)
+        one = query(store, rank_sql("SELECT $root AS root"), p)[0]
+        assert {k: one[k] for k in keys} == {k: row[k] for k in keys}, cid
+
+
+def test_row_score_is_the_ranks_score(store: CaseStore) -> None:
+    """The snapshot stores ``row_score`` (no term objects); it is the score the rank shows."""
+    from keytrail.analysis.ranking import live_rank_rows, row_score, to_rank
+
+    rows = live_rank_rows(store)
+    assert rows and any(to_rank(r).score for r in rows)
+    assert [row_score(r) for r in rows] == [to_rank(r).score for r in rows]

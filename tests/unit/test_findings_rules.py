@@ -675,3 +675,51 @@ def test_people_in_their_own_sessions_are_not_nhi_privilege_findings(case: Case)
     assert case.findings("iam-or-policy-change") == []
     [f] = case.findings("admin-or-root-use")
     assert f.evidence_uids == (root,)
+
+
+# -- request fields read from `details` ----------------------------------------------------------
+def test_s3_mass_delete_and_sse_c_read_the_request_from_details(case: Case) -> None:
+    for i in range(20):  # 20 deletes in 10 minutes: the default threshold
+        case.event(
+            time=at(i * 0.4),
+            action="s3:DeleteObject",
+            credential=TMP,
+            raw={"requestParameters": {"bucketName": "ledger-data", "key": f"k{i}"}},
+        )
+    for i in range(20):  # 20 plain uploads: not re-encryption, nothing to report
+        case.event(
+            time=at(30 + i * 0.4),
+            action="s3:PutObject",
+            credential=TMP,
+            raw={"requestParameters": {"bucketName": "ledger-data", "key": f"p{i}"}},
+        )
+    for i in range(20):  # 20 uploads with a customer key (SSE-C): ransomware's re-encryption
+        case.event(
+            time=at(60 + i * 0.4),
+            action="s3:PutObject",
+            credential=TMP,
+            raw={
+                "requestParameters": {
+                    "bucketName": "ledger-logs",
+                    "x-amz-server-side-encryption-customer-algorithm": "AES256",
+                }
+            },
+        )
+    found = {f.details["verb"]: f for f in case.findings("nhi-s3-mass-delete-or-encrypt")}
+    assert set(found) == {"deleted", "re-encrypted with SSE-C"}
+    assert found["deleted"].details["buckets"] == ["ledger-data"]
+    assert found["deleted"].evidence_count == 20
+    assert found["re-encrypted with SSE-C"].details["buckets"] == ["ledger-logs"]
+    assert found["re-encrypted with SSE-C"].evidence_count == 20
+
+
+def test_secret_bulk_read_counts_ssm_reads_only_with_decryption(case: Case) -> None:
+    for i in range(30):
+        case.event(
+            time=at(i * 0.2),
+            action="ssm:GetParameter",
+            credential=TMP,
+            raw={"requestParameters": {"name": f"/app/p{i}", "withDecryption": i % 2 == 0}},
+        )
+    [f] = case.findings("nhi-secret-bulk-read")
+    assert f.evidence_count == 15  # the 15 decrypted reads, not the 15 others

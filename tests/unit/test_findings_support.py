@@ -68,8 +68,8 @@ class Case:
         self.store.con.execute(
             """INSERT INTO events (event_uid, source, source_event_id, time, action, service, operation, outcome,
                  credential_id, credential_kind, agent_id, human_id, src_ip, user_agent, account, actor_uid,
-                 actor_type, session_id, target, raw, file_id, record_no)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)""",
+                 actor_type, session_id, target, raw, details, file_id, record_no)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)""",
             [
                 uid,
                 source,
@@ -91,6 +91,12 @@ class Case:
                 session,
                 target,
                 json.dumps(raw or {"id": sid}),
+                # what the CloudTrail ingest stores in `details` (ingest.cloudtrail.sql)
+                json.dumps(
+                    {k: (raw or {}).get(k) for k in ("requestParameters", "responseElements")}
+                )
+                if source == "cloudtrail"
+                else None,
                 self.n,
             ],
         )

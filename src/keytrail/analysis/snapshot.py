@@ -35,7 +35,7 @@ from keytrail import __version__
 from keytrail.analysis.findings import Finding, zero_counts
 from keytrail.analysis.findings.catalog import RULES
 from keytrail.analysis.findings.run import live_findings
-from keytrail.analysis.ranking import rank_query_rows, to_rank, with_findings
+from keytrail.analysis.ranking import rank_query_rows, row_score, with_findings
 from keytrail.analysis.sigma.rules import load_rules
 from keytrail.config import load_config
 from keytrail.errors import KeytrailError
@@ -240,7 +240,7 @@ def refresh(store: CaseStore) -> SnapshotSummary:
         ranked = pool.submit(rank_query_rows, store)
         found = live_findings(store, cfg)
         rows = with_findings(store, ranked.result(), found)
-    scored = [{**r, "score": to_rank(r).score} for r in rows]
+    scored = [{**r, "score": row_score(r)} for r in rows]
     table = pa.Table.from_pylist(scored) if rows else None
     con.execute("BEGIN TRANSACTION")
     try:

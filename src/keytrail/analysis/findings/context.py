@@ -21,6 +21,8 @@ rules share, once and in bulk:
 - ``_kt_person(credential_id, subject_kind, detail, reason)``: credentials (and principals,
   ``subject_kind = 'principal'``) the principal classifier decided a person holds;
   ``_kt_person_held(credential_id, actor_uid)``: whether an event's caller is such a person.
+- ``_kt_agent_event(agent_id, event_uid, time, service, action, src_ip, credential_id,
+  human_id)``: events an agent did, with the event columns their readers need.
 
 Rules add :class:`Draft` findings; :meth:`Context.finish` resolves evidence uids to
 the source's own ids and containment steps for the credentials involved in one query
@@ -262,11 +264,14 @@ class Context:
                    AND (cred IS NULL OR cred NOT IN (SELECT credential_id FROM _kt_not_person))),
                FALSE)""")
         # Events an agent did: logged with its id, or (when the event names no agent) signed by a
-        # credential it holds or one minted from it.
-        x("""CREATE OR REPLACE TEMP TABLE _kt_agent_event AS
-             SELECT agent_id, event_uid FROM events WHERE agent_id IS NOT NULL
+        # credential it holds or one minted from it. The event's columns the scope-drift baseline
+        # and the unattributed rule read ride along: both scans read `events` anyway, and joining
+        # ~1M rows back to `events` on their text id cost more than carrying them.
+        cols = "event_uid, time, service, action, src_ip, credential_id, human_id"
+        x(f"""CREATE OR REPLACE TEMP TABLE _kt_agent_event AS
+             SELECT agent_id, {cols} FROM events WHERE agent_id IS NOT NULL
              UNION ALL
-             SELECT ca.agent_id, e.event_uid FROM events e
+             SELECT ca.agent_id, {", ".join("e." + c for c in cols.split(", "))} FROM events e
                JOIN _kt_chain_agent ca ON ca.credential_id = e.credential_id
              WHERE e.agent_id IS NULL""")
         # AWS principal key: account + role or user name, so an assumed-role session ARN, the
