@@ -33,12 +33,14 @@ _PATH = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 def json_reads(sql: str, fields: Sequence[str]) -> dict[str, Any]:
     """The paths ``sql`` reads of the record's JSON-typed ``fields``, as a ``json_transform``
-    spec of nested structs (``VARCHAR`` leaves).
+    spec of nested structs with ``JSON`` leaves.
 
-    ``json_extract_string(x, '$.a.b')`` of a JSON field equals ``.a.b`` of the struct
-    ``json_transform`` makes of it with these types (a missing key, a non-object, JSON null:
-    NULL in both; a number or an object at the leaf: the same text), and a field's ``IS NULL``
-    is the same for the struct as for the JSON (``tests/unit/test_scope_narrow.py`` holds both).
+    ``json_extract_string(x, '$.a.b')`` of a JSON field equals ``json_extract_string(s.a.b,
+    '$')`` of the struct ``s`` ``json_transform`` makes of it with these types (a missing key,
+    a non-object, JSON null: NULL in both; a string, a number or an object at the leaf: the same
+    text, where a ``VARCHAR`` leaf would print a float such as ``1e16`` otherwise), and a field's
+    ``IS NULL`` is the same for the struct as for the JSON (``tests/unit/test_scope_narrow.py``
+    holds both, on generated JSON).
     Any other use of those fields raises: the narrow parse would not carry what it reads."""
     spec: dict[str, Any] = {}
     for field, arg in JSON_READ.findall(sql):
@@ -55,7 +57,7 @@ def json_reads(sql: str, fields: Sequence[str]) -> dict[str, Any]:
             prefix = isinstance(node.get(leaf), dict)
             if prefix:
                 raise ValueError(f"scope cannot narrow r.{field}: {path!r} is also a prefix")
-            node[leaf] = "VARCHAR"
+            node[leaf] = "JSON"
     rest = JSON_READ.sub("", sql)
     for f in fields:
         if re.search(rf"\br\.{f}\b(?!\s+IS\s+(NOT\s+)?NULL)", rest):
@@ -85,18 +87,20 @@ def struct_reads(sql: str, universe: dict[str, Any]) -> dict[str, Any]:
 
 def as_struct(sql: str) -> str:
     """``sql`` with each ``json_extract_string(r.X, path)`` of a JSON subtree read as the
-    struct path of the narrow parse (``r.X.a.b``; a list of paths: the list of them, NULL when
-    ``r.X`` is): the same values (:func:`json_reads`), without writing the subtree back to
-    JSON text and parsing it again for each record."""
+    struct path of the narrow parse (``json_extract_string(r.X.a.b, '$')``; a list of paths: the
+    list of them, NULL when ``r.X`` is): the same values (:func:`json_reads`), with no JSON
+    text of the whole subtree made and parsed again for each record."""
 
     def one(path: str, field: str) -> str:
-        return f"r.{field}" + "".join(f'."{k}"' for k in path[2:].split("."))
+        leaf = f"r.{field}" + "".join(f'."{k}"' for k in path[2:].split("."))
+        return f"json_extract_string({leaf}, '$')"
 
     def sub(m: re.Match[str]) -> str:
         field, arg = m.group(1), m.group(2)
         paths = re.findall(r"'([^']*)'", arg)
         if arg.startswith("'"):
             return one(paths[0], field)
-        return f"(CASE WHEN r.{field} IS NOT NULL THEN [{', '.join(one(p, field) for p in paths)}] END)"
+        reads = ", ".join(one(p, field) for p in paths)
+        return f"(CASE WHEN r.{field} IS NOT NULL THEN [{reads}] END)"
 
     return JSON_READ.sub(sub, sql)
