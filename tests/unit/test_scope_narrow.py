@@ -9,13 +9,18 @@ generated scale data. The narrow path must also really be taken (else the test i
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from keytrail.scope import narrow, narrow_spec
 from keytrail.scope.engine_duckdb import scope_duckdb
 from keytrail.scope.project import project
 
@@ -176,3 +181,89 @@ def test_odd_files_same_output(tmp_path: Path) -> None:
     finally:
         proj.store.close()
     assert n > 0 and whole == 0, "the uncompressed Records file missed the one-parse path"
+
+
+_KEYS = sorted(
+    {k for m in narrow_spec.JSON_READ.finditer(narrow._READ_SQL) for k in re.findall(r"\w+", m[2])}
+    - {"r"}
+)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=3), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.fixed_dictionaries({f: _JSON for f in narrow._JSON_FIELDS}))
+def test_struct_paths_read_what_the_json_paths_read(values: dict[str, Any]) -> None:
+    """Every ``json_extract_string(r.X, path)`` the scope runs, on the adapter's JSON-typed
+    subtree, equals its struct path (``narrow_spec.as_struct``) on the narrow parse, and ``r.X IS
+    NULL`` is the same, whatever the JSON: missing keys, non-objects, JSON null, numbers and
+    objects at a leaf."""
+    doc = json.dumps({"eventID": "e", **values})
+    reads = [m[0] for m in narrow_spec.JSON_READ.finditer(narrow._READ_SQL)]
+    reads += [f"r.{f} IS NULL" for f in narrow._JSON_FIELDS if f in narrow._SPEC]
+    full_spec = json.dumps({f: "JSON" for f in narrow._JSON_FIELDS})
+    cut_spec = json.dumps({f: narrow._SPEC[f] for f in narrow._JSON_FIELDS if f in narrow._SPEC})
+    con = _con()
+    full = con.execute(
+        f"SELECT [{', '.join(f'({e})::VARCHAR' for e in reads)}] "
+        "FROM (SELECT try(json_transform($d, $s)) AS r)",
+        {"d": doc, "s": full_spec},
+    ).fetchone()
+    cut = con.execute(
+        f"SELECT [{', '.join(f'({narrow_spec.as_struct(e)})::VARCHAR' for e in reads)}] "
+        "FROM (SELECT try(json_transform($d, $s)) AS r)",
+        {"d": doc, "s": cut_spec},
+    ).fetchone()
+    assert cut == full
+
+
+_CON: list[Any] = []
+
+
+def _con() -> Any:
+    import duckdb
+
+    if not _CON:
+        _CON.append(duckdb.connect())
+    return _CON[0]
+
+
+def test_a_read_the_narrow_parse_cannot_carry_is_refused() -> None:
+    """A JSON subtree read other than by a plain path (a whole subtree, an array index) must not
+    be narrowed silently: the scope would compute it from a cut record."""
+    with pytest.raises(ValueError, match="requestParameters"):
+        narrow_spec.json_reads("SELECT r.requestParameters AS details", ["requestParameters"])
+    with pytest.raises(ValueError, match="names"):
+        narrow_spec.json_reads(
+            "SELECT json_extract_string(r.requestParameters, '$.names[0]')", ["requestParameters"]
+        )
+
+
+def test_vault_and_agent_rows_carry_no_text(tmp_path: Path) -> None:
+    """The narrow projection's Vault and agent events are the adapters' rows without ``raw``."""
+    cols = "event_uid, source, time, credential_id, actor_uid, human_id, agent_id, details"
+
+    def rows(narrow_: bool) -> tuple[list[Any], int]:
+        proj = project(tmp_path / f"v{narrow_}.duckdb", [SAMPLE], narrow=narrow_)
+        try:
+            con = proj.store.con
+            got = con.execute(
+                f"SELECT {cols} FROM events WHERE source IN ('vault', 'agent') "
+                "ORDER BY event_uid, file_id, record_no"
+            ).fetchall()
+            n = con.execute(
+                "SELECT count(raw) FROM events WHERE source IN ('vault', 'agent')"
+            ).fetchone()
+        finally:
+            proj.store.close()
+        return got, int(n[0]) if n else 0
+
+    (cut, cut_raw), (full, full_raw) = rows(True), rows(False)
+    assert cut == full and len(cut) > 0
+    assert cut_raw == 0 < full_raw

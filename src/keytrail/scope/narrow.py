@@ -1,35 +1,37 @@
-"""The CloudTrail adapter with narrow writes: what ``scope`` needs of every record, not the record.
+"""The CloudTrail adapter with narrow reads and writes: what ``scope`` needs of every record.
 
 A full ingest spends most of its CloudTrail time on what an investigation reads later: each
-record's text cut out of its file and parsed again, ``raw``, ``details`` and the resources
-written, all of it through the secret masking and committed to disk. A scope only needs the ids
+record's text cut out of its file and parsed again with every field, ``raw``, ``details``,
+the target and the resources computed, masked and committed to disk. A scope only needs the ids
 the closure walks. :class:`NarrowCloudTrail` is
-:class:`keytrail.ingest.cloudtrail.adapter.CloudTrailAdapter` with two changes, and every value
-the closure reads still comes from the adapter's own mapping SQL
-(:mod:`keytrail.ingest.cloudtrail.sql`):
+:class:`keytrail.ingest.cloudtrail.adapter.CloudTrailAdapter` with these changes, and every value
+a scope reads is computed by the adapter's own expressions
+(:func:`~keytrail.ingest.cloudtrail.sql.stage_columns`,
+:func:`~keytrail.ingest.cloudtrail.sql.event_columns`,
+:func:`~keytrail.ingest.cloudtrail.sql.issues_sql`):
 
-- ``Records`` files are parsed once per file (one ``json_transform`` of the whole document with
-  the adapter's field spec, :data:`~keytrail.ingest.cloudtrail.sql.SPEC`) instead of cutting
-  out and re-parsing each record; the parsed records go through the adapter's staging SQL with
-  only its per-record parse swapped for them (and its ``p``, the request parameters that name
-  resources, left NULL: only the target and resources read it, and a scope writes neither).
-  Anything that path cannot take as is (a file the
-  scan refuses, a record without ``eventID``, whose id is a hash of its text, another shape) goes
-  through the unchanged adapter.
+- ``Records`` files are parsed once per file (one ``json_transform`` of the whole document)
+  instead of cutting out and re-parsing each record, and with only the fields those expressions
+  read (:mod:`keytrail.scope.narrow_spec`: found in their SQL; the JSON subtrees cut to the paths
+  read, as structs, and the reads rewritten to struct paths, which give the same values). The
+  staging columns are computed in the same query, on DuckDB's threads, one file per query.
+  Anything that path cannot take as is (a file the scan refuses, a record without ``eventID``,
+  whose id is a hash of its text, another shape) goes through the unchanged adapter.
 - writes keep only :data:`EVENT_COLUMNS` of ``events``, no ``event_resources`` and no rejects
   (the counts stay right: they are the manifest's); ``credential_issues`` rows are whole.
 
 ``raw`` holds, only for the records the person/workload classifier reads
-(:mod:`keytrail.graph.principal_class`: issuing calls, and the first two events of each
-(credential, identity) by time, which are among the first two of any batch that holds them),
-the fields it reads, as a small JSON object. The records a scope keeps are copied from their
-files by the unchanged adapter (:func:`keytrail.scope.project.with_raw`), never from here.
+(:mod:`keytrail.graph.principal_class`: issuing calls, and its sample, the first two events of
+each (credential, identity) by time, which are among the first two of any batch that holds
+them), the fields it reads, as a small JSON object. The records a scope keeps are copied from
+their files by the unchanged adapter (:func:`keytrail.scope.project.with_raw`), never from here.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +45,7 @@ import pyarrow.compute as pc
 from keytrail.ingest.base import LoadContext, masked_select
 from keytrail.ingest.cloudtrail import sql as ct_sql
 from keytrail.ingest.cloudtrail.adapter import MAX_OBJECT_BYTES, CloudTrailAdapter, fetch_arrow
+from keytrail.scope.narrow_spec import as_struct, json_reads, merge, struct_reads
 from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
@@ -50,28 +53,22 @@ if TYPE_CHECKING:
 
     from keytrail.ingest.cloudtrail.ahead import Staged
 
-#: The ``events`` columns a scope reads (closure, issuance facts, classifier, dedup, counts).
+#: The ``events`` columns a scope reads: the closure, the issuance facts (``mint_facts``), the
+#: person/workload classifier, de-duplication, the Spark engine's rows, and where each record sits.
 EVENT_COLUMNS = (
     "event_uid",
     "source",
     "format",
-    "source_event_id",
     "time",
     "action",
-    "service",
-    "operation",
-    "outcome",
     "actor_uid",
     "actor_type",
     "actor_name",
     "credential_id",
     "credential_kind",
-    "session_id",
     "human_id",
     "src_ip",
     "user_agent",
-    "account",
-    "region",
     "shared_event_id",
     "request_id",
     "file_id",
@@ -79,10 +76,25 @@ EVENT_COLUMNS = (
     "byte_offset",
 )
 _ISSUERS = ", ".join(quote_literal(n) for n in (*ct_sql.STS_ISSUERS, "CreateAccessKey"))
-#: The events whose ``raw`` the classifier may read (see the module docstring).
-_WANTS_RAW = f"""operation IN ({_ISSUERS}) OR (credential_id IS NOT NULL AND row_number() OVER (
-  PARTITION BY credential_id, actor_uid ORDER BY time, event_uid) <= 2)"""
-_RAW = f"CASE WHEN {_WANTS_RAW} THEN raw END"
+
+
+def _keep_raw(select_sql: str, text: str, drop: str) -> str:
+    """``select_sql`` (``events``' names) with ``raw`` = ``text`` only for the records the
+    classifier may read: issuing calls, and the first two distinct ``(time, event_uid)`` of each
+    (credential, identity), the classifier's own sample (:mod:`keytrail.graph.principal_class`),
+    which are among the first two of any batch that holds them (distinct: copies of one event in
+    a batch do not push the next one out). ``drop``: the column ``text`` is built from."""
+    return f"""
+WITH ev AS ({select_sql}), sampled AS (
+  SELECT unnest(arg_min(event_uid, (time, event_uid), 2)) AS uid
+  FROM (SELECT DISTINCT credential_id, actor_uid, time, event_uid FROM ev
+        WHERE credential_id IS NOT NULL)
+  GROUP BY credential_id, actor_uid)
+SELECT * EXCLUDE ({drop}), CASE WHEN operation IN ({_ISSUERS})
+                              OR event_uid IN (SELECT uid FROM sampled) THEN {text} END AS raw
+FROM ev
+"""
+
 
 #: What the classifier reads of a record's text, beyond the adapter's spec (JSON paths).
 _CLASSIFIER_FIELDS: dict[str, Any] = {
@@ -98,28 +110,8 @@ _CLASSIFIER_FIELDS: dict[str, Any] = {
             "webIdFederationData": {"federatedProvider": "VARCHAR"},
         },
     },
-    "responseElements": {
-        "provider": "VARCHAR",
-        "subjectFromWebIdentityToken": "VARCHAR",
-        "subject": "VARCHAR",
-    },
 }
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        elif k not in out:
-            out[k] = v
-    return out
-
-
-_BASE = json.loads(ct_sql.SPEC)
-_SPEC = _merge(_BASE, {k: v for k, v in _CLASSIFIER_FIELDS.items() if k != "responseElements"})
-_DOC_SPEC = json.dumps({"Records": [_SPEC]})
-_SPEC_LITERAL = quote_literal(_DOC_SPEC)
+_RESPONSE_FIELDS = ("provider", "subjectFromWebIdentityToken", "subject")
 
 
 def _slim(prefix: str, spec: dict[str, Any]) -> str:
@@ -131,38 +123,71 @@ def _slim(prefix: str, spec: dict[str, Any]) -> str:
     return f"json_object({', '.join(parts)})"
 
 
-#: The slim record text: the classifier's fields (``responseElements`` is JSON in the spec).
+#: The slim record text: the classifier's fields (``responseElements`` is JSON, as in the spec).
 _SLIM_RAW = (
     "json_object('sessionCredentialFromConsole', r.sessionCredentialFromConsole, "
     "'userIdentity', "
     + _slim("r.userIdentity", _CLASSIFIER_FIELDS["userIdentity"])
     + ", 'responseElements', json_object("
     + ", ".join(
-        f"'{k}', json_extract_string(r.responseElements, '$.{k}')"
-        for k in _CLASSIFIER_FIELDS["responseElements"]
+        f"'{k}', json_extract_string(r.responseElements, '$.{k}')" for k in _RESPONSE_FIELDS
     )
     + "))::VARCHAR"
 )
 
-#: The slim text where :data:`_RAW` keeps it, on the staged rows (``events_sql``'s names).
-_SLIM_UPDATE = f"""
-UPDATE _kt_ct_t SET raw = {_SLIM_RAW} WHERE rowid IN (
-  SELECT rid FROM (SELECT rowid AS rid, r.eventName AS operation, key_id AS credential_id,
-                          actor_uid, time, event_uid FROM _kt_ct_t WHERE NOT bad)
-  QUALIFY {_WANTS_RAW})
+#: The parsed path's ``events`` rows: the adapter's expressions for :data:`EVENT_COLUMNS` (and
+#: ``operation``, which :func:`_keep_raw` reads), ``raw`` the slim text where it is kept.
+_EVENT_EXPRS = ", ".join(
+    f"{e} AS {n}" for n, e in ct_sql.event_columns() if n in (*EVENT_COLUMNS, "operation")
+)
+_EVENTS = _keep_raw(f"SELECT {_EVENT_EXPRS}, r FROM _kt_ct_t WHERE NOT bad", _SLIM_RAW, "r")
+#: The staging columns those rows and the issuance rows read (not ``p``, the request parameters
+#: naming resources: only the target and the resources read it, and a scope writes neither).
+_STAGE = [
+    (n, e)
+    for n, e in ct_sql.stage_columns()
+    if n == "bad"
+    or re.search(rf"\b{n}\b", re.sub(r"'(?:[^']|'')*'", "''", _EVENTS + ct_sql.issues_sql()))
+]
+_BASE = json.loads(ct_sql.SPEC)
+_JSON_FIELDS = [k for k, v in _BASE.items() if v == "JSON"]
+_READ_SQL = " ".join([*(e for _n, e in _STAGE), _EVENTS, ct_sql.issues_sql()])
+#: The fields of the adapter's spec (and the classifier's) that the scope's expressions read,
+#: the JSON subtrees (parameters, response, additional data) cut to the paths they read.
+_SPEC = struct_reads(_READ_SQL, merge(_BASE, _CLASSIFIER_FIELDS)) | json_reads(
+    _READ_SQL, _JSON_FIELDS
+)
+_DOC_SPEC = json.dumps({"Records": [_SPEC]})
+_SPEC_LITERAL = quote_literal(_DOC_SPEC)
+
+
+#: The staging's expressions (:data:`_STAGE`) over the narrow parse.
+_STAGED = ", ".join(f"{as_struct(e)} AS {n}" for n, e in _STAGE)
+_EVENTS_NARROW = as_struct(_EVENTS)
+_ISSUES_NARROW = as_struct(ct_sql.issues_sql())
+
+
+def _parse_doc(file_id: int, fmt: str) -> str:
+    """One file's parsed and staged records (``_kt_scope_doc``: its decompressed text; one
+    parse)."""
+    return f"""
+SELECT *, {_STAGED}
+FROM (SELECT {file_id}::INTEGER AS file_id, record_no, NULL::BIGINT AS byte_offset,
+             {quote_literal(fmt)} AS format, NULL::VARCHAR AS raw, r
+      FROM (SELECT generate_subscripts(recs, 1)::BIGINT AS record_no, unnest(recs) AS r
+            FROM (SELECT try(json_transform(doc, {_SPEC_LITERAL})).Records AS recs
+                  FROM _kt_scope_doc)))
 """
 
-#: The adapter's per-record parse, which the staging SQL is run without (records come parsed).
-_PARSE = f"try(json_transform(s.rec, {quote_literal(ct_sql.SPEC)}))"
 
-_REQUEST_PARAMS = ct_sql.params_sql("r.requestParameters")
-
-#: One file's parsed records (``_kt_scope_doc``: its decompressed text; one parse).
-_PARSE_DOC = """
-SELECT {file_id}::INTEGER AS file_id, generate_subscripts(recs, 1)::BIGINT AS record_no,
-       {format} AS format, unnest(recs) AS r
-FROM (SELECT try(json_transform(doc, {spec})).Records AS recs FROM _kt_scope_doc)
-"""
+def _insert_events(ctx: LoadContext, select_sql: str, params: list[Any] | None = None) -> int:
+    cols = [*EVENT_COLUMNS, "raw"]
+    row = ctx.con.execute(
+        f"INSERT INTO events ({', '.join(cols)}) SELECT {masked_select('events', cols)} "
+        f"FROM ({select_sql})",
+        params or [],
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 class _NarrowContext(LoadContext):
@@ -173,13 +198,7 @@ class _NarrowContext(LoadContext):
             return 0
         if table != "events":
             return super().insert_sql(table, select_sql, params)
-        cols = [*EVENT_COLUMNS, "raw"]
-        row = self.con.execute(
-            f"INSERT INTO events ({', '.join(cols)}) SELECT {masked_select(table, cols)} "
-            f"FROM (SELECT * EXCLUDE (raw), {_RAW} AS raw FROM ({select_sql}))",
-            params or [],
-        ).fetchone()
-        return int(row[0]) if row else 0
+        return _insert_events(self, _keep_raw(select_sql, "raw", "raw"), params)
 
 
 class NarrowCloudTrail(CloudTrailAdapter):
@@ -205,31 +224,21 @@ class NarrowCloudTrail(CloudTrailAdapter):
 
 def _load_parsed(ctxs: Sequence[_NarrowContext]) -> set[int]:
     """Load the ``Records`` files the one-parse path takes; returns their file ids."""
-    stage = ct_sql.stage_sql("_kt_scope_ct")
-    shaped = _PARSE in stage and "s.rec AS raw" in stage  # else the adapter's staging changed
-    if not ctxs or not shaped:
+    if not ctxs:
         return set()
     table = _scan(ctxs)
     if table is None:
         return set()
     con = ctxs[0].con
-    con.register("_kt_scope_ct", table)
+    con.register("_kt_ct_t", table)  # the staged rows, named as the adapter's statements read them
     try:
-        stage = stage.replace(_PARSE, "s.r").replace("s.rec AS raw", "NULL::VARCHAR AS raw")
-        # ``p`` (request parameters naming resources) feeds only the target and resources,
-        # which a scope does not write: not worth a JSON parse of every record's parameters
-        con.execute(stage.replace(_REQUEST_PARAMS, "NULL::VARCHAR[]"))
+        _insert_events(ctxs[0], _EVENTS_NARROW)
+        ctxs[0].insert_sql("credential_issues", _ISSUES_NARROW)
+        counts = con.execute(
+            "SELECT file_id, count(*), count(*) FILTER (WHERE bad) FROM _kt_ct_t GROUP BY file_id"
+        ).fetchall()
     finally:
-        con.unregister("_kt_scope_ct")
-    # the slim text only for the records whose ``raw`` is kept (built for every record, it
-    # cost about a tenth of the CloudTrail load)
-    con.execute(_SLIM_UPDATE)
-    ctxs[0].insert_sql("events", ct_sql.events_sql())
-    ctxs[0].insert_sql("credential_issues", ct_sql.issues_sql())
-    counts = con.execute(
-        "SELECT file_id, count(*), count(*) FILTER (WHERE bad) FROM _kt_ct_t GROUP BY file_id"
-    ).fetchall()
-    con.execute("DROP TABLE _kt_ct_t")
+        con.unregister("_kt_ct_t")
     by_id = {c.file_id: c for c in ctxs}
     for f, n, bad in counts:
         by_id[int(f)].records += int(n)
@@ -263,13 +272,13 @@ def _scan(ctxs: Sequence[_NarrowContext]) -> pa.Table | None:
             data = gzip.decompress(data) if ctx.gzipped else data
             if len(data) > max_bytes:
                 return None
-            doc = pa.array([data], pa.large_binary()).cast(pa.large_string())
+            doc = pa.array([data], pa.large_binary())
+            # ASCII is UTF-8: only other text needs the check (the cast, 1.6 CPU-s at 1M)
+            doc = doc.view(pa.large_string()) if data.isascii() else doc.cast(pa.large_string())
         except (OSError, EOFError, zlib.error, gzip.BadGzipFile, pa.ArrowInvalid):
             return None
         del data
-        sql = _PARSE_DOC.format(
-            file_id=int(ctx.file_id), format=quote_literal(ctx.format), spec=_SPEC_LITERAL
-        )
+        sql = _parse_doc(int(ctx.file_id), ctx.format)
         try:
             local.cur.register("_kt_scope_doc", pa.table({"doc": doc}))
             return fetch_arrow(local.cur.sql(sql))
@@ -304,5 +313,4 @@ def _scan(ctxs: Sequence[_NarrowContext]) -> pa.Table | None:
         )
         if n == m and not no_id
     ]
-    table = table.filter(pc.is_in(table["file_id"], pa.array(ok, pa.int32())))
-    return table.append_column("byte_offset", pa.array([None] * table.num_rows, pa.int64()))
+    return table.filter(pc.is_in(table["file_id"], pa.array(ok, pa.int32())))

@@ -20,10 +20,12 @@ import duckdb
 from keytrail.errors import InputError
 from keytrail.graph.agent_identity import merge_agents
 from keytrail.graph.derive import mint_facts
+from keytrail.ingest import load_adapter
 from keytrail.ingest.base import LoadContext, read_sample
 from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter, bulk_read
 from keytrail.ingest.runner import IngestSummary, ingest
 from keytrail.scope.narrow import NarrowCloudTrail
+from keytrail.scope.no_raw import without_raw
 from keytrail.store.case import CaseStore
 from keytrail.store.sqltext import mask_stored_sql
 
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from keytrail.ingest.base import SourceAdapter
+
+#: The adapters whose rows a narrow projection writes without their text (:mod:`.no_raw`).
+_NO_RAW = ("vault", "otlp", "jaeger", "mcp", "agent_jsonl")
 
 #: Where each selected record sits: enough to copy its original bytes out of the input file.
 LOCATIONS = """
@@ -90,9 +95,13 @@ def project(
 
     ``narrow``: CloudTrail through :class:`keytrail.scope.narrow.NarrowCloudTrail` (no record
     text but for the classifier's samples: :func:`with_raw` fetches the kept records' text);
-    ``False``: the ingest exactly, as the record copy needs it.
+    Vault and agent rows without their text (:mod:`keytrail.scope.no_raw`). ``False``: the
+    ingest exactly, as the record copy needs it.
     """
-    subs: dict[str, type[SourceAdapter]] = {"cloudtrail": NarrowCloudTrail} if narrow else {}
+    subs: dict[str, type[SourceAdapter]] = {}
+    if narrow:
+        subs = {name: without_raw(load_adapter(name)) for name in _NO_RAW}
+        subs["cloudtrail"] = NarrowCloudTrail
     summary = ingest(scratch, paths, inventory=inventory, graph=False, substitutes=subs)
     store = CaseStore.open(scratch, read_only=False)
     merge_agents(store.con)  # as the derive does first: one id per agent for the USES rules

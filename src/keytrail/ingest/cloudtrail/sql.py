@@ -177,45 +177,72 @@ def params_sql(rp: str) -> str:
     return f"CASE WHEN {rp} IS NOT NULL THEN json_extract_string({rp}, [{paths}]) END"
 
 
+def stage_columns() -> list[tuple[str, str]]:
+    """The staging's computed columns, ``(name, SQL)``, over the parsed record ``r`` and its text
+    ``raw``: every value more than one statement needs.
+
+    :func:`stage_sql` computes them all; ``keytrail.scope.narrow`` computes those a scope reads
+    with these same expressions (over records parsed with only the fields they read)."""
+    ui = "r.userIdentity"
+    return [
+        (
+            "event_uid",
+            "'cloudtrail:' || coalesce(nullif(r.eventID, ''), 'sha256-' || left(sha256(raw), 32))",
+        ),
+        ("time", _time("r.eventTime")),
+        (
+            "outcome",
+            f"""CASE WHEN coalesce(r.errorCode, '') = '' THEN
+             CASE WHEN json_extract_string(r.responseElements, '$.ConsoleLogin') = 'Failure' THEN 'failure'
+                  ELSE 'success' END
+           WHEN {_DENIED} THEN 'denied' ELSE 'failure' END""",
+        ),
+        (
+            "actor_uid",
+            f"""coalesce(nullif({ui}.arn, ''), nullif({ui}.principalId, ''), nullif({ui}.invokedBy, ''),
+               nullif({ui}.onBehalfOf.userId, ''), nullif({ui}.type, ''))""",
+        ),
+        (
+            "actor_name",
+            f"""coalesce(nullif({ui}.userName, ''),
+               CASE WHEN {ui}.type IN ('AssumedRole', 'FederatedUser')
+                    THEN nullif(regexp_extract({ui}.arn, '[^/]+$'), '') END,
+               CASE WHEN {ui}.type = 'Root' THEN 'root' END, nullif({ui}.invokedBy, ''))""",
+        ),
+        ("key_id", f"nullif({ui}.accessKeyId, '')"),
+        ("acct", f"coalesce(nullif(r.recipientAccountId, ''), nullif({ui}.accountId, ''))"),
+        ("reg", "nullif(r.awsRegion, '')"),
+        ("svc", "replace(r.eventSource, '.amazonaws.com', '')"),
+        ("p", params_sql("r.requestParameters")),
+        ("bad", "coalesce(r.eventSource, '') = '' AND coalesce(r.eventName, '') = ''"),
+    ]
+
+
 def stage_sql(arrow_name: str) -> str:
     """The staged records of ``arrow_name`` as the TEMP table ``_kt_ct_t`` (:func:`stage_select`)."""
     return "CREATE OR REPLACE TEMP TABLE _kt_ct_t AS" + stage_select(arrow_name)
 
 
 def stage_select(source: str) -> str:
-    """One parse per record (json_transform) plus every value more than one statement needs.
+    """One parse per record (json_transform) plus :func:`stage_columns`.
 
     ``try()`` turns a record DuckDB cannot parse (invalid Unicode escapes, which the readers pass on as
     text) into a NULL ``r``, so it becomes a reject instead of an error that would abort the file's
     transaction."""
-    ui = "r.userIdentity"
+    cols = ",\n      ".join(f"{e} AS {n}" for n, e in stage_columns())
     return f"""
     SELECT *,
-      'cloudtrail:' || coalesce(nullif(r.eventID, ''), 'sha256-' || left(sha256(raw), 32)) AS event_uid,
-      {_time("r.eventTime")} AS time,
-      CASE WHEN coalesce(r.errorCode, '') = '' THEN
-             CASE WHEN json_extract_string(r.responseElements, '$.ConsoleLogin') = 'Failure' THEN 'failure'
-                  ELSE 'success' END
-           WHEN {_DENIED} THEN 'denied' ELSE 'failure' END AS outcome,
-      coalesce(nullif({ui}.arn, ''), nullif({ui}.principalId, ''), nullif({ui}.invokedBy, ''),
-               nullif({ui}.onBehalfOf.userId, ''), nullif({ui}.type, '')) AS actor_uid,
-      coalesce(nullif({ui}.userName, ''),
-               CASE WHEN {ui}.type IN ('AssumedRole', 'FederatedUser')
-                    THEN nullif(regexp_extract({ui}.arn, '[^/]+$'), '') END,
-               CASE WHEN {ui}.type = 'Root' THEN 'root' END, nullif({ui}.invokedBy, '')) AS actor_name,
-      nullif({ui}.accessKeyId, '') AS key_id,
-      coalesce(nullif(r.recipientAccountId, ''), nullif({ui}.accountId, '')) AS acct,
-      nullif(r.awsRegion, '') AS reg,
-      replace(r.eventSource, '.amazonaws.com', '') AS svc,
-      {params_sql("r.requestParameters")} AS p,
-      coalesce(r.eventSource, '') = '' AND coalesce(r.eventName, '') = '' AS bad
+      {cols}
     FROM (SELECT s.file_id, s.record_no, s.byte_offset, s.format, s.rec AS raw,
                  try(json_transform(s.rec, {quote_literal(SPEC)})) AS r
           FROM {source} s)
     """
 
 
-def events_sql(src: str = "_kt_ct_t", fid: str = "file_id") -> str:
+def event_columns(fid: str = "file_id") -> list[tuple[str, str]]:
+    """``events``' columns, ``(name, SQL)``, over the staged rows (:func:`stage_sql`'s
+    ``_kt_ct_t``): :func:`events_sql` selects them all, ``keytrail.scope.narrow`` those a scope
+    reads."""
     ui = "r.userIdentity"
     ssm0 = "json_extract_string(r.requestParameters, '$.names[0]')"
     target = (
@@ -227,25 +254,61 @@ def events_sql(src: str = "_kt_ct_t", fid: str = "file_id") -> str:
         )
         + ")"
     )
+    return [
+        ("event_uid", "event_uid"),
+        ("source", "'cloudtrail'"),
+        ("format", "format"),
+        ("source_event_id", "nullif(r.eventID, '')"),
+        ("time", "time"),
+        ("time_raw", "r.eventTime"),
+        ("action", "svc || ':' || r.eventName"),
+        ("service", "svc"),
+        ("operation", "r.eventName"),
+        ("read_only", "CASE lower(r.readOnly) WHEN 'true' THEN true WHEN 'false' THEN false END"),
+        ("outcome", "outcome"),
+        ("error_code", "nullif(r.errorCode, '')"),
+        ("error_message", "nullif(r.errorMessage, '')"),
+        ("actor_uid", "actor_uid"),
+        ("actor_type", f"nullif({ui}.type, '')"),
+        ("actor_name", "actor_name"),
+        ("credential_id", "key_id"),
+        (
+            "credential_kind",
+            """CASE WHEN starts_with(key_id, 'AKIA') THEN 'aws-access-key'
+           WHEN starts_with(key_id, 'ASIA') THEN 'aws-temporary-key' END""",
+        ),
+        (
+            "session_id",
+            f"CASE WHEN {ui}.type IN ('AssumedRole', 'FederatedUser') THEN nullif({ui}.arn, '') END",
+        ),
+        (
+            "human_id",
+            f"""coalesce(nullif({ui}.onBehalfOf.userId, ''), nullif({ui}.sessionContext.sourceIdentity, ''),
+               nullif(json_extract_string(r.additionalEventData, '$.sourceIdentity'), ''))""",
+        ),
+        ("src_ip", "nullif(r.sourceIPAddress, '')"),
+        ("user_agent", "nullif(r.userAgent, '')"),
+        ("account", "acct"),
+        ("region", "reg"),
+        ("target", target),
+        ("shared_event_id", "nullif(r.sharedEventID, '')"),
+        ("request_id", "nullif(r.requestID, '')"),
+        (
+            "details",
+            "json_object('requestParameters', r.requestParameters, 'responseElements', r.responseElements)",
+        ),
+        ("raw", "raw"),
+        ("file_id", fid),
+        ("record_no", "record_no"),
+        ("byte_offset", "byte_offset"),
+    ]
+
+
+def events_sql(src: str = "_kt_ct_t", fid: str = "file_id") -> str:
+    cols = ",\n      ".join(f"{e} AS {n}" if e != n else n for n, e in event_columns(fid))
     return f"""
     SELECT
-      event_uid, 'cloudtrail' AS source, format, nullif(r.eventID, '') AS source_event_id,
-      time, r.eventTime AS time_raw,
-      svc || ':' || r.eventName AS action, svc AS service, r.eventName AS operation,
-      CASE lower(r.readOnly) WHEN 'true' THEN true WHEN 'false' THEN false END AS read_only,
-      outcome, nullif(r.errorCode, '') AS error_code, nullif(r.errorMessage, '') AS error_message,
-      actor_uid, nullif({ui}.type, '') AS actor_type, actor_name,
-      key_id AS credential_id,
-      CASE WHEN starts_with(key_id, 'AKIA') THEN 'aws-access-key'
-           WHEN starts_with(key_id, 'ASIA') THEN 'aws-temporary-key' END AS credential_kind,
-      CASE WHEN {ui}.type IN ('AssumedRole', 'FederatedUser') THEN nullif({ui}.arn, '') END AS session_id,
-      coalesce(nullif({ui}.onBehalfOf.userId, ''), nullif({ui}.sessionContext.sourceIdentity, ''),
-               nullif(json_extract_string(r.additionalEventData, '$.sourceIdentity'), '')) AS human_id,
-      nullif(r.sourceIPAddress, '') AS src_ip, nullif(r.userAgent, '') AS user_agent,
-      acct AS account, reg AS region, {target} AS target,
-      nullif(r.sharedEventID, '') AS shared_event_id, nullif(r.requestID, '') AS request_id,
-      json_object('requestParameters', r.requestParameters, 'responseElements', r.responseElements) AS details,
-      raw, {fid} AS file_id, record_no, byte_offset
+      {cols}
     FROM {src} WHERE NOT bad
     """
 
