@@ -97,7 +97,7 @@ def mask_stored_sql(expr: str) -> str:
     # reversed test matches. Both are tested on the original text: the rules before them only put
     # ``****`` in place of values, and neither test can match a ``*``, so a match in their output
     # is a match in the original.
-    gates = ("true", f"contains({text}, '\\\"')")
+    gates: tuple[str, ...] = ("true", f"contains({text}, '\\\"')")
     gates += (_reversed_test_sql(text, redact.KEY_VALUE_HINT_REVERSED, "true"),)
     keyed = out
     for (pattern, repl), gate in zip(key_rules, gates, strict=True):
