@@ -327,3 +327,29 @@ def test_agent_principal_dates_are_rfc3339(tmp_path: Path) -> None:
         )
     finally:
         s.close()
+
+
+def test_tied_principal_goes_to_the_smallest_value(tmp_path: Path) -> None:
+    """A key seen under two identities equally often: the credential's principal is the smallest
+    value, not whichever row a parallel scan met first (DuckDB's plain ``mode()`` keeps the first
+    row's value on a tie; this test fails with it)."""
+    b = CaseBuilder(tmp_path / "c.duckdb")
+    key = "AKIATIE0000000000001"
+    for i, who in enumerate(["zeta", "alpha", "zeta", "alpha"]):
+        b.event(
+            "cloudtrail",
+            f"tie-{i}",
+            10 * (i + 1),
+            "s3:ListBuckets",
+            cred=key,
+            cred_kind="aws-access-key",
+            actor=f"arn:aws:iam::{ACCT}:user/{who}",
+            actor_name=who,
+            actor_type="IAMUser",
+        )
+    s = b.finalize()
+    try:
+        row = s.query("SELECT principal_uid FROM credentials WHERE credential_id = ?", [key])
+        assert row == [{"principal_uid": f"arn:aws:iam::{ACCT}:user/alpha"}]
+    finally:
+        s.close()

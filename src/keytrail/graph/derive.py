@@ -199,9 +199,13 @@ WITH cand AS (
          list(DISTINCT src_source ORDER BY src_source) AS sources
   FROM cand WHERE true /*scope*/ GROUP BY credential_id
 ), used AS (
-  SELECT credential_id, mode(credential_kind) AS kind, min(time) AS first_t, max(time) AS last_t,
+  -- mode(x ORDER BY x): a tie goes to the smallest value (plain mode() follows row order,
+  -- which parallel scans do not keep)
+  SELECT credential_id, mode(credential_kind ORDER BY credential_kind) AS kind,
+         min(time) AS first_t, max(time) AS last_t,
          count(*) AS n, list(DISTINCT source ORDER BY source) AS sources,
-         mode(actor_uid) FILTER (WHERE source IN ('cloudtrail', 'vault')) AS principal_uid
+         mode(actor_uid ORDER BY actor_uid)
+           FILTER (WHERE source IN ('cloudtrail', 'vault')) AS principal_uid
   FROM events WHERE credential_id IS NOT NULL /*scope*/ GROUP BY credential_id
 )
 SELECT coalesce(i.credential_id, u.credential_id),

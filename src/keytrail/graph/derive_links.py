@@ -227,7 +227,7 @@ def principals(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"""
         INSERT INTO principals
         WITH actors AS (
-          SELECT actor_uid AS id, {_ACTOR_KIND} AS kind, mode(actor_name) AS name, mode(account) AS account,
+          SELECT actor_uid AS id, {_ACTOR_KIND} AS kind, mode(actor_name ORDER BY actor_name) AS name, mode(account ORDER BY account) AS account,
                  min(time) AS t0, max(time) AS t1, count(*) AS n, NULL::JSON AS attrs, 1 AS prio
           FROM events WHERE actor_uid IS NOT NULL AND source IN ('cloudtrail', 'vault')
           GROUP BY actor_uid, source, actor_type

@@ -167,7 +167,8 @@ class Context:
              WHERE parent IS NOT NULL AND child IS NOT NULL AND parent <> child""")
         x("""CREATE OR REPLACE TEMP TABLE _kt_creds AS
              WITH ev AS (
-               SELECT credential_id, max(credential_kind) AS kind, mode(actor_uid) AS actor,
+               SELECT credential_id, max(credential_kind) AS kind,
+                      mode(actor_uid ORDER BY actor_uid) AS actor,
                       min(time) AS t0, max(time) AS t1, count(*) AS n,
                       arg_min(event_uid, (time, event_uid)) AS first_uid, arg_max(event_uid, (time, event_uid)) AS last_uid
                FROM events WHERE credential_id IS NOT NULL GROUP BY credential_id),
