@@ -106,7 +106,7 @@ def _resources(store: CaseStore, p: dict[str, Any]) -> list[dict[str, Any]]:
         + f""",
       x AS (SELECT r.resource_id, r.resource_type, e.action, e.outcome, e.time, e.credential_id
             FROM events e JOIN event_resources r ON r.event_uid = e.event_uid WHERE {_IN_D} AND {_TIME}),
-      top AS (SELECT resource_id, any_value(resource_type) AS type, count(*) AS events, min(time) AS first_seen,
+      top AS (SELECT resource_id, min(resource_type) AS type, count(*) AS events, min(time) AS first_seen,
                      max(time) AS last_seen, count(*) FILTER (WHERE outcome = 'denied') AS denied
               FROM x GROUP BY resource_id ORDER BY events DESC, resource_id LIMIT {MAX_ITEMS}),
       acts AS (SELECT resource_id, action, count(*) AS n FROM x

@@ -59,14 +59,14 @@ def judged_sql(d_sql: str) -> str:
         FROM events e WHERE e.source = 'cloudtrail' AND e.credential_id IN (SELECT credential_id FROM clo)
           AND e.actor_uid LIKE 'arn:%' AND e.action IS NOT NULL),
       evr AS (
-        SELECT ev.event_uid, any_value(ev.acct) AS acct, any_value(ev.pkind) AS pkind, any_value(ev.pname) AS pname,
-               any_value(ev.actor_uid) AS actor_uid, any_value(ev.action) AS action,
-               any_value(ev.outcome) AS outcome, any_value(ev.time) AS time,
+        SELECT ev.event_uid, min(ev.acct) AS acct, min(ev.pkind) AS pkind, min(ev.pname) AS pname,
+               min(ev.actor_uid) AS actor_uid, min(ev.action) AS action,
+               min(ev.outcome) AS outcome, min(ev.time) AS time,
                coalesce(list(DISTINCT r.resource_id ORDER BY r.resource_id)
                  FILTER (WHERE starts_with(r.resource_id, 'arn:')), []) AS res
         FROM ev LEFT JOIN event_resources r ON r.event_uid = ev.event_uid GROUP BY ev.event_uid),
       grp AS (
-        SELECT acct, pkind, pname, any_value(actor_uid) AS actor_uid, action, outcome, res, count(*) AS events,
+        SELECT acct, pkind, pname, min(actor_uid) AS actor_uid, action, outcome, res, count(*) AS events,
                min(time) AS first_seen, arg_min(event_uid, time) AS sample
         FROM evr WHERE pkind IS NOT NULL GROUP BY acct, pkind, pname, action, outcome, res),
       g AS (

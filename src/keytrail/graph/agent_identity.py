@@ -55,7 +55,7 @@ def merge_agents(con: duckdb.DuckDBPyConnection) -> None:
           WHERE id_source = 'gen_ai.agent.id' AND actor_name IS NOT NULL AND actor_name <> logged
           GROUP BY ALL
         ), pair1 AS (
-          SELECT p.alias, any_value(p.agent_id) AS agent_id, any_value(p.evidence) AS evidence
+          SELECT p.alias, min(p.agent_id) AS agent_id, min(p.evidence) AS evidence
           FROM pair p GROUP BY p.alias HAVING count(DISTINCT p.agent_id) = 1
         ), named AS (
           SELECT alias, agent_id, 'proven' AS confidence,
@@ -65,7 +65,7 @@ def merge_agents(con: duckdb.DuckDBPyConnection) -> None:
           WHERE alias IN (SELECT logged FROM ev)
             AND alias NOT IN (SELECT agent_id FROM inventory_agents)
         ), inv AS (
-          SELECT name, any_value(agent_id) AS agent_id, any_value({_INV_REF}) AS ref
+          SELECT name, min(agent_id) AS agent_id, min({_INV_REF}) AS ref
           FROM inventory_agents WHERE name IS NOT NULL AND name <> ''
           GROUP BY name HAVING count(DISTINCT agent_id) = 1
         ), byname AS (
@@ -74,7 +74,7 @@ def merge_agents(con: duckdb.DuckDBPyConnection) -> None:
                  'inventory agent ' || inv.agent_id || ' is named ''' || inv.name
                    || '''; the logs name an agent ''' || e.logged || ''' (' || {_SOURCES} || ')'
                    AS reason,
-                 list_prepend(any_value(inv.ref), list(e.event_uid ORDER BY e.time, e.event_uid)
+                 list_prepend(min(inv.ref), list(e.event_uid ORDER BY e.time, e.event_uid)
                                                     [1:{EVIDENCE_CAP - 1}]) AS evidence
           FROM ev e JOIN inv ON inv.name = e.logged
           WHERE e.logged NOT IN (SELECT agent_id FROM inventory_agents)

@@ -193,12 +193,12 @@ def _acted_on_part(con: duckdb.DuckDBPyConnection, partition: str) -> None:
         WITH pa AS (
           SELECT credential_id, resource_id, action, count(*) AS n,
                  count(*) FILTER (WHERE denied) AS denied, min(time) AS t0, max(time) AS t1,
-                 any_value(resource_type) AS rtype, any_value(account) AS account
+                 min(resource_type) AS rtype, min(account) AS account
           {rows} GROUP BY ALL
         ), a AS (
           SELECT credential_id, resource_id, ('{{' || string_agg(to_json(action) || ':' || n, ',' ORDER BY action) || '}}')::JSON AS actions, sum(n) AS n,
-                 sum(denied) AS denied, min(t0) AS t0, max(t1) AS t1, any_value(rtype) AS rtype,
-                 any_value(account) AS account
+                 sum(denied) AS denied, min(t0) AS t0, max(t1) AS t1, min(rtype) AS rtype,
+                 min(account) AS account
           FROM pa GROUP BY ALL
         ), ev AS (
           SELECT credential_id, resource_id, min_by(event_uid, (time, event_uid), {EVIDENCE_CAP}) AS ev
@@ -272,7 +272,7 @@ def principals(con: duckdb.DuckDBPyConnection) -> None:
         SELECT p.id, first(p.kind ORDER BY p.prio, p.kind),
                first(p.name ORDER BY p.prio, p.name) FILTER (WHERE p.name IS NOT NULL),
                first(p.account ORDER BY p.prio, p.account) FILTER (WHERE p.account IS NOT NULL),
-               any_value(evs.t0), any_value(evs.t1), any_value(evs.n),
+               min(evs.t0), min(evs.t1), min(evs.n),
                first(p.attrs ORDER BY p.prio, p.attrs::VARCHAR) FILTER (WHERE p.attrs IS NOT NULL)
         FROM allp p JOIN evs ON evs.id = p.id
         GROUP BY p.id""")

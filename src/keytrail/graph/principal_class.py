@@ -189,10 +189,10 @@ SELECT credential_id,
   {_first("actor_type = 'AWSService'")} AS ev_service,
   {_first("actor_type = 'SAMLUser'")} AS ev_saml,
   {_first(_SSO)} AS ev_sso,
-  any_value(webid) FILTER (WHERE webid IS NOT NULL) AS webid,
-  any_value(src_id) FILTER (WHERE src_id IS NOT NULL) AS src_id,
-  any_value(regexp_extract(actor_uid, '/(i-[0-9a-f]{{8,17}})$', 1)) FILTER (WHERE ec2) AS instance,
-  any_value(regexp_extract(actor_uid, ':assumed-role/AWSReservedSSO_[^/]+/([^/]+)$', 1))
+  min(webid) FILTER (WHERE webid IS NOT NULL) AS webid,
+  min(src_id) FILTER (WHERE src_id IS NOT NULL) AS src_id,
+  min(regexp_extract(actor_uid, '/(i-[0-9a-f]{{8,17}})$', 1)) FILTER (WHERE ec2) AS instance,
+  min(regexp_extract(actor_uid, ':assumed-role/AWSReservedSSO_[^/]+/([^/]+)$', 1))
     FILTER (WHERE {_SSO}) AS sso_user,
   mode(actor_uid ORDER BY actor_uid) AS actor_uid,
   mode(actor_name ORDER BY actor_name) AS actor_name,
@@ -200,7 +200,7 @@ SELECT credential_id,
   list(DISTINCT ua ORDER BY ua) FILTER (WHERE ua IS NOT NULL) AS uas,
   {_first("ua IN ('browser', 'console')")} AS ev_browser,
   {_first("ua IN ('lambda', 'ecs-task')")} AS ev_runtime,
-  any_value(ua) FILTER (WHERE ua IN ('lambda', 'ecs-task')) AS runtime
+  min(ua) FILTER (WHERE ua IN ('lambda', 'ecs-task')) AS runtime
 FROM f GROUP BY credential_id
 """
 

@@ -41,7 +41,7 @@ ORDER BY closure.depth, cr.issued_at NULLS LAST, closure.credential_id""",
     # every distinct resource, so a reader knows how many were left out.
     "resources": CLOSURE
     + f""", per_action AS (
-SELECT r.resource_id, any_value(r.resource_type) AS resource_type, e.action, count(*) AS events,
+SELECT r.resource_id, min(r.resource_type) AS resource_type, e.action, count(*) AS events,
        count(*) FILTER (WHERE e.outcome = 'denied') AS denied, min(e.time) AS first_seen, max(e.time) AS last_seen
 FROM events e JOIN closure ON closure.credential_id = e.credential_id
 JOIN event_resources r ON r.event_uid = e.event_uid

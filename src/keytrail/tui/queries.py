@@ -317,12 +317,12 @@ def agents(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
              UNION SELECT agent_id FROM inventory_agents
              UNION SELECT DISTINCT agent_id FROM events WHERE agent_id IS NOT NULL)
            SELECT ids.agent_id,
-                  any_value(i.owner) AS owner,
+                  min(i.owner) AS owner,
                   (SELECT string_agg(DISTINCT src, ', ') FROM links
                      WHERE kind = 'DELEGATED' AND dst = ids.agent_id) AS humans,
                   (SELECT count(DISTINCT dst) FROM links WHERE kind = 'USES' AND src = ids.agent_id) AS credentials,
                   (SELECT count(*) FROM events e WHERE e.agent_id = ids.agent_id) AS events,
-                  any_value(i.retired) AS retired
+                  min(i.retired) AS retired
            FROM ids LEFT JOIN inventory_agents i ON i.agent_id = ids.agent_id
            GROUP BY ids.agent_id ORDER BY events DESC, ids.agent_id LIMIT ?""",
         [TABLE_CAP],

@@ -36,8 +36,8 @@ def run(ctx: Context) -> None:
     )
     override = "scope-drift" in cfg.levels
     for r in ctx.rows(
-        f"""SELECT d.subject_kind, d.subject, any_value(w.start_t) AS start_t, any_value(w.end_t) AS end_t,
-                   any_value(w.n_base) AS n_base, sum(d.n) AS n, min(d.t0) AS t0, max(d.t1) AS t1,
+        f"""SELECT d.subject_kind, d.subject, min(w.start_t) AS start_t, min(w.end_t) AS end_t,
+                   min(w.n_base) AS n_base, sum(d.n) AS n, min(d.t0) AS t0, max(d.t1) AS t1,
                    arg_min(d.uid, (d.t0, d.uid), 25) AS uids, {per_dim}
             FROM _kt_dep d JOIN _kt_win w USING (subject_kind, subject)
             GROUP BY d.subject_kind, d.subject ORDER BY d.subject_kind, d.subject"""

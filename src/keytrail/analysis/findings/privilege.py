@@ -106,7 +106,7 @@ def run(ctx: Context) -> None:
         f"{glob_sql(vpath, cfg.vault_policy_paths)} OR {glob_sql(vpath, ['*/' + p for p in cfg.vault_policy_paths])}))"
     )
     for r in ctx.rows(
-        f"""SELECT coalesce(e.credential_id, e.actor_uid) AS subject, any_value(e.credential_id) AS cred,
+        f"""SELECT coalesce(e.credential_id, e.actor_uid) AS subject, min(e.credential_id) AS cred,
                    count(*) AS n, min(e.time) AS t0, max(e.time) AS t1, arg_min(e.event_uid, (e.time, e.event_uid), 25) AS uids,
                    list(DISTINCT e.action ORDER BY e.action) AS actions,
                    bool_or(e.credential_id IN (SELECT credential_id FROM _kt_chain_agent)) AS by_agent
@@ -161,8 +161,8 @@ def run(ctx: Context) -> None:
               SELECT credential_id, actor_uid, event_uid, time, 'vault-admin' FROM events
               WHERE source = 'vault' AND ({prefilter})
                 AND list_has_any(json_extract_string(raw, '$.auth.policies[*]'), [{admin_pol}]))
-            SELECT coalesce(credential_id, actor_uid) AS subject, any_value(credential_id) AS cred,
-                   any_value(actor_uid) AS actor, how, count(*) AS n, min(time) AS t0, max(time) AS t1,
+            SELECT coalesce(credential_id, actor_uid) AS subject, min(credential_id) AS cred,
+                   min(actor_uid) AS actor, how, count(*) AS n, min(time) AS t0, max(time) AS t1,
                    arg_min(event_uid, (time, event_uid), 25) AS uids,
                    bool_or(coalesce({_HUMAN_ONLY}, FALSE)) AS person
             FROM ev e WHERE coalesce(credential_id, actor_uid) IS NOT NULL
