@@ -381,7 +381,12 @@ CREDENTIALS = _t(
     ("issued_at", "TIMESTAMP", "when issued"),
     ("issued_by_event", "VARCHAR", "event_uid of the issuing event"),
     ("expires_at", "TIMESTAMP", "expiry when known"),
-    ("principal_uid", "VARCHAR", "identity it authenticates as"),
+    (
+        "principal_uid",
+        "VARCHAR",
+        "identity it authenticates as: from its issuance, else the identity most of its events "
+        "show (a tie goes to the smallest value)",
+    ),
     ("first_seen", "TIMESTAMP", "first use or issue"),
     ("last_seen", "TIMESTAMP", "last use"),
     ("events", "BIGINT", "events signed with it"),
