@@ -29,11 +29,9 @@ their files by the unchanged adapter (:func:`keytrail.scope.project.with_raw`), 
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import threading
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,7 +42,12 @@ import pyarrow.compute as pc
 
 from keytrail.ingest.base import LoadContext, masked_select
 from keytrail.ingest.cloudtrail import sql as ct_sql
-from keytrail.ingest.cloudtrail.adapter import MAX_OBJECT_BYTES, CloudTrailAdapter, fetch_arrow
+from keytrail.ingest.cloudtrail.adapter import (
+    MAX_OBJECT_BYTES,
+    CloudTrailAdapter,
+    fetch_arrow,
+    read_document,
+)
 from keytrail.scope.narrow_spec import as_struct, json_reads, merge, struct_reads
 from keytrail.store.sqltext import quote_literal
 
@@ -250,12 +253,15 @@ def _scan(ctxs: Sequence[_NarrowContext]) -> pa.Table | None:
     """The parsed records of the files that hold exactly one non-empty ``Records`` document and
     whose every record has an ``eventID``; ``None`` when no file does (the exact path then).
 
-    Each file is decompressed here and parsed once by ``json_transform`` (DuckDB's
+    Each file is read and inflated by the adapter's
+    :func:`~keytrail.ingest.cloudtrail.adapter.read_document` (the same bound against a file that
+    inflates to gigabytes) and parsed once by ``json_transform`` (DuckDB's
     ``read_json_objects`` first parses a file to find its objects, then ``json_transform``
     parses them again: 1.4 of 4.4 CPU-s on 472 MB of records). Files run on DuckDB's threads,
     one file per query on its own cursor (zlib and DuckDB release the GIL), so one file's text
-    at a time per thread is in memory. A file that is not gzip or UTF-8, is over the document
-    bound, or is not one ``Records`` document gives no rows: the unchanged adapter reads it."""
+    at a time per thread is in memory. A file the ingest's bulk read would refuse (a ``.gz`` name
+    that does not inflate, not UTF-8, over the document bound) or that is not one ``Records``
+    document gives no rows: the unchanged adapter reads it."""
     con = ctxs[0].con
     rows = con.execute("SELECT current_setting('threads')").fetchall()
     threads = max(1, int(rows[0][0]) if rows else 1)
@@ -267,17 +273,9 @@ def _scan(ctxs: Sequence[_NarrowContext]) -> pa.Table | None:
         if not hasattr(local, "cur"):
             local.cur = con.cursor()  # a failing parse cannot abort the ingest transaction
             cursors.append(local.cur)
-        try:
-            data = ctx.path.read_bytes()
-            data = gzip.decompress(data) if ctx.gzipped else data
-            if len(data) > max_bytes:
-                return None
-            doc = pa.array([data], pa.large_binary())
-            # ASCII is UTF-8: only other text needs the check (the cast, 1.6 CPU-s at 1M)
-            doc = doc.view(pa.large_string()) if data.isascii() else doc.cast(pa.large_string())
-        except (OSError, EOFError, zlib.error, gzip.BadGzipFile, pa.ArrowInvalid):
+        doc = read_document(ctx, max_bytes)  # bounded inflate, as the ingest's bulk read
+        if doc is None:
             return None
-        del data
         sql = _parse_doc(int(ctx.file_id), ctx.format)
         try:
             local.cur.register("_kt_scope_doc", pa.table({"doc": doc}))
