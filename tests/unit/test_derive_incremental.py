@@ -213,11 +213,7 @@ def _vault_named_copies(trail: list[Path], out: Path) -> Path:
             {**rec, "eventID": f"00000000-0000-4000-8000-{n:012d}", "userIdentity": ident}
         )
     assert copies
-    path = out / "AWSLogs" / "418295730164" / "CloudTrail" / "us-east-1" / "vault-named.json.gz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt") as f:
-        json.dump({"Records": copies}, f)
-    return path
+    return _write_records(out, "vault-named.json.gz", copies)
 
 
 def test_new_cloudtrail_names_of_old_vault_issues(
@@ -257,6 +253,11 @@ def _repack(out: Path, sources: list[Path], name: str) -> Path:
             recs = json.load(f)["Records"]
         records += recs[: len(recs) // 2]
     records.append(records[0])
+    return _write_records(out, name, records)
+
+
+def _write_records(out: Path, name: str, records: list[object]) -> Path:
+    """``records`` as one gzipped ``Records`` file in an S3 delivery path under ``out``."""
     path = out / "AWSLogs" / "418295730164" / "CloudTrail" / "us-east-1" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(path, "wt") as f:

@@ -76,14 +76,22 @@ def _rows(case: Path) -> dict[str, list[tuple[Any, ...]]]:
         con.close()
 
 
-def test_read_ahead_loads_what_the_plain_path_loads(
+def _ingest_without_read_ahead(
     trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 3)
+) -> Path:
+    """The oracle case: the same trail ingested one batch at a time, nothing read ahead."""
     plain = tmp_path / "plain.duckdb"
     with monkeypatch.context() as m:
         m.setattr(CloudTrailAdapter, "read_ahead", classmethod(lambda cls, *a: None))
         ingest(plain, [trail], graph=False)
+    return plain
+
+
+def test_read_ahead_loads_what_the_plain_path_loads(
+    trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 3)
+    plain = _ingest_without_read_ahead(trail, tmp_path, monkeypatch)
     used: list[ahead_mod.Staged | None] = []
     staged = ahead_mod.ReadAhead.staged
 
@@ -110,10 +118,7 @@ def test_a_failed_read_ahead_falls_back_to_reading_in_the_transaction(
     trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 4)
-    plain = tmp_path / "plain.duckdb"
-    with monkeypatch.context() as m:
-        m.setattr(CloudTrailAdapter, "read_ahead", classmethod(lambda cls, *a: None))
-        ingest(plain, [trail], graph=False)
+    plain = _ingest_without_read_ahead(trail, tmp_path, monkeypatch)
 
     def broken(self: ahead_mod.ReadAhead, ctxs: object) -> ahead_mod.Staged:
         raise duckdb.IOException("disk went away while reading ahead")
