@@ -33,7 +33,6 @@ import json
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
@@ -49,6 +48,7 @@ from keytrail.ingest.cloudtrail.adapter import (
     read_document,
 )
 from keytrail.scope.narrow_spec import as_struct, json_reads, merge, struct_reads
+from keytrail.scope.no_raw import load_through
 from keytrail.store.sqltext import quote_literal
 
 if TYPE_CHECKING:
@@ -215,17 +215,16 @@ class NarrowCloudTrail(CloudTrailAdapter):
         """No read-ahead: the one-parse path reads its files itself (:func:`_scan`)."""
 
     def load_batch(self, ctxs: list[LoadContext], ahead: Staged | None = None) -> None:
-        narrow = [_NarrowContext(**{f.name: getattr(c, f.name) for f in fields(c)}) for c in ctxs]
-        loaded = _load_parsed([c for c in narrow if c.format == "cloudtrail-records"])
-        rest = [c for c in narrow if c.file_id not in loaded]
-        if rest:
-            super().load_batch(list(rest))
-        for c, n in zip(ctxs, narrow, strict=True):
-            c.records, c.rejected, c.skipped_records = n.records, n.rejected, n.skipped_records
-            c.break_note, c.notes = n.break_note, n.notes
+        def load(narrow: list[LoadContext]) -> None:
+            loaded = _load_parsed([c for c in narrow if c.format == "cloudtrail-records"])
+            rest = [c for c in narrow if c.file_id not in loaded]
+            if rest:
+                super(NarrowCloudTrail, self).load_batch(rest)
+
+        load_through(_NarrowContext, ctxs, load)
 
 
-def _load_parsed(ctxs: Sequence[_NarrowContext]) -> set[int]:
+def _load_parsed(ctxs: Sequence[LoadContext]) -> set[int]:
     """Load the ``Records`` files the one-parse path takes; returns their file ids."""
     if not ctxs:
         return set()
@@ -249,7 +248,7 @@ def _load_parsed(ctxs: Sequence[_NarrowContext]) -> set[int]:
     return {int(f) for f, _n, _b in counts}
 
 
-def _scan(ctxs: Sequence[_NarrowContext]) -> pa.Table | None:
+def _scan(ctxs: Sequence[LoadContext]) -> pa.Table | None:
     """The parsed records of the files that hold exactly one non-empty ``Records`` document and
     whose every record has an ``eventID``; ``None`` when no file does (the exact path then).
 

@@ -36,12 +36,15 @@ class _NoRawContext(LoadContext):
         return super().insert(table, rows)
 
 
-def _run(ctxs: list[LoadContext], load: Callable[[list[LoadContext]], None]) -> None:
-    """``load`` over no-raw copies of ``ctxs``; the counts and notes go back to the originals."""
+def load_through(
+    kind: type[LoadContext],
+    ctxs: list[LoadContext],
+    load: Callable[[list[LoadContext]], None],
+) -> None:
+    """``load`` over copies of ``ctxs`` of the context class ``kind`` (what a scope's pass 1
+    writes); the counts and notes go back to the originals."""
     narrow: list[LoadContext] = [
-        c
-        if isinstance(c, _NoRawContext)
-        else _NoRawContext(**{f.name: getattr(c, f.name) for f in fields(c)})
+        c if isinstance(c, kind) else kind(**{f.name: getattr(c, f.name) for f in fields(c)})
         for c in ctxs
     ]
     try:
@@ -57,10 +60,10 @@ def without_raw(cls: type[SourceAdapter]) -> type[SourceAdapter]:
 
     class NoRaw(cls):  # type: ignore[valid-type,misc]
         def load(self, ctx: LoadContext) -> None:
-            _run([ctx], lambda cs: super(NoRaw, self).load(cs[0]))
+            load_through(_NoRawContext, [ctx], lambda cs: super(NoRaw, self).load(cs[0]))
 
         def load_batch(self, ctxs: list[LoadContext]) -> None:
-            _run(ctxs, lambda cs: super(NoRaw, self).load_batch(cs))
+            load_through(_NoRawContext, ctxs, lambda cs: super(NoRaw, self).load_batch(cs))
 
     NoRaw.__name__ = NoRaw.__qualname__ = f"NoRaw{cls.__name__}"
     return NoRaw
