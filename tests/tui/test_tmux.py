@@ -101,10 +101,18 @@ def test_tui_at_80x24_shows_the_list_the_id_and_the_score(small_case: Path, tmp_
             pane
         )  # the id and the score come first
         assert "hmac:abc" in pane and "AKIA1" in pane
-        subprocess.run(
-            ["tmux", "send-keys", "-t", session, "/", "AKIA1", "Enter", "Enter"], check=True
-        )
-        _wait_for(session, "1 Blast radius")
+        # Keys are sent as a person types them: Textual moves the focus after the keys already
+        # queued, so "/AKIA1" sent at once can reach the list, not the filter (a CI run opened
+        # the first row instead of AKIA1's). Each step waits for the screen to show it was taken.
+        subprocess.run(["tmux", "send-keys", "-t", session, "/"], check=True)
+        time.sleep(1.0)
+        subprocess.run(["tmux", "send-keys", "-t", session, "AKIA1"], check=True)
+        _wait_for(session, "1 of 3 credentials")  # the filter has applied
+        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)  # to the list
+        time.sleep(1.0)
+        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)  # opens it
+        pane = _wait_for(session, "1 Blast radius")
+        assert "Credential — AKIA1" in pane, pane
         pane = _wait_for(
             session, "▸ score"
         )  # the header is folded to one line at 24 rows (h unfolds it)
