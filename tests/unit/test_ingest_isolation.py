@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from keytrail.ingest import runner
+from keytrail.ingest import batch_load
 from keytrail.ingest.base import LoadContext
 from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
 from keytrail.ingest.runner import ingest
@@ -179,11 +179,11 @@ def test_a_failing_disk_stops_with_one_line_and_exit_4_and_the_case_recovers(
 def test_write_failures_are_told_apart_from_adapter_failures() -> None:
     import duckdb
 
-    assert runner.is_write_failure(OSError(28, "No space left on device"))
-    assert runner.is_write_failure(duckdb.IOException("Could not write file x"))
-    assert not runner.is_write_failure(duckdb.InvalidInputException("Malformed JSON"))
-    assert not runner.is_write_failure(duckdb.IOException("Could not read from file x.json.gz"))
-    assert not runner.is_write_failure(ValueError("bad record"))
+    assert batch_load.is_write_failure(OSError(28, "No space left on device"))
+    assert batch_load.is_write_failure(duckdb.IOException("Could not write file x"))
+    assert not batch_load.is_write_failure(duckdb.InvalidInputException("Malformed JSON"))
+    assert not batch_load.is_write_failure(duckdb.IOException("Could not read from file x.json.gz"))
+    assert not batch_load.is_write_failure(ValueError("bad record"))
 
 
 def _bomb(path: Path, blanks: int) -> None:

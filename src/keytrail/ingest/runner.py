@@ -22,51 +22,39 @@ file size limit, I/O error) stops the ingest with :class:`keytrail.errors.CaseWr
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from keytrail.errors import CaseWriteError
 from keytrail.ingest import provenance, sniff
 from keytrail.ingest.base import (
     MAX_RECORD_BYTES,
     READ_AHEAD_DB,
-    LoadContext,
     ReadAheadHandle,
-    Sample,
     SourceAdapter,
     read_sample,
 )
-from keytrail.ingest.encoding import utf8_copy
+from keytrail.ingest.batch_load import (
+    FileResult,
+    Planned,
+    load_batch,
+    record_provenance,
+    record_skipped,
+    record_unusable,
+    writing,
+)
 from keytrail.ingest.finalize import finalize
 from keytrail.ingest.paths import expand_paths, file_size
 from keytrail.store.case import CaseStore
 
 #: Statuses that make a re-ingest of the same bytes a no-op.
 DONE_STATUSES = ("loaded", "partial", "digest")
-
-
-@dataclass
-class FileResult:
-    path: str
-    sha256: str
-    bytes: int
-    status: str  # loaded | partial | skipped | digest | failed | already-ingested
-    source: str | None = None
-    format: str | None = None
-    records: int = 0
-    rejected: int = 0
-    skipped: int = 0
-    note: str | None = None
 
 
 @dataclass
@@ -123,27 +111,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-class _Planned:
-    __slots__ = ("adapter", "codec", "ctx", "fmt", "gzipped", "path", "sha", "size")
-
-    def __init__(
-        self,
-        path: Path,
-        sha: str,
-        size: int,
-        adapter: type[SourceAdapter],
-        fmt: str,
-        sample: Sample,
-    ) -> None:
-        self.path, self.sha, self.size, self.adapter, self.fmt = path, sha, size, adapter, fmt
-        self.gzipped, self.codec = sample.gzipped, sample.codec
-        self.ctx: LoadContext | None = None
-
-
 def ingest(
     case_path: str | Path,
     paths: Iterable[str | Path],
@@ -174,11 +141,11 @@ def ingest(
     done_bytes = 0
     store = CaseStore.open(case_path, read_only=False, create=True)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keytrail-read-ahead")
-    pending: tuple[list[_Planned], ReadAheadHandle | None] | None = None
+    pending: tuple[list[Planned], ReadAheadHandle | None] | None = None
     try:
         with writing(store):
             store.set_meta("finalized", "false")
-            summary.files.extend(_record_unusable(store, path, why) for path, why in unusable)
+            summary.files.extend(record_unusable(store, path, why) for path, why in unusable)
         con = store.con
         known = {
             row[0]
@@ -208,7 +175,7 @@ def ingest(
         # Plan: hash and sniff every file, then load in adapter batches. A closed batch is read
         # ahead (SourceAdapter.read_ahead) while the batch before it is written; every other step
         # drains it first, so files still get their ids and rows in plan order.
-        batch: list[_Planned] = []
+        batch: list[Planned] = []
 
         def close_batch() -> None:
             nonlocal pending
@@ -250,7 +217,7 @@ def ingest(
             report(str(items[0].path))
             try:
                 with writing(store):
-                    results = _load_batch(store, items, max_record_bytes, ahead)
+                    results = load_batch(store, items, max_record_bytes, ahead)
             finally:
                 if ahead is not None:
                     ahead.close()
@@ -276,7 +243,7 @@ def ingest(
                 why = f"cannot read: {e.strerror or e}"
                 flush()
                 with writing(store):
-                    summary.files.append(_record_unusable(store, path, why))
+                    summary.files.append(record_unusable(store, path, why))
                 continue
             if sha in known:
                 flush()
@@ -295,7 +262,7 @@ def ingest(
             if forced is None and provenance.is_manifest(sample.head):
                 flush()
                 with writing(store):
-                    summary.files.append(_record_provenance(store, path, sha, size))
+                    summary.files.append(record_provenance(store, path, sha, size))
                 done_bytes += size
                 continue
             if forced is not None:
@@ -308,7 +275,7 @@ def ingest(
             if found is None:
                 flush()
                 with writing(store):
-                    summary.files.append(_record_skipped(store, path, sha, size, sample.head))
+                    summary.files.append(record_skipped(store, path, sha, size, sample.head))
                 done_bytes += size
                 continue
             adapter, fmt = found
@@ -318,7 +285,7 @@ def ingest(
                 or adapter.batch_full(len(batch), sum(p.size for p in batch), size)
             ):
                 close_batch()
-            batch.append(_Planned(path, sha, size, adapter, fmt, sample))
+            batch.append(Planned(path, sha, size, adapter, fmt, sample))
         flush()
         report("finalising")
         with writing(store):
@@ -338,249 +305,3 @@ def ingest(
             pass
     summary.elapsed = time.monotonic() - start
     return summary
-
-
-def _next_file_id(store: CaseStore) -> int:
-    # Not a DuckDB sequence: after a killed ingest a sequence can restart below ids that
-    # committed rows already hold. The runner is the only writer, so max + 1 is safe.
-    row = store.con.execute("SELECT coalesce(max(file_id), 0) + 1 FROM evidence").fetchone()
-    return int(row[0]) if row else 1
-
-
-def _insert_evidence(
-    store: CaseStore,
-    file_id: int,
-    path: Path,
-    sha: str,
-    size: int | None,
-    source: str | None,
-    fmt: str | None,
-    adapter: str | None,
-    status: str,
-    note: str | None,
-) -> None:
-    store.con.execute(
-        "INSERT INTO evidence (file_id, path, sha256, bytes, source, format, adapter, status, records,"
-        " rejected, ingested_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
-        [file_id, str(path), sha, size, source, fmt, adapter, status, _now(), note],
-    )
-
-
-def _record_skipped(store: CaseStore, path: Path, sha: str, size: int, head: bytes) -> FileResult:
-    if not head.strip():
-        why = "empty file"
-    else:
-        why = "content matches no known format (CloudTrail, Vault audit, OTLP JSON, MCP, keytrail agent JSONL)"
-    _insert_evidence(store, _next_file_id(store), path, sha, size, None, None, None, "skipped", why)
-    return FileResult(str(path), sha, size, "skipped", note=why)
-
-
-def _record_provenance(store: CaseStore, path: Path, sha: str, size: int) -> FileResult:
-    try:
-        note, status = provenance.record(store, path, sha), "provenance"
-    except (OSError, ValueError) as e:
-        note, status = f"unreadable keytrail scope manifest: {e}", "skipped"
-    source = "scope" if status == "provenance" else None
-    _insert_evidence(
-        store,
-        _next_file_id(store),
-        path,
-        sha,
-        size,
-        source,
-        "keytrail-scope-manifest",
-        None,
-        status,
-        note,
-    )
-    return FileResult(str(path), sha, size, status, note=note)
-
-
-def is_write_failure(e: BaseException) -> bool:
-    """True for errors writing the case file (disk full, file size limit, I/O), as opposed to an
-    adapter choking on a file: those must stop the ingest, not fail every later file the same way."""
-    if isinstance(e, OSError) and e.errno in (
-        errno.ENOSPC,
-        errno.EFBIG,
-        errno.EIO,
-        errno.EDQUOT,
-        errno.EROFS,
-    ):
-        return True
-    text = str(e)
-    return isinstance(e, duckdb.Error) and any(
-        m in text
-        for m in (
-            "No space left",
-            "File too large",
-            "Could not write",
-            "Failed to commit",
-            "Disk quota",
-            "Read-only file system",
-            "database has been invalidated",
-        )
-    )
-
-
-@contextmanager
-def writing(store: CaseStore) -> Iterator[None]:
-    """A step that writes the case: a write failure becomes one clear :class:`CaseWriteError`."""
-    try:
-        yield
-    except Exception as e:
-        if not is_write_failure(e):
-            raise
-        try:
-            store.con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CaseWriteError(
-            f"writing the case {store.path} failed: {first}. Files loaded before this one are kept and the "
-            "case is marked unfinished; free space (or fix the device) and run the same command again"
-        ) from e
-
-
-def _record_unusable(store: CaseStore, path: Path, why: str) -> FileResult:
-    """A path that is not a readable regular file: listed as skipped (no hash: it was never read)."""
-    _insert_evidence(store, _next_file_id(store), path, "", None, None, None, None, "skipped", why)
-    return FileResult(str(path), "", 0, "skipped", note=why)
-
-
-def _load_batch(
-    store: CaseStore,
-    batch: list[_Planned],
-    max_record_bytes: int = MAX_RECORD_BYTES,
-    ahead: ReadAheadHandle | None = None,
-) -> list[FileResult]:
-    copies: list[Path] = []
-    try:
-        return _load_batch_in(store, batch, copies, max_record_bytes, ahead)
-    finally:
-        for c in copies:
-            c.unlink(missing_ok=True)
-            c.parent.rmdir()
-
-
-def _load_batch_in(
-    store: CaseStore,
-    batch: list[_Planned],
-    copies: list[Path],
-    max_record_bytes: int,
-    ahead: ReadAheadHandle | None,
-) -> list[FileResult]:
-    adapter_cls = batch[0].adapter
-    con = store.con
-    con.execute("BEGIN TRANSACTION")
-    try:
-        ctxs = []
-        for item in batch:
-            file_id = _next_file_id(store)
-            _insert_evidence(
-                store,
-                file_id,
-                item.path,
-                item.sha,
-                item.size,
-                adapter_cls.SOURCE,
-                item.fmt,
-                adapter_cls.NAME,
-                "loading",
-                None,
-            )
-            head = read_sample(item.path, 8)
-            if head.codec is not None:  # BOM / UTF-16 / UTF-32: the adapter reads a UTF-8 copy
-                copy = utf8_copy(item.path, head.gzipped, head.codec)
-                copies.append(copy)
-                item.ctx = LoadContext(
-                    con, copy, file_id, item.fmt, False, max_record_bytes=max_record_bytes
-                )
-                item.ctx.notes.append(
-                    f"read as {head.codec} (converted to UTF-8; byte offsets "
-                    "count in the converted text)"
-                )
-            else:
-                item.ctx = LoadContext(
-                    con,
-                    item.path,
-                    file_id,
-                    item.fmt,
-                    head.gzipped,
-                    max_record_bytes=max_record_bytes,
-                )
-            ctxs.append(item.ctx)
-        adapter = adapter_cls()
-        if ahead is not None:
-            adapter.load_read_ahead(ctxs, ahead)
-        elif len(ctxs) == 1:
-            adapter.load(ctxs[0])
-        else:
-            adapter.load_batch(ctxs)
-        results = []
-        for item in batch:
-            ctx = item.ctx
-            assert ctx is not None
-            status = (
-                "digest"
-                if adapter_cls.SOURCE == "digest"
-                else ("partial" if ctx.break_note else "loaded")
-            )
-            note = "; ".join(([ctx.break_note] if ctx.break_note else []) + ctx.notes) or None
-            con.execute(
-                "UPDATE evidence SET status = ?, records = ?, rejected = ?, skipped = ?, note = ?"
-                " WHERE file_id = ?",
-                [status, ctx.records, ctx.rejected, ctx.skipped_records, note, ctx.file_id],
-            )
-            results.append(
-                FileResult(
-                    str(item.path),
-                    item.sha,
-                    item.size,
-                    status,
-                    adapter_cls.SOURCE,
-                    item.fmt,
-                    ctx.records,
-                    ctx.rejected,
-                    ctx.skipped_records,
-                    note,
-                )
-            )
-        con.execute("COMMIT")
-        return results
-    except Exception as e:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            if not is_write_failure(e):
-                raise
-        if is_write_failure(e):
-            raise
-        if len(batch) > 1:  # isolate the culprit: every other file of the batch loads on its own
-            return [r for item in batch for r in _load_batch(store, [item], max_record_bytes)]
-        results = []
-        for item in batch:
-            msg = f"{adapter_cls.NAME} adapter failed on this file: {type(e).__name__}: {e}"
-            _insert_evidence(
-                store,
-                _next_file_id(store),
-                item.path,
-                item.sha,
-                item.size,
-                adapter_cls.SOURCE,
-                item.fmt,
-                adapter_cls.NAME,
-                "failed",
-                msg,
-            )
-            results.append(
-                FileResult(
-                    str(item.path),
-                    item.sha,
-                    item.size,
-                    "failed",
-                    adapter_cls.SOURCE,
-                    item.fmt,
-                    note=msg,
-                )
-            )
-        return results
