@@ -92,25 +92,29 @@ def scope_duckdb(
             dest = prepare_out(out)
             params = {"since": since, "until": until}
             rows = clo.rows(store, LOCATIONS.format(selection=clo.selection_sql(WINDOW)), params)
-            rows = with_raw(rows) if narrow else rows
-            counts_out: dict[str, int] = {}
-            for r in rows:
-                counts_out[r["source"]] = counts_out.get(r["source"], 0) + 1
-            outputs = output.write(
-                dest, output.documents(output.pieces(rows), lambda p: Path(p).read_bytes())
-            )
-            doc = manifest.build(
-                engine="duckdb",
-                seeds=[s.as_dict() for s in resolved],
-                since=since,
-                until=until,
-                closure=members,
-                inputs=proj.inputs(),
-                counts_in=proj.counts_in(),
-                counts_out=counts_out,
-                outputs=outputs,
-            )
-            manifest.write(dest, doc)
+            counts_in = proj.counts_in()
         finally:
+            # Closed before the kept records are read and copied: the projection (in memory for
+            # a narrow pass) is not needed past here, and a closure that keeps most of the trail
+            # would otherwise hold both at once (peak RSS).
             proj.store.close()
+        rows = with_raw(rows) if narrow else rows
+        counts_out: dict[str, int] = {}
+        for r in rows:
+            counts_out[r["source"]] = counts_out.get(r["source"], 0) + 1
+        outputs = output.write(
+            dest, output.documents(output.pieces(rows), lambda p: Path(p).read_bytes())
+        )
+        doc = manifest.build(
+            engine="duckdb",
+            seeds=[s.as_dict() for s in resolved],
+            since=since,
+            until=until,
+            closure=members,
+            inputs=proj.inputs(),
+            counts_in=counts_in,
+            counts_out=counts_out,
+            outputs=outputs,
+        )
+        manifest.write(dest, doc)
     return ScopeResult(dest, doc)
