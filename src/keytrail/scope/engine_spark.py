@@ -288,7 +288,7 @@ def scope_spark(
         hit_files = [f for f in files if local_path(f) in wanted or f in wanted]
         docs = sc.binaryFiles(",".join(hit_files)).mapPartitions(extract(wanted)).collect()
     events.unpersist()
-    outputs = output.write(dest, docs)
+    outputs = output.write(dest, sorted(docs))  # one file's documents per task, any order
     doc = manifest.build(
         engine="spark",
         seeds=[s.as_dict() for s in resolved],

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
 
 @dataclass(frozen=True, order=True)
@@ -75,25 +75,34 @@ def output_name(index: int, source: str, path: str) -> str:
 
 def documents(
     items: list[Piece], read: Callable[[str], bytes]
-) -> list[tuple[str, str, int, bytes]]:
-    """``(source, input path, records, document)`` per input file (``read``: a file's bytes)."""
+) -> Iterator[tuple[str, str, int, bytes]]:
+    """``(source, input path, records, document)`` per input file (``read``: a file's bytes), in
+    the order :func:`write` names them (by source, then path), each rendered only when asked:
+    :func:`write` holds one document at a time, not every kept record's text twice (a closure
+    that keeps most of a trail would hold it all)."""
     by_file: dict[tuple[str, str], list[Piece]] = {}
     for p in items:
         by_file.setdefault((p.source, p.path), []).append(p)
-    return [
-        (source, path, len(group), render(group, b"" if source == "cloudtrail" else read(path)))
-        for (source, path), group in by_file.items()
-    ]
+    for (source, path), group in sorted(by_file.items()):
+        yield source, path, len(group), render(group, b"" if source == "cloudtrail" else read(path))
 
 
-def write(out: Path, docs: list[tuple[str, str, int, bytes]]) -> list[dict[str, Any]]:
-    """Write the documents under ``out``; returns the manifest's ``outputs`` rows."""
+def write(out: Path, docs: Iterable[tuple[str, str, int, bytes]]) -> list[dict[str, Any]]:
+    """Write the documents under ``out``; returns the manifest's ``outputs`` rows.
+
+    ``docs`` come sorted by (source, input path), as :func:`documents` gives them (output names
+    number them in that order); a list in any other order is a mistake and raises ValueError."""
     rows = []
-    for i, (source, path, n, doc) in enumerate(sorted(docs)):
+    last: tuple[str, str] | None = None
+    for i, (source, path, n, doc) in enumerate(docs):
+        if last is not None and (source, path) <= last:
+            raise ValueError(f"output documents out of order: {(source, path)} after {last}")
+        last = (source, path)
         buf = io.BytesIO()
         with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
             gz.write(doc)
         blob = buf.getvalue()
+        del doc
         name = output_name(i, source, path)
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
