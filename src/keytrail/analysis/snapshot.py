@@ -238,7 +238,7 @@ def refresh(store: CaseStore) -> SnapshotSummary:
         if cfg.sigma.enabled:  # an error (a missing folder) is raised again by the Sigma family
             pool.submit(load_rules, cfg.sigma.rules_dir or None)
         ranked = pool.submit(rank_query_rows, store)
-        found = live_findings(store, cfg)
+        found = live_findings(store, cfg, keep_raw_pass=True)
         rows = with_findings(store, ranked.result(), found)
     scored = [{**r, "score": row_score(r)} for r in rows]
     table = pa.Table.from_pylist(scored) if rows else None

@@ -1,0 +1,97 @@
+"""The raw pass's answers kept in the case, so a snapshot reads each record's JSON once, ever.
+
+The one read of every CloudTrail record (:mod:`.rawpass`: every Sigma rule's hits and the
+console-session flag) is the costliest part of the findings at a million events (2 s of 6), and
+its answer for a record depends on that record and the query alone. ``raw_pass_cache`` keeps the
+rows it produced, ``(r, event_uid)``; ``case_meta`` ``rawpass.cache`` says for which query and
+which records, as JSON ``{"fingerprint", "through", "events"}``:
+
+- ``fingerprint``: a hash of the analysis code and of the query's text (the converted rules, the
+  fields they read, the flag): other rules, another rule folder, another pySigma conversion or
+  another keytrail give another query, and the cache is not read (and is replaced when the
+  snapshot runs);
+- ``through``: the last ``file_id`` whose records it covers. A later ingest's files have higher
+  ids (an interrupted ingest's committed files included): only their records are read, and the
+  cache is extended with their rows;
+- ``events``: how many CloudTrail events of files up to ``through`` there were. De-duplication
+  keeps the earliest copy of an event, so it never removes one of those; were one removed (or
+  added) anyway, the count differs and the cache is ignored and rebuilt in full.
+
+Only :func:`keytrail.analysis.snapshot.refresh` writes it (the rows and the meta row in one
+transaction: an interrupted write leaves the cache as it was); a live findings run reads it when
+it is valid, and reads the rest of the records itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from keytrail.analysis.findings.context import Context
+
+KEY = "rawpass.cache"
+TABLE = "raw_pass_cache"
+_CT = "source = 'cloudtrail'"
+
+
+def fingerprint(sql: str) -> str:
+    """The analysis code's fingerprint and the text of the query that makes the rows."""
+    from keytrail.analysis.snapshot import code_fingerprint
+
+    return hashlib.sha256((code_fingerprint() + sql).encode()).hexdigest()[:24]
+
+
+def _covered(ctx: Context, fp: str) -> int | None:
+    """The last file the stored rows cover when they answer ``fp`` for this case, else None."""
+    value = ctx.scalar("SELECT value FROM case_meta WHERE key = ?", [KEY])
+    if value is None:
+        return None
+    state = json.loads(value)
+    if state.get("fingerprint") != fp:
+        return None
+    through = int(state["through"])
+    n = ctx.scalar(f"SELECT count(*) FROM events WHERE {_CT} AND file_id <= ?", [through])
+    return through if n == int(state["events"]) else None
+
+
+def make(ctx: Context, sql_for: Callable[[str | None], str], out: str) -> None:
+    """``CREATE TEMP TABLE {out}`` with the rows of ``sql_for(None)`` (the query over every
+    CloudTrail record): the stored rows for the records they cover plus ``sql_for(where)`` over
+    the others. With ``ctx.keep_raw_pass`` the cache is then brought up to date."""
+    fp = fingerprint(sql_for(None))
+    through = _covered(ctx, fp)
+    top = int(ctx.scalar("SELECT coalesce(max(file_id), 0) FROM evidence"))
+    if through is None:
+        ctx.cur.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS {sql_for(None)}")
+        new = out
+    else:
+        new = "_kt_raw_new"
+        ctx.cur.execute(f"CREATE OR REPLACE TEMP TABLE {new} AS {sql_for(f'file_id > {through}')}")
+        ctx.cur.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {out} AS
+                SELECT r, event_uid FROM {TABLE} UNION ALL SELECT r, event_uid FROM {new}"""
+        )
+    if ctx.keep_raw_pass and through != top:
+        _save(ctx, fp, new, top, replace=through is None)
+    if new != out:
+        ctx.cur.execute(f"DROP TABLE {new}")
+
+
+def _save(ctx: Context, fp: str, new: str, top: int, *, replace: bool) -> None:
+    events = ctx.scalar(f"SELECT count(*) FROM events WHERE {_CT} AND file_id <= ?", [top])
+    state = json.dumps({"fingerprint": fp, "through": top, "events": int(events)})
+    cur = ctx.cur
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        if replace:
+            cur.execute(f"DELETE FROM {TABLE}")
+        cur.execute(f"INSERT INTO {TABLE} SELECT r, event_uid FROM {new}")
+        cur.execute("INSERT OR REPLACE INTO case_meta VALUES (?, ?)", [KEY, state])
+        cur.execute("COMMIT")
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
