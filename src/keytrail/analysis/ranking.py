@@ -18,9 +18,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis import classify
-from keytrail.analysis.finding_score import finding_values
+from keytrail.analysis.finding_score import Graph, finding_values
+from keytrail.analysis.finding_score import graph as finding_graph
 from keytrail.analysis.lineage import closure_sql
-from keytrail.analysis.scoring import ScoreTerm, score, score_terms, total
+from keytrail.analysis.scoring import (
+    TERM_NAMES,
+    ScoreTerm,
+    score,
+    score_terms,
+    scores,
+    total,
+)
 from keytrail.graph.model import allowed_confidences
 from keytrail.graph.principal_class import holders
 from keytrail.timefmt import format_utc
@@ -206,23 +214,24 @@ def params(
     return {"since": since, "until": until, "allowed": allowed_confidences(min_confidence), **extra}
 
 
+#: The score terms whose value is a column of the ranking query as it is.
+_DIRECT = (
+    "permission_changes",
+    "secrets_read",
+    "writes",
+    "deletes",
+    "resources",
+    "credentials_minted",
+    "accounts",
+    "principals",
+    "denied",
+    "events",
+)
+
+
 def _values(row: dict[str, Any]) -> dict[str, Any]:
     """The scoring values of one ranking row (:mod:`keytrail.analysis.scoring`)."""
-    values = {
-        k: row[k]
-        for k in (
-            "permission_changes",
-            "secrets_read",
-            "writes",
-            "deletes",
-            "resources",
-            "credentials_minted",
-            "accounts",
-            "principals",
-            "denied",
-            "events",
-        )
-    }
+    values = {k: row[k] for k in _DIRECT}
     values["findings"] = row.get("findings") or 0
     values["long_lived"] = int(row["kind"] in LONG_LIVED_KINDS and row["expires_at"] is None)
     values["origin_unknown"] = int(
@@ -234,6 +243,21 @@ def _values(row: dict[str, Any]) -> dict[str, Any]:
 def row_score(row: dict[str, Any]) -> float:
     """``to_rank(row).score`` without building the rank (what the snapshot stores per row)."""
     return score(_values(row))
+
+
+def row_scores(rows: list[dict[str, Any]]) -> list[float]:
+    """``[row_score(r) for r in rows]``, a term at a time (:func:`keytrail.analysis.scoring.scores`)."""
+    direct = {k: [r[k] for r in rows] for k in _DIRECT}
+    derived = {
+        "findings": [r.get("findings") or 0 for r in rows],
+        "long_lived": [
+            int(r["kind"] in LONG_LIVED_KINDS and r["expires_at"] is None) for r in rows
+        ],
+        "origin_unknown": [
+            int(r["origin"] == "unknown" and r["kind"] == "aws-temporary-key") for r in rows
+        ],
+    }
+    return scores([direct[t] if t in direct else derived[t] for t in TERM_NAMES])
 
 
 def to_rank(row: dict[str, Any]) -> CredentialRank:
@@ -290,19 +314,31 @@ def rank_query_rows(
 
 
 def with_findings(
-    store: CaseStore, rows: list[dict[str, Any]], found: list[Finding] | None
+    store: CaseStore,
+    rows: list[dict[str, Any]],
+    found: list[Finding] | None,
+    read: tuple[Graph, dict[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Add the ``findings`` term's value and the holder class to :func:`rank_query_rows`' rows."""
-    values = finding_values(store, found)
+    """Add the ``findings`` term's value and the holder class to :func:`rank_query_rows`' rows.
+    ``read``: :func:`term_inputs` when the caller read them already (the snapshot, beside the
+    findings run)."""
+    graph, held = read if read is not None else term_inputs(store)
+    values = finding_values(store, found, graph)
+    for r in rows:
+        r["findings"] = values.get(r["credential_id"], 0.0)
+        r["holder"] = held.get(r["credential_id"])
+    return rows
+
+
+def term_inputs(store: CaseStore) -> tuple[Graph, dict[str, str]]:
+    """What :func:`with_findings` reads from the case besides the findings: the findings term's
+    graph and the holder class of every credential."""
     cur = store.cursor()
     try:
         held = holders(cur)
     finally:
         cur.close()
-    for r in rows:
-        r["findings"] = values.get(r["credential_id"], 0.0)
-        r["holder"] = held.get(r["credential_id"])
-    return rows
+    return finding_graph(store), held
 
 
 def live_ranking(

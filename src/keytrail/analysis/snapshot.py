@@ -35,7 +35,7 @@ from keytrail import __version__
 from keytrail.analysis.findings import Finding, zero_counts
 from keytrail.analysis.findings.catalog import RULES
 from keytrail.analysis.findings.run import live_findings
-from keytrail.analysis.ranking import rank_query_rows, row_score, with_findings
+from keytrail.analysis.ranking import rank_query_rows, row_scores, term_inputs, with_findings
 from keytrail.analysis.sigma.rules import load_rules
 from keytrail.config import load_config
 from keytrail.errors import KeytrailError
@@ -230,7 +230,8 @@ def refresh(store: CaseStore) -> SnapshotSummary:
     con.execute("DELETE FROM finding_cache")
 
     # The ranking's findings term reads the findings (the findings never read the ranking), but
-    # its query does not: it runs on its own cursor beside them, as does the conversion of the
+    # its query does not: it runs on its own cursor beside them, as do the reads of the graph the
+    # findings term and the holder classes need (ranking.term_inputs) and the conversion of the
     # Sigma rules (pure Python, about a second in a fresh process, while DuckDB works). Each
     # side's answer is what it is alone; only the idle core is used.
     cfg = load_config(None, rule_ids=RULES)
@@ -238,10 +239,12 @@ def refresh(store: CaseStore) -> SnapshotSummary:
         if cfg.sigma.enabled:  # an error (a missing folder) is raised again by the Sigma family
             pool.submit(load_rules, cfg.sigma.rules_dir or None)
         ranked = pool.submit(rank_query_rows, store)
+        read = pool.submit(term_inputs, store)
         found = live_findings(store, cfg, keep_raw_pass=True)
-        rows = with_findings(store, ranked.result(), found)
-    scored = [{**r, "score": row_score(r)} for r in rows]
-    table = pa.Table.from_pylist(scored) if rows else None
+        rows = with_findings(store, ranked.result(), found, read.result())
+    for r, score in zip(rows, row_scores(rows), strict=True):
+        r["score"] = score
+    table = pa.Table.from_pylist(rows) if rows else None
     con.execute("BEGIN TRANSACTION")
     try:
         if table is not None:
