@@ -58,40 +58,37 @@ def _covered(ctx: Context, fp: str) -> int | None:
     return through if n == int(state["events"]) else None
 
 
-def make(ctx: Context, sql_for: Callable[[str | None], str], out: str) -> None:
-    """``CREATE TEMP TABLE {out}`` with the rows of ``sql_for(None)`` (the query over every
-    CloudTrail record): the stored rows for the records they cover plus ``sql_for(where)`` over
-    the others. With ``ctx.keep_raw_pass`` the cache is then brought up to date."""
+def make(ctx: Context, sql_for: Callable[[str | None], str]) -> str:
+    """A relation (table name or subquery) with the rows of ``sql_for(None)``, the query over
+    every CloudTrail record: the stored rows for the records they cover, ``sql_for(where)`` read
+    now for the others. With ``ctx.keep_raw_pass`` the cache is first brought up to date and is
+    the relation (the rows are written once, not copied from a temporary table); the caller
+    drops the temporary tables named ``_kt_raw_*`` when done."""
     fp = fingerprint(sql_for(None))
     through = _covered(ctx, fp)
     top = int(ctx.scalar("SELECT coalesce(max(file_id), 0) FROM evidence"))
-    if through is None:
-        ctx.cur.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS {sql_for(None)}")
-        new = out
-    else:
-        new = "_kt_raw_new"
-        ctx.cur.execute(f"CREATE OR REPLACE TEMP TABLE {new} AS {sql_for(f'file_id > {through}')}")
-        ctx.cur.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {out} AS
-                SELECT r, event_uid FROM {TABLE} UNION ALL SELECT r, event_uid FROM {new}"""
-        )
-    if ctx.keep_raw_pass and through != top:
-        _save(ctx, fp, new, top, replace=through is None)
-    if new != out:
-        ctx.cur.execute(f"DROP TABLE {new}")
-
-
-def _save(ctx: Context, fp: str, new: str, top: int, *, replace: bool) -> None:
+    if through == top:
+        return TABLE
+    if through is None and not ctx.keep_raw_pass:
+        ctx.cur.execute(f"CREATE OR REPLACE TEMP TABLE _kt_raw_all AS {sql_for(None)}")
+        return "_kt_raw_all"
+    new = sql_for(None if through is None else f"file_id > {through}")
+    if through is not None:
+        ctx.cur.execute(f"CREATE OR REPLACE TEMP TABLE _kt_raw_new AS {new}")
+        new = "SELECT r, event_uid FROM _kt_raw_new"
+    if not ctx.keep_raw_pass:
+        return f"(SELECT r, event_uid FROM {TABLE} UNION ALL {new})"
     events = ctx.scalar(f"SELECT count(*) FROM events WHERE {_CT} AND file_id <= ?", [top])
     state = json.dumps({"fingerprint": fp, "through": top, "events": int(events)})
     cur = ctx.cur
     cur.execute("BEGIN TRANSACTION")
     try:
-        if replace:
+        if through is None:
             cur.execute(f"DELETE FROM {TABLE}")
-        cur.execute(f"INSERT INTO {TABLE} SELECT r, event_uid FROM {new}")
+        cur.execute(f"INSERT INTO {TABLE} {new}")
         cur.execute("INSERT OR REPLACE INTO case_meta VALUES (?, ?)", [KEY, state])
         cur.execute("COMMIT")
     except BaseException:
         cur.execute("ROLLBACK")
         raise
+    return TABLE

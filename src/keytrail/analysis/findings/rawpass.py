@@ -63,18 +63,17 @@ def ensure(ctx: Context) -> RawPass:
     if rs is not None and rules and has_records:
         with contextlib.suppress(Exception):  # a rule's SQL failed: each part on its own below
             # Kept in the case for the records an earlier snapshot read (findings.rawcache)
-            rawcache.make(
-                ctx, lambda where: one_pass_sql(rs, rules, (CONSOLE, -1), where), "_kt_raw_hit"
+            hits = rawcache.make(ctx, lambda where: one_pass_sql(rs, rules, (CONSOLE, -1), where))
+            ctx.cur.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _kt_console_ct AS
+                    SELECT event_uid FROM {hits} WHERE r = -1"""
             )
             ctx.cur.execute(
-                """CREATE OR REPLACE TEMP TABLE _kt_console_ct AS
-                   SELECT event_uid FROM _kt_raw_hit WHERE r = -1"""
+                f"""CREATE OR REPLACE TEMP TABLE _kt_sigma_hit AS
+                    SELECT r, event_uid FROM {hits} WHERE r >= 0"""
             )
-            ctx.cur.execute(
-                """CREATE OR REPLACE TEMP TABLE _kt_sigma_hit AS
-                   SELECT r, event_uid FROM _kt_raw_hit WHERE r >= 0"""
-            )
-            ctx.cur.execute("DROP TABLE _kt_raw_hit")
+            for t in ("_kt_raw_all", "_kt_raw_new"):
+                ctx.cur.execute(f"DROP TABLE IF EXISTS {t}")
             made = True
         if not made:
             hits_rule_by_rule(ctx, rs, rules)
