@@ -128,21 +128,30 @@ def test_a_second_ingest_reads_only_its_own_files(
     assert live == _no_cache_findings(path, tmp_path) != []
 
 
-def test_a_removed_covered_event_rebuilds_the_cache(
-    tmp_path: Path, two_parts: tuple[list[Path], list[Path]]
+@pytest.mark.parametrize(
+    "change",
+    [
+        "DELETE FROM events WHERE event_uid = '{uid}'",
+        # the same number of events, one of them another record (as a rewrite would leave it)
+        "UPDATE events SET record_no = record_no + 100000 WHERE event_uid = '{uid}'",
+    ],
+)
+def test_a_changed_covered_event_rebuilds_the_cache(
+    tmp_path: Path, two_parts: tuple[list[Path], list[Path]], change: str
 ) -> None:
     """De-duplication keeps the earliest copy, so it never removes a covered event; were one
-    removed anyway, the count in ``rawpass.cache`` no longer matches and every record is read."""
+    removed or replaced anyway, the digest in ``rawpass.cache`` no longer matches and every
+    record is read again."""
     first, _ = two_parts
     path = tmp_path / "case.duckdb"
     cfg = load_config(None, rule_ids=RULES)
     _ingest(path, *first)
     hit = _stored(path)[0]
     _sql(path, "INSERT INTO raw_pass_cache VALUES (0, 'marker')")
-    _sql(path, f"DELETE FROM events WHERE event_uid = '{hit[1]}'")
+    _sql(path, change.format(uid=hit[1]))
     assert (0, "marker") not in _run(path, cfg, keep=False)
     assert snapshot.refresh_case(path) is not None
-    assert _stored(path) == _fresh(path, cfg) and hit not in _stored(path)
+    assert _stored(path) == _fresh(path, cfg) and (0, "marker") not in _stored(path)
 
 
 def test_other_rules_neither_read_nor_keep_the_rows_of_the_old_ones(

@@ -13,9 +13,10 @@ which records, as JSON ``{"fingerprint", "through", "events"}``:
 - ``through``: the last ``file_id`` whose records it covers. A later ingest's files have higher
   ids (an interrupted ingest's committed files included): only their records are read, and the
   cache is extended with their rows;
-- ``events``: how many CloudTrail events of files up to ``through`` there were. De-duplication
-  keeps the earliest copy of an event, so it never removes one of those; were one removed (or
-  added) anyway, the count differs and the cache is ignored and rebuilt in full.
+- ``events``: a digest of the CloudTrail events of files up to ``through`` (their number and a
+  sum of hashes of their id and position, file and record: 0.05 CPU-s at 1M events).
+  De-duplication keeps the earliest copy of an event, so it never removes one of those; were one
+  removed, added or replaced anyway, the digest differs and the cache is ignored and rebuilt.
 
 Only :func:`keytrail.analysis.snapshot.refresh` writes it (the rows and the meta row in one
 transaction: an interrupted write leaves the cache as it was); a live findings run reads it when
@@ -54,8 +55,18 @@ def _covered(ctx: Context, fp: str) -> int | None:
     if state.get("fingerprint") != fp:
         return None
     through = int(state["through"])
-    n = ctx.scalar(f"SELECT count(*) FROM events WHERE {_CT} AND file_id <= ?", [through])
-    return through if n == int(state["events"]) else None
+    return through if _digest(ctx, through) == state.get("events") else None
+
+
+def _digest(ctx: Context, through: int) -> str:
+    """The number of CloudTrail events of files up to ``through`` and a sum of hashes of their
+    id, file and record."""
+    n, total = ctx.cur.execute(
+        f"""SELECT count(*), coalesce(sum(hash(event_uid, file_id, record_no)), 0)::VARCHAR
+            FROM events WHERE {_CT} AND file_id <= ?""",
+        [through],
+    ).fetchone() or (0, "0")
+    return f"{n}:{total}"
 
 
 def make(ctx: Context, sql_for: Callable[[str | None], str]) -> str:
@@ -78,8 +89,7 @@ def make(ctx: Context, sql_for: Callable[[str | None], str]) -> str:
         new = "SELECT r, event_uid FROM _kt_raw_new"
     if not ctx.keep_raw_pass:
         return f"(SELECT r, event_uid FROM {TABLE} UNION ALL {new})"
-    events = ctx.scalar(f"SELECT count(*) FROM events WHERE {_CT} AND file_id <= ?", [top])
-    state = json.dumps({"fingerprint": fp, "through": top, "events": int(events)})
+    state = json.dumps({"fingerprint": fp, "through": top, "events": _digest(ctx, top)})
     cur = ctx.cur
     cur.execute("BEGIN TRANSACTION")
     try:
