@@ -34,6 +34,8 @@ from keytrail.graph.principal_class import holders
 from keytrail.timefmt import format_utc
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from keytrail.analysis.findings import Finding
     from keytrail.store.case import CaseStore
 
@@ -245,19 +247,30 @@ def row_score(row: dict[str, Any]) -> float:
     return score(_values(row))
 
 
+#: The ranking query's columns (and the ``findings`` term) the score is worked out from.
+SCORE_INPUTS = (*_DIRECT, "findings", "kind", "expires_at", "origin")
+
+
 def row_scores(rows: list[dict[str, Any]]) -> list[float]:
-    """``[row_score(r) for r in rows]``, a term at a time (:func:`keytrail.analysis.scoring.scores`)."""
-    direct = {k: [r[k] for r in rows] for k in _DIRECT}
+    """``[row_score(r) for r in rows]``, a term at a time (:func:`column_scores`)."""
+    return column_scores({k: [r.get(k) for r in rows] for k in SCORE_INPUTS})
+
+
+def column_scores(cols: dict[str, list[Any]]) -> list[float]:
+    """:func:`row_score` of every row, from the :data:`SCORE_INPUTS` columns
+    (:func:`keytrail.analysis.scoring.scores`: the same floats)."""
     derived = {
-        "findings": [r.get("findings") or 0 for r in rows],
+        "findings": [v or 0 for v in cols["findings"]],
         "long_lived": [
-            int(r["kind"] in LONG_LIVED_KINDS and r["expires_at"] is None) for r in rows
+            int(k in LONG_LIVED_KINDS and x is None)
+            for k, x in zip(cols["kind"], cols["expires_at"], strict=True)
         ],
         "origin_unknown": [
-            int(r["origin"] == "unknown" and r["kind"] == "aws-temporary-key") for r in rows
+            int(o == "unknown" and k == "aws-temporary-key")
+            for o, k in zip(cols["origin"], cols["kind"], strict=True)
         ],
     }
-    return scores([direct[t] if t in direct else derived[t] for t in TERM_NAMES])
+    return scores([cols[t] if t in _DIRECT else derived[t] for t in TERM_NAMES])
 
 
 def to_rank(row: dict[str, Any]) -> CredentialRank:
@@ -303,8 +316,8 @@ def rank_query_rows(
     until: datetime | None = None,
     min_confidence: str = "inferred",
 ) -> list[dict[str, Any]]:
-    """The ranking query alone (one fresh cursor): it does not read the findings, so the
-    snapshot runs it beside them (:func:`keytrail.analysis.snapshot.refresh`)."""
+    """The ranking query alone (one fresh cursor): it does not read the findings (the snapshot
+    runs it beside them, as :func:`rank_query_table`)."""
     sql = rank_sql(
         "SELECT credential_id AS root FROM credentials",
         filtered=since is not None or until is not None,
@@ -313,16 +326,25 @@ def rank_query_rows(
     return query(store, sql, params(since, until, min_confidence))
 
 
+def rank_query_table(store: CaseStore) -> pa.Table:
+    """:func:`rank_query_rows` (no window, every confidence) as an Arrow table: the snapshot
+    stores it as it is plus three columns, with no row ever a Python dict."""
+    sql = rank_sql("SELECT credential_id AS root FROM credentials", filtered=False, every_root=True)
+    args = params(None, None, "inferred")
+    cur = store.cursor()
+    try:
+        rel = cur.sql(sql, params={k: v for k, v in args.items() if f"${k}" in sql})
+        table: pa.Table = rel.to_arrow_table()  # duckdb>=2 (pyproject)
+        return table
+    finally:
+        cur.close()
+
+
 def with_findings(
-    store: CaseStore,
-    rows: list[dict[str, Any]],
-    found: list[Finding] | None,
-    read: tuple[Graph, dict[str, str]] | None = None,
+    store: CaseStore, rows: list[dict[str, Any]], found: list[Finding] | None
 ) -> list[dict[str, Any]]:
-    """Add the ``findings`` term's value and the holder class to :func:`rank_query_rows`' rows.
-    ``read``: :func:`term_inputs` when the caller read them already (the snapshot, beside the
-    findings run)."""
-    graph, held = read if read is not None else term_inputs(store)
+    """Add the ``findings`` term's value and the holder class to :func:`rank_query_rows`' rows."""
+    graph, held = term_inputs(store)
     values = finding_values(store, found, graph)
     for r in rows:
         r["findings"] = values.get(r["credential_id"], 0.0)
@@ -332,7 +354,8 @@ def with_findings(
 
 def term_inputs(store: CaseStore) -> tuple[Graph, dict[str, str]]:
     """What :func:`with_findings` reads from the case besides the findings: the findings term's
-    graph and the holder class of every credential."""
+    graph and the holder class of every credential (the snapshot reads them beside the
+    findings run)."""
     cur = store.cursor()
     try:
         held = holders(cur)

@@ -32,10 +32,16 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from keytrail import __version__
+from keytrail.analysis.finding_score import Graph, finding_values
 from keytrail.analysis.findings import Finding, zero_counts
 from keytrail.analysis.findings.catalog import RULES
 from keytrail.analysis.findings.run import live_findings
-from keytrail.analysis.ranking import rank_query_rows, row_scores, term_inputs, with_findings
+from keytrail.analysis.ranking import (
+    SCORE_INPUTS,
+    column_scores,
+    rank_query_table,
+    term_inputs,
+)
 from keytrail.analysis.sigma.rules import load_rules
 from keytrail.config import load_config
 from keytrail.errors import KeytrailError
@@ -238,16 +244,13 @@ def refresh(store: CaseStore) -> SnapshotSummary:
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="kt-snapshot") as pool:
         if cfg.sigma.enabled:  # an error (a missing folder) is raised again by the Sigma family
             pool.submit(load_rules, cfg.sigma.rules_dir or None)
-        ranked = pool.submit(rank_query_rows, store)
+        ranked = pool.submit(rank_query_table, store)
         read = pool.submit(term_inputs, store)
         found = live_findings(store, cfg, keep_raw_pass=True)
-        rows = with_findings(store, ranked.result(), found, read.result())
-    for r, score in zip(rows, row_scores(rows), strict=True):
-        r["score"] = score
-    table = pa.Table.from_pylist(rows) if rows else None
+        table = _rank_table(store, ranked.result(), found, read.result())
     con.execute("BEGIN TRANSACTION")
     try:
-        if table is not None:
+        if table.num_rows:
             con.register("_kt_rank_arrow", table)
             con.execute("INSERT INTO rank_cache BY NAME SELECT * FROM _kt_rank_arrow")
             con.unregister("_kt_rank_arrow")
@@ -261,7 +264,22 @@ def refresh(store: CaseStore) -> SnapshotSummary:
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return SnapshotSummary(len(rows), len(found), time.monotonic() - start)
+    return SnapshotSummary(table.num_rows, len(found), time.monotonic() - start)
+
+
+def _rank_table(
+    store: CaseStore, ranked: pa.Table, found: list[Finding], read: tuple[Graph, dict[str, str]]
+) -> pa.Table:
+    """The ranking query's table with the columns :func:`with_findings` adds to its rows
+    (``findings``, ``holder``) and the score, built a column at a time."""
+    graph, held = read
+    values = finding_values(store, found, graph)
+    ids = ranked.column("credential_id").to_pylist()
+    table = ranked.append_column(
+        "findings", pa.array([values.get(c, 0.0) for c in ids], pa.float64())
+    ).append_column("holder", pa.array([held.get(c) for c in ids], pa.string()))
+    cols = {k: table.column(k).to_pylist() for k in SCORE_INPUTS}
+    return table.append_column("score", pa.array(column_scores(cols), pa.float64()))
 
 
 def _finding_table(found: list[Finding]) -> pa.Table:
