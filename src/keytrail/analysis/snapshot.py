@@ -15,6 +15,10 @@ effective configuration. A new keytrail version, a changed ``findings.toml`` or
 ``KEYTRAIL_CONFIG`` therefore never serves stale results; an old case without a
 snapshot is analysed live. The fingerprint is cleared before the tables are rebuilt, so
 an interrupted refresh leaves the case on the live path, never half-cached.
+
+The findings' read of every CloudTrail record's JSON is kept apart, in ``raw_pass_cache``
+(:mod:`keytrail.analysis.findings.rawcache`): it outlives an ingest, so the refresh after a
+second ingest reads only the new files' records.
 """
 
 from __future__ import annotations
