@@ -69,7 +69,8 @@ def _run(path: Path, cfg: FindingsConfig, keep: bool) -> Rows:
         ctx.keep_raw_pass = keep
         ensure(ctx)
         rows = cur.execute(
-            "SELECT -1, event_uid FROM _kt_console_ct UNION ALL SELECT r, event_uid FROM _kt_sigma_hit"
+            "SELECT -1, event_uid FROM _kt_console_ct "
+            "UNION ALL SELECT r, event_uid FROM _kt_sigma_hit"
         ).fetchall()
         cur.close()
     return sorted(rows)
@@ -101,7 +102,7 @@ def test_a_second_ingest_reads_only_its_own_files(
     state = _state(path)
     top = _sql(path, "SELECT max(file_id) FROM evidence")[0][0]
     assert state["through"] == top and _stored(path) == _fresh(path, cfg) != []
-    # A marker on an old record the rules do not match: kept means the old record was not read again.
+    # A marker on an old record the rules do not match: kept, the record was not read again.
     old = _sql(
         path,
         "SELECT min(event_uid) FROM events WHERE source = 'cloudtrail' AND event_uid NOT IN "

@@ -29,13 +29,12 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from keytrail import __version__
+from keytrail.analysis.code_hash import code_fingerprint
 from keytrail.analysis.finding_score import Graph, finding_values
 from keytrail.analysis.findings import Finding, zero_counts
 from keytrail.analysis.findings.catalog import RULES
@@ -49,7 +48,6 @@ from keytrail.analysis.ranking import (
 from keytrail.analysis.sigma.rules import load_rules
 from keytrail.config import load_config
 from keytrail.errors import KeytrailError
-from keytrail.fingerprint import source_fingerprint
 from keytrail.levels import Level
 
 if TYPE_CHECKING:
@@ -77,16 +75,6 @@ _FINDING_COLUMNS = (
     "last_seen",
     "details",
 )
-
-
-@lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """A hash of the code whose answers the snapshot stores (analysis package, graph model)."""
-    root = Path(__file__).resolve().parent
-    files = sorted(root.rglob("*.py")) + [root.parent / "graph" / "model.py"]
-    return source_fingerprint(
-        __version__, ((f.relative_to(root.parent).as_posix(), f) for f in files)
-    )
 
 
 def findings_fingerprint(cfg: FindingsConfig) -> str:

@@ -572,10 +572,11 @@ FINDING_CACHE = _t(
 
 RAW_PASS_CACHE = _t(
     "raw_pass_cache",
-    "What the findings' one read of every CloudTrail record's JSON found (`keytrail.analysis.findings."
-    "rawcache`): each Sigma rule's matching events and the events whose record has the console-session "
-    "flag, kept so a later snapshot reads only the records of files added since. Used only while "
-    "`case_meta` `rawpass.cache` matches the rules, the analysis code and the case's CloudTrail events.",
+    "What the findings' one read of every CloudTrail record's JSON found "
+    "(`keytrail.analysis.findings.rawcache`): each Sigma rule's matching events and the events "
+    "whose record has the console-session flag, kept so a later snapshot reads only the records "
+    "of files added since. Used only while `case_meta` `rawpass.cache` matches the rules, the "
+    "analysis code and the case's CloudTrail events.",
     (
         "r",
         "INTEGER",

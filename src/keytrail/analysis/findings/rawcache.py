@@ -41,7 +41,7 @@ _CT = "source = 'cloudtrail'"
 
 def fingerprint(sql: str) -> str:
     """The analysis code's fingerprint and the text of the query that makes the rows."""
-    from keytrail.analysis.snapshot import code_fingerprint
+    from keytrail.analysis.code_hash import code_fingerprint
 
     return hashlib.sha256((code_fingerprint() + sql).encode()).hexdigest()[:24]
 

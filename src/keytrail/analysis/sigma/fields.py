@@ -61,8 +61,9 @@ def select_sql(
     where: str | None = None,
 ) -> str:
     """``SELECT event_uid, "kt:sel", <field>..., "lc:<field>"...`` over the case's CloudTrail
-    events (those ``where`` holds for, SQL over ``events``; the ``lower`` fields also lower-cased): the rows rules are evaluated on, whether
-    stored as a table (:func:`build`) or read once by the query that evaluates every rule
+    events (those ``where`` holds for, SQL over ``events``; the ``lower`` fields also
+    lower-cased): the rows rules are evaluated on, whether stored as a table (:func:`build`) or
+    read once by the query that evaluates every rule
     (:func:`keytrail.analysis.findings.rawpass.one_pass_sql`).
 
     ``everywhere`` (None: all of ``fields``) are the fields extracted from every record; the
