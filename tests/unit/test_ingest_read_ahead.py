@@ -102,7 +102,8 @@ def test_read_ahead_loads_what_the_plain_path_loads(
     monkeypatch.setattr(ahead_mod.ReadAhead, "staged", spy)
     read = tmp_path / "ahead.duckdb"
     summary = ingest(read, [trail], graph=False)
-    assert len(used) == 4 and all(s is not None and s.table for s in used)  # 12 files, 3 a batch
+    # 12 files, 3 a batch; each staged with its resource rows
+    assert len(used) == 4 and all(s is not None and s.table and s.resources for s in used)
     assert {Path(p).name for s in used if s for p in s.refused} == {"f03b.json", "f05b.json.gz"}
     got, want = _rows(read), _rows(plain)
     assert got == want
