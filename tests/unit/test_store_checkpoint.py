@@ -21,9 +21,8 @@ def _row_groups_after_commits(con: duckdb.DuckDBPyConnection) -> tuple[int, int]
     con.execute("CREATE TABLE t (n INTEGER, s VARCHAR)")
     for part in range(3):
         con.execute("BEGIN")
-        con.execute(
-            f"INSERT INTO t SELECT i, 'row ' || i FROM range({part * 1000}, {part * 1000 + 1000}) r(i)"
-        )
+        lo = part * 1000
+        con.execute(f"INSERT INTO t SELECT i, 'row ' || i FROM range({lo}, {lo + 1000}) r(i)")
         con.execute("COMMIT")
         con.execute("CHECKPOINT")
     groups = con.execute(
