@@ -15,8 +15,8 @@ import duckdb
 import pytest
 
 from keytrail.scope.project import project
-from keytrail.scope.scratch import memory_case
-from keytrail.store.case import CaseStore
+from keytrail.scope.scratch import SCRATCH_VACUUM_TASKS, memory_case
+from keytrail.store.case import MAX_VACUUM_TASKS, CaseStore
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data" / "incident"
@@ -50,6 +50,9 @@ def test_the_memory_case_is_shared_then_gone(tmp_path: Path) -> None:
         writer.con.execute("INSERT INTO case_meta VALUES ('probe', 'x')")
         other = CaseStore.open(name, read_only=False)
         assert other.meta("probe") == "x"  # the same database, not a new empty one
+        # row groups merged as DuckDB does by default (the case writer turns that off)
+        setting = other.con.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()
+        assert setting == (SCRATCH_VACUUM_TASKS,) and SCRATCH_VACUUM_TASKS != MAX_VACUUM_TASKS
     other.close()
     assert writer.meta("probe") == "x"  # alive while a connection opened in the block is
     writer.close()

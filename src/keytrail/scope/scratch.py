@@ -8,7 +8,8 @@ an ordinary case (:meth:`keytrail.store.case.CaseStore.open` of its name) becaus
 every connection to one ``:memory:NAME`` in a process the same database.
 
 Memory stays bounded: the database has the writer's memory limit and spills to ``spill``
-(a temporary directory) beyond it, so a trail bigger than memory is slower, not fatal.
+(a temporary directory) beyond it, so a trail bigger than memory is slower, not fatal; and it
+merges small row groups as DuckDB does by default (the case writer does not).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+#: DuckDB's own default (the case writer's is ``store.case.MAX_VACUUM_TASKS``).
+SCRATCH_VACUUM_TASKS = 100
+
+
 @contextmanager
 def memory_case(spill: Path) -> Iterator[str]:
     """The name of a new in-memory case (``:memory:...``, for :meth:`CaseStore.open`), alive
@@ -36,6 +41,10 @@ def memory_case(spill: Path) -> Iterator[str]:
     hold = CaseStore.open(name, read_only=False, create=True)
     try:
         hold.con.execute(f"SET temp_directory = {quote_literal(str(spill))}")
+        # The case writer turns DuckDB's row-group merges off (``MAX_VACUUM_TASKS``: they cost
+        # CPU at every checkpoint of a file). In memory there is no checkpoint to pay for, and
+        # unmerged groups held more: 1.23 against 0.97 GiB peak RSS at 1M events, same CPU.
+        hold.con.execute(f"SET max_vacuum_tasks = {SCRATCH_VACUUM_TASKS}")
         yield name
     finally:
         hold.con.close()
