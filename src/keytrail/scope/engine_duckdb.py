@@ -94,9 +94,9 @@ def scope_duckdb(
             rows = clo.rows(store, LOCATIONS.format(selection=clo.selection_sql(WINDOW)), params)
             counts_in = proj.counts_in()
         finally:
-            # Closed before the kept records are read and copied: the projection (in memory for
-            # a narrow pass) is not needed past here, and a closure that keeps most of the trail
-            # would otherwise hold both at once (peak RSS).
+            # Closed before the kept records are read and copied: the projection is not needed
+            # past here, and a closure that keeps most of the trail would otherwise hold its
+            # buffers and the kept texts at once (peak RSS).
             proj.store.close()
         rows = with_raw(rows) if narrow else rows
         counts_out: dict[str, int] = {}

@@ -1,7 +1,6 @@
 """The per-record projection both engines walk: the trail loaded by the ingest adapters themselves.
 
-A scratch case (held in memory for the narrow pass, :mod:`keytrail.scope.scratch`; a DuckDB
-file in a temporary directory for the unchanged adapters) receives the files through
+A scratch case (a DuckDB file in a temporary directory) receives the files through
 :func:`keytrail.ingest.runner.ingest` with ``graph=False``: the same sniffing, the same adapters
 (CloudTrail's bulk SQL, Vault's request/response pairing and minting code, the agent readers),
 the same de-duplication, the same skipped/failed bookkeeping, and no graph. Then
@@ -12,7 +11,6 @@ read, scope reads too, and a credential means the same in both.
 from __future__ import annotations
 
 import tempfile
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,7 +26,6 @@ from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter, bulk_read
 from keytrail.ingest.runner import IngestSummary, ingest
 from keytrail.scope.narrow import NarrowCloudTrail
 from keytrail.scope.no_raw import without_raw
-from keytrail.scope.scratch import memory_case
 from keytrail.store.case import CaseStore
 from keytrail.store.sqltext import mask_stored_sql
 
@@ -94,22 +91,23 @@ def project(
     inventory: Iterable[str | Path] = (),
     narrow: bool = True,
 ) -> Projection:
-    """Load ``paths`` into a scratch case and derive the issuance facts there.
+    """Load ``paths`` into a scratch case at ``scratch`` and derive the issuance facts there.
 
-    ``narrow``: the case is in memory (:func:`keytrail.scope.scratch.memory_case`, spilling to
-    ``scratch``'s folder past the memory limit); CloudTrail through
-    :class:`keytrail.scope.narrow.NarrowCloudTrail` (no record text but for the classifier's
-    samples: :func:`with_raw` fetches the kept records' text); Vault and agent rows without
-    their text (:mod:`keytrail.scope.no_raw`). ``False``: the ingest exactly, as the record copy
-    needs it, into the case file ``scratch``.
+    ``narrow``: CloudTrail through :class:`keytrail.scope.narrow.NarrowCloudTrail` (no record
+    text but for the classifier's samples: :func:`with_raw` fetches the kept records' text);
+    Vault and agent rows without their text (:mod:`keytrail.scope.no_raw`). ``False``: the
+    ingest exactly, as the record copy needs it.
+
+    The case is a file, not an in-memory database: one was tried (no WAL, commits or
+    checkpoints) and cost the same CPU at 1M events with 0.05-0.1 GiB more peak RSS
+    (docs/performance.md, scope6).
     """
     subs: dict[str, type[SourceAdapter]] = {}
     if narrow:
         subs = {name: without_raw(load_adapter(name)) for name in _NO_RAW}
         subs["cloudtrail"] = NarrowCloudTrail
-    with memory_case(scratch.parent) if narrow else nullcontext(str(scratch)) as case:
-        summary = ingest(case, paths, inventory=inventory, graph=False, substitutes=subs)
-        store = CaseStore.open(case, read_only=False)
+    summary = ingest(scratch, paths, inventory=inventory, graph=False, substitutes=subs)
+    store = CaseStore.open(scratch, read_only=False)
     merge_agents(store.con)  # as the derive does first: one id per agent for the USES rules
     mint_facts(store.con)
     return Projection(store, summary)
