@@ -60,7 +60,6 @@ MAX_FACTS_SHARE = 0.3
 _TEMP = (
     "_kt_inc_new",
     "_kt_inc_cred",
-    "_kt_inc_mint",
     "_kt_inc_old_cred",
     "_kt_inc_old_uses",
     "_kt_inc_holds",
@@ -112,25 +111,15 @@ def derive_since(con: duckdb.DuckDBPyConnection, since: int) -> bool:
 
 
 def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
-    from keytrail.graph.agent_identity import merge_agents
+    from keytrail.graph.agent_identity import merge_agents, same_agent_links
     from keytrail.graph.derive import (
         CREDENTIALS,
         MINT_TABLES,
-        TOOL_CALL_SKEW_S,
-        TOOL_CALL_WINDOW_S,
         mint_facts,
         scoped,
     )
 
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _kt_inc_new AS SELECT event_uid, credential_id, "
-        "shared_event_id FROM events WHERE file_id > ?",
-        [since],
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _kt_inc_cred AS SELECT DISTINCT credential_id "
-        "FROM _kt_inc_new WHERE credential_id IS NOT NULL"
-    )
+    _new_events(con, since)
     cred = "{c} IN (SELECT credential_id FROM _kt_inc_cred)"
     in_cred = cred.format(c="credential_id")
     # What the old graph said, to find what changed: rows of credentials and USES, and holders.
@@ -140,34 +129,36 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
     )
     _holders(con, "_kt_inc_holds", "SELECT DISTINCT src, dst FROM links WHERE kind = 'MINTED'")
 
-    merge_agents(con)  # agent events only: the same ids as before, kept for same_agent_links
-    # The keys whose issuance facts or events the new rows touch. Only their Vault AWS-engine
-    # matches are made again (the rule groups by key: another key's rows come from its own old
-    # names and the Vault side, which CloudTrail files do not change), and only their
-    # ``credentials`` rows (a row is built from the key's own facts and events).
-    mint_facts(
-        con,
-        names="SELECT credential_id FROM _kt_inc_cred UNION SELECT credential_id FROM _kt_issue "
-        "WHERE credential_id IS NOT NULL AND (event_uid IN (SELECT event_uid FROM _kt_inc_new) "
-        "OR call_id IN (SELECT shared_event_id FROM _kt_inc_new))",
-    )
-    # The other keys' Vault AWS-engine facts, as the walks over ``_kt_mint`` read them (``src``,
-    # ``dst``, ``src_source``): their MINTED links, unchanged, name every such pair with source
-    # ``vault``. Only the walks read these rows; MINTED edges are rebuilt for ``names`` only.
-    con.execute("""
-        INSERT INTO _kt_mint (src, dst, src_source)
-        SELECT src, dst, 'vault' FROM links
-        WHERE kind = 'MINTED'
-          AND list_contains(from_json(attributes->'sources', '["VARCHAR"]'), 'vault')
-          AND dst NOT IN (SELECT credential_id FROM _kt_va_names)""")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _kt_inc_mint AS
-        SELECT credential_id FROM _kt_issue
-        WHERE event_uid IN (SELECT event_uid FROM _kt_inc_new)
-           OR call_id IN (SELECT shared_event_id FROM _kt_inc_new)
-        UNION SELECT aws_credential FROM _kt_vault_aws
-        WHERE aws_credential IN (SELECT credential_id FROM _kt_inc_cred)""")
-    in_mint = "{c} IN (SELECT credential_id FROM _kt_inc_mint)"
+    # Agent ids: new agent events, or old ones a new alias renames, change every agent-keyed row
+    # (logged and timing USES, SAME_AGENT, the per-call links' causes): those are rebuilt whole.
+    renamed = merge_agents(con)
+    kinds = {str(r[0]) for r in con.execute("SELECT DISTINCT source FROM _kt_inc_new").fetchall()}
+    agents = renamed > 0 or "agent" in kinds
+    logged = agents or "vault" in kinds  # Vault token metadata names agents too
+    # A new Vault issue under an AWS-engine username template may name any old key: then the
+    # rule matches every key, and the keys it pairs with a new issue are rebuilt too.
+    match_all = _new_aws_engine_issue(con)
+    mint_facts(con, names=_NAMES, match_all=match_all)
+    if match_all:
+        con.execute(
+            "INSERT INTO _kt_va_names SELECT aws_credential FROM _kt_vault_aws "
+            "WHERE vault_event IN (SELECT event_uid FROM _kt_inc_new) "
+            "EXCEPT SELECT credential_id FROM _kt_va_names"
+        )
+    else:
+        # The other keys' Vault AWS-engine facts, as the walks over ``_kt_mint`` read them
+        # (``src``, ``dst``, ``src_source``): their MINTED links, unchanged, name every such
+        # pair with source ``vault``. Only the walks read these rows; MINTED edges are rebuilt
+        # for ``names`` only.
+        con.execute("""
+            INSERT INTO _kt_mint (src, dst, src_source)
+            SELECT src, dst, 'vault' FROM links
+            WHERE kind = 'MINTED'
+              AND list_contains(from_json(attributes->'sources', '["VARCHAR"]'), 'vault')
+              AND dst NOT IN (SELECT credential_id FROM _kt_va_names)""")
+    # ``_kt_va_names``: every key whose issuance facts or events the new rows touch; their
+    # ``credentials`` rows, MINTED edges (in-edges), AUTHENTICATES_AS and decisions are rebuilt.
+    in_mint = "{c} IN (SELECT credential_id FROM _kt_va_names)"
 
     con.execute("DELETE FROM credentials WHERE credential_id IN (SELECT * FROM _kt_va_names)")
     con.execute(scoped(CREDENTIALS, "_kt_va_names"))
@@ -176,20 +167,15 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
     auth = f"({cred} OR {in_mint})"
     con.execute(f"DELETE FROM links WHERE kind = 'AUTHENTICATES_AS' AND {auth.format(c='src')}")
     derive_links.authenticates_as(con, auth.format(c="credential_id"))
-    con.execute(
-        "DELETE FROM links WHERE kind = 'USES' AND (starts_with(reason, ?) "
-        f"OR (starts_with(reason, ?) AND {cred.format(c='dst')}))",
-        [derive_uses.INVENTORY_REASON, derive_uses.TIMING_REASON],
-    )
-    derive_uses.uses_inventory(con)
-    derive_uses.uses_by_timing(
-        con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S, scope=in_cred
-    )
+    _uses(con, in_cred, logged=logged, agents=agents)
 
     _classify(con)
     con.execute("DELETE FROM links WHERE kind = 'DELEGATED'")
     derive_links.delegated(con)
-    _caused(con)
+    if agents:
+        con.execute("DELETE FROM links WHERE kind = 'SAME_AGENT'")
+        same_agent_links(con, derive_links.INSERT)
+    _caused(con, agents)
     con.execute(f"DELETE FROM links WHERE kind = 'ACTED_ON' AND {cred.format(c='src')}")
     derive_links.acted_on(con, in_cred)
     con.execute("DELETE FROM principals")
@@ -198,6 +184,89 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
     principal_class.classify_principals(con)
     for t in (*MINT_TABLES, *_TEMP, "_kt_agent_alias"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+#: The keys whose rows the new events can change (``mint_facts`` runs it once ``_kt_issue``
+#: exists): the new events' keys; keys with an issue row of a new event or of a call a new event
+#: shares (``sharedEventID``); AppRole login tokens whose secret id a new row issued.
+_NAMES = """
+SELECT credential_id FROM _kt_inc_cred
+UNION SELECT credential_id FROM _kt_issue
+WHERE credential_id IS NOT NULL AND (event_uid IN (SELECT event_uid FROM _kt_inc_new)
+                                     OR call_id IN (SELECT shared_event_id FROM _kt_inc_new))
+UNION SELECT l.credential_id FROM _kt_issue l JOIN _kt_issue s
+  ON s.kind = 'vault-secret-id' AND s.src_source = 'vault'
+ AND s.credential_id = l.attributes->>'secret_id'
+WHERE l.src_source = 'vault' AND l.kind = 'vault-token' AND l.attributes->>'login_path' IS NOT NULL
+  AND s.event_uid IN (SELECT event_uid FROM _kt_inc_new)
+"""
+
+
+def _new_events(con: duckdb.DuckDBPyConnection, since: int) -> None:
+    """``_kt_inc_new``: the events of files after ``since``, and old Vault response events the
+    pairing (:meth:`keytrail.ingest.vault.adapter.VaultAdapter.finalize`) gave a new file's
+    request time; ``_kt_inc_cred``: their credentials."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kt_inc_new AS SELECT event_uid, credential_id, "
+        "shared_event_id, source FROM events WHERE file_id > ?",
+        [since],
+    )
+    con.execute(
+        "INSERT INTO _kt_inc_new SELECT event_uid, credential_id, shared_event_id, source "
+        f"FROM events WHERE file_id <= $since AND {PAIRED_SINCE}",
+        {"since": since},
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kt_inc_cred AS SELECT DISTINCT credential_id "
+        "FROM _kt_inc_new WHERE credential_id IS NOT NULL"
+    )
+
+
+#: A Vault event of an old file paired with a request of a file after ``$since`` (its time
+#: changed).
+PAIRED_SINCE = (
+    "source = 'vault' AND details->>'entry' = 'pair' "
+    "AND TRY_CAST(details->>'request_file_id' AS BIGINT) > $since"
+)
+
+
+def _new_aws_engine_issue(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a new Vault issue row carries an AWS-engine username template."""
+    row = con.execute("""
+        SELECT count(*) FROM credential_issues
+        WHERE event_uid IN (SELECT event_uid FROM _kt_inc_new WHERE source = 'vault')
+          AND coalesce(attributes->>'username_prefix', '') LIKE 'vault-%'""").fetchone()
+    return bool(row and row[0])
+
+
+def _uses(con: duckdb.DuckDBPyConnection, in_cred: str, *, logged: bool, agents: bool) -> None:
+    """USES: the inventory edges whole (they read ``credentials``); the logged edges whole when
+    new agent or Vault events (or renamed agent events) may add some; the timing edges whole
+    when tool calls changed, else those of the new events' credentials."""
+    from keytrail.graph.derive import TOOL_CALL_SKEW_S, TOOL_CALL_WINDOW_S
+
+    gone = ["starts_with(reason, $inv)"]
+    if logged:
+        gone.append("list_contains($logged, reason)")
+    scope = "" if agents else in_cred
+    gone.append(
+        "starts_with(reason, $timing)"
+        + derive_links.and_scope(scope.replace("credential_id", "dst", 1))
+    )
+    con.execute(
+        f"DELETE FROM links WHERE kind = 'USES' AND ({' OR '.join(gone)})",
+        {
+            "inv": derive_uses.INVENTORY_REASON,
+            "timing": derive_uses.TIMING_REASON,
+            **({"logged": list(derive_uses.LOGGED_REASONS)} if logged else {}),
+        },
+    )
+    if logged:
+        derive_uses.uses_logged(con)
+    derive_uses.uses_inventory(con)
+    derive_uses.uses_by_timing(
+        con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S, scope=scope
+    )
 
 
 def _holders(con: duckdb.DuckDBPyConnection, table: str, minted: str) -> None:
@@ -219,7 +288,7 @@ def _classify(con: duckdb.DuckDBPyConnection) -> None:
         CREATE OR REPLACE TEMP TABLE _kt_inc_write AS
         WITH RECURSIVE changed AS (
           SELECT credential_id FROM _kt_inc_cred
-          UNION SELECT credential_id FROM _kt_inc_mint
+          UNION SELECT credential_id FROM _kt_va_names
           UNION SELECT credential_id FROM (SELECT * FROM credentials EXCEPT
                                            SELECT * FROM _kt_inc_old_cred)
           UNION SELECT dst FROM (SELECT * FROM links WHERE kind = 'USES' EXCEPT
@@ -250,8 +319,12 @@ def _classify(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _caused(con: duckdb.DuckDBPyConnection) -> None:
-    """``event_links`` of the new calls and of the calls whose credential's holders changed."""
+def _caused(con: duckdb.DuckDBPyConnection, agents: bool) -> None:
+    """``event_links`` of the new calls and of the calls whose credential's holders changed;
+    all of them when tool calls (the causes) changed (``agents``)."""
+    if agents:
+        derive_causes.caused(con)
+        return
     _holders(con, "_kt_holds", "SELECT src, dst FROM _kt_mint")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _kt_inc_effects AS
