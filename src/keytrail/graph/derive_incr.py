@@ -47,11 +47,14 @@ if TYPE_CHECKING:
 #: Above this share of new events in the case a full rebuild is as cheap (measured at 1M: see
 #: docs/performance.md, "Second ingest").
 MAX_NEW_SHARE = 0.3
-#: Above this share of the case's events signed with a credential the new events use, a full
-#: rebuild is as cheap: the per-credential steps restricted to those credentials cost about as
-#: much per event as the whole-case ones (at 1M, facts of credentials holding 1.02M of 1.05M
-#: events took 7.1 CPU-s against 2.8 for all), so long-lived keys active every day that sign most
-#: of the case make the second ingest cost a full rebuild, no more.
+#: Above this share of the case's events signed with a credential the new CloudTrail or Vault
+#: events use, a full rebuild is as cheap: the per-credential steps restricted to those
+#: credentials cost about as much per event as the whole-case ones (at 1M, facts of credentials
+#: holding 1.02M of 1.05M events took 7.1 CPU-s against 2.8 for all), so long-lived keys active
+#: every day that sign most of the case make the second ingest cost a full rebuild, no more.
+#: Keys an agent log names are not counted: for them only ``credentials`` rows and decisions are
+#: rebuilt (``ACTED_ON`` per new (key, resource) pair; AUTHENTICATES_AS reads no agent event),
+#: and the decisions' facts read every key's events in one scan above :data:`MAX_FACTS_SHARE`.
 MAX_TOUCHED_SHARE = 0.5
 #: Above this share of the CloudTrail events, the credential decisions read the facts of every
 #: credential (one scan) instead of those of the credentials to decide and their ancestors.
@@ -60,6 +63,8 @@ MAX_FACTS_SHARE = 0.3
 _TEMP = (
     "_kt_inc_new",
     "_kt_inc_cred",
+    "_kt_inc_auth",
+    "_kt_inc_pairs",
     "_kt_inc_old_cred",
     "_kt_inc_old_uses",
     "_kt_inc_holds",
@@ -96,7 +101,8 @@ def derive_since(con: duckdb.DuckDBPyConnection, since: int) -> bool:
     row = con.execute(
         """SELECT count(*) FILTER (WHERE file_id > $since),
                   count(*) FILTER (WHERE credential_id IN (
-                    SELECT credential_id FROM events WHERE file_id > $since)),
+                    SELECT credential_id FROM events
+                    WHERE file_id > $since AND source <> 'agent')),
                   count(*)
            FROM events""",
         {"since": since},
@@ -156,15 +162,26 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
             WHERE kind = 'MINTED'
               AND list_contains(from_json(attributes->'sources', '["VARCHAR"]'), 'vault')
               AND dst NOT IN (SELECT credential_id FROM _kt_va_names)""")
-    # ``_kt_va_names``: every key whose issuance facts or events the new rows touch; their
-    # ``credentials`` rows, MINTED edges (in-edges), AUTHENTICATES_AS and decisions are rebuilt.
-    in_mint = "{c} IN (SELECT credential_id FROM _kt_va_names)"
+    # ``_kt_va_names``: every key whose issuance facts or events the new rows touch: their
+    # ``credentials`` rows and decisions are rebuilt. ``_kt_inc_auth``: those less the keys only
+    # new agent events name (an agent log naming a key): MINTED (in-edges) and AUTHENTICATES_AS
+    # read a key's issue rows and CloudTrail and Vault events, never an agent event.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kt_inc_auth AS SELECT credential_id FROM _kt_inc_new "
+        f"WHERE source <> 'agent' AND credential_id IS NOT NULL UNION {_KEYS}"
+    )
+    if match_all:
+        con.execute(
+            "INSERT INTO _kt_inc_auth SELECT aws_credential FROM _kt_vault_aws "
+            "WHERE vault_event IN (SELECT event_uid FROM _kt_inc_new) "
+            "EXCEPT SELECT credential_id FROM _kt_inc_auth"
+        )
+    auth = "{c} IN (SELECT credential_id FROM _kt_inc_auth)"
 
     con.execute("DELETE FROM credentials WHERE credential_id IN (SELECT * FROM _kt_va_names)")
     con.execute(scoped(CREDENTIALS, "_kt_va_names"))
-    con.execute(f"DELETE FROM links WHERE kind = 'MINTED' AND {in_mint.format(c='dst')}")
-    derive_links.minted(con, in_mint.format(c="dst"))
-    auth = f"({cred} OR {in_mint})"
+    con.execute(f"DELETE FROM links WHERE kind = 'MINTED' AND {auth.format(c='dst')}")
+    derive_links.minted(con, auth.format(c="dst"))
     con.execute(f"DELETE FROM links WHERE kind = 'AUTHENTICATES_AS' AND {auth.format(c='src')}")
     derive_links.authenticates_as(con, auth.format(c="credential_id"))
     _uses(con, in_cred, logged=logged, agents=agents)
@@ -176,8 +193,7 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
         con.execute("DELETE FROM links WHERE kind = 'SAME_AGENT'")
         same_agent_links(con, derive_links.INSERT)
     _caused(con, agents)
-    con.execute(f"DELETE FROM links WHERE kind = 'ACTED_ON' AND {cred.format(c='src')}")
-    derive_links.acted_on(con, in_cred)
+    _acted_on(con)
     con.execute("DELETE FROM principals")
     derive_links.principals(con)
     con.execute("DELETE FROM principal_classes WHERE subject_kind = 'principal'")
@@ -186,12 +202,31 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
         con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
-#: The keys whose rows the new events can change (``mint_facts`` runs it once ``_kt_issue``
-#: exists): the new events' keys; keys with an issue row of a new event or of a call a new event
-#: shares (``sharedEventID``); AppRole login tokens whose secret id a new row issued.
-_NAMES = """
-SELECT credential_id FROM _kt_inc_cred
-UNION SELECT credential_id FROM _kt_issue
+def _acted_on(con: duckdb.DuckDBPyConnection) -> None:
+    """``ACTED_ON`` of the (credential, resource) pairs of the new events: an edge aggregates the
+    events of its pair only (a long-lived key's edges to resources no new event names stay)."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _kt_inc_pairs AS
+        SELECT DISTINCT n.credential_id, r.resource_id
+        FROM _kt_inc_new n JOIN event_resources r ON r.event_uid = n.event_uid
+        WHERE n.credential_id IS NOT NULL""")
+    con.execute("""
+        DELETE FROM links WHERE kind = 'ACTED_ON' AND EXISTS (
+          SELECT 1 FROM _kt_inc_pairs p WHERE p.credential_id = links.src
+                                          AND p.resource_id = links.dst)""")
+    derive_links.acted_on(
+        con,
+        "e.credential_id IN (SELECT credential_id FROM _kt_inc_pairs) AND EXISTS ("
+        "SELECT 1 FROM _kt_inc_pairs p WHERE p.credential_id = e.credential_id "
+        "AND p.resource_id = r.resource_id)",
+    )
+
+
+#: Keys whose issuance facts the new rows touch (run once ``_kt_issue`` exists): keys with an
+#: issue row of a new event or of a call a new event shares (``sharedEventID``); AppRole login
+#: tokens whose secret id a new row issued.
+_KEYS = """
+SELECT credential_id FROM _kt_issue
 WHERE credential_id IS NOT NULL AND (event_uid IN (SELECT event_uid FROM _kt_inc_new)
                                      OR call_id IN (SELECT shared_event_id FROM _kt_inc_new))
 UNION SELECT l.credential_id FROM _kt_issue l JOIN _kt_issue s
@@ -200,6 +235,8 @@ UNION SELECT l.credential_id FROM _kt_issue l JOIN _kt_issue s
 WHERE l.src_source = 'vault' AND l.kind = 'vault-token' AND l.attributes->>'login_path' IS NOT NULL
   AND s.event_uid IN (SELECT event_uid FROM _kt_inc_new)
 """
+#: The keys whose rows the new events can change: the new events' keys, and :data:`_KEYS`.
+_NAMES = f"SELECT credential_id FROM _kt_inc_cred UNION {_KEYS}"
 
 
 def _new_events(con: duckdb.DuckDBPyConnection, since: int) -> None:
