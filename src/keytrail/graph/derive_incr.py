@@ -1,31 +1,39 @@
-"""Derive only what new CloudTrail events change, with the rows a full rebuild would write.
+"""Derive only what new CloudTrail, Vault or agent-log events change, as a full rebuild would.
 
-A second ingest into a large case (a new day of CloudTrail) used to rebuild every derived table
-from the whole case: 11 s at 1M events for 100k new ones. Here, when the case was derived
-before (``case_meta`` ``derived.through_file_id``, same derive code) and the new files are
-CloudTrail only (:func:`keytrail.ingest.finalize.incremental_since`), each derived row is either
-rebuilt from the whole case because that is cheap, or rebuilt only for the keys whose input rows
-the new events touch, with the same SQL restricted to those keys:
+A second ingest into a large case (a new day of CloudTrail, the Vault or agent logs a day after the
+CloudTrail) used to rebuild every derived table from the whole case. Here, when the case was
+derived before (``case_meta`` ``derived.through_file_id``, same derive code) and the new files are
+CloudTrail, Vault audit or agent logs (:func:`keytrail.ingest.finalize.incremental_since`), each
+derived row is either rebuilt from the whole case because that is cheap or unavoidable, or
+rebuilt only for the keys whose input rows the new events touch, with the same SQL restricted
+to those keys. "New events": those of the new files, and old Vault events the cross-file pairing
+gave a new file's request time (:data:`PAIRED_SINCE`).
 
-- per credential, from its events: ``ACTED_ON``, ``AUTHENTICATES_AS`` (their group keys hold
-  the credential) and the timing ``USES``: the credentials the new events are signed with;
-- ``MINTED``: the credentials whose issue rows are new or share a call (``sharedEventID``) with a
-  new event, and those the Vault AWS-engine rule matches by a new event's name;
+- ``credentials`` rows and the Vault AWS-engine name matches: the new events' keys, keys with a
+  new (or call-sharing, ``sharedEventID``) issue row, AppRole login tokens whose secret id a new
+  row issued, and, when a new Vault issue carries an AWS-engine username template (it may name
+  any old key), every key the rule pairs with a new issue (the rule then matches every key;
+  otherwise only the keys above, and the walks read the other keys' Vault pairs back from their
+  MINTED links);
+- ``MINTED`` (in-edges) and ``AUTHENTICATES_AS``: the same keys less those only new agent events
+  name: both read a key's issue rows and CloudTrail and Vault events, never an agent event;
+- ``ACTED_ON``: the (credential, resource) pairs of the new events (an edge is one pair's events);
+- the timing ``USES``: the new events' keys; every edge when tool calls changed (new agent
+  events, or old ones a new alias renames: :func:`keytrail.graph.agent_identity.merge_agents`);
 - the person/workload decisions of credentials (:mod:`keytrail.graph.principal_class`): every
   credential whose row, USES edges, issue or events changed, and all minted from those (a
   decision is inherited down MINTED edges), decided from their facts and their ancestors';
 - ``event_links``: the new calls, and the old calls signed with a credential whose holders
-  (agents with a proven/strong USES, and what it minted) changed;
-- the Vault AWS-engine name matches and the ``credentials`` rows: the keys of the new events
-  and those with new (or call-sharing) issue rows; the walks read the other keys' Vault pairs
-  back from their MINTED links;
-- rebuilt in full (small inputs, under a second at 1M): ``principals``, ``DELEGATED``, the
-  inventory ``USES``, the principals' decisions, the issue facts.
+  (agents with a proven/strong USES, and what it minted) changed; all of them when tool calls
+  changed: a new tool call may have caused any old call on its target in its window, and
+  finding those is the same scan of every call's resources as the full rule;
+- rebuilt in full (small inputs, or agent-keyed rows whose agent ids may move): ``principals``,
+  ``DELEGATED``, the inventory ``USES``, the logged ``USES`` and ``SAME_AGENT`` (when agent or
+  Vault events are new), the principals' decisions, the issue facts.
 
-CloudTrail events carry no agent id and no Vault pairing, so ``SAME_AGENT``, the agent-log and
-Vault-metadata ``USES`` and the agent merge are unchanged. What does not fit these rules (a Vault,
-agent, inventory or policy file; a case derived by other code; new events more than
-:data:`MAX_NEW_SHARE` of the case, or signed with credentials that sign over
+What does not fit these rules (an inventory or policy file, which changes the rules for every
+credential and agent; a case derived by other code; new events more than :data:`MAX_NEW_SHARE` of
+the case, or new CloudTrail and Vault events signed with credentials that sign over
 :data:`MAX_TOUCHED_SHARE` of it) takes the full rebuild of :func:`keytrail.graph.derive.derive`.
 ``tests/unit/test_derive_incremental.py`` compares every derived row of both paths.
 """

@@ -11,8 +11,8 @@ several Vault audit devices, the same span exported twice). Here, once per inges
 4. CloudTrail digest integrity checks;
 5. the derived tables (``credentials``, ``principals``, ``links``) via
    :func:`keytrail.graph.derive.derive` (or, when the case was derived before and this ingest
-   adds only CloudTrail, Vault or agent files, :func:`keytrail.graph.derive_incr.derive_since`, which derives only
-   what the new events change, with the same rows as a full rebuild),
+   adds only CloudTrail, Vault or agent files, :func:`keytrail.graph.derive_incr.derive_since`,
+   which derives only what the new events change, with the same rows as a full rebuild),
    which also invalidates the analysis snapshot (its ``case_meta`` fingerprints are
    removed: it described the case before this ingest). ``keytrail ingest`` rebuilds it
    afterwards (:mod:`keytrail.analysis.snapshot`); until then readers analyse live.
