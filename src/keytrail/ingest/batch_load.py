@@ -57,7 +57,7 @@ def _now() -> datetime:
 
 
 class Planned:
-    """A file the plan gives to an adapter: what the sniff found, and its load context once loading."""
+    """A file the plan gives to an adapter: what the sniff found, then its load context."""
 
     __slots__ = ("adapter", "codec", "ctx", "fmt", "gzipped", "path", "sha", "size")
 
@@ -95,8 +95,8 @@ def _insert_evidence(
     note: str | None,
 ) -> None:
     store.con.execute(
-        "INSERT INTO evidence (file_id, path, sha256, bytes, source, format, adapter, status, records,"
-        " rejected, ingested_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
+        "INSERT INTO evidence (file_id, path, sha256, bytes, source, format, adapter, status,"
+        " records, rejected, ingested_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
         [file_id, str(path), sha, size, source, fmt, adapter, status, _now(), note],
     )
 
@@ -105,7 +105,10 @@ def record_skipped(store: CaseStore, path: Path, sha: str, size: int, head: byte
     if not head.strip():
         why = "empty file"
     else:
-        why = "content matches no known format (CloudTrail, Vault audit, OTLP JSON, MCP, keytrail agent JSONL)"
+        why = (
+            "content matches no known format "
+            "(CloudTrail, Vault audit, OTLP JSON, MCP, keytrail agent JSONL)"
+        )
     _insert_evidence(store, _next_file_id(store), path, sha, size, None, None, None, "skipped", why)
     return FileResult(str(path), sha, size, "skipped", note=why)
 
@@ -133,7 +136,8 @@ def record_provenance(store: CaseStore, path: Path, sha: str, size: int) -> File
 
 def is_write_failure(e: BaseException) -> bool:
     """True for errors writing the case file (disk full, file size limit, I/O), as opposed to an
-    adapter choking on a file: those must stop the ingest, not fail every later file the same way."""
+    adapter choking on a file: those must stop the ingest, not fail every later file the same
+    way."""
     if isinstance(e, OSError) and e.errno in (
         errno.ENOSPC,
         errno.EFBIG,
@@ -171,13 +175,14 @@ def writing(store: CaseStore) -> Iterator[None]:
             pass
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CaseWriteError(
-            f"writing the case {store.path} failed: {first}. Files loaded before this one are kept and the "
-            "case is marked unfinished; free space (or fix the device) and run the same command again"
+            f"writing the case {store.path} failed: {first}. Files loaded before this one are kept "
+            "and the case is marked unfinished; free space (or fix the device) and run the same "
+            "command again"
         ) from e
 
 
 def record_unusable(store: CaseStore, path: Path, why: str) -> FileResult:
-    """A path that is not a readable regular file: listed as skipped (no hash: it was never read)."""
+    """A path that is not a readable regular file: listed as skipped (no hash: never read)."""
     _insert_evidence(store, _next_file_id(store), path, "", None, None, None, None, "skipped", why)
     return FileResult(str(path), "", 0, "skipped", note=why)
 

@@ -133,7 +133,8 @@ def ingest(
     """
     unusable: list[tuple[Path, str]] = []
     inv_files = expand_paths(inventory, unusable)
-    # An inventory inside a walked directory is read once, as the inventory (not skipped as a log first).
+    # An inventory inside a walked directory is read once, as the inventory (not skipped as a
+    # log first).
     files = [p for p in expand_paths(paths, unusable) if p not in set(inv_files)]
     start = time.monotonic()
     summary = IngestSummary(case=str(case_path))
