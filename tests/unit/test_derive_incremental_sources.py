@@ -4,7 +4,8 @@ one ingest of both parts).
 
 Cases: the Vault and agent logs a day after the CloudTrail; a Vault log cut in two with a
 request/response pair split each way; the sample incident's agent logs or Vault log second; an
-OTLP record that renames old agent events.
+OTLP record that renames old agent events; a Vault and agent ingest that died in its
+end-of-ingest steps.
 """
 
 from __future__ import annotations
@@ -14,9 +15,24 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
+
+from keytrail.ingest import finalize as finalize_mod
+from keytrail.ingest.runner import ingest
 
 from . import test_derive_incremental as base
-from .test_derive_incremental import SAMPLE, _check, _gen, _others, _trail
+from .test_derive_incremental import (
+    DERIVED,
+    INGESTED,
+    SAMPLE,
+    _assert_same,
+    _check,
+    _dump,
+    _full_rederive,
+    _gen,
+    _others,
+    _trail,
+)
 
 # the oracle's fixtures, shared by name
 gen_root = base.gen_root
@@ -153,3 +169,32 @@ def test_a_new_agent_record_renames_old_events(tmp_path: Path, incremental: list
         "SELECT count(*) FROM links WHERE kind = 'SAME_AGENT' AND src = 'Ledger Reconciler'",
     )
     assert moved == len(renamed) and same == 1, (moved, same)
+
+
+def test_a_vault_and_agent_ingest_stopped_before_its_finalize(
+    tmp_path: Path, gen_root: Path, incremental: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vault and agent files committed by an ingest that died in its end-of-ingest steps (as
+    after a kill -9 there: the cross-file pairing rolled back with them) are derived by the next
+    ingest, which finds them loaded: the rows of a full rebuild and of one ingest of all."""
+    a = _gen(gen_root, 5, 12000)
+    one, two = _split_vault(next((a / "vault").rglob("*.log")), tmp_path / "vsplit")
+    agents = [p for p in _others(a) if "/agents/" in p.as_posix()]
+    case = tmp_path / "case.duckdb"
+    ingest(case, _trail(a) + [one])
+    real = finalize_mod.derive_since
+
+    def dies(con: duckdb.DuckDBPyConnection, since: int) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(finalize_mod, "derive_since", dies)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(case, [two, *agents])
+    monkeypatch.setattr(finalize_mod, "derive_since", real)
+    summary = ingest(case, [two, *agents])
+    assert {f.status for f in summary.files} == {"already-ingested"}
+    assert incremental == [1]
+    _assert_same(_dump(case, DERIVED), _full_rederive(case, tmp_path))
+    once = tmp_path / "once.duckdb"
+    ingest(once, [*_trail(a), one, two, *agents])
+    _assert_same(_dump(case, (*DERIVED, *INGESTED)), _dump(once, (*DERIVED, *INGESTED)))
