@@ -1,6 +1,6 @@
 """A hash of source files: how stored results know which code made them.
 
-The analysis snapshot (:func:`keytrail.analysis.snapshot.code_fingerprint`) and the derived graph
+The analysis snapshot (:func:`keytrail.analysis.code_hash.code_fingerprint`) and the derived graph
 tables (:func:`keytrail.graph.derive_incr.derive_fingerprint`) are kept in the case only while the
 code that made them is the code running; each stores this hash of its files in ``case_meta`` and
 recomputes when the hash differs.

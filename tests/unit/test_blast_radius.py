@@ -183,8 +183,9 @@ def test_every_root_counts_equal_one_root_counts(store: CaseStore) -> None:
 
 def test_row_score_is_the_ranks_score(store: CaseStore) -> None:
     """The snapshot stores ``row_score`` (no term objects); it is the score the rank shows."""
-    from keytrail.analysis.ranking import live_rank_rows, row_score, to_rank
+    from keytrail.analysis.ranking import live_rank_rows, row_score, row_scores, to_rank
 
     rows = live_rank_rows(store)
     assert rows and any(to_rank(r).score for r in rows)
     assert [row_score(r) for r in rows] == [to_rank(r).score for r in rows]
+    assert row_scores(rows) == [row_score(r) for r in rows]

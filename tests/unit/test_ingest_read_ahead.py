@@ -19,6 +19,18 @@ from keytrail.ingest.runner import ingest
 
 
 def _record(n: int, file_no: int) -> dict[str, Any]:
+    if n == 1:  # an issuing call: a credential_issues row
+        return {
+            "eventVersion": "1.08",
+            "eventID": f"id-{file_no}-{n}",
+            "eventTime": f"2026-03-02T00:{file_no:02d}:01Z",
+            "eventSource": "sts.amazonaws.com",
+            "eventName": "AssumeRole",
+            "userIdentity": {"type": "IAMUser", "accessKeyId": "AKIAEXAMPLEKEY000001"},
+            "requestParameters": {"roleArn": "arn:aws:iam::111122223333:role/r"},
+            "responseElements": {"credentials": {"accessKeyId": f"ASIAEXAMPLE{file_no:09d}"}},
+            "recipientAccountId": "111122223333",
+        }
     return {
         "eventVersion": "1.08",
         "eventID": f"id-{file_no}-{n}",
@@ -71,6 +83,9 @@ def _rows(case: Path) -> dict[str, list[tuple[Any, ...]]]:
             "resources": con.execute(
                 "SELECT * FROM event_resources ORDER BY event_uid, resource_id"
             ).fetchall(),
+            "issues": con.execute(
+                "SELECT * FROM credential_issues ORDER BY credential_id, event_uid"
+            ).fetchall(),
         }
     finally:
         con.close()
@@ -102,10 +117,12 @@ def test_read_ahead_loads_what_the_plain_path_loads(
     monkeypatch.setattr(ahead_mod.ReadAhead, "staged", spy)
     read = tmp_path / "ahead.duckdb"
     summary = ingest(read, [trail], graph=False)
-    assert len(used) == 4 and all(s is not None and s.table for s in used)  # 12 files, 3 a batch
+    # 12 files, 3 a batch; each staged with its resource and issue rows
+    assert len(used) == 4 and all(s and s.table and s.resources and s.issues for s in used)
     assert {Path(p).name for s in used if s for p in s.refused} == {"f03b.json", "f05b.json.gz"}
     got, want = _rows(read), _rows(plain)
     assert got == want
+    assert len(got["issues"]) == 11  # the AssumeRole of f00-f08, f03b and f07b
     whole = sum(5 + f for f in range(9)) + 2 + 1  # the truncated file adds what inflates
     assert whole < len(got["events"]) < whole + 40
     assert [r[3] for r in got["rejects"]].count(

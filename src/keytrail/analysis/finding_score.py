@@ -20,6 +20,7 @@ No cycle: the findings never read the ranking. The term always uses the default 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from keytrail.levels import Level
@@ -41,11 +42,46 @@ HOP_FACTOR = 0.25
 UNKNOWN_HOLDER_FACTOR = 3.0
 
 
-def finding_values(store: CaseStore, found: list[Finding] | None = None) -> dict[str, float]:
-    """``{credential_id: value}`` of the ``findings`` term for every credential with a finding in
-    its tree (``found``: the default findings when omitted)."""
+@dataclass(frozen=True)
+class Graph:
+    """What the term reads from the case besides the findings (no finding needed to read it, so
+    the snapshot reads it beside the findings run)."""
+
+    creds: frozenset[str]
+    """Every credential of the case."""
+    unknown: frozenset[str]
+    """Credentials whose holder the principal classifier calls ``unknown``."""
+    parents: dict[str, set[str]]
+    """``MINTED`` parents of each credential."""
+
+
+def graph(store: CaseStore) -> Graph:
     from keytrail.graph.principal_class import table_sql
 
+    creds = frozenset(
+        r["credential_id"] for r in store.query("SELECT credential_id FROM credentials")
+    )
+    unknown = frozenset(
+        r["subject"]
+        for r in store.query(
+            f"SELECT subject FROM {table_sql(store.con)} "
+            "WHERE subject_kind = 'credential' AND class = 'unknown'"
+        )
+    )
+    parents: dict[str, set[str]] = defaultdict(set)
+    for r in store.query(
+        "SELECT DISTINCT src, dst FROM links WHERE kind = 'MINTED' AND src <> dst"
+    ):
+        parents[r["dst"]].add(r["src"])
+    return Graph(creds, unknown, parents)
+
+
+def finding_values(
+    store: CaseStore, found: list[Finding] | None = None, read: Graph | None = None
+) -> dict[str, float]:
+    """``{credential_id: value}`` of the ``findings`` term for every credential with a finding in
+    its tree (``found``: the default findings when omitted; ``read``: :func:`graph` of the case,
+    read now when omitted)."""
     if found is None:  # computed now; analysis.answers passes the stored findings instead
         from keytrail.analysis.findings.catalog import RULES
         from keytrail.analysis.findings.run import live_findings
@@ -54,24 +90,13 @@ def finding_values(store: CaseStore, found: list[Finding] | None = None) -> dict
         found = live_findings(store, load_config(None, rule_ids=RULES))
     if not found:
         return {}
-    creds = {r["credential_id"] for r in store.query("SELECT credential_id FROM credentials")}
-    unknown = {
-        r["subject"]
-        for r in store.query(
-            f"SELECT subject FROM {table_sql(store.con)} "
-            "WHERE subject_kind = 'credential' AND class = 'unknown'"
-        )
-    }
+    g = read if read is not None else graph(store)
+    creds, unknown, parents = g.creds, g.unknown, g.parents
     own: dict[str, float] = defaultdict(float)
     for f in found:
         for s in set(f.subjects):
             if s in creds:
                 own[s] += LEVEL_POINTS[f.level]
-    parents: dict[str, set[str]] = defaultdict(set)
-    for r in store.query(
-        "SELECT DISTINCT src, dst FROM links WHERE kind = 'MINTED' AND src <> dst"
-    ):
-        parents[r["dst"]].add(r["src"])
     value: dict[str, float] = defaultdict(float)
     for cred, pts in own.items():
         if not pts:

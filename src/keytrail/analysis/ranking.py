@@ -18,14 +18,24 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keytrail.analysis import classify
-from keytrail.analysis.finding_score import finding_values
+from keytrail.analysis.finding_score import Graph, finding_values
+from keytrail.analysis.finding_score import graph as finding_graph
 from keytrail.analysis.lineage import closure_sql
-from keytrail.analysis.scoring import ScoreTerm, score, score_terms, total
+from keytrail.analysis.scoring import (
+    TERM_NAMES,
+    ScoreTerm,
+    score,
+    score_terms,
+    scores,
+    total,
+)
 from keytrail.graph.model import allowed_confidences
 from keytrail.graph.principal_class import holders
 from keytrail.timefmt import format_utc
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from keytrail.analysis.findings import Finding
     from keytrail.store.case import CaseStore
 
@@ -206,23 +216,24 @@ def params(
     return {"since": since, "until": until, "allowed": allowed_confidences(min_confidence), **extra}
 
 
+#: The score terms whose value is a column of the ranking query as it is.
+_DIRECT = (
+    "permission_changes",
+    "secrets_read",
+    "writes",
+    "deletes",
+    "resources",
+    "credentials_minted",
+    "accounts",
+    "principals",
+    "denied",
+    "events",
+)
+
+
 def _values(row: dict[str, Any]) -> dict[str, Any]:
     """The scoring values of one ranking row (:mod:`keytrail.analysis.scoring`)."""
-    values = {
-        k: row[k]
-        for k in (
-            "permission_changes",
-            "secrets_read",
-            "writes",
-            "deletes",
-            "resources",
-            "credentials_minted",
-            "accounts",
-            "principals",
-            "denied",
-            "events",
-        )
-    }
+    values = {k: row[k] for k in _DIRECT}
     values["findings"] = row.get("findings") or 0
     values["long_lived"] = int(row["kind"] in LONG_LIVED_KINDS and row["expires_at"] is None)
     values["origin_unknown"] = int(
@@ -234,6 +245,32 @@ def _values(row: dict[str, Any]) -> dict[str, Any]:
 def row_score(row: dict[str, Any]) -> float:
     """``to_rank(row).score`` without building the rank (what the snapshot stores per row)."""
     return score(_values(row))
+
+
+#: The ranking query's columns (and the ``findings`` term) the score is worked out from.
+SCORE_INPUTS = (*_DIRECT, "findings", "kind", "expires_at", "origin")
+
+
+def row_scores(rows: list[dict[str, Any]]) -> list[float]:
+    """``[row_score(r) for r in rows]``, a term at a time (:func:`column_scores`)."""
+    return column_scores({k: [r.get(k) for r in rows] for k in SCORE_INPUTS})
+
+
+def column_scores(cols: dict[str, list[Any]]) -> list[float]:
+    """:func:`row_score` of every row, from the :data:`SCORE_INPUTS` columns
+    (:func:`keytrail.analysis.scoring.scores`: the same floats)."""
+    derived = {
+        "findings": [v or 0 for v in cols["findings"]],
+        "long_lived": [
+            int(k in LONG_LIVED_KINDS and x is None)
+            for k, x in zip(cols["kind"], cols["expires_at"], strict=True)
+        ],
+        "origin_unknown": [
+            int(o == "unknown" and k == "aws-temporary-key")
+            for o, k in zip(cols["origin"], cols["kind"], strict=True)
+        ],
+    }
+    return scores([cols[t] if t in _DIRECT else derived[t] for t in TERM_NAMES])
 
 
 def to_rank(row: dict[str, Any]) -> CredentialRank:
@@ -279,8 +316,8 @@ def rank_query_rows(
     until: datetime | None = None,
     min_confidence: str = "inferred",
 ) -> list[dict[str, Any]]:
-    """The ranking query alone (one fresh cursor): it does not read the findings, so the
-    snapshot runs it beside them (:func:`keytrail.analysis.snapshot.refresh`)."""
+    """The ranking query alone (one fresh cursor): it does not read the findings (the snapshot
+    runs it beside them, as :func:`rank_query_table`)."""
     sql = rank_sql(
         "SELECT credential_id AS root FROM credentials",
         filtered=since is not None or until is not None,
@@ -289,20 +326,42 @@ def rank_query_rows(
     return query(store, sql, params(since, until, min_confidence))
 
 
+def rank_query_table(store: CaseStore) -> pa.Table:
+    """:func:`rank_query_rows` (no window, every confidence) as an Arrow table: the snapshot
+    stores it as it is plus three columns, with no row ever a Python dict."""
+    sql = rank_sql("SELECT credential_id AS root FROM credentials", filtered=False, every_root=True)
+    args = params(None, None, "inferred")
+    cur = store.cursor()
+    try:
+        rel = cur.sql(sql, params={k: v for k, v in args.items() if f"${k}" in sql})
+        table: pa.Table = rel.to_arrow_table()  # duckdb>=2 (pyproject)
+        return table
+    finally:
+        cur.close()
+
+
 def with_findings(
     store: CaseStore, rows: list[dict[str, Any]], found: list[Finding] | None
 ) -> list[dict[str, Any]]:
     """Add the ``findings`` term's value and the holder class to :func:`rank_query_rows`' rows."""
-    values = finding_values(store, found)
+    graph, held = term_inputs(store)
+    values = finding_values(store, found, graph)
+    for r in rows:
+        r["findings"] = values.get(r["credential_id"], 0.0)
+        r["holder"] = held.get(r["credential_id"])
+    return rows
+
+
+def term_inputs(store: CaseStore) -> tuple[Graph, dict[str, str]]:
+    """What :func:`with_findings` reads from the case besides the findings: the findings term's
+    graph and the holder class of every credential (the snapshot reads them beside the
+    findings run)."""
     cur = store.cursor()
     try:
         held = holders(cur)
     finally:
         cur.close()
-    for r in rows:
-        r["findings"] = values.get(r["credential_id"], 0.0)
-        r["holder"] = held.get(r["credential_id"])
-    return rows
+    return finding_graph(store), held
 
 
 def live_ranking(

@@ -131,3 +131,22 @@ def score(values: dict[str, float]) -> float:
     """``total(score_terms(values))`` without the term objects: the analysis snapshot scores
     every credential of a case (50k at 1M events) and stores only the number."""
     return round(sum(_term(t, values)[1] for t in TERMS), 1)
+
+
+def scores(columns: list[list[Any]]) -> list[float]:
+    """:func:`score` of many rows at once: ``columns[i]`` holds every row's value of ``TERMS[i]``.
+
+    The snapshot scores every credential of a case (50k at 1M events); per row it cost a dict and
+    thirteen calls. Here each term's points are worked out once per distinct value, and each row
+    sums its points in the same order (``sum`` from 0, term by term): the same floats."""
+    per_term: list[list[float]] = []
+    for t, col in zip(TERMS, columns, strict=True):
+        memo: dict[Any, float] = {}
+        pts: list[float] = []
+        for v in col:
+            p = memo.get(v)
+            if p is None:
+                p = memo[v] = _term(t, {t.name: v})[1]
+            pts.append(p)
+        per_term.append(pts)
+    return [round(sum(p), 1) for p in zip(*per_term, strict=True)]

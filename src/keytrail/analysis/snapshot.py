@@ -15,6 +15,10 @@ effective configuration. A new keytrail version, a changed ``findings.toml`` or
 ``KEYTRAIL_CONFIG`` therefore never serves stale results; an old case without a
 snapshot is analysed live. The fingerprint is cleared before the tables are rebuilt, so
 an interrupted refresh leaves the case on the live path, never half-cached.
+
+The findings' read of every CloudTrail record's JSON is kept apart, in ``raw_pass_cache``
+(:mod:`keytrail.analysis.findings.rawcache`): it outlives an ingest, so the refresh after a
+second ingest reads only the new files' records.
 """
 
 from __future__ import annotations
@@ -25,21 +29,25 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from keytrail import __version__
+from keytrail.analysis.code_hash import code_fingerprint
+from keytrail.analysis.finding_score import Graph, finding_values
 from keytrail.analysis.findings import Finding, zero_counts
 from keytrail.analysis.findings.catalog import RULES
 from keytrail.analysis.findings.run import live_findings
-from keytrail.analysis.ranking import rank_query_rows, row_score, with_findings
+from keytrail.analysis.ranking import (
+    SCORE_INPUTS,
+    column_scores,
+    rank_query_table,
+    term_inputs,
+)
 from keytrail.analysis.sigma.rules import load_rules
 from keytrail.config import load_config
 from keytrail.errors import KeytrailError
-from keytrail.fingerprint import source_fingerprint
 from keytrail.levels import Level
 
 if TYPE_CHECKING:
@@ -67,16 +75,6 @@ _FINDING_COLUMNS = (
     "last_seen",
     "details",
 )
-
-
-@lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """A hash of the code whose answers the snapshot stores (analysis package, graph model)."""
-    root = Path(__file__).resolve().parent
-    files = sorted(root.rglob("*.py")) + [root.parent / "graph" / "model.py"]
-    return source_fingerprint(
-        __version__, ((f.relative_to(root.parent).as_posix(), f) for f in files)
-    )
 
 
 def findings_fingerprint(cfg: FindingsConfig) -> str:
@@ -230,21 +228,21 @@ def refresh(store: CaseStore) -> SnapshotSummary:
     con.execute("DELETE FROM finding_cache")
 
     # The ranking's findings term reads the findings (the findings never read the ranking), but
-    # its query does not: it runs on its own cursor beside them, as does the conversion of the
+    # its query does not: it runs on its own cursor beside them, as do the reads of the graph the
+    # findings term and the holder classes need (ranking.term_inputs) and the conversion of the
     # Sigma rules (pure Python, about a second in a fresh process, while DuckDB works). Each
     # side's answer is what it is alone; only the idle core is used.
     cfg = load_config(None, rule_ids=RULES)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="kt-snapshot") as pool:
         if cfg.sigma.enabled:  # an error (a missing folder) is raised again by the Sigma family
             pool.submit(load_rules, cfg.sigma.rules_dir or None)
-        ranked = pool.submit(rank_query_rows, store)
-        found = live_findings(store, cfg)
-        rows = with_findings(store, ranked.result(), found)
-    scored = [{**r, "score": row_score(r)} for r in rows]
-    table = pa.Table.from_pylist(scored) if rows else None
+        ranked = pool.submit(rank_query_table, store)
+        read = pool.submit(term_inputs, store)
+        found = live_findings(store, cfg, keep_raw_pass=True)
+        table = _rank_table(store, ranked.result(), found, read.result())
     con.execute("BEGIN TRANSACTION")
     try:
-        if table is not None:
+        if table.num_rows:
             con.register("_kt_rank_arrow", table)
             con.execute("INSERT INTO rank_cache BY NAME SELECT * FROM _kt_rank_arrow")
             con.unregister("_kt_rank_arrow")
@@ -258,7 +256,22 @@ def refresh(store: CaseStore) -> SnapshotSummary:
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return SnapshotSummary(len(rows), len(found), time.monotonic() - start)
+    return SnapshotSummary(table.num_rows, len(found), time.monotonic() - start)
+
+
+def _rank_table(
+    store: CaseStore, ranked: pa.Table, found: list[Finding], read: tuple[Graph, dict[str, str]]
+) -> pa.Table:
+    """The ranking query's table with the columns :func:`with_findings` adds to its rows
+    (``findings``, ``holder``) and the score, built a column at a time."""
+    graph, held = read
+    values = finding_values(store, found, graph)
+    ids = ranked.column("credential_id").to_pylist()
+    table = ranked.append_column(
+        "findings", pa.array([values.get(c, 0.0) for c in ids], pa.float64())
+    ).append_column("holder", pa.array([held.get(c) for c in ids], pa.string()))
+    cols = {k: table.column(k).to_pylist() for k in SCORE_INPUTS}
+    return table.append_column("score", pa.array(column_scores(cols), pa.float64()))
 
 
 def _finding_table(found: list[Finding]) -> pa.Table:

@@ -83,9 +83,23 @@ def roomy_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
             con.execute(f"SET memory_limit = '{row[0]}'")
 
 
+#: DuckDB's checkpoints merge runs of row groups that would fit in fewer ("vacuum") by
+#: decompressing and compressing them again, and every checkpoint looks at every table. A CloudTrail
+#: ingest commits batches of ~87k events (a row group holds 122,880), so each batch's checkpoint
+#: made groups the next one merged: at 1M events the ingest's commits cost 19.7 CPU-s on the one
+#: writing thread, 9.4 without the merges; and turned off for the load alone, the merges came back
+#: at the next checkpoint (7.9 CPU-s in the end-of-ingest commit). Off for every writer: the rows
+#: are the same, groups stay as batches made them, a group whose rows are all deleted is still
+#: dropped; only the space of some deleted rows is not given back (ingest deletes only duplicates).
+MAX_VACUUM_TASKS = 0
+
+
 def _writer_config() -> dict[str, str | bool | int | float | list[str]]:
     wanted = os.environ.get("KEYTRAIL_MEMORY_LIMIT", WRITER_MEMORY_LIMIT)
-    return {"memory_limit": wanted if _MEMORY.match(wanted) else WRITER_MEMORY_LIMIT}
+    return {
+        "memory_limit": wanted if _MEMORY.match(wanted) else WRITER_MEMORY_LIMIT,
+        "max_vacuum_tasks": MAX_VACUUM_TASKS,
+    }
 
 
 def old_case_message(path: Path) -> str:

@@ -67,7 +67,7 @@ CASE_META = _t(
     (
         "key",
         "VARCHAR PRIMARY KEY",
-        "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `secrets` (`masked-at-ingest`: secret values were removed before anything was stored, docs/security.md), `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot; `derived.through_file_id`, `derived.code`: the last file the derived tables cover and a hash of the code that derived them (a later ingest of CloudTrail, Vault or agent files derives only what its events change, docs/performance.md); `provenance.<sha256>`: a `keytrail scope` manifest ingested with the case)",
+        "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `secrets` (`masked-at-ingest`: secret values were removed before anything was stored, docs/security.md), `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot; `rawpass.cache`: which rules, code and files `raw_pass_cache` covers (JSON); `derived.through_file_id`, `derived.code`: the last file the derived tables cover and a hash of the code that derived them (a later ingest of CloudTrail, Vault or agent files derives only what its events change, docs/performance.md); `provenance.<sha256>`: a `keytrail scope` manifest ingested with the case)",
     ),
     ("value", "VARCHAR", "its value as text"),
 )
@@ -570,6 +570,22 @@ FINDING_CACHE = _t(
     derived=True,
 )
 
+RAW_PASS_CACHE = _t(
+    "raw_pass_cache",
+    "What the findings' one read of every CloudTrail record's JSON found "
+    "(`keytrail.analysis.findings.rawcache`): each Sigma rule's matching events and the events "
+    "whose record has the console-session flag, kept so a later snapshot reads only the records "
+    "of files added since. Used only while `case_meta` `rawpass.cache` matches the rules, the "
+    "analysis code and the case's CloudTrail events.",
+    (
+        "r",
+        "INTEGER",
+        "the Sigma rule's position in the loaded rule set; -1: the console-session flag",
+    ),
+    ("event_uid", "VARCHAR", "the matching event"),
+    derived=True,
+)
+
 TABLES: tuple[Table, ...] = (
     CASE_META,
     EVIDENCE,
@@ -586,6 +602,7 @@ TABLES: tuple[Table, ...] = (
     EVENT_LINKS,
     RANK_CACHE,
     FINDING_CACHE,
+    RAW_PASS_CACHE,
 )
 
 TABLES_BY_NAME = {t.name: t for t in TABLES}

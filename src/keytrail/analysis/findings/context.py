@@ -118,6 +118,8 @@ class Context:
         """Sigma rules that converted but whose SQL failed on this case: id -> reason."""
         self.raw_pass: object = None
         """What :func:`keytrail.analysis.findings.rawpass.ensure` made (once per run)."""
+        self.keep_raw_pass = False
+        """Store the raw pass's rows in the case (:mod:`.rawcache`; the snapshot refresh)."""
         self._build()
 
     # -- queries -----------------------------------------------------------------

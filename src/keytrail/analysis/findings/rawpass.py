@@ -48,6 +48,7 @@ def ensure(ctx: Context) -> RawPass:
     to every caller."""
     if isinstance(ctx.raw_pass, RawPass):
         return ctx.raw_pass
+    from keytrail.analysis.findings import rawcache
     from keytrail.analysis.sigma.rules import load_rules
 
     rs = load_rules(ctx.cfg.sigma.rules_dir or None) if ctx.cfg.sigma.enabled else None
@@ -61,19 +62,18 @@ def ensure(ctx: Context) -> RawPass:
     made = False
     if rs is not None and rules and has_records:
         with contextlib.suppress(Exception):  # a rule's SQL failed: each part on its own below
+            # Kept in the case for the records an earlier snapshot read (findings.rawcache)
+            hits = rawcache.make(ctx, lambda where: one_pass_sql(rs, rules, (CONSOLE, -1), where))
             ctx.cur.execute(
-                "CREATE OR REPLACE TEMP TABLE _kt_raw_hit AS "
-                + one_pass_sql(rs, rules, flag=(CONSOLE, -1))
+                f"""CREATE OR REPLACE TEMP TABLE _kt_console_ct AS
+                    SELECT event_uid FROM {hits} WHERE r = -1"""
             )
             ctx.cur.execute(
-                """CREATE OR REPLACE TEMP TABLE _kt_console_ct AS
-                   SELECT event_uid FROM _kt_raw_hit WHERE r = -1"""
+                f"""CREATE OR REPLACE TEMP TABLE _kt_sigma_hit AS
+                    SELECT r, event_uid FROM {hits} WHERE r >= 0"""
             )
-            ctx.cur.execute(
-                """CREATE OR REPLACE TEMP TABLE _kt_sigma_hit AS
-                   SELECT r, event_uid FROM _kt_raw_hit WHERE r >= 0"""
-            )
-            ctx.cur.execute("DROP TABLE _kt_raw_hit")
+            for t in ("_kt_raw_all", "_kt_raw_new"):
+                ctx.cur.execute(f"DROP TABLE IF EXISTS {t}")
             made = True
         if not made:
             hits_rule_by_rule(ctx, rs, rules)
@@ -103,7 +103,12 @@ def _predicate(rule: SigmaRule) -> str:
     return (f"{SEL} AND " if rule.event_names is not None else "") + f"({rule.where})"
 
 
-def one_pass_sql(rs: RuleSet, rules: list[SigmaRule], flag: tuple[str, int] | None = None) -> str:
+def one_pass_sql(
+    rs: RuleSet,
+    rules: list[SigmaRule],
+    flag: tuple[str, int] | None = None,
+    where: str | None = None,
+) -> str:
     """Every rule's hits ``(r, event_uid)`` from one read of the records: the rows of
     :func:`_hits_sql` over the stored field table (in another order; the findings group them).
 
@@ -114,7 +119,8 @@ def one_pass_sql(rs: RuleSet, rules: list[SigmaRule], flag: tuple[str, int] | No
 
     ``flag`` = (top-level key, number): also a row with that number for every record whose text
     holds the key and whose parsed value is ``true`` (:mod:`.rawpass`: the console-session flag,
-    parsed with the rules' fields)."""
+    parsed with the rules' fields). ``where``: only the records of events it holds (SQL over
+    ``events``; :mod:`.rawcache` reads the files its stored rows do not cover)."""
     from keytrail.analysis.sigma import fields
     from keytrail.analysis.sigma.backend import RAW_COLUMN
 
@@ -145,6 +151,7 @@ def one_pass_sql(rs: RuleSet, rules: list[SigmaRule], flag: tuple[str, int] | No
         rs.lower_fields,
         everywhere=(*rs.everywhere, *extra),
         names=rs.names,
+        where=where,
     )
     return f"""SELECT r, event_uid FROM (
                  SELECT event_uid, unnest({" || ".join(lists)}) AS r FROM ({rows}))"""

@@ -19,12 +19,17 @@ if TYPE_CHECKING:
 
 
 def live_findings(
-    store: CaseStore, cfg: FindingsConfig, baseline_until: datetime | None = None
+    store: CaseStore,
+    cfg: FindingsConfig,
+    baseline_until: datetime | None = None,
+    keep_raw_pass: bool = False,
 ) -> list[Finding]:
-    """Run every enabled rule family now (no snapshot), highest level first, then by first_seen."""
+    """Run every enabled rule family now (no snapshot), highest level first, then by first_seen.
+    ``keep_raw_pass``: store the raw pass's rows in the case (:mod:`.rawcache`; writable store)."""
     cur = store.cursor()
     try:
         ctx = Context(cur, cfg, baseline_until)
+        ctx.keep_raw_pass = keep_raw_pass
         for family, run in RULE_FAMILIES:
             if getattr(cfg, family).enabled:
                 run(ctx)

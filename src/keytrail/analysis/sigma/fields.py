@@ -58,10 +58,12 @@ def select_sql(
     lower: tuple[str, ...] | list[str] = (),
     everywhere: tuple[str, ...] | list[str] | None = None,
     names: tuple[str, ...] | list[str] = (),
+    where: str | None = None,
 ) -> str:
     """``SELECT event_uid, "kt:sel", <field>..., "lc:<field>"...`` over the case's CloudTrail
-    events (the ``lower`` fields also lower-cased): the rows rules are evaluated on, whether
-    stored as a table (:func:`build`) or read once by the query that evaluates every rule
+    events (those ``where`` holds for, SQL over ``events``; the ``lower`` fields also
+    lower-cased): the rows rules are evaluated on, whether stored as a table (:func:`build`) or
+    read once by the query that evaluates every rule
     (:func:`keytrail.analysis.findings.rawpass.one_pass_sql`).
 
     ``everywhere`` (None: all of ``fields``) are the fields extracted from every record; the
@@ -87,12 +89,13 @@ def select_sql(
         light_raw = everywhere is None or RAW_COLUMN in set(everywhere)
         raw = f", {'raw' if light_raw else f'CASE WHEN {SEL} THEN raw END'} AS {_ident(RAW_COLUMN)}"
     select = ", ".join(["event_uid", SEL, *cols])
+    also = f" AND ({where})" if where else ""
     lc = "".join(f", lower({_ident(f)}) AS {_ident(lower_column(f))}" for f in dict.fromkeys(lower))
     return f"""SELECT *{lc} FROM (SELECT {select}{raw} FROM (
               SELECT *, CASE WHEN {SEL} THEN {_extract(heavy)} END AS w FROM (
                 SELECT *, {sel} AS {SEL} FROM (
                   SELECT event_uid, raw, {_extract(light)} AS v
-                  FROM events WHERE source = 'cloudtrail' AND raw IS NOT NULL))))"""
+                  FROM events WHERE source = 'cloudtrail' AND raw IS NOT NULL{also}))))"""
 
 
 def _extract(names: list[str]) -> str:

@@ -153,7 +153,7 @@ class CloudTrailAdapter(SourceAdapter):
                 if str(c.path) in index:
                     ids[index[str(c.path)]] = c.file_id
             if ahead.table is not None:
-                counts = insert_staged(ctxs[0], ahead.table, ids)
+                counts = insert_staged(ctxs[0], ahead.table, ids, ahead.resources, ahead.issues)
             slow = [c for c in bulk if str(c.path) in ahead.refused] + slow
             bulk = [c for c in bulk if str(c.path) not in index]
         parts: list[pa.Table] = []

@@ -2,7 +2,8 @@
 
 A CloudTrail batch costs two kinds of work: reading (gunzip, parsing each document, cutting out the
 records, parsing each record with the field spec, every derived value: :func:`~keytrail.ingest.
-cloudtrail.sql.stage_select`) and writing (the masked inserts into the case and the commit). The
+cloudtrail.sql.stage_select`, then the batch's ``event_resources`` and ``credential_issues`` rows)
+and writing (the masked inserts into the case and the commit). The
 inserts run on one DuckDB thread (their source is one or two row groups), so done one after the
 other the second core idled for most of the write. :class:`ReadAhead` runs the read of batch N+1
 on a worker thread and its own DuckDB cursor (DuckDB releases the GIL) while the runner writes
@@ -32,7 +33,7 @@ import duckdb
 
 from keytrail.ingest.base import READ_AHEAD_DB as AHEAD_DB
 from keytrail.ingest.base import LoadContext
-from keytrail.ingest.cloudtrail.sql import stage_select
+from keytrail.ingest.cloudtrail.sql import issues_sql, resources_sql, stage_select
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,11 +52,16 @@ _names = itertools.count()
 
 @dataclass
 class Staged:
-    """A batch read ahead: ``table`` holds the staged rows of ``paths`` (``file_id`` = index)."""
+    """A batch read ahead: ``table`` holds the staged rows of ``paths`` (``file_id`` = index),
+    ``resources`` and ``issues`` their ``event_resources`` and ``credential_issues`` rows
+    (:func:`~keytrail.ingest.cloudtrail.sql.resources_sql`, :func:`~keytrail.ingest.cloudtrail.
+    sql.issues_sql`; unmasked: the writer's inserts mask them like any other rows)."""
 
     table: str | None
     paths: list[str]
     refused: set[str] = field(default_factory=set)
+    resources: str | None = None
+    issues: str | None = None
 
 
 class ReadAhead:
@@ -73,6 +79,7 @@ class ReadAhead:
         self._cur = con.cursor()  # its own connection: the writer's transaction is not touched
         self._cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {AHEAD_DB}")
         self.table = f"{AHEAD_DB}.ct_{next(_names)}"
+        self.resources, self.issues = f"{self.table}_res", f"{self.table}_iss"
         self.paths = [str(p) for p, _gz in files]
         ctxs = [
             LoadContext(
@@ -92,6 +99,12 @@ class ReadAhead:
             finally:
                 self._cur.unregister("_kt_ahead_arrow")
             staged.table = self.table
+            # The batch's resource and issue rows too: they need only the staged rows, and computed
+            # here they move a fifth of the writer's work (0.4 of ~2.2 CPU-s a batch) to the
+            # reading core (at 1M events the writer then did 23.6 CPU-s, the reader 19.7).
+            self._cur.execute(f"CREATE TABLE {self.resources} AS {resources_sql(self.table)}")
+            self._cur.execute(f"CREATE TABLE {self.issues} AS {issues_sql(self.table)}")
+            staged.resources, staged.issues = self.resources, self.issues
         return staged
 
     def staged(self) -> Staged | None:
@@ -108,6 +121,8 @@ class ReadAhead:
         try:
             self._future.exception()  # waits; an error was either used or is moot now
             self._cur.execute(f"DROP TABLE IF EXISTS {self.table}")
+            for table in (self.resources, self.issues):
+                self._cur.execute(f"DROP TABLE IF EXISTS {table}")
         except duckdb.Error:
             pass
         finally:

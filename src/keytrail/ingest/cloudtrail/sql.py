@@ -313,7 +313,7 @@ def events_sql(src: str = "_kt_ct_t", fid: str = "file_id") -> str:
     """
 
 
-def _resources_sql(src: str = "_kt_ct_t") -> str:
+def resources_sql(src: str = "_kt_ct_t") -> str:
     """One row per (event, resource): the ``resources`` array first, then the most specific
     resource the request parameters imply (``prio``).
 
@@ -414,17 +414,27 @@ def map_staged(ctx: LoadContext, staged: pa.Table) -> dict[int, tuple[int, int]]
 
 
 def insert_staged(
-    ctx: LoadContext, src: str, file_ids: list[int] | None = None
+    ctx: LoadContext,
+    src: str,
+    file_ids: list[int] | None = None,
+    resources: str | None = None,
+    issues: str | None = None,
 ) -> dict[int, tuple[int, int]]:
     """The inserts of :func:`map_staged` from a table already staged by :func:`stage_select`.
 
     ``file_ids``: when given, the table's ``file_id`` column is an index into it (a batch staged
     ahead on another thread, before the runner gave its files their ids,
-    :mod:`keytrail.ingest.cloudtrail.ahead`); the list is a literal, so no join reorders rows."""
+    :mod:`keytrail.ingest.cloudtrail.ahead`); the list is a literal, so no join reorders rows.
+    ``resources``, ``issues``: tables holding :func:`resources_sql` and :func:`issues_sql` of
+    ``src`` already (computed ahead, unmasked: ``insert_sql`` masks them here)."""
     fid = "file_id" if file_ids is None else f"{[int(f) for f in file_ids]}[file_id + 1]"
     ctx.insert_sql("events", events_sql(src, fid))
-    ctx.insert_sql("event_resources", _resources_sql(src))
-    ctx.insert_sql("credential_issues", issues_sql(src))
+    ctx.insert_sql(
+        "event_resources", resources_sql(src) if resources is None else f"SELECT * FROM {resources}"
+    )
+    ctx.insert_sql(
+        "credential_issues", issues_sql(src) if issues is None else f"SELECT * FROM {issues}"
+    )
     ctx.insert_sql(  # reason and excerpt are masked by insert_sql like every stored text
         "rejects",
         f"""SELECT {fid} AS file_id, record_no, byte_offset,

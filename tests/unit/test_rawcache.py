@@ -1,0 +1,182 @@
+"""The raw pass's rows kept in the case (findings.rawcache): a later snapshot reads only the
+records of new files, and the rows are never used for other rules, other code, or a case whose
+covered CloudTrail events changed."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from keytrail.analysis import snapshot
+from keytrail.analysis.findings import rawcache
+from keytrail.analysis.findings.catalog import RULES
+from keytrail.analysis.findings.context import Context
+from keytrail.analysis.findings.rawpass import CONSOLE, ensure, one_pass_sql
+from keytrail.analysis.findings.run import live_findings
+from keytrail.analysis.sigma.rules import load_rules
+from keytrail.cli.main import main
+from keytrail.config import FindingsConfig, load_config
+from keytrail.store.case import CaseStore
+
+INCIDENT = Path(__file__).resolve().parents[2] / "sample_data" / "incident"
+DAYS = INCIDENT / "AWSLogs" / "418295730164" / "CloudTrail" / "us-east-1" / "2026" / "03"
+Rows = list[tuple[int, str]]
+
+
+def _ingest(case: Path, *paths: Path, snap: bool = True) -> None:
+    args = ["ingest", str(case), *map(str, paths), "-q"]
+    args += ["--inventory", str(INCIDENT / "inventory.toml")]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(args + ([] if snap else ["--no-snapshot"])) == 0
+
+
+def _sql(path: Path, sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(path))
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _fresh(path: Path, cfg: FindingsConfig) -> Rows:
+    """The raw pass's rows read from every record now (no cache)."""
+    rs = load_rules(cfg.sigma.rules_dir or None)
+    sql = one_pass_sql(rs, list(rs.rules), (CONSOLE, -1))
+    with CaseStore.open(path) as store:
+        return sorted(store.con.execute(sql).fetchall())
+
+
+def _stored(path: Path) -> Rows:
+    return sorted(_sql(path, "SELECT r, event_uid FROM raw_pass_cache"))  # type: ignore[arg-type]
+
+
+def _state(path: Path) -> dict[str, object]:
+    rows = _sql(path, f"SELECT value FROM case_meta WHERE key = '{rawcache.KEY}'")
+    return json.loads(str(rows[0][0])) if rows else {}
+
+
+def _run(path: Path, cfg: FindingsConfig, keep: bool) -> Rows:
+    """What ``ensure`` hands the rule families (flag rows as -1), on the case as it is."""
+    with CaseStore.open(path, read_only=not keep) as store:
+        cur = store.cursor()
+        ctx = Context(cur, cfg, None)
+        ctx.keep_raw_pass = keep
+        ensure(ctx)
+        rows = cur.execute(
+            "SELECT -1, event_uid FROM _kt_console_ct "
+            "UNION ALL SELECT r, event_uid FROM _kt_sigma_hit"
+        ).fetchall()
+        cur.close()
+    return sorted(rows)
+
+
+def _no_cache_findings(path: Path, tmp: Path) -> list[dict[str, object]]:
+    copy = tmp / "nocache.duckdb"
+    copy.write_bytes(path.read_bytes())
+    _sql(copy, f"DELETE FROM case_meta WHERE key = '{rawcache.KEY}'")
+    with CaseStore.open(copy) as store:
+        return [f.as_dict() for f in live_findings(store, load_config(None, rule_ids=RULES))]
+
+
+@pytest.fixture
+def two_parts() -> tuple[list[Path], list[Path]]:
+    if not DAYS.is_dir():
+        pytest.skip("sample incident not present")
+    days = sorted(DAYS.iterdir())
+    return days[:4], [*days[4:], INCIDENT / "vault"]
+
+
+def test_a_second_ingest_reads_only_its_own_files(
+    tmp_path: Path, two_parts: tuple[list[Path], list[Path]]
+) -> None:
+    first, second = two_parts
+    path = tmp_path / "case.duckdb"
+    cfg = load_config(None, rule_ids=RULES)
+    _ingest(path, *first)
+    state = _state(path)
+    top = _sql(path, "SELECT max(file_id) FROM evidence")[0][0]
+    assert state["through"] == top and _stored(path) == _fresh(path, cfg) != []
+    # A marker on an old record the rules do not match: kept, the record was not read again.
+    old = _sql(
+        path,
+        "SELECT min(event_uid) FROM events WHERE source = 'cloudtrail' AND event_uid NOT IN "
+        "(SELECT event_uid FROM raw_pass_cache WHERE r = 0)",
+    )[0][0]
+    _sql(path, f"INSERT INTO raw_pass_cache VALUES (0, '{old}')")
+    # An ingest without the snapshot leaves the cache as it was; live answers read it for the
+    # old files and the new files' records themselves.
+    _ingest(path, *second, snap=False)
+    assert _state(path) == state
+    fresh = _fresh(path, cfg)
+    assert (0, old) not in fresh
+    assert _run(path, cfg, keep=False) == sorted([*fresh, (0, old)])
+    assert snapshot.refresh_case(path) is not None
+    assert int(str(_state(path)["through"])) > int(str(state["through"]))
+    assert _stored(path) == sorted([*fresh, (0, old)])
+    # Without the marker the findings are those of a run that reads every record.
+    _sql(path, f"DELETE FROM raw_pass_cache WHERE r = 0 AND event_uid = '{old}'")
+    with CaseStore.open(path) as store:
+        stored = snapshot.findings(store, cfg)
+        assert stored is not None
+        live = [f.as_dict() for f in live_findings(store, cfg)]
+    assert _stored(path) == fresh
+    assert live == _no_cache_findings(path, tmp_path) != []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "DELETE FROM events WHERE event_uid = '{uid}'",
+        # the same number of events, one of them another record (as a rewrite would leave it)
+        "UPDATE events SET record_no = record_no + 100000 WHERE event_uid = '{uid}'",
+    ],
+)
+def test_a_changed_covered_event_rebuilds_the_cache(
+    tmp_path: Path, two_parts: tuple[list[Path], list[Path]], change: str
+) -> None:
+    """De-duplication keeps the earliest copy, so it never removes a covered event; were one
+    removed or replaced anyway, the digest in ``rawpass.cache`` no longer matches and every
+    record is read again."""
+    first, _ = two_parts
+    path = tmp_path / "case.duckdb"
+    cfg = load_config(None, rule_ids=RULES)
+    _ingest(path, *first)
+    hit = _stored(path)[0]
+    _sql(path, "INSERT INTO raw_pass_cache VALUES (0, 'marker')")
+    _sql(path, change.format(uid=hit[1]))
+    assert (0, "marker") not in _run(path, cfg, keep=False)
+    assert snapshot.refresh_case(path) is not None
+    assert _stored(path) == _fresh(path, cfg) and (0, "marker") not in _stored(path)
+
+
+def test_other_rules_neither_read_nor_keep_the_rows_of_the_old_ones(
+    tmp_path: Path, two_parts: tuple[list[Path], list[Path]]
+) -> None:
+    first, _ = two_parts
+    path = tmp_path / "case.duckdb"
+    default = load_config(None, rule_ids=RULES)
+    _ingest(path, *first)
+    before = _state(path)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yml").write_text(
+        "title: Any AssumeRole\nid: 8e3c1f9a-0000-4000-8000-000000000001\n"
+        "status: test\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n"
+        "  sel:\n    eventName: AssumeRole\n  condition: sel\nlevel: low\n",
+        encoding="utf-8",
+    )
+    other = replace(default, sigma=replace(default.sigma, rules_dir=str(rules)))
+    _sql(path, "INSERT INTO raw_pass_cache VALUES (0, 'marker')")
+    mine = _run(path, other, keep=False)
+    assert (0, "marker") not in mine and mine == _fresh(path, other)
+    assert any(r == 0 for r, _ in mine)
+    # Stored for the other rules, the cache answers for them and no longer for the default ones.
+    assert _run(path, other, keep=True) == mine
+    assert _state(path)["fingerprint"] != before["fingerprint"] and _stored(path) == mine
+    assert _run(path, default, keep=False) == _fresh(path, default)
