@@ -296,7 +296,7 @@ def test_a_second_ingest_of_the_same_files_changes_nothing(
     assert _dump(case, (*DERIVED, *INGESTED)) == before
 
 
-def test_vault_files_or_a_large_share_rebuild_in_full(
+def test_inventory_files_or_a_large_share_rebuild_in_full(
     tmp_path: Path, gen_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     full: list[int] = []
@@ -308,7 +308,9 @@ def test_vault_files_or_a_large_share_rebuild_in_full(
     ingest(case, trail[:1])
     ingest(case, trail[1:])  # about as many new events as old: over MAX_NEW_SHARE
     assert full == [1, 1]
-    ingest(case, _others(a))  # Vault and agent files
+    ingest(case, _others(a))  # Vault and agent files: a small share, incremental
+    assert full == [1, 1]
+    ingest(case, [], inventory=[a / "inventory.toml"])  # declares identities for every agent
     assert full == [1, 1, 1]
     b = _gen(gen_root, 4, 2000)
     monkeypatch.setattr(derive_incr, "MAX_NEW_SHARE", 1.0)

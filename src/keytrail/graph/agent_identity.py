@@ -39,8 +39,11 @@ _SOURCES = (
 )
 
 
-def merge_agents(con: duckdb.DuckDBPyConnection) -> None:
-    """Build ``_kt_agent_alias`` (alias, agent_id, reason, confidence, evidence); apply it."""
+def merge_agents(con: duckdb.DuckDBPyConnection) -> int:
+    """Build ``_kt_agent_alias`` (alias, agent_id, reason, confidence, evidence); apply it.
+
+    Returns how many events it renamed (an incremental derive rebuilds the agent-keyed rows
+    when old events change agent id)."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _kt_agent_alias AS
         WITH ev AS (
@@ -91,7 +94,7 @@ def merge_agents(con: duckdb.DuckDBPyConnection) -> None:
                                                   lambda v: NOT list_contains(d.evidence, v)), [])
                  AS evidence
         FROM direct d LEFT JOIN byname n ON n.alias = d.agent_id""")
-    con.execute("""
+    row = con.execute("""
         UPDATE events SET
           agent_id = a.agent_id,
           actor_uid = CASE WHEN events.actor_uid = a.alias THEN a.agent_id
@@ -101,7 +104,8 @@ def merge_agents(con: duckdb.DuckDBPyConnection) -> None:
         FROM _kt_agent_alias a
         WHERE events.source = 'agent' AND events.agent_id IS NOT NULL
           AND coalesce(events.details->>'agent_id_logged', events.agent_id) = a.alias
-          AND events.agent_id <> a.agent_id""")
+          AND events.agent_id <> a.agent_id""").fetchone()
+    return int(row[0]) if row else 0
 
 
 def same_agent_links(con: duckdb.DuckDBPyConnection, insert: str) -> None:

@@ -255,7 +255,7 @@ def scoped(sql: str, table: str, marker: str = "/*scope*/") -> str:
     return sql.replace(marker, f"AND credential_id IN (SELECT credential_id FROM {table})")
 
 
-def mint_facts(con: duckdb.DuckDBPyConnection, names: str = "") -> None:
+def mint_facts(con: duckdb.DuckDBPyConnection, names: str = "", *, match_all: bool = False) -> None:
     """The issuance facts as temp tables: ``_kt_issue``, ``_kt_vault_login``, ``_kt_vault_aws``
     and ``_kt_mint`` (one row per MINTED fact, ``src`` -> ``dst``).
 
@@ -266,12 +266,15 @@ def mint_facts(con: duckdb.DuckDBPyConnection, names: str = "") -> None:
     rule then matches only the CloudTrail names of those and leaves out its rows of every other
     key (:mod:`keytrail.graph.derive_incr` knows they did not change: the rows of a key depend
     only on its own names and events and on the Vault side, as the rule groups by key).
+    ``match_all``: ``_kt_va_names`` is made, but the rule matches every key (new Vault issues
+    may name old keys).
     """
     con.execute(_ISSUE)
     con.execute(_VAULT_LOGIN)
     if names:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _kt_va_names AS {names}")
-    con.execute(scoped(_VAULT_AWS, "_kt_va_names", "/*names*/") if names else _VAULT_AWS)
+    narrow = names and not match_all
+    con.execute(scoped(_VAULT_AWS, "_kt_va_names", "/*names*/") if narrow else _VAULT_AWS)
     con.execute(_VAULT_SECRET_ID)
     con.execute(_MINT)
 

@@ -1,31 +1,39 @@
-"""Derive only what new CloudTrail events change, with the rows a full rebuild would write.
+"""Derive only what new CloudTrail, Vault or agent-log events change, as a full rebuild would.
 
-A second ingest into a large case (a new day of CloudTrail) used to rebuild every derived table
-from the whole case: 11 s at 1M events for 100k new ones. Here, when the case was derived
-before (``case_meta`` ``derived.through_file_id``, same derive code) and the new files are
-CloudTrail only (:func:`keytrail.ingest.finalize.incremental_since`), each derived row is either
-rebuilt from the whole case because that is cheap, or rebuilt only for the keys whose input rows
-the new events touch, with the same SQL restricted to those keys:
+A second ingest into a large case (a new day of CloudTrail, the Vault or agent logs a day after the
+CloudTrail) used to rebuild every derived table from the whole case. Here, when the case was
+derived before (``case_meta`` ``derived.through_file_id``, same derive code) and the new files are
+CloudTrail, Vault audit or agent logs (:func:`keytrail.ingest.finalize.incremental_since`), each
+derived row is either rebuilt from the whole case because that is cheap or unavoidable, or
+rebuilt only for the keys whose input rows the new events touch, with the same SQL restricted
+to those keys. "New events": those of the new files, and old Vault events the cross-file pairing
+gave a new file's request time (:data:`PAIRED_SINCE`).
 
-- per credential, from its events: ``ACTED_ON``, ``AUTHENTICATES_AS`` (their group keys hold
-  the credential) and the timing ``USES``: the credentials the new events are signed with;
-- ``MINTED``: the credentials whose issue rows are new or share a call (``sharedEventID``) with a
-  new event, and those the Vault AWS-engine rule matches by a new event's name;
+- ``credentials`` rows and the Vault AWS-engine name matches: the new events' keys, keys with a
+  new (or call-sharing, ``sharedEventID``) issue row, AppRole login tokens whose secret id a new
+  row issued, and, when a new Vault issue carries an AWS-engine username template (it may name
+  any old key), every key the rule pairs with a new issue (the rule then matches every key;
+  otherwise only the keys above, and the walks read the other keys' Vault pairs back from their
+  MINTED links);
+- ``MINTED`` (in-edges) and ``AUTHENTICATES_AS``: the same keys less those only new agent events
+  name: both read a key's issue rows and CloudTrail and Vault events, never an agent event;
+- ``ACTED_ON``: the (credential, resource) pairs of the new events (an edge is one pair's events);
+- the timing ``USES``: the new events' keys; every edge when tool calls changed (new agent
+  events, or old ones a new alias renames: :func:`keytrail.graph.agent_identity.merge_agents`);
 - the person/workload decisions of credentials (:mod:`keytrail.graph.principal_class`): every
   credential whose row, USES edges, issue or events changed, and all minted from those (a
   decision is inherited down MINTED edges), decided from their facts and their ancestors';
 - ``event_links``: the new calls, and the old calls signed with a credential whose holders
-  (agents with a proven/strong USES, and what it minted) changed;
-- the Vault AWS-engine name matches and the ``credentials`` rows: the keys of the new events
-  and those with new (or call-sharing) issue rows; the walks read the other keys' Vault pairs
-  back from their MINTED links;
-- rebuilt in full (small inputs, under a second at 1M): ``principals``, ``DELEGATED``, the
-  inventory ``USES``, the principals' decisions, the issue facts.
+  (agents with a proven/strong USES, and what it minted) changed; all of them when tool calls
+  changed: a new tool call may have caused any old call on its target in its window, and
+  finding those is the same scan of every call's resources as the full rule;
+- rebuilt in full (small inputs, or agent-keyed rows whose agent ids may move): ``principals``,
+  ``DELEGATED``, the inventory ``USES``, the logged ``USES`` and ``SAME_AGENT`` (when agent or
+  Vault events are new), the principals' decisions, the issue facts.
 
-CloudTrail events carry no agent id and no Vault pairing, so ``SAME_AGENT``, the agent-log and
-Vault-metadata ``USES`` and the agent merge are unchanged. What does not fit these rules (a Vault,
-agent, inventory or policy file; a case derived by other code; new events more than
-:data:`MAX_NEW_SHARE` of the case, or signed with credentials that sign over
+What does not fit these rules (an inventory or policy file, which changes the rules for every
+credential and agent; a case derived by other code; new events more than :data:`MAX_NEW_SHARE` of
+the case, or new CloudTrail and Vault events signed with credentials that sign over
 :data:`MAX_TOUCHED_SHARE` of it) takes the full rebuild of :func:`keytrail.graph.derive.derive`.
 ``tests/unit/test_derive_incremental.py`` compares every derived row of both paths.
 """
@@ -47,11 +55,14 @@ if TYPE_CHECKING:
 #: Above this share of new events in the case a full rebuild is as cheap (measured at 1M: see
 #: docs/performance.md, "Second ingest").
 MAX_NEW_SHARE = 0.3
-#: Above this share of the case's events signed with a credential the new events use, a full
-#: rebuild is as cheap: the per-credential steps restricted to those credentials cost about as
-#: much per event as the whole-case ones (at 1M, facts of credentials holding 1.02M of 1.05M
-#: events took 7.1 CPU-s against 2.8 for all), so long-lived keys active every day that sign most
-#: of the case make the second ingest cost a full rebuild, no more.
+#: Above this share of the case's events signed with a credential the new CloudTrail or Vault
+#: events use, a full rebuild is as cheap: the per-credential steps restricted to those
+#: credentials cost about as much per event as the whole-case ones (at 1M, facts of credentials
+#: holding 1.02M of 1.05M events took 7.1 CPU-s against 2.8 for all), so long-lived keys active
+#: every day that sign most of the case make the second ingest cost a full rebuild, no more.
+#: Keys an agent log names are not counted: for them only ``credentials`` rows and decisions are
+#: rebuilt (``ACTED_ON`` per new (key, resource) pair; AUTHENTICATES_AS reads no agent event),
+#: and the decisions' facts read every key's events in one scan above :data:`MAX_FACTS_SHARE`.
 MAX_TOUCHED_SHARE = 0.5
 #: Above this share of the CloudTrail events, the credential decisions read the facts of every
 #: credential (one scan) instead of those of the credentials to decide and their ancestors.
@@ -60,7 +71,8 @@ MAX_FACTS_SHARE = 0.3
 _TEMP = (
     "_kt_inc_new",
     "_kt_inc_cred",
-    "_kt_inc_mint",
+    "_kt_inc_auth",
+    "_kt_inc_pairs",
     "_kt_inc_old_cred",
     "_kt_inc_old_uses",
     "_kt_inc_holds",
@@ -97,7 +109,8 @@ def derive_since(con: duckdb.DuckDBPyConnection, since: int) -> bool:
     row = con.execute(
         """SELECT count(*) FILTER (WHERE file_id > $since),
                   count(*) FILTER (WHERE credential_id IN (
-                    SELECT credential_id FROM events WHERE file_id > $since)),
+                    SELECT credential_id FROM events
+                    WHERE file_id > $since AND source <> 'agent')),
                   count(*)
            FROM events""",
         {"since": since},
@@ -112,25 +125,15 @@ def derive_since(con: duckdb.DuckDBPyConnection, since: int) -> bool:
 
 
 def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
-    from keytrail.graph.agent_identity import merge_agents
+    from keytrail.graph.agent_identity import merge_agents, same_agent_links
     from keytrail.graph.derive import (
         CREDENTIALS,
         MINT_TABLES,
-        TOOL_CALL_SKEW_S,
-        TOOL_CALL_WINDOW_S,
         mint_facts,
         scoped,
     )
 
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _kt_inc_new AS SELECT event_uid, credential_id, "
-        "shared_event_id FROM events WHERE file_id > ?",
-        [since],
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _kt_inc_cred AS SELECT DISTINCT credential_id "
-        "FROM _kt_inc_new WHERE credential_id IS NOT NULL"
-    )
+    _new_events(con, since)
     cred = "{c} IN (SELECT credential_id FROM _kt_inc_cred)"
     in_cred = cred.format(c="credential_id")
     # What the old graph said, to find what changed: rows of credentials and USES, and holders.
@@ -140,64 +143,175 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
     )
     _holders(con, "_kt_inc_holds", "SELECT DISTINCT src, dst FROM links WHERE kind = 'MINTED'")
 
-    merge_agents(con)  # agent events only: the same ids as before, kept for same_agent_links
-    # The keys whose issuance facts or events the new rows touch. Only their Vault AWS-engine
-    # matches are made again (the rule groups by key: another key's rows come from its own old
-    # names and the Vault side, which CloudTrail files do not change), and only their
-    # ``credentials`` rows (a row is built from the key's own facts and events).
-    mint_facts(
-        con,
-        names="SELECT credential_id FROM _kt_inc_cred UNION SELECT credential_id FROM _kt_issue "
-        "WHERE credential_id IS NOT NULL AND (event_uid IN (SELECT event_uid FROM _kt_inc_new) "
-        "OR call_id IN (SELECT shared_event_id FROM _kt_inc_new))",
+    # Agent ids: new agent events, or old ones a new alias renames, change every agent-keyed row
+    # (logged and timing USES, SAME_AGENT, the per-call links' causes): those are rebuilt whole.
+    renamed = merge_agents(con)
+    kinds = {str(r[0]) for r in con.execute("SELECT DISTINCT source FROM _kt_inc_new").fetchall()}
+    agents = renamed > 0 or "agent" in kinds
+    logged = agents or "vault" in kinds  # Vault token metadata names agents too
+    # A new Vault issue under an AWS-engine username template may name any old key: then the
+    # rule matches every key, and the keys it pairs with a new issue are rebuilt too.
+    match_all = _new_aws_engine_issue(con)
+    mint_facts(con, names=_NAMES, match_all=match_all)
+    if match_all:
+        con.execute(
+            "INSERT INTO _kt_va_names SELECT aws_credential FROM _kt_vault_aws "
+            "WHERE vault_event IN (SELECT event_uid FROM _kt_inc_new) "
+            "EXCEPT SELECT credential_id FROM _kt_va_names"
+        )
+    else:
+        # The other keys' Vault AWS-engine facts, as the walks over ``_kt_mint`` read them
+        # (``src``, ``dst``, ``src_source``): their MINTED links, unchanged, name every such
+        # pair with source ``vault``. Only the walks read these rows; MINTED edges are rebuilt
+        # for ``names`` only.
+        con.execute("""
+            INSERT INTO _kt_mint (src, dst, src_source)
+            SELECT src, dst, 'vault' FROM links
+            WHERE kind = 'MINTED'
+              AND list_contains(from_json(attributes->'sources', '["VARCHAR"]'), 'vault')
+              AND dst NOT IN (SELECT credential_id FROM _kt_va_names)""")
+    # ``_kt_va_names``: every key whose issuance facts or events the new rows touch: their
+    # ``credentials`` rows and decisions are rebuilt. ``_kt_inc_auth``: those less the keys only
+    # new agent events name (an agent log naming a key): MINTED (in-edges) and AUTHENTICATES_AS
+    # read a key's issue rows and CloudTrail and Vault events, never an agent event.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kt_inc_auth AS SELECT credential_id FROM _kt_inc_new "
+        f"WHERE source <> 'agent' AND credential_id IS NOT NULL UNION {_KEYS}"
     )
-    # The other keys' Vault AWS-engine facts, as the walks over ``_kt_mint`` read them (``src``,
-    # ``dst``, ``src_source``): their MINTED links, unchanged, name every such pair with source
-    # ``vault``. Only the walks read these rows; MINTED edges are rebuilt for ``names`` only.
-    con.execute("""
-        INSERT INTO _kt_mint (src, dst, src_source)
-        SELECT src, dst, 'vault' FROM links
-        WHERE kind = 'MINTED'
-          AND list_contains(from_json(attributes->'sources', '["VARCHAR"]'), 'vault')
-          AND dst NOT IN (SELECT credential_id FROM _kt_va_names)""")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _kt_inc_mint AS
-        SELECT credential_id FROM _kt_issue
-        WHERE event_uid IN (SELECT event_uid FROM _kt_inc_new)
-           OR call_id IN (SELECT shared_event_id FROM _kt_inc_new)
-        UNION SELECT aws_credential FROM _kt_vault_aws
-        WHERE aws_credential IN (SELECT credential_id FROM _kt_inc_cred)""")
-    in_mint = "{c} IN (SELECT credential_id FROM _kt_inc_mint)"
+    if match_all:
+        con.execute(
+            "INSERT INTO _kt_inc_auth SELECT aws_credential FROM _kt_vault_aws "
+            "WHERE vault_event IN (SELECT event_uid FROM _kt_inc_new) "
+            "EXCEPT SELECT credential_id FROM _kt_inc_auth"
+        )
+    auth = "{c} IN (SELECT credential_id FROM _kt_inc_auth)"
 
     con.execute("DELETE FROM credentials WHERE credential_id IN (SELECT * FROM _kt_va_names)")
     con.execute(scoped(CREDENTIALS, "_kt_va_names"))
-    con.execute(f"DELETE FROM links WHERE kind = 'MINTED' AND {in_mint.format(c='dst')}")
-    derive_links.minted(con, in_mint.format(c="dst"))
-    auth = f"({cred} OR {in_mint})"
+    con.execute(f"DELETE FROM links WHERE kind = 'MINTED' AND {auth.format(c='dst')}")
+    derive_links.minted(con, auth.format(c="dst"))
     con.execute(f"DELETE FROM links WHERE kind = 'AUTHENTICATES_AS' AND {auth.format(c='src')}")
     derive_links.authenticates_as(con, auth.format(c="credential_id"))
-    con.execute(
-        "DELETE FROM links WHERE kind = 'USES' AND (starts_with(reason, ?) "
-        f"OR (starts_with(reason, ?) AND {cred.format(c='dst')}))",
-        [derive_uses.INVENTORY_REASON, derive_uses.TIMING_REASON],
-    )
-    derive_uses.uses_inventory(con)
-    derive_uses.uses_by_timing(
-        con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S, scope=in_cred
-    )
+    _uses(con, in_cred, logged=logged, agents=agents)
 
     _classify(con)
     con.execute("DELETE FROM links WHERE kind = 'DELEGATED'")
     derive_links.delegated(con)
-    _caused(con)
-    con.execute(f"DELETE FROM links WHERE kind = 'ACTED_ON' AND {cred.format(c='src')}")
-    derive_links.acted_on(con, in_cred)
+    if agents:
+        con.execute("DELETE FROM links WHERE kind = 'SAME_AGENT'")
+        same_agent_links(con, derive_links.INSERT)
+    _caused(con, agents)
+    _acted_on(con)
     con.execute("DELETE FROM principals")
     derive_links.principals(con)
     con.execute("DELETE FROM principal_classes WHERE subject_kind = 'principal'")
     principal_class.classify_principals(con)
     for t in (*MINT_TABLES, *_TEMP, "_kt_agent_alias"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _acted_on(con: duckdb.DuckDBPyConnection) -> None:
+    """``ACTED_ON`` of the (credential, resource) pairs of the new events: an edge aggregates the
+    events of its pair only (a long-lived key's edges to resources no new event names stay)."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _kt_inc_pairs AS
+        SELECT DISTINCT n.credential_id, r.resource_id
+        FROM _kt_inc_new n JOIN event_resources r ON r.event_uid = n.event_uid
+        WHERE n.credential_id IS NOT NULL""")
+    con.execute("""
+        DELETE FROM links WHERE kind = 'ACTED_ON' AND EXISTS (
+          SELECT 1 FROM _kt_inc_pairs p WHERE p.credential_id = links.src
+                                          AND p.resource_id = links.dst)""")
+    derive_links.acted_on(
+        con,
+        "e.credential_id IN (SELECT credential_id FROM _kt_inc_pairs) AND EXISTS ("
+        "SELECT 1 FROM _kt_inc_pairs p WHERE p.credential_id = e.credential_id "
+        "AND p.resource_id = r.resource_id)",
+    )
+
+
+#: Keys whose issuance facts the new rows touch (run once ``_kt_issue`` exists): keys with an
+#: issue row of a new event or of a call a new event shares (``sharedEventID``); AppRole login
+#: tokens whose secret id a new row issued.
+_KEYS = """
+SELECT credential_id FROM _kt_issue
+WHERE credential_id IS NOT NULL AND (event_uid IN (SELECT event_uid FROM _kt_inc_new)
+                                     OR call_id IN (SELECT shared_event_id FROM _kt_inc_new))
+UNION SELECT l.credential_id FROM _kt_issue l JOIN _kt_issue s
+  ON s.kind = 'vault-secret-id' AND s.src_source = 'vault'
+ AND s.credential_id = l.attributes->>'secret_id'
+WHERE l.src_source = 'vault' AND l.kind = 'vault-token' AND l.attributes->>'login_path' IS NOT NULL
+  AND s.event_uid IN (SELECT event_uid FROM _kt_inc_new)
+"""
+#: The keys whose rows the new events can change: the new events' keys, and :data:`_KEYS`.
+_NAMES = f"SELECT credential_id FROM _kt_inc_cred UNION {_KEYS}"
+
+
+def _new_events(con: duckdb.DuckDBPyConnection, since: int) -> None:
+    """``_kt_inc_new``: the events of files after ``since``, and old Vault response events the
+    pairing (:meth:`keytrail.ingest.vault.adapter.VaultAdapter.finalize`) gave a new file's
+    request time; ``_kt_inc_cred``: their credentials."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kt_inc_new AS SELECT event_uid, credential_id, "
+        "shared_event_id, source FROM events WHERE file_id > ?",
+        [since],
+    )
+    con.execute(
+        "INSERT INTO _kt_inc_new SELECT event_uid, credential_id, shared_event_id, source "
+        f"FROM events WHERE file_id <= $since AND {PAIRED_SINCE}",
+        {"since": since},
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kt_inc_cred AS SELECT DISTINCT credential_id "
+        "FROM _kt_inc_new WHERE credential_id IS NOT NULL"
+    )
+
+
+#: A Vault event of an old file paired with a request of a file after ``$since`` (its time
+#: changed).
+PAIRED_SINCE = (
+    "source = 'vault' AND details->>'entry' = 'pair' "
+    "AND TRY_CAST(details->>'request_file_id' AS BIGINT) > $since"
+)
+
+
+def _new_aws_engine_issue(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a new Vault issue row carries an AWS-engine username template."""
+    row = con.execute("""
+        SELECT count(*) FROM credential_issues
+        WHERE event_uid IN (SELECT event_uid FROM _kt_inc_new WHERE source = 'vault')
+          AND coalesce(attributes->>'username_prefix', '') LIKE 'vault-%'""").fetchone()
+    return bool(row and row[0])
+
+
+def _uses(con: duckdb.DuckDBPyConnection, in_cred: str, *, logged: bool, agents: bool) -> None:
+    """USES: the inventory edges whole (they read ``credentials``); the logged edges whole when
+    new agent or Vault events (or renamed agent events) may add some; the timing edges whole
+    when tool calls changed, else those of the new events' credentials."""
+    from keytrail.graph.derive import TOOL_CALL_SKEW_S, TOOL_CALL_WINDOW_S
+
+    gone = ["starts_with(reason, $inv)"]
+    if logged:
+        gone.append("list_contains($logged, reason)")
+    scope = "" if agents else in_cred
+    gone.append(
+        "starts_with(reason, $timing)"
+        + derive_links.and_scope(scope.replace("credential_id", "dst", 1))
+    )
+    con.execute(
+        f"DELETE FROM links WHERE kind = 'USES' AND ({' OR '.join(gone)})",
+        {
+            "inv": derive_uses.INVENTORY_REASON,
+            "timing": derive_uses.TIMING_REASON,
+            **({"logged": list(derive_uses.LOGGED_REASONS)} if logged else {}),
+        },
+    )
+    if logged:
+        derive_uses.uses_logged(con)
+    derive_uses.uses_inventory(con)
+    derive_uses.uses_by_timing(
+        con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S, scope=scope
+    )
 
 
 def _holders(con: duckdb.DuckDBPyConnection, table: str, minted: str) -> None:
@@ -219,7 +333,7 @@ def _classify(con: duckdb.DuckDBPyConnection) -> None:
         CREATE OR REPLACE TEMP TABLE _kt_inc_write AS
         WITH RECURSIVE changed AS (
           SELECT credential_id FROM _kt_inc_cred
-          UNION SELECT credential_id FROM _kt_inc_mint
+          UNION SELECT credential_id FROM _kt_va_names
           UNION SELECT credential_id FROM (SELECT * FROM credentials EXCEPT
                                            SELECT * FROM _kt_inc_old_cred)
           UNION SELECT dst FROM (SELECT * FROM links WHERE kind = 'USES' EXCEPT
@@ -250,8 +364,12 @@ def _classify(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _caused(con: duckdb.DuckDBPyConnection) -> None:
-    """``event_links`` of the new calls and of the calls whose credential's holders changed."""
+def _caused(con: duckdb.DuckDBPyConnection, agents: bool) -> None:
+    """``event_links`` of the new calls and of the calls whose credential's holders changed;
+    all of them when tool calls (the causes) changed (``agents``)."""
+    if agents:
+        derive_causes.caused(con)
+        return
     _holders(con, "_kt_holds", "SELECT src, dst FROM _kt_mint")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _kt_inc_effects AS

@@ -32,13 +32,24 @@ def uses(con: duckdb.DuckDBPyConnection, *, window_s: int, skew_s: int) -> None:
     uses_by_timing(con, window_s=window_s, skew_s=skew_s)
 
 
+#: The reasons of the USES edges of :func:`uses_logged` (the agent's log, Vault token metadata).
+LOGGED_REASONS = (
+    "the agent's own log names this credential",
+    "the credential's own metadata names the agent (Vault token metadata)",
+)
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def uses_logged(con: duckdb.DuckDBPyConnection) -> None:
     """USES named by the agent's own log or by Vault token metadata (agent and Vault events)."""
     con.execute(
         INSERT
         + f"""
         SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
-               'the agent''s own log names this credential', 'proven',
+               {_lit(LOGGED_REASONS[0])}, 'proven',
                list(event_uid ORDER BY time, event_uid)[1:{EVIDENCE_CAP}], count(*), min(time),
                max(time), NULL
         FROM events WHERE source = 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL
@@ -49,7 +60,7 @@ def uses_logged(con: duckdb.DuckDBPyConnection) -> None:
         INSERT
         + f"""
         SELECT 'agent', agent_id, 'credential', credential_id, 'USES',
-               'the credential''s own metadata names the agent (Vault token metadata)', 'strong',
+               {_lit(LOGGED_REASONS[1])}, 'strong',
                list(event_uid ORDER BY time, event_uid)[1:{EVIDENCE_CAP}], count(*), min(time),
                max(time), NULL
         FROM events WHERE source <> 'agent' AND agent_id IS NOT NULL AND credential_id IS NOT NULL

@@ -11,8 +11,8 @@ several Vault audit devices, the same span exported twice). Here, once per inges
 4. CloudTrail digest integrity checks;
 5. the derived tables (``credentials``, ``principals``, ``links``) via
    :func:`keytrail.graph.derive.derive` (or, when the case was derived before and this ingest
-   adds only CloudTrail files, :func:`keytrail.graph.derive_incr.derive_since`, which derives only
-   what the new events change, with the same rows as a full rebuild),
+   adds only CloudTrail, Vault or agent files, :func:`keytrail.graph.derive_incr.derive_since`,
+   which derives only what the new events change, with the same rows as a full rebuild),
    which also invalidates the analysis snapshot (its ``case_meta`` fingerprints are
    removed: it described the case before this ingest). ``keytrail ingest`` rebuilds it
    afterwards (:mod:`keytrail.analysis.snapshot`); until then readers analyse live.
@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from keytrail.graph.derive import derive
-from keytrail.graph.derive_incr import derive_fingerprint, derive_since
+from keytrail.graph.derive_incr import PAIRED_SINCE, derive_fingerprint, derive_since
 from keytrail.ingest import adapter_names, load_adapter
 from keytrail.ingest.cloudtrail.digest import verify_integrity
 from keytrail.store.case import roomy_memory
@@ -67,10 +67,12 @@ def dedup_events(store: CaseStore, since: int | None = None) -> None:
     """
     con = store.con
     if since is not None:
+        # and the old Vault events paired with a new file's request: that request's resource
+        # and issue rows (same event id) are copies of theirs
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _kt_new_uid AS "
-            "SELECT DISTINCT event_uid FROM events WHERE file_id > ?",
-            [since],
+            "CREATE OR REPLACE TEMP TABLE _kt_new_uid AS SELECT DISTINCT event_uid FROM events "
+            f"WHERE file_id > $since OR (file_id <= $since AND {PAIRED_SINCE})",
+            {"since": since},
         )
         dups = """SELECT rid, file_id FROM (
                     SELECT rowid AS rid, file_id, event_uid,
@@ -146,8 +148,20 @@ def dedup_cross_account_issues(con: object, *, new_only: bool = False) -> None:
 
 
 def file_counts(store: CaseStore, since: int | None = None) -> None:
-    """Per-file event counts and time ranges (``since``: only files after it changed)."""
-    only = "" if since is None else f"WHERE file_id > {int(since)}"
+    """Per-file event counts and time ranges (``since``: only files after it changed, and the old
+    files of Vault events paired across files in this ingest: the request's file lost a row, the
+    response's took the request's time)."""
+    only = ""
+    if since is not None:
+        paired = PAIRED_SINCE.replace("$since", str(int(since)))
+        store.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _kt_paired_files AS
+                SELECT DISTINCT unnest([file_id,
+                                        TRY_CAST(details->>'request_file_id' AS BIGINT)]) AS f
+                FROM events WHERE source = 'vault' AND details->>'entry' = 'pair'
+                  AND (file_id > {int(since)} OR ({paired}))"""
+        )
+        only = f"WHERE file_id > {int(since)} OR file_id IN (SELECT f FROM _kt_paired_files)"
     store.con.execute(
         f"""UPDATE evidence SET events = coalesce(s.n, 0), first_time = s.t0, last_time = s.t1,
                   duplicates = coalesce(duplicates, 0)
@@ -159,6 +173,7 @@ def file_counts(store: CaseStore, since: int | None = None) -> None:
     store.con.execute(
         "UPDATE evidence SET integrity = 'not-applicable' WHERE integrity IS NULL AND source <> 'cloudtrail'"
     )
+    store.con.execute("DROP TABLE IF EXISTS _kt_paired_files")
 
 
 def finalize(store: CaseStore, *, graph: bool = True) -> None:
@@ -176,14 +191,15 @@ def finalize(store: CaseStore, *, graph: bool = True) -> None:
 THROUGH_KEY = "derived.through_file_id"
 CODE_KEY = "derived.code"
 #: Sources of new files that :func:`keytrail.graph.derive_incr.derive_since` can add to a case
-#: (``NULL``: a skipped file). A Vault or agent file pairs, merges or renames events across the
-#: case, an inventory or policy file changes rules for every credential: those rebuild in full.
-INCREMENTAL_SOURCES = ("cloudtrail", "digest")
+#: (``NULL``: a skipped file). An inventory or policy file changes the rules for every credential
+#: and agent (declared identities, names that merge agents): those rebuild in full.
+INCREMENTAL_SOURCES = ("cloudtrail", "digest", "vault", "agent")
 
 
 def incremental_since(store: CaseStore) -> int | None:
     """The file id the derived tables already cover, when this ingest may add to them (same derive
-    code, only CloudTrail files since); ``None``: de-duplicate and derive the whole case."""
+    code, only CloudTrail, Vault or agent files since); ``None``: de-duplicate and derive the
+    whole case."""
     through, code = store.meta(THROUGH_KEY), store.meta(CODE_KEY)
     if through is None or code != derive_fingerprint():
         return None

@@ -1,0 +1,200 @@
+"""A second ingest of Vault audit or agent-log files derives incrementally, with the rows of a
+full rebuild (the oracles of ``test_derive_incremental``: a full rebuild of the grown case, and
+one ingest of both parts).
+
+Cases: the Vault and agent logs a day after the CloudTrail; a Vault log cut in two with a
+request/response pair split each way; the sample incident's agent logs or Vault log second; an
+OTLP record that renames old agent events; a Vault and agent ingest that died in its
+end-of-ingest steps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from keytrail.ingest import finalize as finalize_mod
+from keytrail.ingest.runner import ingest
+
+from . import test_derive_incremental as base
+from .test_derive_incremental import (
+    DERIVED,
+    INGESTED,
+    SAMPLE,
+    _assert_same,
+    _check,
+    _dump,
+    _full_rederive,
+    _gen,
+    _others,
+    _trail,
+)
+
+# the oracle's fixtures, shared by name
+gen_root = base.gen_root
+incremental = base.incremental
+
+
+def _scalar(case: Path, sql: str) -> Any:
+    con = duckdb.connect(str(case), read_only=True)
+    try:
+        row = con.execute(sql).fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
+
+
+def test_vault_and_agent_files_after_the_cloudtrail(
+    tmp_path: Path, gen_root: Path, incremental: list[int]
+) -> None:
+    """The Vault log and the agent logs a day after the CloudTrail: Vault issues of keys that
+    already sign old CloudTrail events (the AWS engine's names matched against old events),
+    agent logs naming old credentials, tool calls followed by old API calls."""
+    a = _gen(gen_root, 5, 12000)
+    case = _check(tmp_path, _trail(a), _others(a), incremental, None)
+    vault_named = _scalar(
+        case,
+        """SELECT count(*) FROM links WHERE kind = 'MINTED'
+           AND starts_with(reason, 'Vault AWS secrets engine issued a key named')
+           AND dst IN (SELECT credential_id FROM events WHERE source = 'cloudtrail')""",
+    )
+    logged = _scalar(
+        case,
+        """SELECT count(*) FROM links WHERE kind = 'USES' AND src_kind = 'agent'
+           AND dst IN (SELECT credential_id FROM events WHERE source = 'cloudtrail')""",
+    )
+    caused = _scalar(
+        case,
+        """SELECT count(*) FROM event_links l JOIN events e ON e.event_uid = l.effect_uid
+           WHERE e.source = 'cloudtrail'""",
+    )
+    assert vault_named > 0 and logged > 0 and caused > 0, (vault_named, logged, caused)
+
+
+def _split_vault(log: Path, out: Path) -> tuple[Path, Path]:
+    """The Vault log in two files cut in the middle, and across one request/response pair each
+    way: the first file holds a response whose request is in the second, and a request whose
+    response is in the second (the pairing across files changes an old event)."""
+    lines = log.read_text().splitlines(keepends=True)
+    req = [
+        i
+        for i, line in enumerate(lines[:-1])
+        if '"type":"request"' in line and '"type":"response"' in lines[i + 1]
+    ]
+    mid = len(lines) // 2
+    early = next(i for i in req if i >= mid // 2)  # its response goes to the second file
+    late = next(i for i in req if i >= mid + 1)  # its response goes to the first file
+    first = [ln for i, ln in enumerate(lines[:mid]) if i != early + 1] + [lines[late + 1]]
+    second = [lines[early + 1]] + [ln for i, ln in enumerate(lines[mid:], mid) if i != late + 1]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "vault-1.log").write_text("".join(first))
+    (out / "vault-2.log").write_text("".join(second))
+    return out / "vault-1.log", out / "vault-2.log"
+
+
+def test_vault_log_split_across_two_ingests(
+    tmp_path: Path, gen_root: Path, incremental: list[int]
+) -> None:
+    """Child tokens of old tokens, old tokens used by new requests, and request/response pairs
+    cut across the two ingests (either way round): the same rows as one ingest of both."""
+    a = _gen(gen_root, 5, 12000)
+    agents = [p for p in _others(a) if "/agents/" in p.as_posix()]
+    one, two = _split_vault(next((a / "vault").rglob("*.log")), tmp_path / "vsplit")
+    case = _check(tmp_path, _trail(a) + agents + [one], [two], incremental, None)
+    child_of_old = _scalar(
+        case,
+        """SELECT count(*) FROM links m
+           JOIN credential_issues ci ON ci.credential_id = m.dst
+           JOIN events e ON e.event_uid = ci.event_uid
+           WHERE m.kind = 'MINTED' AND e.file_id = (SELECT max(file_id) FROM evidence)
+             AND m.src IN (SELECT ci2.credential_id FROM credential_issues ci2
+                           JOIN events e2 ON e2.event_uid = ci2.event_uid
+                           WHERE e2.file_id < (SELECT max(file_id) FROM evidence))""",
+    )
+    paired = _scalar(
+        case,
+        """SELECT count(*) FROM events WHERE source = 'vault' AND details->>'entry' = 'pair'
+           AND TRY_CAST(details->>'request_file_id' AS BIGINT) <> file_id""",
+    )
+    assert child_of_old > 0 and paired == 2, (child_of_old, paired)
+
+
+def test_sample_incident_agents_after_cloudtrail_and_vault(
+    tmp_path: Path, incremental: list[int]
+) -> None:
+    others = _others(SAMPLE)
+    vault = [p for p in others if "/vault/" in p.as_posix()]
+    agents = [p for p in others if p not in vault]
+    _check(tmp_path, _trail(SAMPLE) + vault, agents, incremental, SAMPLE / "inventory.toml")
+
+
+def test_sample_incident_vault_after_cloudtrail_and_agents(
+    tmp_path: Path, incremental: list[int]
+) -> None:
+    others = _others(SAMPLE)
+    vault = [p for p in others if "/vault/" in p.as_posix()]
+    agents = [p for p in others if p not in vault]
+    _check(tmp_path, _trail(SAMPLE) + agents, vault, incremental, SAMPLE / "inventory.toml")
+
+
+def test_a_new_agent_record_renames_old_events(tmp_path: Path, incremental: list[int]) -> None:
+    """Old native-log events name the agent by its display name; a new OTLP file has a record
+    naming both its id and that name: the old events move to the id (SAME_AGENT), and every
+    agent-keyed row with them, as a full rebuild has it."""
+    native = SAMPLE / "agents" / "native" / "vendor-sync.jsonl"
+    renamed = []
+    for n, line in enumerate(native.read_text().splitlines()):
+        rec = json.loads(line)
+        rec.update(agent_id="Ledger Reconciler", event_id=f"lr-alias-{n:04d}")
+        renamed.append(json.dumps(rec))
+    alias = tmp_path / "alias" / "ledger.jsonl"
+    alias.parent.mkdir()
+    alias.write_text("\n".join(renamed) + "\n")
+    others = _others(SAMPLE)
+    otel = [p for p in others if "/otel/" in p.as_posix()]
+    rest = [p for p in others if p not in otel]
+    case = _check(tmp_path, _trail(SAMPLE) + rest + [alias], otel, incremental, None)
+    moved = _scalar(
+        case,
+        """SELECT count(*) FROM events WHERE source = 'agent' AND agent_id = 'ledger-reconciler'
+           AND details->>'agent_id_logged' = 'Ledger Reconciler'
+           AND file_id < (SELECT max(file_id) FROM evidence)""",
+    )
+    same = _scalar(
+        case,
+        "SELECT count(*) FROM links WHERE kind = 'SAME_AGENT' AND src = 'Ledger Reconciler'",
+    )
+    assert moved == len(renamed) and same == 1, (moved, same)
+
+
+def test_a_vault_and_agent_ingest_stopped_before_its_finalize(
+    tmp_path: Path, gen_root: Path, incremental: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vault and agent files committed by an ingest that died in its end-of-ingest steps (as
+    after a kill -9 there: the cross-file pairing rolled back with them) are derived by the next
+    ingest, which finds them loaded: the rows of a full rebuild and of one ingest of all."""
+    a = _gen(gen_root, 5, 12000)
+    one, two = _split_vault(next((a / "vault").rglob("*.log")), tmp_path / "vsplit")
+    agents = [p for p in _others(a) if "/agents/" in p.as_posix()]
+    case = tmp_path / "case.duckdb"
+    ingest(case, _trail(a) + [one])
+    real = finalize_mod.derive_since
+
+    def dies(con: duckdb.DuckDBPyConnection, since: int) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(finalize_mod, "derive_since", dies)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(case, [two, *agents])
+    monkeypatch.setattr(finalize_mod, "derive_since", real)
+    summary = ingest(case, [two, *agents])
+    assert {f.status for f in summary.files} == {"already-ingested"}
+    assert incremental == [1]
+    _assert_same(_dump(case, DERIVED), _full_rederive(case, tmp_path))
+    once = tmp_path / "once.duckdb"
+    ingest(once, [*_trail(a), one, two, *agents])
+    _assert_same(_dump(case, (*DERIVED, *INGESTED)), _dump(once, (*DERIVED, *INGESTED)))
