@@ -160,13 +160,23 @@ WITH sampled AS (
   SELECT unnest(arg_min(event_uid, (time, event_uid), {_SAMPLED})) AS event_uid
   FROM events ev WHERE ev.source = 'cloudtrail' AND ev.credential_id IS NOT NULL /*scope*/
   GROUP BY ev.credential_id, ev.actor_uid
+), sraw AS (
+  -- the sampled records only: a rowid semi-join the scan applies (the big scan reads no raw)
+  SELECT event_uid, raw FROM events
+  WHERE rowid IN (SELECT rowid FROM events WHERE event_uid IN (SELECT event_uid FROM sampled))
+), uaf AS (
+  -- the user-agent family per distinct user agent (a handful), not per event
+  SELECT user_agent, {_UA_FAMILY} AS ua FROM (
+    SELECT DISTINCT user_agent FROM events ev
+    WHERE ev.source = 'cloudtrail' AND ev.credential_id IS NOT NULL /*scope*/)
 ), e AS (
   SELECT ev.credential_id, ev.event_uid, ev.time, ev.actor_uid, ev.actor_type, ev.actor_name,
-         ev.action, ev.user_agent, CASE WHEN s.event_uid IS NOT NULL THEN ev.raw END AS mraw
-  FROM events ev LEFT JOIN sampled s ON s.event_uid = ev.event_uid
+         ev.action, u.ua, s.raw AS mraw
+  FROM events ev LEFT JOIN sraw s ON s.event_uid = ev.event_uid
+  LEFT JOIN uaf u ON u.user_agent = ev.user_agent
   WHERE ev.source = 'cloudtrail' AND ev.credential_id IS NOT NULL /*scope*/
 ), f AS (
-  SELECT credential_id, event_uid, time, actor_uid, actor_type, actor_name, {_UA_FAMILY} AS ua,
+  SELECT credential_id, event_uid, time, actor_uid, actor_type, actor_name, ua,
     (action IN ('signin:ConsoleLogin', 'signin:SwitchRole')
      OR coalesce(json_extract_string(mraw, '$.sessionCredentialFromConsole') = 'true', false))
       AS console,
