@@ -42,10 +42,12 @@ if TYPE_CHECKING:
 
 
 def _dedup(con: object, table: str, partition: str, order: str, where: str = "") -> None:
-    # A grouping finds whether there is anything to remove at half the cost of the window (1.4M
-    # resource rows: 0.4 against 0.9 CPU-s), and most ingests have no duplicates.
+    # Counting distinct row hashes finds whether there is anything to remove (most ingests have
+    # none) at a fraction of the window's cost (1.4M resource rows: 0.2 CPU-s; a grouping on the
+    # columns 0.4-0.6, the window 0.9). Copies hash alike, so none is missed; a collision only
+    # runs the exact window below, which then finds nothing to delete.
     found = con.execute(  # type: ignore[attr-defined]
-        f"SELECT EXISTS (SELECT 1 FROM {table}{where} GROUP BY {partition} HAVING count(*) > 1)"
+        f"SELECT count(*) > count(DISTINCT hash({partition})) FROM {table}{where}"
     ).fetchone()
     if not (found and found[0]):
         return
