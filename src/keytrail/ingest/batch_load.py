@@ -113,6 +113,26 @@ def record_skipped(store: CaseStore, path: Path, sha: str, size: int, head: byte
     return FileResult(str(path), sha, size, "skipped", note=why)
 
 
+def _item_evidence(store: CaseStore, item: Planned, status: str, note: str | None) -> int:
+    """The ``evidence`` row of a planned file under the next file id (its adapter's source,
+    format and name); returns the id."""
+    file_id = _next_file_id(store)
+    adapter = item.adapter
+    _insert_evidence(
+        store,
+        file_id,
+        item.path,
+        item.sha,
+        item.size,
+        adapter.SOURCE,
+        item.fmt,
+        adapter.NAME,
+        status,
+        note,
+    )
+    return file_id
+
+
 def record_provenance(store: CaseStore, path: Path, sha: str, size: int) -> FileResult:
     try:
         note, status = provenance.record(store, path, sha), "provenance"
@@ -215,19 +235,7 @@ def _load_batch_in(
     try:
         ctxs = []
         for item in batch:
-            file_id = _next_file_id(store)
-            _insert_evidence(
-                store,
-                file_id,
-                item.path,
-                item.sha,
-                item.size,
-                adapter_cls.SOURCE,
-                item.fmt,
-                adapter_cls.NAME,
-                "loading",
-                None,
-            )
+            file_id = _item_evidence(store, item, "loading", None)
             head = read_sample(item.path, 8)
             if head.codec is not None:  # BOM / UTF-16 / UTF-32: the adapter reads a UTF-8 copy
                 copy = utf8_copy(item.path, head.gzipped, head.codec)
@@ -300,18 +308,7 @@ def _load_batch_in(
         results = []
         for item in batch:
             msg = f"{adapter_cls.NAME} adapter failed on this file: {type(e).__name__}: {e}"
-            _insert_evidence(
-                store,
-                _next_file_id(store),
-                item.path,
-                item.sha,
-                item.size,
-                adapter_cls.SOURCE,
-                item.fmt,
-                adapter_cls.NAME,
-                "failed",
-                msg,
-            )
+            _item_evidence(store, item, "failed", msg)
             results.append(
                 FileResult(
                     str(item.path),
