@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from keytrail.ingest.agent import attrs, refs
 from keytrail.ingest.agent.common import json_text, rows_table
-from keytrail.ingest.base import _rows_to_arrow
+from keytrail.ingest.base import rows_to_arrow
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -223,7 +223,7 @@ def test_rows_table_is_the_context_conversion(rows: list[dict[str, Any]], unifor
         rows = [{k: r.get(k) for k in sorted(keys)} for r in rows]
     if not set().union(*rows):
         rows = [{**r, "event_uid": "x"} for r in rows]
-    assert rows_table("events", rows).equals(_rows_to_arrow("events", rows))
+    assert rows_table("events", rows).equals(rows_to_arrow("events", rows))
 
 
 def test_json_text_writes_integers_beyond_64_bits_as_text() -> None:

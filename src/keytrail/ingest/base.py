@@ -271,7 +271,7 @@ class LoadContext:
         if isinstance(rows, list):
             if not rows:
                 return 0
-            rows = _rows_to_arrow(table, rows)
+            rows = rows_to_arrow(table, rows)
         if rows.num_rows == 0:
             return 0
         schema_cols = TABLES_BY_NAME[table].column_names
@@ -353,7 +353,7 @@ def masked_select(table: str, names: list[str]) -> str:
     return ", ".join(f"{mask_stored_sql(n)} AS {n}" if n in masked else n for n in names)
 
 
-def _rows_to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
+def rows_to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
     """Build an Arrow table typed like the case table, from dicts (small batches, Python adapters)."""
     cols = TABLES_BY_NAME[table].columns
     present = [c for c in cols if any(c.name in r for r in rows)]

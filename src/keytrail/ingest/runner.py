@@ -120,12 +120,16 @@ def ingest(
     max_record_bytes: int = MAX_RECORD_BYTES,
     graph: bool = True,
     substitutes: dict[str, type[SourceAdapter]] | None = None,
+    finish: bool = True,
 ) -> IngestSummary:
     """Load ``paths`` (and inventory files) into the case at ``case_path``, creating it if needed.
 
     ``graph=False`` skips the derived tables (see :func:`keytrail.ingest.finalize.finalize`).
     ``substitutes`` maps an adapter ``NAME`` to a subclass that loads its files instead (``keytrail
-    scope`` writes only the columns it reads: :mod:`keytrail.scope.narrow`).
+    scope`` writes only the columns it reads: :mod:`keytrail.scope.narrow`). ``finish=False``
+    leaves the case unfinalized (no de-duplication, counts or adapter finalize hooks): ``keytrail
+    scope`` loads some files into a side case whose rows another ingest takes in and finalizes
+    (:mod:`keytrail.scope.side`).
 
     Raises:
         InputError: a path is missing (checked before the case is touched).
@@ -288,9 +292,10 @@ def ingest(
                 close_batch()
             batch.append(Planned(path, sha, size, adapter, fmt, sample))
         flush()
-        report("finalising")
-        with writing(store):
-            finalize(store, graph=graph)
+        if finish:
+            report("finalising")
+            with writing(store):
+                finalize(store, graph=graph)
         summary.events_in_case = int(store.scalar("SELECT count(*) FROM events") or 0)
     finally:
         if pending is not None and pending[1] is not None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from keytrail.ingest.base import LoadContext, SourceAdapter, _rows_to_arrow
+from keytrail.ingest.base import LoadContext, SourceAdapter, rows_to_arrow
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,7 +30,7 @@ class _NoRawContext(LoadContext):
         if table == "event_resources":
             return 0
         if table == "events":
-            rows = _rows_to_arrow(table, rows) if isinstance(rows, list) else rows
+            rows = rows_to_arrow(table, rows) if isinstance(rows, list) else rows
             if "raw" in rows.column_names:
                 rows = rows.drop_columns(["raw"])
         return super().insert(table, rows)

@@ -26,16 +26,12 @@ from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter, bulk_read
 from keytrail.ingest.runner import IngestSummary, ingest
 from keytrail.scope.narrow import NarrowCloudTrail
 from keytrail.scope.no_raw import without_raw
+from keytrail.scope.side import SIDE, SideLoad, elsewhere
 from keytrail.store.case import CaseStore
 from keytrail.store.sqltext import mask_stored_sql
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-    from keytrail.ingest.base import SourceAdapter
-
-#: The adapters whose rows a narrow projection writes without their text (:mod:`.no_raw`).
-_NO_RAW = ("vault", "otlp", "jaeger", "mcp", "agent_jsonl")
 
 #: Where each selected record sits: enough to copy its original bytes out of the input file.
 LOCATIONS = """
@@ -90,23 +86,43 @@ def project(
     *,
     inventory: Iterable[str | Path] = (),
     narrow: bool = True,
+    side: bool = True,
 ) -> Projection:
     """Load ``paths`` into a scratch case at ``scratch`` and derive the issuance facts there.
 
     ``narrow``: CloudTrail through :class:`keytrail.scope.narrow.NarrowCloudTrail` (no record
     text but for the classifier's samples: :func:`with_raw` fetches the kept records' text);
     Vault and agent rows without their text (:mod:`keytrail.scope.no_raw`). ``False``: the
-    ingest exactly, as the record copy needs it.
+    ingest exactly, as the record copy needs it. ``side`` (narrow only): the Vault and agent
+    files are loaded beside the CloudTrail files, into a second scratch case next to
+    ``scratch`` (:mod:`keytrail.scope.side`); ``False``: one after the other (the same rows).
 
     The case is a file, not an in-memory database: one was tried (no WAL, commits or
     checkpoints) and cost the same CPU at 1M events with 0.05-0.1 GiB more peak RSS
     (docs/performance.md, scope6).
     """
-    subs: dict[str, type[SourceAdapter]] = {}
-    if narrow:
-        subs = {name: without_raw(load_adapter(name)) for name in _NO_RAW}
-        subs["cloudtrail"] = NarrowCloudTrail
-    summary = ingest(scratch, paths, inventory=inventory, graph=False, substitutes=subs)
+    paths, inventory = list(paths), list(inventory)
+    if not narrow:
+        summary = ingest(scratch, paths, inventory=inventory, graph=False)
+    elif not side:
+        subs = {name: without_raw(load_adapter(name)) for name in SIDE}
+        summary = ingest(
+            scratch,
+            paths,
+            inventory=inventory,
+            graph=False,
+            substitutes={**subs, "cloudtrail": NarrowCloudTrail},
+        )
+    else:
+        with SideLoad(scratch.with_name(f"side-{scratch.name}"), paths, inventory) as load:
+            subs = {name: elsewhere(load_adapter(name), load) for name in SIDE}
+            summary = ingest(
+                scratch,
+                paths,
+                inventory=inventory,
+                graph=False,
+                substitutes={**subs, "cloudtrail": NarrowCloudTrail},
+            )
     store = CaseStore.open(scratch, read_only=False)
     merge_agents(store.con)  # as the derive does first: one id per agent for the USES rules
     mint_facts(store.con)
