@@ -267,3 +267,17 @@ def test_vault_and_agent_rows_carry_no_text(tmp_path: Path) -> None:
     (cut, cut_raw), (full, full_raw) = rows(True), rows(False)
     assert cut == full and len(cut) > 0
     assert cut_raw == 0 < full_raw
+
+
+def test_issuance_rows_scan_only_named_issuing_calls() -> None:
+    """The narrow path scans only the records the issuance SQL names (``narrow._ISSUING``); an
+    issuance SQL with a branch that names no ``eventName`` is refused at import, not pruned."""
+    from keytrail.ingest.cloudtrail import sql as ct_sql
+
+    names = narrow._issuing_names(ct_sql.issues_sql())
+    assert set(ct_sql.STS_ISSUERS) | {"CreateAccessKey"} == set(names)
+    with pytest.raises(ValueError, match="issuing calls"):
+        narrow._issuing_names(
+            "SELECT 1 FROM _kt_ct_t WHERE r.eventName = 'AssumeRole' "
+            "UNION ALL SELECT 2 FROM _kt_ct_t WHERE svc = 'iam'"
+        )
