@@ -129,3 +129,28 @@ def test_a_failed_side_load_falls_back_to_the_serial_load(
     assert not copies
     assert beside == serial
     assert any(e[1] == "vault" for e in beside["events"])
+
+
+def test_a_stopped_side_load_ends_at_its_next_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scope that fails or is interrupted stops its side ingest between batches (it does not
+    load the rest of the Vault and agent files first); its rows are then not used."""
+    import threading
+
+    go = threading.Event()
+    real = side_mod.ingest
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        go.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(side_mod, "ingest", held)
+    load = side_mod.SideLoad(tmp_path / "side.duckdb", [SAMPLE], [INVENTORY])
+    load._stop.set()  # what close(stop=True) does first, before the ingest's first batch
+    go.set()
+    assert load.ready() is None
+    assert type(load._future.exception()).__name__ == "_Stopped"
+    load.close(stop=True)
+    with duckdb.connect(str(tmp_path / "side.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)

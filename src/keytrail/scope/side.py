@@ -86,6 +86,11 @@ class SideLoad:
         self._future: Future[None] = self._pool.submit(self._run)
         self._read: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def _check(self, _progress: object) -> None:
+        if self._stop.is_set():
+            raise _Stopped("the scope stopped")
 
     def _run(self) -> None:
         subs = {n: without_raw(load_adapter(n)) for n in SIDE}
@@ -100,6 +105,7 @@ class SideLoad:
             graph=False,
             substitutes=subs,
             finish=False,
+            progress=self._check,  # called between batches: where a stopped scope ends it
         )
 
     def ready(self) -> duckdb.DuckDBPyConnection | None:
@@ -109,8 +115,11 @@ class SideLoad:
                 self._read = duckdb.connect(str(self.case), read_only=True)
             return self._read
 
-    def close(self) -> None:
-        """Wait for the side ingest (it cannot be interrupted) and close the side case."""
+    def close(self, stop: bool = False) -> None:
+        """Wait for the side ingest and close the side case; ``stop``: the side ingest ends at
+        its next batch (the scope failed or was interrupted: its rows are not wanted)."""
+        if stop:
+            self._stop.set()
         self._pool.shutdown(wait=True)
         if self._read is not None:
             self._read.close()
@@ -119,8 +128,12 @@ class SideLoad:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.close(stop=kind is not None)
+
+
+class _Stopped(Exception):
+    """Raised into the side ingest by a scope that no longer wants its rows."""
 
 
 class SideFailed(Exception):
