@@ -1,4 +1,4 @@
-"""The Vault and agent files of a scope, loaded beside the CloudTrail pass (:mod:`keytrail.scope.side`).
+"""A scope's Vault and agent files loaded beside its CloudTrail pass (:mod:`keytrail.scope.side`).
 
 The side ingest must give the scratch case the rows, file ids and per-file results the serial
 load gives (``side=False``): with Vault and agent files planned between CloudTrail files, a Vault
@@ -154,3 +154,22 @@ def test_a_stopped_side_load_ends_at_its_next_batch(
     load.close(stop=True)
     with duckdb.connect(str(tmp_path / "side.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+def test_the_two_ingests_hash_and_sniff_each_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keytrail.ingest.runner as runner
+
+    hashed: list[Path] = []
+    real = runner.sha256_file
+
+    def counted(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(runner, "sha256_file", counted)
+    proj = project(tmp_path / "p.duckdb", [SAMPLE], inventory=[INVENTORY])
+    proj.store.close()
+    assert hashed and sorted(hashed) == sorted(set(hashed))
+    assert len(hashed) == len(proj.inputs())

@@ -37,6 +37,7 @@ from keytrail.ingest.base import (
     MAX_RECORD_BYTES,
     READ_AHEAD_DB,
     ReadAheadHandle,
+    Sample,
     SourceAdapter,
     read_sample,
 )
@@ -111,6 +112,20 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+class FileFacts:
+    """What the plan reads of each file: size, SHA-256 and head sample, and what the sniff finds.
+
+    The ingest of ``keytrail scope`` runs two ingests of the same files at once (one loads the
+    Vault and agent files beside the other: :mod:`keytrail.scope.side`); they share one memo of
+    these so each file is hashed and sniffed once."""
+
+    def read(self, path: Path) -> tuple[int, str, Sample]:
+        return path.stat().st_size, sha256_file(path), read_sample(path)
+
+    def sniff(self, sample: Sample) -> tuple[type[SourceAdapter], str] | None:
+        return sniff(sample)
+
+
 def ingest(
     case_path: str | Path,
     paths: Iterable[str | Path],
@@ -121,6 +136,7 @@ def ingest(
     graph: bool = True,
     substitutes: dict[str, type[SourceAdapter]] | None = None,
     finish: bool = True,
+    facts: FileFacts | None = None,
 ) -> IngestSummary:
     """Load ``paths`` (and inventory files) into the case at ``case_path``, creating it if needed.
 
@@ -129,12 +145,14 @@ def ingest(
     scope`` writes only the columns it reads: :mod:`keytrail.scope.narrow`). ``finish=False``
     leaves the case unfinalized (no de-duplication, counts or adapter finalize hooks): ``keytrail
     scope`` loads some files into a side case whose rows another ingest takes in and finalizes
-    (:mod:`keytrail.scope.side`).
+    (:mod:`keytrail.scope.side`). ``facts``: where the plan reads each file's size, hash and
+    sample (default: from the file).
 
     Raises:
         InputError: a path is missing (checked before the case is touched).
         CaseLockedError: another process is writing the case.
     """
+    facts = facts or FileFacts()
     unusable: list[tuple[Path, str]] = []
     inv_files = expand_paths(inventory, unusable)
     # An inventory inside a walked directory is read once, as the inventory (not skipped as a
@@ -241,9 +259,7 @@ def ingest(
         plan += [(p, InventoryAdapter) for p in inv_files]
         for path, forced in plan:
             try:
-                size = path.stat().st_size
-                sha = sha256_file(path)
-                sample = read_sample(path)
+                size, sha, sample = facts.read(path)
             except OSError as e:  # vanished or unreadable since the walk
                 why = f"cannot read: {e.strerror or e}"
                 flush()
@@ -276,7 +292,7 @@ def ingest(
                     forced.sniff(sample) or "inventory",
                 )
             else:
-                found = sniff(sample)
+                found = facts.sniff(sample)
             if found is None:
                 flush()
                 with writing(store):

@@ -26,7 +26,7 @@ from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter, bulk_read
 from keytrail.ingest.runner import IngestSummary, ingest
 from keytrail.scope.narrow import NarrowCloudTrail
 from keytrail.scope.no_raw import without_raw
-from keytrail.scope.side import SIDE, SideLoad, elsewhere
+from keytrail.scope.side import SIDE, SharedFacts, SideLoad, elsewhere
 from keytrail.store.case import CaseStore
 from keytrail.store.sqltext import mask_stored_sql
 
@@ -114,7 +114,9 @@ def project(
             substitutes={**subs, "cloudtrail": NarrowCloudTrail},
         )
     else:
-        with SideLoad(scratch.with_name(f"side-{scratch.name}"), paths, inventory) as load:
+        facts = SharedFacts()
+        side_case = scratch.with_name(f"side-{scratch.name}")
+        with SideLoad(side_case, paths, inventory, facts) as load:
             subs = {name: elsewhere(load_adapter(name), load) for name in SIDE}
             summary = ingest(
                 scratch,
@@ -122,6 +124,7 @@ def project(
                 inventory=inventory,
                 graph=False,
                 substitutes={**subs, "cloudtrail": NarrowCloudTrail},
+                facts=facts,
             )
     store = CaseStore.open(scratch, read_only=False)
     merge_agents(store.con)  # as the derive does first: one id per agent for the USES rules

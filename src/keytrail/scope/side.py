@@ -39,11 +39,13 @@ from keytrail.ingest import adapter_names, load_adapter
 from keytrail.ingest.base import LoadContext, SourceAdapter
 from keytrail.ingest.cloudtrail.adapter import fetch_arrow
 from keytrail.ingest.inventory import InventoryAdapter
-from keytrail.ingest.runner import ingest
+from keytrail.ingest.runner import FileFacts, ingest
 from keytrail.scope.no_raw import without_raw
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
+
+    from keytrail.ingest.base import Sample
 
 #: The adapters whose files the side ingest loads (their rows written without their text).
 SIDE = ("vault", "otlp", "jaeger", "mcp", "agent_jsonl")
@@ -73,14 +75,51 @@ def skipping(cls: type[SourceAdapter]) -> type[SourceAdapter]:
     return Skip
 
 
+class SharedFacts(FileFacts):
+    """Each file's size, hash, sample and sniff, found once for the two ingests of a scope (the
+    first to ask reads the file, the other waits for it) and dropped once both have it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._memo: dict[tuple[str, Path], list[Any]] = {}  # key -> [lock, (value,) or None, uses]
+
+    def _once(self, key: tuple[str, Path], compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            entry = self._memo.setdefault(key, [threading.Lock(), None, 0])
+        with entry[0]:
+            if entry[1] is None:  # an error is not kept: the other ingest meets it again
+                entry[1] = (compute(),)
+            entry[2] += 1
+            if entry[2] == 2:
+                with self._lock:
+                    self._memo.pop(key, None)
+            return entry[1][0]
+
+    def read(self, path: Path) -> tuple[int, str, Sample]:
+        got: tuple[int, str, Sample] = self._once(
+            ("read", path), lambda: FileFacts.read(self, path)
+        )
+        return got
+
+    def sniff(self, sample: Sample) -> tuple[type[SourceAdapter], str] | None:
+        got: tuple[type[SourceAdapter], str] | None = self._once(
+            ("sniff", sample.path), lambda: FileFacts.sniff(self, sample)
+        )
+        return got
+
+
 class SideLoad:
     """The side ingest of one scope: started at once on a worker thread, waited for by the
     main ingest's :func:`elsewhere` adapters."""
 
     def __init__(
-        self, case: Path, paths: Iterable[str | Path], inventory: Iterable[str | Path]
+        self,
+        case: Path,
+        paths: Iterable[str | Path],
+        inventory: Iterable[str | Path],
+        facts: FileFacts | None = None,
     ) -> None:
-        self.case = case
+        self.case, self.facts = case, facts
         self._paths, self._inventory = list(paths), list(inventory)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keytrail-scope-side")
         self._future: Future[None] = self._pool.submit(self._run)
@@ -105,7 +144,8 @@ class SideLoad:
             graph=False,
             substitutes=subs,
             finish=False,
-            progress=self._check,  # called between batches: where a stopped scope ends it
+            progress=self._check,
+            facts=self.facts,  # called between batches: where a stopped scope ends it
         )
 
     def ready(self) -> duckdb.DuckDBPyConnection | None:
@@ -144,7 +184,8 @@ def _failure(note: str, name: str) -> Exception:
     """The exception whose runner note is ``note`` (``NAME adapter failed on this file: T: m``)."""
     head = f"{name} adapter failed on this file: "
     kind, _, msg = note.removeprefix(head).partition(": ")
-    return type(kind, (SideFailed,), {})(msg)
+    named: type[SideFailed] = type(kind, (SideFailed,), {})
+    return named(msg)
 
 
 def _copy(ctxs: list[LoadContext], side: duckdb.DuckDBPyConnection, name: str) -> None:
