@@ -84,21 +84,21 @@ def broken_vault(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def copies(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
-    """The file ids each copy from the side case took (proves the side path ran)."""
-    seen: list[list[int]] = []
+def copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The file ids the main ingest copied from the side case (proves the side path ran)."""
+    seen: list[int] = []
     copy = side_mod._copy
 
-    def counted(ctxs: list[LoadContext], read: duckdb.DuckDBPyConnection, name: str) -> None:
-        seen.append([c.file_id for c in ctxs])
-        copy(ctxs, read, name)
+    def counted(ctx: LoadContext, read: duckdb.DuckDBPyConnection, name: str) -> None:
+        seen.append(ctx.file_id)
+        copy(ctx, read, name)
 
     monkeypatch.setattr(side_mod, "_copy", counted)
     return seen
 
 
 def test_side_load_gives_the_serial_rows(
-    tmp_path: Path, broken_vault: None, copies: list[list[int]]
+    tmp_path: Path, broken_vault: None, copies: list[int]
 ) -> None:
     data = _interleaved(tmp_path / "trail")
     serial = _rows(tmp_path, data, "serial", side=False)
@@ -118,7 +118,7 @@ def test_side_load_gives_the_serial_rows(
 
 
 def test_a_failed_side_load_falls_back_to_the_serial_load(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copies: list[list[int]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copies: list[int]
 ) -> None:
     def fail(self: side_mod.SideLoad) -> None:
         raise OSError("no space left for the side case")
@@ -138,15 +138,17 @@ def test_a_stopped_side_load_ends_at_its_next_batch(
     load the rest of the Vault and agent files first); its rows are then not used."""
     import threading
 
-    go = threading.Event()
+    entered, go = threading.Event(), threading.Event()
     real = side_mod.ingest
 
     def held(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
         go.wait(30)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(side_mod, "ingest", held)
     load = side_mod.SideLoad(tmp_path / "side.duckdb", [SAMPLE], [INVENTORY])
+    assert entered.wait(30)
     load._stop.set()  # what close(stop=True) does first, before the ingest's first batch
     go.set()
     assert load.ready() is None
@@ -156,20 +158,20 @@ def test_a_stopped_side_load_ends_at_its_next_batch(
         assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
 
 
-def test_the_two_ingests_hash_and_sniff_each_file_once(
+def test_the_worker_and_the_main_ingest_sniff_each_file_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import keytrail.ingest.runner as runner
 
-    hashed: list[Path] = []
-    real = runner.sha256_file
+    sniffed: list[Path] = []
+    real = runner.sniff
 
-    def counted(path: Path) -> str:
-        hashed.append(path)
-        return real(path)
+    def counted(sample: Any) -> Any:
+        sniffed.append(sample.path)
+        return real(sample)
 
-    monkeypatch.setattr(runner, "sha256_file", counted)
+    monkeypatch.setattr(runner, "sniff", counted)
     proj = project(tmp_path / "p.duckdb", [SAMPLE], inventory=[INVENTORY])
     proj.store.close()
-    assert hashed and sorted(hashed) == sorted(set(hashed))
-    assert len(hashed) == len(proj.inputs())
+    assert sniffed and sorted(sniffed) == sorted(set(sniffed))
+    assert len(sniffed) == len(proj.inputs()) - 1  # the inventory is not sniffed

@@ -104,7 +104,7 @@ def project(
     paths, inventory = list(paths), list(inventory)
     if not narrow:
         summary = ingest(scratch, paths, inventory=inventory, graph=False)
-    elif not side:
+    elif not side or any(load_adapter(n).BATCH_FILES != 1 for n in SIDE):
         subs = {name: without_raw(load_adapter(name)) for name in SIDE}
         summary = ingest(
             scratch,

@@ -3,27 +3,27 @@
 The CloudTrail pass of a scope's pass 1 keeps both cores busy only part of the time, and the
 Vault and agent adapters (Python, one core) used to run after it. Here they run at the same
 time, on a worker thread, into a second scratch case (the *side* case), and the main ingest
-takes their rows in when it reaches those files in its plan:
+takes their rows in when its plan reaches those files:
 
-- The side ingest is the same :func:`keytrail.ingest.runner.ingest` over the same paths, with
-  every other adapter replaced by one that loads nothing (:func:`skipping`). So it plans,
-  hashes, sniffs and batches exactly as the main ingest does and gives every file the same
-  ``evidence`` id (one row per file, in plan order, whatever its outcome): rows need no
-  renumbering, not even a Vault pair's ``request_file_id``. It is not finalized
-  (``finish=False``).
-- The main ingest loads the Vault and agent files through :func:`elsewhere`: at such a batch it
-  waits for the side ingest, then copies the batch's files' rows (``events``, ``rejects``, their
-  events' ``credential_issues`` and ``event_resources``) and their counts and notes; a file that
-  failed there fails here with the same message, so the runner's isolation runs as it did
-  there. The main ingest's finalize (Vault pairing across files, de-duplication, counts) then
-  runs over every row, as before.
-- If the side ingest fails (anything it raises), the main ingest loads those files itself, as
-  before (:func:`keytrail.scope.no_raw.without_raw`).
+- The worker plans the trail as the ingest does (the same walk, then each file's sample:
+  provenance manifests and files no adapter reads are not its), and ingests the files a
+  :data:`SIDE` adapter reads, in plan order, with :func:`keytrail.ingest.runner.ingest` and the
+  adapters the main ingest would run (their rows without text), unfinalized (``finish=False``).
+  Those adapters load one file per transaction (``BATCH_FILES`` 1: checked, else the scope loads
+  them in line), so each file loads alone in both ingests, whatever lies between them; a
+  duplicate of a Vault or agent file is one of them too, found the same way.
+- The main ingest loads those files through :func:`elsewhere`: it waits for the side ingest,
+  then copies the file's rows (``events``, ``rejects``, their events' ``credential_issues`` and
+  ``event_resources``) under its own file id, and its counts and notes; a file that failed there
+  fails here with the same message. Nothing a load writes holds another file's id (a Vault pair
+  across files is made by the finalize), so nothing else is renumbered. The main ingest's
+  finalize (Vault pairing across files, de-duplication, counts) runs over every row, as before.
+- The two share each file's sniff (:class:`SharedFacts`). If the side ingest fails (anything it
+  raises), the main ingest loads the files itself, as before.
 
 The overlap covers the CloudTrail files planned before the first Vault or agent file (in a
 folder walked in name order, ``AWSLogs/`` before ``agents/`` and ``vault/``); a Vault or agent
-file planned first waits for the side ingest before the CloudTrail pass starts: slower, the
-same rows.
+file planned first waits for the side ingest: slower, the same rows.
 """
 
 from __future__ import annotations
@@ -31,19 +31,19 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import duckdb
 
-from keytrail.ingest import adapter_names, load_adapter
+from keytrail.ingest import load_adapter, provenance
 from keytrail.ingest.base import LoadContext, SourceAdapter
 from keytrail.ingest.cloudtrail.adapter import fetch_arrow
-from keytrail.ingest.inventory import InventoryAdapter
+from keytrail.ingest.paths import expand_paths
 from keytrail.ingest.runner import FileFacts, ingest
 from keytrail.scope.no_raw import without_raw
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from keytrail.ingest.base import Sample
 
@@ -54,58 +54,44 @@ _BY_FILE = ("events", "rejects", "inventory_agents", "grants")
 _BY_EVENT = ("credential_issues", "event_resources")
 
 
-def skipping(cls: type[SourceAdapter]) -> type[SourceAdapter]:
-    """``cls`` loading nothing (the side ingest's stand-in for the main ingest's adapters): the
-    same name, source, batches and sniffing, so files get the same ids and batches."""
-
-    class Skip(cls):  # type: ignore[valid-type,misc]
-        READS_AHEAD: ClassVar[bool] = False
-
-        @classmethod
-        def read_ahead(cls, *args: Any, **kwargs: Any) -> None:
-            return None
-
-        def load(self, ctx: LoadContext) -> None:
-            return None
-
-        def load_batch(self, ctxs: list[LoadContext]) -> None:
-            return None
-
-    Skip.__name__ = Skip.__qualname__ = f"Skip{cls.__name__}"
-    return Skip
-
-
 class SharedFacts(FileFacts):
-    """Each file's size, hash, sample and sniff, found once for the two ingests of a scope (the
-    first to ask reads the file, the other waits for it) and dropped once both have it."""
+    """Each file's sniff, found once for the two ingests of a scope (the first to ask reads it;
+    a few dozen bytes per file are kept). Hashes and samples are read by each (a sample is up to
+    256 KiB: kept for every file the worker planned ahead, they would add to the peak memory)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._memo: dict[tuple[str, Path], list[Any]] = {}  # key -> [lock, (value,) or None, uses]
-
-    def _once(self, key: tuple[str, Path], compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            entry = self._memo.setdefault(key, [threading.Lock(), None, 0])
-        with entry[0]:
-            if entry[1] is None:  # an error is not kept: the other ingest meets it again
-                entry[1] = (compute(),)
-            entry[2] += 1
-            if entry[2] == 2:
-                with self._lock:
-                    self._memo.pop(key, None)
-            return entry[1][0]
-
-    def read(self, path: Path) -> tuple[int, str, Sample]:
-        got: tuple[int, str, Sample] = self._once(
-            ("read", path), lambda: FileFacts.read(self, path)
-        )
-        return got
+        self._memo: dict[Path, list[Any]] = {}  # path -> [lock, (found,) or None]
 
     def sniff(self, sample: Sample) -> tuple[type[SourceAdapter], str] | None:
-        got: tuple[type[SourceAdapter], str] | None = self._once(
-            ("sniff", sample.path), lambda: FileFacts.sniff(self, sample)
-        )
-        return got
+        with self._lock:
+            entry = self._memo.setdefault(sample.path, [threading.Lock(), None])
+        with entry[0]:
+            if entry[1] is None:
+                entry[1] = (FileFacts.sniff(self, sample),)
+            found: tuple[type[SourceAdapter], str] | None = entry[1][0]
+            return found
+
+
+def side_files(
+    paths: Iterable[str | Path], inventory: Iterable[str | Path], facts: FileFacts
+) -> list[Path]:
+    """The files of the ingest's plan that a :data:`SIDE` adapter loads, in plan order."""
+    inv = set(expand_paths(inventory, []))
+    mine = []
+    for p in expand_paths(paths, []):
+        if p in inv:
+            continue
+        try:
+            sample = facts.read(p)[2]
+        except OSError:  # the main ingest lists it as unusable
+            continue
+        if provenance.is_manifest(sample.head):
+            continue
+        found = facts.sniff(sample)
+        if found is not None and found[0].NAME in SIDE:
+            mine.append(p)
+    return mine
 
 
 class SideLoad:
@@ -132,20 +118,17 @@ class SideLoad:
             raise _Stopped("the scope stopped")
 
     def _run(self) -> None:
-        subs = {n: without_raw(load_adapter(n)) for n in SIDE}
-        for n in adapter_names():
-            if n not in SIDE:
-                subs[n] = skipping(load_adapter(n))
-        subs[InventoryAdapter.NAME] = skipping(InventoryAdapter)
+        facts = self.facts or FileFacts()
+        files = side_files(self._paths, self._inventory, facts)
+        self._check(None)
         ingest(
             self.case,
-            self._paths,
-            inventory=self._inventory,
+            files,
             graph=False,
-            substitutes=subs,
+            substitutes={n: without_raw(load_adapter(n)) for n in SIDE},
             finish=False,
-            progress=self._check,
-            facts=self.facts,  # called between batches: where a stopped scope ends it
+            progress=self._check,  # called between batches: where a stopped scope ends it
+            facts=facts,
         )
 
     def ready(self) -> duckdb.DuckDBPyConnection | None:
@@ -188,39 +171,38 @@ def _failure(note: str, name: str) -> Exception:
     return named(msg)
 
 
-def _copy(ctxs: list[LoadContext], side: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Copy the side case's rows, counts and notes of ``ctxs``' files into ``ctxs``' case."""
-    ids = [int(c.file_id) for c in ctxs]
-    found = {
-        int(r[0]): r[1:]
-        for r in side.execute(
-            "SELECT file_id, status, records, rejected, skipped, note FROM evidence"
-            " WHERE list_contains(?, file_id)",
-            [ids],
-        ).fetchall()
-    }
-    failed = [found[i] for i in ids if found[i][0] == "failed"]
-    if failed:  # as in the side ingest: the batch fails, then each file on its own
-        raise _failure(str(failed[0][4]), name)
-    con = ctxs[0].con
+def _copy(ctx: LoadContext, side: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Copy the side case's rows, counts and notes of ``ctx``'s file into ``ctx``'s case."""
+    con = ctx.con
+    path = con.execute("SELECT path FROM evidence WHERE file_id = ?", [ctx.file_id]).fetchall()
+    rows = side.execute(
+        "SELECT file_id, status, records, rejected, skipped, note FROM evidence WHERE path = ?",
+        [path[0][0] if path else None],
+    ).fetchall()
+    if not rows:
+        raise RuntimeError(f"{ctx.path}: not in the side case (changed while the scope ran?)")
+    old, status, records, rejected, skipped, note = rows[0]
+    if status == "failed":  # as in the side ingest
+        raise _failure(str(note), name)
+    by_file = "SELECT * REPLACE ($new::INTEGER AS file_id) FROM {} WHERE file_id = $old"
+    by_event = (
+        "SELECT * FROM {} WHERE event_uid IN (SELECT event_uid FROM events WHERE file_id = $old)"
+    )
     for table in (*_BY_FILE, *_BY_EVENT):
-        where = "list_contains($ids, file_id)"
-        if table in _BY_EVENT:
-            where = f"event_uid IN (SELECT event_uid FROM events WHERE {where})"
-        part = fetch_arrow(
-            side.sql(f"SELECT * FROM {table} WHERE {where} ORDER BY rowid", params={"ids": ids})
-        )
+        if table in _BY_FILE:  # under the main ingest's id for the file
+            sql, params = by_file.format(table), {"old": old, "new": ctx.file_id}
+        else:
+            sql, params = by_event.format(table), {"old": old}
+        part = fetch_arrow(side.sql(f"{sql} ORDER BY rowid", params=params))
         if part.num_rows:
             con.register("_kt_side_rows", part)
             try:
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _kt_side_rows")
             finally:
                 con.unregister("_kt_side_rows")
-    for c in ctxs:
-        status, records, rejected, skipped, note = found[int(c.file_id)]
-        c.records, c.rejected, c.skipped_records = int(records), int(rejected), int(skipped)
-        c.notes = [str(note)] if note and status != "partial" else []
-        c.break_note = str(note) if status == "partial" else None
+    ctx.records, ctx.rejected, ctx.skipped_records = int(records), int(rejected), int(skipped)
+    ctx.notes = [str(note)] if note and status != "partial" else []
+    ctx.break_note = str(note) if status == "partial" else None
 
 
 def elsewhere(cls: type[SourceAdapter], side: SideLoad) -> type[SourceAdapter]:
@@ -234,14 +216,7 @@ def elsewhere(cls: type[SourceAdapter], side: SideLoad) -> type[SourceAdapter]:
             if read is None:
                 super().load(ctx)
             else:
-                _copy([ctx], read, cls.NAME)
-
-        def load_batch(self, ctxs: list[LoadContext]) -> None:
-            read = side.ready()
-            if read is None:
-                super().load_batch(ctxs)
-            else:
-                _copy(ctxs, read, cls.NAME)
+                _copy(ctx, read, cls.NAME)
 
     Elsewhere.__name__ = Elsewhere.__qualname__ = f"Elsewhere{cls.__name__}"
     return Elsewhere
