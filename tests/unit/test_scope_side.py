@@ -171,7 +171,7 @@ def test_the_worker_and_the_main_ingest_sniff_each_file_once(
         return real(sample)
 
     monkeypatch.setattr(runner, "sniff", counted)
-    proj = project(tmp_path / "p.duckdb", [SAMPLE], inventory=[INVENTORY])
+    proj = project(tmp_path / "p.duckdb", [SAMPLE], inventory=[INVENTORY], side=True)
     proj.store.close()
     assert sniffed and sorted(sniffed) == sorted(set(sniffed))
     assert len(sniffed) == len(proj.inputs()) - 1  # the inventory is not sniffed

@@ -86,7 +86,7 @@ def project(
     *,
     inventory: Iterable[str | Path] = (),
     narrow: bool = True,
-    side: bool = True,
+    side: bool = False,
 ) -> Projection:
     """Load ``paths`` into a scratch case at ``scratch`` and derive the issuance facts there.
 
@@ -95,7 +95,9 @@ def project(
     Vault and agent rows without their text (:mod:`keytrail.scope.no_raw`). ``False``: the
     ingest exactly, as the record copy needs it. ``side`` (narrow only): the Vault and agent
     files are loaded beside the CloudTrail files, into a second scratch case next to
-    ``scratch`` (:mod:`keytrail.scope.side`); ``False``: one after the other (the same rows).
+    ``scratch`` (:mod:`keytrail.scope.side`), the same rows; off by default: on the shared
+    2-core machine it cost 0-5 CPU-s more at 1M events and no wall gain was shown
+    (docs/performance.md, scope7).
 
     The case is a file, not an in-memory database: one was tried (no WAL, commits or
     checkpoints) and cost the same CPU at 1M events with 0.05-0.1 GiB more peak RSS
