@@ -45,6 +45,8 @@ from keytrail.store.sqltext import quote_literal
 from keytrail.timefmt import to_utc
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import duckdb
 
     from keytrail.config import FindingsConfig
@@ -120,6 +122,9 @@ class Context:
         """What :func:`keytrail.analysis.findings.rawpass.ensure` made (once per run)."""
         self.keep_raw_pass = False
         """Store the raw pass's rows in the case (:mod:`.rawcache`; the snapshot refresh)."""
+        self.raw_ready: Callable[[], object] | None = None
+        """Called before the raw pass is read: waits for the snapshot's prefill of the cache
+        (:func:`keytrail.analysis.findings.rawpass.prefill`)."""
         self._build()
 
     # -- queries -----------------------------------------------------------------
