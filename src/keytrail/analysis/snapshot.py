@@ -232,14 +232,15 @@ def refresh(store: CaseStore) -> SnapshotSummary:
     # findings term and the holder classes need (ranking.term_inputs), and the conversion of the
     # Sigma rules (pure Python, about a second in a fresh process) followed by the raw pass's
     # cache brought up to date (rawpass.prefill: the read of every record's JSON on a first
-    # snapshot; the two families that read it run last). Each side's answer is what it is
-    # alone; only the idle core is used. The pool is left (every task done) before the write.
+    # snapshot; the two families that read it run last), and scope drift on a cursor of its own
+    # (findings.run: beside). Each side's answer is what it is alone; only the idle core is
+    # used. The pool is left (every task done) before the write.
     cfg = load_config(None, rule_ids=RULES)
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="kt-snapshot") as pool:
         raw = pool.submit(prefill, store, cfg)  # an error: met again by the Sigma family
         ranked = pool.submit(rank_query_table, store)
         read = pool.submit(term_inputs, store)
-        found = live_findings(store, cfg, keep_raw_pass=True, raw_ready=raw.result)
+        found = live_findings(store, cfg, keep_raw_pass=True, raw_ready=raw.result, beside=True)
         table = _rank_table(store, ranked.result(), found, read.result())
     con.execute("BEGIN TRANSACTION")
     try:
