@@ -494,6 +494,35 @@ def test_environment_crossing(case: Case) -> None:
     assert f.subjects[0] == KEY and f.details["accounts"] == ["111111111111", "222222222222"]
 
 
+def test_environment_crossing_counts_an_event_once_per_account(case: Case) -> None:
+    """An event counts once in its own account and once in each other account its resources
+    belong to, however many resources it names there (the rule counts only resources in other
+    accounts than the event's own one by distinct event)."""
+    a, b = "111111111111", "222222222222"
+    role = "AWS::IAM::Role"
+    case.event(
+        time=at(0),
+        action="iam:GetRole",
+        credential=KEY,
+        account=a,
+        resources=[
+            (f"arn:aws:iam::{b}:role/one", role, b),
+            (f"arn:aws:iam::{b}:role/two", role, b),
+            (f"arn:aws:iam::{a}:role/home", role, a),
+        ],
+    )
+    case.event(time=at(1), action="iam:GetRole", credential=KEY, account=a)
+    case.event(  # no account of its own: only its resource's
+        time=at(2),
+        action="iam:GetRole",
+        credential=KEY,
+        resources=[(f"arn:aws:iam::{b}:role/three", role, b)],
+    )
+    [f] = case.findings("environment-crossing")
+    assert f.details["accounts"] == [a, b]
+    assert f.evidence_count == 4  # a: the first two events; b: the first and the third
+
+
 def test_environment_labels(tmp_path: Path) -> None:
     same = tmp_path / "same.toml"
     same.write_text(

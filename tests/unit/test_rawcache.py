@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from keytrail.analysis import snapshot
 from keytrail.analysis.findings import rawcache
 from keytrail.analysis.findings.catalog import RULES
 from keytrail.analysis.findings.context import Context
-from keytrail.analysis.findings.rawpass import CONSOLE, ensure, one_pass_sql
+from keytrail.analysis.findings.rawpass import CONSOLE, ensure, one_pass_sql, prefill
 from keytrail.analysis.findings.run import live_findings
 from keytrail.analysis.sigma.rules import load_rules
 from keytrail.cli.main import main
@@ -180,3 +181,41 @@ def test_other_rules_neither_read_nor_keep_the_rows_of_the_old_ones(
     assert _run(path, other, keep=True) == mine
     assert _state(path)["fingerprint"] != before["fingerprint"] and _stored(path) == mine
     assert _run(path, default, keep=False) == _fresh(path, default)
+
+
+def test_prefill_gives_the_same_rows(
+    tmp_path: Path, two_parts: tuple[list[Path], list[Path]]
+) -> None:
+    """The snapshot fills the cache on a cursor of its own beside the findings, and the two
+    families that read it run last: the same cache rows, and the same findings in the same
+    order, as one cursor running every family in order and reading every record itself."""
+    first, second = two_parts
+    path = tmp_path / "case.duckdb"
+    cfg = load_config(None, rule_ids=RULES)
+    _ingest(path, *first, *second, snap=False)
+    assert _state(path) == {} and _stored(path) == []
+    with CaseStore.open(path) as store:
+        in_order = [f.as_dict() for f in live_findings(store, cfg)]
+    with CaseStore.open(path, read_only=False) as store, ThreadPoolExecutor(1) as pool:
+        filled = pool.submit(prefill, store, cfg)
+        beside = live_findings(store, cfg, keep_raw_pass=True, raw_ready=filled.result)
+    assert [f.as_dict() for f in beside] == in_order != []
+    assert {f.rule for f in beside} & {"browser-on-agent-credential", "console-login-as-agent"}
+    assert any(f.rule.startswith("sigma:") for f in beside)
+    top = _sql(path, "SELECT max(file_id) FROM evidence")[0][0]
+    assert _state(path)["through"] == top and _stored(path) == _fresh(path, cfg) != []
+
+
+def test_a_failing_prefill_changes_nothing(
+    tmp_path: Path, two_parts: tuple[list[Path], list[Path]]
+) -> None:
+    """Whatever fails in the prefill (here: a missing rule folder) is left to the Sigma family,
+    which meets it again and reports it as it does without one; the cache is not touched."""
+    first, _ = two_parts
+    path = tmp_path / "case.duckdb"
+    _ingest(path, *first, snap=False)
+    default = load_config(None, rule_ids=RULES)
+    missing = replace(default, sigma=replace(default.sigma, rules_dir=str(tmp_path / "none")))
+    with CaseStore.open(path, read_only=False) as store:
+        prefill(store, missing)
+    assert _state(path) == {} and _stored(path) == []

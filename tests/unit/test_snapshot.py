@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ import pytest
 from keytrail.analysis import snapshot
 from keytrail.analysis.answers import blast_radius, level_counts, rank_credentials, run_findings
 from keytrail.analysis.findings import count_levels
+from keytrail.analysis.findings import run as findings_run
+from keytrail.analysis.findings.context import Context
 from keytrail.analysis.findings.run import live_findings
 from keytrail.analysis.ranking import live_rank_rows
 from keytrail.analysis.ranking import to_rank as _to_rank
@@ -77,6 +81,33 @@ def test_stored_answers_equal_live_ones(case: Path) -> None:
         assert level_counts(store) == count_levels(live)
         top = rank_credentials(store, limit=1)[0]
         assert blast_radius(store, top.credential).score == top.score
+
+
+def test_beside_gives_the_same_findings(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scope drift on a cursor of its own beside the other families (what the snapshot does)
+    finds what one cursor running every family in order finds, in the same order; the shared
+    database it needs is gone afterwards."""
+    threads: list[str] = []
+
+    def spy(run: Callable[[Context], None]) -> Callable[[Context], None]:
+        def wrapped(ctx: Context) -> None:
+            threads.append(threading.current_thread().name)
+            run(ctx)
+
+        return wrapped
+
+    families = [(f, spy(r) if f == "scope_drift" else r) for f, r in findings_run.RULE_FAMILIES]
+    monkeypatch.setattr(findings_run, "RULE_FAMILIES", families)
+    cfg = load_config(None)
+    with CaseStore.open(case, read_only=False) as store:
+        beside = [f.as_dict() for f in live_findings(store, cfg, beside=True)]
+        attached = store.con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+        in_order = [f.as_dict() for f in live_findings(store, cfg)]
+    assert beside == in_order
+    assert any(f["rule"] == "scope-drift" for f in beside)
+    assert len({f["rule"] for f in beside}) > 5
+    assert ("_kt_shared",) not in attached
+    assert threads[0].startswith("kt-findings") and threads[1] == threading.main_thread().name
 
 
 def _tamper(case: Path, sql: str) -> None:

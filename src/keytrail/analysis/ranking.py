@@ -94,17 +94,22 @@ _dcount_one = """dcount AS (
 #: counted once by each root whose closure holds that credential, with no de-duplication: only
 #: the values several credentials share go through the distinct count. ``clo`` and ``dims`` are
 #: sets (UNION), so the sum is the distinct count (NULL, which count(DISTINCT) skips, is left out).
-_dcount_every = """dflag AS (
-        SELECT credential_id, dim, v, count(*) OVER (PARTITION BY dim, v) > 1 AS shared
-        FROM dims WHERE v IS NOT NULL
+#: Which values are shared is one grouping by value (``dv``: how many credentials have it, and
+#: the one when it is one), not a window over every row partitioned by value: the window sorted
+#: 800k rows of text at 1M events (1.7 -> 1.35 CPU-s for the whole query, the same rows).
+_dcount_every = """dv AS (
+        SELECT dim, v, count(*) AS k, min(credential_id) AS c FROM dims WHERE v IS NOT NULL
+        GROUP BY dim, v
       ), dcount AS (
         SELECT root, dim, sum(n)::BIGINT AS n FROM (
           SELECT clo.root, u.dim, u.n FROM clo JOIN (
-            SELECT credential_id, dim, count(*) AS n FROM dflag WHERE NOT shared
-            GROUP BY credential_id, dim) u ON u.credential_id = clo.credential_id
+            SELECT c AS credential_id, dim, count(*) AS n FROM dv WHERE k = 1
+            GROUP BY c, dim) u ON u.credential_id = clo.credential_id
           UNION ALL
-          SELECT clo.root, s.dim, count(DISTINCT s.v) FROM clo JOIN dflag s
-            ON s.credential_id = clo.credential_id AND s.shared GROUP BY clo.root, s.dim)
+          SELECT clo.root, s.dim, count(DISTINCT s.v) FROM clo JOIN (
+            SELECT d.credential_id, d.dim, d.v FROM dims d
+            SEMI JOIN (SELECT dim, v FROM dv WHERE k > 1) x ON x.dim = d.dim AND x.v = d.v) s
+            ON s.credential_id = clo.credential_id GROUP BY clo.root, s.dim)
         GROUP BY root, dim"""
 
 

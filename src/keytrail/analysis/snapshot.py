@@ -38,6 +38,7 @@ from keytrail.analysis.code_hash import code_fingerprint
 from keytrail.analysis.finding_score import Graph, finding_values
 from keytrail.analysis.findings import Finding, zero_counts
 from keytrail.analysis.findings.catalog import RULES
+from keytrail.analysis.findings.rawpass import prefill
 from keytrail.analysis.findings.run import live_findings
 from keytrail.analysis.ranking import (
     SCORE_INPUTS,
@@ -45,7 +46,6 @@ from keytrail.analysis.ranking import (
     rank_query_table,
     term_inputs,
 )
-from keytrail.analysis.sigma.rules import load_rules
 from keytrail.config import load_config
 from keytrail.errors import KeytrailError
 from keytrail.levels import Level
@@ -229,16 +229,18 @@ def refresh(store: CaseStore) -> SnapshotSummary:
 
     # The ranking's findings term reads the findings (the findings never read the ranking), but
     # its query does not: it runs on its own cursor beside them, as do the reads of the graph the
-    # findings term and the holder classes need (ranking.term_inputs) and the conversion of the
-    # Sigma rules (pure Python, about a second in a fresh process, while DuckDB works). Each
-    # side's answer is what it is alone; only the idle core is used.
+    # findings term and the holder classes need (ranking.term_inputs), and the conversion of the
+    # Sigma rules (pure Python, about a second in a fresh process) followed by the raw pass's
+    # cache brought up to date (rawpass.prefill: the read of every record's JSON on a first
+    # snapshot; the two families that read it run last), and scope drift on a cursor of its own
+    # (findings.run: beside). Each side's answer is what it is alone; only the idle core is
+    # used. The pool is left (every task done) before the write.
     cfg = load_config(None, rule_ids=RULES)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="kt-snapshot") as pool:
-        if cfg.sigma.enabled:  # an error (a missing folder) is raised again by the Sigma family
-            pool.submit(load_rules, cfg.sigma.rules_dir or None)
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="kt-snapshot") as pool:
+        raw = pool.submit(prefill, store, cfg)  # an error: met again by the Sigma family
         ranked = pool.submit(rank_query_table, store)
         read = pool.submit(term_inputs, store)
-        found = live_findings(store, cfg, keep_raw_pass=True)
+        found = live_findings(store, cfg, keep_raw_pass=True, raw_ready=raw.result, beside=True)
         table = _rank_table(store, ranked.result(), found, read.result())
     con.execute("BEGIN TRANSACTION")
     try:

@@ -31,6 +31,7 @@ each, and drops any draft without evidence.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,8 @@ from keytrail.store.sqltext import quote_literal
 from keytrail.timefmt import to_utc
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import duckdb
 
     from keytrail.config import FindingsConfig
@@ -105,9 +108,17 @@ def contains_any_sql(column: str, needles: tuple[str, ...] | list[str]) -> str:
 
 class Context:
     def __init__(
-        self, cur: duckdb.DuckDBPyConnection, cfg: FindingsConfig, until: datetime | None
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        cfg: FindingsConfig,
+        until: datetime | None,
+        shared: str | None = None,
     ) -> None:
         self.cur = cur
+        self.shared = shared
+        """An attached in-memory database that every cursor of the case sees: ``_kt_agent_event``
+        is made there instead of as a temporary table, so a family that reads no other context
+        table can run on another cursor (:meth:`beside`; the snapshot's scope drift)."""
         self.cfg = cfg
         self.until = until
         self.drafts: list[Draft] = []
@@ -120,7 +131,24 @@ class Context:
         """What :func:`keytrail.analysis.findings.rawpass.ensure` made (once per run)."""
         self.keep_raw_pass = False
         """Store the raw pass's rows in the case (:mod:`.rawcache`; the snapshot refresh)."""
+        self.raw_ready: Callable[[], object] | None = None
+        """Called before the raw pass is read: waits for the snapshot's prefill of the cache
+        (:func:`keytrail.analysis.findings.rawpass.prefill`)."""
+        if shared is not None:
+            cur.execute(f"SET search_path = 'main,{shared}.main'")
         self._build()
+
+    def beside(self, cur: duckdb.DuckDBPyConnection) -> Context:
+        """This run's context on another cursor of the same case, with drafts of its own: for a
+        family that reads no context table but ``_kt_agent_event`` (temporary tables are the
+        cursor's own; ``shared`` holds that one)."""
+        if self.shared is None:
+            raise ValueError("a context on another cursor needs the shared database")
+        cur.execute(f"SET search_path = 'main,{self.shared}.main'")
+        other = copy.copy(self)
+        other.cur = cur
+        other.drafts = []
+        return other
 
     # -- queries -----------------------------------------------------------------
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -271,7 +299,8 @@ class Context:
         # and the unattributed rule read ride along: both scans read `events` anyway, and joining
         # ~1M rows back to `events` on their text id cost more than carrying them.
         cols = "event_uid, time, service, action, src_ip, credential_id, human_id"
-        x(f"""CREATE OR REPLACE TEMP TABLE _kt_agent_event AS
+        where = "TEMP TABLE " if self.shared is None else f"TABLE {self.shared}."
+        x(f"""CREATE OR REPLACE {where}_kt_agent_event AS
              SELECT agent_id, {cols} FROM events WHERE agent_id IS NOT NULL
              UNION ALL
              SELECT ca.agent_id, {", ".join("e." + c for c in cols.split(", "))} FROM events e

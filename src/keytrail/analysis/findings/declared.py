@@ -7,6 +7,8 @@ Sigma hits (:mod:`.grouped`); ``sql`` rules return their findings row by row. Th
 
 from __future__ import annotations
 
+import functools
+import re
 import string
 from collections.abc import Callable
 from pathlib import Path
@@ -38,11 +40,31 @@ def _text(value: Any) -> Any:
     return "" if value is None else value
 
 
-def fill(template: str, row: dict[str, Any], where: str) -> str:
+@functools.lru_cache(maxsize=256)
+def _names(template: str) -> frozenset[str] | None:
+    """The row keys ``template`` reads (the first part of each field), or None when that is not
+    plain to see (a field inside a format spec, or a template that does not parse): then every
+    key is converted, as always."""
     try:
-        return string.Formatter().vformat(
-            template, (), _Values({k: _text(v) for k, v in row.items()})
-        )
+        names: set[str] = set()
+        for _, field_name, spec, _ in string.Formatter().parse(template):
+            if spec and "{" in spec:
+                return None
+            if field_name is not None:
+                # the key str.format looks up: up to the first attribute or index
+                names.add(re.split(r"[.\[]", field_name, maxsplit=1)[0])
+    except ValueError:
+        return None
+    return frozenset(names)
+
+
+def fill(template: str, row: dict[str, Any], where: str) -> str:
+    # Only the keys the template names are converted (a rule's rows carry 25 evidence ids and
+    # lists the text never shows; 13k rows at 1M events): a key it does not name is never read.
+    names = _names(template)
+    keys = row.keys() if names is None else names.intersection(row)
+    try:
+        return string.Formatter().vformat(template, (), _Values({k: _text(row[k]) for k in keys}))
     except (ValueError, IndexError, AttributeError) as e:
         raise ConfigError(f"{where}: description template: {e}", "bad rule file") from e
 

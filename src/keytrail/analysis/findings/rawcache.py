@@ -27,12 +27,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from keytrail.analysis.findings.context import Context
+    import duckdb
+
+
+class Reader(Protocol):
+    """What the cache needs of a findings run (:class:`~.context.Context`, or the snapshot's
+    own cursor that fills the cache beside the findings, :func:`.rawpass.prefill`)."""
+
+    cur: duckdb.DuckDBPyConnection
+    keep_raw_pass: bool
+
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any: ...
+
 
 KEY = "rawpass.cache"
 TABLE = "raw_pass_cache"
@@ -46,7 +57,7 @@ def fingerprint(sql: str) -> str:
     return hashlib.sha256((code_fingerprint() + sql).encode()).hexdigest()[:24]
 
 
-def _covered(ctx: Context, fp: str) -> int | None:
+def _covered(ctx: Reader, fp: str) -> int | None:
     """The last file the stored rows cover when they answer ``fp`` for this case, else None."""
     value = ctx.scalar("SELECT value FROM case_meta WHERE key = ?", [KEY])
     if value is None:
@@ -58,7 +69,7 @@ def _covered(ctx: Context, fp: str) -> int | None:
     return through if _digest(ctx, through) == state.get("events") else None
 
 
-def _digest(ctx: Context, through: int) -> str:
+def _digest(ctx: Reader, through: int) -> str:
     """The number of CloudTrail events of files up to ``through`` and a sum of hashes of their
     id, file and record."""
     n, total = ctx.cur.execute(
@@ -69,7 +80,7 @@ def _digest(ctx: Context, through: int) -> str:
     return f"{n}:{total}"
 
 
-def make(ctx: Context, sql_for: Callable[[str | None], str]) -> str:
+def make(ctx: Reader, sql_for: Callable[[str | None], str]) -> str:
     """A relation (table name or subquery) with the rows of ``sql_for(None)``, the query over
     every CloudTrail record: the stored rows for the records they cover, ``sql_for(where)`` read
     now for the others. With ``ctx.keep_raw_pass`` the cache is first brought up to date and is

@@ -21,11 +21,18 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import duckdb
+
     from keytrail.analysis.findings.context import Context
+    from keytrail.analysis.findings.rawcache import Reader
     from keytrail.analysis.sigma.rules import RuleSet, SigmaRule
+    from keytrail.config import FindingsConfig
+    from keytrail.store.case import CaseStore
 
 CONSOLE = "sessionCredentialFromConsole"
 
@@ -51,19 +58,16 @@ def ensure(ctx: Context) -> RawPass:
     from keytrail.analysis.findings import rawcache
     from keytrail.analysis.sigma.rules import load_rules
 
+    if ctx.raw_ready is not None:
+        ctx.raw_ready()  # the snapshot's own cursor is filling the cache (prefill): wait for it
     rs = load_rules(ctx.cfg.sigma.rules_dir or None) if ctx.cfg.sigma.enabled else None
     rules = list(rs.rules) if rs is not None else []
-    has_records = bool(
-        ctx.scalar(
-            "SELECT count(*) FROM (SELECT 1 FROM events "
-            "WHERE source = 'cloudtrail' AND raw IS NOT NULL LIMIT 1)"
-        )
-    )
+    has_records = _has_records(ctx)
     made = False
     if rs is not None and rules and has_records:
         with contextlib.suppress(Exception):  # a rule's SQL failed: each part on its own below
             # Kept in the case for the records an earlier snapshot read (findings.rawcache)
-            hits = rawcache.make(ctx, lambda where: one_pass_sql(rs, rules, (CONSOLE, -1), where))
+            hits = rawcache.make(ctx, _pass_sql(rs, rules))
             ctx.cur.execute(
                 f"""CREATE OR REPLACE TEMP TABLE _kt_console_ct AS
                     SELECT event_uid FROM {hits} WHERE r = -1"""
@@ -85,6 +89,61 @@ def ensure(ctx: Context) -> RawPass:
         )
     ctx.raw_pass = RawPass(rs, bool(rules) and has_records)
     return ctx.raw_pass
+
+
+def _has_records(ctx: Reader) -> bool:
+    return bool(
+        ctx.scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM events "
+            "WHERE source = 'cloudtrail' AND raw IS NOT NULL LIMIT 1)"
+        )
+    )
+
+
+def _pass_sql(rs: RuleSet, rules: list[SigmaRule]) -> Callable[[str | None], str]:
+    """The one-read query (the rules' hits and the console flag) over the records ``where``
+    selects: what the cache is filled and checked with."""
+    return lambda where: one_pass_sql(rs, rules, (CONSOLE, -1), where)
+
+
+@dataclass
+class _Cursor:
+    """A cursor of its own as the cache's :class:`~.rawcache.Reader` (:func:`prefill`)."""
+
+    cur: duckdb.DuckDBPyConnection
+    keep_raw_pass: bool = True
+
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        row = self.cur.execute(sql, params or []).fetchone()
+        return None if row is None else row[0]
+
+
+def prefill(store: CaseStore, cfg: FindingsConfig) -> None:
+    """Bring ``raw_pass_cache`` up to date on a cursor of its own (``store`` writable).
+
+    The snapshot runs this on a pool thread from its start, beside the context tables and the
+    families that do not read the records (:func:`keytrail.analysis.findings.run.live_findings`
+    runs the two that do last, and :func:`ensure` waits for this first): on a first snapshot the
+    read of every record's JSON (3-4 CPU-s at 1M events) then overlaps the rest instead of
+    following it. It needs none of the findings' temporary tables and writes only the cache
+    (:func:`.rawcache.make`, its own transaction). Nothing here can change an answer: whatever
+    fails is left as it was, :func:`ensure` then meets the same state (a stale or absent cache,
+    a failing rule) and does what it does without a prefill."""
+    if not cfg.sigma.enabled:
+        return
+    from keytrail.analysis.findings import rawcache
+    from keytrail.analysis.sigma.rules import load_rules
+
+    cur = store.cursor()
+    try:
+        with contextlib.suppress(Exception):  # ensure() meets it again and handles it
+            rs = load_rules(cfg.sigma.rules_dir or None)
+            rules = list(rs.rules)
+            reader = _Cursor(cur)
+            if rules and _has_records(reader):
+                rawcache.make(reader, _pass_sql(rs, rules))
+    finally:
+        cur.close()
 
 
 def _hits_sql(rules: list[tuple[int, SigmaRule]]) -> str:
