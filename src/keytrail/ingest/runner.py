@@ -115,9 +115,8 @@ def sha256_file(path: Path) -> str:
 class FileFacts:
     """What the plan reads of each file: size, SHA-256 and head sample, and what the sniff finds.
 
-    The ingest of ``keytrail scope`` runs two ingests of the same files at once (one loads the
-    Vault and agent files beside the other: :mod:`keytrail.scope.side`); they share one memo of
-    these so each file is hashed and sniffed once."""
+    ``keytrail scope`` can run two ingests of one trail at once (one loads the Vault and agent
+    files beside the other: :mod:`keytrail.scope.side`); they share the sniff of each file."""
 
     def read(self, path: Path) -> tuple[int, str, Sample]:
         return path.stat().st_size, sha256_file(path), read_sample(path)
