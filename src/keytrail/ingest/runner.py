@@ -8,8 +8,10 @@ the derived tables in bulk.
 
 Overlap: a closed batch whose adapter reads ahead (:meth:`SourceAdapter.read_ahead`; CloudTrail
 ``Records`` files) is read on a worker thread while the batch before it is written, with DuckDB
-on one thread per query meanwhile (the two streams fill the two cores). Loads still happen one
-batch at a time, in plan order, each in its own transaction.
+on one thread per query meanwhile (the two streams fill the two cores). A batch closed while
+nothing waits to be written (the first, or one after a file of another kind) would leave the
+writer idle for its whole read: it is read as two batches of about half the bytes, one on each
+core. Loads still happen one batch at a time, in plan order, each in its own transaction.
 
 Isolation (docs/security.md, "Ingest bounds"): a batch whose load raises is rolled back and
 its files are loaded again one per transaction, so only the file that breaks an adapter is
@@ -111,6 +113,19 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def halves(items: list[Planned]) -> list[list[Planned]]:
+    """``items`` as two runs of files of about half the bytes each (one run: a single file)."""
+    if len(items) < 2:
+        return [items]
+    half, run, cut = sum(p.size for p in items) / 2, 0, 1
+    for cut, item in enumerate(items, 1):
+        run += item.size
+        if run >= half:
+            break
+    cut = min(cut, len(items) - 1)
+    return [items[:cut], items[cut:]]
+
+
 def ingest(
     case_path: str | Path,
     paths: Iterable[str | Path],
@@ -141,8 +156,9 @@ def ingest(
     total_bytes = sum(file_size(p) for p in files + inv_files)
     done_bytes = 0
     store = CaseStore.open(case_path, read_only=False, create=True)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keytrail-read-ahead")
-    pending: tuple[list[Planned], ReadAheadHandle | None] | None = None
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keytrail-read-ahead")
+    # Batches read ahead (or not), in plan order, waiting to be written.
+    pending: list[tuple[list[Planned], ReadAheadHandle | None]] = []
     try:
         with writing(store):
             store.set_meta("finalized", "false")
@@ -179,25 +195,31 @@ def ingest(
         batch: list[Planned] = []
 
         def close_batch() -> None:
-            nonlocal pending
             if not batch:
                 return
             closed = list(batch)
             batch.clear()
-            plain = [(p.path, p.fmt, p.gzipped) for p in closed if p.codec is None]
-            reads = closed[0].adapter.READS_AHEAD and bool(plain)
+            adapter = closed[0].adapter
+            reads = adapter.READS_AHEAD and any(p.codec is None for p in closed)
+            # With nothing pending the writer has nothing to do but wait for this read (the first
+            # batch, or one after a file of another kind): read it as two batches, one per core.
+            parts = halves(closed) if reads and not pending else [closed]
             if reads:  # nothing runs in the background now: a pending read-ahead ran lean too
                 lean(True)
-            ahead = closed[0].adapter.read_ahead(con, plain, max_record_bytes, pool)
+            started: list[tuple[list[Planned], ReadAheadHandle | None]] = []
             try:
+                for part in parts:
+                    plain = [(p.path, p.fmt, p.gzipped) for p in part if p.codec is None]
+                    started.append((part, adapter.read_ahead(con, plain, max_record_bytes, pool)))
                 drain()
             except BaseException:
-                if ahead is not None:  # a write failure or Ctrl-C: stop the read just started
-                    ahead.close()
+                for _, ahead in started:  # a write failure or Ctrl-C: stop the reads just started
+                    if ahead is not None:
+                        ahead.close()
                 raise
             if not reads:  # after the drain: no read-ahead is running any more
                 lean(False)
-            pending = (closed, ahead)
+            pending.extend(started)
 
         def lean(on: bool) -> None:
             # While batches are read ahead, the read and the write are two streams on the two
@@ -210,11 +232,11 @@ def ingest(
                 one_thread = on
 
         def drain() -> None:
-            nonlocal done_bytes, pending
-            if pending is None:
-                return
-            items, ahead = pending
-            pending = None
+            while pending:
+                _drain_one(*pending.pop(0))
+
+        def _drain_one(items: list[Planned], ahead: ReadAheadHandle | None) -> None:
+            nonlocal done_bytes
             report(str(items[0].path))
             try:
                 with writing(store):
@@ -293,8 +315,9 @@ def ingest(
             finalize(store, graph=graph)
         summary.events_in_case = int(store.scalar("SELECT count(*) FROM events") or 0)
     finally:
-        if pending is not None and pending[1] is not None:
-            pending[1].close()  # an error or Ctrl-C left a batch read ahead: stop it first
+        for _, ahead in pending:  # an error or Ctrl-C left batches read ahead: stop them first
+            if ahead is not None:
+                ahead.close()
         pool.shutdown(wait=True)
         try:
             store.con.execute(f"DETACH DATABASE IF EXISTS {READ_AHEAD_DB}")
