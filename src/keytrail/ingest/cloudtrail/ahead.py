@@ -19,8 +19,8 @@ transaction. File ids are given by the runner at load time; the staged ``file_id
 index in the batch and :func:`~keytrail.ingest.cloudtrail.sql.insert_staged` maps it.
 
 Memory: at most two batches are held (the one written and the one read ahead, or the two halves
-of a first batch and the batch after it), each bounded by ``CloudTrailAdapter.BATCH_BYTES``; the staged table lives in DuckDB's buffer pool, under the
-writer's memory limit.
+of a first batch and the batch after it), each bounded by ``CloudTrailAdapter.BATCH_BYTES``; the
+staged table lives in DuckDB's buffer pool, under the writer's memory limit.
 """
 
 from __future__ import annotations
