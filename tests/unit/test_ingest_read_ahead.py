@@ -149,6 +149,31 @@ def test_a_failed_read_ahead_falls_back_to_reading_in_the_transaction(
     assert _rows(read) == _rows(plain)
 
 
+def test_a_half_of_the_first_batch_that_fails_to_read_ahead_is_read_in_the_transaction(
+    trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch is read in two halves; the one whose read fails is read with the batch's
+    load, the other half's staged rows are used, and the case is the same."""
+    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 6)
+    plain = _ingest_without_read_ahead(trail, tmp_path, monkeypatch)
+    run = ahead_mod.ReadAhead._run
+    failed: list[str] = []
+
+    def half_broken(self: ahead_mod.ReadAhead, ctxs: list[LoadContext]) -> ahead_mod.Staged:
+        if ctxs[0].path.name == "f00.json.gz":
+            failed.append(ctxs[0].path.name)
+            raise duckdb.IOException("disk went away while reading ahead")
+        return run(self, ctxs)
+
+    monkeypatch.setattr(ahead_mod.ReadAhead, "_run", half_broken)
+    read = tmp_path / "half.duckdb"
+    written: list[int] = []  # files done after each batch's transaction
+    ingest(read, [trail], graph=False, progress=lambda p: p.current or written.append(p.files_done))
+    assert failed == ["f00.json.gz"]
+    assert written[:2] == [6, 12]  # the two halves were written as one batch
+    assert _rows(read) == _rows(plain)
+
+
 def test_bulk_read_takes_and_refuses_the_files_the_duckdb_scan_did(tmp_path: Path) -> None:
     """The one-parse read keeps ``read_json_objects``' routing (checked against it on 21 odd files
     when it replaced it): compression by the ``.gz`` name in any case, one document, records."""

@@ -10,8 +10,9 @@ Overlap: a closed batch whose adapter reads ahead (:meth:`SourceAdapter.read_ahe
 ``Records`` files) is read on a worker thread while the batch before it is written, with DuckDB
 on one thread per query meanwhile (the two streams fill the two cores). A batch closed while
 nothing waits to be written (the first, or one after a file of another kind) would leave the
-writer idle for its whole read: it is read as two batches of about half the bytes, one on each
-core. Loads still happen one batch at a time, in plan order, each in its own transaction.
+writer idle for its whole read: its files are read in two halves of about half the bytes, one on
+each core (:class:`~keytrail.ingest.base.ReadAheads`), and written as one batch. Loads still
+happen one batch at a time, in plan order, each in its own transaction.
 
 Isolation (docs/security.md, "Ingest bounds"): a batch whose load raises is rolled back and
 its files are loaded again one per transaction, so only the file that breaks an adapter is
@@ -39,6 +40,7 @@ from keytrail.ingest.base import (
     MAX_RECORD_BYTES,
     READ_AHEAD_DB,
     ReadAheadHandle,
+    ReadAheads,
     SourceAdapter,
     read_sample,
 )
@@ -157,8 +159,7 @@ def ingest(
     done_bytes = 0
     store = CaseStore.open(case_path, read_only=False, create=True)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keytrail-read-ahead")
-    # Batches read ahead (or not), in plan order, waiting to be written.
-    pending: list[tuple[list[Planned], ReadAheadHandle | None]] = []
+    pending: tuple[list[Planned], ReadAheadHandle | None] | None = None
     try:
         with writing(store):
             store.set_meta("finalized", "false")
@@ -195,6 +196,7 @@ def ingest(
         batch: list[Planned] = []
 
         def close_batch() -> None:
+            nonlocal pending
             if not batch:
                 return
             closed = list(batch)
@@ -202,24 +204,26 @@ def ingest(
             adapter = closed[0].adapter
             reads = adapter.READS_AHEAD and any(p.codec is None for p in closed)
             # With nothing pending the writer has nothing to do but wait for this read (the first
-            # batch, or one after a file of another kind): read it as two batches, one per core.
-            parts = halves(closed) if reads and not pending else [closed]
+            # batch, or one after a file of another kind): it is read in two halves, one per core.
+            parts = halves(closed) if reads and pending is None else [closed]
             if reads:  # nothing runs in the background now: a pending read-ahead ran lean too
                 lean(True)
-            started: list[tuple[list[Planned], ReadAheadHandle | None]] = []
+            started: list[ReadAheadHandle] = []
             try:
                 for part in parts:
                     plain = [(p.path, p.fmt, p.gzipped) for p in part if p.codec is None]
-                    started.append((part, adapter.read_ahead(con, plain, max_record_bytes, pool)))
+                    handle = adapter.read_ahead(con, plain, max_record_bytes, pool)
+                    if handle is not None:
+                        started.append(handle)
                 drain()
             except BaseException:
-                for _, ahead in started:  # a write failure or Ctrl-C: stop the reads just started
-                    if ahead is not None:
-                        ahead.close()
+                for handle in started:  # a write failure or Ctrl-C: stop the reads just started
+                    handle.close()
                 raise
             if not reads:  # after the drain: no read-ahead is running any more
                 lean(False)
-            pending.extend(started)
+            ahead = started[0] if len(started) == 1 else ReadAheads(started) if started else None
+            pending = (closed, ahead)
 
         def lean(on: bool) -> None:
             # While batches are read ahead, the read and the write are two streams on the two
@@ -232,11 +236,11 @@ def ingest(
                 one_thread = on
 
         def drain() -> None:
-            while pending:
-                _drain_one(*pending.pop(0))
-
-        def _drain_one(items: list[Planned], ahead: ReadAheadHandle | None) -> None:
-            nonlocal done_bytes
+            nonlocal done_bytes, pending
+            if pending is None:
+                return
+            items, ahead = pending
+            pending = None
             report(str(items[0].path))
             try:
                 with writing(store):
@@ -315,9 +319,8 @@ def ingest(
             finalize(store, graph=graph)
         summary.events_in_case = int(store.scalar("SELECT count(*) FROM events") or 0)
     finally:
-        for _, ahead in pending:  # an error or Ctrl-C left batches read ahead: stop them first
-            if ahead is not None:
-                ahead.close()
+        if pending is not None and pending[1] is not None:
+            pending[1].close()  # an error or Ctrl-C left a batch read ahead: stop it first
         pool.shutdown(wait=True)
         try:
             store.con.execute(f"DETACH DATABASE IF EXISTS {READ_AHEAD_DB}")
