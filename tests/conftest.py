@@ -21,6 +21,18 @@ import pytest
 from keytrail.store.case import CaseStore
 from tests.openbao import OpenBao, OpenBaoUnavailable
 
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` takes one worker per core, at most four.
+
+    Each worker is a whole process that may start a JVM (Spark), chromium or an OpenBao server:
+    on a large CI machine one per core would spend memory, not time (``--dist loadfile`` keeps a
+    file's tests, and so its session fixtures, on one worker; the longest file bounds the run).
+    """
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = Path(
     os.environ.get("KEYTRAIL_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures")
