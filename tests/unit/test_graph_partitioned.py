@@ -37,3 +37,39 @@ def test_partitioned_acted_on_matches_single_pass(
         assert store.con.execute(QUERY).fetchall() == single
     finally:
         store.close()
+
+
+def test_acted_on_lists_actions_in_byte_order_with_their_counts(tmp_path: Path) -> None:
+    """The ``actions`` object of an edge: every action of the pair once, with its event count, in
+    the byte order of the action names (``"Get"`` before ``"Get!"``, capitals first, a quote or a
+    non-ASCII letter where its bytes put it), whatever order the events came in."""
+    import json
+
+    names = ["GetObject", "Get!", "Get", "get", 'Ge"t', "Gét", "Get", "GetObject", "Get"]
+    records = [
+        {
+            "eventVersion": "1.08",
+            "eventID": f"id-{i}",
+            "eventTime": f"2026-03-02T00:00:{i:02d}Z",
+            "eventSource": "s3.amazonaws.com",
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "userIdentity": {"type": "IAMUser", "accessKeyId": "AKIAEXAMPLEKEY000009"},
+            "resources": [{"ARN": "arn:aws:s3:::b/k", "type": "AWS::S3::Object"}],
+            "recipientAccountId": "111122223333",
+        }
+        for i, name in enumerate(names)
+    ]
+    trail = tmp_path / "trail.json"
+    trail.write_text(json.dumps({"Records": records}))
+    case = tmp_path / "case.duckdb"
+    ingest(case, [trail])
+    with CaseStore.open(case) as store:
+        rows = store.con.execute(
+            "SELECT attributes FROM links WHERE kind = 'ACTED_ON' AND dst = 'arn:aws:s3:::b/k'"
+        ).fetchall()
+    assert len(rows) == 1
+    text = json.loads(rows[0][0])["actions"]
+    actions = text if isinstance(text, dict) else json.loads(text)
+    want = {f"s3:{n}": names.count(n) for n in sorted(set(names), key=lambda n: n.encode())}
+    assert list(actions.items()) == list(want.items())

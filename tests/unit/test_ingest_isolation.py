@@ -22,6 +22,7 @@ import pytest
 from keytrail.ingest import batch_load
 from keytrail.ingest.base import LoadContext
 from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
+from keytrail.ingest.cloudtrail.ahead import Staged
 from keytrail.ingest.runner import ingest
 from tests.conftest import case_rows
 
@@ -80,8 +81,10 @@ def test_a_file_that_breaks_its_adapter_fails_alone(
         _records_file(logs / f"{name}.json", [10 * n + 1, 10 * n + 2])
     real = CloudTrailAdapter.load_batch
 
-    def load_batch(self: CloudTrailAdapter, ctxs: list[LoadContext]) -> None:
-        real(self, ctxs)
+    def load_batch(
+        self: CloudTrailAdapter, ctxs: list[LoadContext], ahead: Staged | None = None
+    ) -> None:
+        real(self, ctxs, ahead)
         if any(c.path.name == "b.json" for c in ctxs):
             ctxs[0].con.execute(
                 "SELECT json_transform('\"\\ud800\"', '\"VARCHAR\"')"

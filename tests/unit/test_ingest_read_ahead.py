@@ -117,8 +117,11 @@ def test_read_ahead_loads_what_the_plain_path_loads(
     monkeypatch.setattr(ahead_mod.ReadAhead, "staged", spy)
     read = tmp_path / "ahead.duckdb"
     summary = ingest(read, [trail], graph=False)
-    # 12 files, 3 a batch; each staged with its resource and issue rows
-    assert len(used) == 4 and all(s and s.table and s.resources and s.issues for s in used)
+    # 12 files, 3 a batch, the first read as two (the writer has nothing to do beside it); each
+    # staged with its resource and issue rows
+    assert len(used) == 5 and all(s and s.table and s.resources and s.issues for s in used)
+    first = [len(s.paths) for s in used[:2] if s]
+    assert len(first) == 2 and min(first) >= 1 and sum(first) == 3
     assert {Path(p).name for s in used if s for p in s.refused} == {"f03b.json", "f05b.json.gz"}
     got, want = _rows(read), _rows(plain)
     assert got == want
@@ -143,6 +146,31 @@ def test_a_failed_read_ahead_falls_back_to_reading_in_the_transaction(
     monkeypatch.setattr(ahead_mod.ReadAhead, "_run", broken)
     read = tmp_path / "fallback.duckdb"
     ingest(read, [trail], graph=False)
+    assert _rows(read) == _rows(plain)
+
+
+def test_a_half_of_the_first_batch_that_fails_to_read_ahead_is_read_in_the_transaction(
+    trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch is read in two halves; the one whose read fails is read with the batch's
+    load, the other half's staged rows are used, and the case is the same."""
+    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 6)
+    plain = _ingest_without_read_ahead(trail, tmp_path, monkeypatch)
+    run = ahead_mod.ReadAhead._run
+    failed: list[str] = []
+
+    def half_broken(self: ahead_mod.ReadAhead, ctxs: list[LoadContext]) -> ahead_mod.Staged:
+        if ctxs[0].path.name == "f00.json.gz":
+            failed.append(ctxs[0].path.name)
+            raise duckdb.IOException("disk went away while reading ahead")
+        return run(self, ctxs)
+
+    monkeypatch.setattr(ahead_mod.ReadAhead, "_run", half_broken)
+    read = tmp_path / "half.duckdb"
+    written: list[int] = []  # files done after each batch's transaction
+    ingest(read, [trail], graph=False, progress=lambda p: p.current or written.append(p.files_done))
+    assert failed == ["f00.json.gz"]
+    assert written[:2] == [6, 12]  # the two halves were written as one batch
     assert _rows(read) == _rows(plain)
 
 
@@ -198,3 +226,32 @@ def test_an_ingest_stopped_with_a_batch_read_ahead_stops_the_read_and_reruns_who
     assert 0 < len(half["evidence"]) < len(_rows(plain)["evidence"])
     ingest(case, [trail], graph=False)
     assert _rows(case) == _rows(plain)
+
+
+def test_halves_cuts_a_batch_by_bytes_into_two_non_empty_runs(tmp_path: Path) -> None:
+    """The batch read with the writer idle is read as two batches, one per core: each at least one
+    file, together every file once and in plan order; one file stays one batch."""
+    from keytrail.ingest.base import Sample
+    from keytrail.ingest.batch_load import Planned
+    from keytrail.ingest.runner import halves
+
+    def planned(sizes: list[int]) -> list[Planned]:
+        sample = Sample(tmp_path, b"", False)
+        return [
+            Planned(tmp_path / f"f{i}", str(i), s, CloudTrailAdapter, "cloudtrail-records", sample)
+            for i, s in enumerate(sizes)
+        ]
+
+    for sizes, cut in (
+        ([10, 10, 10, 10], 2),
+        ([1, 1, 1, 97], 3),  # the big last file alone
+        ([97, 1, 1, 1], 1),
+        ([5, 5], 1),
+        ([7, 3, 1], 1),
+    ):
+        items = planned(sizes)
+        got = halves(items)
+        assert [len(h) for h in got] == [cut, len(items) - cut], sizes
+        assert [p for h in got for p in h] == items
+    one = planned([42])
+    assert halves(one) == [one]

@@ -163,8 +163,9 @@ def delegated(con: duckdb.DuckDBPyConnection) -> None:
 
 def acted_on(con: duckdb.DuckDBPyConnection, scope: str = "") -> None:
     """ACTED_ON credential -> resource, aggregated (actions with counts, denied, first/last)."""
-    # Counts per action, then one JSON object per edge (string_agg in action order: as cheap as
-    # json_group_object, which is several times cheaper than maps, and deterministic); the
+    # Counts per action, then one JSON object per edge (the (action, count) pairs listed, sorted by
+    # action, joined: deterministic, and 15% less CPU per partition than an ordered string_agg,
+    # which cost as much as json_group_object, several times cheaper than maps); the
     # evidence is a top-100-by-(time, id) aggregate (min_by).
     # Those aggregates hold their groups in memory, so the edges are aggregated in credential
     # partitions (each edge belongs to exactly one) of about ACTED_ON_PARTITION_ROWS rows: peak
@@ -196,7 +197,9 @@ def _acted_on_part(con: duckdb.DuckDBPyConnection, partition: str) -> None:
                  min(resource_type) AS rtype, min(account) AS account
           {rows} GROUP BY ALL
         ), a AS (
-          SELECT credential_id, resource_id, ('{{' || string_agg(to_json(action) || ':' || n, ',' ORDER BY action) || '}}')::JSON AS actions, sum(n) AS n,
+          SELECT credential_id, resource_id,
+                 ('{{' || array_to_string(list_transform(list_sort(list((action, n))),
+                     lambda x: to_json(x[1]) || ':' || x[2]), ',') || '}}')::JSON AS actions, sum(n) AS n,
                  sum(denied) AS denied, min(t0) AS t0, max(t1) AS t1, min(rtype) AS rtype,
                  min(account) AS account
           FROM pa GROUP BY ALL

@@ -389,6 +389,19 @@ class ReadAheadHandle(Protocol):
         """Stop the work if it still runs and free what it holds."""
 
 
+class ReadAheads:
+    """One batch read ahead in parts, each started by :meth:`SourceAdapter.read_ahead` on its own
+    worker (the runner reads a batch the writer waits for in two halves, one per core); still
+    loaded as one batch, in one transaction."""
+
+    def __init__(self, parts: list[ReadAheadHandle]) -> None:
+        self.parts = parts
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()
+
+
 class SourceAdapter(ABC):
     """A log family's reader. Subclasses are registered under ``keytrail.sources``."""
 

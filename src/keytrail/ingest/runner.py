@@ -8,8 +8,11 @@ the derived tables in bulk.
 
 Overlap: a closed batch whose adapter reads ahead (:meth:`SourceAdapter.read_ahead`; CloudTrail
 ``Records`` files) is read on a worker thread while the batch before it is written, with DuckDB
-on one thread per query meanwhile (the two streams fill the two cores). Loads still happen one
-batch at a time, in plan order, each in its own transaction.
+on one thread per query meanwhile (the two streams fill the two cores). A batch closed while
+nothing waits to be written (the first, or one after a file of another kind) would leave the
+writer idle for its whole read: its files are read in two halves of about half the bytes, one on
+each core (:class:`~keytrail.ingest.base.ReadAheads`), and written as one batch. Loads still
+happen one batch at a time, in plan order, each in its own transaction.
 
 Isolation (docs/security.md, "Ingest bounds"): a batch whose load raises is rolled back and
 its files are loaded again one per transaction, so only the file that breaks an adapter is
@@ -37,6 +40,7 @@ from keytrail.ingest.base import (
     MAX_RECORD_BYTES,
     READ_AHEAD_DB,
     ReadAheadHandle,
+    ReadAheads,
     Sample,
     SourceAdapter,
     read_sample,
@@ -125,6 +129,19 @@ class FileFacts:
         return sniff(sample)
 
 
+def halves(items: list[Planned]) -> list[list[Planned]]:
+    """``items`` as two runs of files of about half the bytes each (one run: a single file)."""
+    if len(items) < 2:
+        return [items]
+    half, run, cut = sum(p.size for p in items) / 2, 0, 1
+    for cut, item in enumerate(items, 1):
+        run += item.size
+        if run >= half:
+            break
+    cut = min(cut, len(items) - 1)
+    return [items[:cut], items[cut:]]
+
+
 def ingest(
     case_path: str | Path,
     paths: Iterable[str | Path],
@@ -162,7 +179,7 @@ def ingest(
     total_bytes = sum(file_size(p) for p in files + inv_files)
     done_bytes = 0
     store = CaseStore.open(case_path, read_only=False, create=True)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keytrail-read-ahead")
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keytrail-read-ahead")
     pending: tuple[list[Planned], ReadAheadHandle | None] | None = None
     try:
         with writing(store):
@@ -205,19 +222,28 @@ def ingest(
                 return
             closed = list(batch)
             batch.clear()
-            plain = [(p.path, p.fmt, p.gzipped) for p in closed if p.codec is None]
-            reads = closed[0].adapter.READS_AHEAD and bool(plain)
+            adapter = closed[0].adapter
+            reads = adapter.READS_AHEAD and any(p.codec is None for p in closed)
+            # With nothing pending the writer has nothing to do but wait for this read (the first
+            # batch, or one after a file of another kind): it is read in two halves, one per core.
+            parts = halves(closed) if reads and pending is None else [closed]
             if reads:  # nothing runs in the background now: a pending read-ahead ran lean too
                 lean(True)
-            ahead = closed[0].adapter.read_ahead(con, plain, max_record_bytes, pool)
+            started: list[ReadAheadHandle] = []
             try:
+                for part in parts:
+                    plain = [(p.path, p.fmt, p.gzipped) for p in part if p.codec is None]
+                    handle = adapter.read_ahead(con, plain, max_record_bytes, pool)
+                    if handle is not None:
+                        started.append(handle)
                 drain()
             except BaseException:
-                if ahead is not None:  # a write failure or Ctrl-C: stop the read just started
-                    ahead.close()
+                for handle in started:  # a write failure or Ctrl-C: stop the reads just started
+                    handle.close()
                 raise
             if not reads:  # after the drain: no read-ahead is running any more
                 lean(False)
+            ahead = started[0] if len(started) == 1 else ReadAheads(started) if started else None
             pending = (closed, ahead)
 
         def lean(on: bool) -> None:

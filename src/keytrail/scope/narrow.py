@@ -229,7 +229,9 @@ class NarrowCloudTrail(CloudTrailAdapter):
     def read_ahead(cls, *args: Any, **kwargs: Any) -> None:
         """No read-ahead: the one-parse path reads its files itself (:func:`_scan`)."""
 
-    def load_batch(self, ctxs: list[LoadContext], ahead: Staged | None = None) -> None:
+    def load_batch(
+        self, ctxs: list[LoadContext], ahead: Staged | list[Staged] | None = None
+    ) -> None:
         def load(narrow: list[LoadContext]) -> None:
             loaded = _load_parsed([c for c in narrow if c.format == "cloudtrail-records"])
             rest = [c for c in narrow if c.file_id not in loaded]

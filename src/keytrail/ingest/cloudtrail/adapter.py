@@ -33,7 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from keytrail.ingest.base import LoadContext, ReadAheadHandle, Sample, SourceAdapter
+from keytrail.ingest.base import LoadContext, ReadAheadHandle, ReadAheads, Sample, SourceAdapter
 from keytrail.ingest.cloudtrail.ahead import ReadAhead, Staged
 from keytrail.ingest.cloudtrail.parse import Bad, Rec, parse_console_csv, parse_json
 from keytrail.ingest.cloudtrail.sql import insert_staged, map_staged
@@ -135,27 +135,34 @@ class CloudTrailAdapter(SourceAdapter):
         return ReadAhead(con, records, max_record_bytes, pool, bulk_read) if records else None
 
     def load_read_ahead(self, ctxs: list[LoadContext], ahead: ReadAheadHandle) -> None:
-        staged = ahead.staged() if isinstance(ahead, ReadAhead) else None
+        parts = ahead.parts if isinstance(ahead, ReadAheads) else [ahead]
+        staged = [s for p in parts if isinstance(p, ReadAhead) and (s := p.staged()) is not None]
         self.load_batch(ctxs, staged)
 
-    def load_batch(self, ctxs: list[LoadContext], ahead: Staged | None = None) -> None:
-        """Bulk-read the ``Records`` files (or take them as staged ahead), salvage the rest."""
+    def load_batch(
+        self, ctxs: list[LoadContext], ahead: Staged | list[Staged] | None = None
+    ) -> None:
+        """Bulk-read the ``Records`` files (or take them as staged ahead, in one part or more),
+        salvage the rest."""
         if not ctxs:
             return
         con = ctxs[0].con
         bulk = [c for c in ctxs if c.format == "cloudtrail-records"]
         slow = [c for c in ctxs if c.format != "cloudtrail-records"]
         counts: dict[int, tuple[int, int]] = {}
-        if ahead is not None:  # files the read-ahead covered: only their refused ones are left
-            index = {p: i for i, p in enumerate(ahead.paths)}
-            ids = [0] * len(ahead.paths)
+        refused: list[LoadContext] = []
+        for part in [ahead] if isinstance(ahead, Staged) else ahead or []:
+            # files a read-ahead covered: only their refused ones are left
+            index = {p: i for i, p in enumerate(part.paths)}
+            ids = [0] * len(part.paths)
             for c in bulk:
                 if str(c.path) in index:
                     ids[index[str(c.path)]] = c.file_id
-            if ahead.table is not None:
-                counts = insert_staged(ctxs[0], ahead.table, ids, ahead.resources, ahead.issues)
-            slow = [c for c in bulk if str(c.path) in ahead.refused] + slow
+            if part.table is not None:
+                counts |= insert_staged(ctxs[0], part.table, ids, part.resources, part.issues)
+            refused += [c for c in bulk if str(c.path) in part.refused]
             bulk = [c for c in bulk if str(c.path) not in index]
+        slow = refused + slow
         parts: list[pa.Table] = []
         if bulk:
             table, refused = bulk_read(con, bulk)

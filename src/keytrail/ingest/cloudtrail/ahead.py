@@ -18,9 +18,9 @@ read-ahead that fails in any way is dropped and the batch is read the old way, i
 transaction. File ids are given by the runner at load time; the staged ``file_id`` is the file's
 index in the batch and :func:`~keytrail.ingest.cloudtrail.sql.insert_staged` maps it.
 
-Memory: at most two batches are held (the one written and the one read ahead), each bounded by
-``CloudTrailAdapter.BATCH_BYTES``; the staged table lives in DuckDB's buffer pool, under the
-writer's memory limit.
+Memory: at most two batches are held (the one written and the one read ahead, or the two halves
+of a first batch and the batch after it), each bounded by ``CloudTrailAdapter.BATCH_BYTES``; the
+staged table lives in DuckDB's buffer pool, under the writer's memory limit.
 """
 
 from __future__ import annotations
