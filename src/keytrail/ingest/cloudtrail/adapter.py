@@ -25,6 +25,7 @@ which keeps every good record and rejects the bad ones with their position.
 
 from __future__ import annotations
 
+import importlib
 import re
 import zlib
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -32,6 +33,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+
+try:  # ISA-L's inflate: 3.6x zlib's speed on CloudTrail files (docs/performance.md, session 8)
+    _gz: Any = importlib.import_module("isal.isal_zlib")
+except ImportError:  # no wheel for this platform: the standard library's zlib, same bytes
+    _gz = zlib
+#: What a bad or truncated stream raises (ISA-L's error is not a ``zlib.error``).
+_GZ_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _gz.error)
 
 from keytrail.ingest.base import LoadContext, ReadAheadHandle, ReadAheads, Sample, SourceAdapter
 from keytrail.ingest.cloudtrail.ahead import ReadAhead, Staged
@@ -254,17 +262,19 @@ def read_document(ctx: LoadContext, limit: int) -> pa.Array | None:
         doc = pa.array([data], pa.large_binary())
         # ASCII is UTF-8: only other text needs the check (the cast, 1.6 CPU-s at 1M records)
         return doc.view(pa.large_string()) if data.isascii() else doc.cast(pa.large_string())
-    except (OSError, EOFError, zlib.error, pa.ArrowInvalid):
+    except (OSError, EOFError, *_GZ_ERRORS, pa.ArrowInvalid):
         return None
 
 
 def _inflate(data: bytes, limit: int) -> bytes | None:
     """Every gzip member of ``data``, inflated; ``None`` past ``limit`` bytes (a small file that
-    inflates to gigabytes costs ``limit``, not the machine). Raises on a truncated or bad stream."""
+    inflates to gigabytes costs ``limit``, not the machine). Raises on a truncated or bad stream
+    (a file refused here goes to the tolerant reader, whose messages are zlib's). ISA-L releases
+    the GIL as zlib does: the read-ahead threads inflate side by side."""
     out: list[bytes] = []
     total = 0
     while data:
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        d = _gz.decompressobj(16 + zlib.MAX_WBITS)
         part = d.decompress(data, limit + 1 - total)
         total += len(part)
         if total > limit:
