@@ -10,6 +10,7 @@ read, scope reads too, and a credential means the same in both.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +26,14 @@ from keytrail.ingest.base import LoadContext, read_sample
 from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter, bulk_read
 from keytrail.ingest.runner import IngestSummary, ingest
 from keytrail.scope.narrow import NarrowCloudTrail
-from keytrail.scope.no_raw import without_raw
-from keytrail.scope.side import SIDE, SharedFacts, SideLoad, elsewhere
+from keytrail.scope.side import SIDE, SharedFacts, SideLoad, elsewhere, text_free
 from keytrail.store.case import CaseStore
 from keytrail.store.sqltext import mask_stored_sql
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from keytrail.ingest.base import SourceAdapter
 
 #: Where each selected record sits: enough to copy its original bytes out of the input file.
 LOCATIONS = """
@@ -104,30 +106,21 @@ def project(
     (docs/performance.md, scope6).
     """
     paths, inventory = list(paths), list(inventory)
-    if not narrow:
-        summary = ingest(scratch, paths, inventory=inventory, graph=False)
-    elif not side or any(load_adapter(n).BATCH_FILES != 1 for n in SIDE):
-        subs = {name: without_raw(load_adapter(name)) for name in SIDE}
-        summary = ingest(
-            scratch,
-            paths,
-            inventory=inventory,
-            graph=False,
-            substitutes={**subs, "cloudtrail": NarrowCloudTrail},
-        )
-    else:
-        facts = SharedFacts()
-        side_case = scratch.with_name(f"side-{scratch.name}")
-        with SideLoad(side_case, paths, inventory, facts) as load:
+    subs: dict[str, type[SourceAdapter]] = {}
+    facts: SharedFacts | None = None
+    with contextlib.ExitStack() as stack:
+        if narrow and side and all(load_adapter(n).BATCH_FILES == 1 for n in SIDE):
+            facts = SharedFacts()
+            side_case = scratch.with_name(f"side-{scratch.name}")
+            load = stack.enter_context(SideLoad(side_case, paths, inventory, facts))
             subs = {name: elsewhere(load_adapter(name), load) for name in SIDE}
-            summary = ingest(
-                scratch,
-                paths,
-                inventory=inventory,
-                graph=False,
-                substitutes={**subs, "cloudtrail": NarrowCloudTrail},
-                facts=facts,
-            )
+        elif narrow:
+            subs = text_free()
+        if narrow:
+            subs["cloudtrail"] = NarrowCloudTrail
+        summary = ingest(
+            scratch, paths, inventory=inventory, graph=False, substitutes=subs, facts=facts
+        )
     store = CaseStore.open(scratch, read_only=False)
     merge_agents(store.con)  # as the derive does first: one id per agent for the USES rules
     mint_facts(store.con)

@@ -54,6 +54,11 @@ _BY_FILE = ("events", "rejects", "inventory_agents", "grants")
 _BY_EVENT = ("credential_issues", "event_resources")
 
 
+def text_free() -> dict[str, type[SourceAdapter]]:
+    """The :data:`SIDE` adapters writing their rows without their text (a scope's pass 1)."""
+    return {name: without_raw(load_adapter(name)) for name in SIDE}
+
+
 class SharedFacts(FileFacts):
     """Each file's sniff, found once for the two ingests of a scope (the first to ask reads it;
     a few dozen bytes per file are kept). Hashes and samples are read by each (a sample is up to
@@ -125,7 +130,7 @@ class SideLoad:
             self.case,
             files,
             graph=False,
-            substitutes={n: without_raw(load_adapter(n)) for n in SIDE},
+            substitutes=text_free(),
             finish=False,
             progress=self._check,  # called between batches: where a stopped scope ends it
             facts=facts,
