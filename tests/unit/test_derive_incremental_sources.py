@@ -123,21 +123,24 @@ def test_vault_log_split_across_two_ingests(
     assert child_of_old > 0 and paired == 2, (child_of_old, paired)
 
 
+def _vault_and_agents(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The files of ``folder`` that are not CloudTrail: its Vault logs, then the agents' logs."""
+    others = _others(folder)
+    vault = [p for p in others if "/vault/" in p.as_posix()]
+    return vault, [p for p in others if p not in vault]
+
+
 def test_sample_incident_agents_after_cloudtrail_and_vault(
     tmp_path: Path, incremental: list[int]
 ) -> None:
-    others = _others(SAMPLE)
-    vault = [p for p in others if "/vault/" in p.as_posix()]
-    agents = [p for p in others if p not in vault]
+    vault, agents = _vault_and_agents(SAMPLE)
     _check(tmp_path, _trail(SAMPLE) + vault, agents, incremental, SAMPLE / "inventory.toml")
 
 
 def test_sample_incident_vault_after_cloudtrail_and_agents(
     tmp_path: Path, incremental: list[int]
 ) -> None:
-    others = _others(SAMPLE)
-    vault = [p for p in others if "/vault/" in p.as_posix()]
-    agents = [p for p in others if p not in vault]
+    vault, agents = _vault_and_agents(SAMPLE)
     _check(tmp_path, _trail(SAMPLE) + agents, vault, incremental, SAMPLE / "inventory.toml")
 
 
