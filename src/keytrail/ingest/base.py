@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from keytrail.ingest.encoding import as_utf8, text_codec
+from keytrail.redact import VAULT_TOKEN_HINT
 from keytrail.store.schema import TABLES_BY_NAME, masked_columns
 from keytrail.store.sqltext import mask_stored_sql
 
@@ -50,6 +52,10 @@ EXCERPT_CHARS = 512
 #: that the few copies a reader makes of one record (bytes, text, parsed, Arrow) stay well under
 #: the 1.5 GiB peak the ingest promises.
 MAX_RECORD_BYTES = 64 << 20
+
+#: Necessary for :func:`keytrail.store.sqltext.mask_stored_sql` to change a text (see
+#: :func:`unchanged_by_masking`).
+_MAY_CHANGE = f"[:=]|{VAULT_TOKEN_HINT}"
 
 #: Tables an adapter may append to.
 WRITABLE_TABLES = (
@@ -193,9 +199,21 @@ class LoadContext:
         bytes each), for line-oriented readers that must not hold a whole file.
 
         A line longer than ``max_record_bytes`` is never held: it is rejected with its line number
-        and offset and the stream read past it."""
+        and offset and the stream read past it.
+
+        The blocks read are kept as a list and joined once per chunk (the block holding the last
+        newline cut there), their newlines counted while each block is fresh in the cache: one
+        copy of the content instead of three (a growing ``bytearray``, its slice, ``bytes`` of
+        it), which took 0.3 CPU-s for a 144 MB Vault file, 7% of its whole load
+        (docs/performance.md). Chunks, offsets and line numbers are those of the reader it
+        replaces (a test holds them equal).
+        """
         cap = self.max_record_bytes
-        buf = bytearray()
+        parts: list[bytes] = []  # blocks since the last chunk; the first may be a line's tail
+        held = 0  # their length
+        done = 0  # where their whole lines end (just after the last newline); 0: no newline yet
+        cut = -1  # index in ``parts`` of the block holding that newline
+        lines = 0  # newlines in them
         base_off, base_line = 0, 1
         skip: list[Any] | None = None  # [offset, line, excerpt, bytes skipped]
         for block in self._blocks():
@@ -208,32 +226,34 @@ class LoadContext:
                 self._reject_long(*skip)
                 base_off, base_line, skip = skip[0] + skip[3], skip[1] + 1, None
                 block = block[nl + 1 :]
-            buf += block
-            last = buf.rfind(b"\n") + 1
-            if (
-                len(buf) - last > cap
-            ):  # the unfinished line is already too long: flush, then skip it
-                if last:
-                    yield base_off, base_line, bytes(buf[:last])
-                    base_line += buf.count(b"\n", 0, last)
-                    base_off += last
-                skip = [
-                    base_off,
-                    base_line,
-                    bytes(buf[last : last + EXCERPT_CHARS]),
-                    len(buf) - last,
-                ]
-                buf.clear()
-            elif len(buf) >= size and last:
-                chunk = bytes(buf[:last])
-                del buf[:last]
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                done, cut = held + nl + 1, len(parts)
+                lines += block.count(b"\n")
+            parts.append(block)
+            held += len(block)
+            if held - done > cap:  # the unfinished line is already too long: flush, then skip it
+                data = b"".join(parts)
+                if done:
+                    yield base_off, base_line, data[:done]
+                    base_line += lines
+                    base_off += done
+                skip = [base_off, base_line, data[done : done + EXCERPT_CHARS], held - done]
+                parts, held, done, cut, lines = [], 0, 0, -1, 0
+            elif held >= size and done:
+                last = parts[cut]
+                at = done - (held - sum(map(len, parts[cut:])))  # the cut inside ``last``
+                chunk = b"".join([*parts[:cut], last[:at]] if at < len(last) else parts[: cut + 1])
+                rest = [last[at:]] if at < len(last) else []
+                rest += parts[cut + 1 :]
                 yield base_off, base_line, chunk
-                base_off += last
-                base_line += chunk.count(b"\n")
+                base_off += done
+                base_line += lines
+                parts, held, done, cut, lines = rest, held - done, 0, -1, 0
         if skip is not None:
             self._reject_long(*skip)
-        elif buf:
-            yield base_off, base_line, bytes(buf)
+        elif held:
+            yield base_off, base_line, b"".join(parts)
 
     def _reject_long(self, offset: int, line: int, excerpt: bytes, length: int) -> None:
         self.reject(
@@ -290,10 +310,8 @@ class LoadContext:
         )
         try:
             cols = ", ".join(rows.column_names)
-            self.con.execute(
-                f"INSERT INTO {table} ({cols}) SELECT {masked_select(table, rows.column_names)} "
-                "FROM _kt_staged"
-            )
+            select = masked_select(table, rows.column_names, unchanged_by_masking(table, rows))
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {select} FROM _kt_staged")
         finally:
             self.con.unregister("_kt_staged")
         return int(rows.num_rows)
@@ -346,11 +364,36 @@ class LoadContext:
         self.reject(note, excerpt="")
 
 
-def masked_select(table: str, names: list[str]) -> str:
+def masked_select(table: str, names: list[str], unchanged: frozenset[str] = frozenset()) -> str:
     """A SELECT list of ``names`` (columns of ``table``) with the masked columns passed through the
-    secret masking, so a secret in a record is never written to the case (docs/security.md)."""
-    masked = set(masked_columns(table))
+    secret masking, so a secret in a record is never written to the case (docs/security.md).
+    ``unchanged`` names columns known to hold no text the masking would change (see
+    :func:`unchanged_by_masking`): they are selected as they are."""
+    masked = set(masked_columns(table)) - unchanged
     return ", ".join(f"{mask_stored_sql(n)} AS {n}" if n in masked else n for n in names)
+
+
+def unchanged_by_masking(table: str, rows: pa.Table) -> frozenset[str]:
+    """The masked text columns of ``rows`` in which no value can be changed by the masking.
+
+    Each masked column costs its INSERT about 15 ms before the first row (DuckDB compiles the
+    masking's 22 regular expressions per statement and per thread), whatever the batch holds:
+    for a Vault batch the paths, user agents, error messages and issue reasons were a third of
+    what the masking cost (docs/performance.md). A text can only change when it holds ``:`` or
+    ``=`` (every key rule needs one after the key: :data:`keytrail.redact.KEY_RULES_HINT`) or
+    matches :data:`keytrail.redact.VAULT_TOKEN_HINT` (the Vault-token rule's gate), which
+    ``mask_stored_sql`` tests before anything else; Arrow's RE2 answers that for the whole column
+    and stops at the first ``:`` of a JSON text."""
+    masked = set(masked_columns(table))
+    out = []
+    for name in rows.column_names:
+        if name in masked:
+            col = rows.column(name)
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                hit = pc.any(pc.match_substring_regex(col, _MAY_CHANGE)).as_py()
+                if not hit:
+                    out.append(name)
+    return frozenset(out)
 
 
 def rows_to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
