@@ -17,7 +17,8 @@ Invariants an adapter must keep:
   ``ctx.skipped_records`` with a reason (e.g. a Vault request entry merged into its
   response);
 - keep the raw record text in ``events.raw``; write through :meth:`LoadContext.insert`,
-  :meth:`LoadContext.insert_sql` and :meth:`LoadContext.reject`, which mask secret values
+  :meth:`LoadContext.insert_sql` and :meth:`LoadContext.reject` (or
+  :meth:`LoadContext.reject_many` for many bad records: one statement), which mask secret values
   (:func:`keytrail.store.sqltext.mask_stored_sql`) in DuckDB before anything is stored.
 """
 
