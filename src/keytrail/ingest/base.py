@@ -411,8 +411,8 @@ def masked_select(table: str, names: list[str], unchanged: frozenset[str] = froz
 def unchanged_by_masking(table: str, rows: pa.Table) -> frozenset[str]:
     """The masked text columns of ``rows`` in which no value can be changed by the masking.
 
-    Each masked column costs its INSERT about 15 ms before the first row (DuckDB compiles the
-    masking's 22 regular expressions per statement and per thread), whatever the batch holds:
+    Each masked column costs its INSERT about 15 ms before the first row (the masking's 22
+    regular expressions are compiled for every statement), whatever the batch holds:
     for a Vault batch the paths, user agents, error messages and issue reasons were a third of
     what the masking cost (docs/performance.md). A text can only change when it holds ``:`` or
     ``=`` (every key rule needs one after the key: :data:`keytrail.redact.KEY_RULES_HINT`) or
