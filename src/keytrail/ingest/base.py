@@ -235,22 +235,31 @@ class LoadContext:
             held += len(block)
             if held - done > cap:  # the unfinished line is already too long: flush, then skip it
                 data = b"".join(parts)
-                if done:
-                    yield base_off, base_line, data[:done]
-                    base_line += lines
-                    base_off += done
-                skip = [base_off, base_line, data[done : done + EXCERPT_CHARS], held - done]
+                chunk = data[:done]
+                excerpt = data[done : done + EXCERPT_CHARS]
+                long, whole, newlines = held - done, done, lines
+                del data  # nothing but the chunk held while the reader works on it
                 parts, held, done, cut, lines = [], 0, 0, -1, 0
+                if whole:
+                    yield base_off, base_line, chunk
+                    base_line += newlines
+                    base_off += whole
+                del chunk
+                skip = [base_off, base_line, excerpt, long]
             elif held >= size and done:
                 last = parts[cut]
                 at = done - (held - sum(map(len, parts[cut:])))  # the cut inside ``last``
                 chunk = b"".join([*parts[:cut], last[:at]] if at < len(last) else parts[: cut + 1])
                 rest = [last[at:]] if at < len(last) else []
                 rest += parts[cut + 1 :]
-                yield base_off, base_line, chunk
-                base_off += done
-                base_line += lines
+                whole, newlines = done, lines
+                # the blocks are let go before the reader works on the chunk (one copy held, not two)
+                del last
                 parts, held, done, cut, lines = rest, held - done, 0, -1, 0
+                yield base_off, base_line, chunk
+                del chunk
+                base_off += whole
+                base_line += newlines
         if skip is not None:
             self._reject_long(*skip)
         elif held:
