@@ -21,14 +21,8 @@ from keytrail.analysis import classify
 from keytrail.analysis.finding_score import Graph, finding_values
 from keytrail.analysis.finding_score import graph as finding_graph
 from keytrail.analysis.lineage import closure_sql
-from keytrail.analysis.scoring import (
-    TERM_NAMES,
-    ScoreTerm,
-    score,
-    score_terms,
-    scores,
-    total,
-)
+from keytrail.analysis.rank_score import term_values
+from keytrail.analysis.scoring import ScoreTerm, score_terms, total
 from keytrail.graph.model import allowed_confidences
 from keytrail.graph.principal_class import holders
 from keytrail.timefmt import format_utc
@@ -41,7 +35,6 @@ if TYPE_CHECKING:
 
 #: The time window over ``events e``: ``$since`` / ``$until`` (TIMESTAMP or NULL for open).
 TIME = "($since::TIMESTAMP IS NULL OR e.time >= $since::TIMESTAMP) AND ($until::TIMESTAMP IS NULL OR e.time <= $until::TIMESTAMP)"
-LONG_LIVED_KINDS = ("aws-access-key", "vault-token")
 
 
 @dataclass
@@ -221,65 +214,8 @@ def params(
     return {"since": since, "until": until, "allowed": allowed_confidences(min_confidence), **extra}
 
 
-#: The score terms whose value is a column of the ranking query as it is.
-_DIRECT = (
-    "permission_changes",
-    "secrets_read",
-    "writes",
-    "deletes",
-    "resources",
-    "credentials_minted",
-    "accounts",
-    "principals",
-    "denied",
-    "events",
-)
-
-
-def _values(row: dict[str, Any]) -> dict[str, Any]:
-    """The scoring values of one ranking row (:mod:`keytrail.analysis.scoring`)."""
-    values = {k: row[k] for k in _DIRECT}
-    values["findings"] = row.get("findings") or 0
-    values["long_lived"] = int(row["kind"] in LONG_LIVED_KINDS and row["expires_at"] is None)
-    values["origin_unknown"] = int(
-        row["origin"] == "unknown" and row["kind"] == "aws-temporary-key"
-    )
-    return values
-
-
-def row_score(row: dict[str, Any]) -> float:
-    """``to_rank(row).score`` without building the rank (what the snapshot stores per row)."""
-    return score(_values(row))
-
-
-#: The ranking query's columns (and the ``findings`` term) the score is worked out from.
-SCORE_INPUTS = (*_DIRECT, "findings", "kind", "expires_at", "origin")
-
-
-def row_scores(rows: list[dict[str, Any]]) -> list[float]:
-    """``[row_score(r) for r in rows]``, a term at a time (:func:`column_scores`)."""
-    return column_scores({k: [r.get(k) for r in rows] for k in SCORE_INPUTS})
-
-
-def column_scores(cols: dict[str, list[Any]]) -> list[float]:
-    """:func:`row_score` of every row, from the :data:`SCORE_INPUTS` columns
-    (:func:`keytrail.analysis.scoring.scores`: the same floats)."""
-    derived = {
-        "findings": [v or 0 for v in cols["findings"]],
-        "long_lived": [
-            int(k in LONG_LIVED_KINDS and x is None)
-            for k, x in zip(cols["kind"], cols["expires_at"], strict=True)
-        ],
-        "origin_unknown": [
-            int(o == "unknown" and k == "aws-temporary-key")
-            for o, k in zip(cols["origin"], cols["kind"], strict=True)
-        ],
-    }
-    return scores([cols[t] if t in _DIRECT else derived[t] for t in TERM_NAMES])
-
-
 def to_rank(row: dict[str, Any]) -> CredentialRank:
-    terms = score_terms(_values(row))
+    terms = score_terms(term_values(row))
     return CredentialRank(
         credential=row["credential_id"],
         kind=row["kind"],

@@ -40,12 +40,8 @@ from keytrail.analysis.findings import Finding, zero_counts
 from keytrail.analysis.findings.catalog import RULES
 from keytrail.analysis.findings.rawpass import prefill
 from keytrail.analysis.findings.run import live_findings
-from keytrail.analysis.ranking import (
-    SCORE_INPUTS,
-    column_scores,
-    rank_query_table,
-    term_inputs,
-)
+from keytrail.analysis.rank_score import findings_scores, reach_points
+from keytrail.analysis.ranking import rank_query_table, term_inputs
 from keytrail.config import load_config
 from keytrail.errors import KeytrailError
 from keytrail.levels import Level
@@ -236,12 +232,13 @@ def refresh(store: CaseStore) -> SnapshotSummary:
     # (findings.run: beside). Each side's answer is what it is alone; only the idle core is
     # used. The pool is left (every task done) before the write.
     cfg = load_config(None, rule_ids=RULES)
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="kt-snapshot") as pool:
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="kt-snapshot") as pool:
         raw = pool.submit(prefill, store, cfg)  # an error: met again by the Sigma family
         ranked = pool.submit(rank_query_table, store)
         read = pool.submit(term_inputs, store)
+        reach = pool.submit(lambda: reach_points(ranked.result()))
         found = live_findings(store, cfg, keep_raw_pass=True, raw_ready=raw.result, beside=True)
-        table = _rank_table(store, ranked.result(), found, read.result())
+        table = _rank_table(store, ranked.result(), reach.result(), found, read.result())
     con.execute("BEGIN TRANSACTION")
     try:
         if table.num_rows:
@@ -262,18 +259,23 @@ def refresh(store: CaseStore) -> SnapshotSummary:
 
 
 def _rank_table(
-    store: CaseStore, ranked: pa.Table, found: list[Finding], read: tuple[Graph, dict[str, str]]
+    store: CaseStore,
+    ranked: pa.Table,
+    reach: dict[str, list[float]],
+    found: list[Finding],
+    read: tuple[Graph, dict[str, str]],
 ) -> pa.Table:
     """The ranking query's table with the columns :func:`with_findings` adds to its rows
-    (``findings``, ``holder``) and the score, built a column at a time."""
+    (``findings``, ``holder``) and the score, built a column at a time: every term's points but
+    the findings term's were worked out beside the findings run (``reach``)."""
     graph, held = read
     values = finding_values(store, found, graph)
     ids = ranked.column("credential_id").to_pylist()
-    table = ranked.append_column(
-        "findings", pa.array([values.get(c, 0.0) for c in ids], pa.float64())
-    ).append_column("holder", pa.array([held.get(c) for c in ids], pa.string()))
-    cols = {k: table.column(k).to_pylist() for k in SCORE_INPUTS}
-    return table.append_column("score", pa.array(column_scores(cols), pa.float64()))
+    points = [values.get(c, 0.0) for c in ids]
+    table = ranked.append_column("findings", pa.array(points, pa.float64())).append_column(
+        "holder", pa.array([held.get(c) for c in ids], pa.string())
+    )
+    return table.append_column("score", pa.array(findings_scores(reach, points), pa.float64()))
 
 
 def _finding_table(found: list[Finding]) -> pa.Table:
