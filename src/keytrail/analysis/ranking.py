@@ -106,6 +106,21 @@ _dcount_every = """dv AS (
         GROUP BY root, dim"""
 
 
+def _ev_rows(in_clo: str) -> str:
+    """The events the ranking groups, with ``details`` only where the secret-read test reads it
+    (``ssm:GetParameter*``, whose ``withDecryption`` it holds): two scans with the action test
+    in the scan, so the JSON of every other event is never read (a tenth of the query at 1M
+    events, the same groups)."""
+    cols = "e.credential_id, e.source, e.service, e.operation, e.action, e.outcome, e.account, "
+    where = f"e.credential_id IS NOT NULL AND {TIME} AND {in_clo}"
+    ssm = "starts_with(e.action, 'ssm:GetParameter')"
+    return (
+        f"SELECT {cols}e.target, NULL AS details, e.time FROM events e "
+        f"WHERE {where} AND NOT coalesce({ssm}, FALSE) "
+        f"UNION ALL SELECT {cols}e.target, e.details, e.time FROM events e WHERE {where} AND {ssm}"
+    )
+
+
 def rank_sql(roots_sql: str, *, filtered: bool = True, every_root: bool = False) -> str:
     """The ranking query. Events are first grouped by (credential, action, outcome, ...) so the
     action classifiers run once per distinct action, not once per event. Without a time filter
@@ -136,10 +151,9 @@ def rank_sql(roots_sql: str, *, filtered: bool = True, every_root: bool = False)
         + f""",
       ev0g AS (
         SELECT e.credential_id, e.source, e.service, e.operation, e.action, e.outcome, e.account,
-               CASE WHEN e.source = 'vault' THEN e.target END AS target,
-               CASE WHEN starts_with(e.action, 'ssm:GetParameter') THEN e.details END AS details,
+               CASE WHEN e.source = 'vault' THEN e.target END AS target, e.details,
                count(*) AS n, min(e.time) AS t0, max(e.time) AS t1
-        FROM events e WHERE e.credential_id IS NOT NULL AND {TIME} AND {ev_in_clo}
+        FROM ({_ev_rows(ev_in_clo)}) e
         GROUP BY ALL
       ), ev0 AS (
         SELECT * FROM ev0g e WHERE {grp_in_clo}
