@@ -84,19 +84,24 @@ def test_stored_answers_equal_live_ones(case: Path) -> None:
 
 
 def test_beside_gives_the_same_findings(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Scope drift on a cursor of its own beside the other families (what the snapshot does)
-    finds what one cursor running every family in order finds, in the same order; the shared
-    database it needs is gone afterwards."""
-    threads: list[str] = []
+    """The families on two cursors at once (what the snapshot does: the two costliest start
+    together, one on each, and each waits at a barrier until the other has started, so the run
+    cannot pass on one cursor) find what one cursor running every family in order finds, in the
+    same order; the shared database they need is gone afterwards."""
+    threads: dict[str, str] = {}
+    together = threading.Barrier(2, timeout=60)
+    first = findings_run.COSTLY_FIRST[:2]
 
-    def spy(run: Callable[[Context], None]) -> Callable[[Context], None]:
+    def spy(name: str, run: Callable[[Context], None]) -> Callable[[Context], None]:
         def wrapped(ctx: Context) -> None:
-            threads.append(threading.current_thread().name)
+            if name in first and name not in threads:
+                threads[name] = threading.current_thread().name
+                together.wait()
             run(ctx)
 
         return wrapped
 
-    families = [(f, spy(r) if f == "scope_drift" else r) for f, r in findings_run.RULE_FAMILIES]
+    families = [(f, spy(f, r)) for f, r in findings_run.RULE_FAMILIES]
     monkeypatch.setattr(findings_run, "RULE_FAMILIES", families)
     cfg = load_config(None)
     with CaseStore.open(case, read_only=False) as store:
@@ -104,10 +109,28 @@ def test_beside_gives_the_same_findings(case: Path, monkeypatch: pytest.MonkeyPa
         attached = store.con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
         in_order = [f.as_dict() for f in live_findings(store, cfg)]
     assert beside == in_order
-    assert any(f["rule"] == "scope-drift" for f in beside)
+    assert {"scope-drift", "environment-crossing"} <= {f["rule"] for f in beside}
     assert len({f["rule"] for f in beside}) > 5
     assert ("_kt_shared",) not in attached
-    assert threads[0].startswith("kt-findings") and threads[1] == threading.main_thread().name
+    ran_on = sorted(threads.values())
+    assert ran_on[0] == threading.main_thread().name and ran_on[1].startswith("kt-findings")
+
+
+def test_two_cursors_take_the_costly_families_first() -> None:
+    """One cursor runs the catalog's order (the raw-pass families last while the cache is being
+    filled); two take the costliest first and the raw-pass families last, as one unit."""
+    enabled = [(i, f, lambda ctx: None) for i, (f, _) in enumerate(findings_run.RULE_FAMILIES)]
+
+    def names(units: list[list[tuple[int, str, object]]]) -> list[list[str]]:
+        return [[f for _, f, _ in u] for u in units]
+
+    one = names(findings_run._units(enabled, beside=False, raw_last=False))
+    assert one == [[f] for f, _ in findings_run.RULE_FAMILIES]
+    late = names(findings_run._units(enabled, beside=False, raw_last=True))
+    assert late[-2:] == [["human_use"], ["sigma"]] and len(late) == len(one)
+    two = names(findings_run._units(enabled, beside=True, raw_last=False))
+    assert [u[0] for u in two[: len(findings_run.COSTLY_FIRST)]] == list(findings_run.COSTLY_FIRST)
+    assert two[-1] == ["human_use", "sigma"] and sum(map(len, two)) == len(one)
 
 
 def _tamper(case: Path, sql: str) -> None:

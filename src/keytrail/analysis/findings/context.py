@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from keytrail.analysis.findings import Finding
 from keytrail.analysis.findings.catalog import RULES, RuleInfo
 from keytrail.analysis.findings.containment import containment_steps
+from keytrail.analysis.findings.macros import define_macros
 from keytrail.analysis.lineage import closure_sql
 from keytrail.errors import UsageError
 from keytrail.levels import Level
@@ -106,30 +107,6 @@ def contains_any_sql(column: str, needles: tuple[str, ...] | list[str]) -> str:
     return "coalesce(" + " OR ".join(parts) + ", FALSE)"
 
 
-#: The macros every cursor a findings run reads through defines (temporary: a cursor's own).
-_MACROS = (
-    # One event's caller is a person (the classifier's tables, :meth:`Context._build`).
-    """CREATE OR REPLACE TEMP MACRO _kt_person_held(cred, actor) AS coalesce(
-           cred IN (SELECT credential_id FROM _kt_person WHERE subject_kind = 'credential')
-           OR (actor IN (SELECT credential_id FROM _kt_person WHERE subject_kind = 'principal')
-               AND (cred IS NULL OR cred NOT IN (SELECT credential_id FROM _kt_not_person))),
-           FALSE)""",
-    # AWS principal key: account + role or user name, so an assumed-role session ARN, the
-    # role ARN (with or without a path) and an inventory entry compare equal.
-    r"""CREATE OR REPLACE TEMP MACRO _kt_pkey(a) AS CASE
-          WHEN regexp_matches(a, '^arn:aws[a-z-]*:sts::\d+:assumed-role/')
-            THEN regexp_replace(a, '^arn:aws[a-z-]*:sts::(\d+):assumed-role/([^/]+).*$', '\1:role/\2')
-          WHEN regexp_matches(a, '^arn:aws[a-z-]*:iam::\d+:(role|user)/')
-            THEN regexp_replace(a, '^arn:aws[a-z-]*:iam::(\d+):(role|user)/(.*/)?([^/]+)$', '\1:\2/\4')
-          ELSE a END""",
-)
-
-
-def _macros(cur: duckdb.DuckDBPyConnection) -> None:
-    for sql in _MACROS:
-        cur.execute(sql)
-
-
 class Context:
     def __init__(
         self,
@@ -146,6 +123,7 @@ class Context:
         self.cfg = cfg
         self.until = until
         self.drafts: list[Draft] = []
+        self._actions: list[str] | None = None
         self._levels: dict[str, Level] = {}
         self.extra_rules: dict[str, RuleInfo] = {}
         """Rules loaded at run time (Sigma, rule files): id -> info, looked up like the catalog."""
@@ -169,7 +147,7 @@ class Context:
         if self.shared is None:
             raise ValueError("a context on another cursor needs the shared database")
         cur.execute(f"SET search_path = 'main,{self.shared}.main'")
-        _macros(cur)
+        define_macros(cur)
         other = copy.copy(self)
         other.cur = cur
         other.drafts = []
@@ -184,6 +162,16 @@ class Context:
     def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
         row = self.cur.execute(sql, params or []).fetchone()
         return None if row is None else row[0]
+
+    def actions(self) -> list[str]:
+        """The case's distinct actions, sorted (read once per cursor: seven rule-file families
+        resolve their action globs against them)."""
+        if self._actions is None:
+            rows = self.cur.execute(
+                "SELECT DISTINCT action FROM events WHERE action IS NOT NULL ORDER BY 1"
+            ).fetchall()
+            self._actions = [a for (a,) in rows]
+        return self._actions
 
     @property
     def has_inventory(self) -> bool:
@@ -329,7 +317,7 @@ class Context:
              SELECT ca.agent_id, {", ".join("e." + c for c in cols.split(", "))} FROM events e
                JOIN _kt_chain_agent ca ON ca.credential_id = e.credential_id
              WHERE e.agent_id IS NULL""")
-        _macros(self.cur)
+        define_macros(self.cur)
 
     def register_ids(self, name: str, values: list[str]) -> None:
         """Register ``values`` as a one-column (``id``) table ``name`` for a join."""

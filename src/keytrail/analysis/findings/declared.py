@@ -114,12 +114,7 @@ def _run(ctx: Context, name: str) -> None:
         ctx.extra_rules[rule.id] = RuleInfo(rule.id, name, rule.level, rule.title, rule.frameworks)
     matches = [(i, r) for i, r in enumerate(rules) if r.shape == "match"]
     if matches:
-        present = [
-            a
-            for (a,) in ctx.cur.execute(
-                "SELECT DISTINCT action FROM events WHERE action IS NOT NULL ORDER BY 1"
-            ).fetchall()
-        ]
+        present = ctx.actions()
         parts = []
         for i, r in matches:
             acts = action_sql("e.action", r.actions, present)
