@@ -225,12 +225,12 @@ def refresh(store: CaseStore) -> SnapshotSummary:
 
     # The ranking's findings term reads the findings (the findings never read the ranking), but
     # its query does not: it runs on its own cursor beside them, as do the reads of the graph the
-    # findings term and the holder classes need (ranking.term_inputs), and the conversion of the
-    # Sigma rules (pure Python, about a second in a fresh process) followed by the raw pass's
-    # cache brought up to date (rawpass.prefill: the read of every record's JSON on a first
-    # snapshot; the two families that read it run last), and scope drift on a cursor of its own
-    # (findings.run: beside). Each side's answer is what it is alone; only the idle core is
-    # used. The pool is left (every task done) before the write.
+    # findings term and the holder classes need (ranking.term_inputs), every score term's points
+    # but the findings term's (rank_score.reach_points), and the conversion of the Sigma rules
+    # followed by the raw pass's cache brought up to date (rawpass.prefill: the read of every
+    # record's JSON on a first snapshot; the two families that read it run last). The families
+    # themselves run on two cursors at once (findings.run: beside). Each side's answer is what
+    # it is alone. The pool is left (every task done) before the write.
     cfg = load_config(None, rule_ids=RULES)
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="kt-snapshot") as pool:
         raw = pool.submit(prefill, store, cfg)  # an error: met again by the Sigma family

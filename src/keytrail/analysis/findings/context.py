@@ -117,9 +117,9 @@ class Context:
     ) -> None:
         self.cur = cur
         self.shared = shared
-        """An attached in-memory database that every cursor of the case sees: ``_kt_agent_event``
-        is made there instead of as a temporary table, so a family that reads no other context
-        table can run on another cursor (:meth:`beside`; the snapshot's scope drift)."""
+        """An attached in-memory database that every cursor of the case sees: the context tables
+        are made there instead of as temporary tables, so the families can run on two cursors at
+        once (:meth:`beside`; the snapshot, :func:`keytrail.analysis.findings.run.live_findings`)."""
         self.cfg = cfg
         self.until = until
         self.drafts: list[Draft] = []
@@ -141,9 +141,9 @@ class Context:
         self._build()
 
     def beside(self, cur: duckdb.DuckDBPyConnection) -> Context:
-        """This run's context on another cursor of the same case, with drafts of its own: for a
-        family that reads no context table but ``_kt_agent_event`` (temporary tables are the
-        cursor's own; ``shared`` holds that one)."""
+        """This run's context on another cursor of the same case, with drafts of its own: it reads
+        the context tables in ``shared`` (temporary tables are the cursor's own) and defines the
+        macros for itself."""
         if self.shared is None:
             raise ValueError("a context on another cursor needs the shared database")
         cur.execute(f"SET search_path = 'main,{self.shared}.main'")
