@@ -266,3 +266,22 @@ def test_an_ingest_that_adds_nothing_keeps_the_current_snapshot(tmp_path: Path) 
         argv = ["ingest", str(path), str(INCIDENT / "agents"), "--inventory", str(inventory)]
         assert main([*argv, "-q", "--json"]) == 0
     assert json.loads(inv_only.getvalue())["snapshot"]["kept"] is False
+
+
+def test_the_raw_pass_families_go_first_once_the_cache_is_filled() -> None:
+    """Beside a cache still filling, a free cursor takes the other families; once it is filled
+    (a later snapshot's cache is current at once), the raw-pass families are taken next."""
+    filled = threading.Event()
+    raw: list[tuple[int, str, Callable[[Context], None]]] = [(4, "human_use", print)]
+    units = [
+        findings_run._Waiting(raw, filled.is_set),
+        [(9, "scope_drift", print)],
+        [(7, "environment_crossing", print)],
+    ]
+    assert findings_run._take(units) == [(9, "scope_drift", print)]
+    filled.set()
+    assert findings_run._take(units) == raw
+    assert findings_run._take(units) == [(7, "environment_crossing", print)]
+    assert findings_run._take(units) is None
+    alone = [findings_run._Waiting(raw, lambda: False)]
+    assert findings_run._take(alone) == raw  # the last unit: taken (its families then wait)

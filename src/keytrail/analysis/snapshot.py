@@ -237,7 +237,9 @@ def refresh(store: CaseStore) -> SnapshotSummary:
         ranked = pool.submit(rank_query_table, store)
         read = pool.submit(term_inputs, store)
         reach = pool.submit(lambda: reach_points(ranked.result()))
-        found = live_findings(store, cfg, keep_raw_pass=True, raw_ready=raw.result, beside=True)
+        found = live_findings(
+            store, cfg, keep_raw_pass=True, raw_ready=raw.result, beside=True, raw_done=raw.done
+        )
         table = _rank_table(store, ranked.result(), reach.result(), found, read.result())
     con.execute("BEGIN TRANSACTION")
     try:

@@ -43,11 +43,14 @@ def live_findings(
     keep_raw_pass: bool = False,
     raw_ready: Callable[[], object] | None = None,
     beside: bool = False,
+    raw_done: Callable[[], bool] | None = None,
 ) -> list[Finding]:
     """Run every enabled rule family now (no snapshot), highest level first, then by first_seen.
     ``keep_raw_pass``: store the raw pass's rows in the case (:mod:`.rawcache`; writable store).
     ``raw_ready``: waits for another cursor's fill of that cache (:func:`.rawpass.prefill`);
-    the families that read it then run after the others, so the fill overlaps them.
+    the families that read it then run after the others, so the fill overlaps them; with
+    ``raw_done`` (true once the fill is over) and ``beside``, a cursor takes them as soon as the
+    fill is over (a later snapshot: the cache was current), not last.
     ``beside`` (a writable store: DuckDB attaches no in-memory database to a read-only one):
     the context tables are made in an attached in-memory database both cursors see, and two
     cursors (this thread and one more) take the families one after another from a common list
@@ -70,6 +73,8 @@ def live_findings(
         if side_cur is None:
             _lane(ctx, units, threading.Lock(), found)
         else:
+            if raw_done is not None and units[-1][0][1] in RAW_PASS_FAMILIES:
+                units.insert(0, _Waiting(units.pop(), raw_done))
             other = ctx.beside(side_cur)
             lock = threading.Lock()
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kt-findings") as pool:
@@ -103,17 +108,37 @@ def _units(enabled: list[_Family], beside: bool, raw_last: bool) -> list[list[_F
     return [[f] for f in rest] + ([raw] if raw else [])
 
 
+class _Waiting(list[_Family]):
+    """The raw-pass unit while the cache may still be filling: taken before the others once
+    ``done()`` is true, else after them (:func:`_lane`)."""
+
+    def __init__(self, unit: list[_Family], done: Callable[[], bool]) -> None:
+        super().__init__(unit)
+        self.done = done
+
+
+def _take(units: list[list[_Family]]) -> list[_Family] | None:
+    """The unit a free cursor runs next: the first, unless it is a :class:`_Waiting` one whose
+    wait is not over and others remain (then the next one)."""
+    if not units:
+        return None
+    first = units[0]
+    if isinstance(first, _Waiting) and len(units) > 1 and not first.done():
+        return units.pop(1)
+    return units.pop(0)
+
+
 def _lane(
     ctx: Context, units: list[list[_Family]], lock: threading.Lock, out: dict[int, list[Finding]]
 ) -> None:
-    """Run units from the front of ``units`` on ``ctx``'s cursor until none is left, then
+    """Run units from ``units`` (:func:`_take`) on ``ctx``'s cursor until none is left, then
     resolve the drafts it made (:meth:`Context.resolve`, on this cursor: with two, one resolves
     while the other still runs families); each family's findings go to ``out`` under its place
     in the catalog."""
     made: list[tuple[int, Draft]] = []
     while True:
         with lock:
-            unit = units.pop(0) if units else None
+            unit = _take(units)
         if unit is None:
             break
         for i, _, run in unit:
