@@ -285,3 +285,34 @@ def test_the_raw_pass_families_go_first_once_the_cache_is_filled() -> None:
     assert findings_run._take(units) is None
     alone = [findings_run._Waiting(raw, lambda: False)]
     assert findings_run._take(alone) == raw  # the last unit: taken (its families then wait)
+
+
+def test_the_snapshot_halves_duckdbs_threads_and_restores_them(
+    case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queries side by side run with half the threads each (snapshot._fewer_threads); the
+    setting is the caller's again afterwards, and the stored rows are what they were."""
+    import shutil
+
+    seen: list[int] = []
+    real = snapshot.live_findings
+
+    def spy(store: CaseStore, *args: Any, **kwargs: Any) -> Any:
+        seen.append(store.scalar("SELECT current_setting('threads')"))
+        return real(store, *args, **kwargs)
+
+    monkeypatch.setattr(snapshot, "live_findings", spy)
+    copy = tmp_path / "again.duckdb"
+    shutil.copy(case, copy)
+    tables = "SELECT * FROM rank_cache ORDER BY credential_id"
+    with CaseStore.open(copy, read_only=False) as store:
+        before = store.con.execute(tables).fetchall()
+        findings_before = store.con.execute("SELECT * FROM finding_cache ORDER BY ord").fetchall()
+        store.con.execute("SET threads = 4")
+        snapshot.refresh(store)
+        assert store.scalar("SELECT current_setting('threads')") == 4
+        assert store.con.execute(tables).fetchall() == before
+        assert store.con.execute("SELECT * FROM finding_cache ORDER BY ord").fetchall() == (
+            findings_before
+        )
+    assert seen == [2]
