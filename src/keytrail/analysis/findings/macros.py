@@ -23,9 +23,11 @@ _MACROS = (
     # role ARN (with or without a path) and an inventory entry compare equal.
     r"""CREATE OR REPLACE TEMP MACRO _kt_pkey(a) AS CASE
           WHEN regexp_matches(a, '^arn:aws[a-z-]*:sts::\d+:assumed-role/')
-            THEN regexp_replace(a, '^arn:aws[a-z-]*:sts::(\d+):assumed-role/([^/]+).*$', '\1:role/\2')
+            THEN regexp_replace(
+              a, '^arn:aws[a-z-]*:sts::(\d+):assumed-role/([^/]+).*$', '\1:role/\2')
           WHEN regexp_matches(a, '^arn:aws[a-z-]*:iam::\d+:(role|user)/')
-            THEN regexp_replace(a, '^arn:aws[a-z-]*:iam::(\d+):(role|user)/(.*/)?([^/]+)$', '\1:\2/\4')
+            THEN regexp_replace(
+              a, '^arn:aws[a-z-]*:iam::(\d+):(role|user)/(.*/)?([^/]+)$', '\1:\2/\4')
           ELSE a END""",
 )
 
