@@ -183,7 +183,8 @@ def test_every_root_counts_equal_one_root_counts(store: CaseStore) -> None:
 
 def test_row_score_is_the_ranks_score(store: CaseStore) -> None:
     """The snapshot stores ``row_score`` (no term objects); it is the score the rank shows."""
-    from keytrail.analysis.ranking import live_rank_rows, row_score, row_scores, to_rank
+    from keytrail.analysis.rank_score import row_score, row_scores
+    from keytrail.analysis.ranking import live_rank_rows, to_rank
 
     rows = live_rank_rows(store)
     assert rows and any(to_rank(r).score for r in rows)

@@ -17,6 +17,8 @@ ROW: dict[str, Any] = {
     "actions": ["s3:GetObject", "s3:PutObject"],
     "uids": [f"cloudtrail:{i}" for i in range(25)],
     "when": None,
+    "flag": True,
+    "ratio": 0.25,
     "0": "a key that looks like an index",
 }
 
@@ -32,6 +34,8 @@ def _every_key(template: str, row: dict[str, Any]) -> str:
         "{n!r:>6} {when} {missing} {actions[0]} {{literal}}",
         "{root_id:{n}} nested in a format spec",
         "no field at all",
+        "{when}{flag} {ratio}: {missing} {{not a field}} {n}{n}",
+        "",
     ],
 )
 def test_the_same_text_as_from_every_key(template: str) -> None:
@@ -45,3 +49,13 @@ def test_the_same_errors_as_from_every_key(template: str) -> None:
     with pytest.raises(ConfigError) as new:
         fill(template, ROW, "rule.toml")
     assert str(old.value) in str(new.value)
+
+
+def test_bare_names_are_filled_from_the_parse() -> None:
+    """A template of bare names takes the short way (declared._plain); one with a conversion,
+    a spec, an index or a position does not, and both give str.format's text."""
+    from keytrail.analysis.findings.declared import _plain
+
+    assert _plain("{n} by {root_id}") == (("", "n"), (" by ", "root_id"))
+    for template in ("{n!r}", "{n:>3}", "{actions[0]}", "{0}", "{}", "{n"):
+        assert _plain(template) is None

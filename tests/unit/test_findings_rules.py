@@ -752,3 +752,28 @@ def test_secret_bulk_read_counts_ssm_reads_only_with_decryption(case: Case) -> N
         )
     [f] = case.findings("nhi-secret-bulk-read")
     assert f.evidence_count == 15  # the 15 decrypted reads, not the 15 others
+
+
+def test_ranking_counts_ssm_reads_as_secrets_only_with_decryption(case: Case) -> None:
+    """The ranking reads ``details`` only for ``ssm:GetParameter*`` events (ranking._ev_rows):
+    the decrypted reads are its secret reads, in the snapshot's query and the one-root one."""
+    from keytrail.analysis.blast_detail import blast_radius
+    from keytrail.analysis.ranking import rank_query_rows, rank_query_table
+    from keytrail.store.case import CaseStore
+
+    for i in range(6):
+        case.event(
+            time=at(i),
+            action="ssm:GetParameters" if i % 3 else "ssm:GetParameter",
+            credential=TMP,
+            raw={"requestParameters": {"names": [f"/app/p{i}"], "withDecryption": i < 4}},
+        )
+    case.event(time=at(9), action="s3:GetObject", credential=TMP, raw={"withDecryption": True})
+    case.store.con.execute(
+        "INSERT INTO credentials (credential_id, kind) VALUES (?, 'aws-temporary-key')", [TMP]
+    )
+    with CaseStore.open(case.close()) as store:
+        [row] = rank_query_rows(store)
+        assert (row["credential_id"], row["events"], row["secrets_read"]) == (TMP, 7, 4)
+        assert rank_query_table(store).to_pylist()[0]["secrets_read"] == 4
+        assert blast_radius(store, TMP).counts["secrets_read"] == 4

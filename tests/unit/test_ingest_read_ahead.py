@@ -255,3 +255,72 @@ def test_halves_cuts_a_batch_by_bytes_into_two_non_empty_runs(tmp_path: Path) ->
         assert [p for h in got for p in h] == items
     one = planned([42])
     assert halves(one) == [one]
+
+
+def _secret_trail(root: Path) -> Path:
+    """Records whose text holds secrets the stored masking removes (a password in the request, a
+    session token in the response, a key in an escaped string), and a reject holding one."""
+    root.mkdir()
+    for f in range(6):
+        records = [_record(n, f) for n in range(4)]
+        records[2]["requestParameters"] = {"password": f"hunter{f}-Pa55", "bucketName": "b"}
+        records[1]["responseElements"]["credentials"]["sessionToken"] = f"FwoGZXIvYXdzE{f}" * 4
+        records[3]["additionalEventData"] = {"note": json.dumps({"api_key": f"s3cr3t-{f}"})}
+        if f == 4:
+            records.append({"password": "rejected-Pa55", "note": "no event here"})
+        doc = {"Records": records}
+        (root / f"s{f:02d}.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode()))
+    return root
+
+
+def test_raw_masked_by_the_read_ahead_is_stored_as_the_writer_masks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every batch read ahead with ``raw`` masked there (``spare``): the case is the one the
+    writer's masking gives, no secret value reaches it, and the reject keeps its masked excerpt."""
+    trail = _secret_trail(tmp_path / "AWSLogs")
+    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 2)
+    plain = _ingest_without_read_ahead(trail, tmp_path, monkeypatch)
+    used: list[ahead_mod.Staged | None] = []
+    staged = ahead_mod.ReadAhead.staged
+
+    def spy(self: ahead_mod.ReadAhead) -> ahead_mod.Staged | None:
+        used.append(staged(self))
+        return used[-1]
+
+    monkeypatch.setattr(ahead_mod.ReadAhead, "staged", spy)
+    monkeypatch.setattr(ahead_mod.ReadAhead, "ready", lambda self: True)  # always spare
+    case = tmp_path / "premasked.duckdb"
+    ingest(case, [trail], graph=False)
+    # the first batch is read in halves while the writer waits (never premasked), the next two
+    # with time to spare
+    assert [sorted(s.premasked) if s else None for s in used] == [[], [], ["raw"], ["raw"]]
+    got = _rows(case)
+    assert got == _rows(plain)
+    text = json.dumps([list(map(str, r)) for rows in got.values() for r in rows])
+    for secret in ("hunter", "FwoGZXIvYXdzE", "s3cr3t-", "rejected-Pa55"):
+        assert secret not in text
+    assert sum("****" in str(r[-4]) for r in got["events"]) >= 18  # raw of 3 records a file
+    assert len(got["rejects"]) == 1 and "****" in got["rejects"][0][4]
+
+
+def test_the_runner_premasks_only_after_a_read_that_was_ready_in_time(
+    trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``spare`` follows the last read-ahead: ready when the writer came for it (the reader had
+    time to spare) moves the masking to the next read, not ready keeps it on the writer."""
+    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 3)
+    for ready in (True, False):
+        premasks: list[bool] = []
+        init = ahead_mod.ReadAhead.__init__
+
+        def spy(self: ahead_mod.ReadAhead, *a: Any, premask: bool = False) -> None:
+            premasks.append(premask)
+            init(self, *a, premask=premask)
+
+        with monkeypatch.context() as m:
+            m.setattr(ahead_mod.ReadAhead, "__init__", spy)
+            m.setattr(ahead_mod.ReadAhead, "ready", lambda self, r=ready: r)
+            ingest(tmp_path / f"spare-{ready}.duckdb", [trail], graph=False)
+        # two halves of the first batch (nothing to compare with), then one read per batch
+        assert premasks == [False, False] + [ready] * 3

@@ -84,19 +84,24 @@ def test_stored_answers_equal_live_ones(case: Path) -> None:
 
 
 def test_beside_gives_the_same_findings(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Scope drift on a cursor of its own beside the other families (what the snapshot does)
-    finds what one cursor running every family in order finds, in the same order; the shared
-    database it needs is gone afterwards."""
-    threads: list[str] = []
+    """The families on two cursors at once (what the snapshot does: the two costliest start
+    together, one on each, and each waits at a barrier until the other has started, so the run
+    cannot pass on one cursor) find what one cursor running every family in order finds, in the
+    same order; the shared database they need is gone afterwards."""
+    threads: dict[str, str] = {}
+    together = threading.Barrier(2, timeout=60)
+    first = findings_run.COSTLY_FIRST[:2]
 
-    def spy(run: Callable[[Context], None]) -> Callable[[Context], None]:
+    def spy(name: str, run: Callable[[Context], None]) -> Callable[[Context], None]:
         def wrapped(ctx: Context) -> None:
-            threads.append(threading.current_thread().name)
+            if name in first and name not in threads:
+                threads[name] = threading.current_thread().name
+                together.wait()
             run(ctx)
 
         return wrapped
 
-    families = [(f, spy(r) if f == "scope_drift" else r) for f, r in findings_run.RULE_FAMILIES]
+    families = [(f, spy(f, r)) for f, r in findings_run.RULE_FAMILIES]
     monkeypatch.setattr(findings_run, "RULE_FAMILIES", families)
     cfg = load_config(None)
     with CaseStore.open(case, read_only=False) as store:
@@ -104,10 +109,28 @@ def test_beside_gives_the_same_findings(case: Path, monkeypatch: pytest.MonkeyPa
         attached = store.con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
         in_order = [f.as_dict() for f in live_findings(store, cfg)]
     assert beside == in_order
-    assert any(f["rule"] == "scope-drift" for f in beside)
+    assert {"scope-drift", "environment-crossing"} <= {f["rule"] for f in beside}
     assert len({f["rule"] for f in beside}) > 5
     assert ("_kt_shared",) not in attached
-    assert threads[0].startswith("kt-findings") and threads[1] == threading.main_thread().name
+    ran_on = sorted(threads.values())
+    assert ran_on[0] == threading.main_thread().name and ran_on[1].startswith("kt-findings")
+
+
+def test_two_cursors_take_the_costly_families_first() -> None:
+    """One cursor runs the catalog's order (the raw-pass families last while the cache is being
+    filled); two take the costliest first and the raw-pass families last, as one unit."""
+    enabled = [(i, f, lambda ctx: None) for i, (f, _) in enumerate(findings_run.RULE_FAMILIES)]
+
+    def names(units: list[list[tuple[int, str, object]]]) -> list[list[str]]:
+        return [[f for _, f, _ in u] for u in units]
+
+    one = names(findings_run._units(enabled, beside=False, raw_last=False))
+    assert one == [[f] for f, _ in findings_run.RULE_FAMILIES]
+    late = names(findings_run._units(enabled, beside=False, raw_last=True))
+    assert late[-2:] == [["human_use"], ["sigma"]] and len(late) == len(one)
+    two = names(findings_run._units(enabled, beside=True, raw_last=False))
+    assert [u[0] for u in two[: len(findings_run.COSTLY_FIRST)]] == list(findings_run.COSTLY_FIRST)
+    assert two[-1] == ["human_use", "sigma"] and sum(map(len, two)) == len(one)
 
 
 def _tamper(case: Path, sql: str) -> None:
@@ -243,3 +266,53 @@ def test_an_ingest_that_adds_nothing_keeps_the_current_snapshot(tmp_path: Path) 
         argv = ["ingest", str(path), str(INCIDENT / "agents"), "--inventory", str(inventory)]
         assert main([*argv, "-q", "--json"]) == 0
     assert json.loads(inv_only.getvalue())["snapshot"]["kept"] is False
+
+
+def test_the_raw_pass_families_go_first_once_the_cache_is_filled() -> None:
+    """Beside a cache still filling, a free cursor takes the other families; once it is filled
+    (a later snapshot's cache is current at once), the raw-pass families are taken next."""
+    filled = threading.Event()
+    raw: list[tuple[int, str, Callable[[Context], None]]] = [(4, "human_use", print)]
+    units = [
+        findings_run._Waiting(raw, filled.is_set),
+        [(9, "scope_drift", print)],
+        [(7, "environment_crossing", print)],
+    ]
+    assert findings_run._take(units) == [(9, "scope_drift", print)]
+    filled.set()
+    assert findings_run._take(units) == raw
+    assert findings_run._take(units) == [(7, "environment_crossing", print)]
+    assert findings_run._take(units) is None
+    alone = [findings_run._Waiting(raw, lambda: False)]
+    assert findings_run._take(alone) == raw  # the last unit: taken (its families then wait)
+
+
+def test_the_snapshot_halves_duckdbs_threads_and_restores_them(
+    case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queries side by side run with half the threads each (snapshot._fewer_threads); the
+    setting is the caller's again afterwards, and the stored rows are what they were."""
+    import shutil
+
+    seen: list[int] = []
+    real = snapshot.live_findings
+
+    def spy(store: CaseStore, *args: Any, **kwargs: Any) -> Any:
+        seen.append(store.scalar("SELECT current_setting('threads')"))
+        return real(store, *args, **kwargs)
+
+    monkeypatch.setattr(snapshot, "live_findings", spy)
+    copy = tmp_path / "again.duckdb"
+    shutil.copy(case, copy)
+    tables = "SELECT * FROM rank_cache ORDER BY credential_id"
+    with CaseStore.open(copy, read_only=False) as store:
+        before = store.con.execute(tables).fetchall()
+        findings_before = store.con.execute("SELECT * FROM finding_cache ORDER BY ord").fetchall()
+        store.con.execute("SET threads = 4")
+        snapshot.refresh(store)
+        assert store.scalar("SELECT current_setting('threads')") == 4
+        assert store.con.execute(tables).fetchall() == before
+        assert store.con.execute("SELECT * FROM finding_cache ORDER BY ord").fetchall() == (
+            findings_before
+        )
+    assert seen == [2]

@@ -139,14 +139,22 @@ def scores(columns: list[list[Any]]) -> list[float]:
     The snapshot scores every credential of a case (50k at 1M events); per row it cost a dict and
     thirteen calls. Here each term's points are worked out once per distinct value, and each row
     sums its points in the same order (``sum`` from 0, term by term): the same floats."""
-    per_term: list[list[float]] = []
-    for t, col in zip(TERMS, columns, strict=True):
-        memo: dict[Any, float] = {}
-        pts: list[float] = []
-        for v in col:
-            p = memo.get(v)
-            if p is None:
-                p = memo[v] = _term(t, {t.name: v})[1]
-            pts.append(p)
-        per_term.append(pts)
+    return sum_points([term_points(t, col) for t, col in zip(TERMS, columns, strict=True)])
+
+
+def term_points(t: TermDef, col: list[Any]) -> list[float]:
+    """The points of term ``t`` for every value of ``col`` (once per distinct value)."""
+    memo: dict[Any, float] = {}
+    pts: list[float] = []
+    for v in col:
+        p = memo.get(v)
+        if p is None:
+            p = memo[v] = _term(t, {t.name: v})[1]
+        pts.append(p)
+    return pts
+
+
+def sum_points(per_term: list[list[float]]) -> list[float]:
+    """Every row's score from each term's points (``per_term`` in :data:`TERMS` order): what
+    :func:`score` sums, in its order."""
     return [round(sum(p), 1) for p in zip(*per_term, strict=True)]

@@ -28,6 +28,7 @@ import hashlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,18 +41,16 @@ from keytrail.analysis.findings import Finding, zero_counts
 from keytrail.analysis.findings.catalog import RULES
 from keytrail.analysis.findings.rawpass import prefill
 from keytrail.analysis.findings.run import live_findings
-from keytrail.analysis.ranking import (
-    SCORE_INPUTS,
-    column_scores,
-    rank_query_table,
-    term_inputs,
-)
+from keytrail.analysis.rank_score import findings_scores, reach_points
+from keytrail.analysis.ranking import rank_query_table, term_inputs
 from keytrail.config import load_config
 from keytrail.errors import KeytrailError
 from keytrail.levels import Level
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+
+    import duckdb
 
     from keytrail.config import FindingsConfig
     from keytrail.store.case import CaseStore
@@ -220,7 +219,31 @@ def refresh(store: CaseStore) -> SnapshotSummary:
     """Recompute and store the ranking and the default findings (``store`` opened for writing).
 
     Runs within the writer's DuckDB memory limit: at 1M events it takes the same time under
-    1 GB as under 2 GB (34 s), and peaks at 1.3 GiB RSS instead of 2.3 GiB."""
+    1 GB as under 2 GB (34 s), and peaks at 1.3 GiB RSS instead of 2.3 GiB.
+
+    With half of DuckDB's threads per query (:func:`_fewer_threads`): the snapshot runs its
+    queries on several cursors at once, so the cores are kept busy by queries side by side,
+    not by splitting each query (which costs a query's parallel work more CPU in all)."""
+    with _fewer_threads(store.con):
+        return _refresh(store)
+
+
+@contextmanager
+def _fewer_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB's ``threads`` (one setting for every cursor of the case) halved, at least 1, for
+    the block; restored after it. At 1M events on 2 cores, one thread per query beside each
+    other took 10.2-11.1 CPU-s for a later snapshot against 12.0-12.8 with two (in-process
+    pairs, same rows)."""
+    row = con.execute("SELECT current_setting('threads')").fetchone()
+    threads = int(row[0]) if row else 1
+    con.execute(f"SET threads = {max(1, threads // 2)}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {threads}")
+
+
+def _refresh(store: CaseStore) -> SnapshotSummary:
     start = time.monotonic()
     con = store.con
     con.execute("DELETE FROM case_meta WHERE key IN (?, ?)", [RANK_KEY, FINDINGS_KEY])
@@ -229,19 +252,22 @@ def refresh(store: CaseStore) -> SnapshotSummary:
 
     # The ranking's findings term reads the findings (the findings never read the ranking), but
     # its query does not: it runs on its own cursor beside them, as do the reads of the graph the
-    # findings term and the holder classes need (ranking.term_inputs), and the conversion of the
-    # Sigma rules (pure Python, about a second in a fresh process) followed by the raw pass's
-    # cache brought up to date (rawpass.prefill: the read of every record's JSON on a first
-    # snapshot; the two families that read it run last), and scope drift on a cursor of its own
-    # (findings.run: beside). Each side's answer is what it is alone; only the idle core is
-    # used. The pool is left (every task done) before the write.
+    # findings term and the holder classes need (ranking.term_inputs), every score term's points
+    # but the findings term's (rank_score.reach_points), and the conversion of the Sigma rules
+    # followed by the raw pass's cache brought up to date (rawpass.prefill: the read of every
+    # record's JSON on a first snapshot; the two families that read it run last). The families
+    # themselves run on two cursors at once (findings.run: beside). Each side's answer is what
+    # it is alone. The pool is left (every task done) before the write.
     cfg = load_config(None, rule_ids=RULES)
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="kt-snapshot") as pool:
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="kt-snapshot") as pool:
         raw = pool.submit(prefill, store, cfg)  # an error: met again by the Sigma family
         ranked = pool.submit(rank_query_table, store)
         read = pool.submit(term_inputs, store)
-        found = live_findings(store, cfg, keep_raw_pass=True, raw_ready=raw.result, beside=True)
-        table = _rank_table(store, ranked.result(), found, read.result())
+        reach = pool.submit(lambda: reach_points(ranked.result()))
+        found = live_findings(
+            store, cfg, keep_raw_pass=True, raw_ready=raw.result, beside=True, raw_done=raw.done
+        )
+        table = _rank_table(store, ranked.result(), reach.result(), found, read.result())
     con.execute("BEGIN TRANSACTION")
     try:
         if table.num_rows:
@@ -262,18 +288,23 @@ def refresh(store: CaseStore) -> SnapshotSummary:
 
 
 def _rank_table(
-    store: CaseStore, ranked: pa.Table, found: list[Finding], read: tuple[Graph, dict[str, str]]
+    store: CaseStore,
+    ranked: pa.Table,
+    reach: dict[str, list[float]],
+    found: list[Finding],
+    read: tuple[Graph, dict[str, str]],
 ) -> pa.Table:
     """The ranking query's table with the columns :func:`with_findings` adds to its rows
-    (``findings``, ``holder``) and the score, built a column at a time."""
+    (``findings``, ``holder``) and the score, built a column at a time: every term's points but
+    the findings term's were worked out beside the findings run (``reach``)."""
     graph, held = read
     values = finding_values(store, found, graph)
     ids = ranked.column("credential_id").to_pylist()
-    table = ranked.append_column(
-        "findings", pa.array([values.get(c, 0.0) for c in ids], pa.float64())
-    ).append_column("holder", pa.array([held.get(c) for c in ids], pa.string()))
-    cols = {k: table.column(k).to_pylist() for k in SCORE_INPUTS}
-    return table.append_column("score", pa.array(column_scores(cols), pa.float64()))
+    points = [values.get(c, 0.0) for c in ids]
+    table = ranked.append_column("findings", pa.array(points, pa.float64())).append_column(
+        "holder", pa.array([held.get(c) for c in ids], pa.string())
+    )
+    return table.append_column("score", pa.array(findings_scores(reach, points), pa.float64()))
 
 
 def _finding_table(found: list[Finding]) -> pa.Table:

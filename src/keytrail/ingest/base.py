@@ -326,10 +326,21 @@ class LoadContext:
             self.con.unregister("_kt_staged")
         return int(rows.num_rows)
 
-    def insert_sql(self, table: str, select_sql: str, params: list[Any] | None = None) -> int:
+    def insert_sql(
+        self,
+        table: str,
+        select_sql: str,
+        params: list[Any] | None = None,
+        *,
+        premasked: frozenset[str] = frozenset(),
+    ) -> int:
         """Append the result of a SELECT (columns named as in the schema) to an ingested table.
 
         This is the bulk path: DuckDB reads and reshapes the file, Python never sees a record.
+        ``premasked``: columns the SELECT already passes through
+        :func:`~keytrail.store.sqltext.mask_stored_sql` (the CloudTrail staging masks ``raw`` on
+        the reading thread, :func:`keytrail.ingest.cloudtrail.sql.stage_select`); they are not
+        masked a second time. Every other masked column is masked here.
         """
         if table not in WRITABLE_TABLES:
             raise ValueError(f"adapters may not write {table}")
@@ -342,7 +353,8 @@ class LoadContext:
             ).description
         ]
         row = self.con.execute(
-            f"INSERT INTO {table} BY NAME SELECT {masked_select(table, names)} FROM ({select_sql})",
+            f"INSERT INTO {table} BY NAME SELECT {masked_select(table, names, premasked)} "
+            f"FROM ({select_sql})",
             params or [],
         ).fetchone()
         return int(row[0]) if row else 0
@@ -408,12 +420,12 @@ class LoadContext:
         self.reject(note, excerpt="")
 
 
-def masked_select(table: str, names: list[str], unchanged: frozenset[str] = frozenset()) -> str:
+def masked_select(table: str, names: list[str], premasked: frozenset[str] = frozenset()) -> str:
     """A SELECT list of ``names`` (columns of ``table``) with the masked columns passed through the
     secret masking, so a secret in a record is never written to the case (docs/security.md).
-    ``unchanged`` names columns known to hold no text the masking would change (see
-    :func:`unchanged_by_masking`): they are selected as they are."""
-    masked = set(masked_columns(table)) - unchanged
+    ``premasked``: columns passed as they are, because their values went through the same masking
+    already or hold no text it could change (:func:`unchanged_by_masking`)."""
+    masked = set(masked_columns(table)) - premasked
     return ", ".join(f"{mask_stored_sql(n)} AS {n}" if n in masked else n for n in names)
 
 
@@ -472,6 +484,9 @@ READ_AHEAD_DB = "kt_ahead"
 class ReadAheadHandle(Protocol):
     """Work an adapter started ahead of a batch's transaction (:meth:`SourceAdapter.read_ahead`)."""
 
+    def ready(self) -> bool:
+        """Whether the work has finished (loading the batch will not wait for it)."""
+
     def close(self) -> None:
         """Stop the work if it still runs and free what it holds."""
 
@@ -483,6 +498,9 @@ class ReadAheads:
 
     def __init__(self, parts: list[ReadAheadHandle]) -> None:
         self.parts = parts
+
+    def ready(self) -> bool:
+        return all(part.ready() for part in self.parts)
 
     def close(self) -> None:
         for part in self.parts:
@@ -549,13 +567,17 @@ class SourceAdapter(ABC):
         files: list[tuple[Path, str, bool]],
         max_record_bytes: int,
         pool: Executor,
+        spare: bool = False,
     ) -> ReadAheadHandle | None:
         """Start reading a closed batch on ``pool`` while the runner writes the batch before it
         (``files``: ``(path, format, gzipped)`` of its plain UTF-8 files); ``None``: nothing to
         read ahead (the default).
 
-        The runner hands the handle to :meth:`load_read_ahead` when the batch loads, and closes
-        it after the batch's transaction ends, whether it committed or not."""
+        ``spare``: the last batch read ahead was ready before the writer asked for it, so the
+        reading thread has time to spare: an adapter may move work of the write onto the read
+        (same rows either way). The runner hands the handle to :meth:`load_read_ahead` when the
+        batch loads, and closes it after the batch's transaction ends, whether it committed or
+        not."""
         return None
 
     def load_read_ahead(self, ctxs: list[LoadContext], ahead: ReadAheadHandle) -> None:

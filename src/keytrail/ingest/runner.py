@@ -227,13 +227,17 @@ def ingest(
             # With nothing pending the writer has nothing to do but wait for this read (the first
             # batch, or one after a file of another kind): it is read in two halves, one per core.
             parts = halves(closed) if reads and pending is None else [closed]
+            # The read of the batch about to be written was done before the writer needs it: the
+            # reading thread had time to spare, so this read may take over work of the write.
+            # Read and write then even out batch by batch, whichever is the heavier on a machine.
+            spare = pending is not None and pending[1] is not None and pending[1].ready()
             if reads:  # nothing runs in the background now: a pending read-ahead ran lean too
                 lean(True)
             started: list[ReadAheadHandle] = []
             try:
                 for part in parts:
                     plain = [(p.path, p.fmt, p.gzipped) for p in part if p.codec is None]
-                    handle = adapter.read_ahead(con, plain, max_record_bytes, pool)
+                    handle = adapter.read_ahead(con, plain, max_record_bytes, pool, spare)
                     if handle is not None:
                         started.append(handle)
                 drain()

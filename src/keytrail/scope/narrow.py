@@ -198,10 +198,15 @@ FROM (SELECT {file_id}::INTEGER AS file_id, record_no, NULL::BIGINT AS byte_offs
 """
 
 
-def _insert_events(ctx: LoadContext, select_sql: str, params: list[Any] | None = None) -> int:
+def _insert_events(
+    ctx: LoadContext,
+    select_sql: str,
+    params: list[Any] | None = None,
+    premasked: frozenset[str] = frozenset(),
+) -> int:
     cols = [*EVENT_COLUMNS, "raw"]
     row = ctx.con.execute(
-        f"INSERT INTO events ({', '.join(cols)}) SELECT {masked_select('events', cols)} "
+        f"INSERT INTO events ({', '.join(cols)}) SELECT {masked_select('events', cols, premasked)} "
         f"FROM ({select_sql})",
         params or [],
     ).fetchone()
@@ -211,12 +216,19 @@ def _insert_events(ctx: LoadContext, select_sql: str, params: list[Any] | None =
 class _NarrowContext(LoadContext):
     """A load context whose bulk inserts keep only what a scope reads."""
 
-    def insert_sql(self, table: str, select_sql: str, params: list[Any] | None = None) -> int:
+    def insert_sql(
+        self,
+        table: str,
+        select_sql: str,
+        params: list[Any] | None = None,
+        *,
+        premasked: frozenset[str] = frozenset(),
+    ) -> int:
         if table in ("event_resources", "rejects"):
             return 0
         if table != "events":
-            return super().insert_sql(table, select_sql, params)
-        return _insert_events(self, _keep_raw(select_sql, "raw", "raw"), params)
+            return super().insert_sql(table, select_sql, params, premasked=premasked)
+        return _insert_events(self, _keep_raw(select_sql, "raw", "raw"), params, premasked)
 
 
 class NarrowCloudTrail(CloudTrailAdapter):

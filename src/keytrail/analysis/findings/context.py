@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from keytrail.analysis.findings import Finding
 from keytrail.analysis.findings.catalog import RULES, RuleInfo
 from keytrail.analysis.findings.containment import containment_steps
+from keytrail.analysis.findings.macros import define_macros
 from keytrail.analysis.lineage import closure_sql
 from keytrail.errors import UsageError
 from keytrail.levels import Level
@@ -116,12 +117,13 @@ class Context:
     ) -> None:
         self.cur = cur
         self.shared = shared
-        """An attached in-memory database that every cursor of the case sees: ``_kt_agent_event``
-        is made there instead of as a temporary table, so a family that reads no other context
-        table can run on another cursor (:meth:`beside`; the snapshot's scope drift)."""
+        """An attached in-memory database that every cursor of the case sees: the context tables
+        are made there instead of as temporary tables, so the families can run on two cursors at
+        once (:meth:`beside`; the snapshot, :func:`keytrail.analysis.findings.run.live_findings`)."""
         self.cfg = cfg
         self.until = until
         self.drafts: list[Draft] = []
+        self._actions: list[str] | None = None
         self._levels: dict[str, Level] = {}
         self.extra_rules: dict[str, RuleInfo] = {}
         """Rules loaded at run time (Sigma, rule files): id -> info, looked up like the catalog."""
@@ -139,12 +141,13 @@ class Context:
         self._build()
 
     def beside(self, cur: duckdb.DuckDBPyConnection) -> Context:
-        """This run's context on another cursor of the same case, with drafts of its own: for a
-        family that reads no context table but ``_kt_agent_event`` (temporary tables are the
-        cursor's own; ``shared`` holds that one)."""
+        """This run's context on another cursor of the same case, with drafts of its own: it reads
+        the context tables in ``shared`` (temporary tables are the cursor's own) and defines the
+        macros for itself."""
         if self.shared is None:
             raise ValueError("a context on another cursor needs the shared database")
         cur.execute(f"SET search_path = 'main,{self.shared}.main'")
+        define_macros(cur)
         other = copy.copy(self)
         other.cur = cur
         other.drafts = []
@@ -159,6 +162,16 @@ class Context:
     def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
         row = self.cur.execute(sql, params or []).fetchone()
         return None if row is None else row[0]
+
+    def actions(self) -> list[str]:
+        """The case's distinct actions, sorted (read once per cursor: seven rule-file families
+        resolve their action globs against them)."""
+        if self._actions is None:
+            rows = self.cur.execute(
+                "SELECT DISTINCT action FROM events WHERE action IS NOT NULL ORDER BY 1"
+            ).fetchall()
+            self._actions = [a for (a,) in rows]
+        return self._actions
 
     @property
     def has_inventory(self) -> bool:
@@ -188,14 +201,18 @@ class Context:
     # -- shared tables -------------------------------------------------------------
     def _build(self) -> None:
         x = self.cur.execute
-        x("""CREATE OR REPLACE TEMP TABLE _kt_minted AS
+        # With ``shared`` every table goes into the attached database both cursors see (families
+        # then run on either, :func:`keytrail.analysis.findings.run.live_findings`); temporary
+        # tables are the cursor's own.
+        t = "TEMP TABLE " if self.shared is None else f"TABLE {self.shared}."
+        x(f"""CREATE OR REPLACE {t}_kt_minted AS
              SELECT DISTINCT parent, child FROM (
                SELECT src AS parent, dst AS child FROM links
                  WHERE kind = 'MINTED' AND src_kind = 'credential' AND dst_kind = 'credential'
                UNION ALL SELECT parent_credential_id, credential_id FROM credentials
                UNION ALL SELECT parent_credential_id, credential_id FROM credential_issues)
              WHERE parent IS NOT NULL AND child IS NOT NULL AND parent <> child""")
-        x("""CREATE OR REPLACE TEMP TABLE _kt_creds AS
+        x(f"""CREATE OR REPLACE {t}_kt_creds AS
              WITH ev AS (
                SELECT credential_id, max(credential_kind) AS kind,
                       mode(actor_uid ORDER BY actor_uid) AS actor,
@@ -224,9 +241,9 @@ class Context:
             stop="clo.credential_id IN (SELECT credential_id FROM _kt_creds "
             "WHERE kind = 'aws-access-key' OR credential_id LIKE 'AKIA%')",
         )
-        x(f"""CREATE OR REPLACE TEMP TABLE _kt_anc AS {anc}
+        x(f"""CREATE OR REPLACE {t}_kt_anc AS {anc}
              SELECT root AS credential_id, credential_id AS ancestor_id FROM clo""")
-        x("""CREATE OR REPLACE TEMP TABLE _kt_root AS
+        x(f"""CREATE OR REPLACE {t}_kt_root AS
              SELECT c.credential_id, coalesce(r.root_id, c.credential_id) AS root_id
              FROM _kt_creds c LEFT JOIN (
                SELECT credential_id, min(ancestor_id) AS root_id FROM _kt_anc a
@@ -234,7 +251,7 @@ class Context:
                                  AND b.ancestor_id <> a.ancestor_id)
                GROUP BY credential_id) r
              USING (credential_id)""")
-        x("""CREATE OR REPLACE TEMP TABLE _kt_owner AS
+        x(f"""CREATE OR REPLACE {t}_kt_owner AS
               SELECT credential_id, agent_id, flatten(list(uids ORDER BY t0, rank, uids)) AS uids, min(t0) AS t0, max(t1) AS t1,
                      list_sort(list_distinct(list(how))) AS how, max(rank) AS rank
               FROM (
@@ -248,10 +265,10 @@ class Context:
                 FROM events WHERE credential_id IS NOT NULL AND agent_id IS NOT NULL
                 GROUP BY credential_id, agent_id)
               GROUP BY credential_id, agent_id""")
-        x("""CREATE OR REPLACE TEMP TABLE _kt_chain_agent AS
+        x(f"""CREATE OR REPLACE {t}_kt_chain_agent AS
              SELECT DISTINCT a.credential_id, o.agent_id
              FROM _kt_anc a JOIN _kt_owner o ON o.credential_id = a.ancestor_id""")
-        x("""CREATE OR REPLACE TEMP TABLE _kt_chain_human AS
+        x(f"""CREATE OR REPLACE {t}_kt_chain_human AS
              SELECT DISTINCT credential_id, human_id FROM (
                SELECT ca.credential_id, l.src AS human_id FROM _kt_chain_agent ca
                  JOIN links l ON l.kind = 'DELEGATED' AND l.src_kind = 'human' AND l.dst = ca.agent_id
@@ -278,42 +295,29 @@ class Context:
         # inferred: NHI rules do not fire on them (a person's console session is not NHI misuse).
         from keytrail.graph.principal_class import table_sql
 
-        x(f"""CREATE OR REPLACE TEMP TABLE _kt_person AS
+        x(f"""CREATE OR REPLACE {t}_kt_person AS
               SELECT subject AS credential_id, subject_kind, detail, reason
               FROM {table_sql(self.cur)}
               WHERE class = 'person' AND confidence <> 'inferred'""")
         # One event's caller is a person: its credential is a person's, or (no credential, or one
         # with no firm decision of its own) its principal is. Rule files declaring
         # `identities = "non-human"` leave such events out (findings.declared).
-        x(f"""CREATE OR REPLACE TEMP TABLE _kt_not_person AS
+        x(f"""CREATE OR REPLACE {t}_kt_not_person AS
               SELECT subject AS credential_id FROM {table_sql(self.cur)}
               WHERE subject_kind = 'credential' AND class NOT IN ('person', 'unknown')
                 AND confidence <> 'inferred'""")
-        x("""CREATE OR REPLACE TEMP MACRO _kt_person_held(cred, actor) AS coalesce(
-               cred IN (SELECT credential_id FROM _kt_person WHERE subject_kind = 'credential')
-               OR (actor IN (SELECT credential_id FROM _kt_person WHERE subject_kind = 'principal')
-                   AND (cred IS NULL OR cred NOT IN (SELECT credential_id FROM _kt_not_person))),
-               FALSE)""")
         # Events an agent did: logged with its id, or (when the event names no agent) signed by a
         # credential it holds or one minted from it. The event's columns the scope-drift baseline
         # and the unattributed rule read ride along: both scans read `events` anyway, and joining
         # ~1M rows back to `events` on their text id cost more than carrying them.
         cols = "event_uid, time, service, action, src_ip, credential_id, human_id"
-        where = "TEMP TABLE " if self.shared is None else f"TABLE {self.shared}."
-        x(f"""CREATE OR REPLACE {where}_kt_agent_event AS
+        x(f"""CREATE OR REPLACE {t}_kt_agent_event AS
              SELECT agent_id, {cols} FROM events WHERE agent_id IS NOT NULL
              UNION ALL
              SELECT ca.agent_id, {", ".join("e." + c for c in cols.split(", "))} FROM events e
                JOIN _kt_chain_agent ca ON ca.credential_id = e.credential_id
              WHERE e.agent_id IS NULL""")
-        # AWS principal key: account + role or user name, so an assumed-role session ARN, the
-        # role ARN (with or without a path) and an inventory entry compare equal.
-        x(r"""CREATE OR REPLACE TEMP MACRO _kt_pkey(a) AS CASE
-              WHEN regexp_matches(a, '^arn:aws[a-z-]*:sts::\d+:assumed-role/')
-                THEN regexp_replace(a, '^arn:aws[a-z-]*:sts::(\d+):assumed-role/([^/]+).*$', '\1:role/\2')
-              WHEN regexp_matches(a, '^arn:aws[a-z-]*:iam::\d+:(role|user)/')
-                THEN regexp_replace(a, '^arn:aws[a-z-]*:iam::(\d+):(role|user)/(.*/)?([^/]+)$', '\1:\2/\4')
-              ELSE a END""")
+        define_macros(self.cur)
 
     def register_ids(self, name: str, values: list[str]) -> None:
         """Register ``values`` as a one-column (``id``) table ``name`` for a join."""
@@ -323,7 +327,13 @@ class Context:
 
     # -- output ----------------------------------------------------------------------
     def finish(self) -> list[Finding]:
-        drafts = [d for d in self.drafts if d.uids]
+        return [f for f in self.resolve(self.drafts) if f is not None]
+
+    def resolve(self, given: list[Draft]) -> list[Finding | None]:
+        """Each draft's finding, or None for one without evidence in the case. A draft's finding
+        does not depend on the others resolved with it (the evidence's chronological order is
+        the events' own), so the drafts can be resolved in parts (findings.run: per cursor)."""
+        drafts = [d for d in given if d.uids]
         all_uids = sorted({u for d in drafts for u in d.uids})
         ids: dict[str, str] = {}
         order: dict[str, int] = {}
@@ -349,13 +359,14 @@ class Context:
                    GROUP BY c.credential_id, c.kind, c.principal"""
             ):
                 info[r["credential_id"]] = r
-        out: list[Finding] = []
-        for d in drafts:
+        out: list[Finding | None] = []
+        for d in given:
             uids = sorted(
                 (u for u in set(d.uids) if u in ids), key=order.__getitem__
             )  # chronological
             if not uids:
-                continue  # evidence that is not in the case cannot be cited
+                out.append(None)  # evidence that is not in the case cannot be cited
+                continue
             shown = uids[:MAX_EVIDENCE]
             rule = self.info(d.rule)
             steps = containment_steps([c for c in dict.fromkeys(d.contain)], info)

@@ -1,5 +1,5 @@
-"""Run every enabled rule family now, on one cursor (no snapshot); the snapshot runs scope drift
-on a second one beside the others (``beside``).
+"""Run every enabled rule family now, on one cursor (no snapshot) or, for the snapshot, on two
+cursors at once (``beside``).
 
 :func:`keytrail.analysis.answers.run_findings` calls this when the case's snapshot does not
 answer the question; the snapshot refresh calls it to store the default answer.
@@ -7,31 +7,33 @@ answer the question; the snapshot refresh calls it to store the default answer.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from keytrail.analysis.findings import Finding
-from keytrail.analysis.findings.context import Context
+from keytrail.analysis.findings.context import Context, Draft
 from keytrail.analysis.findings.rules import RULE_FAMILIES
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from keytrail.config import FindingsConfig
     from keytrail.store.case import CaseStore
 
 
-#: The families that read the raw pass (:func:`.rawpass.ensure`): run last when its cache is
-#: being filled beside them (``raw_ready``).
+#: The families that read the raw pass (:func:`.rawpass.ensure` makes its tables once, on the
+#: cursor of the first that runs): they run together, on one cursor, in this order, and last
+#: when its cache is being filled beside them (``raw_ready``).
 RAW_PASS_FAMILIES = ("human_use", "sigma")
-
-
-#: The families that read no context table but ``_kt_agent_event``: with ``beside`` they run on
-#: a cursor of their own, beside the others (scope drift, the costliest family at 1M events).
-BESIDE_FAMILIES = ("scope_drift",)
-#: The attached in-memory database ``beside`` makes ``_kt_agent_event`` in (Context.shared).
+#: With ``beside``, the families that cost most at 1M events start first (one per cursor), so
+#: the two cursors finish close together; the others follow in catalog order.
+COSTLY_FIRST = ("scope_drift", "environment_crossing", "nhi_attack", "unattributed", "privilege")
+#: The attached in-memory database ``beside`` makes the context tables in (Context.shared).
 SHARED = "_kt_shared"
+
+#: One family's place in :data:`RULE_FAMILIES`, its config section and its runner.
+_Family = tuple[int, str, Callable[[Context], None]]
 
 
 def live_findings(
@@ -41,47 +43,109 @@ def live_findings(
     keep_raw_pass: bool = False,
     raw_ready: Callable[[], object] | None = None,
     beside: bool = False,
+    raw_done: Callable[[], bool] | None = None,
 ) -> list[Finding]:
     """Run every enabled rule family now (no snapshot), highest level first, then by first_seen.
     ``keep_raw_pass``: store the raw pass's rows in the case (:mod:`.rawcache`; writable store).
     ``raw_ready``: waits for another cursor's fill of that cache (:func:`.rawpass.prefill`);
-    the families that read it then run after the others, so the fill overlaps them. The order
-    of the families does not change the answer: each adds its own rules' drafts, which keep
-    their order, and the findings are sorted at the end (``test_prefill_gives_the_same_rows``).
+    the families that read it then run after the others, so the fill overlaps them; with
+    ``raw_done`` (true once the fill is over) and ``beside``, a cursor takes them as soon as the
+    fill is over (a later snapshot: the cache was current), not last.
     ``beside`` (a writable store: DuckDB attaches no in-memory database to a read-only one):
-    the :data:`BESIDE_FAMILIES` run on a second cursor in a thread while the others run on the
-    first, their drafts added after the others' (``test_beside_gives_the_same_findings``)."""
-    families = RULE_FAMILIES
-    if raw_ready is not None:
-        late = [f for f in families if f[0] in RAW_PASS_FAMILIES]
-        families = [f for f in families if f[0] not in RAW_PASS_FAMILIES] + late
-    enabled = [(f, run) for f, run in families if getattr(cfg, f).enabled]
-    apart = [(f, run) for f, run in enabled if beside and f in BESIDE_FAMILIES]
+    the context tables are made in an attached in-memory database both cursors see, and two
+    cursors (this thread and one more) take the families one after another from a common list
+    until it is empty: a family's queries mostly keep one core busy, so two at once fill both.
+
+    However they ran, the findings are put together in :data:`RULE_FAMILIES` order before they
+    are sorted, so the answer is the one cursor's running every family in order
+    (``test_beside_gives_the_same_findings``, ``test_prefill_gives_the_same_rows``)."""
+    enabled = [(i, f, run) for i, (f, run) in enumerate(RULE_FAMILIES) if getattr(cfg, f).enabled]
+    units = _units(enabled, beside, raw_last=raw_ready is not None)
     cur = store.cursor()
-    side_cur = store.cursor() if apart else None
+    side_cur = store.cursor() if beside and len(units) > 1 else None
+    found: dict[int, list[Finding]] = {}
     try:
-        if apart:
+        if side_cur is not None:
             cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SHARED}")
-        ctx = Context(cur, cfg, baseline_until, shared=SHARED if apart else None)
+        ctx = Context(cur, cfg, baseline_until, shared=SHARED if side_cur is not None else None)
         ctx.keep_raw_pass = keep_raw_pass
         ctx.raw_ready = raw_ready
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kt-findings") as pool:
-            other = ctx.beside(side_cur) if side_cur is not None else None
-            done = pool.submit(_run_all, other, apart) if other is not None else None
-            _run_all(ctx, [f for f in enabled if f not in apart])
-            if done is not None and other is not None:
-                done.result()
-                ctx.drafts.extend(other.drafts)
-        findings = ctx.finish()
+        if side_cur is None:
+            _lane(ctx, units, threading.Lock(), found)
+        else:
+            if raw_done is not None and units[-1][0][1] in RAW_PASS_FAMILIES:
+                units.insert(0, _Waiting(units.pop(), raw_done))
+            other = ctx.beside(side_cur)
+            lock = threading.Lock()
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kt-findings") as pool:
+                done = pool.submit(_lane, other, units, lock, found)
+                try:
+                    _lane(ctx, units, lock, found)
+                finally:
+                    with lock:
+                        units.clear()  # on an error here, the other cursor takes no more
+                    done.result()
     finally:
         if side_cur is not None:
             side_cur.close()
             cur.execute(f"DETACH DATABASE IF EXISTS {SHARED}")
         cur.close()
+    findings = [f for i in sorted(found) for f in found[i]]
     findings.sort(key=lambda f: (-int(f.level), f.first_seen or datetime.max, f.rule, f.subjects))
     return findings
 
 
-def _run_all(ctx: Context, families: list[tuple[str, Callable[[Context], None]]]) -> None:
-    for _, run in families:
-        run(ctx)
+def _units(enabled: list[_Family], beside: bool, raw_last: bool) -> list[list[_Family]]:
+    """The families in the order the cursors take them. One cursor: catalog order, the raw-pass
+    families last with ``raw_last``. Two: :data:`COSTLY_FIRST` first, the raw-pass families
+    last, as one unit (their tables are the cursor's own)."""
+    raw = [f for f in enabled if f[1] in RAW_PASS_FAMILIES]
+    rest = [f for f in enabled if f[1] not in RAW_PASS_FAMILIES]
+    if not beside:
+        return [[f] for f in (rest + raw if raw_last else enabled)]
+    rank = {name: n for n, name in enumerate(COSTLY_FIRST)}
+    rest.sort(key=lambda f: rank.get(f[1], len(rank)))  # stable: catalog order after them
+    return [[f] for f in rest] + ([raw] if raw else [])
+
+
+class _Waiting(list[_Family]):
+    """The raw-pass unit while the cache may still be filling: taken before the others once
+    ``done()`` is true, else after them (:func:`_lane`)."""
+
+    def __init__(self, unit: list[_Family], done: Callable[[], bool]) -> None:
+        super().__init__(unit)
+        self.done = done
+
+
+def _take(units: list[list[_Family]]) -> list[_Family] | None:
+    """The unit a free cursor runs next: the first, unless it is a :class:`_Waiting` one whose
+    wait is not over and others remain (then the next one)."""
+    if not units:
+        return None
+    first = units[0]
+    if isinstance(first, _Waiting) and len(units) > 1 and not first.done():
+        return units.pop(1)
+    return units.pop(0)
+
+
+def _lane(
+    ctx: Context, units: list[list[_Family]], lock: threading.Lock, out: dict[int, list[Finding]]
+) -> None:
+    """Run units from ``units`` (:func:`_take`) on ``ctx``'s cursor until none is left, then
+    resolve the drafts it made (:meth:`Context.resolve`, on this cursor: with two, one resolves
+    while the other still runs families); each family's findings go to ``out`` under its place
+    in the catalog."""
+    made: list[tuple[int, Draft]] = []
+    while True:
+        with lock:
+            unit = _take(units)
+        if unit is None:
+            break
+        for i, _, run in unit:
+            start = len(ctx.drafts)
+            run(ctx)
+            made += [(i, d) for d in ctx.drafts[start:]]
+    for (i, _), f in zip(made, ctx.resolve([d for _, d in made]), strict=True):
+        out.setdefault(i, [])
+        if f is not None:
+            out[i].append(f)

@@ -138,9 +138,14 @@ class CloudTrailAdapter(SourceAdapter):
         files: list[tuple[Path, str, bool]],
         max_record_bytes: int,
         pool: Executor,
+        spare: bool = False,
     ) -> ReadAhead | None:
+        """With ``spare``, the read-ahead also masks ``raw`` (:func:`~keytrail.ingest.cloudtrail.
+        sql.stage_select` ``premask``), which the writer would do otherwise."""
         records = [(p, gz) for p, fmt, gz in files if fmt == "cloudtrail-records"]
-        return ReadAhead(con, records, max_record_bytes, pool, bulk_read) if records else None
+        if not records:
+            return None
+        return ReadAhead(con, records, max_record_bytes, pool, bulk_read, premask=spare)
 
     def load_read_ahead(self, ctxs: list[LoadContext], ahead: ReadAheadHandle) -> None:
         parts = ahead.parts if isinstance(ahead, ReadAheads) else [ahead]
@@ -167,7 +172,9 @@ class CloudTrailAdapter(SourceAdapter):
                 if str(c.path) in index:
                     ids[index[str(c.path)]] = c.file_id
             if part.table is not None:
-                counts |= insert_staged(ctxs[0], part.table, ids, part.resources, part.issues)
+                counts |= insert_staged(
+                    ctxs[0], part.table, ids, part.resources, part.issues, part.premasked
+                )
             refused += [c for c in bulk if str(c.path) in part.refused]
             bulk = [c for c in bulk if str(c.path) not in index]
         slow = refused + slow

@@ -15,8 +15,10 @@ Invariants:
   ``user_agent``, ``target`` and reject excerpts: every insert goes through
   :meth:`keytrail.ingest.base.LoadContext.insert_sql`, which applies
   :data:`keytrail.redact.STORED_RULES` in DuckDB, so session tokens, secret keys and passwords never
-  reach the case. The TEMP staging table holds the original text only while the file loads
-  (fields are parsed from it, and ``event_uid`` falls back to its hash);
+  reach the case. A batch read ahead may have ``raw`` masked by the staging itself
+  (:func:`stage_select` ``premask``, with the same SQL; ``insert_sql(premasked=...)`` then passes it
+  as it is). The TEMP staging table holds the original text only while the file loads (fields are
+  parsed from it, and ``event_uid`` falls back to its hash);
 - only successful issuing calls produce ``credential_issues`` rows.
 """
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from keytrail.store.sqltext import quote_literal
+from keytrail.store.sqltext import mask_stored_sql, quote_literal
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -223,20 +225,37 @@ def stage_sql(arrow_name: str) -> str:
     return "CREATE OR REPLACE TEMP TABLE _kt_ct_t AS" + stage_select(arrow_name)
 
 
-def stage_select(source: str) -> str:
+#: Columns :func:`stage_select` masks when asked to (``premask``): :func:`insert_staged` then
+#: inserts them into ``events`` as they are (``insert_sql(premasked=...)``).
+STAGED_MASKED = frozenset({"raw"})
+
+
+def stage_select(source: str, premask: bool = False) -> str:
     """One parse per record (json_transform) plus :func:`stage_columns`.
 
     ``try()`` turns a record DuckDB cannot parse (invalid Unicode escapes, which the readers pass on as
     text) into a NULL ``r``, so it becomes a reject instead of an error that would abort the file's
-    transaction."""
+    transaction.
+
+    ``premask``: ``raw`` leaves masked (:func:`~keytrail.store.sqltext.mask_stored_sql`, the
+    masking ``insert_sql`` applies) for every record that becomes an event, so the masking of
+    the biggest column runs where the staging runs: on the read-ahead thread when the runner
+    finds that thread has time to spare (:mod:`keytrail.ingest.cloudtrail.ahead`), with no
+    extra copy of the text (the staged table holds ``raw`` either way). ``event_uid``'s hash
+    fallback and ``r`` are computed from the original text; a reject (``bad``) keeps its
+    original text (its excerpt is ``left(raw, 512)``, masked by ``insert_sql`` as before)."""
     cols = ",\n      ".join(f"{e} AS {n}" for n, e in stage_columns())
-    return f"""
+    staged = f"""
     SELECT *,
       {cols}
     FROM (SELECT s.file_id, s.record_no, s.byte_offset, s.format, s.rec AS raw,
                  try(json_transform(s.rec, {quote_literal(SPEC)})) AS r
           FROM {source} s)
     """
+    if not premask:
+        return staged
+    masked = f"CASE WHEN bad THEN raw ELSE {mask_stored_sql('raw')} END AS raw"
+    return f"SELECT * REPLACE ({masked}) FROM ({staged})"
 
 
 def event_columns(fid: str = "file_id") -> list[tuple[str, str]]:
@@ -419,6 +438,7 @@ def insert_staged(
     file_ids: list[int] | None = None,
     resources: str | None = None,
     issues: str | None = None,
+    premasked: frozenset[str] = frozenset(),
 ) -> dict[int, tuple[int, int]]:
     """The inserts of :func:`map_staged` from a table already staged by :func:`stage_select`.
 
@@ -426,9 +446,10 @@ def insert_staged(
     ahead on another thread, before the runner gave its files their ids,
     :mod:`keytrail.ingest.cloudtrail.ahead`); the list is a literal, so no join reorders rows.
     ``resources``, ``issues``: tables holding :func:`resources_sql` and :func:`issues_sql` of
-    ``src`` already (computed ahead, unmasked: ``insert_sql`` masks them here)."""
+    ``src`` already (computed ahead, unmasked: ``insert_sql`` masks them here). ``premasked``:
+    :data:`STAGED_MASKED` when ``src`` was staged with ``premask``."""
     fid = "file_id" if file_ids is None else f"{[int(f) for f in file_ids]}[file_id + 1]"
-    ctx.insert_sql("events", events_sql(src, fid))
+    ctx.insert_sql("events", events_sql(src, fid), premasked=premasked)
     ctx.insert_sql(
         "event_resources", resources_sql(src) if resources is None else f"SELECT * FROM {resources}"
     )
