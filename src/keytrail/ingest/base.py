@@ -253,7 +253,7 @@ class LoadContext:
                 rest = [last[at:]] if at < len(last) else []
                 rest += parts[cut + 1 :]
                 whole, newlines = done, lines
-                # the blocks are let go before the reader works on the chunk (one copy held, not two)
+                # blocks let go before the reader works on the chunk (one copy held, not two)
                 del last
                 parts, held, done, cut, lines = rest, held - done, 0, -1, 0
                 yield base_off, base_line, chunk
