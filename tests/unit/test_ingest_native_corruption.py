@@ -110,6 +110,7 @@ def load(
         path.write_bytes(data)
         ctx = LoadContext(con, path, 1, fmt, False)
         adapter().load(ctx)
+        ctx.flush_rejects()  # what the runner does before it records the file's counts
     return ctx, con
 
 

@@ -53,6 +53,11 @@ EXCERPT_CHARS = 512
 #: that the few copies a reader makes of one record (bytes, text, parsed, Arrow) stay well under
 #: the 1.5 GiB peak the ingest promises.
 MAX_RECORD_BYTES = 64 << 20
+#: Rejects held before they are written (:meth:`LoadContext.reject`): rows, bytes of excerpts.
+REJECT_BATCH = 4096
+REJECT_BYTES = 32 << 20
+#: One reject: ``(reason, record_no, byte_offset, excerpt)``.
+RejectRow = tuple[str, int | None, int | None, bytes | str | None]
 
 #: Necessary for :func:`keytrail.store.sqltext.mask_stored_sql` to change a text (see
 #: :func:`unchanged_by_masking`).
@@ -130,6 +135,9 @@ class LoadContext:
     notes: list[str] = field(default_factory=list)
     #: ``--max-record-bytes``: a longer record is a reject; whole-document readers hold 4 x this.
     max_record_bytes: int = MAX_RECORD_BYTES
+    #: Rejects not written yet (:meth:`reject`), with the bytes their excerpts hold.
+    _pending: list[RejectRow] = field(default_factory=list, repr=False)
+    _pending_bytes: int = field(default=0, repr=False)
 
     # -- reading -----------------------------------------------------------------
     def open_binary(self) -> io.BufferedIOBase:
@@ -367,23 +375,37 @@ class LoadContext:
         byte_offset: int | None = None,
         excerpt: bytes | str | None = None,
     ) -> None:
-        """Quarantine one record: where it was, why, and what it looked like."""
-        if isinstance(excerpt, bytes):
-            excerpt = excerpt.decode("utf-8", errors="replace")
-        self.con.execute(
-            f"INSERT INTO rejects SELECT $f, $n, $o, {mask_stored_sql('$r')}, left({mask_stored_sql('$e')}, "
-            f"{EXCERPT_CHARS})",
-            {"f": self.file_id, "n": record_no, "o": byte_offset, "r": reason, "e": excerpt or ""},
-        )
-        self.rejected += 1
+        """Quarantine one record: where it was, why, and what it looked like.
 
-    def reject_many(
-        self, rows: list[tuple[str, int | None, int | None, bytes | str | None]]
-    ) -> None:
-        """:meth:`reject` for many records, ``(reason, record_no, byte_offset, excerpt)`` each: the
-        same rows in one statement. A statement with the masking costs about 16 ms before its
-        first row (its regular expressions compiled), so a file of bad lines rejected one by one
-        took 33 CPU-s per 2,000 lines (docs/performance.md)."""
+        Held and written with the next ones (:meth:`flush_rejects`: one statement per
+        ``REJECT_BATCH`` rows or 32 MB of excerpts, and at the latest when the runner ends the
+        file, inside the file's transaction): a statement with the masking costs about 16 ms
+        before its first row, so a hostile file of 100k bad lines written one by one took
+        about half an hour of CPU (docs/performance.md). ``rejected`` counts it at once."""
+        self._pending.append((reason, record_no, byte_offset, excerpt))
+        self._pending_bytes += len(excerpt) if excerpt else 0
+        self.rejected += 1
+        if len(self._pending) >= REJECT_BATCH or self._pending_bytes >= REJECT_BYTES:
+            self.flush_rejects()
+
+    def flush_rejects(self) -> None:
+        """Write the rejects :meth:`reject` holds (the runner calls it before it records the
+        file's counts; whoever calls an adapter's ``load`` directly calls it before reading
+        ``rejects``)."""
+        rows, self._pending, self._pending_bytes = self._pending, [], 0
+        self._write_rejects(rows)
+
+    def reject_many(self, rows: list[RejectRow]) -> None:
+        """:meth:`reject` for many records, ``(reason, record_no, byte_offset, excerpt)`` each,
+        written at once (after any held by :meth:`reject`): the same rows in one statement."""
+        self.flush_rejects()
+        self._write_rejects(rows)
+        self.rejected += len(rows)
+
+    def _write_rejects(self, rows: list[RejectRow]) -> None:
+        """``rows`` into ``rejects`` in one statement, reasons and excerpts masked in DuckDB (a
+        statement with the masking costs about 16 ms before its first row: its regular
+        expressions compiled; one per record took 33 CPU-s per 2,000 lines)."""
         if not rows:
             return
         reasons, nos, offsets, excerpts = zip(*rows, strict=True)
@@ -409,7 +431,6 @@ class LoadContext:
             )
         finally:
             self.con.unregister("_kt_rejects")
-        self.rejected += len(rows)
 
     def note_break(self, note: str) -> None:
         """Record that the file stopped early; the rows read before the break are kept (once: a reader

@@ -268,6 +268,7 @@ def _load_batch_in(
         for item in batch:
             ctx = item.ctx
             assert ctx is not None
+            ctx.flush_rejects()  # the held rejects, inside the file's transaction
             status = (
                 "digest"
                 if adapter_cls.SOURCE == "digest"

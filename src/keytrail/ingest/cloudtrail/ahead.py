@@ -96,6 +96,8 @@ class ReadAhead:
 
     def _run(self, ctxs: list[LoadContext]) -> Staged:
         table, refused = self._read(self._cur, ctxs)
+        for ctx in ctxs:  # bulk_read refuses, never rejects; were one held, it is written here
+            ctx.flush_rejects()
         staged = Staged(None, self.paths, {str(c.path) for c in refused})
         if table is not None and table.num_rows:
             self._cur.register("_kt_ahead_arrow", table)

@@ -50,8 +50,6 @@ class _Writer:
         self.events: list[dict[str, Any]] = []
         self.resources: list[dict[str, Any]] = []
         self.issues: list[dict[str, Any]] = []
-        self.rejects: list[tuple[str, int | None, int | None, bytes | str | None]] = []
-        self.reject_bytes = 0
         self.count = 0
 
     def add(self, rows: Rows) -> None:
@@ -65,17 +63,10 @@ class _Writer:
             self.flush()
 
     def reject(self, reason: str, line_no: int, offset: int, raw: bytes) -> None:
-        """A bad record, written with the next batch (:meth:`LoadContext.reject_many`: one
-        statement, not one per record); at most ``BATCH_EVENTS`` or 32 MB of them are held."""
-        self.rejects.append((reason, line_no, offset, raw))
-        self.reject_bytes += len(raw)
-        if len(self.rejects) >= BATCH_EVENTS or self.reject_bytes >= 32 << 20:
-            self.ctx.reject_many(self.rejects)
-            self.rejects, self.reject_bytes = [], 0
+        """A bad record (:meth:`LoadContext.reject` holds it and writes it with the next ones)."""
+        self.ctx.reject(reason, record_no=line_no, byte_offset=offset, excerpt=raw)
 
     def flush(self) -> None:
-        self.ctx.reject_many(self.rejects)
-        self.rejects, self.reject_bytes = [], 0
         for table, rows in (
             ("events", self.events),
             ("event_resources", self.resources),
