@@ -136,8 +136,9 @@ class LoadContext:
     #: ``--max-record-bytes``: a longer record is a reject; whole-document readers hold 4 x this.
     max_record_bytes: int = MAX_RECORD_BYTES
     #: Rejects not written yet (:meth:`reject`), with the bytes their excerpts hold.
-    _pending: list[RejectRow] = field(default_factory=list, repr=False)
-    _pending_bytes: int = field(default=0, repr=False)
+    #: (Not copied with the context's fields: a copy holds and flushes its own.)
+    _pending: list[RejectRow] = field(default_factory=list, init=False, repr=False)
+    _pending_bytes: int = field(default=0, init=False, repr=False)
 
     # -- reading -----------------------------------------------------------------
     def open_binary(self) -> io.BufferedIOBase:

@@ -42,13 +42,18 @@ def load_through(
     load: Callable[[list[LoadContext]], None],
 ) -> None:
     """``load`` over copies of ``ctxs`` of the context class ``kind`` (what a scope's pass 1
-    writes); the counts and notes go back to the originals."""
+    writes); the counts and notes go back to the originals, and the rejects a copy holds are
+    written when ``load`` returns (a copy holds its own: :meth:`LoadContext.reject`)."""
     narrow: list[LoadContext] = [
-        c if isinstance(c, kind) else kind(**{f.name: getattr(c, f.name) for f in fields(c)})
+        c
+        if isinstance(c, kind)
+        else kind(**{f.name: getattr(c, f.name) for f in fields(c) if f.init})
         for c in ctxs
     ]
     try:
         load(narrow)
+        for n in narrow:
+            n.flush_rejects()
     finally:
         for c, n in zip(ctxs, narrow, strict=True):
             c.records, c.rejected, c.skipped_records = n.records, n.rejected, n.skipped_records
