@@ -87,7 +87,9 @@ def test_held_rejects_are_written_in_order_and_counted_at_once(
         ctx.reject(f"bad {i}", record_no=i, byte_offset=10 * i, excerpt=b"password=hunter2")
     assert ctx.rejected == 7
     assert [r[1] for r in _rows(store.con)] == [1, 2, 3, 4, 5, 6]  # two statements of three
-    ctx.reject_many([("many", 8, 80, "x"), ("many", 9, 90, None)])  # the held one goes first
+    ctx.reject("many", record_no=8, byte_offset=80, excerpt="x")
+    assert len(_rows(store.con)) == 6  # 7 and 8 held
+    ctx.reject("many", record_no=9, byte_offset=90, excerpt=None)  # three held: written in order
     rows = _rows(store.con)
     assert [r[1] for r in rows] == list(range(1, 10)) and ctx.rejected == 9
     assert [r[3] for r in rows] == [f"bad {i}" for i in range(1, 8)] + ["many", "many"]

@@ -17,8 +17,7 @@ Invariants an adapter must keep:
   ``ctx.skipped_records`` with a reason (e.g. a Vault request entry merged into its
   response);
 - keep the raw record text in ``events.raw``; write through :meth:`LoadContext.insert`,
-  :meth:`LoadContext.insert_sql` and :meth:`LoadContext.reject` (or
-  :meth:`LoadContext.reject_many` for many bad records: one statement), which mask secret values
+  :meth:`LoadContext.insert_sql` and :meth:`LoadContext.reject`, which mask secret values
   (:func:`keytrail.store.sqltext.mask_stored_sql`) in DuckDB before anything is stored.
 """
 
@@ -396,17 +395,8 @@ class LoadContext:
         rows, self._pending, self._pending_bytes = self._pending, [], 0
         self._write_rejects(rows)
 
-    def reject_many(self, rows: list[RejectRow]) -> None:
-        """:meth:`reject` for many records, ``(reason, record_no, byte_offset, excerpt)`` each,
-        written at once (after any held by :meth:`reject`): the same rows in one statement."""
-        self.flush_rejects()
-        self._write_rejects(rows)
-        self.rejected += len(rows)
-
     def _write_rejects(self, rows: list[RejectRow]) -> None:
-        """``rows`` into ``rejects`` in one statement, reasons and excerpts masked in DuckDB (a
-        statement with the masking costs about 16 ms before its first row: its regular
-        expressions compiled; one per record took 33 CPU-s per 2,000 lines)."""
+        """``rows`` into ``rejects`` in one statement, reasons and excerpts masked in DuckDB."""
         if not rows:
             return
         reasons, nos, offsets, excerpts = zip(*rows, strict=True)

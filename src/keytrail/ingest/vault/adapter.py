@@ -62,10 +62,6 @@ class _Writer:
         if len(self.events) >= BATCH_EVENTS:
             self.flush()
 
-    def reject(self, reason: str, line_no: int, offset: int, raw: bytes) -> None:
-        """A bad record (:meth:`LoadContext.reject` holds it and writes it with the next ones)."""
-        self.ctx.reject(reason, record_no=line_no, byte_offset=offset, excerpt=raw)
-
     def flush(self) -> None:
         for table, rows in (
             ("events", self.events),
@@ -169,7 +165,12 @@ class VaultAdapter(SourceAdapter):
                     pending[rid] = entry
                     continue
             elif rec.kind == "bad":
-                out.reject(rec.reason or "unreadable record", rec.line_no, rec.offset, rec.raw)
+                ctx.reject(
+                    rec.reason or "unreadable record",
+                    record_no=rec.line_no,
+                    byte_offset=rec.offset,
+                    excerpt=rec.raw,
+                )
                 continue
             else:  # server-log
                 server_logs += 1
