@@ -102,11 +102,8 @@ def _ingest_without_read_ahead(
     return plain
 
 
-def test_read_ahead_loads_what_the_plain_path_loads(
-    trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 3)
-    plain = _ingest_without_read_ahead(trail, tmp_path, monkeypatch)
+def _spy_on_staged(monkeypatch: pytest.MonkeyPatch) -> list[ahead_mod.Staged | None]:
+    """Every batch the writer takes from a read-ahead, in order (``ReadAhead.staged`` wrapped)."""
     used: list[ahead_mod.Staged | None] = []
     staged = ahead_mod.ReadAhead.staged
 
@@ -115,6 +112,15 @@ def test_read_ahead_loads_what_the_plain_path_loads(
         return used[-1]
 
     monkeypatch.setattr(ahead_mod.ReadAhead, "staged", spy)
+    return used
+
+
+def test_read_ahead_loads_what_the_plain_path_loads(
+    trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 3)
+    plain = _ingest_without_read_ahead(trail, tmp_path, monkeypatch)
+    used = _spy_on_staged(monkeypatch)
     read = tmp_path / "ahead.duckdb"
     summary = ingest(read, [trail], graph=False)
     # 12 files, 3 a batch, the first read as two (the writer has nothing to do beside it); each
@@ -281,14 +287,7 @@ def test_raw_masked_by_the_read_ahead_is_stored_as_the_writer_masks_it(
     trail = _secret_trail(tmp_path / "AWSLogs")
     monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 2)
     plain = _ingest_without_read_ahead(trail, tmp_path, monkeypatch)
-    used: list[ahead_mod.Staged | None] = []
-    staged = ahead_mod.ReadAhead.staged
-
-    def spy(self: ahead_mod.ReadAhead) -> ahead_mod.Staged | None:
-        used.append(staged(self))
-        return used[-1]
-
-    monkeypatch.setattr(ahead_mod.ReadAhead, "staged", spy)
+    used = _spy_on_staged(monkeypatch)
     monkeypatch.setattr(ahead_mod.ReadAhead, "ready", lambda self: True)  # always spare
     case = tmp_path / "premasked.duckdb"
     ingest(case, [trail], graph=False)
