@@ -41,7 +41,6 @@ from keytrail.ingest.base import (
     READ_AHEAD_DB,
     ReadAheadHandle,
     ReadAheads,
-    Sample,
     SourceAdapter,
     read_sample,
 )
@@ -116,19 +115,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-class FileFacts:
-    """What the plan reads of each file: size, SHA-256 and head sample, and what the sniff finds.
-
-    ``keytrail scope`` can run two ingests of one trail at once (one loads the Vault and agent
-    files beside the other: :mod:`keytrail.scope.side`); they share the sniff of each file."""
-
-    def read(self, path: Path) -> tuple[int, str, Sample]:
-        return path.stat().st_size, sha256_file(path), read_sample(path)
-
-    def sniff(self, sample: Sample) -> tuple[type[SourceAdapter], str] | None:
-        return sniff(sample)
-
-
 def halves(items: list[Planned]) -> list[list[Planned]]:
     """``items`` as two runs of files of about half the bytes each (one run: a single file)."""
     if len(items) < 2:
@@ -151,24 +137,17 @@ def ingest(
     max_record_bytes: int = MAX_RECORD_BYTES,
     graph: bool = True,
     substitutes: dict[str, type[SourceAdapter]] | None = None,
-    finish: bool = True,
-    facts: FileFacts | None = None,
 ) -> IngestSummary:
     """Load ``paths`` (and inventory files) into the case at ``case_path``, creating it if needed.
 
     ``graph=False`` skips the derived tables (see :func:`keytrail.ingest.finalize.finalize`).
     ``substitutes`` maps an adapter ``NAME`` to a subclass that loads its files instead (``keytrail
-    scope`` writes only the columns it reads: :mod:`keytrail.scope.narrow`). ``finish=False``
-    leaves the case unfinalized (no de-duplication, counts or adapter finalize hooks): ``keytrail
-    scope`` loads some files into a side case whose rows another ingest takes in and finalizes
-    (:mod:`keytrail.scope.side`). ``facts``: where the plan reads each file's size, hash and
-    sample (default: from the file).
+    scope`` writes only the columns it reads: :mod:`keytrail.scope.narrow`).
 
     Raises:
         InputError: a path is missing (checked before the case is touched).
         CaseLockedError: another process is writing the case.
     """
-    facts = facts or FileFacts()
     unusable: list[tuple[Path, str]] = []
     inv_files = expand_paths(inventory, unusable)
     # An inventory inside a walked directory is read once, as the inventory (not skipped as a
@@ -288,7 +267,9 @@ def ingest(
         plan += [(p, InventoryAdapter) for p in inv_files]
         for path, forced in plan:
             try:
-                size, sha, sample = facts.read(path)
+                size = path.stat().st_size
+                sha = sha256_file(path)
+                sample = read_sample(path)
             except OSError as e:  # vanished or unreadable since the walk
                 why = f"cannot read: {e.strerror or e}"
                 flush()
@@ -321,7 +302,7 @@ def ingest(
                     forced.sniff(sample) or "inventory",
                 )
             else:
-                found = facts.sniff(sample)
+                found = sniff(sample)
             if found is None:
                 flush()
                 with writing(store):
@@ -337,10 +318,9 @@ def ingest(
                 close_batch()
             batch.append(Planned(path, sha, size, adapter, fmt, sample))
         flush()
-        if finish:
-            report("finalising")
-            with writing(store):
-                finalize(store, graph=graph)
+        report("finalising")
+        with writing(store):
+            finalize(store, graph=graph)
         summary.events_in_case = int(store.scalar("SELECT count(*) FROM events") or 0)
     finally:
         if pending is not None and pending[1] is not None:

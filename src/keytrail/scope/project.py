@@ -10,7 +10,6 @@ read, scope reads too, and a credential means the same in both.
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from keytrail.ingest.base import LoadContext, read_sample
 from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter, bulk_read
 from keytrail.ingest.runner import IngestSummary, ingest
 from keytrail.scope.narrow import NarrowCloudTrail
-from keytrail.scope.side import SIDE, SharedFacts, SideLoad, elsewhere, text_free
+from keytrail.scope.no_raw import without_raw
 from keytrail.store.case import CaseStore
 from keytrail.store.sqltext import mask_stored_sql
 
@@ -34,6 +33,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from keytrail.ingest.base import SourceAdapter
+
+#: The adapters whose rows a narrow projection writes without their text (:mod:`.no_raw`).
+_NO_RAW = ("vault", "otlp", "jaeger", "mcp", "agent_jsonl")
 
 #: Where each selected record sits: enough to copy its original bytes out of the input file.
 LOCATIONS = """
@@ -88,39 +90,25 @@ def project(
     *,
     inventory: Iterable[str | Path] = (),
     narrow: bool = True,
-    side: bool = False,
 ) -> Projection:
     """Load ``paths`` into a scratch case at ``scratch`` and derive the issuance facts there.
 
     ``narrow``: CloudTrail through :class:`keytrail.scope.narrow.NarrowCloudTrail` (no record
     text but for the classifier's samples: :func:`with_raw` fetches the kept records' text);
     Vault and agent rows without their text (:mod:`keytrail.scope.no_raw`). ``False``: the
-    ingest exactly, as the record copy needs it. ``side`` (narrow only): the Vault and agent
-    files are loaded beside the CloudTrail files, into a second scratch case next to
-    ``scratch`` (:mod:`keytrail.scope.side`), the same rows; off by default: on the shared
-    2-core machine it cost 0-5 CPU-s more at 1M events and no wall gain was shown
-    (docs/performance.md, scope7).
+    ingest exactly, as the record copy needs it. (Loading the Vault and agent files on a worker
+    thread beside the CloudTrail files was built and measured: 0-5 CPU-s more at 1M events and
+    no wall gain on 2 cores, docs/performance.md, scope7; removed.)
 
     The case is a file, not an in-memory database: one was tried (no WAL, commits or
     checkpoints) and cost the same CPU at 1M events with 0.05-0.1 GiB more peak RSS
     (docs/performance.md, scope6).
     """
-    paths, inventory = list(paths), list(inventory)
     subs: dict[str, type[SourceAdapter]] = {}
-    facts: SharedFacts | None = None
-    with contextlib.ExitStack() as stack:
-        if narrow and side and all(load_adapter(n).BATCH_FILES == 1 for n in SIDE):
-            facts = SharedFacts()
-            side_case = scratch.with_name(f"side-{scratch.name}")
-            load = stack.enter_context(SideLoad(side_case, paths, inventory, facts))
-            subs = {name: elsewhere(load_adapter(name), load) for name in SIDE}
-        elif narrow:
-            subs = text_free()
-        if narrow:
-            subs["cloudtrail"] = NarrowCloudTrail
-        summary = ingest(
-            scratch, paths, inventory=inventory, graph=False, substitutes=subs, facts=facts
-        )
+    if narrow:
+        subs = {name: without_raw(load_adapter(name)) for name in _NO_RAW}
+        subs["cloudtrail"] = NarrowCloudTrail
+    summary = ingest(scratch, paths, inventory=inventory, graph=False, substitutes=subs)
     store = CaseStore.open(scratch, read_only=False)
     merge_agents(store.con)  # as the derive does first: one id per agent for the USES rules
     mint_facts(store.con)
