@@ -17,8 +17,13 @@ responder sees that it was there (stripping it would hide the attack) and nothin
 - :func:`json_text`: a serialised JSON document with C1, DEL, bidi and zero-width
   characters written as ``\\uXXXX`` escapes (``json.dumps`` already escapes C0).
 
-Backslashes are not doubled: a log line that contains the four characters ``\\x1b`` looks
-the same as one that contained ESC. The exports (JSON, Parquet) keep the distinction.
+:func:`shown` doubles a backslash where it would otherwise be read as the start of an escape
+(before another backslash, an unsafe character or ``n``, ``t``, ``r``, ``xHH``, ``uHHHH``,
+``UHHHHHHHH``), so a log line holding the four characters ``\\x1b`` reads ``\\\\x1b``, not as
+one that held ESC; every other backslash (a Windows path's, JSON's ``\\"``) stays single and
+readable. Read left to right, ``\\\\`` is one backslash; nothing else changes meaning.
+The machine formats (CSV, XML) keep backslashes as they are; JSON and Parquet keep the
+distinction by their own rules.
 """
 
 from __future__ import annotations
@@ -62,9 +67,16 @@ def _keep_or_escape(m: re.Match[str], keep: frozenset[str]) -> str:
     return m.group() if m.group() in keep else escape_char(m.group())
 
 
+#: A backslash that a reader would take for the start of an escape :func:`shown` writes.
+_AMBIGUOUS_BACKSLASH = re.compile(
+    f"\\\\(?=[\\\\ntr{UNSAFE_CLASS}]|x[0-9a-fA-F]{{2}}|u[0-9a-fA-F]{{4}}|U[0-9a-fA-F]{{8}})"
+)
+
+
 def shown(text: str, max_len: int | None = None) -> str:
-    """``text`` for one terminal line: unsafe characters (newline, tab too) escaped, cut to ``max_len``."""
-    out = _UNSAFE.sub(_escape, text)
+    """``text`` for one terminal line: unsafe characters (newline, tab too) escaped, a backslash
+    that would read as an escape doubled, cut to ``max_len``."""
+    out = _UNSAFE.sub(_escape, _AMBIGUOUS_BACKSLASH.sub(r"\\\\", text))
     if max_len is not None and len(out) > max_len:
         out = out[: max(0, max_len - 1)] + "…"
     return out

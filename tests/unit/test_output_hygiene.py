@@ -17,6 +17,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from keytrail.cli.main import main
 from keytrail.safetext import UNSAFE_CLASS, csv_text, escape_char, json_text, shown, xml_text
@@ -186,10 +188,42 @@ def test_opengraph_json_escapes(
         ("\x00\x7f", "\\x00\\x7f"),
         ("\u2066\u200b\ufeff", "\\u2066\\u200b\\ufeff"),
         ("naïve ✓", "naïve ✓"),
+        # a backslash that would read as an escape is doubled; any other stays single
+        ("\\x1b", "\\\\x1b"),
+        ("\\\x1b", "\\\\\\x1b"),
+        ("\\\\n", "\\\\\\\\n"),
+        ("C:\\Users\\svc\\new", "C:\\Users\\svc\\\\new"),
+        ('{"a":"x\\"y"}', '{"a":"x\\"y"}'),
+        ("\\u202e \\u20 \\xZZ end\\", "\\\\u202e \\u20 \\xZZ end\\"),
     ],
 )
 def test_shown(raw: str, escaped: str) -> None:
     assert shown(raw) == escaped
+
+
+_READ_BACK = re.compile(r"\\(\\|[ntr]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+
+
+def _read_back(line: str) -> str:
+    """How a responder reads a shown line, left to right: ``\\\\`` one backslash, ``\\n``,
+    ``\\t``, ``\\r``, ``\\xHH``, ``\\uHHHH``, ``\\UHHHHHHHH`` one character, the rest itself."""
+    short = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
+    return _READ_BACK.sub(lambda m: short.get(m[1]) or chr(int(m[1][1:], 16)), line)
+
+
+_ESCAPE_LIKE = st.sampled_from(
+    ["\\", "x1b", "u202e", "U0001f600", "n", "t", "r", "x", "u2", "\x1b", "\u202e"]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.text(max_size=8), _ESCAPE_LIKE), max_size=12).map("".join))
+def test_shown_reads_back_to_the_text_and_obeys_nothing(text: str) -> None:
+    """No two texts are shown alike (a log's literal ``\\x1b`` is not an ESC), and no unsafe
+    character reaches the terminal."""
+    line = shown(text)
+    assert _read_back(line) == text
+    assert re.search(f"[{UNSAFE_CLASS}]", line) is None
 
 
 def test_xml_and_json_text() -> None:
