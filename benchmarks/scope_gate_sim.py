@@ -74,7 +74,8 @@ def main(argv: list[str]) -> int:
         project(args.case, args.trail, inventory=args.inventory, narrow=False).store.close()
     store = CaseStore.open(args.case, read_only=False)
     con = store.con
-    db = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+    name = str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
+    db = '"' + name.replace('"', '""') + '"'  # the file's own tables, under the TEMP views
     merge_agents(con)
     full_members, full_sel = _cut(store, args.seed)
     total, escaped = con.execute(
