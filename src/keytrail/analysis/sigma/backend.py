@@ -31,7 +31,13 @@ from sigma.conversion.state import ConversionState
 from sigma.processing.conditions import LogsourceCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import RuleFailureTransformation
-from sigma.types import SigmaCasedString, SigmaCompareExpression, SigmaString, SpecialChars
+from sigma.types import (
+    SigmaCasedString,
+    SigmaCompareExpression,
+    SigmaRegularExpression,
+    SigmaString,
+    SpecialChars,
+)
 
 #: Column holding the whole record, for Sigma keyword (field-less) searches.
 RAW_COLUMN = "_raw"
@@ -199,9 +205,14 @@ class DuckDBBackend(TextQueryBackend):
         one (:mod:`.regex_literal`): the same truth value, without the regular expression for
         the rows that lack the text."""
         expr = super().convert_condition_field_eq_val_re(cond, state)
-        if not isinstance(expr, str) or cond.value.flags:
+        value = cond.value
+        if (
+            not isinstance(expr, str)
+            or not isinstance(value, SigmaRegularExpression)
+            or value.flags
+        ):
             return expr
-        return _prefiltered(self.escape_and_quote_field(cond.field), str(cond.value.regexp), expr)
+        return _prefiltered(self.escape_and_quote_field(cond.field), str(value.regexp), expr)
 
     def convert_condition_val_re(self, cond: Any, state: ConversionState) -> Any:
         self.fields_seen.add(RAW_COLUMN)
