@@ -15,6 +15,9 @@ Sigma semantics kept on purpose:
   wildcards ``*`` and ``?`` become ``%`` and ``_``, literal ``%``, ``_`` and ``\\`` are escaped;
 - a negated condition is true when the field is absent: SQL's ``NOT NULL`` is ``NULL``,
   so every ``NOT`` wraps its operand in ``coalesce(..., false)``;
+- a regular expression (``|re``) is ``regexp_matches``; when every match must hold some text
+  (:mod:`.regex_literal`: plain patterns only), a ``contains`` of that text comes first, with
+  the same answer, so most rows never run the expression;
 - numbers and booleans are compared as the text CloudTrail logged (every column is text),
   and numeric comparisons (``|gt`` ...) cast with ``TRY_CAST`` so odd values never fail a
   whole query.
