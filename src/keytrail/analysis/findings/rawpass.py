@@ -173,8 +173,9 @@ def one_pass_sql(
 
     The field table of a million-event case is 40 columns by 900k rows, written once and then
     scanned once per rule; here each row's fields are extracted and every rule's predicate is
-    evaluated in the same projection (a list of the rule numbers that match), so nothing is
-    stored but the hits. Same predicates on the same rows: the same hits.
+    evaluated in the same projection (a list holding each rule's number where it matches, NULL
+    where it does not, unnested and the NULLs dropped), so nothing is stored but the hits. Same
+    predicates on the same rows: the same hits.
 
     ``flag`` = (top-level key, number): also a row with that number for every record whose text
     holds the key and whose parsed value is ``true`` (:mod:`.rawpass`: the console-session flag,
@@ -183,28 +184,31 @@ def one_pass_sql(
     from keytrail.analysis.sigma import fields
     from keytrail.analysis.sigma.backend import RAW_COLUMN
 
-    def matched(part: list[tuple[int, SigmaRule]]) -> str:
-        if not part:
-            return "[]::INTEGER[]"
-        cases = ", ".join(f"CASE WHEN ({rule.where}) THEN {i} END" for i, rule in part)
-        return f"list_filter([{cases}]::INTEGER[], lambda x: x IS NOT NULL)"
+    def numbers(cases: list[str]) -> str:
+        return f"[{', '.join(cases)}]::INTEGER[]"
 
-    # The rules that name their events are evaluated on the selected records only (SEL).
-    named = [(i, r) for i, r in enumerate(rules) if r.event_names is not None]
-    anywhere = [(i, r) for i, r in enumerate(rules) if r.event_names is None]
-    lists = [
-        f"CASE WHEN {fields.SEL} THEN {matched(named)} ELSE []::INTEGER[] END",
-        matched(anywhere),
+    # Each rule's number where it matches, NULL where not: the NULLs are dropped after the
+    # unnest (a lambda over every row's list cost more than the rows' matching).
+    named = [
+        f"CASE WHEN ({r.where}) THEN {i} END"
+        for i, r in enumerate(rules)
+        if r.event_names is not None
+    ]
+    anywhere = [
+        f"CASE WHEN ({r.where}) THEN {i} END" for i, r in enumerate(rules) if r.event_names is None
     ]
     extra: tuple[str, ...] = ()
     if flag is not None:
         key, number = flag
         extra = (key, RAW_COLUMN)
         col, raw = f'"{key}"', f'"{RAW_COLUMN}"'
-        lists.append(
-            f"CASE WHEN {col} = 'true' AND contains({raw}, '{key}') THEN [{int(number)}] "
-            "ELSE []::INTEGER[] END"
+        anywhere.append(
+            f"CASE WHEN {col} = 'true' AND contains({raw}, '{key}') THEN {int(number)} END"
         )
+    # The rules that name their events are evaluated on the selected records only (SEL): the
+    # others' list is the whole list elsewhere.
+    every = numbers(anywhere)
+    listed = f"CASE WHEN {fields.SEL} THEN {numbers(named)} || {every} ELSE {every} END"
     rows = fields.select_sql(
         (*rs.fields, *extra),
         rs.lower_fields,
@@ -213,7 +217,7 @@ def one_pass_sql(
         where=where,
     )
     return f"""SELECT r, event_uid FROM (
-                 SELECT event_uid, unnest({" || ".join(lists)}) AS r FROM ({rows}))"""
+                 SELECT event_uid, unnest({listed}) AS r FROM ({rows})) WHERE r IS NOT NULL"""
 
 
 def hits_rule_by_rule(ctx: Context, rs: RuleSet, rules: list[SigmaRule]) -> None:

@@ -15,6 +15,9 @@ Sigma semantics kept on purpose:
   wildcards ``*`` and ``?`` become ``%`` and ``_``, literal ``%``, ``_`` and ``\\`` are escaped;
 - a negated condition is true when the field is absent: SQL's ``NOT NULL`` is ``NULL``,
   so every ``NOT`` wraps its operand in ``coalesce(..., false)``;
+- a regular expression (``|re``) is ``regexp_matches``; when every match must hold some text
+  (:mod:`.regex_literal`: plain patterns only), a ``contains`` of that text comes first, with
+  the same answer, so most rows never run the expression;
 - numbers and booleans are compared as the text CloudTrail logged (every column is text),
   and numeric comparisons (``|gt`` ...) cast with ``TRY_CAST`` so odd values never fail a
   whole query.
@@ -31,7 +34,13 @@ from sigma.conversion.state import ConversionState
 from sigma.processing.conditions import LogsourceCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import RuleFailureTransformation
-from sigma.types import SigmaCasedString, SigmaCompareExpression, SigmaString, SpecialChars
+from sigma.types import (
+    SigmaCasedString,
+    SigmaCompareExpression,
+    SigmaRegularExpression,
+    SigmaString,
+    SpecialChars,
+)
 
 #: Column holding the whole record, for Sigma keyword (field-less) searches.
 RAW_COLUMN = "_raw"
@@ -192,14 +201,41 @@ class DuckDBBackend(TextQueryBackend):
         self.fields_seen.add(RAW_COLUMN)
         return f'contains("{RAW_COLUMN}", {_sql_text(str(cond.value))})'
 
+    def convert_condition_field_eq_val_re(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        """``regexp_matches`` behind a ``contains`` of a text every match holds, when there is
+        one (:mod:`.regex_literal`): the same truth value, without the regular expression for
+        the rows that lack the text."""
+        expr = super().convert_condition_field_eq_val_re(cond, state)
+        value = cond.value
+        if (
+            not isinstance(expr, str)
+            or not isinstance(value, SigmaRegularExpression)
+            or value.flags
+        ):
+            return expr
+        return _prefiltered(self.escape_and_quote_field(cond.field), str(value.regexp), expr)
+
     def convert_condition_val_re(self, cond: Any, state: ConversionState) -> Any:
         self.fields_seen.add(RAW_COLUMN)
-        return f'regexp_matches("{RAW_COLUMN}", {_sql_text(str(cond.value.regexp))})'
+        regexp = str(cond.value.regexp)
+        expr = f'regexp_matches("{RAW_COLUMN}", {_sql_text(regexp)})'
+        return expr if cond.value.flags else _prefiltered(f'"{RAW_COLUMN}"', regexp, expr)
 
     def finalize_query_default(
         self, rule: Any, query: Any, index: int, state: ConversionState
     ) -> Any:
         return query
+
+
+def _prefiltered(column: str, regexp: str, expr: str) -> str:
+    """``expr`` (a ``regexp_matches`` of ``regexp`` on ``column``), preceded by a ``contains``
+    of the text every match holds when :func:`.regex_literal.required_literal` finds one."""
+    from keytrail.analysis.sigma.regex_literal import required_literal
+
+    text = required_literal(regexp)
+    return expr if text is None else f"(contains({column}, {_sql_text(text)}) AND {expr})"
 
 
 _IDENT = re.compile(r"^[A-Za-z0-9_.\-]+$")
