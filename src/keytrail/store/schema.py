@@ -478,6 +478,38 @@ PRINCIPAL_CLASSES = _t(
     derived=True,
 )
 
+CREDENTIAL_FACTS = _t(
+    "credential_facts",
+    "What each credential's CloudTrail events say about who held it (derived, "
+    "`keytrail.graph.principal_class`): the person/workload classifier's per-credential input, "
+    "kept between ingests because it reads every event of a credential, so a second ingest "
+    "recomputes only the credentials its new CloudTrail events signed "
+    "(`keytrail.graph.derive_incr`). One row per credential with a CloudTrail event; the `ev*` "
+    "columns hold the first event uids (by time, at most 5) that show the fact.",
+    ("credential_id", "VARCHAR", "the credential (c)"),
+    ("ev", "VARCHAR[]", "its first events"),
+    ("ev_console", "VARCHAR[]", "console sign-in or console session events"),
+    ("ev_mfa", "VARCHAR[]", "events of an MFA-authenticated session"),
+    ("ev_webid", "VARCHAR[]", "events of a web-identity session"),
+    ("ev_src_id", "VARCHAR[]", "events carrying a `sourceIdentity`"),
+    ("ev_ec2", "VARCHAR[]", "events of an EC2 instance-profile session"),
+    ("ev_service", "VARCHAR[]", "events by an `AWSService` identity"),
+    ("ev_saml", "VARCHAR[]", "events by a `SAMLUser` identity"),
+    ("ev_sso", "VARCHAR[]", "events of an Identity Center (`AWSReservedSSO_*`) role session"),
+    ("webid", "VARCHAR", "the web-identity provider (smallest seen)"),
+    ("src_id", "VARCHAR", "the `sourceIdentity` (smallest seen)"),
+    ("instance", "VARCHAR", "the EC2 instance id of its session name"),
+    ("sso_user", "VARCHAR", "the Identity Center user of its session name"),
+    ("actor_uid", "VARCHAR", "its most frequent `actor_uid` (ties: the smallest)"),
+    ("actor_name", "VARCHAR", "its most frequent `actor_name`"),
+    ("actor_type", "VARCHAR", "its most frequent `actor_type`"),
+    ("uas", "VARCHAR[]", "its user-agent families (`sdk`, `cli`, `browser`, `lambda`, ...)"),
+    ("ev_browser", "VARCHAR[]", "events with a browser or console user agent"),
+    ("ev_runtime", "VARCHAR[]", "events with a Lambda or ECS runtime user agent"),
+    ("runtime", "VARCHAR", "`lambda` or `ecs-task`"),
+    derived=True,
+)
+
 EVENT_LINKS = _t(
     "event_links",
     (
@@ -599,6 +631,7 @@ TABLES: tuple[Table, ...] = (
     PRINCIPALS,
     LINKS,
     PRINCIPAL_CLASSES,
+    CREDENTIAL_FACTS,
     EVENT_LINKS,
     RANK_CACHE,
     FINDING_CACHE,
