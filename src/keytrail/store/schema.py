@@ -478,6 +478,12 @@ PRINCIPAL_CLASSES = _t(
     derived=True,
 )
 
+
+def _evidence(fact: str, shows: str) -> tuple[str, str, str]:
+    """A ``credential_facts`` evidence column: the first events (by time, at most 5) of ``shows``."""
+    return (f"ev_{fact}" if fact else "ev", "VARCHAR[]", shows)
+
+
 CREDENTIAL_FACTS = _t(
     "credential_facts",
     "What each credential's CloudTrail events say about who held it (derived, "
@@ -487,15 +493,20 @@ CREDENTIAL_FACTS = _t(
     "(`keytrail.graph.derive_incr`). One row per credential with a CloudTrail event; the `ev*` "
     "columns hold the first event uids (by time, at most 5) that show the fact.",
     ("credential_id", "VARCHAR", "the credential (c)"),
-    ("ev", "VARCHAR[]", "its first events"),
-    ("ev_console", "VARCHAR[]", "console sign-in or console session events"),
-    ("ev_mfa", "VARCHAR[]", "events of an MFA-authenticated session"),
-    ("ev_webid", "VARCHAR[]", "events of a web-identity session"),
-    ("ev_src_id", "VARCHAR[]", "events carrying a `sourceIdentity`"),
-    ("ev_ec2", "VARCHAR[]", "events of an EC2 instance-profile session"),
-    ("ev_service", "VARCHAR[]", "events by an `AWSService` identity"),
-    ("ev_saml", "VARCHAR[]", "events by a `SAMLUser` identity"),
-    ("ev_sso", "VARCHAR[]", "events of an Identity Center (`AWSReservedSSO_*`) role session"),
+    *(
+        _evidence(f, d)
+        for f, d in (
+            ("", "its first events"),
+            ("console", "console sign-in or console session events"),
+            ("mfa", "events of an MFA-authenticated session"),
+            ("webid", "events of a web-identity session"),
+            ("src_id", "events carrying a `sourceIdentity`"),
+            ("ec2", "events of an EC2 instance-profile session"),
+            ("service", "events by an `AWSService` identity"),
+            ("saml", "events by a `SAMLUser` identity"),
+            ("sso", "events of an Identity Center (`AWSReservedSSO_*`) role session"),
+        )
+    ),
     ("webid", "VARCHAR", "the web-identity provider (smallest seen)"),
     ("src_id", "VARCHAR", "the `sourceIdentity` (smallest seen)"),
     ("instance", "VARCHAR", "the EC2 instance id of its session name"),
@@ -504,8 +515,8 @@ CREDENTIAL_FACTS = _t(
     ("actor_name", "VARCHAR", "its most frequent `actor_name`"),
     ("actor_type", "VARCHAR", "its most frequent `actor_type`"),
     ("uas", "VARCHAR[]", "its user-agent families (`sdk`, `cli`, `browser`, `lambda`, ...)"),
-    ("ev_browser", "VARCHAR[]", "events with a browser or console user agent"),
-    ("ev_runtime", "VARCHAR[]", "events with a Lambda or ECS runtime user agent"),
+    _evidence("browser", "events with a browser or console user agent"),
+    _evidence("runtime", "events with a Lambda or ECS runtime user agent"),
     ("runtime", "VARCHAR", "`lambda` or `ecs-task`"),
     derived=True,
 )
