@@ -480,7 +480,7 @@ PRINCIPAL_CLASSES = _t(
 
 
 def _evidence(fact: str, shows: str) -> tuple[str, str, str]:
-    """A ``credential_facts`` evidence column: the first events (by time, at most 5) of ``shows``."""
+    """A ``credential_facts`` evidence column: the first events (by time, at most 5) showing it."""
     return (f"ev_{fact}" if fact else "ev", "VARCHAR[]", shows)
 
 
