@@ -194,7 +194,7 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
     derive_links.authenticates_as(con, auth.format(c="credential_id"))
     _uses(con, in_cred, logged=logged, agents=agents)
 
-    _classify(con)
+    _classify(con, since)
     con.execute("DELETE FROM links WHERE kind = 'DELEGATED'")
     derive_links.delegated(con)
     if agents:
@@ -327,7 +327,7 @@ def _holders(con: duckdb.DuckDBPyConnection, table: str, minted: str) -> None:
         SELECT DISTINCT agent_id, credential_id FROM h""")
 
 
-def _classify(con: duckdb.DuckDBPyConnection) -> None:
+def _classify(con: duckdb.DuckDBPyConnection, since: int) -> None:
     """Decide again the credentials whose facts changed, and everything minted from them."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _kt_inc_write AS
@@ -361,7 +361,7 @@ def _classify(con: duckdb.DuckDBPyConnection) -> None:
         "CREATE OR REPLACE TEMP TABLE _kt_inc_ct AS SELECT DISTINCT credential_id "
         "FROM _kt_inc_new WHERE source = 'cloudtrail' AND credential_id IS NOT NULL"
     )
-    principal_class.refresh_facts(con, "_kt_inc_ct")
+    principal_class.refresh_facts(con, "_kt_inc_ct", since)
     principal_class.classify_credentials(con, scope="_kt_inc_scope", write="_kt_inc_write")
 
 
