@@ -410,3 +410,37 @@ def test_new_events_change_the_stored_facts_of_old_and_new_keys(
     finally:
         con.close()
     assert cls == ("person", "console")
+
+
+def test_an_ingest_killed_after_refreshing_the_facts_leaves_them_as_before(
+    tmp_path: Path, gen_root: Path, incremental: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``credential_facts`` is state kept between ingests: an ingest that dies after refreshing
+    the new keys' rows (in its finalize transaction) leaves the stored rows as they were, and
+    the next ingest derives its files with the rows of both oracles."""
+    from keytrail.graph import principal_class
+
+    a = _gen(gen_root, 5, 12000)
+    trail = _trail(a)
+    case = tmp_path / "case.duckdb"
+    ingest(case, trail[:-2] + _others(a))
+    before = _dump(case, ("credential_facts",))
+    real = principal_class.classify_credentials
+    refreshed: list[int] = []
+
+    def dies(con: duckdb.DuckDBPyConnection, scope: str = "", write: str = "") -> None:
+        refreshed.append(len(con.execute("SELECT * FROM credential_facts").fetchall()))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(principal_class, "classify_credentials", dies)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(case, trail[-2:])
+    assert refreshed and refreshed[0] > len(before["credential_facts"])  # new keys' rows written
+    assert _dump(case, ("credential_facts",)) == before
+    monkeypatch.setattr(principal_class, "classify_credentials", real)
+    ingest(case, trail[-2:])
+    assert incremental == [1]  # the first ingest only: both later ones derive incrementally
+    _assert_same(_dump(case, DERIVED), _full_rederive(case, tmp_path))
+    once = tmp_path / "once.duckdb"
+    ingest(once, trail[:-2] + _others(a) + trail[-2:])
+    _assert_same(_dump(case, (*DERIVED, *INGESTED)), _dump(once, (*DERIVED, *INGESTED)))
