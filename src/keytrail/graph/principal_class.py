@@ -445,7 +445,7 @@ def _scoped(sql: str, column: str, scope: str) -> str:
     return sql.replace("/*scope*/", f"AND {column} IN (SELECT credential_id FROM {scope})")
 
 
-def refresh_facts(con: duckdb.DuckDBPyConnection, only: str = "", since: int | None = None) -> None:
+def refresh_facts(con: duckdb.DuckDBPyConnection, only: str = "", since: int = 0) -> None:
     """Rebuild the ``credential_facts`` rows of every credential, or (``only``: a table of
     ``credential_id``) of those only.
 
@@ -458,15 +458,11 @@ def refresh_facts(con: duckdb.DuckDBPyConnection, only: str = "", since: int | N
     ``since``: the rows cover the events of files up to it. A credential of ``only`` without a
     row then has no event in those files, so its facts read only the later files' events (the
     scan skips the older row groups: ``events`` is stored in file order); only the credentials
-    with a row (keys used before and again) read the whole table.
+    with a row (keys used before and again) read the whole table. (0: every file.)
     """
     if not only:
         con.execute("DELETE FROM credential_facts")
         con.execute(_CT_FACTS)
-        return
-    if since is None:
-        con.execute(f"DELETE FROM credential_facts WHERE credential_id IN (SELECT * FROM {only})")
-        con.execute(_scoped(_CT_FACTS, "ev.credential_id", only))
         return
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _kt_facts_seen AS SELECT credential_id FROM credential_facts "
