@@ -355,8 +355,8 @@ def _classify(con: duckdb.DuckDBPyConnection, since: int) -> None:
     # A credential's CloudTrail facts change only with its own new CloudTrail events: those are
     # gathered again (all of its events), every other credential's are read as stored. (Gathering
     # the facts of the credentials to decide and their ancestors read, at 1M, the old events of
-    # the long-lived keys above the new sessions: 0.5 CPU-s for a CloudTrail day, 3.2 when agent
-    # logs named keys holding half the case.)
+    # the long-lived keys above the new sessions: 0.5 CPU-s for a CloudTrail day, 1.5 when agent
+    # logs named keys holding half the case: docs/performance.md, incr4.)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _kt_inc_ct AS SELECT DISTINCT credential_id "
         "FROM _kt_inc_new WHERE source = 'cloudtrail' AND credential_id IS NOT NULL"
