@@ -31,7 +31,14 @@ from ..conftest import REPO
 
 GEN = REPO / "scripts" / "gen_scale.py"
 SAMPLE = REPO / "sample_data" / "incident"
-DERIVED = ("credentials", "principals", "links", "principal_classes", "event_links")
+DERIVED = (
+    "credentials",
+    "principals",
+    "links",
+    "principal_classes",
+    "event_links",
+    "credential_facts",
+)
 INGESTED = ("events", "event_resources", "credential_issues", "rejects", "inventory_agents")
 
 
@@ -103,11 +110,9 @@ def _assert_same(got: dict[str, list[str]], want: dict[str, list[str]]) -> None:
 
 @pytest.fixture()
 def incremental(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Small sets: any share of new events derives incrementally, and the credential decisions
-    read the facts of the credentials to decide only (the narrow path); counts the full derives."""
+    """Small sets: any share of new events derives incrementally; counts the full derives."""
     monkeypatch.setattr(derive_incr, "MAX_NEW_SHARE", 1.0)
     monkeypatch.setattr(derive_incr, "MAX_TOUCHED_SHARE", 1.0)
-    monkeypatch.setattr(derive_incr, "MAX_FACTS_SHARE", 1.0)
     full: list[int] = []
     real = finalize_mod.derive
 
@@ -150,11 +155,7 @@ def test_sample_incident_split_by_day(tmp_path: Path, incremental: list[int]) ->
     _check(tmp_path, early + _others(SAMPLE), late, incremental, SAMPLE / "inventory.toml")
 
 
-def test_sample_incident_split_without_inventory(
-    tmp_path: Path, incremental: list[int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # and the classifier reading the facts of every credential (the path above 30% of events)
-    monkeypatch.setattr(derive_incr, "MAX_FACTS_SHARE", 0.0)
+def test_sample_incident_split_without_inventory(tmp_path: Path, incremental: list[int]) -> None:
     trail = _trail(SAMPLE)
     _check(
         tmp_path,
@@ -348,4 +349,98 @@ def test_an_ingest_stopped_before_its_finalize_is_derived_by_the_next(
     _assert_same(_dump(case, DERIVED), _full_rederive(case, tmp_path))
     once = tmp_path / "once.duckdb"
     ingest(once, _trail(a) + _others(a) + _trail(b))
+    _assert_same(_dump(case, (*DERIVED, *INGESTED)), _dump(once, (*DERIVED, *INGESTED)))
+
+
+def _facts(case: Path, key: str) -> tuple[Any, ...] | None:
+    con = duckdb.connect(str(case), read_only=True)
+    try:
+        return con.execute(
+            "SELECT * FROM credential_facts WHERE credential_id = ?", [key]
+        ).fetchone()
+    finally:
+        con.close()
+
+
+def test_new_events_change_the_stored_facts_of_old_and_new_keys(
+    tmp_path: Path, gen_root: Path, incremental: list[int]
+) -> None:
+    """``credential_facts`` is kept between ingests: a new MFA console call of an old key changes
+    that key's stored facts (and its decision), and a key only the new file shows gets a row;
+    every other key's row is read as stored. Both oracles see the same rows."""
+    a = _gen(gen_root, 5, 12000)
+    trail = _trail(a)
+    with gzip.open(trail[0], "rt") as f:
+        old = json.load(f)["Records"][0]
+    key = str(old["userIdentity"]["accessKeyId"])
+    first = tmp_path / "first.duckdb"
+    ingest(first, trail + _others(a))
+    before = _facts(first, key)
+    assert before is not None and before[2] is None  # no console event yet
+    incremental.clear()  # that ingest was only to read the facts before
+    ident = dict(old["userIdentity"])
+    ident["sessionContext"] = {"attributes": {"mfaAuthenticated": "true"}}
+    console = {
+        **old,
+        "eventID": "00000000-0000-4000-8000-00000000c001",
+        "userIdentity": ident,
+        "eventName": "ConsoleLogin",
+        "eventSource": "signin.amazonaws.com",
+    }
+    fresh = {
+        **console,
+        "eventID": "00000000-0000-4000-8000-00000000c002",
+        "userIdentity": {**ident, "accessKeyId": "ASIAFIRSTSEENKEY0001"},
+    }
+    late = _write_records(tmp_path / "late", "console.json.gz", [console, fresh])
+    case = _check(tmp_path, trail + _others(a), [late], incremental, None)
+    after = _facts(case, key)
+    assert (
+        after is not None
+        and after != before
+        and after[2] == after[3] == ["cloudtrail:" + console["eventID"]]
+    )
+    new_key = _facts(case, "ASIAFIRSTSEENKEY0001")
+    assert new_key is not None and new_key[2] == ["cloudtrail:" + fresh["eventID"]]
+    con = duckdb.connect(str(case), read_only=True)
+    try:
+        cls = con.execute(
+            "SELECT class, detail FROM principal_classes WHERE subject = ?", [key]
+        ).fetchone()
+    finally:
+        con.close()
+    assert cls == ("person", "console")
+
+
+def test_an_ingest_killed_after_refreshing_the_facts_leaves_them_as_before(
+    tmp_path: Path, gen_root: Path, incremental: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``credential_facts`` is state kept between ingests: an ingest that dies after refreshing
+    the new keys' rows (in its finalize transaction) leaves the stored rows as they were, and
+    the next ingest derives its files with the rows of both oracles."""
+    from keytrail.graph import principal_class
+
+    a = _gen(gen_root, 5, 12000)
+    trail = _trail(a)
+    case = tmp_path / "case.duckdb"
+    ingest(case, trail[:-2] + _others(a))
+    before = _dump(case, ("credential_facts",))
+    real = principal_class.classify_credentials
+    refreshed: list[int] = []
+
+    def dies(con: duckdb.DuckDBPyConnection, scope: str = "", write: str = "") -> None:
+        refreshed.append(len(con.execute("SELECT * FROM credential_facts").fetchall()))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(principal_class, "classify_credentials", dies)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(case, trail[-2:])
+    assert refreshed and refreshed[0] > len(before["credential_facts"])  # new keys' rows written
+    assert _dump(case, ("credential_facts",)) == before
+    monkeypatch.setattr(principal_class, "classify_credentials", real)
+    ingest(case, trail[-2:])
+    assert incremental == [1]  # the first ingest only: both later ones derive incrementally
+    _assert_same(_dump(case, DERIVED), _full_rederive(case, tmp_path))
+    once = tmp_path / "once.duckdb"
+    ingest(once, trail[:-2] + _others(a) + trail[-2:])
     _assert_same(_dump(case, (*DERIVED, *INGESTED)), _dump(once, (*DERIVED, *INGESTED)))

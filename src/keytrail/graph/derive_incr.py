@@ -22,7 +22,9 @@ gave a new file's request time (:data:`PAIRED_SINCE`).
   events, or old ones a new alias renames: :func:`keytrail.graph.agent_identity.merge_agents`);
 - the person/workload decisions of credentials (:mod:`keytrail.graph.principal_class`): every
   credential whose row, USES edges, issue or events changed, and all minted from those (a
-  decision is inherited down MINTED edges), decided from their facts and their ancestors';
+  decision is inherited down MINTED edges), decided from their facts and their ancestors'; the
+  CloudTrail facts (``credential_facts``, kept in the case) are gathered again only for the
+  credentials the new CloudTrail events signed, every other credential's are read as stored;
 - ``event_links``: the new calls, and the old calls signed with a credential whose holders
   (agents with a proven/strong USES, and what it minted) changed; all of them when tool calls
   changed: a new tool call may have caused any old call on its target in its window, and
@@ -61,12 +63,9 @@ MAX_NEW_SHARE = 0.3
 #: holding 1.02M of 1.05M events took 7.1 CPU-s against 2.8 for all), so long-lived keys active
 #: every day that sign most of the case make the second ingest cost a full rebuild, no more.
 #: Keys an agent log names are not counted: for them only ``credentials`` rows and decisions are
-#: rebuilt (``ACTED_ON`` per new (key, resource) pair; AUTHENTICATES_AS reads no agent event),
-#: and the decisions' facts read every key's events in one scan above :data:`MAX_FACTS_SHARE`.
+#: rebuilt (``ACTED_ON`` per new (key, resource) pair; AUTHENTICATES_AS reads no agent event), and
+#: the decisions read their CloudTrail facts as stored (``credential_facts``).
 MAX_TOUCHED_SHARE = 0.5
-#: Above this share of the CloudTrail events, the credential decisions read the facts of every
-#: credential (one scan) instead of those of the credentials to decide and their ancestors.
-MAX_FACTS_SHARE = 0.3
 
 _TEMP = (
     "_kt_inc_new",
@@ -78,6 +77,7 @@ _TEMP = (
     "_kt_inc_holds",
     "_kt_inc_write",
     "_kt_inc_scope",
+    "_kt_inc_ct",
     "_kt_inc_effects",
     "_kt_holds",
 )
@@ -194,7 +194,7 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
     derive_links.authenticates_as(con, auth.format(c="credential_id"))
     _uses(con, in_cred, logged=logged, agents=agents)
 
-    _classify(con)
+    _classify(con, since)
     con.execute("DELETE FROM links WHERE kind = 'DELEGATED'")
     derive_links.delegated(con)
     if agents:
@@ -327,7 +327,7 @@ def _holders(con: duckdb.DuckDBPyConnection, table: str, minted: str) -> None:
         SELECT DISTINCT agent_id, credential_id FROM h""")
 
 
-def _classify(con: duckdb.DuckDBPyConnection) -> None:
+def _classify(con: duckdb.DuckDBPyConnection, since: int) -> None:
     """Decide again the credentials whose facts changed, and everything minted from them."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _kt_inc_write AS
@@ -352,16 +352,17 @@ def _classify(con: duckdb.DuckDBPyConnection) -> None:
           UNION SELECT m.src FROM up JOIN _kt_mint m ON m.dst = up.credential_id
         )
         SELECT DISTINCT credential_id FROM up""")
-    # Facts of only some credentials cost more per event than of all (a semi-join on every
-    # scan): above a share of the events, gather them all and keep the decisions of ``write``.
-    row = con.execute(
-        "SELECT count(*) FILTER (WHERE credential_id IN (SELECT credential_id FROM _kt_inc_scope)),"
-        " count(*) FROM events WHERE source = 'cloudtrail' AND credential_id IS NOT NULL"
-    ).fetchone()
-    narrow = row is not None and row[0] <= MAX_FACTS_SHARE * row[1]
-    principal_class.classify_credentials(
-        con, scope="_kt_inc_scope" if narrow else "", write="_kt_inc_write"
+    # A credential's CloudTrail facts change only with its own new CloudTrail events: those are
+    # gathered again (all of its events), every other credential's are read as stored. (Gathering
+    # the facts of the credentials to decide and their ancestors read, at 1M, the old events of
+    # the long-lived keys above the new sessions: 0.5 CPU-s for a CloudTrail day, 1.5 when agent
+    # logs named keys holding half the case: docs/performance.md, incr4.)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kt_inc_ct AS SELECT DISTINCT credential_id "
+        "FROM _kt_inc_new WHERE source = 'cloudtrail' AND credential_id IS NOT NULL"
     )
+    principal_class.refresh_facts(con, "_kt_inc_ct", since)
+    principal_class.classify_credentials(con, scope="_kt_inc_scope", write="_kt_inc_write")
 
 
 def _caused(con: duckdb.DuckDBPyConnection, agents: bool) -> None:

@@ -154,8 +154,9 @@ def _first(cond: str) -> str:
 
 
 _SSO = "regexp_matches(coalesce(actor_uid, ''), ':assumed-role/AWSReservedSSO_')"
+# The rows of ``credential_facts``: a credential's row reads only its own CloudTrail events.
 _CT_FACTS = rf"""
-CREATE OR REPLACE TEMP TABLE _kt_ctf AS
+INSERT INTO credential_facts
 WITH sampled AS (
   SELECT unnest(arg_min(event_uid, (time, event_uid), {_SAMPLED})) AS event_uid
   FROM events ev WHERE ev.source = 'cloudtrail' AND ev.credential_id IS NOT NULL /*scope*/
@@ -163,7 +164,8 @@ WITH sampled AS (
 ), sraw AS (
   -- the sampled records only: a rowid semi-join the scan applies (the big scan reads no raw)
   SELECT event_uid, raw FROM events
-  WHERE rowid IN (SELECT rowid FROM events WHERE event_uid IN (SELECT event_uid FROM sampled))
+  WHERE rowid IN (SELECT rowid FROM events
+                  WHERE event_uid IN (SELECT event_uid FROM sampled) /*rows*/)
 ), uaf AS (
   -- the user-agent family per distinct user agent (a handful), not per event
   SELECT user_agent, {_UA_FAMILY} AS ua FROM (
@@ -443,9 +445,48 @@ def _scoped(sql: str, column: str, scope: str) -> str:
     return sql.replace("/*scope*/", f"AND {column} IN (SELECT credential_id FROM {scope})")
 
 
+def refresh_facts(con: duckdb.DuckDBPyConnection, only: str = "", since: int = 0) -> None:
+    """Rebuild the ``credential_facts`` rows of every credential, or (``only``: a table of
+    ``credential_id``) of those only.
+
+    A row reads only its credential's CloudTrail events, which an ingest adds to and never
+    changes (de-duplication keeps the old copy), so a second ingest refreshes the credentials its
+    new CloudTrail events signed and reads every other row as stored: the facts of a long-lived
+    key are not gathered again from its old events each time a Vault or agent log names it
+    (:mod:`keytrail.graph.derive_incr`).
+
+    ``since``: the rows cover the events of files up to it. A credential of ``only`` without a
+    row then has no event in those files, so its facts read only the later files' events (the
+    scan skips the older row groups: ``events`` is stored in file order); only the credentials
+    with a row (keys used before and again) read the whole table. (0: every file.)
+    """
+    if not only:
+        con.execute("DELETE FROM credential_facts")
+        con.execute(_CT_FACTS)
+        return
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kt_facts_seen AS SELECT credential_id FROM credential_facts "
+        f"WHERE credential_id IN (SELECT credential_id FROM {only})"
+    )
+    con.execute(
+        "DELETE FROM credential_facts WHERE credential_id IN (SELECT * FROM _kt_facts_seen)"
+    )
+    if con.execute("SELECT count(*) FROM _kt_facts_seen").fetchone() != (0,):
+        con.execute(_scoped(_CT_FACTS, "ev.credential_id", "_kt_facts_seen"))
+    late = f"AND file_id > {int(since)}"
+    con.execute(
+        _CT_FACTS.replace(
+            "/*scope*/",
+            f"AND ev.credential_id IN (SELECT credential_id FROM {only} WHERE credential_id NOT IN "
+            f"(SELECT credential_id FROM _kt_facts_seen)) {late.replace('file_id', 'ev.file_id')}",
+        ).replace("/*rows*/", late)
+    )
+    con.execute("DROP TABLE _kt_facts_seen")
+
+
 def classify_credentials(con: duckdb.DuckDBPyConnection, scope: str = "", write: str = "") -> None:
-    """One decision per credential (needs ``credentials``, ``_kt_issue``, ``_kt_vault_login``,
-    ``_kt_mint`` and the USES links).
+    """One decision per credential (needs ``credentials``, ``credential_facts`` (see
+    :func:`refresh_facts`), ``_kt_issue``, ``_kt_vault_login``, ``_kt_mint`` and the USES links).
 
     ``write`` (a table of ``credential_id``) decides again only those credentials (with their
     descendants: a decision is the credential's own facts or one inherited down the MINTED
@@ -458,7 +499,10 @@ def classify_credentials(con: duckdb.DuckDBPyConnection, scope: str = "", write:
         )
     else:
         con.execute("DELETE FROM principal_classes")
-    con.execute(_scoped(_CT_FACTS, "ev.credential_id", scope) if scope else _CT_FACTS)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kt_ctf AS SELECT * FROM credential_facts"
+        + (f" WHERE credential_id IN (SELECT credential_id FROM {scope})" if scope else "")
+    )
     con.execute(_scoped(_CT_ISSUE, "i.credential_id", scope) if scope else _CT_ISSUE)
     con.execute(_candidates_sql())
     if scope:

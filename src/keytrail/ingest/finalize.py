@@ -82,7 +82,8 @@ def dedup_events(store: CaseStore, since: int | None = None) -> None:
                                               ORDER BY file_id, record_no) AS rn
                     FROM events WHERE file_id > $since)
                   WHERE rn > 1
-                     OR event_uid IN (SELECT event_uid FROM events WHERE file_id <= $since)"""
+                     OR event_uid IN (SELECT event_uid FROM events WHERE file_id <= $since
+                                      AND event_uid IN (SELECT event_uid FROM _kt_new_uid))"""
         found = True
     else:
         total, distinct = con.execute(

@@ -478,6 +478,49 @@ PRINCIPAL_CLASSES = _t(
     derived=True,
 )
 
+
+def _evidence(fact: str, shows: str) -> tuple[str, str, str]:
+    """A ``credential_facts`` evidence column: the first events (by time, at most 5) showing it."""
+    return (f"ev_{fact}" if fact else "ev", "VARCHAR[]", shows)
+
+
+CREDENTIAL_FACTS = _t(
+    "credential_facts",
+    "What each credential's CloudTrail events say about who held it (derived, "
+    "`keytrail.graph.principal_class`): the person/workload classifier's per-credential input, "
+    "kept between ingests because it reads every event of a credential, so a second ingest "
+    "recomputes only the credentials its new CloudTrail events signed "
+    "(`keytrail.graph.derive_incr`). One row per credential with a CloudTrail event; the `ev*` "
+    "columns hold the first event uids (by time, at most 5) that show the fact.",
+    ("credential_id", "VARCHAR", "the credential (c)"),
+    *(
+        _evidence(f, d)
+        for f, d in (
+            ("", "its first events"),
+            ("console", "console sign-in or console session events"),
+            ("mfa", "events of an MFA-authenticated session"),
+            ("webid", "events of a web-identity session"),
+            ("src_id", "events carrying a `sourceIdentity`"),
+            ("ec2", "events of an EC2 instance-profile session"),
+            ("service", "events by an `AWSService` identity"),
+            ("saml", "events by a `SAMLUser` identity"),
+            ("sso", "events of an Identity Center (`AWSReservedSSO_*`) role session"),
+        )
+    ),
+    ("webid", "VARCHAR", "the web-identity provider (smallest seen)"),
+    ("src_id", "VARCHAR", "the `sourceIdentity` (smallest seen)"),
+    ("instance", "VARCHAR", "the EC2 instance id of its session name"),
+    ("sso_user", "VARCHAR", "the Identity Center user of its session name"),
+    ("actor_uid", "VARCHAR", "its most frequent `actor_uid` (ties: the smallest)"),
+    ("actor_name", "VARCHAR", "its most frequent `actor_name`"),
+    ("actor_type", "VARCHAR", "its most frequent `actor_type`"),
+    ("uas", "VARCHAR[]", "its user-agent families (`sdk`, `cli`, `browser`, `lambda`, ...)"),
+    _evidence("browser", "events with a browser or console user agent"),
+    _evidence("runtime", "events with a Lambda or ECS runtime user agent"),
+    ("runtime", "VARCHAR", "`lambda` or `ecs-task`"),
+    derived=True,
+)
+
 EVENT_LINKS = _t(
     "event_links",
     (
@@ -599,6 +642,7 @@ TABLES: tuple[Table, ...] = (
     PRINCIPALS,
     LINKS,
     PRINCIPAL_CLASSES,
+    CREDENTIAL_FACTS,
     EVENT_LINKS,
     RANK_CACHE,
     FINDING_CACHE,
