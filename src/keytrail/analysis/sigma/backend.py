@@ -42,6 +42,8 @@ from sigma.types import (
     SpecialChars,
 )
 
+from keytrail.analysis.sigma.regex_literal import required_literal
+
 #: Column holding the whole record, for Sigma keyword (field-less) searches.
 RAW_COLUMN = "_raw"
 
@@ -232,8 +234,6 @@ class DuckDBBackend(TextQueryBackend):
 def _prefiltered(column: str, regexp: str, expr: str) -> str:
     """``expr`` (a ``regexp_matches`` of ``regexp`` on ``column``), preceded by a ``contains``
     of the text every match holds when :func:`.regex_literal.required_literal` finds one."""
-    from keytrail.analysis.sigma.regex_literal import required_literal
-
     text = required_literal(regexp)
     return expr if text is None else f"(contains({column}, {_sql_text(text)}) AND {expr})"
 
