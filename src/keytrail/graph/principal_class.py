@@ -473,13 +473,11 @@ def refresh_facts(con: duckdb.DuckDBPyConnection, only: str = "", since: int = 0
     )
     if con.execute("SELECT count(*) FROM _kt_facts_seen").fetchone() != (0,):
         con.execute(_scoped(_CT_FACTS, "ev.credential_id", "_kt_facts_seen"))
-    late = f"AND file_id > {int(since)}"
+    first_seen = f"SELECT credential_id FROM {only} EXCEPT SELECT credential_id FROM _kt_facts_seen"
     con.execute(
         _CT_FACTS.replace(
-            "/*scope*/",
-            f"AND ev.credential_id IN (SELECT credential_id FROM {only} WHERE credential_id NOT IN "
-            f"(SELECT credential_id FROM _kt_facts_seen)) {late.replace('file_id', 'ev.file_id')}",
-        ).replace("/*rows*/", late)
+            "/*scope*/", f"AND ev.credential_id IN ({first_seen}) AND ev.file_id > {int(since)}"
+        ).replace("/*rows*/", f"AND file_id > {int(since)}")
     )
     con.execute("DROP TABLE _kt_facts_seen")
 
