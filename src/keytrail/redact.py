@@ -3,8 +3,9 @@
 Every string in a log may have been written by an attacker. The TUI, the CLI's
 tables, the reports and the exports all pass log text through these functions:
 
-- :func:`plain` removes ANSI/OSC escape sequences, control and zero-width/bidi
-  characters, and truncates very long values, so text is displayed, never obeyed;
+- :func:`keytrail.safetext.shown` (not here) shows ANSI/OSC escape sequences, control and
+  zero-width/bidi characters as their escapes (``\\x1b``, ``\\u200b``), so text is
+  displayed, never obeyed, and nothing in it is hidden;
 - :func:`csv_safe` stops spreadsheet formula injection (OWASP: prefix ``'``);
 - :func:`mask_secrets` / :func:`mask_record` hide secrets that logs sometimes carry
   (STS session tokens, secret access keys, passwords, raw Vault tokens) unless the
@@ -19,12 +20,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-
-from keytrail.safetext import UNSAFE_CLASS
-
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
-# C0/C1 controls, zero-width and bidi characters: the one definition in keytrail.safetext.
-_INVISIBLE = re.compile(f"[{UNSAFE_CLASS}]")
 
 MASK = "****"
 
@@ -70,21 +65,6 @@ _SECRET_VALUE = re.compile(
 )
 #: Vault service tokens (hvs./s.), batch tokens (hvb./b.), recovery tokens (hvr.) that are not HMACs.
 _VAULT_TOKEN = re.compile(r"\b(hv[sbr]\.[A-Za-z0-9_-]{20,}|[sb]\.[A-Za-z0-9]{24,})")
-
-
-def plain(text: str, max_len: int | None = None) -> str:
-    """Text safe to put on a terminal: escapes and invisible characters removed, newlines shown as ⏎."""
-    out = _ANSI.sub("", text)
-    out = out.replace("\r\n", "\n").replace("\n", "⏎").replace("\t", " ")
-    out = _INVISIBLE.sub("", out)
-    if max_len is not None and len(out) > max_len:
-        out = out[: max(0, max_len - 1)] + "…"
-    return out
-
-
-def plain_block(text: str) -> str:
-    """Like :func:`plain` but keeps line breaks (for showing a raw record over many lines)."""
-    return "\n".join(plain(line) for line in text.splitlines())
 
 
 def csv_safe(value: Any) -> Any:

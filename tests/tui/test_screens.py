@@ -418,7 +418,7 @@ def test_hostile_text_renders_literally(small_case: Path) -> None:
             table = app.screen.query_one(PagedTable)
             row = table.get_row_at(0)
             assert all(isinstance(c, Text) for c in row)
-            assert row[2].plain == "s3:[bold red]Boom[/]"  # markup shown, escape removed
+            assert row[2].plain == "s3:[bold red]Boom[/]\\x1b[2J"  # markup and escape shown
             assert row[4].plain == "[link=x]evil[/link]"
             await pilot.press("enter")
             await settle(pilot)
@@ -427,7 +427,8 @@ def test_hostile_text_renders_literally(small_case: Path) -> None:
             for shown in (fields, raw):
                 assert "[bold red]x[/]" in shown
                 assert "\x1b" not in shown and "\u200b" not in shown and "\u202e" not in shown
-            assert "zerowidthevil" in fields
+            # Shown as escapes, not removed: "zero\u200bwidth" must not look like "zerowidth".
+            assert "\\x1b[31mred\\x1b[0m zero\\u200bwidth\\u202eevil" in fields
             svg = app.export_screenshot()
             await pilot.press("escape")
             await settle(pilot)

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-from keytrail.redact import MASK, csv_safe, mask_record, mask_secrets, plain, plain_block
+from keytrail.redact import MASK, csv_safe, mask_record, mask_secrets
+from keytrail.safetext import shown, shown_lines
 
 
-def test_plain_strips_escapes_controls_and_invisibles() -> None:
-    hostile = "a\x1b[31mred\x1b[0m\x1b]0;title\x07b\u200bc\u202ed\x00e\r\nf"
-    assert plain(hostile) == "aredbcde⏎f"
+def test_shown_escapes_controls_and_invisibles_instead_of_removing_them() -> None:
+    # The TUI and the reports render log text with safetext.shown, like every CLI line: an
+    # escape sequence, a zero-width or a bidi character is shown as its escape, never obeyed
+    # and never hidden (removing it would make "AKIA\u200bX" look like "AKIAX").
+    hostile = "a\x1b[31mred\x1b]0;title\x07b\u200bc\u202ed\x00e\r\nf"
+    assert shown(hostile) == "a\\x1b[31mred\\x1b]0;title\\x07b\\u200bc\\u202ed\\x00e\\r\\nf"
+    assert shown("AKIA\u200bX") != shown("AKIAX")
 
 
-def test_plain_leaves_markup_text_as_text() -> None:
-    # Rich markup is not interpreted by plain(); the TUI renders it as a Text object.
-    assert plain("[bold red]x[/]") == "[bold red]x[/]"
+def test_shown_leaves_markup_text_as_text() -> None:
+    # Rich markup is not interpreted by shown(); the TUI renders it as a Text object.
+    assert shown("[bold red]x[/]") == "[bold red]x[/]"
 
 
-def test_plain_truncates_long_values() -> None:
-    out = plain("x" * 100_000, 50)
+def test_shown_truncates_long_values() -> None:
+    out = shown("x" * 100_000, 50)
     assert len(out) == 50 and out.endswith("…")
 
 
-def test_plain_block_keeps_lines() -> None:
-    assert plain_block("a\x1b[2Jb\nc") == "ab\nc"
+def test_shown_lines_keeps_line_breaks_only() -> None:
+    assert shown_lines("a\x1b[2Jb\nc\u2028d") == "a\\x1b[2Jb\nc\\u2028d"
 
 
 def test_csv_safe() -> None:

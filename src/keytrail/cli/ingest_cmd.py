@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from keytrail.errors import InputError, StrictRejectError, UsageError
-from keytrail.redact import plain
+from keytrail.safetext import shown
 
 if TYPE_CHECKING:
     from keytrail.analysis.snapshot import SnapshotSummary
@@ -227,10 +227,10 @@ def run_info(args: argparse.Namespace) -> int:
     }
     out.write(f"analysis snapshot {info['snapshot']}{hint.get(info['snapshot'], '')}\n")
     for m in info.get("provenance") or []:
-        seeds = ", ".join(plain(str(x.get("seed")), 120) for x in m["seeds"] or [])
+        seeds = ", ".join(shown(str(x.get("seed")), 120) for x in m["seeds"] or [])
         w = m["window"] or {}
         out.write(
-            f"provenance  keytrail scope ({plain(str(m['engine']), 20)} engine, {m['created_at']}): seeds "
+            f"provenance  keytrail scope ({shown(str(m['engine']), 20)} engine, {m['created_at']}): seeds "
             f"{seeds}; window {w.get('since') or '-'} .. {w.get('until') or '-'}; {m['closure']} "
             f"credentials in the closure; {m['inputs']} input files; manifest "
             f"{m['manifest_sha256'][:16]}\n"

@@ -2,7 +2,7 @@
 
 A thin wrapper over :mod:`keytrail.scope`: the JSON output is the manifest it wrote (plus
 ``out``); the text output says what was kept and where. Log-derived text goes through
-:func:`keytrail.redact.plain`.
+:func:`keytrail.safetext.shown`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 from keytrail.cli.graph_cmd import _time
 from keytrail.errors import UsageError
-from keytrail.redact import plain
+from keytrail.safetext import shown
 
 
 def _add_scope(p: argparse.ArgumentParser) -> None:
@@ -93,20 +93,20 @@ def run_scope(args: argparse.Namespace) -> int:
     err = sys.stderr
     for s in doc["seeds"]:
         print(
-            f"seed {plain(s['seed'], 200)} ({s['matched_as']}): "
+            f"seed {shown(s['seed'], 200)} ({s['matched_as']}): "
             f"{len(s['credentials'])} credentials",
             file=err,
         )
     print(f"closure: {len(doc['closure'])} credentials", file=err)
     for c in doc["closure"]:
         print(
-            f"  {c['relation']:<20} {plain(c['credential_id'], 200)}  {plain(c['why'], 300)}",
+            f"  {c['relation']:<20} {shown(c['credential_id'], 200)}  {shown(c['why'], 300)}",
             file=err,
         )
     skipped = [i for i in doc["inputs"] if i["status"] in ("skipped", "failed")]
     for i in skipped:
         print(
-            f"  {i['status']:>8}  {plain(i['path'], 300)}: {plain(i['note'] or '', 300)}", file=err
+            f"  {i['status']:>8}  {shown(i['path'], 300)}: {shown(i['note'] or '', 300)}", file=err
         )
     counts = ", ".join(
         f"{s} {c['events_out']:,}/{c['events_in']:,}" for s, c in doc["counts"].items()

@@ -27,6 +27,7 @@ from keytrail.idfmt import expand_short
 from keytrail.report import containment as containment_mod
 from keytrail.report import story
 from keytrail.report.queries import QUERIES
+from keytrail.safetext import shown_lines
 from keytrail.timefmt import format_utc, to_utc
 
 if TYPE_CHECKING:
@@ -79,11 +80,7 @@ def _clean(value: Any, *, key: str = "") -> Any:
     if isinstance(value, str):
         if key == "sql":
             return value
-        return (
-            redact.plain_block(redact.mask_secrets(value))
-            if "\n" in value
-            else redact.plain(redact.mask_secrets(value))
-        )
+        return shown_lines(redact.mask_secrets(value))
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return _clean(str(value))

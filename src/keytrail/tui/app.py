@@ -20,7 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from keytrail.redact import plain
+from keytrail.safetext import shown
 from keytrail.store.case import CaseStore
 from keytrail.tui.commands import CaseCommands
 from keytrail.tui.screens.agents import AgentScreen, AgentsScreen
@@ -60,7 +60,7 @@ class KeytrailApp(App[None]):
         self.case_path = Path(case)
         self.store = CaseStore.open(self.case_path)  # read-only: never a writer
         self._sql_store: CaseStore | None = None
-        self.sub_title = plain(str(self.case_path), 120) + "  ·  times in UTC"
+        self.sub_title = shown(str(self.case_path), 120) + "  ·  times in UTC"
 
     def get_default_screen(self) -> Screen[Any]:
         return OverviewScreen()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from keytrail.redact import plain
+from keytrail.safetext import shown
 from keytrail.tui.queries import search_ids
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class CaseCommands(Provider):
         if len(query.strip()) < 2:
             return
         for kind, ident in await asyncio.to_thread(self._lookup, query.strip()):
-            label = f"{kind}: {plain(ident, 100)}"
+            label = f"{kind}: {shown(ident, 100)}"
             score = max(matcher.match(label), 0.5 if query.lower() in ident.lower() else 0.1)
             yield Hit(
                 score,

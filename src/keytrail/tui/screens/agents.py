@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Sparkline, Static
 
-from keytrail.redact import plain
+from keytrail.safetext import shown
 from keytrail.tui import core
 from keytrail.tui.messages import (
     ActivityLoaded,
@@ -77,7 +77,7 @@ class AgentScreen(CaseScreen):
         yield Static(id="status")
 
     def on_mount(self) -> None:
-        self.sub_title = plain(self.agent_id, 100)
+        self.sub_title = shown(self.agent_id, 100)
         aid = self.agent_id
         self.load(IdentitiesLoaded, lambda s: IdentitiesLoaded(linked_identities(s.con, aid)))
         self.load(ActivityLoaded, lambda s: ActivityLoaded(activity(s.con, "agent_id", [aid])))

@@ -30,7 +30,7 @@ from textual.widgets import (
 
 from keytrail.analysis.lineage import ancestry, lineage_tree
 from keytrail.idfmt import short_id
-from keytrail.redact import plain
+from keytrail.safetext import shown
 from keytrail.tui import core
 from keytrail.tui.messages import (
     ActivityLoaded,
@@ -209,7 +209,7 @@ def copy_id(screen: CaseScreen, ident: str) -> None:
         screen.notify("nothing to copy", markup=False)
         return
     screen.app.copy_to_clipboard(ident)
-    screen.notify(f"copied {plain(ident, 200)}", markup=False)
+    screen.notify(f"copied {shown(ident, 200)}", markup=False)
 
 
 def rank_target(row: dict[str, Any]) -> Target:
@@ -218,7 +218,7 @@ def rank_target(row: dict[str, Any]) -> Target:
 
 
 def _short(value: Any) -> Text:
-    return Text(plain(short_id(fmt(value), 22), 40)) if value else Text("")
+    return Text(shown(short_id(fmt(value), 22), 40)) if value else Text("")
 
 
 #: Ids shown short in the list (``y`` copies the whole id, a unique prefix is accepted back).
@@ -371,7 +371,7 @@ class CredentialScreen(CaseScreen):
     def on_mount(self) -> None:
         self.folded = self.app.size.height < FOLD_BELOW
         self._render_summary()
-        self.sub_title = plain(self.credential_id, 100)
+        self.sub_title = shown(self.credential_id, 100)
         export = (
             "e exports a report"
             if core.engine(core.REPORT)

@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static
 
-from keytrail.redact import plain
+from keytrail.safetext import shown
 from keytrail.tui.messages import CountLoaded, FilterExpanded, PageLoaded
 from keytrail.tui.queries import (
     PAGE_SIZE,
@@ -278,7 +278,7 @@ class TimelineScreen(CaseScreen):
             self.notify("this event has no credential", markup=False)
             return
         self.app.copy_to_clipboard(str(cred))
-        self.notify(f"copied {plain(str(cred), 200)}", markup=False)
+        self.notify(f"copied {shown(str(cred), 200)}", markup=False)
 
     def action_trace(self) -> None:
         uid = self._selected()

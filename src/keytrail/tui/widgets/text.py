@@ -2,8 +2,9 @@
 
 Rich would interpret ``[bold red]`` in a ``str`` given to a ``Static``, a ``DataTable``
 cell or a ``Tree`` label; a :class:`rich.text.Text` is never parsed. :func:`lit` also
-runs :func:`keytrail.redact.plain` (ANSI escapes, control and zero-width characters
-removed, long values cut) and renders times as UTC with ``Z``.
+runs :func:`keytrail.safetext.shown` (ANSI escapes, control, bidi and zero-width characters
+shown as their escapes, ``\\x1b``, ``\\u200b``, as on every CLI line: two ids that differ by
+an invisible character look different; long values cut) and renders times as UTC with ``Z``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from keytrail.redact import plain
+from keytrail.safetext import shown
 from keytrail.timefmt import format_utc
 
 CELL_MAX = 120
@@ -52,12 +53,12 @@ def fmt(value: Any) -> str:
 
 def lit(value: Any, max_len: int | None = CELL_MAX, style: str = "") -> Text:
     """``value`` as a literal, single-line :class:`Text` (never parsed as markup)."""
-    return Text(plain(fmt(value), max_len), style=style, no_wrap=False)
+    return Text(shown(fmt(value), max_len), style=style, no_wrap=False)
 
 
 def lit_block(text: str) -> str:
     """A multi-line text made safe line by line; lines over :data:`LINE_MAX` characters are cut."""
-    return "\n".join(plain(line, LINE_MAX) for line in text.splitlines())
+    return "\n".join(shown(line, LINE_MAX) for line in text.split("\n"))
 
 
 def kv(pairs: list[tuple[str, Any]], key_width: int = 18) -> Table:
@@ -82,7 +83,7 @@ def short_credential(value: Any, width: int) -> Text:
     ``hmac:c9df96293225ed8a…`` (16). Other ids over ``width`` are cut with ``…``. The full
     id is in the row's raw record view (Enter) and ``y`` on the timeline copies it.
     """
-    text = plain(fmt(value), 2000)
+    text = shown(fmt(value), 2000)
     if text.startswith(HMAC_PREFIX):
         text = "hmac:" + text[len(HMAC_PREFIX) :]
     if len(text) > width:
