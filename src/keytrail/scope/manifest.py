@@ -35,7 +35,6 @@ def build(
     until: datetime | None,
     closure: list[dict[str, Any]],
     inputs: list[dict[str, Any]],
-    counts_in: dict[str, int],
     counts_out: dict[str, int],
     outputs: list[dict[str, Any]],
     extra: dict[str, Any] | None = None,
@@ -43,6 +42,7 @@ def build(
     def t(x: datetime | None) -> str | None:
         return x.strftime("%Y-%m-%dT%H:%M:%SZ") if x else None
 
+    counts_in = records_in(inputs)
     sources = sorted(set(counts_in) | set(counts_out))
     return {
         MARK: 1,
@@ -69,6 +69,21 @@ def build(
         "outputs": outputs,
         "limits": LIMITS,
     }
+
+
+#: The sources whose records are events (``counts``' keys).
+EVENT_SOURCES = ("agent", "cloudtrail", "vault")
+
+
+def records_in(inputs: list[dict[str, Any]]) -> dict[str, int]:
+    """``counts.<source>.events_in``: the records of the source's loaded files, before rejects,
+    Vault pairing and de-duplication by event id (a scope's gate counts the files it does not
+    parse, it cannot de-duplicate them: docs/scale.md)."""
+    out: dict[str, int] = {}
+    for i in inputs:
+        if i.get("status") in ("loaded", "partial") and i.get("source") in EVENT_SOURCES:
+            out[str(i["source"])] = out.get(str(i["source"]), 0) + int(i.get("records") or 0)
+    return {s: n for s, n in out.items() if n}
 
 
 def write(out: Path, doc: dict[str, Any]) -> Path:
