@@ -29,7 +29,7 @@ from keytrail.scope import closure as clo
 if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
 
-_PREFIXES = """
+PREFIXES = """
 SELECT DISTINCT unnest(list_distinct(list_concat(
          [attributes->>'username_prefix', attributes->>'federation_name_prefix'],
          coalesce(CAST(attributes->'username_prefix_candidates' AS VARCHAR[]), []))))
@@ -37,7 +37,7 @@ FROM _kt_issue
 WHERE src_source = 'vault' AND (credential_id IN (SELECT credential_id FROM _kt_scope_clo)
       OR parent_credential_id IN (SELECT credential_id FROM _kt_scope_clo))
 """
-_SHARED = """
+SHARED = """
 SELECT DISTINCT e.shared_event_id FROM events e JOIN credential_issues ci USING (event_uid)
 WHERE e.source = 'cloudtrail' AND e.shared_event_id IS NOT NULL
 """
@@ -81,8 +81,8 @@ def needles(store: CaseStore, seeds: list[str], *, first: bool) -> Needles:
         ids |= {
             str(r[0]) for r in con.execute("SELECT credential_id FROM _kt_scope_clo").fetchall()
         }
-        ids |= {str(r[0]) for r in con.execute(_PREFIXES).fetchall() if r[0]}
-        ids |= {str(r[0]) for r in con.execute(_SHARED).fetchall()}
+        ids |= {str(r[0]) for r in con.execute(PREFIXES).fetchall() if r[0]}
+        ids |= {str(r[0]) for r in con.execute(SHARED).fetchall()}
     ids.discard("")
     for n in sorted(ids):
         if _ESCAPED.search(n):
