@@ -207,3 +207,31 @@ def test_a_gated_scope_ingests_with_its_manifest(tmp_path: Path) -> None:
     finally:
         store.close()
     assert n == doc["counts"]["cloudtrail"]["events_out"] and status == [("provenance",)]
+
+
+def test_an_iam_user_seed_needs_its_name(tmp_path: Path) -> None:
+    """An IAM user seed stands for every key issued for it; the issuance of a user's key
+    (``CreateAccessKey``, signed by an admin) names the user by name only, never by the ARN
+    given as the seed, and a key never used is in no other record: the gate searches the name."""
+    bob = f"arn:aws:iam::{ACCT}:user/bob"
+    used = _rec(60, "AKIABOBUSED000000001")
+    used["userIdentity"] |= {"arn": bob, "userName": "bob"}
+    create = _rec(
+        61,
+        "AKIAADMIN00000000001",
+        "CreateAccessKey",
+        source="iam.amazonaws.com",
+        params={"userName": "bob"},
+        response={"accessKey": {"accessKeyId": "AKIABOBUNUSED0000001", "userName": "bob"}},
+    )
+    trail = _chain_trail(tmp_path)
+    _write(trail, "i-bob-uses", [used])
+    _write(trail, "j-bob-key", [create, _rec(62, OTHER)])
+    doc = _both(tmp_path, [trail], [bob])
+    assert doc["seeds"][0]["credentials"] == ["AKIABOBUNUSED0000001", "AKIABOBUSED000000001"]
+    assert doc["gate"]["fallback"] is None and doc["gate"]["files_opened"] == 2
+
+
+def test_an_agent_seed_takes_the_whole_path(tmp_path: Path) -> None:
+    doc = _both(tmp_path, [SAMPLE], ["Ledger Reconciler"], [INVENTORY])
+    assert doc["gate"]["fallback"] and "agent" in doc["gate"]["fallback"]
