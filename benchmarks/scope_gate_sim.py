@@ -17,9 +17,9 @@ with the CloudTrail rows cut to those whose text contains a *needle*, grown to a
 
 Vault and agent rows stay whole (their adapters run before it). The gate is built
 (:mod:`keytrail.scope.gate`, the needles' SQL shared with :mod:`keytrail.scope.needles`); this
-stays as the check on stored texts, record by record (the gate opens whole files). Prints, per round, the
-CloudTrail records and files loaded and the closure, and whether the gated closure and
-selection equal the full ones. It simulates on stored texts (substring tests in DuckDB), it
+stays as the check on stored texts, record by record (the gate opens whole files). Prints, per
+round, the CloudTrail records and files loaded and the closure, and whether the gated closure
+and selection equal the full ones. It simulates on stored texts (substring tests in DuckDB), it
 does not time anything. It covers credential seeds and principals as their events name them; a
 human seed needs the person/workload classifier's sample of every credential, which no needle
 gives, and an agent seed whose inventory names an IAM role or a principal named as
