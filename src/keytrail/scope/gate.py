@@ -256,7 +256,7 @@ def _probe(cur: duckdb.DuckDBPyConnection, h: Held, hit_sql: str, params: dict[s
     ctx = LoadContext(
         cur, h.path, h.file_id, h.format, h.gzipped, max_record_bytes=h.max_record_bytes
     )
-    doc = read_document(ctx, min(MAX_OBJECT_BYTES, ctx.max_document_bytes))
+    doc = read_document(ctx, min(MAX_OBJECT_BYTES, ctx.max_document_bytes), share=True)
     if doc is None:  # the bulk read refuses it: the narrow path's fallback reads it
         h.records = None
         return True
