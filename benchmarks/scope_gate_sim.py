@@ -15,9 +15,11 @@ with the CloudTrail rows cut to those whose text contains a *needle*, grown to a
   :func:`keytrail.graph.derive.mint_facts` joins CloudTrail names whose stem equals one);
 - the ``sharedEventID`` of every loaded issuing record (``_kt_issue``'s copies).
 
-Vault and agent rows stay whole (their adapters run before it). Prints, per round, the
-CloudTrail records and files loaded and the closure, and whether the gated closure and
-selection equal the full ones. It simulates on stored texts (substring tests in DuckDB), it
+Vault and agent rows stay whole (their adapters run before it). The gate is built
+(:mod:`keytrail.scope.gate`, the needles' SQL shared with :mod:`keytrail.scope.needles`); this
+stays as the check on stored texts, record by record (the gate opens whole files). Prints, per
+round, the CloudTrail records and files loaded and the closure, and whether the gated closure
+and selection equal the full ones. It simulates on stored texts (substring tests in DuckDB), it
 does not time anything. It covers credential seeds and principals as their events name them; a
 human seed needs the person/workload classifier's sample of every credential, which no needle
 gives, and an agent seed whose inventory names an IAM role or a principal named as
@@ -35,21 +37,9 @@ from keytrail.graph.agent_identity import merge_agents
 from keytrail.graph.derive import mint_facts
 from keytrail.scope import closure as clo
 from keytrail.scope.engine_duckdb import WINDOW
+from keytrail.scope.needles import PREFIXES, SHARED
 from keytrail.scope.project import project
 from keytrail.store.case import CaseStore
-
-_PREFIXES = """
-SELECT DISTINCT unnest(list_distinct(list_concat(
-         [attributes->>'username_prefix', attributes->>'federation_name_prefix'],
-         coalesce(CAST(attributes->'username_prefix_candidates' AS VARCHAR[]), []))))
-FROM _kt_issue
-WHERE src_source = 'vault' AND (credential_id IN (SELECT credential_id FROM _kt_scope_clo)
-      OR parent_credential_id IN (SELECT credential_id FROM _kt_scope_clo))
-"""
-_SHARED = """
-SELECT DISTINCT e.shared_event_id FROM events e JOIN credential_issues ci USING (event_uid)
-WHERE e.source = 'cloudtrail' AND e.shared_event_id IS NOT NULL
-"""
 
 
 def _cut(store: CaseStore, seeds: list[str]) -> tuple[set[str], set[str]]:
@@ -107,8 +97,8 @@ def main(argv: list[str]) -> int:
             ["|".join(re.escape(n) for n in sorted(needles))],
         )
         members, sel = _cut(store, args.seed)
-        prefixes = {str(r[0]) for r in con.execute(_PREFIXES).fetchall() if r[0]}
-        shared = {str(r[0]) for r in con.execute(_SHARED).fetchall()}
+        prefixes = {str(r[0]) for r in con.execute(PREFIXES).fetchall() if r[0]}
+        shared = {str(r[0]) for r in con.execute(SHARED).fetchall()}
         grown = set(args.seed) | members | prefixes | shared
         loaded, files = con.execute(
             f"""SELECT count(*), count(DISTINCT file_id) FROM {db}.main.events

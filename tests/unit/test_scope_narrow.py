@@ -37,6 +37,8 @@ Scoped = tuple[Path, dict[str, Any]]
 def _scoped(
     out: Path, paths: list[Path], seeds: list[str], inventory: list[Path], **kw: Any
 ) -> Scoped:
+    # the narrow path on every file: the gate (tests/unit/test_scope_gate.py) is tested against it
+    kw.setdefault("gate", False)
     return out, scope_duckdb(out, paths, seeds, inventory=inventory, **kw).manifest
 
 

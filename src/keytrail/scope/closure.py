@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
 
 #: Every id a seed may name, with what it is (first match wins in this order).
-_IDS = """
+IDS = """
 CREATE OR REPLACE TABLE _kt_scope_ids AS
 SELECT DISTINCT id, kind FROM (
   SELECT credential_id AS id, 'credential' AS kind FROM events WHERE credential_id IS NOT NULL
@@ -157,7 +157,7 @@ def resolve_seeds(store: CaseStore, seeds: list[str]) -> list[Seed]:
     con = store.con
     if maybe_human(store, seeds):
         person_sessions(con)  # the graph's person/workload classifier, only when it is needed
-        con.execute(_IDS)
+        con.execute(IDS)
     out: list[Seed] = []
     for seed in dict.fromkeys(seeds):
         row = con.execute(
@@ -191,7 +191,7 @@ def resolve_seeds(store: CaseStore, seeds: list[str]) -> list[Seed]:
 def maybe_human(store: CaseStore, seeds: list[str]) -> bool:
     """A seed that is no credential, principal or agent: a human, or a name only the classifier
     knows (an Identity Center user, a console session's name, a SAML subject)."""
-    store.con.execute(_IDS)
+    store.con.execute(IDS)
     known = {
         str(r[0])
         for r in store.con.execute(

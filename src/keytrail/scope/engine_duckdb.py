@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from keytrail.errors import UsageError
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
+from keytrail.scope.gate import Gate
 from keytrail.scope.project import LOCATIONS, project, with_raw
 
 if TYPE_CHECKING:
@@ -70,11 +71,14 @@ def scope_duckdb(
     until: datetime | None = None,
     inventory: Sequence[str | Path] = (),
     narrow: bool = True,
+    gate: bool = True,
 ) -> ScopeResult:
     """Cut the records of the seeds' credential closure out of ``paths`` into ``out``.
 
     ``narrow=False`` loads the trail with the unchanged adapters (every column, every record's
-    text): slower, and the oracle the narrow projection is tested against.
+    text): slower, and the oracle the narrow projection is tested against. ``gate=False``:
+    every CloudTrail file is parsed (the oracle the gate is tested against; the manifest then
+    has no ``gate`` and every file's ``rejected``).
 
     Raises:
         NotFoundError: a seed matches nothing (exit 1, with the closest ids).
@@ -84,7 +88,10 @@ def scope_duckdb(
         raise UsageError("give at least one --seed")
     check_out(out)
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
-        proj = project(Path(tmp) / "scratch.duckdb", paths, inventory=inventory, narrow=narrow)
+        held = Gate(list(dict.fromkeys(seeds))) if narrow and gate else None
+        proj = project(
+            Path(tmp) / "scratch.duckdb", paths, inventory=inventory, narrow=narrow, gate=held
+        )
         try:
             store = proj.store
             resolved = clo.resolve_seeds(store, list(seeds))
@@ -92,7 +99,6 @@ def scope_duckdb(
             dest = prepare_out(out)
             params = {"since": since, "until": until}
             rows = clo.rows(store, LOCATIONS.format(selection=clo.selection_sql(WINDOW)), params)
-            counts_in = proj.counts_in()
         finally:
             # Closed before the kept records are read and copied: the projection is not needed
             # past here, and a closure that keeps most of the trail would otherwise hold its
@@ -112,9 +118,9 @@ def scope_duckdb(
             until=until,
             closure=members,
             inputs=proj.inputs(),
-            counts_in=counts_in,
             counts_out=counts_out,
             outputs=outputs,
+            extra={"gate": held.as_dict()} if held is not None else None,
         )
         manifest.write(dest, doc)
     return ScopeResult(dest, doc)

@@ -233,7 +233,6 @@ def scope_spark(
         )
         for i, r in enumerate(people.collect())
     ]
-    counts_in = {r["source"]: int(r["count"]) for r in events.groupBy("source").count().collect()}
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
         store = _driver_case(
             Path(tmp) / "driver.duckdb", inventory, inputs, issues, fact_rows + people_rows
@@ -296,7 +295,6 @@ def scope_spark(
         until=until,
         closure=members,
         inputs=inputs,
-        counts_in=counts_in,
         counts_out=counts_out,
         outputs=outputs,
         extra={"spark": {"master": sc.master, "version": spark.version}},

@@ -5,6 +5,13 @@ Written last, next to the record folders. It says which engine cut what from whi
 credentials the closure holds and why, the counts in and out per source, and the SHA-256 of
 every output file, so ``keytrail ingest`` can record it as provenance and check the files
 against it (:func:`keytrail.ingest.provenance.verify`).
+
+The counts are what a scope can state without parsing every record (the DuckDB engine's needle
+gate, :mod:`keytrail.scope.gate`, parses only the CloudTrail files that can matter): ``records``
+per input file is exact (for a file the gate did not open, its ``Records`` array's length) and
+``rejected`` is ``None`` for such a file (not examined); ``counts.<source>.events_in`` is the
+records in, before rejects, pairing and de-duplication (:func:`records_in`); the ``gate`` object
+says what was read and when and why it fell back to the whole path.
 """
 
 from __future__ import annotations
@@ -35,7 +42,6 @@ def build(
     until: datetime | None,
     closure: list[dict[str, Any]],
     inputs: list[dict[str, Any]],
-    counts_in: dict[str, int],
     counts_out: dict[str, int],
     outputs: list[dict[str, Any]],
     extra: dict[str, Any] | None = None,
@@ -43,6 +49,7 @@ def build(
     def t(x: datetime | None) -> str | None:
         return x.strftime("%Y-%m-%dT%H:%M:%SZ") if x else None
 
+    counts_in = records_in(inputs)
     sources = sorted(set(counts_in) | set(counts_out))
     return {
         MARK: 1,
@@ -69,6 +76,21 @@ def build(
         "outputs": outputs,
         "limits": LIMITS,
     }
+
+
+#: The sources whose records are events (``counts``' keys).
+EVENT_SOURCES = ("agent", "cloudtrail", "vault")
+
+
+def records_in(inputs: list[dict[str, Any]]) -> dict[str, int]:
+    """``counts.<source>.events_in``: the records of the source's loaded files, before rejects,
+    Vault pairing and de-duplication by event id (a scope's gate counts the files it does not
+    parse, it cannot de-duplicate them: docs/scale.md)."""
+    out: dict[str, int] = {}
+    for i in inputs:
+        if i.get("status") in ("loaded", "partial") and i.get("source") in EVENT_SOURCES:
+            out[str(i["source"])] = out.get(str(i["source"]), 0) + int(i.get("records") or 0)
+    return {s: n for s, n in out.items() if n}
 
 
 def write(out: Path, doc: dict[str, Any]) -> Path:

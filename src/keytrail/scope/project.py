@@ -24,6 +24,7 @@ from keytrail.ingest import load_adapter
 from keytrail.ingest.base import LoadContext, read_sample
 from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter, bulk_read
 from keytrail.ingest.runner import IngestSummary, ingest
+from keytrail.scope.gate import Gate
 from keytrail.scope.narrow import NarrowCloudTrail
 from keytrail.scope.no_raw import without_raw
 from keytrail.store.case import CaseStore
@@ -31,6 +32,7 @@ from keytrail.store.sqltext import mask_stored_sql
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from collections.abc import Set as AbstractSet
 
     from keytrail.ingest.base import SourceAdapter
 
@@ -51,8 +53,12 @@ WHERE e.event_uid IN ({selection})
 """
 
 
-def file_rows(summary: IngestSummary) -> list[dict[str, Any]]:
-    """The manifest's ``inputs`` rows: each file as the ingest saw it (skipped: with the reason)."""
+def file_rows(
+    summary: IngestSummary, unread: AbstractSet[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """The manifest's ``inputs`` rows: each file as the ingest saw it (skipped: with the reason).
+
+    ``unread``: paths the scope's gate counted but never parsed (``rejected`` not examined)."""
     return [
         {
             "path": f.path,
@@ -62,7 +68,7 @@ def file_rows(summary: IngestSummary) -> list[dict[str, Any]]:
             "source": f.source,
             "format": f.format,
             "records": f.records,
-            "rejected": f.rejected,
+            "rejected": None if f.path in unread else f.rejected,
             "note": f.note,
         }
         for f in summary.files
@@ -75,13 +81,10 @@ class Projection:
 
     store: CaseStore
     summary: IngestSummary
+    gate: Gate | None = None
 
     def inputs(self) -> list[dict[str, Any]]:
-        return file_rows(self.summary)
-
-    def counts_in(self) -> dict[str, int]:
-        rows = self.store.con.execute("SELECT source, count(*) FROM events GROUP BY 1").fetchall()
-        return {str(s): int(n) for s, n in rows}
+        return file_rows(self.summary, self.gate.not_examined() if self.gate else set())
 
 
 def project(
@@ -90,6 +93,7 @@ def project(
     *,
     inventory: Iterable[str | Path] = (),
     narrow: bool = True,
+    gate: Gate | None = None,
 ) -> Projection:
     """Load ``paths`` into a scratch case at ``scratch`` and derive the issuance facts there.
 
@@ -103,16 +107,22 @@ def project(
     The case is a file, not an in-memory database: one was tried (no WAL, commits or
     checkpoints) and cost the same CPU at 1M events with 0.05-0.1 GiB more peak RSS
     (docs/performance.md, scope6).
+
+    ``gate`` (narrow only): the CloudTrail ``Records`` files are held back by the runner and
+    opened by the gate's rounds, only those that can matter to the seeds' closure
+    (:mod:`keytrail.scope.gate`).
     """
     subs: dict[str, type[SourceAdapter]] = {}
     if narrow:
         subs = {name: without_raw(load_adapter(name)) for name in _NO_RAW}
-        subs["cloudtrail"] = NarrowCloudTrail
+        subs["cloudtrail"] = gate.adapter() if gate is not None else NarrowCloudTrail
     summary = ingest(scratch, paths, inventory=inventory, graph=False, substitutes=subs)
     store = CaseStore.open(scratch, read_only=False)
     merge_agents(store.con)  # as the derive does first: one id per agent for the USES rules
     mint_facts(store.con)
-    return Projection(store, summary)
+    if narrow and gate is not None:
+        gate.run(store, summary, lambda: mint_facts(store.con))
+    return Projection(store, summary, gate if narrow else None)
 
 
 def with_raw(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,307 @@
+"""The needle gate: a scope parses only the CloudTrail files that can matter to its closure.
+
+A CloudTrail record that contains none of a set of *needles* cannot add a fact the closure
+reads (docs/scale.md, "The needle gate"). The needles (:mod:`keytrail.scope.needles`) are the
+seeds, every closure credential as written, the Vault AWS-engine name prefixes of the closure's
+Vault issues and the ``sharedEventID`` of every loaded issuing record. They grow with the
+closure, so the gate runs to a fixpoint:
+
+1. the runner loads every file but the plain ``Records`` CloudTrail files, which
+   :class:`GatedCloudTrail` only registers (their ``file_id`` is the one the whole path gives
+   them: load order, and so de-duplication, stay the whole path's);
+2. a round computes the needles over what is loaded, inflates each registered file not opened
+   yet (one inflate per round per file, on two threads: zlib and DuckDB release the GIL) and
+   searches it for the needles that round added (an earlier round searched it for the rest);
+   the first time a file is read, its records are counted (``json_array_length`` of the
+   document: exact for any valid JSON) and it is checked for escapes;
+3. a file holding a new needle, a ``\\u`` escape (a needle may hide behind one), a ``\\/`` escape
+   while a needle has a ``/``, or that the count cannot read (not JSON, another shape, no
+   records) is opened: loaded whole by the narrow path, as without the gate; the copies of
+   every record it adds are de-duplicated again over all loaded rows;
+4. it stops when a round adds no needle.
+
+Whenever the needles cannot stand for the seeds (a human, an agent, a seed that matches nothing
+after the first round, a needle that JSON would escape), every file not opened yet is opened:
+the whole path, the same output and counts as without the gate. A file never opened has its
+``records`` from the count and ``rejected`` not examined (``None``): a record holding none of
+the needles cannot be kept, whatever its shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import duckdb
+import pyarrow as pa
+
+from keytrail.ingest.base import LoadContext
+from keytrail.ingest.cloudtrail.adapter import MAX_OBJECT_BYTES, read_document
+from keytrail.ingest.finalize import dedup_events
+from keytrail.scope.narrow import NarrowCloudTrail
+from keytrail.scope.needles import Needles, needles
+
+if TYPE_CHECKING:
+    from keytrail.ingest.cloudtrail.ahead import Staged
+    from keytrail.ingest.runner import IngestSummary
+    from keytrail.store.case import CaseStore
+
+#: More new needles than this are searched as one RE2 alternation (one pass, about 3 CPU-s at 1M
+#: events whatever their number) instead of one ``contains`` each (about 0.3 CPU-s per needle).
+ALTERNATION_FROM = 10
+
+
+@dataclass
+class Held:
+    """A ``Records`` file the runner gave the gate: where it is, and what the rounds found."""
+
+    file_id: int
+    path: Path
+    format: str
+    gzipped: bool
+    max_record_bytes: int
+    records: int | None = None  # the count, once read
+    escaped: bool = False  # holds a \u escape
+    slashed: bool = False  # holds a \/ escape
+    searched: bool = False  # read once (counted, escapes checked)
+    opened: int = 0  # the round that loaded it (0: never)
+    why: str | None = None
+    #: Once opened, what the narrow path counted: records, rejected, skipped, note, break note.
+    result: tuple[int, int, int, str | None, str | None] | None = None
+
+
+@dataclass
+class Gate:
+    """One scope's gate: the files held back, the needles searched, the rounds run."""
+
+    seeds: list[str]
+    held: list[Held] = field(default_factory=list)
+    searched: set[str] = field(default_factory=set)
+    rounds: int = 0
+    fallback: str | None = None
+
+    def adapter(self) -> type[GatedCloudTrail]:
+        """The narrow CloudTrail adapter bound to this gate (substituted by the runner)."""
+        return type("BoundGatedCloudTrail", (GatedCloudTrail,), {"GATE": self})
+
+    def hold(self, ctx: LoadContext) -> None:
+        self.held.append(Held(ctx.file_id, ctx.path, ctx.format, ctx.gzipped, ctx.max_record_bytes))
+
+    def run(self, store: CaseStore, summary: IngestSummary, after: Callable[[], None]) -> None:
+        """The rounds, to the fixpoint; ``after``: what a change of the loaded rows needs done
+        (the issuance facts again). ``summary``'s rows of the held files get their counts."""
+        if self.held:
+            while True:
+                found = needles(store, self.seeds, first=self.rounds == 0)
+                if found.fallback is not None:
+                    self._open_all(store, found.fallback)
+                    after()
+                    break
+                new = found.ids - self.searched
+                if not new:
+                    break
+                self.rounds += 1
+                self.searched |= new
+                opened = self._round(store, sorted(new), found)
+                if opened:
+                    after()
+        by_path = {str(h.path): h for h in self.held}
+        for f in summary.files:
+            h = by_path.get(f.path)
+            if h is None:
+                continue
+            if h.result is None:  # never opened: the count; rejected not examined (inputs())
+                f.records = h.records or 0
+                continue
+            f.records, f.rejected, f.skipped, f.note, broke = h.result
+            f.status = "partial" if broke else "loaded"
+
+    def not_examined(self) -> set[str]:
+        """Paths of the held files never opened (their ``rejected`` is not known)."""
+        return {str(h.path) for h in self.held if not h.opened}
+
+    def as_dict(self) -> dict[str, Any]:
+        opened = [h for h in self.held if h.opened]
+        return {
+            "files_opened": len(opened),
+            "files_gated": len(self.held),
+            "rounds": self.rounds,
+            "needles": len(self.searched),
+            "fallback": self.fallback,
+            "not_opened_rejected": (
+                "not examined: a record holding none of the needles cannot be kept, whatever its "
+                "shape, so a file holding none was counted (its Records array's length), not "
+                "parsed"
+            ),
+        }
+
+    def _round(self, store: CaseStore, new: list[str], found: Needles) -> int:
+        todo = [h for h in self.held if not h.opened]
+        if not todo:
+            return 0
+        slash = any("/" in n for n in found.ids)
+        for h, hit in zip(todo, _search(store.con, todo, new), strict=True):
+            why = (
+                "holds a \\u escape"
+                if h.escaped
+                else "holds a \\/ escape and a needle has a /"
+                if h.slashed and slash
+                else "the Records count cannot read it"
+                if not h.records
+                else "holds a needle"
+                if hit
+                else None
+            )
+            if why is not None:
+                h.opened, h.why = self.rounds, why
+        return self._load(store, [h for h in todo if h.opened == self.rounds])
+
+    def _open_all(self, store: CaseStore, why: str) -> None:
+        self.fallback = why
+        todo = [h for h in self.held if not h.opened]
+        for h in todo:
+            h.opened, h.why = max(self.rounds, 1), f"the whole path: {why}"
+        self._load(store, todo)
+
+    def _load(self, store: CaseStore, files: list[Held]) -> int:
+        """Load ``files`` whole by the narrow path with their own file ids, in batches of the
+        runner's rule, then de-duplicate every loaded row again (earliest copy by file id)."""
+        if not files:
+            return 0
+        con = store.con
+        batch: list[Held] = []
+        size = 0
+
+        def flush() -> None:
+            ctxs = [
+                LoadContext(
+                    con, h.path, h.file_id, h.format, h.gzipped, max_record_bytes=h.max_record_bytes
+                )
+                for h in batch
+            ]
+            con.execute("BEGIN TRANSACTION")
+            try:
+                NarrowCloudTrail().load_batch(ctxs)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            for h, c in zip(batch, ctxs, strict=True):
+                _counted(store, h, c)
+
+        for h in sorted(files, key=lambda x: x.file_id):
+            n = h.path.stat().st_size
+            if batch and NarrowCloudTrail.batch_full(len(batch), size, n):
+                flush()
+                batch, size = [], 0
+            batch.append(h)
+            size += n
+        if batch:
+            flush()
+        dedup_events(store)
+        return len(files)
+
+
+def _counted(store: CaseStore, held: Held, ctx: LoadContext) -> None:
+    """The opened file's counts, as the runner states them (``records``, ``rejected``)."""
+    note = "; ".join(([ctx.break_note] if ctx.break_note else []) + ctx.notes) or None
+    store.con.execute(
+        "UPDATE evidence SET status = ?, records = ?, rejected = ?, skipped = ?, note = ?"
+        " WHERE file_id = ?",
+        [
+            "partial" if ctx.break_note else "loaded",
+            ctx.records,
+            ctx.rejected,
+            ctx.skipped_records,
+            note,
+            held.file_id,
+        ],
+    )
+    held.result = (ctx.records, ctx.rejected, ctx.skipped_records, note, ctx.break_note)
+
+
+def _search(con: duckdb.DuckDBPyConnection, files: list[Held], new: list[str]) -> list[bool]:
+    """Whether each file holds one of ``new``; a file read for the first time is also counted
+    and checked for escapes (set on it)."""
+    if len(new) >= ALTERNATION_FROM:
+        hit_sql = "regexp_matches(doc, $alt)"
+        params: dict[str, Any] = {"alt": "|".join(re.escape(n) for n in new)}
+    else:
+        hit_sql = " OR ".join(f"contains(doc, $n{i})" for i in range(len(new))) or "false"
+        params = {f"n{i}": n for i, n in enumerate(new)}
+    workers = 2
+    cursors = [con.cursor() for _ in range(workers)]
+    free = list(cursors)
+
+    def one(h: Held) -> bool:
+        cur = free.pop()
+        try:
+            return _probe(cur, h, hit_sql, params)
+        finally:
+            free.append(cur)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(one, files))
+    finally:
+        for c in cursors:
+            c.close()
+
+
+def _probe(cur: duckdb.DuckDBPyConnection, h: Held, hit_sql: str, params: dict[str, Any]) -> bool:
+    ctx = LoadContext(
+        cur, h.path, h.file_id, h.format, h.gzipped, max_record_bytes=h.max_record_bytes
+    )
+    doc = read_document(ctx, min(MAX_OBJECT_BYTES, ctx.max_document_bytes), share=True)
+    if doc is None:  # the bulk read refuses it: the narrow path's fallback reads it
+        h.records = None
+        return True
+    first = not h.searched
+    h.searched = True
+    # the escapes only where the file has a backslash at all (one fast search, usually none)
+    first_sql = (
+        "json_array_length(doc, '$.Records'), CASE WHEN contains(doc, '\\') THEN "
+        "[contains(doc, '\\u'), contains(doc, '\\/')] ELSE [false, false] END"
+        if first
+        else "NULL, NULL"
+    )
+    cur.register("_kt_gate_doc", pa.table({"doc": doc}))
+    try:
+        rows = cur.execute(f"SELECT {first_sql}, {hit_sql} FROM _kt_gate_doc", params).fetchall()
+    except duckdb.Error:  # not JSON: the narrow path reads it (and rejects what it must)
+        h.records = None
+        return True
+    finally:
+        cur.unregister("_kt_gate_doc")
+    row = rows[0]
+    if first:
+        h.records = int(row[0]) if row[0] else None
+        h.escaped, h.slashed = bool(row[1][0]), bool(row[1][1])
+    return bool(row[2])
+
+
+class GatedCloudTrail(NarrowCloudTrail):
+    """:class:`NarrowCloudTrail` that hands the plain ``Records`` files to its gate instead of
+    loading them (the gate opens those that can matter after the runner is done)."""
+
+    GATE: ClassVar[Gate | None] = None
+
+    def load_batch(
+        self, ctxs: list[LoadContext], ahead: Staged | list[Staged] | None = None
+    ) -> None:
+        gate = type(self).GATE
+        if gate is None:
+            super().load_batch(ctxs, ahead)
+            return
+        # A file read from a UTF-8 copy (BOM, UTF-16) is loaded now: the copy is gone after
+        # the batch, and its byte offsets are the copy's.
+        held = [c for c in ctxs if c.format == "cloudtrail-records" and not c.notes]
+        for c in held:
+            gate.hold(c)
+        rest = [c for c in ctxs if c not in held]
+        if rest:
+            super().load_batch(rest, ahead)
