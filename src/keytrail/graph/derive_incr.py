@@ -17,7 +17,9 @@ gave a new file's request time (:data:`PAIRED_SINCE`).
   MINTED links);
 - ``MINTED`` (in-edges) and ``AUTHENTICATES_AS``: the same keys less those only new agent events
   name: both read a key's issue rows and CloudTrail and Vault events, never an agent event;
-- ``ACTED_ON``: the (credential, resource) pairs of the new events (an edge is one pair's events);
+- ``ACTED_ON``: the (credential, resource) pairs of the new events (an edge is one pair's events),
+  the new rows added onto the stored edge when they all follow it
+  (:mod:`keytrail.graph.acted_on_incr`);
 - the timing ``USES``: the new events' keys; every edge when tool calls changed (new agent
   events, or old ones a new alias renames: :func:`keytrail.graph.agent_identity.merge_agents`);
 - the person/workload decisions of credentials (:mod:`keytrail.graph.principal_class`): every
@@ -48,7 +50,13 @@ from typing import TYPE_CHECKING
 
 from keytrail import __version__
 from keytrail.fingerprint import source_fingerprint
-from keytrail.graph import derive_causes, derive_links, derive_uses, principal_class
+from keytrail.graph import (
+    acted_on_incr,
+    derive_causes,
+    derive_links,
+    derive_uses,
+    principal_class,
+)
 from keytrail.store.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -67,8 +75,20 @@ MAX_NEW_SHARE = 0.3
 #: the decisions read their CloudTrail facts as stored (``credential_facts``).
 MAX_TOUCHED_SHARE = 0.5
 
+#: ``case_meta``: how many ``event_resources`` rows there were when the derived tables were
+#: made (set by :func:`keytrail.ingest.finalize.finalize`). Rows are only ever appended, and a
+#: table keeps its rows in insertion order (deletions and the checkpoint's compaction move none
+#: ahead of another), so every row added since sits at ``rowid`` >= this count: a filter the scan
+#: answers from its row groups, where finding the new events' rows by id probes all 1.4M ids at
+#: 1M events. Rows of old events may sit there too (after deleted rows): every use keeps only
+#: the new events' rows.
+RESOURCE_ROWS_KEY = "derived.resource_rows"
+RESOURCE_ROWS = "SELECT count(*) FROM event_resources"
+
 _TEMP = (
     "_kt_inc_new",
+    "_kt_inc_acted",
+    "_kt_inc_old_acted",
     "_kt_inc_cred",
     "_kt_inc_auth",
     "_kt_inc_pairs",
@@ -118,13 +138,16 @@ def derive_since(con: duckdb.DuckDBPyConnection, since: int) -> bool:
     new, touched, total = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
     if total == 0 or new > MAX_NEW_SHARE * total or touched > MAX_TOUCHED_SHARE * total:
         return False
+    stored = con.execute(
+        "SELECT value FROM case_meta WHERE key = ?", [RESOURCE_ROWS_KEY]
+    ).fetchone()
     with roomy_memory(con):
-        _derive_since(con, since)
+        _derive_since(con, since, int(stored[0]) if stored else None)
     con.execute("DELETE FROM case_meta WHERE starts_with(key, 'snapshot.')")
     return True
 
 
-def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
+def _derive_since(con: duckdb.DuckDBPyConnection, since: int, rows: int | None) -> None:
     from keytrail.graph.agent_identity import merge_agents, same_agent_links
     from keytrail.graph.derive import (
         CREDENTIALS,
@@ -133,7 +156,7 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
         scoped,
     )
 
-    _new_events(con, since)
+    paired = _new_events(con, since)
     cred = "{c} IN (SELECT credential_id FROM _kt_inc_cred)"
     in_cred = cred.format(c="credential_id")
     # What the old graph said, to find what changed: rows of credentials and USES, and holders.
@@ -201,33 +224,13 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int) -> None:
         con.execute("DELETE FROM links WHERE kind = 'SAME_AGENT'")
         same_agent_links(con, derive_links.INSERT)
     _caused(con, agents)
-    _acted_on(con)
+    acted_on_incr.acted_on(con, since, None if paired else rows)
     con.execute("DELETE FROM principals")
     derive_links.principals(con)
     con.execute("DELETE FROM principal_classes WHERE subject_kind = 'principal'")
     principal_class.classify_principals(con)
     for t in (*MINT_TABLES, *_TEMP, "_kt_agent_alias"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
-
-
-def _acted_on(con: duckdb.DuckDBPyConnection) -> None:
-    """``ACTED_ON`` of the (credential, resource) pairs of the new events: an edge aggregates the
-    events of its pair only (a long-lived key's edges to resources no new event names stay)."""
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _kt_inc_pairs AS
-        SELECT DISTINCT n.credential_id, r.resource_id
-        FROM _kt_inc_new n JOIN event_resources r ON r.event_uid = n.event_uid
-        WHERE n.credential_id IS NOT NULL""")
-    con.execute("""
-        DELETE FROM links WHERE kind = 'ACTED_ON' AND EXISTS (
-          SELECT 1 FROM _kt_inc_pairs p WHERE p.credential_id = links.src
-                                          AND p.resource_id = links.dst)""")
-    derive_links.acted_on(
-        con,
-        "e.credential_id IN (SELECT credential_id FROM _kt_inc_pairs) AND EXISTS ("
-        "SELECT 1 FROM _kt_inc_pairs p WHERE p.credential_id = e.credential_id "
-        "AND p.resource_id = r.resource_id)",
-    )
 
 
 #: Keys whose issuance facts the new rows touch (run once ``_kt_issue`` exists): keys with an
@@ -247,24 +250,25 @@ WHERE l.src_source = 'vault' AND l.kind = 'vault-token' AND l.attributes->>'logi
 _NAMES = f"SELECT credential_id FROM _kt_inc_cred UNION {_KEYS}"
 
 
-def _new_events(con: duckdb.DuckDBPyConnection, since: int) -> None:
+def _new_events(con: duckdb.DuckDBPyConnection, since: int) -> int:
     """``_kt_inc_new``: the events of files after ``since``, and old Vault response events the
     pairing (:meth:`keytrail.ingest.vault.adapter.VaultAdapter.finalize`) gave a new file's
-    request time; ``_kt_inc_cred``: their credentials."""
+    request time; ``_kt_inc_cred``: their credentials. Returns how many old events those are."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _kt_inc_new AS SELECT event_uid, credential_id, "
         "shared_event_id, source FROM events WHERE file_id > ?",
         [since],
     )
-    con.execute(
+    row = con.execute(
         "INSERT INTO _kt_inc_new SELECT event_uid, credential_id, shared_event_id, source "
         f"FROM events WHERE file_id <= $since AND {PAIRED_SINCE}",
         {"since": since},
-    )
+    ).fetchone()
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _kt_inc_cred AS SELECT DISTINCT credential_id "
         "FROM _kt_inc_new WHERE credential_id IS NOT NULL"
     )
+    return int(row[0]) if row else 0
 
 
 #: A Vault event of an old file paired with a request of a file after ``$since`` (its time

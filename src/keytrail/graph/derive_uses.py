@@ -141,6 +141,10 @@ def uses_by_timing(
         FROM events e JOIN event_resources r ON r.event_uid = e.event_uid
         WHERE e.source = 'agent' AND e.agent_id IS NOT NULL AND e.credential_id IS NULL
           AND e.time IS NOT NULL""")
+    # No tool call names a resource (a CloudTrail-only case): no timing edge, and the API calls'
+    # resources are not read (1.4M rows at 1M).
+    if not con.execute("SELECT count(*) FROM _kt_res").fetchone()[0]:  # type: ignore[index]
+        return
     # Scoped: only the resources of the scope's events get their key computed (1.4M rows at 1M).
     near = (
         f" WHERE r.event_uid IN (SELECT event_uid FROM events WHERE credential_id IS NOT NULL"

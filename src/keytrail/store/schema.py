@@ -67,7 +67,7 @@ CASE_META = _t(
     (
         "key",
         "VARCHAR PRIMARY KEY",
-        "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `secrets` (`masked-at-ingest`: secret values were removed before anything was stored, docs/security.md), `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot; `rawpass.cache`: which rules, code and files `raw_pass_cache` covers (JSON); `derived.through_file_id`, `derived.code`: the last file the derived tables cover and a hash of the code that derived them (a later ingest of CloudTrail, Vault or agent files derives only what its events change, docs/performance.md); `provenance.<sha256>`: a `keytrail scope` manifest ingested with the case)",
+        "fact name (`schema_version`, `created_at`, `finalized`, `keytrail_version`, `secrets` (`masked-at-ingest`: secret values were removed before anything was stored, docs/security.md), `snapshot.rank`, `snapshot.findings`: fingerprints of the analysis snapshot; `rawpass.cache`: which rules, code and files `raw_pass_cache` covers (JSON); `derived.through_file_id`, `derived.code`, `derived.resource_rows`: the last file the derived tables cover, a hash of the code that derived them and the count of `event_resources` rows then (a later ingest's rows follow them) (a later ingest of CloudTrail, Vault or agent files derives only what its events change, docs/performance.md); `provenance.<sha256>`: a `keytrail scope` manifest ingested with the case)",
     ),
     ("value", "VARCHAR", "its value as text"),
 )
