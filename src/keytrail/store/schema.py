@@ -725,7 +725,10 @@ def render_markdown() -> str:
             "into a derived case updates only the rows its events change, to the same rows). "
             "Secret values (session tokens, "
             "secret keys, passwords, raw Vault tokens) are masked at ingest in every JSON column and in "
-            f'`{"`, `".join(sorted(MASKED_TEXT_COLUMNS))}` (docs/security.md, "Secrets in the case").'
+            f'`{"`, `".join(sorted(MASKED_TEXT_COLUMNS))}` (docs/security.md, "Secrets in the case"). '
+            "The `ct_*` columns of `events` are not masked: they are filled only where the masking "
+            "left the record's `raw` as read, so they hold nothing `raw` does not. A schema-2 case "
+            "opened for writing gets them, NULL for its rows."
         ),
         "",
         (
