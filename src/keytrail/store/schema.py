@@ -223,18 +223,9 @@ EVENTS = _t(
     (
         "ct_plain",
         "BOOLEAN",
-        "CloudTrail: whether the masking left `raw` as read (then the `ct_*` columns below hold the record's own fields, as `raw` gives them); NULL for other sources and rows written before schema 3 (`keytrail.store.carried`)",
+        "CloudTrail: whether the masking left `raw` as read and `operation`, `service`, `src_ip`, `user_agent`, `actor_uid` and `actor_type` hold the record's own `eventName`, `eventSource` (without `.amazonaws.com`), `sourceIPAddress`, `userAgent`, `userIdentity.arn` and `.type`, as `raw` gives them (then `ct_event_type`, `ct_issuer_type` and `ct_console` are filled: the analysis reads these instead of parsing `raw`, `keytrail.store.carried`); NULL for other sources and rows written before schema 3",
     ),
-    ("ct_event_source", "VARCHAR", "CloudTrail `eventSource` as logged, where `ct_plain`"),
     ("ct_event_type", "VARCHAR", "CloudTrail `eventType`, where `ct_plain`"),
-    (
-        "ct_source_ip",
-        "VARCHAR",
-        "CloudTrail `sourceIPAddress` as logged ('' kept), where `ct_plain`",
-    ),
-    ("ct_user_agent", "VARCHAR", "CloudTrail `userAgent` as logged, where `ct_plain`"),
-    ("ct_arn", "VARCHAR", "CloudTrail `userIdentity.arn`, where `ct_plain`"),
-    ("ct_identity_type", "VARCHAR", "CloudTrail `userIdentity.type` as logged, where `ct_plain`"),
     (
         "ct_issuer_type",
         "VARCHAR",

@@ -116,7 +116,7 @@ def select_sql(
     if carried and not light_raw and _carriable(light, flag):
         from keytrail.store.carried import FIELDS, PLAIN
 
-        named = name_sql(FIELDS[FIELD][0], list(names)) if names else "TRUE"
+        named = name_sql(FIELDS[FIELD], list(names)) if names else "TRUE"
         skip = f"{PLAIN} AND ({named}) IS NOT TRUE" if by_name else PLAIN
         order = [f for f in light if f in wanted] + heavy  # the parsed rows' column order
         spec = _CarriedSpec(order, heavy, names, named, flag, RAW_COLUMN in fields)
@@ -165,7 +165,7 @@ def _carried_rows(spec: _CarriedSpec, base: str) -> list[str]:
     from keytrail.store.carried import CONSOLE, FIELDS
 
     deep = [f for f in spec.order if f not in spec.heavy and len(f.split(".")) > 2]
-    known = " AND ".join(f"{FIELDS[f][0]} IS NOT NULL" for f in deep) or "TRUE"
+    known = " AND ".join(f"{FIELDS[f]} IS NOT NULL" for f in deep) or "TRUE"
     out = []
     for with_raw, cond in ((False, known), (True, f"({known}) IS NOT TRUE")):
         if with_raw and not deep:
@@ -175,9 +175,9 @@ def _carried_rows(spec: _CarriedSpec, base: str) -> list[str]:
             if f in spec.heavy:
                 cols.append(f"NULL::VARCHAR AS {_ident(f)}")
             elif with_raw and f in deep:
-                cols.append(_column(f, FIELDS[f][0], ""))
+                cols.append(_column(f, FIELDS[f], ""))
             else:
-                cols.append(f"{FIELDS[f][0]} AS {_ident(f)}")
+                cols.append(f"{FIELDS[f]} AS {_ident(f)}")
         if spec.raw_field:
             cols.append(f"NULL::VARCHAR AS {_ident(RAW_COLUMN)}")
         if spec.flag is not None:

@@ -330,7 +330,7 @@ def event_columns(fid: str = "file_id") -> list[tuple[str, str]]:
         ("file_id", fid),
         ("record_no", "record_no"),
         ("byte_offset", "byte_offset"),
-        *carried.columns("plain", "raw"),
+        *carried.columns("_kt_plain", "raw"),
     ]
 
 
@@ -340,12 +340,20 @@ def events_sql(src: str = "_kt_ct_t", fid: str = "file_id", premasked: bool = Fa
     ``ct_plain`` needs the original beside it (:func:`masked_with_plain`)."""
     if not premasked:
         src = f"({masked_with_plain(f'SELECT * FROM {src} WHERE NOT bad', mask_stored_sql('raw'))})"
-    cols = ",\n      ".join(f"{e} AS {n}" if e != n else n for n, e in event_columns(fid))
+    # user_agent is masked here (EVENTS_MASKED), so ct_plain can say it is the logged value
+    ua = mask_stored_sql("nullif(r.userAgent, '')")
+    src = f"(SELECT *, {ua} AS _kt_ua, {carried.plain_sql('plain', '_kt_ua')} AS _kt_plain FROM {src})"
+    exprs = [(n, "_kt_ua" if n == "user_agent" else e) for n, e in event_columns(fid)]
+    cols = ",\n      ".join(f"{e} AS {n}" if e != n else n for n, e in exprs)
     return f"""
     SELECT
       {cols}
     FROM {src} WHERE NOT bad
     """
+
+
+#: The columns :func:`events_sql` masks itself (``insert_sql(premasked=...)``).
+EVENTS_MASKED = frozenset({"raw", "user_agent"})
 
 
 def resources_sql(src: str = "_kt_ct_t") -> str:
@@ -466,7 +474,7 @@ def insert_staged(
     :data:`STAGED_MASKED` when ``src`` was staged with ``premask``."""
     fid = "file_id" if file_ids is None else f"{[int(f) for f in file_ids]}[file_id + 1]"
     # events_sql masks raw itself when the staging did not (ct_plain compares the two texts)
-    ctx.insert_sql("events", events_sql(src, fid, "raw" in premasked), premasked=STAGED_MASKED)
+    ctx.insert_sql("events", events_sql(src, fid, "raw" in premasked), premasked=EVENTS_MASKED)
     ctx.insert_sql(
         "event_resources", resources_sql(src) if resources is None else f"SELECT * FROM {resources}"
     )
