@@ -21,7 +21,7 @@ from keytrail.analysis.findings.catalog import RULES
 from keytrail.analysis.findings.rawpass import CONSOLE, console_sql, one_pass_sql
 from keytrail.analysis.findings.run import live_findings
 from keytrail.analysis.sigma import fields
-from keytrail.analysis.sigma.rules import load_rules
+from keytrail.analysis.sigma.rules import RuleSet, load_rules
 from keytrail.cli.main import main
 from keytrail.config import load_config
 from keytrail.ingest.cloudtrail.sql import SPEC, events_sql, stage_select
@@ -110,7 +110,8 @@ def _write(folder: Path, records: list[dict[str, Any]], extra_text: str = "") ->
 #: The console key written with an escape: the parse finds it, the text search does not.
 ESCAPED_KEY = (
     '{"eventID": "e-escaped", "eventTime": "2026-03-01T01:00:00Z", "eventSource": '
-    '"iam.amazonaws.com", "eventName": "ListUsers", "userIdentity": {"arn": "arn:aws:iam::1:user/u"},'
+    '"iam.amazonaws.com", "eventName": "ListUsers", '
+    '"userIdentity": {"arn": "arn:aws:iam::1:user/u"},'
     ' "session\\u0043redentialFromConsole": true}'
 )
 
@@ -125,6 +126,12 @@ def _pass(con: duckdb.DuckDBPyConnection, carried_fields: bool) -> list[tuple[in
     rs = load_rules()
     sql = one_pass_sql(rs, list(rs.rules), (CONSOLE, -1), None, carried_fields)
     return sorted(con.execute(sql).fetchall())
+
+
+def _rows_sql(rs: RuleSet, kept: bool) -> str:
+    return fields.select_sql(
+        rs.fields, rs.lower_fields, rs.everywhere, rs.names, None, CONSOLE, kept
+    )
 
 
 @pytest.fixture
@@ -182,7 +189,7 @@ def test_the_raw_pass_gives_the_same_rows_with_and_without_the_kept_fields(case:
     assert deep in rs.everywhere
     got = [
         con.execute(
-            f'SELECT event_uid[-2:], "{deep}" FROM ({fields.select_sql(rs.fields, rs.lower_fields, rs.everywhere, rs.names, None, CONSOLE, kept)}) '
+            f'SELECT event_uid[-2:], "{deep}" FROM ({_rows_sql(rs, kept)}) '
             "WHERE event_uid[-2:] IN ('00', '13', '14', '15', '16') ORDER BY 1"
         ).fetchall()
         for kept in (True, False)
@@ -206,7 +213,8 @@ def test_both_ways_of_masking_give_the_same_rows(premask: bool) -> None:
     )
     con.execute(f"CREATE TABLE st AS {stage_select('src', premask=premask)}")
     rows = con.execute(
-        f"SELECT record_no, ct_plain, raw, user_agent, ct_console FROM ({events_sql('st', premasked=premask)}) "
+        "SELECT record_no, ct_plain, raw, user_agent, ct_console "
+        f"FROM ({events_sql('st', premasked=premask)}) "
         "ORDER BY 1"
     ).fetchall()
     assert len(rows) == len(texts)

@@ -155,7 +155,8 @@ def export_table(
         columns = cur.execute(f"DESCRIBE {_source_sql(cur, table)}").fetchall()
         cond, params = where or ("TRUE", [])
         src = (
-            f"SELECT {_columns(cur, 'events')} FROM events WHERE ({cond}) ORDER BY {ORDER['events']}"
+            f"SELECT {_columns(cur, 'events')} FROM events WHERE ({cond}) "
+            f"ORDER BY {ORDER['events']}"
             if where
             else _source_sql(cur, table)
         )

@@ -223,7 +223,15 @@ EVENTS = _t(
     (
         "ct_plain",
         "BOOLEAN",
-        "CloudTrail: whether the masking left `raw` as read and `operation`, `service`, `src_ip`, `user_agent`, `actor_uid` and `actor_type` hold the record's own `eventName`, `eventSource` (without `.amazonaws.com`), `sourceIPAddress`, `userAgent`, `userIdentity.arn` and `.type`, as `raw` gives them (then `ct_event_type`, `ct_issuer_type` and `ct_console` are filled: the analysis reads these instead of parsing `raw`, `keytrail.store.carried`); NULL for other sources and rows written before schema 3",
+        (
+            "CloudTrail: whether the masking left `raw` as read and `operation`, `service`, "
+            "`src_ip`, `user_agent`, `actor_uid` and `actor_type` hold the record's own "
+            "`eventName`, `eventSource` (without `.amazonaws.com`), `sourceIPAddress`, "
+            "`userAgent`, `userIdentity.arn` and `.type`, as `raw` gives them (then "
+            "`ct_event_type`, `ct_issuer_type` and `ct_console` are filled: the analysis reads "
+            "these instead of parsing `raw`, `keytrail.store.carried`); NULL for other sources "
+            "and rows written before schema 3"
+        ),
     ),
     ("ct_event_type", "VARCHAR", "CloudTrail `eventType`, where `ct_plain`"),
     (
@@ -234,7 +242,10 @@ EVENTS = _t(
     (
         "ct_console",
         "BOOLEAN",
-        "CloudTrail: the record holds `sessionCredentialFromConsole` with the value `true`, where `ct_plain`",
+        (
+            "CloudTrail: the record holds `sessionCredentialFromConsole` with the value `true`, "
+            "where `ct_plain`"
+        ),
     ),
 )
 
@@ -716,10 +727,11 @@ def render_markdown() -> str:
             "into a derived case updates only the rows its events change, to the same rows). "
             "Secret values (session tokens, "
             "secret keys, passwords, raw Vault tokens) are masked at ingest in every JSON column and in "
-            f'`{"`, `".join(sorted(MASKED_TEXT_COLUMNS))}` (docs/security.md, "Secrets in the case"). '
-            "The `ct_*` columns of `events` are not masked: they are filled only where the masking "
-            "left the record's `raw` as read, so they hold nothing `raw` does not. A schema-2 case "
-            "opened for writing gets them, NULL for its rows."
+            f"`{'`, `'.join(sorted(MASKED_TEXT_COLUMNS))}` "
+            '(docs/security.md, "Secrets in the case"). '
+            "The `ct_*` columns of `events` are not masked: they are filled only where "
+            "the masking left the record's `raw` as read, so they hold nothing `raw` "
+            "does not. A schema-2 case opened for writing gets them, NULL for its rows."
         ),
         "",
         (
