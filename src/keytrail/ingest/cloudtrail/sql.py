@@ -342,7 +342,9 @@ def events_sql(src: str = "_kt_ct_t", fid: str = "file_id", premasked: bool = Fa
         src = f"({masked_with_plain(f'SELECT * FROM {src} WHERE NOT bad', mask_stored_sql('raw'))})"
     # user_agent is masked here (EVENTS_MASKED), so ct_plain can say it is the logged value
     ua = mask_stored_sql("nullif(r.userAgent, '')")
-    src = f"(SELECT *, {ua} AS _kt_ua, {carried.plain_sql('plain', '_kt_ua')} AS _kt_plain FROM {src})"
+    # (two levels: an alias used in its own SELECT list is its expression again, masked twice)
+    src = f"(SELECT *, {ua} AS _kt_ua FROM {src})"
+    src = f"(SELECT *, {carried.plain_sql('plain', '_kt_ua')} AS _kt_plain FROM {src})"
     exprs = [(n, "_kt_ua" if n == "user_agent" else e) for n, e in event_columns(fid)]
     cols = ",\n      ".join(f"{e} AS {n}" if e != n else n for n, e in exprs)
     return f"""
