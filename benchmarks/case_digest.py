@@ -12,7 +12,9 @@ exits 1 when ``--against`` names another case whose digests differ:
 Columns that record when or where the case was made, not what the evidence says, are left out
 (:data:`VOLATILE`); ``--keep-paths`` keeps ``evidence.path`` (left out by default, so cases made
 from copies of the same files in other folders compare equal). Tables named in ``--skip`` are
-not compared (e.g. ``case_meta`` between code versions).
+not compared (e.g. ``case_meta`` between code versions); columns named in ``--skip-column``
+(``table.column``) are left out where a case has them (e.g. columns a newer schema added, against
+a case of the older one).
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ VOLATILE: dict[str, tuple[str, ...]] = {
 }
 
 
-def digests(path: str, *, keep_paths: bool = False, skip: frozenset[str] = frozenset()) -> dict:
+def digests(
+    path: str,
+    *,
+    keep_paths: bool = False,
+    skip: frozenset[str] = frozenset(),
+    skip_columns: frozenset[str] = frozenset(),
+) -> dict:
     """``{table: (rows, digest)}`` for every base table of the case at ``path``."""
     out: dict[str, tuple[int, str]] = {}
     with duckdb.connect(path, read_only=True) as con:
@@ -53,7 +61,7 @@ def digests(path: str, *, keep_paths: bool = False, skip: frozenset[str] = froze
                     "AND schema_name = 'main' ORDER BY column_index",
                     [table],
                 ).fetchall()
-                if r[0] not in drop
+                if r[0] not in drop and f"{table}.{r[0]}" not in skip_columns
             ]
             select = ", ".join(f'"{c}"' for c in cols)
             row = con.execute(
@@ -71,10 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--against", help="another case; exit 1 if any table differs")
     ap.add_argument("--keep-paths", action="store_true")
     ap.add_argument("--skip", action="append", default=[], help="table to leave out")
+    ap.add_argument("--skip-column", action="append", default=[], help="TABLE.COLUMN to leave out")
     args = ap.parse_args(argv)
-    skip = frozenset(args.skip)
-    mine = digests(args.case, keep_paths=args.keep_paths, skip=skip)
-    other = digests(args.against, keep_paths=args.keep_paths, skip=skip) if args.against else None
+    opts = {
+        "keep_paths": args.keep_paths,
+        "skip": frozenset(args.skip),
+        "skip_columns": frozenset(args.skip_column),
+    }
+    mine = digests(args.case, **opts)
+    other = digests(args.against, **opts) if args.against else None
     differ = 0
     for table in sorted(set(mine) | set(other or {})):
         a = mine.get(table)

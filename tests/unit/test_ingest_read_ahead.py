@@ -299,7 +299,10 @@ def test_raw_masked_by_the_read_ahead_is_stored_as_the_writer_masks_it(
     text = json.dumps([list(map(str, r)) for rows in got.values() for r in rows])
     for secret in ("hunter", "FwoGZXIvYXdzE", "s3cr3t-", "rejected-Pa55"):
         assert secret not in text
-    assert sum("****" in str(r[-4]) for r in got["events"]) >= 18  # raw of 3 records a file
+    con = duckdb.connect(str(case), read_only=True)
+    masked = con.execute("SELECT count(*) FROM events WHERE contains(raw, '****')").fetchone()
+    con.close()
+    assert masked is not None and masked[0] >= 18  # raw of 3 records a file
     assert len(got["rejects"]) == 1 and "****" in got["rejects"][0][4]
 
 

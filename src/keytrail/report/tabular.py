@@ -23,6 +23,7 @@ from keytrail.report._sql import (
     quote_literal,
     text_sql,
 )
+from keytrail.store import carried
 
 if TYPE_CHECKING:
     import duckdb
@@ -77,7 +78,22 @@ def _source_sql(cur: duckdb.DuckDBPyConnection, table: str) -> str:
     """SELECT over ``table`` (or the registered ``_kt_findings`` view) in export order."""
     if table == "findings":
         return "SELECT * FROM _kt_findings ORDER BY 1, 2"
-    return f"SELECT * FROM {table} ORDER BY {ORDER[table]}"
+    return f"SELECT {_columns(cur, table)} FROM {table} ORDER BY {ORDER[table]}"
+
+
+def _columns(cur: duckdb.DuckDBPyConnection, table: str) -> str:
+    """``*`` without the fields the CloudTrail ingest keeps for the analysis
+    (:mod:`keytrail.store.carried`: ``raw`` holds them), where the case has them."""
+    kept = [
+        str(r[0])
+        for r in cur.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND table_name = ? ORDER BY column_index",
+            [table],
+        ).fetchall()
+        if r[0] in carried.COLUMNS
+    ]
+    return f"* EXCLUDE ({', '.join(kept)})" if kept else "*"
 
 
 def findings_rows(store: CaseStore) -> list[dict[str, Any]]:
@@ -139,7 +155,8 @@ def export_table(
         columns = cur.execute(f"DESCRIBE {_source_sql(cur, table)}").fetchall()
         cond, params = where or ("TRUE", [])
         src = (
-            f"SELECT * FROM events WHERE ({cond}) ORDER BY {ORDER['events']}"
+            f"SELECT {_columns(cur, 'events')} FROM events WHERE ({cond}) "
+            f"ORDER BY {ORDER['events']}"
             if where
             else _source_sql(cur, table)
         )

@@ -27,7 +27,13 @@ import duckdb
 
 from keytrail import __version__
 from keytrail.errors import Cancelled, CaseError, CaseLockedError
-from keytrail.store.schema import SCHEMA_VERSION, SECRETS_MASKED, TABLES
+from keytrail.store.schema import (
+    ADDED_COLUMNS,
+    MASKED_SINCE,
+    SCHEMA_VERSION,
+    SECRETS_MASKED,
+    TABLES,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -171,6 +177,7 @@ class CaseStore:
         self._check_schema_for_writing()
         for table in TABLES:
             self.con.execute(table.ddl())
+        self._migrate()
         now = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
         self.con.execute(
             "INSERT OR IGNORE INTO case_meta VALUES ('schema_version', ?), ('created_at', ?), ('secrets', ?)",
@@ -190,8 +197,30 @@ class CaseStore:
         if row is None:
             return
         self._check_schema()
-        if int(row[0]) < SCHEMA_VERSION:
+        if int(row[0]) < MASKED_SINCE:
             raise CaseError(old_case_message(self.path), "case from an older keytrail")
+
+    def _migrate(self) -> None:
+        """Bring a case of an earlier version (at least :data:`MASKED_SINCE`) to this one: the
+        columns added since (:data:`~keytrail.store.schema.ADDED_COLUMNS`, NULL for the rows
+        already there), in one transaction with the new version number."""
+        row = self.con.execute(
+            "SELECT value FROM case_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        if row is None or int(row[0]) >= SCHEMA_VERSION:
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for version, table, col in ADDED_COLUMNS:
+                if version > int(row[0]):
+                    self.con.execute(
+                        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {col.name} {col.type}"
+                    )
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
 
     # -- helpers -----------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:

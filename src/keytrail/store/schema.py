@@ -21,7 +21,12 @@ from dataclasses import dataclass
 
 #: 2: secrets are masked at ingest (``case_meta`` ``secrets`` = :data:`SECRETS_MASKED`); a version-1
 #: case stores them as logged, so keytrail refuses to add to it and ``--reveal`` asks to re-ingest.
-SCHEMA_VERSION = 2
+#: 3: ``events`` has the ``ct_*`` columns (:mod:`keytrail.store.carried`); a version-2 case opened
+#: for writing gets them added, NULL for its rows (:data:`ADDED_COLUMNS`), which every reader of
+#: them takes as "read ``raw``".
+SCHEMA_VERSION = 3
+#: The first version whose cases keytrail adds to (migrated to :data:`SCHEMA_VERSION` first).
+MASKED_SINCE = 2
 SECRETS_MASKED = "masked-at-ingest"
 
 #: Columns stored with ZSTD instead of DuckDB's default string compression (FSST / dictionary
@@ -215,6 +220,33 @@ EVENTS = _t(
         "1-based record number in that file (line for line formats, array index for `Records`)",
     ),
     ("byte_offset", "BIGINT", "byte offset of the record in the (decompressed) file when known"),
+    (
+        "ct_plain",
+        "BOOLEAN",
+        (
+            "CloudTrail: whether the masking left `raw` as read and `operation`, `service`, "
+            "`src_ip`, `user_agent`, `actor_uid` and `actor_type` hold the record's own "
+            "`eventName`, `eventSource` (without `.amazonaws.com`), `sourceIPAddress`, "
+            "`userAgent`, `userIdentity.arn` and `.type`, as `raw` gives them (then "
+            "`ct_event_type`, `ct_issuer_type` and `ct_console` are filled: the analysis reads "
+            "these instead of parsing `raw`, `keytrail.store.carried`); NULL for other sources "
+            "and rows written before schema 3"
+        ),
+    ),
+    ("ct_event_type", "VARCHAR", "CloudTrail `eventType`, where `ct_plain`"),
+    (
+        "ct_issuer_type",
+        "VARCHAR",
+        "CloudTrail `userIdentity.sessionContext.sessionIssuer.type`, where `ct_plain`",
+    ),
+    (
+        "ct_console",
+        "BOOLEAN",
+        (
+            "CloudTrail: the record holds `sessionCredentialFromConsole` with the value `true`, "
+            "where `ct_plain`"
+        ),
+    ),
 )
 
 EVENT_RESOURCES = _t(
@@ -651,6 +683,13 @@ TABLES: tuple[Table, ...] = (
 
 TABLES_BY_NAME = {t.name: t for t in TABLES}
 
+#: Columns added to a table after :data:`MASKED_SINCE`, with the version that added them: a case
+#: of an earlier version opened for writing gets them (``ALTER TABLE ... ADD COLUMN``, NULL for its
+#: rows) before anything is written (``keytrail.store.case``).
+ADDED_COLUMNS: tuple[tuple[int, str, Column], ...] = tuple(
+    (3, "events", c) for c in EVENTS.columns if c.name.startswith("ct_")
+)
+
 #: Text columns (besides every JSON column) that ingest passes through secret masking
 #: (:func:`keytrail.store.sqltext.mask_stored_sql`): where a log's free text lands.
 MASKED_TEXT_COLUMNS = frozenset(
@@ -688,7 +727,11 @@ def render_markdown() -> str:
             "into a derived case updates only the rows its events change, to the same rows). "
             "Secret values (session tokens, "
             "secret keys, passwords, raw Vault tokens) are masked at ingest in every JSON column and in "
-            f'`{"`, `".join(sorted(MASKED_TEXT_COLUMNS))}` (docs/security.md, "Secrets in the case").'
+            f"`{'`, `'.join(sorted(MASKED_TEXT_COLUMNS))}` "
+            '(docs/security.md, "Secrets in the case"). '
+            "The `ct_*` columns of `events` are not masked: they are filled only where "
+            "the masking left the record's `raw` as read, so they hold nothing `raw` "
+            "does not. A schema-2 case opened for writing gets them, NULL for its rows."
         ),
         "",
         (

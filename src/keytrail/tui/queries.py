@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from keytrail.idfmt import expand_short
+from keytrail.store import carried
 from keytrail.timefmt import to_utc
 
 if TYPE_CHECKING:
@@ -254,7 +255,10 @@ def event_record(cur: duckdb.DuckDBPyConnection, event_uid: str) -> dict[str, An
     )
     names = [d[0] for d in rel.description or []]
     row = rel.fetchone()
-    return None if row is None else dict(zip(names, row))
+    if row is None:
+        return None
+    # not the fields the CloudTrail ingest keeps for the analysis: raw shows them
+    return {k: v for k, v in zip(names, row) if k not in carried.COLUMNS}
 
 
 def principal_kinds(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -23,6 +23,8 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from keytrail.store.carried import CONSOLE_KEY, PLAIN
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from keytrail.config import FindingsConfig
     from keytrail.store.case import CaseStore
 
-CONSOLE = "sessionCredentialFromConsole"
+CONSOLE = CONSOLE_KEY
 
 
 def console_sql(raw: str) -> str:
@@ -67,7 +69,7 @@ def ensure(ctx: Context) -> RawPass:
     if rs is not None and rules and has_records:
         with contextlib.suppress(Exception):  # a rule's SQL failed: each part on its own below
             # Kept in the case for the records an earlier snapshot read (findings.rawcache)
-            hits = rawcache.make(ctx, _pass_sql(rs, rules))
+            hits = rawcache.make(ctx, _pass_sql(ctx, rs, rules))
             ctx.cur.execute(
                 f"""CREATE OR REPLACE TEMP TABLE _kt_console_ct AS
                     SELECT event_uid FROM {hits} WHERE r = -1"""
@@ -100,10 +102,18 @@ def _has_records(ctx: Reader) -> bool:
     )
 
 
-def _pass_sql(rs: RuleSet, rules: list[SigmaRule]) -> Callable[[str | None], str]:
+def _pass_sql(ctx: Reader, rs: RuleSet, rules: list[SigmaRule]) -> Callable[[str | None], str]:
     """The one-read query (the rules' hits and the console flag) over the records ``where``
-    selects: what the cache is filled and checked with."""
-    return lambda where: one_pass_sql(rs, rules, (CONSOLE, -1), where)
+    selects: what the cache is filled and checked with. It reads the fields the ingest kept
+    (:mod:`keytrail.store.carried`) when the case has their columns (schema 3)."""
+    carried = bool(
+        ctx.scalar(
+            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND table_name = 'events' AND column_name = ?",
+            [PLAIN],
+        )
+    )
+    return lambda where: one_pass_sql(rs, rules, (CONSOLE, -1), where, carried)
 
 
 @dataclass
@@ -141,7 +151,7 @@ def prefill(store: CaseStore, cfg: FindingsConfig) -> None:
             rules = list(rs.rules)
             reader = _Cursor(cur)
             if rules and _has_records(reader):
-                rawcache.make(reader, _pass_sql(rs, rules))
+                rawcache.make(reader, _pass_sql(reader, rs, rules))
     finally:
         cur.close()
 
@@ -167,6 +177,7 @@ def one_pass_sql(
     rules: list[SigmaRule],
     flag: tuple[str, int] | None = None,
     where: str | None = None,
+    carried: bool = False,
 ) -> str:
     """Every rule's hits ``(r, event_uid)`` from one read of the records: the rows of
     :func:`_hits_sql` over the stored field table (in another order; the findings group them).
@@ -180,9 +191,11 @@ def one_pass_sql(
     ``flag`` = (top-level key, number): also a row with that number for every record whose text
     holds the key and whose parsed value is ``true`` (:mod:`.rawpass`: the console-session flag,
     parsed with the rules' fields). ``where``: only the records of events it holds (SQL over
-    ``events``; :mod:`.rawcache` reads the files its stored rows do not cover)."""
+    ``events``; :mod:`.rawcache` reads the files its stored rows do not cover). ``carried``:
+    the case has the ingest's kept fields (:mod:`keytrail.store.carried`); the records whose
+    fields are kept there and whose names no rule selects are not parsed
+    (:func:`keytrail.analysis.sigma.fields.select_sql`)."""
     from keytrail.analysis.sigma import fields
-    from keytrail.analysis.sigma.backend import RAW_COLUMN
 
     def numbers(cases: list[str]) -> str:
         return f"[{', '.join(cases)}]::INTEGER[]"
@@ -197,24 +210,22 @@ def one_pass_sql(
     anywhere = [
         f"CASE WHEN ({r.where}) THEN {i} END" for i, r in enumerate(rules) if r.event_names is None
     ]
-    extra: tuple[str, ...] = ()
+    key = None
     if flag is not None:
         key, number = flag
-        extra = (key, RAW_COLUMN)
-        col, raw = f'"{key}"', f'"{RAW_COLUMN}"'
-        anywhere.append(
-            f"CASE WHEN {col} = 'true' AND contains({raw}, '{key}') THEN {int(number)} END"
-        )
+        anywhere.append(f"CASE WHEN {fields.FLAG} THEN {int(number)} END")
     # The rules that name their events are evaluated on the selected records only (SEL): the
     # others' list is the whole list elsewhere.
     every = numbers(anywhere)
     listed = f"CASE WHEN {fields.SEL} THEN {numbers(named)} || {every} ELSE {every} END"
     rows = fields.select_sql(
-        (*rs.fields, *extra),
+        rs.fields,
         rs.lower_fields,
-        everywhere=(*rs.everywhere, *extra),
+        everywhere=rs.everywhere,
         names=rs.names,
         where=where,
+        flag=key,
+        carried=carried,
     )
     return f"""SELECT r, event_uid FROM (
                  SELECT event_uid, unnest({listed}) AS r FROM ({rows})) WHERE r IS NOT NULL"""

@@ -15,6 +15,7 @@ definitions are a list), the values of every element are joined with newlines, s
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from keytrail.analysis.sigma.backend import RAW_COLUMN, lower_column
@@ -59,6 +60,8 @@ def select_sql(
     everywhere: tuple[str, ...] | list[str] | None = None,
     names: tuple[str, ...] | list[str] = (),
     where: str | None = None,
+    flag: str | None = None,
+    carried: bool = False,
 ) -> str:
     """``SELECT event_uid, "kt:sel", <field>..., "lc:<field>"...`` over the case's CloudTrail
     events (those ``where`` holds for, SQL over ``events``; the ``lower`` fields also
@@ -70,7 +73,13 @@ def select_sql(
     others only from records whose ``eventName`` fits one of ``names`` (lower-case LIKE
     patterns, :mod:`.prefilter`; column ``SEL`` says which, TRUE everywhere without ``names``),
     NULL elsewhere. The rules that use them cannot match elsewhere, and the request and response
-    objects they mostly name are the costly part."""
+    objects they mostly name are the costly part.
+
+    ``flag``: a top-level key; column ``FLAG`` says whether the record's text holds it and its
+    value reads ``true``. ``carried`` (the case has :mod:`keytrail.store.carried`'s columns):
+    where a record's fields are kept there (``ct_plain``) and the record needs nothing else
+    (every field extracted everywhere is kept, and it is not selected by name), they are read
+    from the columns instead of parsing ``raw`` (:func:`_carried_rows`): the same values."""
     from keytrail.analysis.sigma.prefilter import FIELD, name_sql
 
     wanted = [f for f in dict.fromkeys(fields) if f != RAW_COLUMN]
@@ -78,6 +87,8 @@ def select_sql(
     heavy = [f for f in wanted if f not in set(light)]
     if names and FIELD not in light:
         light.append(FIELD)
+    if flag is not None and flag not in light:
+        light.append(flag)
     cols: list[str] = []
     for group, var, guard in ((light, "v", ""), (heavy, "w", f"{SEL} AND ")):
         for i, name in enumerate(group, start=1):
@@ -85,17 +96,94 @@ def select_sql(
                 cols.append(_column(name, f"{var}[{i}]", guard))
     sel = name_sql(f"v[{light.index(FIELD) + 1}]", list(names)) if names else "TRUE"
     raw = ""
+    light_raw = RAW_COLUMN in fields and (everywhere is None or RAW_COLUMN in set(everywhere))
     if RAW_COLUMN in fields:
-        light_raw = everywhere is None or RAW_COLUMN in set(everywhere)
         raw = f", {'raw' if light_raw else f'CASE WHEN {SEL} THEN raw END'} AS {_ident(RAW_COLUMN)}"
+    if flag is not None:
+        key = flag.replace("'", "''")
+        raw += (
+            f", CASE WHEN v[{light.index(flag) + 1}] = 'true' THEN contains(raw, '{key}') END"
+            f" AS {FLAG}"
+        )
     select = ", ".join(["event_uid", SEL, *cols])
     also = f" AND ({where})" if where else ""
     lc = "".join(f", lower({_ident(f)}) AS {_ident(lower_column(f))}" for f in dict.fromkeys(lower))
-    return f"""SELECT *{lc} FROM (SELECT {select}{raw} FROM (
+    base = f"FROM events WHERE source = 'cloudtrail' AND raw IS NOT NULL{also}"
+    # Records that need something besides the fields extracted everywhere: those selected by
+    # name when a rule reads more of them (or the whole text) there.
+    by_name = bool(heavy) or (RAW_COLUMN in fields and not light_raw)
+    branches: list[str] = []
+    if carried and not light_raw and _carriable(light, flag):
+        from keytrail.store.carried import FIELDS, PLAIN
+
+        named = name_sql(FIELDS[FIELD], list(names)) if names else "TRUE"
+        skip = f"{PLAIN} AND ({named}) IS NOT TRUE" if by_name else PLAIN
+        order = [f for f in light if f in wanted] + heavy  # the parsed rows' column order
+        spec = _CarriedSpec(order, heavy, names, named, flag, RAW_COLUMN in fields)
+        branches = _carried_rows(spec, f"{base} AND {skip}")
+        base += f" AND ({skip}) IS NOT TRUE"
+    parsed = f"""SELECT {select}{raw} FROM (
               SELECT *, CASE WHEN {SEL} THEN {_extract(heavy)} END AS w FROM (
                 SELECT *, {sel} AS {SEL} FROM (
                   SELECT event_uid, raw, {_extract(light)} AS v
-                  FROM events WHERE source = 'cloudtrail' AND raw IS NOT NULL{also}))))"""
+                  {base})))"""
+    union = " UNION ALL ".join([parsed, *branches])
+    return f"SELECT *{lc} FROM ({union})"
+
+
+#: The column :func:`select_sql` gives for its ``flag``.
+FLAG = '"kt:flag"'
+
+
+def _carriable(light: list[str], flag: str | None) -> bool:
+    """Whether every field read from every record (and the flag) is kept by the ingest."""
+    from keytrail.store.carried import CONSOLE_KEY, FIELDS
+
+    return all(f in FIELDS or f == flag for f in light) and flag in (None, CONSOLE_KEY)
+
+
+@dataclass(frozen=True)
+class _CarriedSpec:
+    order: list[str]
+    """The fields, in the order of the parsed rows' columns."""
+    heavy: list[str]
+    names: tuple[str, ...] | list[str]
+    named: str
+    flag: str | None
+    raw_field: bool
+
+
+def _carried_rows(spec: _CarriedSpec, base: str) -> list[str]:
+    """The rows of :func:`select_sql` for the records ``base`` (SQL ``FROM events WHERE ...``)
+    keeps, read from the ingest's columns, in the same column order.
+
+    A field whose path has a middle part (``a.b.c``) is read, where the direct path gives NULL,
+    from every element of an array there (:func:`_column`): the ingest's parse gives only the
+    direct path. So the records where such a field is NULL read ``raw`` for that alternative
+    (a search of the text; the JSON is parsed only where an array may be): the others never
+    read ``raw``."""
+    from keytrail.store.carried import CONSOLE, FIELDS
+
+    deep = [f for f in spec.order if f not in spec.heavy and len(f.split(".")) > 2]
+    known = " AND ".join(f"{FIELDS[f]} IS NOT NULL" for f in deep) or "TRUE"
+    out = []
+    for with_raw, cond in ((False, known), (True, f"({known}) IS NOT TRUE")):
+        if with_raw and not deep:
+            continue
+        cols = ["event_uid", f"{spec.named if spec.names else 'TRUE'} AS {SEL}"]
+        for f in spec.order:
+            if f in spec.heavy:
+                cols.append(f"NULL::VARCHAR AS {_ident(f)}")
+            elif with_raw and f in deep:
+                cols.append(_column(f, FIELDS[f], ""))
+            else:
+                cols.append(f"{FIELDS[f]} AS {_ident(f)}")
+        if spec.raw_field:
+            cols.append(f"NULL::VARCHAR AS {_ident(RAW_COLUMN)}")
+        if spec.flag is not None:
+            cols.append(f"{CONSOLE} AS {FLAG}")
+        out.append(f"SELECT {', '.join(cols)} {base} AND {cond}")
+    return out
 
 
 def _extract(names: list[str]) -> str:

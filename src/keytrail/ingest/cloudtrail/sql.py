@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from keytrail.store import carried
 from keytrail.store.sqltext import mask_stored_sql, quote_literal
 
 if TYPE_CHECKING:
@@ -40,9 +41,10 @@ SPEC = (
     '"sourceIPAddress":"VARCHAR","userAgent":"VARCHAR","recipientAccountId":"VARCHAR",'
     '"sharedEventID":"VARCHAR","requestID":"VARCHAR","requestParameters":"JSON",'
     '"responseElements":"JSON","additionalEventData":"JSON","resources":"JSON",'
+    '"eventType":"VARCHAR","sessionCredentialFromConsole":"VARCHAR",'
     '"userIdentity":{"type":"VARCHAR","principalId":"VARCHAR","arn":"VARCHAR","accountId":"VARCHAR",'
     '"accessKeyId":"VARCHAR","userName":"VARCHAR","invokedBy":"VARCHAR","onBehalfOf":{"userId":"VARCHAR"},'
-    '"sessionContext":{"sourceIdentity":"VARCHAR"}}}'
+    '"sessionContext":{"sourceIdentity":"VARCHAR","sessionIssuer":{"type":"VARCHAR"}}}}'
 )
 
 #: Error codes meaning "not allowed" (outcome ``denied``); other error codes are ``failure``.
@@ -254,8 +256,16 @@ def stage_select(source: str, premask: bool = False) -> str:
     """
     if not premask:
         return staged
-    masked = f"CASE WHEN bad THEN raw ELSE {mask_stored_sql('raw')} END AS raw"
-    return f"SELECT * REPLACE ({masked}) FROM ({staged})"
+    return masked_with_plain(staged, f"CASE WHEN bad THEN raw ELSE {mask_stored_sql('raw')} END")
+
+
+def masked_with_plain(source: str, masked: str) -> str:
+    """The rows of ``source`` with ``raw`` replaced by ``masked`` (SQL over them) and a column
+    ``plain``: whether that left the text as read (:mod:`keytrail.store.carried`; a reject's
+    NULL). The masked text is computed once and compared with the original as two strings."""
+    return f"""SELECT * EXCLUDE (_kt_masked) REPLACE (_kt_masked AS raw),
+                      CASE WHEN NOT bad THEN _kt_masked = raw END AS plain
+               FROM (SELECT *, {masked} AS _kt_masked FROM ({source}))"""
 
 
 def event_columns(fid: str = "file_id") -> list[tuple[str, str]]:
@@ -320,16 +330,32 @@ def event_columns(fid: str = "file_id") -> list[tuple[str, str]]:
         ("file_id", fid),
         ("record_no", "record_no"),
         ("byte_offset", "byte_offset"),
+        *carried.columns("_kt_plain", "raw"),
     ]
 
 
-def events_sql(src: str = "_kt_ct_t", fid: str = "file_id") -> str:
-    cols = ",\n      ".join(f"{e} AS {n}" if e != n else n for n, e in event_columns(fid))
+def events_sql(src: str = "_kt_ct_t", fid: str = "file_id", premasked: bool = False) -> str:
+    """The ``events`` rows of the staged table ``src`` with ``raw`` masked: by the staging
+    (``premasked``: :func:`stage_select` ``premask``) or here, where the comparison that gives
+    ``ct_plain`` needs the original beside it (:func:`masked_with_plain`)."""
+    if not premasked:
+        src = f"({masked_with_plain(f'SELECT * FROM {src} WHERE NOT bad', mask_stored_sql('raw'))})"
+    # user_agent is masked here (EVENTS_MASKED), so ct_plain can say it is the logged value
+    ua = mask_stored_sql("nullif(r.userAgent, '')")
+    # (two levels: an alias used in its own SELECT list is its expression again, masked twice)
+    src = f"(SELECT *, {ua} AS _kt_ua FROM {src})"
+    src = f"(SELECT *, {carried.plain_sql('plain', '_kt_ua')} AS _kt_plain FROM {src})"
+    exprs = [(n, "_kt_ua" if n == "user_agent" else e) for n, e in event_columns(fid)]
+    cols = ",\n      ".join(f"{e} AS {n}" if e != n else n for n, e in exprs)
     return f"""
     SELECT
       {cols}
     FROM {src} WHERE NOT bad
     """
+
+
+#: The columns :func:`events_sql` masks itself (``insert_sql(premasked=...)``).
+EVENTS_MASKED = frozenset({"raw", "user_agent"})
 
 
 def resources_sql(src: str = "_kt_ct_t") -> str:
@@ -449,7 +475,8 @@ def insert_staged(
     ``src`` already (computed ahead, unmasked: ``insert_sql`` masks them here). ``premasked``:
     :data:`STAGED_MASKED` when ``src`` was staged with ``premask``."""
     fid = "file_id" if file_ids is None else f"{[int(f) for f in file_ids]}[file_id + 1]"
-    ctx.insert_sql("events", events_sql(src, fid), premasked=premasked)
+    # events_sql masks raw itself when the staging did not (ct_plain compares the two texts)
+    ctx.insert_sql("events", events_sql(src, fid, "raw" in premasked), premasked=EVENTS_MASKED)
     ctx.insert_sql(
         "event_resources", resources_sql(src) if resources is None else f"SELECT * FROM {resources}"
     )

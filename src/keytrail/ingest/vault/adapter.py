@@ -29,6 +29,7 @@ import pyarrow as pa
 from keytrail.ingest.base import SNIFF_BYTES, LoadContext, Sample, SourceAdapter, arrow_type
 from keytrail.ingest.vault.framing import Record, iter_records, sniff_label
 from keytrail.ingest.vault.rows import Entry, Rows, build, build_kmip, build_server_log, raw_hash
+from keytrail.store import carried
 from keytrail.store.schema import TABLES_BY_NAME
 
 if TYPE_CHECKING:
@@ -120,9 +121,14 @@ def _text_array(values: tuple[bytes | str, ...]) -> pa.Array:
 
 @cache
 def _schema(table: str) -> pa.Schema:
-    """Arrow schema of the columns this adapter writes (every row dict has all of them)."""
+    """Arrow schema of the columns this adapter writes (every row dict has all of them; not
+    the CloudTrail ingest's ``ct_*`` columns, :mod:`keytrail.store.carried`)."""
     return pa.schema(
-        [(c.name, arrow_type(c.type)) for c in TABLES_BY_NAME[table].columns if c.name != "file_id"]
+        [
+            (c.name, arrow_type(c.type))
+            for c in TABLES_BY_NAME[table].columns
+            if c.name != "file_id" and c.name not in carried.COLUMNS
+        ]
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from keytrail.ingest.vault.engines import engine_issues
 from keytrail.ingest.vault.mint import d, dumps, int64, is_hmac, mint, num, s, strs
+from keytrail.store import carried
 from keytrail.store.schema import TABLES_BY_NAME
 from keytrail.timefmt import to_utc
 from keytrail.timefmt import utc_z_time as vault_time
@@ -127,8 +128,13 @@ class Rows:
     issues: list[dict[str, Any]]
 
 
-#: Every ``events`` column an adapter writes, in schema order (all keys of every event dict).
-EVENT_COLUMNS = tuple(c.name for c in TABLES_BY_NAME["events"].columns if c.name != "file_id")
+#: Every ``events`` column an adapter writes, in schema order (all keys of every event dict);
+#: not the CloudTrail ingest's ``ct_*`` columns (:mod:`keytrail.store.carried`).
+EVENT_COLUMNS = tuple(
+    c.name
+    for c in TABLES_BY_NAME["events"].columns
+    if c.name != "file_id" and c.name not in carried.COLUMNS
+)
 _NO_EVENT = dict.fromkeys(EVENT_COLUMNS)
 
 
