@@ -394,6 +394,24 @@ def test_vault_token_with_other_policies(case: Case) -> None:
     assert f.details["new_policies"] == ["admin"] and f.evidence_uids == (u,)
 
 
+def test_vault_token_policies_with_a_null_in_the_log(case: Case) -> None:
+    # A hostile audit log's policy list holding a null: the finding reads the other names
+    # (the null once reached the text's join and failed every finding of the snapshot).
+    u = _vault(
+        case,
+        "update",
+        "acc-agent",
+        0,
+        raw={
+            "auth": {"policies": ["agent", None]},
+            "response": {"auth": {"accessor": "acc-child", "policies": ["admin", None]}},
+        },
+    )
+    case.issue("acc-child", "vault-token", parent="acc-agent", event_uid=u, issued_at=at(0))
+    [f] = case.findings("vault-token-with-other-policies")
+    assert f.details["new_policies"] == ["admin"] and "(policies agent)" in f.description
+
+
 def test_iam_change(case: Case) -> None:
     u = case.event(time=at(0), action="iam:AttachUserPolicy", credential=KEY)
     case.uses("ledger-bot", KEY, [u])

@@ -267,3 +267,42 @@ def test_a_rule_whose_sql_fails_is_noted_and_the_others_still_match(
             bad_id = made.rules.rules[bad].id
             assert (list(ctx.sigma_errors) == [bad_id]) if fail else not ctx.sigma_errors
             cur.close()
+
+
+def test_a_hit_on_a_record_without_an_event_source_is_a_finding(tmp_path: Path) -> None:
+    # Hostile or truncated evidence: a record with an eventName but no eventSource has no
+    # action (service:name). The snapshot once failed on it (a NULL joined into the finding's
+    # text); now the hit is a finding that names the operation.
+    from keytrail.analysis.answers import run_findings
+    from keytrail.cli.main import main
+    from keytrail.store.case import CaseStore
+
+    ident = {
+        "type": "AssumedRole",
+        "arn": "arn:aws:sts::111122223333:assumed-role/r/s",
+        "accessKeyId": "ASIAXXXXXXXXXXXXXXX1",
+        "sessionContext": {"sessionIssuer": {"type": "Role"}},
+    }
+    base = {
+        "eventVersion": "1.08",
+        "userIdentity": ident,
+        "eventTime": "2026-01-01T00:00:00Z",
+        "eventName": "AssumeRole",
+        "eventSource": "sts.amazonaws.com",
+        "sourceIPAddress": "1.2.3.4",
+        "userAgent": "x",
+        "eventID": "e1",
+        "eventType": "AwsApiCall",
+        "recipientAccountId": "111122223333",
+    }
+    bare = {k: v for k, v in base.items() if k != "eventSource"}
+    trail = tmp_path / "trail.json"
+    trail.write_text(json.dumps({"Records": [base, {**bare, "eventID": "e2"}]}), encoding="utf-8")
+    case = tmp_path / "case.duckdb"
+    assert main(["ingest", str(case), str(trail), "-q"]) == 0
+    with CaseStore.open(case) as store:
+        hits = [f for f in run_findings(store) if f.details.get("actions")]
+    assert hits, "the AssumeRole rule matches both records"
+    for f in hits:
+        assert f.evidence_count == 2 and f.details["actions"] == ["AssumeRole", "sts:AssumeRole"]
+        assert "AssumeRole, sts:AssumeRole" in f.description

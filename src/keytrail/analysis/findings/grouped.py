@@ -25,7 +25,10 @@ def group_hits(ctx: Context, table: str) -> list[dict[str, Any]]:
              SELECT actor_uid, _kt_pkey(actor_uid) AS pkey
              FROM (SELECT DISTINCT actor_uid FROM events WHERE actor_uid IS NOT NULL)),
            h AS (
-             SELECT h.r, e.event_uid, e.time, e.action, e.actor_uid, e.credential_id, e.src_ip,
+             -- a record with an eventName but no eventSource has no action: its operation
+             -- stands for it (a NULL in the list would make the finding fail, not just read badly)
+             SELECT h.r, e.event_uid, e.time, coalesce(e.action, e.operation) AS action,
+                    e.actor_uid, e.credential_id, e.src_ip,
                     coalesce(pk.pkey, e.credential_id, '(no identity logged)') AS subj
              FROM {table} h JOIN events e USING (event_uid) LEFT JOIN pk USING (actor_uid)),
            g AS (
@@ -33,7 +36,8 @@ def group_hits(ctx: Context, table: str) -> list[dict[str, Any]]:
                                FILTER (WHERE credential_id IS NOT NULL) AS creds,
                     count(*) AS n, min(time) AS t0, max(time) AS t1,
                     arg_min(event_uid, (time, event_uid), 25) AS uids,
-                    list(DISTINCT action ORDER BY action)[1:10] AS actions,
+                    list(DISTINCT action ORDER BY action)
+                      FILTER (WHERE action IS NOT NULL)[1:10] AS actions,
                     list(DISTINCT src_ip ORDER BY src_ip)
                       FILTER (WHERE src_ip IS NOT NULL)[1:10] AS ips
              FROM h GROUP BY r, subj),

@@ -77,7 +77,9 @@ def run(ctx: Context) -> None:
               SELECT ci.credential_id, ci.parent_credential_id AS parent, ci.event_uid, ci.issued_at,
                      coalesce(try_cast(json_extract_string(ci.attributes, '$.policies[*]') AS VARCHAR[]),
                               json_extract_string(e.raw, '$.response.auth.policies[*]')) AS child_p,
-                     json_extract_string(e.raw, '$.auth.policies[*]') AS parent_p
+                     -- a null in a hostile log's list must not reach the text (join fails on it)
+                     list_filter(json_extract_string(e.raw, '$.auth.policies[*]'),
+                                 lambda p: p IS NOT NULL) AS parent_p
               FROM credential_issues ci JOIN events e ON e.event_uid = ci.event_uid
               WHERE ci.kind = 'vault-token' AND ci.parent_credential_id IS NOT NULL)
             SELECT *, list_filter(child_p, lambda p: p <> 'default' AND NOT list_contains(parent_p, p)) AS extra
