@@ -8,6 +8,7 @@ session for the module (a JVM start costs seconds on a loaded machine).
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -69,9 +70,10 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
     ]
     assert {c["credential_id"] for c in a["closure"]} == {c["credential_id"] for c in b["closure"]}
     assert a["counts"] == b["counts"]
-    assert [(i["path"], i["sha256"], i["status"]) for i in a["inputs"]] == [
-        (i["path"], i["sha256"], i["status"]) for i in b["inputs"]
-    ]
+    assert [
+        (i["path"], i["sha256"], i["status"], i["records"], i["rejected"]) for i in a["inputs"]
+    ] == [(i["path"], i["sha256"], i["status"], i["records"], i["rejected"]) for i in b["inputs"]]
+    assert a.get("gate") == b.get("gate")
 
 
 def test_spark_equals_duckdb_on_the_sample(
@@ -82,6 +84,8 @@ def test_spark_equals_duckdb_on_the_sample(
     assert got["engine"] == "spark" and got["spark"]["master"] == "local[2]"
     assert whole["outputs"]
     _same(whole, got)
+    gate = got["gate"]  # the Vault token's closure opens a few CloudTrail files, not all
+    assert gate["fallback"] is None and 0 < gate["files_opened"] < gate["files_gated"]
 
 
 def test_spark_equals_duckdb_within_a_window(
@@ -200,3 +204,78 @@ def test_spark_equals_duckdb_for_a_human(spark: Any, tmp_path: Path, which: str)
     assert [(c["credential_id"], c["why"]) for c in got["closure"]] == [
         (c["credential_id"], c["why"]) for c in oracle["closure"]
     ]
+
+
+def _hostile(tmp: Path) -> Path:
+    """The gate's hostile trails (tests/unit/test_scope_gate.py) in one: a chain over rounds, a
+    use of an ancestor behind a ``\\u`` escape, the same issuance in a file that sorts first
+    (opened in a later round than its copy), two documents in one file and a truncated gzip."""
+    from tests.unit.test_scope_gate import MID, OTHER, ROOT, _assume, _chain_trail, _rec, _write
+
+    trail = _chain_trail(tmp)
+    text = json.dumps({"Records": [_rec(50, OTHER), _rec(51, ROOT, "DeleteObject")]})
+    text = text.replace(f'"accessKeyId": "{ROOT}"', f'"accessKeyId": "\\u0041{ROOT[1:]}"')
+    _write(trail, "h-root-escaped", [], text)
+    _write(trail, "0-copy", [_rec(30, OTHER), _assume(5, MID, "ASIALEAF000000000001", "leaf")])
+    two = json.dumps({"Records": [_rec(40, OTHER)]}) + json.dumps({"Records": [_rec(41, OTHER)]})
+    _write(trail, "f-two-docs", [], two)
+    cut = _write(trail, "g-cut", [_rec(42, OTHER), _rec(43, OTHER)])
+    cut.write_bytes(cut.read_bytes()[:-20])
+    return trail
+
+
+def _equal(tmp: Path, a: str, b: str) -> None:
+    """Two scope folders under ``tmp``: the same manifest (but for when and which engine) and
+    the same bytes in every output file."""
+    docs = [json.loads((tmp / x / "manifest.json").read_text()) for x in (a, b)]
+    drop = {"created_at", "engine", "spark"}
+    assert [{k: v for k, v in d.items() if k not in drop} for d in docs] == [
+        {k: v for k, v in docs[0].items() if k not in drop}
+    ] * 2
+    assert docs[0]["outputs"]
+    for o in docs[0]["outputs"]:
+        assert (tmp / a / o["path"]).read_bytes() == (tmp / b / o["path"]).read_bytes()
+
+
+def test_the_gate_on_hostile_trails(spark: Any, tmp_path: Path) -> None:
+    """Each task holds one file (the fixture), so what a round learns of a file (its count, its
+    escapes, the needles already searched) crosses tasks on the driver: the Spark cut equals
+    the DuckDB engine's gated cut, manifest (counts, ``rejected: null``, ``gate``) and bytes."""
+    from tests.unit.test_scope_gate import MID, ROOT
+
+    trail = _hostile(tmp_path)
+    oracle = scope_duckdb(tmp_path / "d", [trail], [MID]).manifest
+    got = scope_spark(tmp_path / "s", [trail], [MID]).manifest
+    _equal(tmp_path, "d", "s")
+    gate = got["gate"]
+    assert gate["fallback"] is None and gate["rounds"] >= 2
+    assert 0 < gate["files_opened"] < gate["files_gated"] == oracle["gate"]["files_gated"]
+    assert ROOT in {c["credential_id"] for c in got["closure"]}
+    assert {"h-root-escaped.json.gz", "0-copy.json.gz"} <= {
+        o["input"].rsplit("/", 1)[1] for o in got["outputs"]
+    }
+    rows = {Path(i["path"]).name: i for i in got["inputs"]}
+    assert rows["f-two-docs.json.gz"]["rejected"] is not None
+    assert rows["e-other-0.json.gz"]["rejected"] is None and rows["e-other-0.json.gz"]["records"]
+
+
+def test_spark_without_the_gate(spark: Any, tmp_path: Path) -> None:
+    """``gate=False``: every file parsed in pass 1, as the DuckDB engine's ``gate=False``."""
+    from tests.unit.test_scope_gate import MID
+
+    trail = _hostile(tmp_path)
+    scope_duckdb(tmp_path / "d", [trail], [MID], gate=False)
+    got = scope_spark(tmp_path / "s", [trail], [MID], gate=False).manifest
+    _equal(tmp_path, "d", "s")
+    assert "gate" not in got and all(i["rejected"] is not None for i in got["inputs"])
+
+
+def test_a_seed_that_matches_nothing_on_spark(spark: Any, tmp_path: Path) -> None:
+    """No file holds the seed: the gate falls back to every file, and the closest ids come from
+    them (as the DuckDB engine's)."""
+    from keytrail.errors import NotFoundError
+    from tests.unit.test_scope_gate import LEAF, _chain_trail
+
+    with pytest.raises(NotFoundError) as err:
+        scope_spark(tmp_path / "s", [_chain_trail(tmp_path)], ["ASIALEAF000000000002"])
+    assert LEAF in str(err.value.suggestions)

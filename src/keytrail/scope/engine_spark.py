@@ -1,11 +1,13 @@
 """The Spark engine: the same projection, closure and copy, with the trail read by Spark tasks.
 
-Pass 1 (the whole trail, once): the ``binaryFile`` source hands each task whole files from any
-path Spark reads (local, ``s3a://``, ``hdfs://``, ``abfss://``); the task loads them with the
-ingest adapters into a scratch DuckDB case (:func:`keytrail.scope.project.project`, the DuckDB
-engine's code) and returns, as Arrow batches (``mapInArrow``: no per-event Python objects), one
-small row per event (ids and location, no record text), the ``credential_issues`` rows and each
-file's size, SHA-256 and status.
+Pass 1: the ``binaryFile`` source hands each task whole files from any path Spark reads (local,
+``s3a://``, ``hdfs://``, ``abfss://``); the task loads them with the ingest adapters into a
+scratch DuckDB case (:func:`keytrail.scope.project.project`, the DuckDB engine's code) and
+returns, as Arrow batches (``mapInArrow``: no per-event Python objects), one small row per event
+(ids and location, no record text), the ``credential_issues`` rows and each file's size, SHA-256
+and status. With the needle gate (the default) the CloudTrail ``Records`` files are held back
+and parsed only in the rounds that find a needle of the closure in them
+(:mod:`keytrail.scope.spark_gate`); without it, every file at once.
 Driver: the issuance facts (issues and their events, CloudTrail events under Vault-made names)
 and one row per distinct (credential, principal, human, agent) go into a DuckDB case, where
 :mod:`keytrail.scope.closure` resolves the seeds and walks the closure: the same SQL.
@@ -20,10 +22,10 @@ tasks' files (:mod:`keytrail.scope.spark_merge`, one shuffle of the ids by ``eve
 from __future__ import annotations
 
 import os
-import pickle
 import sys
 import tempfile
 from datetime import UTC
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,16 +37,9 @@ from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
 from keytrail.scope.project import file_rows
-from keytrail.scope.spark_merge import merge, person_events, same_bytes
-from keytrail.scope.spark_tasks import (
-    EVENT_COLS,
-    PASS1_DDL,
-    WHERE_COLS,
-    Want,
-    extract,
-    local_path,
-    project_arrow,
-)
+from keytrail.scope.spark_gate import SparkGate
+from keytrail.scope.spark_merge import merge, person_events
+from keytrail.scope.spark_tasks import EVENT_COLS, WHERE_COLS, Want, extract, local_path
 from keytrail.store.case import CaseStore
 
 if TYPE_CHECKING:
@@ -112,19 +107,23 @@ def _ntz(t: datetime | None) -> Any:
 
 
 def _driver_case(
-    scratch: Path,
-    inventory: Sequence[str | Path],
-    inputs: list[dict[str, Any]],
-    issues: list[tuple[Any, ...]],
-    events: list[tuple[Any, ...]],
-) -> CaseStore:
-    """The driver's DuckDB case: inventory (its files join ``inputs``), issues, needed events."""
+    scratch: Path, inventory: Sequence[str | Path]
+) -> tuple[CaseStore, list[dict[str, Any]]]:
+    """The driver's DuckDB case with the inventory (its files' rows join the manifest's)."""
+    summary = ingest(scratch, [], inventory=inventory, graph=False)
+    return CaseStore.open(scratch, read_only=False), file_rows(summary)
+
+
+def _fill(store: CaseStore, issues: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> None:
+    """The driver's case's issues and needed events, as loaded so far (again after each round
+    of the gate that loads rows), and the issuance facts over them."""
     import pyarrow as pa
 
-    summary = ingest(scratch, [], inventory=inventory, graph=False)
-    inputs += file_rows(summary)
-    store = CaseStore.open(scratch, read_only=False)
+    from keytrail.graph.derive import mint_facts
+
     con = store.con
+    con.execute("DELETE FROM events")
+    con.execute("DELETE FROM credential_issues")
     names = [r[0] for r in con.execute("DESCRIBE credential_issues").fetchall()]
     if issues:
         t_issues = pa.table({n: [r[i] for r in issues] for i, n in enumerate(names)})  # noqa: F841
@@ -133,60 +132,21 @@ def _driver_case(
         cols = enumerate(EVENT_COLS)
         t_events = pa.table({n: [r[i] for r in events] for i, n in cols})  # noqa: F841
         con.execute(f"INSERT INTO events ({', '.join(EVENT_COLS)}) SELECT * FROM t_events")
-    from keytrail.graph.derive import mint_facts
-
     dedup_events(store)  # issues of one call logged in files two tasks read
     mint_facts(con)
-    return store
 
 
-def scope_spark(
-    out: str | Path,
-    paths: Sequence[str | Path],
-    seeds: Sequence[str],
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    inventory: Sequence[str | Path] = (),
-    master: str | None = None,
-) -> ScopeResult:
-    """:func:`keytrail.scope.engine_duckdb.scope_duckdb` on Spark (same arguments, same output)."""
-    if not seeds:
-        raise UsageError("give at least one --seed")
-    check_out(out)
-    files = _inputs(paths, inventory)
-    if not files:
-        raise InputError("no input files under the given paths")
-    spark = _spark(master)
-    sc = spark.sparkContext
-    from pyspark import StorageLevel
+def _facts(events: Any, issues: list[tuple[Any, ...]], seeds: list[str]) -> list[tuple[Any, ...]]:
+    """What the driver's case needs of the merged ``events``: the issuing events, the first
+    and last event per Vault-made name, one summary row per (credential, principal, human,
+    agent)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    # A few tasks per core, so one slow file does not leave the other cores idle (unless the
-    # session sets its own split: the tests give each file its own task).
-    conf = spark.conf
-    if conf.get("spark.sql.files.minPartitionNum", None) is None:
-        conf.set("spark.sql.files.minPartitionNum", str(4 * sc.defaultParallelism))
-    # Pass 1 hands Arrow batches to Spark: turning a million Python rows into a DataFrame
-    # cost 30 s of the 1M run (docs/performance.md).
-    raw = spark.read.format("binaryFile").load(files)
-    proj = raw.mapInArrow(project_arrow, PASS1_DDL).persist(StorageLevel.MEMORY_AND_DISK)
-    proj.count()
-    small = proj.where(F.col("kind") != "event").select("kind", "payload").collect()
-    inputs = same_bytes(
-        [pickle.loads(r["payload"]) for r in small if r["kind"] == "file"],
-        [local_path(f) for f in files],
-    )
-    issues = [pickle.loads(r["payload"]) for r in small if r["kind"] == "issue"]
-    per_task = proj.where(F.col("kind") == "event").select(*EVENT_COLS, *WHERE_COLS)
-    events = merge(per_task, [local_path(f) for f in files]).persist(StorageLevel.MEMORY_AND_DISK)
-    events.count()
-    proj.unpersist()
+    spark = events.sparkSession
     issue_uids = spark.createDataFrame(
         [(str(i[3]),) for i in issues] or [("",)], "event_uid string"
     )
-    seedset = list(seeds)
     keep = (F.col("actor_name").like("vault-%") | F.col("actor_uid").like("%vault-%")) & (
         F.col("source") == "cloudtrail"
     )
@@ -210,7 +170,7 @@ def scope_spark(
             F.col("credential_id").isNotNull()
             | F.col("human_id").isNotNull()
             | F.col("agent_id").isNotNull()
-            | F.col("actor_uid").isin(seedset)
+            | F.col("actor_uid").isin(seeds)
         )
         .groupBy("source", "credential_id", "actor_uid", "human_id", "agent_id")
         .agg(F.min("time").alias("time"))
@@ -233,11 +193,65 @@ def scope_spark(
         )
         for i, r in enumerate(people.collect())
     ]
+    return fact_rows + people_rows
+
+
+def scope_spark(
+    out: str | Path,
+    paths: Sequence[str | Path],
+    seeds: Sequence[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    inventory: Sequence[str | Path] = (),
+    master: str | None = None,
+    gate: bool = True,
+) -> ScopeResult:
+    """:func:`keytrail.scope.engine_duckdb.scope_duckdb` on Spark (same arguments, same output).
+
+    ``gate``: pass 1 parses the CloudTrail ``Records`` files only when they hold a needle
+    (:mod:`keytrail.scope.spark_gate`); ``False``: every file (the manifest has no ``gate``)."""
+    if not seeds:
+        raise UsageError("give at least one --seed")
+    check_out(out)
+    files = _inputs(paths, inventory)
+    if not files:
+        raise InputError("no input files under the given paths")
+    spark = _spark(master)
+    sc = spark.sparkContext
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    # A few tasks per core, so one slow file does not leave the other cores idle (unless the
+    # session sets its own split: the tests give each file its own task).
+    conf = spark.conf
+    if conf.get("spark.sql.files.minPartitionNum", None) is None:
+        conf.set("spark.sql.files.minPartitionNum", str(4 * sc.defaultParallelism))
+    seedset = list(seeds)
+    # Pass 1 hands Arrow batches to Spark: turning a million Python rows into a DataFrame
+    # cost 30 s of the 1M run (docs/performance.md).
+    passes = SparkGate(spark, files, seedset, gated=gate)
+    merged: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
-        store = _driver_case(
-            Path(tmp) / "driver.duckdb", inventory, inputs, issues, fact_rows + people_rows
-        )
+        store, inventory_rows = _driver_case(Path(tmp) / "driver.duckdb", inventory)
+
+        def refresh(parts: list[Any]) -> CaseStore:
+            for m in merged:
+                m.unpersist()
+            merged.clear()
+            rows = reduce(lambda a, b: a.unionByName(b), parts)
+            per_task = rows.where(F.col("kind") == "event").select(*EVENT_COLS, *WHERE_COLS)
+            events = merge(per_task, passes.order).persist(StorageLevel.MEMORY_AND_DISK)
+            events.count()
+            merged.append(events)
+            _fill(store, passes.issues, _facts(events, passes.issues, seedset))
+            return store
+
         try:
+            passes.run(refresh)
+            (events,) = merged
+            for part in passes.parts:
+                part.unpersist()
             if clo.maybe_human(store, seedset):
                 person_events(store, events, EVENT_COLS)
             resolved = clo.resolve_seeds(store, seedset)
@@ -257,6 +271,7 @@ def scope_spark(
             ]
         finally:
             store.close()
+    inputs = passes.inputs() + inventory_rows
     dest = prepare_out(out)
     in_window = F.col("time").isNull() | (
         (F.col("time") >= _ntz(since)) & (F.col("time") <= _ntz(until))
@@ -286,6 +301,7 @@ def scope_spark(
     if wanted:
         hit_files = [f for f in files if local_path(f) in wanted or f in wanted]
         docs = sc.binaryFiles(",".join(hit_files)).mapPartitions(extract(wanted)).collect()
+        passes.read("pass 2", [local_path(f) for f in hit_files], len(hit_files))
     events.unpersist()
     outputs = output.write(dest, sorted(docs))  # one file's documents per task, any order
     doc = manifest.build(
@@ -297,7 +313,10 @@ def scope_spark(
         inputs=inputs,
         counts_out=counts_out,
         outputs=outputs,
-        extra={"spark": {"master": sc.master, "version": spark.version}},
+        extra={
+            **({"gate": passes.gate.as_dict()} if passes.gate is not None else {}),
+            "spark": {"master": sc.master, "version": spark.version, "passes": passes.passes},
+        },
     )
     manifest.write(dest, doc)
     return ScopeResult(dest, doc)

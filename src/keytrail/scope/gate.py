@@ -144,18 +144,8 @@ class Gate:
         if not todo:
             return 0
         slash = any("/" in n for n in found.ids)
-        for h, hit in zip(todo, _search(store.con, todo, new), strict=True):
-            why = (
-                "holds a \\u escape"
-                if h.escaped
-                else "holds a \\/ escape and a needle has a /"
-                if h.slashed and slash
-                else "the Records count cannot read it"
-                if not h.records
-                else "holds a needle"
-                if hit
-                else None
-            )
+        for h, hit in zip(todo, search(store.con, todo, new), strict=True):
+            why = why_open(h, hit, slash=slash)
             if why is not None:
                 h.opened, h.why = self.rounds, why
         return self._load(store, [h for h in todo if h.opened == self.rounds])
@@ -224,16 +214,34 @@ def _counted(store: CaseStore, held: Held, ctx: LoadContext) -> None:
     held.result = (ctx.records, ctx.rejected, ctx.skipped_records, note, ctx.break_note)
 
 
-def _search(con: duckdb.DuckDBPyConnection, files: list[Held], new: list[str]) -> list[bool]:
+def why_open(h: Held, hit: bool, *, slash: bool) -> str | None:
+    """Why a searched file is opened this round (``hit``: it holds a new needle; ``slash``: a
+    needle has a ``/``), or ``None``: it stays closed (the Spark engine's tasks decide the same)."""
+    return (
+        "holds a \\u escape"
+        if h.escaped
+        else "holds a \\/ escape and a needle has a /"
+        if h.slashed and slash
+        else "the Records count cannot read it"
+        if not h.records
+        else "holds a needle"
+        if hit
+        else None
+    )
+
+
+def search(
+    con: duckdb.DuckDBPyConnection, files: list[Held], new: list[str], workers: int = 2
+) -> list[bool]:
     """Whether each file holds one of ``new``; a file read for the first time is also counted
-    and checked for escapes (set on it)."""
+    and checked for escapes (set on it). ``workers``: files read at once (a Spark task: 1, its
+    executor runs a task per core)."""
     if len(new) >= ALTERNATION_FROM:
         hit_sql = "regexp_matches(doc, $alt)"
         params: dict[str, Any] = {"alt": "|".join(re.escape(n) for n in new)}
     else:
         hit_sql = " OR ".join(f"contains(doc, $n{i})" for i in range(len(new))) or "false"
         params = {f"n{i}": n for i, n in enumerate(new)}
-    workers = 2
     cursors = [con.cursor() for _ in range(workers)]
     free = list(cursors)
 

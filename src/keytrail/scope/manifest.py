@@ -6,8 +6,8 @@ credentials the closure holds and why, the counts in and out per source, and the
 every output file, so ``keytrail ingest`` can record it as provenance and check the files
 against it (:func:`keytrail.ingest.provenance.verify`).
 
-The counts are what a scope can state without parsing every record (the DuckDB engine's needle
-gate, :mod:`keytrail.scope.gate`, parses only the CloudTrail files that can matter): ``records``
+The counts are what a scope can state without parsing every record (the needle gate of either
+engine, :mod:`keytrail.scope.gate`, parses only the CloudTrail files that can matter): ``records``
 per input file is exact (for a file the gate did not open, its ``Records`` array's length) and
 ``rejected`` is ``None`` for such a file (not examined); ``counts.<source>.events_in`` is the
 records in, before rejects, pairing and de-duplication (:func:`records_in`); the ``gate`` object

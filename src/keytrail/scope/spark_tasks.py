@@ -19,6 +19,8 @@ from keytrail.scope.project import locate, project, with_raw
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    from keytrail.scope.gate import Gate
+
 EVENT_COLS = (
     "event_uid",
     "source",
@@ -70,61 +72,90 @@ PASS1_DDL = ", ".join(
 def project_arrow(batches: Iterable[Any]) -> Iterator[Any]:
     """Pass 1 in a task (``DataFrame.mapInArrow`` over the ``binaryFile`` source): the files of
     the task's batches projected, as Arrow record batches of :data:`PASS1_DDL`."""
-    import pickle
+    items = task_files(batches)
+    if not items:
+        return
+    with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
+        yield from projected(Path(tmp), written(Path(tmp), items))
 
-    import pyarrow as pa
 
-    items = [
+def task_files(batches: Iterable[Any]) -> list[tuple[str, bytes]]:
+    """The (path, bytes) of the files in a task's ``binaryFile`` batches."""
+    return [
         (str(path), bytes(data))
         for b in batches
         for path, data in zip(
             b.column("path").to_pylist(), b.column("content").to_pylist(), strict=True
         )
     ]
-    if not items:
-        return
+
+
+def written(tmp: Path, items: list[tuple[str, bytes]]) -> dict[str, str]:
+    """``items`` written under ``tmp`` (each in its own folder, its own name): the written path
+    to the path the DuckDB engine names it by."""
+    names = {}
+    for i, (path, data) in enumerate(items):
+        f = tmp / str(i) / (Path(local_path(path)).name or "input")
+        f.parent.mkdir()
+        f.write_bytes(data)
+        names[str(f.resolve())] = local_path(path)
+    return names
+
+
+def small_batch(small: list[tuple[str, bytes]]) -> Any:
+    """Rows of :data:`PASS1_DDL` that are not events: ``kind`` and a pickled ``payload``."""
+    import pyarrow as pa
+
     schema = _pass1_schema()
-    with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
-        names = {}
-        for i, (path, data) in enumerate(items):
-            f = Path(tmp) / str(i) / (Path(local_path(path)).name or "input")
-            f.parent.mkdir()
-            f.write_bytes(data)
-            names[str(f.resolve())] = local_path(path)
-        proj = project(Path(tmp) / "scratch.duckdb", list(names))
-        try:
-            small: list[tuple[str, bytes]] = []
-            for r in proj.inputs():
-                r["path"] = names.get(r["path"], r["path"])
-                small.append(("file", pickle.dumps(r)))
-            con = proj.store.con
-            for row in con.execute("SELECT * FROM credential_issues").fetchall():
-                small.append(("issue", pickle.dumps(row)))
-            kinds, payloads = zip(*small, strict=True) if small else ((), ())
-            head = {"kind": list(kinds), "payload": list(payloads)}
-            yield pa.RecordBatch.from_pydict(
-                head | {c: [None] * len(small) for c in schema.names[2:]}, schema=schema
-            )
-            t_names = pa.table(  # noqa: F841
-                {"tmp": list(names), "orig": list(names.values())}
-            )
-            sql = (
-                f"SELECT 'event' AS kind, NULL::BLOB AS payload, "
-                f"{', '.join('e.' + c for c in EVENT_COLS)}, "
-                "coalesce(n.orig, v.path) AS path, e.record_no, e.details->>'entry' AS entry, "
-                "CASE WHEN rv.path IS NOT NULL THEN coalesce(rn.orig, rv.path) END "
-                "AS request_path, v.format, e.byte_offset, CASE WHEN e.source = "
-                "'vault' AND e.details->>'entry' = 'pair' THEN "
-                "TRY_CAST(e.details->>'request_byte_offset' AS BIGINT) END AS request_offset "
-                "FROM events e JOIN evidence v ON v.file_id = e.file_id LEFT JOIN evidence rv "
-                "ON rv.file_id = TRY_CAST(e.details->>'request_file_id' AS INTEGER) "
-                "AND e.source = 'vault' AND rv.file_id <> e.file_id "
-                "LEFT JOIN t_names n ON n.tmp = v.path LEFT JOIN t_names rn ON rn.tmp = rv.path"
-            )
-            for batch in con.sql(sql).to_arrow_reader(65536):  # no extra copy of the rows
-                yield batch.cast(schema)
-        finally:
-            proj.store.close()
+    kinds, payloads = zip(*small, strict=True) if small else ((), ())
+    head = {"kind": list(kinds), "payload": list(payloads)}
+    return pa.RecordBatch.from_pydict(
+        head | {c: [None] * len(small) for c in schema.names[2:]}, schema=schema
+    )
+
+
+def projected(tmp: Path, names: dict[str, str], gate: Gate | None = None) -> Iterator[Any]:
+    """The written files ``names`` projected in a scratch case under ``tmp``: one batch of their
+    ``file`` and ``issue`` rows (and, with a ``gate`` that holds the ``Records`` files, a ``held``
+    row for each), then the event rows."""
+    import pickle
+
+    import pyarrow as pa
+
+    schema = _pass1_schema()
+    proj = project(tmp / "scratch.duckdb", list(names), gate=gate)
+    try:
+        small: list[tuple[str, bytes]] = []
+        for r in proj.inputs():
+            r["path"] = names.get(r["path"], r["path"])
+            small.append(("file", pickle.dumps(r)))
+        con = proj.store.con
+        for row in con.execute("SELECT * FROM credential_issues").fetchall():
+            small.append(("issue", pickle.dumps(row)))
+        for h in gate.held if gate is not None else []:
+            held = (names.get(str(h.path), str(h.path)), h.format, h.gzipped, h.max_record_bytes)
+            small.append(("held", pickle.dumps(held)))
+        yield small_batch(small)
+        t_names = pa.table(  # noqa: F841
+            {"tmp": list(names), "orig": list(names.values())}
+        )
+        sql = (
+            f"SELECT 'event' AS kind, NULL::BLOB AS payload, "
+            f"{', '.join('e.' + c for c in EVENT_COLS)}, "
+            "coalesce(n.orig, v.path) AS path, e.record_no, e.details->>'entry' AS entry, "
+            "CASE WHEN rv.path IS NOT NULL THEN coalesce(rn.orig, rv.path) END "
+            "AS request_path, v.format, e.byte_offset, CASE WHEN e.source = "
+            "'vault' AND e.details->>'entry' = 'pair' THEN "
+            "TRY_CAST(e.details->>'request_byte_offset' AS BIGINT) END AS request_offset "
+            "FROM events e JOIN evidence v ON v.file_id = e.file_id LEFT JOIN evidence rv "
+            "ON rv.file_id = TRY_CAST(e.details->>'request_file_id' AS INTEGER) "
+            "AND e.source = 'vault' AND rv.file_id <> e.file_id "
+            "LEFT JOIN t_names n ON n.tmp = v.path LEFT JOIN t_names rn ON rn.tmp = rv.path"
+        )
+        for batch in con.sql(sql).to_arrow_reader(65536):  # no extra copy of the rows
+            yield batch.cast(schema)
+    finally:
+        proj.store.close()
 
 
 def _pass1_schema() -> Any:

@@ -1,0 +1,256 @@
+"""The needle gate on Spark: pass 1 parses only the CloudTrail files that can matter.
+
+The DuckDB engine's gate (:mod:`keytrail.scope.gate`, docs/scale.md "The needle gate") with its
+rounds as Spark jobs and its state on the driver:
+
+1. pass 1a (:func:`hold_arrow`): every input file goes to a task, which projects it as pass 1
+   does, but for the plain CloudTrail ``Records`` files: those it hands back as ``held`` rows
+   (the runner's own choice, :class:`keytrail.scope.gate.GatedCloudTrail`). A CloudTrail file
+   the gate cannot hold (another shape, a converted copy) is projected there and then;
+2. the driver computes the needles over what is loaded (:func:`keytrail.scope.needles.needles`
+   on its DuckDB case, the same SQL) and, while they grow, runs a round (:func:`round_arrow`):
+   a job over the held files not opened yet, the round's new needles and each file's state
+   broadcast. A task inflates its files, counts and checks a file for escapes the first time it
+   reads it, searches the new needles (:func:`keytrail.scope.gate.search`) and projects, in the
+   same task, the files the gate opens (:func:`keytrail.scope.gate.why_open`), returning their
+   rows as pass 1 does, and one ``probe`` row per file (its count, escapes, why opened);
+3. the driver merges every loaded row (:mod:`keytrail.scope.spark_merge`: de-duplication over
+   all of them), fills its case again and computes the needles again, to the fixpoint. A
+   needle set that cannot stand for the seeds (human, agent, unmatched seed, a needle JSON would
+   escape) opens every held file not opened yet: today's whole pass 1.
+
+The manifest states the same ``gate`` object and counts as the DuckDB engine's.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keytrail.scope.gate import Gate, Held, search, why_open
+from keytrail.scope.needles import needles
+from keytrail.scope.spark_merge import same_bytes
+from keytrail.scope.spark_tasks import (
+    PASS1_DDL,
+    local_path,
+    project_arrow,
+    projected,
+    small_batch,
+    task_files,
+    written,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from keytrail.ingest.runner import IngestSummary
+    from keytrail.store.case import CaseStore
+
+
+class _Hold(Gate):
+    """A task's gate: it only holds the ``Records`` files (the driver runs the rounds)."""
+
+    def run(self, store: CaseStore, summary: IngestSummary, after: Callable[[], None]) -> None:
+        return None
+
+
+def hold_arrow(seeds: list[str]) -> Callable[[Iterable[Any]], Iterator[Any]]:
+    """Pass 1a in a task: its files projected, the ``Records`` files held (``held`` rows)."""
+
+    def run(batches: Iterable[Any]) -> Iterator[Any]:
+        items = task_files(batches)
+        if not items:
+            return
+        with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
+            yield from projected(Path(tmp), written(Path(tmp), items), _Hold(seeds))
+
+    return run
+
+
+#: A held file's state as the driver sends it to a round's tasks: format, gzipped, record limit,
+#: the count (``None`` before the first read), holds ``\u``, holds ``\/``, read before.
+State = tuple[str, bool, int, "int | None", bool, bool, bool]
+
+
+def round_arrow(shared: Any) -> Callable[[Iterable[Any]], Iterator[Any]]:
+    """A round in a task. ``shared``: the broadcast (file states by path, the round's new
+    needles, whether a needle has a ``/``, whether every file is opened: the whole path)."""
+
+    def run(batches: Iterable[Any]) -> Iterator[Any]:
+        import duckdb
+
+        states: dict[str, State]
+        states, new, slash, whole = shared.value
+        items = task_files(batches)
+        if not items:
+            return
+        with tempfile.TemporaryDirectory(prefix="keytrail-scope-task-") as tmp:
+            names = written(Path(tmp), items)
+            held = []
+            for f, orig in names.items():
+                fmt, gz, limit, records, escaped, slashed, searched = states[orig]
+                held.append(Held(0, Path(f), fmt, gz, limit, records, escaped, slashed, searched))
+            hits = [True] * len(held)
+            if not whole:
+                con = duckdb.connect()
+                try:
+                    hits = search(con, held, new, workers=1)
+                finally:
+                    con.close()
+            probes, opened = [], {}
+            for (f, orig), h, hit in zip(names.items(), held, hits, strict=True):
+                why = "the whole path" if whole else why_open(h, hit, slash=slash)
+                probes.append(("probe", pickle.dumps((orig, h.records, h.escaped, h.slashed, why))))
+                if why is not None:
+                    opened[f] = orig
+            yield small_batch(probes)
+            if opened:
+                yield from projected(Path(tmp), opened)
+
+    return run
+
+
+class SparkGate:
+    """Pass 1 and the gate's rounds, driven from the driver: what is loaded (persisted
+    DataFrames of :data:`keytrail.scope.spark_tasks.PASS1_DDL` rows), the file rows, the
+    issuance rows and the gate's state per held file."""
+
+    def __init__(self, spark: Any, files: list[str], seeds: list[str], *, gated: bool) -> None:
+        self.spark = spark
+        self.files = files
+        self.order = [local_path(f) for f in files]
+        self.gate = Gate(list(dict.fromkeys(seeds))) if gated else None
+        self.parts: list[Any] = []
+        self.rows: dict[str, dict[str, Any]] = {}  # a file's row (an opened file: the round's)
+        self.issues: list[tuple[Any, ...]] = []
+        self._held: list[tuple[str, str, bool, int]] = []
+        self._where: dict[int, str] = {}  # a held file's id (load order) -> its path
+        #: What each pass over the trail read (files, bytes, files opened): the manifest's
+        #: ``spark.passes``, the cost of a scope in passes over the data (docs/scale.md).
+        self.passes: list[dict[str, Any]] = []
+
+    def run(self, refresh: Callable[[list[Any]], CaseStore]) -> CaseStore:
+        """Pass 1, then the rounds to the fixpoint; ``refresh``: the driver's case filled from
+        what is loaded (called again whenever a round loads rows)."""
+        raw = self.spark.read.format("binaryFile").load(self.files)
+        gate = self.gate
+        if gate is None:
+            self._add(raw.mapInArrow(project_arrow, PASS1_DDL))
+            self.read("pass 1", self.order, len(self.order))
+            return refresh(self.parts)
+        self._add(raw.mapInArrow(hold_arrow(gate.seeds), PASS1_DDL))
+        self._register(gate)
+        self.read("pass 1", self.order, len(self.order) - len(gate.held))
+        store = refresh(self.parts)
+        while gate.held:
+            found = needles(store, gate.seeds, first=gate.rounds == 0)
+            todo = [h for h in gate.held if not h.opened]
+            if found.fallback is not None:
+                gate.fallback = found.fallback
+                for h in todo:
+                    h.opened, h.why = max(gate.rounds, 1), f"the whole path: {found.fallback}"
+                if todo:
+                    self._round(todo, [], slash=False, whole=True)
+                    store = refresh(self.parts)
+                break
+            new = found.ids - gate.searched
+            if not new:
+                break
+            gate.rounds += 1
+            gate.searched |= new
+            slash = any("/" in n for n in found.ids)
+            if todo and self._round(todo, sorted(new), slash=slash, whole=False):
+                store = refresh(self.parts)
+        return store
+
+    def read(self, name: str, paths: list[str], opened: int) -> None:
+        """Note a pass over ``paths`` (``opened``: how many it parsed) in :attr:`passes`."""
+        size = sum(int(self.rows.get(p, {}).get("bytes") or 0) for p in paths)
+        self.passes.append({"pass": name, "files": len(paths), "bytes": size, "parsed": opened})
+
+    def inputs(self) -> list[dict[str, Any]]:
+        """The manifest's ``inputs`` (the pass's file rows; a held file never opened: its count,
+        ``rejected`` not examined), the copies of earlier files' bytes ``already-ingested``."""
+        rows = dict(self.rows)
+        for h in self.gate.held if self.gate is not None else []:
+            path = self._where[h.file_id]
+            if not h.opened:
+                rows[path] = {**rows[path], "records": h.records or 0, "rejected": None}
+        return same_bytes(list(rows.values()), self.order)
+
+    def _add(self, frame: Any) -> list[tuple[str, bytes]]:
+        """Run a pass (persisted: the merge reads it again) and take its small rows."""
+        from pyspark import StorageLevel
+        from pyspark.sql import functions as F
+
+        part = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        part.count()
+        small = [
+            (str(r["kind"]), bytes(r["payload"]))
+            for r in part.where(F.col("kind") != "event").select("kind", "payload").collect()
+        ]
+        self.parts.append(part)
+        for kind, payload in small:
+            if kind == "file":
+                row = pickle.loads(payload)
+                self.rows[row["path"]] = row
+            elif kind == "issue":
+                self.issues.append(pickle.loads(payload))
+            elif kind == "held":
+                self._held.append(pickle.loads(payload))
+        return small
+
+    def _register(self, gate: Gate) -> None:
+        """The held files, in load order; a copy of an earlier file's bytes is not held (the
+        ingest never reads it: ``already-ingested``)."""
+        copies = {
+            r["path"]
+            for r in same_bytes([dict(r) for r in self.rows.values()], self.order)
+            if r["status"] == "already-ingested"
+        }
+        rank = {p: i for i, p in enumerate(self.order)}
+        for path, fmt, gz, limit in sorted(self._held, key=lambda x: rank.get(x[0], len(rank))):
+            if path in copies:
+                continue
+            fid = rank.get(path, len(rank) + len(self._where))
+            self._where[fid] = path
+            gate.held.append(Held(fid, Path(path), fmt, gz, limit))
+
+    def _round(self, todo: list[Held], new: list[str], *, slash: bool, whole: bool) -> int:
+        """One round's job over ``todo``; the files it opened (their rows added)."""
+        gate = self.gate
+        assert gate is not None
+        states: dict[str, State] = {
+            self._where[h.file_id]: (
+                h.format,
+                h.gzipped,
+                h.max_record_bytes,
+                h.records,
+                h.escaped,
+                h.slashed,
+                h.searched,
+            )
+            for h in todo
+        }
+        shared = self.spark.sparkContext.broadcast((states, new, slash, whole))
+        paths = [self._where[h.file_id] for h in todo]
+        raw = self.spark.read.format("binaryFile").load(paths)
+        small = self._add(raw.mapInArrow(round_arrow(shared), PASS1_DDL))
+        by_path = {self._where[h.file_id]: h for h in todo}
+        opened = 0
+        for kind, payload in small:
+            if kind != "probe":
+                continue
+            path, records, escaped, slashed, why = pickle.loads(payload)
+            h = by_path[path]
+            if not whole:
+                h.records, h.escaped, h.slashed, h.searched = records, escaped, slashed, True
+            if why is not None:
+                opened += 1
+                if not whole:
+                    h.opened, h.why = gate.rounds, why
+        self.read("the whole path" if whole else f"round {gate.rounds}", paths, opened)
+        return opened
