@@ -20,6 +20,13 @@ closure, so the gate runs to a fixpoint:
    every record it adds are de-duplicated again over all loaded rows;
 4. it stops when a round adds no needle.
 
+Read ahead (the DuckDB engine, ``Gate(..., ahead=True)``): each file is read once as the runner
+holds it, on a thread of its own beside the Vault and agent adapters (whose Python keeps one
+core busy): inflated, counted, checked for escapes and searched for the needles known before any
+row is loaded (:func:`keytrail.scope.needles.early`), each needle's hits kept. A round then
+searches only the needles it adds that were not read ahead (none: no file is read), and a file
+holds a new needle when either search found one: the same files opened in the same rounds.
+
 Whenever the needles cannot stand for the seeds (a human, an agent, a seed that matches nothing
 after the first round, a needle that JSON would escape), every file not opened yet is opened:
 the whole path, the same output and counts as without the gate. A file never opened has its
@@ -31,7 +38,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -43,7 +50,7 @@ from keytrail.ingest.base import LoadContext
 from keytrail.ingest.cloudtrail.adapter import MAX_OBJECT_BYTES, read_document
 from keytrail.ingest.finalize import dedup_events
 from keytrail.scope.narrow import NarrowCloudTrail
-from keytrail.scope.needles import Needles, needles
+from keytrail.scope.needles import Needles, early, needles
 
 if TYPE_CHECKING:
     from keytrail.ingest.cloudtrail.ahead import Staged
@@ -72,6 +79,8 @@ class Held:
     why: str | None = None
     #: Once opened, what the narrow path counted: records, rejected, skipped, note, break note.
     result: tuple[int, int, int, str | None, str | None] | None = None
+    #: The needles read ahead (:attr:`Gate.ahead`) that it holds.
+    hits: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -83,17 +92,61 @@ class Gate:
     searched: set[str] = field(default_factory=set)
     rounds: int = 0
     fallback: str | None = None
+    #: Read each held file ahead, beside the runner (module docstring); the Spark engine's
+    #: tasks hold files without (their driver runs the rounds).
+    ahead: bool = False
+    _early: frozenset[str] = frozenset()
+    _reads: list[Future[None]] = field(default_factory=list)
+    _pool: ThreadPoolExecutor | None = None
+    _con: duckdb.DuckDBPyConnection | None = None
+
+    def __post_init__(self) -> None:
+        if self.ahead:
+            self._early = frozenset(early(self.seeds, ALTERNATION_FROM))
 
     def adapter(self) -> type[GatedCloudTrail]:
         """The narrow CloudTrail adapter bound to this gate (substituted by the runner)."""
         return type("BoundGatedCloudTrail", (GatedCloudTrail,), {"GATE": self})
 
     def hold(self, ctx: LoadContext) -> None:
-        self.held.append(Held(ctx.file_id, ctx.path, ctx.format, ctx.gzipped, ctx.max_record_bytes))
+        h = Held(ctx.file_id, ctx.path, ctx.format, ctx.gzipped, ctx.max_record_bytes)
+        self.held.append(h)
+        if self.ahead:
+            if self._pool is None or self._con is None:
+                # its own database: the runner's transactions and thread setting are not its
+                self._con = duckdb.connect(config={"threads": 1})
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="keytrail-gate-ahead")
+            self._reads.append(self._pool.submit(self._read_ahead, self._con, h))
+
+    def _read_ahead(self, con: duckdb.DuckDBPyConnection, h: Held) -> None:
+        needles = sorted(self._early)
+        hit_sql = "[" + ", ".join(f"contains(doc, $n{i})" for i in range(len(needles))) + "]"
+        got = _read(con, h, hit_sql, {f"n{i}": n for i, n in enumerate(needles)})
+        # unreadable: opened by the first round whatever it holds (its count is None)
+        h.hits = frozenset(
+            needles if got is None else (n for n, hit in zip(needles, got, strict=True) if hit)
+        )
+
+    def stop_ahead(self, *, cancel: bool = False) -> None:
+        """Wait for the reads ahead (their errors raise here) and free their thread. ``cancel``
+        (the runner failed: nothing will use them): reads not started are dropped, and errors
+        too. Idempotent."""
+        pool, con, reads = self._pool, self._con, self._reads
+        self._pool, self._con, self._reads = None, None, []
+        if pool is None:
+            return
+        try:
+            pool.shutdown(wait=True, cancel_futures=cancel)
+            for r in reads if not cancel else []:
+                r.result()
+        finally:
+            if con is not None:
+                con.close()
 
     def run(self, store: CaseStore, summary: IngestSummary, after: Callable[[], None]) -> None:
         """The rounds, to the fixpoint; ``after``: what a change of the loaded rows needs done
         (the issuance facts again). ``summary``'s rows of the held files get their counts."""
+        self.stop_ahead()
         if self.held:
             while True:
                 found = needles(store, self.seeds, first=self.rounds == 0)
@@ -144,8 +197,11 @@ class Gate:
         if not todo:
             return 0
         slash = any("/" in n for n in found.ids)
-        for h, hit in zip(todo, search(store.con, todo, new), strict=True):
-            why = why_open(h, hit, slash=slash)
+        rest = [n for n in new if n not in self._early]  # not read ahead: searched now
+        known = self._early.intersection(new)
+        hits = search(store.con, todo, rest) if rest else [False] * len(todo)
+        for h, hit in zip(todo, hits, strict=True):
+            why = why_open(h, hit or not known.isdisjoint(h.hits), slash=slash)
             if why is not None:
                 h.opened, h.why = self.rounds, why
         return self._load(store, [h for h in todo if h.opened == self.rounds])
@@ -261,13 +317,20 @@ def search(
 
 
 def _probe(cur: duckdb.DuckDBPyConnection, h: Held, hit_sql: str, params: dict[str, Any]) -> bool:
+    got = _read(cur, h, hit_sql, params)
+    return True if got is None else bool(got)
+
+
+def _read(cur: duckdb.DuckDBPyConnection, h: Held, hit_sql: str, params: dict[str, Any]) -> Any:
+    """``hit_sql``'s value over ``h``'s text (counted and escape-checked the first time), or
+    ``None`` when it cannot be read as one document (the count is then ``None``: opened)."""
     ctx = LoadContext(
         cur, h.path, h.file_id, h.format, h.gzipped, max_record_bytes=h.max_record_bytes
     )
     doc = read_document(ctx, min(MAX_OBJECT_BYTES, ctx.max_document_bytes), share=True)
     if doc is None:  # the bulk read refuses it: the narrow path's fallback reads it
         h.records = None
-        return True
+        return None
     first = not h.searched
     h.searched = True
     # the escapes only where the file has a backslash at all (one fast search, usually none)
@@ -282,14 +345,14 @@ def _probe(cur: duckdb.DuckDBPyConnection, h: Held, hit_sql: str, params: dict[s
         rows = cur.execute(f"SELECT {first_sql}, {hit_sql} FROM _kt_gate_doc", params).fetchall()
     except duckdb.Error:  # not JSON: the narrow path reads it (and rejects what it must)
         h.records = None
-        return True
+        return None
     finally:
         cur.unregister("_kt_gate_doc")
     row = rows[0]
     if first:
         h.records = int(row[0]) if row[0] else None
         h.escaped, h.slashed = bool(row[1][0]), bool(row[1][1])
-    return bool(row[2])
+    return row[2]
 
 
 class GatedCloudTrail(NarrowCloudTrail):
