@@ -5,9 +5,11 @@
 
 Refreshes the snapshot of CASE_COPY (it is rewritten: use a copy) the way ``keytrail snapshot``
 does and prints, for every findings family, the pool's tasks and the steps after the findings,
-its start and end (seconds from the start of this script) and its thread, then the process's
-wall and CPU seconds. The families are wrapped by name in ``RULE_FAMILIES``; nothing else
-changes.
+its start and end (seconds from the start of this script), its thread and the CPU seconds of
+that thread while it ran (DuckDB runs a query on the calling thread when the snapshot has
+halved its threads to one, the 2-core case: then that is the step's own CPU, which the load
+does not change as it does the wall), then the process's wall and CPU seconds. The families
+are wrapped by name in ``RULE_FAMILIES``; nothing else changes.
 """
 
 from __future__ import annotations
@@ -24,18 +26,18 @@ T0, C0 = time.perf_counter(), time.process_time()
 from keytrail.analysis import snapshot
 from keytrail.analysis.findings import context, run
 
-LOG: list[tuple[float, float, str, str]] = []
+LOG: list[tuple[float, float, float, str, str]] = []
 
 
 def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter() - T0
+        start, cpu = time.perf_counter() - T0, time.thread_time()
         try:
             return fn(*args, **kwargs)
         finally:
             thread = threading.current_thread().name
-            LOG.append((start, time.perf_counter() - T0, thread, name))
+            LOG.append((start, time.perf_counter() - T0, time.thread_time() - cpu, thread, name))
 
     return wrapped
 
@@ -51,8 +53,8 @@ def main(path: str) -> None:
     ):
         setattr(owner, name, timed(label, getattr(owner, name)))
     summary = snapshot.refresh_case(path)
-    for start, end, thread, name in sorted(LOG):
-        print(f"{start:6.2f} {end:6.2f} {end - start:6.2f} s  {thread:<16} {name}")
+    for start, end, cpu, thread, name in sorted(LOG):
+        print(f"{start:6.2f} {end:6.2f} {end - start:6.2f} s {cpu:6.2f} CPU-s  {thread:<16} {name}")
     wall, cpu = time.perf_counter() - T0, time.process_time() - C0
     print(f"process: {wall:.2f} s wall, {cpu:.2f} s CPU; {summary}")
 

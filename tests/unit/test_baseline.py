@@ -58,3 +58,60 @@ def test_unknown_subject(tmp_path: Path) -> None:
     with CaseStore.open(case.close()) as store, pytest.raises(NotFoundError) as err:
         baseline(store, "AKIAEXAMPLEKEY000002")
     assert err.value.suggestions[0] == "AKIAEXAMPLEKEY000001"
+
+
+def test_a_departure_counts_every_later_event_of_its_value_and_cites_the_first(
+    tmp_path: Path,
+) -> None:
+    """A value departs only when none of its events is in the window; its count, first and last
+    time and first event are then those of all its events (ties on time: the lower event id),
+    and a value seen in the window and again later never departs. Every dimension at once,
+    resource types through ``event_resources``, hours as two-digit text."""
+    case = Case(tmp_path / "c.duckdb")
+    key = "AKIAEXAMPLEKEY000001"
+    obj = ("arn:aws:s3:::ledger/a", "AWS::S3::Object")
+    for d in range(3):
+        case.event(
+            time=at(0, days=d, hours=1),
+            action="s3:GetObject",
+            credential=key,
+            src_ip="198.51.100.7",
+            resources=[obj],
+        )
+    user = ("arn:aws:iam::111111111111:user/x", "AWS::IAM::User")
+    late = at(0, days=9, hours=5)
+    _, second = (
+        case.event(
+            time=late,
+            action="iam:CreateUser",
+            credential=key,
+            src_ip="203.0.113.50",
+            resources=[user],
+            source_id=sid,
+        )
+        for sid in ("ev-b", "ev-a")  # the same time: the lower id ("ev-a") is cited
+    )
+    case.event(
+        time=at(0, days=10, hours=5), action="iam:CreateUser", credential=key, resources=[user]
+    )
+    case.event(  # every value of this one was seen in the window but its hour
+        time=at(0, days=11, hours=1), action="s3:GetObject", credential=key, src_ip="198.51.100.7"
+    )
+    with CaseStore.open(case.close()) as store:
+        b = baseline(store, key)
+    assert b.baseline_events == 3 and [v["value"] for v in b.values["hours"]] == ["10"]
+    want = {
+        "events": 3,
+        "evidence_uids": [second],
+        "first_seen": "2024-05-10T14:00:00Z",
+        "last_seen": "2024-05-11T14:00:00Z",
+    }
+    for dim, value in (("services", "iam"), ("actions", "iam:CreateUser")):
+        [dep] = b.departed[dim]
+        assert dep["value"] == value and {k: dep[k] for k in want} == want
+    [rtype] = b.departed["resource_types"]
+    assert rtype["value"] == "AWS::IAM::User" and rtype["events"] == 3
+    [net] = b.departed["source_networks"]
+    assert net["value"] == "203.0.113.0/24" and net["events"] == 2
+    [hour] = b.departed["hours"]
+    assert hour["value"] == "14" and hour["events"] == 3
