@@ -27,10 +27,11 @@ gave a new file's request time (:data:`PAIRED_SINCE`).
   decision is inherited down MINTED edges), decided from their facts and their ancestors'; the
   CloudTrail facts (``credential_facts``, kept in the case) are gathered again only for the
   credentials the new CloudTrail events signed, every other credential's are read as stored;
-- ``event_links``: the new calls, and the old calls signed with a credential whose holders
-  (agents with a proven/strong USES, and what it minted) changed; all of them when tool calls
-  changed: a new tool call may have caused any old call on its target in its window, and
-  finding those is the same scan of every call's resources as the full rule;
+- ``event_links``: the new calls, the old calls signed with a credential whose holders
+  (agents with a proven/strong USES, and what it minted) changed, and the old calls inside the
+  time window of a new tool call (or of an MCP request among those:
+  :mod:`keytrail.graph.causes_incr`); all of them when old agent events were renamed or the new
+  tool calls' windows cover most of the case's time;
 - rebuilt in full (small inputs, or agent-keyed rows whose agent ids may move): ``principals``,
   ``DELEGATED``, the inventory ``USES``, the logged ``USES`` and ``SAME_AGENT`` (when agent or
   Vault events are new), the principals' decisions, the issue facts.
@@ -52,6 +53,7 @@ from keytrail import __version__
 from keytrail.fingerprint import source_fingerprint
 from keytrail.graph import (
     acted_on_incr,
+    causes_incr,
     derive_causes,
     derive_links,
     derive_uses,
@@ -99,6 +101,8 @@ _TEMP = (
     "_kt_inc_scope",
     "_kt_inc_ct",
     "_kt_inc_effects",
+    "_kt_inc_tools",
+    "_kt_inc_step",
     "_kt_holds",
 )
 
@@ -223,7 +227,7 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int, rows: int | None) 
     if agents:
         con.execute("DELETE FROM links WHERE kind = 'SAME_AGENT'")
         same_agent_links(con, derive_links.INSERT)
-    _caused(con, agents)
+    _caused(con, renamed=renamed > 0)
     acted_on_incr.acted_on(con, since, None if paired else rows)
     con.execute("DELETE FROM principals")
     derive_links.principals(con)
@@ -369,13 +373,18 @@ def _classify(con: duckdb.DuckDBPyConnection, since: int) -> None:
     principal_class.classify_credentials(con, scope="_kt_inc_scope", write="_kt_inc_write")
 
 
-def _caused(con: duckdb.DuckDBPyConnection, agents: bool) -> None:
-    """``event_links`` of the new calls and of the calls whose credential's holders changed;
-    all of them when tool calls (the causes) changed (``agents``)."""
-    if agents:
+def _caused(con: duckdb.DuckDBPyConnection, *, renamed: bool) -> None:
+    """``event_links`` of the new calls, of the calls whose credential's holders changed, and
+    of the calls a new tool call may have caused (:mod:`keytrail.graph.causes_incr`: its time
+    window); all of them when old agent events were renamed (every cause's agent may move) or
+    the windows cover most of the case."""
+    if renamed:
         derive_causes.caused(con)
         return
     _holders(con, "_kt_holds", "SELECT src, dst FROM _kt_mint")
+    # Holders set a link's confidence only (candidates and ranks do not read them): the calls
+    # signed with a moved credential are found again, MCP requests among them too (their
+    # windows are added below, as they are causes as well).
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _kt_inc_effects AS
         WITH moved AS (
@@ -385,14 +394,8 @@ def _caused(con: duckdb.DuckDBPyConnection, agents: bool) -> None:
         )
         SELECT event_uid FROM _kt_inc_new
         UNION
-        SELECT event_uid FROM events
-        WHERE credential_id IN (SELECT credential_id FROM moved) AND source <> 'agent'""")
-    moved_agent = con.execute(
-        "SELECT count(*) FROM events WHERE source = 'agent' AND credential_id IN ("
-        "SELECT credential_id FROM (SELECT * FROM _kt_holds EXCEPT SELECT * FROM _kt_inc_holds)"
-        " UNION SELECT credential_id FROM (SELECT * FROM _kt_inc_holds EXCEPT "
-        "SELECT * FROM _kt_holds))"
-    ).fetchone()
-    # An MCP call is both an effect and (through the chain rule) a cause's middle link: when
-    # its own links may change, the per-call rebuild is not local any more.
-    derive_causes.caused(con, "" if moved_agent and moved_agent[0] else "_kt_inc_effects")
+        SELECT event_uid FROM events WHERE credential_id IN (SELECT credential_id FROM moved)""")
+    if not causes_incr.windows(con, "_kt_inc_effects"):
+        derive_causes.caused(con)
+        return
+    derive_causes.caused(con, "_kt_inc_effects")
