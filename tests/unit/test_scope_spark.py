@@ -32,7 +32,7 @@ if shutil.which("java") is None:
         allow_module_level=True,
     )
 
-from keytrail.scope.engine_spark import scope_spark
+from keytrail.scope.engine_spark import LOCAL_CONF, SUMMARY, _real_evidence, scope_spark
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +40,30 @@ def spark() -> Any:
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # tasks import keytrail from this venv
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("keytrail-scope-test")
-        .config("spark.ui.enabled", "false")
-        # a test's jobs are short: the JVM's C2 compiler and parallel GC threads cost more CPU
-        # than they save (measured: -25% CPU for two scopes of the sample on 2 shared cores)
-        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-        .config("spark.sql.shuffle.partitions", "2")
-        # one file per task: a request and its response in two files go to two tasks
-        .config("spark.files.maxPartitionBytes", "1")
-        .config("spark.sql.files.maxPartitionBytes", "1")
-        .getOrCreate()
-    )
+    builder = SparkSession.builder.master("local[2]").appName("keytrail-scope-test")
+    # the engine's own local session (C1 JIT, serial GC, no UI: LOCAL_CONF), but a task per core
+    # (a task projects its files in a scratch case of its own: 35 of them per pass of the
+    # sample, one file each, made most of this module's time)
+    conf = LOCAL_CONF | {
+        "spark.sql.shuffle.partitions": "2",
+        "spark.sql.files.minPartitionNum": "2",
+    }
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
     yield session
     session.stop()
+
+
+@pytest.fixture
+def one_file_per_task(spark: Any) -> Any:
+    """Each file in a task of its own: a request and its response in two files go to two tasks,
+    what a round learns of a file crosses tasks on the driver."""
+    key = "spark.sql.files.maxPartitionBytes"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "1")
+    yield spark
+    spark.conf.set(key, before)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +83,19 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
         (i["path"], i["sha256"], i["status"], i["records"], i["rejected"]) for i in a["inputs"]
     ] == [(i["path"], i["sha256"], i["status"], i["records"], i["rejected"]) for i in b["inputs"]]
     assert a.get("gate") == b.get("gate")
+    assert not [e for m in (a, b) for c in m["closure"] for e in c["evidence"] if ":summary:" in e]
+
+
+def test_the_closure_evidence_names_events_not_summary_rows() -> None:
+    """The driver's summary row of a (credential, principal) group is named after the group's
+    first event: the manifest cites that event (once, sorted as the DuckDB engine sorts)."""
+    cited = ["cloudtrail:b", f"{SUMMARY}cloudtrail:a", f"{SUMMARY}cloudtrail:b", "vault:c"]
+    seed = {"credential_id": "K", "relation": "seed", "why": "seed credential", "evidence": []}
+    link = {"credential_id": "L", "relation": "minted from a seed", "why": "w", "evidence": cited}
+    assert _real_evidence([seed, link]) == [
+        seed,
+        {**link, "evidence": ["cloudtrail:a", "cloudtrail:b", "vault:c"]},
+    ]
 
 
 def test_spark_equals_duckdb_on_the_sample(
@@ -145,7 +167,7 @@ def _busiest_issued_key(data: Path) -> str:
 
 
 def test_vault_pairs_and_duplicates_across_tasks(
-    spark: Any, tmp_path: Path, whole: dict[str, Any]
+    one_file_per_task: Any, tmp_path: Path, whole: dict[str, Any]
 ) -> None:
     """Every Vault request in one file, every response in another, one CloudTrail file delivered
     twice (once as plain JSON: other bytes, the same events) and once more byte for byte: the
@@ -237,7 +259,7 @@ def _equal(tmp: Path, a: str, b: str) -> None:
         assert (tmp / a / o["path"]).read_bytes() == (tmp / b / o["path"]).read_bytes()
 
 
-def test_the_gate_on_hostile_trails(spark: Any, tmp_path: Path) -> None:
+def test_the_gate_on_hostile_trails(one_file_per_task: Any, tmp_path: Path) -> None:
     """Each task holds one file (the fixture), so what a round learns of a file (its count, its
     escapes, the needles already searched) crosses tasks on the driver: the Spark cut equals
     the DuckDB engine's gated cut, manifest (counts, ``rejected: null``, ``gate``) and bytes."""

@@ -59,6 +59,26 @@ _REMOTE = (
 )
 
 
+#: A local master's session (one JVM, a few cores, a job of seconds; a cluster keeps its own
+#: settings, docs/scale.md "Spark"): measured at 1M on local[2] (docs/performance.md, spark4).
+LOCAL_CONF = {
+    # Spark's 200 shuffle partitions are 200 tasks per shuffle stage: on a few local cores the
+    # task overhead, not the data, made the run.
+    "spark.sql.shuffle.partitions": "4",
+    # A job of a minute: the JIT's second (C2) compiler and the parallel collector's threads
+    # cost more CPU than they save on a few cores.
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.ui.enabled": "false",
+    # Spark packs files into a task up to 128 MB (a file opening counted as 4 MB): at 1M the
+    # Vault log and the agents' traces shared one task, the other core idle for half of pass 1.
+    "spark.sql.files.maxPartitionBytes": "64m",
+    "spark.sql.files.openCostInBytes": "1m",
+    # Each pass names its files: past 32 paths Spark lists them in a job of one task per
+    # path (300 tasks, 3-6 s a pass at 1M); the local driver stats them itself.
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "1000000",
+}
+
+
 def _inputs(paths: Sequence[str | Path], inventory: Sequence[str | Path]) -> list[str]:
     """Input files (local folders walked like ingest does; an inventory file is not a log)."""
     local = [str(p) for p in paths if not str(p).startswith(_REMOTE)]
@@ -88,9 +108,8 @@ def _spark(master: str | None) -> Any:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         memory = os.environ.get("KEYTRAIL_SPARK_MEMORY", "3g")
         builder = builder.config("spark.driver.memory", memory)
-        # Spark's 200 shuffle partitions are 200 tasks per shuffle stage: on a few local cores
-        # the task overhead, not the data, made the run (a cluster keeps its own setting).
-        builder = builder.config("spark.sql.shuffle.partitions", "8")
+        for key, value in LOCAL_CONF.items():
+            builder = builder.config(key, value)
     return builder.getOrCreate()
 
 
@@ -114,9 +133,15 @@ def _driver_case(
     return CaseStore.open(scratch, read_only=False), file_rows(summary)
 
 
-def _fill(store: CaseStore, issues: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> None:
-    """The driver's case's issues and needed events, as loaded so far (again after each round
-    of the gate that loads rows), and the issuance facts over them."""
+#: The driver's one row per (credential, principal, human, agent) is named by this and the id
+#: of the group's first event (the manifest's evidence cites that event: :func:`_real_evidence`).
+SUMMARY = "scope:summary:"
+
+
+def _fill(store: CaseStore, issues: list[tuple[Any, ...]], events: Any) -> None:
+    """The driver's case's issues and needed ``events`` (an Arrow table of :data:`EVENT_COLS`),
+    as loaded so far (again after each round of the gate that loads rows), and the issuance
+    facts over them."""
     import pyarrow as pa
 
     from keytrail.graph.derive import mint_facts
@@ -128,18 +153,33 @@ def _fill(store: CaseStore, issues: list[tuple[Any, ...]], events: list[tuple[An
     if issues:
         t_issues = pa.table({n: [r[i] for r in issues] for i, n in enumerate(names)})  # noqa: F841
         con.execute("INSERT INTO credential_issues SELECT * FROM t_issues")
-    if events:
-        cols = enumerate(EVENT_COLS)
-        t_events = pa.table({n: [r[i] for r in events] for i, n in cols})  # noqa: F841
-        con.execute(f"INSERT INTO events ({', '.join(EVENT_COLS)}) SELECT * FROM t_events")
+    if events.num_rows:
+        con.register("_kt_spark_facts", events)
+        try:
+            con.execute(
+                f"INSERT INTO events ({', '.join(EVENT_COLS)}) "
+                f"SELECT {', '.join(EVENT_COLS)} FROM _kt_spark_facts"
+            )
+        finally:
+            con.unregister("_kt_spark_facts")
     dedup_events(store)  # issues of one call logged in files two tasks read
     mint_facts(con)
 
 
-def _facts(events: Any, issues: list[tuple[Any, ...]], seeds: list[str]) -> list[tuple[Any, ...]]:
-    """What the driver's case needs of the merged ``events``: the issuing events, the first
-    and last event per Vault-made name, one summary row per (credential, principal, human,
-    agent)."""
+def _arrow(frame: Any) -> Any:
+    """A small DataFrame's rows on the driver as one Arrow table (no Python object per value:
+    ``collect()`` cost seconds of the driver's CPU per 100k rows at 1M)."""
+    if hasattr(frame, "toArrow"):  # PySpark 4
+        return frame.toArrow()
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame.toPandas(), preserve_index=False)
+
+
+def _facts(events: Any, issues: list[tuple[Any, ...]], seeds: list[str]) -> Any:
+    """What the driver's case needs of the merged ``events`` (an Arrow table of
+    :data:`EVENT_COLS`): the issuing events, the first and last event per Vault-made name, one
+    summary row per (credential, principal, human, agent)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -165,6 +205,7 @@ def _facts(events: Any, issues: list[tuple[Any, ...]], seeds: list[str]) -> list
         .select(*EVENT_COLS, *WHERE_COLS)
     )
     facts = events.join(F.broadcast(issue_uids), "event_uid", "left_semi").union(named)
+    group = ("source", "credential_id", "actor_uid", "human_id", "agent_id")
     people = (
         events.where(
             F.col("credential_id").isNotNull()
@@ -172,28 +213,34 @@ def _facts(events: Any, issues: list[tuple[Any, ...]], seeds: list[str]) -> list
             | F.col("agent_id").isNotNull()
             | F.col("actor_uid").isin(seeds)
         )
-        .groupBy("source", "credential_id", "actor_uid", "human_id", "agent_id")
-        .agg(F.min("time").alias("time"))
-    )
-    fact_rows = [
-        tuple(r[c] for c in EVENT_COLS) for r in facts.dropDuplicates(["event_uid"]).collect()
-    ]
-    people_rows = [
-        tuple(
-            {
-                "event_uid": f"scope:summary:{i}",
-                "source": r["source"],
-                "time": r["time"],
-                "credential_id": r["credential_id"],
-                "actor_uid": r["actor_uid"],
-                "human_id": r["human_id"],
-                "agent_id": r["agent_id"],
-            }.get(c)
-            for c in EVENT_COLS
+        .groupBy(*group)
+        .agg(
+            F.min("time").alias("time"),
+            # the group's first event (a timed one before any untimed): the row's name
+            F.min(F.struct(F.col("time").isNull(), "time", "event_uid")).alias("_first"),
         )
-        for i, r in enumerate(people.collect())
-    ]
-    return fact_rows + people_rows
+        .select(
+            *(
+                F.concat(F.lit(SUMMARY), F.col("_first.event_uid")).alias(c)
+                if c == "event_uid"
+                else F.col(c)
+                if c in (*group, "time")
+                else F.lit(None).cast("string").alias(c)
+                for c in EVENT_COLS
+            )
+        )
+    )
+    return _arrow(facts.dropDuplicates(["event_uid"]).select(*EVENT_COLS).unionByName(people))
+
+
+def _real_evidence(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The closure with a summary row's id in its evidence replaced by the id of the row's first
+    event (an original record), as the DuckDB engine's evidence names only events."""
+    out = []
+    for m in members:
+        cited = [e.removeprefix(SUMMARY) for e in m.get("evidence") or []]
+        out.append({**m, "evidence": sorted(set(cited))} if m.get("evidence") else m)
+    return out
 
 
 def scope_spark(
@@ -219,7 +266,6 @@ def scope_spark(
         raise InputError("no input files under the given paths")
     spark = _spark(master)
     sc = spark.sparkContext
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     # A few tasks per core, so one slow file does not leave the other cores idle (unless the
@@ -241,8 +287,7 @@ def scope_spark(
             merged.clear()
             rows = reduce(lambda a, b: a.unionByName(b), parts)
             per_task = rows.where(F.col("kind") == "event").select(*EVENT_COLS, *WHERE_COLS)
-            events = merge(per_task, passes.order).persist(StorageLevel.MEMORY_AND_DISK)
-            events.count()
+            events = merge(per_task, passes.order)
             merged.append(events)
             _fill(store, passes.issues, _facts(events, passes.issues, seedset))
             return store
@@ -255,14 +300,13 @@ def scope_spark(
             if clo.maybe_human(store, seedset):
                 person_events(store, events, EVENT_COLS)
             resolved = clo.resolve_seeds(store, seedset)
-            members = clo.closure(store)
+            members = _real_evidence(clo.closure(store))
             lineage = [
                 r[0]
                 for r in store.con.execute(
                     clo.selection_sql(WINDOW)
-                    + " EXCEPT SELECT event_uid FROM events WHERE starts_with(event_uid, "
-                    "'scope:summary:')",
-                    {"since": since, "until": until},
+                    + " EXCEPT SELECT event_uid FROM events WHERE starts_with(event_uid, $summary)",
+                    {"since": since, "until": until, "summary": SUMMARY},
                 ).fetchall()
             ]
             creds = [c["credential_id"] for c in members]

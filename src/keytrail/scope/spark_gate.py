@@ -182,12 +182,12 @@ class SparkGate:
         return same_bytes(list(rows.values()), self.order)
 
     def _add(self, frame: Any) -> list[tuple[str, bytes]]:
-        """Run a pass (persisted: the merge reads it again) and take its small rows."""
+        """Run a pass (persisted: the merge reads it again) and take its small rows (the one
+        job that computes it: a persisted partition is cached whole, whatever the filter)."""
         from pyspark import StorageLevel
         from pyspark.sql import functions as F
 
         part = frame.persist(StorageLevel.MEMORY_AND_DISK)
-        part.count()
         small = [
             (str(r["kind"]), bytes(r["payload"]))
             for r in part.where(F.col("kind") != "event").select("kind", "payload").collect()

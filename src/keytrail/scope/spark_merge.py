@@ -42,7 +42,9 @@ _MAX_COPIES = 1_000_000
 
 def merge(events: Any, files: list[str]) -> Any:
     """``events`` (one row per event per task, with ``path``, ``record_no``, ``entry``,
-    ``request_path``) paired and de-duplicated across tasks; ``files`` in load order."""
+    ``request_path``) paired and de-duplicated across tasks; ``files`` in load order. Persisted
+    and computed: the pairing runs once (counting the copies and keeping them read it twice)."""
+    from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -85,7 +87,11 @@ def merge(events: Any, files: list[str]) -> Any:
         .withColumn("entry", F.when(response, F.lit("pair")).otherwise(F.col("entry")))
         .select(*ev.columns)
     )
-    merged = ev.where(F.col("source") != "vault").unionByName(paired)
+    merged = (
+        ev.where(F.col("source") != "vault")
+        .unionByName(paired)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
     first = F.row_number().over(Window.partitionBy("event_uid").orderBy(*load_order))
     # Only the ids go through the shuffle that finds the copies (a few dozen bytes per event,
     # not the whole row); the copies, few in a trail, are broadcast to keep the first in load
@@ -93,12 +99,17 @@ def merge(events: Any, files: list[str]) -> Any:
     twice = merged.groupBy("event_uid").count().where(F.col("count") > 1).select("event_uid")
     twice = twice.persist()
     if twice.count() > _MAX_COPIES:
-        twice.unpersist()
-        return merged.withColumn("_n", first).where(F.col("_n") == 1).select(*events.columns)
-    once = merged.join(F.broadcast(twice), "event_uid", "left_anti")
-    copies = merged.join(F.broadcast(twice), "event_uid", "left_semi").withColumn("_n", first)
-    kept = copies.where(F.col("_n") == 1).select(*once.columns)
-    return once.unionByName(kept).select(*events.columns)
+        out = merged.withColumn("_n", first).where(F.col("_n") == 1).select(*events.columns)
+    else:
+        once = merged.join(F.broadcast(twice), "event_uid", "left_anti")
+        copies = merged.join(F.broadcast(twice), "event_uid", "left_semi").withColumn("_n", first)
+        kept = copies.where(F.col("_n") == 1).select(*once.columns)
+        out = once.unionByName(kept).select(*events.columns)
+    out = out.persist(StorageLevel.MEMORY_AND_DISK)
+    out.count()
+    merged.unpersist()
+    twice.unpersist()
+    return out
 
 
 def person_events(store: CaseStore, events: Any, cols: tuple[str, ...]) -> None:
