@@ -19,6 +19,7 @@ import pytest
 from keytrail.cli.main import main as cli
 from keytrail.scope.engine_duckdb import scope_duckdb
 from keytrail.store.case import CaseStore
+from tests.cloudtrail_records import api_call
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data" / "incident"
@@ -53,29 +54,14 @@ def _both(tmp: Path, paths: list[Path], seeds: list[str], inv: list[Path] = ()) 
 
 
 def _rec(i: int, key: str, name: str = "GetObject", **extra: Any) -> dict[str, Any]:
-    return {
-        "eventVersion": "1.09",
-        "userIdentity": {
-            "type": "AssumedRole" if key.startswith("ASIA") else "IAMUser",
-            "principalId": f"AIDA{key[4:]}",
-            "arn": f"arn:aws:iam::{ACCT}:user/u-{key.lower()}",
-            "accountId": ACCT,
-            "accessKeyId": key,
-        },
-        "eventTime": f"2026-03-01T10:{i // 60:02d}:{i % 60:02d}Z",
-        "eventSource": extra.pop("source", "s3.amazonaws.com"),
-        "eventName": name,
-        "awsRegion": "us-east-1",
-        "sourceIPAddress": "198.51.100.7",
-        "userAgent": "aws-cli/2.15.0",
-        "requestParameters": extra.pop("params", None),
-        "responseElements": extra.pop("response", None),
-        "eventID": f"00000000-0000-4000-8000-{i:012d}",
-        "readOnly": True,
-        "eventType": "AwsApiCall",
-        "recipientAccountId": ACCT,
-        **extra,
+    identity = {
+        "type": "AssumedRole" if key.startswith("ASIA") else "IAMUser",
+        "principalId": f"AIDA{key[4:]}",
+        "arn": f"arn:aws:iam::{ACCT}:user/u-{key.lower()}",
+        "accountId": ACCT,
+        "accessKeyId": key,
     }
+    return api_call(i, f"2026-03-01T10:{i // 60:02d}:{i % 60:02d}Z", ACCT, identity, name, **extra)
 
 
 def _assume(i: int, signer: str, child: str, role: str) -> dict[str, Any]:

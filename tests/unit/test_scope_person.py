@@ -16,29 +16,15 @@ from typing import Any
 import pytest
 
 from keytrail.scope.engine_duckdb import scope_duckdb
+from tests.cloudtrail_records import api_call
 
 ACCT = "111122223333"
 SSO_ARN = f"arn:aws:sts::{ACCT}:assumed-role/AWSReservedSSO_AdminAccess_0a1b2c3d4e5f6a7b/sam.adams@example.com"
 
 
 def _rec(i: int, name: str, ident: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {
-        "eventVersion": "1.09",
-        "userIdentity": {"accountId": ACCT, **ident},
-        "eventTime": f"2026-03-01T10:{i:02d}:00Z",
-        "eventSource": extra.pop("source", "s3.amazonaws.com"),
-        "eventName": name,
-        "awsRegion": "us-east-1",
-        "sourceIPAddress": "198.51.100.7",
-        "userAgent": extra.pop("ua", "aws-cli/2.15.0"),
-        "requestParameters": extra.pop("params", None),
-        "responseElements": extra.pop("response", None),
-        "eventID": f"00000000-0000-4000-8000-{i:012d}",
-        "readOnly": True,
-        "eventType": "AwsApiCall",
-        "recipientAccountId": ACCT,
-        **extra,
-    }
+    identity = {"accountId": ACCT, **ident}
+    return api_call(i, f"2026-03-01T10:{i:02d}:00Z", ACCT, identity, name, **extra)
 
 
 def _trail(tmp: Path) -> Path:
