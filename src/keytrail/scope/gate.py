@@ -134,7 +134,8 @@ class Gate:
     def _read_ahead(self, con: duckdb.DuckDBPyConnection, h: Held) -> None:
         needles = sorted(self._early)
         hit_sql = "[" + ", ".join(f"contains(doc, $n{i})" for i in range(len(needles))) + "]"
-        keep = self._kept_bytes < KEEP_BYTES
+        # a pyarrow built without LZ4 keeps nothing: the rounds inflate the files as before
+        keep = self._kept_bytes < KEEP_BYTES and pa.Codec.is_available(_KEEP_CODEC)
         got = _read(con, h, hit_sql, {f"n{i}": n for i, n in enumerate(needles)}, keep=keep)
         self._kept_bytes += len(h.kept) if h.kept is not None else 0  # this thread's alone
         # unreadable: opened by the first round whatever it holds (its count is None)
