@@ -279,3 +279,42 @@ def test_max_record_bytes_flag_parses_sizes() -> None:
     assert _size("64M") == 64 << 20 and _size("1G") == 1 << 30 and _size("65536") == 65536
     with pytest.raises(Exception, match="byte count"):
         _size("lots")
+
+
+def test_a_batch_s_evidence_rows_are_each_file_s_own(tmp_path: Path, case_path: Path) -> None:
+    """The runner writes a batch's ``evidence`` rows in one statement and their counts in
+    another (:mod:`keytrail.ingest.batch_load`): each row keeps its file's id (plan order),
+    path, hash, size, status, counts and note."""
+    import gzip
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _records_file(logs / "a.json", [1, 2, 3], bad_at=1)  # one reject
+    whole = gzip.compress(json.dumps({"Records": [_rec(i) for i in range(10, 40)]}).encode())
+    (logs / "b.json.gz").write_bytes(whole[: len(whole) // 2])  # breaks: partial
+    _records_file(logs / "c.json", [4, 5])
+    summary = ingest(case_path, [logs])
+    rows = [
+        tuple(r.values())
+        for r in case_rows(
+            case_path,
+            "SELECT file_id, path, sha256, bytes, status, records, rejected, skipped, note,"
+            " ingested_at IS NOT NULL AS at FROM evidence ORDER BY file_id",
+        )
+    ]
+    by_path = {f.path: f for f in summary.files}
+    assert [Path(r[1]).name for r in rows] == ["a.json", "b.json.gz", "c.json"]
+    assert [r[0] for r in rows] == [1, 2, 3]
+    for r in rows:
+        f = by_path[r[1]]
+        assert (r[2], r[3]) == (f.sha256, Path(r[1]).stat().st_size)
+        assert (r[4], r[5], r[6], r[7], r[8]) == (
+            f.status,
+            f.records,
+            f.rejected,
+            f.skipped,
+            f.note,
+        )
+        assert r[9]
+    assert [(r[4], r[6]) for r in rows] == [("loaded", 1), ("partial", 2), ("loaded", 0)]
+    assert rows[0][5] == 3 and rows[2][5] == 2 and rows[1][8] and not rows[0][8]

@@ -133,6 +133,53 @@ def _item_evidence(store: CaseStore, item: Planned, status: str, note: str | Non
     return file_id
 
 
+def _batch_evidence(store: CaseStore, batch: list[Planned]) -> list[int]:
+    """The ``evidence`` rows (status ``loading``) of a batch's files under the next file ids, in
+    one statement: the same rows as :func:`_item_evidence` file by file (a scope holds about 300
+    CloudTrail files at 1M events, whose two statements each cost about 0.3 CPU-s in all)."""
+    first = _next_file_id(store)
+    ids = list(range(first, first + len(batch)))
+    store.con.execute(
+        "INSERT INTO evidence (file_id, path, sha256, bytes, source, format, adapter, status,"
+        " records, rejected, ingested_at, note) SELECT unnest($id), unnest($path), unnest($sha),"
+        " unnest($size), unnest($source), unnest($fmt), unnest($adapter), 'loading', 0, 0,"
+        " unnest($at), NULL",
+        {
+            "id": ids,
+            "path": [str(i.path) for i in batch],
+            "sha": [i.sha for i in batch],
+            "size": [i.size for i in batch],
+            "source": [i.adapter.SOURCE for i in batch],
+            "fmt": [i.fmt for i in batch],
+            "adapter": [i.adapter.NAME for i in batch],
+            "at": [_now() for _ in batch],
+        },
+    )
+    return ids
+
+
+def _batch_counts(store: CaseStore, statuses: list[str], ctxs: list[LoadContext | None]) -> None:
+    """Each loaded file's final status, counts and note, in one statement (one ``UPDATE`` per
+    file cost as much as its ``INSERT``: :func:`_batch_evidence`)."""
+    done = [c for c in ctxs if c is not None]
+    notes = ["; ".join(([c.break_note] if c.break_note else []) + c.notes) or None for c in done]
+    store.con.execute(
+        "UPDATE evidence SET status = u.status, records = u.records, rejected = u.rejected,"
+        " skipped = u.skipped, note = u.note FROM (SELECT unnest($id) AS file_id,"
+        " unnest($status) AS status, unnest($records) AS records,"
+        " unnest($rejected) AS rejected, unnest($skipped) AS skipped,"
+        " unnest($note::VARCHAR[]) AS note) u WHERE evidence.file_id = u.file_id",
+        {
+            "id": [c.file_id for c in done],
+            "status": statuses,
+            "records": [c.records for c in done],
+            "rejected": [c.rejected for c in done],
+            "skipped": [c.skipped_records for c in done],
+            "note": notes,
+        },
+    )
+
+
 def record_provenance(store: CaseStore, path: Path, sha: str, size: int) -> FileResult:
     try:
         note, status = provenance.record(store, path, sha), "provenance"
@@ -234,8 +281,7 @@ def _load_batch_in(
     con.execute("BEGIN TRANSACTION")
     try:
         ctxs = []
-        for item in batch:
-            file_id = _item_evidence(store, item, "loading", None)
+        for item, file_id in zip(batch, _batch_evidence(store, batch), strict=True):
             head = read_sample(item.path, 8)
             if head.codec is not None:  # BOM / UTF-16 / UTF-32: the adapter reads a UTF-8 copy
                 copy = utf8_copy(item.path, head.gzipped, head.codec)
@@ -275,11 +321,6 @@ def _load_batch_in(
                 else ("partial" if ctx.break_note else "loaded")
             )
             note = "; ".join(([ctx.break_note] if ctx.break_note else []) + ctx.notes) or None
-            con.execute(
-                "UPDATE evidence SET status = ?, records = ?, rejected = ?, skipped = ?, note = ?"
-                " WHERE file_id = ?",
-                [status, ctx.records, ctx.rejected, ctx.skipped_records, note, ctx.file_id],
-            )
             results.append(
                 FileResult(
                     str(item.path),
@@ -294,6 +335,7 @@ def _load_batch_in(
                     note,
                 )
             )
+        _batch_counts(store, [r.status for r in results], [i.ctx for i in batch])
         con.execute("COMMIT")
         return results
     except Exception as e:

@@ -26,6 +26,10 @@ core busy): inflated, counted, checked for escapes and searched for the needles 
 row is loaded (:func:`keytrail.scope.needles.early`), each needle's hits kept. A round then
 searches only the needles it adds that were not read ahead (none: no file is read), and a file
 holds a new needle when either search found one: the same files opened in the same rounds.
+The read ahead also keeps each file's inflated text LZ4-compressed (about a seventh of its size,
+up to :data:`KEEP_BYTES` in all): a round reads a kept file by decompressing it, a fraction of
+inflating its gzip again (docs/performance.md, scope11). The text is the one the round would
+inflate (the same bytes, already checked as UTF-8), so every search answers the same.
 
 Whenever the needles cannot stand for the seeds (a human, an agent, a seed that matches nothing
 after the first round, a needle that JSON would escape), every file not opened yet is opened:
@@ -61,6 +65,11 @@ if TYPE_CHECKING:
 #: events whatever their number) instead of one ``contains`` each (about 0.3 CPU-s per needle).
 ALTERNATION_FROM = 10
 
+#: The compressed texts the read ahead keeps for the rounds, in all (peak RSS: about 0.22 GB at
+#: 1M events, 1.58 GB of text); a file read past it is inflated again by each round.
+KEEP_BYTES = 384 << 20
+_KEEP_CODEC = "lz4_raw"
+
 
 @dataclass
 class Held:
@@ -81,6 +90,9 @@ class Held:
     result: tuple[int, int, int, str | None, str | None] | None = None
     #: The needles read ahead (:attr:`Gate.ahead`) that it holds.
     hits: frozenset[str] = frozenset()
+    #: Its text as read ahead, compressed (:data:`KEEP_BYTES`), and that text's length.
+    kept: bytes | None = None
+    kept_size: int = 0
 
 
 @dataclass
@@ -99,6 +111,7 @@ class Gate:
     _reads: list[Future[None]] = field(default_factory=list)
     _pool: ThreadPoolExecutor | None = None
     _con: duckdb.DuckDBPyConnection | None = None
+    _kept_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.ahead:
@@ -121,7 +134,10 @@ class Gate:
     def _read_ahead(self, con: duckdb.DuckDBPyConnection, h: Held) -> None:
         needles = sorted(self._early)
         hit_sql = "[" + ", ".join(f"contains(doc, $n{i})" for i in range(len(needles))) + "]"
-        got = _read(con, h, hit_sql, {f"n{i}": n for i, n in enumerate(needles)})
+        # a pyarrow built without LZ4 keeps nothing: the rounds inflate the files as before
+        keep = self._kept_bytes < KEEP_BYTES and pa.Codec.is_available(_KEEP_CODEC)
+        got = _read(con, h, hit_sql, {f"n{i}": n for i, n in enumerate(needles)}, keep=keep)
+        self._kept_bytes += len(h.kept) if h.kept is not None else 0  # this thread's alone
         # unreadable: opened by the first round whatever it holds (its count is None)
         h.hits = frozenset(
             needles if got is None else (n for n, hit in zip(needles, got, strict=True) if hit)
@@ -162,6 +178,7 @@ class Gate:
                 opened = self._round(store, sorted(new), found)
                 if opened:
                     after()
+        self._drop_kept()
         by_path = {str(h.path): h for h in self.held}
         for f in summary.files:
             h = by_path.get(f.path)
@@ -172,6 +189,11 @@ class Gate:
                 continue
             f.records, f.rejected, f.skipped, f.note, broke = h.result
             f.status = "partial" if broke else "loaded"
+
+    def _drop_kept(self, files: list[Held] | None = None) -> None:
+        """Free the kept texts of ``files`` (all: the rounds are over)."""
+        for h in self.held if files is None else files:
+            h.kept, h.kept_size = None, 0
 
     def not_examined(self) -> set[str]:
         """Paths of the held files never opened (their ``rejected`` is not known)."""
@@ -204,7 +226,9 @@ class Gate:
             why = why_open(h, hit or not known.isdisjoint(h.hits), slash=slash)
             if why is not None:
                 h.opened, h.why = self.rounds, why
-        return self._load(store, [h for h in todo if h.opened == self.rounds])
+        opened = [h for h in todo if h.opened == self.rounds]
+        self._drop_kept(opened)  # loaded now: never searched again
+        return self._load(store, opened)
 
     def _open_all(self, store: CaseStore, why: str) -> None:
         self.fallback = why
@@ -321,16 +345,32 @@ def _probe(cur: duckdb.DuckDBPyConnection, h: Held, hit_sql: str, params: dict[s
     return True if got is None else bool(got)
 
 
-def _read(cur: duckdb.DuckDBPyConnection, h: Held, hit_sql: str, params: dict[str, Any]) -> Any:
+def _read(
+    cur: duckdb.DuckDBPyConnection,
+    h: Held,
+    hit_sql: str,
+    params: dict[str, Any],
+    *,
+    keep: bool = False,
+) -> Any:
     """``hit_sql``'s value over ``h``'s text (counted and escape-checked the first time), or
-    ``None`` when it cannot be read as one document (the count is then ``None``: opened)."""
-    ctx = LoadContext(
-        cur, h.path, h.file_id, h.format, h.gzipped, max_record_bytes=h.max_record_bytes
-    )
-    doc = read_document(ctx, min(MAX_OBJECT_BYTES, ctx.max_document_bytes), share=True)
+    ``None`` when it cannot be read as one document (the count is then ``None``: opened).
+    ``keep``: the text is kept compressed on ``h`` for the next read (the kept text is read
+    instead of the file whenever ``h`` has one)."""
+    if h.kept is not None:
+        doc = _unkept(h.kept, h.kept_size)
+    else:
+        ctx = LoadContext(
+            cur, h.path, h.file_id, h.format, h.gzipped, max_record_bytes=h.max_record_bytes
+        )
+        doc = read_document(ctx, min(MAX_OBJECT_BYTES, ctx.max_document_bytes), share=True)
     if doc is None:  # the bulk read refuses it: the narrow path's fallback reads it
         h.records = None
         return None
+    if keep and h.kept is None:
+        text = doc[0].as_buffer()  # the value's own bytes (a cast's buffer may be longer)
+        # as bytes: the codec's own buffer keeps the capacity of its bound, the text's size
+        h.kept, h.kept_size = pa.Codec(_KEEP_CODEC).compress(text, asbytes=True), text.size
     first = not h.searched
     h.searched = True
     # the escapes only where the file has a backslash at all (one fast search, usually none)
@@ -353,6 +393,14 @@ def _read(cur: duckdb.DuckDBPyConnection, h: Held, hit_sql: str, params: dict[st
         h.records = int(row[0]) if row[0] else None
         h.escaped, h.slashed = bool(row[1][0]), bool(row[1][1])
     return row[2]
+
+
+def _unkept(kept: bytes, size: int) -> pa.Array:
+    """The one-value text array :func:`read_document` gave, from its kept compressed bytes (a
+    ``large_string`` again without a copy or a second UTF-8 check: the first read made one)."""
+    text = pa.Codec(_KEEP_CODEC).decompress(kept, decompressed_size=size, asbytes=False)
+    offsets = pa.array([0, size], pa.int64()).buffers()[1]
+    return pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, text])
 
 
 class GatedCloudTrail(NarrowCloudTrail):
