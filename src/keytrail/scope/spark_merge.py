@@ -149,7 +149,8 @@ def _first_copies(merged: Any, columns: list[str]) -> Any:
         # One JVM: its blocks cannot be lost to a dead executor, so the rows are kept without
         # their lineage. Every later plan over them (the facts, the next round's merge) is
         # analysed from a small plan, not from the whole pairing: at 1M that analysis, not
-        # any job, was 5-10 s of a round's driver wall (docs/performance.md, spark5).
+        # any job, was 5-10 s of a round's driver wall (docs/performance.md, spark5). Its
+        # blocks stay until the session's cleaner drops them (a CLI scope ends its session).
         out = out.localCheckpoint(eager=True)
     else:
         out = out.persist(StorageLevel.MEMORY_AND_DISK)
