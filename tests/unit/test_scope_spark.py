@@ -21,6 +21,7 @@ import pytest
 from keytrail.scope.engine_duckdb import scope_duckdb
 
 REPO = Path(__file__).resolve().parents[2]
+LONG = ("record_no", "byte_offset", "request_offset")
 SAMPLE = REPO / "sample_data" / "incident"
 TOKEN = "hmac-sha256:4b900e35553286dcc566cd4fdecb72892518917e0501ab2b9627be6ca30efa21"
 HUMAN = "maria.chen@finco.example"
@@ -301,3 +302,59 @@ def test_a_seed_that_matches_nothing_on_spark(spark: Any, tmp_path: Path) -> Non
     with pytest.raises(NotFoundError) as err:
         scope_spark(tmp_path / "s", [_chain_trail(tmp_path)], ["ASIALEAF000000000002"])
     assert LEAF in str(err.value.suggestions)
+
+
+def test_a_round_merged_into_the_merged_rows(spark: Any) -> None:
+    """A gate round's rows merged into the rows already merged (``base``: the Vault pairing is
+    not run again) equal every row merged at once: a copy the round loads from a file earlier in
+    load order replaces the one kept before, a copy from a later file does not, the Vault pair
+    found in the first merge stands."""
+    from datetime import datetime
+
+    from keytrail.scope.spark_merge import merge
+    from keytrail.scope.spark_tasks import EVENT_COLS, WHERE_COLS
+
+    cols = (*EVENT_COLS, *WHERE_COLS)
+    ddl = ", ".join(
+        f"{c} {'timestamp_ntz' if c == 'time' else 'bigint' if c in LONG else 'string'}"
+        for c in cols
+    )
+    t = datetime(2026, 3, 1, 12, 0)
+
+    def row(uid: str, source: str, path: str, n: int, entry: str | None = None) -> tuple[Any, ...]:
+        given = {"event_uid": uid, "source": source, "time": t, "path": path, "record_no": n}
+        given |= {"entry": entry, "byte_offset": 10 * n, "format": "f", "credential_id": uid}
+        return tuple(given.get(c) for c in cols)
+
+    files = ["/a.json.gz", "/b.json.gz", "/v.log", "/c.json.gz"]
+    first = [  # pass 1: a Vault request and its response, CloudTrail copies in b and c
+        row("vault:1", "vault", "/v.log", 1, "request"),
+        row("vault:1", "vault", "/v.log", 2, "response"),
+        row("ct:early", "cloudtrail", "/b.json.gz", 3),
+        row("ct:late", "cloudtrail", "/b.json.gz", 4),
+        row("ct:twice", "cloudtrail", "/c.json.gz", 1),
+        row("ct:twice", "cloudtrail", "/c.json.gz", 1),
+    ]
+    later = [  # a round opens a (before b) and c again (after b)
+        row("ct:early", "cloudtrail", "/a.json.gz", 9),
+        row("ct:late", "cloudtrail", "/c.json.gz", 2),
+        row("ct:new", "cloudtrail", "/a.json.gz", 5),
+    ]
+    a, b = spark.createDataFrame(first, ddl), spark.createDataFrame(later, ddl)
+    at_once = merge(a.unionByName(b), files)
+    in_two = merge(b, files, base=merge(a, files))
+
+    def rows(frame: Any) -> list[tuple[Any, ...]]:
+        return sorted(tuple(r) for r in frame.select(*cols).collect())
+
+    got = rows(in_two)
+    assert got == rows(at_once)
+    kept = {(r[0], r[cols.index("path")], r[cols.index("entry")]) for r in got}
+    assert kept == {
+        ("vault:1", "/v.log", "pair"),
+        ("ct:early", "/a.json.gz", None),
+        ("ct:late", "/b.json.gz", None),
+        ("ct:twice", "/c.json.gz", None),
+        ("ct:new", "/a.json.gz", None),
+    }
+    assert len(got) == len(kept)

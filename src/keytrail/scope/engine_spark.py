@@ -38,7 +38,7 @@ from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
 from keytrail.scope.project import file_rows
 from keytrail.scope.spark_gate import SparkGate
-from keytrail.scope.spark_merge import merge, person_events
+from keytrail.scope.spark_merge import local_frame, merge, person_events
 from keytrail.scope.spark_tasks import EVENT_COLS, WHERE_COLS, Want, extract, local_path
 from keytrail.store.case import CaseStore
 
@@ -180,13 +180,12 @@ def _facts(events: Any, issues: list[tuple[Any, ...]], seeds: list[str]) -> Any:
     """What the driver's case needs of the merged ``events`` (an Arrow table of
     :data:`EVENT_COLS`): the issuing events, the first and last event per Vault-made name, one
     summary row per (credential, principal, human, agent)."""
+    import pyarrow as pa
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     spark = events.sparkSession
-    issue_uids = spark.createDataFrame(
-        [(str(i[3]),) for i in issues] or [("",)], "event_uid string"
-    )
+    issue_uids = local_frame(spark, pa.table({"event_uid": [str(i[3]) for i in issues] or [""]}))
     keep = (F.col("actor_name").like("vault-%") | F.col("actor_uid").like("%vault-%")) & (
         F.col("source") == "cloudtrail"
     )
@@ -278,17 +277,20 @@ def scope_spark(
     # cost 30 s of the 1M run (docs/performance.md).
     passes = SparkGate(spark, files, seedset, gated=gate)
     merged: list[Any] = []
+    done = [0]  # the parts merged so far
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
         store, inventory_rows = _driver_case(Path(tmp) / "driver.duckdb", inventory)
 
         def refresh(parts: list[Any]) -> CaseStore:
+            # A round's rows are merged into what is merged already (the Vault pairing once
+            # per scope, not once per round: spark_merge.merge's ``base``).
+            rows = reduce(lambda a, b: a.unionByName(b), parts[done[0] :])
+            done[0] = len(parts)
+            per_task = rows.where(F.col("kind") == "event").select(*EVENT_COLS, *WHERE_COLS)
+            events = merge(per_task, passes.order, base=merged[0] if merged else None)
             for m in merged:
                 m.unpersist()
-            merged.clear()
-            rows = reduce(lambda a, b: a.unionByName(b), parts)
-            per_task = rows.where(F.col("kind") == "event").select(*EVENT_COLS, *WHERE_COLS)
-            events = merge(per_task, passes.order)
-            merged.append(events)
+            merged[:] = [events]
             _fill(store, passes.issues, _facts(events, passes.issues, seedset))
             return store
 
@@ -344,7 +346,13 @@ def scope_spark(
     docs: list[tuple[str, str, int, bytes]] = []
     if wanted:
         hit_files = [f for f in files if local_path(f) in wanted or f in wanted]
-        docs = sc.binaryFiles(",".join(hit_files)).mapPartitions(extract(wanted)).collect()
+        # a task per file, up to one per file: Spark packs small files into one task (at 1M
+        # the Vault log and the six other files in one 5 s task, a core idle)
+        docs = (
+            sc.binaryFiles(",".join(hit_files), minPartitions=len(hit_files))
+            .mapPartitions(extract(wanted))
+            .collect()
+        )
         passes.read("pass 2", [local_path(f) for f in hit_files], len(hit_files))
     events.unpersist()
     outputs = output.write(dest, sorted(docs))  # one file's documents per task, any order

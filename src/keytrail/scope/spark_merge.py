@@ -40,18 +40,48 @@ _PERSON_MARKS = (
 _MAX_COPIES = 1_000_000
 
 
-def merge(events: Any, files: list[str]) -> Any:
+def local_frame(spark: Any, table: Any) -> Any:
+    """A driver-side Arrow ``table`` as a DataFrame whose rows the JVM decodes: a list of
+    tuples is a parallelized Python RDD, a job of Python workers each time it is read (the
+    load order's broadcast in each merge: 2-4 s of a 1M run's wall, docs/performance.md,
+    spark5)."""
+    import pyspark
+
+    if int(pyspark.__version__.split(".")[0]) >= 4:
+        return spark.createDataFrame(table)  # the Arrow batches, sent to the JVM as they are
+    return spark.createDataFrame(table.to_pandas())  # PySpark 3.5
+
+
+def merge(events: Any, files: list[str], base: Any = None) -> Any:
     """``events`` (one row per event per task, with ``path``, ``record_no``, ``entry``,
     ``request_path``) paired and de-duplicated across tasks; ``files`` in load order. Persisted
-    and computed: the pairing runs once (counting the copies and keeping them read it twice)."""
+    and computed: the pairing runs once (counting the copies and keeping them read it twice).
+
+    ``base``: rows this already merged, to which ``events`` adds a gate round's rows. A round
+    loads ``Records`` files only, whose rows are CloudTrail events, so the Vault pairing of
+    ``base`` stands as it is (it reads Vault rows only); the round's rows and ``base`` are
+    de-duplicated together, which keeps the same first copy as merging every row again."""
+    import pyarrow as pa
     from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     spark = events.sparkSession
-    order = spark.createDataFrame(list(enumerate(files)), "ord int, path string")
-    ev = events.join(F.broadcast(order), "path", "left").fillna({"ord": len(files)})
+    order = local_frame(
+        spark,
+        pa.table(
+            {"ord": pa.array(range(len(files)), pa.int32()), "path": pa.array(files, pa.string())}
+        ),
+    )
     load_order = ("ord", "path", "record_no")
+
+    def ordered(frame: Any) -> Any:
+        return frame.join(F.broadcast(order), "path", "left").fillna({"ord": len(files)})
+
+    if base is not None:
+        merged = ordered(base.unionByName(events)).persist(StorageLevel.MEMORY_AND_DISK)
+        return _first_copies(merged, events.columns)
+    ev = ordered(events)
     vault = ev.where(F.col("source") == "vault")  # the pairing's joins see Vault rows only
     answered = vault.where(F.col("entry").isin("response", "pair")).select("event_uid").distinct()
     requests = vault.where(F.col("entry") == "request").join(answered, "event_uid", "left_semi")
@@ -92,21 +122,39 @@ def merge(events: Any, files: list[str]) -> Any:
         .unionByName(paired)
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    first = F.row_number().over(Window.partitionBy("event_uid").orderBy(*load_order))
+    return _first_copies(merged, events.columns)
+
+
+def _first_copies(merged: Any, columns: list[str]) -> Any:
+    """Of the copies of one event in ``merged`` (persisted, with ``ord``), the first in load
+    order, persisted and computed; ``merged`` unpersisted."""
+    from pyspark import StorageLevel
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    first = F.row_number().over(Window.partitionBy("event_uid").orderBy("ord", "path", "record_no"))
     # Only the ids go through the shuffle that finds the copies (a few dozen bytes per event,
     # not the whole row); the copies, few in a trail, are broadcast to keep the first in load
     # order. A trail of mostly copies takes the one full shuffle instead.
     twice = merged.groupBy("event_uid").count().where(F.col("count") > 1).select("event_uid")
     twice = twice.persist()
     if twice.count() > _MAX_COPIES:
-        out = merged.withColumn("_n", first).where(F.col("_n") == 1).select(*events.columns)
+        out = merged.withColumn("_n", first).where(F.col("_n") == 1).select(*columns)
     else:
         once = merged.join(F.broadcast(twice), "event_uid", "left_anti")
         copies = merged.join(F.broadcast(twice), "event_uid", "left_semi").withColumn("_n", first)
         kept = copies.where(F.col("_n") == 1).select(*once.columns)
-        out = once.unionByName(kept).select(*events.columns)
-    out = out.persist(StorageLevel.MEMORY_AND_DISK)
-    out.count()
+        out = once.unionByName(kept).select(*columns)
+    if out.sparkSession.sparkContext.master.startswith("local"):
+        # One JVM: its blocks cannot be lost to a dead executor, so the rows are kept without
+        # their lineage. Every later plan over them (the facts, the next round's merge) is
+        # analysed from a small plan, not from the whole pairing: at 1M that analysis, not
+        # any job, was 5-10 s of a round's driver wall (docs/performance.md, spark5). Its
+        # blocks stay until the session's cleaner drops them (a CLI scope ends its session).
+        out = out.localCheckpoint(eager=True)
+    else:
+        out = out.persist(StorageLevel.MEMORY_AND_DISK)
+        out.count()
     merged.unpersist()
     twice.unpersist()
     return out
