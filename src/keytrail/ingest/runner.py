@@ -195,7 +195,7 @@ def ingest(
         # drains it first, so files still get their ids and rows in plan order.
         batch: list[Planned] = []
 
-        def close_batch() -> None:
+        def close_batch(last: bool = False) -> None:
             nonlocal pending
             if not batch:
                 return
@@ -209,7 +209,12 @@ def ingest(
             # The read of the batch about to be written was done before the writer needs it: the
             # reading thread had time to spare, so this read may take over work of the write.
             # Read and write then even out batch by batch, whichever is the heavier on a machine.
-            spare = pending is not None and pending[1] is not None and pending[1].ready()
+            # Two reads always take it: one with nothing pending (the writer only waits for it; in
+            # halves it runs on both cores) and the last before a flush (its write then runs alone
+            # on one core, while the read runs beside the write before it): work moved onto these
+            # reads never lengthens the load.
+            ready = pending is not None and pending[1] is not None and pending[1].ready()
+            spare = ready or last or pending is None
             if reads:  # nothing runs in the background now: a pending read-ahead ran lean too
                 lean(True)
             started: list[ReadAheadHandle] = []
@@ -257,7 +262,7 @@ def ingest(
             report(None)
 
         def flush() -> None:
-            close_batch()
+            close_batch(last=True)
             drain()
             lean(False)  # nothing is pending or read ahead now
 

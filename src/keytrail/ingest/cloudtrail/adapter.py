@@ -214,7 +214,9 @@ def bulk_read(
     chunk: list[tuple[LoadContext, pa.Array]] = []
     held = 0
     for c in ctxs:
-        doc = read_document(c, limit)
+        # the inflated bytes wrapped, not copied: the query only reads them (0.26 against 0.30
+        # CPU-s for a batch of 30 files, 153 MB)
+        doc = read_document(c, limit, share=True)
         if doc is None:
             refused.append(c)
             continue
@@ -263,7 +265,7 @@ def read_document(ctx: LoadContext, limit: int, *, share: bool = False) -> pa.Ar
 
     ``share``: the array wraps the inflated bytes instead of copying them (the gate reads every
     file once per round and only searches it: the copy's fresh pages cost about 0.6 CPU-s per
-    round at 1M events)."""
+    round at 1M events; :func:`bulk_read` only parses it)."""
     gz = ctx.path.name.lower().endswith(".gz")
     try:
         if not gz and ctx.path.stat().st_size > limit:
