@@ -588,9 +588,9 @@ class SourceAdapter(ABC):
         ``spare``: the last batch read ahead was ready before the writer asked for it, so the
         reading thread has time to spare, or the write of this batch would wait for the read or
         run alone (a batch read in halves, the batch before a flush): an adapter may move work
-        of the write onto the read (same rows either way). The runner hands the handle to :meth:`load_read_ahead` when the
-        batch loads, and closes it after the batch's transaction ends, whether it committed or
-        not."""
+        of the write onto the read (same rows either way). The runner hands the handle to
+        :meth:`load_read_ahead` when the batch loads, and closes it after the batch's transaction
+        ends, whether it committed or not."""
         return None
 
     def load_read_ahead(self, ctxs: list[LoadContext], ahead: ReadAheadHandle) -> None:
