@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -179,6 +180,36 @@ def test_every_root_counts_equal_one_root_counts(store: CaseStore) -> None:
         p = params(start, None, "inferred", root=cid)
         one = query(store, rank_sql("SELECT $root AS root"), p)[0]
         assert {k: one[k] for k in keys} == {k: row[k] for k in keys}, cid
+
+
+def test_repeated_value_rows_are_counted_once(tmp_path: Path) -> None:
+    """The every-credential ranking does not make its (credential, value) rows distinct
+    (ranking._dcount_every): an edge repeated for one pair (another reason, as an older or
+    partial derive could leave it) must not count its value twice, whether the value is that
+    credential's alone or shared."""
+    from keytrail.analysis.ranking import rank_query_rows
+
+    keys = ("resources", "accounts", "principals")
+    s = incident(tmp_path / "case.duckdb")
+    try:
+        before = {r["credential_id"]: {k: r[k] for k in keys} for r in rank_query_rows(s)}
+        own = s.scalar(
+            "SELECT count(*) FROM (SELECT dst FROM links WHERE kind = 'ACTED_ON' "
+            "GROUP BY dst HAVING count(DISTINCT src) = 1)"
+        )
+        assert own, "some resource is one credential's alone"
+        s.close()
+        with CaseStore.open(tmp_path / "case.duckdb", read_only=False) as w:
+            w.con.execute(
+                """INSERT INTO links SELECT * REPLACE ('repeated: ' || reason AS reason)
+                   FROM links WHERE kind IN ('ACTED_ON', 'AUTHENTICATES_AS')"""
+            )
+        s = CaseStore.open(tmp_path / "case.duckdb")
+        after = {r["credential_id"]: {k: r[k] for k in keys} for r in rank_query_rows(s)}
+        assert any(v["resources"] and v["principals"] for v in before.values())
+        assert after == before
+    finally:
+        s.close()
 
 
 def test_row_score_is_the_ranks_score(store: CaseStore) -> None:
