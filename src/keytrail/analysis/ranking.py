@@ -127,9 +127,21 @@ def _ev_rows(in_clo: str) -> str:
     )
 
 
+#: The columns of a grouped event row (``ev0``) that the action classifiers read.
+_KEY = "source, service, operation, action, outcome, target, details"
+
+
+def _flags() -> str:
+    """Every counter's predicate (:data:`keytrail.analysis.classify.COUNTERS`) as a column, over
+    the distinct classifier inputs ``e``: at 1M events the 136k grouped rows hold 116 of them,
+    and the predicates' regular expressions ran on every grouped row."""
+    return ", ".join(f"({pred}) AS {name}" for name, pred in classify.COUNTERS)
+
+
 def rank_sql(roots_sql: str, *, filtered: bool = True, every_root: bool = False) -> str:
-    """The ranking query. Events are first grouped by (credential, action, outcome, ...) so the
-    action classifiers run once per distinct action, not once per event. Without a time filter
+    """The ranking query. Events are first grouped by (credential, action, outcome, ...), and the
+    action classifiers run once per distinct (action, outcome, ...) of those rows (``cls``), not
+    once per event or per credential. Without a time filter
     (``filtered=False``) the distinct resources and identities come from the ``ACTED_ON`` and
     ``AUTHENTICATES_AS`` links, which already aggregate the events.
 
@@ -163,10 +175,13 @@ def rank_sql(roots_sql: str, *, filtered: bool = True, every_root: bool = False)
         GROUP BY ALL
       ), ev0 AS (
         SELECT * FROM ev0g e WHERE {grp_in_clo}
+      ), cls AS (
+        SELECT e.*, {_flags()} FROM (SELECT DISTINCT {_KEY} FROM ev0) e
       ), ev AS (
-        SELECT e.credential_id, sum(n) AS n, min(t0) AS t0, max(t1) AS t1,
-               {classify.counter_columns().replace("count(*) FILTER", "sum(n) FILTER")}
-        FROM ev0 e GROUP BY e.credential_id
+        SELECT e.credential_id, sum(e.n) AS n, min(e.t0) AS t0, max(e.t1) AS t1,
+               {", ".join(f"sum(e.n) FILTER (WHERE c.{name}) AS {name}" for name, _ in classify.COUNTERS)}
+        FROM ev0 e JOIN cls c ON {" AND ".join(f"c.{k} IS NOT DISTINCT FROM e.{k}" for k in _KEY.split(", "))}
+        GROUP BY e.credential_id
       ), dims AS ({dims}
         UNION ALL
         SELECT DISTINCT credential_id, 'a', account FROM ev0 WHERE account IS NOT NULL
