@@ -138,6 +138,16 @@ def _flags() -> str:
     return ", ".join(f"({pred}) AS {name}" for name, pred in classify.COUNTERS)
 
 
+def _counts() -> str:
+    """Every counter as the sum of the grouped rows' counts where ``cls`` (``c``) flags it."""
+    return ", ".join(f"sum(e.n) FILTER (WHERE c.{n}) AS {n}" for n, _ in classify.COUNTERS)
+
+
+def _same_key() -> str:
+    """``cls`` row ``c`` is grouped row ``e``'s classifier inputs (NULL equal to NULL)."""
+    return " AND ".join(f"c.{k} IS NOT DISTINCT FROM e.{k}" for k in _KEY.split(", "))
+
+
 def rank_sql(roots_sql: str, *, filtered: bool = True, every_root: bool = False) -> str:
     """The ranking query. Events are first grouped by (credential, action, outcome, ...), and the
     action classifiers run once per distinct (action, outcome, ...) of those rows (``cls``), not
@@ -179,8 +189,8 @@ def rank_sql(roots_sql: str, *, filtered: bool = True, every_root: bool = False)
         SELECT e.*, {_flags()} FROM (SELECT DISTINCT {_KEY} FROM ev0) e
       ), ev AS (
         SELECT e.credential_id, sum(e.n) AS n, min(e.t0) AS t0, max(e.t1) AS t1,
-               {", ".join(f"sum(e.n) FILTER (WHERE c.{name}) AS {name}" for name, _ in classify.COUNTERS)}
-        FROM ev0 e JOIN cls c ON {" AND ".join(f"c.{k} IS NOT DISTINCT FROM e.{k}" for k in _KEY.split(", "))}
+               {_counts()}
+        FROM ev0 e JOIN cls c ON {_same_key()}
         GROUP BY e.credential_id
       ), dims AS ({dims}
         UNION ALL
