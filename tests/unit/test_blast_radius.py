@@ -212,6 +212,34 @@ def test_repeated_value_rows_are_counted_once(tmp_path: Path) -> None:
         s.close()
 
 
+def test_counters_equal_the_predicates_on_every_event(store: CaseStore) -> None:
+    """The ranking classifies each distinct (source, service, operation, action, outcome, target,
+    details) once and joins the flags back NULL-safe (ranking ``cls``): a credential that minted
+    nothing has the counts the predicates give on its own events, one by one."""
+    from keytrail.analysis import classify
+    from keytrail.analysis.ranking import rank_query_rows
+
+    names = [n for n, _ in classify.COUNTERS]
+    direct = {
+        r["credential_id"]: r
+        for r in store.query(
+            f"""SELECT e.credential_id, count(*) AS events, {classify.counter_columns()}
+                FROM events e WHERE e.credential_id IS NOT NULL GROUP BY e.credential_id"""
+        )
+    }
+    leaves = [r for r in rank_query_rows(store) if not r["credentials_minted"] and r["events"]]
+    assert leaves and any(r["writes"] for r in leaves) and any(r["denied"] for r in leaves)
+    nulls = store.scalar(
+        "SELECT count(*) FROM events WHERE credential_id IS NOT NULL AND outcome IS NULL"
+    )
+    assert nulls or store.scalar(
+        "SELECT count(*) FROM events WHERE credential_id IS NOT NULL AND target IS NULL"
+    ), "some classified row has a NULL key column (the NULL-safe join)"
+    for r in leaves:
+        want = direct[r["credential_id"]]
+        assert {k: r[k] for k in ["events", *names]} == {k: want[k] for k in ["events", *names]}
+
+
 def test_row_score_is_the_ranks_score(store: CaseStore) -> None:
     """The snapshot stores ``row_score`` (no term objects); it is the score the rank shows."""
     from keytrail.analysis.rank_score import row_score, row_scores
