@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -179,6 +180,64 @@ def test_every_root_counts_equal_one_root_counts(store: CaseStore) -> None:
         p = params(start, None, "inferred", root=cid)
         one = query(store, rank_sql("SELECT $root AS root"), p)[0]
         assert {k: one[k] for k in keys} == {k: row[k] for k in keys}, cid
+
+
+def test_repeated_value_rows_are_counted_once(tmp_path: Path) -> None:
+    """The every-credential ranking does not make its (credential, value) rows distinct
+    (ranking._dcount_every): an edge repeated for one pair (another reason, as an older or
+    partial derive could leave it) must not count its value twice, whether the value is that
+    credential's alone or shared."""
+    from keytrail.analysis.ranking import rank_query_rows
+
+    keys = ("resources", "accounts", "principals")
+    s = incident(tmp_path / "case.duckdb")
+    try:
+        before = {r["credential_id"]: {k: r[k] for k in keys} for r in rank_query_rows(s)}
+        own = s.scalar(
+            "SELECT count(*) FROM (SELECT dst FROM links WHERE kind = 'ACTED_ON' "
+            "GROUP BY dst HAVING count(DISTINCT src) = 1)"
+        )
+        assert own, "some resource is one credential's alone"
+        s.close()
+        with CaseStore.open(tmp_path / "case.duckdb", read_only=False) as w:
+            w.con.execute(
+                """INSERT INTO links SELECT * REPLACE ('repeated: ' || reason AS reason)
+                   FROM links WHERE kind IN ('ACTED_ON', 'AUTHENTICATES_AS')"""
+            )
+        s = CaseStore.open(tmp_path / "case.duckdb")
+        after = {r["credential_id"]: {k: r[k] for k in keys} for r in rank_query_rows(s)}
+        assert any(v["resources"] and v["principals"] for v in before.values())
+        assert after == before
+    finally:
+        s.close()
+
+
+def test_counters_equal_the_predicates_on_every_event(store: CaseStore) -> None:
+    """The ranking classifies each distinct (source, service, operation, action, outcome, target,
+    details) once and joins the flags back NULL-safe (ranking ``cls``): a credential that minted
+    nothing has the counts the predicates give on its own events, one by one."""
+    from keytrail.analysis import classify
+    from keytrail.analysis.ranking import rank_query_rows
+
+    names = [n for n, _ in classify.COUNTERS]
+    direct = {
+        r["credential_id"]: r
+        for r in store.query(
+            f"""SELECT e.credential_id, count(*) AS events, {classify.counter_columns()}
+                FROM events e WHERE e.credential_id IS NOT NULL GROUP BY e.credential_id"""
+        )
+    }
+    leaves = [r for r in rank_query_rows(store) if not r["credentials_minted"] and r["events"]]
+    assert leaves and any(r["writes"] for r in leaves) and any(r["denied"] for r in leaves)
+    nulls = store.scalar(
+        "SELECT count(*) FROM events WHERE credential_id IS NOT NULL AND outcome IS NULL"
+    )
+    assert nulls or store.scalar(
+        "SELECT count(*) FROM events WHERE credential_id IS NOT NULL AND target IS NULL"
+    ), "some classified row has a NULL key column (the NULL-safe join)"
+    for r in leaves:
+        want = direct[r["credential_id"]]
+        assert {k: r[k] for k in ["events", *names]} == {k: want[k] for k in ["events", *names]}
 
 
 def test_row_score_is_the_ranks_score(store: CaseStore) -> None:

@@ -62,12 +62,16 @@ def build(
     until: datetime | None,
     subject: tuple[str, str] | None = None,
     min_events: int = 0,
+    values: bool = True,
 ) -> None:
     """Create ``_kt_win`` (subject, window, baseline event count), ``_kt_base`` (values seen in
     the window, with counts) and ``_kt_dep`` (values first seen after it, for subjects with at
     least ``min_events`` baseline events: count, first/last time, first event).
 
     Needs the context tables (``_kt_agent_event``). ``subject`` = (kind, id) restricts to one.
+    ``values=False`` leaves ``_kt_base`` out: the ``scope-drift`` rule reads only the departures
+    and the windows, and at 1M events the window's values are 368k rows joined to their subjects'
+    ids for nothing.
     """
     b = cfg.baseline
     filt_a = filt_c = ""
@@ -166,11 +170,12 @@ def build(
             SELECT w.subject_kind, w.subject, d.dim, d.value, d.n, d.t0, d.t1, u.uid
             FROM _kt_gd d JOIN ({later}) u USING (sid, dim, value) JOIN _kt_win w USING (sid)"""
     )
-    cur.execute(
-        """CREATE OR REPLACE TEMP TABLE _kt_base AS
-           SELECT w.subject_kind, w.subject, b.dim, b.value, b.n_in AS n
-           FROM _kt_bv b JOIN _kt_win w USING (sid) WHERE b.n_in > 0"""
-    )
+    if values:
+        cur.execute(
+            """CREATE OR REPLACE TEMP TABLE _kt_base AS
+               SELECT w.subject_kind, w.subject, b.dim, b.value, b.n_in AS n
+               FROM _kt_bv b JOIN _kt_win w USING (sid) WHERE b.n_in > 0"""
+        )
     for t in ("_kt_gd", "_kt_bv", "_kt_sv"):
         cur.execute(f"DROP TABLE {t}")
 

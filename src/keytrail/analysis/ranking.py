@@ -85,11 +85,17 @@ _dcount_one = """dcount AS (
 #: and de-duplicating (3.9M rows of long text keys at 1M events) cost most of the ranking; but a
 #: value that only one credential has (most resources: an object key, a session's own ARN) is
 #: counted once by each root whose closure holds that credential, with no de-duplication: only
-#: the values several credentials share go through the distinct count. ``clo`` and ``dims`` are
-#: sets (UNION), so the sum is the distinct count (NULL, which count(DISTINCT) skips, is left out).
-#: Which values are shared is one grouping by value (``dv``: how many credentials have it, and
-#: the one when it is one), not a window over every row partitioned by value: the window sorted
-#: 800k rows of text at 1M events (1.7 -> 1.35 CPU-s for the whole query, the same rows).
+#: the values several credentials share go through the distinct count. ``clo`` is a set (UNION)
+#: and ``dv`` one row per value, so the sum is the distinct count (NULL, which count(DISTINCT)
+#: skips, is left out).
+#: Which values are shared is one grouping by value (``dv``: how many rows of ``dims`` have it,
+#: and the least credential), not a window over every row partitioned by value: the window
+#: sorted 800k rows of text at 1M events (1.7 -> 1.35 CPU-s for the whole query, the same rows).
+#: ``dims`` is not made distinct (a UNION's grouping of 800k rows of three texts, a fifth of the
+#: query at 1M events): a value in one row is one credential's, and a value in several rows goes
+#: through the distinct count even when they are one credential's repeated (the graph derive
+#: makes one edge per pair, so that does not happen in a case it made): each value is counted
+#: on exactly one of the two ways, once per root whose closure holds a credential that has it.
 _dcount_every = """dv AS (
         SELECT dim, v, count(*) AS k, min(credential_id) AS c FROM dims WHERE v IS NOT NULL
         GROUP BY dim, v
@@ -121,9 +127,31 @@ def _ev_rows(in_clo: str) -> str:
     )
 
 
+#: The columns of a grouped event row (``ev0``) that the action classifiers read.
+_KEY = "source, service, operation, action, outcome, target, details"
+
+
+def _flags() -> str:
+    """Every counter's predicate (:data:`keytrail.analysis.classify.COUNTERS`) as a column, over
+    the distinct classifier inputs ``e``: at 1M events the 136k grouped rows hold 116 of them,
+    and the predicates' regular expressions ran on every grouped row."""
+    return ", ".join(f"({pred}) AS {name}" for name, pred in classify.COUNTERS)
+
+
+def _counts() -> str:
+    """Every counter as the sum of the grouped rows' counts where ``cls`` (``c``) flags it."""
+    return ", ".join(f"sum(e.n) FILTER (WHERE c.{n}) AS {n}" for n, _ in classify.COUNTERS)
+
+
+def _same_key() -> str:
+    """``cls`` row ``c`` is grouped row ``e``'s classifier inputs (NULL equal to NULL)."""
+    return " AND ".join(f"c.{k} IS NOT DISTINCT FROM e.{k}" for k in _KEY.split(", "))
+
+
 def rank_sql(roots_sql: str, *, filtered: bool = True, every_root: bool = False) -> str:
-    """The ranking query. Events are first grouped by (credential, action, outcome, ...) so the
-    action classifiers run once per distinct action, not once per event. Without a time filter
+    """The ranking query. Events are first grouped by (credential, action, outcome, ...), and the
+    action classifiers run once per distinct (action, outcome, ...) of those rows (``cls``), not
+    once per event or per credential. Without a time filter
     (``filtered=False``) the distinct resources and identities come from the ``ACTED_ON`` and
     ``AUTHENTICATES_AS`` links, which already aggregate the events.
 
@@ -157,12 +185,15 @@ def rank_sql(roots_sql: str, *, filtered: bool = True, every_root: bool = False)
         GROUP BY ALL
       ), ev0 AS (
         SELECT * FROM ev0g e WHERE {grp_in_clo}
+      ), cls AS (
+        SELECT e.*, {_flags()} FROM (SELECT DISTINCT {_KEY} FROM ev0) e
       ), ev AS (
-        SELECT e.credential_id, sum(n) AS n, min(t0) AS t0, max(t1) AS t1,
-               {classify.counter_columns().replace("count(*) FILTER", "sum(n) FILTER")}
-        FROM ev0 e GROUP BY e.credential_id
+        SELECT e.credential_id, sum(e.n) AS n, min(e.t0) AS t0, max(e.t1) AS t1,
+               {_counts()}
+        FROM ev0 e JOIN cls c ON {_same_key()}
+        GROUP BY e.credential_id
       ), dims AS ({dims}
-        UNION
+        UNION ALL
         SELECT DISTINCT credential_id, 'a', account FROM ev0 WHERE account IS NOT NULL
       ), agg AS (
         SELECT clo.root, sum(ev.n) AS events, min(ev.t0) AS t0, max(ev.t1) AS t1,

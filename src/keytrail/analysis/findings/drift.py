@@ -30,7 +30,7 @@ SHOWN = 8
 
 def run(ctx: Context) -> None:
     cfg = ctx.cfg
-    bl.build(ctx.cur, cfg, ctx.until, min_events=cfg.baseline.min_events)
+    bl.build(ctx.cur, cfg, ctx.until, min_events=cfg.baseline.min_events, values=False)
     per_dim = ", ".join(
         f"list(value ORDER BY t0, value) FILTER (WHERE dim = '{d}') AS {d}" for d in bl.DIMENSIONS
     )
