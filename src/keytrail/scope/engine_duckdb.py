@@ -88,7 +88,7 @@ def scope_duckdb(
         raise UsageError("give at least one --seed")
     check_out(out)
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
-        held = Gate(list(dict.fromkeys(seeds)), ahead=True) if narrow and gate else None
+        held = Gate(list(dict.fromkeys(seeds))) if narrow and gate else None
         proj = project(
             Path(tmp) / "scratch.duckdb", paths, inventory=inventory, narrow=narrow, gate=held
         )

@@ -20,17 +20,6 @@ closure, so the gate runs to a fixpoint:
    every record it adds are de-duplicated again over all loaded rows;
 4. it stops when a round adds no needle.
 
-Read ahead (the DuckDB engine, ``Gate(..., ahead=True)``): each file is read once as the runner
-holds it, on a thread of its own beside the Vault and agent adapters (whose Python keeps one
-core busy): inflated, counted, checked for escapes and searched for the needles known before any
-row is loaded (:func:`keytrail.scope.needles.early`), each needle's hits kept. A round then
-searches only the needles it adds that were not read ahead (none: no file is read), and a file
-holds a new needle when either search found one: the same files opened in the same rounds.
-The read ahead also keeps each file's inflated text LZ4-compressed (about a seventh of its size,
-up to :data:`KEEP_BYTES` in all): a round reads a kept file by decompressing it, a fraction of
-inflating its gzip again (docs/performance.md, scope11). The text is the one the round would
-inflate (the same bytes, already checked as UTF-8), so every search answers the same.
-
 Whenever the needles cannot stand for the seeds (a human, an agent, a seed that matches nothing
 after the first round, a needle that JSON would escape), every file not opened yet is opened:
 the whole path, the same output and counts as without the gate. A file never opened has its
@@ -42,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -54,7 +43,7 @@ from keytrail.ingest.base import LoadContext
 from keytrail.ingest.cloudtrail.adapter import MAX_OBJECT_BYTES, read_document
 from keytrail.ingest.finalize import dedup_events
 from keytrail.scope.narrow import NarrowCloudTrail
-from keytrail.scope.needles import Needles, early, needles
+from keytrail.scope.needles import Needles, needles
 
 if TYPE_CHECKING:
     from keytrail.ingest.cloudtrail.ahead import Staged
@@ -64,11 +53,6 @@ if TYPE_CHECKING:
 #: More new needles than this are searched as one RE2 alternation (one pass, about 3 CPU-s at 1M
 #: events whatever their number) instead of one ``contains`` each (about 0.3 CPU-s per needle).
 ALTERNATION_FROM = 10
-
-#: The compressed texts the read ahead keeps for the rounds, in all (peak RSS: about 0.22 GB at
-#: 1M events, 1.58 GB of text); a file read past it is inflated again by each round.
-KEEP_BYTES = 384 << 20
-_KEEP_CODEC = "lz4_raw"
 
 
 @dataclass
@@ -88,11 +72,6 @@ class Held:
     why: str | None = None
     #: Once opened, what the narrow path counted: records, rejected, skipped, note, break note.
     result: tuple[int, int, int, str | None, str | None] | None = None
-    #: The needles read ahead (:attr:`Gate.ahead`) that it holds.
-    hits: frozenset[str] = frozenset()
-    #: Its text as read ahead, compressed (:data:`KEEP_BYTES`), and that text's length.
-    kept: bytes | None = None
-    kept_size: int = 0
 
 
 @dataclass
@@ -104,65 +83,17 @@ class Gate:
     searched: set[str] = field(default_factory=set)
     rounds: int = 0
     fallback: str | None = None
-    #: Read each held file ahead, beside the runner (module docstring); the Spark engine's
-    #: tasks hold files without (their driver runs the rounds).
-    ahead: bool = False
-    _early: frozenset[str] = frozenset()
-    _reads: list[Future[None]] = field(default_factory=list)
-    _pool: ThreadPoolExecutor | None = None
-    _con: duckdb.DuckDBPyConnection | None = None
-    _kept_bytes: int = 0
-
-    def __post_init__(self) -> None:
-        if self.ahead:
-            self._early = frozenset(early(self.seeds, ALTERNATION_FROM))
 
     def adapter(self) -> type[GatedCloudTrail]:
         """The narrow CloudTrail adapter bound to this gate (substituted by the runner)."""
         return type("BoundGatedCloudTrail", (GatedCloudTrail,), {"GATE": self})
 
     def hold(self, ctx: LoadContext) -> None:
-        h = Held(ctx.file_id, ctx.path, ctx.format, ctx.gzipped, ctx.max_record_bytes)
-        self.held.append(h)
-        if self.ahead:
-            if self._pool is None or self._con is None:
-                # its own database: the runner's transactions and thread setting are not its
-                self._con = duckdb.connect(config={"threads": 1})
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="keytrail-gate-ahead")
-            self._reads.append(self._pool.submit(self._read_ahead, self._con, h))
-
-    def _read_ahead(self, con: duckdb.DuckDBPyConnection, h: Held) -> None:
-        needles = sorted(self._early)
-        hit_sql = "[" + ", ".join(f"contains(doc, $n{i})" for i in range(len(needles))) + "]"
-        # a pyarrow built without LZ4 keeps nothing: the rounds inflate the files as before
-        keep = self._kept_bytes < KEEP_BYTES and pa.Codec.is_available(_KEEP_CODEC)
-        got = _read(con, h, hit_sql, {f"n{i}": n for i, n in enumerate(needles)}, keep=keep)
-        self._kept_bytes += len(h.kept) if h.kept is not None else 0  # this thread's alone
-        # unreadable: opened by the first round whatever it holds (its count is None)
-        h.hits = frozenset(
-            needles if got is None else (n for n, hit in zip(needles, got, strict=True) if hit)
-        )
-
-    def stop_ahead(self, *, cancel: bool = False) -> None:
-        """Wait for the reads ahead (their errors raise here) and free their thread. ``cancel``
-        (the runner failed: nothing will use them): reads not started are dropped, and errors
-        too. Idempotent."""
-        pool, con, reads = self._pool, self._con, self._reads
-        self._pool, self._con, self._reads = None, None, []
-        if pool is None:
-            return
-        try:
-            pool.shutdown(wait=True, cancel_futures=cancel)
-            for r in reads if not cancel else []:
-                r.result()
-        finally:
-            if con is not None:
-                con.close()
+        self.held.append(Held(ctx.file_id, ctx.path, ctx.format, ctx.gzipped, ctx.max_record_bytes))
 
     def run(self, store: CaseStore, summary: IngestSummary, after: Callable[[], None]) -> None:
         """The rounds, to the fixpoint; ``after``: what a change of the loaded rows needs done
         (the issuance facts again). ``summary``'s rows of the held files get their counts."""
-        self.stop_ahead()
         if self.held:
             while True:
                 found = needles(store, self.seeds, first=self.rounds == 0)
@@ -178,7 +109,6 @@ class Gate:
                 opened = self._round(store, sorted(new), found)
                 if opened:
                     after()
-        self._drop_kept()
         by_path = {str(h.path): h for h in self.held}
         for f in summary.files:
             h = by_path.get(f.path)
@@ -189,11 +119,6 @@ class Gate:
                 continue
             f.records, f.rejected, f.skipped, f.note, broke = h.result
             f.status = "partial" if broke else "loaded"
-
-    def _drop_kept(self, files: list[Held] | None = None) -> None:
-        """Free the kept texts of ``files`` (all: the rounds are over)."""
-        for h in self.held if files is None else files:
-            h.kept, h.kept_size = None, 0
 
     def not_examined(self) -> set[str]:
         """Paths of the held files never opened (their ``rejected`` is not known)."""
@@ -219,16 +144,11 @@ class Gate:
         if not todo:
             return 0
         slash = any("/" in n for n in found.ids)
-        rest = [n for n in new if n not in self._early]  # not read ahead: searched now
-        known = self._early.intersection(new)
-        hits = search(store.con, todo, rest) if rest else [False] * len(todo)
-        for h, hit in zip(todo, hits, strict=True):
-            why = why_open(h, hit or not known.isdisjoint(h.hits), slash=slash)
+        for h, hit in zip(todo, search(store.con, todo, new), strict=True):
+            why = why_open(h, hit, slash=slash)
             if why is not None:
                 h.opened, h.why = self.rounds, why
-        opened = [h for h in todo if h.opened == self.rounds]
-        self._drop_kept(opened)  # loaded now: never searched again
-        return self._load(store, opened)
+        return self._load(store, [h for h in todo if h.opened == self.rounds])
 
     def _open_all(self, store: CaseStore, why: str) -> None:
         self.fallback = why
@@ -341,36 +261,13 @@ def search(
 
 
 def _probe(cur: duckdb.DuckDBPyConnection, h: Held, hit_sql: str, params: dict[str, Any]) -> bool:
-    got = _read(cur, h, hit_sql, params)
-    return True if got is None else bool(got)
-
-
-def _read(
-    cur: duckdb.DuckDBPyConnection,
-    h: Held,
-    hit_sql: str,
-    params: dict[str, Any],
-    *,
-    keep: bool = False,
-) -> Any:
-    """``hit_sql``'s value over ``h``'s text (counted and escape-checked the first time), or
-    ``None`` when it cannot be read as one document (the count is then ``None``: opened).
-    ``keep``: the text is kept compressed on ``h`` for the next read (the kept text is read
-    instead of the file whenever ``h`` has one)."""
-    if h.kept is not None:
-        doc = _unkept(h.kept, h.kept_size)
-    else:
-        ctx = LoadContext(
-            cur, h.path, h.file_id, h.format, h.gzipped, max_record_bytes=h.max_record_bytes
-        )
-        doc = read_document(ctx, min(MAX_OBJECT_BYTES, ctx.max_document_bytes), share=True)
+    ctx = LoadContext(
+        cur, h.path, h.file_id, h.format, h.gzipped, max_record_bytes=h.max_record_bytes
+    )
+    doc = read_document(ctx, min(MAX_OBJECT_BYTES, ctx.max_document_bytes), share=True)
     if doc is None:  # the bulk read refuses it: the narrow path's fallback reads it
         h.records = None
-        return None
-    if keep and h.kept is None:
-        text = doc[0].as_buffer()  # the value's own bytes (a cast's buffer may be longer)
-        # as bytes: the codec's own buffer keeps the capacity of its bound, the text's size
-        h.kept, h.kept_size = pa.Codec(_KEEP_CODEC).compress(text, asbytes=True), text.size
+        return True
     first = not h.searched
     h.searched = True
     # the escapes only where the file has a backslash at all (one fast search, usually none)
@@ -385,22 +282,14 @@ def _read(
         rows = cur.execute(f"SELECT {first_sql}, {hit_sql} FROM _kt_gate_doc", params).fetchall()
     except duckdb.Error:  # not JSON: the narrow path reads it (and rejects what it must)
         h.records = None
-        return None
+        return True
     finally:
         cur.unregister("_kt_gate_doc")
     row = rows[0]
     if first:
         h.records = int(row[0]) if row[0] else None
         h.escaped, h.slashed = bool(row[1][0]), bool(row[1][1])
-    return row[2]
-
-
-def _unkept(kept: bytes, size: int) -> pa.Array:
-    """The one-value text array :func:`read_document` gave, from its kept compressed bytes (a
-    ``large_string`` again without a copy or a second UTF-8 check: the first read made one)."""
-    text = pa.Codec(_KEEP_CODEC).decompress(kept, decompressed_size=size, asbytes=False)
-    offsets = pa.array([0, size], pa.int64()).buffers()[1]
-    return pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, text])
+    return bool(row[2])
 
 
 class GatedCloudTrail(NarrowCloudTrail):

@@ -57,19 +57,6 @@ class Needles:
     fallback: str | None = None
 
 
-def early(seeds: list[str], most: int) -> set[str]:
-    """The needles known before any row is loaded, for the gate to search ahead: the seeds and
-    the name of each IAM user ARN among them (a needle of the seed's only if the rows say it is a
-    principal: searched ahead, used only then). Empty past ``most`` (one search per needle
-    would cost more than the rounds' one alternation) and without what JSON would escape (the
-    gate then takes the whole path)."""
-    ids = set(seeds) | {m.group(1) for s in seeds if (m := _IAM_USER.match(s))}
-    ids.discard("")
-    if len(ids) >= most or any(_ESCAPED.search(n) for n in ids):
-        return set()
-    return ids
-
-
 def needles(store: CaseStore, seeds: list[str], *, first: bool) -> Needles:
     """The needles of ``seeds`` over ``store``'s rows (its issuance facts current).
 

@@ -110,23 +110,18 @@ def project(
 
     ``gate`` (narrow only): the CloudTrail ``Records`` files are held back by the runner and
     opened by the gate's rounds, only those that can matter to the seeds' closure
-    (:mod:`keytrail.scope.gate`); a gate that reads ahead reads them beside the runner, done
-    when the runner is.
+    (:mod:`keytrail.scope.gate`).
     """
     subs: dict[str, type[SourceAdapter]] = {}
     if narrow:
         subs = {name: without_raw(load_adapter(name)) for name in _NO_RAW}
         subs["cloudtrail"] = gate.adapter() if gate is not None else NarrowCloudTrail
-    try:
-        summary = ingest(scratch, paths, inventory=inventory, graph=False, substitutes=subs)
-        store = CaseStore.open(scratch, read_only=False)
-        merge_agents(store.con)  # as the derive does first: one id per agent for the USES rules
-        mint_facts(store.con)
-        if narrow and gate is not None:
-            gate.run(store, summary, lambda: mint_facts(store.con))  # waits for the reads ahead
-    finally:
-        if gate is not None:  # a failure before the rounds: the reads ahead are of no use
-            gate.stop_ahead(cancel=True)
+    summary = ingest(scratch, paths, inventory=inventory, graph=False, substitutes=subs)
+    store = CaseStore.open(scratch, read_only=False)
+    merge_agents(store.con)  # as the derive does first: one id per agent for the USES rules
+    mint_facts(store.con)
+    if narrow and gate is not None:
+        gate.run(store, summary, lambda: mint_facts(store.con))
     return Projection(store, summary, gate if narrow else None)
 
 
