@@ -43,7 +43,7 @@ from keytrail.ingest.base import LoadContext
 from keytrail.ingest.cloudtrail.adapter import MAX_OBJECT_BYTES, read_document
 from keytrail.ingest.finalize import dedup_events
 from keytrail.scope.narrow import NarrowCloudTrail
-from keytrail.scope.needles import Needles, needles
+from keytrail.scope.needles import needles
 
 if TYPE_CHECKING:
     from keytrail.ingest.cloudtrail.ahead import Staged
@@ -94,21 +94,15 @@ class Gate:
     def run(self, store: CaseStore, summary: IngestSummary, after: Callable[[], None]) -> None:
         """The rounds, to the fixpoint; ``after``: what a change of the loaded rows needs done
         (the issuance facts again). ``summary``'s rows of the held files get their counts."""
-        if self.held:
-            while True:
-                found = needles(store, self.seeds, first=self.rounds == 0)
-                if found.fallback is not None:
-                    self._open_all(store, found.fallback)
-                    after()
-                    break
-                new = found.ids - self.searched
-                if not new:
-                    break
-                self.rounds += 1
-                self.searched |= new
-                opened = self._round(store, sorted(new), found)
-                if opened:
-                    after()
+
+        def refresh() -> CaseStore:
+            after()
+            return store
+
+        def open_round(todo: list[Held], new: list[str], slash: bool, whole: bool) -> int:
+            return self._round(store, todo, new, slash=slash, whole=whole)
+
+        fixpoint(self, store, open_round, refresh)
         by_path = {str(h.path): h for h in self.held}
         for f in summary.files:
             h = by_path.get(f.path)
@@ -139,23 +133,17 @@ class Gate:
             ),
         }
 
-    def _round(self, store: CaseStore, new: list[str], found: Needles) -> int:
-        todo = [h for h in self.held if not h.opened]
-        if not todo:
-            return 0
-        slash = any("/" in n for n in found.ids)
-        for h, hit in zip(todo, search(store.con, todo, new), strict=True):
-            why = why_open(h, hit, slash=slash)
-            if why is not None:
-                h.opened, h.why = self.rounds, why
-        return self._load(store, [h for h in todo if h.opened == self.rounds])
-
-    def _open_all(self, store: CaseStore, why: str) -> None:
-        self.fallback = why
-        todo = [h for h in self.held if not h.opened]
-        for h in todo:
-            h.opened, h.why = max(self.rounds, 1), f"the whole path: {why}"
-        self._load(store, todo)
+    def _round(
+        self, store: CaseStore, todo: list[Held], new: list[str], *, slash: bool, whole: bool
+    ) -> int:
+        """One round in the scratch case (:data:`OpenRound`): ``todo`` searched for ``new``,
+        those holding one (or all: ``whole``) loaded."""
+        if not whole:
+            for h, hit in zip(todo, search(store.con, todo, new), strict=True):
+                why = why_open(h, hit, slash=slash)
+                if why is not None:
+                    h.opened, h.why = self.rounds, why
+        return self._load(store, [h for h in todo if h.opened == self.rounds or whole])
 
     def _load(self, store: CaseStore, files: list[Held]) -> int:
         """Load ``files`` whole by the narrow path with their own file ids, in batches of the
@@ -212,6 +200,43 @@ def _counted(store: CaseStore, held: Held, ctx: LoadContext) -> None:
         ],
     )
     held.result = (ctx.records, ctx.rejected, ctx.skipped_records, note, ctx.break_note)
+
+
+#: One round's search and load, as an engine runs it: ``(todo, new, slash, whole)`` -> how many
+#: files it opened. ``todo``: the held files not opened yet; ``new``: the needles the round adds,
+#: searched in ``todo`` (:func:`why_open` decides, ``slash`` its argument); ``whole``: the
+#: fallback, every file of ``todo`` opened (their ``opened`` and ``why`` already set).
+OpenRound = Callable[[list[Held], list[str], bool, bool], int]
+
+
+def fixpoint(
+    gate: Gate, store: CaseStore, open_round: OpenRound, refresh: Callable[[], CaseStore]
+) -> CaseStore:
+    """The gate's rounds to the fixpoint, one loop for both engines (the DuckDB engine opens a
+    round's files in its scratch case, the Spark engine in a job over the trail): the needles over
+    what is loaded, the fallback to the whole path, the needles not searched yet, a round.
+    ``refresh``: the case again after a round loaded rows (the issuance facts); the last one is
+    returned."""
+    while gate.held:
+        found = needles(store, gate.seeds, first=gate.rounds == 0)
+        todo = [h for h in gate.held if not h.opened]
+        if found.fallback is not None:
+            gate.fallback = found.fallback
+            for h in todo:
+                h.opened, h.why = max(gate.rounds, 1), f"the whole path: {found.fallback}"
+            if todo:
+                open_round(todo, [], False, True)
+                store = refresh()
+            break
+        new = found.ids - gate.searched
+        if not new:
+            break
+        gate.rounds += 1
+        gate.searched |= new
+        slash = any("/" in n for n in found.ids)
+        if todo and open_round(todo, sorted(new), slash, False):
+            store = refresh()
+    return store
 
 
 def why_open(h: Held, hit: bool, *, slash: bool) -> str | None:

@@ -19,6 +19,9 @@ rounds as Spark jobs and its state on the driver:
    needle set that cannot stand for the seeds (human, agent, unmatched seed, a needle JSON would
    escape) opens every held file not opened yet: today's whole pass 1.
 
+The loop of 2-3 is :func:`keytrail.scope.gate.fixpoint`, the DuckDB engine's own: this module
+gives it a round (:meth:`SparkGate._round`) and a refresh of the driver's case.
+
 The manifest states the same ``gate`` object and counts as the DuckDB engine's.
 """
 
@@ -30,8 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keytrail.scope.gate import Gate, Held, search, why_open
-from keytrail.scope.needles import needles
+from keytrail.scope.gate import Gate, Held, fixpoint, search, why_open
 from keytrail.scope.spark_merge import same_bytes
 from keytrail.scope.spark_tasks import (
     PASS1_DDL,
@@ -144,27 +146,12 @@ class SparkGate:
         self._add(raw.mapInArrow(hold_arrow(gate.seeds), PASS1_DDL))
         self._register(gate)
         self.read("pass 1", self.order, len(self.order) - len(gate.held))
-        store = refresh(self.parts)
-        while gate.held:
-            found = needles(store, gate.seeds, first=gate.rounds == 0)
-            todo = [h for h in gate.held if not h.opened]
-            if found.fallback is not None:
-                gate.fallback = found.fallback
-                for h in todo:
-                    h.opened, h.why = max(gate.rounds, 1), f"the whole path: {found.fallback}"
-                if todo:
-                    self._round(todo, [], slash=False, whole=True)
-                    store = refresh(self.parts)
-                break
-            new = found.ids - gate.searched
-            if not new:
-                break
-            gate.rounds += 1
-            gate.searched |= new
-            slash = any("/" in n for n in found.ids)
-            if todo and self._round(todo, sorted(new), slash=slash, whole=False):
-                store = refresh(self.parts)
-        return store
+        return fixpoint(
+            gate,
+            refresh(self.parts),
+            lambda todo, new, slash, whole: self._round(todo, new, slash=slash, whole=whole),
+            lambda: refresh(self.parts),
+        )
 
     def read(self, name: str, paths: list[str], opened: int) -> None:
         """Note a pass over ``paths`` (``opened``: how many it parsed) in :attr:`passes`."""
