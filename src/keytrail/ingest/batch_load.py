@@ -158,11 +158,10 @@ def _batch_evidence(store: CaseStore, batch: list[Planned]) -> list[int]:
     return ids
 
 
-def _batch_counts(store: CaseStore, statuses: list[str], ctxs: list[LoadContext | None]) -> None:
-    """Each loaded file's final status, counts and note, in one statement (one ``UPDATE`` per
-    file cost as much as its ``INSERT``: :func:`_batch_evidence`)."""
-    done = [c for c in ctxs if c is not None]
-    notes = ["; ".join(([c.break_note] if c.break_note else []) + c.notes) or None for c in done]
+def _batch_counts(store: CaseStore, batch: list[Planned], results: list[FileResult]) -> None:
+    """Each loaded file's final status, counts and note (``results``, in ``batch``'s order), in
+    one statement (one ``UPDATE`` per file cost as much as its ``INSERT``:
+    :func:`_batch_evidence`)."""
     store.con.execute(
         "UPDATE evidence SET status = u.status, records = u.records, rejected = u.rejected,"
         " skipped = u.skipped, note = u.note FROM (SELECT unnest($id) AS file_id,"
@@ -170,12 +169,12 @@ def _batch_counts(store: CaseStore, statuses: list[str], ctxs: list[LoadContext 
         " unnest($rejected) AS rejected, unnest($skipped) AS skipped,"
         " unnest($note::VARCHAR[]) AS note) u WHERE evidence.file_id = u.file_id",
         {
-            "id": [c.file_id for c in done],
-            "status": statuses,
-            "records": [c.records for c in done],
-            "rejected": [c.rejected for c in done],
-            "skipped": [c.skipped_records for c in done],
-            "note": notes,
+            "id": [i.ctx.file_id for i in batch if i.ctx is not None],
+            "status": [r.status for r in results],
+            "records": [r.records for r in results],
+            "rejected": [r.rejected for r in results],
+            "skipped": [r.skipped for r in results],
+            "note": [r.note for r in results],
         },
     )
 
@@ -335,7 +334,7 @@ def _load_batch_in(
                     note,
                 )
             )
-        _batch_counts(store, [r.status for r in results], [i.ctx for i in batch])
+        _batch_counts(store, batch, results)
         con.execute("COMMIT")
         return results
     except Exception as e:
