@@ -134,9 +134,9 @@ class OpenBao:
                 )
             try:
                 health = server.call("GET", "sys/health", token=None)
-                if health.get("initialized") and not health.get("sealed"):
-                    if all(p.exists() for p in server.audit_logs.values()):
-                        return server
+                ready = health.get("initialized") and not health.get("sealed")
+                if ready and all(p.exists() for p in server.audit_logs.values()):
+                    return server
             except (OSError, OpenBaoError):
                 pass
             time.sleep(0.2)

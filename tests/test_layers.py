@@ -181,7 +181,11 @@ def test_layers_point_down() -> None:
         (src_pkg, src_layer), (dst_pkg, dst_layer) = _layer(e.src), _layer(e.dst)
         if dst_layer > src_layer or (src_pkg, dst_pkg) in FORBIDDEN_PEERS:
             bad.append(f"{e}  ({src_pkg} -> {dst_pkg})")
-        elif src_pkg in FRONT_ENDS and dst_pkg in FRONT_ENDS and src_pkg != dst_pkg:
-            if not (src_pkg == "keytrail.cli" and dst_pkg in ("keytrail.tui", "keytrail.web")):
-                bad.append(f"{e}  (front end {src_pkg} -> {dst_pkg})")
+        elif (
+            src_pkg in FRONT_ENDS
+            and dst_pkg in FRONT_ENDS
+            and src_pkg != dst_pkg
+            and not (src_pkg == "keytrail.cli" and dst_pkg in ("keytrail.tui", "keytrail.web"))
+        ):
+            bad.append(f"{e}  (front end {src_pkg} -> {dst_pkg})")
     assert not bad, "imports pointing up a layer:\n" + "\n".join(bad)

@@ -142,7 +142,9 @@ def test_pdf_reads_back_and_fits_the_page_budget(case: Path, tmp_path: Path) -> 
     out = tmp_path / "r.pdf"
     assert main(["report", str(case), "-o", str(out)]) == 0
     info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True).stdout
-    pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
+    found = re.search(r"^Pages:\s+(\d+)", info, re.MULTILINE)
+    assert found, info
+    pages = int(found.group(1))
     assert pages <= PAGE_BUDGET, f"{pages} A4 pages, budget {PAGE_BUDGET}"
     first = subprocess.run(
         ["pdftotext", "-f", "1", "-l", "1", "-layout", str(out), "-"],

@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from keytrail.store.case import CaseStore
 from keytrail.ingest.finalize import finalize
+from keytrail.store.case import CaseStore
 
 ACCOUNT = "111122223333"
 XSS_UA = "<script>alert(1)</script>"

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from keytrail.store.case import CaseStore
 from keytrail.ingest.finalize import finalize
+from keytrail.store.case import CaseStore
 
 T0 = datetime(2024, 5, 1, 12, 0, 0)
 HOSTILE_UA = "[bold red]x[/] \x1b[31mred\x1b[0m zero\u200bwidth\u202eevil " + "A" * 100_000

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from keytrail.store.case import CaseStore
 from keytrail.ingest.finalize import finalize
+from keytrail.store.case import CaseStore
 
 T0 = datetime(2024, 3, 1, 12, 0, 0)
 ACCT = "111122223333"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -317,8 +318,14 @@ def test_the_runner_premasks_only_after_a_read_that_was_ready_in_time(
         premasks: list[bool] = []
         init = ahead_mod.ReadAhead.__init__
 
-        def spy(self: ahead_mod.ReadAhead, *a: Any, premask: bool = False) -> None:
-            premasks.append(premask)
+        def spy(
+            self: ahead_mod.ReadAhead,
+            *a: Any,
+            premask: bool = False,
+            seen: list[bool] = premasks,
+            init: Callable[..., None] = init,
+        ) -> None:
+            seen.append(premask)
             init(self, *a, premask=premask)
 
         with monkeypatch.context() as m:

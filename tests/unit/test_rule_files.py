@@ -32,8 +32,10 @@ actions = ["s3:*"]
         (GOOD.replace('id = "my-rule"', 'id = "My Rule"'), "id"),
         ('sql = "SELECT 1"\n' + GOOD, "exactly one of"),
         (
-            'id = "my-rule"\ntitle = "T"\nlevel = "low"\ndescription = "d"\n'
-            'sql = "SELECT {nope}"\n',
+            (
+                'id = "my-rule"\ntitle = "T"\nlevel = "low"\ndescription = "d"\n'
+                'sql = "SELECT {nope}"\n'
+            ),
             "nope",
         ),
         ("id = [", "not valid TOML"),

@@ -116,8 +116,7 @@ def write_table(
     widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(heads)]
     out.write("  ".join(h.ljust(w) for h, w in zip(heads, widths)).rstrip() + "\n")
     out.write("  ".join("─" * w for w in widths) + "\n")
-    for r in body:
-        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+    out.writelines("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in body)
 
 
 def wrap(line: str, width: int | None, indent: int = 4) -> list[str]:

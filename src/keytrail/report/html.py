@@ -661,8 +661,10 @@ def _potential(p: dict[str, Any]) -> str:
     parts = [
         "<h4>Granted by policy</h4>",
         _note(potential_rows.intro(p)),
-        "<details><summary>The policy tables "
-        "(what each principal was allowed, unused grants, actions the snapshot does not explain)</summary>",
+        (
+            "<details><summary>The policy tables "
+            "(what each principal was allowed, unused grants, actions the snapshot does not explain)</summary>"
+        ),
     ]
     for title, headers, rows in potential_rows.tables(p):
         parts.append(f"<h5>{e(title)}</h5>" + _table(headers, [list(r) for r in rows]))

@@ -73,6 +73,6 @@ def html_to_pdf(html: str, target: Path) -> None:
         if not out.exists() or out.stat().st_size == 0 or out.read_bytes()[:5] != b"%PDF-":
             tail = (done.stderr or "").strip().splitlines()[-3:]
             raise UsageError(
-                "Chromium did not write a PDF (exit %d): %s" % (done.returncode, " / ".join(tail))
+                f"Chromium did not write a PDF (exit {done.returncode}): {' / '.join(tail)}"
             )
         shutil.copyfile(out, target)

@@ -9,6 +9,7 @@ report (fragment links only: no URL, no script). Every label is escaped.
 
 from __future__ import annotations
 
+import itertools
 from html import escape
 from typing import Any
 
@@ -72,8 +73,11 @@ def render_attack_path(path: dict[str, Any] | None, uid: str = "ap") -> str:
     rows = max(len(items) for _, items in cols)
     height = PAD * 2 + HEAD + rows * (NODE_H + ROW_GAP)
     out = [
-        f'<svg class="lineage path" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" '
-        'role="img" aria-label="attack path: human, agent, credential chain, sensitive resources">',
+        (
+            f'<svg class="lineage path" viewBox="0 0 {WIDTH} {height}" '
+            f'width="{WIDTH}" height="{height}" role="img" '
+            'aria-label="attack path: human, agent, credential chain, sensitive resources">'
+        ),
         "<defs>",
     ]
     for kind, color in EDGE_COLOR.items():
@@ -153,7 +157,7 @@ def render_attack_path(path: dict[str, Any] | None, uid: str = "ap") -> str:
                     x1 + node_w, y1 + NODE_H / 2, first[0], first[1] + NODE_H / 2, "DELEGATED", uid
                 )
             )
-    for parent, child in zip(chain, chain[1:]):
+    for parent, child in itertools.pairwise(chain):
         (x1, y1), (x2, y2) = pos[f"c:{parent['credential']}"], pos[f"c:{child['credential']}"]
         edges.append(_edge(x1 + node_w / 2, y1 + NODE_H, x2 + node_w / 2, y2, "MINTED", uid))
     last = chain[-1]["credential"]

@@ -277,8 +277,10 @@ CREDENTIAL_ISSUES = _t(
     (
         "kind",
         "VARCHAR",
-        "`aws-temporary-key`, `aws-access-key`, `vault-token`, `vault-lease`, `vault-secret-id`, "
-        "`x509-certificate`, `ssh-certificate`, `totp-key`, `totp-code`",
+        (
+            "`aws-temporary-key`, `aws-access-key`, `vault-token`, `vault-lease`, "
+            "`vault-secret-id`, `x509-certificate`, `ssh-certificate`, `totp-key`, `totp-code`"
+        ),
     ),
     (
         "parent_credential_id",
@@ -416,8 +418,10 @@ CREDENTIALS = _t(
     (
         "principal_uid",
         "VARCHAR",
-        "identity it authenticates as: from its issuance, else the identity most of its events "
-        "show (a tie goes to the smallest value)",
+        (
+            "identity it authenticates as: from its issuance, else the identity most of its events "
+            "show (a tie goes to the smallest value)"
+        ),
     ),
     ("first_seen", "TIMESTAMP", "first use or issue"),
     ("last_seen", "TIMESTAMP", "last use"),
@@ -489,9 +493,11 @@ PRINCIPAL_CLASSES = _t(
     (
         "detail",
         "VARCHAR",
-        "what kind: `console`, `identity-center`, `saml`, `mfa`, `github-actions`, `kubernetes`, "
-        "`terraform-cloud`, `gitlab-ci`, `circleci`, `ec2-instance`, `lambda`, `ecs-task`, "
-        "`eks-pod-identity`, `vault-<auth method>`, `agent:<id>`, `sdk`, `browser`, ...",
+        (
+            "what kind: `console`, `identity-center`, `saml`, `mfa`, `github-actions`, "
+            "`kubernetes`, `terraform-cloud`, `gitlab-ci`, `circleci`, `ec2-instance`, `lambda`, `ecs-task`, "
+            "`eks-pod-identity`, `vault-<auth method>`, `agent:<id>`, `sdk`, `browser`, ..."
+        ),
     ),
     ("person", "VARCHAR", "the person's name when the evidence gives one (human node id)"),
     ("reason", "VARCHAR NOT NULL", "why, in words"),
@@ -504,8 +510,10 @@ PRINCIPAL_CLASSES = _t(
     (
         "attributes",
         "JSON",
-        "facts used: instance id, web-identity provider and subject, Vault mount/role, "
-        "inherited_from",
+        (
+            "facts used: instance id, web-identity provider and subject, Vault mount/role, "
+            "inherited_from"
+        ),
     ),
     derived=True,
 )

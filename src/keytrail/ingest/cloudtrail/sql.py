@@ -386,7 +386,7 @@ def resources_sql(src: str = "_kt_ct_t") -> str:
         f"(SELECT *, unnest(json_extract_string(r.requestParameters, '$.names[*]')) AS n FROM {src} "
         "WHERE NOT bad AND svc = 'ssm')"
     )
-    union = "\n UNION ALL ".join([given, implied, ssm_names])
+    union = f"{given}\n UNION ALL {implied}\n UNION ALL {ssm_names}"
     return f"""
     SELECT event_uid, resource_id, best.resource_type,
            -- AWS-managed policies (arn:aws:iam::aws:policy/...) and other global ARNs: no account
