@@ -13,7 +13,8 @@ closure, so the gate runs to a fixpoint:
    yet (one inflate per round per file, on two threads: zlib and DuckDB release the GIL) and
    searches it for the needles that round added (an earlier round searched it for the rest);
    the first time a file is read, its records are counted (``json_array_length`` of the
-   document: exact for any valid JSON) and it is checked for escapes;
+   document: exact for any valid JSON) and it is checked for escapes, in one DuckDB query with
+   the search; a later round searches its inflated bytes in Python (:func:`_probe_bytes`);
 3. a file holding a new needle, a ``\\u`` escape (a needle may hide behind one), a ``\\/`` escape
    while a needle has a ``/``, or that the count cannot read (not JSON, another shape, no
    records) is opened: loaded whole by the narrow path, as without the gate; the copies of
