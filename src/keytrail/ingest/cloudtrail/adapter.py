@@ -40,6 +40,8 @@ except ImportError:  # no wheel for this platform: the standard library's zlib, 
     _gz = zlib
 #: What a bad or truncated stream raises (ISA-L's error is not a ``zlib.error``).
 _GZ_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _gz.error)
+#: What a file's read or inflate raises when it cannot be read (:func:`read_bytes`).
+_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, *_GZ_ERRORS)
 
 from keytrail.ingest.base import LoadContext, ReadAheadHandle, ReadAheads, Sample, SourceAdapter
 from keytrail.ingest.cloudtrail.ahead import ReadAhead, Staged
@@ -266,12 +268,9 @@ def read_document(ctx: LoadContext, limit: int, *, share: bool = False) -> pa.Ar
     ``share``: the array wraps the inflated bytes instead of copying them (the gate reads every
     file once per round and only searches it: the copy's fresh pages cost about 0.6 CPU-s per
     round at 1M events; :func:`bulk_read` only parses it)."""
-    gz = ctx.path.name.lower().endswith(".gz")
     try:
-        if not gz and ctx.path.stat().st_size > limit:
-            return None
-        data = _inflate(ctx.path.read_bytes(), limit) if gz else ctx.path.read_bytes()
-        if data is None or len(data) > limit:
+        data = read_bytes(ctx, limit)
+        if data is None:
             return None
         doc = (
             pa.Array.from_buffers(
@@ -284,8 +283,23 @@ def read_document(ctx: LoadContext, limit: int, *, share: bool = False) -> pa.Ar
         )
         # ASCII is UTF-8: only other text needs the check (the cast, 1.6 CPU-s at 1M records)
         return doc.view(pa.large_string()) if data.isascii() else doc.cast(pa.large_string())
-    except (OSError, EOFError, *_GZ_ERRORS, pa.ArrowInvalid):
+    except pa.ArrowInvalid:
         return None
+
+
+def read_bytes(ctx: LoadContext, limit: int) -> bytes | None:
+    """One file's bytes, inflated (by the ``.gz`` name) and not checked as text: what
+    :func:`read_document` wraps; ``None`` past ``limit`` bytes or where the read or the inflate
+    fails. The scope's gate searches a file's bytes again in its later rounds with it (the text
+    was checked the first time)."""
+    gz = ctx.path.name.lower().endswith(".gz")
+    try:
+        if not gz and ctx.path.stat().st_size > limit:
+            return None
+        data = _inflate(ctx.path.read_bytes(), limit) if gz else ctx.path.read_bytes()
+    except _READ_ERRORS:
+        return None
+    return None if data is None or len(data) > limit else data
 
 
 def _inflate(data: bytes, limit: int) -> bytes | None:
