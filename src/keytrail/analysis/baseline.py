@@ -71,11 +71,11 @@ def build(
     Needs the context tables (``_kt_agent_event``). ``subject`` = (kind, id) restricts to one.
     ``values=False`` leaves ``_kt_base`` out: the ``scope-drift`` rule reads only the departures
     and the windows, and at 1M events the window's values are 368k rows joined to their subjects'
-    ids for nothing. It also reads the rows of only the subjects that can depart: a departure's
-    rows all come after the window, so a subject none of whose events does (``last_t < end_t``)
-    or whose window is thin (``n_base < min_events``) has none, and its rows are not grouped
-    (at 1M events 51 of 33,036 subjects have later events: 0.96M of 1.89M rows). ``_kt_win``
-    then holds ``n_base`` only for the subjects with later events (0 for the others).
+    ids for nothing. It also groups the rows of only the subjects that can depart: a
+    departure's rows all come after the window, so a subject none of whose events does
+    (``last_t < end_t``) has none (at 1M events 51 of 33,036 subjects have later events: 0.96M
+    of 1.89M rows). ``_kt_win`` then holds ``n_base`` only for the subjects with later events
+    (0 for the others); thin windows are left out after the grouping, as before.
     """
     b = cfg.baseline
     filt_a = filt_c = ""
@@ -151,15 +151,15 @@ def build(
     # all its rows are later ones: the departure's count and times are the group's own. Grouping
     # the window's rows and the later ones apart and anti-joining them (before session 12) cost
     # 1.6-2.9 against 1.4-2.1 CPU-s for this function at 1M events, the same rows.
-    deep = f"(SELECT sid FROM _kt_win WHERE n_base >= {int(min_events)})"
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE _kt_bv AS {
             per_dim(
-                "_kt_sv" if values else f"(SELECT * FROM _kt_sv WHERE sid IN {deep})",
+                "_kt_sv",
                 "count(*) FILTER (WHERE inw) AS n_in, count(*) AS n, min(time) AS t0, max(time) AS t1",
             )
         }"""
     )
+    deep = f"(SELECT sid FROM _kt_win WHERE n_base >= {int(min_events)})"
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE _kt_gd AS
             SELECT d.sid, d.dim, d.value, d.n, d.t0, d.t1 FROM _kt_bv d
