@@ -115,3 +115,45 @@ def test_a_departure_counts_every_later_event_of_its_value_and_cites_the_first(
     assert net["value"] == "203.0.113.0/24" and net["events"] == 2
     [hour] = b.departed["hours"]
     assert hour["value"] == "14" and hour["events"] == 3
+
+
+def test_scope_drift_judges_every_subject_with_a_later_event_as_baseline_does(
+    tmp_path: Path,
+) -> None:
+    """The ``scope-drift`` rule groups the rows of only the subjects with an event after their
+    window (no other subject can depart). An event at the window's very end is after it: a
+    subject whose only later event falls there still departs, with the same values, counts and
+    window as ``baseline()`` (which reads every subject's rows) reports; a subject with no later
+    event and a thin one do not. Fails with the filter on ``last_t > end_t``."""
+    case = Case(tmp_path / "c.duckdb")
+    edge, inside, thin = "AKIAEDGEKEY000000001", "AKIAINSIDEKEY0000001", "AKIATHINKEY000000001"
+    for key in (edge, inside):
+        for d in range(6):
+            for h in range(2):
+                case.event(
+                    time=at(0, days=d, hours=h),
+                    action="s3:GetObject",
+                    credential=key,
+                    src_ip="198.51.100.7",
+                    resources=[("arn:aws:s3:::ledger/a", "AWS::S3::Object")],
+                )
+    case.event(time=at(0, days=6, hours=3), action="s3:PutObject", credential=inside)
+    new = case.event(  # exactly the window's end: the first time + 7 days
+        time=at(0, days=7),
+        action="iam:CreateUser",
+        credential=edge,
+        src_ip="203.0.113.50",
+        resources=[("arn:aws:iam::111111111111:user/x", "AWS::IAM::User")],
+    )
+    case.event(time=at(0), action="s3:GetObject", credential=thin)
+    case.event(time=at(0, days=9), action="iam:CreateUser", credential=thin)
+    [f] = case.findings("scope-drift")
+    with CaseStore.open(case.path) as store:
+        b = baseline(store, edge)
+        assert not baseline(store, inside).departed["actions"]
+    assert f.subjects == (edge,) and f.evidence_uids == (new,) and b.baseline_events == 12
+    assert f"({b.baseline_events} events from" in f.description
+    assert f.details["departed"] == {
+        d: [x["value"] for x in vs] for d, vs in b.departed.items() if vs
+    }
+    assert f.evidence_count == sum(x["events"] for vs in b.departed.values() for x in vs)

@@ -71,7 +71,11 @@ def build(
     Needs the context tables (``_kt_agent_event``). ``subject`` = (kind, id) restricts to one.
     ``values=False`` leaves ``_kt_base`` out: the ``scope-drift`` rule reads only the departures
     and the windows, and at 1M events the window's values are 368k rows joined to their subjects'
-    ids for nothing.
+    ids for nothing. It also groups the rows of only the subjects that can depart: a
+    departure's rows all come after the window, so a subject none of whose events does
+    (``last_t < end_t``) has none (at 1M events 51 of 33,036 subjects have later events: 0.96M
+    of 1.89M rows). ``_kt_win`` then holds ``n_base`` only for the subjects with later events
+    (0 for the others); thin windows are left out after the grouping, as before.
     """
     b = cfg.baseline
     filt_a = filt_c = ""
@@ -103,6 +107,8 @@ def build(
             FROM ({se}) GROUP BY subject_kind, subject""",
         params or None,
     )
+    # Only departures wanted: the rows of subjects with events after their window (see above).
+    wins = "_kt_win" if values else "(SELECT * FROM _kt_win WHERE last_t >= end_t)"
     # Each event row gets its subject's number and whether it falls in the window, in one join:
     # the groupings below then compare a number and two short texts instead of the subject's
     # kind and id (long credential ids; 1.9M rows at 1M events), and the subject's own columns
@@ -112,7 +118,7 @@ def build(
         f"""CREATE OR REPLACE TEMP TABLE _kt_sv AS
             SELECT w.sid, se.time < w.end_t AS inw, se.event_uid, se.time, se.service, se.action,
                    n.network, hour(se.time)::UTINYINT AS hour
-            FROM ({se}) se JOIN _kt_win w USING (subject_kind, subject)
+            FROM ({se}) se JOIN {wins} w USING (subject_kind, subject)
             LEFT JOIN _kt_net n ON n.src_ip = se.src_ip""",
         {"s": subject[1]} if subject is not None else None,
     )
@@ -153,11 +159,12 @@ def build(
             )
         }"""
     )
+    deep = f"(SELECT sid FROM _kt_win WHERE n_base >= {int(min_events)})"
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE _kt_gd AS
             SELECT d.sid, d.dim, d.value, d.n, d.t0, d.t1 FROM _kt_bv d
             WHERE d.n_in = 0
-              AND d.sid IN (SELECT sid FROM _kt_win WHERE n_base >= {int(min_events)})"""
+              AND d.sid IN {deep}"""
     )
     # A departure's first event, from the later rows of the subjects that departed only (none
     # of 1M events' 33k subjects): an arg_min in the grouping above would cost every group it.
