@@ -516,3 +516,42 @@ def test_environment_crossing_is_for_non_human_identities(case: Path) -> None:
     crossing = {f.subjects[0] for f in found if f.rule == "environment-crossing"}
     assert "AKIADEPLOYBOT0000001" in crossing
     assert "ASIASSOCAROL00000001" not in crossing
+
+
+def test_the_full_derive_reads_raw_once_with_the_scoped_paths_facts(
+    case: Path, tmp_path: Path
+) -> None:
+    """A full derive reads the sampled and the issuing records' ``raw`` fields in one pass
+    (``_kt_ct_raw``); the incremental derive reads each set on its own. Both must give every
+    credential the same facts and the same decision: on this case's console, MFA, SAML,
+    web-identity, EC2 and service-issued sessions, the scoped paths re-run over every credential
+    equal the full derive's rows."""
+    from keytrail.graph import derive, principal_class
+
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(case.read_bytes())
+    facts_sql = "SELECT * FROM credential_facts ORDER BY credential_id"
+    cls_sql = "SELECT * FROM principal_classes WHERE subject_kind = 'credential' ORDER BY subject"
+    with CaseStore.open(copy, read_only=False) as store:
+        con = store.con
+        full_facts, full_cls = con.execute(facts_sql).fetchall(), con.execute(cls_sql).fetchall()
+        shown = con.execute(
+            "SELECT count(ev_console), count(ev_mfa), count(ev_ec2) FROM credential_facts"
+        ).fetchone()
+        assert shown and all(shown)  # facts from the sampled records' raw
+        details = {r[3] for r in full_cls}
+        assert {"saml", "github-actions", "ec2-instance", "console"} <= details
+        derive.mint_facts(con)
+        con.execute("CREATE TEMP TABLE _all AS SELECT credential_id FROM credentials")
+        con.execute("DELETE FROM credential_facts")
+        # every credential as a first-seen one of a second ingest (since 0: every file)
+        principal_class.refresh_facts(con, "_all", 0)
+        assert con.execute(facts_sql).fetchall() == full_facts
+        principal_class.classify_credentials(con, scope="_all", write="_all")
+        assert con.execute(cls_sql).fetchall() == full_cls
+        # and the full path again without a prior refresh_facts (it reads raw itself)
+        principal_class.classify_credentials(con)
+        assert con.execute(cls_sql).fetchall() == full_cls
+        assert not con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_kt_ct_raw'"
+        ).fetchone()[0]

@@ -148,6 +148,56 @@ _UA_FAMILY = r"""CASE WHEN coalesce(user_agent, '') = '' THEN NULL
 # the first events by time (top-k, no sort).
 _SAMPLED = 2
 
+# The ``raw`` fields the classifier reads: the session facts of the sampled records (1-4), then
+# the issuing call's (5-10: ``_CT_ISSUE``); one parse of a record for all of them. ``raw`` is
+# compressed in blocks, and the sampled and the issuing records are spread over the whole table:
+# reading them cost a decompression of nearly every block, once for each set (0.36-0.55 CPU-s
+# each at 1M events) until a full derive read both sets in one scan (``_kt_ct_raw``).
+_RAW_PATHS = (
+    "$.sessionCredentialFromConsole",
+    "$.userIdentity.sessionContext.attributes.mfaAuthenticated",
+    "$.userIdentity.sessionContext.webIdFederationData.federatedProvider",
+    "$.userIdentity.sessionContext.sourceIdentity",
+    "$.userIdentity.invokedBy",
+    "$.responseElements.provider",
+    "$.userIdentity.identityProvider",
+    "$.responseElements.subjectFromWebIdentityToken",
+    "$.responseElements.subject",
+    "$.userIdentity.userName",
+)
+_RAW_FIELDS = (
+    f"json_extract_string(raw, [{', '.join(_lit(p) for p in _RAW_PATHS)}]) AS j, "
+    "contains(raw, 'ec2RoleDelivery') AS ec2d"
+)
+
+
+def _raw_of(uids: str, rows: str = "") -> str:
+    """The raw fields of the events of ``uids`` (a query of event uids): a rowid semi-join the
+    scan applies, so only the blocks holding them are read."""
+    return (
+        f"SELECT event_uid, {_RAW_FIELDS} FROM events WHERE rowid IN "
+        f"(SELECT rowid FROM events WHERE event_uid IN ({uids}){rows})"
+    )
+
+
+_SAMPLE = f"""SELECT unnest(arg_min(event_uid, (time, event_uid), {_SAMPLED})) AS event_uid
+  FROM events ev WHERE ev.source = 'cloudtrail' AND ev.credential_id IS NOT NULL /*scope*/
+  GROUP BY ev.credential_id, ev.actor_uid"""
+
+# A full derive's one read of ``raw``: the sampled records of every credential (``sampled``) and
+# the events that issued a credential in CloudTrail, for ``credential_facts`` and ``_kt_cti``.
+_CT_RAW = f"""
+CREATE OR REPLACE TEMP TABLE _kt_ct_raw AS
+WITH sampled AS MATERIALIZED ({_SAMPLE.replace("/*scope*/", "")})
+SELECT event_uid, j, ec2d, event_uid IN (SELECT event_uid FROM sampled) AS sampled
+FROM ({
+    _raw_of(
+        "SELECT event_uid FROM sampled UNION ALL SELECT event_uid FROM _kt_issue "
+        "WHERE src_source = 'cloudtrail'"
+    )
+})
+"""
+
 
 def _first(cond: str) -> str:
     return f"arg_min(event_uid, (time, event_uid), {_EV}) FILTER (WHERE {cond})"
@@ -158,14 +208,9 @@ _SSO = "regexp_matches(coalesce(actor_uid, ''), ':assumed-role/AWSReservedSSO_')
 _CT_FACTS = rf"""
 INSERT INTO credential_facts
 WITH sampled AS (
-  SELECT unnest(arg_min(event_uid, (time, event_uid), {_SAMPLED})) AS event_uid
-  FROM events ev WHERE ev.source = 'cloudtrail' AND ev.credential_id IS NOT NULL /*scope*/
-  GROUP BY ev.credential_id, ev.actor_uid
+  {_SAMPLE}
 ), sraw AS (
-  -- the sampled records only: a rowid semi-join the scan applies (the big scan reads no raw)
-  SELECT event_uid, raw FROM events
-  WHERE rowid IN (SELECT rowid FROM events
-                  WHERE event_uid IN (SELECT event_uid FROM sampled) /*rows*/)
+  /*raw*/
 ), uaf AS (
   -- the user-agent family per distinct user agent (a handful), not per event
   SELECT user_agent, {_UA_FAMILY} AS ua FROM (
@@ -173,22 +218,19 @@ WITH sampled AS (
     WHERE ev.source = 'cloudtrail' AND ev.credential_id IS NOT NULL /*scope*/)
 ), e AS (
   SELECT ev.credential_id, ev.event_uid, ev.time, ev.actor_uid, ev.actor_type, ev.actor_name,
-         ev.action, u.ua, s.raw AS mraw
+         ev.action, u.ua, s.j, s.ec2d
   FROM events ev LEFT JOIN sraw s ON s.event_uid = ev.event_uid
   LEFT JOIN uaf u ON u.user_agent = ev.user_agent
   WHERE ev.source = 'cloudtrail' AND ev.credential_id IS NOT NULL /*scope*/
 ), f AS (
   SELECT credential_id, event_uid, time, actor_uid, actor_type, actor_name, ua,
-    (action IN ('signin:ConsoleLogin', 'signin:SwitchRole')
-     OR coalesce(json_extract_string(mraw, '$.sessionCredentialFromConsole') = 'true', false))
+    (action IN ('signin:ConsoleLogin', 'signin:SwitchRole') OR coalesce(j[1] = 'true', false))
       AS console,
-    coalesce(json_extract_string(mraw, '$.userIdentity.sessionContext.attributes.mfaAuthenticated')
-             = 'true', false) AS mfa,
-    json_extract_string(mraw, '$.userIdentity.sessionContext.webIdFederationData.federatedProvider')
-      AS webid,
-    nullif(json_extract_string(mraw, '$.userIdentity.sessionContext.sourceIdentity'), '') AS src_id,
+    coalesce(j[2] = 'true', false) AS mfa,
+    j[3] AS webid,
+    nullif(j[4], '') AS src_id,
     (regexp_matches(coalesce(actor_uid, ''), ':assumed-role/[^/]+/i-[0-9a-f]{{8,17}}$')
-     OR coalesce(contains(mraw, 'ec2RoleDelivery'), false)) AS ec2
+     OR coalesce(ec2d, false)) AS ec2
   FROM e
 )
 SELECT credential_id,
@@ -219,31 +261,32 @@ FROM f GROUP BY credential_id
 # Per credential: the CloudTrail call that issued it (federation, service role delivery). The
 # compressed ``raw`` column is read only for the issuing events (a rowid semi-join the scan
 # applies: at 1M events, 12k issue events, 0.6 -> 0.3 CPU-s), and each record is parsed once
-# for all six paths (one multi-path ``json_extract_string``: 0.13 -> 0.02 CPU-s).
+# for all paths (one multi-path ``json_extract_string``: 0.13 -> 0.02 CPU-s); in a full derive
+# its fields come from ``_kt_ct_raw`` (``/*raw*/``), read with the sampled records.
 _CT_ISSUE = """
 CREATE OR REPLACE TEMP TABLE _kt_cti AS
 WITH i AS (
   SELECT i.credential_id, i.event_uid FROM _kt_issue i
   WHERE i.src_source = 'cloudtrail' /*scope*/
 ), e AS (
-  SELECT event_uid, action, actor_type, src_ip,
-         json_extract_string(raw, ['$.userIdentity.invokedBy', '$.responseElements.provider',
-                                   '$.userIdentity.identityProvider',
-                                   '$.responseElements.subjectFromWebIdentityToken',
-                                   '$.responseElements.subject', '$.userIdentity.userName']) AS j
+  SELECT event_uid, action, actor_type, src_ip
   FROM events WHERE rowid IN (SELECT rowid FROM events
                               WHERE event_uid IN (SELECT event_uid FROM i) AND action IS NOT NULL)
+), r AS (
+  /*raw*/
 )
 SELECT i.credential_id, i.event_uid, e.action, e.actor_type AS by_type,
-       lower(coalesce(e.j[1], CASE WHEN e.actor_type = 'AWSService' THEN e.src_ip END))
+       lower(coalesce(r.j[5], CASE WHEN e.actor_type = 'AWSService' THEN e.src_ip END))
          AS by_service,
-       coalesce(e.j[2], e.j[3]) AS provider, e.j[4] AS wi_sub, coalesce(e.j[5], e.j[6]) AS fed_user
-FROM i JOIN e ON e.event_uid = i.event_uid
+       coalesce(r.j[6], r.j[7]) AS provider, r.j[8] AS wi_sub, coalesce(r.j[9], r.j[10]) AS fed_user
+FROM i JOIN e ON e.event_uid = i.event_uid LEFT JOIN r ON r.event_uid = i.event_uid
 """
 
 
-def _candidates_sql() -> str:
-    """Every rule's candidate decisions for credentials, one row per (credential, rule)."""
+def _candidates_sql(facts: str) -> str:
+    """Every rule's candidate decisions for credentials, one row per (credential, rule), over the
+    ``credential_facts`` rows in ``facts`` (the table, or a query of some of its rows: read where
+    they are, not copied)."""
     svc_case = " ".join(f"WHEN by_service = {_lit(s)} THEN {_lit(f)}" for s, f in WORKLOAD_SERVICES)
     wi_family = _family("coalesce(wi_sub, '') || ' ' || coalesce(provider, '')")
     v_family = _family("coalesce(sub, '') || ' ' || coalesce(meta, '')")
@@ -260,7 +303,7 @@ WITH inv_ident AS (
          f.actor_uid IN (SELECT ident FROM inv_ident)
          OR nullif(regexp_extract(f.actor_uid, ':assumed-role/([^/]+)/', 1), '') IN (
               SELECT regexp_extract(ident, ':role/(.*/)?([^/]+)$', 2) FROM inv_ident) AS declared
-  FROM _kt_ctf f
+  FROM {facts} f
 ), vl AS (
   -- an e-mail in the claims or as the login's user claim (``oidc-<email>``) is a person's
   SELECT l.* REPLACE (coalesce(nullif(l.email, ''), CASE WHEN l.human_id LIKE '%@%' THEN l.human_id
@@ -462,7 +505,8 @@ def refresh_facts(con: duckdb.DuckDBPyConnection, only: str = "", since: int = 0
     """
     if not only:
         con.execute("DELETE FROM credential_facts")
-        con.execute(_CT_FACTS)
+        con.execute(_CT_RAW)
+        con.execute(_CT_FACTS.replace("/*raw*/", "SELECT * FROM _kt_ct_raw WHERE sampled"))
         return
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _kt_facts_seen AS SELECT credential_id FROM credential_facts "
@@ -471,13 +515,14 @@ def refresh_facts(con: duckdb.DuckDBPyConnection, only: str = "", since: int = 0
     con.execute(
         "DELETE FROM credential_facts WHERE credential_id IN (SELECT * FROM _kt_facts_seen)"
     )
+    sampled = _CT_FACTS.replace("/*raw*/", _raw_of("SELECT event_uid FROM sampled", "/*rows*/"))
     if con.execute("SELECT count(*) FROM _kt_facts_seen").fetchone() != (0,):
-        con.execute(_scoped(_CT_FACTS, "ev.credential_id", "_kt_facts_seen"))
+        con.execute(_scoped(sampled, "ev.credential_id", "_kt_facts_seen").replace("/*rows*/", ""))
     first_seen = f"SELECT credential_id FROM {only} EXCEPT SELECT credential_id FROM _kt_facts_seen"
     con.execute(
-        _CT_FACTS.replace(
+        sampled.replace(
             "/*scope*/", f"AND ev.credential_id IN ({first_seen}) AND ev.file_id > {int(since)}"
-        ).replace("/*rows*/", f"AND file_id > {int(since)}")
+        ).replace("/*rows*/", f" AND file_id > {int(since)}")
     )
     con.execute("DROP TABLE _kt_facts_seen")
 
@@ -497,12 +542,22 @@ def classify_credentials(con: duckdb.DuckDBPyConnection, scope: str = "", write:
         )
     else:
         con.execute("DELETE FROM principal_classes")
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _kt_ctf AS SELECT * FROM credential_facts"
-        + (f" WHERE credential_id IN (SELECT credential_id FROM {scope})" if scope else "")
-    )
-    con.execute(_scoped(_CT_ISSUE, "i.credential_id", scope) if scope else _CT_ISSUE)
-    con.execute(_candidates_sql())
+    if scope:
+        facts = (
+            "(SELECT * FROM credential_facts WHERE credential_id IN "
+            f"(SELECT credential_id FROM {scope}))"
+        )
+        issue = _scoped(_CT_ISSUE, "i.credential_id", scope)
+        con.execute(issue.replace("/*raw*/", _raw_of("SELECT event_uid FROM i")))
+    else:
+        # a full derive's refresh_facts read the issuing records' raw fields with the sampled ones
+        facts = "credential_facts"
+        if not con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_kt_ct_raw' AND temporary"
+        ).fetchone()[0]:  # type: ignore[index]
+            con.execute(_CT_RAW)
+        con.execute(_CT_ISSUE.replace("/*raw*/", "SELECT event_uid, j FROM _kt_ct_raw"))
+    con.execute(_candidates_sql(facts))
     if scope:
         con.execute(
             f"DELETE FROM _kt_cls_cand WHERE credential_id NOT IN "
@@ -528,7 +583,7 @@ def classify_credentials(con: duckdb.DuckDBPyConnection, scope: str = "", write:
         FROM credentials c LEFT JOIN _kt_cls_best b ON b.credential_id = c.credential_id"""
         + (f" WHERE c.credential_id IN (SELECT credential_id FROM {write})" if write else "")
     )
-    for t in ("_kt_ctf", "_kt_cti", "_kt_cls_cand", "_kt_cls_best", "_kt_cls_inh"):
+    for t in ("_kt_ct_raw", "_kt_cti", "_kt_cls_cand", "_kt_cls_best", "_kt_cls_inh"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
