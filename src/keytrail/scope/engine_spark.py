@@ -348,11 +348,11 @@ def scope_spark(
         hit_files = [f for f in files if local_path(f) in wanted or f in wanted]
         # a task per file, up to one per file: Spark packs small files into one task (at 1M
         # the Vault log and the six other files in one 5 s task, a core idle)
-        docs = (
-            sc.binaryFiles(",".join(hit_files), minPartitions=len(hit_files))
-            .mapPartitions(extract(wanted))
-            .collect()
-        )
+        if passes.in_place:  # a local master's tasks read the files where they are: one each
+            files_rdd = sc.parallelize([(f, None) for f in hit_files], len(hit_files))
+        else:
+            files_rdd = sc.binaryFiles(",".join(hit_files), minPartitions=len(hit_files))
+        docs = files_rdd.mapPartitions(extract(wanted)).collect()
         passes.read("pass 2", [local_path(f) for f in hit_files], len(hit_files))
     events.unpersist()
     outputs = output.write(dest, sorted(docs))  # one file's documents per task, any order
