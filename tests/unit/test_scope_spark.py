@@ -111,6 +111,29 @@ def test_spark_equals_duckdb_on_the_sample(
     assert gate["fallback"] is None and 0 < gate["files_opened"] < gate["files_gated"]
 
 
+def test_a_cluster_s_tasks_take_the_bytes_from_spark(
+    spark: Any, tmp_path: Path, whole: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local master's tasks read local files where they are; a cluster's (or a remote
+    path's) take each file's bytes from Spark's ``binaryFile`` rows: the same cut."""
+    from keytrail.scope import spark_gate
+
+    files = [str(p) for p in SAMPLE.rglob("*") if p.is_file()]
+    assert spark_gate.in_place(spark, files)  # this test's session reads in place ...
+    assert not spark_gate.in_place(spark, [*files, "s3a://bucket/AWSLogs/x.json.gz"])
+    asked = []
+
+    def remote(session: Any, paths: list[str]) -> bool:
+        asked.append(len(paths))
+        return False
+
+    monkeypatch.setattr(spark_gate, "in_place", remote)  # ... this run as a cluster's would
+    inv = [SAMPLE / "inventory.toml"]
+    got = scope_spark(tmp_path / "s", [SAMPLE], [TOKEN], inventory=inv).manifest
+    assert asked and asked[0] > 1
+    _same(whole, got)
+
+
 def test_spark_equals_duckdb_within_a_window(
     spark: Any, tmp_path: Path, whole: dict[str, Any]
 ) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from functools import reduce
 from pathlib import Path
@@ -263,23 +264,31 @@ def scope_spark(
     files = _inputs(paths, inventory)
     if not files:
         raise InputError("no input files under the given paths")
-    spark = _spark(master)
-    sc = spark.sparkContext
-    from pyspark.sql import functions as F
-
-    # A few tasks per core, so one slow file does not leave the other cores idle (unless the
-    # session sets its own split: the tests give each file its own task).
-    conf = spark.conf
-    if conf.get("spark.sql.files.minPartitionNum", None) is None:
-        conf.set("spark.sql.files.minPartitionNum", str(4 * sc.defaultParallelism))
     seedset = list(seeds)
-    # Pass 1 hands Arrow batches to Spark: turning a million Python rows into a DataFrame
-    # cost 30 s of the 1M run (docs/performance.md).
-    passes = SparkGate(spark, files, seedset, gated=gate)
-    merged: list[Any] = []
-    done = [0]  # the parts merged so far
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
-        store, inventory_rows = _driver_case(Path(tmp) / "driver.duckdb", inventory)
+        # The session starts on a thread (a local JVM: seconds of about one core) while this
+        # one fills the driver's case with the inventory (docs/performance.md, spark6).
+        with ThreadPoolExecutor(1, thread_name_prefix="keytrail-spark-start") as pool:
+            starting = pool.submit(_spark, master)
+            store, inventory_rows = _driver_case(Path(tmp) / "driver.duckdb", inventory)
+        try:
+            spark = starting.result()
+        except BaseException:
+            store.close()
+            raise
+        sc = spark.sparkContext
+        from pyspark.sql import functions as F
+
+        # A few tasks per core, so one slow file does not leave the other cores idle (unless
+        # the session sets its own split: the tests give each file its own task).
+        conf = spark.conf
+        if conf.get("spark.sql.files.minPartitionNum", None) is None:
+            conf.set("spark.sql.files.minPartitionNum", str(4 * sc.defaultParallelism))
+        # Pass 1 hands Arrow batches to Spark: turning a million Python rows into a DataFrame
+        # cost 30 s of the 1M run (docs/performance.md).
+        passes = SparkGate(spark, files, seedset, gated=gate)
+        merged: list[Any] = []
+        done = [0]  # the parts merged so far
 
         def refresh(parts: list[Any]) -> CaseStore:
             # A round's rows are merged into what is merged already (the Vault pairing once
@@ -348,11 +357,11 @@ def scope_spark(
         hit_files = [f for f in files if local_path(f) in wanted or f in wanted]
         # a task per file, up to one per file: Spark packs small files into one task (at 1M
         # the Vault log and the six other files in one 5 s task, a core idle)
-        docs = (
-            sc.binaryFiles(",".join(hit_files), minPartitions=len(hit_files))
-            .mapPartitions(extract(wanted))
-            .collect()
-        )
+        if passes.in_place:  # a local master's tasks read the files where they are: one each
+            files_rdd = sc.parallelize([(f, None) for f in hit_files], len(hit_files))
+        else:
+            files_rdd = sc.binaryFiles(",".join(hit_files), minPartitions=len(hit_files))
+        docs = files_rdd.mapPartitions(extract(wanted)).collect()
         passes.read("pass 2", [local_path(f) for f in hit_files], len(hit_files))
     events.unpersist()
     outputs = output.write(dest, sorted(docs))  # one file's documents per task, any order

@@ -37,6 +37,7 @@ from keytrail.scope.gate import Gate, Held, fixpoint, search, why_open
 from keytrail.scope.spark_merge import same_bytes
 from keytrail.scope.spark_tasks import (
     PASS1_DDL,
+    in_place,
     local_path,
     project_arrow,
     projected,
@@ -125,6 +126,7 @@ class SparkGate:
         self.files = files
         self.order = [local_path(f) for f in files]
         self.gate = Gate(list(dict.fromkeys(seeds))) if gated else None
+        self.in_place = in_place(spark, files)
         self.parts: list[Any] = []
         self.rows: dict[str, dict[str, Any]] = {}  # a file's row (an opened file: the round's)
         self.issues: list[tuple[Any, ...]] = []
@@ -137,7 +139,7 @@ class SparkGate:
     def run(self, refresh: Callable[[list[Any]], CaseStore]) -> CaseStore:
         """Pass 1, then the rounds to the fixpoint; ``refresh``: the driver's case filled from
         what is loaded (called again whenever a round loads rows)."""
-        raw = self.spark.read.format("binaryFile").load(self.files)
+        raw = self.source(self.files)
         gate = self.gate
         if gate is None:
             self._add(raw.mapInArrow(project_arrow, PASS1_DDL))
@@ -152,6 +154,13 @@ class SparkGate:
             lambda todo, new, slash, whole: self._round(todo, new, slash=slash, whole=whole),
             lambda: refresh(self.parts),
         )
+
+    def source(self, paths: list[str]) -> Any:
+        """The ``binaryFile`` rows of ``paths`` for a pass's tasks: on a local master over local
+        files only their ``path`` (:func:`keytrail.scope.spark_tasks.in_place`: Spark then
+        reads no bytes, the task reads the file where it is)."""
+        raw = self.spark.read.format("binaryFile").load(paths)
+        return raw.select("path") if self.in_place else raw
 
     def read(self, name: str, paths: list[str], opened: int) -> None:
         """Note a pass over ``paths`` (``opened``: how many it parsed) in :attr:`passes`."""
@@ -224,7 +233,7 @@ class SparkGate:
         }
         shared = self.spark.sparkContext.broadcast((states, new, slash, whole))
         paths = [self._where[h.file_id] for h in todo]
-        raw = self.spark.read.format("binaryFile").load(paths)
+        raw = self.source(paths)
         small = self._add(raw.mapInArrow(round_arrow(shared), PASS1_DDL))
         by_path = {self._where[h.file_id]: h for h in todo}
         opened = 0

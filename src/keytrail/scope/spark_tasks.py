@@ -79,22 +79,42 @@ def project_arrow(batches: Iterable[Any]) -> Iterator[Any]:
         yield from projected(Path(tmp), written(Path(tmp), items))
 
 
-def task_files(batches: Iterable[Any]) -> list[tuple[str, bytes]]:
-    """The (path, bytes) of the files in a task's ``binaryFile`` batches."""
-    return [
-        (str(path), bytes(data))
-        for b in batches
-        for path, data in zip(
-            b.column("path").to_pylist(), b.column("content").to_pylist(), strict=True
-        )
-    ]
+def in_place(spark: Any, files: list[str]) -> bool:
+    """Whether the tasks read the input files where they are, not their bytes from Spark: a
+    local master (its tasks run on this machine) over local files only. Spark's ``binaryFile``
+    then reads no ``content``; each pass sent every file's bytes through the JVM and a socket
+    into the task, which wrote them to a temporary file to read them again (pass 1 and each of
+    the gate's rounds: about 0.9 GB at 1M, docs/performance.md, spark6). A cluster's executors
+    get the bytes as before."""
+    master = str(spark.sparkContext.master)
+    return master.startswith("local") and all(f.startswith("/") for f in files)
 
 
-def written(tmp: Path, items: list[tuple[str, bytes]]) -> dict[str, str]:
+def task_files(batches: Iterable[Any]) -> list[tuple[str, bytes | None]]:
+    """The (path, bytes) of the files in a task's ``binaryFile`` batches; the bytes ``None``
+    when the batches hold no ``content`` (:func:`in_place`: the file is read where it is)."""
+    out: list[tuple[str, bytes | None]] = []
+    for b in batches:
+        paths = b.column("path").to_pylist()
+        if "content" in b.schema.names:
+            out.extend(
+                (str(p), bytes(d))
+                for p, d in zip(paths, b.column("content").to_pylist(), strict=True)
+            )
+        else:
+            out.extend((str(p), None) for p in paths)
+    return out
+
+
+def written(tmp: Path, items: list[tuple[str, bytes | None]]) -> dict[str, str]:
     """``items`` written under ``tmp`` (each in its own folder, its own name): the written path
-    to the path the DuckDB engine names it by."""
+    to the path the DuckDB engine names it by. A file without bytes (:func:`in_place`) is not
+    written: its own path, as the DuckDB engine reads it."""
     names = {}
     for i, (path, data) in enumerate(items):
+        if data is None:
+            names[str(Path(local_path(path)).resolve())] = local_path(path)
+            continue
         f = tmp / str(i) / (Path(local_path(path)).name or "input")
         f.parent.mkdir()
         f.write_bytes(data)
@@ -180,11 +200,13 @@ Want = tuple[str, str, int, str, int | None]
 def extract(wanted: dict[str, list[Want]]) -> Any:
     """Pass 2 in a task: the output documents of the files that hold kept records."""
 
-    def run(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, str, int, bytes]]:
-        for path, data in items:
+    def run(items: Iterable[tuple[str, bytes | None]]) -> Iterator[tuple[str, str, int, bytes]]:
+        for path, content in items:
             want = wanted.get(local_path(path))
             if not want:
                 continue
+            # no bytes from Spark (spark_tasks.in_place): the task reads the local file
+            data = Path(local_path(path)).read_bytes() if content is None else content
             if all(w[1] != "cloudtrail" and w[4] is not None for w in want):
                 # lines at the offsets pass 1 found: no need to load the file again
                 pieces = sorted(
