@@ -38,8 +38,9 @@ from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
 from keytrail.scope.project import file_rows
+from keytrail.scope.spark_arrow import from_arrow, to_arrow
 from keytrail.scope.spark_gate import SparkGate
-from keytrail.scope.spark_merge import local_frame, merge, person_events
+from keytrail.scope.spark_merge import merge, person_events
 from keytrail.scope.spark_tasks import EVENT_COLS, WHERE_COLS, Want, extract, local_path
 from keytrail.store.case import CaseStore
 
@@ -167,16 +168,6 @@ def _fill(store: CaseStore, issues: list[tuple[Any, ...]], events: Any) -> None:
     mint_facts(con)
 
 
-def _arrow(frame: Any) -> Any:
-    """A small DataFrame's rows on the driver as one Arrow table (no Python object per value:
-    ``collect()`` cost seconds of the driver's CPU per 100k rows at 1M)."""
-    if hasattr(frame, "toArrow"):  # PySpark 4
-        return frame.toArrow()
-    import pyarrow as pa
-
-    return pa.Table.from_pandas(frame.toPandas(), preserve_index=False)
-
-
 def _facts(events: Any, issues: list[tuple[Any, ...]], seeds: list[str]) -> Any:
     """What the driver's case needs of the merged ``events`` (an Arrow table of
     :data:`EVENT_COLS`): the issuing events, the first and last event per Vault-made name, one
@@ -186,7 +177,7 @@ def _facts(events: Any, issues: list[tuple[Any, ...]], seeds: list[str]) -> Any:
     from pyspark.sql import functions as F
 
     spark = events.sparkSession
-    issue_uids = local_frame(spark, pa.table({"event_uid": [str(i[3]) for i in issues] or [""]}))
+    issue_uids = from_arrow(spark, pa.table({"event_uid": [str(i[3]) for i in issues] or [""]}))
     keep = (F.col("actor_name").like("vault-%") | F.col("actor_uid").like("%vault-%")) & (
         F.col("source") == "cloudtrail"
     )
@@ -230,7 +221,7 @@ def _facts(events: Any, issues: list[tuple[Any, ...]], seeds: list[str]) -> Any:
             )
         )
     )
-    return _arrow(facts.dropDuplicates(["event_uid"]).select(*EVENT_COLS).unionByName(people))
+    return to_arrow(facts.dropDuplicates(["event_uid"]).select(*EVENT_COLS).unionByName(people))
 
 
 def _real_evidence(members: list[dict[str, Any]]) -> list[dict[str, Any]]:

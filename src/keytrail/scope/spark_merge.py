@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from keytrail.ingest.runner import DONE_STATUSES
+from keytrail.scope.spark_arrow import from_arrow
 
 if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
@@ -40,18 +41,6 @@ _PERSON_MARKS = (
 _MAX_COPIES = 1_000_000
 
 
-def local_frame(spark: Any, table: Any) -> Any:
-    """A driver-side Arrow ``table`` as a DataFrame whose rows the JVM decodes: a list of
-    tuples is a parallelized Python RDD, a job of Python workers each time it is read (the
-    load order's broadcast in each merge: 2-4 s of a 1M run's wall, docs/performance.md,
-    spark5)."""
-    import pyspark
-
-    if int(pyspark.__version__.split(".")[0]) >= 4:
-        return spark.createDataFrame(table)  # the Arrow batches, sent to the JVM as they are
-    return spark.createDataFrame(table.to_pandas())  # PySpark 3.5
-
-
 def merge(events: Any, files: list[str], base: Any = None) -> Any:
     """``events`` (one row per event per task, with ``path``, ``record_no``, ``entry``,
     ``request_path``) paired and de-duplicated across tasks; ``files`` in load order. Persisted
@@ -67,7 +56,7 @@ def merge(events: Any, files: list[str], base: Any = None) -> Any:
     from pyspark.sql import functions as F
 
     spark = events.sparkSession
-    order = local_frame(
+    order = from_arrow(
         spark,
         pa.table(
             {"ord": pa.array(range(len(files)), pa.int32()), "path": pa.array(files, pa.string())}
