@@ -316,3 +316,67 @@ def test_the_snapshot_halves_duckdbs_threads_and_restores_them(
             findings_before
         )
     assert seen == [2]
+
+
+def test_the_cycle_collector_is_off_during_the_refresh_only(
+    case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh runs with Python's cycle collector off (snapshot._no_cycle_collector) and
+    leaves it as it found it: on again when it was on, off when the caller had it off."""
+    import gc
+    import shutil
+
+    seen: list[bool] = []
+    real = snapshot.live_findings
+
+    def spy(store: CaseStore, *args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return real(store, *args, **kwargs)
+
+    monkeypatch.setattr(snapshot, "live_findings", spy)
+    copy = tmp_path / "gc.duckdb"
+    shutil.copy(case, copy)
+    was = gc.isenabled()
+    try:
+        for caller in (True, False):
+            (gc.enable if caller else gc.disable)()
+            with CaseStore.open(copy, read_only=False) as store:
+                snapshot.refresh(store)
+            assert gc.isenabled() is caller
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [False, False]
+
+
+def test_the_column_scores_are_every_rows_score() -> None:
+    """The snapshot's scores from the ranking table a column at a time (reach_points spreads
+    each distinct value's points over the rows through Arrow, then findings_scores) are
+    ``row_score`` of every row: NULL counts, DECIMAL sums, repeated values, expiries and kinds."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    from keytrail.analysis.rank_score import _DIRECT, findings_scores, reach_points, row_score
+
+    n = 40
+    values = [None if i % 7 == 0 else Decimal(i * i % 11) for i in range(n)]
+    kinds = ["aws-access-key", "vault-token", "aws-temporary-key", None, "other"]
+    expiry = datetime(2026, 1, 1, tzinfo=UTC)
+    table = pa.table(
+        {
+            **{
+                k: pa.array(values[j:] + values[:j], pa.decimal128(38, 0))
+                for j, k in enumerate(_DIRECT)
+            },
+            "kind": pa.array([kinds[i % 5] for i in range(n)], pa.string()),
+            "expires_at": pa.array([None if i % 3 else expiry for i in range(n)]),
+            "origin": pa.array([["unknown", None, "issued"][i % 3] for i in range(n)]),
+        }
+    )
+    found = [float(i % 4) * 1.25 for i in range(n)]
+    rows = table.to_pylist()
+    assert findings_scores(reach_points(table), found) == [
+        row_score({**r, "findings": f}) for r, f in zip(rows, found, strict=True)
+    ]
+    assert len({row_score({**r, "findings": 0}) for r in rows}) > 5

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from keytrail.analysis.scoring import TERM_NAMES, TERMS, score, scores, sum_points, term_points
+from keytrail.analysis.scoring import (
+    TERM_NAMES,
+    TERMS,
+    TermDef,
+    score,
+    scores,
+    sum_points,
+    term_points,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -66,10 +74,42 @@ def column_scores(cols: dict[str, list[Any]]) -> list[float]:
 def reach_points(table: pa.Table) -> dict[str, list[float]]:
     """Every term's points but the ``findings`` term's, for every row of the ranking query's
     ``table``: the snapshot works them out beside the findings run, and then only the findings
-    term's points (:func:`findings_scores`) once the findings are known."""
-    cols = {k: table.column(k).to_pylist() for k in SCORE_INPUTS if k != "findings"}
-    values = _term_values(cols)
-    return {t.name: term_points(t, values[t.name]) for t in TERMS if t.name != "findings"}
+    term's points (:func:`findings_scores`) once the findings are known.
+
+    The points of a column's distinct values are worked out by :func:`term_points` and spread
+    over the rows by Arrow: the same floats as from every row's Python value (50k credentials
+    at 1M events, nine columns of ``DECIMAL`` sums: 0.40 -> 0.05 CPU-s), and ``expires_at`` is
+    only tested for NULL (a Python datetime per row cost a tenth of that)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def spread(t: TermDef, col: pa.ChunkedArray | pa.Array) -> list[float]:
+        distinct = pc.unique(col)
+        points = pa.array(term_points(t, distinct.to_pylist()), pa.float64())
+        spread_points: list[float] = points.take(pc.index_in(col, value_set=distinct)).to_pylist()
+        return spread_points
+
+    kind = table.column("kind").to_pylist()
+    no_expiry = table.column("expires_at").is_null().to_pylist()
+    origin = table.column("origin").to_pylist()
+    flags = {
+        "long_lived": pa.array(
+            [int(k in LONG_LIVED_KINDS and n) for k, n in zip(kind, no_expiry, strict=True)],
+            pa.int64(),
+        ),
+        "origin_unknown": pa.array(
+            [
+                int(o == "unknown" and k == "aws-temporary-key")
+                for o, k in zip(origin, kind, strict=True)
+            ],
+            pa.int64(),
+        ),
+    }
+    return {
+        t.name: spread(t, flags[t.name] if t.name in flags else table.column(t.name))
+        for t in TERMS
+        if t.name != "findings"
+    }
 
 
 def findings_scores(reach: dict[str, list[float]], findings: list[float]) -> list[float]:
