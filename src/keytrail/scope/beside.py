@@ -82,11 +82,9 @@ class Beside:
                 self.load_batch([ctx])
 
             def load_batch(self, ctxs: list[LoadContext]) -> None:
-                now = [c for c in ctxs if c.notes]
-                if len(now) == 1:
-                    super().load(now[0])
-                elif now:
-                    super().load_batch(now)
+                for c in ctxs:  # one by one, as the agent adapters' load_batch does
+                    if c.notes:
+                        super().load(c)
                 later = [c for c in ctxs if not c.notes]  # sent once the rest loaded
                 if later:
                     beside.send(name, later)
