@@ -137,12 +137,15 @@ def ingest(
     max_record_bytes: int = MAX_RECORD_BYTES,
     graph: bool = True,
     substitutes: dict[str, type[SourceAdapter]] | None = None,
+    loaded: Callable[[CaseStore, IngestSummary], None] | None = None,
 ) -> IngestSummary:
     """Load ``paths`` (and inventory files) into the case at ``case_path``, creating it if needed.
 
     ``graph=False`` skips the derived tables (see :func:`keytrail.ingest.finalize.finalize`).
     ``substitutes`` maps an adapter ``NAME`` to a subclass that loads its files instead (``keytrail
-    scope`` writes only the columns it reads: :mod:`keytrail.scope.narrow`).
+    scope`` writes only the columns it reads: :mod:`keytrail.scope.narrow`). ``loaded``: called
+    after the last file is loaded, before the finalize (a scope's agent logs, loaded in a child
+    process, join the case there: :mod:`keytrail.scope.beside`).
 
     Raises:
         InputError: a path is missing (checked before the case is touched).
@@ -323,6 +326,9 @@ def ingest(
                 close_batch()
             batch.append(Planned(path, sha, size, adapter, fmt, sample))
         flush()
+        if loaded is not None:
+            with writing(store):
+                loaded(store, summary)
         report("finalising")
         with writing(store):
             finalize(store, graph=graph)

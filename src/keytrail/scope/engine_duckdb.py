@@ -90,7 +90,12 @@ def scope_duckdb(
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
         held = Gate(list(dict.fromkeys(seeds))) if narrow and gate else None
         proj = project(
-            Path(tmp) / "scratch.duckdb", paths, inventory=inventory, narrow=narrow, gate=held
+            Path(tmp) / "scratch.duckdb",
+            paths,
+            inventory=inventory,
+            narrow=narrow,
+            gate=held,
+            beside=narrow,
         )
         try:
             store = proj.store

@@ -24,6 +24,7 @@ from keytrail.ingest import load_adapter
 from keytrail.ingest.base import LoadContext, read_sample
 from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter, bulk_read
 from keytrail.ingest.runner import IngestSummary, ingest
+from keytrail.scope.beside import AGENTS, Beside
 from keytrail.scope.gate import Gate
 from keytrail.scope.narrow import NarrowCloudTrail
 from keytrail.scope.no_raw import without_raw
@@ -94,6 +95,7 @@ def project(
     inventory: Iterable[str | Path] = (),
     narrow: bool = True,
     gate: Gate | None = None,
+    beside: bool = False,
 ) -> Projection:
     """Load ``paths`` into a scratch case at ``scratch`` and derive the issuance facts there.
 
@@ -108,15 +110,34 @@ def project(
     checkpoints) and cost the same CPU at 1M events with 0.05-0.1 GiB more peak RSS
     (docs/performance.md, scope6).
 
+    ``beside`` (narrow only): the agent logs are loaded in a child process while the runner
+    loads the Vault log (:mod:`keytrail.scope.beside`; the DuckDB engine's scope).
+
     ``gate`` (narrow only): the CloudTrail ``Records`` files are held back by the runner and
     opened by the gate's rounds, only those that can matter to the seeds' closure
     (:mod:`keytrail.scope.gate`).
     """
     subs: dict[str, type[SourceAdapter]] = {}
-    if narrow:
-        subs = {name: without_raw(load_adapter(name)) for name in _NO_RAW}
-        subs["cloudtrail"] = gate.adapter() if gate is not None else NarrowCloudTrail
-    summary = ingest(scratch, paths, inventory=inventory, graph=False, substitutes=subs)
+    child = (
+        Beside(scratch.with_name(f"{scratch.stem}-agents.duckdb")) if narrow and beside else None
+    )
+    try:
+        if narrow:
+            subs = {name: without_raw(load_adapter(name)) for name in _NO_RAW}
+            subs["cloudtrail"] = gate.adapter() if gate is not None else NarrowCloudTrail
+        if child is not None:
+            subs.update({name: child.adapter(name) for name in AGENTS})
+        summary = ingest(
+            scratch,
+            paths,
+            inventory=inventory,
+            graph=False,
+            substitutes=subs,
+            loaded=child.join if child is not None else None,
+        )
+    finally:
+        if child is not None:
+            child.close()
     store = CaseStore.open(scratch, read_only=False)
     merge_agents(store.con)  # as the derive does first: one id per agent for the USES rules
     mint_facts(store.con)

@@ -1,0 +1,164 @@
+"""The agent logs of a scope loaded in a child process (:mod:`keytrail.scope.beside`).
+
+The projection with the child must hold the same rows, ``evidence`` and per-file results as the
+one without it, hostile agent files included (a bad line, a truncated gzip, a file that is not
+an agent log past its first line); a file whose adapter fails is ``failed`` with the runner's
+note; a child that dies or cannot write stops the scope with an error, never taken for a file's
+failure.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keytrail.ingest.base import WRITABLE_TABLES, LoadContext, Sample, SourceAdapter
+from keytrail.ingest.runner import IngestSummary
+from keytrail.scope import beside as bs
+from keytrail.scope.engine_duckdb import scope_duckdb
+from keytrail.scope.project import project
+from keytrail.store.case import CaseStore
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "sample_data" / "incident"
+INVENTORY = SAMPLE / "inventory.toml"
+TOKEN = "hmac-sha256:4b900e35553286dcc566cd4fdecb72892518917e0501ab2b9627be6ca30efa21"
+
+
+def _trail(tmp: Path) -> Path:
+    """The README sample plus hostile agent files: a bad line, a truncated gzip, a UTF-16 copy
+    (loaded by the runner: its UTF-8 copy is gone after the batch), two OTLP files in one batch,
+    one of them a copy of the other (duplicates across files)."""
+    trail = tmp / "trail"
+    shutil.copytree(SAMPLE, trail)
+    agents = trail / "agents"
+    native = agents / "native" / "invoice-triage.jsonl"
+    text = native.read_bytes()
+    (agents / "bad.jsonl").write_bytes(text + b'{"ts": not json\n' + text[:200] + b"\n")
+    (agents / "wide.jsonl").write_bytes(b"\xff\xfe" + text.decode().encode("utf-16-le"))
+    whole = gzip.compress(text * 3)
+    (agents / "cut.jsonl.gz").write_bytes(whole[: len(whole) * 2 // 3])
+    otlp = agents / "otel" / "traces.jsonl"
+    shutil.copy(otlp, otlp.with_name("copy-traces.jsonl"))
+    return trail
+
+
+def _tables(store: CaseStore) -> dict[str, list[tuple[Any, ...]]]:
+    out = {}
+    for table in WRITABLE_TABLES:
+        out[table] = sorted(store.con.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+    out["evidence"] = store.con.execute(
+        "SELECT * EXCLUDE (ingested_at) FROM evidence ORDER BY file_id"
+    ).fetchall()
+    return out
+
+
+def test_the_child_loads_the_same_rows(tmp_path: Path) -> None:
+    trail = _trail(tmp_path)
+    got = {}
+    for side in (False, True):
+        proj = project(tmp_path / f"{side}.duckdb", [trail], inventory=[INVENTORY], beside=side)
+        try:
+            got[side] = (_tables(proj.store), [vars(f) for f in proj.summary.files])
+        finally:
+            proj.store.close()
+    assert got[True] == got[False]
+    assert (tmp_path / "True-agents.duckdb").exists()  # the child loaded them
+    assert not (tmp_path / "False-agents.duckdb").exists()
+    files = got[True][1]
+    agent = [f for f in files if f["source"] == "agent"]
+    assert len(agent) >= 4 and any(f["status"] == "partial" for f in agent)  # the cut gzip
+    assert any(f["rejected"] for f in agent)  # the bad line
+    assert any("read as" in (f["note"] or "") for f in agent)  # the UTF-16 copy
+    assert got[True][0]["events"] and got[True][0]["rejects"]
+
+
+def test_a_scope_with_the_child_cuts_what_the_whole_path_cuts(tmp_path: Path) -> None:
+    trail = _trail(tmp_path)
+    a = scope_duckdb(tmp_path / "a", [trail], [TOKEN], inventory=[INVENTORY]).manifest
+    b = scope_duckdb(tmp_path / "b", [trail], [TOKEN], inventory=[INVENTORY], narrow=False).manifest
+    assert a["closure"] == b["closure"] and a["outputs"] == b["outputs"]
+    assert [i for i in a["inputs"] if i["source"] == "agent"] == [
+        i for i in b["inputs"] if i["source"] == "agent"
+    ]
+
+
+class _Boom(SourceAdapter):
+    NAME = "boom"
+    SOURCE = "agent"
+
+    @classmethod
+    def sniff(cls, sample: Sample) -> str | None:
+        return None
+
+    def load(self, ctx: LoadContext) -> None:
+        ctx.insert("rejects", [{"record_no": 1, "reason": "written before the failure"}])
+        if "bad" in ctx.path.name:
+            raise ValueError("no such field")
+        ctx.records = 1
+
+
+def test_a_failing_file_is_failed_with_the_runners_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bs, "load_adapter", lambda name: _Boom)
+    store = CaseStore.open(tmp_path / "child.duckdb", read_only=False, create=True)
+    try:
+        files = [[str(tmp_path / n), i, "x", False, 1 << 20] for i, n in ((3, "ok"), (4, "bad"))]
+        out = bs._load(store, "boom", files)
+        rows = store.con.execute("SELECT file_id FROM rejects").fetchall()
+    finally:
+        store.close()
+    assert out[0]["file_id"] == 3 and out[0].get("records") == 1, out
+    # the batch failed, then each file alone: only the bad one failed, its rows rolled back
+    assert out[1] == {
+        "file_id": 4,
+        "failed": "boom adapter failed on this file: ValueError: no such field",
+    }
+    assert rows == [(3,)]
+    result = bs._results(out)[4]
+    assert result["status"] == "failed" and result["note"] == out[1]["failed"]
+
+
+def test_the_child_answers_an_error_it_cannot_work_past(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    code = bs.child(str(tmp_path / "missing" / "c.duckdb"), io.BytesIO(b""), out)
+    answer = json.loads(out.getvalue())
+    assert code == 1 and "error" in answer
+    # stopped before it was closed: an error, not an empty success
+    out = io.BytesIO()
+    assert bs.child(str(tmp_path / "c.duckdb"), io.BytesIO(b""), out) == 1
+    assert "EOFError" in json.loads(out.getvalue())["error"]
+
+
+def test_a_dead_child_stops_the_scope(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    start = bs.Beside.__init__
+
+    def dead(self: bs.Beside, db: Path) -> None:
+        start(self, db)
+        self.proc.kill()
+        self.proc.wait()
+
+    monkeypatch.setattr(bs.Beside, "__init__", dead)
+    with pytest.raises(bs.ChildError, match="the child process loading the agent logs failed"):
+        scope_duckdb(tmp_path / "out", [SAMPLE], [TOKEN], inventory=[INVENTORY])
+
+
+def test_a_child_that_answers_nothing_for_a_file_is_an_error(tmp_path: Path) -> None:
+    child = bs.Beside(tmp_path / "c.duckdb")
+    try:
+        child.sent[7] = "somewhere"  # a file the child was never told of
+        store = CaseStore.open(tmp_path / "main.duckdb", read_only=False, create=True)
+        try:
+            with pytest.raises(bs.ChildError, match=r"did not load file ids \[7\]"):
+                child.join(store, IngestSummary(case="x"))
+        finally:
+            store.close()
+    finally:
+        child.close()
