@@ -269,3 +269,37 @@ def test_an_old_case_without_the_columns_gives_the_same_findings(
     con = duckdb.connect(str(old), read_only=True)
     assert con.execute("SELECT count(*) FILTER (WHERE ct_plain) FROM events").fetchone() == (3,)
     assert _pass(con, True) == _pass(con, False)
+
+
+def test_a_record_named_only_by_rules_that_read_kept_fields_is_not_parsed(case: Path) -> None:
+    """A record a rule selects by name is parsed only when a rule allowing that name reads a
+    field the ingest does not keep (``RuleSet.parsed_names``): the others (``ListBuckets``:
+    its rule reads ``userIdentity.type``) are read from the columns like unnamed records."""
+    rs = load_rules()
+    assert "listbuckets" in rs.names and "listbuckets" not in rs.parsed_names
+    assert "consolelogin" in rs.parsed_names
+    mfa = next(i for i, r in enumerate(rs.rules) if "additionalEventData.MFAUsed" in r.fields)
+    con = duckdb.connect(str(case))
+    before = _pass(con, True)
+    assert before == _pass(con, False)
+    listed = "ct_plain AND operation = 'ListBuckets'"
+    named = {u for (u,) in con.execute(f"SELECT event_uid FROM events WHERE {listed}").fetchall()}
+    assert len(named) > 10 and named & {u for r, u in before if r >= 0}
+    # Their stored text replaced: the kept fields answer, the text is not read (main parsed it)
+    con.execute(f"""UPDATE events SET raw = '{{"eventName": "Other"}}' WHERE {listed}""")
+    assert _pass(con, True) == before
+    # A ConsoleLogin record is still parsed: its rules read the response and extra data
+    login = con.execute(
+        "SELECT event_uid FROM events WHERE ct_plain AND operation = 'ConsoleLogin'"
+    )
+    (uid,) = login.fetchone() or ("",)
+    assert (mfa, uid) not in before
+    text = _rec(
+        18,
+        eventName="ConsoleLogin",
+        eventSource="signin.amazonaws.com",
+        additionalEventData={"MFAUsed": "No"},
+        responseElements={"ConsoleLogin": "Success"},
+    )
+    con.execute("UPDATE events SET raw = ? WHERE event_uid = ?", [json.dumps(text), uid])
+    assert (mfa, uid) in _pass(con, True)

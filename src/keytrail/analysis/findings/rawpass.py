@@ -226,6 +226,7 @@ def one_pass_sql(
         where=where,
         flag=key,
         carried=carried,
+        parse_names=rs.parsed_names,
     )
     return f"""SELECT r, event_uid FROM (
                  SELECT event_uid, unnest({listed}) AS r FROM ({rows})) WHERE r IS NOT NULL"""

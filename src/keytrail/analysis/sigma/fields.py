@@ -62,6 +62,7 @@ def select_sql(
     where: str | None = None,
     flag: str | None = None,
     carried: bool = False,
+    parse_names: tuple[str, ...] | list[str] | None = None,
 ) -> str:
     """``SELECT event_uid, "kt:sel", <field>..., "lc:<field>"...`` over the case's CloudTrail
     events (those ``where`` holds for, SQL over ``events``; the ``lower`` fields also
@@ -79,7 +80,12 @@ def select_sql(
     value reads ``true``. ``carried`` (the case has :mod:`keytrail.store.carried`'s columns):
     where a record's fields are kept there (``ct_plain``) and the record needs nothing else
     (every field extracted everywhere is kept, and it is not selected by name), they are read
-    from the columns instead of parsing ``raw`` (:func:`_carried_rows`): the same values."""
+    from the columns instead of parsing ``raw`` (:func:`_carried_rows`): the same values.
+    ``parse_names`` (None: all of ``names``): the ``eventName`` patterns of the rules that read a
+    field not extracted everywhere (:attr:`~.rules.RuleSet.parsed_names`); a record selected by
+    another name is read from the columns too, its other fields NULL: the rules that allow its
+    name read only the kept fields, and the others cannot match it whatever it holds
+    (:mod:`.prefilter`)."""
     from keytrail.analysis.sigma.prefilter import FIELD, name_sql
 
     wanted = [f for f in dict.fromkeys(fields) if f != RAW_COLUMN]
@@ -113,21 +119,32 @@ def select_sql(
     # name when a rule reads more of them (or the whole text) there.
     by_name = bool(heavy) or (RAW_COLUMN in fields and not light_raw)
     branches: list[str] = []
+    parse_where = [base]
     if carried and not light_raw and _carriable(light, flag):
         from keytrail.store.carried import FIELDS, PLAIN
 
         named = name_sql(FIELDS[FIELD], list(names)) if names else "TRUE"
-        skip = f"{PLAIN} AND ({named}) IS NOT TRUE" if by_name else PLAIN
+        # The records whose own parse gives a rule more than the columns: named by a rule
+        # that reads other fields (or the whole text).
+        need = named if parse_names is None or not names else name_sql(FIELDS[FIELD], parse_names)
+        skip = f"{PLAIN} AND ({need}) IS NOT TRUE" if by_name else PLAIN
         order = [f for f in light if f in wanted] + heavy  # the parsed rows' column order
         spec = _CarriedSpec(order, heavy, names, named, flag, RAW_COLUMN in fields)
         branches = _carried_rows(spec, f"{base} AND {skip}")
-        base += f" AND ({skip}) IS NOT TRUE"
-    parsed = f"""SELECT {select}{raw} FROM (
+        # The other records, `({skip}) IS NOT TRUE`, as two filters on one column each: DuckDB
+        # pushes those into the scan, which then reads `raw` only where a row is kept.
+        parse_where = [f"{base} AND {PLAIN} IS NOT TRUE"]
+        if by_name and need != "FALSE":
+            parse_where.append(f"{base} AND {PLAIN} AND {need}")
+    parsed = [
+        f"""SELECT {select}{raw} FROM (
               SELECT *, CASE WHEN {SEL} THEN {_extract(heavy)} END AS w FROM (
                 SELECT *, {sel} AS {SEL} FROM (
                   SELECT event_uid, raw, {_extract(light)} AS v
-                  {base})))"""
-    union = " UNION ALL ".join([parsed, *branches])
+                  {b})))"""
+        for b in parse_where
+    ]
+    union = " UNION ALL ".join([*parsed, *branches])
     return f"SELECT *{lc} FROM ({union})"
 
 

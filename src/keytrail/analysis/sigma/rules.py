@@ -120,6 +120,22 @@ class RuleSet:
         """Every ``eventName`` pattern the other rules allow: their fields are read only there."""
         return tuple(sorted({n for r in self.rules for n in r.event_names or ()}))
 
+    @property
+    def parsed_names(self) -> tuple[str, ...]:
+        """The ``eventName`` patterns of the rules that read more than the fields read from
+        every record (:attr:`everywhere`): only there does a record need its other fields."""
+        every = set(self.everywhere)
+        return tuple(
+            sorted(
+                {
+                    n
+                    for r in self.rules
+                    if r.event_names is not None and not set(r.fields) <= every
+                    for n in r.event_names
+                }
+            )
+        )
+
 
 def shipped_dir() -> Path:
     """The pinned SigmaHQ CloudTrail rules inside the package."""
