@@ -128,15 +128,7 @@ def test_scope_drift_judges_every_subject_with_a_later_event_as_baseline_does(
     case = Case(tmp_path / "c.duckdb")
     edge, inside, thin = "AKIAEDGEKEY000000001", "AKIAINSIDEKEY0000001", "AKIATHINKEY000000001"
     for key in (edge, inside):
-        for d in range(6):
-            for h in range(2):
-                case.event(
-                    time=at(0, days=d, hours=h),
-                    action="s3:GetObject",
-                    credential=key,
-                    src_ip="198.51.100.7",
-                    resources=[("arn:aws:s3:::ledger/a", "AWS::S3::Object")],
-                )
+        case.routine(key)
     case.event(time=at(0, days=6, hours=3), action="s3:PutObject", credential=inside)
     new = case.event(  # exactly the window's end: the first time + 7 days
         time=at(0, days=7),

@@ -581,15 +581,7 @@ def test_agent_actions_without_human(case: Case) -> None:
 
 # -- drift --------------------------------------------------------------------------------------------------
 def _drift_case(case: Case) -> str:
-    for d in range(6):
-        for h in range(2):
-            case.event(
-                time=at(0, days=d, hours=h),
-                action="s3:GetObject",
-                credential=KEY,
-                src_ip="198.51.100.7",
-                resources=[("arn:aws:s3:::ledger/a", "AWS::S3::Object")],
-            )
+    case.routine(KEY)
     return case.event(
         time=at(0, days=9),
         action="iam:CreateUser",

@@ -173,6 +173,19 @@ class Case:
     ) -> None:
         self.link("USES", "agent", agent, "credential", credential, evidence, confidence)
 
+    def routine(self, credential: str) -> None:
+        """Six days of the same S3 read, twice a day, from one address: the baseline window that
+        the drift tests' later events depart from (or not)."""
+        for d in range(6):
+            for h in range(2):
+                self.event(
+                    time=at(0, days=d, hours=h),
+                    action="s3:GetObject",
+                    credential=credential,
+                    src_ip="198.51.100.7",
+                    resources=[("arn:aws:s3:::ledger/a", "AWS::S3::Object")],
+                )
+
     def close(self) -> Path:
         if self.store is not None:
             self.store.close()
