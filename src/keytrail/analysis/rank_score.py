@@ -89,21 +89,13 @@ def reach_points(table: pa.Table) -> dict[str, list[float]]:
         spread_points: list[float] = points.take(pc.index_in(col, value_set=distinct)).to_pylist()
         return spread_points
 
-    kind = table.column("kind").to_pylist()
-    no_expiry = table.column("expires_at").is_null().to_pylist()
-    origin = table.column("origin").to_pylist()
     flags = {
-        "long_lived": pa.array(
-            [int(k in LONG_LIVED_KINDS and n) for k, n in zip(kind, no_expiry, strict=True)],
-            pa.int64(),
-        ),
-        "origin_unknown": pa.array(
-            [
-                int(o == "unknown" and k == "aws-temporary-key")
-                for o, k in zip(origin, kind, strict=True)
-            ],
-            pa.int64(),
-        ),
+        name: pa.array(values, pa.int64())
+        for name, values in _flag_values(
+            table.column("kind").to_pylist(),
+            table.column("expires_at").is_null().to_pylist(),
+            table.column("origin").to_pylist(),
+        ).items()
     }
     return {
         t.name: spread(t, flags[t.name] if t.name in flags else table.column(t.name))
@@ -125,12 +117,20 @@ def _term_values(cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
     out = {t: cols[t] for t in _DIRECT}
     if "findings" in cols:
         out["findings"] = [v or 0 for v in cols["findings"]]
-    out["long_lived"] = [
-        int(k in LONG_LIVED_KINDS and x is None)
-        for k, x in zip(cols["kind"], cols["expires_at"], strict=True)
-    ]
-    out["origin_unknown"] = [
-        int(o == "unknown" and k == "aws-temporary-key")
-        for o, k in zip(cols["origin"], cols["kind"], strict=True)
-    ]
+    no_expiry = [x is None for x in cols["expires_at"]]
+    out.update(_flag_values(cols["kind"], no_expiry, cols["origin"]))
     return out
+
+
+def _flag_values(kind: list[Any], no_expiry: list[bool], origin: list[Any]) -> dict[str, list[int]]:
+    """The ``long_lived`` and ``origin_unknown`` terms' values, a column each (the rule of
+    :func:`term_values`, for every row)."""
+    return {
+        "long_lived": [
+            int(k in LONG_LIVED_KINDS and n) for k, n in zip(kind, no_expiry, strict=True)
+        ],
+        "origin_unknown": [
+            int(o == "unknown" and k == "aws-temporary-key")
+            for o, k in zip(origin, kind, strict=True)
+        ],
+    }
