@@ -38,6 +38,11 @@ ZSTD_COLUMNS = frozenset({("events", "raw"), ("events", "details")})
 #: compression cost 0.50 CPU-s against 0.11 (insert and commit), for 44 MB instead of 20 MB;
 #: reading them back costs less too. A case made before keeps the default (the same rows).
 UNCOMPRESSED_COLUMNS = frozenset({("raw_pass_cache", "event_uid")})
+#: (table, column) -> the ``USING COMPRESSION`` of the two sets above.
+_COMPRESSION = {
+    **{key: "zstd" for key in ZSTD_COLUMNS},
+    **{key: "uncompressed" for key in UNCOMPRESSED_COLUMNS},
+}
 
 
 @dataclass(frozen=True)
@@ -57,10 +62,9 @@ class Table:
     def ddl(self) -> str:
         cols = ",\n  ".join(
             f"{c.name} {c.type}"
-            + (" USING COMPRESSION zstd" if (self.name, c.name) in ZSTD_COLUMNS else "")
             + (
-                " USING COMPRESSION uncompressed"
-                if (self.name, c.name) in UNCOMPRESSED_COLUMNS
+                f" USING COMPRESSION {_COMPRESSION[(self.name, c.name)]}"
+                if (self.name, c.name) in _COMPRESSION
                 else ""
             )
             for c in self.columns
