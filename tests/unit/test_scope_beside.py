@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -138,14 +139,15 @@ def test_the_child_answers_an_error_it_cannot_work_past(tmp_path: Path) -> None:
 
 
 def test_a_dead_child_stops_the_scope(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    start = bs.Beside.__init__
+    start = bs.Beside.start
 
-    def dead(self: bs.Beside, db: Path) -> None:
-        start(self, db)
-        self.proc.kill()
-        self.proc.wait()
+    def dead(self: bs.Beside) -> subprocess.Popen[bytes]:
+        proc = start(self)
+        proc.kill()
+        proc.wait()
+        return proc
 
-    monkeypatch.setattr(bs.Beside, "__init__", dead)
+    monkeypatch.setattr(bs.Beside, "start", dead)
     with pytest.raises(bs.ChildError, match="the child process loading the agent logs failed"):
         scope_duckdb(tmp_path / "out", [SAMPLE], [TOKEN], inventory=[INVENTORY])
 
@@ -162,3 +164,25 @@ def test_a_child_that_answers_nothing_for_a_file_is_an_error(tmp_path: Path) -> 
             store.close()
     finally:
         child.close()
+
+
+def test_a_trail_without_agent_logs_starts_no_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child starts with the first agent file handed over: a trail of CloudTrail and Vault
+    logs only runs no second process, and the scope cuts what it cuts without one."""
+    started: list[bs.Beside] = []
+    start = bs.Beside.start
+
+    def counted(self: bs.Beside) -> subprocess.Popen[bytes]:
+        if self.proc is None:  # a process starts
+            started.append(self)
+        return start(self)
+
+    monkeypatch.setattr(bs.Beside, "start", counted)
+    paths = [SAMPLE / "AWSLogs", SAMPLE / "vault"]
+    result = scope_duckdb(tmp_path / "out", paths, [TOKEN], inventory=[INVENTORY])
+    assert started == []
+    assert result.manifest["counts"]["vault"]
+    scope_duckdb(tmp_path / "with", [SAMPLE], [TOKEN], inventory=[INVENTORY])
+    assert len(started) == 1

@@ -56,20 +56,28 @@ class Beside:
     def __init__(self, db: Path) -> None:
         self.db = db
         self.log = db.with_suffix(".log")
-        root = str(Path(keytrail.__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-        with self.log.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "keytrail.scope.beside", str(db)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                env=env,
-            )
+        #: started with the first agent file handed over (:meth:`send`): a trail without agent
+        #: logs starts no process
+        self.proc: subprocess.Popen[bytes] | None = None
         #: file id -> path of every file handed to the child
         self.sent: dict[int, str] = {}
         self.broken: str | None = None  # why a hand-over failed (raised by join, not by the load)
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """The child process, started on the first call."""
+        if self.proc is None:
+            root = str(Path(keytrail.__file__).resolve().parent.parent)
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+            with self.log.open("wb") as err:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "keytrail.scope.beside", str(self.db)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    env=env,
+                )
+        return self.proc
 
     def adapter(self, name: str) -> type[SourceAdapter]:
         """The no-raw adapter ``name`` whose files go to the child. A file the runner converted
@@ -102,7 +110,7 @@ class Beside:
     def _write(self, msg: dict[str, Any]) -> None:
         if self.broken is not None:
             return
-        stdin = self.proc.stdin
+        stdin = self.start().stdin
         assert stdin is not None
         try:
             stdin.write(json.dumps(msg).encode() + b"\n")
@@ -150,6 +158,20 @@ class Beside:
                 f.skipped, f.note = got["skipped"] or 0, got["note"]
 
     def _finish(self) -> list[dict[str, Any]]:
+        got = self._answer() if self.proc is not None else []  # never started: none handed over
+        missing = set(self.sent) - {int(o["file_id"]) for o in got}
+        if missing:
+            raise ChildError(f"the child process did not load file ids {sorted(missing)}")
+        return got
+
+    def _answer(self) -> list[dict[str, Any]]:
+        """The started child's outcomes, once it is told to close.
+
+        Raises:
+            ChildError: it failed or died.
+            CaseWriteError: it could not write its file.
+        """
+        assert self.proc is not None
         self._write({"close": True})
         out, _ = self.proc.communicate()
         try:
@@ -169,14 +191,12 @@ class Beside:
             if isinstance(answer, dict) and answer.get("write"):
                 raise CaseWriteError(msg)
             raise ChildError(msg)
-        got = answer.get("outcomes", [])
-        missing = set(self.sent) - {int(o["file_id"]) for o in got}
-        if missing:
-            raise ChildError(f"the child process did not load file ids {sorted(missing)}")
-        return list(got)
+        return list(answer.get("outcomes", []))
 
     def close(self) -> None:
         """Stop the child if it still runs (the runner failed or was interrupted)."""
+        if self.proc is None:
+            return
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
