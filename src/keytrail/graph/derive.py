@@ -292,8 +292,7 @@ def person_sessions(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM credentials")
     con.execute("DELETE FROM principal_classes")
     con.execute(CREDENTIALS)
-    principal_class.refresh_facts(con)
-    principal_class.classify_credentials(con)
+    principal_class.classify_credentials(con, raw=principal_class.refresh_facts(con))
 
 
 def _derive(con: duckdb.DuckDBPyConnection) -> None:
@@ -305,8 +304,7 @@ def _derive(con: duckdb.DuckDBPyConnection) -> None:
     derive_links.minted(con)
     derive_links.authenticates_as(con)
     derive_uses.uses(con, window_s=TOOL_CALL_WINDOW_S, skew_s=TOOL_CALL_SKEW_S)
-    principal_class.refresh_facts(con)
-    principal_class.classify_credentials(con)
+    principal_class.classify_credentials(con, raw=principal_class.refresh_facts(con))
     derive_links.delegated(con)
     same_agent_links(con, derive_links.INSERT)
     derive_causes.caused(con)

@@ -488,9 +488,13 @@ def _scoped(sql: str, column: str, scope: str) -> str:
     return sql.replace("/*scope*/", f"AND {column} IN (SELECT credential_id FROM {scope})")
 
 
-def refresh_facts(con: duckdb.DuckDBPyConnection, only: str = "", since: int = 0) -> None:
+def refresh_facts(con: duckdb.DuckDBPyConnection, only: str = "", since: int = 0) -> str:
     """Rebuild the ``credential_facts`` rows of every credential, or (``only``: a table of
     ``credential_id``) of those only.
+
+    Returns the temp table of ``raw`` fields a full refresh read (``_kt_ct_raw``: the sampled
+    records and the CloudTrail issuing records in one scan) for :func:`classify_credentials`'s
+    ``raw``, or ``""`` (``only``: nothing read for it).
 
     A row reads only its credential's CloudTrail events, which an ingest adds to and never
     changes (de-duplication keeps the old copy), so a second ingest refreshes the credentials its
@@ -507,7 +511,7 @@ def refresh_facts(con: duckdb.DuckDBPyConnection, only: str = "", since: int = 0
         con.execute("DELETE FROM credential_facts")
         con.execute(_CT_RAW)
         con.execute(_CT_FACTS.replace("/*raw*/", "SELECT * FROM _kt_ct_raw WHERE sampled"))
-        return
+        return "_kt_ct_raw"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _kt_facts_seen AS SELECT credential_id FROM credential_facts "
         f"WHERE credential_id IN (SELECT credential_id FROM {only})"
@@ -525,16 +529,21 @@ def refresh_facts(con: duckdb.DuckDBPyConnection, only: str = "", since: int = 0
         ).replace("/*rows*/", f" AND file_id > {int(since)}")
     )
     con.execute("DROP TABLE _kt_facts_seen")
+    return ""
 
 
-def classify_credentials(con: duckdb.DuckDBPyConnection, scope: str = "", write: str = "") -> None:
+def classify_credentials(
+    con: duckdb.DuckDBPyConnection, scope: str = "", write: str = "", raw: str = ""
+) -> None:
     """One decision per credential (needs ``credentials``, ``credential_facts`` (see
     :func:`refresh_facts`), ``_kt_issue``, ``_kt_vault_login``, ``_kt_mint`` and the USES links).
 
     ``write`` (a table of ``credential_id``) decides again only those credentials (with their
     descendants: a decision is the credential's own facts or one inherited down the MINTED
     edges); ``scope``, when given, reads the facts of only its credentials (``write`` and every
-    ancestor of those) (:mod:`keytrail.graph.derive_incr`)."""
+    ancestor of those) (:mod:`keytrail.graph.derive_incr`). ``raw``: the table a full
+    :func:`refresh_facts` returned (its issuing records' fields, read with the sampled ones;
+    dropped here); without it a full decision reads them itself."""
     if write:
         con.execute(
             f"DELETE FROM principal_classes WHERE subject_kind = 'credential' "
@@ -550,13 +559,11 @@ def classify_credentials(con: duckdb.DuckDBPyConnection, scope: str = "", write:
         issue = _scoped(_CT_ISSUE, "i.credential_id", scope)
         con.execute(issue.replace("/*raw*/", _raw_of("SELECT event_uid FROM i")))
     else:
-        # a full derive's refresh_facts read the issuing records' raw fields with the sampled ones
         facts = "credential_facts"
-        if not con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_kt_ct_raw' AND temporary"
-        ).fetchone()[0]:  # type: ignore[index]
+        if not raw:
             con.execute(_CT_RAW)
-        con.execute(_CT_ISSUE.replace("/*raw*/", "SELECT event_uid, j FROM _kt_ct_raw"))
+            raw = "_kt_ct_raw"
+        con.execute(_CT_ISSUE.replace("/*raw*/", f"SELECT event_uid, j FROM {raw}"))
     con.execute(_candidates_sql(facts))
     if scope:
         con.execute(
@@ -583,7 +590,7 @@ def classify_credentials(con: duckdb.DuckDBPyConnection, scope: str = "", write:
         FROM credentials c LEFT JOIN _kt_cls_best b ON b.credential_id = c.credential_id"""
         + (f" WHERE c.credential_id IN (SELECT credential_id FROM {write})" if write else "")
     )
-    for t in ("_kt_ct_raw", "_kt_cti", "_kt_cls_cand", "_kt_cls_best", "_kt_cls_inh"):
+    for t in (raw or "_kt_ct_raw", "_kt_cti", "_kt_cls_cand", "_kt_cls_best", "_kt_cls_inh"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
