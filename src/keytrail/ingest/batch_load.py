@@ -16,11 +16,12 @@ Files that load no records still get an ``evidence`` row saying why (:func:`reco
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -253,90 +254,30 @@ def record_unusable(store: CaseStore, path: Path, why: str) -> FileResult:
     return FileResult(str(path), "", 0, "skipped", note=why)
 
 
-def load_batch(
-    store: CaseStore,
-    batch: list[Planned],
-    max_record_bytes: int = MAX_RECORD_BYTES,
-    ahead: ReadAheadHandle | None = None,
-) -> list[FileResult]:
-    copies: list[Path] = []
-    try:
-        return _load_batch_in(store, batch, copies, max_record_bytes, ahead)
-    finally:
-        for c in copies:
-            c.unlink(missing_ok=True)
-            c.parent.rmdir()
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
-def _load_batch_in(
-    store: CaseStore,
-    batch: list[Planned],
-    copies: list[Path],
-    max_record_bytes: int,
-    ahead: ReadAheadHandle | None,
-) -> list[FileResult]:
-    adapter_cls = batch[0].adapter
-    con = store.con
+def adapter_failure(name: str, e: BaseException) -> str:
+    """The note of a file that broke its adapter (``evidence.note``, the ingest summary)."""
+    return f"{name} adapter failed on this file: {type(e).__name__}: {e}"
+
+
+def isolated(
+    con: duckdb.DuckDBPyConnection,
+    batch: list[_T],
+    attempt: Callable[[list[_T]], list[_R]],
+    failed: Callable[[_T, BaseException], list[_R]],
+) -> list[_R]:
+    """``attempt(batch)`` in one transaction; a batch that raises is rolled back and attempted
+    again one file per transaction, so only the file that breaks an adapter is ``failed``. A
+    failure to write the case is raised, never taken for a file's (the runner's batches and
+    ``keytrail scope``'s child, :mod:`keytrail.scope.beside`, share this rule)."""
     con.execute("BEGIN TRANSACTION")
     try:
-        ctxs = []
-        for item, file_id in zip(batch, _batch_evidence(store, batch), strict=True):
-            head = read_sample(item.path, 8)
-            if head.codec is not None:  # BOM / UTF-16 / UTF-32: the adapter reads a UTF-8 copy
-                copy = utf8_copy(item.path, head.gzipped, head.codec)
-                copies.append(copy)
-                item.ctx = LoadContext(
-                    con, copy, file_id, item.fmt, False, max_record_bytes=max_record_bytes
-                )
-                item.ctx.notes.append(
-                    f"read as {head.codec} (converted to UTF-8; byte offsets "
-                    "count in the converted text)"
-                )
-            else:
-                item.ctx = LoadContext(
-                    con,
-                    item.path,
-                    file_id,
-                    item.fmt,
-                    head.gzipped,
-                    max_record_bytes=max_record_bytes,
-                )
-            ctxs.append(item.ctx)
-        adapter = adapter_cls()
-        if ahead is not None:
-            adapter.load_read_ahead(ctxs, ahead)
-        elif len(ctxs) == 1:
-            adapter.load(ctxs[0])
-        else:
-            adapter.load_batch(ctxs)
-        results = []
-        for item in batch:
-            ctx = item.ctx
-            assert ctx is not None
-            ctx.flush_rejects()  # the held rejects, inside the file's transaction
-            status = (
-                "digest"
-                if adapter_cls.SOURCE == "digest"
-                else ("partial" if ctx.break_note else "loaded")
-            )
-            note = "; ".join(([ctx.break_note] if ctx.break_note else []) + ctx.notes) or None
-            results.append(
-                FileResult(
-                    str(item.path),
-                    item.sha,
-                    item.size,
-                    status,
-                    adapter_cls.SOURCE,
-                    item.fmt,
-                    ctx.records,
-                    ctx.rejected,
-                    ctx.skipped_records,
-                    note,
-                )
-            )
-        _batch_counts(store, batch, results)
+        out = attempt(batch)
         con.execute("COMMIT")
-        return results
+        return out
     except Exception as e:
         try:
             con.execute("ROLLBACK")
@@ -346,20 +287,107 @@ def _load_batch_in(
         if is_write_failure(e):
             raise
         if len(batch) > 1:  # isolate the culprit: every other file of the batch loads on its own
-            return [r for item in batch for r in load_batch(store, [item], max_record_bytes)]
-        results = []
-        for item in batch:
-            msg = f"{adapter_cls.NAME} adapter failed on this file: {type(e).__name__}: {e}"
-            _item_evidence(store, item, "failed", msg)
-            results.append(
-                FileResult(
-                    str(item.path),
-                    item.sha,
-                    item.size,
-                    "failed",
-                    adapter_cls.SOURCE,
-                    item.fmt,
-                    note=msg,
-                )
+            return [r for item in batch for r in isolated(con, [item], attempt, failed)]
+        return failed(batch[0], e)
+
+
+def load_batch(
+    store: CaseStore,
+    batch: list[Planned],
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    ahead: ReadAheadHandle | None = None,
+) -> list[FileResult]:
+    copies: list[Path] = []
+
+    def failed(item: Planned, e: BaseException) -> list[FileResult]:
+        cls = item.adapter
+        msg = adapter_failure(cls.NAME, e)
+        _item_evidence(store, item, "failed", msg)
+        return [
+            FileResult(
+                str(item.path), item.sha, item.size, "failed", cls.SOURCE, item.fmt, note=msg
             )
-        return results
+        ]
+
+    try:
+        return isolated(
+            store.con,
+            batch,
+            # the read-ahead serves the whole batch's first attempt only
+            lambda b: _attempt(store, b, copies, max_record_bytes, ahead if b is batch else None),
+            failed,
+        )
+    finally:
+        for c in copies:
+            c.unlink(missing_ok=True)
+            c.parent.rmdir()
+
+
+def _attempt(
+    store: CaseStore,
+    batch: list[Planned],
+    copies: list[Path],
+    max_record_bytes: int,
+    ahead: ReadAheadHandle | None,
+) -> list[FileResult]:
+    """The batch's ``evidence`` rows, records and counts (inside :func:`isolated`'s
+    transaction)."""
+    adapter_cls = batch[0].adapter
+    con = store.con
+    ctxs = []
+    for item, file_id in zip(batch, _batch_evidence(store, batch), strict=True):
+        head = read_sample(item.path, 8)
+        if head.codec is not None:  # BOM / UTF-16 / UTF-32: the adapter reads a UTF-8 copy
+            copy = utf8_copy(item.path, head.gzipped, head.codec)
+            copies.append(copy)
+            item.ctx = LoadContext(
+                con, copy, file_id, item.fmt, False, max_record_bytes=max_record_bytes
+            )
+            item.ctx.notes.append(
+                f"read as {head.codec} (converted to UTF-8; byte offsets "
+                "count in the converted text)"
+            )
+        else:
+            item.ctx = LoadContext(
+                con,
+                item.path,
+                file_id,
+                item.fmt,
+                head.gzipped,
+                max_record_bytes=max_record_bytes,
+            )
+        ctxs.append(item.ctx)
+    adapter = adapter_cls()
+    if ahead is not None:
+        adapter.load_read_ahead(ctxs, ahead)
+    elif len(ctxs) == 1:
+        adapter.load(ctxs[0])
+    else:
+        adapter.load_batch(ctxs)
+    results = []
+    for item in batch:
+        ctx = item.ctx
+        assert ctx is not None
+        ctx.flush_rejects()  # the held rejects, inside the file's transaction
+        status = (
+            "digest"
+            if adapter_cls.SOURCE == "digest"
+            else ("partial" if ctx.break_note else "loaded")
+        )
+        note = "; ".join(([ctx.break_note] if ctx.break_note else []) + ctx.notes) or None
+        results.append(
+            FileResult(
+                str(item.path),
+                item.sha,
+                item.size,
+                status,
+                adapter_cls.SOURCE,
+                item.fmt,
+                ctx.records,
+                ctx.rejected,
+                ctx.skipped_records,
+                note,
+            )
+        )
+    _batch_counts(store, batch, results)
+    return results

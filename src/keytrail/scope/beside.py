@@ -32,7 +32,7 @@ import keytrail
 from keytrail.errors import CaseWriteError, KeytrailError
 from keytrail.ingest import load_adapter
 from keytrail.ingest.base import WRITABLE_TABLES, LoadContext, SourceAdapter
-from keytrail.ingest.batch_load import is_write_failure
+from keytrail.ingest.batch_load import adapter_failure, is_write_failure, isolated
 from keytrail.scope.no_raw import without_raw
 from keytrail.store.case import CaseStore
 
@@ -229,16 +229,17 @@ def _results(outcomes: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 
 
 def _load(store: CaseStore, name: str, files: list[list[Any]]) -> list[dict[str, Any]]:
-    """One batch in one transaction; a batch that fails is loaded one file at a time and the file
-    that fails is ``failed`` with the runner's note (``batch_load``)."""
+    """One batch in one transaction, with the runner's isolation (:func:`isolated`: a batch that
+    fails is loaded one file at a time, the file that fails is ``failed`` with the runner's
+    note)."""
     cls = without_raw(load_adapter(name))
     con = store.con
-    ctxs = [
-        LoadContext(con, Path(p), int(i), str(fmt), bool(gz), max_record_bytes=int(m))
-        for p, i, fmt, gz, m in files
-    ]
-    con.execute("BEGIN TRANSACTION")
-    try:
+
+    def attempt(batch: list[list[Any]]) -> list[dict[str, Any]]:
+        ctxs = [
+            LoadContext(con, Path(p), int(i), str(fmt), bool(gz), max_record_bytes=int(m))
+            for p, i, fmt, gz, m in batch
+        ]
         adapter = cls()
         if len(ctxs) == 1:
             adapter.load(ctxs[0])
@@ -246,28 +247,24 @@ def _load(store: CaseStore, name: str, files: list[list[Any]]) -> list[dict[str,
             adapter.load_batch(ctxs)
         for c in ctxs:
             c.flush_rejects()
-        con.execute("COMMIT")
-        # written out now, beside the runner's Vault load, not when the scope joins (closing)
-        con.execute("CHECKPOINT")
-    except Exception as e:
-        con.execute("ROLLBACK")
-        if is_write_failure(e):
-            raise
-        if len(files) > 1:
-            return [o for f in files for o in _load(store, name, [f])]
-        why = f"{cls.NAME} adapter failed on this file: {type(e).__name__}: {e}"
-        return [{"file_id": ctxs[0].file_id, "failed": why}]
-    return [
-        {
-            "file_id": c.file_id,
-            "records": c.records,
-            "rejected": c.rejected,
-            "skipped": c.skipped_records,
-            "break_note": c.break_note,
-            "notes": c.notes,
-        }
-        for c in ctxs
-    ]
+        return [
+            {
+                "file_id": c.file_id,
+                "records": c.records,
+                "rejected": c.rejected,
+                "skipped": c.skipped_records,
+                "break_note": c.break_note,
+                "notes": c.notes,
+            }
+            for c in ctxs
+        ]
+
+    def failed(f: list[Any], e: BaseException) -> list[dict[str, Any]]:
+        return [{"file_id": int(f[1]), "failed": adapter_failure(cls.NAME, e)}]
+
+    out = isolated(con, files, attempt, failed)
+    con.execute("CHECKPOINT")  # written out now, beside the runner's Vault load, not at the join
+    return out
 
 
 def child(db: str, inp: IO[bytes], out: IO[bytes]) -> int:
