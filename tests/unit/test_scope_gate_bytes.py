@@ -81,13 +81,13 @@ def test_a_later_round_does_not_query_duckdb(
     held = _files(tmp_path)
     _round_one(held)
     queried: list[Path] = []
-    probe = gt._probe
+    query = gt._query
 
-    def counted(cur: duckdb.DuckDBPyConnection, h: Held, *a: Any) -> bool:
+    def counted(cur: duckdb.DuckDBPyConnection, h: Held, *a: Any, **k: Any) -> bool:
         queried.append(h.path)
-        return probe(cur, h, *a)
+        return query(cur, h, *a, **k)
 
-    monkeypatch.setattr(gt, "_probe", counted)
+    monkeypatch.setattr(gt, "_query", counted)
     con = duckdb.connect()
     try:
         assert search(con, held, NEEDLES[:2]) == [True, True, True, False]
