@@ -1,7 +1,7 @@
-"""The gate's later rounds search a file's bytes in Python (:func:`keytrail.scope.gate.search`).
+"""The gate's later rounds search a file's bytes, not a DuckDB query (`keytrail.scope.gate.search`).
 
 A file read once (counted, escapes checked) is searched in a later round for a few new needles
-by ``bytes`` ``in`` over its inflated bytes, not by a DuckDB query: it must find exactly what
+over its inflated bytes (``Finder``), not by a DuckDB query: it must find exactly what
 DuckDB's ``contains`` finds (ASCII and non-ASCII text and needles, gzip and plain files), and
 a file that became unreadable between rounds is still opened, as the DuckDB path opens it.
 """
@@ -16,6 +16,8 @@ from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keytrail.scope import gate as gt
 from keytrail.scope.gate import ALTERNATION_FROM, Held, search
@@ -81,13 +83,13 @@ def test_a_later_round_does_not_query_duckdb(
     held = _files(tmp_path)
     _round_one(held)
     queried: list[Path] = []
-    probe = gt._probe
+    query = gt._query
 
-    def counted(cur: duckdb.DuckDBPyConnection, h: Held, *a: Any) -> bool:
+    def counted(cur: duckdb.DuckDBPyConnection, h: Held, *a: Any, **k: Any) -> bool:
         queried.append(h.path)
-        return probe(cur, h, *a)
+        return query(cur, h, *a, **k)
 
-    monkeypatch.setattr(gt, "_probe", counted)
+    monkeypatch.setattr(gt, "_query", counted)
     con = duckdb.connect()
     try:
         assert search(con, held, NEEDLES[:2]) == [True, True, True, False]
@@ -119,3 +121,20 @@ def test_a_file_unreadable_in_a_later_round_is_opened(tmp_path: Path, change: st
     assert hits == [h is target for h in held]
     assert target.records is None
     assert gt.why_open(target, True, slash=False) == "the Records count cannot read it"
+
+
+_ALPHABET = "ab/\\uüA-"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(_ALPHABET, max_size=60),
+    st.lists(st.text(_ALPHABET, max_size=4), max_size=5),
+)
+def test_the_finder_finds_what_bytes_in_finds(text: str, needles: list[str]) -> None:
+    """:class:`~keytrail.scope.gate.Finder` (a SIMD search per needle) holds where any needle's
+    UTF-8 bytes are in the text's, ``contains``' rule: overlapping needles, needles at either
+    end, multi-byte characters, the empty needle (in every text)."""
+    data = text.encode()
+    assert gt.Finder(needles)(data) == any(n.encode() in data for n in needles)
+    assert gt.Finder(needles)(data[1:]) == any(n.encode() in data[1:] for n in needles)

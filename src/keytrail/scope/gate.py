@@ -12,9 +12,11 @@ closure, so the gate runs to a fixpoint:
 2. a round computes the needles over what is loaded, inflates each registered file not opened
    yet (one inflate per round per file, on two threads: zlib and DuckDB release the GIL) and
    searches it for the needles that round added (an earlier round searched it for the rest);
-   the first time a file is read, its records are counted (``json_array_length`` of the
-   document: exact for any valid JSON) and it is checked for escapes, in one DuckDB query with
-   the search; a later round searches its inflated bytes in Python (:func:`_probe_bytes`);
+   the first time a file is read, its records are counted (what DuckDB's ``json_array_length``
+   of the document states: simdjson's count where it can tell the same, :func:`records_count`,
+   else DuckDB's) and it is checked for escapes; its inflated bytes are searched for the
+   needles by a SIMD substring search (:class:`Finder`), or by one DuckDB query from
+   ``ALTERNATION_FROM`` needles on;
 3. a file holding a new needle, a ``\\u`` escape (a needle may hide behind one), a ``\\/`` escape
    while a needle has a ``/``, or that the count cannot read (not JSON, another shape, no
    records) is opened: loaded whole by the narrow path, as without the gate; the copies of
@@ -37,11 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import ahocorasick_rs
 import duckdb
 import pyarrow as pa
+import simdjson
 
 from keytrail.ingest.base import LoadContext
-from keytrail.ingest.cloudtrail.adapter import MAX_OBJECT_BYTES, read_bytes, read_document
+from keytrail.ingest.cloudtrail.adapter import MAX_OBJECT_BYTES, as_document, read_bytes
 from keytrail.ingest.finalize import dedup_events
 from keytrail.scope.narrow import NarrowCloudTrail
 from keytrail.scope.needles import needles
@@ -269,18 +273,19 @@ def search(
     else:
         hit_sql = "regexp_matches(doc, $alt)"
         params = {"alt": "|".join(re.escape(n) for n in new)}
-    encoded = [n.encode() for n in new]
-    cursors = [con.cursor() for _ in range(workers)]
-    free = list(cursors)
+    find = Finder(new)
+    # a cursor and a JSON parser per worker (a simdjson parser holds one document at a time)
+    free = [(con.cursor(), simdjson.Parser()) for _ in range(workers)]
+    cursors = [c for c, _ in free]
 
     def one(h: Held) -> bool:
-        cur = free.pop()
+        cur, parser = free.pop()
         try:
             if few and h.searched:
-                return _probe_bytes(cur, h, encoded)
-            return _probe(cur, h, hit_sql, params)
+                return _probe_bytes(cur, h, find)
+            return _probe(cur, parser, h, hit_sql, params, find if few else None)
         finally:
-            free.append(cur)
+            free.append((cur, parser))
 
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -298,19 +303,36 @@ def _context(cur: duckdb.DuckDBPyConnection, h: Held) -> tuple[LoadContext, int]
     return ctx, min(MAX_OBJECT_BYTES, ctx.max_document_bytes)
 
 
-def _probe_bytes(cur: duckdb.DuckDBPyConnection, h: Held, needles: list[bytes]) -> bool:
+class Finder:
+    """Whether bytes hold one of a few needles: each needle's UTF-8 bytes searched in them (what
+    DuckDB's ``contains`` decides over the same text) by the Rust ``memchr`` crate's SIMD
+    substring search (``ahocorasick_rs`` with one pattern per automaton: one automaton of
+    several patterns was 9x slower on CloudTrail text), outside the GIL: about a third of the
+    CPU of Python's ``bytes`` ``in`` (which holds the GIL) and of DuckDB's ``contains`` per
+    needle at 1M events."""
+
+    def __init__(self, needles: list[str]) -> None:
+        encoded = [n.encode() for n in needles]
+        self.always = any(not n for n in encoded)  # contains(doc, '') holds for every text
+        self.automata = [ahocorasick_rs.BytesAhoCorasick([n]) for n in encoded if n]
+
+    def __call__(self, data: bytes) -> bool:
+        return self.always or any(a.find_matches_as_indexes(data) for a in self.automata)
+
+
+def _probe_bytes(cur: duckdb.DuckDBPyConnection, h: Held, find: Finder) -> bool:
     """:func:`_probe` of a file read before (counted, escapes checked), for a few needles: its
-    inflated bytes searched by Python (``bytes`` ``in``: a needle's UTF-8 bytes in the text's,
-    what DuckDB's ``contains`` decides) instead of a DuckDB query over them. DuckDB's first
-    ``contains`` of a document costs two to three times Python's search (it takes in the whole
-    5 MB string), and a later round asks nothing else of a file: about 1 CPU-s less per round at
-    1M events. The text is checked as UTF-8 again, as :func:`read_document` does."""
+    inflated bytes searched by ``find`` (a needle's UTF-8 bytes in the text's, what DuckDB's
+    ``contains`` decides) instead of a DuckDB query over them: DuckDB's first ``contains`` of a
+    document takes in the whole 5 MB string, and a later round asks nothing else of a file. The
+    text is checked as UTF-8 again, as :func:`~keytrail.ingest.cloudtrail.adapter.as_document`
+    does."""
     ctx, limit = _context(cur, h)
     data = read_bytes(ctx, limit)
     if data is None or not (data.isascii() or _utf8(data)):
         h.records = None  # as _probe: the bulk read refuses it, the narrow path's fallback reads it
         return True
-    return any(n in data for n in needles)
+    return find(data)
 
 
 def _utf8(data: bytes) -> bool:
@@ -321,13 +343,49 @@ def _utf8(data: bytes) -> bool:
     return True
 
 
-def _probe(cur: duckdb.DuckDBPyConnection, h: Held, hit_sql: str, params: dict[str, Any]) -> bool:
+def _probe(
+    cur: duckdb.DuckDBPyConnection,
+    parser: simdjson.Parser,
+    h: Held,
+    hit_sql: str,
+    params: dict[str, Any],
+    few: Finder | None,
+) -> bool:
+    """Whether ``h`` holds a needle; read the first time, it is also counted and checked for
+    escapes. ``few``: the needles' search when they are few (in the bytes, the file counted by
+    :func:`records_count`), else ``None``: one DuckDB query (``hit_sql``, an RE2 pass) that
+    also counts and checks escapes the first time."""
     ctx, limit = _context(cur, h)
-    doc = read_document(ctx, limit, share=True)
-    if doc is None:  # the bulk read refuses it: the narrow path's fallback reads it
+    data = read_bytes(ctx, limit)
+    if data is None:  # the bulk read refuses it: the narrow path's fallback reads it
         h.records = None
         return True
     first = not h.searched
+    count = records_count(parser, data) if first and few is not None else None
+    if count is not None:  # what json_array_length states, without DuckDB (records_count)
+        h.searched, h.records = True, count or None
+        backslash = b"\\" in data  # the escapes only where the file has a backslash at all
+        h.escaped = backslash and b"\\u" in data
+        h.slashed = backslash and b"\\/" in data
+        return few is not None and few(data)
+    doc = as_document(data, share=True)
+    if doc is None:  # not UTF-8: the bulk read refuses it, the narrow path's fallback reads it
+        h.records = None
+        return True
+    return _query(cur, h, doc, hit_sql, params, first=first)
+
+
+def _query(
+    cur: duckdb.DuckDBPyConnection,
+    h: Held,
+    doc: pa.Array,
+    hit_sql: str,
+    params: dict[str, Any],
+    *,
+    first: bool,
+) -> bool:
+    """The search of ``doc`` in DuckDB (``hit_sql``); ``first``: it also counts the records
+    (``json_array_length`` of the document: exact for any valid JSON) and checks the escapes."""
     h.searched = True
     # the escapes only where the file has a backslash at all (one fast search, usually none)
     first_sql = (
@@ -349,6 +407,35 @@ def _probe(cur: duckdb.DuckDBPyConnection, h: Held, hit_sql: str, params: dict[s
         h.records = int(row[0]) if row[0] else None
         h.escaped, h.slashed = bool(row[1][0]), bool(row[1][1])
     return bool(row[2])
+
+
+#: simdjson's array size saturates here (``dom::array::size``): a larger count is DuckDB's.
+_SATURATED = 0xFFFFFF
+_BOM = b"\xef\xbb\xbf"
+
+
+def records_count(parser: simdjson.Parser, data: bytes) -> int | None:
+    """The number of elements of the document's top-level ``Records`` array, as DuckDB's
+    ``json_array_length(doc, '$.Records')`` states it, parsed by simdjson (about half the CPU of
+    DuckDB's yyjson at 1M events: it builds no values); ``None`` where simdjson cannot tell the
+    same thing, and DuckDB is asked: not valid JSON to simdjson (stricter than DuckDB's reader:
+    trailing commas, ``NaN``, numbers past a double or a 64-bit integer, nesting past 1024 are
+    refused by it and read by DuckDB), no ``Records`` key, a ``Records`` that is not an array,
+    a byte-order mark (simdjson skips it, DuckDB refuses the document) or a saturated size.
+    A valid document simdjson reads, DuckDB reads to the same count: both take the first of
+    duplicate keys, and simdjson checks the UTF-8 (the bytes are DuckDB's text)."""
+    if data.startswith(_BOM):
+        return None
+    try:
+        n = _length(parser.parse(data))  # the proxies go with _length's frame: the parser is free
+    except Exception:  # noqa: BLE001 - whatever simdjson refuses, DuckDB decides
+        return None
+    return None if n is None or n >= _SATURATED else n
+
+
+def _length(doc: Any) -> int | None:
+    arr = doc["Records"] if isinstance(doc, simdjson.Object) else None
+    return len(arr) if isinstance(arr, simdjson.Array) else None
 
 
 class GatedCloudTrail(NarrowCloudTrail):
