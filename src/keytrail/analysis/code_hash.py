@@ -14,11 +14,19 @@ from keytrail import __version__
 from keytrail.fingerprint import source_fingerprint
 
 
+def fingerprinted() -> list[Path]:
+    """The files :func:`code_fingerprint` hashes: the analysis package and the graph modules
+    whose rules its SQL embeds (the model's confidences, the classifier's holder and decision
+    SQL), so an upgrade that changes either is met by a fresh snapshot."""
+    root = Path(__file__).resolve().parent
+    graph = root.parent / "graph"
+    return sorted(root.rglob("*.py")) + [graph / "model.py", graph / "principal_class.py"]
+
+
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """A hash of the code whose answers the snapshot stores (analysis package, graph model)."""
-    root = Path(__file__).resolve().parent
-    files = sorted(root.rglob("*.py")) + [root.parent / "graph" / "model.py"]
+    """A hash of the code whose answers the snapshot stores (:func:`fingerprinted`)."""
+    package = Path(__file__).resolve().parents[1]
     return source_fingerprint(
-        __version__, ((f.relative_to(root.parent).as_posix(), f) for f in files)
+        __version__, ((f.relative_to(package).as_posix(), f) for f in fingerprinted())
     )
