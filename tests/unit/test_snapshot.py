@@ -380,3 +380,43 @@ def test_the_column_scores_are_every_rows_score() -> None:
         row_score({**r, "findings": f}) for r, f in zip(rows, found, strict=True)
     ]
     assert len({row_score({**r, "findings": 0}) for r in rows}) > 5
+
+
+def test_a_repeat_on_an_unchanged_case_reads_the_ranking_query_columns_back(
+    case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh of a case whose ranking is current and which no file came into since takes
+    the ranking query's columns from ``rank_cache`` (snapshot._stored_ranking): the query does
+    not run and every stored row is what it was, equal to the live ranking. Stored by other
+    analysis code, or with a file the last derive did not cover, the query runs again."""
+    import shutil
+
+    ran: list[CaseStore] = []
+    real = snapshot.rank_query_table
+
+    def counted(store: CaseStore) -> Any:
+        ran.append(store)
+        return real(store)
+
+    monkeypatch.setattr(snapshot, "rank_query_table", counted)
+    copy = Path(shutil.copy(case, tmp_path / "repeat.duckdb"))
+    tables = "SELECT * FROM rank_cache ORDER BY credential_id"
+    with CaseStore.open(copy, read_only=False) as store:
+        before = store.con.execute(tables).fetchall()
+        stored = snapshot._stored_ranking(store)
+        assert stored is not None and stored.num_rows == len(before)
+        by_id = [("credential_id", "ascending")]
+        assert stored.sort_by(by_id).equals(real(store).sort_by(by_id))  # values and types
+        snapshot.refresh(store)
+        assert len(ran) == 0 and store.con.execute(tables).fetchall() == before
+        assert [r.as_dict() for r in rank_credentials(store)] == _live_ranking(store)
+    _tamper(copy, "UPDATE case_meta SET value = 'other-code' WHERE key = 'snapshot.rank'")
+    with CaseStore.open(copy, read_only=False) as store:
+        assert snapshot._stored_ranking(store) is None
+        snapshot.refresh(store)
+        assert len(ran) == 1 and store.con.execute(tables).fetchall() == before
+    _tamper(copy, "UPDATE case_meta SET value = '0' WHERE key = 'derived.through_file_id'")
+    with CaseStore.open(copy, read_only=False) as store:
+        assert snapshot._stored_ranking(store) is None
+        snapshot.refresh(store)
+        assert len(ran) == 2 and store.con.execute(tables).fetchall() == before
