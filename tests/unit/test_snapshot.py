@@ -386,7 +386,8 @@ def test_a_repeat_on_an_unchanged_case_reads_the_ranking_query_columns_back(
     case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A refresh of a case whose ranking is current and which no file came into since takes
-    the ranking query's columns from ``rank_cache`` (snapshot._stored_ranking): the query does
+    the ranking query's columns from ``rank_cache`` (snapshot._ranking_unchanged, then
+    _stored_ranking on the pool; the old rows are deleted only in the write): the query does
     not run and every stored row is what it was, equal to the live ranking. Stored by other
     analysis code, or with a file the last derive did not cover, the query runs again."""
     import shutil
@@ -403,6 +404,7 @@ def test_a_repeat_on_an_unchanged_case_reads_the_ranking_query_columns_back(
     tables = "SELECT * FROM rank_cache ORDER BY credential_id"
     with CaseStore.open(copy, read_only=False) as store:
         before = store.con.execute(tables).fetchall()
+        assert snapshot._ranking_unchanged(store)
         stored = snapshot._stored_ranking(store)
         assert stored is not None and stored.num_rows == len(before)
         by_id = [("credential_id", "ascending")]
@@ -412,11 +414,27 @@ def test_a_repeat_on_an_unchanged_case_reads_the_ranking_query_columns_back(
         assert [r.as_dict() for r in rank_credentials(store)] == _live_ranking(store)
     _tamper(copy, "UPDATE case_meta SET value = 'other-code' WHERE key = 'snapshot.rank'")
     with CaseStore.open(copy, read_only=False) as store:
-        assert snapshot._stored_ranking(store) is None
+        assert not snapshot._ranking_unchanged(store)
         snapshot.refresh(store)
         assert len(ran) == 1 and store.con.execute(tables).fetchall() == before
-    _tamper(copy, "UPDATE case_meta SET value = '0' WHERE key = 'derived.through_file_id'")
+    # A refresh interrupted before its write leaves the old rows, but not their fingerprint:
+    # they are neither served nor read back by the next refresh.
+    live = snapshot.live_findings
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(snapshot, "live_findings", interrupted)
     with CaseStore.open(copy, read_only=False) as store:
-        assert snapshot._stored_ranking(store) is None
+        with pytest.raises(KeyboardInterrupt):
+            snapshot.refresh(store)
+        assert snapshot.rank_rows(store) is None and not snapshot._ranking_unchanged(store)
+    monkeypatch.setattr(snapshot, "live_findings", live)
+    with CaseStore.open(copy, read_only=False) as store:
         snapshot.refresh(store)
         assert len(ran) == 2 and store.con.execute(tables).fetchall() == before
+    _tamper(copy, "UPDATE case_meta SET value = '0' WHERE key = 'derived.through_file_id'")
+    with CaseStore.open(copy, read_only=False) as store:
+        assert not snapshot._ranking_unchanged(store)
+        snapshot.refresh(store)
+        assert len(ran) == 3 and store.con.execute(tables).fetchall() == before
