@@ -438,3 +438,30 @@ def test_a_repeat_on_an_unchanged_case_reads_the_ranking_query_columns_back(
         assert not snapshot._ranking_unchanged(store)
         snapshot.refresh(store)
         assert len(ran) == 3 and store.con.execute(tables).fetchall() == before
+
+
+def test_the_context_tables_are_made_on_both_cursors_at_once(
+    case: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside (the snapshot), the context tables that do not wait for the chain from
+    ``_kt_creds`` to ``_kt_agent_event`` are made on the second cursor while it runs
+    (``Context._owners``, ``_chains``); alone, every table on the one cursor; the same findings."""
+    made: dict[str, str] = {}
+    for step in ("_lineage", "_owners", "_chain_agents", "_chains", "_agent_events"):
+
+        def spy(cur: duckdb.DuckDBPyConnection, t: str, step: str = step) -> None:
+            made[step] = threading.current_thread().name
+            getattr(Context, f"_real{step}")(cur, t)
+
+        monkeypatch.setattr(Context, f"_real{step}", getattr(Context, step), raising=False)
+        monkeypatch.setattr(Context, step, staticmethod(spy))
+    main_thread = threading.main_thread().name
+    cfg = load_config(None)
+    with CaseStore.open(case, read_only=False) as store:
+        beside = [f.as_dict() for f in live_findings(store, cfg, beside=True)]
+        assert made["_owners"].startswith("kt-context") and made["_chains"] == made["_owners"]
+        assert made["_lineage"] == made["_chain_agents"] == made["_agent_events"] == main_thread
+        made.clear()
+        alone = [f.as_dict() for f in live_findings(store, cfg)]
+    assert set(made.values()) == {main_thread} and len(made) == 5
+    assert beside == alone
