@@ -380,3 +380,88 @@ def test_the_column_scores_are_every_rows_score() -> None:
         row_score({**r, "findings": f}) for r, f in zip(rows, found, strict=True)
     ]
     assert len({row_score({**r, "findings": 0}) for r in rows}) > 5
+
+
+def test_a_repeat_on_an_unchanged_case_reads_the_ranking_query_columns_back(
+    case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh of a case whose ranking is current and which no file came into since takes
+    the ranking query's columns from ``rank_cache`` (snapshot._ranking_unchanged, then
+    _stored_ranking on the pool; the old rows are deleted only in the write): the query does
+    not run and every stored row is what it was, equal to the live ranking. Stored by other
+    analysis code, or with a file the last derive did not cover, the query runs again."""
+    import shutil
+
+    ran: list[CaseStore] = []
+    real = snapshot.rank_query_table
+
+    def counted(store: CaseStore) -> Any:
+        ran.append(store)
+        return real(store)
+
+    monkeypatch.setattr(snapshot, "rank_query_table", counted)
+    copy = Path(shutil.copy(case, tmp_path / "repeat.duckdb"))
+    tables = "SELECT * FROM rank_cache ORDER BY credential_id"
+    with CaseStore.open(copy, read_only=False) as store:
+        before = store.con.execute(tables).fetchall()
+        assert snapshot._ranking_unchanged(store)
+        stored = snapshot._stored_ranking(store)
+        assert stored is not None and stored.num_rows == len(before)
+        by_id = [("credential_id", "ascending")]
+        assert stored.sort_by(by_id).equals(real(store).sort_by(by_id))  # values and types
+        snapshot.refresh(store)
+        assert len(ran) == 0 and store.con.execute(tables).fetchall() == before
+        assert [r.as_dict() for r in rank_credentials(store)] == _live_ranking(store)
+    _tamper(copy, "UPDATE case_meta SET value = 'other-code' WHERE key = 'snapshot.rank'")
+    with CaseStore.open(copy, read_only=False) as store:
+        assert not snapshot._ranking_unchanged(store)
+        snapshot.refresh(store)
+        assert len(ran) == 1 and store.con.execute(tables).fetchall() == before
+    # A refresh interrupted before its write leaves the old rows, but not their fingerprint:
+    # they are neither served nor read back by the next refresh.
+    live = snapshot.live_findings
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(snapshot, "live_findings", interrupted)
+    with CaseStore.open(copy, read_only=False) as store:
+        with pytest.raises(KeyboardInterrupt):
+            snapshot.refresh(store)
+        assert snapshot.rank_rows(store) is None and not snapshot._ranking_unchanged(store)
+    monkeypatch.setattr(snapshot, "live_findings", live)
+    with CaseStore.open(copy, read_only=False) as store:
+        snapshot.refresh(store)
+        assert len(ran) == 2 and store.con.execute(tables).fetchall() == before
+    _tamper(copy, "UPDATE case_meta SET value = '0' WHERE key = 'derived.through_file_id'")
+    with CaseStore.open(copy, read_only=False) as store:
+        assert not snapshot._ranking_unchanged(store)
+        snapshot.refresh(store)
+        assert len(ran) == 3 and store.con.execute(tables).fetchall() == before
+
+
+def test_the_context_tables_are_made_on_both_cursors_at_once(
+    case: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside (the snapshot), the context tables that do not wait for the chain from
+    ``_kt_creds`` to ``_kt_agent_event`` are made on the second cursor while it runs
+    (``Context._owners``, ``_chains``); alone, every table on the one cursor; the same findings."""
+    made: dict[str, str] = {}
+    for step in ("_lineage", "_owners", "_chain_agents", "_chains", "_agent_events"):
+
+        def spy(cur: duckdb.DuckDBPyConnection, t: str, step: str = step) -> None:
+            made[step] = threading.current_thread().name
+            getattr(Context, f"_real{step}")(cur, t)
+
+        monkeypatch.setattr(Context, f"_real{step}", getattr(Context, step), raising=False)
+        monkeypatch.setattr(Context, step, staticmethod(spy))
+    main_thread = threading.main_thread().name
+    cfg = load_config(None)
+    with CaseStore.open(case, read_only=False) as store:
+        beside = [f.as_dict() for f in live_findings(store, cfg, beside=True)]
+        assert made["_owners"].startswith("kt-context") and made["_chains"] == made["_owners"]
+        assert made["_lineage"] == made["_chain_agents"] == made["_agent_events"] == main_thread
+        made.clear()
+        alone = [f.as_dict() for f in live_findings(store, cfg)]
+    assert set(made.values()) == {main_thread} and len(made) == 5
+    assert beside == alone

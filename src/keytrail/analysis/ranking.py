@@ -28,6 +28,7 @@ from keytrail.graph.principal_class import holders
 from keytrail.timefmt import format_utc
 
 if TYPE_CHECKING:
+    import duckdb
     import pyarrow as pa
 
     from keytrail.analysis.findings import Finding
@@ -315,15 +316,29 @@ def rank_query_rows(
 def rank_query_table(store: CaseStore) -> pa.Table:
     """:func:`rank_query_rows` (no window, every confidence) as an Arrow table: the snapshot
     stores it as it is plus three columns, with no row ever a Python dict."""
-    sql = rank_sql("SELECT credential_id AS root FROM credentials", filtered=False, every_root=True)
-    args = params(None, None, "inferred")
     cur = store.cursor()
     try:
-        rel = cur.sql(sql, params={k: v for k, v in args.items() if f"${k}" in sql})
-        table: pa.Table = rel.to_arrow_table()  # duckdb>=2 (pyproject)
+        table: pa.Table = _rank_relation(cur).to_arrow_table()  # duckdb>=2 (pyproject)
         return table
     finally:
         cur.close()
+
+
+def rank_query_columns(store: CaseStore) -> list[tuple[str, str]]:
+    """The (name, DuckDB type) of every column of :func:`rank_query_table`, from binding the
+    query, not running it (the snapshot reads the stored columns back as these types)."""
+    cur = store.cursor()
+    try:
+        rel = _rank_relation(cur)
+        return [(c, str(t)) for c, t in zip(rel.columns, rel.types, strict=True)]
+    finally:
+        cur.close()
+
+
+def _rank_relation(cur: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+    sql = rank_sql("SELECT credential_id AS root FROM credentials", filtered=False, every_root=True)
+    args = params(None, None, "inferred")
+    return cur.sql(sql, params={k: v for k, v in args.items() if f"${k}" in sql})
 
 
 def with_findings(

@@ -67,7 +67,8 @@ def live_findings(
     try:
         if side_cur is not None:
             cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SHARED}")
-        ctx = Context(cur, cfg, baseline_until, shared=SHARED if side_cur is not None else None)
+        shared = SHARED if side_cur is not None else None
+        ctx = Context(cur, cfg, baseline_until, shared=shared, helper=side_cur)
         ctx.keep_raw_pass = keep_raw_pass
         ctx.raw_ready = raw_ready
         if side_cur is None:
