@@ -445,16 +445,19 @@ def test_the_context_tables_are_made_on_both_cursors_at_once(
 ) -> None:
     """Beside (the snapshot), the context tables that do not wait for the chain from
     ``_kt_creds`` to ``_kt_agent_event`` are made on the second cursor while it runs
-    (``Context._owners``, ``_chains``); alone, every table on the one cursor; the same findings."""
+    (``context_tables._owners``, ``_chains``); alone, every table on the one cursor; the same
+    findings."""
+    from keytrail.analysis.findings import context_tables
+
     made: dict[str, str] = {}
     for step in ("_lineage", "_owners", "_chain_agents", "_chains", "_agent_events"):
+        real = getattr(context_tables, step)
 
-        def spy(cur: duckdb.DuckDBPyConnection, t: str, step: str = step) -> None:
+        def spy(cur: duckdb.DuckDBPyConnection, t: str, step: str = step, real: Any = real) -> None:
             made[step] = threading.current_thread().name
-            getattr(Context, f"_real{step}")(cur, t)
+            real(cur, t)
 
-        monkeypatch.setattr(Context, f"_real{step}", getattr(Context, step), raising=False)
-        monkeypatch.setattr(Context, step, staticmethod(spy))
+        monkeypatch.setattr(context_tables, step, spy)
     main_thread = threading.main_thread().name
     cfg = load_config(None)
     with CaseStore.open(case, read_only=False) as store:
