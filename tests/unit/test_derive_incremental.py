@@ -140,8 +140,8 @@ def _check(
     if inventory is None:  # an inventory is loaded last: file ids line up only without one
         once = tmp / "once.duckdb"
         ingest(once, first + second)
-        _assert_same(
-            _dump(case, (*DERIVED, *INGESTED, "evidence")),
+        _assert_same(  # the grown case's derived tables as dumped above (not read twice)
+            got | _dump(case, (*INGESTED, "evidence")),
             _dump(once, (*DERIVED, *INGESTED, "evidence")),
         )
     return case
@@ -346,10 +346,11 @@ def test_an_ingest_stopped_before_its_finalize_is_derived_by_the_next(
     summary = ingest(case, _trail(b))
     assert {f.status for f in summary.files} == {"already-ingested"}
     assert incremental == [1]
-    _assert_same(_dump(case, DERIVED), _full_rederive(case, tmp_path))
+    got = _dump(case, DERIVED)
+    _assert_same(got, _full_rederive(case, tmp_path))
     once = tmp_path / "once.duckdb"
     ingest(once, _trail(a) + _others(a) + _trail(b))
-    _assert_same(_dump(case, (*DERIVED, *INGESTED)), _dump(once, (*DERIVED, *INGESTED)))
+    _assert_same(got | _dump(case, INGESTED), _dump(once, (*DERIVED, *INGESTED)))
 
 
 def _facts(case: Path, key: str) -> tuple[Any, ...] | None:
@@ -440,7 +441,8 @@ def test_an_ingest_killed_after_refreshing_the_facts_leaves_them_as_before(
     monkeypatch.setattr(principal_class, "classify_credentials", real)
     ingest(case, trail[-2:])
     assert incremental == [1]  # the first ingest only: both later ones derive incrementally
-    _assert_same(_dump(case, DERIVED), _full_rederive(case, tmp_path))
+    got = _dump(case, DERIVED)
+    _assert_same(got, _full_rederive(case, tmp_path))
     once = tmp_path / "once.duckdb"
     ingest(once, trail[:-2] + _others(a) + trail[-2:])
-    _assert_same(_dump(case, (*DERIVED, *INGESTED)), _dump(once, (*DERIVED, *INGESTED)))
+    _assert_same(got | _dump(case, INGESTED), _dump(once, (*DERIVED, *INGESTED)))

@@ -197,7 +197,8 @@ def test_a_vault_and_agent_ingest_stopped_before_its_finalize(
     summary = ingest(case, [two, *agents])
     assert {f.status for f in summary.files} == {"already-ingested"}
     assert incremental == [1]
-    _assert_same(_dump(case, DERIVED), _full_rederive(case, tmp_path))
+    got = _dump(case, DERIVED)
+    _assert_same(got, _full_rederive(case, tmp_path))
     once = tmp_path / "once.duckdb"
     ingest(once, [*_trail(a), one, two, *agents])
-    _assert_same(_dump(case, (*DERIVED, *INGESTED)), _dump(once, (*DERIVED, *INGESTED)))
+    _assert_same(got | _dump(case, INGESTED), _dump(once, (*DERIVED, *INGESTED)))
