@@ -176,7 +176,7 @@ def test_generated_sets_of_two_seeds(
 def test_generated_set_split_by_day_shares_credentials(
     tmp_path: Path, gen_root: Path, incremental: list[int]
 ) -> None:
-    a = _gen(gen_root, 5, 12000)
+    a = _gen(gen_root, 5, 6000)
     trail = _trail(a)
     assert len(trail) >= 3
     case = _check(tmp_path, trail[:-2] + _others(a), trail[-2:], incremental, None)
@@ -224,7 +224,7 @@ def test_new_cloudtrail_names_of_old_vault_issues(
     in the first ingest), by old keys and by keys only the new file shows: the name rule is
     matched again for the keys the new events use, and the walks read the other keys' Vault
     pairs from their unchanged MINTED links; every derived row equals both oracles'."""
-    a = _gen(gen_root, 5, 12000)
+    a = _gen(gen_root, 5, 6000)
     trail = _trail(a)
     late = _vault_named_copies(trail, tmp_path / "late")
     case = _check(tmp_path, trail + _others(a), [late], incremental, None)
@@ -369,7 +369,7 @@ def test_new_events_change_the_stored_facts_of_old_and_new_keys(
     """``credential_facts`` is kept between ingests: a new MFA console call of an old key changes
     that key's stored facts (and its decision), and a key only the new file shows gets a row;
     every other key's row is read as stored. Both oracles see the same rows."""
-    a = _gen(gen_root, 5, 12000)
+    a = _gen(gen_root, 5, 6000)
     trail = _trail(a)
     with gzip.open(trail[0], "rt") as f:
         old = json.load(f)["Records"][0]
@@ -421,7 +421,7 @@ def test_an_ingest_killed_after_refreshing_the_facts_leaves_them_as_before(
     the next ingest derives its files with the rows of both oracles."""
     from keytrail.graph import principal_class
 
-    a = _gen(gen_root, 5, 12000)
+    a = _gen(gen_root, 5, 6000)
     trail = _trail(a)
     case = tmp_path / "case.duckdb"
     ingest(case, trail[:-2] + _others(a))

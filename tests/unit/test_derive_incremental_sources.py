@@ -54,7 +54,7 @@ def test_vault_and_agent_files_after_the_cloudtrail(
     """The Vault log and the agent logs a day after the CloudTrail: Vault issues of keys that
     already sign old CloudTrail events (the AWS engine's names matched against old events),
     agent logs naming old credentials, tool calls followed by old API calls."""
-    a = _gen(gen_root, 5, 12000)
+    a = _gen(gen_root, 5, 6000)
     case = _check(tmp_path, _trail(a), _others(a), incremental, None)
     vault_named = _scalar(
         case,
@@ -101,7 +101,7 @@ def test_vault_log_split_across_two_ingests(
 ) -> None:
     """Child tokens of old tokens, old tokens used by new requests, and request/response pairs
     cut across the two ingests (either way round): the same rows as one ingest of both."""
-    a = _gen(gen_root, 5, 12000)
+    a = _gen(gen_root, 5, 6000)
     agents = [p for p in _others(a) if "/agents/" in p.as_posix()]
     one, two = _split_vault(next((a / "vault").rglob("*.log")), tmp_path / "vsplit")
     case = _check(tmp_path, _trail(a) + agents + [one], [two], incremental, None)
@@ -180,7 +180,7 @@ def test_a_vault_and_agent_ingest_stopped_before_its_finalize(
     """Vault and agent files committed by an ingest that died in its end-of-ingest steps (as
     after a kill -9 there: the cross-file pairing rolled back with them) are derived by the next
     ingest, which finds them loaded: the rows of a full rebuild and of one ingest of all."""
-    a = _gen(gen_root, 5, 12000)
+    a = _gen(gen_root, 5, 6000)
     one, two = _split_vault(next((a / "vault").rglob("*.log")), tmp_path / "vsplit")
     agents = [p for p in _others(a) if "/agents/" in p.as_posix()]
     case = tmp_path / "case.duckdb"
