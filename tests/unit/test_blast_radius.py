@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -223,9 +223,11 @@ def test_shared_values_found_by_colliding_keys_count_the_same(tmp_path: Path, ke
     keys = ("resources", "accounts", "principals", "events", "credentials_minted")
     roots = "SELECT credential_id AS root FROM credentials"
 
-    def counts(s: CaseStore, shared_key: str, since: object) -> dict[str, dict[str, object]]:
+    def counts(
+        s: CaseStore, shared_key: str, since: datetime | None
+    ) -> dict[str, dict[str, object]]:
         sql = rank_sql(roots, filtered=since is not None, every_root=True, shared_key=shared_key)
-        rows = query(s, sql, params(since, None, "inferred"))  # type: ignore[arg-type]
+        rows = query(s, sql, params(since, None, "inferred"))
         return {r["credential_id"]: {k: r[k] for k in keys} for r in rows}
 
     s = incident(tmp_path / "case.duckdb")
