@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -208,6 +208,43 @@ def test_repeated_value_rows_are_counted_once(tmp_path: Path) -> None:
         after = {r["credential_id"]: {k: r[k] for k in keys} for r in rank_query_rows(s)}
         assert any(v["resources"] and v["principals"] for v in before.values())
         assert after == before
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("key", ["0", "length({v})", "left({v}, 12)"])
+def test_shared_values_found_by_colliding_keys_count_the_same(tmp_path: Path, key: str) -> None:
+    """The every-credential ranking finds the shared values by a key of the value (its hash,
+    ranking.SHARED_KEY), not the value: a key one row alone has is a value in one row, and the
+    rows of any other key go through the distinct count. Keys that collide (all, by length, by
+    prefix) give the counts the value itself gives, windowed or not, with repeated edge rows."""
+    from keytrail.analysis.ranking import SHARED_KEY, params, query, rank_sql
+
+    keys = ("resources", "accounts", "principals", "events", "credentials_minted")
+    roots = "SELECT credential_id AS root FROM credentials"
+
+    def counts(
+        s: CaseStore, shared_key: str, since: datetime | None
+    ) -> dict[str, dict[str, object]]:
+        sql = rank_sql(roots, filtered=since is not None, every_root=True, shared_key=shared_key)
+        rows = query(s, sql, params(since, None, "inferred"))
+        return {r["credential_id"]: {k: r[k] for k in keys} for r in rows}
+
+    s = incident(tmp_path / "case.duckdb")
+    try:
+        for since in (T0 - timedelta(days=1), None):  # the values from the events, the links
+            exact = counts(s, "{v}", since)
+            assert any(v["resources"] and v["principals"] for v in exact.values())
+            assert counts(s, key, since) == exact
+            assert counts(s, SHARED_KEY, since) == exact
+        s.close()
+        with CaseStore.open(tmp_path / "case.duckdb", read_only=False) as w:
+            w.con.execute(
+                """INSERT INTO links SELECT * REPLACE ('repeated: ' || reason AS reason)
+                   FROM links WHERE kind IN ('ACTED_ON', 'AUTHENTICATES_AS')"""
+            )
+        s = CaseStore.open(tmp_path / "case.duckdb")
+        assert counts(s, key, None) == counts(s, SHARED_KEY, None) == exact  # links' counts
     finally:
         s.close()
 

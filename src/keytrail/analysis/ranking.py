@@ -87,19 +87,30 @@ _dcount_one = """dcount AS (
 #: value that only one credential has (most resources: an object key, a session's own ARN) is
 #: counted once by each root whose closure holds that credential, with no de-duplication: only
 #: the values several credentials share go through the distinct count. ``clo`` is a set (UNION)
-#: and ``dv`` one row per value, so the sum is the distinct count (NULL, which count(DISTINCT)
-#: skips, is left out).
-#: Which values are shared is one grouping by value (``dv``: how many rows of ``dims`` have it,
-#: and the least credential), not a window over every row partitioned by value: the window
-#: sorted 800k rows of text at 1M events (1.7 -> 1.35 CPU-s for the whole query, the same rows).
+#: and a ``dv`` group of one row one value, so the sum is the distinct count (NULL, which
+#: count(DISTINCT) skips, is left out).
+#: Which values are shared is one grouping (``dv``: how many rows of ``dims`` have it, and the
+#: least credential), not a window over every row partitioned by value: the window sorted 800k
+#: rows of text at 1M events (1.7 -> 1.35 CPU-s for the whole query, the same rows). It groups by
+#: the value's hash (:data:`SHARED_KEY`), not the text: at 1M events 887k rows make 715k groups,
+#: nearly all of one row, and a hash table of 715k long texts (copied, compared) cost a quarter
+#: of the query (0.41 of 1.3-1.6 CPU-s). A hash that one row alone has is a value in one row
+#: (equal values hash alike), so the first way is exact; the rows of any other hash, values shared
+#: or merely colliding, go through the distinct count, which is exact for any value.
 #: ``dims`` is not made distinct (a UNION's grouping of 800k rows of three texts, a fifth of the
 #: query at 1M events): a value in one row is one credential's, and a value in several rows goes
 #: through the distinct count even when they are one credential's repeated (the graph derive
 #: makes one edge per pair, so that does not happen in a case it made): each value is counted
 #: on exactly one of the two ways, once per root whose closure holds a credential that has it.
-_dcount_every = """dv AS (
-        SELECT dim, v, count(*) AS k, min(credential_id) AS c FROM dims WHERE v IS NOT NULL
-        GROUP BY dim, v
+SHARED_KEY = "hash({v})"
+
+
+def _dcount_every(key: str = SHARED_KEY) -> str:
+    """The every-root ``dv`` and ``dcount`` CTEs, values grouped by ``key`` (a SQL template of
+    ``{v}``: equal values must give equal keys; unequal ones may too)."""
+    return f"""dv AS (
+        SELECT dim, {key.format(v="v")} AS h, count(*) AS k, min(credential_id) AS c FROM dims
+        WHERE v IS NOT NULL GROUP BY dim, h
       ), dcount AS (
         SELECT root, dim, sum(n)::BIGINT AS n FROM (
           SELECT clo.root, u.dim, u.n FROM clo JOIN (
@@ -108,7 +119,9 @@ _dcount_every = """dv AS (
           UNION ALL
           SELECT clo.root, s.dim, count(DISTINCT s.v) FROM clo JOIN (
             SELECT d.credential_id, d.dim, d.v FROM dims d
-            SEMI JOIN (SELECT dim, v FROM dv WHERE k > 1) x ON x.dim = d.dim AND x.v = d.v) s
+            SEMI JOIN (SELECT dim, h FROM dv WHERE k > 1) x
+              ON x.dim = d.dim AND x.h = {key.format(v="d.v")}
+            WHERE d.v IS NOT NULL) s
             ON s.credential_id = clo.credential_id GROUP BY clo.root, s.dim)
         GROUP BY root, dim"""
 
@@ -149,7 +162,9 @@ def _same_key() -> str:
     return " AND ".join(f"c.{k} IS NOT DISTINCT FROM e.{k}" for k in _KEY.split(", "))
 
 
-def rank_sql(roots_sql: str, *, filtered: bool = True, every_root: bool = False) -> str:
+def rank_sql(
+    roots_sql: str, *, filtered: bool = True, every_root: bool = False, shared_key: str = SHARED_KEY
+) -> str:
     """The ranking query. Events are first grouped by (credential, action, outcome, ...), and the
     action classifiers run once per distinct (action, outcome, ...) of those rows (``cls``), not
     once per event or per credential. Without a time filter
@@ -159,7 +174,8 @@ def rank_sql(roots_sql: str, *, filtered: bool = True, every_root: bool = False)
     ``every_root``: the roots are every credential, so nearly every event's credential is in the
     closure; the closure test then runs on the grouped rows (a seventh of the events at 1M)
     instead of on every event (the same rows: it tests a grouping column). One root keeps the
-    test before grouping, where it drops all but that root's events."""
+    test before grouping, where it drops all but that root's events. ``shared_key``: what
+    ``every_root`` groups the values by to find the shared ones (:func:`_dcount_every`)."""
     in_clo = "e.credential_id IN (SELECT credential_id FROM clo)"
     ev_in_clo, grp_in_clo = ("TRUE", in_clo) if every_root else (in_clo, "TRUE")
     if filtered:
@@ -202,7 +218,7 @@ def rank_sql(roots_sql: str, *, filtered: bool = True, every_root: bool = False)
                sum(ev.permission_changes) AS permission_changes, sum(ev.secrets_read) AS secrets_read,
                sum(ev.denied) AS denied
         FROM clo JOIN ev ON ev.credential_id = clo.credential_id GROUP BY clo.root
-      ), {_dcount_every if every_root else _dcount_one}
+      ), {_dcount_every(shared_key) if every_root else _dcount_one}
       ), dagg AS (
         SELECT root, sum(n) FILTER (WHERE dim = 'r') AS resources, sum(n) FILTER (WHERE dim = 'a') AS accounts,
                sum(n) FILTER (WHERE dim = 'p') AS principals
