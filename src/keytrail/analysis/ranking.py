@@ -340,15 +340,12 @@ def rank_query_table(store: CaseStore) -> pa.Table:
         cur.close()
 
 
-def rank_query_columns(store: CaseStore) -> list[tuple[str, str]]:
+def rank_query_columns(cur: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     """The (name, DuckDB type) of every column of :func:`rank_query_table`, from binding the
-    query, not running it (the snapshot reads the stored columns back as these types)."""
-    cur = store.cursor()
-    try:
-        rel = _rank_relation(cur)
-        return [(c, str(t)) for c, t in zip(rel.columns, rel.types, strict=True)]
-    finally:
-        cur.close()
+    query on ``cur``, not running it (the snapshot reads the stored columns back as these
+    types)."""
+    rel = _rank_relation(cur)
+    return [(c, str(t)) for c, t in zip(rel.columns, rel.types, strict=True)]
 
 
 def _rank_relation(cur: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:

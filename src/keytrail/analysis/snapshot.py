@@ -337,9 +337,9 @@ def _stored_ranking(store: CaseStore) -> pa.Table | None:
     """The ranking query's columns of ``rank_cache`` as the query's types (``None``: the table of
     an older case lacks one). Read on the pool beside the context tables; the refresh deletes
     the rows only in its write."""
-    cols = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in rank_query_columns(store))
-    cur = store.cursor()
+    cur = store.cursor()  # one cursor binds the query and reads the rows
     try:  # in any order, as the query's: the table is aligned with columns made from its own
+        cols = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in rank_query_columns(cur))
         table: pa.Table = cur.sql(f"SELECT {cols} FROM rank_cache").to_arrow_table()
     except duckdb.Error:
         return None
