@@ -174,15 +174,22 @@ def test_a_new_agent_record_renames_old_events(tmp_path: Path, incremental: list
     assert moved == len(renamed) and same == 1, (moved, same)
 
 
+@pytest.mark.parametrize("with_inventory", [False, True])
 def test_a_vault_and_agent_ingest_stopped_before_its_finalize(
-    tmp_path: Path, gen_root: Path, incremental: list[int], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    gen_root: Path,
+    incremental: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    with_inventory: bool,
 ) -> None:
-    """Vault and agent files committed by an ingest that died in its end-of-ingest steps (as
-    after a kill -9 there: the cross-file pairing rolled back with them) are derived by the next
-    ingest, which finds them loaded: the rows of a full rebuild and of one ingest of all."""
+    """Vault and agent files (and an inventory) committed by an ingest that died in its
+    end-of-ingest steps (as after a kill -9 there: the cross-file pairing rolled back with them)
+    are derived by the next ingest, which finds them loaded: the rows of a full rebuild and of
+    one ingest of all."""
     a = _gen(gen_root, 5, 6000)
     one, two = _split_vault(next((a / "vault").rglob("*.log")), tmp_path / "vsplit")
     agents = [p for p in _others(a) if "/agents/" in p.as_posix()]
+    inv = [a / "inventory.toml"] if with_inventory else []
     case = tmp_path / "case.duckdb"
     ingest(case, _trail(a) + [one])
     real = finalize_mod.derive_since
@@ -192,15 +199,15 @@ def test_a_vault_and_agent_ingest_stopped_before_its_finalize(
 
     monkeypatch.setattr(finalize_mod, "derive_since", dies)
     with pytest.raises(KeyboardInterrupt):
-        ingest(case, [two, *agents])
+        ingest(case, [two, *agents], inventory=inv)
     monkeypatch.setattr(finalize_mod, "derive_since", real)
-    summary = ingest(case, [two, *agents])
+    summary = ingest(case, [two, *agents], inventory=inv)
     assert {f.status for f in summary.files} == {"already-ingested"}
     assert incremental == [1]
     got = _dump(case, DERIVED)
     _assert_same(got, _full_rederive(case, tmp_path))
     once = tmp_path / "once.duckdb"
-    ingest(once, [*_trail(a), one, two, *agents])
+    ingest(once, [*_trail(a), one, two, *agents], inventory=inv)
     _assert_same(got | _dump(case, INGESTED), _dump(once, (*DERIVED, *INGESTED)))
 
 
