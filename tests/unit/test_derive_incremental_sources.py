@@ -291,3 +291,39 @@ def test_an_inventory_alone_after_the_whole_case(
     ingest(case, [], inventory=[a / "inventory.toml"])
     assert incremental == [1]
     _assert_same(_dump(case, DERIVED), _full_rederive(case, tmp_path))
+
+
+def test_an_inventory_alone_renames_old_agent_events(
+    tmp_path: Path, incremental: list[int]
+) -> None:
+    """Old native-log events name an agent by the name an inventory gives it later: the
+    inventory alone moves them to its id (SAME_AGENT, every agent-keyed row and the calls'
+    causes with them), incrementally, as a full rebuild and one ingest of all have it."""
+    native = SAMPLE / "agents" / "native" / "vendor-sync.jsonl"
+    lines = native.read_text().splitlines()
+    alias = tmp_path / "alias" / "ledger.jsonl"
+    alias.parent.mkdir()
+    alias.write_text(
+        "".join(
+            json.dumps(json.loads(line) | {"agent_id": "Ledger Reconciler", "event_id": f"a{n}"})
+            + "\n"
+            for n, line in enumerate(lines)
+        )
+    )
+    case = _grown(
+        tmp_path,
+        _trail(SAMPLE) + _others(SAMPLE) + [alias],
+        [],
+        SAMPLE / "inventory.toml",
+        incremental,
+    )
+    moved = _scalar(
+        case,
+        "SELECT count(*) FROM events WHERE agent_id = 'ledger-reconciler' "
+        "AND details->>'agent_id_logged' = 'Ledger Reconciler'",
+    )
+    same = _scalar(
+        case,
+        "SELECT count(*) FROM links WHERE kind = 'SAME_AGENT' AND src = 'Ledger Reconciler'",
+    )
+    assert moved == len(lines) and same == 1, (moved, same)
