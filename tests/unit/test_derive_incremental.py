@@ -297,7 +297,7 @@ def test_a_second_ingest_of_the_same_files_changes_nothing(
     assert _dump(case, (*DERIVED, *INGESTED)) == before
 
 
-def test_inventory_files_or_a_large_share_rebuild_in_full(
+def test_policy_files_or_a_large_share_rebuild_in_full(
     tmp_path: Path, gen_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     full: list[int] = []
@@ -311,7 +311,9 @@ def test_inventory_files_or_a_large_share_rebuild_in_full(
     assert full == [1, 1]
     ingest(case, _others(a))  # Vault and agent files: a small share, incremental
     assert full == [1, 1]
-    ingest(case, [], inventory=[a / "inventory.toml"])  # declares identities for every agent
+    ingest(case, [], inventory=[a / "inventory.toml"])  # inventory rows: incremental too
+    assert full == [1, 1]
+    ingest(case, [REPO / "sample_data" / "policies"])  # a policy file: the full rebuild
     assert full == [1, 1, 1]
     b = _gen(gen_root, 4, 2000)
     monkeypatch.setattr(derive_incr, "MAX_NEW_SHARE", 1.0)

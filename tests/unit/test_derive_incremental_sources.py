@@ -5,7 +5,7 @@ one ingest of both parts).
 Cases: the Vault and agent logs a day after the CloudTrail; a Vault log cut in two with a
 request/response pair split each way; the sample incident's agent logs or Vault log second; an
 OTLP record that renames old agent events; a Vault and agent ingest that died in its
-end-of-ingest steps.
+end-of-ingest steps; an inventory with the Vault and agent logs after the CloudTrail, or alone.
 """
 
 from __future__ import annotations
@@ -174,15 +174,22 @@ def test_a_new_agent_record_renames_old_events(tmp_path: Path, incremental: list
     assert moved == len(renamed) and same == 1, (moved, same)
 
 
+@pytest.mark.parametrize("with_inventory", [False, True])
 def test_a_vault_and_agent_ingest_stopped_before_its_finalize(
-    tmp_path: Path, gen_root: Path, incremental: list[int], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    gen_root: Path,
+    incremental: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    with_inventory: bool,
 ) -> None:
-    """Vault and agent files committed by an ingest that died in its end-of-ingest steps (as
-    after a kill -9 there: the cross-file pairing rolled back with them) are derived by the next
-    ingest, which finds them loaded: the rows of a full rebuild and of one ingest of all."""
+    """Vault and agent files (and an inventory) committed by an ingest that died in its
+    end-of-ingest steps (as after a kill -9 there: the cross-file pairing rolled back with them)
+    are derived by the next ingest, which finds them loaded: the rows of a full rebuild and of
+    one ingest of all."""
     a = _gen(gen_root, 5, 6000)
     one, two = _split_vault(next((a / "vault").rglob("*.log")), tmp_path / "vsplit")
     agents = [p for p in _others(a) if "/agents/" in p.as_posix()]
+    inv = [a / "inventory.toml"] if with_inventory else []
     case = tmp_path / "case.duckdb"
     ingest(case, _trail(a) + [one])
     real = finalize_mod.derive_since
@@ -192,13 +199,131 @@ def test_a_vault_and_agent_ingest_stopped_before_its_finalize(
 
     monkeypatch.setattr(finalize_mod, "derive_since", dies)
     with pytest.raises(KeyboardInterrupt):
-        ingest(case, [two, *agents])
+        ingest(case, [two, *agents], inventory=inv)
     monkeypatch.setattr(finalize_mod, "derive_since", real)
-    summary = ingest(case, [two, *agents])
+    summary = ingest(case, [two, *agents], inventory=inv)
     assert {f.status for f in summary.files} == {"already-ingested"}
     assert incremental == [1]
     got = _dump(case, DERIVED)
     _assert_same(got, _full_rederive(case, tmp_path))
     once = tmp_path / "once.duckdb"
-    ingest(once, [*_trail(a), one, two, *agents])
+    ingest(once, [*_trail(a), one, two, *agents], inventory=inv)
     _assert_same(got | _dump(case, INGESTED), _dump(once, (*DERIVED, *INGESTED)))
+
+
+# An inventory with the Vault and agent logs, after the CloudTrail (the usual order of an
+# investigation). Its rows are read by the agents' merge (aliases by name), the inventory USES,
+# the principals and their decisions (all rebuilt whole then), and by the console-session rule of
+# the credential decisions (an identity declared for an agent: a person used it), which reads a
+# role's name whatever its account: a declared role of another account changes a console
+# session's decision with no USES edge to show it. The one-ingest oracle loads its inventory
+# last as well, so the file ids line up.
+
+#: An Identity Center console session of the sample (its role is in account 418295730164).
+SSO_KEY = "ASIAPWBXYZZP45VEIFM4"
+SSO_ROLE = "AWSReservedSSO_AdministratorAccess_5b1c0e7f3a2d9c41"
+
+
+def _grown(
+    tmp: Path, first: list[Path], second: list[Path], inventory: Path, full: list[int]
+) -> Path:
+    """Ingest ``first``, then ``second`` with ``inventory`` (incrementally: ``full`` counts the
+    full derives): the same rows as a full rebuild and as one ingest of all of it."""
+    case = tmp / "grown.duckdb"
+    ingest(case, first)
+    ingest(case, second, inventory=[inventory])
+    assert full == [1], "the second ingest rebuilt the graph in full"
+    got = _dump(case, DERIVED)
+    assert sum(len(v) for v in got.values()) > 0
+    _assert_same(got, _full_rederive(case, tmp))
+    once = tmp / "once.duckdb"
+    ingest(once, first + second, inventory=[inventory])
+    _assert_same(
+        got | _dump(case, (*INGESTED, "evidence")),
+        _dump(once, (*DERIVED, *INGESTED, "evidence")),
+    )
+    return case
+
+
+def test_sample_inventory_vault_and_agents_after_the_cloudtrail(
+    tmp_path: Path, incremental: list[int]
+) -> None:
+    """The sample incident's CloudTrail, then its Vault and agent logs with its inventory, plus
+    an agent declaring a role of another account named as an Identity Center role the trail has
+    a console session of: that session's decision changes (declared), nothing else says so."""
+    inventory = tmp_path / "inventory.toml"
+    inventory.write_text(
+        (SAMPLE / "inventory.toml").read_text()
+        + '\n[[agents]]\nid = "sso-helper"\nname = "SSO Helper"\n'
+        + f'identities = ["arn:aws:iam::999999999999:role/{SSO_ROLE}"]\n'
+    )
+    case = _grown(tmp_path, _trail(SAMPLE), _others(SAMPLE), inventory, incremental)
+    con = duckdb.connect(str(case), read_only=True)
+    try:
+        row = con.execute(
+            "SELECT person, reason FROM principal_classes WHERE subject = ?", [SSO_KEY]
+        ).fetchone()
+        uses = con.execute(
+            "SELECT count(*) FROM links WHERE kind = 'USES' AND dst = ?", [SSO_KEY]
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None and "declared for an agent" in row[1], row
+    assert uses == (0,)
+
+
+def test_generated_inventory_vault_and_agents_after_the_cloudtrail(
+    tmp_path: Path, gen_root: Path, incremental: list[int]
+) -> None:
+    """A generated set (agents named by the inventory, tool calls on old targets): the same."""
+    a = _gen(gen_root, 5, 6000)
+    _grown(tmp_path, _trail(a), _others(a), a / "inventory.toml", incremental)
+
+
+def test_an_inventory_alone_after_the_whole_case(
+    tmp_path: Path, gen_root: Path, incremental: list[int]
+) -> None:
+    """Only an inventory, after the logs it names (its agents' names merge old agent events):
+    still incremental, the rows of a full rebuild."""
+    a = _gen(gen_root, 3, 4000)
+    case = tmp_path / "case.duckdb"
+    ingest(case, _trail(a) + _others(a))
+    ingest(case, [], inventory=[a / "inventory.toml"])
+    assert incremental == [1]
+    _assert_same(_dump(case, DERIVED), _full_rederive(case, tmp_path))
+
+
+def test_an_inventory_alone_renames_old_agent_events(
+    tmp_path: Path, incremental: list[int]
+) -> None:
+    """Old native-log events name an agent by the name an inventory gives it later: the
+    inventory alone moves them to its id (SAME_AGENT, every agent-keyed row and the calls'
+    causes with them), incrementally, as a full rebuild and one ingest of all have it."""
+    native = SAMPLE / "agents" / "native" / "vendor-sync.jsonl"
+    lines = native.read_text().splitlines()
+    alias = tmp_path / "alias" / "ledger.jsonl"
+    alias.parent.mkdir()
+    alias.write_text(
+        "".join(
+            json.dumps(json.loads(line) | {"agent_id": "Ledger Reconciler", "event_id": f"a{n}"})
+            + "\n"
+            for n, line in enumerate(lines)
+        )
+    )
+    case = _grown(
+        tmp_path,
+        _trail(SAMPLE) + _others(SAMPLE) + [alias],
+        [],
+        SAMPLE / "inventory.toml",
+        incremental,
+    )
+    moved = _scalar(
+        case,
+        "SELECT count(*) FROM events WHERE agent_id = 'ledger-reconciler' "
+        "AND details->>'agent_id_logged' = 'Ledger Reconciler'",
+    )
+    same = _scalar(
+        case,
+        "SELECT count(*) FROM links WHERE kind = 'SAME_AGENT' AND src = 'Ledger Reconciler'",
+    )
+    assert moved == len(lines) and same == 1, (moved, same)

@@ -38,34 +38,57 @@ _API = "(f.source IN ('vault', 'cloudtrail') OR f.action = 'mcp:tools/call')"
 _BUCKET = f"epoch({{t}})::BIGINT // {WINDOW_S}"
 
 
+def _limit(con: duckdb.DuckDBPyConnection) -> float:
+    """The seconds of the case's time the windows may cover (:data:`MAX_WINDOW_SHARE`)."""
+    span = con.execute(
+        "SELECT epoch(max(time)) - epoch(min(time)) FROM events WHERE time IS NOT NULL"
+    ).fetchone()
+    return MAX_WINDOW_SHARE * float(span[0] if span and span[0] is not None else 0)
+
+
+def _too_wide(con: duckdb.DuckDBPyConnection, tools: str, limit: float) -> bool:
+    """Whether the windows of the tool calls in ``tools`` cover more than ``limit`` seconds."""
+    covered = con.execute(
+        f"SELECT count(DISTINCT {_BUCKET.format(t='time')} + d) FROM {tools}, "
+        "(SELECT unnest([-1, 0, 1]) AS d)"
+    ).fetchone()
+    return bool(covered and covered[0] * WINDOW_S > limit)
+
+
+#: The tool calls among a table of ``event_uid`` (``{effects}``), as :func:`windows` steps them.
+_TOOLS_OF = f"""
+    SELECT e.event_uid, e.time, e.format, e.trace_id, e.span_id FROM events e
+    WHERE e.source = 'agent' AND {_TOOL} AND e.time IS NOT NULL
+      AND e.event_uid IN (SELECT event_uid FROM {{effects}})"""
+
+
+def too_wide(con: duckdb.DuckDBPyConnection, new: str) -> bool:
+    """Whether the windows of the tool calls in ``new`` (a table of ``event_uid``) alone cover
+    more than :data:`MAX_WINDOW_SHARE` of the case's time: then :func:`windows` of any set that
+    holds them returns False in its first step (its windows cover at least these), and the
+    caller may rebuild every call's links without making the set."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _kt_inc_step AS {_TOOLS_OF.format(effects=new)}")
+    return _too_wide(con, "_kt_inc_step", _limit(con))
+
+
 def windows(con: duckdb.DuckDBPyConnection, effects: str) -> bool:
     """Add to ``effects`` (a table of ``event_uid``) every call a tool call in it may have
     caused, until no new tool call is added; False (the table half filled) when the windows
     cover more than :data:`MAX_WINDOW_SHARE` of the case's time."""
-    span = con.execute(
-        "SELECT epoch(max(time)) - epoch(min(time)) FROM events WHERE time IS NOT NULL"
-    ).fetchone()
-    limit = MAX_WINDOW_SHARE * float(span[0] if span and span[0] is not None else 0)
+    limit = _limit(con)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _kt_inc_tools AS "
         "SELECT event_uid, time, format, trace_id, span_id FROM events WHERE false"
     )
     while True:
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _kt_inc_step AS
-            SELECT e.event_uid, e.time, e.format, e.trace_id, e.span_id FROM events e
-            WHERE e.source = 'agent' AND {_TOOL} AND e.time IS NOT NULL
-              AND e.event_uid IN (SELECT event_uid FROM {effects})
+            CREATE OR REPLACE TEMP TABLE _kt_inc_step AS {_TOOLS_OF.format(effects=effects)}
               AND e.event_uid NOT IN (SELECT event_uid FROM _kt_inc_tools)""")
         step = con.execute("SELECT count(*), min(time), max(time) FROM _kt_inc_step").fetchone()
         if not step or not step[0]:
             return True
         con.execute("INSERT INTO _kt_inc_tools SELECT * FROM _kt_inc_step")
-        covered = con.execute(
-            f"SELECT count(DISTINCT {_BUCKET.format(t='time')} + d) FROM _kt_inc_tools, "
-            "(SELECT unnest([-1, 0, 1]) AS d)"
-        ).fetchone()
-        if covered and covered[0] * WINDOW_S > limit:
+        if _too_wide(con, "_kt_inc_tools", limit):
             return False
         # The bucket join finds every call within [start - SKEW_S, start + WINDOW_S] of a tool
         # call (three buckets around its own); the range lets the scan skip row groups.

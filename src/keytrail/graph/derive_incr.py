@@ -16,7 +16,9 @@ gave a new file's request time (:data:`PAIRED_SINCE`).
   otherwise only the keys above, and the walks read the other keys' Vault pairs back from their
   MINTED links);
 - ``MINTED`` (in-edges) and ``AUTHENTICATES_AS``: the same keys less those only new agent events
-  name: both read a key's issue rows and CloudTrail and Vault events, never an agent event;
+  name: both read a key's issue rows and CloudTrail and Vault events, never an agent event
+  (MINTED also the keys the AWS-engine rule pairs with a new issue; AUTHENTICATES_AS reads no
+  such pair);
 - ``ACTED_ON``: the (credential, resource) pairs of the new events (an edge is one pair's events),
   the new rows added onto the stored edge when they all follow it
   (:mod:`keytrail.graph.acted_on_incr`);
@@ -36,11 +38,15 @@ gave a new file's request time (:data:`PAIRED_SINCE`).
   ``DELEGATED``, the inventory ``USES``, the logged ``USES`` and ``SAME_AGENT`` (when agent or
   Vault events are new), the principals' decisions, the issue facts.
 
-What does not fit these rules (an inventory or policy file, which changes the rules for every
-credential and agent; a case derived by other code; new events more than :data:`MAX_NEW_SHARE` of
-the case, or new CloudTrail and Vault events signed with credentials that sign over
-:data:`MAX_TOUCHED_SHARE` of it) takes the full rebuild of :func:`keytrail.graph.derive.derive`.
-``tests/unit/test_derive_incremental.py`` compares every derived row of both paths.
+An inventory file adds agent names (aliases) and declared identities: the agent-keyed rows, the
+inventory ``USES``, ``principals`` and their decisions are rebuilt whole then, and the console
+sessions' decisions (a declared identity's console session is a person's) decided again.
+
+What does not fit these rules (a policy file; a case derived by other code; new events more
+than :data:`MAX_NEW_SHARE` of the case, or new CloudTrail and Vault events signed with
+credentials that sign over :data:`MAX_TOUCHED_SHARE` of it) takes the full rebuild of
+:func:`keytrail.graph.derive.derive`. ``tests/unit/test_derive_incremental*.py`` compare every
+derived row of both paths.
 """
 
 from __future__ import annotations
@@ -93,6 +99,7 @@ _TEMP = (
     "_kt_inc_old_acted",
     "_kt_inc_cred",
     "_kt_inc_auth",
+    "_kt_inc_minted",
     "_kt_inc_pairs",
     "_kt_inc_old_cred",
     "_kt_inc_old_uses",
@@ -174,7 +181,10 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int, rows: int | None) 
     # (logged and timing USES, SAME_AGENT, the per-call links' causes): those are rebuilt whole.
     renamed = merge_agents(con)
     kinds = {str(r[0]) for r in con.execute("SELECT DISTINCT source FROM _kt_inc_new").fetchall()}
-    agents = renamed > 0 or "agent" in kinds
+    # New inventory rows: the agents' names (aliases), declared identities (the inventory USES,
+    # rebuilt whole below) and the console sessions of a declared identity (_classify) change.
+    inventory = _new_inventory(con, since)
+    agents = renamed > 0 or "agent" in kinds or inventory
     logged = agents or "vault" in kinds  # Vault token metadata names agents too
     # A new Vault issue under an AWS-engine username template may name any old key: then the
     # rule matches every key, and the keys it pairs with a new issue are rebuilt too.
@@ -205,23 +215,28 @@ def _derive_since(con: duckdb.DuckDBPyConnection, since: int, rows: int | None) 
         "CREATE OR REPLACE TEMP TABLE _kt_inc_auth AS SELECT credential_id FROM _kt_inc_new "
         f"WHERE source <> 'agent' AND credential_id IS NOT NULL UNION {_KEYS}"
     )
+    # ``_kt_inc_minted``: the keys whose MINTED in-edges are rebuilt: those, and the keys the
+    # AWS-engine rule pairs with a new Vault issue (a new parent). AUTHENTICATES_AS reads no
+    # such pair (at 1M: 8,300 keys signing 778k of 964k events, 0.5 CPU-s of its scan).
+    minted = "_kt_inc_minted" if match_all else "_kt_inc_auth"
     if match_all:
         con.execute(
-            "INSERT INTO _kt_inc_auth SELECT aws_credential FROM _kt_vault_aws "
-            "WHERE vault_event IN (SELECT event_uid FROM _kt_inc_new) "
-            "EXCEPT SELECT credential_id FROM _kt_inc_auth"
+            "CREATE OR REPLACE TEMP TABLE _kt_inc_minted AS SELECT credential_id FROM _kt_inc_auth "
+            "UNION SELECT aws_credential FROM _kt_vault_aws "
+            "WHERE vault_event IN (SELECT event_uid FROM _kt_inc_new)"
         )
     auth = "{c} IN (SELECT credential_id FROM _kt_inc_auth)"
+    in_minted = f"dst IN (SELECT credential_id FROM {minted})"
 
     con.execute("DELETE FROM credentials WHERE credential_id IN (SELECT * FROM _kt_va_names)")
     con.execute(scoped(CREDENTIALS, "_kt_va_names"))
-    con.execute(f"DELETE FROM links WHERE kind = 'MINTED' AND {auth.format(c='dst')}")
-    derive_links.minted(con, auth.format(c="dst"))
+    con.execute(f"DELETE FROM links WHERE kind = 'MINTED' AND {in_minted}")
+    derive_links.minted(con, in_minted)
     con.execute(f"DELETE FROM links WHERE kind = 'AUTHENTICATES_AS' AND {auth.format(c='src')}")
     derive_links.authenticates_as(con, auth.format(c="credential_id"))
     _uses(con, in_cred, logged=logged, agents=agents)
 
-    _classify(con, since)
+    _classify(con, since, inventory=inventory)
     con.execute("DELETE FROM links WHERE kind = 'DELEGATED'")
     derive_links.delegated(con)
     if agents:
@@ -283,6 +298,13 @@ PAIRED_SINCE = (
 )
 
 
+def _new_inventory(con: duckdb.DuckDBPyConnection, since: int) -> bool:
+    """Whether a file after ``since`` added ``inventory_agents`` rows (an inventory file whose
+    records were all rejected changes no rule)."""
+    row = con.execute("SELECT count(*) FROM inventory_agents WHERE file_id > ?", [since]).fetchone()
+    return bool(row and row[0])
+
+
 def _new_aws_engine_issue(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether a new Vault issue row carries an AWS-engine username template."""
     row = con.execute("""
@@ -335,12 +357,23 @@ def _holders(con: duckdb.DuckDBPyConnection, table: str, minted: str) -> None:
         SELECT DISTINCT agent_id, credential_id FROM h""")
 
 
-def _classify(con: duckdb.DuckDBPyConnection, since: int) -> None:
-    """Decide again the credentials whose facts changed, and everything minted from them."""
-    con.execute("""
+def _classify(con: duckdb.DuckDBPyConnection, since: int, *, inventory: bool = False) -> None:
+    """Decide again the credentials whose facts changed, and everything minted from them.
+
+    ``inventory``: new inventory rows; besides the USES edges they add (found below as changed
+    USES), they decide whether a console session's identity is declared for an agent (rule 0 of
+    :mod:`keytrail.graph.principal_class`, read for console sessions only): every credential
+    with a console session is decided again."""
+    consoles = (
+        "UNION SELECT credential_id FROM credential_facts WHERE ev_console IS NOT NULL"
+        if inventory
+        else ""
+    )
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _kt_inc_write AS
         WITH RECURSIVE changed AS (
           SELECT credential_id FROM _kt_inc_cred
+          {consoles}
           UNION SELECT credential_id FROM _kt_va_names
           UNION SELECT credential_id FROM (SELECT * FROM credentials EXCEPT
                                            SELECT * FROM _kt_inc_old_cred)
@@ -378,7 +411,9 @@ def _caused(con: duckdb.DuckDBPyConnection, *, renamed: bool) -> None:
     of the calls a new tool call may have caused (:mod:`keytrail.graph.causes_incr`: its time
     window); all of them when old agent events were renamed (every cause's agent may move) or
     the windows cover most of the case."""
-    if renamed:
+    # The new tool calls' windows alone over most of the case: every call's links, without
+    # first finding the calls of moved credentials (at 1M: 0.35 CPU-s for a set not used).
+    if renamed or causes_incr.too_wide(con, "_kt_inc_new"):
         derive_causes.caused(con)
         return
     _holders(con, "_kt_holds", "SELECT src, dst FROM _kt_mint")

@@ -231,9 +231,10 @@ def finalize(store: CaseStore, *, graph: bool = True) -> None:
 THROUGH_KEY = "derived.through_file_id"
 CODE_KEY = "derived.code"
 #: Sources of new files that :func:`keytrail.graph.derive_incr.derive_since` can add to a case
-#: (``NULL``: a skipped file). An inventory or policy file changes the rules for every credential
-#: and agent (declared identities, names that merge agents): those rebuild in full.
-INCREMENTAL_SOURCES = ("cloudtrail", "digest", "vault", "agent")
+#: (``NULL``: a skipped file). An inventory adds declared identities and agent names: the rows
+#: they change are rebuilt whole there (agent-keyed rows, USES, principals) or found (console
+#: sessions of a declared identity). A policy file rebuilds in full.
+INCREMENTAL_SOURCES = ("cloudtrail", "digest", "vault", "agent", "inventory")
 
 
 def incremental_since(store: CaseStore) -> int | None:
