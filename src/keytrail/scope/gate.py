@@ -232,7 +232,7 @@ def fixpoint(
     vault = gate.vault
     if vault is not None and vault.start(store):
         store = refresh()
-    while gate.held or (vault is not None and vault.pending()):
+    while gate.held or (vault is not None and vault.files):
         found = needles(store, gate.seeds, first=gate.rounds == 0, vault=vault is not None)
         todo = [h for h in gate.held if not h.opened]
         if found.fallback is not None:
@@ -247,18 +247,21 @@ def fixpoint(
             if loaded:
                 store = refresh()
             break
+        if vault is not None:
+            # The Vault lines first, to their own fixpoint (a round there costs a search of the
+            # held lines; a CloudTrail round inflates every file not opened): the CloudTrail
+            # files are then searched for what the Vault side adds in the same round.
+            wanted = {(n,) for n in found.ids} | found.vault
+            if vault.round(store, wanted, slash=any("/" in s for n in wanted for s in n)):
+                store = refresh()
+                continue
         new = found.ids - gate.searched
-        wanted = {(n,) for n in found.ids} | found.vault
-        vslash = any("/" in s for n in wanted for s in n)
-        if not new and (vault is None or not vault.wants(wanted, slash=vslash)):
+        if not new:
             break
         gate.rounds += 1
         gate.searched |= new
         slash = any("/" in n for n in found.ids)
-        loaded = vault is not None and vault.round(store, wanted, slash=vslash)
-        if todo and new and open_round(todo, sorted(new), slash, False):
-            loaded = True
-        if loaded:
+        if todo and open_round(todo, sorted(new), slash, False):
             store = refresh()
     return store
 
