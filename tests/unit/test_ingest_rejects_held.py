@@ -128,7 +128,7 @@ def test_a_scope_context_copy_writes_its_held_rejects_once(
 ) -> None:
     """A scope's pass 1 loads through copies of the runner's contexts (``load_through``): what a
     copy holds is written when its load returns, once, and the counts go back."""
-    from keytrail.scope.no_raw import _NoRawContext, load_through
+    from keytrail.scope.no_raw import NoRawContext, load_through
 
     monkeypatch.setattr(ingest_base, "REJECT_BATCH", 2)
     store = CaseStore.open(tmp_path / "c.duckdb", read_only=False, create=True)
@@ -139,7 +139,7 @@ def test_a_scope_context_copy_writes_its_held_rejects_once(
         for i in range(1, 6):
             copies[0].reject(f"bad {i}", record_no=i, excerpt="e")
 
-    load_through(_NoRawContext, [ctx], load)
+    load_through(NoRawContext, [ctx], load)
     assert [r[1] for r in _rows(store.con)] == [1, 2, 3, 4, 5] and ctx.rejected == 5
     ctx.flush_rejects()
     assert len(_rows(store.con)) == 5

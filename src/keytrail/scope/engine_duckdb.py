@@ -18,6 +18,7 @@ from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.gate import Gate
 from keytrail.scope.project import LOCATIONS, project, with_raw
+from keytrail.scope.vault_gate import VaultGate
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -88,7 +89,7 @@ def scope_duckdb(
         raise UsageError("give at least one --seed")
     check_out(out)
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
-        held = Gate(list(dict.fromkeys(seeds))) if narrow and gate else None
+        held = Gate(list(dict.fromkeys(seeds)), vault=VaultGate()) if narrow and gate else None
         proj = project(
             Path(tmp) / "scratch.duckdb",
             paths,

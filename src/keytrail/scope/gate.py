@@ -53,6 +53,7 @@ from keytrail.scope.needles import needles
 if TYPE_CHECKING:
     from keytrail.ingest.cloudtrail.ahead import Staged
     from keytrail.ingest.runner import IngestSummary
+    from keytrail.scope.vault_gate import VaultGate
     from keytrail.store.case import CaseStore
 
 #: More new needles than this are searched as one RE2 alternation (one pass, about 3 CPU-s at 1M
@@ -88,6 +89,8 @@ class Gate:
     searched: set[str] = field(default_factory=set)
     rounds: int = 0
     fallback: str | None = None
+    #: The Vault gate (the DuckDB engine's; ``None``: the Vault files are loaded whole).
+    vault: VaultGate | None = None
 
     def adapter(self) -> type[GatedCloudTrail]:
         """The narrow CloudTrail adapter bound to this gate (substituted by the runner)."""
@@ -108,6 +111,8 @@ class Gate:
             return self._round(store, todo, new, slash=slash, whole=whole)
 
         fixpoint(self, store, open_round, refresh)
+        if self.vault is not None:
+            self.vault.release()
         by_path = {str(h.path): h for h in self.held}
         for f in summary.files:
             h = by_path.get(f.path)
@@ -131,6 +136,7 @@ class Gate:
             "rounds": self.rounds,
             "needles": len(self.searched),
             "fallback": self.fallback,
+            **({"vault": self.vault.as_dict()} if self.vault is not None else {}),
             "not_opened_rejected": (
                 "not examined: a record holding none of the needles cannot be kept, whatever its "
                 "shape, so a file holding none was counted (its Records array's length), not "
@@ -221,18 +227,34 @@ def fixpoint(
     round's files in its scratch case, the Spark engine in a job over the trail): the needles over
     what is loaded, the fallback to the whole path, the needles not searched yet, a round.
     ``refresh``: the case again after a round loaded rows (the issuance facts); the last one is
-    returned."""
-    while gate.held:
-        found = needles(store, gate.seeds, first=gate.rounds == 0)
+    returned. The Vault gate (``gate.vault``, the DuckDB engine's) searches its held lines in
+    the same rounds, for the same needles and its own (:func:`keytrail.scope.needles.needles`)."""
+    vault = gate.vault
+    if vault is not None and vault.start(store):
+        store = refresh()
+    while gate.held or (vault is not None and vault.files):
+        found = needles(store, gate.seeds, first=gate.rounds == 0, vault=vault is not None)
         todo = [h for h in gate.held if not h.opened]
         if found.fallback is not None:
             gate.fallback = found.fallback
             for h in todo:
                 h.opened, h.why = max(gate.rounds, 1), f"the whole path: {found.fallback}"
+            loaded = bool(todo)
             if todo:
                 open_round(todo, [], False, True)
+            if vault is not None and vault.rest(store, f"the whole path: {found.fallback}"):
+                loaded = True
+            if loaded:
                 store = refresh()
             break
+        if vault is not None:
+            # The Vault lines first, to their own fixpoint (a round there costs a search of the
+            # held lines; a CloudTrail round inflates every file not opened): the CloudTrail
+            # files are then searched for what the Vault side adds in the same round.
+            wanted = {(n,) for n in found.ids} | found.vault
+            if vault.round(store, wanted, slash=any("/" in s for n in wanted for s in n)):
+                store = refresh()
+                continue
         new = found.ids - gate.searched
         if not new:
             break

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-class _NoRawContext(LoadContext):
+class NoRawContext(LoadContext):
     """A load context whose ``events`` rows have no ``raw``, and no ``event_resources`` rows."""
 
     def insert(self, table: str, rows: pa.Table | list[dict[str, Any]]) -> int:
@@ -61,14 +61,14 @@ def load_through(
 
 
 def without_raw(cls: type[SourceAdapter]) -> type[SourceAdapter]:
-    """``cls`` loading through :class:`_NoRawContext` (substituted for it in a scope)."""
+    """``cls`` loading through :class:`NoRawContext` (substituted for it in a scope)."""
 
     class NoRaw(cls):  # type: ignore[valid-type,misc]
         def load(self, ctx: LoadContext) -> None:
-            load_through(_NoRawContext, [ctx], lambda cs: super(NoRaw, self).load(cs[0]))
+            load_through(NoRawContext, [ctx], lambda cs: super(NoRaw, self).load(cs[0]))
 
         def load_batch(self, ctxs: list[LoadContext]) -> None:
-            load_through(_NoRawContext, ctxs, lambda cs: super(NoRaw, self).load_batch(cs))
+            load_through(NoRawContext, ctxs, lambda cs: super(NoRaw, self).load_batch(cs))
 
     NoRaw.__name__ = NoRaw.__qualname__ = f"NoRaw{cls.__name__}"
     return NoRaw

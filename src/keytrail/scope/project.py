@@ -125,6 +125,8 @@ def project(
         if narrow:
             subs = {name: without_raw(load_adapter(name)) for name in _NO_RAW}
             subs["cloudtrail"] = gate.adapter() if gate is not None else NarrowCloudTrail
+            if gate is not None and gate.vault is not None:
+                subs["vault"] = gate.vault.adapter()
         if child is not None:
             subs.update({name: child.adapter(name) for name in AGENTS})
         summary = ingest(

@@ -230,20 +230,7 @@ class VaultAdapter(SourceAdapter):
         out.flush()
         ctx.records += records
         ctx.skipped_records += merged + repeated + late
-        if merged:
-            ctx.notes.append(f"{merged} request entries merged into their response events")
-        if repeated:
-            ctx.notes.append(
-                f"{repeated} repeated request entries (same request.id) not stored again"
-            )
-        if late:
-            ctx.notes.append(f"{late} request entries written after their response, merged into it")
-        if server_logs:
-            ctx.notes.append(
-                f"{server_logs} Vault server log lines stored as vault:server-log events"
-            )
-        if kmip:
-            ctx.notes.append(f"{kmip} KMIP entries stored as vault:kmip-* events")
+        ctx.notes += notes(merged, repeated, late, server_logs, kmip)
 
     @classmethod
     def finalize(cls, con: duckdb.DuckDBPyConnection) -> None:
@@ -286,6 +273,23 @@ class VaultAdapter(SourceAdapter):
             )
             con.execute("DELETE FROM events WHERE rowid IN (SELECT rid FROM _kt_vault_req)")
         con.execute("DROP TABLE _kt_vault_req")
+
+
+def notes(merged: int, repeated: int, late: int, server_logs: int, kmip: int) -> list[str]:
+    """A file's notes from its pairing counts (what :meth:`VaultAdapter.load` appends; a scope's
+    Vault gate states them of lines it counted, not built: :mod:`keytrail.scope.vault_gate`)."""
+    out = []
+    if merged:
+        out.append(f"{merged} request entries merged into their response events")
+    if repeated:
+        out.append(f"{repeated} repeated request entries (same request.id) not stored again")
+    if late:
+        out.append(f"{late} request entries written after their response, merged into it")
+    if server_logs:
+        out.append(f"{server_logs} Vault server log lines stored as vault:server-log events")
+    if kmip:
+        out.append(f"{kmip} KMIP entries stored as vault:kmip-* events")
+    return out
 
 
 def _records(ctx: LoadContext) -> Iterator[Record]:
