@@ -14,11 +14,13 @@ import io
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from keytrail.ingest import runner
 from keytrail.ingest.base import WRITABLE_TABLES, LoadContext, Sample, SourceAdapter
 from keytrail.ingest.runner import IngestSummary
 from keytrail.scope import beside as bs
@@ -166,11 +168,13 @@ def test_a_child_that_answers_nothing_for_a_file_is_an_error(tmp_path: Path) -> 
         child.close()
 
 
-def test_a_trail_without_agent_logs_starts_no_child(
+def test_the_child_starts_before_the_runner_plans_the_trail(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The child starts with the first agent file handed over: a trail of CloudTrail and Vault
-    logs only runs no second process, and the scope cuts what it cuts without one."""
+    """The child starts before the runner hashes the first file, so its imports and its DuckDB
+    file are ready by the first agent file (docs/performance.md, scope16); a trail of CloudTrail
+    and Vault logs only hands it nothing, and the scope cuts what it cuts with nothing loaded
+    there."""
     started: list[bs.Beside] = []
     start = bs.Beside.start
 
@@ -179,10 +183,38 @@ def test_a_trail_without_agent_logs_starts_no_child(
             started.append(self)
         return start(self)
 
+    at_first_hash: list[int] = []
+    sha256_file = runner.sha256_file
+
+    def hashed(path: Path) -> str:
+        if not at_first_hash:
+            at_first_hash.append(len(started))
+        return sha256_file(path)
+
     monkeypatch.setattr(bs.Beside, "start", counted)
+    monkeypatch.setattr(runner, "sha256_file", hashed)
     paths = [SAMPLE / "AWSLogs", SAMPLE / "vault"]
     result = scope_duckdb(tmp_path / "out", paths, [TOKEN], inventory=[INVENTORY])
-    assert started == []
+    assert at_first_hash == [1]
+    assert len(started) == 1 and started[0].sent == {}
     assert result.manifest["counts"]["vault"]
     scope_duckdb(tmp_path / "with", [SAMPLE], [TOKEN], inventory=[INVENTORY])
-    assert len(started) == 1
+    assert len(started) == 2 and started[1].sent
+
+
+def test_the_child_imports_what_its_first_batch_needs_before_it(tmp_path: Path) -> None:
+    """The agent adapters' modules, and pyarrow's import of pandas, are paid while the child
+    waits for its first file, not in the first batch."""
+    pytest.importorskip("pandas")
+    code = (
+        "import io, sys\n"
+        "from keytrail.scope import beside\n"
+        f"beside.child({str(tmp_path / 'c.duckdb')!r}, io.BytesIO(b'{{\"close\": true}}\\n'),"
+        " io.BytesIO())\n"
+        "print(sorted(m for m in ('pandas', 'keytrail.ingest.agent.otlp',"
+        " 'keytrail.ingest.agent.mcp') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == (
+        "['keytrail.ingest.agent.mcp', 'keytrail.ingest.agent.otlp', 'pandas']"
+    )

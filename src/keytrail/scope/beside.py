@@ -28,6 +28,8 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 import keytrail
 from keytrail.errors import CaseWriteError, KeytrailError
 from keytrail.ingest import load_adapter
@@ -56,8 +58,9 @@ class Beside:
     def __init__(self, db: Path) -> None:
         self.db = db
         self.log = db.with_suffix(".log")
-        #: started with the first agent file handed over (:meth:`send`): a trail without agent
-        #: logs starts no process
+        #: started by :func:`keytrail.scope.project.project` before the runner's plan (its
+        #: imports and DuckDB file ready by the first agent file), else by the first
+        #: :meth:`send`; a trail without agent logs closes it with nothing loaded
         self.proc: subprocess.Popen[bytes] | None = None
         #: file id -> path of every file handed to the child
         self.sent: dict[int, str] = {}
@@ -267,6 +270,16 @@ def _load(store: CaseStore, name: str, files: list[list[Any]]) -> list[dict[str,
     return out
 
 
+def _ready() -> None:
+    """What the first batch would pay before its first row, paid while the child waits for it
+    (it starts before the runner's plan: :func:`keytrail.scope.project.project`): the agent
+    adapters' modules, and pyarrow's import of pandas (when installed) the first time it makes an
+    array from Python objects, 0.25-0.3 CPU-s (as ``analysis.snapshot._arrow_ready``)."""
+    for name in AGENTS:
+        load_adapter(name)
+    pa.array([0], pa.int64())
+
+
 def child(db: str, inp: IO[bytes], out: IO[bytes]) -> int:
     """The child's loop: batches from ``inp`` (JSON lines) until ``close``, then the outcomes (or
     the error) as one JSON line on ``out``."""
@@ -275,6 +288,7 @@ def child(db: str, inp: IO[bytes], out: IO[bytes]) -> int:
     try:
         store = CaseStore.open(db, read_only=False, create=True)
         try:
+            _ready()
             for line in inp:
                 msg = json.loads(line)
                 if msg.get("close"):
