@@ -132,9 +132,9 @@ def vault_needles(store: CaseStore) -> set[Needle]:
     out: set[Needle] = {(str(r[0]), "secret-id") for r in con.execute(SECRET_IDS).fetchall()}
     for (name,) in con.execute(CT_NAMES).fetchall():
         m = _VAULT_NAME.match(str(name)[: str(name).rfind("-")])
-        body = m["body"] if m else None
         if m is None:
             continue
+        body = m["body"]
         if body is None or len(body) >= 42 or "_" in body:
             out |= AWS_PATHS
             continue
