@@ -38,8 +38,9 @@ _API = "(f.source IN ('vault', 'cloudtrail') OR f.action = 'mcp:tools/call')"
 _BUCKET = f"epoch({{t}})::BIGINT // {WINDOW_S}"
 
 
-def _limit(con: duckdb.DuckDBPyConnection) -> float:
-    """The seconds of the case's time the windows may cover (:data:`MAX_WINDOW_SHARE`)."""
+def limit(con: duckdb.DuckDBPyConnection) -> float:
+    """The seconds of the case's time the windows may cover (:data:`MAX_WINDOW_SHARE`): one
+    scan of ``events.time``, made once by the caller of :func:`too_wide` and :func:`windows`."""
     span = con.execute(
         "SELECT epoch(max(time)) - epoch(min(time)) FROM events WHERE time IS NOT NULL"
     ).fetchone()
@@ -62,20 +63,19 @@ _TOOLS_OF = f"""
       AND e.event_uid IN (SELECT event_uid FROM {{effects}})"""
 
 
-def too_wide(con: duckdb.DuckDBPyConnection, new: str) -> bool:
+def too_wide(con: duckdb.DuckDBPyConnection, new: str, limit: float) -> bool:
     """Whether the windows of the tool calls in ``new`` (a table of ``event_uid``) alone cover
-    more than :data:`MAX_WINDOW_SHARE` of the case's time: then :func:`windows` of any set that
+    more than ``limit`` seconds (:func:`limit`): then :func:`windows` of any set that
     holds them returns False in its first step (its windows cover at least these), and the
     caller may rebuild every call's links without making the set."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _kt_inc_step AS {_TOOLS_OF.format(effects=new)}")
-    return _too_wide(con, "_kt_inc_step", _limit(con))
+    return _too_wide(con, "_kt_inc_step", limit)
 
 
-def windows(con: duckdb.DuckDBPyConnection, effects: str) -> bool:
+def windows(con: duckdb.DuckDBPyConnection, effects: str, limit: float) -> bool:
     """Add to ``effects`` (a table of ``event_uid``) every call a tool call in it may have
     caused, until no new tool call is added; False (the table half filled) when the windows
-    cover more than :data:`MAX_WINDOW_SHARE` of the case's time."""
-    limit = _limit(con)
+    cover more than ``limit`` seconds (:func:`limit`)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _kt_inc_tools AS "
         "SELECT event_uid, time, format, trace_id, span_id FROM events WHERE false"

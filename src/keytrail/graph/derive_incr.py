@@ -413,7 +413,8 @@ def _caused(con: duckdb.DuckDBPyConnection, *, renamed: bool) -> None:
     the windows cover most of the case."""
     # The new tool calls' windows alone over most of the case: every call's links, without
     # first finding the calls of moved credentials (at 1M: 0.35 CPU-s for a set not used).
-    if renamed or causes_incr.too_wide(con, "_kt_inc_new"):
+    limit = 0.0 if renamed else causes_incr.limit(con)  # one scan of events.time for both steps
+    if renamed or causes_incr.too_wide(con, "_kt_inc_new", limit):
         derive_causes.caused(con)
         return
     _holders(con, "_kt_holds", "SELECT src, dst FROM _kt_mint")
@@ -430,7 +431,7 @@ def _caused(con: duckdb.DuckDBPyConnection, *, renamed: bool) -> None:
         SELECT event_uid FROM _kt_inc_new
         UNION
         SELECT event_uid FROM events WHERE credential_id IN (SELECT credential_id FROM moved)""")
-    if not causes_incr.windows(con, "_kt_inc_effects"):
+    if not causes_incr.windows(con, "_kt_inc_effects", limit):
         derive_causes.caused(con)
         return
     derive_causes.caused(con, "_kt_inc_effects")

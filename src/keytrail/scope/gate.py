@@ -383,13 +383,14 @@ def _probe(
         h.records = None
         return True
     first = not h.searched
+    # what json_array_length states, without DuckDB (records_count; None where it cannot)
     count = records_count(parser, data) if first and few is not None else None
-    if count is not None:  # what json_array_length states, without DuckDB (records_count)
+    if few is not None and count is not None:
         h.searched, h.records = True, count or None
         backslash = b"\\" in data  # the escapes only where the file has a backslash at all
         h.escaped = backslash and b"\\u" in data
         h.slashed = backslash and b"\\/" in data
-        return few is not None and few(data)
+        return few(data)
     doc = as_document(data, share=True)
     if doc is None:  # not UTF-8: the bulk read refuses it, the narrow path's fallback reads it
         h.records = None

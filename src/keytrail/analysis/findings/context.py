@@ -117,9 +117,8 @@ class Context:
         """Called before the raw pass is read: waits for the snapshot's prefill of the cache
         (:func:`keytrail.analysis.findings.rawpass.prefill`)."""
         if shared is not None:
-            cur.execute(f"SET search_path = 'main,{shared}.main'")
-        if helper is not None and shared is not None:
-            helper.execute(f"SET search_path = 'main,{shared}.main'")
+            for c in (cur, helper) if helper is not None else (cur,):
+                c.execute(f"SET search_path = 'main,{shared}.main'")
         self._build(helper if shared is not None else None)
 
     def beside(self, cur: duckdb.DuckDBPyConnection) -> Context:
