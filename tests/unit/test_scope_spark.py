@@ -141,12 +141,32 @@ def test_a_cluster_s_tasks_take_the_bytes_from_spark(
     _same(whole, got)
 
 
+@pytest.mark.parametrize("pass_2", ["driver", "tasks"])
 def test_a_local_master_s_driver_runs_pass_1a(
-    spark: Any, tmp_path: Path, whole: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    spark: Any,
+    tmp_path: Path,
+    whole: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    pass_2: str,
 ) -> None:
     """On a local master over local files the driver projects the trail while the session
-    starts (``hold_local``): no pass 1a job (its task function is never made), the same cut."""
-    from keytrail.scope import spark_gate
+    starts (``hold_local``): no pass 1a job (its task function is never made), the same cut.
+    Pass 2 of a few files is the driver's too (no job of a task per file); of more files than
+    ``DRIVER_COPY``, the local tasks' (each reads its file where it is)."""
+    from pyspark import SparkContext
+
+    from keytrail.scope import engine_spark, spark_gate
+
+    made = []
+    parallelize = SparkContext.parallelize
+
+    def tasks(self: Any, *args: Any, **kw: Any) -> Any:
+        made.append(args)
+        return parallelize(self, *args, **kw)
+
+    monkeypatch.setattr(SparkContext, "parallelize", tasks)
+    if pass_2 == "tasks":
+        monkeypatch.setattr(engine_spark, "DRIVER_COPY", 0)
 
     def no_job(seeds: list[str]) -> Any:
         raise AssertionError("pass 1a ran as a Spark job")
@@ -164,6 +184,7 @@ def test_a_local_master_s_driver_runs_pass_1a(
     got = scope_spark(tmp_path / "s", [SAMPLE], [TOKEN], inventory=inv).manifest
     assert len(driver) == 1 and len(driver[0]) > 1
     _same(whole, got)
+    assert bool(made) == (pass_2 == "tasks")
 
 
 def test_spark_equals_duckdb_within_a_window(

@@ -81,6 +81,12 @@ LOCAL_CONF = {
 }
 
 
+#: Up to this many files holding kept records, a local master's driver copies the records out
+#: itself, not a job of a task per file: at 1M, 7 files (3 of them CloudTrail files to scan
+#: again) were 0.4 CPU-s of work in a job of 2.4-4 s (docs/performance.md, spark6 and spark7).
+DRIVER_COPY = 16
+
+
 def _inputs(paths: Sequence[str | Path], inventory: Sequence[str | Path]) -> list[str]:
     """Input files (local folders walked like ingest does; an inventory file is not a log)."""
     local = [str(p) for p in paths if not str(p).startswith(_REMOTE)]
@@ -278,7 +284,7 @@ def scope_spark(
         # On a local master over local files, with the gate, the driver runs pass 1a itself
         # meanwhile (spark_gate.hold_local: the CloudTrail files held, the others projected).
         early = gate and _local(master) and all(f.startswith("/") for f in files)
-        local: list[Any] | None = None
+        local: tuple[list[Any], Path] | None = None
         with ThreadPoolExecutor(1, thread_name_prefix="keytrail-spark-start") as pool:
             starting = pool.submit(_spark, master)
             store, inventory_rows = _driver_case(Path(tmp) / "driver.duckdb", inventory)
@@ -377,11 +383,15 @@ def scope_spark(
         hit_files = [f for f in files if local_path(f) in wanted or f in wanted]
         # a task per file, up to one per file: Spark packs small files into one task (at 1M
         # the Vault log and the six other files in one 5 s task, a core idle)
-        if passes.in_place:  # a local master's tasks read the files where they are: one each
-            files_rdd = sc.parallelize([(f, None) for f in hit_files], len(hit_files))
+        if passes.in_place and len(hit_files) <= DRIVER_COPY:
+            # a local master's few files: the driver copies them out itself (the same code)
+            docs = list(extract(wanted)((f, None) for f in hit_files))
         else:
-            files_rdd = sc.binaryFiles(",".join(hit_files), minPartitions=len(hit_files))
-        docs = files_rdd.mapPartitions(extract(wanted)).collect()
+            if passes.in_place:  # a local master's tasks read the files where they are
+                files_rdd = sc.parallelize([(f, None) for f in hit_files], len(hit_files))
+            else:
+                files_rdd = sc.binaryFiles(",".join(hit_files), minPartitions=len(hit_files))
+            docs = files_rdd.mapPartitions(extract(wanted)).collect()
         passes.read("pass 2", [local_path(f) for f in hit_files], len(hit_files))
     events.unpersist()
     outputs = output.write(dest, sorted(docs))  # one file's documents per task, any order

@@ -26,9 +26,8 @@ def to_arrow(frame: Any) -> Any:
     return pa.Table.from_pandas(frame.toPandas(), preserve_index=False)
 
 
-def from_arrow(spark: Any, table: Any, schema: str | None = None) -> Any:
-    """A driver-side Arrow ``table`` as a DataFrame whose rows the JVM decodes (``schema``: its
-    DDL, e.g. ``timestamp_ntz`` where Arrow's time has no zone)."""
+def from_arrow(spark: Any, table: Any) -> Any:
+    """A driver-side Arrow ``table`` as a DataFrame whose rows the JVM decodes."""
     if _pyspark4():
-        return spark.createDataFrame(table, schema)
-    return spark.createDataFrame(table.to_pandas(), schema)
+        return spark.createDataFrame(table)
+    return spark.createDataFrame(table.to_pandas())

@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keytrail.scope.gate import Gate, Held, fixpoint, search, why_open
-from keytrail.scope.spark_arrow import from_arrow
 from keytrail.scope.spark_merge import same_bytes
 from keytrail.scope.spark_tasks import (
     PASS1_DDL,
     in_place,
     local_path,
+    pass1_schema,
     project_arrow,
     projected,
     small_batch,
@@ -74,15 +74,30 @@ def hold_arrow(seeds: list[str]) -> Callable[[Iterable[Any]], Iterator[Any]]:
     return run
 
 
-def hold_local(tmp: Path, files: list[str], seeds: list[str]) -> list[Any]:
+def hold_local(tmp: Path, files: list[str], seeds: list[str]) -> tuple[list[Any], Path]:
     """Pass 1a on the driver of a local master over local files (:func:`in_place`), run while
     the session starts: every file in one scratch case under ``tmp``, as :func:`hold_arrow`'s
-    tasks project theirs (the same batches), so the ingest itself pairs the Vault lines and
-    drops the copies across all of them, as the DuckDB engine's projection does
+    tasks project theirs (the same rows), so the ingest itself pairs the Vault lines and drops
+    the copies across all of them, as the DuckDB engine's projection does
     (:attr:`SparkGate.merged`). At 1M events the JVM's start and first plan took about one core
-    for 7-10 s and pass 1's job 14 s more (docs/performance.md, spark7)."""
+    for 7-10 s and pass 1's job 14 s more (docs/performance.md, spark7).
+
+    The ``file``, ``issue`` and ``held`` rows, and a Parquet file of the event rows under
+    ``tmp`` (the local tasks read it; 25 MB at 1M: as an Arrow DataFrame made on the driver they
+    took 3.2 s more)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     tmp.mkdir(exist_ok=True)
-    return list(projected(tmp, written(tmp, [(f, None) for f in files]), _Hold(seeds)))
+    table = pa.Table.from_batches(
+        projected(tmp, written(tmp, [(f, None) for f in files]), _Hold(seeds)), pass1_schema()
+    )
+    small = table.filter(pc.not_equal(table["kind"], "event"))
+    events = tmp / "events.parquet"
+    pq.write_table(table.filter(pc.equal(table["kind"], "event")), events)
+    kinds, payloads = small["kind"].to_pylist(), small["payload"].to_pylist()
+    return list(zip(kinds, payloads, strict=True)), events
 
 
 #: A held file's state as the driver sends it to a round's tasks: format, gzipped, record limit,
@@ -152,7 +167,9 @@ class SparkGate:
         self.passes: list[dict[str, Any]] = []
 
     def run(
-        self, refresh: Callable[[list[Any]], CaseStore], local: list[Any] | None = None
+        self,
+        refresh: Callable[[list[Any]], CaseStore],
+        local: tuple[list[Any], Path] | None = None,
     ) -> CaseStore:
         """Pass 1, then the rounds to the fixpoint; ``refresh``: the driver's case filled from
         what is loaded (called again whenever a round loads rows). ``local``: pass 1a's batches
@@ -214,25 +231,12 @@ class SparkGate:
         self._take(small)
         return small
 
-    def _local(self, batches: list[Any]) -> None:
-        """Pass 1a's batches from the driver (:func:`hold_local`): the small rows taken here,
-        the event rows a DataFrame (the first part, merged already: :attr:`merged`)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        table = pa.Table.from_batches(batches)
-        small = table.filter(pc.not_equal(table["kind"], "event"))
-        self._take(
-            list(
-                zip(
-                    small["kind"].to_pylist(),
-                    small["payload"].to_pylist(),
-                    strict=True,
-                )
-            )
-        )
-        events = table.filter(pc.equal(table["kind"], "event"))
-        self.parts.append(from_arrow(self.spark, events, PASS1_DDL))
+    def _local(self, local: tuple[list[Any], Path]) -> None:
+        """Pass 1a from the driver (:func:`hold_local`): the small rows taken here, the event
+        rows' file the first part (merged already: :attr:`merged`)."""
+        small, events = local
+        self._take(small)
+        self.parts.append(self.spark.read.schema(PASS1_DDL).parquet(str(events)))
         self.merged = True
 
     def _take(self, small: list[tuple[str, bytes]]) -> None:
