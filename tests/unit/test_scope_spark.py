@@ -141,6 +141,52 @@ def test_a_cluster_s_tasks_take_the_bytes_from_spark(
     _same(whole, got)
 
 
+@pytest.mark.parametrize("pass_2", ["driver", "tasks"])
+def test_a_local_master_s_driver_runs_pass_1a(
+    spark: Any,
+    tmp_path: Path,
+    whole: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    pass_2: str,
+) -> None:
+    """On a local master over local files the driver projects the trail while the session
+    starts (``hold_local``): no pass 1a job (its task function is never made), the same cut.
+    Pass 2 of a few files is the driver's too (no job of a task per file); of more files than
+    ``DRIVER_COPY``, the local tasks' (each reads its file where it is)."""
+    from pyspark import SparkContext
+
+    from keytrail.scope import engine_spark, spark_gate
+
+    made = []
+    parallelize = SparkContext.parallelize
+
+    def tasks(self: Any, *args: Any, **kw: Any) -> Any:
+        made.append(args)
+        return parallelize(self, *args, **kw)
+
+    monkeypatch.setattr(SparkContext, "parallelize", tasks)
+    if pass_2 == "tasks":
+        monkeypatch.setattr(engine_spark, "DRIVER_COPY", 0)
+
+    def no_job(seeds: list[str]) -> Any:
+        raise AssertionError("pass 1a ran as a Spark job")
+
+    driver = []
+    hold_local = spark_gate.hold_local
+
+    def counted(*args: Any) -> list[Any]:
+        driver.append(args[1])
+        return hold_local(*args)
+
+    monkeypatch.setattr(spark_gate, "hold_arrow", no_job)
+    monkeypatch.setattr("keytrail.scope.engine_spark.hold_local", counted)
+    inv = [SAMPLE / "inventory.toml"]
+    got = scope_spark(tmp_path / "s", [SAMPLE], [TOKEN], inventory=inv).manifest
+    assert len(driver) == 1 and len(driver[0]) > 1
+    _same(whole, got)
+    assert bool(made) == (pass_2 == "tasks")
+
+
 def test_spark_equals_duckdb_within_a_window(
     spark: Any, tmp_path: Path, whole: dict[str, Any]
 ) -> None:
@@ -197,13 +243,23 @@ def _busiest_issued_key(data: Path) -> str:
     return str(row[0])
 
 
+@pytest.mark.parametrize("pass_1a", ["driver", "tasks"])
 def test_vault_pairs_and_duplicates_across_tasks(
-    one_file_per_task: Any, tmp_path: Path, whole: dict[str, Any]
+    one_file_per_task: Any,
+    tmp_path: Path,
+    whole: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    pass_1a: str,
 ) -> None:
     """Every Vault request in one file, every response in another, one CloudTrail file delivered
     twice (once as plain JSON: other bytes, the same events) and once more byte for byte: the
     tasks that read them cannot pair or de-duplicate them alone, the engine must (as the ingest
-    does), and keep what the unsplit trail keeps."""
+    does), and keep what the unsplit trail keeps. ``driver``: a local master's pass 1a, one
+    scratch case on the driver (the ingest pairs); ``tasks``: a cluster's (the merge pairs)."""
+    if pass_1a == "tasks":
+        from keytrail.scope import spark_gate
+
+        monkeypatch.setattr(spark_gate, "in_place", lambda session, paths: False)
     trail = tmp_path / "trail"
     shutil.copytree(SAMPLE / "AWSLogs", trail / "AWSLogs")
     shutil.copytree(SAMPLE / "agents", trail / "agents")

@@ -39,8 +39,8 @@ from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
 from keytrail.scope.project import file_rows
 from keytrail.scope.spark_arrow import from_arrow, to_arrow
-from keytrail.scope.spark_gate import SparkGate
-from keytrail.scope.spark_merge import merge, person_events
+from keytrail.scope.spark_gate import SparkGate, hold_local
+from keytrail.scope.spark_merge import merge, person_events, settle
 from keytrail.scope.spark_tasks import EVENT_COLS, WHERE_COLS, Want, extract, local_path
 from keytrail.store.case import CaseStore
 
@@ -81,6 +81,12 @@ LOCAL_CONF = {
 }
 
 
+#: Up to this many files holding kept records, a local master's driver copies the records out
+#: itself, not a job of a task per file: at 1M, 7 files (3 of them CloudTrail files to scan
+#: again) were 0.4 CPU-s of work in a job of 2.4-4 s (docs/performance.md, spark6 and spark7).
+DRIVER_COPY = 16
+
+
 def _inputs(paths: Sequence[str | Path], inventory: Sequence[str | Path]) -> list[str]:
     """Input files (local folders walked like ingest does; an inventory file is not a log)."""
     local = [str(p) for p in paths if not str(p).startswith(_REMOTE)]
@@ -113,6 +119,22 @@ def _spark(master: str | None) -> Any:
         for key, value in LOCAL_CONF.items():
             builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def _local(master: str | None) -> bool:
+    """Whether :func:`_spark` gives a local master: the one asked for, else a running
+    session's, else ``local[*]`` (unless under ``spark-submit``, whose master is not known
+    before its session starts: a cluster's, maybe)."""
+    if master:
+        return master.startswith("local")
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        return False
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return False  # _spark says what is missing
+    active = SparkSession.getActiveSession()
+    return active is None or str(active.sparkContext.master).startswith("local")
 
 
 def _ntz(t: datetime | None) -> Any:
@@ -259,9 +281,19 @@ def scope_spark(
     with tempfile.TemporaryDirectory(prefix="keytrail-scope-") as tmp:
         # The session starts on a thread (a local JVM: seconds of about one core) while this
         # one fills the driver's case with the inventory (docs/performance.md, spark6).
+        # On a local master over local files, with the gate, the driver runs pass 1a itself
+        # meanwhile (spark_gate.hold_local: the CloudTrail files held, the others projected).
+        early = gate and _local(master) and all(f.startswith("/") for f in files)
+        local: tuple[list[Any], Path] | None = None
         with ThreadPoolExecutor(1, thread_name_prefix="keytrail-spark-start") as pool:
             starting = pool.submit(_spark, master)
             store, inventory_rows = _driver_case(Path(tmp) / "driver.duckdb", inventory)
+            try:
+                if early:
+                    local = hold_local(Path(tmp) / "pass1", files, seedset)
+            except BaseException:
+                store.close()
+                raise
         try:
             spark = starting.result()
         except BaseException:
@@ -287,7 +319,10 @@ def scope_spark(
             rows = reduce(lambda a, b: a.unionByName(b), parts[done[0] :])
             done[0] = len(parts)
             per_task = rows.where(F.col("kind") == "event").select(*EVENT_COLS, *WHERE_COLS)
-            events = merge(per_task, passes.order, base=merged[0] if merged else None)
+            if passes.merged and not merged:  # pass 1a of the driver: one ingest merged them
+                events = settle(per_task)
+            else:
+                events = merge(per_task, passes.order, base=merged[0] if merged else None)
             for m in merged:
                 m.unpersist()
             merged[:] = [events]
@@ -295,7 +330,7 @@ def scope_spark(
             return store
 
         try:
-            passes.run(refresh)
+            passes.run(refresh, local if passes.in_place else None)
             (events,) = merged
             for part in passes.parts:
                 part.unpersist()
@@ -348,11 +383,15 @@ def scope_spark(
         hit_files = [f for f in files if local_path(f) in wanted or f in wanted]
         # a task per file, up to one per file: Spark packs small files into one task (at 1M
         # the Vault log and the six other files in one 5 s task, a core idle)
-        if passes.in_place:  # a local master's tasks read the files where they are: one each
-            files_rdd = sc.parallelize([(f, None) for f in hit_files], len(hit_files))
+        if passes.in_place and len(hit_files) <= DRIVER_COPY:
+            # a local master's few files: the driver copies them out itself (the same code)
+            docs = list(extract(wanted)((f, None) for f in hit_files))
         else:
-            files_rdd = sc.binaryFiles(",".join(hit_files), minPartitions=len(hit_files))
-        docs = files_rdd.mapPartitions(extract(wanted)).collect()
+            if passes.in_place:  # a local master's tasks read the files where they are
+                files_rdd = sc.parallelize([(f, None) for f in hit_files], len(hit_files))
+            else:
+                files_rdd = sc.binaryFiles(",".join(hit_files), minPartitions=len(hit_files))
+            docs = files_rdd.mapPartitions(extract(wanted)).collect()
         passes.read("pass 2", [local_path(f) for f in hit_files], len(hit_files))
     events.unpersist()
     outputs = output.write(dest, sorted(docs))  # one file's documents per task, any order

@@ -39,6 +39,7 @@ from keytrail.scope.spark_tasks import (
     PASS1_DDL,
     in_place,
     local_path,
+    pass1_schema,
     project_arrow,
     projected,
     small_batch,
@@ -71,6 +72,32 @@ def hold_arrow(seeds: list[str]) -> Callable[[Iterable[Any]], Iterator[Any]]:
             yield from projected(Path(tmp), written(Path(tmp), items), _Hold(seeds))
 
     return run
+
+
+def hold_local(tmp: Path, files: list[str], seeds: list[str]) -> tuple[list[Any], Path]:
+    """Pass 1a on the driver of a local master over local files (:func:`in_place`), run while
+    the session starts: every file in one scratch case under ``tmp``, as :func:`hold_arrow`'s
+    tasks project theirs (the same rows), so the ingest itself pairs the Vault lines and drops
+    the copies across all of them, as the DuckDB engine's projection does
+    (:attr:`SparkGate.merged`). At 1M events the JVM's start and first plan took about one core
+    for 7-10 s and pass 1's job 14 s more (docs/performance.md, spark7).
+
+    The ``file``, ``issue`` and ``held`` rows, and a Parquet file of the event rows under
+    ``tmp`` (the local tasks read it; 25 MB at 1M: as an Arrow DataFrame made on the driver they
+    took 3.2 s more)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tmp.mkdir(exist_ok=True)
+    table = pa.Table.from_batches(
+        projected(tmp, written(tmp, [(f, None) for f in files]), _Hold(seeds)), pass1_schema()
+    )
+    small = table.filter(pc.not_equal(table["kind"], "event"))
+    events = tmp / "events.parquet"
+    pq.write_table(table.filter(pc.equal(table["kind"], "event")), events)
+    kinds, payloads = small["kind"].to_pylist(), small["payload"].to_pylist()
+    return list(zip(kinds, payloads, strict=True)), events
 
 
 #: A held file's state as the driver sends it to a round's tasks: format, gzipped, record limit,
@@ -130,22 +157,34 @@ class SparkGate:
         self.parts: list[Any] = []
         self.rows: dict[str, dict[str, Any]] = {}  # a file's row (an opened file: the round's)
         self.issues: list[tuple[Any, ...]] = []
+        #: The first part is pass 1a's rows from the driver's one scratch case
+        #: (:func:`hold_local`): paired and de-duplicated already, no merge of its own.
+        self.merged = False
         self._held: list[tuple[str, str, bool, int]] = []
         self._where: dict[int, str] = {}  # a held file's id (load order) -> its path
         #: What each pass over the trail read (files, bytes, files opened): the manifest's
         #: ``spark.passes``, the cost of a scope in passes over the data (docs/scale.md).
         self.passes: list[dict[str, Any]] = []
 
-    def run(self, refresh: Callable[[list[Any]], CaseStore]) -> CaseStore:
+    def run(
+        self,
+        refresh: Callable[[list[Any]], CaseStore],
+        local: tuple[list[Any], Path] | None = None,
+    ) -> CaseStore:
         """Pass 1, then the rounds to the fixpoint; ``refresh``: the driver's case filled from
-        what is loaded (called again whenever a round loads rows)."""
-        raw = self.source(self.files)
+        what is loaded (called again whenever a round loads rows). ``local``: pass 1a's batches
+        from the driver (:func:`hold_local`; a local master over local files, with the gate),
+        not a job's."""
         gate = self.gate
         if gate is None:
+            raw = self.source(self.files)
             self._add(raw.mapInArrow(project_arrow, PASS1_DDL))
             self.read("pass 1", self.order, len(self.order))
             return refresh(self.parts)
-        self._add(raw.mapInArrow(hold_arrow(gate.seeds), PASS1_DDL))
+        if local is not None:
+            self._local(local)
+        else:
+            self._add(self.source(self.files).mapInArrow(hold_arrow(gate.seeds), PASS1_DDL))
         self._register(gate)
         self.read("pass 1", self.order, len(self.order) - len(gate.held))
         return fixpoint(
@@ -189,6 +228,19 @@ class SparkGate:
             for r in part.where(F.col("kind") != "event").select("kind", "payload").collect()
         ]
         self.parts.append(part)
+        self._take(small)
+        return small
+
+    def _local(self, local: tuple[list[Any], Path]) -> None:
+        """Pass 1a from the driver (:func:`hold_local`): the small rows taken here, the event
+        rows' file the first part (merged already: :attr:`merged`)."""
+        small, events = local
+        self._take(small)
+        self.parts.append(self.spark.read.schema(PASS1_DDL).parquet(str(events)))
+        self.merged = True
+
+    def _take(self, small: list[tuple[str, bytes]]) -> None:
+        """A pass's ``file``, ``issue`` and ``held`` rows into the driver's state."""
         for kind, payload in small:
             if kind == "file":
                 row = pickle.loads(payload)
@@ -197,7 +249,6 @@ class SparkGate:
                 self.issues.append(pickle.loads(payload))
             elif kind == "held":
                 self._held.append(pickle.loads(payload))
-        return small
 
     def _register(self, gate: Gate) -> None:
         """The held files, in load order; a copy of an earlier file's bytes is not held (the

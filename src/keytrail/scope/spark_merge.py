@@ -117,7 +117,6 @@ def merge(events: Any, files: list[str], base: Any = None) -> Any:
 def _first_copies(merged: Any, columns: list[str]) -> Any:
     """Of the copies of one event in ``merged`` (persisted, with ``ord``), the first in load
     order, persisted and computed; ``merged`` unpersisted."""
-    from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -134,19 +133,27 @@ def _first_copies(merged: Any, columns: list[str]) -> Any:
         copies = merged.join(F.broadcast(twice), "event_uid", "left_semi").withColumn("_n", first)
         kept = copies.where(F.col("_n") == 1).select(*once.columns)
         out = once.unionByName(kept).select(*columns)
-    if out.sparkSession.sparkContext.master.startswith("local"):
+    out = settle(out)
+    merged.unpersist()
+    twice.unpersist()
+    return out
+
+
+def settle(rows: Any) -> Any:
+    """``rows`` computed and kept for the plans that read them again (the facts, the next
+    round's merge)."""
+    from pyspark import StorageLevel
+
+    if rows.sparkSession.sparkContext.master.startswith("local"):
         # One JVM: its blocks cannot be lost to a dead executor, so the rows are kept without
         # their lineage. Every later plan over them (the facts, the next round's merge) is
         # analysed from a small plan, not from the whole pairing: at 1M that analysis, not
         # any job, was 5-10 s of a round's driver wall (docs/performance.md, spark5). Its
         # blocks stay until the session's cleaner drops them (a CLI scope ends its session).
-        out = out.localCheckpoint(eager=True)
-    else:
-        out = out.persist(StorageLevel.MEMORY_AND_DISK)
-        out.count()
-    merged.unpersist()
-    twice.unpersist()
-    return out
+        return rows.localCheckpoint(eager=True)
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    rows.count()
+    return rows
 
 
 def person_events(store: CaseStore, events: Any, cols: tuple[str, ...]) -> None:

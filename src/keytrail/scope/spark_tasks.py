@@ -126,7 +126,7 @@ def small_batch(small: list[tuple[str, bytes]]) -> Any:
     """Rows of :data:`PASS1_DDL` that are not events: ``kind`` and a pickled ``payload``."""
     import pyarrow as pa
 
-    schema = _pass1_schema()
+    schema = pass1_schema()
     kinds, payloads = zip(*small, strict=True) if small else ((), ())
     head = {"kind": list(kinds), "payload": list(payloads)}
     return pa.RecordBatch.from_pydict(
@@ -142,7 +142,7 @@ def projected(tmp: Path, names: dict[str, str], gate: Gate | None = None) -> Ite
 
     import pyarrow as pa
 
-    schema = _pass1_schema()
+    schema = pass1_schema()
     proj = project(tmp / "scratch.duckdb", list(names), gate=gate)
     try:
         small: list[tuple[str, bytes]] = []
@@ -178,7 +178,7 @@ def projected(tmp: Path, names: dict[str, str], gate: Gate | None = None) -> Ite
         proj.store.close()
 
 
-def _pass1_schema() -> Any:
+def pass1_schema() -> Any:
     import pyarrow as pa
 
     def typ(c: str) -> Any:
