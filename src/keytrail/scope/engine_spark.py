@@ -22,6 +22,7 @@ tasks' files (:mod:`keytrail.scope.spark_merge`, one shuffle of the ids by ``eve
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -135,6 +136,40 @@ def _local(master: str | None) -> bool:
         return False  # _spark says what is missing
     active = SparkSession.getActiveSession()
     return active is None or str(active.sparkContext.master).startswith("local")
+
+
+#: A local master's driver runs pass 1a itself while the JVM starts (:func:`_driver_pass1`) up
+#: to this many input bytes whatever its cores: d1m's 270 MB took it 6.8-8.3 s of one core,
+#: about the JVM's start and first plan (docs/performance.md, spark7).
+DRIVER_PASS1_BYTES = 512 << 20
+
+
+def _cores(master: str | None) -> int:
+    """The cores a local master's tasks run on (``local``, ``local[N]``, ``local[N,F]``,
+    ``local[*]``; no master: ``local[*]``, as :func:`_spark` makes it)."""
+    m = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", master or "local[*]")
+    if m is None or m.group(1) == "*":
+        return os.cpu_count() or 1
+    return int(m.group(1) or 1)
+
+
+def _driver_pass1(master: str | None, files: list[str]) -> bool:
+    """Whether the driver runs pass 1a itself (:func:`keytrail.scope.spark_gate.hold_local`):
+    a local master over local files, and either a small trail or a master of at most two cores.
+    On one core of the driver, pass 1a at 1M took 6.8 s alone where two tasks' job took 14.4 s
+    after the JVM start; on a master of many cores the tasks share a large trail, and the
+    driver's one core would be the slower path."""
+    if not (_local(master) and all(f.startswith("/") for f in files)):
+        return False
+    if _cores(master) <= 2:
+        return True
+    size = 0
+    for f in files:
+        try:
+            size += os.path.getsize(f)
+        except OSError:  # gone since the walk: the projection says so, wherever it runs
+            continue
+    return size <= DRIVER_PASS1_BYTES
 
 
 def _ntz(t: datetime | None) -> Any:
@@ -283,7 +318,7 @@ def scope_spark(
         # one fills the driver's case with the inventory (docs/performance.md, spark6).
         # On a local master over local files, with the gate, the driver runs pass 1a itself
         # meanwhile (spark_gate.hold_local: the CloudTrail files held, the others projected).
-        early = gate and _local(master) and all(f.startswith("/") for f in files)
+        early = gate and _driver_pass1(master, files)
         local: tuple[list[Any], Path] | None = None
         with ThreadPoolExecutor(1, thread_name_prefix="keytrail-spark-start") as pool:
             starting = pool.submit(_spark, master)
