@@ -22,6 +22,7 @@ import pytest
 
 from keytrail.ingest import runner
 from keytrail.ingest.base import WRITABLE_TABLES, LoadContext, Sample, SourceAdapter
+from keytrail.ingest.batch_load import FileResult
 from keytrail.ingest.runner import IngestSummary
 from keytrail.scope import beside as bs
 from keytrail.scope.engine_duckdb import scope_duckdb
@@ -218,3 +219,145 @@ def test_the_child_imports_what_its_first_batch_needs_before_it(tmp_path: Path) 
     assert out.stdout.strip().splitlines()[-1] == (
         "['keytrail.ingest.agent.mcp', 'keytrail.ingest.agent.otlp', 'pandas']"
     )
+
+
+def _msgs(*msgs: dict[str, Any]) -> io.BytesIO:
+    return io.BytesIO(b"".join(json.dumps(m).encode() + b"\n" for m in msgs))
+
+
+def test_the_child_starts_with_the_largest_and_gives_back_what_it_has_not_started() -> None:
+    """Told all its files at once, the child loads the largest first; the runner takes back the
+    largest it has not started (ties: the first in the plan)."""
+    files = [
+        ["otlp", "a", 3, "otlp-json", False, 1 << 20, 10],
+        ["mcp", "b", 4, "mcp-jsonl", False, 1 << 20, 30],
+        ["otlp", "c", 5, "otlp-json", False, 1 << 20, 20],
+        ["agent_jsonl", "d", 6, "native", False, 1 << 20, 20],
+    ]
+    out = io.BytesIO()
+    got = bs._Files(_msgs({"load": files[:2]}, {"load": files[2:]}, {"take": True}), out)
+    got.reader.join()
+    assert json.loads(out.getvalue()) == {"took": files[1]}
+    assert [got.next(), got.next(), got.next()] == [files[2], files[3], files[0]]
+    with pytest.raises(EOFError):  # the runner never closed it
+        got.next()
+    got = bs._Files(
+        _msgs({"load": files[:1]}, {"take": True}, {"take": True}, {"close": True}), out
+    )
+    got.reader.join()
+    assert got.next() is None  # closed, and its one file taken back
+    assert out.getvalue().splitlines()[-2:] == [
+        b'{"took": ' + json.dumps(files[0]).encode() + b"}",
+        b'{"took": null}',
+    ]
+
+
+def _runner_takes_every_other(monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
+    """The child is told nothing until the join; there the runner keeps every other file (the
+    first included) and tells the child the rest. Returns the runner's files once loaded."""
+    back: list[list[Any]] = []
+    tell, take = bs.Beside.tell, bs.Beside._take
+
+    def told(self: bs.Beside) -> None:
+        back.extend(self.held[::2])
+        self.held = self.held[1::2]
+        tell(self)
+
+    def taken(self: bs.Beside) -> list[Any] | None:
+        return back.pop(0) if back else take(self)
+
+    loaded: list[list[Any]] = []
+    load = bs._load
+
+    def runner_load(
+        store: CaseStore, name: str, files: list[list[Any]], checkpoint: bool = True
+    ) -> list[dict[str, Any]]:
+        if not checkpoint:  # the runner's loads
+            loaded.extend(files)
+        out: list[dict[str, Any]] = load(store, name, files, checkpoint)
+        return out
+
+    monkeypatch.setattr(bs.Beside, "loading", lambda self, adapter: None)
+    monkeypatch.setattr(bs.Beside, "tell", told)
+    monkeypatch.setattr(bs.Beside, "_take", taken)
+    monkeypatch.setattr(bs, "_load", runner_load)
+    return loaded
+
+
+def test_files_the_runner_takes_back_load_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the runner takes back at the join gives the rows, rejects, counts, status and note
+    the child's load gives (the hostile trail: a bad line, a cut gzip, two OTLP files)."""
+    trail = _trail(tmp_path)
+    whole = project(tmp_path / "whole.duckdb", [trail], inventory=[INVENTORY])
+    try:
+        want = (_tables(whole.store), [vars(f) for f in whole.summary.files])
+    finally:
+        whole.store.close()
+    loaded = _runner_takes_every_other(monkeypatch)
+    split = project(tmp_path / "split.duckdb", [trail], inventory=[INVENTORY], beside=True)
+    try:
+        got = (_tables(split.store), [vars(f) for f in split.summary.files])
+    finally:
+        split.store.close()
+    assert got == want
+    names = {Path(f[0]).name for f in loaded}
+    assert {"bad.jsonl", "cut.jsonl.gz"} & names and len(names) >= 2, names
+    child = CaseStore.open(tmp_path / "split-agents.duckdb", read_only=True)
+    try:  # the child loaded the others, not these
+        ids = {r[0] for r in child.con.execute("SELECT DISTINCT file_id FROM events").fetchall()}
+    finally:
+        child.close()
+    assert ids and not ids & {int(f[1]) for f in loaded}
+
+
+def test_a_failing_file_the_runner_takes_back_is_failed_with_the_childs_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's share goes through the child's load: a file whose adapter fails is
+    ``failed`` with the note the child gives it, its rows rolled back, the others loaded."""
+    monkeypatch.setattr(bs, "load_adapter", lambda name: _Boom)
+    files = [[str(tmp_path / n), i, "x", False, 1 << 20] for i, n in ((3, "ok"), (4, "bad"))]
+    child = CaseStore.open(tmp_path / "child.duckdb", read_only=False, create=True)
+    try:
+        want = bs._results(bs._load(child, "boom", files))
+    finally:
+        child.close()
+    beside = bs.Beside(tmp_path / "c.duckdb")
+    for f in files:
+        ctx = LoadContext(None, Path(f[0]), f[1], "x", False)  # type: ignore[arg-type]
+        beside.hand("boom", [ctx])
+    monkeypatch.setattr(bs.Beside, "_take", lambda self: self.held.pop(0) if self.held else None)
+    monkeypatch.setattr(bs.Beside, "tell", lambda self: None)
+    store = CaseStore.open(tmp_path / "main.duckdb", read_only=False, create=True)
+    summary = IngestSummary(case="x")
+    try:
+        for f in files:
+            store.con.execute(
+                "INSERT INTO evidence (file_id, path, sha256, status, records, rejected)"
+                " VALUES (?, ?, '', 'loaded', 0, 0)",
+                [f[1], f[0]],
+            )
+            summary.files.append(FileResult(str(f[0]), "", 0, "loaded"))
+        beside.join(store, summary)
+        got = store.con.execute(
+            "SELECT file_id, status, records, rejected, skipped, note FROM evidence ORDER BY 1"
+        ).fetchall()
+        rejects = store.con.execute("SELECT file_id FROM rejects").fetchall()
+    finally:
+        store.close()
+        beside.close()
+    assert beside.proc is None  # the runner loaded both
+    assert got == [
+        (i, *(want[i][k] for k in ("status", "records", "rejected", "skipped", "note")))
+        for i in (3, 4)
+    ]
+    assert (
+        got[1][1] == "failed"
+        and got[1][5] == "boom adapter failed on this file: ValueError: no such field"
+    )
+    assert rejects == [(3,)]
+    assert [(f.status, f.note) for f in summary.files] == [
+        (want[i]["status"], want[i]["note"]) for i in (3, 4)
+    ]

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from keytrail.ingest.runner import ingest
-from keytrail.scope.vault_gate import count, split_lines
+from keytrail.scope import vault_gate as vg
+from keytrail.scope.vault_gate import HeldVault, count, split_lines
 from tests.cloudtrail_records import api_call
 from tests.unit.test_scope_gate import _both, _write
 
@@ -305,3 +306,63 @@ def test_the_count_on_the_shared_fixtures(shared_fixtures: Path, tmp_path: Path)
         assert "; ".join(counted.notes) == (f.note or "")
         n += 1
     assert n >= 2
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        test_a_needle_behind_an_escape,
+        test_a_child_token_two_levels_down,
+        test_an_approle_secret_id_links_up,
+        test_a_cloudtrail_name_links_up_to_vault,
+    ],
+)
+def test_the_rounds_in_one_pass_cut_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Any
+) -> None:
+    """Every round's needles searched at once (one Aho-Corasick pass), as a principal's hundreds
+    are: the same cut as the whole path (the cases above, each needing its rule)."""
+    monkeypatch.setattr(vg, "ONE_PASS_FROM", 1)
+    case(tmp_path)
+
+
+def test_one_pass_takes_the_lines_one_search_per_needle_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lines holding every string of a needle, whether its first string is searched alone or
+    with all the others at once: heads that are prefixes of each other or overlap in a line
+    (every occurrence counts), a needle with a second string, the empty string (every line)."""
+    lines = [
+        b'{"path":"aws/creds/deployer-prod","x":"aaaa"}',
+        b'{"path":"aws/sts/deployer","secret_id":"S1","p":"auth/approle/role/r/secret-id"}',
+        b'{"login":"S1","path":"auth/approle/login"}',
+        b'{"k":"ASIAB1ASIAB2","n":"vault-token-a-b-1700000000"}',
+        b'{"k":"xASIAB","m":"aaa"}',
+        b"{}",
+    ]
+    data = b"\n".join(lines) + b"\n"
+    spans = split_lines(data, 1 << 20)
+    assert not isinstance(spans, str)
+    starts, ends = spans
+    n = len(starts)
+    f = HeldVault(
+        1, Path("v"), "vault-audit-jsonl", 1 << 20, data, starts, ends, [None] * n, [], []
+    )
+    cases: list[list[tuple[str, ...]]] = [
+        [("/creds/",), ("/creds/deployer",), ("/sts/deployer",), ("/creds/nope",)],
+        [("S1", "secret-id"), ("S1", "nothing")],
+        [("ASIAB1",), ("B1ASIAB2",), ("ASIAB",), ("aaa",), ("aa",)],
+        [("",), ("zzz",)],
+        [("", "secret-id")],
+    ]
+    for needles in cases:
+        want = {
+            i
+            for i, line in enumerate(lines)
+            if any(all(s.encode() in line for s in needle) for needle in needles)
+        }
+        got = []
+        for one_pass_from in (1, 1000):
+            monkeypatch.setattr(vg, "ONE_PASS_FROM", one_pass_from)
+            got.append(vg._holding(f, needles))
+        assert got == [want, want], needles

@@ -138,6 +138,7 @@ def ingest(
     graph: bool = True,
     substitutes: dict[str, type[SourceAdapter]] | None = None,
     loaded: Callable[[CaseStore, IngestSummary], None] | None = None,
+    loading: Callable[[type[SourceAdapter]], None] | None = None,
 ) -> IngestSummary:
     """Load ``paths`` (and inventory files) into the case at ``case_path``, creating it if needed.
 
@@ -145,7 +146,9 @@ def ingest(
     ``substitutes`` maps an adapter ``NAME`` to a subclass that loads its files instead (``keytrail
     scope`` writes only the columns it reads: :mod:`keytrail.scope.narrow`). ``loaded``: called
     after the last file is loaded, before the finalize (a scope's agent logs, loaded in a child
-    process, join the case there: :mod:`keytrail.scope.beside`).
+    process, join the case there: :mod:`keytrail.scope.beside`). ``loading``: called with a batch's
+    adapter before the batch loads (the scope's child is told its files once the runner's load
+    moves past them).
 
     Raises:
         InputError: a path is missing (checked before the case is touched).
@@ -255,6 +258,8 @@ def ingest(
             pending = None
             report(str(items[0].path))
             try:
+                if loading is not None:
+                    loading(items[0].adapter)
                 with writing(store):
                     results = load_batch(store, items, max_record_bytes, ahead)
             finally:

@@ -112,7 +112,8 @@ def project(
 
     ``beside`` (narrow only): the agent logs are loaded in a child process while the runner
     loads the Vault log (:mod:`keytrail.scope.beside`; the DuckDB engine's scope), started
-    before the runner's plan.
+    before the runner's plan; the files it has not started when the runner is done are loaded
+    by the runner.
 
     ``gate`` (narrow only): the CloudTrail ``Records`` files are held back by the runner and
     opened by the gate's rounds, only those that can matter to the seeds' closure
@@ -141,6 +142,7 @@ def project(
             graph=False,
             substitutes=subs,
             loaded=child.join if child is not None else None,
+            loading=child.loading if child is not None else None,
         )
     finally:
         if child is not None:
