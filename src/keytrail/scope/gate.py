@@ -389,12 +389,12 @@ def _probe(
     h: Held,
     hit_sql: str,
     params: dict[str, Any],
-    few: Finder | None,
+    find: Finder,
 ) -> bool:
     """Whether ``h`` holds a needle; read the first time, it is also counted and checked for
-    escapes. ``few``: the needles' search in the bytes (the file counted by
-    :func:`records_count`), else, or where simdjson cannot count, one DuckDB query
-    (``hit_sql``) that also counts and checks escapes the first time."""
+    escapes. ``find``: the needles' search in the bytes (a first read counted by
+    :func:`records_count`); where simdjson cannot count, one DuckDB query (``hit_sql``) that
+    also counts and checks escapes."""
     ctx, limit = _context(cur, h)
     data = read_bytes(ctx, limit)
     if data is None:  # the bulk read refuses it: the narrow path's fallback reads it
@@ -402,13 +402,13 @@ def _probe(
         return True
     first = not h.searched
     # what json_array_length states, without DuckDB (records_count; None where it cannot)
-    count = records_count(parser, data) if first and few is not None else None
-    if few is not None and count is not None:
+    count = records_count(parser, data) if first else None
+    if count is not None:
         h.searched, h.records = True, count or None
         backslash = b"\\" in data  # the escapes only where the file has a backslash at all
         h.escaped = backslash and b"\\u" in data
         h.slashed = backslash and b"\\/" in data
-        return few(data)
+        return find(data)
     doc = as_document(data, share=True)
     if doc is None:  # not UTF-8: the bulk read refuses it, the narrow path's fallback reads it
         h.records = None
