@@ -43,6 +43,7 @@ from keytrail.ingest.base import LoadContext
 from keytrail.ingest.finalize import dedup_events
 from keytrail.ingest.vault.adapter import VaultAdapter, notes
 from keytrail.ingest.vault.framing import iter_records
+from keytrail.ingest.vault.pairing import Pairing
 from keytrail.scope.gate import Finder
 from keytrail.scope.no_raw import NoRawContext, without_raw
 
@@ -365,12 +366,12 @@ def escapes(data: bytes, starts: list[int], ends: list[int]) -> tuple[list[int],
 
 
 def count(data: bytes, starts: list[int], ends: list[int]) -> Counted | str:
-    """The adapter's counts of a file of bare JSON lines (:meth:`VaultAdapter.load`'s pairing:
-    pending requests, answered ids), or why the gate cannot state them (a KMIP entry)."""
+    """The adapter's counts of a file of bare JSON lines (:meth:`VaultAdapter.load`'s pairing,
+    :class:`~keytrail.ingest.vault.pairing.Pairing`), or why the gate cannot state them (a KMIP
+    entry)."""
     parser = simdjson.Parser()
-    pending: set[str] = set()
-    answered: set[str] = set()
-    merged = repeated = late = server_logs = rejected = 0
+    pairs: Pairing[None] = Pairing()
+    server_logs = rejected = 0
     rids: list[str | None] = []
     for a, b in zip(starts, ends, strict=True):
         line = data[a:b]
@@ -384,22 +385,14 @@ def count(data: bytes, starts: list[int], ends: list[int]) -> Counted | str:
         elif typ in _KMIP:
             return "a KMIP entry"
         elif rid is not None and typ == "response":
-            if rid in pending:
-                pending.discard(rid)
-                merged += 1
-            answered.add(rid)
+            pairs.response(rid)
         elif rid is not None and typ == "request":
-            if rid not in pending and rid not in answered:
-                pending.add(rid)
-            elif rid in pending:
-                repeated += 1
-            else:
-                late += 1
+            pairs.request(rid, None)
     return Counted(
         len(starts),
         rejected,
-        merged + repeated + late,
-        notes(merged, repeated, late, server_logs, 0),
+        pairs.skipped,
+        notes(pairs.merged, pairs.repeated, pairs.late, server_logs, 0),
         rids,
     )
 

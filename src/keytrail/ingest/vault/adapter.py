@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from keytrail.ingest.base import SNIFF_BYTES, LoadContext, Sample, SourceAdapter, arrow_type
 from keytrail.ingest.vault.framing import Record, iter_records, sniff_label
+from keytrail.ingest.vault.pairing import Pairing
 from keytrail.ingest.vault.rows import Entry, Rows, build, build_kmip, build_server_log, raw_hash
 from keytrail.store import carried
 from keytrail.store.schema import TABLES_BY_NAME
@@ -143,10 +144,9 @@ class VaultAdapter(SourceAdapter):
 
     def load(self, ctx: LoadContext) -> None:
         out = _Writer(ctx)
-        pending: dict[str, Entry] = {}  # request entries waiting for their response
-        answered: set[str] = set()  # request ids whose response has been written
+        pairs: Pairing[Entry] = Pairing()
         kmip_pending: dict[bytes, Entry] = {}
-        merged = repeated = late = server_logs = kmip = records = 0
+        kmip_merged = server_logs = kmip = records = 0
         fmt = ctx.format
         add = out.add
         for rec in _records(ctx):
@@ -156,19 +156,10 @@ class VaultAdapter(SourceAdapter):
                 entry = Entry(rec.obj, rec.line_no, rec.offset, rec.raw)
                 typ, rid = entry.type, entry.request_id
                 if rid is not None and typ == "response":
-                    req = pending.pop(rid, None)
-                    if req is not None:
-                        merged += 1
-                    answered.add(rid)
-                    add(build(f"vault:{rid}", req, entry, fmt))
+                    add(build(f"vault:{rid}", pairs.response(rid), entry, fmt))
                     continue
-                if (
-                    rid is not None
-                    and typ == "request"
-                    and rid not in pending
-                    and rid not in answered
-                ):
-                    pending[rid] = entry
+                if rid is not None and typ == "request":
+                    pairs.request(rid, entry)  # waits, or a repeat or late one: counted
                     continue
             elif rec.kind == "bad":
                 ctx.reject(
@@ -207,7 +198,7 @@ class VaultAdapter(SourceAdapter):
                 else:
                     req = kmip_pending.pop(key, None)
                     if req is not None:
-                        merged += 1
+                        kmip_merged += 1
                     anchor = req or entry
                     out.add(
                         build_kmip(f"vault:kmip:{raw_hash(anchor.raw)}", req, entry, ctx.format)
@@ -215,22 +206,19 @@ class VaultAdapter(SourceAdapter):
             elif rid is None:
                 # No request.id (older help operations): cannot be paired, kept as its own event.
                 out.add(_build_one(f"vault:noid:{raw_hash(entry.raw)}", entry, ctx.format))
-            elif typ == "request":  # a new request went into ``pending`` above
-                if rid in pending:
-                    repeated += 1
-                else:
-                    late += 1
             else:
                 # Plugin-submitted or unknown entry types: their own event, keyed by id and type.
                 out.add(_build_one(f"vault:{rid}:{typ}", entry, ctx.format))
-        for req in pending.values():
+        for req in pairs.pending.values():
             out.add(build(f"vault:{req.request_id}", req, None, ctx.format))
         for req in kmip_pending.values():
             out.add(build_kmip(f"vault:kmip:{raw_hash(req.raw)}", req, None, ctx.format))
         out.flush()
         ctx.records += records
-        ctx.skipped_records += merged + repeated + late
-        ctx.notes += notes(merged, repeated, late, server_logs, kmip)
+        ctx.skipped_records += pairs.skipped + kmip_merged
+        ctx.notes += notes(
+            pairs.merged + kmip_merged, pairs.repeated, pairs.late, server_logs, kmip
+        )
 
     @classmethod
     def finalize(cls, con: duckdb.DuckDBPyConnection) -> None:
