@@ -92,32 +92,122 @@ def test_record_texts_reread_in_batches(
 def test_record_texts_reread_in_one_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token_exact: Scoped
 ) -> None:
-    """The re-read batches share one in-memory database, each on its own cursor (a database per
-    batch cost about 37 ms of CPU each): one file per batch, one database, the adapters' output;
-    on the odd trail too, whose refused files fail their batch's parse on that database."""
+    """The re-read shares one in-memory database, each file or batch on its own cursor (a
+    database per batch cost about 37 ms of CPU each): the adapters' output; on the odd trail
+    too, whose refused files fail their batch's parse on that database."""
     from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
 
     monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 1)
     made: list[int] = []
-    batches: list[list[str]] = []
-    real_connect, real_batch = duckdb.connect, pj._scan_batch
+    real_connect = duckdb.connect
 
     def connect() -> duckdb.DuckDBPyConnection:
         made.append(1)
         return real_connect()
 
-    def batch(db: duckdb.DuckDBPyConnection, paths: list[str], by: Any) -> Any:
-        batches.append(paths)
-        return real_batch(db, paths, by)
-
-    monkeypatch.setattr(pj, "duckdb", SimpleNamespace(connect=connect))
-    monkeypatch.setattr(pj, "_scan_batch", batch)
+    monkeypatch.setattr(pj, "duckdb", SimpleNamespace(connect=connect, Error=duckdb.Error))
     _same(_scoped(tmp_path / "narrow", [SAMPLE], [TOKEN], [INVENTORY]), token_exact)
-    assert len(batches) >= 2 and len(made) == 1
+    assert len(made) == 1
     trail, _plain = _odd_trail(tmp_path)
     made.clear()
     _same_output(tmp_path / "odd", [trail], [TOKEN], [trail / "inventory.toml"])
     assert len(made) == 1
+
+
+def test_kept_records_picked_not_staged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token_exact: Scoped
+) -> None:
+    """A bulk-readable file's kept records are picked out of its document by their paths: the
+    bulk scan (which serializes and stages every record of the file) reads none of the sample's
+    files (the adapters' output all the same), and of the odd trail's only those the picking
+    refuses (two documents, a truncated gzip): the scan reads those (test_odd_files_same_output)."""
+    from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
+
+    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 1)
+    scanned: list[str] = []
+    real_bulk = pj.bulk_read
+
+    def bulk(con: duckdb.DuckDBPyConnection, ctxs: list[Any]) -> Any:
+        scanned.extend(c.path.name for c in ctxs)
+        return real_bulk(con, ctxs)
+
+    monkeypatch.setattr(pj, "bulk_read", bulk)
+    _same(_scoped(tmp_path / "narrow", [SAMPLE], [TOKEN], [INVENTORY]), token_exact)
+    assert scanned == []
+    trail, plain = _odd_trail(tmp_path)
+    odd = sorted(trail.glob("AWSLogs/**/*.json.gz"))[:2]  # the two rewritten after ``plain``
+    db = duckdb.connect()
+    try:
+        assert pj._picked(db, str(plain), [1, 2]) is not None
+        assert [pj._picked(db, str(f), [1]) for f in odd] == [None, None]
+    finally:
+        db.close()
+
+
+#: JSON whose serialization differs from its text: escapes, number spellings, blanks, secrets.
+_ODD_SCALAR = st.sampled_from(
+    [
+        "-0",
+        "1.50",
+        "1e400",
+        "-1E-2",
+        "18446744073709551616",
+        "123456789012345678901234567890",
+        '"\\u00e9\\/\\n"',
+        '"\\ud83d\\ude00"',
+        '"caf\u00e9"',
+        "true",
+        "null",
+        '"hvs.AAAAAAAAAAAAAAAAAAAAAAAA"',
+        '"a\\"b"',
+    ]
+)
+_ODD_KEY = st.sampled_from(['"k"', '"k"', '"secretAccessKey"', '"Records"', '"\\u006b"'])
+_ODD_JSON = st.recursive(
+    _ODD_SCALAR,
+    lambda inner: (
+        st.lists(inner, max_size=3).map(lambda v: "[ " + " ,".join(v) + "]")
+        | st.lists(st.tuples(_ODD_KEY, inner), max_size=4).map(
+            lambda kv: "{" + ",\n ".join(f"{k} : {v}" for k, v in kv) + "}"
+        )
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    recs=st.lists(_ODD_JSON, min_size=1, max_size=6),
+    keep=st.sets(st.integers(1, 8), min_size=1),
+    gz=st.booleans(),
+)
+def test_picked_texts_are_the_scans(recs: list[str], keep: set[int], gz: bool) -> None:
+    """The texts picked by path (:func:`~keytrail.scope.project._picked`, masked by
+    ``_Masked``) are those the bulk scan states (:func:`~keytrail.scope.project._scan_batch`)
+    for any document: number spellings kept or not as the scan keeps them, escapes, blanks,
+    duplicate keys, non-object records, secrets masked; a kept record past the end makes the
+    picking refuse the file (the scan then decides)."""
+    import gzip
+    import tempfile
+
+    text = '{"Records" : [' + ",\n".join(recs) + '], "Records": [1]}'
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / ("t.json.gz" if gz else "t.json")
+        f.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+        nos = sorted(keep)
+        db = duckdb.connect()
+        try:
+            scan = pj._scan_batch(db, [str(f)], {str(f): set(nos)})
+            picked = pj._picked(db, str(f), nos)
+            masked = pj._Masked(db)
+            assert masked.add(str(f), picked) == (picked is not None)
+            got = masked.done()
+        finally:
+            db.close()
+    if max(nos) > len(recs):
+        assert picked is None
+    else:
+        assert picked is not None and got == scan and len(got) == len(nos)
 
 
 def test_narrow_equals_the_adapters_on_scale_data(tmp_path: Path) -> None:

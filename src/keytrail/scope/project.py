@@ -11,18 +11,25 @@ read, scope reads too, and a credential means the same in both.
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
+import pyarrow as pa
 
 from keytrail.errors import InputError
 from keytrail.graph.agent_identity import merge_agents
 from keytrail.graph.derive import mint_facts
 from keytrail.ingest import load_adapter
 from keytrail.ingest.base import LoadContext, read_sample
-from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter, bulk_read
+from keytrail.ingest.cloudtrail.adapter import (
+    CloudTrailAdapter,
+    bulk_limit,
+    bulk_read,
+    read_document,
+)
 from keytrail.ingest.runner import IngestSummary, ingest
 from keytrail.scope.beside import AGENTS, Beside
 from keytrail.scope.gate import Gate
@@ -159,10 +166,11 @@ def with_raw(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` (:data:`LOCATIONS` of a narrow projection) with each CloudTrail record's text as
     the unchanged adapter stores it (masked like ``events.raw``), set in place.
 
-    ``Records`` files the adapter's bulk scan reads are scanned again by that same function
-    (:func:`keytrail.ingest.cloudtrail.adapter.bulk_read`: no mapping, no writes); any other
-    shape, or a file the scan refuses, is loaded again whole, in the projection's load order (a
-    record delivered twice comes from the same file)."""
+    ``Records`` files the adapter's bulk scan reads give the texts that scan gives
+    (:func:`keytrail.ingest.cloudtrail.adapter.bulk_read`: no mapping, no writes), the kept
+    records picked by its own parse (:func:`_scanned`); any other shape, or a file the scan
+    refuses, is loaded again whole, in the projection's load order (a record delivered twice
+    comes from the same file)."""
     ct = sorted((r for r in rows if r["source"] == "cloudtrail"), key=_load_order)
     if not ct:
         return rows
@@ -181,26 +189,34 @@ def with_raw(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _scanned(ct: list[dict[str, Any]]) -> dict[tuple[str, int], str]:
     """Record texts of the bulk-readable ``Records`` files among ``ct``'s.
 
-    The files are scanned in batches by the ingest's rule (``SourceAdapter.batch_full``), of a
-    sixteenth of its bytes (:class:`_Rescan`): one scan of every file holding a kept record held
-    all their records at once (1.98 GiB peak RSS at 2.7M records), and a batch's scan holds its
-    documents, staged records and kept texts at once: a closure keeping 270k of 300k records
-    peaked at 1.8 GiB with the ingest's 16 MiB batches, 1.5 at 2 MiB, 1.3 at 1 MiB.
+    Each file's kept records are picked out of it (:func:`_picked`): its document parsed by the
+    bulk scan's own ``json_extract``, for the kept records' paths only; their texts are masked a
+    few MiB at a time (:class:`_Masked`). A file that cannot be taken so is scanned
+    (:func:`_scan_batch`) as before, in batches by the ingest's rule
+    (``SourceAdapter.batch_full``), of a sixteenth of its bytes (:class:`_Rescan`): a batch's
+    scan holds its documents, staged records and kept texts at once (a closure keeping 270k of
+    300k records peaked at 1.8 GiB with the ingest's 16 MiB batches, 1.5 at 2 MiB, 1.3 at 1 MiB).
 
-    The batches share one in-memory database, each on its own cursor: a database per batch
-    cost about 37 ms of CPU per batch to make and fill (a principal seed's 233 files at 1M
+    All share one in-memory database, each file or batch on its own cursor: a database per
+    batch cost about 37 ms of CPU per batch to make and fill (a principal seed's 233 files at 1M
     events, 182 batches: 16.2 against 9.4 CPU-s; every record of 120 files kept, 371k: 23.3
     against 14.6, the peak 1.34 against 1.44 GiB)."""
     by_path: dict[str, set[int]] = {}
     for r in ct:
         if r["format"] == "cloudtrail-records":
             by_path.setdefault(r["path"], set()).add(int(r["record_no"]))
-    out: dict[tuple[str, int], str] = {}
-    batch: list[str] = []
-    size = 0
     con = duckdb.connect()
+    masked = _Masked(con)
     try:
-        for path in by_path:
+        rows = con.execute("SELECT current_setting('threads')").fetchall()
+        workers = max(1, min(_PICK_WORKERS, int(rows[0][0]) if rows else 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            picked = pool.map(lambda p: _picked(con, p, sorted(by_path[p])), by_path)
+            rest = [p for p, texts in zip(by_path, picked, strict=True) if not masked.add(p, texts)]
+        out = masked.done()
+        batch: list[str] = []
+        size = 0
+        for path in rest:
             n = Path(path).stat().st_size
             if batch and _Rescan.batch_full(len(batch), size, n):
                 out.update(_scan_batch(con, batch, by_path))
@@ -212,6 +228,94 @@ def _scanned(ct: list[dict[str, Any]]) -> dict[tuple[str, int], str]:
     finally:
         con.close()
     return out
+
+
+#: Files picked from at once (inflate and DuckDB release the GIL; one document each in memory).
+_PICK_WORKERS = 2
+
+#: The records of one document at ``$paths``, in their order, by the bulk scan's parse and
+#: serialization (:data:`keytrail.ingest.cloudtrail.adapter._DOC_ROWS`' ``json_extract``).
+_PICK = """
+SELECT unnest(recs)::VARCHAR FROM (SELECT json_extract(doc, $paths) AS recs FROM _kt_scope_doc)
+"""
+
+
+def _picked(
+    db: duckdb.DuckDBPyConnection, path: str, nos: list[int]
+) -> list[tuple[int, str]] | None:
+    """Records ``nos`` of ``path`` (their texts not masked yet), as :func:`_scan_batch` reads
+    them, from one ``json_extract`` of their paths in the document: the same parse of the same
+    text, and the same serialization of each record (an element of ``$.Records[*]`` is
+    ``$.Records[i]``), without serializing and staging every other record of the file (a
+    principal seed's 14,691 kept records of 228 files at 1M events: 9.1-9.6 against 3.6 CPU-s,
+    of which reading and inflating 1.2 and DuckDB's parse about 1.5). ``None``
+    where the scan might not read them so, and it is asked: a file the bulk read refuses (over
+    its bound, not UTF-8, a BOM or UTF-16, not JSON), or a kept record that is not there (no
+    ``Records`` array, or a shorter one)."""
+    cur = db.cursor()
+    try:
+        sample = read_sample(Path(path), 8)
+        if sample.codec is not None:
+            return None
+        ctx = LoadContext(cur, Path(path), 0, "cloudtrail-records", sample.gzipped)
+        doc = read_document(ctx, bulk_limit(ctx), share=True)
+        if doc is None:
+            return None
+        cur.register("_kt_scope_doc", pa.table({"doc": doc}))
+        got = cur.execute(_PICK, {"paths": [f"$.Records[{n - 1}]" for n in nos]}).fetchall()
+    except duckdb.Error:
+        return None
+    finally:
+        cur.close()
+    if len(got) != len(nos) or any(t is None for (t,) in got):
+        return None
+    return [(n, str(t)) for n, (t,) in zip(nos, got, strict=True)]
+
+
+class _Masked:
+    """Picked texts masked as :func:`_scan_batch` masks them, :data:`MASK_BYTES` at a time: one
+    query per file cost about as much again as the picking (the mask's patterns are compiled
+    per query), one for all of them would hold every kept text three times."""
+
+    MASK_BYTES: ClassVar[int] = 8 << 20
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.out: dict[tuple[str, int], str] = {}
+        self.keys: list[tuple[str, int]] = []
+        self.texts: list[str] = []
+        self.size = 0
+
+    def add(self, path: str, picked: list[tuple[int, str]] | None) -> bool:
+        """Take ``path``'s picked texts (``False``: none, the file is to be scanned)."""
+        if picked is None:
+            return False
+        for n, t in picked:
+            self.keys.append((path, n))
+            self.texts.append(t)
+            self.size += len(t)
+        if self.size >= self.MASK_BYTES:
+            self._flush()
+        return True
+
+    def done(self) -> dict[tuple[str, int], str]:
+        self._flush()
+        return self.out
+
+    def _flush(self) -> None:
+        if not self.texts:
+            return
+        cur = self.con.cursor()
+        try:
+            texts = pa.array(self.texts, pa.string())
+            cur.register("_kt_scope_picked", pa.table({"i": range(len(texts)), "rec": texts}))
+            got = cur.execute(
+                f"SELECT {mask_stored_sql('rec')} FROM _kt_scope_picked ORDER BY i"
+            ).fetchall()
+        finally:
+            cur.close()
+        self.out.update((k, str(t)) for k, (t,) in zip(self.keys, got, strict=True))
+        self.keys, self.texts, self.size = [], [], 0
 
 
 class _Rescan(CloudTrailAdapter):

@@ -208,9 +208,7 @@ def bulk_read(
     0.67-0.82). The refusals are those of that scan: a ``.gz`` name that does not inflate, a
     document over the bound, text that is not UTF-8, not exactly one JSON document, no records
     (``Records`` missing, empty or not an array): a query that fails is retried file by file."""
-    # DuckDB's scan held whole documents up to about twice max(maximum_object_size, 16 MiB) (its
-    # read buffers); the same bound keeps the same files on this path (measured at 1-134 MB)
-    limit = 2 * max(min(MAX_OBJECT_BYTES, ctxs[0].max_document_bytes), _DUCKDB_MIN_OBJECT)
+    limit = bulk_limit(ctxs[0])
     parts: list[pa.Table] = []
     refused: list[LoadContext] = []
     chunk: list[tuple[LoadContext, pa.Array]] = []
@@ -251,6 +249,13 @@ def bulk_read(
     order = {id(c): i for i, c in enumerate(ctxs)}
     refused.sort(key=lambda c: order[id(c)])
     return table.cast(_STAGE_SCHEMA), refused
+
+
+def bulk_limit(ctx: LoadContext) -> int:
+    """The inflated bytes past which :func:`bulk_read` refuses a file. DuckDB's scan held whole
+    documents up to about twice max(maximum_object_size, 16 MiB) (its read buffers); the same
+    bound keeps the same files on this path (measured at 1-134 MB)."""
+    return 2 * max(min(MAX_OBJECT_BYTES, ctx.max_document_bytes), _DUCKDB_MIN_OBJECT)
 
 
 #: Decompressed document bytes per query (memory: this, its records' text, twice at most).
