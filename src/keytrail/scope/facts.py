@@ -13,8 +13,8 @@ every event but, of the merged event rows (:data:`keytrail.scope.spark_tasks.EVE
   :data:`SUMMARY` and the id of the group's first event (a timed one before any untimed; the
   manifest cites that event), with the group's first time.
 
-:data:`FACTS_SQL` says it once, in SQL that Spark and DuckDB both read the same way (the null
-order of every window spelled out): Spark runs it over the merged rows of a round
+:func:`facts_sql` says it once, in SQL that Spark and DuckDB both read the same way (the null
+order of every window spelled out; a group's first event by an aggregate, not a sort): Spark runs it over the merged rows of a round
 (:func:`spark_facts`), DuckDB over the rows of the driver's own pass 1a (:func:`duckdb_facts`,
 :func:`keytrail.scope.spark_gate.hold_local`), so Spark plans no job for round 0's facts.
 The merged rows hold one row per ``event_uid`` (the ingest's or the merge's de-duplication): an
@@ -46,10 +46,11 @@ def _summary_col(c: str) -> str:
     return f"CAST(NULL AS STRING) AS {c}"
 
 
-def facts_sql(events: str, issues: str, seeds: str) -> str:
-    """:data:`FACTS_SQL` over the tables (or Spark's ``{name}`` placeholders) ``events`` (the
-    merged rows), ``issues`` (column ``event_uid``: the issuing events' ids) and ``seeds``
-    (column ``seed``)."""
+def facts_sql(events: str, issues: str, seeds: str, *, struct: str) -> str:
+    """The facts over the tables (or Spark's ``{name}`` placeholders) ``events`` (the merged
+    rows), ``issues`` (column ``event_uid``: the issuing events' ids) and ``seeds`` (column
+    ``seed``). ``struct``: the dialect's name of the function that makes an unnamed struct
+    (Spark's ``struct``, DuckDB's ``row``; both order structs field by field, a null first)."""
     cols = ", ".join(EVENT_COLS)
     group = ", ".join(_GROUP)
     return f"""
@@ -66,13 +67,13 @@ SELECT {cols} FROM (
 ) WHERE _first = 1 OR _last = 1
 UNION ALL
 SELECT {", ".join(_summary_col(c) for c in EVENT_COLS)} FROM (
-  SELECT {group}, time, event_uid,
-    row_number() OVER (PARTITION BY {group}
-                       ORDER BY time ASC NULLS LAST, event_uid ASC NULLS LAST) AS _n
+  SELECT {group}, min(time) AS time,
+    min_by(event_uid, {struct}(time IS NULL, time, event_uid)) AS event_uid
   FROM {events}
   WHERE credential_id IS NOT NULL OR human_id IS NOT NULL OR agent_id IS NOT NULL
      OR actor_uid IN (SELECT seed FROM {seeds})
-) WHERE _n = 1
+  GROUP BY {group}
+)
 """
 
 
@@ -95,7 +96,9 @@ def duckdb_facts(events: Any, issues: Sequence[tuple[Any, ...]], seeds: Sequence
     try:
         for name, table in (("kt_events", events), ("kt_issues", uids), ("kt_seeds", seed_rows)):
             con.register(name, table)
-        return con.sql(facts_sql("kt_events", "kt_issues", "kt_seeds")).to_arrow_table()
+        return con.sql(
+            facts_sql("kt_events", "kt_issues", "kt_seeds", struct="row")
+        ).to_arrow_table()
     finally:
         con.close()
 
@@ -107,7 +110,7 @@ def spark_facts(events: Any, issues: Sequence[tuple[Any, ...]], seeds: Sequence[
 
     spark = events.sparkSession
     uids, seed_rows = _keys(issues, seeds)
-    sql = facts_sql("{events}", "{issues}", "{seeds}")
+    sql = facts_sql("{events}", "{issues}", "{seeds}", struct="struct")
     return to_arrow(
         spark.sql(
             sql, events=events, issues=from_arrow(spark, uids), seeds=from_arrow(spark, seed_rows)
