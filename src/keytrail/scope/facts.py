@@ -14,9 +14,10 @@ every event but, of the merged event rows (:data:`keytrail.scope.spark_tasks.EVE
   manifest cites that event), with the group's first time.
 
 :func:`facts_sql` says it once, in SQL that Spark and DuckDB both read the same way (the null
-order of every window spelled out; a group's first event by an aggregate, not a sort): Spark runs it over the merged rows of a round
-(:func:`spark_facts`), DuckDB over the rows of the driver's own pass 1a (:func:`duckdb_facts`,
-:func:`keytrail.scope.spark_gate.hold_local`), so Spark plans no job for round 0's facts.
+order of every window spelled out; a group's first event by an aggregate, not a sort): Spark
+runs it over the merged rows of a round (:func:`spark_facts`), DuckDB over the rows of the
+driver's own pass 1a (:func:`duckdb_facts`, :func:`keytrail.scope.spark_gate.hold_local`), so
+Spark plans no job for round 0's facts.
 The merged rows hold one row per ``event_uid`` (the ingest's or the merge's de-duplication): an
 issuing event that is also a name's first or last is one row (``UNION``).
 """
