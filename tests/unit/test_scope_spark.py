@@ -33,7 +33,8 @@ if shutil.which("java") is None:
         allow_module_level=True,
     )
 
-from keytrail.scope.engine_spark import LOCAL_CONF, SUMMARY, _real_evidence, scope_spark
+from keytrail.scope.engine_spark import LOCAL_CONF, _real_evidence, scope_spark
+from keytrail.scope.facts import SUMMARY
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +179,7 @@ def test_a_local_master_s_driver_runs_pass_1a(
         driver.append(args[1])
         return hold_local(*args)
 
-    steps = []  # the Spark work after pass 1a, in order
+    steps: list[str] = []  # the Spark work after pass 1a, in order
     for mod, name in ((spark_merge, "settle"), (engine_spark, "spark_facts")):
         monkeypatch.setattr(mod, name, _noted(steps, name, getattr(mod, name)))
     monkeypatch.setattr(
@@ -518,7 +519,7 @@ def test_the_driver_s_facts_are_spark_s(spark: Any, tmp_path: Path) -> None:
 
     import pyarrow.parquet as pq
 
-    from keytrail.scope.facts import SUMMARY, duckdb_facts, spark_facts
+    from keytrail.scope.facts import duckdb_facts, spark_facts
     from keytrail.scope.spark_gate import hold_local
     from keytrail.scope.spark_tasks import EVENT_COLS, PASS1_DDL
 
