@@ -33,7 +33,8 @@ if shutil.which("java") is None:
         allow_module_level=True,
     )
 
-from keytrail.scope.engine_spark import LOCAL_CONF, SUMMARY, _real_evidence, scope_spark
+from keytrail.scope.engine_spark import LOCAL_CONF, _real_evidence, scope_spark
+from keytrail.scope.facts import SUMMARY
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +156,7 @@ def test_a_local_master_s_driver_runs_pass_1a(
     ``DRIVER_COPY``, the local tasks' (each reads its file where it is)."""
     from pyspark import SparkContext
 
-    from keytrail.scope import engine_spark, spark_gate
+    from keytrail.scope import engine_spark, spark_gate, spark_merge
 
     made = []
     parallelize = SparkContext.parallelize
@@ -174,10 +175,16 @@ def test_a_local_master_s_driver_runs_pass_1a(
     driver = []
     hold_local = spark_gate.hold_local
 
-    def counted(*args: Any) -> list[Any]:
+    def counted(*args: Any) -> spark_gate.Local:
         driver.append(args[1])
         return hold_local(*args)
 
+    steps: list[str] = []  # the Spark work after pass 1a, in order
+    for mod, name in ((spark_merge, "settle"), (engine_spark, "spark_facts")):
+        monkeypatch.setattr(mod, name, _noted(steps, name, getattr(mod, name)))
+    monkeypatch.setattr(
+        spark_gate.SparkGate, "_round", _noted(steps, "round", spark_gate.SparkGate._round)
+    )
     monkeypatch.setattr(spark_gate, "hold_arrow", no_job)
     monkeypatch.setattr("keytrail.scope.engine_spark.hold_local", counted)
     inv = [SAMPLE / "inventory.toml"]
@@ -185,6 +192,17 @@ def test_a_local_master_s_driver_runs_pass_1a(
     assert len(driver) == 1 and len(driver[0]) > 1
     _same(whole, got)
     assert bool(made) == (pass_2 == "tasks")
+    # round 0's facts are DuckDB's, over the driver's rows: Spark's first job is round 1's
+    assert steps[0] == "round" and 0 < steps.count("spark_facts") <= steps.count("round")
+    assert steps.count("settle") == steps.count("spark_facts")  # a round's merge settles
+
+
+def _noted(steps: list[str], name: str, f: Any) -> Any:
+    def noted(*args: Any, **kw: Any) -> Any:
+        steps.append(name)
+        return f(*args, **kw)
+
+    return noted
 
 
 def test_spark_equals_duckdb_within_a_window(
@@ -446,3 +464,91 @@ def test_a_round_merged_into_the_merged_rows(spark: Any) -> None:
         ("ct:new", "/a.json.gz", None),
     }
     assert len(got) == len(kept)
+
+
+def _crafted_events() -> Any:
+    """Event rows (:data:`EVENT_COLS`) where the facts' orders and groups can go wrong: untimed
+    events beside timed ones, equal times, Vault-made names by name or by principal, a Vault name
+    outside CloudTrail, a name's first that is also an issuing event, groups with null keys, a
+    seed principal with no key, a group of untimed events only."""
+    from datetime import datetime
+
+    import pyarrow as pa
+
+    from keytrail.scope.spark_tasks import EVENT_COLS
+
+    def t(minute: int | None) -> datetime | None:
+        return None if minute is None else datetime(2026, 3, 1, 12, minute)
+
+    rows = []
+    specs: list[tuple[str, str, int | None, dict[str, str | None]]] = [
+        ("ct:1", "cloudtrail", 5, {"credential_id": "K1", "actor_name": "vault-app-1"}),
+        ("ct:2", "cloudtrail", None, {"credential_id": "K1", "actor_name": "vault-app-1"}),
+        ("ct:3", "cloudtrail", 9, {"credential_id": "K1", "actor_name": "vault-app-1"}),
+        ("ct:4", "cloudtrail", 9, {"credential_id": "K1", "actor_name": "vault-app-1"}),
+        ("ct:5", "cloudtrail", 7, {"credential_id": "K1", "actor_name": "vault-app-1"}),
+        ("ct:6", "cloudtrail", 3, {"actor_uid": "arn:aws:sts::1:assumed-role/r/vault-x-2"}),
+        ("ct:7", "cloudtrail", 3, {"actor_uid": "arn:aws:sts::1:assumed-role/r/vault-x-2"}),
+        ("ct:8", "cloudtrail", 1, {"credential_id": "K2", "actor_name": "vault-b"}),
+        ("ct:9", "cloudtrail", 2, {"credential_id": "K2", "actor_name": "vault-b"}),
+        ("ct:10", "cloudtrail", 4, {"credential_id": "K2", "actor_name": "vault-b"}),
+        ("ag:1", "agent", 1, {"actor_name": "vault-agent", "agent_id": "a1"}),
+        ("ag:2", "agent", None, {"agent_id": "a1"}),
+        ("ag:3", "agent", None, {"agent_id": "a2"}),
+        ("ag:4", "agent", None, {"agent_id": "a2"}),
+        ("vault:1", "vault", 8, {"credential_id": "K3", "human_id": "h1"}),
+        ("vault:2", "vault", 6, {"credential_id": "K3", "human_id": "h1"}),
+        ("ct:11", "cloudtrail", 2, {"actor_uid": "arn:aws:iam::1:user/seed"}),
+        ("ct:12", "cloudtrail", 2, {"actor_uid": "arn:aws:iam::1:user/other"}),
+        ("ct:13", "cloudtrail", 2, {"credential_id": "K4", "action": "sts:AssumeRole"}),
+    ]
+    for uid, source, minute, cols in specs:
+        given = {"event_uid": uid, "source": source, "time": t(minute)} | cols
+        rows.append({c: given.get(c) for c in EVENT_COLS})
+    schema = pa.schema(
+        [(c, pa.timestamp("us") if c == "time" else pa.string()) for c in EVENT_COLS]
+    )
+    return pa.Table.from_pylist(rows, schema)
+
+
+def test_the_driver_s_facts_are_spark_s(spark: Any, tmp_path: Path) -> None:
+    """What the driver's case needs of the events (``facts_sql``) comes out the same of DuckDB
+    (round 0 of a local master's pass 1a, ``hold_local``) and of Spark (a round's merged rows),
+    on crafted rows and on the sample's pass 1a."""
+    import pickle
+
+    import pyarrow.parquet as pq
+
+    from keytrail.scope.facts import duckdb_facts, spark_facts
+    from keytrail.scope.spark_gate import hold_local
+    from keytrail.scope.spark_tasks import EVENT_COLS, PASS1_DDL
+
+    def rows(table: Any) -> list[tuple[Any, ...]]:
+        return sorted(tuple(r.values()) for r in table.to_pylist())
+
+    events = _crafted_events()
+    pq.write_table(events, tmp_path / "crafted.parquet")
+    ddl = ", ".join(f"{c} {'timestamp_ntz' if c == 'time' else 'string'}" for c in EVENT_COLS)
+    frame = spark.read.schema(ddl).parquet(str(tmp_path / "crafted.parquet"))
+    issues = [(None, None, None, "ct:1"), (None, None, None, "ag:2")]
+    seeds = ["arn:aws:iam::1:user/seed"]
+    got = duckdb_facts(events, issues, seeds)
+    assert rows(got) == rows(spark_facts(frame, issues, seeds))
+    uids = [str(u) for u in got.column("event_uid").to_pylist()]
+    # the names' first (untimed first) and last (equal times: the larger id), issues once
+    assert sorted(u for u in uids if not u.startswith(SUMMARY)) == sorted(
+        ["ct:1", "ct:2", "ct:4", "ct:6", "ct:7", "ct:8", "ct:10", "ag:2"]
+    )
+    # a group's first event: a timed one before any untimed, then the smaller id
+    assert sorted(u.removeprefix(SUMMARY) for u in uids if u.startswith(SUMMARY)) == sorted(
+        ["ct:1", "ct:8", "ag:1", "ag:3", "vault:2", "ct:11", "ct:13"]
+    )
+
+    inv = SAMPLE / "inventory.toml"
+    files = [str(p) for p in sorted(SAMPLE.rglob("*")) if p.is_file() and p != inv]
+    local = hold_local(tmp_path / "pass1", files, [TOKEN])
+    issues = [pickle.loads(p) for k, p in local.small if k == "issue"]
+    assert issues and local.facts.num_rows
+    frame = spark.read.schema(PASS1_DDL).parquet(str(local.events)).where("kind = 'event'")
+    spark_got = spark_facts(frame, issues, [TOKEN])
+    assert rows(local.facts) == rows(spark_got) and local.facts.schema == spark_got.schema

@@ -9,7 +9,9 @@ and status. With the needle gate (the default) the CloudTrail ``Records`` files 
 and parsed only in the rounds that find a needle of the closure in them
 (:mod:`keytrail.scope.spark_gate`); without it, every file at once.
 Driver: the issuance facts (issues and their events, CloudTrail events under Vault-made names)
-and one row per distinct (credential, principal, human, agent) go into a DuckDB case, where
+and one row per distinct (credential, principal, human, agent) (:mod:`keytrail.scope.facts`: one
+SQL, run by Spark over the merged rows, by DuckDB over the driver's own pass 1a) go into a
+DuckDB case, where
 :mod:`keytrail.scope.closure` resolves the seeds and walks the closure: the same SQL.
 Selection: a Spark filter of the event rows by the closure (broadcast).
 Pass 2 (only the files that hold a kept record): tasks copy the records out, CloudTrail texts by
@@ -38,10 +40,10 @@ from keytrail.ingest.runner import ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
+from keytrail.scope.facts import SUMMARY, spark_facts
 from keytrail.scope.project import file_rows
-from keytrail.scope.spark_arrow import from_arrow, to_arrow
-from keytrail.scope.spark_gate import SparkGate, hold_local
-from keytrail.scope.spark_merge import merge, person_events, settle
+from keytrail.scope.spark_gate import Local, SparkGate, hold_local
+from keytrail.scope.spark_merge import merge, person_events
 from keytrail.scope.spark_tasks import EVENT_COLS, WHERE_COLS, Want, extract, local_path
 from keytrail.store.case import CaseStore
 
@@ -192,11 +194,6 @@ def _driver_case(
     return CaseStore.open(scratch, read_only=False), file_rows(summary)
 
 
-#: The driver's one row per (credential, principal, human, agent) is named by this and the id
-#: of the group's first event (the manifest's evidence cites that event: :func:`_real_evidence`).
-SUMMARY = "scope:summary:"
-
-
 def _fill(store: CaseStore, issues: list[tuple[Any, ...]], events: Any) -> None:
     """The driver's case's issues and needed ``events`` (an Arrow table of :data:`EVENT_COLS`),
     as loaded so far (again after each round of the gate that loads rows), and the issuance
@@ -223,62 +220,6 @@ def _fill(store: CaseStore, issues: list[tuple[Any, ...]], events: Any) -> None:
             con.unregister("_kt_spark_facts")
     dedup_events(store)  # issues of one call logged in files two tasks read
     mint_facts(con)
-
-
-def _facts(events: Any, issues: list[tuple[Any, ...]], seeds: list[str]) -> Any:
-    """What the driver's case needs of the merged ``events`` (an Arrow table of
-    :data:`EVENT_COLS`): the issuing events, the first and last event per Vault-made name, one
-    summary row per (credential, principal, human, agent)."""
-    import pyarrow as pa
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    spark = events.sparkSession
-    issue_uids = from_arrow(spark, pa.table({"event_uid": [str(i[3]) for i in issues] or [""]}))
-    keep = (F.col("actor_name").like("vault-%") | F.col("actor_uid").like("%vault-%")) & (
-        F.col("source") == "cloudtrail"
-    )
-    # The Vault AWS name match joins on a name's stem and compares the issue time with the last
-    # use: the first and the last event per (key, name) decide it, so only those go to the
-    # driver (at 1M events sending all of them ran the driver out of heap). The one difference
-    # from the DuckDB engine: a Vault AWS link's evidence cites those events, not the first 100.
-    by_name = Window.partitionBy("credential_id", "actor_name", "actor_uid")
-    first = F.row_number().over(by_name.orderBy("time", "event_uid"))
-    last = F.row_number().over(by_name.orderBy(F.col("time").desc(), F.col("event_uid").desc()))
-    named = (
-        events.where(keep)
-        .withColumn("_first", first)
-        .withColumn("_last", last)
-        .where((F.col("_first") == 1) | (F.col("_last") == 1))
-        .select(*EVENT_COLS, *WHERE_COLS)
-    )
-    facts = events.join(F.broadcast(issue_uids), "event_uid", "left_semi").union(named)
-    group = ("source", "credential_id", "actor_uid", "human_id", "agent_id")
-    people = (
-        events.where(
-            F.col("credential_id").isNotNull()
-            | F.col("human_id").isNotNull()
-            | F.col("agent_id").isNotNull()
-            | F.col("actor_uid").isin(seeds)
-        )
-        .groupBy(*group)
-        .agg(
-            F.min("time").alias("time"),
-            # the group's first event (a timed one before any untimed): the row's name
-            F.min(F.struct(F.col("time").isNull(), "time", "event_uid")).alias("_first"),
-        )
-        .select(
-            *(
-                F.concat(F.lit(SUMMARY), F.col("_first.event_uid")).alias(c)
-                if c == "event_uid"
-                else F.col(c)
-                if c in (*group, "time")
-                else F.lit(None).cast("string").alias(c)
-                for c in EVENT_COLS
-            )
-        )
-    )
-    return to_arrow(facts.dropDuplicates(["event_uid"]).select(*EVENT_COLS).unionByName(people))
 
 
 def _real_evidence(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -319,7 +260,7 @@ def scope_spark(
         # On a local master over local files, with the gate, the driver runs pass 1a itself
         # meanwhile (spark_gate.hold_local: the CloudTrail files held, the others projected).
         early = gate and _driver_pass1(master, files)
-        local: tuple[list[Any], Path] | None = None
+        local: Local | None = None
         with ThreadPoolExecutor(1, thread_name_prefix="keytrail-spark-start") as pool:
             starting = pool.submit(_spark, master)
             store, inventory_rows = _driver_case(Path(tmp) / "driver.duckdb", inventory)
@@ -354,14 +295,18 @@ def scope_spark(
             rows = reduce(lambda a, b: a.unionByName(b), parts[done[0] :])
             done[0] = len(parts)
             per_task = rows.where(F.col("kind") == "event").select(*EVENT_COLS, *WHERE_COLS)
-            if passes.merged and not merged:  # pass 1a of the driver: one ingest merged them
-                events = settle(per_task)
+            if passes.merged and not merged:
+                # pass 1a of the driver: one ingest merged its rows and DuckDB computed their
+                # facts (hold_local); Spark reads the rows' file when a later plan needs them
+                assert local is not None
+                events, facts = per_task, local.facts
             else:
                 events = merge(per_task, passes.order, base=merged[0] if merged else None)
+                facts = spark_facts(events, passes.issues, seedset)
             for m in merged:
                 m.unpersist()
             merged[:] = [events]
-            _fill(store, passes.issues, _facts(events, passes.issues, seedset))
+            _fill(store, passes.issues, facts)
             return store
 
         try:

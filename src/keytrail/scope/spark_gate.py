@@ -31,8 +31,9 @@ import pickle
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from keytrail.scope.facts import duckdb_facts
 from keytrail.scope.gate import Gate, Held, fixpoint, search, why_open
 from keytrail.scope.spark_merge import same_bytes
 from keytrail.scope.spark_tasks import (
@@ -74,7 +75,17 @@ def hold_arrow(seeds: list[str]) -> Callable[[Iterable[Any]], Iterator[Any]]:
     return run
 
 
-def hold_local(tmp: Path, files: list[str], seeds: list[str]) -> tuple[list[Any], Path]:
+class Local(NamedTuple):
+    """Pass 1a of the driver (:func:`hold_local`): its ``file``, ``issue`` and ``held`` rows
+    (kind, pickled payload), the Parquet file of its event rows, and round 0's facts of the
+    driver's case over them (:func:`keytrail.scope.facts.duckdb_facts`)."""
+
+    small: list[tuple[str, bytes]]
+    events: Path
+    facts: Any
+
+
+def hold_local(tmp: Path, files: list[str], seeds: list[str]) -> Local:
     """Pass 1a on the driver of a local master over local files (:func:`in_place`), run while
     the session starts: every file in one scratch case under ``tmp``, as :func:`hold_arrow`'s
     tasks project theirs (the same rows), so the ingest itself pairs the Vault lines and drops
@@ -82,9 +93,12 @@ def hold_local(tmp: Path, files: list[str], seeds: list[str]) -> tuple[list[Any]
     (:attr:`SparkGate.merged`). At 1M events the JVM's start and first plan took about one core
     for 7-10 s and pass 1's job 14 s more (docs/performance.md, spark7).
 
-    The ``file``, ``issue`` and ``held`` rows, and a Parquet file of the event rows under
-    ``tmp`` (the local tasks read it; 25 MB at 1M: as an Arrow DataFrame made on the driver they
-    took 3.2 s more)."""
+    The ``file``, ``issue`` and ``held`` rows, a Parquet file of the event rows under ``tmp``
+    (the local tasks read it; 25 MB at 1M: as an Arrow DataFrame made on the driver they took
+    3.2 s more), and what the driver's case needs of them before round 1, computed here by
+    DuckDB (:mod:`keytrail.scope.facts`, the SQL Spark runs over a round's merged rows): Spark
+    then plans no job over them before round 1's (at 1M the cold plans and jobs of their
+    checkpoint and facts took 6-12 s of the driver's wall, docs/performance.md, spark8)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -94,10 +108,13 @@ def hold_local(tmp: Path, files: list[str], seeds: list[str]) -> tuple[list[Any]
         projected(tmp, written(tmp, [(f, None) for f in files]), _Hold(seeds)), pass1_schema()
     )
     small = table.filter(pc.not_equal(table["kind"], "event"))
+    rows = table.filter(pc.equal(table["kind"], "event"))
     events = tmp / "events.parquet"
-    pq.write_table(table.filter(pc.equal(table["kind"], "event")), events)
+    pq.write_table(rows, events)
     kinds, payloads = small["kind"].to_pylist(), small["payload"].to_pylist()
-    return list(zip(kinds, payloads, strict=True)), events
+    issues = [pickle.loads(p) for k, p in zip(kinds, payloads, strict=True) if k == "issue"]
+    facts = duckdb_facts(rows, issues, seeds)
+    return Local(list(zip(kinds, payloads, strict=True)), events, facts)
 
 
 #: A held file's state as the driver sends it to a round's tasks: format, gzipped, record limit,
@@ -169,7 +186,7 @@ class SparkGate:
     def run(
         self,
         refresh: Callable[[list[Any]], CaseStore],
-        local: tuple[list[Any], Path] | None = None,
+        local: Local | None = None,
     ) -> CaseStore:
         """Pass 1, then the rounds to the fixpoint; ``refresh``: the driver's case filled from
         what is loaded (called again whenever a round loads rows). ``local``: pass 1a's batches
@@ -231,12 +248,12 @@ class SparkGate:
         self._take(small)
         return small
 
-    def _local(self, local: tuple[list[Any], Path]) -> None:
+    def _local(self, local: Local) -> None:
         """Pass 1a from the driver (:func:`hold_local`): the small rows taken here, the event
-        rows' file the first part (merged already: :attr:`merged`)."""
-        small, events = local
-        self._take(small)
-        self.parts.append(self.spark.read.schema(PASS1_DDL).parquet(str(events)))
+        rows' file the first part (merged already: :attr:`merged`; read by the first job that
+        needs it, round 1's merge or the selection)."""
+        self._take(local.small)
+        self.parts.append(self.spark.read.schema(PASS1_DDL).parquet(str(local.events)))
         self.merged = True
 
     def _take(self, small: list[tuple[str, bytes]]) -> None:
