@@ -1,12 +1,16 @@
 """The raw pass's rows kept in the case (findings.rawcache): a later snapshot reads only the
 records of new files, and the rows are never used for other rules, other code, or a case whose
-covered CloudTrail events changed."""
+covered CloudTrail events changed.
+
+The first part of the sample ingested with its snapshot is a module fixture (``first_case``):
+five tests began with that same ingest; each now writes to a byte copy of it."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -93,13 +97,29 @@ def two_parts() -> tuple[list[Path], list[Path]]:
     return days[:4], [*days[4:], INCIDENT / "vault"]
 
 
+@pytest.fixture(scope="module")
+def first_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first part ingested with its snapshot (the raw pass's cache filled), once per module:
+    five tests began with this same ingest. Read-only: each test works on a copy."""
+    if not DAYS.is_dir():
+        pytest.skip("sample incident not present")
+    path = tmp_path_factory.mktemp("first") / "first.duckdb"
+    _ingest(path, *sorted(DAYS.iterdir())[:4])
+    return path
+
+
+def _first(first_case: Path, tmp: Path) -> Path:
+    path = tmp / "case.duckdb"
+    shutil.copyfile(first_case, path)
+    return path
+
+
 def test_a_second_ingest_reads_only_its_own_files(
-    tmp_path: Path, two_parts: tuple[list[Path], list[Path]]
+    tmp_path: Path, two_parts: tuple[list[Path], list[Path]], first_case: Path
 ) -> None:
-    first, second = two_parts
-    path = tmp_path / "case.duckdb"
+    _first_files, second = two_parts
+    path = _first(first_case, tmp_path)
     cfg = load_config(None, rule_ids=RULES)
-    _ingest(path, *first)
     state = _state(path)
     top = _sql(path, "SELECT max(file_id) FROM evidence")[0][0]
     assert state["through"] == top and _stored(path) == _fresh(path, cfg) != []
@@ -139,15 +159,13 @@ def test_a_second_ingest_reads_only_its_own_files(
     ],
 )
 def test_a_changed_covered_event_rebuilds_the_cache(
-    tmp_path: Path, two_parts: tuple[list[Path], list[Path]], change: str
+    tmp_path: Path, first_case: Path, change: str
 ) -> None:
     """De-duplication keeps the earliest copy, so it never removes a covered event; were one
     removed or replaced anyway, the digest in ``rawpass.cache`` no longer matches and every
     record is read again."""
-    first, _ = two_parts
-    path = tmp_path / "case.duckdb"
+    path = _first(first_case, tmp_path)
     cfg = load_config(None, rule_ids=RULES)
-    _ingest(path, *first)
     hit = _stored(path)[0]
     _sql(path, "INSERT INTO raw_pass_cache VALUES (0, 'marker')")
     _sql(path, change.format(uid=hit[1]))
@@ -157,12 +175,10 @@ def test_a_changed_covered_event_rebuilds_the_cache(
 
 
 def test_other_rules_neither_read_nor_keep_the_rows_of_the_old_ones(
-    tmp_path: Path, two_parts: tuple[list[Path], list[Path]]
+    tmp_path: Path, first_case: Path
 ) -> None:
-    first, _ = two_parts
-    path = tmp_path / "case.duckdb"
+    path = _first(first_case, tmp_path)
     default = load_config(None, rule_ids=RULES)
-    _ingest(path, *first)
     before = _state(path)
     rules = tmp_path / "rules"
     rules.mkdir()
@@ -222,13 +238,13 @@ def test_a_failing_prefill_changes_nothing(
 
 
 def test_a_new_case_stores_the_cached_event_ids_uncompressed(
-    tmp_path: Path, two_parts: tuple[list[Path], list[Path]]
+    tmp_path: Path, first_case: Path
 ) -> None:
     """A first snapshot writes the whole cache: its event ids are stored as they are
     (``store.schema.UNCOMPRESSED_COLUMNS``), not through DuckDB's string compression, which cost
-    four times the write at 1M events; the rows are those read from every record."""
-    path = tmp_path / "case.duckdb"
-    _ingest(path, *two_parts[0])
+    four times the write at 1M events; the rows are those read from every record (on a byte
+    copy of the first part's new case)."""
+    path = _first(first_case, tmp_path)
     storage = _sql(
         path,
         "SELECT DISTINCT compression FROM pragma_storage_info('raw_pass_cache') "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,20 @@ LEAF = "ASIALEAF000000000001"  # minted by MID (AssumeRole)
 OTHER = "AKIAOTHER00000000001"  # unrelated: its files must stay shut
 
 
-def _both(tmp: Path, paths: list[Path], seeds: list[str], inv: list[Path] = ()) -> dict[str, Any]:
+Whole = Callable[[Path, list[Path], list[str], list[Path]], dict[str, Any]]
+
+
+def _whole(tmp: Path, paths: list[Path], seeds: list[str], inv: list[Path]) -> dict[str, Any]:
+    """The scope without the gate into ``tmp / "whole"``: its manifest."""
+    return scope_duckdb(tmp / "whole", paths, seeds, inventory=inv, gate=False).manifest
+
+
+def _both(
+    tmp: Path, paths: list[Path], seeds: list[str], inv: list[Path] = (), whole_of: Whole = _whole
+) -> dict[str, Any]:
     """Scope with and without the gate; assert the same cut; return the gated manifest."""
     gated = scope_duckdb(tmp / "gated", paths, seeds, inventory=inv).manifest
-    whole = scope_duckdb(tmp / "whole", paths, seeds, inventory=inv, gate=False).manifest
+    whole = whole_of(tmp, paths, seeds, list(inv))
     assert "gate" not in whole and gated["outputs"]
     unread = {i["path"] for i in gated["inputs"] if i["rejected"] is None}
     for doc in (gated, whole):
@@ -82,7 +93,7 @@ def _assume(i: int, signer: str, child: str, role: str) -> dict[str, Any]:
 def _write(trail: Path, name: str, recs: list[dict[str, Any]], text: str | None = None) -> Path:
     path = trail / "AWSLogs" / ACCT / f"{name}.json.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress((text or json.dumps({"Records": recs})).encode()))
+    path.write_bytes(gzip.compress((text or json.dumps({"Records": recs})).encode(), mtime=0))
     return path
 
 

@@ -5,6 +5,13 @@ the columns the closure reads (:mod:`keytrail.scope.narrow`). Its output must be
 ingest adapters themselves give (``narrow=False``): the same manifest (closure, seeds, inputs,
 counts, output SHA-256s) and the same bytes in every output file, on the sample incident and on
 generated scale data. The narrow path must also really be taken (else the test is vacuous).
+
+Module fixtures share what several tests only read: the adapters' scope of the sample from the
+token (``token_exact``); the odd trail and its adapters' scope (``odd_exact``: three tests read
+the trail, two compare to that scope; both were made twice); the sample projected narrow and
+exact (``sample_projections``: two tests query both; each projected the sample twice); the
+sample's scope with one file per CloudTrail batch (``one_file_batches``: three tests ran it, each
+under its own wrapper; one run under all three wrappers serves them).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -35,6 +43,7 @@ HUMAN = "maria.chen@finco.example"
 
 
 Scoped = tuple[Path, dict[str, Any]]
+OddExact = tuple[Path, Path, Scoped]
 
 
 def _scoped(
@@ -77,26 +86,60 @@ def test_narrow_equals_the_adapters_for_the_human(tmp_path: Path) -> None:
     _same_output(tmp_path, [SAMPLE], [HUMAN], [INVENTORY])
 
 
+@pytest.fixture(scope="module")
+def one_file_batches(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The narrow scope of the sample from the token with one CloudTrail file per batch, run once
+    for the three tests that read it (read-only): its output (``scoped``), the in-memory
+    databases the re-read made (``made``) and the files the bulk scan read (``scanned``). The
+    wrappers call the real ``duckdb.connect`` and ``bulk_read``; each test ran this same scope
+    under its own wrapper before."""
+    from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
+
+    made: list[int] = []
+    scanned: list[str] = []
+    real_connect, real_bulk = duckdb.connect, pj.bulk_read
+
+    def connect() -> duckdb.DuckDBPyConnection:
+        made.append(1)
+        return real_connect()
+
+    def bulk(con: duckdb.DuckDBPyConnection, ctxs: list[Any]) -> Any:
+        scanned.extend(c.path.name for c in ctxs)
+        return real_bulk(con, ctxs)
+
+    out = tmp_path_factory.mktemp("one-file-batches") / "narrow"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CloudTrailAdapter, "BATCH_FILES", 1)
+        mp.setattr(pj, "duckdb", SimpleNamespace(connect=connect, Error=duckdb.Error))
+        mp.setattr(pj, "bulk_read", bulk)
+        scoped = _scoped(out, [SAMPLE], [TOKEN], [INVENTORY])
+    return SimpleNamespace(scoped=scoped, made=len(made), scanned=scanned)
+
+
 def test_record_texts_reread_in_batches(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token_exact: Scoped
+    one_file_batches: SimpleNamespace, token_exact: Scoped
 ) -> None:
     """Kept records' texts are re-read a batch of files at a time (memory stays flat): one file
     per batch gives the same output as the adapters reading the default batches (the exact side
     is not re-run with one-file batches: that doubled the slowest scope test for no check)."""
-    from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
-
-    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 1)
-    _same(_scoped(tmp_path / "narrow", [SAMPLE], [TOKEN], [INVENTORY]), token_exact)
+    _same(one_file_batches.scoped, token_exact)
 
 
 def test_record_texts_reread_in_one_database(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token_exact: Scoped
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    one_file_batches: SimpleNamespace,
+    token_exact: Scoped,
+    odd_exact: OddExact,
 ) -> None:
     """The re-read shares one in-memory database, each file or batch on its own cursor (a
     database per batch cost about 37 ms of CPU each): the adapters' output; on the odd trail
-    too, whose refused files fail their batch's parse on that database."""
+    too, whose refused files fail their batch's parse on that database (the adapters' side is
+    ``odd_exact``'s, read in default batches: the unchanged adapter makes no re-read database)."""
     from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
 
+    _same(one_file_batches.scoped, token_exact)
+    assert one_file_batches.made == 1
     monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 1)
     made: list[int] = []
     real_connect = duckdb.connect
@@ -106,35 +149,21 @@ def test_record_texts_reread_in_one_database(
         return real_connect()
 
     monkeypatch.setattr(pj, "duckdb", SimpleNamespace(connect=connect, Error=duckdb.Error))
-    _same(_scoped(tmp_path / "narrow", [SAMPLE], [TOKEN], [INVENTORY]), token_exact)
-    assert len(made) == 1
-    trail, _plain = _odd_trail(tmp_path)
-    made.clear()
-    _same_output(tmp_path / "odd", [trail], [TOKEN], [trail / "inventory.toml"])
+    trail, _plain, exact = odd_exact
+    _same(_scoped(tmp_path / "odd", [trail], [TOKEN], [trail / "inventory.toml"]), exact)
     assert len(made) == 1
 
 
 def test_kept_records_picked_not_staged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token_exact: Scoped
+    one_file_batches: SimpleNamespace, token_exact: Scoped, odd_trail: tuple[Path, Path]
 ) -> None:
     """A bulk-readable file's kept records are picked out of its document by their paths: the
     bulk scan (which serializes and stages every record of the file) reads none of the sample's
     files (the adapters' output all the same), and of the odd trail's only those the picking
     refuses (two documents, a truncated gzip): the scan reads those (test_odd_files_same_output)."""
-    from keytrail.ingest.cloudtrail.adapter import CloudTrailAdapter
-
-    monkeypatch.setattr(CloudTrailAdapter, "BATCH_FILES", 1)
-    scanned: list[str] = []
-    real_bulk = pj.bulk_read
-
-    def bulk(con: duckdb.DuckDBPyConnection, ctxs: list[Any]) -> Any:
-        scanned.extend(c.path.name for c in ctxs)
-        return real_bulk(con, ctxs)
-
-    monkeypatch.setattr(pj, "bulk_read", bulk)
-    _same(_scoped(tmp_path / "narrow", [SAMPLE], [TOKEN], [INVENTORY]), token_exact)
-    assert scanned == []
-    trail, plain = _odd_trail(tmp_path)
+    _same(one_file_batches.scoped, token_exact)
+    assert one_file_batches.scanned == []
+    trail, plain = odd_trail
     odd = sorted(trail.glob("AWSLogs/**/*.json.gz"))[:2]  # the two rewritten after ``plain``
     db = duckdb.connect()
     try:
@@ -236,31 +265,44 @@ def _busiest_issued_key(tmp: Path, data: Path) -> str:
     return str(row[0])
 
 
-def test_the_narrow_path_is_taken(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def sample_projections(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[bool, duckdb.DuckDBPyConnection]]:
+    """The sample projected narrow (``True``) and by the adapters (``False``), each scratch case
+    open (read-only use: two tests query both)."""
+    tmp = tmp_path_factory.mktemp("projections")
+    projs = {n: project(tmp / f"p{n}.duckdb", [SAMPLE], narrow=n) for n in (True, False)}
+    try:
+        yield {n: p.store.con for n, p in projs.items()}
+    finally:
+        for p in projs.values():
+            p.store.close()
+
+
+def test_the_narrow_path_is_taken(
+    sample_projections: dict[bool, duckdb.DuckDBPyConnection],
+) -> None:
     """CloudTrail rows carry no details and, but for the classifier's samples, no record text;
     the issuance rows and the identity columns are the adapters' own."""
     cols = "event_uid, credential_id, actor_uid, actor_name, human_id, time, shared_event_id"
 
     def facts(narrow: bool) -> dict[str, Any]:
-        proj = project(tmp_path / f"p{narrow}.duckdb", [SAMPLE], narrow=narrow)
-        con = proj.store.con
-        try:
-            return {
-                "events": con.execute(
-                    f"SELECT {cols} FROM events ORDER BY event_uid, file_id, record_no"
-                ).fetchall(),
-                "issues": con.execute(
-                    "SELECT * EXCLUDE (attributes), CAST(attributes AS VARCHAR) "
-                    "FROM credential_issues ORDER BY credential_id, event_uid"
-                ).fetchall(),
-                "ct": con.execute(
-                    """SELECT count(*), count(details), count(raw),
-                              count(*) FILTER (WHERE contains(raw, '"eventSource"'))
-                       FROM events WHERE source = 'cloudtrail'"""
-                ).fetchone(),
-            }
-        finally:
-            proj.store.close()
+        con = sample_projections[narrow]
+        return {
+            "events": con.execute(
+                f"SELECT {cols} FROM events ORDER BY event_uid, file_id, record_no"
+            ).fetchall(),
+            "issues": con.execute(
+                "SELECT * EXCLUDE (attributes), CAST(attributes AS VARCHAR) "
+                "FROM credential_issues ORDER BY credential_id, event_uid"
+            ).fetchall(),
+            "ct": con.execute(
+                """SELECT count(*), count(details), count(raw),
+                          count(*) FILTER (WHERE contains(raw, '"eventSource"'))
+                   FROM events WHERE source = 'cloudtrail'"""
+            ).fetchone(),
+        }
 
     narrow, exact = facts(True), facts(False)
     assert narrow["events"] == exact["events"] and narrow["issues"] == exact["issues"]
@@ -292,11 +334,28 @@ def _odd_trail(tmp: Path) -> tuple[Path, Path]:
     return trail, plain
 
 
-def test_odd_files_same_output(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def odd_trail(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """:func:`_odd_trail` once per module (read-only: three tests read it)."""
+    return _odd_trail(tmp_path_factory.mktemp("odd"))
+
+
+@pytest.fixture(scope="module")
+def odd_exact(odd_trail: tuple[Path, Path]) -> OddExact:
+    """The odd trail, its uncompressed file and the adapters' scope of it from the token
+    (read-only: two tests compare to it)."""
+    trail, plain = odd_trail
+    exact = _scoped(
+        trail.parent / "exact", [trail], [TOKEN], [trail / "inventory.toml"], narrow=False
+    )
+    return trail, plain, exact
+
+
+def test_odd_files_same_output(tmp_path: Path, odd_exact: OddExact) -> None:
     """Files the one-parse path must refuse (two documents, a truncated gzip) go through the
     unchanged adapter, an uncompressed one through the one-parse path: same output as exact."""
-    trail, plain = _odd_trail(tmp_path)
-    _same_output(tmp_path, [trail], [TOKEN], [trail / "inventory.toml"])
+    trail, plain, exact = odd_exact
+    _same(_scoped(tmp_path / "narrow", [trail], [TOKEN], [trail / "inventory.toml"]), exact)
     proj = project(tmp_path / "probe.duckdb", [trail])
     try:
         n, whole = proj.store.con.execute(
@@ -371,23 +430,21 @@ def test_a_read_the_narrow_parse_cannot_carry_is_refused() -> None:
         )
 
 
-def test_vault_and_agent_rows_carry_no_text(tmp_path: Path) -> None:
+def test_vault_and_agent_rows_carry_no_text(
+    sample_projections: dict[bool, duckdb.DuckDBPyConnection],
+) -> None:
     """The narrow projection's Vault and agent events are the adapters' rows without ``raw``."""
     cols = "event_uid, source, time, credential_id, actor_uid, human_id, agent_id, details"
 
     def rows(narrow_: bool) -> tuple[list[Any], int]:
-        proj = project(tmp_path / f"v{narrow_}.duckdb", [SAMPLE], narrow=narrow_)
-        try:
-            con = proj.store.con
-            got = con.execute(
-                f"SELECT {cols} FROM events WHERE source IN ('vault', 'agent') "
-                "ORDER BY event_uid, file_id, record_no"
-            ).fetchall()
-            n = con.execute(
-                "SELECT count(raw) FROM events WHERE source IN ('vault', 'agent')"
-            ).fetchone()
-        finally:
-            proj.store.close()
+        con = sample_projections[narrow_]
+        got = con.execute(
+            f"SELECT {cols} FROM events WHERE source IN ('vault', 'agent') "
+            "ORDER BY event_uid, file_id, record_no"
+        ).fetchall()
+        n = con.execute(
+            "SELECT count(raw) FROM events WHERE source IN ('vault', 'agent')"
+        ).fetchone()
         return got, int(n[0]) if n else 0
 
     (cut, cut_raw), (full, full_raw) = rows(True), rows(False)

@@ -5,11 +5,17 @@ Vault line built): the same closure with the same why, the same outputs byte for
 same inputs with the same ``records``, ``rejected`` and notes. Each case is built so that a gate
 missing one of its rules would miss a line, and checks the gate held lines back (or fell back,
 where it must), else it proves nothing.
+
+``test_the_rounds_in_one_pass_cut_the_same`` replays four of these cases with another gate
+setting; their whole side (``gate=False``: no gate runs) is the one the case's own test made,
+so it is taken from :func:`_whole` (the same trail bytes, seeds and folder layout: the manifest
+moved to the new folder, the output files copied) instead of scoped again.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +25,9 @@ from keytrail.ingest.runner import ingest
 from keytrail.scope import vault_gate as vg
 from keytrail.scope.vault_gate import HeldVault, count, split_lines
 from tests.cloudtrail_records import api_call
-from tests.unit.test_scope_gate import _both, _write
+from tests.unit.test_scope_gate import _both as _both_scopes
+from tests.unit.test_scope_gate import _whole as _scope_whole
+from tests.unit.test_scope_gate import _write
 
 ACCT = "111122223333"
 T0 = "hmac-sha256:" + "0" * 64  # the seed token's accessor (HMAC'd as logged)
@@ -28,6 +36,40 @@ T2 = "hmac-sha256:" + "2" * 64
 OTHER = "hmac-sha256:" + "f" * 64
 SID = "hmac-sha256:" + "5" * 64  # an AppRole secret id, as both sides log it
 KEY = "ASIAVAULTMADE0000001"  # an STS key Vault's AWS engine made (HMAC'd in the Vault log)
+
+
+#: The whole path's manifest (as JSON) and folder, by what it read: see :func:`_whole`.
+_WHOLE: dict[tuple[Any, ...], tuple[Path, str]] = {}
+
+
+def _read(tmp: Path, path: Path) -> tuple[Any, ...] | None:
+    """``path`` (under ``tmp``) by its place there and its files' places and bytes."""
+    if not path.is_relative_to(tmp):
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return (str(path.relative_to(tmp)), *((str(f.relative_to(tmp)), f.read_bytes()) for f in files))
+
+
+def _whole(tmp: Path, paths: list[Path], seeds: list[str], inv: list[Path]) -> dict[str, Any]:
+    """The scope without the gate, made once per trail: a trail of the same bytes at the same
+    places under another test's folder gets that scope's manifest with the folder replaced and
+    its output files copied (the whole path reads no gate setting)."""
+    read = [_read(tmp, p) for p in [*paths, *inv]]
+    if None in read:
+        return _scope_whole(tmp, paths, seeds, inv)
+    key = (*read, *seeds)
+    if key in _WHOLE:
+        old, doc = _WHOLE[key]
+        shutil.copytree(old / "whole", tmp / "whole")
+        moved: dict[str, Any] = json.loads(doc.replace(f"{old}/", f"{tmp}/"))
+        return moved
+    whole = _scope_whole(tmp, paths, seeds, inv)
+    _WHOLE[key] = (tmp, json.dumps(whole))
+    return whole
+
+
+def _both(tmp: Path, paths: list[Path], seeds: list[str]) -> dict[str, Any]:
+    return _both_scopes(tmp, paths, seeds, whole_of=_whole)
 
 
 def _entry(

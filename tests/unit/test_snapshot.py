@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -53,12 +54,34 @@ def _ingest(case: Path, *extra: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The sample ingested by the CLI (with its snapshot) and the ingest's JSON. Read-only: a
+    test that writes to the case works on a copy (the sample was ingested again by each)."""
     if not INCIDENT.is_dir():
         pytest.skip("sample incident not present")
     path = tmp_path_factory.mktemp("snap") / "case.duckdb"
-    doc = _ingest(path)
+    return path, _ingest(path)
+
+
+@pytest.fixture(scope="module")
+def case(ingested: tuple[Path, dict[str, Any]]) -> Path:
+    path, doc = ingested
     assert doc["snapshot"]["credentials"] > 10 and doc["snapshot"]["findings"] > 5
+    return path
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The sample ingested with ``--no-snapshot`` and the ingest's JSON; read-only, as above."""
+    if not INCIDENT.is_dir():
+        pytest.skip("sample incident not present")
+    path = tmp_path_factory.mktemp("bare") / "case.duckdb"
+    return path, _ingest(path, "--no-snapshot")
+
+
+def _copy(case: Path, tmp: Path) -> Path:
+    path = tmp / "case.duckdb"
+    shutil.copyfile(case, path)
     return path
 
 
@@ -141,11 +164,8 @@ def _tamper(case: Path, sql: str) -> None:
         con.close()
 
 
-def test_snapshot_is_read_while_current_and_ignored_once_stale(tmp_path: Path) -> None:
-    if not INCIDENT.is_dir():
-        pytest.skip("sample incident not present")
-    path = tmp_path / "case.duckdb"
-    _ingest(path)
+def test_snapshot_is_read_while_current_and_ignored_once_stale(case: Path, tmp_path: Path) -> None:
+    path = _copy(case, tmp_path)
     with CaseStore.open(path) as store:
         victim = rank_credentials(store)[-1].credential
         true_events = rank_credentials(store)[-1].events
@@ -179,13 +199,12 @@ def test_findings_snapshot_only_serves_its_own_configuration(case: Path, tmp_pat
         assert not any(f.rule in long_lived for f in run_findings(store, config=custom))
 
 
-def test_a_new_ingest_invalidates_and_rebuilds_it(tmp_path: Path) -> None:
-    if not INCIDENT.is_dir():
-        pytest.skip("sample incident not present")
+def test_a_new_ingest_invalidates_and_rebuilds_it(
+    bare: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
     from keytrail.ingest.runner import ingest
 
-    path = tmp_path / "case.duckdb"
-    doc = _ingest(path, "--no-snapshot")
+    path, doc = _copy(bare[0], tmp_path), bare[1]
     assert doc["snapshot"] is None
     with CaseStore.open(path) as store:
         assert store.meta(snapshot.RANK_KEY) is None
@@ -201,11 +220,10 @@ def test_a_new_ingest_invalidates_and_rebuilds_it(tmp_path: Path) -> None:
     assert before <= after
 
 
-def test_info_reports_the_snapshot_and_the_snapshot_command_restores_it(tmp_path: Path) -> None:
-    if not INCIDENT.is_dir():
-        pytest.skip("sample incident not present")
-    path = tmp_path / "case.duckdb"
-    _ingest(path, "--no-snapshot")
+def test_info_reports_the_snapshot_and_the_snapshot_command_restores_it(
+    bare: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    path = _copy(bare[0], tmp_path)
 
     def info() -> tuple[str, str]:
         out = io.StringIO()
@@ -226,13 +244,12 @@ def test_info_reports_the_snapshot_and_the_snapshot_command_restores_it(tmp_path
     assert state == "stale" and "refresh: keytrail snapshot" in text
 
 
-def test_an_ingest_that_adds_nothing_keeps_the_current_snapshot(tmp_path: Path) -> None:
+def test_an_ingest_that_adds_nothing_keeps_the_current_snapshot(
+    ingested: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
     """Re-ingesting files already in the case keeps the stored rows (no whole-case recompute);
     an ingest that adds a file, or only a changed inventory, recomputes it."""
-    if not INCIDENT.is_dir():
-        pytest.skip("sample incident not present")
-    path = tmp_path / "case.duckdb"
-    first = _ingest(path)
+    path, first = _copy(ingested[0], tmp_path), ingested[1]
     assert first["snapshot"]["kept"] is False
 
     def stored() -> tuple[list[Any], list[Any], str | None]:
