@@ -23,6 +23,7 @@ from textual.worker import Worker, WorkerState
 from keytrail.safetext import shown
 from keytrail.store.case import CaseStore
 from keytrail.tui.commands import CaseCommands
+from keytrail.tui.idle_gc import IdleCollector
 from keytrail.tui.screens.agents import AgentScreen, AgentsScreen
 from keytrail.tui.screens.base import CaseScreen, ExportScope
 from keytrail.tui.screens.credentials import CredentialScreen, CredentialsScreen
@@ -61,6 +62,8 @@ class KeytrailApp(App[None]):
         self.store = CaseStore.open(self.case_path)  # read-only: never a writer
         self._sql_store: CaseStore | None = None
         self.sub_title = shown(str(self.case_path), 120) + "  ·  times in UTC"
+        #: full garbage collections only while the user is idle (:mod:`keytrail.tui.idle_gc`)
+        self.idle_gc = IdleCollector(busy=self._loading)
 
     def get_default_screen(self) -> Screen[Any]:
         return OverviewScreen()
@@ -73,7 +76,20 @@ class KeytrailApp(App[None]):
             self._sql_store = open_sandbox(self.case_path)
         return self._sql_store
 
+    def on_mount(self) -> None:
+        self.idle_gc.start()
+        self.set_interval(1.0, self.idle_gc.tick)
+
+    def _loading(self) -> bool:
+        return any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self.idle_gc.touch()
+        await super().on_event(event)
+
     def on_unmount(self) -> None:
+        self.idle_gc.stop()
         if self._sql_store is not None:
             self._sql_store.close()
         self.store.close()
