@@ -40,17 +40,15 @@ class Pairing(Generic[T]):
         self.merged += 1
         return self.pending.pop(rid)
 
-    def request(self, rid: str, entry: T) -> bool:
-        """``True``: the request waits for its response; ``False``: it is a repeat or late
-        (counted, not stored on its own)."""
+    def request(self, rid: str, entry: T) -> None:
+        """The request waits for its response, unless it is a repeat or late (then counted,
+        not stored on its own)."""
         if rid in self.pending:
             self.repeated += 1
-            return False
-        if rid in self.answered:
+        elif rid in self.answered:
             self.late += 1
-            return False
-        self.pending[rid] = entry
-        return True
+        else:
+            self.pending[rid] = entry
 
     @property
     def skipped(self) -> int:
