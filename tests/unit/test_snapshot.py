@@ -106,6 +106,43 @@ def test_stored_answers_equal_live_ones(case: Path) -> None:
         assert blast_radius(store, top.credential).score == top.score
 
 
+def _hay(r: dict[str, Any]) -> str:
+    """The fields a ranking filter searches (id, kind, holder, origin, principal, agents,
+    humans), the non-empty ones joined by a space, lists by ", "; lower-cased."""
+    fields = [r["credential"], r["kind"], r["holder"], r["origin"], r["principal"]]
+    fields += [", ".join(r["agents"]), ", ".join(r["humans"])]
+    return " ".join(f for f in fields if f).lower()
+
+
+def test_ranking_pages_are_the_ranking_and_filter_by_the_searched_fields(
+    case: Path, bare: tuple[Path, dict[str, Any]]
+) -> None:
+    """``rank_page`` (what the explorer's list reads) gives the ranking page by page, and with
+    ``contains`` exactly the rows whose searched fields hold it, any case, ``%``, ``_`` and
+    quotes taken literally; without a current snapshot it answers ``None``."""
+    from keytrail.analysis.answers import rank_page
+
+    with CaseStore.open(case) as store:
+        whole = [r.as_dict() for r in rank_credentials(store)]
+        got = []
+        for offset in range(0, len(whole) + 7, 7):
+            page = rank_page(store, offset=offset, limit=7)
+            assert page is not None and page[1] == len(whole)
+            got += [r.as_dict() for r in page[0]]
+        assert got == whole
+        needles = ["ASIA", "akia", "maria", "agent", "_", "%", "'", "arn:aws:sts", "workload"]
+        useful = 0
+        for needle in needles:
+            kept = [r for r in whole if needle.lower() in _hay(r)]
+            page = rank_page(store, offset=0, limit=len(whole), contains=needle)
+            assert page is not None
+            assert [r.as_dict() for r in page[0]] == kept and page[1] == len(kept), needle
+            useful += 0 < len(kept) < len(whole)
+        assert useful >= 3  # the needles split the ranking, not all-or-nothing
+    with CaseStore.open(bare[0]) as store:
+        assert rank_page(store, offset=0, limit=5) is None
+
+
 def test_beside_gives_the_same_findings(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The families on two cursors at once (what the snapshot does: the two costliest start
     together, one on each, and each waits at a barrier until the other has started, so the run

@@ -112,12 +112,56 @@ def status(store: CaseStore) -> str:
 # -- reading -------------------------------------------------------------------------------
 
 
+#: What a ranking filter searches in a stored row, lower-cased: the credential's id, kind,
+#: holder class, origin, principal, agents and humans, the non-empty ones joined by a space
+#: (lists by ``", "``). The explorer's in-memory filter joins the same fields the same way.
+RANK_HAYSTACK = (
+    "lower(concat_ws(' ', nullif(credential_id, ''), nullif(kind, ''), nullif(holder, ''), "
+    "nullif(origin, ''), nullif(principal_uid, ''), nullif(array_to_string(agents, ', '), ''), "
+    "nullif(array_to_string(humans, ', '), '')))"
+)
+
+
+_RANK_ORDER = " ORDER BY score DESC, events DESC, credential_id"
+
+
 def rank_rows(store: CaseStore, limit: int | None = None) -> list[dict[str, Any]] | None:
     """Stored ranking rows, highest score first, or ``None`` when there is no valid snapshot."""
     if not _valid(store, RANK_KEY, code_fingerprint()):
         return None
-    sql = "SELECT * EXCLUDE (score) FROM rank_cache ORDER BY score DESC, events DESC, credential_id"
+    sql = "SELECT * EXCLUDE (score) FROM rank_cache" + _RANK_ORDER
     return store.query(sql + (f" LIMIT {int(limit)}" if limit is not None else ""))
+
+
+def rank_page(
+    store: CaseStore, *, offset: int, limit: int, contains: str | None = None
+) -> tuple[list[dict[str, Any]], int] | None:
+    """Rows ``offset`` to ``offset + limit`` of :func:`rank_rows`, only those whose
+    :data:`RANK_HAYSTACK` holds ``contains`` (any case, taken literally), and how many such rows
+    there are; ``None`` when there is no valid snapshot.
+
+    A filtered page and its count are one query (the count a window over the kept rows: a
+    third less than two scans that each build every row's haystack, measured at 1M)."""
+    if not _valid(store, RANK_KEY, code_fingerprint()):
+        return None
+    page = f" LIMIT {int(limit)} OFFSET {int(offset)}"
+    if not contains:
+        total = int(store.scalar("SELECT count(*) FROM rank_cache") or 0)
+        return store.query("SELECT * EXCLUDE (score) FROM rank_cache" + _RANK_ORDER + page), total
+    where = f" WHERE contains({RANK_HAYSTACK}, lower(?))"
+    rows = store.query(
+        "SELECT * EXCLUDE (score), count(*) OVER () AS _kt_matched FROM rank_cache"
+        + where
+        + _RANK_ORDER
+        + page,
+        [contains],
+    )
+    if not rows:  # none kept, or a page past the last: count them alone
+        return [], int(store.scalar("SELECT count(*) FROM rank_cache" + where, [contains]) or 0)
+    total = int(rows[0]["_kt_matched"])
+    for r in rows:
+        del r["_kt_matched"]
+    return rows, total
 
 
 def rank_row(store: CaseStore, credential_id: str) -> dict[str, Any] | None:

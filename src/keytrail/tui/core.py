@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 RANK = ("keytrail.analysis.answers", "rank_credentials")
+RANK_PAGE = ("keytrail.analysis.answers", "rank_page")
 BLAST = ("keytrail.analysis.answers", "blast_radius")
 TRACE = ("keytrail.analysis.delegation", "trace_event")
 FINDINGS = ("keytrail.analysis.answers", "run_findings")

@@ -72,11 +72,16 @@ class LevelCountsLoaded(Loaded):
 
 # -- credentials ------------------------------------------------------------------------
 @dataclass
-class RankingHeadLoaded(Loaded):
-    """The ranking's first rows from a current analysis snapshot (``None``: no snapshot)."""
+class RankingPaged(Loaded):
+    """The first page of the ranking stored in the case's analysis snapshot, of the rows whose
+    fields hold ``contains``, and how many rows hold it (``page`` ``None``: no current ranking
+    snapshot; the list ranks whole instead)."""
 
-    key: ClassVar[str] = "head"
-    rows: list[Doc] | None
+    key: ClassVar[str] = "page"
+    contains: str
+    page: tuple[list[Doc], int] | None
+    #: How many credentials the snapshot ranks in all (the count without ``contains``).
+    total: int = 0
 
 
 @dataclass

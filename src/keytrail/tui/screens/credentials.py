@@ -9,8 +9,10 @@ to the ``credentials`` table ordered by event count and says so.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import duckdb
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -32,6 +34,7 @@ from keytrail.analysis.lineage import ancestry, lineage_tree
 from keytrail.idfmt import short_id
 from keytrail.safetext import shown
 from keytrail.tui import core
+from keytrail.tui.lazy_rows import LazyRows
 from keytrail.tui.messages import (
     ActivityLoaded,
     BlastLoaded,
@@ -39,8 +42,8 @@ from keytrail.tui.messages import (
     GrantedLoaded,
     IdentitiesLoaded,
     LineageLoaded,
-    RankingHeadLoaded,
     RankingLoaded,
+    RankingPaged,
 )
 from keytrail.tui.queries import (
     TABLE_CAP,
@@ -65,6 +68,14 @@ def _fallback_rank(cur: Any) -> list[dict[str, Any]]:
     return [dict(zip(names, r)) for r in rel.fetchall()]
 
 
+def _as_page(got: Any) -> tuple[list[dict[str, Any]], int] | None:
+    """A ranking page (:func:`keytrail.analysis.answers.rank_page`) as documents and its count."""
+    if got is None:
+        return None
+    rows, matched = got
+    return core.as_doc(rows), int(matched)
+
+
 FILTER_KEYS = (
     "credential",
     "credential_id",
@@ -78,22 +89,15 @@ FILTER_KEYS = (
 )
 
 
-#: Rows shown first while the whole ranking loads.
-HEAD_ROWS = 200
-
-
-def snapshot_current(store: Any) -> bool:
-    """The case's analysis snapshot answers the ranking (so its top rows are cheap)."""
-    try:
-        from keytrail.analysis.snapshot import status
-    except ImportError:
-        return False
-    return status(store) == "current"
+#: Ranking rows read per page from the analysis snapshot (one SQL query, tens of milliseconds).
+PAGE_ROWS = 200
 
 
 def _haystack(row: dict[str, Any]) -> str:
-    """What the filter searches: the credential's own id, kind, origin, principal, agents and humans."""
-    return " ".join(fmt(row.get(k)) for k in FILTER_KEYS).lower()
+    """What the filter searches, as the stored ranking's filter does
+    (:data:`keytrail.analysis.snapshot.RANK_HAYSTACK`): the credential's id, kind, holder,
+    origin, principal, agents and humans, the non-empty ones joined by a space."""
+    return " ".join(t for t in (fmt(row.get(k)) for k in FILTER_KEYS) if t).lower()
 
 
 class CredentialsScreen(CaseScreen):
@@ -105,10 +109,15 @@ class CredentialsScreen(CaseScreen):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self.rows: list[dict[str, Any]] = []
-        #: The whole ranking is in ``rows`` (not only the first HEAD_ROWS).
+        #: The ranking (the filtered rows when read page by page from the snapshot).
+        self.rows: Sequence[dict[str, Any]] = []
+        #: The whole ranking is reachable through ``rows`` (held, or read page by page).
         self.complete = False
+        #: ``paged``: the analysis snapshot's ranking read a page at a time, filtered in SQL;
+        #: ``ranked``: computed live and held whole; ``fallback``: no analysis in this build.
         self._how = "ranked"
+        #: How many credentials the case ranks (the unfiltered count, when paged).
+        self.total = 0
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
@@ -117,38 +126,74 @@ class CredentialsScreen(CaseScreen):
         yield Static(id="status")
 
     def on_mount(self) -> None:
-        rank = core.engine(core.RANK)
-        if rank is None:
+        page = core.engine(core.RANK_PAGE)
+        if core.engine(core.RANK) is None or page is None:
             self.load(RankingLoaded, lambda s: RankingLoaded("fallback", _fallback_rank(s.con)))
         else:
-            # With a current analysis snapshot the top rows arrive in ~0.1 s; the whole ranking
-            # (tens of thousands of rows on a big case) follows and replaces them.
-            self.load(
-                RankingHeadLoaded,
-                lambda s: RankingHeadLoaded(
-                    core.as_doc(rank(s, limit=HEAD_ROWS)) if snapshot_current(s) else None
-                ),
-            )
-            self.load(RankingLoaded, lambda s: RankingLoaded("ranked", core.as_doc(rank(s))))
+            # With a current analysis snapshot the list reads the stored ranking a page at a
+            # time (~0.1 s to the first rows at any size); without one it ranks whole.
+            self._how = "paged"
+            self._load_page("")
         self.status(Text("ranking… (Escape cancels)", style="dim"))
 
-    def on_ranking_head_loaded(self, message: RankingHeadLoaded) -> None:
-        if message.rows is None or self.complete:
+    def _load_page(self, contains: str) -> None:
+        page = core.engine(core.RANK_PAGE)
+        assert page is not None
+
+        known = self.total  # the unfiltered count, once read
+
+        def first(s: Any) -> RankingPaged:
+            got = _as_page(page(s, offset=0, limit=PAGE_ROWS, contains=contains))
+            if got is None or not contains or known:
+                return RankingPaged(contains, got, total=known or (got[1] if got else 0))
+            whole = _as_page(page(s, offset=0, limit=0))  # a filter typed before the first page
+            return RankingPaged(contains, got, total=whole[1] if whole else got[1])
+
+        self.load(RankingPaged, first)
+
+    def on_ranking_paged(self, message: RankingPaged) -> None:
+        if message.page is None:  # no current snapshot: rank whole (computed live)
+            rank = core.engine(core.RANK)
+            assert rank is not None
+            self._how = "ranked"
+            self.load(RankingLoaded, lambda s: RankingLoaded("ranked", core.as_doc(rank(s))))
             return
-        self._how, self.rows = "ranked", message.rows
-        self._fill(self.query_one("#filter", Input).value, more=True)
+        first, matched = message.page
+        self.total = message.total
+        page = core.engine(core.RANK_PAGE)
+        assert page is not None
+        store, contains = self.store, message.contains
+
+        def fetch(offset: int, limit: int) -> list[dict[str, Any]]:
+            # the main thread's read of a page the table reached (the case is read-only)
+            try:
+                got = _as_page(page(store, offset=offset, limit=limit, contains=contains))
+            except duckdb.Error as e:  # the list ends here, and says why
+                self.notify(
+                    f"could not read more of the ranking: {e}", severity="error", markup=False
+                )
+                return []
+            return got[0] if got is not None else []
+
+        self._how, self.complete = "paged", True
+        self.rows = LazyRows(min(matched, TABLE_CAP), fetch, page=PAGE_ROWS, first=first)
+        self._show(self.rows, matched)
 
     def on_ranking_loaded(self, message: RankingLoaded) -> None:
         self._how, self.rows = message.how, message.rows
+        self.total = len(message.rows)
         self.complete = True
         self._fill(self.query_one("#filter", Input).value)
 
-    def _fill(self, text: str, more: bool = False) -> None:
+    def _fill(self, text: str) -> None:
         needle = text.lower()
         rows = [r for r in self.rows if not needle or needle in _haystack(r)]
+        self._show(rows, len(rows))
+
+    def _show(self, rows: Sequence[dict[str, Any]], matched: int) -> None:
         tables = self.query("#creds").results(DocTable)
         table = next(tables, None)
-        if table is None:
+        if table is None and rows:  # its columns are the first rows' (none yet: no table)
             table = DocTable(
                 "credentials",
                 rows,
@@ -159,31 +204,20 @@ class CredentialsScreen(CaseScreen):
             )
             self.query_one("#list", VerticalScroll).mount(table)
             table.focus()
-        else:
-            row = table.cursor_row  # the full ranking replaces the top rows: keep the user's place
+        elif table is not None:
             table.set_rows(rows)
-            if 0 < row < table.row_count:
-                table.move_cursor(row=row)
         note = (
-            ""
-            if self._how == "ranked"
-            else f"  ·  not ranked: {core.RANK[0]} is not in this build (listed by event count)"
+            f"  ·  not ranked: {core.RANK[0]} is not in this build (listed by event count)"
+            if self._how == "fallback"
+            else ""
         )
-        cap = f" (first {TABLE_CAP:,})" if len(rows) >= TABLE_CAP else ""
-        if more:
-            self.status(
-                Text(
-                    f"the top {len(self.rows):,} credentials  ·  loading the rest… (Escape cancels)  ·  "
-                    "Enter opens"
-                )
-            )
-            return
-        self.status(
-            Text(f"{len(rows):,} of {len(self.rows):,} credentials{cap}  ·  Enter opens{note}")
-        )
+        cap = f" (first {TABLE_CAP:,})" if matched > TABLE_CAP or len(rows) >= TABLE_CAP else ""
+        self.status(Text(f"{matched:,} of {self.total:,} credentials{cap}  ·  Enter opens{note}"))
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if self.rows:
+        if self._how == "paged":
+            self._load_page(event.value)
+        elif self.complete:
             self._fill(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -227,7 +261,7 @@ ID_CELLS = {"credential": _short, "credential_id": _short}
 LIST_FIRST = ("credential", "credential_id", "score", "kind", "events", "agents", "humans")
 
 
-def list_columns(rows: list[dict[str, Any]]) -> list[str] | None:
+def list_columns(rows: Sequence[dict[str, Any]]) -> list[str] | None:
     if not rows:
         return None
     present = list(rows[0])

@@ -11,7 +11,7 @@ the row names (event, credential, agent, resource).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -88,7 +88,13 @@ def _is_scalar(v: Any) -> bool:
     return not isinstance(v, (dict, list, tuple))
 
 
-def _columns(rows: list[dict[str, Any]]) -> list[str]:
+def _capped(rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+    """The first :data:`TABLE_CAP` rows; a sequence within the cap as it is (a
+    :class:`~keytrail.tui.lazy_rows.LazyRows` is made within it: a slice would read every page)."""
+    return rows if len(rows) <= TABLE_CAP else rows[:TABLE_CAP]
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     seen: dict[str, None] = {}
     for r in rows[:200]:
         for k in r:
@@ -167,7 +173,7 @@ class DocTable(DataTable[Text]):
     def __init__(
         self,
         section: str,
-        rows: list[dict[str, Any]],
+        rows: Sequence[dict[str, Any]],
         *,
         columns: list[str] | None = None,
         target: Callable[[dict[str, Any]], Target | None] | None = None,
@@ -176,7 +182,7 @@ class DocTable(DataTable[Text]):
     ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.section = section
-        self.rows_doc = rows[:TABLE_CAP]
+        self.rows_doc = _capped(rows)
         self.cols = columns or _columns(self.rows_doc)
         self.target = target or (lambda row: target_of(section, row))
         self.cell_fns = cells or {}
@@ -189,14 +195,14 @@ class DocTable(DataTable[Text]):
         fn = self.cell_fns.get(key)
         return fn(row.get(key)) if fn else cell(key, row.get(key))
 
-    def set_rows(self, rows: list[dict[str, Any]]) -> None:
+    def set_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         """Show ``rows`` (a subset of the section, e.g. after filtering) with the same columns.
 
         Before the table is mounted its columns do not exist yet: the rows are kept and
         ``on_mount`` shows them (rows arriving then used to raise "More values provided
         than there are columns").
         """
-        self.rows_doc = rows[:TABLE_CAP]
+        self.rows_doc = _capped(rows)
         if not self.columns:
             return
         self.clear()
