@@ -1,4 +1,4 @@
-"""LazyRows reads a page only when a row of it is asked for, and behaves as the list it stands for."""
+"""LazyRows reads a page when one of its rows is asked for and acts as the list it stands for."""
 
 from __future__ import annotations
 
