@@ -312,10 +312,12 @@ def _results(outcomes: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 def _load(
     store: CaseStore, name: str, files: list[list[Any]], checkpoint: bool = True
 ) -> list[dict[str, Any]]:
-    """One batch in one transaction, with the runner's isolation (:func:`isolated`: a batch that
-    fails is loaded one file at a time, the file that fails is ``failed`` with the runner's
-    note). ``checkpoint``: the child's file written out at once, beside the runner's work, not
-    at the join."""
+    """``files`` in one transaction, with the runner's isolation (:func:`isolated`: files that
+    fail together are loaded one at a time, the file that fails is ``failed`` with the runner's
+    note). Both callers give one file at a time (the child takes the largest first and the
+    runner takes back what it has not started), so a file's failure is its own.
+    ``checkpoint``: the child's file written out at once, beside the runner's work, not at the
+    join."""
     cls = without_raw(load_adapter(name))
     con = store.con
 
