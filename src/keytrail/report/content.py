@@ -64,26 +64,35 @@ def _analysis(module: str, name: str) -> Callable[..., Any] | None:
     return fn
 
 
-def _clean(value: Any, *, key: str = "") -> Any:
-    """JSON-ready copy: times as UTC ``Z`` text, log strings masked and stripped of invisible characters."""
+def _clean(value: Any, *, key: str = "", memo: dict[str, str] | None = None) -> Any:
+    """JSON-ready copy: times as UTC ``Z`` text, log strings masked and stripped of invisible characters.
+
+    ``memo`` holds each distinct string's cleaned text for one document: at 1M events a report
+    holds ~880,000 strings but ~150,000 distinct ones (ids, actions and times repeat in every
+    list), and masking and escaping each was most of the document's cleaning."""
+    if memo is None:
+        memo = {}
     if isinstance(value, dict):
-        return {str(k): _clean(v, key=str(k)) for k, v in value.items()}
+        return {str(k): _clean(v, key=str(k), memo=memo) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        items = [_clean(v) for v in value]
+        items = [_clean(v, memo=memo) for v in value]
         return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
     if isinstance(value, datetime):
         return format_utc(value)
     if isinstance(value, date):
         return value.isoformat()
     if hasattr(value, "as_dict"):
-        return _clean(value.as_dict())
+        return _clean(value.as_dict(), memo=memo)
     if isinstance(value, str):
         if key == "sql":
             return value
-        return shown_lines(redact.mask_secrets(value))
+        out = memo.get(value)
+        if out is None:
+            out = memo[value] = shown_lines(redact.mask_secrets(value))
+        return out
     if value is None or isinstance(value, (bool, int, float)):
         return value
-    return _clean(str(value))
+    return _clean(str(value), memo=memo)
 
 
 def _get(d: dict[str, Any], *keys: str, default: Any = None) -> Any:
