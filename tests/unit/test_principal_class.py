@@ -398,6 +398,18 @@ def test_ci_jwt_login_is_no_human(case: Path) -> None:
     assert not any(k == "human" and "organization:" in p for p, k in kinds.items())
 
 
+def test_holders_of_some_credentials_are_the_whole_map_s(case: Path) -> None:
+    """A trace asks for its chain's credentials only; the answer is the whole map's entries."""
+    from keytrail.graph.principal_class import holders
+
+    with duckdb.connect(str(case), read_only=True) as con:
+        whole = holders(con)
+        assert len(set(whole.values())) >= 2
+        some = sorted(whole)[::2] + ["not-a-credential", "it's"]
+        assert holders(con, some) == {k: whole[k] for k in some if k in whole}
+        assert holders(con, []) == {}
+
+
 def test_console_switchrole_with_mfa_is_a_person(case: Path) -> None:
     """Item 2: the console session is bob's, and admin use by a person is no NHI finding."""
     c = _cls(case, "ASIACONSOLEBOB000001")

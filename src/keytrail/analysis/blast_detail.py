@@ -198,7 +198,7 @@ def blast_radius(
     if row is None:
         row = query(store, rank_sql("SELECT $root AS root"), p)[0]
         row["findings"] = finding_values(store, findings() if findings else None).get(cid, 0.0)
-        row["holder"] = holders(store.con).get(cid)
+        row["holder"] = holders(store.con, [cid]).get(cid)
     rank = to_rank(row)
     derived = [
         r["credential_id"]

@@ -537,7 +537,7 @@ def trace_event(store: CaseStore, event_id: str) -> Trace:
         event_link = ChainLink("event", uid, label, why, "proven", (uid,))
     people = [human_link] if human_link else []
     chain = people + agent_links + behalf_links + cred_links + [event_link]
-    held = holders(store.con)
+    held = holders(store.con, [c.id for c in chain if c.kind == "credential"])
     classes = {c.id: held[c.id] for c in chain if c.kind == "credential" and c.id in held}
     return Trace(
         event=ev, chain=chain, gaps=gaps, candidates=candidates, matches=len(rows), holders=classes
