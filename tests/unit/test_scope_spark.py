@@ -152,8 +152,10 @@ def test_a_local_master_s_driver_runs_pass_1a(
 ) -> None:
     """On a local master over local files the driver projects the trail while the session
     starts (``hold_local``): no pass 1a job (its task function is never made), the same cut.
-    Pass 2 of a few files is the driver's too (no job of a task per file); of more files than
-    ``DRIVER_COPY``, the local tasks' (each reads its file where it is)."""
+    The driver holds the rows and merges each round's by DuckDB: Spark runs the rounds' jobs
+    only (no merge, settle or facts). Pass 2 of a few files is the driver's too (no job of a
+    task per file); of more files than ``DRIVER_COPY``, the local tasks' (each reads its file
+    where it is)."""
     from pyspark import SparkContext
 
     from keytrail.scope import engine_spark, spark_gate, spark_merge
@@ -180,7 +182,12 @@ def test_a_local_master_s_driver_runs_pass_1a(
         return hold_local(*args)
 
     steps: list[str] = []  # the Spark work after pass 1a, in order
-    for mod, name in ((spark_merge, "settle"), (engine_spark, "spark_facts")):
+    for mod, name in (
+        (spark_merge, "settle"),
+        (engine_spark, "spark_facts"),
+        (engine_spark, "merge"),
+        (engine_spark, "merge_local"),
+    ):
         monkeypatch.setattr(mod, name, _noted(steps, name, getattr(mod, name)))
     monkeypatch.setattr(
         spark_gate.SparkGate, "_round", _noted(steps, "round", spark_gate.SparkGate._round)
@@ -192,9 +199,10 @@ def test_a_local_master_s_driver_runs_pass_1a(
     assert len(driver) == 1 and len(driver[0]) > 1
     _same(whole, got)
     assert bool(made) == (pass_2 == "tasks")
-    # round 0's facts are DuckDB's, over the driver's rows: Spark's first job is round 1's
-    assert steps[0] == "round" and 0 < steps.count("spark_facts") <= steps.count("round")
-    assert steps.count("settle") == steps.count("spark_facts")  # a round's merge settles
+    # round 0's facts are DuckDB's, over the driver's rows, and so are a round's merge and
+    # facts: the rounds' jobs are Spark's only work before the selection
+    assert steps[0] == "round" and set(steps) == {"round", "merge_local"}
+    assert 0 < steps.count("merge_local") <= steps.count("round")
 
 
 def _noted(steps: list[str], name: str, f: Any) -> Any:
@@ -313,13 +321,20 @@ def test_vault_pairs_and_duplicates_across_tasks(
     }
 
 
-@pytest.mark.parametrize("which", ["sample", "sessions"])
-def test_spark_equals_duckdb_for_a_human(spark: Any, tmp_path: Path, which: str) -> None:
+@pytest.mark.parametrize("which", ["sample", "sessions", "sample-tasks"])
+def test_spark_equals_duckdb_for_a_human(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
     """A human seed: the classifier's person sessions (console, Identity Center, SAML) decided
-    on the driver from the same rows as the DuckDB engine's."""
+    on the driver from the same rows as the DuckDB engine's (``sample-tasks``: a cluster's
+    path, the rows on Spark; else the local driver's, the rows in the driver's DuckDB)."""
     from tests.unit.test_scope_person import _trail
 
-    if which == "sample":
+    if which == "sample-tasks":
+        from keytrail.scope import spark_gate
+
+        monkeypatch.setattr(spark_gate, "in_place", lambda session, paths: False)
+    if which.startswith("sample"):
         paths, seeds, inv = [SAMPLE], [HUMAN], [SAMPLE / "inventory.toml"]
     else:
         paths = [_trail(tmp_path)]
@@ -410,21 +425,27 @@ def test_a_seed_that_matches_nothing_on_spark(spark: Any, tmp_path: Path) -> Non
     assert LEAF in str(err.value.suggestions)
 
 
-def test_a_round_merged_into_the_merged_rows(spark: Any) -> None:
-    """A gate round's rows merged into the rows already merged (``base``: the Vault pairing is
-    not run again) equal every row merged at once: a copy the round loads from a file earlier in
-    load order replaces the one kept before, a copy from a later file does not, the Vault pair
-    found in the first merge stands."""
-    from datetime import datetime
-
-    from keytrail.scope.spark_merge import merge
-    from keytrail.scope.spark_tasks import EVENT_COLS, WHERE_COLS
-
-    cols = (*EVENT_COLS, *WHERE_COLS)
-    ddl = ", ".join(
+def _ddl(cols: tuple[str, ...]) -> str:
+    return ", ".join(
         f"{c} {'timestamp_ntz' if c == 'time' else 'bigint' if c in LONG else 'string'}"
         for c in cols
     )
+
+
+def test_a_round_merged_into_the_merged_rows(spark: Any) -> None:
+    """A gate round's rows merged into the rows already merged (``base``: the Vault pairing is
+    not run again) equal every row merged at once: a copy the round loads from a file earlier in
+    load order replaces the one kept before, a copy from a later file does not, the Vault pairs
+    found in the first merge stand (one of them split across two files). The driver's DuckDB
+    form (``merge_local``, a local master's) keeps the same rows as Spark's."""
+    from datetime import datetime
+
+    from keytrail.scope.spark_arrow import to_arrow
+    from keytrail.scope.spark_merge import merge, merge_local
+    from keytrail.scope.spark_tasks import EVENT_COLS, WHERE_COLS
+
+    cols = (*EVENT_COLS, *WHERE_COLS)
+    ddl = _ddl(cols)
     t = datetime(2026, 3, 1, 12, 0)
 
     def row(uid: str, source: str, path: str, n: int, entry: str | None = None) -> tuple[Any, ...]:
@@ -432,10 +453,12 @@ def test_a_round_merged_into_the_merged_rows(spark: Any) -> None:
         given |= {"entry": entry, "byte_offset": 10 * n, "format": "f", "credential_id": uid}
         return tuple(given.get(c) for c in cols)
 
-    files = ["/a.json.gz", "/b.json.gz", "/v.log", "/c.json.gz"]
-    first = [  # pass 1: a Vault request and its response, CloudTrail copies in b and c
+    files = ["/a.json.gz", "/b.json.gz", "/v.log", "/c.json.gz", "/w.log"]
+    first = [  # pass 1: Vault requests and responses (in one file, in two), CloudTrail copies
         row("vault:1", "vault", "/v.log", 1, "request"),
         row("vault:1", "vault", "/v.log", 2, "response"),
+        row("vault:2", "vault", "/v.log", 3, "request"),
+        row("vault:2", "vault", "/w.log", 1, "response"),
         row("ct:early", "cloudtrail", "/b.json.gz", 3),
         row("ct:late", "cloudtrail", "/b.json.gz", 4),
         row("ct:twice", "cloudtrail", "/c.json.gz", 1),
@@ -445,6 +468,8 @@ def test_a_round_merged_into_the_merged_rows(spark: Any) -> None:
         row("ct:early", "cloudtrail", "/a.json.gz", 9),
         row("ct:late", "cloudtrail", "/c.json.gz", 2),
         row("ct:new", "cloudtrail", "/a.json.gz", 5),
+        row("ct:new", "cloudtrail", "/x.json.gz", 1),  # a file outside the load order: last
+        row("ct:twice", "cloudtrail", "/x.json.gz", 7),
     ]
     a, b = spark.createDataFrame(first, ddl), spark.createDataFrame(later, ddl)
     at_once = merge(a.unionByName(b), files)
@@ -455,9 +480,12 @@ def test_a_round_merged_into_the_merged_rows(spark: Any) -> None:
 
     got = rows(in_two)
     assert got == rows(at_once)
+    local = merge_local(to_arrow(b.select(*cols)), files, to_arrow(merge(a, files).select(*cols)))
+    assert sorted(tuple(r.values()) for r in local.to_pylist()) == got
     kept = {(r[0], r[cols.index("path")], r[cols.index("entry")]) for r in got}
     assert kept == {
         ("vault:1", "/v.log", "pair"),
+        ("vault:2", "/w.log", "pair"),
         ("ct:early", "/a.json.gz", None),
         ("ct:late", "/b.json.gz", None),
         ("ct:twice", "/c.json.gz", None),
@@ -521,7 +549,7 @@ def test_the_driver_s_facts_are_spark_s(spark: Any, tmp_path: Path) -> None:
 
     from keytrail.scope.facts import duckdb_facts, spark_facts
     from keytrail.scope.spark_gate import hold_local
-    from keytrail.scope.spark_tasks import EVENT_COLS, PASS1_DDL
+    from keytrail.scope.spark_tasks import EVENT_COLS
 
     def rows(table: Any) -> list[tuple[Any, ...]]:
         return sorted(tuple(r.values()) for r in table.to_pylist())
@@ -549,6 +577,48 @@ def test_the_driver_s_facts_are_spark_s(spark: Any, tmp_path: Path) -> None:
     local = hold_local(tmp_path / "pass1", files, [TOKEN])
     issues = [pickle.loads(p) for k, p in local.small if k == "issue"]
     assert issues and local.facts.num_rows
-    frame = spark.read.schema(PASS1_DDL).parquet(str(local.events)).where("kind = 'event'")
-    spark_got = spark_facts(frame, issues, [TOKEN])
+    pq.write_table(local.events, tmp_path / "pass1a.parquet")
+    frame = spark.read.schema(_ddl(tuple(local.events.column_names)))
+    spark_got = spark_facts(frame.parquet(str(tmp_path / "pass1a.parquet")), issues, [TOKEN])
     assert rows(local.facts) == rows(spark_got) and local.facts.schema == spark_got.schema
+
+
+def test_the_driver_s_merge_is_spark_s_on_the_sample(spark: Any, tmp_path: Path) -> None:
+    """``merge_local`` (DuckDB) and ``merge`` (Spark) of a round into the sample's pass 1a rows
+    (``hold_local``: Vault pairs and agent events; its CloudTrail files held): a round that
+    brings copies of every third event from a file earlier in load order, of every third from a
+    later one, and new events, keeps the same rows of both."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from keytrail.scope.spark_gate import hold_local
+    from keytrail.scope.spark_merge import merge, merge_local
+
+    inv = SAMPLE / "inventory.toml"
+    files = [str(p) for p in sorted(SAMPLE.rglob("*")) if p.is_file() and p != inv]
+    base = hold_local(tmp_path / "pass1", files, [TOKEN]).events
+    ct = base.filter(pc.is_valid(base["event_uid"]))
+    assert {"vault", "agent"} <= set(ct["source"].to_pylist())
+    paths = [
+        ("/0-early.json.gz", "/zz-late.json.gz", "/zz-late.json.gz")[i % 3]
+        for i in range(ct.num_rows)
+    ]
+    uids = [u if i % 3 != 2 else f"{u}:new" for i, u in enumerate(ct["event_uid"].to_pylist())]
+    rnd = ct.set_column(ct.column_names.index("path"), "path", pa.array(paths, pa.string()))
+    rnd = rnd.set_column(0, "event_uid", pa.array(uids, pa.string()))
+    order = ["/0-early.json.gz", *files, "/zz-late.json.gz"]
+
+    def frame(table: Any, name: str) -> Any:
+        pq.write_table(table, tmp_path / name)
+        return spark.read.schema(_ddl(tuple(table.column_names))).parquet(str(tmp_path / name))
+
+    want = merge(frame(rnd, "round.parquet"), order, base=frame(base, "base.parquet"))
+    got = merge_local(rnd, order, base)
+    cols = base.column_names
+    assert sorted(tuple(r) for r in want.select(*cols).collect()) == sorted(
+        tuple(r.values()) for r in got.to_pylist()
+    )
+    assert got.num_rows == base.num_rows + ct.num_rows // 3 and got.schema == base.schema
+    early = pc.sum(pc.equal(got["path"], "/0-early.json.gz")).as_py()
+    assert early == len(range(0, ct.num_rows, 3)) > 0

@@ -13,12 +13,17 @@ and one row per distinct (credential, principal, human, agent) (:mod:`keytrail.s
 SQL, run by Spark over the merged rows, by DuckDB over the driver's own pass 1a) go into a
 DuckDB case, where
 :mod:`keytrail.scope.closure` resolves the seeds and walks the closure: the same SQL.
-Selection: a Spark filter of the event rows by the closure (broadcast).
+Selection: a Spark filter of the event rows by the closure (broadcast); on a local master whose
+driver ran pass 1a and so holds every merged row (:attr:`keytrail.scope.spark_gate.SparkGate.
+on_driver`), the same filter by DuckDB there (:func:`_hits_local`).
 Pass 2 (only the files that hold a kept record): tasks copy the records out, CloudTrail texts by
 the adapter's bulk scan, lines at the byte offsets pass 1 found (:mod:`keytrail.scope.output`);
 the driver writes them and the manifest. What tasks run is :mod:`keytrail.scope.spark_tasks`.
 Between pass 1 and the facts: Vault request/response pairing and de-duplication across the
-tasks' files (:mod:`keytrail.scope.spark_merge`, one shuffle of the ids by ``event_uid``).
+tasks' files (:mod:`keytrail.scope.spark_merge`, one shuffle of the ids by ``event_uid``; a local
+driver's pass 1a is one ingest that pairs and de-duplicates, and its driver merges each gate
+round's rows by DuckDB, :func:`keytrail.scope.spark_merge.merge_local`: Spark then runs only
+the rounds' search-and-project jobs, and pass 2 of more than :data:`DRIVER_COPY` files).
 """
 
 from __future__ import annotations
@@ -40,10 +45,10 @@ from keytrail.ingest.runner import ingest
 from keytrail.scope import closure as clo
 from keytrail.scope import manifest, output
 from keytrail.scope.engine_duckdb import WINDOW, ScopeResult, check_out, prepare_out
-from keytrail.scope.facts import SUMMARY, spark_facts
+from keytrail.scope.facts import SUMMARY, duckdb_facts, spark_facts
 from keytrail.scope.project import file_rows
 from keytrail.scope.spark_gate import Local, SparkGate, hold_local
-from keytrail.scope.spark_merge import merge, person_events
+from keytrail.scope.spark_merge import merge, merge_local, person_events, person_events_local
 from keytrail.scope.spark_tasks import EVENT_COLS, WHERE_COLS, Want, extract, local_path
 from keytrail.store.case import CaseStore
 
@@ -174,16 +179,60 @@ def _driver_pass1(master: str | None, files: list[str]) -> bool:
     return size <= DRIVER_PASS1_BYTES
 
 
+def _utc(t: datetime | None) -> datetime | None:
+    """A window bound as the events' times are stored: UTC wall time, no time zone."""
+    if t is not None and t.tzinfo is not None:
+        return t.astimezone(UTC).replace(tzinfo=None)
+    return t
+
+
 def _ntz(t: datetime | None) -> Any:
     """A window bound as the events' ``timestamp_ntz`` (UTC wall time, as DuckDB stores it):
     whatever the Python or session time zone, no shift. No bound: a condition that holds."""
     from pyspark.sql import functions as F
 
+    t = _utc(t)
     if t is None:
         return F.col("time")
-    if t.tzinfo is not None:
-        t = t.astimezone(UTC).replace(tzinfo=None)
     return F.lit(t.isoformat(sep=" ")).cast("timestamp_ntz")
+
+
+#: What the selection brings of a kept event: what pass 2 needs to copy it out.
+_HIT_COLS = ("event_uid", "source", *WHERE_COLS)
+
+
+def _hits_local(
+    store: CaseStore,
+    events: Any,
+    keep: tuple[list[str], list[str], list[str]],
+    since: datetime | None,
+    until: datetime | None,
+) -> list[dict[str, Any]]:
+    """The selection (the Spark filter in :func:`scope_spark`) by DuckDB over the driver's
+    merged rows (``events``, an Arrow table): the events of the closure's credentials and the
+    agents' own within the window, and the lineage events (``keep``: the three id lists)."""
+    creds, users, lineage = keep
+    con = store.con
+    con.register("_kt_rows", events)
+    try:
+        cur = con.execute(
+            f"""SELECT {", ".join(_HIT_COLS)} FROM _kt_rows
+                WHERE ((list_contains($creds, credential_id)
+                        OR (source = 'agent' AND list_contains($users, agent_id)))
+                       AND (time IS NULL OR (time >= coalesce($since::TIMESTAMP, time)
+                                             AND time <= coalesce($until::TIMESTAMP, time))))
+                   OR list_contains($lineage, event_uid)""",
+            {
+                "creds": creds,
+                "users": users,
+                "lineage": lineage,
+                "since": _utc(since),
+                "until": _utc(until),
+            },
+        )
+        return [dict(zip(_HIT_COLS, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        con.unregister("_kt_rows")
 
 
 def _driver_case(
@@ -292,17 +341,27 @@ def scope_spark(
         def refresh(parts: list[Any]) -> CaseStore:
             # A round's rows are merged into what is merged already (the Vault pairing once
             # per scope, not once per round: spark_merge.merge's ``base``).
-            rows = reduce(lambda a, b: a.unionByName(b), parts[done[0] :])
+            new = parts[done[0] :]
             done[0] = len(parts)
-            per_task = rows.where(F.col("kind") == "event").select(*EVENT_COLS, *WHERE_COLS)
-            if passes.merged and not merged:
+            if passes.on_driver:
                 # pass 1a of the driver: one ingest merged its rows and DuckDB computed their
-                # facts (hold_local); Spark reads the rows' file when a later plan needs them
-                assert local is not None
-                events, facts = per_task, local.facts
-            else:
-                events = merge(per_task, passes.order, base=merged[0] if merged else None)
-                facts = spark_facts(events, passes.issues, seedset)
+                # facts (hold_local); the driver holds them and merges each round's rows by
+                # DuckDB: no Spark plan or job but the rounds' own
+                if merged:
+                    import pyarrow as pa
+
+                    events = merge_local(pa.concat_tables(new), passes.order, merged[0])
+                    facts = duckdb_facts(events, passes.issues, seedset)
+                else:
+                    assert local is not None and len(new) == 1
+                    events, facts = new[0], local.facts
+                merged[:] = [events]
+                _fill(store, passes.issues, facts)
+                return store
+            rows = reduce(lambda a, b: a.unionByName(b), new)
+            per_task = rows.where(F.col("kind") == "event").select(*EVENT_COLS, *WHERE_COLS)
+            events = merge(per_task, passes.order, base=merged[0] if merged else None)
+            facts = spark_facts(events, passes.issues, seedset)
             for m in merged:
                 m.unpersist()
             merged[:] = [events]
@@ -312,10 +371,12 @@ def scope_spark(
         try:
             passes.run(refresh, local if passes.in_place else None)
             (events,) = merged
-            for part in passes.parts:
-                part.unpersist()
+            if not passes.on_driver:
+                for part in passes.parts:
+                    part.unpersist()
             if clo.maybe_human(store, seedset):
-                person_events(store, events, EVENT_COLS)
+                people = person_events_local if passes.on_driver else person_events
+                people(store, events, EVENT_COLS)
             resolved = clo.resolve_seeds(store, seedset)
             members = _real_evidence(clo.closure(store))
             lineage = [
@@ -330,24 +391,29 @@ def scope_spark(
             users = [
                 r[0] for r in store.con.execute("SELECT agent_id FROM _kt_scope_users").fetchall()
             ]
+            hits = None
+            if passes.on_driver:
+                hits = _hits_local(store, events, (creds, users, lineage), since, until)
         finally:
             store.close()
     inputs = passes.inputs() + inventory_rows
     dest = prepare_out(out)
-    in_window = F.col("time").isNull() | (
-        (F.col("time") >= _ntz(since)) & (F.col("time") <= _ntz(until))
-    )
-    chosen = events.where(
-        (
-            (
-                F.col("credential_id").isin(creds)
-                | ((F.col("source") == "agent") & F.col("agent_id").isin(users))
-            )
-            & in_window
+    if hits is None:
+        in_window = F.col("time").isNull() | (
+            (F.col("time") >= _ntz(since)) & (F.col("time") <= _ntz(until))
         )
-        | F.col("event_uid").isin(lineage)
-    )
-    hits = chosen.select("event_uid", "source", *WHERE_COLS).collect()
+        chosen = events.where(
+            (
+                (
+                    F.col("credential_id").isin(creds)
+                    | ((F.col("source") == "agent") & F.col("agent_id").isin(users))
+                )
+                & in_window
+            )
+            | F.col("event_uid").isin(lineage)
+        )
+        hits = [r.asDict() for r in chosen.select(*_HIT_COLS).collect()]
+        events.unpersist()
     wanted: dict[str, list[Want]] = {}
     counts_out: dict[str, int] = {}
     for r in hits:
@@ -373,7 +439,6 @@ def scope_spark(
                 files_rdd = sc.binaryFiles(",".join(hit_files), minPartitions=len(hit_files))
             docs = files_rdd.mapPartitions(extract(wanted)).collect()
         passes.read("pass 2", [local_path(f) for f in hit_files], len(hit_files))
-    events.unpersist()
     outputs = output.write(dest, sorted(docs))  # one file's documents per task, any order
     doc = manifest.build(
         engine="spark",

@@ -15,7 +15,9 @@ rounds as Spark jobs and its state on the driver:
    same task, the files the gate opens (:func:`keytrail.scope.gate.why_open`), returning their
    rows as pass 1 does, and one ``probe`` row per file (its count, escapes, why opened);
 3. the driver merges every loaded row (:mod:`keytrail.scope.spark_merge`: de-duplication over
-   all of them), fills its case again and computes the needles again, to the fixpoint. A
+   all of them; on a local master whose driver ran pass 1a, :func:`hold_local`, the round's rows
+   come back to the driver as Arrow and DuckDB merges them there), fills its case again and
+   computes the needles again, to the fixpoint. A
    needle set that cannot stand for the seeds (human, agent, unmatched seed, a needle JSON would
    escape) opens every held file not opened yet: today's whole pass 1.
 
@@ -35,9 +37,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from keytrail.scope.facts import duckdb_facts
 from keytrail.scope.gate import Gate, Held, fixpoint, search, why_open
+from keytrail.scope.spark_arrow import to_arrow
 from keytrail.scope.spark_merge import same_bytes
 from keytrail.scope.spark_tasks import (
+    EVENT_COLS,
     PASS1_DDL,
+    WHERE_COLS,
     in_place,
     local_path,
     pass1_schema,
@@ -77,11 +82,12 @@ def hold_arrow(seeds: list[str]) -> Callable[[Iterable[Any]], Iterator[Any]]:
 
 class Local(NamedTuple):
     """Pass 1a of the driver (:func:`hold_local`): its ``file``, ``issue`` and ``held`` rows
-    (kind, pickled payload), the Parquet file of its event rows, and round 0's facts of the
-    driver's case over them (:func:`keytrail.scope.facts.duckdb_facts`)."""
+    (kind, pickled payload), its event rows (an Arrow table of :data:`EVENT_COLS` and
+    :data:`WHERE_COLS`), and round 0's facts of the driver's case over them
+    (:func:`keytrail.scope.facts.duckdb_facts`)."""
 
     small: list[tuple[str, bytes]]
-    events: Path
+    events: Any
     facts: Any
 
 
@@ -93,28 +99,32 @@ def hold_local(tmp: Path, files: list[str], seeds: list[str]) -> Local:
     (:attr:`SparkGate.merged`). At 1M events the JVM's start and first plan took about one core
     for 7-10 s and pass 1's job 14 s more (docs/performance.md, spark7).
 
-    The ``file``, ``issue`` and ``held`` rows, a Parquet file of the event rows under ``tmp``
-    (the local tasks read it; 25 MB at 1M: as an Arrow DataFrame made on the driver they took
-    3.2 s more), and what the driver's case needs of them before round 1, computed here by
-    DuckDB (:mod:`keytrail.scope.facts`, the SQL Spark runs over a round's merged rows): Spark
-    then plans no job over them before round 1's (at 1M the cold plans and jobs of their
-    checkpoint and facts took 6-12 s of the driver's wall, docs/performance.md, spark8)."""
+    The ``file``, ``issue`` and ``held`` rows, the event rows (the driver keeps them: Spark
+    never reads them, :attr:`SparkGate.on_driver`), and what the driver's case needs of them
+    before round 1, computed here by DuckDB (:mod:`keytrail.scope.facts`, the SQL Spark runs
+    over a cluster's merged rows): Spark plans no job over them (at 1M the cold plans and jobs
+    of their checkpoint and facts took 6-12 s of the driver's wall, docs/performance.md,
+    spark8)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     tmp.mkdir(exist_ok=True)
     table = pa.Table.from_batches(
         projected(tmp, written(tmp, [(f, None) for f in files]), _Hold(seeds)), pass1_schema()
     )
     small = table.filter(pc.not_equal(table["kind"], "event"))
-    rows = table.filter(pc.equal(table["kind"], "event"))
-    events = tmp / "events.parquet"
-    pq.write_table(rows, events)
+    rows = _event_rows(table)
     kinds, payloads = small["kind"].to_pylist(), small["payload"].to_pylist()
     issues = [pickle.loads(p) for k, p in zip(kinds, payloads, strict=True) if k == "issue"]
     facts = duckdb_facts(rows, issues, seeds)
-    return Local(list(zip(kinds, payloads, strict=True)), events, facts)
+    return Local(list(zip(kinds, payloads, strict=True)), rows, facts)
+
+
+def _event_rows(table: Any) -> Any:
+    """The ``event`` rows of a pass's Arrow ``table`` (:data:`PASS1_DDL`), their columns."""
+    import pyarrow.compute as pc
+
+    return table.filter(pc.equal(table["kind"], "event")).select([*EVENT_COLS, *WHERE_COLS])
 
 
 #: A held file's state as the driver sends it to a round's tasks: format, gzipped, record limit,
@@ -174,9 +184,12 @@ class SparkGate:
         self.parts: list[Any] = []
         self.rows: dict[str, dict[str, Any]] = {}  # a file's row (an opened file: the round's)
         self.issues: list[tuple[Any, ...]] = []
-        #: The first part is pass 1a's rows from the driver's one scratch case
-        #: (:func:`hold_local`): paired and de-duplicated already, no merge of its own.
-        self.merged = False
+        #: Pass 1a ran on the driver (:func:`hold_local`: one scratch case, its rows paired and
+        #: de-duplicated already): the driver holds every loaded row, :attr:`parts` are Arrow
+        #: tables of :data:`EVENT_COLS` and :data:`WHERE_COLS` (a round's rows come back as
+        #: Arrow), merged by DuckDB (:func:`keytrail.scope.spark_merge.merge_local`). Else
+        #: :attr:`parts` are persisted DataFrames of :data:`PASS1_DDL` rows, merged by Spark.
+        self.on_driver = False
         self._held: list[tuple[str, str, bool, int]] = []
         self._where: dict[int, str] = {}  # a held file's id (load order) -> its path
         #: What each pass over the trail read (files, bytes, files opened): the manifest's
@@ -250,11 +263,10 @@ class SparkGate:
 
     def _local(self, local: Local) -> None:
         """Pass 1a from the driver (:func:`hold_local`): the small rows taken here, the event
-        rows' file the first part (merged already: :attr:`merged`; read by the first job that
-        needs it, round 1's merge or the selection)."""
+        rows the first part (merged already; the driver keeps them: :attr:`on_driver`)."""
         self._take(local.small)
-        self.parts.append(self.spark.read.schema(PASS1_DDL).parquet(str(local.events)))
-        self.merged = True
+        self.parts.append(local.events)
+        self.on_driver = True
 
     def _take(self, small: list[tuple[str, bytes]]) -> None:
         """A pass's ``file``, ``issue`` and ``held`` rows into the driver's state."""
@@ -301,8 +313,17 @@ class SparkGate:
         }
         shared = self.spark.sparkContext.broadcast((states, new, slash, whole))
         paths = [self._where[h.file_id] for h in todo]
-        raw = self.source(paths)
-        small = self._add(raw.mapInArrow(round_arrow(shared), PASS1_DDL))
+        frame = self.source(paths).mapInArrow(round_arrow(shared), PASS1_DDL)
+        if self.on_driver:  # the round's rows to the driver, which merges them (one job)
+            import pyarrow.compute as pc
+
+            table = to_arrow(frame)
+            rest = table.filter(pc.not_equal(table["kind"], "event"))
+            small = list(zip(rest["kind"].to_pylist(), rest["payload"].to_pylist(), strict=True))
+            self.parts.append(_event_rows(table))
+            self._take(small)
+        else:
+            small = self._add(frame)
         by_path = {self._where[h.file_id]: h for h in todo}
         opened = 0
         for kind, payload in small:

@@ -12,9 +12,15 @@ of the ids by ``event_uid``:
 2. of the copies of one event, the first in load order (input file order, then record number)
    stays, as the ingest's de-duplication keeps the lowest ``(file_id, record_no)``.
 
+On a local master whose driver ran pass 1a (:func:`keytrail.scope.spark_gate.hold_local`: the
+ingest of one scratch case paired and de-duplicated its rows) the driver holds every loaded row as
+Arrow and merges a gate round's rows itself, by DuckDB (:func:`merge_local`: :func:`merge` with a
+``base``, the same first copy): at 1M a round's merge on Spark was 5-14 s of cold plans and jobs
+(docs/performance.md, spark9 and spark10).
+
 And for a human seed, :func:`person_events` brings to the driver every CloudTrail event of the
 credentials the person/workload classifier may give a person, so it decides them there on the
-same rows as the DuckDB engine does.
+same rows as the DuckDB engine does (:func:`person_events_local`: from the driver's rows).
 """
 
 from __future__ import annotations
@@ -27,14 +33,20 @@ from keytrail.scope.spark_arrow import from_arrow
 if TYPE_CHECKING:
     from keytrail.store.case import CaseStore
 
-#: Marks of a credential the classifier may call a person's (``graph.principal_class``): console,
-#: Identity Center, SAML, MFA, ``sourceIdentity``/``onBehalfOf`` (``human_id``).
-_PERSON_MARKS = (
-    "action IN ('signin:ConsoleLogin', 'signin:SwitchRole')"
-    " OR actor_uid RLIKE ':assumed-role/AWSReservedSSO_' OR actor_type = 'SAMLUser'"
-    " OR human_id IS NOT NULL"
-    """ OR raw RLIKE '"(sessionCredentialFromConsole|mfaAuthenticated)"[ ]*:[ ]*"?true'"""
-)
+
+def _person_marks(match: str) -> str:
+    """Marks of a credential the classifier may call a person's (``graph.principal_class``):
+    console, Identity Center, SAML, MFA, ``sourceIdentity``/``onBehalfOf`` (``human_id``).
+    ``match``: the dialect's regular-expression search, ``{col}`` and ``{pattern}`` in it
+    (Spark's ``RLIKE``, DuckDB's ``regexp_matches``; both find the pattern anywhere)."""
+    sso = match.format(col="actor_uid", pattern="':assumed-role/AWSReservedSSO_'")
+    mfa = match.format(
+        col="raw", pattern="""'"(sessionCredentialFromConsole|mfaAuthenticated)"[ ]*:[ ]*"?true'"""
+    )
+    return (
+        "action IN ('signin:ConsoleLogin', 'signin:SwitchRole')"
+        f" OR {sso} OR actor_type = 'SAMLUser' OR human_id IS NOT NULL OR {mfa}"
+    )
 
 
 #: Events logged more than once up to which their ids are broadcast (about 100 bytes each).
@@ -114,6 +126,44 @@ def merge(events: Any, files: list[str], base: Any = None) -> Any:
     return _first_copies(merged, events.columns)
 
 
+def merge_local(rows: Any, files: list[str], base: Any) -> Any:
+    """:func:`merge` of a gate round's ``rows`` into ``base`` (both Arrow tables of
+    :data:`keytrail.scope.spark_tasks.EVENT_COLS` and ``WHERE_COLS``, ``base`` merged already),
+    by DuckDB on the driver, as an Arrow table: of the copies of one event the first in load
+    order (``files``, then path and record number, as :func:`_first_copies`), the Vault pairing
+    of ``base`` as it stands (a round loads ``Records`` files only). Only the ids the round
+    brings are ranked; the rest of ``base`` is kept as it is."""
+    import duckdb
+    import pyarrow as pa
+
+    order = pa.table(
+        {"ord": pa.array(range(len(files)), pa.int32()), "path": pa.array(files, pa.string())}
+    )
+    cols = ", ".join(base.column_names)
+    con = duckdb.connect()
+    try:
+        for name, table in (("kt_base", base), ("kt_round", rows), ("kt_order", order)):
+            con.register(name, table)
+        return con.sql(
+            f"""
+SELECT {cols} FROM kt_base ANTI JOIN (SELECT DISTINCT event_uid FROM kt_round) USING (event_uid)
+UNION ALL
+SELECT {cols} FROM (
+  SELECT *, row_number() OVER (
+      PARTITION BY event_uid
+      ORDER BY coalesce(ord, {len(files)}) NULLS FIRST, path NULLS FIRST, record_no NULLS FIRST
+    ) AS _n
+  FROM (
+    SELECT {cols} FROM kt_base SEMI JOIN kt_round USING (event_uid)
+    UNION ALL SELECT {cols} FROM kt_round
+  ) LEFT JOIN kt_order USING (path)
+) WHERE _n = 1
+"""
+        ).to_arrow_table()
+    finally:
+        con.close()
+
+
 def _first_copies(merged: Any, columns: list[str]) -> Any:
     """Of the copies of one event in ``merged`` (persisted, with ``ord``), the first in load
     order, persisted and computed; ``merged`` unpersisted."""
@@ -160,11 +210,49 @@ def person_events(store: CaseStore, events: Any, cols: tuple[str, ...]) -> None:
     """Replace, in the driver's case, the summary rows of the credentials that carry a person
     mark (or were issued by SAML federation), and of the credentials that minted them (a
     decision may be inherited), by all their CloudTrail events (``cols``)."""
+    import pyarrow as pa
     from pyspark.sql import functions as F
 
-    con = store.con
     ct = events.where((F.col("source") == "cloudtrail") & F.col("credential_id").isNotNull())
-    marked = {r[0] for r in ct.where(_PERSON_MARKS).select("credential_id").distinct().collect()}
+    marks = _person_marks("{col} RLIKE {pattern}")
+    marked = {r[0] for r in ct.where(marks).select("credential_id").distinct().collect()}
+    creds = _person_creds(store, marked)
+    if not creds:
+        return
+    rows = [
+        tuple(r[c] for c in cols)
+        for r in ct.where(F.col("credential_id").isin(creds)).select(*cols).collect()
+    ]
+    _person_rows(store, creds, pa.table({c: [r[i] for r in rows] for i, c in enumerate(cols)}))
+
+
+def person_events_local(store: CaseStore, events: Any, cols: tuple[str, ...]) -> None:
+    """:func:`person_events` from the driver's rows (``events``: an Arrow table,
+    :func:`merge_local`), by DuckDB in the driver's case."""
+    con = store.con
+    con.register("_kt_rows", events)
+    try:
+        ct = "FROM _kt_rows WHERE source = 'cloudtrail' AND credential_id IS NOT NULL"
+        marks = _person_marks("regexp_matches({col}, {pattern})")
+        marked = {
+            r[0]
+            for r in con.execute(f"SELECT DISTINCT credential_id {ct} AND ({marks})").fetchall()
+        }
+        creds = _person_creds(store, marked)
+        if creds:
+            got = con.sql(
+                f"SELECT {', '.join(cols)} {ct} AND list_contains($c, credential_id)",
+                params={"c": creds},
+            ).to_arrow_table()
+            _person_rows(store, creds, got)
+    finally:
+        con.unregister("_kt_rows")
+
+
+def _person_creds(store: CaseStore, marked: set[str]) -> list[str]:
+    """The credentials :func:`person_events` brings all events of: the ``marked`` ones, those
+    SAML or web-identity federation issued, and the credentials that minted them."""
+    con = store.con
     marked |= {
         str(r[0])
         for r in con.execute(
@@ -175,25 +263,26 @@ def person_events(store: CaseStore, events: Any, cols: tuple[str, ...]) -> None:
     parents = con.execute(
         "SELECT DISTINCT src FROM _kt_mint WHERE list_contains($c, dst)", {"c": sorted(marked)}
     ).fetchall()
-    creds = sorted(marked | {str(r[0]) for r in parents})
-    if not creds:
-        return
-    rows = [
-        tuple(r[c] for c in cols)
-        for r in ct.where(F.col("credential_id").isin(creds)).select(*cols).collect()
-    ]
-    import pyarrow as pa
+    return sorted(marked | {str(r[0]) for r in parents})
 
-    t_person = pa.table({c: [r[i] for r in rows] for i, c in enumerate(cols)})  # noqa: F841
+
+def _person_rows(store: CaseStore, creds: list[str], t_person: Any) -> None:
+    """The summary rows of ``creds`` in the driver's case replaced by their events
+    (``t_person``, an Arrow table of the case's event columns)."""
+    con = store.con
     con.execute(
         "DELETE FROM events WHERE source = 'cloudtrail' AND list_contains($c, credential_id)"
         " AND starts_with(event_uid, 'scope:summary:')",
         {"c": creds},
     )
-    con.execute(
-        f"INSERT INTO events ({', '.join(cols)}) SELECT * FROM t_person"
-        " WHERE event_uid NOT IN (SELECT event_uid FROM events)"
-    )
+    con.register("_kt_person", t_person)
+    try:
+        con.execute(
+            f"INSERT INTO events ({', '.join(t_person.column_names)}) SELECT * FROM _kt_person"
+            " WHERE event_uid NOT IN (SELECT event_uid FROM events)"
+        )
+    finally:
+        con.unregister("_kt_person")
 
 
 def same_bytes(inputs: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
