@@ -4,7 +4,9 @@ Reading ``events.raw`` costs: at a million events it is 1.6 GB of text to decomp
 and parsing it as JSON costs more. Two families need something from every CloudTrail record:
 ``human_use`` (the console-session flag, ``sessionCredentialFromConsole``) and Sigma (the fields
 its rules name). The first of them to run calls :func:`ensure`, which answers both in one query
-over the records (:func:`one_pass_sql`, the flag riding on the same JSON parse) and keeps:
+over the records (:func:`one_pass_sql`, the flag riding on the same JSON parse) and keeps (as
+temporary views over ``raw_pass_cache`` when the cache answers for every record,
+:mod:`.rawcache`; else as temporary tables):
 
 - ``_kt_console_ct(event_uid)``: CloudTrail events whose record has the flag, by the same test
   as for any other record (:func:`console_sql`: the text holds the key and the parsed value is
