@@ -297,3 +297,25 @@ def test_the_cache_the_prefill_brought_up_to_date_is_read_where_it_is(
         cur.close()
     assert views == [("_kt_console_ct",), ("_kt_sigma_hit",)]
     assert _run(path, cfg, keep=False) == _fresh(path, cfg) != []
+
+
+def test_hits_left_by_a_failure_after_the_views_give_the_same_rows(
+    tmp_path: Path, first_case: Path
+) -> None:
+    """When making the views fails half way (here: a table of the second's name is in the way),
+    the rule-by-rule way replaces what was made, views or tables: the same rows."""
+    path = _first(first_case, tmp_path)
+    cfg = load_config(None, rule_ids=RULES)
+    with CaseStore.open(path) as store:
+        cur = store.cursor()
+        cur.execute("CREATE TEMP TABLE _kt_sigma_hit (stale INTEGER)")
+        ensure(Context(cur, cfg, None))
+        rows = cur.execute(
+            "SELECT -1, event_uid FROM _kt_console_ct "
+            "UNION ALL SELECT r, event_uid FROM _kt_sigma_hit"
+        ).fetchall()
+        views = cur.execute(
+            "SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal"
+        ).fetchall()
+        cur.close()
+    assert views == [] and sorted(rows) == _fresh(path, cfg) != []

@@ -92,7 +92,8 @@ def ensure(ctx: Context) -> RawPass:
             made = True
         if not made:
             for t in ("_kt_console_ct", "_kt_sigma_hit"):  # made as views before a failure
-                ctx.cur.execute(f"DROP VIEW IF EXISTS {t}")
+                with contextlib.suppress(Exception):  # a table of that name: replaced below
+                    ctx.cur.execute(f"DROP VIEW IF EXISTS {t}")
             hits_rule_by_rule(ctx, rs, rules)
     if not made:
         ctx.cur.execute(
