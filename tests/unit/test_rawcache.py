@@ -252,3 +252,70 @@ def test_a_new_case_stores_the_cached_event_ids_uncompressed(
     )
     assert {c for (c,) in storage} == {"Uncompressed"}
     assert _stored(path) == _fresh(path, load_config(None, rule_ids=RULES)) != []
+
+
+class _Refuses:
+    """A cache reader whose every query fails: what :func:`rawcache.make` may not ask."""
+
+    keep_raw_pass = True
+
+    @property
+    def cur(self) -> duckdb.DuckDBPyConnection:
+        raise AssertionError("queried the case")
+
+    def scalar(self, sql: str, params: list[object] | None = None) -> object:
+        raise AssertionError(f"queried the case: {sql}")
+
+
+def test_the_cache_the_prefill_brought_up_to_date_is_read_where_it_is(
+    tmp_path: Path, first_case: Path
+) -> None:
+    """The prefill hands over the fingerprint of the query it brought the cache up to date for:
+    ``make`` then takes the cache for that query without checking it again (no query at all),
+    and checks it for any other; the families read the cache in place (views over it, not
+    copies of its rows), the rows those of every record read now."""
+    path = _first(first_case, tmp_path)
+    cfg = load_config(None, rule_ids=RULES)
+    with CaseStore.open(path, read_only=False) as store:
+        fp = prefill(store, cfg)
+    assert fp is not None and fp == _state(path)["fingerprint"]
+    rs = load_rules(cfg.sigma.rules_dir or None)
+
+    def sql_for(where: str | None) -> str:
+        return one_pass_sql(rs, list(rs.rules), (CONSOLE, -1), where, carried=True)
+
+    assert rawcache.fingerprint(sql_for(None)) == fp
+    assert rawcache.make(_Refuses(), sql_for, current=fp) == rawcache.TABLE
+    with pytest.raises(AssertionError, match="queried the case"):
+        rawcache.make(_Refuses(), sql_for, current="another query's")
+    with CaseStore.open(path) as store:
+        cur = store.cursor()
+        ensure(Context(cur, cfg, None))
+        views = cur.execute(
+            "SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal ORDER BY 1"
+        ).fetchall()
+        cur.close()
+    assert views == [("_kt_console_ct",), ("_kt_sigma_hit",)]
+    assert _run(path, cfg, keep=False) == _fresh(path, cfg) != []
+
+
+def test_hits_left_by_a_failure_after_the_views_give_the_same_rows(
+    tmp_path: Path, first_case: Path
+) -> None:
+    """When making the views fails half way (here: a table of the second's name is in the way),
+    the rule-by-rule way replaces what was made, views or tables: the same rows."""
+    path = _first(first_case, tmp_path)
+    cfg = load_config(None, rule_ids=RULES)
+    with CaseStore.open(path) as store:
+        cur = store.cursor()
+        cur.execute("CREATE TEMP TABLE _kt_sigma_hit (stale INTEGER)")
+        ensure(Context(cur, cfg, None))
+        rows = cur.execute(
+            "SELECT -1, event_uid FROM _kt_console_ct "
+            "UNION ALL SELECT r, event_uid FROM _kt_sigma_hit"
+        ).fetchall()
+        views = cur.execute(
+            "SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal"
+        ).fetchall()
+        cur.close()
+    assert views == [] and sorted(rows) == _fresh(path, cfg) != []

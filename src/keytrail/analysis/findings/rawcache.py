@@ -80,13 +80,17 @@ def _digest(ctx: Reader, through: int) -> str:
     return f"{n}:{total}"
 
 
-def make(ctx: Reader, sql_for: Callable[[str | None], str]) -> str:
+def make(ctx: Reader, sql_for: Callable[[str | None], str], current: str | None = None) -> str:
     """A relation (table name or subquery) with the rows of ``sql_for(None)``, the query over
     every CloudTrail record: the stored rows for the records they cover, ``sql_for(where)`` read
     now for the others. With ``ctx.keep_raw_pass`` the cache is first brought up to date and is
     the relation (the rows are written once, not copied from a temporary table); the caller
-    drops the temporary tables named ``_kt_raw_*`` when done."""
+    drops the temporary tables named ``_kt_raw_*`` when done. ``current``: the fingerprint of
+    the query the cache was just brought up to date for, on this case as it is (the snapshot's
+    :func:`.rawpass.prefill`): the cache is the relation when it is this query's, unchecked."""
     fp = fingerprint(sql_for(None))
+    if current is not None and current == fp:
+        return TABLE
     through = _covered(ctx, fp)
     top = int(ctx.scalar("SELECT coalesce(max(file_id), 0) FROM evidence"))
     if through == top:

@@ -4,7 +4,9 @@ Reading ``events.raw`` costs: at a million events it is 1.6 GB of text to decomp
 and parsing it as JSON costs more. Two families need something from every CloudTrail record:
 ``human_use`` (the console-session flag, ``sessionCredentialFromConsole``) and Sigma (the fields
 its rules name). The first of them to run calls :func:`ensure`, which answers both in one query
-over the records (:func:`one_pass_sql`, the flag riding on the same JSON parse) and keeps:
+over the records (:func:`one_pass_sql`, the flag riding on the same JSON parse) and keeps (as
+temporary views over ``raw_pass_cache`` when the cache answers for every record,
+:mod:`.rawcache`; else as temporary tables):
 
 - ``_kt_console_ct(event_uid)``: CloudTrail events whose record has the flag, by the same test
   as for any other record (:func:`console_sql`: the text holds the key and the parsed value is
@@ -60,8 +62,10 @@ def ensure(ctx: Context) -> RawPass:
     from keytrail.analysis.findings import rawcache
     from keytrail.analysis.sigma.rules import load_rules
 
+    filled = None
     if ctx.raw_ready is not None:
-        ctx.raw_ready()  # the snapshot's own cursor is filling the cache (prefill): wait for it
+        # the snapshot's own cursor is filling the cache (prefill): wait for it
+        filled = ctx.raw_ready()
     rs = load_rules(ctx.cfg.sigma.rules_dir or None) if ctx.cfg.sigma.enabled else None
     rules = list(rs.rules) if rs is not None else []
     has_records = _has_records(ctx)
@@ -69,19 +73,27 @@ def ensure(ctx: Context) -> RawPass:
     if rs is not None and rules and has_records:
         with contextlib.suppress(Exception):  # a rule's SQL failed: each part on its own below
             # Kept in the case for the records an earlier snapshot read (findings.rawcache)
-            hits = rawcache.make(ctx, _pass_sql(ctx, rs, rules))
+            sql_for = _pass_sql(ctx, rs, rules)
+            hits = rawcache.make(ctx, sql_for, filled if isinstance(filled, str) else None)
+            # The cache outlives the run: read where it is (views), not copied (891,700 rows
+            # at 1M events); a relation of this run's own temporary tables is copied, and
+            # they are dropped.
+            kind = "VIEW" if hits == rawcache.TABLE else "TABLE"
             ctx.cur.execute(
-                f"""CREATE OR REPLACE TEMP TABLE _kt_console_ct AS
+                f"""CREATE OR REPLACE TEMP {kind} _kt_console_ct AS
                     SELECT event_uid FROM {hits} WHERE r = -1"""
             )
             ctx.cur.execute(
-                f"""CREATE OR REPLACE TEMP TABLE _kt_sigma_hit AS
+                f"""CREATE OR REPLACE TEMP {kind} _kt_sigma_hit AS
                     SELECT r, event_uid FROM {hits} WHERE r >= 0"""
             )
             for t in ("_kt_raw_all", "_kt_raw_new"):
                 ctx.cur.execute(f"DROP TABLE IF EXISTS {t}")
             made = True
         if not made:
+            for t in ("_kt_console_ct", "_kt_sigma_hit"):  # made as views before a failure
+                with contextlib.suppress(Exception):  # a table of that name: replaced below
+                    ctx.cur.execute(f"DROP VIEW IF EXISTS {t}")
             hits_rule_by_rule(ctx, rs, rules)
     if not made:
         ctx.cur.execute(
@@ -128,7 +140,7 @@ class _Cursor:
         return None if row is None else row[0]
 
 
-def prefill(store: CaseStore, cfg: FindingsConfig) -> None:
+def prefill(store: CaseStore, cfg: FindingsConfig) -> str | None:
     """Bring ``raw_pass_cache`` up to date on a cursor of its own (``store`` writable).
 
     The snapshot runs this on a pool thread from its start, beside the context tables and the
@@ -138,9 +150,15 @@ def prefill(store: CaseStore, cfg: FindingsConfig) -> None:
     following it. It needs none of the findings' temporary tables and writes only the cache
     (:func:`.rawcache.make`, its own transaction). Nothing here can change an answer: whatever
     fails is left as it was, :func:`ensure` then meets the same state (a stale or absent cache,
-    a failing rule) and does what it does without a prefill."""
+    a failing rule) and does what it does without a prefill.
+
+    Returns the fingerprint of the query the cache now answers for every file of the case
+    (:func:`.rawcache.fingerprint`; ``None``: nothing made): :func:`ensure` then takes the cache
+    as it is when its own query has that fingerprint, without checking it again (the digest of
+    every CloudTrail event, 0.03-0.05 CPU-s at 1M events); the writer that holds the case
+    between the two adds no file."""
     if not cfg.sigma.enabled:
-        return
+        return None
     from keytrail.analysis.findings import rawcache
     from keytrail.analysis.sigma.rules import load_rules
 
@@ -151,9 +169,12 @@ def prefill(store: CaseStore, cfg: FindingsConfig) -> None:
             rules = list(rs.rules)
             reader = _Cursor(cur)
             if rules and _has_records(reader):
-                rawcache.make(reader, _pass_sql(reader, rs, rules))
+                sql_for = _pass_sql(reader, rs, rules)
+                if rawcache.make(reader, sql_for) == rawcache.TABLE:
+                    return rawcache.fingerprint(sql_for(None))
     finally:
         cur.close()
+    return None
 
 
 def _hits_sql(rules: list[tuple[int, SigmaRule]]) -> str:
