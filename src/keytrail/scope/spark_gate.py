@@ -106,25 +106,26 @@ def hold_local(tmp: Path, files: list[str], seeds: list[str]) -> Local:
     of their checkpoint and facts took 6-12 s of the driver's wall, docs/performance.md,
     spark8)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     tmp.mkdir(exist_ok=True)
     table = pa.Table.from_batches(
         projected(tmp, written(tmp, [(f, None) for f in files]), _Hold(seeds)), pass1_schema()
     )
-    small = table.filter(pc.not_equal(table["kind"], "event"))
-    rows = _event_rows(table)
-    kinds, payloads = small["kind"].to_pylist(), small["payload"].to_pylist()
-    issues = [pickle.loads(p) for k, p in zip(kinds, payloads, strict=True) if k == "issue"]
+    small, rows = _split(table)
+    issues = [pickle.loads(p) for k, p in small if k == "issue"]
     facts = duckdb_facts(rows, issues, seeds)
-    return Local(list(zip(kinds, payloads, strict=True)), rows, facts)
+    return Local(small, rows, facts)
 
 
-def _event_rows(table: Any) -> Any:
-    """The ``event`` rows of a pass's Arrow ``table`` (:data:`PASS1_DDL`), their columns."""
+def _split(table: Any) -> tuple[list[tuple[str, bytes]], Any]:
+    """A pass's Arrow ``table`` (:data:`PASS1_DDL`): its ``file``, ``issue`` and ``held`` rows
+    (kind, pickled payload), and its ``event`` rows' :data:`EVENT_COLS` and :data:`WHERE_COLS`."""
     import pyarrow.compute as pc
 
-    return table.filter(pc.equal(table["kind"], "event")).select([*EVENT_COLS, *WHERE_COLS])
+    rest = table.filter(pc.not_equal(table["kind"], "event"))
+    small = list(zip(rest["kind"].to_pylist(), rest["payload"].to_pylist(), strict=True))
+    events = table.filter(pc.equal(table["kind"], "event")).select([*EVENT_COLS, *WHERE_COLS])
+    return small, events
 
 
 #: A held file's state as the driver sends it to a round's tasks: format, gzipped, record limit,
@@ -315,12 +316,8 @@ class SparkGate:
         paths = [self._where[h.file_id] for h in todo]
         frame = self.source(paths).mapInArrow(round_arrow(shared), PASS1_DDL)
         if self.on_driver:  # the round's rows to the driver, which merges them (one job)
-            import pyarrow.compute as pc
-
-            table = to_arrow(frame)
-            rest = table.filter(pc.not_equal(table["kind"], "event"))
-            small = list(zip(rest["kind"].to_pylist(), rest["payload"].to_pylist(), strict=True))
-            self.parts.append(_event_rows(table))
+            small, events = _split(to_arrow(frame))
+            self.parts.append(events)
             self._take(small)
         else:
             small = self._add(frame)
