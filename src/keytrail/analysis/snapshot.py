@@ -122,6 +122,7 @@ RANK_HAYSTACK = (
 )
 
 
+_RANK_ROWS = "SELECT * EXCLUDE (score) FROM rank_cache"
 _RANK_ORDER = " ORDER BY score DESC, events DESC, credential_id"
 
 
@@ -129,7 +130,7 @@ def rank_rows(store: CaseStore, limit: int | None = None) -> list[dict[str, Any]
     """Stored ranking rows, highest score first, or ``None`` when there is no valid snapshot."""
     if not _valid(store, RANK_KEY, code_fingerprint()):
         return None
-    sql = "SELECT * EXCLUDE (score) FROM rank_cache" + _RANK_ORDER
+    sql = _RANK_ROWS + _RANK_ORDER
     return store.query(sql + (f" LIMIT {int(limit)}" if limit is not None else ""))
 
 
@@ -147,7 +148,7 @@ def rank_page(
     page = f" LIMIT {int(limit)} OFFSET {int(offset)}"
     if not contains:
         total = int(store.scalar("SELECT count(*) FROM rank_cache") or 0)
-        return store.query("SELECT * EXCLUDE (score) FROM rank_cache" + _RANK_ORDER + page), total
+        return store.query(_RANK_ROWS + _RANK_ORDER + page), total
     where = f" WHERE contains({RANK_HAYSTACK}, lower(?))"
     rows = store.query(
         "SELECT * EXCLUDE (score), count(*) OVER () AS _kt_matched FROM rank_cache"

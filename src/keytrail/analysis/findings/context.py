@@ -113,9 +113,9 @@ class Context:
         """What :func:`keytrail.analysis.findings.rawpass.ensure` made (once per run)."""
         self.keep_raw_pass = False
         """Store the raw pass's rows in the case (:mod:`.rawcache`; the snapshot refresh)."""
-        self.raw_ready: Callable[[], object] | None = None
+        self.raw_ready: Callable[[], str | None] | None = None
         """Called before the raw pass is read: waits for the snapshot's prefill of the cache
-        (:func:`keytrail.analysis.findings.rawpass.prefill`)."""
+        (:func:`keytrail.analysis.findings.rawpass.prefill`) and returns what it returned."""
         if shared is not None:
             for c in (cur, helper) if helper is not None else (cur,):
                 c.execute(f"SET search_path = 'main,{shared}.main'")

@@ -74,7 +74,7 @@ def ensure(ctx: Context) -> RawPass:
         with contextlib.suppress(Exception):  # a rule's SQL failed: each part on its own below
             # Kept in the case for the records an earlier snapshot read (findings.rawcache)
             sql_for = _pass_sql(ctx, rs, rules)
-            hits = rawcache.make(ctx, sql_for, filled if isinstance(filled, str) else None)
+            hits = rawcache.make(ctx, sql_for, filled)
             # The cache outlives the run: read where it is (views), not copied (891,700 rows
             # at 1M events); a relation of this run's own temporary tables is copied, and
             # they are dropped.

@@ -56,13 +56,14 @@ def live_findings(
     cfg: FindingsConfig,
     baseline_until: datetime | None = None,
     keep_raw_pass: bool = False,
-    raw_ready: Callable[[], object] | None = None,
+    raw_ready: Callable[[], str | None] | None = None,
     beside: bool = False,
     raw_done: Callable[[], bool] | None = None,
 ) -> list[Finding]:
     """Run every enabled rule family now (no snapshot), highest level first, then by first_seen.
     ``keep_raw_pass``: store the raw pass's rows in the case (:mod:`.rawcache`; writable store).
-    ``raw_ready``: waits for another cursor's fill of that cache (:func:`.rawpass.prefill`);
+    ``raw_ready``: waits for another cursor's fill of that cache (:func:`.rawpass.prefill`)
+    and returns what the fill returned;
     the families that read it then run after the others, so the fill overlaps them; with
     ``raw_done`` (true once the fill is over) and ``beside``, a cursor takes them as soon as the
     fill is over (a later snapshot: the cache was current), not last.

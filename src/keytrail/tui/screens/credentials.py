@@ -118,6 +118,8 @@ class CredentialsScreen(CaseScreen):
         self._how = "ranked"
         #: How many credentials the case ranks (the unfiltered count, when paged).
         self.total = 0
+        #: :func:`keytrail.analysis.answers.rank_page` (``None``: no analysis in this build).
+        self._pager = core.engine(core.RANK_PAGE)
 
     def compose(self) -> ComposeResult:
         yield from self.compose_frame()
@@ -126,8 +128,7 @@ class CredentialsScreen(CaseScreen):
         yield Static(id="status")
 
     def on_mount(self) -> None:
-        page = core.engine(core.RANK_PAGE)
-        if core.engine(core.RANK) is None or page is None:
+        if core.engine(core.RANK) is None or self._pager is None:
             self.load(RankingLoaded, lambda s: RankingLoaded("fallback", _fallback_rank(s.con)))
         else:
             # With a current analysis snapshot the list reads the stored ranking a page at a
@@ -137,9 +138,8 @@ class CredentialsScreen(CaseScreen):
         self.status(Text("ranking… (Escape cancels)", style="dim"))
 
     def _load_page(self, contains: str) -> None:
-        page = core.engine(core.RANK_PAGE)
+        page = self._pager
         assert page is not None
-
         known = self.total  # the unfiltered count, once read
 
         def first(s: Any) -> RankingPaged:
@@ -160,7 +160,7 @@ class CredentialsScreen(CaseScreen):
             return
         first, matched = message.page
         self.total = message.total
-        page = core.engine(core.RANK_PAGE)
+        page = self._pager
         assert page is not None
         store, contains = self.store, message.contains
 
